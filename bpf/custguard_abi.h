@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * custguard kernel/user ABI: every struct shared between the BPF programs and the
+ * daemon. Plain C types, explicit padding, fixed sizes; the C++ side asserts sizes and
+ * offsets (daemon/abi_check.cpp). Bump CG_ABI_VERSION on any layout change: pinned maps
+ * of another version are not adopted but replaced.
+ */
+#ifndef CUSTGUARD_ABI_H
+#define CUSTGUARD_ABI_H
+
+#ifdef __BPF__
+/* vmlinux.h provides __u32 and friends */
+#else
+#include <linux/types.h>
+#endif
+
+#define CG_ABI_VERSION 1
+
+#define CG_COMM_LEN 16
+#define CG_PATH_LEN 256
+#define CG_MAX_ZONES 65536
+#define CG_MAX_ROOTS 65536
+#define CG_MAX_SUBJECTS 262144
+#define CG_MAX_GRANTS 65536
+#define CG_MAX_PROGRAMS 16384
+#define CG_MAX_GROUPS 32    /* supplementary groups checked per open */
+#define CG_MAX_DEPTH 32     /* ancestors walked to find a zone root */
+
+/* Decision, as recorded in events. */
+enum cg_decision {
+	CG_DECISION_ALLOW = 0,
+	CG_DECISION_AUDIT = 1,
+	CG_DECISION_DENY = 2,
+};
+
+/* Why (mirrors custguard::policy::Rule). */
+enum cg_rule {
+	CG_RULE_OUTSIDE = 0,
+	CG_RULE_USER = 1,
+	CG_RULE_GROUP = 2,
+	CG_RULE_GRANT = 3,
+	CG_RULE_NOT_ALLOWED = 4,
+	CG_RULE_PROGRAM = 5,
+};
+
+/* What the event is about. */
+enum cg_event_kind {
+	CG_EV_OPEN = 1,       /* open of a zone file */
+	CG_EV_LINK = 2,       /* hard link to a zone file */
+	CG_EV_RENAME = 3,     /* rename/move of a zone file or tree */
+	CG_EV_UNLINK = 4,
+};
+
+/* zone_flags bits */
+#define CG_ZONE_VIOLATION_AUDIT (1u << 0) /* else deny */
+#define CG_ZONE_RECORD_ALLOWED (1u << 1)
+#define CG_ZONE_SENSITIVE (1u << 2)
+#define CG_ZONE_PROGRAMS (1u << 3) /* allow_programs must match too */
+
+/* Map: zone roots, (dev, ino) of a file or directory -> zone id. */
+struct cg_inode_key {
+	__u64 dev;  /* kernel dev_t (new_encode_dev on the user side) */
+	__u64 ino;
+};
+
+struct cg_zone_root {
+	__u32 zone_id;
+	__u32 _pad;
+};
+
+/* Map: zone id -> settings. */
+struct cg_zone {
+	__u32 flags;
+	__u32 _pad;
+};
+
+/* Map: (zone, kind, id) -> present. kind: 0 uid, 1 gid. */
+struct cg_subject_key {
+	__u32 zone_id;
+	__u32 kind;
+	__u32 id;
+	__u32 _pad;
+};
+
+/* Map: (zone, uid) -> expiry in CLOCK_REALTIME seconds. */
+struct cg_grant_key {
+	__u32 zone_id;
+	__u32 uid;
+};
+
+struct cg_grant {
+	__u64 expires_at;
+};
+
+/* Map: (zone, exe dev, exe ino) -> present. */
+struct cg_program_key {
+	__u32 zone_id;
+	__u32 _pad;
+	__u64 dev;
+	__u64 ino;
+};
+
+/*
+ * One event per decided operation on a zone file. Produced by the BPF-LSM enforcer in
+ * the ring buffer and, with identical contents, by the fanotify enforcer in user space.
+ */
+struct cg_event {
+	__u32 abi_version;
+	__u32 kind;       /* enum cg_event_kind */
+	__u64 ts_ns;      /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u32 pid;        /* thread id */
+	__u32 tgid;       /* process id */
+	__u32 uid;        /* fsuid */
+	__u32 gid;        /* fsgid */
+	__u32 loginuid;   /* audit loginuid, 4294967295 when unset */
+	__u32 zone_id;
+	__u32 decision;   /* enum cg_decision */
+	__u32 rule;       /* enum cg_rule */
+	__u32 open_flags; /* file->f_flags */
+	__u32 _pad;
+	__u64 dev;        /* of the file */
+	__u64 ino;
+	__u64 exe_dev;    /* of the executable */
+	__u64 exe_ino;
+	char comm[CG_COMM_LEN];
+	char path[CG_PATH_LEN];  /* NUL-terminated; may be truncated */
+};
+
+/* Ring-buffer drop counter, per CPU, key 0. */
+struct cg_stats {
+	__u64 events;
+	__u64 dropped;
+	__u64 denied;
+};
+
+#endif /* CUSTGUARD_ABI_H */

@@ -1,0 +1,37 @@
+// Access events as every sensor delivers them to the event pipeline.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "custguard_abi.h"
+
+namespace custguard::daemon {
+
+// Which sensor saw the event.
+enum class Sensor : std::uint8_t { bpf_lsm, fanotify, audit };
+std::string_view to_string(Sensor);
+
+// One decided operation on a zone file, before enrichment. `raw` has the same contents
+// whichever enforcer produced it; `path` is the full path where user space knows a
+// longer one than raw.path can hold.
+struct AccessEvent {
+    cg_event raw{};
+    std::string path;
+    Sensor sensor = Sensor::fanotify;
+    std::int64_t realtime_ns = 0;  // wall-clock time the sensor saw it
+};
+
+// Called from sensor threads; must be thread-safe and must not block for long.
+using EventHandler = std::function<void(AccessEvent&&)>;
+
+// Counters a sensor reports for `custguardctl status` and lost-event records.
+struct SensorCounters {
+    std::uint64_t events = 0;   // events delivered
+    std::uint64_t dropped = 0;  // events lost before delivery (ring buffer full, ...)
+    std::uint64_t denied = 0;
+    std::uint64_t errors = 0;
+};
+
+}  // namespace custguard::daemon

@@ -1,0 +1,63 @@
+// Compile a policy into the rows the enforcers' tables hold. Both enforcers (BPF LSM maps
+// and the fanotify decision tables) load exactly these rows; paths are resolved to
+// (dev, ino) by the daemon, since that needs syscalls.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "custguard/policy/policy.hpp"
+
+namespace custguard::policy {
+
+// Zone ids are 1-based in policy order; 0 means "no zone".
+struct CompiledZone {
+    std::uint32_t id = 0;
+    std::string name;
+    Sensitivity sensitivity = Sensitivity::personal;
+    Violation on_violation = Violation::deny;
+    bool record_allowed = true;
+    bool programs_required = false;  // allow_programs is non-empty
+
+    bool operator==(const CompiledZone&) const = default;
+};
+
+struct ZoneRoot {
+    std::string path;      // a file or a directory tree
+    std::uint32_t zone_id = 0;
+    bool operator==(const ZoneRoot&) const = default;
+};
+
+enum class SubjectKind : std::uint8_t { uid, gid };
+struct SubjectRow {
+    std::uint32_t zone_id = 0;
+    SubjectKind kind = SubjectKind::uid;
+    std::uint32_t id = 0;
+    bool operator==(const SubjectRow&) const = default;
+};
+
+struct ProgramRow {
+    std::uint32_t zone_id = 0;
+    std::string path;
+    bool operator==(const ProgramRow&) const = default;
+};
+
+struct GrantRow {
+    std::uint32_t zone_id = 0;
+    std::uint32_t uid = 0;
+    std::uint64_t expires_at = 0;  // seconds since the epoch
+    bool operator==(const GrantRow&) const = default;
+};
+
+struct Compiled {
+    std::vector<CompiledZone> zones;
+    std::vector<ZoneRoot> roots;       // sorted by path
+    std::vector<SubjectRow> subjects;  // sorted, unique
+    std::vector<ProgramRow> programs;  // sorted, unique
+    std::vector<GrantRow> grants;      // sorted; one row per (zone, uid): latest expiry
+};
+
+Compiled compile(const Policy& policy);
+
+}  // namespace custguard::policy

@@ -1,0 +1,62 @@
+// Decide an access request against a policy. Built once per policy (indexes), then
+// evaluate() is allocation-free and its cost does not grow with the number of zones,
+// users or grants: one hash lookup per path component, one per subject id.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "custguard/policy/policy.hpp"
+
+namespace custguard::policy {
+
+struct AccessRequest {
+    std::string_view path;   // absolute path of the opened file
+    std::uint32_t uid = 0;   // fsuid
+    std::span<const std::uint32_t> gids;  // primary and supplementary groups
+    std::string_view exe;    // executable path ("" when unknown)
+    std::uint64_t now = 0;   // seconds since the epoch, for grants
+};
+
+enum class Rule : std::uint8_t {
+    outside_zones,        // no zone contains the path
+    allowed_user,         // uid listed in allow_users
+    allowed_group,        // a gid listed in allow_users as %group
+    grant,                // a temporary grant that has not expired
+    not_allowed,          // neither user nor group nor grant
+    program_not_allowed,  // user allowed, but the executable is not in allow_programs
+};
+std::string_view to_string(Rule);
+
+struct Decision {
+    Action action = Action::allow;
+    const Zone* zone = nullptr;  // nullptr outside every zone
+    Rule rule = Rule::outside_zones;
+    bool record = false;         // write an access record (audit and deny always do)
+
+    // A sentence for people: "alice is allowed by allow_users of zone customers".
+    std::string reason() const;
+};
+
+class Evaluator {
+public:
+    explicit Evaluator(const Policy& policy);
+    ~Evaluator();
+    Evaluator(Evaluator&&) noexcept;
+    Evaluator& operator=(Evaluator&&) noexcept;
+
+    // The zone holding `path` (the deepest one for nested zones), or nullptr.
+    const Zone* zone_of(std::string_view path) const;
+    Decision evaluate(const AccessRequest& request) const;
+
+private:
+    struct Index;
+    std::unique_ptr<Index> index_;
+};
+
+// Convenience for one-off decisions; builds an Evaluator each call.
+Decision evaluate(const Policy& policy, const AccessRequest& request);
+
+}  // namespace custguard::policy

@@ -1,0 +1,162 @@
+// custguard policy model: the parsed, validated and merged policy.
+// Pure: no syscalls, no logging, no clock or NSS lookups. Names are resolved through the
+// Resolver the caller injects; time arrives as a parameter.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "custguard/policy/diagnostic.hpp"
+
+namespace custguard::policy {
+
+enum class Sensitivity : std::uint8_t { personal, sensitive };
+enum class Violation : std::uint8_t { deny, audit };
+// What a decision does. For file access only allow/audit/deny occur; hold is for print.
+enum class Action : std::uint8_t { allow, audit, deny, hold };
+enum class EnforcerChoice : std::uint8_t { automatic, bpf_lsm, fanotify, none };
+enum class BulkAction : std::uint8_t { alert, revoke };
+enum class UnreadableDocuments : std::uint8_t { allow, audit, deny, hold };
+
+std::string_view to_string(Sensitivity);
+std::string_view to_string(Violation);
+std::string_view to_string(Action);
+std::string_view to_string(EnforcerChoice);
+std::string_view to_string(BulkAction);
+std::optional<Action> parse_action(std::string_view);
+std::optional<EnforcerChoice> parse_enforcer(std::string_view);
+
+// Where a value came from: the policy file, a drop-in, or the CLI-managed state.
+enum class OriginKind : std::uint8_t { policy, dropin, state };
+struct Origin {
+    OriginKind kind = OriginKind::policy;
+    SourcePos pos;
+};
+
+// A user ("alice") or a group ("%sales"), resolved to a numeric id.
+struct Principal {
+    enum class Kind : std::uint8_t { user, group };
+    Kind kind = Kind::user;
+    std::string name;  // without the leading '%'
+    std::uint32_t id = 0;
+    Origin origin;
+    std::string spelled() const { return kind == Kind::group ? "%" + name : name; }
+};
+
+// An IPv4/IPv6 network, or a host name kept for enforcers that resolve it.
+struct ClientMatch {
+    std::string text;  // as written
+    std::optional<std::string> hostname;
+    std::uint8_t family = 0;  // 4 or 6 when numeric
+    std::uint8_t prefix = 0;
+    std::uint8_t addr[16] = {};
+    Origin origin;
+};
+
+// vendor:product[:serial] of a removable medium; stored, enforced where supported.
+struct MediaMatch {
+    std::string vendor;
+    std::string product;
+    std::string serial;  // empty: any serial
+    Origin origin;
+};
+
+struct PathEntry {
+    std::string path;  // absolute, normalised, no trailing '/'
+    Origin origin;
+};
+
+struct ProgramEntry {
+    std::string path;
+    Origin origin;
+};
+
+struct Zone {
+    std::string name;
+    Origin origin;
+    std::vector<PathEntry> paths;
+    Sensitivity sensitivity = Sensitivity::personal;
+    Violation on_violation = Violation::deny;
+    bool record_allowed = true;
+    std::vector<Principal> allow_users;
+    std::vector<ProgramEntry> allow_programs;
+    std::vector<ClientMatch> allow_clients;
+    std::vector<MediaMatch> allow_media;
+    std::vector<std::string> notify;
+};
+
+struct PrintPolicy {
+    Action action = Action::hold;
+    std::vector<std::string> allow_printers;
+    std::vector<Principal> allow_users;
+    std::vector<std::string> detectors;
+    std::uint32_t threshold = 3;
+    std::vector<std::string> keywords;
+    std::uint32_t keyword_proximity = 40;  // characters between two keyword hits
+    UnreadableDocuments unreadable = UnreadableDocuments::hold;
+    std::vector<std::string> notify;
+    Origin origin;
+};
+
+struct MailSettings {
+    std::string smtp = "smtp://127.0.0.1:25";
+    std::string from;
+    bool starttls = false;
+    std::string username;
+    std::string password_file;
+    Origin origin;
+};
+
+struct NotifyTarget {
+    std::string name;
+    std::vector<std::string> mail;
+    std::string webhook;
+    std::uint32_t digest_seconds = 900;
+    Origin origin;
+};
+
+struct BulkPolicy {
+    std::uint32_t max_files = 0;  // 0: off
+    std::uint64_t max_bytes = 0;  // 0: off
+    std::uint32_t window_seconds = 600;
+    BulkAction action = BulkAction::alert;
+    std::uint32_t cooldown_seconds = 900;
+    std::vector<std::string> notify;
+    Origin origin;
+};
+
+struct DaemonSettings {
+    EnforcerChoice enforcer = EnforcerChoice::automatic;
+    std::string state_dir = "/var/lib/custguard";
+    Origin origin;
+};
+
+// A temporary grant: access to a zone for a user until an absolute time (seconds since
+// the Unix epoch, supplied by the caller).
+struct Grant {
+    std::string zone;
+    std::string user;
+    std::uint32_t uid = 0;
+    std::uint64_t expires_at = 0;
+    std::string reason;
+    std::string granted_by;
+    Origin origin;
+};
+
+struct Policy {
+    DaemonSettings daemon;
+    std::vector<Zone> zones;
+    PrintPolicy print;
+    MailSettings mail;
+    std::vector<NotifyTarget> notify_targets;
+    BulkPolicy bulk;
+    std::vector<Grant> grants;
+
+    const Zone* find_zone(std::string_view name) const;
+    const NotifyTarget* find_notify(std::string_view name) const;
+};
+
+}  // namespace custguard::policy
