@@ -39,7 +39,7 @@ struct Loaded {
     Diagnostics warnings;
 };
 
-// Errors carry every diagnostic found (errors and warnings), in source order.
+// Errors carry every diagnostic found (errors and warnings), in the order found.
 tl::expected<Loaded, Diagnostics> load(const LoadInput& input, const Resolver& resolver);
 
 // Parse a duration such as "90s", "15m", "1h", "2d" (or a bare number of seconds).

@@ -1,0 +1,52 @@
+#include "custguard/policy/compile.hpp"
+
+#include <algorithm>
+#include <map>
+
+namespace custguard::policy {
+
+namespace {
+template <typename T>
+void sort_unique(std::vector<T>& rows, auto less) {
+    std::sort(rows.begin(), rows.end(), less);
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+}
+}  // namespace
+
+Compiled compile(const Policy& policy) {
+    Compiled out;
+    std::map<std::string_view, std::uint32_t> zone_ids;
+    for (std::uint32_t i = 0; i < policy.zones.size(); ++i) {
+        const Zone& z = policy.zones[i];
+        std::uint32_t id = i + 1;
+        zone_ids.emplace(z.name, id);
+        out.zones.push_back({id, z.name, z.sensitivity, z.on_violation, z.record_allowed,
+                             !z.allow_programs.empty()});
+        for (const auto& p : z.paths) out.roots.push_back({p.path, id});
+        for (const auto& u : z.allow_users)
+            out.subjects.push_back(
+                {id, u.kind == Principal::Kind::user ? SubjectKind::uid : SubjectKind::gid, u.id});
+        for (const auto& prog : z.allow_programs) out.programs.push_back({id, prog.path});
+    }
+    std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> grants;
+    for (const auto& g : policy.grants) {
+        auto it = zone_ids.find(g.zone);
+        if (it == zone_ids.end()) continue;
+        auto& expiry = grants[{it->second, g.uid}];
+        expiry = std::max(expiry, g.expires_at);
+    }
+    for (const auto& [key, expiry] : grants) out.grants.push_back({key.first, key.second, expiry});
+
+    sort_unique(out.roots, [](const ZoneRoot& a, const ZoneRoot& b) {
+        return std::tie(a.path, a.zone_id) < std::tie(b.path, b.zone_id);
+    });
+    sort_unique(out.subjects, [](const SubjectRow& a, const SubjectRow& b) {
+        return std::tie(a.zone_id, a.kind, a.id) < std::tie(b.zone_id, b.kind, b.id);
+    });
+    sort_unique(out.programs, [](const ProgramRow& a, const ProgramRow& b) {
+        return std::tie(a.zone_id, a.path) < std::tie(b.zone_id, b.path);
+    });
+    return out;
+}
+
+}  // namespace custguard::policy

@@ -1,0 +1,167 @@
+#include "custguard/policy/evaluate.hpp"
+
+#include <bitset>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace custguard::policy {
+namespace {
+
+struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+        return std::hash<std::string_view>{}(s);
+    }
+};
+
+std::uint64_t pair_key(std::uint32_t a, std::uint32_t b) {
+    return (static_cast<std::uint64_t>(a) << 32) | b;
+}
+
+}  // namespace
+
+// Indexes built once per policy. Lookups are hash lookups keyed by what the request
+// carries, so the cost depends on the request (path depth, number of groups), never on
+// the number of zones, users or grants.
+struct Evaluator::Index {
+    const Policy* policy = nullptr;
+    std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> roots;
+    // Only prefixes whose length some root has are hashed: with few zones, most
+    // components of a path are skipped without hashing.
+    std::bitset<4097> root_lengths;
+    std::size_t max_root_length = 0;
+    std::unordered_set<std::uint64_t> users;   // (zone index, uid)
+    std::unordered_set<std::uint64_t> groups;  // (zone index, gid)
+    std::unordered_map<std::uint64_t, std::uint64_t> grants;  // (zone index, uid) -> expiry
+    std::vector<std::unordered_set<std::string, StringHash, std::equal_to<>>> programs;
+
+    std::uint32_t zone_index_of(std::string_view path) const {
+        // Deepest root first: walk from the whole path to its shortest ancestor.
+        std::size_t len = std::min(path.size(), max_root_length);
+        if (len < path.size()) {
+            len = path.rfind('/', len);
+            if (len == std::string_view::npos) return 0;
+        }
+        while (len > 0) {
+            if (len < root_lengths.size() ? root_lengths.test(len) : true) {
+                if (path.size() == len || path[len] == '/') {
+                    auto it = roots.find(path.substr(0, len));
+                    if (it != roots.end()) return it->second;
+                }
+            }
+            len = path.rfind('/', len - 1);
+            if (len == std::string_view::npos) break;
+        }
+        return 0;
+    }
+};
+
+Evaluator::Evaluator(const Policy& policy) : index_(std::make_unique<Index>()) {
+    auto& ix = *index_;
+    ix.policy = &policy;
+    ix.programs.resize(policy.zones.size());
+    for (std::uint32_t z = 0; z < policy.zones.size(); ++z) {
+        const Zone& zone = policy.zones[z];
+        for (const auto& p : zone.paths) {
+            ix.roots.emplace(p.path, z + 1);
+            if (p.path.size() < ix.root_lengths.size()) ix.root_lengths.set(p.path.size());
+            ix.max_root_length = std::max(ix.max_root_length, p.path.size());
+        }
+        for (const auto& u : zone.allow_users)
+            (u.kind == Principal::Kind::user ? ix.users : ix.groups).insert(pair_key(z, u.id));
+        for (const auto& prog : zone.allow_programs) ix.programs[z].insert(prog.path);
+    }
+    for (const auto& g : policy.grants) {
+        for (std::uint32_t z = 0; z < policy.zones.size(); ++z) {
+            if (policy.zones[z].name != g.zone) continue;
+            auto& expiry = ix.grants[pair_key(z, g.uid)];
+            expiry = std::max(expiry, g.expires_at);
+        }
+    }
+}
+
+Evaluator::~Evaluator() = default;
+Evaluator::Evaluator(Evaluator&&) noexcept = default;
+Evaluator& Evaluator::operator=(Evaluator&&) noexcept = default;
+
+const Zone* Evaluator::zone_of(std::string_view path) const {
+    auto z = index_->zone_index_of(path);
+    return z == 0 ? nullptr : &index_->policy->zones[z - 1];
+}
+
+Decision Evaluator::evaluate(const AccessRequest& request) const {
+    const auto& ix = *index_;
+    Decision d;
+    auto z = ix.zone_index_of(request.path);
+    if (z == 0) return d;  // allow, outside_zones, not recorded
+    std::uint32_t zi = z - 1;
+    const Zone& zone = ix.policy->zones[zi];
+    d.zone = &zone;
+
+    Rule granted = Rule::not_allowed;
+    if (ix.users.count(pair_key(zi, request.uid))) {
+        granted = Rule::allowed_user;
+    } else {
+        for (auto gid : request.gids) {
+            if (ix.groups.count(pair_key(zi, gid))) {
+                granted = Rule::allowed_group;
+                break;
+            }
+        }
+        if (granted == Rule::not_allowed && !ix.grants.empty()) {
+            auto it = ix.grants.find(pair_key(zi, request.uid));
+            if (it != ix.grants.end() && it->second > request.now) granted = Rule::grant;
+        }
+    }
+    if (granted != Rule::not_allowed && !ix.programs[zi].empty() &&
+        !ix.programs[zi].count(request.exe))
+        granted = Rule::program_not_allowed;
+
+    if (granted == Rule::not_allowed || granted == Rule::program_not_allowed) {
+        d.rule = granted;
+        d.action = zone.on_violation == Violation::deny ? Action::deny : Action::audit;
+        d.record = true;
+    } else {
+        d.rule = granted;
+        d.action = zone.record_allowed ? Action::audit : Action::allow;
+        d.record = zone.record_allowed;
+    }
+    return d;
+}
+
+Decision evaluate(const Policy& policy, const AccessRequest& request) {
+    return Evaluator(policy).evaluate(request);
+}
+
+std::string_view to_string(Rule rule) {
+    switch (rule) {
+    case Rule::outside_zones: return "outside_zones";
+    case Rule::allowed_user: return "allowed_user";
+    case Rule::allowed_group: return "allowed_group";
+    case Rule::grant: return "grant";
+    case Rule::not_allowed: return "not_allowed";
+    case Rule::program_not_allowed: return "program_not_allowed";
+    }
+    return "?";
+}
+
+std::string Decision::reason() const {
+    if (!zone) return "the file is outside every zone";
+    std::string z = "zone '" + zone->name + "'";
+    switch (rule) {
+    case Rule::allowed_user: return "the user is listed in allow_users of " + z;
+    case Rule::allowed_group: return "a group of the user is listed in allow_users of " + z;
+    case Rule::grant: return "the user holds a temporary grant for " + z;
+    case Rule::not_allowed:
+        return "the user is not allowed in " + z + " (on_violation = " +
+               std::string(to_string(zone->on_violation)) + ")";
+    case Rule::program_not_allowed:
+        return "the program is not in allow_programs of " + z + " (on_violation = " +
+               std::string(to_string(zone->on_violation)) + ")";
+    case Rule::outside_zones: break;
+    }
+    return "the file is outside every zone";
+}
+
+}  // namespace custguard::policy
