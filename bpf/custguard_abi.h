@@ -14,7 +14,7 @@
 #include <linux/types.h>
 #endif
 
-#define CG_ABI_VERSION 1
+#define CG_ABI_VERSION 2
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -57,9 +57,27 @@ enum cg_event_kind {
 #define CG_ZONE_SENSITIVE (1u << 2)
 #define CG_ZONE_PROGRAMS (1u << 3) /* allow_programs must match too */
 
+/*
+ * Policy generations. Every policy table is an inner map of a two-slot array-of-maps; the
+ * program reads the active slot once per hook and takes every table from that slot, so a
+ * reload (fill the idle slot with fresh maps, then flip CG_CTL_ACTIVE in one 8-byte
+ * store) is never seen half applied.
+ */
+#define CG_GENERATIONS 2
+
+/* Keys of the control array (values are __u64). */
+enum cg_ctl {
+	CG_CTL_ACTIVE = 0,      /* policy slot in force; CG_SLOT_NONE: nothing enforced */
+	CG_CTL_RT_OFFSET = 1,   /* CLOCK_REALTIME - CLOCK_BOOTTIME in ns, set by user space */
+	CG_CTL_ABI = 2,         /* CG_ABI_VERSION of the loader that created the maps */
+	CG_CTL_GENERATION = 3,  /* counter of applied policies, for status and tests */
+	CG_CTL_MAX = 8,
+};
+#define CG_SLOT_NONE 0xffffffffULL
+
 /* Map: zone roots, (dev, ino) of a file or directory -> zone id. */
 struct cg_inode_key {
-	__u64 dev;  /* kernel dev_t (new_encode_dev on the user side) */
+	__u64 dev;  /* kernel dev_t: (major << 20) | minor, not the glibc st_dev encoding */
 	__u64 ino;
 };
 
@@ -74,7 +92,15 @@ struct cg_zone {
 	__u32 _pad;
 };
 
-/* Map: (zone, kind, id) -> present. kind: 0 uid, 1 gid. */
+/* Map: dev -> number of roots on that filesystem: opens elsewhere exit after one lookup. */
+struct cg_dev_count {
+	__u32 roots;
+	__u32 _pad;
+};
+
+/* Map: (zone, kind, id) -> present (__u8 1). kind: 0 uid, 1 gid. */
+#define CG_SUBJECT_UID 0
+#define CG_SUBJECT_GID 1
 struct cg_subject_key {
 	__u32 zone_id;
 	__u32 kind;
@@ -92,7 +118,7 @@ struct cg_grant {
 	__u64 expires_at;
 };
 
-/* Map: (zone, exe dev, exe ino) -> present. */
+/* Map: (zone, exe dev, exe ino) -> present (__u8 1). */
 struct cg_program_key {
 	__u32 zone_id;
 	__u32 _pad;
@@ -123,7 +149,12 @@ struct cg_event {
 	__u64 exe_dev;    /* of the executable */
 	__u64 exe_ino;
 	char comm[CG_COMM_LEN];
-	char path[CG_PATH_LEN];  /* NUL-terminated; may be truncated */
+	/*
+	 * NUL-terminated; may be truncated. CG_EV_OPEN: the full path of the opened file
+	 * in the opener's mount namespace. CG_EV_LINK/RENAME: "<source name>\0<new name>",
+	 * the final components only (the hooks have no mount to build a full path from).
+	 */
+	char path[CG_PATH_LEN];
 };
 
 /* Ring-buffer drop counter, per CPU, key 0. */

@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * custguard BPF-LSM enforcer: decides opens of zone files, hard links and renames out of
+ * zones, from maps that user space compiles from the policy. The kernel only looks
+ * things up; every policy table belongs to one of two generations (see custguard_abi.h)
+ * and a hook reads the active generation once, so a reload is never seen half applied.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "custguard_abi.h"
+
+#define EPERM 1
+
+char LICENSE[] SEC("license") = "GPL";
+
+/*
+ * Inner map templates: the loader creates one inner map per table and generation. Sizes
+ * instead of BTF types: clang emits only forward declarations for types used solely
+ * here, and libbpf cannot size those.
+ */
+struct cg_inner_roots {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct cg_inode_key));
+	__uint(value_size, sizeof(struct cg_zone_root));
+};
+
+struct cg_inner_zones {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct cg_zone));
+};
+
+struct cg_inner_devs {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u64));
+	__uint(value_size, sizeof(struct cg_dev_count));
+};
+
+struct cg_inner_subjects {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct cg_subject_key));
+	__uint(value_size, sizeof(__u8));
+};
+
+struct cg_inner_grants {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct cg_grant_key));
+	__uint(value_size, sizeof(struct cg_grant));
+};
+
+struct cg_inner_programs {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct cg_program_key));
+	__uint(value_size, sizeof(__u8));
+};
+
+#define CG_OUTER(name, inner)                                  \
+	struct {                                               \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);      \
+		__uint(max_entries, CG_GENERATIONS);           \
+		__type(key, __u32);                            \
+		__array(values, struct inner);                 \
+	} name SEC(".maps")
+
+CG_OUTER(cg_roots, cg_inner_roots);
+CG_OUTER(cg_zones, cg_inner_zones);
+CG_OUTER(cg_devs, cg_inner_devs);
+CG_OUTER(cg_subjects, cg_inner_subjects);
+CG_OUTER(cg_grants, cg_inner_grants);
+CG_OUTER(cg_programs, cg_inner_programs);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CG_CTL_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} cg_ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} cg_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cg_stats);
+} cg_stats SEC(".maps");
+
+/* Who is asking, read once per hook from the current task's credentials. */
+struct cg_subject {
+	__u32 fsuid;
+	__u32 fsgid;
+	__u32 loginuid;
+	__u32 _pad;
+	__u64 exe_dev;
+	__u64 exe_ino;
+	struct group_info *groups;
+};
+
+static __always_inline __u64 cg_ctl_get(__u32 key, __u64 dflt)
+{
+	__u64 *v = bpf_map_lookup_elem(&cg_ctl, &key);
+
+	return v ? *v : dflt;
+}
+
+static __always_inline struct cg_stats *cg_stats_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&cg_stats, &zero);
+}
+
+static __always_inline __u64 cg_inode_dev(struct inode *inode)
+{
+	return BPF_CORE_READ(inode, i_sb, s_dev);
+}
+
+/*
+ * Zone of a dentry: the nearest ancestor (itself included) that is a zone root. Walking
+ * d_parent of the dentry, not the path, is what makes symlinks, bind mounts and
+ * /proc/<pid>/fd reopens land on the same answer: they all resolve to this dentry.
+ * Mount points inside a zone are covered by user space, which adds the root of every
+ * filesystem mounted below a zone path as a root of that zone.
+ */
+static __always_inline __u32 cg_zone_of(void *roots, struct dentry *d, __u64 dev)
+{
+	struct cg_inode_key key = { .dev = dev };
+	struct cg_zone_root *r;
+	struct dentry *parent;
+	struct inode *inode;
+
+	for (int i = 0; i < CG_MAX_DEPTH; i++) {
+		inode = BPF_CORE_READ(d, d_inode);
+		if (!inode)
+			return 0;
+		key.ino = BPF_CORE_READ(inode, i_ino);
+		r = bpf_map_lookup_elem(roots, &key);
+		if (r)
+			return r->zone_id;
+		parent = BPF_CORE_READ(d, d_parent);
+		if (!parent || parent == d)
+			return 0;
+		d = parent;
+	}
+	return 0;
+}
+
+static __always_inline void cg_subject_read(struct cg_subject *s)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	const struct cred *cred = task->cred;
+	struct file *exe;
+
+	s->fsuid = BPF_CORE_READ(cred, fsuid.val);
+	s->fsgid = BPF_CORE_READ(cred, fsgid.val);
+	s->groups = BPF_CORE_READ(cred, group_info);
+	s->loginuid = 0xffffffff;
+	if (bpf_core_field_exists(task->loginuid))
+		s->loginuid = BPF_CORE_READ(task, loginuid.val);
+	s->exe_dev = 0;
+	s->exe_ino = 0;
+	exe = BPF_CORE_READ(task, mm, exe_file);
+	if (exe) {
+		struct inode *inode = BPF_CORE_READ(exe, f_inode);
+
+		s->exe_dev = cg_inode_dev(inode);
+		s->exe_ino = BPF_CORE_READ(inode, i_ino);
+	}
+}
+
+/* Returns the decision; *rule says why. */
+static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
+				       struct cg_subject *s, __u64 rt_offset, __u32 *rule)
+{
+	struct cg_subject_key sk = { .zone_id = zone_id };
+	struct cg_grant_key gk = { .zone_id = zone_id, .uid = s->fsuid };
+	void *subjects, *grants, *programs;
+	struct cg_grant *grant;
+	bool allowed = false;
+
+	subjects = bpf_map_lookup_elem(&cg_subjects, &slot);
+	if (subjects) {
+		sk.kind = CG_SUBJECT_UID;
+		sk.id = s->fsuid;
+		if (bpf_map_lookup_elem(subjects, &sk)) {
+			allowed = true;
+			*rule = CG_RULE_USER;
+		}
+		sk.kind = CG_SUBJECT_GID;
+		sk.id = s->fsgid;
+		if (!allowed && bpf_map_lookup_elem(subjects, &sk)) {
+			allowed = true;
+			*rule = CG_RULE_GROUP;
+		}
+		/* Copied out: a CO-RE access through s-> would relocate our own struct. */
+		struct group_info *gi = s->groups;
+
+		if (!allowed && gi) {
+			int n = BPF_CORE_READ(gi, ngroups);
+
+			for (int i = 0; i < CG_MAX_GROUPS; i++) {
+				if (i >= n)
+					break;
+				if (bpf_core_read(&sk.id, sizeof(sk.id), &gi->gid[i]))
+					break;
+				if (bpf_map_lookup_elem(subjects, &sk)) {
+					allowed = true;
+					*rule = CG_RULE_GROUP;
+					break;
+				}
+			}
+		}
+	}
+	if (!allowed) {
+		grants = bpf_map_lookup_elem(&cg_grants, &slot);
+		grant = grants ? bpf_map_lookup_elem(grants, &gk) : NULL;
+		/*
+		 * Grants expire in CLOCK_REALTIME seconds (what admins type). The kernel reads
+		 * CLOCK_BOOTTIME, which keeps counting across suspend like the wall clock does,
+		 * and user space keeps REALTIME - BOOTTIME in CG_CTL_RT_OFFSET.
+		 */
+		if (grant) {
+			__u64 now_s = (bpf_ktime_get_boot_ns() + rt_offset) / 1000000000ULL;
+
+			if (now_s < grant->expires_at) {
+				allowed = true;
+				*rule = CG_RULE_GRANT;
+			}
+		}
+	}
+	if (!allowed) {
+		*rule = CG_RULE_NOT_ALLOWED;
+	} else if (zflags & CG_ZONE_PROGRAMS) {
+		struct cg_program_key pk = {
+			.zone_id = zone_id, .dev = s->exe_dev, .ino = s->exe_ino,
+		};
+
+		programs = bpf_map_lookup_elem(&cg_programs, &slot);
+		if (!programs || !bpf_map_lookup_elem(programs, &pk)) {
+			allowed = false;
+			*rule = CG_RULE_PROGRAM;
+		}
+	}
+	if (allowed)
+		return CG_DECISION_ALLOW;
+	return (zflags & CG_ZONE_VIOLATION_AUDIT) ? CG_DECISION_AUDIT : CG_DECISION_DENY;
+}
+
+static __always_inline struct cg_event *cg_event_start(__u32 kind, struct cg_subject *s,
+						       __u32 zone_id, __u32 decision,
+						       __u32 rule, struct inode *inode)
+{
+	struct cg_stats *st = cg_stats_get();
+	struct cg_event *ev;
+	__u64 id;
+
+	ev = bpf_ringbuf_reserve(&cg_events, sizeof(*ev), 0);
+	if (!ev) {
+		if (st)
+			__sync_fetch_and_add(&st->dropped, 1);
+		return NULL;
+	}
+	if (st)
+		__sync_fetch_and_add(&st->events, 1);
+	id = bpf_get_current_pid_tgid();
+	ev->abi_version = CG_ABI_VERSION;
+	ev->kind = kind;
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->pid = (__u32)id;
+	ev->tgid = id >> 32;
+	ev->uid = s->fsuid;
+	ev->gid = s->fsgid;
+	ev->loginuid = s->loginuid;
+	ev->zone_id = zone_id;
+	ev->decision = decision;
+	ev->rule = rule;
+	ev->open_flags = 0;
+	ev->_pad = 0;
+	ev->dev = cg_inode_dev(inode);
+	ev->ino = BPF_CORE_READ(inode, i_ino);
+	ev->exe_dev = s->exe_dev;
+	ev->exe_ino = s->exe_ino;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	ev->path[0] = 0;
+	return ev;
+}
+
+static __always_inline int cg_verdict(__u32 decision)
+{
+	if (decision == CG_DECISION_DENY) {
+		struct cg_stats *st = cg_stats_get();
+
+		if (st)
+			__sync_fetch_and_add(&st->denied, 1);
+		return -EPERM;
+	}
+	return 0;
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(cg_file_open, struct file *file, int ret)
+{
+	struct inode *inode = file->f_inode;
+	__u32 slot, zone_id, zflags, decision, rule = CG_RULE_OUTSIDE;
+	void *devs, *roots, *zones;
+	struct cg_subject s = {};
+	struct cg_zone *zone;
+	struct cg_event *ev;
+	__u64 dev, rt_offset;
+
+	if (ret)
+		return ret;
+	slot = cg_ctl_get(CG_CTL_ACTIVE, CG_SLOT_NONE);
+	if (slot >= CG_GENERATIONS)
+		return 0;
+	/* Filesystems without zone roots, the common case, exit here. */
+	dev = cg_inode_dev(inode);
+	devs = bpf_map_lookup_elem(&cg_devs, &slot);
+	if (!devs || !bpf_map_lookup_elem(devs, &dev))
+		return 0;
+	roots = bpf_map_lookup_elem(&cg_roots, &slot);
+	if (!roots)
+		return 0;
+	zone_id = cg_zone_of(roots, file->f_path.dentry, dev);
+	if (!zone_id)
+		return 0;
+	zones = bpf_map_lookup_elem(&cg_zones, &slot);
+	zone = zones ? bpf_map_lookup_elem(zones, &zone_id) : NULL;
+	/* A root without zone settings is a loader bug: protect rather than leak. */
+	zflags = zone ? zone->flags : 0;
+	rt_offset = cg_ctl_get(CG_CTL_RT_OFFSET, 0);
+	cg_subject_read(&s);
+	decision = cg_decide(slot, zone_id, zflags, &s, rt_offset, &rule);
+	if (decision != CG_DECISION_ALLOW || (zflags & CG_ZONE_RECORD_ALLOWED)) {
+		ev = cg_event_start(CG_EV_OPEN, &s, zone_id, decision, rule, inode);
+		if (ev) {
+			ev->open_flags = file->f_flags;
+			if (bpf_d_path((struct path *)&file->f_path, ev->path, sizeof(ev->path)) < 0)
+				ev->path[0] = 0;
+			bpf_ringbuf_submit(ev, 0);
+		}
+	}
+	return cg_verdict(decision);
+}
+
+/*
+ * A hard link or a rename that takes a zone inode out of its zone (to no zone or another
+ * zone) is decided like an open by the same subject: someone not allowed to read the zone
+ * must not be able to give its data a path outside the zone. Links and renames inside
+ * the zone are left alone. The inode_* hooks are used instead of path_* so that in-kernel
+ * callers (nfsd, ksmbd, overlayfs) are covered too.
+ */
+static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct dentry *dst)
+{
+	__u32 slot, zone_id, dst_zone, zflags, decision, rule = CG_RULE_OUTSIDE;
+	struct inode *inode = BPF_CORE_READ(src, d_inode);
+	struct dentry *dst_dir = BPF_CORE_READ(dst, d_parent);
+	void *devs, *roots, *zones;
+	struct cg_subject s = {};
+	struct cg_zone *zone;
+	struct cg_event *ev;
+	__u64 dev, dst_dev;
+
+	if (!inode)
+		return 0;
+	slot = cg_ctl_get(CG_CTL_ACTIVE, CG_SLOT_NONE);
+	if (slot >= CG_GENERATIONS)
+		return 0;
+	dev = cg_inode_dev(inode);
+	devs = bpf_map_lookup_elem(&cg_devs, &slot);
+	if (!devs || !bpf_map_lookup_elem(devs, &dev))
+		return 0;
+	roots = bpf_map_lookup_elem(&cg_roots, &slot);
+	if (!roots)
+		return 0;
+	zone_id = cg_zone_of(roots, src, dev);
+	if (!zone_id)
+		return 0;
+	/* Renaming a zone root itself keeps it a root: its (dev, ino) does not change. */
+	dst_dev = dst_dir ? cg_inode_dev(BPF_CORE_READ(dst_dir, d_inode)) : 0;
+	dst_zone = dst_dir ? cg_zone_of(roots, dst_dir, dst_dev) : 0;
+	if (dst_zone == zone_id)
+		return 0;
+	{
+		struct cg_inode_key self = { .dev = dev, .ino = BPF_CORE_READ(inode, i_ino) };
+
+		if (kind == CG_EV_RENAME && bpf_map_lookup_elem(roots, &self))
+			return 0;
+	}
+	zones = bpf_map_lookup_elem(&cg_zones, &slot);
+	zone = zones ? bpf_map_lookup_elem(zones, &zone_id) : NULL;
+	zflags = zone ? zone->flags : 0;
+	cg_subject_read(&s);
+	decision = cg_decide(slot, zone_id, zflags, &s, cg_ctl_get(CG_CTL_RT_OFFSET, 0), &rule);
+	ev = cg_event_start(kind, &s, zone_id, decision, rule, inode);
+	if (ev) {
+		const unsigned char *name = BPF_CORE_READ(src, d_name.name);
+		int n = bpf_probe_read_kernel_str(ev->path, CG_PATH_LEN / 2, name);
+
+		if (n > 0 && n < CG_PATH_LEN / 2) {
+			name = BPF_CORE_READ(dst, d_name.name);
+			bpf_probe_read_kernel_str(ev->path + (n & (CG_PATH_LEN / 2 - 1)),
+						  CG_PATH_LEN / 2, name);
+		}
+		bpf_ringbuf_submit(ev, 0);
+	}
+	return cg_verdict(decision);
+}
+
+SEC("lsm/inode_link")
+int BPF_PROG(cg_inode_link, struct dentry *old_dentry, struct inode *dir,
+	     struct dentry *new_dentry, int ret)
+{
+	if (ret)
+		return ret;
+	return cg_integrity(CG_EV_LINK, old_dentry, new_dentry);
+}
+
+/* RENAME_EXCHANGE calls this hook a second time with the roles swapped. */
+SEC("lsm/inode_rename")
+int BPF_PROG(cg_inode_rename, struct inode *old_dir, struct dentry *old_dentry,
+	     struct inode *new_dir, struct dentry *new_dentry, int ret)
+{
+	if (ret)
+		return ret;
+	return cg_integrity(CG_EV_RENAME, old_dentry, new_dentry);
+}
