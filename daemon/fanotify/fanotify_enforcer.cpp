@@ -1,0 +1,866 @@
+#include "daemon/fanotify/fanotify_enforcer.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/fanotify.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "daemon/fanotify/fd_store.hpp"
+#include "daemon/fanotify/task_info.hpp"
+#include "daemon/fanotify/zone_tables.hpp"
+
+namespace custguard::daemon {
+
+using fan::InodeKey;
+using fan::InodeKeyHash;
+using fan::ZoneTables;
+
+namespace {
+
+constexpr unsigned perm_group_flags =
+    FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS | FAN_REPORT_TID;
+constexpr unsigned notify_group_flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME;
+constexpr std::uint64_t notify_mask = FAN_RENAME | FAN_CREATE | FAN_ONDIR;
+constexpr std::size_t max_cache = 1u << 20;
+
+std::int64_t clock_ns(clockid_t id) {
+    timespec ts{};
+    ::clock_gettime(id, &ts);
+    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::optional<InodeKey> key_of(int fd, const char* name = "", int flags = AT_EMPTY_PATH) {
+    struct stat st {};
+    if (::fstatat(fd, name, &st, flags | AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
+    return InodeKey{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+std::string fd_path(int fd) {
+    char link[48];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink(link, buf, sizeof buf);
+    if (n <= 0) return {};
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// Unescapes the octal escapes of /proc/self/mountinfo ("\040" for a space).
+std::string unescape_mount(const std::string& s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\\' && i + 3 < s.size()) {
+            int v = 0;
+            bool ok = true;
+            for (int k = 1; k <= 3; ++k) {
+                char c = s[i + k];
+                if (c < '0' || c > '7') ok = false;
+                v = v * 8 + (c - '0');
+            }
+            if (ok) {
+                out.push_back(static_cast<char>(v));
+                i += 3;
+                continue;
+            }
+        }
+        out.push_back(s[i]);
+    }
+    return out;
+}
+
+struct MountLine {
+    std::uint64_t dev = 0;
+    std::string root;
+    std::string mount_point;
+};
+
+std::vector<MountLine> read_mountinfo() {
+    std::vector<MountLine> out;
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        std::string id, parent, majmin, root, mp;
+        ls >> id >> parent >> majmin >> root >> mp;
+        unsigned maj = 0, min = 0;
+        if (std::sscanf(majmin.c_str(), "%u:%u", &maj, &min) != 2) continue;
+        out.push_back({static_cast<std::uint64_t>(makedev(maj, min)), unescape_mount(root), unescape_mount(mp)});
+    }
+    return out;
+}
+
+// A mount showing the whole filesystem `dev` (its root is the filesystem's root), so that
+// ".." walks reach every ancestor directory however the file was reached (bind mounts).
+UniqueFd open_whole_fs(std::uint64_t dev) {
+    for (const auto& m : read_mountinfo()) {
+        if (m.dev != dev || m.root != "/") continue;
+        // Not O_PATH: open_by_handle_at refuses O_PATH mount descriptors.
+        UniqueFd fd(::open(m.mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!fd) continue;
+        auto k = key_of(fd.get());
+        if (k && k->dev == dev) return fd;
+    }
+    return {};
+}
+
+// Filesystem marks a group already holds (an adopted group), from fdinfo. The kernel
+// prints s_dev as MAJOR << 20 | MINOR.
+std::vector<std::uint64_t> existing_sb_marks(int fan_fd) {
+    std::vector<std::uint64_t> devs;
+    std::ifstream in("/proc/self/fdinfo/" + std::to_string(fan_fd));
+    std::string line;
+    while (std::getline(in, line)) {
+        unsigned long long sdev = 0;
+        if (std::sscanf(line.c_str(), "fanotify sdev:%llx", &sdev) == 1)
+            devs.push_back(static_cast<std::uint64_t>(makedev(static_cast<unsigned>(sdev >> 20),
+                                                               static_cast<unsigned>(sdev & 0xfffff))));
+    }
+    return devs;
+}
+
+unsigned group_init_flags(int fan_fd) {
+    std::ifstream in("/proc/self/fdinfo/" + std::to_string(fan_fd));
+    std::string line;
+    while (std::getline(in, line)) {
+        unsigned flags = 0;
+        if (std::sscanf(line.c_str(), "fanotify flags:%x", &flags) == 1) return flags;
+    }
+    return 0;
+}
+
+struct Job {
+    int fd = -1;
+    pid_t pid = 0;
+    std::chrono::steady_clock::time_point queued;
+    std::int64_t mono_ns = 0;
+    std::int64_t real_ns = 0;
+};
+
+struct ZoneLookup {
+    std::uint32_t zone = 0;
+    bool certain = false;  // false: membership could not be established
+    std::string path;
+};
+
+}  // namespace
+
+struct FanotifyEnforcer::Impl {
+    struct FsMark {
+        std::uint64_t dev = 0;
+        UniqueFd ref;    // a directory on the filesystem, to add/remove marks by
+        UniqueFd whole;  // the whole filesystem's root, else `ref` reopened readable (for handles)
+        fsid_t fsid{};
+        bool notify = false;  // renames/links are watched: ignore marks are safe
+    };
+
+    FanotifyOptions options;
+    UniqueFd fan;
+    UniqueFd notify_fd;
+    UniqueFd stop_efd;
+    bool adopted = false;
+    bool report_tid = true;
+    bool stored = false;
+    bool ignore_new_api = true;  // FAN_MARK_IGNORE (6.0); else the old ignored mask
+
+    // Held shared while a worker decides and places an ignore mark; exclusively while the
+    // policy, the marks or the caches change, so no mark outlives the state it came from.
+    mutable std::shared_mutex policy_mutex;
+    std::shared_ptr<const ZoneTables> tables;
+    std::map<std::uint64_t, FsMark> marks;
+    std::vector<std::string> warnings;
+
+    // Inodes known to be in a zone (reached through a zone path, or a hard link of such).
+    std::mutex cache_mutex;
+    std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash> zone_cache;
+    // Multiply linked files inside zones, from scans; rescanned when a link is newer.
+    std::mutex linked_mutex;
+    std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash> linked;
+    std::map<std::uint64_t, std::int64_t> scanned_at;  // dev -> CLOCK_REALTIME_COARSE ns
+
+    EventHandler handler;
+    bool started = false;
+    bool running = false;
+    std::atomic<bool> stopping{false};
+    std::mutex queue_mutex;
+    std::condition_variable queue_cv;
+    std::deque<Job> queue;
+    std::thread reader;
+    std::thread notifier;
+    std::vector<std::thread> workers;
+
+    std::atomic<std::uint64_t> c_events{0}, c_dropped{0}, c_denied{0}, c_errors{0};
+    std::atomic<std::uint64_t> c_perm{0}, c_ignores{0}, c_hits{0}, c_walks{0}, c_timeouts{0},
+        c_flushes{0}, c_stale{0};
+
+    // ---- membership ---------------------------------------------------------------
+
+    const FsMark* mark_for(std::uint64_t dev) const {
+        auto it = marks.find(dev);
+        return it == marks.end() ? nullptr : &it->second;
+    }
+
+    // Walks from directory `d` up with "..", within filesystem `dev`.
+    std::optional<std::uint32_t> walk_dir(UniqueFd d, std::uint64_t dev, const ZoneTables& t) {
+        c_walks.fetch_add(1, std::memory_order_relaxed);
+        auto k = key_of(d.get());
+        if (!k) return std::nullopt;
+        for (int depth = 0; depth < 4096; ++depth) {
+            if (k->dev != dev) return 0;
+            if (auto z = t.root_zone(*k)) return z;
+            UniqueFd up(::openat(d.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+            if (!up) return std::nullopt;
+            auto uk = key_of(up.get());
+            if (!uk) return std::nullopt;
+            if (*uk == *k) return 0;  // the root of the namespace
+            d = std::move(up);
+            k = uk;
+        }
+        return std::nullopt;
+    }
+
+    // Reopens directory `d` on the whole-filesystem mount, if there is one.
+    UniqueFd reconnect(UniqueFd d, std::uint64_t dev) {
+        const FsMark* m = mark_for(dev);
+        if (!m || !m->whole) return d;
+        union {
+            file_handle fh;
+            char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+        } h{};
+        h.fh.handle_bytes = MAX_HANDLE_SZ;
+        int mount_id = 0;
+        if (::name_to_handle_at(d.get(), "", &h.fh, &mount_id, AT_EMPTY_PATH) != 0) return d;
+        UniqueFd r(::open_by_handle_at(m->whole.get(), &h.fh, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        return r ? std::move(r) : std::move(d);
+    }
+
+    std::optional<std::uint32_t> walk_file(const std::string& path, const InodeKey& key, const ZoneTables& t) {
+        if (path.empty() || path[0] != '/') return std::nullopt;
+        if (path.ends_with(" (deleted)")) return std::nullopt;
+        std::size_t slash = path.rfind('/');
+        std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+        std::string base = path.substr(slash + 1);
+        UniqueFd d(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!d) return std::nullopt;
+        // The name may have been renamed since the open: only trust a match.
+        auto ck = key_of(d.get(), base.c_str(), 0);
+        if (!ck || *ck != key) return std::nullopt;
+        return walk_dir(reconnect(std::move(d), key.dev), key.dev, t);
+    }
+
+    std::uint32_t cached_zone(const InodeKey& key) {
+        std::lock_guard lk(cache_mutex);
+        auto it = zone_cache.find(key);
+        return it == zone_cache.end() ? 0 : it->second;
+    }
+
+    void cache_zone(const InodeKey& key, std::uint32_t zone) {
+        std::lock_guard lk(cache_mutex);
+        if (zone_cache.size() >= max_cache) zone_cache.clear();
+        zone_cache[key] = zone;
+    }
+
+    // Scans the zone trees on `dev` for files with more than one link.
+    void scan_linked(std::uint64_t dev, const ZoneTables& t,
+                     std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash>& out) {
+        for (const auto& r : t.resolved_roots()) {
+            if (r.key.dev != dev || !r.is_dir) continue;
+            UniqueFd d(::open(r.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            if (d) scan_dir(std::move(d), r.zone_id, dev, t, out, 0);
+        }
+    }
+
+    void scan_dir(UniqueFd d, std::uint32_t zone, std::uint64_t dev, const ZoneTables& t,
+                  std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash>& out, int depth) {
+        if (depth > 256) return;
+        int dfd = d.get();
+        DIR* dir = ::fdopendir(d.release());
+        if (!dir) return;
+        std::unique_ptr<DIR, int (*)(DIR*)> guard(dir, ::closedir);
+        while (dirent* e = ::readdir(dir)) {
+            if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0)))
+                continue;
+            struct stat st {};
+            if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+            InodeKey k{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+            if (k.dev != dev) continue;
+            if (S_ISDIR(st.st_mode)) {
+                if (t.root_zone(k)) continue;  // a nested zone: scanned with its own root
+                UniqueFd sub(::openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+                if (sub) scan_dir(std::move(sub), zone, dev, t, out, depth + 1);
+            } else if (!S_ISLNK(st.st_mode) && st.st_nlink > 1) {
+                out[k] = zone;
+            }
+        }
+    }
+
+    std::uint32_t linked_zone(const InodeKey& key, const struct stat& st, const ZoneTables& t) {
+        std::lock_guard lk(linked_mutex);
+        if (auto it = linked.find(key); it != linked.end()) return it->second;
+        // link(2) updates the inode's ctime: a link made after the last scan began means
+        // the scan may have missed it.
+        std::int64_t ctime = std::int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec;
+        auto sc = scanned_at.find(key.dev);
+        if (sc != scanned_at.end() && ctime < sc->second) return 0;
+        scanned_at[key.dev] = clock_ns(CLOCK_REALTIME_COARSE) - 20'000'000;  // coarse ctime slack
+        scan_linked(key.dev, t, linked);
+        auto it = linked.find(key);
+        return it == linked.end() ? 0 : it->second;
+    }
+
+    ZoneLookup zone_of(int evfd, const InodeKey& key, const struct stat& st, const ZoneTables& t) {
+        ZoneLookup r;
+        if ((r.zone = t.root_zone(key))) {
+            r.certain = true;
+            return r;
+        }
+        if ((r.zone = cached_zone(key))) {
+            c_hits.fetch_add(1, std::memory_order_relaxed);
+            r.certain = true;
+            return r;
+        }
+        r.path = fd_path(evfd);
+        auto w = walk_file(r.path, key, t);
+        if (!w) {
+            // Unreachable by name (deleted, other mount namespace): a multiply linked
+            // zone file is still known from the scans.
+            if (st.st_nlink > 1) r.zone = linked_zone(key, st, t);
+            r.certain = r.zone != 0;
+            return r;
+        }
+        r.zone = *w;
+        if (r.zone == 0 && st.st_nlink > 1) r.zone = linked_zone(key, st, t);
+        if (r.zone) cache_zone(key, r.zone);
+        r.certain = true;
+        return r;
+    }
+
+    // ---- answering ----------------------------------------------------------------
+
+    void respond(int fd, bool allow) {
+        fanotify_response resp{fd, allow ? static_cast<std::uint32_t>(FAN_ALLOW) : static_cast<std::uint32_t>(FAN_DENY)};
+        if (::write(fan.get(), &resp, sizeof resp) != static_cast<ssize_t>(sizeof resp) && errno != ENOENT)
+            c_errors.fetch_add(1, std::memory_order_relaxed);
+        if (!allow) c_denied.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    void add_ignore_mark(int evfd) {
+        unsigned flags = FAN_MARK_ADD | FAN_MARK_EVICTABLE |
+                         (ignore_new_api ? FAN_MARK_IGNORE_SURV : (FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY));
+        if (::fanotify_mark(fan.get(), flags, FAN_OPEN_PERM, evfd, nullptr) == 0) {
+            c_ignores.fetch_add(1, std::memory_order_relaxed);
+        } else if (errno == EINVAL && ignore_new_api) {
+            ignore_new_api = false;  // pre-6.0 kernel
+        } else {
+            c_errors.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
+    // Callers hold policy_mutex (shared or exclusive): `tables` only changes exclusively.
+    std::shared_ptr<const ZoneTables> snapshot() const { return tables; }
+
+    // Answer without asking /proc: deny zone files, allow the rest (no ignore mark).
+    void answer_quickly(const Job& job) {
+        c_timeouts.fetch_add(1, std::memory_order_relaxed);
+        UniqueFd evfd(job.fd);
+        std::shared_lock lk(policy_mutex);
+        auto t = snapshot();
+        struct stat st {};
+        bool zone = false;
+        if (t && ::fstat(evfd.get(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+            InodeKey key{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+            zone = zone_of(evfd.get(), key, st, *t).zone != 0;
+        }
+        respond(evfd.get(), !zone);
+    }
+
+    void handle(const Job& job) {
+        UniqueFd evfd(job.fd);
+        std::shared_lock lk(policy_mutex);
+        auto t = snapshot();
+        struct stat st {};
+        if (!t || ::fstat(evfd.get(), &st) != 0) {
+            if (t) c_errors.fetch_add(1, std::memory_order_relaxed);
+            respond(evfd.get(), true);
+            return;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            respond(evfd.get(), true);
+            return;
+        }
+        InodeKey key{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+        ZoneLookup zl = zone_of(evfd.get(), key, st, *t);
+        if (zl.zone == 0) {
+            const FsMark* m = mark_for(key.dev);
+            // Before the answer, so the opener's next open already skips us; under the
+            // shared lock, so a rename into a zone flushes after this.
+            if (zl.certain && m && m->notify) add_ignore_mark(evfd.get());
+            respond(evfd.get(), true);
+            return;
+        }
+
+        thread_local fan::TaskInfo task;
+        if (auto r = fan::read_task(job.pid, task); !r) {
+            // A zone file and no decision possible: deny (the task may be gone anyway).
+            c_errors.fetch_add(1, std::memory_order_relaxed);
+            respond(evfd.get(), false);
+            return;
+        }
+        if (!report_tid) task.tid = task.tgid;
+        fan::Subject subject{task.fsuid, task.gids, task.exe,
+                             static_cast<std::uint64_t>(job.real_ns / 1'000'000'000)};
+        fan::Verdict v = t->decide(zl.zone, subject);
+        std::uint32_t flags = v.decision != CG_DECISION_ALLOW ? fan::read_open_flags(job.pid) : 0;
+        respond(evfd.get(), v.decision != CG_DECISION_DENY);
+        lk.unlock();
+        if (v.decision == CG_DECISION_ALLOW) return;
+
+        AccessEvent ev;
+        ev.sensor = Sensor::fanotify;
+        ev.realtime_ns = job.real_ns;
+        cg_event& raw = ev.raw;
+        raw.abi_version = CG_ABI_VERSION;
+        raw.kind = CG_EV_OPEN;
+        raw.ts_ns = static_cast<std::uint64_t>(job.mono_ns);
+        raw.pid = report_tid ? static_cast<std::uint32_t>(job.pid) : task.tgid;
+        raw.tgid = task.tgid;
+        raw.uid = task.fsuid;
+        raw.gid = task.fsgid;
+        raw.loginuid = task.loginuid;
+        raw.zone_id = v.zone_id;
+        raw.decision = v.decision;
+        raw.rule = v.rule;
+        raw.open_flags = flags;
+        raw.dev = key.dev;
+        raw.ino = key.ino;
+        raw.exe_dev = task.exe.dev;
+        raw.exe_ino = task.exe.ino;
+        std::memcpy(raw.comm, task.comm, sizeof raw.comm);
+        ev.path = zl.path.empty() ? fd_path(evfd.get()) : std::move(zl.path);
+        std::size_t n = std::min(ev.path.size(), sizeof raw.path - 1);
+        std::memcpy(raw.path, ev.path.data(), n);
+        raw.path[n] = '\0';
+        if (handler) {
+            handler(std::move(ev));
+            c_events.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
+    // ---- threads ------------------------------------------------------------------
+
+    void reader_loop() {
+        alignas(fanotify_event_metadata) char buf[64 * 1024];
+        pollfd fds[2] = {{fan.get(), POLLIN, 0}, {stop_efd.get(), POLLIN, 0}};
+        while (!stopping.load()) {
+            if (::poll(fds, 2, -1) < 0) {
+                if (errno == EINTR) continue;
+                c_errors.fetch_add(1);
+                break;
+            }
+            if (fds[1].revents) break;
+            for (;;) {
+                ssize_t len = ::read(fan.get(), buf, sizeof buf);
+                if (len <= 0) break;
+                std::int64_t mono = clock_ns(CLOCK_MONOTONIC), real = clock_ns(CLOCK_REALTIME);
+                auto now = std::chrono::steady_clock::now();
+                auto* md = reinterpret_cast<fanotify_event_metadata*>(buf);
+                for (; FAN_EVENT_OK(md, len); md = FAN_EVENT_NEXT(md, len)) {
+                    if (md->vers != FANOTIFY_METADATA_VERSION) {
+                        c_errors.fetch_add(1);
+                        if (md->fd >= 0) ::close(md->fd);
+                        continue;
+                    }
+                    if (md->mask & FAN_Q_OVERFLOW) c_dropped.fetch_add(1);
+                    if (md->fd < 0) continue;
+                    if (!(md->mask & FAN_OPEN_PERM)) {
+                        ::close(md->fd);
+                        continue;
+                    }
+                    c_perm.fetch_add(1, std::memory_order_relaxed);
+                    Job job{md->fd, md->pid, now, mono, real};
+                    std::unique_lock lk(queue_mutex);
+                    if (queue.size() >= options.max_queue) {
+                        lk.unlock();
+                        answer_quickly(job);
+                        continue;
+                    }
+                    queue.push_back(job);
+                    lk.unlock();
+                    queue_cv.notify_one();
+                }
+            }
+        }
+    }
+
+    void worker_loop() {
+        for (;;) {
+            Job job;
+            {
+                std::unique_lock lk(queue_mutex);
+                queue_cv.wait(lk, [&] { return stopping.load() || !queue.empty(); });
+                if (queue.empty()) return;  // stopping, and every event answered
+                job = queue.front();
+                queue.pop_front();
+            }
+            if (std::chrono::steady_clock::now() - job.queued > options.decision_timeout)
+                answer_quickly(job);
+            else
+                handle(job);
+        }
+    }
+
+    std::optional<std::uint32_t> dir_zone(const fanotify_event_info_fid* fid, const ZoneTables& t) {
+        const FsMark* m = nullptr;
+        for (const auto& [dev, mk] : marks)
+            if (std::memcmp(&mk.fsid, &fid->fsid, sizeof mk.fsid) == 0) m = &mk;
+        if (!m) return std::nullopt;
+        auto* fh = reinterpret_cast<file_handle*>(const_cast<unsigned char*>(fid->handle));
+        UniqueFd d(::open_by_handle_at(m->whole.get(), fh, O_PATH | O_CLOEXEC));
+        if (!d) return std::nullopt;
+        return walk_dir(std::move(d), m->dev, t);
+    }
+
+    void invalidate(bool flush_ignores) {
+        std::unique_lock lk(policy_mutex);
+        {
+            std::lock_guard ck(cache_mutex);
+            zone_cache.clear();
+        }
+        if (flush_ignores) {
+            ::fanotify_mark(fan.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
+            c_flushes.fetch_add(1);
+        }
+    }
+
+    void notify_loop() {
+        alignas(fanotify_event_metadata) char buf[64 * 1024];
+        pollfd fds[2] = {{notify_fd.get(), POLLIN, 0}, {stop_efd.get(), POLLIN, 0}};
+        while (!stopping.load()) {
+            if (::poll(fds, 2, -1) < 0) {
+                if (errno == EINTR) continue;
+                break;
+            }
+            if (fds[1].revents) break;
+            for (;;) {
+                ssize_t len = ::read(notify_fd.get(), buf, sizeof buf);
+                if (len <= 0) break;
+                auto* md = reinterpret_cast<fanotify_event_metadata*>(buf);
+                for (; FAN_EVENT_OK(md, len); md = FAN_EVENT_NEXT(md, len)) {
+                    if (md->fd >= 0) ::close(md->fd);
+                    handle_notification(md);
+                }
+            }
+        }
+    }
+
+    void handle_notification(const fanotify_event_metadata* md) {
+        if (md->mask & FAN_Q_OVERFLOW) {
+            invalidate(true);  // we do not know what moved: start over
+            return;
+        }
+        const fanotify_event_info_fid* dfid = nullptr;
+        const fanotify_event_info_fid* old_dfid = nullptr;
+        const fanotify_event_info_fid* new_dfid = nullptr;
+        const char* p = reinterpret_cast<const char*>(md) + md->metadata_len;
+        const char* end = reinterpret_cast<const char*>(md) + md->event_len;
+        while (p + sizeof(fanotify_event_info_header) <= end) {
+            auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(p);
+            if (hdr->len == 0) break;
+            auto* fid = reinterpret_cast<const fanotify_event_info_fid*>(p);
+            switch (hdr->info_type) {
+            case FAN_EVENT_INFO_TYPE_DFID_NAME: dfid = fid; break;
+            case FAN_EVENT_INFO_TYPE_OLD_DFID_NAME: old_dfid = fid; break;
+            case FAN_EVENT_INFO_TYPE_NEW_DFID_NAME: new_dfid = fid; break;
+            default: break;
+            }
+            p += hdr->len;
+        }
+        std::shared_ptr<const ZoneTables> t;
+        std::optional<std::uint32_t> zsrc, zdst;
+        {
+            std::shared_lock lk(policy_mutex);
+            t = snapshot();
+            if (!t) return;
+            if ((md->mask & FAN_RENAME) && old_dfid && new_dfid) {
+                zsrc = dir_zone(old_dfid, *t);
+                zdst = dir_zone(new_dfid, *t);
+            } else if ((md->mask & FAN_CREATE) && !(md->mask & FAN_ONDIR) && dfid) {
+                zdst = dir_zone(dfid, *t);
+                if (zdst && *zdst == 0) return;  // a new file outside every zone
+                // A new name in a zone: if it is a hard link of an existing inode, that
+                // inode may carry an ignore mark from its other name.
+                if (zdst) {
+                    const FsMark* m = nullptr;
+                    for (const auto& [dev, mk] : marks)
+                        if (std::memcmp(&mk.fsid, &dfid->fsid, sizeof mk.fsid) == 0) m = &mk;
+                    auto* fh = reinterpret_cast<const file_handle*>(dfid->handle);
+                    const char* name = reinterpret_cast<const char*>(fh->f_handle + fh->handle_bytes);
+                    UniqueFd d(m ? ::open_by_handle_at(m->whole.get(),
+                                                       const_cast<file_handle*>(fh), O_PATH | O_CLOEXEC)
+                                 : -1);
+                    struct stat st {};
+                    if (d && ::fstatat(d.get(), name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                        if (st.st_nlink <= 1 || S_ISDIR(st.st_mode)) return;
+                        std::lock_guard ll(linked_mutex);
+                        linked[{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)}] = *zdst;
+                    }
+                }
+                lk.unlock();
+                invalidate(true);
+                return;
+            } else {
+                return;
+            }
+        }
+        bool unknown = !zsrc || !zdst;
+        if (unknown || *zsrc != 0 || *zdst != 0) invalidate(unknown || *zdst != 0);
+    }
+
+    void launch() {
+        if (running) return;
+        running = true;
+        reader = std::thread([this] { reader_loop(); });
+        if (notify_fd) notifier = std::thread([this] { notify_loop(); });
+        for (unsigned i = 0; i < std::max(1u, options.workers); ++i)
+            workers.emplace_back([this] { worker_loop(); });
+    }
+
+    void halt() {
+        if (!running) return;
+        stopping = true;
+        std::uint64_t one = 1;
+        (void)!::write(stop_efd.get(), &one, sizeof one);
+        queue_cv.notify_all();
+        if (reader.joinable()) reader.join();
+        if (notifier.joinable()) notifier.join();
+        queue_cv.notify_all();
+        for (auto& w : workers) w.join();
+        workers.clear();
+        running = false;
+    }
+
+    // ---- marks --------------------------------------------------------------------
+
+    tl::expected<FsMark, std::string> mark_filesystem(const fan::ResolvedRoot& root) {
+        FsMark m;
+        m.dev = root.key.dev;
+        std::string dir = root.path;
+        if (!root.is_dir) {
+            auto slash = dir.rfind('/');
+            dir = slash == 0 ? "/" : dir.substr(0, slash);
+        }
+        m.ref = UniqueFd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!m.ref) return tl::unexpected("cannot open " + dir + ": " + std::strerror(errno));
+        if (::fanotify_mark(fan.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, m.ref.get(), ".") != 0)
+            return tl::unexpected("cannot mark the filesystem of " + dir + " for FAN_OPEN_PERM: " + std::strerror(errno));
+        m.whole = open_whole_fs(m.dev);
+        if (!m.whole) m.whole = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        struct statfs sfs {};
+        if (::fstatfs(m.ref.get(), &sfs) == 0) m.fsid = sfs.f_fsid;
+        if (notify_fd &&
+            ::fanotify_mark(notify_fd.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, notify_mask, m.ref.get(), ".") == 0)
+            m.notify = true;
+        else
+            warnings.push_back("renames on the filesystem of " + dir +
+                               " cannot be watched; every open there reaches the daemon");
+        return m;
+    }
+
+    void unmark_device(std::uint64_t dev, int ref) {
+        if (ref >= 0) {
+            ::fanotify_mark(fan.get(), FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, ref, ".");
+            if (notify_fd) ::fanotify_mark(notify_fd.get(), FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, notify_mask, ref, ".");
+            return;
+        }
+        for (const auto& ml : read_mountinfo()) {
+            if (ml.dev != dev) continue;
+            if (::fanotify_mark(fan.get(), FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, AT_FDCWD,
+                                ml.mount_point.c_str()) == 0)
+                return;
+        }
+    }
+
+    // Answers the permission events a killed predecessor had read but not answered: their
+    // descriptors died with it, but the kernel keys responses by the descriptor number.
+    void answer_stale() {
+        rlimit rl{};
+        ::getrlimit(RLIMIT_NOFILE, &rl);
+        int limit = static_cast<int>(std::min<rlim_t>(rl.rlim_cur, 1u << 20));
+        for (int fd = 0; fd < limit; ++fd) {
+            fanotify_response resp{fd, FAN_DENY};
+            if (::write(fan.get(), &resp, sizeof resp) == static_cast<ssize_t>(sizeof resp)) c_stale.fetch_add(1);
+        }
+    }
+};
+
+FanotifyEnforcer::FanotifyEnforcer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+FanotifyEnforcer::~FanotifyEnforcer() {
+    if (impl_) impl_->halt();
+}
+
+tl::expected<std::unique_ptr<FanotifyEnforcer>, std::string> FanotifyEnforcer::create(FanotifyOptions options) {
+    auto impl = std::make_unique<Impl>();
+    if (options.adopt) {
+        if (!is_fanotify_fd(options.adopt.get()))
+            return tl::unexpected(std::string("the stored descriptor is not a fanotify group"));
+        unsigned flags = group_init_flags(options.adopt.get());
+        if ((flags & (FAN_CLASS_CONTENT | FAN_CLASS_PRE_CONTENT)) == 0)
+            return tl::unexpected(std::string("the stored fanotify group has no permission events"));
+        impl->report_tid = (flags & FAN_REPORT_TID) != 0;
+        impl->fan = std::move(options.adopt);
+        impl->adopted = true;
+        // The fd store passes descriptors blocking; our reader polls.
+        int fl = ::fcntl(impl->fan.get(), F_GETFL);
+        if (fl >= 0) ::fcntl(impl->fan.get(), F_SETFL, fl | O_NONBLOCK);
+        ::fcntl(impl->fan.get(), F_SETFD, FD_CLOEXEC);
+        impl->answer_stale();
+        // Renames while no daemon watched them may have moved ignored inodes into zones.
+        ::fanotify_mark(impl->fan.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
+    } else {
+        impl->fan = UniqueFd(::fanotify_init(perm_group_flags, O_RDONLY | O_LARGEFILE | O_CLOEXEC));
+        if (!impl->fan) return tl::unexpected(std::string("fanotify_init failed: ") + std::strerror(errno));
+    }
+    impl->notify_fd = UniqueFd(::fanotify_init(notify_group_flags, O_RDONLY | O_CLOEXEC));
+    impl->stop_efd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!impl->stop_efd) return tl::unexpected(std::string("eventfd failed: ") + std::strerror(errno));
+    impl->options = std::move(options);
+    return std::unique_ptr<FanotifyEnforcer>(new FanotifyEnforcer(std::move(impl)));
+}
+
+tl::expected<void, std::string> FanotifyEnforcer::start(EventHandler handler) {
+    auto& m = *impl_;
+    if (m.started) return tl::unexpected(std::string("fanotify enforcer already started"));
+    m.handler = std::move(handler);
+    m.started = true;
+    if (m.options.use_fd_store && !m.adopted) {
+        auto r = fd_store_put(m.fan.get(), fanotify_fd_name);
+        if (!r) return tl::unexpected(r.error());
+        m.stored = *r;
+    } else if (m.adopted) {
+        m.stored = true;  // it came from there and stays there
+    }
+    // An adopted group may hold events of the last policy: they wait until apply().
+    bool have_policy = false;
+    {
+        std::shared_lock lk(m.policy_mutex);
+        have_policy = m.snapshot() != nullptr;
+    }
+    if (have_policy) m.launch();
+    return {};
+}
+
+tl::expected<void, std::string> FanotifyEnforcer::apply(const policy::Compiled& compiled) {
+    auto& m = *impl_;
+    std::vector<std::string> warnings;
+    auto built = ZoneTables::build(compiled, warnings);
+    if (!built) return tl::unexpected(built.error());
+    auto tables = std::make_shared<const ZoneTables>(std::move(*built));
+
+    // Multiply linked zone files, found before taking the lock (this reads directories).
+    std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash> linked;
+    std::map<std::uint64_t, std::int64_t> scanned;
+    for (auto dev : tables->devices()) {
+        scanned[dev] = clock_ns(CLOCK_REALTIME_COARSE) - 20'000'000;
+        m.scan_linked(dev, *tables, linked);
+    }
+
+    std::unique_lock lk(m.policy_mutex);
+    m.warnings = std::move(warnings);
+    auto wanted = tables->devices();
+    std::map<std::uint64_t, Impl::FsMark> marks;
+    // New marks first, so a filesystem in both policies is never unmarked in between.
+    for (auto dev : wanted) {
+        if (auto it = m.marks.find(dev); it != m.marks.end()) {
+            marks.emplace(dev, std::move(it->second));
+            m.marks.erase(it);
+            continue;
+        }
+        const fan::ResolvedRoot* root = nullptr;
+        for (const auto& r : tables->resolved_roots())
+            if (r.key.dev == dev) { root = &r; break; }
+        auto mk = m.mark_filesystem(*root);
+        if (!mk) {
+            // Keep the previous state: undo the marks added so far.
+            for (auto& [d, fm] : marks)
+                if (!m.marks.contains(d)) m.unmark_device(d, fm.ref.get());
+            for (auto& [d, fm] : marks) m.marks.emplace(d, std::move(fm));
+            return tl::unexpected(mk.error());
+        }
+        marks.emplace(dev, std::move(*mk));
+    }
+    for (auto& [dev, fm] : m.marks) m.unmark_device(dev, fm.ref.get());
+    if (m.adopted && !m.snapshot()) {
+        // Filesystems the predecessor marked that this policy no longer needs.
+        for (auto dev : existing_sb_marks(m.fan.get()))
+            if (!marks.contains(dev)) m.unmark_device(dev, -1);
+    }
+    m.marks = std::move(marks);
+    m.tables = tables;
+    {
+        std::lock_guard ck(m.cache_mutex);
+        m.zone_cache.clear();
+    }
+    {
+        std::lock_guard ll(m.linked_mutex);
+        m.linked = std::move(linked);
+        m.scanned_at = std::move(scanned);
+    }
+    // Inodes ignored under the old policy may be zone files now.
+    ::fanotify_mark(m.fan.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
+    lk.unlock();
+    if (m.started) m.launch();
+    return {};
+}
+
+SensorCounters FanotifyEnforcer::counters() const {
+    return {impl_->c_events.load(), impl_->c_dropped.load(), impl_->c_denied.load(), impl_->c_errors.load()};
+}
+
+FanotifyStats FanotifyEnforcer::stats() const {
+    const auto& m = *impl_;
+    return {m.c_perm.load(), m.c_ignores.load(), m.c_hits.load(), m.c_walks.load(),
+            m.c_timeouts.load(), m.c_flushes.load(), m.c_stale.load()};
+}
+
+void FanotifyEnforcer::stop(bool remove) {
+    auto& m = *impl_;
+    m.halt();  // every event read so far is answered before this returns
+    if (remove) {
+        if (m.stored) (void)fd_store_remove(fanotify_fd_name);
+        m.stored = false;
+    }
+    // Our copy closes; the fd store's copy (if any) keeps enforcement for the successor.
+    m.fan.reset();
+    m.notify_fd.reset();
+}
+
+bool FanotifyEnforcer::adopted() const { return impl_->adopted; }
+bool FanotifyEnforcer::stored() const { return impl_->stored; }
+int FanotifyEnforcer::fd() const { return impl_->fan.get(); }
+std::vector<std::string> FanotifyEnforcer::warnings() const {
+    std::shared_lock lk(impl_->policy_mutex);
+    return impl_->warnings;
+}
+
+}  // namespace custguard::daemon

@@ -1,0 +1,75 @@
+// The fanotify enforcer: FAN_OPEN_PERM on every filesystem holding a zone root, decided
+// in user space against the same compiled rows the BPF-LSM enforcer loads into its maps,
+// producing the same cg_event contents.
+//
+// Membership is by inode: the opened file's parent directory, reopened on a mount of the
+// whole filesystem, is walked up with ".." and compared with the zone roots' (dev, ino),
+// as the BPF program walks d_parent. Files outside every zone get an (evictable) ignore
+// mark, so each reaches user space at most once per inode; a notification group watching
+// renames and link creation into zones flushes those marks and the inode caches.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "daemon/enforcer.hpp"
+#include "daemon/fanotify/unique_fd.hpp"
+
+namespace custguard::daemon {
+
+struct FanotifyOptions {
+    unsigned workers = 2;
+    // A permission event still queued after this long is answered at once: denied if the
+    // file is known to be in a zone, allowed otherwise.
+    std::chrono::milliseconds decision_timeout{1000};
+    std::size_t max_queue = 8192;  // beyond this, events are answered the same way at once
+    // A descriptor re-adopted from the fd store (see fd_store.hpp); empty: new group.
+    UniqueFd adopt;
+    // Put the group's descriptor into systemd's fd store on start (when NOTIFY_SOCKET is set).
+    bool use_fd_store = true;
+};
+
+// Extra counters for status and the benchmark.
+struct FanotifyStats {
+    std::uint64_t permission_events = 0;
+    std::uint64_t ignore_marks = 0;
+    std::uint64_t zone_cache_hits = 0;
+    std::uint64_t walks = 0;
+    std::uint64_t timeouts = 0;  // answered without a full decision (timeout, overload)
+    std::uint64_t flushes = 0;   // ignore marks flushed after renames/links into zones
+    std::uint64_t stale_answered = 0;  // events of a killed predecessor answered on adoption
+};
+
+class FanotifyEnforcer final : public Enforcer {
+public:
+    // Creates (or adopts) the group. No marks are added before the first apply().
+    static tl::expected<std::unique_ptr<FanotifyEnforcer>, std::string> create(FanotifyOptions options);
+    ~FanotifyEnforcer() override;
+
+    std::string_view name() const override { return "fanotify"; }
+    tl::expected<void, std::string> start(EventHandler handler) override;
+    tl::expected<void, std::string> apply(const policy::Compiled& compiled) override;
+    SensorCounters counters() const override;
+    // remove=false leaves the group (and its marks) in the fd store, so opens of marked
+    // filesystems wait for the next daemon instead of passing unchecked.
+    void stop(bool remove) override;
+
+    FanotifyStats stats() const;
+    bool adopted() const;         // the group came from the fd store
+    bool stored() const;          // the group is in the fd store
+    std::vector<std::string> warnings() const;  // from the last apply(): unresolved paths, ...
+    int fd() const;               // the group's descriptor (for tests)
+
+    struct Impl;
+
+private:
+    explicit FanotifyEnforcer(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace custguard::daemon

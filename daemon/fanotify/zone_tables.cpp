@@ -1,0 +1,114 @@
+#include "daemon/fanotify/zone_tables.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace custguard::daemon::fan {
+
+namespace {
+
+std::uint32_t zone_flags(const policy::CompiledZone& z) {
+    std::uint32_t flags = 0;
+    if (z.on_violation == policy::Violation::audit) flags |= CG_ZONE_VIOLATION_AUDIT;
+    if (z.record_allowed) flags |= CG_ZONE_RECORD_ALLOWED;
+    if (z.sensitivity == policy::Sensitivity::sensitive) flags |= CG_ZONE_SENSITIVE;
+    if (z.programs_required) flags |= CG_ZONE_PROGRAMS;
+    return flags;
+}
+
+}  // namespace
+
+tl::expected<ZoneTables, std::string> ZoneTables::build(const policy::Compiled& compiled,
+                                                        std::vector<std::string>& warnings) {
+    ZoneTables t;
+    std::uint32_t max_id = 0;
+    for (const auto& z : compiled.zones) {
+        if (z.id == 0) return tl::unexpected("zone " + z.name + " has id 0");
+        max_id = std::max(max_id, z.id);
+    }
+    t.zone_flags_.assign(max_id, 0);
+    std::vector<bool> known(max_id, false);
+    for (const auto& z : compiled.zones) {
+        t.zone_flags_[z.id - 1] = zone_flags(z);
+        known[z.id - 1] = true;
+    }
+    auto valid_zone = [&](std::uint32_t id) { return id >= 1 && id <= max_id && known[id - 1]; };
+
+    for (const auto& r : compiled.roots) {
+        if (!valid_zone(r.zone_id))
+            return tl::unexpected("root " + r.path + " names unknown zone " + std::to_string(r.zone_id));
+        struct stat st {};
+        if (::stat(r.path.c_str(), &st) != 0) {
+            warnings.push_back("zone root " + r.path + " cannot be resolved: " + std::strerror(errno));
+            continue;
+        }
+        InodeKey key{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+        // The same inode listed twice (bind mount, hard link): the later (deeper, as roots
+        // are sorted by path) entry wins, as it would for path-based nesting.
+        t.roots_[key] = r.zone_id;
+        t.resolved_.push_back({r.path, r.zone_id, key, S_ISDIR(st.st_mode)});
+    }
+    for (const auto& s : compiled.subjects) {
+        if (!valid_zone(s.zone_id)) return tl::unexpected(std::string("subject row names unknown zone"));
+        t.subjects_.insert({s.zone_id, s.kind == policy::SubjectKind::uid ? 0u : 1u, s.id});
+    }
+    for (const auto& g : compiled.grants) {
+        if (!valid_zone(g.zone_id)) return tl::unexpected(std::string("grant row names unknown zone"));
+        auto& exp = t.grants_[(std::uint64_t{g.zone_id} << 32) | g.uid];
+        exp = std::max(exp, g.expires_at);
+    }
+    for (const auto& p : compiled.programs) {
+        if (!valid_zone(p.zone_id)) return tl::unexpected(std::string("program row names unknown zone"));
+        struct stat st {};
+        if (::stat(p.path.c_str(), &st) != 0) {
+            warnings.push_back("program " + p.path + " cannot be resolved: " + std::strerror(errno));
+            continue;
+        }
+        t.programs_.insert({p.zone_id, {static_cast<std::uint64_t>(st.st_dev),
+                                        static_cast<std::uint64_t>(st.st_ino)}});
+    }
+    return t;
+}
+
+std::vector<std::uint64_t> ZoneTables::devices() const {
+    std::vector<std::uint64_t> devs;
+    for (const auto& r : resolved_) devs.push_back(r.key.dev);
+    std::sort(devs.begin(), devs.end());
+    devs.erase(std::unique(devs.begin(), devs.end()), devs.end());
+    return devs;
+}
+
+Verdict ZoneTables::decide(std::uint32_t zone_id, const Subject& s) const {
+    Verdict v;
+    v.zone_id = zone_id;
+    if (zone_id == 0 || zone_id > zone_flags_.size()) return v;
+    const std::uint32_t flags = zone_flags_[zone_id - 1];
+
+    bool allowed = true;
+    if (subjects_.contains({zone_id, 0, s.uid})) {
+        v.rule = CG_RULE_USER;
+    } else if (std::any_of(s.gids.begin(), s.gids.end(),
+                           [&](std::uint32_t g) { return subjects_.contains({zone_id, 1, g}); })) {
+        v.rule = CG_RULE_GROUP;
+    } else if (auto it = grants_.find((std::uint64_t{zone_id} << 32) | s.uid);
+               it != grants_.end() && s.now < it->second) {
+        v.rule = CG_RULE_GRANT;
+    } else {
+        allowed = false;
+        v.rule = CG_RULE_NOT_ALLOWED;
+    }
+    if (allowed && (flags & CG_ZONE_PROGRAMS) && !programs_.contains({zone_id, s.exe})) {
+        allowed = false;
+        v.rule = CG_RULE_PROGRAM;
+    }
+    if (allowed)
+        v.decision = (flags & CG_ZONE_RECORD_ALLOWED) ? CG_DECISION_AUDIT : CG_DECISION_ALLOW;
+    else
+        v.decision = (flags & CG_ZONE_VIOLATION_AUDIT) ? CG_DECISION_AUDIT : CG_DECISION_DENY;
+    return v;
+}
+
+}  // namespace custguard::daemon::fan

@@ -1,0 +1,101 @@
+// The fanotify enforcer's decision tables: the compiled policy rows with paths resolved to
+// inodes. Immutable once built; apply() swaps a whole new instance in.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "custguard/policy/compile.hpp"
+#include "custguard_abi.h"
+
+namespace custguard::daemon::fan {
+
+struct InodeKey {
+    std::uint64_t dev = 0;  // st_dev (equals the kernel's new_encode_dev for usual majors)
+    std::uint64_t ino = 0;
+    bool operator==(const InodeKey&) const = default;
+};
+
+struct InodeKeyHash {
+    std::size_t operator()(const InodeKey& k) const noexcept {
+        return std::hash<std::uint64_t>{}(k.ino * 0x9e3779b97f4a7c15ull ^ k.dev);
+    }
+};
+
+// Who opens: credentials as the kernel's LSM hook sees them.
+struct Subject {
+    std::uint32_t uid = 0;                  // fsuid
+    std::span<const std::uint32_t> gids;    // fsgid and supplementary groups
+    InodeKey exe;                           // executable of the process
+    std::uint64_t now = 0;                  // CLOCK_REALTIME seconds, for grants
+};
+
+struct Verdict {
+    std::uint32_t zone_id = 0;
+    cg_decision decision = CG_DECISION_ALLOW;
+    cg_rule rule = CG_RULE_OUTSIDE;
+};
+
+struct ResolvedRoot {
+    std::string path;
+    std::uint32_t zone_id = 0;
+    InodeKey key;
+    bool is_dir = false;
+};
+
+class ZoneTables {
+public:
+    // Resolves roots and programs with stat(2). Paths that do not exist are skipped and
+    // reported in `warnings` (a zone directory may be created later; re-apply then).
+    static tl::expected<ZoneTables, std::string> build(const policy::Compiled& compiled,
+                                                       std::vector<std::string>& warnings);
+
+    // Zone whose root is exactly this inode, or 0.
+    std::uint32_t root_zone(const InodeKey& key) const {
+        auto it = roots_.find(key);
+        return it == roots_.end() ? 0 : it->second;
+    }
+
+    Verdict decide(std::uint32_t zone_id, const Subject& subject) const;
+
+    // Filesystems (st_dev) holding at least one zone root, with a root on each.
+    const std::vector<ResolvedRoot>& resolved_roots() const { return resolved_; }
+    std::vector<std::uint64_t> devices() const;
+    std::size_t zone_count() const { return zone_flags_.size(); }
+
+private:
+    struct SubjectKey {
+        std::uint32_t zone_id, kind, id;
+        bool operator==(const SubjectKey&) const = default;
+    };
+    struct SubjectKeyHash {
+        std::size_t operator()(const SubjectKey& k) const noexcept {
+            return (std::size_t{k.zone_id} << 33) ^ (std::size_t{k.kind} << 32) ^ k.id;
+        }
+    };
+    struct ProgramKey {
+        std::uint32_t zone_id;
+        InodeKey exe;
+        bool operator==(const ProgramKey&) const = default;
+    };
+    struct ProgramKeyHash {
+        std::size_t operator()(const ProgramKey& k) const noexcept {
+            return InodeKeyHash{}(k.exe) ^ (std::size_t{k.zone_id} << 40);
+        }
+    };
+
+    std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash> roots_;
+    std::vector<ResolvedRoot> resolved_;
+    std::vector<std::uint32_t> zone_flags_;  // index zone_id - 1, CG_ZONE_* bits
+    std::unordered_set<SubjectKey, SubjectKeyHash> subjects_;
+    std::unordered_map<std::uint64_t, std::uint64_t> grants_;  // (zone << 32 | uid) -> expiry
+    std::unordered_set<ProgramKey, ProgramKeyHash> programs_;
+};
+
+}  // namespace custguard::daemon::fan

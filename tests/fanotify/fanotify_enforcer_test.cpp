@@ -1,0 +1,482 @@
+// Host integration tests of the fanotify enforcer: real fanotify on a private tmpfs, opens
+// by other users in forked children. Needs root.
+#include <catch2/catch.hpp>
+
+#include <sys/syscall.h>
+
+#include <ctime>
+
+#include "daemon/fanotify/enforcer_select.hpp"
+#include "daemon/fanotify/fanotify_enforcer.hpp"
+#include "sandbox.hpp"
+
+using namespace custguard;
+using namespace std::chrono_literals;
+using cgtest::Cred;
+using cgtest::Via;
+using daemon::FanotifyEnforcer;
+using daemon::FanotifyOptions;
+
+namespace {
+
+const Cred alice{60001, 60001, {}};
+const Cred bob{60002, 60002, {}};
+const Cred carol{60003, 60003, {}};  // unexpired grant
+const Cred dave{60004, 60004, {}};   // expired grant
+const Cred mallory{60009, 60009, {}};
+const Cred sales_member{60011, 60011, {60100}};
+const Cred sales_primary{60012, 60100, {}};
+const Cred root{0, 0, {}};
+
+bool have_root() { return ::geteuid() == 0 && cgtest::private_mount_namespace(); }
+
+// These tests need root; CI runs them as root, where they must never skip.
+#define REQUIRE_ROOT()                                                     \
+    do {                                                                   \
+        if (!have_root()) {                                                \
+            WARN("skipped: needs root and a private mount namespace");     \
+            return;                                                        \
+        }                                                                  \
+    } while (0)
+
+// Zones:   1 customers  T/zone         deny,  record allowed; alice, %60100
+//          2 nested     T/zone/nested  audit, no record;      bob
+//          3 prog       T/prog         deny,  programs /usr/bin/cat; alice
+//          4 grants     T/grant        deny;  grants carol (valid), dave (expired)
+//          5 single     T/single.txt   deny;  alice   (a file as zone root)
+policy::Compiled make_policy(const cgtest::Tmpfs& fs) {
+    using policy::SubjectKind;
+    using policy::Violation;
+    policy::Compiled c;
+    c.zones = {cgtest::zone(1, "customers", Violation::deny, true), cgtest::zone(2, "nested", Violation::audit, false),
+               cgtest::zone(3, "prog", Violation::deny, true, true), cgtest::zone(4, "grants", Violation::deny, true),
+               cgtest::zone(5, "single", Violation::deny, true)};
+    c.roots = {{fs.path("grant"), 4}, {fs.path("prog"), 3}, {fs.path("single.txt"), 5},
+               {fs.path("zone"), 1}, {fs.path("zone/nested"), 2}};
+    c.subjects = {{1, SubjectKind::uid, 60001}, {1, SubjectKind::gid, 60100}, {2, SubjectKind::uid, 60002},
+                  {3, SubjectKind::uid, 60001}, {5, SubjectKind::uid, 60001}};
+    c.programs = {{3, "/usr/bin/cat"}};
+    auto now = static_cast<std::uint64_t>(std::time(nullptr));
+    c.grants = {{4, 60003, now + 3600}, {4, 60004, now - 10}};
+    return c;
+}
+
+struct Env {
+    cgtest::Tmpfs fs;
+    cgtest::Collector events;
+    std::unique_ptr<FanotifyEnforcer> enforcer;
+
+    explicit Env(FanotifyOptions options = {}) {
+        REQUIRE(fs.ok());
+        for (auto d : {"zone", "zone/nested", "zone/sub", "zone/sub/deep", "prog", "grant", "out", "out/dir"})
+            fs.mkdir(d);
+        ::chmod(fs.path("zone").c_str(), 0777);  // files created later by alice
+        ::chmod(fs.path("out").c_str(), 0777);
+        for (auto f : {"zone/a.txt", "zone/nested/b.txt", "zone/sub/deep/d.txt", "prog/p.txt", "grant/g.txt",
+                       "single.txt", "out/c.txt", "out/o.txt", "out/r.txt", "out/dir/f.txt", "zone/m.txt",
+                       "zone/pre.txt"})
+            fs.write(f);
+        // A hard link made before the policy: the scan must find it.
+        REQUIRE(::link(fs.path("zone/pre.txt").c_str(), fs.path("out/pre_link").c_str()) == 0);
+        options.use_fd_store = false;
+        auto e = FanotifyEnforcer::create(std::move(options));
+        REQUIRE(e);
+        enforcer = std::move(*e);
+        REQUIRE(enforcer->start(events.handler()));
+        auto r = enforcer->apply(make_policy(fs));
+        INFO((r ? "" : r.error()));
+        REQUIRE(r);
+    }
+    ~Env() {
+        if (enforcer) enforcer->stop(true);
+    }
+};
+
+struct Expected {
+    std::uint32_t zone;
+    cg_decision decision;
+    cg_rule rule;
+};
+
+struct Case {
+    const char* label;
+    Cred cred;
+    const char* path;
+    Via via;
+    int expect_errno;
+    std::optional<Expected> event;
+};
+
+std::string self_comm() {
+    std::ifstream in("/proc/self/comm");
+    std::string s;
+    std::getline(in, s);
+    return s.substr(0, CG_COMM_LEN - 1);
+}
+
+std::uint32_t self_loginuid() {
+    std::ifstream in("/proc/self/loginuid");
+    std::uint64_t v = 4294967295u;
+    in >> v;
+    return static_cast<std::uint32_t>(v);
+}
+
+}  // namespace
+
+TEST_CASE("fanotify enforcer: decision matrix", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    const Expected customers_audit_user{1, CG_DECISION_AUDIT, CG_RULE_USER};
+    const Expected customers_deny{1, CG_DECISION_DENY, CG_RULE_NOT_ALLOWED};
+    const Expected nested_audit{2, CG_DECISION_AUDIT, CG_RULE_NOT_ALLOWED};
+    const std::vector<Case> cases = {
+        {"listed user", alice, "zone/a.txt", Via::open, 0, customers_audit_user},
+        {"listed user, io_uring", alice, "zone/a.txt", Via::io_uring, 0, customers_audit_user},
+        {"listed user, io_uring worker", alice, "zone/a.txt", Via::io_uring_async, 0, customers_audit_user},
+        {"unlisted user", mallory, "zone/a.txt", Via::open, EPERM, customers_deny},
+        {"unlisted user, io_uring", mallory, "zone/a.txt", Via::io_uring, EPERM, customers_deny},
+        {"unlisted user, io_uring worker", mallory, "zone/a.txt", Via::io_uring_async, EPERM, customers_deny},
+        {"unlisted user, cat", mallory, "zone/a.txt", Via::exec_cat, EPERM, std::nullopt},
+        {"unlisted user, deep file", mallory, "zone/sub/deep/d.txt", Via::open, EPERM, customers_deny},
+        {"root is not exempt", root, "zone/a.txt", Via::open, EPERM, customers_deny},
+        {"supplementary group", sales_member, "zone/a.txt", Via::open, 0, Expected{1, CG_DECISION_AUDIT, CG_RULE_GROUP}},
+        {"primary group", sales_primary, "zone/a.txt", Via::open, 0, Expected{1, CG_DECISION_AUDIT, CG_RULE_GROUP}},
+        {"user of the inner zone only", bob, "zone/a.txt", Via::open, EPERM, customers_deny},
+        {"nested: deepest zone wins (audit)", alice, "zone/nested/b.txt", Via::open, 0, nested_audit},
+        {"nested: unlisted user audited", mallory, "zone/nested/b.txt", Via::open, 0, nested_audit},
+        {"nested: listed, not recorded", bob, "zone/nested/b.txt", Via::open, 0, std::nullopt},
+        {"program required, other program", alice, "prog/p.txt", Via::open, EPERM,
+         Expected{3, CG_DECISION_DENY, CG_RULE_PROGRAM}},
+        {"program required, listed program", alice, "prog/p.txt", Via::exec_cat, 0, std::nullopt},
+        {"program required, unlisted user", mallory, "prog/p.txt", Via::exec_cat, EPERM, std::nullopt},
+        {"valid grant", carol, "grant/g.txt", Via::open, 0, Expected{4, CG_DECISION_AUDIT, CG_RULE_GRANT}},
+        {"expired grant", dave, "grant/g.txt", Via::open, EPERM, Expected{4, CG_DECISION_DENY, CG_RULE_NOT_ALLOWED}},
+        {"file as zone root, unlisted", mallory, "single.txt", Via::open, EPERM,
+         Expected{5, CG_DECISION_DENY, CG_RULE_NOT_ALLOWED}},
+        {"file as zone root, listed", alice, "single.txt", Via::open, 0, Expected{5, CG_DECISION_AUDIT, CG_RULE_USER}},
+        {"outside every zone", mallory, "out/c.txt", Via::open, 0, std::nullopt},
+        {"outside, io_uring", mallory, "out/c.txt", Via::io_uring_async, 0, std::nullopt},
+        {"hard link made before the policy", mallory, "out/pre_link", Via::open, EPERM, customers_deny},
+    };
+
+    struct stat exe {};
+    REQUIRE(::stat("/proc/self/exe", &exe) == 0);
+    for (const auto& c : cases) {
+        INFO(c.label << " (" << cgtest::to_string(c.via) << ", uid " << c.cred.uid << ", " << c.path << ")");
+        std::size_t before = env.events.size();
+        pid_t pid = 0;
+        int r = cgtest::open_as(c.cred, env.fs.path(c.path), c.via, &pid);
+        CHECK(r == c.expect_errno);
+        if (c.via == Via::exec_cat) continue;  // the event belongs to cat's pid
+        auto ev = env.events.for_process(pid, c.event ? 2000ms : 100ms);
+        if (!c.event) {
+            CHECK_FALSE(ev);
+            CHECK(env.events.size() == before);
+            continue;
+        }
+        REQUIRE(ev);
+        const cg_event& raw = ev->raw;
+        struct stat file {};
+        REQUIRE(::stat(env.fs.path(c.path).c_str(), &file) == 0);
+        CHECK(raw.abi_version == CG_ABI_VERSION);
+        CHECK(raw.kind == CG_EV_OPEN);
+        CHECK(raw.zone_id == c.event->zone);
+        CHECK(raw.decision == c.event->decision);
+        CHECK(raw.rule == c.event->rule);
+        CHECK(raw.tgid == static_cast<std::uint32_t>(pid));
+        if (c.via == Via::io_uring_async)
+            CHECK(std::string(raw.comm).rfind("iou-wrk-", 0) == 0);
+        else
+            CHECK(std::string(raw.comm) == self_comm());
+        if (c.via == Via::open) {
+            CHECK(raw.pid == static_cast<std::uint32_t>(pid));
+            CHECK((raw.open_flags & O_ACCMODE) == O_RDONLY);
+            CHECK((raw.open_flags & 0100000) != 0);  // the kernel's O_LARGEFILE (x86-64)
+            CHECK((raw.open_flags & O_CLOEXEC) == 0);  // not part of f_flags
+        }
+        CHECK(raw.uid == c.cred.uid);
+        CHECK(raw.gid == c.cred.gid);
+        CHECK(raw.loginuid == self_loginuid());
+        CHECK(raw.dev == static_cast<std::uint64_t>(file.st_dev));
+        CHECK(raw.ino == static_cast<std::uint64_t>(file.st_ino));
+        CHECK(raw.exe_dev == static_cast<std::uint64_t>(exe.st_dev));
+        CHECK(raw.exe_ino == static_cast<std::uint64_t>(exe.st_ino));
+        CHECK(ev->path == env.fs.path(c.path));
+        CHECK(std::string(raw.path) == ev->path);
+        CHECK(ev->sensor == daemon::Sensor::fanotify);
+        CHECK(ev->realtime_ns > 0);
+    }
+    auto counters = env.enforcer->counters();
+    CHECK(counters.errors == 0);
+    CHECK(counters.denied >= 10);
+}
+
+TEST_CASE("fanotify enforcer: program rows match the executable by inode", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    // cat as alice is allowed in zone prog and recorded with cat's identity.
+    CHECK(cgtest::open_as(alice, env.fs.path("prog/p.txt"), Via::exec_cat) == 0);
+    CHECK(cgtest::open_as(mallory, env.fs.path("prog/p.txt"), Via::exec_cat) == EPERM);
+    struct stat cat {};
+    REQUIRE(::stat("/usr/bin/cat", &cat) == 0);
+    auto allowed = env.events.find([](const daemon::AccessEvent& e) { return e.raw.uid == 60001; });
+    REQUIRE(allowed);
+    CHECK(allowed->raw.zone_id == 3);
+    CHECK(allowed->raw.decision == CG_DECISION_AUDIT);
+    CHECK(allowed->raw.rule == CG_RULE_USER);
+    CHECK(std::string(allowed->raw.comm) == "cat");
+    CHECK(allowed->raw.exe_dev == static_cast<std::uint64_t>(cat.st_dev));
+    CHECK(allowed->raw.exe_ino == static_cast<std::uint64_t>(cat.st_ino));
+    auto denied = env.events.find([](const daemon::AccessEvent& e) { return e.raw.uid == 60009; });
+    REQUIRE(denied);
+    CHECK(denied->raw.decision == CG_DECISION_DENY);
+    CHECK(denied->raw.rule == CG_RULE_NOT_ALLOWED);
+}
+
+TEST_CASE("fanotify enforcer: files outside zones reach user space once per inode", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    auto before = env.enforcer->stats();
+    int rc = cgtest::run_as(mallory, [&] {
+        for (int i = 0; i < 20; ++i)
+            if (cgtest::open_read(env.fs.path("out/c.txt"), Via::open) != 0) return 1;
+        return 0;
+    });
+    CHECK(rc == 0);
+    auto after = env.enforcer->stats();
+    CHECK(after.permission_events - before.permission_events <= 1);
+    CHECK(after.ignore_marks - before.ignore_marks <= 1);
+    // Zone files are decided every time (no ignore mark).
+    rc = cgtest::run_as(mallory, [&] {
+        int denied = 0;
+        for (int i = 0; i < 5; ++i) denied += cgtest::open_read(env.fs.path("zone/a.txt"), Via::open) == EPERM;
+        return denied;
+    });
+    CHECK(rc == 5);
+}
+
+TEST_CASE("fanotify enforcer: files and directories created later", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    int rc = cgtest::run_as(alice, [&] {
+        if (::mkdir(env.fs.path("zone/later").c_str(), 0755) != 0) return 1;
+        for (auto f : {"zone/new.txt", "zone/later/x.txt"}) {
+            int fd = ::open(env.fs.path(f).c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd < 0) return 2;
+            (void)!::write(fd, "x", 1);
+            ::close(fd);
+        }
+        return 0;
+    });
+    REQUIRE(rc == 0);
+    CHECK(cgtest::open_as(mallory, env.fs.path("zone/new.txt")) == EPERM);
+    CHECK(cgtest::open_as(mallory, env.fs.path("zone/later/x.txt"), Via::io_uring) == EPERM);
+    CHECK(cgtest::open_as(alice, env.fs.path("zone/later/x.txt")) == 0);
+    // A file created by a denied user in a writable zone directory cannot be reopened.
+    pid_t pid = 0;
+    rc = cgtest::run_as(mallory, [&] {
+        int fd = ::open(env.fs.path("zone/mine.txt").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+        return fd < 0 ? errno : 0;
+    }, &pid);
+    CHECK(rc == EPERM);
+    auto ev = env.events.for_process(pid);
+    REQUIRE(ev);
+    CHECK((ev->raw.open_flags & O_ACCMODE) == O_WRONLY);
+    CHECK((ev->raw.open_flags & (O_CREAT | O_EXCL)) == 0);  // not kept in f_flags
+}
+
+TEST_CASE("fanotify enforcer: hard links", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    SECTION("a link made outside after the policy reaches the zone file") {
+        REQUIRE(::link(env.fs.path("zone/a.txt").c_str(), env.fs.path("out/hl_a").c_str()) == 0);
+        pid_t pid = 0;
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/hl_a"), Via::open, &pid) == EPERM);
+        auto ev = env.events.for_process(pid);
+        REQUIRE(ev);
+        CHECK(ev->raw.zone_id == 1);
+        CHECK(ev->path == env.fs.path("out/hl_a"));
+        CHECK(cgtest::open_as(alice, env.fs.path("out/hl_a"), Via::io_uring) == 0);
+    }
+    SECTION("a zone file opened first, then linked outside") {
+        CHECK(cgtest::open_as(mallory, env.fs.path("zone/m.txt")) == EPERM);
+        REQUIRE(::link(env.fs.path("zone/m.txt").c_str(), env.fs.path("out/hl_m").c_str()) == 0);
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/hl_m")) == EPERM);
+    }
+    SECTION("an ignored outside file linked into a zone loses its ignore mark") {
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/o.txt")) == 0);
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/o.txt")) == 0);
+        REQUIRE(::link(env.fs.path("out/o.txt").c_str(), env.fs.path("zone/o_link").c_str()) == 0);
+        std::this_thread::sleep_for(200ms);  // the link is seen asynchronously (no link permission event)
+        CHECK(cgtest::open_as(mallory, env.fs.path("zone/o_link")) == EPERM);
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/o.txt")) == EPERM);
+    }
+}
+
+TEST_CASE("fanotify enforcer: renames", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    SECTION("the zone root renamed keeps its protection (inode, not path)") {
+        REQUIRE(::rename(env.fs.path("zone").c_str(), env.fs.path("moved_zone").c_str()) == 0);
+        CHECK(cgtest::open_as(mallory, env.fs.path("moved_zone/a.txt")) == EPERM);
+        CHECK(cgtest::open_as(mallory, env.fs.path("moved_zone/sub/deep/d.txt")) == EPERM);
+        CHECK(cgtest::open_as(alice, env.fs.path("moved_zone/a.txt")) == 0);
+    }
+    SECTION("an ignored file moved into a zone") {
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/r.txt")) == 0);
+        REQUIRE(::rename(env.fs.path("out/r.txt").c_str(), env.fs.path("zone/r.txt").c_str()) == 0);
+        std::this_thread::sleep_for(200ms);
+        CHECK(cgtest::open_as(mallory, env.fs.path("zone/r.txt")) == EPERM);
+    }
+    SECTION("an ignored tree moved into a zone") {
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/dir/f.txt")) == 0);
+        REQUIRE(::rename(env.fs.path("out/dir").c_str(), env.fs.path("zone/dir").c_str()) == 0);
+        std::this_thread::sleep_for(200ms);
+        CHECK(cgtest::open_as(mallory, env.fs.path("zone/dir/f.txt")) == EPERM);
+    }
+    SECTION("a zone file moved out of every zone") {
+        CHECK(cgtest::open_as(mallory, env.fs.path("zone/m.txt")) == EPERM);
+        REQUIRE(::rename(env.fs.path("zone/m.txt").c_str(), env.fs.path("out/m.txt").c_str()) == 0);
+        std::this_thread::sleep_for(200ms);
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/m.txt")) == 0);
+    }
+    SECTION("a file moved between nested zones") {
+        CHECK(cgtest::open_as(bob, env.fs.path("zone/a.txt")) == EPERM);
+        REQUIRE(::rename(env.fs.path("zone/a.txt").c_str(), env.fs.path("zone/nested/a.txt").c_str()) == 0);
+        std::this_thread::sleep_for(200ms);
+        CHECK(cgtest::open_as(bob, env.fs.path("zone/nested/a.txt")) == 0);
+    }
+}
+
+TEST_CASE("fanotify enforcer: symlinks", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    REQUIRE(::symlink(env.fs.path("zone/a.txt").c_str(), env.fs.path("out/sl").c_str()) == 0);
+    REQUIRE(::symlink(env.fs.path("out/c.txt").c_str(), env.fs.path("zone/sl_out").c_str()) == 0);
+    REQUIRE(::symlink(env.fs.path("zone").c_str(), env.fs.path("out/zone_dir_link").c_str()) == 0);
+    pid_t pid = 0;
+    CHECK(cgtest::open_as(mallory, env.fs.path("out/sl"), Via::open, &pid) == EPERM);
+    auto ev = env.events.for_process(pid);
+    REQUIRE(ev);
+    CHECK(ev->path == env.fs.path("zone/a.txt"));  // the file opened, as the kernel resolved it
+    CHECK(cgtest::open_as(mallory, env.fs.path("out/zone_dir_link/sub/deep/d.txt"), Via::io_uring) == EPERM);
+    CHECK(cgtest::open_as(mallory, env.fs.path("zone/sl_out")) == 0);
+}
+
+TEST_CASE("fanotify enforcer: bind mounts", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    char t1[] = "/tmp/cgfan-bind.XXXXXX";
+    char t2[] = "/tmp/cgfan-bind.XXXXXX";
+    std::string whole = ::mkdtemp(t1), sub = ::mkdtemp(t2);
+    REQUIRE(env.fs.bind(env.fs.path("zone"), whole));
+    REQUIRE(env.fs.bind(env.fs.path("zone/sub"), sub));  // not a zone root itself
+    pid_t pid = 0;
+    CHECK(cgtest::open_as(mallory, whole + "/a.txt", Via::open, &pid) == EPERM);
+    auto ev = env.events.for_process(pid);
+    REQUIRE(ev);
+    CHECK(ev->raw.zone_id == 1);
+    CHECK(ev->path == whole + "/a.txt");
+    CHECK(cgtest::open_as(mallory, sub + "/deep/d.txt") == EPERM);
+    CHECK(cgtest::open_as(mallory, sub + "/deep/d.txt", Via::io_uring_async) == EPERM);
+    CHECK(cgtest::open_as(alice, sub + "/deep/d.txt") == 0);
+    CHECK(cgtest::open_as(mallory, whole + "/nested/b.txt") == 0);  // audit zone
+    ::umount2(whole.c_str(), MNT_DETACH);
+    ::umount2(sub.c_str(), MNT_DETACH);
+    ::rmdir(whole.c_str());
+    ::rmdir(sub.c_str());
+}
+
+TEST_CASE("fanotify enforcer: policy changes apply atomically and drop ignore marks", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    CHECK(cgtest::open_as(mallory, env.fs.path("out/c.txt")) == 0);  // ignored from now on
+    auto p2 = make_policy(env.fs);
+    p2.zones.push_back(cgtest::zone(6, "out", policy::Violation::deny, true));
+    p2.roots.push_back({env.fs.path("out"), 6});
+    REQUIRE(env.enforcer->apply(p2));
+    CHECK(cgtest::open_as(mallory, env.fs.path("out/c.txt")) == EPERM);
+    REQUIRE(env.enforcer->apply(make_policy(env.fs)));
+    CHECK(cgtest::open_as(mallory, env.fs.path("out/c.txt")) == 0);
+    // A bad policy is refused and the running one stays.
+    auto bad = make_policy(env.fs);
+    bad.roots.push_back({env.fs.path("out"), 99});
+    CHECK_FALSE(env.enforcer->apply(bad));
+    CHECK(cgtest::open_as(mallory, env.fs.path("zone/a.txt")) == EPERM);
+    CHECK(cgtest::open_as(mallory, env.fs.path("out/c.txt")) == 0);
+    // Unresolvable roots are warnings, not errors.
+    auto missing = make_policy(env.fs);
+    missing.roots.push_back({env.fs.path("nonexistent"), 1});
+    REQUIRE(env.enforcer->apply(missing));
+    CHECK(env.enforcer->warnings().size() == 1);
+}
+
+TEST_CASE("fanotify enforcer: overload answers at once (zone files denied, others allowed)", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    FanotifyOptions o;
+    o.max_queue = 0;  // every event counts as overload
+    Env env(std::move(o));
+    CHECK(cgtest::open_as(alice, env.fs.path("zone/a.txt")) == EPERM);
+    CHECK(cgtest::open_as(alice, env.fs.path("out/c.txt")) == 0);
+    CHECK(env.enforcer->stats().timeouts >= 2);
+}
+
+TEST_CASE("fanotify enforcer: a stopped enforcer leaves opens waiting for its successor", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    // Stand-in for the fd store: a second reference to the group.
+    daemon::UniqueFd kept(::fcntl(env.enforcer->fd(), F_DUPFD_CLOEXEC, 0));
+    REQUIRE(kept);
+    env.enforcer->stop(false);
+    env.enforcer.reset();
+
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::alarm(20);
+        if (::setresgid(60009, 60009, 60009) || ::setresuid(60009, 60009, 60009)) ::_exit(120);
+        ::_exit(cgtest::open_read(env.fs.path("zone/a.txt"), Via::open));
+    }
+    std::this_thread::sleep_for(300ms);
+    int status = 0;
+    CHECK(::waitpid(pid, &status, WNOHANG) == 0);  // blocked: no gap, no answer yet
+
+    FanotifyOptions o;
+    o.adopt = std::move(kept);
+    o.use_fd_store = false;
+    auto e = FanotifyEnforcer::create(std::move(o));
+    REQUIRE(e);
+    auto successor = std::move(*e);
+    CHECK(successor->adopted());
+    REQUIRE(successor->start(env.events.handler()));
+    REQUIRE(successor->apply(make_policy(env.fs)));
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == EPERM);
+    CHECK(cgtest::open_as(alice, env.fs.path("zone/a.txt")) == 0);
+    successor->stop(true);
+}
+
+TEST_CASE("enforcer selection probes BPF LSM, then fanotify", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    auto bpf = daemon::probe_bpf_lsm();
+    auto fan = daemon::probe_fanotify();
+    INFO("bpf-lsm: " << bpf.reason << "; fanotify: " << fan.reason);
+    CHECK(fan.available);
+    CHECK_FALSE(bpf.reason.empty());
+    auto sel = daemon::select_enforcer(policy::EnforcerChoice::automatic);
+    REQUIRE(sel);
+    INFO(sel->reason);
+    if (bpf.available) {
+        CHECK(sel->chosen == policy::EnforcerChoice::bpf_lsm);
+    } else {
+        CHECK(sel->chosen == policy::EnforcerChoice::fanotify);
+        CHECK(sel->reason.find("BPF LSM is unavailable") != std::string::npos);
+        CHECK_FALSE(daemon::select_enforcer(policy::EnforcerChoice::bpf_lsm));
+    }
+    auto explicit_fan = daemon::select_enforcer(policy::EnforcerChoice::fanotify);
+    REQUIRE(explicit_fan);
+    CHECK(explicit_fan->chosen == policy::EnforcerChoice::fanotify);
+    auto none = daemon::select_enforcer(policy::EnforcerChoice::none);
+    REQUIRE(none);
+    CHECK(none->chosen == policy::EnforcerChoice::none);
+}
