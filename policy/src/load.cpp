@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <arpa/inet.h>  // inet_pton: pure text conversion, no system call
 #include <charconv>
+#include <cstdio>
 #include <map>
 #include <set>
 
 #include <toml++/toml.h>
 
 #include "custguard/policy/state.hpp"
+#include "toml_guard.hpp"
 
 namespace custguard::policy {
 namespace {
@@ -338,6 +340,10 @@ std::optional<Enum> Loader::get_enum(const toml::node& node, std::string_view wh
 void Loader::load_file(const SourceText& source, OriginKind kind) {
     file_ = source.name;
     kind_ = kind;
+    if (auto bad = non_ascii_outside_strings(source.text, source.name)) {
+        diags_.push_back(std::move(*bad));
+        return;
+    }
     toml::table root;
     try {
         root = toml::parse(source.text, source.name);
@@ -487,7 +493,7 @@ void Loader::read_zone(const toml::table& t, std::map<std::string, SourcePos>& s
                 continue;
             }
             auto dup = std::find_if(zone->paths.begin(), zone->paths.end(),
-                                    [&](const PathEntry& p) { return p.path == path; });
+                                    [&p = path](const PathEntry& e) { return e.path == p; });
             if (dup != zone->paths.end()) {
                 error(pos(*element), "path \"" + path + "\" is listed twice in zone '" + *name + "'",
                       "remove the duplicate");
@@ -930,7 +936,8 @@ tl::expected<Loaded, Diagnostics> load(const LoadInput& input, const Resolver& r
     // so that one syntax error does not bring a cascade of follow-ups.
     bool parse_failed = std::any_of(loader.diags_.begin(), loader.diags_.end(),
                                     [](const Diagnostic& d) {
-                                        return d.message.rfind("invalid TOML", 0) == 0;
+                                        return d.message.rfind("invalid TOML", 0) == 0 ||
+                                               d.message.rfind("non-ASCII", 0) == 0;
                                     });
     if (!parse_failed) loader.validate();
     if (has_errors(loader.diags_)) return tl::unexpected(std::move(loader.diags_));

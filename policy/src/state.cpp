@@ -6,6 +6,8 @@
 
 #include <toml++/toml.h>
 
+#include "toml_guard.hpp"
+
 namespace custguard::policy {
 namespace {
 
@@ -75,6 +77,7 @@ std::string quote(std::string_view s) {
 tl::expected<State, Diagnostics> parse_state(const std::string& name, const std::string& text) {
     Reader r{name, {}};
     State state;
+    if (auto bad = non_ascii_outside_strings(text, name)) return tl::unexpected(Diagnostics{*bad});
     toml::table root;
     try {
         root = toml::parse(text, name);

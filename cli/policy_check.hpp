@@ -1,0 +1,18 @@
+// `custguardctl policy check` and `custguardd --check`: offline validation.
+#pragma once
+
+#include <filesystem>
+#include <iosfwd>
+#include <optional>
+#include <vector>
+
+namespace custguard::cli {
+
+// Checks each file as a main policy (with the policy.d/ drop-ins beside it), prints the
+// diagnostics to `err` and one summary line per file to `out`. Returns 0 when every file
+// is valid, 1 otherwise.
+int check_policies(const std::vector<std::filesystem::path>& files,
+                   const std::optional<std::filesystem::path>& state_dir, std::ostream& out,
+                   std::ostream& err);
+
+}  // namespace custguard::cli

@@ -1,0 +1,147 @@
+#include "cli/scan_command.hpp"
+
+#include <iomanip>
+#include <optional>
+#include <ostream>
+#include <sstream>
+
+#include "custguard/scan/extract.hpp"
+#include "custguard/scan/scanner.hpp"
+
+namespace custguard::cli {
+
+namespace {
+
+std::string json_string(std::string_view s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\t': out += "\\t"; break;
+        case '\r': out += "\\r"; break;
+        default:
+            if (c < 0x20) {
+                static constexpr char kHex[] = "0123456789abcdef";
+                out += "\\u00";
+                out += kHex[c >> 4];
+                out += kHex[c & 15];
+            } else {
+                out += static_cast<char>(c);
+            }
+        }
+    }
+    return out + "\"";
+}
+
+struct FileResult {
+    std::string file;
+    std::optional<std::string> error;  // set: could not judge the file
+    scan::Extracted doc;               // text dropped after scanning
+    scan::Findings findings;
+    bool customer_data = false;
+};
+
+std::string hits(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " hit" : " hits"); }
+
+}  // namespace
+
+int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
+    if (options.files.empty()) {
+        err << "custguardctl scan: no files given (usage: custguardctl scan FILE...)\n";
+        return 2;
+    }
+    auto config = scan::ScannerConfig::from_names(options.detectors, options.keywords, options.keyword_proximity);
+    if (!config) {
+        err << "custguardctl scan: " << config.error() << " — fix [print] in the policy or the options\n";
+        return 2;
+    }
+    auto scanner = scan::Scanner::create(*config);
+    if (!scanner) {
+        err << "custguardctl scan: " << scanner.error() << "\n";
+        return 2;
+    }
+    scan::ExtractOptions extract_options;
+    extract_options.ghostscript = options.ghostscript;
+    extract_options.timeout = options.timeout;
+
+    const auto& detectors = scanner->config().detectors;
+    std::vector<FileResult> results;
+    bool any_error = false, any_customer = false;
+    for (const auto& file : options.files) {
+        FileResult r;
+        r.file = file;
+        auto doc = scan::extract_file(file, options.mime_type, extract_options);
+        if (!doc) {
+            r.error = doc.error() + " — check the path and your permissions (try sudo), or install what is named";
+        } else if (!doc->readable) {
+            r.doc = std::move(*doc);
+            r.error = "'" + file + "': no text to scan: " + r.doc.reason +
+                      "; print jobs like it follow [print] unreadable = \"" + options.unreadable_action +
+                      "\" — check the document by hand";
+        } else {
+            auto findings = scanner->scan(doc->text);
+            doc->text.clear();
+            doc->text.shrink_to_fit();
+            r.doc = std::move(*doc);
+            if (!findings) {
+                r.error = "'" + file + "': " + findings.error();
+            } else {
+                r.findings = *findings;
+                r.customer_data = scan::is_customer_data(r.findings, options.threshold);
+            }
+        }
+        if (r.error) {
+            any_error = true;
+            err << "custguardctl scan: " << *r.error << "\n";
+        }
+        any_customer |= r.customer_data;
+        results.push_back(std::move(r));
+    }
+
+    const std::uint64_t threshold = options.threshold == 0 ? 1 : options.threshold;
+    if (options.json) {
+        out << "{\"threshold\":" << threshold << ",\"files\":[";
+        for (std::size_t i = 0; i < results.size(); ++i) {
+            const auto& r = results[i];
+            out << (i ? "," : "") << "{\"file\":" << json_string(r.file);
+            if (r.error && r.doc.readable == false && r.doc.reason.empty()) {
+                out << ",\"error\":" << json_string(*r.error) << "}";
+                continue;
+            }
+            out << ",\"doc_type\":" << json_string(scan::to_string(r.doc.doc_type)) << ",\"pages\":" << r.doc.pages
+                << ",\"readable\":" << (r.doc.readable ? "true" : "false");
+            if (r.error) {
+                out << ",\"error\":" << json_string(*r.error) << "}";
+                continue;
+            }
+            out << ",\"findings\":{";
+            for (std::size_t k = 0; k < detectors.size(); ++k)
+                out << (k ? "," : "") << json_string(scan::to_string(detectors[k])) << ":" << r.findings.count(detectors[k]);
+            out << "},\"total\":" << r.findings.total() << ",\"customer_data\":" << (r.customer_data ? "true" : "false")
+                << "}";
+        }
+        out << "],\"customer_data\":" << (any_customer ? "true" : "false") << "}\n";
+    } else {
+        for (const auto& r : results) {
+            if (r.error) {
+                out << r.file << ": error (see above)\n";
+                continue;
+            }
+            out << r.file << ": " << scan::to_string(r.doc.doc_type);
+            if (r.doc.pages) out << ", " << r.doc.pages << (r.doc.pages == 1 ? " page" : " pages");
+            if (r.doc.pages_without_text) out << " (" << r.doc.pages_without_text << " without text)";
+            out << ": " << (r.customer_data ? "CUSTOMER DATA" : "not customer data") << " ("
+                << hits(r.findings.total()) << (r.customer_data ? " >= " : " < ") << "threshold " << threshold
+                << ")\n";
+            for (auto d : detectors)
+                out << "  " << std::left << std::setw(12) << scan::to_string(d) << std::right << std::setw(8)
+                    << r.findings.count(d) << "\n";
+        }
+    }
+    if (any_error) return 2;
+    return any_customer ? 1 : 0;
+}
+
+}  // namespace custguard::cli

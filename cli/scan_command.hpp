@@ -1,0 +1,32 @@
+// `custguardctl scan FILE...`: the print gate's extraction and detectors, offline (no
+// daemon), so admins can tune [print] threshold, detectors and keywords before enforcing.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace custguard::cli {
+
+struct ScanOptions {
+    std::vector<std::string> files;         // "-" reads standard input
+    std::uint32_t threshold = 3;            // [print] threshold
+    std::vector<std::string> detectors;     // [print] detectors; empty: all
+    std::vector<std::string> keywords;      // [print] keywords; empty: built-in list
+    std::uint32_t keyword_proximity = 40;   // [print] keyword_proximity
+    std::string unreadable_action = "hold"; // [print] unreadable, only named in messages
+    std::string mime_type;                  // optional hint, e.g. "application/pdf"
+    bool json = false;
+    std::string ghostscript = "gs";
+    std::chrono::milliseconds timeout{30'000};
+};
+
+// Prints per file each detector with its count and whether the file is customer data.
+// Returns 0 when no file is customer data, 1 when at least one is, 2 when a file could not
+// be read or its text not extracted (or the options are invalid) — errors win over 1.
+// Errors go to `err` and name the file and what to do; with json they are also in `out`.
+int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err);
+
+}  // namespace custguard::cli

@@ -1,0 +1,131 @@
+// Evaluation matrix: users, groups, grants, programs, nested zones, audit vs deny.
+#include <catch2/catch.hpp>
+
+#include "custguard/policy/evaluate.hpp"
+#include "fixtures.hpp"
+
+using namespace custguard::policy;
+using custguard::test::load_text;
+
+namespace {
+
+const char* k_policy = R"(
+[[zone]]
+name = "customers"
+paths = ["/srv/share/customers", "/srv/other/list.csv"]
+allow_users = ["%sales", "backup"]
+record_allowed = true
+
+[[zone]]
+name = "medical"
+paths = ["/srv/share/customers/medical"]
+sensitivity = "sensitive"
+allow_users = ["%medical-staff"]
+allow_programs = ["/usr/sbin/smbd"]
+
+[[zone]]
+name = "archive"
+paths = ["/srv/archive"]
+on_violation = "audit"
+record_allowed = false
+allow_users = ["alice"]
+)";
+
+const char* k_state = R"(
+[[grant]]
+zone = "archive"
+user = "bob"
+expires_at = 2000
+reason = "audit request"
+)";
+
+struct Row {
+    const char* name;
+    const char* path;
+    std::uint32_t uid;
+    std::vector<std::uint32_t> gids;
+    const char* exe;
+    std::uint64_t now;
+    Action action;
+    const char* zone;  // nullptr: outside zones
+    Rule rule;
+};
+
+// uids: alice 1001, bob 1002, carol 1003, backup 34; gids: sales 2001, medical-staff 2002
+const Row k_rows[] = {
+    {"outside every zone", "/srv/share/public/a.txt", 1002, {}, "/bin/cat", 1000, Action::allow, nullptr, Rule::outside_zones},
+    {"prefix is not a parent", "/srv/share/customers2/a", 1002, {}, "/bin/cat", 1000, Action::allow, nullptr, Rule::outside_zones},
+    {"group member reads, recorded", "/srv/share/customers/a.csv", 1001, {2001}, "/bin/cat", 1000, Action::audit, "customers", Rule::allowed_group},
+    {"listed user reads", "/srv/share/customers/x/y/z.csv", 34, {34}, "/bin/tar", 1000, Action::audit, "customers", Rule::allowed_user},
+    {"stranger denied", "/srv/share/customers/a.csv", 1002, {1002}, "/bin/cat", 1000, Action::deny, "customers", Rule::not_allowed},
+    {"zone root itself", "/srv/share/customers", 1002, {}, "/bin/ls", 1000, Action::deny, "customers", Rule::not_allowed},
+    {"single-file zone", "/srv/other/list.csv", 1002, {}, "/bin/cat", 1000, Action::deny, "customers", Rule::not_allowed},
+    {"sibling of single file", "/srv/other/list.csv.bak", 1002, {}, "/bin/cat", 1000, Action::allow, nullptr, Rule::outside_zones},
+    {"nested: sales alone is not enough", "/srv/share/customers/medical/k.pdf", 1001, {2001}, "/usr/sbin/smbd", 1000, Action::deny, "medical", Rule::not_allowed},
+    {"nested: medical staff via smbd", "/srv/share/customers/medical/k.pdf", 1003, {2001, 2002}, "/usr/sbin/smbd", 1000, Action::audit, "medical", Rule::allowed_group},
+    {"nested: medical staff via cp", "/srv/share/customers/medical/k.pdf", 1003, {2001, 2002}, "/bin/cp", 1000, Action::deny, "medical", Rule::program_not_allowed},
+    {"audit zone: allowed, not recorded", "/srv/archive/2020.csv", 1001, {}, "/bin/cat", 1000, Action::allow, "archive", Rule::allowed_user},
+    {"audit zone: stranger audited", "/srv/archive/2020.csv", 1003, {}, "/bin/cat", 1000, Action::audit, "archive", Rule::not_allowed},
+    {"grant before expiry", "/srv/archive/2020.csv", 1002, {}, "/bin/cat", 1999, Action::allow, "archive", Rule::grant},
+    {"grant at expiry", "/srv/archive/2020.csv", 1002, {}, "/bin/cat", 2000, Action::audit, "archive", Rule::not_allowed},
+    {"grant is per zone", "/srv/share/customers/a", 1002, {}, "/bin/cat", 1500, Action::deny, "customers", Rule::not_allowed},
+    {"root is not special", "/srv/share/customers/a", 0, {0}, "/bin/cat", 1000, Action::deny, "customers", Rule::not_allowed},
+};
+
+}  // namespace
+
+TEST_CASE("evaluation matrix", "[policy][evaluate]") {
+    auto loaded = load_text(k_policy, {}, std::string(k_state), 1000);
+    REQUIRE(loaded);
+    Evaluator evaluator(loaded->policy);
+    for (const auto& row : k_rows) {
+        DYNAMIC_SECTION(row.name) {
+            AccessRequest req{row.path, row.uid, row.gids, row.exe, row.now};
+            auto d = evaluator.evaluate(req);
+            INFO(d.reason());
+            CHECK(d.action == row.action);
+            CHECK(d.rule == row.rule);
+            if (row.zone) {
+                REQUIRE(d.zone != nullptr);
+                CHECK(d.zone->name == row.zone);
+            } else {
+                CHECK(d.zone == nullptr);
+            }
+            CHECK(d.record == (d.action != Action::allow));
+            // The one-off helper must agree with the prepared evaluator.
+            CHECK(evaluate(loaded->policy, req).action == d.action);
+        }
+    }
+}
+
+TEST_CASE("expired grants in the state are dropped at load", "[policy][evaluate]") {
+    auto loaded = load_text(k_policy, {}, std::string(k_state), 2500);
+    REQUIRE(loaded);
+    CHECK(loaded->policy.grants.empty());
+}
+
+TEST_CASE("decision reasons name the zone and the rule", "[policy][evaluate]") {
+    auto loaded = load_text(k_policy);
+    REQUIRE(loaded);
+    std::uint32_t gids[] = {2001};
+    auto d = evaluate(loaded->policy, {"/srv/share/customers/a", 1001, gids, "", 0});
+    CHECK(d.reason() == "a group of the user is listed in allow_users of zone 'customers'");
+    d = evaluate(loaded->policy, {"/srv/share/customers/a", 1002, {}, "", 0});
+    CHECK(d.reason() == "the user is not allowed in zone 'customers' (on_violation = deny)");
+}
+
+TEST_CASE("zone lookup with many zones picks the deepest root", "[policy][evaluate]") {
+    std::string text;
+    for (int i = 0; i < 2000; ++i)
+        text += "[[zone]]\nname = \"z" + std::to_string(i) + "\"\npaths = [\"/data/d" +
+                std::to_string(i) + "\"]\nallow_users = [\"alice\"]\n";
+    text += "[[zone]]\nname = \"deep\"\npaths = [\"/data/d7/inner/most\"]\nallow_users = [\"bob\"]\n";
+    auto loaded = load_text(text);
+    REQUIRE(loaded);
+    Evaluator e(loaded->policy);
+    CHECK(e.zone_of("/data/d1999/f")->name == "z1999");
+    CHECK(e.zone_of("/data/d7/inner/most/f")->name == "deep");
+    CHECK(e.zone_of("/data/d7/inner/f")->name == "z7");
+    CHECK(e.zone_of("/data/d2000/f") == nullptr);
+    CHECK(e.zone_of("/data") == nullptr);
+}
