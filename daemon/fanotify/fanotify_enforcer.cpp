@@ -51,6 +51,12 @@ std::int64_t clock_ns(clockid_t id) {
     return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+// Events carry the kernel's dev_t (MAJOR << 20 | MINOR, as i_sb->s_dev), like the BPF
+// programs; stat(2) returns glibc's encoding.
+std::uint64_t kernel_dev(std::uint64_t st_dev) {
+    return (std::uint64_t{major(st_dev)} << 20) | minor(st_dev);
+}
+
 std::optional<InodeKey> key_of(int fd, const char* name = "", int flags = AT_EMPTY_PATH) {
     struct stat st {};
     if (::fstatat(fd, name, &st, flags | AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
@@ -451,9 +457,9 @@ struct FanotifyEnforcer::Impl {
         raw.decision = v.decision;
         raw.rule = v.rule;
         raw.open_flags = flags;
-        raw.dev = key.dev;
+        raw.dev = kernel_dev(key.dev);
         raw.ino = key.ino;
-        raw.exe_dev = task.exe.dev;
+        raw.exe_dev = task.exe.dev ? kernel_dev(task.exe.dev) : 0;
         raw.exe_ino = task.exe.ino;
         std::memcpy(raw.comm, task.comm, sizeof raw.comm);
         ev.path = zl.path.empty() ? fd_path(evfd.get()) : std::move(zl.path);

@@ -35,6 +35,17 @@ inline bool private_mount_namespace() {
     return ok;
 }
 
+inline bool have_root() { return ::geteuid() == 0 && private_mount_namespace(); }
+
+// These tests need root; CI runs them as root, where they must never skip.
+#define REQUIRE_ROOT()                                                     \
+    do {                                                                   \
+        if (!cgtest::have_root()) {                                        \
+            WARN("skipped: needs root and a private mount namespace");     \
+            return;                                                        \
+        }                                                                  \
+    } while (0)
+
 struct Cred {
     uid_t uid = 0;
     gid_t gid = 0;
