@@ -1,0 +1,46 @@
+// The kernel and user space must agree on every byte of the shared structs: a mismatch
+// would silently mis-decide opens, so it fails the build instead.
+#include <cstddef>
+
+#include "custguard_abi.h"
+
+namespace {
+
+static_assert(CG_ABI_VERSION == 2);
+static_assert(sizeof(cg_inode_key) == 16);
+static_assert(offsetof(cg_inode_key, dev) == 0 && offsetof(cg_inode_key, ino) == 8);
+static_assert(sizeof(cg_zone_root) == 8);
+static_assert(sizeof(cg_zone) == 8);
+static_assert(sizeof(cg_dev_count) == 8);
+static_assert(sizeof(cg_subject_key) == 16);
+static_assert(offsetof(cg_subject_key, zone_id) == 0 && offsetof(cg_subject_key, kind) == 4 &&
+              offsetof(cg_subject_key, id) == 8);
+static_assert(sizeof(cg_grant_key) == 8);
+static_assert(offsetof(cg_grant_key, uid) == 4);
+static_assert(sizeof(cg_grant) == 8);
+static_assert(sizeof(cg_program_key) == 24);
+static_assert(offsetof(cg_program_key, dev) == 8 && offsetof(cg_program_key, ino) == 16);
+static_assert(sizeof(cg_stats) == 24);
+
+static_assert(offsetof(cg_event, abi_version) == 0);
+static_assert(offsetof(cg_event, kind) == 4);
+static_assert(offsetof(cg_event, ts_ns) == 8);
+static_assert(offsetof(cg_event, pid) == 16);
+static_assert(offsetof(cg_event, tgid) == 20);
+static_assert(offsetof(cg_event, uid) == 24);
+static_assert(offsetof(cg_event, gid) == 28);
+static_assert(offsetof(cg_event, loginuid) == 32);
+static_assert(offsetof(cg_event, zone_id) == 36);
+static_assert(offsetof(cg_event, decision) == 40);
+static_assert(offsetof(cg_event, rule) == 44);
+static_assert(offsetof(cg_event, open_flags) == 48);
+static_assert(offsetof(cg_event, dev) == 56);
+static_assert(offsetof(cg_event, ino) == 64);
+static_assert(offsetof(cg_event, exe_dev) == 72);
+static_assert(offsetof(cg_event, exe_ino) == 80);
+static_assert(offsetof(cg_event, comm) == 88);
+static_assert(offsetof(cg_event, path) == 88 + CG_COMM_LEN);
+static_assert(sizeof(cg_event) == 88 + CG_COMM_LEN + CG_PATH_LEN);
+static_assert(sizeof(cg_event) % 8 == 0);
+
+}  // namespace

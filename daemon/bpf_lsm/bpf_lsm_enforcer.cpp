@@ -1,0 +1,545 @@
+#include "bpf_lsm_enforcer.hpp"
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/membarrier.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "cg_lsm.skel.h"
+#include "custguard_abi.h"
+#include "resolve.hpp"
+
+namespace custguard::daemon::bpf_lsm {
+
+namespace {
+
+using Error = tl::unexpected<std::string>;
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+// RAII for the C handles.
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    UniqueFd& operator=(UniqueFd&& o) noexcept
+    {
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    ~UniqueFd() { reset(); }
+    int get() const { return fd_; }
+    explicit operator bool() const { return fd_ >= 0; }
+    void reset()
+    {
+        if (fd_ >= 0)
+            ::close(fd_);
+        fd_ = -1;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+struct SkelDeleter {
+    void operator()(cg_lsm* s) const { cg_lsm__destroy(s); }
+};
+struct LinkDeleter {
+    // Closes our reference only: a pinned link stays attached.
+    void operator()(bpf_link* l) const { bpf_link__destroy(l); }
+};
+struct RingDeleter {
+    void operator()(ring_buffer* r) const { ring_buffer__free(r); }
+};
+
+// Names under the pin directory.
+constexpr std::array<const char*, 9> k_map_pins = {
+    "roots", "zones", "devs", "subjects", "grants", "programs", "ctl", "events", "stats"};
+constexpr std::array<const char*, 3> k_link_pins = {
+    "link_file_open", "link_inode_link", "link_inode_rename"};
+
+std::array<bpf_map*, 9> skel_maps(cg_lsm* s)
+{
+    return {s->maps.cg_roots, s->maps.cg_zones,    s->maps.cg_devs,
+            s->maps.cg_subjects, s->maps.cg_grants, s->maps.cg_programs,
+            s->maps.cg_ctl,   s->maps.cg_events,   s->maps.cg_stats};
+}
+
+std::array<bpf_program*, 3> skel_progs(cg_lsm* s)
+{
+    return {s->progs.cg_file_open, s->progs.cg_inode_link, s->progs.cg_inode_rename};
+}
+
+std::int64_t clock_ns(clockid_t id)
+{
+    timespec ts{};
+    ::clock_gettime(id, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+tl::expected<std::uint64_t, std::string> ctl_read(int fd, std::uint32_t key)
+{
+    std::uint64_t v = 0;
+    if (bpf_map_lookup_elem(fd, &key, &v) != 0)
+        return Error("reading the control map: " + errno_text(errno));
+    return v;
+}
+
+tl::expected<void, std::string> ctl_write(int fd, std::uint32_t key, std::uint64_t v)
+{
+    if (bpf_map_update_elem(fd, &key, &v, BPF_ANY) != 0)
+        return Error("writing the control map: " + errno_text(errno));
+    return {};
+}
+
+// Pins `fd` at dir/name atomically: pin under a temporary name, then rename over any
+// previous pin, so the name never vanishes (a pinned link must not detach in between).
+tl::expected<void, std::string> pin_replace(const std::filesystem::path& dir, const char* name,
+                                            int fd)
+{
+    const auto final_path = dir / name;
+    // bpffs refuses dots in names (reserved for iterators).
+    const auto tmp_path = dir / (std::string(name) + "_new");
+    ::unlink(tmp_path.c_str());
+    if (bpf_obj_pin(fd, tmp_path.c_str()) != 0)
+        return Error("pinning " + tmp_path.string() + ": " + errno_text(errno));
+    if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp_path.c_str());
+        return Error("renaming the pin " + final_path.string() + ": " + errno_text(err));
+    }
+    return {};
+}
+
+// One fresh inner map, sized to its rows: per-open cost of a hash lookup does not depend
+// on the map size.
+tl::expected<UniqueFd, std::string> make_inner(const char* name, std::uint32_t key_size,
+                                               std::uint32_t value_size, std::size_t rows)
+{
+    const auto max = static_cast<std::uint32_t>(rows < 1 ? 1 : rows);
+    int fd = bpf_map_create(BPF_MAP_TYPE_HASH, name, key_size, value_size, max, nullptr);
+    if (fd < 0)
+        return Error(std::string("creating map ") + name + ": " + errno_text(errno));
+    return UniqueFd(fd);
+}
+
+template <typename K, typename V>
+tl::expected<void, std::string> put(const UniqueFd& map, const char* what, const K& k, const V& v)
+{
+    if (bpf_map_update_elem(map.get(), &k, &v, BPF_ANY) != 0)
+        return Error(std::string("filling map ") + what + ": " + errno_text(errno));
+    return {};
+}
+
+tl::expected<std::string, std::string> read_text(const std::filesystem::path& p)
+{
+    std::ifstream in(p);
+    if (!in)
+        return Error("cannot read " + p.string());
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+}  // namespace
+
+tl::expected<void, std::string> probe()
+{
+    auto lsm = read_text("/sys/kernel/security/lsm");
+    if (!lsm)
+        return Error("securityfs is not mounted or has no lsm file (" + lsm.error() + ")");
+    std::string list = *lsm;
+    bool found = false;
+    std::istringstream items(list);
+    for (std::string item; std::getline(items, item, ',');)
+        found = found || item == "bpf";
+    if (!found)
+        return Error("bpf is not an active LSM (" + list + "); boot with lsm=...,bpf");
+    if (::access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+        return Error("the kernel has no BTF (/sys/kernel/btf/vmlinux)");
+    return {};
+}
+
+struct BpfLsmEnforcer::Impl {
+    std::unique_ptr<cg_lsm, SkelDeleter> skel;
+    std::array<std::unique_ptr<bpf_link, LinkDeleter>, 3> links;
+    std::unique_ptr<ring_buffer, RingDeleter> ring;
+    std::int64_t last_offset_sync_ns = 0;
+
+    int map_fd(std::size_t i) const { return bpf_map__fd(skel_maps(skel.get())[i]); }
+    int ctl_fd() const { return bpf_map__fd(skel->maps.cg_ctl); }
+};
+
+BpfLsmEnforcer::BpfLsmEnforcer(Options options) : options_(std::move(options)) {}
+
+BpfLsmEnforcer::~BpfLsmEnforcer() { stop(false); }
+
+namespace {
+
+// CLOCK_REALTIME - CLOCK_BOOTTIME: how the kernel turns its boot clock into the wall
+// clock that grant expiries are written in.
+tl::expected<void, std::string> sync_rt_offset(int ctl_fd)
+{
+    const std::int64_t off = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME);
+    return ctl_write(ctl_fd, CG_CTL_RT_OFFSET, static_cast<std::uint64_t>(off));
+}
+
+}  // namespace
+
+tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
+{
+    if (started_)
+        return Error("bpf-lsm: already started");
+    if (auto p = probe(); !p)
+        return Error("bpf-lsm: " + p.error());
+    struct statfs fs {};
+    std::error_code ec;
+    std::filesystem::create_directories(options_.pin_dir, ec);
+    if (ec || ::statfs(options_.pin_dir.c_str(), &fs) != 0 || fs.f_type != BPF_FS_MAGIC)
+        return Error("bpf-lsm: " + options_.pin_dir.string() + " is not on a bpf filesystem");
+
+    auto impl = std::make_unique<Impl>();
+    impl->skel.reset(cg_lsm__open());
+    if (!impl->skel)
+        return Error("bpf-lsm: opening the BPF object: " + errno_text(errno));
+
+    // Adopt the pinned maps of a previous daemon when they have our layout.
+    std::array<UniqueFd, k_map_pins.size()> pinned;
+    bool adopt = true;
+    for (std::size_t i = 0; i < k_map_pins.size(); ++i) {
+        pinned[i] = UniqueFd(bpf_obj_get((options_.pin_dir / k_map_pins[i]).c_str()));
+        adopt = adopt && pinned[i];
+    }
+    if (adopt) {
+        auto abi = ctl_read(pinned[6].get(), CG_CTL_ABI);
+        adopt = abi && *abi == CG_ABI_VERSION;
+    }
+    if (adopt) {
+        auto maps = skel_maps(impl->skel.get());
+        for (std::size_t i = 0; i < maps.size(); ++i) {
+            if (int err = bpf_map__reuse_fd(maps[i], pinned[i].get()); err != 0)
+                return Error(std::string("bpf-lsm: reusing pinned map ") + k_map_pins[i] + ": " +
+                             errno_text(err));
+        }
+    }
+    if (int err = cg_lsm__load(impl->skel.get()); err != 0)
+        return Error("bpf-lsm: loading the BPF programs: " + errno_text(err));
+
+    const int ctl = impl->ctl_fd();
+    if (!adopt) {
+        // Nothing is enforced from these maps until the first apply() attaches them.
+        if (auto r = ctl_write(ctl, CG_CTL_ACTIVE, CG_SLOT_NONE); !r)
+            return Error("bpf-lsm: " + r.error());
+        if (auto r = ctl_write(ctl, CG_CTL_ABI, CG_ABI_VERSION); !r)
+            return Error("bpf-lsm: " + r.error());
+    }
+    if (auto r = sync_rt_offset(ctl); !r)
+        return Error("bpf-lsm: " + r.error());
+    impl->last_offset_sync_ns = clock_ns(CLOCK_MONOTONIC);
+
+    impl->ring.reset(ring_buffer__new(
+        bpf_map__fd(impl->skel->maps.cg_events),
+        [](void* ctx, void* data, std::size_t size) -> int {
+            auto* self = static_cast<BpfLsmEnforcer*>(ctx);
+            if (size < sizeof(cg_event)) {
+                self->errors_.fetch_add(1, std::memory_order_relaxed);
+                return 0;
+            }
+            AccessEvent ev;
+            std::memcpy(&ev.raw, data, sizeof(cg_event));
+            ev.raw.path[CG_PATH_LEN - 1] = 0;
+            ev.path = ev.raw.path;
+            ev.sensor = Sensor::bpf_lsm;
+            // ts_ns is CLOCK_MONOTONIC; shift it onto the wall clock.
+            ev.realtime_ns = static_cast<std::int64_t>(ev.raw.ts_ns) +
+                             (clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC));
+            self->delivered_.fetch_add(1, std::memory_order_relaxed);
+            if (self->handler_)
+                self->handler_(std::move(ev));
+            return 0;
+        },
+        this, nullptr));
+    if (!impl->ring)
+        return Error("bpf-lsm: opening the ring buffer: " + errno_text(errno));
+
+    impl_ = std::move(impl);
+    handler_ = std::move(handler);
+    adopted_ = adopt;
+
+    if (adopt) {
+        // The pinned links keep the old programs attached to the same maps; attach ours
+        // and pin them over the old ones. For an instant both run and agree.
+        std::lock_guard lock(apply_mutex_);
+        auto progs = skel_progs(impl_->skel.get());
+        for (std::size_t i = 0; i < progs.size(); ++i) {
+            impl_->links[i].reset(bpf_program__attach_lsm(progs[i]));
+            if (!impl_->links[i])
+                return Error(std::string("bpf-lsm: attaching ") + bpf_program__name(progs[i]) +
+                             ": " + errno_text(errno));
+        }
+        for (std::size_t i = 0; i < progs.size(); ++i) {
+            if (auto r = pin_replace(options_.pin_dir, k_link_pins[i],
+                                     bpf_link__fd(impl_->links[i].get()));
+                !r)
+                return Error("bpf-lsm: " + r.error());
+        }
+        attached_ = true;
+    }
+
+    stopping_ = false;
+    poller_ = std::thread([this] { poll_loop(); });
+    started_ = true;
+    return {};
+}
+
+void BpfLsmEnforcer::poll_loop()
+{
+    while (!stopping_.load()) {
+        int n = ring_buffer__poll(impl_->ring.get(), 100);
+        if (n < 0 && n != -EINTR)
+            errors_.fetch_add(1, std::memory_order_relaxed);
+        // Keep the kernel's view of the wall clock current (NTP steps, settimeofday).
+        const auto now = clock_ns(CLOCK_MONOTONIC);
+        if (now - impl_->last_offset_sync_ns > 5'000'000'000) {
+            impl_->last_offset_sync_ns = now;
+            if (!sync_rt_offset(impl_->ctl_fd()))
+                errors_.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    // Deliver what is already queued before stopping.
+    ring_buffer__consume(impl_->ring.get());
+}
+
+tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& compiled)
+{
+    if (!started_)
+        return Error("bpf-lsm: apply() before start()");
+    std::lock_guard lock(apply_mutex_);
+
+    // Resolve everything first: a failure leaves the running policy untouched.
+    std::string mountinfo;
+    if (auto t = read_text(options_.mountinfo))
+        mountinfo = std::move(*t);
+    auto roots = resolve_roots(compiled.roots, mountinfo);
+    if (!roots)
+        return Error("bpf-lsm: " + roots.error());
+    struct Program {
+        std::uint32_t zone_id;
+        InodeId inode;
+    };
+    std::vector<Program> programs;
+    for (const auto& p : compiled.programs) {
+        auto id = inode_of(p.path);
+        if (!id)
+            return Error("bpf-lsm: program " + id.error());
+        programs.push_back({p.zone_id, *id});
+    }
+
+    auto m_roots = make_inner("cg_roots_in", sizeof(cg_inode_key), sizeof(cg_zone_root),
+                              roots->size());
+    auto m_zones = make_inner("cg_zones_in", sizeof(std::uint32_t), sizeof(cg_zone),
+                              compiled.zones.size());
+    auto m_devs = make_inner("cg_devs_in", sizeof(std::uint64_t), sizeof(cg_dev_count),
+                             roots->size());
+    auto m_subjects = make_inner("cg_subj_in", sizeof(cg_subject_key), 1, compiled.subjects.size());
+    auto m_grants = make_inner("cg_grants_in", sizeof(cg_grant_key), sizeof(cg_grant),
+                               compiled.grants.size());
+    auto m_programs = make_inner("cg_progs_in", sizeof(cg_program_key), 1, programs.size());
+    for (auto* m : {&m_roots, &m_zones, &m_devs, &m_subjects, &m_grants, &m_programs})
+        if (!*m)
+            return Error("bpf-lsm: " + m->error());
+
+    for (const auto& z : compiled.zones) {
+        cg_zone v{};
+        if (z.on_violation == policy::Violation::audit)
+            v.flags |= CG_ZONE_VIOLATION_AUDIT;
+        if (z.record_allowed)
+            v.flags |= CG_ZONE_RECORD_ALLOWED;
+        if (z.sensitivity == policy::Sensitivity::sensitive)
+            v.flags |= CG_ZONE_SENSITIVE;
+        if (z.programs_required)
+            v.flags |= CG_ZONE_PROGRAMS;
+        if (auto r = put(*m_zones, "zones", z.id, v); !r)
+            return Error("bpf-lsm: " + r.error());
+    }
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> devs;
+    for (const auto& r : *roots) {
+        cg_inode_key k{r.inode.dev, r.inode.ino};
+        cg_zone_root v{r.zone_id, 0};
+        if (auto e = put(*m_roots, "roots", k, v); !e)
+            return Error("bpf-lsm: " + e.error());
+        bool seen = false;
+        for (auto& [dev, count] : devs)
+            if (dev == r.inode.dev) {
+                ++count;
+                seen = true;
+            }
+        if (!seen)
+            devs.emplace_back(r.inode.dev, 1);
+    }
+    for (const auto& [dev, count] : devs) {
+        cg_dev_count v{count, 0};
+        if (auto e = put(*m_devs, "devs", dev, v); !e)
+            return Error("bpf-lsm: " + e.error());
+    }
+    const std::uint8_t one = 1;
+    for (const auto& s : compiled.subjects) {
+        const std::uint32_t kind =
+            s.kind == policy::SubjectKind::uid ? CG_SUBJECT_UID : CG_SUBJECT_GID;
+        cg_subject_key k{s.zone_id, kind, s.id, 0};
+        if (auto e = put(*m_subjects, "subjects", k, one); !e)
+            return Error("bpf-lsm: " + e.error());
+    }
+    for (const auto& g : compiled.grants) {
+        cg_grant_key k{g.zone_id, g.uid};
+        cg_grant v{g.expires_at};
+        if (auto e = put(*m_grants, "grants", k, v); !e)
+            return Error("bpf-lsm: " + e.error());
+    }
+    for (const auto& p : programs) {
+        cg_program_key k{p.zone_id, 0, p.inode.dev, p.inode.ino};
+        if (auto e = put(*m_programs, "programs", k, one); !e)
+            return Error("bpf-lsm: " + e.error());
+    }
+
+    // Install into the idle slot, then flip: one 8-byte array store switches every table.
+    const int ctl = impl_->ctl_fd();
+    auto active = ctl_read(ctl, CG_CTL_ACTIVE);
+    if (!active)
+        return Error("bpf-lsm: " + active.error());
+    const std::uint32_t slot = *active == 0 ? 1 : 0;
+    const std::array<std::pair<int, const UniqueFd*>, 6> outer = {{
+        {bpf_map__fd(impl_->skel->maps.cg_roots), &*m_roots},
+        {bpf_map__fd(impl_->skel->maps.cg_zones), &*m_zones},
+        {bpf_map__fd(impl_->skel->maps.cg_devs), &*m_devs},
+        {bpf_map__fd(impl_->skel->maps.cg_subjects), &*m_subjects},
+        {bpf_map__fd(impl_->skel->maps.cg_grants), &*m_grants},
+        {bpf_map__fd(impl_->skel->maps.cg_programs), &*m_programs},
+    }};
+    for (const auto& [outer_fd, inner] : outer) {
+        const std::uint32_t inner_fd = static_cast<std::uint32_t>(inner->get());
+        if (bpf_map_update_elem(outer_fd, &slot, &inner_fd, BPF_ANY) != 0)
+            return Error("bpf-lsm: installing the new policy generation: " + errno_text(errno));
+    }
+    if (auto r = sync_rt_offset(ctl); !r)
+        return Error("bpf-lsm: " + r.error());
+    auto gen = ctl_read(ctl, CG_CTL_GENERATION);
+    if (auto r = ctl_write(ctl, CG_CTL_ACTIVE, slot); !r)
+        return Error("bpf-lsm: " + r.error());
+    if (gen)
+        (void)ctl_write(ctl, CG_CTL_GENERATION, *gen + 1);
+    // Wait for an RCU grace period: every hook that read the old slot has returned, so the
+    // next apply() may replace that slot's maps. BPF LSM programs run under rcu_read_lock,
+    // and MEMBARRIER_CMD_GLOBAL is synchronize_rcu() in the kernel.
+    if (::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0)
+        ::usleep(50'000);  // nohz_full kernels refuse it; hooks take microseconds
+
+    if (!attached_) {
+        auto progs = skel_progs(impl_->skel.get());
+        for (std::size_t i = 0; i < progs.size(); ++i) {
+            impl_->links[i].reset(bpf_program__attach_lsm(progs[i]));
+            if (!impl_->links[i]) {
+                int err = errno;
+                for (auto& l : impl_->links)
+                    l.reset();
+                (void)ctl_write(ctl, CG_CTL_ACTIVE, CG_SLOT_NONE);
+                return Error(std::string("bpf-lsm: attaching ") + bpf_program__name(progs[i]) +
+                             ": " + errno_text(err));
+            }
+        }
+        // Maps first, links last: a pinned link from an incompatible older daemon is
+        // replaced (and detached) only once ours enforce.
+        for (std::size_t i = 0; i < k_map_pins.size(); ++i)
+            if (auto r = pin_replace(options_.pin_dir, k_map_pins[i], impl_->map_fd(i)); !r)
+                return Error("bpf-lsm: " + r.error());
+        for (std::size_t i = 0; i < k_link_pins.size(); ++i)
+            if (auto r = pin_replace(options_.pin_dir, k_link_pins[i],
+                                     bpf_link__fd(impl_->links[i].get()));
+                !r)
+                return Error("bpf-lsm: " + r.error());
+        attached_ = true;
+    }
+    return {};
+}
+
+SensorCounters BpfLsmEnforcer::counters() const
+{
+    SensorCounters c;
+    c.events = delivered_.load();
+    c.errors = errors_.load();
+    if (!impl_)
+        return c;
+    const int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0)
+        return c;
+    std::vector<cg_stats> per_cpu(static_cast<std::size_t>(ncpu));
+    const std::uint32_t zero = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.cg_stats), &zero, per_cpu.data()) == 0) {
+        for (const auto& s : per_cpu) {
+            c.dropped += s.dropped;
+            c.denied += s.denied;
+        }
+    }
+    return c;
+}
+
+tl::expected<KernelState, std::string> BpfLsmEnforcer::kernel_state() const
+{
+    if (!impl_)
+        return Error("bpf-lsm: not started");
+    const int ctl = impl_->ctl_fd();
+    KernelState s;
+    auto a = ctl_read(ctl, CG_CTL_ACTIVE);
+    auto g = ctl_read(ctl, CG_CTL_GENERATION);
+    auto v = ctl_read(ctl, CG_CTL_ABI);
+    if (!a || !g || !v)
+        return Error("bpf-lsm: reading the control map");
+    s.active_slot = *a;
+    s.generation = *g;
+    s.abi = *v;
+    return s;
+}
+
+void BpfLsmEnforcer::stop(bool remove)
+{
+    if (!started_)
+        return;
+    stopping_ = true;
+    if (poller_.joinable())
+        poller_.join();
+    if (remove) {
+        // Unpin, then drop our references: the last reference detaches the programs.
+        for (const char* n : k_link_pins)
+            ::unlink((options_.pin_dir / n).c_str());
+        for (const char* n : k_map_pins)
+            ::unlink((options_.pin_dir / n).c_str());
+        ::rmdir(options_.pin_dir.c_str());
+    }
+    impl_->ring.reset();
+    for (auto& l : impl_->links)
+        l.reset();
+    impl_.reset();
+    started_ = false;
+    attached_ = false;
+}
+
+}  // namespace custguard::daemon::bpf_lsm

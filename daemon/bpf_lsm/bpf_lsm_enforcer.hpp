@@ -1,0 +1,80 @@
+// The BPF-LSM enforcer: decides opens of zone files in the kernel (bpf/cg_lsm.bpf.c).
+//
+// Lifecycle. start() adopts the objects pinned under the pin directory when a previous
+// daemon left them (same ABI version): it loads its own programs against the pinned maps,
+// attaches them and replaces the pinned links, so enforcement never pauses, kill -9 of the
+// previous daemon included. Without usable pins it loads fresh maps and attaches only in
+// the first apply(), once a policy is in them. apply() builds fresh inner maps for the idle
+// generation and flips the active generation in one map update. stop(false) leaves the
+// pinned programs enforcing; stop(true) detaches and removes them.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <tl/expected.hpp>
+
+#include "daemon/enforcer.hpp"
+
+namespace custguard::daemon::bpf_lsm {
+
+struct Options {
+    // Must be on a bpffs mount.
+    std::filesystem::path pin_dir = "/sys/fs/bpf/custguard";
+    // Text of /proc/self/mountinfo is read on every apply() to cover filesystems mounted
+    // below zone directories; tests may point this elsewhere.
+    std::filesystem::path mountinfo = "/proc/self/mountinfo";
+};
+
+// Whether this kernel can run the enforcer: "bpf" in the active LSM list and BTF present.
+// The error says what is missing (for `status` and for the automatic enforcer choice).
+tl::expected<void, std::string> probe();
+
+// State read back from the kernel maps, for status output and tests.
+struct KernelState {
+    std::uint64_t active_slot = 0;  // CG_SLOT_NONE when nothing is enforced
+    std::uint64_t generation = 0;   // policies applied since the maps were created
+    std::uint64_t abi = 0;
+};
+
+class BpfLsmEnforcer final : public Enforcer {
+public:
+    explicit BpfLsmEnforcer(Options options = {});
+    ~BpfLsmEnforcer() override;
+    BpfLsmEnforcer(const BpfLsmEnforcer&) = delete;
+    BpfLsmEnforcer& operator=(const BpfLsmEnforcer&) = delete;
+
+    std::string_view name() const override { return "bpf-lsm"; }
+    tl::expected<void, std::string> start(EventHandler handler) override;
+    tl::expected<void, std::string> apply(const policy::Compiled& compiled) override;
+    SensorCounters counters() const override;
+    void stop(bool remove) override;
+
+    // True when start() took over pinned objects of a previous daemon.
+    bool adopted() const { return adopted_; }
+    tl::expected<KernelState, std::string> kernel_state() const;
+
+private:
+    struct Impl;
+    void poll_loop();
+
+    Options options_;
+    std::unique_ptr<Impl> impl_;
+    EventHandler handler_;
+    std::thread poller_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<std::uint64_t> delivered_{0};
+    std::atomic<std::uint64_t> errors_{0};
+    std::mutex apply_mutex_;
+    bool adopted_ = false;
+    bool attached_ = false;
+    bool started_ = false;
+};
+
+}  // namespace custguard::daemon::bpf_lsm

@@ -1,0 +1,44 @@
+// Path -> (dev, ino) resolution for the kernel maps. The kernel identifies inodes by the
+// superblock's internal dev_t, which is not glibc's st_dev encoding.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <sys/types.h>
+
+#include <tl/expected.hpp>
+
+#include "custguard/policy/compile.hpp"
+
+namespace custguard::daemon::bpf_lsm {
+
+// The kernel's dev_t for a st_dev: MKDEV(major, minor) = major << 20 | minor.
+std::uint64_t kernel_dev(dev_t st_dev);
+
+struct InodeId {
+    std::uint64_t dev = 0;  // kernel encoding
+    std::uint64_t ino = 0;
+    bool operator==(const InodeId&) const = default;
+};
+
+// Follows symlinks: a zone path or program that is a symlink means its target.
+tl::expected<InodeId, std::string> inode_of(const std::string& path);
+
+struct ResolvedRoot {
+    InodeId inode;
+    std::uint32_t zone_id = 0;
+};
+
+// Every zone root as (dev, ino), plus the root of every filesystem mounted below a zone
+// directory (the kernel walks dentry parents, which stop at a filesystem's root).
+// `mountinfo` is the text of /proc/self/mountinfo.
+tl::expected<std::vector<ResolvedRoot>, std::string> resolve_roots(
+    const std::vector<policy::ZoneRoot>& roots, std::string_view mountinfo);
+
+// The mount points listed in a mountinfo text, unescaped.
+std::vector<std::string> mount_points(std::string_view mountinfo);
+
+}  // namespace custguard::daemon::bpf_lsm

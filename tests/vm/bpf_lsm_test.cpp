@@ -1,0 +1,591 @@
+// BPF-LSM enforcer tests. They run real BPF programs in a real kernel: inside the qemu VM
+// started by cg-vm-run (ctest label `vm`). Outside a kernel with BPF LSM they fail.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bpf_lsm_enforcer.hpp"
+#include "resolve.hpp"
+#include "vm_support.hpp"
+
+using namespace custguard;
+using namespace custguard::vmtest;
+using custguard::daemon::AccessEvent;
+using custguard::daemon::bpf_lsm::BpfLsmEnforcer;
+
+namespace {
+
+const std::string k_pin_dir = "/sys/fs/bpf/custguard";
+
+template <typename T>
+std::string err_of(const tl::expected<T, std::string>& e)
+{
+    return e ? std::string() : e.error();
+}
+
+
+// An enforcer that is removed at the end of each test, so tests do not stack policies.
+struct Enforced {
+    Events events;
+    BpfLsmEnforcer enforcer;
+
+    explicit Enforced(const policy::Compiled& p)
+    {
+        auto s = enforcer.start(events.handler());
+        INFO(err_of(s));
+        REQUIRE(s);
+        auto a = enforcer.apply(p);
+        INFO(err_of(a));
+        REQUIRE(a);
+    }
+    ~Enforced() { enforcer.stop(true); }
+};
+
+custguard::daemon::bpf_lsm::InodeId id_of(const std::string& p)
+{
+    auto id = custguard::daemon::bpf_lsm::inode_of(p);
+    REQUIRE(id);
+    return *id;
+}
+
+bool is_event(const AccessEvent& e, std::uint32_t kind, std::uint32_t uid, std::uint32_t decision)
+{
+    return e.raw.kind == kind && e.raw.uid == uid && e.raw.decision == decision;
+}
+
+std::string self_exe() { return std::filesystem::read_symlink("/proc/self/exe"); }
+
+}  // namespace
+
+TEST_CASE("the VM kernel runs BPF LSM", "[vm]")
+{
+    auto p = custguard::daemon::bpf_lsm::probe();
+    INFO(err_of(p));
+    REQUIRE(p);
+}
+
+TEST_CASE("users: allowed, denied and audited; events carry the fields", "[vm]")
+{
+    const auto dir = fresh_dir("users");
+    make_dir(dir + "/deny");
+    make_dir(dir + "/audit");
+    write_file(dir + "/deny/customer.csv", "name,phone\n");
+    write_file(dir + "/audit/customer.csv", "name,phone\n");
+    write_file(dir + "/outside.txt", "public\n");
+
+    ZoneSpec deny{{dir + "/deny"}, {k_alice.uid}, {}, {}, policy::Violation::deny, true};
+    ZoneSpec audit{{dir + "/audit"}, {k_alice.uid}, {}, {}, policy::Violation::audit, false};
+    Enforced e(make_policy({deny, audit}));
+
+    CHECK(try_read(k_alice, dir + "/deny/customer.csv") == 0);
+    CHECK(try_read(k_bob, dir + "/deny/customer.csv") == EPERM);
+    CHECK(try_read(k_root, dir + "/deny/customer.csv") == EPERM);  // root is not exempt
+    CHECK(try_read(k_bob, dir + "/audit/customer.csv") == 0);
+    CHECK(try_read(k_bob, dir + "/outside.txt") == 0);
+    CHECK(try_read(k_bob, dir + "/deny") == EPERM);  // the root directory itself
+
+    Creds bob_login = k_bob;
+    bob_login.loginuid = 4242;
+    CHECK(try_read(bob_login, dir + "/deny/customer.csv") == EPERM);
+
+    REQUIRE(e.events.wait_for([](const AccessEvent& ev) { return ev.raw.loginuid == 4242; }));
+    REQUIRE(e.events.wait_for([](const AccessEvent& ev) {
+        return is_event(ev, CG_EV_OPEN, 1002, CG_DECISION_AUDIT);
+    }));
+    const auto file_id = id_of(dir + "/deny/customer.csv");
+    const auto exe_id = id_of(self_exe());
+    int denied_bob = 0, allowed_alice = 0, audited = 0, allowed_audit_zone = 0;
+    for (const auto& ev : e.events.snapshot()) {
+        CHECK(ev.sensor == custguard::daemon::Sensor::bpf_lsm);
+        CHECK(ev.raw.abi_version == CG_ABI_VERSION);
+        CHECK(ev.realtime_ns > 0);
+        CHECK(ev.path.find("/outside.txt") == std::string::npos);  // no events outside zones
+        if (ev.raw.zone_id == 1 && ev.raw.uid == 1002 && ev.raw.loginuid == 4242) {
+            ++denied_bob;
+            CHECK(ev.raw.kind == CG_EV_OPEN);
+            CHECK(ev.raw.decision == CG_DECISION_DENY);
+            CHECK(ev.raw.rule == CG_RULE_NOT_ALLOWED);
+            CHECK(ev.raw.gid == 1002);
+            CHECK(ev.raw.pid != 0);
+            CHECK(ev.raw.pid == ev.raw.tgid);
+            CHECK(ev.raw.pid != static_cast<std::uint32_t>(::getpid()));  // the child
+            CHECK(ev.raw.dev == file_id.dev);
+            CHECK(ev.raw.ino == file_id.ino);
+            CHECK(ev.raw.exe_dev == exe_id.dev);
+            CHECK(ev.raw.exe_ino == exe_id.ino);
+            CHECK((ev.raw.open_flags & O_ACCMODE) == O_RDONLY);
+            CHECK(ev.path == dir + "/deny/customer.csv");
+            CHECK(std::string(ev.raw.comm).size() > 0);
+        }
+        if (ev.raw.zone_id == 1 && ev.raw.uid == 1001) {
+            ++allowed_alice;
+            CHECK(ev.raw.decision == CG_DECISION_ALLOW);
+            CHECK(ev.raw.rule == CG_RULE_USER);
+            CHECK(ev.raw.loginuid == 4294967295u);
+        }
+        if (ev.raw.zone_id == 2 && ev.raw.uid == 1002) {
+            ++audited;
+            CHECK(ev.raw.decision == CG_DECISION_AUDIT);
+        }
+        if (ev.raw.zone_id == 2 && ev.raw.uid == 1001)
+            ++allowed_audit_zone;
+    }
+    CHECK(denied_bob == 1);
+    CHECK(allowed_alice >= 1);  // record_allowed
+    CHECK(audited == 1);
+    CHECK(allowed_audit_zone == 0);  // record_allowed = false there
+    auto c = e.enforcer.counters();
+    CHECK(c.denied >= 4);
+    CHECK(c.dropped == 0);
+}
+
+TEST_CASE("groups: primary and supplementary", "[vm]")
+{
+    const auto dir = fresh_dir("groups");
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "x");
+    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {}, {k_sales_gid}}}));
+
+    Creds primary{1003, k_sales_gid, {}};
+    Creds supplementary{1003, 1003, {}};
+    for (std::uint32_t g = 3000; g < 3020; ++g)
+        supplementary.groups.push_back(g);
+    supplementary.groups.push_back(k_sales_gid);
+    Creds other{1003, 1003, {3000, 3001}};
+    CHECK(try_read(primary, dir + "/zone/f") == 0);
+    CHECK(try_read(supplementary, dir + "/zone/f") == 0);
+    CHECK(try_read(other, dir + "/zone/f") == EPERM);
+    REQUIRE(e.events.wait_for([](const AccessEvent& ev) {
+        return ev.raw.rule == CG_RULE_GROUP && ev.raw.decision == CG_DECISION_ALLOW;
+    }));
+}
+
+TEST_CASE("programs: the executable must match when the zone lists programs", "[vm]")
+{
+    const auto dir = fresh_dir("programs");
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "x\n");
+    const std::string cat = std::filesystem::canonical("/usr/bin/cat");
+    const std::string head = std::filesystem::canonical("/usr/bin/head");
+    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}, {}, {"/usr/bin/cat"}}}));
+
+    CHECK(exec_as(k_alice, {cat, dir + "/zone/f"}) == 0);
+    CHECK(exec_as(k_alice, {head, dir + "/zone/f"}) != 0);
+    CHECK(exec_as(k_bob, {cat, dir + "/zone/f"}) != 0);
+    CHECK(try_read(k_alice, dir + "/zone/f") == EPERM);  // the test binary is not listed
+    const auto head_id = id_of(head);
+    REQUIRE(e.events.wait_for([&](const AccessEvent& ev) {
+        return ev.raw.rule == CG_RULE_PROGRAM && ev.raw.exe_ino == head_id.ino &&
+               ev.raw.decision == CG_DECISION_DENY;
+    }));
+}
+
+TEST_CASE("trees: files and directories created after the policy are covered", "[vm]")
+{
+    const auto dir = fresh_dir("tree");
+    make_dir(dir + "/zone", 0777);
+    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
+
+    make_dir(dir + "/zone/2026", 0777);
+    make_dir(dir + "/zone/2026/11", 0777);
+    make_dir(dir + "/zone/2026/11/27", 0777);
+    // Root is not allowed either, so the file is written by an allowed user.
+    CHECK(run_as(k_alice, [&] {
+              int fd = ::open((dir + "/zone/2026/11/27/new.csv").c_str(),
+                              O_WRONLY | O_CREAT, 0644);
+              return fd < 0 ? errno : (::close(fd), 0);
+          }) == 0);
+    CHECK(try_read(k_bob, dir + "/zone/2026/11/27/new.csv") == EPERM);
+    CHECK(try_read(k_alice, dir + "/zone/2026/11/27/new.csv") == 0);
+    // Created by the denied user himself: still protected.
+    CHECK(run_as(k_bob, [&] {
+              int fd = ::open((dir + "/zone/bob.csv").c_str(), O_WRONLY | O_CREAT, 0644);
+              return fd < 0 ? errno : (::close(fd), 0);
+          }) == EPERM);
+}
+
+TEST_CASE("single-file zones survive hard links made before the policy", "[vm]")
+{
+    const auto dir = fresh_dir("single");
+    write_file(dir + "/list.csv", "x");
+    REQUIRE(::link((dir + "/list.csv").c_str(), (dir + "/old-link.csv").c_str()) == 0);
+    Enforced e(make_policy({ZoneSpec{{dir + "/list.csv"}, {k_alice.uid}}}));
+    CHECK(try_read(k_bob, dir + "/list.csv") == EPERM);
+    CHECK(try_read(k_bob, dir + "/old-link.csv") == EPERM);  // same inode is the root
+    CHECK(try_read(k_alice, dir + "/old-link.csv") == 0);
+}
+
+TEST_CASE("evasion: symlink, bind mount, /proc/self/fd, O_PATH, file handle", "[vm]")
+{
+    const auto dir = fresh_dir("evasion");
+    make_dir(dir + "/zone");
+    make_dir(dir + "/zone/sub");
+    write_file(dir + "/zone/sub/f", "secret\n");
+    make_dir(dir + "/out", 0777);
+    make_dir(dir + "/bind");
+    write_file(dir + "/bindfile", "");
+    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
+
+    SECTION("symlink from outside")
+    {
+        REQUIRE(::symlink((dir + "/zone/sub/f").c_str(), (dir + "/out/ln").c_str()) == 0);
+        CHECK(try_read(k_bob, dir + "/out/ln") == EPERM);
+        REQUIRE(::symlink((dir + "/zone/sub").c_str(), (dir + "/out/dirln").c_str()) == 0);
+        CHECK(try_read(k_bob, dir + "/out/dirln/f") == EPERM);
+        CHECK(try_read(k_alice, dir + "/out/ln") == 0);
+    }
+    SECTION("bind mounts of a subtree and of a file")
+    {
+        REQUIRE(::mount((dir + "/zone/sub").c_str(), (dir + "/bind").c_str(), nullptr, MS_BIND,
+                        nullptr) == 0);
+        REQUIRE(::mount((dir + "/zone/sub/f").c_str(), (dir + "/bindfile").c_str(), nullptr,
+                        MS_BIND, nullptr) == 0);
+        CHECK(try_read(k_bob, dir + "/bind/f") == EPERM);
+        CHECK(try_read(k_bob, dir + "/bindfile") == EPERM);
+        CHECK(try_read(k_alice, dir + "/bind/f") == 0);
+        ::umount((dir + "/bindfile").c_str());
+        ::umount((dir + "/bind").c_str());
+    }
+    SECTION("reopen through /proc/self/fd of an O_PATH descriptor")
+    {
+        CHECK(run_as(k_bob, [&] {
+                  int pfd = ::open((dir + "/zone/sub/f").c_str(), O_PATH);
+                  if (pfd < 0)
+                      return 100;  // O_PATH must not be the thing that fails
+                  const std::string via = "/proc/self/fd/" + std::to_string(pfd);
+                  int fd = ::open(via.c_str(), O_RDONLY);
+                  return fd < 0 ? errno : 0;
+              }) == EPERM);
+    }
+    SECTION("open_by_handle_at by root (CAP_DAC_READ_SEARCH) is decided too")
+    {
+        CHECK(run_as(k_root, [&] {
+                  alignas(file_handle) unsigned char buf[sizeof(file_handle) + MAX_HANDLE_SZ]{};
+                  auto* fh = reinterpret_cast<file_handle*>(buf);
+                  fh->handle_bytes = MAX_HANDLE_SZ;
+                  int mount_id = 0;
+                  if (::name_to_handle_at(AT_FDCWD, (dir + "/zone/sub/f").c_str(), fh,
+                                          &mount_id, 0) != 0)
+                      return 100 + (errno & 0x3f);
+                  int mfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+                  int fd = ::open_by_handle_at(mfd, fh, O_RDONLY);
+                  return fd < 0 ? errno : 0;
+              }) == EPERM);
+    }
+    SECTION("a new mount namespace and chroot change nothing")
+    {
+        CHECK(run_as(k_root, [&] {
+                  if (::unshare(CLONE_NEWNS) != 0 || ::chroot(dir.c_str()) != 0 ||
+                      ::chdir("/") != 0)
+                      return 100;
+                  if (::setresgid(1002, 1002, 1002) != 0 || ::setresuid(1002, 1002, 1002) != 0)
+                      return 101;
+                  int fd = ::open("/zone/sub/f", O_RDONLY);
+                  return fd < 0 ? errno : 0;
+              }) == EPERM);
+    }
+}
+
+TEST_CASE("evasion: hard links and renames out of a zone", "[vm]")
+{
+    const auto dir = fresh_dir("integrity");
+    make_dir(dir + "/zone", 0777);
+    make_dir(dir + "/zone/tree", 0777);
+    make_dir(dir + "/other", 0777);
+    make_dir(dir + "/out", 0777);
+    write_file(dir + "/zone/f", "secret\n", 0666);
+    write_file(dir + "/zone/tree/g", "secret\n", 0666);
+    // Owned by bob, so fs.protected_hardlinks does not stop him before we do.
+    REQUIRE(::chown((dir + "/zone/f").c_str(), 1002, 1002) == 0);
+    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}},
+                            ZoneSpec{{dir + "/other"}, {k_alice.uid, k_bob.uid}}}));
+
+    auto do_link = [](const std::string& a, const std::string& b) {
+        return [a, b] { return ::link(a.c_str(), b.c_str()) == 0 ? 0 : errno; };
+    };
+    auto do_rename = [](const std::string& a, const std::string& b) {
+        return [a, b] { return ::rename(a.c_str(), b.c_str()) == 0 ? 0 : errno; };
+    };
+
+    CHECK(run_as(k_bob, do_link(dir + "/zone/f", dir + "/out/f")) == EPERM);
+    CHECK(run_as(k_root, do_link(dir + "/zone/f", dir + "/out/f")) == EPERM);
+    CHECK(run_as(k_bob, do_link(dir + "/zone/f", dir + "/other/f")) == EPERM);  // other zone
+    CHECK(run_as(k_bob, do_rename(dir + "/zone/f", dir + "/out/f")) == EPERM);
+    CHECK(run_as(k_bob, do_rename(dir + "/zone/tree", dir + "/out/tree")) == EPERM);
+    write_file(dir + "/out/decoy", "", 0666);
+    CHECK(run_as(k_bob, [&] {
+              return ::renameat2(AT_FDCWD, (dir + "/zone/f").c_str(), AT_FDCWD,
+                                 (dir + "/out/decoy").c_str(), RENAME_EXCHANGE) == 0
+                         ? 0
+                         : errno;
+          }) == EPERM);
+    CHECK(!std::filesystem::exists(dir + "/out/f"));
+    CHECK(std::filesystem::file_size(dir + "/zone/f") == 7);
+    CHECK(std::filesystem::exists(dir + "/zone/tree/g"));
+    REQUIRE(e.events.wait_for([](const AccessEvent& ev) {
+        return is_event(ev, CG_EV_LINK, 1002, CG_DECISION_DENY);
+    }));
+    REQUIRE(e.events.wait_for([](const AccessEvent& ev) {
+        return is_event(ev, CG_EV_RENAME, 1002, CG_DECISION_DENY);
+    }));
+    for (const auto& ev : e.events.snapshot())
+        if (ev.raw.kind == CG_EV_LINK && ev.raw.uid == 1002) {
+            CHECK(std::string(ev.raw.path) == "f");
+            CHECK(std::string(ev.raw.path + std::strlen(ev.raw.path) + 1) == "f");
+        }
+
+    // Inside the zone anyone with DAC rights may reorganise; allowed users may move out.
+    CHECK(run_as(k_bob, do_rename(dir + "/zone/tree", dir + "/zone/moved")) == 0);
+    CHECK(run_as(k_bob, do_link(dir + "/zone/f", dir + "/zone/f2")) == 0);
+    CHECK(run_as(k_alice, do_rename(dir + "/zone/moved/g", dir + "/out/g")) == 0);
+    REQUIRE(e.events.wait_for([](const AccessEvent& ev) {
+        return is_event(ev, CG_EV_RENAME, 1001, CG_DECISION_ALLOW);
+    }));
+}
+
+TEST_CASE("grants expire in the kernel", "[vm]")
+{
+    const auto dir = fresh_dir("grants");
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "x");
+    ZoneSpec z{{dir + "/zone"}, {k_alice.uid}};
+    const auto now = realtime_s();
+    z.grants = {{k_bob.uid, static_cast<std::uint64_t>(now + 3)}, {1005, static_cast<std::uint64_t>(now - 1)}};
+    Enforced e(make_policy({z}));
+
+    CHECK(try_read(k_bob, dir + "/zone/f") == 0);
+    CHECK(try_read(Creds{1005, 1005, {}}, dir + "/zone/f") == EPERM);  // already expired
+    REQUIRE(e.events.wait_for([](const AccessEvent& ev) {
+        return ev.raw.rule == CG_RULE_GRANT && ev.raw.decision == CG_DECISION_ALLOW;
+    }));
+    while (realtime_s() < now + 4)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(try_read(k_bob, dir + "/zone/f") == EPERM);
+}
+
+namespace {
+
+// A process that loads the enforcer with `p`, reports readiness on a pipe and waits to be
+// killed: the daemon in the restart test.
+pid_t spawn_enforcer(const policy::Compiled& p, bool expect_adopt)
+{
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(fds[0]);
+        char status = 'E';
+        {
+            BpfLsmEnforcer enf;
+            if (enf.start([](AccessEvent&&) {}) && enf.apply(p))
+                status = enf.adopted() == expect_adopt ? 'R' : 'A';
+            (void)!::write(fds[1], &status, 1);
+            if (status == 'R')
+                for (;;)
+                    ::pause();
+        }
+        ::_exit(1);
+    }
+    ::close(fds[1]);
+    char status = 0;
+    (void)!::read(fds[0], &status, 1);
+    ::close(fds[0]);
+    INFO("enforcer process status " << status);
+    REQUIRE(status == 'R');
+    return pid;
+}
+
+void kill9(pid_t pid)
+{
+    ::kill(pid, SIGKILL);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+}
+
+}  // namespace
+
+TEST_CASE("restart without a gap: kill -9 and adoption", "[vm]")
+{
+    const auto dir = fresh_dir("restart");
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "secret\n");
+    const auto p = make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}});
+
+    pid_t daemon1 = spawn_enforcer(p, false);
+    // A denied user reads in a tight loop for the whole restart.
+    const std::string stop_file = dir + "/stop";
+    int pipefd[2];
+    REQUIRE(::pipe(pipefd) == 0);
+    pid_t reader = ::fork();
+    REQUIRE(reader >= 0);
+    if (reader == 0) {
+        ::close(pipefd[0]);
+        if (::setresgid(1002, 1002, 1002) != 0 || ::setresuid(1002, 1002, 1002) != 0)
+            ::_exit(1);
+        long tries = 0, successes = 0;
+        while (::access(stop_file.c_str(), F_OK) != 0) {
+            int fd = ::open((dir + "/zone/f").c_str(), O_RDONLY);
+            ++tries;
+            if (fd >= 0) {
+                ++successes;
+                ::close(fd);
+            }
+        }
+        long out[2] = {tries, successes};
+        (void)!::write(pipefd[1], out, sizeof out);
+        ::_exit(0);
+    }
+    ::close(pipefd[1]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    kill9(daemon1);
+    CHECK(std::filesystem::exists(k_pin_dir + "/link_file_open"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    pid_t daemon2 = spawn_enforcer(p, true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    kill9(daemon2);
+    pid_t daemon3 = spawn_enforcer(p, true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    kill9(daemon3);
+    write_file(stop_file, "");
+    long out[2] = {0, 0};
+    REQUIRE(::read(pipefd[0], out, sizeof out) == sizeof out);
+    ::close(pipefd[0]);
+    int st = 0;
+    ::waitpid(reader, &st, 0);
+    INFO("tries " << out[0] << " successes " << out[1]);
+    CHECK(out[0] > 50);
+    CHECK(out[1] == 0);
+
+    // Still enforced with no process holding it; a new daemon adopts, then removes it.
+    CHECK(try_read(k_bob, dir + "/zone/f") == EPERM);
+    {
+        BpfLsmEnforcer enf;
+        REQUIRE(enf.start([](AccessEvent&&) {}));
+        CHECK(enf.adopted());
+        auto ks = enf.kernel_state();
+        REQUIRE(ks);
+        CHECK(ks->generation == 3);
+        enf.stop(true);
+    }
+    CHECK(!std::filesystem::exists(k_pin_dir));
+    CHECK(try_read(k_bob, dir + "/zone/f") == 0);
+}
+
+TEST_CASE("reload: apply swaps the whole policy at once", "[vm]")
+{
+    const auto dir = fresh_dir("reload");
+    make_dir(dir + "/a");
+    make_dir(dir + "/b");
+    write_file(dir + "/a/f", "x");
+    write_file(dir + "/b/f", "x");
+    // Bob may read a/f under both policies, but through different zone ids: a roots table
+    // from one policy with the subjects of the other would deny him.
+    const auto p1 = make_policy({ZoneSpec{{dir + "/a"}, {k_bob.uid}, {}, {}, policy::Violation::deny, false},
+                                 ZoneSpec{{dir + "/b"}, {k_alice.uid}, {}, {}, policy::Violation::deny, false}});
+    const auto p2 = make_policy({ZoneSpec{{dir + "/b"}, {k_alice.uid}, {}, {}, policy::Violation::deny, false},
+                                 ZoneSpec{{dir + "/a"}, {k_bob.uid}, {}, {}, policy::Violation::deny, false}});
+    Enforced e(p1);
+
+    std::atomic<bool> done{false};
+    const std::string stop_file = dir + "/stop";
+    int pipefd[2];
+    REQUIRE(::pipe(pipefd) == 0);
+    pid_t reader = ::fork();
+    REQUIRE(reader >= 0);
+    if (reader == 0) {
+        ::close(pipefd[0]);
+        if (::setresgid(1002, 1002, 1002) != 0 || ::setresuid(1002, 1002, 1002) != 0)
+            ::_exit(1);
+        long tries = 0, failures = 0;
+        while (::access(stop_file.c_str(), F_OK) != 0) {
+            int fd = ::open((dir + "/a/f").c_str(), O_RDONLY);
+            ++tries;
+            if (fd < 0)
+                ++failures;
+            else
+                ::close(fd);
+        }
+        long out[2] = {tries, failures};
+        (void)!::write(pipefd[1], out, sizeof out);
+        ::_exit(0);
+    }
+    ::close(pipefd[1]);
+    int applied = 0;
+    for (int i = 0; i < 60; ++i) {
+        auto r = e.enforcer.apply(i % 2 ? p1 : p2);
+        INFO(err_of(r));
+        REQUIRE(r);
+        ++applied;
+    }
+    write_file(stop_file, "");
+    long out[2] = {0, 0};
+    REQUIRE(::read(pipefd[0], out, sizeof out) == sizeof out);
+    ::close(pipefd[0]);
+    int st = 0;
+    ::waitpid(reader, &st, 0);
+    done = true;
+    INFO("tries " << out[0] << " failures " << out[1] << " reloads " << applied);
+    CHECK(out[0] > 50);
+    CHECK(out[1] == 0);
+    CHECK(try_read(k_alice, dir + "/a/f") == EPERM);
+
+    // A policy that cannot be resolved is refused and the running one stays.
+    auto bad = make_policy({ZoneSpec{{dir + "/missing"}, {}}});
+    CHECK(!e.enforcer.apply(bad));
+    CHECK(try_read(k_alice, dir + "/a/f") == EPERM);
+    CHECK(try_read(k_bob, dir + "/a/f") == 0);
+}
+
+TEST_CASE("filesystems mounted below a zone directory are covered", "[vm]")
+{
+    const auto dir = fresh_dir("mounts");
+    make_dir(dir + "/zone");
+    make_dir(dir + "/zone/mnt");
+    REQUIRE(::mount("tmpfs", (dir + "/zone/mnt").c_str(), "tmpfs", 0, "mode=0755") == 0);
+    write_file(dir + "/zone/mnt/f", "x");
+    {
+        Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
+        CHECK(try_read(k_bob, dir + "/zone/mnt/f") == EPERM);
+        CHECK(try_read(k_alice, dir + "/zone/mnt/f") == 0);
+    }
+    ::umount((dir + "/zone/mnt").c_str());
+}
+
+TEST_CASE("stop(true) removes enforcement and pins; stop(false) keeps them", "[vm]")
+{
+    const auto dir = fresh_dir("stop");
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "x");
+    {
+        BpfLsmEnforcer enf;
+        REQUIRE(enf.start([](AccessEvent&&) {}));
+        CHECK(!enf.adopted());
+        // Loaded but nothing applied yet: nothing is attached.
+        CHECK(!std::filesystem::exists(k_pin_dir + "/link_file_open"));
+        REQUIRE(enf.apply(make_policy({ZoneSpec{{dir + "/zone"}, {}}})));
+        CHECK(try_read(k_bob, dir + "/zone/f") == EPERM);
+        enf.stop(false);
+    }
+    CHECK(std::filesystem::exists(k_pin_dir + "/link_file_open"));
+    CHECK(try_read(k_bob, dir + "/zone/f") == EPERM);
+    {
+        BpfLsmEnforcer enf;
+        REQUIRE(enf.start([](AccessEvent&&) {}));
+        CHECK(enf.adopted());
+        enf.stop(true);
+    }
+    CHECK(!std::filesystem::exists(k_pin_dir));
+    CHECK(try_read(k_bob, dir + "/zone/f") == 0);
+}
