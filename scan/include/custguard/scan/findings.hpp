@@ -1,0 +1,44 @@
+// Detector names and per-document findings. Findings hold counts only: the matched
+// customer data itself is never stored, so it can never reach a log or a D-Bus reply.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace custguard::scan {
+
+enum class Detector : std::uint8_t { credit_card, my_number, email, jp_phone, jp_address, keywords };
+inline constexpr std::size_t detector_count = 6;
+
+// The policy spelling: "credit_card", "my_number", "email", "jp_phone", "jp_address",
+// "keywords".
+std::string_view to_string(Detector);
+std::optional<Detector> parse_detector(std::string_view name);
+std::span<const Detector> all_detectors();
+// "credit_card, my_number, ..." for error messages.
+std::string known_detector_names();
+
+struct Findings {
+    std::array<std::uint64_t, detector_count> counts{};
+
+    std::uint64_t count(Detector d) const { return counts[static_cast<std::size_t>(d)]; }
+    std::uint64_t& count(Detector d) { return counts[static_cast<std::size_t>(d)]; }
+    std::uint64_t total() const;
+    Findings& operator+=(const Findings& other);
+    friend bool operator==(const Findings&, const Findings&) = default;
+};
+
+// A document is customer data when the detector hits add up to the policy's threshold.
+// A threshold of 0 is treated as 1: a document without any hit is never customer data.
+bool is_customer_data(const Findings& findings, std::uint64_t threshold);
+
+// "credit_card=2 my_number=1" over the given detectors (all when empty), for the journal's
+// CUSTGUARD_DETECTORS field and the backend's job message. Names and counts only.
+std::string format_findings(const Findings& findings, std::span<const Detector> detectors = {});
+
+}  // namespace custguard::scan

@@ -1,0 +1,79 @@
+// The content scanner: Hyperscan finds candidates in one pass over normalised text, C++
+// validates them (check digits, brand prefixes, formats, context) and counts per detector.
+//
+//   auto scanner = scan::Scanner::create(scan::ScannerConfig{});   // compile once
+//   auto f = scanner->scan(extracted.text);                        // per document
+//   bool customer = f && scan::is_customer_data(*f, policy.print.threshold);
+//
+// A Scanner is not thread-safe (it owns Hyperscan scratch space and a buffer); copies are
+// cheap and share the compiled database, so give each thread its own copy.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "custguard/scan/findings.hpp"
+
+struct hs_scratch;
+
+namespace custguard::scan {
+
+// Keywords used when the policy names none.
+std::vector<std::string> default_keywords();
+
+struct ScannerConfig {
+    std::vector<Detector> detectors{all_detectors().begin(), all_detectors().end()};
+    std::vector<std::string> keywords = default_keywords();
+    // Two distinct keywords count when at most this many characters (code points) lie
+    // between the end of one and the start of the other.
+    std::uint32_t keyword_proximity = 40;
+
+    // From the policy's [print] values. An empty detector list means all detectors; an
+    // empty keyword list means default_keywords(). Fails on unknown detector names and on
+    // empty keywords, naming them.
+    static tl::expected<ScannerConfig, std::string> from_names(
+        std::span<const std::string> detectors, std::span<const std::string> keywords,
+        std::uint32_t keyword_proximity);
+
+    bool enabled(Detector d) const;
+};
+
+class Scanner {
+public:
+    static tl::expected<Scanner, std::string> create(ScannerConfig config);
+
+    Scanner(const Scanner& other);
+    Scanner& operator=(const Scanner& other);
+    Scanner(Scanner&&) noexcept;
+    Scanner& operator=(Scanner&&) noexcept;
+    ~Scanner();
+
+    // Counts detector hits in UTF-8 `text` (invalid bytes are tolerated). Fails only when
+    // Hyperscan does (e.g. the same Scanner used from two threads at once): callers must
+    // then fail closed rather than treat the document as clean.
+    tl::expected<Findings, std::string> scan(std::string_view text);
+
+    const ScannerConfig& config() const { return config_; }
+
+    struct Database;  // compiled patterns, shared by copies
+
+private:
+    struct ScratchDeleter {
+        void operator()(hs_scratch* s) const;
+    };
+    Scanner(ScannerConfig config, std::shared_ptr<const Database> db,
+            std::unique_ptr<hs_scratch, ScratchDeleter> scratch);
+
+    ScannerConfig config_;
+    std::shared_ptr<const Database> db_;
+    std::unique_ptr<hs_scratch, ScratchDeleter> scratch_;
+    std::string buffer_;  // normalised chunk, reused across scans
+};
+
+}  // namespace custguard::scan

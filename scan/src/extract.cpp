@@ -1,0 +1,331 @@
+#include "custguard/scan/extract.hpp"
+
+#include <fcntl.h>
+#include <iconv.h>
+#include <unistd.h>
+
+#include <poppler/cpp/poppler-document.h>
+#include <poppler/cpp/poppler-global.h>
+#include <poppler/cpp/poppler-page.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "subprocess.hpp"
+
+namespace custguard::scan {
+
+namespace {
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+// Structural UTF-8 validity (overlongs and surrogates rejected).
+bool valid_utf8(std::string_view s) {
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const std::size_t n = s.size();
+    std::size_t i = 0;
+    while (i < n) {
+        // ASCII fast path, 8 bytes at a time.
+        while (i + 8 <= n) {
+            std::uint64_t w;
+            std::memcpy(&w, p + i, 8);
+            if (w & 0x8080808080808080ULL) break;
+            i += 8;
+        }
+        if (i >= n) break;
+        const unsigned char c = p[i];
+        if (c < 0x80) { ++i; continue; }
+        std::size_t len;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) len = 2;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+        } else return false;
+        if (i + len > n) return false;
+        if (p[i + 1] < lo || p[i + 1] > hi) return false;
+        for (std::size_t k = 2; k < len; ++k)
+            if ((p[i + k] & 0xC0) != 0x80) return false;
+        i += len;
+    }
+    return true;
+}
+
+class Iconv {
+public:
+    Iconv(const char* to, const char* from) : cd_(::iconv_open(to, from)) {}
+    Iconv(const Iconv&) = delete;
+    Iconv& operator=(const Iconv&) = delete;
+    ~Iconv() {
+        if (ok()) ::iconv_close(cd_);
+    }
+    bool ok() const { return cd_ != reinterpret_cast<iconv_t>(-1); }
+    // Whole-buffer conversion; nullopt on any invalid or incomplete sequence.
+    std::optional<std::string> convert(std::string_view in) {
+        std::string out(in.size() * 2 + 16, '\0');
+        char* src = const_cast<char*>(in.data());
+        std::size_t src_left = in.size();
+        std::size_t done = 0;
+        while (true) {
+            char* dst = out.data() + done;
+            std::size_t dst_left = out.size() - done;
+            const std::size_t rc = ::iconv(cd_, &src, &src_left, &dst, &dst_left);
+            done = out.size() - dst_left;
+            if (rc != static_cast<std::size_t>(-1)) break;
+            if (errno != E2BIG) return std::nullopt;
+            out.resize(out.size() * 2);
+        }
+        out.resize(done);
+        return out;
+    }
+
+private:
+    iconv_t cd_;
+};
+
+std::optional<std::string> convert(const char* from, std::string_view in) {
+    Iconv cv("UTF-8", from);
+    if (!cv.ok()) return std::nullopt;
+    return cv.convert(in);
+}
+
+// Text is text when control characters other than layout ones are rare.
+bool looks_like_text(std::string_view s) {
+    const std::size_t sample = std::min<std::size_t>(s.size(), 64 * 1024);
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < sample; ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != 0x1B) ++bad;
+        if (c == 0) return false;
+    }
+    return bad * 100 <= sample;  // <= 1 %
+}
+
+std::uint32_t count_pages(std::string_view text) {
+    if (text.empty()) return 0;
+    std::uint32_t pages = 1;
+    for (std::size_t i = 0; i + 1 < text.size(); ++i) pages += text[i] == '\f';
+    return pages;
+}
+
+Extracted unreadable(DocType type, std::string reason) {
+    Extracted e;
+    e.doc_type = type;
+    e.readable = false;
+    e.reason = std::move(reason);
+    return e;
+}
+
+bool has_visible_text(std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](char c) {
+        return !(c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == '\v');
+    });
+}
+
+Extracted extract_text(std::string_view bytes, const ExtractOptions& options) {
+    Extracted e;
+    e.doc_type = DocType::text;
+    if (starts_with(bytes, "\xEF\xBB\xBF")) bytes.remove_prefix(3);
+    std::optional<std::string> text;
+    if (starts_with(bytes, "\xFF\xFE") || starts_with(bytes, "\xFE\xFF")) {
+        text = convert("UTF-16", bytes);  // the BOM picks the byte order
+        e.encoding = "utf-16";
+    } else if (valid_utf8(bytes)) {
+        text = std::string(bytes);
+        e.encoding = "utf-8";
+    } else if ((text = convert("EUC-JP", bytes))) {
+        // EUC-JP first: its byte pairs are also valid CP932, the converse is rarely true.
+        e.encoding = "euc-jp";
+    } else if ((text = convert("CP932", bytes))) {
+        e.encoding = "cp932";
+    }
+    if (!text) return unreadable(DocType::text, "text in an unknown character encoding");
+    if (text->size() > options.max_text_bytes) text->resize(options.max_text_bytes);
+    e.pages = count_pages(*text);
+    e.text = std::move(*text);
+    e.readable = true;
+    return e;
+}
+
+void silence_poppler() {
+    // poppler prints parse errors to stderr by default; library code must not.
+    static std::once_flag once;
+    std::call_once(once, [] { poppler::set_debug_error_function([](const std::string&, void*) {}, nullptr); });
+}
+
+Extracted extract_pdf(std::string_view bytes, const ExtractOptions& options) {
+    silence_poppler();
+    if (bytes.size() > static_cast<std::size_t>(INT_MAX)) return unreadable(DocType::pdf, "PDF larger than 2 GiB");
+    std::unique_ptr<poppler::document> doc(
+        poppler::document::load_from_raw_data(bytes.data(), static_cast<int>(bytes.size())));
+    if (!doc) return unreadable(DocType::pdf, "damaged PDF (cannot be parsed)");
+    if (doc->is_locked()) return unreadable(DocType::pdf, "encrypted PDF (needs a password)");
+    Extracted e;
+    e.doc_type = DocType::pdf;
+    const int pages = std::max(doc->pages(), 0);
+    e.pages = static_cast<std::uint32_t>(pages);
+    for (int i = 0; i < pages; ++i) {
+        std::unique_ptr<poppler::page> page(doc->create_page(i));
+        if (!page) {
+            ++e.pages_without_text;
+            continue;
+        }
+        const auto utf8 = page->text(poppler::rectf(), poppler::page::physical_layout).to_utf8();
+        const std::string_view text(utf8.data(), utf8.size());
+        if (!has_visible_text(text)) ++e.pages_without_text;
+        if (e.text.size() + text.size() + 2 > options.max_text_bytes) break;
+        e.text.append(text);
+        e.text += "\n\f";  // page break: no detector match crosses it
+    }
+    if (pages == 0 || e.pages_without_text == e.pages) {
+        auto u = unreadable(DocType::pdf, "no text layer (image-only or scanned PDF)");
+        u.pages = e.pages;
+        u.pages_without_text = e.pages_without_text;
+        return u;
+    }
+    e.readable = true;
+    return e;
+}
+
+// %%Pages: N from the DSC header, else the number of %%Page: comments; 0 when unknown.
+std::uint32_t postscript_pages(std::string_view ps) {
+    const std::string_view head = ps.substr(0, 64 * 1024);
+    for (auto pos = head.find("%%Pages:"); pos != std::string_view::npos; pos = head.find("%%Pages:", pos + 1)) {
+        std::size_t i = pos + 8;
+        while (i < head.size() && head[i] == ' ') ++i;
+        std::uint32_t n = 0;
+        bool any = false;
+        while (i < head.size() && head[i] >= '0' && head[i] <= '9' && n < 1'000'000) {
+            n = n * 10 + static_cast<std::uint32_t>(head[i++] - '0');
+            any = true;
+        }
+        if (any) return n;
+    }
+    std::uint32_t n = 0;
+    for (auto pos = ps.find("\n%%Page:"); pos != std::string_view::npos; pos = ps.find("\n%%Page:", pos + 1)) ++n;
+    return n;
+}
+
+tl::expected<Extracted, std::string> extract_postscript(std::string_view bytes, const ExtractOptions& options) {
+    // Skip PJL or other job headers in front of the PostScript.
+    const auto start = bytes.substr(0, 64 * 1024).find("%!");
+    if (start != std::string_view::npos) bytes.remove_prefix(start);
+    if (options.ghostscript.empty()) return unreadable(DocType::postscript, "PostScript extraction is disabled");
+    const auto gs = detail::find_program(options.ghostscript);
+    if (gs.empty()) {
+        return tl::unexpected("Ghostscript ('" + options.ghostscript +
+                              "') not found: install the ghostscript package to read PostScript");
+    }
+    // -sstdout=%stderr: PostScript-level prints and error reports go to stderr, so stdout
+    // holds only the txtwrite device's text.
+    const std::vector<std::string> argv = {gs,           "-q",          "-dNOPAUSE",         "-dBATCH",
+                                           "-dSAFER",    "-dNOPROMPT",  "-sstdout=%stderr", "-sDEVICE=txtwrite",
+                                           "-sOutputFile=-", "-"};
+    detail::ProcessLimits limits{options.timeout, options.max_text_bytes, options.ghostscript_memory_limit};
+    auto run = detail::run_bounded(argv, bytes, limits);
+    if (!run) return tl::unexpected("cannot run Ghostscript: " + run.error());
+    if (run->exit_status == 127 && run->output.empty())
+        return tl::unexpected("cannot run Ghostscript ('" + gs + "'): exec failed");
+    if (run->timed_out) {
+        return unreadable(DocType::postscript, "Ghostscript did not finish within " +
+                                                   std::to_string(options.timeout.count()) + " ms");
+    }
+    Extracted e;
+    e.doc_type = DocType::postscript;
+    e.pages = postscript_pages(bytes);
+    e.text = std::move(run->output);
+    if (!has_visible_text(e.text)) {
+        e.text.clear();
+        e.reason = run->exit_status == 0 ? "no text (the PostScript draws no text, e.g. images or outlines)"
+                                         : "Ghostscript could not interpret the PostScript (exit status " +
+                                               std::to_string(run->exit_status) + ")";
+        return e;
+    }
+    // Text from a job that later failed or was cut at the size cap is still scanned.
+    e.readable = true;
+    return e;
+}
+
+}  // namespace
+
+std::string_view to_string(DocType t) {
+    switch (t) {
+    case DocType::text: return "text";
+    case DocType::pdf: return "pdf";
+    case DocType::postscript: return "postscript";
+    case DocType::image: return "image";
+    case DocType::unknown: return "unknown";
+    }
+    return "unknown";
+}
+
+DocType sniff(std::string_view bytes, std::string_view mime) {
+    const auto head = bytes.substr(0, 1024);
+    if (head.find("%PDF-") != std::string_view::npos) return DocType::pdf;
+    if (starts_with(bytes, "%!") || starts_with(bytes, "\xC5\xD0\xD3\xC6") ||
+        (starts_with(bytes, "\x1B%-12345X") && bytes.substr(0, 64 * 1024).find("%!PS") != std::string_view::npos))
+        return DocType::postscript;
+    static constexpr std::string_view kImageMagic[] = {
+        "\x89PNG", "\xFF\xD8\xFF", "GIF87a", "GIF89a", std::string_view("II*\0", 4), std::string_view("MM\0*", 4),
+        "RaS2", "3SaR", "UNIRAST",  // PNG JPEG GIF TIFF CUPS/PWG raster URF
+    };
+    for (auto m : kImageMagic)
+        if (starts_with(bytes, m)) return DocType::image;
+    // Printer languages (PJL without PostScript, PCL, PCL XL): already rendered, no text.
+    if (starts_with(bytes, "\x1B%-12345X") || starts_with(bytes, "\x1B" "E") || starts_with(bytes, ") HP-PCL XL"))
+        return DocType::unknown;
+    if (starts_with(mime, "image/") || mime == "application/vnd.cups-raster" || mime == "image/pwg-raster" ||
+        mime == "image/urf")
+        return DocType::image;
+    if (mime == "application/pdf") return DocType::pdf;
+    if (mime == "application/postscript") return DocType::postscript;
+    if (starts_with(bytes, "\xFF\xFE") || starts_with(bytes, "\xFE\xFF")) return DocType::text;
+    if (looks_like_text(bytes)) return DocType::text;
+    return DocType::unknown;
+}
+
+tl::expected<Extracted, std::string> extract(std::string_view bytes, std::string_view mime_hint,
+                                             const ExtractOptions& options) {
+    switch (sniff(bytes, mime_hint)) {
+    case DocType::text: return extract_text(bytes, options);
+    case DocType::pdf: return extract_pdf(bytes, options);
+    case DocType::postscript: return extract_postscript(bytes, options);
+    case DocType::image: return unreadable(DocType::image, "image or raster document (no text to scan)");
+    case DocType::unknown: break;
+    }
+    return unreadable(DocType::unknown, "unknown document format");
+}
+
+tl::expected<Extracted, std::string> extract_file(const std::string& path, std::string_view mime_hint,
+                                                  const ExtractOptions& options) {
+    int fd = path == "-" ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return tl::unexpected("cannot open '" + path + "': " + std::strerror(errno));
+    std::unique_ptr<int, void (*)(int*)> guard(&fd, [](int* f) { ::close(*f); });
+    std::string bytes;
+    char buf[1 << 16];
+    while (true) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return tl::unexpected("cannot read '" + path + "': " + std::strerror(errno));
+        }
+        bytes.append(buf, static_cast<std::size_t>(n));
+    }
+    auto result = extract(bytes, mime_hint, options);
+    if (!result) return tl::unexpected("'" + path + "': " + result.error());
+    return result;
+}
+
+}  // namespace custguard::scan

@@ -1,0 +1,110 @@
+#include <catch2/catch.hpp>
+
+#include <sstream>
+#include <string>
+
+#include "cli/scan_command.hpp"
+
+using custguard::cli::run_scan;
+using custguard::cli::ScanOptions;
+
+namespace {
+
+std::string data_path(const std::string& name) { return std::string(CUSTGUARD_SCAN_DATA) + "/" + name; }
+
+struct Run {
+    int status;
+    std::string out, err;
+};
+
+Run run(ScanOptions options) {
+    std::ostringstream out, err;
+    const int status = run_scan(options, out, err);
+    return {status, out.str(), err.str()};
+}
+
+}  // namespace
+
+TEST_CASE("scan reports customer data per file and says so in the exit status", "[scan][cli]") {
+    ScanOptions options;
+    options.files = {data_path("customer.pdf"), data_path("clean.pdf")};
+    const auto r = run(options);
+    CHECK(r.status == 1);
+    CHECK(r.err.empty());
+    CHECK_THAT(r.out, Catch::Contains("customer.pdf: pdf, 2 pages: CUSTOMER DATA"));
+    CHECK_THAT(r.out, Catch::Contains("clean.pdf: pdf, 1 page: not customer data (0 hits < threshold 3)"));
+    CHECK_THAT(r.out, Catch::Contains("credit_card") && Catch::Contains("jp_address"));
+    // Never the matched data itself.
+    for (const char* secret : {"4111", "3530", "taro", "1234-5678", "123456789018"}) {
+        INFO(secret);
+        CHECK(r.out.find(secret) == std::string::npos);
+    }
+
+    ScanOptions clean;
+    clean.files = {data_path("clean.txt"), data_path("clean.ps")};
+    CHECK(run(clean).status == 0);
+
+    ScanOptions high;
+    high.files = {data_path("customer.pdf")};
+    high.threshold = 100;
+    CHECK(run(high).status == 0);
+}
+
+TEST_CASE("scan honours the policy's detectors, keywords and proximity", "[scan][cli]") {
+    ScanOptions options;
+    options.files = {data_path("customer_utf8.txt")};
+    options.detectors = {"email"};
+    options.threshold = 2;
+    const auto r = run(options);
+    CHECK(r.status == 1);
+    CHECK_THAT(r.out, Catch::Contains("email"));
+    CHECK(r.out.find("credit_card") == std::string::npos);
+
+    options.detectors = {"keywords"};
+    options.keywords = {"Customer", "Name"};
+    options.keyword_proximity = 40;
+    options.threshold = 1;
+    CHECK(run(options).status == 1);
+    options.keyword_proximity = 0;
+    CHECK(run(options).status == 0);
+}
+
+TEST_CASE("scan errors name the file and what to do", "[scan][cli]") {
+    ScanOptions missing;
+    missing.files = {data_path("customer.pdf"), "/nonexistent/report.pdf"};
+    const auto r = run(missing);
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("/nonexistent/report.pdf") && Catch::Contains("check the path"));
+    CHECK_THAT(r.out, Catch::Contains("CUSTOMER DATA"));  // the other file is still reported
+
+    ScanOptions image;
+    image.files = {data_path("image_only.pdf")};
+    image.unreadable_action = "deny";
+    const auto u = run(image);
+    CHECK(u.status == 2);
+    CHECK_THAT(u.err, Catch::Contains("image_only.pdf") && Catch::Contains("unreadable = \"deny\""));
+
+    ScanOptions bad;
+    bad.files = {data_path("clean.txt")};
+    bad.detectors = {"passport"};
+    const auto b = run(bad);
+    CHECK(b.status == 2);
+    CHECK_THAT(b.err, Catch::Contains("unknown detector 'passport'"));
+
+    CHECK(run(ScanOptions{}).status == 2);
+}
+
+TEST_CASE("scan --json", "[scan][cli]") {
+    ScanOptions options;
+    options.files = {data_path("customer.ps"), data_path("image.png"), data_path("nope\"file")};
+    options.json = true;
+    const auto r = run(options);
+    CHECK(r.status == 2);
+    CHECK_THAT(r.out, Catch::StartsWith("{\"threshold\":3,\"files\":[{\"file\":"));
+    CHECK_THAT(r.out, Catch::Contains("\"doc_type\":\"postscript\",\"pages\":2,\"readable\":true,\"findings\":{"
+                                      "\"credit_card\":2,\"my_number\":1,\"email\":1,\"jp_phone\":1,"
+                                      "\"jp_address\":0,\"keywords\":0},\"total\":5,\"customer_data\":true}"));
+    CHECK_THAT(r.out, Catch::Contains("\"doc_type\":\"image\",\"pages\":0,\"readable\":false,\"error\":"));
+    CHECK_THAT(r.out, Catch::Contains("nope\\\"file"));
+    CHECK_THAT(r.out, Catch::EndsWith("\"customer_data\":true}\n"));
+}
