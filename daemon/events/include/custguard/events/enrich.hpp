@@ -1,0 +1,102 @@
+// Enrichment: who and what is behind an access, read from /proc and NSS. Everything is
+// best effort and bounded: a process that already exited yields what the sensor carried
+// (comm, uid, loginuid) and CUSTGUARD_PROCESS_EXITED=1, never an error.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "custguard/events/record.hpp"
+#include "daemon/event.hpp"
+
+namespace custguard::events {
+
+inline constexpr std::uint32_t no_uid = 0xffffffffu;
+
+struct EnrichConfig {
+    std::string proc_root = "/proc";
+    std::size_t cmdline_max = 512;  // bytes of /proc/PID/cmdline kept (arguments joined by ' ')
+    // Programs whose client address is looked up (comm or exe base name), and the local
+    // TCP ports their client connections use.
+    std::vector<std::string> samba_programs = {"smbd"};
+    std::vector<std::uint16_t> samba_ports = {445, 139};
+    std::chrono::milliseconds process_ttl{2000};  // reuse /proc data per process this long
+    std::chrono::seconds name_ttl{300};           // reuse NSS answers this long
+    std::size_t max_cached = 4096;                // entries per cache
+    std::size_t max_fds_scanned = 4096;           // bound on the smbd socket search
+    std::size_t max_tcp_table_bytes = 4u << 20;   // bound on /proc/PID/net/tcp{,6} read
+};
+
+struct ProcessInfo {
+    bool exited = false;  // /proc/PID was gone (or unreadable)
+    std::string comm;
+    std::string exe;
+    std::string cmdline;
+    std::uint32_t ppid = 0;
+    std::string parent_comm;
+    std::uint32_t loginuid = no_uid;
+    std::string cgroup;
+    std::string unit;    // systemd unit (service or scope) from the cgroup path
+    std::string client;  // Samba client address, if this is an smbd serving one
+};
+
+struct EnrichStats {
+    std::uint64_t process_lookups = 0;  // /proc reads (cache misses)
+    std::uint64_t process_cache_hits = 0;
+    std::uint64_t exited = 0;           // processes already gone
+    std::uint64_t client_lookups = 0;   // smbd socket searches
+};
+
+// Not thread-safe: the pipeline owns one per worker thread.
+class Enricher {
+public:
+    explicit Enricher(EnrichConfig config = {});
+
+    ProcessInfo process(std::uint32_t tgid, std::uint64_t exe_dev, std::uint64_t exe_ino);
+    std::string user_name(std::uint32_t uid);   // "" when unknown
+    std::string group_name(std::uint32_t gid);  // "" when unknown
+
+    // The record for one access event. `zone_names[i]` names zone id i+1.
+    Record enrich(const daemon::AccessEvent& event, std::span<const std::string> zone_names);
+
+    const EnrichStats& stats() const { return stats_; }
+    const EnrichConfig& config() const { return config_; }
+
+private:
+    struct CachedProcess {
+        ProcessInfo info;
+        std::uint64_t exe_dev = 0;
+        std::uint64_t exe_ino = 0;
+        std::chrono::steady_clock::time_point at;
+    };
+    struct CachedName {
+        std::string name;
+        std::chrono::steady_clock::time_point at;
+    };
+    ProcessInfo read_process(std::uint32_t tgid);
+    std::string cached_name(std::unordered_map<std::uint32_t, CachedName>& cache,
+                            std::uint32_t id, bool group);
+
+    EnrichConfig config_;
+    EnrichStats stats_;
+    std::unordered_map<std::uint32_t, CachedProcess> processes_;
+    std::unordered_map<std::uint32_t, CachedName> users_;
+    std::unordered_map<std::uint32_t, CachedName> groups_;
+};
+
+// Pure helpers, exposed for tests.
+// The client of a Samba process: the remote address of an ESTABLISHED TCP socket it holds
+// whose local port is one of `ports`. "" when none. Cost: one read of net/tcp and
+// net/tcp6 of the process's network namespace, one readdir + readlink per fd (bounded).
+std::string find_tcp_peer(const EnrichConfig& config, std::uint32_t tgid,
+                          std::span<const std::uint16_t> ports);
+// "/system.slice/smbd.service" -> "smbd.service"; "" when no unit is in the path.
+std::string unit_from_cgroup(std::string_view cgroup_path);
+// One /proc/net/tcp{,6} address ("0100007F:1F90") as text ("127.0.0.1"), "" if malformed.
+std::string proc_net_address(std::string_view hex_address);
+
+}  // namespace custguard::events

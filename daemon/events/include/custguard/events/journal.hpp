@@ -1,0 +1,123 @@
+// journald transport. We speak the native protocol on our own AF_UNIX datagram socket
+// instead of sd_journal_send(), because sd_journal_send() reports success when no journald
+// is listening and so loses records silently. sendto() tells us: ENOENT / ECONNREFUSED
+// mean "unreachable", and then records go to the spool.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <tl/expected.hpp>
+
+#include "custguard/events/record.hpp"
+
+namespace custguard::events {
+
+inline constexpr std::string_view default_journal_socket = "/run/systemd/journal/socket";
+inline constexpr std::string_view syslog_identifier = "custguardd";
+
+// The socket of a journald namespace ("" = the default one).
+std::string journal_socket_for_namespace(std::string_view name_space);
+
+// A Record in journald's native protocol (systemd.io/JOURNAL_NATIVE_PROTOCOL): MESSAGE,
+// MESSAGE_ID, PRIORITY, SYSLOG_IDENTIFIER, then the fields. Values holding a newline use
+// the length-prefixed binary form. Invalid field names are skipped.
+std::string encode_native(const Record& record, std::string_view identifier = syslog_identifier);
+
+// Owns one fd; closes it.
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+    UniqueFd& operator=(UniqueFd&& other) noexcept;
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd();
+    int get() const { return fd_; }
+    int release() { int fd = fd_; fd_ = -1; return fd; }
+    explicit operator bool() const { return fd_ >= 0; }
+
+private:
+    int fd_ = -1;
+};
+
+enum class SendStatus : std::uint8_t {
+    sent,         // queued in journald's socket
+    unreachable,  // no journald (no socket, nobody bound, or stuck past the send timeout)
+    too_large,    // journald cannot take it (larger than the socket buffer)
+};
+
+class JournalSocket {
+public:
+    // `send_timeout_ms` bounds how long a stuck journald may block us before we spool.
+    static tl::expected<JournalSocket, std::string> open(std::string path, int send_timeout_ms = 2000);
+
+    SendStatus send(std::string_view datagram);
+    // True when journald has read everything we sent (our unread bytes, SIOCOUTQ, are 0).
+    // Datagrams still queued when journald dies are discarded by the kernel; the pipeline
+    // keeps them until this is true.
+    bool drained() const;
+    // Is something bound to the socket path? (connect() on a fresh socket; sends nothing)
+    bool reachable() const { return probe(path_); }
+    static bool probe(const std::string& path);
+    const std::string& path() const { return path_; }
+    // errno of the last failed send (0 if none).
+    int last_errno() const { return last_errno_; }
+
+private:
+    JournalSocket(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+    UniqueFd fd_;
+    std::string path_;
+    int last_errno_ = 0;
+};
+
+// Bounded, append-only file of encoded records waiting for journald, replayed in order.
+// Layout: "CGSPOOL1", u64 replay offset, then frames of u32 length + datagram. It is
+// compacted (truncated) whenever it has been replayed completely. Survives restarts.
+class Spool {
+public:
+    static tl::expected<Spool, std::string> open(std::filesystem::path path, std::uint64_t max_bytes);
+
+    // false when the record does not fit under max_bytes (the caller counts it as lost).
+    tl::expected<bool, std::string> append(std::string_view datagram);
+
+    // Replay works with a cursor so that a record leaves the spool only once journald has
+    // read it (commit), not when it was sent: if journald dies in between, the next replay
+    // starts again at the committed offset.
+    std::uint64_t begin() const { return read_offset_; }
+    std::uint64_t end() const { return end_offset_; }
+    struct Frame {
+        std::string datagram;
+        std::uint64_t next = 0;  // cursor after this frame
+    };
+    // The frame at `cursor`, or nullopt at the end. A corrupt frame cuts the spool off
+    // there (counted in corrupt_bytes()).
+    tl::expected<std::optional<Frame>, std::string> read_at(std::uint64_t cursor);
+    // Everything before `cursor` (`records` frames since the last commit) is delivered.
+    tl::expected<void, std::string> commit(std::uint64_t cursor, std::uint64_t records);
+    tl::expected<void, std::string> sync();
+
+    bool empty() const { return read_offset_ >= end_offset_; }
+    std::uint64_t pending_records() const { return pending_records_; }
+    std::uint64_t size_bytes() const { return end_offset_; }
+    std::uint64_t corrupt_bytes() const { return corrupt_bytes_; }
+    const std::filesystem::path& path() const { return path_; }
+
+private:
+    Spool() = default;
+    tl::expected<void, std::string> write_offset();
+
+    UniqueFd fd_;
+    std::filesystem::path path_;
+    std::uint64_t max_bytes_ = 0;
+    std::uint64_t read_offset_ = 0;
+    std::uint64_t end_offset_ = 0;
+    std::uint64_t pending_records_ = 0;
+    std::uint64_t corrupt_bytes_ = 0;
+};
+
+}  // namespace custguard::events

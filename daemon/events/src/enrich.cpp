@@ -1,0 +1,416 @@
+#include "custguard/events/enrich.hpp"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+namespace custguard::events {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Reads at most `max` bytes; nullopt when the file cannot be opened (process gone).
+std::optional<std::string> read_bounded(const std::string& path, std::size_t max) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    std::string out;
+    std::size_t chunk = std::min<std::size_t>(max, 4096);
+    while (out.size() < max) {
+        std::size_t old = out.size();
+        out.resize(std::min(max, old + chunk));
+        ssize_t n = ::read(fd, out.data() + old, out.size() - old);
+        if (n <= 0) {
+            out.resize(old);
+            break;
+        }
+        out.resize(old + static_cast<std::size_t>(n));
+        chunk = std::min<std::size_t>(chunk * 2, 1u << 16);
+    }
+    ::close(fd);
+    return out;
+}
+
+std::string trim_newline(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\0')) s.pop_back();
+    return s;
+}
+
+std::string read_link(const std::string& path) {
+    char buf[4096];
+    ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+    if (n <= 0) return {};
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+
+template <typename T>
+bool parse_number(std::string_view text, T& out, int base = 10) {
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out, base);
+    return ec == std::errc{} && p != text.data();
+}
+
+std::string_view base_name(std::string_view path) {
+    auto slash = path.rfind('/');
+    return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+std::string_view sensor_name(daemon::Sensor sensor) {
+    switch (sensor) {
+    case daemon::Sensor::bpf_lsm: return "bpf_lsm";
+    case daemon::Sensor::fanotify: return "fanotify";
+    case daemon::Sensor::audit: return "audit";
+    }
+    return "unknown";
+}
+
+std::string_view rule_name(std::uint32_t rule) {
+    switch (rule) {
+    case CG_RULE_OUTSIDE: return "outside_zones";
+    case CG_RULE_USER: return "allowed_user";
+    case CG_RULE_GROUP: return "allowed_group";
+    case CG_RULE_GRANT: return "grant";
+    case CG_RULE_NOT_ALLOWED: return "not_allowed";
+    case CG_RULE_PROGRAM: return "program_not_allowed";
+    }
+    return "unknown";
+}
+
+std::string_view operation_name(std::uint32_t kind) {
+    switch (kind) {
+    case CG_EV_OPEN: return "open";
+    case CG_EV_LINK: return "link";
+    case CG_EV_RENAME: return "rename";
+    case CG_EV_UNLINK: return "unlink";
+    }
+    return "unknown";
+}
+
+std::string_view decision_name(std::uint32_t decision) {
+    switch (decision) {
+    case CG_DECISION_ALLOW: return "allow";
+    case CG_DECISION_AUDIT: return "audit";
+    case CG_DECISION_DENY: return "deny";
+    }
+    return "unknown";
+}
+
+// Kernel dev_t as the BPF side reads it (new_encode_dev) -> "major:minor".
+std::string device_text(std::uint64_t dev) {
+    auto major = static_cast<unsigned>((dev & 0xfff00u) >> 8);
+    auto minor = static_cast<unsigned>((dev & 0xffu) | ((dev >> 12) & 0xfff00u));
+    return fmt::format("{}:{}", major, minor);
+}
+
+}  // namespace
+
+std::string proc_net_address(std::string_view hex_address) {
+    auto colon = hex_address.find(':');
+    std::string_view addr = hex_address.substr(0, colon);
+    // /proc prints each 32-bit word of the network-order address as a native integer.
+    auto word = [&](std::size_t i, std::uint32_t& out) { return parse_number(addr.substr(i * 8, 8), out, 16); };
+    char text[INET6_ADDRSTRLEN] = {};
+    if (addr.size() == 8) {
+        std::uint32_t w = 0;
+        if (!word(0, w)) return {};
+        in_addr a{};
+        a.s_addr = w;
+        if (!inet_ntop(AF_INET, &a, text, sizeof text)) return {};
+        return text;
+    }
+    if (addr.size() == 32) {
+        in6_addr a{};
+        for (std::size_t i = 0; i < 4; ++i) {
+            std::uint32_t w = 0;
+            if (!word(i, w)) return {};
+            std::memcpy(reinterpret_cast<unsigned char*>(&a) + i * 4, &w, 4);
+        }
+        if (IN6_IS_ADDR_V4MAPPED(&a)) {
+            in_addr v4{};
+            std::memcpy(&v4, reinterpret_cast<unsigned char*>(&a) + 12, 4);
+            if (!inet_ntop(AF_INET, &v4, text, sizeof text)) return {};
+            return text;
+        }
+        if (!inet_ntop(AF_INET6, &a, text, sizeof text)) return {};
+        return text;
+    }
+    return {};
+}
+
+std::string unit_from_cgroup(std::string_view path) {
+    while (!path.empty()) {
+        auto slash = path.rfind('/');
+        std::string_view part = slash == std::string_view::npos ? path : path.substr(slash + 1);
+        if (part.ends_with(".service") || part.ends_with(".scope")) return std::string(part);
+        if (slash == std::string_view::npos) break;
+        path = path.substr(0, slash);
+    }
+    return {};
+}
+
+std::string find_tcp_peer(const EnrichConfig& config, std::uint32_t tgid, std::span<const std::uint16_t> ports) {
+    const std::string base = fmt::format("{}/{}", config.proc_root, tgid);
+    // inode -> remote address of ESTABLISHED sockets on one of `ports`.
+    std::unordered_map<std::uint64_t, std::string> candidates;
+    for (const char* table : {"/net/tcp", "/net/tcp6"}) {
+        auto text = read_bounded(base + table, config.max_tcp_table_bytes);
+        if (!text) continue;
+        std::string_view rest(*text);
+        bool header = true;
+        while (!rest.empty()) {
+            auto nl = rest.find('\n');
+            std::string_view line = rest.substr(0, nl);
+            rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+            if (header) {
+                header = false;
+                continue;
+            }
+            // sl local rem st queues timer retr uid timeout inode
+            std::string_view cols[10];
+            std::size_t n = 0;
+            std::size_t i = 0;
+            while (n < 10 && i < line.size()) {
+                while (i < line.size() && line[i] == ' ') ++i;
+                std::size_t start = i;
+                while (i < line.size() && line[i] != ' ') ++i;
+                if (start < i) cols[n++] = line.substr(start, i - start);
+            }
+            if (n < 10 || cols[3] != "01") continue;  // 01 = TCP_ESTABLISHED
+            auto colon = cols[1].rfind(':');
+            std::uint16_t port = 0;
+            if (colon == std::string_view::npos || !parse_number(cols[1].substr(colon + 1), port, 16)) continue;
+            if (std::find(ports.begin(), ports.end(), port) == ports.end()) continue;
+            std::uint64_t inode = 0;
+            if (!parse_number(cols[9], inode) || inode == 0) continue;
+            candidates.emplace(inode, proc_net_address(cols[2]));
+        }
+    }
+    if (candidates.empty()) return {};
+    // Which of those sockets does this process hold?
+    DIR* dir = ::opendir((base + "/fd").c_str());
+    if (!dir) return {};
+    std::string found;
+    std::size_t scanned = 0;
+    while (dirent* entry = ::readdir(dir)) {
+        if (entry->d_name[0] == '.') continue;
+        if (++scanned > config.max_fds_scanned) break;
+        std::string target = read_link(fmt::format("{}/fd/{}", base, entry->d_name));
+        if (!target.starts_with("socket:[")) continue;
+        std::uint64_t inode = 0;
+        if (!parse_number(std::string_view(target).substr(8), inode)) continue;
+        if (auto it = candidates.find(inode); it != candidates.end()) {
+            found = it->second;
+            break;
+        }
+    }
+    ::closedir(dir);
+    return found;
+}
+
+Enricher::Enricher(EnrichConfig config) : config_(std::move(config)) {}
+
+ProcessInfo Enricher::read_process(std::uint32_t tgid) {
+    ProcessInfo info;
+    const std::string base = fmt::format("{}/{}", config_.proc_root, tgid);
+    auto comm = read_bounded(base + "/comm", 64);
+    if (!comm) {
+        info.exited = true;
+        return info;
+    }
+    info.comm = trim_newline(std::move(*comm));
+    info.exe = read_link(base + "/exe");
+    if (auto cmd = read_bounded(base + "/cmdline", config_.cmdline_max + 1)) {
+        bool truncated = cmd->size() > config_.cmdline_max;
+        if (truncated) cmd->resize(config_.cmdline_max);
+        while (!cmd->empty() && cmd->back() == '\0') cmd->pop_back();
+        std::replace(cmd->begin(), cmd->end(), '\0', ' ');
+        if (truncated) *cmd += "...";
+        info.cmdline = std::move(*cmd);
+    }
+    if (auto status = read_bounded(base + "/status", 4096)) {
+        auto pos = status->find("\nPPid:");
+        if (pos != std::string::npos) {
+            std::string_view v(status->data() + pos + 6);
+            v.remove_prefix(std::min(v.find_first_not_of(" \t"), v.size()));
+            parse_number(v, info.ppid);
+        }
+    }
+    if (auto loginuid = read_bounded(base + "/loginuid", 32)) parse_number(*loginuid, info.loginuid);
+    if (auto cgroup = read_bounded(base + "/cgroup", 8192)) {
+        std::string_view rest(*cgroup);
+        std::string_view v1_systemd;
+        while (!rest.empty()) {
+            auto nl = rest.find('\n');
+            std::string_view line = rest.substr(0, nl);
+            rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+            if (line.starts_with("0::")) {
+                info.cgroup = std::string(line.substr(3));
+                break;
+            }
+            if (auto p = line.find(":name=systemd:"); p != std::string_view::npos) v1_systemd = line.substr(p + 14);
+        }
+        if (info.cgroup.empty() || info.cgroup == "/") {
+            if (!v1_systemd.empty()) info.cgroup = std::string(v1_systemd);
+        }
+        info.unit = unit_from_cgroup(info.cgroup);
+    }
+    if (info.ppid != 0) {
+        if (auto pc = read_bounded(fmt::format("{}/{}/comm", config_.proc_root, info.ppid), 64))
+            info.parent_comm = trim_newline(std::move(*pc));
+    }
+    const bool samba = std::any_of(config_.samba_programs.begin(), config_.samba_programs.end(),
+                                   [&](const std::string& p) { return p == info.comm || p == base_name(info.exe); });
+    if (samba) {
+        ++stats_.client_lookups;
+        info.client = find_tcp_peer(config_, tgid, config_.samba_ports);
+    }
+    return info;
+}
+
+ProcessInfo Enricher::process(std::uint32_t tgid, std::uint64_t exe_dev, std::uint64_t exe_ino) {
+    const auto now = Clock::now();
+    if (auto it = processes_.find(tgid); it != processes_.end()) {
+        const CachedProcess& c = it->second;
+        // A different executable means exec() or a reused pid: read again.
+        bool same_exe = (exe_ino == 0 && exe_dev == 0) || (c.exe_dev == exe_dev && c.exe_ino == exe_ino);
+        if (same_exe && now - c.at < config_.process_ttl) {
+            ++stats_.process_cache_hits;
+            return c.info;
+        }
+    }
+    ++stats_.process_lookups;
+    ProcessInfo info = read_process(tgid);
+    if (info.exited) {
+        ++stats_.exited;
+        return info;  // nothing to cache
+    }
+    if (processes_.size() >= config_.max_cached) {
+        std::erase_if(processes_, [&](const auto& kv) { return now - kv.second.at >= config_.process_ttl; });
+        if (processes_.size() >= config_.max_cached) processes_.clear();
+    }
+    processes_[tgid] = CachedProcess{info, exe_dev, exe_ino, now};
+    return info;
+}
+
+std::string Enricher::cached_name(std::unordered_map<std::uint32_t, CachedName>& cache, std::uint32_t id, bool group) {
+    const auto now = Clock::now();
+    if (auto it = cache.find(id); it != cache.end() && now - it->second.at < config_.name_ttl) return it->second.name;
+    std::string name;
+    std::vector<char> buf(16384);
+    for (int attempt = 0; attempt < 6; ++attempt) {
+        int rc;
+        if (group) {
+            struct group gr{}, *res = nullptr;
+            rc = ::getgrgid_r(id, &gr, buf.data(), buf.size(), &res);
+            if (rc == 0 && res) name = res->gr_name;
+        } else {
+            struct passwd pw{}, *res = nullptr;
+            rc = ::getpwuid_r(id, &pw, buf.data(), buf.size(), &res);
+            if (rc == 0 && res) name = res->pw_name;
+        }
+        if (rc != ERANGE) break;
+        buf.resize(buf.size() * 2);
+    }
+    if (cache.size() >= config_.max_cached) cache.clear();
+    cache[id] = CachedName{name, now};  // unknown ids are cached too: NSS misses are slow
+    return name;
+}
+
+std::string Enricher::user_name(std::uint32_t uid) { return cached_name(users_, uid, false); }
+std::string Enricher::group_name(std::uint32_t gid) { return cached_name(groups_, gid, true); }
+
+Record Enricher::enrich(const daemon::AccessEvent& event, std::span<const std::string> zone_names) {
+    const cg_event& raw = event.raw;
+    Record r;
+    const bool open = raw.kind == CG_EV_OPEN;
+    if (!open)
+        r.kind = Kind::zone_integrity;
+    else if (raw.decision == CG_DECISION_DENY)
+        r.kind = Kind::access_denied;
+    else if (raw.decision == CG_DECISION_AUDIT)
+        r.kind = Kind::access_audited;
+    else
+        r.kind = Kind::access_allowed;
+    r.realtime_us = event.realtime_ns / 1000;
+
+    const std::string path = !event.path.empty()
+                                 ? event.path
+                                 : std::string(raw.path, ::strnlen(raw.path, sizeof raw.path));
+    std::string zone;
+    if (raw.zone_id >= 1 && raw.zone_id <= zone_names.size())
+        zone = zone_names[raw.zone_id - 1];
+    else if (raw.zone_id != 0)
+        zone = fmt::format("zone#{}", raw.zone_id);  // policy reloaded in between
+    ProcessInfo proc = process(raw.tgid, raw.exe_dev, raw.exe_ino);
+    std::string comm = proc.comm.empty() ? std::string(raw.comm, ::strnlen(raw.comm, sizeof raw.comm)) : proc.comm;
+    std::uint32_t auid = raw.loginuid;
+    if (auid == no_uid && !proc.exited) auid = proc.loginuid;
+    const std::string user = user_name(raw.uid);
+    const std::string auid_user = auid == no_uid ? std::string{} : user_name(auid);
+
+    r.set(field::event, info(r.kind).name);
+    r.set(field::decision, decision_name(raw.decision));
+    r.set(field::operation, operation_name(raw.kind));
+    r.set(field::zone, zone);
+    if (raw.zone_id) r.set(field::zone_id, raw.zone_id);
+    r.set(field::path, path);
+    r.set(field::uid, raw.uid);
+    r.set(field::user, user);
+    r.set(field::gid, raw.gid);
+    r.set(field::group, group_name(raw.gid));
+    if (auid != no_uid) {
+        r.set(field::auid, auid);
+        r.set(field::auid_user, auid_user);
+    }
+    r.set(field::pid, raw.tgid);
+    if (raw.pid != raw.tgid) r.set(field::tid, raw.pid);
+    r.set(field::comm, comm);
+    r.set(field::exe, proc.exe);
+    r.set(field::cmdline, proc.cmdline);
+    if (proc.ppid) r.set(field::ppid, proc.ppid);
+    r.set(field::parent_comm, proc.parent_comm);
+    r.set(field::unit, proc.unit);
+    r.set(field::cgroup, proc.cgroup);
+    r.set(field::client, proc.client);
+    r.set(field::rule, rule_name(raw.rule));
+    if (open) {
+        switch (raw.open_flags & O_ACCMODE) {
+        case O_RDONLY: r.set(field::access, "read"); break;
+        case O_WRONLY: r.set(field::access, "write"); break;
+        default: r.set(field::access, "read-write"); break;
+        }
+    }
+    r.set(field::sensor, sensor_name(event.sensor));
+    if (raw.ino) {
+        r.set(field::inode, raw.ino);
+        r.set(field::device, device_text(raw.dev));
+    }
+    if (proc.exited) r.set(field::process_exited, "1");
+
+    std::string who = user.empty() ? fmt::format("uid {}", raw.uid) : fmt::format("{} (uid {})", user, raw.uid);
+    if (auid != no_uid && auid != raw.uid)
+        who += fmt::format(" [login {}]", auid_user.empty() ? std::to_string(auid) : auid_user);
+    std::string_view verb = raw.kind == CG_EV_OPEN     ? "opened"
+                            : raw.kind == CG_EV_LINK   ? "linked"
+                            : raw.kind == CG_EV_RENAME ? "renamed"
+                            : raw.kind == CG_EV_UNLINK ? "deleted"
+                                                       : "touched";
+    std::string_view outcome = raw.decision == CG_DECISION_DENY    ? "denied"
+                               : raw.decision == CG_DECISION_AUDIT ? "allowed, not permitted by policy (audit)"
+                                                                   : "allowed";
+    r.message = fmt::format("{} {} {}{} via {}{}: {}", who, verb, path, zone.empty() ? "" : fmt::format(" in zone {}", zone),
+                            proc.exe.empty() ? comm : proc.exe,
+                            proc.client.empty() ? "" : fmt::format(" from {}", proc.client), outcome);
+    return r;
+}
+
+}  // namespace custguard::events

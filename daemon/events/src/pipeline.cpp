@@ -1,0 +1,544 @@
+#include "custguard/events/pipeline.hpp"
+
+#include <systemd/sd-id128.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+#include <fmt/format.h>
+#include <spdlog/logger.h>
+
+#include "custguard/events/export.hpp"
+#include "custguard/events/journal.hpp"
+
+namespace custguard::events {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::int64_t now_realtime_us() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+std::string random_run_id() {
+    sd_id128_t id;
+    if (sd_id128_randomize(&id) < 0) return fmt::format("{:016x}{:016x}", now_realtime_us(), ::getpid());
+    char text[SD_ID128_STRING_MAX];
+    return sd_id128_to_string(id, text);
+}
+
+struct Queued {
+    Record record;
+    bool submitted = true;  // counts towards flush(); internal records do not
+};
+
+struct LostNote {
+    std::uint64_t count = 0;
+    std::string reason;
+};
+
+// Unconfirmed direct sends kept while journald may still discard them; the kernel's
+// datagram queue limit (net.unix.max_dgram_qlen) keeps this short in practice.
+constexpr std::size_t max_inflight = 4096;
+constexpr std::size_t batch_size = 64;
+
+}  // namespace
+
+struct Pipeline::Impl {
+    PipelineConfig config;
+    std::string run_id = random_run_id();
+
+    // Input: access events waiting for enrichment.
+    std::mutex in_mu;
+    std::condition_variable in_not_empty, in_not_full;
+    std::deque<daemon::AccessEvent> in_q;
+
+    // Records waiting for the writer.
+    std::mutex rec_mu;
+    std::condition_variable rec_not_empty, rec_not_full;
+    std::deque<Queued> rec_q;
+    bool enricher_done = false;
+
+    std::mutex zones_mu;
+    std::shared_ptr<const std::vector<std::string>> zones = std::make_shared<std::vector<std::string>>();
+
+    std::mutex lost_mu;
+    std::map<std::string, LostNote> lost_notes;  // source -> pending count
+
+    std::atomic<bool> stopping{false};
+    std::atomic<std::uint64_t> accepted{0};
+    std::atomic<std::uint64_t> completed{0};
+    std::atomic<std::uint64_t> dropped{0};
+    std::atomic<bool> reopen_requested{false};
+
+    // Writer state (writer thread only, after start).
+    std::optional<JournalSocket> socket;
+    std::optional<Spool> spool;
+    std::optional<JsonlWriter> jsonl;
+    bool reachable = false;
+    Clock::time_point last_probe{};
+    Clock::time_point last_sync{};
+    bool spool_dirty = false;
+    std::deque<std::string> inflight;
+    std::uint64_t seq = 0;
+    std::uint64_t drops_reported = 0;
+    std::uint64_t corrupt_reported = 0;
+
+    // Published for counters() and flush().
+    mutable std::mutex counters_mu;
+    std::condition_variable counters_cv;
+    PipelineCounters counters;
+    bool writer_idle = false;
+    std::uint64_t enrich_exited = 0;
+
+    std::thread enricher_thread, writer_thread;
+    bool stopped = false;
+
+    void note_lost(const std::string& source, std::uint64_t count, std::string_view reason) {
+        if (count == 0) return;
+        std::lock_guard lock(lost_mu);
+        auto& n = lost_notes[source];
+        n.count += count;
+        if (!reason.empty()) n.reason = std::string(reason);
+    }
+
+    bool push_record(Queued&& q, std::chrono::milliseconds wait) {
+        std::unique_lock lock(rec_mu);
+        if (rec_q.size() >= config.record_capacity) {
+            if (wait.count() < 0)
+                rec_not_full.wait(lock, [&] { return rec_q.size() < config.record_capacity; });
+            else if (!rec_not_full.wait_for(lock, wait, [&] { return rec_q.size() < config.record_capacity; }))
+                return false;
+        }
+        rec_q.push_back(std::move(q));
+        rec_not_empty.notify_one();
+        return true;
+    }
+
+    void enricher_loop() {
+        Enricher enricher(config.enrich);
+        std::vector<daemon::AccessEvent> batch;
+        for (;;) {
+            {
+                std::unique_lock lock(in_mu);
+                in_not_empty.wait(lock, [&] { return !in_q.empty() || stopping; });
+                if (in_q.empty() && stopping) break;
+                while (!in_q.empty() && batch.size() < batch_size) {
+                    batch.push_back(std::move(in_q.front()));
+                    in_q.pop_front();
+                }
+                in_not_full.notify_all();
+            }
+            std::shared_ptr<const std::vector<std::string>> names;
+            {
+                std::lock_guard lock(zones_mu);
+                names = zones;
+            }
+            for (auto& ev : batch) push_record({enricher.enrich(ev, *names), true}, std::chrono::milliseconds(-1));
+            batch.clear();
+            std::lock_guard lock(counters_mu);
+            enrich_exited = enricher.stats().exited;
+        }
+        std::lock_guard lock(rec_mu);
+        enricher_done = true;
+        rec_not_empty.notify_all();
+    }
+
+    // --- writer -------------------------------------------------------------------------
+
+    enum class Output : std::uint8_t { delivered, overflow, too_large };
+
+    void set_error(std::string text) {
+        std::lock_guard lock(counters_mu);
+        counters.last_error = std::move(text);
+    }
+
+    // Journald went away: what it may not have read goes to the spool, in order.
+    void lost_journald() {
+        set_error(fmt::format("journald unreachable ({}): {}", socket->path(), std::strerror(socket->last_errno())));
+        reachable = false;
+        last_probe = Clock::now();
+        std::uint64_t resent = 0, overflow = 0;
+        for (auto& d : inflight) {
+            auto r = spool->append(d);
+            if (r && *r) ++resent;
+            else ++overflow;
+        }
+        inflight.clear();
+        spool_dirty = true;
+        note_lost("spool", overflow, "spool full while journald was unreachable");
+        std::lock_guard lock(counters_mu);
+        counters.resent += resent;
+        counters.spooled += resent;
+        counters.journal_reachable = false;
+    }
+
+    void track_inflight(const std::string& datagram) {
+        if (socket->drained()) {
+            inflight.clear();
+            return;
+        }
+        inflight.push_back(datagram);
+        if (inflight.size() > max_inflight) inflight.pop_front();
+    }
+
+    Output output(const std::string& datagram) {
+        if (!config.journal) return Output::delivered;
+        if (reachable && spool->empty()) {
+            switch (socket->send(datagram)) {
+            case SendStatus::sent: {
+                track_inflight(datagram);
+                std::lock_guard lock(counters_mu);
+                ++counters.journal_written;
+                return Output::delivered;
+            }
+            case SendStatus::too_large: return Output::too_large;
+            case SendStatus::unreachable: lost_journald(); break;
+            }
+        }
+        auto appended = spool->append(datagram);
+        if (!appended) {
+            set_error(appended.error());
+            return Output::overflow;
+        }
+        if (!*appended) return Output::overflow;
+        spool_dirty = true;
+        std::lock_guard lock(counters_mu);
+        ++counters.spooled;
+        return Output::delivered;
+    }
+
+    // Number, send and export one record. false: not committed (counted as lost by the caller).
+    bool commit(Record& r, bool count_overflow) {
+        if (r.realtime_us == 0) r.realtime_us = now_realtime_us();
+        r.set(field::time_usec, static_cast<std::uint64_t>(r.realtime_us));
+        r.set(field::run, run_id);
+        r.set(field::seq, seq + 1);
+        const std::string datagram = encode_native(r, config.identifier);
+        switch (output(datagram)) {
+        case Output::delivered: break;
+        case Output::overflow:
+            if (count_overflow) note_lost("spool", 1, "spool full while journald was unreachable");
+            return false;
+        case Output::too_large:
+            if (count_overflow) note_lost("journal-too-large", 1, "record larger than journald accepts");
+            return false;
+        }
+        ++seq;
+        std::uint64_t lost = r.kind == Kind::lost ? std::stoull(*r.get(field::lost_count)) : 0;
+        bool jsonl_ok = true, jsonl_used = false;
+        if (jsonl) {
+            jsonl_used = true;
+            auto w = jsonl->write(r);
+            if (!w) {
+                jsonl_ok = false;
+                set_error(w.error());
+            }
+        }
+        if (config.console) log_record(*config.console, r);
+        std::lock_guard lock(counters_mu);
+        counters.seq = seq;
+        if (lost) {
+            counters.lost += lost;
+            ++counters.lost_records;
+        }
+        if (jsonl_used) (jsonl_ok ? counters.jsonl_written : counters.jsonl_errors) += 1;
+        return true;
+    }
+
+    void replay_spool() {
+        std::uint64_t cursor = spool->begin(), unconfirmed = 0;
+        while (reachable && cursor < spool->end()) {
+            auto frame = spool->read_at(cursor);
+            if (!frame) {
+                set_error(frame.error());
+                return;
+            }
+            if (!*frame) break;  // corrupt tail cut off
+            switch (socket->send((*frame)->datagram)) {
+            case SendStatus::sent: ++unconfirmed; break;
+            case SendStatus::too_large: note_lost("journal-too-large", 1, "record larger than journald accepts"); break;
+            case SendStatus::unreachable:
+                set_error(fmt::format("journald unreachable during replay ({}): {}", socket->path(),
+                                      std::strerror(socket->last_errno())));
+                // Restart at the committed offset next time: unconfirmed records are resent.
+                reachable = false;
+                last_probe = Clock::now();
+                break;
+            }
+            if (!reachable) break;
+            cursor = (*frame)->next;
+            if (socket->drained()) {
+                (void)spool->commit(cursor, unconfirmed);
+                add_replayed(unconfirmed);
+                unconfirmed = 0;
+            }
+        }
+        if (!reachable) {
+            std::lock_guard lock(counters_mu);
+            counters.journal_reachable = false;
+            return;
+        }
+        // Done sending: commit once journald has read the tail, or give up for now.
+        const auto deadline = Clock::now() + std::chrono::milliseconds(config.send_timeout_ms);
+        while (!socket->drained() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        if (socket->drained()) {
+            (void)spool->commit(spool->end(), unconfirmed);
+            add_replayed(unconfirmed);
+        } else {
+            reachable = false;
+            last_probe = Clock::now();
+        }
+    }
+
+    void add_replayed(std::uint64_t n) {
+        std::lock_guard lock(counters_mu);
+        counters.replayed += n;
+    }
+
+    void maintenance() {
+        const auto now = Clock::now();
+        if (reopen_requested.exchange(false) && jsonl) {
+            auto r = jsonl->reopen();
+            if (!r) set_error(r.error());
+        }
+        if (config.journal) {
+            if (!reachable && now - last_probe >= config.retry_interval) {
+                last_probe = now;
+                reachable = socket->reachable();
+            }
+            if (reachable && !spool->empty()) replay_spool();
+            if (!inflight.empty() && socket->drained()) inflight.clear();
+            if (spool->corrupt_bytes() > corrupt_reported) {
+                // We cannot tell how many records the damaged bytes held; at least one.
+                note_lost("spool", 1,
+                          fmt::format("{} damaged spool bytes discarded", spool->corrupt_bytes() - corrupt_reported));
+                corrupt_reported = spool->corrupt_bytes();
+            }
+            if (spool_dirty && now - last_sync >= config.spool_sync_interval) {
+                (void)spool->sync();
+                spool_dirty = false;
+                last_sync = now;
+            }
+        }
+        // Losses become records of their own, each with its own sequence number.
+        if (auto d = dropped.load(); d > drops_reported) {
+            note_lost("pipeline-queue", d - drops_reported, "input queue full");
+            drops_reported = d;
+        }
+        std::map<std::string, LostNote> notes;
+        {
+            std::lock_guard lock(lost_mu);
+            notes.swap(lost_notes);
+        }
+        for (auto& [source, note] : notes) {
+            Record r = make_lost_record(source, note.count, note.reason);
+            if (!commit(r, false)) note_lost(source, note.count, note.reason);  // try again later
+        }
+        publish();
+    }
+
+    void publish() {
+        std::uint64_t pending_lost = 0;
+        {
+            std::lock_guard lock(lost_mu);
+            for (const auto& [s, n] : lost_notes) pending_lost += n.count;
+        }
+        std::lock_guard lock(counters_mu);
+        counters.journal_reachable = config.journal && reachable;
+        if (spool) {
+            counters.spool_pending = spool->pending_records();
+            counters.spool_bytes = spool->size_bytes();
+        }
+        counters.lost_pending = pending_lost + (dropped.load() - drops_reported);
+        inflight_empty_hint = inflight.empty();
+        counters_cv.notify_all();
+    }
+
+    void writer_loop() {
+        std::vector<Queued> batch;
+        for (;;) {
+            maintenance();
+            {
+                std::unique_lock lock(rec_mu);
+                auto wait = !inflight.empty() ? std::chrono::milliseconds(2)
+                            : (config.journal && (!reachable || !spool->empty()))
+                                ? config.retry_interval
+                                : std::chrono::milliseconds(200);
+                if (rec_q.empty() && !(enricher_done && stopping)) {
+                    {
+                        std::lock_guard c(counters_mu);
+                        writer_idle = true;
+                        counters_cv.notify_all();
+                    }
+                    rec_not_empty.wait_for(lock, wait, [&] { return !rec_q.empty() || (enricher_done && stopping); });
+                    std::lock_guard c(counters_mu);
+                    writer_idle = false;
+                }
+                if (rec_q.empty() && enricher_done && stopping) break;
+                while (!rec_q.empty() && batch.size() < batch_size) {
+                    batch.push_back(std::move(rec_q.front()));
+                    rec_q.pop_front();
+                }
+                rec_not_full.notify_all();
+            }
+            for (auto& q : batch) {
+                commit(q.record, true);
+                if (q.submitted) completed.fetch_add(1);
+            }
+            batch.clear();
+        }
+        maintenance();
+        if (config.journal) {
+            // Whatever journald has not read by now goes to the spool for the next start.
+            const auto deadline = Clock::now() + std::chrono::seconds(1);
+            while (!inflight.empty() && !socket->drained() && Clock::now() < deadline)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            if (!inflight.empty() && !socket->drained()) lost_journald();
+            (void)spool->sync();
+        }
+        publish();
+    }
+
+    bool inflight_empty_hint = true;
+};
+
+Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+tl::expected<std::unique_ptr<Pipeline>, std::string> Pipeline::create(PipelineConfig config) {
+    auto impl = std::make_unique<Impl>();
+    impl->config = std::move(config);
+    Impl& i = *impl;
+    if (i.config.journal) {
+        auto sock = JournalSocket::open(i.config.journal_socket, i.config.send_timeout_ms);
+        if (!sock) return tl::make_unexpected(sock.error());
+        i.socket.emplace(std::move(*sock));
+        auto spool = Spool::open(i.config.state_dir / "journal.spool", i.config.spool_max_bytes);
+        if (!spool) return tl::make_unexpected(spool.error());
+        i.spool.emplace(std::move(*spool));
+        i.reachable = i.socket->reachable();
+        i.last_probe = Clock::now();
+    }
+    if (i.config.jsonl_path) {
+        auto w = JsonlWriter::open(*i.config.jsonl_path);
+        if (!w) return tl::make_unexpected(w.error());
+        i.jsonl.emplace(std::move(*w));
+    }
+    i.counters.run_id = i.run_id;
+    i.publish();
+    i.enricher_thread = std::thread([&i] { i.enricher_loop(); });
+    i.writer_thread = std::thread([&i] { i.writer_loop(); });
+    return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
+}
+
+Pipeline::~Pipeline() { stop(); }
+
+void Pipeline::set_zone_names(std::vector<std::string> names) {
+    auto fresh = std::make_shared<const std::vector<std::string>>(std::move(names));
+    std::lock_guard lock(impl_->zones_mu);
+    impl_->zones = std::move(fresh);
+}
+
+bool Pipeline::submit(daemon::AccessEvent&& event) {
+    Impl& i = *impl_;
+    std::unique_lock lock(i.in_mu);
+    if (i.stopping) return false;
+    if (i.in_q.size() >= i.config.input_capacity &&
+        !i.in_not_full.wait_for(lock, i.config.submit_wait, [&] { return i.in_q.size() < i.config.input_capacity; })) {
+        i.dropped.fetch_add(1);
+        return false;
+    }
+    i.in_q.push_back(std::move(event));
+    i.accepted.fetch_add(1);
+    i.in_not_empty.notify_one();
+    return true;
+}
+
+bool Pipeline::submit(Record&& record) {
+    Impl& i = *impl_;
+    if (i.stopping) return false;
+    if (!i.push_record({std::move(record), true}, i.config.submit_wait)) {
+        i.dropped.fetch_add(1);
+        return false;
+    }
+    i.accepted.fetch_add(1);
+    return true;
+}
+
+daemon::EventHandler Pipeline::handler() {
+    return [this](daemon::AccessEvent&& ev) { submit(std::move(ev)); };
+}
+
+void Pipeline::report_lost(std::string_view source, std::uint64_t count, std::string_view reason) {
+    impl_->note_lost(std::string(source), count, reason);
+    std::lock_guard lock(impl_->rec_mu);
+    impl_->rec_not_empty.notify_all();
+}
+
+PipelineCounters Pipeline::counters() const {
+    std::lock_guard lock(impl_->counters_mu);
+    PipelineCounters c = impl_->counters;
+    c.submitted = impl_->accepted.load();
+    c.dropped_queue_full = impl_->dropped.load();
+    c.processes_exited = impl_->enrich_exited;
+    return c;
+}
+
+tl::expected<void, std::string> Pipeline::flush(std::chrono::milliseconds timeout) {
+    Impl& i = *impl_;
+    const auto deadline = Clock::now() + timeout;
+    const std::uint64_t target = i.accepted.load();
+    for (;;) {
+        {
+            std::lock_guard lock(i.rec_mu);
+            i.rec_not_empty.notify_all();
+        }
+        // If journald is there (even if the writer has not noticed yet), wait for the
+        // spool to be replayed into it; if it is not, committed to the spool is enough.
+        const bool journald_up = i.config.journal && JournalSocket::probe(i.config.journal_socket);
+        std::unique_lock lock(i.counters_mu);
+        const auto& c = i.counters;
+        bool done = i.writer_idle && i.completed.load() >= target;
+        if (done && (!i.config.journal || c.journal_reachable))
+            done = c.lost_pending == 0 && c.spool_pending == 0 && i.inflight_empty_hint;
+        else if (done)
+            done = !journald_up;
+        if (done) return {};
+        if (Clock::now() >= deadline)
+            return tl::make_unexpected(fmt::format("flush timed out: {} of {} records committed, {} spooled",
+                                                   i.completed.load(), target, i.counters.spool_pending));
+        i.counters_cv.wait_for(lock, std::chrono::milliseconds(5));
+    }
+}
+
+tl::expected<void, std::string> Pipeline::reopen_export() {
+    if (!impl_->config.jsonl_path) return tl::make_unexpected(std::string("no export configured"));
+    impl_->reopen_requested = true;
+    std::lock_guard lock(impl_->rec_mu);
+    impl_->rec_not_empty.notify_all();
+    return {};
+}
+
+void Pipeline::stop(std::chrono::milliseconds timeout) {
+    Impl& i = *impl_;
+    if (i.stopped) return;
+    (void)flush(timeout);
+    i.stopping = true;
+    {
+        std::lock_guard lock(i.in_mu);
+        i.in_not_empty.notify_all();
+    }
+    if (i.enricher_thread.joinable()) i.enricher_thread.join();
+    {
+        std::lock_guard lock(i.rec_mu);
+        i.rec_not_empty.notify_all();
+    }
+    if (i.writer_thread.joinable()) i.writer_thread.join();
+    i.stopped = true;
+}
+
+}  // namespace custguard::events

@@ -1,0 +1,335 @@
+// The pipeline against a real systemd-journald (a private namespace instance per test),
+// read back through sd-journal. Needs root; never skipped.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "custguard/events/pipeline.hpp"
+#include "scratch_journald.hpp"
+
+using namespace custguard::events;
+using custguard::events::testing::JournalEntry;
+using custguard::events::testing::ScratchJournald;
+using custguard::events::testing::unique_namespace;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        char tmpl[] = "/tmp/cgev-test-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
+
+custguard::daemon::AccessEvent access_event(std::uint32_t decision, std::uint32_t kind, std::string path,
+                                            std::uint32_t zone = 1) {
+    custguard::daemon::AccessEvent ev;
+    ev.raw.abi_version = CG_ABI_VERSION;
+    ev.raw.kind = kind;
+    ev.raw.pid = ev.raw.tgid = static_cast<std::uint32_t>(::getpid());
+    ev.raw.uid = ::getuid();
+    ev.raw.gid = ::getgid();
+    ev.raw.loginuid = 0xffffffffu;
+    ev.raw.zone_id = zone;
+    ev.raw.decision = decision;
+    ev.raw.rule = decision == CG_DECISION_ALLOW ? CG_RULE_USER : CG_RULE_NOT_ALLOWED;
+    ev.raw.ino = 1234;
+    std::strncpy(ev.raw.comm, "tester", sizeof ev.raw.comm);
+    ev.path = std::move(path);
+    ev.sensor = custguard::daemon::Sensor::fanotify;
+    return ev;
+}
+
+PipelineConfig config_for(const ScratchJournald& jd, const TempDir& dir) {
+    PipelineConfig c;
+    c.state_dir = dir.path / "state";
+    c.journal_socket = jd.socket_path();
+    c.retry_interval = 50ms;
+    return c;
+}
+
+std::uint64_t seq_of(const JournalEntry& e) { return std::stoull(e.at("CUSTGUARD_SEQ")); }
+
+// Drops repeated deliveries (same CUSTGUARD_SEQ, at-least-once), checking they are
+// identical, and returns the first occurrences in journal order.
+std::vector<JournalEntry> first_occurrences(const std::vector<JournalEntry>& all, std::size_t& duplicates) {
+    std::map<std::uint64_t, const JournalEntry*> seen;
+    std::vector<JournalEntry> out;
+    duplicates = 0;
+    for (const auto& e : all) {
+        auto [it, fresh] = seen.emplace(seq_of(e), &e);
+        if (fresh) {
+            out.push_back(e);
+        } else {
+            ++duplicates;
+            CHECK(it->second->at("CUSTGUARD_TIME_USEC") == e.at("CUSTGUARD_TIME_USEC"));
+            CHECK(it->second->at("MESSAGE") == e.at("MESSAGE"));
+        }
+    }
+    return out;
+}
+
+void require_gap_free(const std::vector<JournalEntry>& entries) {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        INFO("position " << i);
+        REQUIRE(seq_of(entries[i]) == i + 1);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("every kind becomes one journald record with its MESSAGE_ID and fields", "[journald]") {
+    ScratchJournald jd(unique_namespace("k"));
+    jd.start();
+    TempDir dir;
+    auto cfg = config_for(jd, dir);
+    cfg.jsonl_path = dir.path / "events.jsonl";
+    auto p = Pipeline::create(cfg);
+    REQUIRE(p);
+    auto& pipeline = **p;
+    pipeline.set_zone_names({"customers", "medical"});
+
+    REQUIRE(pipeline.submit(access_event(CG_DECISION_ALLOW, CG_EV_OPEN, "/srv/share/customers/a.csv")));
+    REQUIRE(pipeline.submit(access_event(CG_DECISION_AUDIT, CG_EV_OPEN, "/srv/share/customers/b.csv")));
+    REQUIRE(pipeline.submit(access_event(CG_DECISION_DENY, CG_EV_OPEN, "/srv/share/medical/c.csv", 2)));
+    REQUIRE(pipeline.submit(access_event(CG_DECISION_DENY, CG_EV_RENAME, "/srv/share/customers/d.csv")));
+    PrintJob job{"secure-3f", "17", "alice", 1000, "quarterly.pdf", 3, "192.0.2.7", {{"credit_card", 3}, {"email", 1}}};
+    REQUIRE(pipeline.submit(make_print_record(job, PrintDecision::hold, "customer data")));
+    REQUIRE(pipeline.submit(make_admin_change_record("root", 0, "grant", "alice@customers", "until 18:00")));
+    REQUIRE(pipeline.submit(make_policy_reload_record({false, "/etc/custguard/policy.toml", "", 0, 1, 0, "x:1:1: error: bad"})));
+    REQUIRE(pipeline.submit(make_sensor_mismatch_record("audit saw an open fanotify did not", "audit,fanotify", "/srv/x", 42)));
+    REQUIRE(pipeline.submit(make_bulk_read_record({1000, "alice", "customers", 250, 600, "alert", "192.0.2.7"})));
+    pipeline.report_lost("bpf_lsm", 7, "ring buffer full");
+    REQUIRE(pipeline.flush(10s));
+    const auto counters = pipeline.counters();
+    pipeline.stop();
+
+    auto entries = jd.read("CUSTGUARD_RUN=" + counters.run_id);
+    REQUIRE(entries.size() == 10);
+    require_gap_free(entries);
+    CHECK(counters.journal_written == 10);
+    CHECK(counters.spooled == 0);
+    CHECK(counters.lost == 7);
+    CHECK(counters.lost_records == 1);
+
+    std::map<Kind, JournalEntry> by_kind;
+    for (const auto& e : entries) {
+        CHECK(e.at("SYSLOG_IDENTIFIER") == "custguardd");
+        auto kind = kind_from_message_id(e.at("MESSAGE_ID"));
+        REQUIRE(kind);
+        CHECK(e.at("PRIORITY") == std::to_string(info(*kind).priority));
+        CHECK(e.at("CUSTGUARD_EVENT") == info(*kind).name);
+        by_kind[*kind] = e;
+    }
+    REQUIRE(by_kind.size() == 10);
+
+    const auto& allowed = by_kind[Kind::access_allowed];
+    const std::string self_exe = std::filesystem::read_symlink("/proc/self/exe");
+    CHECK(allowed.at("CUSTGUARD_DECISION") == "allow");
+    CHECK(allowed.at("CUSTGUARD_ZONE") == "customers");
+    CHECK(allowed.at("CUSTGUARD_PATH") == "/srv/share/customers/a.csv");
+    CHECK(allowed.at("CUSTGUARD_UID") == std::to_string(::getuid()));
+    CHECK(allowed.at("CUSTGUARD_USER") == "root");
+    CHECK(allowed.at("CUSTGUARD_PID") == std::to_string(::getpid()));
+    CHECK(allowed.at("CUSTGUARD_EXE") == self_exe);
+    CHECK(allowed.at("CUSTGUARD_CMDLINE").find("custguard_events_journald_tests") != std::string::npos);
+    CHECK(allowed.at("CUSTGUARD_PPID") == std::to_string(::getppid()));
+    CHECK(allowed.at("CUSTGUARD_OPERATION") == "open");
+    CHECK(allowed.at("CUSTGUARD_RULE") == "allowed_user");
+    CHECK(allowed.at("CUSTGUARD_SENSOR") == "fanotify");
+    CHECK(allowed.count("CUSTGUARD_TIME_USEC") == 1);
+    CHECK(by_kind[Kind::access_audited].at("CUSTGUARD_DECISION") == "audit");
+    CHECK(by_kind[Kind::access_denied].at("CUSTGUARD_ZONE") == "medical");
+    CHECK(by_kind[Kind::access_denied].at("CUSTGUARD_DECISION") == "deny");
+    CHECK(by_kind[Kind::zone_integrity].at("CUSTGUARD_OPERATION") == "rename");
+
+    const auto& print = by_kind[Kind::print];
+    CHECK(print.at("CUSTGUARD_PRINTER") == "secure-3f");
+    CHECK(print.at("CUSTGUARD_JOB") == "17");
+    CHECK(print.at("CUSTGUARD_DECISION") == "hold");
+    CHECK(print.at("CUSTGUARD_DETECTORS") == "credit_card:3,email:1");
+    CHECK(print.at("CUSTGUARD_HITS") == "4");
+    CHECK(by_kind[Kind::admin_change].at("CUSTGUARD_ADMIN_ACTION") == "grant");
+    CHECK(by_kind[Kind::policy_reload].at("CUSTGUARD_POLICY_RESULT") == "refused");
+    CHECK(by_kind[Kind::sensor_mismatch].at("CUSTGUARD_SENSORS") == "audit,fanotify");
+    CHECK(by_kind[Kind::bulk_read].at("CUSTGUARD_FILES") == "250");
+    CHECK(by_kind[Kind::lost].at("CUSTGUARD_LOST") == "7");
+    CHECK(by_kind[Kind::lost].at("CUSTGUARD_LOST_SOURCE") == "bpf_lsm");
+
+    // The JSONL export holds the same records, numbered the same way.
+    std::ifstream in(dir.path / "events.jsonl");
+    std::string line;
+    std::size_t n = 0;
+    while (std::getline(in, line)) {
+        ++n;
+        CHECK(line.find(fmt::format("\"sequence\":{}", n)) != std::string::npos);
+        CHECK(line.find(counters.run_id) != std::string::npos);
+    }
+    CHECK(n == 10);
+}
+
+TEST_CASE("journald killed mid-stream and restarted: nothing lost, order kept, seq gap-free", "[journald]") {
+    ScratchJournald jd(unique_namespace("r"));
+    jd.start();
+    TempDir dir;
+    auto p = Pipeline::create(config_for(jd, dir));
+    REQUIRE(p);
+    auto& pipeline = **p;
+    pipeline.set_zone_names({"customers"});
+
+    constexpr int total = 3000;
+    for (int i = 1; i <= total; ++i) {
+        REQUIRE(pipeline.submit(access_event(CG_DECISION_ALLOW, CG_EV_OPEN, fmt::format("/srv/c/{}.csv", i))));
+        if (i == 1000) jd.stop(true);  // SIGKILL: whatever it had queued is gone
+        if (i == 2000) {
+            // Let the pipeline notice, spool for a while, then bring journald back.
+            REQUIRE(pipeline.flush(10s));
+            CHECK_FALSE(pipeline.counters().journal_reachable);
+            jd.start();
+        }
+        if (i % 100 == 0) std::this_thread::sleep_for(1ms);
+    }
+    REQUIRE(pipeline.flush(30s));
+    const auto c = pipeline.counters();
+    pipeline.stop();
+    INFO("written " << c.journal_written << " spooled " << c.spooled << " replayed " << c.replayed << " resent "
+                    << c.resent << " reachable " << c.journal_reachable << " error " << c.last_error);
+    CHECK(c.spooled > 0);
+    CHECK(c.spool_pending == 0);
+    CHECK(c.lost == 0);
+    CHECK(c.seq == total);
+
+    auto all = jd.read("CUSTGUARD_RUN=" + c.run_id);
+    std::size_t duplicates = 0;
+    auto entries = first_occurrences(all, duplicates);
+    REQUIRE(entries.size() == total);
+    require_gap_free(entries);  // first occurrences arrive in sequence order
+    for (int i = 0; i < total; ++i) REQUIRE(entries[i].at("CUSTGUARD_PATH") == fmt::format("/srv/c/{}.csv", i + 1));
+    // Re-deliveries only for records journald may have dropped unread.
+    CHECK(duplicates <= c.resent);
+    UNSCOPED_INFO("spooled " << c.spooled << ", replayed " << c.replayed << ", resent " << c.resent
+                              << ", duplicates in journal " << duplicates);
+}
+
+TEST_CASE("a burst is recorded completely or accounted for", "[journald]") {
+    ScratchJournald jd(unique_namespace("b"));
+    jd.start();
+    TempDir dir;
+    auto p = Pipeline::create(config_for(jd, dir));
+    REQUIRE(p);
+    auto& pipeline = **p;
+    pipeline.set_zone_names({"customers"});
+    constexpr std::uint64_t total = 20000;
+    std::uint64_t refused = 0;
+    for (std::uint64_t i = 0; i < total; ++i)
+        if (!pipeline.submit(access_event(CG_DECISION_DENY, CG_EV_OPEN, fmt::format("/srv/c/{}.csv", i)))) ++refused;
+    REQUIRE(pipeline.flush(120s));
+    const auto c = pipeline.counters();
+    pipeline.stop();
+    CHECK(c.dropped_queue_full == refused);
+
+    auto entries = jd.read("CUSTGUARD_RUN=" + c.run_id);
+    std::size_t duplicates = 0;
+    entries = first_occurrences(entries, duplicates);
+    require_gap_free(entries);
+    std::uint64_t accesses = 0, lost = 0;
+    for (const auto& e : entries) {
+        if (e.at("CUSTGUARD_EVENT") == "access") ++accesses;
+        if (e.at("CUSTGUARD_EVENT") == "lost") lost += std::stoull(e.at("CUSTGUARD_LOST"));
+    }
+    CHECK(accesses + lost == total);
+    CHECK(lost == refused);
+}
+
+TEST_CASE("spool bound: overflow is counted and written as a lost record", "[journald]") {
+    ScratchJournald jd(unique_namespace("s"));  // not started yet: journald is absent
+    TempDir dir;
+    auto cfg = config_for(jd, dir);
+    cfg.spool_max_bytes = 16 * 1024;
+    auto p = Pipeline::create(cfg);
+    REQUIRE(p);
+    auto& pipeline = **p;
+    pipeline.set_zone_names({"customers"});
+    constexpr std::uint64_t total = 100;
+    for (std::uint64_t i = 1; i <= total; ++i)
+        REQUIRE(pipeline.submit(access_event(CG_DECISION_ALLOW, CG_EV_OPEN, fmt::format("/srv/c/{}.csv", i))));
+    REQUIRE(pipeline.flush(10s));
+    auto before = pipeline.counters();
+    INFO("spooled " << before.spooled << " lost_pending " << before.lost_pending << " lost " << before.lost
+                    << " seq " << before.seq << " error " << before.last_error);
+    CHECK_FALSE(before.journal_reachable);
+    CHECK(before.spooled > 0);
+    CHECK(before.spooled < total);
+    CHECK(before.spool_pending == before.spooled);
+    CHECK(before.spool_bytes <= cfg.spool_max_bytes);
+    CHECK(before.journal_written == 0);
+    // Every event is spooled, or counted: in a `lost` record that fitted in the spool, or
+    // pending until one can be written.
+    const std::uint64_t spooled_events = before.spooled - before.lost_records;
+    CHECK(spooled_events + before.lost + before.lost_pending == total);
+    CHECK(before.lost_pending > 0);
+
+    jd.start();
+    REQUIRE(pipeline.flush(10s));
+    const auto c = pipeline.counters();
+    pipeline.stop();
+    CHECK(c.replayed == before.spooled);
+    CHECK(c.lost_pending == 0);
+    CHECK(c.lost == total - spooled_events);
+
+    auto entries = jd.read("CUSTGUARD_RUN=" + c.run_id);
+    REQUIRE(entries.size() == c.seq);
+    require_gap_free(entries);
+    // The spooled events in order, then the lost records that stand for the rest.
+    std::uint64_t lost = 0;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (i < spooled_events) {
+            CHECK(entries[i].at("CUSTGUARD_PATH") == fmt::format("/srv/c/{}.csv", i + 1));
+            continue;
+        }
+        const auto& e = entries[i];
+        CHECK(e.at("MESSAGE_ID") == info(Kind::lost).message_id);
+        CHECK(e.at("CUSTGUARD_LOST_SOURCE") == "spool");
+        lost += std::stoull(e.at("CUSTGUARD_LOST"));
+    }
+    CHECK(lost == total - spooled_events);
+}
+
+TEST_CASE("the spool survives a restart of the pipeline and is replayed by the next one", "[journald]") {
+    ScratchJournald jd(unique_namespace("p"));
+    TempDir dir;
+    std::string first_run;
+    {
+        auto p = Pipeline::create(config_for(jd, dir));
+        REQUIRE(p);
+        for (int i = 1; i <= 10; ++i)
+            REQUIRE((*p)->submit(access_event(CG_DECISION_AUDIT, CG_EV_OPEN, fmt::format("/srv/c/{}.csv", i))));
+        REQUIRE((*p)->flush(10s));
+        CHECK((*p)->counters().spooled == 10);
+        first_run = (*p)->counters().run_id;
+    }  // destructor: stop, spool synced
+    jd.start();
+    auto p = Pipeline::create(config_for(jd, dir));
+    REQUIRE(p);
+    REQUIRE((*p)->flush(10s));
+    CHECK((*p)->counters().replayed == 10);
+    (*p)->stop();
+    auto entries = jd.read("CUSTGUARD_RUN=" + first_run);
+    REQUIRE(entries.size() == 10);
+    require_gap_free(entries);
+}

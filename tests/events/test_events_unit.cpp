@@ -1,0 +1,410 @@
+// Unit tests of the event pipeline: no root, no journald.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "custguard/events/enrich.hpp"
+#include "custguard/events/export.hpp"
+#include "custguard/events/journal.hpp"
+#include "custguard/events/pipeline.hpp"
+
+using namespace custguard::events;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        char tmpl[] = "/tmp/cgev-unit-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
+
+std::string slurp(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+custguard::daemon::AccessEvent self_event(std::uint32_t decision, std::uint32_t kind = CG_EV_OPEN) {
+    custguard::daemon::AccessEvent ev;
+    ev.raw.kind = kind;
+    ev.raw.pid = ev.raw.tgid = static_cast<std::uint32_t>(::getpid());
+    ev.raw.uid = ::getuid();
+    ev.raw.gid = ::getgid();
+    ev.raw.loginuid = 0xffffffffu;
+    ev.raw.zone_id = 1;
+    ev.raw.decision = decision;
+    ev.raw.rule = CG_RULE_NOT_ALLOWED;
+    ev.raw.open_flags = 0;  // O_RDONLY
+    std::strncpy(ev.raw.comm, "tester", sizeof ev.raw.comm);
+    std::strncpy(ev.raw.path, "/srv/share/customers/raw.csv", sizeof ev.raw.path);
+    ev.realtime_ns = 1'700'000'000'123'456'000;
+    return ev;
+}
+
+}  // namespace
+
+TEST_CASE("message ids: one fixed 128-bit id per kind, all in the catalog", "[unit]") {
+    std::set<std::string_view> ids;
+    const std::regex hex("[0-9a-f]{32}");
+    for (const auto& k : all_kinds()) {
+        CHECK(std::regex_match(std::string(k.message_id), hex));
+        ids.insert(k.message_id);
+        CHECK(kind_from_message_id(k.message_id) == k.kind);
+        CHECK(&info(k.kind) == &k);
+    }
+    CHECK(ids.size() == 10);
+    const std::string catalog = slurp(CUSTGUARD_SOURCE_DIR "/systemd/custguard.catalog");
+    for (const auto& k : all_kinds()) {
+        INFO(to_string(k.kind));
+        CHECK(catalog.find(fmt::format("-- {}\n", k.message_id)) != std::string::npos);
+    }
+}
+
+TEST_CASE("the catalog compiles with journalctl and lists every id", "[unit]") {
+    TempDir root;
+    std::filesystem::create_directories(root.path / "usr/lib/systemd/catalog");
+    std::filesystem::copy_file(CUSTGUARD_SOURCE_DIR "/systemd/custguard.catalog",
+                               root.path / "usr/lib/systemd/catalog/custguard.catalog");
+    const std::string out = (root.path / "list").string();
+    const std::string cmd = fmt::format("journalctl --root={0} --update-catalog 2>{1}.err && "
+                                        "journalctl --root={0} --list-catalog >{1} 2>>{1}.err",
+                                        root.path.string(), out);
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    const std::string listed = slurp(out);
+    CHECK(slurp(out + ".err").empty());
+    for (const auto& k : all_kinds()) CHECK(listed.find(k.message_id) != std::string::npos);
+}
+
+TEST_CASE("native protocol encoding", "[unit]") {
+    Record r;
+    r.kind = Kind::access_denied;
+    r.message = "hello";
+    r.set("CUSTGUARD_PATH", "/srv/a\nb.csv");
+    r.set("CUSTGUARD_USER", "alice");
+    r.set("bad name", "x");
+    r.set("_PID", "1");  // trusted fields cannot be set by clients
+    const std::string d = encode_native(r);
+    CHECK(d.starts_with("MESSAGE_ID=af36e5e89027472db73bb8be382ec767\nPRIORITY=4\nSYSLOG_IDENTIFIER=custguardd\nMESSAGE=hello\n"));
+    const std::string binary = std::string("CUSTGUARD_PATH\n") + std::string("\x0c\0\0\0\0\0\0\0", 8) + "/srv/a\nb.csv\n";
+    CHECK(d.find(binary) != std::string::npos);
+    CHECK(d.find("CUSTGUARD_USER=alice\n") != std::string::npos);
+    CHECK(d.find("bad name") == std::string::npos);
+    CHECK(d.find("_PID") == std::string::npos);
+    CHECK(journal_socket_for_namespace("") == "/run/systemd/journal/socket");
+    CHECK(journal_socket_for_namespace("x") == "/run/systemd/journal.x/socket");
+}
+
+TEST_CASE("record fields: set replaces, empty removes", "[unit]") {
+    Record r;
+    r.set(field::path, "/a").set(field::path, "/b").set(field::user, "bob").set(field::user, "");
+    REQUIRE(r.fields.size() == 1);
+    CHECK(*r.get(field::path) == "/b");
+    CHECK(r.get(field::user) == nullptr);
+    CHECK(valid_field_name("CUSTGUARD_X1"));
+    CHECK_FALSE(valid_field_name("_X"));
+    CHECK_FALSE(valid_field_name("1X"));
+    CHECK_FALSE(valid_field_name("lower"));
+}
+
+TEST_CASE("an access event is enriched from /proc and NSS", "[unit]") {
+    Enricher e;
+    const std::vector<std::string> zones = {"customers", "medical"};
+    SECTION("decision and kind") {
+        CHECK(e.enrich(self_event(CG_DECISION_ALLOW), zones).kind == Kind::access_allowed);
+        CHECK(e.enrich(self_event(CG_DECISION_AUDIT), zones).kind == Kind::access_audited);
+        CHECK(e.enrich(self_event(CG_DECISION_DENY), zones).kind == Kind::access_denied);
+        CHECK(e.enrich(self_event(CG_DECISION_DENY, CG_EV_UNLINK), zones).kind == Kind::zone_integrity);
+        CHECK(e.enrich(self_event(CG_DECISION_ALLOW, CG_EV_LINK), zones).kind == Kind::zone_integrity);
+    }
+    SECTION("fields of a live process") {
+        auto ev = self_event(CG_DECISION_DENY);
+        ev.raw.loginuid = 0;
+        ev.raw.ino = 99;
+        ev.raw.dev = (8u << 20) | 1;  // 8:1 in the kernel's internal encoding... see device_text
+        Record r = e.enrich(ev, zones);
+        CHECK(*r.get(field::event) == "access");
+        CHECK(*r.get(field::decision) == "deny");
+        CHECK(*r.get(field::zone) == "customers");
+        CHECK(*r.get(field::zone_id) == "1");
+        CHECK(*r.get(field::path) == "/srv/share/customers/raw.csv");  // from raw when path is empty
+        CHECK(*r.get(field::uid) == std::to_string(::getuid()));
+        CHECK(*r.get(field::user) == e.user_name(::getuid()));
+        CHECK(*r.get(field::group) == e.group_name(::getgid()));
+        CHECK(*r.get(field::auid) == "0");
+        CHECK(*r.get(field::auid_user) == "root");
+        CHECK(*r.get(field::pid) == std::to_string(::getpid()));
+        CHECK(*r.get(field::exe) == std::filesystem::read_symlink("/proc/self/exe").string());
+        CHECK(r.get(field::cmdline)->find("custguard_events_unit_tests") != std::string::npos);
+        CHECK(*r.get(field::ppid) == std::to_string(::getppid()));
+        CHECK_FALSE(r.get(field::parent_comm)->empty());
+        CHECK(*r.get(field::access) == "read");
+        CHECK(*r.get(field::inode) == "99");
+        CHECK(r.get(field::process_exited) == nullptr);
+        CHECK(r.realtime_us == 1'700'000'000'123'456);
+        CHECK(r.message.find("/srv/share/customers/raw.csv") != std::string::npos);
+        CHECK(r.message.find("denied") != std::string::npos);
+    }
+    SECTION("zone ids beyond the current policy and zone 0") {
+        auto ev = self_event(CG_DECISION_ALLOW);
+        ev.raw.zone_id = 9;
+        CHECK(*e.enrich(ev, zones).get(field::zone) == "zone#9");
+        ev.raw.zone_id = 0;
+        CHECK(e.enrich(ev, zones).get(field::zone) == nullptr);
+    }
+    SECTION("a process that already exited") {
+        pid_t child = ::fork();
+        if (child == 0) ::_exit(0);
+        ::waitpid(child, nullptr, 0);
+        auto ev = self_event(CG_DECISION_DENY);
+        ev.raw.pid = ev.raw.tgid = static_cast<std::uint32_t>(child);
+        ev.raw.loginuid = 1000;
+        Record r = e.enrich(ev, zones);
+        CHECK(*r.get(field::process_exited) == "1");
+        CHECK(*r.get(field::comm) == "tester");
+        CHECK(*r.get(field::auid) == "1000");
+        CHECK(r.get(field::exe) == nullptr);
+        CHECK(*r.get(field::pid) == std::to_string(child));
+        CHECK(e.stats().exited == 1);
+    }
+    SECTION("cmdline is bounded") {
+        EnrichConfig cfg;
+        cfg.cmdline_max = 8;
+        Enricher small(cfg);
+        auto info = small.process(static_cast<std::uint32_t>(::getpid()), 0, 0);
+        CHECK(info.cmdline.size() == 8 + 3);
+        CHECK(info.cmdline.ends_with("..."));
+    }
+    SECTION("process data is cached") {
+        e.process(static_cast<std::uint32_t>(::getpid()), 0, 0);
+        e.process(static_cast<std::uint32_t>(::getpid()), 0, 0);
+        CHECK(e.stats().process_cache_hits >= 1);
+    }
+}
+
+TEST_CASE("cgroup paths and /proc/net addresses", "[unit]") {
+    CHECK(unit_from_cgroup("/system.slice/smbd.service") == "smbd.service");
+    CHECK(unit_from_cgroup("/user.slice/user-1000.slice/session-3.scope") == "session-3.scope");
+    CHECK(unit_from_cgroup("/system.slice/foo.service/payload") == "foo.service");
+    CHECK(unit_from_cgroup("/") == "");
+    CHECK(proc_net_address("0100007F:01BD") == "127.0.0.1");
+    CHECK(proc_net_address("0700000A:1F90") == "10.0.0.7");
+    CHECK(proc_net_address("0000000000000000FFFF00000700000A:01BD") == "10.0.0.7");
+    CHECK(proc_net_address("B80D0120000000000000000001000000:01BD") == "2001:db8::1");
+    CHECK(proc_net_address("zz") == "");
+}
+
+TEST_CASE("the client address of an smbd process comes from its TCP socket", "[unit]") {
+    // A listener on an ephemeral port plays the SMB port; a child named "smbd" accepts the
+    // connection and holds it, like an smbd serving one client.
+    int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener, 1) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    const std::uint16_t port = ntohs(addr.sin_port);
+
+    int ready[2], done[2];
+    REQUIRE(::pipe(ready) == 0);
+    REQUIRE(::pipe(done) == 0);
+    pid_t child = ::fork();
+    if (child == 0) {
+        ::prctl(PR_SET_NAME, "smbd");
+        int conn = ::accept(listener, nullptr, nullptr);
+        char c = conn >= 0 ? 'y' : 'n';
+        (void)::write(ready[1], &c, 1);
+        (void)::read(done[0], &c, 1);
+        ::_exit(0);
+    }
+    int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    char c = 0;
+    REQUIRE(::read(ready[0], &c, 1) == 1);
+    REQUIRE(c == 'y');
+
+    EnrichConfig cfg;
+    cfg.samba_ports = {port};
+    Enricher e(cfg);
+    auto info = e.process(static_cast<std::uint32_t>(child), 0, 0);
+    CHECK(info.comm == "smbd");
+    CHECK(info.client == "127.0.0.1");
+    CHECK(e.stats().client_lookups == 1);
+    // Not an smbd: no lookup.
+    auto self = e.process(static_cast<std::uint32_t>(::getpid()), 0, 0);
+    CHECK(self.client.empty());
+    CHECK(e.stats().client_lookups == 1);
+    // Wrong port: nothing found.
+    const std::uint16_t other[] = {static_cast<std::uint16_t>(port + 1)};
+    CHECK(find_tcp_peer(cfg, static_cast<std::uint32_t>(child), other).empty());
+
+    (void)::write(done[1], "x", 1);
+    ::waitpid(child, nullptr, 0);
+    for (int fd : {listener, client, ready[0], ready[1], done[0], done[1]}) ::close(fd);
+}
+
+TEST_CASE("builders never carry matched data: names and counts only", "[unit]") {
+    PrintJob job;
+    job.printer = "secure-3f";
+    job.job = "42";
+    job.user = "alice";
+    job.detector_hits = {{"my_number", 2}, {"credit_card", 5}, {"email", 0}};
+    Record r = make_print_record(job, PrintDecision::deny, "customer data");
+    CHECK(r.kind == Kind::print);
+    CHECK(*r.get(field::detectors) == "credit_card:5,my_number:2");
+    CHECK(*r.get(field::hits) == "7");
+    CHECK(*r.get(field::decision) == "deny");
+    CHECK(r.message == "print job 42 on secure-3f by alice: deny (7 detector hits): customer data");
+
+    Record lost = make_lost_record("bpf_lsm", 12, "ring buffer full");
+    CHECK(*lost.get(field::lost_count) == "12");
+    CHECK(lost.message == "12 events lost (bpf_lsm): ring buffer full");
+
+    Record reload = make_policy_reload_record({true, "/etc/custguard/policy.toml", "abc", 3, 0, 1, ""});
+    CHECK(*reload.get(field::policy_result) == "accepted");
+    CHECK(reload.get(field::diagnostics) == nullptr);
+
+    Record bulk = make_bulk_read_record({1000, "alice", "customers", 201, 600, "revoke", ""});
+    CHECK(bulk.kind == Kind::bulk_read);
+    CHECK(*bulk.get(field::action) == "revoke");
+    CHECK(bulk.get(field::client) == nullptr);
+}
+
+TEST_CASE("JSON lines with the ECS mapping", "[unit]") {
+    Enricher e;
+    auto ev = self_event(CG_DECISION_DENY);
+    ev.path = "/srv/share/customers/\xe9\xa1\xa7\xe5\xae\xa2\n\xff.csv";  // 顧客, newline, invalid byte
+    Record r = e.enrich(ev, std::vector<std::string>{"customers"});
+    r.set(field::seq, 5);
+    r.set(field::run, "0123");
+    r.set("CUSTGUARD_SOMETHING_NEW", "x\"y");
+    const std::string j = to_json_line(r);
+    INFO(j);
+    CHECK(j.starts_with("{\"@timestamp\":\"2023-11-14T22:13:20.123456Z\","));
+    CHECK(j.find("\"file\":{\"inode\"") == std::string::npos);  // ino 0 is not written
+    CHECK(j.find("\"path\":\"/srv/share/customers/\xe9\xa1\xa7\xe5\xae\xa2\\n\xef\xbf\xbd.csv\"") != std::string::npos);
+    CHECK(j.find("\"sequence\":5") != std::string::npos);
+    CHECK(j.find("\"outcome\":\"failure\"") != std::string::npos);
+    CHECK(j.find("\"code\":\"af36e5e89027472db73bb8be382ec767\"") != std::string::npos);
+    CHECK(j.find("\"category\":[\"file\"]") != std::string::npos);
+    CHECK(j.find("\"pid\":" + std::to_string(::getpid())) != std::string::npos);
+    CHECK(j.find("\"zone\":{\"id\":1,\"name\":\"customers\"}") != std::string::npos);
+    CHECK(j.find("\"something_new\":\"x\\\"y\"") != std::string::npos);
+    CHECK(j.find("\"user\":{\"id\":\"" + std::to_string(::getuid()) + "\"") != std::string::npos);
+    CHECK(j.find('\n') == std::string::npos);
+    CHECK(ecs_name("CUSTGUARD_CLIENT") == "client.ip");
+    CHECK(ecs_name("CUSTGUARD_AUID") == "user.audit.id");
+    CHECK(ecs_name("CUSTGUARD_PRINTER") == "custguard.printer");
+
+    const std::string line = format_line(r);
+    CHECK(line.starts_with("DENIED    "));
+    CHECK(line.find("seq=5") != std::string::npos);
+    CHECK(line.find('\n') == std::string::npos);
+}
+
+TEST_CASE("spool: bounded, ordered, persistent, torn tails cut off", "[unit]") {
+    TempDir dir;
+    const auto path = dir.path / "s" / "journal.spool";
+    {
+        auto s = Spool::open(path, 200);
+        REQUIRE(s);
+        CHECK(s->empty());
+        CHECK(*s->append(std::string(50, 'a')) == true);
+        CHECK(*s->append(std::string(50, 'b')) == true);
+        CHECK(*s->append(std::string(50, 'c')) == true);
+        CHECK(*s->append(std::string(50, 'd')) == false);  // 16 + 3 * 54 + 54 > 200
+        CHECK(s->pending_records() == 3);
+        auto f = s->read_at(s->begin());
+        REQUIRE(f);
+        REQUIRE(*f);
+        CHECK((*f)->datagram == std::string(50, 'a'));
+        REQUIRE(s->commit((*f)->next, 1));
+        CHECK(s->pending_records() == 2);
+    }
+    {
+        auto s = Spool::open(path, 200);  // reopened: offset persisted
+        REQUIRE(s);
+        CHECK(s->pending_records() == 2);
+        auto f = s->read_at(s->begin());
+        CHECK((*f)->datagram == std::string(50, 'b'));
+        auto g = s->read_at((*f)->next);
+        CHECK((*g)->datagram == std::string(50, 'c'));
+        CHECK_FALSE(*s->read_at((*g)->next));
+        REQUIRE(s->commit((*g)->next, 2));
+        CHECK(s->empty());
+        CHECK(s->size_bytes() == 16);  // compacted
+        CHECK(*s->append("e") == true);
+    }
+    {
+        // A crash in the middle of an append leaves half a frame.
+        std::ofstream(path, std::ios::app) << std::string("\x40\0\0\0abc", 7);
+        auto s = Spool::open(path, 200);
+        REQUIRE(s);
+        CHECK(s->pending_records() == 1);
+        CHECK(s->corrupt_bytes() == 7);
+        CHECK((*s->read_at(s->begin()))->datagram == "e");
+    }
+    {
+        std::ofstream(path, std::ios::trunc) << "garbage";
+        auto s = Spool::open(path, 200);
+        REQUIRE(s);
+        CHECK(s->empty());
+        CHECK(s->corrupt_bytes() == 7);
+    }
+}
+
+TEST_CASE("pipeline without journald: JSONL export, gap-free seq, counters", "[unit]") {
+    TempDir dir;
+    PipelineConfig cfg;
+    cfg.journal = false;
+    cfg.state_dir = dir.path;
+    cfg.jsonl_path = dir.path / "events.jsonl";
+    auto p = Pipeline::create(cfg);
+    REQUIRE(p);
+    (*p)->set_zone_names({"customers"});
+    for (int i = 0; i < 100; ++i) REQUIRE((*p)->submit(self_event(CG_DECISION_ALLOW)));
+    REQUIRE((*p)->submit(make_admin_change_record("root", 0, "allow-user", "bob")));
+    (*p)->report_lost("fanotify", 3, "queue overflow");
+    REQUIRE((*p)->flush(10s));
+    const auto c = (*p)->counters();
+    (*p)->stop();
+    CHECK(c.submitted == 101);
+    CHECK(c.seq == 102);
+    CHECK(c.lost == 3);
+    CHECK(c.jsonl_written == 102);
+    CHECK(c.jsonl_errors == 0);
+    CHECK(c.run_id.size() == 32);
+    std::ifstream in(*cfg.jsonl_path);
+    std::string line;
+    std::uint64_t n = 0;
+    while (std::getline(in, line)) {
+        ++n;
+        REQUIRE(line.find(fmt::format("\"sequence\":{},", n)) != std::string::npos);
+    }
+    CHECK(n == 102);
+}
