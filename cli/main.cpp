@@ -4,7 +4,7 @@
 
 #include <iostream>
 
-#include "cli/policy_check.hpp"
+#include "custguard/common/policy_check.hpp"
 
 namespace {
 
@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
         std::vector<std::filesystem::path> paths(files.begin(), files.end());
         std::optional<std::filesystem::path> dir;
         if (!state_dir.empty()) dir = state_dir;
-        return custguard::cli::check_policies(paths, dir, std::cout, std::cerr);
+        return custguard::common::check_policies(paths, dir, std::cout, std::cerr);
     }
     return k_exit_usage;
 }

@@ -6,7 +6,7 @@
 #include <optional>
 #include <vector>
 
-namespace custguard::cli {
+namespace custguard::common {
 
 // Checks each file as a main policy (with the policy.d/ drop-ins beside it), prints the
 // diagnostics to `err` and one summary line per file to `out`. Returns 0 when every file
@@ -15,4 +15,4 @@ int check_policies(const std::vector<std::filesystem::path>& files,
                    const std::optional<std::filesystem::path>& state_dir, std::ostream& out,
                    std::ostream& err);
 
-}  // namespace custguard::cli
+}  // namespace custguard::common

@@ -1,11 +1,11 @@
-#include "cli/policy_check.hpp"
+#include "custguard/common/policy_check.hpp"
 
 #include <ostream>
 
 #include "custguard/common/nss_resolver.hpp"
 #include "custguard/common/policy_files.hpp"
 
-namespace custguard::cli {
+namespace custguard::common {
 
 int check_policies(const std::vector<std::filesystem::path>& files,
                    const std::optional<std::filesystem::path>& state_dir, std::ostream& out,
@@ -41,4 +41,4 @@ int check_policies(const std::vector<std::filesystem::path>& files,
     return status;
 }
 
-}  // namespace custguard::cli
+}  // namespace custguard::common

@@ -1,0 +1,345 @@
+#include "daemon/core/daemon.hpp"
+
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "custguard/common/atomic_file.hpp"
+#include "custguard/common/nss_resolver.hpp"
+#include "custguard/common/policy_files.hpp"
+#include "custguard/events/record.hpp"
+#include "daemon/bpf_lsm/bpf_lsm_enforcer.hpp"
+#include "daemon/fanotify/enforcer_select.hpp"
+#include "daemon/fanotify/fanotify_enforcer.hpp"
+#include "daemon/fanotify/fd_store.hpp"
+
+namespace custguard::daemon {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Observe-only: enforces nothing, reports nothing (the audit observer records reads).
+class NullEnforcer final : public Enforcer {
+public:
+    std::string_view name() const override { return "none"; }
+    tl::expected<void, std::string> start(EventHandler) override { return {}; }
+    tl::expected<void, std::string> apply(const policy::Compiled&) override { return {}; }
+    SensorCounters counters() const override { return {}; }
+    void stop(bool) override {}
+};
+
+std::string digest_of(const policy::LoadInput& input) {
+    // FNV-1a 64 over every source: enough to tell "which policy is in force" apart.
+    std::uint64_t h = 1469598103934665603ull;
+    auto mix = [&](std::string_view s) {
+        for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+        h = (h ^ 0xff) * 1099511628211ull;
+    };
+    mix(input.main.text);
+    for (const auto& d : input.dropins) mix(d.name), mix(d.text);
+    if (input.state) mix(input.state->text);
+    char out[17];
+    std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+    return out;
+}
+
+std::string join_diagnostics(const policy::Diagnostics& diags) {
+    std::string out;
+    for (const auto& d : diags) out += d.format() + "\n";
+    return out;
+}
+
+struct EventDeleter {
+    void operator()(sd_event* e) const { sd_event_unref(e); }
+};
+struct SourceDeleter {
+    void operator()(sd_event_source* s) const { sd_event_source_unref(s); }
+};
+
+}  // namespace
+
+struct Daemon::Loop {
+    std::unique_ptr<sd_event, EventDeleter> event;
+    std::vector<std::unique_ptr<sd_event_source, SourceDeleter>> sources;
+};
+
+Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
+
+Daemon::~Daemon() {
+    if (enforcer_) enforcer_->stop(false);
+    if (pipeline_) pipeline_->stop();
+}
+
+tl::expected<policy::Loaded, policy::Diagnostics> Daemon::load(
+    const std::optional<policy::State>& state_override) const {
+    auto input = common::read_policy_files(options_.policy, state_dir_, common::now_seconds());
+    if (!input)
+        return tl::unexpected(policy::Diagnostics{{policy::Severity::error,
+                                                   {options_.policy.string(), 0, 0},
+                                                   input.error(),
+                                                   "check the path and its permissions"}});
+    if (state_override)
+        input->state = policy::SourceText{(state_dir_ / "state.toml").string(),
+                                          policy::serialize_state(*state_override)};
+    return policy::load(*input, common::NssResolver{});
+}
+
+tl::expected<std::unique_ptr<Daemon>, std::string> Daemon::create(DaemonOptions options) {
+    std::unique_ptr<Daemon> d(new Daemon(std::move(options)));
+    if (auto r = d->start(); !r) return tl::unexpected(r.error());
+    return d;
+}
+
+tl::expected<void, std::string> Daemon::start() {
+    started_at_ = common::now_seconds();
+    // The state directory may be set in the policy itself; learn it from a first read.
+    if (options_.state_dir) {
+        state_dir_ = *options_.state_dir;
+    } else {
+        auto input = common::read_policy_files(options_.policy, std::nullopt, started_at_);
+        if (!input) return tl::unexpected(input.error());
+        auto first = policy::load(*input, common::NssResolver{});
+        if (!first) return tl::unexpected("policy refused:\n" + join_diagnostics(first.error()));
+        state_dir_ = first->policy.daemon.state_dir;
+    }
+    std::error_code ec;
+    fs::create_directories(state_dir_, ec);
+    if (ec) return tl::unexpected(state_dir_.string() + ": cannot create the state directory: " + ec.message());
+
+    auto loaded = load(std::nullopt);
+    if (!loaded) return tl::unexpected("policy refused:\n" + join_diagnostics(loaded.error()));
+    for (const auto& w : loaded->warnings) spdlog::warn("{}", w.format());
+    if (auto state_file = state_dir_ / "state.toml"; fs::exists(state_file)) {
+        auto text = common::read_file(state_file);
+        if (!text) return tl::unexpected(text.error());
+        auto parsed = policy::parse_state(state_file.string(), *text);
+        if (!parsed) return tl::unexpected("state refused:\n" + join_diagnostics(parsed.error()));
+        state_ = std::move(*parsed);
+    }
+
+    events::PipelineConfig pc;
+    pc.state_dir = state_dir_;
+    pc.journal = options_.journal;
+    pc.jsonl_path = options_.jsonl_export;
+    if (options_.foreground) pc.console = spdlog::stdout_color_mt("events");
+    auto pipeline = events::Pipeline::create(std::move(pc));
+    if (!pipeline) return tl::unexpected("event pipeline: " + pipeline.error());
+    pipeline_ = std::move(*pipeline);
+
+    auto choice = options_.enforcer.value_or(loaded->policy.daemon.enforcer);
+    auto selection = select_enforcer(choice);
+    if (!selection) return tl::unexpected(selection.error());
+    enforcer_reason_ = selection->reason;
+    switch (selection->chosen) {
+    case policy::EnforcerChoice::bpf_lsm:
+        enforcer_ = std::make_unique<bpf_lsm::BpfLsmEnforcer>(bpf_lsm::Options{options_.bpf_pin_dir, "/proc/self/mountinfo"});
+        break;
+    case policy::EnforcerChoice::fanotify: {
+        FanotifyOptions fo;
+        auto listened = take_listened_fds();
+        if (!listened) return tl::unexpected(listened.error());
+        if (auto fd = take_named(*listened, fanotify_fd_name)) fo.adopt = std::move(*fd);
+        auto f = FanotifyEnforcer::create(std::move(fo));
+        if (!f) return tl::unexpected("fanotify enforcer: " + f.error());
+        enforcer_ = std::move(*f);
+        break;
+    }
+    default: {
+        enforcer_ = std::make_unique<NullEnforcer>();
+        // Observe-only also means: leave nothing enforcing behind from an earlier run.
+        if (fs::exists(options_.bpf_pin_dir)) {
+            bpf_lsm::BpfLsmEnforcer old(bpf_lsm::Options{options_.bpf_pin_dir, "/proc/self/mountinfo"});
+            if (old.start([](AccessEvent&&) {})) old.stop(true);
+            fs::remove_all(options_.bpf_pin_dir, ec);
+        }
+        (void)fd_store_remove(fanotify_fd_name);
+        break;
+    }
+    }
+    if (auto r = enforcer_->start(pipeline_->handler()); !r)
+        return tl::unexpected(std::string(enforcer_->name()) + " enforcer: " + r.error());
+    if (auto* b = dynamic_cast<bpf_lsm::BpfLsmEnforcer*>(enforcer_.get())) adopted_ = b->adopted();
+    if (auto* f = dynamic_cast<FanotifyEnforcer*>(enforcer_.get())) adopted_ = f->adopted();
+
+    auto input = common::read_policy_files(options_.policy, state_dir_, started_at_);
+    if (auto r = install(std::move(*loaded), input ? digest_of(*input) : std::string()); !r)
+        return tl::unexpected(r.error());
+    spdlog::info("enforcer {}: {}{}", enforcer_->name(), enforcer_reason_,
+                 adopted_ ? " (adopted enforcement left by the previous daemon)" : "");
+    return {};
+}
+
+tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::string digest) {
+    auto compiled = policy::compile(loaded.policy);
+    if (auto r = enforcer_->apply(compiled); !r) return tl::unexpected(r.error());
+    std::vector<std::string> names;
+    for (const auto& z : loaded.policy.zones) names.push_back(z.name);
+    pipeline_->set_zone_names(std::move(names));
+    std::lock_guard lock(mutex_);
+    warnings_.clear();
+    for (const auto& w : loaded.warnings) warnings_.push_back(w.format());
+    if (auto* f = dynamic_cast<FanotifyEnforcer*>(enforcer_.get()))
+        for (auto& w : f->warnings()) warnings_.push_back(w);
+    policy_ = std::move(loaded.policy);
+    digest_ = std::move(digest);
+    loaded_at_ = common::now_seconds();
+    return {};
+}
+
+ReloadOutcome Daemon::reload(std::string_view trigger) {
+    sd_notify(0, "RELOADING=1\nSTATUS=Reloading the policy");
+    ReloadOutcome outcome;
+    auto input = common::read_policy_files(options_.policy, state_dir_, common::now_seconds());
+    auto loaded = load(std::nullopt);
+    events::PolicyReload record;
+    record.source = options_.policy.string();
+    if (loaded) {
+        record.zones = static_cast<std::uint32_t>(loaded->policy.zones.size());
+        record.warnings = static_cast<std::uint32_t>(loaded->warnings.size());
+        record.digest = input ? digest_of(*input) : "";
+        outcome.diagnostics = loaded->warnings;
+        if (auto r = install(std::move(*loaded), record.digest); !r) {
+            record.accepted = false;
+            record.errors = 1;
+            record.diagnostics = "enforcer refused the policy: " + r.error();
+            outcome.diagnostics.push_back({policy::Severity::error, {options_.policy.string(), 0, 0},
+                                           record.diagnostics, "the previous policy stays in force"});
+        } else {
+            outcome.accepted = true;
+        }
+    } else {
+        record.accepted = false;
+        outcome.diagnostics = loaded.error();
+        for (const auto& d : loaded.error()) {
+            if (d.severity == policy::Severity::error) ++record.errors;
+            else ++record.warnings;
+        }
+        record.diagnostics = join_diagnostics(loaded.error());
+    }
+    {
+        std::lock_guard lock(mutex_);
+        ++(outcome.accepted ? reloads_ : reload_failures_);
+    }
+    auto rec = events::make_policy_reload_record(record);
+    rec.set("CUSTGUARD_TRIGGER", trigger);
+    pipeline_->submit(std::move(rec));
+    if (outcome.accepted)
+        spdlog::info("policy reloaded ({}): {} zones", trigger, record.zones);
+    else
+        spdlog::error("policy reload ({}) refused; the running policy stays in force:\n{}", trigger,
+                      join_diagnostics(outcome.diagnostics));
+    sd_notifyf(0, "READY=1\nSTATUS=Enforcing with %s", std::string(enforcer_->name()).c_str());
+    return outcome;
+}
+
+tl::expected<void, policy::Diagnostics> Daemon::update_state(const policy::State& next) {
+    auto loaded = load(next);
+    if (!loaded) return tl::unexpected(loaded.error());
+    auto path = state_dir_ / "state.toml";
+    if (auto w = common::write_file_atomically(path, policy::serialize_state(next)); !w)
+        return tl::unexpected(policy::Diagnostics{{policy::Severity::error, {path.string(), 0, 0},
+                                                   w.error(), "check the state directory"}});
+    auto input = common::read_policy_files(options_.policy, state_dir_, common::now_seconds());
+    if (auto r = install(std::move(*loaded), input ? digest_of(*input) : ""); !r)
+        return tl::unexpected(policy::Diagnostics{{policy::Severity::error, {path.string(), 0, 0},
+                                                   r.error(), "the enforcer refused the new tables"}});
+    std::lock_guard lock(mutex_);
+    state_ = next;
+    return {};
+}
+
+Status Daemon::status() const {
+    Status s;
+    s.version = CUSTGUARD_VERSION;
+    s.enforcer = std::string(enforcer_->name());
+    s.enforcer_reason = enforcer_reason_;
+    s.adopted = adopted_;
+    s.policy_path = options_.policy.string();
+    s.sensor = enforcer_->counters();
+    s.pipeline = pipeline_->counters();
+    s.started_at = started_at_;
+    std::lock_guard lock(mutex_);
+    s.policy_digest = digest_;
+    s.policy_loaded_at = loaded_at_;
+    s.reloads = reloads_;
+    s.reload_failures = reload_failures_;
+    for (const auto& z : policy_.zones) s.zones.push_back(z.name);
+    s.warnings = warnings_;
+    return s;
+}
+
+policy::Policy Daemon::current_policy() const {
+    std::lock_guard lock(mutex_);
+    return policy_;
+}
+
+policy::State Daemon::current_state() const {
+    std::lock_guard lock(mutex_);
+    return state_;
+}
+
+void Daemon::poll_sensor_losses() {
+    auto dropped = enforcer_->counters().dropped;
+    if (dropped > reported_drops_) {
+        pipeline_->report_lost(enforcer_->name(), dropped - reported_drops_,
+                               "sensor queue or ring buffer full");
+        reported_drops_ = dropped;
+    }
+}
+
+void Daemon::request_stop() {
+    if (loop_ && loop_->event) sd_event_exit(loop_->event.get(), 0);
+}
+
+int Daemon::run() {
+    loop_ = std::make_unique<Loop>();
+    sd_event* raw = nullptr;
+    if (sd_event_new(&raw) < 0) {
+        spdlog::critical("cannot create the event loop");
+        return 1;
+    }
+    loop_->event.reset(raw);
+    auto add_signal = [&](int sig, sd_event_signal_handler_t handler) {
+        sd_event_source* src = nullptr;
+        if (sd_event_add_signal(raw, &src, sig, handler, this) >= 0) loop_->sources.emplace_back(src);
+    };
+    add_signal(SIGTERM, [](sd_event_source*, const signalfd_siginfo*, void* self) {
+        static_cast<Daemon*>(self)->request_stop();
+        return 0;
+    });
+    add_signal(SIGINT, [](sd_event_source*, const signalfd_siginfo*, void* self) {
+        static_cast<Daemon*>(self)->request_stop();
+        return 0;
+    });
+    add_signal(SIGHUP, [](sd_event_source*, const signalfd_siginfo*, void* self) {
+        static_cast<Daemon*>(self)->reload("SIGHUP");
+        return 0;
+    });
+    sd_event_source* timer = nullptr;
+    if (sd_event_add_time_relative(
+            raw, &timer, CLOCK_MONOTONIC, 1'000'000, 100'000,
+            [](sd_event_source* s, std::uint64_t, void* self) {
+                static_cast<Daemon*>(self)->poll_sensor_losses();
+                std::uint64_t now = 0;
+                sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now);
+                sd_event_source_set_time(s, now + 1'000'000);
+                sd_event_source_set_enabled(s, SD_EVENT_ON);
+                return 0;
+            },
+            this) >= 0)
+        loop_->sources.emplace_back(timer);
+    sd_event_set_watchdog(raw, 1);  // pings WATCHDOG=1 when the unit sets WatchdogSec=
+
+    sd_notifyf(0, "READY=1\nSTATUS=Enforcing with %s", std::string(enforcer_->name()).c_str());
+    int r = sd_event_loop(raw);
+    sd_notify(0, "STOPPING=1");
+    spdlog::info("stopping; enforcement stays in place for the next daemon");
+    enforcer_->stop(false);
+    pipeline_->stop();
+    return r < 0 ? 1 : 0;
+}
+
+}  // namespace custguard::daemon

@@ -1,0 +1,113 @@
+// custguardd's core: owns the policy, the enforcer, the event pipeline and the state, and
+// runs the main loop (sd-event): SIGHUP reloads, SIGTERM/SIGINT stop, timers report
+// sensor losses and keep the watchdog fed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "custguard/events/pipeline.hpp"
+#include "custguard/policy/compile.hpp"
+#include "custguard/policy/evaluate.hpp"
+#include "custguard/policy/load.hpp"
+#include "custguard/policy/state.hpp"
+#include "daemon/enforcer.hpp"
+
+namespace custguard::daemon {
+
+struct DaemonOptions {
+    std::filesystem::path policy = "/etc/custguard/policy.toml";
+    bool foreground = false;
+    std::optional<policy::EnforcerChoice> enforcer;  // overrides [daemon] enforcer
+    std::optional<std::filesystem::path> state_dir;  // overrides [daemon] state_dir
+    std::optional<std::filesystem::path> jsonl_export;
+    bool journal = true;
+    std::filesystem::path bpf_pin_dir = "/sys/fs/bpf/custguard";
+};
+
+struct Status {
+    std::string version;
+    std::string enforcer;         // bpf-lsm | fanotify | none
+    std::string enforcer_reason;  // why this one
+    bool adopted = false;         // enforcement taken over from a previous daemon
+    std::string policy_path;
+    std::string policy_digest;
+    std::uint64_t policy_loaded_at = 0;  // seconds since the epoch
+    std::uint32_t reloads = 0;
+    std::uint32_t reload_failures = 0;
+    std::vector<std::string> zones;
+    std::uint64_t started_at = 0;
+    SensorCounters sensor;
+    events::PipelineCounters pipeline;
+    std::vector<std::string> warnings;  // policy and enforcer warnings
+};
+
+struct ReloadOutcome {
+    bool accepted = false;
+    policy::Diagnostics diagnostics;  // errors (refused) or warnings (accepted)
+};
+
+class Daemon {
+public:
+    // Loads the policy (refusing to start on errors), picks and starts the enforcer and
+    // the pipeline. Start-up errors are returned as text for the log.
+    static tl::expected<std::unique_ptr<Daemon>, std::string> create(DaemonOptions options);
+    ~Daemon();
+
+    // The main loop; returns the exit status.
+    int run();
+    void request_stop();
+
+    // Reload from disk; on refusal the running policy stays in force.
+    ReloadOutcome reload(std::string_view trigger);
+
+    Status status() const;
+    // The effective merged policy, each entry with its origin (policy show).
+    policy::Policy current_policy() const;
+    policy::State current_state() const;
+    const std::filesystem::path& state_dir() const { return state_dir_; }
+
+    // Replace the CLI-managed state: validated by loading policy + new state; on success
+    // persisted atomically and applied, else nothing changes. Used by the control plane.
+    tl::expected<void, policy::Diagnostics> update_state(const policy::State& next);
+
+    events::Pipeline& pipeline() { return *pipeline_; }
+
+private:
+    explicit Daemon(DaemonOptions options);
+    tl::expected<void, std::string> start();
+    tl::expected<policy::Loaded, policy::Diagnostics> load(const std::optional<policy::State>& state_override) const;
+    tl::expected<void, std::string> install(policy::Loaded loaded, std::string digest);
+    void poll_sensor_losses();
+
+    DaemonOptions options_;
+    std::filesystem::path state_dir_;
+    std::unique_ptr<events::Pipeline> pipeline_;
+    std::unique_ptr<Enforcer> enforcer_;
+    std::string enforcer_reason_;
+    bool adopted_ = false;
+
+    mutable std::mutex mutex_;  // guards what follows (the control plane reads it)
+    policy::Policy policy_;
+    policy::State state_;
+    std::string digest_;
+    std::uint64_t loaded_at_ = 0;
+    std::uint64_t started_at_ = 0;
+    std::uint32_t reloads_ = 0;
+    std::uint32_t reload_failures_ = 0;
+    std::vector<std::string> warnings_;
+    std::uint64_t reported_drops_ = 0;
+
+    struct Loop;
+    std::unique_ptr<Loop> loop_;
+};
+
+}  // namespace custguard::daemon

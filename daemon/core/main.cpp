@@ -1,0 +1,64 @@
+// custguardd: keeps customer data on this server from leaking. See custguardd(8).
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "custguard/common/policy_check.hpp"
+#include "daemon/core/daemon.hpp"
+
+int main(int argc, char** argv) {
+    // Block the signals sd-event handles before any thread exists, so none of the
+    // pipeline's or enforcer's threads receives them.
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
+    pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+
+    CLI::App app{"custguardd - customer-data guard daemon"};
+    app.set_version_flag("--version", std::string("custguardd ") + CUSTGUARD_VERSION);
+    custguard::daemon::DaemonOptions options;
+    std::string policy_path = options.policy.string();
+    std::string enforcer, state_dir, export_spec;
+    bool check = false, no_journal = false;
+    app.add_option("--policy", policy_path, "Policy file; policy.d/*.toml beside it are merged")
+        ->capture_default_str();
+    app.add_flag("--check", check, "Validate the policy (and state with --state-dir), print diagnostics, exit");
+    app.add_flag("--foreground", options.foreground, "Also print readable event lines on standard output");
+    app.add_option("--enforcer", enforcer, "auto, bpf-lsm, fanotify or none (overrides [daemon] enforcer)")
+        ->check(CLI::IsMember({"auto", "bpf-lsm", "fanotify", "none"}));
+    app.add_option("--state-dir", state_dir, "State directory (overrides [daemon] state_dir)");
+    app.add_option("--export", export_spec, "Also write every record as JSON lines: jsonl:PATH");
+    app.add_flag("--no-journal", no_journal, "Do not write to journald (tests; use with --export)");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : 2;
+    }
+    options.policy = policy_path;
+    if (check) {
+        std::optional<std::filesystem::path> dir;
+        if (!state_dir.empty()) dir = state_dir;
+        return custguard::common::check_policies({options.policy}, dir, std::cout, std::cerr);
+    }
+    if (!enforcer.empty()) options.enforcer = custguard::policy::parse_enforcer(enforcer);
+    if (!state_dir.empty()) options.state_dir = state_dir;
+    options.journal = !no_journal;
+    if (!export_spec.empty()) {
+        if (export_spec.rfind("jsonl:", 0) != 0 || export_spec.size() <= 6) {
+            std::cerr << "custguardd: --export takes jsonl:PATH, e.g. --export jsonl:/var/log/custguard.jsonl\n";
+            return 2;
+        }
+        options.jsonl_export = export_spec.substr(6);
+    }
+    spdlog::set_pattern("%^%l%$: %v");
+    auto daemon = custguard::daemon::Daemon::create(std::move(options));
+    if (!daemon) {
+        spdlog::critical("cannot start: {}", daemon.error());
+        return 1;
+    }
+    return (*daemon)->run();
+}
