@@ -1,0 +1,263 @@
+// custguard_bench_events [--events N]: a burst of N recorded opens through the event
+// pipeline into a real systemd-journald (a private namespace instance), against a
+// baseline of the same number of pre-encoded records sent raw to the same journald.
+// Prints a table: wall time, records in the journal, lost (0 or accounted for in `lost`
+// records), CPU seconds and peak RSS of this process (= the pipeline), journald's CPU.
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "custguard/events/journal.hpp"
+#include "custguard/events/pipeline.hpp"
+#include "scratch_journald.hpp"
+
+using namespace custguard::events;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double cpu_seconds_self() {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+double cpu_seconds_of(pid_t pid) {
+    std::ifstream in(fmt::format("/proc/{}/stat", pid));
+    std::string stat((std::istreambuf_iterator<char>(in)), {});
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) return 0;
+    std::istringstream rest(stat.substr(close + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; rest >> field; ++i) {
+        if (i == 14) utime = std::stoull(field);
+        if (i == 15) {
+            stime = std::stoull(field);
+            break;
+        }
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+long status_kb(const char* key) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(key, 0) == 0) return std::stol(line.substr(std::strlen(key)));
+    return 0;
+}
+
+custguard::daemon::AccessEvent event(std::uint64_t i) {
+    custguard::daemon::AccessEvent ev;
+    ev.raw.abi_version = CG_ABI_VERSION;
+    ev.raw.kind = CG_EV_OPEN;
+    ev.raw.pid = ev.raw.tgid = static_cast<std::uint32_t>(::getpid());
+    ev.raw.uid = 1000 + static_cast<std::uint32_t>(i % 50);  // 50 users: NSS cache
+    ev.raw.gid = 100;
+    ev.raw.loginuid = 1000;
+    ev.raw.zone_id = 1;
+    ev.raw.decision = CG_DECISION_ALLOW;
+    ev.raw.rule = CG_RULE_USER;
+    ev.raw.ino = 100000 + i;
+    std::strncpy(ev.raw.comm, "smbd", sizeof ev.raw.comm);
+    ev.path = fmt::format("/srv/share/customers/2026/11/顧客台帳-{:06}.xlsx", i);
+    ev.realtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    return ev;
+}
+
+// Runs `phase` in a child process so that each phase's CPU time and peak RSS are its
+// own; the child sends back a fixed-size result struct.
+template <typename Result, typename Fn>
+Result in_child(Fn phase) {
+    int fds[2];
+    if (::pipe(fds) != 0) std::exit(1);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(fds[0]);
+        Result r = phase();
+        (void)!::write(fds[1], &r, sizeof r);
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    Result r{};
+    if (::read(fds[0], &r, sizeof r) != static_cast<ssize_t>(sizeof r)) {
+        std::fprintf(stderr, "benchmark phase failed\n");
+        std::exit(1);
+    }
+    ::close(fds[0]);
+    ::waitpid(pid, nullptr, 0);
+    return r;
+}
+
+struct PhaseResult {
+    double wall = 0;
+    double cpu = 0;
+    double rss_mb = 0;
+    double journald_cpu = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t submitted = 0, dropped = 0, written = 0, spooled = 0, replayed = 0, lost = 0, seq = 0;
+    char run_id[40] = {};
+    char error[200] = {};
+};
+
+struct Row {
+    std::string name;
+    std::uint64_t events = 0;
+    double wall = 0;
+    std::uint64_t in_journal = 0;
+    std::string lost;
+    double cpu = 0;
+    double rss_mb = 0;
+    double journald_cpu = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::uint64_t n = 100000;
+    for (int i = 1; i + 1 < argc; ++i)
+        if (std::string(argv[i]) == "--events") n = std::stoull(argv[i + 1]);
+    if (::geteuid() != 0) {
+        std::fprintf(stderr, "custguard_bench_events: needs root (starts a journald namespace instance)\n");
+        return 2;
+    }
+    char tmpl[] = "/tmp/cgev-bench-XXXXXX";
+    const std::string state = ::mkdtemp(tmpl);
+    testing::ScratchJournald jd(testing::unique_namespace("bench"));
+    jd.start();
+
+    // Baseline: the same number of typical records, encoded up front, sent raw.
+    Row base{"baseline: raw sendto of pre-encoded records"};
+    const pid_t jd_pid = jd.pid();
+    const std::string socket_path = jd.socket_path();
+    {
+        auto r = in_child<PhaseResult>([&] {
+            PhaseResult out;
+            Record rec;
+            rec.kind = Kind::access_allowed;
+            rec.message = "alice (uid 1000) opened /srv/share/customers/2026/11/x.xlsx in zone customers via /usr/sbin/smbd: allowed";
+            rec.set(field::event, "access").set(field::decision, "allow").set(field::zone, "customers");
+            rec.set(field::path, "/srv/share/customers/2026/11/顧客台帳-000000.xlsx").set(field::uid, 1000).set(field::user, "alice");
+            rec.set(field::exe, "/usr/sbin/smbd").set(field::cmdline, "/usr/sbin/smbd --foreground --no-process-group");
+            rec.set(field::run, "baseline");
+            auto sock = JournalSocket::open(socket_path);
+            if (!sock) std::exit(1);
+            std::vector<std::string> datagrams;
+            datagrams.reserve(n);
+            for (std::uint64_t i = 0; i < n; ++i) {
+                rec.set(field::seq, i + 1);
+                datagrams.push_back(encode_native(rec));
+            }
+            const double jd0 = cpu_seconds_of(jd_pid), cpu0 = cpu_seconds_self();
+            const auto t0 = Clock::now();
+            for (const auto& d : datagrams)
+                if (sock->send(d) != SendStatus::sent) ++out.failed;
+            while (!sock->drained()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            out.wall = std::chrono::duration<double>(Clock::now() - t0).count();
+            out.cpu = cpu_seconds_self() - cpu0;
+            out.journald_cpu = cpu_seconds_of(jd_pid) - jd0;
+            return out;
+        });
+        base.wall = r.wall;
+        base.cpu = r.cpu;
+        base.journald_cpu = r.journald_cpu;
+        base.events = n;
+        base.lost = fmt::format("{} failed sends", r.failed);
+    }
+
+    // The pipeline: enrichment (this process stands in for smbd), numbering, journald.
+    Row pipe{"pipeline: submit(AccessEvent) -> enrich -> journald"};
+    const auto r = in_child<PhaseResult>([&] {
+        PhaseResult out;
+        PipelineConfig cfg;
+        cfg.state_dir = state;
+        cfg.journal_socket = socket_path;
+        auto p = Pipeline::create(cfg);
+        if (!p) std::exit(1);
+        (*p)->set_zone_names({"customers"});
+        const double jd0 = cpu_seconds_of(jd_pid), cpu0 = cpu_seconds_self();
+        const auto t0 = Clock::now();
+        for (std::uint64_t i = 0; i < n; ++i) (*p)->submit(event(i));
+        auto flushed = (*p)->flush(std::chrono::minutes(5));
+        out.wall = std::chrono::duration<double>(Clock::now() - t0).count();
+        out.cpu = cpu_seconds_self() - cpu0;
+        out.journald_cpu = cpu_seconds_of(jd_pid) - jd0;
+        out.rss_mb = static_cast<double>(status_kb("VmHWM:")) / 1024.0;
+        const auto c = (*p)->counters();
+        (*p)->stop();
+        out.submitted = c.submitted;
+        out.dropped = c.dropped_queue_full;
+        out.written = c.journal_written;
+        out.spooled = c.spooled;
+        out.replayed = c.replayed;
+        out.lost = c.lost;
+        out.seq = c.seq;
+        std::snprintf(out.run_id, sizeof out.run_id, "%s", c.run_id.c_str());
+        if (!flushed) std::snprintf(out.error, sizeof out.error, "%s", flushed.error().c_str());
+        return out;
+    });
+    if (r.error[0]) std::fprintf(stderr, "flush: %s\n", r.error);
+    pipe.wall = r.wall;
+    pipe.cpu = r.cpu;
+    pipe.journald_cpu = r.journald_cpu;
+    pipe.rss_mb = r.rss_mb;
+    pipe.events = n;
+    const std::string run_id = r.run_id;
+
+    // Read back (only now: the children must not inherit a big parent).
+    base.in_journal = jd.read("CUSTGUARD_RUN=baseline").size();
+    // Every event is in the journal, or accounted for in a lost record.
+    auto entries = jd.read("CUSTGUARD_RUN=" + run_id);
+    std::uint64_t access = 0, lost = 0, expected_seq = 1, gaps = 0;
+    std::set<std::uint64_t> seen;
+    for (const auto& e : entries) {
+        std::uint64_t seq = std::stoull(e.at("CUSTGUARD_SEQ"));
+        if (!seen.insert(seq).second) continue;  // a re-delivery
+        if (seq != expected_seq) ++gaps;
+        expected_seq = seq + 1;
+        if (e.at("CUSTGUARD_EVENT") == "access") ++access;
+        if (e.at("CUSTGUARD_EVENT") == "lost") lost += std::stoull(e.at("CUSTGUARD_LOST"));
+    }
+    pipe.in_journal = access;
+    pipe.lost = fmt::format("{} ({})", lost, access + lost == n ? "all accounted" : "UNACCOUNTED");
+
+    auto print_row = [](const Row& r) {
+        std::printf("| %-52s | %7llu | %7.2f | %8.0f | %10llu | %-16s | %6.2f | %7.1f | %6s | %7.2f |\n", r.name.c_str(),
+                    static_cast<unsigned long long>(r.events), r.wall, r.events / r.wall,
+                    static_cast<unsigned long long>(r.in_journal), r.lost.c_str(), r.cpu,
+                    r.cpu * 1e6 / static_cast<double>(r.events), r.rss_mb > 0 ? fmt::format("{:.1f}", r.rss_mb).c_str() : "-",
+                    r.journald_cpu);
+    };
+    std::printf("| %-52s | %7s | %7s | %8s | %10s | %-16s | %6s | %7s | %6s | %7s |\n", "run", "events", "wall s",
+                "events/s", "in journal", "lost", "CPU s", "CPU us/ev", "RSS MB", "jd CPU s");
+    std::printf("|%s|\n", std::string(160, '-').c_str());
+    print_row(base);
+    print_row(pipe);
+    std::printf("\nratio pipeline/baseline: wall %.2fx, process CPU %.2fx; seq gaps %llu; duplicates %zu;\n",
+                pipe.wall / base.wall, pipe.cpu / std::max(base.cpu, 1e-9), static_cast<unsigned long long>(gaps),
+                entries.size() - seen.size());
+    std::printf("counters: submitted %llu, dropped (queue full) %llu, journal_written %llu, spooled %llu, replayed %llu, "
+                "lost %llu, seq %llu; peak RSS target <= 30 MB: %s\n",
+                static_cast<unsigned long long>(r.submitted), static_cast<unsigned long long>(r.dropped),
+                static_cast<unsigned long long>(r.written), static_cast<unsigned long long>(r.spooled),
+                static_cast<unsigned long long>(r.replayed), static_cast<unsigned long long>(r.lost),
+                static_cast<unsigned long long>(r.seq), pipe.rss_mb <= 30.0 ? "met" : "MISSED");
+    std::error_code ec;
+    std::filesystem::remove_all(state, ec);
+    const bool ok = access + lost == n && gaps == 0;
+    return ok ? 0 : 1;
+}
