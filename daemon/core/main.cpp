@@ -24,13 +24,17 @@ int main(int argc, char** argv) {
     std::string enforcer, state_dir, export_spec;
     bool check = false, no_journal = false;
     app.add_option("--policy", policy_path, "Policy file; policy.d/*.toml beside it are merged")
+        ->type_name("PATH")
         ->capture_default_str();
     app.add_flag("--check", check, "Validate the policy (and state with --state-dir), print diagnostics, exit");
     app.add_flag("--foreground", options.foreground, "Also print readable event lines on standard output");
     app.add_option("--enforcer", enforcer, "auto, bpf-lsm, fanotify or none (overrides [daemon] enforcer)")
+        ->type_name("MODE")
         ->check(CLI::IsMember({"auto", "bpf-lsm", "fanotify", "none"}));
-    app.add_option("--state-dir", state_dir, "State directory (overrides [daemon] state_dir)");
-    app.add_option("--export", export_spec, "Also write every record as JSON lines: jsonl:PATH");
+    app.add_option("--state-dir", state_dir, "State directory (overrides [daemon] state_dir)")
+        ->type_name("DIR");
+    app.add_option("--export", export_spec, "Also write every record as JSON lines: jsonl:PATH")
+        ->type_name("jsonl:PATH");
     app.add_flag("--no-journal", no_journal, "Do not write to journald (tests; use with --export)");
     try {
         app.parse(argc, argv);
