@@ -115,10 +115,10 @@ SendStatus JournalSocket::send(std::string_view datagram) {
     }
 }
 
-bool JournalSocket::drained() const {
+std::uint64_t JournalSocket::unread_bytes() const {
     int pending = 0;
-    if (::ioctl(fd_.get(), SIOCOUTQ, &pending) < 0) return true;
-    return pending == 0;
+    if (::ioctl(fd_.get(), SIOCOUTQ, &pending) < 0 || pending < 0) return 0;
+    return static_cast<std::uint64_t>(pending);
 }
 
 bool JournalSocket::probe(const std::string& path) {

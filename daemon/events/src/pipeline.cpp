@@ -178,11 +178,24 @@ struct Pipeline::Impl {
     }
 
     void track_inflight(const std::string& datagram) {
-        if (socket->drained()) {
+        const std::uint64_t unread = socket->unread_bytes();
+        if (unread == 0) {
             inflight.clear();
             return;
         }
         inflight.push_back(datagram);
+        // journald reads in order, so the unread records are the newest ones, and each
+        // occupies at least its length plus an sk_buff of kernel memory. Once the newest
+        // records alone would exceed `unread`, everything older has certainly been read.
+        constexpr std::uint64_t skb_overhead_min = 256;
+        std::uint64_t sum = 0;
+        std::size_t keep = 0;
+        for (auto it = inflight.rbegin(); it != inflight.rend(); ++it) {
+            sum += it->size() + skb_overhead_min;
+            if (sum > unread) break;
+            ++keep;
+        }
+        while (inflight.size() > keep) inflight.pop_front();
         if (inflight.size() > max_inflight) inflight.pop_front();
     }
 

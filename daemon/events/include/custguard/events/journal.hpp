@@ -60,7 +60,10 @@ public:
     // True when journald has read everything we sent (our unread bytes, SIOCOUTQ, are 0).
     // Datagrams still queued when journald dies are discarded by the kernel; the pipeline
     // keeps them until this is true.
-    bool drained() const;
+    bool drained() const { return unread_bytes() == 0; }
+    // Bytes of our datagrams journald has not read yet (kernel memory, so each datagram
+    // counts at least its length plus an sk_buff).
+    std::uint64_t unread_bytes() const;
     // Is something bound to the socket path? (connect() on a fresh socket; sends nothing)
     bool reachable() const { return probe(path_); }
     static bool probe(const std::string& path);
