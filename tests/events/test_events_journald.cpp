@@ -8,6 +8,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <thread>
 
@@ -53,6 +56,40 @@ custguard::daemon::AccessEvent access_event(std::uint32_t decision, std::uint32_
     ev.path = std::move(path);
     ev.sensor = custguard::daemon::Sensor::fanotify;
     return ev;
+}
+
+// Installs systemd/custguard.catalog as the system catalog for the duration of a test
+// (journalctl -x only reads the system catalog database), restoring what was there.
+struct InstalledCatalog {
+    const std::filesystem::path target = "/usr/lib/systemd/catalog/custguard.catalog";
+    std::optional<std::string> previous;
+    InstalledCatalog() {
+        if (std::filesystem::exists(target)) {
+            std::ifstream in(target);
+            previous = std::string((std::istreambuf_iterator<char>(in)), {});
+        }
+        std::filesystem::create_directories(target.parent_path());
+        std::filesystem::copy_file(CUSTGUARD_SOURCE_DIR "/systemd/custguard.catalog", target,
+                                   std::filesystem::copy_options::overwrite_existing);
+        REQUIRE(std::system("journalctl --update-catalog") == 0);
+    }
+    ~InstalledCatalog() {
+        if (previous)
+            std::ofstream(target, std::ios::trunc) << *previous;
+        else
+            std::filesystem::remove(target);
+        (void)std::system("journalctl --update-catalog");
+    }
+};
+
+std::string run_command(const std::string& cmd) {
+    std::string out;
+    FILE* f = ::popen(cmd.c_str(), "r");
+    if (!f) return out;
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+    ::pclose(f);
+    return out;
 }
 
 PipelineConfig config_for(const ScratchJournald& jd, const TempDir& dir) {
@@ -181,6 +218,24 @@ TEST_CASE("every kind becomes one journald record with its MESSAGE_ID and fields
         CHECK(line.find(counters.run_id) != std::string::npos);
     }
     CHECK(n == 10);
+
+    // journalctl -x explains each record with the catalog, fields filled in.
+    InstalledCatalog catalog;
+    const std::string explained = run_command(fmt::format(
+        "journalctl --namespace={} -x -o short --no-pager CUSTGUARD_RUN={}", jd.name_space(), counters.run_id));
+    INFO(explained);
+    CHECK(explained.find("Subject: Customer data read: /srv/share/customers/a.csv (allowed)") != std::string::npos);
+    CHECK(explained.find("Subject: Customer data read by someone not allowed: /srv/share/customers/b.csv (audit)") !=
+          std::string::npos);
+    CHECK(explained.find("Subject: Customer data access denied: /srv/share/medical/c.csv") != std::string::npos);
+    CHECK(explained.find("Subject: Zone integrity: rename of /srv/share/customers/d.csv (deny)") != std::string::npos);
+    CHECK(explained.find("Subject: Print job 17 on secure-3f: hold") != std::string::npos);
+    CHECK(explained.find("Subject: custguard administration: grant") != std::string::npos);
+    CHECK(explained.find("Subject: Policy refused: /etc/custguard/policy.toml") != std::string::npos);
+    CHECK(explained.find("Subject: custguard lost 7 events (bpf_lsm)") != std::string::npos);
+    CHECK(explained.find("Subject: custguard sensors disagree (audit,fanotify)") != std::string::npos);
+    CHECK(explained.find("Subject: Bulk read of customer data by uid 1000: 250 files") != std::string::npos);
+    CHECK(explained.find("Documentation: man:custguard.journal(7)") != std::string::npos);
 }
 
 TEST_CASE("journald killed mid-stream and restarted: nothing lost, order kept, seq gap-free", "[journald]") {

@@ -17,6 +17,8 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include "custguard/events/enrich.hpp"
 #include "custguard/events/export.hpp"
@@ -407,4 +409,44 @@ TEST_CASE("pipeline without journald: JSONL export, gap-free seq, counters", "[u
         REQUIRE(line.find(fmt::format("\"sequence\":{},", n)) != std::string::npos);
     }
     CHECK(n == 102);
+}
+
+TEST_CASE("a full input queue drops, counts and reports the loss in a lost record", "[unit]") {
+    TempDir dir;
+    PipelineConfig cfg;
+    cfg.journal = false;
+    cfg.state_dir = dir.path;
+    cfg.jsonl_path = dir.path / "events.jsonl";
+    cfg.input_capacity = 4;
+    cfg.submit_wait = 0ms;
+    auto p = Pipeline::create(cfg);
+    REQUIRE(p);
+    std::uint64_t refused = 0;
+    for (int i = 0; i < 5000; ++i)
+        if (!(*p)->submit(self_event(CG_DECISION_DENY))) ++refused;
+    REQUIRE((*p)->flush(10s));
+    const auto c = (*p)->counters();
+    (*p)->stop();
+    REQUIRE(refused > 0);  // 5000 events into a queue of 4 without waiting
+    CHECK(c.dropped_queue_full == refused);
+    CHECK(c.lost == refused);
+    CHECK(c.submitted == 5000 - refused);
+    CHECK(c.seq == c.submitted + c.lost_records);
+    const std::string text = slurp(*cfg.jsonl_path);
+    CHECK(text.find("\"lost_source\":\"pipeline-queue\"") != std::string::npos);
+}
+
+TEST_CASE("foreground lines go through spdlog at the record's level", "[unit]") {
+    std::ostringstream out;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+    auto logger = std::make_shared<spdlog::logger>("events-test", sink);
+    logger->set_pattern("%l %v");
+    Record denied = make_lost_record("fanotify", 2, "queue overflow");
+    denied.set(field::seq, 9);
+    log_record(*logger, denied);
+    Record print = make_print_record({"p1", "3", "bob"}, PrintDecision::allow);
+    log_record(*logger, print);
+    logger->flush();
+    CHECK(out.str() == "error LOST      2 events lost (fanotify): queue overflow seq=9\n"
+                       "info PRINT     print job 3 on p1 by bob: allow\n");
 }
