@@ -5,6 +5,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "custguard/scan/document.hpp"
 #include "custguard/scan/extract.hpp"
 #include "custguard/scan/scanner.hpp"
 
@@ -38,8 +39,7 @@ std::string json_string(std::string_view s) {
 struct FileResult {
     std::string file;
     std::optional<std::string> error;  // set: could not judge the file
-    scan::Extracted doc;               // text dropped after scanning
-    scan::Findings findings;
+    scan::DocumentScan doc;
     bool customer_data = false;
 };
 
@@ -72,24 +72,17 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
     for (const auto& file : options.files) {
         FileResult r;
         r.file = file;
-        auto doc = scan::extract_file(file, options.mime_type, extract_options);
+        auto doc = scan::scan_file(*scanner, file, options.mime_type, extract_options);
         if (!doc) {
             r.error = doc.error() + " — check the path and your permissions (try sudo), or install what is named";
-        } else if (!doc->readable) {
-            r.doc = std::move(*doc);
-            r.error = "'" + file + "': no text to scan: " + r.doc.reason +
-                      "; print jobs like it follow [print] unreadable = \"" + options.unreadable_action +
-                      "\" — check the document by hand";
         } else {
-            auto findings = scanner->scan(doc->text);
-            doc->text.clear();
-            doc->text.shrink_to_fit();
             r.doc = std::move(*doc);
-            if (!findings) {
-                r.error = "'" + file + "': " + findings.error();
+            if (!r.doc.readable) {
+                r.error = "'" + file + "': no text to scan: " + r.doc.reason +
+                          "; print jobs like it follow [print] unreadable = \"" + options.unreadable_action +
+                          "\" — check the document by hand";
             } else {
-                r.findings = *findings;
-                r.customer_data = scan::is_customer_data(r.findings, options.threshold);
+                r.customer_data = scan::is_customer_data(r.doc.findings, options.threshold);
             }
         }
         if (r.error) {
@@ -118,8 +111,8 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
             }
             out << ",\"findings\":{";
             for (std::size_t k = 0; k < detectors.size(); ++k)
-                out << (k ? "," : "") << json_string(scan::to_string(detectors[k])) << ":" << r.findings.count(detectors[k]);
-            out << "},\"total\":" << r.findings.total() << ",\"customer_data\":" << (r.customer_data ? "true" : "false")
+                out << (k ? "," : "") << json_string(scan::to_string(detectors[k])) << ":" << r.doc.findings.count(detectors[k]);
+            out << "},\"total\":" << r.doc.findings.total() << ",\"customer_data\":" << (r.customer_data ? "true" : "false")
                 << "}";
         }
         out << "],\"customer_data\":" << (any_customer ? "true" : "false") << "}\n";
@@ -133,11 +126,11 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
             if (r.doc.pages) out << ", " << r.doc.pages << (r.doc.pages == 1 ? " page" : " pages");
             if (r.doc.pages_without_text) out << " (" << r.doc.pages_without_text << " without text)";
             out << ": " << (r.customer_data ? "CUSTOMER DATA" : "not customer data") << " ("
-                << hits(r.findings.total()) << (r.customer_data ? " >= " : " < ") << "threshold " << threshold
+                << hits(r.doc.findings.total()) << (r.customer_data ? " >= " : " < ") << "threshold " << threshold
                 << ")\n";
             for (auto d : detectors)
                 out << "  " << std::left << std::setw(12) << scan::to_string(d) << std::right << std::setw(8)
-                    << r.findings.count(d) << "\n";
+                    << r.doc.findings.count(d) << "\n";
         }
     }
     if (any_error) return 2;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <iconv.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <poppler/cpp/poppler-document.h>
@@ -9,6 +10,7 @@
 #include <poppler/cpp/poppler-page.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -18,49 +20,13 @@
 #include <vector>
 
 #include "subprocess.hpp"
+#include "utf8.hpp"
 
 namespace custguard::scan {
 
 namespace {
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-
-// Structural UTF-8 validity (overlongs and surrogates rejected).
-bool valid_utf8(std::string_view s) {
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const std::size_t n = s.size();
-    std::size_t i = 0;
-    while (i < n) {
-        // ASCII fast path, 8 bytes at a time.
-        while (i + 8 <= n) {
-            std::uint64_t w;
-            std::memcpy(&w, p + i, 8);
-            if (w & 0x8080808080808080ULL) break;
-            i += 8;
-        }
-        if (i >= n) break;
-        const unsigned char c = p[i];
-        if (c < 0x80) { ++i; continue; }
-        std::size_t len;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) len = 2;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else return false;
-        if (i + len > n) return false;
-        if (p[i + 1] < lo || p[i + 1] > hi) return false;
-        for (std::size_t k = 2; k < len; ++k)
-            if ((p[i + k] & 0xC0) != 0x80) return false;
-        i += len;
-    }
-    return true;
-}
 
 class Iconv {
 public:
@@ -112,10 +78,13 @@ bool looks_like_text(std::string_view s) {
     return bad * 100 <= sample;  // <= 1 %
 }
 
+// Form feeds separate pages; one at the very end does not start a new page.
 std::uint32_t count_pages(std::string_view text) {
     if (text.empty()) return 0;
     std::uint32_t pages = 1;
-    for (std::size_t i = 0; i + 1 < text.size(); ++i) pages += text[i] == '\f';
+    for (auto pos = text.find('\f'); pos != std::string_view::npos && pos + 1 < text.size();
+         pos = text.find('\f', pos + 1))
+        ++pages;
     return pages;
 }
 
@@ -133,16 +102,24 @@ bool has_visible_text(std::string_view s) {
     });
 }
 
-Extracted extract_text(std::string_view bytes, const ExtractOptions& options) {
+// `owned`, when given, holds the same bytes and may be moved from (saves a copy of
+// large UTF-8 files read by extract_file).
+Extracted extract_text(std::string_view bytes, const ExtractOptions& options, std::string* owned = nullptr) {
     Extracted e;
     e.doc_type = DocType::text;
-    if (starts_with(bytes, "\xEF\xBB\xBF")) bytes.remove_prefix(3);
+    const bool bom = starts_with(bytes, "\xEF\xBB\xBF");
+    if (bom) bytes.remove_prefix(3);
     std::optional<std::string> text;
     if (starts_with(bytes, "\xFF\xFE") || starts_with(bytes, "\xFE\xFF")) {
         text = convert("UTF-16", bytes);  // the BOM picks the byte order
         e.encoding = "utf-16";
-    } else if (valid_utf8(bytes)) {
-        text = std::string(bytes);
+    } else if (detail::valid_utf8(bytes)) {
+        if (owned) {
+            text = std::move(*owned);
+            if (bom) text->erase(0, 3);
+        } else {
+            text = std::string(bytes);
+        }
         e.encoding = "utf-8";
     } else if ((text = convert("EUC-JP", bytes))) {
         // EUC-JP first: its byte pairs are also valid CP932, the converse is rarely true.
@@ -295,10 +272,12 @@ DocType sniff(std::string_view bytes, std::string_view mime) {
     return DocType::unknown;
 }
 
-tl::expected<Extracted, std::string> extract(std::string_view bytes, std::string_view mime_hint,
-                                             const ExtractOptions& options) {
+namespace {
+
+tl::expected<Extracted, std::string> extract_impl(std::string_view bytes, std::string_view mime_hint,
+                                                  const ExtractOptions& options, std::string* owned) {
     switch (sniff(bytes, mime_hint)) {
-    case DocType::text: return extract_text(bytes, options);
+    case DocType::text: return extract_text(bytes, options, owned);
     case DocType::pdf: return extract_pdf(bytes, options);
     case DocType::postscript: return extract_postscript(bytes, options);
     case DocType::image: return unreadable(DocType::image, "image or raster document (no text to scan)");
@@ -307,23 +286,37 @@ tl::expected<Extracted, std::string> extract(std::string_view bytes, std::string
     return unreadable(DocType::unknown, "unknown document format");
 }
 
+}  // namespace
+
+tl::expected<Extracted, std::string> extract(std::string_view bytes, std::string_view mime_hint,
+                                             const ExtractOptions& options) {
+    return extract_impl(bytes, mime_hint, options, nullptr);
+}
+
 tl::expected<Extracted, std::string> extract_file(const std::string& path, std::string_view mime_hint,
                                                   const ExtractOptions& options) {
     int fd = path == "-" ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return tl::unexpected("cannot open '" + path + "': " + std::strerror(errno));
     std::unique_ptr<int, void (*)(int*)> guard(&fd, [](int* f) { ::close(*f); });
     std::string bytes;
-    char buf[1 << 16];
+    struct stat st{};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) bytes.reserve(static_cast<std::size_t>(st.st_size) + 1);
+    std::size_t have = 0;
     while (true) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
+        // Read straight into the string; grow geometrically for pipes and growing files.
+        if (bytes.capacity() - have < 65536) bytes.reserve(std::max<std::size_t>(bytes.capacity() * 2, have + 65536));
+        bytes.resize(bytes.capacity());
+        const ssize_t n = ::read(fd, bytes.data() + have, bytes.size() - have);
         if (n == 0) break;
         if (n < 0) {
             if (errno == EINTR) continue;
             return tl::unexpected("cannot read '" + path + "': " + std::strerror(errno));
         }
-        bytes.append(buf, static_cast<std::size_t>(n));
+        have += static_cast<std::size_t>(n);
     }
-    auto result = extract(bytes, mime_hint, options);
+    bytes.resize(have);
+    const std::string_view view = bytes;
+    auto result = extract_impl(view, mime_hint, options, &bytes);
     if (!result) return tl::unexpected("'" + path + "': " + result.error());
     return result;
 }

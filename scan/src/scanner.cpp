@@ -194,11 +194,7 @@ Scanner& Scanner::operator=(const Scanner& other) {
     return *this;
 }
 
-Scanner::Scanner(Scanner&&) noexcept = default;
-Scanner& Scanner::operator=(Scanner&&) noexcept = default;
-Scanner::~Scanner() = default;
-
-namespace {
+namespace detail {
 
 // State of one scan. Offsets are into the current normalised chunk unless noted.
 struct ScanState {
@@ -247,6 +243,22 @@ struct ScanState {
     }
 };
 
+}  // namespace detail
+
+struct Scanner::Session {
+    detail::ScanState state;
+    std::string pending;  // raw text not yet cut into a chunk
+    std::string error;
+};
+
+Scanner::Scanner(Scanner&&) noexcept = default;
+Scanner& Scanner::operator=(Scanner&&) noexcept = default;
+Scanner::~Scanner() = default;
+
+namespace {
+
+using detail::ScanState;
+
 // Left context of a number: letters or digits glued on (INV-2024…, ID12…, 1.5…) make it
 // part of something else.
 bool bad_left(const ScanState& s, std::size_t b) {
@@ -275,7 +287,7 @@ bool bad_right(const ScanState& s, std::size_t e) {
 
 class Token {
 public:
-    Token(ScanState& s, std::size_t b, std::size_t e) : s_(s), b_(b), e_(e) {
+    Token(ScanState& s, std::size_t b, std::size_t e) : s_(s), b_(b) {
         s.groups.clear();
         std::size_t i = b;
         while (i < e) {
@@ -331,7 +343,7 @@ public:
 
 private:
     ScanState& s_;
-    std::size_t b_, e_;
+    std::size_t b_;
     bool left_ok_ = true, right_ok_ = true, plus_ = false;
 };
 
@@ -553,26 +565,72 @@ std::size_t chunk_end(std::string_view text, std::size_t begin) {
 
 }  // namespace
 
-tl::expected<Findings, std::string> Scanner::scan(std::string_view text) {
-    if (!db_->db || text.empty()) return Findings{};
-    ScanState s;
-    s.db = db_.get();
-    s.config = &config_;
-    buffer_.resize(std::min(text.size(), kChunk));
-    for (std::size_t begin = 0; begin < text.size();) {
-        const std::size_t end = chunk_end(text, begin);
-        const std::size_t n = normalize_into(text.substr(begin, end - begin), buffer_.data());
-        s.reset_chunk(buffer_.data(), n);
-        const auto rc = hs_scan(db_->db.get(), buffer_.data(), static_cast<unsigned>(n), 0,
-                                scratch_.get(), on_match, &s);
-        if (rc != HS_SUCCESS) {
-            return tl::unexpected("content scan failed (Hyperscan error " + std::to_string(rc) +
-                                  (rc == HS_SCRATCH_IN_USE ? ": scanner used from two threads" : "") + ")");
-        }
-        if (db_->keywords) s.chunk_chars += s.chars_at(n) - s.chunk_chars;
-        begin = end;
+void Scanner::begin() {
+    if (!session_) session_ = std::make_unique<Session>();
+    session_->state = detail::ScanState{};
+    session_->state.db = db_.get();
+    session_->state.config = &config_;
+    session_->pending.clear();
+    session_->error.clear();
+}
+
+void Scanner::process_chunk(std::string_view raw) {
+    auto& s = session_->state;
+    if (!db_->db || !session_->error.empty() || raw.empty()) return;
+    if (buffer_.size() < raw.size()) buffer_.resize(std::max(raw.size(), kChunk + 1));
+    const std::size_t n = normalize_into(raw, buffer_.data());
+    s.reset_chunk(buffer_.data(), n);
+    const auto rc =
+        hs_scan(db_->db.get(), buffer_.data(), static_cast<unsigned>(n), 0, scratch_.get(), on_match, &s);
+    if (rc != HS_SUCCESS) {
+        session_->error = "content scan failed (Hyperscan error " + std::to_string(rc) +
+                          (rc == HS_SCRATCH_IN_USE ? ": scanner used from two threads" : "") + ")";
+        return;
     }
-    return s.findings;
+    if (db_->keywords) s.chunk_chars += s.chars_at(n) - s.chunk_chars;
+}
+
+void Scanner::feed(std::string_view data) {
+    if (!session_) begin();
+    auto& pending = session_->pending;
+    while (!data.empty()) {
+        if (pending.empty() && data.size() > kChunk) {
+            // Large pieces are cut in place, without copying.
+            const std::size_t end = chunk_end(data, 0);
+            process_chunk(data.substr(0, end));
+            data.remove_prefix(end);
+            continue;
+        }
+        const std::size_t take = std::min(data.size(), kChunk + 1 - pending.size());
+        pending.append(data.substr(0, take));
+        data.remove_prefix(take);
+        if (pending.size() > kChunk) {
+            const std::size_t end = chunk_end(pending, 0);
+            process_chunk(std::string_view(pending).substr(0, end));
+            pending.erase(0, end);
+        }
+    }
+}
+
+tl::expected<Findings, std::string> Scanner::finish() {
+    if (!session_) begin();
+    auto& pending = session_->pending;
+    while (!pending.empty()) {
+        const std::size_t end = chunk_end(pending, 0);
+        process_chunk(std::string_view(pending).substr(0, end));
+        pending.erase(0, end);
+    }
+    auto error = std::move(session_->error);
+    const auto findings = session_->state.findings;
+    begin();
+    if (!error.empty()) return tl::unexpected(std::move(error));
+    return findings;
+}
+
+tl::expected<Findings, std::string> Scanner::scan(std::string_view text) {
+    begin();
+    feed(text);
+    return finish();
 }
 
 }  // namespace custguard::scan

@@ -201,6 +201,7 @@ def main():
     write_ps(os.path.join(HERE, "customer.ps"), [CUSTOMER_LINES_EN, ["Second page: " + grouped(CARD_VISA, "-")]])
     write_ps(os.path.join(HERE, "clean.ps"), [[l for l in CLEAN_LINES if l.isascii()]])
     write_ps(os.path.join(HERE, "image_only.ps"), [[]], image_only=True)
+    write_ps(os.path.join(HERE, "twenty_pages.ps"), [[l for l in page if l.isascii()] for page in twenty_pages()])
     text = "\n".join(CUSTOMER_LINES_JA + CUSTOMER_LINES_EN) + "\n"
     with open(os.path.join(HERE, "customer_utf8.txt"), "w", encoding="utf-8") as f:
         f.write(text)

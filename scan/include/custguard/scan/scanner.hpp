@@ -59,9 +59,18 @@ public:
     // then fail closed rather than treat the document as clean.
     tl::expected<Findings, std::string> scan(std::string_view text);
 
+    // The same, incrementally, for documents read or converted in pieces: begin(), then
+    // feed() pieces of any size (they may split lines and characters), then finish().
+    // The findings equal scan() of the concatenation. begin() discards an unfinished
+    // document.
+    void begin();
+    void feed(std::string_view piece);
+    tl::expected<Findings, std::string> finish();
+
     const ScannerConfig& config() const { return config_; }
 
     struct Database;  // compiled patterns, shared by copies
+    struct Session;   // state of the document being scanned
 
 private:
     struct ScratchDeleter {
@@ -74,6 +83,9 @@ private:
     std::shared_ptr<const Database> db_;
     std::unique_ptr<hs_scratch, ScratchDeleter> scratch_;
     std::string buffer_;  // normalised chunk, reused across scans
+    std::unique_ptr<Session> session_;
+
+    void process_chunk(std::string_view raw);
 };
 
 }  // namespace custguard::scan
