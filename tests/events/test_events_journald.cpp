@@ -2,6 +2,7 @@
 // read back through sd-journal. Needs root; never skipped.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -387,4 +388,35 @@ TEST_CASE("the spool survives a restart of the pipeline and is replayed by the n
     auto entries = jd.read("CUSTGUARD_RUN=" + first_run);
     REQUIRE(entries.size() == 10);
     require_gap_free(entries);
+}
+
+TEST_CASE("a stuck journald (SIGSTOP) counts as unreachable after the send timeout", "[journald]") {
+    ScratchJournald jd(unique_namespace("t"));
+    jd.start();
+    TempDir dir;
+    auto cfg = config_for(jd, dir);
+    cfg.send_timeout_ms = 200;
+    auto p = Pipeline::create(cfg);
+    REQUIRE(p);
+    auto& pipeline = **p;
+    ::kill(jd.pid(), SIGSTOP);
+    constexpr int total = 300;
+    for (int i = 1; i <= total; ++i)
+        REQUIRE(pipeline.submit(access_event(CG_DECISION_DENY, CG_EV_OPEN, fmt::format("/srv/c/{}.csv", i))));
+    // Its socket queue fills, a send times out, the rest goes to the spool.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (pipeline.counters().spooled == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    ::kill(jd.pid(), SIGCONT);
+    REQUIRE(pipeline.counters().spooled > 0);
+    REQUIRE(pipeline.flush(30s));
+    const auto c = pipeline.counters();
+    pipeline.stop();
+    CHECK(c.lost == 0);
+    CHECK(c.spool_pending == 0);
+    std::size_t duplicates = 0;
+    auto entries = first_occurrences(jd.read("CUSTGUARD_RUN=" + c.run_id), duplicates);
+    REQUIRE(entries.size() == total);
+    require_gap_free(entries);
+    CHECK(duplicates <= c.resent);
 }

@@ -74,6 +74,7 @@ struct Pipeline::Impl {
     std::atomic<std::uint64_t> completed{0};
     std::atomic<std::uint64_t> dropped{0};
     std::atomic<bool> reopen_requested{false};
+    std::atomic<std::uint64_t> requests{0};  // report_lost() calls, so flush() waits for them
 
     // Writer state (writer thread only, after start).
     std::optional<JournalSocket> socket;
@@ -87,12 +88,16 @@ struct Pipeline::Impl {
     std::uint64_t seq = 0;
     std::uint64_t drops_reported = 0;
     std::uint64_t corrupt_reported = 0;
+    std::uint64_t replay_cursor = 0;       // next spool frame to send
+    std::uint64_t replay_unconfirmed = 0;  // sent from the spool, not yet known to be read
+    Clock::time_point replay_tail_since{};
 
     // Published for counters() and flush().
     mutable std::mutex counters_mu;
     std::condition_variable counters_cv;
     PipelineCounters counters;
     bool writer_idle = false;
+    std::uint64_t requests_seen = 0;  // `requests` as of the last maintenance
     std::uint64_t enrich_exited = 0;
 
     std::thread enricher_thread, writer_thread;
@@ -263,49 +268,69 @@ struct Pipeline::Impl {
         return true;
     }
 
+    // One step of replaying the spool: at most replay_chunk records, so that new records
+    // keep flowing (into the spool, behind the old ones) while a large spool drains.
+    // A record leaves the spool (commit) only once journald has read it; if journald
+    // goes away first, the next replay starts again at the committed offset.
     void replay_spool() {
-        std::uint64_t cursor = spool->begin(), unconfirmed = 0;
-        while (reachable && cursor < spool->end()) {
-            auto frame = spool->read_at(cursor);
+        constexpr std::size_t replay_chunk = 256;
+        if (replay_cursor < spool->begin()) replay_cursor = spool->begin();
+        std::size_t sent = 0;
+        while (reachable && replay_cursor < spool->end() && sent < replay_chunk) {
+            auto frame = spool->read_at(replay_cursor);
             if (!frame) {
                 set_error(frame.error());
                 return;
             }
             if (!*frame) break;  // corrupt tail cut off
             switch (socket->send((*frame)->datagram)) {
-            case SendStatus::sent: ++unconfirmed; break;
+            case SendStatus::sent:
+                ++replay_unconfirmed;
+                ++sent;
+                break;
             case SendStatus::too_large: note_lost("journal-too-large", 1, "record larger than journald accepts"); break;
             case SendStatus::unreachable:
                 set_error(fmt::format("journald unreachable during replay ({}): {}", socket->path(),
                                       std::strerror(socket->last_errno())));
-                // Restart at the committed offset next time: unconfirmed records are resent.
-                reachable = false;
-                last_probe = Clock::now();
-                break;
+                replay_failed();
+                return;
             }
-            if (!reachable) break;
-            cursor = (*frame)->next;
+            replay_cursor = (*frame)->next;
+            if (socket->drained()) replay_commit();
+        }
+        if (replay_cursor >= spool->end()) {
+            // All sent: commit once journald has read the tail; a journald that does not
+            // read for send_timeout is as good as gone.
             if (socket->drained()) {
-                (void)spool->commit(cursor, unconfirmed);
-                add_replayed(unconfirmed);
-                unconfirmed = 0;
+                replay_commit();
+            } else if (replay_tail_since == Clock::time_point{}) {
+                replay_tail_since = Clock::now();
+            } else if (Clock::now() - replay_tail_since > std::chrono::milliseconds(config.send_timeout_ms)) {
+                set_error("journald stopped reading during replay");
+                replay_failed();
             }
         }
-        if (!reachable) {
+    }
+
+    void replay_commit() {
+        (void)spool->commit(replay_cursor, replay_unconfirmed);
+        add_replayed(replay_unconfirmed);
+        replay_unconfirmed = 0;
+        replay_tail_since = {};
+        if (spool->empty()) replay_cursor = spool->begin();
+    }
+
+    void replay_failed() {
+        {
             std::lock_guard lock(counters_mu);
+            counters.resent += replay_unconfirmed;  // will be sent again
             counters.journal_reachable = false;
-            return;
         }
-        // Done sending: commit once journald has read the tail, or give up for now.
-        const auto deadline = Clock::now() + std::chrono::milliseconds(config.send_timeout_ms);
-        while (!socket->drained() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        if (socket->drained()) {
-            (void)spool->commit(spool->end(), unconfirmed);
-            add_replayed(unconfirmed);
-        } else {
-            reachable = false;
-            last_probe = Clock::now();
-        }
+        replay_unconfirmed = 0;
+        replay_cursor = spool->begin();
+        replay_tail_since = {};
+        reachable = false;
+        last_probe = Clock::now();
     }
 
     void add_replayed(std::uint64_t n) {
@@ -315,6 +340,7 @@ struct Pipeline::Impl {
 
     void maintenance() {
         const auto now = Clock::now();
+        const std::uint64_t requests_now = requests.load();
         if (reopen_requested.exchange(false) && jsonl) {
             auto r = jsonl->reopen();
             if (!r) set_error(r.error());
@@ -352,6 +378,10 @@ struct Pipeline::Impl {
             Record r = make_lost_record(source, note.count, note.reason);
             if (!commit(r, false)) note_lost(source, note.count, note.reason);  // try again later
         }
+        {
+            std::lock_guard lock(counters_mu);
+            requests_seen = requests_now;
+        }
         publish();
     }
 
@@ -378,10 +408,11 @@ struct Pipeline::Impl {
             maintenance();
             {
                 std::unique_lock lock(rec_mu);
-                auto wait = !inflight.empty() ? std::chrono::milliseconds(2)
-                            : (config.journal && (!reachable || !spool->empty()))
-                                ? config.retry_interval
-                                : std::chrono::milliseconds(200);
+                auto wait = config.journal && reachable && !spool->empty()
+                                ? std::chrono::milliseconds(replay_cursor >= spool->end() ? 1 : 0)
+                            : !inflight.empty()                                  ? std::chrono::milliseconds(2)
+                            : config.journal && !reachable                       ? config.retry_interval
+                                                                                 : std::chrono::milliseconds(200);
                 if (rec_q.empty() && !(enricher_done && stopping)) {
                     {
                         std::lock_guard c(counters_mu);
@@ -488,6 +519,7 @@ daemon::EventHandler Pipeline::handler() {
 
 void Pipeline::report_lost(std::string_view source, std::uint64_t count, std::string_view reason) {
     impl_->note_lost(std::string(source), count, reason);
+    impl_->requests.fetch_add(1);
     std::lock_guard lock(impl_->rec_mu);
     impl_->rec_not_empty.notify_all();
 }
@@ -505,6 +537,7 @@ tl::expected<void, std::string> Pipeline::flush(std::chrono::milliseconds timeou
     Impl& i = *impl_;
     const auto deadline = Clock::now() + timeout;
     const std::uint64_t target = i.accepted.load();
+    const std::uint64_t requests = i.requests.load();
     for (;;) {
         {
             std::lock_guard lock(i.rec_mu);
@@ -515,7 +548,7 @@ tl::expected<void, std::string> Pipeline::flush(std::chrono::milliseconds timeou
         const bool journald_up = i.config.journal && JournalSocket::probe(i.config.journal_socket);
         std::unique_lock lock(i.counters_mu);
         const auto& c = i.counters;
-        bool done = i.writer_idle && i.completed.load() >= target;
+        bool done = i.writer_idle && i.completed.load() >= target && i.requests_seen >= requests;
         if (done && (!i.config.journal || c.journal_reachable))
             done = c.lost_pending == 0 && c.spool_pending == 0 && i.inflight_empty_hint;
         else if (done)
