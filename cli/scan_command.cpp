@@ -118,8 +118,13 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
         out << "],\"customer_data\":" << (any_customer ? "true" : "false") << "}\n";
     } else {
         for (const auto& r : results) {
+            if (r.error && r.doc.reason.empty()) {
+                out << r.file << ": ERROR (not scanned; see the message on stderr)\n";
+                continue;
+            }
             if (r.error) {
-                out << r.file << ": error (see above)\n";
+                out << r.file << ": " << scan::to_string(r.doc.doc_type) << ": UNREADABLE (" << r.doc.reason
+                    << "); [print] unreadable = \"" << options.unreadable_action << "\" applies\n";
                 continue;
             }
             out << r.file << ": " << scan::to_string(r.doc.doc_type);

@@ -76,6 +76,7 @@ TEST_CASE("scan errors name the file and what to do", "[scan][cli]") {
     CHECK(r.status == 2);
     CHECK_THAT(r.err, Catch::Contains("/nonexistent/report.pdf") && Catch::Contains("check the path"));
     CHECK_THAT(r.out, Catch::Contains("CUSTOMER DATA"));  // the other file is still reported
+    CHECK_THAT(r.out, Catch::Contains("/nonexistent/report.pdf: ERROR"));
 
     ScanOptions image;
     image.files = {data_path("image_only.pdf")};
@@ -83,6 +84,7 @@ TEST_CASE("scan errors name the file and what to do", "[scan][cli]") {
     const auto u = run(image);
     CHECK(u.status == 2);
     CHECK_THAT(u.err, Catch::Contains("image_only.pdf") && Catch::Contains("unreadable = \"deny\""));
+    CHECK_THAT(u.out, Catch::Contains("image_only.pdf: pdf: UNREADABLE (no text layer"));
 
     ScanOptions bad;
     bad.files = {data_path("clean.txt")};
