@@ -209,11 +209,17 @@ tl::expected<Extracted, std::string> extract_postscript(std::string_view bytes, 
     const std::vector<std::string> argv = {gs,           "-q",          "-dNOPAUSE",         "-dBATCH",
                                            "-dSAFER",    "-dNOPROMPT",  "-sstdout=%stderr", "-sDEVICE=txtwrite",
                                            "-sOutputFile=-", "-"};
-    detail::ProcessLimits limits{options.timeout, options.max_text_bytes, options.ghostscript_memory_limit};
+    detail::ProcessLimits limits{options.timeout, options.max_text_bytes, options.ghostscript_memory_limit,
+                                 options.ghostscript_uid, options.ghostscript_gid};
     auto run = detail::run_bounded(argv, bytes, limits);
     if (!run) return tl::unexpected("cannot run Ghostscript: " + run.error());
     if (run->exit_status == 127 && run->output.empty())
         return tl::unexpected("cannot run Ghostscript ('" + gs + "'): exec failed");
+    if (run->exit_status == detail::kSetupFailed && run->output.empty()) {
+        return tl::unexpected("cannot start Ghostscript as uid " + std::to_string(options.ghostscript_uid) +
+                              " gid " + std::to_string(options.ghostscript_gid) +
+                              " (switching user needs root; check ghostscript_uid/gid)");
+    }
     if (run->timed_out) {
         return unreadable(DocType::postscript, "Ghostscript did not finish within " +
                                                    std::to_string(options.timeout.count()) + " ms");

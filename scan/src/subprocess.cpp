@@ -1,7 +1,9 @@
 #include "subprocess.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -127,10 +129,15 @@ tl::expected<ProcessResult, std::string> run_bounded(const std::vector<std::stri
     if (pid < 0) return tl::unexpected(errno_text("fork"));
     if (pid == 0) {
         ::setpgid(0, 0);
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the caller
         if (::dup2(in_child.get(), 0) < 0 || ::dup2(out_write.get(), 1) < 0 || ::dup2(err_write.get(), 2) < 0)
-            ::_exit(126);
+            ::_exit(kSetupFailed);
         ::close_range(3, ~0U, 0);
         if (limits.memory) ::setrlimit(RLIMIT_AS, &mem);
+        if (limits.gid >= 0 && (::setgroups(0, nullptr) != 0 || ::setgid(static_cast<gid_t>(limits.gid)) != 0))
+            ::_exit(kSetupFailed);
+        if (limits.uid >= 0 && ::setuid(static_cast<uid_t>(limits.uid)) != 0) ::_exit(kSetupFailed);
+        ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         ::signal(SIGPIPE, SIG_DFL);
         ::execve(cargv[0], cargv.data(), environ);
         ::_exit(127);

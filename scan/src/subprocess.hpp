@@ -18,7 +18,12 @@ struct ProcessLimits {
     std::chrono::milliseconds timeout{30'000};
     std::size_t max_output = std::size_t{256} << 20;
     std::uint64_t memory = 0;  // RLIMIT_AS for the child; 0: unlimited
+    int uid = -1;              // >= 0: the child switches to this uid (and gid) first
+    int gid = -1;
 };
+
+// Exit status of the child when it could not switch user or set up its descriptors.
+inline constexpr int kSetupFailed = 126;
 
 struct ProcessResult {
     int exit_status = -1;  // exit code, or 128 + signal

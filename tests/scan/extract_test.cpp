@@ -1,6 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -205,4 +209,32 @@ TEST_CASE("images and unknown formats are unreadable", "[scan][extract]") {
     auto missing = extract_file(data_path("does-not-exist.pdf"));
     REQUIRE_FALSE(missing);
     CHECK_THAT(missing.error(), Catch::Contains("does-not-exist.pdf"));
+}
+
+TEST_CASE("Ghostscript runs as the configured unprivileged user", "[scan][extract][postscript]") {
+    if (::geteuid() != 0) {
+        WARN("skipped: switching the Ghostscript user needs root");
+        return;
+    }
+    // A stand-in for gs that prints who it runs as; it gets the real arguments and stdin.
+    char dir_template[] = "/tmp/custguard-fake-gs-XXXXXX";
+    REQUIRE(::mkdtemp(dir_template));
+    const std::string dir = dir_template;
+    const std::string fake = dir + "/gs";
+    {
+        std::ofstream script(fake);
+        script << "#!/bin/sh\ncat >/dev/null\necho \"uid=$(id -u) gid=$(id -g) groups=$(id -G)\"\n";
+    }
+    ::chmod(fake.c_str(), 0755);
+    ::chmod(dir.c_str(), 0755);
+    ExtractOptions options;
+    options.ghostscript = fake;
+    options.ghostscript_uid = 65534;
+    options.ghostscript_gid = 65534;
+    auto doc = extract("%!PS\n", {}, options);
+    std::remove(fake.c_str());
+    ::rmdir(dir.c_str());
+    REQUIRE(doc);
+    REQUIRE(doc->readable);
+    CHECK_THAT(doc->text, Catch::Contains("uid=65534 gid=65534 groups=65534"));
 }

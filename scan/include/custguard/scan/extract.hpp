@@ -39,6 +39,10 @@ struct ExtractOptions {
     std::chrono::milliseconds timeout{30'000};
     std::size_t max_text_bytes = std::size_t{256} << 20;
     std::uint64_t ghostscript_memory_limit = std::uint64_t{2} << 30;  // RLIMIT_AS, bytes
+    // When the caller is root: run Ghostscript as this uid/gid (e.g. nobody, 65534), so a
+    // job that escapes -dSAFER still has no privileges. -1: keep the caller's.
+    int ghostscript_uid = -1;
+    int ghostscript_gid = -1;
 };
 
 // The document type from magic bytes, then the MIME type CUPS gives (e.g.

@@ -30,13 +30,17 @@ std::vector<std::string> default_keywords();
 struct ScannerConfig {
     std::vector<Detector> detectors{all_detectors().begin(), all_detectors().end()};
     std::vector<std::string> keywords = default_keywords();
-    // Two distinct keywords count when at most this many characters (code points) lie
-    // between the end of one and the start of the other.
+    // The keywords detector counts one hit for every keyword occurrence that has an
+    // occurrence of a different keyword ending at most this many characters (code
+    // points) before it: "氏名：山田　住所：…" is 1, "氏名 住所 生年月日" is 2, a lone or
+    // repeated keyword is 0. Keywords match case-insensitively, after normalisation.
     std::uint32_t keyword_proximity = 40;
 
-    // From the policy's [print] values. An empty detector list means all detectors; an
-    // empty keyword list means default_keywords(). Fails on unknown detector names and on
-    // empty keywords, naming them.
+    // From the policy's [print] values:
+    //   ScannerConfig::from_names(print.detectors, print.keywords, print.keyword_proximity)
+    // An empty detector list means all detectors; an empty keyword list means
+    // default_keywords(). Fails on unknown detector names and on blank keywords, naming
+    // them.
     static tl::expected<ScannerConfig, std::string> from_names(
         std::span<const std::string> detectors, std::span<const std::string> keywords,
         std::uint32_t keyword_proximity);
