@@ -6,6 +6,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 #include <string>
 
 #include "custguard/scan/document.hpp"
@@ -126,4 +127,45 @@ TEST_CASE("scan_file streams UTF-8 and falls back for other encodings", "[scan][
     auto missing = scan_file(scanner, "/nonexistent/x.txt");
     REQUIRE_FALSE(missing);
     CHECK_THAT(missing.error(), Catch::Contains("/nonexistent/x.txt"));
+}
+
+TEST_CASE("scan_file reads standard input, also when it must fall back", "[scan][stream]") {
+    // The CUPS backend gets the document on stdin when cupsd passes no file name.
+    auto& scanner = default_scanner();
+    std::ifstream sjis_in(data_path("customer_sjis.txt"), std::ios::binary);
+    std::stringstream sjis;
+    sjis << sjis_in.rdbuf();
+    const std::string utf8 = mixed_text(100);
+    const std::string late_sjis = std::string((1 << 20) + 5, 'b') + "\n" + sjis.str();  // past the first block
+
+    for (const std::string* input : {&utf8, &late_sjis}) {
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        const int saved = ::dup(0);
+        REQUIRE(::dup2(fds[0], 0) == 0);
+        ::close(fds[0]);
+        std::thread writer([&, fd = fds[1]] {
+            std::size_t done = 0;
+            while (done < input->size()) {
+                const auto n = ::write(fd, input->data() + done, input->size() - done);
+                if (n <= 0) break;
+                done += static_cast<std::size_t>(n);
+            }
+            ::close(fd);
+        });
+        auto d = scan_file(scanner, "-");
+        writer.join();
+        ::dup2(saved, 0);
+        ::close(saved);
+        REQUIRE(d);
+        CHECK(d->readable);
+        if (input == &utf8) {
+            CHECK(d->encoding == "utf-8");
+            CHECK(d->findings == *scanner.scan(utf8));
+        } else {
+            CHECK(d->encoding == "cp932");
+            CHECK(d->findings.count(Detector::credit_card) == 2);
+            CHECK(d->findings.count(Detector::my_number) == 2);
+        }
+    }
 }
