@@ -1,16 +1,39 @@
 // custguardctl: the administrator's tool. Talks to custguardd only over D-Bus; `policy
-// check` and `scan` work offline on the policy library.
+// check FILE` and `scan` work offline on the policy library. See custguardctl(8).
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 
+#include "cli/ctl.hpp"
+#include "cli/scan_command.hpp"
 #include "custguard/common/policy_check.hpp"
+#include "custguard/common/policy_files.hpp"
 
 namespace {
 
-// Exit codes, documented in custguardctl(8).
-constexpr int k_exit_ok = 0;
-constexpr int k_exit_usage = 2;
+using custguard::cli::k_exit_ok;
+using custguard::cli::k_exit_usage;
+
+// `scan`: defaults come from the policy's [print] section; options override them.
+int run_scan_verb(custguard::cli::ScanOptions options, const std::string& policy_path, bool policy_given,
+                  const CLI::App& scan) {
+    namespace fs = std::filesystem;
+    if (policy_given || fs::exists(policy_path)) {
+        auto loaded = custguard::common::load_policy(policy_path, std::nullopt, custguard::common::now_seconds());
+        if (!loaded) {
+            for (const auto& d : loaded.error()) std::cerr << d.format() << '\n';
+            std::cerr << "custguardctl: " << policy_path
+                      << ": policy refused; fix it or name another with --policy\n";
+            return k_exit_usage;
+        }
+        const auto& print = loaded->policy.print;
+        if (scan.get_option("--threshold")->count() == 0) options.threshold = print.threshold;
+        if (scan.get_option("--detectors")->count() == 0) options.detectors = print.detectors;
+        if (scan.get_option("--keywords")->count() == 0) options.keywords = print.keywords;
+        if (scan.get_option("--keyword-proximity")->count() == 0) options.keyword_proximity = print.keyword_proximity;
+    }
+    return custguard::cli::run_scan(options, std::cout, std::cerr);
+}
 
 }  // namespace
 
@@ -21,12 +44,27 @@ int main(int argc, char** argv) {
 
     auto* policy = app.add_subcommand("policy", "Check, reload and show the policy");
     policy->require_subcommand(1);
-    auto* check = policy->add_subcommand("check", "Validate policy files offline");
+    auto* check = policy->add_subcommand("check", "Validate policy files: FILE offline, or the daemon's own files");
     std::vector<std::string> files;
     std::string state_dir;
-    check->add_option("FILE", files, "Policy files; drop-ins in policy.d/ beside each are included")
-        ->required();
-    check->add_option("--state-dir", state_dir, "Also merge DIR/state.toml (CLI-managed state)");
+    check->add_option("FILE", files, "Policy files; drop-ins in policy.d/ beside each are included");
+    check->add_option("--state-dir", state_dir, "Also merge DIR/state.toml (CLI-managed state; with FILE)");
+
+    custguard::cli::ControlCommands control(app, *policy);
+
+    auto* scan = app.add_subcommand("scan", "Scan documents offline for customer data with the [print] detectors");
+    custguard::cli::ScanOptions scan_options;
+    std::string scan_policy = "/etc/custguard/policy.toml";
+    scan->add_option("FILE", scan_options.files, "Files to scan; - reads standard input")->required();
+    scan->add_option("--policy", scan_policy, "Take threshold, detectors and keywords from this policy's [print]")
+        ->capture_default_str();
+    scan->add_option("--threshold", scan_options.threshold, "Detector hits that make a document customer data");
+    scan->add_option("--detectors", scan_options.detectors, "Detectors to run (comma-separated)")->delimiter(',');
+    scan->add_option("--keywords", scan_options.keywords, "Keywords for the keywords detector (comma-separated)")
+        ->delimiter(',');
+    scan->add_option("--keyword-proximity", scan_options.keyword_proximity, "Characters between two keyword hits");
+    scan->add_option("--mime-type", scan_options.mime_type, "Document type hint, e.g. application/pdf");
+    scan->add_flag("--json", scan_options.json, "Print JSON for scripts");
 
     try {
         app.parse(argc, argv);
@@ -35,11 +73,14 @@ int main(int argc, char** argv) {
         return rc == 0 ? k_exit_ok : k_exit_usage;
     }
 
-    if (check->parsed()) {
+    if (check->parsed() && !files.empty()) {
         std::vector<std::filesystem::path> paths(files.begin(), files.end());
         std::optional<std::filesystem::path> dir;
         if (!state_dir.empty()) dir = state_dir;
         return custguard::common::check_policies(paths, dir, std::cout, std::cerr);
     }
+    if (scan->parsed())
+        return run_scan_verb(scan_options, scan_policy, scan->get_option("--policy")->count() > 0, *scan);
+    if (auto rc = control.run()) return *rc;
     return k_exit_usage;
 }

@@ -1,6 +1,9 @@
 #include "daemon/core/daemon.hpp"
 
 #include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -11,6 +14,7 @@
 #include "custguard/common/nss_resolver.hpp"
 #include "custguard/common/policy_files.hpp"
 #include "custguard/events/record.hpp"
+#include "daemon/audit/observer.hpp"
 #include "daemon/bpf_lsm/bpf_lsm_enforcer.hpp"
 #include "daemon/fanotify/enforcer_select.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
@@ -69,6 +73,7 @@ struct Daemon::Loop {
 Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
 
 Daemon::~Daemon() {
+    if (audit_) audit_->stop(true);
     if (enforcer_) enforcer_->stop(false);
     if (pipeline_) pipeline_->stop();
 }
@@ -123,6 +128,8 @@ tl::expected<void, std::string> Daemon::start() {
     events::PipelineConfig pc;
     pc.state_dir = state_dir_;
     pc.journal = options_.journal;
+    if (!options_.journal_namespace.empty())
+        pc.journal_socket = events::journal_socket_for_namespace(options_.journal_namespace);
     pc.jsonl_path = options_.jsonl_export;
     if (options_.foreground) pc.console = spdlog::stdout_color_mt("events");
     auto pipeline = events::Pipeline::create(std::move(pc));
@@ -159,7 +166,25 @@ tl::expected<void, std::string> Daemon::start() {
         break;
     }
     }
-    if (auto r = enforcer_->start(pipeline_->handler()); !r)
+    if (options_.audit) {
+        // Without an enforcer audit is the sensor; with one it cross-checks it.
+        audit::ObserverOptions ao;
+        ao.mode = enforcer_->name() == "none" ? audit::ObserverMode::observe : audit::ObserverMode::cross_check;
+        ao.enforcer_name = std::string(enforcer_->name());
+        if (auto obs = audit::AuditObserver::create(std::move(ao)); obs) {
+            audit_ = std::move(*obs);
+        } else {
+            audit_warnings_.push_back("audit observer off: " + obs.error());
+            spdlog::warn("audit observer off: {}", obs.error());
+        }
+    }
+    EventHandler handler = pipeline_->handler();
+    if (audit_)
+        handler = [this, submit = std::move(handler)](AccessEvent&& ev) {
+            audit_->observe_enforcer_event(ev);
+            submit(std::move(ev));
+        };
+    if (auto r = enforcer_->start(std::move(handler)); !r)
         return tl::unexpected(std::string(enforcer_->name()) + " enforcer: " + r.error());
     if (auto* b = dynamic_cast<bpf_lsm::BpfLsmEnforcer*>(enforcer_.get())) adopted_ = b->adopted();
     if (auto* f = dynamic_cast<FanotifyEnforcer*>(enforcer_.get())) adopted_ = f->adopted();
@@ -167,6 +192,18 @@ tl::expected<void, std::string> Daemon::start() {
     auto input = common::read_policy_files(options_.policy, state_dir_, started_at_);
     if (auto r = install(std::move(*loaded), input ? digest_of(*input) : std::string()); !r)
         return tl::unexpected(r.error());
+    if (audit_) {
+        audit::ObserverCallbacks cb;
+        cb.record = [this](events::Record&& r) { pipeline_->submit(std::move(r)); };
+        cb.lost = [this](std::string_view source, std::uint64_t n, std::string_view reason) {
+            pipeline_->report_lost(source, n, reason);
+        };
+        cb.warning = [](const std::string& w) { spdlog::warn("{}", w); };
+        if (auto r = audit_->start(std::move(cb)); !r) return tl::unexpected("audit observer: " + r.error());
+        spdlog::info("audit observer: {}", audit_->mode() == audit::ObserverMode::observe
+                                               ? "observe-only, records every read of a zone file"
+                                               : "cross-checks the enforcer");
+    }
     spdlog::info("enforcer {}: {}{}", enforcer_->name(), enforcer_reason_,
                  adopted_ ? " (adopted enforcement left by the previous daemon)" : "");
     return {};
@@ -175,12 +212,21 @@ tl::expected<void, std::string> Daemon::start() {
 tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::string digest) {
     auto compiled = policy::compile(loaded.policy);
     if (auto r = enforcer_->apply(compiled); !r) return tl::unexpected(r.error());
+    std::vector<std::string> audit_warnings = audit_warnings_;
+    if (audit_) {
+        // Audit is the second sensor: its trouble is a warning, never a refused policy.
+        if (auto r = audit_->apply(loaded.policy); r)
+            audit_warnings.insert(audit_warnings.end(), r->begin(), r->end());
+        else
+            audit_warnings.push_back("audit rules not updated: " + r.error());
+    }
     std::vector<std::string> names;
     for (const auto& z : loaded.policy.zones) names.push_back(z.name);
     pipeline_->set_zone_names(std::move(names));
     std::lock_guard lock(mutex_);
     warnings_.clear();
     for (const auto& w : loaded.warnings) warnings_.push_back(w.format());
+    for (auto& w : audit_warnings) warnings_.push_back(std::move(w));
     if (auto* f = dynamic_cast<FanotifyEnforcer*>(enforcer_.get()))
         for (auto& w : f->warnings()) warnings_.push_back(w);
     policy_ = std::move(loaded.policy);
@@ -238,6 +284,18 @@ ReloadOutcome Daemon::reload(std::string_view trigger) {
 tl::expected<void, policy::Diagnostics> Daemon::update_state(const policy::State& next) {
     auto loaded = load(next);
     if (!loaded) return tl::unexpected(loaded.error());
+    {
+        // The loader only warns about state entries it ignores (a state file must never
+        // stop the daemon); a change that adds such an entry is refused instead.
+        auto state_name = (state_dir_ / "state.toml").string();
+        std::lock_guard lock(mutex_);
+        policy::Diagnostics ignored;
+        for (const auto& w : loaded->warnings)
+            if (w.pos.file == state_name &&
+                std::find(warnings_.begin(), warnings_.end(), w.format()) == warnings_.end())
+                ignored.push_back(w);
+        if (!ignored.empty()) return tl::unexpected(std::move(ignored));
+    }
     auto path = state_dir_ / "state.toml";
     if (auto w = common::write_file_atomically(path, policy::serialize_state(next)); !w)
         return tl::unexpected(policy::Diagnostics{{policy::Severity::error, {path.string(), 0, 0},
@@ -249,6 +307,31 @@ tl::expected<void, policy::Diagnostics> Daemon::update_state(const policy::State
     std::lock_guard lock(mutex_);
     state_ = next;
     return {};
+}
+
+std::size_t Daemon::prune_expired_grants(std::uint64_t now) {
+    auto state = current_state();
+    std::vector<policy::StateGrant> expired;
+    std::erase_if(state.grants, [&](const policy::StateGrant& g) {
+        if (g.expires_at > now) return false;
+        expired.push_back(g);
+        return true;
+    });
+    if (expired.empty()) return 0;
+    if (auto r = update_state(state); !r) {
+        spdlog::error("cannot remove expired grants from the state:\n{}", join_diagnostics(r.error()));
+        return 0;
+    }
+    for (const auto& g : expired) {
+        auto rec = events::make_admin_change_record(
+            "custguardd", static_cast<std::uint32_t>(::geteuid()), "grant.expire", g.zone + ":" + g.user,
+            "grant for " + g.user + " in zone " + g.zone + " expired (reason was: " + g.reason + ")");
+        rec.set(events::field::zone, g.zone);
+        rec.set("CUSTGUARD_BEFORE", "grant " + g.zone + " " + g.user + " until " + std::to_string(g.expires_at));
+        rec.set("CUSTGUARD_AFTER", "none");
+        pipeline_->submit(std::move(rec));
+    }
+    return expired.size();
 }
 
 Status Daemon::status() const {
@@ -323,6 +406,7 @@ int Daemon::run() {
             raw, &timer, CLOCK_MONOTONIC, 1'000'000, 100'000,
             [](sd_event_source* s, std::uint64_t, void* self) {
                 static_cast<Daemon*>(self)->poll_sensor_losses();
+                static_cast<Daemon*>(self)->prune_expired_grants(common::now_seconds());
                 std::uint64_t now = 0;
                 sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now);
                 sd_event_source_set_time(s, now + 1'000'000);
@@ -332,11 +416,13 @@ int Daemon::run() {
             this) >= 0)
         loop_->sources.emplace_back(timer);
     sd_event_set_watchdog(raw, 1);  // pings WATCHDOG=1 when the unit sets WatchdogSec=
+    if (loop_hook_) loop_hook_(raw);
 
     sd_notifyf(0, "READY=1\nSTATUS=Enforcing with %s", std::string(enforcer_->name()).c_str());
     int r = sd_event_loop(raw);
     sd_notify(0, "STOPPING=1");
     spdlog::info("stopping; enforcement stays in place for the next daemon");
+    if (audit_) audit_->stop(true);  // clean shutdown: our audit rules go
     enforcer_->stop(false);
     pipeline_->stop();
     return r < 0 ? 1 : 0;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -19,7 +20,14 @@
 #include "custguard/policy/evaluate.hpp"
 #include "custguard/policy/load.hpp"
 #include "custguard/policy/state.hpp"
+#include "daemon/core/held_jobs.hpp"
 #include "daemon/enforcer.hpp"
+
+struct sd_event;
+
+namespace custguard::audit {
+class AuditObserver;
+}
 
 namespace custguard::daemon {
 
@@ -30,7 +38,9 @@ struct DaemonOptions {
     std::optional<std::filesystem::path> state_dir;  // overrides [daemon] state_dir
     std::optional<std::filesystem::path> jsonl_export;
     bool journal = true;
+    std::string journal_namespace;  // write to journald namespace NS (tests); "" = default
     std::filesystem::path bpf_pin_dir = "/sys/fs/bpf/custguard";
+    bool audit = true;  // the audit observer: observe-only sensor or cross-check (--no-audit: off)
 };
 
 struct Status {
@@ -77,9 +87,22 @@ public:
 
     // Replace the CLI-managed state: validated by loading policy + new state; on success
     // persisted atomically and applied, else nothing changes. Used by the control plane.
+    // A state entry the loader would ignore (unknown zone or user, malformed client or
+    // medium) and that is not already ignored today refuses the change: it is returned as
+    // a warning diagnostic.
     tl::expected<void, policy::Diagnostics> update_state(const policy::State& next);
 
     events::Pipeline& pipeline() { return *pipeline_; }
+    HeldJobs& held_jobs() { return held_jobs_; }
+
+    // Called by run() with the event loop once it exists, before READY=1: the control
+    // plane attaches its bus connection there.
+    void set_loop_hook(std::function<void(sd_event*)> hook) { loop_hook_ = std::move(hook); }
+
+    // Remove grants that expired at or before `now` from the state file (the enforcers
+    // already refuse them at their expiry) and record each as an admin change. Returns
+    // how many were removed. run() calls it every second.
+    std::size_t prune_expired_grants(std::uint64_t now);
 
 private:
     explicit Daemon(DaemonOptions options);
@@ -92,6 +115,8 @@ private:
     std::filesystem::path state_dir_;
     std::unique_ptr<events::Pipeline> pipeline_;
     std::unique_ptr<Enforcer> enforcer_;
+    std::unique_ptr<audit::AuditObserver> audit_;  // null with --no-audit or without kernel audit
+    std::vector<std::string> audit_warnings_;
     std::string enforcer_reason_;
     bool adopted_ = false;
 
@@ -105,6 +130,9 @@ private:
     std::uint32_t reload_failures_ = 0;
     std::vector<std::string> warnings_;
     std::uint64_t reported_drops_ = 0;
+
+    HeldJobs held_jobs_;
+    std::function<void(sd_event*)> loop_hook_;
 
     struct Loop;
     std::unique_ptr<Loop> loop_;

@@ -8,6 +8,9 @@
 
 #include "custguard/common/policy_check.hpp"
 #include "daemon/core/daemon.hpp"
+#ifdef CUSTGUARD_HAVE_DBUS
+#include "daemon/dbus/control_plane.hpp"
+#endif
 
 int main(int argc, char** argv) {
     // Block the signals sd-event handles before any thread exists, so none of the
@@ -21,8 +24,8 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string("custguardd ") + CUSTGUARD_VERSION);
     custguard::daemon::DaemonOptions options;
     std::string policy_path = options.policy.string();
-    std::string enforcer, state_dir, export_spec;
-    bool check = false, no_journal = false;
+    std::string enforcer, state_dir, export_spec, bus_address;
+    bool check = false, no_journal = false, no_audit = false;
     app.add_option("--policy", policy_path, "Policy file; policy.d/*.toml beside it are merged")
         ->type_name("PATH")
         ->capture_default_str();
@@ -36,6 +39,12 @@ int main(int argc, char** argv) {
     app.add_option("--export", export_spec, "Also write every record as JSON lines: jsonl:PATH")
         ->type_name("jsonl:PATH");
     app.add_flag("--no-journal", no_journal, "Do not write to journald (tests; use with --export)");
+    app.add_flag("--no-audit", no_audit, "Do not use the kernel audit (no watch rules, no observe-only records, no cross-check)");
+    app.add_option("--journal-namespace", options.journal_namespace,
+                   "Write to the journald namespace NS instead of the default journal (tests)");
+    app.add_option("--bus-address", bus_address,
+                   "D-Bus address for the control plane instead of the system bus (tests; "
+                   "DBUS_SYSTEM_BUS_ADDRESS is also honoured)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -51,6 +60,7 @@ int main(int argc, char** argv) {
     if (!enforcer.empty()) options.enforcer = custguard::policy::parse_enforcer(enforcer);
     if (!state_dir.empty()) options.state_dir = state_dir;
     options.journal = !no_journal;
+    options.audit = !no_audit;
     if (!export_spec.empty()) {
         if (export_spec.rfind("jsonl:", 0) != 0 || export_spec.size() <= 6) {
             std::cerr << "custguardd: --export takes jsonl:PATH, e.g. --export jsonl:/var/log/custguard.jsonl\n";
@@ -64,5 +74,16 @@ int main(int argc, char** argv) {
         spdlog::critical("cannot start: {}", daemon.error());
         return 1;
     }
+#ifdef CUSTGUARD_HAVE_DBUS
+    // The control plane lives on the daemon's loop; without a bus the daemon still
+    // enforces and records, it just cannot be managed until restarted with one.
+    custguard::dbus::ControlPlane control(**daemon, {bus_address});
+    (*daemon)->set_loop_hook([&](sd_event* event) {
+        if (auto r = control.start(event); !r)
+            spdlog::warn("control plane off: {}; custguardctl cannot reach this daemon", r.error());
+        else
+            spdlog::info("control plane on the bus as org.custguard1");
+    });
+#endif
     return (*daemon)->run();
 }

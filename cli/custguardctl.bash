@@ -1,0 +1,102 @@
+# bash completion for custguardctl(8)                                  -*- shell-script -*-
+_custguardctl_zones() {
+    custguardctl zone list --names 2>/dev/null
+}
+
+_custguardctl() {
+    local cur prev words cword
+    _init_completion || return
+
+    local -A subverbs=(
+        [policy]="check reload show"
+        [zone]="list"
+        [user]="allow revoke list"
+        [device]="allow revoke list"
+        [grant]="add list revoke"
+        [print]="held approve reject"
+    )
+    local verbs="status policy zone user device grant print history events scan"
+
+    case $prev in
+        --policy|--state-dir|-D|--directory|-p|--path)
+            _filedir; return ;;
+        -z|--zone)
+            COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur")); return ;;
+        -u|--user)
+            COMPREPLY=($(compgen -u -- "$cur")); return ;;
+        -e|--event)
+            COMPREPLY=($(compgen -W "access print admin_change policy_reload lost zone_integrity sensor_mismatch bulk_read" -- "$cur")); return ;;
+        -d|--duration)
+            COMPREPLY=($(compgen -W "15m 30m 1h 2h 8h 1d" -- "$cur")); return ;;
+        -S|--since|-U|--until)
+            COMPREPLY=($(compgen -W "today yesterday now -1h -1d" -- "$cur")); return ;;
+        --detectors)
+            COMPREPLY=($(compgen -W "credit_card my_number email jp_phone jp_address keywords" -- "$cur")); return ;;
+        -r|--reason|-c|--comment|-n|--limit|--lines|--threshold|--keywords|--keyword-proximity|--mime-type|--namespace)
+            return ;;
+    esac
+
+    local verb="" sub="" i
+    for ((i = 1; i < cword; i++)); do
+        [[ ${words[i]} == -* ]] && continue
+        if [[ -z $verb ]]; then verb=${words[i]}
+        elif [[ -z $sub && -n ${subverbs[$verb]} ]]; then sub=${words[i]}; break
+        fi
+    done
+
+    if [[ -z $verb ]]; then
+        COMPREPLY=($(compgen -W "$verbs --help --version" -- "$cur")); return
+    fi
+    if [[ -n ${subverbs[$verb]} && -z $sub ]]; then
+        COMPREPLY=($(compgen -W "${subverbs[$verb]} --help" -- "$cur")); return
+    fi
+
+    if [[ $cur == -* ]]; then
+        local opts="--help --json"
+        case "$verb $sub" in
+            "policy check") opts+=" --state-dir" ;;
+            "zone list") opts+=" --names" ;;
+            "device list") opts+=" --zone" ;;
+            "grant add") opts+=" --duration --reason" ;;
+            "print approve") opts+=" --comment" ;;
+            "print reject") opts+=" --reason" ;;
+            "history "*) opts+=" --user --zone --path --event --since --until --limit --namespace --directory" ;;
+            "events "*) opts+=" --follow --lines --user --zone --path --event --namespace --directory" ;;
+            "scan "*) opts="--help --json --policy --threshold --detectors --keywords --keyword-proximity --mime-type" ;;
+        esac
+        COMPREPLY=($(compgen -W "$opts" -- "$cur")); return
+    fi
+
+    # Positional arguments: count the ones after the sub-verb.
+    local pos=0 seen=0
+    for ((i = 1; i < cword; i++)); do
+        [[ ${words[i]} == -* ]] && continue
+        ((seen++))
+    done
+    pos=$((seen - (${subverbs[$verb]:+2} + 0)))
+    [[ -z ${subverbs[$verb]} ]] && pos=$((seen - 1))
+
+    case "$verb $sub" in
+        "policy check"|"scan ")
+            _filedir ;;
+        "user allow"|"user revoke")
+            if ((pos == 0)); then COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur"))
+            elif [[ $cur == %* ]]; then COMPREPLY=($(compgen -P % -g -- "${cur#%}"))
+            else COMPREPLY=($(compgen -u -- "$cur")); fi ;;
+        "user list"|"grant list")
+            ((pos == 0)) && COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur")) ;;
+        "grant add"|"grant revoke")
+            if ((pos == 0)); then COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur"))
+            elif ((pos == 1)); then COMPREPLY=($(compgen -u -- "$cur")); fi ;;
+        "device allow"|"device revoke")
+            if ((pos == 0)); then COMPREPLY=($(compgen -W "printer client media" -- "$cur"))
+            elif ((pos == 1)) && [[ ${words[cword-1]} != printer ]]; then
+                COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur"))
+            fi ;;
+        "device list")
+            ((pos == 0)) && COMPREPLY=($(compgen -W "printer client media" -- "$cur")) ;;
+    esac
+} &&
+    complete -F _custguardctl custguardctl
+
+# ex: filetype=sh

@@ -1,0 +1,1133 @@
+// The org.custguard1 service.
+//
+// Methods (interface org.custguard1, object /org/custguard1). "JSON" results are UTF-8
+// JSON documents whose shape is documented in custguardctl(8); custguardctl --json prints
+// them as they are.
+//
+//   GetStatus()                                   -> s status (JSON object)
+//   CheckPolicy()                                 -> b valid, s diagnostics (JSON array)
+//   ReloadPolicy()                                -> s warnings (JSON array); PolicyRefused
+//   ShowPolicy()                                  -> s policy (JSON object, with origins)
+//   ListZones()                                   -> s zones (JSON array)
+//   AllowUser(s zone, s user)                     -> s message
+//   RevokeUser(s zone, s user)                    -> s message
+//   ListUsers(s zone)                             -> s users (JSON array; zone "" = all)
+//   AllowDevice(s kind, s zone, s value)          -> s message
+//   RevokeDevice(s kind, s zone, s value)         -> s message
+//   ListDevices(s kind, s zone)                   -> s devices (JSON array; "" = all)
+//   AddGrant(s zone, s user, x seconds, s reason) -> t expires_at (seconds since the epoch)
+//   ListGrants(s zone)                            -> s grants (JSON array)
+//   RevokeGrant(s zone, s user)                   -> s message
+//   ListHeldJobs()                                -> s jobs (JSON array)
+//   ApproveJob(s job, s comment)                  -> s message
+//   RejectJob(s job, s reason)                    -> s message
+//
+// A zone argument is a zone name or an absolute path inside a zone (the innermost zone
+// holding it). kind is printer | client | media; printers take zone "".
+//
+// Errors: org.custguard1.Error.{AccessDenied, InvalidArgument, UnknownZone, UnknownUser,
+// NotFound, PolicyRefused, Failed}; each message says what to do.
+#include "daemon/dbus/control_plane.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "custguard/common/policy_files.hpp"
+#include "custguard/events/record.hpp"
+#include "custguard/policy/load.hpp"
+#include "daemon/core/daemon.hpp"
+#include "daemon/dbus/api.hpp"
+#include "daemon/dbus/bus_ptr.hpp"
+#include "daemon/dbus/json.hpp"
+
+namespace custguard::dbus {
+
+namespace {
+
+constexpr std::int64_t k_max_grant_seconds = 30ll * 24 * 3600;
+
+// A failure to report to the caller as a named D-Bus error.
+struct Failure {
+    const char* name;
+    std::string message;
+};
+
+template <typename T>
+using Result = tl::expected<T, Failure>;
+
+tl::unexpected<Failure> fail(const char* name, std::string message) {
+    return tl::unexpected(Failure{name, std::move(message)});
+}
+
+struct Caller {
+    uid_t uid = 0;
+    std::string name;  // user name, or the uid as text
+};
+
+std::optional<std::string> user_name(uid_t uid) {
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* out = nullptr;
+    if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &out) != 0 || !out) return std::nullopt;
+    return std::string(out->pw_name);
+}
+
+std::optional<uid_t> user_id(const std::string& name) {
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* out = nullptr;
+    if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &out) != 0 || !out) return std::nullopt;
+    return out->pw_uid;
+}
+
+std::optional<gid_t> group_id(const std::string& name) {
+    std::vector<char> buf(65536);
+    group gr{};
+    group* out = nullptr;
+    if (getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &out) != 0 || !out) return std::nullopt;
+    return out->gr_gid;
+}
+
+std::string origin_kind(policy::OriginKind k) {
+    switch (k) {
+    case policy::OriginKind::policy: return "policy";
+    case policy::OriginKind::dropin: return "dropin";
+    case policy::OriginKind::state: return "state";
+    }
+    return "?";
+}
+
+std::string where(const policy::SourcePos& pos) {
+    std::string out = pos.file;
+    if (pos.line) out += ":" + std::to_string(pos.line);
+    if (pos.line && pos.column) out += ":" + std::to_string(pos.column);
+    return out;
+}
+
+Json origin_json(const policy::Origin& o) {
+    return Json::object().set("kind", origin_kind(o.kind)).set("source", where(o.pos));
+}
+
+Json diagnostics_json(const policy::Diagnostics& diags) {
+    Json out = Json::array();
+    for (const auto& d : diags)
+        out.push(Json::object()
+                     .set("severity", d.severity == policy::Severity::error ? "error" : "warning")
+                     .set("file", d.pos.file)
+                     .set("line", d.pos.line)
+                     .set("column", d.pos.column)
+                     .set("message", d.message)
+                     .set("hint", d.hint)
+                     .set("text", d.format()));
+    return out;
+}
+
+std::string format_diagnostics(const policy::Diagnostics& diags) {
+    std::string out;
+    for (const auto& d : diags) out += (out.empty() ? "" : "\n") + d.format();
+    return out;
+}
+
+Json strings_json(const std::vector<std::string>& v) {
+    Json out = Json::array();
+    for (const auto& s : v) out.push(s);
+    return out;
+}
+
+std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : std::string(sep)) + s;
+    return out;
+}
+
+bool valid_printer_name(std::string_view s) {
+    // CUPS queue names: printable, no space, '/', '#' or '\\', at most 127 bytes.
+    if (s.empty() || s.size() > 127) return false;
+    return std::none_of(s.begin(), s.end(), [](char c) {
+        return static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '#' || c == '\\' || c == 0x7f;
+    });
+}
+
+}  // namespace
+
+struct ControlPlane::Impl {
+    daemon::Daemon& daemon;
+    ControlPlaneOptions options;
+    BusPtr bus;
+    SlotPtr slot;
+
+    Impl(daemon::Daemon& d, ControlPlaneOptions o) : daemon(d), options(std::move(o)) {}
+
+    // ---- authorisation -----------------------------------------------------------------
+
+    // Root, or a member of the admin group. The uid comes from the bus (dbus-daemon took it
+    // from SO_PEERCRED at connect time); supplementary groups from the bus when it reports
+    // them, else from the user database (as dbus-daemon's own <policy group=...> does).
+    Result<Caller> authorize(sd_bus_message* m) {
+        sd_bus_creds* raw = nullptr;
+        int r = sd_bus_query_sender_creds(
+            m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT,
+            &raw);
+        if (r < 0) return fail(error::access_denied, "cannot establish the caller's credentials; refusing");
+        CredsPtr creds(raw);
+        uid_t uid = 0;
+        if (sd_bus_creds_get_euid(raw, &uid) < 0 && sd_bus_creds_get_uid(raw, &uid) < 0)
+            return fail(error::access_denied, "the bus did not report the caller's uid; refusing");
+        Caller caller{uid, user_name(uid).value_or(std::to_string(uid))};
+        if (uid == 0) return caller;
+        auto admin = group_id(options.admin_group);
+        bool member = false;
+        if (admin) {
+            const gid_t* gids = nullptr;
+            int n = sd_bus_creds_get_supplementary_gids(raw, &gids);
+            if (n >= 0) {
+                member = std::find(gids, gids + n, *admin) != gids + n;
+            } else if (auto pw_name = user_name(uid)) {
+                std::vector<char> buf(16384);
+                passwd pw{};
+                passwd* out = nullptr;
+                getpwuid_r(uid, &pw, buf.data(), buf.size(), &out);
+                int count = 256;
+                std::vector<gid_t> groups(count);
+                if (out && getgrouplist(pw_name->c_str(), out->pw_gid, groups.data(), &count) >= 0)
+                    member = std::find(groups.begin(), groups.begin() + count, *admin) != groups.begin() + count;
+            }
+        }
+        if (member) return caller;
+        return tl::unexpected(Failure{
+            error::access_denied,
+            fmt::format("{} (uid {}) may not manage custguard: only root and members of group '{}' may; "
+                        "ask an administrator to run 'usermod -aG {} {}' or use sudo",
+                        caller.name, uid, options.admin_group, options.admin_group, caller.name)});
+    }
+
+    void record_denied(sd_bus_message* m, const std::string& message) {
+        sd_bus_creds* raw = nullptr;
+        uid_t uid = static_cast<uid_t>(-1);
+        if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &raw) >= 0) {
+            if (sd_bus_creds_get_euid(raw, &uid) < 0) sd_bus_creds_get_uid(raw, &uid);
+            sd_bus_creds_unref(raw);
+        }
+        std::string name = uid == static_cast<uid_t>(-1) ? "?" : user_name(uid).value_or(std::to_string(uid));
+        const char* member = sd_bus_message_get_member(m);
+        auto rec = events::make_admin_change_record(name, uid, "access_denied",
+                                                    fmt::format("{}.{}", interface_name, member ? member : "?"),
+                                                    message);
+        rec.set(events::field::decision, "deny");
+        daemon.pipeline().submit(std::move(rec));
+    }
+
+    void record_change(const Caller& caller, std::string_view action, std::string_view target,
+                       std::string_view detail, std::string_view zone, std::string_view before,
+                       std::string_view after) {
+        auto rec = events::make_admin_change_record(caller.name, caller.uid, action, target, detail);
+        rec.set(events::field::zone, zone);
+        rec.set("CUSTGUARD_BEFORE", before.empty() ? "none" : before);
+        rec.set("CUSTGUARD_AFTER", after.empty() ? "none" : after);
+        rec.set(events::field::decision, "allow");
+        daemon.pipeline().submit(std::move(rec));
+    }
+
+    // ---- argument helpers --------------------------------------------------------------
+
+    static std::string zone_names(const policy::Policy& p) {
+        std::vector<std::string> names;
+        for (const auto& z : p.zones) names.push_back(z.name);
+        return names.empty() ? "(none)" : join(names);
+    }
+
+    // A zone name, or an absolute path inside a zone.
+    static Result<const policy::Zone*> resolve_zone(const policy::Policy& p, const std::string& arg) {
+        if (arg.empty())
+            return fail(error::invalid_argument, "no zone given; name one of: " + zone_names(p));
+        if (arg.front() == '/') {
+            std::string path = arg;
+            while (path.size() > 1 && path.back() == '/') path.pop_back();
+            if (!policy::is_normalised_absolute(path))
+                return fail(error::invalid_argument,
+                            "'" + arg + "' is not a normalised absolute path; write it without '//', '/./' or '/../'");
+            const policy::Zone* best = nullptr;
+            std::size_t best_len = 0;
+            for (const auto& z : p.zones)
+                for (const auto& e : z.paths) {
+                    bool inside = path == e.path || e.path == "/" ||
+                                  (path.size() > e.path.size() && path.compare(0, e.path.size(), e.path) == 0 &&
+                                   path[e.path.size()] == '/');
+                    if (inside && e.path.size() >= best_len) best = &z, best_len = e.path.size();
+                }
+            if (!best)
+                return fail(error::unknown_zone, "no zone protects '" + path +
+                                                     "'; give a zone name or a path inside one (zones: " +
+                                                     zone_names(p) + "; see custguardctl zone list)");
+            return best;
+        }
+        if (const auto* z = p.find_zone(arg)) return z;
+        return fail(error::unknown_zone,
+                    "no zone named '" + arg + "'; zones are: " + zone_names(p) + " (see custguardctl zone list)");
+    }
+
+    // "alice" must be a user, "%sales" a group, both known to NSS.
+    static Result<void> check_principal(const std::string& name, bool users_only) {
+        bool group = !name.empty() && name.front() == '%';
+        std::string bare = group ? name.substr(1) : name;
+        if (bare.empty() || bare.front() == '-' || bare.size() > 256 ||
+            bare.find_first_of(" \t\n\r/:,\"'") != std::string::npos)
+            return fail(error::invalid_argument,
+                        "'" + name + "' is not a user or %group name; write a user as alice, a group as %sales");
+        if (group && users_only)
+            return fail(error::invalid_argument,
+                        "grants are given to one user, not a group ('" + name + "'); name the user");
+        if (group ? !group_id(bare) : !user_id(bare))
+            return fail(error::unknown_user,
+                        group ? "no group '" + bare + "' on this server; create it (groupadd) or check the spelling"
+                              : "no user '" + bare + "' on this server; create it or check the spelling "
+                                "(groups are written as %name)");
+        return {};
+    }
+
+    static Result<policy::DeviceKind> parse_kind(const std::string& kind) {
+        auto k = policy::parse_device_kind(kind);
+        if (!k)
+            return fail(error::invalid_argument,
+                        "unknown device kind '" + kind + "'; use printer, client or media");
+        return *k;
+    }
+
+    // Persist `next` or explain why not. Nothing changes on failure.
+    Result<void> commit(const policy::State& next, const char* ignored_error, const std::string& ignored_hint) {
+        auto r = daemon.update_state(next);
+        if (r) return {};
+        const auto& diags = r.error();
+        bool only_warnings = std::none_of(diags.begin(), diags.end(), [](const policy::Diagnostic& d) {
+            return d.severity == policy::Severity::error;
+        });
+        if (only_warnings) {
+            std::vector<std::string> messages;
+            for (auto m : diags) {
+                // The loader words these for a state file it reads ("state has malformed
+                // client 'x'; entry ignored"); say it as a refusal of this request.
+                for (std::string_view prefix : {"state has a ", "state has ", "state allows "})
+                    if (m.message.rfind(prefix, 0) == 0) m.message.erase(0, prefix.size());
+                if (auto pos = m.message.rfind("; entry ignored"); pos != std::string::npos) m.message.erase(pos);
+                messages.push_back(m.message);
+            }
+            return fail(ignored_error, join(messages, "; ") + (ignored_hint.empty() ? "" : "; " + ignored_hint));
+        }
+        return fail(error::policy_refused, "the change was refused and nothing was changed:\n" +
+                                               format_diagnostics(diags) +
+                                               "\nfix the policy (custguardctl policy check) and try again");
+    }
+
+    // ---- methods -----------------------------------------------------------------------
+
+    Result<Json> get_status() {
+        auto s = daemon.status();
+        Json pipeline = Json::object()
+                            .set("submitted", s.pipeline.submitted)
+                            .set("seq", s.pipeline.seq)
+                            .set("journal_reachable", s.pipeline.journal_reachable)
+                            .set("journal_written", s.pipeline.journal_written)
+                            .set("spooled", s.pipeline.spooled)
+                            .set("spool_pending", s.pipeline.spool_pending)
+                            .set("lost", s.pipeline.lost)
+                            .set("dropped_queue_full", s.pipeline.dropped_queue_full)
+                            .set("jsonl_written", s.pipeline.jsonl_written)
+                            .set("run_id", s.pipeline.run_id)
+                            .set("last_error", s.pipeline.last_error);
+        Json sensor = Json::object()
+                          .set("events", s.sensor.events)
+                          .set("dropped", s.sensor.dropped)
+                          .set("denied", s.sensor.denied)
+                          .set("errors", s.sensor.errors);
+        auto state = daemon.current_state();
+        return Json::object()
+            .set("version", s.version)
+            .set("enforcer", s.enforcer)
+            .set("enforcer_reason", s.enforcer_reason)
+            .set("adopted", s.adopted)
+            .set("policy_path", s.policy_path)
+            .set("policy_digest", s.policy_digest)
+            .set("policy_loaded_at", s.policy_loaded_at)
+            .set("started_at", s.started_at)
+            .set("reloads", s.reloads)
+            .set("reload_failures", s.reload_failures)
+            .set("zones", strings_json(s.zones))
+            .set("state_dir", daemon.state_dir().string())
+            .set("state_users", state.users.size())
+            .set("state_devices", state.devices.size())
+            .set("grants", state.grants.size())
+            .set("held_jobs", daemon.held_jobs().list().size())
+            .set("sensor", std::move(sensor))
+            .set("pipeline", std::move(pipeline))
+            .set("warnings", strings_json(s.warnings));
+    }
+
+    Result<std::pair<bool, Json>> check_policy() {
+        auto s = daemon.status();
+        auto loaded = common::load_policy(s.policy_path, daemon.state_dir(), common::now_seconds());
+        if (!loaded) return std::pair{false, diagnostics_json(loaded.error())};
+        return std::pair{true, diagnostics_json(loaded->warnings)};
+    }
+
+    Result<Json> reload_policy(const Caller& caller) {
+        auto before = daemon.status().policy_digest;
+        auto outcome = daemon.reload("D-Bus ReloadPolicy by " + caller.name);
+        auto after = daemon.status().policy_digest;
+        record_change(caller, "policy.reload", daemon.status().policy_path,
+                      outcome.accepted ? "accepted" : "refused", "", "digest " + before,
+                      "digest " + after + (outcome.accepted ? "" : " (refused; previous policy in force)"));
+        if (!outcome.accepted)
+            return fail(error::policy_refused, "the policy was refused; the running policy stays in force:\n" +
+                                                   format_diagnostics(outcome.diagnostics) +
+                                                   "\nfix the file(s) named above (custguardctl policy check) and reload again");
+        return diagnostics_json(outcome.diagnostics);
+    }
+
+    Result<Json> show_policy() {
+        auto p = daemon.current_policy();
+        Json zones = Json::array();
+        for (const auto& z : p.zones) {
+            Json paths = Json::array(), users = Json::array(), programs = Json::array(), clients = Json::array(),
+                 media = Json::array();
+            for (const auto& e : z.paths) paths.push(Json::object().set("path", e.path).set("origin", origin_json(e.origin)));
+            for (const auto& u : z.allow_users)
+                users.push(Json::object().set("name", u.spelled()).set("id", u.id).set("origin", origin_json(u.origin)));
+            for (const auto& e : z.allow_programs)
+                programs.push(Json::object().set("path", e.path).set("origin", origin_json(e.origin)));
+            for (const auto& c : z.allow_clients)
+                clients.push(Json::object().set("client", c.text).set("origin", origin_json(c.origin)));
+            for (const auto& m : z.allow_media)
+                media.push(Json::object()
+                               .set("media", m.vendor + ":" + m.product + (m.serial.empty() ? "" : ":" + m.serial))
+                               .set("origin", origin_json(m.origin)));
+            zones.push(Json::object()
+                           .set("name", z.name)
+                           .set("origin", origin_json(z.origin))
+                           .set("sensitivity", std::string(policy::to_string(z.sensitivity)))
+                           .set("on_violation", std::string(policy::to_string(z.on_violation)))
+                           .set("record_allowed", z.record_allowed)
+                           .set("paths", std::move(paths))
+                           .set("allow_users", std::move(users))
+                           .set("allow_programs", std::move(programs))
+                           .set("allow_clients", std::move(clients))
+                           .set("allow_media", std::move(media))
+                           .set("notify", strings_json(z.notify)));
+        }
+        Json print_users = Json::array();
+        for (const auto& u : p.print.allow_users)
+            print_users.push(Json::object().set("name", u.spelled()).set("origin", origin_json(u.origin)));
+        Json print = Json::object()
+                         .set("origin", origin_json(p.print.origin))
+                         .set("action", std::string(policy::to_string(p.print.action)))
+                         .set("allow_printers", strings_json(p.print.allow_printers))
+                         .set("allow_users", std::move(print_users))
+                         .set("detectors", strings_json(p.print.detectors))
+                         .set("threshold", p.print.threshold)
+                         .set("keywords", strings_json(p.print.keywords))
+                         .set("keyword_proximity", p.print.keyword_proximity)
+                         .set("notify", strings_json(p.print.notify));
+        Json notify = Json::array();
+        for (const auto& n : p.notify_targets)
+            notify.push(Json::object()
+                            .set("name", n.name)
+                            .set("mail", strings_json(n.mail))
+                            .set("webhook", n.webhook)
+                            .set("digest_seconds", n.digest_seconds)
+                            .set("origin", origin_json(n.origin)));
+        Json grants = Json::array();
+        for (const auto& g : p.grants)
+            grants.push(Json::object()
+                            .set("zone", g.zone)
+                            .set("user", g.user)
+                            .set("uid", g.uid)
+                            .set("expires_at", g.expires_at)
+                            .set("reason", g.reason)
+                            .set("granted_by", g.granted_by)
+                            .set("origin", origin_json(g.origin)));
+        return Json::object()
+            .set("daemon", Json::object()
+                               .set("enforcer", std::string(policy::to_string(p.daemon.enforcer)))
+                               .set("state_dir", p.daemon.state_dir)
+                               .set("origin", origin_json(p.daemon.origin)))
+            .set("zones", std::move(zones))
+            .set("print", std::move(print))
+            // The SMTP password file's path is shown, never its contents.
+            .set("mail", Json::object()
+                             .set("smtp", p.mail.smtp)
+                             .set("from", p.mail.from)
+                             .set("starttls", p.mail.starttls)
+                             .set("username", p.mail.username)
+                             .set("password_file", p.mail.password_file)
+                             .set("origin", origin_json(p.mail.origin)))
+            .set("notify", std::move(notify))
+            .set("bulk", Json::object()
+                             .set("max_files", p.bulk.max_files)
+                             .set("max_bytes", p.bulk.max_bytes)
+                             .set("window_seconds", p.bulk.window_seconds)
+                             .set("action", std::string(policy::to_string(p.bulk.action)))
+                             .set("origin", origin_json(p.bulk.origin)))
+            .set("grants", std::move(grants));
+    }
+
+    Result<Json> list_zones() {
+        auto p = daemon.current_policy();
+        Json out = Json::array();
+        for (const auto& z : p.zones) {
+            std::vector<std::string> paths, users;
+            for (const auto& e : z.paths) paths.push_back(e.path);
+            for (const auto& u : z.allow_users) users.push_back(u.spelled());
+            out.push(Json::object()
+                         .set("name", z.name)
+                         .set("paths", strings_json(paths))
+                         .set("sensitivity", std::string(policy::to_string(z.sensitivity)))
+                         .set("on_violation", std::string(policy::to_string(z.on_violation)))
+                         .set("record_allowed", z.record_allowed)
+                         .set("allow_users", strings_json(users))
+                         .set("clients", z.allow_clients.size())
+                         .set("media", z.allow_media.size())
+                         .set("programs", z.allow_programs.size())
+                         .set("origin", origin_json(z.origin)));
+        }
+        return out;
+    }
+
+    static std::vector<std::string> spelled_users(const policy::Zone& z) {
+        std::vector<std::string> out;
+        for (const auto& u : z.allow_users) out.push_back(u.spelled());
+        return out;
+    }
+
+    Result<std::string> allow_user(const Caller& caller, const std::string& zone_arg, const std::string& user) {
+        auto p = daemon.current_policy();
+        auto zone = resolve_zone(p, zone_arg);
+        if (!zone) return tl::unexpected(zone.error());
+        if (auto r = check_principal(user, false); !r) return tl::unexpected(r.error());
+        const std::string zname = (*zone)->name;
+        for (const auto& u : (*zone)->allow_users)
+            if (u.spelled() == user)
+                return fmt::format("{} is already allowed in zone {} ({} {})", user, zname, origin_kind(u.origin.kind),
+                                   where(u.origin.pos));
+        auto state = daemon.current_state();
+        auto before = spelled_users(**zone);
+        state.users.push_back({zname, user, caller.name, common::now_seconds()});
+        if (auto r = commit(state, error::invalid_argument, "nothing was changed"); !r)
+            return tl::unexpected(r.error());
+        auto after = before;
+        after.push_back(user);
+        record_change(caller, "user.allow", zname + ":" + user, "allowed " + user + " in zone " + zname, zname,
+                      join(before), join(after));
+        return fmt::format("{} may now read zone {}", user, zname);
+    }
+
+    Result<std::string> revoke_user(const Caller& caller, const std::string& zone_arg, const std::string& user) {
+        auto p = daemon.current_policy();
+        auto zone = resolve_zone(p, zone_arg);
+        if (!zone) return tl::unexpected(zone.error());
+        const std::string zname = (*zone)->name;
+        auto state = daemon.current_state();
+        auto it = std::remove_if(state.users.begin(), state.users.end(),
+                                 [&](const policy::StateUser& u) { return u.zone == zname && u.name == user; });
+        if (it == state.users.end()) {
+            for (const auto& u : (*zone)->allow_users)
+                if (u.spelled() == user)
+                    return fail(error::policy_refused,
+                                fmt::format("{} is allowed in zone {} by {}, not by custguardctl; edit that file "
+                                            "and run 'custguardctl policy reload'",
+                                            user, zname, where(u.origin.pos)));
+            return fail(error::not_found, fmt::format("{} is not allowed in zone {}; see custguardctl user list {}",
+                                                      user, zname, zname));
+        }
+        state.users.erase(it, state.users.end());
+        auto before = spelled_users(**zone);
+        if (auto r = commit(state, error::failed, ""); !r) return tl::unexpected(r.error());
+        auto after = spelled_users(*daemon.current_policy().find_zone(zname));
+        record_change(caller, "user.revoke", zname + ":" + user, "revoked " + user + " in zone " + zname, zname,
+                      join(before), join(after));
+        // The policy may still allow the user through a group: say so.
+        return fmt::format("{} removed from zone {}", user, zname);
+    }
+
+    Result<Json> list_users(const std::string& zone_arg) {
+        auto p = daemon.current_policy();
+        auto state = daemon.current_state();
+        std::vector<const policy::Zone*> zones;
+        if (zone_arg.empty()) {
+            for (const auto& z : p.zones) zones.push_back(&z);
+        } else {
+            auto z = resolve_zone(p, zone_arg);
+            if (!z) return tl::unexpected(z.error());
+            zones.push_back(*z);
+        }
+        Json out = Json::array();
+        for (const auto* z : zones)
+            for (const auto& u : z->allow_users) {
+                Json row = Json::object()
+                               .set("zone", z->name)
+                               .set("name", u.spelled())
+                               .set("kind", u.kind == policy::Principal::Kind::group ? "group" : "user")
+                               .set("id", u.id)
+                               .set("origin", origin_kind(u.origin.kind))
+                               .set("source", where(u.origin.pos));
+                for (const auto& s : state.users)
+                    if (u.origin.kind == policy::OriginKind::state && s.zone == z->name && s.name == u.spelled())
+                        row.set("added_by", s.added_by).set("added_at", s.added_at);
+                out.push(std::move(row));
+            }
+        return out;
+    }
+
+    // The effective devices of one kind in one zone (printers: zone ignored), as text.
+    static std::vector<std::pair<std::string, policy::Origin>> devices_of(const policy::Policy& p,
+                                                                          policy::DeviceKind kind,
+                                                                          const policy::Zone* z,
+                                                                          const policy::State& state) {
+        std::vector<std::pair<std::string, policy::Origin>> out;
+        if (kind == policy::DeviceKind::printer) {
+            for (const auto& name : p.print.allow_printers) {
+                bool from_state = std::any_of(state.devices.begin(), state.devices.end(), [&](const auto& d) {
+                    return d.kind == policy::DeviceKind::printer && d.value == name;
+                });
+                policy::Origin o = p.print.origin;
+                if (from_state) o = {policy::OriginKind::state, {"state.toml", 0, 0}};
+                // A printer named in the policy files stays a policy entry even if the state repeats it.
+                out.emplace_back(name, o);
+            }
+            return out;
+        }
+        if (!z) return out;
+        if (kind == policy::DeviceKind::client)
+            for (const auto& c : z->allow_clients) out.emplace_back(c.text, c.origin);
+        else
+            for (const auto& m : z->allow_media)
+                out.emplace_back(m.vendor + ":" + m.product + (m.serial.empty() ? "" : ":" + m.serial), m.origin);
+        return out;
+    }
+
+    Result<const policy::Zone*> device_zone(const policy::Policy& p, policy::DeviceKind kind, const std::string& zone_arg) {
+        if (kind == policy::DeviceKind::printer) {
+            if (!zone_arg.empty())
+                return fail(error::invalid_argument,
+                            "printers are allowed for the whole [print] section, not per zone; leave out the zone");
+            return nullptr;
+        }
+        return resolve_zone(p, zone_arg);
+    }
+
+    static std::string device_hint(policy::DeviceKind kind) {
+        switch (kind) {
+        case policy::DeviceKind::client:
+            return "write an IPv4 or IPv6 address, a network without host bits such as 192.168.10.0/24, or a host name";
+        case policy::DeviceKind::media:
+            return "write vendor:product[:serial] with 4-digit hex ids, e.g. 0781:5581 or 0781:5581:4C530001";
+        case policy::DeviceKind::printer: return "write the CUPS queue name";
+        }
+        return {};
+    }
+
+    Result<std::string> allow_device(const Caller& caller, const std::string& kind_arg, const std::string& zone_arg,
+                                     std::string value) {
+        auto kind = parse_kind(kind_arg);
+        if (!kind) return tl::unexpected(kind.error());
+        auto p = daemon.current_policy();
+        auto zone = device_zone(p, *kind, zone_arg);
+        if (!zone) return tl::unexpected(zone.error());
+        if (*kind == policy::DeviceKind::printer && !valid_printer_name(value))
+            return fail(error::invalid_argument, "'" + value + "' is not a printer queue name; " + device_hint(*kind));
+        if (value.empty()) return fail(error::invalid_argument, "no device given; " + device_hint(*kind));
+        auto state = daemon.current_state();
+        const std::string zname = *zone ? (*zone)->name : "";
+        auto current = devices_of(p, *kind, *zone, state);
+        for (const auto& [text, origin] : current)
+            if (text == value)
+                return fmt::format("{} {} is already allowed{} ({} {})", kind_arg, value,
+                                   zname.empty() ? "" : " in zone " + zname, origin_kind(origin.kind),
+                                   where(origin.pos));
+        std::vector<std::string> before;
+        for (const auto& d : current) before.push_back(d.first);
+        state.devices.push_back({*kind, zname, value, caller.name, common::now_seconds()});
+        if (auto r = commit(state, error::invalid_argument,
+                            "nothing was changed; " + device_hint(*kind));
+            !r)
+            return tl::unexpected(r.error());
+        auto after = before;
+        after.push_back(value);
+        std::string target = std::string(kind_arg) + ":" + (zname.empty() ? "" : zname + ":") + value;
+        record_change(caller, "device.allow", target,
+                      "allowed " + kind_arg + " " + value + (zname.empty() ? "" : " in zone " + zname), zname,
+                      join(before), join(after));
+        return fmt::format("{} {} allowed{}", kind_arg, value, zname.empty() ? "" : " in zone " + zname);
+    }
+
+    Result<std::string> revoke_device(const Caller& caller, const std::string& kind_arg, const std::string& zone_arg,
+                                      const std::string& value) {
+        auto kind = parse_kind(kind_arg);
+        if (!kind) return tl::unexpected(kind.error());
+        auto p = daemon.current_policy();
+        auto zone = device_zone(p, *kind, zone_arg);
+        if (!zone) return tl::unexpected(zone.error());
+        const std::string zname = *zone ? (*zone)->name : "";
+        auto state = daemon.current_state();
+        auto current = devices_of(p, *kind, *zone, state);
+        auto it = std::remove_if(state.devices.begin(), state.devices.end(), [&](const policy::StateDevice& d) {
+            return d.kind == *kind && d.value == value && (*kind == policy::DeviceKind::printer || d.zone == zname);
+        });
+        if (it == state.devices.end()) {
+            for (const auto& [text, origin] : current)
+                if (text == value)
+                    return fail(error::policy_refused,
+                                fmt::format("{} {} is allowed by {}, not by custguardctl; edit that file and run "
+                                            "'custguardctl policy reload'",
+                                            kind_arg, value, where(origin.pos)));
+            return fail(error::not_found, fmt::format("{} {} is not allowed{}; see custguardctl device list", kind_arg,
+                                                      value, zname.empty() ? "" : " in zone " + zname));
+        }
+        state.devices.erase(it, state.devices.end());
+        std::vector<std::string> before;
+        for (const auto& d : current) before.push_back(d.first);
+        if (auto r = commit(state, error::failed, ""); !r) return tl::unexpected(r.error());
+        std::vector<std::string> after;
+        auto np = daemon.current_policy();
+        for (const auto& d : devices_of(np, *kind, zname.empty() ? nullptr : np.find_zone(zname), daemon.current_state()))
+            after.push_back(d.first);
+        std::string target = std::string(kind_arg) + ":" + (zname.empty() ? "" : zname + ":") + value;
+        record_change(caller, "device.revoke", target,
+                      "revoked " + kind_arg + " " + value + (zname.empty() ? "" : " in zone " + zname), zname,
+                      join(before), join(after));
+        return fmt::format("{} {} revoked{}", kind_arg, value, zname.empty() ? "" : " in zone " + zname);
+    }
+
+    Result<Json> list_devices(const std::string& kind_arg, const std::string& zone_arg) {
+        std::vector<policy::DeviceKind> kinds;
+        if (kind_arg.empty()) {
+            kinds = {policy::DeviceKind::printer, policy::DeviceKind::client, policy::DeviceKind::media};
+        } else {
+            auto k = parse_kind(kind_arg);
+            if (!k) return tl::unexpected(k.error());
+            kinds = {*k};
+        }
+        auto p = daemon.current_policy();
+        auto state = daemon.current_state();
+        std::vector<const policy::Zone*> zones;
+        if (zone_arg.empty()) {
+            for (const auto& z : p.zones) zones.push_back(&z);
+        } else {
+            auto z = resolve_zone(p, zone_arg);
+            if (!z) return tl::unexpected(z.error());
+            zones.push_back(*z);
+        }
+        Json out = Json::array();
+        auto row = [&](policy::DeviceKind k, const std::string& zone, const std::string& value,
+                       const policy::Origin& o) {
+            Json r = Json::object()
+                         .set("kind", std::string(policy::to_string(k)))
+                         .set("zone", zone)
+                         .set("value", value)
+                         .set("origin", origin_kind(o.kind))
+                         .set("source", o.kind == policy::OriginKind::state ? "" : where(o.pos));
+            for (const auto& d : state.devices)
+                if (d.kind == k && d.value == value && (k == policy::DeviceKind::printer || d.zone == zone))
+                    r.set("added_by", d.added_by).set("added_at", d.added_at);
+            out.push(std::move(r));
+        };
+        for (auto k : kinds) {
+            if (k == policy::DeviceKind::printer) {
+                for (const auto& [v, o] : devices_of(p, k, nullptr, state)) row(k, "", v, o);
+                continue;
+            }
+            for (const auto* z : zones)
+                for (const auto& [v, o] : devices_of(p, k, z, state)) row(k, z->name, v, o);
+        }
+        return out;
+    }
+
+    Result<std::uint64_t> add_grant(const Caller& caller, const std::string& zone_arg, const std::string& user,
+                                    std::int64_t seconds, const std::string& reason) {
+        auto p = daemon.current_policy();
+        auto zone = resolve_zone(p, zone_arg);
+        if (!zone) return tl::unexpected(zone.error());
+        if (auto r = check_principal(user, true); !r) return tl::unexpected(r.error());
+        if (seconds <= 0)
+            return fail(error::invalid_argument,
+                        fmt::format("a grant needs a positive duration (got {} s); e.g. --duration 30m or 2h", seconds));
+        if (seconds > k_max_grant_seconds)
+            return fail(error::invalid_argument,
+                        fmt::format("a grant lasts at most 30 days (got {} s); for lasting access use "
+                                    "'custguardctl user allow'",
+                                    seconds));
+        if (reason.find_first_not_of(" \t") == std::string::npos)
+            return fail(error::invalid_argument, "a grant needs a reason (e.g. --reason \"ticket 4711\"): it goes into the record");
+        const std::string zname = (*zone)->name;
+        auto now = common::now_seconds();
+        std::uint64_t expires = now + static_cast<std::uint64_t>(seconds);
+        auto state = daemon.current_state();
+        std::string before;
+        std::erase_if(state.grants, [&](const policy::StateGrant& g) {
+            if (g.zone != zname || g.user != user) return false;
+            before = fmt::format("until {} ({})", g.expires_at, g.reason);
+            return true;
+        });
+        state.grants.push_back({zname, user, expires, reason, caller.name, now});
+        if (auto r = commit(state, error::invalid_argument, "nothing was changed"); !r) return tl::unexpected(r.error());
+        record_change(caller, "grant.add", zname + ":" + user,
+                      fmt::format("granted {} access to zone {} for {} s: {}", user, zname, seconds, reason), zname,
+                      before, fmt::format("until {} ({})", expires, reason));
+        return expires;
+    }
+
+    Result<Json> list_grants(const std::string& zone_arg) {
+        std::string zname;
+        if (!zone_arg.empty()) {
+            auto p = daemon.current_policy();
+            auto z = resolve_zone(p, zone_arg);
+            if (!z) return tl::unexpected(z.error());
+            zname = (*z)->name;
+        }
+        auto now = common::now_seconds();
+        Json out = Json::array();
+        for (const auto& g : daemon.current_state().grants) {
+            if (!zname.empty() && g.zone != zname) continue;
+            if (g.expires_at <= now) continue;  // expired; the prune timer removes it
+            out.push(Json::object()
+                         .set("zone", g.zone)
+                         .set("user", g.user)
+                         .set("expires_at", g.expires_at)
+                         .set("remaining_seconds", g.expires_at - now)
+                         .set("reason", g.reason)
+                         .set("granted_by", g.granted_by)
+                         .set("granted_at", g.granted_at));
+        }
+        return out;
+    }
+
+    Result<std::string> revoke_grant(const Caller& caller, const std::string& zone_arg, const std::string& user) {
+        auto p = daemon.current_policy();
+        auto zone = resolve_zone(p, zone_arg);
+        if (!zone) return tl::unexpected(zone.error());
+        const std::string zname = (*zone)->name;
+        auto state = daemon.current_state();
+        std::string before;
+        std::size_t removed = std::erase_if(state.grants, [&](const policy::StateGrant& g) {
+            if (g.zone != zname || g.user != user) return false;
+            before = fmt::format("until {} ({})", g.expires_at, g.reason);
+            return true;
+        });
+        if (removed == 0)
+            return fail(error::not_found,
+                        fmt::format("{} has no grant in zone {}; see custguardctl grant list", user, zname));
+        if (auto r = commit(state, error::failed, ""); !r) return tl::unexpected(r.error());
+        record_change(caller, "grant.revoke", zname + ":" + user,
+                      fmt::format("revoked the grant of {} in zone {}", user, zname), zname, before, "");
+        return fmt::format("grant of {} in zone {} revoked", user, zname);
+    }
+
+    static Json job_json(const daemon::HeldJob& j) {
+        Json hits = Json::object();
+        for (const auto& [name, n] : j.detector_hits) hits.set(name, n);
+        return Json::object()
+            .set("job", j.id)
+            .set("printer", j.printer)
+            .set("user", j.user)
+            .set("uid", j.uid)
+            .set("title", j.title)
+            .set("pages", j.pages)
+            .set("client", j.client)
+            .set("held_at", j.held_at)
+            .set("detector_hits", std::move(hits));
+    }
+
+    Result<Json> list_held_jobs() {
+        Json out = Json::array();
+        for (const auto& j : daemon.held_jobs().list()) out.push(job_json(j));
+        return out;
+    }
+
+    Result<std::string> decide_job(const Caller& caller, const std::string& id, const std::string& comment,
+                                   daemon::JobDecision decision) {
+        if (id.empty()) return fail(error::invalid_argument, "no job id given; see custguardctl print held");
+        bool approve = decision == daemon::JobDecision::approved;
+        auto job = daemon.held_jobs().decide(id, decision, caller.name, comment);
+        if (!job)
+            return fail(error::not_found, "no held print job '" + id + "'; see custguardctl print held");
+        events::PrintJob pj;
+        pj.printer = job->printer;
+        pj.job = job->id;
+        pj.user = job->user;
+        pj.uid = job->uid;
+        pj.title = job->title;
+        pj.pages = job->pages;
+        pj.client = job->client;
+        pj.detector_hits = job->detector_hits;
+        daemon.pipeline().submit(events::make_print_record(
+            pj, approve ? events::PrintDecision::allow : events::PrintDecision::deny,
+            fmt::format("{} by {}{}", approve ? "approved" : "rejected", caller.name,
+                        comment.empty() ? "" : ": " + comment)));
+        record_change(caller, approve ? "print.approve" : "print.reject", job->printer + ":" + job->id,
+                      comment.empty() ? std::string(approve ? "approved" : "rejected") : comment, "", "held",
+                      approve ? "released" : "cancelled");
+        return fmt::format("job {} on {} {}", job->id, job->printer, approve ? "released" : "cancelled");
+    }
+};
+
+namespace {
+
+using Impl = ControlPlane::Impl;
+
+int reply_failure(sd_bus_error* err, const Failure& f) { return sd_bus_error_set(err, f.name, f.message.c_str()); }
+
+// Authorise, run, translate failures and exceptions into named errors.
+template <typename Fn>
+int guarded(sd_bus_message* m, void* userdata, sd_bus_error* err, Fn&& fn) {
+    auto* self = static_cast<Impl*>(userdata);
+    try {
+        auto caller = self->authorize(m);
+        if (!caller) {
+            self->record_denied(m, caller.error().message);
+            return reply_failure(err, caller.error());
+        }
+        return fn(*self, *caller);
+    } catch (const std::exception& e) {
+        return sd_bus_error_setf(err, error::failed, "internal error: %s; see the daemon's log", e.what());
+    }
+}
+
+int reply_string(sd_bus_message* m, sd_bus_error* err, const Result<std::string>& r) {
+    if (!r) return reply_failure(err, r.error());
+    return sd_bus_reply_method_return(m, "s", r->c_str());
+}
+
+int reply_json(sd_bus_message* m, sd_bus_error* err, const Result<Json>& r) {
+    if (!r) return reply_failure(err, r.error());
+    return sd_bus_reply_method_return(m, "s", r->dump().c_str());
+}
+
+int read_strings(sd_bus_message* m, sd_bus_error* err, std::initializer_list<const char**> out) {
+    for (auto** p : out) {
+        int r = sd_bus_message_read_basic(m, 's', p);
+        if (r < 0) return sd_bus_error_set_errno(err, r);
+    }
+    return 0;
+}
+
+int m_get_status(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller&) { return reply_json(m, e, s.get_status()); });
+}
+
+int m_check_policy(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller&) {
+        auto r = s.check_policy();
+        if (!r) return reply_failure(e, r.error());
+        return sd_bus_reply_method_return(m, "bs", static_cast<int>(r->first), r->second.dump().c_str());
+    });
+}
+
+int m_reload_policy(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) { return reply_json(m, e, s.reload_policy(c)); });
+}
+
+int m_show_policy(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller&) { return reply_json(m, e, s.show_policy()); });
+}
+
+int m_list_zones(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller&) { return reply_json(m, e, s.list_zones()); });
+}
+
+int m_allow_user(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        const char *zone = nullptr, *user = nullptr;
+        if (int r = read_strings(m, e, {&zone, &user}); r < 0) return r;
+        return reply_string(m, e, s.allow_user(c, zone, user));
+    });
+}
+
+int m_revoke_user(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        const char *zone = nullptr, *user = nullptr;
+        if (int r = read_strings(m, e, {&zone, &user}); r < 0) return r;
+        return reply_string(m, e, s.revoke_user(c, zone, user));
+    });
+}
+
+int m_list_users(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller&) {
+        const char* zone = nullptr;
+        if (int r = read_strings(m, e, {&zone}); r < 0) return r;
+        return reply_json(m, e, s.list_users(zone));
+    });
+}
+
+int m_allow_device(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        const char *kind = nullptr, *zone = nullptr, *value = nullptr;
+        if (int r = read_strings(m, e, {&kind, &zone, &value}); r < 0) return r;
+        return reply_string(m, e, s.allow_device(c, kind, zone, value));
+    });
+}
+
+int m_revoke_device(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        const char *kind = nullptr, *zone = nullptr, *value = nullptr;
+        if (int r = read_strings(m, e, {&kind, &zone, &value}); r < 0) return r;
+        return reply_string(m, e, s.revoke_device(c, kind, zone, value));
+    });
+}
+
+int m_list_devices(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller&) {
+        const char *kind = nullptr, *zone = nullptr;
+        if (int r = read_strings(m, e, {&kind, &zone}); r < 0) return r;
+        return reply_json(m, e, s.list_devices(kind, zone));
+    });
+}
+
+int m_add_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        const char *zone = nullptr, *user = nullptr, *reason = nullptr;
+        std::int64_t seconds = 0;
+        int r = sd_bus_message_read(m, "ssxs", &zone, &user, &seconds, &reason);
+        if (r < 0) return sd_bus_error_set_errno(e, r);
+        auto res = s.add_grant(c, zone, user, seconds, reason);
+        if (!res) return reply_failure(e, res.error());
+        return sd_bus_reply_method_return(m, "t", *res);
+    });
+}
+
+int m_list_grants(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller&) {
+        const char* zone = nullptr;
+        if (int r = read_strings(m, e, {&zone}); r < 0) return r;
+        return reply_json(m, e, s.list_grants(zone));
+    });
+}
+
+int m_revoke_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        const char *zone = nullptr, *user = nullptr;
+        if (int r = read_strings(m, e, {&zone, &user}); r < 0) return r;
+        return reply_string(m, e, s.revoke_grant(c, zone, user));
+    });
+}
+
+int m_list_held_jobs(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller&) { return reply_json(m, e, s.list_held_jobs()); });
+}
+
+int m_approve_job(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        const char *job = nullptr, *comment = nullptr;
+        if (int r = read_strings(m, e, {&job, &comment}); r < 0) return r;
+        return reply_string(m, e, s.decide_job(c, job, comment, daemon::JobDecision::approved));
+    });
+}
+
+int m_reject_job(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        const char *job = nullptr, *reason = nullptr;
+        if (int r = read_strings(m, e, {&job, &reason}); r < 0) return r;
+        return reply_string(m, e, s.decide_job(c, job, reason, daemon::JobDecision::rejected));
+    });
+}
+
+// Every method changes state or reveals it, so none is privileged-free; the checks are in
+// guarded(). SD_BUS_VTABLE_UNPRIVILEGED tells sd-bus not to apply its own (capability
+// based) check, which would refuse group members before we could record the attempt.
+constexpr auto k_flags = SD_BUS_VTABLE_UNPRIVILEGED;
+
+const sd_bus_vtable k_vtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD_WITH_NAMES("GetStatus", "", , "s", SD_BUS_PARAM(status), m_get_status, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("CheckPolicy", "", , "bs", SD_BUS_PARAM(valid) SD_BUS_PARAM(diagnostics),
+                             m_check_policy, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ReloadPolicy", "", , "s", SD_BUS_PARAM(warnings), m_reload_policy, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ShowPolicy", "", , "s", SD_BUS_PARAM(policy), m_show_policy, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ListZones", "", , "s", SD_BUS_PARAM(zones), m_list_zones, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("AllowUser", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(user), "s", SD_BUS_PARAM(message),
+                             m_allow_user, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("RevokeUser", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(user), "s", SD_BUS_PARAM(message),
+                             m_revoke_user, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ListUsers", "s", SD_BUS_PARAM(zone), "s", SD_BUS_PARAM(users), m_list_users, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("AllowDevice", "sss", SD_BUS_PARAM(kind) SD_BUS_PARAM(zone) SD_BUS_PARAM(value), "s",
+                             SD_BUS_PARAM(message), m_allow_device, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("RevokeDevice", "sss", SD_BUS_PARAM(kind) SD_BUS_PARAM(zone) SD_BUS_PARAM(value), "s",
+                             SD_BUS_PARAM(message), m_revoke_device, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ListDevices", "ss", SD_BUS_PARAM(kind) SD_BUS_PARAM(zone), "s", SD_BUS_PARAM(devices),
+                             m_list_devices, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("AddGrant", "ssxs",
+                             SD_BUS_PARAM(zone) SD_BUS_PARAM(user) SD_BUS_PARAM(seconds) SD_BUS_PARAM(reason), "t",
+                             SD_BUS_PARAM(expires_at), m_add_grant, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ListGrants", "s", SD_BUS_PARAM(zone), "s", SD_BUS_PARAM(grants), m_list_grants, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("RevokeGrant", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(user), "s", SD_BUS_PARAM(message),
+                             m_revoke_grant, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ListHeldJobs", "", , "s", SD_BUS_PARAM(jobs), m_list_held_jobs, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ApproveJob", "ss", SD_BUS_PARAM(job) SD_BUS_PARAM(comment), "s", SD_BUS_PARAM(message),
+                             m_approve_job, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("RejectJob", "ss", SD_BUS_PARAM(job) SD_BUS_PARAM(reason), "s", SD_BUS_PARAM(message),
+                             m_reject_job, k_flags),
+    SD_BUS_VTABLE_END,
+};
+
+}  // namespace
+
+ControlPlane::ControlPlane(daemon::Daemon& daemon, ControlPlaneOptions options)
+    : impl_(std::make_unique<Impl>(daemon, std::move(options))) {}
+
+ControlPlane::~ControlPlane() {
+    if (impl_->bus) sd_bus_detach_event(impl_->bus.get());
+}
+
+bool ControlPlane::running() const { return impl_->bus != nullptr; }
+
+tl::expected<void, std::string> ControlPlane::start(sd_event* event) {
+    sd_bus* raw = nullptr;
+    int r;
+    if (impl_->options.address.empty()) {
+        r = sd_bus_open_system(&raw);
+        if (r < 0) {
+            const char* env = std::getenv("DBUS_SYSTEM_BUS_ADDRESS");
+            return tl::unexpected(fmt::format("cannot connect to the system bus ({}): {}",
+                                              env ? env : "unix:path=/run/dbus/system_bus_socket",
+                                              std::strerror(-r)));
+        }
+    } else {
+        r = sd_bus_new(&raw);
+        if (r >= 0) r = sd_bus_set_address(raw, impl_->options.address.c_str());
+        if (r >= 0) r = sd_bus_set_bus_client(raw, 1);
+        if (r >= 0) r = sd_bus_start(raw);
+        if (r < 0) {
+            if (raw) sd_bus_unref(raw);
+            return tl::unexpected(fmt::format("cannot connect to the bus {}: {}", impl_->options.address,
+                                              std::strerror(-r)));
+        }
+    }
+    BusPtr bus(raw);
+    sd_bus_slot* slot = nullptr;
+    r = sd_bus_add_object_vtable(bus.get(), &slot, object_path, interface_name, k_vtable, impl_.get());
+    if (r < 0) return tl::unexpected(fmt::format("cannot export {}: {}", object_path, std::strerror(-r)));
+    SlotPtr slot_owner(slot);
+    r = sd_bus_request_name(bus.get(), bus_name, 0);
+    if (r < 0)
+        return tl::unexpected(fmt::format("cannot own the bus name {}: {} (another custguardd running, or the "
+                                          "D-Bus policy org.custguard1.conf not installed?)",
+                                          bus_name, std::strerror(-r)));
+    r = sd_bus_attach_event(bus.get(), event, SD_EVENT_PRIORITY_NORMAL);
+    if (r < 0) return tl::unexpected(fmt::format("cannot attach the bus to the event loop: {}", std::strerror(-r)));
+    impl_->slot = std::move(slot_owner);
+    impl_->bus = std::move(bus);
+    return {};
+}
+
+}  // namespace custguard::dbus
