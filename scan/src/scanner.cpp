@@ -478,6 +478,7 @@ void on_email(ScanState& s, std::size_t to) {
     while (at > 0 && d[at] != '@') --at;
     std::size_t ls = at;
     while (ls > 0 && is_email_local(d[ls - 1])) --ls;
+    while (ls < at && d[ls] == '.') ++ls;  // "…taro@…": the dots are punctuation
     std::size_t de = at + 1;
     while (de < s.size && is_email_domain(d[de])) ++de;
     s.email_end = de;

@@ -129,6 +129,7 @@ TEST_CASE("detectors find synthetic customer data", "[scan][detectors]") {
         {"mail taro@example.co.jp", Detector::email, 1},
         {"メール：ｔａｒｏ．ｙａｍａｄａ＠ｅｘａｍｐｌｅ．ｃｏ．ｊｐです", Detector::email, 1},
         {"<a.b+tag@sub.example.com>, c_d@example.org.", Detector::email, 2},
+        {"連絡先...taro@example.com / mailto:hanako@example.jp", Detector::email, 2},
         // jp_address
         {"〒100-0001", Detector::jp_address, 1},
         {"〒 1000001 千代田区", Detector::jp_address, 1},
