@@ -13,6 +13,8 @@
 #include "custguard_abi.h"
 
 #define EPERM 1
+#define CG_RING_BYTES (4 << 20)
+#define CG_RING_WAKEUP_BYTES (CG_RING_BYTES / 4)
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -87,7 +89,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(max_entries, CG_RING_BYTES);
 } cg_events SEC(".maps");
 
 struct {
@@ -122,9 +124,14 @@ static __always_inline struct cg_stats *cg_stats_get(void)
 	return bpf_map_lookup_elem(&cg_stats, &zero);
 }
 
+/*
+ * Hot-path reads are direct BTF loads (CO-RE relocated, JITed as plain loads with fault
+ * handling) rather than bpf_probe_read_kernel() helper calls: the ancestor walk runs on
+ * every open on a filesystem that has zones.
+ */
 static __always_inline __u64 cg_inode_dev(struct inode *inode)
 {
-	return BPF_CORE_READ(inode, i_sb, s_dev);
+	return inode->i_sb->s_dev;
 }
 
 /*
@@ -142,14 +149,14 @@ static __always_inline __u32 cg_zone_of(void *roots, struct dentry *d, __u64 dev
 	struct inode *inode;
 
 	for (int i = 0; i < CG_MAX_DEPTH; i++) {
-		inode = BPF_CORE_READ(d, d_inode);
+		inode = d->d_inode;
 		if (!inode)
 			return 0;
-		key.ino = BPF_CORE_READ(inode, i_ino);
+		key.ino = inode->i_ino;
 		r = bpf_map_lookup_elem(roots, &key);
 		if (r)
 			return r->zone_id;
-		parent = BPF_CORE_READ(d, d_parent);
+		parent = d->d_parent;
 		if (!parent || parent == d)
 			return 0;
 		d = parent;
@@ -171,12 +178,12 @@ static __always_inline void cg_subject_read(struct cg_subject *s)
 		s->loginuid = BPF_CORE_READ(task, loginuid.val);
 	s->exe_dev = 0;
 	s->exe_ino = 0;
-	exe = BPF_CORE_READ(task, mm, exe_file);
+	exe = task->mm ? task->mm->exe_file : NULL;
 	if (exe) {
-		struct inode *inode = BPF_CORE_READ(exe, f_inode);
+		struct inode *inode = exe->f_inode;
 
 		s->exe_dev = cg_inode_dev(inode);
-		s->exe_ino = BPF_CORE_READ(inode, i_ino);
+		s->exe_ino = inode->i_ino;
 	}
 }
 
@@ -289,12 +296,25 @@ static __always_inline struct cg_event *cg_event_start(__u32 kind, struct cg_sub
 	ev->open_flags = 0;
 	ev->_pad = 0;
 	ev->dev = cg_inode_dev(inode);
-	ev->ino = BPF_CORE_READ(inode, i_ino);
+	ev->ino = inode->i_ino;
 	ev->exe_dev = s->exe_dev;
 	ev->exe_ino = s->exe_ino;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	ev->path[0] = 0;
 	return ev;
+}
+
+/*
+ * Recorded allowed reads (the access history) do not wake the consumer: it drains the
+ * ring on its poll timeout, which saves a context switch per open. Denials and audits
+ * wake it at once, and so does a ring filling up.
+ */
+static __always_inline __u64 cg_wakeup_flags(__u32 decision)
+{
+	if (decision == CG_DECISION_ALLOW &&
+	    bpf_ringbuf_query(&cg_events, BPF_RB_AVAIL_DATA) < CG_RING_WAKEUP_BYTES)
+		return BPF_RB_NO_WAKEUP;
+	return 0;
 }
 
 static __always_inline int cg_verdict(__u32 decision)
@@ -349,7 +369,7 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 			ev->open_flags = file->f_flags;
 			if (bpf_d_path((struct path *)&file->f_path, ev->path, sizeof(ev->path)) < 0)
 				ev->path[0] = 0;
-			bpf_ringbuf_submit(ev, 0);
+			bpf_ringbuf_submit(ev, cg_wakeup_flags(decision));
 		}
 	}
 	return cg_verdict(decision);
@@ -365,8 +385,8 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct dentry *dst)
 {
 	__u32 slot, zone_id, dst_zone, zflags, decision, rule = CG_RULE_OUTSIDE;
-	struct inode *inode = BPF_CORE_READ(src, d_inode);
-	struct dentry *dst_dir = BPF_CORE_READ(dst, d_parent);
+	struct inode *inode = src->d_inode;
+	struct dentry *dst_dir = dst->d_parent;
 	void *devs, *roots, *zones;
 	struct cg_subject s = {};
 	struct cg_zone *zone;
@@ -389,12 +409,12 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 	if (!zone_id)
 		return 0;
 	/* Renaming a zone root itself keeps it a root: its (dev, ino) does not change. */
-	dst_dev = dst_dir ? cg_inode_dev(BPF_CORE_READ(dst_dir, d_inode)) : 0;
+	dst_dev = dst_dir && dst_dir->d_inode ? cg_inode_dev(dst_dir->d_inode) : 0;
 	dst_zone = dst_dir ? cg_zone_of(roots, dst_dir, dst_dev) : 0;
 	if (dst_zone == zone_id)
 		return 0;
 	{
-		struct cg_inode_key self = { .dev = dev, .ino = BPF_CORE_READ(inode, i_ino) };
+		struct cg_inode_key self = { .dev = dev, .ino = inode->i_ino };
 
 		if (kind == CG_EV_RENAME && bpf_map_lookup_elem(roots, &self))
 			return 0;
@@ -414,7 +434,7 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 			bpf_probe_read_kernel_str(ev->path + (n & (CG_PATH_LEN / 2 - 1)),
 						  CG_PATH_LEN / 2, name);
 		}
-		bpf_ringbuf_submit(ev, 0);
+		bpf_ringbuf_submit(ev, cg_wakeup_flags(decision));
 	}
 	return cg_verdict(decision);
 }

@@ -317,6 +317,10 @@ void BpfLsmEnforcer::poll_loop()
         int n = ring_buffer__poll(impl_->ring.get(), 100);
         if (n < 0 && n != -EINTR)
             errors_.fetch_add(1, std::memory_order_relaxed);
+        // Recorded allowed reads are queued without a wakeup (see cg_wakeup_flags):
+        // poll() only drains rings that signalled, so drain explicitly.
+        if (n == 0 && ring_buffer__consume(impl_->ring.get()) < 0)
+            errors_.fetch_add(1, std::memory_order_relaxed);
         // Keep the kernel's view of the wall clock current (NTP steps, settimeofday).
         const auto now = clock_ns(CLOCK_MONOTONIC);
         if (now - impl_->last_offset_sync_ns > 5'000'000'000) {

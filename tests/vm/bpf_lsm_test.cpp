@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -400,7 +401,12 @@ pid_t spawn_enforcer(const policy::Compiled& p, bool expect_adopt)
     }
     ::close(fds[1]);
     char status = 0;
-    (void)!::read(fds[0], &status, 1);
+    // A hung loader must fail the test, not the whole VM run.
+    pollfd pfd{fds[0], POLLIN, 0};
+    if (::poll(&pfd, 1, 60'000) == 1)
+        (void)!::read(fds[0], &status, 1);
+    else
+        ::kill(pid, SIGKILL);
     ::close(fds[0]);
     INFO("enforcer process status " << status);
     REQUIRE(status == 'R');
