@@ -338,13 +338,13 @@ TEST_CASE("spool bound: overflow is counted and written as a lost record", "[jou
     // pending until one can be written.
     const std::uint64_t spooled_events = before.spooled - before.lost_records;
     CHECK(spooled_events + before.lost + before.lost_pending == total);
-    CHECK(before.lost_pending > 0);
+    CHECK(before.lost + before.lost_pending > 0);
 
     jd.start();
     REQUIRE(pipeline.flush(10s));
     const auto c = pipeline.counters();
     pipeline.stop();
-    CHECK(c.replayed == before.spooled);
+    CHECK(c.replayed == c.spooled);  // the lost record may go through the spool as well
     CHECK(c.lost_pending == 0);
     CHECK(c.lost == total - spooled_events);
 
@@ -390,7 +390,7 @@ TEST_CASE("the spool survives a restart of the pipeline and is replayed by the n
     require_gap_free(entries);
 }
 
-TEST_CASE("a stuck journald (SIGSTOP) counts as unreachable after the send timeout", "[journald]") {
+TEST_CASE("a stopped journald (SIGSTOP): records spill to the spool, nothing lost or repeated", "[journald]") {
     ScratchJournald jd(unique_namespace("t"));
     jd.start();
     TempDir dir;
@@ -403,20 +403,23 @@ TEST_CASE("a stuck journald (SIGSTOP) counts as unreachable after the send timeo
     constexpr int total = 300;
     for (int i = 1; i <= total; ++i)
         REQUIRE(pipeline.submit(access_event(CG_DECISION_DENY, CG_EV_OPEN, fmt::format("/srv/c/{}.csv", i))));
-    // Its socket queue fills, a send times out, the rest goes to the spool.
+    // Its socket queue fills; after the send timeout the rest goes to the spool.
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     while (pipeline.counters().spooled == 0 && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(10ms);
     ::kill(jd.pid(), SIGCONT);
     REQUIRE(pipeline.counters().spooled > 0);
+    CHECK(pipeline.counters().journal_reachable);  // stopped, not gone
     REQUIRE(pipeline.flush(30s));
     const auto c = pipeline.counters();
     pipeline.stop();
     CHECK(c.lost == 0);
     CHECK(c.spool_pending == 0);
+    CHECK(c.spilled == c.spooled);
+    CHECK(c.resent == 0);
     std::size_t duplicates = 0;
     auto entries = first_occurrences(jd.read("CUSTGUARD_RUN=" + c.run_id), duplicates);
     REQUIRE(entries.size() == total);
     require_gap_free(entries);
-    CHECK(duplicates <= c.resent);
+    CHECK(duplicates == 0);
 }

@@ -1,7 +1,9 @@
 #include "custguard/events/journal.hpp"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/sockios.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -82,35 +85,51 @@ UniqueFd::~UniqueFd() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-tl::expected<JournalSocket, std::string> JournalSocket::open(std::string path, int send_timeout_ms) {
+tl::expected<JournalSocket, std::string> JournalSocket::open(std::string path) {
     sockaddr_un addr;
     socklen_t len;
     if (!fill_address(addr, len, path)) return tl::make_unexpected(fmt::format("socket path too long: {}", path));
     UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     if (!fd) return tl::make_unexpected(errno_text("socket(AF_UNIX)"));
-    timeval tv{send_timeout_ms / 1000, (send_timeout_ms % 1000) * 1000};
-    if (::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
-        return tl::make_unexpected(errno_text("SO_SNDTIMEO"));
     // Like libsystemd: a large send buffer so big records fit in one datagram.
     int size = 8 << 20;
     if (::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
         (void)::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-    return JournalSocket(std::move(fd), std::move(path));
+    JournalSocket s(std::move(fd), std::move(path));
+    (void)s.connect();  // journald may come later
+    return s;
 }
 
-SendStatus JournalSocket::send(std::string_view datagram) {
+bool JournalSocket::connect() {
     sockaddr_un addr;
     socklen_t len;
-    if (!fill_address(addr, len, path_)) return SendStatus::unreachable;
+    if (!fill_address(addr, len, path_)) return false;
+    // Re-connecting a datagram socket just changes its peer (a restarted journald).
+    connected_ = ::connect(fd_.get(), reinterpret_cast<const sockaddr*>(&addr), len) == 0;
+    if (!connected_) last_errno_ = errno;
+    return connected_;
+}
+
+SendStatus JournalSocket::send(std::string_view datagram, int wait_ms) {
+    if (!connected_ && !connect()) return SendStatus::unreachable;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
     for (;;) {
-        ssize_t n = ::sendto(fd_.get(), datagram.data(), datagram.size(), MSG_NOSIGNAL,
-                             reinterpret_cast<const sockaddr*>(&addr), len);
+        ssize_t n = ::send(fd_.get(), datagram.data(), datagram.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0) return SendStatus::sent;
         if (errno == EINTR) continue;
         last_errno_ = errno;
         if (errno == EMSGSIZE) return SendStatus::too_large;
-        // ENOENT, ECONNREFUSED: no journald; EAGAIN: stuck past SO_SNDTIMEO; anything else
-        // we treat the same way, since the spool keeps the record either way.
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return SendStatus::busy;
+            pollfd p{fd_.get(), POLLOUT, 0};
+            (void)::poll(&p, 1, static_cast<int>(left.count()));
+            continue;
+        }
+        // ECONNREFUSED, ENOTCONN, ECONNRESET, ENOENT: journald is gone (or restarted: the
+        // next send connects to the new one).
+        connected_ = false;
         return SendStatus::unreachable;
     }
 }
@@ -182,7 +201,8 @@ tl::expected<Spool, std::string> Spool::open(std::filesystem::path path, std::ui
 tl::expected<bool, std::string> Spool::append(std::string_view datagram) {
     if (datagram.size() > spool_max_frame) return false;
     const std::uint64_t frame = 4 + datagram.size();
-    if (end_offset_ + frame > max_bytes_) return false;
+    // The bound is on live (unreplayed) bytes; replayed ones are punched out (commit).
+    if (end_offset_ - read_offset_ + spool_header + frame > max_bytes_) return false;
     std::uint32_t len = static_cast<std::uint32_t>(datagram.size());
     iovec iov[2] = {{&len, 4}, {const_cast<char*>(datagram.data()), datagram.size()}};
     ssize_t n = ::pwritev(fd_.get(), iov, 2, static_cast<off_t>(end_offset_));
@@ -196,20 +216,34 @@ tl::expected<bool, std::string> Spool::append(std::string_view datagram) {
     return true;
 }
 
+bool Spool::read_cached(std::uint64_t offset, void* out, std::size_t size) {
+    // Replay reads frames in order: read ahead in 64 KiB blocks instead of two preads each.
+    if (offset < cache_offset_ || offset + size > cache_offset_ + cache_.size()) {
+        const std::size_t want = std::max<std::size_t>(size, 64 << 10);
+        const std::uint64_t avail = end_offset_ > offset ? end_offset_ - offset : 0;
+        cache_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(want, avail)));
+        ssize_t n = ::pread(fd_.get(), cache_.data(), cache_.size(), static_cast<off_t>(offset));
+        cache_.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+        cache_offset_ = offset;
+        if (cache_.size() < size) return false;
+    }
+    std::memcpy(out, cache_.data() + (offset - cache_offset_), size);
+    return true;
+}
+
 tl::expected<std::optional<Spool::Frame>, std::string> Spool::read_at(std::uint64_t cursor) {
     if (cursor >= end_offset_) return std::optional<Frame>{};
     std::uint32_t len = 0;
-    if (::pread(fd_.get(), &len, 4, static_cast<off_t>(cursor)) != 4 || len > spool_max_frame ||
-        cursor + 4 + len > end_offset_) {
+    if (!read_cached(cursor, &len, 4) || len > spool_max_frame || cursor + 4 + len > end_offset_) {
         corrupt_bytes_ += end_offset_ - cursor;
         end_offset_ = cursor;
         (void)::ftruncate(fd_.get(), static_cast<off_t>(cursor));
+        cache_.clear();
         return std::optional<Frame>{};
     }
     Frame f;
     f.datagram.resize(len);
-    if (::pread(fd_.get(), f.datagram.data(), len, static_cast<off_t>(cursor + 4)) != static_cast<ssize_t>(len))
-        return tl::make_unexpected(errno_text("read spool"));
+    if (!read_cached(cursor + 4, f.datagram.data(), len)) return tl::make_unexpected(errno_text("read spool"));
     f.next = cursor + 4 + len;
     return std::optional<Frame>(std::move(f));
 }
@@ -218,10 +252,24 @@ tl::expected<void, std::string> Spool::commit(std::uint64_t cursor, std::uint64_
     read_offset_ = std::min(std::max(cursor, read_offset_), end_offset_);
     pending_records_ = records > pending_records_ ? 0 : pending_records_ - records;
     if (read_offset_ >= end_offset_) {
-        // Replayed completely: compact so the bound applies to live data only.
+        // Replayed completely: start over at the beginning.
         if (::ftruncate(fd_.get(), static_cast<off_t>(spool_header)) < 0) return tl::make_unexpected(errno_text("truncate spool"));
         read_offset_ = end_offset_ = spool_header;
         pending_records_ = 0;
+        punched_ = 0;
+        cache_.clear();
+        cache_offset_ = 0;
+    } else if (read_offset_ - punched_ >= (1u << 20)) {
+        // Still draining while new records arrive behind: give the replayed blocks back to
+        // the file system so disk use stays within the bound (offsets keep growing).
+        const std::uint64_t to = read_offset_ & ~std::uint64_t{4095};
+        const std::uint64_t from = std::max<std::uint64_t>(punched_, 4096);
+        if (to > from &&
+            ::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
+                        static_cast<off_t>(to - from)) == 0)
+            punched_ = to;
+        else
+            punched_ = read_offset_;  // unsupported: the dead prefix stays until the spool drains
     }
     return write_offset();
 }

@@ -45,6 +45,8 @@ struct LostNote {
 // datagram queue limit (net.unix.max_dgram_qlen) keeps this short in practice.
 constexpr std::size_t max_inflight = 4096;
 constexpr std::size_t batch_size = 64;
+// Every datagram queued at journald occupies at least its length plus an sk_buff.
+constexpr std::uint64_t skb_overhead_min = 256;
 
 }  // namespace
 
@@ -89,8 +91,8 @@ struct Pipeline::Impl {
     std::uint64_t drops_reported = 0;
     std::uint64_t corrupt_reported = 0;
     std::uint64_t replay_cursor = 0;       // next spool frame to send
-    std::uint64_t replay_unconfirmed = 0;  // sent from the spool, not yet known to be read
-    Clock::time_point replay_tail_since{};
+    std::deque<std::pair<std::uint64_t, std::size_t>> replay_sent;  // (cursor after, length), not yet known read
+    Clock::time_point replay_stalled_since{};  // replay made no progress since
 
     // Published for counters() and flush().
     mutable std::mutex counters_mu;
@@ -192,7 +194,6 @@ struct Pipeline::Impl {
         // journald reads in order, so the unread records are the newest ones, and each
         // occupies at least its length plus an sk_buff of kernel memory. Once the newest
         // records alone would exceed `unread`, everything older has certainly been read.
-        constexpr std::uint64_t skb_overhead_min = 256;
         std::uint64_t sum = 0;
         std::size_t keep = 0;
         for (auto it = inflight.rbegin(); it != inflight.rend(); ++it) {
@@ -204,10 +205,34 @@ struct Pipeline::Impl {
         if (inflight.size() > max_inflight) inflight.pop_front();
     }
 
+    // Is work piling up behind the writer? Then a slow journald must not hold us up.
+    bool backlog_high() {
+        {
+            std::lock_guard lock(rec_mu);
+            if (rec_q.size() >= config.record_capacity / 2) return true;
+        }
+        std::lock_guard lock(in_mu);
+        return in_q.size() >= config.input_capacity / 2;
+    }
+
+    // Send, waiting for journald as long as nothing piles up behind us and it reads
+    // within send_timeout; otherwise report busy and the caller spills to the spool.
+    // (A stopped journald is not a dead one: what it has queued it will still read, so
+    // nothing is sent twice; only a refused send means it is gone.)
+    SendStatus send_direct(const std::string& datagram) {
+        const auto deadline = Clock::now() + std::chrono::milliseconds(config.send_timeout_ms);
+        for (;;) {
+            SendStatus st = socket->send(datagram, 5);
+            if (st != SendStatus::busy) return st;
+            if (backlog_high() || Clock::now() >= deadline) return SendStatus::busy;
+        }
+    }
+
     Output output(const std::string& datagram) {
         if (!config.journal) return Output::delivered;
+        bool spill = false;
         if (reachable && spool->empty()) {
-            switch (socket->send(datagram)) {
+            switch (send_direct(datagram)) {
             case SendStatus::sent: {
                 track_inflight(datagram);
                 std::lock_guard lock(counters_mu);
@@ -215,10 +240,20 @@ struct Pipeline::Impl {
                 return Output::delivered;
             }
             case SendStatus::too_large: return Output::too_large;
+            case SendStatus::busy: spill = true; break;
             case SendStatus::unreachable: lost_journald(); break;
             }
         }
         auto appended = spool->append(datagram);
+        // Spool full but journald there (just slower than the events): wait for the
+        // replay to make room rather than lose the record; sensors feel the backpressure.
+        while (appended && !*appended && reachable) {
+            const std::uint64_t before = spool->begin();
+            replay_spool();
+            appended = spool->append(datagram);
+            if (appended && !*appended && spool->begin() == before)
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
         if (!appended) {
             set_error(appended.error());
             return Output::overflow;
@@ -227,6 +262,7 @@ struct Pipeline::Impl {
         spool_dirty = true;
         std::lock_guard lock(counters_mu);
         ++counters.spooled;
+        if (spill || reachable) ++counters.spilled;
         return Output::delivered;
     }
 
@@ -268,67 +304,104 @@ struct Pipeline::Impl {
         return true;
     }
 
-    // One step of replaying the spool: at most replay_chunk records, so that new records
-    // keep flowing (into the spool, behind the old ones) while a large spool drains.
-    // A record leaves the spool (commit) only once journald has read it; if journald
-    // goes away first, the next replay starts again at the committed offset.
+    // One step of replaying the spool: up to replay_chunk records or ~10 ms, so that new
+    // records keep flowing (into the spool, behind the old ones) while it drains. A record
+    // leaves the spool only once journald has read it (commit); if journald goes away
+    // first, the next replay starts again at the committed offset.
     void replay_spool() {
-        constexpr std::size_t replay_chunk = 256;
+        constexpr std::size_t replay_chunk = 1024;
+        const auto budget_end = Clock::now() + std::chrono::milliseconds(10);
         if (replay_cursor < spool->begin()) replay_cursor = spool->begin();
         std::size_t sent = 0;
-        while (reachable && replay_cursor < spool->end() && sent < replay_chunk) {
+        while (reachable && replay_cursor < spool->end() && sent < replay_chunk && Clock::now() < budget_end) {
             auto frame = spool->read_at(replay_cursor);
             if (!frame) {
                 set_error(frame.error());
                 return;
             }
             if (!*frame) break;  // corrupt tail cut off
-            switch (socket->send((*frame)->datagram)) {
-            case SendStatus::sent:
-                ++replay_unconfirmed;
-                ++sent;
-                break;
-            case SendStatus::too_large: note_lost("journal-too-large", 1, "record larger than journald accepts"); break;
-            case SendStatus::unreachable:
+            const SendStatus st = socket->send((*frame)->datagram, 5);
+            if (st == SendStatus::busy) break;
+            if (st == SendStatus::unreachable) {
                 set_error(fmt::format("journald unreachable during replay ({}): {}", socket->path(),
                                       std::strerror(socket->last_errno())));
                 replay_failed();
                 return;
             }
-            replay_cursor = (*frame)->next;
-            if (socket->drained()) replay_commit();
-        }
-        if (replay_cursor >= spool->end()) {
-            // All sent: commit once journald has read the tail; a journald that does not
-            // read for send_timeout is as good as gone.
-            if (socket->drained()) {
-                replay_commit();
-            } else if (replay_tail_since == Clock::time_point{}) {
-                replay_tail_since = Clock::now();
-            } else if (Clock::now() - replay_tail_since > std::chrono::milliseconds(config.send_timeout_ms)) {
-                set_error("journald stopped reading during replay");
-                replay_failed();
+            if (st == SendStatus::too_large) note_lost("journal-too-large", 1, "record larger than journald accepts");
+            else {
+                ++sent;
+                replay_sent.push_back({(*frame)->next, (*frame)->datagram.size()});
             }
+            replay_cursor = (*frame)->next;
+            replay_confirm();
+        }
+        replay_confirm();
+        // A journald that reads nothing for send_timeout is reported (status), not
+        // abandoned: it is still bound, so what it has queued it will read when it resumes.
+        if (sent > 0 || spool->empty()) {
+            replay_stalled_since = {};
+        } else if (replay_stalled_since == Clock::time_point{}) {
+            replay_stalled_since = Clock::now();
+        } else if (Clock::now() - replay_stalled_since > std::chrono::milliseconds(config.send_timeout_ms)) {
+            set_error(fmt::format("journald ({}) has not read for {} ms", socket->path(), config.send_timeout_ms));
         }
     }
 
-    void replay_commit() {
-        (void)spool->commit(replay_cursor, replay_unconfirmed);
-        add_replayed(replay_unconfirmed);
-        replay_unconfirmed = 0;
-        replay_tail_since = {};
-        if (spool->empty()) replay_cursor = spool->begin();
+    // Commit the spool up to the last record journald has certainly read (see
+    // track_inflight for the reasoning on unread bytes).
+    void replay_confirm() {
+        if (replay_sent.empty()) {
+            if (replay_cursor >= spool->end() && !spool->empty()) replay_commit(replay_cursor, 0);
+            return;
+        }
+        const std::uint64_t unread = socket->unread_bytes();
+        std::size_t keep = 0;
+        if (unread > 0) {
+            std::uint64_t sum = 0;
+            for (auto it = replay_sent.rbegin(); it != replay_sent.rend(); ++it) {
+                sum += it->second + skb_overhead_min;
+                if (sum > unread) break;
+                ++keep;
+            }
+        }
+        if (keep == replay_sent.size()) return;
+        const std::size_t read = replay_sent.size() - keep;
+        // Each commit writes the replay offset: batch them unless the spool is done.
+        if (read < 64 && keep > 0) return;
+        const std::uint64_t cursor = replay_sent[read - 1].first;
+        replay_sent.erase(replay_sent.begin(), replay_sent.begin() + static_cast<std::ptrdiff_t>(read));
+        replay_commit(cursor, read);
+    }
+
+    void replay_commit(std::uint64_t cursor, std::uint64_t records) {
+        (void)spool->commit(cursor, records);
+        add_replayed(records);
+        if (spool->empty()) {
+            replay_cursor = spool->begin();
+            replay_sent.clear();
+        }
     }
 
     void replay_failed() {
+        // Direct sends from before the spill that journald never read: keep them too
+        // (behind the spool; their CUSTGUARD_SEQ tells the order).
+        std::uint64_t requeued = 0;
+        for (auto& d : inflight) {
+            auto r = spool->append(d);
+            if (r && *r) ++requeued;
+            else note_lost("spool", 1, "spool full while journald was unreachable");
+        }
+        inflight.clear();
         {
             std::lock_guard lock(counters_mu);
-            counters.resent += replay_unconfirmed;  // will be sent again
+            counters.resent += replay_sent.size() + requeued;  // will be sent again
+            counters.spooled += requeued;
             counters.journal_reachable = false;
         }
-        replay_unconfirmed = 0;
+        replay_sent.clear();
         replay_cursor = spool->begin();
-        replay_tail_since = {};
+        replay_stalled_since = {};
         reachable = false;
         last_probe = Clock::now();
     }
@@ -424,7 +497,10 @@ struct Pipeline::Impl {
                     writer_idle = false;
                 }
                 if (rec_q.empty() && enricher_done && stopping) break;
-                while (!rec_q.empty() && batch.size() < batch_size) {
+                // While the spool is in use, records only get appended to it: cheap, so
+                // take more at once.
+                const std::size_t limit = config.journal && !spool->empty() ? 1024 : batch_size;
+                while (!rec_q.empty() && batch.size() < limit) {
                     batch.push_back(std::move(rec_q.front()));
                     rec_q.pop_front();
                 }
@@ -458,7 +534,7 @@ tl::expected<std::unique_ptr<Pipeline>, std::string> Pipeline::create(PipelineCo
     impl->config = std::move(config);
     Impl& i = *impl;
     if (i.config.journal) {
-        auto sock = JournalSocket::open(i.config.journal_socket, i.config.send_timeout_ms);
+        auto sock = JournalSocket::open(i.config.journal_socket);
         if (!sock) return tl::make_unexpected(sock.error());
         i.socket.emplace(std::move(*sock));
         auto spool = Spool::open(i.config.state_dir / "journal.spool", i.config.spool_max_bytes);

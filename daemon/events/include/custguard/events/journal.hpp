@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <tl/expected.hpp>
 
@@ -49,17 +50,21 @@ enum class SendStatus : std::uint8_t {
     sent,         // queued in journald's socket
     unreachable,  // no journald (no socket, nobody bound, or stuck past the send timeout)
     too_large,    // journald cannot take it (larger than the socket buffer)
+    busy,         // journald's queue stayed full for the whole wait
 };
 
+// A datagram socket connected to journald's. Connected, because then poll(POLLOUT)
+// waits for room in journald's queue, so a busy journald costs no spinning.
 class JournalSocket {
 public:
-    // `send_timeout_ms` bounds how long a stuck journald may block us before we spool.
-    static tl::expected<JournalSocket, std::string> open(std::string path, int send_timeout_ms = 2000);
+    static tl::expected<JournalSocket, std::string> open(std::string path);
 
-    SendStatus send(std::string_view datagram);
+    // Waits up to `wait_ms` for room in journald's queue (0: never blocks); `busy` when
+    // there was none. `unreachable` when nothing is bound to the path (any more).
+    SendStatus send(std::string_view datagram, int wait_ms = 0);
     // True when journald has read everything we sent (our unread bytes, SIOCOUTQ, are 0).
     // Datagrams still queued when journald dies are discarded by the kernel; the pipeline
-    // keeps them until this is true.
+    // keeps them until it knows they were read.
     bool drained() const { return unread_bytes() == 0; }
     // Bytes of our datagrams journald has not read yet (kernel memory, so each datagram
     // counts at least its length plus an sk_buff).
@@ -73,14 +78,17 @@ public:
 
 private:
     JournalSocket(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+    bool connect();
     UniqueFd fd_;
     std::string path_;
+    bool connected_ = false;
     int last_errno_ = 0;
 };
 
 // Bounded, append-only file of encoded records waiting for journald, replayed in order.
-// Layout: "CGSPOOL1", u64 replay offset, then frames of u32 length + datagram. It is
-// compacted (truncated) whenever it has been replayed completely. Survives restarts.
+// Layout: "CGSPOOL1", u64 replay offset, then frames of u32 length + datagram. The bound
+// applies to unreplayed bytes; replayed ones are punched out of the file while it drains
+// (FALLOC_FL_PUNCH_HOLE) and the file is truncated once it is empty. Survives restarts.
 class Spool {
 public:
     static tl::expected<Spool, std::string> open(std::filesystem::path path, std::uint64_t max_bytes);
@@ -106,13 +114,14 @@ public:
 
     bool empty() const { return read_offset_ >= end_offset_; }
     std::uint64_t pending_records() const { return pending_records_; }
-    std::uint64_t size_bytes() const { return end_offset_; }
+    std::uint64_t size_bytes() const { return end_offset_ - read_offset_ + 16; }  // live bytes
     std::uint64_t corrupt_bytes() const { return corrupt_bytes_; }
     const std::filesystem::path& path() const { return path_; }
 
 private:
     Spool() = default;
     tl::expected<void, std::string> write_offset();
+    bool read_cached(std::uint64_t offset, void* out, std::size_t size);
 
     UniqueFd fd_;
     std::filesystem::path path_;
@@ -121,6 +130,9 @@ private:
     std::uint64_t end_offset_ = 0;
     std::uint64_t pending_records_ = 0;
     std::uint64_t corrupt_bytes_ = 0;
+    std::uint64_t punched_ = 0;  // file blocks before this offset have been freed
+    std::vector<char> cache_;    // read-ahead for replay
+    std::uint64_t cache_offset_ = 0;
 };
 
 }  // namespace custguard::events

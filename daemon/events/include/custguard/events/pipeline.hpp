@@ -50,7 +50,10 @@ struct PipelineConfig {
     std::chrono::milliseconds submit_wait{50};
     std::uint64_t spool_max_bytes = 64ull << 20;
     std::chrono::milliseconds retry_interval{500};  // probe for journald while spooling
-    int send_timeout_ms = 2000;                     // a stuck journald counts as unreachable
+    // How long the writer waits for a journald that reads nothing before it spills records
+    // to the spool (it also spills earlier when work piles up behind a slow journald).
+    // Spilled records are replayed in order; sensors are not held up.
+    int send_timeout_ms = 2000;
     std::chrono::milliseconds spool_sync_interval{1000};
     bool journal = true;                            // false: no journald at all (tests, export only)
     std::optional<std::filesystem::path> jsonl_path;  // --export jsonl:PATH
@@ -64,7 +67,8 @@ struct PipelineCounters {
     std::uint64_t dropped_queue_full = 0;  // refused by submit() (reported as lost)
     std::uint64_t seq = 0;              // last CUSTGUARD_SEQ assigned (= records committed)
     std::uint64_t journal_written = 0;  // sent to journald directly
-    std::uint64_t spooled = 0;          // written to the spool
+    std::uint64_t spooled = 0;          // written to the spool (journald unreachable, or spilled)
+    std::uint64_t spilled = 0;          // of those: journald there, but slow or stopped
     std::uint64_t replayed = 0;         // sent to journald from the spool
     std::uint64_t resent = 0;           // unconfirmed records re-spooled after journald died
     std::uint64_t spool_pending = 0;    // records in the spool now
