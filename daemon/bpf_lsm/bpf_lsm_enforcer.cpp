@@ -351,8 +351,9 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
         InodeId inode;
     };
     std::vector<Program> programs;
+    const auto mounts = parse_mountinfo(mountinfo);
     for (const auto& p : compiled.programs) {
-        auto id = inode_of(p.path);
+        auto id = inode_of(p.path, &mounts);
         if (!id)
             return Error("bpf-lsm: program " + id.error());
         programs.push_back({p.zone_id, *id});

@@ -3,7 +3,10 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+
+#include <fcntl.h>
 #include <sstream>
 
 #include <sys/stat.h>
@@ -16,12 +19,18 @@ std::uint64_t kernel_dev(dev_t st_dev)
     return (static_cast<std::uint64_t>(major(st_dev)) << 20) | minor(st_dev);
 }
 
-tl::expected<InodeId, std::string> inode_of(const std::string& path)
+tl::expected<InodeId, std::string> inode_of(const std::string& path, const MountTable* mounts)
 {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0)
+    struct statx stx {};
+    if (::statx(AT_FDCWD, path.c_str(), 0, STATX_INO | STATX_MNT_ID, &stx) != 0)
         return tl::make_unexpected(path + ": " + std::strerror(errno));
-    return InodeId{kernel_dev(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+    std::uint64_t dev = kernel_dev(makedev(stx.stx_dev_major, stx.stx_dev_minor));
+    if (mounts != nullptr && (stx.stx_mask & STATX_MNT_ID) != 0) {
+        auto it = mounts->dev_by_id.find(static_cast<int>(stx.stx_mnt_id));
+        if (it != mounts->dev_by_id.end())
+            dev = it->second;
+    }
+    return InodeId{dev, static_cast<std::uint64_t>(stx.stx_ino)};
 }
 
 namespace {
@@ -52,37 +61,42 @@ std::string canonical(const std::string& path)
 
 }  // namespace
 
-std::vector<std::string> mount_points(std::string_view mountinfo)
+MountTable parse_mountinfo(std::string_view mountinfo)
 {
-    std::vector<std::string> out;
+    MountTable t;
     std::istringstream in{std::string(mountinfo)};
     std::string line;
     while (std::getline(in, line)) {
         std::istringstream fields(line);
         std::string id, parent, devno, root, mp;
-        if (fields >> id >> parent >> devno >> root >> mp)
-            out.push_back(unescape(mp));
+        if (!(fields >> id >> parent >> devno >> root >> mp))
+            continue;
+        unsigned major_no = 0, minor_no = 0;
+        if (std::sscanf(devno.c_str(), "%u:%u", &major_no, &minor_no) == 2)
+            t.dev_by_id[std::atoi(id.c_str())] =
+                (static_cast<std::uint64_t>(major_no) << 20) | minor_no;
+        t.points.push_back(unescape(mp));
     }
-    return out;
+    return t;
 }
 
 tl::expected<std::vector<ResolvedRoot>, std::string> resolve_roots(
     const std::vector<policy::ZoneRoot>& roots, std::string_view mountinfo)
 {
     std::vector<ResolvedRoot> out;
-    const auto mps = mount_points(mountinfo);
+    const auto mounts = parse_mountinfo(mountinfo);
     for (const auto& r : roots) {
-        auto id = inode_of(r.path);
+        auto id = inode_of(r.path, &mounts);
         if (!id)
             return tl::make_unexpected("zone root " + id.error());
         out.push_back({*id, r.zone_id});
         const std::string dir = canonical(r.path);
         const std::string prefix = dir == "/" ? "/" : dir + "/";
-        for (const auto& mp : mps) {
+        for (const auto& mp : mounts.points) {
             if (mp.size() <= prefix.size() || mp.compare(0, prefix.size(), prefix) != 0)
                 continue;
             // A mount that vanished since mountinfo was read is not an error.
-            if (auto sub = inode_of(mp))
+            if (auto sub = inode_of(mp, &mounts))
                 out.push_back({*sub, r.zone_id});
         }
     }

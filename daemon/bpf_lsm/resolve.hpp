@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <sys/types.h>
@@ -24,8 +25,18 @@ struct InodeId {
     bool operator==(const InodeId&) const = default;
 };
 
-// Follows symlinks: a zone path or program that is a symlink means its target.
-tl::expected<InodeId, std::string> inode_of(const std::string& path);
+// The mounts of a mountinfo text: id -> the superblock's dev_t, and the mount points.
+struct MountTable {
+    std::unordered_map<int, std::uint64_t> dev_by_id;  // kernel encoding
+    std::vector<std::string> points;                   // unescaped
+};
+MountTable parse_mountinfo(std::string_view mountinfo);
+
+// Follows symlinks: a zone path or program that is a symlink means its target. The dev
+// is the superblock's (what the kernel sees in inode->i_sb), taken from the mount table
+// by statx's mount id: stat's st_dev differs from it on btrfs subvolumes.
+tl::expected<InodeId, std::string> inode_of(const std::string& path,
+                                            const MountTable* mounts = nullptr);
 
 struct ResolvedRoot {
     InodeId inode;
@@ -38,7 +49,5 @@ struct ResolvedRoot {
 tl::expected<std::vector<ResolvedRoot>, std::string> resolve_roots(
     const std::vector<policy::ZoneRoot>& roots, std::string_view mountinfo);
 
-// The mount points listed in a mountinfo text, unescaped.
-std::vector<std::string> mount_points(std::string_view mountinfo);
 
 }  // namespace custguard::daemon::bpf_lsm
