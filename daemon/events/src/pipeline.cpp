@@ -93,6 +93,7 @@ struct Pipeline::Impl {
     std::uint64_t replay_cursor = 0;       // next spool frame to send
     std::deque<std::pair<std::uint64_t, std::size_t>> replay_sent;  // (cursor after, length), not yet known read
     Clock::time_point replay_stalled_since{};  // replay made no progress since
+    bool spool_stalled = false;  // spool full and journald not reading: stop waiting for room
 
     // Published for counters() and flush().
     mutable std::mutex counters_mu;
@@ -247,12 +248,21 @@ struct Pipeline::Impl {
         auto appended = spool->append(datagram);
         // Spool full but journald there (just slower than the events): wait for the
         // replay to make room rather than lose the record; sensors feel the backpressure.
-        while (appended && !*appended && reachable) {
+        // Not forever: after send_timeout without progress, journald counts as stalled and
+        // records overflow (counted) until the replay moves again.
+        auto deadline = Clock::now() + std::chrono::milliseconds(config.send_timeout_ms);
+        while (appended && !*appended && reachable && !spool_stalled) {
             const std::uint64_t before = spool->begin();
             replay_spool();
             appended = spool->append(datagram);
-            if (appended && !*appended && spool->begin() == before)
+            if (!appended || *appended) break;
+            if (spool->begin() != before) {
+                deadline = Clock::now() + std::chrono::milliseconds(config.send_timeout_ms);
+            } else if (Clock::now() >= deadline) {
+                spool_stalled = true;
+            } else {
                 std::this_thread::sleep_for(std::chrono::microseconds(200));
+            }
         }
         if (!appended) {
             set_error(appended.error());
@@ -376,6 +386,7 @@ struct Pipeline::Impl {
 
     void replay_commit(std::uint64_t cursor, std::uint64_t records) {
         (void)spool->commit(cursor, records);
+        spool_stalled = false;
         add_replayed(records);
         if (spool->empty()) {
             replay_cursor = spool->begin();
