@@ -161,6 +161,13 @@ static __always_inline __u32 cg_zone_of(void *roots, struct dentry *d, __u64 dev
 			return 0;
 		d = parent;
 	}
+	/* Deeper than any real share; counted so that user space can report it. */
+	{
+		struct cg_stats *st = cg_stats_get();
+
+		if (st)
+			__sync_fetch_and_add(&st->too_deep, 1);
+	}
 	return 0;
 }
 

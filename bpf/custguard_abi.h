@@ -24,7 +24,7 @@
 #define CG_MAX_GRANTS 65536
 #define CG_MAX_PROGRAMS 16384
 #define CG_MAX_GROUPS 32    /* supplementary groups checked per open */
-#define CG_MAX_DEPTH 32     /* ancestors walked to find a zone root */
+#define CG_MAX_DEPTH 64     /* ancestors walked to find a zone root */
 
 /* Decision, as recorded in events. */
 enum cg_decision {
@@ -157,11 +157,12 @@ struct cg_event {
 	char path[CG_PATH_LEN];
 };
 
-/* Ring-buffer drop counter, per CPU, key 0. */
+/* Counters, per CPU, key 0. */
 struct cg_stats {
 	__u64 events;
-	__u64 dropped;
+	__u64 dropped;     /* ring buffer full: events lost */
 	__u64 denied;
+	__u64 too_deep;    /* ancestor walks cut at CG_MAX_DEPTH: a zone may have been missed */
 };
 
 #endif /* CUSTGUARD_ABI_H */

@@ -20,7 +20,7 @@ static_assert(offsetof(cg_grant_key, uid) == 4);
 static_assert(sizeof(cg_grant) == 8);
 static_assert(sizeof(cg_program_key) == 24);
 static_assert(offsetof(cg_program_key, dev) == 8 && offsetof(cg_program_key, ino) == 16);
-static_assert(sizeof(cg_stats) == 24);
+static_assert(sizeof(cg_stats) == 32);
 
 static_assert(offsetof(cg_event, abi_version) == 0);
 static_assert(offsetof(cg_event, kind) == 4);

@@ -212,9 +212,11 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
     if (auto p = probe(); !p)
         return Error("bpf-lsm: " + p.error());
     struct statfs fs {};
-    std::error_code ec;
-    std::filesystem::create_directories(options_.pin_dir, ec);
-    if (ec || ::statfs(options_.pin_dir.c_str(), &fs) != 0 || fs.f_type != BPF_FS_MAGIC)
+    // Root only: whoever can open the pinned maps can rewrite the policy.
+    if (::mkdir(options_.pin_dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return Error("bpf-lsm: creating " + options_.pin_dir.string() + ": " + errno_text(errno));
+    ::chmod(options_.pin_dir.c_str(), 0700);
+    if (::statfs(options_.pin_dir.c_str(), &fs) != 0 || fs.f_type != BPF_FS_MAGIC)
         return Error("bpf-lsm: " + options_.pin_dir.string() + " is not on a bpf filesystem");
 
     auto impl = std::make_unique<Impl>();
@@ -502,6 +504,7 @@ SensorCounters BpfLsmEnforcer::counters() const
         for (const auto& s : per_cpu) {
             c.dropped += s.dropped;
             c.denied += s.denied;
+            c.errors += s.too_deep;  // a walk that may have missed a zone is an error to show
         }
     }
     return c;

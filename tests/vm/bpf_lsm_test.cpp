@@ -595,3 +595,29 @@ TEST_CASE("stop(true) removes enforcement and pins; stop(false) keeps them", "[v
     CHECK(!std::filesystem::exists(k_pin_dir));
     CHECK(try_read(k_bob, dir + "/zone/f") == 0);
 }
+
+TEST_CASE("deep trees: decided to CG_MAX_DEPTH, deeper walks are counted", "[vm]")
+{
+    const auto dir = fresh_dir("deep");
+    make_dir(dir + "/zone", 0777);
+    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
+    std::string p = dir + "/zone";
+    std::string at60, at70;
+    for (int i = 1; i <= 70; ++i) {
+        p += "/d";
+        make_dir(p, 0777);
+        if (i == 60)
+            at60 = p + "/f";
+        if (i == 70)
+            at70 = p + "/f";
+    }
+    for (const auto& f : {at60, at70})
+        CHECK(run_as(k_alice, [&] {
+                  int fd = ::open(f.c_str(), O_WRONLY | O_CREAT, 0644);
+                  return fd < 0 ? errno : (::close(fd), 0);
+              }) == 0);
+    CHECK(try_read(k_bob, at60) == EPERM);
+    const auto before = e.enforcer.counters().errors;
+    (void)try_read(k_bob, at70);  // beyond the bound: not decided, but counted
+    CHECK(e.enforcer.counters().errors > before);
+}
