@@ -50,12 +50,12 @@ void Assembler::push(Record&& record, std::int64_t now_ms) {
     const Key key{record.stamp.serial, record.stamp.sec};
     auto it = pending_.find(key);
     if (it == pending_.end()) {
-        if (recently_done(key)) ++counters_.late;  // still emitted below, as its own event
         if (record.type == type::eoe) {
             // EOE alone: its records were already flushed (or lost). Nothing to emit.
             ++counters_.late;
             return;
         }
+        if (recently_done(key)) ++counters_.late;  // still emitted below, as its own event
         if (is_single_record_type(record.type)) {
             Event e;
             e.stamp = record.stamp;

@@ -262,7 +262,11 @@ struct AuditObserver::Impl {
         raw.gid = acc->fsgid;
         raw.loginuid = acc->auid;
         raw.zone_id = static_cast<std::uint32_t>(decision.zone - s->policy.zones.data()) + 1;
-        raw.decision = to_cg_decision(decision.action);
+        // The evaluator says `audit` for a permitted read it records; the record should
+        // say allowed (as the BPF-LSM enforcer does).
+        const bool permitted = decision.rule == policy::Rule::allowed_user ||
+                               decision.rule == policy::Rule::allowed_group || decision.rule == policy::Rule::grant;
+        raw.decision = permitted ? CG_DECISION_ALLOW : to_cg_decision(decision.action);
         raw.rule = to_cg_rule(decision.rule);
         raw.open_flags = flags_arg >= 0 ? static_cast<std::uint32_t>(acc->a[flags_arg]) : O_RDONLY;
         raw.dev = target->dev;

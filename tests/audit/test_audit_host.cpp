@@ -1,0 +1,514 @@
+// Host tests of the audit observer against the real kernel audit (root): watch rules via
+// libaudit as auditctl sees them, records through the multicast group with and without a
+// running auditd, observe-only records, cross-check findings, and custguardd itself.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "custguard/common/nss_resolver.hpp"
+#include "custguard/policy/load.hpp"
+#include "daemon/audit/netlink.hpp"
+#include "daemon/audit/observer.hpp"
+#include "daemon/audit/rules.hpp"
+
+using namespace custguard;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+// These tests need root (CAP_AUDIT_CONTROL, CAP_AUDIT_READ). CI runs them as root, where
+// they must never skip.
+#define REQUIRE_ROOT()                                              \
+    do {                                                            \
+        if (::geteuid() != 0) {                                     \
+            WARN("skipped: needs root for the kernel audit");       \
+            return;                                                 \
+        }                                                           \
+    } while (0)
+
+std::string run(const std::string& cmd) {
+    std::string out;
+    FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+    if (!p) return out;
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    ::pclose(p);
+    return out;
+}
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        char tmpl[] = "/tmp/cg-audit-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl));
+        path = tmpl;
+        fs::permissions(path, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+void write_file(const fs::path& p, const std::string& text, mode_t mode = 0644) {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+    ::chmod(p.c_str(), mode);
+}
+
+policy::Policy load_policy(const std::string& toml) {
+    policy::LoadInput in;
+    in.main = {"test.toml", toml};
+    in.now = static_cast<std::uint64_t>(::time(nullptr));
+    auto loaded = policy::load(in, common::NssResolver{});
+    if (!loaded) {
+        for (const auto& d : loaded.error()) UNSCOPED_INFO(d.format());
+    }
+    REQUIRE(loaded);
+    return loaded->policy;
+}
+
+// Read `path` in a child as uid/gid (with loginuid set first when given); returns the
+// child's pid once it exited, or -1 when the read failed.
+pid_t read_as(const fs::path& path, uid_t uid, gid_t gid, std::optional<std::uint32_t> loginuid = std::nullopt) {
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        if (loginuid) {
+            int fd = ::open("/proc/self/loginuid", O_WRONLY);
+            std::string v = std::to_string(*loginuid);
+            if (fd < 0 || ::write(fd, v.data(), v.size()) != static_cast<ssize_t>(v.size())) ::_exit(3);
+            ::close(fd);
+        }
+        if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(4);
+        int fd = ::open(path.c_str(), O_RDONLY);
+        if (fd < 0) ::_exit(5);
+        char buf[64];
+        (void)!::read(fd, buf, sizeof buf);
+        ::close(fd);
+        ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? pid : -1;
+}
+
+struct Collector {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<events::Record> records;
+    std::vector<std::string> lost;
+    std::vector<std::string> warnings;
+
+    audit::ObserverCallbacks callbacks() {
+        audit::ObserverCallbacks cb;
+        cb.record = [this](events::Record&& r) {
+            std::lock_guard lock(mu);
+            records.push_back(std::move(r));
+            cv.notify_all();
+        };
+        cb.lost = [this](std::string_view s, std::uint64_t n, std::string_view reason) {
+            std::lock_guard lock(mu);
+            lost.push_back(std::string(s) + ":" + std::to_string(n) + ":" + std::string(reason));
+        };
+        cb.warning = [this](const std::string& w) {
+            std::lock_guard lock(mu);
+            warnings.push_back(w);
+        };
+        return cb;
+    }
+
+    // The first record for which `pred` holds, waiting up to `timeout`.
+    std::optional<events::Record> wait_for(const std::function<bool(const events::Record&)>& pred,
+                                           std::chrono::milliseconds timeout = 5s) {
+        std::unique_lock lock(mu);
+        std::optional<events::Record> found;
+        cv.wait_for(lock, timeout, [&] {
+            for (const auto& r : records)
+                if (pred(r)) {
+                    found = r;
+                    return true;
+                }
+            return false;
+        });
+        return found;
+    }
+    std::size_t count(const std::function<bool(const events::Record&)>& pred) {
+        std::lock_guard lock(mu);
+        return static_cast<std::size_t>(std::count_if(records.begin(), records.end(), pred));
+    }
+};
+
+std::string field(const events::Record& r, std::string_view name) {
+    auto* v = r.get(name);
+    return v ? *v : std::string();
+}
+
+auto with_pid(pid_t pid) {
+    return [pid](const events::Record& r) { return field(r, events::field::pid) == std::to_string(pid); };
+}
+
+std::string zone_policy(const fs::path& zone, const std::string& extra = {}) {
+    return "[[zone]]\nname = \"customers\"\npaths = [\"" + zone.string() +
+           "\"]\nsensitivity = \"personal\"\non_violation = \"deny\"\nrecord_allowed = true\nallow_users = [\"root\"]\n" +
+           extra;
+}
+
+struct AuditdProcess {
+    pid_t pid = -1;
+    fs::path log;
+    explicit AuditdProcess(const fs::path& dir) {
+        log = dir / "audit.log";
+        write_file(dir / "auditd.conf",
+                   "local_events = yes\nwrite_logs = yes\nlog_file = " + log.string() +
+                       "\nlog_format = RAW\nflush = SYNC\nmax_log_file = 100\nnum_logs = 2\n"
+                       "max_log_file_action = IGNORE\nspace_left = 2\nspace_left_action = IGNORE\n"
+                       "admin_space_left = 1\nadmin_space_left_action = IGNORE\ndisk_full_action = IGNORE\n"
+                       "disk_error_action = IGNORE\nq_depth = 2000\noverflow_action = IGNORE\nplugin_dir = " +
+                       (dir / "plugins.d").string() + "\nend_of_event_timeout = 2\n",
+                   0640);
+        fs::create_directories(dir / "plugins.d");
+        pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            int null = ::open("/dev/null", O_RDWR);
+            ::dup2(null, 1);
+            ::dup2(null, 2);
+            ::execl("/usr/sbin/auditd", "auditd", "-n", "-c", dir.c_str(), nullptr);
+            ::_exit(127);
+        }
+    }
+    ~AuditdProcess() { stop(); }
+    void stop() {
+        if (pid <= 0) return;
+        ::kill(pid, SIGTERM);
+        ::waitpid(pid, nullptr, 0);
+        pid = -1;
+    }
+};
+
+std::uint32_t kernel_audit_pid() {
+    auto c = audit::AuditControl::open();
+    REQUIRE(c);
+    auto st = c->status();
+    REQUIRE(st);
+    return st->pid;
+}
+
+std::string our_rules() {
+    std::string out;
+    std::istringstream in(run("auditctl -l"));
+    std::string line;
+    while (std::getline(in, line))
+        if (line.find("custguard:") != std::string::npos) out += line + "\n";
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("watch rules: one per zone root via libaudit, seen by auditctl, others untouched, gone after stop",
+          "[audit][host]") {
+    REQUIRE_ROOT();
+    TempDir t;
+    write_file(t.path / "zone/a.txt", "a");
+    write_file(t.path / "single.txt", "s");
+    write_file(t.path / "other/x", "x");
+    const std::string foreign = "-w " + (t.path / "other").string() + " -p w -k other-tool";
+    REQUIRE(run("auditctl " + foreign).empty());
+
+    auto obs = audit::AuditObserver::create({});
+    REQUIRE(obs);
+    auto pol = load_policy(zone_policy(t.path / "zone") + "[[zone]]\nname = \"single-file\"\npaths = [\"" +
+                           (t.path / "single.txt").string() + "\", \"" + (t.path / "missing").string() +
+                           "\"]\nallow_users = [\"root\"]\n");
+    auto w = (*obs)->apply(pol);
+    REQUIRE(w);
+    REQUIRE(w->size() == 1);  // the missing path
+    CHECK(w->front().find("does not exist") != std::string::npos);
+
+    std::string listed = run("auditctl -l");
+    INFO(listed);
+    CHECK(listed.find("-w " + (t.path / "zone").string() + " -p r -k custguard:customers") != std::string::npos);
+    CHECK(listed.find("-w " + (t.path / "single.txt").string() + " -p r -k custguard:single-file") != std::string::npos);
+    CHECK(listed.find(foreign) != std::string::npos);
+    CHECK((*obs)->counters().rules == 2);
+
+    // Applying the same policy again changes nothing; a policy without the second zone
+    // takes its rule away.
+    REQUIRE((*obs)->apply(pol));
+    CHECK(run("auditctl -l") == listed);
+    REQUIRE((*obs)->apply(load_policy(zone_policy(t.path / "zone"))));
+    std::string after = our_rules();
+    INFO(after);
+    CHECK(after.find("custguard:customers") != std::string::npos);
+    CHECK(after.find("single") == std::string::npos);
+
+    (*obs)->stop(true);
+    CHECK(our_rules().empty());
+    CHECK(run("auditctl -l").find(foreign) != std::string::npos);
+    run("auditctl -W " + (t.path / "other").string() + " -p w -k other-tool");
+}
+
+TEST_CASE("stale custguard rules of a killed daemon are reconciled away at start", "[audit][host]") {
+    REQUIRE_ROOT();
+    TempDir t;
+    write_file(t.path / "old/f", "o");
+    write_file(t.path / "zone/f", "z");
+    REQUIRE(run("auditctl -w " + (t.path / "old").string() + " -p r -k custguard:old").empty());
+    // Our key but a different permission: not what we would add, so replaced too.
+    REQUIRE(run("auditctl -w " + (t.path / "zone").string() + " -p rw -k custguard:customers").empty());
+    auto obs = audit::AuditObserver::create({});
+    REQUIRE(obs);
+    REQUIRE((*obs)->apply(load_policy(zone_policy(t.path / "zone"))));
+    std::string rules = our_rules();
+    INFO(rules);
+    CHECK(rules.find("custguard:old") == std::string::npos);
+    CHECK(rules == "-w " + (t.path / "zone").string() + " -p r -k custguard:customers\n");
+    (*obs)->stop(true);
+    CHECK(our_rules().empty());
+}
+
+TEST_CASE("observe-only: reads come through the multicast group, decided by the policy", "[audit][host]") {
+    REQUIRE_ROOT();
+    TempDir t;
+    write_file(t.path / "zone/sub/c.txt", "customer");
+    write_file(t.path / "outside.txt", "o");
+    audit::ObserverOptions o;
+    o.mode = audit::ObserverMode::observe;
+    auto obs = audit::AuditObserver::create(o);
+    REQUIRE(obs);
+    REQUIRE((*obs)->apply(load_policy(zone_policy(t.path / "zone"))));
+    Collector c;
+    REQUIRE((*obs)->start(c.callbacks()));
+    REQUIRE(kernel_audit_pid() == 0);  // no auditd: multicast only
+
+    pid_t nobody = read_as(t.path / "zone/sub/c.txt", 65534, 65534);
+    REQUIRE(nobody > 0);
+    auto r = c.wait_for(with_pid(nobody));
+    REQUIRE(r);
+    CHECK(r->kind == events::Kind::access_audited);  // would be denied, but nothing enforces
+    CHECK(field(*r, events::field::decision) == "deny");
+    CHECK(field(*r, events::field::sensor) == "audit");
+    CHECK(field(*r, "CUSTGUARD_ENFORCED") == "0");
+    CHECK(field(*r, events::field::path) == (t.path / "zone/sub/c.txt").string());
+    CHECK(field(*r, events::field::uid) == "65534");
+    CHECK(field(*r, events::field::zone) == "customers");
+    CHECK(field(*r, events::field::exe).empty() == false);
+    CHECK(r->message.find("would be denied") != std::string::npos);
+    CHECK_FALSE(field(*r, "CUSTGUARD_AUDIT_EVENT").empty());
+
+    pid_t root = read_as(t.path / "zone/sub/c.txt", 0, 0);
+    auto allowed = c.wait_for(with_pid(root));
+    REQUIRE(allowed);
+    CHECK(allowed->kind == events::Kind::access_allowed);
+    CHECK(field(*allowed, events::field::rule) == "allowed_user");
+
+    // A read outside every zone produces nothing.
+    pid_t out = read_as(t.path / "outside.txt", 65534, 65534);
+    std::this_thread::sleep_for(1500ms);
+    CHECK(c.count(with_pid(out)) == 0);
+    CHECK((*obs)->counters().recorded == 2);
+    (*obs)->stop(true);
+    CHECK(our_rules().empty());
+}
+
+TEST_CASE("observe-only with auditd -n running: both get every record, auditd keeps the unicast channel",
+          "[audit][host]") {
+    REQUIRE_ROOT();
+    TempDir t;
+    write_file(t.path / "zone/c.txt", "customer");
+    REQUIRE(kernel_audit_pid() == 0);
+    audit::ObserverOptions o;
+    o.mode = audit::ObserverMode::observe;
+    auto obs = audit::AuditObserver::create(o);
+    REQUIRE(obs);
+    REQUIRE((*obs)->apply(load_policy(zone_policy(t.path / "zone"))));
+    Collector c;
+    REQUIRE((*obs)->start(c.callbacks()));
+
+    TempDir d;
+    AuditdProcess auditd(d.path);
+    for (int i = 0; i < 50 && kernel_audit_pid() != static_cast<std::uint32_t>(auditd.pid); ++i)
+        std::this_thread::sleep_for(100ms);
+    REQUIRE(kernel_audit_pid() == static_cast<std::uint32_t>(auditd.pid));
+
+    pid_t reader = read_as(t.path / "zone/c.txt", 65534, 65534);
+    REQUIRE(reader > 0);
+    REQUIRE(c.wait_for(with_pid(reader)));
+    // auditd wrote the same event to its log: we did not take the records from it.
+    std::string needle = "pid=" + std::to_string(reader) + " ";
+    bool in_log = false;
+    for (int i = 0; i < 50 && !in_log; ++i) {
+        std::ifstream in(auditd.log);
+        std::string line;
+        while (std::getline(in, line))
+            if (line.find(needle) != std::string::npos && line.find("key=\"custguard:customers\"") != std::string::npos)
+                in_log = true;
+        if (!in_log) std::this_thread::sleep_for(100ms);
+    }
+    CHECK(in_log);
+    CHECK(kernel_audit_pid() == static_cast<std::uint32_t>(auditd.pid));
+
+    // auditd goes away (and may turn audit off as it exits): the observer keeps reading.
+    auditd.stop();
+    std::this_thread::sleep_for(1200ms);
+    pid_t later = read_as(t.path / "zone/c.txt", 65534, 65534);
+    REQUIRE(later > 0);
+    auto got = c.wait_for(with_pid(later));
+    {
+        std::lock_guard lock(c.mu);
+        for (const auto& w : c.warnings) UNSCOPED_INFO("warning: " << w);
+    }
+    auto n = (*obs)->counters();
+    INFO("records " << n.records << " events " << n.events << " accesses " << n.accesses << " reenabled " << n.reenabled
+                    << "\n" << run("auditctl -s"));
+    CHECK(got);
+    (*obs)->stop(true);
+}
+
+TEST_CASE("cross-check: a read seen by audit but not by the enforcer raises sensor_mismatch", "[audit][host]") {
+    REQUIRE_ROOT();
+    TempDir t;
+    write_file(t.path / "zone/c.txt", "customer");
+    audit::ObserverOptions o;
+    o.mode = audit::ObserverMode::cross_check;
+    o.enforcer_name = "fanotify";
+    o.cross_check_window_ms = 500;
+    auto obs = audit::AuditObserver::create(o);
+    REQUIRE(obs);
+    REQUIRE((*obs)->apply(load_policy(zone_policy(t.path / "zone"))));
+    Collector c;
+    REQUIRE((*obs)->start(c.callbacks()));
+
+    pid_t bypass = read_as(t.path / "zone/c.txt", 65534, 65534);
+    REQUIRE(bypass > 0);
+    auto m = c.wait_for(with_pid(bypass));
+    REQUIRE(m);
+    CHECK(m->kind == events::Kind::sensor_mismatch);
+    CHECK(field(*m, events::field::sensors) == "audit,fanotify");
+    CHECK(field(*m, "CUSTGUARD_MISMATCH") == "unmatched");
+    CHECK(field(*m, events::field::path) == (t.path / "zone/c.txt").string());
+    CHECK(field(*m, events::field::zone) == "customers");
+    CHECK((*obs)->counters().mismatches == 1);
+    (*obs)->stop(true);
+}
+
+TEST_CASE("cross-check: the enforcer's event matches; its loginuid is confirmed by audit's auid", "[audit][host]") {
+    REQUIRE_ROOT();
+    TempDir t;
+    write_file(t.path / "zone/c.txt", "customer");
+    struct stat st {};
+    REQUIRE(::stat((t.path / "zone/c.txt").c_str(), &st) == 0);
+    audit::ObserverOptions o;
+    o.mode = audit::ObserverMode::cross_check;
+    o.enforcer_name = "fanotify";
+    o.cross_check_window_ms = 1000;
+    auto obs = audit::AuditObserver::create(o);
+    REQUIRE(obs);
+    REQUIRE((*obs)->apply(load_policy(zone_policy(t.path / "zone"))));
+    Collector c;
+    REQUIRE((*obs)->start(c.callbacks()));
+
+    // What the enforcer would have delivered for the child's open (as fanotify fills it).
+    auto enforcer_event = [&](pid_t pid, std::uint32_t loginuid) {
+        daemon::AccessEvent ev;
+        ev.sensor = daemon::Sensor::fanotify;
+        timespec ts{};
+        ::clock_gettime(CLOCK_REALTIME, &ts);
+        ev.realtime_ns = ts.tv_sec * 1'000'000'000ll + ts.tv_nsec;
+        ev.raw.kind = CG_EV_OPEN;
+        ev.raw.pid = ev.raw.tgid = static_cast<std::uint32_t>(pid);
+        ev.raw.dev = (std::uint64_t{major(st.st_dev)} << 20) | minor(st.st_dev);
+        ev.raw.ino = st.st_ino;
+        ev.raw.loginuid = loginuid;
+        ev.raw.decision = CG_DECISION_DENY;
+        return ev;
+    };
+    pid_t ok = read_as(t.path / "zone/c.txt", 65534, 65534, 1234);
+    REQUIRE(ok > 0);
+    (*obs)->observe_enforcer_event(enforcer_event(ok, 1234));
+    pid_t wrong = read_as(t.path / "zone/c.txt", 65534, 65534, 1234);
+    REQUIRE(wrong > 0);
+    (*obs)->observe_enforcer_event(enforcer_event(wrong, 4321));
+
+    auto m = c.wait_for(with_pid(wrong));
+    REQUIRE(m);
+    CHECK(m->kind == events::Kind::sensor_mismatch);
+    CHECK(field(*m, "CUSTGUARD_MISMATCH") == "auid");
+    CHECK(field(*m, events::field::auid) == "1234");
+    CHECK(field(*m, "CUSTGUARD_ENFORCER_LOGINUID") == "4321");
+    std::this_thread::sleep_for(2s);  // past the window: the matched read stays quiet
+    CHECK(c.count(with_pid(ok)) == 0);
+    CHECK((*obs)->counters().matched == 2);
+    CHECK((*obs)->counters().mismatches == 0);
+    (*obs)->stop(true);
+}
+
+TEST_CASE("custguardd --enforcer none records reads via audit and removes its rules at exit", "[audit][host]") {
+    REQUIRE_ROOT();
+    TempDir t;
+    write_file(t.path / "zone/c.txt", "customer");
+    write_file(t.path / "policy.toml", "[daemon]\nenforcer = \"none\"\n\n" + zone_policy(t.path / "zone"));
+    fs::path jsonl = t.path / "out.jsonl";
+    pid_t d = ::fork();
+    REQUIRE(d >= 0);
+    if (d == 0) {
+        int null = ::open("/dev/null", O_RDWR);
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+        std::string export_arg = "jsonl:" + jsonl.string();
+        std::string state = (t.path / "state").string();
+        std::string pol = (t.path / "policy.toml").string();
+        ::execl(CG_CUSTGUARDD, "custguardd", "--policy", pol.c_str(), "--state-dir", state.c_str(), "--enforcer", "none",
+                "--no-journal", "--export", export_arg.c_str(), nullptr);
+        ::_exit(127);
+    }
+    std::string rules;
+    for (int i = 0; i < 100 && rules.empty(); ++i) {
+        std::this_thread::sleep_for(100ms);
+        rules = our_rules();
+    }
+    REQUIRE(rules == "-w " + (t.path / "zone").string() + " -p r -k custguard:customers\n");
+    pid_t reader = read_as(t.path / "zone/c.txt", 65534, 65534);
+    REQUIRE(reader > 0);
+    std::string line;
+    for (int i = 0; i < 100; ++i) {
+        std::ifstream in(jsonl);
+        std::string l;
+        while (std::getline(in, l))
+            if (l.find("\"pid\":" + std::to_string(reader)) != std::string::npos ||
+                l.find("\"pid\":\"" + std::to_string(reader) + "\"") != std::string::npos)
+                line = l;
+        if (!line.empty()) break;
+        std::this_thread::sleep_for(100ms);
+    }
+    INFO(line);
+    REQUIRE_FALSE(line.empty());
+    CHECK(line.find("\"sensor\":\"audit\"") != std::string::npos);
+    CHECK(line.find("would be denied") != std::string::npos);
+    ::kill(d, SIGTERM);
+    int status = 0;
+    ::waitpid(d, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(our_rules().empty());
+}
