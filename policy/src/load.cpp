@@ -587,6 +587,9 @@ void Loader::read_print(const toml::table& t) {
     if (const auto* n = t.get("allow_users")) read_principals(*n, "allow_users", print.allow_users);
     if (const auto* n = t.get("detectors")) {
         print.detectors.clear();
+        if (const auto* a = n->as_array(); a && a->empty())
+            error(pos(*n), "'detectors' is empty",
+                  "remove the key to use every detector, or list the ones to use");
         for (const auto& [d, element] : get_strings(*n, "detectors")) {
             if (std::find(k_detectors.begin(), k_detectors.end(), d) == k_detectors.end()) {
                 error(pos(*element), "unknown detector \"" + d + "\"",
@@ -601,7 +604,7 @@ void Loader::read_print(const toml::table& t) {
     if (const auto* n = t.get("keywords")) {
         print.keywords.clear();
         for (const auto& [k, element] : get_strings(*n, "keywords")) {
-            if (k.empty()) {
+            if (k.find_first_not_of(" \t\u3000") == std::string::npos) {
                 error(pos(*element), "empty keyword", "remove it");
                 continue;
             }

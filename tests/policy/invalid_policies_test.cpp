@@ -63,6 +63,8 @@ const Case k_cases[] = {
      "\"manager\" is not a mail address"},
     {"webhook not http", "[notify.m]\nwebhook = \"ftp://x\"\n", 2, 11, "not an http:// or https:// URL"},
     {"empty keyword", "[print]\nkeywords = [\"\"]\n", 2, 13, "empty keyword"},
+    {"blank keyword", "[print]\nkeywords = [\"顧客\", \" \"]\n", 2, 19, "empty keyword"},
+    {"empty detector list", "[print]\ndetectors = []\n", 2, 13, "'detectors' is empty"},
     // paths
     {"relative path", "[[zone]]\nname = \"z\"\npaths = [\"srv/z\"]\nallow_users = [\"alice\"]\n", 3, 10,
      "not a normalised absolute path"},
