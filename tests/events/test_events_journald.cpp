@@ -429,16 +429,23 @@ TEST_CASE("a burst larger than the spool while journald runs: backpressure, noth
     jd.start();
     TempDir dir;
     auto cfg = config_for(jd, dir);
-    cfg.input_capacity = 256;          // small queues: the backlog is "high" at once,
-    cfg.record_capacity = 64;          // so records spill
-    cfg.spool_max_bytes = 32 * 1024;   // a few dozen records
-    cfg.submit_wait = 10s;             // the test measures the writer, not the sensor's patience
+    cfg.spool_max_bytes = 32 * 1024;  // a few dozen records
+    cfg.send_timeout_ms = 10000;      // journald is only paused: keep waiting for it
+    cfg.submit_wait = 30s;            // the test is about the writer, not the sensor's patience
     auto p = Pipeline::create(cfg);
     REQUIRE(p);
     auto& pipeline = **p;
+    // journald pauses at the start of the burst: records spill, the spool fills, and the
+    // writer must wait for room instead of dropping.
+    ::kill(jd.pid(), SIGSTOP);
+    std::thread resume([&] {
+        std::this_thread::sleep_for(500ms);
+        ::kill(jd.pid(), SIGCONT);
+    });
     constexpr int total = 5000;
     for (int i = 1; i <= total; ++i)
         REQUIRE(pipeline.submit(access_event(CG_DECISION_ALLOW, CG_EV_OPEN, fmt::format("/srv/c/{}.csv", i))));
+    resume.join();
     REQUIRE(pipeline.flush(60s));
     const auto c = pipeline.counters();
     pipeline.stop();
