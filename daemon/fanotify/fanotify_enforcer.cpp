@@ -208,10 +208,7 @@ struct FanotifyEnforcer::Impl {
     bool started = false;
     bool running = false;
     std::atomic<bool> stopping{false};
-    std::mutex queue_mutex;
-    std::condition_variable queue_cv;
-    std::deque<Job> queue;
-    std::thread reader;
+    std::atomic<std::size_t> pending{0};  // events read and not yet answered
     std::thread notifier;
     std::vector<std::thread> workers;
 
@@ -400,7 +397,7 @@ struct FanotifyEnforcer::Impl {
         respond(evfd.get(), !zone);
     }
 
-    void handle(const Job& job) {
+    void handle(const Job& job, fan::TaskReader& reader) {
         UniqueFd evfd(job.fd);
         std::shared_lock lk(policy_mutex);
         auto t = snapshot();
@@ -426,7 +423,7 @@ struct FanotifyEnforcer::Impl {
         }
 
         thread_local fan::TaskInfo task;
-        if (auto r = fan::read_task(job.pid, task); !r) {
+        if (auto r = reader.read(job.pid, task); !r) {
             // A zone file and no decision possible: deny (the task may be gone anyway).
             c_errors.fetch_add(1, std::memory_order_relaxed);
             respond(evfd.get(), false);
@@ -436,7 +433,17 @@ struct FanotifyEnforcer::Impl {
         fan::Subject subject{task.fsuid, task.gids, task.exe,
                              static_cast<std::uint64_t>(job.real_ns / 1'000'000'000)};
         fan::Verdict v = t->decide(zl.zone, subject);
-        std::uint32_t flags = v.decision != CG_DECISION_ALLOW ? fan::read_open_flags(job.pid) : 0;
+        // Groups rank before grants; reading them costs, so only when they could matter.
+        if ((v.rule == CG_RULE_NOT_ALLOWED || v.rule == CG_RULE_GRANT) && t->zone_has_groups(zl.zone)) {
+            if (auto r = reader.read_groups(job.pid, task); !r) {
+                c_errors.fetch_add(1, std::memory_order_relaxed);
+                respond(evfd.get(), false);
+                return;
+            }
+            subject.gids = task.gids;
+            v = t->decide(zl.zone, subject);
+        }
+        std::uint32_t flags = v.decision != CG_DECISION_ALLOW ? reader.open_flags(job.pid) : 0;
         respond(evfd.get(), v.decision != CG_DECISION_DENY);
         lk.unlock();
         if (v.decision == CG_DECISION_ALLOW) return;
@@ -474,8 +481,12 @@ struct FanotifyEnforcer::Impl {
 
     // ---- threads ------------------------------------------------------------------
 
-    void reader_loop() {
-        alignas(fanotify_event_metadata) char buf[64 * 1024];
+    // Every worker reads the group itself (no hand-off between threads: a context switch
+    // costs more than a decision), a few events at a time so the kernel spreads them.
+    void worker_loop() {
+        fan::TaskReader reader;
+        constexpr std::size_t batch = 16;
+        alignas(fanotify_event_metadata) char buf[batch * sizeof(fanotify_event_metadata)];
         pollfd fds[2] = {{fan.get(), POLLIN, 0}, {stop_efd.get(), POLLIN, 0}};
         while (!stopping.load()) {
             if (::poll(fds, 2, -1) < 0) {
@@ -490,49 +501,38 @@ struct FanotifyEnforcer::Impl {
                 std::int64_t mono = clock_ns(CLOCK_MONOTONIC), real = clock_ns(CLOCK_REALTIME);
                 auto now = std::chrono::steady_clock::now();
                 auto* md = reinterpret_cast<fanotify_event_metadata*>(buf);
+                std::size_t n = 0;
+                ssize_t rest = len;  // FAN_EVENT_NEXT consumes its length argument
+                for (auto* m = md; FAN_EVENT_OK(m, rest); m = FAN_EVENT_NEXT(m, rest)) ++n;
+                pending.fetch_add(n);
+                bool full = static_cast<std::size_t>(len) + sizeof(fanotify_event_metadata) > sizeof buf;
                 for (; FAN_EVENT_OK(md, len); md = FAN_EVENT_NEXT(md, len)) {
-                    if (md->vers != FANOTIFY_METADATA_VERSION) {
-                        c_errors.fetch_add(1);
-                        if (md->fd >= 0) ::close(md->fd);
-                        continue;
-                    }
-                    if (md->mask & FAN_Q_OVERFLOW) c_dropped.fetch_add(1);
-                    if (md->fd < 0) continue;
-                    if (!(md->mask & FAN_OPEN_PERM)) {
-                        ::close(md->fd);
-                        continue;
-                    }
-                    c_perm.fetch_add(1, std::memory_order_relaxed);
-                    Job job{md->fd, md->pid, now, mono, real};
-                    std::unique_lock lk(queue_mutex);
-                    if (queue.size() >= options.max_queue) {
-                        lk.unlock();
-                        answer_quickly(job);
-                        continue;
-                    }
-                    queue.push_back(job);
-                    lk.unlock();
-                    queue_cv.notify_one();
+                    process(md, Job{md->fd, md->pid, now, mono, real}, reader);
+                    pending.fetch_sub(1);
                 }
+                if (!full) break;  // drained when we read: poll again rather than read EAGAIN
             }
         }
     }
 
-    void worker_loop() {
-        for (;;) {
-            Job job;
-            {
-                std::unique_lock lk(queue_mutex);
-                queue_cv.wait(lk, [&] { return stopping.load() || !queue.empty(); });
-                if (queue.empty()) return;  // stopping, and every event answered
-                job = queue.front();
-                queue.pop_front();
-            }
-            if (std::chrono::steady_clock::now() - job.queued > options.decision_timeout)
-                answer_quickly(job);
-            else
-                handle(job);
+    void process(const fanotify_event_metadata* md, const Job& job, fan::TaskReader& reader) {
+        if (md->vers != FANOTIFY_METADATA_VERSION) {
+            c_errors.fetch_add(1);
+            if (md->fd >= 0) ::close(md->fd);
+            return;
         }
+        if (md->mask & FAN_Q_OVERFLOW) c_dropped.fetch_add(1);
+        if (md->fd < 0) return;
+        if (!(md->mask & FAN_OPEN_PERM)) {
+            ::close(md->fd);
+            return;
+        }
+        c_perm.fetch_add(1, std::memory_order_relaxed);
+        if (pending.load() > options.max_queue ||
+            std::chrono::steady_clock::now() - job.queued > options.decision_timeout)
+            answer_quickly(job);
+        else
+            handle(job, reader);
     }
 
     std::optional<std::uint32_t> dir_zone(const fanotify_event_info_fid* fid, const ZoneTables& t) {
@@ -645,7 +645,6 @@ struct FanotifyEnforcer::Impl {
     void launch() {
         if (running) return;
         running = true;
-        reader = std::thread([this] { reader_loop(); });
         if (notify_fd) notifier = std::thread([this] { notify_loop(); });
         for (unsigned i = 0; i < std::max(1u, options.workers); ++i)
             workers.emplace_back([this] { worker_loop(); });
@@ -656,11 +655,8 @@ struct FanotifyEnforcer::Impl {
         stopping = true;
         std::uint64_t one = 1;
         (void)!::write(stop_efd.get(), &one, sizeof one);
-        queue_cv.notify_all();
-        if (reader.joinable()) reader.join();
         if (notifier.joinable()) notifier.join();
-        queue_cv.notify_all();
-        for (auto& w : workers) w.join();
+        for (auto& w : workers) w.join();  // each answers what it has read before leaving
         workers.clear();
         running = false;
     }

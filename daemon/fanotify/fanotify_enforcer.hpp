@@ -24,10 +24,14 @@ namespace custguard::daemon {
 
 struct FanotifyOptions {
     unsigned workers = 2;
-    // A permission event still queued after this long is answered at once: denied if the
-    // file is known to be in a zone, allowed otherwise.
+    // Each worker reads a few events at a time and decides them in turn. An event whose
+    // decision has not started this long after it was read is answered without asking
+    // /proc: denied if the file is in a zone, allowed otherwise. (Events not yet read wait
+    // in the kernel's queue, which is unlimited.)
     std::chrono::milliseconds decision_timeout{1000};
-    std::size_t max_queue = 8192;  // beyond this, events are answered the same way at once
+    // More events read and unanswered than this (all workers together): answered the same
+    // way at once.
+    std::size_t max_queue = 8192;
     // A descriptor re-adopted from the fd store (see fd_store.hpp); empty: new group.
     UniqueFd adopt;
     // Put the group's descriptor into systemd's fd store on start (when NOTIFY_SOCKET is set).

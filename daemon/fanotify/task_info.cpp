@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -27,6 +28,21 @@ constexpr std::uint64_t kernel_o_largefile = 0200000;
 #else
 constexpr std::uint64_t kernel_o_largefile = 0100000;
 #endif
+
+// PIDFD_GET_INFO (Linux 6.13), not yet in our distribution's headers: the first version
+// of the structure (64 bytes); the kernel copies the size the caller names.
+struct PidfdInfoV0 {
+    std::uint64_t mask;
+    std::uint64_t cgroupid;
+    std::uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    std::uint32_t spare0;
+};
+static_assert(sizeof(PidfdInfoV0) == 64);
+constexpr unsigned long pidfd_get_info = _IOWR(0xFF, 11, PidfdInfoV0);
+constexpr std::uint64_t pidfd_info_pid = 1u << 0;
+constexpr std::uint64_t pidfd_info_creds = 1u << 1;
+constexpr unsigned pidfd_thread = O_EXCL;  // PIDFD_THREAD (6.9): a pidfd for one thread
+
 
 // Reads a small /proc file relative to `dirfd` into `buf`; returns the length or -1.
 ssize_t read_small(int dirfd, const char* name, char* buf, std::size_t size) {
@@ -69,23 +85,91 @@ void numbers(std::string_view s, F&& each, int base = 10) {
     }
 }
 
-}  // namespace
 
-tl::expected<void, std::string> read_task(pid_t tid, TaskInfo& out) {
+void read_comm(int dirfd, char (&comm)[CG_COMM_LEN]) {
+    // comm exactly as the kernel holds it (status' Name: is escaped).
+    char buf[64];
+    std::memset(comm, 0, sizeof comm);
+    if (ssize_t c = read_small(dirfd, "comm", buf, sizeof buf); c > 0) {
+        std::size_t len = static_cast<std::size_t>(c);
+        if (buf[len - 1] == '\n') --len;
+        std::memcpy(comm, buf, std::min(len, sizeof comm - 1));
+    }
+}
+
+std::uint32_t read_loginuid(int dirfd) {
+    char buf[32];
+    std::uint32_t v = 4294967295u;
+    if (ssize_t c = read_small(dirfd, "loginuid", buf, sizeof buf); c > 0)
+        numbers(std::string_view(buf, static_cast<std::size_t>(c)),
+                [&](std::uint64_t x) { v = static_cast<std::uint32_t>(x); return false; });
+    return v;
+}
+
+InodeKey read_exe(int dirfd) {
+    struct stat st {};
+    if (::fstatat(dirfd, "exe", &st, 0) != 0) return {};
+    return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+UniqueFd proc_dir(pid_t tid) {
     char dir[32];
     std::snprintf(dir, sizeof dir, "/proc/%d", static_cast<int>(tid));
-    UniqueFd dfd(::open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dfd) return tl::unexpected(std::string("cannot open ") + dir + ": " + std::strerror(errno));
+    return UniqueFd(::open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+}
 
+// Parses /proc/<tid>/syscall ("NR arg1 .. arg6 sp pc"; NR decimal, the rest hex) in
+// `buf` (NUL-terminated at `n`) into file->f_flags as the kernel keeps them.
+std::uint32_t flags_from_syscall(pid_t tid, char* buf, std::size_t n) {
+    std::uint64_t flags = O_RDONLY;
+    if (buf && n > 0) {
+        buf[n] = '\0';
+        std::uint64_t v[7] = {};
+        int count = 0;
+        std::string_view s(buf, n);
+        std::size_t sp = s.find(' ');
+        if (sp != std::string_view::npos) {
+            long nr = -1;
+            std::from_chars(s.data(), s.data() + sp, nr);
+            numbers(s.substr(sp + 1), [&](std::uint64_t x) { v[count++] = x; return count < 6; }, 16);
+            if (count >= 3) {
+                if (nr == SYS_openat) flags = v[2];
+#ifdef SYS_open
+                else if (nr == SYS_open) flags = v[1];
+#endif
+#ifdef SYS_creat
+                else if (nr == SYS_creat) flags = O_CREAT | O_WRONLY | O_TRUNC;
+#endif
+#ifdef SYS_openat2
+                else if (nr == SYS_openat2) {
+                    open_how how{};
+                    iovec local{&how, sizeof how};
+                    iovec remote{reinterpret_cast<void*>(v[2]), sizeof how};
+                    if (::process_vm_readv(tid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(sizeof how))
+                        flags = how.flags;
+                }
+#endif
+            }
+        }
+    }
+    // What the kernel keeps in file->f_flags (fs/open.c: build_open_flags, do_dentry_open).
+    flags &= ~static_cast<std::uint64_t>(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
+    flags |= kernel_o_largefile;
+    return static_cast<std::uint32_t>(flags);
+}
+
+}  // namespace
+
+tl::expected<void, std::string> TaskReader::read_status(pid_t tid, TaskInfo& out, bool groups) {
+    UniqueFd dfd = proc_dir(tid);
+    if (!dfd) return tl::unexpected("cannot open /proc/" + std::to_string(tid) + ": " + std::strerror(errno));
     char buf[4096];
     ssize_t n = read_small(dfd.get(), "status", buf, sizeof buf);
-    if (n <= 0) return tl::unexpected(std::string("cannot read ") + dir + "/status");
+    if (n <= 0) return tl::unexpected("cannot read /proc/" + std::to_string(tid) + "/status");
     std::string_view status(buf, static_cast<std::size_t>(n));
-
     out.tid = static_cast<std::uint32_t>(tid);
-    int i = 0;
     numbers(field(status, "Tgid"), [&](std::uint64_t v) { out.tgid = static_cast<std::uint32_t>(v); return false; });
-    i = 0;
+    int i = 0;
     numbers(field(status, "Uid"), [&](std::uint64_t v) {
         if (i++ == 3) { out.fsuid = static_cast<std::uint32_t>(v); return false; }
         return true;
@@ -95,33 +179,109 @@ tl::expected<void, std::string> read_task(pid_t tid, TaskInfo& out) {
         if (i++ == 3) { out.fsgid = static_cast<std::uint32_t>(v); return false; }
         return true;
     });
-    if (i < 4) return tl::unexpected(std::string("unexpected format of ") + dir + "/status");
+    if (i < 4) return tl::unexpected("unexpected format of /proc/" + std::to_string(tid) + "/status");
     out.gids.clear();
     out.gids.push_back(out.fsgid);
-    numbers(field(status, "Groups"), [&](std::uint64_t v) {
-        out.gids.push_back(static_cast<std::uint32_t>(v));
-        return true;
-    });
-
-    // comm exactly as the kernel holds it (status' Name: is escaped).
-    std::memset(out.comm, 0, sizeof out.comm);
-    if (ssize_t c = read_small(dfd.get(), "comm", buf, sizeof buf); c > 0) {
-        std::size_t len = static_cast<std::size_t>(c);
-        if (buf[len - 1] == '\n') --len;
-        std::memcpy(out.comm, buf, std::min(len, sizeof out.comm - 1));
+    if (groups) {
+        numbers(field(status, "Groups"), [&](std::uint64_t v) {
+            out.gids.push_back(static_cast<std::uint32_t>(v));
+            return true;
+        });
+        out.groups_read = true;
     }
-
-    out.loginuid = 4294967295u;
-    if (ssize_t c = read_small(dfd.get(), "loginuid", buf, sizeof buf); c > 0)
-        numbers(std::string_view(buf, static_cast<std::size_t>(c)),
-                [&](std::uint64_t v) { out.loginuid = static_cast<std::uint32_t>(v); return false; });
-
-    struct stat st {};
-    if (::fstatat(dfd.get(), "exe", &st, 0) == 0)
-        out.exe = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
-    else
-        out.exe = {};
     return {};
+}
+
+tl::expected<void, std::string> TaskReader::read_groups(pid_t tid, TaskInfo& out) {
+    TaskInfo t;
+    auto r = read_status(tid, t, true);
+    if (!r) return r;
+    out.gids = std::move(t.gids);
+    out.groups_read = true;
+    return {};
+}
+
+TaskReader::Entry* TaskReader::entry(pid_t tid, TaskInfo& out) {
+    auto it = cache_.find(tid);
+    PidfdInfoV0 info{};
+    if (it != cache_.end()) {
+        info.mask = pidfd_info_pid | pidfd_info_creds;
+        if (::ioctl(it->second.pidfd.get(), pidfd_get_info, &info) == 0 && (info.mask & pidfd_info_creds)) {
+            out.tgid = info.tgid;
+            out.fsuid = info.fsuid;
+            out.fsgid = info.fsgid;
+            return &it->second;
+        }
+        cache_.erase(it);  // gone: the tid may belong to another task now
+    }
+    if (!pidfd_info_) return nullptr;
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, tid, pidfd_thread)));
+    if (!pidfd) {
+        if (errno == EINVAL) pidfd_info_ = false;  // kernel before 6.9 (no PIDFD_THREAD)
+        return nullptr;
+    }
+    info = {};
+    info.mask = pidfd_info_pid | pidfd_info_creds;
+    if (::ioctl(pidfd.get(), pidfd_get_info, &info) != 0 || !(info.mask & pidfd_info_creds)) {
+        if (errno == ENOTTY || errno == EINVAL) pidfd_info_ = false;  // kernel before 6.13
+        return nullptr;
+    }
+    UniqueFd dir = proc_dir(tid);
+    if (!dir) return nullptr;
+    out.tgid = info.tgid;
+    out.fsuid = info.fsuid;
+    out.fsgid = info.fsgid;
+    if (cache_.size() >= max_tasks_) cache_.clear();
+    Entry& e = cache_[tid];
+    e.pidfd = std::move(pidfd);
+    e.dir = std::move(dir);
+    return &e;
+}
+
+tl::expected<void, std::string> TaskReader::read(pid_t tid, TaskInfo& out, bool groups) {
+    out.tid = static_cast<std::uint32_t>(tid);
+    out.groups_read = false;
+    Entry* e = entry(tid, out);
+    if (!e || groups) {
+        auto r = read_status(tid, out, groups);
+        if (!r) return r;
+    } else {
+        out.gids.clear();
+        out.gids.push_back(out.fsgid);
+    }
+    if (!e) {
+        UniqueFd dfd = proc_dir(tid);
+        if (!dfd) return tl::unexpected("cannot open /proc/" + std::to_string(tid) + ": " + std::strerror(errno));
+        out.exe = read_exe(dfd.get());
+        read_comm(dfd.get(), out.comm);
+        out.loginuid = read_loginuid(dfd.get());
+        return {};
+    }
+    out.exe = read_exe(e->dir.get());
+    if (e->exe != out.exe || e->comm[0] == '\0') {
+        read_comm(e->dir.get(), e->comm);
+        e->loginuid = read_loginuid(e->dir.get());
+        e->exe = out.exe;
+    }
+    std::memcpy(out.comm, e->comm, sizeof out.comm);
+    out.loginuid = e->loginuid;
+    return {};
+}
+
+std::uint32_t TaskReader::open_flags(pid_t tid) {
+    auto it = cache_.find(tid);
+    if (it == cache_.end()) return read_open_flags(tid);
+    Entry& e = it->second;
+    if (!e.syscall) e.syscall = UniqueFd(::openat(e.dir.get(), "syscall", O_RDONLY | O_CLOEXEC));
+    char buf[256];
+    ssize_t n = e.syscall ? ::pread(e.syscall.get(), buf, sizeof buf - 1, 0) : -1;
+    if (n <= 0) return flags_from_syscall(tid, nullptr, 0);
+    return flags_from_syscall(tid, buf, static_cast<std::size_t>(n));
+}
+
+tl::expected<void, std::string> read_task(pid_t tid, TaskInfo& out) {
+    TaskReader reader;
+    return reader.read(tid, out, true);
 }
 
 std::uint32_t read_open_flags(pid_t tid) {
@@ -129,45 +289,8 @@ std::uint32_t read_open_flags(pid_t tid) {
     std::snprintf(path, sizeof path, "/proc/%d/syscall", static_cast<int>(tid));
     char buf[256];
     UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
-    std::uint64_t flags = O_RDONLY;
-    if (fd) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
-        if (n > 0) {
-            buf[n] = '\0';
-            std::uint64_t v[7] = {};
-            int count = 0;
-            // "NR arg1 .. arg6 sp pc"; NR is decimal, the rest hex.
-            std::string_view s(buf, static_cast<std::size_t>(n));
-            std::size_t sp = s.find(' ');
-            if (sp != std::string_view::npos) {
-                long nr = -1;
-                std::from_chars(s.data(), s.data() + sp, nr);
-                numbers(s.substr(sp + 1), [&](std::uint64_t x) { v[count++] = x; return count < 6; }, 16);
-                if (count >= 3) {
-                    if (nr == SYS_openat) flags = v[2];
-#ifdef SYS_open
-                    else if (nr == SYS_open) flags = v[1];
-#endif
-#ifdef SYS_creat
-                    else if (nr == SYS_creat) flags = O_CREAT | O_WRONLY | O_TRUNC;
-#endif
-#ifdef SYS_openat2
-                    else if (nr == SYS_openat2) {
-                        open_how how{};
-                        iovec local{&how, sizeof how};
-                        iovec remote{reinterpret_cast<void*>(v[2]), sizeof how};
-                        if (::process_vm_readv(tid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(sizeof how))
-                            flags = how.flags;
-                    }
-#endif
-                }
-            }
-        }
-    }
-    // What the kernel keeps in file->f_flags (fs/open.c: build_open_flags, do_dentry_open).
-    flags &= ~static_cast<std::uint64_t>(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
-    flags |= kernel_o_largefile;
-    return static_cast<std::uint32_t>(flags);
+    ssize_t n = fd ? ::read(fd.get(), buf, sizeof buf - 1) : -1;
+    return flags_from_syscall(tid, n > 0 ? buf : nullptr, n > 0 ? static_cast<std::size_t>(n) : 0);
 }
 
 }  // namespace custguard::daemon::fan

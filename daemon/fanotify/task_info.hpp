@@ -1,16 +1,18 @@
-// What the fanotify enforcer learns about the opening task from /proc, so that its events
-// carry the same fields the BPF-LSM enforcer reads from the task in the kernel.
+// What the fanotify enforcer learns about the opening task, so that its events carry the
+// same fields the BPF-LSM enforcer reads from the task in the kernel.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <tl/expected.hpp>
 
 #include "custguard_abi.h"
+#include "daemon/fanotify/unique_fd.hpp"
 #include "daemon/fanotify/zone_tables.hpp"
 
 namespace custguard::daemon::fan {
@@ -21,19 +23,53 @@ struct TaskInfo {
     std::uint32_t fsuid = 0;
     std::uint32_t fsgid = 0;
     std::uint32_t loginuid = 4294967295u;
-    std::vector<std::uint32_t> gids;  // fsgid first, then supplementary groups
+    std::vector<std::uint32_t> gids;  // fsgid first, then supplementary groups (if read)
+    bool groups_read = false;
     char comm[CG_COMM_LEN] = {};
     InodeKey exe;
-    std::uint32_t open_flags = 0;  // as file->f_flags; see read_open_flags()
 };
 
-// Reads /proc/<tid>/{status,loginuid} and the executable's inode. The task is blocked in
-// open(2) while we read, so its credentials cannot change under us.
+// Reads tasks blocked in open(2) (so their credentials cannot change under us). Syscalls
+// are the cost here, so per task it keeps a thread pidfd (PIDFD_GET_INFO, Linux 6.13, gives
+// the credentials in one ioctl, and fails once the task is gone, so a reused tid is never
+// mistaken for the old task), its /proc directory and an open /proc/<tid>/syscall (pread
+// regenerates it). comm and loginuid change with exec or login only: they are reread when
+// the executable's inode changes. Falls back to /proc/<tid>/status. One reader per
+// thread: not thread-safe.
+class TaskReader {
+public:
+    explicit TaskReader(std::size_t max_tasks = 128) : max_tasks_(max_tasks) {}
+
+    // Credentials, tgid, loginuid, comm, exe. Supplementary groups only with `groups`.
+    tl::expected<void, std::string> read(pid_t tid, TaskInfo& out, bool groups = false);
+    // Adds the supplementary groups (from /proc/<tid>/status).
+    tl::expected<void, std::string> read_groups(pid_t tid, TaskInfo& out);
+    // The flags of the open `tid` is blocked in (see read_open_flags()).
+    std::uint32_t open_flags(pid_t tid);
+
+private:
+    struct Entry {
+        UniqueFd pidfd;
+        UniqueFd dir;      // /proc/<tid>
+        UniqueFd syscall;  // /proc/<tid>/syscall
+        InodeKey exe;
+        char comm[CG_COMM_LEN] = {};
+        std::uint32_t loginuid = 4294967295u;
+    };
+    Entry* entry(pid_t tid, TaskInfo& out);
+    tl::expected<void, std::string> read_status(pid_t tid, TaskInfo& out, bool groups);
+    std::size_t max_tasks_;
+    std::unordered_map<pid_t, Entry> cache_;
+    bool pidfd_info_ = true;  // PIDFD_GET_INFO works on this kernel
+};
+
+// Reads /proc/<tid>/{status,comm,loginuid} and the executable's inode, uncached.
 tl::expected<void, std::string> read_task(pid_t tid, TaskInfo& out);
 
 // The flags of the open in progress, from /proc/<tid>/syscall (open, openat, openat2,
 // creat), transformed as the kernel stores them in file->f_flags. io_uring workers are
-// not in a syscall: their flags are unknown and reported as O_RDONLY with the kernel's O_LARGEFILE.
+// not in a syscall: their flags are unknown and reported as O_RDONLY with the kernel's
+// O_LARGEFILE.
 std::uint32_t read_open_flags(pid_t tid);
 
 }  // namespace custguard::daemon::fan

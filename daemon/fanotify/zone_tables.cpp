@@ -30,6 +30,7 @@ tl::expected<ZoneTables, std::string> ZoneTables::build(const policy::Compiled& 
         max_id = std::max(max_id, z.id);
     }
     t.zone_flags_.assign(max_id, 0);
+    t.zone_groups_.assign(max_id, false);
     std::vector<bool> known(max_id, false);
     for (const auto& z : compiled.zones) {
         t.zone_flags_[z.id - 1] = zone_flags(z);
@@ -54,6 +55,7 @@ tl::expected<ZoneTables, std::string> ZoneTables::build(const policy::Compiled& 
     for (const auto& s : compiled.subjects) {
         if (!valid_zone(s.zone_id)) return tl::unexpected(std::string("subject row names unknown zone"));
         t.subjects_.insert({s.zone_id, s.kind == policy::SubjectKind::uid ? 0u : 1u, s.id});
+        if (s.kind == policy::SubjectKind::gid) t.zone_groups_[s.zone_id - 1] = true;
     }
     for (const auto& g : compiled.grants) {
         if (!valid_zone(g.zone_id)) return tl::unexpected(std::string("grant row names unknown zone"));

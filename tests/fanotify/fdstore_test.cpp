@@ -71,6 +71,9 @@ RestartRun kill_and_restart(bool store) {
     pid_t prober = ::fork();
     if (prober == 0) {
         ::close(pipefd[0]);
+        ::dup2(pipefd[1], 3);
+        ::close_range(4, ~0u, 0);  // see cgtest::run_as
+        pipefd[1] = 3;
         ::alarm(20);  // an unanswered event would hang us: fail instead
         if (::setresgid(60009, 60009, 60009) || ::setresuid(60009, 60009, 60009)) ::_exit(120);
         int opened = 0, denied = 0;

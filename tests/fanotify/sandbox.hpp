@@ -68,6 +68,9 @@ inline const char* to_string(Via v) {
 inline int run_as(const Cred& c, const std::function<int()>& fn, pid_t* child_pid = nullptr) {
     pid_t pid = ::fork();
     if (pid == 0) {
+        // Inherited descriptors include the fanotify group: holding it, this child would
+        // wait forever for an answer if the test process died.
+        ::close_range(3, ~0u, 0);
         ::alarm(20);  // never hang a test run on an unanswered permission event
         if (::setgroups(c.groups.size(), c.groups.data()) != 0 || ::setresgid(c.gid, c.gid, c.gid) != 0 ||
             ::setresuid(c.uid, c.uid, c.uid) != 0)
