@@ -1,4 +1,12 @@
-# Journal catalog for `journalctl -x` (include from systemd/CMakeLists.txt). After
-# installing, run `journalctl --update-catalog` (packages do this in postinst).
-install(FILES ${CMAKE_CURRENT_LIST_DIR}/custguard.catalog
-        DESTINATION ${CMAKE_INSTALL_PREFIX}/lib/systemd/catalog)
+# Journal catalog for `journalctl -x` (included by systemd/CMakeLists.txt). Packages run
+# `journalctl --update-catalog` in postinst; a direct `cmake --install` (no DESTDIR) does it
+# here.
+install(FILES ${CMAKE_CURRENT_LIST_DIR}/custguard.catalog DESTINATION lib/systemd/catalog)
+install(CODE [[
+    if("$ENV{DESTDIR}" STREQUAL "")
+        execute_process(COMMAND journalctl --update-catalog RESULT_VARIABLE rc)
+        if(NOT rc EQUAL 0)
+            message(WARNING "journalctl --update-catalog failed (${rc}); run it by hand")
+        endif()
+    endif()
+]])
