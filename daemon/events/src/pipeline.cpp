@@ -71,6 +71,9 @@ struct Pipeline::Impl {
     std::mutex lost_mu;
     std::map<std::string, LostNote> lost_notes;  // source -> pending count
 
+    std::mutex observers_mu;
+    std::vector<Pipeline::Observer> observers;
+
     std::atomic<bool> stopping{false};
     std::atomic<std::uint64_t> accepted{0};
     std::atomic<std::uint64_t> completed{0};
@@ -304,6 +307,10 @@ struct Pipeline::Impl {
             }
         }
         if (config.console) log_record(*config.console, r);
+        {
+            std::lock_guard lock(observers_mu);
+            for (const auto& o : observers) o(r);
+        }
         std::lock_guard lock(counters_mu);
         counters.seq = seq;
         if (lost) {
@@ -432,7 +439,7 @@ struct Pipeline::Impl {
         if (config.journal) {
             if (!reachable && now - last_probe >= config.retry_interval) {
                 last_probe = now;
-                reachable = socket->reachable();
+                reachable = socket->reachable() && socket->reconnect();
             }
             if (reachable && !spool->empty()) replay_spool();
             if (!inflight.empty() && socket->drained()) inflight.clear();
@@ -646,6 +653,11 @@ tl::expected<void, std::string> Pipeline::flush(std::chrono::milliseconds timeou
                                                    i.completed.load(), target, i.counters.spool_pending));
         i.counters_cv.wait_for(lock, std::chrono::milliseconds(5));
     }
+}
+
+void Pipeline::add_observer(Observer observer) {
+    std::lock_guard lock(impl_->observers_mu);
+    impl_->observers.push_back(std::move(observer));
 }
 
 tl::expected<void, std::string> Pipeline::reopen_export() {

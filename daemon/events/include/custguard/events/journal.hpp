@@ -72,6 +72,8 @@ public:
     // Is something bound to the socket path? (connect() on a fresh socket; sends nothing)
     bool reachable() const { return probe(path_); }
     static bool probe(const std::string& path);
+    // Connect (again): after journald restarted, our old peer is gone.
+    bool reconnect() { return connect(); }
     const std::string& path() const { return path_; }
     // errno of the last failed send (0 if none).
     int last_errno() const { return last_errno_; }

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -114,6 +115,11 @@ public:
     tl::expected<void, std::string> flush(std::chrono::milliseconds timeout);
     // Reopen the JSONL export (log rotation).
     tl::expected<void, std::string> reopen_export();
+    // Called on the writer thread with every record once it is committed (journald or
+    // spool; CUSTGUARD_SEQ set), in CUSTGUARD_SEQ order. Must be quick and must not call
+    // submit() with a wait (hand the record to another thread). Thread-safe to add.
+    using Observer = std::function<void(const Record&)>;
+    void add_observer(Observer observer);
     // Flush (up to `timeout`), spool whatever journald did not take, stop the threads.
     void stop(std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
