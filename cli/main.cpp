@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/ctl.hpp"
+#include "cli/printer_command.hpp"
 #include "cli/scan_command.hpp"
 #include "custguard/common/policy_check.hpp"
 #include "custguard/common/policy_files.hpp"
@@ -66,6 +67,18 @@ int main(int argc, char** argv) {
     scan->add_option("--mime-type", scan_options.mime_type, "Document type hint, e.g. application/pdf");
     scan->add_flag("--json", scan_options.json, "Print JSON for scripts");
 
+    auto* printer = app.add_subcommand("printer", "Protect CUPS queues with the custguard backend (talks to cupsd)");
+    printer->require_subcommand(1);
+    std::string printer_queue;
+    bool printer_json = false;
+    for (auto [verb, help] : {std::pair{"protect", "Wrap QUEUE's device URI: custguard:<old URI>"},
+                              std::pair{"unprotect", "Restore QUEUE's original device URI"}}) {
+        auto* sub = printer->add_subcommand(verb, help);
+        sub->add_option("QUEUE", printer_queue, "CUPS queue name (see lpstat -v)")->required();
+    }
+    printer->add_subcommand("list", "List CUPS queues and whether custguard protects them")
+        ->add_flag("--json", printer_json, "Print JSON for scripts");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -79,6 +92,9 @@ int main(int argc, char** argv) {
         if (!state_dir.empty()) dir = state_dir;
         return custguard::common::check_policies(paths, dir, std::cout, std::cerr);
     }
+    if (printer->parsed())
+        return custguard::cli::run_printer(printer->get_subcommands().front()->get_name(), printer_queue,
+                                           printer_json, std::cout, std::cerr);
     if (scan->parsed())
         return run_scan_verb(scan_options, scan_policy, scan->get_option("--policy")->count() > 0, *scan);
     if (auto rc = control.run()) return *rc;

@@ -19,6 +19,7 @@
 #include "daemon/fanotify/enforcer_select.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 #include "daemon/fanotify/fd_store.hpp"
+#include "daemon/print/print_gate.hpp"
 
 namespace custguard::daemon {
 namespace fs = std::filesystem;
@@ -73,6 +74,7 @@ struct Daemon::Loop {
 Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
 
 Daemon::~Daemon() {
+    print_.reset();  // joins its workers before the pipeline they submit to stops
     if (audit_) audit_->stop(true);
     if (enforcer_) enforcer_->stop(false);
     if (pipeline_) pipeline_->stop();
@@ -135,6 +137,23 @@ tl::expected<void, std::string> Daemon::start() {
     auto pipeline = events::Pipeline::create(std::move(pc));
     if (!pipeline) return tl::unexpected("event pipeline: " + pipeline.error());
     pipeline_ = std::move(*pipeline);
+
+    {
+        // The print gate: its scans run Ghostscript as nobody when we are root.
+        print::GateHost host;
+        host.submit = [this](events::Record&& r) { pipeline_->submit(std::move(r)); };
+        host.hold = [this](HeldJob j) { return held_jobs_.hold(std::move(j)); };
+        host.report = [](bool warning, const std::string& m) {
+            if (warning) spdlog::warn("{}", m);
+            else spdlog::info("{}", m);
+        };
+        print::GateOptions go;
+        if (::geteuid() == 0) go.extract.ghostscript_uid = go.extract.ghostscript_gid = 65534;
+        print_ = std::make_unique<print::PrintGate>(std::move(host), std::move(go));
+        held_jobs_.set_decision_handler([this](const HeldJob& j, JobDecision d, const std::string&, const std::string&) {
+            print_->on_decision(j, d);
+        });
+    }
 
     auto choice = options_.enforcer.value_or(loaded->policy.daemon.enforcer);
     auto selection = select_enforcer(choice);
@@ -223,6 +242,7 @@ tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::stri
     std::vector<std::string> names;
     for (const auto& z : loaded.policy.zones) names.push_back(z.name);
     pipeline_->set_zone_names(std::move(names));
+    if (auto r = print_->apply(loaded.policy.print); !r) return tl::unexpected("print gate: " + r.error());
     std::lock_guard lock(mutex_);
     warnings_.clear();
     for (const auto& w : loaded.warnings) warnings_.push_back(w.format());
@@ -255,6 +275,7 @@ ReloadOutcome Daemon::reload(std::string_view trigger) {
                                            record.diagnostics, "the previous policy stays in force"});
         } else {
             outcome.accepted = true;
+            print_->check_cups(false);  // queues may have changed; retry jobs held while we were away
         }
     } else {
         record.accepted = false;
@@ -351,6 +372,8 @@ Status Daemon::status() const {
     s.reload_failures = reload_failures_;
     for (const auto& z : policy_.zones) s.zones.push_back(z.name);
     s.warnings = warnings_;
+    for (auto& w : print_->warnings()) s.warnings.push_back(std::move(w));
+    s.unprotected_queues = print_->unprotected_queues();
     return s;
 }
 
@@ -417,6 +440,9 @@ int Daemon::run() {
         loop_->sources.emplace_back(timer);
     sd_event_set_watchdog(raw, 1);  // pings WATCHDOG=1 when the unit sets WatchdogSec=
     if (loop_hook_) loop_hook_(raw);
+    // Now that CheckPrintJob can be answered: check the CUPS queues, and let jobs the
+    // backend held while we were away (or whose hold we no longer track) be decided again.
+    print_->check_cups(true);
 
     sd_notifyf(0, "READY=1\nSTATUS=Enforcing with %s", std::string(enforcer_->name()).c_str());
     int r = sd_event_loop(raw);

@@ -28,6 +28,9 @@ struct sd_event;
 namespace custguard::audit {
 class AuditObserver;
 }
+namespace custguard::print {
+class PrintGate;
+}
 
 namespace custguard::daemon {
 
@@ -58,6 +61,7 @@ struct Status {
     SensorCounters sensor;
     events::PipelineCounters pipeline;
     std::vector<std::string> warnings;  // policy and enforcer warnings
+    std::vector<std::string> unprotected_queues;  // CUPS queues without the custguard backend
 };
 
 struct ReloadOutcome {
@@ -94,6 +98,7 @@ public:
 
     events::Pipeline& pipeline() { return *pipeline_; }
     HeldJobs& held_jobs() { return held_jobs_; }
+    print::PrintGate& print_gate() { return *print_; }
 
     // Called by run() with the event loop once it exists, before READY=1: the control
     // plane attaches its bus connection there.
@@ -132,6 +137,7 @@ private:
     std::uint64_t reported_drops_ = 0;
 
     HeldJobs held_jobs_;
+    std::unique_ptr<print::PrintGate> print_;  // decides print jobs (CheckPrintJob)
     std::function<void(sd_event*)> loop_hook_;
 
     struct Loop;

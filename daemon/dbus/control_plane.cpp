@@ -21,6 +21,8 @@
 //   ListHeldJobs()                                -> s jobs (JSON array)
 //   ApproveJob(s job, s comment)                  -> s message
 //   RejectJob(s job, s reason)                    -> s message
+//   CheckPrintJob(a{ss} job, h document)          -> s action, s reason, s hold_id
+//     (the CUPS backend custguard(8) asks before a job prints; see daemon/print/)
 //
 // A zone argument is a zone name or an absolute path inside a zone (the innermost zone
 // holding it). kind is printer | client | media; printers take zone "".
@@ -53,6 +55,7 @@
 #include "daemon/dbus/api.hpp"
 #include "daemon/dbus/bus_ptr.hpp"
 #include "daemon/dbus/json.hpp"
+#include "daemon/print/print_gate.hpp"
 
 namespace custguard::dbus {
 
@@ -371,6 +374,7 @@ struct ControlPlane::Impl {
             .set("state_devices", state.devices.size())
             .set("grants", state.grants.size())
             .set("held_jobs", daemon.held_jobs().list().size())
+            .set("unprotected_queues", strings_json(s.unprotected_queues))
             .set("sensor", std::move(sensor))
             .set("pipeline", std::move(pipeline))
             .set("warnings", strings_json(s.warnings));
@@ -1042,6 +1046,11 @@ int m_reject_job(sd_bus_message* m, void* u, sd_bus_error* e) {
     });
 }
 
+// Answered later by the print gate's workers (a scan may take a while).
+int m_check_print_job(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller&) { return s.daemon.print_gate().handle_check_print_job(m, e); });
+}
+
 // Every method changes state or reveals it, so none is privileged-free; the checks are in
 // guarded(). SD_BUS_VTABLE_UNPRIVILEGED tells sd-bus not to apply its own (capability
 // based) check, which would refuse group members before we could record the attempt.
@@ -1077,6 +1086,9 @@ const sd_bus_vtable k_vtable[] = {
                              m_approve_job, k_flags),
     SD_BUS_METHOD_WITH_NAMES("RejectJob", "ss", SD_BUS_PARAM(job) SD_BUS_PARAM(reason), "s", SD_BUS_PARAM(message),
                              m_reject_job, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("CheckPrintJob", "a{ss}h", SD_BUS_PARAM(job) SD_BUS_PARAM(document), "sss",
+                             SD_BUS_PARAM(action) SD_BUS_PARAM(reason) SD_BUS_PARAM(hold_id), m_check_print_job,
+                             k_flags),
     SD_BUS_VTABLE_END,
 };
 

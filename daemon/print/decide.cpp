@@ -1,0 +1,113 @@
+#include "daemon/print/decide.hpp"
+
+#include <algorithm>
+
+namespace custguard::print {
+
+std::optional<std::string> allowed_by(const policy::PrintPolicy& print, const std::string& user,
+                                      const Requester& who) {
+    for (const auto& p : print.allow_users) {
+        if (p.kind == policy::Principal::Kind::user) {
+            if ((who.uid && *who.uid == p.id) || (!who.uid && p.name == user)) return p.spelled();
+        } else if (std::find(who.gids.begin(), who.gids.end(), p.id) != who.gids.end()) {
+            return p.spelled();
+        }
+    }
+    return std::nullopt;
+}
+
+bool printer_allowed(const policy::PrintPolicy& print, const std::string& printer) {
+    return std::find(print.allow_printers.begin(), print.allow_printers.end(), printer) != print.allow_printers.end();
+}
+
+std::vector<scan::Detector> counted_detectors(const policy::PrintPolicy& print) {
+    std::vector<scan::Detector> out;
+    for (const auto& name : print.detectors)
+        if (auto d = scan::parse_detector(name)) out.push_back(*d);
+    if (out.empty()) out.assign(scan::all_detectors().begin(), scan::all_detectors().end());
+    return out;
+}
+
+namespace {
+
+policy::Action unreadable_action(policy::UnreadableDocuments u) {
+    switch (u) {
+    case policy::UnreadableDocuments::allow: return policy::Action::allow;
+    case policy::UnreadableDocuments::audit: return policy::Action::audit;
+    case policy::UnreadableDocuments::deny: return policy::Action::deny;
+    case policy::UnreadableDocuments::hold: return policy::Action::hold;
+    }
+    return policy::Action::hold;
+}
+
+// Why the requester may not print customer data here, or empty when they may.
+std::string refusal(const policy::PrintPolicy& print, const JobFacts& job, const Requester& who,
+                    std::string& allowed_text) {
+    auto by = allowed_by(print, job.user, who);
+    bool on_printer = printer_allowed(print, job.printer);
+    if (by && on_printer) {
+        allowed_text = job.user + " may print it (allow_users " + *by + ") on " + job.printer + " (allow_printers)";
+        return {};
+    }
+    std::string why;
+    if (!by)
+        why = job.user + (who.uid ? "" : " (unknown on this server)") + " is not in [print] allow_users";
+    if (!on_printer) why += std::string(why.empty() ? "" : " and ") + "queue " + job.printer + " is not in [print] allow_printers";
+    return why;
+}
+
+}  // namespace
+
+std::string format_hits(const scan::Findings& findings, const std::vector<scan::Detector>& detectors) {
+    std::string out;
+    for (auto d : detectors)
+        if (auto n = findings.count(d))
+            out += (out.empty() ? "" : " ") + std::string(scan::to_string(d)) + "=" + std::to_string(n);
+    return out;
+}
+
+Verdict decide(const policy::PrintPolicy& print, const JobFacts& job, const Requester& who,
+               const tl::expected<scan::DocumentScan, std::string>& scanned) {
+    Verdict v;
+    if (!scanned) {
+        v.action = policy::Action::hold;
+        v.reason = "the document could not be checked (" + scanned.error() + "); held for an administrator";
+        return v;
+    }
+    const auto detectors = counted_detectors(print);
+    std::string allowed_text;
+    if (!scanned->readable) {
+        std::string why = refusal(print, job, who, allowed_text);
+        if (why.empty()) {
+            v.action = policy::Action::allow;
+            v.reason = "no readable text (" + scanned->reason + "); " + allowed_text;
+        } else {
+            v.action = unreadable_action(print.unreadable);
+            v.reason = "no readable text (" + scanned->reason + "), [print] unreadable = " +
+                       std::string(policy::to_string(v.action)) + "; " + why;
+        }
+        return v;
+    }
+    const std::string hits = format_hits(scanned->findings, detectors);
+    // Only the counted detectors add up towards the threshold.
+    scan::Findings counted;
+    for (auto d : detectors) counted.count(d) = scanned->findings.count(d);
+    if (!scan::is_customer_data(counted, print.threshold)) {
+        v.action = policy::Action::allow;
+        v.reason = "no customer data (" + (counted.total() ? hits + ", " : std::string()) + "below threshold " +
+                   std::to_string(print.threshold) + ")";
+        return v;
+    }
+    v.customer_data = true;
+    std::string why = refusal(print, job, who, allowed_text);
+    if (why.empty()) {
+        v.action = policy::Action::allow;
+        v.reason = "customer data (" + hits + "); " + allowed_text;
+    } else {
+        v.action = print.action;
+        v.reason = "customer data (" + hits + ", threshold " + std::to_string(print.threshold) + "): " + why;
+    }
+    return v;
+}
+
+}  // namespace custguard::print

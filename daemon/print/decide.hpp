@@ -1,0 +1,64 @@
+// The print decision, pure: job facts, the requesting user's resolved ids and the content
+// scan in, an action and a sentence for people out. No I/O, so it is unit-testable.
+//
+//   content below the threshold                      -> allow
+//   customer data, user AND printer allowed          -> allow
+//   customer data otherwise                          -> [print] action
+//   no extractable text, user AND printer allowed    -> allow
+//   no extractable text otherwise                    -> [print] unreadable
+//   the scan itself failed                           -> hold (fail closed)
+//
+// "Allowed" means the user (by uid, or a %group by gid) is in [print] allow_users and the
+// queue is in [print] allow_printers (which the loader merges with the printer devices of
+// the CLI-managed state). An empty list allows nobody: printing customer data is
+// forbidden unless the policy names who and where.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "custguard/policy/policy.hpp"
+#include "custguard/scan/document.hpp"
+
+namespace custguard::print {
+
+struct JobFacts {
+    std::string job;      // CUPS job id
+    std::string printer;  // queue name
+    std::string user;     // requesting user name as CUPS reports it
+    std::string title;
+    std::uint32_t copies = 1;
+    std::string client;        // job-originating-host-name
+    std::string content_type;  // MIME type of the original document
+};
+
+// The requesting user as NSS knows it; uid empty when the name is unknown here.
+struct Requester {
+    std::optional<std::uint32_t> uid;
+    std::vector<std::uint32_t> gids;  // primary and supplementary
+};
+
+struct Verdict {
+    policy::Action action = policy::Action::hold;
+    std::string reason;
+    bool customer_data = false;
+};
+
+// Which allow_users entry admits the requester ("alice", "%print-customers"), if any.
+std::optional<std::string> allowed_by(const policy::PrintPolicy& print, const std::string& user,
+                                      const Requester& who);
+bool printer_allowed(const policy::PrintPolicy& print, const std::string& printer);
+
+Verdict decide(const policy::PrintPolicy& print, const JobFacts& job, const Requester& who,
+               const tl::expected<scan::DocumentScan, std::string>& scanned);
+
+// The detectors the policy counts (all when it names none), for format_findings().
+std::vector<scan::Detector> counted_detectors(const policy::PrintPolicy& print);
+// "my_number=2 email=1": the non-zero counts only (names and counts, never matches).
+std::string format_hits(const scan::Findings& findings, const std::vector<scan::Detector>& detectors);
+
+}  // namespace custguard::print

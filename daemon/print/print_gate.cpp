@@ -1,0 +1,407 @@
+#include "daemon/print/print_gate.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/eventfd.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include <cups/ipp.h>
+
+#include "custguard/scan/document.hpp"
+#include "custguard/scan/scanner.hpp"
+#include "daemon/dbus/bus_ptr.hpp"
+#include "daemon/print/cups_client.hpp"
+
+namespace custguard::print {
+
+struct PrintGate::Config {
+    policy::PrintPolicy print;
+    std::shared_ptr<const scan::Scanner> prototype;
+    std::uint64_t generation = 0;
+};
+
+// A Scanner is not thread-safe; each check borrows one built for the current policy.
+struct PrintGate::ScannerSlot {
+    std::uint64_t generation = 0;
+    scan::Scanner scanner;
+};
+
+struct PrintGate::Pending {
+    dbus::MessagePtr message;
+    Outcome outcome;
+    std::string error;  // set: reply with org.custguard1.Error.Failed
+};
+
+namespace {
+
+class UniqueFd {
+public:
+    explicit UniqueFd(int fd = -1) : fd_(fd) {}
+    ~UniqueFd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    UniqueFd& operator=(UniqueFd&&) = delete;
+    int get() const { return fd_; }
+
+private:
+    int fd_;
+};
+
+Requester resolve(const std::string& user) {
+    Requester who;
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* out = nullptr;
+    if (user.empty() || getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &out) != 0 || !out) return who;
+    who.uid = out->pw_uid;
+    int n = 64;
+    std::vector<gid_t> groups(static_cast<std::size_t>(n));
+    if (getgrouplist(user.c_str(), out->pw_gid, groups.data(), &n) < 0) {
+        groups.resize(static_cast<std::size_t>(n));
+        getgrouplist(user.c_str(), out->pw_gid, groups.data(), &n);
+    }
+    groups.resize(static_cast<std::size_t>(std::max(n, 0)));
+    who.gids.assign(groups.begin(), groups.end());
+    return who;
+}
+
+events::PrintDecision to_decision(policy::Action a) {
+    switch (a) {
+    case policy::Action::allow: return events::PrintDecision::allow;
+    case policy::Action::audit: return events::PrintDecision::audit;
+    case policy::Action::deny: return events::PrintDecision::deny;
+    case policy::Action::hold: return events::PrintDecision::hold;
+    }
+    return events::PrintDecision::hold;
+}
+
+std::uint64_t now_seconds() { return static_cast<std::uint64_t>(::time(nullptr)); }
+
+}  // namespace
+
+PrintGate::PrintGate(GateHost host, GateOptions options) : host_(std::move(host)), options_(std::move(options)) {
+    // Start with an empty policy's defaults so a job before apply() is still decided.
+    (void)apply(policy::PrintPolicy{});
+    for (unsigned i = 0; i < std::max(1u, options_.workers); ++i) threads_.emplace_back([this] { worker_loop(); });
+}
+
+PrintGate::~PrintGate() {
+    {
+        std::lock_guard lock(queue_mutex_);
+        stopping_ = true;
+    }
+    queue_cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    if (done_source_) sd_event_source_disable_unref(done_source_);
+    if (done_fd_ >= 0) ::close(done_fd_);
+}
+
+tl::expected<void, std::string> PrintGate::apply(const policy::PrintPolicy& print) {
+    auto config = scan::ScannerConfig::from_names(print.detectors, print.keywords, print.keyword_proximity);
+    if (!config) return tl::unexpected("[print] detectors/keywords: " + config.error());
+    auto scanner = scan::Scanner::create(std::move(*config));
+    if (!scanner) return tl::unexpected("cannot build the content scanner: " + scanner.error());
+    auto next = std::make_shared<Config>();
+    next->print = print;
+    next->prototype = std::make_shared<const scan::Scanner>(std::move(*scanner));
+    std::lock_guard lock(mutex_);
+    next->generation = config_ ? config_->generation + 1 : 1;
+    config_ = std::move(next);
+    scanners_.clear();
+    return {};
+}
+
+Outcome PrintGate::check(const JobFacts& job, int fd) {
+    std::shared_ptr<const Config> config;
+    std::unique_ptr<ScannerSlot> slot;
+    {
+        std::lock_guard lock(mutex_);
+        config = config_;
+        if (approved_.erase(job.job)) {
+            // The administrator's decision was recorded by the control plane already.
+            return Outcome{policy::Action::allow, "approved by an administrator", ""};
+        }
+        if (!scanners_.empty()) {
+            slot = std::move(scanners_.back());
+            scanners_.pop_back();
+        }
+    }
+    if (!slot || slot->generation != config->generation)
+        slot.reset(new ScannerSlot{config->generation, scan::Scanner(*config->prototype)});
+
+    const Requester who = resolve(job.user);
+    // The fd is the backend's spool file (or a copy); re-opening it through /proc gives
+    // the scanner its own offset and lets it stream plain text.
+    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    auto scanned = scan::scan_file(slot->scanner, path, job.content_type, options_.extract);
+    Verdict verdict = decide(config->print, job, who, scanned);
+    {
+        std::lock_guard lock(mutex_);
+        if (config_ && config_->generation == slot->generation) scanners_.push_back(std::move(slot));
+    }
+
+    events::PrintJob pj;
+    pj.printer = job.printer;
+    pj.job = job.job;
+    pj.user = job.user;
+    if (who.uid) pj.uid = *who.uid;
+    pj.title = job.title;
+    pj.client = job.client;
+    if (scanned) {
+        pj.pages = scanned->pages;
+        for (auto d : counted_detectors(config->print))
+            if (auto n = scanned->findings.count(d)) pj.detector_hits[std::string(scan::to_string(d))] = static_cast<std::uint32_t>(n);
+    }
+    auto record = events::make_print_record(pj, to_decision(verdict.action), verdict.reason);
+    record.set("CUSTGUARD_COPIES", std::to_string(job.copies));
+    record.set("CUSTGUARD_DOC_TYPE", scanned ? std::string(scan::to_string(scanned->doc_type)) : "unknown");
+    record.set("CUSTGUARD_CUSTOMER_DATA", verdict.customer_data ? "yes" : "no");
+    record.set("CUSTGUARD_REASON", verdict.reason);
+    if (host_.submit) host_.submit(std::move(record));
+
+    Outcome out{verdict.action, verdict.reason, ""};
+    if (verdict.action == policy::Action::hold) {
+        daemon::HeldJob held;
+        held.id = job.job;
+        held.printer = job.printer;
+        held.user = job.user;
+        if (who.uid) held.uid = *who.uid;
+        held.title = job.title;
+        held.pages = pj.pages;
+        held.client = job.client;
+        held.detector_hits = pj.detector_hits;
+        held.held_at = now_seconds();
+        if (host_.hold) host_.hold(std::move(held));
+        out.hold_id = job.job;
+    }
+    return out;
+}
+
+void PrintGate::post(std::function<void()> task) {
+    {
+        std::lock_guard lock(queue_mutex_);
+        tasks_.push_back(std::move(task));
+    }
+    queue_cv_.notify_one();
+}
+
+void PrintGate::worker_loop() {
+    for (;;) {
+        std::function<void()> task;
+        {
+            std::unique_lock lock(queue_mutex_);
+            queue_cv_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
+            if (tasks_.empty()) return;  // stopping
+            task = std::move(tasks_.front());
+            tasks_.pop_front();
+            ++busy_;
+        }
+        try {
+            task();
+        } catch (const std::exception& e) {
+            if (host_.report) host_.report(true, std::string("print gate: ") + e.what());
+        }
+        {
+            std::lock_guard lock(queue_mutex_);
+            --busy_;
+        }
+        idle_cv_.notify_all();
+    }
+}
+
+void PrintGate::wait_idle() {
+    std::unique_lock lock(queue_mutex_);
+    idle_cv_.wait(lock, [&] { return tasks_.empty() && busy_ == 0; });
+}
+
+void PrintGate::attach(sd_bus_message* m) {
+    if (done_source_) return;
+    sd_event* event = sd_bus_get_event(sd_bus_message_get_bus(m));
+    if (!event) return;
+    done_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (done_fd_ < 0) return;
+    if (sd_event_add_io(event, &done_source_, done_fd_, EPOLLIN, &PrintGate::on_done, this) < 0) done_source_ = nullptr;
+}
+
+int PrintGate::on_done(sd_event_source*, int fd, std::uint32_t, void* self) {
+    std::uint64_t n = 0;
+    while (::read(fd, &n, sizeof n) > 0) {
+    }
+    static_cast<PrintGate*>(self)->deliver();
+    return 0;
+}
+
+// On the loop thread: sd-bus connections are not thread-safe, so replies go out here.
+void PrintGate::deliver() {
+    std::deque<std::unique_ptr<Pending>> done;
+    {
+        std::lock_guard lock(mutex_);
+        done.swap(done_);
+    }
+    for (auto& p : done) {
+        if (!p->error.empty()) {
+            sd_bus_error err = SD_BUS_ERROR_NULL;
+            sd_bus_error_set(&err, "org.custguard1.Error.Failed", p->error.c_str());
+            sd_bus_reply_method_error(p->message.get(), &err);
+            sd_bus_error_free(&err);
+            continue;
+        }
+        sd_bus_reply_method_return(p->message.get(), "sss", std::string(policy::to_string(p->outcome.action)).c_str(),
+                                   p->outcome.reason.c_str(), p->outcome.hold_id.c_str());
+    }
+}
+
+int PrintGate::handle_check_print_job(sd_bus_message* m, sd_bus_error* error) {
+    std::map<std::string, std::string> attrs;
+    int r = sd_bus_message_enter_container(m, 'a', "{ss}");
+    if (r < 0) return sd_bus_error_set_errno(error, r);
+    for (;;) {
+        const char *k = nullptr, *v = nullptr;
+        r = sd_bus_message_read(m, "{ss}", &k, &v);
+        if (r < 0) return sd_bus_error_set_errno(error, r);
+        if (r == 0) break;
+        attrs[k] = v;
+    }
+    if ((r = sd_bus_message_exit_container(m)) < 0) return sd_bus_error_set_errno(error, r);
+    int fd = -1;
+    if ((r = sd_bus_message_read(m, "h", &fd)) < 0) return sd_bus_error_set_errno(error, r);
+
+    JobFacts job;
+    job.job = attrs[key::job];
+    job.printer = attrs[key::printer];
+    job.user = attrs[key::user];
+    job.title = attrs[key::title];
+    job.client = attrs[key::client];
+    job.content_type = attrs[key::content_type];
+    try {
+        job.copies = static_cast<std::uint32_t>(std::stoul(attrs[key::copies].empty() ? "1" : attrs[key::copies]));
+    } catch (const std::exception&) {
+        job.copies = 1;
+    }
+    if (job.job.empty() || job.printer.empty())
+        return sd_bus_error_set(error, "org.custguard1.Error.InvalidArgument",
+                                "CheckPrintJob needs at least the job id and the printer");
+    UniqueFd doc(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+    if (doc.get() < 0) return sd_bus_error_set_errno(error, -errno);
+
+    attach(m);
+    if (!done_source_) {
+        // No event loop to reply from later: decide now.
+        auto o = check(job, doc.get());
+        return sd_bus_reply_method_return(m, "sss", std::string(policy::to_string(o.action)).c_str(),
+                                          o.reason.c_str(), o.hold_id.c_str());
+    }
+    auto pending = std::make_shared<Pending>();
+    pending->message.reset(sd_bus_message_ref(m));
+    post([this, pending, job = std::move(job), doc = std::make_shared<UniqueFd>(std::move(doc))]() mutable {
+        auto p = std::make_unique<Pending>();
+        p->message = std::move(pending->message);
+        try {
+            p->outcome = check(job, doc->get());
+        } catch (const std::exception& e) {
+            p->error = std::string("print gate: ") + e.what();
+        }
+        {
+            std::lock_guard lock(mutex_);
+            done_.push_back(std::move(p));
+        }
+        std::uint64_t one = 1;
+        (void)!::write(done_fd_, &one, sizeof one);
+    });
+    return 1;  // answered from deliver()
+}
+
+void PrintGate::on_decision(const daemon::HeldJob& job, daemon::JobDecision decision) {
+    const bool approve = decision == daemon::JobDecision::approved;
+    if (approve) {
+        std::lock_guard lock(mutex_);
+        approved_.insert(job.id);
+    }
+    int id = 0;
+    try {
+        id = std::stoi(job.id);
+    } catch (const std::exception&) {
+        return;
+    }
+    post([this, id, approve, printer = job.printer] {
+        auto cups = CupsClient::connect();
+        tl::expected<void, std::string> r =
+            cups ? (approve ? cups->release_job(id) : cups->cancel_job(id)) : tl::unexpected(cups.error());
+        if (!r && host_.report)
+            host_.report(true, "print job " + std::to_string(id) + " on " + printer + ": cannot " +
+                                   (approve ? "release" : "cancel") + " it in CUPS: " + r.error());
+    });
+}
+
+void PrintGate::check_cups(bool all_custguard_holds) {
+    post([this, all_custguard_holds] {
+        auto cups = CupsClient::connect();
+        std::vector<std::string> unprotected, warnings;
+        if (!cups) {
+            std::lock_guard lock(mutex_);
+            unprotected_.clear();
+            warnings_.clear();  // no print server here: nothing to protect
+            return;
+        }
+        auto queues = cups->queues();
+        std::set<std::string> protected_queues;
+        if (!queues) {
+            warnings.push_back("print gate: cannot list CUPS queues: " + queues.error());
+        } else {
+            for (const auto& q : *queues) {
+                if (q.is_class) continue;
+                if (q.protected_by_custguard()) {
+                    protected_queues.insert(q.name);
+                    continue;
+                }
+                unprotected.push_back(q.name);
+                warnings.push_back("CUPS queue " + q.name + " is not protected by custguard (device " + q.device_uri +
+                                   "); run: custguardctl printer protect " + q.name);
+            }
+        }
+        {
+            std::lock_guard lock(mutex_);
+            unprotected_ = unprotected;
+            warnings_ = warnings;
+        }
+        if (host_.report)
+            for (const auto& w : warnings) host_.report(true, w);
+        auto jobs = cups->active_jobs();
+        if (!jobs) {
+            if (host_.report) host_.report(true, "print gate: cannot list CUPS jobs: " + jobs.error());
+            return;
+        }
+        for (const auto& j : *jobs) {
+            if (j.state != IPP_JSTATE_HELD || !protected_queues.count(j.printer)) continue;
+            bool ours = j.message.rfind(options_.unreachable_prefix, 0) == 0 ||
+                        (all_custguard_holds && j.message.rfind("custguard:", 0) == 0);
+            if (!ours) continue;
+            auto r = cups->release_job(j.id);
+            if (host_.report)
+                host_.report(!r, r ? "print job " + std::to_string(j.id) + " on " + j.printer +
+                                         " released to be decided again (" + j.message + ")"
+                                   : "print job " + std::to_string(j.id) + ": cannot release it: " + r.error());
+        }
+    });
+}
+
+std::vector<std::string> PrintGate::unprotected_queues() const {
+    std::lock_guard lock(mutex_);
+    return unprotected_;
+}
+
+std::vector<std::string> PrintGate::warnings() const {
+    std::lock_guard lock(mutex_);
+    return warnings_;
+}
+
+}  // namespace custguard::print

@@ -1,0 +1,134 @@
+// custguardd's print gate: decides the jobs the CUPS backend `custguard` asks about
+// (D-Bus CheckPrintJob), records one print record per decision, puts held jobs into the
+// daemon's held-jobs store, releases or cancels them in CUPS when an administrator
+// decides, and checks CUPS for queues that are not protected and for jobs the backend
+// held because the daemon was unreachable.
+//
+// Content scans (poppler, Ghostscript) can take a while, so decisions run on worker
+// threads and the D-Bus reply is sent later from the event loop: the control plane stays
+// responsive while a large job is scanned.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "custguard/events/record.hpp"
+#include "custguard/policy/policy.hpp"
+#include "custguard/scan/extract.hpp"
+#include "daemon/core/held_jobs.hpp"
+#include "daemon/print/decide.hpp"
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+namespace custguard::print {
+
+// What the gate needs from the daemon (callbacks keep this library free of the core).
+struct GateHost {
+    std::function<void(events::Record&&)> submit;
+    std::function<bool(daemon::HeldJob)> hold;  // false: already held
+    // Things an administrator should read (released jobs, CUPS trouble); the daemon logs.
+    std::function<void(bool warning, const std::string&)> report;
+};
+
+struct GateOptions {
+    unsigned workers = 2;
+    scan::ExtractOptions extract;
+    // The backend's message prefix for jobs it held because it could not reach us.
+    std::string unreachable_prefix = "custguard: daemon unreachable";
+};
+
+struct Outcome {
+    policy::Action action = policy::Action::hold;
+    std::string reason;
+    std::string hold_id;  // the held-jobs store id when action is hold
+};
+
+// Names and values of CheckPrintJob's a{ss} argument.
+namespace key {
+inline constexpr const char* job = "job";
+inline constexpr const char* printer = "printer";
+inline constexpr const char* user = "user";
+inline constexpr const char* title = "title";
+inline constexpr const char* copies = "copies";
+inline constexpr const char* client = "client";
+inline constexpr const char* content_type = "content_type";
+}  // namespace key
+
+class PrintGate {
+public:
+    PrintGate(GateHost host, GateOptions options = {});
+    ~PrintGate();
+    PrintGate(const PrintGate&) = delete;
+    PrintGate& operator=(const PrintGate&) = delete;
+
+    // A new [print] section (start, reload, state change): rebuilds the scanner.
+    tl::expected<void, std::string> apply(const policy::PrintPolicy& print);
+
+    // Decides one job whose document is readable at `fd` (not closed). Thread-safe.
+    Outcome check(const JobFacts& job, int fd);
+
+    // The D-Bus method CheckPrintJob(a{ss} job, h document) -> (s action, s reason,
+    // s hold_id). Call on the event loop thread after authorising the caller; replies later.
+    int handle_check_print_job(sd_bus_message* m, sd_bus_error* error);
+
+    // The held-jobs store's decision handler: approval lets the job's next backend run
+    // through and releases it in CUPS; rejection cancels it in CUPS.
+    void on_decision(const daemon::HeldJob& job, daemon::JobDecision decision);
+
+    // In the background: list CUPS queues (unprotected ones become warnings) and release
+    // jobs the backend held because the daemon was unreachable (all jobs custguard held
+    // when `all_custguard_holds`, at start: the held-jobs store is empty then, so they
+    // are decided again and held again where the policy says so).
+    void check_cups(bool all_custguard_holds);
+    // Waits until the background CUPS work queued so far is done (tests).
+    void wait_idle();
+
+    std::vector<std::string> unprotected_queues() const;
+    std::vector<std::string> warnings() const;
+
+private:
+    struct Config;
+    struct Pending;
+    struct ScannerSlot;
+    void post(std::function<void()> task);
+    void worker_loop();
+    void attach(sd_bus_message* m);
+    void deliver();
+    static int on_done(sd_event_source*, int, std::uint32_t, void* self);
+
+    GateHost host_;
+    GateOptions options_;
+
+    mutable std::mutex mutex_;  // guards what follows
+    std::shared_ptr<const Config> config_;
+    std::vector<std::unique_ptr<ScannerSlot>> scanners_;
+    std::set<std::string> approved_;
+    std::vector<std::string> unprotected_;
+    std::vector<std::string> warnings_;
+    std::deque<std::unique_ptr<Pending>> done_;
+
+    std::mutex queue_mutex_;
+    std::condition_variable queue_cv_;
+    std::condition_variable idle_cv_;
+    std::deque<std::function<void()>> tasks_;
+    unsigned busy_ = 0;
+    bool stopping_ = false;
+    std::vector<std::thread> threads_;
+
+    int done_fd_ = -1;  // eventfd: a worker finished a D-Bus call
+    sd_event_source* done_source_ = nullptr;
+};
+
+}  // namespace custguard::print
