@@ -134,6 +134,25 @@ static __always_inline __u64 cg_inode_dev(struct inode *inode)
 	return inode->i_sb->s_dev;
 }
 
+/* Whether filesystem `dev` has zone roots in generation `slot`. */
+static __always_inline bool cg_dev_has_zones(__u32 slot, __u64 dev)
+{
+	__u64 n = cg_ctl_get(CG_CTL_NDEVS + slot, 0);
+	void *devs;
+
+	if (n > CG_FAST_DEVS) {
+		devs = bpf_map_lookup_elem(&cg_devs, &slot);
+		return devs && bpf_map_lookup_elem(devs, &dev);
+	}
+	for (__u32 i = 0; i < CG_FAST_DEVS; i++) {
+		if (i >= n)
+			return false;
+		if (cg_ctl_get(CG_CTL_DEVS + slot * CG_FAST_DEVS + i, 0) == dev)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Zone of a dentry: the nearest ancestor (itself included) that is a zone root. Walking
  * d_parent of the dentry, not the path, is what makes symlinks, bind mounts and
@@ -341,7 +360,7 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 {
 	struct inode *inode = file->f_inode;
 	__u32 slot, zone_id, zflags, decision, rule = CG_RULE_OUTSIDE;
-	void *devs, *roots, *zones;
+	void *roots, *zones;
 	struct cg_subject s = {};
 	struct cg_zone *zone;
 	struct cg_event *ev;
@@ -354,8 +373,7 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 		return 0;
 	/* Filesystems without zone roots, the common case, exit here. */
 	dev = cg_inode_dev(inode);
-	devs = bpf_map_lookup_elem(&cg_devs, &slot);
-	if (!devs || !bpf_map_lookup_elem(devs, &dev))
+	if (!cg_dev_has_zones(slot, dev))
 		return 0;
 	roots = bpf_map_lookup_elem(&cg_roots, &slot);
 	if (!roots)
@@ -394,7 +412,7 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 	__u32 slot, zone_id, dst_zone, zflags, decision, rule = CG_RULE_OUTSIDE;
 	struct inode *inode = src->d_inode;
 	struct dentry *dst_dir = dst->d_parent;
-	void *devs, *roots, *zones;
+	void *roots, *zones;
 	struct cg_subject s = {};
 	struct cg_zone *zone;
 	struct cg_event *ev;
@@ -406,8 +424,7 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 	if (slot >= CG_GENERATIONS)
 		return 0;
 	dev = cg_inode_dev(inode);
-	devs = bpf_map_lookup_elem(&cg_devs, &slot);
-	if (!devs || !bpf_map_lookup_elem(devs, &dev))
+	if (!cg_dev_has_zones(slot, dev))
 		return 0;
 	roots = bpf_map_lookup_elem(&cg_roots, &slot);
 	if (!roots)

@@ -71,8 +71,15 @@ enum cg_ctl {
 	CG_CTL_RT_OFFSET = 1,   /* CLOCK_REALTIME - CLOCK_BOOTTIME in ns, set by user space */
 	CG_CTL_ABI = 2,         /* CG_ABI_VERSION of the loader that created the maps */
 	CG_CTL_GENERATION = 3,  /* counter of applied policies, for status and tests */
-	CG_CTL_MAX = 8,
+	CG_CTL_NDEVS = 4,       /* + slot: filesystems with zone roots in that generation */
+	CG_CTL_DEVS = 8,        /* + slot * CG_FAST_DEVS + i: their devs, when <= CG_FAST_DEVS */
+	CG_CTL_MAX = 8 + CG_GENERATIONS * 8,
 };
+/*
+ * Opens on filesystems without zones are the common case: with few such filesystems the
+ * check is a handful of inlined array loads instead of a hash lookup.
+ */
+#define CG_FAST_DEVS 8
 #define CG_SLOT_NONE 0xffffffffULL
 
 /* Map: zone roots, (dev, ino) of a file or directory -> zone id. */

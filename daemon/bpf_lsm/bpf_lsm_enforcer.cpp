@@ -447,6 +447,12 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
         if (bpf_map_update_elem(outer_fd, &slot, &inner_fd, BPF_ANY) != 0)
             return Error("bpf-lsm: installing the new policy generation: " + errno_text(errno));
     }
+    // The short dev list of the idle slot (see CG_FAST_DEVS); more devs use the hash.
+    if (auto r = ctl_write(ctl, CG_CTL_NDEVS + slot, devs.size()); !r)
+        return Error("bpf-lsm: " + r.error());
+    for (std::size_t i = 0; i < devs.size() && i < CG_FAST_DEVS; ++i)
+        if (auto r = ctl_write(ctl, CG_CTL_DEVS + slot * CG_FAST_DEVS + i, devs[i].first); !r)
+            return Error("bpf-lsm: " + r.error());
     if (auto r = sync_rt_offset(ctl); !r)
         return Error("bpf-lsm: " + r.error());
     auto gen = ctl_read(ctl, CG_CTL_GENERATION);

@@ -558,15 +558,26 @@ TEST_CASE("filesystems mounted below a zone directory are covered", "[vm]")
 {
     const auto dir = fresh_dir("mounts");
     make_dir(dir + "/zone");
-    make_dir(dir + "/zone/mnt");
-    REQUIRE(::mount("tmpfs", (dir + "/zone/mnt").c_str(), "tmpfs", 0, "mode=0755") == 0);
-    write_file(dir + "/zone/mnt/f", "x");
-    {
-        Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
-        CHECK(try_read(k_bob, dir + "/zone/mnt/f") == EPERM);
-        CHECK(try_read(k_alice, dir + "/zone/mnt/f") == 0);
+    // More filesystems than CG_FAST_DEVS, so the kernel takes the hash path too.
+    const int n = CG_FAST_DEVS + 2;
+    for (int i = 0; i < n; ++i) {
+        const auto m = dir + "/zone/mnt" + std::to_string(i);
+        make_dir(m);
+        REQUIRE(::mount("tmpfs", m.c_str(), "tmpfs", 0, "mode=0755") == 0);
+        write_file(m + "/f", "x");
     }
-    ::umount((dir + "/zone/mnt").c_str());
+    auto check = [&](int mounted) {
+        Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
+        for (int i = 0; i < mounted; ++i)
+            CHECK(try_read(k_bob, dir + "/zone/mnt" + std::to_string(i) + "/f") == EPERM);
+        CHECK(try_read(k_alice, dir + "/zone/mnt0/f") == 0);
+    };
+    check(n);  // n + 1 filesystems with roots: hash lookup
+    for (int i = 3; i < n; ++i)
+        ::umount((dir + "/zone/mnt" + std::to_string(i)).c_str());
+    check(3);  // 4 filesystems: the inlined short list
+    for (int i = 0; i < 3; ++i)
+        ::umount((dir + "/zone/mnt" + std::to_string(i)).c_str());
 }
 
 TEST_CASE("stop(true) removes enforcement and pins; stop(false) keeps them", "[vm]")
