@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "bpf_lsm_enforcer.hpp"
 #include "resolve.hpp"
 #include "vm_support.hpp"
@@ -631,4 +633,39 @@ TEST_CASE("deep trees: decided to CG_MAX_DEPTH, deeper walks are counted", "[vm]
     const auto before = e.enforcer.counters().errors;
     (void)try_read(k_bob, at70);  // beyond the bound: not decided, but counted
     CHECK(e.enforcer.counters().errors > before);
+}
+
+TEST_CASE("pins of another ABI version are replaced without a gap", "[vm]")
+{
+    const auto dir = fresh_dir("upgrade");
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "x");
+    const auto p = make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}});
+    {
+        BpfLsmEnforcer old_daemon;
+        REQUIRE(old_daemon.start([](AccessEvent&&) {}));
+        REQUIRE(old_daemon.apply(p));
+        old_daemon.stop(false);
+    }
+    // Pretend the pinned maps were made by an older layout.
+    {
+        int ctl = bpf_obj_get((k_pin_dir + "/ctl").c_str());
+        REQUIRE(ctl >= 0);
+        std::uint32_t key = CG_CTL_ABI;
+        std::uint64_t old_abi = CG_ABI_VERSION - 1;
+        REQUIRE(bpf_map_update_elem(ctl, &key, &old_abi, BPF_ANY) == 0);
+        ::close(ctl);
+    }
+    BpfLsmEnforcer enf;
+    REQUIRE(enf.start([](AccessEvent&&) {}));
+    CHECK(!enf.adopted());
+    CHECK(try_read(k_bob, dir + "/zone/f") == EPERM);  // the old programs still enforce
+    REQUIRE(enf.apply(p));
+    CHECK(try_read(k_bob, dir + "/zone/f") == EPERM);
+    auto ks = enf.kernel_state();
+    REQUIRE(ks);
+    CHECK(ks->abi == CG_ABI_VERSION);
+    enf.stop(true);
+    // Our pins replaced the old ones, so nothing of the old generation stays attached.
+    CHECK(try_read(k_bob, dir + "/zone/f") == 0);
 }
