@@ -38,10 +38,10 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr uid_t bench_uid = 60001;  // the allowed user
-int ops = 20000;
+int ops = 10000;
 int files = 256;
 int rounds = 5;
-int epochs = 3;
+int epochs = 5;
 
 bool sh(const std::string& what, int rc) {
     if (rc != 0) std::fprintf(stderr, "bench_fanotify: %s failed: %s\n", what.c_str(), std::strerror(errno));
@@ -230,14 +230,32 @@ double best(double a, double b) { return a < 0 ? b : (b < 0 ? a : std::min(a, b)
 struct Row {
     const char* name;
     std::string dir;
-    double none = -1, floor = -1, custguard = -1, fapolicyd = -1;
     bool record_allowed = true;
+    // Per epoch: none, bare fanotify, custguard, fapolicyd (ns per op; -1: not measured).
+    std::vector<double> none, floor, custguard, fapolicyd;
 };
 
-std::string cell(double base, double v) {
-    if (v < 0) return "n/a";
+double median(std::vector<double> v) {
+    v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return x < 0; }), v.end());
+    if (v.empty()) return -1;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// Median over epochs of (config - none of the same epoch).
+double overhead(const std::vector<double>& cfg, const std::vector<double>& none) {
+    std::vector<double> d;
+    for (std::size_t i = 0; i < cfg.size() && i < none.size(); ++i)
+        if (cfg[i] >= 0 && none[i] >= 0) d.push_back(cfg[i] - none[i]);
+    if (d.empty()) return -1e18;
+    std::sort(d.begin(), d.end());
+    return d.size() % 2 ? d[d.size() / 2] : (d[d.size() / 2 - 1] + d[d.size() / 2]) / 2;
+}
+
+std::string cell(double base, double ovh, bool measured) {
+    if (!measured) return "n/a";
     char b[64];
-    std::snprintf(b, sizeof b, "%.2f (%+.1f%%)", v / 1000.0, (v / base - 1) * 100);
+    std::snprintf(b, sizeof b, "%+.2f (%+.0f%%)", ovh / 1000.0, ovh / base * 100);
     return b;
 }
 
@@ -283,61 +301,71 @@ int main(int argc, char** argv) {
                   {"(b) zone files, allowed user", zone},
                   {"(b') same, record_allowed=false", zone}};
     rows[2].record_allowed = false;
-    // Epochs alternate the configurations, so load from other processes on this machine
-    // hits them alike; each number is the best over all epochs.
+    // Every epoch measures every configuration right after a baseline of its own, so
+    // load from other processes on this machine hits them alike; the table shows medians
+    // over epochs of (configuration - baseline).
     CustguardStats cg;
+    bool fap_ok = with_fapolicyd;
     for (int epoch = 0; epoch < epochs; ++epoch) {
-        for (auto& r : rows) r.none = best(r.none, measure(r.dir));
-        {
-            BareResponder bare;
-            if (bare.start(fs))
-                for (auto& r : rows) r.floor = best(r.floor, measure(r.dir));
-        }
         for (auto& r : rows) {
+            r.none.push_back(measure(r.dir));
             double v = -1;
+            {
+                BareResponder bare;
+                if (bare.start(fs)) v = measure(r.dir);
+            }
+            r.floor.push_back(v);
+            v = -1;
             if (!with_custguard(zone, r.record_allowed, cg, [&] { v = measure(r.dir); })) return 1;
-            r.custguard = best(r.custguard, v);
+            r.custguard.push_back(v);
+            r.none.back() = best(r.none.back(), measure(r.dir));
         }
+        if (fap_ok) {
+            Fapolicyd fap;
+            fap_ok = fap.start(work, zone);
+            for (auto& r : rows) r.fapolicyd.push_back(fap_ok ? measure(r.dir) : -1);
+            if (fap_ok && epoch == 0) {
+                // The rule is in force: someone else is refused.
+                pid_t pid = ::fork();
+                if (pid == 0) {
+                    if (::setresuid(60009, 60009, 60009)) ::_exit(3);
+                    ::_exit(::open((zone + "/f0").c_str(), O_RDONLY) < 0 ? 0 : 1);
+                }
+                int st = 0;
+                ::waitpid(pid, &st, 0);
+                std::printf("fapolicyd: deny rule %s\n",
+                            WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "enforced" : "NOT enforced");
+            }
+            fap.stop();
+            for (const char* m : {"/run", "/var/lib/fapolicyd", "/etc/fapolicyd"}) ::umount2(m, MNT_DETACH);
+        }
+        std::fprintf(stderr, "epoch %d/%d done\n", epoch + 1, epochs);
     }
     std::printf("custguard: %llu permission events, %llu ignore marks, %llu events recorded\n",
                 static_cast<unsigned long long>(cg.permission_events),
                 static_cast<unsigned long long>(cg.ignore_marks), static_cast<unsigned long long>(cg.events));
 
-    if (with_fapolicyd) {
-        Fapolicyd fap;
-        if (fap.start(work, zone)) {
-            for (int epoch = 0; epoch < epochs; ++epoch)
-                for (auto& r : rows) r.fapolicyd = best(r.fapolicyd, measure(r.dir));
-            // The rule is in force: someone else is refused.
-            pid_t pid = ::fork();
-            if (pid == 0) {
-                if (::setresuid(60009, 60009, 60009)) ::_exit(3);
-                ::_exit(::open((zone + "/f0").c_str(), O_RDONLY) < 0 ? 0 : 1);
-            }
-            int st = 0;
-            ::waitpid(pid, &st, 0);
-            std::printf("fapolicyd: deny rule %s\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "enforced" : "NOT enforced");
-        }
-        fap.stop();
-    }
-
-    std::printf("\nopen+read(4 KiB)+close as an allowed user, us per operation; best of %d epochs x %d rounds x %d ops\n"
-                "over %d files on one tmpfs. Parentheses: overhead against none. bare fanotify = a group that\n"
-                "allows every open at once (the floor of any fanotify enforcer). ratio = custguard overhead /\n"
-                "fapolicyd overhead (target <= 0.33).\n\n",
-                epochs, rounds, ops, files);
+    std::printf("\nopen+read(4 KiB)+close as an allowed user on one tmpfs (%d files), %d epochs x best of %d rounds x %d ops.\n"
+                "none: us per operation; other columns: overhead in us per operation against none measured in the same\n"
+                "epoch (median over epochs). bare fanotify: a group that allows every open at once, the floor of any\n"
+                "fanotify enforcer. ratio: custguard overhead / fapolicyd overhead (target <= 0.33).\n\n",
+                files, epochs, rounds, ops);
     std::printf("| %-32s | %6s | %-16s | %-18s | %-16s | %5s |\n", "case", "none", "bare fanotify", "custguard-fanotify",
                 "fapolicyd", "ratio");
     std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(34, '-').c_str(), std::string(8, '-').c_str(),
                 std::string(18, '-').c_str(), std::string(20, '-').c_str(), std::string(18, '-').c_str(),
                 std::string(7, '-').c_str());
     for (const auto& r : rows) {
-        double cgo = r.custguard - r.none, fpo = r.fapolicyd - r.none;
+        double none = median(r.none);
+        double fl = overhead(r.floor, r.none), cgo = overhead(r.custguard, r.none);
+        // fapolicyd runs in its own phase of each epoch: against that epoch's baseline.
+        double fpo = overhead(r.fapolicyd, r.none);
+        bool fap_measured = median(r.fapolicyd) >= 0;
         char ratio[32] = "n/a";
-        if (r.fapolicyd > 0 && fpo > 0) std::snprintf(ratio, sizeof ratio, "%.2f", std::max(cgo, 0.0) / fpo);
-        std::printf("| %-32s | %6.2f | %-16s | %-18s | %-16s | %5s |\n", r.name, r.none / 1000.0,
-                    cell(r.none, r.floor).c_str(), cell(r.none, r.custguard).c_str(), cell(r.none, r.fapolicyd).c_str(),
-                    ratio);
+        if (fap_measured && fpo > 0) std::snprintf(ratio, sizeof ratio, "%.2f", std::max(cgo, 0.0) / fpo);
+        std::printf("| %-32s | %6.2f | %-16s | %-18s | %-16s | %5s |\n", r.name, none / 1000.0,
+                    cell(none, fl, median(r.floor) >= 0).c_str(), cell(none, cgo, true).c_str(),
+                    cell(none, fpo, fap_measured).c_str(), ratio);
     }
     ::umount2(fs.c_str(), MNT_DETACH);
     return 0;

@@ -187,7 +187,7 @@ struct FanotifyEnforcer::Impl {
     bool adopted = false;
     bool report_tid = true;
     bool stored = false;
-    bool ignore_new_api = true;  // FAN_MARK_IGNORE (6.0); else the old ignored mask
+    std::atomic<bool> ignore_new_api{true};  // FAN_MARK_IGNORE (6.0); else the old ignored mask
 
     // Held shared while a worker decides and places an ignore mark; exclusively while the
     // policy, the marks or the caches change, so no mark outlives the state it came from.
@@ -369,11 +369,11 @@ struct FanotifyEnforcer::Impl {
 
     void add_ignore_mark(int evfd) {
         unsigned flags = FAN_MARK_ADD | FAN_MARK_EVICTABLE |
-                         (ignore_new_api ? FAN_MARK_IGNORE_SURV : (FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY));
+                         (ignore_new_api.load() ? FAN_MARK_IGNORE_SURV : (FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY));
         if (::fanotify_mark(fan.get(), flags, FAN_OPEN_PERM, evfd, nullptr) == 0) {
             c_ignores.fetch_add(1, std::memory_order_relaxed);
-        } else if (errno == EINVAL && ignore_new_api) {
-            ignore_new_api = false;  // pre-6.0 kernel
+        } else if (errno == EINVAL && ignore_new_api.load()) {
+            ignore_new_api.store(false);  // pre-6.0 kernel
         } else {
             c_errors.fetch_add(1, std::memory_order_relaxed);
         }
@@ -443,10 +443,10 @@ struct FanotifyEnforcer::Impl {
             subject.gids = task.gids;
             v = t->decide(zl.zone, subject);
         }
-        std::uint32_t flags = v.decision != CG_DECISION_ALLOW ? reader.open_flags(job.pid) : 0;
+        std::uint32_t flags = v.record ? reader.open_flags(job.pid) : 0;
         respond(evfd.get(), v.decision != CG_DECISION_DENY);
         lk.unlock();
-        if (v.decision == CG_DECISION_ALLOW) return;
+        if (!v.record) return;
 
         AccessEvent ev;
         ev.sensor = Sensor::fanotify;

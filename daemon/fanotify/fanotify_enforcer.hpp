@@ -56,6 +56,10 @@ public:
     ~FanotifyEnforcer() override;
 
     std::string_view name() const override { return "fanotify"; }
+    // Puts the group into the fd store (options.use_fd_store). `handler` runs on the
+    // worker threads after the open was answered; it must hand the event off and never
+    // open files itself: a worker blocked in an open on a marked filesystem waits for
+    // the other workers, and with all of them blocked nobody answers.
     tl::expected<void, std::string> start(EventHandler handler) override;
     tl::expected<void, std::string> apply(const policy::Compiled& compiled) override;
     SensorCounters counters() const override;

@@ -106,10 +106,13 @@ Verdict ZoneTables::decide(std::uint32_t zone_id, const Subject& s) const {
         allowed = false;
         v.rule = CG_RULE_PROGRAM;
     }
-    if (allowed)
-        v.decision = (flags & CG_ZONE_RECORD_ALLOWED) ? CG_DECISION_AUDIT : CG_DECISION_ALLOW;
-    else
+    if (allowed) {
+        v.decision = CG_DECISION_ALLOW;
+        v.record = (flags & CG_ZONE_RECORD_ALLOWED) != 0;
+    } else {
         v.decision = (flags & CG_ZONE_VIOLATION_AUDIT) ? CG_DECISION_AUDIT : CG_DECISION_DENY;
+        v.record = true;
+    }
     return v;
 }
 

@@ -36,10 +36,14 @@ struct Subject {
     std::uint64_t now = 0;                  // CLOCK_REALTIME seconds, for grants
 };
 
+// As the BPF program reports it: a permitted open is CG_DECISION_ALLOW (recorded when the
+// zone has record_allowed); CG_DECISION_AUDIT is a violation let through (on_violation =
+// audit). policy::Evaluator calls the recorded permitted open Action::audit instead.
 struct Verdict {
     std::uint32_t zone_id = 0;
     cg_decision decision = CG_DECISION_ALLOW;
     cg_rule rule = CG_RULE_OUTSIDE;
+    bool record = false;  // produce an event
 };
 
 struct ResolvedRoot {

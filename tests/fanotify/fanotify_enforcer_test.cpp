@@ -121,21 +121,21 @@ std::uint32_t self_loginuid() {
 TEST_CASE("fanotify enforcer: decision matrix", "[fanotify][host]") {
     REQUIRE_ROOT();
     Env env;
-    const Expected customers_audit_user{1, CG_DECISION_AUDIT, CG_RULE_USER};
+    const Expected customers_allow_user{1, CG_DECISION_ALLOW, CG_RULE_USER};  // recorded
     const Expected customers_deny{1, CG_DECISION_DENY, CG_RULE_NOT_ALLOWED};
     const Expected nested_audit{2, CG_DECISION_AUDIT, CG_RULE_NOT_ALLOWED};
     const std::vector<Case> cases = {
-        {"listed user", alice, "zone/a.txt", Via::open, 0, customers_audit_user},
-        {"listed user, io_uring", alice, "zone/a.txt", Via::io_uring, 0, customers_audit_user},
-        {"listed user, io_uring worker", alice, "zone/a.txt", Via::io_uring_async, 0, customers_audit_user},
+        {"listed user", alice, "zone/a.txt", Via::open, 0, customers_allow_user},
+        {"listed user, io_uring", alice, "zone/a.txt", Via::io_uring, 0, customers_allow_user},
+        {"listed user, io_uring worker", alice, "zone/a.txt", Via::io_uring_async, 0, customers_allow_user},
         {"unlisted user", mallory, "zone/a.txt", Via::open, EPERM, customers_deny},
         {"unlisted user, io_uring", mallory, "zone/a.txt", Via::io_uring, EPERM, customers_deny},
         {"unlisted user, io_uring worker", mallory, "zone/a.txt", Via::io_uring_async, EPERM, customers_deny},
         {"unlisted user, cat", mallory, "zone/a.txt", Via::exec_cat, EPERM, std::nullopt},
         {"unlisted user, deep file", mallory, "zone/sub/deep/d.txt", Via::open, EPERM, customers_deny},
         {"root is not exempt", root, "zone/a.txt", Via::open, EPERM, customers_deny},
-        {"supplementary group", sales_member, "zone/a.txt", Via::open, 0, Expected{1, CG_DECISION_AUDIT, CG_RULE_GROUP}},
-        {"primary group", sales_primary, "zone/a.txt", Via::open, 0, Expected{1, CG_DECISION_AUDIT, CG_RULE_GROUP}},
+        {"supplementary group", sales_member, "zone/a.txt", Via::open, 0, Expected{1, CG_DECISION_ALLOW, CG_RULE_GROUP}},
+        {"primary group", sales_primary, "zone/a.txt", Via::open, 0, Expected{1, CG_DECISION_ALLOW, CG_RULE_GROUP}},
         {"user of the inner zone only", bob, "zone/a.txt", Via::open, EPERM, customers_deny},
         {"nested: deepest zone wins (audit)", alice, "zone/nested/b.txt", Via::open, 0, nested_audit},
         {"nested: unlisted user audited", mallory, "zone/nested/b.txt", Via::open, 0, nested_audit},
@@ -144,11 +144,11 @@ TEST_CASE("fanotify enforcer: decision matrix", "[fanotify][host]") {
          Expected{3, CG_DECISION_DENY, CG_RULE_PROGRAM}},
         {"program required, listed program", alice, "prog/p.txt", Via::exec_cat, 0, std::nullopt},
         {"program required, unlisted user", mallory, "prog/p.txt", Via::exec_cat, EPERM, std::nullopt},
-        {"valid grant", carol, "grant/g.txt", Via::open, 0, Expected{4, CG_DECISION_AUDIT, CG_RULE_GRANT}},
+        {"valid grant", carol, "grant/g.txt", Via::open, 0, Expected{4, CG_DECISION_ALLOW, CG_RULE_GRANT}},
         {"expired grant", dave, "grant/g.txt", Via::open, EPERM, Expected{4, CG_DECISION_DENY, CG_RULE_NOT_ALLOWED}},
         {"file as zone root, unlisted", mallory, "single.txt", Via::open, EPERM,
          Expected{5, CG_DECISION_DENY, CG_RULE_NOT_ALLOWED}},
-        {"file as zone root, listed", alice, "single.txt", Via::open, 0, Expected{5, CG_DECISION_AUDIT, CG_RULE_USER}},
+        {"file as zone root, listed", alice, "single.txt", Via::open, 0, Expected{5, CG_DECISION_ALLOW, CG_RULE_USER}},
         {"outside every zone", mallory, "out/c.txt", Via::open, 0, std::nullopt},
         {"outside, io_uring", mallory, "out/c.txt", Via::io_uring_async, 0, std::nullopt},
         {"hard link made before the policy", mallory, "out/pre_link", Via::open, EPERM, customers_deny},
@@ -217,7 +217,7 @@ TEST_CASE("fanotify enforcer: program rows match the executable by inode", "[fan
     auto allowed = env.events.find([](const daemon::AccessEvent& e) { return e.raw.uid == 60001; });
     REQUIRE(allowed);
     CHECK(allowed->raw.zone_id == 3);
-    CHECK(allowed->raw.decision == CG_DECISION_AUDIT);
+    CHECK(allowed->raw.decision == CG_DECISION_ALLOW);
     CHECK(allowed->raw.rule == CG_RULE_USER);
     CHECK(std::string(allowed->raw.comm) == "cat");
     CHECK(allowed->raw.exe_dev == kdev(cat.st_dev));
