@@ -67,9 +67,11 @@ ProbeResult probe_fanotify(const char* probe_path) {
                                 O_RDONLY | O_LARGEFILE | O_CLOEXEC));
     if (!fd)
         return {false, std::string("fanotify_init with permission events failed (") + std::strerror(errno) + ")"};
-    if (::fanotify_mark(fd.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, AT_FDCWD, probe_path) != 0)
-        return {false, std::string("fanotify filesystem marks for FAN_OPEN_PERM failed (") + std::strerror(errno) + ")"};
-    return {true, "fanotify permission events (FAN_OPEN_PERM) with filesystem marks work"};
+    // An inode mark on a directory without FAN_ONDIR/FAN_EVENT_ON_CHILD: accepted like the
+    // enforcer's marks, but no open anywhere waits for this group that nobody reads.
+    if (::fanotify_mark(fd.get(), FAN_MARK_ADD | FAN_MARK_ONLYDIR, FAN_OPEN_PERM, AT_FDCWD, probe_path) != 0)
+        return {false, std::string("fanotify marks for FAN_OPEN_PERM failed (") + std::strerror(errno) + ")"};
+    return {true, "fanotify permission events (FAN_OPEN_PERM) work"};
 }
 
 tl::expected<EnforcerSelection, std::string> select_enforcer(policy::EnforcerChoice requested) {

@@ -19,8 +19,8 @@ struct ProbeResult {
 // (detached again at once; returning 0 allows everything). Needs root.
 ProbeResult probe_bpf_lsm();
 
-// Creates a FAN_CLASS_CONTENT group with FAN_REPORT_TID and a filesystem mark for
-// FAN_OPEN_PERM on `probe_path` (removed again). Needs CAP_SYS_ADMIN.
+// Creates a FAN_CLASS_CONTENT group with FAN_REPORT_TID and marks directory `probe_path`
+// for FAN_OPEN_PERM (no event can arise from that mark). Needs CAP_SYS_ADMIN.
 ProbeResult probe_fanotify(const char* probe_path = "/");
 
 struct EnforcerSelection {
