@@ -176,16 +176,22 @@ static __always_inline __u32 cg_zone_of(void *roots, struct dentry *d, __u64 dev
 		if (r)
 			return r->zone_id;
 		parent = d->d_parent;
-		if (!parent || parent == d)
+		if (!parent)
 			return 0;
+		if (parent == d) {
+			/* The filesystem root, or a disconnected dentry. */
+			if (d != d->d_sb->s_root)
+				break;
+			return 0;
+		}
 		d = parent;
 	}
-	/* Deeper than any real share; counted so that user space can report it. */
+	/* Deeper than any real share, or cut off from its path: counted and reported. */
 	{
 		struct cg_stats *st = cg_stats_get();
 
 		if (st)
-			__sync_fetch_and_add(&st->too_deep, 1);
+			__sync_fetch_and_add(&st->unresolved, 1);
 	}
 	return 0;
 }

@@ -169,7 +169,12 @@ struct cg_stats {
 	__u64 events;
 	__u64 dropped;     /* ring buffer full: events lost */
 	__u64 denied;
-	__u64 too_deep;    /* ancestor walks cut at CG_MAX_DEPTH: a zone may have been missed */
+	/*
+	 * Ancestor walks that could not reach the filesystem root: cut at CG_MAX_DEPTH, or
+	 * a disconnected dentry (open_by_handle_at, knfsd with a cold cache). A zone may
+	 * have been missed; user space reports the count.
+	 */
+	__u64 unresolved;
 };
 
 #endif /* CUSTGUARD_ABI_H */

@@ -1,6 +1,9 @@
 #include "bpf_lsm_enforcer.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cstdarg>
+#include <cstdio>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -150,6 +153,53 @@ tl::expected<void, std::string> put(const UniqueFd& map, const char* what, const
     return {};
 }
 
+// libbpf reports through a process-wide print callback (stderr by default). Library
+// code does not write to stderr: while the enforcer calls into libbpf, its messages are
+// collected and the tail goes into the error text instead.
+thread_local std::string* t_libbpf_log = nullptr;
+
+int collect_libbpf(enum libbpf_print_level level, const char* fmt, va_list args)
+{
+    if (t_libbpf_log == nullptr || level == LIBBPF_DEBUG)
+        return 0;
+    char buf[1024];
+    int n = std::vsnprintf(buf, sizeof buf, fmt, args);
+    if (n > 0)
+        t_libbpf_log->append(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
+    return 0;
+}
+
+class LibbpfLogScope {
+public:
+    LibbpfLogScope() : previous_(libbpf_set_print(collect_libbpf)) { t_libbpf_log = &log_; }
+    ~LibbpfLogScope()
+    {
+        t_libbpf_log = nullptr;
+        libbpf_set_print(previous_);
+    }
+    LibbpfLogScope(const LibbpfLogScope&) = delete;
+    LibbpfLogScope& operator=(const LibbpfLogScope&) = delete;
+
+    // The last lines: the verifier's verdict is at the end of its log.
+    std::string tail(std::size_t max_lines = 12) const
+    {
+        std::vector<std::string> lines;
+        std::istringstream in(log_);
+        for (std::string line; std::getline(in, line);)
+            if (!line.empty())
+                lines.push_back(line);
+        std::string out;
+        const std::size_t first = lines.size() > max_lines ? lines.size() - max_lines : 0;
+        for (std::size_t i = first; i < lines.size(); ++i)
+            out += "\n  " + lines[i];
+        return out;
+    }
+
+private:
+    std::string log_;
+    libbpf_print_fn_t previous_;
+};
+
 tl::expected<std::string, std::string> read_text(const std::filesystem::path& p)
 {
     std::ifstream in(p);
@@ -219,6 +269,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
     if (::statfs(options_.pin_dir.c_str(), &fs) != 0 || fs.f_type != BPF_FS_MAGIC)
         return Error("bpf-lsm: " + options_.pin_dir.string() + " is not on a bpf filesystem");
 
+    LibbpfLogScope libbpf_log;
     auto impl = std::make_unique<Impl>();
     impl->skel.reset(cg_lsm__open());
     if (!impl->skel)
@@ -244,7 +295,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
         }
     }
     if (int err = cg_lsm__load(impl->skel.get()); err != 0)
-        return Error("bpf-lsm: loading the BPF programs: " + errno_text(err));
+        return Error("bpf-lsm: loading the BPF programs: " + errno_text(err) + libbpf_log.tail());
 
     const int ctl = impl->ctl_fd();
     if (!adopt) {
@@ -467,6 +518,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
         ::usleep(50'000);  // nohz_full kernels refuse it; hooks take microseconds
 
     if (!attached_) {
+        LibbpfLogScope libbpf_log;
         auto progs = skel_progs(impl_->skel.get());
         for (std::size_t i = 0; i < progs.size(); ++i) {
             impl_->links[i].reset(bpf_program__attach_lsm(progs[i]));
@@ -476,7 +528,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
                     l.reset();
                 (void)ctl_write(ctl, CG_CTL_ACTIVE, CG_SLOT_NONE);
                 return Error(std::string("bpf-lsm: attaching ") + bpf_program__name(progs[i]) +
-                             ": " + errno_text(err));
+                             ": " + errno_text(err) + libbpf_log.tail());
             }
         }
         // Maps first, links last: a pinned link from an incompatible older daemon is
@@ -510,7 +562,7 @@ SensorCounters BpfLsmEnforcer::counters() const
         for (const auto& s : per_cpu) {
             c.dropped += s.dropped;
             c.denied += s.denied;
-            c.errors += s.too_deep;  // a walk that may have missed a zone is an error to show
+            c.errors += s.unresolved;  // a walk that may have missed a zone is an error to show
         }
     }
     return c;
