@@ -123,8 +123,9 @@ Decision Evaluator::evaluate(const AccessRequest& request) const {
         d.action = zone.on_violation == Violation::deny ? Action::deny : Action::audit;
         d.record = true;
     } else {
+        // Permitted reads stay "allow"; the zone decides whether they enter the history.
         d.rule = granted;
-        d.action = zone.record_allowed ? Action::audit : Action::allow;
+        d.action = Action::allow;
         d.record = zone.record_allowed;
     }
     return d;

@@ -49,27 +49,28 @@ struct Row {
     Action action;
     const char* zone;  // nullptr: outside zones
     Rule rule;
+    bool record;
 };
 
 // uids: alice 1001, bob 1002, carol 1003, backup 34; gids: sales 2001, medical-staff 2002
 const Row k_rows[] = {
-    {"outside every zone", "/srv/share/public/a.txt", 1002, {}, "/bin/cat", 1000, Action::allow, nullptr, Rule::outside_zones},
-    {"prefix is not a parent", "/srv/share/customers2/a", 1002, {}, "/bin/cat", 1000, Action::allow, nullptr, Rule::outside_zones},
-    {"group member reads, recorded", "/srv/share/customers/a.csv", 1001, {2001}, "/bin/cat", 1000, Action::audit, "customers", Rule::allowed_group},
-    {"listed user reads", "/srv/share/customers/x/y/z.csv", 34, {34}, "/bin/tar", 1000, Action::audit, "customers", Rule::allowed_user},
-    {"stranger denied", "/srv/share/customers/a.csv", 1002, {1002}, "/bin/cat", 1000, Action::deny, "customers", Rule::not_allowed},
-    {"zone root itself", "/srv/share/customers", 1002, {}, "/bin/ls", 1000, Action::deny, "customers", Rule::not_allowed},
-    {"single-file zone", "/srv/other/list.csv", 1002, {}, "/bin/cat", 1000, Action::deny, "customers", Rule::not_allowed},
-    {"sibling of single file", "/srv/other/list.csv.bak", 1002, {}, "/bin/cat", 1000, Action::allow, nullptr, Rule::outside_zones},
-    {"nested: sales alone is not enough", "/srv/share/customers/medical/k.pdf", 1001, {2001}, "/usr/sbin/smbd", 1000, Action::deny, "medical", Rule::not_allowed},
-    {"nested: medical staff via smbd", "/srv/share/customers/medical/k.pdf", 1003, {2001, 2002}, "/usr/sbin/smbd", 1000, Action::audit, "medical", Rule::allowed_group},
-    {"nested: medical staff via cp", "/srv/share/customers/medical/k.pdf", 1003, {2001, 2002}, "/bin/cp", 1000, Action::deny, "medical", Rule::program_not_allowed},
-    {"audit zone: allowed, not recorded", "/srv/archive/2020.csv", 1001, {}, "/bin/cat", 1000, Action::allow, "archive", Rule::allowed_user},
-    {"audit zone: stranger audited", "/srv/archive/2020.csv", 1003, {}, "/bin/cat", 1000, Action::audit, "archive", Rule::not_allowed},
-    {"grant before expiry", "/srv/archive/2020.csv", 1002, {}, "/bin/cat", 1999, Action::allow, "archive", Rule::grant},
-    {"grant at expiry", "/srv/archive/2020.csv", 1002, {}, "/bin/cat", 2000, Action::audit, "archive", Rule::not_allowed},
-    {"grant is per zone", "/srv/share/customers/a", 1002, {}, "/bin/cat", 1500, Action::deny, "customers", Rule::not_allowed},
-    {"root is not special", "/srv/share/customers/a", 0, {0}, "/bin/cat", 1000, Action::deny, "customers", Rule::not_allowed},
+    {"outside every zone", "/srv/share/public/a.txt", 1002, {}, "/bin/cat", 1000, Action::allow, nullptr, Rule::outside_zones, false},
+    {"prefix is not a parent", "/srv/share/customers2/a", 1002, {}, "/bin/cat", 1000, Action::allow, nullptr, Rule::outside_zones, false},
+    {"group member reads, allowed and recorded", "/srv/share/customers/a.csv", 1001, {2001}, "/bin/cat", 1000, Action::allow, "customers", Rule::allowed_group, true},
+    {"listed user reads", "/srv/share/customers/x/y/z.csv", 34, {34}, "/bin/tar", 1000, Action::allow, "customers", Rule::allowed_user, true},
+    {"stranger denied", "/srv/share/customers/a.csv", 1002, {1002}, "/bin/cat", 1000, Action::deny, "customers", Rule::not_allowed, true},
+    {"zone root itself", "/srv/share/customers", 1002, {}, "/bin/ls", 1000, Action::deny, "customers", Rule::not_allowed, true},
+    {"single-file zone", "/srv/other/list.csv", 1002, {}, "/bin/cat", 1000, Action::deny, "customers", Rule::not_allowed, true},
+    {"sibling of single file", "/srv/other/list.csv.bak", 1002, {}, "/bin/cat", 1000, Action::allow, nullptr, Rule::outside_zones, false},
+    {"nested: sales alone is not enough", "/srv/share/customers/medical/k.pdf", 1001, {2001}, "/usr/sbin/smbd", 1000, Action::deny, "medical", Rule::not_allowed, true},
+    {"nested: medical staff via smbd", "/srv/share/customers/medical/k.pdf", 1003, {2001, 2002}, "/usr/sbin/smbd", 1000, Action::allow, "medical", Rule::allowed_group, true},
+    {"nested: medical staff via cp", "/srv/share/customers/medical/k.pdf", 1003, {2001, 2002}, "/bin/cp", 1000, Action::deny, "medical", Rule::program_not_allowed, true},
+    {"audit zone: allowed, not recorded", "/srv/archive/2020.csv", 1001, {}, "/bin/cat", 1000, Action::allow, "archive", Rule::allowed_user, false},
+    {"audit zone: stranger audited", "/srv/archive/2020.csv", 1003, {}, "/bin/cat", 1000, Action::audit, "archive", Rule::not_allowed, true},
+    {"grant before expiry", "/srv/archive/2020.csv", 1002, {}, "/bin/cat", 1999, Action::allow, "archive", Rule::grant, false},
+    {"grant at expiry", "/srv/archive/2020.csv", 1002, {}, "/bin/cat", 2000, Action::audit, "archive", Rule::not_allowed, true},
+    {"grant is per zone", "/srv/share/customers/a", 1002, {}, "/bin/cat", 1500, Action::deny, "customers", Rule::not_allowed, true},
+    {"root is not special", "/srv/share/customers/a", 0, {0}, "/bin/cat", 1000, Action::deny, "customers", Rule::not_allowed, true},
 };
 
 }  // namespace
@@ -91,7 +92,7 @@ TEST_CASE("evaluation matrix", "[policy][evaluate]") {
             } else {
                 CHECK(d.zone == nullptr);
             }
-            CHECK(d.record == (d.action != Action::allow));
+            CHECK(d.record == row.record);
             // The one-off helper must agree with the prepared evaluator.
             CHECK(evaluate(loaded->policy, req).action == d.action);
         }

@@ -34,7 +34,9 @@ struct Decision {
     Action action = Action::allow;
     const Zone* zone = nullptr;  // nullptr outside every zone
     Rule rule = Rule::outside_zones;
-    bool record = false;         // write an access record (audit and deny always do)
+    // Write an access record: always for audit and deny; for allow when the zone has
+    // record_allowed (the access history).
+    bool record = false;
 
     // A sentence for people: "alice is allowed by allow_users of zone customers".
     std::string reason() const;
