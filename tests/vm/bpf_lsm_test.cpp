@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <liburing.h>
 
 #include "bpf_lsm_enforcer.hpp"
 #include "resolve.hpp"
@@ -668,4 +669,34 @@ TEST_CASE("pins of another ABI version are replaced without a gap", "[vm]")
     enf.stop(true);
     // Our pins replaced the old ones, so nothing of the old generation stays attached.
     CHECK(try_read(k_bob, dir + "/zone/f") == 0);
+}
+
+TEST_CASE("evasion: io_uring opens and exec of zone files are decided too", "[vm]")
+{
+    const auto dir = fresh_dir("uring");
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "secret\n");
+    std::filesystem::copy_file("/usr/bin/true", dir + "/zone/tool");
+    ::chmod((dir + "/zone/tool").c_str(), 0755);
+    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
+
+    auto uring_open = [&] {
+        io_uring ring;
+        if (io_uring_queue_init(4, &ring, 0) != 0)
+            return 100;
+        const std::string path = dir + "/zone/f";  // must outlive the submission
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+        io_uring_prep_openat(sqe, AT_FDCWD, path.c_str(), O_RDONLY, 0);
+        io_uring_submit(&ring);
+        io_uring_cqe* cqe = nullptr;
+        if (io_uring_wait_cqe(&ring, &cqe) != 0)
+            return 101;
+        int res = cqe->res;
+        io_uring_queue_exit(&ring);
+        return res < 0 ? -res : 0;
+    };
+    CHECK(run_as(k_bob, uring_open) == EPERM);
+    CHECK(run_as(k_alice, uring_open) == 0);
+    CHECK(exec_as(k_bob, {dir + "/zone/tool"}) == 127);  // execve itself fails
+    CHECK(exec_as(k_alice, {dir + "/zone/tool"}) == 0);
 }
