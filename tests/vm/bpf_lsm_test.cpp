@@ -700,3 +700,25 @@ TEST_CASE("evasion: io_uring opens and exec of zone files are decided too", "[vm
     CHECK(exec_as(k_bob, {dir + "/zone/tool"}) == 127);  // execve itself fails
     CHECK(exec_as(k_alice, {dir + "/zone/tool"}) == 0);
 }
+
+TEST_CASE("events raised while no daemon runs reach the next one", "[vm]")
+{
+    const auto dir = fresh_dir("backlog");
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "x");
+    const auto p = make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}});
+    pid_t daemon1 = spawn_enforcer(p, false);
+    kill9(daemon1);
+    Creds marked = k_bob;
+    marked.loginuid = 5151;
+    CHECK(try_read(marked, dir + "/zone/f") == EPERM);  // nobody is reading the ring now
+
+    Events events;
+    BpfLsmEnforcer enf;
+    REQUIRE(enf.start(events.handler()));
+    CHECK(enf.adopted());
+    CHECK(events.wait_for([](const AccessEvent& ev) {
+        return ev.raw.loginuid == 5151 && ev.raw.decision == CG_DECISION_DENY;
+    }));
+    enf.stop(true);
+}
