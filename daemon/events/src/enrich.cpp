@@ -357,44 +357,45 @@ Record Enricher::enrich(const daemon::AccessEvent& event, std::span<const std::s
     const std::string user = user_name(raw.uid);
     const std::string auid_user = auid == no_uid ? std::string{} : user_name(auid);
 
-    r.set(field::event, info(r.kind).name);
-    r.set(field::decision, decision_name(raw.decision));
-    r.set(field::operation, operation_name(raw.kind));
-    r.set(field::zone, zone);
-    if (raw.zone_id) r.set(field::zone_id, raw.zone_id);
-    r.set(field::path, path);
-    r.set(field::uid, raw.uid);
-    r.set(field::user, user);
-    r.set(field::gid, raw.gid);
-    r.set(field::group, group_name(raw.gid));
+    r.fields.reserve(32);
+    r.add(field::event, info(r.kind).name);
+    r.add(field::decision, decision_name(raw.decision));
+    r.add(field::operation, operation_name(raw.kind));
+    r.add(field::zone, zone);
+    if (raw.zone_id) r.add(field::zone_id, raw.zone_id);
+    r.add(field::path, path);
+    r.add(field::uid, raw.uid);
+    r.add(field::user, user);
+    r.add(field::gid, raw.gid);
+    r.add(field::group, group_name(raw.gid));
     if (auid != no_uid) {
-        r.set(field::auid, auid);
-        r.set(field::auid_user, auid_user);
+        r.add(field::auid, auid);
+        r.add(field::auid_user, auid_user);
     }
-    r.set(field::pid, raw.tgid);
-    if (raw.pid != raw.tgid) r.set(field::tid, raw.pid);
-    r.set(field::comm, comm);
-    r.set(field::exe, proc.exe);
-    r.set(field::cmdline, proc.cmdline);
-    if (proc.ppid) r.set(field::ppid, proc.ppid);
-    r.set(field::parent_comm, proc.parent_comm);
-    r.set(field::unit, proc.unit);
-    r.set(field::cgroup, proc.cgroup);
-    r.set(field::client, proc.client);
-    r.set(field::rule, rule_name(raw.rule));
+    r.add(field::pid, raw.tgid);
+    if (raw.pid != raw.tgid) r.add(field::tid, raw.pid);
+    r.add(field::comm, comm);
+    r.add(field::exe, proc.exe);
+    r.add(field::cmdline, proc.cmdline);
+    if (proc.ppid) r.add(field::ppid, proc.ppid);
+    r.add(field::parent_comm, proc.parent_comm);
+    r.add(field::unit, proc.unit);
+    r.add(field::cgroup, proc.cgroup);
+    r.add(field::client, proc.client);
+    r.add(field::rule, rule_name(raw.rule));
     if (open) {
         switch (raw.open_flags & O_ACCMODE) {
-        case O_RDONLY: r.set(field::access, "read"); break;
-        case O_WRONLY: r.set(field::access, "write"); break;
-        default: r.set(field::access, "read-write"); break;
+        case O_RDONLY: r.add(field::access, "read"); break;
+        case O_WRONLY: r.add(field::access, "write"); break;
+        default: r.add(field::access, "read-write"); break;
         }
     }
-    r.set(field::sensor, sensor_name(event.sensor));
+    r.add(field::sensor, sensor_name(event.sensor));
     if (raw.ino) {
-        r.set(field::inode, raw.ino);
-        r.set(field::device, device_text(raw.dev));
+        r.add(field::inode, raw.ino);
+        r.add(field::device, device_text(raw.dev));
     }
-    if (proc.exited) r.set(field::process_exited, "1");
+    if (proc.exited) r.add(field::process_exited, "1");
 
     std::string who = user.empty() ? fmt::format("uid {}", raw.uid) : fmt::format("{} (uid {})", user, raw.uid);
     if (auid != no_uid && auid != raw.uid)

@@ -57,7 +57,25 @@ struct Pipeline::Impl {
     // Input: access events waiting for enrichment.
     std::mutex in_mu;
     std::condition_variable in_not_empty, in_not_full;
-    std::deque<daemon::AccessEvent> in_q;
+    // A ring of preallocated slots: queuing an event allocates nothing (a deque node per
+    // event, freed on another thread, cost more than the enrichment itself).
+    struct Ring {
+        std::vector<daemon::AccessEvent> slots;
+        std::size_t head = 0;  // oldest
+        std::size_t count = 0;
+        std::size_t size() const { return count; }
+        bool empty() const { return count == 0; }
+        void push(daemon::AccessEvent&& ev) {
+            slots[(head + count) % slots.size()] = std::move(ev);
+            ++count;
+        }
+        daemon::AccessEvent pop() {
+            daemon::AccessEvent ev = std::move(slots[head]);
+            head = (head + 1) % slots.size();
+            --count;
+            return ev;
+        }
+    } in_q;
 
     // Records waiting for the writer.
     std::mutex rec_mu;
@@ -138,10 +156,7 @@ struct Pipeline::Impl {
                 std::unique_lock lock(in_mu);
                 in_not_empty.wait(lock, [&] { return !in_q.empty() || stopping; });
                 if (in_q.empty() && stopping) break;
-                while (!in_q.empty() && batch.size() < batch_size) {
-                    batch.push_back(std::move(in_q.front()));
-                    in_q.pop_front();
-                }
+                while (!in_q.empty() && batch.size() < batch_size) batch.push_back(in_q.pop());
                 in_not_full.notify_all();
             }
             std::shared_ptr<const std::vector<std::string>> names;
@@ -566,6 +581,7 @@ tl::expected<std::unique_ptr<Pipeline>, std::string> Pipeline::create(PipelineCo
         if (!w) return tl::make_unexpected(w.error());
         i.jsonl.emplace(std::move(*w));
     }
+    i.in_q.slots.resize(std::max<std::size_t>(i.config.input_capacity, 1));
     i.counters.run_id = i.run_id;
     i.publish();
     i.enricher_thread = std::thread([&i] { i.enricher_loop(); });
@@ -590,7 +606,7 @@ bool Pipeline::submit(daemon::AccessEvent&& event) {
         i.dropped.fetch_add(1);
         return false;
     }
-    i.in_q.push_back(std::move(event));
+    i.in_q.push(std::move(event));
     i.accepted.fetch_add(1);
     i.in_not_empty.notify_one();
     return true;

@@ -1,6 +1,7 @@
 #include "custguard/events/record.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include <fmt/format.h>
 
@@ -60,6 +61,17 @@ Record& Record::set(std::string_view name, std::string_view value) {
 }
 
 Record& Record::set(std::string_view name, std::uint64_t value) { return set(name, std::to_string(value)); }
+
+Record& Record::add(std::string_view name, std::string_view value) {
+    if (!value.empty()) fields.push_back({std::string(name), std::string(value)});
+    return *this;
+}
+
+Record& Record::add(std::string_view name, std::uint64_t value) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    return add(name, std::string_view(buf, static_cast<std::size_t>(end - buf)));
+}
 
 const std::string* Record::get(std::string_view name) const {
     for (const auto& f : fields)

@@ -85,6 +85,9 @@ struct Record {
     // Set (or replace) a field. Empty values are skipped: absent beats "".
     Record& set(std::string_view name, std::string_view value);
     Record& set(std::string_view name, std::uint64_t value);
+    // Append without looking for an existing field: for builders that set each name once.
+    Record& add(std::string_view name, std::string_view value);
+    Record& add(std::string_view name, std::uint64_t value);
     const std::string* get(std::string_view name) const;
 };
 
