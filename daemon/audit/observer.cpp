@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -183,8 +184,9 @@ struct AuditObserver::Impl {
         const PathItem* target = acc->target();
         const bool denied = !acc->success && acc->exit == -EPERM;
         if (classify_syscall(acc->arch, acc->syscall, &flags_arg) != OpenKind::open || acc->pid == self_pid ||
-            !target || (!acc->success && !denied)) {
-            // getxattr & co. (the read class of a watch), our own opens, failed opens.
+            !target || (!acc->success && !denied) || ((target->mode & S_IFMT) != 0 && !S_ISREG(target->mode))) {
+            // getxattr & co. (the read class of a watch), our own opens, failed opens,
+            // directory listings (enforcers decide opens of files, not of directories).
             bump(&ObserverCounters::ignored);
             return;
         }

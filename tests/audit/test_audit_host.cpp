@@ -5,7 +5,9 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -13,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -23,10 +26,12 @@
 #include <thread>
 
 #include "custguard/common/nss_resolver.hpp"
+#include "custguard/policy/compile.hpp"
 #include "custguard/policy/load.hpp"
 #include "daemon/audit/netlink.hpp"
 #include "daemon/audit/observer.hpp"
 #include "daemon/audit/rules.hpp"
+#include "daemon/fanotify/fanotify_enforcer.hpp"
 
 using namespace custguard;
 using namespace std::chrono_literals;
@@ -511,4 +516,86 @@ TEST_CASE("custguardd --enforcer none records reads via audit and removes its ru
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
     CHECK(our_rules().empty());
+}
+
+namespace {
+
+// A tmpfs in a private mount namespace: the fanotify enforcer marks the whole filesystem
+// holding a zone root, which must not be a filesystem other work on this host uses.
+struct PrivateTmpfs {
+    fs::path path;
+    bool ok = false;
+    PrivateTmpfs() {
+        static const bool ns = ::unshare(CLONE_NEWNS) == 0 && ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+        char tmpl[] = "/tmp/cg-audit-fan-XXXXXX";
+        if (!ns || !::mkdtemp(tmpl)) return;
+        path = tmpl;
+        ok = ::mount("tmpfs", tmpl, "tmpfs", 0, "size=16m,mode=0755") == 0;
+    }
+    ~PrivateTmpfs() {
+        if (ok) ::umount2(path.c_str(), MNT_DETACH);
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("cross-check with the real fanotify enforcer: its events match, a read it no longer sees is reported",
+          "[audit][host]") {
+    REQUIRE_ROOT();
+    PrivateTmpfs t;
+    REQUIRE(t.ok);
+    write_file(t.path / "zone/c.txt", "customer");
+    auto pol = load_policy(zone_policy(t.path / "zone"));
+
+    audit::ObserverOptions o;
+    o.mode = audit::ObserverMode::cross_check;
+    o.enforcer_name = "fanotify";
+    o.cross_check_window_ms = 1000;
+    auto obs = audit::AuditObserver::create(o);
+    REQUIRE(obs);
+    REQUIRE((*obs)->apply(pol));
+    Collector c;
+    REQUIRE((*obs)->start(c.callbacks()));
+
+    daemon::FanotifyOptions fo;
+    fo.use_fd_store = false;
+    auto enforcer = daemon::FanotifyEnforcer::create(std::move(fo));
+    REQUIRE(enforcer);
+    std::atomic<int> enforcer_events{0};
+    auto* observer = obs->get();
+    REQUIRE((*enforcer)->start([&](daemon::AccessEvent&& ev) {
+        observer->observe_enforcer_event(ev);
+        ++enforcer_events;
+    }));
+    auto applied = (*enforcer)->apply(policy::compile(pol));
+    INFO((applied ? "" : applied.error()));
+    REQUIRE(applied);
+
+    pid_t denied = read_as(t.path / "zone/c.txt", 65534, 65534);
+    CHECK(denied == -1);  // the enforcer refused it
+    pid_t allowed = read_as(t.path / "zone/c.txt", 0, 0);
+    REQUIRE(allowed > 0);
+    pid_t listing = read_as(t.path / "zone", 0, 0);  // a directory open: no file read
+    REQUIRE(listing > 0);
+    std::this_thread::sleep_for(2500ms);
+    auto is_mismatch = [](const events::Record& r) { return r.kind == events::Kind::sensor_mismatch; };
+    {
+        std::lock_guard lock(c.mu);
+        for (const auto& r : c.records) UNSCOPED_INFO(r.message);
+    }
+    CHECK(c.count(is_mismatch) == 0);
+    CHECK(enforcer_events.load() >= 2);
+    CHECK((*obs)->counters().matched >= 2);
+
+    // The enforcer goes away (as if detached by someone): the next read is audit's alone.
+    (*enforcer)->stop(true);
+    pid_t unseen = read_as(t.path / "zone/c.txt", 0, 0);
+    REQUIRE(unseen > 0);
+    auto m = c.wait_for(with_pid(unseen), 4s);
+    REQUIRE(m);
+    CHECK(m->kind == events::Kind::sensor_mismatch);
+    CHECK(field(*m, "CUSTGUARD_MISMATCH") == "unmatched");
+    (*obs)->stop(true);
 }
