@@ -73,9 +73,9 @@ policy::Compiled zones_policy(const std::string& base, int n, bool record)
 int main(int argc, char** argv)
 {
     const bool baseline_only = argc > 1 && std::string(argv[1]) == "--baseline-only";
-    const int rounds = baseline_only ? 20 : 12;
+    const int rounds = baseline_only ? 400 : 12;
     const int batches = 20;  // short batches per condition and round; the best one counts
-    const int iterations = baseline_only ? 50000 : 200;
+    const int iterations = baseline_only ? 500 : 200;
     const int many = 10000;
 
     // Zone files and the "outside" file on one tmpfs; another tmpfs for the fast exit.
