@@ -2,6 +2,7 @@
 // by other users in forked children. Needs root.
 #include <catch2/catch.hpp>
 
+#include <sys/fanotify.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
@@ -474,4 +475,44 @@ TEST_CASE("enforcer selection probes BPF LSM, then fanotify", "[fanotify][host]"
     auto none = daemon::select_enforcer(policy::EnforcerChoice::none);
     REQUIRE(none);
     CHECK(none->chosen == policy::EnforcerChoice::none);
+}
+
+TEST_CASE("fanotify enforcer: adoption answers the events a killed predecessor had read", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    cgtest::Tmpfs fs;
+    REQUIRE(fs.ok());
+    fs.mkdir("zone");
+    fs.write("zone/a.txt");
+    // The predecessor: a group that reads one event and dies before answering it.
+    daemon::UniqueFd group(::fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_REPORT_TID, O_RDONLY | O_CLOEXEC));
+    REQUIRE(group);
+    REQUIRE(::fanotify_mark(group.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, AT_FDCWD,
+                            fs.path().c_str()) == 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close_range(3, ~0u, 0);
+        ::alarm(20);
+        if (::setresgid(60009, 60009, 60009) || ::setresuid(60009, 60009, 60009)) ::_exit(120);
+        ::_exit(cgtest::open_read(fs.path("zone/a.txt"), Via::open));
+    }
+    alignas(fanotify_event_metadata) char buf[4096];
+    ssize_t len = ::read(group.get(), buf, sizeof buf);
+    REQUIRE(len >= static_cast<ssize_t>(sizeof(fanotify_event_metadata)));
+    auto* md = reinterpret_cast<fanotify_event_metadata*>(buf);
+    REQUIRE(md->fd >= 0);
+    ::close(md->fd);  // its descriptor is gone, as with kill -9; the event is still pending
+    std::this_thread::sleep_for(200ms);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, WNOHANG) == 0);
+
+    FanotifyOptions o;
+    o.adopt = std::move(group);
+    o.use_fd_store = false;
+    auto e = FanotifyEnforcer::create(std::move(o));
+    REQUIRE(e);
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == EPERM);  // fail closed: nobody decided it
+    CHECK((*e)->stats().stale_answered == 1);
+    (*e)->stop(true);
 }
