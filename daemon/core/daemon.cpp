@@ -1,9 +1,11 @@
 #include "daemon/core/daemon.hpp"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <sstream>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -78,6 +80,7 @@ Daemon::~Daemon() {
     if (audit_) audit_->stop(true);
     if (enforcer_) enforcer_->stop(false);
     if (pipeline_) pipeline_->stop();
+    if (notifier_) notifier_->stop();  // after the pipeline: it observes every record
 }
 
 tl::expected<policy::Loaded, policy::Diagnostics> Daemon::load(
@@ -137,6 +140,50 @@ tl::expected<void, std::string> Daemon::start() {
     auto pipeline = events::Pipeline::create(std::move(pc));
     if (!pipeline) return tl::unexpected("event pipeline: " + pipeline.error());
     pipeline_ = std::move(*pipeline);
+
+    {
+        // Notifications: digests, alerts and bulk-read detection over every committed record.
+        notify::NotifierOptions no;
+        no.dir = state_dir_ / "notify";
+        notify::NotifierHost nh;
+        nh.submit = [this](events::Record&& r) { pipeline_->submit(std::move(r)); };
+        nh.lost = [this](std::string_view source, std::uint64_t n, std::string_view why) {
+            pipeline_->report_lost(source, n, why);
+        };
+        nh.revoke = [this](const notify::Revocation& r) {
+            std::lock_guard lock(mutex_);
+            revoke_requests_.push_back(r);
+        };
+        // Opens carry no byte count: the size of the file opened stands in for it.
+        nh.file_size = [](const std::string& path) -> std::uint64_t {
+            struct stat st {};
+            return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+        };
+        auto n = notify::Notifier::create(std::move(no), std::move(nh));
+        if (!n) return tl::unexpected(n.error());
+        notifier_ = std::move(*n);
+        pipeline_->add_observer([n = notifier_.get()](const events::Record& r) { n->observe(r); });
+        // Cool-downs survive a restart: "zone<TAB>uid<TAB>until<TAB>user" lines.
+        if (auto text = common::read_file(state_dir_ / "notify" / "revoked")) {
+            std::istringstream in(*text);
+            std::string line;
+            while (std::getline(in, line)) {
+                notify::Revocation r;
+                std::istringstream f(line);
+                std::string uid, until;
+                if (std::getline(f, r.zone, '\t') && std::getline(f, uid, '\t') && std::getline(f, until, '\t')) {
+                    std::getline(f, r.user);
+                    try {
+                        r.uid = static_cast<std::uint32_t>(std::stoul(uid));
+                        r.until = std::stoll(until);
+                    } catch (const std::exception&) {
+                        continue;
+                    }
+                    if (r.until > static_cast<std::int64_t>(started_at_)) revoked_.push_back(std::move(r));
+                }
+            }
+        }
+    }
 
     {
         // The print gate: its scans run Ghostscript as nobody when we are root.
@@ -230,7 +277,12 @@ tl::expected<void, std::string> Daemon::start() {
 
 tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::string digest) {
     auto compiled = policy::compile(loaded.policy);
+    {
+        std::lock_guard lock(mutex_);
+        strip_revoked(compiled, common::now_seconds());
+    }
     if (auto r = enforcer_->apply(compiled); !r) return tl::unexpected(r.error());
+    auto notify_warnings = notifier_->apply(loaded.policy);
     std::vector<std::string> audit_warnings = audit_warnings_;
     if (audit_) {
         // Audit is the second sensor: its trouble is a warning, never a refused policy.
@@ -247,6 +299,7 @@ tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::stri
     warnings_.clear();
     for (const auto& w : loaded.warnings) warnings_.push_back(w.format());
     for (auto& w : audit_warnings) warnings_.push_back(std::move(w));
+    for (auto& w : notify_warnings) warnings_.push_back(std::move(w));
     if (auto* f = dynamic_cast<FanotifyEnforcer*>(enforcer_.get()))
         for (auto& w : f->warnings()) warnings_.push_back(w);
     policy_ = std::move(loaded.policy);
@@ -355,6 +408,71 @@ std::size_t Daemon::prune_expired_grants(std::uint64_t now) {
     return expired.size();
 }
 
+void Daemon::strip_revoked(policy::Compiled& compiled, std::uint64_t now) const {
+    for (const auto& r : revoked_) {
+        if (r.until <= static_cast<std::int64_t>(now)) continue;
+        auto z = std::find_if(compiled.zones.begin(), compiled.zones.end(), [&](const auto& c) { return c.name == r.zone; });
+        if (z == compiled.zones.end()) continue;
+        // The user's own rows and grants go; a %group row that includes the user stays
+        // (the enforcers have no per-user deny row yet): see CUSTGUARD_REVOKE_GROUPS.
+        std::erase_if(compiled.subjects, [&](const policy::SubjectRow& s) {
+            return s.zone_id == z->id && s.kind == policy::SubjectKind::uid && s.id == r.uid;
+        });
+        std::erase_if(compiled.grants, [&](const policy::GrantRow& g) { return g.zone_id == z->id && g.uid == r.uid; });
+    }
+}
+
+void Daemon::save_revocations() const {
+    std::string text;
+    for (const auto& r : revoked_) text += r.zone + "\t" + std::to_string(r.uid) + "\t" + std::to_string(r.until) + "\t" + r.user + "\n";
+    if (auto w = common::write_file_atomically(state_dir_ / "notify" / "revoked", text); !w)
+        spdlog::error("bulk-read cool-downs not saved: {}", w.error());
+}
+
+void Daemon::apply_revocations(std::uint64_t now) {
+    std::vector<notify::Revocation> lifted, added;
+    policy::Compiled compiled;
+    bool group_rows = false;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& r : revoke_requests_) {
+            std::erase_if(revoked_, [&](const notify::Revocation& o) { return o.zone == r.zone && o.uid == r.uid; });
+            revoked_.push_back(r);
+            added.push_back(r);
+        }
+        revoke_requests_.clear();
+        std::erase_if(revoked_, [&](const notify::Revocation& r) {
+            if (r.until > static_cast<std::int64_t>(now)) return false;
+            lifted.push_back(r);
+            return true;
+        });
+        if (added.empty() && lifted.empty()) return;
+        compiled = policy::compile(policy_);
+        strip_revoked(compiled, now);
+        save_revocations();
+    }
+    if (auto r = enforcer_->apply(compiled); !r) spdlog::error("bulk-read cool-down not applied: {}", r.error());
+    auto record = [&](const notify::Revocation& r, bool lift) {
+        const std::string target = r.zone + ":" + (r.user.empty() ? std::to_string(r.uid) : r.user);
+        const auto z = std::find_if(compiled.zones.begin(), compiled.zones.end(), [&](const auto& c) { return c.name == r.zone; });
+        group_rows = z != compiled.zones.end() && std::any_of(compiled.subjects.begin(), compiled.subjects.end(), [&](const auto& s) {
+            return s.zone_id == z->id && s.kind == policy::SubjectKind::gid;
+        });
+        auto rec = events::make_admin_change_record(
+            "custguardd", static_cast<std::uint32_t>(::geteuid()), lift ? "bulk.revoke.expire" : "bulk.revoke", target,
+            lift ? "bulk-read cool-down ended: access to zone " + r.zone + " restored for " + target
+                 : "bulk-read cool-down: access to zone " + r.zone + " revoked for " + target + " until " + std::to_string(r.until));
+        rec.set(events::field::zone, r.zone);
+        rec.set(events::field::uid, r.uid);
+        rec.set("CUSTGUARD_UNTIL", static_cast<std::uint64_t>(r.until));
+        if (!lift && group_rows) rec.set("CUSTGUARD_REVOKE_GROUPS", "kept: access through a %group of the zone is not revoked");
+        pipeline_->submit(std::move(rec));
+        spdlog::info("{}", lift ? "bulk-read cool-down ended for " + target : "bulk-read cool-down started for " + target);
+    };
+    for (const auto& r : added) record(r, false);
+    for (const auto& r : lifted) record(r, true);
+}
+
 Status Daemon::status() const {
     Status s;
     s.version = CUSTGUARD_VERSION;
@@ -374,6 +492,8 @@ Status Daemon::status() const {
     s.warnings = warnings_;
     for (auto& w : print_->warnings()) s.warnings.push_back(std::move(w));
     s.unprotected_queues = print_->unprotected_queues();
+    s.notify = notifier_->counters();
+    s.revoked = revoked_;
     return s;
 }
 
@@ -430,6 +550,7 @@ int Daemon::run() {
             [](sd_event_source* s, std::uint64_t, void* self) {
                 static_cast<Daemon*>(self)->poll_sensor_losses();
                 static_cast<Daemon*>(self)->prune_expired_grants(common::now_seconds());
+                static_cast<Daemon*>(self)->apply_revocations(common::now_seconds());
                 std::uint64_t now = 0;
                 sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now);
                 sd_event_source_set_time(s, now + 1'000'000);
@@ -451,6 +572,7 @@ int Daemon::run() {
     if (audit_) audit_->stop(true);  // clean shutdown: our audit rules go
     enforcer_->stop(false);
     pipeline_->stop();
+    notifier_->stop();
     return r < 0 ? 1 : 0;
 }
 

@@ -22,6 +22,7 @@
 #include "custguard/policy/state.hpp"
 #include "daemon/core/held_jobs.hpp"
 #include "daemon/enforcer.hpp"
+#include "daemon/notify/notifier.hpp"
 
 struct sd_event;
 
@@ -62,6 +63,8 @@ struct Status {
     events::PipelineCounters pipeline;
     std::vector<std::string> warnings;  // policy and enforcer warnings
     std::vector<std::string> unprotected_queues;  // CUPS queues without the custguard backend
+    notify::NotifyCounters notify;                 // mail / webhook delivery
+    std::vector<notify::Revocation> revoked;       // bulk-read cool-downs in force
 };
 
 struct ReloadOutcome {
@@ -99,6 +102,11 @@ public:
     events::Pipeline& pipeline() { return *pipeline_; }
     HeldJobs& held_jobs() { return held_jobs_; }
     print::PrintGate& print_gate() { return *print_; }
+    notify::Notifier& notifier() { return *notifier_; }
+
+    // Bulk-read cool-downs ([bulk] action = "revoke"): apply new ones and lift expired
+    // ones in the enforcer. run() calls it every second.
+    void apply_revocations(std::uint64_t now);
 
     // Called by run() with the event loop once it exists, before READY=1: the control
     // plane attaches its bus connection there.
@@ -115,10 +123,13 @@ private:
     tl::expected<policy::Loaded, policy::Diagnostics> load(const std::optional<policy::State>& state_override) const;
     tl::expected<void, std::string> install(policy::Loaded loaded, std::string digest);
     void poll_sensor_losses();
+    void strip_revoked(policy::Compiled& compiled, std::uint64_t now) const;  // mutex_ held
+    void save_revocations() const;                                          // mutex_ held
 
     DaemonOptions options_;
     std::filesystem::path state_dir_;
     std::unique_ptr<events::Pipeline> pipeline_;
+    std::unique_ptr<notify::Notifier> notifier_;  // observes pipeline_; stopped after it
     std::unique_ptr<Enforcer> enforcer_;
     std::unique_ptr<audit::AuditObserver> audit_;  // null with --no-audit or without kernel audit
     std::vector<std::string> audit_warnings_;
@@ -135,6 +146,9 @@ private:
     std::uint32_t reload_failures_ = 0;
     std::vector<std::string> warnings_;
     std::uint64_t reported_drops_ = 0;
+
+    std::vector<notify::Revocation> revoked_;  // bulk-read cool-downs in force (persisted in <state>/notify/revoked)
+    std::vector<notify::Revocation> revoke_requests_;  // from the notifier, applied by apply_revocations()
 
     HeldJobs held_jobs_;
     std::unique_ptr<print::PrintGate> print_;  // decides print jobs (CheckPrintJob)
