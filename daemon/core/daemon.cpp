@@ -541,7 +541,10 @@ int Daemon::run() {
         return 0;
     });
     add_signal(SIGHUP, [](sd_event_source*, const signalfd_siginfo*, void* self) {
-        static_cast<Daemon*>(self)->reload("SIGHUP");
+        auto* d = static_cast<Daemon*>(self);
+        d->reload("SIGHUP");
+        // SIGHUP is also logrotate's signal: reopen the JSON-lines export.
+        if (auto r = d->pipeline().reopen_export(); !r) spdlog::error("--export: {}", r.error());
         return 0;
     });
     sd_event_source* timer = nullptr;
