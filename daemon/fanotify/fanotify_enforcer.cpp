@@ -14,10 +14,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
 #include <ctime>
-#include <deque>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -158,7 +156,7 @@ unsigned group_init_flags(int fan_fd) {
 struct Job {
     int fd = -1;
     pid_t pid = 0;
-    std::chrono::steady_clock::time_point queued;
+    std::chrono::steady_clock::time_point read_at;  // when a worker read it
     std::int64_t mono_ns = 0;
     std::int64_t real_ns = 0;
 };
@@ -529,7 +527,7 @@ struct FanotifyEnforcer::Impl {
         }
         c_perm.fetch_add(1, std::memory_order_relaxed);
         if (pending.load() > options.max_queue ||
-            std::chrono::steady_clock::now() - job.queued > options.decision_timeout)
+            std::chrono::steady_clock::now() - job.read_at > options.decision_timeout)
             answer_quickly(job);
         else
             handle(job, reader);
