@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -199,12 +200,30 @@ struct AuditObserver::Impl {
 
         // The zone: by path when we know it, else the rule's key (a name relative to an
         // unknown directory, a path through a symlink outside the zone).
-        const policy::Zone* zone = path ? s->evaluator.zone_of(*path) : nullptr;
-        std::string eval_path = path.value_or("");
-        if (!zone) {
+        // The zone: by path. A name through a symlink is resolved (the watch fired on the
+        // inode, the record carries the name given). A path in none of our zones is
+        // another custguardd's rule or a stale one: not ours to judge. Only when the path
+        // is unknown (relative to a directory fd we cannot see) the rule's key decides.
+        const policy::Zone* zone = nullptr;
+        std::string eval_path;
+        if (path) {
+            zone = s->evaluator.zone_of(*path);
+            if (!zone) {
+                char real[PATH_MAX];
+                if (::realpath(path->c_str(), real)) {
+                    zone = s->evaluator.zone_of(real);
+                    if (zone) path = std::string(real);
+                }
+            }
+            if (!zone) {
+                bump(&ObserverCounters::ignored);
+                return;
+            }
+            eval_path = *path;
+        } else {
             zone = s->policy.find_zone(*zone_key);
             if (!zone || zone->paths.empty()) {
-                bump(&ObserverCounters::ignored);  // a rule of an older policy
+                bump(&ObserverCounters::ignored);
                 return;
             }
             eval_path = zone->paths.front().path;
@@ -471,7 +490,13 @@ void AuditObserver::stop(bool remove_rules) {
     std::lock_guard lock(i.control_mutex);
     if (remove_rules && i.control) {
         (void)remove_our_rules(*i.control);
-        if (i.enabled_by_us) (void)i.control->set_enabled(false);
+        // Turn audit off again only if we turned it on and nobody else uses it now: no
+        // auditd, no rules of anybody (another custguardd, an admin) left.
+        if (i.enabled_by_us) {
+            auto st = i.control->status();
+            auto left = i.control->list_rules();
+            if (st && st->pid == 0 && left && left->empty()) (void)i.control->set_enabled(false);
+        }
     }
     i.control.reset();
 }

@@ -385,7 +385,9 @@ TEST_CASE("observe-only with auditd -n running: both get every record, auditd ke
     }
     auto n = (*obs)->counters();
     INFO("records " << n.records << " events " << n.events << " accesses " << n.accesses << " reenabled " << n.reenabled
-                    << "\n" << run("auditctl -s"));
+                    << " ignored " << n.ignored << " overruns " << n.overruns << " kernel_lost " << n.kernel_lost
+                    << " incomplete " << n.incomplete << "\n"
+                    << run("auditctl -s") << run("auditctl -l"));
     CHECK(got);
     (*obs)->stop(true);
 }
