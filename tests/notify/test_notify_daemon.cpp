@@ -1,0 +1,217 @@
+// The bulk-read scenario through the real daemon core, in process: fanotify enforcer on a
+// private tmpfs, event pipeline (JSONL export, no journald), notifier with a webhook to a
+// loopback HTTP sink. A user reads more zone files than [bulk] allows within the window;
+// the cool-down revokes the zone for that user in the enforcer (reads are denied), shows in
+// status(), is recorded, and ends after `cooldown` (reads are allowed again).
+//
+// Daemon::apply_revocations() is what run()'s one-second timer calls; the test calls it
+// directly instead of running the sd-event loop. Needs root; its own process (it unshares
+// the mount namespace, which a threaded process cannot).
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "custguard/common/policy_files.hpp"
+#include "daemon/core/daemon.hpp"
+
+using namespace custguard;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+bool can_connect(int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+
+int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+// 0 when uid/gid can open and read `path`, else the errno.
+int read_as(uid_t uid, gid_t gid, const fs::path& path) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::alarm(20);  // never hang on an unanswered permission event
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) ::_exit(120);
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) ::_exit(errno);
+        char c;
+        if (::read(fd, &c, 1) < 0) ::_exit(errno);
+        ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 200 + WTERMSIG(status);
+}
+
+}  // namespace
+
+TEST_CASE("bulk read → revoke cool-down in the fanotify enforcer → expiry", "[notify][host][daemon]") {
+    REQUIRE(::geteuid() == 0);
+    // Before any thread exists: a private mount namespace for the tmpfs.
+    REQUIRE(::unshare(CLONE_NEWNS) == 0);
+    REQUIRE(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0);
+    REQUIRE(std::system("id -u cgnotify-reader >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin cgnotify-reader") == 0);
+    const passwd* pw = ::getpwnam("cgnotify-reader");
+    REQUIRE(pw);
+    const uid_t uid = pw->pw_uid;
+    const gid_t gid = pw->pw_gid;
+
+    char tmpl[] = "/tmp/cgnotify-daemon.XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    const fs::path dir = tmpl;
+    ::chmod(tmpl, 0755);
+    const fs::path data = dir / "data";
+    fs::create_directories(data);
+    REQUIRE(::mount("cgnotify", data.c_str(), "tmpfs", 0, "mode=0755,size=16m") == 0);
+    const fs::path zone = data / "customers";
+    fs::create_directories(zone);
+    for (int i = 0; i < 6; ++i) std::ofstream(zone / fmt::format("顧客{}.csv", i)) << "name,phone\n";
+
+    // The HTTP sink for the webhook.
+    const int port = free_port();
+    fs::create_directories(dir / "http");
+    pid_t sink = ::fork();
+    if (sink == 0) {
+        int null = ::open("/dev/null", O_RDWR);
+        ::dup2(null, 1);
+        ::execl("/usr/bin/python3", "python3", CG_NOTIFY_TEST_DIR "/http_sink.py", "--port", std::to_string(port).c_str(),
+                "--dir", (dir / "http").c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    for (int i = 0; i < 2000 && !can_connect(port); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(can_connect(port));
+
+    std::ofstream(dir / "policy.toml") << fmt::format(R"([daemon]
+enforcer = "fanotify"
+
+[[zone]]
+name = "customers"
+paths = ["{}"]
+sensitivity = "personal"
+on_violation = "deny"
+record_allowed = true
+allow_users = ["cgnotify-reader"]
+notify = ["mgr"]
+
+[notify.mgr]
+webhook = "http://127.0.0.1:{}/hook"
+digest = "1h"
+
+[bulk]
+max_files = 3
+window = "2s"
+action = "revoke"
+cooldown = "3s"
+notify = ["mgr"]
+)",
+                                                      zone.string(), port);
+    daemon::DaemonOptions o;
+    o.policy = dir / "policy.toml";
+    o.enforcer = policy::EnforcerChoice::fanotify;
+    o.state_dir = dir / "state";
+    o.jsonl_export = dir / "events.jsonl";
+    o.journal = false;
+    o.audit = false;
+    auto created = daemon::Daemon::create(o);
+    REQUIRE(created);
+    auto& d = **created;
+    CHECK(d.status().enforcer == "fanotify");
+
+    // Four distinct files within the 2 s window: one more than max_files.
+    for (int i = 0; i < 4; ++i) CHECK(read_as(uid, gid, zone / fmt::format("顧客{}.csv", i)) == 0);
+    const auto t0 = Clock::now();
+    bool revoked = false;
+    while (!revoked && Clock::now() - t0 < 10s) {
+        d.apply_revocations(common::now_seconds());
+        revoked = !d.status().revoked.empty();
+        if (!revoked) std::this_thread::sleep_for(20ms);
+    }
+    REQUIRE(revoked);
+    std::printf("bulk read → revoke applied in the enforcer after %.0f ms (test loop polls every 20 ms; the daemon's timer every 1 s)\n",
+                std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    auto s = d.status();
+    REQUIRE(s.revoked.size() == 1);
+    CHECK(s.revoked[0].zone == "customers");
+    CHECK(s.revoked[0].uid == uid);
+    CHECK(s.revoked[0].user == "cgnotify-reader");
+    CHECK(s.notify.bulk_reads == 1);
+    CHECK(slurp(dir / "state" / "notify" / "revoked").find("customers\t" + std::to_string(uid)) != std::string::npos);
+    // During the cool-down: denied.
+    const int during = read_as(uid, gid, zone / "顧客5.csv");
+    CHECK((during == EPERM || during == EACCES));
+    // After it: allowed again.
+    bool lifted = false;
+    const auto t1 = Clock::now();
+    while (!lifted && Clock::now() - t1 < 10s) {
+        d.apply_revocations(common::now_seconds());
+        lifted = d.status().revoked.empty();
+        if (!lifted) std::this_thread::sleep_for(100ms);
+    }
+    REQUIRE(lifted);
+    CHECK(read_as(uid, gid, zone / "顧客5.csv") == 0);
+    REQUIRE(d.pipeline().flush(5s));
+    // Recorded: the bulk_read record, the revoke and its end as admin changes, the denial.
+    const std::string jsonl = slurp(dir / "events.jsonl");
+    INFO(jsonl);
+    CHECK(jsonl.find("\"bulk_read\"") != std::string::npos);
+    CHECK(jsonl.find("bulk.revoke\"") != std::string::npos);
+    CHECK(jsonl.find("bulk.revoke.expire") != std::string::npos);
+    CHECK(jsonl.find("顧客5.csv") != std::string::npos);
+    // The alert reached the webhook.
+    REQUIRE(d.notifier().wait_idle(10s, true));
+    bool alert = false;
+    for (const auto& e : fs::directory_iterator(dir / "http"))
+        if (e.path().extension() == ".json" && slurp(e.path()).find("\"event\":\"bulk_read\"") != std::string::npos) alert = true;
+    CHECK(alert);
+    created->reset();
+    ::kill(sink, SIGTERM);
+    ::waitpid(sink, nullptr, 0);
+    ::umount2(data.c_str(), MNT_DETACH);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
