@@ -194,7 +194,10 @@ tl::expected<Json, CallError> read_json(sd_bus_message* m) {
 
 // "2026-10-01", "2026-10-01 09:30[:00]", "today", "yesterday", "now", "-2h" / "2h ago".
 std::optional<std::uint64_t> parse_time_usec(const std::string& text) {
-    auto now = static_cast<std::uint64_t>(std::time(nullptr));
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const auto now_us = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
+    const auto now = static_cast<std::uint64_t>(ts.tv_sec);
     auto midnight = [&](int days_back) {
         time_t t = static_cast<time_t>(now);
         tm local{};
@@ -204,7 +207,7 @@ std::optional<std::uint64_t> parse_time_usec(const std::string& text) {
         local.tm_isdst = -1;
         return static_cast<std::uint64_t>(mktime(&local));
     };
-    if (text == "now") return now * 1'000'000;
+    if (text == "now") return now_us;
     if (text == "today") return midnight(0) * 1'000'000;
     if (text == "yesterday") return midnight(1) * 1'000'000;
     std::string rel = text;
@@ -214,7 +217,7 @@ std::optional<std::uint64_t> parse_time_usec(const std::string& text) {
     if (!rel.empty()) {
         auto d = policy::parse_duration(rel);
         if (!d || *d > now) return std::nullopt;
-        return (now - *d) * 1'000'000;
+        return now_us - *d * 1'000'000;
     }
     for (const char* fmt : {"%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"}) {
         tm local{};
@@ -414,6 +417,21 @@ struct ControlCommands::Impl {
                                 s["pipeline"]["lost"].as_string() + " lost"},
                 {"started", format_time(static_cast<std::uint64_t>(s["started_at"].as_int()))},
             };
+            if (!s["notify"].is_null()) {
+                const Json& n = s["notify"];
+                rows.push_back({"notifications", n["sent"].as_string() + " sent, " + n["queued"].as_string() + " queued, " +
+                                                     n["failed"].as_string() + " failed attempts, " + n["retries"].as_string() +
+                                                     " retries, " + n["overflow"].as_string() + " overflow"});
+                rows.push_back({"alerts", n["alerts"].as_string() + " sent, " + n["alerts_suppressed"].as_string() +
+                                              " held back by the rate limit; " + n["digests"].as_string() + " digests; " +
+                                              n["bulk_reads"].as_string() + " bulk reads"});
+                if (!n["last_error"].as_string().empty()) rows.push_back({"notify error", n["last_error"].as_string()});
+            }
+            if (s["revoked"].is_array())
+                for (const auto& r : s["revoked"].as_array())
+                    rows.push_back({"revoked", r["user"].as_string() + " (" + r["uid"].as_string() + ") in zone " +
+                                                   r["zone"].as_string() + " until " +
+                                                   format_time(static_cast<std::uint64_t>(r["until"].as_int()))});
             for (const auto& w : s["warnings"].as_array()) rows.push_back({"warning", w.as_string()});
             for (const auto& r : rows) std::cout << r[0] << ":" << std::string(18 - std::min<std::size_t>(17, r[0].size()), ' ') << r[1] << '\n';
         });
@@ -673,6 +691,9 @@ struct ControlCommands::Impl {
         sd_journal_seek_tail(j->get());
         int moved = lines ? sd_journal_previous_skip(j->get(), lines) : sd_journal_previous(j->get());
         bool at_entry = lines && moved > 0;
+        // Nothing recorded yet (perhaps no journal file yet): everything that arrives is
+        // new, so read from the head; "tail" would skip entries of a file created later.
+        if (moved <= 0) sd_journal_seek_head(j->get());
         ::signal(SIGINT, [](int) { g_stop = 1; });
         ::signal(SIGTERM, [](int) { g_stop = 1; });
         ::signal(SIGPIPE, [](int) { g_stop = 1; });

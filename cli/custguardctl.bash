@@ -3,9 +3,21 @@ _custguardctl_zones() {
     custguardctl zone list --names 2>/dev/null
 }
 
+_custguardctl_files() {
+    if declare -F _filedir >/dev/null; then _filedir; else COMPREPLY=($(compgen -f -- "$cur")); fi
+}
+
 _custguardctl() {
     local cur prev words cword
-    _init_completion || return
+    # bash-completion's helper when installed; plain bash otherwise.
+    if declare -F _init_completion >/dev/null; then
+        _init_completion || return
+    else
+        words=("${COMP_WORDS[@]}")
+        cword=$COMP_CWORD
+        cur=${words[cword]}
+        prev=${words[cword - 1]}
+    fi
 
     local -A subverbs=(
         [policy]="check reload show"
@@ -19,7 +31,7 @@ _custguardctl() {
 
     case $prev in
         --policy|--state-dir|-D|--directory|-p|--path)
-            _filedir; return ;;
+            _custguardctl_files; return ;;
         -z|--zone)
             COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur")); return ;;
         -u|--user)
@@ -78,7 +90,7 @@ _custguardctl() {
 
     case "$verb $sub" in
         "policy check"|"scan ")
-            _filedir ;;
+            _custguardctl_files ;;
         "user allow"|"user revoke")
             if ((pos == 0)); then COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur"))
             elif [[ $cur == %* ]]; then COMPREPLY=($(compgen -P % -g -- "${cur#%}"))

@@ -1,0 +1,98 @@
+// Host fixture of the control-plane tests: a private dbus-daemon whose configuration
+// includes the shipped systemd/org.custguard1.conf, a scratch journald (namespace
+// instance), and the real custguardd from the build directory enforcing with fanotify on a
+// private tmpfs. custguardctl runs as a real process, as root or as another user.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "scratch_journald.hpp"  // tests/events: a journald namespace instance
+
+namespace cgdbus {
+
+struct Cred {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;
+};
+
+struct CtlResult {
+    int rc = -1;
+    std::string out;
+    std::string err;
+};
+
+// Test users and groups, created when missing (useradd/groupadd).
+struct Accounts {
+    Cred admin;   // cgdbus-admin: member of custguard-admin
+    Cred user;    // cgdbus-user: no special groups
+    Cred reader;  // cgdbus-reader: reads zone files in the grant tests
+};
+const Accounts& accounts();
+
+// True when running as root in a private mount namespace (set up once per process).
+bool have_root();
+
+class Fixture {
+public:
+    struct Options {
+        bool start_bus = true;
+        bool start_journald = true;
+    };
+    Fixture();
+    explicit Fixture(Options options);
+    ~Fixture();
+    Fixture(const Fixture&) = delete;
+    Fixture& operator=(const Fixture&) = delete;
+
+    const std::filesystem::path& dir() const { return dir_; }
+    std::filesystem::path data() const { return dir_ / "data"; }  // the tmpfs
+    std::filesystem::path state_file() const { return dir_ / "state" / "state.toml"; }
+    std::filesystem::path policy_file() const { return dir_ / "etc" / "policy.toml"; }
+    std::string bus_address() const { return "unix:path=" + (dir_ / "bus").string(); }
+    const std::string& journal_namespace() const;
+    std::string daemon_log() const;
+
+    // Runs custguardctl with `args` (as root when cred is empty).
+    CtlResult ctl(const std::vector<std::string>& args, const std::optional<Cred>& cred = std::nullopt) const;
+    // Starts custguardctl in the background writing to `out`; returns its pid.
+    pid_t ctl_background(const std::vector<std::string>& args, const std::filesystem::path& out) const;
+
+    // 0 when `cred` can open `path` for reading, else the errno.
+    static int read_as(const Cred& cred, const std::filesystem::path& path);
+
+    // state.toml contents ("" when absent).
+    std::string state_text() const;
+    // The JSONL export's records (one JSON line each).
+    std::vector<std::string> exported() const;
+    // Wait until an exported line contains every needle; true when found.
+    bool wait_exported(const std::vector<std::string>& needles,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
+
+    void stop_daemon();
+    pid_t daemon_pid() const { return daemon_; }
+
+private:
+    void write_files();
+    void start_bus();
+    void start_daemon();
+
+    Options options_;
+    std::filesystem::path dir_;
+    pid_t bus_ = -1;
+    pid_t daemon_ = -1;
+    std::unique_ptr<custguard::events::testing::ScratchJournald> journald_;
+    std::string ns_;
+};
+
+bool contains(const std::string& haystack, const std::string& needle);
+
+}  // namespace cgdbus

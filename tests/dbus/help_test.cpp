@@ -1,0 +1,102 @@
+// custguardctl --help must match custguardctl(8): every verb's description and every
+// option appear in the page, the page lints clean, and the bash completion knows the verbs.
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::string capture(const std::string& cmd, int* status = nullptr) {
+    std::string out;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    REQUIRE(p);
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    int st = ::pclose(p);
+    if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return out;
+}
+
+std::string squeeze(const std::string& s) {
+    std::string out;
+    bool space = false;
+    for (char c : s) {
+        if (c == ' ' || c == '\n' || c == '\t') {
+            space = true;
+            continue;
+        }
+        if (space && !out.empty()) out += ' ';
+        space = false;
+        out += c;
+    }
+    return out;
+}
+
+const std::vector<std::string> k_verbs = {
+    "status", "policy check", "policy reload", "policy show", "zone list", "user allow", "user revoke",
+    "user list", "device allow", "device revoke", "device list", "grant add", "grant list", "grant revoke",
+    "print held", "print approve", "print reject", "history", "events", "scan"};
+
+}  // namespace
+
+TEST_CASE("dbus: custguardctl --help matches custguardctl(8)", "[dbus][host][man]") {
+    int status = 0;
+    // No hyphenation or adjustment in the page, and a wide line: one paragraph, one line.
+    std::string man = squeeze(capture("groff -man -Tascii -P-c -P-b -P-u -rLL=4000n " CG_MAN_PAGE " 2>/dev/null", &status));
+    REQUIRE(status == 0);
+    REQUIRE(man.size() > 1000);
+
+    for (const auto& verb : k_verbs) {
+        std::string help = capture(std::string(CG_CUSTGUARDCTL " ") + verb + " --help", &status);
+        INFO("custguardctl " << verb << " --help:\n" << help);
+        REQUIRE(status == 0);
+        auto description = squeeze(help.substr(0, help.find('\n')));
+        CHECK(man.find(description) != std::string::npos);
+        std::regex option("--[a-z][a-z-]*");
+        for (auto it = std::sregex_iterator(help.begin(), help.end(), option); it != std::sregex_iterator(); ++it) {
+            auto name = it->str();
+            if (name == "--help") continue;
+            INFO("option " << name);
+            CHECK(man.find(name) != std::string::npos);
+        }
+    }
+    // Every top-level verb is in the page and the top-level help.
+    std::string top = capture(CG_CUSTGUARDCTL " --help");
+    for (const char* v : {"status", "policy", "zone", "user", "device", "grant", "print", "history", "events", "scan"}) {
+        CHECK(top.find(std::string("  ") + v + " ") != std::string::npos);
+        CHECK(man.find(v) != std::string::npos);
+    }
+}
+
+TEST_CASE("dbus: custguardctl(8) lints clean", "[dbus][host][man]") {
+    int status = 0;
+    std::string warnings = capture("LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l " CG_MAN_PAGE " 2>&1 >/dev/null", &status);
+    INFO(warnings);
+    CHECK(status == 0);
+    CHECK(warnings.empty());
+}
+
+TEST_CASE("dbus: bash completion knows every verb", "[dbus][host][man]") {
+    int status = 0;
+    capture("bash -n " CG_COMPLETION, &status);
+    CHECK(status == 0);
+    // Complete "custguardctl <TAB>" and "custguardctl grant <TAB>" with the real function.
+    std::string script =
+        "source /usr/share/bash-completion/bash_completion 2>/dev/null; source " CG_COMPLETION "; "
+        "COMP_WORDS=(custguardctl ''); COMP_CWORD=1; COMP_LINE='custguardctl '; COMP_POINT=13; _custguardctl; "
+        "echo \"${COMPREPLY[*]}\"; "
+        "COMP_WORDS=(custguardctl grant ''); COMP_CWORD=2; COMP_LINE='custguardctl grant '; COMP_POINT=19; _custguardctl; "
+        "echo \"${COMPREPLY[*]}\"";
+    std::string out = capture("bash -c '" + std::regex_replace(script, std::regex("'"), "'\\''") + "'", &status);
+    INFO(out);
+    for (const char* v : {"status", "policy", "zone", "user", "device", "grant", "print", "history", "events", "scan"})
+        CHECK(out.find(v) != std::string::npos);
+    CHECK(out.find("add list revoke") != std::string::npos);
+}
