@@ -356,6 +356,22 @@ struct ControlPlane::Impl {
                           .set("dropped", s.sensor.dropped)
                           .set("denied", s.sensor.denied)
                           .set("errors", s.sensor.errors);
+        Json notify = Json::object()
+                          .set("queued", s.notify.queued)
+                          .set("enqueued", s.notify.enqueued)
+                          .set("sent", s.notify.sent)
+                          .set("failed", s.notify.failed)
+                          .set("retries", s.notify.retries)
+                          .set("overflow", s.notify.overflow)
+                          .set("inbox_dropped", s.notify.inbox_dropped)
+                          .set("alerts", s.notify.alerts)
+                          .set("alerts_suppressed", s.notify.alerts_suppressed)
+                          .set("digests", s.notify.digests)
+                          .set("bulk_reads", s.notify.bulk_reads)
+                          .set("last_error", s.notify.last_error);
+        Json revoked = Json::array();
+        for (const auto& r : s.revoked)
+            revoked.push(Json::object().set("zone", r.zone).set("uid", r.uid).set("user", r.user).set("until", r.until));
         auto state = daemon.current_state();
         return Json::object()
             .set("version", s.version)
@@ -377,6 +393,8 @@ struct ControlPlane::Impl {
             .set("unprotected_queues", strings_json(s.unprotected_queues))
             .set("sensor", std::move(sensor))
             .set("pipeline", std::move(pipeline))
+            .set("notify", std::move(notify))
+            .set("revoked", std::move(revoked))  // bulk-read cool-downs in force
             .set("warnings", strings_json(s.warnings));
     }
 
