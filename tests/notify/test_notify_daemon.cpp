@@ -90,7 +90,7 @@ int read_as(uid_t uid, gid_t gid, const fs::path& path) {
 
 }  // namespace
 
-TEST_CASE("bulk read → revoke cool-down in the fanotify enforcer → expiry", "[notify][host][daemon]") {
+TEST_CASE("bulk read then revoke cool-down in the fanotify enforcer then expiry", "[notify][host][daemon]") {
     REQUIRE(::geteuid() == 0);
     // Before any thread exists: a private mount namespace for the tmpfs.
     REQUIRE(::unshare(CLONE_NEWNS) == 0);

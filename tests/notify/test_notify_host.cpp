@@ -356,7 +356,7 @@ TEST_CASE("server down: messages are queued on disk and delivered in order later
     CHECK(c.queued == 0);
 }
 
-TEST_CASE("restart with a full queue: overflow reported, the rest replayed in order", "[notify][host]") {
+TEST_CASE("restart with a full queue: overflow reported and the rest replayed in order", "[notify][host]") {
     TempDir t;
     const int smtp_port = free_port();
     Host host;

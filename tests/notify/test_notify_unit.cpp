@@ -211,7 +211,7 @@ TEST_CASE("json strings stay valid for any bytes", "[notify][unit]") {
     CHECK(json_string("\xed\xa0\x80") == "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");  // a surrogate
 }
 
-TEST_CASE("the durable queue keeps messages across reopen, in order, bounded", "[notify][unit]") {
+TEST_CASE("the durable queue keeps messages across reopen in order and bounded", "[notify][unit]") {
     TempDir d;
     {
         auto q = DurableQueue::open(d.path, 3);
@@ -248,7 +248,7 @@ TEST_CASE("the durable queue keeps messages across reopen, in order, bounded", "
     CHECK(m.id == 4);  // ids continue after the highest one on disk
 }
 
-TEST_CASE("a digest lists denials first, then reads by user, with counts", "[notify][unit]") {
+TEST_CASE("a digest lists denials first and then reads by user with counts", "[notify][unit]") {
     ZoneDigest d;
     d.add(access(ev::Kind::access_allowed, "顧客", "alice", "1000", "/srv/顧客/a.csv"));
     d.add(access(ev::Kind::access_allowed, "顧客", "alice", "1000", "/srv/顧客/a.csv"));
@@ -268,7 +268,7 @@ TEST_CASE("a digest lists denials first, then reads by user, with counts", "[not
     CHECK(r.json.find("\"/srv/顧客/a.csv\":2") != std::string::npos);
 }
 
-TEST_CASE("bulk reads: distinct files within a sliding window, bytes, per client", "[notify][unit]") {
+TEST_CASE("bulk reads count distinct files and bytes within a sliding window per user and per client", "[notify][unit]") {
     BulkDetector b;
     b.set_limits({3, 0, 2});
     const std::int64_t s = 1'000'000;
@@ -304,7 +304,7 @@ TEST_CASE("bulk reads: distinct files within a sliding window, bytes, per client
     CHECK(b.tracked() == 0);
 }
 
-TEST_CASE("alerts go at once to the zone's targets; digests collect the rest", "[notify][unit]") {
+TEST_CASE("alerts go at once to the zone's targets and digests collect the rest", "[notify][unit]") {
     FakeNotifier f;
     f.n->apply(make_policy());
     // Personal zone: a denial waits for the digest. Sensitive zone: an alert at once.
@@ -341,7 +341,7 @@ TEST_CASE("alerts go at once to the zone's targets; digests collect the rest", "
     CHECK(f.n->counters().digests == 6);
 }
 
-TEST_CASE("alerts are rate-limited per target; the held-back count is reported", "[notify][unit]") {
+TEST_CASE("alerts are rate-limited per target and the held-back count is reported", "[notify][unit]") {
     NotifierOptions o;
     o.alert_burst = 2;
     o.alert_period = 3600s;
@@ -357,7 +357,7 @@ TEST_CASE("alerts are rate-limited per target; the held-back count is reported",
     CHECK(f.got().size() == 4);
 }
 
-TEST_CASE("failed deliveries are retried with backoff, in order", "[notify][unit]") {
+TEST_CASE("failed deliveries are retried with backoff in order", "[notify][unit]") {
     FakeNotifier f;
     auto p = make_policy();
     p.notify_targets[0].webhook.clear();
@@ -387,7 +387,7 @@ TEST_CASE("failed deliveries are retried with backoff, in order", "[notify][unit
     CHECK(c.retries >= 1);
 }
 
-TEST_CASE("a bulk read makes a bulk_read record, an alert and a revoke request", "[notify][unit]") {
+TEST_CASE("a bulk read makes a bulk_read record and an alert and a revoke request", "[notify][unit]") {
     FakeNotifier f;
     auto p = make_policy();
     p.bulk.max_files = 3;
