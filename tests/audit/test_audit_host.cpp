@@ -230,7 +230,7 @@ std::string our_rules() {
 
 }  // namespace
 
-TEST_CASE("watch rules: one per zone root via libaudit, seen by auditctl, others untouched, gone after stop",
+TEST_CASE("watch rules: one per zone root via libaudit as auditctl lists them - others untouched and ours gone after stop",
           "[audit][host]") {
     REQUIRE_ROOT();
     TempDir t;
@@ -298,7 +298,7 @@ TEST_CASE("stale custguard rules of a killed daemon are reconciled away at start
     CHECK(our_rules().find(t.path.string()) == std::string::npos);
 }
 
-TEST_CASE("observe-only: reads come through the multicast group, decided by the policy", "[audit][host]") {
+TEST_CASE("observe-only: reads come through the multicast group and are decided by the policy", "[audit][host]") {
     REQUIRE_ROOT();
     TempDir t;
     write_file(t.path / "zone/sub/c.txt", "customer");
@@ -342,7 +342,7 @@ TEST_CASE("observe-only: reads come through the multicast group, decided by the 
     CHECK(our_rules().find(t.path.string()) == std::string::npos);
 }
 
-TEST_CASE("observe-only with auditd -n running: both get every record, auditd keeps the unicast channel",
+TEST_CASE("observe-only with auditd -n running: both get every record and auditd keeps the unicast channel",
           "[audit][host]") {
     REQUIRE_ROOT();
     TempDir t;
@@ -425,7 +425,7 @@ TEST_CASE("cross-check: a read seen by audit but not by the enforcer raises sens
     (*obs)->stop(true);
 }
 
-TEST_CASE("cross-check: the enforcer's event matches; its loginuid is confirmed by audit's auid", "[audit][host]") {
+TEST_CASE("cross-check: the enforcer event matches and its loginuid is confirmed by the audit auid", "[audit][host]") {
     REQUIRE_ROOT();
     TempDir t;
     write_file(t.path / "zone/c.txt", "customer");
@@ -550,7 +550,7 @@ struct PrivateTmpfs {
 
 }  // namespace
 
-TEST_CASE("cross-check with the real fanotify enforcer: its events match, a read it no longer sees is reported",
+TEST_CASE("cross-check with the real fanotify enforcer: its events match and a read it no longer sees is reported",
           "[audit][host]") {
     REQUIRE_ROOT();
     PrivateTmpfs t;

@@ -50,7 +50,7 @@ const Event* by_serial(const std::vector<Event>& events, std::uint64_t serial) {
 
 }  // namespace
 
-TEST_CASE("every record of the real corpus parses, in both spellings", "[audit][parser]") {
+TEST_CASE("every record of the real corpus parses in both spellings", "[audit][parser]") {
     auto msgs = cgaudit::load_multicast(corpus_dir + "/multicast.txt");
     REQUIRE(msgs.size() > 200);
     std::map<std::uint16_t, int> types;
@@ -96,7 +96,7 @@ TEST_CASE("the netlink form and auditd's log form give the same record", "[audit
     CHECK(compared >= 15);
 }
 
-TEST_CASE("fields: quoted, hex-encoded, (null), numbers, devices", "[audit][parser]") {
+TEST_CASE("fields: quoted - hex-encoded - (null) - numbers - devices", "[audit][parser]") {
     auto r = parse_record(type::path,
                           "audit(1795800107.677:45): item=0 name=7A6F6E652F776974682073706163652F6220632E747874 "
                           "inode=11092513 dev=fe:00 mode=0100644 nametype=NORMAL");
@@ -265,7 +265,7 @@ TEST_CASE("interleaved records of many events assemble to the same events", "[au
     }
 }
 
-TEST_CASE("lost and late records: timeouts, overflow, late arrivals", "[audit][assembler]") {
+TEST_CASE("lost and late records: timeouts - overflow - late arrivals", "[audit][assembler]") {
     auto records = corpus_records();
     std::vector<Record> one;  // the records of event 44
     for (auto& r : records)
@@ -361,7 +361,7 @@ TEST_CASE("paths and syscalls", "[audit][access]") {
     CHECK(classify_syscall(0xc00000b7, 2) == OpenKind::not_open);
 }
 
-TEST_CASE("cross-check: matching, bypass, auid", "[audit][crosscheck]") {
+TEST_CASE("cross-check logic: matching - bypass - auid", "[audit][crosscheck]") {
     constexpr std::int64_t s = 1'000'000'000;
     CrossCheck cc(CrossCheckOptions{2 * s});
     AuditSighting a;
