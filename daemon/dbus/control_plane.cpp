@@ -180,11 +180,12 @@ struct ControlPlane::Impl {
     // Root, or a member of the admin group. The uid comes from the bus (dbus-daemon took it
     // from SO_PEERCRED at connect time); supplementary groups from the bus when it reports
     // them, else from the user database (as dbus-daemon's own <policy group=...> does).
+    // No SD_BUS_CREDS_AUGMENT: values read from /proc/PID could belong to another process
+    // by the time we read them.
     Result<Caller> authorize(sd_bus_message* m) {
         sd_bus_creds* raw = nullptr;
-        int r = sd_bus_query_sender_creds(
-            m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT,
-            &raw);
+        int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS,
+                                          &raw);
         if (r < 0) return fail(error::access_denied, "cannot establish the caller's credentials; refusing");
         CredsPtr creds(raw);
         uid_t uid = 0;
@@ -221,7 +222,7 @@ struct ControlPlane::Impl {
     void record_denied(sd_bus_message* m, const std::string& message) {
         sd_bus_creds* raw = nullptr;
         uid_t uid = static_cast<uid_t>(-1);
-        if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &raw) >= 0) {
+        if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID, &raw) >= 0) {
             if (sd_bus_creds_get_euid(raw, &uid) < 0) sd_bus_creds_get_uid(raw, &uid);
             sd_bus_creds_unref(raw);
         }

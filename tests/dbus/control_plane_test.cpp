@@ -251,7 +251,7 @@ TEST_CASE("dbus: every verb end to end as root", "[dbus][host]") {
     }
 }
 
-TEST_CASE("dbus: unprivileged callers are refused and recorded; custguard-admin members may", "[dbus][host]") {
+TEST_CASE("dbus: unprivileged callers are refused and recorded, custguard-admin members may manage", "[dbus][host]") {
     REQUIRE_ROOT();
     Fixture f;
     const auto& acc = accounts();
