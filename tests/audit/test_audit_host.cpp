@@ -608,3 +608,43 @@ TEST_CASE("cross-check with the real fanotify enforcer: its events match and a r
     CHECK(field(*m, "CUSTGUARD_MISMATCH") == "unmatched");
     (*obs)->stop(true);
 }
+
+TEST_CASE("the kernel's lost counter becomes a lost report", "[audit][host]") {
+    REQUIRE_ROOT();
+    TempDir t;
+    write_file(t.path / "zone/c.txt", "customer");
+    audit::ObserverOptions o;
+    o.mode = audit::ObserverMode::observe;
+    o.status_interval_ms = 100;
+    auto obs = audit::AuditObserver::create(o);
+    REQUIRE(obs);
+    REQUIRE((*obs)->apply(load_policy(zone_policy(t.path / "zone"))));
+    Collector c;
+    REQUIRE((*obs)->start(c.callbacks()));
+
+    // A rate limit of 5 records/s makes the kernel drop (and count) the rest of a burst.
+    std::string status = run("auditctl -s");
+    auto pos = status.find("rate_limit ");
+    REQUIRE(pos != std::string::npos);
+    const std::string old_limit = status.substr(pos + 11, status.find('\n', pos) - pos - 11);
+    struct Restore {
+        std::string limit;
+        ~Restore() { run("auditctl -r " + limit); }
+    } restore{old_limit};
+    REQUIRE(run("auditctl -r 5").find("rate_limit 5") != std::string::npos);
+    for (int i = 0; i < 200; ++i) {
+        int fd = ::open((t.path / "zone/c.txt").c_str(), O_RDONLY);
+        if (fd >= 0) ::close(fd);
+    }
+    run("auditctl -r " + old_limit);
+    bool reported = false;
+    for (int i = 0; i < 40 && !reported; ++i) {
+        std::this_thread::sleep_for(100ms);
+        std::lock_guard lock(c.mu);
+        for (const auto& l : c.lost)
+            if (l.starts_with("audit-kernel:")) reported = true;
+    }
+    CHECK(reported);
+    CHECK((*obs)->counters().kernel_lost > 0);
+    (*obs)->stop(true);
+}
