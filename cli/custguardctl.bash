@@ -26,8 +26,9 @@ _custguardctl() {
         [device]="allow revoke list"
         [grant]="add list revoke"
         [print]="held approve reject"
+        [printer]="protect unprotect list"
     )
-    local verbs="status policy zone user device grant print history events scan"
+    local verbs="status policy zone user device grant print printer history events scan"
 
     case $prev in
         --policy|--state-dir|-D|--directory|-p|--path)
@@ -107,6 +108,8 @@ _custguardctl() {
             fi ;;
         "device list")
             ((pos == 0)) && COMPREPLY=($(compgen -W "printer client media" -- "$cur")) ;;
+        "printer protect"|"printer unprotect")
+            ((pos == 0)) && COMPREPLY=($(compgen -W "$(lpstat -e 2>/dev/null)" -- "$cur")) ;;
     esac
 } &&
     complete -F _custguardctl custguardctl

@@ -1,17 +1,23 @@
 // End-to-end tests of the control plane: the real custguardctl against the real custguardd
 // on a private dbus-daemon that uses the shipped D-Bus policy, as root and as other users.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <systemd/sd-bus.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "daemon/core/held_jobs.hpp"
+#include "daemon/dbus/bus_ptr.hpp"
 #include "daemon/dbus/json.hpp"
 #include "fixture.hpp"
 
@@ -549,4 +555,100 @@ TEST_CASE("dbus: JSON round trip", "[dbus][host]") {
     CHECK_FALSE(Json::parse("{\"a\":1,}"));
     CHECK_FALSE(Json::parse("[1 2]"));
     CHECK_FALSE(Json::parse("\"unterminated"));
+}
+
+namespace {
+
+// What the CUPS backend does: CheckPrintJob(a{ss} job, h document) -> (action, reason, hold_id).
+std::array<std::string, 3> check_print_job(const Fixture& f, const std::string& job, const std::string& file) {
+    sd_bus* raw = nullptr;
+    REQUIRE(sd_bus_new(&raw) >= 0);
+    custguard::dbus::BusPtr bus(raw);
+    REQUIRE(sd_bus_set_address(raw, f.bus_address().c_str()) >= 0);
+    REQUIRE(sd_bus_set_bus_client(raw, 1) >= 0);
+    REQUIRE(sd_bus_start(raw) >= 0);
+    sd_bus_message* m = nullptr;
+    REQUIRE(sd_bus_message_new_method_call(raw, &m, "org.custguard1", "/org/custguard1", "org.custguard1",
+                                           "CheckPrintJob") >= 0);
+    custguard::dbus::MessagePtr msg(m);
+    REQUIRE(sd_bus_message_open_container(m, 'a', "{ss}") >= 0);
+    for (auto [k, v] : std::vector<std::pair<const char*, std::string>>{
+             {"job", job}, {"printer", "office-2f"}, {"user", "cgdbus-user"}, {"title", "customer list " + job},
+             {"content_type", "text/plain"}, {"client", "10.0.0.5"}})
+        REQUIRE(sd_bus_message_append(m, "{ss}", k, v.c_str()) >= 0);
+    REQUIRE(sd_bus_message_close_container(m) >= 0);
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE(sd_bus_message_append(m, "h", fd) >= 0);
+    ::close(fd);
+    custguard::dbus::BusError err;
+    sd_bus_message* reply = nullptr;
+    int r = sd_bus_call(raw, m, 60'000'000, err.get(), &reply);
+    INFO(err.name() << ": " << err.message());
+    REQUIRE(r >= 0);
+    custguard::dbus::MessagePtr rep(reply);
+    const char *action = nullptr, *reason = nullptr, *hold = nullptr;
+    REQUIRE(sd_bus_message_read(reply, "sss", &action, &reason, &hold) >= 0);
+    return {action, reason, hold};
+}
+
+}  // namespace
+
+TEST_CASE("dbus: print jobs held by the print gate are listed, approved and rejected", "[dbus][host]") {
+    REQUIRE_ROOT();
+    Fixture f;
+    const std::string doc = CG_SOURCE_DIR "/tests/scan/data/customer_utf8.txt";
+    for (const char* job : {"41", "42"}) {
+        auto [action, reason, hold] = check_print_job(f, job, doc);
+        INFO(reason);
+        REQUIRE(action == "hold");
+        CHECK_FALSE(hold.empty());
+    }
+    auto h = f.ctl({"print", "held", "--json"});
+    INFO(describe(h));
+    REQUIRE(h.rc == 0);
+    auto jobs = parse(h.out).as_array();
+    REQUIRE(jobs.size() == 2);
+    CHECK(jobs[0]["printer"].as_string() == "office-2f");
+    CHECK(jobs[0]["user"].as_string() == "cgdbus-user");
+    CHECK(jobs[0]["detector_hits"]["email"].as_int() > 0);
+    auto table = f.ctl({"print", "held"});
+    CHECK(contains(table.out, "office-2f"));
+    CHECK(contains(table.out, "email="));
+    CHECK(f.ctl({"print", "held"}, accounts().user).rc == 4);
+    CHECK(f.ctl({"print", "approve", jobs[0]["job"].as_string()}, accounts().user).rc == 4);
+
+    auto a = f.ctl({"print", "approve", jobs[0]["job"].as_string(), "--comment", "checked with the manager"});
+    INFO(describe(a));
+    CHECK(a.rc == 0);
+    CHECK(contains(a.out, "released"));
+    auto r = f.ctl({"print", "reject", jobs[1]["job"].as_string(), "--reason", "customer list"});
+    INFO(describe(r));
+    CHECK(r.rc == 0);
+    CHECK(contains(r.out, "cancelled"));
+    CHECK(parse(f.ctl({"print", "held", "--json"}).out).as_array().empty());
+    expect_refused(f, {"print", "approve", jobs[0]["job"].as_string()}, std::string(k_err) + "NotFound");
+    INFO("exported:\n" << exported_text(f));
+    CHECK(f.wait_exported({"\"admin_action\":\"print.approve\"", "checked with the manager"}));
+    CHECK(f.wait_exported({"\"admin_action\":\"print.reject\"", "customer list"}));
+    CHECK(f.wait_exported({"\"event\":\"print\"", "\"decision\":\"allow\"", "approved by root"}));
+    CHECK(f.wait_exported({"\"event\":\"print\"", "\"decision\":\"deny\"", "rejected by root"}));
+}
+
+TEST_CASE("dbus: scan takes its defaults from the policy's [print]", "[dbus][host]") {
+    const std::string doc = CG_SOURCE_DIR "/tests/scan/data/customer_utf8.txt";
+    char tmpl[] = "/tmp/cgscan.XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    std::string dir = tmpl;
+    {
+        std::ofstream(dir + "/policy.toml") << "[print]\naction = \"hold\"\nthreshold = 1000\n";
+    }
+    auto run = [&](const std::string& args) {
+        return std::system((std::string(CG_CUSTGUARDCTL " scan ") + args + " >/dev/null 2>&1").c_str()) >> 8;
+    };
+    CHECK(run("--policy " + dir + "/policy.toml " + doc) == 0);                   // below 1000 hits
+    CHECK(run("--policy " + dir + "/policy.toml --threshold 3 " + doc) == 1);     // override
+    CHECK(run("--policy " + dir + "/nonexistent.toml " + doc) == 2);
+    CHECK(run("--policy " + dir + "/policy.toml " + dir + "/missing.txt") == 2);
+    std::filesystem::remove_all(dir);
 }
