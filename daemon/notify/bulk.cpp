@@ -33,6 +33,16 @@ std::optional<BulkRead> BulkDetector::add(const Key& key, const std::string& pat
     auto [pit, fresh] = w.paths.try_emplace(path, PathUse{0, bytes});
     ++pit->second.entries;
     w.items.push_back({time_us, path});
+    // One file opened over and over must not grow the window without bound: past the cap
+    // the oldest entries go early (the file count can only be underestimated then).
+    while (w.items.size() > max_items) {
+        auto p = w.paths.find(w.items.front().path);
+        if (--p->second.entries == 0) {
+            w.bytes -= p->second.bytes;
+            w.paths.erase(p);
+        }
+        w.items.pop_front();
+    }
     if (fresh) w.bytes += bytes;
     const bool too_many = limits_.max_files > 0 && w.paths.size() > limits_.max_files;
     const bool too_big = limits_.max_bytes > 0 && w.bytes > limits_.max_bytes;

@@ -38,6 +38,8 @@ class BulkDetector {
 public:
     // Windows beyond this many keys are not tracked (counted in untracked()).
     static constexpr std::size_t max_keys = 65536;
+    // Entries (opens) kept per window.
+    static constexpr std::size_t max_items = 100000;
 
     void set_limits(BulkLimits limits);
     const BulkLimits& limits() const { return limits_; }

@@ -377,6 +377,7 @@ struct Notifier::Impl {
             wc.url = m.address;
             wc.connect_timeout_ms = options.connect_timeout_ms;
             wc.timeout_ms = options.timeout_ms;
+            wc.cancel = &stopping;
             return post_json(wc, m.body);
         }
         MailMessage mail;
@@ -386,7 +387,9 @@ struct Notifier::Impl {
         mail.body = m.body;
         mail.date = m.created;
         mail.message_id = fmt::format("custguard.{}.{}.{}@{}", m.created, m.id, ::getpid(), options.host);
-        return send_mail(cfg.smtp, mail);
+        SmtpConfig smtp = cfg.smtp;
+        smtp.cancel = &stopping;
+        return send_mail(smtp, mail);
     }
 
     std::chrono::milliseconds backoff(std::uint32_t attempts) const {

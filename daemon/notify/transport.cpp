@@ -30,7 +30,19 @@ std::string curl_error(CURLcode code, const char* detail) {
     return fmt::format("{}{}{}", curl_easy_strerror(code), detail[0] ? ": " : "", detail);
 }
 
-void common_options(CURL* c, long connect_timeout_ms, long timeout_ms, const std::string& ca_file, char* errbuf) {
+int progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    const auto* cancel = static_cast<const std::atomic<bool>*>(user);
+    return cancel && cancel->load() ? 1 : 0;  // non-zero aborts the transfer
+}
+
+void common_options(CURL* c, long connect_timeout_ms, long timeout_ms, const std::string& ca_file, char* errbuf,
+                    const std::atomic<bool>* cancel) {
+    if (cancel) {
+        // A stopping daemon must not wait for a slow server's timeout.
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel));
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // we run on worker threads
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -61,7 +73,7 @@ tl::expected<void, std::string> send_mail(const SmtpConfig& config, const MailMe
     CurlEasy c(curl_easy_init());
     if (!c) return tl::make_unexpected(std::string("curl_easy_init failed"));
     char errbuf[CURL_ERROR_SIZE] = {};
-    common_options(c.get(), config.connect_timeout_ms, config.timeout_ms, config.ca_file, errbuf);
+    common_options(c.get(), config.connect_timeout_ms, config.timeout_ms, config.ca_file, errbuf, config.cancel);
     curl_easy_setopt(c.get(), CURLOPT_URL, config.url.c_str());
     if (config.starttls) curl_easy_setopt(c.get(), CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
     if (!config.username.empty()) {
@@ -92,7 +104,7 @@ tl::expected<void, std::string> post_json(const WebhookConfig& config, std::stri
     CurlEasy c(curl_easy_init());
     if (!c) return tl::make_unexpected(std::string("curl_easy_init failed"));
     char errbuf[CURL_ERROR_SIZE] = {};
-    common_options(c.get(), config.connect_timeout_ms, config.timeout_ms, config.ca_file, errbuf);
+    common_options(c.get(), config.connect_timeout_ms, config.timeout_ms, config.ca_file, errbuf, config.cancel);
     curl_easy_setopt(c.get(), CURLOPT_URL, config.url.c_str());
     curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
     CurlSlist headers;

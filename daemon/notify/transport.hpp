@@ -3,6 +3,7 @@
 // bounded timeouts; retrying is the queue's business.
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,7 @@ struct SmtpConfig {
     std::string ca_file;    // empty: the system's CA store
     long connect_timeout_ms = 5000;
     long timeout_ms = 30000;
+    const std::atomic<bool>* cancel = nullptr;  // set: abort the transfer (shutdown)
 };
 
 struct WebhookConfig {
@@ -27,6 +29,7 @@ struct WebhookConfig {
     std::string ca_file;
     long connect_timeout_ms = 5000;
     long timeout_ms = 15000;
+    const std::atomic<bool>* cancel = nullptr;
 };
 
 // Process-wide libcurl set-up; idempotent and thread-safe.

@@ -319,6 +319,7 @@ TEST_CASE("alert latency: a sensitive-zone denial reaches SMTP and webhook", "[n
     CHECK(hook_ms[4] < 5000);
     const std::string mail = slurp(smtp.received()[0]);
     CHECK(json_value(mail, "subject").find("警告 / ALERT: 拒否 / denied — 顧客データ — bob (1001)") != std::string::npos);
+    REQUIRE((*n)->wait_idle(10s, true));  // the sink writes before it answers: the count follows
     CHECK((*n)->counters().sent == 10);
 }
 
