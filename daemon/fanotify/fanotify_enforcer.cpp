@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <sys/resource.h>
@@ -485,14 +486,39 @@ struct FanotifyEnforcer::Impl {
         fan::TaskReader reader;
         constexpr std::size_t batch = 16;
         alignas(fanotify_event_metadata) char buf[batch * sizeof(fanotify_event_metadata)];
+        // EPOLLEXCLUSIVE: an event wakes one idle worker, not all of them.
+        UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+        epoll_event in{};
+        in.events = EPOLLIN | EPOLLEXCLUSIVE;
+        in.data.fd = fan.get();
+        epoll_event st{};
+        st.events = EPOLLIN;
+        st.data.fd = stop_efd.get();
+        if (!ep || ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fan.get(), &in) != 0 ||
+            ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, stop_efd.get(), &st) != 0) {
+            c_errors.fetch_add(1);
+            ep.reset();
+        }
         pollfd fds[2] = {{fan.get(), POLLIN, 0}, {stop_efd.get(), POLLIN, 0}};
         while (!stopping.load()) {
-            if (::poll(fds, 2, -1) < 0) {
-                if (errno == EINTR) continue;
-                c_errors.fetch_add(1);
-                break;
+            bool stop = false;
+            if (ep) {
+                epoll_event got[2];
+                int n = ::epoll_wait(ep.get(), got, 2, -1);
+                if (n < 0 && errno != EINTR) {
+                    c_errors.fetch_add(1);
+                    break;
+                }
+                for (int i = 0; i < n; ++i) stop |= got[i].data.fd == stop_efd.get();
+            } else {
+                if (::poll(fds, 2, -1) < 0) {
+                    if (errno == EINTR) continue;
+                    c_errors.fetch_add(1);
+                    break;
+                }
+                stop = fds[1].revents != 0;
             }
-            if (fds[1].revents) break;
+            if (stop) break;
             for (;;) {
                 ssize_t len = ::read(fan.get(), buf, sizeof buf);
                 if (len <= 0) break;
@@ -508,7 +534,7 @@ struct FanotifyEnforcer::Impl {
                     process(md, Job{md->fd, md->pid, now, mono, real}, reader);
                     pending.fetch_sub(1);
                 }
-                if (!full) break;  // drained when we read: poll again rather than read EAGAIN
+                if (!full) break;  // drained when we read: wait again rather than read EAGAIN
             }
         }
     }
