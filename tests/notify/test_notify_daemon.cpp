@@ -88,13 +88,18 @@ int read_as(uid_t uid, gid_t gid, const fs::path& path) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 200 + WTERMSIG(status);
 }
 
+// A private mount namespace for the tmpfs, entered once, before any thread exists.
+bool private_mounts() {
+    static const bool ok = ::geteuid() == 0 && ::unshare(CLONE_NEWNS) == 0 &&
+                           ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+    return ok;
+}
+
 }  // namespace
 
 TEST_CASE("bulk read then revoke cool-down in the fanotify enforcer then expiry", "[notify][host][daemon]") {
     REQUIRE(::geteuid() == 0);
-    // Before any thread exists: a private mount namespace for the tmpfs.
-    REQUIRE(::unshare(CLONE_NEWNS) == 0);
-    REQUIRE(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0);
+    REQUIRE(private_mounts());
     REQUIRE(std::system("id -u cgnotify-reader >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin cgnotify-reader") == 0);
     const passwd* pw = ::getpwnam("cgnotify-reader");
     REQUIRE(pw);
@@ -209,6 +214,147 @@ notify = ["mgr"]
         if (e.path().extension() == ".json" && slurp(e.path()).find("\"event\":\"bulk_read\"") != std::string::npos) alert = true;
     CHECK(alert);
     created->reset();
+    ::kill(sink, SIGTERM);
+    ::waitpid(sink, nullptr, 0);
+    ::umount2(data.c_str(), MNT_DETACH);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
+namespace {
+
+pid_t start_custguardd(const fs::path& dir) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        int null = ::open("/dev/null", O_RDWR);
+        ::dup2(null, 0);
+        int log = ::open((dir / "custguardd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        ::dup2(log, 1);
+        ::dup2(log, 2);
+        ::setenv("DBUS_SYSTEM_BUS_ADDRESS", ("unix:path=" + (dir / "no-bus").string()).c_str(), 1);
+        ::unsetenv("NOTIFY_SOCKET");
+        ::execl(CG_CUSTGUARDD, "custguardd", "--policy", (dir / "policy.toml").c_str(), "--state-dir",
+                (dir / "state").c_str(), "--enforcer", "fanotify", "--no-journal", "--no-audit", "--export",
+                ("jsonl:" + (dir / "events.jsonl").string()).c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    for (int i = 0; i < 300; ++i) {
+        if (slurp(dir / "custguardd.log").find("control plane off") != std::string::npos) return pid;
+        if (::waitpid(pid, nullptr, WNOHANG) == pid) FAIL("custguardd exited: " << slurp(dir / "custguardd.log"));
+        std::this_thread::sleep_for(50ms);
+    }
+    FAIL("custguardd did not come up within 15 s: " << slurp(dir / "custguardd.log"));
+    return -1;
+}
+
+void stop_custguardd(pid_t pid) {
+    ::kill(pid, SIGTERM);
+    for (int i = 0; i < 400; ++i) {
+        if (::waitpid(pid, nullptr, WNOHANG) == pid) return;
+        std::this_thread::sleep_for(25ms);
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    FAIL("custguardd did not stop within 10 s");
+}
+
+bool wait_file_contains(const fs::path& p, const std::string& needle, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+        if (slurp(p).find(needle) != std::string::npos) return true;
+        std::this_thread::sleep_for(20ms);
+    }
+    return false;
+}
+
+std::size_t count_files(const fs::path& d, const std::string& ext) {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(d, ec)) n += e.path().extension() == ext;
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("custguardd binary: cool-down by its own timer and queued alerts delivered after a restart", "[notify][host][daemon]") {
+    REQUIRE(::geteuid() == 0);
+    REQUIRE(private_mounts());
+    REQUIRE(std::system("id -u cgnotify-reader >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin cgnotify-reader") == 0);
+    const passwd* pw = ::getpwnam("cgnotify-reader");
+    REQUIRE(pw);
+    const uid_t uid = pw->pw_uid;
+    const gid_t gid = pw->pw_gid;
+    char tmpl[] = "/tmp/cgnotify-daemon.XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    const fs::path dir = tmpl;
+    ::chmod(tmpl, 0755);
+    const fs::path data = dir / "data";
+    fs::create_directories(data);
+    REQUIRE(::mount("cgnotify", data.c_str(), "tmpfs", 0, "mode=0755,size=16m") == 0);
+    const fs::path zone = data / "customers";
+    fs::create_directories(zone);
+    for (int i = 0; i < 6; ++i) std::ofstream(zone / fmt::format("f{}.csv", i)) << "name,phone\n";
+    const int port = free_port();  // nobody listens yet: the webhook is down
+    std::ofstream(dir / "policy.toml") << fmt::format(R"([[zone]]
+name = "customers"
+paths = ["{}"]
+record_allowed = true
+allow_users = ["cgnotify-reader"]
+notify = ["mgr"]
+
+[notify.mgr]
+webhook = "http://127.0.0.1:{}/hook"
+
+[bulk]
+max_files = 3
+window = "2s"
+action = "revoke"
+cooldown = "2s"
+notify = ["mgr"]
+)",
+                                                      zone.string(), port);
+    pid_t daemon = start_custguardd(dir);
+    for (int i = 0; i < 4; ++i) CHECK(read_as(uid, gid, zone / fmt::format("f{}.csv", i)) == 0);
+    // The daemon's one-second timer applies the cool-down.
+    const auto t0 = Clock::now();
+    REQUIRE(wait_file_contains(dir / "events.jsonl", "\"bulk.revoke\"", 5s));
+    std::printf("custguardd: bulk read → cool-down in force after %.0f ms\n",
+                std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    const int during = read_as(uid, gid, zone / "f5.csv");
+    CHECK((during == EPERM || during == EACCES));
+    REQUIRE(wait_file_contains(dir / "events.jsonl", "bulk.revoke.expire", 6s));
+    CHECK(read_as(uid, gid, zone / "f5.csv") == 0);
+    // The webhook was down all along: the alert waits in the queue, and survives a restart.
+    CHECK(count_files(dir / "state" / "notify" / "queue", ".msg") >= 1);
+    stop_custguardd(daemon);
+    const std::size_t queued = count_files(dir / "state" / "notify" / "queue", ".msg");
+    CHECK(queued >= 1);
+    fs::create_directories(dir / "http");
+    pid_t sink = ::fork();
+    if (sink == 0) {
+        int null = ::open("/dev/null", O_RDWR);
+        ::dup2(null, 1);
+        ::execl("/usr/bin/python3", "python3", CG_NOTIFY_TEST_DIR "/http_sink.py", "--port", std::to_string(port).c_str(),
+                "--dir", (dir / "http").c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    for (int i = 0; i < 2000 && !can_connect(port); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(can_connect(port));
+    daemon = start_custguardd(dir);
+    bool delivered = false;
+    for (int i = 0; i < 500 && !delivered; ++i) {
+        delivered = count_files(dir / "http", ".json") >= queued;
+        if (!delivered) std::this_thread::sleep_for(20ms);
+    }
+    CHECK(delivered);
+    bool bulk_alert = false;
+    for (const auto& e : fs::directory_iterator(dir / "http"))
+        if (slurp(e.path()).find("\"event\":\"bulk_read\"") != std::string::npos) bulk_alert = true;
+    CHECK(bulk_alert);
+    for (int i = 0; i < 250 && count_files(dir / "state" / "notify" / "queue", ".msg") > 0; ++i)
+        std::this_thread::sleep_for(20ms);
+    CHECK(count_files(dir / "state" / "notify" / "queue", ".msg") == 0);
+    stop_custguardd(daemon);
     ::kill(sink, SIGTERM);
     ::waitpid(sink, nullptr, 0);
     ::umount2(data.c_str(), MNT_DETACH);
