@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "custguard/policy/state.hpp"
 #include "daemon/core/held_jobs.hpp"
 #include "daemon/dbus/bus_ptr.hpp"
 #include "daemon/dbus/json.hpp"
@@ -651,4 +652,41 @@ TEST_CASE("dbus: scan takes its defaults from the policy's [print]", "[dbus][hos
     CHECK(run("--policy " + dir + "/nonexistent.toml " + doc) == 2);
     CHECK(run("--policy " + dir + "/policy.toml " + dir + "/missing.txt") == 2);
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("dbus: a daemon killed during changes leaves a whole state file", "[dbus][host]") {
+    REQUIRE_ROOT();
+    Fixture f(Fixture::Options{true, false});
+    // A stream of changes from another process; the daemon is killed in the middle of it.
+    pid_t writer = ::fork();
+    if (writer == 0) {
+        for (int i = 0; i < 200; ++i) {
+            auto zone = i % 2 ? "customers" : "medical";
+            f.ctl({"user", "allow", zone, "cgdbus-user"});
+            f.ctl({"device", "allow", "client", zone, "10." + std::to_string(i % 250) + ".0.0/16"});
+            f.ctl({"user", "revoke", zone, "cgdbus-user"});
+        }
+        ::_exit(0);
+    }
+    std::this_thread::sleep_for(1500ms);
+    f.kill_daemon();
+    int status = 0;
+    ::waitpid(writer, &status, 0);
+    const auto text = f.state_text();
+    REQUIRE_FALSE(text.empty());
+    auto parsed = custguard::policy::parse_state(f.state_file().string(), text);
+    INFO(text);
+    REQUIRE(parsed);
+    CHECK_FALSE(parsed->devices.empty());
+    // No temporary files are left beside it that a later write could trip over.
+    for (const auto& e : std::filesystem::directory_iterator(f.state_file().parent_path())) {
+        auto name = e.path().filename().string();
+        INFO(name);
+        CHECK((name == "state.toml" || name.find("spool") != std::string::npos || e.is_directory() ||
+               name.rfind(".state.toml", 0) == 0));
+    }
+    // The restarted daemon takes the state as it was last written.
+    f.restart_daemon();
+    auto devices = parse(f.ctl({"device", "list", "client", "--json"}).out).as_array();
+    CHECK(devices.size() == parsed->devices.size() + 1);  // plus the policy's 192.168.10.0/24
 }

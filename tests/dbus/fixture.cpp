@@ -128,17 +128,25 @@ Fixture::Fixture(Options options) : options_(options) {
     fs::create_directories(data());
     if (::mount("cgdbus", data().c_str(), "tmpfs", 0, "mode=0755,size=16m") != 0)
         throw std::runtime_error(std::string("mount tmpfs: ") + std::strerror(errno));
-    write_files();
-    if (options_.start_journald) {
-        ns_ = custguard::events::testing::unique_namespace("dbus" + std::to_string(::time(nullptr) % 100000));
-        journald_ = std::make_unique<custguard::events::testing::ScratchJournald>(ns_);
-        journald_->start();
+    try {
+        write_files();
+        if (options_.start_journald) {
+            ns_ = custguard::events::testing::unique_namespace("dbus" + std::to_string(::time(nullptr) % 100000));
+            journald_ = std::make_unique<custguard::events::testing::ScratchJournald>(ns_);
+            journald_->start();
+        }
+        if (options_.start_bus) start_bus();
+        start_daemon();
+    } catch (...) {
+        // The destructor does not run for a half-built object: leave no processes behind.
+        cleanup();
+        throw;
     }
-    if (options_.start_bus) start_bus();
-    start_daemon();
 }
 
-Fixture::~Fixture() {
+Fixture::~Fixture() { cleanup(); }
+
+void Fixture::cleanup() {
     kill_and_reap(daemon_);
     kill_and_reap(bus_);
     journald_.reset();
@@ -270,6 +278,18 @@ void Fixture::start_daemon() {
 }
 
 void Fixture::stop_daemon() { kill_and_reap(daemon_); }
+
+void Fixture::kill_daemon() {
+    if (daemon_ <= 0) return;
+    ::kill(daemon_, SIGKILL);
+    ::waitpid(daemon_, nullptr, 0);
+    daemon_ = -1;
+}
+
+void Fixture::restart_daemon() {
+    kill_and_reap(daemon_);
+    start_daemon();
+}
 
 namespace {
 

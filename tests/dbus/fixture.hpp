@@ -78,9 +78,12 @@ public:
                        std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
 
     void stop_daemon();
+    void kill_daemon();     // SIGKILL, as a crash would
+    void restart_daemon();  // start it again with the same files
     pid_t daemon_pid() const { return daemon_; }
 
 private:
+    void cleanup();
     void write_files();
     void start_bus();
     void start_daemon();
