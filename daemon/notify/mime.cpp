@@ -99,9 +99,23 @@ std::string rfc5322_date(std::int64_t epoch_seconds) {
                        tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+namespace {
+// "部長 <manager@example.co.jp>": headers are ASCII (RFC 5322), so a non-ASCII display
+// name goes as encoded words; the address itself stays as written.
+std::string mailbox_header(std::string_view mailbox) {
+    const std::string clean = sanitize_header(mailbox);
+    const auto lt = clean.rfind('<');
+    if (lt == std::string::npos || lt == 0) return clean;
+    std::string name = clean.substr(0, lt);
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    if (plain_ascii(name)) return clean;
+    return encode_header_word(name) + " " + clean.substr(lt);
+}
+}  // namespace
+
 std::string render_mail(const MailMessage& m) {
     std::string to;
-    for (const auto& r : m.to) to += (to.empty() ? "" : ", ") + sanitize_header(r);
+    for (const auto& r : m.to) to += (to.empty() ? "" : ", ") + mailbox_header(r);
     std::string body;
     body.reserve(m.body.size() + m.body.size() / 16);
     // Normalise to CRLF before encoding: mail text lines end in CRLF on the wire.
@@ -111,7 +125,7 @@ std::string render_mail(const MailMessage& m) {
         body += c;
     }
     std::string out;
-    out += "From: " + sanitize_header(m.from) + "\r\n";
+    out += "From: " + mailbox_header(m.from) + "\r\n";
     out += "To: " + to + "\r\n";
     out += "Subject: " + encode_header_word(m.subject) + "\r\n";
     out += "Date: " + rfc5322_date(m.date) + "\r\n";

@@ -282,6 +282,8 @@ TEST_CASE("a digest arrives as readable Japanese/English UTF-8 mail and as JSON"
     // The raw message carries only ASCII headers (encoded words), as RFC 5322 wants.
     const std::string raw = json_value(mail, "raw_headers");
     CHECK(raw.find("Subject: =?UTF-8?B?") != std::string::npos);
+    CHECK(raw.find("To: =?UTF-8?B?6YOo6ZW3?= <manager@example.co.jp>") != std::string::npos);
+    for (unsigned char c : raw) CHECK(c < 0x80);
     const std::string hook = slurp(http.received()[0]);
     CHECK(hook.find("\"type\":\"digest\"") != std::string::npos);
     CHECK(hook.find("\"zone\":\"顧客データ\"") != std::string::npos);

@@ -197,6 +197,9 @@ TEST_CASE("a rendered mail has MIME headers and a base64 UTF-8 body", "[notify][
     CHECK(text.find("Content-Transfer-Encoding: base64\r\n") != std::string::npos);
     CHECK(text.find("Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n") != std::string::npos);
     CHECK(text.find("To: manager@example.co.jp, b@example.co.jp\r\n") != std::string::npos);
+    m.to = {"部長 <manager@example.co.jp>", "Plain Name <p@example.co.jp>"};
+    CHECK(render_mail(m).find("To: =?UTF-8?B?6YOo6ZW3?= <manager@example.co.jp>, Plain Name <p@example.co.jp>\r\n") !=
+          std::string::npos);
     CHECK(text.find("Subject: =?UTF-8?B?") != std::string::npos);
     const auto body = text.substr(text.find("\r\n\r\n") + 4);
     CHECK(b64decode(body) == "一行目 line one\r\n二行目\r\n");
