@@ -422,7 +422,7 @@ struct ControlCommands::Impl {
                 rows.push_back({"notifications", n["sent"].as_string() + " sent, " + n["queued"].as_string() + " queued, " +
                                                      n["failed"].as_string() + " failed attempts, " + n["retries"].as_string() +
                                                      " retries, " + n["overflow"].as_string() + " overflow"});
-                rows.push_back({"alerts", n["alerts"].as_string() + " sent, " + n["alerts_suppressed"].as_string() +
+                rows.push_back({"alerts", n["alerts"].as_string() + " queued, " + n["alerts_suppressed"].as_string() +
                                               " held back by the rate limit; " + n["digests"].as_string() + " digests; " +
                                               n["bulk_reads"].as_string() + " bulk reads"});
                 if (!n["last_error"].as_string().empty()) rows.push_back({"notify error", n["last_error"].as_string()});
@@ -432,6 +432,17 @@ struct ControlCommands::Impl {
                     rows.push_back({"revoked", r["user"].as_string() + " (" + r["uid"].as_string() + ") in zone " +
                                                    r["zone"].as_string() + " until " +
                                                    format_time(static_cast<std::uint64_t>(r["until"].as_int()))});
+            if (s["notify"].is_object())
+                rows.push_back({"notifications", s["notify"]["sent"].as_string() + " sent, " +
+                                                     s["notify"]["queued"].as_string() + " queued, " +
+                                                     s["notify"]["failed"].as_string() + " failed, " +
+                                                     s["notify"]["alerts"].as_string() + " alerts"});
+            for (const auto& r : s["revoked"].as_array())
+                rows.push_back({"bulk cool-down", r["user"].as_string() + " in zone " + r["zone"].as_string() + " until " +
+                                                      format_time(static_cast<std::uint64_t>(r["until"].as_int()))});
+            if (!s["unprotected_queues"].as_array().empty())
+                rows.push_back({"unprotected", join_json_strings(s["unprotected_queues"]) +
+                                                   " (custguardctl printer protect QUEUE)"});
             for (const auto& w : s["warnings"].as_array()) rows.push_back({"warning", w.as_string()});
             for (const auto& r : rows) std::cout << r[0] << ":" << std::string(18 - std::min<std::size_t>(17, r[0].size()), ' ') << r[1] << '\n';
         });
