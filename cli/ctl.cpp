@@ -432,14 +432,6 @@ struct ControlCommands::Impl {
                     rows.push_back({"revoked", r["user"].as_string() + " (" + r["uid"].as_string() + ") in zone " +
                                                    r["zone"].as_string() + " until " +
                                                    format_time(static_cast<std::uint64_t>(r["until"].as_int()))});
-            if (s["notify"].is_object())
-                rows.push_back({"notifications", s["notify"]["sent"].as_string() + " sent, " +
-                                                     s["notify"]["queued"].as_string() + " queued, " +
-                                                     s["notify"]["failed"].as_string() + " failed, " +
-                                                     s["notify"]["alerts"].as_string() + " alerts"});
-            for (const auto& r : s["revoked"].as_array())
-                rows.push_back({"bulk cool-down", r["user"].as_string() + " in zone " + r["zone"].as_string() + " until " +
-                                                      format_time(static_cast<std::uint64_t>(r["until"].as_int()))});
             if (!s["unprotected_queues"].as_array().empty())
                 rows.push_back({"unprotected", join_json_strings(s["unprotected_queues"]) +
                                                    " (custguardctl printer protect QUEUE)"});
