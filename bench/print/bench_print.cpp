@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
     }
     char tmpl[] = "/tmp/cgprintbench.XXXXXX";
     fs::path dir = ::mkdtemp(tmpl);
+    ::chmod(dir.c_str(), 0755);  // the real backend runs as lp, as under cupsd
     fs::create_directories(dir / "serverbin" / "backend");
     fs::create_directories(dir / "state");
     fs::create_symlink("/bin/true", dir / "serverbin" / "backend" / "cgnull");
@@ -121,8 +122,11 @@ int main(int argc, char** argv) {
          " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig><type>system</type>"
          "<auth>EXTERNAL</auth><listen>unix:path=" + (dir / "bus").string() + "</listen>"
          "<policy context=\"default\"><allow user=\"*\"/><deny own=\"*\"/><deny send_type=\"method_call\"/>"
+         "<allow send_type=\"signal\"/>"
          "<allow send_requested_reply=\"true\" send_type=\"method_return\"/>"
          "<allow send_requested_reply=\"true\" send_type=\"error\"/>"
+         "<allow receive_type=\"method_call\"/><allow receive_type=\"method_return\"/>"
+         "<allow receive_type=\"error\"/><allow receive_type=\"signal\"/>"
          "<allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/></policy>"
          "<include>" CG_DBUS_POLICY "</include></busconfig>\n");
     pid_t bus = spawn({"dbus-daemon", "--config-file=" + (dir / "bus.conf").string(), "--nofork", "--nopidfile"}, {},
@@ -156,12 +160,24 @@ int main(int argc, char** argv) {
     const std::vector<std::string> common = {"CUPS_SERVERBIN=" + (dir / "serverbin").string(), "PRINTER=bench",
                                              "TMPDIR=/tmp", bus_env};
     // Wait until the daemon answers (first backend call that is not "unreachable").
-    for (int i = 0; i < 150; ++i) {
+    bool ready = false;
+    for (int i = 0; i < 150 && !ready; ++i) {
         auto env = common;
         env.push_back("DEVICE_URI=custguard:cgnull://x");
         env.push_back("CONTENT_TYPE=text/plain");
-        if (timed({CG_BACKEND, "1", "root", "warmup", "1", "", (dir / "clean.txt").string()}, env).second == 0) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        ready = timed({CG_BACKEND, "1", "root", "warmup", "1", "", (dir / "clean.txt").string()}, env).second == 0;
+        if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    auto stop = [&] {
+        ::kill(daemon, SIGTERM);
+        ::waitpid(daemon, nullptr, 0);
+        ::kill(bus, SIGTERM);
+        ::waitpid(bus, nullptr, 0);
+    };
+    if (!ready) {
+        std::fprintf(stderr, "bench_print: custguardd does not answer; see %s/custguardd.log\n", dir.c_str());
+        stop();
+        return 1;
     }
 
     std::printf("custguard print gate: added latency per job (%d runs each, wall ms)\n\n", runs);
@@ -189,10 +205,7 @@ int main(int argc, char** argv) {
                     percentile(base, 0.5), percentile(gate, 0.5), percentile(gate, 0.95), added,
                     is_pdf20 ? (added <= 150 ? "<= 150 ms: met" : "<= 150 ms: MISSED") : "-");
     }
-    ::kill(daemon, SIGTERM);
-    ::waitpid(daemon, nullptr, 0);
-    ::kill(bus, SIGTERM);
-    ::waitpid(bus, nullptr, 0);
+    stop();
     fs::remove_all(dir);
     return 0;
 }
