@@ -359,8 +359,14 @@ struct Notifier::Impl {
                 last_expire = steady_ms();
             }
             if (stopping) {
-                std::lock_guard lock(in_mu);
-                if (inbox.empty()) break;
+                std::unique_lock lock(in_mu);
+                if (inbox.empty()) {
+                    lock.unlock();
+                    // What was collected goes into the durable queue now rather than be
+                    // lost with the process: sent on the next start.
+                    send_due_digests(*cfg, true);
+                    break;
+                }
             }
         }
         std::lock_guard lock(in_mu);

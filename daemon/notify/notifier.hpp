@@ -104,7 +104,8 @@ public:
     // Tests and shutdown: wait until the inbox is processed (and, if `delivered`, the
     // queue is empty). false on timeout.
     bool wait_idle(std::chrono::milliseconds timeout, bool delivered = false);
-    // Process what the inbox holds, stop the threads (messages stay queued on disk).
+    // Process what the inbox holds, queue the digests collected so far (early, rather than
+    // lose them), stop the threads (messages stay queued on disk).
     void stop();
 
 private:

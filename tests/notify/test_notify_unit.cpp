@@ -418,3 +418,21 @@ TEST_CASE("a bulk read makes a bulk_read record and an alert and a revoke reques
         if (m.kind == "alert" && m.subject.find("大量閲覧 / bulk read") != std::string::npos) ++alerts;
     CHECK(alerts == 3);
 }
+
+TEST_CASE("stopping queues the digests collected so far for the next start", "[notify][unit]") {
+    FakeNotifier f;
+    f.n->apply(make_policy());
+    {
+        std::lock_guard lock(f.mu);
+        f.fail = true;
+    }
+    f.n->observe(access(ev::Kind::access_allowed, "customers", "alice", "1000", "/srv/c/kept"));
+    REQUIRE(f.n->wait_idle(5s));
+    f.n->stop();
+    auto q = DurableQueue::open(f.dir.path / "queue", 100);
+    REQUIRE(q);
+    std::size_t digests = 0;
+    for (const auto& m : q->pending())
+        if (m.kind == "digest" && m.body.find("/srv/c/kept") != std::string::npos) ++digests;
+    CHECK(digests == 2);  // mgr: mail and webhook
+}
