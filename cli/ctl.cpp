@@ -117,11 +117,14 @@ CallError classify(const dbus::BusError& err, int r) {
         return {k_exit_denied, name, message};
     if (name == "org.freedesktop.DBus.Error.ServiceUnknown" || name == "org.freedesktop.DBus.Error.NameHasNoOwner" ||
         name == "org.freedesktop.DBus.Error.NoReply" || name == "org.freedesktop.DBus.Error.Disconnected" ||
-        name == "org.freedesktop.DBus.Error.Timeout" || name == "org.freedesktop.DBus.Error.UnknownObject" ||
-        name == "org.freedesktop.DBus.Error.UnknownMethod" || (name.empty() && r == -ETIMEDOUT))
+        name == "org.freedesktop.DBus.Error.Timeout" || (name.empty() && r == -ETIMEDOUT))
         return {k_exit_unreachable, name,
                 "custguardd is not reachable on the bus (" + message +
                     "); is it running? (systemctl status custguardd)"};
+    if (name == "org.freedesktop.DBus.Error.UnknownMethod" || name == "org.freedesktop.DBus.Error.UnknownObject")
+        return {k_exit_failed, name,
+                "the running custguardd does not offer this (" + message +
+                    "); is it older than custguardctl? restart it after an upgrade"};
     return {k_exit_failed, name.empty() ? std::string(dbus::error::failed) : name, message};
 }
 
