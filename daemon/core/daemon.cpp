@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <sstream>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -57,6 +58,19 @@ std::string join_diagnostics(const policy::Diagnostics& diags) {
     std::string out;
     for (const auto& d : diags) out += d.format() + "\n";
     return out;
+}
+
+// Whether we may run Ghostscript as nobody: needs CAP_SETUID and CAP_SETGID in the
+// effective set (a unit's CapabilityBoundingSet may leave them out; then a failed switch
+// would hold every PostScript job).
+bool can_change_ids() {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("CapEff:", 0) == 0) {
+            unsigned long long eff = std::strtoull(line.c_str() + 7, nullptr, 16);
+            return (eff & (1ull << 6)) && (eff & (1ull << 7));  // CAP_SETGID, CAP_SETUID
+        }
+    return false;
 }
 
 struct EventDeleter {
@@ -195,7 +209,7 @@ tl::expected<void, std::string> Daemon::start() {
             else spdlog::info("{}", m);
         };
         print::GateOptions go;
-        if (::geteuid() == 0) go.extract.ghostscript_uid = go.extract.ghostscript_gid = 65534;
+        if (can_change_ids()) go.extract.ghostscript_uid = go.extract.ghostscript_gid = 65534;
         print_ = std::make_unique<print::PrintGate>(std::move(host), std::move(go));
         held_jobs_.set_decision_handler([this](const HeldJob& j, JobDecision d, const std::string&, const std::string&) {
             print_->on_decision(j, d);

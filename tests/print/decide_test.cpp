@@ -44,14 +44,14 @@ print::JobFacts job(std::string user, std::string printer) {
 
 }  // namespace
 
-TEST_CASE("below the threshold prints, whoever prints where", "[print][unit]") {
+TEST_CASE("below the threshold prints whoever prints where", "[print][unit]") {
     auto v = print::decide(print_policy(), job("bob", "office"), {1002u, {100}}, doc(1, 1));
     CHECK(v.action == Action::allow);
     CHECK_FALSE(v.customer_data);
     CHECK(v.reason.find("below threshold 3") != std::string::npos);
 }
 
-TEST_CASE("customer data: allowed user on allowed printer prints, others get the action", "[print][unit]") {
+TEST_CASE("customer data: allowed user on allowed printer prints and others get the action", "[print][unit]") {
     auto p = print_policy();
     CHECK(print::decide(p, job("alice", "secure"), {1001u, {100}}, doc(3)).action == Action::allow);
     // %group membership by gid
@@ -76,7 +76,7 @@ TEST_CASE("only the policy's detectors count towards the threshold", "[print][un
     CHECK(print::decide(p, job("bob", "office"), {1002u, {}}, doc(5, 5)).action == Action::allow);
 }
 
-TEST_CASE("unreadable documents follow [print] unreadable, scan failures hold", "[print][unit]") {
+TEST_CASE("unreadable documents follow the unreadable setting and scan failures hold", "[print][unit]") {
     auto p = print_policy();
     scan::DocumentScan image;
     image.readable = false;

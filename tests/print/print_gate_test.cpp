@@ -114,7 +114,7 @@ void check_no_secrets(const PrintFixture& f, const CustomerData& d) {
 
 }  // namespace
 
-TEST_CASE("clean and false-positive documents print unchanged, for anyone on any queue", "[print][host]") {
+TEST_CASE("clean and false-positive documents print unchanged for anyone on any queue", "[print][host]") {
     PrintFixture f(k_policy);
     const auto& other = accounts().other;
     const std::string clean = "Meeting notes\nThe new printer is on the third floor.\n";
@@ -168,7 +168,7 @@ TEST_CASE("customer data from an allowed user on an allowed printer prints", "[p
     check_no_secrets(f, d);
 }
 
-TEST_CASE("customer data from another user is held; approve releases it to the printer", "[print][host]") {
+TEST_CASE("customer data from another user is held and approve releases it to the printer", "[print][host]") {
     PrintFixture f(k_policy);
     CustomerData d;
     const std::string doc = japanese_customer_text(d);
@@ -239,7 +239,7 @@ TEST_CASE("deny cancels the job and lpstat shows why", "[print][host]") {
     check_no_secrets(f, d);
 }
 
-TEST_CASE("daemon down: the job is held, and printed once the daemon is back", "[print][host]") {
+TEST_CASE("daemon down: the job is held and printed once the daemon is back", "[print][host]") {
     PrintFixture f(k_policy);
     f.stop_daemon();
     const std::string doc = "Meeting notes while the daemon is away\n";
@@ -257,7 +257,7 @@ TEST_CASE("daemon down: the job is held, and printed once the daemon is back", "
     CHECK(f.print_records(id).size() == 1);
 }
 
-TEST_CASE("printer protect|unprotect rewrite the queue; status reports unprotected queues", "[print][host]") {
+TEST_CASE("printer protect and unprotect rewrite the queue and status reports unprotected queues", "[print][host]") {
     PrintFixture f(k_policy);
     AppSocketPrinter plain;
     const std::string uri = "socket://127.0.0.1:" + std::to_string(plain.port());
