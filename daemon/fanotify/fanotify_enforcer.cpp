@@ -594,10 +594,23 @@ struct FanotifyEnforcer::Impl {
             for (;;) {
                 ssize_t len = ::read(notify_fd.get(), buf, sizeof buf);
                 if (len <= 0) break;
-                auto* md = reinterpret_cast<fanotify_event_metadata*>(buf);
-                for (; FAN_EVENT_OK(md, len); md = FAN_EVENT_NEXT(md, len)) {
-                    if (md->fd >= 0) ::close(md->fd);
-                    handle_notification(md);
+                // Events with names are padded to 4 bytes only: copy each to an aligned
+                // buffer before reading its 64-bit mask.
+                alignas(fanotify_event_metadata) char ev[4096];
+                for (std::size_t off = 0; off + sizeof(fanotify_event_metadata) <= static_cast<std::size_t>(len);) {
+                    std::uint32_t ev_len = 0;
+                    std::memcpy(&ev_len, buf + off, sizeof ev_len);
+                    if (ev_len < sizeof(fanotify_event_metadata) || off + ev_len > static_cast<std::size_t>(len)) break;
+                    fanotify_event_metadata md;
+                    std::memcpy(&md, buf + off, sizeof md);
+                    if (md.fd >= 0) ::close(md.fd);
+                    if (ev_len <= sizeof ev) {
+                        std::memcpy(ev, buf + off, ev_len);
+                        handle_notification(reinterpret_cast<const fanotify_event_metadata*>(ev));
+                    } else {
+                        invalidate(true);  // cannot happen (names are short): be safe
+                    }
+                    off += ev_len;
                 }
             }
         }
