@@ -287,6 +287,35 @@ TEST_CASE("printer protect and unprotect rewrite the queue and status reports un
     CHECK(f.ctl({"printer", "protect", "no-such-queue"}).rc == 1);
 }
 
+TEST_CASE("on a queue with a driver the backend scans the original document", "[print][host]") {
+    PrintFixture f(k_policy);
+    AppSocketPrinter printer;
+    auto added = run({"lpadmin", "-p", "driver", "-E", "-v", "custguard:socket://127.0.0.1:" + std::to_string(printer.port()),
+                      "-m", "drv:///sample.drv/generic.ppd"},
+                     f.client_env());
+    INFO(added.err);
+    REQUIRE(added.rc == 0);
+    // Clean text: filtered to PostScript for the printer, decided on the original text.
+    int clean = f.lp("driver", f.document("clean.txt", "Meeting notes\n"), "clean", accounts().other);
+    auto s = f.wait_settled(clean, std::chrono::seconds(60));
+    INFO(s.message);
+    CHECK(s.state == k_completed);
+    auto printed = printer.wait_job(1, 10s);
+    REQUIRE(printed);
+    CHECK(printed->rfind("%!PS", 0) == 0);
+    REQUIRE(f.wait_records(clean, 1));
+    CHECK(contains(f.print_records(clean)[0], "\"doc_type\":\"text\""));
+    // Customer data: held, and the record names the original's type.
+    CustomerData d;
+    int id = f.lp("driver", f.document("c.txt", text(d.lines())), "list", accounts().other);
+    CHECK(f.wait_settled(id, std::chrono::seconds(60)).state == k_held);
+    REQUIRE(f.wait_records(id, 1));
+    auto rec = f.print_records(id)[0];
+    CHECK(contains(rec, "\"doc_type\":\"text\""));
+    CHECK(contains(rec, "credit_card:2"));
+    check_no_secrets(f, d);
+}
+
 TEST_CASE("the backend lists no devices and refuses a URI that wraps nothing", "[print][host]") {
     auto r = run({CG_BACKEND});
     CHECK(r.rc == 0);
