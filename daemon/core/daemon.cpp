@@ -223,6 +223,9 @@ tl::expected<void, std::string> Daemon::start() {
     switch (selection->chosen) {
     case policy::EnforcerChoice::bpf_lsm:
         enforcer_ = std::make_unique<bpf_lsm::BpfLsmEnforcer>(bpf_lsm::Options{options_.bpf_pin_dir, "/proc/self/mountinfo"});
+        // A fanotify group stored by an earlier run (kernel without BPF LSM then) would
+        // keep every open waiting on a daemon that no longer answers it.
+        (void)fd_store_remove(fanotify_fd_name);
         break;
     case policy::EnforcerChoice::fanotify: {
         FanotifyOptions fo;

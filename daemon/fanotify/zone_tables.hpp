@@ -38,7 +38,8 @@ struct Subject {
 
 // As the BPF program reports it: a permitted open is CG_DECISION_ALLOW (recorded when the
 // zone has record_allowed); CG_DECISION_AUDIT is a violation let through (on_violation =
-// audit). policy::Evaluator calls the recorded permitted open Action::audit instead.
+// audit) — the same as policy::Evaluator's Action::allow (with Decision::record) and
+// Action::audit.
 struct Verdict {
     std::uint32_t zone_id = 0;
     cg_decision decision = CG_DECISION_ALLOW;
