@@ -1,6 +1,7 @@
 // End-to-end tests of the control plane: the real custguardctl against the real custguardd
 // on a private dbus-daemon that uses the shipped D-Bus policy, as root and as other users.
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
@@ -297,6 +298,26 @@ TEST_CASE("dbus: unprivileged callers are refused and recorded, custguard-admin 
     CHECK(f.wait_exported({"\"admin_action\":\"user.allow\"", "\"name\":\"cgdbus-admin\""}));
     CHECK(f.ctl({"status", "--json"}, acc.admin).rc == 0);
     CHECK(f.ctl({"grant", "add", "medical", "cgdbus-reader", "-d", "10m", "-r", "audit"}, acc.admin).rc == 0);
+
+    // Only root may own the name (the shipped D-Bus policy): another user is refused by
+    // dbus-daemon itself.
+    pid_t child = ::fork();
+    if (child == 0) {
+        const auto& c = acc.user;
+        if (::setgroups(c.groups.size(), c.groups.data()) != 0 || ::setresgid(c.gid, c.gid, c.gid) != 0 ||
+            ::setresuid(c.uid, c.uid, c.uid) != 0)
+            ::_exit(120);
+        sd_bus* raw = nullptr;
+        if (sd_bus_new(&raw) < 0 || sd_bus_set_address(raw, f.bus_address().c_str()) < 0 ||
+            sd_bus_set_bus_client(raw, 1) < 0 || sd_bus_start(raw) < 0)
+            ::_exit(121);
+        int r = sd_bus_request_name(raw, "org.custguard1", SD_BUS_NAME_QUEUE);
+        ::_exit(r == -EACCES ? 0 : 122);
+    }
+    int child_status = 0;
+    ::waitpid(child, &child_status, 0);
+    CHECK(WIFEXITED(child_status));
+    CHECK(WEXITSTATUS(child_status) == 0);
 
     // Introspection is open to everyone (the D-Bus policy allows it).
     int rc = std::system(("DBUS_SYSTEM_BUS_ADDRESS=" + f.bus_address() +
