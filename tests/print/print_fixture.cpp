@@ -242,7 +242,7 @@ std::optional<std::string> AppSocketPrinter::wait_job(std::size_t n, std::chrono
 
 // ---- fixture ------------------------------------------------------------------------------
 
-PrintFixture::PrintFixture(std::string print_section) {
+PrintFixture::PrintFixture(std::string print_section, bool journal) {
     if (::geteuid() != 0) throw std::runtime_error("the print gate tests need root (cupsd, useradd, backend as root)");
     accounts();
     char tmpl[] = "/tmp/cgprint.XXXXXX";
@@ -256,6 +256,11 @@ PrintFixture::PrintFixture(std::string print_section) {
     add_queue("office", office_->port());
     add_queue("secure", secure_->port());
     write_policy(print_section);
+    if (journal) {
+        journald_ = std::make_unique<custguard::events::testing::ScratchJournald>(
+            custguard::events::testing::unique_namespace("print"));
+        journald_->start();
+    }
     start_bus();
     start_daemon();
 }
@@ -264,6 +269,7 @@ PrintFixture::~PrintFixture() {
     kill_and_reap(daemon_);
     kill_and_reap(bus_);
     kill_and_reap(cupsd_);
+    journald_.reset();
     if (std::getenv("CGPRINT_KEEP")) return;  // debugging: keep logs and spool
     std::error_code ec;
     fs::remove_all(dir_, ec);
@@ -359,10 +365,12 @@ void PrintFixture::write_policy(const std::string& print_section) const {
 }
 
 void PrintFixture::start_daemon() {
-    daemon_ = spawn({CG_CUSTGUARDD, "--policy", (dir_ / "policy.toml").string(), "--state-dir",
-                     (dir_ / "cg-state").string(), "--enforcer", "fanotify", "--no-audit", "--no-journal", "--export",
-                     "jsonl:" + (dir_ / "events.jsonl").string()},
-                    client_env(), dir_ / "custguardd.log");
+    std::vector<std::string> argv = {CG_CUSTGUARDD, "--policy", (dir_ / "policy.toml").string(), "--state-dir",
+                                     (dir_ / "cg-state").string(), "--enforcer", "fanotify", "--no-audit", "--export",
+                                     "jsonl:" + (dir_ / "events.jsonl").string()};
+    if (journald_) argv.insert(argv.end(), {"--journal-namespace", journald_->name_space()});
+    else argv.push_back("--no-journal");
+    daemon_ = spawn(argv, client_env(), dir_ / "custguardd.log");
     auto deadline = std::chrono::steady_clock::now() + 15s;
     while (std::chrono::steady_clock::now() < deadline) {
         if (::waitpid(daemon_, nullptr, WNOHANG) == daemon_) {
@@ -437,6 +445,11 @@ RunResult PrintFixture::lpstat(const std::vector<std::string>& args) const {
     std::vector<std::string> argv = {"lpstat"};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(argv, client_env());
+}
+
+std::vector<custguard::events::testing::JournalEntry> PrintFixture::journal_records(int id) const {
+    if (!journald_) throw std::runtime_error("journal_records needs PrintFixture(..., true)");
+    return journald_->read("CUSTGUARD_JOB=" + std::to_string(id));
 }
 
 std::vector<std::string> PrintFixture::records() const {

@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "scratch_journald.hpp"  // tests/events: a journald namespace instance
+
 namespace cgprint {
 
 struct Cred {
@@ -70,7 +72,8 @@ struct JobState {
 class PrintFixture {
 public:
     // `print_section`: the [print] table of the policy (without the header).
-    explicit PrintFixture(std::string print_section);
+    // `journal`: also run a scratch journald and let the daemon write to it.
+    explicit PrintFixture(std::string print_section, bool journal = false);
     ~PrintFixture();
     PrintFixture(const PrintFixture&) = delete;
     PrintFixture& operator=(const PrintFixture&) = delete;
@@ -101,6 +104,9 @@ public:
     std::vector<std::string> print_records(int id) const;
     bool wait_records(int id, std::size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
+    // Journal entries with CUSTGUARD_JOB=id (needs journal = true).
+    std::vector<custguard::events::testing::JournalEntry> journal_records(int id) const;
+
     void write_policy(const std::string& print_section) const;
     void start_daemon();
     void stop_daemon();
@@ -116,6 +122,7 @@ private:
     std::filesystem::path dir_;
     std::unique_ptr<AppSocketPrinter> office_, secure_;
     pid_t cupsd_ = -1, bus_ = -1, daemon_ = -1;
+    std::unique_ptr<custguard::events::testing::ScratchJournald> journald_;
     int cups_port_ = 0;
 };
 

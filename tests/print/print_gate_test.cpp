@@ -146,7 +146,7 @@ TEST_CASE("clean and false-positive documents print unchanged for anyone on any 
 }
 
 TEST_CASE("customer data from an allowed user on an allowed printer prints", "[print][host]") {
-    PrintFixture f(k_policy);
+    PrintFixture f(k_policy, /*journal=*/true);
     CustomerData d;
     const std::string doc = pdf(f, "cust", d.lines());
     int id = f.lp("secure", f.document("cust.pdf", doc), "customers", accounts().allowed);
@@ -166,6 +166,32 @@ TEST_CASE("customer data from an allowed user on an allowed printer prints", "[p
     CHECK(contains(recs[0], "\"copies\":\"1\""));
     CHECK(contains(recs[0], "%cgprint-customers"));
     check_no_secrets(f, d);
+
+    // The same one record in the journal, with the documented fields.
+    std::vector<custguard::events::testing::JournalEntry> journal;
+    for (int i = 0; i < 50 && journal.empty(); ++i) {
+        journal = f.journal_records(id);
+        if (journal.empty()) std::this_thread::sleep_for(100ms);
+    }
+    REQUIRE(journal.size() == 1);
+    auto& e = journal[0];
+    CHECK(e["CUSTGUARD_EVENT"] == "print");
+    CHECK_FALSE(e["MESSAGE_ID"].empty());
+    CHECK(e["CUSTGUARD_DECISION"] == "allow");
+    CHECK(e["CUSTGUARD_PRINTER"] == "secure");
+    CHECK(e["CUSTGUARD_USER"] == "cgprint-ok");
+    CHECK(e["CUSTGUARD_UID"] == std::to_string(accounts().allowed.uid));
+    CHECK(e["CUSTGUARD_TITLE"] == "customers");
+    CHECK(e["CUSTGUARD_PAGES"] == "1");
+    CHECK(e["CUSTGUARD_COPIES"] == "1");
+    CHECK(e["CUSTGUARD_DOC_TYPE"] == "pdf");
+    CHECK(contains(e["CUSTGUARD_DETECTORS"], "credit_card:2"));
+    CHECK(contains(e["CUSTGUARD_REASON"], "allow_printers"));
+    for (const auto& [name, value] : e)
+        for (const auto& s : d.secrets()) {
+            INFO(name << "=" << value);
+            CHECK_FALSE(contains(value, s));
+        }
 }
 
 TEST_CASE("customer data from another user is held and approve releases it to the printer", "[print][host]") {
