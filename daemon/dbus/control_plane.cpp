@@ -580,7 +580,13 @@ struct ControlPlane::Impl {
         auto after = spelled_users(*daemon.current_policy().find_zone(zname));
         record_change(caller, "user.revoke", zname + ":" + user, "revoked " + user + " in zone " + zname, zname,
                       join(before), join(after));
-        // The policy may still allow the user through a group: say so.
+        // The policy files may allow the same name too: say so rather than imply a change.
+        const auto now_policy = daemon.current_policy();
+        if (const auto* z = now_policy.find_zone(zname))
+            for (const auto& u : z->allow_users)
+                if (u.spelled() == user)
+                    return fmt::format("{} removed from zone {} by custguardctl, but still allowed by {}", user, zname,
+                                       where(u.origin.pos));
         return fmt::format("{} removed from zone {}", user, zname);
     }
 
