@@ -220,12 +220,14 @@ tl::expected<void, std::string> Daemon::start() {
     auto selection = select_enforcer(choice);
     if (!selection) return tl::unexpected(selection.error());
     enforcer_reason_ = selection->reason;
+    std::optional<UniqueFd> stale_fanotify;
     switch (selection->chosen) {
     case policy::EnforcerChoice::bpf_lsm:
         enforcer_ = std::make_unique<bpf_lsm::BpfLsmEnforcer>(bpf_lsm::Options{options_.bpf_pin_dir, "/proc/self/mountinfo"});
-        // A fanotify group stored by an earlier run (kernel without BPF LSM then) would
-        // keep every open waiting on a daemon that no longer answers it.
-        (void)fd_store_remove(fanotify_fd_name);
+        // A fanotify group stored by an earlier run keeps enforcing until the BPF policy
+        // is in place; it is closed and dropped from the store after install() below.
+        if (auto listened = take_listened_fds(); listened)
+            stale_fanotify = take_named(*listened, fanotify_fd_name);
         break;
     case policy::EnforcerChoice::fanotify: {
         FanotifyOptions fo;
@@ -245,6 +247,8 @@ tl::expected<void, std::string> Daemon::start() {
             if (old.start([](AccessEvent&&) {})) old.stop(true);
             fs::remove_all(options_.bpf_pin_dir, ec);
         }
+        if (auto listened = take_listened_fds(); listened)
+            (void)take_named(*listened, fanotify_fd_name);  // closed right here
         (void)fd_store_remove(fanotify_fd_name);
         break;
     }
@@ -275,6 +279,10 @@ tl::expected<void, std::string> Daemon::start() {
     auto input = common::read_policy_files(options_.policy, state_dir_, started_at_);
     if (auto r = install(std::move(*loaded), input ? digest_of(*input) : std::string()); !r)
         return tl::unexpected(r.error());
+    if (stale_fanotify) {
+        stale_fanotify.reset();
+        (void)fd_store_remove(fanotify_fd_name);
+    }
     if (audit_) {
         audit::ObserverCallbacks cb;
         cb.record = [this](events::Record&& r) { pipeline_->submit(std::move(r)); };
