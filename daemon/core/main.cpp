@@ -41,10 +41,12 @@ int main(int argc, char** argv) {
     app.add_flag("--no-journal", no_journal, "Do not write to journald (tests; use with --export)");
     app.add_flag("--no-audit", no_audit, "Do not use the kernel audit (no watch rules, no observe-only records, no cross-check)");
     app.add_option("--journal-namespace", options.journal_namespace,
-                   "Write to the journald namespace NS instead of the default journal (tests)");
+                   "Write to the journald namespace NS instead of the default journal (tests)")
+        ->type_name("NS");
     app.add_option("--bus-address", bus_address,
                    "D-Bus address for the control plane instead of the system bus (tests; "
-                   "DBUS_SYSTEM_BUS_ADDRESS is also honoured)");
+                   "DBUS_SYSTEM_BUS_ADDRESS is also honoured)")
+        ->type_name("ADDRESS");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
