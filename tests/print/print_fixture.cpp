@@ -288,8 +288,11 @@ void PrintFixture::write_cups_files() {
         if (e.path().filename() == "backend") continue;
         fs::create_symlink(e.path(), dir_ / "serverbin" / e.path().filename());
     }
+    // An installed custguard backend (package, scripts/demo) is skipped: the one under test
+    // is the build's.
     for (const auto& e : fs::directory_iterator("/usr/lib/cups/backend"))
-        fs::create_symlink(e.path(), dir_ / "serverbin" / "backend" / e.path().filename());
+        if (e.path().filename() != "custguard")
+            fs::create_symlink(e.path(), dir_ / "serverbin" / "backend" / e.path().filename());
     fs::copy_file(CG_BACKEND, dir_ / "serverbin" / "backend" / "custguard");
     ::chmod((dir_ / "serverbin" / "backend" / "custguard").c_str(), 0700);  // run as root
     cups_port_ = free_port();
