@@ -287,7 +287,7 @@ struct AuditObserver::Impl {
         // say allowed (as the BPF-LSM enforcer does).
         const bool permitted = decision.rule == policy::Rule::allowed_user ||
                                decision.rule == policy::Rule::allowed_group || decision.rule == policy::Rule::grant;
-        raw.decision = permitted ? CG_DECISION_ALLOW : to_cg_decision(decision.action);
+        raw.decision = permitted ? static_cast<std::uint32_t>(CG_DECISION_ALLOW) : to_cg_decision(decision.action);
         raw.rule = to_cg_rule(decision.rule);
         raw.open_flags = flags_arg >= 0 ? static_cast<std::uint32_t>(acc->a[flags_arg]) : O_RDONLY;
         raw.dev = target->dev;
