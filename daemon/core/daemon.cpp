@@ -98,7 +98,7 @@ Daemon::~Daemon() {
 }
 
 tl::expected<policy::Loaded, policy::Diagnostics> Daemon::load(
-    const std::optional<policy::State>& state_override) const {
+    const std::optional<policy::State>& state_override, std::string& digest) const {
     auto input = common::read_policy_files(options_.policy, state_dir_, common::now_seconds());
     if (!input)
         return tl::unexpected(policy::Diagnostics{{policy::Severity::error,
@@ -108,6 +108,7 @@ tl::expected<policy::Loaded, policy::Diagnostics> Daemon::load(
     if (state_override)
         input->state = policy::SourceText{(state_dir_ / "state.toml").string(),
                                           policy::serialize_state(*state_override)};
+    digest = digest_of(*input);
     return policy::load(*input, common::NssResolver{});
 }
 
@@ -133,7 +134,8 @@ tl::expected<void, std::string> Daemon::start() {
     fs::create_directories(state_dir_, ec);
     if (ec) return tl::unexpected(state_dir_.string() + ": cannot create the state directory: " + ec.message());
 
-    auto loaded = load(std::nullopt);
+    std::string digest;
+    auto loaded = load(std::nullopt, digest);
     if (!loaded) return tl::unexpected("policy refused:\n" + join_diagnostics(loaded.error()));
     for (const auto& w : loaded->warnings) spdlog::warn("{}", w.format());
     if (auto state_file = state_dir_ / "state.toml"; fs::exists(state_file)) {
@@ -276,8 +278,7 @@ tl::expected<void, std::string> Daemon::start() {
     if (auto* b = dynamic_cast<bpf_lsm::BpfLsmEnforcer*>(enforcer_.get())) adopted_ = b->adopted();
     if (auto* f = dynamic_cast<FanotifyEnforcer*>(enforcer_.get())) adopted_ = f->adopted();
 
-    auto input = common::read_policy_files(options_.policy, state_dir_, started_at_);
-    if (auto r = install(std::move(*loaded), input ? digest_of(*input) : std::string()); !r)
+    if (auto r = install(std::move(*loaded), digest); !r)
         return tl::unexpected(r.error());
     if (stale_fanotify) {
         stale_fanotify.reset();
@@ -336,14 +337,14 @@ tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::stri
 ReloadOutcome Daemon::reload(std::string_view trigger) {
     sd_notify(0, "RELOADING=1\nSTATUS=Reloading the policy");
     ReloadOutcome outcome;
-    auto input = common::read_policy_files(options_.policy, state_dir_, common::now_seconds());
-    auto loaded = load(std::nullopt);
+    std::string digest;
+    auto loaded = load(std::nullopt, digest);
     events::PolicyReload record;
     record.source = options_.policy.string();
     if (loaded) {
         record.zones = static_cast<std::uint32_t>(loaded->policy.zones.size());
         record.warnings = static_cast<std::uint32_t>(loaded->warnings.size());
-        record.digest = input ? digest_of(*input) : "";
+        record.digest = digest;
         outcome.diagnostics = loaded->warnings;
         if (auto r = install(std::move(*loaded), record.digest); !r) {
             record.accepted = false;
@@ -381,7 +382,8 @@ ReloadOutcome Daemon::reload(std::string_view trigger) {
 }
 
 tl::expected<void, policy::Diagnostics> Daemon::update_state(const policy::State& next) {
-    auto loaded = load(next);
+    std::string digest;
+    auto loaded = load(next, digest);
     if (!loaded) return tl::unexpected(loaded.error());
     {
         // The loader only warns about state entries it ignores (a state file must never
@@ -399,8 +401,7 @@ tl::expected<void, policy::Diagnostics> Daemon::update_state(const policy::State
     if (auto w = common::write_file_atomically(path, policy::serialize_state(next)); !w)
         return tl::unexpected(policy::Diagnostics{{policy::Severity::error, {path.string(), 0, 0},
                                                    w.error(), "check the state directory"}});
-    auto input = common::read_policy_files(options_.policy, state_dir_, common::now_seconds());
-    if (auto r = install(std::move(*loaded), input ? digest_of(*input) : ""); !r)
+    if (auto r = install(std::move(*loaded), digest); !r)
         return tl::unexpected(policy::Diagnostics{{policy::Severity::error, {path.string(), 0, 0},
                                                    r.error(), "the enforcer refused the new tables"}});
     std::lock_guard lock(mutex_);

@@ -120,7 +120,9 @@ public:
 private:
     explicit Daemon(DaemonOptions options);
     tl::expected<void, std::string> start();
-    tl::expected<policy::Loaded, policy::Diagnostics> load(const std::optional<policy::State>& state_override) const;
+    // Reads the files once; `digest` describes exactly the bytes that were loaded.
+    tl::expected<policy::Loaded, policy::Diagnostics> load(const std::optional<policy::State>& state_override,
+                                                           std::string& digest) const;
     tl::expected<void, std::string> install(policy::Loaded loaded, std::string digest);
     void poll_sensor_losses();
     void strip_revoked(policy::Compiled& compiled, std::uint64_t now) const;  // mutex_ held
