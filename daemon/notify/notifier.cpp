@@ -331,12 +331,16 @@ struct Notifier::Impl {
         std::int64_t last_expire = steady_ms();
         for (;;) {
             std::deque<ev::Record> batch;
+            bool force_digests = false;
             {
                 std::unique_lock lock(in_mu);
                 intake_busy = false;
                 idle_cv.notify_all();
                 in_cv.wait_for(lock, options.tick, [&] { return !inbox.empty() || stopping || digests_now; });
                 batch.swap(inbox);
+                // Taken with the batch: every record observed before send_digests_now() is
+                // in this batch or an earlier one, so the forced digest includes it.
+                force_digests = digests_now.exchange(false);
                 intake_busy = true;
             }
             auto cfg = snapshot();
@@ -349,7 +353,7 @@ struct Notifier::Impl {
                 alert(*cfg, r);
                 if (bulk.enabled()) detect_bulk(*cfg, r);
             }
-            send_due_digests(*cfg, digests_now.exchange(false));
+            send_due_digests(*cfg, force_digests);
             if (const auto d = inbox_dropped.load(); d > inbox_dropped_reported) {
                 if (host.lost) host.lost("notify-inbox", d - inbox_dropped_reported, "notifier inbox full: records not examined for alerts");
                 inbox_dropped_reported = d;
@@ -534,8 +538,8 @@ NotifyCounters Notifier::counters() const {
 }
 
 void Notifier::send_digests_now() {
-    impl_->digests_now = true;
     std::lock_guard lock(impl_->in_mu);
+    impl_->digests_now = true;
     impl_->in_cv.notify_all();
 }
 
