@@ -5,6 +5,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "custguard/common/json_string.hpp"
 #include "custguard/scan/document.hpp"
 #include "custguard/scan/extract.hpp"
 #include "custguard/scan/scanner.hpp"
@@ -13,28 +14,7 @@ namespace custguard::cli {
 
 namespace {
 
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\t': out += "\\t"; break;
-        case '\r': out += "\\r"; break;
-        default:
-            if (c < 0x20) {
-                static constexpr char kHex[] = "0123456789abcdef";
-                out += "\\u00";
-                out += kHex[c >> 4];
-                out += kHex[c & 15];
-            } else {
-                out += static_cast<char>(c);
-            }
-        }
-    }
-    return out + "\"";
-}
+using common::json_string;
 
 struct FileResult {
     std::string file;

@@ -1,5 +1,7 @@
 #include "daemon/dbus/json.hpp"
 
+#include "custguard/common/json_string.hpp"
+
 #include <charconv>
 #include <cstdio>
 
@@ -188,29 +190,6 @@ private:
 
 }  // namespace
 
-std::string json_escape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size() + 2);
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (c < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                out += buf;
-            } else {
-                out += static_cast<char>(c);
-            }
-        }
-    }
-    return out;
-}
-
 bool Json::as_bool(bool fallback) const {
     if (auto* b = std::get_if<bool>(&v_)) return *b;
     return fallback;
@@ -290,9 +269,7 @@ void Json::dump_to(std::string& out, int indent, int depth) const {
                 std::snprintf(buf, sizeof buf, "%.17g", v);
                 out += buf;
             } else if constexpr (std::is_same_v<T, std::string>) {
-                out += '"';
-                out += json_escape(v);
-                out += '"';
+                common::append_json_string(out, v);
             } else if constexpr (std::is_same_v<T, Array>) {
                 out += '[';
                 for (std::size_t i = 0; i < v.size(); ++i) {
@@ -307,9 +284,8 @@ void Json::dump_to(std::string& out, int indent, int depth) const {
                 for (std::size_t i = 0; i < v.size(); ++i) {
                     if (i) out += ',';
                     newline(depth + 1);
-                    out += '"';
-                    out += json_escape(v[i].first);
-                    out += indent < 0 ? "\":" : "\": ";
+                    common::append_json_string(out, v[i].first);
+                    out += indent < 0 ? ":" : ": ";
                     v[i].second.dump_to(out, indent, depth + 1);
                 }
                 if (!v.empty()) newline(depth);

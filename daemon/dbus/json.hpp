@@ -69,6 +69,4 @@ private:
     std::variant<std::monostate, bool, std::int64_t, double, std::string, Array, Object> v_;
 };
 
-std::string json_escape(std::string_view s);
-
 }  // namespace custguard::dbus

@@ -4,9 +4,12 @@
 
 #include <fmt/format.h>
 
+#include "custguard/common/json_string.hpp"
+
 namespace custguard::notify {
 
 namespace ev = custguard::events;
+using common::json_string;
 
 namespace {
 
@@ -74,46 +77,6 @@ void append_details(std::string& out, const ev::Record& r, std::string_view inde
 }
 
 }  // namespace
-
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (std::size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04x}", c);
-                else out += static_cast<char>(c);
-            }
-            ++i;
-            continue;
-        }
-        // Validate one UTF-8 sequence (no overlongs, no surrogates, at most U+10FFFF).
-        std::size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
-        bool ok = n != 0 && i + n <= s.size();
-        std::uint32_t cp = n == 2 ? (c & 0x1f) : n == 3 ? (c & 0x0f) : (c & 0x07);
-        for (std::size_t k = 1; ok && k < n; ++k) {
-            const auto cc = static_cast<unsigned char>(s[i + k]);
-            ok = (cc & 0xc0) == 0x80;
-            cp = (cp << 6) | (cc & 0x3f);
-        }
-        if (ok) ok = !(n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) && !(n == 4 && (cp < 0x10000 || cp > 0x10ffff));
-        if (ok) {
-            out.append(s.substr(i, n));
-            i += n;
-        } else {
-            out += "\xef\xbf\xbd";
-            ++i;
-        }
-    }
-    out += '"';
-    return out;
-}
 
 std::string local_time_text(std::int64_t epoch_seconds) {
     const std::time_t t = epoch_seconds;

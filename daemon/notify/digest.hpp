@@ -14,10 +14,6 @@
 
 namespace custguard::notify {
 
-// JSON string literal (with quotes) of bytes that should be UTF-8; invalid sequences
-// become U+FFFD so the document stays valid.
-std::string json_string(std::string_view bytes);
-
 // "2026-11-28 02:49:31 +0900" in the daemon's local time zone.
 std::string local_time_text(std::int64_t epoch_seconds);
 

@@ -206,14 +206,6 @@ TEST_CASE("a rendered mail has MIME headers and a base64 UTF-8 body", "[notify][
     for (std::size_t p = 0, e; (e = body.find("\r\n", p)) != std::string::npos; p = e + 2) CHECK(e - p <= 76);
 }
 
-TEST_CASE("json strings stay valid for any bytes", "[notify][unit]") {
-    CHECK(json_string("a\"b\\c\n") == "\"a\\\"b\\\\c\\n\"");
-    CHECK(json_string("顧客") == "\"顧客\"");
-    CHECK(json_string("\x01") == "\"\\u0001\"");
-    CHECK(json_string("\xff\xc3") == "\"\xef\xbf\xbd\xef\xbf\xbd\"");
-    CHECK(json_string("\xed\xa0\x80") == "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");  // a surrogate
-}
-
 TEST_CASE("the durable queue keeps messages across reopen in order and bounded", "[notify][unit]") {
     TempDir d;
     {

@@ -14,9 +14,13 @@
 #include <fmt/format.h>
 #include <spdlog/logger.h>
 
+#include "custguard/common/json_string.hpp"
+
 namespace custguard::events {
 
 namespace {
+
+using common::append_json_string;
 
 struct EcsMapping {
     std::string_view journald;
@@ -70,49 +74,6 @@ const EcsMapping* find_mapping(std::string_view name) {
 bool is_integer(std::string_view v) {
     if (v.empty() || v.size() > 19) return false;
     return std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// JSON string body; invalid UTF-8 bytes become U+FFFD.
-void append_json_string(std::string& out, std::string_view s) {
-    out += '"';
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const std::size_t n = s.size();
-    for (std::size_t i = 0; i < n;) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20 || c == 0x7f)
-                    out += fmt::format("\\u{:04x}", c);
-                else
-                    out += static_cast<char>(c);
-            }
-            ++i;
-            continue;
-        }
-        std::size_t len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-        bool ok = len != 0 && i + len <= n;
-        for (std::size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xc0) == 0x80;
-        if (ok) {
-            std::uint32_t cp = c & (0x7f >> len);
-            for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (p[i + k] & 0x3f);
-            ok = !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) && !(len == 4 && (cp < 0x10000 || cp > 0x10ffff)) &&
-                 !(cp >= 0xd800 && cp <= 0xdfff);
-        }
-        if (ok) {
-            out.append(s.data() + i, len);
-            i += len;
-        } else {
-            out += "\xef\xbf\xbd";
-            ++i;
-        }
-    }
-    out += '"';
 }
 
 struct Node {
