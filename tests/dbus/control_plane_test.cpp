@@ -681,15 +681,26 @@ TEST_CASE("dbus: a daemon killed during changes leaves a whole state file", "[db
     // A stream of changes from another process; the daemon is killed in the middle of it.
     pid_t writer = ::fork();
     if (writer == 0) {
+        // Stops at the first refused call: the daemon is gone.
         for (int i = 0; i < 200; ++i) {
             auto zone = i % 2 ? "customers" : "medical";
-            f.ctl({"user", "allow", zone, "cgdbus-user"});
-            f.ctl({"device", "allow", "client", zone, "10." + std::to_string(i % 250) + ".0.0/16"});
-            f.ctl({"user", "revoke", zone, "cgdbus-user"});
+            if (f.ctl({"user", "allow", zone, "cgdbus-user"}).rc != 0 ||
+                f.ctl({"device", "allow", "client", zone, "10." + std::to_string(i % 250) + ".0.0/16"}).rc != 0 ||
+                f.ctl({"user", "revoke", zone, "cgdbus-user"}).rc != 0)
+                break;
         }
         ::_exit(0);
     }
-    std::this_thread::sleep_for(1500ms);
+    // Kill once a few changes have landed, not after a fixed time (regression: on a loaded
+    // machine the stream had made one change after 1.5 s, so no device was ever written).
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        const auto t = f.state_text();
+        std::size_t devices = 0;
+        for (auto p = t.find("'10."); p != std::string::npos; p = t.find("'10.", p + 1)) ++devices;
+        if (devices >= 3) break;
+        std::this_thread::sleep_for(5ms);
+    }
     f.kill_daemon();
     int status = 0;
     ::waitpid(writer, &status, 0);
