@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -282,6 +283,19 @@ struct ControlPlane::Impl {
         if (const auto* z = p.find_zone(arg)) return z;
         return fail(error::unknown_zone,
                     "no zone named '" + arg + "'; zones are: " + zone_names(p) + " (see custguardctl zone list)");
+    }
+
+    // Every zone when `arg` is empty, else the one it names.
+    static Result<std::vector<const policy::Zone*>> zones_of(const policy::Policy& p, const std::string& arg) {
+        std::vector<const policy::Zone*> zones;
+        if (arg.empty()) {
+            for (const auto& z : p.zones) zones.push_back(&z);
+            return zones;
+        }
+        auto z = resolve_zone(p, arg);
+        if (!z) return tl::unexpected(z.error());
+        zones.push_back(*z);
+        return zones;
     }
 
     // "alice" must be a user, "%sales" a group, both known to NSS.
@@ -593,16 +607,10 @@ struct ControlPlane::Impl {
     Result<Json> list_users(const std::string& zone_arg) {
         auto p = daemon.current_policy();
         auto state = daemon.current_state();
-        std::vector<const policy::Zone*> zones;
-        if (zone_arg.empty()) {
-            for (const auto& z : p.zones) zones.push_back(&z);
-        } else {
-            auto z = resolve_zone(p, zone_arg);
-            if (!z) return tl::unexpected(z.error());
-            zones.push_back(*z);
-        }
+        auto zones = zones_of(p, zone_arg);
+        if (!zones) return tl::unexpected(zones.error());
         Json out = Json::array();
-        for (const auto* z : zones)
+        for (const auto* z : *zones)
             for (const auto& u : z->allow_users) {
                 Json row = Json::object()
                                .set("zone", z->name)
@@ -750,14 +758,8 @@ struct ControlPlane::Impl {
         }
         auto p = daemon.current_policy();
         auto state = daemon.current_state();
-        std::vector<const policy::Zone*> zones;
-        if (zone_arg.empty()) {
-            for (const auto& z : p.zones) zones.push_back(&z);
-        } else {
-            auto z = resolve_zone(p, zone_arg);
-            if (!z) return tl::unexpected(z.error());
-            zones.push_back(*z);
-        }
+        auto zones = zones_of(p, zone_arg);
+        if (!zones) return tl::unexpected(zones.error());
         Json out = Json::array();
         auto row = [&](policy::DeviceKind k, const std::string& zone, const std::string& value,
                        const policy::Origin& o) {
@@ -777,7 +779,7 @@ struct ControlPlane::Impl {
                 for (const auto& [v, o] : devices_of(p, k, nullptr, state)) row(k, "", v, o);
                 continue;
             }
-            for (const auto* z : zones)
+            for (const auto* z : *zones)
                 for (const auto& [v, o] : devices_of(p, k, z, state)) row(k, z->name, v, o);
         }
         return out;
@@ -933,26 +935,34 @@ int guarded(sd_bus_message* m, void* userdata, sd_bus_error* err, Fn&& fn) {
     }
 }
 
-int reply_string(sd_bus_message* m, sd_bus_error* err, const Result<std::string>& r) {
+int reply(sd_bus_message* m, sd_bus_error* err, const Result<std::string>& r) {
     if (!r) return reply_failure(err, r.error());
     return sd_bus_reply_method_return(m, "s", r->c_str());
 }
 
-int reply_json(sd_bus_message* m, sd_bus_error* err, const Result<Json>& r) {
+int reply(sd_bus_message* m, sd_bus_error* err, const Result<Json>& r) {
     if (!r) return reply_failure(err, r.error());
     return sd_bus_reply_method_return(m, "s", r->dump().c_str());
 }
 
-int read_strings(sd_bus_message* m, sd_bus_error* err, std::initializer_list<const char**> out) {
-    for (auto** p : out) {
-        int r = sd_bus_message_read_basic(m, 's', p);
-        if (r < 0) return sd_bus_error_set_errno(err, r);
-    }
-    return 0;
+// The shape of most methods: N string arguments in, a string or JSON text out.
+template <std::size_t N, typename Fn>
+int with_strings(sd_bus_message* m, void* u, sd_bus_error* e, Fn&& fn) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        std::array<const char*, N> args{};
+        for (auto& a : args)
+            if (int r = sd_bus_message_read_basic(m, 's', &a); r < 0) return sd_bus_error_set_errno(e, r);
+        return reply(m, e, fn(s, c, args));
+    });
 }
 
+using Args0 = std::array<const char*, 0>;
+using Args1 = std::array<const char*, 1>;
+using Args2 = std::array<const char*, 2>;
+using Args3 = std::array<const char*, 3>;
+
 int m_get_status(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller&) { return reply_json(m, e, s.get_status()); });
+    return with_strings<0>(m, u, e, [](Impl& s, const Caller&, Args0) { return s.get_status(); });
 }
 
 int m_check_policy(sd_bus_message* m, void* u, sd_bus_error* e) {
@@ -964,63 +974,41 @@ int m_check_policy(sd_bus_message* m, void* u, sd_bus_error* e) {
 }
 
 int m_reload_policy(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller& c) { return reply_json(m, e, s.reload_policy(c)); });
+    return with_strings<0>(m, u, e, [](Impl& s, const Caller& c, Args0) { return s.reload_policy(c); });
 }
 
 int m_show_policy(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller&) { return reply_json(m, e, s.show_policy()); });
+    return with_strings<0>(m, u, e, [](Impl& s, const Caller&, Args0) { return s.show_policy(); });
 }
 
 int m_list_zones(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller&) { return reply_json(m, e, s.list_zones()); });
+    return with_strings<0>(m, u, e, [](Impl& s, const Caller&, Args0) { return s.list_zones(); });
 }
 
 int m_allow_user(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
-        const char *zone = nullptr, *user = nullptr;
-        if (int r = read_strings(m, e, {&zone, &user}); r < 0) return r;
-        return reply_string(m, e, s.allow_user(c, zone, user));
-    });
+    return with_strings<2>(m, u, e, [](Impl& s, const Caller& c, Args2 a) { return s.allow_user(c, a[0], a[1]); });
 }
 
 int m_revoke_user(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
-        const char *zone = nullptr, *user = nullptr;
-        if (int r = read_strings(m, e, {&zone, &user}); r < 0) return r;
-        return reply_string(m, e, s.revoke_user(c, zone, user));
-    });
+    return with_strings<2>(m, u, e, [](Impl& s, const Caller& c, Args2 a) { return s.revoke_user(c, a[0], a[1]); });
 }
 
 int m_list_users(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller&) {
-        const char* zone = nullptr;
-        if (int r = read_strings(m, e, {&zone}); r < 0) return r;
-        return reply_json(m, e, s.list_users(zone));
-    });
+    return with_strings<1>(m, u, e, [](Impl& s, const Caller&, Args1 a) { return s.list_users(a[0]); });
 }
 
 int m_allow_device(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
-        const char *kind = nullptr, *zone = nullptr, *value = nullptr;
-        if (int r = read_strings(m, e, {&kind, &zone, &value}); r < 0) return r;
-        return reply_string(m, e, s.allow_device(c, kind, zone, value));
-    });
+    return with_strings<3>(m, u, e,
+                           [](Impl& s, const Caller& c, Args3 a) { return s.allow_device(c, a[0], a[1], a[2]); });
 }
 
 int m_revoke_device(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
-        const char *kind = nullptr, *zone = nullptr, *value = nullptr;
-        if (int r = read_strings(m, e, {&kind, &zone, &value}); r < 0) return r;
-        return reply_string(m, e, s.revoke_device(c, kind, zone, value));
-    });
+    return with_strings<3>(m, u, e,
+                           [](Impl& s, const Caller& c, Args3 a) { return s.revoke_device(c, a[0], a[1], a[2]); });
 }
 
 int m_list_devices(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller&) {
-        const char *kind = nullptr, *zone = nullptr;
-        if (int r = read_strings(m, e, {&kind, &zone}); r < 0) return r;
-        return reply_json(m, e, s.list_devices(kind, zone));
-    });
+    return with_strings<2>(m, u, e, [](Impl& s, const Caller&, Args2 a) { return s.list_devices(a[0], a[1]); });
 }
 
 int m_add_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
@@ -1036,38 +1024,26 @@ int m_add_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
 }
 
 int m_list_grants(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller&) {
-        const char* zone = nullptr;
-        if (int r = read_strings(m, e, {&zone}); r < 0) return r;
-        return reply_json(m, e, s.list_grants(zone));
-    });
+    return with_strings<1>(m, u, e, [](Impl& s, const Caller&, Args1 a) { return s.list_grants(a[0]); });
 }
 
 int m_revoke_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
-        const char *zone = nullptr, *user = nullptr;
-        if (int r = read_strings(m, e, {&zone, &user}); r < 0) return r;
-        return reply_string(m, e, s.revoke_grant(c, zone, user));
-    });
+    return with_strings<2>(m, u, e, [](Impl& s, const Caller& c, Args2 a) { return s.revoke_grant(c, a[0], a[1]); });
 }
 
 int m_list_held_jobs(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller&) { return reply_json(m, e, s.list_held_jobs()); });
+    return with_strings<0>(m, u, e, [](Impl& s, const Caller&, Args0) { return s.list_held_jobs(); });
 }
 
 int m_approve_job(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
-        const char *job = nullptr, *comment = nullptr;
-        if (int r = read_strings(m, e, {&job, &comment}); r < 0) return r;
-        return reply_string(m, e, s.decide_job(c, job, comment, daemon::JobDecision::approved));
+    return with_strings<2>(m, u, e, [](Impl& s, const Caller& c, Args2 a) {
+        return s.decide_job(c, a[0], a[1], daemon::JobDecision::approved);
     });
 }
 
 int m_reject_job(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
-        const char *job = nullptr, *reason = nullptr;
-        if (int r = read_strings(m, e, {&job, &reason}); r < 0) return r;
-        return reply_string(m, e, s.decide_job(c, job, reason, daemon::JobDecision::rejected));
+    return with_strings<2>(m, u, e, [](Impl& s, const Caller& c, Args2 a) {
+        return s.decide_job(c, a[0], a[1], daemon::JobDecision::rejected);
     });
 }
 
