@@ -15,20 +15,12 @@
 #include <vector>
 
 #include "scratch_journald.hpp"  // tests/events: a journald namespace instance
+#include "support/support.hpp"
 
 namespace cgdbus {
 
-struct Cred {
-    uid_t uid = 0;
-    gid_t gid = 0;
-    std::vector<gid_t> groups;
-};
-
-struct CtlResult {
-    int rc = -1;
-    std::string out;
-    std::string err;
-};
+using Cred = cgtest::Cred;
+using CtlResult = cgtest::RunResult;
 
 // Test users and groups, created when missing (useradd/groupadd).
 struct Accounts {
@@ -63,7 +55,7 @@ public:
 
     // Runs custguardctl with `args` (as root when cred is empty).
     CtlResult ctl(const std::vector<std::string>& args, const std::optional<Cred>& cred = std::nullopt) const;
-    // Starts custguardctl in the background writing to `out`; returns its pid.
+    // Starts custguardctl in the background, stdout and stderr to `out`; returns its pid.
     pid_t ctl_background(const std::vector<std::string>& args, const std::filesystem::path& out) const;
 
     // 0 when `cred` can open `path` for reading, else the errno.
@@ -85,12 +77,11 @@ public:
 private:
     void cleanup();
     void write_files();
-    void start_bus();
     void start_daemon();
 
     Options options_;
     std::filesystem::path dir_;
-    pid_t bus_ = -1;
+    std::unique_ptr<cgtest::PrivateBus> bus_;
     pid_t daemon_ = -1;
     std::unique_ptr<custguard::events::testing::ScratchJournald> journald_;
     std::string ns_;
