@@ -5,9 +5,7 @@
 // Needs root (private dbus-daemon, custguardd). Prints a table.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,40 +13,19 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "support/support.hpp"
+
 namespace fs = std::filesystem;
+using cgtest::spawn;
+using cgtest::spit;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-void spit(const fs::path& p, const std::string& s) {
-    std::ofstream(p, std::ios::binary) << s;
-}
-
-pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, const fs::path& log) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        int null = ::open("/dev/null", O_RDWR);
-        ::dup2(null, 0);
-        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-        ::unsetenv("NOTIFY_SOCKET");
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execvp(args[0], args.data());
-        ::_exit(127);
-    }
-    return pid;
-}
 
 // Runs to completion; returns wall milliseconds and the exit status.
 std::pair<double, int> timed(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
@@ -70,16 +47,6 @@ std::pair<double, int> timed(const std::vector<std::string>& argv, const std::ve
     ::waitpid(pid, &status, 0);
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     return {ms, WIFEXITED(status) ? WEXITSTATUS(status) : 128};
-}
-
-bool can_connect(const fs::path& path) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(fd);
-    return ok;
 }
 
 std::string postscript(int pages, bool customer) {
@@ -117,22 +84,8 @@ int main(int argc, char** argv) {
     fs::create_directories(dir / "state");
     fs::create_symlink("/bin/true", dir / "serverbin" / "backend" / "cgnull");
     spit(dir / "policy.toml", "[daemon]\nenforcer = \"fanotify\"\n[print]\naction = \"hold\"\nthreshold = 2\n");
-    spit(dir / "bus.conf",
-         "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-         " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig><type>system</type>"
-         "<auth>EXTERNAL</auth><listen>unix:path=" + (dir / "bus").string() + "</listen>"
-         "<policy context=\"default\"><allow user=\"*\"/><deny own=\"*\"/><deny send_type=\"method_call\"/>"
-         "<allow send_type=\"signal\"/>"
-         "<allow send_requested_reply=\"true\" send_type=\"method_return\"/>"
-         "<allow send_requested_reply=\"true\" send_type=\"error\"/>"
-         "<allow receive_type=\"method_call\"/><allow receive_type=\"method_return\"/>"
-         "<allow receive_type=\"error\"/><allow receive_type=\"signal\"/>"
-         "<allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/></policy>"
-         "<include>" CG_DBUS_POLICY "</include></busconfig>\n");
-    pid_t bus = spawn({"dbus-daemon", "--config-file=" + (dir / "bus.conf").string(), "--nofork", "--nopidfile"}, {},
-                      dir / "dbus.log");
-    while (!can_connect(dir / "bus")) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    const std::string bus_env = "DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir / "bus").string();
+    cgtest::PrivateBus bus(dir);
+    const std::string bus_env = bus.env();
     pid_t daemon = spawn({CG_CUSTGUARDD, "--policy", (dir / "policy.toml").string(), "--state-dir",
                           (dir / "state").string(), "--enforcer", "fanotify", "--no-audit", "--no-journal", "--export",
                           "jsonl:" + (dir / "events.jsonl").string()},
@@ -169,10 +122,7 @@ int main(int argc, char** argv) {
         if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     auto stop = [&] {
-        ::kill(daemon, SIGTERM);
-        ::waitpid(daemon, nullptr, 0);
-        ::kill(bus, SIGTERM);
-        ::waitpid(bus, nullptr, 0);
+        cgtest::kill_and_reap(daemon);
     };
     if (!ready) {
         std::fprintf(stderr, "bench_print: custguardd does not answer; see %s/custguardd.log\n", dir.c_str());

@@ -30,6 +30,7 @@
 
 #include "daemon/notify/notifier.hpp"
 #include "daemon/notify/transport.hpp"
+#include "support/support.hpp"
 
 using namespace custguard;
 using namespace custguard::notify;
@@ -40,49 +41,13 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using cgtest::can_connect;
+using cgtest::free_port;
+using cgtest::slurp;
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/cgnotify-host.XXXXXX";
-        REQUIRE(::mkdtemp(tmpl));
-        path = tmpl;
-        ::chmod(tmpl, 0755);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
+struct TempDir : cgtest::TempDir {
+    TempDir() : cgtest::TempDir("cgnotify-host") {}
 };
-
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
-bool can_connect(int port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-}
 
 // A sink process (SMTP or HTTP) writing what it receives to `dir`.
 class Sink {
@@ -247,10 +212,10 @@ NotifierOptions fast_options(const fs::path& dir) {
 
 TEST_CASE("a digest arrives as readable Japanese/English UTF-8 mail and as JSON", "[notify][host]") {
     TempDir t;
-    Sink smtp("smtp_sink.py", free_port(), t.path / "smtp");
-    Sink http("http_sink.py", free_port(), t.path / "http");
+    Sink smtp("smtp_sink.py", free_port(), t.path() / "smtp");
+    Sink http("http_sink.py", free_port(), t.path() / "http");
     Host host;
-    auto n = Notifier::create(fast_options(t.path / "notify"), host.make());
+    auto n = Notifier::create(fast_options(t.path() / "notify"), host.make());
     REQUIRE(n);
     auto p = one_target(smtp.port(), http.port());
     p.zones[0].sensitivity = policy::Sensitivity::personal;  // no alerts: only the digest
@@ -292,10 +257,10 @@ TEST_CASE("a digest arrives as readable Japanese/English UTF-8 mail and as JSON"
 
 TEST_CASE("alert latency: a sensitive-zone denial reaches SMTP and webhook", "[notify][host]") {
     TempDir t;
-    Sink smtp("smtp_sink.py", free_port(), t.path / "smtp");
-    Sink http("http_sink.py", free_port(), t.path / "http");
+    Sink smtp("smtp_sink.py", free_port(), t.path() / "smtp");
+    Sink http("http_sink.py", free_port(), t.path() / "http");
     Host host;
-    auto n = Notifier::create(fast_options(t.path / "notify"), host.make());
+    auto n = Notifier::create(fast_options(t.path() / "notify"), host.make());
     REQUIRE(n);
     (*n)->apply(one_target(smtp.port(), http.port()));
     std::vector<double> mail_ms, hook_ms;
@@ -329,7 +294,7 @@ TEST_CASE("server down: messages are queued on disk and delivered in order later
     TempDir t;
     const int smtp_port = free_port(), http_port = free_port();
     Host host;
-    auto n = Notifier::create(fast_options(t.path / "notify"), host.make());
+    auto n = Notifier::create(fast_options(t.path() / "notify"), host.make());
     REQUIRE(n);
     (*n)->apply(one_target(smtp_port, http_port));
     for (int i = 0; i < 5; ++i)
@@ -341,11 +306,11 @@ TEST_CASE("server down: messages are queued on disk and delivered in order later
     CHECK(c.failed >= 2);
     CHECK(c.sent == 0);
     std::size_t files = 0;
-    for (const auto& e : fs::directory_iterator(t.path / "notify" / "queue")) files += e.path().extension() == ".msg";
+    for (const auto& e : fs::directory_iterator(t.path() / "notify" / "queue")) files += e.path().extension() == ".msg";
     CHECK(files == 10);
     // The servers come up: everything arrives, in the order it was queued.
-    Sink smtp("smtp_sink.py", smtp_port, t.path / "smtp");
-    Sink http("http_sink.py", http_port, t.path / "http");
+    Sink smtp("smtp_sink.py", smtp_port, t.path() / "smtp");
+    Sink http("http_sink.py", http_port, t.path() / "http");
     REQUIRE(smtp.wait_for(5));
     REQUIRE(http.wait_for(5));
     REQUIRE((*n)->wait_idle(10s, true));
@@ -363,7 +328,7 @@ TEST_CASE("restart with a full queue: overflow reported and the rest replayed in
     TempDir t;
     const int smtp_port = free_port();
     Host host;
-    auto options = fast_options(t.path / "notify");
+    auto options = fast_options(t.path() / "notify");
     options.queue_max = 4;
     {
         auto n = Notifier::create(options, host.make());
@@ -378,7 +343,7 @@ TEST_CASE("restart with a full queue: overflow reported and the rest replayed in
         std::lock_guard lock(host.mu);
         CHECK(host.lost == 2);  // reported (the daemon writes a `lost` record)
     }
-    Sink smtp("smtp_sink.py", smtp_port, t.path / "smtp");
+    Sink smtp("smtp_sink.py", smtp_port, t.path() / "smtp");
     auto n = Notifier::create(options, host.make());
     REQUIRE(n);
     (*n)->apply(one_target(smtp_port, 0));
@@ -394,24 +359,24 @@ TEST_CASE("restart with a full queue: overflow reported and the rest replayed in
 TEST_CASE("SMTP with STARTTLS and AUTH", "[notify][host]") {
     TempDir t;
     // A throwaway self-signed certificate for 127.0.0.1, trusted as the CA by the client.
-    const auto cert = t.path / "cert.pem", key = t.path / "key.pem";
+    const auto cert = t.path() / "cert.pem", key = t.path() / "key.pem";
     const std::string cmd = fmt::format(
         "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
         "-keyout {} -out {} >/dev/null 2>&1",
         key.string(), cert.string());
     REQUIRE(std::system(cmd.c_str()) == 0);
-    Sink smtp("smtp_sink.py", free_port(), t.path / "smtp",
+    Sink smtp("smtp_sink.py", free_port(), t.path() / "smtp",
               {"--cert", cert.string(), "--key", key.string(), "--auth", "cguser:s3cret"});
-    std::ofstream(t.path / "password") << "s3cret\n";
+    std::ofstream(t.path() / "password") << "s3cret\n";
     Host host;
-    auto options = fast_options(t.path / "notify");
+    auto options = fast_options(t.path() / "notify");
     options.smtp_ca_file = cert.string();
     auto n = Notifier::create(options, host.make());
     REQUIRE(n);
     auto p = one_target(smtp.port(), 0);
     p.mail.starttls = true;
     p.mail.username = "cguser";
-    p.mail.password_file = (t.path / "password").string();
+    p.mail.password_file = (t.path() / "password").string();
     CHECK((*n)->apply(p).empty());
     (*n)->observe(access(ev::Kind::access_denied, "顧客データ", "bob", "1001", "/srv/顧客/tls"));
     REQUIRE(smtp.wait_for(1));
@@ -419,7 +384,7 @@ TEST_CASE("SMTP with STARTTLS and AUTH", "[notify][host]") {
     CHECK(json_value(mail, "tls") == "true");
     CHECK(json_value(mail, "auth") == "true");
     // A wrong password is refused by the server: the message stays queued.
-    std::ofstream(t.path / "password") << "wrong\n";
+    std::ofstream(t.path() / "password") << "wrong\n";
     CHECK((*n)->apply(p).empty());
     (*n)->observe(access(ev::Kind::access_denied, "顧客データ", "bob", "1001", "/srv/顧客/tls2"));
     const auto t0 = Clock::now();

@@ -27,152 +27,20 @@ namespace cgprint {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-namespace {
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-void spit(const fs::path& p, const std::string& text, mode_t mode = 0644) {
-    {
-        std::ofstream out(p, std::ios::binary | std::ios::trunc);
-        out << text;
-        if (!out) throw std::runtime_error("cannot write " + p.string());
-    }
-    ::chmod(p.c_str(), mode);
-}
-
-int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
-
-Cred cred_of(const std::string& name) {
-    passwd* pw = ::getpwnam(name.c_str());
-    if (!pw) throw std::runtime_error("no user " + name);
-    Cred c{pw->pw_uid, pw->pw_gid, {}, name};
-    int n = 64;
-    std::vector<gid_t> groups(n);
-    if (::getgrouplist(name.c_str(), pw->pw_gid, groups.data(), &n) < 0) throw std::runtime_error("getgrouplist");
-    groups.resize(n);
-    c.groups = groups;
-    return c;
-}
-
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    int port = ntohs(a.sin_port);
-    ::close(fd);
-    return port;
-}
-
-bool can_connect(const fs::path& path) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(fd);
-    return ok;
-}
-
-void kill_and_reap(pid_t& pid) {
-    if (pid <= 0) return;
-    ::kill(pid, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-        if (::waitpid(pid, nullptr, WNOHANG) == pid) {
-            pid = -1;
-            return;
-        }
-        std::this_thread::sleep_for(50ms);
-    }
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    pid = -1;
-}
-
-pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, const fs::path& log) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        int null = ::open("/dev/null", O_RDWR);
-        ::dup2(null, 0);
-        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-        ::unsetenv("NOTIFY_SOCKET");
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execvp(args[0], args.data());
-        ::_exit(127);
-    }
-    return pid;
-}
-
-}  // namespace
+using cgtest::can_connect;
+using cgtest::free_port;
+using cgtest::kill_and_reap;
+using cgtest::slurp;
+using cgtest::spawn;
+using cgtest::spit;
 
 bool contains(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;
 }
 
 const Accounts& accounts() {
-    static const Accounts a = [] {
-        if (sh("getent group cgprint-customers >/dev/null || groupadd --system cgprint-customers") != 0)
-            throw std::runtime_error("groupadd cgprint-customers failed");
-        for (const char* u : {"cgprint-ok", "cgprint-other"}) {
-            std::string cmd = std::string("id -u ") + u + " >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin " + u;
-            if (sh(cmd) != 0) throw std::runtime_error(std::string("useradd ") + u + " failed");
-        }
-        if (sh("usermod -aG cgprint-customers cgprint-ok") != 0) throw std::runtime_error("usermod failed");
-        return Accounts{cred_of("cgprint-ok"), cred_of("cgprint-other")};
-    }();
+    static const Accounts a{cgtest::ensure_user("cgprint-ok", {"cgprint-customers"}), cgtest::ensure_user("cgprint-other")};
     return a;
-}
-
-RunResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::optional<Cred>& cred) {
-    int out = ::open("/tmp", O_TMPFILE | O_RDWR, 0600);
-    int err = ::open("/tmp", O_TMPFILE | O_RDWR, 0600);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::alarm(60);
-        int null = ::open("/dev/null", O_RDONLY);
-        ::dup2(null, 0);
-        ::dup2(out, 1);
-        ::dup2(err, 2);
-        if (cred && (::setgroups(cred->groups.size(), cred->groups.data()) != 0 ||
-                     ::setresgid(cred->gid, cred->gid, cred->gid) != 0 || ::setresuid(cred->uid, cred->uid, cred->uid) != 0))
-            ::_exit(120);
-        for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-        ::setenv("TZ", "UTC", 1);
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execvp(args[0], args.data());
-        ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    auto read_all = [](int fd) {
-        std::string s;
-        ::lseek(fd, 0, SEEK_SET);
-        char buf[4096];
-        ssize_t n;
-        while ((n = ::read(fd, buf, sizeof buf)) > 0) s.append(buf, static_cast<std::size_t>(n));
-        ::close(fd);
-        return s;
-    };
-    RunResult r;
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = read_all(out);
-    r.err = read_all(err);
-    return r;
 }
 
 // ---- AppSocket printer --------------------------------------------------------------------
@@ -261,13 +129,13 @@ PrintFixture::PrintFixture(std::string print_section, bool journal) {
             custguard::events::testing::unique_namespace("print"));
         journald_->start();
     }
-    start_bus();
+    bus_ = std::make_unique<cgtest::PrivateBus>(dir_);
     start_daemon();
 }
 
 PrintFixture::~PrintFixture() {
     kill_and_reap(daemon_);
-    kill_and_reap(bus_);
+    bus_.reset();
     kill_and_reap(cupsd_);
     journald_.reset();
     if (std::getenv("CGPRINT_KEEP")) return;  // debugging: keep logs and spool
@@ -311,22 +179,6 @@ void PrintFixture::write_cups_files() {
          "FileDevice Yes\nUser lp\nGroup lp\nSystemGroup root\n"
          // The backend must reach the test's bus, not the system one.
          "SetEnv DBUS_SYSTEM_BUS_ADDRESS unix:path=" + (dir_ / "bus").string() + "\n");
-    // Debian's system bus configuration reduced to what a test needs, plus the shipped
-    // policy for org.custguard1 (the backend calls as root).
-    spit(dir_ / "bus.conf",
-         "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-         " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-         "<busconfig>\n  <type>system</type>\n  <auth>EXTERNAL</auth>\n"
-         "  <listen>unix:path=" + (dir_ / "bus").string() + "</listen>\n"
-         "  <policy context=\"default\">\n"
-         "    <allow user=\"*\"/>\n    <deny own=\"*\"/>\n    <deny send_type=\"method_call\"/>\n"
-         "    <allow send_type=\"signal\"/>\n"
-         "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
-         "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
-         "    <allow receive_type=\"method_call\"/>\n    <allow receive_type=\"method_return\"/>\n"
-         "    <allow receive_type=\"error\"/>\n    <allow receive_type=\"signal\"/>\n"
-         "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
-         "  </policy>\n  <include>" CG_DBUS_POLICY "</include>\n</busconfig>\n");
 }
 
 void PrintFixture::start_cupsd() {
@@ -350,17 +202,6 @@ void PrintFixture::add_queue(const std::string& name, int port) {
     auto r = run({"lpadmin", "-p", name, "-E", "-v", "custguard:socket://127.0.0.1:" + std::to_string(port)},
                  client_env());
     if (r.rc != 0) throw std::runtime_error("lpadmin " + name + ": " + r.err);
-}
-
-void PrintFixture::start_bus() {
-    bus_ = spawn({"dbus-daemon", "--config-file=" + (dir_ / "bus.conf").string(), "--nofork", "--nopidfile"}, {},
-                 dir_ / "dbus.log");
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (can_connect(dir_ / "bus")) return;
-        std::this_thread::sleep_for(20ms);
-    }
-    throw std::runtime_error("dbus-daemon did not listen: " + slurp(dir_ / "dbus.log"));
 }
 
 void PrintFixture::write_policy(const std::string& print_section) const {

@@ -18,31 +18,19 @@
 #include <vector>
 
 #include "scratch_journald.hpp"  // tests/events: a journald namespace instance
+#include "support/support.hpp"
 
 namespace cgprint {
 
-struct Cred {
-    uid_t uid = 0;
-    gid_t gid = 0;
-    std::vector<gid_t> groups;
-    std::string name;
-};
+using Cred = cgtest::Cred;
+using RunResult = cgtest::RunResult;
+using cgtest::run;
 
 struct Accounts {
     Cred allowed;  // cgprint-ok, member of cgprint-customers
     Cred other;    // cgprint-other
 };
 const Accounts& accounts();
-
-struct RunResult {
-    int rc = -1;
-    std::string out;
-    std::string err;
-};
-
-// Runs argv (argv[0] looked up in PATH) with extra environment, optionally as `cred`.
-RunResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
-              const std::optional<Cred>& cred = std::nullopt);
 
 // A TCP listener on 127.0.0.1 that keeps every connection's bytes: what reached the printer.
 class AppSocketPrinter {
@@ -116,12 +104,12 @@ public:
 private:
     void write_cups_files();
     void start_cupsd();
-    void start_bus();
     void add_queue(const std::string& name, int port);
 
     std::filesystem::path dir_;
     std::unique_ptr<AppSocketPrinter> office_, secure_;
-    pid_t cupsd_ = -1, bus_ = -1, daemon_ = -1;
+    pid_t cupsd_ = -1, daemon_ = -1;
+    std::unique_ptr<cgtest::PrivateBus> bus_;
     std::unique_ptr<custguard::events::testing::ScratchJournald> journald_;
     int cups_port_ = 0;
 };
