@@ -430,6 +430,16 @@ struct ControlCommands::Impl {
                                               n["bulk_reads"].as_string() + " bulk reads"});
                 if (!n["last_error"].as_string().empty()) rows.push_back({"notify error", n["last_error"].as_string()});
             }
+            if (const Json& a = s["audit"]; !a.is_null()) {
+                if (a["mode"].as_string() == "off")
+                    rows.push_back({"audit", "off: " + a["off_reason"].as_string()});
+                else
+                    rows.push_back({"audit", a["mode"].as_string() + ", " + a["rules"].as_string() + " rules, " +
+                                                 a["accesses"].as_string() + " zone reads seen, " +
+                                                 a["mismatches"].as_string() + " mismatches, " +
+                                                 a["kernel_lost"].as_string() + " lost in the kernel, " +
+                                                 a["overruns"].as_string() + " overruns"});
+            }
             if (s["revoked"].is_array())
                 for (const auto& r : s["revoked"].as_array())
                     rows.push_back({"revoked", r["user"].as_string() + " (" + r["uid"].as_string() + ") in zone " +

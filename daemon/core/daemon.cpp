@@ -263,6 +263,7 @@ tl::expected<void, std::string> Daemon::start() {
         if (auto obs = audit::AuditObserver::create(std::move(ao)); obs) {
             audit_ = std::move(*obs);
         } else {
+            audit_off_reason_ = obs.error();
             audit_warnings_.push_back("audit observer off: " + obs.error());
             spdlog::warn("audit observer off: {}", obs.error());
         }
@@ -520,6 +521,13 @@ Status Daemon::status() const {
     s.unprotected_queues = print_->unprotected_queues();
     s.notify = notifier_->counters();
     s.revoked = revoked_;
+    if (audit_) {
+        s.audit_mode = audit_->mode() == audit::ObserverMode::observe ? "observe" : "cross-check";
+        s.audit = audit_->counters();
+    } else {
+        s.audit_mode = "off";
+        s.audit_off_reason = options_.audit ? audit_off_reason_ : "--no-audit";
+    }
     return s;
 }
 

@@ -20,6 +20,7 @@
 #include "custguard/policy/evaluate.hpp"
 #include "custguard/policy/load.hpp"
 #include "custguard/policy/state.hpp"
+#include "daemon/audit/observer.hpp"
 #include "daemon/core/held_jobs.hpp"
 #include "daemon/enforcer.hpp"
 #include "daemon/notify/notifier.hpp"
@@ -65,6 +66,9 @@ struct Status {
     std::vector<std::string> unprotected_queues;  // CUPS queues without the custguard backend
     notify::NotifyCounters notify;                 // mail / webhook delivery
     std::vector<notify::Revocation> revoked;       // bulk-read cool-downs in force
+    std::string audit_mode;                        // observe | cross-check | off
+    std::string audit_off_reason;                  // why off ("" when on)
+    audit::ObserverCounters audit;                 // zero when off
 };
 
 struct ReloadOutcome {
@@ -135,6 +139,7 @@ private:
     std::unique_ptr<Enforcer> enforcer_;
     std::unique_ptr<audit::AuditObserver> audit_;  // null with --no-audit or without kernel audit
     std::vector<std::string> audit_warnings_;
+    std::string audit_off_reason_;
     std::string enforcer_reason_;
     bool adopted_ = false;
 

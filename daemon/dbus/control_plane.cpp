@@ -384,6 +384,23 @@ struct ControlPlane::Impl {
                           .set("digests", s.notify.digests)
                           .set("bulk_reads", s.notify.bulk_reads)
                           .set("last_error", s.notify.last_error);
+        Json audit = Json::object()
+                         .set("mode", s.audit_mode)
+                         .set("off_reason", s.audit_off_reason)
+                         .set("rules", s.audit.rules)
+                         .set("records", s.audit.records)
+                         .set("malformed", s.audit.malformed)
+                         .set("events", s.audit.events)
+                         .set("incomplete", s.audit.incomplete)
+                         .set("accesses", s.audit.accesses)
+                         .set("recorded", s.audit.recorded)
+                         .set("matched", s.audit.matched)
+                         .set("mismatches", s.audit.mismatches)
+                         .set("auid_mismatches", s.audit.auid_mismatches)
+                         .set("unverifiable", s.audit.unverifiable)
+                         .set("overruns", s.audit.overruns)
+                         .set("kernel_lost", s.audit.kernel_lost)
+                         .set("reenabled", s.audit.reenabled);
         Json revoked = Json::array();
         for (const auto& r : s.revoked)
             revoked.push(Json::object().set("zone", r.zone).set("uid", r.uid).set("user", r.user).set("until", r.until));
@@ -409,6 +426,7 @@ struct ControlPlane::Impl {
             .set("sensor", std::move(sensor))
             .set("pipeline", std::move(pipeline))
             .set("notify", std::move(notify))
+            .set("audit", std::move(audit))
             .set("revoked", std::move(revoked))  // bulk-read cool-downs in force
             .set("warnings", strings_json(s.warnings));
     }
