@@ -21,6 +21,9 @@ struct AccessEvent {
     std::string path;
     Sensor sensor = Sensor::fanotify;
     std::int64_t realtime_ns = 0;  // wall-clock time the sensor saw it
+    // The Samba client address, when the sensor looked it up while the access waited for
+    // its answer (fanotify); "" = the pipeline looks it up when it enriches the event.
+    std::string client;
 };
 
 // Called from sensor threads; must be thread-safe and must not block for long.

@@ -13,9 +13,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/logger.h>
@@ -66,6 +68,64 @@ custguard::daemon::AccessEvent self_event(std::uint32_t decision, std::uint32_t 
     ev.realtime_ns = 1'700'000'000'123'456'000;
     return ev;
 }
+
+// A stand-in for an smbd connection process: a child named `name` accepts one loopback
+// connection on an ephemeral port (playing the SMB port) and holds it until destroyed.
+class FakeSmbd {
+public:
+    explicit FakeSmbd(const char* name) {
+        listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(listener_ >= 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::listen(listener_, 1) == 0);
+        socklen_t len = sizeof addr;
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port = ntohs(addr.sin_port);
+        REQUIRE(::pipe(ready_) == 0);
+        REQUIRE(::pipe(done_) == 0);
+        pid = ::fork();
+        if (pid == 0) {
+            ::prctl(PR_SET_NAME, name);
+            int conn = ::accept(listener_, nullptr, nullptr);
+            char c = conn >= 0 ? 'y' : 'n';
+            (void)::write(ready_[1], &c, 1);
+            (void)::read(done_[0], &c, 1);
+            ::_exit(0);
+        }
+        client_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(::connect(client_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        char c = 0;
+        REQUIRE(::read(ready_[0], &c, 1) == 1);
+        REQUIRE(c == 'y');
+    }
+    ~FakeSmbd() {
+        (void)::write(done_[1], "x", 1);
+        ::waitpid(pid, nullptr, 0);
+        for (int fd : {listener_, client_, ready_[0], ready_[1], done_[0], done_[1]})
+            if (fd >= 0) ::close(fd);
+    }
+    // The client hangs up (like `smbclient -c` once its command is done): the connection
+    // process still holds its socket, now in CLOSE_WAIT.
+    void hang_up() {
+        ::close(client_);
+        client_ = -1;
+        std::this_thread::sleep_for(50ms);  // the FIN crosses loopback at once; be generous
+    }
+    EnrichConfig config() const {
+        EnrichConfig cfg;
+        cfg.samba_ports = {port};
+        return cfg;
+    }
+    std::uint16_t port = 0;
+    pid_t pid = -1;
+
+private:
+    int listener_ = -1, client_ = -1;
+    int ready_[2] = {-1, -1}, done_[2] = {-1, -1};
+};
 
 }  // namespace
 
@@ -220,41 +280,10 @@ TEST_CASE("cgroup paths and /proc/net addresses", "[unit]") {
 }
 
 TEST_CASE("the client address of an smbd process comes from its TCP socket", "[unit]") {
-    // A listener on an ephemeral port plays the SMB port; a child named "smbd" accepts the
-    // connection and holds it, like an smbd serving one client.
-    int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(listener >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(listener, 1) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-    const std::uint16_t port = ntohs(addr.sin_port);
-
-    int ready[2], done[2];
-    REQUIRE(::pipe(ready) == 0);
-    REQUIRE(::pipe(done) == 0);
-    pid_t child = ::fork();
-    if (child == 0) {
-        ::prctl(PR_SET_NAME, "smbd");
-        int conn = ::accept(listener, nullptr, nullptr);
-        char c = conn >= 0 ? 'y' : 'n';
-        (void)::write(ready[1], &c, 1);
-        (void)::read(done[0], &c, 1);
-        ::_exit(0);
-    }
-    int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    char c = 0;
-    REQUIRE(::read(ready[0], &c, 1) == 1);
-    REQUIRE(c == 'y');
-
-    EnrichConfig cfg;
-    cfg.samba_ports = {port};
+    FakeSmbd smbd("smbd");
+    const EnrichConfig cfg = smbd.config();
     Enricher e(cfg);
-    auto info = e.process(static_cast<std::uint32_t>(child), 0, 0);
+    auto info = e.process(static_cast<std::uint32_t>(smbd.pid), 0, 0);
     CHECK(info.comm == "smbd");
     CHECK(info.client == "127.0.0.1");
     CHECK(e.stats().client_lookups == 1);
@@ -263,12 +292,123 @@ TEST_CASE("the client address of an smbd process comes from its TCP socket", "[u
     CHECK(self.client.empty());
     CHECK(e.stats().client_lookups == 1);
     // Wrong port: nothing found.
-    const std::uint16_t other[] = {static_cast<std::uint16_t>(port + 1)};
-    CHECK(find_tcp_peer(cfg, static_cast<std::uint32_t>(child), other).empty());
+    const std::uint16_t other[] = {static_cast<std::uint16_t>(smbd.port + 1)};
+    CHECK(find_tcp_peer(cfg, static_cast<std::uint32_t>(smbd.pid), other).empty());
+}
 
-    (void)::write(done[1], "x", 1);
+// Regression: with a real smbd, `smbclient -c 'get file /dev/null'` produced records
+// without CUSTGUARD_CLIENT. The client hangs up right after its request; the socket smbd
+// still held was in CLOSE_WAIT (no longer ESTABLISHED) when the pipeline enriched, or
+// smbd had exited altogether. tests/samba has the end-to-end case.
+TEST_CASE("a Samba client that already hung up is still found while smbd holds the socket", "[unit]") {
+    FakeSmbd smbd("smbd");
+    smbd.hang_up();
+    const std::uint16_t ports[] = {smbd.port};
+    auto peer = find_tcp_peer_socket(smbd.config(), static_cast<std::uint32_t>(smbd.pid), ports);
+    CHECK(peer.address == "127.0.0.1");
+    CHECK(peer.fd >= 0);
+    CHECK(peer.inode != 0);
+}
+
+TEST_CASE("Samba processes are recognised by comm, executable, or smbd[CLIENT]", "[unit]") {
+    const EnrichConfig cfg;
+    struct Case {
+        const char* comm;
+        const char* exe;
+        bool samba;
+    };
+    const Case cases[] = {
+        {"smbd", "", true},
+        {"smbd", "/usr/sbin/smbd", true},
+        {"whatever", "/usr/sbin/smbd", true},  // comm changed by the process itself
+        {"smbd[10.66.1.2]", "", true},         // newer Samba names connection processes so
+        {"smbd[10.66.123.", "", true},         // ... cut to 15 bytes in comm
+        {"smbd-notifyd", "", false},           // holds no client connection
+        {"smbdx", "", false},
+        {"cat", "/usr/bin/cat", false},
+        {"", "", false},
+    };
+    for (const auto& c : cases) {
+        INFO(c.comm << " " << c.exe);
+        CHECK(is_samba_program(cfg, c.comm, c.exe) == c.samba);
+    }
+}
+
+TEST_CASE("SambaClients: one lookup per connection process, then a readlink", "[unit]") {
+    FakeSmbd smbd("smbd");
+    SambaClients clients(smbd.config());
+    const auto pid = static_cast<std::uint32_t>(smbd.pid);
+    CHECK(clients.client(pid, "smbd") == "127.0.0.1");
+    CHECK(clients.lookups() == 1);
+    CHECK(clients.client(pid, "smbd") == "127.0.0.1");
+    CHECK(clients.lookups() == 1);
+    CHECK(clients.hits() == 1);
+    // Not a Samba program: nothing, and no lookup.
+    CHECK(clients.client(static_cast<std::uint32_t>(::getpid()), "tester").empty());
+    CHECK(clients.lookups() == 1);
+    // A process without a client connection: looked up, nothing found, nothing cached.
+    CHECK(clients.client(static_cast<std::uint32_t>(::getpid()), "smbd").empty());
+    CHECK(clients.lookups() == 2);
+}
+
+TEST_CASE("SambaClients: a cached pid whose socket is gone is looked up again", "[unit]") {
+    auto first = std::make_unique<FakeSmbd>("smbd");
+    const auto pid = static_cast<std::uint32_t>(first->pid);
+    SambaClients clients(first->config());
+    CHECK(clients.client(pid, "smbd") == "127.0.0.1");
+    first.reset();  // the process exited: its pid may come back as another smbd
+    CHECK(clients.client(pid, "smbd").empty());
+    CHECK(clients.lookups() == 2);
+}
+
+// Regression: with a real smbd, records of short sessions had an empty CUSTGUARD_EXE and
+// no CUSTGUARD_PROCESS_EXITED: the connection process was a zombie (exited, not yet reaped
+// by the main smbd), whose comm and status can still be read but not its exe.
+TEST_CASE("a zombie process is reported as exited, with what is left of it", "[unit]") {
+    pid_t child = ::fork();
+    if (child == 0) {
+        ::prctl(PR_SET_NAME, "smbd");
+        ::_exit(0);
+    }
+    // Not reaped yet: wait until it is a zombie.
+    bool zombie = false;
+    for (int i = 0; i < 500 && !zombie; ++i) {
+        zombie = slurp(fmt::format("/proc/{}/status", child)).find("State:\tZ") != std::string::npos;
+        if (!zombie) std::this_thread::sleep_for(2ms);
+    }
+    REQUIRE(zombie);
+    Enricher e;
+    auto info = e.process(static_cast<std::uint32_t>(child), 0, 0);
+    CHECK(info.exited);
+    CHECK(info.comm == "smbd");
+    CHECK(info.ppid == static_cast<std::uint32_t>(::getpid()));
+    CHECK(info.exe.empty());
+    CHECK(e.stats().exited == 1);
+    auto ev = self_event(CG_DECISION_DENY);
+    ev.raw.pid = ev.raw.tgid = static_cast<std::uint32_t>(child);
+    const std::vector<std::string> zones = {"customers"};
+    CHECK(*e.enrich(ev, zones).get(field::process_exited) == "1");
     ::waitpid(child, nullptr, 0);
-    for (int fd : {listener, client, ready[0], ready[1], done[0], done[1]}) ::close(fd);
+    // A live process is not.
+    CHECK_FALSE(e.process(static_cast<std::uint32_t>(::getpid()), 0, 0).exited);
+}
+
+// Regression (same as above): the client the sensor found while smbd waited for the answer
+// is what the record carries, even when smbd has exited by the time it is enriched.
+TEST_CASE("the record carries the client the sensor found, though smbd is gone", "[unit]") {
+    pid_t child = ::fork();
+    if (child == 0) ::_exit(0);
+    ::waitpid(child, nullptr, 0);
+    auto ev = self_event(CG_DECISION_DENY);
+    ev.raw.pid = ev.raw.tgid = static_cast<std::uint32_t>(child);
+    std::strncpy(ev.raw.comm, "smbd", sizeof ev.raw.comm);
+    ev.client = "10.66.1.2";
+    Enricher e;
+    const std::vector<std::string> zones = {"customers"};
+    Record r = e.enrich(ev, zones);
+    CHECK(*r.get(field::process_exited) == "1");
+    CHECK(*r.get(field::client) == "10.66.1.2");
+    CHECK(r.message.find("from 10.66.1.2") != std::string::npos);
 }
 
 TEST_CASE("builders never carry matched data: names and counts only", "[unit]") {

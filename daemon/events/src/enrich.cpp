@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <mutex>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -111,6 +112,19 @@ std::string device_text(std::uint64_t dev) {
     return fmt::format("{}:{}", major, minor);
 }
 
+// A TCP state (as /proc/net/tcp prints it) in which the socket still names its peer: the
+// connection is up or being closed. A client that hangs up right after its request (a
+// one-shot `smbclient -c 'get ...'`) leaves smbd's socket in CLOSE_WAIT by the time the
+// pipeline enriches the event, which is after the access was answered.
+bool connected_state(std::string_view st) {
+    return st == "01"      // ESTABLISHED
+           || st == "04"   // FIN_WAIT1
+           || st == "05"   // FIN_WAIT2
+           || st == "08"   // CLOSE_WAIT
+           || st == "09"   // LAST_ACK
+           || st == "0B";  // CLOSING
+}
+
 }  // namespace
 
 std::string proc_net_address(std::string_view hex_address) {
@@ -158,9 +172,17 @@ std::string unit_from_cgroup(std::string_view path) {
 }
 
 std::string find_tcp_peer(const EnrichConfig& config, std::uint32_t tgid, std::span<const std::uint16_t> ports) {
+    return find_tcp_peer_socket(config, tgid, ports).address;
+}
+
+TcpPeer find_tcp_peer_socket(const EnrichConfig& config, std::uint32_t tgid, std::span<const std::uint16_t> ports) {
     const std::string base = fmt::format("{}/{}", config.proc_root, tgid);
-    // inode -> remote address of ESTABLISHED sockets on one of `ports`.
-    std::unordered_map<std::uint64_t, std::string> candidates;
+    // inode -> (remote address, established) of connected sockets on one of `ports`.
+    struct Peer {
+        std::string address;
+        bool established = false;
+    };
+    std::unordered_map<std::uint64_t, Peer> candidates;
     for (const char* table : {"/net/tcp", "/net/tcp6"}) {
         auto text = read_bounded(base + table, config.max_tcp_table_bytes);
         if (!text) continue;
@@ -184,21 +206,21 @@ std::string find_tcp_peer(const EnrichConfig& config, std::uint32_t tgid, std::s
                 while (i < line.size() && line[i] != ' ') ++i;
                 if (start < i) cols[n++] = line.substr(start, i - start);
             }
-            if (n < 10 || cols[3] != "01") continue;  // 01 = TCP_ESTABLISHED
+            if (n < 10 || !connected_state(cols[3])) continue;
             auto colon = cols[1].rfind(':');
             std::uint16_t port = 0;
             if (colon == std::string_view::npos || !parse_number(cols[1].substr(colon + 1), port, 16)) continue;
             if (std::find(ports.begin(), ports.end(), port) == ports.end()) continue;
             std::uint64_t inode = 0;
             if (!parse_number(cols[9], inode) || inode == 0) continue;
-            candidates.emplace(inode, proc_net_address(cols[2]));
+            candidates.emplace(inode, Peer{proc_net_address(cols[2]), cols[3] == "01"});
         }
     }
     if (candidates.empty()) return {};
     // Which of those sockets does this process hold?
     DIR* dir = ::opendir((base + "/fd").c_str());
     if (!dir) return {};
-    std::string found;
+    TcpPeer found;
     std::size_t scanned = 0;
     while (dirent* entry = ::readdir(dir)) {
         if (entry->d_name[0] == '.') continue;
@@ -208,12 +230,61 @@ std::string find_tcp_peer(const EnrichConfig& config, std::uint32_t tgid, std::s
         std::uint64_t inode = 0;
         if (!parse_number(std::string_view(target).substr(8), inode)) continue;
         if (auto it = candidates.find(inode); it != candidates.end()) {
-            found = it->second;
-            break;
+            if (!found.address.empty() && !it->second.established) continue;
+            found.address = it->second.address;
+            parse_number(std::string_view(entry->d_name), found.fd);
+            found.inode = inode;
+            if (it->second.established) break;  // a closing one is kept unless an established one follows
         }
     }
     ::closedir(dir);
     return found;
+}
+
+bool is_samba_program(const EnrichConfig& config, std::string_view comm, std::string_view exe) {
+    return std::any_of(config.samba_programs.begin(), config.samba_programs.end(), [&](const std::string& p) {
+        // Samba names connection processes "smbd[CLIENT]" in newer releases (comm is cut
+        // to 15 bytes, so the address may be incomplete there).
+        return p == comm || p == base_name(exe) ||
+               (comm.size() > p.size() && comm.starts_with(p) && comm[p.size()] == '[');
+    });
+}
+
+SambaClients::SambaClients(EnrichConfig config) : config_(std::move(config)) {}
+
+std::string SambaClients::client(std::uint32_t tgid, std::string_view comm) {
+    if (!is_samba_program(config_, comm, {})) return {};
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = cache_.find(tgid); it != cache_.end()) {
+            // Still the same connection (its socket inode is unique while it lives, and a
+            // reused pid cannot hold it): one readlink instead of the table and fd scan.
+            const std::string target =
+                read_link(fmt::format("{}/{}/fd/{}", config_.proc_root, tgid, it->second.fd));
+            if (target == fmt::format("socket:[{}]", it->second.inode)) {
+                ++hits_;
+                return it->second.address;
+            }
+            cache_.erase(it);
+        }
+    }
+    TcpPeer peer = find_tcp_peer_socket(config_, tgid, config_.samba_ports);
+    std::lock_guard lock(mutex_);
+    ++lookups_;
+    if (peer.address.empty()) return {};
+    if (cache_.size() >= config_.max_cached) cache_.clear();
+    cache_[tgid] = peer;
+    return peer.address;
+}
+
+std::uint64_t SambaClients::lookups() const {
+    std::lock_guard lock(mutex_);
+    return lookups_;
+}
+
+std::uint64_t SambaClients::hits() const {
+    std::lock_guard lock(mutex_);
+    return hits_;
 }
 
 Enricher::Enricher(EnrichConfig config) : config_(std::move(config)) {}
@@ -237,6 +308,21 @@ ProcessInfo Enricher::read_process(std::uint32_t tgid) {
         info.cmdline = std::move(*cmd);
     }
     if (auto status = read_bounded(base + "/status", 4096)) {
+        // A zombie (exited, not yet reaped by its parent) still has comm and status, but
+        // no exe, cmdline, fds or sockets: report it as exited, as if it were gone. An
+        // smbd connection process is one right after a short session ends. (A leader
+        // thread that exited while other threads run shows Z too, with Threads > 1.)
+        auto value = [&](std::string_view key) {
+            auto at = status->find(key);
+            if (at == std::string::npos) return std::string_view{};
+            std::string_view v(status->data() + at + key.size());
+            v.remove_prefix(std::min(v.find_first_not_of(" \t"), v.size()));
+            return v.substr(0, v.find('\n'));
+        };
+        const std::string_view state = value("\nState:");
+        std::uint32_t threads = 1;
+        parse_number(value("\nThreads:"), threads);
+        if ((state.starts_with('Z') || state.starts_with('X')) && threads <= 1) info.exited = true;
         auto pos = status->find("\nPPid:");
         if (pos != std::string::npos) {
             std::string_view v(status->data() + pos + 6);
@@ -267,9 +353,7 @@ ProcessInfo Enricher::read_process(std::uint32_t tgid) {
         if (auto pc = read_bounded(fmt::format("{}/{}/comm", config_.proc_root, info.ppid), 64))
             info.parent_comm = trim_newline(std::move(*pc));
     }
-    const bool samba = std::any_of(config_.samba_programs.begin(), config_.samba_programs.end(),
-                                   [&](const std::string& p) { return p == info.comm || p == base_name(info.exe); });
-    if (samba) {
+    if (is_samba_program(config_, info.comm, info.exe)) {
         ++stats_.client_lookups;
         info.client = find_tcp_peer(config_, tgid, config_.samba_ports);
     }
@@ -351,6 +435,9 @@ Record Enricher::enrich(const daemon::AccessEvent& event, std::span<const std::s
     else if (raw.zone_id != 0)
         zone = fmt::format("zone#{}", raw.zone_id);  // policy reloaded in between
     ProcessInfo proc = process(raw.tgid, raw.exe_dev, raw.exe_ino);
+    // The sensor's lookup, made while the open waited for its answer, wins: by now a short
+    // SMB session may be over and its smbd gone.
+    if (!event.client.empty()) proc.client = event.client;
     std::string comm = proc.comm.empty() ? std::string(raw.comm, ::strnlen(raw.comm, sizeof raw.comm)) : proc.comm;
     std::uint32_t auid = raw.loginuid;
     if (auid == no_uid && !proc.exited) auid = proc.loginuid;

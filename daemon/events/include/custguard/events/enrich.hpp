@@ -5,8 +5,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -88,12 +90,48 @@ private:
     std::unordered_map<std::uint32_t, CachedName> groups_;
 };
 
+// A client connection a process holds: remote address, descriptor, socket inode.
+struct TcpPeer {
+    std::string address;  // "" when none
+    int fd = -1;
+    std::uint64_t inode = 0;
+};
+
+// The client address of Samba processes, for a sensor to look up while the process waits
+// for the answer to its open: its connection is certainly open then. Enriching later is
+// too late for short sessions (`smbclient -c 'get ...'`): the client has hung up and the
+// connection process exited before the pipeline reaches the record. One full lookup
+// (find_tcp_peer) per process, then one readlink to check the socket is still the same.
+// Thread-safe.
+class SambaClients {
+public:
+    explicit SambaClients(EnrichConfig config = {});
+    // "" when `comm` is not a Samba program or no client connection is found.
+    std::string client(std::uint32_t tgid, std::string_view comm);
+    std::uint64_t lookups() const;  // full lookups
+    std::uint64_t hits() const;     // answered from the cache
+
+private:
+    EnrichConfig config_;
+    mutable std::mutex mutex_;
+    std::unordered_map<std::uint32_t, TcpPeer> cache_;
+    std::uint64_t lookups_ = 0;
+    std::uint64_t hits_ = 0;
+};
+
 // Pure helpers, exposed for tests.
-// The client of a Samba process: the remote address of an ESTABLISHED TCP socket it holds
-// whose local port is one of `ports`. "" when none. Cost: one read of net/tcp and
+// The client of a Samba process: the remote address of a TCP socket it holds whose local
+// port is one of `ports`, ESTABLISHED preferred, else one the client already closed
+// (CLOSE_WAIT and the other closing states: the records of a short session are enriched
+// after it ended). "" when none (or the process is gone). Cost: one read of net/tcp and
 // net/tcp6 of the process's network namespace, one readdir + readlink per fd (bounded).
 std::string find_tcp_peer(const EnrichConfig& config, std::uint32_t tgid,
                           std::span<const std::uint16_t> ports);
+// The same, with the descriptor and socket inode it was found on (TcpPeer).
+TcpPeer find_tcp_peer_socket(const EnrichConfig& config, std::uint32_t tgid, std::span<const std::uint16_t> ports);
+// Is this process (comm, executable path; either may be empty) one of samba_programs?
+// Matches "smbd[...]", the name newer Samba gives its connection processes, too.
+bool is_samba_program(const EnrichConfig& config, std::string_view comm, std::string_view exe);
 // "/system.slice/smbd.service" -> "smbd.service"; "" when no unit is in the path.
 std::string unit_from_cgroup(std::string_view cgroup_path);
 // One /proc/net/tcp{,6} address ("0100007F:1F90") as text ("127.0.0.1"), "" if malformed.
