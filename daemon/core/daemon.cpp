@@ -153,6 +153,7 @@ tl::expected<void, std::string> Daemon::start() {
         pc.journal_socket = events::journal_socket_for_namespace(options_.journal_namespace);
     pc.jsonl_path = options_.jsonl_export;
     if (options_.foreground) pc.console = spdlog::stdout_color_mt("events");
+    const events::EnrichConfig enrich_config = pc.enrich;  // the fanotify sensor's Samba lookups use it too
     auto pipeline = events::Pipeline::create(std::move(pc));
     if (!pipeline) return tl::unexpected("event pipeline: " + pipeline.error());
     pipeline_ = std::move(*pipeline);
@@ -233,6 +234,9 @@ tl::expected<void, std::string> Daemon::start() {
         break;
     case policy::EnforcerChoice::fanotify: {
         FanotifyOptions fo;
+        // Samba clients are looked up while smbd waits for the answer (see SambaClients).
+        fo.pending_client = [clients = std::make_shared<events::SambaClients>(enrich_config)](
+                                std::uint32_t tgid, std::string_view comm) { return clients->client(tgid, comm); };
         auto listened = take_listened_fds();
         if (!listened) return tl::unexpected(listened.error());
         if (auto fd = take_named(*listened, fanotify_fd_name)) fo.adopt = std::move(*fd);

@@ -443,6 +443,9 @@ struct FanotifyEnforcer::Impl {
             v = t->decide(zl.zone, subject);
         }
         std::uint32_t flags = v.record ? reader.open_flags(job.pid) : 0;
+        std::string client;
+        if (v.record && options.pending_client)
+            client = options.pending_client(task.tgid, std::string_view(task.comm, ::strnlen(task.comm, sizeof task.comm)));
         respond(evfd.get(), v.decision != CG_DECISION_DENY);
         lk.unlock();
         if (!v.record) return;
@@ -472,6 +475,7 @@ struct FanotifyEnforcer::Impl {
         std::size_t n = std::min(ev.path.size(), sizeof raw.path - 1);
         std::memcpy(raw.path, ev.path.data(), n);
         raw.path[n] = '\0';
+        ev.client = std::move(client);
         if (handler) {
             handler(std::move(ev));
             c_events.fetch_add(1, std::memory_order_relaxed);

@@ -11,8 +11,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <tl/expected.hpp>
@@ -36,6 +38,12 @@ struct FanotifyOptions {
     UniqueFd adopt;
     // Put the group's descriptor into systemd's fd store on start (when NOTIFY_SOCKET is set).
     bool use_fd_store = true;
+    // Called for every recorded event before the open is answered, with the opener's
+    // tgid and comm; its result becomes AccessEvent::client. The daemon looks up Samba
+    // clients here (events::SambaClients): while smbd waits for the answer its client
+    // connection is certainly open, which it may no longer be when the pipeline enriches
+    // the event. Empty: no lookup.
+    std::function<std::string(std::uint32_t tgid, std::string_view comm)> pending_client;
 };
 
 // Extra counters for status and the benchmark.
