@@ -1,0 +1,504 @@
+#include "samba_fixture.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace cgsmb {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+void spit(const fs::path& p, const std::string& text) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + p.string());
+}
+
+// In a forked child: join network namespace `netns` (a name under /run/netns).
+void enter_netns(const std::string& netns) {
+    if (netns.empty()) return;
+    int fd = ::open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+        dprintf(2, "cannot enter netns %s: %s\n", netns.c_str(), std::strerror(errno));
+        ::_exit(126);
+    }
+    ::close(fd);
+}
+
+std::vector<char*> c_argv(const std::vector<std::string>& argv) {
+    std::vector<char*> out;
+    for (const auto& a : argv) out.push_back(const_cast<char*>(a.c_str()));
+    out.push_back(nullptr);
+    return out;
+}
+
+int decode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+// SIGTERM, then SIGKILL after `grace`; reaps `pid`.
+void terminate(pid_t pid, std::chrono::milliseconds grace) {
+    if (pid <= 0) return;
+    ::kill(pid, SIGTERM);
+    const auto deadline = Clock::now() + grace;
+    while (Clock::now() < deadline) {
+        if (::waitpid(pid, nullptr, WNOHANG) == pid) return;
+        std::this_thread::sleep_for(20ms);
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+}
+
+// Is something listening on TCP `port` in the network namespace of process `pid`?
+bool listening(pid_t pid, std::uint16_t port) {
+    const std::string needle = fmt::format(":{:04X} ", port);
+    for (const char* table : {"tcp", "tcp6"}) {
+        std::ifstream in(fmt::format("/proc/{}/net/{}", pid, table));
+        std::string line;
+        while (std::getline(in, line)) {
+            std::istringstream cols(line);
+            std::string sl, local, remote, st;
+            cols >> sl >> local >> remote >> st;
+            if (st == "0A" && (local + " ").ends_with(needle)) return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+bool enter_private_mounts() {
+    static const bool ok = ::geteuid() == 0 && ::unshare(CLONE_NEWNS) == 0 &&
+                           ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+    return ok;
+}
+
+Result run(const std::vector<std::string>& argv, const std::string& input, const std::string& netns,
+           std::chrono::seconds timeout) {
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    if (::pipe2(out, O_CLOEXEC) != 0) {
+        ::close(in[0]);
+        ::close(in[1]);
+        throw std::runtime_error("pipe failed");
+    }
+    auto args = c_argv(argv);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        ::dup2(in[0], 0);
+        ::dup2(out[1], 1);
+        ::dup2(out[1], 2);
+        ::close_range(3, ~0u, 0);
+        enter_netns(netns);
+        ::execv(args[0], args.data());
+        dprintf(2, "exec %s: %s\n", args[0], std::strerror(errno));
+        ::_exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    if (pid < 0) {
+        ::close(in[1]);
+        ::close(out[0]);
+        throw std::runtime_error("fork failed");
+    }
+    // Small inputs only (passwords): they fit the pipe buffer.
+    (void)!::write(in[1], input.data(), input.size());
+    ::close(in[1]);
+    Result r;
+    const auto deadline = Clock::now() + timeout;
+    bool timed_out = false;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        pollfd p{out[0], POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+        char buf[4096];
+        ssize_t n = ::read(out[0], buf, sizeof buf);
+        if (n <= 0) break;
+        r.output.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(out[0]);
+    if (timed_out) {
+        ::kill(pid, SIGKILL);
+        r.output += fmt::format("\n[killed after {} s]", timeout.count());
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    r.status = decode(status);
+    return r;
+}
+
+// --- TestUser -----------------------------------------------------------------------------
+
+TestUser::TestUser(std::string name, std::string password) : name_(std::move(name)), password_(std::move(password)) {
+    if (!::getpwnam(name_.c_str())) {
+        auto r = run({"/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name_});
+        if (r.status != 0) throw std::runtime_error("useradd " + name_ + ": " + r.output);
+    }
+    const passwd* pw = ::getpwnam(name_.c_str());
+    if (!pw) throw std::runtime_error("user " + name_ + " not found after useradd");
+    uid_ = pw->pw_uid;
+}
+
+TestUser::~TestUser() { run({"/usr/sbin/userdel", name_}); }
+
+// --- NetnsPair ----------------------------------------------------------------------------
+
+NetnsPair::NetnsPair(std::string tag)
+    : server_("cgsmb-" + tag + "-srv"), client_("cgsmb-" + tag + "-cli") {
+    // Addresses only exist inside the two namespaces; the third octet varies per run anyway.
+    const std::string prefix = fmt::format("10.66.{}", ::getpid() % 250 + 1);
+    server_ip_ = prefix + ".1";
+    client_ip_ = prefix + ".2";
+    remove();  // a leftover of a killed run
+    const std::vector<std::vector<std::string>> steps = {
+        {"/usr/sbin/ip", "netns", "add", server_},
+        {"/usr/sbin/ip", "netns", "add", client_},
+        {"/usr/sbin/ip", "-n", server_, "link", "add", "cgsmb0", "type", "veth", "peer", "name", "cgsmb1", "netns", client_},
+        {"/usr/sbin/ip", "-n", server_, "addr", "add", server_ip_ + "/24", "dev", "cgsmb0"},
+        {"/usr/sbin/ip", "-n", client_, "addr", "add", client_ip_ + "/24", "dev", "cgsmb1"},
+        {"/usr/sbin/ip", "-n", server_, "link", "set", "cgsmb0", "up"},
+        {"/usr/sbin/ip", "-n", client_, "link", "set", "cgsmb1", "up"},
+        {"/usr/sbin/ip", "-n", server_, "link", "set", "lo", "up"},
+        {"/usr/sbin/ip", "-n", client_, "link", "set", "lo", "up"},
+    };
+    for (const auto& step : steps) {
+        auto r = run(step);
+        if (r.status != 0) {
+            remove();
+            std::string cmd;
+            for (const auto& a : step) cmd += a + " ";
+            throw std::runtime_error(cmd + "failed: " + r.output);
+        }
+    }
+}
+
+NetnsPair::~NetnsPair() { remove(); }
+
+void NetnsPair::remove() {
+    for (const auto& ns : {server_, client_}) {
+        if (!fs::exists("/run/netns/" + ns)) continue;
+        run({"/usr/sbin/ip", "netns", "delete", ns});
+        std::error_code ec;
+        fs::remove("/run/netns/" + ns, ec);  // an empty file left by a run killed in another mount namespace
+    }
+}
+
+// --- ScratchSmbd --------------------------------------------------------------------------
+
+ScratchSmbd::ScratchSmbd(fs::path dir, std::string netns, fs::path share_path, const std::vector<const TestUser*>& users)
+    : dir_(std::move(dir)) {
+    for (const char* d : {"private", "lock", "state", "cache", "pid", "ncalrpc", "log", "client/lock", "client/state",
+                          "client/cache", "client/private"})
+        fs::create_directories(dir_ / d);
+    fs::permissions(dir_ / "private", fs::perms::owner_all, fs::perm_options::replace);
+    const std::string d = dir_.string();
+    // Directories Samba would otherwise take from the system (/var/lib/samba, /run/samba,
+    // /var/cache/samba, /var/log/samba) all point below `dir`.
+    spit(dir_ / "smb.conf", fmt::format(R"([global]
+    netbios name = CGSMBTEST
+    workgroup = CGTEST
+    server role = standalone server
+    security = user
+    map to guest = never
+    passdb backend = tdbsam:{0}/private/passdb.tdb
+    private dir = {0}/private
+    lock directory = {0}/lock
+    state directory = {0}/state
+    cache directory = {0}/cache
+    pid directory = {0}/pid
+    ncalrpc dir = {0}/ncalrpc
+    binddns dir = {0}/private
+    usershare path =
+    log file = {0}/log/log.%m
+    log level = 1
+    smb ports = 445
+    load printers = no
+    printing = bsd
+    printcap name = /dev/null
+    disable spoolss = yes
+    server min protocol = SMB2_02
+
+[share]
+    path = {1}
+    read only = no
+)",
+                                        d, share_path.string()));
+    client_conf_ = dir_ / "client.conf";
+    spit(client_conf_, fmt::format(R"([global]
+    workgroup = CGTEST
+    private dir = {0}/client/private
+    lock directory = {0}/client/lock
+    state directory = {0}/client/state
+    cache directory = {0}/client/cache
+    client min protocol = SMB2_02
+)",
+                                   d));
+    for (const TestUser* u : users) {
+        auto r = run({"/usr/bin/smbpasswd", "-c", (dir_ / "smb.conf").string(), "-a", "-s", u->name()},
+                     u->password() + "\n" + u->password() + "\n");
+        if (r.status != 0) throw std::runtime_error("smbpasswd -a " + u->name() + ": " + r.output);
+    }
+    const std::vector<std::string> argv = {"/usr/sbin/smbd", "--foreground", "--debug-stdout", "-s",
+                                           (dir_ / "smb.conf").string()};
+    auto args = c_argv(argv);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = ::open("/dev/null", O_RDONLY);
+        int log = ::open((dir_ / "smbd.out").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        ::dup2(null, 0);
+        ::dup2(log, 1);
+        ::dup2(log, 2);
+        ::close_range(3, ~0u, 0);
+        enter_netns(netns);
+        // Without --no-process-group smbd calls setsid(): it and every child it forks
+        // (one per connection) form one process group, which stop() signals.
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    if (pid < 0) throw std::runtime_error("fork failed");
+    pid_ = pid;
+    const auto deadline = Clock::now() + 20s;
+    while (!listening(pid_, 445)) {
+        if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+            pid_ = -1;
+            throw std::runtime_error("smbd exited during start: " + log());
+        }
+        if (Clock::now() > deadline) {
+            stop();
+            throw std::runtime_error("smbd did not listen on port 445 within 20 s: " + log());
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+ScratchSmbd::~ScratchSmbd() { stop(); }
+
+std::string ScratchSmbd::log() const { return slurp(dir_ / "smbd.out"); }
+
+void ScratchSmbd::stop() {
+    if (pid_ <= 0) return;
+    const pid_t group = pid_;
+    ::kill(-group, SIGTERM);
+    terminate(pid_, 10s);
+    pid_ = -1;
+    // Connection children outlive the main smbd briefly; the test process is their
+    // subreaper (Scene), so reap them here.
+    const auto deadline = Clock::now() + 5s;
+    while (::kill(-group, 0) == 0 || errno != ESRCH) {
+        while (::waitpid(-group, nullptr, WNOHANG) > 0) {
+        }
+        if (Clock::now() > deadline) {
+            ::kill(-group, SIGKILL);
+            while (::waitpid(-group, nullptr, 0) > 0) {
+            }
+            break;
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+// --- Custguardd ---------------------------------------------------------------------------
+
+Custguardd::Custguardd(fs::path dir, const fs::path& policy, const std::string& journal_namespace)
+    : dir_(std::move(dir)) {
+    fs::create_directories(dir_ / "state");
+    const std::vector<std::string> argv = {CG_CUSTGUARDD, "--policy", policy.string(), "--state-dir",
+                                           (dir_ / "state").string(), "--enforcer", "fanotify", "--no-audit",
+                                           "--journal-namespace", journal_namespace};
+    auto args = c_argv(argv);
+    const std::string bus = "DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir_ / "no-bus").string();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = ::open("/dev/null", O_RDONLY);
+        int log = ::open((dir_ / "custguardd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        ::dup2(null, 0);
+        ::dup2(log, 1);
+        ::dup2(log, 2);
+        ::close_range(3, ~0u, 0);
+        ::putenv(const_cast<char*>(bus.c_str()));
+        ::unsetenv("NOTIFY_SOCKET");
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    if (pid < 0) throw std::runtime_error("fork failed");
+    pid_ = pid;
+    // The control plane is tried last, once the enforcer and the pipeline run.
+    const auto deadline = Clock::now() + 20s;
+    while (log().find("control plane off") == std::string::npos) {
+        if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+            pid_ = -1;
+            throw std::runtime_error("custguardd exited during start: " + log());
+        }
+        if (Clock::now() > deadline) {
+            terminate(pid_, 5s);
+            pid_ = -1;
+            throw std::runtime_error("custguardd did not come up within 20 s: " + log());
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+Custguardd::~Custguardd() { terminate(pid_, 10s); }
+
+std::string Custguardd::log() const { return slurp(dir_ / "custguardd.log"); }
+
+// --- Scene --------------------------------------------------------------------------------
+
+Scene::Scene() {
+    if (!enter_private_mounts()) throw std::runtime_error("needs root and a private mount namespace");
+    // smbd's connection children are orphaned when it stops: make them ours to reap.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    char tmpl[] = "/tmp/cgsmb.XXXXXX";
+    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+    dir = tmpl;
+    ::chmod(dir.c_str(), 0755);
+    try {
+        share = dir / "share";
+        zone = share / "customers";
+        zone_file = zone / "list.csv";
+        fs::create_directories(share);
+        // The share on a tmpfs of its own: the fanotify mark covers that filesystem only.
+        if (::mount("cgsmb", share.c_str(), "tmpfs", 0, "mode=0777,size=16m") != 0)
+            throw std::runtime_error(std::string("mount tmpfs: ") + std::strerror(errno));
+        mounted_ = true;
+        fs::create_directories(zone);
+        // Unix permissions let everyone read and rename: only custguard stands in the way.
+        ::chmod(zone.c_str(), 0777);
+        spit(zone_file, "name,phone\nYamada Taro,03-1234-5678\n");
+        ::chmod(zone_file.c_str(), 0644);
+        spit(share / "public.txt", "not customer data\n");
+        ::chmod((share / "public.txt").c_str(), 0644);
+
+        alice = std::make_unique<TestUser>("cgsmb-alice", "Alice-pw-1");
+        bob = std::make_unique<TestUser>("cgsmb-bob", "Bob-pw-2");
+        net = std::make_unique<NetnsPair>(std::to_string(::getpid()));
+        journald = std::make_unique<custguard::events::testing::ScratchJournald>(
+            custguard::events::testing::unique_namespace("smb"));
+        journald->start();
+        spit(dir / "policy.toml", fmt::format(R"([daemon]
+enforcer = "fanotify"
+
+[[zone]]
+name = "customers"
+paths = ["{}"]
+sensitivity = "personal"
+on_violation = "deny"
+record_allowed = true
+allow_users = ["{}"]
+allow_programs = ["/usr/sbin/smbd"]
+)",
+                                              zone.string(), alice->name()));
+        daemon = std::make_unique<Custguardd>(dir, dir / "policy.toml", journald->name_space());
+        smbd = std::make_unique<ScratchSmbd>(dir / "samba", net->server_ns(), share,
+                                             std::vector<const TestUser*>{alice.get(), bob.get()});
+        // Listening is not serving: until smbd-notifyd has registered, a tree connect
+        // fails with NT_STATUS_NO_MEMORY ("notify_init: No notify daemon around"). Probe
+        // with a listing of the share root (opens no zone file, so records nothing).
+        const auto deadline = Clock::now() + 20s;
+        for (;;) {
+            auto probe = smbclient(*alice, "ls public.txt");
+            if (probe.status == 0) break;
+            if (Clock::now() > deadline)
+                throw std::runtime_error("smbd did not serve the share within 20 s: " + probe.output + "\n" + smbd->log());
+            std::this_thread::sleep_for(100ms);
+        }
+    } catch (...) {
+        cleanup();
+        throw;
+    }
+}
+
+Scene::~Scene() { cleanup(); }
+
+void Scene::cleanup() {
+    daemon.reset();
+    smbd.reset();
+    journald.reset();
+    net.reset();
+    if (mounted_) ::umount2(share.c_str(), MNT_DETACH);
+    mounted_ = false;
+    bob.reset();
+    alice.reset();
+    std::error_code ec;
+    if (!dir.empty()) fs::remove_all(dir, ec);
+}
+
+Result Scene::smbclient(const TestUser& user, const std::string& commands) {
+    return run({"/usr/bin/smbclient", "//" + net->server_ip() + "/share", "-s", smbd->client_conf().string(), "-U",
+                user.name() + "%" + user.password(), "-c", commands},
+               {}, net->client_ns(), 60s);
+}
+
+std::vector<custguard::events::testing::JournalEntry> Scene::records_for(const fs::path& path) {
+    return journald->read("CUSTGUARD_PATH=" + path.string());
+}
+
+std::optional<custguard::events::testing::JournalEntry> Scene::wait_record(const fs::path& path, const std::string& user,
+                                                                            const std::string& event,
+                                                                            std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    do {
+        for (auto& e : records_for(path))
+            if (e["CUSTGUARD_USER"] == user && e["CUSTGUARD_EVENT"] == event && e["CUSTGUARD_OPERATION"] == "open")
+                return e;
+        std::this_thread::sleep_for(50ms);
+    } while (Clock::now() < deadline);
+    return std::nullopt;
+}
+
+std::string Scene::diagnostics() const {
+    std::string out;
+    if (daemon) out += "--- custguardd log\n" + daemon->log();
+    if (smbd) out += "--- smbd log\n" + smbd->log();
+    if (journald) {
+        out += "--- custguard records in the journal\n";
+        try {
+            for (const auto& e : journald->read("")) {
+                auto ev = e.find("CUSTGUARD_EVENT");
+                if (ev == e.end()) continue;
+                for (const char* k : {"CUSTGUARD_EVENT", "CUSTGUARD_PATH", "CUSTGUARD_USER", "CUSTGUARD_PID",
+                                      "CUSTGUARD_EXE", "CUSTGUARD_CLIENT"}) {
+                    auto it = e.find(k);
+                    out += fmt::format("{}={} ", k, it == e.end() ? "(none)" : it->second);
+                }
+                out += "\n";
+            }
+        } catch (const std::exception& ex) {
+            out += std::string("cannot read: ") + ex.what() + "\n";
+        }
+    }
+    return out;
+}
+
+}  // namespace cgsmb

@@ -1,0 +1,141 @@
+// End-to-end fixture for custguard with a real Samba server: a scratch smbd with its own
+// smb.conf, passdb and private/lock/state/cache/pid dirs under a temp dir (no system
+// configuration touched), in a network namespace of its own, reached over a veth pair from
+// a second namespace that holds the client address; the real custguardd (fanotify
+// enforcer) writing to a scratch journald namespace. Every piece is an RAII object whose
+// destructor stops processes, deletes namespaces and users, also when a REQUIRE throws.
+// Needs root; call cgsmb::enter_private_mounts() before any thread exists.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "scratch_journald.hpp"
+
+namespace cgsmb {
+
+namespace fs = std::filesystem;
+
+// unshare(CLONE_NEWNS) with / made private, once per process: our tmpfs and the netns
+// bind mounts of `ip netns add` stay in this process's mount namespace and vanish with it.
+bool enter_private_mounts();
+
+struct Result {
+    int status = -1;     // exit status, or 128 + signal
+    std::string output;  // stdout and stderr interleaved
+};
+
+// Runs argv (argv[0] an absolute path) with `input` on stdin, inside network namespace
+// `netns` (a name under /run/netns) when not empty. Killed after `timeout`.
+Result run(const std::vector<std::string>& argv, const std::string& input = {}, const std::string& netns = {},
+           std::chrono::seconds timeout = std::chrono::seconds(30));
+
+// A local user for the test; deleted again by the destructor (the names are this test's
+// own: a leftover of a killed run is adopted and then deleted).
+class TestUser {
+public:
+    TestUser(std::string name, std::string password);
+    ~TestUser();
+    TestUser(const TestUser&) = delete;
+    TestUser& operator=(const TestUser&) = delete;
+    const std::string& name() const { return name_; }
+    const std::string& password() const { return password_; }
+    uid_t uid() const { return uid_; }
+
+private:
+    std::string name_;
+    std::string password_;
+    uid_t uid_ = 0;
+};
+
+// Two network namespaces joined by a veth pair: the server end `<prefix>.1`, the client end
+// `<prefix>.2`. No interface or address is ever added to the host's namespace.
+class NetnsPair {
+public:
+    explicit NetnsPair(std::string tag);
+    ~NetnsPair();
+    NetnsPair(const NetnsPair&) = delete;
+    NetnsPair& operator=(const NetnsPair&) = delete;
+    const std::string& server_ns() const { return server_; }
+    const std::string& client_ns() const { return client_; }
+    const std::string& server_ip() const { return server_ip_; }
+    const std::string& client_ip() const { return client_ip_; }
+
+private:
+    void remove();
+    std::string server_, client_, server_ip_, client_ip_;
+};
+
+// smbd with a scratch configuration under `dir`, started in `netns`, serving `share_path`
+// as [share] on port 445. The users get Samba passwords in the private passdb.
+class ScratchSmbd {
+public:
+    ScratchSmbd(fs::path dir, std::string netns, fs::path share_path, const std::vector<const TestUser*>& users);
+    ~ScratchSmbd();
+    ScratchSmbd(const ScratchSmbd&) = delete;
+    ScratchSmbd& operator=(const ScratchSmbd&) = delete;
+    pid_t pid() const { return pid_; }  // the main smbd (it forks one child per connection)
+    std::string log() const;
+    const fs::path& client_conf() const { return client_conf_; }
+
+private:
+    void stop();
+    fs::path dir_;
+    fs::path client_conf_;
+    pid_t pid_ = -1;
+};
+
+// The real custguardd: fanotify enforcer, no audit, no bus, records to journald namespace
+// `journal_namespace`. Started by the constructor (returns once it enforces).
+class Custguardd {
+public:
+    Custguardd(fs::path dir, const fs::path& policy, const std::string& journal_namespace);
+    ~Custguardd();
+    Custguardd(const Custguardd&) = delete;
+    Custguardd& operator=(const Custguardd&) = delete;
+    std::string log() const;
+
+private:
+    fs::path dir_;
+    pid_t pid_ = -1;
+};
+
+// The whole scene. Users: `alice` (allowed in zone "customers") and `bob` (not allowed).
+// The share is a tmpfs at dir/share; the zone is share/customers with list.csv in it.
+class Scene {
+public:
+    Scene();
+    ~Scene();
+
+    // smbclient //server/share -U user%pw -c commands, from the client namespace.
+    Result smbclient(const TestUser& user, const std::string& commands);
+    // Journal entries with CUSTGUARD_PATH=path, waiting up to `timeout` for one that
+    // satisfies `pred`; all entries of that path read last in any case.
+    std::vector<custguard::events::testing::JournalEntry> records_for(const fs::path& path);
+    std::optional<custguard::events::testing::JournalEntry> wait_record(
+        const fs::path& path, const std::string& user, const std::string& event,
+        std::chrono::milliseconds timeout = std::chrono::milliseconds(10000));
+    std::string diagnostics() const;  // smbd and custguardd logs, for failure messages
+
+    fs::path dir;
+    fs::path share;
+    fs::path zone;
+    fs::path zone_file;
+    std::unique_ptr<TestUser> alice, bob;
+    std::unique_ptr<NetnsPair> net;
+    std::unique_ptr<custguard::events::testing::ScratchJournald> journald;
+    std::unique_ptr<ScratchSmbd> smbd;
+    std::unique_ptr<Custguardd> daemon;
+
+private:
+    void cleanup();
+    bool mounted_ = false;
+};
+
+}  // namespace cgsmb
