@@ -127,6 +127,25 @@ bool connected_state(std::string_view st) {
 
 }  // namespace
 
+bool process_exiting(std::string_view stat) {
+    // "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold spaces
+    // and parentheses, so fields are counted after the last ')'.
+    auto close = stat.rfind(')');
+    if (close == std::string_view::npos) return false;
+    std::string_view rest = stat.substr(close + 1);
+    std::string_view field;
+    for (int i = 0; i < 7; ++i) {  // state, ppid, pgrp, session, tty_nr, tpgid, flags
+        rest.remove_prefix(std::min(rest.find_first_not_of(' '), rest.size()));
+        auto end = std::min(rest.find(' '), rest.size());
+        field = rest.substr(0, end);
+        rest.remove_prefix(end);
+    }
+    std::uint32_t flags = 0;
+    if (!parse_number(field, flags)) return false;
+    constexpr std::uint32_t pf_exiting = 0x00000004;  // PF_EXITING: set first thing in do_exit()
+    return (flags & pf_exiting) != 0;
+}
+
 std::string proc_net_address(std::string_view hex_address) {
     auto colon = hex_address.find(':');
     std::string_view addr = hex_address.substr(0, colon);
@@ -323,12 +342,12 @@ ProcessInfo Enricher::read_process(std::uint32_t tgid) {
         std::uint32_t threads = 1;
         parse_number(value("\nThreads:"), threads);
         if ((state.starts_with('Z') || state.starts_with('X')) && threads <= 1) info.exited = true;
-        auto pos = status->find("\nPPid:");
-        if (pos != std::string::npos) {
-            std::string_view v(status->data() + pos + 6);
-            v.remove_prefix(std::min(v.find_first_not_of(" \t"), v.size()));
-            parse_number(v, info.ppid);
-        }
+        parse_number(value("\nPPid:"), info.ppid);
+    }
+    // No executable but alive: a kernel thread, or a process in exit() after its memory
+    // was released and before it became a zombie (exe and fds are gone already).
+    if (info.exe.empty() && !info.exited) {
+        if (auto stat = read_bounded(base + "/stat", 1024); stat && process_exiting(*stat)) info.exited = true;
     }
     if (auto loginuid = read_bounded(base + "/loginuid", 32)) parse_number(*loginuid, info.loginuid);
     if (auto cgroup = read_bounded(base + "/cgroup", 8192)) {

@@ -132,6 +132,8 @@ TcpPeer find_tcp_peer_socket(const EnrichConfig& config, std::uint32_t tgid, std
 // Is this process (comm, executable path; either may be empty) one of samba_programs?
 // Matches "smbd[...]", the name newer Samba gives its connection processes, too.
 bool is_samba_program(const EnrichConfig& config, std::string_view comm, std::string_view exe);
+// Is the process of this /proc/PID/stat text exiting (PF_EXITING: in exit(), a zombie)?
+bool process_exiting(std::string_view proc_pid_stat);
 // "/system.slice/smbd.service" -> "smbd.service"; "" when no unit is in the path.
 std::string unit_from_cgroup(std::string_view cgroup_path);
 // One /proc/net/tcp{,6} address ("0100007F:1F90") as text ("127.0.0.1"), "" if malformed.
