@@ -1,8 +1,9 @@
 #include "samba_fixture.hpp"
 
+#include "support/support.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
-#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -22,23 +23,12 @@
 
 namespace cgsmb {
 
+using cgtest::slurp;
+using cgtest::spit;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-void spit(const fs::path& p, const std::string& text) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) throw std::runtime_error("cannot write " + p.string());
-}
 
 // In a forked child: join network namespace `netns` (a name under /run/netns).
 void enter_netns(const std::string& netns) {
@@ -159,13 +149,7 @@ Result run(const std::vector<std::string>& argv, const std::string& input, const
 // --- TestUser -----------------------------------------------------------------------------
 
 TestUser::TestUser(std::string name, std::string password) : name_(std::move(name)), password_(std::move(password)) {
-    if (!::getpwnam(name_.c_str())) {
-        auto r = run({"/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name_});
-        if (r.status != 0) throw std::runtime_error("useradd " + name_ + ": " + r.output);
-    }
-    const passwd* pw = ::getpwnam(name_.c_str());
-    if (!pw) throw std::runtime_error("user " + name_ + " not found after useradd");
-    uid_ = pw->pw_uid;
+    uid_ = cgtest::ensure_user(name_).uid;
 }
 
 TestUser::~TestUser() { run({"/usr/sbin/userdel", name_}); }
@@ -332,28 +316,10 @@ void ScratchSmbd::stop() {
 Custguardd::Custguardd(fs::path dir, const fs::path& policy, const std::string& journal_namespace)
     : dir_(std::move(dir)) {
     fs::create_directories(dir_ / "state");
-    const std::vector<std::string> argv = {CG_CUSTGUARDD, "--policy", policy.string(), "--state-dir",
-                                           (dir_ / "state").string(), "--enforcer", "fanotify", "--no-audit",
-                                           "--journal-namespace", journal_namespace};
-    auto args = c_argv(argv);
-    const std::string bus = "DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir_ / "no-bus").string();
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int null = ::open("/dev/null", O_RDONLY);
-        int log = ::open((dir_ / "custguardd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-        ::dup2(null, 0);
-        ::dup2(log, 1);
-        ::dup2(log, 2);
-        ::close_range(3, ~0u, 0);
-        ::putenv(const_cast<char*>(bus.c_str()));
-        ::unsetenv("NOTIFY_SOCKET");
-        ::execv(args[0], args.data());
-        ::_exit(127);
-    }
-    if (pid < 0) throw std::runtime_error("fork failed");
-    pid_ = pid;
-    // The control plane is tried last, once the enforcer and the pipeline run.
+    // No system bus: the control plane stays off (and says so once everything else runs).
+    pid_ = cgtest::spawn({CG_CUSTGUARDD, "--policy", policy.string(), "--state-dir", (dir_ / "state").string(),
+                          "--enforcer", "fanotify", "--no-audit", "--journal-namespace", journal_namespace},
+                         {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir_ / "no-bus").string()}, dir_ / "custguardd.log");
     const auto deadline = Clock::now() + 20s;
     while (log().find("control plane off") == std::string::npos) {
         if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
@@ -361,15 +327,14 @@ Custguardd::Custguardd(fs::path dir, const fs::path& policy, const std::string& 
             throw std::runtime_error("custguardd exited during start: " + log());
         }
         if (Clock::now() > deadline) {
-            terminate(pid_, 5s);
-            pid_ = -1;
+            cgtest::kill_and_reap(pid_);
             throw std::runtime_error("custguardd did not come up within 20 s: " + log());
         }
         std::this_thread::sleep_for(20ms);
     }
 }
 
-Custguardd::~Custguardd() { terminate(pid_, 10s); }
+Custguardd::~Custguardd() { cgtest::kill_and_reap(pid_); }
 
 std::string Custguardd::log() const { return slurp(dir_ / "custguardd.log"); }
 
