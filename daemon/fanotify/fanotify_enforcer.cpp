@@ -202,6 +202,13 @@ struct FanotifyEnforcer::Impl {
     std::mutex linked_mutex;
     std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash> linked;
     std::map<std::uint64_t, std::int64_t> scanned_at;  // dev -> CLOCK_REALTIME_COARSE ns
+    // Files and trees moved out of a zone by someone not allowed, or by a process gone
+    // before it could be identified: fanotify cannot refuse a rename, so the inode keeps
+    // its zone (by name, across reloads) until the daemon stops.
+    std::mutex departed_mutex;
+    std::unordered_map<InodeKey, std::string, InodeKeyHash> departed;
+    std::atomic<bool> any_departed{false};
+    fan::TaskReader notify_reader;  // the notification thread's
 
     EventHandler handler;
     bool started = false;
@@ -222,6 +229,13 @@ struct FanotifyEnforcer::Impl {
         return it == marks.end() ? nullptr : &it->second;
     }
 
+    std::uint32_t departed_zone(const InodeKey& key, const ZoneTables& t) {
+        if (!any_departed.load(std::memory_order_acquire)) return 0;
+        std::lock_guard lk(departed_mutex);
+        auto it = departed.find(key);
+        return it == departed.end() ? 0 : t.zone_id(it->second);
+    }
+
     // Walks from directory `d` up with "..", within filesystem `dev`.
     std::optional<std::uint32_t> walk_dir(UniqueFd d, std::uint64_t dev, const ZoneTables& t) {
         c_walks.fetch_add(1, std::memory_order_relaxed);
@@ -230,6 +244,7 @@ struct FanotifyEnforcer::Impl {
         for (int depth = 0; depth < 4096; ++depth) {
             if (k->dev != dev) return 0;
             if (auto z = t.root_zone(*k)) return z;
+            if (auto z = departed_zone(*k, t)) return z;
             UniqueFd up(::openat(d.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
             if (!up) return std::nullopt;
             auto uk = key_of(up.get());
@@ -332,7 +347,7 @@ struct FanotifyEnforcer::Impl {
 
     ZoneLookup zone_of(int evfd, const InodeKey& key, const struct stat& st, const ZoneTables& t) {
         ZoneLookup r;
-        if ((r.zone = t.root_zone(key))) {
+        if ((r.zone = t.root_zone(key)) || (r.zone = departed_zone(key, t))) {
             r.certain = true;
             return r;
         }
@@ -644,6 +659,7 @@ struct FanotifyEnforcer::Impl {
         }
         std::shared_ptr<const ZoneTables> t;
         std::optional<std::uint32_t> zsrc, zdst;
+        std::optional<Departure> left;
         {
             std::shared_lock lk(policy_mutex);
             t = snapshot();
@@ -651,25 +667,18 @@ struct FanotifyEnforcer::Impl {
             if ((md->mask & FAN_RENAME) && old_dfid && new_dfid) {
                 zsrc = dir_zone(old_dfid, *t);
                 zdst = dir_zone(new_dfid, *t);
+                if (zsrc && *zsrc != 0 && (!zdst || *zdst != *zsrc))
+                    left = left_zone(md, old_dfid, new_dfid, *zsrc, *t);
             } else if ((md->mask & FAN_CREATE) && !(md->mask & FAN_ONDIR) && dfid) {
                 zdst = dir_zone(dfid, *t);
                 if (zdst && *zdst == 0) return;  // a new file outside every zone
                 // A new name in a zone: if it is a hard link of an existing inode, that
                 // inode may carry an ignore mark from its other name.
                 if (zdst) {
-                    const FsMark* m = nullptr;
-                    for (const auto& [dev, mk] : marks)
-                        if (std::memcmp(&mk.fsid, &dfid->fsid, sizeof mk.fsid) == 0) m = &mk;
-                    auto* fh = reinterpret_cast<const file_handle*>(dfid->handle);
-                    const char* name = reinterpret_cast<const char*>(fh->f_handle + fh->handle_bytes);
-                    UniqueFd d(m ? ::open_by_handle_at(m->whole.get(),
-                                                       const_cast<file_handle*>(fh), O_PATH | O_CLOEXEC)
-                                 : -1);
-                    struct stat st {};
-                    if (d && ::fstatat(d.get(), name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-                        if (st.st_nlink <= 1 || S_ISDIR(st.st_mode)) return;
+                    if (auto st = stat_name(dfid)) {
+                        if (st->st_nlink <= 1 || S_ISDIR(st->st_mode)) return;
                         std::lock_guard ll(linked_mutex);
-                        linked[{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)}] = *zdst;
+                        linked[{static_cast<std::uint64_t>(st->st_dev), static_cast<std::uint64_t>(st->st_ino)}] = *zdst;
                     }
                 }
                 lk.unlock();
@@ -680,7 +689,93 @@ struct FanotifyEnforcer::Impl {
             }
         }
         bool unknown = !zsrc || !zdst;
-        if (unknown || *zsrc != 0 || *zdst != 0) invalidate(unknown || *zdst != 0);
+        // Kept in its zone: an ignore mark placed on it since the rename must go.
+        const bool kept = left && left->kept;
+        if (unknown || *zsrc != 0 || *zdst != 0) invalidate(unknown || kept || *zdst != 0);
+        if (left && handler) {
+            handler(std::move(left->event));
+            c_events.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
+    // stat(2) of the name a DFID_NAME record reports, or nothing when it is gone.
+    std::optional<struct stat> stat_name(const fanotify_event_info_fid* fid) {
+        const FsMark* m = nullptr;
+        for (const auto& [dev, mk] : marks)
+            if (std::memcmp(&mk.fsid, &fid->fsid, sizeof mk.fsid) == 0) m = &mk;
+        if (!m) return std::nullopt;
+        auto* fh = reinterpret_cast<const file_handle*>(fid->handle);
+        UniqueFd d(::open_by_handle_at(m->whole.get(), const_cast<file_handle*>(fh), O_PATH | O_CLOEXEC));
+        struct stat st {};
+        if (!d || ::fstatat(d.get(), name_of(fid), &st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
+        return st;
+    }
+
+    static const char* name_of(const fanotify_event_info_fid* fid) {
+        auto* fh = reinterpret_cast<const file_handle*>(fid->handle);
+        return reinterpret_cast<const char*>(fh->f_handle + fh->handle_bytes);
+    }
+
+    struct Departure {
+        AccessEvent event;
+        bool kept = false;  // the inode stays in its zone
+    };
+
+    // A file or tree moved from `zone` to another zone or out of every zone. fanotify has
+    // no permission event for renames, so the mover is judged afterwards: an allowed (or
+    // audit-zone) mover takes it out, as the BPF-LSM enforcer lets them; a mover not
+    // allowed, or one gone before it could be read, leaves the inode in its zone. The
+    // record says what happened: the move itself was not refused.
+    std::optional<Departure> left_zone(const fanotify_event_metadata* md, const fanotify_event_info_fid* from,
+                                       const fanotify_event_info_fid* to, std::uint32_t zone, const ZoneTables& t) {
+        auto st = stat_name(to);
+        if (!st) return std::nullopt;  // moved on or deleted meanwhile
+        InodeKey key{static_cast<std::uint64_t>(st->st_dev), static_cast<std::uint64_t>(st->st_ino)};
+        if (t.root_zone(key)) return std::nullopt;  // a zone root keeps its zone wherever it goes
+        fan::TaskInfo task;
+        const bool known = md->pid > 0 && notify_reader.read(md->pid, task, true).has_value();
+        fan::Verdict v;
+        if (known) {
+            fan::Subject subject{task.fsuid, task.gids, task.exe, static_cast<std::uint64_t>(std::time(nullptr))};
+            v = t.decide(zone, subject);
+        } else {
+            v = {zone, CG_DECISION_DENY, CG_RULE_NOT_ALLOWED, true};
+        }
+        Departure d;
+        d.kept = v.decision == CG_DECISION_DENY;
+        if (d.kept) {
+            std::lock_guard lk(departed_mutex);
+            departed[key] = t.zone_name(zone);
+            any_departed.store(true, std::memory_order_release);
+        }
+        AccessEvent& ev = d.event;
+        ev.sensor = Sensor::fanotify;
+        ev.realtime_ns = clock_ns(CLOCK_REALTIME);
+        cg_event& raw = ev.raw;
+        raw.abi_version = CG_ABI_VERSION;
+        raw.kind = CG_EV_RENAME;
+        raw.ts_ns = static_cast<std::uint64_t>(clock_ns(CLOCK_MONOTONIC));
+        raw.pid = raw.tgid = known ? task.tgid : static_cast<std::uint32_t>(md->pid);
+        raw.uid = known ? task.fsuid : 4294967295u;
+        raw.gid = known ? task.fsgid : 4294967295u;
+        raw.loginuid = known ? task.loginuid : 4294967295u;
+        raw.zone_id = zone;
+        raw.decision = d.kept ? CG_DECISION_AUDIT : v.decision;
+        raw.rule = v.rule;
+        raw.dev = kernel_dev(key.dev);
+        raw.ino = key.ino;
+        if (known) {
+            raw.exe_dev = task.exe.dev ? kernel_dev(task.exe.dev) : 0;
+            raw.exe_ino = task.exe.ino;
+            std::memcpy(raw.comm, task.comm, sizeof raw.comm);
+        }
+        // As the BPF-LSM enforcer writes it: "<source name>\0<new name>".
+        constexpr std::size_t half = sizeof raw.path / 2;
+        const std::size_t n = ::strnlen(name_of(from), half - 1);
+        std::memcpy(raw.path, name_of(from), n);
+        const std::size_t m = ::strnlen(name_of(to), half - 1);
+        std::memcpy(raw.path + n + 1, name_of(to), m);
+        return d;
     }
 
     void launch() {

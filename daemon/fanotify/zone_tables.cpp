@@ -21,6 +21,17 @@ std::uint32_t zone_flags(const policy::CompiledZone& z) {
 
 }  // namespace
 
+std::uint32_t ZoneTables::zone_id(std::string_view name) const {
+    for (std::size_t i = 0; i < zone_names_.size(); ++i)
+        if (zone_names_[i] == name) return static_cast<std::uint32_t>(i + 1);
+    return 0;
+}
+
+const std::string& ZoneTables::zone_name(std::uint32_t zone_id) const {
+    static const std::string none;
+    return zone_id >= 1 && zone_id <= zone_names_.size() ? zone_names_[zone_id - 1] : none;
+}
+
 tl::expected<ZoneTables, std::string> ZoneTables::build(const policy::Compiled& compiled,
                                                         std::vector<std::string>& warnings) {
     ZoneTables t;
@@ -31,9 +42,11 @@ tl::expected<ZoneTables, std::string> ZoneTables::build(const policy::Compiled& 
     }
     t.zone_flags_.assign(max_id, 0);
     t.zone_groups_.assign(max_id, false);
+    t.zone_names_.assign(max_id, {});
     std::vector<bool> known(max_id, false);
     for (const auto& z : compiled.zones) {
         t.zone_flags_[z.id - 1] = zone_flags(z);
+        t.zone_names_[z.id - 1] = z.name;
         known[z.id - 1] = true;
     }
     auto valid_zone = [&](std::uint32_t id) { return id >= 1 && id <= max_id && known[id - 1]; };

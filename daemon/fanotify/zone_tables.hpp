@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -73,6 +74,9 @@ public:
     const std::vector<ResolvedRoot>& resolved_roots() const { return resolved_; }
     std::vector<std::uint64_t> devices() const;
     std::size_t zone_count() const { return zone_flags_.size(); }
+    // The zone's id in these tables, 0 when no zone has that name.
+    std::uint32_t zone_id(std::string_view name) const;
+    const std::string& zone_name(std::uint32_t zone_id) const;
     // Whether any %group may read `zone_id`: only then are supplementary groups needed.
     bool zone_has_groups(std::uint32_t zone_id) const {
         return zone_id >= 1 && zone_id <= zone_groups_.size() && zone_groups_[zone_id - 1];
@@ -102,6 +106,7 @@ private:
     std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash> roots_;
     std::vector<ResolvedRoot> resolved_;
     std::vector<std::uint32_t> zone_flags_;  // index zone_id - 1, CG_ZONE_* bits
+    std::vector<std::string> zone_names_;    // index zone_id - 1
     std::vector<bool> zone_groups_;          // index zone_id - 1: has gid rows
     std::unordered_set<SubjectKey, SubjectKeyHash> subjects_;
     std::unordered_map<std::uint64_t, std::uint64_t> grants_;  // (zone << 32 | uid) -> expiry

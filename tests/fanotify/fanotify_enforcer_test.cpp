@@ -330,17 +330,69 @@ TEST_CASE("fanotify enforcer: renames", "[fanotify][host]") {
         std::this_thread::sleep_for(200ms);
         CHECK(cgtest::open_as(mallory, env.fs.path("zone/dir/f.txt")) == EPERM);
     }
-    SECTION("a zone file moved out of every zone") {
-        CHECK(cgtest::open_as(mallory, env.fs.path("zone/m.txt")) == EPERM);
-        REQUIRE(::rename(env.fs.path("zone/m.txt").c_str(), env.fs.path("out/m.txt").c_str()) == 0);
-        std::this_thread::sleep_for(200ms);
+    // fanotify cannot refuse a rename: the mover is judged once it is done. The renaming
+    // child lingers so that it can be identified (one already gone counts as not allowed).
+    auto move_as = [](const Cred& who, const std::string& from, const std::string& to) {
+        pid_t pid = 0;
+        int rc = cgtest::run_as(who, [&] {
+            int r = ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+            std::this_thread::sleep_for(500ms);
+            return r;
+        }, &pid);
+        return std::pair{rc, pid};
+    };
+    SECTION("a zone file moved out of every zone by an allowed user leaves the zone") {
+        auto [rc, pid] = move_as(alice, env.fs.path("zone/m.txt"), env.fs.path("out/m.txt"));
+        REQUIRE(rc == 0);
+        auto ev = env.events.for_process(pid);
+        REQUIRE(ev);
+        CHECK(ev->raw.kind == CG_EV_RENAME);
+        CHECK(ev->raw.decision == CG_DECISION_ALLOW);
+        CHECK(ev->raw.uid == alice.uid);
         CHECK(cgtest::open_as(mallory, env.fs.path("out/m.txt")) == 0);
     }
-    SECTION("a file moved between nested zones") {
+    SECTION("a zone file moved out by someone not allowed stays in its zone, recorded") {
+        auto [rc, pid] = move_as(mallory, env.fs.path("zone/m.txt"), env.fs.path("out/m.txt"));
+        REQUIRE(rc == 0);  // not refusable with fanotify
+        auto ev = env.events.for_process(pid);
+        REQUIRE(ev);
+        CHECK(ev->raw.kind == CG_EV_RENAME);
+        CHECK(ev->raw.zone_id == 1);
+        CHECK(ev->raw.decision == CG_DECISION_AUDIT);
+        CHECK(ev->raw.rule == CG_RULE_NOT_ALLOWED);
+        CHECK(ev->raw.uid == mallory.uid);
+        CHECK(std::string(ev->raw.path) == "m.txt");
+        CHECK(std::string(ev->raw.path + 6) == "m.txt");
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/m.txt")) == EPERM);
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/m.txt"), Via::io_uring) == EPERM);
+        CHECK(cgtest::open_as(alice, env.fs.path("out/m.txt")) == 0);
+        // It keeps its zone across a policy reload too.
+        REQUIRE(env.enforcer->apply(make_policy(env.fs)));
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/m.txt")) == EPERM);
+    }
+    SECTION("a tree moved out by someone not allowed stays in its zone") {
+        ::chmod(env.fs.path("zone/sub").c_str(), 0777);  // moving a directory rewrites its ".."
+        auto [rc, pid] = move_as(mallory, env.fs.path("zone/sub"), env.fs.path("out/sub"));
+        REQUIRE(rc == 0);
+        REQUIRE(env.events.for_process(pid));
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/sub/deep/d.txt")) == EPERM);
+        CHECK(cgtest::open_as(alice, env.fs.path("out/sub/deep/d.txt")) == 0);
+    }
+    SECTION("a file moved between nested zones by a user allowed in its zone") {
         CHECK(cgtest::open_as(bob, env.fs.path("zone/a.txt")) == EPERM);
-        REQUIRE(::rename(env.fs.path("zone/a.txt").c_str(), env.fs.path("zone/nested/a.txt").c_str()) == 0);
-        std::this_thread::sleep_for(200ms);
+        ::chmod(env.fs.path("zone/nested").c_str(), 0777);
+        auto [rc, pid] = move_as(alice, env.fs.path("zone/a.txt"), env.fs.path("zone/nested/a.txt"));
+        REQUIRE(rc == 0);
+        REQUIRE(env.events.for_process(pid));
         CHECK(cgtest::open_as(bob, env.fs.path("zone/nested/a.txt")) == 0);
+    }
+    SECTION("a file moved into a nested zone by someone not allowed keeps its zone") {
+        ::chmod(env.fs.path("zone/nested").c_str(), 0777);
+        auto [rc, pid] = move_as(mallory, env.fs.path("zone/a.txt"), env.fs.path("zone/nested/a.txt"));
+        REQUIRE(rc == 0);
+        REQUIRE(env.events.for_process(pid));
+        CHECK(cgtest::open_as(bob, env.fs.path("zone/nested/a.txt")) == EPERM);
+        CHECK(cgtest::open_as(alice, env.fs.path("zone/nested/a.txt")) == 0);
     }
 }
 
