@@ -58,6 +58,13 @@ struct cg_inner_grants {
 	__uint(value_size, sizeof(struct cg_grant));
 };
 
+struct cg_inner_denies {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct cg_deny_key));
+	__uint(value_size, sizeof(struct cg_deny));
+};
+
 struct cg_inner_programs {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
@@ -79,6 +86,7 @@ CG_OUTER(cg_devs, cg_inner_devs);
 CG_OUTER(cg_subjects, cg_inner_subjects);
 CG_OUTER(cg_grants, cg_inner_grants);
 CG_OUTER(cg_programs, cg_inner_programs);
+CG_OUTER(cg_denies, cg_inner_denies);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -225,10 +233,19 @@ static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 {
 	struct cg_subject_key sk = { .zone_id = zone_id };
 	struct cg_grant_key gk = { .zone_id = zone_id, .uid = s->fsuid };
-	void *subjects, *grants, *programs;
+	struct cg_deny_key dk = { .zone_id = zone_id, .uid = s->fsuid };
+	void *subjects, *grants, *programs, *denies;
 	struct cg_grant *grant;
+	struct cg_deny *deny;
 	bool allowed = false;
 
+	/* A deny row in force overrides every allow below; same clock as grants. */
+	denies = bpf_map_lookup_elem(&cg_denies, &slot);
+	deny = denies ? bpf_map_lookup_elem(denies, &dk) : NULL;
+	if (deny && (bpf_ktime_get_boot_ns() + rt_offset) / 1000000000ULL < deny->expires_at) {
+		*rule = CG_RULE_REVOKED;
+		return (zflags & CG_ZONE_VIOLATION_AUDIT) ? CG_DECISION_AUDIT : CG_DECISION_DENY;
+	}
 	subjects = bpf_map_lookup_elem(&cg_subjects, &slot);
 	if (subjects) {
 		sk.kind = CG_SUBJECT_UID;

@@ -14,7 +14,7 @@
 #include <linux/types.h>
 #endif
 
-#define CG_ABI_VERSION 2
+#define CG_ABI_VERSION 4 /* 3 was the reverted directory zone cache */
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -41,6 +41,7 @@ enum cg_rule {
 	CG_RULE_GRANT = 3,
 	CG_RULE_NOT_ALLOWED = 4,
 	CG_RULE_PROGRAM = 5,
+	CG_RULE_REVOKED = 6, /* a deny row (bulk-read cool-down) overrides every allow */
 };
 
 /* What the event is about. */
@@ -122,6 +123,19 @@ struct cg_grant_key {
 };
 
 struct cg_grant {
+	__u64 expires_at;
+};
+
+/*
+ * Map: (zone, uid) -> expiry of a deny row in CLOCK_REALTIME seconds, the grants' clock.
+ * Until then the uid gets the zone's violation decision, whatever would allow it.
+ */
+struct cg_deny_key {
+	__u32 zone_id;
+	__u32 uid;
+};
+
+struct cg_deny {
 	__u64 expires_at;
 };
 

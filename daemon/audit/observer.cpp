@@ -51,6 +51,7 @@ std::uint32_t to_cg_rule(policy::Rule r) {
     case policy::Rule::grant: return CG_RULE_GRANT;
     case policy::Rule::not_allowed: return CG_RULE_NOT_ALLOWED;
     case policy::Rule::program_not_allowed: return CG_RULE_PROGRAM;
+    case policy::Rule::revoked: return CG_RULE_REVOKED;
     }
     return CG_RULE_NOT_ALLOWED;
 }

@@ -6,7 +6,7 @@
 
 namespace {
 
-static_assert(CG_ABI_VERSION == 2);
+static_assert(CG_ABI_VERSION == 4);
 static_assert(sizeof(cg_inode_key) == 16);
 static_assert(offsetof(cg_inode_key, dev) == 0 && offsetof(cg_inode_key, ino) == 8);
 static_assert(sizeof(cg_zone_root) == 8);
@@ -18,6 +18,10 @@ static_assert(offsetof(cg_subject_key, zone_id) == 0 && offsetof(cg_subject_key,
 static_assert(sizeof(cg_grant_key) == 8);
 static_assert(offsetof(cg_grant_key, uid) == 4);
 static_assert(sizeof(cg_grant) == 8);
+static_assert(sizeof(cg_deny_key) == 8);
+static_assert(offsetof(cg_deny_key, zone_id) == 0 && offsetof(cg_deny_key, uid) == 4);
+static_assert(sizeof(cg_deny) == 8);
+static_assert(CG_RULE_REVOKED == 6);
 static_assert(sizeof(cg_program_key) == 24);
 static_assert(offsetof(cg_program_key, dev) == 8 && offsetof(cg_program_key, ino) == 16);
 static_assert(sizeof(cg_stats) == 32);

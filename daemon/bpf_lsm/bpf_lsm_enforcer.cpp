@@ -75,16 +75,17 @@ struct RingDeleter {
 };
 
 // Names under the pin directory.
-constexpr std::array<const char*, 9> k_map_pins = {
-    "roots", "zones", "devs", "subjects", "grants", "programs", "ctl", "events", "stats"};
+constexpr std::array<const char*, 10> k_map_pins = {
+    "roots", "zones", "devs", "subjects", "grants", "programs", "ctl", "events", "stats", "denies"};
 constexpr std::array<const char*, 3> k_link_pins = {
     "link_file_open", "link_inode_link", "link_inode_rename"};
 
-std::array<bpf_map*, 9> skel_maps(cg_lsm* s)
+std::array<bpf_map*, 10> skel_maps(cg_lsm* s)
 {
     return {s->maps.cg_roots, s->maps.cg_zones,    s->maps.cg_devs,
             s->maps.cg_subjects, s->maps.cg_grants, s->maps.cg_programs,
-            s->maps.cg_ctl,   s->maps.cg_events,   s->maps.cg_stats};
+            s->maps.cg_ctl,   s->maps.cg_events,   s->maps.cg_stats,
+            s->maps.cg_denies};
 }
 
 std::array<bpf_program*, 3> skel_progs(cg_lsm* s)
@@ -422,7 +423,9 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
     auto m_grants = make_inner("cg_grants_in", sizeof(cg_grant_key), sizeof(cg_grant),
                                compiled.grants.size());
     auto m_programs = make_inner("cg_progs_in", sizeof(cg_program_key), 1, programs.size());
-    for (auto* m : {&m_roots, &m_zones, &m_devs, &m_subjects, &m_grants, &m_programs})
+    auto m_denies = make_inner("cg_denies_in", sizeof(cg_deny_key), sizeof(cg_deny),
+                               compiled.denies.size());
+    for (auto* m : {&m_roots, &m_zones, &m_devs, &m_subjects, &m_grants, &m_programs, &m_denies})
         if (!*m)
             return Error("bpf-lsm: " + m->error());
 
@@ -478,6 +481,12 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
         if (auto e = put(*m_programs, "programs", k, one); !e)
             return Error("bpf-lsm: " + e.error());
     }
+    for (const auto& d : compiled.denies) {
+        cg_deny_key k{d.zone_id, d.uid};
+        cg_deny v{d.expires_at};
+        if (auto e = put(*m_denies, "denies", k, v); !e)
+            return Error("bpf-lsm: " + e.error());
+    }
 
     // Install into the idle slot, then flip: one 8-byte array store switches every table.
     const int ctl = impl_->ctl_fd();
@@ -485,13 +494,14 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
     if (!active)
         return Error("bpf-lsm: " + active.error());
     const std::uint32_t slot = *active == 0 ? 1 : 0;
-    const std::array<std::pair<int, const UniqueFd*>, 6> outer = {{
+    const std::array<std::pair<int, const UniqueFd*>, 7> outer = {{
         {bpf_map__fd(impl_->skel->maps.cg_roots), &*m_roots},
         {bpf_map__fd(impl_->skel->maps.cg_zones), &*m_zones},
         {bpf_map__fd(impl_->skel->maps.cg_devs), &*m_devs},
         {bpf_map__fd(impl_->skel->maps.cg_subjects), &*m_subjects},
         {bpf_map__fd(impl_->skel->maps.cg_grants), &*m_grants},
         {bpf_map__fd(impl_->skel->maps.cg_programs), &*m_programs},
+        {bpf_map__fd(impl_->skel->maps.cg_denies), &*m_denies},
     }};
     for (const auto& [outer_fd, inner] : outer) {
         const std::uint32_t inner_fd = static_cast<std::uint32_t>(inner->get());

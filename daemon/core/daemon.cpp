@@ -307,11 +307,11 @@ tl::expected<void, std::string> Daemon::start() {
 }
 
 tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::string digest) {
-    auto compiled = policy::compile(loaded.policy);
     {
         std::lock_guard lock(mutex_);
-        strip_revoked(compiled, common::now_seconds());
+        add_cooldown_denies(loaded.policy, common::now_seconds());
     }
+    auto compiled = policy::compile(loaded.policy);
     if (auto r = enforcer_->apply(compiled); !r) return tl::unexpected(r.error());
     auto notify_warnings = notifier_->apply(loaded.policy);
     std::vector<std::string> audit_warnings = audit_warnings_;
@@ -439,18 +439,11 @@ std::size_t Daemon::prune_expired_grants(std::uint64_t now) {
     return expired.size();
 }
 
-void Daemon::strip_revoked(policy::Compiled& compiled, std::uint64_t now) const {
-    for (const auto& r : revoked_) {
-        if (r.until <= static_cast<std::int64_t>(now)) continue;
-        auto z = std::find_if(compiled.zones.begin(), compiled.zones.end(), [&](const auto& c) { return c.name == r.zone; });
-        if (z == compiled.zones.end()) continue;
-        // The user's own rows and grants go; a %group row that includes the user stays
-        // (the enforcers have no per-user deny row yet): see CUSTGUARD_REVOKE_GROUPS.
-        std::erase_if(compiled.subjects, [&](const policy::SubjectRow& s) {
-            return s.zone_id == z->id && s.kind == policy::SubjectKind::uid && s.id == r.uid;
-        });
-        std::erase_if(compiled.grants, [&](const policy::GrantRow& g) { return g.zone_id == z->id && g.uid == r.uid; });
-    }
+void Daemon::add_cooldown_denies(policy::Policy& policy, std::uint64_t now) const {
+    policy.denies.clear();
+    for (const auto& r : revoked_)
+        if (r.until > static_cast<std::int64_t>(now))
+            policy.denies.push_back({r.zone, r.uid, static_cast<std::uint64_t>(r.until)});
 }
 
 void Daemon::save_revocations() const {
@@ -463,7 +456,7 @@ void Daemon::save_revocations() const {
 void Daemon::apply_revocations(std::uint64_t now) {
     std::vector<notify::Revocation> lifted, added;
     policy::Compiled compiled;
-    bool group_rows = false;
+    std::optional<policy::Policy> observed;  // for the audit observer's decisions
     {
         std::lock_guard lock(mutex_);
         for (auto& r : revoke_requests_) {
@@ -478,17 +471,16 @@ void Daemon::apply_revocations(std::uint64_t now) {
             return true;
         });
         if (added.empty() && lifted.empty()) return;
+        add_cooldown_denies(policy_, now);
         compiled = policy::compile(policy_);
-        strip_revoked(compiled, now);
+        if (audit_) observed = policy_;
         save_revocations();
     }
     if (auto r = enforcer_->apply(compiled); !r) spdlog::error("bulk-read cool-down not applied: {}", r.error());
+    if (observed)
+        if (auto r = audit_->apply(*observed); !r) spdlog::warn("audit observer: cool-downs not updated: {}", r.error());
     auto record = [&](const notify::Revocation& r, bool lift) {
         const std::string target = r.zone + ":" + (r.user.empty() ? std::to_string(r.uid) : r.user);
-        const auto z = std::find_if(compiled.zones.begin(), compiled.zones.end(), [&](const auto& c) { return c.name == r.zone; });
-        group_rows = z != compiled.zones.end() && std::any_of(compiled.subjects.begin(), compiled.subjects.end(), [&](const auto& s) {
-            return s.zone_id == z->id && s.kind == policy::SubjectKind::gid;
-        });
         auto rec = events::make_admin_change_record(
             "custguardd", static_cast<std::uint32_t>(::geteuid()), lift ? "bulk.revoke.expire" : "bulk.revoke", target,
             lift ? "bulk-read cool-down ended: access to zone " + r.zone + " restored for " + target
@@ -496,7 +488,6 @@ void Daemon::apply_revocations(std::uint64_t now) {
         rec.set(events::field::zone, r.zone);
         rec.set(events::field::uid, r.uid);
         rec.set("CUSTGUARD_UNTIL", static_cast<std::uint64_t>(r.until));
-        if (!lift && group_rows) rec.set("CUSTGUARD_REVOKE_GROUPS", "kept: access through a %group of the zone is not revoked");
         pipeline_->submit(std::move(rec));
         spdlog::info("{}", lift ? "bulk-read cool-down ended for " + target : "bulk-read cool-down started for " + target);
     };

@@ -109,7 +109,7 @@ public:
     notify::Notifier& notifier() { return *notifier_; }
 
     // Bulk-read cool-downs ([bulk] action = "revoke"): apply new ones and lift expired
-    // ones in the enforcer. run() calls it every second.
+    // ones in the enforcer (as deny rows) and the audit observer. run() calls it every second.
     void apply_revocations(std::uint64_t now);
 
     // Called by run() with the event loop once it exists, before READY=1: the control
@@ -129,7 +129,9 @@ private:
                                                            std::string& digest) const;
     tl::expected<void, std::string> install(policy::Loaded loaded, std::string digest);
     void poll_sensor_losses();
-    void strip_revoked(policy::Compiled& compiled, std::uint64_t now) const;  // mutex_ held
+    // Sets policy.denies to the cool-downs in force: they override every allow of the user
+    // in the zone, %group rows included. mutex_ held.
+    void add_cooldown_denies(policy::Policy& policy, std::uint64_t now) const;
     void save_revocations() const;                                          // mutex_ held
 
     DaemonOptions options_;
@@ -144,7 +146,7 @@ private:
     bool adopted_ = false;
 
     mutable std::mutex mutex_;  // guards what follows (the control plane reads it)
-    policy::Policy policy_;
+    policy::Policy policy_;  // as loaded, with the cool-downs in force as denies
     policy::State state_;
     std::string digest_;
     std::uint64_t loaded_at_ = 0;

@@ -75,6 +75,11 @@ tl::expected<ZoneTables, std::string> ZoneTables::build(const policy::Compiled& 
         auto& exp = t.grants_[(std::uint64_t{g.zone_id} << 32) | g.uid];
         exp = std::max(exp, g.expires_at);
     }
+    for (const auto& d : compiled.denies) {
+        if (!valid_zone(d.zone_id)) return tl::unexpected(std::string("deny row names unknown zone"));
+        auto& exp = t.denies_[(std::uint64_t{d.zone_id} << 32) | d.uid];
+        exp = std::max(exp, d.expires_at);
+    }
     for (const auto& p : compiled.programs) {
         if (!valid_zone(p.zone_id)) return tl::unexpected(std::string("program row names unknown zone"));
         struct stat st {};
@@ -103,6 +108,13 @@ Verdict ZoneTables::decide(std::uint32_t zone_id, const Subject& s) const {
     const std::uint32_t flags = zone_flags_[zone_id - 1];
 
     bool allowed = true;
+    if (auto it = denies_.find((std::uint64_t{zone_id} << 32) | s.uid); it != denies_.end() && s.now < it->second) {
+        // A deny row in force overrides every allow, programs included.
+        v.decision = (flags & CG_ZONE_VIOLATION_AUDIT) ? CG_DECISION_AUDIT : CG_DECISION_DENY;
+        v.rule = CG_RULE_REVOKED;
+        v.record = true;
+        return v;
+    }
     if (subjects_.contains({zone_id, 0, s.uid})) {
         v.rule = CG_RULE_USER;
     } else if (std::any_of(s.gids.begin(), s.gids.end(),

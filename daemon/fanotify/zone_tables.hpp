@@ -34,7 +34,7 @@ struct Subject {
     std::uint32_t uid = 0;                  // fsuid
     std::span<const std::uint32_t> gids;    // fsgid and supplementary groups
     InodeKey exe;                           // executable of the process
-    std::uint64_t now = 0;                  // CLOCK_REALTIME seconds, for grants
+    std::uint64_t now = 0;                  // CLOCK_REALTIME seconds, for grants and denies
 };
 
 // As the BPF program reports it: a permitted open is CG_DECISION_ALLOW (recorded when the
@@ -110,6 +110,7 @@ private:
     std::vector<bool> zone_groups_;          // index zone_id - 1: has gid rows
     std::unordered_set<SubjectKey, SubjectKeyHash> subjects_;
     std::unordered_map<std::uint64_t, std::uint64_t> grants_;  // (zone << 32 | uid) -> expiry
+    std::unordered_map<std::uint64_t, std::uint64_t> denies_;  // (zone << 32 | uid) -> expiry
     std::unordered_set<ProgramKey, ProgramKeyHash> programs_;
 };
 

@@ -28,14 +28,19 @@ Compiled compile(const Policy& policy) {
                 {id, u.kind == Principal::Kind::user ? SubjectKind::uid : SubjectKind::gid, u.id});
         for (const auto& prog : z.allow_programs) out.programs.push_back({id, prog.path});
     }
-    std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> grants;
-    for (const auto& g : policy.grants) {
-        auto it = zone_ids.find(g.zone);
-        if (it == zone_ids.end()) continue;
-        auto& expiry = grants[{it->second, g.uid}];
-        expiry = std::max(expiry, g.expires_at);
-    }
-    for (const auto& [key, expiry] : grants) out.grants.push_back({key.first, key.second, expiry});
+    // (zone id, uid) -> latest expiry; the map keeps them sorted.
+    auto latest = [&](const auto& entries) {
+        std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> rows;
+        for (const auto& e : entries) {
+            auto it = zone_ids.find(e.zone);
+            if (it == zone_ids.end()) continue;
+            auto& expiry = rows[{it->second, e.uid}];
+            expiry = std::max(expiry, e.expires_at);
+        }
+        return rows;
+    };
+    for (const auto& [key, expiry] : latest(policy.grants)) out.grants.push_back({key.first, key.second, expiry});
+    for (const auto& [key, expiry] : latest(policy.denies)) out.denies.push_back({key.first, key.second, expiry});
 
     sort_unique(out.roots, [](const ZoneRoot& a, const ZoneRoot& b) {
         return std::tie(a.path, a.zone_id) < std::tie(b.path, b.zone_id);

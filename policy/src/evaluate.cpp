@@ -34,6 +34,7 @@ struct Evaluator::Index {
     std::unordered_set<std::uint64_t> users;   // (zone index, uid)
     std::unordered_set<std::uint64_t> groups;  // (zone index, gid)
     std::unordered_map<std::uint64_t, std::uint64_t> grants;  // (zone index, uid) -> expiry
+    std::unordered_map<std::uint64_t, std::uint64_t> denies;  // (zone index, uid) -> expiry
     std::vector<std::unordered_set<std::string, StringHash, std::equal_to<>>> programs;
 
     std::uint32_t zone_index_of(std::string_view path) const {
@@ -72,13 +73,17 @@ Evaluator::Evaluator(const Policy& policy) : index_(std::make_unique<Index>()) {
             (u.kind == Principal::Kind::user ? ix.users : ix.groups).insert(pair_key(z, u.id));
         for (const auto& prog : zone.allow_programs) ix.programs[z].insert(prog.path);
     }
-    for (const auto& g : policy.grants) {
-        for (std::uint32_t z = 0; z < policy.zones.size(); ++z) {
-            if (policy.zones[z].name != g.zone) continue;
-            auto& expiry = ix.grants[pair_key(z, g.uid)];
-            expiry = std::max(expiry, g.expires_at);
+    auto add_latest = [&](std::unordered_map<std::uint64_t, std::uint64_t>& to, const auto& entries) {
+        for (const auto& e : entries) {
+            for (std::uint32_t z = 0; z < policy.zones.size(); ++z) {
+                if (policy.zones[z].name != e.zone) continue;
+                auto& expiry = to[pair_key(z, e.uid)];
+                expiry = std::max(expiry, e.expires_at);
+            }
         }
-    }
+    };
+    add_latest(ix.grants, policy.grants);
+    add_latest(ix.denies, policy.denies);
 }
 
 Evaluator::~Evaluator() = default;
@@ -100,7 +105,10 @@ Decision Evaluator::evaluate(const AccessRequest& request) const {
     d.zone = &zone;
 
     Rule granted = Rule::not_allowed;
-    if (ix.users.count(pair_key(zi, request.uid))) {
+    if (auto deny = ix.denies.find(pair_key(zi, request.uid));
+        deny != ix.denies.end() && deny->second > request.now) {
+        granted = Rule::revoked;
+    } else if (ix.users.count(pair_key(zi, request.uid))) {
         granted = Rule::allowed_user;
     } else {
         for (auto gid : request.gids) {
@@ -114,11 +122,11 @@ Decision Evaluator::evaluate(const AccessRequest& request) const {
             if (it != ix.grants.end() && it->second > request.now) granted = Rule::grant;
         }
     }
-    if (granted != Rule::not_allowed && !ix.programs[zi].empty() &&
-        !ix.programs[zi].count(request.exe))
+    const bool refused = granted == Rule::not_allowed || granted == Rule::revoked;
+    if (!refused && !ix.programs[zi].empty() && !ix.programs[zi].count(request.exe))
         granted = Rule::program_not_allowed;
 
-    if (granted == Rule::not_allowed || granted == Rule::program_not_allowed) {
+    if (refused || granted == Rule::program_not_allowed) {
         d.rule = granted;
         d.action = zone.on_violation == Violation::deny ? Action::deny : Action::audit;
         d.record = true;
@@ -143,6 +151,7 @@ std::string_view to_string(Rule rule) {
     case Rule::grant: return "grant";
     case Rule::not_allowed: return "not_allowed";
     case Rule::program_not_allowed: return "program_not_allowed";
+    case Rule::revoked: return "revoked";
     }
     return "?";
 }
@@ -159,6 +168,9 @@ std::string Decision::reason() const {
                std::string(to_string(zone->on_violation)) + ")";
     case Rule::program_not_allowed:
         return "the program is not in allow_programs of " + z + " (on_violation = " +
+               std::string(to_string(zone->on_violation)) + ")";
+    case Rule::revoked:
+        return "the user's access to " + z + " is revoked for a time (on_violation = " +
                std::string(to_string(zone->on_violation)) + ")";
     case Rule::outside_zones: break;
     }

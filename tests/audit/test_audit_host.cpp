@@ -342,6 +342,41 @@ TEST_CASE("observe-only: reads come through the multicast group and are decided 
     CHECK(our_rules().find(t.path.string()) == std::string::npos);
 }
 
+TEST_CASE("observe-only: a deny in the policy overrides a %group allow until it expires", "[audit][host]") {
+    REQUIRE_ROOT();
+    TempDir t;
+    write_file(t.path / "zone/c.txt", "customer");
+    audit::ObserverOptions o;
+    o.mode = audit::ObserverMode::observe;
+    auto obs = audit::AuditObserver::create(o);
+    REQUIRE(obs);
+    // nobody reads only through %nogroup; the daemon adds the deny for a bulk-read cool-down.
+    auto pol = load_policy("[[zone]]\nname = \"customers\"\npaths = [\"" + (t.path / "zone").string() +
+                           "\"]\nrecord_allowed = true\nallow_users = [\"%nogroup\"]\n");
+    const auto now = static_cast<std::uint64_t>(::time(nullptr));
+    pol.denies = {{"customers", 65534, now + 600}};
+    REQUIRE((*obs)->apply(pol));
+    Collector c;
+    REQUIRE((*obs)->start(c.callbacks()));
+
+    pid_t during = read_as(t.path / "zone/c.txt", 65534, 65534);
+    auto r = c.wait_for(with_pid(during));
+    REQUIRE(r);
+    CHECK(r->kind == events::Kind::access_audited);  // nothing enforces in observe-only
+    CHECK(field(*r, events::field::decision) == "deny");
+    CHECK(field(*r, events::field::rule) == "revoked");
+    CHECK(r->message.find("would be denied") != std::string::npos);
+
+    pol.denies = {{"customers", 65534, now - 1}};
+    REQUIRE((*obs)->apply(pol));
+    pid_t after = read_as(t.path / "zone/c.txt", 65534, 65534);
+    auto a = c.wait_for(with_pid(after));
+    REQUIRE(a);
+    CHECK(a->kind == events::Kind::access_allowed);
+    CHECK(field(*a, events::field::rule) == "allowed_group");
+    (*obs)->stop(true);
+}
+
 TEST_CASE("observe-only with auditd -n running: both get every record and auditd keeps the unicast channel",
           "[audit][host]") {
     REQUIRE_ROOT();

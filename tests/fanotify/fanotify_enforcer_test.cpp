@@ -459,6 +459,66 @@ TEST_CASE("fanotify enforcer: policy changes apply atomically and drop ignore ma
     CHECK(env.enforcer->warnings().size() == 1);
 }
 
+TEST_CASE("fanotify enforcer: a deny row overrides a %group allow until it expires", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    // sales_member reads zone 1 only through %60100, sales_primary likewise.
+    CHECK(cgtest::open_as(sales_member, env.fs.path("zone/a.txt")) == 0);
+    auto p = make_policy(env.fs);
+    const auto now = static_cast<std::uint64_t>(std::time(nullptr));
+    const std::uint64_t until = now + 5;  // room for the rows below on a loaded machine
+    p.denies = {{1, alice.uid, until}, {1, sales_member.uid, until}, {1, sales_primary.uid, now - 1},
+                {2, bob.uid, until}, {3, alice.uid, until}, {4, carol.uid, until}};
+    REQUIRE(env.enforcer->apply(p));
+
+    struct Row {
+        const char* label;
+        Cred cred;
+        const char* path;
+        Via via;
+        int expect_errno;
+        std::optional<Expected> event;
+    };
+    const Row during[] = {
+        {"%group member", sales_member, "zone/a.txt", Via::open, EPERM, Expected{1, CG_DECISION_DENY, CG_RULE_REVOKED}},
+        {"%group member, deep file", sales_member, "zone/sub/deep/d.txt", Via::open, EPERM,
+         Expected{1, CG_DECISION_DENY, CG_RULE_REVOKED}},
+        {"listed user", alice, "zone/a.txt", Via::open, EPERM, Expected{1, CG_DECISION_DENY, CG_RULE_REVOKED}},
+        {"expired deny row", sales_primary, "zone/a.txt", Via::open, 0, Expected{1, CG_DECISION_ALLOW, CG_RULE_GROUP}},
+        {"audit zone: let through, recorded", bob, "zone/nested/b.txt", Via::open, 0,
+         Expected{2, CG_DECISION_AUDIT, CG_RULE_REVOKED}},
+        {"listed program does not lift it", alice, "prog/p.txt", Via::exec_cat, EPERM, std::nullopt},
+        {"grant does not lift it", carol, "grant/g.txt", Via::open, EPERM, Expected{4, CG_DECISION_DENY, CG_RULE_REVOKED}},
+        {"per zone: alice's single-file zone", alice, "single.txt", Via::open, 0, Expected{5, CG_DECISION_ALLOW, CG_RULE_USER}},
+    };
+    for (const auto& r : during) {
+        INFO(r.label);
+        pid_t pid = 0;
+        CHECK(cgtest::open_as(r.cred, env.fs.path(r.path), r.via, &pid) == r.expect_errno);
+        if (!r.event) continue;
+        auto ev = env.events.for_process(pid);
+        REQUIRE(ev);
+        CHECK(ev->raw.zone_id == r.event->zone);
+        CHECK(ev->raw.decision == r.event->decision);
+        CHECK(ev->raw.rule == r.event->rule);
+        CHECK(ev->raw.uid == r.cred.uid);
+    }
+    REQUIRE(std::time(nullptr) < static_cast<std::time_t>(until));  // all of the above ran during the deny
+
+    // Expiry is checked at decision time: no apply() in between.
+    while (static_cast<std::uint64_t>(std::time(nullptr)) < until)
+        std::this_thread::sleep_for(100ms);
+    pid_t pid = 0;
+    CHECK(cgtest::open_as(sales_member, env.fs.path("zone/a.txt"), Via::open, &pid) == 0);
+    auto ev = env.events.for_process(pid);
+    REQUIRE(ev);
+    CHECK(ev->raw.decision == CG_DECISION_ALLOW);
+    CHECK(ev->raw.rule == CG_RULE_GROUP);
+    CHECK(cgtest::open_as(alice, env.fs.path("zone/a.txt")) == 0);
+    CHECK(cgtest::open_as(alice, env.fs.path("prog/p.txt"), Via::exec_cat) == 0);
+    CHECK(cgtest::open_as(carol, env.fs.path("grant/g.txt")) == 0);
+}
+
 TEST_CASE("fanotify enforcer: overload answers at once (zone files denied, others allowed)", "[fanotify][host]") {
     REQUIRE_ROOT();
     FanotifyOptions o;

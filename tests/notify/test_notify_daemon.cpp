@@ -34,6 +34,7 @@
 
 #include "custguard/common/policy_files.hpp"
 #include "daemon/core/daemon.hpp"
+#include "support/support.hpp"
 
 using namespace custguard;
 using namespace std::chrono_literals;
@@ -248,6 +249,100 @@ notify = ["mgr"]
     created->reset();
     ::kill(sink, SIGTERM);
     ::waitpid(sink, nullptr, 0);
+    ::umount2(data.c_str(), MNT_DETACH);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
+// The gap the deny rows close: a user allowed only through a %group used to keep reading
+// during the cool-down, because only the user's own rows could be taken away.
+TEST_CASE("bulk read by a user allowed only through a %group: the cool-down denies and its expiry restores", "[notify][host][daemon]") {
+    REQUIRE(::geteuid() == 0);
+    REQUIRE(private_mounts());
+    // Allowed only through %cgnotify-grp; nobody in the group too, never revoked.
+    const cgtest::Cred member = cgtest::ensure_user("cgnotify-member", {"cgnotify-grp"});
+    const group* gr = ::getgrnam("cgnotify-grp");
+    REQUIRE(gr);
+    const cgtest::Cred other{65534, 65534, {gr->gr_gid}, "nobody"};
+    cgtest::Cred outside = member;
+    outside.groups = {member.gid};
+
+    char tmpl[] = "/tmp/cgnotify-group.XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    const fs::path dir = tmpl;
+    ::chmod(tmpl, 0755);
+    const fs::path data = dir / "data";
+    fs::create_directories(data);
+    REQUIRE(::mount("cgnotify", data.c_str(), "tmpfs", 0, "mode=0755,size=16m") == 0);
+    const fs::path zone = data / "customers";
+    fs::create_directories(zone);
+    for (int i = 0; i < 6; ++i) std::ofstream(zone / fmt::format("f{}.csv", i)) << "name,phone\n";
+    std::ofstream(dir / "policy.toml") << fmt::format(R"([[zone]]
+name = "customers"
+paths = ["{}"]
+on_violation = "deny"
+record_allowed = true
+allow_users = ["%cgnotify-grp"]
+
+[bulk]
+max_files = 3
+window = "2s"
+action = "revoke"
+cooldown = "3s"
+)",
+                                                      zone.string());
+    daemon::DaemonOptions o;
+    o.policy = dir / "policy.toml";
+    o.enforcer = policy::EnforcerChoice::fanotify;
+    o.state_dir = dir / "state";
+    o.jsonl_export = dir / "events.jsonl";
+    o.journal = false;
+    o.audit = false;
+    auto created = daemon::Daemon::create(o);
+    REQUIRE(created);
+    auto& d = **created;
+
+    CHECK(cgtest::read_as(outside, zone / "f0.csv") == EPERM);  // not without the group
+    for (int i = 0; i < 4; ++i) CHECK(cgtest::read_as(member, zone / fmt::format("f{}.csv", i)) == 0);
+    const auto t0 = Clock::now();
+    while (d.status().revoked.empty() && Clock::now() - t0 < 10s) {
+        d.apply_revocations(common::now_seconds());
+        std::this_thread::sleep_for(20ms);
+    }
+    auto s = d.status();
+    REQUIRE(s.revoked.size() == 1);  // custguardctl status shows it
+    CHECK(s.revoked[0].uid == member.uid);
+    CHECK(s.revoked[0].user == "cgnotify-member");
+    const auto until = s.revoked[0].until;
+
+    // During the cool-down: the group row no longer lets this user in; others keep it.
+    CHECK(cgtest::read_as(member, zone / "f5.csv") == EPERM);
+    CHECK(cgtest::read_as(other, zone / "f4.csv") == 0);
+    REQUIRE(common::now_seconds() < static_cast<std::uint64_t>(until));  // the checks above ran inside it
+
+    // After it: the group row counts again.
+    const auto t1 = Clock::now();
+    while (!d.status().revoked.empty() && Clock::now() - t1 < 10s) {
+        d.apply_revocations(common::now_seconds());
+        std::this_thread::sleep_for(100ms);
+    }
+    REQUIRE(d.status().revoked.empty());
+    CHECK(cgtest::read_as(member, zone / "f5.csv") == 0);
+
+    REQUIRE(d.pipeline().flush(5s));
+    const std::string jsonl = slurp(dir / "events.jsonl");
+    INFO(jsonl);
+    CHECK(jsonl.find("bulk.revoke\"") != std::string::npos);
+    CHECK(jsonl.find("bulk.revoke.expire") != std::string::npos);
+    // The denial during the cool-down names its rule.
+    bool revoked_denial = false;
+    std::istringstream lines(jsonl);
+    for (std::string line; std::getline(lines, line);)
+        revoked_denial = revoked_denial || (line.find("f5.csv") != std::string::npos &&
+                                            line.find("\"revoked\"") != std::string::npos &&
+                                            line.find("\"deny\"") != std::string::npos);
+    CHECK(revoked_denial);
+    created->reset();
     ::umount2(data.c_str(), MNT_DETACH);
     std::error_code ec;
     fs::remove_all(dir, ec);

@@ -60,3 +60,55 @@ TEST_CASE("compile is deterministic", "[policy][compile]") {
     CHECK(c1.roots.front().path == "/a");
     CHECK(c1.subjects.front().id == 1001);
 }
+
+TEST_CASE("compile turns denies into one sorted row per zone and uid", "[policy][compile]") {
+    auto loaded = load_text(R"(
+[[zone]]
+name = "customers"
+paths = ["/srv/c"]
+allow_users = ["%sales", "alice"]
+
+[[zone]]
+name = "medical"
+paths = ["/srv/m"]
+allow_users = ["carol"]
+)",
+                            {}, std::string(R"(
+[[grant]]
+zone = "medical"
+user = "bob"
+expires_at = 5000
+)"));
+    REQUIRE(loaded);
+    const auto base = compile(loaded->policy);
+
+    struct Case {
+        const char* name;
+        std::vector<Deny> denies;
+        std::vector<DenyRow> rows;
+    };
+    const Case cases[] = {
+        {"none", {}, {}},
+        {"one per zone and uid",
+         {{"medical", 1002, 3000}, {"customers", 1003, 2500}, {"customers", 1001, 2000}},
+         {{1, 1001, 2000}, {1, 1003, 2500}, {2, 1002, 3000}}},
+        {"the later expiry of two for one user",
+         {{"customers", 1001, 4000}, {"customers", 1001, 2000}},
+         {{1, 1001, 4000}}},
+        {"an unknown zone is dropped", {{"gone", 1001, 4000}}, {}},
+    };
+    for (const auto& c : cases) {
+        DYNAMIC_SECTION(c.name) {
+            auto policy = loaded->policy;
+            policy.denies = c.denies;
+            auto compiled = compile(policy);
+            CHECK(compiled.denies == c.rows);
+            // A deny removes no allow: it overrides them when deciding.
+            CHECK(compiled.subjects == base.subjects);
+            CHECK(compiled.grants == base.grants);
+            CHECK(std::is_sorted(compiled.denies.begin(), compiled.denies.end(), [](const DenyRow& a, const DenyRow& b) {
+                return std::tie(a.zone_id, a.uid) < std::tie(b.zone_id, b.uid);
+            }));
+        }
+    }
+}

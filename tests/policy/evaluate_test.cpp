@@ -1,4 +1,4 @@
-// Evaluation matrix: users, groups, grants, programs, nested zones, audit vs deny.
+// Evaluation matrix: users, groups, grants, denies, programs, nested zones, audit vs deny.
 #include <catch2/catch.hpp>
 
 #include "custguard/policy/evaluate.hpp"
@@ -97,6 +97,61 @@ TEST_CASE("evaluation matrix", "[policy][evaluate]") {
             CHECK(evaluate(loaded->policy, req).action == d.action);
         }
     }
+}
+
+// Denies (the daemon's bulk-read cool-downs) on top of the same policy and state: bob's
+// grant in archive runs until 2000.
+const Deny k_denies[] = {
+    {"customers", 1001, 1500},  // alice is in customers only through %sales
+    {"customers", 34, 1500},    // backup, a listed user
+    {"archive", 1002, 1500},    // bob, a grant holder, in an audit zone
+    {"medical", 1003, 1500},    // carol: group and program both allow her
+    {"customers", 1003, 900},   // two for one (zone, uid): the later counts
+    {"customers", 1003, 1200},
+    {"nosuch", 1001, 5000},     // a zone gone since: ignored
+};
+
+const Row k_deny_rows[] = {
+    {"%group member during the deny", "/srv/share/customers/a.csv", 1001, {2001}, "/bin/cat", 1000, Action::deny, "customers", Rule::revoked, true},
+    {"%group member a second before expiry", "/srv/share/customers/a.csv", 1001, {2001}, "/bin/cat", 1499, Action::deny, "customers", Rule::revoked, true},
+    {"%group member at the deny's expiry", "/srv/share/customers/a.csv", 1001, {2001}, "/bin/cat", 1500, Action::allow, "customers", Rule::allowed_group, true},
+    {"listed user during the deny", "/srv/share/customers/x.csv", 34, {34}, "/bin/tar", 1000, Action::deny, "customers", Rule::revoked, true},
+    {"grant holder during the deny, audit zone", "/srv/archive/2020.csv", 1002, {}, "/bin/cat", 1000, Action::audit, "archive", Rule::revoked, true},
+    {"grant holder after the deny", "/srv/archive/2020.csv", 1002, {}, "/bin/cat", 1600, Action::allow, "archive", Rule::grant, false},
+    {"allowed program does not lift it", "/srv/share/customers/medical/k.pdf", 1003, {2002}, "/usr/sbin/smbd", 1000, Action::deny, "medical", Rule::revoked, true},
+    {"unlisted program during the deny", "/srv/share/customers/medical/k.pdf", 1003, {2002}, "/bin/cp", 1000, Action::deny, "medical", Rule::revoked, true},
+    {"later of two denies still in force", "/srv/share/customers/a.csv", 1003, {2001}, "/bin/cat", 1100, Action::deny, "customers", Rule::revoked, true},
+    {"later of two denies expired", "/srv/share/customers/a.csv", 1003, {2001}, "/bin/cat", 1200, Action::allow, "customers", Rule::allowed_group, true},
+    {"another member of the group", "/srv/share/customers/a.csv", 1002, {2001}, "/bin/cat", 1000, Action::allow, "customers", Rule::allowed_group, true},
+    {"the same user in another zone", "/srv/archive/2020.csv", 1001, {2001}, "/bin/cat", 1000, Action::allow, "archive", Rule::allowed_user, false},
+    {"outside every zone", "/srv/share/public/a.txt", 1001, {2001}, "/bin/cat", 1000, Action::allow, nullptr, Rule::outside_zones, false},
+};
+
+TEST_CASE("denies override every allow of the user in the zone until they expire", "[policy][evaluate]") {
+    auto loaded = load_text(k_policy, {}, std::string(k_state), 1000);
+    REQUIRE(loaded);
+    loaded->policy.denies.assign(std::begin(k_denies), std::end(k_denies));
+    Evaluator evaluator(loaded->policy);
+    for (const auto& row : k_deny_rows) {
+        DYNAMIC_SECTION(row.name) {
+            AccessRequest req{row.path, row.uid, row.gids, row.exe, row.now};
+            auto d = evaluator.evaluate(req);
+            INFO(d.reason());
+            CHECK(d.action == row.action);
+            CHECK(d.rule == row.rule);
+            if (row.zone) {
+                REQUIRE(d.zone != nullptr);
+                CHECK(d.zone->name == row.zone);
+            } else {
+                CHECK(d.zone == nullptr);
+            }
+            CHECK(d.record == row.record);
+        }
+    }
+    std::uint32_t sales[] = {2001};
+    auto d = evaluator.evaluate({"/srv/share/customers/a", 1001, sales, "", 1000});
+    CHECK(d.reason() == "the user's access to zone 'customers' is revoked for a time (on_violation = deny)");
+    CHECK(to_string(d.rule) == "revoked");
 }
 
 TEST_CASE("expired grants in the state are dropped at load", "[policy][evaluate]") {

@@ -82,6 +82,7 @@ std::string_view rule_name(std::uint32_t rule) {
     case CG_RULE_GRANT: return "grant";
     case CG_RULE_NOT_ALLOWED: return "not_allowed";
     case CG_RULE_PROGRAM: return "program_not_allowed";
+    case CG_RULE_REVOKED: return "revoked";
     }
     return "unknown";
 }

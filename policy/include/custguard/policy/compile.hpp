@@ -50,12 +50,22 @@ struct GrantRow {
     bool operator==(const GrantRow&) const = default;
 };
 
+// Overrides every allow (user or group row, grant, program) of `uid` in the zone until
+// expires_at; what the read then gets is the zone's on_violation.
+struct DenyRow {
+    std::uint32_t zone_id = 0;
+    std::uint32_t uid = 0;
+    std::uint64_t expires_at = 0;  // seconds since the epoch
+    bool operator==(const DenyRow&) const = default;
+};
+
 struct Compiled {
     std::vector<CompiledZone> zones;
     std::vector<ZoneRoot> roots;       // sorted by path
     std::vector<SubjectRow> subjects;  // sorted, unique
     std::vector<ProgramRow> programs;  // sorted, unique
     std::vector<GrantRow> grants;      // sorted; one row per (zone, uid): latest expiry
+    std::vector<DenyRow> denies;       // sorted; one row per (zone, uid): latest expiry
 };
 
 Compiled compile(const Policy& policy);

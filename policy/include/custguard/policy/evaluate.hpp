@@ -17,7 +17,7 @@ struct AccessRequest {
     std::uint32_t uid = 0;   // fsuid
     std::span<const std::uint32_t> gids;  // primary and supplementary groups
     std::string_view exe;    // executable path ("" when unknown)
-    std::uint64_t now = 0;   // seconds since the epoch, for grants
+    std::uint64_t now = 0;   // seconds since the epoch, for grants and denies
 };
 
 enum class Rule : std::uint8_t {
@@ -27,6 +27,7 @@ enum class Rule : std::uint8_t {
     grant,                // a temporary grant that has not expired
     not_allowed,          // neither user nor group nor grant
     program_not_allowed,  // user allowed, but the executable is not in allow_programs
+    revoked,              // an unexpired Deny of the user (bulk-read cool-down) overrides every allow
 };
 std::string_view to_string(Rule);
 

@@ -146,6 +146,16 @@ struct Grant {
     Origin origin;
 };
 
+// A temporary deny: the user may not read the zone until an absolute time (seconds since
+// the Unix epoch), whatever allows it otherwise: allow_users (the user or a %group),
+// a grant or allow_programs. Not written in policy files; the daemon adds them (bulk-read
+// cool-downs) to the policy it enforces.
+struct Deny {
+    std::string zone;
+    std::uint32_t uid = 0;
+    std::uint64_t expires_at = 0;
+};
+
 struct Policy {
     DaemonSettings daemon;
     std::vector<Zone> zones;
@@ -154,6 +164,7 @@ struct Policy {
     std::vector<NotifyTarget> notify_targets;
     BulkPolicy bulk;
     std::vector<Grant> grants;
+    std::vector<Deny> denies;
 
     const Zone* find_zone(std::string_view name) const;
     const NotifyTarget* find_notify(std::string_view name) const;
