@@ -9,16 +9,13 @@
 // the mount namespace, which a threaded process cannot).
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,52 +40,24 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
+using cgtest::can_connect;
+using cgtest::free_port;
+using cgtest::slurp;
+
+// A scratch directory (0755) with a private tmpfs at dir/data holding zone dir/data/customers.
+fs::path scratch_with_zone(const char* prefix) {
+    std::string tmpl = std::string("/tmp/") + prefix + ".XXXXXX";
+    REQUIRE(::mkdtemp(tmpl.data()));
+    const fs::path dir = tmpl;
+    ::chmod(dir.c_str(), 0755);
+    fs::create_directories(dir / "data");
+    REQUIRE(::mount("cgnotify", (dir / "data").c_str(), "tmpfs", 0, "mode=0755,size=16m") == 0);
+    fs::create_directories(dir / "data" / "customers");
+    return dir;
 }
 
-bool can_connect(int port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-}
-
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
-// 0 when uid/gid can open and read `path`, else the errno.
-int read_as(uid_t uid, gid_t gid, const fs::path& path) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::alarm(20);  // never hang on an unanswered permission event
-        if (::setgroups(0, nullptr) != 0 || ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) ::_exit(120);
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) ::_exit(errno);
-        char c;
-        if (::read(fd, &c, 1) < 0) ::_exit(errno);
-        ::_exit(0);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 200 + WTERMSIG(status);
-}
+// The test reader, created when missing.
+cgtest::Cred reader() { return cgtest::ensure_user("cgnotify-reader"); }
 
 // A private mount namespace for the tmpfs, entered once, before any thread exists.
 bool private_mounts() {
@@ -102,21 +71,12 @@ bool private_mounts() {
 TEST_CASE("bulk read then revoke cool-down in the fanotify enforcer then expiry", "[notify][host][daemon]") {
     REQUIRE(::geteuid() == 0);
     REQUIRE(private_mounts());
-    REQUIRE(std::system("id -u cgnotify-reader >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin cgnotify-reader") == 0);
-    const passwd* pw = ::getpwnam("cgnotify-reader");
-    REQUIRE(pw);
-    const uid_t uid = pw->pw_uid;
-    const gid_t gid = pw->pw_gid;
+    const cgtest::Cred who = reader();
+    const uid_t uid = who.uid;
 
-    char tmpl[] = "/tmp/cgnotify-daemon.XXXXXX";
-    REQUIRE(::mkdtemp(tmpl));
-    const fs::path dir = tmpl;
-    ::chmod(tmpl, 0755);
+    const fs::path dir = scratch_with_zone("cgnotify-daemon");
     const fs::path data = dir / "data";
-    fs::create_directories(data);
-    REQUIRE(::mount("cgnotify", data.c_str(), "tmpfs", 0, "mode=0755,size=16m") == 0);
     const fs::path zone = data / "customers";
-    fs::create_directories(zone);
     for (int i = 0; i < 6; ++i) std::ofstream(zone / fmt::format("顧客{}.csv", i)) << "name,phone\n";
 
     // The HTTP sink for the webhook.
@@ -180,7 +140,7 @@ notify = ["mgr"]
     CHECK(d.status().enforcer == "fanotify");
 
     // Four distinct files within the 2 s window: one more than max_files.
-    for (int i = 0; i < 4; ++i) CHECK(read_as(uid, gid, zone / fmt::format("顧客{}.csv", i)) == 0);
+    for (int i = 0; i < 4; ++i) CHECK(cgtest::read_as(who, zone / fmt::format("顧客{}.csv", i)) == 0);
     const auto t0 = Clock::now();
     bool revoked = false;
     while (!revoked && Clock::now() - t0 < 10s) {
@@ -199,7 +159,7 @@ notify = ["mgr"]
     CHECK(s.notify.bulk_reads == 1);
     CHECK(slurp(dir / "state" / "notify" / "revoked").find("customers\t" + std::to_string(uid)) != std::string::npos);
     // During the cool-down: denied.
-    const int during = read_as(uid, gid, zone / "顧客5.csv");
+    const int during = cgtest::read_as(who, zone / "顧客5.csv");
     CHECK((during == EPERM || during == EACCES));
     // After it: allowed again.
     bool lifted = false;
@@ -210,7 +170,7 @@ notify = ["mgr"]
         if (!lifted) std::this_thread::sleep_for(100ms);
     }
     REQUIRE(lifted);
-    CHECK(read_as(uid, gid, zone / "顧客5.csv") == 0);
+    CHECK(cgtest::read_as(who, zone / "顧客5.csv") == 0);
     REQUIRE(d.pipeline().flush(5s));
     // Recorded: the bulk_read record, the revoke and its end as admin changes, the denial.
     const std::string jsonl = slurp(dir / "events.jsonl");
@@ -237,7 +197,7 @@ notify = ["mgr"]
         };
         const std::size_t before = count();
         const auto t = Clock::now();
-        const int denied = read_as(uid, gid, data / "medical" / "健診.txt");
+        const int denied = cgtest::read_as(who, data / "medical" / "健診.txt");
         CHECK((denied == EPERM || denied == EACCES));
         while (count() == before && Clock::now() - t < 10s) std::this_thread::sleep_for(200us);
         REQUIRE(count() > before);
@@ -267,15 +227,9 @@ TEST_CASE("bulk read by a user allowed only through a %group: the cool-down deni
     cgtest::Cred outside = member;
     outside.groups = {member.gid};
 
-    char tmpl[] = "/tmp/cgnotify-group.XXXXXX";
-    REQUIRE(::mkdtemp(tmpl));
-    const fs::path dir = tmpl;
-    ::chmod(tmpl, 0755);
+    const fs::path dir = scratch_with_zone("cgnotify-group");
     const fs::path data = dir / "data";
-    fs::create_directories(data);
-    REQUIRE(::mount("cgnotify", data.c_str(), "tmpfs", 0, "mode=0755,size=16m") == 0);
     const fs::path zone = data / "customers";
-    fs::create_directories(zone);
     for (int i = 0; i < 6; ++i) std::ofstream(zone / fmt::format("f{}.csv", i)) << "name,phone\n";
     std::ofstream(dir / "policy.toml") << fmt::format(R"([[zone]]
 name = "customers"
@@ -406,20 +360,9 @@ std::size_t count_files(const fs::path& d, const std::string& ext) {
 TEST_CASE("custguardd binary: cool-down by its own timer and queued alerts delivered after a restart", "[notify][host][daemon]") {
     REQUIRE(::geteuid() == 0);
     REQUIRE(private_mounts());
-    REQUIRE(std::system("id -u cgnotify-reader >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin cgnotify-reader") == 0);
-    const passwd* pw = ::getpwnam("cgnotify-reader");
-    REQUIRE(pw);
-    const uid_t uid = pw->pw_uid;
-    const gid_t gid = pw->pw_gid;
-    char tmpl[] = "/tmp/cgnotify-daemon.XXXXXX";
-    REQUIRE(::mkdtemp(tmpl));
-    const fs::path dir = tmpl;
-    ::chmod(tmpl, 0755);
-    const fs::path data = dir / "data";
-    fs::create_directories(data);
-    REQUIRE(::mount("cgnotify", data.c_str(), "tmpfs", 0, "mode=0755,size=16m") == 0);
-    const fs::path zone = data / "customers";
-    fs::create_directories(zone);
+    const cgtest::Cred who = reader();
+    const fs::path dir = scratch_with_zone("cgnotify-daemon");
+    const fs::path zone = dir / "data" / "customers";
     for (int i = 0; i < 6; ++i) std::ofstream(zone / fmt::format("f{}.csv", i)) << "name,phone\n";
     const int port = free_port();  // nobody listens yet: the webhook is down
     std::ofstream(dir / "policy.toml") << fmt::format(R"([[zone]]
@@ -441,16 +384,16 @@ notify = ["mgr"]
 )",
                                                       zone.string(), port);
     pid_t daemon = start_custguardd(dir);
-    for (int i = 0; i < 4; ++i) CHECK(read_as(uid, gid, zone / fmt::format("f{}.csv", i)) == 0);
+    for (int i = 0; i < 4; ++i) CHECK(cgtest::read_as(who, zone / fmt::format("f{}.csv", i)) == 0);
     // The daemon's one-second timer applies the cool-down.
     const auto t0 = Clock::now();
     REQUIRE(wait_file_contains(dir / "events.jsonl", "\"bulk.revoke\"", 5s));
     std::printf("custguardd: bulk read → cool-down in force after %.0f ms\n",
                 std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-    const int during = read_as(uid, gid, zone / "f5.csv");
+    const int during = cgtest::read_as(who, zone / "f5.csv");
     CHECK((during == EPERM || during == EACCES));
     REQUIRE(wait_file_contains(dir / "events.jsonl", "bulk.revoke.expire", 6s));
-    CHECK(read_as(uid, gid, zone / "f5.csv") == 0);
+    CHECK(cgtest::read_as(who, zone / "f5.csv") == 0);
     // The webhook was down all along: the alert waits in the queue, and survives a restart.
     CHECK(count_files(dir / "state" / "notify" / "queue", ".msg") >= 1);
     stop_custguardd(daemon);
@@ -484,7 +427,7 @@ notify = ["mgr"]
     stop_custguardd(daemon);
     ::kill(sink, SIGTERM);
     ::waitpid(sink, nullptr, 0);
-    ::umount2(data.c_str(), MNT_DETACH);
+    ::umount2((dir / "data").c_str(), MNT_DETACH);
     std::error_code ec;
     fs::remove_all(dir, ec);
 }
