@@ -75,11 +75,11 @@ const Row k_rows[] = {
 
 }  // namespace
 
-TEST_CASE("evaluation matrix", "[policy][evaluate]") {
-    auto loaded = load_text(k_policy, {}, std::string(k_state), 1000);
-    REQUIRE(loaded);
-    Evaluator evaluator(loaded->policy);
-    for (const auto& row : k_rows) {
+// Each row against a prepared Evaluator, and the one-off helper agrees with it.
+template <typename Rows>
+void check_rows(const Policy& policy, const Rows& rows) {
+    Evaluator evaluator(policy);
+    for (const auto& row : rows) {
         DYNAMIC_SECTION(row.name) {
             AccessRequest req{row.path, row.uid, row.gids, row.exe, row.now};
             auto d = evaluator.evaluate(req);
@@ -93,10 +93,15 @@ TEST_CASE("evaluation matrix", "[policy][evaluate]") {
                 CHECK(d.zone == nullptr);
             }
             CHECK(d.record == row.record);
-            // The one-off helper must agree with the prepared evaluator.
-            CHECK(evaluate(loaded->policy, req).action == d.action);
+            CHECK(evaluate(policy, req).action == d.action);
         }
     }
+}
+
+TEST_CASE("evaluation matrix", "[policy][evaluate]") {
+    auto loaded = load_text(k_policy, {}, std::string(k_state), 1000);
+    REQUIRE(loaded);
+    check_rows(loaded->policy, k_rows);
 }
 
 // Denies (the daemon's bulk-read cool-downs) on top of the same policy and state: bob's
@@ -131,25 +136,9 @@ TEST_CASE("denies override every allow of the user in the zone until they expire
     auto loaded = load_text(k_policy, {}, std::string(k_state), 1000);
     REQUIRE(loaded);
     loaded->policy.denies.assign(std::begin(k_denies), std::end(k_denies));
-    Evaluator evaluator(loaded->policy);
-    for (const auto& row : k_deny_rows) {
-        DYNAMIC_SECTION(row.name) {
-            AccessRequest req{row.path, row.uid, row.gids, row.exe, row.now};
-            auto d = evaluator.evaluate(req);
-            INFO(d.reason());
-            CHECK(d.action == row.action);
-            CHECK(d.rule == row.rule);
-            if (row.zone) {
-                REQUIRE(d.zone != nullptr);
-                CHECK(d.zone->name == row.zone);
-            } else {
-                CHECK(d.zone == nullptr);
-            }
-            CHECK(d.record == row.record);
-        }
-    }
+    check_rows(loaded->policy, k_deny_rows);
     std::uint32_t sales[] = {2001};
-    auto d = evaluator.evaluate({"/srv/share/customers/a", 1001, sales, "", 1000});
+    auto d = Evaluator(loaded->policy).evaluate({"/srv/share/customers/a", 1001, sales, "", 1000});
     CHECK(d.reason() == "the user's access to zone 'customers' is revoked for a time (on_violation = deny)");
     CHECK(to_string(d.rule) == "revoked");
 }
