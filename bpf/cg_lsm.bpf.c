@@ -13,6 +13,11 @@
 #include "custguard_abi.h"
 
 #define EPERM 1
+#define CG_S_IFMT 00170000
+#define CG_S_IFDIR 0040000
+#define CG_FS_REQUIRES_DEV 1
+#define CG_TMPFS_MAGIC 0x01021994
+#define CG_FUSE_MAGIC 0x65735546
 #define CG_RING_BYTES (4 << 20)
 #define CG_RING_WAKEUP_BYTES (CG_RING_BYTES / 4)
 
@@ -95,6 +100,21 @@ struct {
 	__type(value, __u64);
 } cg_ctl SEC(".maps");
 
+/* Directory zone cache: see struct cg_dir_zone in custguard_abi.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct cg_dir_zone);
+} cg_dircache SEC(".maps");
+
+/*
+ * The dcache's rename seqlock. Not in the kernel's BTF (only per-CPU variables are), so
+ * its address comes from kallsyms and it is read with bpf_probe_read_kernel. Weak: a
+ * kernel without it (or hidden kallsyms) loads fine and simply never caches.
+ */
+extern const void rename_lock __ksym __weak;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, CG_RING_BYTES);
@@ -168,24 +188,26 @@ static __always_inline bool cg_dev_has_zones(__u32 slot, __u64 dev)
  * Mount points inside a zone are covered by user space, which adds the root of every
  * filesystem mounted below a zone path as a root of that zone.
  */
-static __always_inline __u32 cg_zone_of(void *roots, struct dentry *d, __u64 dev)
+static __always_inline __u32 cg_zone_walk(void *roots, struct dentry *d, __u64 dev,
+					 bool *resolved)
 {
 	struct cg_inode_key key = { .dev = dev };
 	struct cg_zone_root *r;
 	struct dentry *parent;
 	struct inode *inode;
 
+	*resolved = true;
 	for (int i = 0; i < CG_MAX_DEPTH; i++) {
 		inode = d->d_inode;
 		if (!inode)
-			return 0;
+			goto transient; /* racing with an unlink: decide, but do not cache */
 		key.ino = inode->i_ino;
 		r = bpf_map_lookup_elem(roots, &key);
 		if (r)
 			return r->zone_id;
 		parent = d->d_parent;
 		if (!parent)
-			return 0;
+			goto transient;
 		if (parent == d) {
 			/* The filesystem root, or a disconnected dentry. */
 			if (d != d->d_sb->s_root)
@@ -194,6 +216,7 @@ static __always_inline __u32 cg_zone_of(void *roots, struct dentry *d, __u64 dev
 		}
 		d = parent;
 	}
+	*resolved = false;
 	/* Deeper than any real share, or cut off from its path: counted and reported. */
 	{
 		struct cg_stats *st = cg_stats_get();
@@ -202,6 +225,82 @@ static __always_inline __u32 cg_zone_of(void *roots, struct dentry *d, __u64 dev
 			__sync_fetch_and_add(&st->unresolved, 1);
 	}
 	return 0;
+transient:
+	*resolved = false;
+	return 0;
+}
+
+static __always_inline __u32 cg_zone_of(void *roots, struct dentry *d, __u64 dev)
+{
+	bool resolved;
+
+	return cg_zone_walk(roots, d, dev, &resolved);
+}
+
+/*
+ * rename_lock's sequence: odd while a dentry moves, and odd (no caching) if unreadable.
+ * The fill below relies on x86's ordered loads plus a locked add to keep the walk's loads
+ * between the two reads of the sequence; other architectures would need a fetching
+ * atomic as barrier (clang -mcpu=v3), so there the cache stays off.
+ */
+static __always_inline __u32 cg_rename_seq(void)
+{
+#if defined(__TARGET_ARCH_x86)
+	const seqlock_t *lock = (const seqlock_t *)&rename_lock;
+	__u32 seq;
+
+	if (!lock)
+		return 1;
+	if (bpf_core_read(&seq, sizeof(seq), &lock->seqcount.seqcount.sequence))
+		return 1;
+	return seq;
+#else
+	return 1;
+#endif
+}
+
+/*
+ * Filesystems whose dcache sees every rename: local block filesystems and tmpfs. A
+ * network or FUSE filesystem can change its tree behind the dcache (another client
+ * renames a directory; the new dentry is made without a d_move), so it is never cached.
+ */
+static __always_inline bool cg_fs_cacheable(struct inode *inode)
+{
+	struct super_block *sb = inode->i_sb;
+	unsigned long magic = sb->s_magic;
+
+	if (magic == CG_TMPFS_MAGIC)
+		return true;
+	if (magic == CG_FUSE_MAGIC)
+		return false;
+	return sb->s_type->fs_flags & CG_FS_REQUIRES_DEV;
+}
+
+/*
+ * Records the walk's answer for directory `dir`, computed while rename_lock had sequence
+ * `seq`. Safety of creating storage: bpf_inode_storage_get(F_CREATE) must only touch an
+ * inode that cannot be evicted meanwhile. `dir` is the opened inode itself (the file
+ * holds it) or the parent of the opened dentry, which that dentry pins for as long as it
+ * stays its parent, i.e. while rename_lock does not move. If the sequence moved, the entry
+ * is deleted again: it would be stale, and it might sit on an inode being evicted.
+ */
+static __always_inline void cg_dircache_fill(struct inode *dir, __u32 zone_id, __u32 epoch,
+					     __u32 seq, __u32 refresh)
+{
+	struct cg_dir_zone v = {
+		.zone_id = zone_id, .epoch = epoch, .rename_seq = seq, .refresh = refresh,
+	};
+	struct cg_stats *st;
+
+	bpf_inode_storage_delete(&cg_dircache, dir);
+	if (!bpf_inode_storage_get(&cg_dircache, dir, &v, BPF_LOCAL_STORAGE_GET_F_CREATE))
+		return;
+	/* A locked add (x86): also orders the walk's loads before the re-read below. */
+	st = cg_stats_get();
+	if (st)
+		__sync_fetch_and_add(&st->dircache_fills, 1);
+	if (cg_rename_seq() != seq)
+		bpf_inode_storage_delete(&cg_dircache, dir);
 }
 
 static __always_inline void cg_subject_read(struct cg_subject *s)
@@ -381,17 +480,23 @@ static __always_inline int cg_verdict(__u32 decision)
 SEC("lsm/file_open")
 int BPF_PROG(cg_file_open, struct file *file, int ret)
 {
-	struct inode *inode = file->f_inode;
-	__u32 slot, zone_id, zflags, decision, rule = CG_RULE_OUTSIDE;
+	struct inode *inode = file->f_inode, *cinode = NULL;
+	struct dentry *d = file->f_path.dentry, *cdir = d, *start = d;
+	__u32 slot, epoch, seq, refresh, zone_id = 0, zflags, decision, rule = CG_RULE_OUTSIDE;
 	void *roots, *zones;
 	struct cg_subject s = {};
+	struct cg_dir_zone *cached;
+	struct cg_zone_root *own;
 	struct cg_zone *zone;
 	struct cg_event *ev;
-	__u64 dev, rt_offset;
+	__u64 active, dev, rt_offset;
+	bool resolved;
 
 	if (ret)
 		return ret;
-	slot = cg_ctl_get(CG_CTL_ACTIVE, CG_SLOT_NONE);
+	active = cg_ctl_get(CG_CTL_ACTIVE, CG_SLOT_NONE);
+	slot = CG_ACTIVE_SLOT(active);
+	epoch = CG_ACTIVE_EPOCH(active);
 	if (slot >= CG_GENERATIONS)
 		return 0;
 	/* Filesystems without zone roots, the common case, exit here. */
@@ -401,7 +506,42 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	roots = bpf_map_lookup_elem(&cg_roots, &slot);
 	if (!roots)
 		return 0;
-	zone_id = cg_zone_of(roots, file->f_path.dentry, dev);
+	/*
+	 * Membership = the opened inode's own root entry (single-file zones), else the zone
+	 * of the directory holding the opened dentry: the directory cache answers that in
+	 * one lookup, a miss walks the ancestors. The sequence is read before d_parent.
+	 */
+	seq = cg_rename_seq();
+	refresh = cg_ctl_get(CG_CTL_REFRESH, 0);
+	if ((inode->i_mode & CG_S_IFMT) != CG_S_IFDIR) {
+		struct cg_inode_key self = { .dev = dev, .ino = inode->i_ino };
+
+		own = cg_ctl_get(CG_CTL_FILE_ROOTS + slot, 1) ?
+			bpf_map_lookup_elem(roots, &self) : NULL;
+		if (own) {
+			zone_id = own->zone_id;
+			goto decide;
+		}
+		cdir = d->d_parent;
+		if (!cdir || cdir == d)
+			cdir = NULL; /* disconnected: walked (and counted) from the file below */
+	}
+	if (cdir) {
+		cinode = cdir->d_inode;
+		start = cdir;
+	}
+	if (cinode && !(seq & 1)) {
+		cached = bpf_inode_storage_get(&cg_dircache, cinode, NULL, 0);
+		if (cached && cached->epoch == epoch && cached->rename_seq == seq &&
+		    cached->refresh == refresh) {
+			zone_id = cached->zone_id;
+			goto decide;
+		}
+	}
+	zone_id = cg_zone_walk(roots, start, dev, &resolved);
+	if (resolved && cinode && !(seq & 1) && cg_fs_cacheable(cinode))
+		cg_dircache_fill(cinode, zone_id, epoch, seq, refresh);
+decide:
 	if (!zone_id)
 		return 0;
 	zones = bpf_map_lookup_elem(&cg_zones, &slot);
@@ -443,7 +583,7 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 
 	if (!inode)
 		return 0;
-	slot = cg_ctl_get(CG_CTL_ACTIVE, CG_SLOT_NONE);
+	slot = CG_ACTIVE_SLOT(cg_ctl_get(CG_CTL_ACTIVE, CG_SLOT_NONE));
 	if (slot >= CG_GENERATIONS)
 		return 0;
 	dev = cg_inode_dev(inode);

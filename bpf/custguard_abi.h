@@ -14,7 +14,7 @@
 #include <linux/types.h>
 #endif
 
-#define CG_ABI_VERSION 4 /* 3 was the reverted directory zone cache */
+#define CG_ABI_VERSION 5 /* 3 was the directory zone cache alone, 4 the deny rows alone */
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -68,13 +68,29 @@ enum cg_event_kind {
 
 /* Keys of the control array (values are __u64). */
 enum cg_ctl {
-	CG_CTL_ACTIVE = 0,      /* policy slot in force; CG_SLOT_NONE: nothing enforced */
+	/*
+	 * Low 32 bits: policy slot in force (CG_SLOT_NONE: nothing enforced). High 32 bits:
+	 * the directory-cache epoch (see struct cg_dir_zone), stored in the same 8-byte word
+	 * so that a hook never pairs one generation's tables with another's epoch.
+	 */
+	CG_CTL_ACTIVE = 0,
 	CG_CTL_RT_OFFSET = 1,   /* CLOCK_REALTIME - CLOCK_BOOTTIME in ns, set by user space */
 	CG_CTL_ABI = 2,         /* CG_ABI_VERSION of the loader that created the maps */
 	CG_CTL_GENERATION = 3,  /* counter of applied policies, for status and tests */
 	CG_CTL_NDEVS = 4,       /* + slot: filesystems with zone roots in that generation */
+	/*
+	 * + slot: non-zero when some root of that generation is not a directory. Otherwise an
+	 * opened file cannot be a root itself and its own root lookup is skipped.
+	 */
+	CG_CTL_FILE_ROOTS = 6,
 	CG_CTL_DEVS = 8,        /* + slot * CG_FAST_DEVS + i: their devs, when <= CG_FAST_DEVS */
-	CG_CTL_MAX = 8 + CG_GENERATIONS * 8,
+	/*
+	 * Directory-cache refresh counter (struct cg_dir_zone.refresh): moved by user space
+	 * every few minutes on its own key, so that it never rewrites CG_CTL_ACTIVE outside
+	 * apply() (a read-modify-write there could race with another daemon's flip).
+	 */
+	CG_CTL_REFRESH = 8 + CG_GENERATIONS * 8,
+	CG_CTL_MAX = CG_CTL_REFRESH + 1,
 };
 /*
  * Opens on filesystems without zones are the common case: with few such filesystems the
@@ -82,6 +98,31 @@ enum cg_ctl {
  */
 #define CG_FAST_DEVS 8
 #define CG_SLOT_NONE 0xffffffffULL
+#define CG_ACTIVE_SLOT(v) ((__u32)(v))
+#define CG_ACTIVE_EPOCH(v) ((__u32)((v) >> 32))
+#define CG_ACTIVE_MAKE(slot, epoch) (((__u64)(epoch) << 32) | (__u32)(slot))
+
+/*
+ * Directory zone cache: inode storage of a directory -> the zone of the nearest zone root
+ * at or above it (0: none), as the ancestor walk found it. Kept only on directories: a
+ * directory has exactly one dentry, so its ancestry is a property of the inode, while a
+ * file's membership depends on which of its hard links was opened (its parent directory
+ * decides, plus its own root entry). An entry is valid while both tags still hold:
+ *  - epoch: CG_ACTIVE_EPOCH at fill time; user space bumps it with every policy apply;
+ *  - refresh: ctl[CG_CTL_REFRESH], moved by user space every 10 minutes, which bounds how
+ *    long an entry can wait for a wrapped 32-bit rename_seq;
+ *  - rename_seq: the kernel's rename_lock sequence at fill time (even). Every change of
+ *    any dentry's parent (rename, RENAME_EXCHANGE, d_splice_alias) happens under
+ *    write_seqlock(&rename_lock), so an unchanged sequence means no directory moved.
+ * Entries are never modified in place: a stale one is deleted and a new one created
+ * (published whole by the kernel), so a reader never sees a torn entry.
+ */
+struct cg_dir_zone {
+	__u32 zone_id;
+	__u32 epoch;
+	__u32 rename_seq;
+	__u32 refresh;    /* ctl[CG_CTL_REFRESH] at fill time */
+};
 
 /* Map: zone roots, (dev, ino) of a file or directory -> zone id. */
 struct cg_inode_key {
@@ -189,6 +230,8 @@ struct cg_stats {
 	 * have been missed; user space reports the count.
 	 */
 	__u64 unresolved;
+	/* Directory cache entries written (misses that could be cached), for tests. */
+	__u64 dircache_fills;
 };
 
 #endif /* CUSTGUARD_ABI_H */

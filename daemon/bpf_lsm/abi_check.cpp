@@ -6,7 +6,7 @@
 
 namespace {
 
-static_assert(CG_ABI_VERSION == 4);
+static_assert(CG_ABI_VERSION == 5);
 static_assert(sizeof(cg_inode_key) == 16);
 static_assert(offsetof(cg_inode_key, dev) == 0 && offsetof(cg_inode_key, ino) == 8);
 static_assert(sizeof(cg_zone_root) == 8);
@@ -24,7 +24,14 @@ static_assert(sizeof(cg_deny) == 8);
 static_assert(CG_RULE_REVOKED == 6);
 static_assert(sizeof(cg_program_key) == 24);
 static_assert(offsetof(cg_program_key, dev) == 8 && offsetof(cg_program_key, ino) == 16);
-static_assert(sizeof(cg_stats) == 32);
+static_assert(sizeof(cg_stats) == 40);
+static_assert(offsetof(cg_stats, dircache_fills) == 32);
+static_assert(sizeof(cg_dir_zone) == 16);
+static_assert(offsetof(cg_dir_zone, epoch) == 4 && offsetof(cg_dir_zone, rename_seq) == 8 &&
+              offsetof(cg_dir_zone, refresh) == 12);
+static_assert(CG_CTL_REFRESH == 24 && CG_CTL_MAX == 25);
+static_assert(CG_ACTIVE_SLOT(CG_ACTIVE_MAKE(1, 7)) == 1 && CG_ACTIVE_EPOCH(CG_ACTIVE_MAKE(1, 7)) == 7);
+static_assert(CG_ACTIVE_SLOT(CG_ACTIVE_MAKE(CG_SLOT_NONE, 7)) == CG_SLOT_NONE);
 
 static_assert(offsetof(cg_event, abi_version) == 0);
 static_assert(offsetof(cg_event, kind) == 4);

@@ -75,18 +75,23 @@ struct RingDeleter {
 };
 
 // Names under the pin directory.
-constexpr std::array<const char*, 10> k_map_pins = {
-    "roots", "zones", "devs", "subjects", "grants", "programs", "ctl", "events", "stats", "denies"};
+constexpr std::array<const char*, 11> k_map_pins = {
+    "roots", "zones", "devs", "subjects", "grants", "programs", "ctl", "events", "stats", "denies", "dircache"};
 constexpr std::array<const char*, 3> k_link_pins = {
     "link_file_open", "link_inode_link", "link_inode_rename"};
 
-std::array<bpf_map*, 10> skel_maps(cg_lsm* s)
+std::array<bpf_map*, 11> skel_maps(cg_lsm* s)
 {
     return {s->maps.cg_roots, s->maps.cg_zones,    s->maps.cg_devs,
             s->maps.cg_subjects, s->maps.cg_grants, s->maps.cg_programs,
             s->maps.cg_ctl,   s->maps.cg_events,   s->maps.cg_stats,
-            s->maps.cg_denies};
+            s->maps.cg_denies, s->maps.cg_dircache};
 }
+
+// How often the directory-cache refresh counter (CG_CTL_REFRESH) moves: an entry older
+// than this is refilled, so a wrapped 32-bit rename_lock sequence (2^31 renames) cannot make
+// an ancient entry look current.
+constexpr std::int64_t k_epoch_refresh_ns = 600'000'000'000;
 
 std::array<bpf_program*, 3> skel_progs(cg_lsm* s)
 {
@@ -113,6 +118,17 @@ tl::expected<void, std::string> ctl_write(int fd, std::uint32_t key, std::uint64
     if (bpf_map_update_elem(fd, &key, &v, BPF_ANY) != 0)
         return Error("writing the control map: " + errno_text(errno));
     return {};
+}
+
+// Writes the active slot together with the next directory-cache epoch (one 8-byte store).
+// The epoch only ever grows, also across "nothing enforced", so no old cache entry can
+// match a later policy.
+tl::expected<void, std::string> set_active(int ctl, std::uint32_t slot)
+{
+    auto active = ctl_read(ctl, CG_CTL_ACTIVE);
+    if (!active)
+        return Error(active.error());
+    return ctl_write(ctl, CG_CTL_ACTIVE, CG_ACTIVE_MAKE(slot, CG_ACTIVE_EPOCH(*active) + 1));
 }
 
 // Pins `fd` at dir/name atomically: pin under a temporary name, then rename over any
@@ -235,6 +251,7 @@ struct BpfLsmEnforcer::Impl {
     std::array<std::unique_ptr<bpf_link, LinkDeleter>, 3> links;
     std::unique_ptr<ring_buffer, RingDeleter> ring;
     std::int64_t last_offset_sync_ns = 0;
+    std::int64_t last_epoch_ns = 0;
 
     int map_fd(std::size_t i) const { return bpf_map__fd(skel_maps(skel.get())[i]); }
     int ctl_fd() const { return bpf_map__fd(skel->maps.cg_ctl); }
@@ -309,6 +326,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
     if (auto r = sync_rt_offset(ctl); !r)
         return Error("bpf-lsm: " + r.error());
     impl->last_offset_sync_ns = clock_ns(CLOCK_MONOTONIC);
+    impl->last_epoch_ns = impl->last_offset_sync_ns;
 
     impl->ring.reset(ring_buffer__new(
         bpf_map__fd(impl->skel->maps.cg_events),
@@ -380,6 +398,12 @@ void BpfLsmEnforcer::poll_loop()
         if (now - impl_->last_offset_sync_ns > 5'000'000'000) {
             impl_->last_offset_sync_ns = now;
             if (!sync_rt_offset(impl_->ctl_fd()))
+                errors_.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (now - impl_->last_epoch_ns > k_epoch_refresh_ns) {
+            impl_->last_epoch_ns = now;
+            auto refresh = ctl_read(impl_->ctl_fd(), CG_CTL_REFRESH);
+            if (!refresh || !ctl_write(impl_->ctl_fd(), CG_CTL_REFRESH, *refresh + 1))
                 errors_.fetch_add(1, std::memory_order_relaxed);
         }
     }
@@ -493,7 +517,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
     auto active = ctl_read(ctl, CG_CTL_ACTIVE);
     if (!active)
         return Error("bpf-lsm: " + active.error());
-    const std::uint32_t slot = *active == 0 ? 1 : 0;
+    const std::uint32_t slot = CG_ACTIVE_SLOT(*active) == 0 ? 1 : 0;
     const std::array<std::pair<int, const UniqueFd*>, 7> outer = {{
         {bpf_map__fd(impl_->skel->maps.cg_roots), &*m_roots},
         {bpf_map__fd(impl_->skel->maps.cg_zones), &*m_zones},
@@ -508,6 +532,11 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
         if (bpf_map_update_elem(outer_fd, &slot, &inner_fd, BPF_ANY) != 0)
             return Error("bpf-lsm: installing the new policy generation: " + errno_text(errno));
     }
+    bool file_roots = false;
+    for (const auto& r : *roots)
+        file_roots = file_roots || !r.directory;
+    if (auto r = ctl_write(ctl, CG_CTL_FILE_ROOTS + slot, file_roots ? 1 : 0); !r)
+        return Error("bpf-lsm: " + r.error());
     // The short dev list of the idle slot (see CG_FAST_DEVS); more devs use the hash.
     if (auto r = ctl_write(ctl, CG_CTL_NDEVS + slot, devs.size()); !r)
         return Error("bpf-lsm: " + r.error());
@@ -517,7 +546,8 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
     if (auto r = sync_rt_offset(ctl); !r)
         return Error("bpf-lsm: " + r.error());
     auto gen = ctl_read(ctl, CG_CTL_GENERATION);
-    if (auto r = ctl_write(ctl, CG_CTL_ACTIVE, slot); !r)
+    // The flip also moves the directory-cache epoch: entries of the old policy go stale.
+    if (auto r = set_active(ctl, slot); !r)
         return Error("bpf-lsm: " + r.error());
     if (gen)
         (void)ctl_write(ctl, CG_CTL_GENERATION, *gen + 1);
@@ -536,7 +566,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
                 int err = errno;
                 for (auto& l : impl_->links)
                     l.reset();
-                (void)ctl_write(ctl, CG_CTL_ACTIVE, CG_SLOT_NONE);
+                (void)set_active(ctl, static_cast<std::uint32_t>(CG_SLOT_NONE));
                 return Error(std::string("bpf-lsm: attaching ") + bpf_program__name(progs[i]) +
                              ": " + errno_text(err) + libbpf_log.tail());
             }
@@ -589,7 +619,16 @@ tl::expected<KernelState, std::string> BpfLsmEnforcer::kernel_state() const
     auto v = ctl_read(ctl, CG_CTL_ABI);
     if (!a || !g || !v)
         return Error("bpf-lsm: reading the control map");
-    s.active_slot = *a;
+    s.active_slot = CG_ACTIVE_SLOT(*a);
+    s.cache_epoch = CG_ACTIVE_EPOCH(*a);
+    const int ncpu = libbpf_num_possible_cpus();
+    if (ncpu > 0) {
+        std::vector<cg_stats> per_cpu(static_cast<std::size_t>(ncpu));
+        const std::uint32_t zero = 0;
+        if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.cg_stats), &zero, per_cpu.data()) == 0)
+            for (const auto& st : per_cpu)
+                s.dircache_fills += st.dircache_fills;
+    }
     s.generation = *g;
     s.abi = *v;
     return s;

@@ -19,11 +19,16 @@ std::uint64_t kernel_dev(dev_t st_dev)
     return (static_cast<std::uint64_t>(major(st_dev)) << 20) | minor(st_dev);
 }
 
-tl::expected<InodeId, std::string> inode_of(const std::string& path, const MountTable* mounts)
+tl::expected<InodeId, std::string> inode_of(const std::string& path, const MountTable* mounts,
+                                            bool* directory)
 {
     struct statx stx {};
-    if (::statx(AT_FDCWD, path.c_str(), 0, STATX_INO | STATX_MNT_ID, &stx) != 0)
+    if (::statx(AT_FDCWD, path.c_str(), 0, STATX_TYPE | STATX_INO | STATX_MNT_ID, &stx) != 0)
         return tl::make_unexpected(path + ": " + std::strerror(errno));
+    // From the same statx as the inode number: a path swapped meanwhile cannot pair one
+    // inode with another's type. Unknown counts as not a directory (the safe side).
+    if (directory != nullptr)
+        *directory = (stx.stx_mask & STATX_TYPE) != 0 && S_ISDIR(stx.stx_mode);
     std::uint64_t dev = kernel_dev(makedev(stx.stx_dev_major, stx.stx_dev_minor));
     if (mounts != nullptr && (stx.stx_mask & STATX_MNT_ID) != 0) {
         auto it = mounts->dev_by_id.find(static_cast<int>(stx.stx_mnt_id));
@@ -86,18 +91,20 @@ tl::expected<std::vector<ResolvedRoot>, std::string> resolve_roots(
     std::vector<ResolvedRoot> out;
     const auto mounts = parse_mountinfo(mountinfo);
     for (const auto& r : roots) {
-        auto id = inode_of(r.path, &mounts);
+        bool directory = false;
+        auto id = inode_of(r.path, &mounts, &directory);
         if (!id)
             return tl::make_unexpected("zone root " + id.error());
-        out.push_back({*id, r.zone_id});
+        out.push_back({*id, r.zone_id, directory});
         const std::string dir = canonical(r.path);
         const std::string prefix = dir == "/" ? "/" : dir + "/";
         for (const auto& mp : mounts.points) {
             if (mp.size() <= prefix.size() || mp.compare(0, prefix.size(), prefix) != 0)
                 continue;
             // A mount that vanished since mountinfo was read is not an error.
-            if (auto sub = inode_of(mp, &mounts))
-                out.push_back({*sub, r.zone_id});
+            bool sub_dir = false;  // a bind-mounted file is a root that is not a directory
+            if (auto sub = inode_of(mp, &mounts, &sub_dir))
+                out.push_back({*sub, r.zone_id, sub_dir});
         }
     }
     return out;

@@ -35,12 +35,15 @@ MountTable parse_mountinfo(std::string_view mountinfo);
 // Follows symlinks: a zone path or program that is a symlink means its target. The dev
 // is the superblock's (what the kernel sees in inode->i_sb), taken from the mount table
 // by statx's mount id: stat's st_dev differs from it on btrfs subvolumes.
+// `directory`, when given, receives whether the inode is a directory.
 tl::expected<InodeId, std::string> inode_of(const std::string& path,
-                                            const MountTable* mounts = nullptr);
+                                            const MountTable* mounts = nullptr,
+                                            bool* directory = nullptr);
 
 struct ResolvedRoot {
     InodeId inode;
     std::uint32_t zone_id = 0;
+    bool directory = true;  // false: a file zone (the kernel then checks opened files too)
 };
 
 // Every zone root as (dev, ino), plus the root of every filesystem mounted below a zone
