@@ -248,11 +248,7 @@ tl::expected<void, std::string> Daemon::start() {
     default: {
         enforcer_ = std::make_unique<NullEnforcer>();
         // Observe-only also means: leave nothing enforcing behind from an earlier run.
-        if (fs::exists(options_.bpf_pin_dir)) {
-            bpf_lsm::BpfLsmEnforcer old(bpf_lsm::Options{options_.bpf_pin_dir, "/proc/self/mountinfo"});
-            if (old.start([](AccessEvent&&) {})) old.stop(true);
-            fs::remove_all(options_.bpf_pin_dir, ec);
-        }
+        remove_bpf_pins();
         if (auto listened = take_listened_fds(); listened)
             (void)take_named(*listened, fanotify_fd_name);  // closed right here
         (void)fd_store_remove(fanotify_fd_name);
@@ -285,6 +281,9 @@ tl::expected<void, std::string> Daemon::start() {
 
     if (auto r = install(std::move(*loaded), digest); !r)
         return tl::unexpected(r.error());
+    // BPF programs pinned by an earlier bpf-lsm run would go on deciding beside fanotify
+    // (with the old policy): they go once fanotify enforces, so there is no gap.
+    if (selection->chosen == policy::EnforcerChoice::fanotify) remove_bpf_pins();
     if (stale_fanotify) {
         stale_fanotify.reset();
         (void)fd_store_remove(fanotify_fd_name);
@@ -444,6 +443,15 @@ void Daemon::add_cooldown_denies(policy::Policy& policy, std::uint64_t now) cons
     for (const auto& r : revoked_)
         if (r.until > static_cast<std::int64_t>(now))
             policy.denies.push_back({r.zone, r.uid, static_cast<std::uint64_t>(r.until)});
+}
+
+void Daemon::remove_bpf_pins() const {
+    if (!fs::exists(options_.bpf_pin_dir)) return;
+    bpf_lsm::BpfLsmEnforcer old(bpf_lsm::Options{options_.bpf_pin_dir, "/proc/self/mountinfo"});
+    if (old.start([](AccessEvent&&) {})) old.stop(true);
+    std::error_code ec;
+    fs::remove_all(options_.bpf_pin_dir, ec);
+    if (ec) spdlog::warn("pinned BPF objects in {} not removed: {}", options_.bpf_pin_dir.string(), ec.message());
 }
 
 void Daemon::save_revocations() const {

@@ -132,6 +132,7 @@ private:
     // Sets policy.denies to the cool-downs in force: they override every allow of the user
     // in the zone, %group rows included. mutex_ held.
     void add_cooldown_denies(policy::Policy& policy, std::uint64_t now) const;
+    void remove_bpf_pins() const;  // detach and unpin what an earlier bpf-lsm run left
     void save_revocations() const;                                          // mutex_ held
 
     DaemonOptions options_;
