@@ -274,6 +274,14 @@ tl::expected<void, std::string> Daemon::start() {
             audit_->observe_enforcer_event(ev);
             submit(std::move(ev));
         };
+    // Adopted programs decide (and report) before install() below: name their zones after
+    // the policy about to be applied, which is what a restart normally keeps (regression:
+    // records during adoption said zone#1).
+    {
+        std::vector<std::string> names;
+        for (const auto& z : loaded->policy.zones) names.push_back(z.name);
+        pipeline_->set_zone_names(std::move(names));
+    }
     if (auto r = enforcer_->start(std::move(handler)); !r)
         return tl::unexpected(std::string(enforcer_->name()) + " enforcer: " + r.error());
     if (auto* b = dynamic_cast<bpf_lsm::BpfLsmEnforcer*>(enforcer_.get())) adopted_ = b->adopted();
