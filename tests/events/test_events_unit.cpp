@@ -645,3 +645,26 @@ TEST_CASE("spool: the bound is on unreplayed bytes, replayed blocks are freed wh
     }
     CHECK(n == appended);
 }
+
+// Regression: seen in tests/samba under load: the smbd connection process was reaped between
+// the enricher's reads (comm still read, then exe, status and stat gone), and the record
+// showed a live process without exe or parent instead of CUSTGUARD_PROCESS_EXITED=1.
+TEST_CASE("a process that vanishes between the reads is reported as exited", "[unit]") {
+    namespace fs = std::filesystem;
+    char tmpl[] = "/tmp/cgproc.XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    const fs::path root = tmpl;
+    fs::create_directories(root / "4242");
+    std::ofstream(root / "4242" / "comm") << "smbd\n";  // only what was read before it went
+    EnrichConfig config;
+    config.proc_root = root.string();
+    Enricher e(config);
+    auto info = e.process(4242, 0, 0);
+    CHECK(info.exited);
+    CHECK(info.comm == "smbd");
+    // With its stat file there (alive, not exiting) it is not.
+    std::ofstream(root / "4242" / "stat") << "4242 (smbd) S 1 4242 4242 0 -1 4194560 0 0\n";
+    Enricher alive(config);
+    CHECK_FALSE(alive.process(4242, 0, 0).exited);
+    fs::remove_all(root);
+}

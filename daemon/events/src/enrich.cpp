@@ -347,8 +347,11 @@ ProcessInfo Enricher::read_process(std::uint32_t tgid) {
     }
     // No executable but alive: a kernel thread, or a process in exit() after its memory
     // was released and before it became a zombie (exe and fds are gone already).
+    // Gone between the reads above (the stat file no longer opens) counts as exited too
+    // (regression: a reaped smbd was reported alive, without exe and parent).
     if (info.exe.empty() && !info.exited) {
-        if (auto stat = read_bounded(base + "/stat", 1024); stat && process_exiting(*stat)) info.exited = true;
+        auto stat = read_bounded(base + "/stat", 1024);
+        if (!stat || process_exiting(*stat)) info.exited = true;
     }
     if (auto loginuid = read_bounded(base + "/loginuid", 32)) parse_number(*loginuid, info.loginuid);
     if (auto cgroup = read_bounded(base + "/cgroup", 8192)) {
