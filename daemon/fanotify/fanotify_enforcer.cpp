@@ -733,7 +733,10 @@ struct FanotifyEnforcer::Impl {
         InodeKey key{static_cast<std::uint64_t>(st->st_dev), static_cast<std::uint64_t>(st->st_ino)};
         if (t.root_zone(key)) return std::nullopt;  // a zone root keeps its zone wherever it goes
         fan::TaskInfo task;
-        const bool known = md->pid > 0 && notify_reader.read(md->pid, task, true).has_value();
+        bool known = md->pid > 0 && notify_reader.read(md->pid, task, true).has_value();
+        // smbd switches to each client's credentials only for the request and is root in
+        // between: read after the move, its identity is not the mover's.
+        if (known && std::string_view(task.comm, ::strnlen(task.comm, sizeof task.comm)) == "smbd") known = false;
         fan::Verdict v;
         if (known) {
             fan::Subject subject{task.fsuid, task.gids, task.exe, static_cast<std::uint64_t>(std::time(nullptr))};
