@@ -374,6 +374,28 @@ struct FanotifyEnforcer::Impl {
 
     // ---- answering ----------------------------------------------------------------
 
+    // What every event of this enforcer carries about the task, the verdict and the inode.
+    static cg_event make_raw(decltype(cg_event::kind) kind, const fan::TaskInfo& task, const fan::Verdict& v,
+                             const InodeKey& key, std::int64_t mono_ns) {
+        cg_event raw{};
+        raw.abi_version = CG_ABI_VERSION;
+        raw.kind = kind;
+        raw.ts_ns = static_cast<std::uint64_t>(mono_ns);
+        raw.pid = raw.tgid = task.tgid;
+        raw.uid = task.fsuid;
+        raw.gid = task.fsgid;
+        raw.loginuid = task.loginuid;
+        raw.zone_id = v.zone_id;
+        raw.decision = v.decision;
+        raw.rule = v.rule;
+        raw.dev = kernel_dev(key.dev);
+        raw.ino = key.ino;
+        raw.exe_dev = task.exe.dev ? kernel_dev(task.exe.dev) : 0;
+        raw.exe_ino = task.exe.ino;
+        std::memcpy(raw.comm, task.comm, sizeof raw.comm);
+        return raw;
+    }
+
     void respond(int fd, bool allow) {
         fanotify_response resp{fd, allow ? static_cast<std::uint32_t>(FAN_ALLOW) : static_cast<std::uint32_t>(FAN_DENY)};
         if (::write(fan.get(), &resp, sizeof resp) != static_cast<ssize_t>(sizeof resp) && errno != ENOENT)
@@ -468,24 +490,10 @@ struct FanotifyEnforcer::Impl {
         AccessEvent ev;
         ev.sensor = Sensor::fanotify;
         ev.realtime_ns = job.real_ns;
+        ev.raw = make_raw(CG_EV_OPEN, task, v, key, job.mono_ns);
         cg_event& raw = ev.raw;
-        raw.abi_version = CG_ABI_VERSION;
-        raw.kind = CG_EV_OPEN;
-        raw.ts_ns = static_cast<std::uint64_t>(job.mono_ns);
-        raw.pid = report_tid ? static_cast<std::uint32_t>(job.pid) : task.tgid;
-        raw.tgid = task.tgid;
-        raw.uid = task.fsuid;
-        raw.gid = task.fsgid;
-        raw.loginuid = task.loginuid;
-        raw.zone_id = v.zone_id;
-        raw.decision = v.decision;
-        raw.rule = v.rule;
+        if (report_tid) raw.pid = static_cast<std::uint32_t>(job.pid);
         raw.open_flags = flags;
-        raw.dev = kernel_dev(key.dev);
-        raw.ino = key.ino;
-        raw.exe_dev = task.exe.dev ? kernel_dev(task.exe.dev) : 0;
-        raw.exe_ino = task.exe.ino;
-        std::memcpy(raw.comm, task.comm, sizeof raw.comm);
         ev.path = zl.path.empty() ? fd_path(evfd.get()) : std::move(zl.path);
         std::size_t n = std::min(ev.path.size(), sizeof raw.path - 1);
         std::memcpy(raw.path, ev.path.data(), n);
@@ -578,13 +586,19 @@ struct FanotifyEnforcer::Impl {
             handle(job, reader);
     }
 
-    std::optional<std::uint32_t> dir_zone(const fanotify_event_info_fid* fid, const ZoneTables& t) {
+    // The directory a DFID record names, opened on its filesystem's whole mount, and that
+    // filesystem's mark; no fd when it is not ours or is gone.
+    std::pair<const FsMark*, UniqueFd> open_fid_dir(const fanotify_event_info_fid* fid) {
         const FsMark* m = nullptr;
         for (const auto& [dev, mk] : marks)
             if (std::memcmp(&mk.fsid, &fid->fsid, sizeof mk.fsid) == 0) m = &mk;
-        if (!m) return std::nullopt;
+        if (!m) return {nullptr, UniqueFd()};
         auto* fh = reinterpret_cast<file_handle*>(const_cast<unsigned char*>(fid->handle));
-        UniqueFd d(::open_by_handle_at(m->whole.get(), fh, O_PATH | O_CLOEXEC));
+        return {m, UniqueFd(::open_by_handle_at(m->whole.get(), fh, O_PATH | O_CLOEXEC))};
+    }
+
+    std::optional<std::uint32_t> dir_zone(const fanotify_event_info_fid* fid, const ZoneTables& t) {
+        auto [m, d] = open_fid_dir(fid);
         if (!d) return std::nullopt;
         return walk_dir(std::move(d), m->dev, t);
     }
@@ -700,12 +714,7 @@ struct FanotifyEnforcer::Impl {
 
     // stat(2) of the name a DFID_NAME record reports, or nothing when it is gone.
     std::optional<struct stat> stat_name(const fanotify_event_info_fid* fid) {
-        const FsMark* m = nullptr;
-        for (const auto& [dev, mk] : marks)
-            if (std::memcmp(&mk.fsid, &fid->fsid, sizeof mk.fsid) == 0) m = &mk;
-        if (!m) return std::nullopt;
-        auto* fh = reinterpret_cast<const file_handle*>(fid->handle);
-        UniqueFd d(::open_by_handle_at(m->whole.get(), const_cast<file_handle*>(fh), O_PATH | O_CLOEXEC));
+        UniqueFd d = open_fid_dir(fid).second;
         struct stat st {};
         if (!d || ::fstatat(d.get(), name_of(fid), &st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
         return st;
@@ -742,6 +751,9 @@ struct FanotifyEnforcer::Impl {
             fan::Subject subject{task.fsuid, task.gids, task.exe, static_cast<std::uint64_t>(std::time(nullptr))};
             v = t.decide(zone, subject);
         } else {
+            task = {};  // an unknown mover: no credentials, executable or name
+            task.tgid = static_cast<std::uint32_t>(md->pid);
+            task.fsuid = task.fsgid = 4294967295u;
             v = {zone, CG_DECISION_DENY, CG_RULE_NOT_ALLOWED, true};
         }
         Departure d;
@@ -754,24 +766,9 @@ struct FanotifyEnforcer::Impl {
         AccessEvent& ev = d.event;
         ev.sensor = Sensor::fanotify;
         ev.realtime_ns = clock_ns(CLOCK_REALTIME);
+        ev.raw = make_raw(CG_EV_RENAME, task, v, key, clock_ns(CLOCK_MONOTONIC));
         cg_event& raw = ev.raw;
-        raw.abi_version = CG_ABI_VERSION;
-        raw.kind = CG_EV_RENAME;
-        raw.ts_ns = static_cast<std::uint64_t>(clock_ns(CLOCK_MONOTONIC));
-        raw.pid = raw.tgid = known ? task.tgid : static_cast<std::uint32_t>(md->pid);
-        raw.uid = known ? task.fsuid : 4294967295u;
-        raw.gid = known ? task.fsgid : 4294967295u;
-        raw.loginuid = known ? task.loginuid : 4294967295u;
-        raw.zone_id = zone;
-        raw.decision = d.kept ? CG_DECISION_AUDIT : v.decision;
-        raw.rule = v.rule;
-        raw.dev = kernel_dev(key.dev);
-        raw.ino = key.ino;
-        if (known) {
-            raw.exe_dev = task.exe.dev ? kernel_dev(task.exe.dev) : 0;
-            raw.exe_ino = task.exe.ino;
-            std::memcpy(raw.comm, task.comm, sizeof raw.comm);
-        }
+        if (d.kept) raw.decision = CG_DECISION_AUDIT;  // it was moved all the same
         // As the BPF-LSM enforcer writes it: "<source name>\0<new name>".
         constexpr std::size_t half = sizeof raw.path / 2;
         const std::size_t n = ::strnlen(name_of(from), half - 1);
