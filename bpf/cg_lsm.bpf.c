@@ -277,29 +277,35 @@ static __always_inline bool cg_fs_cacheable(struct inode *inode)
 }
 
 /*
- * Records the walk's answer for directory `dir`, computed while rename_lock had sequence
- * `seq`. Safety of creating storage: bpf_inode_storage_get(F_CREATE) must only touch an
+ * Records the walk's answer for directory `dir` (inode of dentry `dird`): `moves` was
+ * ctl[CG_CTL_DIR_MOVES] and `seq` rename_lock's sequence (even), both read before the
+ * walk. Safety of creating storage: bpf_inode_storage_get(F_CREATE) must only touch an
  * inode that cannot be evicted meanwhile. `dir` is the opened inode itself (the file
- * holds it) or the parent of the opened dentry, which that dentry pins for as long as it
- * stays its parent, i.e. while rename_lock does not move. If the sequence moved, the entry
- * is deleted again: it would be stale, and it might sit on an inode being evicted.
+ * holds it) or the parent of the opened dentry `d`, which pins it for as long as it stays
+ * its parent. The re-checks after the write prove that: an unchanged sequence means no
+ * dentry moved since before the walk, and `d`'s parent being `dird` now means it was
+ * throughout (a dentry that had been killed meanwhile could not be a parent again, and
+ * RCU keeps its memory from reuse while this program runs). Otherwise the entry is
+ * deleted again: the walk may have seen a tree in mid-move, and the inode might be on
+ * its way out.
  */
-static __always_inline void cg_dircache_fill(struct inode *dir, __u32 zone_id, __u32 epoch,
-					     __u32 seq, __u32 refresh)
+static __always_inline void cg_dircache_fill(struct inode *dir, struct dentry *dird,
+					     struct dentry *d, __u32 zone_id, __u32 epoch,
+					     __u32 moves, __u32 seq, __u32 refresh)
 {
 	struct cg_dir_zone v = {
-		.zone_id = zone_id, .epoch = epoch, .rename_seq = seq, .refresh = refresh,
+		.zone_id = zone_id, .epoch = epoch, .dir_moves = moves, .refresh = refresh,
 	};
 	struct cg_stats *st;
 
 	bpf_inode_storage_delete(&cg_dircache, dir);
 	if (!bpf_inode_storage_get(&cg_dircache, dir, &v, BPF_LOCAL_STORAGE_GET_F_CREATE))
 		return;
-	/* A locked add (x86): also orders the walk's loads before the re-read below. */
+	/* A locked add (x86): also orders the walk's loads before the re-reads below. */
 	st = cg_stats_get();
 	if (st)
 		__sync_fetch_and_add(&st->dircache_fills, 1);
-	if (cg_rename_seq() != seq)
+	if (cg_rename_seq() != seq || (dird != d && d->d_parent != dird))
 		bpf_inode_storage_delete(&cg_dircache, dir);
 }
 
@@ -480,9 +486,11 @@ static __always_inline int cg_verdict(__u32 decision)
 SEC("lsm/file_open")
 int BPF_PROG(cg_file_open, struct file *file, int ret)
 {
-	struct inode *inode = file->f_inode, *cinode = NULL;
-	struct dentry *d = file->f_path.dentry, *cdir = d, *start = d;
+	struct inode *inode = file->f_inode, *dinode = inode;
+	struct dentry *d = file->f_path.dentry, *dird = d;
 	__u32 slot, epoch, seq, refresh, zone_id = 0, zflags, decision, rule = CG_RULE_OUTSIDE;
+	__u64 moves;
+	bool cacheable = true;
 	void *roots, *zones;
 	struct cg_subject s = {};
 	struct cg_dir_zone *cached;
@@ -509,9 +517,9 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	/*
 	 * Membership = the opened inode's own root entry (single-file zones), else the zone
 	 * of the directory holding the opened dentry: the directory cache answers that in
-	 * one lookup, a miss walks the ancestors. The sequence is read before d_parent.
+	 * one lookup, a miss walks the ancestors. The move counter is read before d_parent.
 	 */
-	seq = cg_rename_seq();
+	moves = cg_ctl_get(CG_CTL_DIR_MOVES, 0);
 	refresh = cg_ctl_get(CG_CTL_REFRESH, 0);
 	if ((inode->i_mode & CG_S_IFMT) != CG_S_IFDIR) {
 		struct cg_inode_key self = { .dev = dev, .ino = inode->i_ino };
@@ -522,25 +530,28 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 			zone_id = own->zone_id;
 			goto decide;
 		}
-		cdir = d->d_parent;
-		if (!cdir || cdir == d)
-			cdir = NULL; /* disconnected: walked (and counted) from the file below */
+		dird = d->d_parent;
+		if (!dird || dird == d) {
+			/* Disconnected: walked (and counted) from the file itself, never cached. */
+			dird = d;
+			cacheable = false;
+		}
+		dinode = dird->d_inode;
 	}
-	if (cdir) {
-		cinode = cdir->d_inode;
-		start = cdir;
-	}
-	if (cinode && !(seq & 1)) {
-		cached = bpf_inode_storage_get(&cg_dircache, cinode, NULL, 0);
-		if (cached && cached->epoch == epoch && cached->rename_seq == seq &&
+	if (cacheable && dinode) {
+		cached = bpf_inode_storage_get(&cg_dircache, dinode, NULL, 0);
+		if (cached && cached->epoch == epoch && cached->dir_moves == (__u32)moves &&
 		    cached->refresh == refresh) {
 			zone_id = cached->zone_id;
 			goto decide;
 		}
 	}
-	zone_id = cg_zone_walk(roots, start, dev, &resolved);
-	if (resolved && cinode && !(seq & 1) && cg_fs_cacheable(cinode))
-		cg_dircache_fill(cinode, zone_id, epoch, seq, refresh);
+	/* Only a miss pays for rename_lock: a fill needs a walk over an unchanging tree. */
+	seq = cg_rename_seq();
+	zone_id = cg_zone_walk(roots, dird, dev, &resolved);
+	if (resolved && cacheable && dinode && !(seq & 1) && cg_fs_cacheable(dinode) &&
+	    cg_ctl_get(CG_CTL_DIR_MOVES_TRACKED, 0))
+		cg_dircache_fill(dinode, dird, d, zone_id, epoch, moves, seq, refresh);
 decide:
 	if (!zone_id)
 		return 0;
@@ -643,4 +654,37 @@ int BPF_PROG(cg_inode_rename, struct inode *old_dir, struct dentry *old_dentry,
 	if (ret)
 		return ret;
 	return cg_integrity(CG_EV_RENAME, old_dentry, new_dentry);
+}
+
+#define CG_RENAME_EXCHANGE (1 << 1)
+
+static __always_inline bool cg_is_dir(struct dentry *d)
+{
+	struct inode *inode = d ? d->d_inode : NULL;
+
+	return inode && (inode->i_mode & CG_S_IFMT) == CG_S_IFDIR;
+}
+
+/*
+ * Invalidates the directory cache after a rename that moved a directory (see struct
+ * cg_dir_zone): fexit, so the count moves once the new tree is in place. Every rename of
+ * a local filesystem's tree goes through vfs_rename (syscalls, nfsd, ksmbd, overlayfs).
+ * Renames of files do not change any directory's ancestry and keep the cache warm:
+ * clients that save by writing a temporary file and renaming it over the original.
+ */
+SEC("fexit/vfs_rename")
+int BPF_PROG(cg_dir_moved, struct renamedata *rd, int ret)
+{
+	__u32 key = CG_CTL_DIR_MOVES;
+	__u64 *moves;
+
+	if (ret)
+		return 0;
+	if (!cg_is_dir(rd->old_dentry) &&
+	    !((rd->flags & CG_RENAME_EXCHANGE) && cg_is_dir(rd->new_dentry)))
+		return 0;
+	moves = bpf_map_lookup_elem(&cg_ctl, &key);
+	if (moves)
+		__sync_fetch_and_add(moves, 1);
+	return 0;
 }

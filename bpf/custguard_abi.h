@@ -14,7 +14,7 @@
 #include <linux/types.h>
 #endif
 
-#define CG_ABI_VERSION 5 /* 3 was the directory zone cache alone, 4 the deny rows alone */
+#define CG_ABI_VERSION 6 /* 5: the directory cache was tagged with rename_lock's sequence */
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -90,7 +90,17 @@ enum cg_ctl {
 	 * apply() (a read-modify-write there could race with another daemon's flip).
 	 */
 	CG_CTL_REFRESH = 8 + CG_GENERATIONS * 8,
-	CG_CTL_MAX = CG_CTL_REFRESH + 1,
+	/*
+	 * Completed renames that moved a directory, counted by the fexit program on
+	 * vfs_rename (struct cg_dir_zone.dir_moves).
+	 */
+	CG_CTL_DIR_MOVES = CG_CTL_REFRESH + 1,
+	/*
+	 * Non-zero once that program is attached: until then no directory-cache entry is
+	 * made, because nothing would invalidate it.
+	 */
+	CG_CTL_DIR_MOVES_TRACKED = CG_CTL_REFRESH + 2,
+	CG_CTL_MAX = CG_CTL_REFRESH + 3,
 };
 /*
  * Opens on filesystems without zones are the common case: with few such filesystems the
@@ -107,20 +117,22 @@ enum cg_ctl {
  * at or above it (0: none), as the ancestor walk found it. Kept only on directories: a
  * directory has exactly one dentry, so its ancestry is a property of the inode, while a
  * file's membership depends on which of its hard links was opened (its parent directory
- * decides, plus its own root entry). An entry is valid while both tags still hold:
+ * decides, plus its own root entry). An entry is valid while its tags still hold:
  *  - epoch: CG_ACTIVE_EPOCH at fill time; user space bumps it with every policy apply;
  *  - refresh: ctl[CG_CTL_REFRESH], moved by user space every 10 minutes, which bounds how
- *    long an entry can wait for a wrapped 32-bit rename_seq;
- *  - rename_seq: the kernel's rename_lock sequence at fill time (even). Every change of
- *    any dentry's parent (rename, RENAME_EXCHANGE, d_splice_alias) happens under
- *    write_seqlock(&rename_lock), so an unchanged sequence means no directory moved.
+ *    long an entry can wait for a wrapped 32-bit dir_moves;
+ *  - dir_moves: ctl[CG_CTL_DIR_MOVES] read before the walk. The counter moves after every
+ *    completed rename that moved a directory, the only event that changes a directory's
+ *    ancestry on a cacheable filesystem; renames of files leave entries valid. The fill
+ *    itself is made only while the kernel's rename_lock sequence stays even and unchanged
+ *    across the walk, so the walk saw one consistent tree.
  * Entries are never modified in place: a stale one is deleted and a new one created
  * (published whole by the kernel), so a reader never sees a torn entry.
  */
 struct cg_dir_zone {
 	__u32 zone_id;
 	__u32 epoch;
-	__u32 rename_seq;
+	__u32 dir_moves;  /* ctl[CG_CTL_DIR_MOVES] before the walk */
 	__u32 refresh;    /* ctl[CG_CTL_REFRESH] at fill time */
 };
 

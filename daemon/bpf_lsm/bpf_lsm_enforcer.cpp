@@ -77,8 +77,9 @@ struct RingDeleter {
 // Names under the pin directory.
 constexpr std::array<const char*, 11> k_map_pins = {
     "roots", "zones", "devs", "subjects", "grants", "programs", "ctl", "events", "stats", "denies", "dircache"};
-constexpr std::array<const char*, 3> k_link_pins = {
-    "link_file_open", "link_inode_link", "link_inode_rename"};
+// The directory-move counter first: the open hook caches only once it counts.
+constexpr std::array<const char*, 4> k_link_pins = {
+    "link_dir_moves", "link_file_open", "link_inode_link", "link_inode_rename"};
 
 std::array<bpf_map*, 11> skel_maps(cg_lsm* s)
 {
@@ -89,13 +90,14 @@ std::array<bpf_map*, 11> skel_maps(cg_lsm* s)
 }
 
 // How often the directory-cache refresh counter (CG_CTL_REFRESH) moves: an entry older
-// than this is refilled, so a wrapped 32-bit rename_lock sequence (2^31 renames) cannot make
+// than this is refilled, so a wrapped 32-bit directory-move counter (2^32 moves) cannot make
 // an ancient entry look current.
 constexpr std::int64_t k_epoch_refresh_ns = 600'000'000'000;
 
-std::array<bpf_program*, 3> skel_progs(cg_lsm* s)
+std::array<bpf_program*, k_link_pins.size()> skel_progs(cg_lsm* s)
 {
-    return {s->progs.cg_file_open, s->progs.cg_inode_link, s->progs.cg_inode_rename};
+    return {s->progs.cg_dir_moved, s->progs.cg_file_open, s->progs.cg_inode_link,
+            s->progs.cg_inode_rename};
 }
 
 std::int64_t clock_ns(clockid_t id)
@@ -248,13 +250,40 @@ tl::expected<void, std::string> probe()
 
 struct BpfLsmEnforcer::Impl {
     std::unique_ptr<cg_lsm, SkelDeleter> skel;
-    std::array<std::unique_ptr<bpf_link, LinkDeleter>, 3> links;
+    std::array<std::unique_ptr<bpf_link, LinkDeleter>, k_link_pins.size()> links;
     std::unique_ptr<ring_buffer, RingDeleter> ring;
     std::int64_t last_offset_sync_ns = 0;
     std::int64_t last_epoch_ns = 0;
 
     int map_fd(std::size_t i) const { return bpf_map__fd(skel_maps(skel.get())[i]); }
     int ctl_fd() const { return bpf_map__fd(skel->maps.cg_ctl); }
+
+    // Attaches every program in k_link_pins order (on failure: none stays attached) and
+    // then lets the open hook cache, since the move counter runs.
+    tl::expected<void, std::string> attach()
+    {
+        auto progs = skel_progs(skel.get());
+        for (std::size_t i = 0; i < progs.size(); ++i) {
+            links[i].reset(bpf_program__attach(progs[i]));
+            if (!links[i]) {
+                int err = errno;
+                for (auto& l : links)
+                    l.reset();
+                return Error(std::string("attaching ") + bpf_program__name(progs[i]) + ": " +
+                             errno_text(err));
+            }
+        }
+        return ctl_write(ctl_fd(), CG_CTL_DIR_MOVES_TRACKED, 1);
+    }
+
+    // Pins the links over those of a previous daemon, which then detach.
+    tl::expected<void, std::string> pin_links(const std::filesystem::path& dir) const
+    {
+        for (std::size_t i = 0; i < k_link_pins.size(); ++i)
+            if (auto r = pin_replace(dir, k_link_pins[i], bpf_link__fd(links[i].get())); !r)
+                return r;
+        return {};
+    }
 };
 
 BpfLsmEnforcer::BpfLsmEnforcer(Options options) : options_(std::move(options)) {}
@@ -361,19 +390,10 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
         // The pinned links keep the old programs attached to the same maps; attach ours
         // and pin them over the old ones. For an instant both run and agree.
         std::lock_guard lock(apply_mutex_);
-        auto progs = skel_progs(impl_->skel.get());
-        for (std::size_t i = 0; i < progs.size(); ++i) {
-            impl_->links[i].reset(bpf_program__attach_lsm(progs[i]));
-            if (!impl_->links[i])
-                return Error(std::string("bpf-lsm: attaching ") + bpf_program__name(progs[i]) +
-                             ": " + errno_text(errno));
-        }
-        for (std::size_t i = 0; i < progs.size(); ++i) {
-            if (auto r = pin_replace(options_.pin_dir, k_link_pins[i],
-                                     bpf_link__fd(impl_->links[i].get()));
-                !r)
-                return Error("bpf-lsm: " + r.error());
-        }
+        if (auto r = impl_->attach(); !r)
+            return Error("bpf-lsm: " + r.error());
+        if (auto r = impl_->pin_links(options_.pin_dir); !r)
+            return Error("bpf-lsm: " + r.error());
         attached_ = true;
     }
 
@@ -559,28 +579,17 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
 
     if (!attached_) {
         LibbpfLogScope libbpf_log;
-        auto progs = skel_progs(impl_->skel.get());
-        for (std::size_t i = 0; i < progs.size(); ++i) {
-            impl_->links[i].reset(bpf_program__attach_lsm(progs[i]));
-            if (!impl_->links[i]) {
-                int err = errno;
-                for (auto& l : impl_->links)
-                    l.reset();
-                (void)set_active(ctl, static_cast<std::uint32_t>(CG_SLOT_NONE));
-                return Error(std::string("bpf-lsm: attaching ") + bpf_program__name(progs[i]) +
-                             ": " + errno_text(err) + libbpf_log.tail());
-            }
+        if (auto r = impl_->attach(); !r) {
+            (void)set_active(ctl, static_cast<std::uint32_t>(CG_SLOT_NONE));
+            return Error("bpf-lsm: " + r.error() + libbpf_log.tail());
         }
         // Maps first, links last: a pinned link from an incompatible older daemon is
         // replaced (and detached) only once ours enforce.
         for (std::size_t i = 0; i < k_map_pins.size(); ++i)
             if (auto r = pin_replace(options_.pin_dir, k_map_pins[i], impl_->map_fd(i)); !r)
                 return Error("bpf-lsm: " + r.error());
-        for (std::size_t i = 0; i < k_link_pins.size(); ++i)
-            if (auto r = pin_replace(options_.pin_dir, k_link_pins[i],
-                                     bpf_link__fd(impl_->links[i].get()));
-                !r)
-                return Error("bpf-lsm: " + r.error());
+        if (auto r = impl_->pin_links(options_.pin_dir); !r)
+            return Error("bpf-lsm: " + r.error());
         attached_ = true;
     }
     return {};

@@ -868,6 +868,7 @@ TEST_CASE("directory cache: moving a cached directory into and out of a zone", "
     write_file(dir + "/out/x/f", "x");
     write_file(dir + "/zone/y/f", "x");
     write_file(dir + "/out/loose", "x", 0666);
+    write_file(dir + "/zone/g", "x");
     Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
 
     SECTION("the parent directory itself moves")
@@ -901,6 +902,15 @@ TEST_CASE("directory cache: moving a cached directory into and out of a zone", "
         CHECK(try_read(k_bob, dir + "/zone/y/f") == EPERM);  // was out/x: now inside
         CHECK(try_read(k_bob, dir + "/out/x/f") == 0);       // was zone/y: now outside
     }
+    SECTION("RENAME_EXCHANGE of a zone file and a cached outside directory")
+    {
+        // Regression: the move counter must see a directory that arrives as the new name.
+        CHECK(try_read(k_bob, dir + "/out/sub/f") == 0);
+        CHECK(try_read(k_bob, dir + "/out/sub/f") == 0);  // cached as outside
+        CHECK(as_rename(k_alice, dir + "/zone/g", dir + "/out/sub", RENAME_EXCHANGE) == 0);
+        CHECK(try_read(k_bob, dir + "/zone/g/f") == EPERM);  // was out/sub: now inside
+        CHECK(try_read(k_alice, dir + "/zone/g/f") == 0);
+    }
     SECTION("a file moves between cached directories")
     {
         CHECK(try_read(k_bob, dir + "/out/loose") == 0);
@@ -915,6 +925,45 @@ TEST_CASE("directory cache: moving a cached directory into and out of a zone", "
         CHECK(as_rename(k_root, dir + "/out/sub", dir + "/zone/sub") == 0);
         CHECK(try_read(k_bob, dir + "/zone/sub") == EPERM);
     }
+}
+
+TEST_CASE("directory cache: renames of files keep it, moves of directories retire it",
+          "[vm][dircache]")
+{
+    // Save-through-rename clients (write a temporary file, rename it over the original)
+    // must not empty the cache for the whole machine; a directory move must.
+    const auto dir = fresh_dir("dc_keep");
+    make_dir(dir + "/zone", 0777);
+    make_dir(dir + "/out", 0777);
+    make_dir(dir + "/out/a", 0777);
+    make_dir(dir + "/out/d", 0777);
+    write_file(dir + "/out/a/f", "x");
+    write_file(dir + "/zone/f", "x");
+    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
+    CHECK(try_read(k_bob, dir + "/out/a/f") == 0);
+    CHECK(try_read(k_bob, dir + "/zone/f") == EPERM);
+    const auto filled = dircache_fills(e.enforcer);
+    const auto save = [](const Creds& c, const std::string& in) {
+        return run_as(c, [&] {
+            const int fd = ::open((in + "/tmp").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0)
+                return errno;
+            ::close(fd);
+            return ::rename((in + "/tmp").c_str(), (in + "/saved").c_str()) == 0 ? 0 : errno;
+        });
+    };
+    for (int i = 0; i < 20; ++i) {
+        CHECK(save(k_bob, dir + "/out/a") == 0);
+        CHECK(save(k_alice, dir + "/zone") == 0);
+    }
+    CHECK(try_read(k_bob, dir + "/out/a/f") == 0);
+    CHECK(try_read(k_bob, dir + "/zone/f") == EPERM);
+    CHECK(try_read(k_bob, dir + "/zone/saved") == EPERM);
+    CHECK(dircache_fills(e.enforcer) == filled);  // no miss for the cached directories
+
+    CHECK(as_rename(k_bob, dir + "/out/d", dir + "/out/a/d") == 0);  // any directory move
+    CHECK(try_read(k_bob, dir + "/out/a/f") == 0);
+    CHECK(dircache_fills(e.enforcer) > filled);
 }
 
 TEST_CASE("directory cache: a reload that adds or removes a zone is never stale", "[vm][dircache]")
