@@ -1,16 +1,60 @@
 // custguardd: keeps customer data on this server from leaking. See custguardd(8).
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <string_view>
 
 #include "custguard/common/policy_check.hpp"
 #include "daemon/core/daemon.hpp"
 #ifdef CUSTGUARD_HAVE_DBUS
 #include "daemon/dbus/control_plane.hpp"
 #endif
+
+namespace {
+
+// Whether stdout is the journal stream systemd gave us: $JOURNAL_STREAM holds its
+// "device:inode" (systemd.exec(5)).
+bool stdout_is_journal() {
+    const char* stream = std::getenv("JOURNAL_STREAM");
+    unsigned long long dev = 0, ino = 0;
+    struct stat st {};
+    return stream && std::sscanf(stream, "%llu:%llu", &dev, &ino) == 2 && ::fstat(STDOUT_FILENO, &st) == 0 &&
+           st.st_dev == dev && st.st_ino == ino;
+}
+
+// "<N>" of sd-daemon(3): journald files each line at that syslog priority instead of the
+// stream's default (info), so `journalctl -p warning` shows the daemon's warnings.
+class SyslogPrefix final : public spdlog::custom_flag_formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+        static constexpr std::string_view k_prefix[] = {"<7>", "<7>", "<6>", "<4>", "<3>", "<2>", "<6>"};
+        const auto level = static_cast<std::size_t>(msg.level);
+        const std::string_view p = k_prefix[level < std::size(k_prefix) ? level : 2];
+        dest.append(p.data(), p.data() + p.size());
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<SyslogPrefix>(); }
+};
+
+void set_log_format() {
+    if (!stdout_is_journal()) {
+        spdlog::set_pattern("%^%l%$: %v");
+        return;
+    }
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<SyslogPrefix>('*').set_pattern("%*%l: %v");
+    spdlog::set_formatter(std::move(formatter));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     // Block the signals sd-event handles before any thread exists, so none of the
@@ -70,7 +114,7 @@ int main(int argc, char** argv) {
         }
         options.jsonl_export = export_spec.substr(6);
     }
-    spdlog::set_pattern("%^%l%$: %v");
+    set_log_format();
     auto daemon = custguard::daemon::Daemon::create(std::move(options));
     if (!daemon) {
         spdlog::critical("cannot start: {}", daemon.error());
