@@ -154,20 +154,40 @@ struct Fapolicyd {
     }
 };
 
-// The floor: a bare fanotify group on the same filesystem that allows every open at once,
-// without looking at anything. What any fanotify-based enforcer pays per event.
+// Floors: bare fanotify groups that allow every open at once, without looking at anything.
+//  - Mode::filesystem: a filesystem mark, every open asks; what any fanotify enforcer pays
+//    per permission event.
+//  - Mode::filesystem_ignored: the same mark plus an ignore mark on every file of
+//    `ignored`, so their opens never reach user space: the kernel-only cost of (a) for any
+//    enforcer that marks the filesystem (custguard's ignore marks do just this).
+//  - Mode::zone_directory: only the zone directory is marked (its children report to
+//    it), so opens elsewhere on the filesystem meet no mark of theirs: the (a) floor of an
+//    enforcer built on inode marks instead.
+//  - Mode::filesystem_spinning: as Mode::filesystem, but the listener never sleeps (it
+//    spins on a non-blocking read, burning a core): the lowest per-event cost a
+//    listener can reach, not something a daemon can do.
 struct BareResponder {
+    enum class Mode { filesystem, filesystem_ignored, zone_directory, filesystem_spinning };
+    static constexpr int k_modes = 4;
     int fan = -1, stop = -1;
+    std::atomic<bool> stopping{false};
     std::thread thread;
-    bool start(const std::string& dir) {
+    bool start(Mode mode, const std::string& fs, const std::string& zone, const std::string& ignored) {
         fan = ::fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_CLOEXEC);
         stop = ::eventfd(0, EFD_CLOEXEC);
-        if (fan < 0 || stop < 0 || ::fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, AT_FDCWD, dir.c_str()) != 0)
-            return false;
-        thread = std::thread([this] {
+        if (fan < 0 || stop < 0) return false;
+        bool ok = mode == Mode::zone_directory
+                      ? ::fanotify_mark(fan, FAN_MARK_ADD, FAN_OPEN_PERM | FAN_EVENT_ON_CHILD, AT_FDCWD, zone.c_str()) == 0
+                      : ::fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, AT_FDCWD, fs.c_str()) == 0;
+        if (ok && mode == Mode::filesystem_ignored)
+            for (int i = 0; ok && i < files; ++i)
+                ok = ::fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV, FAN_OPEN_PERM, AT_FDCWD,
+                                     (ignored + "/f" + std::to_string(i)).c_str()) == 0;
+        if (!ok) return false;
+        thread = std::thread([this, spin = mode == Mode::filesystem_spinning] {
             alignas(fanotify_event_metadata) char buf[4096];
             pollfd fds[2] = {{fan, POLLIN, 0}, {stop, POLLIN, 0}};
-            while (::poll(fds, 2, -1) >= 0 && !fds[1].revents) {
+            while (spin ? !stopping.load(std::memory_order_relaxed) : (::poll(fds, 2, -1) >= 0 && !fds[1].revents)) {
                 ssize_t len = ::read(fan, buf, sizeof buf);
                 auto* md = reinterpret_cast<fanotify_event_metadata*>(buf);
                 for (; len > 0 && FAN_EVENT_OK(md, len); md = FAN_EVENT_NEXT(md, len)) {
@@ -180,6 +200,7 @@ struct BareResponder {
         return true;
     }
     ~BareResponder() {
+        stopping = true;
         std::uint64_t one = 1;
         if (stop >= 0) (void)!::write(stop, &one, sizeof one);
         if (thread.joinable()) thread.join();
@@ -231,8 +252,9 @@ struct Row {
     const char* name;
     std::string dir;
     bool record_allowed = true;
-    // Per epoch: none, bare fanotify, custguard, fapolicyd (ns per op; -1: not measured).
-    std::vector<double> none, floor, custguard, fapolicyd;
+    // Per epoch: none, the three floors (BareResponder::Mode order), custguard, fapolicyd
+    // (ns per op; -1: not measured).
+    std::vector<double> none, floor[BareResponder::k_modes], custguard, fapolicyd;
 };
 
 double median(std::vector<double> v) {
@@ -310,11 +332,14 @@ int main(int argc, char** argv) {
         for (auto& r : rows) {
             r.none.push_back(measure(r.dir));
             double v = -1;
-            {
-                BareResponder bare;
-                if (bare.start(fs)) v = measure(r.dir);
+            for (int m = 0; m < BareResponder::k_modes; ++m) {
+                v = -1;
+                {
+                    BareResponder bare;
+                    if (bare.start(static_cast<BareResponder::Mode>(m), fs, zone, out)) v = measure(r.dir);
+                }
+                r.floor[m].push_back(v);
             }
-            r.floor.push_back(v);
             v = -1;
             if (!with_custguard(zone, r.record_allowed, cg, [&] { v = measure(r.dir); })) return 1;
             r.custguard.push_back(v);
@@ -347,25 +372,33 @@ int main(int argc, char** argv) {
 
     std::printf("\nopen+read(4 KiB)+close as an allowed user on one tmpfs (%d files), %d epochs x best of %d rounds x %d ops.\n"
                 "none: us per operation; other columns: overhead in us per operation against none measured in the same\n"
-                "epoch (median over epochs). bare fanotify: a group that allows every open at once, the floor of any\n"
-                "fanotify enforcer. ratio: custguard overhead / fapolicyd overhead (target <= 0.33).\n\n",
+                "epoch (median over epochs). Floors, each a group that allows every open at once: fs mark = the\n"
+                "filesystem marked, every open asks (the floor of any fanotify enforcer per permission event);\n"
+                "fs mark + ignore = the same with an ignore mark on every outside file (the kernel-only floor of (a)\n"
+                "with a filesystem mark); dir mark = only the zone directory marked (the (a) floor with inode marks);\n"
+                "spinning = fs mark with a listener that never sleeps (burns a core; the lowest per-event cost).\n"
+                "ratio: custguard overhead / fapolicyd overhead (target <= 0.33).\n\n",
                 files, epochs, rounds, ops);
-    std::printf("| %-32s | %6s | %-16s | %-18s | %-16s | %5s |\n", "case", "none", "bare fanotify", "custguard-fanotify",
-                "fapolicyd", "ratio");
-    std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(34, '-').c_str(), std::string(8, '-').c_str(),
+    std::printf("| %-32s | %6s | %-16s | %-16s | %-16s | %-16s | %-18s | %-16s | %5s |\n", "case", "none",
+                "fs mark", "fs mark + ignore", "dir mark", "spinning", "custguard-fanotify", "fapolicyd", "ratio");
+    std::printf("|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", std::string(34, '-').c_str(), std::string(8, '-').c_str(),
+                std::string(18, '-').c_str(), std::string(18, '-').c_str(), std::string(18, '-').c_str(),
                 std::string(18, '-').c_str(), std::string(20, '-').c_str(), std::string(18, '-').c_str(),
                 std::string(7, '-').c_str());
     for (const auto& r : rows) {
         double none = median(r.none);
-        double fl = overhead(r.floor, r.none), cgo = overhead(r.custguard, r.none);
+        double cgo = overhead(r.custguard, r.none);
         // fapolicyd runs in its own phase of each epoch: against that epoch's baseline.
         double fpo = overhead(r.fapolicyd, r.none);
         bool fap_measured = median(r.fapolicyd) >= 0;
         char ratio[32] = "n/a";
         if (fap_measured && fpo > 0) std::snprintf(ratio, sizeof ratio, "%.2f", std::max(cgo, 0.0) / fpo);
-        std::printf("| %-32s | %6.2f | %-16s | %-18s | %-16s | %5s |\n", r.name, none / 1000.0,
-                    cell(none, fl, median(r.floor) >= 0).c_str(), cell(none, cgo, true).c_str(),
-                    cell(none, fpo, fap_measured).c_str(), ratio);
+        std::string floors[BareResponder::k_modes];
+        for (int m = 0; m < BareResponder::k_modes; ++m)
+            floors[m] = cell(none, overhead(r.floor[m], r.none), median(r.floor[m]) >= 0);
+        std::printf("| %-32s | %6.2f | %-16s | %-16s | %-16s | %-16s | %-18s | %-16s | %5s |\n", r.name,
+                    none / 1000.0, floors[0].c_str(), floors[1].c_str(), floors[2].c_str(), floors[3].c_str(),
+                    cell(none, cgo, true).c_str(), cell(none, fpo, fap_measured).c_str(), ratio);
     }
     ::umount2(fs.c_str(), MNT_DETACH);
     return 0;
