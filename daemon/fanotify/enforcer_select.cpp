@@ -4,7 +4,10 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <linux/capability.h>
 #include <sys/fanotify.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -24,6 +27,21 @@ std::string active_lsms() {
 }
 
 int silent_print(enum libbpf_print_level, const char*, va_list) { return 0; }
+
+// Whether `cap` is in this process's effective set (capget: one word, no libcap). When
+// the set cannot be read, report it present, so nothing is blamed on it.
+bool has_capability(unsigned cap) {
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (::syscall(SYS_capget, &header, data) != 0) return true;
+    return (data[cap / 32].effective >> (cap % 32)) & 1u;
+}
+
+// Loading LSM programs takes CAP_SYS_ADMIN, or CAP_BPF together with CAP_PERFMON.
+bool can_load_lsm_programs() {
+    constexpr unsigned k_cap_perfmon = 38, k_cap_bpf = 39;  // older headers lack the names
+    return has_capability(CAP_SYS_ADMIN) || (has_capability(k_cap_bpf) && has_capability(k_cap_perfmon));
+}
 
 }  // namespace
 
@@ -53,9 +71,15 @@ ProbeResult probe_bpf_lsm() {
     LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_LSM_MAC,
                 .attach_btf_id = static_cast<__u32>(btf_id));
     UniqueFd prog(bpf_prog_load(BPF_PROG_TYPE_LSM, "cg_probe", "GPL", insns, 2, &opts));
-    if (!prog)
-        return {false, std::string("loading a BPF LSM program failed (") + std::strerror(errno) +
+    if (!prog) {
+        const int err = errno;
+        // The kernel says EPERM for both; without the capabilities, that is the reason.
+        if (err == EPERM && !can_load_lsm_programs())
+            return {false, "loading a BPF LSM program was refused: the process lacks CAP_SYS_ADMIN (or CAP_BPF "
+                           "with CAP_PERFMON); give them to custguardd (the shipped unit does)"};
+        return {false, std::string("loading a BPF LSM program failed (") + std::strerror(err) +
                            (listed ? "; bpf is listed as an LSM but the kernel refuses trampoline programs)" : ")")};
+    }
     UniqueFd link(bpf_link_create(prog.get(), 0, BPF_LSM_MAC, nullptr));
     if (!link)
         return {false, std::string("attaching a BPF LSM program failed (") + std::strerror(errno) + ")"};

@@ -11,8 +11,10 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <linux/capability.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include <liburing.h>
 
 #include "bpf_lsm_enforcer.hpp"
+#include "daemon/fanotify/enforcer_select.hpp"
 #include "resolve.hpp"
 #include "vm_support.hpp"
 
@@ -77,6 +80,49 @@ TEST_CASE("the VM kernel runs BPF LSM", "[vm]")
     auto p = custguard::daemon::bpf_lsm::probe();
     INFO(err_of(p));
     REQUIRE(p);
+}
+
+TEST_CASE("the enforcer probe names missing capabilities instead of blaming the kernel", "[vm]")
+{
+    // Regression: without CAP_SYS_ADMIN the start-up error said the kernel refuses
+    // trampoline programs.
+    const auto with_caps = custguard::daemon::probe_bpf_lsm();
+    INFO(with_caps.reason);
+    REQUIRE(with_caps.available);
+
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(p[0]);
+        __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+        __user_cap_data_struct data[2]{};
+        if (::syscall(SYS_capget, &header, data) != 0)
+            ::_exit(2);
+        for (unsigned cap : {unsigned{CAP_SYS_ADMIN}, 38u /* CAP_PERFMON */, 39u /* CAP_BPF */})
+            data[cap / 32].effective &= ~(1u << (cap % 32));
+        if (::syscall(SYS_capset, &header, data) != 0)
+            ::_exit(3);
+        const auto r = custguard::daemon::probe_bpf_lsm();
+        const std::string out = (r.available ? "1" : "0") + r.reason;
+        (void)!::write(p[1], out.data(), out.size());
+        ::_exit(0);
+    }
+    ::close(p[1]);
+    std::string out;
+    char buf[512];
+    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;)
+        out.append(buf, static_cast<std::size_t>(n));
+    ::close(p[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    INFO(out);
+    CHECK(out.rfind("0", 0) == 0);
+    CHECK(out.find("lacks CAP_SYS_ADMIN (or CAP_BPF with CAP_PERFMON)") != std::string::npos);
+    CHECK(out.find("trampoline") == std::string::npos);
 }
 
 TEST_CASE("users: allowed, denied and audited; events carry the fields", "[vm]")
