@@ -107,15 +107,22 @@ tl::expected<UniqueFd, std::string> spool_stdin() {
 }
 
 // For filtered queues the backend receives the filters' output (PostScript, PCL,
-// raster); the original is what the user printed, so scan that when cupsd hands it out.
-tl::expected<UniqueFd, std::string> original_document(int job) {
-    auto fd = anonymous_file();
-    if (!fd) return fd;
+// raster) of every document of the job; the originals are what the user printed, so scan
+// those — all of them — when cupsd hands them out.
+tl::expected<std::vector<UniqueFd>, std::string> original_documents(int job) {
     auto cups = custguard::print::CupsClient::connect(10'000);
     if (!cups) return tl::unexpected(cups.error());
-    if (auto r = cups->get_document(job, 1, fd->get()); !r) return tl::unexpected(r.error());
-    ::lseek(fd->get(), 0, SEEK_SET);
-    return fd;
+    auto facts = cups->job(job);
+    if (!facts) return tl::unexpected(facts.error());
+    std::vector<UniqueFd> docs;
+    for (int n = 1; n <= facts->documents; ++n) {
+        auto fd = anonymous_file();
+        if (!fd) return tl::unexpected(fd.error());
+        if (auto r = cups->get_document(job, n, fd->get()); !r) return tl::unexpected(r.error());
+        ::lseek(fd->get(), 0, SEEK_SET);
+        docs.push_back(std::move(*fd));
+    }
+    return docs;
 }
 
 std::string option_value(const std::string& options, const std::string& name) {
@@ -141,7 +148,9 @@ struct CallFailure {
     std::string name, message;
 };
 
-tl::expected<Answer, CallFailure> ask_daemon(const std::vector<std::pair<std::string, std::string>>& attrs, int fd) {
+// CheckPrintJob for one document, CheckPrintJobDocuments for several.
+tl::expected<Answer, CallFailure> ask_daemon(const std::vector<std::pair<std::string, std::string>>& attrs,
+                                             const std::vector<int>& fds) {
     namespace dbus = custguard::dbus;
     sd_bus* raw = nullptr;
     int r = sd_bus_open_system(&raw);  // honours DBUS_SYSTEM_BUS_ADDRESS
@@ -150,14 +159,21 @@ tl::expected<Answer, CallFailure> ask_daemon(const std::vector<std::pair<std::st
     dbus::BusPtr bus(raw);
     sd_bus_message* req_raw = nullptr;
     r = sd_bus_message_new_method_call(bus.get(), &req_raw, dbus::bus_name, dbus::object_path, dbus::interface_name,
-                                       "CheckPrintJob");
+                                       fds.size() == 1 ? "CheckPrintJob" : "CheckPrintJobDocuments");
     if (r < 0) return tl::unexpected(CallFailure{"", std::string("cannot build the call: ") + std::strerror(-r)});
     dbus::MessagePtr req(req_raw);
     r = sd_bus_message_open_container(req.get(), 'a', "{ss}");
     for (const auto& [k, v] : attrs)
         if (r >= 0) r = sd_bus_message_append(req.get(), "{ss}", k.c_str(), v.c_str());
     if (r >= 0) r = sd_bus_message_close_container(req.get());
-    if (r >= 0) r = sd_bus_message_append(req.get(), "h", fd);
+    if (fds.size() == 1) {
+        if (r >= 0) r = sd_bus_message_append(req.get(), "h", fds[0]);
+    } else {
+        if (r >= 0) r = sd_bus_message_open_container(req.get(), 'a', "h");
+        for (int fd : fds)
+            if (r >= 0) r = sd_bus_message_append(req.get(), "h", fd);
+        if (r >= 0) r = sd_bus_message_close_container(req.get());
+    }
     if (r < 0) return tl::unexpected(CallFailure{"", std::string("cannot build the call: ") + std::strerror(-r)});
     dbus::BusError err;
     sd_bus_message* reply_raw = nullptr;
@@ -245,14 +261,15 @@ int main(int argc, char** argv) {
     // Scan what the user printed: the backend's input is the original unless filters ran.
     const std::string content_type = env_or("CONTENT_TYPE", "");
     const std::string final_type = env_or("FINAL_CONTENT_TYPE", content_type.c_str());
-    int scan_fd = doc.get();
-    UniqueFd original;
+    std::vector<int> scan_fds = {doc.get()};
+    std::vector<UniqueFd> originals;
     if (final_type != content_type) {
-        if (auto o = original_document(std::atoi(argv[1]))) {
-            original = std::move(*o);
-            scan_fd = original.get();
+        if (auto o = original_documents(std::atoi(argv[1]))) {
+            originals = std::move(*o);
+            scan_fds.clear();
+            for (const auto& fd : originals) scan_fds.push_back(fd.get());
         } else {
-            std::fprintf(stderr, "INFO: custguard: cannot fetch the original document (%s); scanning the filtered job\n",
+            std::fprintf(stderr, "INFO: custguard: cannot fetch the original documents (%s); scanning the filtered job\n",
                          one_line(o.error()).c_str());
         }
     }
@@ -265,16 +282,16 @@ int main(int argc, char** argv) {
         {"copies", argv[4]},
         {"printer", env_or("PRINTER", "")},
         {"client", option_value(options, "job-originating-host-name")},
-        {"content_type", scan_fd == doc.get() ? final_type : content_type},
+        {"content_type", originals.empty() ? final_type : content_type},
         {"device_uri", real_uri},
     };
     std::fprintf(stderr, "INFO: custguard: checking the job\n");
-    auto answer = ask_daemon(attrs, scan_fd);
+    auto answer = ask_daemon(attrs, scan_fds);
     if (!answer) {
         if (answer.error().name.empty()) return unreachable(answer.error().message);
         return unreachable(answer.error().name + ": " + answer.error().message);
     }
-    original = UniqueFd();
+    originals.clear();
     const std::string& action = answer->action;
     if (action == "allow" || action == "audit") {
         std::fprintf(stderr, "INFO: custguard: %s\n", one_line(answer->reason).c_str());

@@ -22,6 +22,7 @@
 //   ApproveJob(s job, s comment)                  -> s message
 //   RejectJob(s job, s reason)                    -> s message
 //   CheckPrintJob(a{ss} job, h document)          -> s action, s reason, s hold_id
+//   CheckPrintJobDocuments(a{ss} job, ah documents) -> the same, for a job of several documents
 //     (the CUPS backend custguard(8) asks before a job prints; see daemon/print/)
 //
 // A zone argument is a zone name or an absolute path inside a zone (the innermost zone
@@ -1106,6 +1107,9 @@ const sd_bus_vtable k_vtable[] = {
     SD_BUS_METHOD_WITH_NAMES("RejectJob", "ss", SD_BUS_PARAM(job) SD_BUS_PARAM(reason), "s", SD_BUS_PARAM(message),
                              m_reject_job, k_flags),
     SD_BUS_METHOD_WITH_NAMES("CheckPrintJob", "a{ss}h", SD_BUS_PARAM(job) SD_BUS_PARAM(document), "sss",
+                             SD_BUS_PARAM(action) SD_BUS_PARAM(reason) SD_BUS_PARAM(hold_id), m_check_print_job,
+                             k_flags),
+    SD_BUS_METHOD_WITH_NAMES("CheckPrintJobDocuments", "a{ss}ah", SD_BUS_PARAM(job) SD_BUS_PARAM(documents), "sss",
                              SD_BUS_PARAM(action) SD_BUS_PARAM(reason) SD_BUS_PARAM(hold_id), m_check_print_job,
                              k_flags),
     SD_BUS_VTABLE_END,

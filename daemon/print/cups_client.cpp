@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "daemon/print/cups_client.hpp"
 
 #include <cups/ipp.h>
@@ -147,6 +148,8 @@ tl::expected<CupsJob, std::string> CupsClient::job(int id) {
     CupsJob j;
     j.id = id;
     if (auto* a = ippFindAttribute(resp->get(), "job-state", IPP_TAG_ENUM)) j.state = ippGetInteger(a, 0);
+    if (auto* a = ippFindAttribute(resp->get(), "number-of-documents", IPP_TAG_INTEGER))
+        j.documents = std::max(1, ippGetInteger(a, 0));
     j.message = str(ippFindAttribute(resp->get(), "job-printer-state-message", IPP_TAG_ZERO));
     j.user = str(ippFindAttribute(resp->get(), "job-originating-user-name", IPP_TAG_ZERO));
     std::string uri = str(ippFindAttribute(resp->get(), "job-printer-uri", IPP_TAG_URI));

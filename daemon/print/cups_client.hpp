@@ -41,6 +41,7 @@ struct CupsJob {
     std::string user;
     int state = 0;          // ipp_jstate_t
     std::string message;    // job-printer-state-message: the backend's last message
+    int documents = 1;      // number-of-documents (job() only)
 };
 
 class CupsClient {

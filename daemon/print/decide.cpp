@@ -110,4 +110,56 @@ Verdict decide(const policy::PrintPolicy& print, const JobFacts& job, const Requ
     return v;
 }
 
+namespace {
+
+int severity(policy::Action a) {
+    switch (a) {
+    case policy::Action::allow: return 0;
+    case policy::Action::audit: return 1;
+    case policy::Action::hold: return 2;
+    case policy::Action::deny: return 3;
+    }
+    return 3;
+}
+
+}  // namespace
+
+Verdict decide_job(const policy::PrintPolicy& print, const JobFacts& job, const Requester& who,
+                   const std::vector<tl::expected<scan::DocumentScan, std::string>>& scans,
+                   scan::DocumentScan& total) {
+    total = scan::DocumentScan{};
+    bool typed = false;
+    std::vector<Verdict> verdicts;
+    for (std::size_t i = 0; i < scans.size(); ++i) {
+        const auto& s = scans[i];
+        if (s && !typed) {
+            total.doc_type = s->doc_type;
+            total.encoding = s->encoding;
+            typed = true;
+        }
+        if (s) {
+            total.pages += s->pages;
+            total.pages_without_text += s->pages_without_text;
+        }
+        if (s && s->readable) {
+            total.readable = true;
+            total.text_bytes += s->text_bytes;
+            total.findings += s->findings;
+            continue;
+        }
+        Verdict v = decide(print, job, who, s);
+        if (scans.size() > 1)
+            v.reason = "document " + std::to_string(i + 1) + " of " + std::to_string(scans.size()) + ": " + v.reason;
+        verdicts.push_back(std::move(v));
+    }
+    if (total.readable) verdicts.insert(verdicts.begin(), decide(print, job, who, total));
+    if (verdicts.empty()) return decide(print, job, who, tl::unexpected(std::string("the job has no document")));
+    const Verdict* worst = &verdicts.front();
+    for (const auto& v : verdicts)
+        if (severity(v.action) > severity(worst->action)) worst = &v;
+    Verdict out = *worst;
+    out.customer_data = verdicts.front().customer_data;
+    return out;
+}
+
 }  // namespace custguard::print

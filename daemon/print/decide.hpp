@@ -56,6 +56,14 @@ bool printer_allowed(const policy::PrintPolicy& print, const std::string& printe
 Verdict decide(const policy::PrintPolicy& print, const JobFacts& job, const Requester& who,
                const tl::expected<scan::DocumentScan, std::string>& scanned);
 
+// A job of one or more documents. `total` gets the sums over the readable documents
+// (findings, pages, text) so the threshold counts the whole job; it is what the record
+// shows. Unreadable documents and documents that could not be scanned are judged on their
+// own; the strictest verdict wins (deny, hold, audit, allow). One document: as decide().
+Verdict decide_job(const policy::PrintPolicy& print, const JobFacts& job, const Requester& who,
+                   const std::vector<tl::expected<scan::DocumentScan, std::string>>& scans,
+                   scan::DocumentScan& total);
+
 // The detectors the policy counts (all when it names none), for format_findings().
 std::vector<scan::Detector> counted_detectors(const policy::PrintPolicy& print);
 // "my_number=2 email=1": the non-zero counts only (names and counts, never matches).

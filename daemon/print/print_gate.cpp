@@ -120,7 +120,7 @@ tl::expected<void, std::string> PrintGate::apply(const policy::PrintPolicy& prin
     return {};
 }
 
-Outcome PrintGate::check(const JobFacts& job, int fd) {
+Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
     std::shared_ptr<const Config> config;
     std::unique_ptr<ScannerSlot> slot;
     {
@@ -139,11 +139,15 @@ Outcome PrintGate::check(const JobFacts& job, int fd) {
         slot.reset(new ScannerSlot{config->generation, scan::Scanner(*config->prototype)});
 
     const Requester who = resolve(job.user);
-    // The fd is the backend's spool file (or a copy); re-opening it through /proc gives
-    // the scanner its own offset and lets it stream plain text.
-    const std::string path = "/proc/self/fd/" + std::to_string(fd);
-    auto scanned = scan::scan_file(slot->scanner, path, job.content_type, options_.extract);
-    Verdict verdict = decide(config->print, job, who, scanned);
+    // The fds are the backend's spool files (or copies); re-opening them through /proc
+    // gives the scanner its own offset and lets it stream plain text.
+    std::vector<tl::expected<scan::DocumentScan, std::string>> scans;
+    for (std::size_t i = 0; i < fds.size(); ++i)
+        scans.push_back(scan::scan_file(slot->scanner, "/proc/self/fd/" + std::to_string(fds[i]),
+                                        i == 0 ? std::string_view(job.content_type) : std::string_view(),
+                                        options_.extract));
+    scan::DocumentScan scanned;
+    Verdict verdict = decide_job(config->print, job, who, scans, scanned);
     {
         std::lock_guard lock(mutex_);
         if (config_ && config_->generation == slot->generation) scanners_.push_back(std::move(slot));
@@ -156,14 +160,13 @@ Outcome PrintGate::check(const JobFacts& job, int fd) {
     if (who.uid) pj.uid = *who.uid;
     pj.title = job.title;
     pj.client = job.client;
-    if (scanned) {
-        pj.pages = scanned->pages;
-        for (auto d : counted_detectors(config->print))
-            if (auto n = scanned->findings.count(d)) pj.detector_hits[std::string(scan::to_string(d))] = static_cast<std::uint32_t>(n);
-    }
+    pj.pages = scanned.pages;
+    for (auto d : counted_detectors(config->print))
+        if (auto n = scanned.findings.count(d)) pj.detector_hits[std::string(scan::to_string(d))] = static_cast<std::uint32_t>(n);
     auto record = events::make_print_record(pj, to_decision(verdict.action), verdict.reason);
     record.set("CUSTGUARD_COPIES", std::to_string(job.copies));
-    record.set("CUSTGUARD_DOC_TYPE", scanned ? std::string(scan::to_string(scanned->doc_type)) : "unknown");
+    record.set("CUSTGUARD_DOC_TYPE", std::string(scan::to_string(scanned.doc_type)));
+    if (fds.size() > 1) record.set("CUSTGUARD_DOCUMENTS", std::to_string(fds.size()));
     record.set("CUSTGUARD_CUSTOMER_DATA", verdict.customer_data ? "yes" : "no");
     record.set("CUSTGUARD_REASON", verdict.reason);
     if (host_.submit) host_.submit(std::move(record));
@@ -272,8 +275,18 @@ int PrintGate::handle_check_print_job(sd_bus_message* m, sd_bus_error* error) {
         attrs[k] = v;
     }
     if ((r = sd_bus_message_exit_container(m)) < 0) return sd_bus_error_set_errno(error, r);
-    int fd = -1;
-    if ((r = sd_bus_message_read(m, "h", &fd)) < 0) return sd_bus_error_set_errno(error, r);
+    // CheckPrintJob carries one document (h), CheckPrintJobDocuments several (ah).
+    std::vector<int> fds;
+    const char* member = sd_bus_message_get_member(m);
+    if (member && std::string_view(member) == "CheckPrintJobDocuments") {
+        if ((r = sd_bus_message_enter_container(m, 'a', "h")) < 0) return sd_bus_error_set_errno(error, r);
+        for (int fd = -1; (r = sd_bus_message_read(m, "h", &fd)) > 0;) fds.push_back(fd);
+        if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0) return sd_bus_error_set_errno(error, r);
+    } else {
+        int fd = -1;
+        if ((r = sd_bus_message_read(m, "h", &fd)) < 0) return sd_bus_error_set_errno(error, r);
+        fds.push_back(fd);
+    }
 
     JobFacts job;
     job.job = attrs[key::job];
@@ -290,23 +303,32 @@ int PrintGate::handle_check_print_job(sd_bus_message* m, sd_bus_error* error) {
     if (job.job.empty() || job.printer.empty())
         return sd_bus_error_set(error, "org.custguard1.Error.InvalidArgument",
                                 "CheckPrintJob needs at least the job id and the printer");
-    UniqueFd doc(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
-    if (doc.get() < 0) return sd_bus_error_set_errno(error, -errno);
+    if (fds.empty())
+        return sd_bus_error_set(error, "org.custguard1.Error.InvalidArgument",
+                                "CheckPrintJobDocuments needs at least one document");
+    // The message owns the received descriptors: keep copies for the worker.
+    auto docs = std::make_shared<std::vector<UniqueFd>>();
+    std::vector<int> doc_fds;
+    for (int fd : fds) {
+        docs->emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+        if (docs->back().get() < 0) return sd_bus_error_set_errno(error, -errno);
+        doc_fds.push_back(docs->back().get());
+    }
 
     attach(m);
     if (!done_source_) {
         // No event loop to reply from later: decide now.
-        auto o = check(job, doc.get());
+        auto o = check(job, doc_fds);
         return sd_bus_reply_method_return(m, "sss", std::string(policy::to_string(o.action)).c_str(),
                                           o.reason.c_str(), o.hold_id.c_str());
     }
     auto pending = std::make_shared<Pending>();
     pending->message.reset(sd_bus_message_ref(m));
-    post([this, pending, job = std::move(job), doc = std::make_shared<UniqueFd>(std::move(doc))]() mutable {
+    post([this, pending, job = std::move(job), docs, doc_fds]() mutable {
         auto p = std::make_unique<Pending>();
         p->message = std::move(pending->message);
         try {
-            p->outcome = check(job, doc->get());
+            p->outcome = check(job, doc_fds);
         } catch (const std::exception& e) {
             p->error = std::string("print gate: ") + e.what();
         }

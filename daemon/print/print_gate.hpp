@@ -76,11 +76,13 @@ public:
     // A new [print] section (start, reload, state change): rebuilds the scanner.
     tl::expected<void, std::string> apply(const policy::PrintPolicy& print);
 
-    // Decides one job whose document is readable at `fd` (not closed). Thread-safe.
-    Outcome check(const JobFacts& job, int fd);
+    // Decides one job whose documents are readable at `fds` (not closed; the first has
+    // the job's content type, the others are recognised by their contents). Thread-safe.
+    Outcome check(const JobFacts& job, const std::vector<int>& fds);
 
-    // The D-Bus method CheckPrintJob(a{ss} job, h document) -> (s action, s reason,
-    // s hold_id). Call on the event loop thread after authorising the caller; replies later.
+    // The D-Bus methods CheckPrintJob(a{ss} job, h document) and
+    // CheckPrintJobDocuments(a{ss} job, ah documents) -> (s action, s reason, s hold_id).
+    // Call on the event loop thread after authorising the caller; replies later.
     int handle_check_print_job(sd_bus_message* m, sd_bus_error* error);
 
     // The held-jobs store's decision handler: approval lets the job's next backend run

@@ -92,3 +92,40 @@ TEST_CASE("unreadable documents follow the unreadable setting and scan failures 
                                 tl::expected<scan::DocumentScan, std::string>(tl::unexpect, "gs crashed"));
     CHECK(failed.action == Action::hold);
 }
+
+TEST_CASE("a job of several documents: the threshold counts the whole job, the strictest verdict wins",
+          "[print][unit]") {
+    // Regression: on a queue with a driver only the first document was scanned, so
+    // customer data in the second one printed.
+    using Scan = tl::expected<scan::DocumentScan, std::string>;
+    scan::DocumentScan unreadable;
+    unreadable.doc_type = scan::DocType::pdf;
+    unreadable.reason = "no text layer";
+    auto p = print_policy();
+    p.unreadable = policy::UnreadableDocuments::deny;
+    struct Row {
+        const char* name;
+        std::vector<Scan> scans;
+        Action action;
+        const char* reason_part;
+        std::uint64_t cards;
+    };
+    const std::vector<Row> rows = {
+        {"one document: as decide()", {doc(1)}, Action::allow, "below threshold 3", 1},
+        {"customer data only in the second", {doc(0), doc(3)}, Action::hold, "credit_card=3", 3},
+        {"each below, together above the threshold", {doc(1), doc(1), doc(1)}, Action::hold, "credit_card=3", 3},
+        {"an unreadable document follows [print] unreadable", {doc(0), unreadable}, Action::deny,
+         "document 2 of 2: no readable text", 0},
+        {"a document that cannot be scanned holds the job", {doc(0), tl::unexpected(std::string("broken"))},
+         Action::hold, "document 2 of 2: the document could not be checked (broken)", 0},
+        {"deny outranks hold", {doc(3), unreadable}, Action::deny, "no readable text", 3},
+    };
+    for (const auto& r : rows) {
+        INFO(r.name);
+        scan::DocumentScan total;
+        auto v = print::decide_job(p, job("bob", "office"), {1002u, {100}}, r.scans, total);
+        CHECK(v.action == r.action);
+        CHECK(v.reason.find(r.reason_part) != std::string::npos);
+        CHECK(total.findings.count(scan::Detector::credit_card) == r.cards);
+    }
+}

@@ -240,7 +240,14 @@ fs::path PrintFixture::document(const std::string& name, const std::string& byte
 
 int PrintFixture::lp(const std::string& queue, const fs::path& file, const std::string& title,
                      const std::optional<Cred>& cred) const {
-    auto r = run({"lp", "-d", queue, "-t", title, file.string()}, client_env(), cred);
+    return lp(queue, std::vector<fs::path>{file}, title, cred);
+}
+
+int PrintFixture::lp(const std::string& queue, const std::vector<fs::path>& files, const std::string& title,
+                     const std::optional<Cred>& cred) const {
+    std::vector<std::string> argv = {"lp", "-d", queue, "-t", title};
+    for (const auto& f : files) argv.push_back(f.string());
+    auto r = run(argv, client_env(), cred);
     // "request id is office-12 (1 file(s))"
     auto pos = r.out.find(queue + "-");
     if (r.rc != 0 || pos == std::string::npos) throw std::runtime_error("lp failed: " + r.out + r.err);

@@ -79,6 +79,9 @@ public:
     // lp -d queue -t title file, as `cred` (root when empty); returns the CUPS job id.
     int lp(const std::string& queue, const std::filesystem::path& file, const std::string& title,
            const std::optional<Cred>& cred = std::nullopt) const;
+    // One job of several documents.
+    int lp(const std::string& queue, const std::vector<std::filesystem::path>& files, const std::string& title,
+           const std::optional<Cred>& cred = std::nullopt) const;
     JobState job(int id) const;
     // Waits until the job leaves pending/processing (held, cancelled, aborted, completed).
     JobState wait_settled(int id, std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;

@@ -342,6 +342,33 @@ TEST_CASE("on a queue with a driver the backend scans the original document", "[
     check_no_secrets(f, d);
 }
 
+TEST_CASE("a job of several documents is decided on every document", "[print][host]") {
+    // Customer data only in the second document of one job: on a raw queue and on a queue
+    // with a driver (where the backend fetches the originals from cupsd).
+    PrintFixture f(k_policy);
+    AppSocketPrinter printer;
+    auto added = run({"lpadmin", "-p", "driver", "-E", "-v", "custguard:socket://127.0.0.1:" + std::to_string(printer.port()),
+                      "-m", "drv:///sample.drv/generic.ppd"},
+                     f.client_env());
+    INFO(added.err);
+    REQUIRE(added.rc == 0);
+    CustomerData d;
+    const auto clean = f.document("first.txt", "Meeting notes\n");
+    const auto names = f.document("second.txt", japanese_customer_text(d));
+    for (const char* queue : {"secure", "driver"}) {
+        INFO(queue);
+        int id = f.lp(queue, {clean, names}, "two documents", accounts().other);
+        auto s = f.wait_settled(id, std::chrono::seconds(60));
+        INFO(s.message);
+        CHECK(s.state == k_held);
+        REQUIRE(f.wait_records(id, 1));
+        CHECK(contains(f.print_records(id)[0], "jp_address:1"));
+    }
+    CHECK(f.secure().received().empty());
+    CHECK_FALSE(printer.wait_job(1, 2s));
+    check_no_secrets(f, d);
+}
+
 TEST_CASE("the backend lists no devices and refuses a URI that wraps nothing", "[print][host]") {
     auto r = run({CG_BACKEND});
     CHECK(r.rc == 0);
