@@ -104,6 +104,16 @@ std::string squeeze(const std::string& s) {
     return out;
 }
 
+// Queue "driver": a PPD with filters (text is turned into PostScript) in front of the
+// custguard backend and `printer`.
+void add_driver_queue(const PrintFixture& f, const AppSocketPrinter& printer) {
+    auto added = run({"lpadmin", "-p", "driver", "-E", "-v", "custguard:socket://127.0.0.1:" + std::to_string(printer.port()),
+                      "-m", "drv:///sample.drv/generic.ppd"},
+                     f.client_env());
+    INFO(added.err);
+    REQUIRE(added.rc == 0);
+}
+
 void check_no_secrets(const PrintFixture& f, const CustomerData& d) {
     for (const auto& line : f.records())
         for (const auto& s : d.secrets()) {
@@ -316,11 +326,7 @@ TEST_CASE("printer protect and unprotect rewrite the queue and status reports un
 TEST_CASE("on a queue with a driver the backend scans the original document", "[print][host]") {
     PrintFixture f(k_policy);
     AppSocketPrinter printer;
-    auto added = run({"lpadmin", "-p", "driver", "-E", "-v", "custguard:socket://127.0.0.1:" + std::to_string(printer.port()),
-                      "-m", "drv:///sample.drv/generic.ppd"},
-                     f.client_env());
-    INFO(added.err);
-    REQUIRE(added.rc == 0);
+    add_driver_queue(f, printer);
     // Clean text: filtered to PostScript for the printer, decided on the original text.
     int clean = f.lp("driver", f.document("clean.txt", "Meeting notes\n"), "clean", accounts().other);
     auto s = f.wait_settled(clean, std::chrono::seconds(60));
@@ -347,11 +353,7 @@ TEST_CASE("a job of several documents is decided on every document", "[print][ho
     // with a driver (where the backend fetches the originals from cupsd).
     PrintFixture f(k_policy);
     AppSocketPrinter printer;
-    auto added = run({"lpadmin", "-p", "driver", "-E", "-v", "custguard:socket://127.0.0.1:" + std::to_string(printer.port()),
-                      "-m", "drv:///sample.drv/generic.ppd"},
-                     f.client_env());
-    INFO(added.err);
-    REQUIRE(added.rc == 0);
+    add_driver_queue(f, printer);
     CustomerData d;
     const auto clean = f.document("first.txt", "Meeting notes\n");
     const auto names = f.document("second.txt", japanese_customer_text(d));
