@@ -24,7 +24,8 @@ namespace custguard::print {
 
 struct PrintGate::Config {
     policy::PrintPolicy print;
-    std::shared_ptr<const scan::Scanner> prototype;
+    std::shared_ptr<const scan::Scanner> prototype;  // null: see scanner_problem
+    std::string scanner_problem;
     std::uint64_t generation = 0;
 };
 
@@ -109,14 +110,29 @@ tl::expected<void, std::string> PrintGate::apply(const policy::PrintPolicy& prin
     auto config = scan::ScannerConfig::from_names(print.detectors, print.keywords, print.keyword_proximity);
     if (!config) return tl::unexpected("[print] detectors/keywords: " + config.error());
     auto scanner = scan::Scanner::create(std::move(*config));
-    if (!scanner) return tl::unexpected("cannot build the content scanner: " + scanner.error());
     auto next = std::make_shared<Config>();
     next->print = print;
-    next->prototype = std::make_shared<const scan::Scanner>(std::move(*scanner));
-    std::lock_guard lock(mutex_);
-    next->generation = config_ ? config_->generation + 1 : 1;
-    config_ = std::move(next);
-    scanners_.clear();
+    if (scanner) {
+        next->prototype = std::make_shared<const scan::Scanner>(std::move(*scanner));
+    } else if (auto platform = scan::platform_supported(); !platform) {
+        // The CPU cannot scan: enforcing files must not stop for the print gate, so every
+        // document counts as unreadable and [print] unreadable decides (fails closed by
+        // default).
+        next->scanner_problem = "print content scanning unavailable: " + platform.error() +
+                                "; every document counts as unreadable ([print] unreadable applies)";
+    } else {
+        return tl::unexpected("cannot build the content scanner: " + scanner.error());
+    }
+    std::string problem = next->scanner_problem;
+    {
+        std::lock_guard lock(mutex_);
+        // Said once, not on every reload (the CPU does not change).
+        if (config_ && config_->scanner_problem == problem) problem.clear();
+        next->generation = config_ ? config_->generation + 1 : 1;
+        config_ = std::move(next);
+        scanners_.clear();
+    }
+    if (!problem.empty() && host_.report) host_.report(true, problem);
     return {};
 }
 
@@ -135,22 +151,29 @@ Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
             scanners_.pop_back();
         }
     }
-    if (!slot || slot->generation != config->generation)
+    if (config->prototype && (!slot || slot->generation != config->generation))
         slot.reset(new ScannerSlot{config->generation, scan::Scanner(*config->prototype)});
 
     const Requester who = resolve(job.user);
     // The fds are the backend's spool files (or copies); re-opening them through /proc
     // gives the scanner its own offset and lets it stream plain text.
     std::vector<tl::expected<scan::DocumentScan, std::string>> scans;
-    for (std::size_t i = 0; i < fds.size(); ++i)
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+        if (!slot) {
+            scan::DocumentScan unscanned;
+            unscanned.reason = config->scanner_problem;
+            scans.push_back(std::move(unscanned));
+            continue;
+        }
         scans.push_back(scan::scan_file(slot->scanner, "/proc/self/fd/" + std::to_string(fds[i]),
                                         i == 0 ? std::string_view(job.content_type) : std::string_view(),
                                         options_.extract));
+    }
     scan::DocumentScan scanned;
     Verdict verdict = decide_job(config->print, job, who, scans, scanned);
     {
         std::lock_guard lock(mutex_);
-        if (config_ && config_->generation == slot->generation) scanners_.push_back(std::move(slot));
+        if (slot && config_ && config_->generation == slot->generation) scanners_.push_back(std::move(slot));
     }
 
     events::PrintJob pj;
@@ -423,7 +446,9 @@ std::vector<std::string> PrintGate::unprotected_queues() const {
 
 std::vector<std::string> PrintGate::warnings() const {
     std::lock_guard lock(mutex_);
-    return warnings_;
+    auto out = warnings_;
+    if (config_ && !config_->scanner_problem.empty()) out.push_back(config_->scanner_problem);
+    return out;
 }
 
 }  // namespace custguard::print

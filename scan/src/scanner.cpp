@@ -115,6 +115,12 @@ tl::expected<ScannerConfig, std::string> ScannerConfig::from_names(
     return config;
 }
 
+tl::expected<void, std::string> platform_supported() {
+    if (hs_valid_platform() != HS_SUCCESS)
+        return tl::unexpected(std::string("this CPU lacks SSSE3, which Hyperscan needs"));
+    return {};
+}
+
 tl::expected<Scanner, std::string> Scanner::create(ScannerConfig config) {
     auto db = std::make_shared<Database>();
     std::vector<std::string> patterns;

@@ -48,6 +48,9 @@ struct ScannerConfig {
     bool enabled(Detector d) const;
 };
 
+// Whether this CPU can run the scanner (Hyperscan needs SSSE3); the error says why not.
+tl::expected<void, std::string> platform_supported();
+
 class Scanner {
 public:
     static tl::expected<Scanner, std::string> create(ScannerConfig config);
