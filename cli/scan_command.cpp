@@ -39,7 +39,9 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
     }
     auto scanner = scan::Scanner::create(*config);
     if (!scanner) {
-        err << "custguardctl scan: " << scanner.error() << "\n";
+        auto platform = scan::platform_supported();
+        err << "custguardctl scan: " << (platform ? scanner.error() : platform.error() + "; run the scan on another machine")
+            << "\n";
         return 2;
     }
     scan::ExtractOptions extract_options;

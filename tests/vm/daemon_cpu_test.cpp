@@ -75,3 +75,28 @@ TEST_CASE("without SSSE3 the daemon starts and print content scanning is reporte
     CHECK(out.find("print content scanning unavailable: this CPU lacks SSSE3") != std::string::npos);
     CHECK(out.find("Unsupported architecture") == std::string::npos);
 }
+
+TEST_CASE("without SSSE3 custguardctl scan says what is missing", "[vm]")
+{
+    REQUIRE_FALSE(cpu_has_ssse3());
+    const std::string dir = "/tmp/cg-nossse3-scan";
+    ::mkdir(dir.c_str(), 0700);
+    std::ofstream(dir + "/doc.txt") << "meeting notes\n";
+    const std::string log = dir + "/log";
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        ::execl(CG_CUSTGUARDCTL, CG_CUSTGUARDCTL, "scan", (dir + "/doc.txt").c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    const std::string out = slurp(log);
+    INFO(out);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 2);
+    CHECK(out.find("this CPU lacks SSSE3, which Hyperscan needs") != std::string::npos);
+}
