@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "scratch_journald.hpp"
+#include "support/support.hpp"
 
 using custguard::events::testing::JournalEntry;
 using custguard::events::testing::ScratchJournald;
@@ -51,12 +52,7 @@ TEST_CASE("custguardd's warnings reach the journal at warning priority", "[daemo
     journald.start();
     const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("cglog." + std::to_string(::getpid()));
     std::filesystem::create_directories(dir / "state");
-    {
-        FILE* f = std::fopen((dir / "policy.toml").c_str(), "w");
-        REQUIRE(f);
-        std::fputs("[daemon]\nenforcer = \"none\"\n", f);
-        std::fclose(f);
-    }
+    cgtest::spit(dir / "policy.toml", "[daemon]\nenforcer = \"none\"\n");
     const std::string identifier = "cglog" + std::to_string(::getpid());
     const int stream = journal_stream(journald.name_space(), identifier);
     struct stat st {};

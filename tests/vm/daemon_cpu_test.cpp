@@ -5,18 +5,15 @@
 // unreadable ([print] unreadable decides; hold by default).
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+
 #include <chrono>
-#include <csignal>
-#include <cstring>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "support/support.hpp"
 
 namespace {
 
@@ -29,14 +26,6 @@ bool cpu_has_ssse3()
     return false;
 }
 
-std::string slurp(const std::string& path)
-{
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 }  // namespace
 
 TEST_CASE("without SSSE3 the daemon starts and print content scanning is reported off", "[vm]")
@@ -45,31 +34,23 @@ TEST_CASE("without SSSE3 the daemon starts and print content scanning is reporte
     const std::string dir = "/tmp/cg-nossse3";
     ::mkdir(dir.c_str(), 0700);
     ::mkdir((dir + "/state").c_str(), 0700);
-    std::ofstream(dir + "/policy.toml") << "[daemon]\nenforcer = \"none\"\n\n[print]\naction = \"hold\"\n";
+    cgtest::spit(dir + "/policy.toml", "[daemon]\nenforcer = \"none\"\n\n[print]\naction = \"hold\"\n");
     const std::string log = dir + "/log";
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        ::execl(CG_CUSTGUARDD, CG_CUSTGUARDD, "--policy", (dir + "/policy.toml").c_str(), "--state-dir",
-                (dir + "/state").c_str(), "--no-journal", "--no-audit", "--bus-address",
-                "unix:path=/nonexistent", static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
+    cgtest::spit(log, "");
+    pid_t pid = cgtest::spawn({CG_CUSTGUARDD, "--policy", dir + "/policy.toml", "--state-dir", dir + "/state",
+                               "--no-journal", "--no-audit", "--bus-address", "unix:path=/nonexistent"},
+                              {}, log);
     bool up = false, exited = false;
     for (int i = 0; i < 300 && !up && !exited; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        up = slurp(log).find("control plane off") != std::string::npos;
+        up = cgtest::slurp(log).find("control plane off") != std::string::npos;
         exited = ::waitpid(pid, nullptr, WNOHANG) == pid;
     }
-    const std::string out = slurp(log);
+    const std::string out = cgtest::slurp(log);
     INFO(out);
-    if (!exited) {
-        ::kill(pid, SIGTERM);
-        ::waitpid(pid, nullptr, 0);
-    }
+    if (exited)
+        pid = -1;
+    cgtest::kill_and_reap(pid);
     CHECK_FALSE(exited);
     CHECK(up);
     CHECK(out.find("print content scanning unavailable: this CPU lacks SSSE3") != std::string::npos);
@@ -81,22 +62,9 @@ TEST_CASE("without SSSE3 custguardctl scan says what is missing", "[vm]")
     REQUIRE_FALSE(cpu_has_ssse3());
     const std::string dir = "/tmp/cg-nossse3-scan";
     ::mkdir(dir.c_str(), 0700);
-    std::ofstream(dir + "/doc.txt") << "meeting notes\n";
-    const std::string log = dir + "/log";
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        ::execl(CG_CUSTGUARDCTL, CG_CUSTGUARDCTL, "scan", (dir + "/doc.txt").c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    const std::string out = slurp(log);
-    INFO(out);
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 2);
-    CHECK(out.find("this CPU lacks SSSE3, which Hyperscan needs") != std::string::npos);
+    cgtest::spit(dir + "/doc.txt", "meeting notes\n");
+    const auto r = cgtest::run({CG_CUSTGUARDCTL, "scan", dir + "/doc.txt"});
+    INFO(r.out + r.err);
+    CHECK(r.rc == 2);
+    CHECK(r.err.find("this CPU lacks SSSE3, which Hyperscan needs") != std::string::npos);
 }
