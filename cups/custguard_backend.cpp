@@ -148,7 +148,6 @@ struct CallFailure {
     std::string name, message;
 };
 
-// CheckPrintJob for one document, CheckPrintJobDocuments for several.
 tl::expected<Answer, CallFailure> ask_daemon(const std::vector<std::pair<std::string, std::string>>& attrs,
                                              const std::vector<int>& fds) {
     namespace dbus = custguard::dbus;
@@ -159,21 +158,17 @@ tl::expected<Answer, CallFailure> ask_daemon(const std::vector<std::pair<std::st
     dbus::BusPtr bus(raw);
     sd_bus_message* req_raw = nullptr;
     r = sd_bus_message_new_method_call(bus.get(), &req_raw, dbus::bus_name, dbus::object_path, dbus::interface_name,
-                                       fds.size() == 1 ? "CheckPrintJob" : "CheckPrintJobDocuments");
+                                       "CheckPrintJobDocuments");
     if (r < 0) return tl::unexpected(CallFailure{"", std::string("cannot build the call: ") + std::strerror(-r)});
     dbus::MessagePtr req(req_raw);
     r = sd_bus_message_open_container(req.get(), 'a', "{ss}");
     for (const auto& [k, v] : attrs)
         if (r >= 0) r = sd_bus_message_append(req.get(), "{ss}", k.c_str(), v.c_str());
     if (r >= 0) r = sd_bus_message_close_container(req.get());
-    if (fds.size() == 1) {
-        if (r >= 0) r = sd_bus_message_append(req.get(), "h", fds[0]);
-    } else {
-        if (r >= 0) r = sd_bus_message_open_container(req.get(), 'a', "h");
-        for (int fd : fds)
-            if (r >= 0) r = sd_bus_message_append(req.get(), "h", fd);
-        if (r >= 0) r = sd_bus_message_close_container(req.get());
-    }
+    if (r >= 0) r = sd_bus_message_open_container(req.get(), 'a', "h");
+    for (int fd : fds)
+        if (r >= 0) r = sd_bus_message_append(req.get(), "h", fd);
+    if (r >= 0) r = sd_bus_message_close_container(req.get());
     if (r < 0) return tl::unexpected(CallFailure{"", std::string("cannot build the call: ") + std::strerror(-r)});
     dbus::BusError err;
     sd_bus_message* reply_raw = nullptr;

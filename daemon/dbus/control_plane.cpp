@@ -22,7 +22,7 @@
 //   ApproveJob(s job, s comment)                  -> s message
 //   RejectJob(s job, s reason)                    -> s message
 //   CheckPrintJob(a{ss} job, h document)          -> s action, s reason, s hold_id
-//   CheckPrintJobDocuments(a{ss} job, ah documents) -> the same, for a job of several documents
+//   CheckPrintJobDocuments(a{ss} job, ah documents) -> the same for all documents of a job (the backend's)
 //     (the CUPS backend custguard(8) asks before a job prints; see daemon/print/)
 //
 // A zone argument is a zone name or an absolute path inside a zone (the innermost zone
