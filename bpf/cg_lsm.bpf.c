@@ -102,9 +102,9 @@ struct {
 
 /* Directory zone cache: see struct cg_dir_zone in custguard_abi.h. */
 struct {
-	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CG_DIRCACHE_SLOTS);
+	__type(key, __u32);
 	__type(value, struct cg_dir_zone);
 } cg_dircache SEC(".maps");
 
@@ -239,9 +239,9 @@ static __always_inline __u32 cg_zone_of(void *roots, struct dentry *d, __u64 dev
 
 /*
  * rename_lock's sequence: odd while a dentry moves, and odd (no caching) if unreadable.
- * The fill below relies on x86's ordered loads plus a locked add to keep the walk's loads
- * between the two reads of the sequence; other architectures would need a fetching
- * atomic as barrier (clang -mcpu=v3), so there the cache stays off.
+ * The directory cache relies on x86's ordered loads (plus the locked compare-and-swap of
+ * a fill, which keeps the walk's loads between the two reads of this sequence); other
+ * architectures would need real barriers on the read side, so there it stays off.
  */
 static __always_inline __u32 cg_rename_seq(void)
 {
@@ -276,37 +276,113 @@ static __always_inline bool cg_fs_cacheable(struct inode *inode)
 	return sb->s_type->fs_flags & CG_FS_REQUIRES_DEV;
 }
 
+#define cg_barrier() asm volatile("" ::: "memory")
+#define CG_READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+
+/*
+ * A directory inode's identity in the cache: its address, as its distance from the cache
+ * map's own address. The verifier allows no arithmetic on a kernel pointer but the
+ * difference of two pointers (a scalar, for programs loaded with CAP_PERFMON), and the
+ * map's address is the same for every program that shares the pinned map.
+ */
+static __always_inline __u64 cg_dir_ident(struct inode *dir)
+{
+	return (__u64)(void *)dir - (__u64)(void *)&cg_dircache;
+}
+
+/* The slot of identity `id`: a multiplicative hash. */
+static __always_inline struct cg_dir_zone *cg_dircache_slot(__u64 id)
+{
+	__u32 i = (id * 0x9E3779B97F4A7C15ULL) >> (64 - CG_DIRCACHE_BITS);
+
+	return bpf_map_lookup_elem(&cg_dircache, &i);
+}
+
+/*
+ * The cached zone of directory `dir`, or -1. Seqcount read: on x86 loads are not
+ * reordered with loads and the JIT keeps program order, so a compiler barrier is all a
+ * reader needs (as the kernel's own smp_rmb() on x86). Other architectures never fill.
+ */
+static __always_inline __s64 cg_dircache_get(struct inode *dir, __u32 epoch, __u32 moves,
+					     __u32 refresh)
+{
+	__u64 id = cg_dir_ident(dir);
+	struct cg_dir_zone *e = cg_dircache_slot(id);
+	__u32 seq, zone_id;
+
+	if (!e)
+		return -1;
+	seq = CG_READ_ONCE(e->seq);
+	cg_barrier();
+	if ((seq & 1) || e->inode != id || e->epoch != epoch || e->dir_moves != moves ||
+	    e->refresh != refresh)
+		return -1;
+	zone_id = e->zone_id;
+	cg_barrier();
+	if (CG_READ_ONCE(e->seq) != seq)
+		return -1;
+	return zone_id;
+}
+
+/*
+ * Empties slot `e` if it still holds `id` and no writer owns it. A failed claim means a
+ * writer took the slot meanwhile: it writes another directory, or this one and then
+ * re-checks it (see cg_dircache_fill).
+ */
+static __always_inline bool cg_dircache_clear(struct cg_dir_zone *e, __u64 id)
+{
+	__u32 s = CG_READ_ONCE(e->seq);
+
+	if ((s & 1) || e->inode != id)
+		return false;
+	if (__sync_val_compare_and_swap(&e->seq, s, s + 1) != s)
+		return false;
+	e->inode = 0;
+	__sync_fetch_and_add(&e->seq, 1);
+	return true;
+}
+
 /*
  * Records the walk's answer for directory `dir` (inode of dentry `dird`): `moves` was
  * ctl[CG_CTL_DIR_MOVES] and `seq` rename_lock's sequence (even), both read before the
- * walk. Safety of creating storage: bpf_inode_storage_get(F_CREATE) must only touch an
- * inode that cannot be evicted meanwhile. `dir` is the opened inode itself (the file
- * holds it) or the parent of the opened dentry `d`, which pins it for as long as it stays
- * its parent. The re-checks after the write prove that: an unchanged sequence means no
- * dentry moved since before the walk, and `d`'s parent being `dird` now means it was
- * throughout (a dentry that had been killed meanwhile could not be a parent again, and
- * RCU keeps its memory from reuse while this program runs). Otherwise the entry is
- * deleted again: the walk may have seen a tree in mid-move, and the inode might be on
- * its way out.
+ * walk. The slot is claimed by moving its sequence to odd with a compare-and-swap,
+ * written, and published by a locked add to the next even value (both full barriers on
+ * x86). The entry is then re-checked and cleared again unless the walk saw one tree: an
+ * unchanged rename sequence means no dentry moved since before the walk, and `d`'s parent
+ * still being `dird` means it was throughout. Passing also proves `dir` was alive after
+ * the publish: it is the opened inode (the file holds it) or the parent of the opened
+ * dentry `d` (held by `d` while it stays its parent). So when `dir` is freed, its
+ * inode_free_security (cg_dir_freed) finds the published entry and clears it; a free
+ * that raced the fill makes the re-check fail instead (the barriers guarantee one side
+ * sees the other), and RCU keeps the memory from reuse until this program has returned.
  */
 static __always_inline void cg_dircache_fill(struct inode *dir, struct dentry *dird,
 					     struct dentry *d, __u32 zone_id, __u32 epoch,
 					     __u32 moves, __u32 seq, __u32 refresh)
 {
-	struct cg_dir_zone v = {
-		.zone_id = zone_id, .epoch = epoch, .dir_moves = moves, .refresh = refresh,
-	};
+	__u64 id = cg_dir_ident(dir);
+	struct cg_dir_zone *e = cg_dircache_slot(id);
 	struct cg_stats *st;
+	__u32 s;
 
-	bpf_inode_storage_delete(&cg_dircache, dir);
-	if (!bpf_inode_storage_get(&cg_dircache, dir, &v, BPF_LOCAL_STORAGE_GET_F_CREATE))
+	if (!e)
 		return;
-	/* A locked add (x86): also orders the walk's loads before the re-reads below. */
+	s = CG_READ_ONCE(e->seq);
+	if ((s & 1) || __sync_val_compare_and_swap(&e->seq, s, s + 1) != s)
+		return; /* another writer owns the slot */
+	e->zone_id = zone_id;
+	e->epoch = epoch;
+	e->dir_moves = moves;
+	e->refresh = refresh;
+	e->inode = id;
+	__sync_fetch_and_add(&e->seq, 1);
+	if (cg_rename_seq() != seq || (dird != d && d->d_parent != dird)) {
+		cg_dircache_clear(e, id);
+		return;
+	}
 	st = cg_stats_get();
 	if (st)
 		__sync_fetch_and_add(&st->dircache_fills, 1);
-	if (cg_rename_seq() != seq || (dird != d && d->d_parent != dird))
-		bpf_inode_storage_delete(&cg_dircache, dir);
 }
 
 static __always_inline void cg_subject_read(struct cg_subject *s)
@@ -493,11 +569,11 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	bool cacheable = true;
 	void *roots, *zones;
 	struct cg_subject s = {};
-	struct cg_dir_zone *cached;
 	struct cg_zone_root *own;
 	struct cg_zone *zone;
 	struct cg_event *ev;
 	__u64 active, dev, rt_offset;
+	__s64 cached;
 	bool resolved;
 
 	if (ret)
@@ -539,10 +615,9 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 		dinode = dird->d_inode;
 	}
 	if (cacheable && dinode) {
-		cached = bpf_inode_storage_get(&cg_dircache, dinode, NULL, 0);
-		if (cached && cached->epoch == epoch && cached->dir_moves == (__u32)moves &&
-		    cached->refresh == refresh) {
-			zone_id = cached->zone_id;
+		cached = cg_dircache_get(dinode, epoch, moves, refresh);
+		if (cached >= 0) {
+			zone_id = cached;
 			goto decide;
 		}
 	}
@@ -686,5 +761,30 @@ int BPF_PROG(cg_dir_moved, struct renamedata *rd, int ret)
 	moves = bpf_map_lookup_elem(&cg_ctl, &key);
 	if (moves)
 		__sync_fetch_and_add(moves, 1);
+	return 0;
+}
+
+/*
+ * Retires the directory-cache entry of a directory inode that is being freed (removed,
+ * evicted under memory pressure, unmounted, a btrfs subvolume deleted), before its
+ * memory can become another inode at the same address. Runs for every freed inode; files
+ * never have entries and return at once.
+ */
+SEC("lsm/inode_free_security")
+int BPF_PROG(cg_dir_freed, struct inode *inode)
+{
+	struct cg_dir_zone *e;
+	struct cg_stats *st;
+	__u64 id;
+
+	if ((inode->i_mode & CG_S_IFMT) != CG_S_IFDIR)
+		return 0;
+	id = cg_dir_ident(inode);
+	e = cg_dircache_slot(id);
+	if (!e || !cg_dircache_clear(e, id))
+		return 0;
+	st = cg_stats_get();
+	if (st)
+		__sync_fetch_and_add(&st->dircache_retired, 1);
 	return 0;
 }

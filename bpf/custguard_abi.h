@@ -14,7 +14,7 @@
 #include <linux/types.h>
 #endif
 
-#define CG_ABI_VERSION 6 /* 5: the directory cache was tagged with rename_lock's sequence */
+#define CG_ABI_VERSION 7 /* 7: the directory cache became a direct-mapped array */
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -96,8 +96,9 @@ enum cg_ctl {
 	 */
 	CG_CTL_DIR_MOVES = CG_CTL_REFRESH + 1,
 	/*
-	 * Non-zero once that program is attached: until then no directory-cache entry is
-	 * made, because nothing would invalidate it.
+	 * Non-zero once that program and the one clearing entries of freed inodes are
+	 * attached: until then no directory-cache entry is made, because nothing would
+	 * invalidate it.
 	 */
 	CG_CTL_DIR_MOVES_TRACKED = CG_CTL_REFRESH + 2,
 	CG_CTL_MAX = CG_CTL_REFRESH + 3,
@@ -113,11 +114,16 @@ enum cg_ctl {
 #define CG_ACTIVE_MAKE(slot, epoch) (((__u64)(epoch) << 32) | (__u32)(slot))
 
 /*
- * Directory zone cache: inode storage of a directory -> the zone of the nearest zone root
- * at or above it (0: none), as the ancestor walk found it. Kept only on directories: a
- * directory has exactly one dentry, so its ancestry is a property of the inode, while a
- * file's membership depends on which of its hard links was opened (its parent directory
- * decides, plus its own root entry). An entry is valid while its tags still hold:
+ * Directory zone cache: a direct-mapped array indexed by a hash of a directory's struct
+ * inode address -> the zone of the nearest zone root at or above that directory (0:
+ * none), as the ancestor walk found it. Kept only on directories: a directory has
+ * exactly one dentry, so its ancestry is a property of the inode, while a file's
+ * membership depends on which of its hard links was opened (its parent directory
+ * decides, plus its own root entry). A hit is a few plain loads, no helper call. An
+ * entry is valid while its tags still hold:
+ *  - inode: the address of the live directory inode. When a directory inode is freed
+ *    (removed, evicted, unmounted) the lsm/inode_free_security program clears the slot
+ *    that holds it, before the memory can be reused by another inode;
  *  - epoch: CG_ACTIVE_EPOCH at fill time; user space bumps it with every policy apply;
  *  - refresh: ctl[CG_CTL_REFRESH], moved by user space every 10 minutes, which bounds how
  *    long an entry can wait for a wrapped 32-bit dir_moves;
@@ -126,14 +132,20 @@ enum cg_ctl {
  *    ancestry on a cacheable filesystem; renames of files leave entries valid. The fill
  *    itself is made only while the kernel's rename_lock sequence stays even and unchanged
  *    across the walk, so the walk saw one consistent tree.
- * Entries are never modified in place: a stale one is deleted and a new one created
- * (published whole by the kernel), so a reader never sees a torn entry.
+ * seq is a per-slot sequence: odd while a writer (claimed with a compare-and-swap) owns
+ * the slot; a reader uses what it read only if seq was even and unchanged around it.
  */
+#define CG_DIRCACHE_BITS 14
+#define CG_DIRCACHE_SLOTS (1u << CG_DIRCACHE_BITS)
+
 struct cg_dir_zone {
+	__u32 seq;
 	__u32 zone_id;
+	__u64 inode;      /* identity of the directory inode (its address), 0: empty */
 	__u32 epoch;
 	__u32 dir_moves;  /* ctl[CG_CTL_DIR_MOVES] before the walk */
 	__u32 refresh;    /* ctl[CG_CTL_REFRESH] at fill time */
+	__u32 _pad;
 };
 
 /* Map: zone roots, (dev, ino) of a file or directory -> zone id. */
@@ -244,6 +256,8 @@ struct cg_stats {
 	__u64 unresolved;
 	/* Directory cache entries written (misses that could be cached), for tests. */
 	__u64 dircache_fills;
+	/* Directory cache entries cleared because their directory inode was freed. */
+	__u64 dircache_retired;
 };
 
 #endif /* CUSTGUARD_ABI_H */

@@ -34,7 +34,7 @@ function(custguard_bpf_skeleton name source)
         set(target_arch ${arch})
     endif()
     add_custom_command(OUTPUT ${obj}
-        COMMAND ${CUSTGUARD_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${target_arch}
+        COMMAND ${CUSTGUARD_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${target_arch}
                 -I${out} -I${CMAKE_CURRENT_SOURCE_DIR} -I/usr/include/${arch}-linux-gnu
                 -Wall -Werror -c ${CMAKE_CURRENT_SOURCE_DIR}/${source} -o ${obj}
         DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${source} ${vmlinux}

@@ -88,6 +88,38 @@ ProgStats prog_stats(const std::string& link_pin)
 // the minimum over many short interleaved batches is the stable estimate.
 double best(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
 
+// The best of each round's `batches` consecutive batches.
+std::vector<double> round_bests(const std::vector<double>& v, int batches)
+{
+    std::vector<double> out;
+    for (std::size_t i = 0; i + static_cast<std::size_t>(batches) <= v.size(); i += batches)
+        out.push_back(*std::min_element(v.begin() + static_cast<std::ptrdiff_t>(i),
+                                        v.begin() + static_cast<std::ptrdiff_t>(i) + batches));
+    return out;
+}
+
+// a[r] / b[r] for every round r: conditions measured seconds apart, so slow drift in the
+// host's speed cancels out of each ratio.
+std::vector<double> paired_ratios(const std::vector<double>& a, const std::vector<double>& b)
+{
+    std::vector<double> out;
+    for (std::size_t r = 0; r < std::min(a.size(), b.size()); ++r)
+        out.push_back(a[r] / b[r]);
+    return out;
+}
+
+// "median (p25-p75)" of v.
+std::string spread(std::vector<double> v)
+{
+    if (v.empty())
+        return "-";
+    std::sort(v.begin(), v.end());
+    const auto at = [&](double q) { return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5)]; };
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3f (%.3f-%.3f)", at(0.5), at(0.25), at(0.75));
+    return buf;
+}
+
 policy::Compiled zones_policy(const std::string& base, int n, bool record)
 {
     std::vector<vmtest::ZoneSpec> specs;
@@ -219,6 +251,20 @@ int main(int argc, char** argv)
         std::printf("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %+.0f ns | "
                     "%+.0f ns |\n",
                     cases[c].name, n, e, o, l, rec, o / n, o / e, l / o, o - n, o - e);
+    }
+    // The same runs as ratios paired by round, with their spread: how much of a
+    // difference between columns is the machine rather than the program.
+    std::printf("\nSame runs, ratios paired by round (each round's best batch per condition), "
+                "median and interquartile range over %d rounds\n\n",
+                rounds);
+    std::printf("| case | 1 zone / none | 1 zone / empty prog | empty prog / none | 10k / 1 zone |\n");
+    std::printf("|---|---:|---:|---:|---:|\n");
+    for (std::size_t c = 0; c < cases.size(); ++c) {
+        const auto n = round_bests(none[c], batches), e = round_bests(empty[c], batches),
+                   o = round_bests(one[c], batches), l = round_bests(lots[c], batches);
+        std::printf("| %s | %s | %s | %s | %s |\n", cases[c].name,
+                    spread(paired_ratios(o, n)).c_str(), spread(paired_ratios(o, e)).c_str(),
+                    spread(paired_ratios(e, n)).c_str(), spread(paired_ratios(l, o)).c_str());
     }
     // Program run time per open, from the kernel's BPF stats (enabled only for this part:
     // they add two clock reads per run). Median of interleaved batches.

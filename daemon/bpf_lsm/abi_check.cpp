@@ -6,7 +6,7 @@
 
 namespace {
 
-static_assert(CG_ABI_VERSION == 6);
+static_assert(CG_ABI_VERSION == 7);
 static_assert(sizeof(cg_inode_key) == 16);
 static_assert(offsetof(cg_inode_key, dev) == 0 && offsetof(cg_inode_key, ino) == 8);
 static_assert(sizeof(cg_zone_root) == 8);
@@ -24,11 +24,13 @@ static_assert(sizeof(cg_deny) == 8);
 static_assert(CG_RULE_REVOKED == 6);
 static_assert(sizeof(cg_program_key) == 24);
 static_assert(offsetof(cg_program_key, dev) == 8 && offsetof(cg_program_key, ino) == 16);
-static_assert(sizeof(cg_stats) == 40);
-static_assert(offsetof(cg_stats, dircache_fills) == 32);
-static_assert(sizeof(cg_dir_zone) == 16);
-static_assert(offsetof(cg_dir_zone, epoch) == 4 && offsetof(cg_dir_zone, dir_moves) == 8 &&
-              offsetof(cg_dir_zone, refresh) == 12);
+static_assert(sizeof(cg_stats) == 48);
+static_assert(offsetof(cg_stats, dircache_fills) == 32 && offsetof(cg_stats, dircache_retired) == 40);
+static_assert(sizeof(cg_dir_zone) == 32);
+static_assert(offsetof(cg_dir_zone, seq) == 0 && offsetof(cg_dir_zone, zone_id) == 4 &&
+              offsetof(cg_dir_zone, inode) == 8 && offsetof(cg_dir_zone, epoch) == 16 &&
+              offsetof(cg_dir_zone, dir_moves) == 20 && offsetof(cg_dir_zone, refresh) == 24);
+static_assert(CG_DIRCACHE_SLOTS == 16384);
 static_assert(CG_CTL_REFRESH == 24 && CG_CTL_DIR_MOVES == 25 && CG_CTL_DIR_MOVES_TRACKED == 26 &&
               CG_CTL_MAX == 27);
 static_assert(CG_ACTIVE_SLOT(CG_ACTIVE_MAKE(1, 7)) == 1 && CG_ACTIVE_EPOCH(CG_ACTIVE_MAKE(1, 7)) == 7);

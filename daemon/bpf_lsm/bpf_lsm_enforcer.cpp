@@ -77,9 +77,9 @@ struct RingDeleter {
 // Names under the pin directory.
 constexpr std::array<const char*, 11> k_map_pins = {
     "roots", "zones", "devs", "subjects", "grants", "programs", "ctl", "events", "stats", "denies", "dircache"};
-// The directory-move counter first: the open hook caches only once it counts.
-constexpr std::array<const char*, 4> k_link_pins = {
-    "link_dir_moves", "link_file_open", "link_inode_link", "link_inode_rename"};
+// The directory-cache invalidators first: the open hook caches only once they run.
+constexpr std::array<const char*, 5> k_link_pins = {
+    "link_dir_moves", "link_dir_freed", "link_file_open", "link_inode_link", "link_inode_rename"};
 
 std::array<bpf_map*, 11> skel_maps(cg_lsm* s)
 {
@@ -96,8 +96,8 @@ constexpr std::int64_t k_epoch_refresh_ns = 600'000'000'000;
 
 std::array<bpf_program*, k_link_pins.size()> skel_progs(cg_lsm* s)
 {
-    return {s->progs.cg_dir_moved, s->progs.cg_file_open, s->progs.cg_inode_link,
-            s->progs.cg_inode_rename};
+    return {s->progs.cg_dir_moved, s->progs.cg_dir_freed, s->progs.cg_file_open,
+            s->progs.cg_inode_link, s->progs.cg_inode_rename};
 }
 
 std::int64_t clock_ns(clockid_t id)
@@ -635,8 +635,10 @@ tl::expected<KernelState, std::string> BpfLsmEnforcer::kernel_state() const
         std::vector<cg_stats> per_cpu(static_cast<std::size_t>(ncpu));
         const std::uint32_t zero = 0;
         if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.cg_stats), &zero, per_cpu.data()) == 0)
-            for (const auto& st : per_cpu)
+            for (const auto& st : per_cpu) {
                 s.dircache_fills += st.dircache_fills;
+                s.dircache_retired += st.dircache_retired;
+            }
     }
     s.generation = *g;
     s.abi = *v;

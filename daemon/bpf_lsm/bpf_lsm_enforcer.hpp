@@ -40,7 +40,8 @@ tl::expected<void, std::string> probe();
 struct KernelState {
     std::uint64_t active_slot = 0;  // CG_SLOT_NONE when nothing is enforced
     std::uint64_t cache_epoch = 0;  // directory-cache epoch (moves with every apply)
-    std::uint64_t dircache_fills = 0;  // directory-cache entries written (misses cached)
+    std::uint64_t dircache_fills = 0;    // directory-cache entries written (misses cached)
+    std::uint64_t dircache_retired = 0;  // entries cleared because their directory was freed
     std::uint64_t generation = 0;   // policies applied since the maps were created
     std::uint64_t abi = 0;
 };

@@ -1012,6 +1012,55 @@ TEST_CASE("directory cache: renames of files keep it, moves of directories retir
     CHECK(dircache_fills(e.enforcer) > filled);
 }
 
+TEST_CASE("directory cache: a freed directory's entry is retired before its memory is reused",
+          "[vm][dircache]")
+{
+    // Entries are keyed by the directory inode's address: the inode_free_security program
+    // must clear the entry of a freed directory, or a new directory allocated at the same
+    // address would inherit its answer.
+    const auto dir = fresh_dir("dc_freed");
+    make_dir(dir + "/zone");
+    make_dir(dir + "/out");
+    make_dir(dir + "/out/cached");
+    make_dir(dir + "/out/never");
+    write_file(dir + "/out/cached/f", "x");
+    write_file(dir + "/zone/f", "x");
+    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
+    const auto retired = [&] {
+        auto ks = e.enforcer.kernel_state();
+        REQUIRE(ks);
+        return ks->dircache_retired;
+    };
+
+    SECTION("rmdir")
+    {
+        CHECK(try_read(k_bob, dir + "/out/cached/f") == 0);
+        const auto before = retired();
+        REQUIRE(::rmdir((dir + "/out/never").c_str()) == 0);
+        CHECK(retired() == before);  // never cached: nothing to clear
+        REQUIRE(::unlink((dir + "/out/cached/f").c_str()) == 0);
+        REQUIRE(::rmdir((dir + "/out/cached").c_str()) == 0);
+        CHECK(retired() == before + 1);
+    }
+    SECTION("unmount")
+    {
+        const std::string m = dir + "/m";
+        make_dir(m);
+        REQUIRE(::mount("cgvm", m.c_str(), "tmpfs", 0, nullptr) == 0);
+        make_dir(m + "/zone");
+        make_dir(m + "/out");
+        make_dir(m + "/out/a");
+        write_file(m + "/out/a/f", "x");
+        write_file(m + "/zone/f", "x");
+        REQUIRE(e.enforcer.apply(make_policy({ZoneSpec{{m + "/zone"}, {k_alice.uid}}})));
+        CHECK(try_read(k_bob, m + "/zone/f") == EPERM);
+        CHECK(try_read(k_bob, m + "/out/a/f") == 0);
+        const auto before = retired();
+        REQUIRE(::umount(m.c_str()) == 0);
+        CHECK(retired() >= before + 2);  // out/a and zone at least
+    }
+}
+
 TEST_CASE("directory cache: a reload that adds or removes a zone is never stale", "[vm][dircache]")
 {
     const auto dir = fresh_dir("dc_reload");
