@@ -95,9 +95,10 @@ CG_OUTER(cg_denies, cg_inner_denies);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CG_CTL_MAX);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct cg_ctl_words);
 } cg_ctl SEC(".maps");
 
 /* Directory zone cache: see struct cg_dir_zone in custguard_abi.h. */
@@ -138,11 +139,24 @@ struct cg_subject {
 	struct group_info *groups;
 };
 
-static __always_inline __u64 cg_ctl_get(__u32 key, __u64 dflt)
-{
-	__u64 *v = bpf_map_lookup_elem(&cg_ctl, &key);
+#define cg_barrier() asm volatile("" ::: "memory")
+#define CG_READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 
-	return v ? *v : dflt;
+static __always_inline struct cg_ctl_words *cg_ctl_words(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&cg_ctl, &zero);
+}
+
+/*
+ * Word `base + slot` (a per-generation word). The mask restates slot < CG_GENERATIONS,
+ * already checked, for the verifier, which loses the bound when slot is spilled.
+ */
+_Static_assert((CG_GENERATIONS & (CG_GENERATIONS - 1)) == 0, "CG_GENERATIONS: power of two");
+static __always_inline __u64 cg_ctl_slot(struct cg_ctl_words *ctl, __u32 base, __u32 slot)
+{
+	return ctl->w[base + (slot & (CG_GENERATIONS - 1))];
 }
 
 static __always_inline struct cg_stats *cg_stats_get(void)
@@ -163,9 +177,9 @@ static __always_inline __u64 cg_inode_dev(struct inode *inode)
 }
 
 /* Whether filesystem `dev` has zone roots in generation `slot`. */
-static __always_inline bool cg_dev_has_zones(__u32 slot, __u64 dev)
+static __always_inline bool cg_dev_has_zones(struct cg_ctl_words *ctl, __u32 slot, __u64 dev)
 {
-	__u64 n = cg_ctl_get(CG_CTL_NDEVS + slot, 0);
+	__u64 n = cg_ctl_slot(ctl, CG_CTL_NDEVS, slot);
 	void *devs;
 
 	if (n > CG_FAST_DEVS) {
@@ -175,7 +189,7 @@ static __always_inline bool cg_dev_has_zones(__u32 slot, __u64 dev)
 	for (__u32 i = 0; i < CG_FAST_DEVS; i++) {
 		if (i >= n)
 			return false;
-		if (cg_ctl_get(CG_CTL_DEVS + slot * CG_FAST_DEVS + i, 0) == dev)
+		if (ctl->w[CG_CTL_DEVS + (slot & (CG_GENERATIONS - 1)) * CG_FAST_DEVS + i] == dev)
 			return true;
 	}
 	return false;
@@ -275,9 +289,6 @@ static __always_inline bool cg_fs_cacheable(struct inode *inode)
 		return false;
 	return sb->s_type->fs_flags & CG_FS_REQUIRES_DEV;
 }
-
-#define cg_barrier() asm volatile("" ::: "memory")
-#define CG_READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 
 /*
  * A directory inode's identity in the cache: its address, as its distance from the cache
@@ -568,6 +579,7 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	__u64 moves;
 	bool cacheable = true;
 	void *roots, *zones;
+	struct cg_ctl_words *ctl;
 	struct cg_subject s = {};
 	struct cg_zone_root *own;
 	struct cg_zone *zone;
@@ -578,14 +590,17 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 
 	if (ret)
 		return ret;
-	active = cg_ctl_get(CG_CTL_ACTIVE, CG_SLOT_NONE);
+	ctl = cg_ctl_words();
+	if (!ctl)
+		return 0;
+	active = CG_READ_ONCE(ctl->w[CG_CTL_ACTIVE]);
 	slot = CG_ACTIVE_SLOT(active);
 	epoch = CG_ACTIVE_EPOCH(active);
 	if (slot >= CG_GENERATIONS)
 		return 0;
 	/* Filesystems without zone roots, the common case, exit here. */
 	dev = cg_inode_dev(inode);
-	if (!cg_dev_has_zones(slot, dev))
+	if (!cg_dev_has_zones(ctl, slot, dev))
 		return 0;
 	roots = bpf_map_lookup_elem(&cg_roots, &slot);
 	if (!roots)
@@ -595,12 +610,12 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	 * of the directory holding the opened dentry: the directory cache answers that in
 	 * one lookup, a miss walks the ancestors. The move counter is read before d_parent.
 	 */
-	moves = cg_ctl_get(CG_CTL_DIR_MOVES, 0);
-	refresh = cg_ctl_get(CG_CTL_REFRESH, 0);
+	moves = CG_READ_ONCE(ctl->w[CG_CTL_DIR_MOVES]);
+	refresh = CG_READ_ONCE(ctl->w[CG_CTL_REFRESH]);
 	if ((inode->i_mode & CG_S_IFMT) != CG_S_IFDIR) {
 		struct cg_inode_key self = { .dev = dev, .ino = inode->i_ino };
 
-		own = cg_ctl_get(CG_CTL_FILE_ROOTS + slot, 1) ?
+		own = cg_ctl_slot(ctl, CG_CTL_FILE_ROOTS, slot) ?
 			bpf_map_lookup_elem(roots, &self) : NULL;
 		if (own) {
 			zone_id = own->zone_id;
@@ -625,7 +640,7 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	seq = cg_rename_seq();
 	zone_id = cg_zone_walk(roots, dird, dev, &resolved);
 	if (resolved && cacheable && dinode && !(seq & 1) && cg_fs_cacheable(dinode) &&
-	    cg_ctl_get(CG_CTL_DIR_MOVES_TRACKED, 0))
+	    ctl->w[CG_CTL_DIR_MOVES_TRACKED])
 		cg_dircache_fill(dinode, dird, d, zone_id, epoch, moves, seq, refresh);
 decide:
 	if (!zone_id)
@@ -634,7 +649,7 @@ decide:
 	zone = zones ? bpf_map_lookup_elem(zones, &zone_id) : NULL;
 	/* A root without zone settings is a loader bug: protect rather than leak. */
 	zflags = zone ? zone->flags : 0;
-	rt_offset = cg_ctl_get(CG_CTL_RT_OFFSET, 0);
+	rt_offset = ctl->w[CG_CTL_RT_OFFSET];
 	cg_subject_read(&s);
 	decision = cg_decide(slot, zone_id, zflags, &s, rt_offset, &rule);
 	if (decision != CG_DECISION_ALLOW || (zflags & CG_ZONE_RECORD_ALLOWED)) {
@@ -662,6 +677,7 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 	struct inode *inode = src->d_inode;
 	struct dentry *dst_dir = dst->d_parent;
 	void *roots, *zones;
+	struct cg_ctl_words *ctl;
 	struct cg_subject s = {};
 	struct cg_zone *zone;
 	struct cg_event *ev;
@@ -669,11 +685,14 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 
 	if (!inode)
 		return 0;
-	slot = CG_ACTIVE_SLOT(cg_ctl_get(CG_CTL_ACTIVE, CG_SLOT_NONE));
+	ctl = cg_ctl_words();
+	if (!ctl)
+		return 0;
+	slot = CG_ACTIVE_SLOT(CG_READ_ONCE(ctl->w[CG_CTL_ACTIVE]));
 	if (slot >= CG_GENERATIONS)
 		return 0;
 	dev = cg_inode_dev(inode);
-	if (!cg_dev_has_zones(slot, dev))
+	if (!cg_dev_has_zones(ctl, slot, dev))
 		return 0;
 	roots = bpf_map_lookup_elem(&cg_roots, &slot);
 	if (!roots)
@@ -696,7 +715,7 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 	zone = zones ? bpf_map_lookup_elem(zones, &zone_id) : NULL;
 	zflags = zone ? zone->flags : 0;
 	cg_subject_read(&s);
-	decision = cg_decide(slot, zone_id, zflags, &s, cg_ctl_get(CG_CTL_RT_OFFSET, 0), &rule);
+	decision = cg_decide(slot, zone_id, zflags, &s, ctl->w[CG_CTL_RT_OFFSET], &rule);
 	ev = cg_event_start(kind, &s, zone_id, decision, rule, inode);
 	if (ev) {
 		const unsigned char *name = BPF_CORE_READ(src, d_name.name);
@@ -750,17 +769,16 @@ static __always_inline bool cg_is_dir(struct dentry *d)
 SEC("fexit/vfs_rename")
 int BPF_PROG(cg_dir_moved, struct renamedata *rd, int ret)
 {
-	__u32 key = CG_CTL_DIR_MOVES;
-	__u64 *moves;
+	struct cg_ctl_words *ctl;
 
 	if (ret)
 		return 0;
 	if (!cg_is_dir(rd->old_dentry) &&
 	    !((rd->flags & CG_RENAME_EXCHANGE) && cg_is_dir(rd->new_dentry)))
 		return 0;
-	moves = bpf_map_lookup_elem(&cg_ctl, &key);
-	if (moves)
-		__sync_fetch_and_add(moves, 1);
+	ctl = cg_ctl_words();
+	if (ctl)
+		__sync_fetch_and_add(&ctl->w[CG_CTL_DIR_MOVES], 1);
 	return 0;
 }
 

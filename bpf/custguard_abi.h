@@ -66,7 +66,7 @@ enum cg_event_kind {
  */
 #define CG_GENERATIONS 2
 
-/* Keys of the control array (values are __u64). */
+/* Indexes of the control words (struct cg_ctl_words). */
 enum cg_ctl {
 	/*
 	 * Low 32 bits: policy slot in force (CG_SLOT_NONE: nothing enforced). High 32 bits:
@@ -102,6 +102,16 @@ enum cg_ctl {
 	 */
 	CG_CTL_DIR_MOVES_TRACKED = CG_CTL_REFRESH + 2,
 	CG_CTL_MAX = CG_CTL_REFRESH + 3,
+};
+
+/*
+ * The control words: the single value of the one-entry, mmap-able control array. A hook
+ * looks it up once and then reads words with plain loads; user space maps the value and
+ * writes single words with 8-byte stores (never the whole value, which would undo the
+ * kernel's increments of CG_CTL_DIR_MOVES).
+ */
+struct cg_ctl_words {
+	__u64 w[CG_CTL_MAX];
 };
 /*
  * Opens on filesystems without zones are the common case: with few such filesystems the

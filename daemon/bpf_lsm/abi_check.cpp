@@ -33,6 +33,7 @@ static_assert(offsetof(cg_dir_zone, seq) == 0 && offsetof(cg_dir_zone, zone_id) 
 static_assert(CG_DIRCACHE_SLOTS == 16384);
 static_assert(CG_CTL_REFRESH == 24 && CG_CTL_DIR_MOVES == 25 && CG_CTL_DIR_MOVES_TRACKED == 26 &&
               CG_CTL_MAX == 27);
+static_assert(sizeof(cg_ctl_words) == CG_CTL_MAX * 8);
 static_assert(CG_ACTIVE_SLOT(CG_ACTIVE_MAKE(1, 7)) == 1 && CG_ACTIVE_EPOCH(CG_ACTIVE_MAKE(1, 7)) == 7);
 static_assert(CG_ACTIVE_SLOT(CG_ACTIVE_MAKE(CG_SLOT_NONE, 7)) == CG_SLOT_NONE);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cerrno>
@@ -15,6 +16,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/membarrier.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -107,30 +109,67 @@ std::int64_t clock_ns(clockid_t id)
     return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-tl::expected<std::uint64_t, std::string> ctl_read(int fd, std::uint32_t key)
-{
-    std::uint64_t v = 0;
-    if (bpf_map_lookup_elem(fd, &key, &v) != 0)
-        return Error("reading the control map: " + errno_text(errno));
-    return v;
-}
+// The control words (struct cg_ctl_words), mapped from the mmap-able control map: single
+// 8-byte loads and stores, as the programs read them. Never a whole-value update, which
+// would undo the kernel's increments of CG_CTL_DIR_MOVES.
+class CtlWords {
+public:
+    CtlWords() = default;
+    explicit CtlWords(int fd) : len_(static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)))
+    {
+        void* p = ::mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        p_ = p == MAP_FAILED ? nullptr : static_cast<cg_ctl_words*>(p);
+    }
+    CtlWords(CtlWords&& o) noexcept : p_(std::exchange(o.p_, nullptr)), len_(o.len_) {}
+    CtlWords& operator=(CtlWords&& o) noexcept
+    {
+        if (this != &o) {
+            reset();
+            p_ = std::exchange(o.p_, nullptr);
+            len_ = o.len_;
+        }
+        return *this;
+    }
+    CtlWords(const CtlWords&) = delete;
+    CtlWords& operator=(const CtlWords&) = delete;
+    ~CtlWords() { reset(); }
 
-tl::expected<void, std::string> ctl_write(int fd, std::uint32_t key, std::uint64_t v)
+    explicit operator bool() const { return p_ != nullptr; }
+    std::uint64_t get(std::uint32_t key) const { return std::atomic_ref<__u64>(p_->w[key]).load(); }
+    void set(std::uint32_t key, std::uint64_t v) const { std::atomic_ref<__u64>(p_->w[key]).store(v); }
+
+private:
+    void reset()
+    {
+        if (p_)
+            ::munmap(p_, len_);
+        p_ = nullptr;
+    }
+    cg_ctl_words* p_ = nullptr;
+    std::size_t len_ = 0;
+};
+
+// CG_ABI_VERSION of a pinned control map, or 0 when its layout is not this one's.
+std::uint64_t pinned_abi(int fd)
 {
-    if (bpf_map_update_elem(fd, &key, &v, BPF_ANY) != 0)
-        return Error("writing the control map: " + errno_text(errno));
-    return {};
+    bpf_map_info info{};
+    std::uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0 || info.value_size != sizeof(cg_ctl_words) ||
+        info.max_entries != 1 || (info.map_flags & BPF_F_MMAPABLE) == 0)
+        return 0;
+    cg_ctl_words w{};
+    const std::uint32_t zero = 0;
+    if (bpf_map_lookup_elem(fd, &zero, &w) != 0)
+        return 0;
+    return w.w[CG_CTL_ABI];
 }
 
 // Writes the active slot together with the next directory-cache epoch (one 8-byte store).
 // The epoch only ever grows, also across "nothing enforced", so no old cache entry can
 // match a later policy.
-tl::expected<void, std::string> set_active(int ctl, std::uint32_t slot)
+void set_active(const CtlWords& ctl, std::uint32_t slot)
 {
-    auto active = ctl_read(ctl, CG_CTL_ACTIVE);
-    if (!active)
-        return Error(active.error());
-    return ctl_write(ctl, CG_CTL_ACTIVE, CG_ACTIVE_MAKE(slot, CG_ACTIVE_EPOCH(*active) + 1));
+    ctl.set(CG_CTL_ACTIVE, CG_ACTIVE_MAKE(slot, CG_ACTIVE_EPOCH(ctl.get(CG_CTL_ACTIVE)) + 1));
 }
 
 // Pins `fd` at dir/name atomically: pin under a temporary name, then rename over any
@@ -256,7 +295,7 @@ struct BpfLsmEnforcer::Impl {
     std::int64_t last_epoch_ns = 0;
 
     int map_fd(std::size_t i) const { return bpf_map__fd(skel_maps(skel.get())[i]); }
-    int ctl_fd() const { return bpf_map__fd(skel->maps.cg_ctl); }
+    CtlWords ctl;
 
     // Attaches every program in k_link_pins order (on failure: none stays attached) and
     // then lets the open hook cache, since the move counter runs.
@@ -273,7 +312,8 @@ struct BpfLsmEnforcer::Impl {
                              errno_text(err));
             }
         }
-        return ctl_write(ctl_fd(), CG_CTL_DIR_MOVES_TRACKED, 1);
+        ctl.set(CG_CTL_DIR_MOVES_TRACKED, 1);
+        return {};
     }
 
     // Pins the links over those of a previous daemon, which then detach.
@@ -294,10 +334,10 @@ namespace {
 
 // CLOCK_REALTIME - CLOCK_BOOTTIME: how the kernel turns its boot clock into the wall
 // clock that grant expiries are written in.
-tl::expected<void, std::string> sync_rt_offset(int ctl_fd)
+void sync_rt_offset(const CtlWords& ctl)
 {
     const std::int64_t off = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME);
-    return ctl_write(ctl_fd, CG_CTL_RT_OFFSET, static_cast<std::uint64_t>(off));
+    ctl.set(CG_CTL_RT_OFFSET, static_cast<std::uint64_t>(off));
 }
 
 }  // namespace
@@ -330,8 +370,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
         adopt = adopt && pinned[i];
     }
     if (adopt) {
-        auto abi = ctl_read(pinned[6].get(), CG_CTL_ABI);
-        adopt = abi && *abi == CG_ABI_VERSION;
+        adopt = pinned_abi(pinned[6].get()) == CG_ABI_VERSION;
     }
     if (adopt) {
         auto maps = skel_maps(impl->skel.get());
@@ -344,16 +383,15 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
     if (int err = cg_lsm__load(impl->skel.get()); err != 0)
         return Error("bpf-lsm: loading the BPF programs: " + errno_text(err) + libbpf_log.tail());
 
-    const int ctl = impl->ctl_fd();
+    impl->ctl = CtlWords(bpf_map__fd(impl->skel->maps.cg_ctl));
+    if (!impl->ctl)
+        return Error("bpf-lsm: mapping the control map: " + errno_text(errno));
     if (!adopt) {
         // Nothing is enforced from these maps until the first apply() attaches them.
-        if (auto r = ctl_write(ctl, CG_CTL_ACTIVE, CG_SLOT_NONE); !r)
-            return Error("bpf-lsm: " + r.error());
-        if (auto r = ctl_write(ctl, CG_CTL_ABI, CG_ABI_VERSION); !r)
-            return Error("bpf-lsm: " + r.error());
+        impl->ctl.set(CG_CTL_ACTIVE, CG_SLOT_NONE);
+        impl->ctl.set(CG_CTL_ABI, CG_ABI_VERSION);
     }
-    if (auto r = sync_rt_offset(ctl); !r)
-        return Error("bpf-lsm: " + r.error());
+    sync_rt_offset(impl->ctl);
     impl->last_offset_sync_ns = clock_ns(CLOCK_MONOTONIC);
     impl->last_epoch_ns = impl->last_offset_sync_ns;
 
@@ -417,14 +455,11 @@ void BpfLsmEnforcer::poll_loop()
         const auto now = clock_ns(CLOCK_MONOTONIC);
         if (now - impl_->last_offset_sync_ns > 5'000'000'000) {
             impl_->last_offset_sync_ns = now;
-            if (!sync_rt_offset(impl_->ctl_fd()))
-                errors_.fetch_add(1, std::memory_order_relaxed);
+            sync_rt_offset(impl_->ctl);
         }
         if (now - impl_->last_epoch_ns > k_epoch_refresh_ns) {
             impl_->last_epoch_ns = now;
-            auto refresh = ctl_read(impl_->ctl_fd(), CG_CTL_REFRESH);
-            if (!refresh || !ctl_write(impl_->ctl_fd(), CG_CTL_REFRESH, *refresh + 1))
-                errors_.fetch_add(1, std::memory_order_relaxed);
+            impl_->ctl.set(CG_CTL_REFRESH, impl_->ctl.get(CG_CTL_REFRESH) + 1);
         }
     }
     // Deliver what is already queued before stopping.
@@ -533,11 +568,8 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
     }
 
     // Install into the idle slot, then flip: one 8-byte array store switches every table.
-    const int ctl = impl_->ctl_fd();
-    auto active = ctl_read(ctl, CG_CTL_ACTIVE);
-    if (!active)
-        return Error("bpf-lsm: " + active.error());
-    const std::uint32_t slot = CG_ACTIVE_SLOT(*active) == 0 ? 1 : 0;
+    const CtlWords& ctl = impl_->ctl;
+    const std::uint32_t slot = CG_ACTIVE_SLOT(ctl.get(CG_CTL_ACTIVE)) == 0 ? 1 : 0;
     const std::array<std::pair<int, const UniqueFd*>, 7> outer = {{
         {bpf_map__fd(impl_->skel->maps.cg_roots), &*m_roots},
         {bpf_map__fd(impl_->skel->maps.cg_zones), &*m_zones},
@@ -555,22 +587,15 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
     bool file_roots = false;
     for (const auto& r : *roots)
         file_roots = file_roots || !r.directory;
-    if (auto r = ctl_write(ctl, CG_CTL_FILE_ROOTS + slot, file_roots ? 1 : 0); !r)
-        return Error("bpf-lsm: " + r.error());
+    ctl.set(CG_CTL_FILE_ROOTS + slot, file_roots ? 1 : 0);
     // The short dev list of the idle slot (see CG_FAST_DEVS); more devs use the hash.
-    if (auto r = ctl_write(ctl, CG_CTL_NDEVS + slot, devs.size()); !r)
-        return Error("bpf-lsm: " + r.error());
+    ctl.set(CG_CTL_NDEVS + slot, devs.size());
     for (std::size_t i = 0; i < devs.size() && i < CG_FAST_DEVS; ++i)
-        if (auto r = ctl_write(ctl, CG_CTL_DEVS + slot * CG_FAST_DEVS + i, devs[i].first); !r)
-            return Error("bpf-lsm: " + r.error());
-    if (auto r = sync_rt_offset(ctl); !r)
-        return Error("bpf-lsm: " + r.error());
-    auto gen = ctl_read(ctl, CG_CTL_GENERATION);
+        ctl.set(CG_CTL_DEVS + slot * CG_FAST_DEVS + static_cast<std::uint32_t>(i), devs[i].first);
+    sync_rt_offset(ctl);
     // The flip also moves the directory-cache epoch: entries of the old policy go stale.
-    if (auto r = set_active(ctl, slot); !r)
-        return Error("bpf-lsm: " + r.error());
-    if (gen)
-        (void)ctl_write(ctl, CG_CTL_GENERATION, *gen + 1);
+    set_active(ctl, slot);
+    ctl.set(CG_CTL_GENERATION, ctl.get(CG_CTL_GENERATION) + 1);
     // Wait for an RCU grace period: every hook that read the old slot has returned, so the
     // next apply() may replace that slot's maps. BPF LSM programs run under rcu_read_lock,
     // and MEMBARRIER_CMD_GLOBAL is synchronize_rcu() in the kernel.
@@ -580,7 +605,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
     if (!attached_) {
         LibbpfLogScope libbpf_log;
         if (auto r = impl_->attach(); !r) {
-            (void)set_active(ctl, static_cast<std::uint32_t>(CG_SLOT_NONE));
+            set_active(ctl, static_cast<std::uint32_t>(CG_SLOT_NONE));
             return Error("bpf-lsm: " + r.error() + libbpf_log.tail());
         }
         // Maps first, links last: a pinned link from an incompatible older daemon is
@@ -621,15 +646,11 @@ tl::expected<KernelState, std::string> BpfLsmEnforcer::kernel_state() const
 {
     if (!impl_)
         return Error("bpf-lsm: not started");
-    const int ctl = impl_->ctl_fd();
+    const CtlWords& ctl = impl_->ctl;
     KernelState s;
-    auto a = ctl_read(ctl, CG_CTL_ACTIVE);
-    auto g = ctl_read(ctl, CG_CTL_GENERATION);
-    auto v = ctl_read(ctl, CG_CTL_ABI);
-    if (!a || !g || !v)
-        return Error("bpf-lsm: reading the control map");
-    s.active_slot = CG_ACTIVE_SLOT(*a);
-    s.cache_epoch = CG_ACTIVE_EPOCH(*a);
+    const std::uint64_t a = ctl.get(CG_CTL_ACTIVE);
+    s.active_slot = CG_ACTIVE_SLOT(a);
+    s.cache_epoch = CG_ACTIVE_EPOCH(a);
     const int ncpu = libbpf_num_possible_cpus();
     if (ncpu > 0) {
         std::vector<cg_stats> per_cpu(static_cast<std::size_t>(ncpu));
@@ -640,8 +661,8 @@ tl::expected<KernelState, std::string> BpfLsmEnforcer::kernel_state() const
                 s.dircache_retired += st.dircache_retired;
             }
     }
-    s.generation = *g;
-    s.abi = *v;
+    s.generation = ctl.get(CG_CTL_GENERATION);
+    s.abi = ctl.get(CG_CTL_ABI);
     return s;
 }
 

@@ -766,9 +766,11 @@ TEST_CASE("pins of another ABI version are replaced without a gap", "[vm]")
     {
         int ctl = bpf_obj_get((k_pin_dir + "/ctl").c_str());
         REQUIRE(ctl >= 0);
-        std::uint32_t key = CG_CTL_ABI;
-        std::uint64_t old_abi = CG_ABI_VERSION - 1;
-        REQUIRE(bpf_map_update_elem(ctl, &key, &old_abi, BPF_ANY) == 0);
+        const std::uint32_t zero = 0;
+        cg_ctl_words w{};
+        REQUIRE(bpf_map_lookup_elem(ctl, &zero, &w) == 0);
+        w.w[CG_CTL_ABI] = CG_ABI_VERSION - 1;
+        REQUIRE(bpf_map_update_elem(ctl, &zero, &w, BPF_ANY) == 0);
         ::close(ctl);
     }
     BpfLsmEnforcer enf;
@@ -886,13 +888,14 @@ TEST_CASE("directory cache: a repeated open is answered from the cache", "[vm][d
     CHECK(dircache_fills(e.enforcer) == refilled);
     // The periodic refresh counter (moved by the poll loop) also retires every entry.
     {
+        // A whole-value update, as a test may: nothing else writes the words meanwhile.
         int ctl = bpf_obj_get((k_pin_dir + "/ctl").c_str());
         REQUIRE(ctl >= 0);
-        std::uint32_t key = CG_CTL_REFRESH;
-        std::uint64_t v = 0;
-        REQUIRE(bpf_map_lookup_elem(ctl, &key, &v) == 0);
-        ++v;
-        REQUIRE(bpf_map_update_elem(ctl, &key, &v, BPF_ANY) == 0);
+        const std::uint32_t zero = 0;
+        cg_ctl_words w{};
+        REQUIRE(bpf_map_lookup_elem(ctl, &zero, &w) == 0);
+        ++w.w[CG_CTL_REFRESH];
+        REQUIRE(bpf_map_update_elem(ctl, &zero, &w, BPF_ANY) == 0);
         ::close(ctl);
     }
     CHECK(try_read(k_bob, dir + "/out/a/f") == 0);
@@ -1059,6 +1062,34 @@ TEST_CASE("directory cache: a freed directory's entry is retired before its memo
         REQUIRE(::umount(m.c_str()) == 0);
         CHECK(retired() >= before + 2);  // out/a and zone at least
     }
+}
+
+TEST_CASE("directory cache: a directory made in a zone on a freed directory's memory is decided afresh",
+          "[vm][dircache]")
+{
+    // The attack the free hook stops: cache an outside directory, remove it, and make a
+    // directory inside the zone, which the slab allocator tends to place at the freed
+    // inode's address. Without the hook the new directory would hit the old entry
+    // ("outside") and bob would read zone data.
+    const auto dir = fresh_dir("dc_reuse");
+    make_dir(dir + "/zone", 0777);
+    make_dir(dir + "/out", 0777);
+    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid, 0}}}));  // root writes
+    int leaks = 0;
+    for (int i = 0; i < 200; ++i) {
+        const auto o = dir + "/out/t" + std::to_string(i);
+        const auto z = dir + "/zone/t" + std::to_string(i);
+        make_dir(o, 0755);
+        write_file(o + "/f", "x");
+        CHECK(try_read(k_bob, o + "/f") == 0);  // cached: outside
+        REQUIRE(::unlink((o + "/f").c_str()) == 0);
+        REQUIRE(::rmdir(o.c_str()) == 0);
+        make_dir(z, 0755);
+        write_file(z + "/f", "x");
+        if (try_read(k_bob, z + "/f") != EPERM)
+            ++leaks;
+    }
+    CHECK(leaks == 0);
 }
 
 TEST_CASE("directory cache: a reload that adds or removes a zone is never stale", "[vm][dircache]")
