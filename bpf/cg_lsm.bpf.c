@@ -335,6 +335,12 @@ static __always_inline __s64 cg_dircache_get(struct inode *dir, __u32 epoch, __u
 	return zone_id;
 }
 
+/* Takes slot `e`, whose sequence was read as `s`, for writing: false if a writer has it. */
+static __always_inline bool cg_dircache_claim(struct cg_dir_zone *e, __u32 s)
+{
+	return !(s & 1) && __sync_val_compare_and_swap(&e->seq, s, s + 1) == s;
+}
+
 /*
  * Empties slot `e` if it still holds `id` and no writer owns it. A failed claim means a
  * writer took the slot meanwhile: it writes another directory, or this one and then
@@ -344,9 +350,7 @@ static __always_inline bool cg_dircache_clear(struct cg_dir_zone *e, __u64 id)
 {
 	__u32 s = CG_READ_ONCE(e->seq);
 
-	if ((s & 1) || e->inode != id)
-		return false;
-	if (__sync_val_compare_and_swap(&e->seq, s, s + 1) != s)
+	if (e->inode != id || !cg_dircache_claim(e, s))
 		return false;
 	e->inode = 0;
 	__sync_fetch_and_add(&e->seq, 1);
@@ -379,7 +383,7 @@ static __always_inline void cg_dircache_fill(struct inode *dir, struct dentry *d
 	if (!e)
 		return;
 	s = CG_READ_ONCE(e->seq);
-	if ((s & 1) || __sync_val_compare_and_swap(&e->seq, s, s + 1) != s)
+	if (!cg_dircache_claim(e, s))
 		return; /* another writer owns the slot */
 	e->zone_id = zone_id;
 	e->epoch = epoch;

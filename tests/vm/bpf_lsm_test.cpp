@@ -841,12 +841,14 @@ TEST_CASE("events raised while no daemon runs reach the next one", "[vm]")
 
 namespace {
 
-std::uint64_t dircache_fills(BpfLsmEnforcer& enf)
+daemon::bpf_lsm::KernelState kernel_state(BpfLsmEnforcer& enf)
 {
     auto ks = enf.kernel_state();
     REQUIRE(ks);
-    return ks->dircache_fills;
+    return *ks;
 }
+
+std::uint64_t dircache_fills(BpfLsmEnforcer& enf) { return kernel_state(enf).dircache_fills; }
 
 int as_rename(const Creds& c, const std::string& a, const std::string& b, unsigned flags = 0)
 {
@@ -1029,11 +1031,7 @@ TEST_CASE("directory cache: a freed directory's entry is retired before its memo
     write_file(dir + "/out/cached/f", "x");
     write_file(dir + "/zone/f", "x");
     Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
-    const auto retired = [&] {
-        auto ks = e.enforcer.kernel_state();
-        REQUIRE(ks);
-        return ks->dircache_retired;
-    };
+    const auto retired = [&] { return kernel_state(e.enforcer).dircache_retired; };
 
     SECTION("rmdir")
     {
