@@ -42,6 +42,7 @@ enum cg_rule {
 	CG_RULE_NOT_ALLOWED = 4,
 	CG_RULE_PROGRAM = 5,
 	CG_RULE_REVOKED = 6, /* a deny row (bulk-read cool-down) overrides every allow */
+	CG_RULE_ZONE_UNKNOWN = 7, /* on a zone filesystem, membership could not be established */
 };
 
 /* What the event is about. */

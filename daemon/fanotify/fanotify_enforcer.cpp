@@ -40,7 +40,11 @@ namespace {
 
 constexpr unsigned perm_group_flags =
     FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS | FAN_REPORT_TID;
-constexpr unsigned notify_group_flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME;
+// FAN_REPORT_TARGET_FID (5.17): a rename also names the moved file by handle, so it is
+// found however often it moved on before we look.
+constexpr unsigned notify_group_flags =
+    FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID;
+constexpr unsigned notify_group_flags_old = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME;
 constexpr std::uint64_t notify_mask = FAN_RENAME | FAN_CREATE | FAN_ONDIR;
 constexpr std::size_t max_cache = 1u << 20;
 
@@ -60,6 +64,22 @@ std::optional<InodeKey> key_of(int fd, const char* name = "", int flags = AT_EMP
     struct stat st {};
     if (::fstatat(fd, name, &st, flags | AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
     return InodeKey{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+// An inode number names a file only together with its generation (ext4, xfs and tmpfs give
+// a reused number a new one), and a file handle carries both: its hash tells a file from a
+// later one on the same number. 0 where the filesystem makes no handles.
+std::uint64_t handle_of(int fd, const char* name = "", int flags = AT_EMPTY_PATH) {
+    union {
+        file_handle fh;
+        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+    } h{};
+    h.fh.handle_bytes = MAX_HANDLE_SZ;
+    int mount_id = 0;
+    if (::name_to_handle_at(fd, name, &h.fh, &mount_id, flags) != 0) return 0;
+    std::uint64_t v = 0xcbf29ce484222325ull ^ static_cast<std::uint32_t>(h.fh.handle_type);  // FNV-1a
+    for (unsigned i = 0; i < h.fh.handle_bytes; ++i) v = (v ^ h.fh.f_handle[i]) * 0x100000001b3ull;
+    return v | 1;  // never 0
 }
 
 std::string fd_path(int fd) {
@@ -165,7 +185,18 @@ struct Job {
 struct ZoneLookup {
     std::uint32_t zone = 0;
     bool certain = false;  // false: membership could not be established
+    bool walked = false;   // decided from the file's ancestry now, not from what was known
     std::string path;
+};
+
+// What is known about an inode number, valid only for the file whose handle it names.
+struct KnownFile {
+    std::uint32_t zone = 0;
+    std::uint64_t handle = 0;
+};
+struct DepartedFile {
+    std::string zone;
+    std::uint64_t handle = 0;
 };
 
 }  // namespace
@@ -197,18 +228,23 @@ struct FanotifyEnforcer::Impl {
 
     // Inodes known to be in a zone (reached through a zone path, or a hard link of such).
     std::mutex cache_mutex;
-    std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash> zone_cache;
+    // Entries carry the file's handle: a later file on the same number inherits nothing.
+    std::unordered_map<InodeKey, KnownFile, InodeKeyHash> zone_cache;
     // Multiply linked files inside zones, from scans; rescanned when a link is newer.
     std::mutex linked_mutex;
-    std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash> linked;
+    std::unordered_map<InodeKey, KnownFile, InodeKeyHash> linked;
     std::map<std::uint64_t, std::int64_t> scanned_at;  // dev -> CLOCK_REALTIME_COARSE ns
     // Files and trees moved out of a zone by someone not allowed, or by a process gone
     // before it could be identified: fanotify cannot refuse a rename, so the inode keeps
     // its zone (by name, across reloads) until the daemon stops.
     std::mutex departed_mutex;
-    std::unordered_map<InodeKey, std::string, InodeKeyHash> departed;
+    std::unordered_map<InodeKey, DepartedFile, InodeKeyHash> departed;
     std::atomic<bool> any_departed{false};
-    fan::TaskReader notify_reader;  // the notification thread's
+    fan::TaskReader notify_reader;  // whoever holds notify_mutex
+    // Held while the notify group is read and its events handled, by its thread or by a
+    // worker that must see a rename before it answers.
+    std::mutex notify_mutex;
+    std::atomic<std::uint64_t> notifications{0};  // handled so far
 
     EventHandler handler;
     bool started = false;
@@ -229,11 +265,22 @@ struct FanotifyEnforcer::Impl {
         return it == marks.end() ? nullptr : &it->second;
     }
 
-    std::uint32_t departed_zone(const InodeKey& key, const ZoneTables& t) {
+    // `fd` is the inode's file: an entry counts only for the file it was made for.
+    std::uint32_t departed_zone(const InodeKey& key, int fd, const ZoneTables& t) {
         if (!any_departed.load(std::memory_order_acquire)) return 0;
-        std::lock_guard lk(departed_mutex);
-        auto it = departed.find(key);
-        return it == departed.end() ? 0 : t.zone_id(it->second);
+        DepartedFile d;
+        {
+            std::lock_guard lk(departed_mutex);
+            auto it = departed.find(key);
+            if (it == departed.end()) return 0;
+            d = it->second;
+        }
+        if (d.handle && handle_of(fd) != d.handle) {
+            std::lock_guard lk(departed_mutex);  // deleted since: retire the entry
+            if (auto it = departed.find(key); it != departed.end() && it->second.handle == d.handle) departed.erase(it);
+            return 0;
+        }
+        return t.zone_id(d.zone);
     }
 
     // Walks from directory `d` up with "..", within filesystem `dev`.
@@ -244,7 +291,7 @@ struct FanotifyEnforcer::Impl {
         for (int depth = 0; depth < 4096; ++depth) {
             if (k->dev != dev) return 0;
             if (auto z = t.root_zone(*k)) return z;
-            if (auto z = departed_zone(*k, t)) return z;
+            if (auto z = departed_zone(*k, d.get(), t)) return z;
             UniqueFd up(::openat(d.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
             if (!up) return std::nullopt;
             auto uk = key_of(up.get());
@@ -273,7 +320,6 @@ struct FanotifyEnforcer::Impl {
 
     std::optional<std::uint32_t> walk_file(const std::string& path, const InodeKey& key, const ZoneTables& t) {
         if (path.empty() || path[0] != '/') return std::nullopt;
-        if (path.ends_with(" (deleted)")) return std::nullopt;
         std::size_t slash = path.rfind('/');
         std::string dir = slash == 0 ? "/" : path.substr(0, slash);
         std::string base = path.substr(slash + 1);
@@ -285,21 +331,26 @@ struct FanotifyEnforcer::Impl {
         return walk_dir(reconnect(std::move(d), key.dev), key.dev, t);
     }
 
-    std::uint32_t cached_zone(const InodeKey& key) {
+    std::uint32_t cached_zone(const InodeKey& key, std::uint64_t handle) {
         std::lock_guard lk(cache_mutex);
         auto it = zone_cache.find(key);
-        return it == zone_cache.end() ? 0 : it->second;
+        if (it == zone_cache.end()) return 0;
+        if (it->second.handle == handle) return it->second.zone;
+        zone_cache.erase(it);  // the number names another file now: the old one is gone
+        return 0;
     }
 
-    void cache_zone(const InodeKey& key, std::uint32_t zone) {
+    // Only files with a handle are cached: without one a reused number could not be told.
+    void cache_zone(const InodeKey& key, std::uint64_t handle, std::uint32_t zone) {
+        if (!handle) return;
         std::lock_guard lk(cache_mutex);
         if (zone_cache.size() >= max_cache) zone_cache.clear();
-        zone_cache[key] = zone;
+        zone_cache[key] = {zone, handle};
     }
 
     // Scans the zone trees on `dev` for files with more than one link.
     void scan_linked(std::uint64_t dev, const ZoneTables& t,
-                     std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash>& out) {
+                     std::unordered_map<InodeKey, KnownFile, InodeKeyHash>& out) {
         for (const auto& r : t.resolved_roots()) {
             if (r.key.dev != dev || !r.is_dir) continue;
             UniqueFd d(::open(r.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -308,7 +359,7 @@ struct FanotifyEnforcer::Impl {
     }
 
     void scan_dir(UniqueFd d, std::uint32_t zone, std::uint64_t dev, const ZoneTables& t,
-                  std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash>& out, int depth) {
+                  std::unordered_map<InodeKey, KnownFile, InodeKeyHash>& out, int depth) {
         if (depth > 256) return;
         int dfd = d.get();
         DIR* dir = ::fdopendir(d.release());
@@ -326,14 +377,23 @@ struct FanotifyEnforcer::Impl {
                 UniqueFd sub(::openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
                 if (sub) scan_dir(std::move(sub), zone, dev, t, out, depth + 1);
             } else if (!S_ISLNK(st.st_mode) && st.st_nlink > 1) {
-                out[k] = zone;
+                out[k] = {zone, handle_of(dfd, e->d_name, 0)};
             }
         }
     }
 
-    std::uint32_t linked_zone(const InodeKey& key, const struct stat& st, const ZoneTables& t) {
+    std::uint32_t linked_zone(const InodeKey& key, std::uint64_t handle, const struct stat& st, const ZoneTables& t) {
         std::lock_guard lk(linked_mutex);
-        if (auto it = linked.find(key); it != linked.end()) return it->second;
+        auto known = [&]() -> std::optional<std::uint32_t> {
+            auto it = linked.find(key);
+            if (it == linked.end()) return std::nullopt;
+            if (it->second.handle && it->second.handle != handle) {
+                linked.erase(it);  // that file is gone; this one is judged afresh
+                return std::nullopt;
+            }
+            return it->second.zone;
+        };
+        if (auto z = known()) return *z;
         // link(2) updates the inode's ctime: a link made after the last scan began means
         // the scan may have missed it.
         std::int64_t ctime = std::int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec;
@@ -341,33 +401,90 @@ struct FanotifyEnforcer::Impl {
         if (sc != scanned_at.end() && ctime < sc->second) return 0;
         scanned_at[key.dev] = clock_ns(CLOCK_REALTIME_COARSE) - 20'000'000;  // coarse ctime slack
         scan_linked(key.dev, t, linked);
-        auto it = linked.find(key);
-        return it == linked.end() ? 0 : it->second;
+        return known().value_or(0);
     }
 
+    // The event's file reopened by its handle on the whole-filesystem mount: for a file
+    // opened in another mount namespace (a user's own bind or overlay mount) the kernel
+    // hands back the dentry the opener used, whose ancestry is the real one, named in ours.
+    std::optional<std::uint32_t> walk_reopened(int evfd, const InodeKey& key, const ZoneTables& t, std::string& path) {
+        const FsMark* m = mark_for(key.dev);
+        if (!m || !m->whole) return std::nullopt;
+        union {
+            file_handle fh;
+            char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+        } h{};
+        h.fh.handle_bytes = MAX_HANDLE_SZ;
+        int mount_id = 0;
+        if (::name_to_handle_at(evfd, "", &h.fh, &mount_id, AT_EMPTY_PATH) != 0) return std::nullopt;
+        UniqueFd f(::open_by_handle_at(m->whole.get(), &h.fh, O_PATH | O_CLOEXEC));
+        if (!f) return std::nullopt;
+        std::string p = fd_path(f.get());
+        auto w = walk_file(p, key, t);
+        if (w) path = std::move(p);  // the opener's name does not exist here; this one does
+        return w;
+    }
+
+    // The path a record names: the opener's where it names this file here too, else the
+    // file's name on the whole filesystem (opened through another namespace's mount).
+    std::string record_path(int evfd, const InodeKey& key, const ZoneTables& t) {
+        std::string p = fd_path(evfd);
+        if (key_of(AT_FDCWD, p.c_str(), 0) == key) return p;
+        std::string canonical;
+        if (walk_reopened(evfd, key, t, canonical) && !canonical.empty()) return canonical;
+        return p;
+    }
+
+    // A deleted file (or an O_TMPFILE) keeps the directory it was last in: the kernel names
+    // it "DIR/NAME (deleted)". Only a directory on the file's own filesystem counts.
+    std::optional<std::uint32_t> walk_deleted(const std::string& path, const InodeKey& key, const ZoneTables& t) {
+        constexpr std::string_view suffix = " (deleted)";
+        if (path.empty() || path[0] != '/' || !path.ends_with(suffix)) return std::nullopt;
+        std::size_t slash = path.rfind('/', path.size() - suffix.size());
+        std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+        UniqueFd d(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!d) return std::nullopt;
+        auto dk = key_of(d.get());
+        if (!dk || dk->dev != key.dev) return std::nullopt;
+        return walk_dir(reconnect(std::move(d), key.dev), key.dev, t);
+    }
+
+    // Membership from the inode: known roots and departed files, then what was learnt of
+    // this very file (by handle), then its ancestry. `certain` is false when no route to
+    // the file's real ancestry worked: the caller refuses such a file.
     ZoneLookup zone_of(int evfd, const InodeKey& key, const struct stat& st, const ZoneTables& t) {
         ZoneLookup r;
-        if ((r.zone = t.root_zone(key)) || (r.zone = departed_zone(key, t))) {
+        if ((r.zone = t.root_zone(key)) || (r.zone = departed_zone(key, evfd, t))) {
             r.certain = true;
             return r;
         }
-        if ((r.zone = cached_zone(key))) {
+        const std::uint64_t handle = handle_of(evfd);
+        if ((r.zone = cached_zone(key, handle))) {
             c_hits.fetch_add(1, std::memory_order_relaxed);
             r.certain = true;
             return r;
         }
         r.path = fd_path(evfd);
-        auto w = walk_file(r.path, key, t);
+        r.walked = true;
+        std::optional<std::uint32_t> w;
+        if (st.st_nlink == 0) {
+            w = walk_deleted(r.path, key, t);
+            // An empty file without a name holds nothing to protect: it is an O_TMPFILE
+            // being created (overlayfs makes them in mounts no namespace shows).
+            if (!w && st.st_size == 0) w = 0;
+        } else {
+            w = walk_file(r.path, key, t);
+            if (!w) w = walk_reopened(evfd, key, t, r.path);
+        }
         if (!w) {
-            // Unreachable by name (deleted, other mount namespace): a multiply linked
-            // zone file is still known from the scans.
-            if (st.st_nlink > 1) r.zone = linked_zone(key, st, t);
+            // A multiply linked zone file is still known from the scans.
+            if (st.st_nlink > 1) r.zone = linked_zone(key, handle, st, t);
             r.certain = r.zone != 0;
             return r;
         }
         r.zone = *w;
-        if (r.zone == 0 && st.st_nlink > 1) r.zone = linked_zone(key, st, t);
-        if (r.zone) cache_zone(key, r.zone);
+        if (r.zone == 0 && st.st_nlink > 1) r.zone = linked_zone(key, handle, st, t);
+        if (r.zone) cache_zone(key, handle, r.zone);
         r.certain = true;
         return r;
     }
@@ -428,7 +545,8 @@ struct FanotifyEnforcer::Impl {
         bool zone = false;
         if (t && ::fstat(evfd.get(), &st) == 0 && !S_ISDIR(st.st_mode)) {
             InodeKey key{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
-            zone = zone_of(evfd.get(), key, st, *t).zone != 0;
+            auto zl = zone_of(evfd.get(), key, st, *t);
+            zone = zl.zone != 0 || !zl.certain;
         }
         respond(evfd.get(), !zone);
     }
@@ -448,12 +566,33 @@ struct FanotifyEnforcer::Impl {
             return;
         }
         InodeKey key{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+        const std::uint64_t handled = notifications.load(std::memory_order_acquire);
         ZoneLookup zl = zone_of(evfd.get(), key, st, *t);
+        if (zl.zone == 0 && zl.walked && notify_fd) {
+            // A rename out of a zone just before this open may still wait in the notify
+            // group, or be in the notify thread's hands: judge it first, so the file keeps
+            // its zone under its new name.
+            lk.unlock();
+            drain_notifications();
+            const bool moved = notifications.load(std::memory_order_acquire) != handled;
+            lk.lock();
+            t = snapshot();
+            if (!t) {
+                respond(evfd.get(), true);
+                return;
+            }
+            if (moved) zl = zone_of(evfd.get(), key, st, *t);
+        }
+        if (!zl.certain) {
+            refuse_unknown(evfd.get(), job, key, std::move(zl.path), *t, reader);
+            return;
+        }
         if (zl.zone == 0) {
             const FsMark* m = mark_for(key.dev);
             // Before the answer, so the opener's next open already skips us; under the
             // shared lock, so a rename into a zone flushes after this.
-            if (zl.certain && m && m->notify) add_ignore_mark(evfd.get());
+            // Not on a file without a name: linked into a zone later, it must reach us.
+            if (zl.certain && m && m->notify && st.st_nlink > 0) add_ignore_mark(evfd.get());
             respond(evfd.get(), true);
             return;
         }
@@ -484,8 +623,10 @@ struct FanotifyEnforcer::Impl {
         if (v.record && options.pending_client)
             client = options.pending_client(task.tgid, std::string_view(task.comm, ::strnlen(task.comm, sizeof task.comm)));
         respond(evfd.get(), v.decision != CG_DECISION_DENY);
-        lk.unlock();
         if (!v.record) return;
+        // Still under the lock: naming the file may reopen it on a marked filesystem.
+        std::string path = zl.path.empty() ? record_path(evfd.get(), key, *t) : std::move(zl.path);
+        lk.unlock();
 
         AccessEvent ev;
         ev.sensor = Sensor::fanotify;
@@ -494,11 +635,37 @@ struct FanotifyEnforcer::Impl {
         cg_event& raw = ev.raw;
         if (report_tid) raw.pid = static_cast<std::uint32_t>(job.pid);
         raw.open_flags = flags;
-        ev.path = zl.path.empty() ? fd_path(evfd.get()) : std::move(zl.path);
+        ev.path = std::move(path);
         std::size_t n = std::min(ev.path.size(), sizeof raw.path - 1);
         std::memcpy(raw.path, ev.path.data(), n);
         raw.path[n] = '\0';
         ev.client = std::move(client);
+        if (handler) {
+            handler(std::move(ev));
+            c_events.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
+    // A file on a marked filesystem whose zone could not be established (reached only
+    // through a route the daemon cannot follow): refused and recorded, never let through.
+    void refuse_unknown(int evfd, const Job& job, const InodeKey& key, std::string path, const ZoneTables& t,
+                        fan::TaskReader& reader) {
+        thread_local fan::TaskInfo task;
+        const bool known = reader.read(job.pid, task).has_value();
+        if (!known) task = {};
+        if (!report_tid) task.tid = task.tgid;
+        respond(evfd, false);
+        fan::Verdict v{0, CG_DECISION_DENY, CG_RULE_ZONE_UNKNOWN, true};
+        AccessEvent ev;
+        ev.sensor = Sensor::fanotify;
+        ev.realtime_ns = job.real_ns;
+        ev.raw = make_raw(CG_EV_OPEN, task, v, key, job.mono_ns);
+        ev.raw.pid = static_cast<std::uint32_t>(job.pid);
+        if (!known) ev.raw.tgid = static_cast<std::uint32_t>(job.pid);
+        ev.path = path.empty() ? record_path(evfd, key, t) : std::move(path);
+        const std::size_t n = std::min(ev.path.size(), sizeof ev.raw.path - 1);
+        std::memcpy(ev.raw.path, ev.path.data(), n);
+        ev.raw.path[n] = '\0';
         if (handler) {
             handler(std::move(ev));
             c_events.fetch_add(1, std::memory_order_relaxed);
@@ -615,6 +782,40 @@ struct FanotifyEnforcer::Impl {
         }
     }
 
+    // Reads and handles whatever the notify group holds now.
+    // Workers call it without holding policy_mutex (handling may take it exclusively).
+    void drain_notifications() {
+        std::lock_guard nl(notify_mutex);
+        alignas(fanotify_event_metadata) static thread_local char buf[64 * 1024];
+        for (;;) {
+            ssize_t len = ::read(notify_fd.get(), buf, sizeof buf);
+            if (len <= 0) break;
+            handle_notifications(buf, static_cast<std::size_t>(len));
+        }
+    }
+
+    void handle_notifications(const char* buf, std::size_t len) {
+        // Events with names are padded to 4 bytes only: copy each to an aligned buffer
+        // before reading its 64-bit mask.
+        alignas(fanotify_event_metadata) char ev[4096];
+        for (std::size_t off = 0; off + sizeof(fanotify_event_metadata) <= len;) {
+            std::uint32_t ev_len = 0;
+            std::memcpy(&ev_len, buf + off, sizeof ev_len);
+            if (ev_len < sizeof(fanotify_event_metadata) || off + ev_len > len) break;
+            fanotify_event_metadata md;
+            std::memcpy(&md, buf + off, sizeof md);
+            if (md.fd >= 0) ::close(md.fd);
+            if (ev_len <= sizeof ev) {
+                std::memcpy(ev, buf + off, ev_len);
+                handle_notification(reinterpret_cast<const fanotify_event_metadata*>(ev));
+            } else {
+                invalidate(true);  // cannot happen (names are short): be safe
+            }
+            notifications.fetch_add(1, std::memory_order_release);
+            off += ev_len;
+        }
+    }
+
     void notify_loop() {
         alignas(fanotify_event_metadata) char buf[64 * 1024];
         pollfd fds[2] = {{notify_fd.get(), POLLIN, 0}, {stop_efd.get(), POLLIN, 0}};
@@ -624,27 +825,11 @@ struct FanotifyEnforcer::Impl {
                 break;
             }
             if (fds[1].revents) break;
+            std::lock_guard nl(notify_mutex);
             for (;;) {
                 ssize_t len = ::read(notify_fd.get(), buf, sizeof buf);
                 if (len <= 0) break;
-                // Events with names are padded to 4 bytes only: copy each to an aligned
-                // buffer before reading its 64-bit mask.
-                alignas(fanotify_event_metadata) char ev[4096];
-                for (std::size_t off = 0; off + sizeof(fanotify_event_metadata) <= static_cast<std::size_t>(len);) {
-                    std::uint32_t ev_len = 0;
-                    std::memcpy(&ev_len, buf + off, sizeof ev_len);
-                    if (ev_len < sizeof(fanotify_event_metadata) || off + ev_len > static_cast<std::size_t>(len)) break;
-                    fanotify_event_metadata md;
-                    std::memcpy(&md, buf + off, sizeof md);
-                    if (md.fd >= 0) ::close(md.fd);
-                    if (ev_len <= sizeof ev) {
-                        std::memcpy(ev, buf + off, ev_len);
-                        handle_notification(reinterpret_cast<const fanotify_event_metadata*>(ev));
-                    } else {
-                        invalidate(true);  // cannot happen (names are short): be safe
-                    }
-                    off += ev_len;
-                }
+                handle_notifications(buf, static_cast<std::size_t>(len));
             }
         }
     }
@@ -657,6 +842,7 @@ struct FanotifyEnforcer::Impl {
         const fanotify_event_info_fid* dfid = nullptr;
         const fanotify_event_info_fid* old_dfid = nullptr;
         const fanotify_event_info_fid* new_dfid = nullptr;
+        const fanotify_event_info_fid* target = nullptr;  // the file itself (TARGET_FID)
         const char* p = reinterpret_cast<const char*>(md) + md->metadata_len;
         const char* end = reinterpret_cast<const char*>(md) + md->event_len;
         while (p + sizeof(fanotify_event_info_header) <= end) {
@@ -667,6 +853,7 @@ struct FanotifyEnforcer::Impl {
             case FAN_EVENT_INFO_TYPE_DFID_NAME: dfid = fid; break;
             case FAN_EVENT_INFO_TYPE_OLD_DFID_NAME: old_dfid = fid; break;
             case FAN_EVENT_INFO_TYPE_NEW_DFID_NAME: new_dfid = fid; break;
+            case FAN_EVENT_INFO_TYPE_FID: target = fid; break;
             default: break;
             }
             p += hdr->len;
@@ -682,17 +869,17 @@ struct FanotifyEnforcer::Impl {
                 zsrc = dir_zone(old_dfid, *t);
                 zdst = dir_zone(new_dfid, *t);
                 if (zsrc && *zsrc != 0 && (!zdst || *zdst != *zsrc))
-                    left = left_zone(md, old_dfid, new_dfid, *zsrc, *t);
+                    left = left_zone(md, old_dfid, new_dfid, target, *zsrc, *t);
             } else if ((md->mask & FAN_CREATE) && !(md->mask & FAN_ONDIR) && dfid) {
                 zdst = dir_zone(dfid, *t);
                 if (zdst && *zdst == 0) return;  // a new file outside every zone
                 // A new name in a zone: if it is a hard link of an existing inode, that
                 // inode may carry an ignore mark from its other name.
                 if (zdst) {
-                    if (auto st = stat_name(dfid)) {
-                        if (st->st_nlink <= 1 || S_ISDIR(st->st_mode)) return;
+                    if (auto f = moved_file(dfid, target)) {
+                        if (f->st.st_nlink <= 1 || S_ISDIR(f->st.st_mode)) return;
                         std::lock_guard ll(linked_mutex);
-                        linked[{static_cast<std::uint64_t>(st->st_dev), static_cast<std::uint64_t>(st->st_ino)}] = *zdst;
+                        linked[f->key] = {*zdst, f->handle};
                     }
                 }
                 lk.unlock();
@@ -712,12 +899,33 @@ struct FanotifyEnforcer::Impl {
         }
     }
 
-    // stat(2) of the name a DFID_NAME record reports, or nothing when it is gone.
-    std::optional<struct stat> stat_name(const fanotify_event_info_fid* fid) {
-        UniqueFd d = open_fid_dir(fid).second;
+    struct NamedFile {
         struct stat st {};
-        if (!d || ::fstatat(d.get(), name_of(fid), &st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
-        return st;
+        InodeKey key;
+        std::uint64_t handle = 0;
+    };
+
+    // The file an event is about: by its own handle where the group reports one (it may
+    // have moved on since), else by the name in its directory.
+    std::optional<NamedFile> moved_file(const fanotify_event_info_fid* dir, const fanotify_event_info_fid* target) {
+        NamedFile f;
+        UniqueFd fd;
+        if (target) {
+            const FsMark* m = nullptr;
+            for (const auto& [dev, mk] : marks)
+                if (std::memcmp(&mk.fsid, &target->fsid, sizeof mk.fsid) == 0) m = &mk;
+            if (!m) return std::nullopt;
+            auto* fh = reinterpret_cast<file_handle*>(const_cast<unsigned char*>(target->handle));
+            fd = UniqueFd(::open_by_handle_at(m->whole.get(), fh, O_PATH | O_CLOEXEC));
+            if (!fd || ::fstat(fd.get(), &f.st) != 0) return std::nullopt;
+            f.handle = handle_of(fd.get());
+        } else {
+            UniqueFd d = open_fid_dir(dir).second;
+            if (!d || ::fstatat(d.get(), name_of(dir), &f.st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
+            f.handle = handle_of(d.get(), name_of(dir), 0);
+        }
+        f.key = {static_cast<std::uint64_t>(f.st.st_dev), static_cast<std::uint64_t>(f.st.st_ino)};
+        return f;
     }
 
     static const char* name_of(const fanotify_event_info_fid* fid) {
@@ -736,10 +944,11 @@ struct FanotifyEnforcer::Impl {
     // allowed, or one gone before it could be read, leaves the inode in its zone. The
     // record says what happened: the move itself was not refused.
     std::optional<Departure> left_zone(const fanotify_event_metadata* md, const fanotify_event_info_fid* from,
-                                       const fanotify_event_info_fid* to, std::uint32_t zone, const ZoneTables& t) {
-        auto st = stat_name(to);
-        if (!st) return std::nullopt;  // moved on or deleted meanwhile
-        InodeKey key{static_cast<std::uint64_t>(st->st_dev), static_cast<std::uint64_t>(st->st_ino)};
+                                       const fanotify_event_info_fid* to, const fanotify_event_info_fid* target,
+                                       std::uint32_t zone, const ZoneTables& t) {
+        auto f = moved_file(to, target);
+        if (!f) return std::nullopt;  // deleted meanwhile (or moved on, on kernels before 5.17)
+        const InodeKey key = f->key;
         if (t.root_zone(key)) return std::nullopt;  // a zone root keeps its zone wherever it goes
         fan::TaskInfo task;
         bool known = md->pid > 0 && notify_reader.read(md->pid, task, true).has_value();
@@ -760,7 +969,7 @@ struct FanotifyEnforcer::Impl {
         d.kept = v.decision == CG_DECISION_DENY;
         if (d.kept) {
             std::lock_guard lk(departed_mutex);
-            departed[key] = t.zone_name(zone);
+            departed[key] = {t.zone_name(zone), f->handle};
             any_departed.store(true, std::memory_order_release);
         }
         AccessEvent& ev = d.event;
@@ -880,6 +1089,7 @@ tl::expected<std::unique_ptr<FanotifyEnforcer>, std::string> FanotifyEnforcer::c
         if (!impl->fan) return tl::unexpected(std::string("fanotify_init failed: ") + std::strerror(errno));
     }
     impl->notify_fd = UniqueFd(::fanotify_init(notify_group_flags, O_RDONLY | O_CLOEXEC));
+    if (!impl->notify_fd) impl->notify_fd = UniqueFd(::fanotify_init(notify_group_flags_old, O_RDONLY | O_CLOEXEC));
     impl->stop_efd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!impl->stop_efd) return tl::unexpected(std::string("eventfd failed: ") + std::strerror(errno));
     impl->options = std::move(options);
@@ -916,7 +1126,7 @@ tl::expected<void, std::string> FanotifyEnforcer::apply(const policy::Compiled& 
     auto tables = std::make_shared<const ZoneTables>(std::move(*built));
 
     // Multiply linked zone files, found before taking the lock (this reads directories).
-    std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash> linked;
+    std::unordered_map<InodeKey, KnownFile, InodeKeyHash> linked;
     std::map<std::uint64_t, std::int64_t> scanned;
     for (auto dev : tables->devices()) {
         scanned[dev] = clock_ns(CLOCK_REALTIME_COARSE) - 20'000'000;

@@ -169,6 +169,48 @@ private:
     std::vector<std::string> extra_mounts_;
 };
 
+// A fresh ext4 filesystem on a loop device, mounted on a new directory under /tmp: ext4
+// reuses a deleted file's inode number at once, which tmpfs never does.
+class Ext4Image {
+public:
+    explicit Ext4Image(unsigned megabytes = 64) {
+        char tmpl[] = "/tmp/cgext4.XXXXXX";
+        dir_ = ::mkdtemp(tmpl);
+        image_ = dir_ + ".img";
+        std::string cmd = "truncate -s " + std::to_string(megabytes) + "M " + image_ +
+                          " && mkfs.ext4 -q -F -O ^has_journal " + image_ + " >/dev/null 2>&1 && mount -o loop " +
+                          image_ + " " + dir_;
+        ok_ = std::system(cmd.c_str()) == 0;
+        if (ok_) ::chmod(dir_.c_str(), 0755);
+    }
+    ~Ext4Image() {
+        for (auto it = extra_mounts_.rbegin(); it != extra_mounts_.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
+        ::umount2(dir_.c_str(), MNT_DETACH);
+        ::rmdir(dir_.c_str());
+        ::unlink(image_.c_str());
+    }
+    bool ok() const { return ok_; }
+    std::string path(const std::string& rel = "") const { return rel.empty() ? dir_ : dir_ + "/" + rel; }
+    void mkdir(const std::string& rel, mode_t mode = 0755) const {
+        ::mkdir(path(rel).c_str(), mode);
+        ::chmod(path(rel).c_str(), mode);
+    }
+    void write(const std::string& rel, const std::string& text = "customer data\n") const {
+        std::ofstream(path(rel)) << text;
+        ::chmod(path(rel).c_str(), 0644);
+    }
+    bool bind(const std::string& from, const std::string& to) {
+        if (::mount(from.c_str(), to.c_str(), nullptr, MS_BIND, nullptr) != 0) return false;
+        extra_mounts_.push_back(to);
+        return true;
+    }
+
+private:
+    std::string dir_, image_;
+    bool ok_ = false;
+    std::vector<std::string> extra_mounts_;
+};
+
 class Collector {
 public:
     custguard::daemon::EventHandler handler() {

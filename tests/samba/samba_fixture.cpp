@@ -340,7 +340,7 @@ std::string Custguardd::log() const { return slurp(dir_ / "custguardd.log"); }
 
 // --- Scene --------------------------------------------------------------------------------
 
-Scene::Scene() {
+Scene::Scene(Backing backing) {
     if (!enter_private_mounts()) throw std::runtime_error("needs root and a private mount namespace");
     // smbd's connection children are orphaned when it stops: make them ours to reap.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -353,9 +353,18 @@ Scene::Scene() {
         zone = share / "customers";
         zone_file = zone / "list.csv";
         fs::create_directories(share);
-        // The share on a tmpfs of its own: the fanotify mark covers that filesystem only.
-        if (::mount("cgsmb", share.c_str(), "tmpfs", 0, "mode=0777,size=16m") != 0)
-            throw std::runtime_error(std::string("mount tmpfs: ") + std::strerror(errno));
+        // The share on a filesystem of its own: the fanotify mark covers that one only.
+        if (backing == Backing::tmpfs) {
+            if (::mount("cgsmb", share.c_str(), "tmpfs", 0, "mode=0777,size=16m") != 0)
+                throw std::runtime_error(std::string("mount tmpfs: ") + std::strerror(errno));
+        } else {
+            const auto image = (dir / "share.img").string();
+            auto made = run({"/usr/bin/truncate", "-s", "64M", image});
+            if (made.status == 0) made = run({"/usr/sbin/mkfs.ext4", "-q", "-F", "-O", "^has_journal", image});
+            if (made.status == 0) made = run({"/usr/bin/mount", "-o", "loop", image, share.string()});
+            if (made.status != 0) throw std::runtime_error("cannot make an ext4 share: " + made.output);
+            ::chmod(share.c_str(), 0777);
+        }
         mounted_ = true;
         fs::create_directories(zone);
         // Unix permissions let everyone read and rename: only custguard stands in the way.

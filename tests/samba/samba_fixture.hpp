@@ -108,9 +108,13 @@ private:
 
 // The whole scene. Users: `alice` (allowed in zone "customers") and `bob` (not allowed).
 // The share is a tmpfs at dir/share; the zone is share/customers with list.csv in it.
+// What the share lives on: a tmpfs of its own, or ext4 on a loop device (ext4 hands a
+// deleted file's inode number to the next new file at once; tmpfs never reuses one).
+enum class Backing { tmpfs, ext4 };
+
 class Scene {
 public:
-    Scene();
+    explicit Scene(Backing backing = Backing::tmpfs);
     ~Scene();
 
     // smbclient //server/share -U user%pw -c commands, from the client namespace.
