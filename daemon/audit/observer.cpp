@@ -199,12 +199,11 @@ struct AuditObserver::Impl {
         if (!path && dirfd >= 0 && target->name)
             if (auto dir = read_fd_path(acc->pid, dirfd)) path = normalize_path(*dir + "/" + *target->name);
 
-        // The zone: by path when we know it, else the rule's key (a name relative to an
-        // unknown directory, a path through a symlink outside the zone).
-        // The zone: by path. A name through a symlink is resolved (the watch fired on the
-        // inode, the record carries the name given). A path in none of our zones is
-        // another custguardd's rule or a stale one: not ours to judge. Only when the path
-        // is unknown (relative to a directory fd we cannot see) the rule's key decides.
+        // The zone: the kernel matched our watch on the inode, so the rule's key names it.
+        // The record's path is the name the reader gave, in its own mount namespace: it
+        // confirms the zone where it resolves here (through a symlink too), and where it
+        // names no zone of ours (a bind or overlay mount elsewhere) the key still decides.
+        // A key naming no zone of ours is another custguardd's rule or a stale one.
         const policy::Zone* zone = nullptr;
         std::string eval_path;
         if (path) {
@@ -216,12 +215,9 @@ struct AuditObserver::Impl {
                     if (zone) path = std::string(real);
                 }
             }
-            if (!zone) {
-                bump(&ObserverCounters::ignored);
-                return;
-            }
-            eval_path = *path;
-        } else {
+            if (zone) eval_path = *path;
+        }
+        if (!zone) {
             zone = s->policy.find_zone(*zone_key);
             if (!zone || zone->paths.empty()) {
                 bump(&ObserverCounters::ignored);
