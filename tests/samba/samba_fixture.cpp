@@ -234,6 +234,10 @@ ScratchSmbd::ScratchSmbd(fs::path dir, std::string netns, fs::path share_path, c
 [share]
     path = {1}
     read only = no
+
+[customers]
+    path = {1}/customers
+    read only = no
 )",
                                         d, share_path.string()));
     client_conf_ = dir_ / "client.conf";
@@ -340,7 +344,7 @@ std::string Custguardd::log() const { return slurp(dir_ / "custguardd.log"); }
 
 // --- Scene --------------------------------------------------------------------------------
 
-Scene::Scene(Backing backing) {
+Scene::Scene(Backing backing, bool enforce) {
     if (!enter_private_mounts()) throw std::runtime_error("needs root and a private mount namespace");
     // smbd's connection children are orphaned when it stops: make them ours to reap.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -393,7 +397,7 @@ allow_users = ["{}"]
 allow_programs = ["/usr/sbin/smbd"]
 )",
                                               zone.string(), alice->name()));
-        daemon = std::make_unique<Custguardd>(dir, dir / "policy.toml", journald->name_space());
+        if (enforce) daemon = std::make_unique<Custguardd>(dir, dir / "policy.toml", journald->name_space());
         smbd = std::make_unique<ScratchSmbd>(dir / "samba", net->server_ns(), share,
                                              std::vector<const TestUser*>{alice.get(), bob.get()});
         // Listening is not serving: until smbd-notifyd has registered, a tree connect

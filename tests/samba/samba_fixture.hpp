@@ -107,14 +107,16 @@ private:
 };
 
 // The whole scene. Users: `alice` (allowed in zone "customers") and `bob` (not allowed).
-// The share is a tmpfs at dir/share; the zone is share/customers with list.csv in it.
+// The share [share] is dir/share; the zone is share/customers with list.csv in it, also
+// served as the share [customers].
 // What the share lives on: a tmpfs of its own, or ext4 on a loop device (ext4 hands a
 // deleted file's inode number to the next new file at once; tmpfs never reuses one).
 enum class Backing { tmpfs, ext4 };
 
 class Scene {
 public:
-    explicit Scene(Backing backing = Backing::tmpfs);
+    // `enforce` false: no custguardd (a baseline for the same scene).
+    explicit Scene(Backing backing = Backing::tmpfs, bool enforce = true);
     ~Scene();
 
     // smbclient //server/share -U user%pw -c commands, from the client namespace.

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "samba_fixture.hpp"
@@ -217,4 +219,73 @@ TEST_CASE("samba: zone files created, read and deleted by an allowed user leave 
     // The zone still holds against bob.
     auto denied = scene.smbclient(*scene.bob, "get customers/list.csv /dev/null");
     CHECK(contains(denied.output, "NT_STATUS_ACCESS_DENIED"));
+}
+
+namespace {
+
+// One smbtorture suite against //server/<share> as `user`: subtest name -> outcome
+// ("success", "failure", "error", "skip", "xfail"), from its subunit-style lines.
+std::map<std::string, std::string> smbtorture(Scene& scene, const TestUser& user, const std::string& share,
+                                              const std::string& suite, std::string* output) {
+    auto r = cgsmb::run({"/usr/bin/smbtorture", "//" + scene.net->server_ip() + "/" + share, "-s",
+                         scene.smbd->client_conf().string(), "-U", user.name() + "%" + user.password(), suite},
+                        {}, scene.net->client_ns(), std::chrono::seconds(300));
+    *output = r.output;
+    std::map<std::string, std::string> out;
+    std::istringstream in(r.output);
+    for (std::string line; std::getline(in, line);) {
+        for (const char* kind : {"success", "failure", "error", "skip", "xfail"}) {
+            const std::string prefix = std::string(kind) + ": ";
+            if (!line.starts_with(prefix)) continue;
+            std::string name = line.substr(prefix.size());
+            if (auto cut = name.find(" ["); cut != std::string::npos) name.resize(cut);
+            out[name] = kind;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+// The guard must not harm the server it guards: Samba's own protocol tests give the same
+// results on a share inside a zone (an allowed user through smbd) and on a share outside
+// every zone on the zone's filesystem as without custguardd.
+TEST_CASE("samba: smbtorture gives the same results with custguardd as without", "[samba][host][e2e]") {
+    REQUIRE(::geteuid() == 0);
+    REQUIRE(cgsmb::enter_private_mounts());
+    REQUIRE(std::filesystem::exists("/usr/bin/smbtorture"));
+    const std::vector<std::pair<std::string, std::string>> runs = {
+        {"customers", "smb2.create"},  {"customers", "smb2.rename"},      {"customers", "smb2.delete-on-close-perms"},
+        {"customers", "smb2.getinfo"}, {"customers", "smb2.dir"},         {"customers", "smb2.lock"},
+        {"share", "smb2.create"},      {"share", "smb2.delete-on-close-perms"}, {"share", "smb2.rename"},
+    };
+    std::map<std::string, std::map<std::string, std::string>> baseline, guarded;
+    for (bool enforce : {false, true}) {
+        Scene scene(cgsmb::Backing::ext4, enforce);
+        for (const auto& [share, suite] : runs) {
+            std::string output;
+            auto results = smbtorture(scene, *scene.alice, share, suite, &output);
+            INFO(share << " " << suite << ":\n" << output);
+            REQUIRE_FALSE(results.empty());  // it ran
+            (enforce ? guarded : baseline)[share + " " + suite] = std::move(results);
+        }
+    }
+    std::printf("%-40s %9s %9s %9s\n", "share suite", "subtests", "pass(no)", "pass(cg)");
+    int regressions = 0;
+    for (const auto& [run, base] : baseline) {
+        const auto& with = guarded[run];
+        int pass_base = 0, pass_with = 0;
+        for (const auto& [name, outcome] : base) {
+            pass_base += outcome == "success";
+            auto it = with.find(name);
+            const std::string got = it == with.end() ? "missing" : it->second;
+            pass_with += got == "success";
+            if (outcome == "success" && got != "success") {
+                ++regressions;
+                UNSCOPED_INFO(run << ": " << name << " passes without custguardd, " << got << " with it");
+            }
+        }
+        std::printf("%-40s %9zu %9d %9d\n", run.c_str(), base.size(), pass_base, pass_with);
+    }
+    CHECK(regressions == 0);
 }
