@@ -81,7 +81,7 @@ TEST_CASE("an unknown, duplicated or malformed policy is not trusted", "[print][
     CHECK_FALSE(parse_cupsd_conf(std::string(max_cupsd_conf + 1, '#')));
 }
 
-TEST_CASE("the custguard policy makes job users authenticated; installing it is idempotent", "[print][unit]") {
+TEST_CASE("the custguard policy makes job users authenticated and installing it is idempotent", "[print][unit]") {
     const std::string plain = conf_with("Order deny,allow\n");
     const std::string once = with_custguard_policy(plain);
     CHECK(problem_of(once, "custguard").empty());

@@ -187,7 +187,7 @@ TEST_CASE("lp -U by an unprivileged local user does not print as the allowed use
     CHECK(contains(rec, "\"user\":{\"name\":\"cgprint-ok\"}"));  // a claimed name gets no uid
 }
 
-TEST_CASE("IPP from another network namespace: a claimed name does not print; Basic credentials do",
+TEST_CASE("IPP from another network namespace: a claimed name does not print and Basic credentials do",
           "[print][host]") {
     NetnsPair net;
     FixtureOptions options;
@@ -242,7 +242,7 @@ TEST_CASE("IPP from another network namespace: a claimed name does not print; Ba
     CHECK(f.secure().received().size() == 1);
 }
 
-TEST_CASE("status names a protected queue whose policy lets a claimed name through; protect fixes it",
+TEST_CASE("status names a protected queue whose policy lets a claimed name through and protect fixes it",
           "[print][host]") {
     // cupsd.conf without <Policy custguard>: printer protect must install it.
     FixtureOptions options;
