@@ -158,7 +158,8 @@ Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
 
     Requester who = resolve(job.user);
     // Asked of cupsd by the daemon itself; without AUTH_USERNAME there is nothing to confirm.
-    who.not_authenticated = unauthenticated_because(job, job.auth_user.empty() ? CupsIdentity{} : ask_cups_identity(job.job));
+    who.not_authenticated =
+        unauthenticated_because(job, job.auth_user.empty() ? CupsIdentity{} : ask_cups_identity(job.job));
     who.authenticated = who.not_authenticated.empty();
     // The fds are the backend's spool files (or copies); re-opening them through /proc
     // gives the scanner its own offset and lets it stream plain text.
@@ -427,8 +428,8 @@ void PrintGate::check_cups(bool all_custguard_holds) {
                     if (problem.empty()) continue;
                     unprotected.push_back(q.name);
                     warnings.push_back("CUPS queue " + q.name + " lets a client claim the print user (" + problem +
-                                       "); its jobs count as unauthenticated, so [print] allow_users admits nobody "
-                                       "there; run: custguardctl printer protect " + q.name);
+                                       "); a name a client claims there never satisfies [print] allow_users; run: "
+                                       "custguardctl printer protect " + q.name);
                     continue;
                 }
                 unprotected.push_back(q.name);

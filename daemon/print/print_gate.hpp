@@ -92,10 +92,9 @@ public:
 
     // In the background: list CUPS queues (unprotected ones become warnings: not wrapped
     // by the custguard backend, or with an operation policy that lets a client claim the
-    // job's user) and release
-    // jobs the backend held because the daemon was unreachable (all jobs custguard held
-    // when `all_custguard_holds`, at start: the held-jobs store is empty then, so they
-    // are decided again and held again where the policy says so).
+    // job's user) and release jobs the backend held because the daemon was unreachable
+    // (all jobs custguard held when `all_custguard_holds`, at start: the held-jobs store
+    // is empty then, so they are decided again and held again where the policy says so).
     void check_cups(bool all_custguard_holds);
     // Waits until the background CUPS work queued so far is done (tests).
     void wait_idle();
