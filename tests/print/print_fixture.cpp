@@ -162,16 +162,25 @@ PrintFixture::PrintFixture(std::string print_section, FixtureOptions options) : 
     }
     write_cups_files();
     start_cupsd();
-    add_queue("office", office_->port());
-    add_queue("secure", secure_->port());
-    write_policy(print_section);
-    if (journal) {
-        journald_ = std::make_unique<custguard::events::testing::ScratchJournald>(
-            custguard::events::testing::unique_namespace("print"));
-        journald_->start();
+    try {
+        add_queue("office", office_->port());
+        add_queue("secure", secure_->port());
+        write_policy(print_section);
+        if (journal) {
+            journald_ = std::make_unique<custguard::events::testing::ScratchJournald>(
+                custguard::events::testing::unique_namespace("print"));
+            journald_->start();
+        }
+        bus_ = std::make_unique<cgtest::PrivateBus>(dir_);
+        start_daemon();
+    } catch (...) {
+        // No destructor runs for a half-built fixture: do not leave cupsd behind.
+        kill_and_reap(daemon_);
+        bus_.reset();
+        kill_and_reap(cupsd_);
+        journald_.reset();
+        throw;
     }
-    bus_ = std::make_unique<cgtest::PrivateBus>(dir_);
-    start_daemon();
 }
 
 PrintFixture::~PrintFixture() {
