@@ -258,6 +258,10 @@ TEST_CASE("status names a protected queue whose policy lets a claimed name throu
     CHECK(contains(status, "CUPS queue secure lets a client claim the print user (policy 'default': Print-Job needs no user"));
     CHECK(contains(status, "run: custguardctl printer protect secure"));
     CHECK(contains(f.ctl({"printer", "list"}).out, "secure  UNPROTECTED  custguard:socket://"));
+    auto json = f.ctl({"printer", "list", "--json"}).out;
+    INFO(json);
+    CHECK(contains(json, "\"authenticated_users\":false"));
+    CHECK(contains(json, "\"op_policy\":\"default\""));
 
     auto p = f.ctl({"printer", "protect", "secure"});
     INFO(p.out << p.err);
