@@ -71,12 +71,14 @@ int main(int argc, char** argv) {
     printer->require_subcommand(1);
     std::string printer_queue;
     bool printer_json = false;
-    for (auto [verb, help] : {std::pair{"protect", "Wrap QUEUE's device URI: custguard:<old URI>"},
-                              std::pair{"unprotect", "Restore QUEUE's original device URI"}}) {
+    for (auto [verb, help] :
+         {std::pair{"protect", "Wrap QUEUE's device URI (custguard:<old URI>) and make its job users authenticated "
+                               "(printer-op-policy custguard, installed in cupsd.conf when missing)"},
+          std::pair{"unprotect", "Restore QUEUE's original device URI and the default operation policy"}}) {
         auto* sub = printer->add_subcommand(verb, help);
         sub->add_option("QUEUE", printer_queue, "CUPS queue name (see lpstat -v)")->required();
     }
-    printer->add_subcommand("list", "List CUPS queues and whether custguard protects them")
+    printer->add_subcommand("list", "List CUPS queues, their operation policies and whether custguard protects them")
         ->add_flag("--json", printer_json, "Print JSON for scripts");
 
     try {

@@ -1,7 +1,8 @@
-// `custguardctl printer protect|unprotect|list`: rewrites CUPS queues' device URIs
-// through the CUPS API (CUPS-Add-Modify-Printer), talking to cupsd directly (not to
-// custguardd): protecting a queue must work while the daemon is down, and jobs then fail
-// closed (held) rather than print unchecked.
+// `custguardctl printer protect|unprotect|list`: rewrites CUPS queues' device URIs and
+// operation policies through the CUPS API (CUPS-Add-Modify-Printer, and cupsd.conf over
+// /admin/conf/ for the <Policy custguard> that makes job users authenticated), talking to
+// cupsd directly (not to custguardd): protecting a queue must work while the daemon is
+// down, and jobs then fail closed (held) rather than print unchecked.
 #pragma once
 
 #include <iosfwd>

@@ -2,6 +2,12 @@
 // D-Bus whether the job may print, then runs the real backend, or cancels or holds the job
 // with a message the user sees in lpstat. It fails closed: whatever goes wrong before the
 // daemon's answer, the job is held, neither printed nor lost. See custguard(8).
+//
+// The job's user (argv[2]) is whatever name the client claimed unless cupsd authenticated
+// the connection that created the job; then cupsd (running as root) also gives backends
+// AUTH_USERNAME. The daemon gets both and confirms with cupsd itself; only an
+// authenticated user can be in [print] allow_users. The password cupsd passes along
+// (AUTH_PASSWORD) is never sent.
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -279,6 +285,7 @@ int main(int argc, char** argv) {
         {"client", option_value(options, "job-originating-host-name")},
         {"content_type", originals.empty() ? final_type : content_type},
         {"device_uri", real_uri},
+        {"auth_user", env_or("AUTH_USERNAME", "")},
     };
     std::fprintf(stderr, "INFO: custguard: checking the job\n");
     auto answer = ask_daemon(attrs, scan_fds);

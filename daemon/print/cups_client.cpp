@@ -1,10 +1,15 @@
-#include <algorithm>
 #include "daemon/print/cups_client.hpp"
 
 #include <cups/ipp.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "daemon/print/cups_policy.hpp"
 
 namespace custguard::print {
 
@@ -55,8 +60,9 @@ tl::expected<IppPtr, std::string> CupsClient::request(IppPtr req, const char* re
 
 tl::expected<std::vector<Queue>, std::string> CupsClient::queues() {
     auto req = new_request(IPP_OP_CUPS_GET_PRINTERS);
-    static const char* const attrs[] = {"printer-name", "device-uri", "printer-type"};
-    ippAddStrings(req.get(), IPP_TAG_OPERATION, IPP_TAG_KEYWORD, "requested-attributes", 3, nullptr, attrs);
+    static const char* const attrs[] = {"printer-name", "device-uri", "printer-type", "printer-op-policy",
+                                        "auth-info-required"};
+    ippAddStrings(req.get(), IPP_TAG_OPERATION, IPP_TAG_KEYWORD, "requested-attributes", 5, nullptr, attrs);
     auto resp = request(std::move(req), "/", "CUPS-Get-Printers");
     if (!resp) {
         // No queues at all is reported as not-found; that is an empty list.
@@ -79,6 +85,10 @@ tl::expected<std::vector<Queue>, std::string> CupsClient::queues() {
         if (!std::strcmp(name, "printer-name")) cur.name = str(a);
         else if (!std::strcmp(name, "device-uri")) cur.device_uri = str(a);
         else if (!std::strcmp(name, "printer-type")) cur.is_class = (ippGetInteger(a, 0) & CUPS_PRINTER_CLASS) != 0;
+        else if (!std::strcmp(name, "printer-op-policy")) cur.op_policy = str(a);
+        else if (!std::strcmp(name, "auth-info-required"))
+            for (int i = 0; i < ippGetCount(a); ++i)
+                if (const char* v = ippGetString(a, i, nullptr)) cur.auth_info_required.emplace_back(v);
     }
     if (have && !cur.name.empty()) out.push_back(cur);
     return out;
@@ -98,6 +108,65 @@ tl::expected<void, std::string> CupsClient::set_device_uri(const std::string& qu
     ippAddString(req.get(), IPP_TAG_PRINTER, IPP_TAG_URI, "device-uri", nullptr, uri.c_str());
     auto resp = request(std::move(req), "/admin/", "CUPS-Add-Modify-Printer " + queue);
     if (!resp) return tl::unexpected(resp.error());
+    return {};
+}
+
+tl::expected<void, std::string> CupsClient::set_op_policy(const std::string& queue, const std::string& policy) {
+    auto req = new_request(IPP_OP_CUPS_ADD_MODIFY_PRINTER);
+    ippAddString(req.get(), IPP_TAG_OPERATION, IPP_TAG_URI, "printer-uri", nullptr, printer_uri(queue).c_str());
+    ippAddString(req.get(), IPP_TAG_PRINTER, IPP_TAG_NAME, "printer-op-policy", nullptr, policy.c_str());
+    auto resp = request(std::move(req), "/admin/", "CUPS-Add-Modify-Printer " + queue + " printer-op-policy=" + policy);
+    if (!resp) return tl::unexpected(resp.error());
+    return {};
+}
+
+namespace {
+
+class MemFd {
+public:
+    MemFd() : fd_(::memfd_create("custguard-cups", MFD_CLOEXEC)) {}
+    ~MemFd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    MemFd(const MemFd&) = delete;
+    MemFd& operator=(const MemFd&) = delete;
+    int get() const { return fd_; }
+
+private:
+    int fd_;
+};
+
+}  // namespace
+
+tl::expected<std::string, std::string> CupsClient::server_file(const std::string& resource) {
+    MemFd fd;
+    if (fd.get() < 0) return tl::unexpected(std::string("memfd_create: ") + std::strerror(errno));
+    http_status_t st = cupsGetFd(http_.get(), resource.c_str(), fd.get());
+    if (st != HTTP_STATUS_OK)
+        return tl::unexpected("GET " + resource + " from cupsd: " + httpStatus(st) + " (" + last_error() + ")");
+    struct stat sb{};
+    if (::fstat(fd.get(), &sb) != 0) return tl::unexpected(std::string("fstat: ") + std::strerror(errno));
+    if (static_cast<std::size_t>(sb.st_size) > max_cupsd_conf)
+        return tl::unexpected(resource + " is larger than " + std::to_string(max_cupsd_conf) + " bytes");
+    std::string text(static_cast<std::size_t>(sb.st_size), '\0');
+    ssize_t n = ::pread(fd.get(), text.data(), text.size(), 0);
+    if (n < 0) return tl::unexpected(std::string("read: ") + std::strerror(errno));
+    text.resize(static_cast<std::size_t>(n));
+    return text;
+}
+
+tl::expected<void, std::string> CupsClient::put_server_file(const std::string& resource, const std::string& text) {
+    MemFd fd;
+    if (fd.get() < 0) return tl::unexpected(std::string("memfd_create: ") + std::strerror(errno));
+    for (std::size_t off = 0; off < text.size();) {
+        ssize_t w = ::write(fd.get(), text.data() + off, text.size() - off);
+        if (w < 0) return tl::unexpected(std::string("write: ") + std::strerror(errno));
+        off += static_cast<std::size_t>(w);
+    }
+    ::lseek(fd.get(), 0, SEEK_SET);
+    http_status_t st = cupsPutFd(http_.get(), resource.c_str(), fd.get());
+    if (st != HTTP_STATUS_CREATED && st != HTTP_STATUS_OK)
+        return tl::unexpected("PUT " + resource + " to cupsd: " + httpStatus(st) + " (" + last_error() + ")");
     return {};
 }
 

@@ -1,6 +1,7 @@
 // A small libcups client for what custguard asks of cupsd: list queues with their device
-// URIs, rewrite a device URI (printer protect|unprotect), release, cancel and list held
-// jobs, and fetch a job's original document (CUPS-Get-Document). Shared by custguardd's
+// URIs and operation policies, rewrite a device URI or policy and cupsd.conf (printer
+// protect|unprotect), release, cancel and list held jobs, and fetch a job's original
+// document (CUPS-Get-Document). Shared by custguardd's
 // print gate, the CUPS backend and custguardctl. The server is libcups' default
 // (CUPS_SERVER, client.conf, then the local socket); authentication as root is libcups'
 // own (peer credentials on the socket, or the local certificate).
@@ -32,7 +33,16 @@ struct Queue {
     std::string name;
     std::string device_uri;  // empty for classes
     bool is_class = false;
-    bool protected_by_custguard() const { return device_uri.rfind(uri_prefix, 0) == 0; }
+    std::string op_policy;   // printer-op-policy
+    std::vector<std::string> auth_info_required;  // {"none"} unless the queue asks clients for credentials
+    bool wrapped_by_custguard() const { return device_uri.rfind(uri_prefix, 0) == 0; }
+    // Whether cupsd hands the backend credentials a client supplied (auth-info), which then
+    // look like an authenticated user (AUTH_USERNAME).
+    bool takes_auth_info() const {
+        for (const auto& a : auth_info_required)
+            if (a != "none") return true;
+        return false;
+    }
 };
 
 struct CupsJob {
@@ -53,6 +63,13 @@ public:
     tl::expected<Queue, std::string> queue(const std::string& name);
     // CUPS-Add-Modify-Printer with only device-uri: the rest of the queue stays as it is.
     tl::expected<void, std::string> set_device_uri(const std::string& queue, const std::string& uri);
+    // The same with only printer-op-policy (cupsd refuses a policy it does not know).
+    tl::expected<void, std::string> set_op_policy(const std::string& queue, const std::string& policy);
+    // cupsd's configuration files over HTTP (/admin/conf/cupsd.conf): what cupsd reads,
+    // wherever it keeps it. Reads at most max_cupsd_conf bytes. A PUT of cupsd.conf makes
+    // cupsd reload, which closes this connection: reconnect afterwards.
+    tl::expected<std::string, std::string> server_file(const std::string& resource);
+    tl::expected<void, std::string> put_server_file(const std::string& resource, const std::string& text);
     // Jobs that are not completed, with their state and last backend message.
     tl::expected<std::vector<CupsJob>, std::string> active_jobs();
     // One job, completed ones included.

@@ -6,6 +6,7 @@ namespace custguard::print {
 
 std::optional<std::string> allowed_by(const policy::PrintPolicy& print, const std::string& user,
                                       const Requester& who) {
+    if (!who.authenticated) return std::nullopt;
     for (const auto& p : print.allow_users) {
         if (p.kind == policy::Principal::Kind::user) {
             if ((who.uid && *who.uid == p.id) || (!who.uid && p.name == user)) return p.spelled();
@@ -14,6 +15,19 @@ std::optional<std::string> allowed_by(const policy::PrintPolicy& print, const st
         }
     }
     return std::nullopt;
+}
+
+std::string unauthenticated_because(const JobFacts& job, const CupsIdentity& cups) {
+    if (job.auth_user.empty())
+        return "CUPS did not authenticate the user (a claimed name; run custguardctl printer protect " + job.printer + ")";
+    if (job.auth_user != job.user)
+        return "CUPS authenticated " + job.auth_user + ", not " + job.user;
+    if (!cups.error.empty()) return "cannot confirm the user with cupsd: " + cups.error;
+    if (cups.job_user != job.user) return "cupsd names the job's user " + cups.job_user + ", not " + job.user;
+    if (cups.takes_auth_info)
+        return "destination " + cups.destination +
+               " takes credentials from the client (auth-info-required), so CUPS's user name is the client's word";
+    return {};
 }
 
 bool printer_allowed(const policy::PrintPolicy& print, const std::string& printer) {
@@ -50,7 +64,10 @@ std::string refusal(const policy::PrintPolicy& print, const JobFacts& job, const
         return {};
     }
     std::string why;
-    if (!by)
+    if (!by && !who.authenticated)
+        why = "the print user " + job.user + " is not authenticated (" + who.not_authenticated +
+              "), so [print] allow_users does not apply";
+    else if (!by)
         why = job.user + (who.uid ? "" : " (unknown on this server)") + " is not in [print] allow_users";
     if (!on_printer) why += std::string(why.empty() ? "" : " and ") + "queue " + job.printer + " is not in [print] allow_printers";
     return why;

@@ -11,7 +11,9 @@
 // "Allowed" means the user (by uid, or a %group by gid) is in [print] allow_users and the
 // queue is in [print] allow_printers (which the loader merges with the printer devices of
 // the CLI-managed state). An empty list allows nobody: printing customer data is
-// forbidden unless the policy names who and where.
+// forbidden unless the policy names who and where. Only a user CUPS authenticated for the
+// job can be in allow_users: a name the client merely claims (lp -U, requesting-user-name)
+// is judged as a user who is not allowed.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +31,8 @@ namespace custguard::print {
 struct JobFacts {
     std::string job;      // CUPS job id
     std::string printer;  // queue name
-    std::string user;     // requesting user name as CUPS reports it
+    std::string user;     // the job's user as cupsd names it (the backend's argv[2])
+    std::string auth_user;  // AUTH_USERNAME cupsd gave the backend: its authenticated user, if any
     std::string title;
     std::uint32_t copies = 1;
     std::string client;        // job-originating-host-name
@@ -40,7 +43,22 @@ struct JobFacts {
 struct Requester {
     std::optional<std::uint32_t> uid;
     std::vector<std::uint32_t> gids;  // primary and supplementary
+    bool authenticated = false;       // CUPS authenticated this user for the job
+    std::string not_authenticated;    // why not, when not
 };
+
+// What cupsd says about the job, asked by the daemon itself (see print_user.hpp).
+struct CupsIdentity {
+    std::string error;           // cupsd could not be asked: nothing below is known
+    std::string job_user;        // job-originating-user-name
+    std::string destination;     // the queue or class the job was sent to
+    bool takes_auth_info = false;  // that destination has auth-info-required: AUTH_USERNAME may be a client's word
+};
+
+// Empty when `job.user` is the user cupsd authenticated when the job was created (the
+// backend saw AUTH_USERNAME, cupsd names the same user, and the destination does not take
+// client-supplied auth-info); otherwise why the name is only claimed.
+std::string unauthenticated_because(const JobFacts& job, const CupsIdentity& cups);
 
 struct Verdict {
     policy::Action action = policy::Action::hold;

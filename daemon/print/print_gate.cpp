@@ -19,6 +19,8 @@
 #include "custguard/scan/scanner.hpp"
 #include "daemon/dbus/bus_ptr.hpp"
 #include "daemon/print/cups_client.hpp"
+#include "daemon/print/cups_policy.hpp"
+#include "daemon/print/print_user.hpp"
 
 namespace custguard::print {
 
@@ -154,7 +156,11 @@ Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
     if (config->prototype && (!slot || slot->generation != config->generation))
         slot.reset(new ScannerSlot{config->generation, scan::Scanner(*config->prototype)});
 
-    const Requester who = resolve(job.user);
+    Requester who = resolve(job.user);
+    // Asked of cupsd by the daemon itself; without AUTH_USERNAME there is nothing to confirm.
+    who.not_authenticated =
+        unauthenticated_because(job, job.auth_user.empty() ? CupsIdentity{} : ask_cups_identity(job.job));
+    who.authenticated = who.not_authenticated.empty();
     // The fds are the backend's spool files (or copies); re-opening them through /proc
     // gives the scanner its own offset and lets it stream plain text.
     std::vector<tl::expected<scan::DocumentScan, std::string>> scans;
@@ -180,7 +186,7 @@ Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
     pj.printer = job.printer;
     pj.job = job.job;
     pj.user = job.user;
-    if (who.uid) pj.uid = *who.uid;
+    if (who.uid && who.authenticated) pj.uid = *who.uid;  // a claimed name gets no uid
     pj.title = job.title;
     pj.client = job.client;
     pj.pages = scanned.pages;
@@ -192,6 +198,7 @@ Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
     if (fds.size() > 1) record.set("CUSTGUARD_DOCUMENTS", std::to_string(fds.size()));
     record.set("CUSTGUARD_CUSTOMER_DATA", verdict.customer_data ? "yes" : "no");
     record.set("CUSTGUARD_REASON", verdict.reason);
+    record.set("CUSTGUARD_AUTHENTICATED", who.authenticated ? "yes" : "no");
     if (host_.submit) host_.submit(std::move(record));
 
     Outcome out{verdict.action, verdict.reason, ""};
@@ -200,7 +207,7 @@ Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
         held.id = job.job;
         held.printer = job.printer;
         held.user = job.user;
-        if (who.uid) held.uid = *who.uid;
+        if (who.uid && who.authenticated) held.uid = *who.uid;
         held.title = job.title;
         held.pages = pj.pages;
         held.client = job.client;
@@ -318,6 +325,7 @@ int PrintGate::handle_check_print_job(sd_bus_message* m, sd_bus_error* error) {
     job.title = attrs[key::title];
     job.client = attrs[key::client];
     job.content_type = attrs[key::content_type];
+    job.auth_user = attrs[key::auth_user];
     try {
         job.copies = static_cast<std::uint32_t>(std::stoul(attrs[key::copies].empty() ? "1" : attrs[key::copies]));
     } catch (const std::exception&) {
@@ -402,10 +410,26 @@ void PrintGate::check_cups(bool all_custguard_holds) {
         if (!queues) {
             warnings.push_back("print gate: cannot list CUPS queues: " + queues.error());
         } else {
+            // Read once: the operation policies of the wrapped queues.
+            std::optional<tl::expected<CupsdConf, std::string>> conf;
             for (const auto& q : *queues) {
                 if (q.is_class) continue;
-                if (q.protected_by_custguard()) {
+                if (q.wrapped_by_custguard()) {
                     protected_queues.insert(q.name);
+                    if (!conf) {
+                        auto text = cups->server_file("/admin/conf/cupsd.conf");
+                        conf = text ? parse_cupsd_conf(*text)
+                                    : tl::expected<CupsdConf, std::string>(tl::unexpect, text.error());
+                    }
+                    std::string problem = !*conf ? "cannot verify its operation policy: " + conf->error()
+                                                 : claimed_name_problem(**conf, q.op_policy);
+                    if (problem.empty() && q.takes_auth_info())
+                        problem = "it takes credentials from clients (auth-info-required)";
+                    if (problem.empty()) continue;
+                    unprotected.push_back(q.name);
+                    warnings.push_back("CUPS queue " + q.name + " lets a client claim the print user (" + problem +
+                                       "); a name a client claims there never satisfies [print] allow_users; run: "
+                                       "custguardctl printer protect " + q.name);
                     continue;
                 }
                 unprotected.push_back(q.name);

@@ -64,6 +64,7 @@ inline constexpr const char* title = "title";
 inline constexpr const char* copies = "copies";
 inline constexpr const char* client = "client";
 inline constexpr const char* content_type = "content_type";
+inline constexpr const char* auth_user = "auth_user";  // AUTH_USERNAME from cupsd, empty when none
 }  // namespace key
 
 class PrintGate {
@@ -89,10 +90,11 @@ public:
     // through and releases it in CUPS; rejection cancels it in CUPS.
     void on_decision(const daemon::HeldJob& job, daemon::JobDecision decision);
 
-    // In the background: list CUPS queues (unprotected ones become warnings) and release
-    // jobs the backend held because the daemon was unreachable (all jobs custguard held
-    // when `all_custguard_holds`, at start: the held-jobs store is empty then, so they
-    // are decided again and held again where the policy says so).
+    // In the background: list CUPS queues (unprotected ones become warnings: not wrapped
+    // by the custguard backend, or with an operation policy that lets a client claim the
+    // job's user) and release jobs the backend held because the daemon was unreachable
+    // (all jobs custguard held when `all_custguard_holds`, at start: the held-jobs store
+    // is empty then, so they are decided again and held again where the policy says so).
     void check_cups(bool all_custguard_holds);
     // Waits until the background CUPS work queued so far is done (tests).
     void wait_idle();

@@ -1,5 +1,5 @@
 // The print decision without I/O: user/%group, printer allow-list, content, unreadable
-// documents and scan failures.
+// documents and scan failures, and who counts as an authenticated print user.
 #include <catch2/catch.hpp>
 
 #include "daemon/print/decide.hpp"
@@ -34,6 +34,15 @@ scan::DocumentScan doc(std::uint64_t cards, std::uint64_t emails = 0) {
     return d;
 }
 
+// A user CUPS authenticated for the job.
+print::Requester authed(std::optional<std::uint32_t> uid, std::vector<std::uint32_t> gids) {
+    print::Requester r;
+    r.uid = uid;
+    r.gids = std::move(gids);
+    r.authenticated = true;
+    return r;
+}
+
 print::JobFacts job(std::string user, std::string printer) {
     print::JobFacts j;
     j.job = "7";
@@ -45,7 +54,7 @@ print::JobFacts job(std::string user, std::string printer) {
 }  // namespace
 
 TEST_CASE("below the threshold prints whoever prints where", "[print][unit]") {
-    auto v = print::decide(print_policy(), job("bob", "office"), {1002u, {100}}, doc(1, 1));
+    auto v = print::decide(print_policy(), job("bob", "office"), authed(1002u, {100}), doc(1, 1));
     CHECK(v.action == Action::allow);
     CHECK_FALSE(v.customer_data);
     CHECK(v.reason.find("below threshold 3") != std::string::npos);
@@ -53,27 +62,27 @@ TEST_CASE("below the threshold prints whoever prints where", "[print][unit]") {
 
 TEST_CASE("customer data: allowed user on allowed printer prints and others get the action", "[print][unit]") {
     auto p = print_policy();
-    CHECK(print::decide(p, job("alice", "secure"), {1001u, {100}}, doc(3)).action == Action::allow);
+    CHECK(print::decide(p, job("alice", "secure"), authed(1001u, {100}), doc(3)).action == Action::allow);
     // %group membership by gid
-    CHECK(print::decide(p, job("carol", "secure"), {1003u, {100, 2000}}, doc(3)).action == Action::allow);
-    auto wrong_printer = print::decide(p, job("alice", "office"), {1001u, {100}}, doc(3));
+    CHECK(print::decide(p, job("carol", "secure"), authed(1003u, {100, 2000}), doc(3)).action == Action::allow);
+    auto wrong_printer = print::decide(p, job("alice", "office"), authed(1001u, {100}), doc(3));
     CHECK(wrong_printer.action == Action::hold);
     CHECK(wrong_printer.reason.find("queue office is not in [print] allow_printers") != std::string::npos);
-    auto wrong_user = print::decide(p, job("bob", "secure"), {1002u, {100}}, doc(2, 1));
+    auto wrong_user = print::decide(p, job("bob", "secure"), authed(1002u, {100}), doc(2, 1));
     CHECK(wrong_user.action == Action::hold);
     CHECK(wrong_user.customer_data);
     CHECK(wrong_user.reason.find("bob is not in [print] allow_users") != std::string::npos);
     CHECK(wrong_user.reason.find("credit_card=2 email=1") != std::string::npos);
     p.action = Action::deny;
-    CHECK(print::decide(p, job("bob", "secure"), {1002u, {100}}, doc(3)).action == Action::deny);
+    CHECK(print::decide(p, job("bob", "secure"), authed(1002u, {100}), doc(3)).action == Action::deny);
     // A user name that NSS does not know matches no uid, and no group.
-    CHECK(print::decide(p, job("print-customers", "secure"), {std::nullopt, {}}, doc(3)).action == Action::deny);
+    CHECK(print::decide(p, job("print-customers", "secure"), authed(std::nullopt, {}), doc(3)).action == Action::deny);
 }
 
 TEST_CASE("only the policy's detectors count towards the threshold", "[print][unit]") {
     auto p = print_policy();
     p.detectors = {"my_number"};
-    CHECK(print::decide(p, job("bob", "office"), {1002u, {}}, doc(5, 5)).action == Action::allow);
+    CHECK(print::decide(p, job("bob", "office"), authed(1002u, {}), doc(5, 5)).action == Action::allow);
 }
 
 TEST_CASE("unreadable documents follow the unreadable setting and scan failures hold", "[print][unit]") {
@@ -82,13 +91,13 @@ TEST_CASE("unreadable documents follow the unreadable setting and scan failures 
     image.readable = false;
     image.reason = "image only";
     p.unreadable = policy::UnreadableDocuments::deny;
-    auto v = print::decide(p, job("bob", "office"), {1002u, {}}, image);
+    auto v = print::decide(p, job("bob", "office"), authed(1002u, {}), image);
     CHECK(v.action == Action::deny);
     CHECK(v.reason.find("image only") != std::string::npos);
-    CHECK(print::decide(p, job("alice", "secure"), {1001u, {}}, image).action == Action::allow);
+    CHECK(print::decide(p, job("alice", "secure"), authed(1001u, {}), image).action == Action::allow);
     p.unreadable = policy::UnreadableDocuments::allow;
-    CHECK(print::decide(p, job("bob", "office"), {1002u, {}}, image).action == Action::allow);
-    auto failed = print::decide(p, job("alice", "secure"), {1001u, {}},
+    CHECK(print::decide(p, job("bob", "office"), authed(1002u, {}), image).action == Action::allow);
+    auto failed = print::decide(p, job("alice", "secure"), authed(1001u, {}),
                                 tl::expected<scan::DocumentScan, std::string>(tl::unexpect, "gs crashed"));
     CHECK(failed.action == Action::hold);
 }
@@ -123,9 +132,57 @@ TEST_CASE("a job of several documents: the threshold counts the whole job, the s
     for (const auto& r : rows) {
         INFO(r.name);
         scan::DocumentScan total;
-        auto v = print::decide_job(p, job("bob", "office"), {1002u, {100}}, r.scans, total);
+        auto v = print::decide_job(p, job("bob", "office"), authed(1002u, {100}), r.scans, total);
         CHECK(v.action == r.action);
         CHECK(v.reason.find(r.reason_part) != std::string::npos);
         CHECK(total.findings.count(scan::Detector::credit_card) == r.cards);
+    }
+}
+
+TEST_CASE("a claimed print user never satisfies allow_users", "[print][unit]") {
+    // Regression (issue 15): `lp -U alice` by bob printed customer data as alice.
+    auto p = print_policy();
+    print::Requester claimed = authed(1001u, {100, 2000});
+    claimed.authenticated = false;
+    claimed.not_authenticated = "CUPS did not authenticate the user";
+    CHECK_FALSE(print::allowed_by(p, "alice", claimed));
+    auto v = print::decide(p, job("alice", "secure"), claimed, doc(3));
+    CHECK(v.action == Action::hold);
+    CHECK(v.reason.find("the print user alice is not authenticated (CUPS did not authenticate the user)") !=
+          std::string::npos);
+    // Below the threshold nobody needs to be allowed.
+    CHECK(print::decide(p, job("alice", "secure"), claimed, doc(1)).action == Action::allow);
+    // Unreadable documents: the allowed-user exemption needs an authenticated user too.
+    scan::DocumentScan image;
+    image.reason = "image only";
+    p.unreadable = policy::UnreadableDocuments::hold;
+    CHECK(print::decide(p, job("alice", "secure"), claimed, image).action == Action::hold);
+}
+
+TEST_CASE("the print user is authenticated only when CUPS says so for this job", "[print][unit]") {
+    struct Row {
+        const char* name;
+        const char* user;
+        const char* auth_user;
+        print::CupsIdentity cups;
+        const char* problem;  // empty: authenticated
+    };
+    const print::CupsIdentity ok{"", "alice", "secure", false};
+    const std::vector<Row> rows = {
+        {"authenticated by cupsd, confirmed", "alice", "alice", ok, ""},
+        {"no AUTH_USERNAME: a claimed name", "alice", "", ok, "CUPS did not authenticate the user"},
+        {"authenticated as someone else", "alice", "bob", ok, "CUPS authenticated bob, not alice"},
+        {"cupsd unreachable", "alice", "alice", {"connection refused", "", "", false}, "cannot confirm the user with cupsd"},
+        {"cupsd names another user", "alice", "alice", {"", "bob", "secure", false}, "cupsd names the job's user bob"},
+        {"queue takes auth-info from clients", "alice", "alice", {"", "alice", "secure", true},
+         "takes credentials from the client"},
+    };
+    for (const auto& r : rows) {
+        INFO(r.name);
+        auto j = job(r.user, "secure");
+        j.auth_user = r.auth_user;
+        auto why = print::unauthenticated_because(j, r.cups);
+        if (std::string(r.problem).empty()) CHECK(why.empty());
+        else CHECK(why.find(r.problem) != std::string::npos);
     }
 }

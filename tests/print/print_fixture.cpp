@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
 #include <stdexcept>
 
 #include "daemon/print/cups_client.hpp"
+#include "daemon/print/cups_policy.hpp"
 
 namespace cgprint {
 
@@ -110,27 +112,75 @@ std::optional<std::string> AppSocketPrinter::wait_job(std::size_t n, std::chrono
 
 // ---- fixture ------------------------------------------------------------------------------
 
-PrintFixture::PrintFixture(std::string print_section, bool journal) {
+namespace {
+
+// This thread in network namespace `name` (under /run/netns) until destroyed: sockets
+// made meanwhile stay in it.
+class NetnsScope {
+public:
+    explicit NetnsScope(const std::string& name) {
+        if (name.empty()) return;
+        own_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        int fd = ::open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+        if (own_ < 0 || fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+            int e = errno;
+            if (fd >= 0) ::close(fd);
+            throw std::runtime_error("cannot enter network namespace " + name + ": " + std::strerror(e));
+        }
+        ::close(fd);
+    }
+    ~NetnsScope() {
+        if (own_ < 0) return;
+        (void)::setns(own_, CLONE_NEWNET);
+        ::close(own_);
+    }
+    NetnsScope(const NetnsScope&) = delete;
+    NetnsScope& operator=(const NetnsScope&) = delete;
+
+private:
+    int own_ = -1;
+};
+
+}  // namespace
+
+PrintFixture::PrintFixture(std::string print_section, bool journal)
+    : PrintFixture(std::move(print_section), FixtureOptions{journal}) {}
+
+PrintFixture::PrintFixture(std::string print_section, FixtureOptions options) : options_(std::move(options)) {
     if (::geteuid() != 0) throw std::runtime_error("the print gate tests need root (cupsd, useradd, backend as root)");
+    const bool journal = options_.journal;
     accounts();
     char tmpl[] = "/tmp/cgprint.XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
     ::chmod(dir_.c_str(), 0755);  // lp (cupsd's user) and the test users reach sockets and documents
-    office_ = std::make_unique<AppSocketPrinter>();
-    secure_ = std::make_unique<AppSocketPrinter>();
+    {
+        // The backend connects to the printers from cupsd's network namespace.
+        NetnsScope in(options_.netns);
+        office_ = std::make_unique<AppSocketPrinter>();
+        secure_ = std::make_unique<AppSocketPrinter>();
+    }
     write_cups_files();
     start_cupsd();
-    add_queue("office", office_->port());
-    add_queue("secure", secure_->port());
-    write_policy(print_section);
-    if (journal) {
-        journald_ = std::make_unique<custguard::events::testing::ScratchJournald>(
-            custguard::events::testing::unique_namespace("print"));
-        journald_->start();
+    try {
+        add_queue("office", office_->port());
+        add_queue("secure", secure_->port());
+        write_policy(print_section);
+        if (journal) {
+            journald_ = std::make_unique<custguard::events::testing::ScratchJournald>(
+                custguard::events::testing::unique_namespace("print"));
+            journald_->start();
+        }
+        bus_ = std::make_unique<cgtest::PrivateBus>(dir_);
+        start_daemon();
+    } catch (...) {
+        // No destructor runs for a half-built fixture: do not leave cupsd behind.
+        kill_and_reap(daemon_);
+        bus_.reset();
+        kill_and_reap(cupsd_);
+        journald_.reset();
+        throw;
     }
-    bus_ = std::make_unique<cgtest::PrivateBus>(dir_);
-    start_daemon();
 }
 
 PrintFixture::~PrintFixture() {
@@ -148,7 +198,9 @@ std::vector<std::string> PrintFixture::client_env() const {
 }
 
 void PrintFixture::write_cups_files() {
-    for (const char* d : {"etc", "spool", "spool/tmp", "log", "state", "cache", "serverbin/backend", "docs", "cg-state"})
+    // etc/ssl: cupsd's keychain, where it makes its self-signed certificate for IPP over TLS.
+    for (const char* d : {"etc", "etc/ssl", "spool", "spool/tmp", "log", "state", "cache", "serverbin/backend", "docs",
+                          "cg-state"})
         fs::create_directories(dir_ / d);
     ::chmod((dir_ / "docs").c_str(), 0755);
     // ServerBin: the system's filters, drivers, ... plus a backend/ with ours beside the real ones.
@@ -164,13 +216,17 @@ void PrintFixture::write_cups_files() {
     fs::copy_file(CG_BACKEND, dir_ / "serverbin" / "backend" / "custguard");
     ::chmod((dir_ / "serverbin" / "backend" / "custguard").c_str(), 0700);  // run as root
     cups_port_ = free_port();
+    // DefaultAuthType Basic: cupsd (Debian 2.4.2-3+deb12u11) takes Basic credentials only
+    // where the location's type is Basic.
     spit(dir_ / "etc" / "cupsd.conf",
          "Listen " + cups_socket() + "\n"
-         "Listen 127.0.0.1:" + std::to_string(cups_port_) + "\n"
-         "LogLevel debug\nWebInterface No\nBrowsing No\nDefaultAuthType None\nJobPrivateValues none\n"
+         "Listen 127.0.0.1:" + std::to_string(cups_port_) + "\n" +
+         (options_.listen.empty() ? "" : "Listen " + options_.listen + "\n") +
+         "LogLevel debug\nWebInterface No\nBrowsing No\nDefaultAuthType Basic\n"
          "MaxLogSize 0\n"
          "<Location />\n  Order allow,deny\n  Allow all\n</Location>\n"
-         "<Policy default>\n  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n");
+         "<Policy default>\n  JobPrivateValues none\n  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n" +
+         (options_.custguard_policy ? custguard::print::custguard_policy_block() : std::string()));
     std::string d = dir_.string();
     spit(dir_ / "etc" / "cups-files.conf",
          "ServerRoot " + d + "/etc\nRequestRoot " + d + "/spool\nTempDir " + d + "/spool/tmp\n"
@@ -182,9 +238,10 @@ void PrintFixture::write_cups_files() {
 }
 
 void PrintFixture::start_cupsd() {
-    cupsd_ = spawn({"cupsd", "-f", "-c", (dir_ / "etc" / "cupsd.conf").string(), "-s",
-                    (dir_ / "etc" / "cups-files.conf").string()},
-                   {}, dir_ / "cupsd.out");
+    std::vector<std::string> argv = {"cupsd", "-f", "-c", (dir_ / "etc" / "cupsd.conf").string(), "-s",
+                                     (dir_ / "etc" / "cups-files.conf").string()};
+    if (!options_.netns.empty()) argv.insert(argv.begin(), {"ip", "netns", "exec", options_.netns});
+    cupsd_ = spawn(argv, {}, dir_ / "cupsd.out");
     auto deadline = std::chrono::steady_clock::now() + 15s;
     while (std::chrono::steady_clock::now() < deadline) {
         if (can_connect(cups_socket())) return;
@@ -199,7 +256,8 @@ void PrintFixture::start_cupsd() {
 
 void PrintFixture::add_queue(const std::string& name, int port) {
     // A raw queue (no PPD): the backend receives the original document.
-    auto r = run({"lpadmin", "-p", name, "-E", "-v", "custguard:socket://127.0.0.1:" + std::to_string(port)},
+    auto r = run({"lpadmin", "-p", name, "-E", "-v", "custguard:socket://127.0.0.1:" + std::to_string(port), "-o",
+                  std::string("printer-op-policy=") + (options_.custguard_policy ? "custguard" : "default")},
                  client_env());
     if (r.rc != 0) throw std::runtime_error("lpadmin " + name + ": " + r.err);
 }

@@ -2,7 +2,9 @@
 // log, state and ServerBin whose backend/ holds the custguard backend from the build dir,
 // mode 0700), AppSocket listeners standing in for printers, a private dbus-daemon with the
 // shipped org.custguard1.conf, and the real custguardd writing JSONL records. lp, lpstat
-// and custguardctl run as real processes, as root or as test users.
+// and custguardctl run as real processes, as root or as test users. The queues use the
+// operation policy `custguardctl printer protect` installs, so lp authenticates (peer
+// credentials on cupsd's socket) as the user it runs as.
 #pragma once
 
 #include <sys/types.h>
@@ -57,11 +59,19 @@ struct JobState {
     std::string message;
 };
 
+struct FixtureOptions {
+    bool journal = false;          // also run a scratch journald and let the daemon write to it
+    bool custguard_policy = true;  // cupsd.conf has <Policy custguard> and the queues use it
+    std::string netns;             // run cupsd and the printers in this network namespace
+    std::string listen;            // another address cupsd listens on ("192.0.2.1:631")
+};
+
 class PrintFixture {
 public:
     // `print_section`: the [print] table of the policy (without the header).
     // `journal`: also run a scratch journald and let the daemon write to it.
     explicit PrintFixture(std::string print_section, bool journal = false);
+    PrintFixture(std::string print_section, FixtureOptions options);
     ~PrintFixture();
     PrintFixture(const PrintFixture&) = delete;
     PrintFixture& operator=(const PrintFixture&) = delete;
@@ -115,6 +125,7 @@ private:
     std::unique_ptr<cgtest::PrivateBus> bus_;
     std::unique_ptr<custguard::events::testing::ScratchJournald> journald_;
     int cups_port_ = 0;
+    FixtureOptions options_;
 };
 
 bool contains(const std::string& haystack, const std::string& needle);
