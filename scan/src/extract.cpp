@@ -163,7 +163,7 @@ Extracted extract_pdf(std::string_view bytes, const ExtractOptions& options) {
     e.doc_type = DocType::pdf;
     const int pages = std::max(doc->pages(), 0);
     e.pages = static_cast<std::uint32_t>(pages);
-    // Fonts, outlines and annotation text: what the printer draws beside the text layer.
+    // Fonts and outlines: what the printer draws beside the text layer.
     auto inspection = detail::inspect_pdf(bytes, options.timeout);
     if (inspection.problem) {
         auto u = unreadable(DocType::pdf, std::move(*inspection.problem));
@@ -178,21 +178,14 @@ Extracted extract_pdf(std::string_view bytes, const ExtractOptions& options) {
             return u;
         }
         const auto utf8 = page->text(poppler::rectf(), poppler::page::physical_layout).to_utf8();
-        std::string_view text(utf8.data(), utf8.size());
-        const std::string_view annotations = static_cast<std::size_t>(i) < inspection.pages.size()
-                                                 ? std::string_view(inspection.pages[static_cast<std::size_t>(i)].annotation_text)
-                                                 : std::string_view();
-        if (!has_visible_text(text) && !has_visible_text(annotations)) ++e.pages_without_text;
-        if (e.text.size() + text.size() + annotations.size() + 3 > options.max_text_bytes) {
+        const std::string_view text(utf8.data(), utf8.size());
+        if (!has_visible_text(text)) ++e.pages_without_text;
+        if (e.text.size() + text.size() + 2 > options.max_text_bytes) {
             auto u = unreadable(DocType::pdf, truncated(options));
             u.pages = e.pages;
             return u;
         }
         e.text.append(text);
-        if (!annotations.empty()) {
-            e.text += '\n';  // form fields and stamps print with the page
-            e.text.append(annotations);
-        }
         e.text += "\n\f";  // page break: no detector match crosses it
     }
     if (pages == 0 || e.pages_without_text == e.pages) {
@@ -290,7 +283,8 @@ std::string_view to_string(DocType t) {
 DocType sniff(std::string_view bytes, std::string_view mime) {
     const auto head = bytes.substr(0, 1024);
     if (head.find("%PDF-") != std::string_view::npos) return DocType::pdf;
-    if (starts_with(bytes, "%!") || starts_with(bytes, "\xC5\xD0\xD3\xC6") ||
+    // A Ctrl-D in front resets a PostScript printer (Windows drivers send one).
+    if (starts_with(bytes, "%!") || starts_with(bytes, "\x04%!") || starts_with(bytes, "\xC5\xD0\xD3\xC6") ||
         (starts_with(bytes, "\x1B%-12345X") && bytes.substr(0, 64 * 1024).find("%!PS") != std::string_view::npos))
         return DocType::postscript;
     static constexpr std::string_view kImageMagic[] = {

@@ -23,7 +23,6 @@ namespace {
 
 constexpr std::size_t kMaxFontProgram = 32u << 20;      // embedded font programs read for checks
 constexpr std::uint64_t kMaxOperations = 20'000'000;   // glyphs and path segments over the document
-constexpr std::size_t kMaxAnnotationText = 16u << 20;  // per document
 
 void silent(ErrorCategory, Goffset, const char*) {}
 
@@ -57,16 +56,18 @@ int digit_of_name(std::string_view name) {
     return -1;
 }
 
-// A glyph name whose text poppler knows rather than guesses: in the Adobe Glyph List,
-// or uniXXXX / uXXXX[XX].
-bool standard_name(const char* name) {
-    if (globalParams->mapNameToUnicodeText(name) != 0) return true;
+// A glyph name whose text poppler guesses: not in the Adobe Glyph List, not uniXXXX /
+// uXXXX[XX], and with a digit in it (poppler reads names like /g31, /cid17, /C45 as
+// numbers). Names without digits that poppler does not know give no text to guess.
+bool guessed_name(const char* name) {
     const std::string_view n(name);
-    if (n.starts_with("uni") && n.size() >= 7 && (n.size() - 3) % 4 == 0) return true;
-    if (n.size() >= 5 && n.size() <= 7 && n[0] == 'u') return true;
-    // Ligatures and variants of standard names: f_f_i, one.oldstyle.
+    if (n.find_first_of("0123456789") == std::string_view::npos) return false;
+    if (globalParams->mapNameToUnicodeText(name) != 0) return false;
+    if (n.starts_with("uni") && n.size() >= 7 && (n.size() - 3) % 4 == 0) return false;
+    if (n.size() >= 5 && n.size() <= 7 && n[0] == 'u') return false;
+    // Variants and ligatures of standard names: one.sups, f_f_i.
     const auto base = n.substr(0, std::min(n.find('.'), n.find('_')));
-    return !base.empty() && base.size() < n.size() && globalParams->mapNameToUnicodeText(std::string(base).c_str()) != 0;
+    return base.empty() || base.size() == n.size() || globalParams->mapNameToUnicodeText(std::string(base).c_str()) == 0;
 }
 
 void append_utf8(std::string& out, Unicode u) {
@@ -117,10 +118,7 @@ public:
     bool needNonText() override { return true; }
 
     // Called before each page is displayed (a page that fails to display still counts).
-    void begin_page() {
-        pages_.emplace_back();
-        in_annotations_ = false;
-    }
+    void begin_page() { pages_.emplace_back(); }
 
     void stroke(GfxState* state) override { count_path(state, true); }
     void fill(GfxState* state) override { count_path(state, false); }
@@ -134,10 +132,6 @@ public:
         auto& page = pages_.back();
         ++page.glyphs;
         ++operations_;
-        if (in_annotations_ && annotation_bytes_ < kMaxAnnotationText) {
-            for (int i = 0; i < u_len; ++i) append_utf8(page.annotation_text, u[i]);
-            annotation_bytes_ += static_cast<std::size_t>(u_len) * 4;
-        }
         if (problem_) return;
         const auto& font = state->getFont();
         if (!font) return;
@@ -151,11 +145,6 @@ public:
         else if (std::chrono::steady_clock::now() > dev->deadline_) dev->aborted_ = "the time limit";
         return !dev->aborted_.empty();
     }
-    // Called before each annotation is drawn; page content is finished by then.
-    static bool annotation_starts(Annot*, void* self) {
-        static_cast<InspectDevice*>(self)->in_annotations_ = true;
-        return true;
-    }
 
     std::vector<PdfPageFacts>& pages() { return pages_; }
     const std::optional<std::string>& problem() const { return problem_; }
@@ -168,8 +157,6 @@ private:
     std::optional<std::string> problem_;
     std::string aborted_;
     std::uint64_t operations_ = 0;
-    std::size_t annotation_bytes_ = 0;
-    bool in_annotations_ = false;
     std::set<std::pair<const GfxFont*, CharCode>> checked_;
     std::map<const GfxFont*, TrueTypeFacts> truetype_;
 
@@ -242,6 +229,17 @@ private:
             fail("font " + label + " draws glyphs that have no text (e.g. no ToUnicode map)");
             return;
         }
+        if (font.isCIDFont() && !font.hasToUnicodeCMap()) {
+            // Without ToUnicode poppler maps CIDs through the collection's table; for
+            // Identity or private orderings it has none and takes the CID as the text.
+            const GooString* collection = static_cast<GfxCIDFont&>(font).getCollection();
+            const std::string_view c = collection ? std::string_view(collection->c_str()) : std::string_view();
+            if (c != "Adobe-Japan1" && c != "Adobe-GB1" && c != "Adobe-CNS1" && c != "Adobe-Korea1" && c != "Adobe-KR") {
+                fail("CID font " + label + " (" + std::string(c.empty() ? "no collection" : c) +
+                     ") has no ToUnicode map: its text is guessed");
+                return;
+            }
+        }
         const int text_digit = digit_of(u, u_len);
         std::string text;
         for (int i = 0; i < u_len && i < 4; ++i) append_utf8(text, u[i]);
@@ -254,7 +252,7 @@ private:
                     fail("font " + label + " maps glyph /" + name + " to the text \"" + text + "\" (ToUnicode)");
                     return;
                 }
-                if (!font.hasToUnicodeCMap() && !standard_name(name)) {
+                if (!font.hasToUnicodeCMap() && guessed_name(name)) {
                     fail("font " + label + " has no ToUnicode map and a non-standard glyph name /" + name +
                          ": its text is guessed");
                     return;
@@ -298,8 +296,8 @@ PdfInspection inspect_pdf(std::string_view bytes, std::chrono::milliseconds time
     const int pages = doc.getNumPages();
     for (int p = 1; p <= pages; ++p) {
         device.begin_page();
-        doc.displayPage(&device, p, 72, 72, 0, true, false, true, InspectDevice::abort_check, &device,
-                        InspectDevice::annotation_starts, &device);
+        // printing = true: annotations are drawn as a printer draws them.
+        doc.displayPage(&device, p, 72, 72, 0, true, false, true, InspectDevice::abort_check, &device);
         if (!device.aborted().empty()) {
             result.problem = "the pages could not be inspected within " + device.aborted();
             return result;

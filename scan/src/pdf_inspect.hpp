@@ -1,6 +1,5 @@
 // What a PDF's pages draw, beside the text poppler-cpp extracts: whether each glyph's text
-// can be trusted, how much is drawn as vector paths, and the text in annotation appearances
-// (form fields, stamps) that printing draws and text extraction skips.
+// can be trusted, and how much is drawn as vector paths.
 //
 // poppler-cpp exposes neither fonts' encodings and ToUnicode maps nor paths, so this pass
 // uses poppler's core API (libpoppler-private-dev, the same library poppler-cpp wraps)
@@ -11,11 +10,12 @@
 //   - Type 3 fonts: glyphs are arbitrary drawings;
 //   - a simple font whose glyph name says one digit while its text (ToUnicode) says another
 //     character, or the reverse;
-//   - a font without ToUnicode whose glyph name is not a standard one (poppler guesses the
-//     text of names like /g31);
+//   - a font without ToUnicode whose glyph name is not a standard one and holds a digit
+//     (poppler guesses the text of names like /g31, /cid17);
 //   - an embedded TrueType font whose own character map or glyph names put a digit at the
 //     glyph drawn while the text says another character, or the reverse;
-//   - glyphs with no text at all (e.g. Identity-H CID fonts without ToUnicode).
+//   - a CID font without ToUnicode whose collection is not a registered Adobe one (e.g.
+//     Adobe-Identity: poppler takes the CIDs for text), and glyphs with no text at all.
 // Outlines: a page whose filled, clipped or curved stroked path segments number at least
 // kOutlineSegments and exceed the glyphs drawn on it is text drawn as outlines, or
 // unjudgeable artwork.
@@ -35,7 +35,6 @@ inline constexpr std::uint64_t kOutlineSegments = 100;
 struct PdfPageFacts {
     std::uint64_t glyphs = 0;
     std::uint64_t path_segments = 0;
-    std::string annotation_text;  // UTF-8, drawn by annotation appearances
 };
 
 struct PdfInspection {

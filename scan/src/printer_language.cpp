@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "utf8.hpp"
+
 namespace custguard::scan::detail {
 
 namespace {
@@ -136,8 +138,8 @@ std::optional<std::string> framing_problem(std::string_view bytes, DocType type)
 namespace {
 
 // Where the first rejected control character starts: -1 when it began in the previous
-// piece (a C1 lead byte), npos when there is none.
-std::ptrdiff_t find_control(std::string_view text, unsigned char prev) {
+// piece (a C1 lead byte), nullopt when there is none.
+std::optional<std::ptrdiff_t> find_control(std::string_view text, unsigned char prev) {
     if (prev == 0xC2 && !text.empty()) {
         const auto c = static_cast<unsigned char>(text[0]);
         if (c >= 0x80 && c <= 0x9F) return -1;
@@ -150,18 +152,19 @@ std::ptrdiff_t find_control(std::string_view text, unsigned char prev) {
             if (d >= 0x80 && d <= 0x9F) return static_cast<std::ptrdiff_t>(i);  // U+0080..U+009F: C1 controls
         }
     }
-    return static_cast<std::ptrdiff_t>(std::string_view::npos);
+    return std::nullopt;
 }
 
 }  // namespace
 
 std::optional<std::string> control_problem(std::string_view text, std::uint64_t offset, unsigned char prev) {
-    const auto pos = find_control(text, prev);
-    if (pos == static_cast<std::ptrdiff_t>(std::string_view::npos)) return std::nullopt;
+    const auto found = find_control(text, prev);
+    if (!found) return std::nullopt;
+    const std::ptrdiff_t pos = *found;
     std::string what;
     char buf[32];
     if (pos < 0 || static_cast<unsigned char>(text[static_cast<std::size_t>(pos)]) == 0xC2) {
-        const auto second = static_cast<unsigned char>(text[static_cast<std::size_t>(pos + 1)]);
+        const auto second = static_cast<unsigned char>(text[static_cast<std::size_t>(pos + 1)]);  // pos >= -1
         std::snprintf(buf, sizeof buf, "C1 control U+%04X", second);
         what = buf;
     } else {
@@ -190,6 +193,12 @@ std::string unknown_format_reason(std::string_view bytes) {
     if (bytes.starts_with(") HP-PCL XL")) return "PCL XL (PCL 6) page description" + suffix;
     if (bytes.starts_with("\x1B@")) return "ESC/P page description" + suffix;
     if (bytes.starts_with("\x1B")) return "PCL page description" + suffix;
+    // Text that sniff() refused for its many control characters: say which.
+    auto sample = bytes.substr(0, 64 * 1024);
+    while (!sample.empty() && (static_cast<unsigned char>(sample.back()) & 0xC0) == 0x80) sample.remove_suffix(1);
+    if (!sample.empty() && static_cast<unsigned char>(sample.back()) >= 0xC0) sample.remove_suffix(1);  // cut character
+    if (sample.find('\0') == std::string_view::npos && valid_utf8(sample))
+        if (auto why = control_problem(sample)) return *why;
     return "unknown document format";
 }
 
