@@ -129,13 +129,18 @@ public:
     void drawChar(GfxState* state, double, double, double, double, double, double, CharCode code, int,
                   const Unicode* u, int u_len) override {
         if (pages_.empty()) return;
-        auto& page = pages_.back();
-        ++page.glyphs;
+        // Invisible glyphs (render modes 3 and 7) do not count against outlines, or padding
+        // a page with invisible text would hide outlined digits.
+        if (state->getRender() != 3 && state->getRender() != 7) ++pages_.back().glyphs;
         ++operations_;
         if (problem_) return;
         const auto& font = state->getFont();
         if (!font) return;
-        if (!checked_.insert({font.get(), code}).second) return;  // each glyph of a font once
+        // Each glyph of a font once. Fonts are keyed by their object reference (poppler
+        // gives direct font dictionaries one from a hash of their content): a GfxFont
+        // address may be reused after a form's resources are freed.
+        const Ref id = *font->getID();
+        if (!checked_.insert({{id.num, id.gen}, code}).second) return;
         check_glyph(*font, code, u, u_len);
     }
 
@@ -157,8 +162,9 @@ private:
     std::optional<std::string> problem_;
     std::string aborted_;
     std::uint64_t operations_ = 0;
-    std::set<std::pair<const GfxFont*, CharCode>> checked_;
-    std::map<const GfxFont*, TrueTypeFacts> truetype_;
+    using FontKey = std::pair<int, int>;  // object number and generation
+    std::set<std::pair<FontKey, CharCode>> checked_;
+    std::map<FontKey, TrueTypeFacts> truetype_;
 
     void count_path(GfxState* state, bool stroked) {
         if (pages_.empty()) return;
@@ -181,7 +187,7 @@ private:
     void fail(std::string why) { problem_ = std::move(why); }
 
     const TrueTypeFacts& truetype(GfxFont& font) {
-        auto [it, inserted] = truetype_.try_emplace(&font);
+        auto [it, inserted] = truetype_.try_emplace(FontKey{font.getID()->num, font.getID()->gen});
         if (!inserted) return it->second;
         auto& facts = it->second;
         const auto type = font.getType();

@@ -17,8 +17,8 @@
 //   - a CID font without ToUnicode whose collection is not a registered Adobe one (e.g.
 //     Adobe-Identity: poppler takes the CIDs for text), and glyphs with no text at all.
 // Outlines: a page whose filled, clipped or curved stroked path segments number at least
-// kOutlineSegments and exceed the glyphs drawn on it is text drawn as outlines, or
-// unjudgeable artwork.
+// kOutlineSegments and exceed the visible glyphs drawn on it is text drawn as outlines,
+// or unjudgeable artwork.
 #pragma once
 
 #include <chrono>

@@ -123,7 +123,7 @@ std::optional<std::string> framing_problem(std::string_view bytes, DocType type)
     }
     // Behind the document: a job may end with UEL and PJL lines, but a new language is a
     // second document the printer prints and we did not read.
-    for (auto uel = doc.find(kUel); uel != std::string_view::npos; uel = doc.find(kUel, uel + 1)) {
+    for (auto uel = doc.find(kUel); uel < doc.size();) {
         const auto trailer = pjl_run(doc, uel);
         if (!trailer.language.empty())
             return "a second printer language (PJL ENTER LANGUAGE=" + trailer.language + ") behind the " + name;
@@ -131,6 +131,7 @@ std::optional<std::string> framing_problem(std::string_view bytes, DocType type)
         while (i < doc.size() && (doc[i] == '\r' || doc[i] == '\n' || doc[i] == ' ' || doc[i] == '\t' || doc[i] == '\x04')) ++i;
         if (i < doc.size() && !doc.substr(i).starts_with(kUel))
             return "data behind the " + name + "'s end of job (UEL): a printer would interpret it as another language";
+        uel = i;  // the next UEL, or the end: every byte is looked at once
     }
     return std::nullopt;
 }

@@ -233,6 +233,10 @@ TEST_CASE("PDF text whose fonts or drawing cannot be trusted is unreadable", "[s
         outlines += "h f\n";
     }
     const std::string outline_pdf = one_page_pdf(kHelvetica, outlines + text_content({"Invoice"}));
+    // The same, padded with invisible text (render mode 3) that would outnumber the segments.
+    const std::string padded_pdf =
+        one_page_pdf(kHelvetica, outlines + "BT 3 Tr /F2 8 Tf 60 100 Td (" + std::string(400, 'x') + ") Tj ET\n" +
+                                     text_content({"Invoice"}));
 
     const std::vector<Case> cases = {
         {"ToUnicode maps digits to letters", lying_pdf, "maps glyph /four to the text \"e\""},
@@ -240,6 +244,7 @@ TEST_CASE("PDF text whose fonts or drawing cannot be trusted is unreadable", "[s
         {"Type 3 font", type3_pdf, "Type 3 font"},
         {"CID font without ToUnicode", cid_pdf, "no ToUnicode map"},
         {"digits drawn as outlines", outline_pdf, "outlines"},
+        {"outlines padded with invisible text", padded_pdf, "outlines"},
     };
     for (const auto& c : cases) {
         INFO(c.name);
