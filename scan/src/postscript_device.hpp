@@ -16,7 +16,9 @@
 //   - builds code the scan cannot see: `token`, `cvn` of anything but a literal string
 //     right before it, or `cvx` within a few tokens after a `filter`.
 // What it cannot see: a program that finds an operator by walking a dictionary with forall
-// and comparing computed properties; such programs are not written by printer drivers.
+// and comparing computed properties, or names it through Level 2 binary tokens (encoded
+// system names, binary object sequences: telling them from binary image data needs the
+// interpreter); printer drivers write neither.
 #pragma once
 
 #include <optional>
