@@ -167,10 +167,10 @@ void PrintFixture::write_cups_files() {
     spit(dir_ / "etc" / "cupsd.conf",
          "Listen " + cups_socket() + "\n"
          "Listen 127.0.0.1:" + std::to_string(cups_port_) + "\n"
-         "LogLevel debug\nWebInterface No\nBrowsing No\nDefaultAuthType None\nJobPrivateValues none\n"
+         "LogLevel debug\nWebInterface No\nBrowsing No\nDefaultAuthType None\n"
          "MaxLogSize 0\n"
          "<Location />\n  Order allow,deny\n  Allow all\n</Location>\n"
-         "<Policy default>\n  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n");
+         "<Policy default>\n  JobPrivateValues none\n  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n");
     std::string d = dir_.string();
     spit(dir_ / "etc" / "cups-files.conf",
          "ServerRoot " + d + "/etc\nRequestRoot " + d + "/spool\nTempDir " + d + "/spool/tmp\n"
