@@ -62,11 +62,18 @@ inline std::size_t next_candidate(const unsigned char* s, std::size_t i, std::si
         // Control characters other than tab, LF, CR, FF.
         const __m128i layout = _mm_or_si128(_mm_or_si128(eq(a, '\t'), eq(a, '\n')), _mm_or_si128(eq(a, '\r'), eq(a, '\f')));
         m = _mm_or_si128(m, _mm_andnot_si128(layout, in_range(a, 0x00, 0x1F)));
-        // Blanks after a digit (or a full-width digit's last byte): reported at the blank.
-        const __m128i digit = _mm_or_si128(in_range(a, '0', '9'), in_range(a, 0x90, 0x99));
-        const __m128i blank = _mm_or_si128(_mm_or_si128(eq(b, ' '), eq(b, '\t')), _mm_or_si128(eq(b, '\r'), eq(b, '\n')));
+        // Blanks after a digit (or a full-width digit's last byte) and before a digit, a
+        // blank, a control or a multi-byte character (full-width digit, invisible
+        // character): reported at the blank. "2024 yen" is not a stop.
+        const auto digitish = [&](__m128i v) { return _mm_or_si128(in_range(v, '0', '9'), in_range(v, 0x90, 0x99)); };
+        const auto blank = [&](__m128i v) {
+            return _mm_or_si128(_mm_or_si128(eq(v, ' '), eq(v, '\t')), _mm_or_si128(eq(v, '\r'), eq(v, '\n')));
+        };
+        const __m128i before = _mm_or_si128(_mm_or_si128(in_range(c, '0', '9'), blank(c)),
+                                            _mm_or_si128(in_range(c, 0xC2, 0xEF), in_range(c, 0x00, 0x1F)));
+        const __m128i sep = _mm_and_si128(_mm_and_si128(digitish(a), blank(b)), before);
         const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(m)) |
-                              (static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(digit, blank))) << 1);
+                              (static_cast<unsigned>(_mm_movemask_epi8(sep)) << 1);
         if (mask) return i + static_cast<std::size_t>(__builtin_ctz(mask));
         i += 16;
     }
@@ -75,15 +82,44 @@ inline std::size_t next_candidate(const unsigned char* s, std::size_t i, std::si
     return i;
 }
 
-// Blanks between digits that still read as one number: at most 4 bytes and one line
-// break ("1234  5678", "1234\r\n5678"). Returns the run's end, or `i` when it is not one.
+// The length of an invisible sequence at s[i] that is dropped (0 if none): control
+// characters other than layout ones, soft hyphen U+00AD, U+034F, U+061C, U+180E,
+// zero-width and direction marks U+200B..200F and U+202A..202E, U+2060..206F (but U+2065),
+// variation selectors U+FE00..FE0F, U+FEFF.
+inline std::size_t dropped_length(const unsigned char* s, std::size_t i, std::size_t n) {
+    const unsigned char b0 = s[i];
+    const unsigned char b1 = i + 1 < n ? s[i + 1] : 0;
+    const unsigned char b2 = i + 2 < n ? s[i + 2] : 0;
+    if (is_control(b0)) return 1;
+    if ((b0 == 0xC2 && b1 == 0xAD) || (b0 == 0xCD && b1 == 0x8F) || (b0 == 0xD8 && b1 == 0x9C)) return 2;
+    if (b0 == 0xE1 && b1 == 0xA0 && b2 == 0x8E) return 3;
+    if (b0 == 0xE2 && ((b1 == 0x80 && ((b2 >= 0x8B && b2 <= 0x8F) || (b2 >= 0xAA && b2 <= 0xAE))) ||
+                       (b1 == 0x81 && b2 >= 0xA0 && b2 <= 0xAF && b2 != 0xA5)))
+        return 3;
+    if (b0 == 0xEF && ((b1 == 0xBB && b2 == 0xBF) || (b1 == 0xB8 && b2 >= 0x80 && b2 <= 0x8F))) return 3;
+    return 0;
+}
+
+// Blanks between digits that still read as one number: at most 4 blank bytes and one line
+// break ("1234  5678", "1234\r\n5678"), invisible characters among them ignored. Returns
+// the run's end, or `i` when it is not one.
 inline std::size_t separator_run(const unsigned char* s, std::size_t i, std::size_t n) {
-    std::size_t j = i;
+    std::size_t j = i, blanks = 0;
     int breaks = 0;
-    while (j < n && j - i < 4 && is_blank(s[j])) breaks += s[j++] == '\n';
-    if (j < n && s[j] >= '0' && s[j] <= '9' && breaks <= 1) return j;
+    while (j < n && j - i < 32) {
+        if (is_blank(s[j]) && blanks < 4) {
+            breaks += s[j++] == '\n';
+            ++blanks;
+        } else if (const std::size_t d = dropped_length(s, j, n)) {
+            j += d;
+        } else {
+            break;
+        }
+    }
+    if (breaks > 1 || j >= n) return i;
+    if (s[j] >= '0' && s[j] <= '9') return j;
     // A full-width digit after the run.
-    if (j + 2 < n && s[j] == 0xEF && s[j + 1] == 0xBC && s[j + 2] >= 0x90 && s[j + 2] <= 0x99 && breaks <= 1) return j;
+    if (j + 2 < n && s[j] == 0xEF && s[j + 1] == 0xBC && s[j + 2] >= 0x90 && s[j + 2] <= 0x99) return j;
     return i;
 }
 
@@ -96,21 +132,24 @@ std::size_t normalize_into(std::string_view in, char* out) {
     // "After a digit" decides whether ー/・, dots and blanks act as separators.
     auto after_digit = [&] { return o > 0 && is_digit(out[o - 1]); };
     while (i < n) {
-        // Copy runs of untouched bytes; most text is such runs.
-        const std::size_t j = next_candidate(s, i, n);
-        if (j > i) {
-            std::memcpy(out + o, s + i, j - i);
-            o += j - i;
-            i = j;
-            if (i >= n) break;
+        // Copy runs of untouched bytes; most text is such runs. A blank right after a
+        // digit that came out of a mapped or dropped sequence is looked at here.
+        if (!(is_blank(s[i]) && after_digit())) {
+            const std::size_t j = next_candidate(s, i, n);
+            if (j > i) {
+                std::memcpy(out + o, s + i, j - i);
+                o += j - i;
+                i = j;
+                if (i >= n) break;
+            }
+        }
+        if (const std::size_t d = dropped_length(s, i, n)) {
+            i += d;
+            continue;
         }
         const unsigned char b0 = s[i];
         const unsigned char b1 = i + 1 < n ? s[i + 1] : 0;
         const unsigned char b2 = i + 2 < n ? s[i + 2] : 0;
-        if (is_control(b0)) {  // drop
-            ++i;
-            continue;
-        }
         if (is_blank(b0)) {
             if (after_digit()) {
                 if (const std::size_t e = separator_run(s, i, n); e > i) {
@@ -125,23 +164,9 @@ std::size_t normalize_into(std::string_view in, char* out) {
                 i += 2;
                 continue;
             }
-            if (b1 == 0xAD) {  // soft hyphen: invisible unless a line breaks there; drop
-                i += 2;
-                continue;
-            }
             if (b1 == 0xB7 && after_digit()) {  // middle dot
                 out[o++] = '.';
                 i += 2;
-                continue;
-            }
-        } else if (b0 == 0xCD || b0 == 0xD8) {
-            if ((b0 == 0xCD && b1 == 0x8F) || (b0 == 0xD8 && b1 == 0x9C)) {  // U+034F, U+061C: drop
-                i += 2;
-                continue;
-            }
-        } else if (b0 == 0xE1) {
-            if (b1 == 0xA0 && b2 == 0x8E) {  // U+180E Mongolian vowel separator: drop
-                i += 3;
                 continue;
             }
         } else if (b0 == 0xEF) {
@@ -163,10 +188,6 @@ std::size_t normalize_into(std::string_view in, char* out) {
             if (b1 == 0xB9 && (b2 == 0xA3 || b2 == 0x98)) {  // U+FE63 small hyphen-minus, U+FE58 small em dash
                 out[o++] = '-';
                 i += 3;
-                continue;
-            }
-            if ((b1 == 0xBB && b2 == 0xBF) || (b1 == 0xB8 && b2 >= 0x80 && b2 <= 0x8F)) {
-                i += 3;  // U+FEFF zero-width no-break space, U+FE00..FE0F variation selectors: drop
                 continue;
             }
         } else if (b0 == 0xE3) {
@@ -207,11 +228,6 @@ std::size_t normalize_into(std::string_view in, char* out) {
                 out[o++] = '.';  // U+2024 one dot leader, U+2027 hyphenation point
                 i += 3;
                 continue;
-            }
-            if ((b1 == 0x80 && ((b2 >= 0x8B && b2 <= 0x8F) || (b2 >= 0xAA && b2 <= 0xAE))) ||
-                (b1 == 0x81 && b2 >= 0xA0 && b2 <= 0xAF && b2 != 0xA5)) {
-                i += 3;  // zero-width space/joiners, direction marks and embeddings, word joiner,
-                continue;  // invisible operators, isolates: drop
             }
         }
         out[o++] = static_cast<char>(b0);

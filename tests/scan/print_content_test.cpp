@@ -384,6 +384,10 @@ TEST_CASE("separators and invisible characters inside numbers are normalised", "
         {"one dot leader", "\u2024"},
         {"narrow no-break space", "\u202F"},
         {"control character", "\x07"},
+        {"soft hyphen and line break", "\xC2\xAD\n"},
+        {"zero-width space and line break", "\u200B\n"},
+        {"line break and zero-width space", "\n\u200B"},
+        {"double space around a zero-width joiner", " \u200D "},
     };
     for (const auto& s : seps) {
         INFO(s.name);
