@@ -59,21 +59,21 @@ inline std::size_t next_candidate(const unsigned char* s, std::size_t i, std::si
         m = _mm_or_si128(m, _mm_and_si128(eq(a, 0xE3), e3));
         // EF B8 .. EF BD: variation selectors, small forms, BOM, full-width forms.
         m = _mm_or_si128(m, _mm_and_si128(eq(a, 0xEF), in_range(b, 0xB8, 0xBD)));
-        // Control characters other than tab, LF, CR, FF.
-        const __m128i layout = _mm_or_si128(_mm_or_si128(eq(a, '\t'), eq(a, '\n')), _mm_or_si128(eq(a, '\r'), eq(a, '\f')));
-        m = _mm_or_si128(m, _mm_andnot_si128(layout, in_range(a, 0x00, 0x1F)));
-        // Blanks after a digit (or a full-width digit's last byte) and before a digit, a
-        // blank, a control or a multi-byte character (full-width digit, invisible
-        // character): reported at the blank. "2024 yen" is not a stop.
-        const auto digitish = [&](__m128i v) { return _mm_or_si128(in_range(v, '0', '9'), in_range(v, 0x90, 0x99)); };
-        const auto blank = [&](__m128i v) {
-            return _mm_or_si128(_mm_or_si128(eq(v, ' '), eq(v, '\t')), _mm_or_si128(eq(v, '\r'), eq(v, '\n')));
+        // Control characters other than tab, LF, CR, FF: below 0x20, outside 9..13 but VT.
+        const __m128i le1f = _mm_cmpeq_epi8(_mm_min_epu8(a, _mm_set1_epi8(0x1F)), a);
+        m = _mm_or_si128(m, _mm_or_si128(_mm_andnot_si128(in_range(a, 9, 13), le1f), eq(a, 0x0B)));
+        // A digit, then a blank or control (any byte <= 0x20), then a digit, another such
+        // byte or a multi-byte character (full-width digit, invisible character): reported
+        // at the blank, so "1,234 yen" is no stop. (A full-width digit is a mapped sequence;
+        // the blank after it is looked at by the caller.)
+        const auto digit = [](__m128i v) {
+            return _mm_cmpeq_epi8(_mm_max_epu8(_mm_sub_epi8(v, _mm_set1_epi8('0')), _mm_set1_epi8(9)), _mm_set1_epi8(9));
         };
-        const __m128i before = _mm_or_si128(_mm_or_si128(in_range(c, '0', '9'), blank(c)),
-                                            _mm_or_si128(in_range(c, 0xC2, 0xEF), in_range(c, 0x00, 0x1F)));
-        const __m128i sep = _mm_and_si128(_mm_and_si128(digitish(a), blank(b)), before);
-        const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(m)) |
-                              (static_cast<unsigned>(_mm_movemask_epi8(sep)) << 1);
+        const auto low = [](__m128i v) { return _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x20)), v); };
+        const unsigned next = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(digit(c), low(c)))) |
+                              static_cast<unsigned>(_mm_movemask_epi8(c));  // high bit: non-ASCII
+        const unsigned sep = static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(digit(a), low(b)))) & next;
+        const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(m)) | (sep << 1);
         if (mask) return i + static_cast<std::size_t>(__builtin_ctz(mask));
         i += 16;
     }
