@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <iterator>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -266,6 +268,90 @@ TEST_CASE("PDF text whose fonts or drawing cannot be trusted is unreadable", "[s
         rules += "500 780 m 510 790 520 790 530 780 c 520 770 510 770 500 780 c f\n";
         const auto table = scan_bytes(one_page_pdf(kHelvetica, rules + text_content({"Invoice INV-2024-000123", "Total 1,234 yen"})));
         CHECK(table.readable);
+    }
+}
+
+namespace {
+
+// A TrueType font with glyphs zero..nine at glyph ids 1..10 (cmap and glyph names), built
+// by data/make_digits_font.py with Debian's python3-fonttools.
+std::string digits_font() {
+    TempFile out("");
+    const std::string cmd = "/usr/bin/python3 " + std::string(CUSTGUARD_SCAN_DATA) + "/make_digits_font.py " + out.path;
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    std::ifstream in(out.path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string to_unicode(const std::string& mappings) {
+    return "/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+           "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def /CMapName /T def /CMapType 2 def\n" +
+           mappings + "\nendcmap CMapName currentdict /CMap defineresource pop end end\n";
+}
+
+// The card drawn with the embedded font. `cid` chooses a Type0 font (Identity-H, codes
+// are glyph ids: digit + 1) or a symbolic TrueType font without /Encoding (codes are the
+// digits' character codes, which the renderer maps through the font's cmap).
+std::string embedded_font_pdf(const std::string& font, const std::string& mappings, bool cid) {
+    PdfBuilder b;
+    const int file = b.add_stream(font, "/Length1 " + std::to_string(font.size()));
+    const int descriptor = b.add("<< /Type /FontDescriptor /FontName /CustguardDigits /Flags 4 /FontBBox [0 0 1000 1000] "
+                                 "/ItalicAngle 0 /Ascent 800 /Descent -200 /CapHeight 700 /StemV 80 /FontFile2 " +
+                                 std::to_string(file) + " 0 R >>");
+    const int cmap = b.add_stream(to_unicode(mappings));
+    std::string shown = "<";
+    char hex[8];
+    for (char d : kCard) {
+        if (cid) std::snprintf(hex, sizeof hex, "%04X", d - '0' + 1);  // glyph ids
+        else std::snprintf(hex, sizeof hex, "%02X", static_cast<unsigned char>(d));  // character codes
+        shown += hex;
+    }
+    shown += "> Tj";
+    std::string dict;
+    if (cid) {
+        const int descendant = b.add("<< /Type /Font /Subtype /CIDFontType2 /BaseFont /CustguardDigits /CIDSystemInfo << "
+                                     "/Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /FontDescriptor " +
+                                     std::to_string(descriptor) + " 0 R /CIDToGIDMap /Identity /DW 600 >>");
+        dict = "<< /Type /Font /Subtype /Type0 /BaseFont /CustguardDigits /Encoding /Identity-H /DescendantFonts [" +
+               std::to_string(descendant) + " 0 R] /ToUnicode " + std::to_string(cmap) + " 0 R >>";
+    } else {
+        dict = "<< /Type /Font /Subtype /TrueType /BaseFont /CustguardDigits /FirstChar 48 /LastChar 57 /Widths [600 600 600 "
+               "600 600 600 600 600 600 600] /FontDescriptor " + std::to_string(descriptor) + " 0 R /ToUnicode " +
+               std::to_string(cmap) + " 0 R >>";
+    }
+    return one_page_pdf(dict, "BT /F1 12 Tf 60 700 Td " + shown + " ET\n" + text_content({"Invoice"}), "", &b);
+}
+
+}  // namespace
+
+TEST_CASE("embedded TrueType fonts are checked against their own character map", "[scan][print-content][pdf]") {
+    const std::string font = digits_font();
+    REQUIRE(font.size() > 100);
+    const std::string honest_cid = "1 begincodespacerange <0000> <FFFF> endcodespacerange\n1 beginbfrange <0001> <000A> <0030> endbfrange";
+    const std::string letters_cid = "1 begincodespacerange <0000> <FFFF> endcodespacerange\n1 beginbfrange <0001> <000A> <0061> endbfrange";
+    // one <-> seven: the text is a permutation of the printed digits (the Luhn check fails).
+    const std::string swapped_cid = "1 begincodespacerange <0000> <FFFF> endcodespacerange\n"
+                                    "1 beginbfrange <0001> <000A> <0030> endbfrange\n"
+                                    "2 beginbfchar <0002> <0037> <0008> <0031> endbfchar";
+    const std::string letters_simple = "1 begincodespacerange <00> <FF> endcodespacerange\n1 beginbfrange <30> <39> <0061> endbfrange";
+
+    SECTION("an honest ToUnicode map is read") {
+        const auto d = scan_bytes(embedded_font_pdf(font, honest_cid, true));
+        INFO(d.reason);
+        REQUIRE(d.readable);
+        CHECK(d.findings.count(Detector::credit_card) == 1);
+    }
+    const std::vector<Case> cases = {
+        {"CID font whose ToUnicode turns digits into letters", embedded_font_pdf(font, letters_cid, true), "draws the digit"},
+        {"CID font whose ToUnicode swaps two digits", embedded_font_pdf(font, swapped_cid, true), "draws the digit"},
+        {"symbolic TrueType font whose ToUnicode turns digits into letters", embedded_font_pdf(font, letters_simple, false),
+         "font CustguardDigits"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.name);
+        const auto d = scan_bytes(c.bytes);
+        CHECK_FALSE(d.readable);
+        CHECK_THAT(d.reason, Catch::Contains(c.reason));
     }
 }
 
