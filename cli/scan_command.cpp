@@ -60,7 +60,7 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
         } else {
             r.doc = std::move(*doc);
             if (!r.doc.readable) {
-                r.error = "'" + file + "': no text to scan: " + r.doc.reason +
+                r.error = "'" + file + "': cannot be judged faithfully: " + r.doc.reason +
                           "; print jobs like it follow [print] unreadable = \"" + options.unreadable_action +
                           "\" — check the document by hand";
             } else {

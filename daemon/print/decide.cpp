@@ -97,10 +97,10 @@ Verdict decide(const policy::PrintPolicy& print, const JobFacts& job, const Requ
         std::string why = refusal(print, job, who, allowed_text);
         if (why.empty()) {
             v.action = policy::Action::allow;
-            v.reason = "no readable text (" + scanned->reason + "); " + allowed_text;
+            v.reason = "unreadable document (" + scanned->reason + "); " + allowed_text;
         } else {
             v.action = unreadable_action(print.unreadable);
-            v.reason = "no readable text (" + scanned->reason + "), [print] unreadable = " +
+            v.reason = "unreadable document (" + scanned->reason + "), [print] unreadable = " +
                        std::string(policy::to_string(v.action)) + "; " + why;
         }
         return v;

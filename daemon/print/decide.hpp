@@ -4,8 +4,10 @@
 //   content below the threshold                      -> allow
 //   customer data, user AND printer allowed          -> allow
 //   customer data otherwise                          -> [print] action
-//   no extractable text, user AND printer allowed    -> allow
-//   no extractable text otherwise                    -> [print] unreadable
+//   unreadable, user AND printer allowed             -> allow
+//   unreadable otherwise                             -> [print] unreadable
+// (unreadable: no text, or text the printer may print differently; see
+// custguard.policy(5) UNREADABLE DOCUMENTS)
 //   the scan itself failed                           -> hold (fail closed)
 //
 // "Allowed" means the user (by uid, or a %group by gid) is in [print] allow_users and the

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 
+#include "printer_language.hpp"
 #include "utf8.hpp"
 
 namespace custguard::scan {
@@ -98,9 +99,16 @@ tl::expected<DocumentScan, std::string> scan_file(Scanner& scanner, const std::s
         std::string_view piece = block;
         if (piece.starts_with("\xEF\xBB\xBF")) piece.remove_prefix(3);
         bool ended_with_ff = false;
+        unsigned char prev = 0;
         while (true) {
             utf8.feed(piece);
             if (utf8.failed()) break;
+            if (auto why = detail::control_problem(piece, d.text_bytes, prev)) {
+                scanner.begin();
+                d.reason = std::move(*why);
+                return d;
+            }
+            if (!piece.empty()) prev = static_cast<unsigned char>(piece.back());
             scanner.feed(piece);
             d.text_bytes += piece.size();
             for (auto pos = piece.find('\f'); pos != std::string_view::npos; pos = piece.find('\f', pos + 1)) ++d.pages;

@@ -19,6 +19,9 @@
 #include <optional>
 #include <vector>
 
+#include "pdf_inspect.hpp"
+#include "postscript_device.hpp"
+#include "printer_language.hpp"
 #include "subprocess.hpp"
 #include "utf8.hpp"
 
@@ -88,6 +91,12 @@ std::uint32_t count_pages(std::string_view text) {
     return pages;
 }
 
+// A scan that stops before the end has not judged the document.
+std::string truncated(const ExtractOptions& options) {
+    return "more text than the scan limit of " + std::to_string(options.max_text_bytes >> 20) +
+           " MiB (max_text_bytes): the rest would print unread";
+}
+
 Extracted unreadable(DocType type, std::string reason) {
     Extracted e;
     e.doc_type = type;
@@ -128,7 +137,8 @@ Extracted extract_text(std::string_view bytes, const ExtractOptions& options, st
         e.encoding = "cp932";
     }
     if (!text) return unreadable(DocType::text, "text in an unknown character encoding");
-    if (text->size() > options.max_text_bytes) text->resize(options.max_text_bytes);
+    if (auto why = detail::control_problem(*text)) return unreadable(DocType::text, std::move(*why));
+    if (text->size() > options.max_text_bytes) return unreadable(DocType::text, truncated(options));
     e.pages = count_pages(*text);
     e.text = std::move(*text);
     e.readable = true;
@@ -144,6 +154,7 @@ void silence_poppler() {
 Extracted extract_pdf(std::string_view bytes, const ExtractOptions& options) {
     silence_poppler();
     if (bytes.size() > static_cast<std::size_t>(INT_MAX)) return unreadable(DocType::pdf, "PDF larger than 2 GiB");
+    if (auto why = detail::framing_problem(bytes, DocType::pdf)) return unreadable(DocType::pdf, std::move(*why));
     std::unique_ptr<poppler::document> doc(
         poppler::document::load_from_raw_data(bytes.data(), static_cast<int>(bytes.size())));
     if (!doc) return unreadable(DocType::pdf, "damaged PDF (cannot be parsed)");
@@ -152,16 +163,28 @@ Extracted extract_pdf(std::string_view bytes, const ExtractOptions& options) {
     e.doc_type = DocType::pdf;
     const int pages = std::max(doc->pages(), 0);
     e.pages = static_cast<std::uint32_t>(pages);
+    // Fonts and outlines: what the printer draws beside the text layer.
+    auto inspection = detail::inspect_pdf(bytes, options.timeout);
+    if (inspection.problem) {
+        auto u = unreadable(DocType::pdf, std::move(*inspection.problem));
+        u.pages = e.pages;
+        return u;
+    }
     for (int i = 0; i < pages; ++i) {
         std::unique_ptr<poppler::page> page(doc->create_page(i));
         if (!page) {
-            ++e.pages_without_text;
-            continue;
+            auto u = unreadable(DocType::pdf, "page " + std::to_string(i + 1) + " could not be read (skipped pages are not judged)");
+            u.pages = e.pages;
+            return u;
         }
         const auto utf8 = page->text(poppler::rectf(), poppler::page::physical_layout).to_utf8();
         const std::string_view text(utf8.data(), utf8.size());
         if (!has_visible_text(text)) ++e.pages_without_text;
-        if (e.text.size() + text.size() + 2 > options.max_text_bytes) break;
+        if (e.text.size() + text.size() + 2 > options.max_text_bytes) {
+            auto u = unreadable(DocType::pdf, truncated(options));
+            u.pages = e.pages;
+            return u;
+        }
         e.text.append(text);
         e.text += "\n\f";  // page break: no detector match crosses it
     }
@@ -195,9 +218,12 @@ std::uint32_t postscript_pages(std::string_view ps) {
 }
 
 tl::expected<Extracted, std::string> extract_postscript(std::string_view bytes, const ExtractOptions& options) {
-    // Skip PJL or other job headers in front of the PostScript.
+    if (auto why = detail::framing_problem(bytes, DocType::postscript))
+        return unreadable(DocType::postscript, std::move(*why));
+    // Skip the PJL job header in front of the PostScript (framing_problem checked it).
     const auto start = bytes.substr(0, 64 * 1024).find("%!");
     if (start != std::string_view::npos) bytes.remove_prefix(start);
+    if (auto why = detail::device_dependence(bytes)) return unreadable(DocType::postscript, std::move(*why));
     if (options.ghostscript.empty()) return unreadable(DocType::postscript, "PostScript extraction is disabled");
     const auto gs = detail::find_program(options.ghostscript);
     if (gs.empty()) {
@@ -224,6 +250,7 @@ tl::expected<Extracted, std::string> extract_postscript(std::string_view bytes, 
         return unreadable(DocType::postscript, "Ghostscript did not finish within " +
                                                    std::to_string(options.timeout.count()) + " ms");
     }
+    if (run->output_truncated) return unreadable(DocType::postscript, truncated(options));
     Extracted e;
     e.doc_type = DocType::postscript;
     e.pages = postscript_pages(bytes);
@@ -235,7 +262,7 @@ tl::expected<Extracted, std::string> extract_postscript(std::string_view bytes, 
                                                std::to_string(run->exit_status) + ")";
         return e;
     }
-    // Text from a job that later failed or was cut at the size cap is still scanned.
+    // Text from a job that later failed is still scanned.
     e.readable = true;
     return e;
 }
@@ -256,7 +283,8 @@ std::string_view to_string(DocType t) {
 DocType sniff(std::string_view bytes, std::string_view mime) {
     const auto head = bytes.substr(0, 1024);
     if (head.find("%PDF-") != std::string_view::npos) return DocType::pdf;
-    if (starts_with(bytes, "%!") || starts_with(bytes, "\xC5\xD0\xD3\xC6") ||
+    // A Ctrl-D in front resets a PostScript printer (Windows drivers send one).
+    if (starts_with(bytes, "%!") || starts_with(bytes, "\x04%!") || starts_with(bytes, "\xC5\xD0\xD3\xC6") ||
         (starts_with(bytes, "\x1B%-12345X") && bytes.substr(0, 64 * 1024).find("%!PS") != std::string_view::npos))
         return DocType::postscript;
     static constexpr std::string_view kImageMagic[] = {
@@ -289,7 +317,7 @@ tl::expected<Extracted, std::string> extract_impl(std::string_view bytes, std::s
     case DocType::image: return unreadable(DocType::image, "image or raster document (no text to scan)");
     case DocType::unknown: break;
     }
-    return unreadable(DocType::unknown, "unknown document format");
+    return unreadable(DocType::unknown, detail::unknown_format_reason(bytes));
 }
 
 }  // namespace

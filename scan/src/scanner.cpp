@@ -23,8 +23,9 @@ enum : unsigned {
     kKeywordBase = 100,
 };
 
-// Separators inside numbers after normalisation. Must match the class in kDigitsPattern.
-inline bool is_sep(char c) { return c == '-' || c == ' ' || c == '(' || c == ')'; }
+// Separators inside numbers after normalisation (which turns blank runs between digits into
+// one space). Must match the class in kDigitsPattern.
+inline bool is_sep(char c) { return c == '-' || c == ' ' || c == '.' || c == '(' || c == ')'; }
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 inline bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 inline bool is_alnum(char c) { return is_digit(c) || is_alpha(c); }
@@ -33,7 +34,7 @@ inline bool is_email_local(char c) {
 }
 inline bool is_email_domain(char c) { return is_alnum(c) || c == '.' || c == '-'; }
 
-constexpr const char* kDigitsPattern = "[0-9](?:[ ()\\-]?[0-9]){9,}";
+constexpr const char* kDigitsPattern = "[0-9](?:[ ().\\-]?[0-9]){9,}";
 constexpr const char* kEmailPattern = "[A-Za-z0-9._%+\\-]@[A-Za-z0-9\\-]+\\.[A-Za-z]";
 
 // All 47 prefectures: a postal code followed by one of them is an address.
@@ -360,7 +361,7 @@ std::size_t try_card(const Token& t, std::size_t i) {
     // Grouped forms, longest first: 4-4-4-4[-1..4], 4-4-4-1..4, Amex 4-6-5, Diners 4-6-4.
     for (std::size_t k = std::min<std::size_t>(5, n - i); k >= 3; --k) {
         const std::size_t j = i + k;
-        if (!t.uniform_sep(i, j, "- ") || !t.boundary_ok(i, j)) continue;
+        if (!t.uniform_sep(i, j, "- .") || !t.boundary_ok(i, j)) continue;
         bool fours = true;
         for (std::size_t g = i; g + 1 < j; ++g) fours &= t.len(g) == 4;
         fours &= t.len(j - 1) >= 1 && t.len(j - 1) <= 4;
@@ -381,14 +382,14 @@ std::size_t try_my_number(const Token& t, std::size_t i) {
     if (i == 0 && t.plus()) return 0;
     if (t.len(i) == 12 && t.boundary_ok(i, i + 1) && my_number_valid(t.digits(i, i + 1))) return 1;
     if (i + 3 <= t.size() && t.len(i) == 4 && t.len(i + 1) == 4 && t.len(i + 2) == 4 &&
-        t.uniform_sep(i, i + 3, "- ") && t.boundary_ok(i, i + 3) && !t.neighbor_group(i, i + 3, 4) &&
+        t.uniform_sep(i, i + 3, "- .") && t.boundary_ok(i, i + 3) && !t.neighbor_group(i, i + 3, 4) &&
         my_number_valid(t.digits(i, i + 3)))
         return 3;
     return 0;
 }
 
-// Phone separators: hyphens and parentheses may mix (03(1234)5678, (03)1234-5678);
-// spaces only with spaces.
+// Phone separators: hyphens, dots and parentheses may mix (03(1234)5678, (03)1234-5678,
+// 03.1234.5678); spaces only with spaces.
 bool phone_seps(const Token& t, std::size_t i, std::size_t j) {
     if (j - i < 2) return true;
     if (t.uniform_sep(i, j, " ")) return true;
@@ -556,15 +557,34 @@ int on_match(unsigned id, unsigned long long /*from*/, unsigned long long to, un
     return 0;
 }
 
-// Where to end a chunk starting at `begin`: after a newline (no detector spans one), else
-// after a space, else at a UTF-8 character boundary.
+// A cut after text[p] could split a number that normalisation joins across blanks: a
+// digit (or full-width digit's last byte) within the 4 bytes before, and a digit or blank
+// right after. Looks at most one byte past p, so feed() and scan() cut alike.
+bool inside_number(std::string_view text, std::size_t begin, std::size_t p) {
+    const auto at = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+    const auto digitish = [](unsigned char c) { return (c >= '0' && c <= '9') || (c >= 0x90 && c <= 0x99); };
+    if (p + 1 >= text.size()) return false;
+    const unsigned char next = at(p + 1);
+    if (!digitish(next) && next != ' ' && next != '\t' && next != '\r' && next != '\n' && next != 0xEF) return false;
+    for (std::size_t k = p; k + 4 >= p + 1 && k > begin; --k)
+        if (digitish(at(k - 1))) return true;
+    return false;
+}
+
+// Where to end a chunk starting at `begin`: after a newline that does not break a number
+// (no detector spans other line breaks), else after such a space, else at a UTF-8
+// character boundary.
 std::size_t chunk_end(std::string_view text, std::size_t begin) {
     if (text.size() - begin <= kChunk) return text.size();
     const std::size_t limit = begin + kChunk;
-    const void* nl = memrchr(text.data() + begin, '\n', kChunk);
-    if (nl) return static_cast<const char*>(nl) - text.data() + 1;
-    const void* sp = memrchr(text.data() + begin, ' ', kChunk);
-    if (sp) return static_cast<const char*>(sp) - text.data() + 1;
+    for (char c : {'\n', ' '}) {
+        std::size_t len = kChunk;
+        while (const void* hit = memrchr(text.data() + begin, c, len)) {
+            const std::size_t p = static_cast<std::size_t>(static_cast<const char*>(hit) - text.data());
+            if (!inside_number(text, begin, p)) return p + 1;
+            len = p - begin;
+        }
+    }
     std::size_t e = limit;
     while (e > begin + 1 && (static_cast<unsigned char>(text[e]) & 0xC0) == 0x80) --e;
     return e;

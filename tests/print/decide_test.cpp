@@ -124,10 +124,10 @@ TEST_CASE("a job of several documents: the threshold counts the whole job, the s
         {"customer data only in the second", {doc(0), doc(3)}, Action::hold, "credit_card=3", 3},
         {"each below, together above the threshold", {doc(1), doc(1), doc(1)}, Action::hold, "credit_card=3", 3},
         {"an unreadable document follows [print] unreadable", {doc(0), unreadable}, Action::deny,
-         "document 2 of 2: no readable text", 0},
+         "document 2 of 2: unreadable document", 0},
         {"a document that cannot be scanned holds the job", {doc(0), tl::unexpected(std::string("broken"))},
          Action::hold, "document 2 of 2: the document could not be checked (broken)", 0},
-        {"deny outranks hold", {doc(3), unreadable}, Action::deny, "no readable text", 3},
+        {"deny outranks hold", {doc(3), unreadable}, Action::deny, "unreadable document", 3},
     };
     for (const auto& r : rows) {
         INFO(r.name);

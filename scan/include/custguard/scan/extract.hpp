@@ -6,9 +6,13 @@
 // memory limit keeps a hostile or broken job from hanging or crashing the caller).
 //
 // Documents without extractable text (images, scans, raster formats, encrypted PDFs,
-// unknown binaries) are not errors: they come back with readable = false and a reason,
-// so the policy's [print] unreadable setting applies. Errors are for the caller's
-// environment: a file that cannot be read, Ghostscript that cannot be started.
+// unknown binaries), and documents whose text the printer may print differently from what
+// we read (two languages or data around the header, printer languages and control codes,
+// device-dependent PostScript, untrusted PDF fonts, outlines, a scan cut at
+// max_text_bytes; see custguard.policy(5), UNREADABLE DOCUMENTS) are not errors: they come
+// back with readable = false and a reason, so the policy's [print] unreadable setting
+// applies. Errors are for the caller's environment: a file that cannot be read,
+// Ghostscript that cannot be started.
 #pragma once
 
 #include <chrono>

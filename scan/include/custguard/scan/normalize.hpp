@@ -1,8 +1,12 @@
 // A small NFKC-like mapping for what the detectors look at: full-width ASCII (digits,
 // letters, ＠, －, （）), Unicode dashes, ideographic and other spaces become ASCII; ー and ・
-// become '-' only right after a digit (elsewhere they are part of Japanese words, e.g.
-// マイナンバー); zero-width characters are dropped so they cannot split a number.
-// Everything else, including invalid UTF-8, passes through unchanged.
+// become '-', and the middle dot, one-dot leader and hyphenation point '.', only right after
+// a digit (elsewhere they are part of Japanese words, e.g. マイナンバー). Invisible
+// characters are dropped so they cannot split a number: soft hyphen, zero-width and
+// direction marks, variation selectors, and control characters other than tab, LF, CR and
+// FF. Blanks between two digits (at most 4 bytes with at most one line break: double
+// spaces, a number broken over two lines) become one space. Everything else, including
+// invalid UTF-8, passes through unchanged.
 #pragma once
 
 #include <cstddef>
