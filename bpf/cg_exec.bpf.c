@@ -250,3 +250,39 @@ int BPF_PROG(cg_exit, struct task_struct *p)
 	cg_note(CG_EXEC_EXIT, tgid, 0);
 	return 0;
 }
+
+/*
+ * A tracer, or anyone else with ptrace access to the process (/proc/PID/mem,
+ * process_vm_writev), can change its code: allow_programs no longer vouches for it until
+ * its next exec. BPF LSM hooks: loaded only where the kernel runs BPF LSM (user space
+ * turns them off elsewhere; there the enforcer sees a tracer attached at the decision).
+ */
+#define CG_PTRACE_MODE_ATTACH 0x02
+
+static __always_inline void cg_mark_traced(__u32 tgid)
+{
+	struct cg_exec_task *t = bpf_map_lookup_elem(&cg_exec_tasks, &tgid);
+	struct cg_exec_task fresh = { .flags = CG_TASK_TRACED };
+
+	if (t) {
+		__sync_fetch_and_or(&t->flags, CG_TASK_TRACED);
+		return;
+	}
+	bpf_map_update_elem(&cg_exec_tasks, &tgid, &fresh, BPF_NOEXIST);
+}
+
+SEC("lsm/ptrace_access_check")
+int BPF_PROG(cg_ptrace_access, struct task_struct *child, unsigned int mode, int ret)
+{
+	if (!ret && (mode & CG_PTRACE_MODE_ATTACH))
+		cg_mark_traced(BPF_CORE_READ(child, tgid));
+	return ret;
+}
+
+SEC("lsm/ptrace_traceme")
+int BPF_PROG(cg_ptrace_traceme, struct task_struct *parent, int ret)
+{
+	if (!ret)
+		cg_mark_traced(bpf_get_current_pid_tgid() >> 32);
+	return ret;
+}

@@ -361,6 +361,9 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
     impl->skel.reset(cg_lsm__open());
     if (!impl->skel)
         return Error("bpf-lsm: opening the BPF object: " + errno_text(errno));
+    // The exec tracker's flags (allow_programs): its pinned map, or a new one it adopts.
+    ::mkdir(options_.exec_tasks_pin.parent_path().c_str(), 0700);
+    bpf_map__set_pin_path(impl->skel->maps.cg_exec_tasks, options_.exec_tasks_pin.c_str());
 
     // Adopt the pinned maps of a previous daemon when they have our layout.
     std::array<UniqueFd, k_map_pins.size()> pinned;

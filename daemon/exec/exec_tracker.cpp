@@ -37,8 +37,8 @@ using Error = tl::unexpected<std::string>;
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
 constexpr const char* k_map_pin = "cg_exec_tasks";
-constexpr std::array<const char*, 3> k_link_pins = {"cg_exec_link_exec", "cg_exec_link_fork",
-                                                    "cg_exec_link_exit"};
+constexpr std::array<const char*, 5> k_link_pins = {"cg_exec_link_exec", "cg_exec_link_fork", "cg_exec_link_exit",
+                                                    "cg_exec_link_ptrace", "cg_exec_link_traceme"};
 constexpr std::size_t k_max_history = 16;  // identities kept per pid (exec chains, reuse)
 
 struct SkelDeleter {
@@ -65,6 +65,16 @@ std::string read_link(const std::string& path) {
 }
 
 std::string c_string(const char* s, std::size_t max) { return std::string(s, ::strnlen(s, max)); }
+
+// Whether the kernel runs BPF LSM programs ("bpf" in the active LSM list).
+bool bpf_lsm_active() {
+    char buf[512];
+    UniqueFd fd(::open("/sys/kernel/security/lsm", O_RDONLY | O_CLOEXEC));
+    ssize_t n = fd ? ::read(fd.get(), buf, sizeof buf - 1) : -1;
+    if (n <= 0) return false;
+    std::string list = "," + std::string(buf, static_cast<std::size_t>(n)) + ",";
+    return list.find(",bpf,") != std::string::npos;
+}
 
 // As bpf_lsm's: pin under a temporary name, then rename over the old pin, so a pinned
 // link never detaches in between.
@@ -275,9 +285,13 @@ tl::expected<std::shared_ptr<ExecTracker>, std::string> ExecTracker::start(Optio
             return Error(options.pin_dir.string() + " is not on a bpf filesystem");
     }
     const std::string map_pin = pinned ? (options.pin_dir / k_map_pin).string() : std::string();
+    const bool lsm = bpf_lsm_active();
     for (int attempt = 0; attempt < 2; ++attempt) {
         impl->skel.reset(cg_exec__open());
         if (!impl->skel) return Error("opening the BPF object: " + errno_text(errno));
+        // Without BPF LSM, tracers are seen only while attached (the enforcer asks then).
+        bpf_program__set_autoload(impl->skel->progs.cg_ptrace_access, lsm);
+        bpf_program__set_autoload(impl->skel->progs.cg_ptrace_traceme, lsm);
         // Reuses the pinned map (the flags of processes started while no daemon ran, and
         // the one the BPF-LSM program reads), or creates and pins it.
         if (pinned) bpf_map__set_pin_path(impl->skel->maps.cg_exec_tasks, map_pin.c_str());
@@ -289,8 +303,10 @@ tl::expected<std::shared_ptr<ExecTracker>, std::string> ExecTracker::start(Optio
             return Error("loading the BPF programs: " + errno_text(err) +
                          " (needs raw tracepoints, BTF and bpf_loop: Linux 5.17 or later)");
     }
-    bpf_program* progs[] = {impl->skel->progs.cg_exec, impl->skel->progs.cg_fork, impl->skel->progs.cg_exit};
-    for (std::size_t i = 0; i < k_link_pins.size(); ++i) {
+    bpf_program* progs[] = {impl->skel->progs.cg_exec, impl->skel->progs.cg_fork, impl->skel->progs.cg_exit,
+                            impl->skel->progs.cg_ptrace_access, impl->skel->progs.cg_ptrace_traceme};
+    const std::size_t nprogs = lsm ? k_link_pins.size() : 3;
+    for (std::size_t i = 0; i < nprogs; ++i) {
         impl->links[i].reset(bpf_program__attach(progs[i]));
         if (!impl->links[i]) {
             int err = errno;
@@ -299,7 +315,7 @@ tl::expected<std::shared_ptr<ExecTracker>, std::string> ExecTracker::start(Optio
         }
     }
     if (pinned)
-        for (std::size_t i = 0; i < k_link_pins.size(); ++i)
+        for (std::size_t i = 0; i < nprogs; ++i)
             if (auto r = pin_replace(options.pin_dir, k_link_pins[i], bpf_link__fd(impl->links[i].get())); !r)
                 return Error(r.error());
     impl->ring.reset(ring_buffer__new(bpf_map__fd(impl->skel->maps.cg_exec_events), &Impl::on_record, impl.get(), nullptr));

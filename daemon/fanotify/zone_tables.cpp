@@ -127,9 +127,14 @@ Verdict ZoneTables::decide(std::uint32_t zone_id, const Subject& s) const {
         allowed = false;
         v.rule = CG_RULE_NOT_ALLOWED;
     }
-    if (allowed && (flags & CG_ZONE_PROGRAMS) && !programs_.contains({zone_id, s.exe})) {
-        allowed = false;
-        v.rule = CG_RULE_PROGRAM;
+    if (allowed && (flags & CG_ZONE_PROGRAMS)) {
+        if (!programs_.contains({zone_id, s.exe})) {
+            allowed = false;
+            v.rule = CG_RULE_PROGRAM;
+        } else if (s.untrusted) {
+            allowed = false;
+            v.rule = s.untrusted;
+        }
     }
     if (allowed) {
         v.decision = CG_DECISION_ALLOW;

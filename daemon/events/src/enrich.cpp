@@ -85,6 +85,8 @@ std::string_view rule_name(std::uint32_t rule) {
     case CG_RULE_NOT_ALLOWED: return "not_allowed";
     case CG_RULE_PROGRAM: return "program_not_allowed";
     case CG_RULE_REVOKED: return "revoked";
+    case CG_RULE_PROGRAM_TAMPERED: return "program_tampered";
+    case CG_RULE_PROGRAM_TRACED: return "program_traced";
     }
     return "unknown";
 }
