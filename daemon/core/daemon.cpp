@@ -167,12 +167,22 @@ tl::expected<void, std::string> Daemon::start() {
     // Before any enforcer decides: records then name the program that was current at the
     // decision, and allow_programs sees loader injection. Pinned beside the BPF-LSM
     // objects, which read its map; never removed with them.
-    if (auto t = exec::ExecTracker::start({.pin_dir = exec_pin_dir(options_.bpf_pin_dir)}); t) {
-        exec_tracker_ = std::move(*t);
+    auto tracker = exec::ExecTracker::start({.pin_dir = exec_pin_dir(options_.bpf_pin_dir)});
+    if (!tracker) {
+        // No bpf filesystem to pin to: run it unpinned (it then lives with this daemon).
+        exec_unpinned_reason_ = tracker.error();
+        tracker = exec::ExecTracker::start({.pin_dir = {}});
+    }
+    if (tracker) {
+        exec_tracker_ = std::move(*tracker);
         pc.enrich.identities = exec_tracker_;
+        if (!exec_unpinned_reason_.empty())
+            spdlog::warn("exec tracker not pinned ({}): what it knows starts again with every daemon",
+                         exec_unpinned_reason_);
     } else {
-        exec_off_reason_ = t.error();
-        spdlog::warn("exec tracker off: {}; records read the program from /proc after the decision", t.error());
+        exec_off_reason_ = tracker.error();
+        spdlog::warn("exec tracker off: {}; records read the program from /proc after the decision",
+                     tracker.error());
     }
     auto pipeline = events::Pipeline::create(std::move(pc));
     if (!pipeline) return tl::unexpected("event pipeline: " + pipeline.error());
@@ -551,6 +561,10 @@ Status Daemon::status() const {
     s.reload_failures = reload_failures_;
     for (const auto& z : policy_.zones) s.zones.push_back(z.name);
     s.warnings = warnings_;
+    if (exec_tracker_ && !exec_unpinned_reason_.empty())
+        s.warnings.push_back("exec tracker not pinned (" + exec_unpinned_reason_ +
+                             "): loader injection and tracing are known only for programs started since "
+                             "this daemon; mount a bpf filesystem on /sys/fs/bpf");
     if (!exec_off_reason_.empty())
         s.warnings.push_back("exec tracker off (" + exec_off_reason_ +
                              "): records read program, command line and parent from /proc after the decision; "

@@ -148,6 +148,7 @@ private:
     // exec_off_reason_ says why, in status).
     std::shared_ptr<exec::ExecTracker> exec_tracker_;
     std::string exec_off_reason_;
+    std::string exec_unpinned_reason_;  // running, but without pins (no bpffs)
     std::unique_ptr<audit::AuditObserver> audit_;  // null with --no-audit or without kernel audit
     std::vector<std::string> audit_warnings_;
     std::string audit_off_reason_;
