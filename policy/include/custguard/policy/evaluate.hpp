@@ -31,10 +31,10 @@ struct AccessRequest {
     std::uint32_t uid = 0;   // fsuid
     std::span<const std::uint32_t> gids;  // primary and supplementary groups
     std::string_view exe;    // executable path ("" when unknown)
+    std::uint64_t now = 0;   // seconds since the epoch, for grants and denies
     // The program may run code it does not name (Rule::program_tampered or
     // Rule::program_traced; the enforcers find out, see allow_programs), else outside_zones.
     Rule untrusted_program = Rule::outside_zones;
-    std::uint64_t now = 0;   // seconds since the epoch, for grants and denies
 };
 
 struct Decision {
