@@ -193,6 +193,7 @@ int BPF_PROG(cg_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (len > sizeof(ev->args))
 		len = sizeof(ev->args);
 	ev->args_len = len;
+	/* The mask restates len <= sizeof(ev->args) for the verifier (a full buffer is 0). */
 	if (len && bpf_probe_read_user(ev->args, len & (sizeof(ev->args) - 1) ?: sizeof(ev->args),
 				       (const void *)args))
 		ev->args_len = 0;
