@@ -1,5 +1,6 @@
 #include "daemon/exec/exec_tracker.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <poll.h>
@@ -26,6 +27,7 @@
 
 #include "cg_exec.skel.h"
 #include "custguard_abi.h"
+#include "daemon/exec/loader_env.hpp"
 #include "daemon/fanotify/unique_fd.hpp"
 
 namespace custguard::daemon::exec {
@@ -89,6 +91,28 @@ tl::expected<void, std::string> pin_replace(const std::filesystem::path& dir, co
         return Error("renaming the pin " + final_path.string() + ": " + errno_text(err));
     }
     return {};
+}
+
+// Flags for the processes that started before the programs were attached (services
+// started before custguardd): from /proc, their best witness. Entries the tracker made
+// meanwhile are kept (BPF_NOEXIST); untainted processes need none.
+void seed_running(int map_fd) {
+    std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), ::closedir);
+    if (!proc) return;
+    while (dirent* e = ::readdir(proc.get())) {
+        std::uint32_t tgid = 0;
+        const char* p = e->d_name;
+        for (; *p >= '0' && *p <= '9'; ++p) tgid = tgid * 10 + static_cast<std::uint32_t>(*p - '0');
+        if (*p != '\0' || tgid == 0) continue;
+        cg_exec_task t{};
+        if (bpf_map_lookup_elem(map_fd, &tgid, &t) == 0) continue;
+        t.flags = proc_loader_flags(tgid);
+        if (t.flags & CG_TASK_ENV_UNREAD) {
+            // Gone meanwhile, or a kernel thread (no environment): nothing to mark.
+            if (::access(("/proc/" + std::to_string(tgid) + "/exe").c_str(), F_OK) != 0) continue;
+        }
+        if (t.flags) bpf_map_update_elem(map_fd, &tgid, &t, BPF_NOEXIST);
+    }
 }
 
 }  // namespace
@@ -318,6 +342,7 @@ tl::expected<std::shared_ptr<ExecTracker>, std::string> ExecTracker::start(Optio
         for (std::size_t i = 0; i < nprogs; ++i)
             if (auto r = pin_replace(options.pin_dir, k_link_pins[i], bpf_link__fd(impl->links[i].get())); !r)
                 return Error(r.error());
+    seed_running(bpf_map__fd(impl->skel->maps.cg_exec_tasks));
     impl->ring.reset(ring_buffer__new(bpf_map__fd(impl->skel->maps.cg_exec_events), &Impl::on_record, impl.get(), nullptr));
     if (!impl->ring) return Error("opening the ring buffer: " + errno_text(errno));
     impl->stop_efd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <sys/auxv.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -18,6 +17,7 @@
 #include <memory>
 #include <string_view>
 
+#include "daemon/exec/loader_env.hpp"
 #include "daemon/fanotify/unique_fd.hpp"
 
 namespace custguard::daemon::fan {
@@ -284,41 +284,14 @@ std::uint32_t TaskReader::open_flags(pid_t tid) {
     return flags_from_syscall(tid, buf, static_cast<std::size_t>(n));
 }
 
-namespace {
-
-// Whether the process runs with AT_SECURE (set-id, file capabilities), from its auxv.
-bool at_secure(std::uint32_t tgid) {
-    char path[48];
-    std::snprintf(path, sizeof path, "/proc/%u/auxv", tgid);
-    UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
-    unsigned long aux[2 * 64];
-    ssize_t n = fd ? ::read(fd.get(), aux, sizeof aux) : -1;
-    for (ssize_t i = 0; n > 0 && (i + 2) * static_cast<ssize_t>(sizeof(unsigned long)) <= n; i += 2)
-        if (aux[i] == AT_SECURE) return aux[i + 1] != 0;
-    return false;
-}
-
-}  // namespace
-
 std::uint32_t TaskReader::program_trust(pid_t tid, std::uint32_t tgid) {
     // Loader injection, as the program started: the exec tracker read the environment
     // from the new stack. Processes from before the tracker (or without one): environ.
     std::optional<std::uint32_t> flags = exec_flags_ ? exec_flags_(tgid) : std::nullopt;
     if (flags) {
         if (*flags & CG_TASK_TAMPERED) return CG_RULE_PROGRAM_TAMPERED;
-    } else if (!at_secure(tgid)) {  // the loader ignores the variables under AT_SECURE
-        char path[48];
-        std::snprintf(path, sizeof path, "/proc/%u/environ", tgid);
-        UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
-        if (!fd) return CG_RULE_PROGRAM_TAMPERED;  // cannot vouch for what it cannot see
-        // Environments are bounded by the kernel's argument limits; read them whole.
-        std::string env;
-        char buf[16384];
-        for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) > 0;) {
-            env.append(buf, static_cast<std::size_t>(n));
-            if (env.size() > (8u << 20)) return CG_RULE_PROGRAM_TAMPERED;
-        }
-        if (has_loader_variable(env)) return CG_RULE_PROGRAM_TAMPERED;
+    } else if (exec::proc_loader_flags(tgid) & CG_TASK_TAMPERED) {
+        return CG_RULE_PROGRAM_TAMPERED;
     }
     // A tracer on any thread shares the address space: every thread is checked (the
     // opener waits, so its own status is exact; other threads are read now).
@@ -339,20 +312,6 @@ std::uint32_t TaskReader::program_trust(pid_t tid, std::uint32_t tgid) {
         saw_opener = saw_opener || std::string_view(e->d_name) == std::to_string(tid);
     }
     return saw_opener ? 0 : CG_RULE_PROGRAM_TRACED;
-}
-
-bool has_loader_variable(std::string_view env) {
-    static constexpr std::array<std::string_view, 5> names = {"LD_PRELOAD=", "LD_AUDIT=", "LD_LIBRARY_PATH=",
-                                                              "LD_ORIGIN_PATH=", "GCONV_PATH="};
-    while (!env.empty()) {
-        std::size_t end = env.find('\0');
-        std::string_view var = env.substr(0, end);
-        for (auto n : names)
-            if (var.size() > n.size() && var.starts_with(n)) return true;
-        if (end == std::string_view::npos) break;
-        env.remove_prefix(end + 1);
-    }
-    return false;
 }
 
 std::uint32_t tracer_pid(std::string_view status) {

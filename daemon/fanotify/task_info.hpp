@@ -86,12 +86,6 @@ tl::expected<void, std::string> read_task(pid_t tid, TaskInfo& out);
 // O_LARGEFILE.
 std::uint32_t read_open_flags(pid_t tid);
 
-// Whether an environment block (NUL-separated "NAME=value" strings) sets a variable that
-// makes the dynamic loader run code the program does not name, with a non-empty value:
-// LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH, LD_ORIGIN_PATH, GCONV_PATH (the list of
-// bpf/cg_exec.bpf.c; see custguard.policy(5)).
-bool has_loader_variable(std::string_view environ_block);
-
 // The TracerPid of a /proc/<tid>/status text; 0 when none.
 std::uint32_t tracer_pid(std::string_view status);
 

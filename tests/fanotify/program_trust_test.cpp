@@ -7,6 +7,7 @@
 #include <sys/ptrace.h>
 
 #include "daemon/exec/exec_tracker.hpp"
+#include "daemon/exec/loader_env.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 #include "daemon/fanotify/task_info.hpp"
 #include "sandbox.hpp"
@@ -134,7 +135,7 @@ TEST_CASE("allow_programs refuses an allowed program with loader injection or a 
 }
 
 TEST_CASE("loader variables in an environment block", "[fanotify][programs][unit]") {
-    using daemon::fan::has_loader_variable;
+    using daemon::exec::has_loader_variable;
     using namespace std::string_view_literals;
     CHECK(has_loader_variable("A=1\0LD_PRELOAD=/x.so\0"sv));
     CHECK(has_loader_variable("LD_AUDIT=a"sv));

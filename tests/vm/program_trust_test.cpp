@@ -165,3 +165,34 @@ TEST_CASE("programs: an allowed program with loader injection or a tracer is ref
         }));
     }
 }
+
+TEST_CASE("programs: a program started with LD_PRELOAD before the tracker is refused too", "[vm][programs]")
+{
+    const auto dir = fresh_dir("trust-early");
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "x\n");
+    const std::string file = dir + "/zone/f";
+    const std::string sh = std::filesystem::canonical("/bin/sh");
+    // Started (and waiting) before any tracker runs: the tracker reads its flags from /proc.
+    Child early = spawn_as_alice({sh, "-c", "read x; exec 3< " + file}, {"LD_PRELOAD=libm.so.6"}, false);
+    Child clean = spawn_as_alice({sh, "-c", "read x; exec 3< " + file}, {"PATH=/usr/bin"}, false);
+    for (const Child* c : {&early, &clean}) {
+        const auto exe = "/proc/" + std::to_string(c->pid) + "/exe";
+        for (int i = 0; i < 500; ++i) {
+            std::error_code ec;
+            if (std::filesystem::read_symlink(exe, ec) == sh)
+                break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+    }
+    Tracked t(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}, {}, {sh}}}));
+    CHECK(finish(early) != 0);
+    CHECK(finish(clean) == 0);
+    CHECK(t.events.wait_for([&](const AccessEvent& ev) {
+        return ev.raw.tgid == static_cast<std::uint32_t>(early.pid) && ev.raw.rule == CG_RULE_PROGRAM_TAMPERED &&
+               ev.raw.decision == CG_DECISION_DENY;
+    }));
+    CHECK(t.events.wait_for([&](const AccessEvent& ev) {
+        return ev.raw.tgid == static_cast<std::uint32_t>(clean.pid) && ev.raw.rule == CG_RULE_USER;
+    }));
+}
