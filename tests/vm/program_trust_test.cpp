@@ -196,3 +196,33 @@ TEST_CASE("programs: a program started with LD_PRELOAD before the tracker is ref
         return ev.raw.tgid == static_cast<std::uint32_t>(clean.pid) && ev.raw.rule == CG_RULE_USER;
     }));
 }
+
+TEST_CASE("exec identity: a BPF-LSM event is matched to the program that opened, not a later one",
+          "[vm][programs]")
+{
+    const auto dir = fresh_dir("identity");
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "x\n");
+    const std::string file = dir + "/zone/f";
+    const std::string sh = std::filesystem::canonical("/bin/sh");
+    Tracked t(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
+    // The shell opens the file, then becomes sleep.
+    Child c = spawn_as_alice({sh, "-c", "exec 3< " + file + "; exec /usr/bin/sleep 1"}, {}, false);
+    CHECK(finish(c) == 0);
+    AccessEvent opened;
+    REQUIRE(t.events.wait_for([&](const AccessEvent& ev) {
+        if (ev.raw.tgid != static_cast<std::uint32_t>(c.pid))
+            return false;
+        opened = ev;
+        return true;
+    }));
+    auto id = t.tracker->identity_at(opened.raw.tgid, opened.raw.ts_ns);
+    REQUIRE(id);
+    CHECK(id->exe == sh);
+    CHECK(id->exe_ino == opened.raw.exe_ino);
+    CHECK(id->exe_dev == opened.raw.exe_dev);
+    CHECK(id->cmdline == sh + " -c exec 3< " + file + "; exec /usr/bin/sleep 1");
+    CHECK(id->ppid == static_cast<std::uint32_t>(::getpid()));
+    CHECK(id->later_exe == std::filesystem::canonical("/usr/bin/sleep").string());
+    CHECK(id->exited);
+}
