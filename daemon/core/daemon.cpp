@@ -563,8 +563,8 @@ Status Daemon::status() const {
     s.warnings = warnings_;
     if (exec_tracker_ && !exec_unpinned_reason_.empty())
         s.warnings.push_back("exec tracker not pinned (" + exec_unpinned_reason_ +
-                             "): loader injection and tracing are known only for programs started since "
-                             "this daemon; mount a bpf filesystem on /sys/fs/bpf");
+                             "): what it saw at exec is lost with each restart, and programs started "
+                             "before are judged from /proc; mount a bpf filesystem on /sys/fs/bpf");
     if (!exec_off_reason_.empty())
         s.warnings.push_back("exec tracker off (" + exec_off_reason_ +
                              "): records read program, command line and parent from /proc after the decision; "

@@ -10,7 +10,6 @@
 
 #include <dirent.h>
 
-#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -290,6 +289,7 @@ std::uint32_t TaskReader::program_trust(pid_t tid, std::uint32_t tgid) {
     std::optional<std::uint32_t> flags = exec_flags_ ? exec_flags_(tgid) : std::nullopt;
     if (flags) {
         if (*flags & CG_TASK_TAMPERED) return CG_RULE_PROGRAM_TAMPERED;
+        if (*flags & CG_TASK_TRACED) return CG_RULE_PROGRAM_TRACED;  // where BPF LSM hooks saw it
     } else if (exec::proc_loader_flags(tgid) & CG_TASK_TAMPERED) {
         return CG_RULE_PROGRAM_TAMPERED;
     }
