@@ -533,7 +533,8 @@ static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 		if (!programs || !bpf_map_lookup_elem(programs, &pk)) {
 			allowed = false;
 			*rule = CG_RULE_PROGRAM;
-		} else if ((untrusted = cg_program_untrusted())) {
+		} else if (!(zflags & CG_ZONE_PROGRAMS_LAX) &&
+			   (untrusted = cg_program_untrusted())) {
 			allowed = false;
 			*rule = untrusted;
 		}

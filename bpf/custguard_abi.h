@@ -294,6 +294,9 @@ enum cg_rule_program {
 #define CG_TASK_TRACED (1u << 2)     /* a tracer attached since the exec (BPF LSM) */
 #define CG_TASK_TAMPERED (CG_TASK_LOADER_ENV | CG_TASK_ENV_UNREAD)
 
+/* zone_flags bit: allow_programs_strict = false (listed programs trusted regardless) */
+#define CG_ZONE_PROGRAMS_LAX (1u << 4)
+
 /*
  * Map cg_exec_tasks: tgid -> what holds since the process's last exec. Written by the
  * exec tracker at exec (and copied at fork), deleted at exit; pinned as

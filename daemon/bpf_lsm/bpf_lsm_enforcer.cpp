@@ -521,6 +521,8 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
             v.flags |= CG_ZONE_SENSITIVE;
         if (z.programs_required)
             v.flags |= CG_ZONE_PROGRAMS;
+        if (!z.programs_strict)
+            v.flags |= CG_ZONE_PROGRAMS_LAX;
         if (auto r = put(*m_zones, "zones", z.id, v); !r)
             return Error("bpf-lsm: " + r.error());
     }

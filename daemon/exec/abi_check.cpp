@@ -10,6 +10,8 @@ namespace {
 static_assert(CG_RULE_PROGRAM_TAMPERED == CG_RULE_REVOKED + 1 && CG_RULE_PROGRAM_TRACED == CG_RULE_REVOKED + 2);
 static_assert(CG_TASK_TAMPERED == (CG_TASK_LOADER_ENV | CG_TASK_ENV_UNREAD) && (CG_TASK_TAMPERED & CG_TASK_TRACED) == 0);
 
+static_assert(CG_ZONE_PROGRAMS_LAX == 16 && (CG_ZONE_PROGRAMS_LAX & (CG_ZONE_VIOLATION_AUDIT | CG_ZONE_RECORD_ALLOWED |
+                                                                 CG_ZONE_SENSITIVE | CG_ZONE_PROGRAMS)) == 0);
 static_assert(sizeof(cg_exec_task) == 16);
 static_assert(offsetof(cg_exec_task, exec_ns) == 0 && offsetof(cg_exec_task, flags) == 8);
 

@@ -16,6 +16,7 @@ std::uint32_t zone_flags(const policy::CompiledZone& z) {
     if (z.record_allowed) flags |= CG_ZONE_RECORD_ALLOWED;
     if (z.sensitivity == policy::Sensitivity::sensitive) flags |= CG_ZONE_SENSITIVE;
     if (z.programs_required) flags |= CG_ZONE_PROGRAMS;
+    if (!z.programs_strict) flags |= CG_ZONE_PROGRAMS_LAX;
     return flags;
 }
 
@@ -131,7 +132,7 @@ Verdict ZoneTables::decide(std::uint32_t zone_id, const Subject& s) const {
         if (!programs_.contains({zone_id, s.exe})) {
             allowed = false;
             v.rule = CG_RULE_PROGRAM;
-        } else if (s.untrusted) {
+        } else if (s.untrusted && !(flags & CG_ZONE_PROGRAMS_LAX)) {
             allowed = false;
             v.rule = s.untrusted;
         }

@@ -81,9 +81,10 @@ public:
     // The zone's id in these tables, 0 when no zone has that name.
     std::uint32_t zone_id(std::string_view name) const;
     const std::string& zone_name(std::uint32_t zone_id) const;
-    // Whether `zone_id` has allow_programs: only then is the program's trust needed.
+    // Whether `zone_id` has allow_programs, strict: only then is the program's trust needed.
     bool zone_requires_programs(std::uint32_t zone_id) const {
-        return zone_id >= 1 && zone_id <= zone_flags_.size() && (zone_flags_[zone_id - 1] & CG_ZONE_PROGRAMS);
+        return zone_id >= 1 && zone_id <= zone_flags_.size() &&
+               (zone_flags_[zone_id - 1] & (CG_ZONE_PROGRAMS | CG_ZONE_PROGRAMS_LAX)) == CG_ZONE_PROGRAMS;
     }
     // Whether any %group may read `zone_id`: only then are supplementary groups needed.
     bool zone_has_groups(std::uint32_t zone_id) const {

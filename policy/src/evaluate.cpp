@@ -127,7 +127,7 @@ Decision Evaluator::evaluate(const AccessRequest& request) const {
     if (!refused && !ix.programs[zi].empty()) {
         if (!ix.programs[zi].count(request.exe))
             granted = Rule::program_not_allowed;
-        else if (request.untrusted_program != Rule::outside_zones)
+        else if (zone.allow_programs_strict && request.untrusted_program != Rule::outside_zones)
             granted = request.untrusted_program;  // allow_programs vouches for its own code only
         program_refused = granted == Rule::program_not_allowed || granted == Rule::program_tampered ||
                           granted == Rule::program_traced;

@@ -27,7 +27,7 @@ struct TrustEnv {
     std::unique_ptr<daemon::FanotifyEnforcer> enforcer;
     std::string file;
 
-    explicit TrustEnv(bool with_tracker) {
+    explicit TrustEnv(bool with_tracker, bool strict = true) {
         REQUIRE(fs.ok());
         fs.mkdir("prog");
         fs.write("prog/p.txt");
@@ -47,6 +47,7 @@ struct TrustEnv {
         REQUIRE(enforcer->start(events.handler()));
         policy::Compiled c;
         c.zones = {cgtest::zone(1, "prog", policy::Violation::deny, true, true)};
+        c.zones[0].programs_strict = strict;
         c.roots = {{fs.path("prog"), 1}};
         c.subjects = {{1, policy::SubjectKind::uid, alice}};
         c.programs = {{1, "/usr/bin/cat"}};
@@ -132,6 +133,17 @@ TEST_CASE("allow_programs refuses an allowed program with loader injection or a 
             }
         }
     }
+}
+
+TEST_CASE("allow_programs_strict = false lets an injected allowed program read", "[fanotify][programs]") {
+    REQUIRE_ROOT();
+    TrustEnv env(true, /*strict=*/false);
+    auto [status, pid] = cat_as_alice(env.file, {"LD_PRELOAD=libm.so.6"}, false);
+    CHECK(status == 0);
+    auto ev = env.events.for_process(pid);
+    REQUIRE(ev);
+    CHECK(ev->raw.decision == CG_DECISION_ALLOW);
+    CHECK(ev->raw.rule == CG_RULE_USER);
 }
 
 TEST_CASE("loader variables in an environment block", "[fanotify][programs][unit]") {

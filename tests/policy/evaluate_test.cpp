@@ -142,6 +142,32 @@ TEST_CASE("allow_programs refuses a listed program that runs foreign code", "[po
     CHECK(evaluator.evaluate(plain).rule == Rule::allowed_group);
 }
 
+TEST_CASE("allow_programs_strict = false trusts a listed program whatever it runs", "[policy][evaluate]") {
+    const std::string lax = std::string(k_policy) + R"(
+[[zone]]
+name = "lax"
+paths = ["/srv/lax"]
+allow_users = ["%medical-staff"]
+allow_programs = ["/usr/sbin/smbd"]
+allow_programs_strict = false
+)";
+    auto loaded = load_text(lax, {}, std::string(k_state), 1000);
+    REQUIRE(loaded);
+    const std::uint32_t medical[] = {2002};
+    AccessRequest req{"/srv/lax/k.pdf", 1003, medical, "/usr/sbin/smbd", 1000};
+    req.untrusted_program = Rule::program_tampered;
+    CHECK(evaluate(loaded->policy, req).rule == Rule::allowed_group);
+    req.exe = "/bin/cp";
+    CHECK(evaluate(loaded->policy, req).rule == Rule::program_not_allowed);  // the list still holds
+    req = {"/srv/share/customers/medical/k.pdf", 1003, medical, "/usr/sbin/smbd", 1000};
+    req.untrusted_program = Rule::program_tampered;
+    CHECK(evaluate(loaded->policy, req).rule == Rule::program_tampered);  // strict by default
+    // A wrong type is an error, as for every key.
+    auto bad = load_text(std::string(k_policy) + "\n[[zone]]\nname = \"x\"\npaths = [\"/x\"]\nallow_programs_strict = \"no\"\n",
+                         {}, std::string(k_state), 1000);
+    CHECK_FALSE(bad);
+}
+
 // Denies (the daemon's bulk-read cool-downs) on top of the same policy and state: bob's
 // grant in archive runs until 2000.
 const Deny k_denies[] = {

@@ -166,6 +166,27 @@ TEST_CASE("programs: an allowed program with loader injection or a tracer is ref
     }
 }
 
+TEST_CASE("programs: allow_programs_strict = false lets an injected or traced allowed program read",
+          "[vm][programs]")
+{
+    const auto dir = fresh_dir("trust-lax");
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "x\n");
+    auto policy = make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}, {}, {"/usr/bin/cat"}}});
+    policy.zones[0].programs_strict = false;
+    Tracked t(policy);
+    for (bool traced : {false, true}) {
+        INFO((traced ? "traced" : "LD_PRELOAD"));
+        Child c = spawn_as_alice({"/usr/bin/cat", dir + "/zone/f"},
+                                 {traced ? "PATH=/usr/bin" : "LD_PRELOAD=libm.so.6"}, traced);
+        CHECK(finish(c) == 0);
+        CHECK(t.events.wait_for([&](const AccessEvent& ev) {
+            return ev.raw.tgid == static_cast<std::uint32_t>(c.pid) && ev.raw.rule == CG_RULE_USER &&
+                   ev.raw.decision == CG_DECISION_ALLOW;
+        }));
+    }
+}
+
 TEST_CASE("programs: a program started with LD_PRELOAD before the tracker is refused too", "[vm][programs]")
 {
     const auto dir = fresh_dir("trust-early");
