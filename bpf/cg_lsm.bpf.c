@@ -423,6 +423,34 @@ static __always_inline void cg_subject_read(struct cg_subject *s)
 	}
 }
 
+/*
+ * ---- allow_programs, strict: the allowed program runs only its own code ----
+ * The exec tracker (cg_exec.bpf.c) keeps per process whether it was started with
+ * dynamic-loader injection or had a tracer attach since its exec; this map is its map,
+ * shared by the pin (user space sets the pin path). A process without an entry started
+ * before the tracker: only a tracer attached now is seen.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CG_MAX_TASKS);
+	__type(key, __u32);
+	__type(value, struct cg_exec_task);
+} cg_exec_tasks SEC(".maps");
+
+/* CG_RULE_PROGRAM_TAMPERED / _TRACED when the current process may run foreign code, else 0. */
+static __always_inline __u32 cg_program_untrusted(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct cg_exec_task *t = bpf_map_lookup_elem(&cg_exec_tasks, &tgid);
+
+	if (t && (t->flags & CG_TASK_TAMPERED))
+		return CG_RULE_PROGRAM_TAMPERED;
+	if ((t && (t->flags & CG_TASK_TRACED)) || task->ptrace)
+		return CG_RULE_PROGRAM_TRACED;
+	return 0;
+}
+
 /* Returns the decision; *rule says why. */
 static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 				       struct cg_subject *s, __u64 rt_offset, __u32 *rule)
@@ -499,10 +527,16 @@ static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 			.zone_id = zone_id, .dev = s->exe_dev, .ino = s->exe_ino,
 		};
 
+		__u32 untrusted;
+
 		programs = bpf_map_lookup_elem(&cg_programs, &slot);
 		if (!programs || !bpf_map_lookup_elem(programs, &pk)) {
 			allowed = false;
 			*rule = CG_RULE_PROGRAM;
+		} else if (!(zflags & CG_ZONE_PROGRAMS_LAX) &&
+			   (untrusted = cg_program_untrusted())) {
+			allowed = false;
+			*rule = untrusted;
 		}
 	}
 	if (allowed)

@@ -271,4 +271,82 @@ struct cg_stats {
 	__u64 dircache_retired;
 };
 
+/*
+ * ---- Exec tracker (bpf/cg_exec.bpf.c) ----
+ * Who a process is, captured when its program starts; and whether that program may
+ * run code it does not name (allow_programs). Versioned by CG_ABI_VERSION like the rest.
+ */
+
+/* Rules of allow_programs' strict checks; they continue enum cg_rule. */
+enum cg_rule_program {
+	/* An allowed program started with dynamic-loader injection (LD_PRELOAD, ...). */
+	CG_RULE_PROGRAM_TAMPERED = 8,
+	/* An allowed program that is or was being traced (ptrace, memory access). */
+	CG_RULE_PROGRAM_TRACED = 9,
+};
+
+#define CG_MAX_TASKS 65536
+#define CG_EXEC_PATH_LEN 256
+#define CG_EXEC_ARGS_LEN 512
+
+/* struct cg_exec_task.flags */
+#define CG_TASK_LOADER_ENV (1u << 0) /* a loader variable was set at exec */
+#define CG_TASK_ENV_UNREAD (1u << 1) /* the environment could not be scanned whole */
+#define CG_TASK_TRACED (1u << 2)     /* a tracer attached since the exec (BPF LSM) */
+#define CG_TASK_TAMPERED (CG_TASK_LOADER_ENV | CG_TASK_ENV_UNREAD)
+
+/* zone_flags bit: allow_programs_strict = false (listed programs trusted regardless) */
+#define CG_ZONE_PROGRAMS_LAX (1u << 4)
+
+/*
+ * Map cg_exec_tasks: tgid -> what holds since the process's last exec. Written by the
+ * exec tracker at exec (and copied at fork), deleted at exit; pinned as
+ * <pin dir>/cg_exec_tasks and read there by the BPF-LSM program and by the fanotify
+ * enforcer. A process started before the tracker has no entry.
+ */
+struct cg_exec_task {
+	__u64 exec_ns;  /* bpf_ktime_get_ns() of the exec (or of the parent's) */
+	__u32 flags;    /* CG_TASK_* */
+	__u32 _pad;
+};
+
+/* Ring buffer records of the exec tracker; both start with abi_version and kind. */
+enum cg_exec_kind {
+	CG_EXEC_EXEC = 1, /* struct cg_exec_event */
+	CG_EXEC_FORK = 2, /* struct cg_exec_note: tgid forked from other */
+	CG_EXEC_EXIT = 3, /* struct cg_exec_note: the last thread of tgid exited */
+};
+
+struct cg_exec_note {
+	__u32 abi_version;
+	__u32 kind;
+	__u64 ts_ns;     /* CLOCK_MONOTONIC, as cg_event.ts_ns */
+	__u32 tgid;
+	__u32 other;
+};
+
+struct cg_exec_event {
+	__u32 abi_version;
+	__u32 kind;
+	__u64 ts_ns;     /* CLOCK_MONOTONIC, as cg_event.ts_ns */
+	__u32 tgid;
+	__u32 ppid;      /* the real parent's tgid at exec */
+	__u32 uid;       /* real uid */
+	__u32 loginuid;  /* 4294967295 when unset */
+	__u32 flags;     /* CG_TASK_* */
+	__u32 args_len;  /* bytes of args used */
+	__u64 exe_dev;   /* kernel dev_t of the executable, as cg_event.exe_dev */
+	__u64 exe_ino;
+	char comm[CG_COMM_LEN];
+	char parent_comm[CG_COMM_LEN];
+	/* The program that runs (a script's interpreter) as execve named it; may be relative. */
+	char exe[CG_EXEC_PATH_LEN];
+	char args[CG_EXEC_ARGS_LEN]; /* argv, NUL-separated, possibly truncated */
+};
+
+/* Counters, per CPU, key 0. */
+struct cg_exec_stats {
+	__u64 dropped;  /* ring buffer full: exec records lost */
+};
+
 #endif /* CUSTGUARD_ABI_H */

@@ -52,6 +52,8 @@ std::uint32_t to_cg_rule(policy::Rule r) {
     case policy::Rule::not_allowed: return CG_RULE_NOT_ALLOWED;
     case policy::Rule::program_not_allowed: return CG_RULE_PROGRAM;
     case policy::Rule::revoked: return CG_RULE_REVOKED;
+    case policy::Rule::program_tampered: return CG_RULE_PROGRAM_TAMPERED;
+    case policy::Rule::program_traced: return CG_RULE_PROGRAM_TRACED;
     }
     return CG_RULE_NOT_ALLOWED;
 }

@@ -361,6 +361,9 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
     impl->skel.reset(cg_lsm__open());
     if (!impl->skel)
         return Error("bpf-lsm: opening the BPF object: " + errno_text(errno));
+    // The exec tracker's flags (allow_programs): its pinned map, or a new one it adopts.
+    ::mkdir(options_.exec_tasks_pin.parent_path().c_str(), 0700);
+    bpf_map__set_pin_path(impl->skel->maps.cg_exec_tasks, options_.exec_tasks_pin.c_str());
 
     // Adopt the pinned maps of a previous daemon when they have our layout.
     std::array<UniqueFd, k_map_pins.size()> pinned;
@@ -518,6 +521,8 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
             v.flags |= CG_ZONE_SENSITIVE;
         if (z.programs_required)
             v.flags |= CG_ZONE_PROGRAMS;
+        if (!z.programs_strict)
+            v.flags |= CG_ZONE_PROGRAMS_LAX;
         if (auto r = put(*m_zones, "zones", z.id, v); !r)
             return Error("bpf-lsm: " + r.error());
     }

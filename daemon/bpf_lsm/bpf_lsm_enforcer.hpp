@@ -30,6 +30,9 @@ struct Options {
     // Text of /proc/self/mountinfo is read on every apply() to cover filesystems mounted
     // below zone directories; tests may point this elsewhere.
     std::filesystem::path mountinfo = "/proc/self/mountinfo";
+    // The exec tracker's map of loader-injection flags (daemon/exec), shared by its pin:
+    // allow_programs refuses programs started with loader injection.
+    std::filesystem::path exec_tasks_pin = "/sys/fs/bpf/custguard-exec/cg_exec_tasks";
 };
 
 // Whether this kernel can run the enforcer: "bpf" in the active LSM list and BTF present.

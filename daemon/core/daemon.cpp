@@ -19,6 +19,7 @@
 #include "custguard/events/record.hpp"
 #include "daemon/audit/observer.hpp"
 #include "daemon/bpf_lsm/bpf_lsm_enforcer.hpp"
+#include "daemon/exec/exec_tracker.hpp"
 #include "daemon/fanotify/enforcer_select.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 #include "daemon/fanotify/fd_store.hpp"
@@ -28,6 +29,14 @@ namespace custguard::daemon {
 namespace fs = std::filesystem;
 
 namespace {
+
+// The exec tracker's pins: beside the BPF-LSM pin directory, not in it (an observe-only or
+// fanotify start removes that one whole).
+fs::path exec_pin_dir(const fs::path& bpf_pin_dir) {
+    fs::path p = bpf_pin_dir;
+    p += "-exec";
+    return p;
+}
 
 // Observe-only: enforces nothing, reports nothing (the audit observer records reads).
 class NullEnforcer final : public Enforcer {
@@ -94,6 +103,7 @@ Daemon::~Daemon() {
     if (audit_) audit_->stop(true);
     if (enforcer_) enforcer_->stop(false);
     if (pipeline_) pipeline_->stop();
+    if (exec_tracker_) exec_tracker_->stop(false);  // after the pipeline: it enriches from it
     if (notifier_) notifier_->stop();  // after the pipeline: it observes every record
 }
 
@@ -154,6 +164,26 @@ tl::expected<void, std::string> Daemon::start() {
     pc.jsonl_path = options_.jsonl_export;
     if (options_.foreground) pc.console = spdlog::stdout_color_mt("events");
     const events::EnrichConfig enrich_config = pc.enrich;  // the fanotify sensor's Samba lookups use it too
+    // Before any enforcer decides: records then name the program that was current at the
+    // decision, and allow_programs sees loader injection. Pinned beside the BPF-LSM
+    // objects, which read its map; never removed with them.
+    auto tracker = exec::ExecTracker::start({.pin_dir = exec_pin_dir(options_.bpf_pin_dir)});
+    if (!tracker) {
+        // No bpf filesystem to pin to: run it unpinned (it then lives with this daemon).
+        exec_unpinned_reason_ = tracker.error();
+        tracker = exec::ExecTracker::start({.pin_dir = {}});
+    }
+    if (tracker) {
+        exec_tracker_ = std::move(*tracker);
+        pc.enrich.identities = exec_tracker_;
+        if (!exec_unpinned_reason_.empty())
+            spdlog::warn("exec tracker not pinned ({}): what it knows starts again with every daemon",
+                         exec_unpinned_reason_);
+    } else {
+        exec_off_reason_ = tracker.error();
+        spdlog::warn("exec tracker off: {}; records read the program from /proc after the decision",
+                     tracker.error());
+    }
     auto pipeline = events::Pipeline::create(std::move(pc));
     if (!pipeline) return tl::unexpected("event pipeline: " + pipeline.error());
     pipeline_ = std::move(*pipeline);
@@ -226,7 +256,8 @@ tl::expected<void, std::string> Daemon::start() {
     std::optional<UniqueFd> stale_fanotify;
     switch (selection->chosen) {
     case policy::EnforcerChoice::bpf_lsm:
-        enforcer_ = std::make_unique<bpf_lsm::BpfLsmEnforcer>(bpf_lsm::Options{options_.bpf_pin_dir, "/proc/self/mountinfo"});
+        enforcer_ = std::make_unique<bpf_lsm::BpfLsmEnforcer>(bpf_lsm::Options{
+            options_.bpf_pin_dir, "/proc/self/mountinfo", exec_pin_dir(options_.bpf_pin_dir) / "cg_exec_tasks"});
         // A fanotify group stored by an earlier run keeps enforcing until the BPF policy
         // is in place; it is closed and dropped from the store after install() below.
         if (auto listened = take_listened_fds(); listened)
@@ -240,6 +271,8 @@ tl::expected<void, std::string> Daemon::start() {
         auto listened = take_listened_fds();
         if (!listened) return tl::unexpected(listened.error());
         if (auto fd = take_named(*listened, fanotify_fd_name)) fo.adopt = std::move(*fd);
+        if (exec_tracker_)
+            fo.exec_flags = [t = exec_tracker_](std::uint32_t tgid) { return t->task_flags(tgid); };
         auto f = FanotifyEnforcer::create(std::move(fo));
         if (!f) return tl::unexpected("fanotify enforcer: " + f.error());
         enforcer_ = std::move(*f);
@@ -528,6 +561,15 @@ Status Daemon::status() const {
     s.reload_failures = reload_failures_;
     for (const auto& z : policy_.zones) s.zones.push_back(z.name);
     s.warnings = warnings_;
+    if (exec_tracker_ && !exec_unpinned_reason_.empty())
+        s.warnings.push_back("exec tracker not pinned (" + exec_unpinned_reason_ +
+                             "): what it saw at exec is lost with each restart, and programs started "
+                             "before are judged from /proc; mount a bpf filesystem on /sys/fs/bpf");
+    if (!exec_off_reason_.empty())
+        s.warnings.push_back("exec tracker off (" + exec_off_reason_ +
+                             "): records read program, command line and parent from /proc after the decision; "
+                             "allow_programs under fanotify reads loader variables from /proc/PID/environ, which "
+                             "the process can rewrite");
     for (auto& w : print_->warnings()) s.warnings.push_back(std::move(w));
     s.unprotected_queues = print_->unprotected_queues();
     s.notify = notifier_->counters();
@@ -620,6 +662,7 @@ int Daemon::run() {
     if (audit_) audit_->stop(true);  // clean shutdown: our audit rules go
     enforcer_->stop(false);
     pipeline_->stop();
+    if (exec_tracker_) exec_tracker_->stop(false);
     notifier_->stop();
     return r < 0 ? 1 : 0;
 }

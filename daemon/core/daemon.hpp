@@ -34,6 +34,10 @@ namespace custguard::print {
 class PrintGate;
 }
 
+namespace custguard::daemon::exec {
+class ExecTracker;
+}
+
 namespace custguard::daemon {
 
 struct DaemonOptions {
@@ -140,6 +144,11 @@ private:
     std::unique_ptr<events::Pipeline> pipeline_;
     std::unique_ptr<notify::Notifier> notifier_;  // observes pipeline_; stopped after it
     std::unique_ptr<Enforcer> enforcer_;
+    // Identities at exec and loader-injection flags; null when it cannot load (then
+    // exec_off_reason_ says why, in status).
+    std::shared_ptr<exec::ExecTracker> exec_tracker_;
+    std::string exec_off_reason_;
+    std::string exec_unpinned_reason_;  // running, but without pins (no bpffs)
     std::unique_ptr<audit::AuditObserver> audit_;  // null with --no-audit or without kernel audit
     std::vector<std::string> audit_warnings_;
     std::string audit_off_reason_;

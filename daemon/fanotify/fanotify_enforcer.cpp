@@ -618,6 +618,10 @@ struct FanotifyEnforcer::Impl {
             subject.gids = task.gids;
             v = t->decide(zl.zone, subject);
         }
+        // allow_programs vouches for a program only while it runs its own code.
+        if (v.decision == CG_DECISION_ALLOW && t->zone_requires_programs(zl.zone) &&
+            (subject.untrusted = reader.program_trust(job.pid, task.tgid)))
+            v = t->decide(zl.zone, subject);
         std::uint32_t flags = v.record ? reader.open_flags(job.pid) : 0;
         std::string client;
         if (v.record && options.pending_client)
@@ -677,7 +681,7 @@ struct FanotifyEnforcer::Impl {
     // Every worker reads the group itself (no hand-off between threads: a context switch
     // costs more than a decision), a few events at a time so the kernel spreads them.
     void worker_loop() {
-        fan::TaskReader reader;
+        fan::TaskReader reader(128, options.exec_flags);
         constexpr std::size_t batch = 16;
         alignas(fanotify_event_metadata) char buf[batch * sizeof(fanotify_event_metadata)];
         // EPOLLEXCLUSIVE: an event wakes one idle worker, not all of them.

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,9 @@ struct FanotifyOptions {
     // connection is certainly open, which it may no longer be when the pipeline enriches
     // the event. Empty: no lookup.
     std::function<std::string(std::uint32_t tgid, std::string_view comm)> pending_client;
+    // The exec tracker's CG_TASK_* flags of a process (loader injection at exec), for
+    // allow_programs; nullopt: unknown. Empty: /proc/PID/environ is read instead.
+    std::function<std::optional<std::uint32_t>(std::uint32_t tgid)> exec_flags;
 };
 
 // Extra counters for status and the benchmark.

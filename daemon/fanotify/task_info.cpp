@@ -8,11 +8,15 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <memory>
 #include <string_view>
 
+#include "daemon/exec/loader_env.hpp"
 #include "daemon/fanotify/unique_fd.hpp"
 
 namespace custguard::daemon::fan {
@@ -277,6 +281,43 @@ std::uint32_t TaskReader::open_flags(pid_t tid) {
     ssize_t n = e.syscall ? ::pread(e.syscall.get(), buf, sizeof buf - 1, 0) : -1;
     if (n <= 0) return flags_from_syscall(tid, nullptr, 0);
     return flags_from_syscall(tid, buf, static_cast<std::size_t>(n));
+}
+
+std::uint32_t TaskReader::program_trust(pid_t tid, std::uint32_t tgid) {
+    // Loader injection, as the program started: the exec tracker read the environment
+    // from the new stack. Processes from before the tracker (or without one): environ.
+    std::optional<std::uint32_t> flags = exec_flags_ ? exec_flags_(tgid) : std::nullopt;
+    if (flags) {
+        if (*flags & CG_TASK_TAMPERED) return CG_RULE_PROGRAM_TAMPERED;
+        if (*flags & CG_TASK_TRACED) return CG_RULE_PROGRAM_TRACED;  // where BPF LSM hooks saw it
+    } else if (exec::proc_loader_flags(tgid) & CG_TASK_TAMPERED) {
+        return CG_RULE_PROGRAM_TAMPERED;
+    }
+    // A tracer on any thread shares the address space: every thread is checked (the
+    // opener waits, so its own status is exact; other threads are read now).
+    char dir[48];
+    std::snprintf(dir, sizeof dir, "/proc/%u/task", tgid);
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir), ::closedir);
+    if (!d) return CG_RULE_PROGRAM_TRACED;
+    bool saw_opener = false;
+    std::size_t threads = 0;
+    while (dirent* e = ::readdir(d.get())) {
+        if (e->d_name[0] == '.') continue;
+        if (++threads > 4096) return CG_RULE_PROGRAM_TRACED;  // bounded: refuse beyond
+        UniqueFd tdir(::openat(::dirfd(d.get()), e->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        char status[4096];
+        ssize_t n = tdir ? read_small(tdir.get(), "status", status, sizeof status) : -1;
+        if (n <= 0) continue;  // exited meanwhile
+        if (tracer_pid(std::string_view(status, static_cast<std::size_t>(n)))) return CG_RULE_PROGRAM_TRACED;
+        saw_opener = saw_opener || std::string_view(e->d_name) == std::to_string(tid);
+    }
+    return saw_opener ? 0 : CG_RULE_PROGRAM_TRACED;
+}
+
+std::uint32_t tracer_pid(std::string_view status) {
+    std::uint32_t pid = 0;
+    numbers(field(status, "TracerPid"), [&](std::uint64_t v) { pid = static_cast<std::uint32_t>(v); return false; });
+    return pid;
 }
 
 tl::expected<void, std::string> read_task(pid_t tid, TaskInfo& out) {

@@ -5,7 +5,10 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -38,7 +41,11 @@ struct TaskInfo {
 // thread: not thread-safe.
 class TaskReader {
 public:
-    explicit TaskReader(std::size_t max_tasks = 128) : max_tasks_(max_tasks) {}
+    // The exec tracker's CG_TASK_* flags of a process (see FanotifyOptions::exec_flags).
+    using ExecFlags = std::function<std::optional<std::uint32_t>(std::uint32_t tgid)>;
+
+    explicit TaskReader(std::size_t max_tasks = 128, ExecFlags exec_flags = {})
+        : max_tasks_(max_tasks), exec_flags_(std::move(exec_flags)) {}
 
     // Credentials, tgid, loginuid, comm, exe. Supplementary groups only with `groups`.
     tl::expected<void, std::string> read(pid_t tid, TaskInfo& out, bool groups = false);
@@ -46,6 +53,12 @@ public:
     tl::expected<void, std::string> read_groups(pid_t tid, TaskInfo& out);
     // The flags of the open `tid` is blocked in (see read_open_flags()).
     std::uint32_t open_flags(pid_t tid);
+    // Whether process `tgid` (whose thread `tid` waits in open) may run code its program
+    // does not name, for allow_programs: CG_RULE_PROGRAM_TAMPERED when it was started with
+    // a loader variable (the exec tracker's capture, else /proc/PID/environ, which the
+    // process could have rewritten), CG_RULE_PROGRAM_TRACED when a thread of it has a
+    // tracer now; 0 otherwise.
+    std::uint32_t program_trust(pid_t tid, std::uint32_t tgid);
 
 private:
     struct Entry {
@@ -59,6 +72,7 @@ private:
     Entry* entry(pid_t tid, TaskInfo& out);
     tl::expected<void, std::string> read_status(pid_t tid, TaskInfo& out, bool groups);
     std::size_t max_tasks_;
+    ExecFlags exec_flags_;
     std::unordered_map<pid_t, Entry> cache_;
     bool pidfd_info_ = true;  // PIDFD_GET_INFO works on this kernel
 };
@@ -71,5 +85,8 @@ tl::expected<void, std::string> read_task(pid_t tid, TaskInfo& out);
 // not in a syscall: their flags are unknown and reported as O_RDONLY with the kernel's
 // O_LARGEFILE.
 std::uint32_t read_open_flags(pid_t tid);
+
+// The TracerPid of a /proc/<tid>/status text; 0 when none.
+std::uint32_t tracer_pid(std::string_view status);
 
 }  // namespace custguard::daemon::fan

@@ -16,6 +16,7 @@ std::uint32_t zone_flags(const policy::CompiledZone& z) {
     if (z.record_allowed) flags |= CG_ZONE_RECORD_ALLOWED;
     if (z.sensitivity == policy::Sensitivity::sensitive) flags |= CG_ZONE_SENSITIVE;
     if (z.programs_required) flags |= CG_ZONE_PROGRAMS;
+    if (!z.programs_strict) flags |= CG_ZONE_PROGRAMS_LAX;
     return flags;
 }
 
@@ -127,9 +128,14 @@ Verdict ZoneTables::decide(std::uint32_t zone_id, const Subject& s) const {
         allowed = false;
         v.rule = CG_RULE_NOT_ALLOWED;
     }
-    if (allowed && (flags & CG_ZONE_PROGRAMS) && !programs_.contains({zone_id, s.exe})) {
-        allowed = false;
-        v.rule = CG_RULE_PROGRAM;
+    if (allowed && (flags & CG_ZONE_PROGRAMS)) {
+        if (!programs_.contains({zone_id, s.exe})) {
+            allowed = false;
+            v.rule = CG_RULE_PROGRAM;
+        } else if (s.untrusted && !(flags & CG_ZONE_PROGRAMS_LAX)) {
+            allowed = false;
+            v.rule = s.untrusted;
+        }
     }
     if (allowed) {
         v.decision = CG_DECISION_ALLOW;

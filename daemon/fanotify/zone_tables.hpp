@@ -35,6 +35,10 @@ struct Subject {
     std::span<const std::uint32_t> gids;    // fsgid and supplementary groups
     InodeKey exe;                           // executable of the process
     std::uint64_t now = 0;                  // CLOCK_REALTIME seconds, for grants and denies
+    // CG_RULE_PROGRAM_TAMPERED or CG_RULE_PROGRAM_TRACED when the process may run code its
+    // program does not name (TaskReader::program_trust), 0 when it runs its own: only then
+    // does allow_programs vouch for it.
+    std::uint32_t untrusted = 0;
 };
 
 // As the BPF program reports it: a permitted open is CG_DECISION_ALLOW (recorded when the
@@ -44,7 +48,7 @@ struct Subject {
 struct Verdict {
     std::uint32_t zone_id = 0;
     cg_decision decision = CG_DECISION_ALLOW;
-    cg_rule rule = CG_RULE_OUTSIDE;
+    std::uint32_t rule = CG_RULE_OUTSIDE;  // enum cg_rule, or enum cg_rule_program
     bool record = false;  // produce an event
 };
 
@@ -77,6 +81,11 @@ public:
     // The zone's id in these tables, 0 when no zone has that name.
     std::uint32_t zone_id(std::string_view name) const;
     const std::string& zone_name(std::uint32_t zone_id) const;
+    // Whether `zone_id` has allow_programs, strict: only then is the program's trust needed.
+    bool zone_requires_programs(std::uint32_t zone_id) const {
+        return zone_id >= 1 && zone_id <= zone_flags_.size() &&
+               (zone_flags_[zone_id - 1] & (CG_ZONE_PROGRAMS | CG_ZONE_PROGRAMS_LAX)) == CG_ZONE_PROGRAMS;
+    }
     // Whether any %group may read `zone_id`: only then are supplementary groups needed.
     bool zone_has_groups(std::uint32_t zone_id) const {
         return zone_id >= 1 && zone_id <= zone_groups_.size() && zone_groups_[zone_id - 1];

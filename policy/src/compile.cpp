@@ -21,7 +21,7 @@ Compiled compile(const Policy& policy) {
         std::uint32_t id = i + 1;
         zone_ids.emplace(z.name, id);
         out.zones.push_back({id, z.name, z.sensitivity, z.on_violation, z.record_allowed,
-                             !z.allow_programs.empty()});
+                             !z.allow_programs.empty(), z.allow_programs_strict});
         for (const auto& p : z.paths) out.roots.push_back({p.path, id});
         for (const auto& u : z.allow_users)
             out.subjects.push_back(

@@ -123,10 +123,17 @@ Decision Evaluator::evaluate(const AccessRequest& request) const {
         }
     }
     const bool refused = granted == Rule::not_allowed || granted == Rule::revoked;
-    if (!refused && !ix.programs[zi].empty() && !ix.programs[zi].count(request.exe))
-        granted = Rule::program_not_allowed;
+    bool program_refused = false;
+    if (!refused && !ix.programs[zi].empty()) {
+        if (!ix.programs[zi].count(request.exe))
+            granted = Rule::program_not_allowed;
+        else if (zone.allow_programs_strict && request.untrusted_program != Rule::outside_zones)
+            granted = request.untrusted_program;  // allow_programs vouches for its own code only
+        program_refused = granted == Rule::program_not_allowed || granted == Rule::program_tampered ||
+                          granted == Rule::program_traced;
+    }
 
-    if (refused || granted == Rule::program_not_allowed) {
+    if (refused || program_refused) {
         d.rule = granted;
         d.action = zone.on_violation == Violation::deny ? Action::deny : Action::audit;
         d.record = true;
@@ -152,6 +159,8 @@ std::string_view to_string(Rule rule) {
     case Rule::not_allowed: return "not_allowed";
     case Rule::program_not_allowed: return "program_not_allowed";
     case Rule::revoked: return "revoked";
+    case Rule::program_tampered: return "program_tampered";
+    case Rule::program_traced: return "program_traced";
     }
     return "?";
 }
@@ -168,6 +177,13 @@ std::string Decision::reason() const {
                std::string(to_string(zone->on_violation)) + ")";
     case Rule::program_not_allowed:
         return "the program is not in allow_programs of " + z + " (on_violation = " +
+               std::string(to_string(zone->on_violation)) + ")";
+    case Rule::program_tampered:
+        return "the program is in allow_programs of " + z +
+               " but was started with dynamic-loader injection (on_violation = " +
+               std::string(to_string(zone->on_violation)) + ")";
+    case Rule::program_traced:
+        return "the program is in allow_programs of " + z + " but is being traced (on_violation = " +
                std::string(to_string(zone->on_violation)) + ")";
     case Rule::revoked:
         return "the user's access to " + z + " is revoked for a time (on_violation = " +

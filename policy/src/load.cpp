@@ -445,7 +445,7 @@ void Loader::read_principals(const toml::node& node, std::string_view what,
 void Loader::read_zone(const toml::table& t, std::map<std::string, SourcePos>& seen_here) {
     check_keys(t, "[[zone]]",
                {"name", "paths", "sensitivity", "on_violation", "record_allowed", "allow_users",
-                "allow_programs", "allow_clients", "allow_media", "notify"});
+                "allow_programs", "allow_programs_strict", "allow_clients", "allow_media", "notify"});
     const auto* name_node = t.get("name");
     if (!name_node) {
         error(pos(t), "[[zone]] has no 'name'", "add name = \"...\" to identify the zone");
@@ -524,6 +524,8 @@ void Loader::read_zone(const toml::table& t, std::map<std::string, SourcePos>& s
             zone->allow_programs.push_back({path, origin(*element)});
         }
     }
+    if (const auto* n = t.get("allow_programs_strict"))
+        if (auto v = get_bool(*n, "allow_programs_strict")) zone->allow_programs_strict = *v;
     if (const auto* n = t.get("allow_clients")) {
         for (const auto& [text, element] : get_strings(*n, "allow_clients")) {
             auto client = parse_client(text);

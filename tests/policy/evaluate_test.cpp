@@ -104,6 +104,70 @@ TEST_CASE("evaluation matrix", "[policy][evaluate]") {
     check_rows(loaded->policy, k_rows);
 }
 
+// allow_programs vouches for a listed program only while it runs its own code: the
+// enforcers report loader injection or a tracer, and the program rule then refuses.
+TEST_CASE("allow_programs refuses a listed program that runs foreign code", "[policy][evaluate]") {
+    auto loaded = load_text(k_policy, {}, std::string(k_state), 1000);
+    REQUIRE(loaded);
+    Evaluator evaluator(loaded->policy);
+    const std::uint32_t medical[] = {2001, 2002};
+    struct Case {
+        const char* label;
+        const char* exe;
+        Rule untrusted;
+        Rule expected;
+        Action action;
+    };
+    const Case cases[] = {
+        {"own code", "/usr/sbin/smbd", Rule::outside_zones, Rule::allowed_group, Action::allow},
+        {"loader injection", "/usr/sbin/smbd", Rule::program_tampered, Rule::program_tampered, Action::deny},
+        {"traced", "/usr/sbin/smbd", Rule::program_traced, Rule::program_traced, Action::deny},
+        {"unlisted program says so first", "/bin/cp", Rule::program_traced, Rule::program_not_allowed, Action::deny},
+    };
+    for (const auto& c : cases) {
+        DYNAMIC_SECTION(c.label) {
+            AccessRequest req{"/srv/share/customers/medical/k.pdf", 1003, medical, c.exe, 1000};
+            req.untrusted_program = c.untrusted;
+            auto d = evaluator.evaluate(req);
+            CHECK(d.rule == c.expected);
+            CHECK(d.action == c.action);
+            CHECK(d.record);
+            if (c.untrusted != Rule::outside_zones && c.expected == c.untrusted)
+                CHECK(d.reason().find("allow_programs") != std::string::npos);
+        }
+    }
+    // Zones without allow_programs do not care what the program runs.
+    AccessRequest plain{"/srv/share/customers/a.csv", 1001, medical, "/bin/cat", 1000};
+    plain.untrusted_program = Rule::program_traced;
+    CHECK(evaluator.evaluate(plain).rule == Rule::allowed_group);
+}
+
+TEST_CASE("allow_programs_strict = false trusts a listed program whatever it runs", "[policy][evaluate]") {
+    const std::string lax = std::string(k_policy) + R"(
+[[zone]]
+name = "lax"
+paths = ["/srv/lax"]
+allow_users = ["%medical-staff"]
+allow_programs = ["/usr/sbin/smbd"]
+allow_programs_strict = false
+)";
+    auto loaded = load_text(lax, {}, std::string(k_state), 1000);
+    REQUIRE(loaded);
+    const std::uint32_t medical[] = {2002};
+    AccessRequest req{"/srv/lax/k.pdf", 1003, medical, "/usr/sbin/smbd", 1000};
+    req.untrusted_program = Rule::program_tampered;
+    CHECK(evaluate(loaded->policy, req).rule == Rule::allowed_group);
+    req.exe = "/bin/cp";
+    CHECK(evaluate(loaded->policy, req).rule == Rule::program_not_allowed);  // the list still holds
+    req = {"/srv/share/customers/medical/k.pdf", 1003, medical, "/usr/sbin/smbd", 1000};
+    req.untrusted_program = Rule::program_tampered;
+    CHECK(evaluate(loaded->policy, req).rule == Rule::program_tampered);  // strict by default
+    // A wrong type is an error, as for every key.
+    auto bad = load_text(std::string(k_policy) + "\n[[zone]]\nname = \"x\"\npaths = [\"/x\"]\nallow_programs_strict = \"no\"\n",
+                         {}, std::string(k_state), 1000);
+    CHECK_FALSE(bad);
+}
+
 // Denies (the daemon's bulk-read cool-downs) on top of the same policy and state: bob's
 // grant in archive runs until 2000.
 const Deny k_denies[] = {

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -84,6 +86,8 @@ std::string_view rule_name(std::uint32_t rule) {
     case CG_RULE_PROGRAM: return "program_not_allowed";
     case CG_RULE_REVOKED: return "revoked";
     case CG_RULE_ZONE_UNKNOWN: return "membership_unknown";
+    case CG_RULE_PROGRAM_TAMPERED: return "program_tampered";
+    case CG_RULE_PROGRAM_TRACED: return "program_traced";
     }
     return "unknown";
 }
@@ -320,6 +324,11 @@ ProcessInfo Enricher::read_process(std::uint32_t tgid) {
     }
     info.comm = trim_newline(std::move(*comm));
     info.exe = read_link(base + "/exe");
+    if (struct stat st {}; !info.exe.empty() && ::stat((base + "/exe").c_str(), &st) == 0) {
+        // The kernel's dev_t, as the sensors report it (MAJOR << 20 | MINOR).
+        info.exe_dev = (std::uint64_t{major(st.st_dev)} << 20) | minor(st.st_dev);
+        info.exe_ino = st.st_ino;
+    }
     if (auto cmd = read_bounded(base + "/cmdline", config_.cmdline_max + 1)) {
         bool truncated = cmd->size() > config_.cmdline_max;
         if (truncated) cmd->resize(config_.cmdline_max);
@@ -409,6 +418,39 @@ ProcessInfo Enricher::process(std::uint32_t tgid, std::uint64_t exe_dev, std::ui
     return info;
 }
 
+void Enricher::identify(ProcessInfo& proc, const cg_event& raw) {
+    const bool exe_known = raw.exe_ino != 0;
+    auto same_exe = [&](std::uint64_t dev, std::uint64_t ino) { return dev == raw.exe_dev && ino == raw.exe_ino; };
+    std::optional<ExecIdentity> id;
+    if (config_.identities) id = config_.identities->identity_at(raw.tgid, raw.ts_ns);
+    // An identity of another program than the decided one: records were lost in between.
+    if (id && exe_known && !same_exe(id->exe_dev, id->exe_ino)) id.reset();
+    if (id) {
+        ++stats_.from_exec;
+        proc.from_exec = true;
+        proc.exe = std::move(id->exe);
+        proc.cmdline = std::move(id->cmdline);
+        if (!id->comm.empty()) proc.comm = std::move(id->comm);
+        proc.ppid = id->ppid;
+        proc.parent_comm = std::move(id->parent_comm);
+        proc.loginuid = id->loginuid;
+        proc.exited = proc.exited || id->exited;
+        proc.exe_dev = id->exe_dev;
+        proc.exe_ino = id->exe_ino;
+        proc.exe_changed = !id->later_exe.empty();
+        proc.later_exe = std::move(id->later_exe);
+        return;
+    }
+    // Read from /proc after the decision: a different program there ran later (exec).
+    // It is reported as such, never as the program that made the access.
+    if (!proc.exited && exe_known && proc.exe_ino != 0 && !same_exe(proc.exe_dev, proc.exe_ino)) {
+        proc.exe_changed = true;
+        proc.later_exe = std::move(proc.exe);
+        proc.exe.clear();
+        proc.cmdline.clear();
+    }
+}
+
 std::string Enricher::cached_name(std::unordered_map<std::uint32_t, CachedName>& cache, std::uint32_t id, bool group) {
     const auto now = Clock::now();
     if (auto it = cache.find(id); it != cache.end() && now - it->second.at < config_.name_ttl) return it->second.name;
@@ -459,10 +501,13 @@ Record Enricher::enrich(const daemon::AccessEvent& event, std::span<const std::s
     else if (raw.zone_id != 0)
         zone = fmt::format("zone#{}", raw.zone_id);  // policy reloaded in between
     ProcessInfo proc = process(raw.tgid, raw.exe_dev, raw.exe_ino);
+    identify(proc, raw);
     // The sensor's lookup, made while the open waited for its answer, wins: by now a short
     // SMB session may be over and its smbd gone.
     if (!event.client.empty()) proc.client = event.client;
-    std::string comm = proc.comm.empty() ? std::string(raw.comm, ::strnlen(raw.comm, sizeof raw.comm)) : proc.comm;
+    // The sensor's comm is the one at the decision; /proc's may be a later program's.
+    std::string comm(raw.comm, ::strnlen(raw.comm, sizeof raw.comm));
+    if (comm.empty()) comm = proc.comm;
     std::uint32_t auid = raw.loginuid;
     if (auid == no_uid && !proc.exited) auid = proc.loginuid;
     const std::string user = user_name(raw.uid);
@@ -507,6 +552,10 @@ Record Enricher::enrich(const daemon::AccessEvent& event, std::span<const std::s
         r.add(field::device, device_text(raw.dev));
     }
     if (proc.exited) r.add(field::process_exited, "1");
+    if (proc.exe_changed) {
+        r.add(field::exe_changed, "1");
+        r.add(field::later_exe, proc.later_exe);
+    }
 
     std::string who = user.empty() ? fmt::format("uid {}", raw.uid) : fmt::format("{} (uid {})", user, raw.uid);
     if (auid != no_uid && auid != raw.uid)

@@ -19,6 +19,7 @@ struct CompiledZone {
     Violation on_violation = Violation::deny;
     bool record_allowed = true;
     bool programs_required = false;  // allow_programs is non-empty
+    bool programs_strict = true;     // allow_programs_strict
 
     bool operator==(const CompiledZone&) const = default;
 };

@@ -12,14 +12,6 @@
 
 namespace custguard::policy {
 
-struct AccessRequest {
-    std::string_view path;   // absolute path of the opened file
-    std::uint32_t uid = 0;   // fsuid
-    std::span<const std::uint32_t> gids;  // primary and supplementary groups
-    std::string_view exe;    // executable path ("" when unknown)
-    std::uint64_t now = 0;   // seconds since the epoch, for grants and denies
-};
-
 enum class Rule : std::uint8_t {
     outside_zones,        // no zone contains the path
     allowed_user,         // uid listed in allow_users
@@ -28,8 +20,22 @@ enum class Rule : std::uint8_t {
     not_allowed,          // neither user nor group nor grant
     program_not_allowed,  // user allowed, but the executable is not in allow_programs
     revoked,              // an unexpired Deny of the user (bulk-read cool-down) overrides every allow
+    // allow_programs matched, but the program may run code it does not name:
+    program_tampered,     // started with dynamic-loader injection (LD_PRELOAD, ...)
+    program_traced,       // traced (ptrace) or its memory accessed by another process
 };
 std::string_view to_string(Rule);
+
+struct AccessRequest {
+    std::string_view path;   // absolute path of the opened file
+    std::uint32_t uid = 0;   // fsuid
+    std::span<const std::uint32_t> gids;  // primary and supplementary groups
+    std::string_view exe;    // executable path ("" when unknown)
+    std::uint64_t now = 0;   // seconds since the epoch, for grants and denies
+    // The program may run code it does not name (Rule::program_tampered or
+    // Rule::program_traced; the enforcers find out, see allow_programs), else outside_zones.
+    Rule untrusted_program = Rule::outside_zones;
+};
 
 struct Decision {
     Action action = Action::allow;

@@ -83,6 +83,8 @@ struct Zone {
     bool record_allowed = true;
     std::vector<Principal> allow_users;
     std::vector<ProgramEntry> allow_programs;
+    // Refuse a listed program that runs foreign code (loader injection, a tracer).
+    bool allow_programs_strict = true;
     std::vector<ClientMatch> allow_clients;
     std::vector<MediaMatch> allow_media;
     std::vector<std::string> notify;

@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -19,6 +21,30 @@ namespace custguard::events {
 
 inline constexpr std::uint32_t no_uid = 0xffffffffu;
 
+// Who a process was when its program started (the exec tracker captures it then): the
+// record of an access names the program that made it, also after the process exec'd
+// another program or exited.
+struct ExecIdentity {
+    std::string exe;      // path of the program (canonical when it still exists)
+    std::string cmdline;  // arguments joined by ' ' ("..." when truncated)
+    std::string comm;
+    std::uint32_t ppid = 0;
+    std::string parent_comm;
+    std::uint32_t loginuid = 0xffffffffu;
+    std::uint64_t exe_dev = 0;  // kernel dev_t, as cg_event.exe_dev
+    std::uint64_t exe_ino = 0;
+    bool exited = false;    // the process has exited since
+    std::string later_exe;  // the program the process exec'd after the access ("" none)
+};
+
+// The identity of process `tgid` as it was at `mono_ns` (CLOCK_MONOTONIC, cg_event.ts_ns);
+// nullopt when unknown (started before the tracker, records lost). Thread-safe.
+class IdentitySource {
+public:
+    virtual ~IdentitySource() = default;
+    virtual std::optional<ExecIdentity> identity_at(std::uint32_t tgid, std::uint64_t mono_ns) = 0;
+};
+
 struct EnrichConfig {
     std::string proc_root = "/proc";
     std::size_t cmdline_max = 512;  // bytes of /proc/PID/cmdline kept (arguments joined by ' ')
@@ -31,6 +57,9 @@ struct EnrichConfig {
     std::size_t max_cached = 4096;                // entries per cache
     std::size_t max_fds_scanned = 4096;           // bound on the smbd socket search
     std::size_t max_tcp_table_bytes = 4u << 20;   // bound on /proc/PID/net/tcp{,6} read
+    // Identities captured at exec; null (or no answer): /proc is read after the decision,
+    // and a program that differs from the decided one is reported as later, not as it.
+    std::shared_ptr<IdentitySource> identities;
 };
 
 struct ProcessInfo {
@@ -44,6 +73,13 @@ struct ProcessInfo {
     std::string cgroup;
     std::string unit;    // systemd unit (service or scope) from the cgroup path
     std::string client;  // Samba client address, if this is an smbd serving one
+    // The process runs another program than the one the access was decided for (it
+    // exec'd since): CUSTGUARD_EXE_CHANGED=1, and CUSTGUARD_LATER_EXE names it.
+    std::string later_exe;
+    bool exe_changed = false;
+    std::uint64_t exe_dev = 0;  // of `exe` as /proc showed it (kernel dev_t); 0: unknown
+    std::uint64_t exe_ino = 0;
+    bool from_exec = false;  // exe, cmdline, parent and login uid come from the exec tracker
 };
 
 struct EnrichStats {
@@ -51,6 +87,7 @@ struct EnrichStats {
     std::uint64_t process_cache_hits = 0;
     std::uint64_t exited = 0;           // processes already gone
     std::uint64_t client_lookups = 0;   // smbd socket searches
+    std::uint64_t from_exec = 0;        // identities taken from the exec tracker
 };
 
 // Not thread-safe: the pipeline owns one per worker thread.
@@ -80,6 +117,10 @@ private:
         std::chrono::steady_clock::time_point at;
     };
     ProcessInfo read_process(std::uint32_t tgid);
+    // Replaces what /proc said with the identity current at the decision (see
+    // EnrichConfig::identities), or marks a program read from /proc that is not the
+    // decided one.
+    void identify(ProcessInfo& proc, const cg_event& raw);
     std::string cached_name(std::unordered_map<std::uint32_t, CachedName>& cache,
                             std::uint32_t id, bool group);
 

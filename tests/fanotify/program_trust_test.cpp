@@ -1,0 +1,159 @@
+// allow_programs vouches for a program only while it runs its own code (issue 15, point
+// 6): the fanotify enforcer refuses an allowed program started with dynamic-loader
+// injection or being traced. Real fanotify on a private tmpfs, the real exec tracker
+// (raw tracepoints) or, without it, /proc/PID/environ. Needs root.
+#include <catch2/catch.hpp>
+
+#include <sys/ptrace.h>
+
+#include "daemon/exec/exec_tracker.hpp"
+#include "daemon/exec/loader_env.hpp"
+#include "daemon/fanotify/fanotify_enforcer.hpp"
+#include "daemon/fanotify/task_info.hpp"
+#include "sandbox.hpp"
+
+using namespace custguard;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr uid_t alice = 60001;
+
+// Zone "prog": alice, through /usr/bin/cat only; every read recorded.
+struct TrustEnv {
+    cgtest::Tmpfs fs;
+    cgtest::Collector events;
+    std::shared_ptr<daemon::exec::ExecTracker> tracker;
+    std::unique_ptr<daemon::FanotifyEnforcer> enforcer;
+    std::string file;
+
+    explicit TrustEnv(bool with_tracker, bool strict = true) {
+        REQUIRE(fs.ok());
+        fs.mkdir("prog");
+        fs.write("prog/p.txt");
+        file = fs.path("prog/p.txt");
+        daemon::FanotifyOptions fo;
+        fo.use_fd_store = false;
+        if (with_tracker) {
+            auto t = daemon::exec::ExecTracker::start({.pin_dir = {}});
+            INFO((t ? "" : t.error()));
+            REQUIRE(t);
+            tracker = *t;
+            fo.exec_flags = [t = tracker](std::uint32_t tgid) { return t->task_flags(tgid); };
+        }
+        auto e = daemon::FanotifyEnforcer::create(std::move(fo));
+        REQUIRE(e);
+        enforcer = std::move(*e);
+        REQUIRE(enforcer->start(events.handler()));
+        policy::Compiled c;
+        c.zones = {cgtest::zone(1, "prog", policy::Violation::deny, true, true)};
+        c.zones[0].programs_strict = strict;
+        c.roots = {{fs.path("prog"), 1}};
+        c.subjects = {{1, policy::SubjectKind::uid, alice}};
+        c.programs = {{1, "/usr/bin/cat"}};
+        REQUIRE(enforcer->apply(c));
+    }
+    ~TrustEnv() {
+        if (enforcer) enforcer->stop(true);
+        if (tracker) tracker->stop(true);
+    }
+};
+
+// Runs `cat file` as alice with `env`, optionally traced by this process from its start
+// (PTRACE_TRACEME). Returns cat's exit status and its pid.
+std::pair<int, pid_t> cat_as_alice(const std::string& file, std::vector<std::string> env, bool traced) {
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close_range(3, ~0u, 0);
+        ::alarm(20);
+        int null = ::open("/dev/null", O_WRONLY);
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(alice, alice, alice) != 0 ||
+            ::setresuid(alice, alice, alice) != 0)
+            ::_exit(120);
+        if (traced && ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) != 0) ::_exit(121);
+        std::vector<char*> envp;
+        for (auto& e : env) envp.push_back(e.data());
+        envp.push_back(nullptr);
+        ::execle("/usr/bin/cat", "cat", file.c_str(), static_cast<char*>(nullptr), envp.data());
+        ::_exit(127);
+    }
+    int st = 0;
+    for (;;) {
+        REQUIRE(::waitpid(pid, &st, 0) == pid);
+        if (!WIFSTOPPED(st)) break;
+        // The exec stop (SIGTRAP) is swallowed; any other signal is passed on.
+        int sig = WSTOPSIG(st) == SIGTRAP ? 0 : WSTOPSIG(st);
+        ::ptrace(PTRACE_CONT, pid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
+    }
+    return {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), pid};
+}
+
+struct TrustCase {
+    const char* label;
+    std::vector<std::string> env;
+    bool traced;
+    std::optional<std::uint32_t> refused_rule;  // nullopt: the read is allowed
+};
+
+const std::vector<TrustCase> cases = {
+    {"plain environment", {"PATH=/usr/bin", "LANG=C"}, false, std::nullopt},
+    {"LD_PRELOAD", {"PATH=/usr/bin", "LD_PRELOAD=libm.so.6"}, false, CG_RULE_PROGRAM_TAMPERED},
+    {"LD_AUDIT", {"LD_AUDIT=libm.so.6"}, false, CG_RULE_PROGRAM_TAMPERED},
+    {"LD_LIBRARY_PATH", {"LD_LIBRARY_PATH=/tmp"}, false, CG_RULE_PROGRAM_TAMPERED},
+    {"GCONV_PATH", {"LANG=C", "GCONV_PATH=/tmp"}, false, CG_RULE_PROGRAM_TAMPERED},
+    {"LD_PRELOAD after a long variable", {std::string("X=") + std::string(3000, 'x'), "LD_PRELOAD=libm.so.6"}, false,
+     CG_RULE_PROGRAM_TAMPERED},
+    {"empty LD_PRELOAD (the loader ignores it)", {"LD_PRELOAD="}, false, std::nullopt},
+    {"LD_BIND_NOW (binds named libraries only)", {"LD_BIND_NOW=1"}, false, std::nullopt},
+    {"traced by a debugger", {"PATH=/usr/bin"}, true, CG_RULE_PROGRAM_TRACED},
+};
+
+}  // namespace
+
+TEST_CASE("allow_programs refuses an allowed program with loader injection or a tracer", "[fanotify][programs]") {
+    REQUIRE_ROOT();
+    for (bool with_tracker : {true, false}) {
+        TrustEnv env(with_tracker);
+        for (const auto& c : cases) {
+            INFO((with_tracker ? "exec tracker: " : "/proc environ: ") << c.label);
+            auto [status, pid] = cat_as_alice(env.file, c.env, c.traced);
+            auto ev = env.events.for_process(pid);
+            REQUIRE(ev);
+            if (c.refused_rule) {
+                CHECK(status != 0);
+                CHECK(ev->raw.decision == CG_DECISION_DENY);
+                CHECK(ev->raw.rule == *c.refused_rule);
+            } else {
+                CHECK(status == 0);
+                CHECK(ev->raw.decision == CG_DECISION_ALLOW);
+                CHECK(ev->raw.rule == CG_RULE_USER);
+            }
+        }
+    }
+}
+
+TEST_CASE("allow_programs_strict = false lets an injected allowed program read", "[fanotify][programs]") {
+    REQUIRE_ROOT();
+    TrustEnv env(true, /*strict=*/false);
+    auto [status, pid] = cat_as_alice(env.file, {"LD_PRELOAD=libm.so.6"}, false);
+    CHECK(status == 0);
+    auto ev = env.events.for_process(pid);
+    REQUIRE(ev);
+    CHECK(ev->raw.decision == CG_DECISION_ALLOW);
+    CHECK(ev->raw.rule == CG_RULE_USER);
+}
+
+TEST_CASE("loader variables in an environment block", "[fanotify][programs][unit]") {
+    using daemon::exec::has_loader_variable;
+    using namespace std::string_view_literals;
+    CHECK(has_loader_variable("A=1\0LD_PRELOAD=/x.so\0"sv));
+    CHECK(has_loader_variable("LD_AUDIT=a"sv));
+    CHECK(!has_loader_variable("LD_PRELOAD=\0B=2\0"sv));
+    CHECK(!has_loader_variable("MY_LD_PRELOAD=/x.so\0XLD_LIBRARY_PATH=/a\0"sv));
+    CHECK(!has_loader_variable("LD_BIND_NOW=1\0LD_DEBUG=all\0"sv));
+    CHECK(daemon::fan::tracer_pid("Name:\tcat\nTracerPid:\t4711\nUid:\t0\n") == 4711);
+    CHECK(daemon::fan::tracer_pid("Name:\tcat\nTracerPid:\t0\n") == 0);
+}
