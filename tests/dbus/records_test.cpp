@@ -405,6 +405,18 @@ TEST_CASE("dbus records: a path with a newline and an ESC shows escaped in custg
         CHECK(contains(r.out, "\\n2026-01-01 00:00:00"));
         CHECK(contains(r.out, "\\x1b["));
     }
+    // scan runs offline on files users named: one line naming the file, then one line
+    // per detector (indented); a forged line would start with something else.
+    const auto outside = f.data() / "other" / name;
+    cgtest::spit(outside, "x\n");
+    auto scanned = f.ctl({"scan", outside.string()});
+    INFO(describe(scanned));
+    CHECK(scanned.rc == 0);
+    CHECK(no_control(scanned.out));
+    const auto scan_lines = lines_of(scanned.out);
+    REQUIRE_FALSE(scan_lines.empty());
+    CHECK(contains(scan_lines[0], "evil\\n2026-01-01 00:00:00"));
+    for (std::size_t i = 1; i < scan_lines.size(); ++i) CHECK(scan_lines[i].rfind("  ", 0) == 0);
     // A refused argument echoed in an error message is escaped too.
     auto bad = f.ctl({"user", "list", "no\x1b[2Jzone"});
     CHECK(bad.rc == 1);
