@@ -20,6 +20,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "custguard/common/text_escape.hpp"
 #include "custguard/policy/load.hpp"
 #include "daemon/dbus/api.hpp"
 #include "daemon/dbus/bus_ptr.hpp"
@@ -30,6 +31,7 @@ namespace custguard::cli {
 namespace {
 
 using dbus::Json;
+using common::escape_text;
 
 // ---- output helpers --------------------------------------------------------------------
 
@@ -47,10 +49,20 @@ std::size_t display_width(std::string_view s) {
     return w;
 }
 
-void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
-    if (rows.empty()) {
+// Cells are escaped (common/text_escape.hpp): a file name holding a newline or an escape
+// sequence shows as \n or \x1b and cannot forge rows or drive the terminal.
+void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& raw_rows) {
+    if (raw_rows.empty()) {
         std::cout << "(none)\n";
         return;
+    }
+    std::vector<std::vector<std::string>> rows;
+    rows.reserve(raw_rows.size());
+    for (const auto& r : raw_rows) {
+        std::vector<std::string> cells;
+        cells.reserve(r.size());
+        for (const auto& c : r) cells.push_back(escape_text(c));
+        rows.push_back(std::move(cells));
     }
     std::vector<std::size_t> widths(header.size());
     for (std::size_t i = 0; i < header.size(); ++i) widths[i] = display_width(header[i]);
@@ -105,7 +117,7 @@ int report(const CallError& e, bool json) {
     if (json)
         std::cout << Json::object().set("error", e.name).set("message", e.message).set("exit", e.exit_code).dump()
                   << '\n';
-    std::cerr << "custguardctl: " << e.message << '\n';
+    std::cerr << "custguardctl: " << escape_text(e.message) << '\n';
     return e.exit_code;
 }
 
@@ -381,7 +393,7 @@ struct ControlCommands::Impl {
         auto s = read_string(reply->get());
         if (!s) return report(s.error(), json);
         if (json) std::cout << Json::object().set("message", *s).dump() << '\n';
-        else std::cout << *s << '\n';
+        else std::cout << escape_text(*s) << '\n';
         return k_exit_ok;
     }
 
@@ -417,7 +429,8 @@ struct ControlCommands::Impl {
                 {"records", s["pipeline"]["seq"].as_string() + " written, journal " +
                                 (s["pipeline"]["journal_reachable"].as_bool() ? "reachable" : "NOT reachable") + ", " +
                                 s["pipeline"]["spool_pending"].as_string() + " spooled, " +
-                                s["pipeline"]["lost"].as_string() + " lost"},
+                                s["pipeline"]["lost"].as_string() + " lost, " +
+                                s["pipeline"]["repeats_counted"].as_string() + " repeated refusals counted"},
                 {"started", format_time(static_cast<std::uint64_t>(s["started_at"].as_int()))},
             };
             if (!s["notify"].is_null()) {
@@ -449,12 +462,25 @@ struct ControlCommands::Impl {
                 rows.push_back({"unprotected", join_json_strings(s["unprotected_queues"]) +
                                                    " (custguardctl printer protect QUEUE)"});
             for (const auto& w : s["warnings"].as_array()) rows.push_back({"warning", w.as_string()});
-            for (const auto& r : rows) std::cout << r[0] << ":" << std::string(18 - std::min<std::size_t>(17, r[0].size()), ' ') << r[1] << '\n';
+            for (const auto& r : rows)
+                std::cout << r[0] << ":" << std::string(18 - std::min<std::size_t>(17, r[0].size()), ' ')
+                          << escape_text(r[1]) << '\n';
         });
     }
 
+    // A diagnostic is a line plus an optional "\n  hint:" line; each line is escaped.
     static void print_diagnostics(const Json& diags) {
-        for (const auto& d : diags.as_array()) std::cerr << d["text"].as_string() << '\n';
+        for (const auto& d : diags.as_array()) {
+            const std::string text = d["text"].as_string();
+            std::size_t start = 0;
+            for (;;) {
+                const auto nl = text.find('\n', start);
+                std::cerr << escape_text(std::string_view(text).substr(start, nl == std::string::npos ? nl : nl - start))
+                          << '\n';
+                if (nl == std::string::npos) break;
+                start = nl + 1;
+            }
+        }
     }
 
     int do_policy_check() {
@@ -529,7 +555,7 @@ struct ControlCommands::Impl {
     int do_zone_list() {
         return json_call(client.call("ListZones"), [&](const Json& zones) {
             if (names_only) {
-                for (const auto& z : zones.as_array()) std::cout << z["name"].as_string() << '\n';
+                for (const auto& z : zones.as_array()) std::cout << escape_text(z["name"].as_string()) << '\n';
                 return;
             }
             std::vector<std::vector<std::string>> rows;
@@ -620,7 +646,8 @@ struct ControlCommands::Impl {
         if (json)
             std::cout << Json::object().set("zone", zone).set("user", user).set("expires_at", expires).dump() << '\n';
         else
-            std::cout << user << " may read zone " << zone << " until " << format_time(expires) << '\n';
+            std::cout << escape_text(user) << " may read zone " << escape_text(zone) << " until " << format_time(expires)
+                      << '\n';
         return k_exit_ok;
     }
 
@@ -738,7 +765,7 @@ struct ControlCommands::Impl {
                 auto row = entry_row(usec, f);
                 std::string line = row[0];
                 for (std::size_t i = 1; i < row.size(); ++i)
-                    if (!row[i].empty()) line += "  " + row[i];
+                    if (!row[i].empty()) line += "  " + escape_text(row[i]);
                 std::cout << line << std::endl;
             }
             if (!std::cout) break;

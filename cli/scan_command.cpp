@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "custguard/common/json_string.hpp"
+#include "custguard/common/text_escape.hpp"
 #include "custguard/scan/document.hpp"
 #include "custguard/scan/extract.hpp"
 #include "custguard/scan/scanner.hpp"
@@ -14,6 +15,7 @@ namespace custguard::cli {
 
 namespace {
 
+using common::escape_text;
 using common::json_string;
 
 struct FileResult {
@@ -69,7 +71,7 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
         }
         if (r.error) {
             any_error = true;
-            err << "custguardctl scan: " << *r.error << "\n";
+            err << "custguardctl scan: " << escape_text(*r.error) << "\n";
         }
         any_customer |= r.customer_data;
         results.push_back(std::move(r));
@@ -101,15 +103,16 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
     } else {
         for (const auto& r : results) {
             if (r.error && r.doc.reason.empty()) {
-                out << r.file << ": ERROR (not scanned; see the message on stderr)\n";
+                out << escape_text(r.file) << ": ERROR (not scanned; see the message on stderr)\n";
                 continue;
             }
             if (r.error) {
-                out << r.file << ": " << scan::to_string(r.doc.doc_type) << ": UNREADABLE (" << r.doc.reason
+                out << escape_text(r.file) << ": " << scan::to_string(r.doc.doc_type) << ": UNREADABLE (" << r.doc.reason
                     << "); [print] unreadable = \"" << options.unreadable_action << "\" applies\n";
                 continue;
             }
-            out << r.file << ": " << scan::to_string(r.doc.doc_type);
+            // File names come from users: no forged lines or terminal escapes.
+            out << escape_text(r.file) << ": " << scan::to_string(r.doc.doc_type);
             if (r.doc.pages) out << ", " << r.doc.pages << (r.doc.pages == 1 ? " page" : " pages");
             if (r.doc.pages_without_text) out << " (" << r.doc.pages_without_text << " without text)";
             out << ": " << (r.customer_data ? "CUSTOMER DATA" : "not customer data") << " ("

@@ -30,6 +30,10 @@
 //
 // Errors: org.custguard1.Error.{AccessDenied, InvalidArgument, UnknownZone, UnknownUser,
 // NotFound, PolicyRefused, Failed}; each message says what to do.
+//
+// Every string and array argument has a length bound (k_method_limits below, documented
+// in custguardctl(8) "LIMITS"); a longer one is refused with InvalidArgument naming the
+// argument and the bound, before the method runs.
 #include "daemon/dbus/control_plane.hpp"
 
 #include <grp.h>
@@ -167,6 +171,125 @@ bool valid_printer_name(std::string_view s) {
     });
 }
 
+// ---- argument bounds ---------------------------------------------------------------------
+
+// The bound of one argument: bytes of each string in it, entries of each array in it.
+struct ArgLimit {
+    std::string_view name;
+    std::size_t max_bytes = 4096;
+    std::size_t max_entries = 0;  // arrays only
+};
+
+struct MethodLimits {
+    std::string_view member;
+    std::array<ArgLimit, 4> args;  // in argument order; non-string, non-array ones are skipped
+};
+
+// custguardctl(8) "LIMITS" lists the same numbers.
+constexpr std::size_t k_zone_bytes = 4096;   // a zone name or a path inside a zone (PATH_MAX)
+constexpr std::size_t k_user_bytes = 256;    // user, or %group
+constexpr std::size_t k_kind_bytes = 16;     // printer | client | media
+constexpr std::size_t k_device_bytes = 255;  // queue name, address, CIDR, host name (253), USB id
+constexpr std::size_t k_reason_bytes = 1024;  // grant reasons, job comments: they go into records
+constexpr std::size_t k_job_bytes = 64;       // held job id
+constexpr std::size_t k_attr_entries = 64;    // CheckPrintJob job attributes
+constexpr std::size_t k_attr_bytes = 4096;    //   each key and value
+// CheckPrintJobDocuments documents: the system bus's own bound on descriptors per message
+// (dbus-daemon max_message_unix_fds); kept here for a bus configured higher.
+constexpr std::size_t k_documents = 16;
+// Methods not in the table (added later) get these bounds for every argument.
+constexpr ArgLimit k_default_limit{"argument", 4096, 1024};
+
+constexpr MethodLimits k_method_limits[] = {
+    {"AllowUser", {{{"zone", k_zone_bytes}, {"user", k_user_bytes}}}},
+    {"RevokeUser", {{{"zone", k_zone_bytes}, {"user", k_user_bytes}}}},
+    {"ListUsers", {{{"zone", k_zone_bytes}}}},
+    {"AllowDevice", {{{"kind", k_kind_bytes}, {"zone", k_zone_bytes}, {"value", k_device_bytes}}}},
+    {"RevokeDevice", {{{"kind", k_kind_bytes}, {"zone", k_zone_bytes}, {"value", k_device_bytes}}}},
+    {"ListDevices", {{{"kind", k_kind_bytes}, {"zone", k_zone_bytes}}}},
+    {"AddGrant", {{{"zone", k_zone_bytes}, {"user", k_user_bytes}, {"seconds"}, {"reason", k_reason_bytes}}}},
+    {"ListGrants", {{{"zone", k_zone_bytes}}}},
+    {"RevokeGrant", {{{"zone", k_zone_bytes}, {"user", k_user_bytes}}}},
+    {"ApproveJob", {{{"job", k_job_bytes}, {"comment", k_reason_bytes}}}},
+    {"RejectJob", {{{"job", k_job_bytes}, {"reason", k_reason_bytes}}}},
+    {"CheckPrintJob", {{{"job", k_attr_bytes, k_attr_entries}, {"document"}}}},
+    {"CheckPrintJobDocuments", {{{"job", k_attr_bytes, k_attr_entries}, {"documents", 0, k_documents}}}},
+};
+
+// Checks the value at the read position (a string, or a container of them) against `limit`.
+Result<void> check_value(sd_bus_message* m, std::string_view member, const ArgLimit& limit) {
+    auto malformed = [&](int r) {
+        return fail(error::invalid_argument, fmt::format("malformed argument '{}' of {}: {}", limit.name, member,
+                                                         std::strerror(-r)));
+    };
+    char type = 0;
+    const char* contents = nullptr;
+    int r = sd_bus_message_peek_type(m, &type, &contents);
+    if (r < 0) return malformed(r);
+    switch (type) {
+    case SD_BUS_TYPE_STRING:
+    case SD_BUS_TYPE_OBJECT_PATH:
+    case SD_BUS_TYPE_SIGNATURE: {
+        const char* v = nullptr;
+        if ((r = sd_bus_message_read_basic(m, type, &v)) < 0) return malformed(r);
+        const std::size_t n = v ? std::strlen(v) : 0;
+        if (n > limit.max_bytes)
+            return fail(error::invalid_argument,
+                        fmt::format("argument '{}' of {} is {} bytes long; at most {} bytes are accepted "
+                                    "(see custguardctl(8), LIMITS)",
+                                    limit.name, member, n, limit.max_bytes));
+        return {};
+    }
+    case SD_BUS_TYPE_ARRAY:
+    case SD_BUS_TYPE_STRUCT:
+    case SD_BUS_TYPE_DICT_ENTRY:
+    case SD_BUS_TYPE_VARIANT: {
+        if ((r = sd_bus_message_enter_container(m, type, contents)) < 0) return malformed(r);
+        std::size_t entries = 0;
+        while ((r = sd_bus_message_at_end(m, 0)) == 0) {
+            if (type == SD_BUS_TYPE_ARRAY && ++entries > limit.max_entries)
+                return fail(error::invalid_argument,
+                            fmt::format("argument '{}' of {} has more than {} entries; at most {} are accepted "
+                                        "(see custguardctl(8), LIMITS)",
+                                        limit.name, member, limit.max_entries, limit.max_entries));
+            if (auto c = check_value(m, member, limit); !c) return c;
+        }
+        if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0) return malformed(r);
+        return {};
+    }
+    default: {
+        const char one[2] = {type, '\0'};
+        if ((r = sd_bus_message_skip(m, one)) < 0) return malformed(r);
+        return {};
+    }
+    }
+}
+
+// Every argument of `m` within its bound; the message is rewound for the method.
+Result<void> check_argument_limits(sd_bus_message* m) {
+    const char* member_c = sd_bus_message_get_member(m);
+    const std::string_view member = member_c ? member_c : "?";
+    const MethodLimits* limits = nullptr;
+    for (const auto& l : k_method_limits)
+        if (l.member == member) limits = &l;
+    Result<void> result;
+    for (std::size_t i = 0; result; ++i) {
+        int r = sd_bus_message_at_end(m, 1);
+        if (r < 0) {
+            result = fail(error::invalid_argument, fmt::format("malformed call of {}: {}", member, std::strerror(-r)));
+            break;
+        }
+        if (r > 0) break;
+        const ArgLimit& limit = limits && i < limits->args.size() && !limits->args[i].name.empty()
+                                    ? limits->args[i]
+                                    : k_default_limit;
+        result = check_value(m, member, limit);
+    }
+    if (int r = sd_bus_message_rewind(m, 1); r < 0 && result)
+        result = fail(error::failed, fmt::format("cannot re-read the call of {}: {}", member, std::strerror(-r)));
+    return result;
+}
+
 }  // namespace
 
 struct ControlPlane::Impl {
@@ -234,6 +357,9 @@ struct ControlPlane::Impl {
                                                     fmt::format("{}.{}", interface_name, member ? member : "?"),
                                                     message);
         rec.set(events::field::decision, "deny");
+        // A caller can be refused as often as he calls: past a few records per window the
+        // pipeline counts his refusals into one `repeated` record (custguard.journal(7)).
+        rec.repeat_key = fmt::format("bus:{}", uid);
         daemon.pipeline().submit(std::move(rec));
     }
 
@@ -363,6 +489,9 @@ struct ControlPlane::Impl {
                             .set("spooled", s.pipeline.spooled)
                             .set("spool_pending", s.pipeline.spool_pending)
                             .set("lost", s.pipeline.lost)
+                            .set("repeats_counted", s.pipeline.repeats_counted)
+                            .set("repeats_pending", s.pipeline.repeats_pending)
+                            .set("repeat_records", s.pipeline.repeat_records)
                             .set("dropped_queue_full", s.pipeline.dropped_queue_full)
                             .set("jsonl_written", s.pipeline.jsonl_written)
                             .set("run_id", s.pipeline.run_id)
@@ -948,6 +1077,7 @@ int guarded(sd_bus_message* m, void* userdata, sd_bus_error* err, Fn&& fn) {
             self->record_denied(m, caller.error().message);
             return reply_failure(err, caller.error());
         }
+        if (auto bounded = check_argument_limits(m); !bounded) return reply_failure(err, bounded.error());
         return fn(*self, *caller);
     } catch (const std::exception& e) {
         return sd_bus_error_setf(err, error::failed, "internal error: %s; see the daemon's log", e.what());

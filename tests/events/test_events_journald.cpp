@@ -98,6 +98,9 @@ PipelineConfig config_for(const ScratchJournald& jd, const TempDir& dir) {
     c.state_dir = dir.path / "state";
     c.journal_socket = jd.socket_path();
     c.retry_interval = 50ms;
+    // These tests measure the transport: every record they submit must arrive as itself.
+    // The flood bound for repeated refusals has tests of its own below.
+    c.repeats.burst = 0;
     return c;
 }
 
@@ -492,4 +495,83 @@ TEST_CASE("a burst larger than the spool while journald runs: backpressure, noth
     require_gap_free(entries);
     for (int i = 0; i < total; ++i) REQUIRE(entries[i].at("CUSTGUARD_PATH") == fmt::format("/srv/c/{}.csv", i + 1));
     CHECK(duplicates == 0);
+}
+
+// Regression (issue 15): one unprivileged user could write ~1,500 denial records a second
+// and rotate the real history out of the journal. Now a flood of one uid's denials ends
+// as counted `repeated` records, the journal holds a bounded number of records for it,
+// CUSTGUARD_SEQ stays gap-free, and an allowed read by another user in the middle of the
+// flood is still a record of its own.
+TEST_CASE("a denial flood by one uid ends as counted records while allowed reads stay individual", "[journald]") {
+    ScratchJournald jd(unique_namespace("f"));
+    jd.start();
+    TempDir dir;
+    PipelineConfig config = config_for(jd, dir);
+    config.repeats = {.burst = 5, .window = 1s, .max_keys = 64};
+    auto p = Pipeline::create(std::move(config));
+    REQUIRE(p);
+    auto& pipeline = **p;
+    pipeline.set_zone_names({"customers"});
+    constexpr std::uint32_t flooder = 60001, reader = 60002;
+    constexpr int total = 6000;
+    const auto started = std::chrono::steady_clock::now();
+    for (int i = 0; i < total; ++i) {
+        auto ev = access_event(CG_DECISION_DENY, CG_EV_OPEN, "/srv/customers/a.csv");
+        ev.raw.uid = flooder;
+        ev.realtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+        REQUIRE(pipeline.submit(std::move(ev)));
+        if (i == total / 2) {
+            auto read = access_event(CG_DECISION_ALLOW, CG_EV_OPEN, "/srv/customers/history.csv");
+            read.raw.uid = reader;
+            REQUIRE(pipeline.submit(std::move(read)));
+        }
+        if (i % 2000 == 1999) std::this_thread::sleep_for(600ms);  // spans several windows
+    }
+    const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    REQUIRE(pipeline.flush(30s));
+    pipeline.stop();
+    const auto c = pipeline.counters();
+    CHECK(c.repeats_pending == 0);
+
+    std::vector<JournalEntry> entries;
+    for (int i = 0; i < 50; ++i) {  // journald writes asynchronously
+        entries = jd.read("CUSTGUARD_RUN=" + c.run_id);
+        if (entries.size() >= c.seq) break;
+        std::this_thread::sleep_for(100ms);
+    }
+    std::size_t duplicates = 0;
+    entries = first_occurrences(entries, duplicates);
+    require_gap_free(entries);
+    std::uint64_t denials = 0, counted = 0, summaries = 0, reads = 0;
+    for (const auto& e : entries) {
+        if (e.at("CUSTGUARD_EVENT") == "repeated") {
+            ++summaries;
+            CHECK(e.at("MESSAGE_ID") == info(Kind::repeated).message_id);
+            CHECK(e.at("CUSTGUARD_REPEATED") == "access_denied");
+            CHECK(e.at("CUSTGUARD_UID") == std::to_string(flooder));
+            CHECK(e.at("CUSTGUARD_ZONE") == "customers");
+            CHECK(e.at("CUSTGUARD_RULE") == "not_allowed");
+            CHECK(e.at("CUSTGUARD_OPERATION") == "open");
+            CHECK(std::stoull(e.at("CUSTGUARD_COUNT")) == std::stoull(e.at("CUSTGUARD_SUPPRESSED")) + 5);
+            CHECK(std::stoull(e.at("CUSTGUARD_FIRST_USEC")) <= std::stoull(e.at("CUSTGUARD_LAST_USEC")));
+            CHECK(e.at("CUSTGUARD_WINDOW_SEC") == "1");
+            counted += std::stoull(e.at("CUSTGUARD_SUPPRESSED"));
+        } else if (e.at("CUSTGUARD_EVENT") == "access" && e.at("CUSTGUARD_UID") == std::to_string(flooder)) {
+            ++denials;
+        } else if (e.at("CUSTGUARD_EVENT") == "access" && e.at("CUSTGUARD_UID") == std::to_string(reader)) {
+            ++reads;
+            CHECK(e.at("CUSTGUARD_PATH") == "/srv/customers/history.csv");
+            CHECK(e.at("CUSTGUARD_DECISION") == "allow");
+        }
+    }
+    INFO(entries.size() << " records for " << total << " denials within " << seconds << " s");
+    CHECK(reads == 1);
+    CHECK(denials + counted == total);  // nothing lost silently
+    CHECK(summaries >= 1);
+    // At most burst + 1 records per window (1 s) of the flood.
+    const auto windows = static_cast<std::uint64_t>(seconds) + 2;
+    CHECK(denials <= 5 * windows);
+    CHECK(summaries <= windows);
+    CHECK(entries.size() <= 6 * windows + 1);
 }

@@ -15,6 +15,7 @@
 #include <spdlog/logger.h>
 
 #include "custguard/common/json_string.hpp"
+#include "custguard/common/text_escape.hpp"
 
 namespace custguard::events {
 
@@ -157,6 +158,7 @@ EventClass classify(const Record& r) {
     case Kind::lost: return {"metric", {"host"}, {"info"}};
     case Kind::sensor_mismatch: return {"alert", {"host"}, {"info"}};
     case Kind::bulk_read: return {"alert", {"file"}, {"access"}};
+    case Kind::repeated: return {"alert", {"intrusion_detection"}, {"denied"}};
     }
     return {"event", {}, {}};
 }
@@ -262,12 +264,13 @@ std::string format_line(const Record& record) {
     case Kind::lost: label = "LOST"; break;
     case Kind::sensor_mismatch: label = "MISMATCH"; break;
     case Kind::bulk_read: label = "BULK"; break;
+    case Kind::repeated: label = "REPEATED"; break;
     }
-    std::string line = fmt::format("{:<9} {}", label, record.message.empty() ? info(record.kind).name : record.message);
+    // One line per record whatever a path contains, and no terminal escapes from it.
+    std::string line = fmt::format("{:<9} {}", label,
+                                   common::escape_text(record.message.empty() ? info(record.kind).name : record.message));
     if (const std::string* pid = record.get(field::pid)) line += fmt::format(" pid={}", *pid);
     if (const std::string* seq = record.get(field::seq)) line += fmt::format(" seq={}", *seq);
-    // Keep the console a single line per record whatever a path contains.
-    std::replace_if(line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
     return line;
 }
 

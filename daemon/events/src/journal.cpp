@@ -17,6 +17,8 @@
 
 #include <fmt/format.h>
 
+#include "custguard/common/text_escape.hpp"
+
 namespace custguard::events {
 
 namespace {
@@ -65,7 +67,11 @@ std::string encode_native(const Record& record, std::string_view identifier) {
     append_field(out, "MESSAGE_ID", k.message_id);
     append_field(out, "PRIORITY", std::to_string(k.priority));
     append_field(out, "SYSLOG_IDENTIFIER", identifier);
-    append_field(out, "MESSAGE", record.message.empty() ? std::string_view(k.name) : std::string_view(record.message));
+    // MESSAGE is what `journalctl` prints: escaped, so a file name with a newline or an
+    // escape sequence cannot forge a line or drive a terminal. The CUSTGUARD_* fields keep
+    // the exact bytes (the binary form carries newlines).
+    append_field(out, "MESSAGE", common::escape_text(record.message.empty() ? std::string_view(k.name)
+                                                                            : std::string_view(record.message)));
     for (const auto& f : record.fields)
         if (valid_field_name(f.name) && f.name != "MESSAGE" && f.name != "MESSAGE_ID" && f.name != "PRIORITY" &&
             f.name != "SYSLOG_IDENTIFIER")

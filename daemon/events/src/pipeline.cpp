@@ -124,6 +124,11 @@ struct Pipeline::Impl {
     std::uint64_t requests_seen = 0;  // `requests` as of the last maintenance
     std::uint64_t enrich_exited = 0;
 
+    // Repeated refusals: access events are limited before enrichment (a flood must not
+    // cost /proc reads), records with a repeat_key on the writer thread.
+    std::atomic<std::uint64_t> enrich_repeats_counted{0}, enrich_repeats_pending{0};
+    RepeatLimiter record_repeats{config.repeats};
+
     std::thread enricher_thread, writer_thread;
     bool stopped = false;
 
@@ -148,13 +153,30 @@ struct Pipeline::Impl {
         return true;
     }
 
+    // A denied access, limited per uid, zone, rule and operation; nullopt for the access
+    // history (allowed, audited), which is always written.
+    static std::optional<std::string> repeat_key(const daemon::AccessEvent& ev) {
+        if (ev.raw.decision != CG_DECISION_DENY) return std::nullopt;
+        return fmt::format("{}:{}:{}:{}", ev.raw.uid, ev.raw.zone_id, ev.raw.rule, ev.raw.kind);
+    }
+
     void enricher_loop() {
         Enricher enricher(config.enrich);
+        RepeatLimiter repeats(config.repeats);
         std::vector<daemon::AccessEvent> batch;
+        auto emit_repeats = [&](bool all) {
+            for (auto& r : repeats.take_due(Clock::now(), all))
+                push_record({std::move(r), false}, std::chrono::milliseconds(-1));
+            enrich_repeats_pending = repeats.pending();
+        };
         for (;;) {
             {
                 std::unique_lock lock(in_mu);
-                in_not_empty.wait(lock, [&] { return !in_q.empty() || stopping; });
+                auto ready = [&] { return !in_q.empty() || stopping; };
+                if (auto due = repeats.next_due())
+                    in_not_empty.wait_until(lock, *due, ready);
+                else
+                    in_not_empty.wait(lock, ready);
                 if (in_q.empty() && stopping) break;
                 while (!in_q.empty() && batch.size() < batch_size) batch.push_back(in_q.pop());
                 in_not_full.notify_all();
@@ -164,11 +186,26 @@ struct Pipeline::Impl {
                 std::lock_guard lock(zones_mu);
                 names = zones;
             }
-            for (auto& ev : batch) push_record({enricher.enrich(ev, *names), true}, std::chrono::milliseconds(-1));
+            const auto now = Clock::now();
+            for (auto& ev : batch) {
+                auto key = repeat_key(ev);
+                auto admit = key ? repeats.admit(*key, now, ev.realtime_ns / 1000) : RepeatLimiter::Admit::written;
+                if (admit == RepeatLimiter::Admit::counted) {
+                    enrich_repeats_counted.fetch_add(1);
+                    enrich_repeats_pending.fetch_add(1);
+                    completed.fetch_add(1);  // accounted for in the key's `repeated` record
+                    continue;
+                }
+                Record r = enricher.enrich(ev, *names);
+                if (admit == RepeatLimiter::Admit::first) repeats.describe(*key, r);
+                push_record({std::move(r), true}, std::chrono::milliseconds(-1));
+            }
             batch.clear();
+            emit_repeats(false);
             std::lock_guard lock(counters_mu);
             enrich_exited = enricher.stats().exited;
         }
+        emit_repeats(true);  // stopping: every open window says what it counted
         std::lock_guard lock(rec_mu);
         enricher_done = true;
         rec_not_empty.notify_all();
@@ -294,6 +331,27 @@ struct Pipeline::Impl {
         return Output::delivered;
     }
 
+    // How many events a record stands for: a `repeated` record for all it counted.
+    static std::uint64_t weight(const Record& r) {
+        if (r.kind != Kind::repeated) return 1;
+        const std::string* n = r.get(field::suppressed);
+        return n ? std::max<std::uint64_t>(1, std::stoull(*n)) : 1;
+    }
+
+    // A record with a repeat_key (a refused D-Bus call): false when it is only counted.
+    bool admit_record(const Record& r) {
+        if (r.repeat_key.empty()) return true;
+        const std::string* target = r.get(field::target);
+        auto admit = record_repeats.admit(r.repeat_key, Clock::now(), r.realtime_us ? r.realtime_us : now_realtime_us(),
+                                          target ? std::string_view(*target) : std::string_view{});
+        if (admit == RepeatLimiter::Admit::first) record_repeats.describe(r.repeat_key, r);
+        return admit != RepeatLimiter::Admit::counted;
+    }
+
+    void commit_repeats(bool all) {
+        for (auto& r : record_repeats.take_due(Clock::now(), all)) commit(r, true);
+    }
+
     // Number, send and export one record. false: not committed (counted as lost by the caller).
     bool commit(Record& r, bool count_overflow) {
         if (r.realtime_us == 0) r.realtime_us = now_realtime_us();
@@ -304,10 +362,10 @@ struct Pipeline::Impl {
         switch (output(datagram)) {
         case Output::delivered: break;
         case Output::overflow:
-            if (count_overflow) note_lost("spool", 1, "spool full while journald was unreachable");
+            if (count_overflow) note_lost("spool", weight(r), "spool full while journald was unreachable");
             return false;
         case Output::too_large:
-            if (count_overflow) note_lost("journal-too-large", 1, "record larger than journald accepts");
+            if (count_overflow) note_lost("journal-too-large", weight(r), "record larger than journald accepts");
             return false;
         }
         ++seq;
@@ -328,6 +386,7 @@ struct Pipeline::Impl {
         }
         std::lock_guard lock(counters_mu);
         counters.seq = seq;
+        if (r.kind == Kind::repeated) ++counters.repeat_records;
         if (lost) {
             counters.lost += lost;
             ++counters.lost_records;
@@ -484,6 +543,7 @@ struct Pipeline::Impl {
             Record r = make_lost_record(source, note.count, note.reason);
             if (!commit(r, false)) note_lost(source, note.count, note.reason);  // try again later
         }
+        commit_repeats(false);
         {
             std::lock_guard lock(counters_mu);
             requests_seen = requests_now;
@@ -504,6 +564,9 @@ struct Pipeline::Impl {
             counters.spool_bytes = spool->size_bytes();
         }
         counters.lost_pending = pending_lost + (dropped.load() - drops_reported);
+        // The writer's share; counters() adds the enricher's.
+        counters.repeats_counted = record_repeats.counted_total();
+        counters.repeats_pending = record_repeats.pending();
         inflight_empty_hint = inflight.empty();
         counters_cv.notify_all();
     }
@@ -519,6 +582,10 @@ struct Pipeline::Impl {
                             : !inflight.empty()                                  ? std::chrono::milliseconds(2)
                             : config.journal && !reachable                       ? config.retry_interval
                                                                                  : std::chrono::milliseconds(200);
+                if (auto due = record_repeats.next_due())
+                    wait = std::min(wait, std::max(std::chrono::milliseconds(1),
+                                                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                       *due - Clock::now() + std::chrono::milliseconds(1))));
                 if (rec_q.empty() && !(enricher_done && stopping)) {
                     {
                         std::lock_guard c(counters_mu);
@@ -540,11 +607,12 @@ struct Pipeline::Impl {
                 rec_not_full.notify_all();
             }
             for (auto& q : batch) {
-                commit(q.record, true);
+                if (admit_record(q.record)) commit(q.record, true);
                 if (q.submitted) completed.fetch_add(1);
             }
             batch.clear();
         }
+        commit_repeats(true);  // stopping: every open window says what it counted
         maintenance();
         if (config.journal) {
             // Whatever journald has not read by now goes to the spool for the next start.
@@ -582,6 +650,7 @@ tl::expected<std::unique_ptr<Pipeline>, std::string> Pipeline::create(PipelineCo
         i.jsonl.emplace(std::move(*w));
     }
     i.in_q.slots.resize(std::max<std::size_t>(i.config.input_capacity, 1));
+    i.record_repeats = RepeatLimiter(i.config.repeats);
     i.counters.run_id = i.run_id;
     i.publish();
     i.enricher_thread = std::thread([&i] { i.enricher_loop(); });
@@ -640,6 +709,8 @@ PipelineCounters Pipeline::counters() const {
     c.submitted = impl_->accepted.load();
     c.dropped_queue_full = impl_->dropped.load();
     c.processes_exited = impl_->enrich_exited;
+    c.repeats_counted += impl_->enrich_repeats_counted.load();
+    c.repeats_pending += impl_->enrich_repeats_pending.load();
     return c;
 }
 

@@ -19,6 +19,7 @@ std::string_view to_string(Kind kind) {
     case Kind::lost: return "lost";
     case Kind::sensor_mismatch: return "sensor_mismatch";
     case Kind::bulk_read: return "bulk_read";
+    case Kind::repeated: return "repeated";
     }
     return "unknown";
 }

@@ -9,7 +9,11 @@
 // start); whatever cannot be recorded is counted and reported in a `lost` record, never
 // silently dropped; while journald is unreachable records go to a bounded spool and are
 // replayed in order before anything newer. Delivery is at least once: a record journald
-// had queued but not read when it died is sent again (same RUN and SEQ).
+// had queued but not read when it died is sent again (same RUN and SEQ). Refusals a user
+// can repeat at will (denied accesses; refused D-Bus calls, Record::repeat_key) are
+// written one by one only up to RepeatLimits::burst per key and window; the rest are
+// counted into one `repeated` record per key and window (repeat.hpp), written when the
+// window ends or the pipeline stops. Allowed and audited accesses are never counted away.
 #pragma once
 
 #include <atomic>
@@ -32,6 +36,7 @@
 #include "custguard/events/enrich.hpp"
 #include "custguard/events/journal.hpp"
 #include "custguard/events/record.hpp"
+#include "custguard/events/repeat.hpp"
 #include "daemon/event.hpp"
 
 namespace spdlog {
@@ -60,6 +65,7 @@ struct PipelineConfig {
     std::optional<std::filesystem::path> jsonl_path;  // --export jsonl:PATH
     std::shared_ptr<spdlog::logger> console;          // --foreground: readable lines
     EnrichConfig enrich;
+    RepeatLimits repeats;  // flood bound for repeated refusals (custguardd(8))
 };
 
 // Snapshot for `custguardctl status`.
@@ -81,6 +87,9 @@ struct PipelineCounters {
     std::uint64_t jsonl_written = 0;
     std::uint64_t jsonl_errors = 0;
     std::uint64_t processes_exited = 0;  // enrichment found the process gone
+    std::uint64_t repeats_counted = 0;   // refusals counted into `repeated` records instead of written
+    std::uint64_t repeats_pending = 0;   // of those: window still open, its record not written yet
+    std::uint64_t repeat_records = 0;    // `repeated` records committed
     bool journal_reachable = false;
     std::string run_id;  // CUSTGUARD_RUN of this pipeline
     std::string last_error;

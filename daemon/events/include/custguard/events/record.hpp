@@ -67,6 +67,12 @@ inline constexpr std::string_view window = "CUSTGUARD_WINDOW_SEC";
 inline constexpr std::string_view action = "CUSTGUARD_ACTION";
 inline constexpr std::string_view sensors = "CUSTGUARD_SENSORS";
 inline constexpr std::string_view time_usec = "CUSTGUARD_TIME_USEC";
+// `repeated` records (see repeat.hpp):
+inline constexpr std::string_view repeated = "CUSTGUARD_REPEATED";    // kind of the records counted
+inline constexpr std::string_view count = "CUSTGUARD_COUNT";          // all of the key in the window
+inline constexpr std::string_view suppressed = "CUSTGUARD_SUPPRESSED";  // of those, not written one by one
+inline constexpr std::string_view first_usec = "CUSTGUARD_FIRST_USEC";  // first and last of the suppressed
+inline constexpr std::string_view last_usec = "CUSTGUARD_LAST_USEC";
 // Set by the pipeline when the record is committed (journal or spool):
 inline constexpr std::string_view seq = "CUSTGUARD_SEQ";
 inline constexpr std::string_view run = "CUSTGUARD_RUN";
@@ -83,6 +89,10 @@ struct Record {
     std::int64_t realtime_us = 0;  // when it happened (CLOCK_REALTIME); 0: when written
     std::string message;           // MESSAGE (one readable sentence)
     std::vector<Field> fields;     // CUSTGUARD_* in insertion order, names unique
+    // Set on a refusal its subject can repeat at will (a refused D-Bus call: "bus:UID"):
+    // the pipeline then writes the first few of a key per window and counts the rest into
+    // a `repeated` record (repeat.hpp). Not written to the journal.
+    std::string repeat_key;
 
     // Set (or replace) a field. Empty values are skipped: absent beats "".
     Record& set(std::string_view name, std::string_view value);

@@ -1,0 +1,226 @@
+// Unit tests of the flood bound for repeated refusals (repeat.hpp), the escaping of
+// user-controlled text in MESSAGE and console lines (text_escape.hpp), and the pipeline's
+// use of both, without journald (export only).
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "custguard/common/text_escape.hpp"
+#include "custguard/events/export.hpp"
+#include "custguard/events/journal.hpp"
+#include "custguard/events/pipeline.hpp"
+#include "custguard/events/repeat.hpp"
+
+using namespace custguard::events;
+using custguard::common::escape_text;
+using namespace std::chrono_literals;
+using Admit = RepeatLimiter::Admit;
+
+namespace {
+
+Record denial(std::string_view uid, std::string_view zone) {
+    Record r;
+    r.kind = Kind::access_denied;
+    r.set(field::event, "access").set(field::uid, uid).set(field::user, "mallory").set(field::zone, zone);
+    r.set(field::rule, "not_allowed").set(field::operation, "open").set(field::decision, "deny");
+    r.set(field::path, "/srv/customers/a.csv").set(field::pid, "4711");
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("repeat limiter: first burst written and the rest counted into one record per window", "[unit]") {
+    RepeatLimiter l({.burst = 3, .window = 10s, .max_keys = 16});
+    const auto t0 = RepeatLimiter::Clock::time_point{} + 1000s;
+    CHECK(l.admit("k", t0, 100) == Admit::first);
+    l.describe("k", denial("1001", "customers"));
+    CHECK(l.admit("k", t0 + 1s, 200) == Admit::written);
+    CHECK(l.admit("k", t0 + 1s, 300) == Admit::written);
+    for (int i = 0; i < 1000; ++i) CHECK(l.admit("k", t0 + 2s, 400 + i) == Admit::counted);
+    CHECK(l.counted_total() == 1000);
+    CHECK(l.pending() == 1000);
+    CHECK(l.take_due(t0 + 9s).empty());  // window still open
+    REQUIRE(l.next_due() == t0 + 10s);
+    auto due = l.take_due(t0 + 10s);
+    REQUIRE(due.size() == 1);
+    const Record& r = due[0];
+    CHECK(r.kind == Kind::repeated);
+    CHECK(*r.get(field::event) == "repeated");
+    CHECK(*r.get(field::repeated) == "access_denied");
+    CHECK(*r.get(field::uid) == "1001");
+    CHECK(*r.get(field::user) == "mallory");
+    CHECK(*r.get(field::zone) == "customers");
+    CHECK(*r.get(field::rule) == "not_allowed");
+    CHECK(*r.get(field::operation) == "open");
+    CHECK(*r.get(field::decision) == "deny");
+    CHECK(*r.get(field::count) == "1003");
+    CHECK(*r.get(field::suppressed) == "1000");
+    CHECK(*r.get(field::first_usec) == "400");
+    CHECK(*r.get(field::last_usec) == "1399");
+    CHECK(*r.get(field::window) == "10");
+    CHECK(r.get(field::path) == nullptr);  // one path does not stand for the others
+    CHECK(r.message.find("1003 times") != std::string::npos);
+    CHECK(l.pending() == 0);
+    CHECK_FALSE(l.next_due());
+    // A new window starts with the next refusal: written again.
+    CHECK(l.admit("k", t0 + 11s, 2000) == Admit::first);
+}
+
+TEST_CASE("repeat limiter: keys are independent and a window that counted nothing ends silently", "[unit]") {
+    RepeatLimiter l({.burst = 2, .window = 5s, .max_keys = 16});
+    const auto t0 = RepeatLimiter::Clock::time_point{} + 1000s;
+    for (int i = 0; i < 5; ++i) l.admit("a", t0, i);
+    CHECK(l.admit("b", t0, 0) == Admit::first);
+    CHECK(l.admit("b", t0, 0) == Admit::written);
+    auto due = l.take_due(t0 + 5s);
+    REQUIRE(due.size() == 1);
+    CHECK(*due[0].get(field::suppressed) == "3");
+}
+
+TEST_CASE("repeat limiter: a refusal after the window closes the old window first", "[unit]") {
+    RepeatLimiter l({.burst = 1, .window = 5s, .max_keys = 16});
+    const auto t0 = RepeatLimiter::Clock::time_point{} + 1000s;
+    l.admit("a", t0, 1);
+    l.admit("a", t0, 2);
+    CHECK(l.admit("a", t0 + 6s, 3) == Admit::first);
+    auto due = l.take_due(t0 + 6s);
+    REQUIRE(due.size() == 1);
+    CHECK(*due[0].get(field::suppressed) == "1");
+}
+
+TEST_CASE("repeat limiter: details (D-Bus methods) are listed up to a bound", "[unit]") {
+    RepeatLimiter l({.burst = 1, .window = 5s, .max_keys = 16});
+    const auto t0 = RepeatLimiter::Clock::time_point{} + 1000s;
+    Record first = custguard::events::make_admin_change_record("mallory", 1001, "access_denied", "org.custguard1.AddGrant");
+    first.set(field::decision, "deny");
+    l.admit("bus:1001", t0, 1, "org.custguard1.AddGrant");
+    l.describe("bus:1001", first);
+    for (int i = 0; i < 100; ++i) l.admit("bus:1001", t0, 2, fmt::format("org.custguard1.M{}", i % 40));
+    l.admit("bus:1001", t0, 2, "org.custguard1.AddGrant");
+    auto due = l.take_due(t0, true);
+    REQUIRE(due.size() == 1);
+    CHECK(*due[0].get(field::repeated) == "admin_change");
+    CHECK(*due[0].get(field::admin_action) == "access_denied");
+    CHECK(*due[0].get(field::suppressed) == "101");
+    const std::string targets = *due[0].get(field::target);
+    CHECK(std::count(targets.begin(), targets.end(), ',') == 15);  // 16 named at most
+}
+
+TEST_CASE("repeat limiter: memory is bounded and beyond max_keys records are written not lost", "[unit]") {
+    RepeatLimiter l({.burst = 1, .window = 5s, .max_keys = 4});
+    const auto t0 = RepeatLimiter::Clock::time_point{} + 1000s;
+    for (int k = 0; k < 4; ++k) CHECK(l.admit(fmt::format("k{}", k), t0, 0) == Admit::first);
+    CHECK(l.admit("k9", t0, 0) == Admit::written);
+    CHECK(l.admit("k9", t0, 0) == Admit::written);
+    // Once windows are over, their slots are reused.
+    CHECK(l.admit("k9", t0 + 5s, 0) == Admit::first);
+}
+
+TEST_CASE("repeat limiter: burst 0 turns it off", "[unit]") {
+    RepeatLimiter l({.burst = 0, .window = 5s, .max_keys = 4});
+    for (int i = 0; i < 100; ++i) CHECK(l.admit("k", RepeatLimiter::Clock::now(), 0) == Admit::written);
+    CHECK_FALSE(l.next_due());
+}
+
+TEST_CASE("text escape: controls, backslash, C1, bidi and bad UTF-8 become visible escapes", "[unit]") {
+    struct Case {
+        std::string in, out;
+    };
+    const Case cases[] = {
+        {"plain /srv/顧客/a.csv", "plain /srv/顧客/a.csv"},
+        {"a\nb", "a\\nb"},
+        {"a\rb\tc", "a\\rb\\tc"},
+        {"\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"},
+        {std::string("nul\0x", 5), "nul\\x00x"},
+        {"del\x7f", "del\\x7f"},
+        {"back\\slash", "back\\\\slash"},
+        {"csi\xc2\x9b" "2J", "csi\\u009b2J"},
+        {"rlo\xe2\x80\xae" "txt.exe", "rlo\\u202etxt.exe"},
+        {"ls\xe2\x80\xa8x", "ls\\u2028x"},
+        {"bad\xff\xc3", "bad\\xff\\xc3"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.out);
+        CHECK(escape_text(c.in) == c.out);
+        CHECK(escape_text(c.in).find_first_of("\n\r\x1b") == std::string::npos);
+    }
+    CHECK(custguard::common::is_plain_text("/srv/顧客"));
+    CHECK_FALSE(custguard::common::is_plain_text("a\nb"));
+}
+
+TEST_CASE("MESSAGE and console lines escape what a file name holds while the path field keeps its bytes", "[unit]") {
+    Record r;
+    r.kind = Kind::access_denied;
+    r.message = "mallory opened /srv/customers/x\nFAKE: alice opened \x1b]0;owned\x07 in zone customers: denied";
+    r.set(field::path, "/srv/customers/x\n\x1b]0;owned\x07");
+    const std::string d = encode_native(r);
+    CHECK(d.find("MESSAGE=mallory opened /srv/customers/x\\nFAKE: alice opened \\x1b]0;owned\\x07 in zone") !=
+          std::string::npos);
+    // The exact bytes stay in CUSTGUARD_PATH (binary form, because of the newline).
+    CHECK(d.find(std::string("CUSTGUARD_PATH\n") + std::string("\x1b\0\0\0\0\0\0\0", 8) +
+                 "/srv/customers/x\n\x1b]0;owned\x07\n") != std::string::npos);
+    const std::string line = format_line(r);
+    CHECK(line.find('\n') == std::string::npos);
+    CHECK(line.find('\x1b') == std::string::npos);
+    CHECK(line.find("\\x1b]0;owned") != std::string::npos);
+}
+
+TEST_CASE("pipeline: a flood of denials is counted while allowed reads are all written", "[unit]") {
+    char tmpl[] = "/tmp/cgev-repeat-XXXXXX";
+    const std::filesystem::path dir = ::mkdtemp(tmpl);
+    PipelineConfig c;
+    c.journal = false;
+    c.state_dir = dir;
+    c.jsonl_path = dir / "events.jsonl";
+    c.repeats = {.burst = 5, .window = 60s, .max_keys = 64};
+    auto p = Pipeline::create(std::move(c));
+    REQUIRE(p);
+    (*p)->set_zone_names({"customers"});
+    auto event = [](std::uint32_t decision, std::uint32_t uid) {
+        custguard::daemon::AccessEvent ev;
+        ev.raw.abi_version = CG_ABI_VERSION;
+        ev.raw.kind = CG_EV_OPEN;
+        ev.raw.pid = ev.raw.tgid = static_cast<std::uint32_t>(::getpid());
+        ev.raw.uid = uid;
+        ev.raw.loginuid = 0xffffffffu;
+        ev.raw.zone_id = 1;
+        ev.raw.decision = decision;
+        ev.raw.rule = decision == CG_DECISION_DENY ? CG_RULE_NOT_ALLOWED : CG_RULE_USER;
+        ev.path = "/srv/customers/a.csv";
+        ev.realtime_ns = 1'700'000'000'000'000'000;
+        return ev;
+    };
+    for (int i = 0; i < 2000; ++i) {
+        REQUIRE((*p)->submit(event(CG_DECISION_DENY, 60001)));
+        if (i % 100 == 50) REQUIRE((*p)->submit(event(CG_DECISION_ALLOW, 60002)));
+    }
+    REQUIRE((*p)->flush(10s));
+    CHECK((*p)->counters().repeats_counted == 1995);
+    CHECK((*p)->counters().repeats_pending == 1995);
+    (*p)->stop();
+    CHECK((*p)->counters().repeats_pending == 0);
+    CHECK((*p)->counters().repeat_records == 1);
+    std::ifstream in(dir / "events.jsonl");
+    std::size_t denied = 0, allowed = 0, repeated = 0;
+    for (std::string line; std::getline(in, line);) {
+        if (line.find("\"action\":\"repeated\"") != std::string::npos) {
+            ++repeated;
+            CHECK(line.find("1995") != std::string::npos);
+        } else if (line.find("\"action\":\"access_denied\"") != std::string::npos) {
+            ++denied;
+        } else if (line.find("\"action\":\"access_allowed\"") != std::string::npos) {
+            ++allowed;
+        }
+    }
+    CHECK(denied == 5);
+    CHECK(allowed == 20);
+    CHECK(repeated == 1);
+    std::filesystem::remove_all(dir);
+}
