@@ -1,3 +1,5 @@
+#include <cstdlib>
+
 #include "daemon/notify/digest.hpp"
 
 #include <ctime>
@@ -49,6 +51,9 @@ std::string what_of(const ev::Record& r) {
         if (d == "deny") return "印刷拒否 / print job blocked";
         return "印刷 / print job (" + d + ")";
     case ev::Kind::bulk_read: return "大量閲覧 / bulk read";
+    case ev::Kind::repeated:
+        return "同一拒否の繰り返し / repeated refusals (" + field_or(r, ev::field::suppressed, "?") +
+               " " + "件 / more, counted)";
     case ev::Kind::sensor_mismatch: return "センサー不一致 / sensor mismatch";
     case ev::Kind::lost: return "記録の欠落 / events lost";
     default: return std::string(ev::to_string(r.kind));
@@ -109,6 +114,17 @@ void ZoneDigest::add(const ev::Record& r) {
     case ev::Kind::access_denied: ++denied_; break;
     case ev::Kind::access_audited: ++audited_; break;
     case ev::Kind::zone_integrity: ++integrity_; break;
+    case ev::Kind::repeated: {
+        // Refusals the journal counted instead of writing one by one: the digest counts
+        // them all, and lists the aggregate once.
+        std::uint64_t n = 0;
+        if (const auto* v = r.get(ev::field::suppressed)) n = std::strtoull(v->c_str(), nullptr, 10);
+        if (n == 0) n = 1;
+        if (field_or(r, ev::field::repeated) == ev::to_string(ev::Kind::access_audited)) audited_ += n;
+        else denied_ += n;
+        total_ += n - 1;
+        break;
+    }
     case ev::Kind::print:
         ++print_;
         line.path = field_or(r, ev::field::printer, "?") + " job " + field_or(r, ev::field::job, "?");

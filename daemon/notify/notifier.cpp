@@ -251,7 +251,7 @@ struct Notifier::Impl {
             targets = &cfg.print_notify;
         } else if (r.kind == ev::Kind::access_allowed || r.kind == ev::Kind::access_audited ||
                    r.kind == ev::Kind::access_denied || r.kind == ev::Kind::zone_integrity ||
-                   r.kind == ev::Kind::bulk_read) {
+                   r.kind == ev::Kind::bulk_read || r.kind == ev::Kind::repeated) {
             const std::string* z = r.get(ev::field::zone);
             if (!z) return;
             auto it = cfg.zones.find(*z);

@@ -263,6 +263,21 @@ TEST_CASE("a digest lists denials first and then reads by user with counts", "[n
     CHECK(r.json.find("\"/srv/顧客/a.csv\":2") != std::string::npos);
 }
 
+// Regression: a flood of refusals ends in the journal as 10 records and one `repeated`
+// record with the count; the manager's digest counted ~10 denials, not the flood.
+TEST_CASE("a digest counts the refusals a repeated record stands for", "[notify][unit]") {
+    ZoneDigest d;
+    d.add(access(ev::Kind::access_denied, "顧客", "bob", "1001", "/srv/顧客/c.csv"));
+    auto rep = access(ev::Kind::repeated, "顧客", "bob", "1001", "");
+    rep.set(ev::field::repeated, std::string(ev::to_string(ev::Kind::access_denied)));
+    rep.set(ev::field::suppressed, std::uint64_t{2990});
+    d.add(rep);
+    CHECK(d.total() == 2991);
+    const auto r = d.render("顧客", "mgr", "fs1", 1'700'000'000, 1'700'000'900);
+    CHECK(r.json.find("\"denied\":2991") != std::string::npos);
+    CHECK(r.text.find("2990 件 / more, counted") != std::string::npos);
+}
+
 TEST_CASE("bulk reads count distinct files and bytes within a sliding window per user and per client", "[notify][unit]") {
     BulkDetector b;
     b.set_limits({3, 0, 2});
