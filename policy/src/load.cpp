@@ -560,7 +560,7 @@ void Loader::read_zone(const toml::table& t, std::map<std::string, SourcePos>& s
 void Loader::read_print(const toml::table& t) {
     check_keys(t, "[print]",
                {"action", "allow_printers", "allow_users", "detectors", "threshold", "keywords",
-                "keyword_proximity", "unreadable", "notify"});
+                "keyword_proximity", "unreadable", "notify", "scan_timeout", "scan_memory_mb"});
     auto& print = policy_.print;
     print.origin = origin(t);
     const std::vector<std::pair<std::string_view, Action>> actions = {
@@ -617,6 +617,17 @@ void Loader::read_print(const toml::table& t) {
     if (const auto* n = t.get("notify"))
         for (const auto& [target, element] : get_strings(*n, "notify"))
             print.notify.push_back(target), (void)element;
+    if (const auto* n = t.get("scan_timeout")) {
+        if (auto v = get_duration(*n, "scan_timeout")) {
+            if (*v > 3600)
+                error(pos(*n), "'scan_timeout' is longer than an hour",
+                      "use at most \"1h\"; a document that takes longer is better held for a person");
+            else
+                print.scan_timeout_seconds = static_cast<std::uint32_t>(*v);
+        }
+    }
+    if (const auto* n = t.get("scan_memory_mb"))
+        if (auto v = get_int(*n, "scan_memory_mb", 64, 65536)) print.scan_memory_mb = static_cast<std::uint32_t>(*v);
 }
 
 void Loader::read_mail(const toml::table& t) {
