@@ -289,7 +289,9 @@ TEST_CASE("hostile PDFs are unreadable within the timeout; the daemon neither gr
         CHECK_THAT(w.reply.reason, Catch::Contains("the document could not be read safely"));
         CHECK_THAT(w.reply.reason, Catch::Contains("[print] unreadable = hold"));
         CHECK(w.seconds < 4.0 + 1.0);
-        CHECK(w.rss_max_kb - w.rss_before_kb < 8 * 1024);
+        // ASan's quarantine and the records of the opens below account for a few MB;
+        // poppler inside the daemon grew it by hundreds.
+        CHECK(w.rss_max_kb - w.rss_before_kb < 16 * 1024);
         CHECK(w.opens.opens >= 10);
         CHECK(w.opens.answered == w.opens.opens);
         CHECK(w.opens.max_ms < 1000.0);
