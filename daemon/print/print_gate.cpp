@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -82,6 +83,10 @@ events::PrintDecision to_decision(policy::Action a) {
 
 std::uint64_t now_seconds() { return static_cast<std::uint64_t>(::time(nullptr)); }
 
+// All documents of a job are read within this: the backend waits 180 s for the answer,
+// and a job it gives up on would be held as "daemon unreachable" and scanned again.
+constexpr std::chrono::seconds kJobScanBudget{150};
+
 }  // namespace
 
 PrintGate::PrintGate(GateHost host, GateOptions options) : host_(std::move(host)), options_(std::move(options)) {
@@ -151,8 +156,9 @@ Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
         }
     }
     scan::SandboxOptions sandbox = options_.sandbox;
-    sandbox.timeout = std::chrono::seconds(config->print.scan_timeout_seconds);
     sandbox.memory = std::uint64_t{config->print.scan_memory_mb} << 20;
+    const auto per_document = std::chrono::milliseconds(std::chrono::seconds(config->print.scan_timeout_seconds));
+    const auto deadline = std::chrono::steady_clock::now() + kJobScanBudget;
 
     const Requester who = resolve(job.user);
     std::vector<tl::expected<scan::DocumentScan, std::string>> scans;
@@ -164,6 +170,18 @@ Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
             scans.push_back(std::move(unscanned));
             continue;
         }
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left < std::chrono::seconds(1)) {
+            scan::DocumentScan late;
+            late.scan_failed = true;
+            late.reason = "the document could not be read safely: no time left for it (a job's documents get " +
+                          std::to_string(kJobScanBudget.count()) + " s together)";
+            scans.push_back(std::move(late));
+            scan_failed = true;
+            continue;
+        }
+        sandbox.timeout = std::min(per_document, left);
         scans.push_back(scan::scan_sandboxed(config->prototype->config(), fds[i],
                                              i == 0 ? std::string_view(job.content_type) : std::string_view(),
                                              sandbox));

@@ -619,9 +619,10 @@ void Loader::read_print(const toml::table& t) {
             print.notify.push_back(target), (void)element;
     if (const auto* n = t.get("scan_timeout")) {
         if (auto v = get_duration(*n, "scan_timeout")) {
-            if (*v > 3600)
-                error(pos(*n), "'scan_timeout' is longer than an hour",
-                      "use at most \"1h\"; a document that takes longer is better held for a person");
+            if (*v > 120)
+                error(pos(*n), "'scan_timeout' is longer than 2 minutes",
+                      "use at most \"2m\" (the CUPS backend waits 3 minutes for a job's answer); a document "
+                      "that takes longer is better held for a person");
             else
                 print.scan_timeout_seconds = static_cast<std::uint32_t>(*v);
         }
