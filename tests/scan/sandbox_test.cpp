@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <future>
 #include <string>
+#include <thread>
 
 #include "custguard/scan/sandbox.hpp"
 #include "hostile_documents.hpp"
@@ -102,7 +103,12 @@ TEST_CASE("the reader runs without capabilities, as nobody, under seccomp and rl
     });
     const pid_t reader = cgscan::wait_reader(::getpid(), 4s);
     REQUIRE(reader > 0);
+    // The reader stacks its own filter right after it starts.
     auto status = cgscan::proc_status(reader);
+    for (int i = 0; i < 100 && status["Seccomp_filters"] == "1"; ++i) {
+        std::this_thread::sleep_for(20ms);
+        status = cgscan::proc_status(reader);
+    }
     const auto limits = cgscan::slurp_proc("/proc/" + std::to_string(reader) + "/limits");
     std::printf("reader %d: Uid %s, CapEff %s, CapBnd %s, Seccomp %s, NoNewPrivs %s\n", reader, status["Uid"].c_str(),
                 status["CapEff"].c_str(), status["CapBnd"].c_str(), status["Seccomp"].c_str(),
