@@ -183,3 +183,15 @@ TEST_CASE("a reader that fails or answers garbage makes the document unreadable"
     REQUIRE_FALSE(missing);  // the environment's fault: an error, so the job is held as "could not be checked"
     CHECK_THAT(missing.error(), Catch::Contains("CUSTGUARD_EXTRACT_HELPER"));
 }
+
+TEST_CASE("the reader's seccomp filter refuses what a compromised reader would try", "[scan][sandbox]") {
+    MemFd doc("plain text\n");
+    auto o = options(5s, 1024);
+    o.helper = CG_SANDBOX_PROBE;  // runs in the reader's place, in the same sandbox
+    auto r = scan::scan_sandboxed(config(), doc.fd, "", o);
+    REQUIRE(r);
+    std::printf("probe in the sandbox: %s\n", r->reason.c_str());
+    CHECK_FALSE(r->scan_failed);
+    CHECK(r->reason ==
+          "inet=EPERM unix=EPERM create=EPERM userns=EPERM setsid=EPERM setpgid=EPERM ptrace=EPERM read=allowed");
+}
