@@ -301,7 +301,7 @@ Watched while_scanning(const Daemon& d, const std::string& job, const std::strin
 
 // Regression: one 5.8 KB PDF grew custguardd to 1.8 GB for 10 minutes while an open of a
 // zone file got no answer.
-TEST_CASE("hostile PDFs are unreadable within the timeout; the daemon neither grows nor stops answering opens",
+TEST_CASE("hostile PDFs are unreadable within the timeout while the daemon neither grows nor stops answering opens",
           "[scan][sandbox][daemon]") {
     Daemon d("scan_timeout = \"4s\"\nscan_memory_mb = 64\n");
     // Room for the (ASan-built) daemon and its reader, not for a parser gone wild.
