@@ -1,9 +1,9 @@
 #include "seccomp_filter.hpp"
 
 #include <fcntl.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/ioctl.h>
@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <string>
 
 namespace custguard::scan::detail {
 
@@ -80,25 +81,35 @@ tl::expected<Ctx, std::string> build_base() {
     return ctx;
 }
 
+// Through a pipe (the reader may not create a memfd); filters are a few KB, well within
+// a pipe's buffer.
+tl::expected<std::vector<sock_filter>, std::string> export_program(const Ctx& ctx) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return tl::unexpected(std::string("pipe: ") + std::strerror(errno));
+    const int rc = seccomp_export_bpf(ctx.get(), fds[1]);
+    ::close(fds[1]);
+    std::string bytes;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) break;
+        bytes.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fds[0]);
+    if (rc < 0) return tl::unexpected(failed("seccomp_export_bpf", rc));
+    if (bytes.empty() || bytes.size() % sizeof(sock_filter) != 0)
+        return tl::unexpected(std::string("seccomp_export_bpf wrote no program"));
+    std::vector<sock_filter> program(bytes.size() / sizeof(sock_filter));
+    std::memcpy(program.data(), bytes.data(), bytes.size());
+    return program;
+}
+
 }  // namespace
 
 tl::expected<std::vector<sock_filter>, std::string> base_seccomp_program() {
     auto ctx = build_base();
     if (!ctx) return tl::unexpected(ctx.error());
-    const int fd = ::memfd_create("custguard-seccomp", MFD_CLOEXEC);
-    if (fd < 0) return tl::unexpected(std::string("memfd_create: ") + std::strerror(errno));
-    std::unique_ptr<int, void (*)(int*)> guard(new int(fd), [](int* f) {
-        ::close(*f);
-        delete f;
-    });
-    if (int rc = seccomp_export_bpf(ctx->get(), fd); rc < 0) return tl::unexpected(failed("seccomp_export_bpf", rc));
-    const off_t size = ::lseek(fd, 0, SEEK_END);
-    if (size <= 0 || size % static_cast<off_t>(sizeof(sock_filter)) != 0)
-        return tl::unexpected(std::string("seccomp_export_bpf wrote no program"));
-    std::vector<sock_filter> program(static_cast<std::size_t>(size) / sizeof(sock_filter));
-    if (::pread(fd, program.data(), static_cast<std::size_t>(size), 0) != size)
-        return tl::unexpected(std::string("cannot read the exported seccomp program"));
-    return program;
+    return export_program(*ctx);
 }
 
 tl::expected<void, std::string> forbid_new_processes() {
@@ -109,7 +120,14 @@ tl::expected<void, std::string> forbid_new_processes() {
                    SCMP_SYS(execveat), SCMP_SYS(kill)})
         if (rc >= 0) rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), nr, 0);
     if (rc < 0) return tl::unexpected(failed("seccomp_rule_add", rc));
-    if ((rc = seccomp_load(ctx.get())) < 0) return tl::unexpected(failed("seccomp_load", rc));
+    // prctl() rather than seccomp_load(): systemd's @system-service filter (the daemon's
+    // unit) refuses the seccomp() system call, and whether libseccomp then falls back to
+    // prctl depends on when it first probed the kernel.
+    auto program = export_program(ctx);
+    if (!program) return tl::unexpected(program.error());
+    sock_fprog prog{static_cast<unsigned short>(program->size()), program->data()};
+    if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+        return tl::unexpected(std::string("prctl(PR_SET_SECCOMP): ") + std::strerror(errno));
     return {};
 }
 

@@ -5,9 +5,16 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstddef>
 
 #include <chrono>
 #include <cstdio>
@@ -194,4 +201,36 @@ TEST_CASE("the reader's seccomp filter refuses what a compromised reader would t
     CHECK_FALSE(r->scan_failed);
     CHECK(r->reason ==
           "inet=EPERM unix=EPERM create=EPERM userns=EPERM setsid=EPERM setpgid=EPERM ptrace=EPERM read=allowed");
+}
+
+// Under the unit's SystemCallFilter=@system-service the seccomp() system call fails with
+// EPERM; the reader must still stack its own filter (it uses prctl) and read documents.
+TEST_CASE("the reader works under a filter that refuses seccomp() as systemd's @system-service does",
+          "[scan][sandbox]") {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        sock_filter refuse_seccomp[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_seccomp, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        sock_fprog prog{4, refuse_seccomp};
+        if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+            ::_exit(10);
+        const std::string pdf = cgscan::fanout_pdf(1, 1, "BT /F1 12 Tf 10 10 Td (hello world) Tj ET");
+        const int fd = ::memfd_create("doc", MFD_CLOEXEC);
+        if (fd < 0 || ::write(fd, pdf.data(), pdf.size()) != static_cast<ssize_t>(pdf.size())) ::_exit(11);
+        auto r = scan::scan_sandboxed(config(), fd, "application/pdf", options(10s, 1024));
+        if (!r) ::_exit(12);
+        std::printf("under a filter refusing seccomp(): %s %s\n", r->readable ? "readable" : "unreadable",
+                    r->reason.c_str());
+        std::fflush(stdout);
+        ::_exit(r->readable ? 0 : 13);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
 }
