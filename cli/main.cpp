@@ -32,6 +32,8 @@ int run_scan_verb(custguard::cli::ScanOptions options, const std::string& policy
         if (scan.get_option("--detectors")->count() == 0) options.detectors = print.detectors;
         if (scan.get_option("--keywords")->count() == 0) options.keywords = print.keywords;
         if (scan.get_option("--keyword-proximity")->count() == 0) options.keyword_proximity = print.keyword_proximity;
+        options.timeout = std::chrono::seconds(print.scan_timeout_seconds);
+        options.memory = std::uint64_t{print.scan_memory_mb} << 20;
     }
     return custguard::cli::run_scan(options, std::cout, std::cerr);
 }
@@ -57,7 +59,7 @@ int main(int argc, char** argv) {
     custguard::cli::ScanOptions scan_options;
     std::string scan_policy = "/etc/custguard/policy.toml";
     scan->add_option("FILE", scan_options.files, "Files to scan; - reads standard input")->required();
-    scan->add_option("--policy", scan_policy, "Take threshold, detectors and keywords from this policy's [print]")
+    scan->add_option("--policy", scan_policy, "Take threshold, detectors, keywords, scan_timeout and scan_memory_mb from this policy's [print]")
         ->capture_default_str();
     scan->add_option("--threshold", scan_options.threshold, "Detector hits that make a document customer data");
     scan->add_option("--detectors", scan_options.detectors, "Detectors to run (comma-separated)")->delimiter(',');

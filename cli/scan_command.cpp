@@ -1,5 +1,7 @@
 #include "cli/scan_command.hpp"
 
+#include <unistd.h>
+
 #include <iomanip>
 #include <optional>
 #include <ostream>
@@ -9,6 +11,7 @@
 #include "custguard/common/text_escape.hpp"
 #include "custguard/scan/document.hpp"
 #include "custguard/scan/extract.hpp"
+#include "custguard/scan/sandbox.hpp"
 #include "custguard/scan/scanner.hpp"
 
 namespace custguard::cli {
@@ -46,9 +49,12 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
             << "\n";
         return 2;
     }
-    scan::ExtractOptions extract_options;
-    extract_options.ghostscript = options.ghostscript;
-    extract_options.timeout = options.timeout;
+    scan::SandboxOptions sandbox;
+    sandbox.extract.ghostscript = options.ghostscript;
+    sandbox.timeout = options.timeout;
+    sandbox.memory = options.memory;
+    // As the daemon does: root reads documents as nobody, never as root.
+    if (::geteuid() == 0) sandbox.uid = sandbox.gid = 65534;
 
     const auto& detectors = scanner->config().detectors;
     std::vector<FileResult> results;
@@ -56,7 +62,7 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
     for (const auto& file : options.files) {
         FileResult r;
         r.file = file;
-        auto doc = scan::scan_file(*scanner, file, options.mime_type, extract_options);
+        auto doc = scan::scan_file_sandboxed(scanner->config(), file, options.mime_type, sandbox);
         if (!doc) {
             r.error = doc.error() + " — check the path and your permissions (try sudo), or install what is named";
         } else {

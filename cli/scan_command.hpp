@@ -1,5 +1,6 @@
 // `custguardctl scan FILE...`: the print gate's extraction and detectors, offline (no
 // daemon), so admins can tune [print] threshold, detectors and keywords before enforcing.
+// Documents are read by the same sandboxed helper as the daemon's (scan/…/sandbox.hpp).
 #pragma once
 
 #include <chrono>
@@ -20,7 +21,8 @@ struct ScanOptions {
     std::string mime_type;                  // optional hint, e.g. "application/pdf"
     bool json = false;
     std::string ghostscript = "gs";
-    std::chrono::milliseconds timeout{30'000};
+    std::chrono::milliseconds timeout{30'000};  // [print] scan_timeout
+    std::uint64_t memory = std::uint64_t{1} << 30;  // [print] scan_memory_mb
 };
 
 // Prints per file each detector with its count and whether the file is customer data.

@@ -89,7 +89,9 @@ int main(int argc, char** argv) {
     pid_t daemon = spawn({CG_CUSTGUARDD, "--policy", (dir / "policy.toml").string(), "--state-dir",
                           (dir / "state").string(), "--enforcer", "fanotify", "--no-audit", "--no-journal", "--export",
                           "jsonl:" + (dir / "events.jsonl").string()},
-                         {bus_env, "CUPS_SERVER=/nonexistent/cups.sock"}, dir / "custguardd.log");
+                         {bus_env, "CUPS_SERVER=/nonexistent/cups.sock",
+                          std::string("CUSTGUARD_EXTRACT_HELPER=") + CG_EXTRACT_HELPER},
+                         dir / "custguardd.log");
 
     // Documents: a 20-page PDF (Ghostscript's pdfwrite), the same as PostScript, and text.
     struct Doc {

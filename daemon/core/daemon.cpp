@@ -69,18 +69,6 @@ std::string join_diagnostics(const policy::Diagnostics& diags) {
     return out;
 }
 
-// Whether we may run Ghostscript as nobody: needs CAP_SETUID and CAP_SETGID in the
-// effective set (a unit's CapabilityBoundingSet may leave them out; then a failed switch
-// would hold every PostScript job).
-bool can_change_ids() {
-    std::ifstream status("/proc/self/status");
-    for (std::string line; std::getline(status, line);)
-        if (line.rfind("CapEff:", 0) == 0) {
-            unsigned long long eff = std::strtoull(line.c_str() + 7, nullptr, 16);
-            return (eff & (1ull << 6)) && (eff & (1ull << 7));  // CAP_SETGID, CAP_SETUID
-        }
-    return false;
-}
 
 struct EventDeleter {
     void operator()(sd_event* e) const { sd_event_unref(e); }
@@ -233,16 +221,24 @@ tl::expected<void, std::string> Daemon::start() {
     }
 
     {
-        // The print gate: its scans run Ghostscript as nobody when we are root.
+        // Held jobs whose scan failed survive restarts (they are never rescanned on their own).
+        if (auto r = held_jobs_.persist(state_dir_ / "print" / "held.toml",
+                                        [](const std::string& m) { spdlog::error("{}", m); });
+            !r)
+            return tl::unexpected("held print jobs: " + r.error());
+        // The print gate: documents are read by the sandboxed helper, as nobody when we
+        // are root (the sandbox then needs CAP_SETUID, CAP_SETGID and CAP_SETPCAP; without
+        // them every document fails to start and its job is held, never read as root).
         print::GateHost host;
         host.submit = [this](events::Record&& r) { pipeline_->submit(std::move(r)); };
         host.hold = [this](HeldJob j) { return held_jobs_.hold(std::move(j)); };
+        host.is_held = [this](const std::string& id) { return held_jobs_.find(id).has_value(); };
         host.report = [](bool warning, const std::string& m) {
             if (warning) spdlog::warn("{}", m);
             else spdlog::info("{}", m);
         };
         print::GateOptions go;
-        if (can_change_ids()) go.extract.ghostscript_uid = go.extract.ghostscript_gid = 65534;
+        if (::geteuid() == 0) go.sandbox.uid = go.sandbox.gid = 65534;
         print_ = std::make_unique<print::PrintGate>(std::move(host), std::move(go));
         held_jobs_.set_decision_handler([this](const HeldJob& j, JobDecision d, const std::string&, const std::string&) {
             print_->on_decision(j, d);
@@ -657,6 +653,7 @@ int Daemon::run() {
 
     sd_notifyf(0, "READY=1\nSTATUS=Enforcing with %s", std::string(enforcer_->name()).c_str());
     int r = sd_event_loop(raw);
+    print_->stop();  // a scan in progress must not delay the exit
     sd_notify(0, "STOPPING=1");
     spdlog::info("stopping; enforcement stays in place for the next daemon");
     if (audit_) audit_->stop(true);  // clean shutdown: our audit rules go

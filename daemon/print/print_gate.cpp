@@ -9,13 +9,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <stdexcept>
 
 #include <cups/ipp.h>
 
 #include "custguard/scan/document.hpp"
+#include "custguard/scan/sandbox.hpp"
 #include "custguard/scan/scanner.hpp"
 #include "daemon/dbus/bus_ptr.hpp"
 #include "daemon/print/cups_client.hpp"
@@ -26,15 +29,8 @@ namespace custguard::print {
 
 struct PrintGate::Config {
     policy::PrintPolicy print;
-    std::shared_ptr<const scan::Scanner> prototype;  // null: see scanner_problem
+    std::shared_ptr<const scan::Scanner> prototype;  // its config goes to the helper; null: see scanner_problem
     std::string scanner_problem;
-    std::uint64_t generation = 0;
-};
-
-// A Scanner is not thread-safe; each check borrows one built for the current policy.
-struct PrintGate::ScannerSlot {
-    std::uint64_t generation = 0;
-    scan::Scanner scanner;
 };
 
 struct PrintGate::Pending {
@@ -89,15 +85,23 @@ events::PrintDecision to_decision(policy::Action a) {
 
 std::uint64_t now_seconds() { return static_cast<std::uint64_t>(::time(nullptr)); }
 
+// All documents of a job are read within this: the backend waits 180 s for the answer,
+// and a job it gives up on would be held as "daemon unreachable" and scanned again.
+constexpr std::chrono::seconds kJobScanBudget{150};
+
 }  // namespace
 
 PrintGate::PrintGate(GateHost host, GateOptions options) : host_(std::move(host)), options_(std::move(options)) {
+    cancel_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (cancel_fd_ < 0) throw std::runtime_error(std::string("print gate: eventfd: ") + std::strerror(errno));
+    options_.sandbox.cancel_fd = cancel_fd_;
     // Start with an empty policy's defaults so a job before apply() is still decided.
     (void)apply(policy::PrintPolicy{});
     for (unsigned i = 0; i < std::max(1u, options_.workers); ++i) threads_.emplace_back([this] { worker_loop(); });
 }
 
 PrintGate::~PrintGate() {
+    stop();
     {
         std::lock_guard lock(queue_mutex_);
         stopping_ = true;
@@ -106,6 +110,13 @@ PrintGate::~PrintGate() {
     for (auto& t : threads_) t.join();
     if (done_source_) sd_event_source_disable_unref(done_source_);
     if (done_fd_ >= 0) ::close(done_fd_);
+    ::close(cancel_fd_);
+}
+
+void PrintGate::stop() {
+    if (stopping_scans_.exchange(true)) return;
+    std::uint64_t one = 1;
+    (void)!::write(cancel_fd_, &one, sizeof one);  // never read: stays readable for later scans
 }
 
 tl::expected<void, std::string> PrintGate::apply(const policy::PrintPolicy& print) {
@@ -130,9 +141,7 @@ tl::expected<void, std::string> PrintGate::apply(const policy::PrintPolicy& prin
         std::lock_guard lock(mutex_);
         // Said once, not on every reload (the CPU does not change).
         if (config_ && config_->scanner_problem == problem) problem.clear();
-        next->generation = config_ ? config_->generation + 1 : 1;
         config_ = std::move(next);
-        scanners_.clear();
     }
     if (!problem.empty() && host_.report) host_.report(true, problem);
     return {};
@@ -140,7 +149,6 @@ tl::expected<void, std::string> PrintGate::apply(const policy::PrintPolicy& prin
 
 Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
     std::shared_ptr<const Config> config;
-    std::unique_ptr<ScannerSlot> slot;
     {
         std::lock_guard lock(mutex_);
         config = config_;
@@ -148,39 +156,47 @@ Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
             // The administrator's decision was recorded by the control plane already.
             return Outcome{policy::Action::allow, "approved by an administrator", ""};
         }
-        if (!scanners_.empty()) {
-            slot = std::move(scanners_.back());
-            scanners_.pop_back();
-        }
     }
-    if (config->prototype && (!slot || slot->generation != config->generation))
-        slot.reset(new ScannerSlot{config->generation, scan::Scanner(*config->prototype)});
+    scan::SandboxOptions sandbox = options_.sandbox;
+    sandbox.memory = std::uint64_t{config->print.scan_memory_mb} << 20;
+    const auto per_document = std::chrono::milliseconds(std::chrono::seconds(config->print.scan_timeout_seconds));
+    const auto deadline = std::chrono::steady_clock::now() + kJobScanBudget;
 
     Requester who = resolve(job.user);
     // Asked of cupsd by the daemon itself; without AUTH_USERNAME there is nothing to confirm.
     who.not_authenticated =
         unauthenticated_because(job, job.auth_user.empty() ? CupsIdentity{} : ask_cups_identity(job.job));
     who.authenticated = who.not_authenticated.empty();
-    // The fds are the backend's spool files (or copies); re-opening them through /proc
-    // gives the scanner its own offset and lets it stream plain text.
     std::vector<tl::expected<scan::DocumentScan, std::string>> scans;
+    bool scan_failed = false;
     for (std::size_t i = 0; i < fds.size(); ++i) {
-        if (!slot) {
+        if (!config->prototype) {
             scan::DocumentScan unscanned;
             unscanned.reason = config->scanner_problem;
             scans.push_back(std::move(unscanned));
             continue;
         }
-        scans.push_back(scan::scan_file(slot->scanner, "/proc/self/fd/" + std::to_string(fds[i]),
-                                        i == 0 ? std::string_view(job.content_type) : std::string_view(),
-                                        options_.extract));
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left < std::chrono::seconds(1)) {
+            scan::DocumentScan late;
+            late.scan_failed = true;
+            late.reason = "the document could not be read safely: no time left for it (a job's documents get " +
+                          std::to_string(kJobScanBudget.count()) + " s together)";
+            scans.push_back(std::move(late));
+            scan_failed = true;
+            continue;
+        }
+        sandbox.timeout = std::min(per_document, left);
+        scans.push_back(scan::scan_sandboxed(config->prototype->config(), fds[i],
+                                             i == 0 ? std::string_view(job.content_type) : std::string_view(),
+                                             sandbox));
+        if (stopping_scans_)
+            return Outcome{policy::Action::hold, "custguardd is stopping; the job is decided again when it is back", ""};
+        scan_failed |= scans.back() && scans.back()->scan_failed;
     }
     scan::DocumentScan scanned;
     Verdict verdict = decide_job(config->print, job, who, scans, scanned);
-    {
-        std::lock_guard lock(mutex_);
-        if (slot && config_ && config_->generation == slot->generation) scanners_.push_back(std::move(slot));
-    }
 
     events::PrintJob pj;
     pj.printer = job.printer;
@@ -213,6 +229,7 @@ Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
         held.client = job.client;
         held.detector_hits = pj.detector_hits;
         held.held_at = now_seconds();
+        held.scan_failed = scan_failed;
         if (host_.hold) host_.hold(std::move(held));
         out.hold_id = job.job;
     }
@@ -453,7 +470,7 @@ void PrintGate::check_cups(bool all_custguard_holds) {
             if (j.state != IPP_JSTATE_HELD || !protected_queues.count(j.printer)) continue;
             bool ours = j.message.rfind(options_.unreachable_prefix, 0) == 0 ||
                         (all_custguard_holds && j.message.rfind("custguard:", 0) == 0);
-            if (!ours) continue;
+            if (!ours || (host_.is_held && host_.is_held(std::to_string(j.id)))) continue;
             auto r = cups->release_job(j.id);
             if (host_.report)
                 host_.report(!r, r ? "print job " + std::to_string(j.id) + " on " + j.printer +

@@ -4,9 +4,11 @@
 // decides, and checks CUPS for queues that are not protected and for jobs the backend
 // held because the daemon was unreachable.
 //
-// Content scans (poppler, Ghostscript) can take a while, so decisions run on worker
-// threads and the D-Bus reply is sent later from the event loop: the control plane stays
-// responsive while a large job is scanned.
+// Documents are read by the sandboxed custguard-extract helper (scan/…/sandbox.hpp), never
+// in this process: a hostile document costs a helper its limits, not the daemon its memory
+// or its answers. Scans can take a while, so decisions run on worker threads and the D-Bus
+// reply is sent later from the event loop: neither the control plane nor the file
+// enforcer (its own threads) waits for print work. stop() kills running helpers at once.
 #pragma once
 
 #include <atomic>
@@ -25,7 +27,7 @@
 
 #include "custguard/events/record.hpp"
 #include "custguard/policy/policy.hpp"
-#include "custguard/scan/extract.hpp"
+#include "custguard/scan/sandbox.hpp"
 #include "daemon/core/held_jobs.hpp"
 #include "daemon/print/decide.hpp"
 
@@ -38,13 +40,18 @@ namespace custguard::print {
 struct GateHost {
     std::function<void(events::Record&&)> submit;
     std::function<bool(daemon::HeldJob)> hold;  // false: already held
+    // Whether the held-jobs store holds this job (it keeps the jobs whose scan failed
+    // across restarts): such jobs stay held in CUPS for an administrator.
+    std::function<bool(const std::string& job)> is_held;
     // Things an administrator should read (released jobs, CUPS trouble); the daemon logs.
     std::function<void(bool warning, const std::string&)> report;
 };
 
 struct GateOptions {
     unsigned workers = 2;
-    scan::ExtractOptions extract;
+    // Sandbox user, Ghostscript; timeout and memory come from [print] scan_timeout and
+    // scan_memory_mb.
+    scan::SandboxOptions sandbox;
     // The backend's message prefix for jobs it held because it could not reach us.
     std::string unreachable_prefix = "custguard: daemon unreachable";
 };
@@ -79,7 +86,14 @@ public:
 
     // Decides one job whose documents are readable at `fds` (not closed; the first has
     // the job's content type, the others are recognised by their contents). Thread-safe.
+    // A document whose sandboxed scan failed is unreadable ([print] unreadable decides);
+    // a hold of such a job is marked scan_failed and never released automatically.
     Outcome check(const JobFacts& job, const std::vector<int>& fds);
+
+    // The daemon is stopping: running scans are killed now, later ones fail at once, and
+    // their jobs are neither recorded nor held here (the backend holds them as "daemon
+    // unreachable" and they are decided again after the restart).
+    void stop();
 
     // The D-Bus methods CheckPrintJob(a{ss} job, h document) and
     // CheckPrintJobDocuments(a{ss} job, ah documents) -> (s action, s reason, s hold_id).
@@ -93,8 +107,9 @@ public:
     // In the background: list CUPS queues (unprotected ones become warnings: not wrapped
     // by the custguard backend, or with an operation policy that lets a client claim the
     // job's user) and release jobs the backend held because the daemon was unreachable
-    // (all jobs custguard held when `all_custguard_holds`, at start: the held-jobs store
-    // is empty then, so they are decided again and held again where the policy says so).
+    // (all jobs custguard held when `all_custguard_holds`, at start: they are decided again
+    // and held again where the policy says so). Jobs in the held-jobs store (host.is_held)
+    // are never released.
     void check_cups(bool all_custguard_holds);
     // Waits until the background CUPS work queued so far is done (tests).
     void wait_idle();
@@ -105,7 +120,6 @@ public:
 private:
     struct Config;
     struct Pending;
-    struct ScannerSlot;
     void post(std::function<void()> task);
     void worker_loop();
     void attach(sd_bus_message* m);
@@ -117,7 +131,6 @@ private:
 
     mutable std::mutex mutex_;  // guards what follows
     std::shared_ptr<const Config> config_;
-    std::vector<std::unique_ptr<ScannerSlot>> scanners_;
     std::set<std::string> approved_;
     std::vector<std::string> unprotected_;
     std::vector<std::string> warnings_;
@@ -132,6 +145,8 @@ private:
     std::vector<std::thread> threads_;
 
     int done_fd_ = -1;  // eventfd: a worker finished a D-Bus call
+    int cancel_fd_ = -1;  // eventfd, written once by stop(): every scan's helper is killed
+    std::atomic<bool> stopping_scans_{false};
     sd_event_source* done_source_ = nullptr;
 };
 

@@ -562,7 +562,7 @@ void Loader::read_zone(const toml::table& t, std::map<std::string, SourcePos>& s
 void Loader::read_print(const toml::table& t) {
     check_keys(t, "[print]",
                {"action", "allow_printers", "allow_users", "detectors", "threshold", "keywords",
-                "keyword_proximity", "unreadable", "notify"});
+                "keyword_proximity", "unreadable", "notify", "scan_timeout", "scan_memory_mb"});
     auto& print = policy_.print;
     print.origin = origin(t);
     const std::vector<std::pair<std::string_view, Action>> actions = {
@@ -619,6 +619,18 @@ void Loader::read_print(const toml::table& t) {
     if (const auto* n = t.get("notify"))
         for (const auto& [target, element] : get_strings(*n, "notify"))
             print.notify.push_back(target), (void)element;
+    if (const auto* n = t.get("scan_timeout")) {
+        if (auto v = get_duration(*n, "scan_timeout")) {
+            if (*v > 120)
+                error(pos(*n), "'scan_timeout' is longer than 2 minutes",
+                      "use at most \"2m\" (the CUPS backend waits 3 minutes for a job's answer); a document "
+                      "that takes longer is better held for a person");
+            else
+                print.scan_timeout_seconds = static_cast<std::uint32_t>(*v);
+        }
+    }
+    if (const auto* n = t.get("scan_memory_mb"))
+        if (auto v = get_int(*n, "scan_memory_mb", 64, 65536)) print.scan_memory_mb = static_cast<std::uint32_t>(*v);
 }
 
 void Loader::read_mail(const toml::table& t) {

@@ -43,6 +43,9 @@ const Case k_cases[] = {
     {"record_allowed not a bool", ZONE "record_allowed = \"yes\"\n", 5, 18, "'record_allowed' must be true or false"},
     {"threshold not an integer", "[print]\nthreshold = \"3\"\n", 2, 13, "'threshold' must be an integer"},
     {"threshold zero", "[print]\nthreshold = 0\n", 2, 13, "'threshold' is 0, out of range"},
+    {"scan_timeout not a duration", "[print]\nscan_timeout = \"soon\"\n", 2, 16, "not a valid duration"},
+    {"scan_timeout past the backend's wait", "[print]\nscan_timeout = \"3m\"\n", 2, 16, "longer than 2 minutes"},
+    {"scan_memory_mb too small", "[print]\nscan_memory_mb = 16\n", 2, 18, "'scan_memory_mb' is 16, out of range"},
     {"max_files negative", "[bulk]\nmax_files = -5\n", 2, 13, "'max_files' is -5, out of range"},
     {"notify target not a table", "[notify]\nm = 3\n", 2, 5, "notify.m must be a table"},
     // bad values

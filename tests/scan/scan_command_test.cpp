@@ -1,9 +1,14 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 
 #include "cli/scan_command.hpp"
+#include "hostile_documents.hpp"
 
 using custguard::cli::run_scan;
 using custguard::cli::ScanOptions;
@@ -109,4 +114,26 @@ TEST_CASE("scan --json", "[scan][cli]") {
     CHECK_THAT(r.out, Catch::Contains("\"doc_type\":\"image\",\"pages\":0,\"readable\":false,\"error\":"));
     CHECK_THAT(r.out, Catch::Contains("nope\\\"file"));
     CHECK_THAT(r.out, Catch::EndsWith("\"customer_data\":true}\n"));
+}
+
+// Regression: custguardctl scan parsed documents in its own process, without limits.
+TEST_CASE("scan reads documents in the sandboxed reader: a hostile PDF is unreadable within the timeout",
+          "[scan][cli][sandbox]") {
+    char path[] = "/tmp/cgscan-fanout.XXXXXX";
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    const auto pdf = cgscan::time_bomb_pdf();
+    REQUIRE(::write(fd, pdf.data(), pdf.size()) == static_cast<ssize_t>(pdf.size()));
+    ::close(fd);
+    ScanOptions options;
+    options.files = {path};
+    options.timeout = std::chrono::seconds(2);
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = run(options);
+    const auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ::unlink(path);
+    INFO(r.out << r.err);
+    CHECK(r.status == 2);
+    CHECK_THAT(r.out, Catch::Contains("UNREADABLE (the document could not be read safely: reading it took longer than 2 s"));
+    CHECK(took < 2.0 + 3.0);  // the timeout, plus building the detectors first
 }

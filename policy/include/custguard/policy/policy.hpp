@@ -100,6 +100,9 @@ struct PrintPolicy {
     std::uint32_t keyword_proximity = 40;  // characters between two keyword hits
     UnreadableDocuments unreadable = UnreadableDocuments::hold;
     std::vector<std::string> notify;
+    // Limits of the sandboxed reader of one document; beyond them it is unreadable.
+    std::uint32_t scan_timeout_seconds = 30;
+    std::uint32_t scan_memory_mb = 1024;
     Origin origin;
 };
 

@@ -25,6 +25,9 @@ struct DocumentScan {
     std::string encoding;
     std::uint64_t text_bytes = 0;  // extracted text scanned
     Findings findings;             // all zero when not readable
+    // The extraction did not finish (the sandboxed helper crashed, ran out of memory or
+    // time, or answered garbage): readable is false and `reason` says what happened.
+    bool scan_failed = false;
 };
 
 tl::expected<DocumentScan, std::string> scan_document(Scanner& scanner, std::string_view bytes,

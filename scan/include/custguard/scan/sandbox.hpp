@@ -1,0 +1,63 @@
+// Document scans in a sandboxed helper process. Parsing a document (poppler for PDF,
+// Ghostscript for PostScript, iconv for legacy text) is the attack surface of the print
+// gate: one small PDF can make a parser use gigabytes and hours. So the privileged caller
+// never parses: it starts custguard-extract (scan/tools/extract_main.cpp) with the document
+// as its standard input and
+//   - no capabilities (empty bounding, permitted, effective, inheritable and ambient sets)
+//     and PR_SET_NO_NEW_PRIVS,
+//   - an unprivileged uid/gid when the caller may switch (the daemon uses nobody),
+//   - a seccomp filter (libseccomp) that allows what reading files, computing and running
+//     Ghostscript need, and nothing that opens sockets, writes files, traces or mounts;
+//     the helper narrows it further (no new processes) when the document is not PostScript,
+//   - rlimits: address space, CPU seconds, no file writes, few descriptors, few processes,
+//     no core dumps,
+//   - a wall-clock timeout after which its whole process group is SIGKILLed,
+// and reads back a small, versioned, bounded result (frame.hpp). Every way the helper can
+// fail (crash, signal, memory, CPU or time exhausted, malformed output) gives a
+// DocumentScan that is not readable, with scan_failed set and a reason, so [print]
+// unreadable decides. Errors (tl::unexpected) are for the caller's environment: no helper
+// installed, the document cannot be reopened, the sandbox cannot be set up.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <tl/expected.hpp>
+
+#include "custguard/scan/document.hpp"
+#include "custguard/scan/extract.hpp"
+#include "custguard/scan/scanner.hpp"
+
+namespace custguard::scan {
+
+struct SandboxOptions {
+    std::string helper;  // custguard-extract; empty: default_helper()
+    // Run the helper as this uid/gid (needs CAP_SETUID/CAP_SETGID); -1: keep the caller's.
+    int uid = -1;
+    int gid = -1;
+    std::chrono::milliseconds timeout{30'000};      // wall clock for the whole scan
+    std::uint64_t memory = std::uint64_t{1} << 30;  // RLIMIT_AS of the helper and of Ghostscript
+    ExtractOptions extract;  // passed on (ghostscript, max_text_bytes); its ids and limits are ignored
+    // When this descriptor becomes readable, the helper is killed at once and the scan
+    // returns an error ending in cancelled_suffix (the daemon is stopping). -1: none.
+    int cancel_fd = -1;
+};
+
+inline constexpr std::string_view cancelled_suffix = "scan cancelled";
+
+// $CUSTGUARD_EXTRACT_HELPER when set (tests, a build tree), else the installed
+// <libexecdir>/custguard/custguard-extract.
+std::string default_helper();
+
+// Scans the document readable at `fd` (not closed, its offset not moved) with `config`
+// in the sandboxed helper.
+tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& config, int fd,
+                                                       std::string_view mime_hint, const SandboxOptions& options);
+
+// The same for a path ("-": standard input), for `custguardctl scan`. Errors name the file.
+tl::expected<DocumentScan, std::string> scan_file_sandboxed(const ScannerConfig& config, const std::string& path,
+                                                            std::string_view mime_hint, const SandboxOptions& options);
+
+}  // namespace custguard::scan

@@ -1,0 +1,119 @@
+// custguard-extract: reads one document from standard input, extracts its text and runs
+// the detectors, and writes the result to standard output in the framing of
+// scan/src/frame.hpp. Started only by scan_sandboxed() (scan/src/sandbox.cpp), which has
+// already taken its privileges and limited it; this side narrows the seccomp filter
+// further once it knows whether the document needs Ghostscript. Not for people: no
+// --help, arguments as the launcher writes them.
+//
+// Exit status: 0 result written (possibly an error result), 2 bad arguments, 3 out of
+// memory, 4 cannot write the result.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "custguard/scan/document.hpp"
+#include "custguard/scan/extract.hpp"
+#include "custguard/scan/scanner.hpp"
+#include "frame.hpp"
+#include "seccomp_filter.hpp"
+
+namespace {
+
+namespace scan = custguard::scan;
+
+constexpr int kBadArguments = 2, kOutOfMemory = 3, kCannotWrite = 4;
+
+struct Arguments {
+    std::string mime;
+    std::vector<std::string> detectors, keywords;
+    std::uint32_t keyword_proximity = 40;
+    scan::ExtractOptions extract;
+};
+
+bool parse(int argc, char** argv, Arguments& a) {
+    auto number = [](const char* s, unsigned long long& out) {
+        char* end = nullptr;
+        errno = 0;
+        out = std::strtoull(s, &end, 10);
+        return errno == 0 && end && *end == '\0' && *s != '\0';
+    };
+    bool format_ok = false;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string_view key = argv[i];
+        const char* value = argv[i + 1];
+        unsigned long long n = 0;
+        if (key == "--format") format_ok = number(value, n) && n == scan::frame::version;
+        else if (key == "--mime-type") a.mime = value;
+        else if (key == "--detector") a.detectors.emplace_back(value);
+        else if (key == "--keyword") a.keywords.emplace_back(value);
+        else if (key == "--keyword-proximity" && number(value, n) && n <= 0xFFFFFFFFu) a.keyword_proximity = static_cast<std::uint32_t>(n);
+        else if (key == "--ghostscript") a.extract.ghostscript = value;
+        else if (key == "--gs-timeout-ms" && number(value, n)) a.extract.timeout = std::chrono::milliseconds(n);
+        else if (key == "--max-text-bytes" && number(value, n)) a.extract.max_text_bytes = n;
+        else if (key == "--memory" && number(value, n)) a.extract.ghostscript_memory_limit = n;
+        else return false;
+    }
+    return format_ok && argc % 2 == 1;
+}
+
+bool write_all(std::string_view bytes) {
+    while (!bytes.empty()) {
+        const ssize_t n = ::write(STDOUT_FILENO, bytes.data(), bytes.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+// Whether extracting this document runs Ghostscript (extract_postscript); every other
+// document is read without starting a process. Peeks without moving the offset; a
+// document that cannot be peeked keeps the wider filter.
+bool may_need_ghostscript(const std::string& mime) {
+    std::string head(64 * 1024, '\0');
+    const ssize_t n = ::pread(STDIN_FILENO, head.data(), head.size(), 0);
+    if (n < 0) return true;
+    head.resize(static_cast<std::size_t>(n));
+    return scan::sniff(head, mime) == scan::DocType::postscript;
+}
+
+int run(const Arguments& a) {
+    if (!may_need_ghostscript(a.mime))
+        if (auto r = custguard::scan::detail::forbid_new_processes(); !r) {
+            std::fprintf(stderr, "custguard-extract: %s\n", r.error().c_str());
+            return kBadArguments;
+        }
+    scan::frame::Result result;
+    auto config = scan::ScannerConfig::from_names(a.detectors, a.keywords, a.keyword_proximity);
+    if (!config) {
+        result = tl::unexpected("detectors/keywords: " + config.error());
+    } else if (auto scanner = scan::Scanner::create(std::move(*config)); !scanner) {
+        result = tl::unexpected(scanner.error());
+    } else {
+        result = scan::scan_file(*scanner, "-", a.mime, a.extract);
+    }
+    return write_all(scan::frame::encode(result)) ? 0 : kCannotWrite;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Arguments args;
+    if (!parse(argc, argv, args)) {
+        std::fprintf(stderr, "custguard-extract: bad arguments (started by something other than custguardd?)\n");
+        return kBadArguments;
+    }
+    try {
+        return run(args);
+    } catch (const std::bad_alloc&) {
+        return kOutOfMemory;
+    }
+}

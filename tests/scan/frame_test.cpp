@@ -1,0 +1,86 @@
+// The reader's result framing (scan/src/frame.hpp): what a compromised reader could send
+// must never decode into a clean, readable scan.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "frame.hpp"
+
+namespace {
+
+namespace scan = custguard::scan;
+namespace frame = custguard::scan::frame;
+
+scan::DocumentScan sample() {
+    scan::DocumentScan d;
+    d.doc_type = scan::DocType::pdf;
+    d.pages = 3;
+    d.pages_without_text = 1;
+    d.readable = true;
+    d.encoding = "utf-8";
+    d.text_bytes = 1234;
+    d.findings.count(scan::Detector::email) = 2;
+    d.findings.count(scan::Detector::my_number) = 1;
+    return d;
+}
+
+std::string record(std::uint8_t tag, const std::string& value) {
+    std::string out(1, static_cast<char>(tag));
+    for (int i = 0; i < 4; ++i) out += static_cast<char>((value.size() >> (8 * i)) & 0xFF);
+    return out + value;
+}
+
+}  // namespace
+
+TEST_CASE("a result survives the framing unchanged", "[scan][frame]") {
+    auto decoded = frame::decode(frame::encode(sample()));
+    REQUIRE(decoded);
+    REQUIRE(*decoded);
+    const auto& d = **decoded;
+    CHECK(d.doc_type == scan::DocType::pdf);
+    CHECK(d.pages == 3);
+    CHECK(d.pages_without_text == 1);
+    CHECK(d.readable);
+    CHECK(d.encoding == "utf-8");
+    CHECK(d.text_bytes == 1234);
+    CHECK(d.findings == sample().findings);
+
+    auto error = frame::decode(frame::encode(frame::Result(tl::unexpect, "Ghostscript ('gs') not found")));
+    REQUIRE(error);
+    REQUIRE_FALSE(*error);
+    CHECK(error->error() == "Ghostscript ('gs') not found");
+}
+
+TEST_CASE("malformed results are refused", "[scan][frame]") {
+    const std::string good = frame::encode(sample());
+    const std::string end = record(0xFF, "");
+    struct Case {
+        const char* what;
+        std::string bytes;
+        const char* reason;
+    };
+    const Case cases[] = {
+        {"empty", "", "no result header"},
+        {"other version", std::string("CGX\x02", 4) + end, "format version 2"},
+        {"cut short", good.substr(0, good.size() - 3), "truncated"},
+        {"no end record", good.substr(0, good.size() - 5), "no end record"},
+        {"data after the end", good + "x", "after the end"},
+        {"record twice", good.substr(0, good.size() - 5) + record(2, std::string(4, '\0')) + end, "twice"},
+        {"unknown record", std::string("CGX\x01", 4) + record(77, "") + end, "unknown record 77"},
+        {"missing records", std::string("CGX\x01", 4) + record(4, std::string(1, '\1')) + end, "missing"},
+        {"bad readable flag", std::string("CGX\x01", 4) + record(4, std::string(1, '\7')) + end, "bad readable"},
+        {"invalid UTF-8 reason", std::string("CGX\x01", 4) + record(5, "\xff\xfe") + end, "bad reason"},
+        {"oversized reason", std::string("CGX\x01", 4) + record(5, std::string(frame::max_text_field + 1, 'a')) + end,
+         "bad reason"},
+        {"huge length", std::string("CGX\x01", 4) + std::string("\x05\xff\xff\xff\x7f", 5), "truncated record"},
+        {"too large", std::string("CGX\x01", 4) + std::string(frame::max_frame_bytes, 'a'), "larger than allowed"},
+        {"error mixed with a result", std::string("CGX\x01", 4) + record(9, "oops") + record(4, std::string(1, '\1')) + end,
+         "mixed"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.what);
+        auto r = frame::decode(c.bytes);
+        REQUIRE_FALSE(r);
+        CHECK_THAT(r.error(), Catch::Contains(c.reason));
+    }
+}

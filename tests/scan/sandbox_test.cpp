@@ -1,0 +1,236 @@
+// The sandboxed document reader (scan_sandboxed, custguard-extract) against hostile
+// documents built here: a PDF whose Form XObjects fan out until memory runs out, one that
+// only takes time, readers that crash or answer garbage, and cancellation. Host tests:
+// they run as root so the reader switches to nobody as the daemon's does.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstddef>
+
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "custguard/scan/sandbox.hpp"
+#include "hostile_documents.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace scan = custguard::scan;
+using Clock = std::chrono::steady_clock;
+
+struct MemFd {
+    explicit MemFd(const std::string& bytes) : fd(::memfd_create("doc", MFD_CLOEXEC)) {
+        REQUIRE(fd >= 0);
+        REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+    }
+    ~MemFd() { ::close(fd); }
+    int fd;
+};
+
+scan::ScannerConfig config() { return *scan::ScannerConfig::from_names({}, {}, 40); }
+
+scan::SandboxOptions options(std::chrono::milliseconds timeout, std::uint64_t memory_mb) {
+    scan::SandboxOptions o;
+    o.timeout = timeout;
+    o.memory = memory_mb << 20;
+    if (::geteuid() == 0) o.uid = o.gid = 65534;
+    return o;
+}
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+}  // namespace
+
+TEST_CASE("a readable document still passes through the sandbox", "[scan][sandbox]") {
+    MemFd doc("顧客 山田太郎 taro@example.co.jp 090-1234-5678 hanako@example.jp\n");
+    auto r = scan::scan_sandboxed(config(), doc.fd, "text/plain", options(10s, 1024));
+    REQUIRE(r);
+    CHECK(r->readable);
+    CHECK_FALSE(r->scan_failed);
+    CHECK(r->doc_type == scan::DocType::text);
+    CHECK(r->findings.count(scan::Detector::email) == 2);
+    CHECK(r->findings.count(scan::Detector::jp_phone) == 1);
+    CHECK(::lseek(doc.fd, 0, SEEK_CUR) == ::lseek(doc.fd, 0, SEEK_END));  // the caller's offset is its own
+}
+
+// Regression: poppler ran in custguardd and grew it to 1.8 GB for 10 minutes on this.
+TEST_CASE("a PDF whose Form XObjects fan out exhausts the reader's memory, not the caller's", "[scan][sandbox]") {
+    const auto pdf = cgscan::memory_bomb_pdf();
+    CHECK(pdf.size() < 8 * 1024);
+    MemFd doc(pdf);
+    const long rss_before = cgscan::rss_kb(::getpid());
+    const auto start = Clock::now();
+    auto r = scan::scan_sandboxed(config(), doc.fd, "application/pdf", options(30s, 64));
+    const double took = seconds_since(start);
+    const long grown = cgscan::rss_kb(::getpid()) - rss_before;
+    std::printf("memory bomb (%zu bytes): %.2f s, caller RSS %+ld kB: %s\n", pdf.size(), took, grown,
+                r ? r->reason.c_str() : r.error().c_str());
+    REQUIRE(r);
+    CHECK_FALSE(r->readable);
+    CHECK(r->scan_failed);
+    CHECK_THAT(r->reason, Catch::Contains("more memory than the limit of 64 MiB"));
+    CHECK(took < 30.0);
+    CHECK(grown < 4 * 1024);
+}
+
+TEST_CASE("a PDF that only takes time is stopped at the timeout", "[scan][sandbox]") {
+    const auto pdf = cgscan::time_bomb_pdf();
+    MemFd doc(pdf);
+    const auto start = Clock::now();
+    auto r = scan::scan_sandboxed(config(), doc.fd, "application/pdf", options(2s, 1024));
+    const double took = seconds_since(start);
+    std::printf("time bomb (%zu bytes): %.2f s: %s\n", pdf.size(), took, r ? r->reason.c_str() : r.error().c_str());
+    REQUIRE(r);
+    CHECK_FALSE(r->readable);
+    CHECK(r->scan_failed);
+    CHECK_THAT(r->reason, Catch::Contains("took longer than 2 s"));
+    CHECK(took >= 2.0);
+    CHECK(took < 3.0);
+    CHECK(cgscan::reader_pids(::getpid()).empty());  // killed and reaped
+}
+
+TEST_CASE("the reader runs without capabilities, as nobody, under seccomp and rlimits", "[scan][sandbox]") {
+    REQUIRE(::geteuid() == 0);  // host tests run as root; the daemon does
+    MemFd doc(cgscan::time_bomb_pdf());
+    auto running = std::async(std::launch::async, [&] {
+        return scan::scan_sandboxed(config(), doc.fd, "application/pdf", options(5s, 512));
+    });
+    const pid_t reader = cgscan::wait_reader(::getpid(), 4s);
+    REQUIRE(reader > 0);
+    // The reader stacks its own filter right after it starts.
+    auto status = cgscan::proc_status(reader);
+    for (int i = 0; i < 100 && status["Seccomp_filters"] == "1"; ++i) {
+        std::this_thread::sleep_for(20ms);
+        status = cgscan::proc_status(reader);
+    }
+    const auto limits = cgscan::slurp_proc("/proc/" + std::to_string(reader) + "/limits");
+    std::printf("reader %d: Uid %s, CapEff %s, CapBnd %s, Seccomp %s, NoNewPrivs %s\n", reader, status["Uid"].c_str(),
+                status["CapEff"].c_str(), status["CapBnd"].c_str(), status["Seccomp"].c_str(),
+                status["NoNewPrivs"].c_str());
+    CHECK(status["Uid"] == "65534\t65534\t65534\t65534");
+    CHECK(status["Gid"] == "65534\t65534\t65534\t65534");
+    CHECK(status["Groups"].empty());
+    for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
+        INFO(set);
+        CHECK(status[set] == "0000000000000000");
+    }
+    CHECK(status["NoNewPrivs"] == "1");
+    CHECK(status["Seccomp"] == "2");
+    CHECK(std::stoi(status["Seccomp_filters"]) >= 2);  // the launcher's and the reader's own (no processes)
+    INFO(limits);
+    CHECK_THAT(limits, Catch::Matches(R"([\s\S]*Max cpu time +6 +7 [\s\S]*)"));
+    CHECK_THAT(limits, Catch::Matches(R"([\s\S]*Max file size +0 +0 [\s\S]*)"));
+    CHECK_THAT(limits, Catch::Matches(R"([\s\S]*Max core file size +0 +0 [\s\S]*)"));
+    CHECK_THAT(limits, Catch::Matches(R"([\s\S]*Max processes +16 +16 [\s\S]*)"));
+    CHECK_THAT(limits, Catch::Matches(R"([\s\S]*Max open files +64 +64 [\s\S]*)"));
+    CHECK_THAT(limits, Catch::Matches(R"([\s\S]*Max address space +536870912 +536870912 [\s\S]*)"));
+    auto r = running.get();
+    REQUIRE(r);
+    CHECK(r->scan_failed);
+}
+
+TEST_CASE("cancelling kills the reader at once", "[scan][sandbox]") {
+    MemFd doc(cgscan::time_bomb_pdf());
+    const int cancel = ::eventfd(0, EFD_CLOEXEC);
+    auto o = options(30s, 1024);
+    o.cancel_fd = cancel;
+    auto running = std::async(std::launch::async, [&] { return scan::scan_sandboxed(config(), doc.fd, "", o); });
+    REQUIRE(cgscan::wait_reader(::getpid(), 4s) > 0);
+    const auto start = Clock::now();
+    std::uint64_t one = 1;
+    REQUIRE(::write(cancel, &one, sizeof one) == sizeof one);
+    auto r = running.get();
+    const double took = seconds_since(start);
+    std::printf("cancelled after %.3f s\n", took);
+    CHECK(took < 0.5);
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == scan::cancelled_suffix);
+    CHECK(cgscan::reader_pids(::getpid()).empty());
+    ::close(cancel);
+}
+
+TEST_CASE("a reader that fails or answers garbage makes the document unreadable", "[scan][sandbox]") {
+    struct Case {
+        const char* helper;
+        const char* reason;
+    };
+    // Stand-ins for a compromised or broken reader; they run in the same sandbox.
+    const Case cases[] = {
+        {"/bin/false", "the reader failed (exit status 1)"},
+        {"/bin/echo", "the reader's answer is malformed (no result header)"},
+        {"/bin/true", "the reader's answer is malformed (no result header)"},
+    };
+    MemFd doc("plain text\n");
+    for (const auto& c : cases) {
+        INFO(c.helper);
+        auto o = options(5s, 1024);
+        o.helper = c.helper;
+        auto r = scan::scan_sandboxed(config(), doc.fd, "", o);
+        REQUIRE(r);
+        CHECK_FALSE(r->readable);
+        CHECK(r->scan_failed);
+        CHECK_THAT(r->reason, Catch::Contains(c.reason));
+    }
+    auto o = options(5s, 1024);
+    o.helper = "/nonexistent/custguard-extract";
+    auto missing = scan::scan_sandboxed(config(), doc.fd, "", o);
+    REQUIRE_FALSE(missing);  // the environment's fault: an error, so the job is held as "could not be checked"
+    CHECK_THAT(missing.error(), Catch::Contains("CUSTGUARD_EXTRACT_HELPER"));
+}
+
+TEST_CASE("the reader's seccomp filter refuses what a compromised reader would try", "[scan][sandbox]") {
+    MemFd doc("plain text\n");
+    auto o = options(5s, 1024);
+    o.helper = CG_SANDBOX_PROBE;  // runs in the reader's place, in the same sandbox
+    auto r = scan::scan_sandboxed(config(), doc.fd, "", o);
+    REQUIRE(r);
+    std::printf("probe in the sandbox: %s\n", r->reason.c_str());
+    CHECK_FALSE(r->scan_failed);
+    CHECK(r->reason ==
+          "inet=EPERM unix=EPERM create=EPERM userns=EPERM setsid=EPERM setpgid=EPERM ptrace=EPERM read=allowed");
+}
+
+// Under the unit's SystemCallFilter=@system-service the seccomp() system call fails with
+// EPERM; the reader must still stack its own filter (it uses prctl) and read documents.
+TEST_CASE("the reader works under a filter that refuses seccomp() as systemd's @system-service does",
+          "[scan][sandbox]") {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        sock_filter refuse_seccomp[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_seccomp, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        sock_fprog prog{4, refuse_seccomp};
+        if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+            ::_exit(10);
+        const std::string pdf = cgscan::fanout_pdf(1, 1, "BT /F1 12 Tf 10 10 Td (hello world) Tj ET");
+        const int fd = ::memfd_create("doc", MFD_CLOEXEC);
+        if (fd < 0 || ::write(fd, pdf.data(), pdf.size()) != static_cast<ssize_t>(pdf.size())) ::_exit(11);
+        auto r = scan::scan_sandboxed(config(), fd, "application/pdf", options(10s, 1024));
+        if (!r) ::_exit(12);
+        std::printf("under a filter refusing seccomp(): %s %s\n", r->readable ? "readable" : "unreadable",
+                    r->reason.c_str());
+        std::fflush(stdout);
+        ::_exit(r->readable ? 0 : 13);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+}
