@@ -42,6 +42,7 @@ enum cg_rule {
 	CG_RULE_NOT_ALLOWED = 4,
 	CG_RULE_PROGRAM = 5,
 	CG_RULE_REVOKED = 6, /* a deny row (bulk-read cool-down) overrides every allow */
+	CG_RULE_ZONE_UNKNOWN = 7, /* on a zone filesystem, membership could not be established */
 };
 
 /* What the event is about. */
@@ -259,9 +260,9 @@ struct cg_stats {
 	__u64 dropped;     /* ring buffer full: events lost */
 	__u64 denied;
 	/*
-	 * Ancestor walks that could not reach the filesystem root: cut at CG_MAX_DEPTH, or
-	 * a disconnected dentry (open_by_handle_at, knfsd with a cold cache). A zone may
-	 * have been missed; user space reports the count.
+	 * Opens and moves on a filesystem with zones whose membership could not be
+	 * established (ancestry cut at CG_MAX_DEPTH, a disconnected dentry, the real file of
+	 * an overlay whose names could not all be read): refused as CG_RULE_ZONE_UNKNOWN.
 	 */
 	__u64 unresolved;
 	/* Directory cache entries written (misses that could be cached), for tests. */

@@ -21,7 +21,7 @@ static_assert(sizeof(cg_grant) == 8);
 static_assert(sizeof(cg_deny_key) == 8);
 static_assert(offsetof(cg_deny_key, zone_id) == 0 && offsetof(cg_deny_key, uid) == 4);
 static_assert(sizeof(cg_deny) == 8);
-static_assert(CG_RULE_REVOKED == 6);
+static_assert(CG_RULE_REVOKED == 6 && CG_RULE_ZONE_UNKNOWN == 7);
 static_assert(sizeof(cg_program_key) == 24);
 static_assert(offsetof(cg_program_key, dev) == 8 && offsetof(cg_program_key, ino) == 16);
 static_assert(sizeof(cg_stats) == 48);

@@ -83,6 +83,7 @@ std::string_view rule_name(std::uint32_t rule) {
     case CG_RULE_NOT_ALLOWED: return "not_allowed";
     case CG_RULE_PROGRAM: return "program_not_allowed";
     case CG_RULE_REVOKED: return "revoked";
+    case CG_RULE_ZONE_UNKNOWN: return "membership_unknown";
     }
     return "unknown";
 }
