@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -68,16 +69,23 @@ Tree make_tree()
     return t;
 }
 
-// An overlay's upper, work and empty lower directory, owned by the user who mounts it.
+// An overlay's upper, work and empty lower directories, owned by the user who mounts it.
+// low_elsewhere is on another filesystem (/dev/shm): with all layers on one filesystem
+// overlayfs gives its directories the real inode numbers, which can make a walk of the
+// overlay's own path meet a zone root by accident.
 struct Scratch {
-    std::string up, wk, low;
+    std::string up, wk, low, low_elsewhere;
 };
 
 Scratch make_scratch(const Tree& t, const Creds& who, std::size_t route)
 {
-    const std::string d = t.base + "/scratch/" + std::to_string(who.uid) + "-" + std::to_string(route);
-    Scratch s{d + "/up", d + "/wk", d + "/low"};
-    for (const auto& p : {d, s.up, s.wk, s.low}) {
+    const std::string name = std::to_string(who.uid) + "-" + std::to_string(route);
+    const std::string d = t.base + "/scratch/" + name;
+    const std::string shm = "/dev/shm/cgvm-userns";
+    make_dir(shm, 0711);
+    Scratch s{d + "/up", d + "/wk", d + "/low", shm + "/" + name};
+    std::filesystem::remove_all(s.low_elsewhere);
+    for (const auto& p : {d, s.up, s.wk, s.low, s.low_elsewhere}) {
         make_dir(p, 0700);
         REQUIRE(::chown(p.c_str(), who.uid, who.gid) == 0);
     }
@@ -222,6 +230,10 @@ const std::vector<Route>& routes()
          [](const Tree& t, const Scratch& s) { return overlay(t.mnt, s.low, t.zone, s.wk); },
          [](const Tree& t, std::uint32_t) { return read_errno(t.mnt + "/f"); },
          [](const Tree& t, std::uint32_t) { return t.zone + "/f"; }},
+        {"overlay, the zone as upperdir over a lower layer on another filesystem",
+         [](const Tree& t, const Scratch& s) { return overlay(t.mnt, s.low_elsewhere, t.zone, s.wk); },
+         [](const Tree& t, std::uint32_t) { return read_errno(t.mnt + "/sub/g"); },
+         [](const Tree& t, std::uint32_t) { return t.zone + "/sub/g"; }},
         {"overlay, a zone file copied up by opening it for writing",
          [](const Tree& t, const Scratch& s) { return overlay(t.mnt, t.zone, s.up, s.wk); },
          [](const Tree& t, std::uint32_t uid) {
