@@ -140,6 +140,8 @@ struct cg_subject {
 };
 
 #define cg_barrier() asm volatile("" ::: "memory")
+/* Hides what the compiler knows about x's value (see cg_backing_zone). */
+#define cg_opaque(x) asm volatile("" : "+r"(x))
 #define CG_READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 
 static __always_inline struct cg_ctl_words *cg_ctl_words(void)
@@ -254,56 +256,6 @@ static __always_inline __u32 name(void *roots, struct dentry *d, __u64 dev,	\
 CG_DEFINE_ZONE_WALK(cg_zone_walk, CG_LOAD_DIRECT)
 CG_DEFINE_ZONE_WALK(cg_zone_walk_probed, CG_LOAD_PROBED)
 
-/* Names of one inode examined before a backing file's membership counts as unknown. */
-#define CG_MAX_ALIASES 8
-
-/*
- * Zone of a backing file: the real file an overlay opens for a user's open. On Linux 6.1
- * overlayfs opens it with open_with_fake_path: f_inode is the real inode (on the
- * filesystem with the zones), f_path the overlay's, so a walk from f_path never meets a
- * zone. The real file's own names are walked instead: every dentry on the real inode's
- * alias list, which holds the one the overlay opened (the overlay keeps a reference to
- * it). The file is in the zone any of its names is in. Unknown (*resolved false): names
- * in two zones, more than CG_MAX_ALIASES names, a name leaving the list while it is read,
- * a walk that cannot finish, or no name at all.
- *
- * The list is read without its lock. A dentry's d_inode is cleared before it leaves the
- * alias list, and x86 does not reorder loads, so a name that still has this inode after
- * its next pointer was read gave a current next pointer; the dentries stay memory until
- * this RCU reader returns. container_of on the list node is pointer arithmetic the
- * verifier refuses on a BTF pointer, hence probe reads.
- */
-static __always_inline __u32 cg_backing_zone(void *roots, struct inode *inode, __u64 dev,
-					    bool *resolved)
-{
-	__u64 alias_off = bpf_core_field_offset(struct dentry, d_u.d_alias);
-	struct hlist_node *n = BPF_CORE_READ(inode, i_dentry.first), *next;
-	__u32 zone_id = 0, z;
-	struct dentry *a;
-	bool ok;
-
-	*resolved = false;
-	if (!n)
-		return 0;
-	for (int i = 0; i < CG_MAX_ALIASES; i++) {
-		a = (struct dentry *)((__u64)n - alias_off);
-		next = BPF_CORE_READ(n, next);
-		if ((__u64)BPF_CORE_READ(a, d_inode) != (__u64)inode)
-			return 0;
-		z = cg_zone_walk_probed(roots, a, dev, &ok);
-		if (!ok || (z && zone_id && z != zone_id))
-			return 0;
-		if (z)
-			zone_id = z;
-		if (!next) {
-			*resolved = true;
-			return zone_id;
-		}
-		n = next;
-	}
-	return 0;
-}
-
 /*
  * rename_lock's sequence: odd while a dentry moves, and odd (no caching) if unreadable.
  * The directory cache relies on x86's ordered loads (plus the locked compare-and-swap of
@@ -363,14 +315,14 @@ static __always_inline struct cg_dir_zone *cg_dircache_slot(__u64 id)
 }
 
 /*
- * The cached zone of directory `dir`, or -1. Seqcount read: on x86 loads are not
- * reordered with loads and the JIT keeps program order, so a compiler barrier is all a
- * reader needs (as the kernel's own smp_rmb() on x86). Other architectures never fill.
+ * The cached zone of the directory of identity `id` (cg_dir_ident), or -1. Seqcount read:
+ * on x86 loads are not reordered with loads and the JIT keeps program order, so a
+ * compiler barrier is all a reader needs (as the kernel's own smp_rmb() on x86). Other
+ * architectures never fill.
  */
-static __always_inline __s64 cg_dircache_get(struct inode *dir, __u32 epoch, __u32 moves,
+static __always_inline __s64 cg_dircache_get(__u64 id, __u32 epoch, __u32 moves,
 					     __u32 refresh)
 {
-	__u64 id = cg_dir_ident(dir);
 	struct cg_dir_zone *e = cg_dircache_slot(id);
 	__u32 seq, zone_id;
 
@@ -451,6 +403,88 @@ static __always_inline void cg_dircache_fill(struct inode *dir, struct dentry *d
 	st = cg_stats_get();
 	if (st)
 		__sync_fetch_and_add(&st->dircache_fills, 1);
+}
+
+/* Names of one inode examined before a backing file's membership counts as unknown. */
+#define CG_MAX_ALIASES 8
+
+/*
+ * Zone of a backing file: the real file an overlay opens for a user's open. On Linux 6.1
+ * overlayfs opens it with open_with_fake_path: f_inode is the real inode (on the
+ * filesystem with the zones), f_path the overlay's, so a walk from f_path never meets a
+ * zone. The real file's own names are decided instead: every dentry on the real inode's
+ * alias list, which holds the one the overlay opened (the overlay keeps a reference to
+ * it). The file is in the zone any of its names is in. Unknown (*resolved false): names
+ * in two zones, more than CG_MAX_ALIASES names, a name leaving the list while it is read,
+ * a walk that cannot finish, or no name at all. The caller has checked the file's own
+ * root entry.
+ *
+ * A name's directory is looked up in the directory cache (entries belong to a directory
+ * inode however it is reached); a miss walks from it. Backing files never fill the cache:
+ * which name the overlay holds is unknown, and a fill needs a held name.
+ *
+ * The list is read without its lock. A dentry's d_inode is cleared before it leaves the
+ * alias list, and x86 does not reorder loads, so a name that still has this inode after
+ * its next pointer was read gave a current next pointer; the dentries stay memory until
+ * this RCU reader returns. container_of on the list node is pointer arithmetic the
+ * verifier refuses on a BTF pointer, hence probe reads.
+ */
+static __always_inline __u32 cg_backing_zone(void *roots, struct inode *inode, bool is_dir,
+					    __u64 dev, __u32 epoch, __u32 moves, __u32 refresh,
+					    bool *resolved)
+{
+	__u64 alias_off = bpf_core_field_offset(struct dentry, d_u.d_alias);
+	struct hlist_node *n = BPF_CORE_READ(inode, i_dentry.first), *next;
+	__u64 inode_id = cg_dir_ident(inode), inode_addr, same, dinode;
+	struct dentry *a, *dir;
+	__u32 zone_id = 0, z;
+	__s64 cached;
+	bool ok;
+
+	*resolved = false;
+	if (!n)
+		return 0;
+	cg_opaque(inode_id);
+	for (int i = 0; i < CG_MAX_ALIASES; i++) {
+		a = (struct dentry *)((__u64)n - alias_off);
+		next = BPF_CORE_READ(n, next);
+		inode_addr = (__u64)BPF_CORE_READ(a, d_inode);
+		same = inode_addr;
+		cg_opaque(same);
+		if (same != (__u64)inode)
+			return 0;
+		/* A file's zone is its directory's; a directory (or a root) is walked itself. */
+		dir = is_dir ? a : BPF_CORE_READ(a, d_parent);
+		if (!dir)
+			return 0;
+		dinode = dir != a ? (__u64)BPF_CORE_READ(dir, d_inode) : 0;
+		/*
+		 * The directory's cache identity from plain numbers: the verifier allows no
+		 * arithmetic between a number and the cache map's address, but the opened
+		 * inode's identity is a difference of two pointers, and inode_addr its address.
+		 * cg_opaque keeps the compiler from folding that back into pointer arithmetic
+		 * (it knows `same` equals inode, not that inode_addr does).
+		 */
+		cached = dinode ? cg_dircache_get(dinode - inode_addr + inode_id, epoch, moves,
+						  refresh) : -1;
+		if (cached >= 0) {
+			z = cached;
+		} else {
+			z = cg_zone_walk_probed(roots, dir, dev, &ok);
+			if (!ok)
+				return 0;
+		}
+		if (z && zone_id && z != zone_id)
+			return 0;
+		if (z)
+			zone_id = z;
+		if (!next) {
+			*resolved = true;
+			return zone_id;
+		}
+		n = next;
+	}
+	return 0;
 }
 
 static __always_inline void cg_subject_read(struct cg_subject *s)
@@ -652,7 +686,7 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	struct cg_event *ev;
 	__u64 active, dev, rt_offset;
 	__s64 cached;
-	bool resolved;
+	bool resolved, is_dir;
 
 	if (ret)
 		return ret;
@@ -678,22 +712,25 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	 */
 	moves = CG_READ_ONCE(ctl->w[CG_CTL_DIR_MOVES]);
 	refresh = CG_READ_ONCE(ctl->w[CG_CTL_REFRESH]);
-	if (d->d_inode != inode) {
-		/* A backing file (see cg_backing_zone): never cached, its path is not its own. */
-		zone_id = cg_backing_zone(roots, inode, dev, &resolved);
-		if (!resolved)
-			goto unresolved;
-		goto decide;
-	}
-	if ((inode->i_mode & CG_S_IFMT) != CG_S_IFDIR) {
+	is_dir = (inode->i_mode & CG_S_IFMT) == CG_S_IFDIR;
+	if (!is_dir && cg_ctl_slot(ctl, CG_CTL_FILE_ROOTS, slot)) {
 		struct cg_inode_key self = { .dev = dev, .ino = inode->i_ino };
 
-		own = cg_ctl_slot(ctl, CG_CTL_FILE_ROOTS, slot) ?
-			bpf_map_lookup_elem(roots, &self) : NULL;
+		own = bpf_map_lookup_elem(roots, &self);
 		if (own) {
 			zone_id = own->zone_id;
 			goto decide;
 		}
+	}
+	if (d->d_inode != inode) {
+		/* A backing file (see cg_backing_zone): its path is not its own. */
+		zone_id = cg_backing_zone(roots, inode, is_dir, dev, epoch, moves, refresh,
+					  &resolved);
+		if (!resolved)
+			goto unresolved;
+		goto decide;
+	}
+	if (!is_dir) {
 		dird = d->d_parent;
 		if (!dird || dird == d) {
 			/* A root or disconnected: walked from the file itself, never cached. */
@@ -703,7 +740,7 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 		dinode = dird->d_inode;
 	}
 	if (cacheable && dinode) {
-		cached = cg_dircache_get(dinode, epoch, moves, refresh);
+		cached = cg_dircache_get(cg_dir_ident(dinode), epoch, moves, refresh);
 		if (cached >= 0) {
 			zone_id = cached;
 			goto decide;
