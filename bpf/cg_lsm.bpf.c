@@ -140,6 +140,8 @@ struct cg_subject {
 };
 
 #define cg_barrier() asm volatile("" ::: "memory")
+/* Hides what the compiler knows about x's value (see cg_backing_zone). */
+#define cg_opaque(x) asm volatile("" : "+r"(x))
 #define CG_READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 
 static __always_inline struct cg_ctl_words *cg_ctl_words(void)
@@ -195,61 +197,64 @@ static __always_inline bool cg_dev_has_zones(struct cg_ctl_words *ctl, __u32 slo
 	return false;
 }
 
+/* Marks a dentry cut off from its directory (found by file handle); 0x20 since 2.6. */
+#define CG_DCACHE_DISCONNECTED 0x20
+
+/* Field loads of the two walks: direct BTF loads, or probe reads (see below). */
+#define CG_LOAD_DIRECT(p, field) ((p)->field)
+#define CG_LOAD_PROBED(p, field) BPF_CORE_READ(p, field)
+
 /*
  * Zone of a dentry: the nearest ancestor (itself included) that is a zone root. Walking
  * d_parent of the dentry, not the path, is what makes symlinks, bind mounts and
  * /proc/<pid>/fd reopens land on the same answer: they all resolve to this dentry.
  * Mount points inside a zone are covered by user space, which adds the root of every
  * filesystem mounted below a zone path as a root of that zone.
+ *
+ * A dentry that is its own parent ends the walk outside every zone when it is the root of
+ * a tree: the filesystem's, or that of a subtree mounted on its own (a btrfs subvolume,
+ * an NFS export path). Membership stays unknown (*resolved false) for a disconnected
+ * dentry (open_by_handle_at, knfsd with a cold cache), a walk deeper than CG_MAX_DEPTH,
+ * and an ancestry torn down while it is walked.
+ *
+ * cg_zone_walk loads fields directly, which the verifier allows for a dentry it knows
+ * (the opened file's); cg_zone_walk_probed reads them with bpf_probe_read_kernel, for a
+ * dentry found from a pointer computed by hand (cg_backing_zone).
  */
-static __always_inline __u32 cg_zone_walk(void *roots, struct dentry *d, __u64 dev,
-					 bool *resolved)
-{
-	struct cg_inode_key key = { .dev = dev };
-	struct cg_zone_root *r;
-	struct dentry *parent;
-	struct inode *inode;
-
-	*resolved = true;
-	for (int i = 0; i < CG_MAX_DEPTH; i++) {
-		inode = d->d_inode;
-		if (!inode)
-			goto transient; /* racing with an unlink: decide, but do not cache */
-		key.ino = inode->i_ino;
-		r = bpf_map_lookup_elem(roots, &key);
-		if (r)
-			return r->zone_id;
-		parent = d->d_parent;
-		if (!parent)
-			goto transient;
-		if (parent == d) {
-			/* The filesystem root, or a disconnected dentry. */
-			if (d != d->d_sb->s_root)
-				break;
-			return 0;
-		}
-		d = parent;
-	}
-	*resolved = false;
-	/* Deeper than any real share, or cut off from its path: counted and reported. */
-	{
-		struct cg_stats *st = cg_stats_get();
-
-		if (st)
-			__sync_fetch_and_add(&st->unresolved, 1);
-	}
-	return 0;
-transient:
-	*resolved = false;
-	return 0;
+#define CG_DEFINE_ZONE_WALK(name, LOAD)						\
+static __always_inline __u32 name(void *roots, struct dentry *d, __u64 dev,	\
+				  bool *resolved)					\
+{										\
+	struct cg_inode_key key = { .dev = dev };				\
+	struct cg_zone_root *r;							\
+	struct dentry *parent;							\
+	struct inode *inode;							\
+										\
+	*resolved = false;							\
+	for (int i = 0; i < CG_MAX_DEPTH; i++) {				\
+		inode = LOAD(d, d_inode);					\
+		if (!inode)							\
+			return 0;						\
+		key.ino = LOAD(inode, i_ino);					\
+		r = bpf_map_lookup_elem(roots, &key);				\
+		if (r) {							\
+			*resolved = true;					\
+			return r->zone_id;					\
+		}								\
+		parent = LOAD(d, d_parent);					\
+		if (!parent)							\
+			return 0;						\
+		if (parent == d) {						\
+			*resolved = !(LOAD(d, d_flags) & CG_DCACHE_DISCONNECTED); \
+			return 0;						\
+		}								\
+		d = parent;							\
+	}									\
+	return 0;								\
 }
 
-static __always_inline __u32 cg_zone_of(void *roots, struct dentry *d, __u64 dev)
-{
-	bool resolved;
-
-	return cg_zone_walk(roots, d, dev, &resolved);
-}
+CG_DEFINE_ZONE_WALK(cg_zone_walk, CG_LOAD_DIRECT)
+CG_DEFINE_ZONE_WALK(cg_zone_walk_probed, CG_LOAD_PROBED)
 
 /*
  * rename_lock's sequence: odd while a dentry moves, and odd (no caching) if unreadable.
@@ -310,14 +315,14 @@ static __always_inline struct cg_dir_zone *cg_dircache_slot(__u64 id)
 }
 
 /*
- * The cached zone of directory `dir`, or -1. Seqcount read: on x86 loads are not
- * reordered with loads and the JIT keeps program order, so a compiler barrier is all a
- * reader needs (as the kernel's own smp_rmb() on x86). Other architectures never fill.
+ * The cached zone of the directory of identity `id` (cg_dir_ident), or -1. Seqcount read:
+ * on x86 loads are not reordered with loads and the JIT keeps program order, so a
+ * compiler barrier is all a reader needs (as the kernel's own smp_rmb() on x86). Other
+ * architectures never fill.
  */
-static __always_inline __s64 cg_dircache_get(struct inode *dir, __u32 epoch, __u32 moves,
+static __always_inline __s64 cg_dircache_get(__u64 id, __u32 epoch, __u32 moves,
 					     __u32 refresh)
 {
-	__u64 id = cg_dir_ident(dir);
 	struct cg_dir_zone *e = cg_dircache_slot(id);
 	__u32 seq, zone_id;
 
@@ -398,6 +403,88 @@ static __always_inline void cg_dircache_fill(struct inode *dir, struct dentry *d
 	st = cg_stats_get();
 	if (st)
 		__sync_fetch_and_add(&st->dircache_fills, 1);
+}
+
+/* Names of one inode examined before a backing file's membership counts as unknown. */
+#define CG_MAX_ALIASES 8
+
+/*
+ * Zone of a backing file: the real file an overlay opens for a user's open. On Linux 6.1
+ * overlayfs opens it with open_with_fake_path: f_inode is the real inode (on the
+ * filesystem with the zones), f_path the overlay's, so a walk from f_path never meets a
+ * zone. The real file's own names are decided instead: every dentry on the real inode's
+ * alias list, which holds the one the overlay opened (the overlay keeps a reference to
+ * it). The file is in the zone any of its names is in. Unknown (*resolved false): names
+ * in two zones, more than CG_MAX_ALIASES names, a name leaving the list while it is read,
+ * a walk that cannot finish, or no name at all. The caller has checked the file's own
+ * root entry.
+ *
+ * A name's directory is looked up in the directory cache (entries belong to a directory
+ * inode however it is reached); a miss walks from it. Backing files never fill the cache:
+ * which name the overlay holds is unknown, and a fill needs a held name.
+ *
+ * The list is read without its lock. A dentry's d_inode is cleared before it leaves the
+ * alias list, and x86 does not reorder loads, so a name that still has this inode after
+ * its next pointer was read gave a current next pointer; the dentries stay memory until
+ * this RCU reader returns. container_of on the list node is pointer arithmetic the
+ * verifier refuses on a BTF pointer, hence probe reads.
+ */
+static __always_inline __u32 cg_backing_zone(void *roots, struct inode *inode, bool is_dir,
+					    __u64 dev, __u32 epoch, __u32 moves, __u32 refresh,
+					    bool *resolved)
+{
+	__u64 alias_off = bpf_core_field_offset(struct dentry, d_u.d_alias);
+	struct hlist_node *n = BPF_CORE_READ(inode, i_dentry.first), *next;
+	__u64 inode_id = cg_dir_ident(inode), inode_addr, same, dinode;
+	struct dentry *a, *dir;
+	__u32 zone_id = 0, z;
+	__s64 cached;
+	bool ok;
+
+	*resolved = false;
+	if (!n)
+		return 0;
+	cg_opaque(inode_id);
+	for (int i = 0; i < CG_MAX_ALIASES; i++) {
+		a = (struct dentry *)((__u64)n - alias_off);
+		next = BPF_CORE_READ(n, next);
+		inode_addr = (__u64)BPF_CORE_READ(a, d_inode);
+		same = inode_addr;
+		cg_opaque(same);
+		if (same != (__u64)inode)
+			return 0;
+		/* A file's zone is its directory's; a directory (or a root) is walked itself. */
+		dir = is_dir ? a : BPF_CORE_READ(a, d_parent);
+		if (!dir)
+			return 0;
+		dinode = dir != a ? (__u64)BPF_CORE_READ(dir, d_inode) : 0;
+		/*
+		 * The directory's cache identity from plain numbers: the verifier allows no
+		 * arithmetic between a number and the cache map's address, but the opened
+		 * inode's identity is a difference of two pointers, and inode_addr its address.
+		 * cg_opaque keeps the compiler from folding that back into pointer arithmetic
+		 * (it knows `same` equals inode, not that inode_addr does).
+		 */
+		cached = dinode ? cg_dircache_get(dinode - inode_addr + inode_id, epoch, moves,
+						  refresh) : -1;
+		if (cached >= 0) {
+			z = cached;
+		} else {
+			z = cg_zone_walk_probed(roots, dir, dev, &ok);
+			if (!ok)
+				return 0;
+		}
+		if (z && zone_id && z != zone_id)
+			return 0;
+		if (z)
+			zone_id = z;
+		if (!next) {
+			*resolved = true;
+			return zone_id;
+		}
+		n = next;
+	}
+	return 0;
 }
 
 static __always_inline void cg_subject_read(struct cg_subject *s)
@@ -608,6 +695,15 @@ static __always_inline int cg_verdict(__u32 decision)
 	return 0;
 }
 
+/* Counts an operation refused because its membership is unknown (CG_RULE_ZONE_UNKNOWN). */
+static __always_inline void cg_count_unresolved(void)
+{
+	struct cg_stats *st = cg_stats_get();
+
+	if (st)
+		__sync_fetch_and_add(&st->unresolved, 1);
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(cg_file_open, struct file *file, int ret)
 {
@@ -624,7 +720,7 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	struct cg_event *ev;
 	__u64 active, dev, rt_offset;
 	__s64 cached;
-	bool resolved;
+	bool resolved, is_dir;
 
 	if (ret)
 		return ret;
@@ -650,25 +746,35 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	 */
 	moves = CG_READ_ONCE(ctl->w[CG_CTL_DIR_MOVES]);
 	refresh = CG_READ_ONCE(ctl->w[CG_CTL_REFRESH]);
-	if ((inode->i_mode & CG_S_IFMT) != CG_S_IFDIR) {
+	is_dir = (inode->i_mode & CG_S_IFMT) == CG_S_IFDIR;
+	if (!is_dir && cg_ctl_slot(ctl, CG_CTL_FILE_ROOTS, slot)) {
 		struct cg_inode_key self = { .dev = dev, .ino = inode->i_ino };
 
-		own = cg_ctl_slot(ctl, CG_CTL_FILE_ROOTS, slot) ?
-			bpf_map_lookup_elem(roots, &self) : NULL;
+		own = bpf_map_lookup_elem(roots, &self);
 		if (own) {
 			zone_id = own->zone_id;
 			goto decide;
 		}
+	}
+	if (d->d_inode != inode) {
+		/* A backing file (see cg_backing_zone): its path is not its own. */
+		zone_id = cg_backing_zone(roots, inode, is_dir, dev, epoch, moves, refresh,
+					  &resolved);
+		if (!resolved)
+			goto unresolved;
+		goto decide;
+	}
+	if (!is_dir) {
 		dird = d->d_parent;
 		if (!dird || dird == d) {
-			/* Disconnected: walked (and counted) from the file itself, never cached. */
+			/* A root or disconnected: walked from the file itself, never cached. */
 			dird = d;
 			cacheable = false;
 		}
 		dinode = dird->d_inode;
 	}
 	if (cacheable && dinode) {
-		cached = cg_dircache_get(dinode, epoch, moves, refresh);
+		cached = cg_dircache_get(cg_dir_ident(dinode), epoch, moves, refresh);
 		if (cached >= 0) {
 			zone_id = cached;
 			goto decide;
@@ -677,7 +783,9 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	/* Only a miss pays for rename_lock: a fill needs a walk over an unchanging tree. */
 	seq = cg_rename_seq();
 	zone_id = cg_zone_walk(roots, dird, dev, &resolved);
-	if (resolved && cacheable && dinode && !(seq & 1) && cg_fs_cacheable(dinode) &&
+	if (!resolved)
+		goto unresolved;
+	if (cacheable && dinode && !(seq & 1) && cg_fs_cacheable(dinode) &&
 	    ctl->w[CG_CTL_DIR_MOVES_TRACKED])
 		cg_dircache_fill(dinode, dird, d, zone_id, epoch, moves, seq, refresh);
 decide:
@@ -690,14 +798,23 @@ decide:
 	rt_offset = ctl->w[CG_CTL_RT_OFFSET];
 	cg_subject_read(&s);
 	decision = cg_decide(slot, zone_id, zflags, &s, rt_offset, &rule);
-	if (decision != CG_DECISION_ALLOW || (zflags & CG_ZONE_RECORD_ALLOWED)) {
-		ev = cg_event_start(CG_EV_OPEN, &s, zone_id, decision, rule, inode);
-		if (ev) {
-			ev->open_flags = file->f_flags;
-			if (bpf_d_path((struct path *)&file->f_path, ev->path, sizeof(ev->path)) < 0)
-				ev->path[0] = 0;
-			bpf_ringbuf_submit(ev, cg_wakeup_flags(decision));
-		}
+	if (decision == CG_DECISION_ALLOW && !(zflags & CG_ZONE_RECORD_ALLOWED))
+		return 0;
+	goto record;
+unresolved:
+	/* On a filesystem with zones, a file of unknown membership is refused. */
+	cg_count_unresolved();
+	cg_subject_read(&s);
+	zone_id = 0;
+	decision = CG_DECISION_DENY;
+	rule = CG_RULE_ZONE_UNKNOWN;
+record:
+	ev = cg_event_start(CG_EV_OPEN, &s, zone_id, decision, rule, inode);
+	if (ev) {
+		ev->open_flags = file->f_flags;
+		if (bpf_d_path((struct path *)&file->f_path, ev->path, sizeof(ev->path)) < 0)
+			ev->path[0] = 0;
+		bpf_ringbuf_submit(ev, cg_wakeup_flags(decision));
 	}
 	return cg_verdict(decision);
 }
@@ -720,6 +837,7 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 	struct cg_zone *zone;
 	struct cg_event *ev;
 	__u64 dev, dst_dev;
+	bool resolved;
 
 	if (!inode)
 		return 0;
@@ -735,12 +853,19 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 	roots = bpf_map_lookup_elem(&cg_roots, &slot);
 	if (!roots)
 		return 0;
-	zone_id = cg_zone_of(roots, src, dev);
+	zone_id = cg_zone_walk(roots, src, dev, &resolved);
+	if (!resolved)
+		goto unresolved;
 	if (!zone_id)
 		return 0;
 	/* Renaming a zone root itself keeps it a root: its (dev, ino) does not change. */
 	dst_dev = dst_dir && dst_dir->d_inode ? cg_inode_dev(dst_dir->d_inode) : 0;
-	dst_zone = dst_dir ? cg_zone_of(roots, dst_dir, dst_dev) : 0;
+	dst_zone = 0;
+	if (dst_dir) {
+		dst_zone = cg_zone_walk(roots, dst_dir, dst_dev, &resolved);
+		if (!resolved)
+			goto unresolved;
+	}
 	if (dst_zone == zone_id)
 		return 0;
 	{
@@ -754,6 +879,15 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 	zflags = zone ? zone->flags : 0;
 	cg_subject_read(&s);
 	decision = cg_decide(slot, zone_id, zflags, &s, ctl->w[CG_CTL_RT_OFFSET], &rule);
+	goto record;
+unresolved:
+	/* Where the source or the destination cannot be placed, the move is refused. */
+	cg_count_unresolved();
+	cg_subject_read(&s);
+	zone_id = 0;
+	decision = CG_DECISION_DENY;
+	rule = CG_RULE_ZONE_UNKNOWN;
+record:
 	ev = cg_event_start(kind, &s, zone_id, decision, rule, inode);
 	if (ev) {
 		const unsigned char *name = BPF_CORE_READ(src, d_name.name);

@@ -260,9 +260,9 @@ struct cg_stats {
 	__u64 dropped;     /* ring buffer full: events lost */
 	__u64 denied;
 	/*
-	 * Ancestor walks that could not reach the filesystem root: cut at CG_MAX_DEPTH, or
-	 * a disconnected dentry (open_by_handle_at, knfsd with a cold cache). A zone may
-	 * have been missed; user space reports the count.
+	 * Opens and moves on a filesystem with zones whose membership could not be
+	 * established (ancestry cut at CG_MAX_DEPTH, a disconnected dentry, the real file of
+	 * an overlay whose names could not all be read): refused as CG_RULE_ZONE_UNKNOWN.
 	 */
 	__u64 unresolved;
 	/* Directory cache entries written (misses that could be cached), for tests. */

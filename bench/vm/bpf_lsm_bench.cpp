@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -171,12 +172,29 @@ int main(int argc, char** argv)
     vmtest::write_file(base + "/zones/z00001/f", payload);
     vmtest::write_file(deep + "/f", payload);
 
-    const std::vector<Case> cases = {
+    std::vector<Case> cases = {
         {"outside zones, fs without zones", other_fs + "/f"},
         {"outside zones, same fs as zones", base + "/outside/f"},
         {"zone file (allowed, not recorded)", base + "/zones/z00001/f"},
         {"zone file 5 dirs below the root", deep + "/f"},
     };
+    if (!baseline_only) {
+        // Read through read-only overlays: every open also opens the real file (a backing
+        // file, decided from the real inode's names).
+        const std::string ov_out = base + "/ov-outside", ov_zone = base + "/ov-zone";
+        ::mkdir(ov_out.c_str(), 0755);
+        ::mkdir(ov_zone.c_str(), 0755);
+        ::mkdir((base + "/empty").c_str(), 0755);
+        const std::string lo_out = "lowerdir=" + base + "/empty:" + base + "/outside";
+        const std::string lo_zone = "lowerdir=" + base + "/empty:" + deep;
+        if (::mount("cgbench", ov_out.c_str(), "overlay", 0, lo_out.c_str()) != 0 ||
+            ::mount("cgbench", ov_zone.c_str(), "overlay", 0, lo_zone.c_str()) != 0) {
+            std::fprintf(stderr, "overlay mount: %s\n", std::strerror(errno));
+            return 1;
+        }
+        cases.push_back({"outside zones, through an overlay", ov_out + "/f"});
+        cases.push_back({"zone file 5 dirs deep, through an overlay", ov_zone + "/f"});
+    }
 
     std::vector<std::vector<double>> none(cases.size()), empty(cases.size()), one(cases.size()),
         lots(cases.size()), recorded(cases.size());

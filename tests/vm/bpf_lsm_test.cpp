@@ -23,6 +23,7 @@
 
 #include "bpf_lsm_enforcer.hpp"
 #include "daemon/fanotify/enforcer_select.hpp"
+#include "enforced.hpp"
 #include "resolve.hpp"
 #include "vm_support.hpp"
 
@@ -34,30 +35,6 @@ using custguard::daemon::bpf_lsm::BpfLsmEnforcer;
 namespace {
 
 const std::string k_pin_dir = "/sys/fs/bpf/custguard";
-
-template <typename T>
-std::string err_of(const tl::expected<T, std::string>& e)
-{
-    return e ? std::string() : e.error();
-}
-
-
-// An enforcer that is removed at the end of each test, so tests do not stack policies.
-struct Enforced {
-    Events events;
-    BpfLsmEnforcer enforcer;
-
-    explicit Enforced(const policy::Compiled& p)
-    {
-        auto s = enforcer.start(events.handler());
-        INFO(err_of(s));
-        REQUIRE(s);
-        auto a = enforcer.apply(p);
-        INFO(err_of(a));
-        REQUIRE(a);
-    }
-    ~Enforced() { enforcer.stop(true); }
-};
 
 custguard::daemon::bpf_lsm::InodeId id_of(const std::string& p)
 {
@@ -724,11 +701,10 @@ TEST_CASE("stop(true) removes enforcement and pins; stop(false) keeps them", "[v
     CHECK(try_read(k_bob, dir + "/zone/f") == 0);
 }
 
-TEST_CASE("deep trees: decided to CG_MAX_DEPTH, deeper walks are counted", "[vm]")
+TEST_CASE("deep trees: decided to CG_MAX_DEPTH, deeper files are refused as of unknown membership", "[vm]")
 {
     const auto dir = fresh_dir("deep");
     make_dir(dir + "/zone", 0777);
-    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
     std::string p = dir + "/zone";
     std::string at60, at70;
     for (int i = 1; i <= 70; ++i) {
@@ -739,15 +715,21 @@ TEST_CASE("deep trees: decided to CG_MAX_DEPTH, deeper walks are counted", "[vm]
         if (i == 70)
             at70 = p + "/f";
     }
-    for (const auto& f : {at60, at70})
-        CHECK(run_as(k_alice, [&] {
-                  int fd = ::open(f.c_str(), O_WRONLY | O_CREAT, 0644);
-                  return fd < 0 ? errno : (::close(fd), 0);
-              }) == 0);
+    write_file(at60, "x");
+    write_file(at70, "x");
+    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
     CHECK(try_read(k_bob, at60) == EPERM);
+    CHECK(try_read(k_alice, at60) == 0);
     const auto before = e.enforcer.counters().errors;
-    (void)try_read(k_bob, at70);  // beyond the bound: not decided, but counted
+    // Beyond the bound the zone cannot be established: refused, counted and recorded
+    // (regression: such files were let through).
+    CHECK(try_read(k_bob, at70) == EPERM);
+    CHECK(try_read(k_alice, at70) == EPERM);
     CHECK(e.enforcer.counters().errors > before);
+    CHECK(e.events.wait_for([](const AccessEvent& ev) {
+        return is_event(ev, CG_EV_OPEN, k_bob.uid, CG_DECISION_DENY) &&
+               ev.raw.rule == CG_RULE_ZONE_UNKNOWN && ev.raw.zone_id == 0;
+    }));
 }
 
 TEST_CASE("pins of another ABI version are replaced without a gap", "[vm]")
