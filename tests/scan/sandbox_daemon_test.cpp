@@ -336,7 +336,9 @@ TEST_CASE("hostile PDFs are unreadable within the timeout while the daemon neith
         INFO(w.reply.error << "\n" << d.log());
         CHECK(w.reply.rc >= 0);
         CHECK(w.reply.action == "hold");
-        CHECK_THAT(w.reply.reason, Catch::Contains("the document could not be read safely"));
+        // The reader failed (memory, time), or the PDF inspection stopped at its own bound.
+        CHECK_THAT(w.reply.reason, Catch::Contains("the document could not be read safely") ||
+                                       Catch::Contains("could not be inspected within"));
         CHECK_THAT(w.reply.reason, Catch::Contains("[print] unreadable = hold"));
         CHECK(w.seconds < 4.0 + 1.0);
         // ASan's quarantine and the records of the opens below account for a few MB;

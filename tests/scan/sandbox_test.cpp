@@ -80,8 +80,13 @@ TEST_CASE("a PDF whose Form XObjects fan out exhausts the reader's memory, not t
                 r ? r->reason.c_str() : r.error().c_str());
     REQUIRE(r);
     CHECK_FALSE(r->readable);
-    CHECK(r->scan_failed);
-    CHECK_THAT(r->reason, Catch::Contains("more memory than the limit of 64 MiB"));
+    // Stopped by the reader's memory limit, or before it by the PDF inspection's own
+    // bound on glyphs and path segments (scan/src/pdf_inspect.cpp): either way inside
+    // the reader and unreadable.
+    const bool by_memory = r->scan_failed && r->reason.find("more memory than the limit of 64 MiB") != std::string::npos;
+    const bool by_bound = r->reason.find("could not be inspected within") != std::string::npos;
+    INFO(r->reason);
+    CHECK((by_memory || by_bound));
     CHECK(took < 30.0);
     CHECK(grown < 4 * 1024);
 }
