@@ -69,16 +69,24 @@ std::optional<InodeKey> key_of(int fd, const char* name = "", int flags = AT_EMP
 // An inode number names a file only together with its generation (ext4, xfs and tmpfs give
 // a reused number a new one), and a file handle carries both: its hash tells a file from a
 // later one on the same number. 0 where the filesystem makes no handles.
+// A file handle as name_to_handle_at(2) makes it.
+union FileHandle {
+    file_handle fh;
+    char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+    bool make(int fd, const char* name = "", int flags = AT_EMPTY_PATH) {
+        fh.handle_bytes = MAX_HANDLE_SZ;
+        int mount_id = 0;
+        return ::name_to_handle_at(fd, name, &fh, &mount_id, flags) == 0;
+    }
+    file_handle* get() { return &fh; }
+};
+
 std::uint64_t handle_of(int fd, const char* name = "", int flags = AT_EMPTY_PATH) {
-    union {
-        file_handle fh;
-        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-    } h{};
-    h.fh.handle_bytes = MAX_HANDLE_SZ;
-    int mount_id = 0;
-    if (::name_to_handle_at(fd, name, &h.fh, &mount_id, flags) != 0) return 0;
-    std::uint64_t v = 0xcbf29ce484222325ull ^ static_cast<std::uint32_t>(h.fh.handle_type);  // FNV-1a
-    for (unsigned i = 0; i < h.fh.handle_bytes; ++i) v = (v ^ h.fh.f_handle[i]) * 0x100000001b3ull;
+    FileHandle fh{};
+    if (!fh.make(fd, name, flags)) return 0;
+    const file_handle& h = *fh.get();
+    std::uint64_t v = 0xcbf29ce484222325ull ^ static_cast<std::uint32_t>(h.handle_type);  // FNV-1a
+    for (unsigned i = 0; i < h.handle_bytes; ++i) v = (v ^ h.f_handle[i]) * 0x100000001b3ull;
     return v | 1;  // never 0
 }
 
@@ -307,14 +315,9 @@ struct FanotifyEnforcer::Impl {
     UniqueFd reconnect(UniqueFd d, std::uint64_t dev) {
         const FsMark* m = mark_for(dev);
         if (!m || !m->whole) return d;
-        union {
-            file_handle fh;
-            char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-        } h{};
-        h.fh.handle_bytes = MAX_HANDLE_SZ;
-        int mount_id = 0;
-        if (::name_to_handle_at(d.get(), "", &h.fh, &mount_id, AT_EMPTY_PATH) != 0) return d;
-        UniqueFd r(::open_by_handle_at(m->whole.get(), &h.fh, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        FileHandle h{};
+        if (!h.make(d.get())) return d;
+        UniqueFd r(::open_by_handle_at(m->whole.get(), h.get(), O_PATH | O_DIRECTORY | O_CLOEXEC));
         return r ? std::move(r) : std::move(d);
     }
 
@@ -410,14 +413,9 @@ struct FanotifyEnforcer::Impl {
     std::optional<std::uint32_t> walk_reopened(int evfd, const InodeKey& key, const ZoneTables& t, std::string& path) {
         const FsMark* m = mark_for(key.dev);
         if (!m || !m->whole) return std::nullopt;
-        union {
-            file_handle fh;
-            char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-        } h{};
-        h.fh.handle_bytes = MAX_HANDLE_SZ;
-        int mount_id = 0;
-        if (::name_to_handle_at(evfd, "", &h.fh, &mount_id, AT_EMPTY_PATH) != 0) return std::nullopt;
-        UniqueFd f(::open_by_handle_at(m->whole.get(), &h.fh, O_PATH | O_CLOEXEC));
+        FileHandle h{};
+        if (!h.make(evfd)) return std::nullopt;
+        UniqueFd f(::open_by_handle_at(m->whole.get(), h.get(), O_PATH | O_CLOEXEC));
         if (!f) return std::nullopt;
         std::string p = fd_path(f.get());
         auto w = walk_file(p, key, t);

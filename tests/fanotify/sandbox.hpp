@@ -134,19 +134,12 @@ inline int open_as(const Cred& c, const std::string& path, Via via = Via::open, 
     return run_as(c, [&] { return open_read(path, via); }, pid);
 }
 
-// A fresh tmpfs, mounted on a new directory under /tmp.
-class Tmpfs {
+// A scratch filesystem mounted on a new directory under /tmp, with bind mounts made in it
+// undone by the destructor. Subclasses mount it.
+class ScratchFs {
 public:
-    Tmpfs() {
-        char tmpl[] = "/tmp/cgfan.XXXXXX";
-        dir_ = ::mkdtemp(tmpl);
-        ok_ = ::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=64m,mode=0755") == 0;
-    }
-    ~Tmpfs() {
-        for (auto it = extra_mounts_.rbegin(); it != extra_mounts_.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
-        ::umount2(dir_.c_str(), MNT_DETACH);
-        ::rmdir(dir_.c_str());
-    }
+    ScratchFs(const ScratchFs&) = delete;
+    ScratchFs& operator=(const ScratchFs&) = delete;
     bool ok() const { return ok_; }
     std::string path(const std::string& rel = "") const { return rel.empty() ? dir_ : dir_ + "/" + rel; }
     void mkdir(const std::string& rel, mode_t mode = 0755) const {
@@ -163,20 +156,34 @@ public:
         return true;
     }
 
-private:
+protected:
+    explicit ScratchFs(const char* prefix) {
+        std::string tmpl = std::string("/tmp/") + prefix + ".XXXXXX";
+        dir_ = ::mkdtemp(tmpl.data());
+    }
+    ~ScratchFs() {
+        for (auto it = extra_mounts_.rbegin(); it != extra_mounts_.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
+        ::umount2(dir_.c_str(), MNT_DETACH);
+        ::rmdir(dir_.c_str());
+    }
     std::string dir_;
     bool ok_ = false;
+
+private:
     std::vector<std::string> extra_mounts_;
 };
 
-// A fresh ext4 filesystem on a loop device, mounted on a new directory under /tmp: ext4
-// reuses a deleted file's inode number at once, which tmpfs never does.
-class Ext4Image {
+// A fresh tmpfs.
+class Tmpfs : public ScratchFs {
 public:
-    explicit Ext4Image(unsigned megabytes = 64) {
-        char tmpl[] = "/tmp/cgext4.XXXXXX";
-        dir_ = ::mkdtemp(tmpl);
-        image_ = dir_ + ".img";
+    Tmpfs() : ScratchFs("cgfan") { ok_ = ::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=64m,mode=0755") == 0; }
+};
+
+// A fresh ext4 filesystem on a loop device: ext4 reuses a deleted file's inode number at
+// once, which tmpfs never does.
+class Ext4Image : public ScratchFs {
+public:
+    explicit Ext4Image(unsigned megabytes = 64) : ScratchFs("cgext4"), image_(dir_ + ".img") {
         std::string cmd = "truncate -s " + std::to_string(megabytes) + "M " + image_ +
                           " && mkfs.ext4 -q -F -O ^has_journal " + image_ + " >/dev/null 2>&1 && mount -o loop " +
                           image_ + " " + dir_;
@@ -184,31 +191,12 @@ public:
         if (ok_) ::chmod(dir_.c_str(), 0755);
     }
     ~Ext4Image() {
-        for (auto it = extra_mounts_.rbegin(); it != extra_mounts_.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
-        ::umount2(dir_.c_str(), MNT_DETACH);
-        ::rmdir(dir_.c_str());
+        ::umount2(dir_.c_str(), MNT_DETACH);  // before the image goes (the base unmounts again: harmless)
         ::unlink(image_.c_str());
-    }
-    bool ok() const { return ok_; }
-    std::string path(const std::string& rel = "") const { return rel.empty() ? dir_ : dir_ + "/" + rel; }
-    void mkdir(const std::string& rel, mode_t mode = 0755) const {
-        ::mkdir(path(rel).c_str(), mode);
-        ::chmod(path(rel).c_str(), mode);
-    }
-    void write(const std::string& rel, const std::string& text = "customer data\n") const {
-        std::ofstream(path(rel)) << text;
-        ::chmod(path(rel).c_str(), 0644);
-    }
-    bool bind(const std::string& from, const std::string& to) {
-        if (::mount(from.c_str(), to.c_str(), nullptr, MS_BIND, nullptr) != 0) return false;
-        extra_mounts_.push_back(to);
-        return true;
     }
 
 private:
-    std::string dir_, image_;
-    bool ok_ = false;
-    std::vector<std::string> extra_mounts_;
+    std::string image_;
 };
 
 class Collector {
