@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -21,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -214,7 +216,22 @@ std::string squeeze(std::string s) {
 struct OpenTimes {
     std::size_t opens = 0, answered = 0;
     double max_ms = 0, median_ms = 0;
+    std::string stuck;  // an open that got no answer: where the opener and the daemon wait
 };
+
+// Where each thread of `pid` waits (for a failure message).
+std::string thread_states(pid_t pid) {
+    std::string out;
+    std::error_code ec;
+    for (const auto& t : fs::directory_iterator(fs::path("/proc") / std::to_string(pid) / "task", ec)) {
+        auto comm = cgtest::slurp(t.path() / "comm");
+        if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+        const auto stat = cgtest::slurp(t.path() / "stat");
+        const auto state = stat.rfind(") ") != std::string::npos ? stat.substr(stat.rfind(") ") + 2, 1) : "?";
+        out += "  " + t.path().filename().string() + " " + comm + " " + state + " " + cgtest::slurp(t.path() / "wchan") + "\n";
+    }
+    return out.empty() ? "  (gone)\n" : out;
+}
 
 // `user` opens the zone file in a loop until `stop`; each open's latency in ms. The
 // answer is a denial (the user is not allowed): it still needs the daemon's verdict.
@@ -223,16 +240,19 @@ OpenTimes open_loop(const Daemon& d, const std::atomic<bool>& stop) {
     REQUIRE(::pipe(pipefd) == 0);
     int stop_pipe[2];
     REQUIRE(::pipe(stop_pipe) == 0);
+    // The child must not allocate (the test is threaded, see cgtest::spawn).
+    const std::string zone_file = d.zone_file().string();
+    const cgtest::Cred& user = d.user();
     const pid_t child = ::fork();
     if (child == 0) {
         ::close(pipefd[0]);
         ::close(stop_pipe[1]);
-        if (::setgroups(0, nullptr) != 0 || ::setgid(d.user().gid) != 0 || ::setuid(d.user().uid) != 0) ::_exit(1);
+        if (::setgroups(0, nullptr) != 0 || ::setgid(user.gid) != 0 || ::setuid(user.uid) != 0) ::_exit(1);
         ::fcntl(stop_pipe[0], F_SETFL, O_NONBLOCK);
         char c;
         while (::read(stop_pipe[0], &c, 1) < 0) {
             const auto t = Clock::now();
-            const int fd = ::open(d.zone_file().c_str(), O_RDONLY);
+            const int fd = ::open(zone_file.c_str(), O_RDONLY);
             const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t).count();
             const int err = fd < 0 ? errno : 0;
             if (fd >= 0) ::close(fd);
@@ -251,7 +271,23 @@ OpenTimes open_loop(const Daemon& d, const std::atomic<bool>& stop) {
     std::vector<double> times;
     OpenTimes out;
     double rec[2];
-    while (::read(pipefd[0], rec, sizeof rec) == sizeof rec) {
+    // Bounded: an open the daemon never answers must fail the test, not hang it.
+    std::optional<Clock::time_point> give_up;
+    for (;;) {
+        if (stop && !give_up) give_up = Clock::now() + 10s;
+        pollfd p{pipefd[0], POLLIN, 0};
+        if (::poll(&p, 1, 100) == 0) {
+            if (give_up && Clock::now() > *give_up) {
+                out.stuck = "an open of " + zone_file + " by pid " + std::to_string(child) +
+                            " got no answer within 10 s; the opener waits in " +
+                            cgtest::slurp("/proc/" + std::to_string(child) + "/wchan") + "; custguardd " +
+                            std::to_string(d.pid()) + ":\n" + thread_states(d.pid());
+                ::kill(child, SIGKILL);  // fanotify's wait is killable
+                break;
+            }
+            continue;
+        }
+        if (::read(pipefd[0], rec, sizeof rec) != sizeof rec) break;
         times.push_back(rec[0]);
         ++out.opens;
         if (rec[1] == EPERM || rec[1] == EACCES) ++out.answered;
@@ -316,6 +352,8 @@ TEST_CASE("hostile PDFs are unreadable within the timeout while the daemon neith
     t.join();
     std::printf("zone-file opens, idle daemon: %zu opens, median %.2f ms, max %.2f ms\n", idle.opens, idle.median_ms,
                 idle.max_ms);
+    INFO(idle.stuck);
+    REQUIRE(idle.stuck.empty());
     REQUIRE(idle.answered == idle.opens);
 
     struct Case {
@@ -344,6 +382,8 @@ TEST_CASE("hostile PDFs are unreadable within the timeout while the daemon neith
         // ASan's quarantine and the records of the opens below account for a few MB;
         // poppler inside the daemon grew it by hundreds.
         CHECK(w.rss_max_kb - w.rss_before_kb < 16 * 1024);
+        INFO(w.opens.stuck);
+        CHECK(w.opens.stuck.empty());
         CHECK(w.opens.opens >= 10);
         CHECK(w.opens.answered == w.opens.opens);
         CHECK(w.opens.max_ms < 1000.0);

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -76,12 +77,50 @@ void become(const Cred& c) {
         ::_exit(120);
 }
 
-std::vector<char*> argv_of(const std::vector<std::string>& argv) {
-    std::vector<char*> out;
-    for (const auto& a : argv) out.push_back(const_cast<char*>(a.c_str()));
-    out.push_back(nullptr);
-    return out;
-}
+// Everything a forked child needs to exec, built before the fork: the tests fork from
+// threaded processes (ASan's allocator has no fork handlers in GCC 12), so the child must
+// not allocate. Regression: a child that allocated hung a host test for 15 minutes.
+class ExecPlan {
+public:
+    ExecPlan(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+             const std::vector<std::string>& unset = {}) : args_(argv) {
+        if (args_.empty()) throw std::runtime_error("exec: empty argv");
+        if (args_[0].find('/') == std::string::npos) args_[0] = lookup(args_[0]);
+        auto name_of = [](const std::string& e) { return e.substr(0, e.find('=')); };
+        auto overridden = [&](const std::string& name) {
+            for (const auto& e : env)
+                if (name_of(e) == name) return true;
+            return std::find(unset.begin(), unset.end(), name) != unset.end();
+        };
+        for (char** e = environ; *e; ++e)
+            if (!overridden(name_of(*e))) env_.emplace_back(*e);
+        for (const auto& e : env) env_.push_back(e);
+        for (auto& a : args_) argv_.push_back(a.data());
+        argv_.push_back(nullptr);
+        for (auto& e : env_) envp_.push_back(e.data());
+        envp_.push_back(nullptr);
+    }
+    // In the child: only a system call.
+    [[noreturn]] void exec() const {
+        ::execve(argv_[0], argv_.data(), envp_.data());
+        ::_exit(127);
+    }
+
+private:
+    static std::string lookup(const std::string& name) {
+        const char* path = std::getenv("PATH");
+        std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+        for (std::size_t start = 0; start <= dirs.size();) {
+            const auto end = std::min(dirs.find(':', start), dirs.size());
+            const std::string candidate = (end > start ? dirs.substr(start, end - start) : ".") + "/" + name;
+            if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+            start = end + 1;
+        }
+        return name;  // execve fails with ENOENT: exit 127, as a shell says
+    }
+    std::vector<std::string> args_, env_;
+    std::vector<char*> argv_, envp_;
+};
 
 std::string read_all(int fd) {
     std::string s;
@@ -117,6 +156,9 @@ RunResult run(const std::vector<std::string>& argv, const std::vector<std::strin
     int out = ::open("/tmp", O_TMPFILE | O_RDWR, 0600);
     int err = ::open("/tmp", O_TMPFILE | O_RDWR, 0600);
     if (out < 0 || err < 0) throw std::runtime_error(std::string("O_TMPFILE in /tmp: ") + std::strerror(errno));
+    std::vector<std::string> full_env = env;
+    full_env.emplace_back("TZ=UTC");
+    const ExecPlan plan(argv, full_env);
     pid_t pid = ::fork();
     if (pid == 0) {
         ::alarm(static_cast<unsigned>(timeout.count()));
@@ -125,11 +167,7 @@ RunResult run(const std::vector<std::string>& argv, const std::vector<std::strin
         ::dup2(out, 1);
         ::dup2(err, 2);
         if (cred) become(*cred);
-        for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-        ::setenv("TZ", "UTC", 1);
-        auto args = argv_of(argv);
-        ::execvp(args[0], args.data());
-        ::_exit(127);
+        plan.exec();
     }
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -141,6 +179,7 @@ RunResult run(const std::vector<std::string>& argv, const std::vector<std::strin
 }
 
 pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, const fs::path& log) {
+    const ExecPlan plan(argv, env, {"NOTIFY_SOCKET"});
     pid_t pid = ::fork();
     if (pid == 0) {
         int null = ::open("/dev/null", O_RDWR);
@@ -148,11 +187,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
         int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         ::dup2(fd, 1);
         ::dup2(fd, 2);
-        for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-        ::unsetenv("NOTIFY_SOCKET");
-        auto args = argv_of(argv);
-        ::execvp(args[0], args.data());
-        ::_exit(127);
+        plan.exec();
     }
     if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
     return pid;
