@@ -102,9 +102,9 @@ public:
 
     // Replace the CLI-managed state: validated by loading policy + new state; on success
     // persisted atomically and applied, else nothing changes. Used by the control plane.
-    // A state entry the loader would ignore (unknown zone or user, malformed client or
-    // medium) and that is not already ignored today refuses the change: it is returned as
-    // a warning diagnostic.
+    // A state entry the loader would ignore (unknown zone or user, malformed client) and
+    // that is not already ignored today refuses the change: it is returned as a warning
+    // diagnostic.
     tl::expected<void, policy::Diagnostics> update_state(const policy::State& next);
 
     events::Pipeline& pipeline() { return *pipeline_; }
