@@ -458,6 +458,22 @@ struct ControlCommands::Impl {
                     rows.push_back({"revoked", r["user"].as_string() + " (" + r["uid"].as_string() + ") in zone " +
                                                    r["zone"].as_string() + " until " +
                                                    format_time(static_cast<std::uint64_t>(r["until"].as_int()))});
+            // Per zone: the clients it allows and the reads each client made today.
+            if (s["zone_clients"].is_array()) {
+                rows.push_back({"client reads", "counted since " +
+                                                    format_time(static_cast<std::uint64_t>(s["client_reads_since"].as_int())) +
+                                                    " (local midnight, or the daemon's start)"});
+                for (const auto& z : s["zone_clients"].as_array()) {
+                    std::string reads;
+                    for (const auto& r : z["reads_today"].as_array())
+                        reads += (reads.empty() ? "" : ", ") + r["client"].as_string() + " " + r["reads"].as_string();
+                    const bool any = z["allow_clients"].as_array().empty();
+                    rows.push_back({"zone " + z["zone"].as_string(),
+                                    "clients " + (any ? std::string("any (allow_clients not set)")
+                                                      : join_json_strings(z["allow_clients"])) +
+                                        "; reads today: " + (reads.empty() ? std::string("none") : reads)});
+                }
+            }
             if (!s["unprotected_queues"].as_array().empty())
                 rows.push_back({"unprotected", join_json_strings(s["unprotected_queues"]) +
                                                    " (custguardctl printer protect QUEUE)"});

@@ -15,6 +15,7 @@
 
 #include <tl/expected.hpp>
 
+#include "custguard/events/client_reads.hpp"
 #include "custguard/events/pipeline.hpp"
 #include "custguard/policy/compile.hpp"
 #include "custguard/policy/evaluate.hpp"
@@ -73,6 +74,9 @@ struct Status {
     std::string audit_mode;                        // observe | cross-check | off
     std::string audit_off_reason;                  // why off ("" when on)
     audit::ObserverCounters audit;                 // zero when off
+    // Reads per zone and client since local midnight (or the daemon's start, if later).
+    std::vector<events::ClientReads::Entry> client_reads;
+    std::uint64_t client_reads_since = 0;  // seconds since the epoch
 };
 
 struct ReloadOutcome {
@@ -141,6 +145,7 @@ private:
 
     DaemonOptions options_;
     std::filesystem::path state_dir_;
+    events::ClientReads client_reads_;  // observes pipeline_; declared first, so it outlives it
     std::unique_ptr<events::Pipeline> pipeline_;
     std::unique_ptr<notify::Notifier> notifier_;  // observes pipeline_; stopped after it
     std::unique_ptr<Enforcer> enforcer_;

@@ -538,6 +538,19 @@ struct ControlPlane::Impl {
         for (const auto& r : s.revoked)
             revoked.push(Json::object().set("zone", r.zone).set("uid", r.uid).set("user", r.user).set("until", r.until));
         auto state = daemon.current_state();
+        // Per zone of the policy in force: the clients it allows and the reads each client
+        // made since client_reads_since (reads of zones no longer in the policy are not shown).
+        Json zone_clients = Json::array();
+        for (const auto& z : daemon.current_policy().zones) {
+            Json allowed = Json::array(), reads = Json::array();
+            for (const auto& c : z.allow_clients) allowed.push(c.text);
+            for (const auto& e : s.client_reads)
+                if (e.zone == z.name) reads.push(Json::object().set("client", e.client).set("reads", e.reads));
+            zone_clients.push(Json::object()
+                                  .set("zone", z.name)
+                                  .set("allow_clients", std::move(allowed))
+                                  .set("reads_today", std::move(reads)));
+        }
         return Json::object()
             .set("version", s.version)
             .set("enforcer", s.enforcer)
@@ -561,6 +574,8 @@ struct ControlPlane::Impl {
             .set("notify", std::move(notify))
             .set("audit", std::move(audit))
             .set("revoked", std::move(revoked))  // bulk-read cool-downs in force
+            .set("zone_clients", std::move(zone_clients))
+            .set("client_reads_since", s.client_reads_since)
             .set("warnings", strings_json(s.warnings));
     }
 

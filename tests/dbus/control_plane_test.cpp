@@ -97,6 +97,23 @@ TEST_CASE("dbus: every verb end to end as root", "[dbus][host]") {
         CHECK(contains(t.out, "enforcer:"));
         CHECK(contains(t.out, "cross-check, "));
         CHECK(contains(t.out, "customers, medical"));
+        // Per zone: the clients it allows (policy and state) and today's reads per client
+        // (none here: reads with a client address come through smbd, see tests/samba).
+        REQUIRE(f.ctl({"device", "allow", "client", "medical", "10.7.0.0/16"}).rc == 0);
+        auto with = parse(f.ctl({"status", "--json"}).out);
+        const auto& zc = with["zone_clients"].as_array();
+        REQUIRE(zc.size() == 2);
+        CHECK(zc[0]["zone"].as_string() == "customers");
+        REQUIRE(zc[0]["allow_clients"].as_array().size() == 1);
+        CHECK(zc[0]["allow_clients"].as_array()[0].as_string() == "192.168.10.0/24");
+        CHECK(zc[0]["reads_today"].as_array().empty());
+        CHECK(zc[1]["zone"].as_string() == "medical");
+        REQUIRE(zc[1]["allow_clients"].as_array().size() == 1);
+        CHECK(zc[1]["allow_clients"].as_array()[0].as_string() == "10.7.0.0/16");
+        CHECK(with["client_reads_since"].as_int() >= with["started_at"].as_int());
+        auto wt = f.ctl({"status"});
+        CHECK(contains(wt.out, "zone customers:    clients 192.168.10.0/24; reads today: none\n"));
+        CHECK(contains(wt.out, "zone medical:      clients 10.7.0.0/16; reads today: none\n"));
     }
 
     SECTION("policy check, reload, show") {
