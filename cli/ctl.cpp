@@ -458,6 +458,22 @@ struct ControlCommands::Impl {
                     rows.push_back({"revoked", r["user"].as_string() + " (" + r["uid"].as_string() + ") in zone " +
                                                    r["zone"].as_string() + " until " +
                                                    format_time(static_cast<std::uint64_t>(r["until"].as_int()))});
+            // Per zone: the clients it allows and the reads each client made today.
+            if (s["zone_clients"].is_array()) {
+                rows.push_back({"client reads", "counted since " +
+                                                    format_time(static_cast<std::uint64_t>(s["client_reads_since"].as_int())) +
+                                                    " (local midnight, or the daemon's start)"});
+                for (const auto& z : s["zone_clients"].as_array()) {
+                    std::string reads;
+                    for (const auto& r : z["reads_today"].as_array())
+                        reads += (reads.empty() ? "" : ", ") + r["client"].as_string() + " " + r["reads"].as_string();
+                    const bool any = z["allow_clients"].as_array().empty();
+                    rows.push_back({"zone " + z["zone"].as_string(),
+                                    "clients " + (any ? std::string("any (allow_clients not set)")
+                                                      : join_json_strings(z["allow_clients"])) +
+                                        "; reads today: " + (reads.empty() ? std::string("none") : reads)});
+                }
+            }
             if (!s["unprotected_queues"].as_array().empty())
                 rows.push_back({"unprotected", join_json_strings(s["unprotected_queues"]) +
                                                    " (custguardctl printer protect QUEUE)"});
@@ -535,7 +551,6 @@ struct ControlCommands::Impl {
                 for (const auto& e : z["allow_users"].as_array()) rows.push_back({zn, "user", e["name"].as_string(), origin_text(e["origin"])});
                 for (const auto& e : z["allow_programs"].as_array()) rows.push_back({zn, "program", e["path"].as_string(), origin_text(e["origin"])});
                 for (const auto& e : z["allow_clients"].as_array()) rows.push_back({zn, "client", e["client"].as_string(), origin_text(e["origin"])});
-                for (const auto& e : z["allow_media"].as_array()) rows.push_back({zn, "media", e["media"].as_string(), origin_text(e["origin"])});
                 for (const auto& e : z["notify"].as_array()) rows.push_back({zn, "notify", e.as_string(), ""});
             }
             const auto& pr = p["print"];
@@ -596,14 +611,14 @@ struct ControlCommands::Impl {
     tl::expected<std::vector<std::string>, CallError> device_triple() {
         const auto& a = device_args;
         if (a.empty())
-            return tl::unexpected(CallError{k_exit_usage, "", "name the kind: printer QUEUE, client ZONE ADDRESS or media ZONE ID"});
+            return tl::unexpected(CallError{k_exit_usage, "", "name the kind: printer QUEUE or client ZONE ADDRESS"});
         if (a[0] == "printer") {
             if (a.size() != 2) return tl::unexpected(CallError{k_exit_usage, "", "usage: device allow|revoke printer QUEUE"});
             return std::vector<std::string>{a[0], "", a[1]};
         }
         if (a.size() != 3)
             return tl::unexpected(CallError{k_exit_usage, "",
-                                            "usage: device allow|revoke client ZONE IP|CIDR|HOST, or media ZONE VENDOR:PRODUCT[:SERIAL]"});
+                                            "usage: device allow|revoke client ZONE IP|CIDR|HOST"});
         return a;
     }
 
@@ -809,20 +824,21 @@ ControlCommands::ControlCommands(CLI::App& app, CLI::App& policy) : impl_(std::m
     d.user_list->add_option("ZONE", d.zone, "Only this zone");
     json_flag(d.user_list);
 
-    auto* device = app.add_subcommand("device", "Allow, revoke and list printers, client machines and removable media");
+    auto* device = app.add_subcommand("device", "Allow, revoke and list printers and client machines");
     device->require_subcommand(1);
-    d.device_allow = device->add_subcommand("allow", "Allow a device: printer QUEUE | client ZONE ADDRESS | media ZONE ID");
-    d.device_allow->add_option("DEVICE", d.device_args, "printer QUEUE, client ZONE IP|CIDR|HOST, or media ZONE VENDOR:PRODUCT[:SERIAL]")
+    d.device_allow = device->add_subcommand("allow", "Allow a device: printer QUEUE | client ZONE ADDRESS");
+    d.device_allow->add_option("DEVICE", d.device_args, "printer QUEUE or client ZONE IP|CIDR|HOST")
         ->required()
         ->expected(2, 3);
     json_flag(d.device_allow);
     d.device_revoke = device->add_subcommand("revoke", "Revoke a device allowed with custguardctl");
-    d.device_revoke->add_option("DEVICE", d.device_args, "printer QUEUE, client ZONE IP|CIDR|HOST, or media ZONE VENDOR:PRODUCT[:SERIAL]")
+    d.device_revoke->add_option("DEVICE", d.device_args, "printer QUEUE or client ZONE IP|CIDR|HOST")
         ->required()
         ->expected(2, 3);
     json_flag(d.device_revoke);
     d.device_list = device->add_subcommand("list", "List the allowed devices, with their origin");
-    d.device_list->add_option("KIND", d.kind, "printer, client or media")->check(CLI::IsMember({"printer", "client", "media"}));
+    // The daemon checks the kind, so that "media" gets its reason for being refused.
+    d.device_list->add_option("KIND", d.kind, "printer or client");
     d.device_list->add_option("--zone", d.zone, "Only this zone");
     json_flag(d.device_list);
 

@@ -102,12 +102,12 @@ _custguardctl() {
             if ((pos == 0)); then COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur"))
             elif ((pos == 1)); then COMPREPLY=($(compgen -u -- "$cur")); fi ;;
         "device allow"|"device revoke")
-            if ((pos == 0)); then COMPREPLY=($(compgen -W "printer client media" -- "$cur"))
+            if ((pos == 0)); then COMPREPLY=($(compgen -W "printer client" -- "$cur"))
             elif ((pos == 1)) && [[ ${words[cword-1]} != printer ]]; then
                 COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur"))
             fi ;;
         "device list")
-            ((pos == 0)) && COMPREPLY=($(compgen -W "printer client media" -- "$cur")) ;;
+            ((pos == 0)) && COMPREPLY=($(compgen -W "printer client" -- "$cur")) ;;
         "printer protect"|"printer unprotect")
             ((pos == 0)) && COMPREPLY=($(compgen -W "$(lpstat -e 2>/dev/null)" -- "$cur")) ;;
     esac

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -198,6 +199,7 @@ tl::expected<void, std::string> Daemon::start() {
         if (!n) return tl::unexpected(n.error());
         notifier_ = std::move(*n);
         pipeline_->add_observer([n = notifier_.get()](const events::Record& r) { n->observe(r); });
+        pipeline_->add_observer([c = &client_reads_](const events::Record& r) { c->observe(r); });
         // Cool-downs survive a restart: "zone<TAB>uid<TAB>until<TAB>user" lines.
         if (auto text = common::read_file(state_dir_ / "notify" / "revoked")) {
             std::istringstream in(*text);
@@ -570,6 +572,19 @@ Status Daemon::status() const {
     s.unprotected_queues = print_->unprotected_queues();
     s.notify = notifier_->counters();
     s.revoked = revoked_;
+    {
+        // Local midnight of today: the counts start there, or at the start if that is later.
+        const auto now = std::chrono::system_clock::now();
+        const time_t t = std::chrono::system_clock::to_time_t(now);
+        struct tm tm {};
+        ::localtime_r(&t, &tm);
+        tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+        tm.tm_isdst = -1;
+        const time_t midnight = ::mktime(&tm);
+        s.client_reads_since = std::max<std::uint64_t>(static_cast<std::uint64_t>(midnight), started_at_);
+        s.client_reads = client_reads_.today(
+            std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count());
+    }
     if (audit_) {
         s.audit_mode = audit_->mode() == audit::ObserverMode::observe ? "observe" : "cross-check";
         s.audit = audit_->counters();

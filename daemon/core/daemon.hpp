@@ -15,6 +15,7 @@
 
 #include <tl/expected.hpp>
 
+#include "custguard/events/client_reads.hpp"
 #include "custguard/events/pipeline.hpp"
 #include "custguard/policy/compile.hpp"
 #include "custguard/policy/evaluate.hpp"
@@ -73,6 +74,9 @@ struct Status {
     std::string audit_mode;                        // observe | cross-check | off
     std::string audit_off_reason;                  // why off ("" when on)
     audit::ObserverCounters audit;                 // zero when off
+    // Reads per zone and client since local midnight (or the daemon's start, if later).
+    std::vector<events::ClientReads::Entry> client_reads;
+    std::uint64_t client_reads_since = 0;  // seconds since the epoch
 };
 
 struct ReloadOutcome {
@@ -102,9 +106,9 @@ public:
 
     // Replace the CLI-managed state: validated by loading policy + new state; on success
     // persisted atomically and applied, else nothing changes. Used by the control plane.
-    // A state entry the loader would ignore (unknown zone or user, malformed client or
-    // medium) and that is not already ignored today refuses the change: it is returned as
-    // a warning diagnostic.
+    // A state entry the loader would ignore (unknown zone or user, malformed client) and
+    // that is not already ignored today refuses the change: it is returned as a warning
+    // diagnostic.
     tl::expected<void, policy::Diagnostics> update_state(const policy::State& next);
 
     events::Pipeline& pipeline() { return *pipeline_; }
@@ -141,6 +145,7 @@ private:
 
     DaemonOptions options_;
     std::filesystem::path state_dir_;
+    events::ClientReads client_reads_;  // observes pipeline_; declared first, so it outlives it
     std::unique_ptr<events::Pipeline> pipeline_;
     std::unique_ptr<notify::Notifier> notifier_;  // observes pipeline_; stopped after it
     std::unique_ptr<Enforcer> enforcer_;

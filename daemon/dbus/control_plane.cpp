@@ -26,7 +26,8 @@
 //     (the CUPS backend custguard(8) asks before a job prints; see daemon/print/)
 //
 // A zone argument is a zone name or an absolute path inside a zone (the innermost zone
-// holding it). kind is printer | client | media; printers take zone "".
+// holding it). kind is printer | client; printers take zone "". kind media is refused
+// (policy::k_media_not_enforced).
 //
 // Errors: org.custguard1.Error.{AccessDenied, InvalidArgument, UnknownZone, UnknownUser,
 // NotFound, PolicyRefused, Failed}; each message says what to do.
@@ -188,8 +189,8 @@ struct MethodLimits {
 // custguardctl(8) "LIMITS" lists the same numbers.
 constexpr std::size_t k_zone_bytes = 4096;   // a zone name or a path inside a zone (PATH_MAX)
 constexpr std::size_t k_user_bytes = 256;    // user, or %group
-constexpr std::size_t k_kind_bytes = 16;     // printer | client | media
-constexpr std::size_t k_device_bytes = 255;  // queue name, address, CIDR, host name (253), USB id
+constexpr std::size_t k_kind_bytes = 16;     // printer | client
+constexpr std::size_t k_device_bytes = 255;  // queue name, address, CIDR, host name (253)
 constexpr std::size_t k_reason_bytes = 1024;  // grant reasons, job comments: they go into records
 constexpr std::size_t k_job_bytes = 64;       // held job id
 constexpr std::size_t k_attr_entries = 64;    // CheckPrintJob job attributes
@@ -445,10 +446,12 @@ struct ControlPlane::Impl {
     }
 
     static Result<policy::DeviceKind> parse_kind(const std::string& kind) {
-        auto k = policy::parse_device_kind(kind);
-        if (!k)
+        if (kind == "media")
             return fail(error::invalid_argument,
-                        "unknown device kind '" + kind + "'; use printer, client or media");
+                        "media devices are refused: " + std::string(policy::k_media_not_enforced) +
+                            ", so nothing is allowed, revoked or listed for them; use printer or client");
+        auto k = policy::parse_device_kind(kind);
+        if (!k) return fail(error::invalid_argument, "unknown device kind '" + kind + "'; use printer or client");
         return *k;
     }
 
@@ -535,6 +538,19 @@ struct ControlPlane::Impl {
         for (const auto& r : s.revoked)
             revoked.push(Json::object().set("zone", r.zone).set("uid", r.uid).set("user", r.user).set("until", r.until));
         auto state = daemon.current_state();
+        // Per zone of the policy in force: the clients it allows and the reads each client
+        // made since client_reads_since (reads of zones no longer in the policy are not shown).
+        Json zone_clients = Json::array();
+        for (const auto& z : daemon.current_policy().zones) {
+            Json allowed = Json::array(), reads = Json::array();
+            for (const auto& c : z.allow_clients) allowed.push(c.text);
+            for (const auto& e : s.client_reads)
+                if (e.zone == z.name) reads.push(Json::object().set("client", e.client).set("reads", e.reads));
+            zone_clients.push(Json::object()
+                                  .set("zone", z.name)
+                                  .set("allow_clients", std::move(allowed))
+                                  .set("reads_today", std::move(reads)));
+        }
         return Json::object()
             .set("version", s.version)
             .set("enforcer", s.enforcer)
@@ -558,6 +574,8 @@ struct ControlPlane::Impl {
             .set("notify", std::move(notify))
             .set("audit", std::move(audit))
             .set("revoked", std::move(revoked))  // bulk-read cool-downs in force
+            .set("zone_clients", std::move(zone_clients))
+            .set("client_reads_since", s.client_reads_since)
             .set("warnings", strings_json(s.warnings));
     }
 
@@ -586,8 +604,7 @@ struct ControlPlane::Impl {
         auto p = daemon.current_policy();
         Json zones = Json::array();
         for (const auto& z : p.zones) {
-            Json paths = Json::array(), users = Json::array(), programs = Json::array(), clients = Json::array(),
-                 media = Json::array();
+            Json paths = Json::array(), users = Json::array(), programs = Json::array(), clients = Json::array();
             for (const auto& e : z.paths) paths.push(Json::object().set("path", e.path).set("origin", origin_json(e.origin)));
             for (const auto& u : z.allow_users)
                 users.push(Json::object().set("name", u.spelled()).set("id", u.id).set("origin", origin_json(u.origin)));
@@ -595,10 +612,6 @@ struct ControlPlane::Impl {
                 programs.push(Json::object().set("path", e.path).set("origin", origin_json(e.origin)));
             for (const auto& c : z.allow_clients)
                 clients.push(Json::object().set("client", c.text).set("origin", origin_json(c.origin)));
-            for (const auto& m : z.allow_media)
-                media.push(Json::object()
-                               .set("media", m.vendor + ":" + m.product + (m.serial.empty() ? "" : ":" + m.serial))
-                               .set("origin", origin_json(m.origin)));
             zones.push(Json::object()
                            .set("name", z.name)
                            .set("origin", origin_json(z.origin))
@@ -609,7 +622,6 @@ struct ControlPlane::Impl {
                            .set("allow_users", std::move(users))
                            .set("allow_programs", std::move(programs))
                            .set("allow_clients", std::move(clients))
-                           .set("allow_media", std::move(media))
                            .set("notify", strings_json(z.notify)));
         }
         Json print_users = Json::array();
@@ -683,7 +695,6 @@ struct ControlPlane::Impl {
                          .set("record_allowed", z.record_allowed)
                          .set("allow_users", strings_json(users))
                          .set("clients", z.allow_clients.size())
-                         .set("media", z.allow_media.size())
                          .set("programs", z.allow_programs.size())
                          .set("origin", origin_json(z.origin)));
         }
@@ -794,11 +805,7 @@ struct ControlPlane::Impl {
             return out;
         }
         if (!z) return out;
-        if (kind == policy::DeviceKind::client)
-            for (const auto& c : z->allow_clients) out.emplace_back(c.text, c.origin);
-        else
-            for (const auto& m : z->allow_media)
-                out.emplace_back(m.vendor + ":" + m.product + (m.serial.empty() ? "" : ":" + m.serial), m.origin);
+        for (const auto& c : z->allow_clients) out.emplace_back(c.text, c.origin);
         return out;
     }
 
@@ -816,8 +823,6 @@ struct ControlPlane::Impl {
         switch (kind) {
         case policy::DeviceKind::client:
             return "write an IPv4 or IPv6 address, a network without host bits such as 192.168.10.0/24, or a host name";
-        case policy::DeviceKind::media:
-            return "write vendor:product[:serial] with 4-digit hex ids, e.g. 0781:5581 or 0781:5581:4C530001";
         case policy::DeviceKind::printer: return "write the CUPS queue name";
         }
         return {};
@@ -898,7 +903,7 @@ struct ControlPlane::Impl {
     Result<Json> list_devices(const std::string& kind_arg, const std::string& zone_arg) {
         std::vector<policy::DeviceKind> kinds;
         if (kind_arg.empty()) {
-            kinds = {policy::DeviceKind::printer, policy::DeviceKind::client, policy::DeviceKind::media};
+            kinds = {policy::DeviceKind::printer, policy::DeviceKind::client};
         } else {
             auto k = parse_kind(kind_arg);
             if (!k) return tl::unexpected(k.error());

@@ -92,12 +92,6 @@ bool valid_email(std::string_view s) {
            domain.back() != '.';
 }
 
-bool is_hex4(std::string_view s) {
-    return s.size() == 4 && std::all_of(s.begin(), s.end(), [](char c) {
-               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-           });
-}
-
 bool valid_hostname(std::string_view s) {
     if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.' || s.front() == '-')
         return false;
@@ -145,19 +139,6 @@ std::optional<ClientMatch> parse_client(std::string_view text) {
         return m;
     }
     return std::nullopt;
-}
-
-std::optional<MediaMatch> parse_media(std::string_view text) {
-    MediaMatch m;
-    auto c1 = text.find(':');
-    if (c1 == std::string_view::npos) return std::nullopt;
-    auto c2 = text.find(':', c1 + 1);
-    m.vendor = std::string(text.substr(0, c1));
-    m.product = std::string(text.substr(c1 + 1, c2 == std::string_view::npos ? text.npos : c2 - c1 - 1));
-    if (c2 != std::string_view::npos) m.serial = std::string(text.substr(c2 + 1));
-    if (!is_hex4(m.vendor) || !is_hex4(m.product)) return std::nullopt;
-    if (c2 != std::string_view::npos && m.serial.empty()) return std::nullopt;
-    return m;
 }
 
 const std::vector<std::string_view> k_detectors = {"credit_card", "my_number", "email",
@@ -539,19 +520,12 @@ void Loader::read_zone(const toml::table& t, std::map<std::string, SourcePos>& s
             zone->allow_clients.push_back(std::move(*client));
         }
     }
-    if (const auto* n = t.get("allow_media")) {
-        for (const auto& [text, element] : get_strings(*n, "allow_media")) {
-            auto media = parse_media(text);
-            if (!media) {
-                error(pos(*element), "\"" + text + "\" is not a removable medium",
-                      "write vendor:product[:serial] with 4-digit hex ids, e.g. "
-                      "\"0781:5567:4C530001\"");
-                continue;
-            }
-            media->origin = origin(*element);
-            zone->allow_media.push_back(std::move(*media));
-        }
-    }
+    // Known so that it is refused with its reason rather than as a typo.
+    if (const auto* n = t.get("allow_media"))
+        error(pos(*n), "'allow_media' is not enforced: " + std::string(k_media_not_enforced),
+              "remove allow_media from zone '" + *name +
+                  "'; copies of zone files onto USB storage are not restricted by custguard, "
+                  "so control removable media on this server by other means");
     if (const auto* n = t.get("notify"))
         for (const auto& [target, element] : get_strings(*n, "notify")) {
             (void)element;
@@ -785,23 +759,13 @@ void Loader::merge_state(const SourceText& source) {
                                "'; entry ignored", stale);
             continue;
         }
-        if (d.kind == DeviceKind::client) {
-            auto c = parse_client(d.value);
-            if (!c) {
-                warning(where, "state has malformed client '" + d.value + "'; entry ignored", stale);
-                continue;
-            }
-            c->origin = from_state;
-            zone->allow_clients.push_back(std::move(*c));
-        } else {
-            auto m = parse_media(d.value);
-            if (!m) {
-                warning(where, "state has malformed medium '" + d.value + "'; entry ignored", stale);
-                continue;
-            }
-            m->origin = from_state;
-            zone->allow_media.push_back(std::move(*m));
+        auto c = parse_client(d.value);
+        if (!c) {
+            warning(where, "state has malformed client '" + d.value + "'; entry ignored", stale);
+            continue;
         }
+        c->origin = from_state;
+        zone->allow_clients.push_back(std::move(*c));
     }
     for (const auto& g : state->grants) {
         if (g.expires_at <= now_) continue;  // expired grants simply fall away

@@ -52,7 +52,6 @@ std::string_view to_string(DeviceKind k) {
     switch (k) {
     case DeviceKind::printer: return "printer";
     case DeviceKind::client: return "client";
-    case DeviceKind::media: return "media";
     }
     return "?";
 }
@@ -60,7 +59,6 @@ std::string_view to_string(DeviceKind k) {
 std::optional<DeviceKind> parse_device_kind(std::string_view text) {
     if (text == "printer") return DeviceKind::printer;
     if (text == "client") return DeviceKind::client;
-    if (text == "media") return DeviceKind::media;
     return std::nullopt;
 }
 

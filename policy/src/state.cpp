@@ -6,6 +6,7 @@
 
 #include <toml++/toml.h>
 
+#include "custguard/policy/policy.hpp"
 #include "toml_guard.hpp"
 
 namespace custguard::policy {
@@ -15,11 +16,11 @@ struct Reader {
     std::string file;
     Diagnostics diags;
 
-    void error(const toml::source_region& r, std::string message) {
+    void error(const toml::source_region& r, std::string message,
+               std::string hint = "the state file is written by custguardd; restore it from "
+                                  "backup or remove the entry") {
         diags.push_back({Severity::error, SourcePos{file, r.begin.line, r.begin.column},
-                         std::move(message),
-                         "the state file is written by custguardd; restore it from backup or "
-                         "remove the entry"});
+                         std::move(message), std::move(hint)});
     }
 
     std::string str(const toml::table& t, std::string_view key, bool required) {
@@ -96,6 +97,11 @@ tl::expected<State, Diagnostics> parse_state(const std::string& name, const std:
         StateDevice d;
         auto kind = r.str(t, "kind", true);
         if (auto k = parse_device_kind(kind)) d.kind = *k;
+        else if (kind == "media")
+            // Written by earlier versions, which stored media and never enforced them.
+            r.error(t.source(), "removable-medium entry: " + std::string(k_media_not_enforced),
+                    "delete this [[device]] entry (kind = \"media\") from the state file, then "
+                    "start custguardd or run 'custguardctl policy reload'");
         else if (!kind.empty()) r.error(t.source(), "unknown device kind '" + kind + "'");
         d.zone = r.str(t, "zone", d.kind != DeviceKind::printer);
         d.value = r.str(t, "value", true);

@@ -112,7 +112,7 @@ const Case k_cases[] = {
     {"malformed CIDR", ZONE "allow_clients = [\"10.0.0.0/33\"]\n", 5, 18, "is not an IP address, network or host name"},
     {"host bits in network", ZONE "allow_clients = [\"10.0.0.1/8\"]\n", 5, 18, "is not an IP address"},
     {"numeric garbage client", ZONE "allow_clients = [\"300.1.1.1\"]\n", 5, 18, "is not an IP address"},
-    {"bad media id", ZONE "allow_media = [\"usb-stick\"]\n", 5, 16, "is not a removable medium"},
+    {"allow_media is not enforced", ZONE "allow_media = [\"0781:5567\"]\n", 5, 15, "'allow_media' is not enforced"},
     // references
     {"undefined notify target", ZONE "notify = [\"boss\"]\n", 2, 8, "notifies undefined target 'boss'"},
     {"undefined print notify", "[print]\nnotify = [\"boss\"]\n", 1, 1, "[print] notifies undefined target 'boss'"},
@@ -180,4 +180,41 @@ TEST_CASE("non-ASCII outside strings is refused before the TOML parser sees it",
     auto ok = load_text("# 顧客 '\"\n[print]\nkeywords = [\"顧客\", '氏名', \"\"\"住\n所\"\"\", '''病\"歴''']\n");
     INFO((ok ? std::string() : ok.error().front().format()));
     CHECK(ok);
+}
+
+// Regression: allow_media was accepted, stored and shown, and never enforced. Whatever it
+// lists (and wherever it is written), it is refused with the reason and what to do.
+TEST_CASE("allow_media is refused with its reason, whatever it lists", "[policy][invalid][regression]") {
+    struct Row {
+        const char* label;
+        const char* value;  // right-hand side of allow_media =
+        std::string in;     // "" : the main file; else a drop-in of that name that extends zone z
+    };
+    const Row rows[] = {
+        {"a USB id", "[\"0781:5567\"]", ""},
+        {"a USB id with serial", "[\"0781:5567:4C530001\"]", ""},
+        {"an empty list", "[]", ""},
+        {"not a medium at all", "[\"usb-stick\"]", ""},
+        {"not a list", "\"0781:5567\"", ""},
+        {"in a drop-in", "[\"0781:5567\"]", "50-usb.toml"},
+    };
+    for (const auto& row : rows) {
+        DYNAMIC_SECTION(row.label) {
+            const std::string key = std::string("allow_media = ") + row.value + "\n";
+            // Line 5 either way: the drop-in's zone pads to the same line as the main file's.
+            auto result = row.in.empty() ? load_text(ZONE + key)
+                                         : load_text(ZONE, {{row.in, "[[zone]]\nname = \"z\"\n\n\n" + key}});
+            REQUIRE_FALSE(result);
+            REQUIRE(result.error().size() == 1);
+            const auto& d = result.error().front();
+            INFO(d.format());
+            CHECK(d.severity == custguard::policy::Severity::error);
+            CHECK(d.pos.file == (row.in.empty() ? "policy.toml" : row.in));
+            CHECK(d.pos.line == 5);
+            CHECK(d.pos.column == 15);
+            CHECK(d.message == "'allow_media' is not enforced: removable media are not controlled by custguard in "
+                               "this version");
+            CHECK_THAT(d.hint, Catch::StartsWith("remove allow_media from zone 'z'"));
+        }
+    }
 }

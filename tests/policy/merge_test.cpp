@@ -61,7 +61,6 @@ TEST_CASE("state adds users, devices and grants but never removes", "[policy][me
     s.users.push_back({"customers", "alice", "root", 1});  // already in the policy
     s.devices.push_back({DeviceKind::client, "customers", "192.0.2.0/24", "root", 1});
     s.devices.push_back({DeviceKind::printer, "", "hr-2f", "root", 1});
-    s.devices.push_back({DeviceKind::media, "customers", "0781:5567:AB12", "root", 1});
     s.grants.push_back({"customers", "bob", 5000, "audit", "root", 1});
     auto loaded = load_text(k_main, {}, serialize_state(s), 1000);
     REQUIRE(loaded);
@@ -73,8 +72,6 @@ TEST_CASE("state adds users, devices and grants but never removes", "[policy][me
     CHECK(z.allow_users[1].origin.kind == OriginKind::state);
     REQUIRE(z.allow_clients.size() == 1);
     CHECK(z.allow_clients[0].prefix == 24);
-    REQUIRE(z.allow_media.size() == 1);
-    CHECK(z.allow_media[0].serial == "AB12");
     CHECK(p.print.allow_printers == std::vector<std::string>{"secure-3f", "hr-2f"});
     REQUIRE(p.grants.size() == 1);
     CHECK(p.grants[0].uid == 1002);
@@ -109,6 +106,40 @@ TEST_CASE("a corrupt state file is an error with its position", "[policy][state]
     auto parsed = parse_state("state.toml", "[[grant]]\nzone = \"z\"\n");
     REQUIRE_FALSE(parsed);
     CHECK_THAT(parsed.error().front().format(), Catch::Contains("missing 'user'"));
+}
+
+// Regression: earlier versions stored media devices ("custguardctl device allow media")
+// in the state file and never enforced them. Such an entry is an error with its position
+// and what to do, in whatever form it was written; it is never loaded and ignored.
+TEST_CASE("a media device in the state file is refused with its reason", "[policy][state][regression]") {
+    struct Row {
+        const char* label;
+        const char* text;
+        unsigned line;
+    };
+    const Row rows[] = {
+        {"with zone and serial", "version = 1\n\n[[device]]\nkind = \"media\"\nzone = \"customers\"\n"
+                                 "value = \"0781:5567:AB12\"\nadded_by = \"root\"\nadded_at = 1\n", 3},
+        {"after a client", "[[device]]\nkind = \"client\"\nzone = \"customers\"\nvalue = \"192.0.2.0/24\"\n"
+                           "[[device]]\nkind = \"media\"\nzone = \"customers\"\nvalue = \"0781:5567\"\n", 5},
+    };
+    for (const auto& row : rows) {
+        DYNAMIC_SECTION(row.label) {
+            auto parsed = parse_state("state.toml", row.text);
+            REQUIRE_FALSE(parsed);
+            REQUIRE(parsed.error().size() == 1);
+            const auto& d = parsed.error().front();
+            INFO(d.format());
+            CHECK(d.pos.file == "state.toml");
+            CHECK(d.pos.line == row.line);
+            CHECK(d.message == "removable-medium entry: removable media are not controlled by custguard in this version");
+            CHECK_THAT(d.hint, Catch::Contains("delete this [[device]] entry (kind = \"media\")"));
+            // The policy load that merges this state is refused with the same diagnostic.
+            auto loaded = load_text(k_main, {}, std::string(row.text));
+            REQUIRE_FALSE(loaded);
+            CHECK(loaded.error().front().format() == d.format());
+        }
+    }
 }
 
 TEST_CASE("durations and paths", "[policy][util]") {

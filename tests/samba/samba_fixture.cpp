@@ -317,15 +317,18 @@ void ScratchSmbd::stop() {
 
 // --- Custguardd ---------------------------------------------------------------------------
 
-Custguardd::Custguardd(fs::path dir, const fs::path& policy, const std::string& journal_namespace)
+Custguardd::Custguardd(fs::path dir, const fs::path& policy, const std::string& journal_namespace,
+                       const cgtest::PrivateBus* bus)
     : dir_(std::move(dir)) {
     fs::create_directories(dir_ / "state");
-    // No system bus: the control plane stays off (and says so once everything else runs).
+    // Without a bus the control plane stays off (and says so once everything else runs).
     pid_ = cgtest::spawn({CG_CUSTGUARDD, "--policy", policy.string(), "--state-dir", (dir_ / "state").string(),
                           "--enforcer", "fanotify", "--no-audit", "--journal-namespace", journal_namespace},
-                         {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir_ / "no-bus").string()}, dir_ / "custguardd.log");
+                         {bus ? bus->env() : "DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir_ / "no-bus").string()},
+                         dir_ / "custguardd.log");
+    const char* up = bus ? "control plane on the bus" : "control plane off";
     const auto deadline = Clock::now() + 20s;
-    while (log().find("control plane off") == std::string::npos) {
+    while (log().find(up) == std::string::npos) {
         if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
             pid_ = -1;
             throw std::runtime_error("custguardd exited during start: " + log());
@@ -344,7 +347,7 @@ std::string Custguardd::log() const { return slurp(dir_ / "custguardd.log"); }
 
 // --- Scene --------------------------------------------------------------------------------
 
-Scene::Scene(Backing backing, bool enforce) {
+Scene::Scene(Backing backing, bool enforce, bool control_plane) {
     if (!enter_private_mounts()) throw std::runtime_error("needs root and a private mount namespace");
     // smbd's connection children are orphaned when it stops: make them ours to reap.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -397,7 +400,11 @@ allow_users = ["{}"]
 allow_programs = ["/usr/sbin/smbd"]
 )",
                                               zone.string(), alice->name()));
-        if (enforce) daemon = std::make_unique<Custguardd>(dir, dir / "policy.toml", journald->name_space());
+        if (control_plane) {
+            fs::create_directories(dir / "dbus");
+            bus = std::make_unique<cgtest::PrivateBus>(dir / "dbus");
+        }
+        if (enforce) daemon = std::make_unique<Custguardd>(dir, dir / "policy.toml", journald->name_space(), bus.get());
         smbd = std::make_unique<ScratchSmbd>(dir / "samba", net->server_ns(), share,
                                              std::vector<const TestUser*>{alice.get(), bob.get()});
         // Listening is not serving: until smbd-notifyd has registered, a tree connect
@@ -421,6 +428,7 @@ Scene::~Scene() { cleanup(); }
 
 void Scene::cleanup() {
     daemon.reset();
+    bus.reset();
     smbd.reset();
     journald.reset();
     net.reset();
@@ -436,6 +444,12 @@ Result Scene::smbclient(const TestUser& user, const std::string& commands) {
     return run({"/usr/bin/smbclient", "//" + net->server_ip() + "/share", "-s", smbd->client_conf().string(), "-U",
                 user.name() + "%" + user.password(), "-c", commands},
                {}, net->client_ns(), 60s);
+}
+
+cgtest::RunResult Scene::ctl(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {CG_CUSTGUARDCTL};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return cgtest::run(argv, {bus->env()}, std::nullopt, 30s);
 }
 
 std::vector<custguard::events::testing::JournalEntry> Scene::records_for(const fs::path& path) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "scratch_journald.hpp"
+#include "support/support.hpp"
 
 namespace cgsmb {
 
@@ -91,11 +92,13 @@ private:
     pid_t pid_ = -1;
 };
 
-// The real custguardd: fanotify enforcer, no audit, no bus, records to journald namespace
-// `journal_namespace`. Started by the constructor (returns once it enforces).
+// The real custguardd: fanotify enforcer, no audit, records to journald namespace
+// `journal_namespace`; its control plane on `bus` (a private dbus-daemon), or off without
+// one. Started by the constructor (returns once it enforces).
 class Custguardd {
 public:
-    Custguardd(fs::path dir, const fs::path& policy, const std::string& journal_namespace);
+    Custguardd(fs::path dir, const fs::path& policy, const std::string& journal_namespace,
+               const cgtest::PrivateBus* bus = nullptr);
     ~Custguardd();
     Custguardd(const Custguardd&) = delete;
     Custguardd& operator=(const Custguardd&) = delete;
@@ -115,12 +118,15 @@ enum class Backing { tmpfs, ext4 };
 
 class Scene {
 public:
-    // `enforce` false: no custguardd (a baseline for the same scene).
-    explicit Scene(Backing backing = Backing::tmpfs, bool enforce = true);
+    // `enforce` false: no custguardd (a baseline for the same scene). `control_plane`: a
+    // private dbus-daemon for custguardd's control plane, reached with ctl().
+    explicit Scene(Backing backing = Backing::tmpfs, bool enforce = true, bool control_plane = false);
     ~Scene();
 
     // smbclient //server/share -U user%pw -c commands, from the client namespace.
     Result smbclient(const TestUser& user, const std::string& commands);
+    // The real custguardctl, as root, on the scene's bus (control_plane scenes only).
+    cgtest::RunResult ctl(const std::vector<std::string>& args);
     // Journal entries with CUSTGUARD_PATH=path, waiting up to `timeout` for one that
     // satisfies `pred`; all entries of that path read last in any case.
     std::vector<custguard::events::testing::JournalEntry> records_for(const fs::path& path);
@@ -136,6 +142,7 @@ public:
     std::unique_ptr<TestUser> alice, bob;
     std::unique_ptr<NetnsPair> net;
     std::unique_ptr<custguard::events::testing::ScratchJournald> journald;
+    std::unique_ptr<cgtest::PrivateBus> bus;
     std::unique_ptr<ScratchSmbd> smbd;
     std::unique_ptr<Custguardd> daemon;
 

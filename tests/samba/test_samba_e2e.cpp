@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "daemon/dbus/json.hpp"
 #include "samba_fixture.hpp"
 #include "support/support.hpp"
 
@@ -219,6 +220,84 @@ TEST_CASE("samba: zone files created, read and deleted by an allowed user leave 
     // The zone still holds against bob.
     auto denied = scene.smbclient(*scene.bob, "get customers/list.csv /dev/null");
     CHECK(contains(denied.output, "NT_STATUS_ACCESS_DENIED"));
+}
+
+// custguardctl status shows per zone the clients it allows and the reads each client made
+// today, counted from the records custguardd commits: with a real smbd the count of a
+// client equals the allowed reads the journal holds with that client's address; refused
+// opens are not reads.
+TEST_CASE("samba: status shows per zone the allowed clients and each client's reads today", "[samba][host][e2e]") {
+    REQUIRE(::geteuid() == 0);
+    REQUIRE(cgsmb::enter_private_mounts());
+    Scene scene(cgsmb::Backing::tmpfs, true, true);
+    const std::string ip = scene.net->client_ip();
+    auto allow = scene.ctl({"device", "allow", "client", "customers", ip});
+    INFO("device allow: " << allow.rc << " " << allow.out << allow.err << scene.diagnostics());
+    REQUIRE(allow.rc == 0);
+
+    auto status_json = [&] {
+        auto r = scene.ctl({"status", "--json"});
+        INFO(r.out << r.err);
+        REQUIRE(r.rc == 0);
+        auto j = custguard::dbus::Json::parse(r.out);
+        REQUIRE(j);
+        return *j;
+    };
+    // Before any read: the zone, its allowed client, no reads.
+    {
+        auto s = status_json();
+        const auto& zones = s["zone_clients"].as_array();
+        REQUIRE(zones.size() == 1);
+        CHECK(zones[0]["zone"].as_string() == "customers");
+        REQUIRE(zones[0]["allow_clients"].as_array().size() == 1);
+        CHECK(zones[0]["allow_clients"].as_array()[0].as_string() == ip);
+        CHECK(zones[0]["reads_today"].as_array().empty());
+        CHECK(s["client_reads_since"].as_int() > 0);
+    }
+
+    for (int i = 0; i < 2; ++i) {
+        auto r = scene.smbclient(*scene.alice, "get customers/list.csv /dev/null");
+        INFO("alice: " << r.output);
+        REQUIRE(r.status == 0);
+    }
+    auto refused = scene.smbclient(*scene.bob, "get customers/list.csv /dev/null");
+    CHECK(contains(refused.output, "NT_STATUS_ACCESS_DENIED"));
+    REQUIRE(scene.wait_record(scene.zone_file, scene.bob->name(), "access"));
+
+    // The journal's allowed reads with the client's address (smbd may open a file more
+    // than once per get); the status count must come to exactly that.
+    auto journal_reads = [&] {
+        std::uint64_t n = 0;
+        for (auto& e : scene.records_for(scene.zone_file))
+            n += e["CUSTGUARD_EVENT"] == "access" && e["CUSTGUARD_DECISION"] == "allow" &&
+                 e["CUSTGUARD_OPERATION"] == "open" && e["CUSTGUARD_ACCESS"] != "write" && e["CUSTGUARD_CLIENT"] == ip;
+        return n;
+    };
+    std::uint64_t expected = 0, shown = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    do {
+        expected = journal_reads();
+        auto s = status_json();
+        const auto& reads = s["zone_clients"].as_array().at(0)["reads_today"].as_array();
+        shown = reads.empty() ? 0 : static_cast<std::uint64_t>(reads[0]["reads"].as_int());
+        if (expected >= 2 && shown == expected) {
+            REQUIRE(reads.size() == 1);
+            CHECK(reads[0]["client"].as_string() == ip);
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    } while (std::chrono::steady_clock::now() < deadline);
+    INFO(scene.diagnostics());
+    CHECK(expected >= 2);
+    CHECK(shown == expected);
+    std::printf("status: %s read zone customers %llu times (journal: %llu allowed reads with that address)\n",
+                ip.c_str(), static_cast<unsigned long long>(shown), static_cast<unsigned long long>(expected));
+
+    auto text = scene.ctl({"status"});
+    INFO(text.out);
+    CHECK(text.rc == 0);
+    CHECK(contains(text.out, "zone customers:"));
+    CHECK(contains(text.out, "clients " + ip + "; reads today: " + ip + " " + std::to_string(expected) + "\n"));
 }
 
 namespace {

@@ -56,13 +56,11 @@ struct ClientMatch {
     Origin origin;
 };
 
-// vendor:product[:serial] of a removable medium; stored, enforced where supported.
-struct MediaMatch {
-    std::string vendor;
-    std::string product;
-    std::string serial;  // empty: any serial
-    Origin origin;
-};
+// Earlier versions accepted `allow_media` (zone key, state device kind "media") and never
+// enforced it. The policy loader, the state file reader and the control plane refuse it,
+// all with this reason, so no medium is ever stored and ignored.
+inline constexpr std::string_view k_media_not_enforced =
+    "removable media are not controlled by custguard in this version";
 
 struct PathEntry {
     std::string path;  // absolute, normalised, no trailing '/'
@@ -86,7 +84,6 @@ struct Zone {
     // Refuse a listed program that runs foreign code (loader injection, a tracer).
     bool allow_programs_strict = true;
     std::vector<ClientMatch> allow_clients;
-    std::vector<MediaMatch> allow_media;
     std::vector<std::string> notify;
 };
 

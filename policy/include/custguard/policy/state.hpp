@@ -20,14 +20,14 @@ struct StateUser {
     std::uint64_t added_at = 0;
 };
 
-enum class DeviceKind : std::uint8_t { printer, client, media };
+enum class DeviceKind : std::uint8_t { printer, client };
 std::string_view to_string(DeviceKind);
 std::optional<DeviceKind> parse_device_kind(std::string_view);
 
 struct StateDevice {
     DeviceKind kind = DeviceKind::client;
     std::string zone;  // empty for printers (the print section has no zones)
-    std::string value; // queue name, IP/CIDR/host name, vendor:product[:serial]
+    std::string value; // queue name, IP/CIDR/host name
     std::string added_by;
     std::uint64_t added_at = 0;
 };
