@@ -230,6 +230,19 @@ TEST_CASE("an access event is enriched from /proc and NSS", "[unit]") {
         CHECK(r.message.find("/srv/share/customers/raw.csv") != std::string::npos);
         CHECK(r.message.find("denied") != std::string::npos);
     }
+    SECTION("client_not_allowed names the client, or says it could not be established") {
+        auto ev = self_event(CG_DECISION_DENY);
+        ev.raw.rule = CG_RULE_CLIENT_NOT_ALLOWED;
+        ev.client = "198.51.100.2";
+        Record named = e.enrich(ev, zones);
+        CHECK(*named.get(field::rule) == "client_not_allowed");
+        CHECK(*named.get(field::client) == "198.51.100.2");
+        CHECK(named.message.find("from 198.51.100.2: denied") != std::string::npos);
+        ev.client.clear();
+        Record unknown = e.enrich(ev, zones);  // this test process is no Samba: no address found
+        CHECK(unknown.get(field::client) == nullptr);
+        CHECK(unknown.message.find("from a client that could not be established: denied") != std::string::npos);
+    }
     SECTION("zone ids beyond the current policy and zone 0") {
         auto ev = self_event(CG_DECISION_ALLOW);
         ev.raw.zone_id = 9;
