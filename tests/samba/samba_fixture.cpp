@@ -233,15 +233,16 @@ void ExtraClient::remove() {
 
 // --- HostsFile ----------------------------------------------------------------------------
 
-HostsFile::HostsFile(const fs::path& dir, const std::string& text) {
+HostsFile::HostsFile(const fs::path& dir, const std::string& text) : file_(dir / "hosts") {
     if (!enter_private_mounts()) throw std::runtime_error("needs a private mount namespace");
-    const auto file = dir / "hosts";
-    spit(file, text);
-    if (::mount(file.c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr) != 0)
+    spit(file_, text);
+    if (::mount(file_.c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr) != 0)
         throw std::runtime_error(std::string("bind mount over /etc/hosts: ") + std::strerror(errno));
 }
 
 HostsFile::~HostsFile() { ::umount2("/etc/hosts", MNT_DETACH); }
+
+void HostsFile::rewrite(const std::string& text) { spit(file_, text); }
 
 // --- ScratchSmbd --------------------------------------------------------------------------
 

@@ -99,8 +99,12 @@ class HostsFile {
 public:
     explicit HostsFile(const fs::path& dir, const std::string& text);
     ~HostsFile();
+    void rewrite(const std::string& text);  // in place: the bind mount shows it at once
     HostsFile(const HostsFile&) = delete;
     HostsFile& operator=(const HostsFile&) = delete;
+
+private:
+    fs::path file_;
 };
 
 // smbd with a scratch configuration under `dir`, started in `netns`, serving `share_path`

@@ -100,7 +100,7 @@ TEST_CASE("samba: allow_clients lets the listed machine read the zone and refuse
     CHECK(pub.status == 0);
 }
 
-TEST_CASE("samba: a host name in allow_clients is resolved forward, never from what the client calls itself",
+TEST_CASE("samba: a host name in allow_clients is resolved forward at load and reload, never from what the client calls itself",
           "[samba][host][e2e][clients]") {
     REQUIRE(::geteuid() == 0);
     REQUIRE(cgsmb::enter_private_mounts());
@@ -120,6 +120,12 @@ TEST_CASE("samba: a host name in allow_clients is resolved forward, never from w
                              scene.alice->name() + "%" + scene.alice->password(), "-c", get_zone_file},
                             {}, scene.net->client_ns(), std::chrono::seconds(60));
         check_refused(scene, r, scene.net->client_ip());
+        // The name moves to the other machine: resolved again at the reload.
+        hosts.rewrite("127.0.0.1 localhost\n192.0.2.2 laptop-b.example\n");
+        REQUIRE(scene.daemon->reload());
+        check_allowed(scene, scene.smbclient(*scene.alice, get_zone_file), scene.net->client_ip());
+        check_refused(scene, scene.smbclient_from(laptop.ns(), laptop.server_ip(), *scene.alice, get_zone_file),
+                      laptop.ip());
     }
     std::error_code ec;
     std::filesystem::remove_all(hosts_dir, ec);
