@@ -283,6 +283,8 @@ enum cg_rule_program {
 	CG_RULE_PROGRAM_TAMPERED = 8,
 	/* An allowed program that is or was being traced (ptrace, memory access). */
 	CG_RULE_PROGRAM_TRACED = 9,
+	/* Samba serving a client machine not in allow_clients (or whose address is unknown). */
+	CG_RULE_CLIENT_NOT_ALLOWED = 10,
 };
 
 #define CG_MAX_TASKS 65536

@@ -54,6 +54,7 @@ std::uint32_t to_cg_rule(policy::Rule r) {
     case policy::Rule::revoked: return CG_RULE_REVOKED;
     case policy::Rule::program_tampered: return CG_RULE_PROGRAM_TAMPERED;
     case policy::Rule::program_traced: return CG_RULE_PROGRAM_TRACED;
+    case policy::Rule::client_not_allowed: return CG_RULE_CLIENT_NOT_ALLOWED;
     }
     return CG_RULE_NOT_ALLOWED;
 }

@@ -5,8 +5,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -49,6 +54,9 @@ public:
     void stop(bool) override {}
 };
 
+// allow_clients host names are resolved again this often (and at every reload).
+constexpr std::uint64_t client_host_interval_us = 3600ull * 1'000'000;
+
 std::string digest_of(const policy::LoadInput& input) {
     // FNV-1a 64 over every source: enough to tell "which policy is in force" apart.
     std::uint64_t h = 1469598103934665603ull;
@@ -70,6 +78,59 @@ std::string join_diagnostics(const policy::Diagnostics& diags) {
     return out;
 }
 
+
+// Resolves the host names of allow_clients forward (getaddrinfo: /etc/hosts, DNS, as
+// nsswitch.conf says) into ClientMatch::resolved. Never a reverse lookup, never at access
+// time. A name that does not resolve matches no client until a later resolution; the
+// returned warnings say which.
+std::vector<std::string> resolve_client_hosts(policy::Policy& policy) {
+    std::vector<std::string> warnings;
+    std::map<std::string, std::vector<policy::ClientAddress>> done;
+    for (auto& zone : policy.zones) {
+        for (auto& client : zone.allow_clients) {
+            if (!client.hostname) continue;
+            auto it = done.find(*client.hostname);
+            if (it == done.end()) {
+                std::vector<policy::ClientAddress> addresses;
+                addrinfo hints{};
+                hints.ai_family = AF_UNSPEC;
+                hints.ai_socktype = SOCK_STREAM;
+                addrinfo* res = nullptr;
+                const int rc = ::getaddrinfo(client.hostname->c_str(), nullptr, &hints, &res);
+                for (addrinfo* ai = res; rc == 0 && ai; ai = ai->ai_next) {
+                    char text[INET6_ADDRSTRLEN] = {};
+                    const void* src = ai->ai_family == AF_INET
+                                          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr)
+                                          : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr);
+                    if (!::inet_ntop(ai->ai_family, src, text, sizeof text)) continue;
+                    auto a = policy::parse_client_address(text);
+                    if (a && std::find(addresses.begin(), addresses.end(), *a) == addresses.end()) addresses.push_back(*a);
+                }
+                if (res) ::freeaddrinfo(res);
+                if (addresses.empty())
+                    warnings.push_back("zone " + zone.name + ": allow_clients host name '" + *client.hostname +
+                                       "' does not resolve (" + (rc ? ::gai_strerror(rc) : "no address") +
+                                       "); it allows no client until it does (tried again at every reload and "
+                                       "every hour)");
+                it = done.emplace(*client.hostname, std::move(addresses)).first;
+            }
+            client.resolved = it->second;
+        }
+    }
+    return warnings;
+}
+
+bool same_resolution(const policy::Policy& a, const policy::Policy& b) {
+    if (a.zones.size() != b.zones.size()) return false;
+    for (std::size_t z = 0; z < a.zones.size(); ++z) {
+        const auto& x = a.zones[z].allow_clients;
+        const auto& y = b.zones[z].allow_clients;
+        if (x.size() != y.size()) return false;
+        for (std::size_t i = 0; i < x.size(); ++i)
+            if (x[i].resolved != y[i].resolved) return false;
+    }
+    return true;
+}
 
 struct EventDeleter {
     void operator()(sd_event* e) const { sd_event_unref(e); }
@@ -264,8 +325,26 @@ tl::expected<void, std::string> Daemon::start() {
     case policy::EnforcerChoice::fanotify: {
         FanotifyOptions fo;
         // Samba clients are looked up while smbd waits for the answer (see SambaClients).
-        fo.pending_client = [clients = std::make_shared<events::SambaClients>(enrich_config)](
-                                std::uint32_t tgid, std::string_view comm) { return clients->client(tgid, comm); };
+        auto clients = std::make_shared<events::SambaClients>(enrich_config);
+        fo.pending_client = [clients](std::uint32_t tgid, std::string_view comm) { return clients->client(tgid, comm); };
+        // allow_clients: a process running a Samba program (by comm, or by executable for
+        // one that renamed itself) serves remote clients; it must show which.
+        fo.remote_clients = [clients, enrich_config](std::uint32_t tgid,
+                                                     std::string_view comm) -> std::optional<RemoteClients> {
+            if (!events::is_samba_program(enrich_config, comm, {})) {
+                std::error_code ec;
+                std::string exe = fs::read_symlink("/proc/" + std::to_string(tgid) + "/exe", ec).string();
+                // Unreadable: judged as a Samba process whose client is unknown (fail closed).
+                if (ec) return RemoteClients{};
+                // A program replaced on disk (a package upgrade) while it runs.
+                if (exe.ends_with(" (deleted)")) exe.resize(exe.size() - 10);
+                if (!events::is_samba_program(enrich_config, {}, exe)) return std::nullopt;
+            }
+            RemoteClients out;
+            for (const auto& text : clients->served(tgid).addresses)
+                if (auto a = policy::parse_client_address(text)) out.addresses.push_back(*a);
+            return out;
+        };
         auto listened = take_listened_fds();
         if (!listened) return tl::unexpected(listened.error());
         if (auto fd = take_named(*listened, fanotify_fd_name)) fo.adopt = std::move(*fd);
@@ -349,6 +428,7 @@ tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::stri
         std::lock_guard lock(mutex_);
         add_cooldown_denies(loaded.policy, common::now_seconds());
     }
+    auto host_warnings = resolve_client_hosts(loaded.policy);
     auto compiled = policy::compile(loaded.policy);
     if (auto r = enforcer_->apply(compiled); !r) return tl::unexpected(r.error());
     auto notify_warnings = notifier_->apply(loaded.policy);
@@ -367,6 +447,8 @@ tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::stri
     std::lock_guard lock(mutex_);
     warnings_.clear();
     for (const auto& w : loaded.warnings) warnings_.push_back(w.format());
+    for (const auto& w : host_warnings) spdlog::warn("{}", w);
+    host_warnings_ = std::move(host_warnings);
     for (auto& w : audit_warnings) warnings_.push_back(std::move(w));
     for (auto& w : notify_warnings) warnings_.push_back(std::move(w));
     if (auto* f = dynamic_cast<FanotifyEnforcer*>(enforcer_.get()))
@@ -477,6 +559,33 @@ std::size_t Daemon::prune_expired_grants(std::uint64_t now) {
     return expired.size();
 }
 
+void Daemon::refresh_client_hosts() {
+    policy::Policy next;
+    {
+        std::lock_guard lock(mutex_);
+        const bool any = std::any_of(policy_.zones.begin(), policy_.zones.end(), [](const policy::Zone& z) {
+            return std::any_of(z.allow_clients.begin(), z.allow_clients.end(),
+                               [](const policy::ClientMatch& c) { return c.hostname.has_value(); });
+        });
+        if (!any) return;
+        next = policy_;
+    }
+    auto warnings = resolve_client_hosts(next);
+    policy::Compiled compiled;
+    {
+        std::lock_guard lock(mutex_);
+        host_warnings_ = warnings;
+        if (same_resolution(next, policy_)) return;
+        for (std::size_t z = 0; z < policy_.zones.size() && z < next.zones.size(); ++z)
+            policy_.zones[z].allow_clients = next.zones[z].allow_clients;
+        compiled = policy::compile(policy_);
+    }
+    if (auto r = enforcer_->apply(compiled); !r)
+        spdlog::error("allow_clients host names resolved anew, not applied: {}", r.error());
+    else
+        spdlog::info("allow_clients host names resolved to new addresses; applied");
+}
+
 void Daemon::add_cooldown_denies(policy::Policy& policy, std::uint64_t now) const {
     policy.denies.clear();
     for (const auto& r : revoked_)
@@ -559,6 +668,7 @@ Status Daemon::status() const {
     s.reload_failures = reload_failures_;
     for (const auto& z : policy_.zones) s.zones.push_back(z.name);
     s.warnings = warnings_;
+    s.warnings.insert(s.warnings.end(), host_warnings_.begin(), host_warnings_.end());
     if (exec_tracker_ && !exec_unpinned_reason_.empty())
         s.warnings.push_back("exec tracker not pinned (" + exec_unpinned_reason_ +
                              "): what it saw at exec is lost with each restart, and programs started "
@@ -660,6 +770,19 @@ int Daemon::run() {
             },
             this) >= 0)
         loop_->sources.emplace_back(timer);
+    sd_event_source* hosts = nullptr;
+    if (sd_event_add_time_relative(
+            raw, &hosts, CLOCK_MONOTONIC, client_host_interval_us, 1'000'000,
+            [](sd_event_source* s, std::uint64_t, void* self) {
+                static_cast<Daemon*>(self)->refresh_client_hosts();
+                std::uint64_t now = 0;
+                sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now);
+                sd_event_source_set_time(s, now + client_host_interval_us);
+                sd_event_source_set_enabled(s, SD_EVENT_ON);
+                return 0;
+            },
+            this) >= 0)
+        loop_->sources.emplace_back(hosts);
     sd_event_set_watchdog(raw, 1);  // pings WATCHDOG=1 when the unit sets WatchdogSec=
     if (loop_hook_) loop_hook_(raw);
     // Now that CheckPrintJob can be answered: check the CUPS queues, and let jobs the

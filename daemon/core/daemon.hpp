@@ -129,6 +129,10 @@ public:
     // how many were removed. run() calls it every second.
     std::size_t prune_expired_grants(std::uint64_t now);
 
+    // Resolve the host names of allow_clients again; apply when their addresses changed.
+    // run() calls it every hour (reloads resolve them too).
+    void refresh_client_hosts();
+
 private:
     explicit Daemon(DaemonOptions options);
     tl::expected<void, std::string> start();
@@ -169,6 +173,7 @@ private:
     std::uint32_t reloads_ = 0;
     std::uint32_t reload_failures_ = 0;
     std::vector<std::string> warnings_;
+    std::vector<std::string> host_warnings_;  // allow_clients host names that do not resolve
     std::uint64_t reported_drops_ = 0;
 
     std::vector<notify::Revocation> revoked_;  // bulk-read cool-downs in force (persisted in <state>/notify/revoked)

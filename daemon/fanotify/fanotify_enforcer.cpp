@@ -620,10 +620,28 @@ struct FanotifyEnforcer::Impl {
         if (v.decision == CG_DECISION_ALLOW && t->zone_requires_programs(zl.zone) &&
             (subject.untrusted = reader.program_trust(job.pid, task.tgid)))
             v = t->decide(zl.zone, subject);
+        const std::string_view comm(task.comm, ::strnlen(task.comm, sizeof task.comm));
+        // allow_clients: asked only here, for opens in such zones that everything else allows.
+        std::optional<RemoteClients> remote;
+        if (v.decision == CG_DECISION_ALLOW && t->zone_requires_clients(zl.zone)) {
+            remote = options.remote_clients ? options.remote_clients(task.tgid, comm) : RemoteClients{};
+            if (remote) {
+                subject.remote = true;
+                subject.clients = remote->addresses;
+                v = t->decide(zl.zone, subject);
+            }
+        }
         std::uint32_t flags = v.record ? reader.open_flags(job.pid) : 0;
         std::string client;
-        if (v.record && options.pending_client)
-            client = options.pending_client(task.tgid, std::string_view(task.comm, ::strnlen(task.comm, sizeof task.comm)));
+        if (remote) {
+            // The record names an address that was refused, else the first one served.
+            auto named = std::find_if(remote->addresses.begin(), remote->addresses.end(),
+                                      [&](const auto& a) { return !t->client_allowed(zl.zone, a); });
+            if (named == remote->addresses.end()) named = remote->addresses.begin();
+            if (named != remote->addresses.end()) client = policy::to_string(*named);
+        } else if (v.record && options.pending_client) {
+            client = options.pending_client(task.tgid, comm);
+        }
         respond(evfd.get(), v.decision != CG_DECISION_DENY);
         if (!v.record) return;
         // Still under the lock: naming the file may reopen it on a marked filesystem.

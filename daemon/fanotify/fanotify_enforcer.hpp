@@ -25,6 +25,11 @@
 
 namespace custguard::daemon {
 
+// The client machines a Samba server process serves (FanotifyOptions::remote_clients).
+struct RemoteClients {
+    std::vector<policy::ClientAddress> addresses;  // empty: not established
+};
+
 struct FanotifyOptions {
     unsigned workers = 2;
     // Each worker reads a few events at a time and decides them in turn. An event whose
@@ -45,6 +50,13 @@ struct FanotifyOptions {
     // connection is certainly open, which it may no longer be when the pipeline enriches
     // the event. Empty: no lookup.
     std::function<std::string(std::uint32_t tgid, std::string_view comm)> pending_client;
+    // Asked only for opens that users and programs allow in a zone with allow_clients:
+    // whether the opener is a Samba server process and which client addresses it serves
+    // (every one, see SambaClients::served). nullopt: not a Samba process, a local read,
+    // which allow_clients does not restrict. An empty list: the client could not be
+    // established, which is refused. Empty function: every such open counts as remote
+    // with an unknown client (refused).
+    std::function<std::optional<RemoteClients>(std::uint32_t tgid, std::string_view comm)> remote_clients;
     // The exec tracker's CG_TASK_* flags of a process (loader injection at exec), for
     // allow_programs; nullopt: unknown. Empty: /proc/PID/environ is read instead.
     std::function<std::optional<std::uint32_t>(std::uint32_t tgid)> exec_flags;

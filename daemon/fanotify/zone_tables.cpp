@@ -44,10 +44,12 @@ tl::expected<ZoneTables, std::string> ZoneTables::build(const policy::Compiled& 
     t.zone_flags_.assign(max_id, 0);
     t.zone_groups_.assign(max_id, false);
     t.zone_names_.assign(max_id, {});
+    t.zone_clients_.assign(max_id, {});
     std::vector<bool> known(max_id, false);
     for (const auto& z : compiled.zones) {
         t.zone_flags_[z.id - 1] = zone_flags(z);
         t.zone_names_[z.id - 1] = z.name;
+        t.zone_clients_[z.id - 1].required = z.clients_required;
         known[z.id - 1] = true;
     }
     auto valid_zone = [&](std::uint32_t id) { return id >= 1 && id <= max_id && known[id - 1]; };
@@ -81,6 +83,10 @@ tl::expected<ZoneTables, std::string> ZoneTables::build(const policy::Compiled& 
         auto& exp = t.denies_[(std::uint64_t{d.zone_id} << 32) | d.uid];
         exp = std::max(exp, d.expires_at);
     }
+    for (const auto& c : compiled.clients) {
+        if (!valid_zone(c.zone_id)) return tl::unexpected(std::string("client row names unknown zone"));
+        t.zone_clients_[c.zone_id - 1].rows.push_back(c);
+    }
     for (const auto& p : compiled.programs) {
         if (!valid_zone(p.zone_id)) return tl::unexpected(std::string("program row names unknown zone"));
         struct stat st {};
@@ -100,6 +106,13 @@ std::vector<std::uint64_t> ZoneTables::devices() const {
     std::sort(devs.begin(), devs.end());
     devs.erase(std::unique(devs.begin(), devs.end()), devs.end());
     return devs;
+}
+
+bool ZoneTables::client_allowed(std::uint32_t zone_id, const policy::ClientAddress& a) const {
+    if (zone_id == 0 || zone_id > zone_clients_.size()) return false;
+    const auto& rows = zone_clients_[zone_id - 1].rows;
+    return std::any_of(rows.begin(), rows.end(),
+                       [&](const policy::ClientRow& r) { return policy::in_network(r.family, r.prefix, r.addr, a); });
 }
 
 Verdict ZoneTables::decide(std::uint32_t zone_id, const Subject& s) const {
@@ -135,6 +148,17 @@ Verdict ZoneTables::decide(std::uint32_t zone_id, const Subject& s) const {
         } else if (s.untrusted && !(flags & CG_ZONE_PROGRAMS_LAX)) {
             allowed = false;
             v.rule = s.untrusted;
+        }
+    }
+    if (allowed && s.remote && zone_requires_clients(zone_id)) {
+        // Every address the server process serves: the open does not say which of its
+        // connections carried the request.
+        const bool all_listed = !s.clients.empty() && std::all_of(s.clients.begin(), s.clients.end(), [&](const auto& a) {
+            return client_allowed(zone_id, a);
+        });
+        if (!all_listed) {
+            allowed = false;
+            v.rule = CG_RULE_CLIENT_NOT_ALLOWED;
         }
     }
     if (allowed) {

@@ -39,6 +39,10 @@ struct Subject {
     // program does not name (TaskReader::program_trust), 0 when it runs its own: only then
     // does allow_programs vouch for it.
     std::uint32_t untrusted = 0;
+    // A Samba server process serving remote clients: in zones with allow_clients every
+    // address in `clients` must be listed, and none known is refused.
+    bool remote = false;
+    std::span<const policy::ClientAddress> clients;
 };
 
 // As the BPF program reports it: a permitted open is CG_DECISION_ALLOW (recorded when the
@@ -86,6 +90,12 @@ public:
         return zone_id >= 1 && zone_id <= zone_flags_.size() &&
                (zone_flags_[zone_id - 1] & (CG_ZONE_PROGRAMS | CG_ZONE_PROGRAMS_LAX)) == CG_ZONE_PROGRAMS;
     }
+    // Whether `zone_id` has allow_clients: only then are Samba clients looked up.
+    bool zone_requires_clients(std::uint32_t zone_id) const {
+        return zone_id >= 1 && zone_id <= zone_clients_.size() && zone_clients_[zone_id - 1].required;
+    }
+    // Whether allow_clients of `zone_id` lists `address`.
+    bool client_allowed(std::uint32_t zone_id, const policy::ClientAddress& address) const;
     // Whether any %group may read `zone_id`: only then are supplementary groups needed.
     bool zone_has_groups(std::uint32_t zone_id) const {
         return zone_id >= 1 && zone_id <= zone_groups_.size() && zone_groups_[zone_id - 1];
@@ -121,6 +131,11 @@ private:
     std::unordered_map<std::uint64_t, std::uint64_t> grants_;  // (zone << 32 | uid) -> expiry
     std::unordered_map<std::uint64_t, std::uint64_t> denies_;  // (zone << 32 | uid) -> expiry
     std::unordered_set<ProgramKey, ProgramKeyHash> programs_;
+    struct ZoneClients {
+        bool required = false;
+        std::vector<policy::ClientRow> rows;  // a few networks per zone: scanned in turn
+    };
+    std::vector<ZoneClients> zone_clients_;  // index zone_id - 1
 };
 
 }  // namespace custguard::daemon::fan

@@ -1,6 +1,7 @@
 #include "custguard/policy/compile.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 
 namespace custguard::policy {
@@ -21,12 +22,25 @@ Compiled compile(const Policy& policy) {
         std::uint32_t id = i + 1;
         zone_ids.emplace(z.name, id);
         out.zones.push_back({id, z.name, z.sensitivity, z.on_violation, z.record_allowed,
-                             !z.allow_programs.empty(), z.allow_programs_strict});
+                             !z.allow_programs.empty(), z.allow_programs_strict, !z.allow_clients.empty()});
         for (const auto& p : z.paths) out.roots.push_back({p.path, id});
         for (const auto& u : z.allow_users)
             out.subjects.push_back(
                 {id, u.kind == Principal::Kind::user ? SubjectKind::uid : SubjectKind::gid, u.id});
         for (const auto& prog : z.allow_programs) out.programs.push_back({id, prog.path});
+        for (const auto& c : z.allow_clients) {
+            if (!c.hostname) {
+                ClientRow row{id, c.family, c.prefix, {}};
+                std::memcpy(row.addr, c.addr, sizeof row.addr);
+                out.clients.push_back(row);
+                continue;
+            }
+            for (const auto& a : c.resolved) {
+                ClientRow row{id, a.family, static_cast<std::uint8_t>(a.family == 4 ? 32 : 128), {}};
+                std::memcpy(row.addr, a.addr, sizeof row.addr);
+                out.clients.push_back(row);
+            }
+        }
     }
     // (zone id, uid) -> latest expiry; the map keeps them sorted.
     auto latest = [&](const auto& entries) {
@@ -47,6 +61,11 @@ Compiled compile(const Policy& policy) {
     });
     sort_unique(out.subjects, [](const SubjectRow& a, const SubjectRow& b) {
         return std::tie(a.zone_id, a.kind, a.id) < std::tie(b.zone_id, b.kind, b.id);
+    });
+    sort_unique(out.clients, [](const ClientRow& a, const ClientRow& b) {
+        return std::tie(a.zone_id, a.family, a.prefix) < std::tie(b.zone_id, b.family, b.prefix) ||
+               (std::tie(a.zone_id, a.family, a.prefix) == std::tie(b.zone_id, b.family, b.prefix) &&
+                std::memcmp(a.addr, b.addr, sizeof a.addr) < 0);
     });
     sort_unique(out.programs, [](const ProgramRow& a, const ProgramRow& b) {
         return std::tie(a.zone_id, a.path) < std::tie(b.zone_id, b.path);

@@ -1,5 +1,6 @@
 #include "custguard/policy/evaluate.hpp"
 
+#include <algorithm>
 #include <bitset>
 #include <string>
 #include <unordered_map>
@@ -133,7 +134,18 @@ Decision Evaluator::evaluate(const AccessRequest& request) const {
                           granted == Rule::program_traced;
     }
 
-    if (refused || program_refused) {
+    bool client_refused = false;
+    if (!refused && !program_refused && request.remote && !zone.allow_clients.empty()) {
+        auto listed = [&](const ClientAddress& a) {
+            return std::any_of(zone.allow_clients.begin(), zone.allow_clients.end(),
+                               [&](const ClientMatch& m) { return m.matches(a); });
+        };
+        client_refused = request.clients.empty() ||
+                         !std::all_of(request.clients.begin(), request.clients.end(), listed);
+        if (client_refused) granted = Rule::client_not_allowed;
+    }
+
+    if (refused || program_refused || client_refused) {
         d.rule = granted;
         d.action = zone.on_violation == Violation::deny ? Action::deny : Action::audit;
         d.record = true;
@@ -161,6 +173,7 @@ std::string_view to_string(Rule rule) {
     case Rule::revoked: return "revoked";
     case Rule::program_tampered: return "program_tampered";
     case Rule::program_traced: return "program_traced";
+    case Rule::client_not_allowed: return "client_not_allowed";
     }
     return "?";
 }
@@ -184,6 +197,10 @@ std::string Decision::reason() const {
                std::string(to_string(zone->on_violation)) + ")";
     case Rule::program_traced:
         return "the program is in allow_programs of " + z + " but is being traced (on_violation = " +
+               std::string(to_string(zone->on_violation)) + ")";
+    case Rule::client_not_allowed:
+        return "the read is served by Samba for a client machine not in allow_clients of " + z +
+               ", or whose address could not be established (on_violation = " +
                std::string(to_string(zone->on_violation)) + ")";
     case Rule::revoked:
         return "the user's access to " + z + " is revoked for a time (on_violation = " +

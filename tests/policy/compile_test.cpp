@@ -112,3 +112,42 @@ expires_at = 5000
         }
     }
 }
+
+// allow_clients reaches the enforcers as numeric rows only: networks as written, host
+// names as the addresses the daemon resolved them to; a name that resolved to nothing
+// still marks the zone as requiring clients (fail closed).
+TEST_CASE("compile emits numeric client rows and marks zones with allow_clients", "[policy][compile]") {
+    auto loaded = load_text(R"(
+[[zone]]
+name = "clients"
+paths = ["/srv/c"]
+allow_users = ["alice"]
+allow_clients = ["198.51.100.0/24", "pc-12.example", "192.0.2.10"]
+
+[[zone]]
+name = "unresolved"
+paths = ["/srv/u"]
+allow_users = ["alice"]
+allow_clients = ["nowhere.example"]
+
+[[zone]]
+name = "open"
+paths = ["/srv/o"]
+allow_users = ["alice"]
+)");
+    REQUIRE(loaded);
+    loaded->policy.zones[0].allow_clients[1].resolved = {*parse_client_address("2001:db8::7"),
+                                                         *parse_client_address("192.0.2.10")};
+    auto c = compile(loaded->policy);
+    CHECK(c.zones[0].clients_required);
+    CHECK(c.zones[1].clients_required);
+    CHECK_FALSE(c.zones[2].clients_required);
+    std::vector<std::string> rows;
+    for (const auto& r : c.clients) {
+        ClientAddress a{r.family, {}};
+        std::copy(std::begin(r.addr), std::end(r.addr), a.addr);
+        rows.push_back(std::to_string(r.zone_id) + " " + to_string(a) + "/" + std::to_string(r.prefix));
+    }
+    // Sorted by zone, family, prefix, address; the duplicate 192.0.2.10 appears once.
+    CHECK(rows == std::vector<std::string>{"1 198.51.100.0/24", "1 192.0.2.10/32", "1 2001:db8::7/128"});
+}

@@ -238,3 +238,73 @@ TEST_CASE("zone lookup with many zones picks the deepest root", "[policy][evalua
     CHECK(e.zone_of("/data/d2000/f") == nullptr);
     CHECK(e.zone_of("/data") == nullptr);
 }
+
+// allow_clients: a read Samba serves for a client machine needs every address that smbd
+// process serves in the list (multichannel); local reads are decided as before.
+TEST_CASE("allow_clients refuses reads served for client machines it does not list", "[policy][evaluate]") {
+    const std::string text = R"(
+[[zone]]
+name = "clients"
+paths = ["/srv/clients"]
+allow_users = ["alice"]
+allow_clients = ["192.0.2.10", "198.51.100.0/24", "2001:db8::/32", "pc-12.example"]
+
+[[zone]]
+name = "clients-audit"
+paths = ["/srv/clients-audit"]
+on_violation = "audit"
+allow_users = ["alice"]
+allow_clients = ["192.0.2.10"]
+)";
+    auto loaded = load_text(text, {}, std::nullopt, 1000);
+    REQUIRE(loaded);
+    // The daemon resolves host names forward; policy/ only matches what it was given.
+    for (auto& c : loaded->policy.zones[0].allow_clients)
+        if (c.hostname) c.resolved = {*parse_client_address("203.0.113.7")};
+    Evaluator evaluator(loaded->policy);
+    auto addr = [](const char* text) { return *parse_client_address(text); };
+    struct Case {
+        const char* label;
+        const char* path;
+        std::uint32_t uid;
+        bool remote;
+        std::vector<ClientAddress> clients;
+        Rule rule;
+        Action action;
+    };
+    const std::uint32_t alice = 1001, bob = 1002;
+    const Case cases[] = {
+        {"listed address", "/srv/clients/a", alice, true, {addr("192.0.2.10")}, Rule::allowed_user, Action::allow},
+        {"in a listed network", "/srv/clients/a", alice, true, {addr("198.51.100.77")}, Rule::allowed_user, Action::allow},
+        {"IPv6 network", "/srv/clients/a", alice, true, {addr("2001:db8:1::5")}, Rule::allowed_user, Action::allow},
+        {"IPv4-mapped IPv6 is the IPv4 address", "/srv/clients/a", alice, true, {addr("::ffff:192.0.2.10")},
+         Rule::allowed_user, Action::allow},
+        {"resolved host name", "/srv/clients/a", alice, true, {addr("203.0.113.7")}, Rule::allowed_user, Action::allow},
+        {"address not listed", "/srv/clients/a", alice, true, {addr("192.0.2.11")}, Rule::client_not_allowed,
+         Action::deny},
+        {"outside the network", "/srv/clients/a", alice, true, {addr("198.51.101.1")}, Rule::client_not_allowed,
+         Action::deny},
+        {"one smbd serves an allowed and a not-allowed address", "/srv/clients/a", alice, true,
+         {addr("192.0.2.10"), addr("192.0.2.99")}, Rule::client_not_allowed, Action::deny},
+        {"client unknown: refused", "/srv/clients/a", alice, true, {}, Rule::client_not_allowed, Action::deny},
+        {"user not allowed says so first", "/srv/clients/a", bob, true, {addr("192.0.2.11")}, Rule::not_allowed,
+         Action::deny},
+        {"local read: users decide", "/srv/clients/a", alice, false, {}, Rule::allowed_user, Action::allow},
+        {"audit zone lets it through, recorded", "/srv/clients-audit/a", alice, true, {addr("192.0.2.11")},
+         Rule::client_not_allowed, Action::audit},
+    };
+    for (const auto& c : cases) {
+        DYNAMIC_SECTION(c.label) {
+            AccessRequest req{c.path, c.uid, {}, "/usr/sbin/smbd", 1000};
+            req.remote = c.remote;
+            req.clients = c.clients;
+            auto d = evaluator.evaluate(req);
+            CHECK(d.rule == c.rule);
+            CHECK(d.action == c.action);
+            if (c.rule == Rule::client_not_allowed) {
+                CHECK(d.record);
+                CHECK(d.reason().find("allow_clients") != std::string::npos);
+            }
+        }
+    }
+}

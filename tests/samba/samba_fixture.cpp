@@ -158,10 +158,9 @@ TestUser::~TestUser() { run({"/usr/sbin/userdel", name_}); }
 
 NetnsPair::NetnsPair(std::string tag)
     : server_("cgsmb-" + tag + "-srv"), client_("cgsmb-" + tag + "-cli") {
-    // Addresses only exist inside the two namespaces; the third octet varies per run anyway.
-    const std::string prefix = fmt::format("10.66.{}", ::getpid() % 250 + 1);
-    server_ip_ = prefix + ".1";
-    client_ip_ = prefix + ".2";
+    // Addresses only exist inside the namespaces: TEST-NET-1 (RFC 5737).
+    server_ip_ = "192.0.2.1";
+    client_ip_ = "192.0.2.2";
     remove();  // a leftover of a killed run
     const std::vector<std::vector<std::string>> steps = {
         {"/usr/sbin/ip", "netns", "add", server_},
@@ -195,6 +194,55 @@ void NetnsPair::remove() {
         fs::remove("/run/netns/" + ns, ec);  // an empty file left by a run killed in another mount namespace
     }
 }
+
+// --- ExtraClient --------------------------------------------------------------------------
+
+ExtraClient::ExtraClient(const NetnsPair& net, const std::string& tag, std::string iface, std::string server_ip,
+                         std::vector<std::string> client_ips)
+    : ns_(net.server_ns() + "-" + tag), server_ip_(std::move(server_ip)), client_ips_(std::move(client_ips)) {
+    remove();
+    std::vector<std::vector<std::string>> steps = {
+        {"/usr/sbin/ip", "netns", "add", ns_},
+        {"/usr/sbin/ip", "-n", net.server_ns(), "link", "add", iface, "type", "veth", "peer", "name", "cgsmbc", "netns", ns_},
+        {"/usr/sbin/ip", "-n", net.server_ns(), "addr", "add", server_ip_ + "/24", "dev", iface},
+        {"/usr/sbin/ip", "-n", net.server_ns(), "link", "set", iface, "up"},
+        {"/usr/sbin/ip", "-n", ns_, "link", "set", "cgsmbc", "up"},
+        {"/usr/sbin/ip", "-n", ns_, "link", "set", "lo", "up"},
+    };
+    for (const auto& ip : client_ips_)
+        steps.push_back({"/usr/sbin/ip", "-n", ns_, "addr", "add", ip + "/24", "dev", "cgsmbc"});
+    for (const auto& step : steps) {
+        auto r = run(step);
+        if (r.status != 0) {
+            remove();
+            std::string cmd;
+            for (const auto& a : step) cmd += a + " ";
+            throw std::runtime_error(cmd + "failed: " + r.output);
+        }
+    }
+}
+
+ExtraClient::~ExtraClient() { remove(); }
+
+void ExtraClient::remove() {
+    if (!fs::exists("/run/netns/" + ns_)) return;
+    run({"/usr/sbin/ip", "netns", "delete", ns_});  // its veth end goes with it, and so the peer
+    std::error_code ec;
+    fs::remove("/run/netns/" + ns_, ec);
+}
+
+// --- HostsFile ----------------------------------------------------------------------------
+
+HostsFile::HostsFile(const fs::path& dir, const std::string& text) : file_(dir / "hosts") {
+    if (!enter_private_mounts()) throw std::runtime_error("needs a private mount namespace");
+    spit(file_, text);
+    if (::mount(file_.c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr) != 0)
+        throw std::runtime_error(std::string("bind mount over /etc/hosts: ") + std::strerror(errno));
+}
+
+HostsFile::~HostsFile() { ::umount2("/etc/hosts", MNT_DETACH); }
+
+void HostsFile::rewrite(const std::string& text) { spit(file_, text); }
 
 // --- ScratchSmbd --------------------------------------------------------------------------
 
@@ -343,11 +391,29 @@ Custguardd::Custguardd(fs::path dir, const fs::path& policy, const std::string& 
 
 Custguardd::~Custguardd() { cgtest::kill_and_reap(pid_); }
 
+bool Custguardd::reload() {
+    auto count = [&](const std::string& what) {
+        const std::string text = log();
+        std::size_t n = 0;
+        for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+        return n;
+    };
+    const std::size_t accepted = count("policy reloaded"), refused = count("refused; the running policy");
+    ::kill(pid_, SIGHUP);
+    const auto deadline = Clock::now() + 10s;
+    while (Clock::now() < deadline) {
+        if (count("policy reloaded") > accepted) return true;
+        if (count("refused; the running policy") > refused) return false;
+        std::this_thread::sleep_for(5ms);
+    }
+    return false;
+}
+
 std::string Custguardd::log() const { return slurp(dir_ / "custguardd.log"); }
 
 // --- Scene --------------------------------------------------------------------------------
 
-Scene::Scene(Backing backing, bool enforce, bool control_plane) {
+Scene::Scene(Backing backing, bool enforce, std::string zone_extra, bool control_plane) {
     if (!enter_private_mounts()) throw std::runtime_error("needs root and a private mount namespace");
     // smbd's connection children are orphaned when it stops: make them ours to reap.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -387,19 +453,7 @@ Scene::Scene(Backing backing, bool enforce, bool control_plane) {
         journald = std::make_unique<custguard::events::testing::ScratchJournald>(
             custguard::events::testing::unique_namespace("smb"));
         journald->start();
-        spit(dir / "policy.toml", fmt::format(R"([daemon]
-enforcer = "fanotify"
-
-[[zone]]
-name = "customers"
-paths = ["{}"]
-sensitivity = "personal"
-on_violation = "deny"
-record_allowed = true
-allow_users = ["{}"]
-allow_programs = ["/usr/sbin/smbd"]
-)",
-                                              zone.string(), alice->name()));
+        write_policy(zone_extra);
         if (control_plane) {
             fs::create_directories(dir / "dbus");
             bus = std::make_unique<cgtest::PrivateBus>(dir / "dbus");
@@ -438,6 +492,30 @@ void Scene::cleanup() {
     alice.reset();
     std::error_code ec;
     if (!dir.empty()) fs::remove_all(dir, ec);
+}
+
+void Scene::write_policy(const std::string& zone_extra) {
+    spit(dir / "policy.toml", fmt::format(R"([daemon]
+enforcer = "fanotify"
+
+[[zone]]
+name = "customers"
+paths = ["{}"]
+sensitivity = "personal"
+on_violation = "deny"
+record_allowed = true
+allow_users = ["{}"]
+allow_programs = ["/usr/sbin/smbd"]
+{}
+)",
+                                          zone.string(), alice->name(), zone_extra));
+}
+
+Result Scene::smbclient_from(const std::string& ns, const std::string& server_ip, const TestUser& user,
+                             const std::string& commands) {
+    return run({"/usr/bin/smbclient", "//" + server_ip + "/share", "-s", smbd->client_conf().string(), "-U",
+                user.name() + "%" + user.password(), "-c", commands},
+               {}, ns, 60s);
 }
 
 Result Scene::smbclient(const TestUser& user, const std::string& commands) {

@@ -73,6 +73,41 @@ private:
     std::string server_, client_, server_ip_, client_ip_;
 };
 
+// A further client machine: namespace `<server ns>-<tag>` joined to the server namespace
+// by a veth pair of its own (`iface` on the server side, a /24 each), holding
+// `client_ips` (the first is its primary address). TEST-NET addresses.
+class ExtraClient {
+public:
+    ExtraClient(const NetnsPair& net, const std::string& tag, std::string iface, std::string server_ip,
+                std::vector<std::string> client_ips);
+    ~ExtraClient();
+    ExtraClient(const ExtraClient&) = delete;
+    ExtraClient& operator=(const ExtraClient&) = delete;
+    const std::string& ns() const { return ns_; }
+    const std::string& server_ip() const { return server_ip_; }
+    const std::string& ip() const { return client_ips_.front(); }
+    const std::vector<std::string>& ips() const { return client_ips_; }
+
+private:
+    void remove();
+    std::string ns_, server_ip_;
+    std::vector<std::string> client_ips_;
+};
+
+// /etc/hosts replaced by `text` in this process's (private) mount namespace, which the
+// custguardd it starts inherits; the host's file is never touched. Undone by the destructor.
+class HostsFile {
+public:
+    explicit HostsFile(const fs::path& dir, const std::string& text);
+    ~HostsFile();
+    void rewrite(const std::string& text);  // in place: the bind mount shows it at once
+    HostsFile(const HostsFile&) = delete;
+    HostsFile& operator=(const HostsFile&) = delete;
+
+private:
+    fs::path file_;
+};
+
 // smbd with a scratch configuration under `dir`, started in `netns`, serving `share_path`
 // as [share] on port 445. The users get Samba passwords in the private passdb.
 class ScratchSmbd {
@@ -103,6 +138,8 @@ public:
     Custguardd(const Custguardd&) = delete;
     Custguardd& operator=(const Custguardd&) = delete;
     std::string log() const;
+    // SIGHUP, and wait until the reload is logged (accepted or refused); true when accepted.
+    bool reload();
 
 private:
     fs::path dir_;
@@ -118,15 +155,22 @@ enum class Backing { tmpfs, ext4 };
 
 class Scene {
 public:
-    // `enforce` false: no custguardd (a baseline for the same scene). `control_plane`: a
-    // private dbus-daemon for custguardd's control plane, reached with ctl().
-    explicit Scene(Backing backing = Backing::tmpfs, bool enforce = true, bool control_plane = false);
+    // `enforce` false: no custguardd (a baseline for the same scene). `zone_extra`: more
+    // lines for the zone "customers" (allow_clients = [...]). `control_plane`: a private
+    // dbus-daemon for custguardd's control plane, reached with ctl().
+    explicit Scene(Backing backing = Backing::tmpfs, bool enforce = true, std::string zone_extra = {},
+                   bool control_plane = false);
     ~Scene();
 
     // smbclient //server/share -U user%pw -c commands, from the client namespace.
     Result smbclient(const TestUser& user, const std::string& commands);
     // The real custguardctl, as root, on the scene's bus (control_plane scenes only).
     cgtest::RunResult ctl(const std::vector<std::string>& args);
+    // The same from namespace `ns`, to the server's address `server_ip`.
+    Result smbclient_from(const std::string& ns, const std::string& server_ip, const TestUser& user,
+                          const std::string& commands);
+    // Rewrite the policy with other `zone_extra` lines (custguardd::reload() applies it).
+    void write_policy(const std::string& zone_extra);
     // Journal entries with CUSTGUARD_PATH=path, waiting up to `timeout` for one that
     // satisfies `pred`; all entries of that path read last in any case.
     std::vector<custguard::events::testing::JournalEntry> records_for(const fs::path& path);

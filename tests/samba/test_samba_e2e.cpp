@@ -229,7 +229,7 @@ TEST_CASE("samba: zone files created, read and deleted by an allowed user leave 
 TEST_CASE("samba: status shows per zone the allowed clients and each client's reads today", "[samba][host][e2e]") {
     REQUIRE(::geteuid() == 0);
     REQUIRE(cgsmb::enter_private_mounts());
-    Scene scene(cgsmb::Backing::tmpfs, true, true);
+    Scene scene(cgsmb::Backing::tmpfs, true, {}, true);
     const std::string ip = scene.net->client_ip();
     auto allow = scene.ctl({"device", "allow", "client", "customers", ip});
     INFO("device allow: " << allow.rc << " " << allow.out << allow.err << scene.diagnostics());

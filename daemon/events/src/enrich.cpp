@@ -88,6 +88,7 @@ std::string_view rule_name(std::uint32_t rule) {
     case CG_RULE_ZONE_UNKNOWN: return "membership_unknown";
     case CG_RULE_PROGRAM_TAMPERED: return "program_tampered";
     case CG_RULE_PROGRAM_TRACED: return "program_traced";
+    case CG_RULE_CLIENT_NOT_ALLOWED: return "client_not_allowed";
     }
     return "unknown";
 }
@@ -200,16 +201,23 @@ std::string find_tcp_peer(const EnrichConfig& config, std::uint32_t tgid, std::s
     return find_tcp_peer_socket(config, tgid, ports).address;
 }
 
-TcpPeer find_tcp_peer_socket(const EnrichConfig& config, std::uint32_t tgid, std::span<const std::uint16_t> ports) {
-    const std::string base = fmt::format("{}/{}", config.proc_root, tgid);
-    // inode -> (remote address, established) of connected sockets on one of `ports`.
-    struct Peer {
-        std::string address;
-        bool established = false;
-    };
+namespace {
+
+struct Peer {
+    std::string address;
+    bool established = false;
+};
+
+// inode -> (remote address, established) of the connected sockets on one of `ports` in the
+// network namespace of process `base` (/proc/PID). `complete` false when a table could
+// not be read whole.
+std::unordered_map<std::uint64_t, Peer> tcp_candidates(const EnrichConfig& config, const std::string& base,
+                                                       std::span<const std::uint16_t> ports, bool& complete) {
+    complete = true;
     std::unordered_map<std::uint64_t, Peer> candidates;
     for (const char* table : {"/net/tcp", "/net/tcp6"}) {
         auto text = read_bounded(base + table, config.max_tcp_table_bytes);
+        if (!text || text->size() >= config.max_tcp_table_bytes) complete = false;
         if (!text) continue;
         std::string_view rest(*text);
         bool header = true;
@@ -241,6 +249,15 @@ TcpPeer find_tcp_peer_socket(const EnrichConfig& config, std::uint32_t tgid, std
             candidates.emplace(inode, Peer{proc_net_address(cols[2]), cols[3] == "01"});
         }
     }
+    return candidates;
+}
+
+}  // namespace
+
+TcpPeer find_tcp_peer_socket(const EnrichConfig& config, std::uint32_t tgid, std::span<const std::uint16_t> ports) {
+    const std::string base = fmt::format("{}/{}", config.proc_root, tgid);
+    bool complete = false;
+    const auto candidates = tcp_candidates(config, base, ports, complete);
     if (candidates.empty()) return {};
     // Which of those sockets does this process hold?
     DIR* dir = ::opendir((base + "/fd").c_str());
@@ -300,6 +317,62 @@ std::string SambaClients::client(std::uint32_t tgid, std::string_view comm) {
     if (cache_.size() >= config_.max_cached) cache_.clear();
     cache_[tgid] = peer;
     return peer.address;
+}
+
+ServedClients SambaClients::served(std::uint32_t tgid) {
+    ServedClients out;
+    const std::string base = fmt::format("{}/{}", config_.proc_root, tgid);
+    // The sockets the process holds now: a further channel may have been handed to it
+    // since the last look, so this listing is made for every open.
+    std::vector<std::uint64_t> inodes;
+    DIR* dir = ::opendir((base + "/fd").c_str());
+    if (!dir) {
+        out.why = "its /proc/" + std::to_string(tgid) + "/fd could not be read (the process is gone)";
+        return out;
+    }
+    std::size_t scanned = 0;
+    bool bounded = false;
+    while (dirent* entry = ::readdir(dir)) {
+        if (entry->d_name[0] == '.') continue;
+        if (++scanned > config_.max_fds_scanned) {
+            bounded = true;
+            break;
+        }
+        std::string target = read_link(fmt::format("{}/fd/{}", base, entry->d_name));
+        if (!target.starts_with("socket:[")) continue;
+        std::uint64_t inode = 0;
+        if (parse_number(std::string_view(target).substr(8), inode)) inodes.push_back(inode);
+    }
+    ::closedir(dir);
+    if (bounded) {
+        out.why = fmt::format("it holds more than {} descriptors", config_.max_fds_scanned);
+        return out;
+    }
+    std::sort(inodes.begin(), inodes.end());
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = served_.find(tgid); it != served_.end() && it->second.inodes == inodes) {
+            ++hits_;
+            return it->second.result;
+        }
+    }
+    bool complete = false;
+    const auto candidates = tcp_candidates(config_, base, config_.samba_ports, complete);
+    if (!complete) {
+        out.why = "its TCP tables could not be read whole";
+        return out;
+    }
+    for (auto inode : inodes)
+        if (auto it = candidates.find(inode); it != candidates.end() && !it->second.address.empty())
+            out.addresses.push_back(it->second.address);
+    std::sort(out.addresses.begin(), out.addresses.end());
+    out.addresses.erase(std::unique(out.addresses.begin(), out.addresses.end()), out.addresses.end());
+    if (out.addresses.empty()) out.why = "it holds no client connection";
+    std::lock_guard lock(mutex_);
+    ++lookups_;
+    if (served_.size() >= config_.max_cached) served_.clear();
+    served_[tgid] = {std::move(inodes), out};
+    return out;
 }
 
 std::uint64_t SambaClients::lookups() const {
@@ -570,7 +643,10 @@ Record Enricher::enrich(const daemon::AccessEvent& event, std::span<const std::s
                                                                    : "allowed";
     r.message = fmt::format("{} {} {}{} via {}{}: {}", who, verb, path, zone.empty() ? "" : fmt::format(" in zone {}", zone),
                             proc.exe.empty() ? comm : proc.exe,
-                            proc.client.empty() ? "" : fmt::format(" from {}", proc.client), outcome);
+                            !proc.client.empty()                    ? fmt::format(" from {}", proc.client)
+                            : raw.rule == CG_RULE_CLIENT_NOT_ALLOWED ? std::string(" from a client that could not be established")
+                                                                     : std::string(),
+                            outcome);
     return r;
 }
 

@@ -20,6 +20,9 @@ struct CompiledZone {
     bool record_allowed = true;
     bool programs_required = false;  // allow_programs is non-empty
     bool programs_strict = true;     // allow_programs_strict
+    // allow_clients is non-empty: reads served by Samba for a remote client need a client
+    // row for every address the server process serves (none resolved: none allowed).
+    bool clients_required = false;
 
     bool operator==(const CompiledZone&) const = default;
 };
@@ -44,6 +47,16 @@ struct ProgramRow {
     bool operator==(const ProgramRow&) const = default;
 };
 
+// A client network of allow_clients, numeric only: host names arrive here as the
+// addresses the daemon resolved them to (/32 or /128 rows).
+struct ClientRow {
+    std::uint32_t zone_id = 0;
+    std::uint8_t family = 0;  // 4 or 6
+    std::uint8_t prefix = 0;
+    std::uint8_t addr[16] = {};
+    bool operator==(const ClientRow&) const = default;
+};
+
 struct GrantRow {
     std::uint32_t zone_id = 0;
     std::uint32_t uid = 0;
@@ -65,6 +78,7 @@ struct Compiled {
     std::vector<ZoneRoot> roots;       // sorted by path
     std::vector<SubjectRow> subjects;  // sorted, unique
     std::vector<ProgramRow> programs;  // sorted, unique
+    std::vector<ClientRow> clients;    // sorted, unique
     std::vector<GrantRow> grants;      // sorted; one row per (zone, uid): latest expiry
     std::vector<DenyRow> denies;       // sorted; one row per (zone, uid): latest expiry
 };

@@ -23,6 +23,9 @@ enum class Rule : std::uint8_t {
     // allow_programs matched, but the program may run code it does not name:
     program_tampered,     // started with dynamic-loader injection (LD_PRELOAD, ...)
     program_traced,       // traced (ptrace) or its memory accessed by another process
+    // user (and program) allowed, but the read is served by Samba for a client machine
+    // that allow_clients does not list, or whose address could not be established
+    client_not_allowed,
 };
 std::string_view to_string(Rule);
 
@@ -35,6 +38,14 @@ struct AccessRequest {
     // The program may run code it does not name (Rule::program_tampered or
     // Rule::program_traced; the enforcers find out, see allow_programs), else outside_zones.
     Rule untrusted_program = Rule::outside_zones;
+    // Made by a Samba server process (smbd) on behalf of a remote client. In a zone with
+    // allow_clients every address that process serves must be listed (Samba hands a
+    // client's further connections, multichannel, to the process that owns its session,
+    // and the open does not say which connection carried it). No address: the client
+    // could not be established, which is refused there too. Local reads (remote false)
+    // are decided by users and programs alone.
+    bool remote = false;
+    std::span<const ClientAddress> clients;
 };
 
 struct Decision {

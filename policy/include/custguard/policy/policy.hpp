@@ -46,14 +46,31 @@ struct Principal {
     std::string spelled() const { return kind == Kind::group ? "%" + name : name; }
 };
 
-// An IPv4/IPv6 network, or a host name kept for enforcers that resolve it.
+// One address of a client machine, as the enforcers match it (an IPv4-mapped IPv6
+// address is written as IPv4).
+struct ClientAddress {
+    std::uint8_t family = 0;  // 4 or 6
+    std::uint8_t addr[16] = {};
+    bool operator==(const ClientAddress&) const = default;
+};
+std::optional<ClientAddress> parse_client_address(std::string_view text);
+std::string to_string(const ClientAddress&);
+// Is `a` in the network family/prefix/addr?
+bool in_network(std::uint8_t family, std::uint8_t prefix, const std::uint8_t* addr, const ClientAddress& a);
+
+// An IPv4/IPv6 network, or a host name. Host names are resolved forward by the daemon
+// (at load, at every reload and every hour; never at access time) into `resolved`;
+// policy/ never resolves them.
 struct ClientMatch {
     std::string text;  // as written
     std::optional<std::string> hostname;
     std::uint8_t family = 0;  // 4 or 6 when numeric
     std::uint8_t prefix = 0;
     std::uint8_t addr[16] = {};
+    std::vector<ClientAddress> resolved;  // host name: its addresses as last resolved
     Origin origin;
+    // Does `a` fall in this network, or is it one of the host name's addresses?
+    bool matches(const ClientAddress& a) const;
 };
 
 // Earlier versions accepted `allow_media` (zone key, state device kind "media") and never

@@ -138,6 +138,14 @@ struct TcpPeer {
     std::uint64_t inode = 0;
 };
 
+// Every client address a Samba process serves (allow_clients). Samba hands further
+// connections of a client (multichannel) to the process that owns its session, so one
+// process may serve several addresses.
+struct ServedClients {
+    std::vector<std::string> addresses;  // sorted, unique; empty: not established
+    std::string why;                     // when empty: why ("it holds no client connection")
+};
+
 // The client address of Samba processes, for a sensor to look up while the process waits
 // for the answer to its open: its connection is certainly open then. Enriching later is
 // too late for short sessions (`smbclient -c 'get ...'`): the client has hung up and the
@@ -149,6 +157,11 @@ public:
     explicit SambaClients(EnrichConfig config = {});
     // "" when `comm` is not a Samba program or no client connection is found.
     std::string client(std::uint32_t tgid, std::string_view comm);
+    // The remote addresses of every connection on a Samba port that process `tgid` holds
+    // now (connected or closing). Cost per call: one readdir and one readlink per
+    // descriptor (bounded by max_fds_scanned); the TCP tables are read again only when
+    // the set of sockets changed. A bound hit or an unreadable table leaves the list empty.
+    ServedClients served(std::uint32_t tgid);
     std::uint64_t lookups() const;  // full lookups
     std::uint64_t hits() const;     // answered from the cache
 
@@ -156,6 +169,11 @@ private:
     EnrichConfig config_;
     mutable std::mutex mutex_;
     std::unordered_map<std::uint32_t, TcpPeer> cache_;
+    struct Served {
+        std::vector<std::uint64_t> inodes;  // sorted socket inodes the answer was made for
+        ServedClients result;
+    };
+    std::unordered_map<std::uint32_t, Served> served_;
     std::uint64_t lookups_ = 0;
     std::uint64_t hits_ = 0;
 };
