@@ -24,6 +24,7 @@
 #include "custguard/events/journal.hpp"
 #include "custguard/events/pipeline.hpp"
 #include "scratch_journald.hpp"
+#include "support/exec_plan.hpp"
 
 using namespace custguard::events;
 using Clock = std::chrono::steady_clock;
@@ -82,9 +83,14 @@ custguard::daemon::AccessEvent event(std::uint64_t i) {
 }
 
 // Runs `phase` in a child process so that each phase's CPU time and peak RSS are its
-// own; the child sends back a fixed-size result struct.
+// own; the child sends back a fixed-size result struct. The phase allocates: safe only
+// while this process has no other thread (see tests/support/exec_plan.hpp).
 template <typename Result, typename Fn>
 Result in_child(Fn phase) {
+    if (const auto n = cgtest::thread_count(); n != 1) {
+        std::fprintf(stderr, "benchmark: %zu threads at fork; a phase runs in a child only from a single thread\n", n);
+        std::exit(1);
+    }
     int fds[2];
     if (::pipe(fds) != 0) std::exit(1);
     pid_t pid = ::fork();

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "daemon/fanotify/fanotify_enforcer.hpp"
+#include "support/exec_plan.hpp"
 
 using namespace custguard;
 using Clock = std::chrono::steady_clock;
@@ -54,15 +55,17 @@ void write_file(const std::string& path, const std::string& text, mode_t mode = 
 }
 
 // ns per open+read+close of `dir`/f<i>, as `bench_uid` in a child; best of `rounds`.
+// The enforcer's threads run in this process: the paths are built before the fork, the
+// child makes system calls only (see tests/support/exec_plan.hpp).
 double measure(const std::string& dir) {
+    std::vector<std::string> paths;
+    for (int i = 0; i < files; ++i) paths.push_back(dir + "/f" + std::to_string(i));
     int p[2];
     if (::pipe(p) != 0) return -1;
     pid_t pid = ::fork();
     if (pid == 0) {
         ::close(p[0]);
         if (::setresgid(bench_uid, bench_uid, bench_uid) || ::setresuid(bench_uid, bench_uid, bench_uid)) ::_exit(1);
-        std::vector<std::string> paths;
-        for (int i = 0; i < files; ++i) paths.push_back(dir + "/f" + std::to_string(i));
         char buf[4096];
         auto pass = [&](int n) {
             int failures = 0;
@@ -119,13 +122,13 @@ struct Fapolicyd {
             !sh("bind /run", ::mount(run.c_str(), "/run", nullptr, MS_BIND, nullptr)))
             return false;
         std::string log = work + "/fapolicyd.log";
+        const cgtest::ExecPlan plan({"fapolicyd", "--debug-deny"});
         pid = ::fork();
         if (pid == 0) {
             int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
             ::dup2(fd, 1);
             ::dup2(fd, 2);
-            ::execlp("fapolicyd", "fapolicyd", "--debug-deny", static_cast<char*>(nullptr));
-            ::_exit(127);
+            plan.exec();
         }
         // Ready once its fanotify group holds mount marks.
         for (int i = 0; i < 600; ++i) {
@@ -361,10 +364,11 @@ int main(int argc, char** argv) {
             for (auto& r : rows) r.fapolicyd.push_back(fap_ok ? measure(r.dir) : -1);
             if (fap_ok && epoch == 0) {
                 // The rule is in force: someone else is refused.
+                const std::string f0 = zone + "/f0";
                 pid_t pid = ::fork();
                 if (pid == 0) {
                     if (::setresuid(60009, 60009, 60009)) ::_exit(3);
-                    ::_exit(::open((zone + "/f0").c_str(), O_RDONLY) < 0 ? 0 : 1);
+                    ::_exit(::open(f0.c_str(), O_RDONLY) < 0 ? 0 : 1);
                 }
                 int st = 0;
                 ::waitpid(pid, &st, 0);

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/exec_plan.hpp"
 #include "support/support.hpp"
 
 namespace fs = std::filesystem;
@@ -29,6 +30,7 @@ namespace {
 
 // Runs to completion; returns wall milliseconds and the exit status.
 std::pair<double, int> timed(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+    const cgtest::ExecPlan plan(argv, env);  // the child makes system calls only
     auto t0 = Clock::now();
     pid_t pid = ::fork();
     if (pid == 0) {
@@ -36,12 +38,7 @@ std::pair<double, int> timed(const std::vector<std::string>& argv, const std::ve
         ::dup2(null, 0);
         ::dup2(null, 1);
         ::dup2(null, 2);
-        for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
-        ::_exit(127);
+        plan.exec();
     }
     int status = 0;
     ::waitpid(pid, &status, 0);

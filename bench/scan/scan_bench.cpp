@@ -29,6 +29,7 @@
 #include "custguard/scan/document.hpp"
 #include "custguard/scan/extract.hpp"
 #include "custguard/scan/scanner.hpp"
+#include "support/exec_plan.hpp"
 
 using namespace custguard::scan;
 using Clock = std::chrono::steady_clock;
@@ -148,6 +149,7 @@ double cpu_now() {
 // Runs a command (no shell) with stdout captured; adds wall and CPU (user + sys) seconds
 // to `t`. Returns false when it could not run.
 bool time_command(const std::vector<std::string>& argv, Timing& t, std::string* first_line = nullptr) {
+    const cgtest::ExecPlan plan(argv);  // the child makes system calls only
     int pipefd[2];
     if (pipe(pipefd) != 0) return false;
     const auto start = Clock::now();
@@ -156,11 +158,7 @@ bool time_command(const std::vector<std::string>& argv, Timing& t, std::string* 
         dup2(pipefd[1], 1);
         close(pipefd[0]);
         close(pipefd[1]);
-        std::vector<char*> a;
-        for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-        a.push_back(nullptr);
-        execvp(a[0], a.data());
-        _exit(127);
+        plan.exec();
     }
     close(pipefd[1]);
     std::string out;

@@ -94,13 +94,14 @@ policy::Policy load_policy(const std::string& toml) {
 
 // Read `path` in a child as uid/gid (with loginuid set first when given); returns the
 // child's pid once it exited, or -1 when the read failed.
+// The observer's thread runs in this process: the child only makes system calls.
 pid_t read_as(const fs::path& path, uid_t uid, gid_t gid, std::optional<std::uint32_t> loginuid = std::nullopt) {
+    const std::string v = loginuid ? std::to_string(*loginuid) : std::string();
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         if (loginuid) {
             int fd = ::open("/proc/self/loginuid", O_WRONLY);
-            std::string v = std::to_string(*loginuid);
             if (fd < 0 || ::write(fd, v.data(), v.size()) != static_cast<ssize_t>(v.size())) ::_exit(3);
             ::close(fd);
         }
@@ -464,11 +465,12 @@ TEST_CASE("cross-check: a read seen by audit but not by the enforcer raises sens
     // mount there was "in none of our zones" and ignored, so the route raised no mismatch.
     SECTION("a read through a bind mount in another mount namespace") {
         const fs::path seen = t.path / "elsewhere/c.txt";  // the name in the reader's namespace
+        const fs::path zone = t.path / "zone", elsewhere = t.path / "elsewhere";  // the child must not allocate
         pid_t pid = ::fork();
         REQUIRE(pid >= 0);
         if (pid == 0) {
             if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-                ::mount((t.path / "zone").c_str(), (t.path / "elsewhere").c_str(), nullptr, MS_BIND, nullptr) != 0)
+                ::mount(zone.c_str(), elsewhere.c_str(), nullptr, MS_BIND, nullptr) != 0)
                 ::_exit(3);
             if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(4);
             int fd = ::open(seen.c_str(), O_RDONLY);
@@ -547,15 +549,15 @@ TEST_CASE("custguardd --enforcer none records reads via audit and removes its ru
     write_file(t.path / "zone/c.txt", "customer");
     write_file(t.path / "policy.toml", "[daemon]\nenforcer = \"none\"\n\n" + zone_policy(t.path / "zone"));
     fs::path jsonl = t.path / "out.jsonl";
+    const std::string export_arg = "jsonl:" + jsonl.string();  // the child must not allocate
+    const std::string state = (t.path / "state").string();
+    const std::string pol = (t.path / "policy.toml").string();
     pid_t d = ::fork();
     REQUIRE(d >= 0);
     if (d == 0) {
         int null = ::open("/dev/null", O_RDWR);
         ::dup2(null, 1);
         ::dup2(null, 2);
-        std::string export_arg = "jsonl:" + jsonl.string();
-        std::string state = (t.path / "state").string();
-        std::string pol = (t.path / "policy.toml").string();
         ::execl(CG_CUSTGUARDD, "custguardd", "--policy", pol.c_str(), "--state-dir", state.c_str(), "--enforcer", "none",
                 "--no-journal", "--export", export_arg.c_str(), nullptr);
         ::_exit(127);

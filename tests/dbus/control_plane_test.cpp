@@ -22,6 +22,7 @@
 #include "daemon/dbus/bus_ptr.hpp"
 #include "daemon/dbus/json.hpp"
 #include "fixture.hpp"
+#include "support/exec_plan.hpp"
 
 using cgdbus::accounts;
 using cgdbus::contains;
@@ -319,7 +320,9 @@ TEST_CASE("dbus: unprivileged callers are refused and recorded, custguard-admin 
     CHECK(f.ctl({"grant", "add", "medical", "cgdbus-reader", "-d", "10m", "-r", "audit"}, acc.admin).rc == 0);
 
     // Only root may own the name (the shipped D-Bus policy): another user is refused by
-    // dbus-daemon itself.
+    // dbus-daemon itself. The child runs sd-bus, which allocates: safe only while this
+    // process has no other thread (see support/exec_plan.hpp).
+    REQUIRE(cgtest::thread_count() == 1);
     pid_t child = ::fork();
     if (child == 0) {
         const auto& c = acc.user;
@@ -730,6 +733,9 @@ TEST_CASE("dbus: a daemon killed during changes leaves a whole state file", "[db
     REQUIRE_ROOT();
     Fixture f(Fixture::Options{true, false});
     // A stream of changes from another process; the daemon is killed in the middle of it.
+    // The child allocates (it runs custguardctl through cgtest::run): safe only while this
+    // process has no other thread.
+    REQUIRE(cgtest::thread_count() == 1);
     pid_t writer = ::fork();
     if (writer == 0) {
         // Stops at the first refused call: the daemon is gone.

@@ -1,5 +1,7 @@
 #include "fixture.hpp"
 
+#include "support/exec_plan.hpp"
+
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -112,27 +114,24 @@ void Fixture::write_files() {
 }
 
 void Fixture::start_daemon() {
+    std::vector<std::string> args = {CG_CUSTGUARDD,
+                                     "--policy", policy_file().string(),
+                                     "--state-dir", (dir_ / "state").string(),
+                                     "--enforcer", "fanotify",
+                                     "--export", "jsonl:" + (dir_ / "events.jsonl").string()};
+    if (options_.start_journald) args.insert(args.end(), {"--journal-namespace", ns_});
+    else args.push_back("--no-journal");
+    // Built before the fork: the child must not allocate (see support/exec_plan.hpp).
+    const cgtest::ExecPlan plan(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_address()}, {"NOTIFY_SOCKET"});
+    const fs::path log_path = dir_ / "custguardd.log";
     pid_t pid = ::fork();
     if (pid == 0) {
         int null = ::open("/dev/null", O_RDWR);
         ::dup2(null, 0);
-        int log = ::open((dir_ / "custguardd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);  // a restart starts a fresh log
         ::dup2(log, 1);
         ::dup2(log, 2);
-        ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus_address().c_str(), 1);
-        ::unsetenv("NOTIFY_SOCKET");
-        std::vector<std::string> args = {CG_CUSTGUARDD,
-                                         "--policy", policy_file().string(),
-                                         "--state-dir", (dir_ / "state").string(),
-                                         "--enforcer", "fanotify",
-                                         "--export", "jsonl:" + (dir_ / "events.jsonl").string()};
-        if (options_.start_journald) args.insert(args.end(), {"--journal-namespace", ns_});
-        else args.push_back("--no-journal");
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        ::execv(argv[0], argv.data());
-        ::_exit(127);
+        plan.exec();
     }
     daemon_ = pid;
     auto deadline = std::chrono::steady_clock::now() + 15s;

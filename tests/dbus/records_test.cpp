@@ -24,6 +24,7 @@
 #include "daemon/dbus/bus_ptr.hpp"
 #include "daemon/dbus/json.hpp"
 #include "fixture.hpp"
+#include "support/exec_plan.hpp"
 
 using cgdbus::accounts;
 using cgdbus::contains;
@@ -53,8 +54,10 @@ Json parse(const std::string& text) {
     return *j;
 }
 
-// Runs `fn` in a child process as `cred`; returns its exit status (0..255, or -1).
+// Runs `fn` in a child process as `cred`; returns its exit status (0..255, or -1). `fn`
+// may allocate (sd-bus does): safe only while this process has no other thread.
 int as_user(const cgdbus::Cred& cred, const std::function<int()>& fn) {
+    REQUIRE(cgtest::thread_count() == 1);
     pid_t child = ::fork();
     if (child == 0) {
         if (::setgroups(cred.groups.size(), cred.groups.data()) != 0 || ::setresgid(cred.gid, cred.gid, cred.gid) != 0 ||

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "scratch_journald.hpp"
+#include "support/exec_plan.hpp"
 #include "support/support.hpp"
 
 using custguard::events::testing::JournalEntry;
@@ -58,19 +59,18 @@ TEST_CASE("custguardd's warnings reach the journal at warning priority", "[daemo
     struct stat st {};
     REQUIRE(::fstat(stream, &st) == 0);
 
+    // No bus at this address: the daemon warns "control plane off" and runs on.
+    const cgtest::ExecPlan plan({CG_CUSTGUARDD, "--policy", (dir / "policy.toml").string(), "--state-dir",
+                                 (dir / "state").string(), "--no-journal", "--no-audit", "--bus-address",
+                                 "unix:path=" + (dir / "no-bus").string()},
+                                {"JOURNAL_STREAM=" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino)},
+                                {"NOTIFY_SOCKET"});
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         ::dup2(stream, 1);
         ::dup2(stream, 2);
-        const std::string js = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
-        ::setenv("JOURNAL_STREAM", js.c_str(), 1);
-        ::unsetenv("NOTIFY_SOCKET");
-        // No bus at this address: the daemon warns "control plane off" and runs on.
-        ::execl(CG_CUSTGUARDD, CG_CUSTGUARDD, "--policy", (dir / "policy.toml").c_str(), "--state-dir",
-                (dir / "state").c_str(), "--no-journal", "--no-audit", "--bus-address",
-                ("unix:path=" + (dir / "no-bus").string()).c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
+        plan.exec();
     }
     ::close(stream);
 

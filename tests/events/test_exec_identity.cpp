@@ -20,6 +20,7 @@
 #include "daemon/exec/exec_tracker.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 #include "../fanotify/sandbox.hpp"
+#include "../support/exec_plan.hpp"
 #include "scratch_journald.hpp"
 
 using namespace custguard;
@@ -124,17 +125,14 @@ struct IdentityEnv {
 };
 
 pid_t spawn(const std::vector<std::string>& argv) {
+    const cgtest::ExecPlan plan(argv);  // the enforcer's and pipeline's threads run here
     pid_t pid = ::fork();
     if (pid == 0) {
         ::close_range(3, ~0u, 0);
         ::alarm(20);
         int null = ::open("/dev/null", O_WRONLY);
         ::dup2(null, 1);
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
-        ::_exit(127);
+        plan.exec();
     }
     return pid;
 }

@@ -232,10 +232,11 @@ TEST_CASE("fanotify enforcer: program rows match the executable by inode", "[fan
 TEST_CASE("fanotify enforcer: files outside zones reach user space once per inode", "[fanotify][host]") {
     REQUIRE_ROOT();
     Env env;
+    const std::string outside = env.fs.path("out/c.txt"), zone_file = env.fs.path("zone/a.txt");
     auto before = env.enforcer->stats();
     int rc = cgtest::run_as(mallory, [&] {
         for (int i = 0; i < 20; ++i)
-            if (cgtest::open_read(env.fs.path("out/c.txt"), Via::open) != 0) return 1;
+            if (cgtest::open_read(outside, Via::open) != 0) return 1;
         return 0;
     });
     CHECK(rc == 0);
@@ -245,7 +246,7 @@ TEST_CASE("fanotify enforcer: files outside zones reach user space once per inod
     // Zone files are decided every time (no ignore mark).
     rc = cgtest::run_as(mallory, [&] {
         int denied = 0;
-        for (int i = 0; i < 5; ++i) denied += cgtest::open_read(env.fs.path("zone/a.txt"), Via::open) == EPERM;
+        for (int i = 0; i < 5; ++i) denied += cgtest::open_read(zone_file, Via::open) == EPERM;
         return denied;
     });
     CHECK(rc == 5);
@@ -254,10 +255,12 @@ TEST_CASE("fanotify enforcer: files outside zones reach user space once per inod
 TEST_CASE("fanotify enforcer: files and directories created later", "[fanotify][host]") {
     REQUIRE_ROOT();
     Env env;
+    const std::string later = env.fs.path("zone/later");
+    const std::string created[] = {env.fs.path("zone/new.txt"), env.fs.path("zone/later/x.txt")};
     int rc = cgtest::run_as(alice, [&] {
-        if (::mkdir(env.fs.path("zone/later").c_str(), 0755) != 0) return 1;
-        for (auto f : {"zone/new.txt", "zone/later/x.txt"}) {
-            int fd = ::open(env.fs.path(f).c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (::mkdir(later.c_str(), 0755) != 0) return 1;
+        for (const auto& f : created) {
+            int fd = ::open(f.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
             if (fd < 0) return 2;
             (void)!::write(fd, "x", 1);
             ::close(fd);
@@ -270,8 +273,9 @@ TEST_CASE("fanotify enforcer: files and directories created later", "[fanotify][
     CHECK(cgtest::open_as(alice, env.fs.path("zone/later/x.txt")) == 0);
     // A file created by a denied user in a writable zone directory cannot be reopened.
     pid_t pid = 0;
+    const std::string mine = env.fs.path("zone/mine.txt");
     rc = cgtest::run_as(mallory, [&] {
-        int fd = ::open(env.fs.path("zone/mine.txt").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+        int fd = ::open(mine.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
         return fd < 0 ? errno : 0;
     }, &pid);
     CHECK(rc == EPERM);
@@ -538,11 +542,12 @@ TEST_CASE("fanotify enforcer: a stopped enforcer leaves opens waiting for its su
     env.enforcer->stop(false);
     env.enforcer.reset();
 
+    const std::string zone_file = env.fs.path("zone/a.txt");  // the child must not allocate
     pid_t pid = ::fork();
     if (pid == 0) {
         ::alarm(20);
         if (::setresgid(60009, 60009, 60009) || ::setresuid(60009, 60009, 60009)) ::_exit(120);
-        ::_exit(cgtest::open_read(env.fs.path("zone/a.txt"), Via::open));
+        ::_exit(cgtest::open_read(zone_file, Via::open));
     }
     std::this_thread::sleep_for(300ms);
     int status = 0;
@@ -600,12 +605,13 @@ TEST_CASE("fanotify enforcer: adoption answers the events a killed predecessor h
     REQUIRE(group);
     REQUIRE(::fanotify_mark(group.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, AT_FDCWD,
                             fs.path().c_str()) == 0);
+    const std::string zone_file = fs.path("zone/a.txt");  // the child must not allocate
     pid_t pid = ::fork();
     if (pid == 0) {
         ::close_range(3, ~0u, 0);
         ::alarm(20);
         if (::setresgid(60009, 60009, 60009) || ::setresuid(60009, 60009, 60009)) ::_exit(120);
-        ::_exit(cgtest::open_read(fs.path("zone/a.txt"), Via::open));
+        ::_exit(cgtest::open_read(zone_file, Via::open));
     }
     alignas(fanotify_event_metadata) char buf[4096];
     ssize_t len = ::read(group.get(), buf, sizeof buf);

@@ -64,8 +64,8 @@ struct Env {
 // a test failure, never a pass.
 constexpr int no_userns = 200, no_map = 201, no_mount = 202;
 
-bool write_file(const std::string& path, const std::string& text) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+bool write_file(const char* path, const std::string& text) {
+    int fd = ::open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return false;
     bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
     ::close(fd);
@@ -74,19 +74,20 @@ bool write_file(const std::string& path, const std::string& text) {
 
 // In a child as `who`: a new user and mount namespace (as `unshare -Urm`), the mounts
 // `setup` makes there, then an open of `path`. Returns 0, an errno, or one of the codes above.
+// `setup` runs in the child: it only makes system calls on strings built beforehand.
 int open_in_userns(const Cred& who, const std::function<bool()>& setup, const std::string& path,
                    pid_t* pid = nullptr) {
+    // run_as sets real, effective and saved ids to who's: root in the namespace maps to them.
+    const std::string deny = "deny", uid_map = "0 " + std::to_string(who.uid) + " 1\n",
+                      gid_map = "0 " + std::to_string(who.gid) + " 1\n";
     return cgtest::run_as(
         who,
         [&] {
         // setresuid made us non-dumpable, which leaves /proc/self/*_map owned by root.
         ::prctl(PR_SET_DUMPABLE, 1);
-        uid_t uid = ::getuid();
-        gid_t gid = ::getgid();
         if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return no_userns;
-        if (!write_file("/proc/self/setgroups", "deny") ||
-            !write_file("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1\n") ||
-            !write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1\n"))
+        if (!write_file("/proc/self/setgroups", deny) || !write_file("/proc/self/uid_map", uid_map) ||
+            !write_file("/proc/self/gid_map", gid_map))
             return no_map;
         if (!setup()) return no_mount;
         return cgtest::open_read(path, Via::open);
@@ -123,40 +124,42 @@ TEST_CASE("fanotify evasion: unprivileged mount-namespace routes to a zone file 
         std::string path;  // opened after setup
         bool zone_file;
     };
+    // Each setup runs in the forked child: its strings are captured ready-made.
     const std::vector<Route> routes = {
         {"bind mount of the zone", [&] { return bind_mount(zone, m); }, m + "/a.txt", true},
-        {"bind mount of a directory in the zone", [&] { return bind_mount(zone + "/sub", m); }, m + "/b.txt", true},
+        {"bind mount of a directory in the zone", [&, from = zone + "/sub"] { return bind_mount(from, m); },
+         m + "/b.txt", true},
         {"bind mount of the zone's parent", [&] { return bind_mount(root, m); }, m + "/zone/sub/b.txt", true},
         {"bind mount of the zone file itself",
-         [&] {
-             fs.write("out/target.txt", "");
-             return bind_mount(zone + "/a.txt", fs.path("out/target.txt"));
+         [from = zone + "/a.txt", to = fs.path("out/target.txt")] {
+             const int fd = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+             if (fd >= 0) {
+                 ::fchmod(fd, 0644);
+                 ::close(fd);
+             }
+             return bind_mount(from, to);
          },
          fs.path("out/target.txt"), true},
         {"read-only overlay, zone as a lower layer",
-         [&] { return overlay("lowerdir=" + zone + ":" + empty, m); }, m + "/a.txt", true},
+         [&, options = "lowerdir=" + zone + ":" + empty] { return overlay(options, m); }, m + "/a.txt", true},
         {"read-only overlay, zone's parent as a lower layer",
-         [&] { return overlay("lowerdir=" + root + ":" + empty, m); }, m + "/zone/sub/b.txt", true},
+         [&, options = "lowerdir=" + root + ":" + empty] { return overlay(options, m); }, m + "/zone/sub/b.txt", true},
         {"writable overlay, zone as the lower layer",
-         [&] {
-             return overlay("lowerdir=" + zone + ",upperdir=" + fs.path("out/up") + ",workdir=" + fs.path("out/work") +
-                                ",userxattr",
-                            m);
-         },
+         [&, options = "lowerdir=" + zone + ",upperdir=" + fs.path("out/up") + ",workdir=" + fs.path("out/work") +
+                           ",userxattr"] { return overlay(options, m); },
          m + "/sub/b.txt", true},
         {"writable overlay, zone as the upper layer",
-         [&] {
-             return overlay("lowerdir=" + fs.path("out/empty") + ",upperdir=" + zone + ",workdir=" + fs.path("out/work2") +
-                                ",userxattr",
-                            m);
-         },
+         [&, options = "lowerdir=" + fs.path("out/empty") + ",upperdir=" + zone + ",workdir=" + fs.path("out/work2") +
+                           ",userxattr"] { return overlay(options, m); },
          m + "/a.txt", true},
         {"bind mount in the namespace, then reached through /proc/self/root",
          [&] { return bind_mount(zone, m); }, "/proc/self/root" + m + "/a.txt", true},
         // Files outside zones stay readable through the same routes.
-        {"bind mount of a folder outside zones", [&] { return bind_mount(fs.path("out"), m); }, m + "/c.txt", false},
+        {"bind mount of a folder outside zones", [&, from = fs.path("out")] { return bind_mount(from, m); },
+         m + "/c.txt", false},
         {"overlay of a folder outside zones",
-         [&] { return overlay("lowerdir=" + fs.path("out") + ":" + empty, m); }, m + "/c.txt", false},
+         [&, options = "lowerdir=" + fs.path("out") + ":" + empty] { return overlay(options, m); }, m + "/c.txt",
+         false},
     };
     for (const auto& r : routes) {
         INFO(r.label);
@@ -190,28 +193,32 @@ TEST_CASE("fanotify evasion: deleted zone files never pass their zone to a reuse
     // temporary files); ext4 hands the freed inode numbers to the next new files.
     constexpr int n = 200;
     const std::string inode_list = fs.path("out/freed_inodes");
+    std::vector<std::string> tmp;
+    for (int i = 0; i < n; ++i) tmp.push_back(fs.path("zone/tmp" + std::to_string(i)));
     int created = cgtest::run_as(alice, [&] {
-        std::ofstream list(inode_list);
+        // The inode numbers as raw ino_t: the child writes without formatting.
+        const int list = ::open(inode_list.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
+        if (list < 0) return 2;
         int ok = 0;
-        for (int i = 0; i < n; ++i) {
-            std::string p = fs.path("zone/tmp" + std::to_string(i));
+        for (const auto& p : tmp) {
             int fd = ::open(p.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
             if (fd < 0) continue;
             struct stat st {};
             ::fstat(fd, &st);
             (void)!::write(fd, "x", 1);
             ::close(fd);
-            if (cgtest::open_read(p, Via::open) == 0) list << st.st_ino << "\n";
+            if (cgtest::open_read(p, Via::open) == 0) (void)!::write(list, &st.st_ino, sizeof st.st_ino);
         }
-        for (int i = 0; i < n; ++i)
-            if (::unlink(fs.path("zone/tmp" + std::to_string(i)).c_str()) == 0) ++ok;
+        ::close(list);
+        for (const auto& p : tmp)
+            if (::unlink(p.c_str()) == 0) ++ok;
         return ok == n ? 0 : 1;
     });
     REQUIRE(created == 0);
     std::set<ino_t> freed;
     {
-        std::ifstream in(inode_list);
-        for (ino_t ino; in >> ino;) freed.insert(ino);
+        std::ifstream in(inode_list, std::ios::binary);
+        for (ino_t ino; in.read(reinterpret_cast<char*>(&ino), sizeof ino);) freed.insert(ino);
     }
     REQUIRE(freed.size() == n);
     int refused = 0, reused = 0;
@@ -244,15 +251,12 @@ TEST_CASE("fanotify evasion: a zone file renamed out and opened at once keeps it
         const std::string name = "r" + std::to_string(i) + ".txt";
         fs.write("zone/" + name);
         const bool twice = i % 2 == 1;
+        const std::string from = fs.path("zone/" + name), to = fs.path("out/" + name),
+                          again = fs.path("out/again-" + name);
         int got = cgtest::run_as(mallory, [&] {
-            std::string to = fs.path("out/" + name);
-            if (::rename(fs.path("zone/" + name).c_str(), to.c_str()) != 0) return 99;
-            if (twice) {
-                const std::string again = fs.path("out/again-" + name);
-                if (::rename(to.c_str(), again.c_str()) != 0) return 99;
-                to = again;
-            }
-            return cgtest::open_read(to, Via::open);
+            if (::rename(from.c_str(), to.c_str()) != 0) return 99;
+            if (twice && ::rename(to.c_str(), again.c_str()) != 0) return 99;
+            return cgtest::open_read(twice ? again : to, Via::open);
         });
         if (got != 99) ++moved;
         if (got == 0) ++leaked;

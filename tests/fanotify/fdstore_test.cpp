@@ -5,7 +5,6 @@
 #include <signal.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "sandbox.hpp"
 
@@ -51,14 +50,15 @@ RestartRun kill_and_restart(bool store) {
     ::close(sfd);
     std::string status = status_tmpl;
 
+    // Forked children make system calls only (see tests/support/exec_plan.hpp).
+    std::vector<const char*> args = {CG_FDSTORE_HOLDER};
+    if (!store) args.push_back("--no-store");
+    const std::string zone = fs.path("zone");
+    for (const char* a : {"--restart-delay-ms", "400", status.c_str(), "--", CG_FANOTIFY_TESTD, zone.c_str(), "60001"})
+        args.push_back(a);
+    args.push_back(nullptr);
     pid_t holder = ::fork();
     if (holder == 0) {
-        std::vector<const char*> args = {CG_FDSTORE_HOLDER};
-        if (!store) args.push_back("--no-store");
-        std::string zone = fs.path("zone");
-        for (const char* a : {"--restart-delay-ms", "400", status.c_str(), "--", CG_FANOTIFY_TESTD, zone.c_str(), "60001"})
-            args.push_back(a);
-        args.push_back(nullptr);
         ::execv(args[0], const_cast<char**>(args.data()));
         ::_exit(127);
     }
@@ -76,15 +76,14 @@ RestartRun kill_and_restart(bool store) {
         pipefd[1] = 3;
         ::alarm(20);  // an unanswered event would hang us: fail instead
         if (::setresgid(60009, 60009, 60009) || ::setresuid(60009, 60009, 60009)) ::_exit(120);
-        int opened = 0, denied = 0;
+        int counts[2] = {0, 0};  // opened, denied
         auto until = std::chrono::steady_clock::now() + 2500ms;
         while (std::chrono::steady_clock::now() < until) {
             int r = cgtest::open_read(file, cgtest::Via::open);
-            if (r == 0) ++opened;
-            else if (r == EPERM) ++denied;
+            if (r == 0) ++counts[0];
+            else if (r == EPERM) ++counts[1];
         }
-        std::string out = std::to_string(opened) + " " + std::to_string(denied);
-        (void)!::write(pipefd[1], out.data(), out.size());
+        (void)!::write(pipefd[1], counts, sizeof counts);
         ::_exit(0);
     }
     ::close(pipefd[1]);
@@ -95,10 +94,11 @@ RestartRun kill_and_restart(bool store) {
     int st = 0;
     ::waitpid(prober, &st, 0);
     run.prober_finished = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-    char buf[64] = {};
-    (void)!::read(pipefd[0], buf, sizeof buf - 1);
+    int counts[2] = {0, 0};
+    (void)!::read(pipefd[0], counts, sizeof counts);
     ::close(pipefd[0]);
-    std::istringstream(buf) >> run.opened >> run.denied;
+    run.opened = counts[0];
+    run.denied = counts[1];
 
     ::kill(holder, SIGTERM);
     ::waitpid(holder, &st, 0);

@@ -62,6 +62,9 @@ struct TrustEnv {
 // Runs `cat file` as alice with `env`, optionally traced by this process from its start
 // (PTRACE_TRACEME). Returns cat's exit status and its pid.
 std::pair<int, pid_t> cat_as_alice(const std::string& file, std::vector<std::string> env, bool traced) {
+    std::vector<char*> envp;  // the child must not allocate: the enforcer's threads run here
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -74,9 +77,6 @@ std::pair<int, pid_t> cat_as_alice(const std::string& file, std::vector<std::str
             ::setresuid(alice, alice, alice) != 0)
             ::_exit(120);
         if (traced && ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) != 0) ::_exit(121);
-        std::vector<char*> envp;
-        for (auto& e : env) envp.push_back(e.data());
-        envp.push_back(nullptr);
         ::execle("/usr/bin/cat", "cat", file.c_str(), static_cast<char*>(nullptr), envp.data());
         ::_exit(127);
     }

@@ -65,6 +65,8 @@ inline const char* to_string(Via v) {
 }
 
 // Runs `fn` in a child with credentials `c`; returns its exit status (or 128+signal).
+// The enforcer's threads run in this process: `fn` makes system calls only and never
+// allocates (no strings built in it; see tests/support/exec_plan.hpp).
 inline int run_as(const Cred& c, const std::function<int()>& fn, pid_t* child_pid = nullptr) {
     pid_t pid = ::fork();
     if (pid == 0) {

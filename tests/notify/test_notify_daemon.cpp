@@ -31,6 +31,7 @@
 
 #include "custguard/common/policy_files.hpp"
 #include "daemon/core/daemon.hpp"
+#include "support/exec_plan.hpp"
 #include "support/support.hpp"
 
 using namespace custguard;
@@ -71,6 +72,20 @@ daemon::DaemonOptions in_process_options(const fs::path& dir) {
 // The test reader, created when missing.
 cgtest::Cred reader() { return cgtest::ensure_user("cgnotify-reader"); }
 
+// The HTTP sink for the webhook on 127.0.0.1:`port`, writing to `dir`; stdout discarded.
+pid_t start_http_sink(int port, const fs::path& dir) {
+    // Forked from a threaded process (the daemon core runs in process): built before the fork.
+    const cgtest::ExecPlan plan(
+        {"/usr/bin/python3", CG_NOTIFY_TEST_DIR "/http_sink.py", "--port", std::to_string(port), "--dir", dir.string()});
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        int null = ::open("/dev/null", O_RDWR);
+        ::dup2(null, 1);
+        plan.exec();
+    }
+    return pid;
+}
+
 // A private mount namespace for the tmpfs, entered once, before any thread exists.
 bool private_mounts() {
     static const bool ok = ::geteuid() == 0 && ::unshare(CLONE_NEWNS) == 0 &&
@@ -94,14 +109,7 @@ TEST_CASE("bulk read then revoke cool-down in the fanotify enforcer then expiry"
     // The HTTP sink for the webhook.
     const int port = free_port();
     fs::create_directories(dir / "http");
-    pid_t sink = ::fork();
-    if (sink == 0) {
-        int null = ::open("/dev/null", O_RDWR);
-        ::dup2(null, 1);
-        ::execl("/usr/bin/python3", "python3", CG_NOTIFY_TEST_DIR "/http_sink.py", "--port", std::to_string(port).c_str(),
-                "--dir", (dir / "http").c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
+    pid_t sink = start_http_sink(port, dir / "http");
     for (int i = 0; i < 2000 && !can_connect(port); ++i) std::this_thread::sleep_for(10ms);
     REQUIRE(can_connect(port));
 
@@ -303,20 +311,11 @@ cooldown = "3s"
 namespace {
 
 pid_t start_custguardd(const fs::path& dir) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        int null = ::open("/dev/null", O_RDWR);
-        ::dup2(null, 0);
-        int log = ::open((dir / "custguardd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        ::dup2(log, 1);
-        ::dup2(log, 2);
-        ::setenv("DBUS_SYSTEM_BUS_ADDRESS", ("unix:path=" + (dir / "no-bus").string()).c_str(), 1);
-        ::unsetenv("NOTIFY_SOCKET");
-        ::execl(CG_CUSTGUARDD, "custguardd", "--policy", (dir / "policy.toml").c_str(), "--state-dir",
-                (dir / "state").c_str(), "--enforcer", "fanotify", "--no-journal", "--no-audit", "--export",
-                ("jsonl:" + (dir / "events.jsonl").string()).c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
+    const pid_t pid = cgtest::spawn({CG_CUSTGUARDD, "--policy", (dir / "policy.toml").string(), "--state-dir",
+                                     (dir / "state").string(), "--enforcer", "fanotify", "--no-journal", "--no-audit",
+                                     "--export", "jsonl:" + (dir / "events.jsonl").string()},
+                                    {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir / "no-bus").string()},
+                                    dir / "custguardd.log");
     for (int i = 0; i < 300; ++i) {
         if (slurp(dir / "custguardd.log").find("control plane off") != std::string::npos) return pid;
         if (::waitpid(pid, nullptr, WNOHANG) == pid) FAIL("custguardd exited: " << slurp(dir / "custguardd.log"));
@@ -401,14 +400,7 @@ notify = ["mgr"]
     const std::size_t queued = count_files(dir / "state" / "notify" / "queue", ".msg");
     CHECK(queued >= 1);
     fs::create_directories(dir / "http");
-    pid_t sink = ::fork();
-    if (sink == 0) {
-        int null = ::open("/dev/null", O_RDWR);
-        ::dup2(null, 1);
-        ::execl("/usr/bin/python3", "python3", CG_NOTIFY_TEST_DIR "/http_sink.py", "--port", std::to_string(port).c_str(),
-                "--dir", (dir / "http").c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
+    pid_t sink = start_http_sink(port, dir / "http");
     for (int i = 0; i < 2000 && !can_connect(port); ++i) std::this_thread::sleep_for(10ms);
     REQUIRE(can_connect(port));
     daemon = start_custguardd(dir);

@@ -30,6 +30,7 @@
 
 #include "daemon/notify/notifier.hpp"
 #include "daemon/notify/transport.hpp"
+#include "support/exec_plan.hpp"
 #include "support/support.hpp"
 
 using namespace custguard;
@@ -59,22 +60,20 @@ public:
     }
     ~Sink() { stop(); }
     void start() {
+        std::vector<std::string> args = {"/usr/bin/python3", std::string(CG_NOTIFY_TEST_DIR) + "/" + script_,
+                                         "--port", std::to_string(port_), "--dir", dir_.string()};
+        args.insert(args.end(), extra_.begin(), extra_.end());
+        const cgtest::ExecPlan plan(args);  // the notifier's threads run here
+        const std::string log_path = dir_.string() + ".log";
         pid_ = ::fork();
         if (pid_ == 0) {
             ::setpgid(0, 0);
             int null = ::open("/dev/null", O_RDWR);
             ::dup2(null, 0);
             ::dup2(null, 1);
-            int log = ::open((dir_.string() + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
             ::dup2(log, 2);
-            std::vector<std::string> args = {"/usr/bin/python3", std::string(CG_NOTIFY_TEST_DIR) + "/" + script_,
-                                             "--port", std::to_string(port_), "--dir", dir_.string()};
-            args.insert(args.end(), extra_.begin(), extra_.end());
-            std::vector<char*> argv;
-            for (auto& a : args) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            ::execv(argv[0], argv.data());
-            ::_exit(127);
+            plan.exec();
         }
         const auto deadline = Clock::now() + 20s;
         while (Clock::now() < deadline) {

@@ -1,5 +1,6 @@
 #include "samba_fixture.hpp"
 
+#include "support/exec_plan.hpp"
 #include "support/support.hpp"
 
 #include <fcntl.h>
@@ -30,23 +31,27 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// In a forked child: join network namespace `netns` (a name under /run/netns).
-void enter_netns(const std::string& netns) {
-    if (netns.empty()) return;
-    int fd = ::open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
-        dprintf(2, "cannot enter netns %s: %s\n", netns.c_str(), std::strerror(errno));
-        ::_exit(126);
+// Network namespace `name` (under /run/netns; none when empty) for a forked child to join.
+// Built before the fork: the child makes system calls only (see support/exec_plan.hpp).
+class Netns {
+public:
+    explicit Netns(const std::string& name) : name_(name), path_(name.empty() ? "" : "/run/netns/" + name) {}
+    // In the child: join it, or a line on stderr and exit 126.
+    void enter() const noexcept {
+        if (name_.empty()) return;
+        int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+            const char* why = ::strerrordesc_np(errno);
+            for (const char* p : {"cannot enter netns ", name_.c_str(), ": ", why ? why : "failed", "\n"})
+                (void)!::write(2, p, std::strlen(p));
+            ::_exit(126);
+        }
+        ::close(fd);
     }
-    ::close(fd);
-}
 
-std::vector<char*> c_argv(const std::vector<std::string>& argv) {
-    std::vector<char*> out;
-    for (const auto& a : argv) out.push_back(const_cast<char*>(a.c_str()));
-    out.push_back(nullptr);
-    return out;
-}
+private:
+    std::string name_, path_;
+};
 
 int decode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 
@@ -89,6 +94,8 @@ bool enter_private_mounts() {
 
 Result run(const std::vector<std::string>& argv, const std::string& input, const std::string& netns,
            std::chrono::seconds timeout) {
+    const cgtest::ExecPlan plan(argv);
+    const Netns ns(netns);
     int in[2], out[2];
     if (::pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     if (::pipe2(out, O_CLOEXEC) != 0) {
@@ -96,7 +103,6 @@ Result run(const std::vector<std::string>& argv, const std::string& input, const
         ::close(in[1]);
         throw std::runtime_error("pipe failed");
     }
-    auto args = c_argv(argv);
     pid_t pid = ::fork();
     if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -104,10 +110,8 @@ Result run(const std::vector<std::string>& argv, const std::string& input, const
         ::dup2(out[1], 1);
         ::dup2(out[1], 2);
         ::close_range(3, ~0u, 0);
-        enter_netns(netns);
-        ::execv(args[0], args.data());
-        dprintf(2, "exec %s: %s\n", args[0], std::strerror(errno));
-        ::_exit(127);
+        ns.enter();
+        plan.exec();
     }
     ::close(in[0]);
     ::close(out[1]);
@@ -305,21 +309,22 @@ ScratchSmbd::ScratchSmbd(fs::path dir, std::string netns, fs::path share_path, c
     }
     const std::vector<std::string> argv = {"/usr/sbin/smbd", "--foreground", "--debug-stdout", "-s",
                                            (dir_ / "smb.conf").string()};
-    auto args = c_argv(argv);
+    const cgtest::ExecPlan plan(argv);
+    const Netns ns(netns);
+    const fs::path log_path = dir_ / "smbd.out";
     pid_t pid = ::fork();
     if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         int null = ::open("/dev/null", O_RDONLY);
-        int log = ::open((dir_ / "smbd.out").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
         ::dup2(null, 0);
         ::dup2(log, 1);
         ::dup2(log, 2);
         ::close_range(3, ~0u, 0);
-        enter_netns(netns);
+        ns.enter();
         // Without --no-process-group smbd calls setsid(): it and every child it forks
         // (one per connection) form one process group, which stop() signals.
-        ::execv(args[0], args.data());
-        ::_exit(127);
+        plan.exec();
     }
     if (pid < 0) throw std::runtime_error("fork failed");
     pid_ = pid;

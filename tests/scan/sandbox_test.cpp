@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "custguard/scan/sandbox.hpp"
+#include "../support/exec_plan.hpp"
 #include "hostile_documents.hpp"
 
 namespace {
@@ -212,6 +213,9 @@ TEST_CASE("the reader's seccomp filter refuses what a compromised reader would t
 // EPERM; the reader must still stack its own filter (it uses prctl) and read documents.
 TEST_CASE("the reader works under a filter that refuses seccomp() as systemd's @system-service does",
           "[scan][sandbox]") {
+    // The child runs the scanner, which allocates: safe only while this process has no
+    // other thread (see tests/support/exec_plan.hpp).
+    REQUIRE(cgtest::thread_count() == 1);
     const pid_t child = ::fork();
     REQUIRE(child >= 0);
     if (child == 0) {

@@ -1,5 +1,7 @@
 #include "support/support.hpp"
 
+#include "support/exec_plan.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -76,51 +78,6 @@ void become(const Cred& c) {
         ::setresuid(c.uid, c.uid, c.uid) != 0)
         ::_exit(120);
 }
-
-// Everything a forked child needs to exec, built before the fork: the tests fork from
-// threaded processes (ASan's allocator has no fork handlers in GCC 12), so the child must
-// not allocate. Regression: a child that allocated hung a host test for 15 minutes.
-class ExecPlan {
-public:
-    ExecPlan(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-             const std::vector<std::string>& unset = {}) : args_(argv) {
-        if (args_.empty()) throw std::runtime_error("exec: empty argv");
-        if (args_[0].find('/') == std::string::npos) args_[0] = lookup(args_[0]);
-        auto name_of = [](const std::string& e) { return e.substr(0, e.find('=')); };
-        auto overridden = [&](const std::string& name) {
-            for (const auto& e : env)
-                if (name_of(e) == name) return true;
-            return std::find(unset.begin(), unset.end(), name) != unset.end();
-        };
-        for (char** e = environ; *e; ++e)
-            if (!overridden(name_of(*e))) env_.emplace_back(*e);
-        for (const auto& e : env) env_.push_back(e);
-        for (auto& a : args_) argv_.push_back(a.data());
-        argv_.push_back(nullptr);
-        for (auto& e : env_) envp_.push_back(e.data());
-        envp_.push_back(nullptr);
-    }
-    // In the child: only a system call.
-    [[noreturn]] void exec() const {
-        ::execve(argv_[0], argv_.data(), envp_.data());
-        ::_exit(127);
-    }
-
-private:
-    static std::string lookup(const std::string& name) {
-        const char* path = std::getenv("PATH");
-        std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-        for (std::size_t start = 0; start <= dirs.size();) {
-            const auto end = std::min(dirs.find(':', start), dirs.size());
-            const std::string candidate = (end > start ? dirs.substr(start, end - start) : ".") + "/" + name;
-            if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-            start = end + 1;
-        }
-        return name;  // execve fails with ENOENT: exit 127, as a shell says
-    }
-    std::vector<std::string> args_, env_;
-    std::vector<char*> argv_, envp_;
-};
 
 std::string read_all(int fd) {
     std::string s;

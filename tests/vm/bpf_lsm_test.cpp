@@ -26,6 +26,7 @@
 #include "enforced.hpp"
 #include "resolve.hpp"
 #include "vm_support.hpp"
+#include "support/exec_plan.hpp"
 
 using namespace custguard;
 using namespace custguard::vmtest;
@@ -69,6 +70,9 @@ TEST_CASE("the enforcer probe names missing capabilities instead of blaming the 
 
     int p[2];
     REQUIRE(::pipe(p) == 0);
+    // The child runs the probe, which allocates: safe only while this process has no other
+    // thread (see tests/support/exec_plan.hpp).
+    REQUIRE(cgtest::thread_count() == 1);
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -228,16 +232,15 @@ TEST_CASE("trees: files and directories created after the policy are covered", "
     make_dir(dir + "/zone/2026/11", 0777);
     make_dir(dir + "/zone/2026/11/27", 0777);
     // Root is not allowed either, so the file is written by an allowed user.
-    CHECK(run_as(k_alice, [&] {
-              int fd = ::open((dir + "/zone/2026/11/27/new.csv").c_str(),
-                              O_WRONLY | O_CREAT, 0644);
+    CHECK(run_as(k_alice, [f = dir + "/zone/2026/11/27/new.csv"] {
+              int fd = ::open(f.c_str(), O_WRONLY | O_CREAT, 0644);
               return fd < 0 ? errno : (::close(fd), 0);
           }) == 0);
     CHECK(try_read(k_bob, dir + "/zone/2026/11/27/new.csv") == EPERM);
     CHECK(try_read(k_alice, dir + "/zone/2026/11/27/new.csv") == 0);
     // Created by the denied user himself: still protected.
-    CHECK(run_as(k_bob, [&] {
-              int fd = ::open((dir + "/zone/bob.csv").c_str(), O_WRONLY | O_CREAT, 0644);
+    CHECK(run_as(k_bob, [f = dir + "/zone/bob.csv"] {
+              int fd = ::open(f.c_str(), O_WRONLY | O_CREAT, 0644);
               return fd < 0 ? errno : (::close(fd), 0);
           }) == EPERM);
 }
@@ -286,23 +289,23 @@ TEST_CASE("evasion: symlink, bind mount, /proc/self/fd, O_PATH, file handle", "[
     }
     SECTION("reopen through /proc/self/fd of an O_PATH descriptor")
     {
-        CHECK(run_as(k_bob, [&] {
-                  int pfd = ::open((dir + "/zone/sub/f").c_str(), O_PATH);
+        CHECK(run_as(k_bob, [f = dir + "/zone/sub/f"] {
+                  int pfd = ::open(f.c_str(), O_PATH);
                   if (pfd < 0)
                       return 100;  // O_PATH must not be the thing that fails
-                  const std::string via = "/proc/self/fd/" + std::to_string(pfd);
-                  int fd = ::open(via.c_str(), O_RDONLY);
+                  char via[32];
+                  int fd = ::open(proc_fd_path(pfd, via), O_RDONLY);
                   return fd < 0 ? errno : 0;
               }) == EPERM);
     }
     SECTION("open_by_handle_at by root (CAP_DAC_READ_SEARCH) is decided too")
     {
-        CHECK(run_as(k_root, [&] {
+        CHECK(run_as(k_root, [&, f = dir + "/zone/sub/f"] {
                   alignas(file_handle) unsigned char buf[sizeof(file_handle) + MAX_HANDLE_SZ]{};
                   auto* fh = reinterpret_cast<file_handle*>(buf);
                   fh->handle_bytes = MAX_HANDLE_SZ;
                   int mount_id = 0;
-                  if (::name_to_handle_at(AT_FDCWD, (dir + "/zone/sub/f").c_str(), fh,
+                  if (::name_to_handle_at(AT_FDCWD, f.c_str(), fh,
                                           &mount_id, 0) != 0)
                       return 100 + (errno & 0x3f);
                   int mfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
@@ -351,9 +354,8 @@ TEST_CASE("evasion: hard links and renames out of a zone", "[vm]")
     CHECK(run_as(k_bob, do_rename(dir + "/zone/f", dir + "/out/f")) == EPERM);
     CHECK(run_as(k_bob, do_rename(dir + "/zone/tree", dir + "/out/tree")) == EPERM);
     write_file(dir + "/out/decoy", "", 0666);
-    CHECK(run_as(k_bob, [&] {
-              return ::renameat2(AT_FDCWD, (dir + "/zone/f").c_str(), AT_FDCWD,
-                                 (dir + "/out/decoy").c_str(), RENAME_EXCHANGE) == 0
+    CHECK(run_as(k_bob, [from = dir + "/zone/f", to = dir + "/out/decoy"] {
+              return ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_EXCHANGE) == 0
                          ? 0
                          : errno;
           }) == EPERM);
@@ -441,8 +443,8 @@ TEST_CASE("deny rows override a %group allow until they expire in the kernel", "
     CHECK(try_read(expired, dir + "/zone/f") == 0);
     CHECK(try_read(member, dir + "/audit/f") == 0);  // on_violation = audit: let through, recorded
     // Nor can the revoked user give the data a path outside the zone.
-    CHECK(run_as(member, [&] {
-              return ::link((dir + "/zone/f").c_str(), (dir + "/out/f").c_str()) == 0 ? 0 : errno;
+    CHECK(run_as(member, [from = dir + "/zone/f", to = dir + "/out/f"] {
+              return ::link(from.c_str(), to.c_str()) == 0 ? 0 : errno;
           }) == EPERM);
     REQUIRE(e.events.wait_for([&](const AccessEvent& ev) {
         return is_event(ev, CG_EV_OPEN, member.uid, CG_DECISION_DENY) && ev.raw.rule == CG_RULE_REVOKED &&
@@ -477,6 +479,9 @@ pid_t spawn_enforcer(const policy::Compiled& p, bool expect_adopt)
 {
     int fds[2];
     REQUIRE(::pipe(fds) == 0);
+    // The child runs the enforcer, which allocates: safe only while this process has no
+    // other thread (see tests/support/exec_plan.hpp).
+    REQUIRE(cgtest::thread_count() == 1);
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -525,7 +530,7 @@ TEST_CASE("restart without a gap: kill -9 and adoption", "[vm]")
 
     pid_t daemon1 = spawn_enforcer(p, false);
     // A denied user reads in a tight loop for the whole restart.
-    const std::string stop_file = dir + "/stop";
+    const std::string stop_file = dir + "/stop", file = dir + "/zone/f";  // the child must not allocate
     int pipefd[2];
     REQUIRE(::pipe(pipefd) == 0);
     pid_t reader = ::fork();
@@ -536,7 +541,7 @@ TEST_CASE("restart without a gap: kill -9 and adoption", "[vm]")
             ::_exit(1);
         long tries = 0, successes = 0;
         while (::access(stop_file.c_str(), F_OK) != 0) {
-            int fd = ::open((dir + "/zone/f").c_str(), O_RDONLY);
+            int fd = ::open(file.c_str(), O_RDONLY);
             ++tries;
             if (fd >= 0) {
                 ++successes;
@@ -599,7 +604,7 @@ TEST_CASE("reload: apply swaps the whole policy at once", "[vm]")
     Enforced e(p1);
 
     std::atomic<bool> done{false};
-    const std::string stop_file = dir + "/stop";
+    const std::string stop_file = dir + "/stop", file = dir + "/a/f";  // the child must not allocate
     int pipefd[2];
     REQUIRE(::pipe(pipefd) == 0);
     pid_t reader = ::fork();
@@ -610,7 +615,7 @@ TEST_CASE("reload: apply swaps the whole policy at once", "[vm]")
             ::_exit(1);
         long tries = 0, failures = 0;
         while (::access(stop_file.c_str(), F_OK) != 0) {
-            int fd = ::open((dir + "/a/f").c_str(), O_RDONLY);
+            int fd = ::open(file.c_str(), O_RDONLY);
             ++tries;
             if (fd < 0)
                 ++failures;
@@ -778,11 +783,10 @@ TEST_CASE("evasion: io_uring opens and exec of zone files are decided too", "[vm
     ::chmod((dir + "/zone/tool").c_str(), 0755);
     Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
 
-    auto uring_open = [&] {
+    auto uring_open = [path = dir + "/zone/f"] {
         io_uring ring;
         if (io_uring_queue_init(4, &ring, 0) != 0)
             return 100;
-        const std::string path = dir + "/zone/f";  // must outlive the submission
         io_uring_sqe* sqe = io_uring_get_sqe(&ring);
         io_uring_prep_openat(sqe, AT_FDCWD, path.c_str(), O_RDONLY, 0);
         io_uring_submit(&ring);
@@ -977,12 +981,13 @@ TEST_CASE("directory cache: renames of files keep it, moves of directories retir
     CHECK(try_read(k_bob, dir + "/zone/f") == EPERM);
     const auto filled = dircache_fills(e.enforcer);
     const auto save = [](const Creds& c, const std::string& in) {
+        const std::string tmp = in + "/tmp", saved = in + "/saved";
         return run_as(c, [&] {
-            const int fd = ::open((in + "/tmp").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
             if (fd < 0)
                 return errno;
             ::close(fd);
-            return ::rename((in + "/tmp").c_str(), (in + "/saved").c_str()) == 0 ? 0 : errno;
+            return ::rename(tmp.c_str(), saved.c_str()) == 0 ? 0 : errno;
         });
     };
     for (int i = 0; i < 20; ++i) {
@@ -1118,16 +1123,16 @@ TEST_CASE("directory cache: hard links are decided by the opened name", "[vm][di
     // A new name inside the zone for an outside file (cached as outside): the name in the
     // zone is protected at once, the old name is not.
     CHECK(try_read(k_bob, dir + "/out/o") == 0);
-    CHECK(run_as(k_bob, [&] {
-              return ::link((dir + "/out/o").c_str(), (dir + "/zone/o").c_str()) == 0 ? 0 : errno;
+    CHECK(run_as(k_bob, [from = dir + "/out/o", to = dir + "/zone/o"] {
+              return ::link(from.c_str(), to.c_str()) == 0 ? 0 : errno;
           }) == 0);
     CHECK(try_read(k_bob, dir + "/zone/o") == EPERM);
     CHECK(try_read(k_bob, dir + "/out/o") == 0);
     REQUIRE(::unlink((dir + "/out/o").c_str()) == 0);
     CHECK(try_read(k_bob, dir + "/zone/o") == EPERM);
     // A link out of the zone stays refused, whatever the cache holds.
-    CHECK(run_as(k_bob, [&] {
-              return ::link((dir + "/zone/o").c_str(), (dir + "/out/o2").c_str()) == 0 ? 0 : errno;
+    CHECK(run_as(k_bob, [from = dir + "/zone/o", to = dir + "/out/o2"] {
+              return ::link(from.c_str(), to.c_str()) == 0 ? 0 : errno;
           }) == EPERM);
 }
 
@@ -1144,14 +1149,15 @@ TEST_CASE("directory cache: renames racing with opens never leave a stale entry"
     Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
 
     const std::string stop_file = dir + "/stop";
+    const std::string files[] = {dir + "/out/d/f", dir + "/zone/d/f"};  // the child must not allocate
     pid_t reader = ::fork();
     REQUIRE(reader >= 0);
     if (reader == 0) {
         if (::setresgid(1002, 1002, 1002) != 0 || ::setresuid(1002, 1002, 1002) != 0)
             ::_exit(1);
         while (::access(stop_file.c_str(), F_OK) != 0)
-            for (const char* p : {"/out/d/f", "/zone/d/f"}) {
-                int fd = ::open((dir + p).c_str(), O_RDONLY);
+            for (const auto& f : files) {
+                int fd = ::open(f.c_str(), O_RDONLY);
                 if (fd >= 0)
                     ::close(fd);
             }

@@ -10,7 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -92,26 +91,38 @@ Scratch make_scratch(const Tree& t, const Creds& who, std::size_t route)
     return s;
 }
 
-std::string do_mount(const std::string& src, const std::string& dst, const char* type,
-                     unsigned long flags, const std::string& data = {})
+// One mount(2) call, its strings built before the fork.
+struct Mount {
+    std::string src, dst;
+    const char* type = nullptr;
+    unsigned long flags = 0;
+    std::string data;
+
+    // In the child.
+    bool run() const noexcept
+    {
+        return ::mount(src.c_str(), dst.c_str(), type, flags, data.empty() ? nullptr : data.c_str()) == 0;
+    }
+    std::string what() const { return "mount " + src + " on " + dst + " (" + data + ")"; }
+};
+
+Mount bind_mount(const std::string& src, const std::string& dst, unsigned long flags = MS_BIND)
 {
-    if (::mount(src.c_str(), dst.c_str(), type, flags, data.empty() ? nullptr : data.c_str()) == 0)
-        return {};
-    return "mount " + src + " on " + dst + " (" + data + "): " + std::strerror(errno);
+    return {src, dst, nullptr, flags, {}};
 }
 
-std::string overlay(const std::string& dst, const std::string& lower, const std::string& upper = {},
-                    const std::string& work = {})
+Mount overlay(const std::string& dst, const std::string& lower, const std::string& upper = {},
+              const std::string& work = {})
 {
     std::string o = "lowerdir=" + lower;
     if (!upper.empty())
         o += ",upperdir=" + upper + ",workdir=" + work;
-    return do_mount("cgvm-overlay", dst, "overlay", 0, o);
+    return {"cgvm-overlay", dst, "overlay", 0, o};
 }
 
-int read_errno(const std::string& path, int flags = O_RDONLY)
+int read_errno(const char* path, int flags = O_RDONLY)
 {
-    const int fd = ::open(path.c_str(), flags);
+    const int fd = ::open(path, flags);
     if (fd < 0)
         return errno;
     char buf[64];
@@ -120,12 +131,32 @@ int read_errno(const std::string& path, int flags = O_RDONLY)
     return rc;
 }
 
+// What the child does in the namespace: the route's mounts, then a read through it. Built
+// before the fork: the enforcer's threads run in this process and the child makes system
+// calls only (see tests/support/exec_plan.hpp).
+struct Plan {
+    std::vector<Mount> mounts;
+    std::string path;
+    int flags = O_RDONLY;
+    bool via_o_path = false;  // read /proc/self/fd/N of an O_PATH descriptor of `path`
+
+    // In the child: 0 or the errno.
+    int read() const noexcept
+    {
+        if (!via_o_path)
+            return read_errno(path.c_str(), flags);
+        const int pfd = ::open(path.c_str(), O_PATH);
+        if (pfd < 0)
+            return 100;  // O_PATH must not be what fails
+        char via[32];
+        return read_errno(proc_fd_path(pfd, via));
+    }
+};
+
 struct Route {
     const char* name;
-    // Makes the route's mounts inside the namespace: "" or what failed.
-    std::function<std::string(const Tree&, const Scratch&)> mount;
-    // Reads through it as `uid`: 0 or the errno.
-    std::function<int(const Tree&, std::uint32_t uid)> read;
+    // The route's mounts inside the namespace and the read through them as `uid`.
+    std::function<Plan(const Tree&, const Scratch&, std::uint32_t uid)> plan;
     // The real file behind that read (its inode is what the record names).
     std::function<std::string(const Tree&, std::uint32_t uid)> file;
 };
@@ -138,9 +169,9 @@ struct Outcome {
     std::string failure;
 };
 
-bool write_text(const std::string& path, const std::string& text)
+bool write_text(const char* path, const std::string& text)
 {
-    const int fd = ::open(path.c_str(), O_WRONLY);
+    const int fd = ::open(path, O_WRONLY);
     if (fd < 0)
         return false;
     const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
@@ -151,125 +182,141 @@ bool write_text(const std::string& path, const std::string& text)
 // As `who`: unshare -Urm, the route's mounts, the read; reported over a pipe.
 Outcome through_userns(const Creds& who, const Tree& t, const Scratch& s, const Route& r)
 {
+    const Plan plan = r.plan(t, s, who.uid);
+    const Mount private_root{"none", "/", nullptr, MS_REC | MS_PRIVATE, {}};
+    const std::string deny = "deny", uid_map = "0 " + std::to_string(who.uid) + " 1",
+                      gid_map = "0 " + std::to_string(who.gid) + " 1";
+    // The child's report: fixed size, no formatting in the child.
+    enum class Stage { done, unshare, id_maps, not_root, private_root, route_mount };
+    struct Report {
+        int userns = 0, mounted = 0, open_errno = -1;
+        Stage stage = Stage::done;
+        int err = 0;
+        std::size_t mount = 0;  // the route's mount that failed
+    };
     int p[2];
     REQUIRE(::pipe(p) == 0);
     const int rc = run_as(who, [&] {
         ::close(p[0]);
-        Outcome o;
-        auto report = [&] {
-            std::ostringstream out;
-            out << o.userns << ' ' << o.mounted << ' ' << o.open_errno << ' ' << o.failure;
-            const std::string text = out.str();
-            (void)!::write(p[1], text.data(), text.size());
+        Report rep;
+        auto report = [&](Stage stage, int err) {
+            rep.stage = stage;
+            rep.err = err;
+            (void)!::write(p[1], &rep, sizeof rep);
             return 0;
         };
         // Dropping root made the process undumpable, which hands /proc/self/uid_map to root.
         ::prctl(PR_SET_DUMPABLE, 1);
         struct stat before {}, after {};
-        if (::stat("/proc/self/ns/user", &before) != 0 || ::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
-            o.failure = std::string("unshare: ") + std::strerror(errno);
-            return report();
-        }
-        if (!write_text("/proc/self/setgroups", "deny") ||
-            !write_text("/proc/self/uid_map", "0 " + std::to_string(who.uid) + " 1") ||
-            !write_text("/proc/self/gid_map", "0 " + std::to_string(who.gid) + " 1")) {
-            o.failure = std::string("id maps: ") + std::strerror(errno);
-            return report();
-        }
-        o.userns = ::stat("/proc/self/ns/user", &after) == 0 && after.st_ino != before.st_ino &&
-                   ::geteuid() == 0;
-        if (!o.userns) {
-            o.failure = "not root in a new user namespace";
-            return report();
-        }
-        if (auto err = do_mount("none", "/", nullptr, MS_REC | MS_PRIVATE); !err.empty()) {
-            o.failure = err;
-            return report();
-        }
-        o.failure = r.mount(t, s);
-        o.mounted = o.failure.empty();
-        if (o.mounted)
-            o.open_errno = r.read(t, who.uid);
-        return report();
+        if (::stat("/proc/self/ns/user", &before) != 0 || ::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+            return report(Stage::unshare, errno);
+        if (!write_text("/proc/self/setgroups", deny) || !write_text("/proc/self/uid_map", uid_map) ||
+            !write_text("/proc/self/gid_map", gid_map))
+            return report(Stage::id_maps, errno);
+        rep.userns = ::stat("/proc/self/ns/user", &after) == 0 && after.st_ino != before.st_ino &&
+                     ::geteuid() == 0;
+        if (!rep.userns)
+            return report(Stage::not_root, 0);
+        if (!private_root.run())
+            return report(Stage::private_root, errno);
+        for (; rep.mount < plan.mounts.size(); ++rep.mount)
+            if (!plan.mounts[rep.mount].run())
+                return report(Stage::route_mount, errno);
+        rep.mounted = 1;
+        rep.open_errno = plan.read();
+        return report(Stage::done, 0);
     });
     ::close(p[1]);
-    std::string text;
-    char buf[512];
-    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;)
-        text.append(buf, static_cast<std::size_t>(n));
+    Report rep;
+    const ssize_t n = ::read(p[0], &rep, sizeof rep);
     ::close(p[0]);
-    INFO("child status " << rc << ", report: " << text);
+    INFO("child status " << rc << ", report of " << n << " bytes");
     REQUIRE(rc == 0);
+    REQUIRE(n == static_cast<ssize_t>(sizeof rep));
     Outcome o;
-    std::istringstream in(text);
-    in >> o.userns >> o.mounted >> o.open_errno;
-    std::getline(in, o.failure);
+    o.userns = rep.userns;
+    o.mounted = rep.mounted;
+    o.open_errno = rep.open_errno;
+    const std::string why = rep.err ? std::string(": ") + std::strerror(rep.err) : std::string();
+    switch (rep.stage) {
+    case Stage::unshare: o.failure = "unshare" + why; break;
+    case Stage::id_maps: o.failure = "id maps" + why; break;
+    case Stage::not_root: o.failure = "not root in a new user namespace"; break;
+    case Stage::private_root: o.failure = private_root.what() + why; break;
+    case Stage::route_mount: o.failure = plan.mounts.at(rep.mount).what() + why; break;
+    case Stage::done: break;
+    }
     return o;
+}
+
+Plan read_at(std::vector<Mount> mounts, std::string path, int flags = O_RDONLY)
+{
+    return {std::move(mounts), std::move(path), flags, false};
 }
 
 const std::vector<Route>& routes()
 {
     static const std::vector<Route> table = {
         {"bind mount of the zone",
-         [](const Tree& t, const Scratch&) { return do_mount(t.zone, t.mnt, nullptr, MS_BIND); },
-         [](const Tree& t, std::uint32_t) { return read_errno(t.mnt + "/f"); },
+         [](const Tree& t, const Scratch&, std::uint32_t) {
+             return read_at({bind_mount(t.zone, t.mnt)}, t.mnt + "/f");
+         },
          [](const Tree& t, std::uint32_t) { return t.zone + "/f"; }},
         {"bind mount of a parent of the zone",
-         [](const Tree& t, const Scratch&) { return do_mount(t.parent, t.mnt, nullptr, MS_BIND | MS_REC); },
-         [](const Tree& t, std::uint32_t) { return read_errno(t.mnt + "/zone/f"); },
+         [](const Tree& t, const Scratch&, std::uint32_t) {
+             return read_at({bind_mount(t.parent, t.mnt, MS_BIND | MS_REC)}, t.mnt + "/zone/f");
+         },
          [](const Tree& t, std::uint32_t) { return t.zone + "/f"; }},
         {"overlay, the zone as lowerdir",
-         [](const Tree& t, const Scratch& s) { return overlay(t.mnt, t.zone, s.up, s.wk); },
-         [](const Tree& t, std::uint32_t) { return read_errno(t.mnt + "/f"); },
+         [](const Tree& t, const Scratch& s, std::uint32_t) {
+             return read_at({overlay(t.mnt, t.zone, s.up, s.wk)}, t.mnt + "/f");
+         },
          [](const Tree& t, std::uint32_t) { return t.zone + "/f"; }},
         {"overlay, the zone among read-only lowerdirs",
-         [](const Tree& t, const Scratch& s) { return overlay(t.mnt, s.low + ":" + t.zone); },
-         [](const Tree& t, std::uint32_t) { return read_errno(t.mnt + "/sub/g"); },
+         [](const Tree& t, const Scratch& s, std::uint32_t) {
+             return read_at({overlay(t.mnt, s.low + ":" + t.zone)}, t.mnt + "/sub/g");
+         },
          [](const Tree& t, std::uint32_t) { return t.zone + "/sub/g"; }},
         {"overlay, the zone as upperdir",
-         [](const Tree& t, const Scratch& s) { return overlay(t.mnt, s.low, t.zone, s.wk); },
-         [](const Tree& t, std::uint32_t) { return read_errno(t.mnt + "/f"); },
+         [](const Tree& t, const Scratch& s, std::uint32_t) {
+             return read_at({overlay(t.mnt, s.low, t.zone, s.wk)}, t.mnt + "/f");
+         },
          [](const Tree& t, std::uint32_t) { return t.zone + "/f"; }},
         {"overlay, the zone as upperdir over a lower layer on another filesystem",
-         [](const Tree& t, const Scratch& s) { return overlay(t.mnt, s.low_elsewhere, t.zone, s.wk); },
-         [](const Tree& t, std::uint32_t) { return read_errno(t.mnt + "/sub/g"); },
+         [](const Tree& t, const Scratch& s, std::uint32_t) {
+             return read_at({overlay(t.mnt, s.low_elsewhere, t.zone, s.wk)}, t.mnt + "/sub/g");
+         },
          [](const Tree& t, std::uint32_t) { return t.zone + "/sub/g"; }},
         {"overlay, a zone file copied up by opening it for writing",
-         [](const Tree& t, const Scratch& s) { return overlay(t.mnt, t.zone, s.up, s.wk); },
-         [](const Tree& t, std::uint32_t uid) {
-             return read_errno(t.mnt + "/" + std::to_string(uid) + ".csv", O_RDWR);
+         [](const Tree& t, const Scratch& s, std::uint32_t uid) {
+             return read_at({overlay(t.mnt, t.zone, s.up, s.wk)}, t.mnt + "/" + std::to_string(uid) + ".csv", O_RDWR);
          },
          [](const Tree& t, std::uint32_t uid) { return t.zone + "/" + std::to_string(uid) + ".csv"; }},
         {"overlay mounted over a directory inside the zone",
-         [](const Tree& t, const Scratch& s) { return overlay(t.zone + "/sub", t.zone + "/sub", s.up, s.wk); },
-         [](const Tree& t, std::uint32_t) { return read_errno(t.zone + "/sub/g"); },
+         [](const Tree& t, const Scratch& s, std::uint32_t) {
+             return read_at({overlay(t.zone + "/sub", t.zone + "/sub", s.up, s.wk)}, t.zone + "/sub/g");
+         },
          [](const Tree& t, std::uint32_t) { return t.zone + "/sub/g"; }},
         {"overlay of an overlay of the zone",
-         [](const Tree& t, const Scratch& s) {
-             auto err = overlay(t.mnt, s.low + ":" + t.zone);
-             return err.empty() ? overlay(t.mnt2, t.mnt, s.up, s.wk) : err;
+         [](const Tree& t, const Scratch& s, std::uint32_t) {
+             return read_at({overlay(t.mnt, s.low + ":" + t.zone), overlay(t.mnt2, t.mnt, s.up, s.wk)}, t.mnt2 + "/f");
          },
-         [](const Tree& t, std::uint32_t) { return read_errno(t.mnt2 + "/f"); },
          [](const Tree& t, std::uint32_t) { return t.zone + "/f"; }},
         {"overlay moved elsewhere (mount --move)",
-         [](const Tree& t, const Scratch& s) {
-             auto err = overlay(t.mnt, t.zone, s.up, s.wk);
-             return err.empty() ? do_mount(t.mnt, t.mnt2, nullptr, MS_MOVE) : err;
+         [](const Tree& t, const Scratch& s, std::uint32_t) {
+             return read_at({overlay(t.mnt, t.zone, s.up, s.wk), Mount{t.mnt, t.mnt2, nullptr, MS_MOVE, {}}},
+                            t.mnt2 + "/f");
          },
-         [](const Tree& t, std::uint32_t) { return read_errno(t.mnt2 + "/f"); },
          [](const Tree& t, std::uint32_t) { return t.zone + "/f"; }},
         {"/proc/self/fd of an O_PATH descriptor opened through an overlay",
-         [](const Tree& t, const Scratch& s) { return overlay(t.mnt, t.zone, s.up, s.wk); },
-         [](const Tree& t, std::uint32_t) {
-             const int pfd = ::open((t.mnt + "/f").c_str(), O_PATH);
-             if (pfd < 0)
-                 return 100;  // O_PATH must not be what fails
-             return read_errno("/proc/self/fd/" + std::to_string(pfd));
+         [](const Tree& t, const Scratch& s, std::uint32_t) {
+             return Plan{{overlay(t.mnt, t.zone, s.up, s.wk)}, t.mnt + "/f", O_RDONLY, true};
          },
          [](const Tree& t, std::uint32_t) { return t.zone + "/f"; }},
         {"overlay of a directory outside the zone holding a second name of a zone file",
-         [](const Tree& t, const Scratch& s) { return overlay(t.mnt, t.pub, s.up, s.wk); },
-         [](const Tree& t, std::uint32_t) { return read_errno(t.mnt + "/linked"); },
+         [](const Tree& t, const Scratch& s, std::uint32_t) {
+             return read_at({overlay(t.mnt, t.pub, s.up, s.wk)}, t.mnt + "/linked");
+         },
          [](const Tree& t, std::uint32_t) { return t.zone + "/f"; }},
     };
     return table;
@@ -318,8 +365,9 @@ TEST_CASE("user namespaces: an overlay of files outside every zone changes nothi
     const Tree t = make_tree();
     Enforced e(make_policy({ZoneSpec{{t.zone}, {k_alice.uid}}}));
     const Route r{"overlay of a directory outside the zone",
-                  [](const Tree& t, const Scratch& s) { return overlay(t.mnt, t.pub, s.up, s.wk); },
-                  [](const Tree& t, std::uint32_t) { return read_errno(t.mnt + "/p.txt"); },
+                  [](const Tree& t, const Scratch& s, std::uint32_t) {
+                      return read_at({overlay(t.mnt, t.pub, s.up, s.wk)}, t.mnt + "/p.txt");
+                  },
                   [](const Tree& t, std::uint32_t) { return t.pub + "/p.txt"; }};
     const Outcome o = through_userns(k_bob, t, make_scratch(t, k_bob, 1), r);
     INFO("failure: " << o.failure);
@@ -340,8 +388,9 @@ TEST_CASE("user namespaces: a backing file whose names cannot all be examined is
     // unknown, so membership is. The file itself, opened by a name, is outside every zone.
     CHECK(try_read(k_bob, t.pub + "/many") == 0);
     const Route r{"overlay of a file with eleven names",
-                  [](const Tree& t, const Scratch& s) { return overlay(t.mnt, t.pub, s.up, s.wk); },
-                  [](const Tree& t, std::uint32_t) { return read_errno(t.mnt + "/many"); },
+                  [](const Tree& t, const Scratch& s, std::uint32_t) {
+                      return read_at({overlay(t.mnt, t.pub, s.up, s.wk)}, t.mnt + "/many");
+                  },
                   [](const Tree& t, std::uint32_t) { return t.pub + "/many"; }};
     const auto file = daemon::bpf_lsm::inode_of(t.pub + "/many");
     REQUIRE(file);

@@ -59,6 +59,14 @@ struct Child {
 // argv as alice with `env`; stdin a pipe (the test releases the child by closing it).
 Child spawn_as_alice(const std::vector<std::string>& argv, std::vector<std::string> env, bool traceme)
 {
+    // Built before the fork: the enforcer's and the tracker's threads run in this process.
+    std::vector<char*> args, envp;
+    for (const auto& a : argv)
+        args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    for (auto& e : env)
+        envp.push_back(e.data());
+    envp.push_back(nullptr);
     int p[2];
     REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
     Child c;
@@ -75,13 +83,6 @@ Child spawn_as_alice(const std::vector<std::string>& argv, std::vector<std::stri
             ::_exit(120);
         if (traceme && ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) != 0)
             ::_exit(121);
-        std::vector<char*> args, envp;
-        for (const auto& a : argv)
-            args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        for (auto& e : env)
-            envp.push_back(e.data());
-        envp.push_back(nullptr);
         ::execve(args[0], args.data(), envp.data());
         ::_exit(127);
     }

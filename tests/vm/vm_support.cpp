@@ -1,5 +1,7 @@
 #include "vm_support.hpp"
 
+#include "../support/exec_plan.hpp"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -18,22 +20,37 @@ namespace custguard::vmtest {
 
 namespace {
 
-bool become(const Creds& c)
-{
-    if (c.loginuid >= 0) {
-        int fd = ::open("/proc/self/loginuid", O_WRONLY);
-        if (fd < 0)
-            return false;
-        const std::string v = std::to_string(c.loginuid);
-        bool ok = ::write(fd, v.data(), v.size()) == static_cast<ssize_t>(v.size());
-        ::close(fd);
-        if (!ok)
-            return false;
+// `c` taken in a forked child. Prepared before the fork: the enforcer's threads run in
+// this process and the child makes system calls only (see tests/support/exec_plan.hpp).
+class Become {
+public:
+    explicit Become(const Creds& c)
+        : creds_(c), loginuid_(c.loginuid >= 0 ? std::to_string(c.loginuid) : std::string()),
+          groups_(c.groups.begin(), c.groups.end())
+    {
     }
-    std::vector<gid_t> groups(c.groups.begin(), c.groups.end());
-    return ::setgroups(groups.size(), groups.data()) == 0 &&
-           ::setresgid(c.gid, c.gid, c.gid) == 0 && ::setresuid(c.uid, c.uid, c.uid) == 0;
-}
+    // In the child.
+    bool operator()() const noexcept
+    {
+        if (creds_.loginuid >= 0) {
+            int fd = ::open("/proc/self/loginuid", O_WRONLY);
+            if (fd < 0)
+                return false;
+            bool ok = ::write(fd, loginuid_.data(), loginuid_.size()) == static_cast<ssize_t>(loginuid_.size());
+            ::close(fd);
+            if (!ok)
+                return false;
+        }
+        return ::setgroups(groups_.size(), groups_.data()) == 0 &&
+               ::setresgid(creds_.gid, creds_.gid, creds_.gid) == 0 &&
+               ::setresuid(creds_.uid, creds_.uid, creds_.uid) == 0;
+    }
+
+private:
+    const Creds& creds_;
+    std::string loginuid_;
+    std::vector<gid_t> groups_;
+};
 
 int wait_child(pid_t pid)
 {
@@ -49,11 +66,12 @@ int wait_child(pid_t pid)
 
 int run_as(const Creds& creds, const std::function<int()>& fn)
 {
+    const Become become(creds);
     pid_t pid = ::fork();
     if (pid < 0)
         throw std::runtime_error("fork failed");
     if (pid == 0) {
-        if (!become(creds))
+        if (!become())
             ::_exit(200);
         ::_exit(fn() & 0xff);
     }
@@ -76,23 +94,38 @@ int try_read(const Creds& creds, const std::string& path)
 
 int exec_as(const Creds& creds, const std::vector<std::string>& argv)
 {
+    const Become become(creds);
+    const cgtest::ExecPlan plan(argv);
     pid_t pid = ::fork();
     if (pid < 0)
         throw std::runtime_error("fork failed");
     if (pid == 0) {
-        if (!become(creds))
+        if (!become())
             ::_exit(200);
         int devnull = ::open("/dev/null", O_WRONLY);
         ::dup2(devnull, 1);
         ::dup2(devnull, 2);
-        std::vector<char*> args;
-        for (const auto& a : argv)
-            args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
-        ::_exit(127);
+        plan.exec();
     }
     return wait_child(pid);
+}
+
+const char* proc_fd_path(int fd, char (&out)[32])
+{
+    static constexpr char prefix[] = "/proc/self/fd/";
+    std::memcpy(out, prefix, sizeof prefix - 1);
+    char digits[12];
+    int n = 0;
+    for (unsigned v = static_cast<unsigned>(fd);; v /= 10) {
+        digits[n++] = static_cast<char>('0' + v % 10);
+        if (v < 10)
+            break;
+    }
+    char* p = out + sizeof prefix - 1;
+    while (n)
+        *p++ = digits[--n];
+    *p = '\0';
+    return out;
 }
 
 void make_dir(const std::string& path, unsigned mode)

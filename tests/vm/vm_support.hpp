@@ -30,7 +30,9 @@ inline const Creds k_bob{1002, 1002, {}};    // not allowed
 inline constexpr std::uint32_t k_sales_gid = 2000;
 
 // Runs `fn` in a forked child with `creds`; returns fn's result (an errno or 0) or
-// 1000 + signal / 2000 when the child failed to switch credentials.
+// 1000 + signal / 2000 when the child failed to switch credentials. The enforcer's threads
+// run in this process: `fn` makes system calls only, on strings built before the call
+// (see tests/support/exec_plan.hpp).
 int run_as(const Creds& creds, const std::function<int()>& fn);
 
 // open(path, O_RDONLY) + read + close as `creds`: 0 or the errno.
@@ -38,6 +40,9 @@ int try_read(const Creds& creds, const std::string& path);
 
 // Executes argv as `creds`; returns the exit status (or 1000 + signal).
 int exec_as(const Creds& creds, const std::vector<std::string>& argv);
+
+// "/proc/self/fd/<fd>" written into `out` without allocating (for a forked child).
+const char* proc_fd_path(int fd, char (&out)[32]);
 
 // Shell-free file helpers (abort the test on failure).
 void make_dir(const std::string& path, unsigned mode = 0755);
