@@ -1,6 +1,7 @@
 #include "custguard/policy/compile.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 
 namespace custguard::policy {
@@ -21,12 +22,18 @@ Compiled compile(const Policy& policy) {
         std::uint32_t id = i + 1;
         zone_ids.emplace(z.name, id);
         out.zones.push_back({id, z.name, z.sensitivity, z.on_violation, z.record_allowed,
-                             !z.allow_programs.empty(), z.allow_programs_strict});
+                             !z.allow_programs.empty(), z.allow_programs_strict, !z.allow_clients.empty()});
         for (const auto& p : z.paths) out.roots.push_back({p.path, id});
         for (const auto& u : z.allow_users)
             out.subjects.push_back(
                 {id, u.kind == Principal::Kind::user ? SubjectKind::uid : SubjectKind::gid, u.id});
         for (const auto& prog : z.allow_programs) out.programs.push_back({id, prog.path});
+        for (const auto& c : z.allow_clients) {
+            if (c.family != 4 && c.family != 6) continue;  // an unresolved host name
+            ClientRow row{id, c.family, c.prefix, {}};
+            std::copy(std::begin(c.addr), std::end(c.addr), std::begin(row.addr));
+            out.clients.push_back(row);
+        }
     }
     // (zone id, uid) -> latest expiry; the map keeps them sorted.
     auto latest = [&](const auto& entries) {

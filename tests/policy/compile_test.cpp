@@ -112,3 +112,35 @@ expires_at = 5000
         }
     }
 }
+
+TEST_CASE("compile: allow_clients become numeric rows; host names never match", "[policy][compile]") {
+    auto loaded = load_text(R"(
+[[zone]]
+name = "c"
+paths = ["/srv/c"]
+allow_users = ["alice"]
+allow_clients = ["192.0.2.10", "198.51.100.0/24", "2001:db8::/32", "pc-12.example"]
+
+[[zone]]
+name = "names"
+paths = ["/srv/n"]
+allow_users = ["alice"]
+allow_clients = ["pc-12.example"]
+
+[[zone]]
+name = "open"
+paths = ["/srv/o"]
+allow_users = ["alice"]
+)");
+    REQUIRE(loaded);
+    auto c = compile(loaded->policy);
+    REQUIRE(c.zones.size() == 3);
+    CHECK(c.zones[0].clients_required);
+    // Only host names: required, and no row can match (an smbd is always refused).
+    CHECK(c.zones[1].clients_required);
+    CHECK_FALSE(c.zones[2].clients_required);
+    REQUIRE(c.clients.size() == 3);
+    CHECK(c.clients[0] == ClientRow{1, 4, 32, {192, 0, 2, 10}});
+    CHECK(c.clients[1] == ClientRow{1, 4, 24, {198, 51, 100, 0}});
+    CHECK(c.clients[2] == ClientRow{1, 6, 32, {0x20, 0x01, 0x0d, 0xb8}});
+}

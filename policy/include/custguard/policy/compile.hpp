@@ -20,6 +20,9 @@ struct CompiledZone {
     bool record_allowed = true;
     bool programs_required = false;  // allow_programs is non-empty
     bool programs_strict = true;     // allow_programs_strict
+    // allow_clients is non-empty: a Samba server process may serve the zone only to the
+    // listed client machines (rows in Compiled::clients; none may match at all).
+    bool clients_required = false;
 
     bool operator==(const CompiledZone&) const = default;
 };
@@ -60,6 +63,16 @@ struct DenyRow {
     bool operator==(const DenyRow&) const = default;
 };
 
+// One numeric network of a zone's allow_clients. Host names are never rows: the daemon
+// resolves them into numeric entries before compiling; one still unresolved matches nothing.
+struct ClientRow {
+    std::uint32_t zone_id = 0;
+    std::uint8_t family = 4;  // 4 or 6
+    std::uint8_t prefix = 0;
+    std::uint8_t addr[16] = {};
+    bool operator==(const ClientRow&) const = default;
+};
+
 struct Compiled {
     std::vector<CompiledZone> zones;
     std::vector<ZoneRoot> roots;       // sorted by path
@@ -67,6 +80,7 @@ struct Compiled {
     std::vector<ProgramRow> programs;  // sorted, unique
     std::vector<GrantRow> grants;      // sorted; one row per (zone, uid): latest expiry
     std::vector<DenyRow> denies;       // sorted; one row per (zone, uid): latest expiry
+    std::vector<ClientRow> clients;    // in policy order
 };
 
 Compiled compile(const Policy& policy);
