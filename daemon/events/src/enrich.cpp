@@ -88,6 +88,7 @@ std::string_view rule_name(std::uint32_t rule) {
     case CG_RULE_ZONE_UNKNOWN: return "membership_unknown";
     case CG_RULE_PROGRAM_TAMPERED: return "program_tampered";
     case CG_RULE_PROGRAM_TRACED: return "program_traced";
+    case CG_RULE_CLIENT_NOT_ALLOWED: return "client_not_allowed";
     }
     return "unknown";
 }
