@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "enforced.hpp"
+#include "support/support.hpp"
 #include "samba_fixture.hpp"
 #include "vm_support.hpp"
 
@@ -159,6 +160,28 @@ bool is_smbd_open(const AccessEvent& ev, std::uint32_t uid, std::uint32_t decisi
            ev.raw.rule == rule && std::string(ev.raw.comm).starts_with("smbd");
 }
 
+// The real custguardd (BPF LSM, no journal, no audit, no bus), up once its control plane
+// gave up on the missing bus, i.e. once the policy is applied.
+pid_t start_custguardd(const std::string& dir)
+{
+    const std::string log = dir + "/custguardd.log";
+    cgtest::spit(log, "");
+    pid_t pid = cgtest::spawn({CG_CUSTGUARDD, "--policy", dir + "/policy.toml", "--state-dir", dir + "/state",
+                               "--enforcer", "bpf-lsm", "--no-journal", "--no-audit", "--bus-address",
+                               "unix:path=/nonexistent"},
+                              {}, log);
+    bool up = false, exited = false;
+    for (int i = 0; i < 600 && !up && !exited; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        up = cgtest::slurp(log).find("control plane off") != std::string::npos;
+        exited = ::waitpid(pid, nullptr, WNOHANG) == pid;
+    }
+    INFO(cgtest::slurp(log));
+    REQUIRE_FALSE(exited);
+    REQUIRE(up);
+    return pid;
+}
+
 bool denied(const cgsmb::Result& r) { return r.status != 0 && r.output.find("NT_STATUS_ACCESS_DENIED") != std::string::npos; }
 
 }  // namespace
@@ -234,5 +257,26 @@ TEST_CASE("clients: smbd serves a zone only to allowed client machines, decided 
         cleanup.stop(true);
         // Without enforcement the other client reads again: the refusals above were ours.
         CHECK(s.get(b, "customers/list.csv").status == 0);
+    }
+
+    INFO("custguardd: allow_clients from the policy file, kill -9 and a restart");
+    {
+        make_dir(s.dir + "/state", 0700);
+        cgtest::spit(s.dir + "/policy.toml", "[[zone]]\nname = \"customers\"\npaths = [\"" + s.zone +
+                                                 "\"]\nallow_users = [\"" + s.user->name() +
+                                                 "\"]\nallow_clients = [\"192.0.2.0/24\"]\n");
+        pid_t d = start_custguardd(s.dir);
+        CHECK(denied(s.get(b, "customers/list.csv")));
+        CHECK(s.get(a, "customers/list.csv").status == 0);
+        kill9(d);
+        CHECK(denied(s.get(b, "customers/list.csv")));
+        d = start_custguardd(s.dir);
+        CHECK(denied(s.get(b, "customers/list.csv")));
+        CHECK(s.get(a, "customers/list.csv").status == 0);
+        kill9(d);
+        daemon::bpf_lsm::BpfLsmEnforcer cleanup;
+        REQUIRE(cleanup.start([](AccessEvent&&) {}));
+        CHECK(cleanup.adopted());
+        cleanup.stop(true);
     }
 }
