@@ -18,6 +18,9 @@
 #define CG_FS_REQUIRES_DEV 1
 #define CG_TMPFS_MAGIC 0x01021994
 #define CG_FUSE_MAGIC 0x65735546
+#define CG_AF_INET 2
+#define CG_AF_INET6 10
+#define CG_IPPROTO_TCP 6
 #define CG_RING_BYTES (4 << 20)
 #define CG_RING_WAKEUP_BYTES (CG_RING_BYTES / 4)
 
@@ -77,6 +80,14 @@ struct cg_inner_programs {
 	__uint(value_size, sizeof(__u8));
 };
 
+struct cg_inner_clients {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(key_size, sizeof(struct cg_client_key));
+	__uint(value_size, sizeof(__u8));
+};
+
 #define CG_OUTER(name, inner)                                  \
 	struct {                                               \
 		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);      \
@@ -92,6 +103,15 @@ CG_OUTER(cg_subjects, cg_inner_subjects);
 CG_OUTER(cg_grants, cg_inner_grants);
 CG_OUTER(cg_programs, cg_inner_programs);
 CG_OUTER(cg_denies, cg_inner_denies);
+CG_OUTER(cg_clients, cg_inner_clients);
+
+/* The TCP peers of each smbd process (struct cg_smb_peers); freed with the process. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct cg_smb_peers);
+} cg_smb_peers SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -137,6 +157,8 @@ struct cg_subject {
 	__u64 exe_dev;
 	__u64 exe_ino;
 	struct group_info *groups;
+	/* The client to record (struct cg_event.client); all zero: none. */
+	__u8 client[16];
 };
 
 #define cg_barrier() asm volatile("" ::: "memory")
@@ -538,6 +560,63 @@ static __always_inline __u32 cg_program_untrusted(void)
 	return 0;
 }
 
+/*
+ * ---- allow_clients (see struct cg_smb_peers) ----
+ * A Samba file server process, named as the daemon names them (events::EnrichConfig
+ * samba_programs): comm "smbd" or "smbd[<client>]", or an executable called smbd. A
+ * process that only calls itself smbd gets the stricter treatment, never a looser one.
+ */
+static __always_inline bool cg_is_smbd(struct task_struct *task)
+{
+	char comm[CG_COMM_LEN];
+	char name[6];
+	struct file *exe;
+
+	bpf_get_current_comm(comm, sizeof(comm));
+	if (comm[0] == 's' && comm[1] == 'm' && comm[2] == 'b' && comm[3] == 'd' &&
+	    (comm[4] == 0 || comm[4] == '['))
+		return true;
+	exe = task->mm ? task->mm->exe_file : NULL;
+	if (!exe)
+		return false;
+	if (bpf_probe_read_kernel_str(name, sizeof(name), exe->f_path.dentry->d_name.name) != 5)
+		return false;
+	return name[0] == 's' && name[1] == 'm' && name[2] == 'b' && name[3] == 'd';
+}
+
+static __always_inline struct cg_smb_peers *cg_peers_of(struct task_struct *task, __u64 flags)
+{
+	return bpf_task_storage_get(&cg_smb_peers, task->group_leader, 0, flags);
+}
+
+/*
+ * Whether every client the current smbd process serves is in zone_id's allow_clients.
+ * Unknown clients (none recorded, too many) are not. *bad: the first one not allowed.
+ */
+static __always_inline bool cg_clients_allowed(__u32 slot, __u32 zone_id, __u8 *bad)
+{
+	struct cg_smb_peers *p = cg_peers_of(bpf_get_current_task_btf(), 0);
+	struct cg_client_key k = { .prefixlen = 32 + 128, .zone_id = zone_id };
+	void *clients = bpf_map_lookup_elem(&cg_clients, &slot);
+	__u32 n;
+
+	if (!p || !clients || p->overflow)
+		return false;
+	n = CG_READ_ONCE(p->n);
+	if (!n)
+		return false;
+	for (__u32 i = 0; i < CG_MAX_PEERS; i++) {
+		if (i >= n)
+			break;
+		__builtin_memcpy(k.addr, p->addr[i], 16);
+		if (!bpf_map_lookup_elem(clients, &k)) {
+			__builtin_memcpy(bad, k.addr, 16);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Returns the decision; *rule says why. */
 static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 				       struct cg_subject *s, __u64 rt_offset, __u32 *rule)
@@ -626,6 +705,12 @@ static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 			*rule = untrusted;
 		}
 	}
+	/* The zone lists client machines: an smbd may serve it only to those. */
+	if (allowed && (zflags & CG_ZONE_CLIENTS) && cg_is_smbd(bpf_get_current_task_btf()) &&
+	    !cg_clients_allowed(slot, zone_id, s->client)) {
+		allowed = false;
+		*rule = CG_RULE_CLIENT_NOT_ALLOWED;
+	}
 	if (allowed)
 		return CG_DECISION_ALLOW;
 	return (zflags & CG_ZONE_VIOLATION_AUDIT) ? CG_DECISION_AUDIT : CG_DECISION_DENY;
@@ -667,6 +752,15 @@ static __always_inline struct cg_event *cg_event_start(__u32 kind, struct cg_sub
 	ev->exe_ino = s->exe_ino;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	ev->path[0] = 0;
+	/* An smbd's records name its client, as the fanotify enforcer's do. */
+	__builtin_memcpy(ev->client, s->client, sizeof(ev->client));
+	if (rule != CG_RULE_CLIENT_NOT_ALLOWED) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		struct cg_smb_peers *p;
+
+		if (cg_is_smbd(task) && (p = cg_peers_of(task, 0)) && CG_READ_ONCE(p->n))
+			__builtin_memcpy(ev->client, p->addr[0], sizeof(ev->client));
+	}
 	return ev;
 }
 
@@ -976,5 +1070,78 @@ int BPF_PROG(cg_dir_freed, struct inode *inode)
 	st = cg_stats_get();
 	if (st)
 		__sync_fetch_and_add(&st->dircache_retired, 1);
+	return 0;
+}
+
+/*
+ * Records the client machines of smbd processes (struct cg_smb_peers): the peer of every
+ * TCP socket on the SMB ports an smbd reads from. read(), readv() and recvmsg() on a
+ * socket all pass security_socket_recvmsg, and a request is read before the opens it
+ * asks for, so the peer is known when file_open decides. smbd's own TCP connections
+ * (to a domain controller, say) have other local ports and are not clients.
+ */
+_Static_assert((CG_MAX_PEERS & (CG_MAX_PEERS - 1)) == 0, "CG_MAX_PEERS: power of two");
+SEC("lsm/socket_recvmsg")
+int BPF_PROG(cg_smb_recv, struct socket *sock, struct msghdr *msg, int size, int flags, int ret)
+{
+	struct task_struct *task;
+	struct cg_smb_peers *p;
+	struct sock *sk;
+	union {
+		__u8 b[16];
+		__u64 w[2];
+	} addr = {};
+	__u16 family, port;
+	__u32 n;
+
+	if (ret)
+		return ret;
+	sk = sock->sk;
+	if (!sk || sk->sk_protocol != CG_IPPROTO_TCP)
+		return 0;
+	port = sk->__sk_common.skc_num;
+	if (port != CG_SMB_PORT && port != CG_NETBIOS_PORT)
+		return 0;
+	family = sk->__sk_common.skc_family;
+	task = bpf_get_current_task_btf();
+	if (!cg_is_smbd(task))
+		return 0;
+	if (family == CG_AF_INET) {
+		__u32 v4 = sk->__sk_common.skc_daddr;
+
+		addr.b[10] = 0xff;
+		addr.b[11] = 0xff;
+		__builtin_memcpy(&addr.b[12], &v4, 4);
+	} else if (family == CG_AF_INET6) {
+		if (bpf_core_read(addr.b, sizeof(addr.b), &sk->__sk_common.skc_v6_daddr))
+			return 0;
+	} else {
+		return 0;
+	}
+	p = cg_peers_of(task, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p)
+		return 0;
+	/* Claim a slot; a writer racing on another thread makes us look again. */
+	for (int attempt = 0; attempt < CG_MAX_PEERS; attempt++) {
+		n = CG_READ_ONCE(p->n);
+		for (__u32 i = 0; i < CG_MAX_PEERS; i++) {
+			if (i >= n)
+				break;
+			__u64 *have = (__u64 *)p->addr[i];
+
+			if (have[0] == addr.w[0] && have[1] == addr.w[1])
+				return 0;
+		}
+		if (n >= CG_MAX_PEERS) {
+			p->overflow = 1;
+			return 0;
+		}
+		if (__sync_val_compare_and_swap(&p->n, n, n + 1) == n) {
+			__builtin_memcpy(p->addr[n & (CG_MAX_PEERS - 1)], addr.b, 16);
+			return 0;
+		}
+	}
+	/* Could not record this peer: the process counts as serving unknown clients. */
+	p->overflow = 1;
 	return 0;
 }

@@ -14,7 +14,7 @@
 #include <linux/types.h>
 #endif
 
-#define CG_ABI_VERSION 7 /* 7: the directory cache became a direct-mapped array */
+#define CG_ABI_VERSION 8 /* 8: allow_clients (client map, smbd peers, cg_event.client) */
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -252,6 +252,11 @@ struct cg_event {
 	 * the final components only (the hooks have no mount to build a full path from).
 	 */
 	char path[CG_PATH_LEN];
+	/*
+	 * An smbd's client (struct cg_smb_peers), IPv4 as ::ffff:a.b.c.d; all zero: none
+	 * known or not an smbd. With CG_RULE_CLIENT_NOT_ALLOWED: the first one not allowed.
+	 */
+	__u8 client[16];
 };
 
 /* Counters, per CPU, key 0. */
@@ -283,8 +288,6 @@ enum cg_rule_program {
 	CG_RULE_PROGRAM_TAMPERED = 8,
 	/* An allowed program that is or was being traced (ptrace, memory access). */
 	CG_RULE_PROGRAM_TRACED = 9,
-	/* Samba serving a client machine not in allow_clients (or whose address is unknown). */
-	CG_RULE_CLIENT_NOT_ALLOWED = 10,
 };
 
 #define CG_MAX_TASKS 65536
@@ -349,6 +352,50 @@ struct cg_exec_event {
 /* Counters, per CPU, key 0. */
 struct cg_exec_stats {
 	__u64 dropped;  /* ring buffer full: exec records lost */
+};
+
+/*
+ * ---- allow_clients: which client machines an smbd may serve a zone's files to ----
+ * smbd (comm "smbd" or "smbd[...]", or executable named smbd: the daemon's Samba
+ * programs) serves one client per process. lsm/socket_recvmsg records, per process, the
+ * peer of every TCP socket with local port 445 or 139 it reads from; lsm/file_open of a
+ * zone with allow_clients then requires each recorded peer to be in the zone's list.
+ * No peer recorded, or more than CG_MAX_PEERS: refused (fail closed).
+ */
+enum cg_rule_client {
+	/* The user is allowed, but a client machine the smbd serves is not. */
+	CG_RULE_CLIENT_NOT_ALLOWED = 10,
+};
+
+/* zone_flags bit: allow_clients is set; smbd needs every peer in cg_clients */
+#define CG_ZONE_CLIENTS (1u << 5)
+
+#define CG_MAX_CLIENT_ROWS 65536
+#define CG_MAX_PEERS 4
+#define CG_SMB_PORT 445
+#define CG_NETBIOS_PORT 139
+
+/*
+ * Map cg_clients (per generation, LPM trie): the networks of a zone's allow_clients.
+ * prefixlen counts bits from zone_id on: 32 + the network's prefix in the IPv6 form
+ * (IPv4 a.b.c.d/n as ::ffff:a.b.c.d/96+n). A lookup uses 32 + 128.
+ */
+struct cg_client_key {
+	__u32 prefixlen;
+	__u32 zone_id;
+	__u8 addr[16];
+};
+
+/*
+ * Task storage cg_smb_peers, on the process's group leader: the TCP peers an smbd
+ * process has read from. Entries [0, n) are valid once written (n is claimed with a
+ * compare-and-swap first, so a reader may see an all-zero address for an instant: it is
+ * not in any list but ::/0 and fails closed). overflow: more peers than fit.
+ */
+struct cg_smb_peers {
+	__u32 n;
+	__u32 overflow;
+	__u8 addr[CG_MAX_PEERS][16];
 };
 
 #endif /* CUSTGUARD_ABI_H */

@@ -6,7 +6,7 @@
 
 namespace {
 
-static_assert(CG_ABI_VERSION == 7);
+static_assert(CG_ABI_VERSION == 8);
 static_assert(sizeof(cg_inode_key) == 16);
 static_assert(offsetof(cg_inode_key, dev) == 0 && offsetof(cg_inode_key, ino) == 8);
 static_assert(sizeof(cg_zone_root) == 8);
@@ -23,6 +23,10 @@ static_assert(offsetof(cg_deny_key, zone_id) == 0 && offsetof(cg_deny_key, uid) 
 static_assert(sizeof(cg_deny) == 8);
 static_assert(CG_RULE_REVOKED == 6 && CG_RULE_ZONE_UNKNOWN == 7);
 static_assert(sizeof(cg_program_key) == 24);
+static_assert(CG_RULE_PROGRAM_TRACED == 9 && CG_RULE_CLIENT_NOT_ALLOWED == 10);
+static_assert(sizeof(cg_client_key) == 24);
+static_assert(offsetof(cg_client_key, zone_id) == 4 && offsetof(cg_client_key, addr) == 8);
+static_assert(sizeof(cg_smb_peers) == 8 + CG_MAX_PEERS * 16);
 static_assert(offsetof(cg_program_key, dev) == 8 && offsetof(cg_program_key, ino) == 16);
 static_assert(sizeof(cg_stats) == 48);
 static_assert(offsetof(cg_stats, dircache_fills) == 32 && offsetof(cg_stats, dircache_retired) == 40);
@@ -55,7 +59,8 @@ static_assert(offsetof(cg_event, exe_dev) == 72);
 static_assert(offsetof(cg_event, exe_ino) == 80);
 static_assert(offsetof(cg_event, comm) == 88);
 static_assert(offsetof(cg_event, path) == 88 + CG_COMM_LEN);
-static_assert(sizeof(cg_event) == 88 + CG_COMM_LEN + CG_PATH_LEN);
+static_assert(offsetof(cg_event, client) == 88 + CG_COMM_LEN + CG_PATH_LEN);
+static_assert(sizeof(cg_event) == 88 + CG_COMM_LEN + CG_PATH_LEN + 16);
 static_assert(sizeof(cg_event) % 8 == 0);
 
 }  // namespace

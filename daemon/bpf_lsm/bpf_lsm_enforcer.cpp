@@ -26,6 +26,7 @@
 #include <bpf/libbpf.h>
 
 #include "cg_lsm.skel.h"
+#include "clients.hpp"
 #include "custguard_abi.h"
 #include "resolve.hpp"
 
@@ -77,18 +78,22 @@ struct RingDeleter {
 };
 
 // Names under the pin directory.
-constexpr std::array<const char*, 11> k_map_pins = {
-    "roots", "zones", "devs", "subjects", "grants", "programs", "ctl", "events", "stats", "denies", "dircache"};
-// The directory-cache invalidators first: the open hook caches only once they run.
-constexpr std::array<const char*, 5> k_link_pins = {
-    "link_dir_moves", "link_dir_freed", "link_file_open", "link_inode_link", "link_inode_rename"};
+constexpr std::array<const char*, 13> k_map_pins = {
+    "roots", "zones", "devs", "subjects", "grants", "programs", "ctl", "events", "stats", "denies", "dircache",
+    "clients", "smb_peers"};
+// The directory-cache invalidators first: the open hook caches only once they run. The
+// smbd peer recorder before the open hook, which reads what it records.
+constexpr std::array<const char*, 6> k_link_pins = {
+    "link_dir_moves", "link_dir_freed", "link_smb_recv", "link_file_open", "link_inode_link",
+    "link_inode_rename"};
 
-std::array<bpf_map*, 11> skel_maps(cg_lsm* s)
+std::array<bpf_map*, k_map_pins.size()> skel_maps(cg_lsm* s)
 {
     return {s->maps.cg_roots, s->maps.cg_zones,    s->maps.cg_devs,
             s->maps.cg_subjects, s->maps.cg_grants, s->maps.cg_programs,
             s->maps.cg_ctl,   s->maps.cg_events,   s->maps.cg_stats,
-            s->maps.cg_denies, s->maps.cg_dircache};
+            s->maps.cg_denies, s->maps.cg_dircache, s->maps.cg_clients,
+            s->maps.cg_smb_peers};
 }
 
 // How often the directory-cache refresh counter (CG_CTL_REFRESH) moves: an entry older
@@ -98,8 +103,8 @@ constexpr std::int64_t k_epoch_refresh_ns = 600'000'000'000;
 
 std::array<bpf_program*, k_link_pins.size()> skel_progs(cg_lsm* s)
 {
-    return {s->progs.cg_dir_moved, s->progs.cg_dir_freed, s->progs.cg_file_open,
-            s->progs.cg_inode_link, s->progs.cg_inode_rename};
+    return {s->progs.cg_dir_moved, s->progs.cg_dir_freed, s->progs.cg_smb_recv,
+            s->progs.cg_file_open, s->progs.cg_inode_link, s->progs.cg_inode_rename};
 }
 
 std::int64_t clock_ns(clockid_t id)
@@ -200,6 +205,20 @@ tl::expected<UniqueFd, std::string> make_inner(const char* name, std::uint32_t k
     int fd = bpf_map_create(BPF_MAP_TYPE_HASH, name, key_size, value_size, max, nullptr);
     if (fd < 0)
         return Error(std::string("creating map ") + name + ": " + errno_text(errno));
+    return UniqueFd(fd);
+}
+
+// The networks of allow_clients (struct cg_client_key): an LPM trie, which the kernel
+// creates only without preallocation.
+tl::expected<UniqueFd, std::string> make_client_trie(std::size_t rows)
+{
+    bpf_map_create_opts opts{};
+    opts.sz = sizeof opts;
+    opts.map_flags = BPF_F_NO_PREALLOC;
+    const auto max = static_cast<std::uint32_t>(rows < 1 ? 1 : rows);
+    int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "cg_clients_in", sizeof(cg_client_key), 1, max, &opts);
+    if (fd < 0)
+        return Error(std::string("creating map cg_clients_in: ") + errno_text(errno));
     return UniqueFd(fd);
 }
 
@@ -410,6 +429,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
             std::memcpy(&ev.raw, data, sizeof(cg_event));
             ev.raw.path[CG_PATH_LEN - 1] = 0;
             ev.path = ev.raw.path;
+            ev.client = client_text(ev.raw.client);
             ev.sensor = Sensor::bpf_lsm;
             // ts_ns is CLOCK_MONOTONIC; shift it onto the wall clock.
             ev.realtime_ns = static_cast<std::int64_t>(ev.raw.ts_ns) +
@@ -507,7 +527,9 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
     auto m_programs = make_inner("cg_progs_in", sizeof(cg_program_key), 1, programs.size());
     auto m_denies = make_inner("cg_denies_in", sizeof(cg_deny_key), sizeof(cg_deny),
                                compiled.denies.size());
-    for (auto* m : {&m_roots, &m_zones, &m_devs, &m_subjects, &m_grants, &m_programs, &m_denies})
+    const auto client_rows = client_keys(compiled);
+    auto m_clients = make_client_trie(client_rows.size());
+    for (auto* m : {&m_roots, &m_zones, &m_devs, &m_subjects, &m_grants, &m_programs, &m_denies, &m_clients})
         if (!*m)
             return Error("bpf-lsm: " + m->error());
 
@@ -523,6 +545,8 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
             v.flags |= CG_ZONE_PROGRAMS;
         if (!z.programs_strict)
             v.flags |= CG_ZONE_PROGRAMS_LAX;
+        if (z.clients_required)
+            v.flags |= CG_ZONE_CLIENTS;
         if (auto r = put(*m_zones, "zones", z.id, v); !r)
             return Error("bpf-lsm: " + r.error());
     }
@@ -571,11 +595,14 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
         if (auto e = put(*m_denies, "denies", k, v); !e)
             return Error("bpf-lsm: " + e.error());
     }
+    for (const auto& k : client_rows)
+        if (auto e = put(*m_clients, "clients", k, one); !e)
+            return Error("bpf-lsm: " + e.error());
 
     // Install into the idle slot, then flip: one 8-byte array store switches every table.
     const CtlWords& ctl = impl_->ctl;
     const std::uint32_t slot = CG_ACTIVE_SLOT(ctl.get(CG_CTL_ACTIVE)) == 0 ? 1 : 0;
-    const std::array<std::pair<int, const UniqueFd*>, 7> outer = {{
+    const std::array<std::pair<int, const UniqueFd*>, 8> outer = {{
         {bpf_map__fd(impl_->skel->maps.cg_roots), &*m_roots},
         {bpf_map__fd(impl_->skel->maps.cg_zones), &*m_zones},
         {bpf_map__fd(impl_->skel->maps.cg_devs), &*m_devs},
@@ -583,6 +610,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
         {bpf_map__fd(impl_->skel->maps.cg_grants), &*m_grants},
         {bpf_map__fd(impl_->skel->maps.cg_programs), &*m_programs},
         {bpf_map__fd(impl_->skel->maps.cg_denies), &*m_denies},
+        {bpf_map__fd(impl_->skel->maps.cg_clients), &*m_clients},
     }};
     for (const auto& [outer_fd, inner] : outer) {
         const std::uint32_t inner_fd = static_cast<std::uint32_t>(inner->get());

@@ -537,6 +537,18 @@ TEST_CASE("the record carries the client the sensor found, though smbd is gone",
     CHECK(r.message.find("from 10.66.1.2") != std::string::npos);
 }
 
+// An allow_clients refusal by the BPF-LSM enforcer: the rule's name and the client the
+// kernel recorded (rule 10 is shared with the fanotify enforcer).
+TEST_CASE("a client_not_allowed denial names its rule and the client", "[unit]") {
+    auto ev = self_event(CG_DECISION_DENY);
+    ev.raw.rule = CG_RULE_CLIENT_NOT_ALLOWED;
+    ev.client = "198.51.100.2";
+    Enricher e;
+    Record r = e.enrich(ev, std::vector<std::string>{"customers"});
+    CHECK(*r.get(field::rule) == "client_not_allowed");
+    CHECK(*r.get(field::client) == "198.51.100.2");
+}
+
 TEST_CASE("builders never carry matched data: names and counts only", "[unit]") {
     PrintJob job;
     job.printer = "secure-3f";

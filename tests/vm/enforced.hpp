@@ -6,7 +6,13 @@
 
 #include <string>
 
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "bpf_lsm_enforcer.hpp"
+#include "support/exec_plan.hpp"
 #include "vm_support.hpp"
 
 namespace custguard::vmtest {
@@ -32,5 +38,51 @@ struct Enforced {
     }
     ~Enforced() { enforcer.stop(true); }
 };
+
+// A process that loads the enforcer with `p`, reports readiness on a pipe and waits to be
+// killed: the daemon in the restart test.
+inline pid_t spawn_enforcer(const policy::Compiled& p, bool expect_adopt)
+{
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    // The child runs the enforcer, which allocates: safe only while this process has no
+    // other thread (see tests/support/exec_plan.hpp).
+    REQUIRE(cgtest::thread_count() == 1);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(fds[0]);
+        char status = 'E';
+        {
+            daemon::bpf_lsm::BpfLsmEnforcer enf;
+            if (enf.start([](daemon::AccessEvent&&) {}) && enf.apply(p))
+                status = enf.adopted() == expect_adopt ? 'R' : 'A';
+            (void)!::write(fds[1], &status, 1);
+            if (status == 'R')
+                for (;;)
+                    ::pause();
+        }
+        ::_exit(1);
+    }
+    ::close(fds[1]);
+    char status = 0;
+    // A hung loader must fail the test, not the whole VM run.
+    pollfd pfd{fds[0], POLLIN, 0};
+    if (::poll(&pfd, 1, 60'000) == 1)
+        (void)!::read(fds[0], &status, 1);
+    else
+        ::kill(pid, SIGKILL);
+    ::close(fds[0]);
+    INFO("enforcer process status " << status);
+    REQUIRE(status == 'R');
+    return pid;
+}
+
+inline void kill9(pid_t pid)
+{
+    ::kill(pid, SIGKILL);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+}
 
 }  // namespace custguard::vmtest

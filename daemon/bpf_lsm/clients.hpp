@@ -1,0 +1,21 @@
+// allow_clients in the kernel's form: the rows of the per-generation LPM trie cg_clients,
+// and the text of a client address the kernel recorded (struct cg_event.client).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "custguard/policy/compile.hpp"
+#include "custguard_abi.h"
+
+namespace custguard::daemon::bpf_lsm {
+
+// One key per numeric row: IPv4 a.b.c.d/n becomes ::ffff:a.b.c.d/(96 + n), so that one
+// lookup with the peer's IPv6 form (IPv4 peers and IPv4-mapped peers alike) finds both.
+std::vector<cg_client_key> client_keys(const policy::Compiled& compiled);
+
+// "192.0.2.7" for an IPv4 (or IPv4-mapped) address, "2001:db8::1" otherwise, "" for all zero.
+std::string client_text(const std::uint8_t (&addr)[16]);
+
+}  // namespace custguard::daemon::bpf_lsm
