@@ -2,6 +2,7 @@
 // and how a recorded client address is written in records.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -17,7 +18,7 @@ policy::ClientRow row(std::uint32_t zone, std::uint8_t family, std::uint8_t pref
                       std::vector<std::uint8_t> bytes)
 {
     policy::ClientRow r{zone, family, prefix, {}};
-    std::memcpy(r.addr, bytes.data(), bytes.size());
+    std::copy(bytes.begin(), bytes.end(), r.addr);
     return r;
 }
 
