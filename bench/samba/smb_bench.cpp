@@ -262,19 +262,20 @@ allow_programs = ["/usr/sbin/smbd"]
             std::string name;
             std::unique_ptr<Daemon> daemon;
             std::vector<double> files_s, mb_s;
+            std::vector<bool> valid;  // per round: every read succeeded and reached the journal
         };
         std::vector<Config> configs;
-        configs.push_back({"none", nullptr, {}, {}});
+        configs.push_back({"none", nullptr, {}, {}, {}});
         const std::vector<std::string> daemon_argv = {CG_CUSTGUARDD, "--policy", policy.string(), "--state-dir",
                                                       (dir / "state").string(), "--enforcer", "fanotify",
                                                       "--journal-namespace", journald.name_space()};
         const std::vector<std::string> daemon_env = {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir / "no-bus").string()};
-        configs.push_back({"custguardd", std::make_unique<Daemon>(daemon_argv, daemon_env, dir / "custguardd.log"), {}, {}});
+        configs.push_back({"custguardd", std::make_unique<Daemon>(daemon_argv, daemon_env, dir / "custguardd.log"), {}, {}, {}});
         if (opt.also_no_audit) {
             auto argv_no_audit = daemon_argv;
             argv_no_audit.push_back("--no-audit");
             configs.push_back(
-                {"cg --no-audit", std::make_unique<Daemon>(argv_no_audit, daemon_env, dir / "custguardd.log"), {}, {}});
+                {"cg --no-audit", std::make_unique<Daemon>(argv_no_audit, daemon_env, dir / "custguardd.log"), {}, {}, {}});
         }
         cgsmb::ScratchSmbd smbd(dir / "samba", net.server_ns(), share,
                                 std::vector<const cgsmb::TestUser*>{&reader, &outsider});
@@ -285,18 +286,37 @@ allow_programs = ["/usr/sbin/smbd"]
                                             "-c", cmds};
         };
         // Seconds for one smbclient session; throws unless every get succeeded.
+        // One smbclient session, timed. A failure is kept: a line for the table and the
+        // whole story (client, custguardd, smbd) in a file that outlives the scratch dir.
+        struct Timed {
+            double seconds = 0;
+            std::string failure;
+        };
+        int failures = 0;
         auto timed = [&](const std::string& cmds, int expect_gets) {
             const auto t0 = Clock::now();
             auto r = cgsmb::run(smbclient_argv(reader, cmds), {}, net.client_ns(), 600s);
             const std::chrono::duration<double> s = Clock::now() - t0;
             std::size_t gets = 0;
             for (std::size_t at = 0; (at = r.output.find("getting file", at)) != std::string::npos; ++at) ++gets;
-            if (r.status != 0 || r.output.find("NT_STATUS_") != std::string::npos ||
-                gets != static_cast<std::size_t>(expect_gets))
-                throw std::runtime_error(fmt::format("smbclient failed (exit {}, {} of {} files):\n{}\n{}", r.status,
-                                                     gets, expect_gets, r.output.substr(0, 2000),
-                                                     cgtest::slurp(dir / "custguardd.log")));
-            return s.count();
+            Timed out{s.count(), {}};
+            if (r.status == 0 && r.output.find("NT_STATUS_") == std::string::npos &&
+                gets == static_cast<std::size_t>(expect_gets))
+                return out;
+            std::string server = smbd.log();
+            for (const auto& f : fs::directory_iterator(dir / "samba/log"))
+                server += "--- " + f.path().string() + "\n" + cgtest::slurp(f.path());
+            const auto first = r.output.find("NT_STATUS_");
+            const std::string first_error =
+                first == std::string::npos ? "no NT_STATUS" : r.output.substr(first, r.output.find('\n', first) - first);
+            const fs::path report = fmt::format("/tmp/cgsmb-bench-failure.{}.{}.txt", ::getpid(), ++failures);
+            cgtest::spit(report, fmt::format("smbclient exit {} after {:.1f} s, {} of {} files\n--- smbclient\n{}\n"
+                                             "--- custguardd\n{}\n--- smbd\n{}\n",
+                                             r.status, s.count(), gets, expect_gets, r.output,
+                                             cgtest::slurp(dir / "custguardd.log"), server));
+            out.failure = fmt::format("FAILED after {:.1f} s, {} of {} files, first: {} (see {})", s.count(), gets,
+                                      expect_gets, first_error, report.string());
+            return out;
         };
 
         // Listening is not serving (smbd-notifyd registers late): wait for a listing.
@@ -332,27 +352,60 @@ allow_programs = ["/usr/sbin/smbd"]
                     net.client_ns().c_str(), net.server_ip().c_str(), smbd.client_conf().c_str(), reader.name().c_str(),
                     big_cmds.c_str(), opt.big_mib);
         std::printf("# times are wall clock of the whole smbclient run (connect, session, reads); MB = 10^6 bytes;\n"
-                    "# before each timed run custguardd and journald are left to finish recording (no CPU for 300 ms)\n");
+                    "# before each timed run custguardd and journald are left to finish recording (no CPU for 300 ms);\n"
+                    "# CPU ms: what custguardd and the scratch journald used for a workload, until done with it\n");
         std::fflush(stdout);
 
         // Warm-up: smbd, smbclient and the page cache, untimed.
-        timed(small_cmds, opt.files);
-        timed(big_cmds, 1);
+        for (const auto& warm : {timed(small_cmds, opt.files), timed(big_cmds, 1)})
+            if (!warm.failure.empty()) throw std::runtime_error("warm-up without custguardd: " + warm.failure);
 
-        int denials_seen = 0, guarded_runs = 0;
-        std::printf("\n%-6s %-14s %12s %12s\n", "round", "config", "files/s", "MB/s");
+        // Allowed reads are recorded (record_allowed defaults to true): count them.
+        struct Counts {
+            std::size_t allowed = 0, with_client = 0;
+        };
+        auto count_records = [&] {
+            Counts c;
+            for (const auto& e : journald.read("CUSTGUARD_ZONE=share")) {
+                auto get = [&](const char* k) {
+                    auto it = e.find(k);
+                    return it == e.end() ? std::string() : it->second;
+                };
+                if (get("CUSTGUARD_DECISION") != "allow") continue;
+                ++c.allowed;
+                c.with_client += get("CUSTGUARD_CLIENT") == net.client_ip();
+            }
+            return c;
+        };
+        const std::size_t expected_records = static_cast<std::size_t>(opt.files) + 1;
+        int denials_seen = 0, guarded_runs = 0, journald_restarts = 0;
+        std::printf("\n%-6s %-14s %10s %10s   %-25s %-25s   %s\n", "round", "config", "files/s", "MB/s",
+                    "CPU ms files: cg, journald", "CPU ms large: cg, journald", "allowed records; failures");
         for (int round = 0; round < opt.rounds; ++round) {
             // Forward in even rounds, backward in odd ones: each configuration runs as often
             // early as late in a round.
             for (std::size_t k = 0; k < configs.size(); ++k) {
                 Config& c = configs[round % 2 ? configs.size() - 1 - k : k];
+                const std::size_t records_before = c.daemon ? count_records().allowed : 0;
                 if (c.daemon) c.daemon->start();
                 std::vector<pid_t> recorders = {journald.pid()};
                 if (c.daemon) recorders.push_back(c.daemon->pid());
+                // CPU of custguardd and journald for a workload, until they are done with it.
+                const double ms_per_tick = 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+                auto cpu_ms = [&](pid_t pid, long since) { return pid > 0 ? (cpu_ticks(pid) - since) * ms_per_tick : 0.0; };
+                const pid_t cg = c.daemon ? c.daemon->pid() : -1;
                 settle(recorders);
-                const double files_per_s = opt.files / timed(small_cmds, opt.files);
+                long cg0 = cg > 0 ? cpu_ticks(cg) : 0, jd0 = cpu_ticks(journald.pid());
+                const Timed files_run = timed(small_cmds, opt.files);
+                const double files_per_s = opt.files / files_run.seconds;
                 settle(recorders);
-                const double mbs = static_cast<double>(big_bytes) / 1e6 / timed(big_cmds, 1);
+                const double cg_files = cpu_ms(cg, cg0), jd_files = cpu_ms(journald.pid(), jd0);
+                cg0 = cg > 0 ? cpu_ticks(cg) : 0;
+                jd0 = cpu_ticks(journald.pid());
+                const Timed big_run = timed(big_cmds, 1);
+                const double mbs = static_cast<double>(big_bytes) / 1e6 / big_run.seconds;
+                settle(recorders);
+                const double cg_big = cpu_ms(cg, cg0), jd_big = cpu_ms(journald.pid(), jd0);
                 if (c.daemon) {
                     // The enforcer was in the path: a user not listed is refused.
                     ++guarded_runs;
@@ -363,48 +416,76 @@ allow_programs = ["/usr/sbin/smbd"]
                     ++denials_seen;
                     c.daemon->stop();
                 }
+                // Under a burst of records the scratch journald can stop reading its socket
+                // ("Got invalid event from epoll for datagram fd"); custguardd then runs
+                // without its journal. Such a turn is marked, left out of the summary, and
+                // journald is started afresh for the next one.
+                std::string records;
+                bool recorded = true;
+                if (c.daemon) {
+                    settle({journald.pid()});
+                    const std::size_t got = count_records().allowed - records_before;
+                    recorded = got >= expected_records;
+                    records = fmt::format("{}/{}", got, expected_records);
+                    if (!recorded) {
+                        records += " journald restarted";
+                        ++journald_restarts;
+                        journald.stop(true);
+                        journald.start();
+                    }
+                }
+                for (const Timed* t : {&files_run, &big_run})
+                    if (!t->failure.empty()) records += (records.empty() ? "" : "; ") + t->failure;
+                c.valid.push_back(recorded && files_run.failure.empty() && big_run.failure.empty());
                 c.files_s.push_back(files_per_s);
                 c.mb_s.push_back(mbs);
-                std::printf("%-6d %-14s %12.1f %12.1f\n", round + 1, c.name.c_str(), files_per_s, mbs);
+                std::printf("%-6d %-14s %10.1f %10.1f   %8.0f %8.0f %8s %8.0f %8.0f   %s\n", round + 1,
+                            c.name.c_str(), files_per_s, mbs, cg_files, jd_files, "", cg_big, jd_big, records.c_str());
                 std::fflush(stdout);
             }
         }
 
-        // Allowed reads are recorded (record_allowed defaults to true): count them.
-        std::size_t allowed = 0, with_client = 0;
-        for (const auto& e : journald.read("CUSTGUARD_ZONE=share")) {
-            auto get = [&](const char* k) {
-                auto it = e.find(k);
-                return it == e.end() ? std::string() : it->second;
-            };
-            if (get("CUSTGUARD_DECISION") != "allow") continue;
-            ++allowed;
-            with_client += get("CUSTGUARD_CLIENT") == net.client_ip();
-        }
-
+        const Counts total = count_records();
         std::printf("\n%-22s %-14s %10s %10s %10s\n", "workload", "config", "median", "min", "max");
         auto block = [&](const std::string& name, std::vector<double> Config::*series, double target) {
             const auto& none = configs[0].*series;
-            const Stats base = stats(none);
+            std::vector<double> none_valid;
+            for (std::size_t i = 0; i < none.size(); ++i)
+                if (configs[0].valid[i]) none_valid.push_back(none[i]);
+            if (none_valid.empty()) {
+                std::printf("%-22s no valid round without custguardd\n", name.c_str());
+                return;
+            }
+            const Stats base = stats(none_valid);
             std::printf("%-22s %-14s %10.1f %10.1f %10.1f\n", name.c_str(), "none", base.median, base.min, base.max);
             for (std::size_t k = 1; k < configs.size(); ++k) {
-                const auto& with = configs[k].*series;
+                // Only rounds where both turns worked and every record reached the journal.
+                std::vector<double> with, paired;
+                for (std::size_t i = 0; i < none.size(); ++i) {
+                    if (!configs[k].valid[i] || !configs[0].valid[i]) continue;
+                    with.push_back((configs[k].*series)[i]);
+                    paired.push_back(with.back() / none[i]);
+                }
+                if (with.empty()) {
+                    std::printf("%-22s %-14s no valid round\n", "", configs[k].name.c_str());
+                    continue;
+                }
                 const Stats st = stats(with);
-                std::vector<double> paired;
-                for (std::size_t i = 0; i < none.size(); ++i) paired.push_back(with[i] / none[i]);
                 const Stats p = stats(paired);
                 const double ratio = st.median / base.median;
                 std::printf("%-22s %-14s %10.1f %10.1f %10.1f   ratio %.3f (%+.1f %%; per round %.3f..%.3f, "
-                            "median %.3f; target >= %.2f: %s)\n",
+                            "median %.3f; target >= %.2f: %s; %zu of %zu turns)\n",
                             "", configs[k].name.c_str(), st.median, st.min, st.max, ratio, (ratio - 1) * 100, p.min,
-                            p.max, p.median, target, ratio >= target ? "met" : "NOT met");
+                            p.max, p.median, target, ratio >= target ? "met" : "NOT met", with.size(), none.size());
             }
         };
         block(fmt::format("{} x {} KiB files/s", opt.files, opt.file_kib), &Config::files_s, 0.97);
         block(fmt::format("{} MiB file MB/s", opt.big_mib), &Config::mb_s, 0.99);
         std::printf("\nallowed-read records in the journal: %zu (%zu with CUSTGUARD_CLIENT=%s); "
                     "user not allowed refused in %d of %d custguardd runs\n",
-                    allowed, with_client, net.client_ip().c_str(), denials_seen, guarded_runs);
+                    total.allowed, total.with_client, net.client_ip().c_str(), denials_seen, guarded_runs);
+        std::printf("scratch journald restarted after %d custguardd turn(s) whose records it did not all take\n",
+                    journald_restarts);
         std::printf("load average at end %s\n", loadavg().c_str());
         std::printf("custguardd log of the last run (warnings show what was off):\n");
         std::istringstream in(cgtest::slurp(dir / "custguardd.log"));
