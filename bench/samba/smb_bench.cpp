@@ -378,7 +378,7 @@ allow_programs = ["/usr/sbin/smbd"]
             return c;
         };
         const std::size_t expected_records = static_cast<std::size_t>(opt.files) + 1;
-        int denials_seen = 0, guarded_runs = 0, journald_restarts = 0;
+        int denials_seen = 0, guarded_runs = 0, journald_restarts = 0, outsider_reads = 0;
         std::printf("\n%-6s %-14s %10s %10s   %-25s %-25s   %s\n", "round", "config", "files/s", "MB/s",
                     "CPU ms files: cg, journald", "CPU ms large: cg, journald", "allowed records; failures");
         for (int round = 0; round < opt.rounds; ++round) {
@@ -415,6 +415,13 @@ allow_programs = ["/usr/sbin/smbd"]
                                                  c.daemon->log());
                     ++denials_seen;
                     c.daemon->stop();
+                } else {
+                    // And nothing is left in the path once custguardd has stopped: the same
+                    // user reads the file.
+                    auto r = cgsmb::run(smbclient_argv(outsider, "get small/f0000 /dev/null"), {}, net.client_ns());
+                    if (r.status != 0)
+                        throw std::runtime_error("without custguardd a user not in the zone cannot read: " + r.output);
+                    ++outsider_reads;
                 }
                 // Under a burst of records the scratch journald can stop reading its socket
                 // ("Got invalid event from epoll for datagram fd"); custguardd then runs
@@ -482,8 +489,9 @@ allow_programs = ["/usr/sbin/smbd"]
         block(fmt::format("{} x {} KiB files/s", opt.files, opt.file_kib), &Config::files_s, 0.97);
         block(fmt::format("{} MiB file MB/s", opt.big_mib), &Config::mb_s, 0.99);
         std::printf("\nallowed-read records in the journal: %zu (%zu with CUSTGUARD_CLIENT=%s); "
-                    "user not allowed refused in %d of %d custguardd runs\n",
-                    total.allowed, total.with_client, net.client_ip().c_str(), denials_seen, guarded_runs);
+                    "user not in the zone refused in %d of %d custguardd turns, and reads in %d of %d turns without\n",
+                    total.allowed, total.with_client, net.client_ip().c_str(), denials_seen, guarded_runs,
+                    outsider_reads, opt.rounds);
         std::printf("scratch journald restarted after %d custguardd turn(s) whose records it did not all take\n",
                     journald_restarts);
         std::printf("load average at end %s\n", loadavg().c_str());
