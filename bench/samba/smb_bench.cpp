@@ -45,15 +45,19 @@ struct Options {
     int file_kib = 8;
     int big_mib = 512;
     bool also_no_audit = false;
+    bool also_no_records = false;
 };
 
 [[noreturn]] void usage(int status) {
     std::fprintf(status ? stderr : stdout,
                  "usage: custguard_bench_samba [--rounds N] [--files N] [--big-mib N] [--also-no-audit]\n"
+                 "                             [--also-no-record-allowed]\n"
                  "  --rounds N       interleaved rounds, order alternating (default 6)\n"
                  "  --files N        number of 8 KiB files (default 1000)\n"
                  "  --big-mib N      size of the large file in MiB (default 512)\n"
-                 "  --also-no-audit  a third configuration, custguardd --no-audit (what audit costs)\n"
+                 "  --also-no-audit  one more configuration, custguardd --no-audit (what audit costs)\n"
+                 "  --also-no-record-allowed  one more, the zone with record_allowed = false\n"
+                 "                   (what recording every allowed read costs)\n"
                  "Root. Starts smbd and custguardd of its own; see bench/samba/README.md.\n");
     std::exit(status);
 }
@@ -65,6 +69,10 @@ Options parse(int argc, char** argv) {
         if (a == "--help" || a == "-h") usage(0);
         if (a == "--also-no-audit") {
             o.also_no_audit = true;
+            continue;
+        }
+        if (a == "--also-no-record-allowed") {
+            o.also_no_records = true;
             continue;
         }
         if (i + 1 >= argc) usage(2);
@@ -243,7 +251,7 @@ int main(int argc, char** argv) {
         ScratchJournald journald(custguard::events::testing::unique_namespace("smbbench"));
         journald.start();
         const fs::path policy = dir / "policy.toml";
-        cgtest::spit(policy, fmt::format(R"([daemon]
+        const std::string policy_text = fmt::format(R"([daemon]
 enforcer = "fanotify"
 
 [[zone]]
@@ -255,27 +263,40 @@ allow_users = ["{}"]
 allow_clients = ["{}"]
 allow_programs = ["/usr/sbin/smbd"]
 )",
-                                         share.string(), reader.name(), net.client_ip()));
+                                                    share.string(), reader.name(), net.client_ip());
+        cgtest::spit(policy, policy_text);
+        const fs::path policy_no_records = dir / "policy-no-record-allowed.toml";
+        cgtest::spit(policy_no_records, policy_text + "record_allowed = false\n");
         fs::create_directories(dir / "state");
         // The configurations: no custguardd first, the default custguardd second.
         struct Config {
             std::string name;
             std::unique_ptr<Daemon> daemon;
             std::vector<double> files_s, mb_s;
+            std::size_t records = 0;  // allowed-read records a turn must leave in the journal
             std::vector<bool> valid;  // per round: every read succeeded and reached the journal
         };
+        const std::size_t expected_records = static_cast<std::size_t>(opt.files) + 1;
         std::vector<Config> configs;
-        configs.push_back({"none", nullptr, {}, {}, {}});
+        configs.push_back({"none", nullptr, {}, {}, 0, {}});
         const std::vector<std::string> daemon_argv = {CG_CUSTGUARDD, "--policy", policy.string(), "--state-dir",
                                                       (dir / "state").string(), "--enforcer", "fanotify",
                                                       "--journal-namespace", journald.name_space()};
         const std::vector<std::string> daemon_env = {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir / "no-bus").string()};
-        configs.push_back({"custguardd", std::make_unique<Daemon>(daemon_argv, daemon_env, dir / "custguardd.log"), {}, {}, {}});
+        configs.push_back({"custguardd", std::make_unique<Daemon>(daemon_argv, daemon_env, dir / "custguardd.log"), {}, {},
+                           expected_records, {}});
         if (opt.also_no_audit) {
             auto argv_no_audit = daemon_argv;
             argv_no_audit.push_back("--no-audit");
             configs.push_back(
-                {"cg --no-audit", std::make_unique<Daemon>(argv_no_audit, daemon_env, dir / "custguardd.log"), {}, {}, {}});
+                {"cg --no-audit", std::make_unique<Daemon>(argv_no_audit, daemon_env, dir / "custguardd.log"), {}, {},
+                 expected_records, {}});
+        }
+        if (opt.also_no_records) {
+            auto argv_no_records = daemon_argv;
+            argv_no_records[2] = policy_no_records.string();
+            configs.push_back({"cg no-record", std::make_unique<Daemon>(argv_no_records, daemon_env, dir / "custguardd.log"),
+                               {}, {}, 0, {}});
         }
         cgsmb::ScratchSmbd smbd(dir / "samba", net.server_ns(), share,
                                 std::vector<const cgsmb::TestUser*>{&reader, &outsider});
@@ -339,6 +360,8 @@ allow_programs = ["/usr/sbin/smbd"]
             std::istringstream in(cgtest::slurp(policy));
             for (std::string line; std::getline(in, line);) std::printf("#   %s\n", line.c_str());
         }
+        if (opt.also_no_records)
+            std::printf("# policy %s: the same with record_allowed = false in the zone\n", policy_no_records.c_str());
         for (const auto& c : configs)
             if (c.daemon) std::printf("# %s: %s\n", c.name.c_str(), joined(c.daemon->argv()).c_str());
         std::printf("#   env DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s (no bus: control plane off)\n", (dir / "no-bus").c_str());
@@ -377,7 +400,6 @@ allow_programs = ["/usr/sbin/smbd"]
             }
             return c;
         };
-        const std::size_t expected_records = static_cast<std::size_t>(opt.files) + 1;
         int denials_seen = 0, guarded_runs = 0, journald_restarts = 0, outsider_reads = 0;
         std::printf("\n%-6s %-14s %10s %10s   %-25s %-25s   %s\n", "round", "config", "files/s", "MB/s",
                     "CPU ms files: cg, journald", "CPU ms large: cg, journald", "allowed records; failures");
@@ -432,8 +454,8 @@ allow_programs = ["/usr/sbin/smbd"]
                 if (c.daemon) {
                     settle({journald.pid()});
                     const std::size_t got = count_records().allowed - records_before;
-                    recorded = got >= expected_records;
-                    records = fmt::format("{}/{}", got, expected_records);
+                    recorded = got >= c.records;
+                    records = fmt::format("{}/{}", got, c.records);
                     if (!recorded) {
                         records += " journald restarted";
                         ++journald_restarts;
