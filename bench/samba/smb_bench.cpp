@@ -283,20 +283,20 @@ allow_programs = ["/usr/sbin/smbd"]
                                                       (dir / "state").string(), "--enforcer", "fanotify",
                                                       "--journal-namespace", journald.name_space()};
         const std::vector<std::string> daemon_env = {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir / "no-bus").string()};
-        configs.push_back({"custguardd", std::make_unique<Daemon>(daemon_argv, daemon_env, dir / "custguardd.log"), {}, {},
-                           expected_records, {}});
+        auto add_daemon = [&](std::string name, std::vector<std::string> argv, std::size_t records) {
+            auto daemon = std::make_unique<Daemon>(std::move(argv), daemon_env, dir / "custguardd.log");
+            configs.push_back({std::move(name), std::move(daemon), {}, {}, records, {}});
+        };
+        add_daemon("custguardd", daemon_argv, expected_records);
         if (opt.also_no_audit) {
-            auto argv_no_audit = daemon_argv;
-            argv_no_audit.push_back("--no-audit");
-            configs.push_back(
-                {"cg --no-audit", std::make_unique<Daemon>(argv_no_audit, daemon_env, dir / "custguardd.log"), {}, {},
-                 expected_records, {}});
+            auto argv = daemon_argv;
+            argv.push_back("--no-audit");
+            add_daemon("cg --no-audit", argv, expected_records);
         }
         if (opt.also_no_records) {
-            auto argv_no_records = daemon_argv;
-            argv_no_records[2] = policy_no_records.string();
-            configs.push_back({"cg no-record", std::make_unique<Daemon>(argv_no_records, daemon_env, dir / "custguardd.log"),
-                               {}, {}, 0, {}});
+            auto argv = daemon_argv;
+            argv[2] = policy_no_records.string();  // the value of --policy
+            add_daemon("cg no-record", argv, 0);
         }
         cgsmb::ScratchSmbd smbd(dir / "samba", net.server_ns(), share,
                                 std::vector<const cgsmb::TestUser*>{&reader, &outsider});
@@ -328,8 +328,9 @@ allow_programs = ["/usr/sbin/smbd"]
             for (const auto& f : fs::directory_iterator(dir / "samba/log"))
                 server += "--- " + f.path().string() + "\n" + cgtest::slurp(f.path());
             const auto first = r.output.find("NT_STATUS_");
-            const std::string first_error =
-                first == std::string::npos ? "no NT_STATUS" : r.output.substr(first, r.output.find('\n', first) - first);
+            const std::string first_error = first == std::string::npos
+                                                ? "no NT_STATUS"
+                                                : r.output.substr(first, r.output.find('\n', first) - first);
             const fs::path report = fmt::format("/tmp/cgsmb-bench-failure.{}.{}.txt", ::getpid(), ++failures);
             cgtest::spit(report, fmt::format("smbclient exit {} after {:.1f} s, {} of {} files\n--- smbclient\n{}\n"
                                              "--- custguardd\n{}\n--- smbd\n{}\n",
@@ -364,7 +365,8 @@ allow_programs = ["/usr/sbin/smbd"]
             std::printf("# policy %s: the same with record_allowed = false in the zone\n", policy_no_records.c_str());
         for (const auto& c : configs)
             if (c.daemon) std::printf("# %s: %s\n", c.name.c_str(), joined(c.daemon->argv()).c_str());
-        std::printf("#   env DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s (no bus: control plane off)\n", (dir / "no-bus").c_str());
+        std::printf("#   env DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s (no bus: control plane off)\n",
+                    (dir / "no-bus").c_str());
         std::printf("# smbd: /usr/sbin/smbd --foreground --debug-stdout -s %s (in netns %s)\n",
                     (dir / "samba/smb.conf").c_str(), net.server_ns().c_str());
         std::printf("# files: ip netns exec %s /usr/bin/smbclient //%s/share -s %s -U %s%%*** -c "
@@ -374,9 +376,10 @@ allow_programs = ["/usr/sbin/smbd"]
         std::printf("# large: ip netns exec %s /usr/bin/smbclient //%s/share -s %s -U %s%%*** -c '%s' (%d MiB)\n",
                     net.client_ns().c_str(), net.server_ip().c_str(), smbd.client_conf().c_str(), reader.name().c_str(),
                     big_cmds.c_str(), opt.big_mib);
-        std::printf("# times are wall clock of the whole smbclient run (connect, session, reads); MB = 10^6 bytes;\n"
-                    "# before each timed run custguardd and journald are left to finish recording (no CPU for 300 ms);\n"
-                    "# CPU ms: what custguardd and the scratch journald used for a workload, until done with it\n");
+        std::printf(
+            "# times are wall clock of the whole smbclient run (connect, session, reads); MB = 10^6 bytes;\n"
+            "# before each timed run custguardd and journald are left to finish recording (no CPU for 300 ms);\n"
+            "# CPU ms: what custguardd and the scratch journald used for a workload, until done with it\n");
         std::fflush(stdout);
 
         // Warm-up: smbd, smbclient and the page cache, untimed.
@@ -414,7 +417,9 @@ allow_programs = ["/usr/sbin/smbd"]
                 if (c.daemon) recorders.push_back(c.daemon->pid());
                 // CPU of custguardd and journald for a workload, until they are done with it.
                 const double ms_per_tick = 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
-                auto cpu_ms = [&](pid_t pid, long since) { return pid > 0 ? (cpu_ticks(pid) - since) * ms_per_tick : 0.0; };
+                auto cpu_ms = [&](pid_t pid, long since) {
+                    return pid > 0 ? (cpu_ticks(pid) - since) * ms_per_tick : 0.0;
+                };
                 const pid_t cg = c.daemon ? c.daemon->pid() : -1;
                 settle(recorders);
                 long cg0 = cg > 0 ? cpu_ticks(cg) : 0, jd0 = cpu_ticks(journald.pid());
