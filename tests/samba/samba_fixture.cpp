@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -158,6 +159,23 @@ TestUser::TestUser(std::string name, std::string password) : name_(std::move(nam
 
 TestUser::~TestUser() { run({"/usr/sbin/userdel", name_}); }
 
+namespace {
+
+// Runs each command in turn; on the first failure undoes what was made and throws.
+void run_steps(const std::vector<std::vector<std::string>>& steps, const std::function<void()>& undo) {
+    for (const auto& step : steps) {
+        auto r = run(step);
+        if (r.status != 0) {
+            undo();
+            std::string cmd;
+            for (const auto& a : step) cmd += a + " ";
+            throw std::runtime_error(cmd + "failed: " + r.output);
+        }
+    }
+}
+
+}  // namespace
+
 // --- NetnsPair ----------------------------------------------------------------------------
 
 NetnsPair::NetnsPair(std::string tag)
@@ -177,15 +195,7 @@ NetnsPair::NetnsPair(std::string tag)
         {"/usr/sbin/ip", "-n", server_, "link", "set", "lo", "up"},
         {"/usr/sbin/ip", "-n", client_, "link", "set", "lo", "up"},
     };
-    for (const auto& step : steps) {
-        auto r = run(step);
-        if (r.status != 0) {
-            remove();
-            std::string cmd;
-            for (const auto& a : step) cmd += a + " ";
-            throw std::runtime_error(cmd + "failed: " + r.output);
-        }
-    }
+    run_steps(steps, [this] { remove(); });
 }
 
 NetnsPair::~NetnsPair() { remove(); }
@@ -215,15 +225,7 @@ ExtraClient::ExtraClient(const NetnsPair& net, const std::string& tag, std::stri
     };
     for (const auto& ip : client_ips_)
         steps.push_back({"/usr/sbin/ip", "-n", ns_, "addr", "add", ip + "/24", "dev", "cgsmbc"});
-    for (const auto& step : steps) {
-        auto r = run(step);
-        if (r.status != 0) {
-            remove();
-            std::string cmd;
-            for (const auto& a : step) cmd += a + " ";
-            throw std::runtime_error(cmd + "failed: " + r.output);
-        }
-    }
+    run_steps(steps, [this] { remove(); });
 }
 
 ExtraClient::~ExtraClient() { remove(); }
@@ -524,9 +526,7 @@ Result Scene::smbclient_from(const std::string& ns, const std::string& server_ip
 }
 
 Result Scene::smbclient(const TestUser& user, const std::string& commands) {
-    return run({"/usr/bin/smbclient", "//" + net->server_ip() + "/share", "-s", smbd->client_conf().string(), "-U",
-                user.name() + "%" + user.password(), "-c", commands},
-               {}, net->client_ns(), 60s);
+    return smbclient_from(net->client_ns(), net->server_ip(), user, commands);
 }
 
 cgtest::RunResult Scene::ctl(const std::vector<std::string>& args) {
