@@ -154,6 +154,55 @@ TEST_CASE("samba: a reload that removes a client address closes access within a 
     check_allowed(scene, scene.smbclient(*scene.alice, get_zone_file), scene.net->client_ip());
 }
 
+// custguardctl device allow|revoke client: in force when the command returns (well within a
+// second), and recorded as an admin change naming the client, like a user change.
+TEST_CASE("samba: custguardctl device allow and revoke of a client take effect within a second and are recorded",
+          "[samba][host][e2e][clients]") {
+    REQUIRE(::geteuid() == 0);
+    REQUIRE(cgsmb::enter_private_mounts());
+    Scene scene(cgsmb::Backing::tmpfs, true, R"(allow_clients = ["192.0.2.2"])", true);
+    ExtraClient other(*scene.net, "b", "cgsmbb", "198.51.100.1", {"198.51.100.2"});
+    auto read_from_other = [&] { return scene.smbclient_from(other.ns(), other.server_ip(), *scene.alice, get_zone_file); };
+    check_refused(scene, read_from_other(), other.ip());
+    const auto ms = [](auto d) { return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()); };
+
+    struct Step {
+        const char* verb;
+        bool then_allowed;
+    };
+    for (const Step step : {Step{"allow", true}, Step{"revoke", false}}) {
+        INFO("device " << step.verb);
+        const auto t0 = Clock::now();
+        auto r = scene.ctl({"device", step.verb, "client", "customers", other.ip()});
+        const auto took = Clock::now() - t0;
+        INFO(r.out << r.err << scene.diagnostics());
+        REQUIRE(r.rc == 0);
+        std::printf("custguardctl device %s client %s: in force after %lld ms\n", step.verb, other.ip().c_str(),
+                    ms(took));
+        CHECK(took < std::chrono::seconds(1));
+        auto read = read_from_other();
+        if (step.then_allowed) {
+            check_allowed(scene, read, other.ip());
+        } else {
+            INFO(read.output);
+            CHECK(contains(read.output, "NT_STATUS_ACCESS_DENIED"));
+        }
+        // The admin change record, as a SIEM sees it.
+        const std::string action = std::string("device.") + step.verb;
+        std::optional<JournalEntry> change;
+        for (const auto deadline = Clock::now() + std::chrono::seconds(10); !change && Clock::now() < deadline;) {
+            for (auto& e : scene.journald->read("CUSTGUARD_ADMIN_ACTION=" + action)) change = e;
+            if (!change) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        REQUIRE(change);
+        CHECK((*change)["CUSTGUARD_ZONE"] == "customers");
+        CHECK(contains((*change)["CUSTGUARD_TARGET"], other.ip()));
+        CHECK(contains((*change)["CUSTGUARD_AFTER"], other.ip()) == step.then_allowed);
+    }
+    // The client listed in the policy file was never affected.
+    check_allowed(scene, scene.smbclient(*scene.alice, get_zone_file), scene.net->client_ip());
+}
+
 namespace {
 
 // A client machine with two addresses whose connections to the server take their source
