@@ -252,6 +252,34 @@ std::unordered_map<std::uint64_t, Peer> tcp_candidates(const EnrichConfig& confi
     return candidates;
 }
 
+enum class FdScan { done, unreadable, too_many };
+
+// Calls on_socket(fd number, socket inode) for each socket process `base` (/proc/PID)
+// holds, until it returns false. Stops after max_fds entries of /proc/PID/fd.
+template <typename OnSocket>
+FdScan scan_socket_fds(const std::string& base, std::size_t max_fds, OnSocket&& on_socket) {
+    DIR* dir = ::opendir((base + "/fd").c_str());
+    if (!dir) return FdScan::unreadable;
+    std::size_t scanned = 0;
+    FdScan result = FdScan::done;
+    while (dirent* entry = ::readdir(dir)) {
+        if (entry->d_name[0] == '.') continue;
+        if (++scanned > max_fds) {
+            result = FdScan::too_many;
+            break;
+        }
+        std::string target = read_link(fmt::format("{}/fd/{}", base, entry->d_name));
+        if (!target.starts_with("socket:[")) continue;
+        std::uint64_t inode = 0;
+        int fd = -1;
+        if (!parse_number(std::string_view(target).substr(8), inode)) continue;
+        parse_number(std::string_view(entry->d_name), fd);
+        if (!on_socket(fd, inode)) break;
+    }
+    ::closedir(dir);
+    return result;
+}
+
 }  // namespace
 
 TcpPeer find_tcp_peer_socket(const EnrichConfig& config, std::uint32_t tgid, std::span<const std::uint16_t> ports) {
@@ -260,26 +288,15 @@ TcpPeer find_tcp_peer_socket(const EnrichConfig& config, std::uint32_t tgid, std
     const auto candidates = tcp_candidates(config, base, ports, complete);
     if (candidates.empty()) return {};
     // Which of those sockets does this process hold?
-    DIR* dir = ::opendir((base + "/fd").c_str());
-    if (!dir) return {};
     TcpPeer found;
-    std::size_t scanned = 0;
-    while (dirent* entry = ::readdir(dir)) {
-        if (entry->d_name[0] == '.') continue;
-        if (++scanned > config.max_fds_scanned) break;
-        std::string target = read_link(fmt::format("{}/fd/{}", base, entry->d_name));
-        if (!target.starts_with("socket:[")) continue;
-        std::uint64_t inode = 0;
-        if (!parse_number(std::string_view(target).substr(8), inode)) continue;
-        if (auto it = candidates.find(inode); it != candidates.end()) {
-            if (!found.address.empty() && !it->second.established) continue;
-            found.address = it->second.address;
-            parse_number(std::string_view(entry->d_name), found.fd);
-            found.inode = inode;
-            if (it->second.established) break;  // a closing one is kept unless an established one follows
-        }
-    }
-    ::closedir(dir);
+    scan_socket_fds(base, config.max_fds_scanned, [&](int fd, std::uint64_t inode) {
+        auto it = candidates.find(inode);
+        if (it == candidates.end() || (!found.address.empty() && !it->second.established)) return true;
+        found.address = it->second.address;
+        found.fd = fd;
+        found.inode = inode;
+        return !it->second.established;  // a closing one is kept unless an established one follows
+    });
     return found;
 }
 
@@ -325,26 +342,15 @@ ServedClients SambaClients::served(std::uint32_t tgid) {
     // The sockets the process holds now: a further channel may have been handed to it
     // since the last look, so this listing is made for every open.
     std::vector<std::uint64_t> inodes;
-    DIR* dir = ::opendir((base + "/fd").c_str());
-    if (!dir) {
+    const FdScan scan = scan_socket_fds(base, config_.max_fds_scanned, [&](int, std::uint64_t inode) {
+        inodes.push_back(inode);
+        return true;
+    });
+    if (scan == FdScan::unreadable) {
         out.why = "its /proc/" + std::to_string(tgid) + "/fd could not be read (the process is gone)";
         return out;
     }
-    std::size_t scanned = 0;
-    bool bounded = false;
-    while (dirent* entry = ::readdir(dir)) {
-        if (entry->d_name[0] == '.') continue;
-        if (++scanned > config_.max_fds_scanned) {
-            bounded = true;
-            break;
-        }
-        std::string target = read_link(fmt::format("{}/fd/{}", base, entry->d_name));
-        if (!target.starts_with("socket:[")) continue;
-        std::uint64_t inode = 0;
-        if (parse_number(std::string_view(target).substr(8), inode)) inodes.push_back(inode);
-    }
-    ::closedir(dir);
-    if (bounded) {
+    if (scan == FdScan::too_many) {
         out.why = fmt::format("it holds more than {} descriptors", config_.max_fds_scanned);
         return out;
     }
