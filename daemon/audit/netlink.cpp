@@ -149,6 +149,12 @@ tl::expected<void, std::string> AuditControl::set_enabled(bool on) {
     return {};
 }
 
+tl::expected<void, std::string> AuditControl::set_backlog_limit(std::uint32_t limit) {
+    if (int rc = audit_set_backlog_limit(fd_, limit); rc < 0)
+        return tl::unexpected("cannot set the audit backlog limit to " + std::to_string(limit) + ": " + errno_text(rc));
+    return {};
+}
+
 tl::expected<std::vector<ListedRule>, std::string> AuditControl::list_rules() {
     if (int rc = audit_request_rules_list_data(fd_); rc < 0)
         return tl::unexpected("cannot list audit rules: " + errno_text(rc));

@@ -71,6 +71,7 @@ public:
 
     tl::expected<KernelStatus, std::string> status();
     tl::expected<void, std::string> set_enabled(bool on);
+    tl::expected<void, std::string> set_backlog_limit(std::uint32_t limit);
     tl::expected<std::vector<ListedRule>, std::string> list_rules();
     // `-w PATH -p r -k KEY` on the exit list; `dir`: a tree watch (AUDIT_DIR).
     tl::expected<void, std::string> add_read_watch(const std::string& path, const std::string& key, bool dir);

@@ -114,6 +114,7 @@ struct AuditObserver::Impl {
     bool started = false;
     bool stopped = false;
     bool enabled_by_us = false;
+    std::uint32_t backlog_limit_before = 0;  // non-zero: we raised the limit from this
     std::uint32_t last_lost = 0;
     const std::uint32_t self_pid = static_cast<std::uint32_t>(::getpid());
 
@@ -433,6 +434,10 @@ tl::expected<std::unique_ptr<AuditObserver>, std::string> AuditObserver::create(
         if (auto r = control->set_enabled(true); !r) return tl::unexpected(r.error());
         impl->enabled_by_us = true;
     }
+    if (st->backlog_limit != 0 && st->backlog_limit < impl->options.min_backlog_limit) {
+        if (auto r = control->set_backlog_limit(impl->options.min_backlog_limit); !r) return tl::unexpected(r.error());
+        impl->backlog_limit_before = st->backlog_limit;
+    }
     impl->last_lost = st->lost;
     auto reader = MulticastReader::open(impl->options.receive_buffer_bytes);
     if (!reader) return tl::unexpected(reader.error());
@@ -496,6 +501,11 @@ void AuditObserver::stop(bool remove_rules) {
             auto st = i.control->status();
             auto left = i.control->list_rules();
             if (st && st->pid == 0 && left && left->empty()) (void)i.control->set_enabled(false);
+        }
+        if (i.backlog_limit_before != 0) {
+            auto st = i.control->status();
+            if (st && st->backlog_limit == i.options.min_backlog_limit)
+                (void)i.control->set_backlog_limit(i.backlog_limit_before);
         }
     }
     i.control.reset();

@@ -43,6 +43,12 @@ struct ObserverOptions {
     // (auditd exiting, say) turns it off while we run; stop(true) turns it off again if
     // it was off when we came.
     bool keep_enabled = true;
+    // The kernel's default backlog (64 records) makes every process that produces a record
+    // wait (up to backlog_wait_time, 60 s) while kauditd is behind: with our watch rules
+    // a busy smbd stalled past its clients' 20 s timeout on a loaded machine. Raised to
+    // at least this (as auditd's default rules do), never lowered; stop(true) puts the
+    // old limit back if it is still ours.
+    std::uint32_t min_backlog_limit = 8192;
     events::EnrichConfig enrich;
 };
 

@@ -365,7 +365,15 @@ tl::expected<void, std::string> Daemon::start() {
         break;
     }
     }
-    if (options_.audit) {
+    const bool enforcing = enforcer_->name() != "none";
+    if (options_.audit == AuditChoice::off) {
+        audit_off_reason_ = "--no-audit";
+    } else if (options_.audit == AuditChoice::automatic && enforcing) {
+        // Beside an enforcer, which sees every open itself, audit only cross-checks it, and
+        // its rules tax every system call of the machine and can stall the processes that
+        // produce records (custguardd(8) AUDIT has the figures).
+        audit_off_reason_ = "not needed beside the enforcer (--audit cross-checks it)";
+    } else {
         // Without an enforcer audit is the sensor; with one it cross-checks it.
         audit::ObserverOptions ao;
         ao.mode = enforcer_->name() == "none" ? audit::ObserverMode::observe : audit::ObserverMode::cross_check;
@@ -700,7 +708,7 @@ Status Daemon::status() const {
         s.audit = audit_->counters();
     } else {
         s.audit_mode = "off";
-        s.audit_off_reason = options_.audit ? audit_off_reason_ : "--no-audit";
+        s.audit_off_reason = audit_off_reason_;
     }
     return s;
 }

@@ -41,6 +41,8 @@ class ExecTracker;
 
 namespace custguard::daemon {
 
+enum class AuditChoice { automatic, on, off };
+
 struct DaemonOptions {
     std::filesystem::path policy = "/etc/custguard/policy.toml";
     bool foreground = false;
@@ -50,7 +52,10 @@ struct DaemonOptions {
     bool journal = true;
     std::string journal_namespace;  // write to journald namespace NS (tests); "" = default
     std::filesystem::path bpf_pin_dir = "/sys/fs/bpf/custguard";
-    bool audit = true;  // the audit observer: observe-only sensor or cross-check (--no-audit: off)
+    // The audit observer. automatic: the sensor where no enforcer runs, off beside an
+    // enforcer (custguardd(8) AUDIT says why); on (--audit): also cross-checks an
+    // enforcer; off (--no-audit).
+    AuditChoice audit = AuditChoice::automatic;
 };
 
 struct Status {

@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
     custguard::daemon::DaemonOptions options;
     std::string policy_path = options.policy.string();
     std::string enforcer, state_dir, export_spec, bus_address;
-    bool check = false, no_journal = false, no_audit = false;
+    bool check = false, no_journal = false, no_audit = false, audit = false;
     app.add_option("--policy", policy_path, "Policy file; policy.d/*.toml beside it are merged")
         ->type_name("PATH")
         ->capture_default_str();
@@ -83,7 +83,11 @@ int main(int argc, char** argv) {
     app.add_option("--export", export_spec, "Also write every record as JSON lines: jsonl:PATH")
         ->type_name("jsonl:PATH");
     app.add_flag("--no-journal", no_journal, "Do not write to journald (tests; use with --export)");
-    app.add_flag("--no-audit", no_audit, "Do not use the kernel audit (no watch rules, no observe-only records, no cross-check)");
+    auto* audit_on = app.add_flag("--audit", audit,
+                                  "Also cross-check the enforcer with kernel audit watch rules (default: audit only "
+                                  "where no enforcer runs)");
+    app.add_flag("--no-audit", no_audit, "Do not use the kernel audit (no watch rules, no observe-only records, no cross-check)")
+        ->excludes(audit_on);
     app.add_option("--journal-namespace", options.journal_namespace,
                    "Write to the journald namespace NS instead of the default journal (tests)")
         ->type_name("NS");
@@ -106,7 +110,9 @@ int main(int argc, char** argv) {
     if (!enforcer.empty()) options.enforcer = custguard::policy::parse_enforcer(enforcer);
     if (!state_dir.empty()) options.state_dir = state_dir;
     options.journal = !no_journal;
-    options.audit = !no_audit;
+    options.audit = no_audit ? custguard::daemon::AuditChoice::off
+                    : audit  ? custguard::daemon::AuditChoice::on
+                             : custguard::daemon::AuditChoice::automatic;
     if (!export_spec.empty()) {
         if (export_spec.rfind("jsonl:", 0) != 0 || export_spec.size() <= 6) {
             std::cerr << "custguardd: --export takes jsonl:PATH, e.g. --export jsonl:/var/log/custguard.jsonl\n";

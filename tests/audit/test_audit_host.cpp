@@ -715,3 +715,28 @@ TEST_CASE("the kernel's lost counter becomes a lost report", "[audit][host]") {
     CHECK((*obs)->counters().kernel_lost > 0);
     (*obs)->stop(true);
 }
+
+TEST_CASE("the kernel's default backlog of 64 is raised while custguard's rules are in place and put back at stop",
+          "[audit][host]") {
+    // Regression: with the default limit smbd waited in audit_log_start for kauditd past
+    // its clients' 20 s timeout (NT_STATUS_IO_TIMEOUT in bench/samba on a loaded machine).
+    REQUIRE_ROOT();
+    auto c = audit::AuditControl::open();
+    REQUIRE(c);
+    auto before = c->status();
+    REQUIRE(before);
+    const std::uint32_t original = before->backlog_limit;
+    struct Row {
+        std::uint32_t set, running, after;
+    };
+    for (const Row& row : {Row{64, 8192, 64}, Row{20000, 20000, 20000}}) {
+        INFO("limit before " << row.set);
+        REQUIRE(c->set_backlog_limit(row.set));
+        auto obs = audit::AuditObserver::create({});
+        REQUIRE(obs);
+        CHECK(c->status()->backlog_limit == row.running);
+        (*obs)->stop(true);
+        CHECK(c->status()->backlog_limit == row.after);
+    }
+    REQUIRE(c->set_backlog_limit(original));
+}

@@ -90,13 +90,13 @@ TEST_CASE("dbus: every verb end to end as root", "[dbus][host]") {
         CHECK(s["enforcer"].as_string() == "fanotify");
         CHECK(s["zones"].as_array().size() == 2);
         CHECK(s["version"].as_string() == CUSTGUARD_VERSION);
-        // Audit cross-checks the enforcer, with a watch rule per zone path.
-        CHECK(s["audit"]["mode"].as_string() == "cross-check");
-        CHECK(s["audit"]["rules"].as_int() >= 2);
+        // Beside an enforcer audit is off by default, and status says how to turn it on.
+        CHECK(s["audit"]["mode"].as_string() == "off");
+        CHECK(contains(s["audit"]["off_reason"].as_string(), "--audit"));
         auto t = f.ctl({"status"});
         CHECK(t.rc == 0);
         CHECK(contains(t.out, "enforcer:"));
-        CHECK(contains(t.out, "cross-check, "));
+        CHECK(contains(t.out, "off: not needed beside the enforcer"));
         CHECK(contains(t.out, "customers, medical"));
         // Per zone: the clients it allows (policy and state) and today's reads per client
         // (none here: reads with a client address come through smbd, see tests/samba).
@@ -581,6 +581,21 @@ TEST_CASE("dbus: without a bus the daemon runs on and custguardctl says it is un
     CHECK(r.rc == 3);
     CHECK(contains(r.err, "system bus"));
     CHECK(::kill(f.daemon_pid(), 0) == 0);
+}
+
+TEST_CASE("dbus: custguardd --audit cross-checks the enforcer with a watch rule per zone, shown by status",
+          "[dbus][host]") {
+    REQUIRE_ROOT();
+    Fixture::Options o;
+    o.daemon_args = {"--audit"};
+    Fixture f(o);
+    auto r = f.ctl({"status", "--json"});
+    INFO(describe(r) << f.daemon_log());
+    REQUIRE(r.rc == 0);
+    auto s = parse(r.out);
+    CHECK(s["audit"]["mode"].as_string() == "cross-check");
+    CHECK(s["audit"]["rules"].as_int() >= 2);
+    CHECK(contains(f.ctl({"status"}).out, "cross-check, "));
 }
 
 TEST_CASE("dbus: a daemon that is gone is reported as unreachable", "[dbus][host]") {

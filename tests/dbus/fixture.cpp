@@ -121,6 +121,7 @@ void Fixture::start_daemon() {
                                      "--export", "jsonl:" + (dir_ / "events.jsonl").string()};
     if (options_.start_journald) args.insert(args.end(), {"--journal-namespace", ns_});
     else args.push_back("--no-journal");
+    args.insert(args.end(), options_.daemon_args.begin(), options_.daemon_args.end());
     // Built before the fork: the child must not allocate (see support/exec_plan.hpp).
     const cgtest::ExecPlan plan(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_address()}, {"NOTIFY_SOCKET"});
     const fs::path log_path = dir_ / "custguardd.log";

@@ -38,6 +38,7 @@ public:
     struct Options {
         bool start_bus = true;
         bool start_journald = true;
+        std::vector<std::string> daemon_args;  // more custguardd flags
     };
     Fixture();
     explicit Fixture(Options options);

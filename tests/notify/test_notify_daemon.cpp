@@ -65,7 +65,7 @@ daemon::DaemonOptions in_process_options(const fs::path& dir) {
     o.state_dir = dir / "state";
     o.jsonl_export = dir / "events.jsonl";
     o.journal = false;
-    o.audit = false;
+    o.audit = daemon::AuditChoice::off;
     return o;
 }
 
