@@ -266,6 +266,7 @@ tl::expected<void, std::string> TaskReader::read(pid_t tid, TaskInfo& out, bool 
         read_comm(e->dir.get(), e->comm);
         e->loginuid = read_loginuid(e->dir.get());
         e->exe = out.exe;
+        e->proc_loader.reset();
     }
     std::memcpy(out.comm, e->comm, sizeof out.comm);
     out.loginuid = e->loginuid;
@@ -287,11 +288,23 @@ std::uint32_t TaskReader::program_trust(pid_t tid, std::uint32_t tgid) {
     // Loader injection, as the program started: the exec tracker read the environment
     // from the new stack. Processes from before the tracker (or without one): environ.
     std::optional<std::uint32_t> flags = exec_flags_ ? exec_flags_(tgid) : std::nullopt;
+    auto cached = cache_.find(tid);
+    Entry* e = cached != cache_.end() ? &cached->second : nullptr;  // read() just refreshed it
     if (flags) {
+        if (e) e->proc_loader.reset();
         if (*flags & CG_TASK_TAMPERED) return CG_RULE_PROGRAM_TAMPERED;
         if (*flags & CG_TASK_TRACED) return CG_RULE_PROGRAM_TRACED;  // where BPF LSM hooks saw it
-    } else if (exec::proc_loader_flags(tgid) & CG_TASK_TAMPERED) {
-        return CG_RULE_PROGRAM_TAMPERED;
+    } else {
+        // Reading another process's environment costs (its memory is walked): with a
+        // tracker the answer is kept per task; without one a re-exec could not be seen.
+        std::uint32_t loader = 0;
+        if (e && exec_flags_ && e->proc_loader) {
+            loader = *e->proc_loader;
+        } else {
+            loader = exec::proc_loader_flags(tgid);
+            if (e && exec_flags_) e->proc_loader = loader;
+        }
+        if (loader & CG_TASK_TAMPERED) return CG_RULE_PROGRAM_TAMPERED;
     }
     // A tracer on any thread shares the address space: every thread is checked (the
     // opener waits, so its own status is exact; other threads are read now).

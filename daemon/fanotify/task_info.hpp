@@ -68,6 +68,9 @@ private:
         InodeKey exe;
         char comm[CG_COMM_LEN] = {};
         std::uint32_t loginuid = 4294967295u;
+        // The /proc fallback's loader flags of a process the exec tracker never saw exec:
+        // it sees every later exec, so they hold until the tracker knows the process.
+        std::optional<std::uint32_t> proc_loader;
     };
     Entry* entry(pid_t tid, TaskInfo& out);
     tl::expected<void, std::string> read_status(pid_t tid, TaskInfo& out, bool groups);
