@@ -447,7 +447,8 @@ struct ControlCommands::Impl {
                 if (a["mode"].as_string() == "off")
                     rows.push_back({"audit", "off: " + a["off_reason"].as_string()});
                 else
-                    rows.push_back({"audit", a["mode"].as_string() + ", " + a["rules"].as_string() + " rules, " +
+                    rows.push_back({"audit", a["mode"].as_string() + ", " + a["rules"].as_string() + " rules (key custguard:" +
+                                                 a["instance"].as_string() + ":ZONE), " +
                                                  a["accesses"].as_string() + " zone reads seen, " +
                                                  a["mismatches"].as_string() + " mismatches, " +
                                                  a["kernel_lost"].as_string() + " lost in the kernel, " +

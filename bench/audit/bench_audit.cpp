@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
             [&](Event&& e) {
                 ++res.events;
                 if (extract)
-                    if (auto acc = extract_access(e); acc && acc->zone_key() && acc->target_path()) ++res.accesses;
+                    if (auto acc = extract_access(e); acc && acc->zone_key("") && acc->target_path()) ++res.accesses;
             },
             AssemblerOptions{1000});
         std::int64_t now = 0;

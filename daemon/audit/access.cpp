@@ -69,9 +69,23 @@ std::string normalize_path(std::string_view path) {
     return out.empty() ? "/" : out;
 }
 
-std::optional<std::string> Access::zone_key() const {
-    for (const auto& k : keys)
-        if (k.size() > key_prefix.size() && k.starts_with(key_prefix)) return k.substr(key_prefix.size());
+std::string audit_key(std::string_view instance, std::string_view zone) {
+    std::string key(key_prefix);
+    if (!instance.empty()) {
+        key += instance;
+        key += ':';
+    }
+    key += zone;
+    return key;
+}
+
+std::optional<std::string> Access::zone_key(std::string_view instance) const {
+    const std::string prefix = audit_key(instance, "");
+    for (const auto& k : keys) {
+        if (k.size() <= prefix.size() || !k.starts_with(prefix)) continue;
+        std::string zone = k.substr(prefix.size());
+        if (zone.find(':') == std::string::npos) return zone;  // else another instance's
+    }
     return std::nullopt;
 }
 

@@ -14,6 +14,11 @@ namespace custguard::audit {
 inline constexpr std::uint32_t unset_id = 0xffffffffu;
 inline constexpr std::string_view key_prefix = "custguard:";
 
+// The key of an instance's watch rule for `zone`: "custguard:<instance>:<zone>". Zone
+// names have no ':'; an empty instance gives the untagged "custguard:<zone>" of versions
+// before instance tags (what tests with captured records use).
+std::string audit_key(std::string_view instance, std::string_view zone);
+
 struct PathItem {
     std::uint32_t item = 0;
     std::optional<std::string> name;  // decoded; nullopt for "(null)"
@@ -44,8 +49,9 @@ struct Access {
     std::optional<std::string> proctitle;  // arguments joined by ' '
     std::vector<PathItem> paths;
 
-    // The key "custguard:<zone>" -> "<zone>"; nullopt when no key is ours.
-    std::optional<std::string> zone_key() const;
+    // The key "custguard:<instance>:<zone>" -> "<zone>" (see audit_key()); nullopt when no
+    // key is this instance's.
+    std::optional<std::string> zone_key(std::string_view instance) const;
     // The accessed object: the first NORMAL or CREATE item, else the last item.
     const PathItem* target() const;
     // The target's name made absolute against CWD and normalised (".", ".."); nullopt

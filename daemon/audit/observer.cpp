@@ -183,7 +183,7 @@ struct AuditObserver::Impl {
     void handle(const Event& e, std::int64_t mono_now, std::int64_t real_now) {
         auto acc = extract_access(e);
         if (!acc) return;
-        auto zone_key = acc->zone_key();
+        auto zone_key = acc->zone_key(options.instance);
         if (!zone_key) return;
         bump(&ObserverCounters::accesses);
         int flags_arg = -1;
@@ -456,7 +456,7 @@ tl::expected<std::vector<std::string>, std::string> AuditObserver::apply(const p
     {
         std::lock_guard lock(i.control_mutex);
         if (!i.control) return tl::unexpected(std::string("audit observer stopped"));
-        auto r = reconcile_rules(*i.control, specs);
+        auto r = reconcile_rules(*i.control, i.options.instance, specs);
         if (!r) return tl::unexpected(r.error());
         warnings.insert(warnings.end(), r->warnings.begin(), r->warnings.end());
         std::lock_guard slock(i.stats_mutex);
@@ -494,7 +494,7 @@ void AuditObserver::stop(bool remove_rules) {
     if (i.thread.joinable()) i.thread.join();
     std::lock_guard lock(i.control_mutex);
     if (remove_rules && i.control) {
-        (void)remove_our_rules(*i.control);
+        (void)remove_our_rules(*i.control, i.options.instance);
         // Turn audit off again only if we turned it on and nobody else uses it now: no
         // auditd, no rules of anybody (another custguardd, an admin) left.
         if (i.enabled_by_us) {

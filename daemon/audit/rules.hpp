@@ -1,6 +1,7 @@
-// Audit watch rules for the zones: `-w <root> -p r -k custguard:<zone>` per zone root,
-// reconciled against the kernel's list. Only rules whose key starts with "custguard:"
-// are ever changed or removed; everybody else's rules are left alone.
+// Audit watch rules for the zones: `-w <root> -p r -k custguard:<instance>:<zone>` per zone
+// root, reconciled against the kernel's list. Only this instance's rules (and untagged
+// "custguard:<zone>" ones left by versions before instance tags) are ever changed or
+// removed; other instances' and everybody else's rules are left alone.
 #pragma once
 
 #include <string>
@@ -24,8 +25,8 @@ struct WatchSpec {
 // (the kernel cannot watch them; the enforcer covers them once they exist).
 std::vector<WatchSpec> watch_specs(const policy::Policy& policy, std::vector<std::string>& warnings);
 
-std::string key_for_zone(const std::string& zone);
-bool is_our_rule(const ListedRule& rule);
+// This instance's rule (or an untagged one of an older version, which nobody else owns).
+bool is_our_rule(const ListedRule& rule, std::string_view instance);
 
 struct ReconcileResult {
     std::size_t added = 0;
@@ -34,9 +35,14 @@ struct ReconcileResult {
     std::vector<std::string> warnings;  // watches the kernel refused
 };
 
-// Make the kernel's custguard:* rules exactly `desired`.
-tl::expected<ReconcileResult, std::string> reconcile_rules(AuditControl& control, const std::vector<WatchSpec>& desired);
-// Remove every custguard:* rule; returns how many.
-tl::expected<std::size_t, std::string> remove_our_rules(AuditControl& control);
+// Make the kernel's rules of this instance exactly `desired`.
+tl::expected<ReconcileResult, std::string> reconcile_rules(AuditControl& control, std::string_view instance,
+                                                           const std::vector<WatchSpec>& desired);
+// Remove every rule of this instance; returns how many.
+tl::expected<std::size_t, std::string> remove_our_rules(AuditControl& control, std::string_view instance);
+
+// The instance tag of a daemon: 8 hex digits of a hash of its state directory, which
+// no two instances on one machine share.
+std::string instance_tag(std::string_view state_dir);
 
 }  // namespace custguard::audit

@@ -24,6 +24,7 @@
 #include "custguard/common/policy_files.hpp"
 #include "custguard/events/record.hpp"
 #include "daemon/audit/observer.hpp"
+#include "daemon/audit/rules.hpp"
 #include "daemon/bpf_lsm/bpf_lsm_enforcer.hpp"
 #include "daemon/exec/exec_tracker.hpp"
 #include "daemon/fanotify/enforcer_select.hpp"
@@ -378,6 +379,10 @@ tl::expected<void, std::string> Daemon::start() {
         audit::ObserverOptions ao;
         ao.mode = enforcer_->name() == "none" ? audit::ObserverMode::observe : audit::ObserverMode::cross_check;
         ao.enforcer_name = std::string(enforcer_->name());
+        std::error_code canon_ec;
+        const fs::path canon = fs::weakly_canonical(state_dir_, canon_ec);
+        ao.instance = audit::instance_tag((canon_ec ? state_dir_ : canon).string());
+        audit_instance_ = ao.instance;
         if (auto obs = audit::AuditObserver::create(std::move(ao)); obs) {
             audit_ = std::move(*obs);
         } else {
@@ -705,6 +710,7 @@ Status Daemon::status() const {
     }
     if (audit_) {
         s.audit_mode = audit_->mode() == audit::ObserverMode::observe ? "observe" : "cross-check";
+        s.audit_instance = audit_instance_;
         s.audit = audit_->counters();
     } else {
         s.audit_mode = "off";

@@ -78,6 +78,7 @@ struct Status {
     std::vector<notify::Revocation> revoked;       // bulk-read cool-downs in force
     std::string audit_mode;                        // observe | cross-check | off
     std::string audit_off_reason;                  // why off ("" when on)
+    std::string audit_instance;                    // rules' keys: custguard:<instance>:<zone>
     audit::ObserverCounters audit;                 // zero when off
     // Reads per zone and client since local midnight (or the daemon's start, if later).
     std::vector<events::ClientReads::Entry> client_reads;
@@ -166,6 +167,7 @@ private:
     std::unique_ptr<audit::AuditObserver> audit_;  // null with --no-audit or without kernel audit
     std::vector<std::string> audit_warnings_;
     std::string audit_off_reason_;
+    std::string audit_instance_;  // the tag of our audit rules' keys
     std::string enforcer_reason_;
     bool adopted_ = false;
 

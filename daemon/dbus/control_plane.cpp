@@ -521,6 +521,7 @@ struct ControlPlane::Impl {
                          .set("mode", s.audit_mode)
                          .set("off_reason", s.audit_off_reason)
                          .set("rules", s.audit.rules)
+                         .set("instance", s.audit_instance)
                          .set("records", s.audit.records)
                          .set("malformed", s.audit.malformed)
                          .set("events", s.audit.events)

@@ -562,7 +562,8 @@ TEST_CASE("custguardd --enforcer none records reads via audit and removes its ru
                 "--no-journal", "--export", export_arg.c_str(), nullptr);
         ::_exit(127);
     }
-    const std::string mine = "-w " + (t.path / "zone").string() + " -p r -k custguard:customers\n";
+    const std::string mine = "-w " + (t.path / "zone").string() + " -p r -k custguard:" +
+                             audit::instance_tag(fs::weakly_canonical(state).string()) + ":customers\n";
     std::string rules;
     for (int i = 0; i < 100 && rules.find(mine) == std::string::npos; ++i) {
         std::this_thread::sleep_for(100ms);
@@ -739,4 +740,130 @@ TEST_CASE("the kernel's default backlog of 64 is raised while custguard's rules 
         CHECK(c->status()->backlog_limit == row.after);
     }
     REQUIRE(c->set_backlog_limit(original));
+}
+
+namespace {
+
+// A custguardd observing with audit (--enforcer none), its output in dir/log.
+struct ObserveDaemon {
+    pid_t pid = -1;
+    ObserveDaemon(const fs::path& policy, const fs::path& state, const fs::path& log) {
+        // Built before fork: the child only makes system calls.
+        std::vector<std::string> args = {"custguardd", "--policy", policy.string(), "--state-dir", state.string(),
+                                         "--enforcer", "none", "--no-journal", "--export",
+                                         "jsonl:" + (state.parent_path() / (state.filename().string() + ".jsonl")).string(),
+                                         "--bus-address", "unix:path=/nonexistent"};
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        const std::string log_path = log.string();
+        pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+            ::execv(CG_CUSTGUARDD, argv.data());
+            ::_exit(127);
+        }
+    }
+    int stop(int sig) {
+        int status = 0;
+        ::kill(pid, sig);
+        ::waitpid(pid, &status, 0);
+        pid = -1;
+        return status;
+    }
+    ~ObserveDaemon() {
+        if (pid > 0) stop(SIGKILL);
+    }
+};
+
+std::string slurp_file(const fs::path& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::size_t rules_with_key_prefix(const std::string& prefix) {
+    std::size_t n = 0;
+    std::istringstream in(run("auditctl -l"));
+    std::string line;
+    while (std::getline(in, line))
+        if (line.find(" -k " + prefix) != std::string::npos) ++n;
+    return n;
+}
+
+// Waits up to `limit` for exactly `want` rules of `prefix`; returns the count seen last.
+std::size_t wait_rules(const std::string& prefix, std::size_t want, std::chrono::seconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    std::size_t n = rules_with_key_prefix(prefix);
+    while (n != want && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(1s);  // listing thousands of rules costs the kernel too
+        n = rules_with_key_prefix(prefix);
+    }
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("two custguardd instances keep their own audit rules: a stop removes its own only, a restart after "
+          "SIGKILL its stale ones (2,000 zones)",
+          "[audit][host]") {
+    REQUIRE_ROOT();
+    TempDir t;
+    // 2,000: each rule costs the kernel a scan of the exit list on every system call, and
+    // adding them one more scan each (10,000 took 89 s here with an ASan build, which the
+    // layer's time cannot afford; the code path is the same).
+    constexpr int zones = 2000;
+    std::string big;
+    for (int i = 0; i < zones; ++i) {
+        const fs::path z = t.path / "zones" / ("z" + std::to_string(i));
+        fs::create_directories(z);
+        big += "[[zone]]\nname = \"z" + std::to_string(i) + "\"\npaths = [\"" + z.string() +
+               "\"]\nallow_users = [\"root\"]\n";
+    }
+    write_file(t.path / "big.toml", "[daemon]\nenforcer = \"none\"\n\n" + big);
+    write_file(t.path / "one.toml", "[daemon]\nenforcer = \"none\"\n\n" + zone_policy(t.path / "zones" / "z0"));
+    write_file(t.path / "other.toml", "[daemon]\nenforcer = \"none\"\n\n" + zone_policy(t.path / "zones" / "z1"));
+    const fs::path state_a = t.path / "a", state_b = t.path / "b";
+    const std::string tag_a = audit::instance_tag(fs::weakly_canonical(state_a).string());
+    const std::string tag_b = audit::instance_tag(fs::weakly_canonical(state_b).string());
+    REQUIRE(tag_a != tag_b);
+    const std::string mine = "custguard:" + tag_a + ":", other = "custguard:" + tag_b + ":";
+    auto logs = [&] { return slurp_file(t.path / "a.log") + "\n--- b\n" + slurp_file(t.path / "b.log"); };
+
+    ObserveDaemon b(t.path / "other.toml", state_b, t.path / "b.log");
+    REQUIRE(wait_rules(other, 1, 30s) == 1);
+    {
+        ObserveDaemon a(t.path / "big.toml", state_a, t.path / "a.log");
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::size_t n = wait_rules(mine, zones, 180s);
+        INFO(logs());
+        REQUIRE(n == zones);
+        WARN(zones << " rules in place after "
+             << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
+             << " ms");
+        a.stop(SIGKILL);
+        CHECK(rules_with_key_prefix(mine) == zones);  // stale: nobody removed them
+    }
+    CHECK(rules_with_key_prefix(other) == 1);
+    {
+        // The same instance (state directory) again, now with one zone: the stale rules go.
+        ObserveDaemon a(t.path / "one.toml", state_a, t.path / "a.log");
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::size_t n = wait_rules(mine, 1, 180s);
+        INFO(logs());
+        REQUIRE(n == 1);
+        WARN(zones - 1 << " stale rules removed after "
+             << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
+             << " ms");
+        CHECK(rules_with_key_prefix(other) == 1);
+        const int status = a.stop(SIGTERM);
+        CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+        CHECK(rules_with_key_prefix(mine) == 0);
+        CHECK(rules_with_key_prefix(other) == 1);  // a clean stop took only its own
+    }
+    const int status = b.stop(SIGTERM);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    CHECK(rules_with_key_prefix(other) == 0);
 }

@@ -185,7 +185,7 @@ TEST_CASE("accesses extracted from real events", "[audit][access]") {
         return *a;
     };
     auto a = access(44);  // cat zone/a.txt from /tmp/cgcap
-    CHECK(a.zone_key() == std::optional<std::string>("corpus"));
+    CHECK(a.zone_key("") == std::optional<std::string>("corpus"));
     CHECK(classify_syscall(a.arch, a.syscall) == OpenKind::open);
     CHECK(a.success);
     CHECK(a.comm == "cat");
@@ -202,7 +202,7 @@ TEST_CASE("accesses extracted from real events", "[audit][access]") {
     CHECK(access(46).target_path() == std::optional<std::string>("/tmp/cgcap/zone/sub/\xe6\x97\xa5\xe6\x9c\xac.txt"));
     CHECK(access(47).target_path() == std::optional<std::string>("/tmp/cgcap/link.txt"));  // the name given
     CHECK(access(49).target_path() == std::optional<std::string>("/tmp/cgcap/single.txt"));  // ../ from zone
-    CHECK(access(49).zone_key() == std::optional<std::string>("single"));
+    CHECK(access(49).zone_key("") == std::optional<std::string>("single"));
 
     int fd = -1;
     auto rel = access(55);  // openat(dirfd, "sub/日本.txt")
@@ -228,7 +228,7 @@ TEST_CASE("accesses extracted from real events", "[audit][access]") {
     // Multiple keys are joined with \x01 (always hex).
     Event multi;
     multi.records.push_back(*parse_record(type::syscall, "audit(1.0:1): arch=c000003e syscall=2 key=61016375737467756172643A7A"));
-    CHECK(extract_access(multi)->zone_key() == std::optional<std::string>("z"));
+    CHECK(extract_access(multi)->zone_key("") == std::optional<std::string>("z"));
 }
 
 TEST_CASE("interleaved records of many events assemble to the same events", "[audit][assembler]") {
