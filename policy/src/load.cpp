@@ -203,6 +203,17 @@ private:
     void read_principals(const toml::node& node, std::string_view what,
                          std::vector<Principal>& out);
 
+    // Where each notify entry was written, per list, so that an undefined target is
+    // reported at its entry (lists replaced by a drop-in keep only the entries they have).
+    // Keyed "zone <name>", "[print]", "[bulk]".
+    std::map<std::string, std::vector<std::pair<std::string, SourcePos>>> notify_at_;
+    SourcePos notify_pos(const std::string& list, const std::string& target, SourcePos fallback) const {
+        if (auto it = notify_at_.find(list); it != notify_at_.end())
+            for (auto i = it->second.rbegin(); i != it->second.rend(); ++i)
+                if (i->first == target) return i->second;
+        return fallback;
+    }
+
     const Resolver& resolver_;
     std::uint64_t now_;
     std::string file_;
@@ -528,8 +539,8 @@ void Loader::read_zone(const toml::table& t, std::map<std::string, SourcePos>& s
                   "so control removable media on this server by other means");
     if (const auto* n = t.get("notify"))
         for (const auto& [target, element] : get_strings(*n, "notify")) {
-            (void)element;
             zone->notify.push_back(target);
+            notify_at_["zone " + zone->name].emplace_back(target, pos(*element));
         }
 }
 
@@ -591,8 +602,10 @@ void Loader::read_print(const toml::table& t) {
         if (auto v = get_int(*n, "keyword_proximity", 1, 100000))
             print.keyword_proximity = static_cast<std::uint32_t>(*v);
     if (const auto* n = t.get("notify"))
-        for (const auto& [target, element] : get_strings(*n, "notify"))
-            print.notify.push_back(target), (void)element;
+        for (const auto& [target, element] : get_strings(*n, "notify")) {
+            print.notify.push_back(target);
+            notify_at_["[print]"].emplace_back(target, pos(*element));
+        }
     if (const auto* n = t.get("scan_timeout")) {
         if (auto v = get_duration(*n, "scan_timeout")) {
             if (*v > 120)
@@ -712,8 +725,10 @@ void Loader::read_bulk(const toml::table& t) {
                                           {{"alert", BulkAction::alert}, {"revoke", BulkAction::revoke}}))
             bulk.action = *v;
     if (const auto* n = t.get("notify"))
-        for (const auto& [target, element] : get_strings(*n, "notify"))
-            bulk.notify.push_back(target), (void)element;
+        for (const auto& [target, element] : get_strings(*n, "notify")) {
+            bulk.notify.push_back(target);
+            notify_at_["[bulk]"].emplace_back(target, pos(*element));
+        }
     if (bulk.max_files == 0 && bulk.max_bytes == 0)
         error(pos(t), "[bulk] sets neither 'max_files' nor 'max_bytes'",
               "set max_files = N and/or max_bytes = N, or remove the [bulk] section");
@@ -799,7 +814,7 @@ void Loader::validate() {
                         : "every read will be recorded as a violation; add allow_users");
         for (const auto& target : zone.notify)
             if (!policy_.find_notify(target))
-                error(zone.origin.pos,
+                error(notify_pos("zone " + zone.name, target, zone.origin.pos),
                       "zone '" + zone.name + "' notifies undefined target '" + target + "'",
                       "add a [notify." + target + "] section or remove it from 'notify'");
     }
@@ -808,7 +823,7 @@ void Loader::validate() {
         const Origin& o = list == &policy_.print.notify ? policy_.print.origin : policy_.bulk.origin;
         for (const auto& target : *list)
             if (!policy_.find_notify(target))
-                error(o.pos, std::string(where) + " notifies undefined target '" + target + "'",
+                error(notify_pos(where, target, o.pos), std::string(where) + " notifies undefined target '" + target + "'",
                       "add a [notify." + target + "] section or remove it from 'notify'");
     }
     for (const auto& target : policy_.notify_targets) {

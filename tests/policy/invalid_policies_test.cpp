@@ -114,8 +114,11 @@ const Case k_cases[] = {
     {"numeric garbage client", ZONE "allow_clients = [\"300.1.1.1\"]\n", 5, 18, "is not an IP address"},
     {"allow_media is not enforced", ZONE "allow_media = [\"0781:5567\"]\n", 5, 15, "'allow_media' is not enforced"},
     // references
-    {"undefined notify target", ZONE "notify = [\"boss\"]\n", 2, 8, "notifies undefined target 'boss'"},
-    {"undefined print notify", "[print]\nnotify = [\"boss\"]\n", 1, 1, "[print] notifies undefined target 'boss'"},
+    // At the entry that names it, not at the zone or section (regression).
+    {"undefined notify target", ZONE "notify = [\"boss\"]\n", 5, 11, "notifies undefined target 'boss'"},
+    {"undefined print notify", "[print]\nnotify = [\"boss\"]\n", 2, 11, "[print] notifies undefined target 'boss'"},
+    {"undefined bulk notify, on its own line", "[bulk]\nmax_files = 5\nnotify = [\n  \"boss\",\n]\n", 4, 3,
+     "[bulk] notifies undefined target 'boss'"},
     {"notify target without channel", "[notify.m]\ndigest = \"1h\"\n", 1, 9, "has no 'mail' or 'webhook'"},
     {"mail target without from", "[notify.m]\nmail = [\"a@b.example\"]\n", 1, 9, "[mail] has no 'from'"},
     {"bulk without limits", "[bulk]\nwindow = \"10m\"\n", 1, 1, "sets neither 'max_files' nor 'max_bytes'"},
