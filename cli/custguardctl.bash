@@ -67,7 +67,7 @@ _custguardctl() {
     if [[ $cur == -* ]]; then
         local opts="--help --json"
         case "$verb $sub" in
-            "policy check") opts+=" --state-dir" ;;
+            "policy check") opts+=" --state-dir --no-resolve" ;;
             "zone list") opts+=" --names" ;;
             "device list") opts+=" --zone" ;;
             "grant add") opts+=" --duration --reason" ;;

@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
     std::string state_dir;
     check->add_option("FILE", files, "Policy files; drop-ins in policy.d/ beside each are included");
     check->add_option("--state-dir", state_dir, "Also merge DIR/state.toml (CLI-managed state; with FILE)");
+    bool no_resolve = false;
+    check->add_flag("--no-resolve", no_resolve,
+                    "Users and groups unknown on this machine are warnings, not errors (with FILE; for a build host)");
 
     custguard::cli::ControlCommands control(app, *policy);
 
@@ -94,7 +97,12 @@ int main(int argc, char** argv) {
         std::vector<std::filesystem::path> paths(files.begin(), files.end());
         std::optional<std::filesystem::path> dir;
         if (!state_dir.empty()) dir = state_dir;
-        return custguard::common::check_policies(paths, dir, std::cout, std::cerr);
+        return custguard::common::check_policies(paths, dir, std::cout, std::cerr, !no_resolve);
+    }
+    if (check->parsed() && no_resolve) {
+        std::cerr << "custguardctl: --no-resolve checks policy files offline; name them, e.g. custguardctl policy "
+                     "check --no-resolve /etc/custguard/policy.toml\n";
+        return k_exit_usage;
     }
     if (printer->parsed())
         return custguard::cli::run_printer(printer->get_subcommands().front()->get_name(), printer_queue,

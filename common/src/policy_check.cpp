@@ -9,7 +9,7 @@ namespace custguard::common {
 
 int check_policies(const std::vector<std::filesystem::path>& files,
                    const std::optional<std::filesystem::path>& state_dir, std::ostream& out,
-                   std::ostream& err) {
+                   std::ostream& err, bool require_names) {
     int status = 0;
     for (const auto& file : files) {
         auto input = common::read_policy_files(file, state_dir, common::now_seconds());
@@ -18,6 +18,7 @@ int check_policies(const std::vector<std::filesystem::path>& files,
             status = 1;
             continue;
         }
+        input->require_names = require_names;
         auto loaded = policy::load(*input, common::NssResolver{});
         const auto& diags = loaded ? loaded->warnings : loaded.error();
         for (const auto& d : diags) err << d.format() << '\n';

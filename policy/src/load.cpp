@@ -149,7 +149,8 @@ const std::vector<std::string_view> k_detectors = {"credit_card", "my_number", "
 
 class Loader {
 public:
-    Loader(const Resolver& resolver, std::uint64_t now) : resolver_(resolver), now_(now) {}
+    Loader(const Resolver& resolver, std::uint64_t now, bool require_names)
+        : resolver_(resolver), now_(now), require_names_(require_names) {}
 
     void load_file(const SourceText& source, OriginKind kind);
     void merge_state(const SourceText& source);
@@ -216,6 +217,7 @@ private:
 
     const Resolver& resolver_;
     std::uint64_t now_;
+    bool require_names_ = true;
     std::string file_;
     OriginKind kind_ = OriginKind::policy;
 };
@@ -406,6 +408,12 @@ std::optional<Principal> Loader::principal(std::string_view text, const Origin& 
         return std::nullopt;
     }
     auto id = group ? resolver_.group_id(p.name) : resolver_.user_id(p.name);
+    if (!id && !require_names_ && !from_state) {
+        warning(where.pos,
+                std::string(group ? "group '" : "user '") + p.name + "' is not known on this machine (not checked)",
+                "--no-resolve: make sure it exists on the servers this policy is for");
+        id = unknown_id;
+    }
     if (!id) {
         report(std::string(group ? "unknown group '" : "unknown user '") + p.name + "'",
                group ? "create the group (groupadd) or fix the name; users are written without %"
@@ -924,7 +932,7 @@ bool is_normalised_absolute(std::string_view path) {
 }
 
 tl::expected<Loaded, Diagnostics> load(const LoadInput& input, const Resolver& resolver) {
-    Loader loader(resolver, input.now);
+    Loader loader(resolver, input.now, input.require_names);
     loader.load_file(input.main, OriginKind::policy);
     for (const auto& dropin : input.dropins) loader.load_file(dropin, OriginKind::dropin);
     if (input.state) loader.merge_state(*input.state);

@@ -598,6 +598,33 @@ TEST_CASE("dbus: custguardd --audit cross-checks the enforcer with a watch rule 
     CHECK(contains(f.ctl({"status"}).out, "cross-check, "));
 }
 
+TEST_CASE("custguardctl policy check --no-resolve: unknown accounts are warnings, other errors still refuse",
+          "[dbus][host]") {
+    REQUIRE_ROOT();
+    Fixture f(Fixture::Options{false, false});
+    const auto file = f.dir() / "buildhost.toml";
+    {
+        std::ofstream out(file);
+        out << "[[zone]]\nname = \"z\"\npaths = [\"/srv/z\"]\nallow_users = [\"%cg-no-such-group\"]\n";
+    }
+    auto strict = f.ctl({"policy", "check", file.string()});
+    CHECK(strict.rc == 1);
+    CHECK(contains(strict.err, "unknown group 'cg-no-such-group'"));
+    auto offline = f.ctl({"policy", "check", "--no-resolve", file.string()});
+    INFO(describe(offline));
+    CHECK(offline.rc == 0);
+    CHECK(contains(offline.err, file.string() + ":4:16: warning: group 'cg-no-such-group' is not known on this machine"));
+    CHECK(contains(offline.out, ": OK, 1 zone, 1 warning"));
+    {
+        std::ofstream out(file, std::ios::app);
+        out << "alow = 1\n";
+    }
+    CHECK(f.ctl({"policy", "check", "--no-resolve", file.string()}).rc == 1);
+    auto no_file = f.ctl({"policy", "check", "--no-resolve"});
+    CHECK(no_file.rc == 2);
+    CHECK(contains(no_file.err, "name them"));
+}
+
 TEST_CASE("dbus: a daemon that is gone is reported as unreachable", "[dbus][host]") {
     REQUIRE_ROOT();
     Fixture f(Fixture::Options{true, false});

@@ -221,3 +221,30 @@ TEST_CASE("allow_media is refused with its reason, whatever it lists", "[policy]
         }
     }
 }
+
+// `policy check --no-resolve` (configuration management checks on a build host).
+TEST_CASE("without required names an unknown user or group is a warning at its value; everything else still refuses",
+          "[policy][invalid]") {
+    auto load = [](const std::string& text) {
+        custguard::policy::LoadInput in;
+        in.main = {"policy.toml", text};
+        in.now = 1000;
+        in.require_names = false;
+        return custguard::policy::load(in, custguard::test::test_resolver());
+    };
+    auto ok = load("[[zone]]\nname = \"z\"\npaths = [\"/srv/z\"]\nallow_users = [\"alice\", \"%hr\", \"ghost\"]\n");
+    REQUIRE(ok);
+    std::vector<std::string> unknown;
+    for (const auto& d : ok->warnings)
+        if (d.message.find("not known on this machine") != std::string::npos) unknown.push_back(d.format());
+    REQUIRE(unknown.size() == 2);
+    CHECK_THAT(unknown[0], Catch::StartsWith("policy.toml:4:25: warning: group 'hr' is not known"));
+    CHECK_THAT(unknown[1], Catch::StartsWith("policy.toml:4:32: warning: user 'ghost' is not known"));
+    // An unknown key, a bad name and an unknown notify target are still errors.
+    for (const char* bad : {"[[zone]]\nname = \"z\"\npaths = [\"/srv/z\"]\nallow_users = [\"%hr\"]\nalow = 1\n",
+                            "[[zone]]\nname = \"z\"\npaths = [\"/srv/z\"]\nallow_users = [\"a b\"]\n",
+                            "[[zone]]\nname = \"z\"\npaths = [\"/srv/z\"]\nallow_users = [\"%hr\"]\nnotify = [\"x\"]\n"}) {
+        INFO(bad);
+        CHECK_FALSE(load(bad));
+    }
+}

@@ -32,7 +32,13 @@ struct LoadInput {
     std::optional<SourceText> state;
     // Grants whose expiry is at or before `now` are dropped (seconds since the epoch).
     std::uint64_t now = 0;
+    // false: users and groups the resolver does not know are warnings, not errors (a
+    // policy checked on a build host that lacks the servers' accounts; `policy check
+    // --no-resolve`). Such a policy is for checking only: their ids are unknown_id.
+    bool require_names = true;
 };
+
+inline constexpr std::uint32_t unknown_id = 0xfffffffeu;
 
 struct Loaded {
     Policy policy;
