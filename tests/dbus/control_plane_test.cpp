@@ -568,23 +568,28 @@ TEST_CASE("dbus: client grants are added, listed, replaced and revoked; refused 
     CHECK(parse(f.ctl({"grant", "list", "--json"}).out).as_array().empty());
 }
 
-// A client grant in the state file for a zone that has lost allow_clients is ignored with a
-// warning (listing the machine would shut out every other client), never enforced.
+// A client grant for a zone that has since lost allow_clients is ignored with a warning
+// (listing the machine would shut out every other client), never enforced; it can still
+// be revoked.
 TEST_CASE("dbus: a client grant left for a zone without allow_clients is not enforced", "[dbus][host][clients]") {
     REQUIRE_ROOT();
     Fixture f;
-    {
-        std::ofstream(f.state_file(), std::ios::app)
-            << "\n[[grant]]\nzone = \"medical\"\nclient = \"192.0.2.7\"\nexpires_at = 9999999999\n"
-               "reason = \"x\"\ngranted_by = \"root\"\ngranted_at = 1\n";
-    }
+    REQUIRE(f.ctl({"grant", "add", "customers", "--client", "192.0.2.7", "-d", "1h", "-r", "visit"}).rc == 0);
+    CHECK(contains(f.ctl({"policy", "show"}).out, "client 192.0.2.7"));
+    auto policy = cgtest::slurp(f.policy_file());
+    const std::string line = "allow_clients = [\"192.168.10.0/24\"]\n";
+    REQUIRE(contains(policy, line));
+    policy.erase(policy.find(line), line.size());
+    cgtest::spit(f.policy_file(), policy);
     auto reload = f.ctl({"policy", "reload", "--json"});
     INFO(describe(reload));
     REQUIRE(reload.rc == 0);
-    CHECK(contains(reload.out, "client grant for zone 'medical', which has no allow_clients"));
+    CHECK(contains(reload.out, "client grant for zone 'customers', which has no allow_clients"));
+    CHECK(contains(reload.out, "custguardctl grant revoke customers --client 192.0.2.7"));
     CHECK_FALSE(contains(f.ctl({"policy", "show"}).out, "client 192.0.2.7"));
-    // It can still be revoked (and is then gone from the state).
-    REQUIRE(f.ctl({"grant", "revoke", "medical", "--client", "192.0.2.7"}).rc == 0);
+    auto revoke = f.ctl({"grant", "revoke", "customers", "--client", "192.0.2.7"});
+    INFO(describe(revoke));
+    REQUIRE(revoke.rc == 0);
     CHECK_FALSE(contains(f.state_text(), "192.0.2.7"));
 }
 
