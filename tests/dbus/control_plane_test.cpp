@@ -496,7 +496,7 @@ TEST_CASE("dbus: a grant really opens and then closes access (fanotify)", "[dbus
 // Client grants (custguardctl grant add ZONE --client CLIENT): only in zones that list
 // their clients, validated like allow_clients, replaced by a new grant for the same client,
 // listed, revoked, recorded as admin changes; a refused one changes nothing.
-TEST_CASE("dbus: client grants are added, listed, replaced and revoked; refused where allow_clients is absent",
+TEST_CASE("dbus: client grants are added, listed, replaced and revoked, and refused where allow_clients is absent",
           "[dbus][host][clients]") {
     REQUIRE_ROOT();
     Fixture f;
