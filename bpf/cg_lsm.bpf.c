@@ -85,7 +85,7 @@ struct cg_inner_clients {
 	__uint(max_entries, 1);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(key_size, sizeof(struct cg_client_key));
-	__uint(value_size, sizeof(__u8));
+	__uint(value_size, sizeof(struct cg_client));
 };
 
 #define CG_OUTER(name, inner)                                  \
@@ -590,14 +590,17 @@ static __always_inline struct cg_smb_peers *cg_peers_of(struct task_struct *task
 }
 
 /*
- * Whether every client the current smbd process serves is in zone_id's allow_clients.
+ * Whether every client the current smbd process serves is in zone_id's allow_clients
+ * (or a client grant in force: the entry's expiry, same clock as grants).
  * Unknown clients (none recorded, too many) are not. *bad: the first one not allowed.
  */
-static __always_inline bool cg_clients_allowed(__u32 slot, __u32 zone_id, __u8 *bad)
+static __always_inline bool cg_clients_allowed(__u32 slot, __u32 zone_id, __u64 rt_offset, __u8 *bad)
 {
 	struct cg_smb_peers *p = cg_peers_of(bpf_get_current_task_btf(), 0);
 	struct cg_client_key k = { .prefixlen = 32 + 128, .zone_id = zone_id };
 	void *clients = bpf_map_lookup_elem(&cg_clients, &slot);
+	__u64 now_s = (bpf_ktime_get_boot_ns() + rt_offset) / 1000000000ULL;
+	struct cg_client *c;
 	__u32 n;
 
 	if (!p || !clients || p->overflow)
@@ -609,7 +612,8 @@ static __always_inline bool cg_clients_allowed(__u32 slot, __u32 zone_id, __u8 *
 		if (i >= n)
 			break;
 		__builtin_memcpy(k.addr, p->addr[i], 16);
-		if (!bpf_map_lookup_elem(clients, &k)) {
+		c = bpf_map_lookup_elem(clients, &k);
+		if (!c || (c->expires_at && now_s >= c->expires_at)) {
 			__builtin_memcpy(bad, k.addr, 16);
 			return false;
 		}
@@ -707,7 +711,7 @@ static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 	}
 	/* The zone lists client machines: an smbd may serve it only to those. */
 	if (allowed && (zflags & CG_ZONE_CLIENTS) && cg_is_smbd(bpf_get_current_task_btf()) &&
-	    !cg_clients_allowed(slot, zone_id, s->client)) {
+	    !cg_clients_allowed(slot, zone_id, rt_offset, s->client)) {
 		allowed = false;
 		*rule = CG_RULE_CLIENT_NOT_ALLOWED;
 	}

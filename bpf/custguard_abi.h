@@ -14,7 +14,11 @@
 #include <linux/types.h>
 #endif
 
-#define CG_ABI_VERSION 8 /* 8: allow_clients (client map, smbd peers, cg_event.client) */
+/*
+ * 8: allow_clients (client map, smbd peers, cg_event.client)
+ * 9: cg_clients values are struct cg_client (expiry of client grants), not __u8
+ */
+#define CG_ABI_VERSION 9
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -384,6 +388,16 @@ struct cg_client_key {
 	__u32 prefixlen;
 	__u32 zone_id;
 	__u8 addr[16];
+};
+
+/*
+ * Value of cg_clients: in force while the CLOCK_REALTIME second is below expires_at (as
+ * cg_grant); 0: permanent (allow_clients). The trie returns only the longest match, so
+ * user space stores each network with the latest expiry of the networks of its zone that
+ * contain it (policy::spread_client_expiry): the longest match then answers for them all.
+ */
+struct cg_client {
+	__u64 expires_at;
 };
 
 /*

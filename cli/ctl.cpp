@@ -373,7 +373,7 @@ struct ControlCommands::Impl {
     bool json = false;
     bool names_only = false;
     std::vector<std::string> check_files;  // set by main's `policy check FILE...`
-    std::string zone, user, kind, value, duration, reason, job, comment;
+    std::string zone, user, kind, value, duration, reason, job, comment, grant_client;
     std::vector<std::string> users, device_args;
     JournalFilter filter;
     std::string since, until, name_space, directory;
@@ -560,10 +560,13 @@ struct ControlCommands::Impl {
             for (const auto& e : pr["allow_printers"].as_array()) rows.push_back({"[print]", "printer", e.as_string(), ""});
             for (const auto& e : pr["allow_users"].as_array()) rows.push_back({"[print]", "user", e["name"].as_string(), origin_text(e["origin"])});
             if (!pr["detectors"].as_array().empty()) rows.push_back({"[print]", "detectors", join_json_strings(pr["detectors"]), ""});
-            for (const auto& g : p["grants"].as_array())
+            for (const auto& g : p["grants"].as_array()) {
+                const std::string client = g["client"].as_string();
                 rows.push_back({g["zone"].as_string(), "grant",
-                                g["user"].as_string() + " until " + format_time(static_cast<std::uint64_t>(g["expires_at"].as_int())),
+                                (client.empty() ? g["user"].as_string() : "client " + client) + " until " +
+                                    format_time(static_cast<std::uint64_t>(g["expires_at"].as_int())),
                                 origin_text(g["origin"])});
+            }
             print_table({"ZONE", "ENTRY", "VALUE", "ORIGIN"}, rows);
         });
     }
@@ -643,24 +646,50 @@ struct ControlCommands::Impl {
         });
     }
 
-    int do_grant_add() {
-        // A leading '-' is passed on as a negative duration, so the daemon refuses it with
-        // a named error like any other bad value.
+    // grant add|revoke name a USER or a --client CLIENT: exactly one. Checked before the bus.
+    std::optional<CallError> grant_subject_error(const char* verb) const {
+        if (!user.empty() && !grant_client.empty())
+            return CallError{k_exit_usage, "",
+                             std::string("grant ") + verb + ": give either USER or --client CLIENT, not both"};
+        if (user.empty() && grant_client.empty())
+            return CallError{k_exit_usage, "",
+                             std::string("grant ") + verb + ": name a USER, or a client machine with --client CLIENT "
+                             "(an address, a network such as 192.0.2.0/24, or a host name)"};
+        return std::nullopt;
+    }
+
+    // The duration as signed seconds: a leading '-' is passed on as a negative duration, so
+    // the daemon refuses it with a named error like any other bad value.
+    tl::expected<std::int64_t, CallError> grant_seconds() const {
         std::string text = duration;
         bool negative = !text.empty() && text.front() == '-';
         if (negative) text.erase(0, 1);
         auto seconds = policy::parse_duration(text);
         if (!seconds || *seconds > static_cast<std::uint64_t>(INT64_MAX))
-            return report({k_exit_usage, "", "'" + duration + "' is not a duration; write e.g. 90s, 30m, 2h or 1d"}, json);
-        std::int64_t signed_seconds = static_cast<std::int64_t>(*seconds) * (negative ? -1 : 1);
-        auto reply = client.call("AddGrant", [&](sd_bus_message* m) {
-            return sd_bus_message_append(m, "ssxs", zone.c_str(), user.c_str(), signed_seconds, reason.c_str());
+            return tl::unexpected(
+                CallError{k_exit_usage, "", "'" + duration + "' is not a duration; write e.g. 90s, 30m, 2h or 1d"});
+        return static_cast<std::int64_t>(*seconds) * (negative ? -1 : 1);
+    }
+
+    int do_grant_add(std::int64_t signed_seconds) {
+        const bool for_client = !grant_client.empty();
+        const std::string& who = for_client ? grant_client : user;
+        auto reply = client.call(for_client ? "AddClientGrant" : "AddGrant", [&](sd_bus_message* m) {
+            return sd_bus_message_append(m, "ssxs", zone.c_str(), who.c_str(), signed_seconds, reason.c_str());
         });
         if (!reply) return report(reply.error(), json);
         std::uint64_t expires = 0;
         if (sd_bus_message_read(reply->get(), "t", &expires) < 0) return report({k_exit_failed, "", "malformed reply"}, json);
         if (json)
-            std::cout << Json::object().set("zone", zone).set("user", user).set("expires_at", expires).dump() << '\n';
+            std::cout << Json::object()
+                             .set("zone", zone)
+                             .set(for_client ? "client" : "user", who)
+                             .set("expires_at", expires)
+                             .dump()
+                      << '\n';
+        else if (for_client)
+            std::cout << "client " << escape_text(who) << " counts as listed in allow_clients of zone " << escape_text(zone)
+                      << " until " << format_time(expires) << '\n';
         else
             std::cout << escape_text(user) << " may read zone " << escape_text(zone) << " until " << format_time(expires)
                       << '\n';
@@ -670,12 +699,14 @@ struct ControlCommands::Impl {
     int do_grant_list() {
         return json_call(client.call_strings("ListGrants", {zone}), [](const Json& grants) {
             std::vector<std::vector<std::string>> rows;
-            for (const auto& g : grants.as_array())
-                rows.push_back({g["zone"].as_string(), g["user"].as_string(),
+            for (const auto& g : grants.as_array()) {
+                const std::string client = g["client"].as_string();
+                rows.push_back({g["zone"].as_string(), client.empty() ? g["user"].as_string() : "client " + client,
                                 format_time(static_cast<std::uint64_t>(g["expires_at"].as_int())),
                                 format_duration(static_cast<std::uint64_t>(g["remaining_seconds"].as_int())),
                                 g["granted_by"].as_string(), g["reason"].as_string()});
-            print_table({"ZONE", "USER", "EXPIRES", "LEFT", "BY", "REASON"}, rows);
+            }
+            print_table({"ZONE", "FOR", "EXPIRES", "LEFT", "BY", "REASON"}, rows);
         });
     }
 
@@ -845,9 +876,12 @@ ControlCommands::ControlCommands(CLI::App& app, CLI::App& policy) : impl_(std::m
 
     auto* grant = app.add_subcommand("grant", "Temporary access to a zone that expires by itself");
     grant->require_subcommand(1);
-    d.grant_add = grant->add_subcommand("add", "Let USER read ZONE for a limited time");
+    d.grant_add = grant->add_subcommand(
+        "add", "Let USER read ZONE, or let client machine CLIENT count as listed in its allow_clients, for a limited time");
     d.grant_add->add_option("ZONE", d.zone, "Zone name, or a path inside the zone")->required();
-    d.grant_add->add_option("USER", d.user, "User name (not a group)")->required();
+    d.grant_add->add_option("USER", d.user, "User name (not a group)");
+    d.grant_add->add_option("--client", d.grant_client,
+                            "Instead of USER: a client machine (IP address, network or host name)");
     d.grant_add->add_option("-d,--duration", d.duration, "How long, e.g. 30m, 2h or 1d (at most 30d)")->required();
     d.grant_add->add_option("-r,--reason", d.reason, "Why (recorded with the grant)")->required();
     json_flag(d.grant_add);
@@ -856,7 +890,8 @@ ControlCommands::ControlCommands(CLI::App& app, CLI::App& policy) : impl_(std::m
     json_flag(d.grant_list);
     d.grant_revoke = grant->add_subcommand("revoke", "End a grant now");
     d.grant_revoke->add_option("ZONE", d.zone, "Zone name, or a path inside the zone")->required();
-    d.grant_revoke->add_option("USER", d.user, "User name")->required();
+    d.grant_revoke->add_option("USER", d.user, "User name");
+    d.grant_revoke->add_option("--client", d.grant_client, "Instead of USER: the client machine of the grant");
     json_flag(d.grant_revoke);
 
     auto* print = app.add_subcommand("print", "Print jobs held for a decision");
@@ -911,6 +946,16 @@ std::optional<int> ControlCommands::run() {
                 d.grant_list->parsed() || d.grant_revoke->parsed() || d.print_held->parsed() ||
                 d.print_approve->parsed() || d.print_reject->parsed();
     if (!mine) return std::nullopt;
+    // Usage errors of grant add|revoke are reported before the bus is asked.
+    std::int64_t grant_seconds = 0;
+    if (d.grant_add->parsed() || d.grant_revoke->parsed()) {
+        if (auto e = d.grant_subject_error(d.grant_add->parsed() ? "add" : "revoke")) return report(*e, d.json);
+    }
+    if (d.grant_add->parsed()) {
+        auto s = d.grant_seconds();
+        if (!s) return report(s.error(), d.json);
+        grant_seconds = *s;
+    }
     if (int r = d.connect(); r != k_exit_ok) return r;
     if (d.status->parsed()) return d.do_status();
     if (d.policy_check->parsed()) return d.do_policy_check();
@@ -923,9 +968,11 @@ std::optional<int> ControlCommands::run() {
     if (d.device_allow->parsed()) return d.do_device_change("AllowDevice");
     if (d.device_revoke->parsed()) return d.do_device_change("RevokeDevice");
     if (d.device_list->parsed()) return d.do_device_list();
-    if (d.grant_add->parsed()) return d.do_grant_add();
+    if (d.grant_add->parsed()) return d.do_grant_add(grant_seconds);
     if (d.grant_list->parsed()) return d.do_grant_list();
-    if (d.grant_revoke->parsed()) return d.simple_message(d.client.call_strings("RevokeGrant", {d.zone, d.user}));
+    if (d.grant_revoke->parsed())
+        return d.simple_message(d.grant_client.empty() ? d.client.call_strings("RevokeGrant", {d.zone, d.user})
+                                                       : d.client.call_strings("RevokeClientGrant", {d.zone, d.grant_client}));
     if (d.print_held->parsed()) return d.do_print_held();
     if (d.print_approve->parsed()) return d.simple_message(d.client.call_strings("ApproveJob", {d.job, d.comment}));
     if (d.print_reject->parsed()) return d.simple_message(d.client.call_strings("RejectJob", {d.job, d.comment}));

@@ -70,7 +70,8 @@ _custguardctl() {
             "policy check") opts+=" --state-dir --no-resolve" ;;
             "zone list") opts+=" --names" ;;
             "device list") opts+=" --zone" ;;
-            "grant add") opts+=" --duration --reason" ;;
+            "grant add") opts+=" --client --duration --reason" ;;
+            "grant revoke") opts+=" --client" ;;
             "print approve") opts+=" --comment" ;;
             "print reject") opts+=" --reason" ;;
             "history "*) opts+=" --user --zone --path --event --since --until --limit --namespace --directory" ;;
@@ -78,6 +79,11 @@ _custguardctl() {
             "scan "*) opts="--help --json --policy --threshold --detectors --keywords --keyword-proximity --mime-type" ;;
         esac
         COMPREPLY=($(compgen -W "$opts" -- "$cur")); return
+    fi
+
+    # A client machine (grant add|revoke --client): an address or a host name.
+    if [[ $verb == grant && ${words[cword-1]} == --client ]]; then
+        COMPREPLY=($(compgen -A hostname -- "$cur")); return
     fi
 
     # Positional arguments: count the ones after the sub-verb.
@@ -100,7 +106,9 @@ _custguardctl() {
             ((pos == 0)) && COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur")) ;;
         "grant add"|"grant revoke")
             if ((pos == 0)); then COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur"))
-            elif ((pos == 1)); then COMPREPLY=($(compgen -u -- "$cur")); fi ;;
+            elif ((pos == 1)) && [[ " ${words[*]} " != *" --client "* ]]; then
+                COMPREPLY=($(compgen -u -- "$cur"))
+            fi ;;
         "device allow"|"device revoke")
             if ((pos == 0)); then COMPREPLY=($(compgen -W "printer client" -- "$cur"))
             elif ((pos == 1)) && [[ ${words[cword-1]} != printer ]]; then

@@ -6,7 +6,7 @@
 
 namespace {
 
-static_assert(CG_ABI_VERSION == 8);
+static_assert(CG_ABI_VERSION == 9);
 static_assert(sizeof(cg_inode_key) == 16);
 static_assert(offsetof(cg_inode_key, dev) == 0 && offsetof(cg_inode_key, ino) == 8);
 static_assert(sizeof(cg_zone_root) == 8);
@@ -25,6 +25,7 @@ static_assert(CG_RULE_REVOKED == 6 && CG_RULE_ZONE_UNKNOWN == 7);
 static_assert(sizeof(cg_program_key) == 24);
 static_assert(CG_RULE_PROGRAM_TRACED == 9 && CG_RULE_CLIENT_NOT_ALLOWED == 10);
 static_assert(sizeof(cg_client_key) == 24);
+static_assert(sizeof(cg_client) == 8 && offsetof(cg_client, expires_at) == 0);
 static_assert(offsetof(cg_client_key, zone_id) == 4 && offsetof(cg_client_key, addr) == 8);
 static_assert(sizeof(cg_smb_peers) == 8 + CG_MAX_PEERS * 16);
 static_assert(offsetof(cg_program_key, dev) == 8 && offsetof(cg_program_key, ino) == 16);

@@ -216,7 +216,7 @@ tl::expected<UniqueFd, std::string> make_client_trie(std::size_t rows)
     opts.sz = sizeof opts;
     opts.map_flags = BPF_F_NO_PREALLOC;
     const auto max = static_cast<std::uint32_t>(rows < 1 ? 1 : rows);
-    int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "cg_clients_in", sizeof(cg_client_key), 1, max, &opts);
+    int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "cg_clients_in", sizeof(cg_client_key), sizeof(cg_client), max, &opts);
     if (fd < 0)
         return Error(std::string("creating map cg_clients_in: ") + errno_text(errno));
     return UniqueFd(fd);
@@ -595,9 +595,11 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
         if (auto e = put(*m_denies, "denies", k, v); !e)
             return Error("bpf-lsm: " + e.error());
     }
-    for (const auto& k : client_rows)
-        if (auto e = put(*m_clients, "clients", k, one); !e)
+    for (std::size_t i = 0; i < client_rows.size(); ++i) {
+        const cg_client v{compiled.clients[i].expires_at};
+        if (auto e = put(*m_clients, "clients", client_rows[i], v); !e)
             return Error("bpf-lsm: " + e.error());
+    }
 
     // Install into the idle slot, then flip: one 8-byte array store switches every table.
     const CtlWords& ctl = impl_->ctl;

@@ -13,6 +13,7 @@ namespace custguard::daemon::bpf_lsm {
 
 // One key per numeric row: IPv4 a.b.c.d/n becomes ::ffff:a.b.c.d/(96 + n), so that one
 // lookup with the peer's IPv6 form (IPv4 peers and IPv4-mapped peers alike) finds both.
+// In the order of compiled.clients (whose expires_at is each key's struct cg_client).
 std::vector<cg_client_key> client_keys(const policy::Compiled& compiled);
 
 // "192.0.2.7" for an IPv4 (or IPv4-mapped) address, "2001:db8::1" otherwise, "" for all zero.

@@ -80,49 +80,50 @@ std::string join_diagnostics(const policy::Diagnostics& diags) {
 }
 
 
-// Resolves the host names of allow_clients forward (getaddrinfo: /etc/hosts, DNS, as
-// nsswitch.conf says) into ClientMatch::resolved. Never a reverse lookup, never at access
-// time. A name that does not resolve matches no client until a later resolution; the
-// returned warnings say which.
+// Resolves the host names of allow_clients and of client grants forward (getaddrinfo:
+// /etc/hosts, DNS, as nsswitch.conf says) into ClientMatch::resolved. Never a reverse
+// lookup, never at access time. A name that does not resolve matches no client until a
+// later resolution; the returned warnings say which.
 std::vector<std::string> resolve_client_hosts(policy::Policy& policy) {
     std::vector<std::string> warnings;
     std::map<std::string, std::vector<policy::ClientAddress>> done;
-    for (auto& zone : policy.zones) {
-        for (auto& client : zone.allow_clients) {
-            if (!client.hostname) continue;
-            auto it = done.find(*client.hostname);
-            if (it == done.end()) {
-                std::vector<policy::ClientAddress> addresses;
-                addrinfo hints{};
-                hints.ai_family = AF_UNSPEC;
-                hints.ai_socktype = SOCK_STREAM;
-                addrinfo* res = nullptr;
-                const int rc = ::getaddrinfo(client.hostname->c_str(), nullptr, &hints, &res);
-                for (addrinfo* ai = res; rc == 0 && ai; ai = ai->ai_next) {
-                    char text[INET6_ADDRSTRLEN] = {};
-                    const void* src = ai->ai_family == AF_INET
-                                          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr)
-                                          : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr);
-                    if (!::inet_ntop(ai->ai_family, src, text, sizeof text)) continue;
-                    auto a = policy::parse_client_address(text);
-                    if (a && std::find(addresses.begin(), addresses.end(), *a) == addresses.end()) addresses.push_back(*a);
-                }
-                if (res) ::freeaddrinfo(res);
-                if (addresses.empty())
-                    warnings.push_back("zone " + zone.name + ": allow_clients host name '" + *client.hostname +
-                                       "' does not resolve (" + (rc ? ::gai_strerror(rc) : "no address") +
-                                       "); it allows no client until it does (tried again at every reload and "
-                                       "every hour)");
-                it = done.emplace(*client.hostname, std::move(addresses)).first;
+    auto resolve = [&](policy::ClientMatch& client, const std::string& what) {
+        if (!client.hostname) return;
+        auto it = done.find(*client.hostname);
+        if (it == done.end()) {
+            std::vector<policy::ClientAddress> addresses;
+            addrinfo hints{};
+            hints.ai_family = AF_UNSPEC;
+            hints.ai_socktype = SOCK_STREAM;
+            addrinfo* res = nullptr;
+            const int rc = ::getaddrinfo(client.hostname->c_str(), nullptr, &hints, &res);
+            for (addrinfo* ai = res; rc == 0 && ai; ai = ai->ai_next) {
+                char text[INET6_ADDRSTRLEN] = {};
+                const void* src = ai->ai_family == AF_INET
+                                      ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr)
+                                      : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr);
+                if (!::inet_ntop(ai->ai_family, src, text, sizeof text)) continue;
+                auto a = policy::parse_client_address(text);
+                if (a && std::find(addresses.begin(), addresses.end(), *a) == addresses.end()) addresses.push_back(*a);
             }
-            client.resolved = it->second;
+            if (res) ::freeaddrinfo(res);
+            if (addresses.empty())
+                warnings.push_back(what + " host name '" + *client.hostname + "' does not resolve (" +
+                                   (rc ? ::gai_strerror(rc) : "no address") +
+                                   "); it allows no client until it does (tried again at every reload and "
+                                   "every hour)");
+            it = done.emplace(*client.hostname, std::move(addresses)).first;
         }
-    }
+        client.resolved = it->second;
+    };
+    for (auto& zone : policy.zones)
+        for (auto& client : zone.allow_clients) resolve(client, "zone " + zone.name + ": allow_clients");
+    for (auto& grant : policy.client_grants) resolve(grant.client, "zone " + grant.zone + ": client grant");
     return warnings;
 }
 
 bool same_resolution(const policy::Policy& a, const policy::Policy& b) {
-    if (a.zones.size() != b.zones.size()) return false;
+    if (a.zones.size() != b.zones.size() || a.client_grants.size() != b.client_grants.size()) return false;
     for (std::size_t z = 0; z < a.zones.size(); ++z) {
         const auto& x = a.zones[z].allow_clients;
         const auto& y = b.zones[z].allow_clients;
@@ -130,6 +131,8 @@ bool same_resolution(const policy::Policy& a, const policy::Policy& b) {
         for (std::size_t i = 0; i < x.size(); ++i)
             if (x[i].resolved != y[i].resolved) return false;
     }
+    for (std::size_t i = 0; i < a.client_grants.size(); ++i)
+        if (a.client_grants[i].client.resolved != b.client_grants[i].client.resolved) return false;
     return true;
 }
 
@@ -561,11 +564,16 @@ std::size_t Daemon::prune_expired_grants(std::uint64_t now) {
         return 0;
     }
     for (const auto& g : expired) {
+        // A client grant is named "client ADDRESS" (its target ZONE:client:ADDRESS).
+        const bool client = !g.client.empty();
+        const std::string who = client ? "client " + g.client : g.user;
         auto rec = events::make_admin_change_record(
-            "custguardd", static_cast<std::uint32_t>(::geteuid()), "grant.expire", g.zone + ":" + g.user,
-            "grant for " + g.user + " in zone " + g.zone + " expired (reason was: " + g.reason + ")");
+            "custguardd", static_cast<std::uint32_t>(::geteuid()), "grant.expire",
+            g.zone + ":" + (client ? "client:" + g.client : g.user),
+            "grant for " + who + " in zone " + g.zone + " expired (reason was: " + g.reason + ")");
         rec.set(events::field::zone, g.zone);
-        rec.set("CUSTGUARD_BEFORE", "grant " + g.zone + " " + g.user + " until " + std::to_string(g.expires_at));
+        if (client) rec.set(events::field::client, g.client);
+        rec.set("CUSTGUARD_BEFORE", "grant " + g.zone + " " + who + " until " + std::to_string(g.expires_at));
         rec.set("CUSTGUARD_AFTER", "none");
         pipeline_->submit(std::move(rec));
     }
@@ -574,23 +582,32 @@ std::size_t Daemon::prune_expired_grants(std::uint64_t now) {
 
 void Daemon::refresh_client_hosts() {
     policy::Policy next;
+    std::string digest;
     {
         std::lock_guard lock(mutex_);
-        const bool any = std::any_of(policy_.zones.begin(), policy_.zones.end(), [](const policy::Zone& z) {
-            return std::any_of(z.allow_clients.begin(), z.allow_clients.end(),
-                               [](const policy::ClientMatch& c) { return c.hostname.has_value(); });
-        });
+        const bool any = std::any_of(policy_.zones.begin(), policy_.zones.end(),
+                                     [](const policy::Zone& z) {
+                                         return std::any_of(z.allow_clients.begin(), z.allow_clients.end(),
+                                                            [](const policy::ClientMatch& c) { return c.hostname.has_value(); });
+                                     }) ||
+                         std::any_of(policy_.client_grants.begin(), policy_.client_grants.end(),
+                                     [](const policy::ClientGrant& g) { return g.client.hostname.has_value(); });
         if (!any) return;
         next = policy_;
+        digest = digest_;
     }
     auto warnings = resolve_client_hosts(next);
     policy::Compiled compiled;
     {
         std::lock_guard lock(mutex_);
+        // A reload or state change meanwhile installed (and resolved) a newer policy: a
+        // grant added or revoked since must not be undone here.
+        if (digest != digest_) return;
         host_warnings_ = warnings;
         if (same_resolution(next, policy_)) return;
         for (std::size_t z = 0; z < policy_.zones.size() && z < next.zones.size(); ++z)
             policy_.zones[z].allow_clients = next.zones[z].allow_clients;
+        policy_.client_grants = next.client_grants;
         compiled = policy::compile(policy_);
     }
     if (auto r = enforcer_->apply(compiled); !r)

@@ -130,12 +130,13 @@ public:
     // plane attaches its bus connection there.
     void set_loop_hook(std::function<void(sd_event*)> hook) { loop_hook_ = std::move(hook); }
 
-    // Remove grants that expired at or before `now` from the state file (the enforcers
+    // Remove grants (of users and of clients) that expired at or before `now` from the state file (the enforcers
     // already refuse them at their expiry) and record each as an admin change. Returns
     // how many were removed. run() calls it every second.
     std::size_t prune_expired_grants(std::uint64_t now);
 
-    // Resolve the host names of allow_clients again; apply when their addresses changed.
+    // Resolve the host names of allow_clients and client grants again; apply when their
+    // addresses changed.
     // run() calls it every hour (reloads resolve them too).
     void refresh_client_hosts();
 

@@ -18,6 +18,10 @@
 //   AddGrant(s zone, s user, x seconds, s reason) -> t expires_at (seconds since the epoch)
 //   ListGrants(s zone)                            -> s grants (JSON array)
 //   RevokeGrant(s zone, s user)                   -> s message
+//   AddClientGrant(s zone, s client, x seconds, s reason) -> t expires_at
+//   RevokeClientGrant(s zone, s client)           -> s message
+//     (a client machine counts as listed in the zone's allow_clients until expires_at;
+//     ListGrants lists both kinds, a client grant with "client" set and "user" "")
 //   ListHeldJobs()                                -> s jobs (JSON array)
 //   ApproveJob(s job, s comment)                  -> s message
 //   RejectJob(s job, s reason)                    -> s message
@@ -45,6 +49,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -211,6 +216,8 @@ constexpr MethodLimits k_method_limits[] = {
     {"AddGrant", {{{"zone", k_zone_bytes}, {"user", k_user_bytes}, {"seconds"}, {"reason", k_reason_bytes}}}},
     {"ListGrants", {{{"zone", k_zone_bytes}}}},
     {"RevokeGrant", {{{"zone", k_zone_bytes}, {"user", k_user_bytes}}}},
+    {"AddClientGrant", {{{"zone", k_zone_bytes}, {"client", k_device_bytes}, {"seconds"}, {"reason", k_reason_bytes}}}},
+    {"RevokeClientGrant", {{{"zone", k_zone_bytes}, {"client", k_device_bytes}}}},
     {"ApproveJob", {{{"job", k_job_bytes}, {"comment", k_reason_bytes}}}},
     {"RejectJob", {{{"job", k_job_bytes}, {"reason", k_reason_bytes}}}},
     {"CheckPrintJob", {{{"job", k_attr_bytes, k_attr_entries}, {"document"}}}},
@@ -366,9 +373,10 @@ struct ControlPlane::Impl {
 
     void record_change(const Caller& caller, std::string_view action, std::string_view target,
                        std::string_view detail, std::string_view zone, std::string_view before,
-                       std::string_view after) {
+                       std::string_view after, std::string_view client = {}) {
         auto rec = events::make_admin_change_record(caller.name, caller.uid, action, target, detail);
         rec.set(events::field::zone, zone);
+        if (!client.empty()) rec.set(events::field::client, client);
         rec.set("CUSTGUARD_BEFORE", before.empty() ? "none" : before);
         rec.set("CUSTGUARD_AFTER", after.empty() ? "none" : after);
         rec.set(events::field::decision, "allow");
@@ -656,6 +664,14 @@ struct ControlPlane::Impl {
                             .set("reason", g.reason)
                             .set("granted_by", g.granted_by)
                             .set("origin", origin_json(g.origin)));
+        for (const auto& g : p.client_grants)
+            grants.push(Json::object()
+                            .set("zone", g.zone)
+                            .set("client", g.client.text)
+                            .set("expires_at", g.expires_at)
+                            .set("reason", g.reason)
+                            .set("granted_by", g.granted_by)
+                            .set("origin", origin_json(g.origin)));
         return Json::object()
             .set("daemon", Json::object()
                                .set("enforcer", std::string(policy::to_string(p.daemon.enforcer)))
@@ -939,29 +955,34 @@ struct ControlPlane::Impl {
         return out;
     }
 
+    // Duration and reason of a grant (of a user or a client); `lasting` says what to use instead.
+    static Result<void> check_grant_terms(std::int64_t seconds, const std::string& reason, std::string_view lasting) {
+        if (seconds <= 0)
+            return fail(error::invalid_argument,
+                        fmt::format("a grant needs a positive duration (got {} s); e.g. --duration 30m or 2h", seconds));
+        if (seconds > k_max_grant_seconds)
+            return fail(error::invalid_argument,
+                        fmt::format("a grant lasts at most 30 days (got {} s); for lasting access use '{}'", seconds,
+                                    lasting));
+        if (reason.find_first_not_of(" \t") == std::string::npos)
+            return fail(error::invalid_argument, "a grant needs a reason (e.g. --reason \"ticket 4711\"): it goes into the record");
+        return {};
+    }
+
     Result<std::uint64_t> add_grant(const Caller& caller, const std::string& zone_arg, const std::string& user,
                                     std::int64_t seconds, const std::string& reason) {
         auto p = daemon.current_policy();
         auto zone = resolve_zone(p, zone_arg);
         if (!zone) return tl::unexpected(zone.error());
         if (auto r = check_principal(user, true); !r) return tl::unexpected(r.error());
-        if (seconds <= 0)
-            return fail(error::invalid_argument,
-                        fmt::format("a grant needs a positive duration (got {} s); e.g. --duration 30m or 2h", seconds));
-        if (seconds > k_max_grant_seconds)
-            return fail(error::invalid_argument,
-                        fmt::format("a grant lasts at most 30 days (got {} s); for lasting access use "
-                                    "'custguardctl user allow'",
-                                    seconds));
-        if (reason.find_first_not_of(" \t") == std::string::npos)
-            return fail(error::invalid_argument, "a grant needs a reason (e.g. --reason \"ticket 4711\"): it goes into the record");
+        if (auto r = check_grant_terms(seconds, reason, "custguardctl user allow"); !r) return tl::unexpected(r.error());
         const std::string zname = (*zone)->name;
         auto now = common::now_seconds();
         std::uint64_t expires = now + static_cast<std::uint64_t>(seconds);
         auto state = daemon.current_state();
         std::string before;
         std::erase_if(state.grants, [&](const policy::StateGrant& g) {
-            if (g.zone != zname || g.user != user) return false;
+            if (g.zone != zname || !g.client.empty() || g.user != user) return false;
             before = fmt::format("until {} ({})", g.expires_at, g.reason);
             return true;
         });
@@ -989,6 +1010,7 @@ struct ControlPlane::Impl {
             out.push(Json::object()
                          .set("zone", g.zone)
                          .set("user", g.user)
+                         .set("client", g.client)
                          .set("expires_at", g.expires_at)
                          .set("remaining_seconds", g.expires_at - now)
                          .set("reason", g.reason)
@@ -1006,7 +1028,7 @@ struct ControlPlane::Impl {
         auto state = daemon.current_state();
         std::string before;
         std::size_t removed = std::erase_if(state.grants, [&](const policy::StateGrant& g) {
-            if (g.zone != zname || g.user != user) return false;
+            if (g.zone != zname || !g.client.empty() || g.user != user) return false;
             before = fmt::format("until {} ({})", g.expires_at, g.reason);
             return true;
         });
@@ -1017,6 +1039,82 @@ struct ControlPlane::Impl {
         record_change(caller, "grant.revoke", zname + ":" + user,
                       fmt::format("revoked the grant of {} in zone {}", user, zname), zname, before, "");
         return fmt::format("grant of {} in zone {} revoked", user, zname);
+    }
+
+    // "192.0.2.7" and "192.0.2.7/32", or "PC-1.example" and "pc-1.example", name one client.
+    static bool same_client(const std::string& a, const std::string& b) {
+        if (a.empty() || b.empty()) return false;
+        auto x = policy::parse_client(a), y = policy::parse_client(b);
+        if (!x || !y) return a == b;
+        if (x->hostname || y->hostname)
+            return x->hostname && y->hostname &&
+                   std::equal(x->hostname->begin(), x->hostname->end(), y->hostname->begin(), y->hostname->end(),
+                              [](char c, char d) { return std::tolower(static_cast<unsigned char>(c)) ==
+                                                          std::tolower(static_cast<unsigned char>(d)); });
+        return x->family == y->family && x->prefix == y->prefix && std::memcmp(x->addr, y->addr, sizeof x->addr) == 0;
+    }
+
+    // For the duration the client machine counts as listed in the zone's allow_clients; the
+    // zone must have allow_clients (else every client may already reach it, and listing one
+    // would shut out the others). A new grant for the same zone and client replaces the old.
+    Result<std::uint64_t> add_client_grant(const Caller& caller, const std::string& zone_arg,
+                                           const std::string& client, std::int64_t seconds, const std::string& reason) {
+        auto p = daemon.current_policy();
+        auto zone = resolve_zone(p, zone_arg);
+        if (!zone) return tl::unexpected(zone.error());
+        const std::string zname = (*zone)->name;
+        if (!policy::parse_client(client))
+            return fail(error::invalid_argument,
+                        "'" + client + "' is not a client machine; " + device_hint(policy::DeviceKind::client));
+        if ((*zone)->allow_clients.empty())
+            return fail(error::invalid_argument,
+                        fmt::format("zone {} has no allow_clients, so every client machine may already reach it; a "
+                                    "client grant is only for zones that list their clients. Grant the user instead "
+                                    "(custguardctl grant add {} USER ...), or list the zone's clients in allow_clients "
+                                    "first",
+                                    zname, zname));
+        if (auto r = check_grant_terms(seconds, reason, "custguardctl device allow client"); !r)
+            return tl::unexpected(r.error());
+        auto now = common::now_seconds();
+        std::uint64_t expires = now + static_cast<std::uint64_t>(seconds);
+        auto state = daemon.current_state();
+        std::string before;
+        std::erase_if(state.grants, [&](const policy::StateGrant& g) {
+            if (g.zone != zname || !same_client(g.client, client)) return false;
+            before = fmt::format("until {} ({})", g.expires_at, g.reason);
+            return true;
+        });
+        policy::StateGrant g{zname, "", expires, reason, caller.name, now};
+        g.client = client;
+        state.grants.push_back(std::move(g));
+        if (auto r = commit(state, error::invalid_argument, "nothing was changed"); !r) return tl::unexpected(r.error());
+        record_change(caller, "grant.add", zname + ":client:" + client,
+                      fmt::format("granted client {} access to zone {} for {} s: {}", client, zname, seconds, reason),
+                      zname, before, fmt::format("until {} ({})", expires, reason), client);
+        return expires;
+    }
+
+    Result<std::string> revoke_client_grant(const Caller& caller, const std::string& zone_arg,
+                                            const std::string& client) {
+        auto p = daemon.current_policy();
+        auto zone = resolve_zone(p, zone_arg);
+        if (!zone) return tl::unexpected(zone.error());
+        const std::string zname = (*zone)->name;
+        auto state = daemon.current_state();
+        std::string before;
+        std::size_t removed = std::erase_if(state.grants, [&](const policy::StateGrant& g) {
+            if (g.zone != zname || !same_client(g.client, client)) return false;
+            before = fmt::format("until {} ({})", g.expires_at, g.reason);
+            return true;
+        });
+        if (removed == 0)
+            return fail(error::not_found,
+                        fmt::format("client {} has no grant in zone {}; see custguardctl grant list", client, zname));
+        if (auto r = commit(state, error::failed, ""); !r) return tl::unexpected(r.error());
+        record_change(caller, "grant.revoke", zname + ":client:" + client,
+                      fmt::format("revoked the grant of client {} in zone {}", client, zname), zname, before, "",
+                      client);
+        return fmt::format("grant of client {} in zone {} revoked", client, zname);
     }
 
     static Json job_json(const daemon::HeldJob& j) {
@@ -1178,6 +1276,23 @@ int m_add_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
     });
 }
 
+int m_add_client_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        const char *zone = nullptr, *client = nullptr, *reason = nullptr;
+        std::int64_t seconds = 0;
+        int r = sd_bus_message_read(m, "ssxs", &zone, &client, &seconds, &reason);
+        if (r < 0) return sd_bus_error_set_errno(e, r);
+        auto res = s.add_client_grant(c, zone, client, seconds, reason);
+        if (!res) return reply_failure(e, res.error());
+        return sd_bus_reply_method_return(m, "t", *res);
+    });
+}
+
+int m_revoke_client_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return with_strings<2>(m, u, e,
+                           [](Impl& s, const Caller& c, Args2 a) { return s.revoke_client_grant(c, a[0], a[1]); });
+}
+
 int m_list_grants(sd_bus_message* m, void* u, sd_bus_error* e) {
     return with_strings<1>(m, u, e, [](Impl& s, const Caller&, Args1 a) { return s.list_grants(a[0]); });
 }
@@ -1237,6 +1352,11 @@ const sd_bus_vtable k_vtable[] = {
     SD_BUS_METHOD_WITH_NAMES("ListGrants", "s", SD_BUS_PARAM(zone), "s", SD_BUS_PARAM(grants), m_list_grants, k_flags),
     SD_BUS_METHOD_WITH_NAMES("RevokeGrant", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(user), "s", SD_BUS_PARAM(message),
                              m_revoke_grant, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("AddClientGrant", "ssxs",
+                             SD_BUS_PARAM(zone) SD_BUS_PARAM(client) SD_BUS_PARAM(seconds) SD_BUS_PARAM(reason), "t",
+                             SD_BUS_PARAM(expires_at), m_add_client_grant, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("RevokeClientGrant", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(client), "s",
+                             SD_BUS_PARAM(message), m_revoke_client_grant, k_flags),
     SD_BUS_METHOD_WITH_NAMES("ListHeldJobs", "", , "s", SD_BUS_PARAM(jobs), m_list_held_jobs, k_flags),
     SD_BUS_METHOD_WITH_NAMES("ApproveJob", "ss", SD_BUS_PARAM(job) SD_BUS_PARAM(comment), "s", SD_BUS_PARAM(message),
                              m_approve_job, k_flags),

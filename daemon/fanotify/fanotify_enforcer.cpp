@@ -636,7 +636,7 @@ struct FanotifyEnforcer::Impl {
         if (remote) {
             // The record names an address that was refused, else the first one served.
             auto named = std::find_if(remote->addresses.begin(), remote->addresses.end(),
-                                      [&](const auto& a) { return !t->client_allowed(zl.zone, a); });
+                                      [&](const auto& a) { return !t->client_allowed(zl.zone, a, subject.now); });
             if (named == remote->addresses.end()) named = remote->addresses.begin();
             if (named != remote->addresses.end()) client = policy::to_string(*named);
         } else if (v.record && options.pending_client) {

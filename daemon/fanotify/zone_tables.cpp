@@ -108,11 +108,12 @@ std::vector<std::uint64_t> ZoneTables::devices() const {
     return devs;
 }
 
-bool ZoneTables::client_allowed(std::uint32_t zone_id, const policy::ClientAddress& a) const {
+bool ZoneTables::client_allowed(std::uint32_t zone_id, const policy::ClientAddress& a, std::uint64_t now) const {
     if (zone_id == 0 || zone_id > zone_clients_.size()) return false;
     const auto& rows = zone_clients_[zone_id - 1].rows;
-    return std::any_of(rows.begin(), rows.end(),
-                       [&](const policy::ClientRow& r) { return policy::in_network(r.family, r.prefix, r.addr, a); });
+    return std::any_of(rows.begin(), rows.end(), [&](const policy::ClientRow& r) {
+        return (r.expires_at == 0 || now < r.expires_at) && policy::in_network(r.family, r.prefix, r.addr, a);
+    });
 }
 
 Verdict ZoneTables::decide(std::uint32_t zone_id, const Subject& s) const {
@@ -154,7 +155,7 @@ Verdict ZoneTables::decide(std::uint32_t zone_id, const Subject& s) const {
         // Every address the server process serves: the open does not say which of its
         // connections carried the request.
         const bool all_listed = !s.clients.empty() && std::all_of(s.clients.begin(), s.clients.end(), [&](const auto& a) {
-            return client_allowed(zone_id, a);
+            return client_allowed(zone_id, a, s.now);
         });
         if (!all_listed) {
             allowed = false;

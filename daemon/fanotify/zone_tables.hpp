@@ -94,8 +94,9 @@ public:
     bool zone_requires_clients(std::uint32_t zone_id) const {
         return zone_id >= 1 && zone_id <= zone_clients_.size() && zone_clients_[zone_id - 1].required;
     }
-    // Whether allow_clients of `zone_id` lists `address`.
-    bool client_allowed(std::uint32_t zone_id, const policy::ClientAddress& address) const;
+    // Whether allow_clients of `zone_id` lists `address`, or a client grant in force at
+    // `now` (CLOCK_REALTIME seconds) does.
+    bool client_allowed(std::uint32_t zone_id, const policy::ClientAddress& address, std::uint64_t now) const;
     // Whether any %group may read `zone_id`: only then are supplementary groups needed.
     bool zone_has_groups(std::uint32_t zone_id) const {
         return zone_id >= 1 && zone_id <= zone_groups_.size() && zone_groups_[zone_id - 1];
@@ -134,6 +135,7 @@ private:
     struct ZoneClients {
         bool required = false;
         std::vector<policy::ClientRow> rows;  // a few networks per zone: scanned in turn
+                                              // (each in force until its expires_at, 0: always)
     };
     std::vector<ZoneClients> zone_clients_;  // index zone_id - 1
 };

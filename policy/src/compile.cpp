@@ -1,6 +1,8 @@
 #include "custguard/policy/compile.hpp"
 
 #include <algorithm>
+#include <array>
+#include <tuple>
 #include <cstring>
 #include <map>
 
@@ -12,7 +14,46 @@ void sort_unique(std::vector<T>& rows, auto less) {
     std::sort(rows.begin(), rows.end(), less);
     rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
 }
+// The numeric rows of one entry: its network, or the addresses its host name resolved to.
+std::vector<ClientRow> client_rows(std::uint32_t zone_id, const ClientMatch& c) {
+    std::vector<ClientRow> rows;
+    if (!c.hostname) {
+        ClientRow row{zone_id, c.family, c.prefix, {}};
+        std::memcpy(row.addr, c.addr, sizeof row.addr);
+        rows.push_back(row);
+        return rows;
+    }
+    for (const auto& a : c.resolved) {
+        ClientRow row{zone_id, a.family, static_cast<std::uint8_t>(a.family == 4 ? 32 : 128), {}};
+        std::memcpy(row.addr, a.addr, sizeof row.addr);
+        rows.push_back(row);
+    }
+    return rows;
+}
 }  // namespace
+
+void spread_client_expiry(std::vector<ClientRow>& rows) {
+    // 0 (permanent) is later than every time.
+    auto later = [](std::uint64_t a, std::uint64_t b) { return a == 0 || b == 0 ? 0 : std::max(a, b); };
+    using Net = std::tuple<std::uint32_t, std::uint8_t, std::uint8_t, std::array<std::uint8_t, 16>>;
+    auto masked = [](const ClientRow& r, unsigned prefix) {
+        std::array<std::uint8_t, 16> a{};
+        for (unsigned i = 0; i < 16 && i * 8 < prefix; ++i)
+            a[i] = prefix - i * 8 >= 8 ? r.addr[i] : static_cast<std::uint8_t>(r.addr[i] & (0xff << (8 - (prefix - i * 8))));
+        return Net{r.zone_id, r.family, static_cast<std::uint8_t>(prefix), a};
+    };
+    std::map<Net, std::uint64_t> latest;  // per network as written
+    for (const auto& r : rows) {
+        auto [it, fresh] = latest.emplace(masked(r, r.prefix), r.expires_at);
+        if (!fresh) it->second = later(it->second, r.expires_at);
+    }
+    // Every network containing a row is one of its own prefixes: at most 129 lookups a row.
+    for (auto& r : rows) {
+        const unsigned bits = r.family == 4 ? 32 : 128;
+        for (unsigned p = 0; p <= std::min<unsigned>(r.prefix, bits) && r.expires_at != 0; ++p)
+            if (auto it = latest.find(masked(r, p)); it != latest.end()) r.expires_at = later(r.expires_at, it->second);
+    }
+}
 
 Compiled compile(const Policy& policy) {
     Compiled out;
@@ -28,20 +69,18 @@ Compiled compile(const Policy& policy) {
             out.subjects.push_back(
                 {id, u.kind == Principal::Kind::user ? SubjectKind::uid : SubjectKind::gid, u.id});
         for (const auto& prog : z.allow_programs) out.programs.push_back({id, prog.path});
-        for (const auto& c : z.allow_clients) {
-            if (!c.hostname) {
-                ClientRow row{id, c.family, c.prefix, {}};
-                std::memcpy(row.addr, c.addr, sizeof row.addr);
-                out.clients.push_back(row);
-                continue;
-            }
-            for (const auto& a : c.resolved) {
-                ClientRow row{id, a.family, static_cast<std::uint8_t>(a.family == 4 ? 32 : 128), {}};
-                std::memcpy(row.addr, a.addr, sizeof row.addr);
-                out.clients.push_back(row);
-            }
+        for (const auto& c : z.allow_clients)
+            for (const auto& row : client_rows(id, c)) out.clients.push_back(row);
+    }
+    for (const auto& g : policy.client_grants) {
+        auto it = zone_ids.find(g.zone);
+        if (it == zone_ids.end()) continue;
+        for (auto row : client_rows(it->second, g.client)) {
+            row.expires_at = g.expires_at;
+            out.clients.push_back(row);
         }
     }
+    spread_client_expiry(out.clients);
     // (zone id, uid) -> latest expiry; the map keeps them sorted.
     auto latest = [&](const auto& entries) {
         std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> rows;

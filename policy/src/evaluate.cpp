@@ -136,9 +136,14 @@ Decision Evaluator::evaluate(const AccessRequest& request) const {
 
     bool client_refused = false;
     if (!refused && !program_refused && request.remote && !zone.allow_clients.empty()) {
+        // Listed, or granted (custguardctl grant add --client) until the grant expires.
         auto listed = [&](const ClientAddress& a) {
             return std::any_of(zone.allow_clients.begin(), zone.allow_clients.end(),
-                               [&](const ClientMatch& m) { return m.matches(a); });
+                               [&](const ClientMatch& m) { return m.matches(a); }) ||
+                   std::any_of(ix.policy->client_grants.begin(), ix.policy->client_grants.end(),
+                               [&](const ClientGrant& g) {
+                                   return g.zone == zone.name && request.now < g.expires_at && g.client.matches(a);
+                               });
         };
         client_refused = request.clients.empty() ||
                          !std::all_of(request.clients.begin(), request.clients.end(), listed);

@@ -103,6 +103,8 @@ bool valid_hostname(std::string_view s) {
     return has_alpha;  // all-digit "names" are malformed addresses, not host names
 }
 
+}  // namespace
+
 std::optional<ClientMatch> parse_client(std::string_view text) {
     ClientMatch m;
     m.text = std::string(text);
@@ -140,6 +142,8 @@ std::optional<ClientMatch> parse_client(std::string_view text) {
     }
     return std::nullopt;
 }
+
+namespace {
 
 const std::vector<std::string_view> k_detectors = {"credit_card", "my_number", "email",
                                                    "jp_phone", "jp_address", "keywords"};
@@ -792,6 +796,25 @@ void Loader::merge_state(const SourceText& source) {
     }
     for (const auto& g : state->grants) {
         if (g.expires_at <= now_) continue;  // expired grants simply fall away
+        if (!g.client.empty()) {
+            Zone* zone = zone_named(g.zone);
+            auto c = parse_client(g.client);
+            if (!zone)
+                warning(where, "state has a client grant for unknown zone '" + g.zone + "'; entry ignored",
+                        stale);
+            else if (!c)
+                warning(where, "state has a grant for malformed client '" + g.client + "'; entry ignored",
+                        stale);
+            else if (zone->allow_clients.empty())
+                // Listing the client would restrict the zone to it instead of opening it.
+                warning(where, "state has a client grant for zone '" + g.zone +
+                                   "', which has no allow_clients (every client may reach it); entry ignored",
+                        "revoke it with custguardctl grant revoke " + g.zone + " --client " + g.client);
+            else
+                c->origin = from_state, policy_.client_grants.push_back(
+                    ClientGrant{g.zone, std::move(*c), g.expires_at, g.reason, g.granted_by, from_state});
+            continue;
+        }
         if (!zone_named(g.zone)) {
             warning(where, "state has a grant for unknown zone '" + g.zone + "'; entry ignored",
                     stale);

@@ -110,10 +110,16 @@ tl::expected<State, Diagnostics> parse_state(const std::string& name, const std:
         state.devices.push_back(std::move(d));
     });
     r.each(root, "grant", [&](const toml::table& t) {
-        r.keys(t, {"zone", "user", "expires_at", "reason", "granted_by", "granted_at"});
-        state.grants.push_back({r.str(t, "zone", true), r.str(t, "user", true),
-                                r.num(t, "expires_at", true), r.str(t, "reason", false),
-                                r.str(t, "granted_by", false), r.num(t, "granted_at", false)});
+        r.keys(t, {"zone", "user", "client", "expires_at", "reason", "granted_by", "granted_at"});
+        // A grant names a user or a client machine: exactly one.
+        const bool client = t.contains("client");
+        if (client && t.contains("user"))
+            r.error(t.source(), "a grant has both 'user' and 'client'");
+        StateGrant g{r.str(t, "zone", true), client ? std::string{} : r.str(t, "user", true),
+                     r.num(t, "expires_at", true), r.str(t, "reason", false),
+                     r.str(t, "granted_by", false), r.num(t, "granted_at", false)};
+        if (client) g.client = r.str(t, "client", true);
+        state.grants.push_back(std::move(g));
     });
     if (has_errors(r.diags)) return tl::unexpected(std::move(r.diags));
     return state;
@@ -133,7 +139,8 @@ std::string serialize_state(const State& state) {
             << "\nadded_at = " << d.added_at << "\n";
     }
     for (const auto& g : state.grants)
-        out << "\n[[grant]]\nzone = " << quote(g.zone) << "\nuser = " << quote(g.user)
+        out << "\n[[grant]]\nzone = " << quote(g.zone)
+            << (g.client.empty() ? "\nuser = " + quote(g.user) : "\nclient = " + quote(g.client))
             << "\nexpires_at = " << g.expires_at << "\nreason = " << quote(g.reason)
             << "\ngranted_by = " << quote(g.granted_by) << "\ngranted_at = " << g.granted_at
             << "\n";

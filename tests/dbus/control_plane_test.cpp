@@ -493,6 +493,106 @@ TEST_CASE("dbus: a grant really opens and then closes access (fanotify)", "[dbus
     CHECK(Fixture::read_as(acc.reader, file) == EPERM);
 }
 
+// Client grants (custguardctl grant add ZONE --client CLIENT): only in zones that list
+// their clients, validated like allow_clients, replaced by a new grant for the same client,
+// listed, revoked, recorded as admin changes; a refused one changes nothing.
+TEST_CASE("dbus: client grants are added, listed, replaced and revoked, and refused where allow_clients is absent",
+          "[dbus][host][clients]") {
+    REQUIRE_ROOT();
+    Fixture f;
+    const std::string E = k_err;
+    // medical has no allow_clients: every client may already reach it.
+    expect_refused(f, {"grant", "add", "medical", "--client", "192.0.2.7", "-d", "1h", "-r", "visit"},
+                   E + "InvalidArgument", "zone medical has no allow_clients");
+    expect_refused(f, {"grant", "add", "medical", "--client", "192.0.2.7", "-d", "1h", "-r", "visit"},
+                   E + "InvalidArgument", "grant add medical USER");
+    expect_refused(f, {"grant", "add", "customers", "--client", "10.0.0.1/8", "-d", "1h", "-r", "x"},
+                   E + "InvalidArgument", "not a client machine");
+    expect_refused(f, {"grant", "add", "customers", "--client", "bad host!", "-d", "1h", "-r", "x"},
+                   E + "InvalidArgument");
+    expect_refused(f, {"grant", "add", "customers", "--client", "192.0.2.7", "-d", "0", "-r", "x"},
+                   E + "InvalidArgument", "positive duration");
+    expect_refused(f, {"grant", "add", "customers", "--client", "192.0.2.7", "-d", "31d", "-r", "x"},
+                   E + "InvalidArgument", "30 days");
+    expect_refused(f, {"grant", "add", "customers", "--client", "192.0.2.7", "-d", "1h", "-r", " "},
+                   E + "InvalidArgument", "reason");
+    expect_refused(f, {"grant", "add", "nosuchzone", "--client", "192.0.2.7", "-d", "1h", "-r", "x"},
+                   E + "UnknownZone");
+    expect_refused(f, {"grant", "revoke", "customers", "--client", "192.0.2.7"}, E + "NotFound");
+    // Bus arguments are bounded before the method runs.
+    expect_refused(f, {"grant", "add", "customers", "--client", std::string(300, 'a'), "-d", "1h", "-r", "x"},
+                   E + "InvalidArgument", "argument 'client' of AddClientGrant is 300 bytes long");
+
+    auto a = f.ctl({"grant", "add", "customers", "--client", "192.0.2.7", "-d", "2h", "-r", "audit visit", "--json"});
+    INFO(describe(a));
+    REQUIRE(a.rc == 0);
+    CHECK(parse(a.out)["client"].as_string() == "192.0.2.7");
+    CHECK(contains(f.state_text(), "client = '192.0.2.7'"));
+    // A user grant and a client grant side by side.
+    REQUIRE(f.ctl({"grant", "add", "customers", "cgdbus-reader", "-d", "1h", "-r", "ticket 5"}).rc == 0);
+    auto grants = parse(f.ctl({"grant", "list", "--json"}).out).as_array();
+    REQUIRE(grants.size() == 2);
+    int clients = 0;
+    for (const auto& g : grants)
+        if (g["client"].as_string() == "192.0.2.7") {
+            ++clients;
+            CHECK(g["user"].as_string().empty());
+            CHECK(g["reason"].as_string() == "audit visit");
+            CHECK(g["remaining_seconds"].as_int() > 7000);
+        }
+    CHECK(clients == 1);
+    CHECK(contains(f.ctl({"grant", "list"}).out, "client 192.0.2.7"));
+    CHECK(contains(f.ctl({"policy", "show"}).out, "client 192.0.2.7 until"));
+    CHECK(f.wait_exported({"\"admin_action\":\"grant.add\"", "customers:client:192.0.2.7", "audit visit"}));
+
+    // A new grant for the same client (written another way) replaces the old one.
+    REQUIRE(f.ctl({"grant", "add", "customers", "--client", "192.0.2.7/32", "-d", "10m", "-r", "shorter"}).rc == 0);
+    grants = parse(f.ctl({"grant", "list", "customers", "--json"}).out).as_array();
+    REQUIRE(grants.size() == 2);
+    for (const auto& g : grants)
+        if (!g["client"].as_string().empty()) {
+            CHECK(g["reason"].as_string() == "shorter");
+            CHECK(g["remaining_seconds"].as_int() <= 600);
+        }
+
+    auto rv = f.ctl({"grant", "revoke", "customers", "--client", "192.0.2.7"});
+    INFO(describe(rv));
+    REQUIRE(rv.rc == 0);
+    CHECK(contains(rv.out, "grant of client 192.0.2.7 in zone customers revoked"));
+    CHECK(f.wait_exported({"\"admin_action\":\"grant.revoke\"", "customers:client:192.0.2.7"}));
+    grants = parse(f.ctl({"grant", "list", "--json"}).out).as_array();
+    REQUIRE(grants.size() == 1);
+    CHECK(grants[0]["user"].as_string() == "cgdbus-reader");
+    // Revoking the user's grant leaves no client grant behind either way.
+    REQUIRE(f.ctl({"grant", "revoke", "customers", "cgdbus-reader"}).rc == 0);
+    CHECK(parse(f.ctl({"grant", "list", "--json"}).out).as_array().empty());
+}
+
+// A client grant for a zone that has since lost allow_clients is ignored with a warning
+// (listing the machine would shut out every other client), never enforced; it can still
+// be revoked.
+TEST_CASE("dbus: a client grant left for a zone without allow_clients is not enforced", "[dbus][host][clients]") {
+    REQUIRE_ROOT();
+    Fixture f;
+    REQUIRE(f.ctl({"grant", "add", "customers", "--client", "192.0.2.7", "-d", "1h", "-r", "visit"}).rc == 0);
+    CHECK(contains(f.ctl({"policy", "show"}).out, "client 192.0.2.7"));
+    auto policy = cgtest::slurp(f.policy_file());
+    const std::string line = "allow_clients = [\"192.168.10.0/24\"]\n";
+    REQUIRE(contains(policy, line));
+    policy.erase(policy.find(line), line.size());
+    cgtest::spit(f.policy_file(), policy);
+    auto reload = f.ctl({"policy", "reload", "--json"});
+    INFO(describe(reload));
+    REQUIRE(reload.rc == 0);
+    CHECK(contains(reload.out, "client grant for zone 'customers', which has no allow_clients"));
+    CHECK(contains(reload.out, "custguardctl grant revoke customers --client 192.0.2.7"));
+    CHECK_FALSE(contains(f.ctl({"policy", "show"}).out, "client 192.0.2.7"));
+    auto revoke = f.ctl({"grant", "revoke", "customers", "--client", "192.0.2.7"});
+    INFO(describe(revoke));
+    REQUIRE(revoke.rc == 0);
+    CHECK_FALSE(contains(f.state_text(), "192.0.2.7"));
+}
+
 TEST_CASE("dbus: history and events read the journal", "[dbus][host]") {
     REQUIRE_ROOT();
     Fixture f;

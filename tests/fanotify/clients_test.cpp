@@ -67,6 +67,46 @@ TEST_CASE("fanotify tables: allow_clients needs every served address listed", "[
     }
 }
 
+// Client grants reach the tables as rows with an expiry: a row counts while now < expires_at
+// (0: always), at the same instant the BPF LSM stops counting it.
+TEST_CASE("fanotify tables: a client grant row counts until its expiry", "[fanotify][clients]") {
+    policy::Compiled c;
+    c.zones.push_back({1, "clients", policy::Sensitivity::personal, policy::Violation::deny, true, false, true, true});
+    c.subjects.push_back({1, policy::SubjectKind::uid, 1001});
+    c.clients.push_back({1, 4, 24, {192, 0, 2, 0}});
+    policy::ClientRow granted{1, 4, 32, {198, 51, 100, 7}};
+    granted.expires_at = 2000;
+    c.clients.push_back(granted);
+    std::vector<std::string> warnings;
+    auto t = ZoneTables::build(c, warnings);
+    REQUIRE(t);
+    auto a = [](const char* text) { return *policy::parse_client_address(text); };
+    struct Case {
+        const char* label;
+        std::uint64_t now;
+        policy::ClientAddress client;
+        cg_decision decision;
+    };
+    const Case cases[] = {
+        {"granted, in force", 1999, a("198.51.100.7"), CG_DECISION_ALLOW},
+        {"granted, at its expiry", 2000, a("198.51.100.7"), CG_DECISION_DENY},
+        {"granted, after", 5000, a("198.51.100.7"), CG_DECISION_DENY},
+        {"listed: permanent", 5000, a("192.0.2.9"), CG_DECISION_ALLOW},
+    };
+    for (const auto& k : cases) {
+        DYNAMIC_SECTION(k.label) {
+            Subject s;
+            s.uid = 1001;
+            s.now = k.now;
+            s.remote = true;
+            const policy::ClientAddress served[] = {k.client};
+            s.clients = served;
+            CHECK(t->decide(1, s).decision == k.decision);
+            CHECK(t->client_allowed(1, k.client, k.now) == (k.decision == CG_DECISION_ALLOW));
+        }
+    }
+}
+
 // The enforcer asks whom a Samba process serves only for opens that everything else
 // allows in a zone with allow_clients, answers from that, and names the client in the
 // event: a refused address, else the first one served; none when it is unknown.

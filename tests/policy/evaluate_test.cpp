@@ -308,3 +308,55 @@ allow_clients = ["192.0.2.10"]
         }
     }
 }
+
+// A client grant makes the client machine count as listed in allow_clients until it
+// expires (now < expires_at); users still decide first.
+TEST_CASE("a client grant lets a machine in until it expires", "[policy][evaluate][clients]") {
+    auto loaded = load_text(R"(
+[[zone]]
+name = "clients"
+paths = ["/srv/clients"]
+allow_users = ["alice"]
+allow_clients = ["192.0.2.10"]
+
+[[zone]]
+name = "other"
+paths = ["/srv/other"]
+allow_users = ["alice"]
+allow_clients = ["192.0.2.10"]
+)", {}, std::nullopt, 1000);
+    REQUIRE(loaded);
+    auto addr = [](const char* text) { return *parse_client_address(text); };
+    loaded->policy.client_grants = {{"clients", *parse_client("198.51.100.7"), 2000, "visit", "root", {}},
+                                    {"clients", *parse_client("laptop.example"), 3000, "visit", "root", {}}};
+    loaded->policy.client_grants[1].client.resolved = {addr("203.0.113.5")};
+    Evaluator evaluator(loaded->policy);
+    struct Case {
+        const char* label;
+        const char* path;
+        std::uint32_t uid;
+        std::uint64_t now;
+        std::vector<ClientAddress> clients;
+        Rule rule;
+    };
+    const std::uint32_t alice = 1001, bob = 1002;
+    const Case cases[] = {
+        {"granted address, in force", "/srv/clients/a", alice, 1999, {addr("198.51.100.7")}, Rule::allowed_user},
+        {"granted address, at its expiry", "/srv/clients/a", alice, 2000, {addr("198.51.100.7")}, Rule::client_not_allowed},
+        {"granted host name's address", "/srv/clients/a", alice, 2500, {addr("203.0.113.5")}, Rule::allowed_user},
+        {"granted host name, expired", "/srv/clients/a", alice, 3000, {addr("203.0.113.5")}, Rule::client_not_allowed},
+        {"granted with a listed address in one smbd", "/srv/clients/a", alice, 1500,
+         {addr("192.0.2.10"), addr("198.51.100.7")}, Rule::allowed_user},
+        {"the grant is for one zone only", "/srv/other/a", alice, 1500, {addr("198.51.100.7")}, Rule::client_not_allowed},
+        {"a granted client does not allow a user", "/srv/clients/a", bob, 1500, {addr("198.51.100.7")}, Rule::not_allowed},
+        {"another address", "/srv/clients/a", alice, 1500, {addr("198.51.100.8")}, Rule::client_not_allowed},
+    };
+    for (const auto& c : cases) {
+        DYNAMIC_SECTION(c.label) {
+            AccessRequest req{c.path, c.uid, {}, "/usr/sbin/smbd", c.now};
+            req.remote = true;
+            req.clients = c.clients;
+            CHECK(evaluator.evaluate(req).rule == c.rule);
+        }
+    }
+}

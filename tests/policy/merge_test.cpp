@@ -102,6 +102,99 @@ TEST_CASE("state round-trips through its text form", "[policy][state]") {
     CHECK(parsed->grants[0].expires_at == 99);
 }
 
+TEST_CASE("a client grant round-trips through the state's text form", "[policy][state][clients]") {
+    State s;
+    s.grants.push_back({"z", "bob", 99, "ticket 1", "root", 5});
+    StateGrant g{"z", "", 120, "visiting laptop", "admin", 6};
+    g.client = "192.0.2.7";
+    s.grants.push_back(g);
+    g.client = "laptop-3.example";
+    s.grants.push_back(g);
+    const auto text = serialize_state(s);
+    CHECK_THAT(text, Catch::Contains("client = '192.0.2.7'"));
+    auto parsed = parse_state("state.toml", text);
+    REQUIRE(parsed);
+    REQUIRE(parsed->grants.size() == 3);
+    CHECK(parsed->grants[0].user == "bob");
+    CHECK(parsed->grants[0].client.empty());
+    for (std::size_t i : {1u, 2u}) {
+        CHECK(parsed->grants[i].user.empty());
+        CHECK(parsed->grants[i].client == s.grants[i].client);
+        CHECK(parsed->grants[i].expires_at == 120);
+        CHECK(parsed->grants[i].reason == "visiting laptop");
+        CHECK(parsed->grants[i].granted_by == "admin");
+        CHECK(parsed->grants[i].granted_at == 6);
+    }
+    CHECK(serialize_state(*parsed) == text);
+}
+
+// Regression guard for the state files written before client grants: they still load.
+TEST_CASE("a state file without client grants still loads", "[policy][state][clients]") {
+    auto parsed = parse_state("state.toml", "# custguard state\nversion = 1\n\n[[grant]]\nzone = \"z\"\nuser = \"bob\"\n"
+                                            "expires_at = 99\nreason = \"r\"\ngranted_by = \"root\"\ngranted_at = 5\n");
+    REQUIRE(parsed);
+    REQUIRE(parsed->grants.size() == 1);
+    CHECK(parsed->grants[0].user == "bob");
+    CHECK(parsed->grants[0].client.empty());
+}
+
+TEST_CASE("a grant names a user or a client, exactly one", "[policy][state][clients]") {
+    struct Row {
+        const char* label;
+        const char* text;
+        const char* message;
+    };
+    const Row rows[] = {
+        {"neither", "[[grant]]\nzone = \"z\"\nexpires_at = 9\n", "missing 'user'"},
+        {"both", "[[grant]]\nzone = \"z\"\nuser = \"bob\"\nclient = \"192.0.2.7\"\nexpires_at = 9\n",
+         "a grant has both 'user' and 'client'"},
+        {"client not a string", "[[grant]]\nzone = \"z\"\nclient = 7\nexpires_at = 9\n", "'client' must be a string"},
+    };
+    for (const auto& row : rows) {
+        DYNAMIC_SECTION(row.label) {
+            auto parsed = parse_state("state.toml", row.text);
+            REQUIRE_FALSE(parsed);
+            CHECK_THAT(parsed.error().front().format(), Catch::Contains(row.message));
+        }
+    }
+}
+
+TEST_CASE("state client grants join the policy only where the zone lists its clients", "[policy][merge][clients]") {
+    const std::string main = std::string(k_main) + R"(
+[[zone]]
+name = "listed"
+paths = ["/srv/l"]
+allow_users = ["alice"]
+allow_clients = ["192.0.2.0/24"]
+)";
+    State s;
+    auto client_grant = [](const char* zone, const char* client, std::uint64_t expires_at) {
+        StateGrant g{zone, "", expires_at, "why", "root", 1};
+        g.client = client;
+        return g;
+    };
+    s.grants = {client_grant("listed", "198.51.100.7", 5000), client_grant("listed", "laptop.example", 5000),
+                client_grant("listed", "198.51.100.8", 900),  // expired at 1000: falls away
+                client_grant("customers", "198.51.100.7", 5000), client_grant("gone", "198.51.100.7", 5000),
+                client_grant("listed", "10.0.0.1/8", 5000)};
+    auto loaded = load_text(main, {}, serialize_state(s), 1000);
+    REQUIRE(loaded);
+    const auto& g = loaded->policy.client_grants;
+    REQUIRE(g.size() == 2);
+    CHECK(g[0].client.text == "198.51.100.7");
+    CHECK(g[0].expires_at == 5000);
+    CHECK(g[0].origin.kind == OriginKind::state);
+    CHECK(g[1].client.hostname == "laptop.example");
+    // allow_clients itself is unchanged: a grant is not a listed client.
+    CHECK(loaded->policy.zones[1].allow_clients.size() == 1);
+    std::vector<std::string> warnings;
+    for (const auto& w : loaded->warnings) warnings.push_back(w.message);
+    REQUIRE(warnings.size() == 3);
+    CHECK_THAT(warnings[0], Catch::Contains("zone 'customers', which has no allow_clients"));
+    CHECK_THAT(warnings[1], Catch::Contains("unknown zone 'gone'"));
+    CHECK_THAT(warnings[2], Catch::Contains("malformed client '10.0.0.1/8'"));
+}
+
 TEST_CASE("a corrupt state file is an error with its position", "[policy][state]") {
     auto parsed = parse_state("state.toml", "[[grant]]\nzone = \"z\"\n");
     REQUIRE_FALSE(parsed);

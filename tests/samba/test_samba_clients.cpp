@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <optional>
 #include <set>
 #include <string>
@@ -200,6 +201,75 @@ TEST_CASE("samba: custguardctl device allow and revoke of a client take effect w
         CHECK(contains((*change)["CUSTGUARD_AFTER"], other.ip()) == step.then_allowed);
     }
     // The client listed in the policy file was never affected.
+    check_allowed(scene, scene.smbclient(*scene.alice, get_zone_file), scene.net->client_ip());
+}
+
+// custguardctl grant add ZONE --client: the machine counts as listed at once and until the
+// grant expires; then it is refused again, and the daemon drops the grant from the state
+// and records its expiry naming the client (fanotify enforcer).
+TEST_CASE("samba: a client grant lets an unlisted machine read until it expires", "[samba][host][e2e][clients]") {
+    REQUIRE(::geteuid() == 0);
+    REQUIRE(cgsmb::enter_private_mounts());
+    Scene scene(cgsmb::Backing::tmpfs, true, R"(allow_clients = ["192.0.2.2"])", true);
+    ExtraClient other(*scene.net, "b", "cgsmbb", "198.51.100.1", {"198.51.100.2"});
+    auto read_from_other = [&] { return scene.smbclient_from(other.ns(), other.server_ip(), *scene.alice, get_zone_file); };
+    auto denials = [&] {
+        std::size_t n = 0;
+        for (auto& e : scene.records_for(scene.zone_file))
+            if (e["CUSTGUARD_DECISION"] == "deny" && e["CUSTGUARD_CLIENT"] == other.ip() &&
+                e["CUSTGUARD_RULE"] == "client_not_allowed")
+                ++n;
+        return n;
+    };
+    const auto ms = [](auto d) { return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()); };
+    check_refused(scene, read_from_other(), other.ip());
+
+    const auto t0 = Clock::now();
+    auto add = scene.ctl({"grant", "add", "customers", "--client", other.ip(), "--duration", "10s", "--reason",
+                          "visiting auditor", "--json"});
+    const auto took = Clock::now() - t0;
+    INFO(add.out << add.err << scene.diagnostics());
+    REQUIRE(add.rc == 0);
+    const auto pos = add.out.find("\"expires_at\":");
+    REQUIRE(pos != std::string::npos);
+    const long long expires_at = std::stoll(add.out.substr(pos + 13));
+    std::printf("custguardctl grant add --client %s --duration 10s: in force after %lld ms\n", other.ip().c_str(),
+                ms(took));
+    auto listed = scene.ctl({"grant", "list"});
+    INFO("grant list: " << listed.out << listed.err);
+    CHECK(contains(listed.out, "client " + other.ip()));
+    // At once: the next read from the machine is served.
+    check_allowed(scene, read_from_other(), other.ip());
+
+    // After the expiry it is refused again.
+    while (::time(nullptr) <= expires_at) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const auto before = denials();
+    auto late = read_from_other();
+    INFO(late.output);
+    CHECK(late.status != 0);
+    CHECK(contains(late.output, "NT_STATUS_ACCESS_DENIED"));
+    bool recorded = false;
+    for (const auto deadline = Clock::now() + std::chrono::seconds(10); !recorded && Clock::now() < deadline;) {
+        recorded = denials() > before;
+        if (!recorded) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(recorded);
+
+    // The daemon removed it from the state and recorded the expiry, naming the client.
+    std::optional<JournalEntry> expired;
+    for (const auto deadline = Clock::now() + std::chrono::seconds(10); !expired && Clock::now() < deadline;) {
+        for (auto& e : scene.journald->read("CUSTGUARD_ADMIN_ACTION=grant.expire")) expired = e;
+        if (!expired) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    REQUIRE(expired);
+    CHECK((*expired)["CUSTGUARD_ZONE"] == "customers");
+    CHECK((*expired)["CUSTGUARD_CLIENT"] == other.ip());
+    CHECK(contains((*expired)["CUSTGUARD_TARGET"], other.ip()));
+    auto after = scene.ctl({"grant", "list", "--json"});
+    INFO(after.out << after.err);
+    CHECK(after.rc == 0);
+    CHECK_FALSE(contains(after.out, other.ip()));
+    // The machine listed in the policy file was never affected.
     check_allowed(scene, scene.smbclient(*scene.alice, get_zone_file), scene.net->client_ip());
 }
 

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <thread>
@@ -144,14 +145,19 @@ struct SmbScene {
         p.zones[0].clients_required = true;
         for (auto& c : clients)
             c.zone_id = 1;
+        // As compile() leaves them: each row with the effective expiry for the LPM trie.
+        policy::spread_client_expiry(clients);
         p.clients = std::move(clients);
         return p;
     }
 };
 
-policy::ClientRow net4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d, std::uint8_t prefix)
+policy::ClientRow net4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d, std::uint8_t prefix,
+                       std::uint64_t expires_at = 0)
 {
-    return policy::ClientRow{0, 4, prefix, {a, b, c, d}};
+    policy::ClientRow r{0, 4, prefix, {a, b, c, d}};
+    r.expires_at = expires_at;
+    return r;
 }
 
 bool is_smbd_open(const AccessEvent& ev, std::uint32_t uid, std::uint32_t decision, std::uint32_t rule)
@@ -237,6 +243,36 @@ TEST_CASE("clients: smbd serves a zone only to allowed client machines, decided 
         Enforced e(s.policy(policy::Violation::deny, {}));
         CHECK(denied(s.get(a, "customers/list.csv")));
         CHECK(denied(s.get(b, "customers/list.csv")));
+    }
+
+    INFO("client grant: an unlisted machine reads until the grant's expiry, which the kernel enforces");
+    {
+        // No re-apply after the expiry: the refusal comes from the kernel comparing its
+        // clock with the entry. A grant of the listed machine's own address, inside the
+        // listed network, expires too, and that machine goes on reading (the trie's
+        // longest match carries the network's permanence).
+        const std::uint64_t expires = static_cast<std::uint64_t>(::time(nullptr)) + 30;
+        Enforced e(s.policy(policy::Violation::deny,
+                            {net4(192, 0, 2, 0, 24), net4(192, 0, 2, 2, 32, expires), net4(198, 51, 100, 2, 32, expires)}));
+        auto ok = s.get(b, "customers/list.csv");
+        INFO(ok.output);
+        CHECK(ok.status == 0);
+        CHECK(e.events.wait_for([&](const AccessEvent& ev) {
+            return is_smbd_open(ev, s.user->uid(), CG_DECISION_ALLOW, CG_RULE_USER) && ev.client == b.ip;
+        }));
+        const auto in_force_until = static_cast<std::uint64_t>(::time(nullptr));
+        INFO("the read while granted ended at " << in_force_until << ", the grant expires at " << expires);
+        REQUIRE(in_force_until < expires);
+        while (static_cast<std::uint64_t>(::time(nullptr)) <= expires)
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        auto no = s.get(b, "customers/list.csv");
+        INFO(no.output);
+        CHECK(denied(no));
+        CHECK(e.events.wait_for([&](const AccessEvent& ev) {
+            return is_smbd_open(ev, s.user->uid(), CG_DECISION_DENY, CG_RULE_CLIENT_NOT_ALLOWED) &&
+                   ev.client == b.ip;
+        }));
+        CHECK(s.get(a, "customers/list.csv").status == 0);
     }
 
     INFO("restart: kill -9 of the daemon and adoption keep deciding clients");

@@ -47,15 +47,25 @@ struct ProgramRow {
     bool operator==(const ProgramRow&) const = default;
 };
 
-// A client network of allow_clients, numeric only: host names arrive here as the
-// addresses the daemon resolved them to (/32 or /128 rows).
+// A client network of allow_clients or of a client grant, numeric only: host names
+// arrive here as the addresses the daemon resolved them to (/32 or /128 rows).
 struct ClientRow {
     std::uint32_t zone_id = 0;
     std::uint8_t family = 0;  // 4 or 6
     std::uint8_t prefix = 0;
     std::uint8_t addr[16] = {};
+    // In force while now < expires_at (seconds since the epoch); 0: permanent. After
+    // compile, the effective expiry (spread_client_expiry).
+    std::uint64_t expires_at = 0;
     bool operator==(const ClientRow&) const = default;
 };
+
+// Gives every row the latest expiry (permanent, 0, being the latest) among the rows of its
+// zone and family whose network contains it, itself included. A longest-prefix lookup
+// (the BPF LSM's LPM trie, which returns only the longest match) then answers "is some row
+// containing the address in force", as looking at every row (fanotify) does. Rows for the
+// same network end up equal.
+void spread_client_expiry(std::vector<ClientRow>& rows);
 
 struct GrantRow {
     std::uint32_t zone_id = 0;
@@ -78,7 +88,7 @@ struct Compiled {
     std::vector<ZoneRoot> roots;       // sorted by path
     std::vector<SubjectRow> subjects;  // sorted, unique
     std::vector<ProgramRow> programs;  // sorted, unique
-    std::vector<ClientRow> clients;    // sorted, unique
+    std::vector<ClientRow> clients;    // sorted, unique, expiries spread (spread_client_expiry)
     std::vector<GrantRow> grants;      // sorted; one row per (zone, uid): latest expiry
     std::vector<DenyRow> denies;       // sorted; one row per (zone, uid): latest expiry
 };

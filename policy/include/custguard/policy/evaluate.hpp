@@ -24,7 +24,8 @@ enum class Rule : std::uint8_t {
     program_tampered,     // started with dynamic-loader injection (LD_PRELOAD, ...)
     program_traced,       // traced (ptrace) or its memory accessed by another process
     // user (and program) allowed, but the read is served by Samba for a client machine
-    // that allow_clients does not list, or whose address could not be established
+    // that allow_clients does not list (nor a client grant in force), or whose address
+    // could not be established
     client_not_allowed,
 };
 std::string_view to_string(Rule);

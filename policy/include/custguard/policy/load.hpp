@@ -25,7 +25,8 @@ struct SourceText {
 //      name); a scalar set in a later file overrides an earlier one, lists are appended,
 //      and a [[zone]] whose name already exists extends that zone;
 //   3. `state` (the CLI-managed state file) only adds allow-list entries, devices and
-//      grants; it can never remove or weaken what the policy files say.
+//      grants (of users, and of client machines in zones with allow_clients); it can
+//      never remove or weaken what the policy files say.
 struct LoadInput {
     SourceText main;
     std::vector<SourceText> dropins;
@@ -47,6 +48,10 @@ struct Loaded {
 
 // Errors carry every diagnostic found (errors and warnings), in the order found.
 tl::expected<Loaded, Diagnostics> load(const LoadInput& input, const Resolver& resolver);
+
+// Parse an allow_clients entry: an IPv4/IPv6 address, a network without host bits
+// ("192.0.2.0/24") or a host name (left unresolved). nullopt when it is none of them.
+std::optional<ClientMatch> parse_client(std::string_view text);
 
 // Parse a duration such as "90s", "15m", "1h", "2d" (or a bare number of seconds).
 std::optional<std::uint64_t> parse_duration(std::string_view text);

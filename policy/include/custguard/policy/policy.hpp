@@ -165,6 +165,18 @@ struct Grant {
     Origin origin;
 };
 
+// A temporary client grant: until expires_at (seconds since the epoch) the client machine
+// counts as listed in the zone's allow_clients (users must still be allowed as before).
+// Only for zones with allow_clients: without it every client may already reach the zone.
+struct ClientGrant {
+    std::string zone;
+    ClientMatch client;  // as allow_clients parses it; host names resolved by the daemon
+    std::uint64_t expires_at = 0;
+    std::string reason;
+    std::string granted_by;
+    Origin origin;
+};
+
 // A temporary deny: the user may not read the zone until an absolute time (seconds since
 // the Unix epoch), whatever allows it otherwise: allow_users (the user or a %group),
 // a grant or allow_programs. Not written in policy files; the daemon adds them (bulk-read
@@ -183,6 +195,7 @@ struct Policy {
     std::vector<NotifyTarget> notify_targets;
     BulkPolicy bulk;
     std::vector<Grant> grants;
+    std::vector<ClientGrant> client_grants;
     std::vector<Deny> denies;
 
     const Zone* find_zone(std::string_view name) const;

@@ -32,6 +32,8 @@ struct StateDevice {
     std::uint64_t added_at = 0;
 };
 
+// A grant to a user, or (client set, user empty) to a client machine: the text form
+// writes `user = ` or `client = `, exactly one of them.
 struct StateGrant {
     std::string zone;
     std::string user;
@@ -39,6 +41,7 @@ struct StateGrant {
     std::string reason;
     std::string granted_by;
     std::uint64_t granted_at = 0;
+    std::string client;  // IP, CIDR or host name, as allow_clients takes it
 };
 
 struct State {
