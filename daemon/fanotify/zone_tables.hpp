@@ -94,8 +94,16 @@ public:
     bool zone_requires_clients(std::uint32_t zone_id) const {
         return zone_id >= 1 && zone_id <= zone_clients_.size() && zone_clients_[zone_id - 1].required;
     }
+    // Whether reads Samba serves in `zone_id` need the clients looked up: allow_clients,
+    // or a client in its bulk-read cool-down there.
+    bool zone_checks_clients(std::uint32_t zone_id) const {
+        return zone_id >= 1 && zone_id <= zone_clients_.size() &&
+               (zone_clients_[zone_id - 1].required || !zone_clients_[zone_id - 1].denies.empty());
+    }
     // Whether allow_clients of `zone_id` lists `address`.
     bool client_allowed(std::uint32_t zone_id, const policy::ClientAddress& address) const;
+    // Whether `address` is in a bulk-read cool-down in `zone_id` at `now`.
+    bool client_revoked(std::uint32_t zone_id, const policy::ClientAddress& address, std::uint64_t now) const;
     // Whether any %group may read `zone_id`: only then are supplementary groups needed.
     bool zone_has_groups(std::uint32_t zone_id) const {
         return zone_id >= 1 && zone_id <= zone_groups_.size() && zone_groups_[zone_id - 1];
@@ -134,6 +142,7 @@ private:
     struct ZoneClients {
         bool required = false;
         std::vector<policy::ClientRow> rows;  // a few networks per zone: scanned in turn
+        std::vector<policy::ClientDenyRow> denies;  // cool-downs: a few at most, scanned in turn
     };
     std::vector<ZoneClients> zone_clients_;  // index zone_id - 1
 };
