@@ -251,6 +251,7 @@ tl::expected<void, std::string> Daemon::start() {
             std::lock_guard lock(mutex_);
             revoke_requests_.push_back(r);
         };
+        nh.revokes_clients = [this] { return revokes_clients_.load(std::memory_order_relaxed); };
         // Opens carry no byte count: the size of the file opened stands in for it.
         nh.file_size = [](const std::string& path) -> std::uint64_t {
             struct stat st {};
@@ -261,7 +262,8 @@ tl::expected<void, std::string> Daemon::start() {
         notifier_ = std::move(*n);
         pipeline_->add_observer([n = notifier_.get()](const events::Record& r) { n->observe(r); });
         pipeline_->add_observer([c = &client_reads_](const events::Record& r) { c->observe(r); });
-        // Cool-downs survive a restart: "zone<TAB>uid<TAB>until<TAB>user" lines.
+        // Cool-downs survive a restart: "zone<TAB>uid<TAB>until<TAB>user[<TAB>client]" lines
+        // (client: a client machine's cool-down).
         if (auto text = common::read_file(state_dir_ / "notify" / "revoked")) {
             std::istringstream in(*text);
             std::string line;
@@ -270,7 +272,8 @@ tl::expected<void, std::string> Daemon::start() {
                 std::istringstream f(line);
                 std::string uid, until;
                 if (std::getline(f, r.zone, '\t') && std::getline(f, uid, '\t') && std::getline(f, until, '\t')) {
-                    std::getline(f, r.user);
+                    std::getline(f, r.user, '\t');
+                    std::getline(f, r.client);
                     try {
                         r.uid = static_cast<std::uint32_t>(std::stoul(uid));
                         r.until = std::stoll(until);
@@ -353,6 +356,9 @@ tl::expected<void, std::string> Daemon::start() {
         auto f = FanotifyEnforcer::create(std::move(fo));
         if (!f) return tl::unexpected("fanotify enforcer: " + f.error());
         enforcer_ = std::move(*f);
+        // A client machine in its bulk-read cool-down is refused by the fanotify tables;
+        // the BPF LSM program has no such map yet, so there a client's bulk read only alerts.
+        revokes_clients_.store(true, std::memory_order_relaxed);
         break;
     }
     default: {
@@ -588,9 +594,14 @@ void Daemon::refresh_client_hosts() {
 
 void Daemon::add_cooldown_denies(policy::Policy& policy, std::uint64_t now) const {
     policy.denies.clear();
-    for (const auto& r : revoked_)
-        if (r.until > static_cast<std::int64_t>(now))
+    policy.client_denies.clear();
+    for (const auto& r : revoked_) {
+        if (r.until <= static_cast<std::int64_t>(now)) continue;
+        if (r.client.empty())
             policy.denies.push_back({r.zone, r.uid, static_cast<std::uint64_t>(r.until)});
+        else if (auto a = policy::parse_client_address(r.client))
+            policy.client_denies.push_back({r.zone, *a, static_cast<std::uint64_t>(r.until)});
+    }
 }
 
 void Daemon::remove_bpf_pins() const {
@@ -604,7 +615,9 @@ void Daemon::remove_bpf_pins() const {
 
 void Daemon::save_revocations() const {
     std::string text;
-    for (const auto& r : revoked_) text += r.zone + "\t" + std::to_string(r.uid) + "\t" + std::to_string(r.until) + "\t" + r.user + "\n";
+    for (const auto& r : revoked_)
+        text += r.zone + "\t" + std::to_string(r.uid) + "\t" + std::to_string(r.until) + "\t" + r.user +
+                (r.client.empty() ? "" : "\t" + r.client) + "\n";
     if (auto w = common::write_file_atomically(state_dir_ / "notify" / "revoked", text); !w)
         spdlog::error("bulk-read cool-downs not saved: {}", w.error());
 }
@@ -616,7 +629,10 @@ void Daemon::apply_revocations(std::uint64_t now) {
     {
         std::lock_guard lock(mutex_);
         for (auto& r : revoke_requests_) {
-            std::erase_if(revoked_, [&](const notify::Revocation& o) { return o.zone == r.zone && o.uid == r.uid; });
+            // One cool-down per (zone, user) and per (zone, client machine).
+            std::erase_if(revoked_, [&](const notify::Revocation& o) {
+                return o.zone == r.zone && o.client == r.client && (!r.client.empty() || o.uid == r.uid);
+            });
             revoked_.push_back(r);
             added.push_back(r);
         }
@@ -636,13 +652,16 @@ void Daemon::apply_revocations(std::uint64_t now) {
     if (observed)
         if (auto r = audit_->apply(*observed); !r) spdlog::warn("audit observer: cool-downs not updated: {}", r.error());
     auto record = [&](const notify::Revocation& r, bool lift) {
-        const std::string target = r.zone + ":" + (r.user.empty() ? std::to_string(r.uid) : r.user);
+        const std::string target = r.zone + ":" + (!r.client.empty() ? "client " + r.client
+                                                   : r.user.empty()    ? std::to_string(r.uid)
+                                                                       : r.user);
         auto rec = events::make_admin_change_record(
             "custguardd", static_cast<std::uint32_t>(::geteuid()), lift ? "bulk.revoke.expire" : "bulk.revoke", target,
             lift ? "bulk-read cool-down ended: access to zone " + r.zone + " restored for " + target
                  : "bulk-read cool-down: access to zone " + r.zone + " revoked for " + target + " until " + std::to_string(r.until));
         rec.set(events::field::zone, r.zone);
-        rec.set(events::field::uid, r.uid);
+        if (r.client.empty()) rec.set(events::field::uid, r.uid);
+        else rec.set(events::field::client, r.client);
         rec.set("CUSTGUARD_UNTIL", static_cast<std::uint64_t>(r.until));
         pipeline_->submit(std::move(rec));
         spdlog::info("{}", lift ? "bulk-read cool-down ended for " + target : "bulk-read cool-down started for " + target);
