@@ -432,6 +432,15 @@ tl::expected<void, std::string> Daemon::start() {
 tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::string digest) {
     {
         std::lock_guard lock(mutex_);
+        // Client machines' cool-downs saved by a fanotify run: an enforcer that cannot
+        // withdraw a client's access drops them, said in the log, rather than list them.
+        if (!revokes_clients_.load(std::memory_order_relaxed))
+            if (const auto n = std::erase_if(revoked_, [](const notify::Revocation& r) { return !r.client.empty(); })) {
+                spdlog::warn("{} bulk-read cool-down(s) of client machines dropped: the {} enforcer cannot "
+                             "withdraw a client machine's access (fanotify can)",
+                             n, enforcer_->name());
+                save_revocations();
+            }
         add_cooldown_denies(loaded.policy, common::now_seconds());
     }
     auto host_warnings = resolve_client_hosts(loaded.policy);
