@@ -324,6 +324,8 @@ tl::expected<void, std::string> Daemon::start() {
         // is in place; it is closed and dropped from the store after install() below.
         if (auto listened = take_listened_fds(); listened)
             stale_fanotify = take_named(*listened, fanotify_fd_name);
+        // A client machine in its bulk-read cool-down is refused by cg_client_denies.
+        revokes_clients_.store(true, std::memory_order_relaxed);
         break;
     case policy::EnforcerChoice::fanotify: {
         FanotifyOptions fo;
@@ -356,8 +358,7 @@ tl::expected<void, std::string> Daemon::start() {
         auto f = FanotifyEnforcer::create(std::move(fo));
         if (!f) return tl::unexpected("fanotify enforcer: " + f.error());
         enforcer_ = std::move(*f);
-        // A client machine in its bulk-read cool-down is refused by the fanotify tables;
-        // the BPF LSM program has no such map yet, so there a client's bulk read only alerts.
+        // A client machine in its bulk-read cool-down is refused by the fanotify tables.
         revokes_clients_.store(true, std::memory_order_relaxed);
         break;
     }
@@ -432,12 +433,12 @@ tl::expected<void, std::string> Daemon::start() {
 tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::string digest) {
     {
         std::lock_guard lock(mutex_);
-        // Client machines' cool-downs saved by a fanotify run: an enforcer that cannot
-        // withdraw a client's access drops them, said in the log, rather than list them.
+        // Client machines' cool-downs saved by an enforcing run: an enforcer that cannot
+        // withdraw a client's access (none) drops them, said in the log, rather than list them.
         if (!revokes_clients_.load(std::memory_order_relaxed))
             if (const auto n = std::erase_if(revoked_, [](const notify::Revocation& r) { return !r.client.empty(); })) {
                 spdlog::warn("{} bulk-read cool-down(s) of client machines dropped: the {} enforcer cannot "
-                             "withdraw a client machine's access (fanotify can)",
+                             "withdraw a client machine's access (fanotify and bpf-lsm can)",
                              n, enforcer_->name());
                 save_revocations();
             }

@@ -786,15 +786,6 @@ void Loader::merge_state(const SourceText& source) {
 }
 
 void Loader::validate() {
-    // A client machine's cool-down is enforced by fanotify only (the BPF LSM program has no
-    // client deny map yet): said here, so the setting is never quietly weaker than written.
-    if (policy_.bulk.action == BulkAction::revoke && policy_.daemon.enforcer != EnforcerChoice::fanotify &&
-        policy_.daemon.enforcer != EnforcerChoice::none)
-        warning(policy_.bulk.origin.pos,
-                "[bulk] action = \"revoke\": under the BPF LSM enforcer a client machine that crosses the "
-                "limit is only alerted (recorded with action alert), its access is not withdrawn; users' "
-                "cool-downs apply under both enforcers",
-                "set enforcer = \"fanotify\" in [daemon] to withdraw client machines too, or accept alerts for them");
     // Every zone needs paths; users nobody can match get a warning.
     for (const auto& zone : policy_.zones) {
         if (zone.paths.empty())

@@ -425,9 +425,9 @@ notify = ["mgr"]
     fs::remove_all(dir, ec);
 }
 
-// Regression: a client machine's cool-down saved by a fanotify run must not be listed (and
-// compiled into rows the enforcer ignores) by a daemon whose enforcer cannot withdraw a
-// client's access; users' cool-downs are kept. Enforcer none stands in for BPF LSM here.
+// Regression: a client machine's cool-down saved by an enforcing run (fanotify, BPF LSM)
+// must not be listed (and compiled into rows nothing enforces) by a daemon whose enforcer
+// cannot withdraw a client's access (none); users' cool-downs are kept.
 TEST_CASE("saved client cool-downs are dropped when the enforcer cannot withdraw a client's access", "[notify][host][daemon]") {
     REQUIRE(::geteuid() == 0);
     REQUIRE(private_mounts());

@@ -1,8 +1,6 @@
 // Drop-in and state precedence, as documented in custguard.policy(5).
 #include <catch2/catch.hpp>
 
-#include <algorithm>
-
 #include "custguard/policy/state.hpp"
 #include "fixtures.hpp"
 
@@ -156,33 +154,4 @@ TEST_CASE("durations and paths", "[policy][util]") {
     CHECK_FALSE(is_normalised_absolute("/srv/./a"));
     CHECK_FALSE(is_normalised_absolute("srv"));
     CHECK_FALSE(is_normalised_absolute(""));
-}
-
-// Until the BPF LSM program has a client deny map, [bulk] action = "revoke" withdraws a
-// client machine's access under fanotify only: the loader says so unless fanotify (or no
-// enforcer) is chosen, so `custguardctl policy check` never passes it silently.
-TEST_CASE("bulk revoke warns that client machines are only alerted unless the enforcer is fanotify", "[policy][bulk]") {
-    struct Case {
-        const char* enforcer;
-        const char* action;
-        bool warned;
-    };
-    const Case cases[] = {
-        {"auto", "revoke", true},     {"bpf-lsm", "revoke", true}, {"fanotify", "revoke", false},
-        {"none", "revoke", false},    {"auto", "alert", false},
-    };
-    for (const auto& c : cases) {
-        DYNAMIC_SECTION(c.enforcer << " " << c.action) {
-            auto loaded = load_text(std::string("[daemon]\nenforcer = \"") + c.enforcer +
-                                    "\"\n\n[[zone]]\nname = \"z\"\npaths = [\"/srv/z\"]\nallow_users = [\"alice\"]\n\n"
-                                    "[bulk]\nmax_files = 10\naction = \"" + c.action + "\"\n");
-            INFO((loaded ? "" : loaded.error().front().message));
-            REQUIRE(loaded);
-            const bool warned = std::any_of(loaded->warnings.begin(), loaded->warnings.end(), [](const Diagnostic& d) {
-                return d.message.find("client machine that crosses the limit is only alerted") != std::string::npos;
-            });
-            CHECK(warned == c.warned);
-            if (c.warned) CHECK(loaded->warnings.front().pos.line == 9);  // [bulk]
-        }
-    }
 }
