@@ -413,8 +413,15 @@ TEST_CASE("clients: a client machine in its bulk-read cool-down is refused in th
             std::string zone, uid;
             f >> zone >> uid >> until;
         }
-        CHECK(cgtest::slurp(log).find("bulk-read cool-down started for customers:client " + a.ip) !=
-              std::string::npos);
+        // Logged once the cool-down is applied, which follows the save.
+        bool logged = false;
+        for (int i = 0; i < 100 && !logged; ++i) {
+            logged = cgtest::slurp(log).find("bulk-read cool-down started for customers:client " + a.ip) !=
+                     std::string::npos;
+            if (!logged)
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        CHECK(logged);
         CHECK(denied(s.get(a, "customers/list.csv")));
         CHECK(s.get(b, "customers/list.csv").status == 0);
         kill9(d);
