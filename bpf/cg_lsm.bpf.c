@@ -88,6 +88,13 @@ struct cg_inner_clients {
 	__uint(value_size, sizeof(struct cg_client));
 };
 
+struct cg_inner_client_denies {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct cg_client_deny_key));
+	__uint(value_size, sizeof(struct cg_deny));
+};
+
 #define CG_OUTER(name, inner)                                  \
 	struct {                                               \
 		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);      \
@@ -104,6 +111,7 @@ CG_OUTER(cg_grants, cg_inner_grants);
 CG_OUTER(cg_programs, cg_inner_programs);
 CG_OUTER(cg_denies, cg_inner_denies);
 CG_OUTER(cg_clients, cg_inner_clients);
+CG_OUTER(cg_client_denies, cg_inner_client_denies);
 
 /* The TCP peers of each smbd process (struct cg_smb_peers); freed with the process. */
 struct {
@@ -621,6 +629,38 @@ static __always_inline bool cg_clients_allowed(__u32 slot, __u32 zone_id, __u64 
 	return true;
 }
 
+/*
+ * Whether a client the current smbd process serves is in its bulk-read cool-down in
+ * zone_id at now_s (struct cg_client_deny_key). Unknown clients (more than CG_MAX_PEERS)
+ * count as one: the cool-down must not be escaped by opening connections. *bad: the
+ * address in its cool-down.
+ */
+static __always_inline bool cg_client_revoked(__u32 slot, __u32 zone_id, __u64 now_s, __u8 *bad)
+{
+	struct cg_smb_peers *p = cg_peers_of(bpf_get_current_task_btf(), 0);
+	struct cg_client_deny_key k = { .zone_id = zone_id };
+	void *denies = bpf_map_lookup_elem(&cg_client_denies, &slot);
+	struct cg_deny *d;
+	__u32 n;
+
+	if (!p || !denies)
+		return false;
+	if (p->overflow)
+		return true;
+	n = CG_READ_ONCE(p->n);
+	for (__u32 i = 0; i < CG_MAX_PEERS; i++) {
+		if (i >= n)
+			break;
+		__builtin_memcpy(k.addr, p->addr[i], 16);
+		d = bpf_map_lookup_elem(denies, &k);
+		if (d && now_s < d->expires_at) {
+			__builtin_memcpy(bad, k.addr, 16);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Returns the decision; *rule says why. */
 static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 				       struct cg_subject *s, __u64 rt_offset, __u32 *rule)
@@ -709,6 +749,16 @@ static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 			*rule = untrusted;
 		}
 	}
+	/*
+	 * A client machine in its bulk-read cool-down, among those the smbd serves: refused
+	 * like a revoked user, whatever allow_clients lists.
+	 */
+	if (allowed && (zflags & CG_ZONE_CLIENT_DENIES) && cg_is_smbd(bpf_get_current_task_btf()) &&
+	    cg_client_revoked(slot, zone_id, (bpf_ktime_get_boot_ns() + rt_offset) / 1000000000ULL,
+			      s->client)) {
+		allowed = false;
+		*rule = CG_RULE_REVOKED;
+	}
 	/* The zone lists client machines: an smbd may serve it only to those. */
 	if (allowed && (zflags & CG_ZONE_CLIENTS) && cg_is_smbd(bpf_get_current_task_btf()) &&
 	    !cg_clients_allowed(slot, zone_id, rt_offset, s->client)) {
@@ -718,6 +768,15 @@ static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 	if (allowed)
 		return CG_DECISION_ALLOW;
 	return (zflags & CG_ZONE_VIOLATION_AUDIT) ? CG_DECISION_AUDIT : CG_DECISION_DENY;
+}
+
+/* Whether the decision named a client (struct cg_subject.client is not all zero). */
+static __always_inline bool cg_client_named(struct cg_subject *s)
+{
+	__u64 w[2];
+
+	__builtin_memcpy(w, s->client, sizeof(w));
+	return w[0] | w[1];
 }
 
 static __always_inline struct cg_event *cg_event_start(__u32 kind, struct cg_subject *s,
@@ -756,9 +815,12 @@ static __always_inline struct cg_event *cg_event_start(__u32 kind, struct cg_sub
 	ev->exe_ino = s->exe_ino;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	ev->path[0] = 0;
-	/* An smbd's records name its client, as the fanotify enforcer's do. */
+	/*
+	 * An smbd's records name its client, as the fanotify enforcer's do: the one the
+	 * decision refused (not allowed, in its cool-down), else the first one served.
+	 */
 	__builtin_memcpy(ev->client, s->client, sizeof(ev->client));
-	if (rule != CG_RULE_CLIENT_NOT_ALLOWED) {
+	if (rule != CG_RULE_CLIENT_NOT_ALLOWED && !cg_client_named(s)) {
 		struct task_struct *task = bpf_get_current_task_btf();
 		struct cg_smb_peers *p;
 

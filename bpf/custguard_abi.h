@@ -17,8 +17,9 @@
 /*
  * 8: allow_clients (client map, smbd peers, cg_event.client)
  * 9: cg_clients values are struct cg_client (expiry of client grants), not __u8
+ * 10: client machines' bulk-read cool-downs (cg_client_denies, CG_ZONE_CLIENT_DENIES)
  */
-#define CG_ABI_VERSION 9
+#define CG_ABI_VERSION 10
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -258,7 +259,8 @@ struct cg_event {
 	char path[CG_PATH_LEN];
 	/*
 	 * An smbd's client (struct cg_smb_peers), IPv4 as ::ffff:a.b.c.d; all zero: none
-	 * known or not an smbd. With CG_RULE_CLIENT_NOT_ALLOWED: the first one not allowed.
+	 * known or not an smbd. With CG_RULE_CLIENT_NOT_ALLOWED: the first one not allowed;
+	 * with CG_RULE_REVOKED for a client's cool-down (cg_client_denies): that client.
 	 */
 	__u8 client[16];
 };
@@ -410,6 +412,22 @@ struct cg_smb_peers {
 	__u32 n;
 	__u32 overflow;
 	__u8 addr[CG_MAX_PEERS][16];
+};
+
+/* zone_flags bit: the zone has client deny rows; an smbd's peers are looked up in them */
+#define CG_ZONE_CLIENT_DENIES (1u << 6)
+
+/*
+ * Map cg_client_denies (per generation, hash): a client machine's bulk-read cool-down,
+ * (zone, address in the IPv6 form, IPv4 as ::ffff:a.b.c.d like cg_client_key) -> expiry
+ * (struct cg_deny) in CLOCK_REALTIME seconds, the grants' clock. Until then an smbd
+ * process serving that address gets the zone's violation decision as CG_RULE_REVOKED,
+ * with or without allow_clients, and the record names that address. An smbd whose peers
+ * are unknown (more than CG_MAX_PEERS) is refused the same way in such a zone.
+ */
+struct cg_client_deny_key {
+	__u32 zone_id;
+	__u8 addr[16];
 };
 
 #endif /* CUSTGUARD_ABI_H */

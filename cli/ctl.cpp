@@ -456,7 +456,10 @@ struct ControlCommands::Impl {
             }
             if (s["revoked"].is_array())
                 for (const auto& r : s["revoked"].as_array())
-                    rows.push_back({"revoked", r["user"].as_string() + " (" + r["uid"].as_string() + ") in zone " +
+                    rows.push_back({"revoked", (!r["client"].as_string().empty()
+                                                    ? "client " + r["client"].as_string()
+                                                    : r["user"].as_string() + " (" + r["uid"].as_string() + ")") +
+                                                   " in zone " +
                                                    r["zone"].as_string() + " until " +
                                                    format_time(static_cast<std::uint64_t>(r["until"].as_int()))});
             // Per zone: the clients it allows and the reads each client made today.

@@ -6,7 +6,7 @@
 
 namespace {
 
-static_assert(CG_ABI_VERSION == 9);
+static_assert(CG_ABI_VERSION == 10);
 static_assert(sizeof(cg_inode_key) == 16);
 static_assert(offsetof(cg_inode_key, dev) == 0 && offsetof(cg_inode_key, ino) == 8);
 static_assert(sizeof(cg_zone_root) == 8);
@@ -28,6 +28,9 @@ static_assert(sizeof(cg_client_key) == 24);
 static_assert(sizeof(cg_client) == 8 && offsetof(cg_client, expires_at) == 0);
 static_assert(offsetof(cg_client_key, zone_id) == 4 && offsetof(cg_client_key, addr) == 8);
 static_assert(sizeof(cg_smb_peers) == 8 + CG_MAX_PEERS * 16);
+static_assert(sizeof(cg_client_deny_key) == 20);
+static_assert(offsetof(cg_client_deny_key, zone_id) == 0 && offsetof(cg_client_deny_key, addr) == 4);
+static_assert(CG_ZONE_CLIENTS == 32 && CG_ZONE_CLIENT_DENIES == 64);
 static_assert(offsetof(cg_program_key, dev) == 8 && offsetof(cg_program_key, ino) == 16);
 static_assert(sizeof(cg_stats) == 48);
 static_assert(offsetof(cg_stats, dircache_fills) == 32 && offsetof(cg_stats, dircache_retired) == 40);

@@ -78,9 +78,9 @@ struct RingDeleter {
 };
 
 // Names under the pin directory.
-constexpr std::array<const char*, 13> k_map_pins = {
+constexpr std::array<const char*, 14> k_map_pins = {
     "roots", "zones", "devs", "subjects", "grants", "programs", "ctl", "events", "stats", "denies", "dircache",
-    "clients", "smb_peers"};
+    "clients", "smb_peers", "client_denies"};
 // The directory-cache invalidators first: the open hook caches only once they run. The
 // smbd peer recorder before the open hook, which reads what it records.
 constexpr std::array<const char*, 6> k_link_pins = {
@@ -93,7 +93,7 @@ std::array<bpf_map*, k_map_pins.size()> skel_maps(cg_lsm* s)
             s->maps.cg_subjects, s->maps.cg_grants, s->maps.cg_programs,
             s->maps.cg_ctl,   s->maps.cg_events,   s->maps.cg_stats,
             s->maps.cg_denies, s->maps.cg_dircache, s->maps.cg_clients,
-            s->maps.cg_smb_peers};
+            s->maps.cg_smb_peers, s->maps.cg_client_denies};
 }
 
 // How often the directory-cache refresh counter (CG_CTL_REFRESH) moves: an entry older
@@ -529,7 +529,11 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
                                compiled.denies.size());
     const auto client_rows = client_keys(compiled);
     auto m_clients = make_client_trie(client_rows.size());
-    for (auto* m : {&m_roots, &m_zones, &m_devs, &m_subjects, &m_grants, &m_programs, &m_denies, &m_clients})
+    const auto client_denies = client_deny_entries(compiled);
+    auto m_client_denies = make_inner("cg_cdenies_in", sizeof(cg_client_deny_key), sizeof(cg_deny),
+                                      client_denies.size());
+    for (auto* m : {&m_roots, &m_zones, &m_devs, &m_subjects, &m_grants, &m_programs, &m_denies, &m_clients,
+                    &m_client_denies})
         if (!*m)
             return Error("bpf-lsm: " + m->error());
 
@@ -547,6 +551,10 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
             v.flags |= CG_ZONE_PROGRAMS_LAX;
         if (z.clients_required)
             v.flags |= CG_ZONE_CLIENTS;
+        // Only zones with a client's cool-down pay for looking an smbd's peers up in them.
+        if (std::any_of(client_denies.begin(), client_denies.end(),
+                        [&](const ClientDenyEntry& d) { return d.key.zone_id == z.id; }))
+            v.flags |= CG_ZONE_CLIENT_DENIES;
         if (auto r = put(*m_zones, "zones", z.id, v); !r)
             return Error("bpf-lsm: " + r.error());
     }
@@ -600,11 +608,14 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
         if (auto e = put(*m_clients, "clients", client_rows[i], v); !e)
             return Error("bpf-lsm: " + e.error());
     }
+    for (const auto& d : client_denies)
+        if (auto e = put(*m_client_denies, "client_denies", d.key, d.value); !e)
+            return Error("bpf-lsm: " + e.error());
 
     // Install into the idle slot, then flip: one 8-byte array store switches every table.
     const CtlWords& ctl = impl_->ctl;
     const std::uint32_t slot = CG_ACTIVE_SLOT(ctl.get(CG_CTL_ACTIVE)) == 0 ? 1 : 0;
-    const std::array<std::pair<int, const UniqueFd*>, 8> outer = {{
+    const std::array<std::pair<int, const UniqueFd*>, 9> outer = {{
         {bpf_map__fd(impl_->skel->maps.cg_roots), &*m_roots},
         {bpf_map__fd(impl_->skel->maps.cg_zones), &*m_zones},
         {bpf_map__fd(impl_->skel->maps.cg_devs), &*m_devs},
@@ -613,6 +624,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
         {bpf_map__fd(impl_->skel->maps.cg_programs), &*m_programs},
         {bpf_map__fd(impl_->skel->maps.cg_denies), &*m_denies},
         {bpf_map__fd(impl_->skel->maps.cg_clients), &*m_clients},
+        {bpf_map__fd(impl_->skel->maps.cg_client_denies), &*m_client_denies},
     }};
     for (const auto& [outer_fd, inner] : outer) {
         const std::uint32_t inner_fd = static_cast<std::uint32_t>(inner->get());

@@ -255,6 +255,7 @@ tl::expected<void, std::string> Daemon::start() {
             std::lock_guard lock(mutex_);
             revoke_requests_.push_back(r);
         };
+        nh.revokes_clients = [this] { return revokes_clients_.load(std::memory_order_relaxed); };
         // Opens carry no byte count: the size of the file opened stands in for it.
         nh.file_size = [](const std::string& path) -> std::uint64_t {
             struct stat st {};
@@ -265,7 +266,8 @@ tl::expected<void, std::string> Daemon::start() {
         notifier_ = std::move(*n);
         pipeline_->add_observer([n = notifier_.get()](const events::Record& r) { n->observe(r); });
         pipeline_->add_observer([c = &client_reads_](const events::Record& r) { c->observe(r); });
-        // Cool-downs survive a restart: "zone<TAB>uid<TAB>until<TAB>user" lines.
+        // Cool-downs survive a restart: "zone<TAB>uid<TAB>until<TAB>user[<TAB>client]" lines
+        // (client: a client machine's cool-down).
         if (auto text = common::read_file(state_dir_ / "notify" / "revoked")) {
             std::istringstream in(*text);
             std::string line;
@@ -274,7 +276,8 @@ tl::expected<void, std::string> Daemon::start() {
                 std::istringstream f(line);
                 std::string uid, until;
                 if (std::getline(f, r.zone, '\t') && std::getline(f, uid, '\t') && std::getline(f, until, '\t')) {
-                    std::getline(f, r.user);
+                    std::getline(f, r.user, '\t');
+                    std::getline(f, r.client);
                     try {
                         r.uid = static_cast<std::uint32_t>(std::stoul(uid));
                         r.until = std::stoll(until);
@@ -325,6 +328,8 @@ tl::expected<void, std::string> Daemon::start() {
         // is in place; it is closed and dropped from the store after install() below.
         if (auto listened = take_listened_fds(); listened)
             stale_fanotify = take_named(*listened, fanotify_fd_name);
+        // A client machine in its bulk-read cool-down is refused by cg_client_denies.
+        revokes_clients_.store(true, std::memory_order_relaxed);
         break;
     case policy::EnforcerChoice::fanotify: {
         FanotifyOptions fo;
@@ -357,6 +362,8 @@ tl::expected<void, std::string> Daemon::start() {
         auto f = FanotifyEnforcer::create(std::move(fo));
         if (!f) return tl::unexpected("fanotify enforcer: " + f.error());
         enforcer_ = std::move(*f);
+        // A client machine in its bulk-read cool-down is refused by the fanotify tables.
+        revokes_clients_.store(true, std::memory_order_relaxed);
         break;
     }
     default: {
@@ -442,6 +449,15 @@ tl::expected<void, std::string> Daemon::start() {
 tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::string digest) {
     {
         std::lock_guard lock(mutex_);
+        // Client machines' cool-downs saved by an enforcing run: an enforcer that cannot
+        // withdraw a client's access (none) drops them, said in the log, rather than list them.
+        if (!revokes_clients_.load(std::memory_order_relaxed))
+            if (const auto n = std::erase_if(revoked_, [](const notify::Revocation& r) { return !r.client.empty(); })) {
+                spdlog::warn("{} bulk-read cool-down(s) of client machines dropped: the {} enforcer cannot "
+                             "withdraw a client machine's access (fanotify and bpf-lsm can)",
+                             n, enforcer_->name());
+                save_revocations();
+            }
         add_cooldown_denies(loaded.policy, common::now_seconds());
     }
     auto host_warnings = resolve_client_hosts(loaded.policy);
@@ -618,9 +634,14 @@ void Daemon::refresh_client_hosts() {
 
 void Daemon::add_cooldown_denies(policy::Policy& policy, std::uint64_t now) const {
     policy.denies.clear();
-    for (const auto& r : revoked_)
-        if (r.until > static_cast<std::int64_t>(now))
+    policy.client_denies.clear();
+    for (const auto& r : revoked_) {
+        if (r.until <= static_cast<std::int64_t>(now)) continue;
+        if (r.client.empty())
             policy.denies.push_back({r.zone, r.uid, static_cast<std::uint64_t>(r.until)});
+        else if (auto a = policy::parse_client_address(r.client))
+            policy.client_denies.push_back({r.zone, *a, static_cast<std::uint64_t>(r.until)});
+    }
 }
 
 void Daemon::remove_bpf_pins() const {
@@ -634,7 +655,9 @@ void Daemon::remove_bpf_pins() const {
 
 void Daemon::save_revocations() const {
     std::string text;
-    for (const auto& r : revoked_) text += r.zone + "\t" + std::to_string(r.uid) + "\t" + std::to_string(r.until) + "\t" + r.user + "\n";
+    for (const auto& r : revoked_)
+        text += r.zone + "\t" + std::to_string(r.uid) + "\t" + std::to_string(r.until) + "\t" + r.user +
+                (r.client.empty() ? "" : "\t" + r.client) + "\n";
     if (auto w = common::write_file_atomically(state_dir_ / "notify" / "revoked", text); !w)
         spdlog::error("bulk-read cool-downs not saved: {}", w.error());
 }
@@ -646,7 +669,10 @@ void Daemon::apply_revocations(std::uint64_t now) {
     {
         std::lock_guard lock(mutex_);
         for (auto& r : revoke_requests_) {
-            std::erase_if(revoked_, [&](const notify::Revocation& o) { return o.zone == r.zone && o.uid == r.uid; });
+            // One cool-down per (zone, user) and per (zone, client machine).
+            std::erase_if(revoked_, [&](const notify::Revocation& o) {
+                return o.zone == r.zone && o.client == r.client && (!r.client.empty() || o.uid == r.uid);
+            });
             revoked_.push_back(r);
             added.push_back(r);
         }
@@ -666,13 +692,16 @@ void Daemon::apply_revocations(std::uint64_t now) {
     if (observed)
         if (auto r = audit_->apply(*observed); !r) spdlog::warn("audit observer: cool-downs not updated: {}", r.error());
     auto record = [&](const notify::Revocation& r, bool lift) {
-        const std::string target = r.zone + ":" + (r.user.empty() ? std::to_string(r.uid) : r.user);
+        const std::string target = r.zone + ":" + (!r.client.empty() ? "client " + r.client
+                                                   : r.user.empty()    ? std::to_string(r.uid)
+                                                                       : r.user);
         auto rec = events::make_admin_change_record(
             "custguardd", static_cast<std::uint32_t>(::geteuid()), lift ? "bulk.revoke.expire" : "bulk.revoke", target,
             lift ? "bulk-read cool-down ended: access to zone " + r.zone + " restored for " + target
                  : "bulk-read cool-down: access to zone " + r.zone + " revoked for " + target + " until " + std::to_string(r.until));
         rec.set(events::field::zone, r.zone);
-        rec.set(events::field::uid, r.uid);
+        if (r.client.empty()) rec.set(events::field::uid, r.uid);
+        else rec.set(events::field::client, r.client);
         rec.set("CUSTGUARD_UNTIL", static_cast<std::uint64_t>(r.until));
         pipeline_->submit(std::move(rec));
         spdlog::info("{}", lift ? "bulk-read cool-down ended for " + target : "bulk-read cool-down started for " + target);

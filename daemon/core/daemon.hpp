@@ -3,6 +3,7 @@
 // sensor losses and keep the watchdog fed.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -185,6 +186,9 @@ private:
     std::uint64_t reported_drops_ = 0;
 
     std::vector<notify::Revocation> revoked_;  // bulk-read cool-downs in force (persisted in <state>/notify/revoked)
+    // The enforcer can take a client machine's access away (fanotify, bpf-lsm): read by the
+    // notifier's thread, set once the enforcer is chosen.
+    std::atomic<bool> revokes_clients_{false};
     std::vector<notify::Revocation> revoke_requests_;  // from the notifier, applied by apply_revocations()
 
     HeldJobs held_jobs_;

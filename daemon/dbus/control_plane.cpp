@@ -545,7 +545,13 @@ struct ControlPlane::Impl {
                          .set("reenabled", s.audit.reenabled);
         Json revoked = Json::array();
         for (const auto& r : s.revoked)
-            revoked.push(Json::object().set("zone", r.zone).set("uid", r.uid).set("user", r.user).set("until", r.until));
+            // client: set for a client machine's cool-down (uid and user: who read last).
+            revoked.push(Json::object()
+                             .set("zone", r.zone)
+                             .set("uid", r.uid)
+                             .set("user", r.user)
+                             .set("client", r.client)
+                             .set("until", r.until));
         auto state = daemon.current_state();
         // Per zone of the policy in force: the clients it allows and the reads each client
         // made since client_reads_since (reads of zones no longer in the policy are not shown).

@@ -623,7 +623,7 @@ struct FanotifyEnforcer::Impl {
         const std::string_view comm(task.comm, ::strnlen(task.comm, sizeof task.comm));
         // allow_clients: asked only here, for opens in such zones that everything else allows.
         std::optional<RemoteClients> remote;
-        if (v.decision == CG_DECISION_ALLOW && t->zone_requires_clients(zl.zone)) {
+        if (v.decision == CG_DECISION_ALLOW && t->zone_checks_clients(zl.zone)) {
             remote = options.remote_clients ? options.remote_clients(task.tgid, comm) : RemoteClients{};
             if (remote) {
                 subject.remote = true;
@@ -634,9 +634,14 @@ struct FanotifyEnforcer::Impl {
         std::uint32_t flags = v.record ? reader.open_flags(job.pid) : 0;
         std::string client;
         if (remote) {
-            // The record names an address that was refused, else the first one served.
-            auto named = std::find_if(remote->addresses.begin(), remote->addresses.end(),
-                                      [&](const auto& a) { return !t->client_allowed(zl.zone, a, subject.now); });
+            // The record names an address that was refused (in its cool-down, or not in
+            // allow_clients), else the first one served.
+            const std::uint64_t now = subject.now;
+            auto refused = [&](const auto& a) {
+                return t->client_revoked(zl.zone, a, now) ||
+                       (t->zone_requires_clients(zl.zone) && !t->client_allowed(zl.zone, a, now));
+            };
+            auto named = std::find_if(remote->addresses.begin(), remote->addresses.end(), refused);
             if (named == remote->addresses.end()) named = remote->addresses.begin();
             if (named != remote->addresses.end()) client = policy::to_string(*named);
         } else if (v.record && options.pending_client) {

@@ -83,6 +83,10 @@ tl::expected<ZoneTables, std::string> ZoneTables::build(const policy::Compiled& 
         auto& exp = t.denies_[(std::uint64_t{d.zone_id} << 32) | d.uid];
         exp = std::max(exp, d.expires_at);
     }
+    for (const auto& d : compiled.client_denies) {
+        if (!valid_zone(d.zone_id)) return tl::unexpected(std::string("client deny row names unknown zone"));
+        t.zone_clients_[d.zone_id - 1].denies.push_back(d);
+    }
     for (const auto& c : compiled.clients) {
         if (!valid_zone(c.zone_id)) return tl::unexpected(std::string("client row names unknown zone"));
         t.zone_clients_[c.zone_id - 1].rows.push_back(c);
@@ -113,6 +117,14 @@ bool ZoneTables::client_allowed(std::uint32_t zone_id, const policy::ClientAddre
     const auto& rows = zone_clients_[zone_id - 1].rows;
     return std::any_of(rows.begin(), rows.end(), [&](const policy::ClientRow& r) {
         return (r.expires_at == 0 || now < r.expires_at) && policy::in_network(r.family, r.prefix, r.addr, a);
+    });
+}
+
+bool ZoneTables::client_revoked(std::uint32_t zone_id, const policy::ClientAddress& a, std::uint64_t now) const {
+    if (zone_id == 0 || zone_id > zone_clients_.size()) return false;
+    const auto& rows = zone_clients_[zone_id - 1].denies;
+    return std::any_of(rows.begin(), rows.end(), [&](const policy::ClientDenyRow& r) {
+        return now < r.expires_at && policy::in_network(r.family, r.family == 4 ? 32 : 128, r.addr, a);
     });
 }
 
@@ -151,7 +163,13 @@ Verdict ZoneTables::decide(std::uint32_t zone_id, const Subject& s) const {
             v.rule = s.untrusted;
         }
     }
-    if (allowed && s.remote && zone_requires_clients(zone_id)) {
+    if (allowed && s.remote &&
+        std::any_of(s.clients.begin(), s.clients.end(), [&](const auto& a) { return client_revoked(zone_id, a, s.now); })) {
+        // A client in its cool-down, among any the server process serves: refused like a
+        // revoked user, whatever allow_clients lists.
+        allowed = false;
+        v.rule = CG_RULE_REVOKED;
+    } else if (allowed && s.remote && zone_requires_clients(zone_id)) {
         // Every address the server process serves: the open does not say which of its
         // connections carried the request.
         const bool all_listed = !s.clients.empty() && std::all_of(s.clients.begin(), s.clients.end(), [&](const auto& a) {

@@ -94,9 +94,17 @@ public:
     bool zone_requires_clients(std::uint32_t zone_id) const {
         return zone_id >= 1 && zone_id <= zone_clients_.size() && zone_clients_[zone_id - 1].required;
     }
+    // Whether reads Samba serves in `zone_id` need the clients looked up: allow_clients,
+    // or a client in its bulk-read cool-down there.
+    bool zone_checks_clients(std::uint32_t zone_id) const {
+        return zone_id >= 1 && zone_id <= zone_clients_.size() &&
+               (zone_clients_[zone_id - 1].required || !zone_clients_[zone_id - 1].denies.empty());
+    }
     // Whether allow_clients of `zone_id` lists `address`, or a client grant in force at
     // `now` (CLOCK_REALTIME seconds) does.
     bool client_allowed(std::uint32_t zone_id, const policy::ClientAddress& address, std::uint64_t now) const;
+    // Whether `address` is in a bulk-read cool-down in `zone_id` at `now`.
+    bool client_revoked(std::uint32_t zone_id, const policy::ClientAddress& address, std::uint64_t now) const;
     // Whether any %group may read `zone_id`: only then are supplementary groups needed.
     bool zone_has_groups(std::uint32_t zone_id) const {
         return zone_id >= 1 && zone_id <= zone_groups_.size() && zone_groups_[zone_id - 1];
@@ -136,6 +144,7 @@ private:
         bool required = false;
         std::vector<policy::ClientRow> rows;  // a few networks per zone: scanned in turn
                                               // (each in force until its expires_at, 0: always)
+        std::vector<policy::ClientDenyRow> denies;  // cool-downs: a few at most, scanned in turn
     };
     std::vector<ZoneClients> zone_clients_;  // index zone_id - 1
 };

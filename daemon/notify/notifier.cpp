@@ -287,7 +287,8 @@ struct Notifier::Impl {
                 std::lock_guard lock(counters_mu);
                 ++counters.bulk_reads;
             }
-            const bool revoke = cfg.bulk.action == policy::BulkAction::revoke && !hit.by_client;
+            const bool revoke = cfg.bulk.action == policy::BulkAction::revoke &&
+                                (!hit.by_client || (host.revokes_clients && host.revokes_clients()));
             const std::int64_t until = wall_seconds() + cfg.bulk.cooldown_seconds;
             ev::BulkRead b;
             b.uid = hit.uid;
@@ -304,7 +305,8 @@ struct Notifier::Impl {
                 rec.set("CUSTGUARD_UNTIL", static_cast<std::uint64_t>(until));
                 rec.set("CUSTGUARD_COOLDOWN_SEC", cfg.bulk.cooldown_seconds);
             }
-            if (revoke && host.revoke) host.revoke(Revocation{hit.zone, hit.uid, hit.user, until});
+            if (revoke && host.revoke)
+                host.revoke(Revocation{hit.zone, hit.uid, hit.user, until, hit.by_client ? hit.client : std::string()});
             // The alert follows when the committed bulk_read record comes back to observe().
             if (host.submit) host.submit(std::move(rec));
         }

@@ -45,11 +45,14 @@ struct NotifierOptions {
     long timeout_ms = 30000;
 };
 
+// A user's cool-down (client empty), or a client machine's (client set: its address;
+// uid and user then name who read last, for the record only).
 struct Revocation {
     std::string zone;
     std::uint32_t uid = 0;
     std::string user;
     std::int64_t until = 0;  // seconds since the epoch
+    std::string client;
 };
 
 struct NotifierHost {
@@ -58,8 +61,12 @@ struct NotifierHost {
     std::function<void(events::Record&&)> submit;
     // Notifications that could not be queued (queue full, inbox full).
     std::function<void(std::string_view source, std::uint64_t count, std::string_view reason)> lost;
-    // [bulk] action = "revoke": take the user's access to the zone away until `until`.
+    // [bulk] action = "revoke": take the user's (or the client machine's) access to the zone
+    // away until `until`.
     std::function<void(const Revocation&)> revoke;
+    // Whether the enforcer in use can take a client machine's access away; when it cannot
+    // (or this is unset) a client's bulk read is recorded with action "alert".
+    std::function<bool()> revokes_clients;
     // Size of a zone file for the byte limit (0 when unknown).
     std::function<std::uint64_t(const std::string& path)> file_size;
     // Replaces the network delivery (unit tests).

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <array>
-#include <tuple>
 #include <cstring>
 #include <map>
+#include <tuple>
 
 namespace custguard::policy {
 
@@ -94,6 +94,23 @@ Compiled compile(const Policy& policy) {
     };
     for (const auto& [key, expiry] : latest(policy.grants)) out.grants.push_back({key.first, key.second, expiry});
     for (const auto& [key, expiry] : latest(policy.denies)) out.denies.push_back({key.first, key.second, expiry});
+    {
+        // (zone id, family, address) -> latest expiry; the map keeps them sorted.
+        std::map<std::tuple<std::uint32_t, std::uint8_t, std::array<std::uint8_t, 16>>, std::uint64_t> rows;
+        for (const auto& d : policy.client_denies) {
+            auto it = zone_ids.find(d.zone);
+            if (it == zone_ids.end() || (d.client.family != 4 && d.client.family != 6)) continue;
+            std::array<std::uint8_t, 16> addr{};
+            std::memcpy(addr.data(), d.client.addr, addr.size());
+            auto& expiry = rows[{it->second, d.client.family, addr}];
+            expiry = std::max(expiry, d.expires_at);
+        }
+        for (const auto& [key, expiry] : rows) {
+            ClientDenyRow row{std::get<0>(key), std::get<1>(key), {}, expiry};
+            std::memcpy(row.addr, std::get<2>(key).data(), sizeof row.addr);
+            out.client_denies.push_back(row);
+        }
+    }
 
     sort_unique(out.roots, [](const ZoneRoot& a, const ZoneRoot& b) {
         return std::tie(a.path, a.zone_id) < std::tie(b.path, b.zone_id);

@@ -135,7 +135,15 @@ Decision Evaluator::evaluate(const AccessRequest& request) const {
     }
 
     bool client_refused = false;
-    if (!refused && !program_refused && request.remote && !zone.allow_clients.empty()) {
+    if (!refused && !program_refused && request.remote) {
+        // A client in its bulk-read cool-down: refused like a revoked user, whatever lists it.
+        for (const auto& d : ix.policy->client_denies)
+            if (d.zone == zone.name && d.expires_at > request.now &&
+                std::find(request.clients.begin(), request.clients.end(), d.client) != request.clients.end())
+                client_refused = true;
+        if (client_refused) granted = Rule::revoked;
+    }
+    if (!refused && !program_refused && !client_refused && request.remote && !zone.allow_clients.empty()) {
         // Listed, or granted (custguardctl grant add --client) until the grant expires.
         auto listed = [&](const ClientAddress& a) {
             return std::any_of(zone.allow_clients.begin(), zone.allow_clients.end(),
@@ -208,7 +216,7 @@ std::string Decision::reason() const {
                ", or whose address could not be established (on_violation = " +
                std::string(to_string(zone->on_violation)) + ")";
     case Rule::revoked:
-        return "the user's access to " + z + " is revoked for a time (on_violation = " +
+        return "the user's or the client machine's access to " + z + " is revoked for a time (on_violation = " +
                std::string(to_string(zone->on_violation)) + ")";
     case Rule::outside_zones: break;
     }

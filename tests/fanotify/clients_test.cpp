@@ -107,6 +107,63 @@ TEST_CASE("fanotify tables: a client grant row counts until its expiry", "[fanot
     }
 }
 
+// A client machine in its bulk-read cool-down (client deny row): refused as revoked in
+// that zone while a Samba process serves it, in zones with or without allow_clients; the
+// same user from another machine, local reads and other zones are untouched.
+TEST_CASE("fanotify tables: a client deny refuses the client until it expires", "[fanotify][clients]") {
+    const auto root = std::filesystem::temp_directory_path();
+    policy::Compiled c;
+    c.zones.push_back({1, "clients", policy::Sensitivity::personal, policy::Violation::deny, true, false, true, true});
+    c.zones.push_back({2, "open", policy::Sensitivity::personal, policy::Violation::deny, true, false, true, false});
+    c.zones.push_back({3, "audited", policy::Sensitivity::personal, policy::Violation::audit, true, false, true, false});
+    c.roots = {{root.string(), 1}};
+    for (std::uint32_t z : {1u, 2u, 3u}) c.subjects.push_back({z, policy::SubjectKind::uid, 1001});
+    c.clients.push_back({1, 4, 24, {192, 0, 2, 0}});
+    c.client_denies.push_back({1, 4, {192, 0, 2, 10}, 1500});
+    c.client_denies.push_back({2, 4, {192, 0, 2, 10}, 1500});
+    c.client_denies.push_back({3, 6, {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}, 1500});
+    std::vector<std::string> warnings;
+    auto t = ZoneTables::build(c, warnings);
+    REQUIRE(t);
+    CHECK(t->zone_checks_clients(1));
+    CHECK(t->zone_checks_clients(2));
+    CHECK_FALSE(t->zone_requires_clients(2));
+    auto a = [](const char* text) { return *policy::parse_client_address(text); };
+    struct Case {
+        const char* label;
+        std::uint32_t zone;
+        bool remote;
+        std::vector<policy::ClientAddress> clients;
+        std::uint64_t now;
+        cg_decision decision;
+        std::uint32_t rule;
+    };
+    const Case cases[] = {
+        {"revoked client in a listed network", 1, true, {a("192.0.2.10")}, 1000, CG_DECISION_DENY, CG_RULE_REVOKED},
+        {"a second before expiry", 1, true, {a("192.0.2.10")}, 1499, CG_DECISION_DENY, CG_RULE_REVOKED},
+        {"at expiry", 1, true, {a("192.0.2.10")}, 1500, CG_DECISION_ALLOW, CG_RULE_USER},
+        {"another listed machine, same user", 1, true, {a("192.0.2.11")}, 1000, CG_DECISION_ALLOW, CG_RULE_USER},
+        {"one smbd serves both machines", 1, true, {a("192.0.2.11"), a("192.0.2.10")}, 1000, CG_DECISION_DENY,
+         CG_RULE_REVOKED},
+        {"local read", 1, false, {}, 1000, CG_DECISION_ALLOW, CG_RULE_USER},
+        {"zone without allow_clients", 2, true, {a("192.0.2.10")}, 1000, CG_DECISION_DENY, CG_RULE_REVOKED},
+        {"audit zone, IPv6 client", 3, true, {a("2001:db8::7")}, 1000, CG_DECISION_AUDIT, CG_RULE_REVOKED},
+        {"a zone the deny does not name", 3, true, {a("192.0.2.10")}, 1000, CG_DECISION_ALLOW, CG_RULE_USER},
+    };
+    for (const auto& k : cases) {
+        DYNAMIC_SECTION(k.label) {
+            Subject s;
+            s.uid = 1001;
+            s.now = k.now;
+            s.remote = k.remote;
+            s.clients = k.clients;
+            auto v = t->decide(k.zone, s);
+            CHECK(v.decision == k.decision);
+            CHECK(v.rule == k.rule);
+        }
+    }
+}
+
 // The enforcer asks whom a Samba process serves only for opens that everything else
 // allows in a zone with allow_clients, answers from that, and names the client in the
 // event: a refused address, else the first one served; none when it is unknown.

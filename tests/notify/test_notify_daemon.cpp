@@ -424,3 +424,40 @@ notify = ["mgr"]
     std::error_code ec;
     fs::remove_all(dir, ec);
 }
+
+// Regression: a client machine's cool-down saved by an enforcing run (fanotify, BPF LSM)
+// must not be listed (and compiled into rows nothing enforces) by a daemon whose enforcer
+// cannot withdraw a client's access (none); users' cool-downs are kept.
+TEST_CASE("saved client cool-downs are dropped when the enforcer cannot withdraw a client's access", "[notify][host][daemon]") {
+    REQUIRE(::geteuid() == 0);
+    REQUIRE(private_mounts());
+    const fs::path dir = scratch_with_zone("cgnotify-clientcd");
+    std::ofstream(dir / "policy.toml") << fmt::format(R"([daemon]
+enforcer = "none"
+
+[[zone]]
+name = "customers"
+paths = ["{}"]
+allow_users = ["root"]
+)",
+                                                      (dir / "data" / "customers").string());
+    const auto until = common::now_seconds() + 3600;
+    fs::create_directories(dir / "state" / "notify");
+    std::ofstream(dir / "state" / "notify" / "revoked")
+        << "customers\t0\t" << until << "\troot\n"
+        << "customers\t0\t" << until << "\troot\t192.0.2.10\n";
+    auto o = in_process_options(dir);
+    o.enforcer = policy::EnforcerChoice::none;
+    auto created = daemon::Daemon::create(o);
+    REQUIRE(created);
+    auto& d = **created;
+    const auto s = d.status();
+    REQUIRE(s.revoked.size() == 1);
+    CHECK(s.revoked[0].client.empty());
+    CHECK(s.revoked[0].user == "root");
+    const std::string saved = slurp(dir / "state" / "notify" / "revoked");
+    CHECK(saved.find("192.0.2.10") == std::string::npos);
+    created->reset();
+    ::umount2((dir / "data").c_str(), MNT_DETACH);
+    fs::remove_all(dir);
+}

@@ -115,7 +115,9 @@ struct FakeNotifier {
     bool fail = false;
     std::unique_ptr<Notifier> n;
 
-    explicit FakeNotifier(NotifierOptions o = {}) {
+    bool revokes_clients = true;
+
+    explicit FakeNotifier(NotifierOptions o = {}, bool clients = true) : revokes_clients(clients) {
         o.dir = dir.path;
         o.host = "fs1";
         o.retry_initial = 20ms;
@@ -141,6 +143,7 @@ struct FakeNotifier {
             std::lock_guard lock(mu);
             revoked.push_back(r);
         };
+        h.revokes_clients = [this] { return revokes_clients; };
         h.lost = [this](std::string_view, std::uint64_t c, std::string_view) {
             std::lock_guard lock(mu);
             lost += c;
@@ -418,12 +421,54 @@ TEST_CASE("a bulk read makes a bulk_read record and an alert and a revoke reques
     REQUIRE(f.revoked.size() == 1);
     CHECK(f.revoked[0].zone == "customers");
     CHECK(f.revoked[0].uid == 1000);
+    CHECK(f.revoked[0].client.empty());  // a user's cool-down
     CHECK(f.revoked[0].until >= now_us / 1'000'000 + 1);
     // bulk.notify (sec) and the zone's notify (mgr: mail + webhook).
     int alerts = 0;
     for (const auto& m : f.delivered)
         if (m.kind == "alert" && m.subject.find("大量閲覧 / bulk read") != std::string::npos) ++alerts;
     CHECK(alerts == 3);
+}
+
+// Two users reading from one machine cross the limit together: the machine loses the zone
+// (a revoke request naming the client), neither user does; with an enforcer that cannot
+// take a client's access away the bulk read is an alert and nothing is requested.
+TEST_CASE("a client machine's bulk read requests a client revoke when the enforcer can take it", "[notify][unit]") {
+    struct Case {
+        const char* label;
+        bool revokes_clients;
+        const char* action;
+        std::size_t revoked;
+    };
+    const Case cases[] = {{"fanotify: revoke", true, "revoke", 1}, {"BPF LSM: alert only", false, "alert", 0}};
+    for (const auto& c : cases) {
+        DYNAMIC_SECTION(c.label) {
+            FakeNotifier f({}, c.revokes_clients);
+            auto p = make_policy();
+            p.bulk.max_files = 3;
+            p.bulk.window_seconds = 2;
+            p.bulk.action = policy::BulkAction::revoke;
+            p.bulk.cooldown_seconds = 2;
+            f.n->apply(p);
+            const std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count();
+            for (int i = 0; i < 4; ++i)
+                f.n->observe(access(ev::Kind::access_allowed, "customers", i % 2 ? "bob" : "alice", i % 2 ? "1001" : "1000",
+                                    "/c/" + std::to_string(i), now_us + i, "192.0.2.10"));
+            REQUIRE(f.n->wait_idle(5s, true));
+            std::lock_guard lock(f.mu);
+            REQUIRE(f.submitted.size() == 1);
+            CHECK(*f.submitted[0].get("CUSTGUARD_BULK_KEY") == "client");
+            CHECK(*f.submitted[0].get(ev::field::action) == c.action);
+            REQUIRE(f.revoked.size() == c.revoked);
+            if (c.revoked) {
+                CHECK(f.revoked[0].zone == "customers");
+                CHECK(f.revoked[0].client == "192.0.2.10");
+                CHECK(f.revoked[0].until >= now_us / 1'000'000 + 1);
+            }
+        }
+    }
 }
 
 TEST_CASE("stopping queues the digests collected so far for the next start", "[notify][unit]") {

@@ -1,4 +1,5 @@
 // The rows the enforcers load: deterministic, sorted, deduplicated.
+#include <cstring>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -276,4 +277,53 @@ allow_clients = ["192.0.2.0/24"]
     // gives no row; a grant for a zone that does not exist none either.
     CHECK(rows == std::vector<std::string>{"192.0.2.0/24 0", "192.0.2.7/32 0", "198.51.100.9/32 600",
                                            "203.0.113.5/32 700"});
+}
+
+// Client denies (a client machine's bulk-read cool-down) reach the enforcers as numeric
+// rows: one per (zone, address) with the later expiry, unknown zones dropped.
+TEST_CASE("compile emits one client deny row per zone and address", "[policy][compile]") {
+    auto loaded = load_text(R"(
+[[zone]]
+name = "customers"
+paths = ["/srv/c"]
+allow_users = ["alice"]
+
+[[zone]]
+name = "medical"
+paths = ["/srv/m"]
+allow_users = ["alice"]
+)");
+    REQUIRE(loaded);
+    auto addr = [](const char* text) { return *parse_client_address(text); };
+    auto row = [&](std::uint32_t zone, const char* text, std::uint64_t expiry) {
+        auto a = addr(text);
+        ClientDenyRow r{zone, a.family, {}, expiry};
+        std::memcpy(r.addr, a.addr, sizeof r.addr);
+        return r;
+    };
+    struct Case {
+        const char* name;
+        std::vector<ClientDeny> denies;
+        std::vector<ClientDenyRow> rows;
+    };
+    const Case cases[] = {
+        {"none", {}, {}},
+        {"one per zone and address",
+         {{"medical", addr("192.0.2.10"), 3000}, {"customers", addr("2001:db8::1"), 2500},
+          {"customers", addr("192.0.2.10"), 2000}},
+         {row(1, "192.0.2.10", 2000), row(1, "2001:db8::1", 2500), row(2, "192.0.2.10", 3000)}},
+        {"the later expiry of two for one address",
+         {{"customers", addr("192.0.2.10"), 4000}, {"customers", addr("192.0.2.10"), 2000}},
+         {row(1, "192.0.2.10", 4000)}},
+        {"an unknown zone is dropped", {{"gone", addr("192.0.2.10"), 4000}}, {}},
+    };
+    for (const auto& c : cases) {
+        DYNAMIC_SECTION(c.name) {
+            auto policy = loaded->policy;
+            policy.client_denies = c.denies;
+            auto compiled = compile(policy);
+            CHECK(compiled.client_denies == c.rows);
+            CHECK(compiled.denies.empty());
+        }
+    }
 }

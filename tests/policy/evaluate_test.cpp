@@ -203,7 +203,7 @@ TEST_CASE("denies override every allow of the user in the zone until they expire
     check_rows(loaded->policy, k_deny_rows);
     std::uint32_t sales[] = {2001};
     auto d = Evaluator(loaded->policy).evaluate({"/srv/share/customers/a", 1001, sales, "", 1000});
-    CHECK(d.reason() == "the user's access to zone 'customers' is revoked for a time (on_violation = deny)");
+    CHECK(d.reason() == "the user's or the client machine's access to zone 'customers' is revoked for a time (on_violation = deny)");
     CHECK(to_string(d.rule) == "revoked");
 }
 
@@ -357,6 +357,75 @@ allow_clients = ["192.0.2.10"]
             req.remote = true;
             req.clients = c.clients;
             CHECK(evaluator.evaluate(req).rule == c.rule);
+        }
+    }
+}
+
+// A client machine's bulk-read cool-down (ClientDeny): reads Samba serves while it serves
+// that address are refused as revoked in that zone, whatever lists the user or the client;
+// the same user from another machine, and local reads, are decided as before.
+TEST_CASE("client denies refuse reads served for that client until they expire", "[policy][evaluate]") {
+    const std::string text = R"(
+[[zone]]
+name = "clients"
+paths = ["/srv/clients"]
+allow_users = ["alice"]
+allow_clients = ["192.0.2.0/24"]
+
+[[zone]]
+name = "open"
+paths = ["/srv/open"]
+allow_users = ["alice"]
+
+[[zone]]
+name = "open-audit"
+paths = ["/srv/open-audit"]
+on_violation = "audit"
+allow_users = ["alice"]
+)";
+    auto loaded = load_text(text, {}, std::nullopt, 1000);
+    REQUIRE(loaded);
+    auto addr = [](const char* text) { return *parse_client_address(text); };
+    loaded->policy.client_denies = {{"clients", addr("192.0.2.10"), 1500},
+                                    {"open", addr("192.0.2.10"), 1500},
+                                    {"open-audit", addr("2001:db8::7"), 1500},
+                                    {"nosuch", addr("192.0.2.11"), 5000}};
+    Evaluator evaluator(loaded->policy);
+    struct Case {
+        const char* label;
+        const char* path;
+        bool remote;
+        std::vector<ClientAddress> clients;
+        std::uint64_t now;
+        Rule rule;
+        Action action;
+    };
+    const Case cases[] = {
+        {"revoked client, listed network", "/srv/clients/a", true, {addr("192.0.2.10")}, 1000, Rule::revoked, Action::deny},
+        {"a second before expiry", "/srv/clients/a", true, {addr("192.0.2.10")}, 1499, Rule::revoked, Action::deny},
+        {"at expiry", "/srv/clients/a", true, {addr("192.0.2.10")}, 1500, Rule::allowed_user, Action::allow},
+        {"another listed machine, same user", "/srv/clients/a", true, {addr("192.0.2.11")}, 1000, Rule::allowed_user,
+         Action::allow},
+        {"one smbd serves the revoked and another machine", "/srv/clients/a", true,
+         {addr("192.0.2.11"), addr("192.0.2.10")}, 1000, Rule::revoked, Action::deny},
+        {"IPv4-mapped form of the revoked address", "/srv/clients/a", true, {addr("::ffff:192.0.2.10")}, 1000,
+         Rule::revoked, Action::deny},
+        {"zone without allow_clients", "/srv/open/a", true, {addr("192.0.2.10")}, 1000, Rule::revoked, Action::deny},
+        {"audit zone, IPv6 client", "/srv/open-audit/a", true, {addr("2001:db8::7")}, 1000, Rule::revoked,
+         Action::audit},
+        {"local read is not the client's", "/srv/clients/a", false, {}, 1000, Rule::allowed_user, Action::allow},
+        {"a zone the deny does not name", "/srv/open-audit/a", true, {addr("192.0.2.10")}, 1000, Rule::allowed_user,
+         Action::allow},
+    };
+    for (const auto& c : cases) {
+        DYNAMIC_SECTION(c.label) {
+            AccessRequest req{c.path, 1001, {}, "/usr/sbin/smbd", c.now};
+            req.remote = c.remote;
+            req.clients = c.clients;
+            auto d = evaluator.evaluate(req);
+            CHECK(d.rule == c.rule);
+            CHECK(d.action == c.action);
+            if (c.rule == Rule::revoked) CHECK(d.record);
         }
     }
 }

@@ -348,3 +348,106 @@ TEST_CASE("samba: one smbd serving an allowed and a not-allowed address (multich
     CHECK(contains(shared.output, "client2 opens fname1 via session 2A"));
     CHECK_FALSE(contains(shared.output, "client2 opens fname2 via session 2B"));
 }
+
+// [bulk] action = "revoke" keyed by client machine (issue 16 point 4): bob and alice open
+// one zone file each from machine A, so A crosses max_files = 1 while neither user does. A
+// loses the zone for the cool-down (rule revoked, the record names A), alice from listed
+// machine B still reads, and A reads again once the cool-down has ended.
+TEST_CASE("samba: a client machine that crosses the bulk-read limit is refused for the cool-down while another machine still reads",
+          "[samba][host][e2e][clients]") {
+    REQUIRE(::geteuid() == 0);
+    REQUIRE(cgsmb::enter_private_mounts());
+    Scene scene(cgsmb::Backing::tmpfs, true, R"(allow_clients = ["192.0.2.2", "198.51.100.2"]
+
+[bulk]
+max_files = 1
+window = "10m"
+action = "revoke"
+cooldown = "8s"
+)",
+                true);
+    ExtraClient other(*scene.net, "b", "cgsmbb", "198.51.100.1", {"198.51.100.2"});
+    const std::string a_ip = scene.net->client_ip();
+    auto journal = [&](const std::string& filter, auto pred, std::chrono::seconds timeout) {
+        std::optional<JournalEntry> found;
+        for (const auto deadline = Clock::now() + timeout; !found && Clock::now() < deadline;) {
+            for (auto& e : scene.journald->read(filter))
+                if (pred(e)) found = e;
+            if (!found) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        return found;
+    };
+    {
+        auto r = scene.ctl({"user", "allow", "customers", scene.bob->name()});
+        INFO(r.out << r.err);
+        REQUIRE(r.rc == 0);
+    }
+    // A second zone file, written by bob from machine A: the open that creates it counts
+    // as a read of that file (bob's one file; A's first).
+    const auto src = scene.dir / "second.csv";
+    {
+        std::FILE* f = std::fopen(src.c_str(), "w");
+        REQUIRE(f);
+        std::fputs("name,phone\nSato Hanako,06-1234-5678\n", f);
+        std::fclose(f);
+    }
+    auto put = scene.smbclient(*scene.bob, "put " + src.string() + " customers/second.csv");
+    INFO(put.output);
+    REQUIRE(put.status == 0);
+
+    // Alice's one file, A's second: A crosses the limit.
+    check_allowed(scene, scene.smbclient(*scene.alice, get_zone_file), a_ip);
+    const auto crossed = Clock::now();
+
+    // The bulk_read record: keyed by the client, action revoke.
+    auto bulk = journal("CUSTGUARD_EVENT=bulk_read", [&](JournalEntry& e) { return e["CUSTGUARD_CLIENT"] == a_ip; },
+                        std::chrono::seconds(10));
+    INFO(scene.diagnostics());
+    REQUIRE(bulk);
+    CHECK((*bulk)["CUSTGUARD_BULK_KEY"] == "client");
+    CHECK((*bulk)["CUSTGUARD_ACTION"] == "revoke");
+    CHECK((*bulk)["CUSTGUARD_FILES"] == "2");
+    CHECK(journal("CUSTGUARD_EVENT=bulk_read", [&](JournalEntry& e) { return e["CUSTGUARD_BULK_KEY"] == "user"; },
+                  std::chrono::seconds(0)) == std::nullopt);
+    // The cool-down, as an admin change naming the client.
+    auto revoke = journal("CUSTGUARD_ADMIN_ACTION=bulk.revoke", [](JournalEntry&) { return true; }, std::chrono::seconds(10));
+    REQUIRE(revoke);
+    const auto applied = Clock::now() - crossed;
+    CHECK((*revoke)["CUSTGUARD_ZONE"] == "customers");
+    CHECK((*revoke)["CUSTGUARD_CLIENT"] == a_ip);
+    CHECK(contains((*revoke)["CUSTGUARD_TARGET"], a_ip));
+    std::printf("client %s crossed the bulk-read limit: cool-down recorded %lld ms after the read\n", a_ip.c_str(),
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(applied).count()));
+    {
+        auto status = scene.ctl({"status"});
+        INFO(status.out << status.err);
+        CHECK(contains(status.out, "client " + a_ip + " in zone customers"));
+    }
+
+    // Machine A is refused, for alice as for anyone; the record names A and says revoked.
+    auto refused = scene.smbclient(*scene.alice, get_zone_file);
+    {
+        INFO(refused.output);
+        CHECK(refused.status != 0);
+        CHECK(contains(refused.output, "NT_STATUS_ACCESS_DENIED"));
+        auto rec = wait_client_record(scene, "deny", a_ip);
+        REQUIRE(rec);
+        CHECK((*rec)["CUSTGUARD_RULE"] == "revoked");
+        CHECK((*rec)["CUSTGUARD_COMM"] == "smbd");
+        CHECK(contains((*rec)["MESSAGE"], "from " + a_ip));
+    }
+    // Machine B, same user, same cool-down: still reads.
+    check_allowed(scene, scene.smbclient_from(other.ns(), other.server_ip(), *scene.alice, get_zone_file), other.ip());
+
+    // The cool-down ends (8 s): recorded, and A reads again.
+    auto expire = journal("CUSTGUARD_ADMIN_ACTION=bulk.revoke.expire", [](JournalEntry&) { return true; },
+                          std::chrono::seconds(20));
+    REQUIRE(expire);
+    CHECK((*expire)["CUSTGUARD_CLIENT"] == a_ip);
+    // Only A crossed: one cool-down in all.
+    CHECK(scene.journald->read("CUSTGUARD_ADMIN_ACTION=bulk.revoke").size() == 1);
+    CHECK(scene.journald->read("CUSTGUARD_EVENT=bulk_read").size() == 1);
+    auto again = scene.smbclient(*scene.alice, get_zone_file);
+    INFO(again.output);
+    CHECK(again.status == 0);
+}

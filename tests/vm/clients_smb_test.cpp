@@ -1,14 +1,17 @@
-// allow_clients in the kernel, with a real Samba: smbd in a network namespace of its own,
-// smbclient from two other namespaces with different TEST-NET addresses, the same user.
-// The BPF-LSM enforcer decides the opens smbd makes for each client from the peers its
-// socket_recvmsg hook recorded; no user space is asked.
+// allow_clients and client machines' bulk-read cool-downs in the kernel, with a real
+// Samba: smbd in a network namespace of its own, smbclient from two other namespaces with
+// different TEST-NET addresses, the same user. The BPF-LSM enforcer decides the opens smbd
+// makes for each client from the peers its socket_recvmsg hook recorded; no user space is
+// asked.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <memory>
+#include <sstream>
 #include <thread>
 #include <string>
 #include <vector>
@@ -104,10 +107,11 @@ struct SmbScene {
     std::string zone = share + "/customers";
     std::string zone_file = zone + "/list.csv";
     std::unique_ptr<cgsmb::TestUser> user;
+    std::unique_ptr<cgsmb::TestUser> bob;  // a second user, when asked for
     ClientNets nets;
     std::unique_ptr<cgsmb::ScratchSmbd> smbd;
 
-    SmbScene()
+    explicit SmbScene(bool with_bob = false)
     {
         // smbd's connection processes are orphaned when it stops: ours to reap.
         ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -116,8 +120,12 @@ struct SmbScene {
         write_file(zone_file, "name,phone\nYamada Taro,03-1234-5678\n", 0644);
         write_file(share + "/public.txt", "not customer data\n", 0644);
         user = std::make_unique<cgsmb::TestUser>("cgvm-alice", "Alice-pw-1");
-        smbd = std::make_unique<cgsmb::ScratchSmbd>(dir + "/samba", nets.server(), share,
-                                                    std::vector<const cgsmb::TestUser*>{user.get()});
+        std::vector<const cgsmb::TestUser*> users{user.get()};
+        if (with_bob) {
+            bob = std::make_unique<cgsmb::TestUser>("cgvm-bob", "Bob-pw-1");
+            users.push_back(bob.get());
+        }
+        smbd = std::make_unique<cgsmb::ScratchSmbd>(dir + "/samba", nets.server(), share, users);
         // Listening is not serving yet (smbd-notifyd registers later): probe with a
         // listing outside the zone until it answers.
         for (int i = 0;; ++i) {
@@ -131,10 +139,12 @@ struct SmbScene {
     }
 
     // smbclient from `client`'s namespace: get `name` (relative to the share).
-    cgsmb::Result get(const ClientNets::Client& client, const std::string& name)
+    cgsmb::Result get(const ClientNets::Client& client, const std::string& name) { return get_as(*user, client, name); }
+
+    cgsmb::Result get_as(const cgsmb::TestUser& u, const ClientNets::Client& client, const std::string& name)
     {
         return cgsmb::run({"/usr/bin/smbclient", "//" + client.server_ip + "/share", "-s",
-                           smbd->client_conf().string(), "-U", user->name() + "%" + user->password(), "-c",
+                           smbd->client_conf().string(), "-U", u.name() + "%" + u.password(), "-c",
                            "get " + name + " /dev/null"},
                           {}, client.ns, std::chrono::seconds(120));
     }
@@ -309,6 +319,160 @@ TEST_CASE("clients: smbd serves a zone only to allowed client machines, decided 
         d = start_custguardd(s.dir);
         CHECK(denied(s.get(b, "customers/list.csv")));
         CHECK(s.get(a, "customers/list.csv").status == 0);
+        kill9(d);
+        daemon::bpf_lsm::BpfLsmEnforcer cleanup;
+        REQUIRE(cleanup.start([](AccessEvent&&) {}));
+        CHECK(cleanup.adopted());
+        cleanup.stop(true);
+    }
+}
+
+// [bulk] action = "revoke" keyed by client machine (issue 16 point 4) under the BPF LSM
+// enforcer: cg_client_denies refuses an smbd serving a machine in its cool-down, whoever
+// the user, while the same users read from another machine; the kernel ends it on time
+// and the pinned map keeps it through kill -9 of the enforcer.
+TEST_CASE("clients: a client machine in its bulk-read cool-down is refused in the kernel while another machine reads",
+          "[vm][clients][revoke]")
+{
+    SmbScene s(true);
+    const auto& a = s.nets.allowed();
+    const auto& b = s.nets.other();
+    // The zone without allow_clients: the cool-down alone refuses.
+    const auto open_zone = [&] { return make_policy({ZoneSpec{{s.zone}, {s.user->uid(), s.bob->uid()}}}); };
+    const policy::ClientDenyRow a_row{1, 4, {192, 0, 2, 2}, 0};
+    const policy::ClientDenyRow b_row{1, 4, {198, 51, 100, 2}, 0};
+
+    INFO("a zone without allow_clients: machine A is refused for every user until its row expires");
+    {
+        auto p = open_zone();
+        const auto now = realtime_s();
+        const auto until = static_cast<std::uint64_t>(now + 40);
+        p.client_denies = {a_row, b_row};
+        p.client_denies[0].expires_at = until;
+        p.client_denies[1].expires_at = static_cast<std::uint64_t>(now - 1);  // B's ended
+        Enforced e(p);
+        auto no = s.get(a, "customers/list.csv");
+        INFO(no.output);
+        CHECK(denied(no));
+        CHECK(e.events.wait_for([&](const AccessEvent& ev) {
+            return is_smbd_open(ev, s.user->uid(), CG_DECISION_DENY, CG_RULE_REVOKED) && ev.client == a.ip;
+        }));
+        CHECK(denied(s.get_as(*s.bob, a, "customers/list.csv")));
+        CHECK(e.events.wait_for([&](const AccessEvent& ev) {
+            return is_smbd_open(ev, s.bob->uid(), CG_DECISION_DENY, CG_RULE_REVOKED) && ev.client == a.ip;
+        }));
+        // The same user from machine B reads, recorded as allowed with B's address.
+        auto ok = s.get(b, "customers/list.csv");
+        INFO(ok.output);
+        CHECK(ok.status == 0);
+        CHECK(e.events.wait_for([&](const AccessEvent& ev) {
+            return is_smbd_open(ev, s.user->uid(), CG_DECISION_ALLOW, CG_RULE_USER) && ev.client == b.ip;
+        }));
+        // Outside the zone A reads; a local reader of the zone is not an smbd.
+        CHECK(s.get(a, "public.txt").status == 0);
+        CHECK(try_read(Creds{s.user->uid(), s.user->uid(), {}}, s.zone_file) == 0);
+        // The refusals above came inside the cool-down; it ends with no apply() in between.
+        CHECK(realtime_s() < static_cast<std::int64_t>(until));
+        while (realtime_s() <= static_cast<std::int64_t>(until))
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        auto again = s.get(a, "customers/list.csv");
+        INFO(again.output);
+        CHECK(again.status == 0);
+    }
+
+    INFO("a zone with allow_clients listing both machines: B in its cool-down is refused as revoked");
+    {
+        auto p = s.policy(policy::Violation::deny, {net4(192, 0, 2, 0, 24), net4(198, 51, 100, 0, 24)});
+        p.client_denies = {b_row};
+        p.client_denies[0].expires_at = static_cast<std::uint64_t>(realtime_s() + 3600);
+        Enforced e(p);
+        CHECK(denied(s.get(b, "customers/list.csv")));
+        CHECK(e.events.wait_for([&](const AccessEvent& ev) {
+            return is_smbd_open(ev, s.user->uid(), CG_DECISION_DENY, CG_RULE_REVOKED) && ev.client == b.ip;
+        }));
+        CHECK(s.get(a, "customers/list.csv").status == 0);
+    }
+
+    INFO("restart: kill -9 of the enforcer and adoption keep the cool-down");
+    {
+        auto p = open_zone();
+        p.client_denies = {a_row};
+        p.client_denies[0].expires_at = static_cast<std::uint64_t>(realtime_s() + 3600);
+        pid_t daemon1 = spawn_enforcer(p, false);
+        kill9(daemon1);
+        // No daemon runs: the pinned programs and maps decide alone.
+        CHECK(denied(s.get(a, "customers/list.csv")));
+        CHECK(s.get(b, "customers/list.csv").status == 0);
+        pid_t daemon2 = spawn_enforcer(p, true);
+        CHECK(denied(s.get(a, "customers/list.csv")));
+        kill9(daemon2);
+        daemon::bpf_lsm::BpfLsmEnforcer cleanup;
+        REQUIRE(cleanup.start([](AccessEvent&&) {}));
+        CHECK(cleanup.adopted());
+        cleanup.stop(true);
+        // Without enforcement A reads again: the refusals above were ours.
+        CHECK(s.get(a, "customers/list.csv").status == 0);
+    }
+
+    INFO("custguardd: machine A crosses the bulk-read limit, loses the zone, kill -9 and a restart keep it");
+    {
+        // bob and alice read one zone file each from A: A crosses max_files = 1, neither user does.
+        write_file(s.zone + "/second.csv", "name,phone\nSato Hanako,06-1234-5678\n", 0644);
+        make_dir(s.dir + "/state", 0700);
+        cgtest::spit(s.dir + "/policy.toml", "[[zone]]\nname = \"customers\"\npaths = [\"" + s.zone +
+                                                 "\"]\nallow_users = [\"" + s.user->name() + "\", \"" +
+                                                 s.bob->name() +
+                                                 "\"]\n\n[bulk]\nmax_files = 1\nwindow = \"10m\"\n"
+                                                 "action = \"revoke\"\ncooldown = \"75s\"\n");
+        const std::string saved = s.dir + "/state/notify/revoked", log = s.dir + "/custguardd.log";
+        pid_t d = start_custguardd(s.dir);
+        CHECK(s.get_as(*s.bob, a, "customers/second.csv").status == 0);
+        CHECK(s.get(a, "customers/list.csv").status == 0);
+        // The daemon saves the client's cool-down ("zone uid until user client") and applies it.
+        std::string line;
+        for (int i = 0; i < 300 && line.empty(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            for (std::istringstream in(cgtest::slurp(saved)); std::getline(in, line);)
+                if (line.ends_with("\t" + a.ip))
+                    break;
+            if (!line.ends_with("\t" + a.ip))
+                line.clear();
+        }
+        INFO(cgtest::slurp(log));
+        REQUIRE(!line.empty());
+        // Only A crossed: one cool-down, no user's.
+        const std::string cooldowns = cgtest::slurp(saved);
+        CHECK(std::count(cooldowns.begin(), cooldowns.end(), '\n') == 1);
+        std::int64_t until = 0;
+        {
+            std::istringstream f(line);
+            std::string zone, uid;
+            f >> zone >> uid >> until;
+        }
+        // Logged once the cool-down is applied, which follows the save.
+        bool logged = false;
+        for (int i = 0; i < 100 && !logged; ++i) {
+            logged = cgtest::slurp(log).find("bulk-read cool-down started for customers:client " + a.ip) !=
+                     std::string::npos;
+            if (!logged)
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        CHECK(logged);
+        CHECK(denied(s.get(a, "customers/list.csv")));
+        CHECK(s.get(b, "customers/list.csv").status == 0);
+        kill9(d);
+        CHECK(denied(s.get(a, "customers/list.csv")));
+        // A restarted daemon takes the saved cool-down back (not dropped: bpf-lsm withdraws it).
+        d = start_custguardd(s.dir);
+        CHECK(denied(s.get_as(*s.bob, a, "customers/list.csv")));
+        CHECK(s.get_as(*s.bob, b, "customers/list.csv").status == 0);
+        CHECK(cgtest::slurp(log).find("dropped") == std::string::npos);
+        CHECK(realtime_s() < until);
+        while (realtime_s() <= until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        auto again = s.get(a, "customers/list.csv");
+        INFO(again.output);
+        CHECK(again.status == 0);
         kill9(d);
         daemon::bpf_lsm::BpfLsmEnforcer cleanup;
         REQUIRE(cleanup.start([](AccessEvent&&) {}));

@@ -83,6 +83,16 @@ struct DenyRow {
     bool operator==(const DenyRow&) const = default;
 };
 
+// Overrides every allow in the zone for reads a Samba server process makes while it
+// serves this address (family 4 or 6), until expires_at.
+struct ClientDenyRow {
+    std::uint32_t zone_id = 0;
+    std::uint8_t family = 0;
+    std::uint8_t addr[16] = {};
+    std::uint64_t expires_at = 0;  // seconds since the epoch
+    bool operator==(const ClientDenyRow&) const = default;
+};
+
 struct Compiled {
     std::vector<CompiledZone> zones;
     std::vector<ZoneRoot> roots;       // sorted by path
@@ -91,6 +101,7 @@ struct Compiled {
     std::vector<ClientRow> clients;    // sorted, unique, expiries spread (spread_client_expiry)
     std::vector<GrantRow> grants;      // sorted; one row per (zone, uid): latest expiry
     std::vector<DenyRow> denies;       // sorted; one row per (zone, uid): latest expiry
+    std::vector<ClientDenyRow> client_denies;  // sorted; one row per (zone, address): latest expiry
 };
 
 Compiled compile(const Policy& policy);

@@ -187,6 +187,14 @@ struct Deny {
     std::uint64_t expires_at = 0;
 };
 
+// The same for a client machine: a Samba server process serving `client` may not read the
+// zone until expires_at, whoever the user (a client that crossed the bulk-read limit).
+struct ClientDeny {
+    std::string zone;
+    ClientAddress client;
+    std::uint64_t expires_at = 0;
+};
+
 struct Policy {
     DaemonSettings daemon;
     std::vector<Zone> zones;
@@ -197,6 +205,7 @@ struct Policy {
     std::vector<Grant> grants;
     std::vector<ClientGrant> client_grants;
     std::vector<Deny> denies;
+    std::vector<ClientDeny> client_denies;
 
     const Zone* find_zone(std::string_view name) const;
     const NotifyTarget* find_notify(std::string_view name) const;
