@@ -392,9 +392,12 @@ allow_programs = ["/usr/sbin/smbd"]
             return out;
         };
 
+        // One smbclient run for a check (a listing, the outsider's read): under TCG on a
+        // busy host a session alone can take longer than cgsmb::run's default 30 s.
+        constexpr auto check_timeout = 300s;
         // Listening is not serving (smbd-notifyd registers late): wait for a listing.
         for (const auto deadline = Clock::now() + 20s;;) {
-            auto probe = cgsmb::run(smbclient_argv(reader, "ls big.bin"), {}, net.client_ns());
+            auto probe = cgsmb::run(smbclient_argv(reader, "ls big.bin"), {}, net.client_ns(), check_timeout);
             if (probe.status == 0) break;
             if (Clock::now() > deadline) throw std::runtime_error("smbd does not serve the share: " + probe.output);
             std::this_thread::sleep_for(100ms);
@@ -489,7 +492,8 @@ allow_programs = ["/usr/sbin/smbd"]
                 if (c.daemon) {
                     // The enforcer was in the path: a user not listed is refused.
                     ++guarded_runs;
-                    auto r = cgsmb::run(smbclient_argv(outsider, "get small/f0000 /dev/null"), {}, net.client_ns());
+                    auto r = cgsmb::run(smbclient_argv(outsider, "get small/f0000 /dev/null"), {}, net.client_ns(),
+                                        check_timeout);
                     if (r.output.find("NT_STATUS_ACCESS_DENIED") == std::string::npos)
                         throw std::runtime_error("custguardd did not refuse a user not allowed: " + r.output + "\n" +
                                                  c.daemon->log());
@@ -499,7 +503,8 @@ allow_programs = ["/usr/sbin/smbd"]
                 } else {
                     // And nothing is left in the path once custguardd has stopped: the same
                     // user reads the file.
-                    auto r = cgsmb::run(smbclient_argv(outsider, "get small/f0000 /dev/null"), {}, net.client_ns());
+                    auto r = cgsmb::run(smbclient_argv(outsider, "get small/f0000 /dev/null"), {}, net.client_ns(),
+                                        check_timeout);
                     if (r.status != 0)
                         throw std::runtime_error("without custguardd a user not in the zone cannot read: " + r.output);
                     ++outsider_reads;
