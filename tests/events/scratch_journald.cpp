@@ -37,11 +37,12 @@ bool can_connect(const std::string& path) {
     return ok;
 }
 
-// A namespace instance of journald exits after 30 s without a client: without an stdout
-// stream or a varlink connection it counts as idle, however many datagrams (custguardd's
-// records) it takes. A test or benchmark that paused longer (the SMB benchmark in the VM)
-// lost every later record. An open stdout stream, with its header and nothing more, keeps
-// it running. -1 when the stream cannot be opened.
+// A namespace instance of journald without an stdout stream or a varlink client exits once
+// 30 s pass without a datagram. On a host the kernel's audit records (journald joins their
+// multicast group) usually keep it busy; where none flow (the VM, with audit off between
+// custguardd's turns) a test or benchmark that paused longer lost every later record. An
+// open stdout stream, with its header and nothing more, keeps it running. -1 when the
+// stream cannot be opened.
 int open_stream(const std::string& path) {
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
