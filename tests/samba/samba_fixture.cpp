@@ -256,7 +256,8 @@ void HostsFile::rewrite(const std::string& text) { spit(file_, text); }
 WritableEtc::WritableEtc(const fs::path& dir) {
     if (!std::getenv("CUSTGUARD_IN_VM")) throw std::runtime_error("WritableEtc outside the VM: refused");
     const fs::path copy = dir / "etc";
-    if (auto r = run({"/bin/cp", "-a", "/etc", copy.string()}); r.status != 0)
+    // Over 9p on a busy host the copy has taken longer than run()'s default 30 s.
+    if (auto r = run({"/bin/cp", "-a", "/etc", copy.string()}, {}, {}, std::chrono::seconds(300)); r.status != 0)
         throw std::runtime_error("cp -a /etc " + copy.string() + ": " + r.output);
     if (::mount(copy.c_str(), "/etc", nullptr, MS_BIND, nullptr) != 0)
         throw std::runtime_error(std::string("bind mount over /etc: ") + std::strerror(errno));
