@@ -1,5 +1,6 @@
-// SMB read throughput through a real smbd with and without custguardd (fanotify enforcer):
-// smbclient in a client network namespace reads, from a scratch smbd in a server namespace,
+// SMB read throughput through a real smbd with and without custguardd (fanotify enforcer on
+// the host, bpf-lsm in the VM through tests/vm/cg-vm-run): smbclient in a client network
+// namespace reads, from a scratch smbd in a server namespace,
 // 1,000 files of 8 KiB (files/s) and one 512 MiB file (MB/s) out of a share that is one
 // zone whose policy lists the reader in allow_users and the client's address in
 // allow_clients, so every read is allowed. Configurations alternate in rounds on the same
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -44,14 +46,17 @@ struct Options {
     int files = 1000;
     int file_kib = 8;
     int big_mib = 512;
+    std::string enforcer = "fanotify";
     bool also_no_audit = false;
     bool also_no_records = false;
 };
 
 [[noreturn]] void usage(int status) {
     std::fprintf(status ? stderr : stdout,
-                 "usage: custguard_bench_samba [--rounds N] [--files N] [--big-mib N] [--also-no-audit]\n"
-                 "                             [--also-no-record-allowed]\n"
+                 "usage: custguard_bench_samba [--enforcer fanotify|bpf-lsm] [--rounds N] [--files N] [--big-mib N]\n"
+                 "                             [--also-no-audit] [--also-no-record-allowed]\n"
+                 "  --enforcer MODE  custguardd's enforcer: fanotify (default, the host) or bpf-lsm\n"
+                 "                   (inside the VM: tests/vm/cg-vm-run -- custguard_bench_samba ...)\n"
                  "  --rounds N       interleaved rounds, order alternating (default 6)\n"
                  "  --files N        number of 8 KiB files (default 1000)\n"
                  "  --big-mib N      size of the large file in MiB (default 512)\n"
@@ -76,6 +81,11 @@ Options parse(int argc, char** argv) {
             continue;
         }
         if (i + 1 >= argc) usage(2);
+        if (a == "--enforcer") {
+            o.enforcer = argv[++i];
+            if (o.enforcer != "fanotify" && o.enforcer != "bpf-lsm") usage(2);
+            continue;
+        }
         const int v = std::atoi(argv[++i]);
         if (v <= 0) usage(2);
         if (a == "--rounds")
@@ -88,6 +98,26 @@ Options parse(int argc, char** argv) {
             usage(2);
     }
     return o;
+}
+
+// Is BPF among the active LSMs? Only then can custguardd --enforcer bpf-lsm start.
+bool bpf_lsm_active() {
+    std::ifstream in("/sys/kernel/security/lsm");
+    std::string list;
+    std::getline(in, list);
+    return ("," + list + ",").find(",bpf,") != std::string::npos;
+}
+
+// custguardd --enforcer bpf-lsm leaves its programs pinned and enforcing when it stops (and
+// its exec tracker beside them): unpinned here, the last reference goes and they detach, so
+// the turns without custguardd have nothing of it in the path. Only for bpf-lsm, which runs
+// in the VM, whose bpf filesystem is this benchmark's alone.
+void remove_bpf_pins() {
+    for (const char* dir : {"/sys/fs/bpf/custguard", "/sys/fs/bpf/custguard-exec"}) {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+        if (ec) throw std::runtime_error(fmt::format("cannot remove {}: {}", dir, ec.message()));
+    }
 }
 
 std::string joined(const std::vector<std::string>& argv) {
@@ -116,9 +146,9 @@ void write_file(const fs::path& path, std::size_t bytes, std::mt19937_64& rng) {
     ::chmod(path.c_str(), 0644);
 }
 
-// The shipped custguardd with its default flags but for the enforcer (fanotify is what the
-// host has) and the scratch places a benchmark needs: state directory, journald namespace,
-// no system bus (the control plane is not on the read path).
+// The shipped custguardd with its default flags but for the enforcer (fanotify on the host,
+// bpf-lsm in the VM) and the scratch places a benchmark needs: state directory, journald
+// namespace, no system bus (the control plane is not on the read path).
 class Daemon {
 public:
     Daemon(std::vector<std::string> argv, std::vector<std::string> env, fs::path log)
@@ -128,7 +158,8 @@ public:
         std::error_code ec;
         fs::remove(log_, ec);
         pid_ = cgtest::spawn(argv_, env_, log_);
-        const auto deadline = Clock::now() + 30s;
+        // Under TCG in the VM loading the BPF programs alone takes seconds.
+        const auto deadline = Clock::now() + 120s;
         // The last start-up step: everything else (enforcer, audit, tracker) runs by then.
         while (cgtest::slurp(log_).find("control plane off") == std::string::npos) {
             if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
@@ -137,7 +168,7 @@ public:
             }
             if (Clock::now() > deadline) {
                 stop();
-                throw std::runtime_error("custguardd did not come up within 30 s:\n" + cgtest::slurp(log_));
+                throw std::runtime_error("custguardd did not come up within 120 s:\n" + cgtest::slurp(log_));
             }
             std::this_thread::sleep_for(20ms);
         }
@@ -206,6 +237,14 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "custguard_bench_samba: needs root (namespaces, users, fanotify)\n");
         return 2;
     }
+    const bool in_vm = std::getenv("CUSTGUARD_IN_VM") != nullptr;
+    if (opt.enforcer == "bpf-lsm" && !bpf_lsm_active()) {
+        std::fprintf(stderr, "custguard_bench_samba: BPF LSM is not active here (/sys/kernel/security/lsm); run "
+                             "it in the VM: tests/vm/cg-vm-run --smp 2 --mem 2048 --timeout 2400 -- %s --enforcer bpf-lsm "
+                             "(bench/samba/README.md)\n",
+                     argv[0]);
+        return 2;
+    }
     if (!cgsmb::enter_private_mounts()) {
         std::fprintf(stderr, "custguard_bench_samba: cannot make a private mount namespace\n");
         return 2;
@@ -245,6 +284,16 @@ int main(int argc, char** argv) {
         write_file(share / "big.bin", big_bytes, rng);
         const std::string big_cmds = "get big.bin /dev/null";
 
+        // The VM's root is the host's, read-only: the users go to a copy of /etc. And
+        // cg-vm-run mounts no cgroup filesystem, without which systemd-journald refuses to
+        // start ("Failed to acquire cgroup root path").
+        std::optional<cgsmb::WritableEtc> etc;
+        if (in_vm) {
+            etc.emplace(dir);
+            if (!fs::exists("/sys/fs/cgroup/cgroup.controllers") &&
+                ::mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, nullptr) != 0)
+                throw std::runtime_error(std::string("mount cgroup2 on /sys/fs/cgroup: ") + std::strerror(errno));
+        }
         cgsmb::TestUser reader("cgsmb-bench", "Bench-pw-1");
         cgsmb::TestUser outsider("cgsmb-bench-x", "Bench-pw-2");  // proves the enforcer is in the path
         cgsmb::NetnsPair net("b" + std::to_string(::getpid()));
@@ -252,7 +301,7 @@ int main(int argc, char** argv) {
         journald.start();
         const fs::path policy = dir / "policy.toml";
         const std::string policy_text = fmt::format(R"([daemon]
-enforcer = "fanotify"
+enforcer = "{}"
 
 [[zone]]
 name = "share"
@@ -263,7 +312,7 @@ allow_users = ["{}"]
 allow_clients = ["{}"]
 allow_programs = ["/usr/sbin/smbd"]
 )",
-                                                    share.string(), reader.name(), net.client_ip());
+                                                    opt.enforcer, share.string(), reader.name(), net.client_ip());
         cgtest::spit(policy, policy_text);
         const fs::path policy_no_records = dir / "policy-no-record-allowed.toml";
         cgtest::spit(policy_no_records, policy_text + "record_allowed = false\n");
@@ -280,7 +329,7 @@ allow_programs = ["/usr/sbin/smbd"]
         std::vector<Config> configs;
         configs.push_back({"none", nullptr, {}, {}, 0, {}});
         const std::vector<std::string> daemon_argv = {CG_CUSTGUARDD, "--policy", policy.string(), "--state-dir",
-                                                      (dir / "state").string(), "--enforcer", "fanotify",
+                                                      (dir / "state").string(), "--enforcer", opt.enforcer,
                                                       "--journal-namespace", journald.name_space()};
         const std::vector<std::string> daemon_env = {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir / "no-bus").string()};
         auto add_daemon = [&](std::string name, std::vector<std::string> argv, std::size_t records) {
@@ -332,27 +381,34 @@ allow_programs = ["/usr/sbin/smbd"]
                                                 ? "no NT_STATUS"
                                                 : r.output.substr(first, r.output.find('\n', first) - first);
             const fs::path report = fmt::format("/tmp/cgsmb-bench-failure.{}.{}.txt", ::getpid(), ++failures);
-            cgtest::spit(report, fmt::format("smbclient exit {} after {:.1f} s, {} of {} files\n--- smbclient\n{}\n"
-                                             "--- custguardd\n{}\n--- smbd\n{}\n",
-                                             r.status, s.count(), gets, expect_gets, r.output,
-                                             cgtest::slurp(dir / "custguardd.log"), server));
-            out.failure = fmt::format("FAILED after {:.1f} s, {} of {} files, first: {} (see {})", s.count(), gets,
-                                      expect_gets, first_error, report.string());
+            const std::string story = fmt::format(
+                "smbclient exit {} after {:.1f} s, {} of {} files\n--- smbclient\n{}\n--- custguardd\n{}\n--- smbd\n{}\n",
+                r.status, s.count(), gets, expect_gets, r.output, cgtest::slurp(dir / "custguardd.log"), server);
+            cgtest::spit(report, story);
+            // The VM's /tmp goes with it: the story goes to stderr, which cg-vm-run shows.
+            if (in_vm) std::fprintf(stderr, "=== %s\n%s=== end of %s\n", report.c_str(), story.c_str(), report.c_str());
+            out.failure = fmt::format("FAILED after {:.1f} s, {} of {} files, first: {} (see {}{})", s.count(), gets,
+                                      expect_gets, first_error, report.string(), in_vm ? ", on stderr" : "");
             return out;
         };
 
+        // One smbclient run for a check (a listing, the outsider's read): under TCG on a
+        // busy host a session alone can take longer than cgsmb::run's default 30 s.
+        constexpr auto check_timeout = 300s;
         // Listening is not serving (smbd-notifyd registers late): wait for a listing.
         for (const auto deadline = Clock::now() + 20s;;) {
-            auto probe = cgsmb::run(smbclient_argv(reader, "ls big.bin"), {}, net.client_ns());
+            auto probe = cgsmb::run(smbclient_argv(reader, "ls big.bin"), {}, net.client_ns(), check_timeout);
             if (probe.status == 0) break;
             if (Clock::now() > deadline) throw std::runtime_error("smbd does not serve the share: " + probe.output);
             std::this_thread::sleep_for(100ms);
         }
 
-        std::printf("# custguard SMB read benchmark (fanotify enforcer, host)\n");
+        std::printf("# custguard SMB read benchmark (%s enforcer, %s)\n", opt.enforcer.c_str(),
+                    in_vm ? "in the qemu VM under TCG: only the ratios mean something" : "host");
         std::printf("# %d rounds, configurations interleaved (order alternates per round); "
-                    "load average at start %s (2 cores shared with other work)\n",
-                    opt.rounds, loadavg().c_str());
+                    "load average at start %s (%ld CPUs%s)\n",
+                    opt.rounds, loadavg().c_str(), ::sysconf(_SC_NPROCESSORS_ONLN),
+                    in_vm ? ", guest's own" : ", shared with other work");
         std::printf("# share: tmpfs %s = zone \"share\"; server %s (netns %s), client %s (netns %s)\n",
                     share.c_str(), net.server_ip().c_str(), net.server_ns().c_str(), net.client_ip().c_str(),
                     net.client_ns().c_str());
@@ -436,16 +492,19 @@ allow_programs = ["/usr/sbin/smbd"]
                 if (c.daemon) {
                     // The enforcer was in the path: a user not listed is refused.
                     ++guarded_runs;
-                    auto r = cgsmb::run(smbclient_argv(outsider, "get small/f0000 /dev/null"), {}, net.client_ns());
+                    auto r = cgsmb::run(smbclient_argv(outsider, "get small/f0000 /dev/null"), {}, net.client_ns(),
+                                        check_timeout);
                     if (r.output.find("NT_STATUS_ACCESS_DENIED") == std::string::npos)
                         throw std::runtime_error("custguardd did not refuse a user not allowed: " + r.output + "\n" +
                                                  c.daemon->log());
                     ++denials_seen;
                     c.daemon->stop();
+                    if (opt.enforcer == "bpf-lsm") remove_bpf_pins();
                 } else {
                     // And nothing is left in the path once custguardd has stopped: the same
                     // user reads the file.
-                    auto r = cgsmb::run(smbclient_argv(outsider, "get small/f0000 /dev/null"), {}, net.client_ns());
+                    auto r = cgsmb::run(smbclient_argv(outsider, "get small/f0000 /dev/null"), {}, net.client_ns(),
+                                        check_timeout);
                     if (r.status != 0)
                         throw std::runtime_error("without custguardd a user not in the zone cannot read: " + r.output);
                     ++outsider_reads;

@@ -37,6 +37,28 @@ bool can_connect(const std::string& path) {
     return ok;
 }
 
+// A namespace instance of journald without an stdout stream or a varlink client exits once
+// 30 s pass without a datagram. On a host the kernel's audit records (journald joins their
+// multicast group) usually keep it busy; where none flow (the VM, with audit off between
+// custguardd's turns) a test or benchmark that paused longer lost every later record. An
+// open stdout stream, with its header and nothing more, keeps it running. -1 when the
+// stream cannot be opened.
+int open_stream(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    // identifier, unit, priority, level prefix, forward to syslog, kmsg, console
+    static constexpr char header[] = "cg-scratch-journald\n\n6\n0\n0\n0\n0\n";
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::write(fd, header, sizeof header - 1) != static_cast<ssize_t>(sizeof header - 1)) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 std::string machine_id() {
     sd_id128_t id;
     if (sd_id128_get_machine(&id) < 0) return {};
@@ -72,7 +94,12 @@ void ScratchJournald::start() {
     pid_ = pid;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < deadline) {
-        if (can_connect(socket_path())) return;
+        if (can_connect(socket_path())) {
+            stream_fd_ = open_stream(fmt::format("/run/systemd/journal.{}/stdout", ns_));
+            if (stream_fd_ >= 0) return;
+            stop(true);
+            throw std::runtime_error(fmt::format("systemd-journald {}: cannot open an stdout stream", ns_));
+        }
         int status = 0;
         if (::waitpid(pid_, &status, WNOHANG) == pid_) {
             pid_ = -1;
@@ -85,6 +112,8 @@ void ScratchJournald::start() {
 }
 
 void ScratchJournald::stop(bool hard) {
+    if (stream_fd_ >= 0) ::close(stream_fd_);
+    stream_fd_ = -1;
     if (pid_ <= 0) return;
     ::kill(pid_, hard ? SIGKILL : SIGTERM);
     int status = 0;

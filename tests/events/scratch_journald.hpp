@@ -38,6 +38,7 @@ public:
 private:
     std::string ns_;
     pid_t pid_ = -1;
+    int stream_fd_ = -1;  // an open stdout stream: keeps the namespace journald from exiting idle
 };
 
 // A unique namespace name for this process ("cgev" + pid + suffix).

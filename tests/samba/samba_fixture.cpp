@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -249,6 +250,20 @@ HostsFile::HostsFile(const fs::path& dir, const std::string& text) : file_(dir /
 HostsFile::~HostsFile() { ::umount2("/etc/hosts", MNT_DETACH); }
 
 void HostsFile::rewrite(const std::string& text) { spit(file_, text); }
+
+// --- WritableEtc --------------------------------------------------------------------------
+
+WritableEtc::WritableEtc(const fs::path& dir) {
+    if (!std::getenv("CUSTGUARD_IN_VM")) throw std::runtime_error("WritableEtc outside the VM: refused");
+    const fs::path copy = dir / "etc";
+    // Over 9p on a busy host the copy has taken longer than run()'s default 30 s.
+    if (auto r = run({"/bin/cp", "-a", "/etc", copy.string()}, {}, {}, std::chrono::seconds(300)); r.status != 0)
+        throw std::runtime_error("cp -a /etc " + copy.string() + ": " + r.output);
+    if (::mount(copy.c_str(), "/etc", nullptr, MS_BIND, nullptr) != 0)
+        throw std::runtime_error(std::string("bind mount over /etc: ") + std::strerror(errno));
+}
+
+WritableEtc::~WritableEtc() { ::umount2("/etc", MNT_DETACH); }
 
 // --- ScratchSmbd --------------------------------------------------------------------------
 

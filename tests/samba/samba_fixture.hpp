@@ -108,6 +108,18 @@ private:
     fs::path file_;
 };
 
+// Inside the VM (tests/vm/cg-vm-run, CUSTGUARD_IN_VM set) the host's root is read-only,
+// and useradd and smbpasswd need a writable /etc: a copy under `dir` is bound over /etc in
+// this process's mount namespace until the destructor. Throws outside the VM (a real /etc
+// is never rebound) or when the copy or the bind fails.
+class WritableEtc {
+public:
+    explicit WritableEtc(const fs::path& dir);
+    ~WritableEtc();
+    WritableEtc(const WritableEtc&) = delete;
+    WritableEtc& operator=(const WritableEtc&) = delete;
+};
+
 // smbd with a scratch configuration under `dir`, started in `netns`, serving `share_path`
 // as [share] on port 445. The users get Samba passwords in the private passdb.
 class ScratchSmbd {

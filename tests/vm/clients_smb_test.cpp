@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
@@ -31,24 +30,6 @@ using custguard::daemon::AccessEvent;
 namespace fs = std::filesystem;
 
 namespace {
-
-// The guest sees the host's root read-only; useradd and smbpasswd need a writable /etc.
-// A copy on the guest's /tmp is bound over it for the test (the VM is thrown away after).
-class WritableEtc {
-public:
-    WritableEtc()
-    {
-        REQUIRE(std::getenv("CUSTGUARD_IN_VM") != nullptr);  // never rebind a real /etc
-        auto r = cgsmb::run({"/bin/cp", "-a", "/etc", copy_});
-        INFO(r.output);
-        REQUIRE(r.status == 0);
-        REQUIRE(::mount(copy_.c_str(), "/etc", nullptr, MS_BIND, nullptr) == 0);
-    }
-    ~WritableEtc() { ::umount2("/etc", MNT_DETACH); }
-
-private:
-    std::string copy_ = "/tmp/cgvm-etc";
-};
 
 // smbd's namespace with one veth pair per client namespace, each on its own TEST-NET.
 class ClientNets {
@@ -101,8 +82,8 @@ private:
 };
 
 struct SmbScene {
-    WritableEtc etc;
     std::string dir = fresh_dir("smb");
+    cgsmb::WritableEtc etc{dir};  // useradd and smbpasswd on the guest's read-only root
     std::string share = dir + "/share";
     std::string zone = share + "/customers";
     std::string zone_file = zone + "/list.csv";
