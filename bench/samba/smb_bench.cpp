@@ -47,20 +47,20 @@ struct Options {
     int file_kib = 8;
     int big_mib = 512;
     std::string enforcer = "fanotify";
-    bool also_no_audit = false;
+    bool also_audit = false;
     bool also_no_records = false;
 };
 
 [[noreturn]] void usage(int status) {
     std::fprintf(status ? stderr : stdout,
                  "usage: custguard_bench_samba [--enforcer fanotify|bpf-lsm] [--rounds N] [--files N] [--big-mib N]\n"
-                 "                             [--also-no-audit] [--also-no-record-allowed]\n"
+                 "                             [--also-audit] [--also-no-record-allowed]\n"
                  "  --enforcer MODE  custguardd's enforcer: fanotify (default, the host) or bpf-lsm\n"
                  "                   (inside the VM: tests/vm/cg-vm-run -- custguard_bench_samba ...)\n"
                  "  --rounds N       interleaved rounds, order alternating (default 6)\n"
                  "  --files N        number of 8 KiB files (default 1000)\n"
                  "  --big-mib N      size of the large file in MiB (default 512)\n"
-                 "  --also-no-audit  one more configuration, custguardd --no-audit (what audit costs)\n"
+                 "  --also-audit     one more configuration, custguardd --audit (what the opt-in audit cross-check costs)\n"
                  "  --also-no-record-allowed  one more, the zone with record_allowed = false\n"
                  "                   (what recording every allowed read costs)\n"
                  "Root. Starts smbd and custguardd of its own; see bench/samba/README.md.\n");
@@ -72,8 +72,8 @@ Options parse(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--help" || a == "-h") usage(0);
-        if (a == "--also-no-audit") {
-            o.also_no_audit = true;
+        if (a == "--also-audit") {
+            o.also_audit = true;
             continue;
         }
         if (a == "--also-no-record-allowed") {
@@ -337,10 +337,10 @@ allow_programs = ["/usr/sbin/smbd"]
             configs.push_back({std::move(name), std::move(daemon), {}, {}, records, {}});
         };
         add_daemon("custguardd", daemon_argv, expected_records);
-        if (opt.also_no_audit) {
+        if (opt.also_audit) {
             auto argv = daemon_argv;
-            argv.push_back("--no-audit");
-            add_daemon("cg --no-audit", argv, expected_records);
+            argv.push_back("--audit");
+            add_daemon("cg --audit", argv, expected_records);
         }
         if (opt.also_no_records) {
             auto argv = daemon_argv;
