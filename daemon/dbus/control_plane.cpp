@@ -1270,25 +1270,16 @@ int m_list_devices(sd_bus_message* m, void* u, sd_bus_error* e) {
     return with_strings<2>(m, u, e, [](Impl& s, const Caller&, Args2 a) { return s.list_devices(a[0], a[1]); });
 }
 
-int m_add_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
+// AddGrant and AddClientGrant: (zone, user or client, seconds, reason) -> expires_at.
+template <Result<std::uint64_t> (Impl::*Add)(const Caller&, const std::string&, const std::string&, std::int64_t,
+                                              const std::string&)>
+int m_add_grant_of(sd_bus_message* m, void* u, sd_bus_error* e) {
     return guarded(m, u, e, [&](Impl& s, const Caller& c) {
-        const char *zone = nullptr, *user = nullptr, *reason = nullptr;
+        const char *zone = nullptr, *who = nullptr, *reason = nullptr;
         std::int64_t seconds = 0;
-        int r = sd_bus_message_read(m, "ssxs", &zone, &user, &seconds, &reason);
+        int r = sd_bus_message_read(m, "ssxs", &zone, &who, &seconds, &reason);
         if (r < 0) return sd_bus_error_set_errno(e, r);
-        auto res = s.add_grant(c, zone, user, seconds, reason);
-        if (!res) return reply_failure(e, res.error());
-        return sd_bus_reply_method_return(m, "t", *res);
-    });
-}
-
-int m_add_client_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
-        const char *zone = nullptr, *client = nullptr, *reason = nullptr;
-        std::int64_t seconds = 0;
-        int r = sd_bus_message_read(m, "ssxs", &zone, &client, &seconds, &reason);
-        if (r < 0) return sd_bus_error_set_errno(e, r);
-        auto res = s.add_client_grant(c, zone, client, seconds, reason);
+        auto res = (s.*Add)(c, zone, who, seconds, reason);
         if (!res) return reply_failure(e, res.error());
         return sd_bus_reply_method_return(m, "t", *res);
     });
@@ -1354,13 +1345,13 @@ const sd_bus_vtable k_vtable[] = {
                              m_list_devices, k_flags),
     SD_BUS_METHOD_WITH_NAMES("AddGrant", "ssxs",
                              SD_BUS_PARAM(zone) SD_BUS_PARAM(user) SD_BUS_PARAM(seconds) SD_BUS_PARAM(reason), "t",
-                             SD_BUS_PARAM(expires_at), m_add_grant, k_flags),
+                             SD_BUS_PARAM(expires_at), m_add_grant_of<&Impl::add_grant>, k_flags),
     SD_BUS_METHOD_WITH_NAMES("ListGrants", "s", SD_BUS_PARAM(zone), "s", SD_BUS_PARAM(grants), m_list_grants, k_flags),
     SD_BUS_METHOD_WITH_NAMES("RevokeGrant", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(user), "s", SD_BUS_PARAM(message),
                              m_revoke_grant, k_flags),
     SD_BUS_METHOD_WITH_NAMES("AddClientGrant", "ssxs",
                              SD_BUS_PARAM(zone) SD_BUS_PARAM(client) SD_BUS_PARAM(seconds) SD_BUS_PARAM(reason), "t",
-                             SD_BUS_PARAM(expires_at), m_add_client_grant, k_flags),
+                             SD_BUS_PARAM(expires_at), m_add_grant_of<&Impl::add_client_grant>, k_flags),
     SD_BUS_METHOD_WITH_NAMES("RevokeClientGrant", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(client), "s",
                              SD_BUS_PARAM(message), m_revoke_client_grant, k_flags),
     SD_BUS_METHOD_WITH_NAMES("ListHeldJobs", "", , "s", SD_BUS_PARAM(jobs), m_list_held_jobs, k_flags),
