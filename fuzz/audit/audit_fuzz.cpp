@@ -53,7 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!a) continue;
         int fd = -1;
         auto p = a->target_path(&fd);
-        (void)a->zone_key();
+        (void)a->zone_key("");
+        (void)a->zone_key("0123abcd");  // a tagged instance, as the daemon asks
         (void)classify_syscall(a->arch, a->syscall);
         if (const PathItem* target = a->target()) {
             AuditSighting s;
