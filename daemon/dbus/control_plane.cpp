@@ -975,6 +975,22 @@ struct ControlPlane::Impl {
         return {};
     }
 
+    // Removes the grants `matches` selects from `state`: how many, and the last one's terms
+    // as admin records show them ("" when none).
+    template <typename Matches>
+    static std::pair<std::size_t, std::string> take_grants(policy::State& state, Matches matches) {
+        std::string before;
+        std::size_t removed = std::erase_if(state.grants, [&](const policy::StateGrant& g) {
+            if (!matches(g)) return false;
+            before = fmt::format("until {} ({})", g.expires_at, g.reason);
+            return true;
+        });
+        return {removed, before};
+    }
+    static bool user_grant(const policy::StateGrant& g, const std::string& zone, const std::string& user) {
+        return g.zone == zone && g.client.empty() && g.user == user;
+    }
+
     Result<std::uint64_t> add_grant(const Caller& caller, const std::string& zone_arg, const std::string& user,
                                     std::int64_t seconds, const std::string& reason) {
         auto p = daemon.current_policy();
@@ -986,12 +1002,8 @@ struct ControlPlane::Impl {
         auto now = common::now_seconds();
         std::uint64_t expires = now + static_cast<std::uint64_t>(seconds);
         auto state = daemon.current_state();
-        std::string before;
-        std::erase_if(state.grants, [&](const policy::StateGrant& g) {
-            if (g.zone != zname || !g.client.empty() || g.user != user) return false;
-            before = fmt::format("until {} ({})", g.expires_at, g.reason);
-            return true;
-        });
+        const std::string before =
+            take_grants(state, [&](const policy::StateGrant& g) { return user_grant(g, zname, user); }).second;
         state.grants.push_back({zname, user, expires, reason, caller.name, now});
         if (auto r = commit(state, error::invalid_argument, "nothing was changed"); !r) return tl::unexpected(r.error());
         record_change(caller, "grant.add", zname + ":" + user,
@@ -1032,12 +1044,8 @@ struct ControlPlane::Impl {
         if (!zone) return tl::unexpected(zone.error());
         const std::string zname = (*zone)->name;
         auto state = daemon.current_state();
-        std::string before;
-        std::size_t removed = std::erase_if(state.grants, [&](const policy::StateGrant& g) {
-            if (g.zone != zname || !g.client.empty() || g.user != user) return false;
-            before = fmt::format("until {} ({})", g.expires_at, g.reason);
-            return true;
-        });
+        const auto [removed, before] =
+            take_grants(state, [&](const policy::StateGrant& g) { return user_grant(g, zname, user); });
         if (removed == 0)
             return fail(error::not_found,
                         fmt::format("{} has no grant in zone {}; see custguardctl grant list", user, zname));
@@ -1084,12 +1092,9 @@ struct ControlPlane::Impl {
         auto now = common::now_seconds();
         std::uint64_t expires = now + static_cast<std::uint64_t>(seconds);
         auto state = daemon.current_state();
-        std::string before;
-        std::erase_if(state.grants, [&](const policy::StateGrant& g) {
-            if (g.zone != zname || !same_client(g.client, client)) return false;
-            before = fmt::format("until {} ({})", g.expires_at, g.reason);
-            return true;
-        });
+        const std::string before = take_grants(state, [&](const policy::StateGrant& g) {
+                                       return g.zone == zname && same_client(g.client, client);
+                                   }).second;
         policy::StateGrant g{zname, "", expires, reason, caller.name, now};
         g.client = client;
         state.grants.push_back(std::move(g));
@@ -1107,11 +1112,8 @@ struct ControlPlane::Impl {
         if (!zone) return tl::unexpected(zone.error());
         const std::string zname = (*zone)->name;
         auto state = daemon.current_state();
-        std::string before;
-        std::size_t removed = std::erase_if(state.grants, [&](const policy::StateGrant& g) {
-            if (g.zone != zname || !same_client(g.client, client)) return false;
-            before = fmt::format("until {} ({})", g.expires_at, g.reason);
-            return true;
+        const auto [removed, before] = take_grants(state, [&](const policy::StateGrant& g) {
+            return g.zone == zname && same_client(g.client, client);
         });
         if (removed == 0)
             return fail(error::not_found,
