@@ -34,10 +34,10 @@ enum class ObserverMode : std::uint8_t { observe, cross_check };
 
 struct ObserverOptions {
     ObserverMode mode = ObserverMode::cross_check;
-    std::string enforcer_name = "enforcer";
+    std::string enforcer_name = "enforcer";  // for mismatch records: "fanotify", "bpf_lsm"
     // Tags this daemon's rules (instance_tag() of its state directory), so that a stop or
     // a restart removes its own and no other instance's; "" only in tests.
-    std::string instance;  // for mismatch records: "fanotify", "bpf_lsm"
+    std::string instance;
     int receive_buffer_bytes = 16 << 20;
     std::int64_t assemble_timeout_ms = 1000;
     std::int64_t cross_check_window_ms = 2000;

@@ -52,7 +52,7 @@ tl::expected<ReconcileResult, std::string> reconcile_rules(AuditControl& control
     ReconcileResult res;
     // By key, path and kind: linear in the rules however many zones (10,000 and more).
     auto id = [](const std::string& key, const std::string& path, bool dir) {
-        return key + '\0' + path + (dir ? "\0d" : "\0f");
+        return key + '\0' + path + '\0' + (dir ? 'd' : 'f');
     };
     std::unordered_map<std::string, std::size_t> wanted_at;
     wanted_at.reserve(desired.size());
