@@ -30,6 +30,7 @@
 
 #include <fmt/format.h>
 
+#include "common/bare_responder.hpp"
 #include "samba_fixture.hpp"
 #include "scratch_journald.hpp"
 #include "support/support.hpp"
@@ -38,6 +39,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using custguard::events::testing::ScratchJournald;
+namespace cgbench = custguard::bench;
 
 namespace {
 
@@ -49,12 +51,13 @@ struct Options {
     std::string enforcer = "fanotify";
     bool also_audit = false;
     bool also_no_records = false;
+    bool floor = true;  // fanotify only: a turn with a bare listener
 };
 
 [[noreturn]] void usage(int status) {
     std::fprintf(status ? stderr : stdout,
                  "usage: custguard_bench_samba [--enforcer fanotify|bpf-lsm] [--rounds N] [--files N] [--big-mib N]\n"
-                 "                             [--also-audit] [--also-no-record-allowed]\n"
+                 "                             [--also-audit] [--also-no-record-allowed] [--no-floor]\n"
                  "  --enforcer MODE  custguardd's enforcer: fanotify (default, the host) or bpf-lsm\n"
                  "                   (inside the VM: tests/vm/cg-vm-run -- custguard_bench_samba ...)\n"
                  "  --rounds N       interleaved rounds, order alternating (default 6)\n"
@@ -63,6 +66,8 @@ struct Options {
                  "  --also-audit     one more configuration, custguardd --audit (what the opt-in audit cross-check costs)\n"
                  "  --also-no-record-allowed  one more, the zone with record_allowed = false\n"
                  "                   (what recording every allowed read costs)\n"
+                 "  --no-floor       fanotify: leave out the turn with a bare fanotify listener that allows\n"
+                 "                   every open at once (the floor of any fanotify enforcer on this workload)\n"
                  "Root. Starts smbd and custguardd of its own; see bench/samba/README.md.\n");
     std::exit(status);
 }
@@ -78,6 +83,10 @@ Options parse(int argc, char** argv) {
         }
         if (a == "--also-no-record-allowed") {
             o.also_no_records = true;
+            continue;
+        }
+        if (a == "--no-floor") {
+            o.floor = false;
             continue;
         }
         if (i + 1 >= argc) usage(2);
@@ -321,20 +330,21 @@ allow_programs = ["/usr/sbin/smbd"]
         struct Config {
             std::string name;
             std::unique_ptr<Daemon> daemon;
+            bool floor = false;  // a bare fanotify listener instead of custguardd
             std::vector<double> files_s, mb_s;
             std::size_t records = 0;  // allowed-read records a turn must leave in the journal
             std::vector<bool> valid;  // per round: every read succeeded and reached the journal
         };
         const std::size_t expected_records = static_cast<std::size_t>(opt.files) + 1;
         std::vector<Config> configs;
-        configs.push_back({"none", nullptr, {}, {}, 0, {}});
+        configs.push_back({"none", nullptr, false, {}, {}, 0, {}});
         const std::vector<std::string> daemon_argv = {CG_CUSTGUARDD, "--policy", policy.string(), "--state-dir",
                                                       (dir / "state").string(), "--enforcer", opt.enforcer,
                                                       "--journal-namespace", journald.name_space()};
         const std::vector<std::string> daemon_env = {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir / "no-bus").string()};
         auto add_daemon = [&](std::string name, std::vector<std::string> argv, std::size_t records) {
             auto daemon = std::make_unique<Daemon>(std::move(argv), daemon_env, dir / "custguardd.log");
-            configs.push_back({std::move(name), std::move(daemon), {}, {}, records, {}});
+            configs.push_back({std::move(name), std::move(daemon), false, {}, {}, records, {}});
         };
         add_daemon("custguardd", daemon_argv, expected_records);
         if (opt.also_audit) {
@@ -347,6 +357,9 @@ allow_programs = ["/usr/sbin/smbd"]
             argv[2] = policy_no_records.string();  // the value of --policy
             add_daemon("cg no-record", argv, 0);
         }
+        // The floor of any fanotify enforcer on this workload: a listener on the share's
+        // filesystem that allows every open at once, looking at nothing.
+        if (opt.enforcer == "fanotify" && opt.floor) configs.push_back({"fanotify floor", nullptr, true, {}, {}, 0, {}});
         cgsmb::ScratchSmbd smbd(dir / "samba", net.server_ns(), share,
                                 std::vector<const cgsmb::TestUser*>{&reader, &outsider});
 
@@ -469,6 +482,13 @@ allow_programs = ["/usr/sbin/smbd"]
                 Config& c = configs[round % 2 ? configs.size() - 1 - k : k];
                 const std::size_t records_before = c.daemon ? count_records().allowed : 0;
                 if (c.daemon) c.daemon->start();
+                std::unique_ptr<cgbench::BareResponder> floor;
+                if (c.floor) {
+                    floor = std::make_unique<cgbench::BareResponder>();
+                    if (!floor->start(cgbench::BareResponder::Mode::filesystem, share.string()))
+                        throw std::runtime_error(std::string("cannot start the bare fanotify listener: ") +
+                                                 std::strerror(errno));
+                }
                 std::vector<pid_t> recorders = {journald.pid()};
                 if (c.daemon) recorders.push_back(c.daemon->pid());
                 // CPU of custguardd and journald for a workload, until they are done with it.
@@ -500,6 +520,14 @@ allow_programs = ["/usr/sbin/smbd"]
                     ++denials_seen;
                     c.daemon->stop();
                     if (opt.enforcer == "bpf-lsm") remove_bpf_pins();
+                } else if (floor) {
+                    // The listener was asked for every file read (smbd opens each once).
+                    const std::uint64_t asked = floor->answered.load();
+                    floor.reset();
+                    if (asked < static_cast<std::uint64_t>(opt.files) + 1)
+                        throw std::runtime_error(fmt::format("the bare fanotify listener answered {} opens, fewer than "
+                                                             "the {} files read: it was not in the path",
+                                                             asked, opt.files + 1));
                 } else {
                     // And nothing is left in the path once custguardd has stopped: the same
                     // user reads the file.
