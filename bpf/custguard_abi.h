@@ -414,6 +414,21 @@ struct cg_smb_peers {
 	__u8 addr[CG_MAX_PEERS][16];
 };
 
+/*
+ * One TCP socket a process holds (cg_sockets.bpf.c, iter/task_file), for the fanotify
+ * enforcer. state: the kernel's TCP_* number (as in /proc/net/tcp); local_port in host
+ * order; peer: network order, IPv4 in the first 4 bytes.
+ */
+struct cg_held_socket {
+	__u64 inode;
+	__u32 fd;
+	__u16 family;
+	__u16 local_port;
+	__u8 state;
+	__u8 pad[7];
+	__u8 peer[16];
+};
+
 /* zone_flags bit: the zone has client deny rows; an smbd's peers are looked up in them */
 #define CG_ZONE_CLIENT_DENIES (1u << 6)
 

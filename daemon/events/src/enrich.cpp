@@ -123,6 +123,10 @@ std::string device_text(std::uint64_t dev) {
 // connection is up or being closed. A client that hangs up right after its request (a
 // one-shot `smbclient -c 'get ...'`) leaves smbd's socket in CLOSE_WAIT by the time the
 // pipeline enriches the event, which is after the access was answered.
+bool connected_state(std::uint8_t st) {
+    return st == 1 || st == 4 || st == 5 || st == 8 || st == 9 || st == 11;
+}
+
 bool connected_state(std::string_view st) {
     return st == "01"      // ESTABLISHED
            || st == "04"   // FIN_WAIT1
@@ -338,6 +342,25 @@ std::string SambaClients::client(std::uint32_t tgid, std::string_view comm) {
 
 ServedClients SambaClients::served(std::uint32_t tgid) {
     ServedClients out;
+    if (config_.held_sockets) {
+        if (auto held = config_.held_sockets(tgid)) {
+            if (held->size() > config_.max_fds_scanned) {
+                out.why = fmt::format("it holds more than {} TCP connections", config_.max_fds_scanned);
+                return out;
+            }
+            for (const auto& s : *held)
+                if (connected_state(s.state) && !s.peer.empty() &&
+                    std::find(config_.samba_ports.begin(), config_.samba_ports.end(), s.local_port) !=
+                        config_.samba_ports.end())
+                    out.addresses.push_back(s.peer);
+            std::sort(out.addresses.begin(), out.addresses.end());
+            out.addresses.erase(std::unique(out.addresses.begin(), out.addresses.end()), out.addresses.end());
+            if (out.addresses.empty()) out.why = "it holds no client connection";
+            std::lock_guard lock(mutex_);
+            ++listed_;
+            return out;
+        }
+    }
     const std::string base = fmt::format("{}/{}", config_.proc_root, tgid);
     // The sockets the process holds now: a further channel may have been handed to it
     // since the last look, so this listing is made for every open.
@@ -389,6 +412,11 @@ std::uint64_t SambaClients::lookups() const {
 std::uint64_t SambaClients::hits() const {
     std::lock_guard lock(mutex_);
     return hits_;
+}
+
+std::uint64_t SambaClients::listed() const {
+    std::lock_guard lock(mutex_);
+    return listed_;
 }
 
 Enricher::Enricher(EnrichConfig config) : config_(std::move(config)) {}

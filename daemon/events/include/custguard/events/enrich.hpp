@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,6 +46,15 @@ public:
     virtual std::optional<ExecIdentity> identity_at(std::uint32_t tgid, std::uint64_t mono_ns) = 0;
 };
 
+// A TCP socket a process holds, as a kernel iterator reports it (EnrichConfig::held_sockets).
+struct HeldTcpSocket {
+    std::uint16_t local_port = 0;
+    std::uint8_t state = 0;  // the kernel's TCP_* number, as /proc/net/tcp shows it
+    std::string peer;        // numeric address; IPv4-mapped IPv6 as IPv4
+};
+// Every TCP socket process `tgid` holds, or why they could not be listed.
+using HeldSocketLister = std::function<std::optional<std::vector<HeldTcpSocket>>(std::uint32_t tgid)>;
+
 struct EnrichConfig {
     std::string proc_root = "/proc";
     std::size_t cmdline_max = 512;  // bytes of /proc/PID/cmdline kept (arguments joined by ' ')
@@ -60,6 +70,9 @@ struct EnrichConfig {
     // Identities captured at exec; null (or no answer): /proc is read after the decision,
     // and a program that differs from the decided one is reported as later, not as it.
     std::shared_ptr<IdentitySource> identities;
+    // SambaClients::served asks this first (a BPF iterator: a few system calls instead of
+    // a readlink per descriptor); null, or no answer: /proc is scanned.
+    HeldSocketLister held_sockets;
 };
 
 struct ProcessInfo {
@@ -158,12 +171,14 @@ public:
     // "" when `comm` is not a Samba program or no client connection is found.
     std::string client(std::uint32_t tgid, std::string_view comm);
     // The remote addresses of every connection on a Samba port that process `tgid` holds
-    // now (connected or closing). Cost per call: one readdir and one readlink per
-    // descriptor (bounded by max_fds_scanned); the TCP tables are read again only when
-    // the set of sockets changed. A bound hit or an unreadable table leaves the list empty.
+    // now (connected or closing). From EnrichConfig::held_sockets where it answers; else
+    // one readdir and one readlink per descriptor (bounded by max_fds_scanned), and the
+    // TCP tables read again only when the set of sockets changed. A bound hit or an
+    // unreadable table leaves the list empty.
     ServedClients served(std::uint32_t tgid);
     std::uint64_t lookups() const;  // full lookups
     std::uint64_t hits() const;     // answered from the cache
+    std::uint64_t listed() const;   // served() answered by held_sockets
 
 private:
     EnrichConfig config_;
@@ -176,6 +191,7 @@ private:
     std::unordered_map<std::uint32_t, Served> served_;
     std::uint64_t lookups_ = 0;
     std::uint64_t hits_ = 0;
+    std::uint64_t listed_ = 0;
 };
 
 // Pure helpers, exposed for tests.

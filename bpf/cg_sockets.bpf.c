@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The TCP connections one process holds, for the fanotify enforcer's allow_clients check:
+ * an iter/task_file program, attached per call with the process's pid as the filter, that
+ * writes one struct cg_held_socket per TCP socket descriptor. One read of the iterator
+ * replaces a readlink of every descriptor under /proc/PID/fd and a walk of the network
+ * namespace's TCP tables (see daemon/fanotify/held_sockets.cpp).
+ *
+ * No BPF LSM and no trampolines: iterators load on the kernels where fanotify enforces.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "custguard_abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define CG_AF_INET 2
+#define CG_AF_INET6 10
+#define CG_IPPROTO_TCP 6
+
+SEC("iter/task_file")
+int cg_task_sockets(struct bpf_iter__task_file *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct file *file = ctx->file;
+	struct cg_held_socket out = {};
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!file)
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != CG_IPPROTO_TCP)
+		return 0;
+	out.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (out.family == CG_AF_INET)
+		BPF_CORE_READ_INTO(&out.peer, sk, __sk_common.skc_daddr);
+	else if (out.family == CG_AF_INET6)
+		BPF_CORE_READ_INTO(&out.peer, sk, __sk_common.skc_v6_daddr);
+	else
+		return 0;
+	out.inode = BPF_CORE_READ(file, f_inode, i_ino);
+	out.fd = ctx->fd;
+	out.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	out.state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	bpf_seq_write(seq, &out, sizeof(out));
+	return 0;
+}
