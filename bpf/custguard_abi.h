@@ -415,7 +415,7 @@ struct cg_smb_peers {
 };
 
 /*
- * One TCP socket a process holds (cg_sockets.bpf.c, iter/task_file), for the fanotify
+ * One TCP socket a process holds (cg_iter.bpf.c, iter/task_file), for the fanotify
  * enforcer. state: the kernel's TCP_* number (as in /proc/net/tcp); local_port in host
  * order; peer: network order, IPv4 in the first 4 bytes.
  */
@@ -427,6 +427,12 @@ struct cg_held_socket {
 	__u8 state;
 	__u8 pad[7];
 	__u8 peer[16];
+};
+
+/* One thread of a process (cg_iter.bpf.c, iter/task): tid in the initial pid namespace. */
+struct cg_thread_state {
+	__u32 tid;
+	__u32 traced; /* a tracer is attached */
 };
 
 /* zone_flags bit: the zone has client deny rows; an smbd's peers are looked up in them */

@@ -30,7 +30,7 @@
 #include "daemon/fanotify/enforcer_select.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 #include "daemon/fanotify/fd_store.hpp"
-#include "daemon/fanotify/held_sockets.hpp"
+#include "daemon/fanotify/proc_iter.hpp"
 #include "daemon/print/print_gate.hpp"
 
 namespace custguard::daemon {
@@ -334,14 +334,16 @@ tl::expected<void, std::string> Daemon::start() {
         break;
     case policy::EnforcerChoice::fanotify: {
         FanotifyOptions fo;
-        // Samba clients are looked up while smbd waits for the answer (see SambaClients):
-        // through a BPF iterator where the kernel has one, else from /proc.
+        // Samba clients are looked up while smbd waits for the answer (see SambaClients),
+        // and an opener's threads for allow_programs: through BPF iterators where the
+        // kernel has them, else from /proc.
         events::EnrichConfig clients_config = enrich_config;
-        if (auto held = fan::HeldSockets::load()) {
-            std::shared_ptr<const fan::HeldSockets> lister = std::move(*held);
-            clients_config.held_sockets = [lister](std::uint32_t tgid) { return lister->list(tgid); };
+        if (auto iter = fan::ProcIter::load()) {
+            std::shared_ptr<const fan::ProcIter> proc = std::move(*iter);
+            clients_config.held_sockets = [proc](std::uint32_t tgid) { return proc->sockets(tgid); };
+            fo.threads = [proc](std::uint32_t tgid) { return proc->threads(tgid); };
         } else {
-            spdlog::info("allow_clients: an smbd's connections are read from /proc ({})", held.error());
+            spdlog::info("fanotify: an opener's connections and threads are read from /proc ({})", iter.error());
         }
         auto clients = std::make_shared<events::SambaClients>(clients_config);
         fo.pending_client = [clients](std::uint32_t tgid, std::string_view comm) { return clients->client(tgid, comm); };

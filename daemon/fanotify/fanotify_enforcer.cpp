@@ -702,7 +702,7 @@ struct FanotifyEnforcer::Impl {
     // Every worker reads the group itself (no hand-off between threads: a context switch
     // costs more than a decision), a few events at a time so the kernel spreads them.
     void worker_loop() {
-        fan::TaskReader reader(128, options.exec_flags);
+        fan::TaskReader reader(128, options.exec_flags, options.threads);
         constexpr std::size_t batch = 16;
         alignas(fanotify_event_metadata) char buf[batch * sizeof(fanotify_event_metadata)];
         // EPOLLEXCLUSIVE: an event wakes one idle worker, not all of them.

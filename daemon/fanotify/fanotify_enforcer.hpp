@@ -21,6 +21,7 @@
 #include <tl/expected.hpp>
 
 #include "daemon/enforcer.hpp"
+#include "daemon/fanotify/task_info.hpp"
 #include "daemon/fanotify/unique_fd.hpp"
 
 namespace custguard::daemon {
@@ -60,6 +61,9 @@ struct FanotifyOptions {
     // The exec tracker's CG_TASK_* flags of a process (loader injection at exec), for
     // allow_programs; nullopt: unknown. Empty: /proc/PID/environ is read instead.
     std::function<std::optional<std::uint32_t>(std::uint32_t tgid)> exec_flags;
+    // The threads of a process and whether any is traced (a BPF iterator), for
+    // allow_programs; empty, or no answer: each thread's /proc status is read.
+    std::function<std::optional<fan::ThreadScan>(std::uint32_t tgid)> threads;
 };
 
 // Extra counters for status and the benchmark.

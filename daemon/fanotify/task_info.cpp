@@ -307,7 +307,14 @@ std::uint32_t TaskReader::program_trust(pid_t tid, std::uint32_t tgid) {
         if (loader & CG_TASK_TAMPERED) return CG_RULE_PROGRAM_TAMPERED;
     }
     // A tracer on any thread shares the address space: every thread is checked (the
-    // opener waits, so its own status is exact; other threads are read now).
+    // opener waits, so its own state is exact; other threads are read now).
+    constexpr std::size_t max_threads = 4096;  // bounded: refuse beyond
+    if (threads_) {
+        // The kernel lists the threads of the process the opener belongs to (its tgid
+        // came from its pidfd), so no thread of another process can stand in for it.
+        if (auto scan = threads_(tgid))
+            return scan->threads == 0 || scan->threads > max_threads || scan->traced ? CG_RULE_PROGRAM_TRACED : 0;
+    }
     char dir[48];
     std::snprintf(dir, sizeof dir, "/proc/%u/task", tgid);
     std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir), ::closedir);
@@ -316,7 +323,7 @@ std::uint32_t TaskReader::program_trust(pid_t tid, std::uint32_t tgid) {
     std::size_t threads = 0;
     while (dirent* e = ::readdir(d.get())) {
         if (e->d_name[0] == '.') continue;
-        if (++threads > 4096) return CG_RULE_PROGRAM_TRACED;  // bounded: refuse beyond
+        if (++threads > max_threads) return CG_RULE_PROGRAM_TRACED;
         UniqueFd tdir(::openat(::dirfd(d.get()), e->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC));
         char status[4096];
         ssize_t n = tdir ? read_small(tdir.get(), "status", status, sizeof status) : -1;

@@ -39,13 +39,22 @@ struct TaskInfo {
 // regenerates it). comm and loginuid change with exec or login only: they are reread when
 // the executable's inode changes. Falls back to /proc/<tid>/status. One reader per
 // thread: not thread-safe.
+// The threads of a process and whether a tracer is attached to any, from a kernel iterator
+// (see proc_iter.hpp).
+struct ThreadScan {
+    std::size_t threads = 0;
+    bool traced = false;
+};
+
 class TaskReader {
 public:
     // The exec tracker's CG_TASK_* flags of a process (see FanotifyOptions::exec_flags).
     using ExecFlags = std::function<std::optional<std::uint32_t>(std::uint32_t tgid)>;
+    // A process's threads (FanotifyOptions::threads); null, or no answer: /proc is read.
+    using Threads = std::function<std::optional<ThreadScan>(std::uint32_t tgid)>;
 
-    explicit TaskReader(std::size_t max_tasks = 128, ExecFlags exec_flags = {})
-        : max_tasks_(max_tasks), exec_flags_(std::move(exec_flags)) {}
+    explicit TaskReader(std::size_t max_tasks = 128, ExecFlags exec_flags = {}, Threads threads = {})
+        : max_tasks_(max_tasks), exec_flags_(std::move(exec_flags)), threads_(std::move(threads)) {}
 
     // Credentials, tgid, loginuid, comm, exe. Supplementary groups only with `groups`.
     tl::expected<void, std::string> read(pid_t tid, TaskInfo& out, bool groups = false);
@@ -76,6 +85,7 @@ private:
     tl::expected<void, std::string> read_status(pid_t tid, TaskInfo& out, bool groups);
     std::size_t max_tasks_;
     ExecFlags exec_flags_;
+    Threads threads_;
     std::unordered_map<pid_t, Entry> cache_;
     bool pidfd_info_ = true;  // PIDFD_GET_INFO works on this kernel
 };

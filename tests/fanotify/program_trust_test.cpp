@@ -9,6 +9,7 @@
 #include "daemon/exec/exec_tracker.hpp"
 #include "daemon/exec/loader_env.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
+#include "daemon/fanotify/proc_iter.hpp"
 #include "daemon/fanotify/task_info.hpp"
 #include "sandbox.hpp"
 
@@ -26,8 +27,11 @@ struct TrustEnv {
     std::shared_ptr<daemon::exec::ExecTracker> tracker;
     std::unique_ptr<daemon::FanotifyEnforcer> enforcer;
     std::string file;
+    std::atomic<std::size_t> iterated{0};  // thread lists asked of the iterator
 
-    explicit TrustEnv(bool with_tracker, bool strict = true, std::string program = "/usr/bin/cat") {
+    // with_iterators: threads from the BPF iterator (as custguardd runs it), else /proc.
+    explicit TrustEnv(bool with_tracker, bool strict = true, std::string program = "/usr/bin/cat",
+                      bool with_iterators = false) {
         REQUIRE(fs.ok());
         fs.mkdir("prog");
         fs.write("prog/p.txt");
@@ -40,6 +44,16 @@ struct TrustEnv {
             REQUIRE(t);
             tracker = *t;
             fo.exec_flags = [t = tracker](std::uint32_t tgid) { return t->task_flags(tgid); };
+        }
+        if (with_iterators) {
+            auto iter = daemon::fan::ProcIter::load();
+            INFO((iter ? "" : iter.error()));
+            REQUIRE(iter);
+            std::shared_ptr<const daemon::fan::ProcIter> proc = std::move(*iter);
+            fo.threads = [proc, this](std::uint32_t tgid) {
+                ++iterated;
+                return proc->threads(tgid);
+            };
         }
         auto e = daemon::FanotifyEnforcer::create(std::move(fo));
         REQUIRE(e);
@@ -115,10 +129,15 @@ const std::vector<TrustCase> cases = {
 
 TEST_CASE("allow_programs refuses an allowed program with loader injection or a tracer", "[fanotify][programs]") {
     REQUIRE_ROOT();
-    for (bool with_tracker : {true, false}) {
-        TrustEnv env(with_tracker);
+    struct Mode {
+        const char* label;
+        bool tracker, iterators;
+    };
+    for (const Mode m : {Mode{"exec tracker, /proc threads: ", true, false}, Mode{"/proc environ and threads: ", false, false},
+                         Mode{"exec tracker, BPF iterator threads: ", true, true}}) {
+        TrustEnv env(m.tracker, true, "/usr/bin/cat", m.iterators);
         for (const auto& c : cases) {
-            INFO((with_tracker ? "exec tracker: " : "/proc environ: ") << c.label);
+            INFO(m.label << c.label);
             auto [status, pid] = cat_as_alice(env.file, c.env, c.traced);
             auto ev = env.events.for_process(pid);
             REQUIRE(ev);
@@ -132,6 +151,7 @@ TEST_CASE("allow_programs refuses an allowed program with loader injection or a 
                 CHECK(ev->raw.rule == CG_RULE_USER);
             }
         }
+        if (m.iterators) CHECK(env.iterated.load() > 0);  // the iterator answered, not /proc
     }
 }
 

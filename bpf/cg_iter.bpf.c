@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The TCP connections one process holds, for the fanotify enforcer's allow_clients check:
- * an iter/task_file program, attached per call with the process's pid as the filter, that
- * writes one struct cg_held_socket per TCP socket descriptor. One read of the iterator
- * replaces a readlink of every descriptor under /proc/PID/fd and a walk of the network
- * namespace's TCP tables (see daemon/fanotify/held_sockets.cpp).
+ * What the fanotify enforcer asks of one process while it waits for an answer, read
+ * through iterators attached per call with the process's pid as the filter (see
+ * daemon/fanotify/proc_iter.cpp). One read of an iterator replaces many of /proc:
+ *
+ *  - cg_task_sockets (iter/task_file): one struct cg_held_socket per TCP socket the
+ *    process holds, for allow_clients; instead of a readlink of every descriptor under
+ *    /proc/PID/fd and a walk of the network namespace's TCP tables;
+ *  - cg_task_threads (iter/task): one struct cg_thread_state per thread, for
+ *    allow_programs (is any thread traced?); instead of each thread's /proc status.
  *
  * No BPF LSM and no trampolines: iterators load on the kernels where fanotify enforces.
  */
@@ -49,6 +53,22 @@ int cg_task_sockets(struct bpf_iter__task_file *ctx)
 	out.fd = ctx->fd;
 	out.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	out.state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	bpf_seq_write(seq, &out, sizeof(out));
+	return 0;
+}
+
+SEC("iter/task")
+int cg_task_threads(struct bpf_iter__task *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *task = ctx->task;
+	struct cg_thread_state out = {};
+
+	if (!task)
+		return 0;
+	out.tid = BPF_CORE_READ(task, pid);
+	/* what /proc/PID/status shows as TracerPid != 0 (PT_PTRACED and friends) */
+	out.traced = BPF_CORE_READ(task, ptrace) != 0;
 	bpf_seq_write(seq, &out, sizeof(out));
 	return 0;
 }

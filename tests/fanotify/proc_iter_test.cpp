@@ -1,35 +1,41 @@
-// The BPF socket iterator (bpf/cg_sockets.bpf.c) that the fanotify enforcer asks for an
-// smbd's clients: it must list exactly what the /proc scan finds, for the process asked
-// about only, and SambaClients must really use it.
+// The BPF iterators (bpf/cg_iter.bpf.c) that the fanotify enforcer asks instead of /proc:
+// an smbd's clients must be exactly what the /proc scan finds, for the process asked about
+// only, and SambaClients must really use them; a traced thread must be seen as /proc's
+// TracerPid shows it.
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "custguard/events/enrich.hpp"
-#include "daemon/fanotify/held_sockets.hpp"
+#include "daemon/fanotify/proc_iter.hpp"
 #include "multichannel_smbd.hpp"
 
-using custguard::daemon::fan::HeldSockets;
+using custguard::daemon::fan::ProcIter;
 using custguard::events::EnrichConfig;
 using custguard::events::SambaClients;
 using custguard::events::testing::MultichannelSmbd;
 
 TEST_CASE("the socket iterator lists an smbd's clients as the /proc scan does, also a channel that joined later",
           "[fanotify][clients]") {
-    auto loaded = HeldSockets::load();
+    auto loaded = ProcIter::load();
     REQUIRE(loaded);  // root on a kernel with iterators: these machines, and CI
-    std::shared_ptr<const HeldSockets> held = std::move(*loaded);
+    std::shared_ptr<const ProcIter> held = std::move(*loaded);
     MultichannelSmbd smbd;
     const auto pid = static_cast<std::uint32_t>(smbd.pid);
     EnrichConfig with = smbd.config();
-    with.held_sockets = [held](std::uint32_t tgid) { return held->list(tgid); };
+    with.held_sockets = [held](std::uint32_t tgid) { return held->sockets(tgid); };
     SambaClients iterated(with), scanned(smbd.config());
     struct Step {
         const char* joins;  // a further connection from this address, or none
@@ -56,7 +62,7 @@ TEST_CASE("the socket iterator lists an smbd's clients as the /proc scan does, a
 
     // This process holds the client ends: their local ports are not Samba's, so they are
     // listed by the iterator and then left out.
-    auto own = held->list(static_cast<std::uint32_t>(::getpid()));
+    auto own = held->sockets(static_cast<std::uint32_t>(::getpid()));
     REQUIRE(own);
     std::size_t to_smbd = 0;
     for (const auto& s : *own) to_smbd += s.peer == "127.0.0.1" && s.state == 1;
@@ -66,23 +72,23 @@ TEST_CASE("the socket iterator lists an smbd's clients as the /proc scan does, a
 
 TEST_CASE("the socket iterator: a process that is gone holds nothing, and no pid is confused with another",
           "[fanotify][clients]") {
-    auto held = HeldSockets::load();
+    auto held = ProcIter::load();
     REQUIRE(held);
     MultichannelSmbd smbd;
     smbd.next("127.0.0.4");
-    auto listed = (*held)->list(static_cast<std::uint32_t>(smbd.pid));
+    auto listed = (*held)->sockets(static_cast<std::uint32_t>(smbd.pid));
     REQUIRE(listed);
     std::vector<std::string> established;  // the listening socket is there too (state 10)
     for (const auto& s : *listed)
         if (s.state == 1) established.push_back(s.peer);
     CHECK(established == std::vector<std::string>{"127.0.0.4"});
-    auto gone = (*held)->list(0x7ffffff0u);
+    auto gone = (*held)->sockets(0x7ffffff0u);
     REQUIRE(gone);
     CHECK(gone->empty());
 }
 
 TEST_CASE("the socket iterator writes IPv6 peers, and IPv4-mapped ones as IPv4", "[fanotify][clients]") {
-    auto held = HeldSockets::load();
+    auto held = ProcIter::load();
     REQUIRE(held);
     const int listener = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(listener >= 0);
@@ -120,7 +126,7 @@ TEST_CASE("the socket iterator writes IPv6 peers, and IPv4-mapped ones as IPv4",
     };
     const auto v6 = connect_from(AF_INET6, "::1");
     const auto v4 = connect_from(AF_INET, "127.0.0.1");
-    auto listed = (*held)->list(static_cast<std::uint32_t>(::getpid()));
+    auto listed = (*held)->sockets(static_cast<std::uint32_t>(::getpid()));
     REQUIRE(listed);
     std::vector<std::string> served;  // the accepted ends: local port = the listener's
     for (const auto& s : *listed)
@@ -128,4 +134,56 @@ TEST_CASE("the socket iterator writes IPv6 peers, and IPv4-mapped ones as IPv4",
     std::sort(served.begin(), served.end());
     CHECK(served == std::vector<std::string>{"127.0.0.1", "::1"});
     for (int fd : {v6.first, v6.second, v4.first, v4.second, listener}) ::close(fd);
+}
+
+TEST_CASE("the thread iterator sees a tracer on any thread of a process, as /proc's TracerPid does",
+          "[fanotify][programs]") {
+    auto iter = ProcIter::load();
+    REQUIRE(iter);
+    int go[2];
+    REQUIRE(::pipe(go) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::alarm(30);
+        std::thread a([] { ::pause(); }), b([] { ::pause(); });
+        char c;
+        (void)!::read(go[0], &c, 1);
+        ::_exit(0);
+    }
+    namespace fs = std::filesystem;
+    const fs::path tasks = fs::path("/proc") / std::to_string(child) / "task";
+    std::vector<pid_t> tids;
+    for (int i = 0; i < 500 && tids.size() < 3; ++i) {
+        tids.clear();
+        for (const auto& e : fs::directory_iterator(tasks)) tids.push_back(std::stoi(e.path().filename().string()));
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(tids.size() == 3);
+    std::sort(tids.begin(), tids.end());
+    const auto pid = static_cast<std::uint32_t>(child);
+    auto quiet = (*iter)->threads(pid);
+    REQUIRE(quiet);
+    CHECK(quiet->threads == 3);
+    CHECK_FALSE(quiet->traced);
+    // A tracer on the last thread only (not the one that would wait in open).
+    REQUIRE(::ptrace(PTRACE_SEIZE, tids.back(), nullptr, nullptr) == 0);
+    auto traced = (*iter)->threads(pid);
+    REQUIRE(traced);
+    CHECK(traced->threads == 3);
+    CHECK(traced->traced);
+    // Detaching needs the tracee stopped.
+    REQUIRE(::ptrace(PTRACE_INTERRUPT, tids.back(), nullptr, nullptr) == 0);
+    REQUIRE(::waitpid(tids.back(), nullptr, __WALL) == tids.back());
+    REQUIRE(::ptrace(PTRACE_DETACH, tids.back(), nullptr, nullptr) == 0);
+    auto detached = (*iter)->threads(pid);
+    REQUIRE(detached);
+    CHECK_FALSE(detached->traced);
+    REQUIRE(::write(go[1], "q", 1) == 1);
+    REQUIRE(::waitpid(child, nullptr, 0) == child);
+    auto gone = (*iter)->threads(pid);
+    REQUIRE(gone);
+    CHECK(gone->threads == 0);
+    ::close(go[0]);
+    ::close(go[1]);
 }
