@@ -292,18 +292,17 @@ tl::expected<void, std::string> Daemon::start() {
     }
 
     {
-        // Held jobs whose scan failed survive restarts (they are never rescanned on their own).
-        if (auto r = held_jobs_.persist(state_dir_ / "print" / "held.toml",
-                                        [](const std::string& m) { spdlog::error("{}", m); });
-            !r)
-            return tl::unexpected("held print jobs: " + r.error());
+        // Held print jobs survive restarts: held until an administrator decides, decided once.
+        auto problems = held_jobs_.persist(state_dir_ / "print" / "held-jobs",
+                                           [](const std::string& m) { spdlog::error("{}", m); });
+        if (!problems) return tl::unexpected("held print jobs: " + problems.error());
+        for (const auto& p : *problems) spdlog::error("held print jobs: {}", p);
         // The print gate: documents are read by the sandboxed helper, as nobody when we
         // are root (the sandbox then needs CAP_SETUID, CAP_SETGID and CAP_SETPCAP; without
         // them every document fails to start and its job is held, never read as root).
         print::GateHost host;
         host.submit = [this](events::Record&& r) { pipeline_->submit(std::move(r)); };
-        host.hold = [this](HeldJob j) { return held_jobs_.hold(std::move(j)); };
-        host.is_held = [this](const std::string& id) { return held_jobs_.find(id).has_value(); };
+        host.held = &held_jobs_;
         host.report = [](bool warning, const std::string& m) {
             if (warning) spdlog::warn("{}", m);
             else spdlog::info("{}", m);
@@ -856,8 +855,9 @@ int Daemon::run() {
         loop_->sources.emplace_back(hosts);
     sd_event_set_watchdog(raw, 1);  // pings WATCHDOG=1 when the unit sets WatchdogSec=
     if (loop_hook_) loop_hook_(raw);
-    // Now that CheckPrintJob can be answered: check the CUPS queues, and let jobs the
-    // backend held while we were away (or whose hold we no longer track) be decided again.
+    // Now that CheckPrintJob can be answered: check the CUPS queues, finish decisions on
+    // held jobs written before a crash, and let jobs the backend held while we were away
+    // (and not in the held-jobs store) be decided again.
     print_->check_cups(true);
 
     sd_notifyf(0, "READY=1\nSTATUS=Enforcing with %s", std::string(enforcer_->name()).c_str());

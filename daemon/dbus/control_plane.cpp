@@ -1151,8 +1151,11 @@ struct ControlPlane::Impl {
         if (id.empty()) return fail(error::invalid_argument, "no job id given; see custguardctl print held");
         bool approve = decision == daemon::JobDecision::approved;
         auto job = daemon.held_jobs().decide(id, decision, caller.name, comment);
-        if (!job)
-            return fail(error::not_found, "no held print job '" + id + "'; see custguardctl print held");
+        if (!job) {
+            using Kind = daemon::DecideFailure::Kind;
+            if (job.error().kind == Kind::not_saved) return fail(error::failed, job.error().message);
+            return fail(error::not_found, job.error().message + "; see custguardctl print held");
+        }
         events::PrintJob pj;
         pj.printer = job->printer;
         pj.job = job->id;

@@ -148,14 +148,23 @@ tl::expected<void, std::string> PrintGate::apply(const policy::PrintPolicy& prin
 }
 
 Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
+    if (auto entry = host_.held ? host_.held->find(job.job) : std::nullopt) {
+        // Decided (or to be decided) by an administrator, never again by a scan; the
+        // control plane recorded the decision.
+        if (!entry->decision)
+            return Outcome{policy::Action::hold, "still held for an administrator (not scanned again)", job.job};
+        if (*entry->decision == daemon::JobDecision::rejected) {
+            host_.held->forget(job.job);  // the backend cancels it now
+            return Outcome{policy::Action::deny, "rejected by an administrator", ""};
+        }
+        // Used up before the answer goes out: one approval, at most one print.
+        if (host_.held->take_approval(job.job))
+            return Outcome{policy::Action::allow, "approved by an administrator", ""};
+    }
     std::shared_ptr<const Config> config;
     {
         std::lock_guard lock(mutex_);
         config = config_;
-        if (approved_.erase(job.job)) {
-            // The administrator's decision was recorded by the control plane already.
-            return Outcome{policy::Action::allow, "approved by an administrator", ""};
-        }
     }
     scan::SandboxOptions sandbox = options_.sandbox;
     sandbox.memory = std::uint64_t{config->print.scan_memory_mb} << 20;
@@ -230,7 +239,7 @@ Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
         held.detector_hits = pj.detector_hits;
         held.held_at = now_seconds();
         held.scan_failed = scan_failed;
-        if (host_.hold) host_.hold(std::move(held));
+        if (host_.held) host_.held->hold(std::move(held));
         out.hold_id = job.job;
     }
     return out;
@@ -392,10 +401,6 @@ int PrintGate::handle_check_print_job(sd_bus_message* m, sd_bus_error* error) {
 
 void PrintGate::on_decision(const daemon::HeldJob& job, daemon::JobDecision decision) {
     const bool approve = decision == daemon::JobDecision::approved;
-    if (approve) {
-        std::lock_guard lock(mutex_);
-        approved_.insert(job.id);
-    }
     int id = 0;
     try {
         id = std::stoi(job.id);
@@ -406,10 +411,39 @@ void PrintGate::on_decision(const daemon::HeldJob& job, daemon::JobDecision deci
         auto cups = CupsClient::connect();
         tl::expected<void, std::string> r =
             cups ? (approve ? cups->release_job(id) : cups->cancel_job(id)) : tl::unexpected(cups.error());
+        if (r && !approve && host_.held) host_.held->forget(std::to_string(id));
         if (!r && host_.report)
             host_.report(true, "print job " + std::to_string(id) + " on " + printer + ": cannot " +
-                                   (approve ? "release" : "cancel") + " it in CUPS: " + r.error());
+                                   (approve ? "release" : "cancel") + " it in CUPS: " + r.error() +
+                                   "; tried again at the next start or policy reload");
     });
+}
+
+void PrintGate::reconcile_held(CupsClient& cups, const std::vector<CupsJob>& active,
+                               const std::vector<daemon::HeldJob>& stored) {
+    for (const auto& h : stored) {
+        auto it = std::find_if(active.begin(), active.end(),
+                               [&](const CupsJob& j) { return std::to_string(j.id) == h.id; });
+        if (it == active.end()) {
+            host_.held->forget(h.id);
+            if (host_.report)
+                host_.report(false, "print job " + h.id + " on " + h.printer +
+                                        " is no longer in CUPS (cancelled or finished meanwhile); dropped from the "
+                                        "held jobs");
+            continue;
+        }
+        if (!h.decision) continue;  // stays held until an administrator decides
+        const bool approve = *h.decision == daemon::JobDecision::approved;
+        // A decision written before a crash, CUPS not told yet: finish it, never re-decide.
+        if (approve && it->state != IPP_JSTATE_HELD) continue;  // the backend runs it and takes the approval
+        auto r = approve ? cups.release_job(it->id) : cups.cancel_job(it->id);
+        if (r && !approve) host_.held->forget(h.id);
+        if (host_.report)
+            host_.report(!r, "print job " + h.id + " on " + h.printer + " " + (approve ? "approved" : "rejected") +
+                                 " earlier: " +
+                                 (r ? std::string(approve ? "released" : "cancelled") + " in CUPS now"
+                                    : "cannot " + std::string(approve ? "release" : "cancel") + " it: " + r.error()));
+    }
 }
 
 void PrintGate::check_cups(bool all_custguard_holds) {
@@ -461,16 +495,22 @@ void PrintGate::check_cups(bool all_custguard_holds) {
         }
         if (host_.report)
             for (const auto& w : warnings) host_.report(true, w);
+        // Before listing CUPS jobs: a job held after this is not dropped as unknown to CUPS.
+        const auto stored = host_.held ? host_.held->all() : std::vector<daemon::HeldJob>{};
         auto jobs = cups->active_jobs();
         if (!jobs) {
             if (host_.report) host_.report(true, "print gate: cannot list CUPS jobs: " + jobs.error());
             return;
         }
+        reconcile_held(*cups, *jobs, stored);
+        std::set<std::string> in_store;
+        for (const auto& h : stored) in_store.insert(h.id);
         for (const auto& j : *jobs) {
             if (j.state != IPP_JSTATE_HELD || !protected_queues.count(j.printer)) continue;
             bool ours = j.message.rfind(options_.unreachable_prefix, 0) == 0 ||
                         (all_custguard_holds && j.message.rfind("custguard:", 0) == 0);
-            if (!ours || (host_.is_held && host_.is_held(std::to_string(j.id)))) continue;
+            if (!ours || in_store.count(std::to_string(j.id)) || (host_.held && host_.held->find(std::to_string(j.id))))
+                continue;
             auto r = cups->release_job(j.id);
             if (host_.report)
                 host_.report(!r, r ? "print job " + std::to_string(j.id) + " on " + j.printer +

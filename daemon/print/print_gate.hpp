@@ -29,6 +29,7 @@
 #include "custguard/policy/policy.hpp"
 #include "custguard/scan/sandbox.hpp"
 #include "daemon/core/held_jobs.hpp"
+#include "daemon/print/cups_client.hpp"
 #include "daemon/print/decide.hpp"
 
 #include <systemd/sd-bus.h>
@@ -39,10 +40,9 @@ namespace custguard::print {
 // What the gate needs from the daemon (callbacks keep this library free of the core).
 struct GateHost {
     std::function<void(events::Record&&)> submit;
-    std::function<bool(daemon::HeldJob)> hold;  // false: already held
-    // Whether the held-jobs store holds this job (it keeps the jobs whose scan failed
-    // across restarts): such jobs stay held in CUPS for an administrator.
-    std::function<bool(const std::string& job)> is_held;
+    // The held-jobs store (kept across restarts): held jobs go there, and a job found there
+    // is never scanned again; its administrator's decision answers the backend.
+    daemon::HeldJobs* held = nullptr;
     // Things an administrator should read (released jobs, CUPS trouble); the daemon logs.
     std::function<void(bool warning, const std::string&)> report;
 };
@@ -86,8 +86,10 @@ public:
 
     // Decides one job whose documents are readable at `fds` (not closed; the first has
     // the job's content type, the others are recognised by their contents). Thread-safe.
+    // A job in the held-jobs store is not scanned: held until an administrator decides,
+    // then allowed once (the approval is used up) or denied.
     // A document whose sandboxed scan failed is unreadable ([print] unreadable decides);
-    // a hold of such a job is marked scan_failed and never released automatically.
+    // a hold of such a job is marked scan_failed.
     Outcome check(const JobFacts& job, const std::vector<int>& fds);
 
     // The daemon is stopping: running scans are killed now, later ones fail at once, and
@@ -100,16 +102,19 @@ public:
     // Call on the event loop thread after authorising the caller; replies later.
     int handle_check_print_job(sd_bus_message* m, sd_bus_error* error);
 
-    // The held-jobs store's decision handler: approval lets the job's next backend run
-    // through and releases it in CUPS; rejection cancels it in CUPS.
+    // The held-jobs store's decision handler, called once the decision is written:
+    // approval releases the job in CUPS (its next backend run gets "allow"); rejection
+    // cancels it and then drops it from the store. What fails here is retried by the next
+    // check_cups (start, policy reload).
     void on_decision(const daemon::HeldJob& job, daemon::JobDecision decision);
 
     // In the background: list CUPS queues (unprotected ones become warnings: not wrapped
     // by the custguard backend, or with an operation policy that lets a client claim the
-    // job's user) and release jobs the backend held because the daemon was unreachable
-    // (all jobs custguard held when `all_custguard_holds`, at start: they are decided again
-    // and held again where the policy says so). Jobs in the held-jobs store (host.is_held)
-    // are never released.
+    // job's user); bring the held-jobs store and CUPS together (jobs CUPS no longer has are
+    // dropped, approved jobs still held in CUPS released, rejected ones cancelled; held
+    // ones stay held); and release jobs the backend held because the daemon was unreachable
+    // (all jobs custguard held when `all_custguard_holds`, at start) that are not in the
+    // store: they are decided again and held again where the policy says so.
     void check_cups(bool all_custguard_holds);
     // Waits until the background CUPS work queued so far is done (tests).
     void wait_idle();
@@ -125,13 +130,15 @@ private:
     void attach(sd_bus_message* m);
     void deliver();
     static int on_done(sd_event_source*, int, std::uint32_t, void* self);
+    // check_cups: the store's jobs (`stored`, read before `active` was listed) against CUPS.
+    void reconcile_held(CupsClient& cups, const std::vector<CupsJob>& active,
+                        const std::vector<daemon::HeldJob>& stored);
 
     GateHost host_;
     GateOptions options_;
 
     mutable std::mutex mutex_;  // guards what follows
     std::shared_ptr<const Config> config_;
-    std::set<std::string> approved_;
     std::vector<std::string> unprotected_;
     std::vector<std::string> warnings_;
     std::deque<std::unique_ptr<Pending>> done_;

@@ -287,6 +287,13 @@ void PrintFixture::start_daemon() {
 
 void PrintFixture::stop_daemon() { kill_and_reap(daemon_); }
 
+void PrintFixture::kill_daemon() {
+    if (daemon_ <= 0) return;
+    ::kill(daemon_, SIGKILL);
+    ::waitpid(daemon_, nullptr, 0);
+    daemon_ = -1;
+}
+
 std::string PrintFixture::daemon_log() const { return slurp(dir_ / "custguardd.log"); }
 std::string PrintFixture::cupsd_log() const { return slurp(dir_ / "log" / "error_log"); }
 

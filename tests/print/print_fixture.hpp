@@ -111,6 +111,8 @@ public:
     void write_policy(const std::string& print_section) const;
     void start_daemon();
     void stop_daemon();
+    // SIGKILL: no clean-up of any kind, as in a crash or the OOM killer.
+    void kill_daemon();
     std::string daemon_log() const;
     std::string cupsd_log() const;
 

@@ -444,7 +444,7 @@ TEST_CASE("a job whose scan failed stays held across a restart", "[scan][sandbox
     auto after = d.ctl({"print", "held", "--json"});
     INFO(after.out << after.err);
     CHECK_THAT(squeeze(after.out), Catch::Contains("\"job\":\"9\""));
-    CHECK_THAT(cgtest::slurp(d.dir() / "state" / "print" / "held.toml"), Catch::Contains("id = '9'"));
+    CHECK_THAT(cgtest::slurp(d.dir() / "state" / "print" / "held-jobs"), Catch::Contains("id=9 state=held "));
     // An administrator's decision removes it for good.
     auto rejected = d.ctl({"print", "reject", "9", "--reason", "hostile document"});
     INFO(rejected.out << rejected.err);
