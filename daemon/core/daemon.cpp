@@ -297,6 +297,7 @@ tl::expected<void, std::string> Daemon::start() {
                                            [](const std::string& m) { spdlog::error("{}", m); });
         if (!problems) return tl::unexpected("held print jobs: " + problems.error());
         for (const auto& p : *problems) spdlog::error("held print jobs: {}", p);
+        import_legacy_held_jobs();
         // The print gate: documents are read by the sandboxed helper, as nobody when we
         // are root (the sandbox then needs CAP_SETUID, CAP_SETGID and CAP_SETPCAP; without
         // them every document fails to start and its job is held, never read as root).
@@ -652,6 +653,26 @@ void Daemon::add_cooldown_denies(policy::Policy& policy, std::uint64_t now) cons
         else if (auto a = policy::parse_client_address(r.client))
             policy.client_denies.push_back({r.zone, *a, static_cast<std::uint64_t>(r.until)});
     }
+}
+
+void Daemon::import_legacy_held_jobs() {
+    const fs::path legacy = state_dir_ / "print" / "held.toml";
+    std::error_code ec;
+    if (!fs::exists(legacy, ec)) return;
+    auto text = common::read_file(legacy);
+    auto jobs = text ? parse_legacy_held_toml(*text) : tl::unexpected(text.error());
+    if (!jobs) {
+        // Left in place: its jobs stay held in CUPS; an admin can still decide them there.
+        spdlog::error("held print jobs: {}: {}; not imported (fix it, or decide its jobs in CUPS and remove it)",
+                      legacy.string(), jobs.error());
+        return;
+    }
+    std::size_t imported = 0;
+    for (auto& j : *jobs) imported += held_jobs_.hold(std::move(j));
+    const fs::path done = fs::path(legacy).concat(".imported");
+    fs::rename(legacy, done, ec);
+    spdlog::info("held print jobs: {} of {} imported from {} (an earlier custguard's file){}", imported,
+                 jobs->size(), legacy.string(), ec ? "; cannot rename it: " + ec.message() : "; renamed to " + done.string());
 }
 
 void Daemon::remove_bpf_pins() const {

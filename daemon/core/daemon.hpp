@@ -144,6 +144,8 @@ public:
 private:
     explicit Daemon(DaemonOptions options);
     tl::expected<void, std::string> start();
+    // print/held.toml (before held-jobs) into the held-jobs store, once; then renamed.
+    void import_legacy_held_jobs();
     // Reads the files once; `digest` describes exactly the bytes that were loaded.
     tl::expected<policy::Loaded, policy::Diagnostics> load(const std::optional<policy::State>& state_override,
                                                            std::string& digest) const;

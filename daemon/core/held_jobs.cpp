@@ -5,9 +5,20 @@
 #include <ctime>
 #include <fstream>
 
+#include <toml++/toml.h>
+
 #include "custguard/common/atomic_file.hpp"
 
 namespace custguard::daemon {
+
+namespace {
+
+std::string fmt_position(const toml::parse_error& e) {
+    return "line " + std::to_string(e.source().begin.line) + ", column " + std::to_string(e.source().begin.column) +
+           ": " + std::string(e.description());
+}
+
+}  // namespace
 
 namespace {
 
@@ -194,6 +205,36 @@ HeldFile parse_held_jobs(std::string_view text, const std::string& name) {
         out.jobs.push_back(std::move(*job));
     }
     return out;
+}
+
+tl::expected<std::vector<HeldJob>, std::string> parse_legacy_held_toml(std::string_view text) {
+    if (text.size() > k_max_held_bytes) return tl::unexpected(std::string("larger than the bound of held-jobs"));
+    toml::table root;
+    try {
+        root = toml::parse(text);
+    } catch (const toml::parse_error& e) {
+        return tl::unexpected(fmt_position(e));
+    }
+    std::vector<HeldJob> jobs;
+    const auto* list = root["job"].as_array();
+    if (!list) return jobs;
+    for (const auto& node : *list) {
+        const auto* t = node.as_table();
+        if (!t) return tl::unexpected(std::string("a [[job]] entry is not a table"));
+        HeldJob j;
+        j.id = (*t)["id"].value_or(std::string());
+        if (j.id.empty()) return tl::unexpected(std::string("a [[job]] entry has no id"));
+        j.printer = (*t)["printer"].value_or(std::string());
+        j.user = (*t)["user"].value_or(std::string());
+        j.uid = static_cast<std::uint32_t>((*t)["uid"].value_or(std::int64_t{0xffffffff}));
+        j.title = (*t)["title"].value_or(std::string());
+        j.pages = static_cast<std::uint32_t>((*t)["pages"].value_or(std::int64_t{0}));
+        j.client = (*t)["client"].value_or(std::string());
+        j.held_at = static_cast<std::uint64_t>((*t)["held_at"].value_or(std::int64_t{0}));
+        j.scan_failed = true;  // the only jobs that file kept
+        jobs.push_back(std::move(j));
+    }
+    return jobs;
 }
 
 tl::expected<std::vector<std::string>, std::string> HeldJobs::persist(

@@ -59,6 +59,10 @@ struct HeldFile {
 std::string serialize_held_jobs(const std::vector<HeldJob>& jobs);
 HeldFile parse_held_jobs(std::string_view text, const std::string& name);
 
+// The file custguard kept before held-jobs (print/held.toml: [[job]] tables, only jobs
+// whose scan failed). Read once at start and imported; bounded like held-jobs.
+tl::expected<std::vector<HeldJob>, std::string> parse_legacy_held_toml(std::string_view text);
+
 struct DecideFailure {
     enum class Kind : std::uint8_t { not_held, already_decided, not_saved } kind;
     std::string message;

@@ -264,3 +264,43 @@ TEST_CASE("held jobs store: a file that cannot be read stops the start with what
     REQUIRE_FALSE(r);
     CHECK_THAT(r.error(), Catch::Contains(file.string()));
 }
+
+// Upgrade: custguard before held-jobs kept the jobs whose scan failed in print/held.toml.
+TEST_CASE("held jobs: the earlier print/held.toml is read for import, and a broken one is refused with its position",
+          "[print][unit]") {
+    const std::string legacy = R"(# Print jobs held because their scan failed
+[[job]]
+id = "31"
+printer = "secure-3f"
+user = "bob"
+uid = 1001
+title = "report"
+pages = 2
+client = "192.0.2.9"
+held_at = 1765000000
+)";
+    auto jobs = parse_legacy_held_toml(legacy);
+    REQUIRE(jobs);
+    REQUIRE(jobs->size() == 1);
+    const auto& j = jobs->front();
+    CHECK(j.id == "31");
+    CHECK(j.printer == "secure-3f");
+    CHECK(j.user == "bob");
+    CHECK(j.uid == 1001);
+    CHECK(j.pages == 2);
+    CHECK(j.client == "192.0.2.9");
+    CHECK(j.held_at == 1765000000);
+    CHECK(j.scan_failed);
+    CHECK(parse_legacy_held_toml("")->empty());
+    struct Bad {
+        const char* text;
+        const char* says;
+    };
+    for (const Bad& b : {Bad{"[[job]]\nid = \"1\"\ntitle = \"open\n", "line 3"}, Bad{"[[job]]\nprinter = \"p\"\n", "no id"},
+                         Bad{"job = [1]\n", "not a table"}}) {
+        INFO(b.text);
+        auto r = parse_legacy_held_toml(b.text);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().find(b.says) != std::string::npos);
+    }
+}

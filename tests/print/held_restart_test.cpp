@@ -185,3 +185,33 @@ TEST_CASE("a held job resumed in CUPS after a restart is held again without a sc
     CHECK(f.secure().received().empty());
     CHECK(listed(f, id));
 }
+
+// Upgrade: custguard before held-jobs kept only jobs whose scan failed, in print/held.toml.
+TEST_CASE("a job held by an earlier custguard (print/held.toml) is imported, still held, and approved once",
+          "[print][host][held]") {
+    PrintFixture f(k_policy);
+    const std::string doc = customer_list("legacy");
+    const int id = held_job(f, "legacy", doc);
+    REQUIRE(f.wait_records(id, 1));
+    f.kill_daemon();
+    // What the earlier version left: its file, no held-jobs.
+    const auto legacy = held_file(f).parent_path() / "held.toml";
+    cgtest::spit(legacy, "[[job]]\nid = \"" + std::to_string(id) +
+                             "\"\nprinter = \"secure\"\nuser = \"cgprint-other\"\npages = 1\nheld_at = 1765000000\n");
+    std::filesystem::remove(held_file(f));
+    f.start_daemon();
+    std::this_thread::sleep_for(3s);
+    INFO(f.daemon_log());
+    CHECK(listed(f, id));
+    CHECK(f.job(id).state == k_held);
+    CHECK(contains(line_of(f, id), " state=held "));
+    CHECK_FALSE(std::filesystem::exists(legacy));
+    CHECK(std::filesystem::exists(std::filesystem::path(legacy).concat(".imported")));
+    CHECK(contains(f.daemon_log(), "1 of 1 imported from " + legacy.string()));
+    auto approve = f.ctl({"print", "approve", std::to_string(id)});
+    REQUIRE(approve.rc == 0);
+    CHECK(f.wait_state(id, k_completed).state == k_completed);
+    auto printed = f.secure().wait_job(1, 10s);
+    REQUIRE(printed);
+    CHECK(*printed == doc);
+}
