@@ -44,8 +44,13 @@ std::string peer_text(const cg_held_socket& s) {
     return ::inet_ntop(AF_INET, &a4, text, sizeof text) ? text : "";
 }
 
+// More records than the callers accept (4096 threads or TCP connections): reading stops
+// after one more, so a process cannot make each open read without end.
+constexpr std::size_t k_max_records = 4097;
+
 // Runs `prog` for process `tgid` (its threads; for task_file, their one descriptor table)
-// and calls on_record for each fixed-size record it wrote. False when the iterator failed.
+// and calls on_record for each fixed-size record it wrote, at most k_max_records times.
+// False when the iterator failed.
 template <typename Record, typename OnRecord>
 bool run(bpf_program* prog, std::uint32_t tgid, OnRecord&& on_record) {
     union bpf_iter_link_info info {};
@@ -57,17 +62,18 @@ bool run(bpf_program* prog, std::uint32_t tgid, OnRecord&& on_record) {
     if (!iter) return false;
     // Whole records only: each read returns complete writes of the program.
     alignas(Record) unsigned char buf[sizeof(Record) * 64];
-    for (;;) {
+    for (std::size_t records = 0; records < k_max_records;) {
         const ssize_t n = ::read(iter.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 || n % static_cast<ssize_t>(sizeof(Record)) != 0) return false;
         if (n == 0) return true;
-        for (ssize_t at = 0; at < n; at += static_cast<ssize_t>(sizeof(Record))) {
+        for (ssize_t at = 0; at < n && records < k_max_records; at += static_cast<ssize_t>(sizeof(Record)), ++records) {
             Record r;
             std::memcpy(&r, buf + at, sizeof r);
             on_record(r);
         }
     }
+    return true;
 }
 
 }  // namespace

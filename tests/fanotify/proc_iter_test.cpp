@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -186,4 +187,34 @@ TEST_CASE("the thread iterator sees a tracer on any thread of a process, as /pro
     CHECK(gone->threads == 0);
     ::close(go[0]);
     ::close(go[1]);
+}
+
+// A process cannot make every open read without end: the iterator stops one past the
+// bound, and SambaClients refuses beyond it (fail closed), as the /proc scan does.
+TEST_CASE("the socket iterator stops one past the bound, and a process beyond it serves no known client",
+          "[fanotify][clients]") {
+    auto iter = ProcIter::load();
+    REQUIRE(iter);
+    rlimit old{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+    rlimit more{8192, std::max<rlim_t>(old.rlim_max, 8192)};
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &more) == 0);
+    std::vector<int> fds;
+    for (int i = 0; i < 4200; ++i) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        fds.push_back(fd);
+    }
+    const auto me = static_cast<std::uint32_t>(::getpid());
+    auto listed = (*iter)->sockets(me);
+    REQUIRE(listed);
+    CHECK(listed->size() == 4097);
+    EnrichConfig config;
+    std::shared_ptr<const ProcIter> proc = std::move(*iter);
+    config.held_sockets = [proc](std::uint32_t tgid) { return proc->sockets(tgid); };
+    auto served = SambaClients(config).served(me);
+    CHECK(served.addresses.empty());
+    CHECK(served.why == "it holds more than 4096 TCP connections");
+    for (int fd : fds) ::close(fd);
+    ::setrlimit(RLIMIT_NOFILE, &old);
 }
