@@ -15,8 +15,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr int k_held = 4, k_canceled = 7, k_completed = 9;
-
 // cgprint-other is not in allow_users: customer data from them is held.
 const char* k_policy =
     "action = \"hold\"\n"

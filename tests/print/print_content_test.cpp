@@ -15,8 +15,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr int k_held = 4, k_completed = 9;
-
 const char* k_policy =
     "action = \"hold\"\n"
     "allow_printers = [\"secure\"]\n"

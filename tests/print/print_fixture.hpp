@@ -24,6 +24,9 @@
 
 namespace cgprint {
 
+// IPP job-state values (RFC 8011 5.3.7) the tests wait for.
+constexpr int k_held = 4, k_canceled = 7, k_completed = 9;
+
 using Cred = cgtest::Cred;
 using RunResult = cgtest::RunResult;
 using cgtest::run;

@@ -20,8 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int k_held = 4, k_completed = 9;
-
 const char* k_policy =
     "action = \"hold\"\n"
     "allow_printers = [\"secure\"]\n"

@@ -11,12 +11,6 @@
 using namespace cgprint;
 using namespace std::chrono_literals;
 
-namespace {
-
-constexpr int k_held = 4;
-
-}  // namespace
-
 // Regression: after custguardd died on such a document, the next start released the
 // held job, the backend asked again, and the same document was scanned again.
 TEST_CASE("a job whose scan failed stays held in CUPS across a daemon restart", "[print][host][sandbox]") {
