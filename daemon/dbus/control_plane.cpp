@@ -41,8 +41,6 @@
 // argument and the bound, before the method runs.
 #include "daemon/dbus/control_plane.hpp"
 
-#include <grp.h>
-#include <pwd.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
@@ -60,6 +58,7 @@
 
 #include <fmt/format.h>
 
+#include "custguard/common/nss.hpp"
 #include "custguard/common/policy_files.hpp"
 #include "custguard/events/record.hpp"
 #include "custguard/policy/load.hpp"
@@ -93,28 +92,10 @@ struct Caller {
     std::string name;  // user name, or the uid as text
 };
 
-std::optional<std::string> user_name(uid_t uid) {
-    std::vector<char> buf(16384);
-    passwd pw{};
-    passwd* out = nullptr;
-    if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &out) != 0 || !out) return std::nullopt;
-    return std::string(out->pw_name);
-}
-
-std::optional<uid_t> user_id(const std::string& name) {
-    std::vector<char> buf(16384);
-    passwd pw{};
-    passwd* out = nullptr;
-    if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &out) != 0 || !out) return std::nullopt;
-    return out->pw_uid;
-}
-
-std::optional<gid_t> group_id(const std::string& name) {
-    std::vector<char> buf(65536);
-    group gr{};
-    group* out = nullptr;
-    if (getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &out) != 0 || !out) return std::nullopt;
-    return out->gr_gid;
+// The caller's name for messages and records; the uid as text when NSS does not know it.
+std::string caller_name(uid_t uid) {
+    auto user = common::nss::user_by_uid(uid);
+    return user && *user ? (*user)->name : std::to_string(uid);
 }
 
 std::string origin_kind(policy::OriginKind k) {
@@ -324,24 +305,23 @@ struct ControlPlane::Impl {
         uid_t uid = 0;
         if (sd_bus_creds_get_euid(raw, &uid) < 0 && sd_bus_creds_get_uid(raw, &uid) < 0)
             return fail(error::access_denied, "the bus did not report the caller's uid; refusing");
-        Caller caller{uid, user_name(uid).value_or(std::to_string(uid))};
+        Caller caller{uid, caller_name(uid)};
         if (uid == 0) return caller;
-        auto admin = group_id(options.admin_group);
+        // A group with thousands of members does not fit a fixed buffer; nss.hpp grows it,
+        // and a lookup that fails says so instead of passing for "no such group".
+        auto admin = common::nss::group_by_name(options.admin_group);
+        if (!admin)
+            return fail(error::access_denied, fmt::format("cannot look up the admin group: {}; refusing", admin.error()));
         bool member = false;
-        if (admin) {
+        if (*admin) {
+            const gid_t admin_gid = (*admin)->gid;
             const gid_t* gids = nullptr;
             int n = sd_bus_creds_get_supplementary_gids(raw, &gids);
             if (n >= 0) {
-                member = std::find(gids, gids + n, *admin) != gids + n;
-            } else if (auto pw_name = user_name(uid)) {
-                std::vector<char> buf(16384);
-                passwd pw{};
-                passwd* out = nullptr;
-                getpwuid_r(uid, &pw, buf.data(), buf.size(), &out);
-                int count = 256;
-                std::vector<gid_t> groups(count);
-                if (out && getgrouplist(pw_name->c_str(), out->pw_gid, groups.data(), &count) >= 0)
-                    member = std::find(groups.begin(), groups.begin() + count, *admin) != groups.begin() + count;
+                member = std::find(gids, gids + n, admin_gid) != gids + n;
+            } else if (auto user = common::nss::user_by_uid(uid); user && *user) {
+                auto groups = common::nss::supplementary_groups((*user)->name, (*user)->gid);
+                member = groups && std::find(groups->begin(), groups->end(), admin_gid) != groups->end();
             }
         }
         if (member) return caller;
@@ -359,7 +339,7 @@ struct ControlPlane::Impl {
             if (sd_bus_creds_get_euid(raw, &uid) < 0) sd_bus_creds_get_uid(raw, &uid);
             sd_bus_creds_unref(raw);
         }
-        std::string name = uid == static_cast<uid_t>(-1) ? "?" : user_name(uid).value_or(std::to_string(uid));
+        std::string name = uid == static_cast<uid_t>(-1) ? "?" : caller_name(uid);
         const char* member = sd_bus_message_get_member(m);
         auto rec = events::make_admin_change_record(name, uid, "access_denied",
                                                     fmt::format("{}.{}", interface_name, member ? member : "?"),
@@ -445,7 +425,10 @@ struct ControlPlane::Impl {
         if (group && users_only)
             return fail(error::invalid_argument,
                         "grants are given to one user, not a group ('" + name + "'); name the user");
-        if (group ? !group_id(bare) : !user_id(bare))
+        auto known = group ? common::nss::group_by_name(bare).map([](const auto& g) { return g.has_value(); })
+                           : common::nss::user_by_name(bare).map([](const auto& u) { return u.has_value(); });
+        if (!known) return fail(error::failed, known.error());
+        if (!*known)
             return fail(error::unknown_user,
                         group ? "no group '" + bare + "' on this server; create it (groupadd) or check the spelling"
                               : "no user '" + bare + "' on this server; create it or check the spelling "

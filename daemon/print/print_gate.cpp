@@ -1,8 +1,6 @@
 #include "daemon/print/print_gate.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <sys/eventfd.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -17,6 +15,7 @@
 
 #include <cups/ipp.h>
 
+#include "custguard/common/nss.hpp"
 #include "custguard/scan/document.hpp"
 #include "custguard/scan/sandbox.hpp"
 #include "custguard/scan/scanner.hpp"
@@ -55,21 +54,18 @@ private:
     int fd_;
 };
 
+// A user NSS does not know (or cannot look up) has no uid: decide() then says he is
+// unknown on this server.
 Requester resolve(const std::string& user) {
     Requester who;
-    std::vector<char> buf(16384);
-    passwd pw{};
-    passwd* out = nullptr;
-    if (user.empty() || getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &out) != 0 || !out) return who;
-    who.uid = out->pw_uid;
-    int n = 64;
-    std::vector<gid_t> groups(static_cast<std::size_t>(n));
-    if (getgrouplist(user.c_str(), out->pw_gid, groups.data(), &n) < 0) {
-        groups.resize(static_cast<std::size_t>(n));
-        getgrouplist(user.c_str(), out->pw_gid, groups.data(), &n);
-    }
-    groups.resize(static_cast<std::size_t>(std::max(n, 0)));
-    who.gids.assign(groups.begin(), groups.end());
+    if (user.empty()) return who;
+    auto pw = common::nss::user_by_name(user);
+    if (!pw || !*pw) return who;
+    who.uid = (*pw)->uid;
+    if (auto groups = common::nss::supplementary_groups(user, (*pw)->gid))
+        who.gids.assign(groups->begin(), groups->end());
+    else
+        who.gids.push_back((*pw)->gid);
     return who;
 }
 

@@ -349,6 +349,25 @@ TEST_CASE("dbus: unprivileged callers are refused and recorded, custguard-admin 
     CHECK(rc == 0);
 }
 
+// Regression: with more than 64 KiB in custguard-admin's /etc/group line the control
+// plane's fixed-size lookup failed with ERANGE, took it for "no such group" and refused
+// every member. The group is enlarged in this process's private mount namespace only.
+TEST_CASE("dbus: members of a custguard-admin group larger than 64 KiB may manage", "[dbus][host]") {
+    REQUIRE_ROOT();
+    const auto& acc = accounts();  // before the bind: useradd rewrites /etc/group
+    cgtest::BigGroup big("custguard-admin", 6000);
+    REQUIRE(big.line_size() > 65536);
+    Fixture f;
+    auto ok = f.ctl({"user", "allow", "customers", "cgdbus-user"}, acc.admin);
+    INFO(describe(ok));
+    CHECK(ok.rc == 0);
+    CHECK(contains(f.state_text(), "added_by = 'cgdbus-admin'"));
+    // Still refused: a user who is not a member.
+    auto refused = f.ctl({"user", "list"}, acc.user);
+    CHECK(refused.rc == 4);
+    CHECK(contains(refused.err, "custguard-admin"));
+}
+
 TEST_CASE("dbus: bad input gives a named error and changes nothing", "[dbus][host]") {
     REQUIRE_ROOT();
     Fixture f;

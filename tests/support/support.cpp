@@ -7,7 +7,9 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -16,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -105,6 +108,34 @@ Cred ensure_user(const std::string& name, const std::vector<std::string>& groups
     }
     return cred_of(name);
 }
+
+BigGroup::BigGroup(const std::string& name, std::size_t extra) {
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+        throw std::runtime_error(std::string("private mount namespace for /etc/group: ") + std::strerror(errno));
+    std::istringstream in(slurp("/etc/group"));
+    std::string out, line;
+    bool found = false;
+    while (std::getline(in, line)) {
+        if (line.rfind(name + ":", 0) == 0) {
+            found = true;
+            for (std::size_t i = 0; i < extra; ++i) {
+                char member[32];
+                std::snprintf(member, sizeof member, "cgbig-%05zu", i);
+                if (line.back() != ':') line += ',';
+                line += member;
+            }
+            line_size_ = line.size();
+        }
+        out += line + "\n";
+    }
+    if (!found) throw std::runtime_error("no group " + name + " in /etc/group");
+    const auto copy = dir_.path() / "group";
+    spit(copy, out);
+    if (::mount(copy.c_str(), "/etc/group", nullptr, MS_BIND, nullptr) != 0)
+        throw std::runtime_error(std::string("bind mount over /etc/group: ") + std::strerror(errno));
+}
+
+BigGroup::~BigGroup() { ::umount2("/etc/group", MNT_DETACH); }
 
 RunResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::optional<Cred>& cred,
               std::chrono::seconds timeout) {

@@ -43,6 +43,24 @@ struct Cred {
 Cred ensure_user(const std::string& name, const std::vector<std::string>& groups = {});
 void ensure_group(const std::string& name);
 
+// Gives group `name` `extra` more members (cgbig-00000, cgbig-00001, ... which need not
+// exist) by binding an edited copy of /etc/group over /etc/group in a private mount
+// namespace of this process (unshare(CLONE_NEWNS): call it while single-threaded). The real
+// file is never written, so a failing or crashing test cannot leave it changed; the
+// destructor unbinds. Processes started meanwhile (a daemon, dbus-daemon) see the big group.
+class BigGroup {
+public:
+    BigGroup(const std::string& name, std::size_t extra);
+    ~BigGroup();
+    BigGroup(const BigGroup&) = delete;
+    BigGroup& operator=(const BigGroup&) = delete;
+    std::size_t line_size() const { return line_size_; }  // bytes of the group's line
+
+private:
+    TempDir dir_{"cgbiggroup"};
+    std::size_t line_size_ = 0;
+};
+
 struct RunResult {
     int rc = -1;  // exit status, or 128 + signal
     std::string out;

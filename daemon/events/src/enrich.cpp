@@ -3,8 +3,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -16,6 +14,8 @@
 #include <unordered_set>
 
 #include <fmt/format.h>
+
+#include "custguard/common/nss.hpp"
 
 namespace custguard::events {
 
@@ -561,21 +561,11 @@ void Enricher::identify(ProcessInfo& proc, const cg_event& raw) {
 std::string Enricher::cached_name(std::unordered_map<std::uint32_t, CachedName>& cache, std::uint32_t id, bool group) {
     const auto now = Clock::now();
     if (auto it = cache.find(id); it != cache.end() && now - it->second.at < config_.name_ttl) return it->second.name;
-    std::string name;
-    std::vector<char> buf(16384);
-    for (int attempt = 0; attempt < 6; ++attempt) {
-        int rc;
-        if (group) {
-            struct group gr{}, *res = nullptr;
-            rc = ::getgrgid_r(id, &gr, buf.data(), buf.size(), &res);
-            if (rc == 0 && res) name = res->gr_name;
-        } else {
-            struct passwd pw{}, *res = nullptr;
-            rc = ::getpwuid_r(id, &pw, buf.data(), buf.size(), &res);
-            if (rc == 0 && res) name = res->pw_name;
-        }
-        if (rc != ERANGE) break;
-        buf.resize(buf.size() * 2);
+    std::string name;  // "" when unknown or the lookup failed
+    if (group) {
+        if (auto g = common::nss::group_by_gid(id); g && *g) name = std::move((*g)->name);
+    } else {
+        if (auto u = common::nss::user_by_uid(id); u && *u) name = std::move((*u)->name);
     }
     if (cache.size() >= config_.max_cached) cache.clear();
     cache[id] = CachedName{name, now};  // unknown ids are cached too: NSS misses are slow
