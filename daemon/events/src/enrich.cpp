@@ -119,21 +119,34 @@ std::string device_text(std::uint64_t dev) {
     return fmt::format("{}:{}", major, minor);
 }
 
-// A TCP state (as /proc/net/tcp prints it) in which the socket still names its peer: the
+// A TCP state (the kernel's TCP_* number) in which the socket still names its peer: the
 // connection is up or being closed. A client that hangs up right after its request (a
 // one-shot `smbclient -c 'get ...'`) leaves smbd's socket in CLOSE_WAIT by the time the
 // pipeline enriches the event, which is after the access was answered.
 bool connected_state(std::uint8_t st) {
-    return st == 1 || st == 4 || st == 5 || st == 8 || st == 9 || st == 11;
+    return st == 1      // ESTABLISHED
+           || st == 4   // FIN_WAIT1
+           || st == 5   // FIN_WAIT2
+           || st == 8   // CLOSE_WAIT
+           || st == 9   // LAST_ACK
+           || st == 11; // CLOSING
 }
 
+// The same state as /proc/net/tcp prints it: two upper-case hex digits.
 bool connected_state(std::string_view st) {
-    return st == "01"      // ESTABLISHED
-           || st == "04"   // FIN_WAIT1
-           || st == "05"   // FIN_WAIT2
-           || st == "08"   // CLOSE_WAIT
-           || st == "09"   // LAST_ACK
-           || st == "0B";  // CLOSING
+    auto digit = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
+    std::uint8_t v = 0;
+    return st.size() == 2 && digit(st[0]) && digit(st[1]) && parse_number(st, v, 16) && connected_state(v);
+}
+
+// The served addresses, sorted and unique; why none, when none.
+ServedClients served_from(std::vector<std::string> addresses) {
+    ServedClients out;
+    std::sort(addresses.begin(), addresses.end());
+    addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
+    if (addresses.empty()) out.why = "it holds no client connection";
+    out.addresses = std::move(addresses);
+    return out;
 }
 
 }  // namespace
@@ -348,17 +361,15 @@ ServedClients SambaClients::served(std::uint32_t tgid) {
                 out.why = fmt::format("it holds more than {} TCP connections", config_.max_fds_scanned);
                 return out;
             }
+            std::vector<std::string> addresses;
             for (const auto& s : *held)
                 if (connected_state(s.state) && !s.peer.empty() &&
                     std::find(config_.samba_ports.begin(), config_.samba_ports.end(), s.local_port) !=
                         config_.samba_ports.end())
-                    out.addresses.push_back(s.peer);
-            std::sort(out.addresses.begin(), out.addresses.end());
-            out.addresses.erase(std::unique(out.addresses.begin(), out.addresses.end()), out.addresses.end());
-            if (out.addresses.empty()) out.why = "it holds no client connection";
+                    addresses.push_back(s.peer);
             std::lock_guard lock(mutex_);
             ++listed_;
-            return out;
+            return served_from(std::move(addresses));
         }
     }
     const std::string base = fmt::format("{}/{}", config_.proc_root, tgid);
@@ -391,12 +402,11 @@ ServedClients SambaClients::served(std::uint32_t tgid) {
         out.why = "its TCP tables could not be read whole";
         return out;
     }
+    std::vector<std::string> addresses;
     for (auto inode : inodes)
         if (auto it = candidates.find(inode); it != candidates.end() && !it->second.address.empty())
-            out.addresses.push_back(it->second.address);
-    std::sort(out.addresses.begin(), out.addresses.end());
-    out.addresses.erase(std::unique(out.addresses.begin(), out.addresses.end()), out.addresses.end());
-    if (out.addresses.empty()) out.why = "it holds no client connection";
+            addresses.push_back(it->second.address);
+    out = served_from(std::move(addresses));
     std::lock_guard lock(mutex_);
     ++lookups_;
     if (served_.size() >= config_.max_cached) served_.clear();
