@@ -659,7 +659,7 @@ void Daemon::import_legacy_held_jobs() {
     const fs::path legacy = state_dir_ / "print" / "held.toml";
     std::error_code ec;
     if (!fs::exists(legacy, ec)) return;
-    auto text = common::read_file(legacy);
+    auto text = read_held_file(legacy);  // bounded: parse_legacy_held_toml refuses one over it
     auto jobs = text ? parse_legacy_held_toml(*text) : tl::unexpected(text.error());
     if (!jobs) {
         // Left in place: its jobs stay held in CUPS; an admin can still decide them there.

@@ -18,9 +18,11 @@ std::string fmt_position(const toml::parse_error& e) {
            ": " + std::string(e.description());
 }
 
-}  // namespace
-
-namespace {
+// The job with this id in `jobs` (const or not), or end().
+template <typename Jobs>
+auto locate(Jobs& jobs, const std::string& id) {
+    return std::find_if(jobs.begin(), jobs.end(), [&](const HeldJob& j) { return j.id == id; });
+}
 
 constexpr std::string_view k_header =
     "# Print jobs held for an administrator (custguardd(8), PRINT JOBS). custguardd replaces\n"
@@ -207,6 +209,19 @@ HeldFile parse_held_jobs(std::string_view text, const std::string& name) {
     return out;
 }
 
+tl::expected<std::string, std::string> read_held_file(const std::filesystem::path& file) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(file, ec))
+        return tl::unexpected(file.string() + " is not a regular file; move it away");
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return tl::unexpected("cannot read " + file.string() + "; fix its permissions or move it away");
+    std::string text(k_max_held_bytes + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    if (in.bad()) return tl::unexpected("cannot read " + file.string() + "; fix or move it away");
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    return text;
+}
+
 tl::expected<std::vector<HeldJob>, std::string> parse_legacy_held_toml(std::string_view text) {
     if (text.size() > k_max_held_bytes) return tl::unexpected(std::string("larger than the bound of held-jobs"));
     toml::table root;
@@ -243,14 +258,9 @@ tl::expected<std::vector<std::string>, std::string> HeldJobs::persist(
     std::vector<HeldJob> loaded;
     std::error_code ec;
     if (std::filesystem::exists(file, ec)) {
-        if (!std::filesystem::is_regular_file(file, ec))
-            return tl::unexpected(file.string() + " is not a regular file; move it away");
-        std::ifstream in(file, std::ios::binary);
-        if (!in) return tl::unexpected("cannot read " + file.string() + "; fix its permissions or move it away");
-        std::string text(k_max_held_bytes + 1, '\0');
-        in.read(text.data(), static_cast<std::streamsize>(text.size()));
-        if (in.bad()) return tl::unexpected("cannot read " + file.string() + "; fix or move it away");
-        text.resize(static_cast<std::size_t>(in.gcount()));
+        auto read = read_held_file(file);
+        if (!read) return tl::unexpected(read.error());
+        std::string& text = *read;
         if (text.size() > k_max_held_bytes) {
             text.resize(k_max_held_bytes);
             problems.push_back(file.string() + ": larger than " + std::to_string(k_max_held_bytes) +
@@ -276,8 +286,7 @@ tl::expected<std::vector<std::string>, std::string> HeldJobs::persist(
     if (ec) return tl::unexpected("cannot create " + file.parent_path().string() + ": " + ec.message());
     std::lock_guard lock(mutex_);
     for (auto& j : loaded)
-        if (std::none_of(jobs_.begin(), jobs_.end(), [&](const HeldJob& h) { return h.id == j.id; }))
-            jobs_.push_back(std::move(j));
+        if (locate(jobs_, j.id) == jobs_.end()) jobs_.push_back(std::move(j));
     file_ = std::move(file);
     on_error_ = std::move(on_error);
     return problems;
@@ -301,8 +310,7 @@ void HeldJobs::set_decision_handler(DecisionHandler handler) {
 
 bool HeldJobs::hold(HeldJob job) {
     std::lock_guard lock(mutex_);
-    if (std::any_of(jobs_.begin(), jobs_.end(), [&](const HeldJob& j) { return j.id == job.id; }))
-        return false;
+    if (locate(jobs_, job.id) != jobs_.end()) return false;
     job.decision.reset();
     jobs_.push_back(std::move(job));
     save_or_report();
@@ -324,9 +332,8 @@ std::vector<HeldJob> HeldJobs::all() const {
 
 std::optional<HeldJob> HeldJobs::find(const std::string& id) const {
     std::lock_guard lock(mutex_);
-    for (const auto& j : jobs_)
-        if (j.id == id) return j;
-    return std::nullopt;
+    auto it = locate(jobs_, id);
+    return it == jobs_.end() ? std::nullopt : std::optional<HeldJob>(*it);
 }
 
 tl::expected<HeldJob, DecideFailure> HeldJobs::decide(const std::string& id, JobDecision decision,
@@ -335,7 +342,7 @@ tl::expected<HeldJob, DecideFailure> HeldJobs::decide(const std::string& id, Job
     DecisionHandler handler;
     {
         std::lock_guard lock(mutex_);
-        auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](const HeldJob& j) { return j.id == id; });
+        auto it = locate(jobs_, id);
         if (it == jobs_.end())
             return tl::unexpected(DecideFailure{DecideFailure::Kind::not_held, "no held print job '" + id + "'"});
         if (it->decision)
@@ -359,7 +366,7 @@ tl::expected<HeldJob, DecideFailure> HeldJobs::decide(const std::string& id, Job
 
 bool HeldJobs::take_approval(const std::string& id) {
     std::lock_guard lock(mutex_);
-    auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](const HeldJob& j) { return j.id == id; });
+    auto it = locate(jobs_, id);
     if (it == jobs_.end() || it->decision != JobDecision::approved) return false;
     jobs_.erase(it);
     save_or_report();
@@ -368,7 +375,7 @@ bool HeldJobs::take_approval(const std::string& id) {
 
 void HeldJobs::forget(const std::string& id) {
     std::lock_guard lock(mutex_);
-    auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](const HeldJob& j) { return j.id == id; });
+    auto it = locate(jobs_, id);
     if (it == jobs_.end()) return;
     jobs_.erase(it);
     save_or_report();

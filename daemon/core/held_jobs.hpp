@@ -59,6 +59,10 @@ struct HeldFile {
 std::string serialize_held_jobs(const std::vector<HeldJob>& jobs);
 HeldFile parse_held_jobs(std::string_view text, const std::string& name);
 
+// At most k_max_held_bytes + 1 bytes of `file` (one more tells a file over the bound); the
+// error says what to do. For held-jobs and the legacy file alike.
+tl::expected<std::string, std::string> read_held_file(const std::filesystem::path& file);
+
 // The file custguard kept before held-jobs (print/held.toml: [[job]] tables, only jobs
 // whose scan failed). Read once at start and imported; bounded like held-jobs.
 tl::expected<std::vector<HeldJob>, std::string> parse_legacy_held_toml(std::string_view text);
