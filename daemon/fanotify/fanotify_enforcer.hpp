@@ -63,7 +63,7 @@ struct FanotifyOptions {
     std::function<std::optional<std::uint32_t>(std::uint32_t tgid)> exec_flags;
     // The threads of a process and whether any is traced (a BPF iterator), for
     // allow_programs; empty, or no answer: each thread's /proc status is read.
-    std::function<std::optional<fan::ThreadScan>(std::uint32_t tgid)> threads;
+    fan::TaskReader::Threads threads;
 };
 
 // Extra counters for status and the benchmark.

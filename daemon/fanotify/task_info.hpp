@@ -32,13 +32,6 @@ struct TaskInfo {
     InodeKey exe;
 };
 
-// Reads tasks blocked in open(2) (so their credentials cannot change under us). Syscalls
-// are the cost here, so per task it keeps a thread pidfd (PIDFD_GET_INFO, Linux 6.13, gives
-// the credentials in one ioctl, and fails once the task is gone, so a reused tid is never
-// mistaken for the old task), its /proc directory and an open /proc/<tid>/syscall (pread
-// regenerates it). comm and loginuid change with exec or login only: they are reread when
-// the executable's inode changes. Falls back to /proc/<tid>/status. One reader per
-// thread: not thread-safe.
 // The threads of a process and whether a tracer is attached to any, from a kernel iterator
 // (see proc_iter.hpp).
 struct ThreadScan {
@@ -46,6 +39,13 @@ struct ThreadScan {
     bool traced = false;
 };
 
+// Reads tasks blocked in open(2) (so their credentials cannot change under us). Syscalls
+// are the cost here, so per task it keeps a thread pidfd (PIDFD_GET_INFO, Linux 6.13, gives
+// the credentials in one ioctl, and fails once the task is gone, so a reused tid is never
+// mistaken for the old task), its /proc directory and an open /proc/<tid>/syscall (pread
+// regenerates it). comm and loginuid change with exec or login only: they are reread when
+// the executable's inode changes. Falls back to /proc/<tid>/status. One reader per
+// thread: not thread-safe.
 class TaskReader {
 public:
     // The exec tracker's CG_TASK_* flags of a process (see FanotifyOptions::exec_flags).
