@@ -49,8 +49,6 @@ int cg_task_sockets(struct bpf_iter__task_file *ctx)
 		BPF_CORE_READ_INTO(&out.peer, sk, __sk_common.skc_v6_daddr);
 	else
 		return 0;
-	out.inode = BPF_CORE_READ(file, f_inode, i_ino);
-	out.fd = ctx->fd;
 	out.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	out.state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	bpf_seq_write(seq, &out, sizeof(out));

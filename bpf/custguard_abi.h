@@ -420,12 +420,10 @@ struct cg_smb_peers {
  * order; peer: network order, IPv4 in the first 4 bytes.
  */
 struct cg_held_socket {
-	__u64 inode;
-	__u32 fd;
 	__u16 family;
 	__u16 local_port;
 	__u8 state;
-	__u8 pad[7];
+	__u8 pad[3];
 	__u8 peer[16];
 };
 

@@ -17,11 +17,10 @@
 
 namespace custguard::daemon::fan {
 
-static_assert(sizeof(cg_held_socket) == 40);
-static_assert(offsetof(cg_held_socket, fd) == 8);
-static_assert(offsetof(cg_held_socket, local_port) == 14);
-static_assert(offsetof(cg_held_socket, state) == 16);
-static_assert(offsetof(cg_held_socket, peer) == 24);
+static_assert(sizeof(cg_held_socket) == 24);
+static_assert(offsetof(cg_held_socket, local_port) == 2);
+static_assert(offsetof(cg_held_socket, state) == 4);
+static_assert(offsetof(cg_held_socket, peer) == 8);
 static_assert(sizeof(cg_thread_state) == 8);
 
 namespace {
