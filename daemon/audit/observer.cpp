@@ -207,7 +207,8 @@ struct AuditObserver::Impl {
         // The record's path is the name the reader gave, in its own mount namespace: it
         // confirms the zone where it resolves here (through a symlink too), and where it
         // names no zone of ours (a bind or overlay mount elsewhere) the key still decides.
-        // A key naming no zone of ours is another custguardd's rule or a stale one.
+        // A key naming no zone of ours is a stale rule; a shared root's key (shared_root_zone)
+        // names none either: its events outside every zone's path are filtered out here.
         const policy::Zone* zone = nullptr;
         std::string eval_path;
         if (path) {

@@ -1,6 +1,7 @@
 // The audit observer: custguardd's second sensor, built on the kernel's audit.
 //
-//   apply(policy)   -> watch rules custguard:<zone> (libaudit, exit list, read permission)
+//   apply(policy)   -> watch rules custguard:<instance>:<zone> (libaudit, exit list, read
+//                      permission), at most max_watch_rules (rules.hpp) however many zones
 //   reader thread   <- multicast group AUDIT_NLGRP_READLOG -> parse -> assemble -> access
 //        observe mode:     every read of a zone file becomes an access record, decided
 //                          by the policy (what the enforcer would have done), sensor=audit
