@@ -46,8 +46,8 @@ void keep_outermost(std::vector<std::string>& paths) {
     std::vector<std::string> out;
     for (const auto& p : all) {
         bool covered = false;
-        for (auto slash = p.rfind('/'); slash != std::string::npos && slash > 0 && !covered; slash = p.rfind('/', slash - 1))
-            covered = all.contains(p.substr(0, slash));
+        for (auto cut = p.rfind('/'); cut != std::string::npos && cut > 0 && !covered; cut = p.rfind('/', cut - 1))
+            covered = all.contains(p.substr(0, cut));
         if (!covered) out.push_back(p);
     }
     std::sort(out.begin(), out.end());
@@ -84,7 +84,8 @@ std::vector<WatchSpec> bounded_specs(std::vector<WatchSpec> exact, std::size_t m
                 if (s.path == r) only = &s;
             }
         if (covered == 1 && only) out.push_back(*only);
-        else out.push_back({r, std::string(shared_root_zone), true});
+        else  // one file in two zones stays a file watch
+            out.push_back({r, std::string(shared_root_zone), !only || only->dir});
     }
     return out;
 }
