@@ -32,6 +32,7 @@
 #include "daemon/audit/observer.hpp"
 #include "daemon/audit/rules.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
+#include "support/support.hpp"
 
 using namespace custguard;
 using namespace std::chrono_literals;
@@ -747,12 +748,13 @@ namespace {
 // A custguardd observing with audit (--enforcer none), its output in dir/log.
 struct ObserveDaemon {
     pid_t pid = -1;
-    ObserveDaemon(const fs::path& policy, const fs::path& state, const fs::path& log) {
+    ObserveDaemon(const fs::path& policy, const fs::path& state, const fs::path& log,
+                  const std::string& bus = "unix:path=/nonexistent") {
         // Built before fork: the child only makes system calls.
         std::vector<std::string> args = {"custguardd", "--policy", policy.string(), "--state-dir", state.string(),
                                          "--enforcer", "none", "--no-journal", "--export",
                                          "jsonl:" + (state.parent_path() / (state.filename().string() + ".jsonl")).string(),
-                                         "--bus-address", "unix:path=/nonexistent"};
+                                         "--bus-address", bus};
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -852,13 +854,23 @@ TEST_CASE("10,000 zones: a bounded number of rules, a stop removes its own only,
     ObserveDaemon b(t.path / "other.toml", state_b, t.path / "b.log");
     REQUIRE(wait_rules(other, 1, 30s) == 1);
     {
-        ObserveDaemon a(t.path / "big.toml", state_a, t.path / "a.log");
+        const cgtest::PrivateBus bus(t.path);
+        ObserveDaemon a(t.path / "big.toml", state_a, t.path / "a.log", bus.address());
         const auto t0 = std::chrono::steady_clock::now();
         const std::size_t n = wait_rules(mine, groups, 60s);
         INFO(logs());
         REQUIRE(n == groups);
         CHECK(rules_with_key_prefix(mine + "*") == groups);
         WARN(zones << " zones: " << n << " rules in place after " << ms_since(t0) << " ms");
+        // custguardctl status: the mode and the rule count.
+        REQUIRE(wait_started(t.path / "a.log", 30s));
+        std::string status;
+        for (int i = 0; i < 50 && status.find("audit") == std::string::npos; ++i) {
+            std::this_thread::sleep_for(100ms);
+            status = run(bus.env() + " " CG_CUSTGUARDCTL " status");
+        }
+        INFO(status);
+        CHECK(status.find("observe, " + std::to_string(groups) + " rules (key custguard:" + tag_a) != std::string::npos);
 
         // Observe mode under a shared root: the zone file's read is recorded with its zone,
         // the read beside the zones is filtered out.
