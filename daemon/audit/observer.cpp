@@ -185,7 +185,9 @@ struct AuditObserver::Impl {
         if (!acc) return;
         auto zone_key = acc->zone_key(options.instance);
         if (!zone_key) return;
-        bump(&ObserverCounters::accesses);
+        // A shared root's reads are zone reads only once their path names a zone (below).
+        const bool shared = *zone_key == shared_root_zone;
+        if (!shared) bump(&ObserverCounters::accesses);
         int flags_arg = -1;
         const PathItem* target = acc->target();
         const bool denied = !acc->success && acc->exit == -EPERM;
@@ -230,6 +232,7 @@ struct AuditObserver::Impl {
             }
             eval_path = zone->paths.front().path;
         }
+        if (shared) bump(&ObserverCounters::accesses);
         std::vector<std::uint32_t> gids{acc->fsgid};
         bool groups_known = true;
         if (zone_has_groups(*zone)) {

@@ -67,8 +67,8 @@ struct ObserverCounters {
     std::uint64_t malformed = 0;      // records that did not parse
     std::uint64_t events = 0;         // assembled events
     std::uint64_t incomplete = 0;     // events without EOE
-    std::uint64_t accesses = 0;       // opens of zone files seen (our key)
-    std::uint64_t ignored = 0;        // our key, but not a successful/denied open
+    std::uint64_t accesses = 0;       // opens of zone files seen (our key; a shared root's: in a zone)
+    std::uint64_t ignored = 0;        // our key, but not a successful/denied open of a zone file
     std::uint64_t recorded = 0;       // access records written (observe mode)
     std::uint64_t mismatches = 0;     // unmatched reads (cross_check)
     std::uint64_t auid_mismatches = 0;

@@ -900,6 +900,10 @@ TEST_CASE("10,000 zones: a bounded number of rules, a stop removes its own only,
         CHECK(line.find("/g3/z3/c.txt") != std::string::npos);
         CHECK(line.find("would be denied") != std::string::npos);
         CHECK(line_of(plain).empty());
+        // The read beside the zones is not counted as a zone read.
+        status = run(bus.env() + " " CG_CUSTGUARDCTL " status");
+        INFO(status);
+        CHECK(status.find(", 1 zone reads seen") != std::string::npos);
 
         a.stop(SIGKILL);
         CHECK(rules_with_key_prefix(mine) == groups);  // stale: nobody removed them
