@@ -448,7 +448,7 @@ struct ControlCommands::Impl {
                     rows.push_back({"audit", "off: " + a["off_reason"].as_string()});
                 else
                     rows.push_back({"audit", a["mode"].as_string() + ", " + a["rules"].as_string() + " rules (key custguard:" +
-                                                 a["instance"].as_string() + ":ZONE), " +
+                                                 a["instance"].as_string() + ":ZONE, or :* for a shared root), " +
                                                  a["accesses"].as_string() + " zone reads seen, " +
                                                  a["mismatches"].as_string() + " mismatches, " +
                                                  a["kernel_lost"].as_string() + " lost in the kernel, " +

@@ -185,7 +185,9 @@ struct AuditObserver::Impl {
         if (!acc) return;
         auto zone_key = acc->zone_key(options.instance);
         if (!zone_key) return;
-        bump(&ObserverCounters::accesses);
+        // A shared root's reads are zone reads only once their path names a zone (below).
+        const bool shared = *zone_key == shared_root_zone;
+        if (!shared) bump(&ObserverCounters::accesses);
         int flags_arg = -1;
         const PathItem* target = acc->target();
         const bool denied = !acc->success && acc->exit == -EPERM;
@@ -207,7 +209,8 @@ struct AuditObserver::Impl {
         // The record's path is the name the reader gave, in its own mount namespace: it
         // confirms the zone where it resolves here (through a symlink too), and where it
         // names no zone of ours (a bind or overlay mount elsewhere) the key still decides.
-        // A key naming no zone of ours is another custguardd's rule or a stale one.
+        // A key naming no zone of ours is a stale rule; a shared root's key (shared_root_zone)
+        // names none either: its events outside every zone's path are filtered out here.
         const policy::Zone* zone = nullptr;
         std::string eval_path;
         if (path) {
@@ -229,6 +232,7 @@ struct AuditObserver::Impl {
             }
             eval_path = zone->paths.front().path;
         }
+        if (shared) bump(&ObserverCounters::accesses);
         std::vector<std::uint32_t> gids{acc->fsgid};
         bool groups_known = true;
         if (zone_has_groups(*zone)) {

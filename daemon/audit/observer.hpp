@@ -1,6 +1,7 @@
 // The audit observer: custguardd's second sensor, built on the kernel's audit.
 //
-//   apply(policy)   -> watch rules custguard:<zone> (libaudit, exit list, read permission)
+//   apply(policy)   -> watch rules custguard:<instance>:<zone> (libaudit, exit list, read
+//                      permission), at most max_watch_rules (rules.hpp) however many zones
 //   reader thread   <- multicast group AUDIT_NLGRP_READLOG -> parse -> assemble -> access
 //        observe mode:     every read of a zone file becomes an access record, decided
 //                          by the policy (what the enforcer would have done), sensor=audit
@@ -66,8 +67,8 @@ struct ObserverCounters {
     std::uint64_t malformed = 0;      // records that did not parse
     std::uint64_t events = 0;         // assembled events
     std::uint64_t incomplete = 0;     // events without EOE
-    std::uint64_t accesses = 0;       // opens of zone files seen (our key)
-    std::uint64_t ignored = 0;        // our key, but not a successful/denied open
+    std::uint64_t accesses = 0;       // opens of zone files seen (our key; a shared root's: in a zone)
+    std::uint64_t ignored = 0;        // our key, but not a successful/denied open of a zone file
     std::uint64_t recorded = 0;       // access records written (observe mode)
     std::uint64_t mismatches = 0;     // unmatched reads (cross_check)
     std::uint64_t auid_mismatches = 0;

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "daemon/audit/access.hpp"
 
@@ -30,7 +32,66 @@ std::string instance_tag(std::string_view state_dir) {
     return out;
 }
 
-std::vector<WatchSpec> watch_specs(const policy::Policy& policy, std::vector<std::string>& warnings) {
+namespace {
+
+std::size_t depth(std::string_view path) { return static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')); }
+
+bool is_under(std::string_view path, std::string_view root) {
+    return path.size() > root.size() && path.starts_with(root) && (root == "/" || path[root.size()] == '/');
+}
+
+// Without duplicates and without paths under another one of the set; sorted.
+void keep_outermost(std::vector<std::string>& paths) {
+    const std::unordered_set<std::string> all(paths.begin(), paths.end());
+    std::vector<std::string> out;
+    for (const auto& p : all) {
+        bool covered = false;
+        for (auto cut = p.rfind('/'); cut != std::string::npos && cut > 0 && !covered; cut = p.rfind('/', cut - 1))
+            covered = all.contains(p.substr(0, cut));
+        if (!covered) out.push_back(p);
+    }
+    std::sort(out.begin(), out.end());
+    paths = std::move(out);
+}
+
+}  // namespace
+
+std::vector<WatchSpec> bounded_specs(std::vector<WatchSpec> exact, std::size_t max_rules) {
+    if (exact.size() <= max_rules) return exact;
+    std::vector<std::string> roots;
+    roots.reserve(exact.size());
+    for (const auto& s : exact) roots.push_back(s.path);
+    keep_outermost(roots);
+    // Lift the deepest roots to their parents until the bound holds; a root directly
+    // under "/" stays (a rule on "/" would report every open of the machine).
+    while (roots.size() > max_rules) {
+        std::size_t deepest = 0;
+        for (const auto& r : roots) deepest = std::max(deepest, depth(r));
+        if (deepest <= 1) break;
+        for (auto& r : roots)
+            if (depth(r) == deepest) r = std::filesystem::path(r).parent_path().string();
+        keep_outermost(roots);
+    }
+    std::vector<WatchSpec> out;
+    out.reserve(roots.size());
+    for (const auto& r : roots) {
+        // A root that is one zone path with nothing else under it keeps its zone's key.
+        const WatchSpec* only = nullptr;
+        std::size_t covered = 0;
+        for (const auto& s : exact)
+            if (s.path == r || is_under(s.path, r)) {
+                ++covered;
+                if (s.path == r) only = &s;
+            }
+        if (covered == 1 && only) out.push_back(*only);
+        else  // one file in two zones stays a file watch
+            out.push_back({r, std::string(shared_root_zone), !only || only->dir});
+    }
+    return out;
+}
+
+std::vector<WatchSpec> watch_specs(const policy::Policy& policy, std::vector<std::string>& warnings,
+                                   std::size_t max_rules) {
     std::vector<WatchSpec> out;
     for (const auto& z : policy.zones) {
         for (const auto& p : z.paths) {
@@ -42,7 +103,7 @@ std::vector<WatchSpec> watch_specs(const policy::Policy& policy, std::vector<std
             out.push_back({p.path, z.name, S_ISDIR(st.st_mode)});
         }
     }
-    return out;
+    return bounded_specs(std::move(out), max_rules);
 }
 
 tl::expected<ReconcileResult, std::string> reconcile_rules(AuditControl& control, std::string_view instance,

@@ -12,6 +12,7 @@
 #include "daemon/audit/assembler.hpp"
 #include "daemon/audit/cross_check.hpp"
 #include "daemon/audit/record.hpp"
+#include "daemon/audit/rules.hpp"
 
 using namespace custguard::audit;
 
@@ -437,5 +438,75 @@ TEST_CASE("cross-check logic: matching - bypass - auid", "[audit][crosscheck]") 
         cc.enforcer_seen(d, 0);
         cc.audit_seen(a, 0);
         CHECK(cc.poll(3 * s).empty());
+    }
+}
+
+namespace custguard::audit {
+std::ostream& operator<<(std::ostream& os, const WatchSpec& w) {
+    return os << w.path << " " << w.zone << (w.dir ? " dir" : " file");
+}
+}  // namespace custguard::audit
+
+TEST_CASE("watch rules stay within max_watch_rules however many zones: common parents, never /", "[audit][rules]") {
+    auto many = [](std::string_view dir, int n, int groups = 1) {
+        std::vector<WatchSpec> out;
+        for (int i = 0; i < n; ++i)
+            out.push_back({std::string(dir) + "/g" + std::to_string(i % groups) + "/z" + std::to_string(i),
+                           "z" + std::to_string(i), true});
+        return out;
+    };
+    auto plus = [](std::vector<WatchSpec> a, std::vector<WatchSpec> b) {
+        a.insert(a.end(), b.begin(), b.end());
+        return a;
+    };
+    struct Row {
+        const char* what;
+        std::vector<WatchSpec> exact;
+        std::size_t bound;
+        std::vector<WatchSpec> want;
+    };
+    const std::vector<Row> rows = {
+        {"within the bound: one exact rule per zone path, nested ones too",
+         {{"/srv/a", "a", true}, {"/srv/a/b", "b", true}, {"/srv/f.txt", "f", false}},
+         16,
+         {{"/srv/a", "a", true}, {"/srv/a/b", "b", true}, {"/srv/f.txt", "f", false}}},
+        {"10,000 zones in one directory and one elsewhere: the directory is shared, the other keeps its key",
+         plus(many("/srv/zones", 10000), {{"/home/finance", "finance", true}}),
+         16,
+         {{"/home/finance", "finance", true}, {"/srv/zones/g0", "*", true}}},
+        {"10,000 zones in 12 groups: one shared rule per group",
+         many("/srv/zones", 10000, 12),
+         16,
+         [] {
+             std::vector<WatchSpec> w;
+             for (const char* g : {"g0", "g1", "g10", "g11", "g2", "g3", "g4", "g5", "g6", "g7", "g8", "g9"})
+                 w.push_back({std::string("/srv/zones/") + g, "*", true});
+             return w;
+         }()},
+        {"a path under a kept root is covered; /a-b is not under /a",
+         {{"/a", "a", true}, {"/a-b", "ab", true}, {"/a/c", "c", true}},
+         2,
+         {{"/a", "*", true}, {"/a-b", "ab", true}}},
+        {"files lift to their directory",
+         {{"/srv/x/1.txt", "one", false}, {"/srv/x/2.txt", "two", false}, {"/srv/y", "y", true}},
+         2,
+         {{"/srv/x", "*", true}, {"/srv/y", "y", true}}},
+        {"one file in two zones stays a file watch",
+         {{"/srv/f.txt", "a", false}, {"/srv/f.txt", "b", false}, {"/srv/y", "y", true}},
+         1,
+         {{"/srv", "*", true}}},
+        {"one file in two zones, within the bound after merging",
+         {{"/srv/f.txt", "a", false}, {"/srv/f.txt", "b", false}, {"/srv/y", "y", true}},
+         2,
+         {{"/srv/f.txt", "*", false}, {"/srv/y", "y", true}}},
+        {"never /: roots right under / stay even beyond the bound",
+         {{"/a/x", "a", true}, {"/b/x", "b", true}, {"/c/x", "c", true}},
+         2,
+         {{"/a", "*", true}, {"/b", "*", true}, {"/c", "*", true}}},
+    };
+    for (const auto& row : rows) {
+        INFO(row.what);
+        auto got = bounded_specs(row.exact, row.bound);
+        CHECK(got == row.want);
     }
 }
