@@ -238,7 +238,7 @@ TEST_CASE("threshold and formatting", "[scan][findings]") {
     CHECK(is_customer_data(f, 3));
     CHECK_FALSE(is_customer_data(f, 4));
     CHECK_FALSE(is_customer_data(Findings{}, 0));
-    CHECK(format_findings(f) == "credit_card=0 my_number=1 email=2 jp_phone=0 jp_address=0 keywords=0");
+    CHECK(format_findings(f) == "credit_card=0 my_number=1 email=2 jp_phone=0 jp_address=0 keywords=0 sensitive=0");
     const Detector some[] = {Detector::email};
     CHECK(format_findings(f, some) == "email=2");
     CHECK(parse_detector("jp_phone") == Detector::jp_phone);
