@@ -21,6 +21,9 @@ scan::DocumentScan sample() {
     d.text_bytes = 1234;
     d.findings.count(scan::Detector::email) = 2;
     d.findings.count(scan::Detector::my_number) = 1;
+    d.findings.count(scan::Detector::sensitive) = 4;
+    d.findings.edm = {{"crm", 1001}, {"members", 7}};
+    d.findings.persons = 1008;
     return d;
 }
 
@@ -54,6 +57,10 @@ TEST_CASE("a result survives the framing unchanged", "[scan][frame]") {
 TEST_CASE("malformed results are refused", "[scan][frame]") {
     const std::string good = frame::encode(sample());
     const std::string end = record(0xFF, "");
+    auto plain = sample();
+    plain.findings.edm.clear();
+    plain.findings.persons = 0;
+    const std::string without_edm = frame::encode(plain);
     struct Case {
         const char* what;
         std::string bytes;
@@ -74,6 +81,7 @@ TEST_CASE("malformed results are refused", "[scan][frame]") {
          "bad reason"},
         {"huge length", std::string("CGX\x02", 4) + std::string("\x05\xff\xff\xff\x7f", 5), "truncated record"},
         {"too large", std::string("CGX\x02", 4) + std::string(frame::max_frame_bytes, 'a'), "larger than allowed"},
+        {"edm entry with an empty name", without_edm.substr(0, without_edm.size() - 5) + record(10, std::string("\x01\x00", 2) + std::string(8, '\0')) + end, "bad edm"},
         {"error mixed with a result", std::string("CGX\x02", 4) + record(9, "oops") + record(4, std::string(1, '\1')) + end,
          "mixed"},
     };
