@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <unicode/regex.h>
@@ -20,6 +21,9 @@ namespace {
 
 constexpr std::size_t kSegment = std::size_t{1} << 20;  // raw bytes folded at once
 constexpr std::size_t kMaxPrimary = 256;                // code points of a primary value
+// Neighbourhoods searched for one record's supporting values: a document repeating one
+// customer's number thousands of times without the name cannot make a scan take minutes.
+constexpr std::uint32_t kMaxAttempts = 64;
 // ICU's regex engine steps per match (roughly milliseconds): a pathological pattern fails
 // the scan instead of hanging it.
 constexpr std::int32_t kRegexTimeLimit = 2000;
@@ -137,6 +141,7 @@ struct Matcher::Session::State {
     std::size_t context = 0;  // leading bytes of pending already folded as a segment's middle
     bool processed = false;
     std::unordered_set<std::uint32_t> persons;
+    std::unordered_map<std::uint32_t, std::uint32_t> attempts;  // failed searches per record
     std::string error;
 
     std::size_t margin() const { return 4 * (m->index_.near + kMaxPrimary) + 16; }
@@ -160,6 +165,8 @@ void Matcher::Session::State::candidate(const std::u32string& text, std::size_t 
     for (; lo != ix.entries.end() && lo->hash == h; ++lo) {
         const std::uint32_t r = lo->record;
         if (persons.contains(r)) continue;
+        auto& tries = attempts[r];
+        if (tries >= kMaxAttempts) continue;
         if (ix.min_supporting == 0) {
             persons.insert(r);
             continue;
@@ -188,6 +195,7 @@ void Matcher::Session::State::candidate(const std::u32string& text, std::size_t 
             }
         }
         if (found >= ix.min_supporting) persons.insert(r);
+        else ++tries;
     }
 }
 
@@ -294,7 +302,7 @@ void Matcher::Session::State::process(std::string_view raw) {
 Matcher::Session::Session(const Matcher& m) {
     auto hasher = Hasher::create(m.key_);
     if (!hasher) throw std::runtime_error(hasher.error());
-    state_ = std::unique_ptr<State>(new State{&m, std::move(*hasher), {}, 0, false, {}, {}});
+    state_ = std::unique_ptr<State>(new State{&m, std::move(*hasher), {}, 0, false, {}, {}, {}});
 }
 Matcher::Session::~Session() = default;
 Matcher::Session::Session(Session&&) noexcept = default;
@@ -330,6 +338,7 @@ tl::expected<std::uint64_t, std::string> Matcher::Session::finish() {
     s.processed = false;
     const std::uint64_t n = s.persons.size();
     s.persons.clear();
+    s.attempts.clear();
     if (!s.error.empty()) return tl::unexpected(std::exchange(s.error, {}));
     return n;
 }

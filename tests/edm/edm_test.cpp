@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -368,4 +369,21 @@ TEST_CASE("e-mail, digits and regex primaries find their values in text", "[edm]
         REQUIRE(n);
         CHECK(*n == c.persons);
     }
+}
+
+TEST_CASE("one customer's number repeated without the name stays cheap and still counts once the name is near",
+          "[edm][regression]") {
+    const auto& crm = built().crm;
+    std::string doc;
+    for (int i = 0; i < 5000; ++i) doc += crm[7].phone + " " + std::string(20, 'x') + "\n";
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto alone = matcher()->count_persons(doc);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    REQUIRE(alone);
+    CHECK(*alone == 0);
+    CHECK(took < std::chrono::seconds(5));
+    // The first 64 neighbourhoods are searched: a name there counts.
+    const auto named = matcher()->count_persons(crm[7].name + " " + doc);
+    REQUIRE(named);
+    CHECK(*named == 1);
 }
