@@ -40,7 +40,11 @@ constexpr int kOutOfMemory = 3;  // the helper caught std::bad_alloc
 constexpr std::size_t kErrorTail = 512;
 constexpr rlim_t kMaxFiles = 64;  // the helper, Ghostscript's pipes and the resource files it opens
 constexpr rlim_t kMaxProcesses = 16;  // of the sandbox user: the helper and Ghostscript, with room for others
-constexpr int kNice = 10;  // scans yield the CPU to file servers and to custguardd itself
+constexpr int kNice = 10;
+// Address space the reader's own shared libraries map before it reads anything (ICU's
+// Unicode data for exact customer matching alone is 30 MiB): added to SandboxOptions::memory
+// so that a small limit still leaves the document its budget.
+constexpr rlim_t kLibraryAllowance = rlim_t{64} << 20;  // scans yield the CPU to file servers and to custguardd itself
 
 class Fd {
 public:
@@ -284,7 +288,7 @@ tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& conf
                    {},
                    options.uid,
                    options.gid,
-                   {options.memory, options.memory},
+                   {options.memory + kLibraryAllowance, options.memory + kLibraryAllowance},
                    {cpu_limit, cpu_limit + 1},
                    {0, 0},
                    {kMaxFiles, kMaxFiles},
