@@ -38,7 +38,8 @@ std::vector<scan::Detector> counted_detectors(const policy::PrintPolicy& print) 
     std::vector<scan::Detector> out;
     for (const auto& name : print.detectors)
         if (auto d = scan::parse_detector(name)) out.push_back(*d);
-    if (out.empty()) out.assign(scan::all_detectors().begin(), scan::all_detectors().end());
+    // Only "edm:NAME" detectors listed: no pattern detector counts.
+    if (print.detectors.empty()) out.assign(scan::all_detectors().begin(), scan::all_detectors().end());
     return out;
 }
 
