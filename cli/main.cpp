@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     custguard::cli::ScanOptions scan_options;
     std::string scan_policy = "/etc/custguard/policy.toml";
     scan->add_option("FILE", scan_options.files, "Files to scan; - reads standard input")->required();
-    scan->add_option("--policy", scan_policy, "Take threshold, detectors, keywords, scan_timeout and scan_memory_mb from this policy's [print]")
+    scan->add_option("--policy", scan_policy, "Take threshold, detectors, keywords, scan_timeout and scan_memory_mb from this policy's [print], and its [edm.NAME] indexes")
         ->capture_default_str();
     scan->add_option("--threshold", scan_options.threshold, "Detector hits that make a document customer data");
     scan->add_option("--detectors", scan_options.detectors, "Detectors to run (comma-separated)")->delimiter(',');
