@@ -27,11 +27,12 @@ _custguardctl() {
         [grant]="add list revoke"
         [print]="held approve reject"
         [printer]="protect unprotect list"
+        [edm]="build"
     )
-    local verbs="status policy zone user device grant print printer history events scan"
+    local verbs="status policy zone user device grant print printer history events scan edm"
 
     case $prev in
-        --policy|--state-dir|-D|--directory|-p|--path)
+        --policy|--state-dir|-D|--directory|-p|--path|--schema|--key|--output)
             _custguardctl_files; return ;;
         -z|--zone)
             COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur")); return ;;
@@ -44,7 +45,9 @@ _custguardctl() {
         -S|--since|-U|--until)
             COMPREPLY=($(compgen -W "today yesterday now -1h -1d" -- "$cur")); return ;;
         --detectors)
-            COMPREPLY=($(compgen -W "credit_card my_number email jp_phone jp_address keywords" -- "$cur")); return ;;
+            COMPREPLY=($(compgen -W "credit_card my_number email jp_phone jp_address keywords sensitive" -- "$cur")); return ;;
+        --encoding)
+            COMPREPLY=($(compgen -W "utf-8 cp932" -- "$cur")); return ;;
         -r|--reason|-c|--comment|-n|--limit|--lines|--threshold|--keywords|--keyword-proximity|--mime-type|--namespace)
             return ;;
     esac
@@ -77,6 +80,7 @@ _custguardctl() {
             "history "*) opts+=" --user --zone --path --event --since --until --limit --namespace --directory" ;;
             "events "*) opts+=" --follow --lines --user --zone --path --event --namespace --directory" ;;
             "scan "*) opts="--help --json --policy --threshold --detectors --keywords --keyword-proximity --mime-type" ;;
+            "edm build") opts="--help --schema --key --output --encoding" ;;
         esac
         COMPREPLY=($(compgen -W "$opts" -- "$cur")); return
     fi
@@ -96,7 +100,7 @@ _custguardctl() {
     [[ -z ${subverbs[$verb]} ]] && pos=$((seen - 1))
 
     case "$verb $sub" in
-        "policy check"|"scan ")
+        "policy check"|"scan "|"edm build")
             _custguardctl_files ;;
         "user allow"|"user revoke")
             if ((pos == 0)); then COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur"))

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/ctl.hpp"
+#include "cli/edm_command.hpp"
 #include "cli/printer_command.hpp"
 #include "cli/scan_command.hpp"
 #include "custguard/common/policy_check.hpp"
@@ -34,6 +35,7 @@ int run_scan_verb(custguard::cli::ScanOptions options, const std::string& policy
         if (scan.get_option("--keyword-proximity")->count() == 0) options.keyword_proximity = print.keyword_proximity;
         options.timeout = std::chrono::seconds(print.scan_timeout_seconds);
         options.memory = std::uint64_t{print.scan_memory_mb} << 20;
+        for (const auto& e : loaded->policy.edm) options.edm.push_back({e.name, e.index, e.key});
     }
     return custguard::cli::run_scan(options, std::cout, std::cerr);
 }
@@ -62,7 +64,7 @@ int main(int argc, char** argv) {
     custguard::cli::ScanOptions scan_options;
     std::string scan_policy = "/etc/custguard/policy.toml";
     scan->add_option("FILE", scan_options.files, "Files to scan; - reads standard input")->required();
-    scan->add_option("--policy", scan_policy, "Take threshold, detectors, keywords, scan_timeout and scan_memory_mb from this policy's [print]")
+    scan->add_option("--policy", scan_policy, "Take threshold, detectors, keywords, scan_timeout and scan_memory_mb from this policy's [print], and its [edm.NAME] indexes")
         ->capture_default_str();
     scan->add_option("--threshold", scan_options.threshold, "Detector hits that make a document customer data");
     scan->add_option("--detectors", scan_options.detectors, "Detectors to run (comma-separated)")->delimiter(',');
@@ -71,6 +73,17 @@ int main(int argc, char** argv) {
     scan->add_option("--keyword-proximity", scan_options.keyword_proximity, "Characters between two keyword hits");
     scan->add_option("--mime-type", scan_options.mime_type, "Document type hint, e.g. application/pdf");
     scan->add_flag("--json", scan_options.json, "Print JSON for scripts");
+
+    auto* edm = app.add_subcommand("edm", "Exact customer matching: build an index from a CRM export (runs locally as root)");
+    edm->require_subcommand(1);
+    custguard::cli::EdmBuildOptions edm_options;
+    auto* edm_build = edm->add_subcommand("build", "Turn a CRM export (CSV) into an index of keyed hashes");
+    edm_build->add_option("CSV", edm_options.csv, "The CRM export; - reads standard input")->required();
+    edm_build->add_option("--schema", edm_options.schema, "TOML file naming the CSV's columns, the primary and supporting fields")
+        ->required();
+    edm_build->add_option("--key", edm_options.key, "Key file (32 bytes, created 0600 when missing); default: key beside the index");
+    edm_build->add_option("--output", edm_options.output, "Index to write; default: /var/lib/custguard/edm/SCHEMA.edm");
+    edm_build->add_option("--encoding", edm_options.encoding, "utf-8 or cp932 (overrides the schema's encoding)");
 
     auto* printer = app.add_subcommand("printer", "Protect CUPS queues with the custguard backend (talks to cupsd)");
     printer->require_subcommand(1);
@@ -107,6 +120,7 @@ int main(int argc, char** argv) {
     if (printer->parsed())
         return custguard::cli::run_printer(printer->get_subcommands().front()->get_name(), printer_queue,
                                            printer_json, std::cout, std::cerr);
+    if (edm_build->parsed()) return custguard::cli::run_edm_build(edm_options, std::cout, std::cerr);
     if (scan->parsed())
         return run_scan_verb(scan_options, scan_policy, scan->get_option("--policy")->count() > 0, *scan);
     if (auto rc = control.run()) return *rc;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <iomanip>
 #include <optional>
 #include <ostream>
@@ -9,6 +10,7 @@
 
 #include "custguard/common/json_string.hpp"
 #include "custguard/common/text_escape.hpp"
+#include "custguard/edm/edm.hpp"
 #include "custguard/scan/document.hpp"
 #include "custguard/scan/extract.hpp"
 #include "custguard/scan/sandbox.hpp"
@@ -41,6 +43,21 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
     if (!config) {
         err << "custguardctl scan: " << config.error() << " — fix [print] in the policy or the options\n";
         return 2;
+    }
+    // EDM indexes are root-only: opened here, passed to the reader as descriptors.
+    for (auto& e : config->edm) {
+        const auto source = std::find_if(options.edm.begin(), options.edm.end(), [&](const EdmSource& s) { return s.name == e.name; });
+        if (source == options.edm.end()) {
+            err << "custguardctl scan: detector edm:" << e.name << " needs an [edm." << e.name
+                << "] table in the policy (name the policy with --policy)\n";
+            return 2;
+        }
+        auto matcher = edm::Matcher::open(source->index, source->key);
+        if (!matcher) {
+            err << "custguardctl scan: edm:" << e.name << ": " << matcher.error() << " (run as root, or rebuild it with 'custguardctl edm build')\n";
+            return 2;
+        }
+        e.matcher = *matcher;
     }
     auto scanner = scan::Scanner::create(*config);
     if (!scanner) {
@@ -102,7 +119,10 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
             out << ",\"findings\":{";
             for (std::size_t k = 0; k < detectors.size(); ++k)
                 out << (k ? "," : "") << json_string(scan::to_string(detectors[k])) << ":" << r.doc.findings.count(detectors[k]);
-            out << "},\"total\":" << r.doc.findings.total() << ",\"customer_data\":" << (r.customer_data ? "true" : "false")
+            for (std::size_t k = 0; k < r.doc.findings.edm.size(); ++k)
+                out << (k || !detectors.empty() ? "," : "") << json_string("edm:" + r.doc.findings.edm[k].name) << ":"
+                    << r.doc.findings.edm[k].persons;
+            out << "},\"persons\":" << r.doc.findings.persons << ",\"total\":" << r.doc.findings.total() << ",\"customer_data\":" << (r.customer_data ? "true" : "false")
                 << "}";
         }
         out << "],\"customer_data\":" << (any_customer ? "true" : "false") << "}\n";
@@ -127,6 +147,9 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
             for (auto d : detectors)
                 out << "  " << std::left << std::setw(12) << scan::to_string(d) << std::right << std::setw(8)
                     << r.doc.findings.count(d) << "\n";
+            for (const auto& e : r.doc.findings.edm)
+                out << "  " << std::left << std::setw(12) << ("edm:" + e.name) << std::right << std::setw(8) << e.persons
+                    << (e.persons == 1 ? " person" : " persons") << "\n";
         }
     }
     if (any_error) return 2;

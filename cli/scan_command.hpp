@@ -11,6 +11,11 @@
 
 namespace custguard::cli {
 
+// An [edm.NAME] table of the policy: the index and key files of detector "edm:NAME".
+struct EdmSource {
+    std::string name, index, key;
+};
+
 struct ScanOptions {
     std::vector<std::string> files;         // "-" reads standard input
     std::uint32_t threshold = 3;            // [print] threshold
@@ -23,6 +28,7 @@ struct ScanOptions {
     std::string ghostscript = "gs";
     std::chrono::milliseconds timeout{30'000};  // [print] scan_timeout
     std::uint64_t memory = std::uint64_t{1} << 30;  // [print] scan_memory_mb
+    std::vector<EdmSource> edm;  // the policy's [edm.NAME] tables, for "edm:NAME" detectors
 };
 
 // Prints per file each detector with its count and whether the file is customer data.

@@ -486,7 +486,7 @@ tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::stri
     std::vector<std::string> names;
     for (const auto& z : loaded.policy.zones) names.push_back(z.name);
     pipeline_->set_zone_names(std::move(names));
-    if (auto r = print_->apply(loaded.policy.print); !r) return tl::unexpected("print gate: " + r.error());
+    if (auto r = print_->apply(loaded.policy.print, loaded.policy.edm); !r) return tl::unexpected("print gate: " + r.error());
     std::lock_guard lock(mutex_);
     warnings_.clear();
     for (const auto& w : loaded.warnings) warnings_.push_back(w.format());

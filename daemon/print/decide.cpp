@@ -38,7 +38,8 @@ std::vector<scan::Detector> counted_detectors(const policy::PrintPolicy& print) 
     std::vector<scan::Detector> out;
     for (const auto& name : print.detectors)
         if (auto d = scan::parse_detector(name)) out.push_back(*d);
-    if (out.empty()) out.assign(scan::all_detectors().begin(), scan::all_detectors().end());
+    // Only "edm:NAME" detectors listed: no pattern detector counts.
+    if (print.detectors.empty()) out.assign(scan::all_detectors().begin(), scan::all_detectors().end());
     return out;
 }
 
@@ -80,6 +81,8 @@ std::string format_hits(const scan::Findings& findings, const std::vector<scan::
     for (auto d : detectors)
         if (auto n = findings.count(d))
             out += (out.empty() ? "" : " ") + std::string(scan::to_string(d)) + "=" + std::to_string(n);
+    for (const auto& e : findings.edm)
+        if (e.persons) out += (out.empty() ? "" : " ") + std::string(scan::edm_prefix) + e.name + "=" + std::to_string(e.persons);
     return out;
 }
 
@@ -109,6 +112,9 @@ Verdict decide(const policy::PrintPolicy& print, const JobFacts& job, const Requ
     // Only the counted detectors add up towards the threshold.
     scan::Findings counted;
     for (auto d : detectors) counted.count(d) = scanned->findings.count(d);
+    // Each distinct customer of an edm: detector counts as one hit.
+    counted.persons = scanned->findings.persons;
+    counted.edm = scanned->findings.edm;
     if (!scan::is_customer_data(counted, print.threshold)) {
         v.action = policy::Action::allow;
         v.reason = "no customer data (" + (counted.total() ? hits + ", " : std::string()) + "below threshold " +

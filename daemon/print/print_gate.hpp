@@ -81,8 +81,10 @@ public:
     PrintGate(const PrintGate&) = delete;
     PrintGate& operator=(const PrintGate&) = delete;
 
-    // A new [print] section (start, reload, state change): rebuilds the scanner.
-    tl::expected<void, std::string> apply(const policy::PrintPolicy& print);
+    // A new [print] section (start, reload, state change): rebuilds the scanner, opening
+    // the index of every "edm:NAME" detector from `edm` (the policy's [edm.NAME] tables);
+    // an index or key that cannot be opened or read is an error, never ignored.
+    tl::expected<void, std::string> apply(const policy::PrintPolicy& print, const std::vector<policy::EdmIndex>& edm = {});
 
     // Decides one job whose documents are readable at `fds` (not closed; the first has
     // the job's content type, the others are recognised by their contents). Thread-safe.

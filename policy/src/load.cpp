@@ -147,7 +147,8 @@ std::optional<ClientMatch> parse_client(std::string_view text) {
 namespace {
 
 const std::vector<std::string_view> k_detectors = {"credit_card", "my_number", "email",
-                                                   "jp_phone", "jp_address", "keywords"};
+                                                   "jp_phone", "jp_address", "keywords", "sensitive"};
+constexpr std::string_view k_edm_prefix = "edm:";
 
 // ---------------------------------------------------------------------------------------
 // the loader
@@ -205,6 +206,13 @@ private:
     void read_mail(const toml::table& table);
     void read_notify(const toml::table& table);
     void read_bulk(const toml::table& table);
+    void read_edm(const toml::table& table);
+    // A detectors entry: a pattern detector, or "edm:NAME" (checked against [edm.NAME]
+    // once every file is read).
+    bool read_detector(const std::string& name, const toml::node& element, const std::string& list);
+    void validate_edm();
+    // Where each "edm:NAME" detector was written, per list ("[print]").
+    std::map<std::string, std::vector<std::pair<std::string, SourcePos>>> edm_at_;
     std::optional<Principal> principal(std::string_view text, const Origin& origin,
                                        bool from_state);
     void read_principals(const toml::node& node, std::string_view what,
@@ -352,7 +360,7 @@ void Loader::load_file(const SourceText& source, OriginKind kind) {
               "fix the syntax at this position; see custguard.policy(5) for the format");
         return;
     }
-    check_keys(root, "the policy", {"daemon", "zone", "print", "mail", "notify", "bulk"});
+    check_keys(root, "the policy", {"daemon", "zone", "print", "mail", "notify", "bulk", "edm"});
     if (const auto* n = root.get("daemon"))
         if (const auto* t = expect_table(*n, "daemon")) read_daemon(*t);
     if (const auto* n = root.get("zone")) {
@@ -373,6 +381,8 @@ void Loader::load_file(const SourceText& source, OriginKind kind) {
         if (const auto* t = expect_table(*n, "notify")) read_notify(*t);
     if (const auto* n = root.get("bulk"))
         if (const auto* t = expect_table(*n, "bulk")) read_bulk(*t);
+    if (const auto* n = root.get("edm"))
+        if (const auto* t = expect_table(*n, "edm")) read_edm(*t);
 }
 
 void Loader::read_daemon(const toml::table& t) {
@@ -591,14 +601,9 @@ void Loader::read_print(const toml::table& t) {
         if (const auto* a = n->as_array(); a && a->empty())
             error(pos(*n), "'detectors' is empty",
                   "remove the key to use every detector, or list the ones to use");
-        for (const auto& [d, element] : get_strings(*n, "detectors")) {
-            if (std::find(k_detectors.begin(), k_detectors.end(), d) == k_detectors.end()) {
-                error(pos(*element), "unknown detector \"" + d + "\"",
-                      "use one of: " + join(k_detectors));
-                continue;
-            }
-            print.detectors.push_back(d);
-        }
+        edm_at_.erase("[print]");
+        for (const auto& [d, element] : get_strings(*n, "detectors"))
+            if (read_detector(d, *element, "[print]")) print.detectors.push_back(d);
     }
     if (const auto* n = t.get("threshold"))
         if (auto v = get_int(*n, "threshold", 1, 1000000)) print.threshold = static_cast<std::uint32_t>(*v);
@@ -748,6 +753,75 @@ void Loader::read_bulk(const toml::table& t) {
               "set max_files = N and/or max_bytes = N, or remove the [bulk] section");
 }
 
+bool Loader::read_detector(const std::string& name, const toml::node& element, const std::string& list) {
+    if (name.starts_with(k_edm_prefix)) {
+        const std::string edm = name.substr(k_edm_prefix.size());
+        if (!valid_name(edm) || edm.size() > 64) {
+            error(pos(element), "\"" + name + "\" is not a valid EDM detector name",
+                  "write \"edm:NAME\" with NAME from a-z, A-Z, 0-9, '-', '_' and '.', as in [edm.NAME]");
+            return false;
+        }
+        edm_at_[list].emplace_back(edm, pos(element));
+        return true;
+    }
+    if (std::find(k_detectors.begin(), k_detectors.end(), name) == k_detectors.end()) {
+        error(pos(element), "unknown detector \"" + name + "\"",
+              "use one of: " + join(k_detectors) + ", or \"edm:NAME\" with an [edm.NAME] table");
+        return false;
+    }
+    return true;
+}
+
+void Loader::read_edm(const toml::table& t) {
+    for (const auto& [key, value] : t) {
+        const std::string name(key.str());
+        if (!valid_name(name) || name.size() > 64) {
+            error(pos(key), "EDM index name \"" + name + "\" is not valid",
+                  "use 1 to 64 characters from a-z, A-Z, 0-9, '-', '_' and '.'");
+            continue;
+        }
+        const auto* table = value.as_table();
+        if (!table) {
+            error(pos(value), "edm." + name + " must be a table, found " + type_name(value),
+                  "write it as [edm." + name + "] with index = \"/var/lib/custguard/edm/" + name + ".edm\"");
+            continue;
+        }
+        const std::string where = "[edm." + name + "]";
+        check_keys(*table, where, {"index", "key"});
+        auto existing = std::find_if(policy_.edm.begin(), policy_.edm.end(), [&](const EdmIndex& e) { return e.name == name; });
+        if (existing == policy_.edm.end()) {
+            policy_.edm.push_back(EdmIndex{name, {}, {}, Origin{kind_, pos(key)}});
+            existing = policy_.edm.end() - 1;
+        }
+        for (const char* k : {"index", "key"}) {
+            const auto* n = table->get(k);
+            if (!n) continue;
+            auto v = get_string(*n, k);
+            if (!v) continue;
+            if (!is_normalised_absolute(*v)) {
+                error(pos(*n), "'" + std::string(k) + "' = \"" + *v + "\" is not a normalised absolute path",
+                      "write e.g. \"/var/lib/custguard/edm/" + name + (k[0] == 'i' ? ".edm" : "/key") + "\"");
+                continue;
+            }
+            (k[0] == 'i' ? existing->index : existing->key) = *v;
+        }
+        if (existing->index.empty())
+            error(pos(key), where + " has no 'index'",
+                  "add index = \"/var/lib/custguard/edm/" + name + ".edm\" (built with custguardctl edm build)");
+        else if (existing->key.empty())
+            existing->key = existing->index.substr(0, existing->index.rfind('/') + 1) + "key";
+    }
+}
+
+void Loader::validate_edm() {
+    for (const auto& [list, entries] : edm_at_)
+        for (const auto& [name, where] : entries)
+            if (!policy_.find_edm(name))
+                error(where, list + " names detector \"edm:" + name + "\" but no [edm." + name + "] table defines its index",
+                      "add [edm." + name + "] with index = \"/var/lib/custguard/edm/" + name +
+                          ".edm\" (custguardctl edm build), or remove the detector");
+}
+
 void Loader::merge_state(const SourceText& source) {
     auto state = parse_state(source.name, source.text);
     if (!state) {
@@ -834,6 +908,7 @@ void Loader::merge_state(const SourceText& source) {
 }
 
 void Loader::validate() {
+    validate_edm();
     // Every zone needs paths; users nobody can match get a warning.
     for (const auto& zone : policy_.zones) {
         if (zone.paths.empty())

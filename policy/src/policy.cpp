@@ -117,6 +117,12 @@ const Zone* Policy::find_zone(std::string_view name) const {
     return nullptr;
 }
 
+const EdmIndex* Policy::find_edm(std::string_view name) const {
+    for (const auto& e : edm)
+        if (e.name == name) return &e;
+    return nullptr;
+}
+
 const NotifyTarget* Policy::find_notify(std::string_view name) const {
     for (const auto& t : notify_targets)
         if (t.name == name) return &t;

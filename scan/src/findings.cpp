@@ -1,14 +1,16 @@
 #include "custguard/scan/findings.hpp"
 
+#include <algorithm>
+
 namespace custguard::scan {
 
 namespace {
 constexpr std::array<Detector, detector_count> kAll = {
     Detector::credit_card, Detector::my_number,  Detector::email,
-    Detector::jp_phone,    Detector::jp_address, Detector::keywords,
+    Detector::jp_phone,    Detector::jp_address, Detector::keywords, Detector::sensitive,
 };
 constexpr std::array<std::string_view, detector_count> kNames = {
-    "credit_card", "my_number", "email", "jp_phone", "jp_address", "keywords",
+    "credit_card", "my_number", "email", "jp_phone", "jp_address", "keywords", "sensitive",
 };
 }  // namespace
 
@@ -32,14 +34,24 @@ std::string known_detector_names() {
     return out;
 }
 
+std::string_view edm_name(std::string_view detector) {
+    return detector.starts_with(edm_prefix) ? detector.substr(edm_prefix.size()) : std::string_view();
+}
+
 std::uint64_t Findings::total() const {
-    std::uint64_t sum = 0;
+    std::uint64_t sum = persons;
     for (auto c : counts) sum += c;
     return sum;
 }
 
 Findings& Findings::operator+=(const Findings& other) {
     for (std::size_t i = 0; i < counts.size(); ++i) counts[i] += other.counts[i];
+    persons += other.persons;
+    for (const auto& e : other.edm) {
+        auto it = std::find_if(edm.begin(), edm.end(), [&](const EdmCount& m) { return m.name == e.name; });
+        if (it == edm.end()) edm.push_back(e);
+        else it->persons += e.persons;
+    }
     return *this;
 }
 
@@ -55,6 +67,13 @@ std::string format_findings(const Findings& findings, std::span<const Detector> 
         out += to_string(d);
         out += '=';
         out += std::to_string(findings.count(d));
+    }
+    for (const auto& e : findings.edm) {
+        if (!out.empty()) out += ' ';
+        out += edm_prefix;
+        out += e.name;
+        out += '=';
+        out += std::to_string(e.persons);
     }
     return out;
 }

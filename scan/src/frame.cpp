@@ -1,5 +1,6 @@
 #include "frame.hpp"
 
+#include <algorithm>
 #include <bitset>
 #include <optional>
 
@@ -19,6 +20,7 @@ enum Tag : std::uint8_t {
     tag_text_bytes = 7,
     tag_findings = 8,
     tag_error = 9,
+    tag_edm = 10,
     tag_end = 0xFF,
 };
 
@@ -77,6 +79,17 @@ std::string encode(const Result& result) {
         std::string findings;
         for (auto c : d.findings.counts) put_uint(findings, c, 8);
         put(out, tag_findings, findings);
+        if (!d.findings.edm.empty()) {
+            std::string edm;
+            put_uint(edm, std::min(d.findings.edm.size(), max_edm_detectors), 1);
+            for (std::size_t i = 0; i < d.findings.edm.size() && i < max_edm_detectors; ++i) {
+                const auto name = clip(d.findings.edm[i].name, max_edm_name);
+                put_uint(edm, name.size(), 1);
+                edm.append(name);
+                put_uint(edm, d.findings.edm[i].persons, 8);
+            }
+            put(out, tag_edm, edm);
+        }
     }
     put(out, tag_end, {});
     return out;
@@ -141,6 +154,22 @@ tl::expected<Result, std::string> decode(std::string_view in) {
             if (!need(8 * detector_count)) return unexpected(std::string("bad findings"));
             for (std::size_t i = 0; i < detector_count; ++i) d.findings.counts[i] = get_uint(v.substr(8 * i), 8);
             break;
+        case tag_edm: {
+            if (len < 1 || static_cast<std::uint8_t>(v[0]) > max_edm_detectors) return unexpected(std::string("bad edm"));
+            std::string_view rest = v.substr(1);
+            for (std::size_t i = static_cast<std::uint8_t>(v[0]); i > 0; --i) {
+                if (rest.empty()) return unexpected(std::string("bad edm"));
+                const std::size_t n = static_cast<std::uint8_t>(rest[0]);
+                if (n == 0 || n > max_edm_name || rest.size() < 1 + n + 8 || !detail::valid_utf8(rest.substr(1, n)))
+                    return unexpected(std::string("bad edm"));
+                const std::uint64_t persons = get_uint(rest.substr(1 + n), 8);
+                d.findings.edm.push_back({std::string(rest.substr(1, n)), persons});
+                d.findings.persons += persons;
+                rest.remove_prefix(1 + n + 8);
+            }
+            if (!rest.empty()) return unexpected(std::string("bad edm"));
+            break;
+        }
         case tag_error:
             if (!text(max_text_field) || len == 0) return unexpected(std::string("bad error"));
             error = std::string(v);

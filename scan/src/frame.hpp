@@ -22,10 +22,12 @@
 
 namespace custguard::scan::frame {
 
-inline constexpr std::uint8_t version = 1;
+inline constexpr std::uint8_t version = 2;  // 2: the sensitive detector and edm
 inline constexpr std::size_t max_frame_bytes = 16 * 1024;
 inline constexpr std::size_t max_text_field = 4096;  // reason, error
 inline constexpr std::size_t max_encoding = 64;
+inline constexpr std::size_t max_edm_detectors = 16;
+inline constexpr std::size_t max_edm_name = 64;
 
 // What the helper reports: a scan, or an error about its environment.
 using Result = tl::expected<DocumentScan, std::string>;

@@ -14,11 +14,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
 
+#include "custguard/edm/edm.hpp"
 #include "frame.hpp"
 #include "seccomp_filter.hpp"
 
@@ -38,7 +40,11 @@ constexpr int kOutOfMemory = 3;  // the helper caught std::bad_alloc
 constexpr std::size_t kErrorTail = 512;
 constexpr rlim_t kMaxFiles = 64;  // the helper, Ghostscript's pipes and the resource files it opens
 constexpr rlim_t kMaxProcesses = 16;  // of the sandbox user: the helper and Ghostscript, with room for others
-constexpr int kNice = 10;  // scans yield the CPU to file servers and to custguardd itself
+constexpr int kNice = 10;
+// Address space the reader's own shared libraries map before it reads anything (ICU's
+// Unicode data for exact customer matching alone is 30 MiB): added to SandboxOptions::memory
+// so that a small limit still leaves the document its budget.
+constexpr rlim_t kLibraryAllowance = rlim_t{64} << 20;  // scans yield the CPU to file servers and to custguardd itself
 
 class Fd {
 public:
@@ -163,6 +169,10 @@ std::vector<std::string> helper_argv(const std::string& helper, const ScannerCon
                                      "--max-text-bytes", std::to_string(options.extract.max_text_bytes),
                                      "--memory", std::to_string(options.memory)};
     for (auto d : config.detectors) argv.insert(argv.end(), {"--detector", std::string(to_string(d))});
+    // Each EDM index (with its key) is inherited as descriptor 3 + i (ChildPlan::edm).
+    for (std::size_t i = 0; i < config.edm.size(); ++i)
+        argv.insert(argv.end(), {"--detector", std::string(edm_prefix) + config.edm[i].name, "--edm",
+                                 config.edm[i].name + "=" + std::to_string(3 + i)});
     for (const auto& k : config.keywords) argv.insert(argv.end(), {"--keyword", k});
     return argv;
 }
@@ -171,6 +181,8 @@ std::vector<std::string> helper_argv(const std::string& helper, const ScannerCon
 // multi-threaded, so nothing may allocate or take a lock there.
 struct ChildPlan {
     int document, out, err;
+    std::array<int, frame::max_edm_detectors> edm;  // sealed memfds, to become 3, 4, ...
+    std::size_t edm_count;
     std::vector<char*> argv, envp;
     int uid, gid;
     rlimit as, cpu, fsize, nofile, nproc, core;
@@ -187,7 +199,13 @@ struct ChildPlan {
         ::close(oom);
     }
     if (::dup2(p.document, 0) < 0 || ::dup2(p.out, 1) < 0 || ::dup2(p.err, 2) < 0) ::_exit(kSetupFailed);
-    ::close_range(3, ~0U, 0);
+    // Above the targets first, so that no dup2 overwrites a descriptor still to be moved.
+    int moved[frame::max_edm_detectors];
+    for (std::size_t i = 0; i < p.edm_count; ++i)
+        if ((moved[i] = ::fcntl(p.edm[i], F_DUPFD, static_cast<int>(3 + frame::max_edm_detectors))) < 0) ::_exit(kSetupFailed);
+    for (std::size_t i = 0; i < p.edm_count; ++i)
+        if (::dup2(moved[i], static_cast<int>(3 + i)) < 0) ::_exit(kSetupFailed);
+    ::close_range(static_cast<unsigned>(3 + p.edm_count), ~0U, 0);
     // The bounding set first (that needs CAP_SETPCAP); a caller without it has nothing to drop.
     const bool privileged = ::geteuid() == 0;
     for (int cap = 0;; ++cap) {
@@ -242,6 +260,11 @@ tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& conf
                           "): reinstall custguard, or set CUSTGUARD_EXTRACT_HELPER");
     const auto& program = base_program();
     if (!program) return unexpected("cannot build the reader's seccomp filter: " + program.error());
+    if (config.edm.size() > frame::max_edm_detectors)
+        return unexpected("more than " + std::to_string(frame::max_edm_detectors) + " edm: detectors");
+    for (const auto& e : config.edm)
+        if (!e.matcher || e.matcher->sealed_fd() < 0)
+            return unexpected("detector edm:" + e.name + " has no index opened from its file for the reader");
     auto document = reopen(fd);
     if (!document) return unexpected(document.error());
     int out_pipe[2], err_pipe[2];
@@ -260,10 +283,12 @@ tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& conf
                    out_write.get(),
                    err_write.get(),
                    {},
+                   config.edm.size(),
+                   {},
                    {},
                    options.uid,
                    options.gid,
-                   {options.memory, options.memory},
+                   {options.memory + kLibraryAllowance, options.memory + kLibraryAllowance},
                    {cpu_limit, cpu_limit + 1},
                    {0, 0},
                    {kMaxFiles, kMaxFiles},
@@ -272,6 +297,7 @@ tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& conf
                    options.uid >= 0,
                    {static_cast<unsigned short>(program->size()), const_cast<sock_filter*>(program->data())},
                    ::getpid()};
+    for (std::size_t i = 0; i < config.edm.size(); ++i) plan.edm[i] = config.edm[i].matcher->sealed_fd();
     for (auto& a : args) plan.argv.push_back(a.data());
     plan.argv.push_back(nullptr);
     for (auto& e : env) plan.envp.push_back(e.data());

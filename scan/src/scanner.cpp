@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "custguard/edm/edm.hpp"
 #include "custguard/scan/normalize.hpp"
 #include "custguard/scan/validate.hpp"
 
@@ -21,6 +22,7 @@ enum : unsigned {
     kPostalMark = 3,    // 〒123-4567
     kPostalPref = 4,    // 123-4567 東京都
     kKeywordBase = 100,
+    kSensitiveBase = 100'000,  // term t has id kSensitiveBase + t
 };
 
 // Separators inside numbers after normalisation (which turns blank runs between digits into
@@ -73,6 +75,7 @@ struct Scanner::Database {
     std::unique_ptr<hs_database_t, DatabaseDeleter> db;
     std::vector<std::size_t> keyword_bytes;  // normalised keyword lengths
     std::vector<std::uint64_t> keyword_chars;
+    std::vector<std::size_t> sensitive_bytes;  // normalised term lengths
     bool digits = false, email = false, postal = false, keywords = false;
 };
 
@@ -81,6 +84,23 @@ void Scanner::ScratchDeleter::operator()(hs_scratch* s) const { hs_free_scratch(
 std::vector<std::string> default_keywords() {
     return {"顧客", "氏名", "住所", "病歴", "診断", "生年月日", "マイナンバー", "個人番号",
             "既往歴", "電話番号", "口座番号"};
+}
+
+std::vector<std::string> sensitive_terms() {
+    // Not "障害" or "診断" alone: システム障害 and システム診断 are everyday IT words.
+    return {"病歴", "病名", "既往歴", "診断書", "診断名", "診療", "病状", "服薬", "投薬", "処方箋", "通院", "入院",
+            "手術", "障がい", "障害者", "身体障害", "精神障害", "知的障害", "遺伝情報", "遺伝子検査", "HIV", "エイズ",
+            "妊娠", "犯罪歴", "前科", "逮捕", "刑事事件", "犯罪被害", "思想信条", "信条", "宗教", "信仰", "人種", "民族",
+            "社会的身分", "門地", "本籍"};
+}
+
+bool ScannerConfig::set_matcher(std::string_view name, std::shared_ptr<const edm::Matcher> matcher) {
+    for (auto& e : edm)
+        if (e.name == name) {
+            e.matcher = std::move(matcher);
+            return true;
+        }
+    return false;
 }
 
 bool ScannerConfig::enabled(Detector d) const {
@@ -94,6 +114,11 @@ tl::expected<ScannerConfig, std::string> ScannerConfig::from_names(
     if (!detectors.empty()) {
         config.detectors.clear();
         for (const auto& name : detectors) {
+            if (const auto e = edm_name(name); !e.empty()) {
+                if (std::none_of(config.edm.begin(), config.edm.end(), [&](const EdmDetector& x) { return x.name == e; }))
+                    config.edm.push_back({std::string(e), nullptr});
+                continue;
+            }
             auto d = parse_detector(name);
             if (!d) {
                 return tl::unexpected("unknown detector '" + name + "' (known: " +
@@ -161,6 +186,19 @@ tl::expected<Scanner, std::string> Scanner::create(ScannerConfig config) {
         db->keywords = !config.keywords.empty();
     }
 
+    if (config.enabled(Detector::sensitive)) {
+        const auto terms = sensitive_terms();
+        for (std::size_t t = 0; t < terms.size(); ++t) {
+            const auto norm = normalize(terms[t]);
+            add(hex_escape(norm), kSensitiveBase + static_cast<unsigned>(t), HS_FLAG_CASELESS);
+            db->sensitive_bytes.push_back(norm.size());
+        }
+    }
+    for (const auto& e : config.edm)
+        if (!e.matcher)
+            return tl::unexpected("detector '" + std::string(edm_prefix) + e.name +
+                                  "' has no index loaded (its [edm." + e.name + "] index must be opened first)");
+
     hs_scratch_t* scratch = nullptr;
     if (!patterns.empty()) {
         std::vector<const char*> cpatterns;
@@ -214,6 +252,7 @@ struct ScanState {
     std::size_t digits_end = 0;  // end of the last digit token handled
     std::size_t email_end = 0;
     std::size_t postal_end = std::numeric_limits<std::size_t>::max();  // last counted postal code
+    std::size_t sensitive_end = 0;  // end of the last counted sensitive term
 
     struct Group {
         std::uint32_t start, len;
@@ -237,6 +276,7 @@ struct ScanState {
         size = n;
         digits_end = email_end = 0;
         postal_end = std::numeric_limits<std::size_t>::max();
+        sensitive_end = 0;
         counted_byte = 0;
         counted_chars = 0;
     }
@@ -254,6 +294,7 @@ struct ScanState {
 
 struct Scanner::Session {
     detail::ScanState state;
+    std::vector<edm::Matcher::Session> edm;  // one per ScannerConfig::edm
     std::string pending;  // raw text not yet cut into a chunk
     std::string error;
 };
@@ -543,6 +584,13 @@ void on_keyword(ScanState& s, std::size_t k, std::size_t to) {
     s.has_last = true;
 }
 
+void on_sensitive(ScanState& s, std::size_t t, std::size_t to) {
+    const std::size_t len = s.db->sensitive_bytes[t];
+    if (to < len || to - len < s.sensitive_end) return;  // inside a counted term (障害 in 精神障害)
+    s.sensitive_end = to;
+    ++s.findings.count(Detector::sensitive);
+}
+
 int on_match(unsigned id, unsigned long long /*from*/, unsigned long long to, unsigned /*flags*/,
              void* ctx) {
     auto& s = *static_cast<ScanState*>(ctx);
@@ -552,7 +600,8 @@ int on_match(unsigned id, unsigned long long /*from*/, unsigned long long to, un
     case kPostalMark: on_postal_mark(s, to); break;
     case kPostalPref: on_postal_pref(s, to); break;
     default:
-        if (id >= kKeywordBase) on_keyword(s, id - kKeywordBase, to);
+        if (id >= kSensitiveBase) on_sensitive(s, id - kSensitiveBase, to);
+        else if (id >= kKeywordBase) on_keyword(s, id - kKeywordBase, to);
     }
     return 0;
 }
@@ -599,6 +648,8 @@ void Scanner::begin() {
     session_->state.config = &config_;
     session_->pending.clear();
     session_->error.clear();
+    session_->edm.clear();
+    for (const auto& e : config_.edm) session_->edm.emplace_back(*e.matcher);
 }
 
 void Scanner::process_chunk(std::string_view raw) {
@@ -619,6 +670,7 @@ void Scanner::process_chunk(std::string_view raw) {
 
 void Scanner::feed(std::string_view data) {
     if (!session_) begin();
+    for (auto& e : session_->edm) e.feed(data);
     auto& pending = session_->pending;
     while (!data.empty()) {
         if (pending.empty() && data.size() > kChunk) {
@@ -647,8 +699,17 @@ tl::expected<Findings, std::string> Scanner::finish() {
         process_chunk(std::string_view(pending).substr(0, end));
         pending.erase(0, end);
     }
+    auto findings = session_->state.findings;
+    for (std::size_t i = 0; i < session_->edm.size(); ++i) {
+        auto persons = session_->edm[i].finish();
+        if (!persons) {
+            if (session_->error.empty()) session_->error = "detector edm:" + config_.edm[i].name + ": " + persons.error();
+            continue;
+        }
+        findings.edm.push_back({config_.edm[i].name, *persons});
+        findings.persons += *persons;
+    }
     auto error = std::move(session_->error);
-    const auto findings = session_->state.findings;
     begin();
     if (!error.empty()) return tl::unexpected(std::move(error));
     return findings;

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "custguard/edm/edm.hpp"
 #include "custguard/scan/document.hpp"
 #include "custguard/scan/extract.hpp"
 #include "custguard/scan/scanner.hpp"
@@ -32,6 +33,7 @@ constexpr int kBadArguments = 2, kOutOfMemory = 3, kCannotWrite = 4;
 struct Arguments {
     std::string mime;
     std::vector<std::string> detectors, keywords;
+    std::vector<std::pair<std::string, int>> edm;  // NAME of edm:NAME, inherited descriptor
     std::uint32_t keyword_proximity = 40;
     scan::ExtractOptions extract;
 };
@@ -52,6 +54,12 @@ bool parse(int argc, char** argv, Arguments& a) {
         else if (key == "--mime-type") a.mime = value;
         else if (key == "--detector") a.detectors.emplace_back(value);
         else if (key == "--keyword") a.keywords.emplace_back(value);
+        else if (key == "--edm") {
+            const std::string_view v = value;
+            const auto eq = v.rfind('=');
+            if (eq == std::string_view::npos || !number(value + eq + 1, n) || n < 3 || n > 64) return false;
+            a.edm.emplace_back(std::string(v.substr(0, eq)), static_cast<int>(n));
+        }
         else if (key == "--keyword-proximity" && number(value, n) && n <= 0xFFFFFFFFu) a.keyword_proximity = static_cast<std::uint32_t>(n);
         else if (key == "--ghostscript") a.extract.ghostscript = value;
         else if (key == "--gs-timeout-ms" && number(value, n)) a.extract.timeout = std::chrono::milliseconds(n);
@@ -93,6 +101,14 @@ int run(const Arguments& a) {
         }
     scan::frame::Result result;
     auto config = scan::ScannerConfig::from_names(a.detectors, a.keywords, a.keyword_proximity);
+    // The EDM indexes the launcher opened for us (we cannot open them: root-only files).
+    for (const auto& [name, fd] : a.edm) {
+        if (!config) break;
+        auto matcher = custguard::edm::Matcher::from_fd(fd);
+        ::close(fd);
+        if (!matcher) config = tl::unexpected("edm:" + name + ": " + matcher.error());
+        else if (!config->set_matcher(name, *matcher)) config = tl::unexpected("edm:" + name + " is no detector");
+    }
     if (!config) {
         result = tl::unexpected("detectors/keywords: " + config.error());
     } else if (auto scanner = scan::Scanner::create(std::move(*config)); !scanner) {

@@ -59,6 +59,13 @@ const Case k_cases[] = {
     {"bad duration unit", "[bulk]\nmax_files = 3\nwindow = \"10w\"\n", 3, 10, "is not a valid duration"},
     {"zero duration", "[bulk]\nmax_files = 3\nwindow = \"0m\"\n", 3, 10, "is not a valid duration"},
     {"unknown detector", "[print]\ndetectors = [\"email\", \"ssn\"]\n", 2, 23, "unknown detector \"ssn\""},
+    // exact customer matching (issue 17): an "edm:NAME" detector needs its [edm.NAME] index
+    {"edm detector without its table", "[print]\ndetectors = [\"email\", \"edm:unknown\"]\n", 2, 23,
+     "names detector \"edm:unknown\" but no [edm.unknown] table"},
+    {"edm detector with a bad name", "[print]\ndetectors = [\"edm:a b\"]\n", 2, 14, "not a valid EDM detector name"},
+    {"edm table without index", "[edm.crm]\nkey = \"/var/lib/custguard/edm/key\"\n", 1, 6, "[edm.crm] has no 'index'"},
+    {"edm index relative", "[edm.crm]\nindex = \"crm.edm\"\n", 2, 9, "not a normalised absolute path"},
+    {"unknown edm key", "[edm.crm]\nindex = \"/var/lib/custguard/edm/crm.edm\"\nsalt = 1\n", 3, 1, "unknown key 'salt' in [edm.crm]"},
     {"bad printer name", "[print]\nallow_printers = [\"floor 3\"]\n", 2, 19, "not a valid CUPS queue name"},
     {"smtp not a URL", "[mail]\nsmtp = \"mail.example\"\n", 2, 8, "not an smtp:// or smtps:// URL"},
     {"from not an address", "[mail]\nfrom = \"custguard\"\n", 2, 8, "'from' = \"custguard\" is not a mail address"},
@@ -247,4 +254,18 @@ TEST_CASE("without required names an unknown user or group is a warning at its v
         INFO(bad);
         CHECK_FALSE(load(bad));
     }
+}
+
+TEST_CASE("edm:NAME detectors load with their [edm.NAME] index, in any order of tables", "[policy][edm]") {
+    auto loaded = load_text("[print]\ndetectors = [\"sensitive\", \"edm:crm\"]\n"
+                            "[edm.crm]\nindex = \"/var/lib/custguard/edm/crm.edm\"\n"
+                            "[edm.other]\nindex = \"/srv/edm/other.edm\"\nkey = \"/etc/custguard/edm.key\"\n");
+    REQUIRE(loaded);
+    const auto& p = loaded->policy;
+    CHECK(p.print.detectors == std::vector<std::string>{"sensitive", "edm:crm"});
+    REQUIRE(p.find_edm("crm"));
+    CHECK(p.find_edm("crm")->index == "/var/lib/custguard/edm/crm.edm");
+    CHECK(p.find_edm("crm")->key == "/var/lib/custguard/edm/key");
+    REQUIRE(p.find_edm("other"));
+    CHECK(p.find_edm("other")->key == "/etc/custguard/edm.key");
 }

@@ -1,5 +1,9 @@
 // The print decision without I/O: user/%group, printer allow-list, content, unreadable
 // documents and scan failures, and who counts as an authenticated print user.
+#include <filesystem>
+
+#include "custguard/edm/edm.hpp"
+#include "daemon/print/print_gate.hpp"
 #include <catch2/catch.hpp>
 
 #include "daemon/print/decide.hpp"
@@ -185,4 +189,52 @@ TEST_CASE("the print user is authenticated only when CUPS says so for this job",
         if (std::string(r.problem).empty()) CHECK(why.empty());
         else CHECK(why.find(r.problem) != std::string::npos);
     }
+}
+
+TEST_CASE("edm persons count toward the threshold, one hit per customer, and show in the reason", "[print][unit][edm]") {
+    auto d = doc(1);
+    d.findings.edm = {{"crm", 2}};
+    d.findings.persons = 2;
+    auto v = print::decide(print_policy(), job("bob", "office"), authed(1002u, {}), d);
+    CHECK(v.customer_data);
+    CHECK(v.action == Action::hold);
+    CHECK(v.reason.find("credit_card=1 edm:crm=2") != std::string::npos);
+    d.findings.edm = {{"crm", 1}};
+    d.findings.persons = 1;
+    CHECK_FALSE(print::decide(print_policy(), job("bob", "office"), authed(1002u, {}), d).customer_data);
+}
+
+TEST_CASE("the print gate refuses an edm: detector whose index is missing, damaged or has no table", "[print][unit][edm]") {
+    namespace fs = std::filesystem;
+    std::string t = (fs::temp_directory_path() / "cg-print-edm-XXXXXX").string();
+    const fs::path dir = ::mkdtemp(t.data());
+    print::PrintGate gate(print::GateHost{});
+    policy::PrintPolicy p = print_policy();
+    p.detectors = {"email", "edm:crm"};
+    const std::vector<policy::EdmIndex> tables = {{"crm", (dir / "crm.edm").string(), (dir / "key").string(), {}}};
+
+    auto no_table = gate.apply(p, {});
+    REQUIRE_FALSE(no_table);
+    CHECK(no_table.error().find("no [edm.crm] table") != std::string::npos);
+
+    auto key = custguard::edm::load_or_create_key((dir / "key").string());
+    REQUIRE(key);
+    auto missing = gate.apply(p, tables);
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().find("[edm.crm]") != std::string::npos);
+    CHECK(missing.error().find((dir / "crm.edm").string()) != std::string::npos);
+
+    custguard::edm::Index index;
+    index.fields = 0;
+    index.min_supporting = 0;
+    REQUIRE(custguard::edm::write_index((dir / "crm.edm").string(), index, *key));
+    CHECK(gate.apply(p, tables));
+
+    fs::resize_file(dir / "crm.edm", fs::file_size(dir / "crm.edm") - 1);
+    auto truncated = gate.apply(p, tables);
+    REQUIRE_FALSE(truncated);
+    CHECK(truncated.error().find("[edm.crm]") != std::string::npos);
+    CHECK(truncated.error().find("rebuild it") != std::string::npos);
+    gate.stop();
+    fs::remove_all(dir);
 }

@@ -377,3 +377,50 @@ TEST_CASE("the backend lists no devices and refuses a URI that wraps nothing", "
     CHECK(bad.rc == 3);  // held: nothing printed, nothing lost
     CHECK(contains(bad.err, "ERROR: custguard: the device URI"));
 }
+
+TEST_CASE("exact customer matching: the record carries CUSTGUARD_PERSONS and edm:crm, persons reach the threshold",
+          "[print][host][edm]") {
+    // The CRM index, built with custguardctl edm build before the daemon starts.
+    char tmpl[] = "/tmp/cg-print-edm-XXXXXX";
+    const std::filesystem::path crm_dir = ::mkdtemp(tmpl);
+    {
+        std::ofstream(crm_dir / "crm.toml") << "columns = [\"id\", \"name\", \"phone\", \"address\"]\n"
+                                                "[primary]\ncolumn = \"phone\"\nkind = \"phone\"\n"
+                                                "[supporting]\ncolumns = [\"name\", \"address\"]\nnear = 100\n";
+        std::ofstream(crm_dir / "crm.csv") << "id,name,phone,address\nC1,山田太郎,090-1111-2222,東京都千代田区1-1\n"
+                                              "C2,鈴木花子,03-3333-4444,大阪府大阪市北区2-2\nC3,佐藤一郎,080-5555-6666,福岡県福岡市3-3\n";
+    }
+    const auto index = (crm_dir / "edm" / "crm.edm").string();
+    auto built = run({CG_CUSTGUARDCTL, "edm", "build", "--schema", (crm_dir / "crm.toml").string(), "--output", index,
+                      (crm_dir / "crm.csv").string()});
+    INFO(built.out << built.err);
+    REQUIRE(built.rc == 0);
+
+    PrintFixture f("action = \"hold\"\nallow_printers = [\"secure\"]\nallow_users = [\"%cgprint-customers\"]\n"
+                   "detectors = [\"jp_address\", \"edm:crm\"]\nthreshold = 2\n\n[edm.crm]\nindex = \"" + index + "\"\n",
+                   /*journal=*/true);
+    // Two of the three customers, written as people write them; the third's number alone.
+    const std::string doc = "お客様 山田 太郎 様　電話 ０９０－１１１１－２２２２\n鈴木花子 03(3333)4444\n"
+                            "折り返し 080-5555-6666 まで\n";
+    int id = f.lp("secure", f.document("persons.txt", doc), "persons", accounts().other);
+    CHECK(f.wait_settled(id).state == k_held);
+    REQUIRE(f.wait_records(id, 1));
+    const auto rec = f.print_records(id)[0];
+    INFO(rec);
+    CHECK(contains(rec, "edm:crm:2"));
+    std::vector<custguard::events::testing::JournalEntry> journal;
+    for (int i = 0; i < 50 && journal.empty(); ++i) {
+        journal = f.journal_records(id);
+        if (journal.empty()) std::this_thread::sleep_for(100ms);
+    }
+    REQUIRE(journal.size() == 1);
+    CHECK(journal[0]["CUSTGUARD_PERSONS"] == "2");
+    CHECK(contains(journal[0]["CUSTGUARD_DETECTORS"], "edm:crm:2"));
+    CHECK(contains(journal[0]["CUSTGUARD_REASON"], "edm:crm=2"));
+    for (const auto& [name, value] : journal[0]) {
+        INFO(name << "=" << value);
+        CHECK_FALSE(contains(value, "山田"));
+        CHECK_FALSE(contains(value, "1111"));
+    }
+    std::filesystem::remove_all(crm_dir);
+}

@@ -146,6 +146,13 @@ TEST_CASE("detectors find synthetic customer data", "[scan][detectors]") {
         {"氏名" + std::string(41, 'x') + "住所", Detector::keywords, 0},
         {"氏名" + std::string(40, 'x') + "住所", Detector::keywords, 1},
         {"氏名" + std::string(10, 'x') + "氏名 住所", Detector::keywords, 1},
+        // sensitive (要配慮個人情報): per occurrence; a term inside a longer one counts once
+        {"既往歴：高血圧。服薬中", Detector::sensitive, 2},
+        {"精神障害者保健福祉手帳", Detector::sensitive, 1},
+        {"身体障害者手帳の交付", Detector::sensitive, 1},
+        {"ＨＩＶ検査 陰性、hiv", Detector::sensitive, 2},
+        {"前科なし。宗教：なし", Detector::sensitive, 2},
+        {"障がいのある方", Detector::sensitive, 1},
     };
     for (const auto& c : cases) {
         INFO(to_string(c.detector) << ": " << c.text);
@@ -186,6 +193,7 @@ TEST_CASE("the false-positive corpus triggers nothing", "[scan][detectors]") {
         "100-0001", "postal code 100-0001 only",
         "user@localhost", "@mention", "a@b.c", "foo@bar", "x@-bad-.com",
         "顧客満足度の向上について",
+        "システム障害の復旧報告", "システム診断を実施しました",
         "version 2.14.0-1234567890",
         "0312345678901",
     };
@@ -238,10 +246,26 @@ TEST_CASE("threshold and formatting", "[scan][findings]") {
     CHECK(is_customer_data(f, 3));
     CHECK_FALSE(is_customer_data(f, 4));
     CHECK_FALSE(is_customer_data(Findings{}, 0));
-    CHECK(format_findings(f) == "credit_card=0 my_number=1 email=2 jp_phone=0 jp_address=0 keywords=0");
+    CHECK(format_findings(f) == "credit_card=0 my_number=1 email=2 jp_phone=0 jp_address=0 keywords=0 sensitive=0");
     const Detector some[] = {Detector::email};
     CHECK(format_findings(f, some) == "email=2");
     CHECK(parse_detector("jp_phone") == Detector::jp_phone);
+    CHECK(parse_detector("sensitive") == Detector::sensitive);
+    CHECK(edm_name("edm:crm") == "crm");
+    CHECK(edm_name("edm:").empty());
+    CHECK(edm_name("email").empty());
+    // Persons count toward the threshold, one per customer, and show per EDM detector.
+    Findings p;
+    p.count(Detector::email) = 1;
+    p.edm = {{"crm", 2}};
+    p.persons = 2;
+    CHECK(p.total() == 3);
+    CHECK(is_customer_data(p, 3));
+    CHECK(format_findings(p, some) == "email=1 edm:crm=2");
+    Findings q = p;
+    q += p;
+    CHECK(q.persons == 4);
+    CHECK(q.edm == std::vector<EdmCount>{{"crm", 4}});
     CHECK_FALSE(parse_detector("phone"));
 }
 

@@ -21,6 +21,9 @@ scan::DocumentScan sample() {
     d.text_bytes = 1234;
     d.findings.count(scan::Detector::email) = 2;
     d.findings.count(scan::Detector::my_number) = 1;
+    d.findings.count(scan::Detector::sensitive) = 4;
+    d.findings.edm = {{"crm", 1001}, {"members", 7}};
+    d.findings.persons = 1008;
     return d;
 }
 
@@ -54,6 +57,10 @@ TEST_CASE("a result survives the framing unchanged", "[scan][frame]") {
 TEST_CASE("malformed results are refused", "[scan][frame]") {
     const std::string good = frame::encode(sample());
     const std::string end = record(0xFF, "");
+    auto plain = sample();
+    plain.findings.edm.clear();
+    plain.findings.persons = 0;
+    const std::string without_edm = frame::encode(plain);
     struct Case {
         const char* what;
         std::string bytes;
@@ -61,20 +68,21 @@ TEST_CASE("malformed results are refused", "[scan][frame]") {
     };
     const Case cases[] = {
         {"empty", "", "no result header"},
-        {"other version", std::string("CGX\x02", 4) + end, "format version 2"},
+        {"other version", std::string("CGX\x03", 4) + end, "format version 3"},
         {"cut short", good.substr(0, good.size() - 3), "truncated"},
         {"no end record", good.substr(0, good.size() - 5), "no end record"},
         {"data after the end", good + "x", "after the end"},
         {"record twice", good.substr(0, good.size() - 5) + record(2, std::string(4, '\0')) + end, "twice"},
-        {"unknown record", std::string("CGX\x01", 4) + record(77, "") + end, "unknown record 77"},
-        {"missing records", std::string("CGX\x01", 4) + record(4, std::string(1, '\1')) + end, "missing"},
-        {"bad readable flag", std::string("CGX\x01", 4) + record(4, std::string(1, '\7')) + end, "bad readable"},
-        {"invalid UTF-8 reason", std::string("CGX\x01", 4) + record(5, "\xff\xfe") + end, "bad reason"},
-        {"oversized reason", std::string("CGX\x01", 4) + record(5, std::string(frame::max_text_field + 1, 'a')) + end,
+        {"unknown record", std::string("CGX\x02", 4) + record(77, "") + end, "unknown record 77"},
+        {"missing records", std::string("CGX\x02", 4) + record(4, std::string(1, '\1')) + end, "missing"},
+        {"bad readable flag", std::string("CGX\x02", 4) + record(4, std::string(1, '\7')) + end, "bad readable"},
+        {"invalid UTF-8 reason", std::string("CGX\x02", 4) + record(5, "\xff\xfe") + end, "bad reason"},
+        {"oversized reason", std::string("CGX\x02", 4) + record(5, std::string(frame::max_text_field + 1, 'a')) + end,
          "bad reason"},
-        {"huge length", std::string("CGX\x01", 4) + std::string("\x05\xff\xff\xff\x7f", 5), "truncated record"},
-        {"too large", std::string("CGX\x01", 4) + std::string(frame::max_frame_bytes, 'a'), "larger than allowed"},
-        {"error mixed with a result", std::string("CGX\x01", 4) + record(9, "oops") + record(4, std::string(1, '\1')) + end,
+        {"huge length", std::string("CGX\x02", 4) + std::string("\x05\xff\xff\xff\x7f", 5), "truncated record"},
+        {"too large", std::string("CGX\x02", 4) + std::string(frame::max_frame_bytes, 'a'), "larger than allowed"},
+        {"edm entry with an empty name", without_edm.substr(0, without_edm.size() - 5) + record(10, std::string("\x01\x00", 2) + std::string(8, '\0')) + end, "bad edm"},
+        {"error mixed with a result", std::string("CGX\x02", 4) + record(9, "oops") + record(4, std::string(1, '\1')) + end,
          "mixed"},
     };
     for (const auto& c : cases) {

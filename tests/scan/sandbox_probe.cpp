@@ -18,7 +18,7 @@ std::string outcome(int rc) { return rc >= 0 ? "allowed" : strerrorname_np(errno
 
 // scan/src/frame.hpp, written out independently: an unreadable result with `reason`.
 std::string result(const std::string& reason) {
-    std::string out("CGX\x01", 4);
+    std::string out("CGX\x02", 4);
     auto record = [&](std::uint8_t tag, const std::string& value) {
         out += static_cast<char>(tag);
         for (int i = 0; i < 4; ++i) out += static_cast<char>((value.size() >> (8 * i)) & 0xFF);
@@ -31,7 +31,7 @@ std::string result(const std::string& reason) {
     record(5, reason);
     record(6, "");                      // encoding
     record(7, std::string(8, '\0'));    // text_bytes
-    record(8, std::string(6 * 8, '\0'));  // findings
+    record(8, std::string(7 * 8, '\0'));  // findings
     record(0xFF, "");
     return out;
 }

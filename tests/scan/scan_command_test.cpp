@@ -110,7 +110,7 @@ TEST_CASE("scan --json", "[scan][cli]") {
     CHECK_THAT(r.out, Catch::StartsWith("{\"threshold\":3,\"files\":[{\"file\":"));
     CHECK_THAT(r.out, Catch::Contains("\"doc_type\":\"postscript\",\"pages\":2,\"readable\":true,\"findings\":{"
                                       "\"credit_card\":2,\"my_number\":1,\"email\":1,\"jp_phone\":1,"
-                                      "\"jp_address\":0,\"keywords\":0},\"total\":5,\"customer_data\":true}"));
+                                      "\"jp_address\":0,\"keywords\":0,\"sensitive\":0},\"persons\":0,\"total\":5,\"customer_data\":true}"));
     CHECK_THAT(r.out, Catch::Contains("\"doc_type\":\"image\",\"pages\":0,\"readable\":false,\"error\":"));
     CHECK_THAT(r.out, Catch::Contains("nope\\\"file"));
     CHECK_THAT(r.out, Catch::EndsWith("\"customer_data\":true}\n"));

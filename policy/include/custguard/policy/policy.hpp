@@ -195,6 +195,15 @@ struct ClientDeny {
     std::uint64_t expires_at = 0;
 };
 
+// [edm.NAME]: the index of exact customer matching detector "edm:NAME" (custguardctl edm
+// build). The files are opened by the daemon and custguardctl, not here (no syscalls).
+struct EdmIndex {
+    std::string name;
+    std::string index;  // absolute path
+    std::string key;    // absolute path; default: "key" in the index's directory
+    Origin origin;
+};
+
 struct Policy {
     DaemonSettings daemon;
     std::vector<Zone> zones;
@@ -202,6 +211,7 @@ struct Policy {
     MailSettings mail;
     std::vector<NotifyTarget> notify_targets;
     BulkPolicy bulk;
+    std::vector<EdmIndex> edm;
     std::vector<Grant> grants;
     std::vector<ClientGrant> client_grants;
     std::vector<Deny> denies;
@@ -209,6 +219,7 @@ struct Policy {
 
     const Zone* find_zone(std::string_view name) const;
     const NotifyTarget* find_notify(std::string_view name) const;
+    const EdmIndex* find_edm(std::string_view name) const;
 };
 
 }  // namespace custguard::policy

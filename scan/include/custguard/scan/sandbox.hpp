@@ -38,7 +38,9 @@ struct SandboxOptions {
     int uid = -1;
     int gid = -1;
     std::chrono::milliseconds timeout{30'000};      // wall clock for the whole scan
-    std::uint64_t memory = std::uint64_t{1} << 30;  // RLIMIT_AS of the helper and of Ghostscript
+    // What reading one document may use: RLIMIT_AS of Ghostscript, and of the helper plus
+    // 64 MiB for the libraries it maps at start (ICU's data alone is 30 MiB).
+    std::uint64_t memory = std::uint64_t{1} << 30;
     ExtractOptions extract;  // passed on (ghostscript, max_text_bytes); its ids and limits are ignored
     // When this descriptor becomes readable, the helper is killed at once and the scan
     // returns an error ending in cancelled_suffix (the daemon is stopping). -1: none.

@@ -22,10 +22,25 @@
 
 struct hs_scratch;
 
+namespace custguard::edm {
+class Matcher;
+}
+
 namespace custguard::scan {
 
 // Keywords used when the policy names none.
 std::vector<std::string> default_keywords();
+
+// What the sensitive detector counts (要配慮個人情報 of the APPI: medical history,
+// disability, criminal record, creed, race, social status, pregnancy ...), one hit per
+// occurrence, case-insensitively after normalisation; overlapping terms count once.
+std::vector<std::string> sensitive_terms();
+
+// An exact customer matching detector "edm:NAME" and the index it matches with.
+struct EdmDetector {
+    std::string name;
+    std::shared_ptr<const edm::Matcher> matcher;  // set by the caller before Scanner::create
+};
 
 struct ScannerConfig {
     std::vector<Detector> detectors{all_detectors().begin(), all_detectors().end()};
@@ -36,16 +51,22 @@ struct ScannerConfig {
     // repeated keyword is 0. Keywords match case-insensitively, after normalisation.
     std::uint32_t keyword_proximity = 40;
 
+    // "edm:NAME" detectors, in the order named. Scanner::create fails when one has no
+    // matcher: the caller loads each [edm.NAME] index (edm::Matcher::open) and sets it.
+    std::vector<EdmDetector> edm;
+
     // From the policy's [print] values:
     //   ScannerConfig::from_names(print.detectors, print.keywords, print.keyword_proximity)
-    // An empty detector list means all detectors; an empty keyword list means
-    // default_keywords(). Fails on unknown detector names and on blank keywords, naming
-    // them.
+    // An empty detector list means all pattern detectors (and no EDM detector); an empty
+    // keyword list means default_keywords(). "edm:NAME" names go to `edm` without a
+    // matcher. Fails on unknown detector names and on blank keywords, naming them.
     static tl::expected<ScannerConfig, std::string> from_names(
         std::span<const std::string> detectors, std::span<const std::string> keywords,
         std::uint32_t keyword_proximity);
 
     bool enabled(Detector d) const;
+    // Sets the matcher of "edm:NAME"; false when the configuration does not name it.
+    bool set_matcher(std::string_view name, std::shared_ptr<const edm::Matcher> matcher);
 };
 
 // Whether this CPU can run the scanner (Hyperscan needs SSSE3); the error says why not.
