@@ -1,6 +1,6 @@
 #include "formats.hpp"
 
-#include <libxml/xmlreader.h>
+#include <expat.h>
 #include <zip.h>
 #include <zlib.h>
 
@@ -9,7 +9,8 @@
 #include <climits>
 #include <cstring>
 #include <memory>
-#include <mutex>
+#include <new>
+#include <type_traits>
 #include <vector>
 
 #include "utf8.hpp"
@@ -164,56 +165,57 @@ private:
 
 // ---- XML -----------------------------------------------------------------------------
 
-struct XmlError {
-    std::string first;
-};
-
-void record_xml_error(void* arg, xmlErrorPtr error) {
-    auto* e = static_cast<XmlError*>(arg);
-    if (!e->first.empty() || !error || !error->message) return;
-    std::string_view m = trim(error->message);
-    e->first = "line " + std::to_string(error->line) + ": " + std::string(m.substr(0, 200));
-    if (!valid_utf8(e->first)) e->first = "line " + std::to_string(error->line);
+std::string_view local_name(const XML_Char* name) {
+    std::string_view n(name);
+    const auto colon = n.rfind(':');
+    return colon == std::string_view::npos ? n : n.substr(colon + 1);
 }
 
-std::string_view as_view(const xmlChar* s) { return s ? std::string_view(reinterpret_cast<const char*>(s)) : std::string_view(); }
+// An attribute's value by local name, from expat's name/value list.
+std::string_view attribute(const XML_Char** attributes, std::string_view name) {
+    for (std::size_t i = 0; attributes && attributes[i]; i += 2)
+        if (local_name(attributes[i]) == name) return attributes[i + 1];
+    return {};
+}
 
-// Streams `xml` through the callbacks: start(local name, reader), end(local name),
-// text(value). Documents with a DTD are refused: Office files have none, and refusing it
-// leaves no entity to expand.
+template <class Start, class End, class Text>
+struct XmlWalk {
+    XML_Parser parser;
+    Start& start;
+    End& end;
+    Text& text;
+    bool doctype = false;
+};
+
+// Streams `xml` through the callbacks: start(local name, attributes), end(local name),
+// text(characters, in pieces). Expat reads without network and external entities; a
+// document with a DTD is refused (Office files have none, and then no entity is expanded).
 template <class Start, class End, class Text>
 std::optional<std::string> walk_xml(std::string_view xml, std::string_view part, Start&& start, End&& end, Text&& text) {
-    static std::once_flag once;
-    std::call_once(once, [] { xmlInitParser(); });
     if (xml.size() > static_cast<std::size_t>(INT_MAX)) return "part " + quoted(part) + " larger than 2 GiB";
-    std::unique_ptr<xmlTextReader, void (*)(xmlTextReaderPtr)> reader(
-        xmlReaderForMemory(xml.data(), static_cast<int>(xml.size()), nullptr, nullptr,
-                           XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING),
-        xmlFreeTextReader);
-    if (!reader) return "damaged XML in " + quoted(part);
-    XmlError error;
-    xmlTextReaderSetStructuredErrorHandler(reader.get(), record_xml_error, &error);
-    int rc;
-    while ((rc = xmlTextReaderRead(reader.get())) == 1) {
-        switch (xmlTextReaderNodeType(reader.get())) {
-        case XML_READER_TYPE_ELEMENT: {
-            const auto name = as_view(xmlTextReaderConstLocalName(reader.get()));
-            start(name, reader.get());
-            if (xmlTextReaderIsEmptyElement(reader.get()) == 1) end(name);
-            break;
-        }
-        case XML_READER_TYPE_END_ELEMENT: end(as_view(xmlTextReaderConstLocalName(reader.get()))); break;
-        case XML_READER_TYPE_TEXT:
-        case XML_READER_TYPE_CDATA:
-        case XML_READER_TYPE_SIGNIFICANT_WHITESPACE: text(as_view(xmlTextReaderConstValue(reader.get()))); break;
-        case XML_READER_TYPE_DOCUMENT_TYPE:
-        case XML_READER_TYPE_ENTITY_REFERENCE:
-            return "XML with a document type declaration in " + quoted(part) + " (Office files have none)";
-        default: break;
-        }
-    }
-    if (rc < 0) return "damaged XML in " + quoted(part) + (error.first.empty() ? "" : " (" + error.first + ")");
-    return std::nullopt;
+    std::unique_ptr<std::remove_pointer_t<XML_Parser>, void (*)(XML_Parser)> parser(XML_ParserCreate(nullptr), XML_ParserFree);
+    if (!parser) throw std::bad_alloc();
+    using Walk = XmlWalk<std::remove_reference_t<Start>, std::remove_reference_t<End>, std::remove_reference_t<Text>>;
+    Walk walk{parser.get(), start, end, text};
+    XML_SetUserData(parser.get(), &walk);
+    XML_SetElementHandler(
+        parser.get(),
+        [](void* w, const XML_Char* name, const XML_Char** attributes) {
+            static_cast<Walk*>(w)->start(local_name(name), attributes);
+        },
+        [](void* w, const XML_Char* name) { static_cast<Walk*>(w)->end(local_name(name)); });
+    XML_SetCharacterDataHandler(parser.get(), [](void* w, const XML_Char* s, int len) {
+        static_cast<Walk*>(w)->text(std::string_view(s, static_cast<std::size_t>(len)));
+    });
+    XML_SetStartDoctypeDeclHandler(parser.get(), [](void* w, const XML_Char*, const XML_Char*, const XML_Char*, int) {
+        auto* walk = static_cast<Walk*>(w);
+        walk->doctype = true;
+        XML_StopParser(walk->parser, XML_FALSE);
+    });
+    if (XML_Parse(parser.get(), xml.data(), static_cast<int>(xml.size()), XML_TRUE) == XML_STATUS_OK) return std::nullopt;
+    if (walk.doctype) return "XML with a document type declaration in " + quoted(part) + " (Office files have none)";
+    return "damaged XML in " + quoted(part) + " (line " + std::to_string(XML_GetCurrentLineNumber(parser.get())) + ": " +
+           XML_ErrorString(XML_GetErrorCode(parser.get())) + ")";
 }
 
 // Text of a WordprocessingML, DrawingML or OpenDocument part: runs joined as written,
@@ -222,7 +224,7 @@ std::optional<std::string> xml_text(std::string_view xml, std::string_view part,
     int cell = 0, skip = 0;
     return walk_xml(
         xml, part,
-        [&](std::string_view n, xmlTextReaderPtr) {
+        [&](std::string_view n, const XML_Char**) {
             if (n == "rPh") ++skip;
             else if (n == "tc" || n == "table-cell") ++cell;
             else if (n == "tab") out += '\t';
@@ -258,7 +260,7 @@ std::optional<std::string> shared_strings(std::string_view xml, std::string_view
     bool too_big = false;
     auto why = walk_xml(
         xml, part,
-        [&](std::string_view n, xmlTextReaderPtr) {
+        [&](std::string_view n, const XML_Char**) {
             if (n == "si") {
                 if (out.text.size() > UINT32_MAX) too_big = true;
                 out.starts.push_back(static_cast<std::uint32_t>(out.text.size()));
@@ -283,11 +285,9 @@ std::optional<std::string> sheet_text(std::string_view xml, std::string_view par
     int skip = 0;
     return walk_xml(
         xml, part,
-        [&](std::string_view n, xmlTextReaderPtr r) {
+        [&](std::string_view n, const XML_Char** attributes) {
             if (n == "c") {
-                xmlChar* t = xmlTextReaderGetAttribute(r, BAD_CAST "t");
-                type = t ? std::string(as_view(t)) : std::string();
-                xmlFree(t);
+                type = attribute(attributes, "t");
                 value.clear();
             } else if (n == "v") in_value = true;
             else if (n == "is") in_inline = true;

@@ -4,8 +4,10 @@
 // ReadMember callback), so a member is read by the same code as a file; every unpacking
 // is counted against the bounds in ExtractOptions (depth, members, expanded bytes, ratio),
 // and a document beyond them is unreadable with a reason, never a hang or an exhausted
-// memory limit. Parsing is memory only: libzip reads from a buffer, libxml2 reads without
-// network, DTD loading or entity substitution, zlib and iconv convert buffers.
+// memory limit. Parsing is memory only: libzip reads from a buffer, expat reads without
+// network or external entities and refuses DTDs, zlib and iconv convert buffers. (Expat,
+// not libxml2: Debian's libxml2 maps ICU's 30 MB of data, and the reader must start within
+// a scan_memory_mb of 64.)
 #pragma once
 
 #include <cstdint>

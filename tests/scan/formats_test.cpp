@@ -1,6 +1,6 @@
 // The formats customers keep data in (issue 17, point 1): CSV/TSV, xlsx, docx, pptx, ods,
 // odt, zip, gzip and mail, each built here at run time, extracted by the real libraries
-// (libzip, libxml2, zlib, iconv) and scanned by the real detectors; and the container
+// (libzip, expat, zlib, iconv) and scanned by the real detectors; and the container
 // bounds: zip bombs, deep nesting and damaged files are unreadable with a reason, fast.
 #include <catch2/catch.hpp>
 
@@ -220,7 +220,7 @@ TEST_CASE("hostile and damaged containers are unreadable with a reason, quickly"
                  .add("xl/sharedStrings.xml", "<?xml version=\"1.0\"?><!DOCTYPE sst [" + dtd + "]><sst><si><t>&e9;</t></si></sst>")
                  .bytes();
          },
-         "XML in 'xl/sharedStrings.xml'"},
+         "document type declaration in 'xl/sharedStrings.xml'"},
         {"zip with an encrypted member",
          [] {
              auto z = ZipBuilder().add("secret.csv", "a,b\n1,2\n", false).bytes();

@@ -143,7 +143,7 @@ TEST_CASE("scan reads documents in the sandboxed reader: a hostile PDF is unread
 }
 
 // Issue 17: per file the format, what it holds and, when unreadable, why; through the
-// sandboxed reader, so its seccomp filter and limits allow libzip, libxml2, zlib and iconv.
+// sandboxed reader, so its seccomp filter and limits allow libzip, expat, zlib and iconv.
 TEST_CASE("scan names the format, sheets and members, and why an archive is unreadable", "[scan][cli][formats]") {
     char dir[] = "/tmp/cgscan-formats.XXXXXX";
     REQUIRE(::mkdtemp(dir));
