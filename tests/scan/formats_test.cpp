@@ -120,6 +120,8 @@ TEST_CASE("customer data is counted in CSV, Office files, archives and mail", "[
         {"UTF-8 CSV, quoted cells, numbers side by side", customer_csv(','), DocType::csv, csv_counts, 1},
         {"CP932 CSV as Excel saves it", scan_test::convert(customer_csv(','), "CP932"), DocType::csv, csv_counts, 1},
         {"TSV", customer_csv('\t'), DocType::tsv, csv_counts, 1},
+        {"UTF-16 TSV as Excel's \"Unicode text\" saves it", scan_test::convert(customer_csv('\t'), "UTF-16"), DocType::tsv,
+         csv_counts, 1},
         {"xlsx: shared strings, rich text, inline strings, numbers",
          xlsx, DocType::xlsx, {{Detector::jp_phone, 2}, {Detector::my_number, 2}, {Detector::email, 1}}, 1},
         {"docx: body, table, header, footer", docx, DocType::docx,
