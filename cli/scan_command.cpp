@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <iomanip>
 #include <optional>
+#include <string_view>
 #include <ostream>
 #include <sstream>
 
@@ -30,7 +31,20 @@ struct FileResult {
     bool customer_data = false;
 };
 
-std::string hits(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " hit" : " hits"); }
+std::string count(std::uint64_t n, std::string_view unit) {
+    return std::to_string(n) + " " + std::string(unit) + (n == 1 ? "" : "s");
+}
+
+std::string hits(std::uint64_t n) { return count(n, "hit"); }
+
+// What a document's pages are called.
+std::string_view page_unit(scan::DocType type) {
+    switch (type) {
+    case scan::DocType::xlsx: return "sheet";
+    case scan::DocType::pptx: return "slide";
+    default: return "page";
+    }
+}
 
 }  // namespace
 
@@ -111,6 +125,7 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
                 continue;
             }
             out << ",\"doc_type\":" << json_string(scan::to_string(r.doc.doc_type)) << ",\"pages\":" << r.doc.pages
+                << ",\"members\":" << r.doc.members << ",\"members_without_text\":" << r.doc.members_without_text
                 << ",\"readable\":" << (r.doc.readable ? "true" : "false");
             if (r.error) {
                 out << ",\"error\":" << json_string(*r.error) << "}";
@@ -139,8 +154,10 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
             }
             // File names come from users: no forged lines or terminal escapes.
             out << escape_text(r.file) << ": " << scan::to_string(r.doc.doc_type);
-            if (r.doc.pages) out << ", " << r.doc.pages << (r.doc.pages == 1 ? " page" : " pages");
+            if (r.doc.pages) out << ", " << count(r.doc.pages, page_unit(r.doc.doc_type));
             if (r.doc.pages_without_text) out << " (" << r.doc.pages_without_text << " without text)";
+            if (r.doc.members) out << ", " << count(r.doc.members, "member");
+            if (r.doc.members_without_text) out << " (" << r.doc.members_without_text << " without text)";
             out << ": " << (r.customer_data ? "CUSTOMER DATA" : "not customer data") << " ("
                 << hits(r.doc.findings.total()) << (r.customer_data ? " >= " : " < ") << "threshold " << threshold
                 << ")\n";

@@ -1,6 +1,8 @@
 // Input: one mode byte, then the document.
 //   mode % 3 == 0: scan the bytes as text, whole and in pieces; the findings must agree.
-//   mode % 3 == 1: extract (sniffing, encodings, PDF) and scan the text.
+//   mode % 3 == 1: extract (sniffing, encodings, CSV, PDF, Office files, zip, gzip, mail)
+//                  and scan the text; containers again with tight bounds, which must
+//                  hold (seeds for the formats: make_format_seeds.py).
 //   mode % 3 == 2: normalisation never grows text; a small-keyword config with tight
 //                  proximity is scanned too.
 #include <cstdint>
@@ -8,6 +10,7 @@
 #include <string_view>
 
 #include "custguard/scan/document.hpp"
+#include "custguard/scan/extract.hpp"
 #include "custguard/scan/normalize.hpp"
 #include "custguard/scan/scanner.hpp"
 
@@ -58,6 +61,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         options.ghostscript.clear();
         auto doc = scan_document(scanner(), input, {}, options);
         if (doc && !doc->readable && doc->findings.total() != 0) std::abort();
+        if (doc && doc->members > 0) {
+            options.max_depth = 1;
+            options.max_members = 8;
+            options.max_expanded_bytes = 64 * 1024;
+            options.max_text_bytes = 64 * 1024;
+            auto tight = extract(input, {}, options);
+            if (tight && tight->readable && (tight->members > 8 || tight->text.size() > options.max_text_bytes)) std::abort();
+        }
         break;
     }
     default: {

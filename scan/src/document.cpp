@@ -23,6 +23,8 @@ DocumentScan from_extracted(const Extracted& e) {
     d.reason = e.reason;
     d.encoding = e.encoding;
     d.text_bytes = e.text.size();
+    d.members = e.members;
+    d.members_without_text = e.members_without_text;
     return d;
 }
 

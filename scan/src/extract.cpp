@@ -19,6 +19,7 @@
 #include <optional>
 #include <vector>
 
+#include "formats.hpp"
 #include "pdf_inspect.hpp"
 #include "postscript_device.hpp"
 #include "printer_language.hpp"
@@ -63,11 +64,15 @@ private:
     iconv_t cd_;
 };
 
-std::optional<std::string> convert(const char* from, std::string_view in) {
+}  // namespace
+
+std::optional<std::string> detail::convert_to_utf8(const char* from, std::string_view in) {
     Iconv cv("UTF-8", from);
     if (!cv.ok()) return std::nullopt;
     return cv.convert(in);
 }
+
+namespace {
 
 // Text is text when control characters other than layout ones are rare.
 bool looks_like_text(std::string_view s) {
@@ -120,7 +125,7 @@ Extracted extract_text(std::string_view bytes, const ExtractOptions& options, st
     if (bom) bytes.remove_prefix(3);
     std::optional<std::string> text;
     if (starts_with(bytes, "\xFF\xFE") || starts_with(bytes, "\xFE\xFF")) {
-        text = convert("UTF-16", bytes);  // the BOM picks the byte order
+        text = detail::convert_to_utf8("UTF-16", bytes);  // the BOM picks the byte order
         e.encoding = "utf-16";
     } else if (detail::valid_utf8(bytes)) {
         if (owned) {
@@ -130,15 +135,20 @@ Extracted extract_text(std::string_view bytes, const ExtractOptions& options, st
             text = std::string(bytes);
         }
         e.encoding = "utf-8";
-    } else if ((text = convert("EUC-JP", bytes))) {
+    } else if ((text = detail::convert_to_utf8("EUC-JP", bytes))) {
         // EUC-JP first: its byte pairs are also valid CP932, the converse is rarely true.
         e.encoding = "euc-jp";
-    } else if ((text = convert("CP932", bytes))) {
+    } else if ((text = detail::convert_to_utf8("CP932", bytes))) {
         e.encoding = "cp932";
     }
     if (!text) return unreadable(DocType::text, "text in an unknown character encoding");
     if (auto why = detail::control_problem(*text)) return unreadable(DocType::text, std::move(*why));
     if (text->size() > options.max_text_bytes) return unreadable(DocType::text, truncated(options));
+    // After decoding, so UTF-16 tables (Excel's "Unicode text") are found too.
+    if (const auto separator = detail::csv_separator(*text)) {
+        e.doc_type = *separator == ',' ? DocType::csv : DocType::tsv;
+        *text = detail::csv_to_text(*text, *separator);
+    }
     e.pages = count_pages(*text);
     e.text = std::move(*text);
     e.readable = true;
@@ -276,6 +286,16 @@ std::string_view to_string(DocType t) {
     case DocType::postscript: return "postscript";
     case DocType::image: return "image";
     case DocType::unknown: return "unknown";
+    case DocType::csv: return "csv";
+    case DocType::tsv: return "tsv";
+    case DocType::xlsx: return "xlsx";
+    case DocType::docx: return "docx";
+    case DocType::pptx: return "pptx";
+    case DocType::ods: return "ods";
+    case DocType::odt: return "odt";
+    case DocType::zip: return "zip";
+    case DocType::gzip: return "gzip";
+    case DocType::eml: return "eml";
     }
     return "unknown";
 }
@@ -296,35 +316,70 @@ DocType sniff(std::string_view bytes, std::string_view mime) {
     // Printer languages (PJL without PostScript, PCL, PCL XL): already rendered, no text.
     if (starts_with(bytes, "\x1B%-12345X") || starts_with(bytes, "\x1B" "E") || starts_with(bytes, ") HP-PCL XL"))
         return DocType::unknown;
+    if (starts_with(bytes, "PK\x03\x04") || starts_with(bytes, "PK\x05\x06")) return detail::zip_kind(bytes);
+    if (starts_with(bytes, "\x1F\x8B")) return DocType::gzip;
     if (starts_with(mime, "image/") || mime == "application/vnd.cups-raster" || mime == "image/pwg-raster" ||
         mime == "image/urf")
         return DocType::image;
     if (mime == "application/pdf") return DocType::pdf;
     if (mime == "application/postscript") return DocType::postscript;
+    if (mime == "message/rfc822") return DocType::eml;
     if (starts_with(bytes, "\xFF\xFE") || starts_with(bytes, "\xFE\xFF")) return DocType::text;
-    if (looks_like_text(bytes)) return DocType::text;
+    if (looks_like_text(bytes)) {
+        if (detail::looks_like_mail(bytes)) return DocType::eml;
+        if (const auto separator = detail::csv_separator(bytes)) return *separator == ',' ? DocType::csv : DocType::tsv;
+        return DocType::text;
+    }
     return DocType::unknown;
 }
 
 namespace {
 
 tl::expected<Extracted, std::string> extract_impl(std::string_view bytes, std::string_view mime_hint,
-                                                  const ExtractOptions& options, std::string* owned) {
+                                                  const ExtractOptions& options, std::string* owned, detail::Nest& nest) {
+    // Members of containers come back here, one level deeper.
+    const detail::ReadMember read = [&options](std::string_view member, std::string_view mime, detail::Nest& n) {
+        auto e = extract_impl(member, mime, options, nullptr, n);
+        return e ? std::move(*e) : unreadable(DocType::unknown, e.error());
+    };
     switch (sniff(bytes, mime_hint)) {
-    case DocType::text: return extract_text(bytes, options, owned);
+    case DocType::text:
+    case DocType::csv:
+    case DocType::tsv: return extract_text(bytes, options, owned);
     case DocType::pdf: return extract_pdf(bytes, options);
-    case DocType::postscript: return extract_postscript(bytes, options);
+    case DocType::postscript:
+        // The reader forbids itself new processes unless the file itself is PostScript.
+        if (nest.depth > 0)
+            return unreadable(DocType::postscript, "PostScript inside a container is not interpreted (scan it on its own)");
+        return extract_postscript(bytes, options);
     case DocType::image: return unreadable(DocType::image, "image or raster document (no text to scan)");
+    case DocType::xlsx:
+    case DocType::docx:
+    case DocType::pptx:
+    case DocType::ods:
+    case DocType::odt:
+    case DocType::zip: return detail::extract_zip(bytes, options, nest, read);
+    case DocType::gzip: return detail::extract_gzip(bytes, options, nest, read);
+    case DocType::eml: return detail::extract_mail(bytes, options, nest, read);
     case DocType::unknown: break;
     }
+    if (starts_with(bytes, "\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1"))
+        return unreadable(DocType::unknown, "legacy Office file (.xls, .doc, .ppt) or Office file with a password "
+                                            "(OLE2): not read; save it as xlsx/docx/pptx without a password");
     return unreadable(DocType::unknown, detail::unknown_format_reason(bytes));
+}
+
+tl::expected<Extracted, std::string> extract_top(std::string_view bytes, std::string_view mime_hint,
+                                                 const ExtractOptions& options, std::string* owned) {
+    detail::Nest nest;
+    return extract_impl(bytes, mime_hint, options, owned, nest);
 }
 
 }  // namespace
 
 tl::expected<Extracted, std::string> extract(std::string_view bytes, std::string_view mime_hint,
                                              const ExtractOptions& options) {
-    return extract_impl(bytes, mime_hint, options, nullptr);
+    return extract_top(bytes, mime_hint, options, nullptr);
 }
 
 tl::expected<Extracted, std::string> extract_file(const std::string& path, std::string_view mime_hint,
@@ -350,7 +405,7 @@ tl::expected<Extracted, std::string> extract_file(const std::string& path, std::
     }
     bytes.resize(have);
     const std::string_view view = bytes;
-    auto result = extract_impl(view, mime_hint, options, &bytes);
+    auto result = extract_top(view, mime_hint, options, &bytes);
     if (!result) return tl::unexpected("'" + path + "': " + result.error());
     return result;
 }

@@ -20,7 +20,9 @@ enum Tag : std::uint8_t {
     tag_text_bytes = 7,
     tag_findings = 8,
     tag_error = 9,
-    tag_edm = 10,
+    tag_members = 10,
+    tag_members_without_text = 11,
+    tag_edm = 12,
     tag_end = 0xFF,
 };
 
@@ -79,6 +81,8 @@ std::string encode(const Result& result) {
         std::string findings;
         for (auto c : d.findings.counts) put_uint(findings, c, 8);
         put(out, tag_findings, findings);
+        if (d.members) put_number(out, tag_members, d.members, 4);
+        if (d.members_without_text) put_number(out, tag_members_without_text, d.members_without_text, 4);
         if (!d.findings.edm.empty()) {
             std::string edm;
             put_uint(edm, std::min(d.findings.edm.size(), max_edm_detectors), 1);
@@ -153,6 +157,14 @@ tl::expected<Result, std::string> decode(std::string_view in) {
         case tag_findings:
             if (!need(8 * detector_count)) return unexpected(std::string("bad findings"));
             for (std::size_t i = 0; i < detector_count; ++i) d.findings.counts[i] = get_uint(v.substr(8 * i), 8);
+            break;
+        case tag_members:
+            if (!need(4)) return unexpected(std::string("bad members"));
+            d.members = static_cast<std::uint32_t>(get_uint(v, 4));
+            break;
+        case tag_members_without_text:
+            if (!need(4)) return unexpected(std::string("bad members_without_text"));
+            d.members_without_text = static_cast<std::uint32_t>(get_uint(v, 4));
             break;
         case tag_edm: {
             if (len < 1 || static_cast<std::uint8_t>(v[0]) > max_edm_detectors) return unexpected(std::string("bad edm"));

@@ -6,7 +6,8 @@
 //
 // Tags: doc_type u8, pages u32, pages_without_text u32, readable u8 (0/1), reason and
 // encoding UTF-8 text, text_bytes u64, findings detector_count x u64, error text (the
-// helper's environment failed, e.g. Ghostscript missing: then no other record but end).
+// helper's environment failed, e.g. Ghostscript missing: then no other record but end),
+// members u32 and members_without_text u32 (containers; optional, absent means 0).
 // The whole result is at most max_frame_bytes; anything else is malformed, and a
 // malformed result is a failed scan.
 #pragma once

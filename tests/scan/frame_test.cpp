@@ -54,6 +54,24 @@ TEST_CASE("a result survives the framing unchanged", "[scan][frame]") {
     CHECK(error->error() == "Ghostscript ('gs') not found");
 }
 
+TEST_CASE("a container's type and members survive the framing; a document without them reads 0", "[scan][frame][formats]") {
+    auto zip = sample();
+    zip.doc_type = scan::DocType::eml;  // the last type: the frame carries all of them
+    zip.members = 70'000;
+    zip.members_without_text = 3;
+    auto decoded = frame::decode(frame::encode(zip));
+    REQUIRE(decoded);
+    REQUIRE(*decoded);
+    CHECK((*decoded)->doc_type == scan::DocType::eml);
+    CHECK((*decoded)->members == 70'000);
+    CHECK((*decoded)->members_without_text == 3);
+
+    auto plain = frame::decode(frame::encode(sample()));
+    REQUIRE(plain);
+    REQUIRE(*plain);
+    CHECK((*plain)->members == 0);
+}
+
 TEST_CASE("malformed results are refused", "[scan][frame]") {
     const std::string good = frame::encode(sample());
     const std::string end = record(0xFF, "");
@@ -75,13 +93,15 @@ TEST_CASE("malformed results are refused", "[scan][frame]") {
         {"record twice", good.substr(0, good.size() - 5) + record(2, std::string(4, '\0')) + end, "twice"},
         {"unknown record", std::string("CGX\x02", 4) + record(77, "") + end, "unknown record 77"},
         {"missing records", std::string("CGX\x02", 4) + record(4, std::string(1, '\1')) + end, "missing"},
+        {"bad members", std::string("CGX\x02", 4) + record(10, std::string(2, '\1')) + end, "bad members"},
+        {"unknown document type", std::string("CGX\x02", 4) + record(1, std::string(1, '\x3F')) + end, "bad doc_type"},
         {"bad readable flag", std::string("CGX\x02", 4) + record(4, std::string(1, '\7')) + end, "bad readable"},
         {"invalid UTF-8 reason", std::string("CGX\x02", 4) + record(5, "\xff\xfe") + end, "bad reason"},
         {"oversized reason", std::string("CGX\x02", 4) + record(5, std::string(frame::max_text_field + 1, 'a')) + end,
          "bad reason"},
         {"huge length", std::string("CGX\x02", 4) + std::string("\x05\xff\xff\xff\x7f", 5), "truncated record"},
         {"too large", std::string("CGX\x02", 4) + std::string(frame::max_frame_bytes, 'a'), "larger than allowed"},
-        {"edm entry with an empty name", without_edm.substr(0, without_edm.size() - 5) + record(10, std::string("\x01\x00", 2) + std::string(8, '\0')) + end, "bad edm"},
+        {"edm entry with an empty name", without_edm.substr(0, without_edm.size() - 5) + record(12, std::string("\x01\x00", 2) + std::string(8, '\0')) + end, "bad edm"},
         {"error mixed with a result", std::string("CGX\x02", 4) + record(9, "oops") + record(4, std::string(1, '\1')) + end,
          "mixed"},
     };

@@ -25,6 +25,8 @@
 #include "custguard/scan/sandbox.hpp"
 #include "../support/exec_plan.hpp"
 #include "hostile_documents.hpp"
+#include "office_documents.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -243,4 +245,46 @@ TEST_CASE("the reader works under a filter that refuses seccomp() as systemd's @
     REQUIRE(::waitpid(child, &status, 0) == child);
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
+}
+
+// Issue 17: Office files and archives are parsed (libzip, expat, zlib, iconv) inside the
+// reader's seccomp filter and limits; a zip bomb ends there as an unreadable document with
+// its reason, not as a failed or killed reader.
+TEST_CASE("an xlsx and a zip bomb through the sandbox", "[scan][sandbox][formats]") {
+    const std::string my_number = scan_test::my_number_complete("12345678901");
+    MemFd xlsx(scan_test::xlsx("<si><t>taro@example.jp</t></si>",
+                               "<row><c t=\"s\"><v>0</v></c><c><v>" + my_number + "</v></c></row>"));
+    auto book = scan::scan_sandboxed(config(), xlsx.fd, {}, options(10s, 1024));
+    REQUIRE(book);
+    CHECK(book->readable);
+    CHECK_FALSE(book->scan_failed);
+    CHECK(book->doc_type == scan::DocType::xlsx);
+    CHECK(book->pages == 1);
+    CHECK(book->findings.count(scan::Detector::email) == 1);
+    CHECK(book->findings.count(scan::Detector::my_number) == 1);
+
+    MemFd bomb(scan_test::ZipBuilder().add("a.csv", "x,y\n1,2\n").add_zeros("zeros.txt", 1024).bytes());
+    const auto start = Clock::now();
+    auto r = scan::scan_sandboxed(config(), bomb.fd, {}, options(10s, 1024));
+    const double took = seconds_since(start);
+    REQUIRE(r);
+    std::printf("zip bomb (%zu bytes, 1 GiB unpacked): %.3f s: %s\n", static_cast<std::size_t>(::lseek(bomb.fd, 0, SEEK_END)), took, r->reason.c_str());
+    CHECK_FALSE(r->readable);
+    CHECK_FALSE(r->scan_failed);
+    CHECK(r->doc_type == scan::DocType::zip);
+    CHECK_THAT(r->reason, Catch::StartsWith("zip bomb: member 'zeros.txt' expands more than 200-fold"));
+    CHECK(took < 5.0);
+
+    // A header that lies (10 bytes declared): stopped while unpacking, within the reader's
+    // default memory.
+    MemFd liar(scan_test::ZipBuilder().add_zeros("zeros.txt", 1024, 10).bytes());
+    const auto liar_start = Clock::now();
+    auto l = scan::scan_sandboxed(config(), liar.fd, {}, options(10s, 1024));
+    const double liar_took = seconds_since(liar_start);
+    REQUIRE(l);
+    std::printf("lying zip bomb: %.3f s: %s\n", liar_took, l->reason.c_str());
+    CHECK_FALSE(l->readable);
+    CHECK_FALSE(l->scan_failed);
+    CHECK_THAT(l->reason, Catch::Contains("member 'zeros.txt'"));
+    CHECK(liar_took < 5.0);
 }

@@ -1,14 +1,18 @@
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "cli/scan_command.hpp"
 #include "hostile_documents.hpp"
+#include "office_documents.hpp"
+#include "test_support.hpp"
 
 using custguard::cli::run_scan;
 using custguard::cli::ScanOptions;
@@ -108,10 +112,10 @@ TEST_CASE("scan --json", "[scan][cli]") {
     const auto r = run(options);
     CHECK(r.status == 2);
     CHECK_THAT(r.out, Catch::StartsWith("{\"threshold\":3,\"files\":[{\"file\":"));
-    CHECK_THAT(r.out, Catch::Contains("\"doc_type\":\"postscript\",\"pages\":2,\"readable\":true,\"findings\":{"
+    CHECK_THAT(r.out, Catch::Contains("\"doc_type\":\"postscript\",\"pages\":2,\"members\":0,\"members_without_text\":0,\"readable\":true,\"findings\":{"
                                       "\"credit_card\":2,\"my_number\":1,\"email\":1,\"jp_phone\":1,"
                                       "\"jp_address\":0,\"keywords\":0,\"sensitive\":0},\"persons\":0,\"total\":5,\"customer_data\":true}"));
-    CHECK_THAT(r.out, Catch::Contains("\"doc_type\":\"image\",\"pages\":0,\"readable\":false,\"error\":"));
+    CHECK_THAT(r.out, Catch::Contains("\"doc_type\":\"image\",\"pages\":0,\"members\":0,\"members_without_text\":0,\"readable\":false,\"error\":"));
     CHECK_THAT(r.out, Catch::Contains("nope\\\"file"));
     CHECK_THAT(r.out, Catch::EndsWith("\"customer_data\":true}\n"));
 }
@@ -136,4 +140,44 @@ TEST_CASE("scan reads documents in the sandboxed reader: a hostile PDF is unread
     CHECK(r.status == 2);
     CHECK_THAT(r.out, Catch::Contains("UNREADABLE (the document could not be read safely: reading it took longer than 2 s"));
     CHECK(took < 2.0 + 3.0);  // the timeout, plus building the detectors first
+}
+
+// Issue 17: per file the format, what it holds and, when unreadable, why; through the
+// sandboxed reader, so its seccomp filter and limits allow libzip, expat, zlib and iconv.
+TEST_CASE("scan names the format, sheets and members, and why an archive is unreadable", "[scan][cli][formats]") {
+    char dir[] = "/tmp/cgscan-formats.XXXXXX";
+    REQUIRE(::mkdtemp(dir));
+    const std::string base = dir;
+    const std::string my_number = scan_test::my_number_complete("12345678901");
+    const std::string xlsx = scan_test::xlsx(
+        "<si><t>taro@example.jp</t></si><si><t>03-1234-5678</t></si>",
+        "<row><c t=\"s\"><v>0</v></c><c t=\"s\"><v>1</v></c><c><v>" + my_number + "</v></c></row>");
+    const std::vector<std::pair<std::string, std::string>> files = {
+        {"book.xlsx", xlsx},
+        {"list.csv.gz", scan_test::gzip("name,phone\n山田,03-1234-5678\n佐藤,03-1234-5679\n")},
+        {"bundle.zip", scan_test::ZipBuilder().add("book.xlsx", xlsx).add("photo.png", "\x89PNG").bytes()},
+        {"bomb.zip", scan_test::ZipBuilder().add_zeros("zeros.txt", 1024).bytes()},
+    };
+    ScanOptions options;
+    for (const auto& [name, bytes] : files) {
+        const std::string path = base + "/" + name;
+        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        REQUIRE(fd >= 0);
+        REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+        ::close(fd);
+        options.files.push_back(path);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = run(options);
+    const auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (const auto& f : options.files) ::unlink(f.c_str());
+    ::rmdir(dir);
+    INFO(r.out << r.err);
+    CHECK(r.status == 2);  // the bomb
+    CHECK_THAT(r.out, Catch::Contains("book.xlsx: xlsx, 1 sheet: CUSTOMER DATA (3 hits >= threshold 3)"));
+    CHECK_THAT(r.out, Catch::Contains("list.csv.gz: gzip, 1 member: not customer data (2 hits < threshold 3)"));
+    CHECK_THAT(r.out, Catch::Contains("bundle.zip: zip, 2 members (1 without text): CUSTOMER DATA (3 hits"));
+    CHECK_THAT(r.out, Catch::Contains("bomb.zip: zip: UNREADABLE (zip bomb: member 'zeros.txt' expands more than 200-fold"));
+    CHECK_THAT(r.err, Catch::Contains("bomb.zip") && Catch::Contains("zip bomb"));
+    CHECK(took < 10.0);
 }

@@ -24,6 +24,8 @@ struct DocumentScan {
     std::string reason;
     std::string encoding;
     std::uint64_t text_bytes = 0;  // extracted text scanned
+    std::uint32_t members = 0;               // containers: see Extracted
+    std::uint32_t members_without_text = 0;
     Findings findings;             // all zero when not readable
     // The extraction did not finish (the sandboxed helper crashed, ran out of memory or
     // time, or answered garbage): readable is false and `reason` says what happened.

@@ -1,5 +1,9 @@
-// Text extraction from print spool documents: plain text (UTF-8, UTF-16 with BOM,
-// EUC-JP, Shift_JIS/CP932), PDF (poppler-cpp, in process) and PostScript (Ghostscript's
+// Text extraction from print spool documents and the files customers keep their data in:
+// plain text (UTF-8, UTF-16 with BOM, EUC-JP, Shift_JIS/CP932), CSV/TSV (cells unquoted),
+// Office Open XML (xlsx, docx, pptx), OpenDocument (ods, odt), zip and gzip containers
+// (members read recursively, within the container bounds below), e-mail (.eml: MIME
+// parts, base64 and quoted-printable, ISO-2022-JP/Shift_JIS/UTF-8, attachments read
+// recursively), PDF (poppler-cpp, in process) and PostScript (Ghostscript's
 // txtwrite device in a bounded subprocess: PostScript is a programming language, and
 // real drivers draw text through re-encoded and CID fonts that a hand parser of `show`
 // operators would miss; a separate process with -dSAFER, a timeout, an output cap and a
@@ -25,7 +29,11 @@
 
 namespace custguard::scan {
 
-enum class DocType : std::uint8_t { text, pdf, postscript, image, unknown };
+// Values are part of the reader's result frame: new types are appended.
+enum class DocType : std::uint8_t {
+    text, pdf, postscript, image, unknown,
+    csv, tsv, xlsx, docx, pptx, ods, odt, zip, gzip, eml,
+};
 std::string_view to_string(DocType);
 
 struct Extracted {
@@ -36,6 +44,10 @@ struct Extracted {
     bool readable = false;
     std::string reason;    // why not readable; empty when readable
     std::string encoding;  // of plain text: "utf-8", "utf-16", "euc-jp", "cp932"
+    // Containers (zip, gzip, mail; embedded objects of Office files): members read, and
+    // of those the ones without text (images, unknown binaries).
+    std::uint32_t members = 0;
+    std::uint32_t members_without_text = 0;
 };
 
 struct ExtractOptions {
@@ -47,10 +59,18 @@ struct ExtractOptions {
     // job that escapes -dSAFER still has no privileges. -1: keep the caller's.
     int ghostscript_uid = -1;
     int ghostscript_gid = -1;
+    // Containers (zip, gzip, Office files, mail attachments): a document beyond any bound is
+    // unreadable with a reason ("zip bomb: ...", "nested too deep: ..."), read no further.
+    std::uint32_t max_depth = 3;                                    // containers in containers
+    std::uint32_t max_members = 10'000;                             // in the whole document
+    std::uint64_t max_expanded_bytes = std::uint64_t{256} << 20;  // unpacked, whole document
+    std::uint32_t max_ratio = 200;  // unpacked / packed per member, judged above 1 MiB
 };
 
-// The document type from magic bytes, then the MIME type CUPS gives (e.g.
-// "application/pdf", "image/png", "text/plain"), then a look at the bytes.
+// The document type from magic bytes (zip archives by their member names:
+// [Content_Types].xml and the main part for Office Open XML, mimetype for OpenDocument),
+// then the MIME type CUPS gives (e.g. "application/pdf", "image/png", "text/plain"), then
+// a look at the bytes (mail headers, CSV/TSV rows, text).
 DocType sniff(std::string_view bytes, std::string_view mime_hint = {});
 
 tl::expected<Extracted, std::string> extract(std::string_view bytes, std::string_view mime_hint = {},

@@ -1,5 +1,6 @@
 // Document scans in a sandboxed helper process. Parsing a document (poppler for PDF,
-// Ghostscript for PostScript, iconv for legacy text) is the attack surface of the print
+// Ghostscript for PostScript, iconv for legacy text and mail, libzip, expat and zlib for
+// Office files and archives, all of them in memory) is the attack surface of the print
 // gate: one small PDF can make a parser use gigabytes and hours. So the privileged caller
 // never parses: it starts custguard-extract (scan/tools/extract_main.cpp) with the document
 // as its standard input and
