@@ -748,7 +748,7 @@ void Daemon::on_find(watch::Find&& find) {
     auto& f = find.found;
     policy::WatchAction action = policy::WatchAction::record;
     std::string protect_zone;
-    std::string detail;
+    std::string detail = find.unreadable.empty() ? std::string() : "content not scanned: " + find.unreadable;
     std::optional<policy::Compiled> compiled;
     {
         std::lock_guard lock(mutex_);
@@ -756,8 +756,8 @@ void Daemon::on_find(watch::Find&& find) {
         if (action == policy::WatchAction::protect) {
             // An exact copy joins the zone it was copied from; other finds protect_as.
             protect_zone = !f.copy_of.empty() ? f.copy_of : policy_.watch.protect_as;
-            if (protect_zone.empty()) detail = "no protect_as: a find that is no copy is not protected";
-            else if (enforcer_->name() == "none") detail = "no enforcer: not protected", protect_zone.clear();
+            if (protect_zone.empty()) detail += std::string(detail.empty() ? "" : "; ") + "no protect_as: a find that is no copy is not protected";
+            else if (enforcer_->name() == "none") detail += std::string(detail.empty() ? "" : "; ") + "no enforcer: not protected", protect_zone.clear();
         }
         if (!protect_zone.empty()) {
             // Path kept without tabs or newlines: one line a file in the state file.

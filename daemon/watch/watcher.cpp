@@ -63,6 +63,7 @@ struct Writer {
     std::uint32_t pid = 0;
     std::uint32_t uid = events::no_uid;
     std::string user, exe, client;
+    std::uint64_t exited_at_ns = 0;  // CLOCK_MONOTONIC when /proc no longer had it; 0: alive
 };
 
 struct Pending {
@@ -149,7 +150,14 @@ struct Watcher::Impl {
 
     std::atomic<std::uint64_t> c_events{0}, c_scans{0}, c_finds{0}, c_copies{0}, c_hashed{0};
 
-    explicit Impl(WatcherOptions o, WatcherHost h) : options(std::move(o)), host(std::move(h)), enricher(options.enrich) {}
+    // No reuse of what /proc said of a pid: the shell that created a file and the program
+    // it exec'd to write it share one.
+    static events::EnrichConfig uncached(events::EnrichConfig c) {
+        c.process_ttl = std::chrono::milliseconds(0);
+        return c;
+    }
+    explicit Impl(WatcherOptions o, WatcherHost h)
+        : options(std::move(o)), host(std::move(h)), enricher(uncached(options.enrich)) {}
 
     // --- events ------------------------------------------------------------------------
 
@@ -161,17 +169,15 @@ struct Watcher::Impl {
         w.exe = proc.exe;
         w.client = proc.client;
         if (proc.exited) {
-            // Gone before we looked: the exec tracker still knows its program; the owner of
-            // a file it created is who it wrote as.
-            if (options.enrich.identities) {
-                timespec ts{};
-                ::clock_gettime(CLOCK_MONOTONIC, &ts);
-                if (auto id = options.enrich.identities->identity_at(
-                        pid, static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec)))
-                    w.exe = id->exe;
-            }
-            if (w.uid == events::no_uid) w.uid = st.st_uid;
+            // Gone before we looked: the exec tracker knows its program, once it has read
+            // its own ring buffer (an exec just before the write may still wait there), so
+            // it is asked when the file has settled, for this moment.
+            timespec ts{};
+            ::clock_gettime(CLOCK_MONOTONIC, &ts);
+            w.exited_at_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
         }
+        // Gone before /proc was read: who it wrote as owns a file it created.
+        if (w.uid == events::no_uid) w.uid = st.st_uid;
         if (w.uid != events::no_uid) w.user = enricher.user_name(w.uid);
         return w;
     }
@@ -349,6 +355,11 @@ struct Watcher::Impl {
         f.found.path = e.path;
         f.found.dev = k.dev;
         f.found.ino = k.ino;
+        if (e.writer.exited_at_ns && options.enrich.identities)
+            if (auto id = options.enrich.identities->identity_at(e.writer.pid, e.writer.exited_at_ns))
+                // The program it exec'd last is the one that held the file at its exit
+                // (a shell that opened a redirection, then exec'd the writer).
+                e.writer.exe = id->later_exe.empty() ? id->exe : id->later_exe;
         f.found.pid = e.writer.pid;
         f.found.uid = e.writer.uid;
         f.found.user = e.writer.user;
@@ -362,6 +373,8 @@ struct Watcher::Impl {
         auto scanned = scan::scan_sandboxed(s.scanner, fd.get(), {}, sandbox);
         std::vector<std::string> found_detectors;
         std::uint64_t counted = 0;
+        if (!scanned) f.unreadable = scanned.error();
+        else if (!scanned->readable) f.unreadable = scanned->reason;
         if (scanned && scanned->readable) {
             for (const auto& name : s.detectors) {
                 auto d = scan::parse_detector(name);

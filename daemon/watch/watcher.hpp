@@ -36,6 +36,7 @@ struct Find {
     events::CustomerDataFound found;  // action left empty
     bool customer_data = false;       // above the threshold (a copy may be below)
     std::string zone_sensitivity;     // of copy_of: "personal" | "sensitive"
+    std::string unreadable;           // why the content could not be scanned ("" : scanned)
 };
 
 struct WatcherHost {
