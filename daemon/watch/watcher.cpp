@@ -425,11 +425,20 @@ struct Watcher::Impl {
                     ssize_t n = ::read(fan.get(), buf.data(), buf.size());
                     if (n <= 0) break;
                     const auto at = Clock::now();
-                    auto* md = reinterpret_cast<const fanotify_event_metadata*>(buf.data());
-                    while (FAN_EVENT_OK(md, n)) {
-                        if (md->fd >= 0) ::close(md->fd);  // not used with FID reporting; never leak one
-                        on_event(md, at);
-                        md = FAN_EVENT_NEXT(md, n);
+                    // Events with file names are not padded to 8 bytes: each is copied to
+                    // an aligned buffer before its fields are read.
+                    alignas(fanotify_event_metadata) char event[sizeof(fanotify_event_metadata) + 4096 + 512];
+                    std::size_t off = 0;
+                    while (off + sizeof(fanotify_event_metadata) <= static_cast<std::size_t>(n)) {
+                        fanotify_event_metadata head;
+                        std::memcpy(&head, buf.data() + off, sizeof head);
+                        if (head.event_len < sizeof head || off + head.event_len > static_cast<std::size_t>(n)) break;
+                        if (head.fd >= 0) ::close(head.fd);  // not used with FID reporting; never leak one
+                        if (head.event_len <= sizeof event) {
+                            std::memcpy(event, buf.data() + off, head.event_len);
+                            on_event(reinterpret_cast<const fanotify_event_metadata*>(event), at);
+                        }
+                        off += head.event_len;
                     }
                 }
             }

@@ -264,6 +264,7 @@ TEST_CASE("record only: a find is recorded and nothing is protected; a file with
                                    " && echo 'meeting at ten, nothing else' > " + plain.string()).rc == 0);
     std::chrono::milliseconds took{};
     auto rec = w.wait_record(copy, took);
+    INFO(w.log());
     REQUIRE(rec);
     CHECK(field(*rec, "CUSTGUARD_ACTION") == "recorded");
     CHECK(cgtest::read_as(u.bob, copy) == 0);
