@@ -348,6 +348,7 @@ tl::expected<void, std::string> Daemon::start() {
             spdlog::info("fanotify: an opener's connections and threads are read from /proc ({})", iter.error());
         }
         auto clients = std::make_shared<events::SambaClients>(clients_config);
+        samba_clients_ = clients;  // the watcher names an smbd writer's client with it too
         fo.pending_client = [clients](std::uint32_t tgid, std::string_view comm) { return clients->client(tgid, comm); };
         // allow_clients: a process running a Samba program (by comm, or by executable for
         // one that renamed itself) serves remote clients; it must show which.
@@ -441,6 +442,7 @@ tl::expected<void, std::string> Daemon::start() {
         if (::geteuid() == 0) wo.sandbox.uid = wo.sandbox.gid = 65534;
         wo.enrich = enrich_config;
         wo.enrich.identities = exec_tracker_;
+        wo.samba = samba_clients_ ? samba_clients_ : std::make_shared<events::SambaClients>(enrich_config);
         watch::WatcherHost wh;
         wh.found = [this](watch::Find&& f) { on_find(std::move(f)); };
         wh.lost = [this](std::string_view source, std::uint64_t n, std::string_view why) {

@@ -203,7 +203,8 @@ private:
     // Files put under a zone by the watcher, by inode (persisted in <state>/watch/protected;
     // added to every policy installed, as cool-downs are).
     std::vector<policy::ProtectedFile> protected_files_;
-    std::unique_ptr<watch::Watcher> watcher_;  // null when the kernel cannot watch ([watch] then warns)
+    std::unique_ptr<watch::Watcher> watcher_;
+    std::shared_ptr<events::SambaClients> samba_clients_;  // the fanotify enforcer's, when it runs  // null when the kernel cannot watch ([watch] then warns)
     std::string watcher_off_reason_;
 
     HeldJobs held_jobs_;

@@ -168,6 +168,9 @@ struct Watcher::Impl {
         auto proc = enricher.process(pid, 0, 0);
         w.exe = proc.exe;
         w.client = proc.client;
+        if (w.client.empty() && options.samba && events::is_samba_program(options.enrich, proc.comm, proc.exe)) {
+            for (const auto& a : options.samba->served(pid).addresses) w.client += (w.client.empty() ? "" : ",") + a;
+        }
         if (proc.exited) {
             // Gone before we looked: the exec tracker knows its program, once it has read
             // its own ring buffer (an exec just before the write may still wait there), so

@@ -55,6 +55,9 @@ struct WatcherOptions {
     std::uint64_t max_hash_bytes = std::uint64_t{4} << 30;  // larger files are not compared
     scan::SandboxOptions sandbox;
     events::EnrichConfig enrich;  // /proc, exec tracker identities and Samba client lookups
+    // The client machines an smbd writer serves (with the enforcer's BPF socket iterator
+    // where it has one: a short session's connection may be closing already).
+    std::shared_ptr<events::SambaClients> samba;
 };
 
 // Category of customer data a detector finds (CUSTGUARD_CATEGORIES): payment_card,
