@@ -750,7 +750,9 @@ void Daemon::on_find(watch::Find&& find) {
     auto& f = find.found;
     policy::WatchAction action = policy::WatchAction::record;
     std::string protect_zone;
-    std::string detail = find.unreadable.empty() ? std::string() : "content not scanned: " + find.unreadable;
+    std::string detail = !find.unreadable.empty() ? "content not scanned: " + find.unreadable
+                         : !find.customer_data ? "an exact copy of zone data, although below the threshold"
+                                               : std::string();
     std::optional<policy::Compiled> compiled;
     {
         std::lock_guard lock(mutex_);

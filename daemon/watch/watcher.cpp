@@ -148,8 +148,6 @@ struct Watcher::Impl {
     std::atomic<bool> index_valid{false};
     std::map<std::tuple<std::uint64_t, std::uint64_t, std::int64_t>, std::string> hash_cache;
 
-    std::atomic<std::uint64_t> c_events{0}, c_scans{0}, c_finds{0}, c_copies{0}, c_hashed{0};
-
     // No reuse of what /proc said of a pid: the shell that created a file and the program
     // it exec'd to write it share one.
     static events::EnrichConfig uncached(events::EnrichConfig c) {
@@ -199,7 +197,6 @@ struct Watcher::Impl {
     }
 
     void on_event(const fanotify_event_metadata* md, Clock::time_point now) {
-        c_events.fetch_add(1, std::memory_order_relaxed);
         if (md->mask & FAN_Q_OVERFLOW) {
             if (host.lost) host.lost("watch", 1, "the watcher's fanotify queue overflowed: files written meanwhile were not scanned");
             return;
@@ -326,7 +323,6 @@ struct Watcher::Impl {
         auto [lo, hi] = by_size.equal_range(static_cast<std::uint64_t>(st.st_size));
         if (lo == hi) return {};
         const std::string mine = sha256_fd(fd);
-        c_hashed.fetch_add(1, std::memory_order_relaxed);
         if (mine.empty()) return {};
         for (auto it = lo; it != hi; ++it) {
             const ZoneFile& z = it->second;
@@ -338,7 +334,6 @@ struct Watcher::Impl {
                 if (!zf || ::fstat(zf.get(), &zst) != 0 || zst.st_ino != z.key.ino || zst.st_size != st.st_size) continue;
                 if (hash_cache.size() >= 65536) hash_cache.clear();
                 h = hash_cache.emplace(ck, sha256_fd(zf.get())).first;
-                c_hashed.fetch_add(1, std::memory_order_relaxed);
             }
             if (!h->second.empty() && h->second == mine) return z.zone;
         }
@@ -353,7 +348,6 @@ struct Watcher::Impl {
         if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return;
         if (static_cast<std::uint64_t>(st.st_dev) != k.dev || static_cast<std::uint64_t>(st.st_ino) != k.ino) return;
         if (st.st_size == 0) return;
-        c_scans.fetch_add(1, std::memory_order_relaxed);
         Find f;
         f.found.path = e.path;
         f.found.dev = k.dev;
@@ -394,13 +388,8 @@ struct Watcher::Impl {
         bool sensitive = false;
         if (!f.found.copy_of.empty())
             for (const auto& [name, sens] : s.zones)
-                if (name == f.found.copy_of) {
-                    sensitive = sens == policy::Sensitivity::sensitive;
-                    f.zone_sensitivity = sensitive ? "sensitive" : "personal";
-                }
+                if (name == f.found.copy_of) sensitive = sens == policy::Sensitivity::sensitive;
         f.found.categories = categories(found_detectors, sensitive);
-        c_finds.fetch_add(1, std::memory_order_relaxed);
-        if (!f.found.copy_of.empty()) c_copies.fetch_add(1, std::memory_order_relaxed);
         {
             std::lock_guard lk(mu);
             if (protected_set.contains(k)) return;  // protected meanwhile (another name of it)
@@ -548,11 +537,6 @@ void Watcher::stop() {
     std::uint64_t one = 1;
     (void)!::write(m.stop_fd.get(), &one, sizeof one);
     if (m.thread.joinable()) m.thread.join();
-}
-
-Watcher::Counters Watcher::counters() const {
-    const Impl& m = *impl_;
-    return {m.c_events.load(), m.c_scans.load(), m.c_finds.load(), m.c_copies.load(), m.c_hashed.load()};
 }
 
 }  // namespace custguard::daemon::watch

@@ -35,7 +35,6 @@ namespace custguard::daemon::watch {
 struct Find {
     events::CustomerDataFound found;  // action left empty
     bool customer_data = false;       // above the threshold (a copy may be below)
-    std::string zone_sensitivity;     // of copy_of: "personal" | "sensitive"
     std::string unreadable;           // why the content could not be scanned ("" : scanned)
 };
 
@@ -97,11 +96,6 @@ public:
     // A file is now protected: no more finds for it.
     void protected_file(std::uint64_t dev, std::uint64_t ino);
     void stop();
-
-    struct Counters {
-        std::uint64_t events = 0, scans = 0, finds = 0, copies = 0, hashed = 0;
-    };
-    Counters counters() const;
 
     struct Impl;
 
