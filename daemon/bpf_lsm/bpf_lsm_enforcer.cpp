@@ -502,6 +502,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
     auto roots = resolve_roots(compiled.roots, mountinfo);
     if (!roots)
         return Error("bpf-lsm: " + roots.error());
+    append_inode_roots(*roots, compiled.inode_roots);
     struct Program {
         std::uint32_t zone_id;
         InodeId inode;

@@ -1,5 +1,6 @@
 #include "resolve.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -108,6 +109,15 @@ tl::expected<std::vector<ResolvedRoot>, std::string> resolve_roots(
         }
     }
     return out;
+}
+
+void append_inode_roots(std::vector<ResolvedRoot>& roots, const std::vector<policy::InodeRoot>& files)
+{
+    for (const auto& f : files) {
+        const InodeId id{kernel_dev(static_cast<dev_t>(f.dev)), f.ino};
+        if (std::none_of(roots.begin(), roots.end(), [&](const ResolvedRoot& r) { return r.inode == id; }))
+            roots.push_back({id, f.zone_id, false});
+    }
 }
 
 }  // namespace custguard::daemon::bpf_lsm

@@ -52,5 +52,9 @@ struct ResolvedRoot {
 tl::expected<std::vector<ResolvedRoot>, std::string> resolve_roots(
     const std::vector<policy::ZoneRoot>& roots, std::string_view mountinfo);
 
+// Adds the files protected by inode ([watch] protect) as file roots (the kernel then
+// checks opened files themselves), their st_dev turned into the kernel's encoding. An
+// inode that is a zone root already keeps that zone.
+void append_inode_roots(std::vector<ResolvedRoot>& roots, const std::vector<policy::InodeRoot>& files);
 
 }  // namespace custguard::daemon::bpf_lsm

@@ -32,6 +32,7 @@
 #include "daemon/fanotify/fd_store.hpp"
 #include "daemon/fanotify/proc_iter.hpp"
 #include "daemon/print/print_gate.hpp"
+#include "custguard/scan/findings.hpp"
 
 namespace custguard::daemon {
 namespace fs = std::filesystem;
@@ -154,6 +155,7 @@ struct Daemon::Loop {
 Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
 
 Daemon::~Daemon() {
+    if (watcher_) watcher_->stop();  // before what its finds reach: enforcer, pipeline
     print_.reset();  // joins its workers before the pipeline they submit to stops
     if (audit_) audit_->stop(true);
     if (enforcer_) enforcer_->stop(false);
@@ -346,6 +348,7 @@ tl::expected<void, std::string> Daemon::start() {
             spdlog::info("fanotify: an opener's connections and threads are read from /proc ({})", iter.error());
         }
         auto clients = std::make_shared<events::SambaClients>(clients_config);
+        samba_clients_ = clients;  // the watcher names an smbd writer's client with it too
         fo.pending_client = [clients](std::uint32_t tgid, std::string_view comm) { return clients->client(tgid, comm); };
         // allow_clients: a process running a Samba program (by comm, or by executable for
         // one that renamed itself) serves remote clients; it must show which.
@@ -431,6 +434,26 @@ tl::expected<void, std::string> Daemon::start() {
     if (auto* b = dynamic_cast<bpf_lsm::BpfLsmEnforcer*>(enforcer_.get())) adopted_ = b->adopted();
     if (auto* f = dynamic_cast<FanotifyEnforcer*>(enforcer_.get())) adopted_ = f->adopted();
 
+    {
+        // [watch]: its own notification group beside the enforcer's; the sandboxed reader
+        // runs as nobody when we are root, as the print gate's does.
+        load_protected_files();
+        watch::WatcherOptions wo;
+        if (::geteuid() == 0) wo.sandbox.uid = wo.sandbox.gid = 65534;
+        wo.enrich = enrich_config;
+        wo.enrich.identities = exec_tracker_;
+        wo.samba = samba_clients_ ? samba_clients_ : std::make_shared<events::SambaClients>(enrich_config);
+        watch::WatcherHost wh;
+        wh.found = [this](watch::Find&& f) { on_find(std::move(f)); };
+        wh.lost = [this](std::string_view source, std::uint64_t n, std::string_view why) {
+            pipeline_->report_lost(source, n, why);
+        };
+        wh.warning = [](const std::string& w) { spdlog::warn("{}", w); };
+        if (auto w = watch::Watcher::create(std::move(wo), std::move(wh)))
+            watcher_ = std::move(*w);
+        else
+            watcher_off_reason_ = w.error();
+    }
     if (auto r = install(std::move(*loaded), digest); !r)
         return tl::unexpected(r.error());
     // BPF programs pinned by an earlier bpf-lsm run would go on deciding beside fanotify
@@ -470,10 +493,23 @@ tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::stri
                 save_revocations();
             }
         add_cooldown_denies(loaded.policy, common::now_seconds());
+        loaded.policy.protected_files = protected_files_;
     }
     auto host_warnings = resolve_client_hosts(loaded.policy);
     auto compiled = policy::compile(loaded.policy);
     if (auto r = enforcer_->apply(compiled); !r) return tl::unexpected(r.error());
+    std::vector<std::string> watch_warnings;
+    if (loaded.policy.watch.enabled && !watcher_)
+        watch_warnings.push_back("[watch] is off: " + watcher_off_reason_);
+    else if (watcher_) {
+        auto r = watcher_->apply(watch_scope(loaded.policy));
+        if (!r) return tl::unexpected(r.error());
+        watch_warnings = std::move(*r);
+    }
+    if (loaded.policy.watch.enabled && loaded.policy.watch.on_customer_data == policy::WatchAction::protect &&
+        enforcer_->name() == "none")
+        watch_warnings.push_back("[watch] on_customer_data = \"protect\" cannot protect files without an enforcer "
+                                 "(--enforcer none): finds are recorded and notified only");
     auto notify_warnings = notifier_->apply(loaded.policy);
     std::vector<std::string> audit_warnings = audit_warnings_;
     if (audit_) {
@@ -494,6 +530,7 @@ tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::stri
     host_warnings_ = std::move(host_warnings);
     for (auto& w : audit_warnings) warnings_.push_back(std::move(w));
     for (auto& w : notify_warnings) warnings_.push_back(std::move(w));
+    for (auto& w : watch_warnings) spdlog::warn("{}", w), warnings_.push_back(std::move(w));
     if (auto* f = dynamic_cast<FanotifyEnforcer*>(enforcer_.get()))
         for (auto& w : f->warnings()) warnings_.push_back(w);
     policy_ = std::move(loaded.policy);
@@ -653,6 +690,105 @@ void Daemon::add_cooldown_denies(policy::Policy& policy, std::uint64_t now) cons
         else if (auto a = policy::parse_client_address(r.client))
             policy.client_denies.push_back({r.zone, *a, static_cast<std::uint64_t>(r.until)});
     }
+}
+
+watch::WatchScope Daemon::watch_scope(const policy::Policy& p) const {
+    watch::WatchScope s;
+    s.watch = p.watch;
+    for (const auto& z : p.zones) {
+        s.zones.emplace_back(z.name, z.sensitivity);
+        for (const auto& path : z.paths) s.zone_roots.emplace_back(path.path, z.name);
+    }
+    for (const auto& f : p.protected_files) s.protected_files.emplace_back(f.dev, f.ino);
+    // Unset [watch] detectors and threshold: the [print] ones.
+    s.detectors = p.watch.detectors.empty() ? p.print.detectors : p.watch.detectors;
+    if (s.detectors.empty())
+        for (auto d : scan::all_detectors()) s.detectors.emplace_back(scan::to_string(d));
+    s.threshold = p.watch.threshold.value_or(p.print.threshold);
+    if (auto cfg = scan::ScannerConfig::from_names(s.detectors, p.print.keywords, p.print.keyword_proximity))
+        s.scanner = std::move(*cfg);
+    s.scan_timeout = std::chrono::seconds(p.print.scan_timeout_seconds);
+    s.scan_memory = std::uint64_t{p.print.scan_memory_mb} << 20;
+    return s;
+}
+
+void Daemon::load_protected_files() {
+    auto text = common::read_file(state_dir_ / "watch" / "protected");
+    if (!text) return;  // none yet
+    std::istringstream in(*text);
+    for (std::string line; std::getline(in, line);) {
+        // zone \t st_dev \t ino \t path
+        std::vector<std::string> f;
+        for (std::size_t at = 0;;) {
+            auto tab = line.find('\t', at);
+            f.push_back(line.substr(at, tab == std::string::npos ? std::string::npos : tab - at));
+            if (tab == std::string::npos || f.size() == 4) {
+                if (tab != std::string::npos) f.back() = line.substr(at);
+                break;
+            }
+            at = tab + 1;
+        }
+        if (f.size() != 4) {
+            spdlog::warn("watch: malformed line in {}: {}", (state_dir_ / "watch" / "protected").string(), line);
+            continue;
+        }
+        protected_files_.push_back({f[0], std::strtoull(f[1].c_str(), nullptr, 10), std::strtoull(f[2].c_str(), nullptr, 10), f[3]});
+    }
+}
+
+void Daemon::save_protected_files() const {
+    std::string text;
+    for (const auto& f : protected_files_)
+        text += f.zone + "\t" + std::to_string(f.dev) + "\t" + std::to_string(f.ino) + "\t" + f.path + "\n";
+    std::error_code ec;
+    fs::create_directories(state_dir_ / "watch", ec);
+    if (auto w = common::write_file_atomically(state_dir_ / "watch" / "protected", text); !w)
+        spdlog::error("watch: protected files not saved: {}", w.error());
+}
+
+void Daemon::on_find(watch::Find&& find) {
+    auto& f = find.found;
+    policy::WatchAction action = policy::WatchAction::record;
+    std::string protect_zone;
+    std::string detail = !find.unreadable.empty() ? "content not scanned: " + find.unreadable
+                         : !find.customer_data ? "an exact copy of zone data, although below the threshold"
+                                               : std::string();
+    std::optional<policy::Compiled> compiled;
+    {
+        std::lock_guard lock(mutex_);
+        action = policy_.watch.on_customer_data;
+        if (action == policy::WatchAction::protect) {
+            // An exact copy joins the zone it was copied from; other finds protect_as.
+            protect_zone = !f.copy_of.empty() ? f.copy_of : policy_.watch.protect_as;
+            if (protect_zone.empty()) detail += std::string(detail.empty() ? "" : "; ") + "no protect_as: a find that is no copy is not protected";
+            else if (enforcer_->name() == "none") detail += std::string(detail.empty() ? "" : "; ") + "no enforcer: not protected", protect_zone.clear();
+        }
+        if (!protect_zone.empty()) {
+            // Path kept without tabs or newlines: one line a file in the state file.
+            std::string path = f.path;
+            std::replace_if(path.begin(), path.end(), [](char c) { return c == '\t' || c == '\n'; }, '?');
+            protected_files_.push_back({protect_zone, f.dev, f.ino, path});
+            save_protected_files();
+            policy_.protected_files = protected_files_;
+            compiled = policy::compile(policy_);
+        }
+    }
+    if (compiled) {
+        if (auto r = enforcer_->apply(*compiled); !r) {
+            spdlog::error("watch: {} not protected: {}", f.path, r.error());
+            detail = "protection failed: " + r.error();
+            protect_zone.clear();
+        } else {
+            watcher_->protected_file(f.dev, f.ino);
+        }
+    }
+    if (!protect_zone.empty()) {
+        f.action = "protected";
+        f.zone = protect_zone;
+    } else {
+        f.action = action == policy::WatchAction::record ? "recorded" : "notified";
+    }
+    pipeline_->submit(events::make_customer_data_found_record(f, detail));
 }
 
 void Daemon::import_legacy_held_jobs() {
@@ -884,6 +1020,7 @@ int Daemon::run() {
     sd_notifyf(0, "READY=1\nSTATUS=Enforcing with %s", std::string(enforcer_->name()).c_str());
     int r = sd_event_loop(raw);
     print_->stop();  // a scan in progress must not delay the exit
+    if (watcher_) watcher_->stop();
     sd_notify(0, "STOPPING=1");
     spdlog::info("stopping; enforcement stays in place for the next daemon");
     if (audit_) audit_->stop(true);  // clean shutdown: our audit rules go

@@ -26,6 +26,7 @@
 #include "daemon/core/held_jobs.hpp"
 #include "daemon/enforcer.hpp"
 #include "daemon/notify/notifier.hpp"
+#include "daemon/watch/watcher.hpp"
 
 struct sd_event;
 
@@ -156,6 +157,12 @@ private:
     void add_cooldown_denies(policy::Policy& policy, std::uint64_t now) const;
     void remove_bpf_pins() const;  // detach and unpin what an earlier bpf-lsm run left
     void save_revocations() const;                                          // mutex_ held
+    // [watch]: what the watcher found, recorded and acted on (record, notify, protect).
+    void on_find(watch::Find&& find);
+    // The scope the watcher needs from a policy. mutex_ held or the policy not yet shared.
+    watch::WatchScope watch_scope(const policy::Policy& policy) const;
+    void load_protected_files();   // from <state>/watch/protected
+    void save_protected_files() const;  // mutex_ held
 
     DaemonOptions options_;
     std::filesystem::path state_dir_;
@@ -192,6 +199,13 @@ private:
     // notifier's thread, set once the enforcer is chosen.
     std::atomic<bool> revokes_clients_{false};
     std::vector<notify::Revocation> revoke_requests_;  // from the notifier, applied by apply_revocations()
+
+    // Files put under a zone by the watcher, by inode (persisted in <state>/watch/protected;
+    // added to every policy installed, as cool-downs are).
+    std::vector<policy::ProtectedFile> protected_files_;
+    std::unique_ptr<watch::Watcher> watcher_;
+    std::shared_ptr<events::SambaClients> samba_clients_;  // the fanotify enforcer's, when it runs  // null when the kernel cannot watch ([watch] then warns)
+    std::string watcher_off_reason_;
 
     HeldJobs held_jobs_;
     std::unique_ptr<print::PrintGate> print_;  // decides print jobs (CheckPrintJob)

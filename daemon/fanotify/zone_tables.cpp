@@ -68,6 +68,27 @@ tl::expected<ZoneTables, std::string> ZoneTables::build(const policy::Compiled& 
         t.roots_[key] = r.zone_id;
         t.resolved_.push_back({r.path, r.zone_id, key, S_ISDIR(st.st_mode)});
     }
+    // Single files protected by inode ([watch] protect): no path is resolved for the
+    // decision. A path on the same filesystem is kept for marking it (the file's own
+    // path, or the nearest existing directory above it, since the file may have moved).
+    for (const auto& r : compiled.inode_roots) {
+        if (!valid_zone(r.zone_id)) return tl::unexpected("protected file " + r.path + " names unknown zone");
+        InodeKey key{r.dev, r.ino};
+        t.roots_.emplace(key, r.zone_id);  // a zone root of the policy keeps its own zone
+        std::string at = r.path;
+        struct stat st {};
+        while (!at.empty() && (::stat(at.c_str(), &st) != 0 || static_cast<std::uint64_t>(st.st_dev) != r.dev)) {
+            auto slash = at.rfind('/');
+            at = slash == 0 || slash == std::string::npos ? std::string() : at.substr(0, slash);
+        }
+        if (at.empty()) {
+            warnings.push_back("protected file " + r.path + ": its filesystem is not reachable from that path; "
+                               "it is protected again once the filesystem is marked for a zone");
+            continue;
+        }
+        if (!S_ISDIR(st.st_mode)) at = at.substr(0, std::max<std::size_t>(at.rfind('/'), 1));
+        t.resolved_.push_back({at, r.zone_id, key, true, true});
+    }
     for (const auto& s : compiled.subjects) {
         if (!valid_zone(s.zone_id)) return tl::unexpected(std::string("subject row names unknown zone"));
         t.subjects_.insert({s.zone_id, s.kind == policy::SubjectKind::uid ? 0u : 1u, s.id});

@@ -61,6 +61,9 @@ struct ResolvedRoot {
     std::uint32_t zone_id = 0;
     InodeKey key;
     bool is_dir = false;
+    // A protected file ([watch] protect): `path` is only a directory on its filesystem,
+    // not a zone tree.
+    bool by_inode = false;
 };
 
 class ZoneTables {

@@ -51,6 +51,9 @@ std::string what_of(const ev::Record& r) {
         if (d == "deny") return "印刷拒否 / print job blocked";
         return "印刷 / print job (" + d + ")";
     case ev::Kind::bulk_read: return "大量閲覧 / bulk read";
+    case ev::Kind::customer_data_found:
+        return "ゾーン外の顧客データ / customer data outside zones" +
+               (r.get(ev::field::copy_of) ? " (copy of zone " + field_or(r, ev::field::copy_of, "?") + ")" : std::string());
     case ev::Kind::repeated:
         return "同一拒否の繰り返し / repeated refusals (" + field_or(r, ev::field::suppressed, "?") +
                " " + "件 / more, counted)";

@@ -72,6 +72,7 @@ struct Config {
     };
     std::map<std::string, ZoneInfo> zones;
     std::vector<std::string> print_notify;
+    std::vector<std::string> watch_notify;
     policy::BulkPolicy bulk;
     SmtpConfig smtp;
     std::string from;
@@ -210,6 +211,16 @@ struct Notifier::Impl {
         case ev::Kind::print: {
             const std::string* d = r.get(ev::field::decision);
             if (d && (*d == "deny" || *d == "hold")) add(cfg.print_notify);
+            break;
+        }
+        case ev::Kind::customer_data_found: {
+            // [watch] on_customer_data = notify or protect: a copy tells its zone's targets,
+            // and every find the watch's own.
+            const std::string* action = r.get(ev::field::action);
+            if (!action || *action == "recorded") break;
+            if (const std::string* copy = r.get(ev::field::copy_of))
+                if (auto it = cfg.zones.find(*copy); it != cfg.zones.end()) add(it->second.notify);
+            add(cfg.watch_notify);
             break;
         }
         case ev::Kind::bulk_read:
@@ -489,6 +500,7 @@ std::vector<std::string> Notifier::apply(const policy::Policy& p) {
     for (const auto& t : p.notify_targets) cfg->targets.emplace(t.name, t);
     for (const auto& z : p.zones) cfg->zones[z.name] = Config::ZoneInfo{z.sensitivity, z.notify};
     cfg->print_notify = p.print.notify;
+    cfg->watch_notify = p.watch.notify;
     cfg->bulk = p.bulk;
     cfg->smtp.url = p.mail.smtp;
     cfg->smtp.starttls = p.mail.starttls;

@@ -81,6 +81,16 @@ Compiled compile(const Policy& policy) {
         }
     }
     spread_client_expiry(out.clients);
+    for (const auto& f : policy.protected_files) {
+        auto it = zone_ids.find(f.zone);
+        if (it != zone_ids.end()) out.inode_roots.push_back({f.dev, f.ino, it->second, f.path});
+    }
+    // The first find of an inode decides its zone.
+    std::stable_sort(out.inode_roots.begin(), out.inode_roots.end(),
+                     [](const InodeRoot& a, const InodeRoot& b) { return std::tie(a.dev, a.ino) < std::tie(b.dev, b.ino); });
+    out.inode_roots.erase(std::unique(out.inode_roots.begin(), out.inode_roots.end(),
+                                      [](const InodeRoot& a, const InodeRoot& b) { return a.dev == b.dev && a.ino == b.ino; }),
+                          out.inode_roots.end());
     // (zone id, uid) -> latest expiry; the map keeps them sorted.
     auto latest = [&](const auto& entries) {
         std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> rows;

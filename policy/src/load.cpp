@@ -213,6 +213,8 @@ private:
     void validate_edm();
     // Where each "edm:NAME" detector was written, per list ("[print]").
     std::map<std::string, std::vector<std::pair<std::string, SourcePos>>> edm_at_;
+    void read_watch(const toml::table& table);
+    void validate_watch();
     std::optional<Principal> principal(std::string_view text, const Origin& origin,
                                        bool from_state);
     void read_principals(const toml::node& node, std::string_view what,
@@ -220,7 +222,7 @@ private:
 
     // Where each notify entry was written, per list, so that an undefined target is
     // reported at its entry (lists replaced by a drop-in keep only the entries they have).
-    // Keyed "zone <name>", "[print]", "[bulk]".
+    // Keyed "zone <name>", "[print]", "[bulk]", "[watch]".
     std::map<std::string, std::vector<std::pair<std::string, SourcePos>>> notify_at_;
     SourcePos notify_pos(const std::string& list, const std::string& target, SourcePos fallback) const {
         if (auto it = notify_at_.find(list); it != notify_at_.end())
@@ -228,6 +230,9 @@ private:
                 if (i->first == target) return i->second;
         return fallback;
     }
+
+    SourcePos watch_protect_as_pos_;
+    SourcePos watch_notify_pos_;
 
     const Resolver& resolver_;
     std::uint64_t now_;
@@ -360,7 +365,7 @@ void Loader::load_file(const SourceText& source, OriginKind kind) {
               "fix the syntax at this position; see custguard.policy(5) for the format");
         return;
     }
-    check_keys(root, "the policy", {"daemon", "zone", "print", "mail", "notify", "bulk", "edm"});
+    check_keys(root, "the policy", {"daemon", "zone", "print", "mail", "notify", "bulk", "edm", "watch"});
     if (const auto* n = root.get("daemon"))
         if (const auto* t = expect_table(*n, "daemon")) read_daemon(*t);
     if (const auto* n = root.get("zone")) {
@@ -383,6 +388,8 @@ void Loader::load_file(const SourceText& source, OriginKind kind) {
         if (const auto* t = expect_table(*n, "bulk")) read_bulk(*t);
     if (const auto* n = root.get("edm"))
         if (const auto* t = expect_table(*n, "edm")) read_edm(*t);
+    if (const auto* n = root.get("watch"))
+        if (const auto* t = expect_table(*n, "watch")) read_watch(*t);
 }
 
 void Loader::read_daemon(const toml::table& t) {
@@ -822,6 +829,95 @@ void Loader::validate_edm() {
                           ".edm\" (custguardctl edm build), or remove the detector");
 }
 
+void Loader::read_watch(const toml::table& t) {
+    check_keys(t, "[watch]", {"paths", "on_customer_data", "protect_as", "detectors", "threshold", "notify"});
+    auto& watch = policy_.watch;
+    watch.enabled = true;
+    watch.origin = origin(t);
+    if (const auto* n = t.get("paths")) {
+        watch.paths.clear();  // a drop-in's list replaces the earlier one
+        if (const auto* a = n->as_array(); a && a->empty())
+            error(pos(*n), "[watch] 'paths' is empty",
+                  "remove the key to watch the filesystems that hold zones, or list the trees to watch");
+        for (const auto& [path, element] : get_strings(*n, "paths")) {
+            if (!is_normalised_absolute(path)) {
+                error(pos(*element), "path \"" + path + "\" is not a normalised absolute path",
+                      "write an absolute directory such as \"/srv/share\" without '.', '..', '//' or a trailing '/'");
+                continue;
+            }
+            watch.paths.push_back({path, origin(*element)});
+        }
+    }
+    if (const auto* n = t.get("on_customer_data"))
+        if (auto v = get_enum<WatchAction>(*n, "on_customer_data",
+                                           {{"record", WatchAction::record},
+                                            {"notify", WatchAction::notify},
+                                            {"protect", WatchAction::protect}}))
+            watch.on_customer_data = *v;
+    if (const auto* n = t.get("protect_as")) {
+        if (auto v = get_string(*n, "protect_as")) {
+            watch.protect_as = *v;
+            watch_protect_as_pos_ = pos(*n);
+        }
+    }
+    if (const auto* n = t.get("detectors")) {
+        watch.detectors.clear();
+        if (const auto* a = n->as_array(); a && a->empty())
+            error(pos(*n), "[watch] 'detectors' is empty",
+                  "remove the key to use the [print] detectors, or list the ones to use");
+        for (const auto& [d, element] : get_strings(*n, "detectors")) {
+            if (!read_detector(d, *element, "[watch]")) continue;
+            watch.detectors.push_back(d);
+        }
+    }
+    if (const auto* n = t.get("threshold"))
+        if (auto v = get_int(*n, "threshold", 1, 1000000)) watch.threshold = static_cast<std::uint32_t>(*v);
+    if (const auto* n = t.get("notify")) {
+        watch.notify.clear();
+        notify_at_["[watch]"].clear();
+        watch_notify_pos_ = pos(*n);
+        for (const auto& [target, element] : get_strings(*n, "notify")) {
+            watch.notify.push_back(target);
+            notify_at_["[watch]"].emplace_back(target, pos(*element));
+        }
+    }
+}
+
+// Cross-checks of [watch] against the merged policy: the zone protect_as names, notify
+// targets, and keys that the chosen on_customer_data would leave unused.
+void Loader::validate_watch() {
+    const auto& watch = policy_.watch;
+    if (!watch.enabled) return;
+    for (const auto& target : watch.notify)
+        if (!policy_.find_notify(target))
+            error(notify_pos("[watch]", target, watch.origin.pos), "[watch] notifies undefined target '" + target + "'",
+                  "add a [notify." + target + "] section or remove it from 'notify'");
+    if (!watch.protect_as.empty()) {
+        if (watch.on_customer_data != WatchAction::protect)
+            error(watch_protect_as_pos_,
+                  "'protect_as' is used only with on_customer_data = \"protect\", not \"" +
+                      std::string(to_string(watch.on_customer_data)) + "\"",
+                  "set on_customer_data = \"protect\" or remove protect_as");
+        else if (!policy_.find_zone(watch.protect_as))
+            error(watch_protect_as_pos_, "[watch] protect_as names unknown zone '" + watch.protect_as + "'",
+                  "name a zone defined with [[zone]] name = \"...\"");
+    }
+    if (!watch.notify.empty() && watch.on_customer_data == WatchAction::record)
+        error(watch_notify_pos_, "[watch] 'notify' is not used with on_customer_data = \"record\"",
+              "set on_customer_data = \"notify\" or \"protect\" to send it, or remove notify");
+    if (watch.paths.empty() && policy_.zones.empty())
+        error(watch.origin.pos, "[watch] has no 'paths' and the policy has no zones, so nothing is watched",
+              "list the trees to watch in paths = [\"/srv/share\"]");
+    for (const auto& p : watch.paths)
+        for (const auto& zone : policy_.zones)
+            for (const auto& zp : zone.paths)
+                if (p.path == zp.path || p.path.starts_with(zp.path + "/"))
+                    error(p.origin.pos,
+                          "[watch] path \"" + p.path + "\" lies in zone '" + zone.name +
+                              "', whose files are protected already and never scanned by the watcher",
+                          "watch the trees outside the zones, e.g. the public share");
+}
+
 void Loader::merge_state(const SourceText& source) {
     auto state = parse_state(source.name, source.text);
     if (!state) {
@@ -992,6 +1088,7 @@ void Loader::validate() {
                   "set on_violation = \"deny\" in '" + i.name + "' or move it out of '" + o.name +
                       "'");
     }
+    validate_watch();
     if (policy_.zones.size() > 65535)
         error(SourcePos{}, "the policy defines " + std::to_string(policy_.zones.size()) +
                                " zones; at most 65535 are supported",

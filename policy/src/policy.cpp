@@ -80,6 +80,14 @@ std::string_view to_string(EnforcerChoice e) {
 }
 
 std::string_view to_string(BulkAction b) { return b == BulkAction::revoke ? "revoke" : "alert"; }
+std::string_view to_string(WatchAction w) {
+    switch (w) {
+    case WatchAction::record: return "record";
+    case WatchAction::notify: return "notify";
+    case WatchAction::protect: return "protect";
+    }
+    return "record";
+}
 
 std::optional<Action> parse_action(std::string_view text) {
     if (text == "allow") return Action::allow;

@@ -55,3 +55,18 @@ TEST_CASE("resolve_roots adds filesystems mounted below a zone", "[unit]")
     for (const auto& x : *r)
         CHECK(x.zone_id == 7);
 }
+
+TEST_CASE("files protected by [watch] become file roots keyed by the kernel's dev; zone roots keep their zone", "[unit]")
+{
+    const std::uint64_t st_dev = makedev(259, 3);
+    const std::uint64_t kdev = (259ull << 20) | 3;
+    std::vector<ResolvedRoot> roots = {{{kdev, 100}, 1, true}, {{kdev, 200}, 2, false}};
+    append_inode_roots(roots, {{st_dev, 500, 1, "/srv/share/public/copy.csv"},
+                               {st_dev, 200, 1, "/srv/share/public/link.csv"}});
+    REQUIRE(roots.size() == 3);
+    CHECK(roots[1].inode == InodeId{kdev, 200});
+    CHECK(roots[1].zone_id == 2);  // a zone root stays in its zone
+    CHECK(roots[2].inode == InodeId{kdev, 500});
+    CHECK(roots[2].zone_id == 1);
+    CHECK_FALSE(roots[2].directory);  // a file root: the kernel checks opened files themselves
+}

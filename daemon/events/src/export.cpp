@@ -159,6 +159,7 @@ EventClass classify(const Record& r) {
     case Kind::sensor_mismatch: return {"alert", {"host"}, {"info"}};
     case Kind::bulk_read: return {"alert", {"file"}, {"access"}};
     case Kind::repeated: return {"alert", {"intrusion_detection"}, {"denied"}};
+    case Kind::customer_data_found: return {"alert", {"file"}, {"creation"}};
     }
     return {"event", {}, {}};
 }
@@ -265,6 +266,7 @@ std::string format_line(const Record& record) {
     case Kind::sensor_mismatch: label = "MISMATCH"; break;
     case Kind::bulk_read: label = "BULK"; break;
     case Kind::repeated: label = "REPEATED"; break;
+    case Kind::customer_data_found: label = "FOUND"; break;
     }
     // One line per record whatever a path contains, and no terminal escapes from it.
     std::string line = fmt::format("{:<9} {}", label,

@@ -20,6 +20,7 @@ std::string_view to_string(Kind kind) {
     case Kind::sensor_mismatch: return "sensor_mismatch";
     case Kind::bulk_read: return "bulk_read";
     case Kind::repeated: return "repeated";
+    case Kind::customer_data_found: return "customer_data_found";
     }
     return "unknown";
 }
@@ -114,6 +115,39 @@ Record make_print_record(const PrintJob& job, PrintDecision decision, std::strin
                             job.printer.empty() ? "?" : job.printer, job.user.empty() ? "?" : job.user,
                             to_string(decision), hits ? fmt::format(" ({} detector hits)", hits) : "",
                             reason.empty() ? "" : fmt::format(": {}", reason));
+    return r;
+}
+
+Record make_customer_data_found_record(const CustomerDataFound& f, std::string_view detail) {
+    Record r = base(Kind::customer_data_found);
+    r.set(field::path, f.path);
+    if (f.dev || f.ino) r.set(field::device, f.dev).set(field::inode, f.ino);
+    if (f.uid != 0xffffffffu) r.set(field::uid, f.uid);
+    r.set(field::user, f.user);
+    if (f.pid) r.set(field::pid, f.pid);
+    r.set(field::exe, f.exe);
+    r.set(field::client, f.client);
+    std::string detectors;
+    std::uint64_t hits = 0;
+    for (const auto& [name, count] : f.detector_hits) {
+        if (count == 0) continue;
+        detectors += fmt::format("{}{}:{}", detectors.empty() ? "" : ",", name, count);
+        hits += count;
+    }
+    r.set(field::detectors, detectors);
+    r.set(field::hits, hits);
+    std::string categories;
+    for (const auto& c : f.categories) categories += (categories.empty() ? "" : ",") + c;
+    r.set(field::categories, categories);
+    r.set(field::copy_of, f.copy_of);
+    r.set(field::zone, f.zone);
+    r.set(field::action, f.action);
+    r.message = fmt::format("customer data found outside zones: {} written by {}{}{}{}: {}{}",
+                            f.path.empty() ? "?" : f.path, f.user.empty() ? "?" : f.user,
+                            f.client.empty() ? "" : fmt::format(" from {}", f.client),
+                            f.copy_of.empty() ? "" : fmt::format(", a copy of a file of zone {}", f.copy_of),
+                            hits ? fmt::format(" ({} detector hits)", hits) : "", f.action,
+                            detail.empty() ? "" : fmt::format(" ({})", detail));
     return r;
 }
 

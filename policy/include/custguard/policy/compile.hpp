@@ -33,6 +33,17 @@ struct ZoneRoot {
     bool operator==(const ZoneRoot&) const = default;
 };
 
+// A single file under a zone by inode ([watch] protect): both enforcers key their root
+// tables by inode, so no path is resolved. dev is st_dev (the BPF LSM converts it to the
+// kernel's encoding); path is where it was found, used only to reach its filesystem.
+struct InodeRoot {
+    std::uint64_t dev = 0;
+    std::uint64_t ino = 0;
+    std::uint32_t zone_id = 0;
+    std::string path;
+    bool operator==(const InodeRoot&) const = default;
+};
+
 enum class SubjectKind : std::uint8_t { uid, gid };
 struct SubjectRow {
     std::uint32_t zone_id = 0;
@@ -96,6 +107,7 @@ struct ClientDenyRow {
 struct Compiled {
     std::vector<CompiledZone> zones;
     std::vector<ZoneRoot> roots;       // sorted by path
+    std::vector<InodeRoot> inode_roots;  // sorted by (dev, ino), one zone an inode
     std::vector<SubjectRow> subjects;  // sorted, unique
     std::vector<ProgramRow> programs;  // sorted, unique
     std::vector<ClientRow> clients;    // sorted, unique, expiries spread (spread_client_expiry)

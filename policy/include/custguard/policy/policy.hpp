@@ -20,12 +20,14 @@ enum class Action : std::uint8_t { allow, audit, deny, hold };
 enum class EnforcerChoice : std::uint8_t { automatic, bpf_lsm, fanotify, none };
 enum class BulkAction : std::uint8_t { alert, revoke };
 enum class UnreadableDocuments : std::uint8_t { allow, audit, deny, hold };
+enum class WatchAction : std::uint8_t { record, notify, protect };
 
 std::string_view to_string(Sensitivity);
 std::string_view to_string(Violation);
 std::string_view to_string(Action);
 std::string_view to_string(EnforcerChoice);
 std::string_view to_string(BulkAction);
+std::string_view to_string(WatchAction);
 std::optional<Action> parse_action(std::string_view);
 std::optional<EnforcerChoice> parse_enforcer(std::string_view);
 
@@ -118,6 +120,28 @@ struct PrintPolicy {
     std::uint32_t scan_timeout_seconds = 30;
     std::uint32_t scan_memory_mb = 1024;
     Origin origin;
+};
+
+// [watch]: files written outside every zone are scanned once they settle.
+struct WatchPolicy {
+    bool enabled = false;              // the policy has a [watch] table
+    std::vector<PathEntry> paths;      // empty: the filesystems that hold zones
+    WatchAction on_customer_data = WatchAction::record;
+    std::string protect_as;            // zone for finds that are no exact copy ("" : recorded only)
+    std::vector<std::string> detectors;  // empty: the [print] detectors
+    std::optional<std::uint32_t> threshold;  // unset: the [print] threshold
+    std::vector<std::string> notify;
+    Origin origin;
+};
+
+// A file the watcher put under a zone (on_customer_data = "protect"), by inode: renaming or
+// linking it keeps it protected. Not written in policy files; the daemon adds them from its
+// state directory to the policy it enforces, as it does cool-down denies.
+struct ProtectedFile {
+    std::string zone;
+    std::uint64_t dev = 0;  // st_dev
+    std::uint64_t ino = 0;
+    std::string path;       // where it was found (for marking its filesystem and for people)
 };
 
 struct MailSettings {
@@ -216,6 +240,8 @@ struct Policy {
     std::vector<ClientGrant> client_grants;
     std::vector<Deny> denies;
     std::vector<ClientDeny> client_denies;
+    WatchPolicy watch;
+    std::vector<ProtectedFile> protected_files;
 
     const Zone* find_zone(std::string_view name) const;
     const NotifyTarget* find_notify(std::string_view name) const;

@@ -21,6 +21,7 @@ enum class Kind : std::uint8_t {
     sensor_mismatch,  // two sensors disagree (e.g. audit saw an open the enforcer did not)
     bulk_read,        // a subject read more zone files than [bulk] allows
     repeated,         // how many more refusals of one key a window held than were written
+    customer_data_found,  // the watcher found customer data written outside every zone
 };
 
 struct KindInfo {
@@ -42,6 +43,7 @@ inline constexpr KindInfo kind_table[] = {
     {Kind::sensor_mismatch, "sensor_mismatch", "8a33fca5f2954ef886384fd71fc31498", 3},
     {Kind::bulk_read, "bulk_read", "9766f46171c245b1ab783d1cd3146006", 3},
     {Kind::repeated, "repeated", "23f97535b16248a5840da5dbf48047d5", 4},
+    {Kind::customer_data_found, "customer_data_found", "c7c30392d91d45ebb1473e0655df735b", 4},
 };
 
 inline constexpr const KindInfo& info(Kind kind) { return kind_table[static_cast<std::size_t>(kind)]; }

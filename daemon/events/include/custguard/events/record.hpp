@@ -68,6 +68,8 @@ inline constexpr std::string_view action = "CUSTGUARD_ACTION";
 inline constexpr std::string_view sensors = "CUSTGUARD_SENSORS";
 inline constexpr std::string_view time_usec = "CUSTGUARD_TIME_USEC";
 // `repeated` records (see repeat.hpp):
+inline constexpr std::string_view copy_of = "CUSTGUARD_COPY_OF";          // zone whose file this is a copy of
+inline constexpr std::string_view categories = "CUSTGUARD_CATEGORIES";    // kinds of customer data found
 inline constexpr std::string_view repeated = "CUSTGUARD_REPEATED";    // kind of the records counted
 inline constexpr std::string_view count = "CUSTGUARD_COUNT";          // all of the key in the window
 inline constexpr std::string_view suppressed = "CUSTGUARD_SUPPRESSED";  // of those, not written one by one
@@ -124,6 +126,23 @@ struct PrintJob {
     std::map<std::string, std::uint32_t> detector_hits;
 };
 Record make_print_record(const PrintJob& job, PrintDecision decision, std::string_view reason = {});
+
+// A file outside every zone found holding customer data ([watch]).
+struct CustomerDataFound {
+    std::string path;
+    std::uint64_t dev = 0, ino = 0;  // st_dev, st_ino
+    std::uint32_t uid = 0xffffffffu;  // writer (0xffffffff: unknown)
+    std::string user;
+    std::uint32_t pid = 0;
+    std::string exe;
+    std::string client;   // the SMB client an smbd wrote it for
+    std::map<std::string, std::uint32_t> detector_hits;  // names and counts only
+    std::vector<std::string> categories;  // payment_card, my_number, contact, sensitive
+    std::string copy_of;  // zone whose file it equals byte for byte
+    std::string zone;     // zone it was put under (protect), else empty
+    std::string action;   // recorded | notified | protected
+};
+Record make_customer_data_found_record(const CustomerDataFound& found, std::string_view detail = {});
 
 Record make_admin_change_record(std::string_view actor, std::uint32_t actor_uid,
                                 std::string_view action, std::string_view target,

@@ -1,0 +1,542 @@
+#include "daemon/watch/watcher.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include <openssl/evp.h>
+
+#include "custguard/scan/findings.hpp"
+#include "daemon/fanotify/unique_fd.hpp"
+
+namespace custguard::daemon::watch {
+
+
+using Clock = std::chrono::steady_clock;
+
+std::string_view category_of(std::string_view d) {
+    if (d == "credit_card") return "payment_card";
+    if (d == "my_number") return "my_number";
+    if (d == "email" || d == "jp_phone" || d == "jp_address") return "contact";
+    // keywords name the kind of a document (氏名, 病歴 ...), not one category of data:
+    // sensitive (要配慮) comes from a sensitive zone a copy was taken from.
+    return {};
+}
+
+std::vector<std::string> categories(const std::vector<std::string>& detectors, bool sensitive) {
+    std::set<std::string> out;
+    for (const auto& d : detectors)
+        if (auto c = category_of(d); !c.empty()) out.emplace(c);
+    if (sensitive) out.emplace("sensitive");
+    return {out.begin(), out.end()};
+}
+
+bool path_within(std::string_view path, std::string_view root) {
+    if (root == "/") return !path.empty() && path.front() == '/';
+    return path == root || (path.size() > root.size() && path.starts_with(root) && path[root.size()] == '/');
+}
+
+namespace {
+
+struct Key {
+    std::uint64_t dev = 0, ino = 0;
+    auto operator<=>(const Key&) const = default;
+};
+
+struct Writer {
+    std::uint32_t pid = 0;
+    std::uint32_t uid = events::no_uid;
+    std::string user, exe, client;
+    std::uint64_t exited_at_ns = 0;  // CLOCK_MONOTONIC when /proc no longer had it; 0: alive
+};
+
+struct Pending {
+    std::string path;
+    Writer writer;
+    bool writer_from_write = false;  // from a FAN_CLOSE_WRITE (better than a create/rename)
+    Clock::time_point first, last;
+};
+
+std::string fd_path(int fd) {
+    char link[64], buf[4096];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = ::readlink(link, buf, sizeof buf);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+// fsuid of a live process, from /proc/PID/status ("Uid: real effective saved fs").
+std::optional<std::uint32_t> fsuid_of(std::uint32_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(in, line);) {
+        if (!line.starts_with("Uid:")) continue;
+        unsigned r = 0, e = 0, s = 0, f = 0;
+        if (std::sscanf(line.c_str() + 4, "%u %u %u %u", &r, &e, &s, &f) == 4) return f;
+    }
+    return std::nullopt;
+}
+
+std::string hex(const unsigned char* p, unsigned n) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (unsigned i = 0; i < n; ++i) out += digits[p[i] >> 4], out += digits[p[i] & 15];
+    return out;
+}
+
+// SHA-256 of the whole file at `fd` (offset untouched), "" on a read error.
+std::string sha256_fd(int fd) {
+    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return {};
+    std::vector<char> buf(1 << 16);
+    off_t off = 0;
+    for (;;) {
+        ssize_t n = ::pread(fd, buf.data(), buf.size(), off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return {};
+        if (n == 0) break;
+        EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
+        off += n;
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) return {};
+    return hex(md, len);
+}
+
+}  // namespace
+
+struct Watcher::Impl {
+    WatcherOptions options;
+    WatcherHost host;
+    UniqueFd fan;
+    UniqueFd stop_fd;
+    std::thread thread;
+    std::atomic<bool> stopping{false};
+
+    std::mutex mu;  // scope, marks, protected set (apply vs the thread)
+    std::shared_ptr<const WatchScope> scope;
+    std::vector<std::string> zone_root_paths;  // canonical
+    std::map<std::pair<int, int>, UniqueFd> mounts;  // fsid -> a directory on that filesystem
+    std::set<Key> protected_set;
+
+    // Thread-only state.
+    std::map<Key, Pending> pending;
+    events::Enricher enricher;
+    // The copy index: zone files by size, rebuilt when older than index_ttl.
+    struct ZoneFile {
+        std::string path, zone;
+        Key key;
+        std::int64_t mtime_ns = 0;
+    };
+    std::multimap<std::uint64_t, ZoneFile> by_size;
+    Clock::time_point index_at{};
+    std::atomic<bool> index_valid{false};
+    std::map<std::tuple<std::uint64_t, std::uint64_t, std::int64_t>, std::string> hash_cache;
+
+    // No reuse of what /proc said of a pid: the shell that created a file and the program
+    // it exec'd to write it share one.
+    static events::EnrichConfig uncached(events::EnrichConfig c) {
+        c.process_ttl = std::chrono::milliseconds(0);
+        return c;
+    }
+    explicit Impl(WatcherOptions o, WatcherHost h)
+        : options(std::move(o)), host(std::move(h)), enricher(uncached(options.enrich)) {}
+
+    // --- events ------------------------------------------------------------------------
+
+    Writer capture(std::uint32_t pid, const struct stat& st) {
+        Writer w;
+        w.pid = pid;
+        if (auto uid = fsuid_of(pid)) w.uid = *uid;
+        auto proc = enricher.process(pid, 0, 0);
+        w.exe = proc.exe;
+        w.client = proc.client;
+        if (w.client.empty() && options.samba && events::is_samba_program(options.enrich, proc.comm, proc.exe)) {
+            for (const auto& a : options.samba->served(pid).addresses) w.client += (w.client.empty() ? "" : ",") + a;
+        }
+        if (proc.exited) {
+            // Gone before we looked: the exec tracker knows its program, once it has read
+            // its own ring buffer (an exec just before the write may still wait there), so
+            // it is asked when the file has settled, for this moment.
+            timespec ts{};
+            ::clock_gettime(CLOCK_MONOTONIC, &ts);
+            w.exited_at_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+        }
+        // Gone before /proc was read: who it wrote as owns a file it created.
+        if (w.uid == events::no_uid) w.uid = st.st_uid;
+        if (w.uid != events::no_uid) w.user = enricher.user_name(w.uid);
+        return w;
+    }
+
+    bool outside_zones(const std::string& path, const Key& k) {
+        std::lock_guard lk(mu);
+        for (const auto& r : zone_root_paths)
+            if (path_within(path, r)) return false;
+        return !protected_set.contains(k);
+    }
+
+    bool watched(const std::string& path, const WatchScope& s) {
+        if (s.watch.paths.empty()) return true;  // the whole filesystems of the zones
+        return std::any_of(s.watch.paths.begin(), s.watch.paths.end(),
+                           [&](const policy::PathEntry& p) { return path_within(path, p.path); });
+    }
+
+    void on_event(const fanotify_event_metadata* md, Clock::time_point now) {
+        if (md->mask & FAN_Q_OVERFLOW) {
+            if (host.lost) host.lost("watch", 1, "the watcher's fanotify queue overflowed: files written meanwhile were not scanned");
+            return;
+        }
+        const char* end = reinterpret_cast<const char*>(md) + md->event_len;
+        const char* p = reinterpret_cast<const char*>(md) + md->metadata_len;
+        std::shared_ptr<const WatchScope> s;
+        {
+            std::lock_guard lk(mu);
+            s = scope;
+        }
+        if (!s) return;
+        while (p + sizeof(fanotify_event_info_header) <= end) {
+            const auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(p);
+            if (hdr->len == 0 || p + hdr->len > end) break;
+            if (hdr->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) {
+                const auto* fid = reinterpret_cast<const fanotify_event_info_fid*>(p);
+                auto* handle = reinterpret_cast<file_handle*>(const_cast<unsigned char*>(fid->handle));
+                const char* name = reinterpret_cast<const char*>(handle->f_handle) + handle->handle_bytes;
+                int mount_fd = -1;
+                {
+                    std::lock_guard lk(mu);
+                    auto it = mounts.find({fid->fsid.val[0], fid->fsid.val[1]});
+                    if (it != mounts.end()) mount_fd = it->second.get();
+                }
+                if (mount_fd >= 0) handle_name(mount_fd, handle, name, md, *s, now);
+            }
+            p += hdr->len;
+        }
+    }
+
+    void handle_name(int mount_fd, file_handle* handle, const char* name, const fanotify_event_metadata* md,
+                     const WatchScope& s, Clock::time_point now) {
+        UniqueFd dir(::open_by_handle_at(mount_fd, handle, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!dir) return;  // the directory is gone already
+        struct stat st {};
+        if (::fstatat(dir.get(), name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) return;
+        const std::string d = fd_path(dir.get());
+        if (d.empty() || d.front() != '/') return;
+        const std::string path = d == "/" ? "/" + std::string(name) : d + "/" + name;
+        const Key k{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+        if (!watched(path, s) || !outside_zones(path, k)) return;
+        auto it = pending.find(k);
+        const bool write = (md->mask & FAN_CLOSE_WRITE) != 0;
+        if (it == pending.end()) {
+            if (pending.size() >= options.max_pending) {
+                if (host.lost) host.lost("watch", 1, "too many files waiting to be scanned; " + path + " was not");
+                return;
+            }
+            Pending np;
+            np.first = now;
+            it = pending.emplace(k, std::move(np)).first;
+        }
+        Pending& e = it->second;
+        e.path = path;
+        e.last = now;
+        if (md->pid > 0 && (e.writer.pid == 0 || (write && !e.writer_from_write))) {
+            e.writer = capture(static_cast<std::uint32_t>(md->pid), st);
+            e.writer_from_write = write;
+        }
+    }
+
+    // --- copies ------------------------------------------------------------------------
+
+    void build_index(const WatchScope& s) {
+        by_size.clear();
+        std::size_t n = 0;
+        std::function<void(int, const std::string&, const std::string&, int)> walk =
+            [&](int dfd, const std::string& dir, const std::string& zone, int depth) {
+                if (depth > 64) return;
+                DIR* dp = ::fdopendir(dfd);
+                if (!dp) {
+                    ::close(dfd);
+                    return;
+                }
+                while (dirent* e = ::readdir(dp)) {
+                    if (n >= options.max_zone_files) break;
+                    if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
+                    struct stat st {};
+                    if (::fstatat(::dirfd(dp), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+                    const std::string p = dir + "/" + e->d_name;
+                    if (S_ISDIR(st.st_mode)) {
+                        int sub = ::openat(::dirfd(dp), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (sub >= 0) walk(sub, p, zone, depth + 1);
+                    } else if (S_ISREG(st.st_mode) && st.st_size > 0) {
+                        by_size.emplace(static_cast<std::uint64_t>(st.st_size),
+                                        ZoneFile{p, zone, {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)},
+                                                 st.st_mtim.tv_sec * 1'000'000'000ll + st.st_mtim.tv_nsec});
+                        ++n;
+                    }
+                }
+                ::closedir(dp);
+            };
+        // Deeper roots first: a file in a nested zone belongs to the nested zone.
+        auto roots = s.zone_roots;
+        std::sort(roots.begin(), roots.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+        std::set<Key> seen;
+        for (const auto& [root, zone] : roots) {
+            struct stat st {};
+            if (::stat(root.c_str(), &st) != 0) continue;
+            if (S_ISREG(st.st_mode)) {
+                by_size.emplace(static_cast<std::uint64_t>(st.st_size),
+                                ZoneFile{root, zone, {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)},
+                                         st.st_mtim.tv_sec * 1'000'000'000ll + st.st_mtim.tv_nsec});
+                continue;
+            }
+            int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd >= 0) walk(fd, root, zone, 0);
+        }
+        // One entry per inode: the deepest root's zone, walked first.
+        for (auto it = by_size.begin(); it != by_size.end();)
+            it = seen.insert(it->second.key).second ? std::next(it) : by_size.erase(it);
+        if (n >= options.max_zone_files && host.warning)
+            host.warning("watch: the zones hold more than " + std::to_string(options.max_zone_files) +
+                         " files; copies of the others are not recognised as copies");
+        index_at = Clock::now();
+        index_valid = true;
+    }
+
+    // The zone whose file has exactly these bytes, or "".
+    std::string copy_of(int fd, const struct stat& st, const WatchScope& s) {
+        if (st.st_size <= 0 || static_cast<std::uint64_t>(st.st_size) > options.max_hash_bytes) return {};
+        if (!index_valid || Clock::now() - index_at > options.index_ttl) build_index(s);
+        auto [lo, hi] = by_size.equal_range(static_cast<std::uint64_t>(st.st_size));
+        if (lo == hi) return {};
+        const std::string mine = sha256_fd(fd);
+        if (mine.empty()) return {};
+        for (auto it = lo; it != hi; ++it) {
+            const ZoneFile& z = it->second;
+            auto ck = std::make_tuple(z.key.dev, z.key.ino, z.mtime_ns);
+            auto h = hash_cache.find(ck);
+            if (h == hash_cache.end()) {
+                UniqueFd zf(::open(z.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+                struct stat zst {};
+                if (!zf || ::fstat(zf.get(), &zst) != 0 || zst.st_ino != z.key.ino || zst.st_size != st.st_size) continue;
+                if (hash_cache.size() >= 65536) hash_cache.clear();
+                h = hash_cache.emplace(ck, sha256_fd(zf.get())).first;
+            }
+            if (!h->second.empty() && h->second == mine) return z.zone;
+        }
+        return {};
+    }
+
+    // --- scans -------------------------------------------------------------------------
+
+    void settle(const Key& k, Pending&& e, const WatchScope& s) {
+        UniqueFd fd(::open(e.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+        struct stat st {};
+        if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+        if (static_cast<std::uint64_t>(st.st_dev) != k.dev || static_cast<std::uint64_t>(st.st_ino) != k.ino) return;
+        if (st.st_size == 0) return;
+        Find f;
+        f.found.path = e.path;
+        f.found.dev = k.dev;
+        f.found.ino = k.ino;
+        if (e.writer.exited_at_ns && options.enrich.identities)
+            if (auto id = options.enrich.identities->identity_at(e.writer.pid, e.writer.exited_at_ns))
+                // The program it exec'd last is the one that held the file at its exit
+                // (a shell that opened a redirection, then exec'd the writer).
+                e.writer.exe = id->later_exe.empty() ? id->exe : id->later_exe;
+        f.found.pid = e.writer.pid;
+        f.found.uid = e.writer.uid;
+        f.found.user = e.writer.user;
+        f.found.exe = e.writer.exe;
+        f.found.client = e.writer.client;
+        f.found.copy_of = copy_of(fd.get(), st, s);
+        scan::SandboxOptions sandbox = options.sandbox;
+        sandbox.timeout = s.scan_timeout;
+        sandbox.memory = s.scan_memory;
+        sandbox.cancel_fd = stop_fd.get();
+        auto scanned = scan::scan_sandboxed(s.scanner, fd.get(), {}, sandbox);
+        std::vector<std::string> found_detectors;
+        std::uint64_t counted = 0;
+        if (!scanned) f.unreadable = scanned.error();
+        else if (!scanned->readable) f.unreadable = scanned->reason;
+        if (scanned && scanned->readable) {
+            for (const auto& name : s.detectors) {
+                auto d = scan::parse_detector(name);
+                if (!d) continue;
+                if (auto n = scanned->findings.count(*d)) {
+                    f.found.detector_hits[name] = static_cast<std::uint32_t>(std::min<std::uint64_t>(n, UINT32_MAX));
+                    found_detectors.push_back(name);
+                    counted += n;
+                }
+            }
+        }
+        f.customer_data = counted >= s.threshold && counted > 0;
+        if (!f.customer_data && f.found.copy_of.empty()) return;
+        bool sensitive = false;
+        if (!f.found.copy_of.empty())
+            for (const auto& [name, sens] : s.zones)
+                if (name == f.found.copy_of) sensitive = sens == policy::Sensitivity::sensitive;
+        f.found.categories = categories(found_detectors, sensitive);
+        {
+            std::lock_guard lk(mu);
+            if (protected_set.contains(k)) return;  // protected meanwhile (another name of it)
+        }
+        if (host.found) host.found(std::move(f));
+    }
+
+    void run() {
+        std::vector<char> buf(64 * 1024);
+        while (!stopping.load()) {
+            int timeout = -1;
+            const auto now = Clock::now();
+            for (const auto& [k, e] : pending) {
+                auto due = std::min(e.last + options.quiet, e.first + options.settle_cap);
+                int ms = static_cast<int>(std::max<std::int64_t>(
+                    0, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count() + 1));
+                timeout = timeout < 0 ? ms : std::min(timeout, ms);
+            }
+            pollfd pfd[2] = {{fan.get(), POLLIN, 0}, {stop_fd.get(), POLLIN, 0}};
+            int r = ::poll(pfd, 2, timeout);
+            if (r < 0 && errno != EINTR) break;
+            if (pfd[1].revents) break;
+            if (pfd[0].revents & POLLIN) {
+                for (;;) {
+                    ssize_t n = ::read(fan.get(), buf.data(), buf.size());
+                    if (n <= 0) break;
+                    const auto at = Clock::now();
+                    // Events with file names are not padded to 8 bytes: each is copied to
+                    // an aligned buffer before its fields are read.
+                    alignas(fanotify_event_metadata) char event[sizeof(fanotify_event_metadata) + 4096 + 512];
+                    std::size_t off = 0;
+                    while (off + sizeof(fanotify_event_metadata) <= static_cast<std::size_t>(n)) {
+                        fanotify_event_metadata head;
+                        std::memcpy(&head, buf.data() + off, sizeof head);
+                        if (head.event_len < sizeof head || off + head.event_len > static_cast<std::size_t>(n)) break;
+                        if (head.fd >= 0) ::close(head.fd);  // not used with FID reporting; never leak one
+                        if (head.event_len <= sizeof event) {
+                            std::memcpy(event, buf.data() + off, head.event_len);
+                            on_event(reinterpret_cast<const fanotify_event_metadata*>(event), at);
+                        }
+                        off += head.event_len;
+                    }
+                }
+            }
+            std::shared_ptr<const WatchScope> s;
+            {
+                std::lock_guard lk(mu);
+                s = scope;
+            }
+            const auto t = Clock::now();
+            for (auto it = pending.begin(); it != pending.end();) {
+                if (t < it->second.last + options.quiet && t < it->second.first + options.settle_cap) {
+                    ++it;
+                    continue;
+                }
+                Key k = it->first;
+                Pending e = std::move(it->second);
+                it = pending.erase(it);
+                if (s) settle(k, std::move(e), *s);
+                if (stopping.load()) return;
+            }
+        }
+    }
+};
+
+Watcher::Watcher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Watcher::~Watcher() { stop(); }
+
+tl::expected<std::unique_ptr<Watcher>, std::string> Watcher::create(WatcherOptions options, WatcherHost host) {
+    auto impl = std::make_unique<Impl>(std::move(options), std::move(host));
+    impl->fan = UniqueFd(::fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_CLOEXEC | FAN_NONBLOCK,
+                                         O_RDONLY | O_LARGEFILE | O_CLOEXEC));
+    if (!impl->fan)
+        return tl::unexpected(std::string("watch: fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME) failed: ") +
+                              std::strerror(errno) + " (needs Linux 5.9 and CAP_SYS_ADMIN)");
+    impl->stop_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!impl->stop_fd) return tl::unexpected(std::string("watch: eventfd: ") + std::strerror(errno));
+    Impl* raw = impl.get();
+    auto w = std::unique_ptr<Watcher>(new Watcher(std::move(impl)));
+    raw->thread = std::thread([raw] { raw->run(); });
+    return w;
+}
+
+tl::expected<std::vector<std::string>, std::string> Watcher::apply(WatchScope scope) {
+    Impl& m = *impl_;
+    std::vector<std::string> warnings;
+    constexpr std::uint64_t mask = FAN_CLOSE_WRITE | FAN_CREATE | FAN_MOVED_TO;
+    std::vector<std::string> targets;
+    if (scope.watch.enabled) {
+        if (!scope.watch.paths.empty())
+            for (const auto& p : scope.watch.paths) targets.push_back(p.path);
+        else
+            for (const auto& [path, zone] : scope.zone_roots) targets.push_back(path);
+    }
+    std::map<std::pair<int, int>, UniqueFd> mounts;
+    for (const auto& t : targets) {
+        std::string dir = t;
+        struct stat st {};
+        if (::stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) dir = dir.substr(0, std::max<std::size_t>(dir.rfind('/'), 1));
+        UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!fd) {
+            warnings.push_back("[watch] " + t + " cannot be watched: " + std::strerror(errno));
+            continue;
+        }
+        struct statfs sfs {};
+        if (::fstatfs(fd.get(), &sfs) != 0) continue;
+        std::pair<int, int> fsid{sfs.f_fsid.__val[0], sfs.f_fsid.__val[1]};
+        if (mounts.contains(fsid)) continue;
+        if (::fanotify_mark(m.fan.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask, fd.get(), nullptr) != 0) {
+            warnings.push_back("[watch] the filesystem of " + t + " cannot be watched: " + std::strerror(errno) +
+                               (errno == EXDEV || errno == ENODEV || errno == EOPNOTSUPP
+                                    ? " (it has no file handles, e.g. a FUSE or network filesystem)" : ""));
+            continue;
+        }
+        mounts.emplace(fsid, std::move(fd));
+    }
+    std::vector<std::string> zone_roots;
+    for (const auto& [path, zone] : scope.zone_roots) {
+        char buf[PATH_MAX];
+        zone_roots.push_back(::realpath(path.c_str(), buf) ? std::string(buf) : path);
+    }
+    std::set<Key> prot;
+    for (const auto& [dev, ino] : scope.protected_files) prot.insert({dev, ino});
+    std::lock_guard lk(m.mu);
+    for (auto& [fsid, fd] : m.mounts)
+        if (!mounts.contains(fsid))
+            ::fanotify_mark(m.fan.get(), FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, mask, fd.get(), nullptr);
+    m.mounts = std::move(mounts);
+    m.zone_root_paths = std::move(zone_roots);
+    m.protected_set = std::move(prot);
+    m.index_valid = false;  // zones may have changed: the thread rebuilds it when it next needs it
+    m.scope = scope.watch.enabled ? std::make_shared<const WatchScope>(std::move(scope)) : nullptr;
+    return warnings;
+}
+
+void Watcher::protected_file(std::uint64_t dev, std::uint64_t ino) {
+    std::lock_guard lk(impl_->mu);
+    impl_->protected_set.insert({dev, ino});
+}
+
+void Watcher::stop() {
+    Impl& m = *impl_;
+    if (m.stopping.exchange(true)) return;
+    std::uint64_t one = 1;
+    (void)!::write(m.stop_fd.get(), &one, sizeof one);
+    if (m.thread.joinable()) m.thread.join();
+}
+
+}  // namespace custguard::daemon::watch

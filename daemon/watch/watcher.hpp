@@ -1,0 +1,107 @@
+// The [watch] watcher: finds customer data written outside every zone.
+//
+// A fanotify NOTIFICATION group (FAN_CLASS_NOTIF, FID reporting) marks whole filesystems
+// for FAN_CLOSE_WRITE, FAN_CREATE and FAN_MOVED_TO. It is a group of its own beside the
+// enforcer's permission group, so the read path gets no event and no extra work from it:
+// writes are reported after the fact and nobody waits for the watcher.
+//
+// Events are coalesced per inode and a file is scanned once it has been quiet for
+// `quiet` (capped at `settle_cap` after its first event), in the sandboxed reader
+// (scan_sandboxed), never in the daemon. Its writer (uid, user, exe, SMB client) is taken
+// when the event is read, while the writer is most likely still there. A file whose bytes
+// equal a zone file's (same size, then SHA-256) is a copy of that zone.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "custguard/events/enrich.hpp"
+#include "custguard/events/record.hpp"
+#include "custguard/policy/policy.hpp"
+#include "custguard/scan/sandbox.hpp"
+
+namespace custguard::daemon::watch {
+
+// What the watcher found in one file; the daemon decides the action and records it.
+struct Find {
+    events::CustomerDataFound found;  // action left empty
+    bool customer_data = false;       // above the threshold (a copy may be below)
+    std::string unreadable;           // why the content could not be scanned ("" : scanned)
+};
+
+struct WatcherHost {
+    std::function<void(Find&&)> found;
+    // Events the watcher could not follow (queue overflow, too many files pending).
+    std::function<void(std::string_view source, std::uint64_t count, std::string_view reason)> lost;
+    std::function<void(const std::string&)> warning;
+};
+
+struct WatcherOptions {
+    std::chrono::milliseconds quiet{500};         // a file is scanned after this long without writes
+    std::chrono::milliseconds settle_cap{5000};   // ... but at most this long after its first event
+    std::size_t max_pending = 65536;              // files waiting to settle
+    std::size_t max_zone_files = 200000;          // bound of the copy index
+    std::chrono::seconds index_ttl{30};           // the copy index is rebuilt when older
+    std::uint64_t max_hash_bytes = std::uint64_t{4} << 30;  // larger files are not compared
+    scan::SandboxOptions sandbox;
+    events::EnrichConfig enrich;  // /proc, exec tracker identities and Samba client lookups
+    // The client machines an smbd writer serves (with the enforcer's BPF socket iterator
+    // where it has one: a short session's connection may be closing already).
+    std::shared_ptr<events::SambaClients> samba;
+};
+
+// Category of customer data a detector finds (CUSTGUARD_CATEGORIES): payment_card,
+// my_number or contact; "" for keywords. "sensitive" (要配慮) is added for copies of a
+// file of a sensitive zone.
+std::string_view category_of(std::string_view detector);
+// The sorted, unique categories of detector names, plus "sensitive" when `sensitive`.
+std::vector<std::string> categories(const std::vector<std::string>& detectors, bool sensitive);
+
+// The files a watcher compares against and keeps out of: zone roots with their names,
+// and files protected by inode.
+struct WatchScope {
+    policy::WatchPolicy watch;
+    std::vector<std::pair<std::string, std::string>> zone_roots;  // path, zone name
+    std::vector<std::pair<std::string, policy::Sensitivity>> zones;  // name, sensitivity
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> protected_files;  // st_dev, ino
+    scan::ScannerConfig scanner;
+    std::vector<std::string> detectors;  // counted towards the threshold
+    std::uint32_t threshold = 3;
+    std::chrono::milliseconds scan_timeout{30'000};
+    std::uint64_t scan_memory = std::uint64_t{1} << 30;
+};
+
+// Whether `path` is `root` or lies below it.
+bool path_within(std::string_view path, std::string_view root);
+
+class Watcher {
+public:
+    static tl::expected<std::unique_ptr<Watcher>, std::string> create(WatcherOptions options, WatcherHost host);
+    ~Watcher();
+    Watcher(const Watcher&) = delete;
+    Watcher& operator=(const Watcher&) = delete;
+
+    // Marks the filesystems of the watched paths (or of the zone roots) and replaces the
+    // scope. Without [watch] every mark is removed. Warnings for paths it cannot watch.
+    tl::expected<std::vector<std::string>, std::string> apply(WatchScope scope);
+    // A file is now protected: no more finds for it.
+    void protected_file(std::uint64_t dev, std::uint64_t ino);
+    void stop();
+
+    struct Impl;
+
+private:
+    explicit Watcher(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace custguard::daemon::watch

@@ -1,0 +1,289 @@
+// [watch] on this machine (root): the real custguardd with the fanotify enforcer and its
+// notification watcher on a private tmpfs, a scratch journald read back with sd-journal,
+// and files written by test users with real programs (cp, a shell redirection, mv, a
+// program writing 4 KiB pieces). Records must appear within 2 s of the write, name the
+// writer, say whether the file is a copy of a zone file, and with "protect" the enforcer
+// must refuse the copy to a user the zone does not allow, also after a restart.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "scratch_journald.hpp"
+#include "support/exec_plan.hpp"
+#include "support/support.hpp"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using custguard::events::testing::JournalEntry;
+using custguard::events::testing::ScratchJournald;
+
+namespace {
+
+bool private_mounts() {
+    static const bool ok = ::geteuid() == 0 && ::unshare(CLONE_NEWNS) == 0 &&
+                           ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+    return ok;
+}
+
+struct Users {
+    cgtest::Cred alice;  // allowed in zone customers
+    cgtest::Cred bob;    // allowed nowhere
+};
+const Users& users() {
+    static const Users u{cgtest::ensure_user("cgwatch-alice"), cgtest::ensure_user("cgwatch-bob")};
+    return u;
+}
+
+// Synthetic customer rows: contact data the detectors find (e-mail, Japanese phone numbers).
+std::string customer_csv(int rows, int seed) {
+    std::ostringstream out;
+    out << "customer_id,name,phone,mail\n";
+    for (int i = 0; i < rows; ++i)
+        out << seed * 1000 + i << ",山田" << i << ",03-" << 5000 + (i + seed) % 4000 << "-" << 1000 + i % 9000 << ",user"
+            << seed << "x" << i << "@example.co.jp\n";
+    return out.str();
+}
+
+class Watch {
+public:
+    explicit Watch(const std::string& watch_table) {
+        if (!private_mounts()) throw std::runtime_error("needs root and a private mount namespace");
+        users();
+        char tmpl[] = "/tmp/cgwatch.XXXXXX";
+        if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+        dir_ = tmpl;
+        ::chmod(dir_.c_str(), 0755);
+        fs::create_directories(data());
+        if (::mount("cgwatch", data().c_str(), "tmpfs", 0, "mode=0755,size=64m") != 0)
+            throw std::runtime_error("mount tmpfs failed");
+        fs::create_directories(data() / "customers");
+        fs::create_directories(public_dir());
+        fs::create_directories(data() / "staging");
+        fs::create_directories(dir_ / "state");
+        cgtest::spit(data() / "customers" / "list.csv", customer_csv(40, 1));
+        cgtest::spit(data() / "customers" / "big.csv", customer_csv(2000, 2));  // > 100 KiB: written in many pieces
+        ::chmod((data() / "customers").c_str(), 0755);
+        ::chmod(public_dir().c_str(), 01777);
+        ::chmod((data() / "staging").c_str(), 01777);
+        cgtest::spit(dir_ / "policy.toml",
+                     "[daemon]\nenforcer = \"fanotify\"\n\n"
+                     "[[zone]]\nname = \"customers\"\npaths = [\"" + (data() / "customers").string() + "\"]\n"
+                     "allow_users = [\"cgwatch-alice\"]\n\n"
+                     "[watch]\npaths = [\"" + public_dir().string() + "\"]\n" + watch_table);
+        journald_ = std::make_unique<ScratchJournald>(custguard::events::testing::unique_namespace("watch"));
+        journald_->start();
+        start();
+    }
+    ~Watch() {
+        cgtest::kill_and_reap(daemon_);
+        journald_.reset();
+        ::umount2(data().c_str(), MNT_DETACH);
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+
+    fs::path data() const { return dir_ / "data"; }
+    fs::path public_dir() const { return data() / "public"; }
+    fs::path zone_file(const char* name = "list.csv") const { return data() / "customers" / name; }
+    std::string log() const { return cgtest::slurp(dir_ / "custguardd.log"); }
+
+    void start() {
+        fs::remove(dir_ / "custguardd.log");  // spawn appends: a restart waits for its own start
+        const std::vector<std::string> args = {CG_CUSTGUARDD, "--policy", (dir_ / "policy.toml").string(),
+                                               "--state-dir", (dir_ / "state").string(), "--enforcer", "fanotify",
+                                               "--no-audit", "--journal-namespace", journald_->name_space()};
+        daemon_ = cgtest::spawn(args, {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir_ / "no-bus").string(),
+                                       "CUSTGUARD_EXTRACT_HELPER=" CG_EXTRACT_HELPER},
+                                dir_ / "custguardd.log");
+        const auto deadline = std::chrono::steady_clock::now() + 15s;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (::waitpid(daemon_, nullptr, WNOHANG) == daemon_) {
+                daemon_ = -1;
+                throw std::runtime_error("custguardd exited:\n" + log());
+            }
+            if (log().find("control plane off") != std::string::npos) return;
+            std::this_thread::sleep_for(50ms);
+        }
+        throw std::runtime_error("custguardd did not come up:\n" + log());
+    }
+    void restart() {
+        cgtest::kill_and_reap(daemon_);
+        start();
+    }
+
+    // The customer_data_found records of `path` (reads of it are recorded too).
+    std::vector<JournalEntry> records(const fs::path& path) const {
+        std::vector<JournalEntry> out;
+        for (auto& e : journald_->read("CUSTGUARD_PATH=" + path.string()))
+            if (e.count("CUSTGUARD_EVENT") && e.at("CUSTGUARD_EVENT") == "customer_data_found") out.push_back(std::move(e));
+        return out;
+    }
+    // The first customer_data_found record of `path` within `timeout`, and how long after
+    // the call it came.
+    std::optional<JournalEntry> wait_record(const fs::path& path, std::chrono::milliseconds& took,
+                                            std::chrono::milliseconds timeout = 5s) const {
+        const auto t0 = std::chrono::steady_clock::now();
+        while (std::chrono::steady_clock::now() - t0 < timeout) {
+            if (auto found = records(path); !found.empty()) {
+                took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+                return found.front();
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+        return std::nullopt;
+    }
+
+    static cgtest::RunResult as(const cgtest::Cred& who, const std::string& script) {
+        return cgtest::run({"/bin/sh", "-c", script}, {}, who);
+    }
+
+private:
+    fs::path dir_;
+    pid_t daemon_ = -1;
+    std::unique_ptr<ScratchJournald> journald_;
+};
+
+std::string field(const JournalEntry& e, const char* name) {
+    auto it = e.find(name);
+    return it == e.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+TEST_CASE("a copy of a zone file written outside the zone is recorded within 2 s with its writer and zone, "
+          "and protected by inode",
+          "[watch][host]") {
+    Watch w("on_customer_data = \"protect\"\n");
+    const auto& u = users();
+    struct Way {
+        const char* name;
+        std::string target;
+        std::string script;
+        std::string exe;  // base name of the writer's program
+    };
+    const std::string src = w.zone_file().string();
+    const std::string pub = w.public_dir().string();
+    const std::string staging = (w.data() / "staging").string();
+    const std::string python = "import sys\nsrc=open(sys.argv[1],'rb').read()\nf=open(sys.argv[2],'wb')\n"
+                               "import time\nfor i in range(0,len(src),4096):\n f.write(src[i:i+4096]); f.flush(); time.sleep(0.002)\nf.close()\n";
+    const Way ways[] = {
+        {"cp", pub + "/by-cp.csv", "cp " + src + " " + pub + "/by-cp.csv", "cp"},
+        // dash opens the redirection itself, runs cat on it and closes it last: the shell
+        // is the program that created and closed the file.
+        {"shell redirection", pub + "/by-redirect.csv", "cat " + src + " > " + pub + "/by-redirect.csv; true", "dash"},
+        {"4 KiB pieces", pub + "/by-pieces.csv",
+         "python3 -c \"$0\" " + w.zone_file("big.csv").string() + " " + pub + "/by-pieces.csv", "python3"},
+        {"rename into the share", pub + "/by-mv.csv",
+         "cp " + src + " " + staging + "/x.csv && mv " + staging + "/x.csv " + pub + "/by-mv.csv", "mv"},
+    };
+    for (const auto& way : ways) {
+        DYNAMIC_SECTION(way.name) {
+            cgtest::RunResult r;
+            if (std::string(way.name) == "4 KiB pieces")
+                r = cgtest::run({"/bin/sh", "-c", way.script, python}, {}, u.alice);
+            else
+                r = Watch::as(u.alice, way.script);
+            REQUIRE(r.rc == 0);
+            std::chrono::milliseconds took{};
+            auto rec = w.wait_record(way.target, took);
+            REQUIRE(rec);
+            INFO("record after " << took.count() << " ms");
+            CHECK(took < 2s);
+            CHECK(field(*rec, "MESSAGE_ID") == "c7c30392d91d45ebb1473e0655df735b");
+            CHECK(field(*rec, "CUSTGUARD_COPY_OF") == "customers");
+            CHECK(field(*rec, "CUSTGUARD_UID") == std::to_string(u.alice.uid));
+            CHECK(field(*rec, "CUSTGUARD_USER") == "cgwatch-alice");
+            CHECK(fs::path(field(*rec, "CUSTGUARD_EXE")).filename().string().starts_with(way.exe));
+            CHECK(field(*rec, "CUSTGUARD_ACTION") == "protected");
+            CHECK(field(*rec, "CUSTGUARD_ZONE") == "customers");
+            CHECK_THAT(field(*rec, "CUSTGUARD_CATEGORIES"), Catch::Contains("contact"));
+            CHECK_THAT(field(*rec, "CUSTGUARD_DETECTORS"), Catch::Contains("email:"));
+            // Within a second of the record the enforcer has the inode: bob is refused,
+            // alice (allowed in the zone) still reads it.
+            CHECK(cgtest::read_as(u.bob, way.target) == EPERM);
+            CHECK(cgtest::read_as(u.alice, way.target) == 0);
+            // Renamed, it stays protected: the inode is what is protected.
+            fs::rename(way.target, way.target + ".renamed");
+            CHECK(cgtest::read_as(u.bob, way.target + ".renamed") == EPERM);
+            CHECK(w.records(way.target).size() == 1);
+        }
+    }
+}
+
+TEST_CASE("protection of a find survives a restart of custguardd", "[watch][host]") {
+    Watch w("on_customer_data = \"protect\"\n");
+    const auto& u = users();
+    const std::string target = (w.public_dir() / "kept.csv").string();
+    REQUIRE(Watch::as(u.alice, "cp " + w.zone_file().string() + " " + target).rc == 0);
+    std::chrono::milliseconds took{};
+    REQUIRE(w.wait_record(target, took));
+    REQUIRE(cgtest::read_as(u.bob, target) == EPERM);
+    w.restart();
+    CHECK(cgtest::read_as(u.bob, target) == EPERM);
+    CHECK(cgtest::read_as(u.alice, target) == 0);
+}
+
+TEST_CASE("customer data that is no copy is recorded without CUSTGUARD_COPY_OF; protect_as protects it",
+          "[watch][host]") {
+    Watch w("on_customer_data = \"protect\"\nprotect_as = \"customers\"\n");
+    const auto& u = users();
+    const fs::path target = w.public_dir() / "export.csv";
+    cgtest::spit(w.data() / "staging" / "gen.csv", customer_csv(25, 7));  // other rows than any zone file
+    REQUIRE(Watch::as(u.alice, "cat " + (w.data() / "staging" / "gen.csv").string() + " > " + target.string()).rc == 0);
+    std::chrono::milliseconds took{};
+    auto rec = w.wait_record(target, took);
+    REQUIRE(rec);
+    INFO("record after " << took.count() << " ms");
+    CHECK(took < 2s);
+    CHECK_FALSE(rec->count("CUSTGUARD_COPY_OF"));
+    CHECK_THAT(field(*rec, "CUSTGUARD_DETECTORS"), Catch::Contains("email:25"));
+    CHECK(field(*rec, "CUSTGUARD_CATEGORIES") == "contact");
+    CHECK(field(*rec, "CUSTGUARD_ACTION") == "protected");
+    CHECK(cgtest::read_as(u.bob, target) == EPERM);
+}
+
+TEST_CASE("record only: a find is recorded and nothing is protected; a file without customer data gives no record",
+          "[watch][host]") {
+    Watch w("on_customer_data = \"record\"\n");
+    const auto& u = users();
+    const fs::path copy = w.public_dir() / "copy.csv";
+    const fs::path plain = w.public_dir() / "minutes.txt";
+    REQUIRE(Watch::as(u.alice, "cp " + w.zone_file().string() + " " + copy.string() +
+                                   " && echo 'meeting at ten, nothing else' > " + plain.string()).rc == 0);
+    std::chrono::milliseconds took{};
+    auto rec = w.wait_record(copy, took);
+    INFO(w.log());
+    REQUIRE(rec);
+    CHECK(field(*rec, "CUSTGUARD_ACTION") == "recorded");
+    CHECK(cgtest::read_as(u.bob, copy) == 0);
+    std::this_thread::sleep_for(1500ms);  // well past the settle time of the plain file
+    CHECK(w.records(plain).empty());
+}
+
+TEST_CASE("a file written in many pieces is scanned once, after it settles", "[watch][host]") {
+    Watch w("on_customer_data = \"record\"\n");
+    const auto& u = users();
+    const fs::path target = w.public_dir() / "appended.csv";
+    // 40 appends, each its own open and close (40 FAN_CLOSE_WRITE events), 20 ms apart.
+    const std::string script = "i=0; while [ $i -lt 40 ]; do echo \"$i,user$i@example.co.jp,03-5555-$((1000 + i))\" >> " +
+                               target.string() + "; i=$((i+1)); sleep 0.02; done";
+    REQUIRE(Watch::as(u.alice, script).rc == 0);
+    std::chrono::milliseconds took{};
+    auto rec = w.wait_record(target, took);
+    REQUIRE(rec);
+    CHECK_THAT(field(*rec, "CUSTGUARD_DETECTORS"), Catch::Contains("email:40"));
+    std::this_thread::sleep_for(1500ms);
+    CHECK(w.records(target).size() == 1);
+}

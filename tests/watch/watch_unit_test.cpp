@@ -1,0 +1,70 @@
+// [watch] pieces that need no root: categories of detectors, paths within trees, and the
+// customer_data_found record (names and counts only, fields absent when unknown).
+#include <catch2/catch.hpp>
+
+#include "custguard/events/record.hpp"
+#include "daemon/watch/watcher.hpp"
+
+using namespace custguard;
+
+TEST_CASE("detectors map to the categories the regulator asks about", "[unit][watch]") {
+    struct Row {
+        std::vector<std::string> detectors;
+        bool sensitive_zone;
+        std::vector<std::string> expected;
+    };
+    const Row rows[] = {
+        {{"credit_card"}, false, {"payment_card"}},
+        {{"my_number", "email", "jp_phone"}, false, {"contact", "my_number"}},
+        {{"jp_address", "keywords"}, false, {"contact"}},  // keywords name no category
+        {{}, true, {"sensitive"}},                         // a copy of a sensitive zone's file
+        {{"keywords"}, false, {}},
+    };
+    for (const auto& r : rows) CHECK(daemon::watch::categories(r.detectors, r.sensitive_zone) == r.expected);
+}
+
+TEST_CASE("path_within: the tree itself and below it, never a sibling with the same prefix", "[unit][watch]") {
+    using daemon::watch::path_within;
+    CHECK(path_within("/srv/share", "/srv/share"));
+    CHECK(path_within("/srv/share/a/b.csv", "/srv/share"));
+    CHECK_FALSE(path_within("/srv/share2/b.csv", "/srv/share"));
+    CHECK_FALSE(path_within("/srv", "/srv/share"));
+    CHECK(path_within("/anything", "/"));
+}
+
+TEST_CASE("customer_data_found records carry the writer, counts, categories and action, never content", "[unit][watch]") {
+    events::CustomerDataFound f;
+    f.path = "/srv/share/public/list.csv";
+    f.dev = 41;
+    f.ino = 7;
+    f.uid = 1001;
+    f.user = "alice";
+    f.pid = 99;
+    f.exe = "/usr/bin/cp";
+    f.client = "192.0.2.10";
+    f.detector_hits = {{"email", 40}, {"jp_phone", 0}, {"credit_card", 2}};
+    f.categories = {"contact", "payment_card"};
+    f.copy_of = "customers";
+    f.zone = "customers";
+    f.action = "protected";
+    auto r = events::make_customer_data_found_record(f);
+    CHECK(r.kind == events::Kind::customer_data_found);
+    CHECK(*r.get(events::field::event) == "customer_data_found");
+    CHECK(*r.get(events::field::detectors) == "credit_card:2,email:40");  // zero counts left out
+    CHECK(*r.get(events::field::hits) == "42");
+    CHECK(*r.get(events::field::categories) == "contact,payment_card");
+    CHECK(*r.get(events::field::copy_of) == "customers");
+    CHECK(*r.get(events::field::action) == "protected");
+    CHECK(*r.get(events::field::client) == "192.0.2.10");
+    CHECK(*r.get(events::field::uid) == "1001");
+    CHECK_THAT(r.message, Catch::Contains("a copy of a file of zone customers"));
+
+    events::CustomerDataFound unknown;  // a writer that could not be identified
+    unknown.path = "/srv/x";
+    unknown.action = "recorded";
+    auto u = events::make_customer_data_found_record(unknown, "content not scanned: timeout");
+    CHECK(u.get(events::field::uid) == nullptr);
+    CHECK(u.get(events::field::copy_of) == nullptr);
+    CHECK(u.get(events::field::exe) == nullptr);
+    CHECK_THAT(u.message, Catch::EndsWith("recorded (content not scanned: timeout)"));
+}
