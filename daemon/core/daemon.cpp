@@ -1,4 +1,5 @@
 #include "daemon/core/daemon.hpp"
+#include "daemon/edm_matchers.hpp"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -502,7 +503,9 @@ tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::stri
     if (loaded.policy.watch.enabled && !watcher_)
         watch_warnings.push_back("[watch] is off: " + watcher_off_reason_);
     else if (watcher_) {
-        auto r = watcher_->apply(watch_scope(loaded.policy));
+        auto scope = watch_scope(loaded.policy);
+        if (!scope) return tl::unexpected(scope.error());
+        auto r = watcher_->apply(std::move(*scope));
         if (!r) return tl::unexpected(r.error());
         watch_warnings = std::move(*r);
     }
@@ -692,7 +695,7 @@ void Daemon::add_cooldown_denies(policy::Policy& policy, std::uint64_t now) cons
     }
 }
 
-watch::WatchScope Daemon::watch_scope(const policy::Policy& p) const {
+tl::expected<watch::WatchScope, std::string> Daemon::watch_scope(const policy::Policy& p) const {
     watch::WatchScope s;
     s.watch = p.watch;
     for (const auto& z : p.zones) {
@@ -705,8 +708,10 @@ watch::WatchScope Daemon::watch_scope(const policy::Policy& p) const {
     if (s.detectors.empty())
         for (auto d : scan::all_detectors()) s.detectors.emplace_back(scan::to_string(d));
     s.threshold = p.watch.threshold.value_or(p.print.threshold);
-    if (auto cfg = scan::ScannerConfig::from_names(s.detectors, p.print.keywords, p.print.keyword_proximity))
-        s.scanner = std::move(*cfg);
+    auto cfg = scan::ScannerConfig::from_names(s.detectors, p.print.keywords, p.print.keyword_proximity);
+    if (!cfg) return tl::unexpected("[watch] detectors/keywords: " + cfg.error());
+    if (auto attached = attach_edm_matchers(*cfg, p.edm, "[watch]"); !attached) return tl::unexpected(attached.error());
+    s.scanner = std::move(*cfg);
     s.scan_timeout = std::chrono::seconds(p.print.scan_timeout_seconds);
     s.scan_memory = std::uint64_t{p.print.scan_memory_mb} << 20;
     return s;

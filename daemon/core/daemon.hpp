@@ -160,7 +160,7 @@ private:
     // [watch]: what the watcher found, recorded and acted on (record, notify, protect).
     void on_find(watch::Find&& find);
     // The scope the watcher needs from a policy. mutex_ held or the policy not yet shared.
-    watch::WatchScope watch_scope(const policy::Policy& policy) const;
+    tl::expected<watch::WatchScope, std::string> watch_scope(const policy::Policy& policy) const;
     void load_protected_files();   // from <state>/watch/protected
     void save_protected_files() const;  // mutex_ held
 

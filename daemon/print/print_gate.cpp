@@ -16,7 +16,7 @@
 #include <cups/ipp.h>
 
 #include "custguard/common/nss.hpp"
-#include "custguard/edm/edm.hpp"
+#include "daemon/edm_matchers.hpp"
 #include "custguard/scan/document.hpp"
 #include "custguard/scan/sandbox.hpp"
 #include "custguard/scan/scanner.hpp"
@@ -119,15 +119,7 @@ void PrintGate::stop() {
 tl::expected<void, std::string> PrintGate::apply(const policy::PrintPolicy& print, const std::vector<policy::EdmIndex>& edm) {
     auto config = scan::ScannerConfig::from_names(print.detectors, print.keywords, print.keyword_proximity);
     if (!config) return tl::unexpected("[print] detectors/keywords: " + config.error());
-    for (auto& e : config->edm) {
-        const auto table = std::find_if(edm.begin(), edm.end(), [&](const policy::EdmIndex& x) { return x.name == e.name; });
-        if (table == edm.end()) return tl::unexpected("[print] detector edm:" + e.name + " has no [edm." + e.name + "] table");
-        auto matcher = edm::Matcher::open(table->index, table->key);
-        if (!matcher)
-            return tl::unexpected("[edm." + e.name + "]: " + matcher.error() +
-                                  " (build it with 'custguardctl edm build', or remove edm:" + e.name + " from [print] detectors)");
-        e.matcher = std::move(*matcher);
-    }
+    if (auto attached = custguard::daemon::attach_edm_matchers(*config, edm, "[print]"); !attached) return tl::unexpected(attached.error());
     auto scanner = scan::Scanner::create(std::move(*config));
     auto next = std::make_shared<Config>();
     next->print = print;
@@ -227,7 +219,7 @@ Outcome PrintGate::check(const JobFacts& job, const std::vector<int>& fds) {
         if (e.persons) pj.detector_hits[std::string(scan::edm_prefix) + e.name] = static_cast<std::uint32_t>(e.persons);
     auto record = events::make_print_record(pj, to_decision(verdict.action), verdict.reason);
     record.set("CUSTGUARD_COPIES", std::to_string(job.copies));
-    if (config->prototype && !config->prototype->config().edm.empty()) record.set("CUSTGUARD_PERSONS", std::to_string(scanned.findings.persons));
+    if (config->prototype && !config->prototype->config().edm.empty()) record.set(events::field::persons, std::to_string(scanned.findings.persons));
     record.set("CUSTGUARD_DOC_TYPE", std::string(scan::to_string(scanned.doc_type)));
     if (fds.size() > 1) record.set("CUSTGUARD_DOCUMENTS", std::to_string(fds.size()));
     record.set("CUSTGUARD_CUSTOMER_DATA", verdict.customer_data ? "yes" : "no");

@@ -34,8 +34,9 @@ std::string_view category_of(std::string_view d) {
     if (d == "credit_card") return "payment_card";
     if (d == "my_number") return "my_number";
     if (d == "email" || d == "jp_phone" || d == "jp_address") return "contact";
-    // keywords name the kind of a document (氏名, 病歴 ...), not one category of data:
-    // sensitive (要配慮) comes from a sensitive zone a copy was taken from.
+    if (d == "sensitive") return "sensitive";  // 要配慮個人情報 terms (病歴, 犯罪歴 ...)
+    // keywords name the kind of a document (氏名, 住所 ...), not one category of data;
+    // an EDM detector counts customers, whose data may be of any category.
     return {};
 }
 
@@ -382,7 +383,15 @@ struct Watcher::Impl {
                     counted += n;
                 }
             }
+            for (const auto& e : scanned->findings.edm)
+                if (e.persons) {
+                    const std::string name = std::string(scan::edm_prefix) + e.name;
+                    f.found.detector_hits[name] = static_cast<std::uint32_t>(std::min<std::uint64_t>(e.persons, UINT32_MAX));
+                    counted += e.persons;  // a customer counts one hit, as in the print gate
+                }
+            f.found.persons = scanned->findings.persons;
         }
+        f.found.edm = !s.scanner.edm.empty();
         f.customer_data = counted >= s.threshold && counted > 0;
         if (!f.customer_data && f.found.copy_of.empty()) return;
         bool sensitive = false;

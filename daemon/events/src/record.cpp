@@ -136,6 +136,7 @@ Record make_customer_data_found_record(const CustomerDataFound& f, std::string_v
     }
     r.set(field::detectors, detectors);
     r.set(field::hits, hits);
+    if (f.edm) r.set(field::persons, std::to_string(f.persons));
     std::string categories;
     for (const auto& c : f.categories) categories += (categories.empty() ? "" : ",") + c;
     r.set(field::categories, categories);

@@ -69,6 +69,7 @@ inline constexpr std::string_view sensors = "CUSTGUARD_SENSORS";
 inline constexpr std::string_view time_usec = "CUSTGUARD_TIME_USEC";
 // `repeated` records (see repeat.hpp):
 inline constexpr std::string_view copy_of = "CUSTGUARD_COPY_OF";          // zone whose file this is a copy of
+inline constexpr std::string_view persons = "CUSTGUARD_PERSONS";         // distinct CRM customers (EDM detectors)
 inline constexpr std::string_view categories = "CUSTGUARD_CATEGORIES";    // kinds of customer data found
 inline constexpr std::string_view repeated = "CUSTGUARD_REPEATED";    // kind of the records counted
 inline constexpr std::string_view count = "CUSTGUARD_COUNT";          // all of the key in the window
@@ -137,6 +138,8 @@ struct CustomerDataFound {
     std::string exe;
     std::string client;   // the SMB client an smbd wrote it for
     std::map<std::string, std::uint32_t> detector_hits;  // names and counts only
+    bool edm = false;           // an EDM detector was configured: persons is a count
+    std::uint64_t persons = 0;  // distinct CRM customers found (EDM)
     std::vector<std::string> categories;  // payment_card, my_number, contact, sensitive
     std::string copy_of;  // zone whose file it equals byte for byte
     std::string zone;     // zone it was put under (protect), else empty
