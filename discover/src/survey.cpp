@@ -332,6 +332,12 @@ private:
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point last_progress_{};
     std::optional<std::string> failure_;  // a store error: the survey stops
+    std::vector<std::thread> workers_;
+    std::mutex prio_mutex_;
+
+    // The scanner is compiled and the threads started at the first file to scan, so a
+    // survey that finds nothing changed costs only the walk.
+    bool start_workers();
 
     void warn(std::string w) {
         if (result_.warnings.size() < k_max_listed) result_.warnings.push_back(std::move(w));
@@ -349,6 +355,28 @@ private:
     void file(const std::string& path, const struct stat& st);
     void report();
 };
+
+bool Survey::start_workers() {
+    auto scanner = scan::Scanner::create(options_.scanner);
+    if (!scanner) {
+        failure_ = "cannot build the scanner: " + scanner.error();
+        return false;
+    }
+    for (unsigned i = 0; i < std::max(1u, options_.threads); ++i) {
+        workers_.emplace_back([this, copy = *scanner]() mutable {
+            if (options_.idle_priority) (void)lower_priority();
+            {
+                std::lock_guard lock(prio_mutex_);
+                result_.io_priority_class = io_priority_class();
+                errno = 0;
+                result_.nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
+            }
+            std::string block;
+            while (auto job = queue_.pop()) queue_.done(scan_one(copy, options_.sandbox, *job, block));
+        });
+    }
+    return true;
+}
 
 void Survey::flush(bool force) {
     auto results = queue_.take();
@@ -416,6 +444,7 @@ void Survey::file(const std::string& path, const struct stat& st) {
             }
         }
     }
+    if (workers_.empty() && !start_workers()) return;
     ++result_.counters.scanned;
     queue_.push(Job{path, st}, [&] { flush(false); });
     flush(false);
@@ -569,9 +598,6 @@ tl::expected<SurveyResult, std::string> Survey::run() {
     result_.roots = roots;
     if (roots.empty()) return tl::unexpected("nothing to survey: " + (result_.warnings.empty() ? std::string("no PATH given") : result_.warnings.front()));
 
-    auto scanner = scan::Scanner::create(options_.scanner);
-    if (!scanner) return tl::unexpected("cannot build the scanner: " + scanner.error());
-
     auto stmt = [&](const char* sql) -> tl::expected<Statement, std::string> { return db_.prepare(sql); };
     auto run = stmt("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'run'");
     if (!run) return tl::unexpected(run.error());
@@ -591,22 +617,11 @@ tl::expected<SurveyResult, std::string> Survey::run() {
 
     if (options_.idle_priority)
         if (auto p = lower_priority(); !p) warn(p.error());
+    // Also when nothing needs a scanning thread: the report says what the survey ran at.
+    result_.io_priority_class = io_priority_class();
+    errno = 0;
+    result_.nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
 
-    std::mutex prio_mutex;
-    std::vector<std::thread> workers;
-    for (unsigned i = 0; i < std::max(1u, options_.threads); ++i) {
-        workers.emplace_back([&, copy = *scanner]() mutable {
-            if (options_.idle_priority) (void)lower_priority();
-            {
-                std::lock_guard lock(prio_mutex);
-                result_.io_priority_class = io_priority_class();
-                errno = 0;
-                result_.nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
-            }
-            std::string block;
-            while (auto job = queue_.pop()) queue_.done(scan_one(copy, options_.sandbox, *job, block));
-        });
-    }
     for (const auto& root : roots) {
         if (failure_) break;
         walk_root(root);
@@ -616,7 +631,7 @@ tl::expected<SurveyResult, std::string> Survey::run() {
         queue_.wait_result();
         flush(false);
     }
-    for (auto& w : workers) w.join();
+    for (auto& w : workers_) w.join();
     flush(true);
     if (failure_) return tl::unexpected(*failure_);
 
