@@ -34,8 +34,12 @@ int send_report(const discover::SurveyResult& r, const std::string& text, const 
                 std::ostream& err) {
     char host[256] = "";
     ::gethostname(host, sizeof host - 1);
-    std::string title = "custguard discover on " + std::string(host) + ": " + std::to_string(r.outside_files) +
-                        " files with customer data outside zones in " + std::to_string(r.outside.size()) + " folders";
+    auto count = [](std::uint64_t n, const char* one, const char* many) {
+        return std::to_string(n) + " " + (n == 1 ? one : many);
+    };
+    std::string title = "custguard discover on " + std::string(host) + ": " +
+                        count(r.outside_files, "file", "files") + " with customer data outside zones in " +
+                        count(r.outside.size(), "folder", "folders");
     title = cut_utf8(title, k_report_title_max);
     std::string body = text;
     if (body.size() > k_report_body_max) {
