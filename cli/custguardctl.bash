@@ -28,7 +28,7 @@ _custguardctl() {
         [print]="held approve reject"
         [printer]="protect unprotect list"
     )
-    local verbs="status policy zone user device grant print printer history events scan"
+    local verbs="status policy zone user device grant print printer history events scan discover"
 
     case $prev in
         --policy|--state-dir|-D|--directory|-p|--path)
@@ -77,6 +77,7 @@ _custguardctl() {
             "history "*) opts+=" --user --zone --path --event --since --until --limit --namespace --directory" ;;
             "events "*) opts+=" --follow --lines --user --zone --path --event --namespace --directory" ;;
             "scan "*) opts="--help --json --policy --threshold --detectors --keywords --keyword-proximity --mime-type" ;;
+            "discover "*) opts+=" --db --policy --rescan --cross-filesystems --notify --notify-target" ;;
         esac
         COMPREPLY=($(compgen -W "$opts" -- "$cur")); return
     fi
@@ -98,6 +99,8 @@ _custguardctl() {
     case "$verb $sub" in
         "policy check"|"scan ")
             _custguardctl_files ;;
+        "discover ")
+            COMPREPLY=($(compgen -d -- "$cur")) ;;
         "user allow"|"user revoke")
             if ((pos == 0)); then COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur"))
             elif [[ $cur == %* ]]; then COMPREPLY=($(compgen -P % -g -- "${cur#%}"))

@@ -88,7 +88,8 @@ int main(int argc, char** argv) {
     discover->add_flag("--notify", discover_options.notify,
                        "Send the summary to the notify targets through custguardd (D-Bus SendReport)");
     discover->add_option("--notify-target", discover_options.notify_targets,
-                         "Notify target for --notify (repeatable); default: the [print] notify targets");
+                         "Notify target for --notify (repeatable); default: the [print] notify targets")
+        ->allow_extra_args(false);
 
     auto* printer = app.add_subcommand("printer", "Protect CUPS queues with the custguard backend (talks to cupsd)");
     printer->require_subcommand(1);

@@ -559,7 +559,7 @@ tl::expected<std::size_t, std::string> Notifier::send_report(const std::vector<s
     Rendered r;
     r.subject = subject;
     r.text = text;
-    r.json = "{\"kind\":\"report\",\"host\":" + common::json_string(i.options.host) +
+    r.json = "{\"type\":\"report\",\"host\":" + common::json_string(i.options.host) +
              ",\"subject\":" + common::json_string(subject) + ",\"text\":" + common::json_string(text) + "}";
     std::size_t queued = 0;
     for (const auto& n : names) queued += i.enqueue(*cfg, n, "report", r);

@@ -74,7 +74,7 @@ TEST_CASE("discover --notify sends the summary to the notify targets through cus
         if (got.empty()) std::this_thread::sleep_for(100ms);
     }
     REQUIRE(got.size() == 1);
-    CHECK(got[0]["kind"].as_string() == "report");
+    CHECK(got[0]["type"].as_string() == "report");
     CHECK(contains(got[0]["subject"].as_string(), "1 file with customer data outside zones in 1 folder"));
     CHECK(contains(got[0]["text"].as_string(), (f.data() / "public").string()));
     CHECK(contains(got[0]["text"].as_string(), "[[zone]]"));
