@@ -594,7 +594,8 @@ tl::expected<SurveyResult, std::string> Survey::run() {
     std::sort(result_.roots.begin(), result_.roots.end());
     std::vector<std::string> roots;
     for (const auto& r : result_.roots)
-        if (roots.empty() || !under(r, roots.back())) roots.push_back(r);
+        if (std::none_of(roots.begin(), roots.end(), [&](const std::string& kept) { return under(r, kept); }))
+            roots.push_back(r);
     result_.roots = roots;
     if (roots.empty()) return tl::unexpected("nothing to survey: " + (result_.warnings.empty() ? std::string("no PATH given") : result_.warnings.front()));
 

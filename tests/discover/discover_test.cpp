@@ -333,6 +333,18 @@ TEST_CASE("legacy encodings go to the reader, images are unreadable with a reaso
     CHECK(j["unreadable"].as_array()[0]["reason"].as_string().find("image") != std::string::npos);
 }
 
+TEST_CASE("overlapping PATHs are walked once") {
+    Tree t;
+    // Sorted, "share-x" falls between "share" and "share/sales": each nested root must
+    // still be recognised as inside "share".
+    fs::create_directories(t.dir.path() / "share-x");
+    cgtest::spit(t.dir.path() / "share-x" / "one.txt", "x\n");
+    auto j = t.survey({"--", t.root().string(), (t.dir.path() / "share-x").string(), (t.root() / "sales").string(),
+                       (t.root() / "sales/2024").string()});
+    CHECK(counter(j, "files") == 11);
+    CHECK(j["roots"].as_array().size() == 2);
+}
+
 TEST_CASE("a store of another schema version is refused with what to do") {
     Tree t;
     {
