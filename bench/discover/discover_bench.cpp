@@ -186,6 +186,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // rows as they are measured
     ::setenv("CUSTGUARD_EXTRACT_HELPER", CG_EXTRACT_HELPER, 0);
     const fs::path root = base / ("cg-discover-bench-" + std::to_string(::getpid()));
     const fs::path tree = root / "tree";
