@@ -202,7 +202,7 @@ TEST_CASE("a second run rescans exactly the file that changed") {
     CHECK(counter(forced, "scanned") == 50);
 }
 
-TEST_CASE("a changed detector configuration rescans every file; a changed threshold rescans none") {
+TEST_CASE("a changed detector configuration rescans every file and a changed threshold rescans none") {
     Tree t;
     t.survey();
     t.write_policy("threshold = 50\n");
@@ -247,7 +247,7 @@ TEST_CASE("a deleted file is dropped from the store and from the report") {
     CHECK(again->int64(0) == 10);
 }
 
-TEST_CASE("--json has a stable shape") {
+TEST_CASE("the JSON report (--json) has a stable shape") {
     Tree t;
     const auto j = t.survey();
     CHECK(j["version"].as_int() == 1);
