@@ -29,7 +29,7 @@ _custguardctl() {
         [printer]="protect unprotect list"
         [edm]="build"
     )
-    local verbs="status policy zone user device grant print printer history events scan edm"
+    local verbs="status policy zone user device grant print printer history events scan edm discover"
 
     case $prev in
         --policy|--state-dir|-D|--directory|-p|--path|--schema|--key|--output)
@@ -81,6 +81,7 @@ _custguardctl() {
             "events "*) opts+=" --follow --lines --user --zone --path --event --namespace --directory" ;;
             "scan "*) opts="--help --json --policy --threshold --detectors --keywords --keyword-proximity --mime-type" ;;
             "edm build") opts="--help --schema --key --output --encoding" ;;
+            "discover "*) opts+=" --db --policy --rescan --cross-filesystems --notify --notify-target" ;;
         esac
         COMPREPLY=($(compgen -W "$opts" -- "$cur")); return
     fi
@@ -102,6 +103,8 @@ _custguardctl() {
     case "$verb $sub" in
         "policy check"|"scan "|"edm build")
             _custguardctl_files ;;
+        "discover ")
+            COMPREPLY=($(compgen -d -- "$cur")) ;;
         "user allow"|"user revoke")
             if ((pos == 0)); then COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur"))
             elif [[ $cur == %* ]]; then COMPREPLY=($(compgen -P % -g -- "${cur#%}"))

@@ -6,6 +6,7 @@
 
 #include "cli/ctl.hpp"
 #include "cli/edm_command.hpp"
+#include "cli/discover_command.hpp"
 #include "cli/printer_command.hpp"
 #include "cli/scan_command.hpp"
 #include "custguard/common/policy_check.hpp"
@@ -85,6 +86,24 @@ int main(int argc, char** argv) {
     edm_build->add_option("--output", edm_options.output, "Index to write; default: /var/lib/custguard/edm/SCHEMA.edm");
     edm_build->add_option("--encoding", edm_options.encoding, "utf-8 or cp932 (overrides the schema's encoding)");
 
+    auto* discover = app.add_subcommand(
+        "discover", "Survey trees for customer data outside zones (incremental; idle I/O priority)");
+    custguard::cli::DiscoverOptions discover_options;
+    discover->add_option("PATH", discover_options.paths, "Directories (or files) to survey")->required();
+    discover->add_option("--db", discover_options.db, "Survey store (SQLite), kept between runs")->capture_default_str();
+    discover->add_option("--policy", discover_options.policy,
+                         "Zones, and threshold, detectors and keywords from [print], from this policy")
+        ->capture_default_str();
+    discover->add_flag("--json", discover_options.json, "Print JSON for scripts");
+    discover->add_flag("--rescan", discover_options.rescan, "Scan every file, changed or not");
+    discover->add_flag("--cross-filesystems", discover_options.cross_filesystems,
+                       "Descend into other file systems mounted under a PATH");
+    discover->add_flag("--notify", discover_options.notify,
+                       "Send the summary to the notify targets through custguardd (D-Bus SendReport)");
+    discover->add_option("--notify-target", discover_options.notify_targets,
+                         "Notify target for --notify (repeatable); default: the [print] notify targets")
+        ->allow_extra_args(false);
+
     auto* printer = app.add_subcommand("printer", "Protect CUPS queues with the custguard backend (talks to cupsd)");
     printer->require_subcommand(1);
     std::string printer_queue;
@@ -123,6 +142,10 @@ int main(int argc, char** argv) {
     if (edm_build->parsed()) return custguard::cli::run_edm_build(edm_options, std::cout, std::cerr);
     if (scan->parsed())
         return run_scan_verb(scan_options, scan_policy, scan->get_option("--policy")->count() > 0, *scan);
+    if (discover->parsed()) {
+        discover_options.policy_given = discover->get_option("--policy")->count() > 0;
+        return custguard::cli::run_discover(discover_options, std::cout, std::cerr);
+    }
     if (auto rc = control.run()) return *rc;
     return k_exit_usage;
 }

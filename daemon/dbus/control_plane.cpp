@@ -184,6 +184,9 @@ constexpr std::size_t k_attr_bytes = 4096;    //   each key and value
 // CheckPrintJobDocuments documents: the system bus's own bound on descriptors per message
 // (dbus-daemon max_message_unix_fds); kept here for a bus configured higher.
 constexpr std::size_t k_documents = 16;
+constexpr std::size_t k_report_title_bytes = 200;        // SendReport: a mail subject
+constexpr std::size_t k_report_body_bytes = 64 * 1024;   //   the report text
+constexpr std::size_t k_report_targets = 16;             //   notify targets named
 // Methods not in the table (added later) get these bounds for every argument.
 constexpr ArgLimit k_default_limit{"argument", 4096, 1024};
 
@@ -203,6 +206,7 @@ constexpr MethodLimits k_method_limits[] = {
     {"RejectJob", {{{"job", k_job_bytes}, {"reason", k_reason_bytes}}}},
     {"CheckPrintJob", {{{"job", k_attr_bytes, k_attr_entries}, {"document"}}}},
     {"CheckPrintJobDocuments", {{{"job", k_attr_bytes, k_attr_entries}, {"documents", 0, k_documents}}}},
+    {"SendReport", {{{"title", k_report_title_bytes}, {"body", k_report_body_bytes}, {"targets", k_user_bytes, k_report_targets}}}},
 };
 
 // Checks the value at the read position (a string, or a container of them) against `limit`.
@@ -1123,6 +1127,19 @@ struct ControlPlane::Impl {
             .set("detector_hits", std::move(hits));
     }
 
+    // A report made by custguardctl (the discover survey) for the notify targets. The
+    // title becomes a mail subject: one line, no control characters.
+    Result<std::string> send_report(const Caller& caller, const std::string& title, const std::string& body,
+                                    const std::vector<std::string>& targets) {
+        if (title.empty()) return fail(error::invalid_argument, "the report has no title");
+        if (std::any_of(title.begin(), title.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+            return fail(error::invalid_argument, "the report title must be one line without control characters");
+        auto queued = daemon.notifier().send_report(targets, title, body);
+        if (!queued) return fail(targets.empty() ? error::failed : error::invalid_argument, queued.error());
+        record_change(caller, "report.send", targets.empty() ? "[print] notify" : join(targets), title, "", "", "");
+        return fmt::format("report queued for delivery ({} {})", *queued, *queued == 1 ? "message" : "messages");
+    }
+
     Result<Json> list_held_jobs() {
         Json out = Json::array();
         for (const auto& j : daemon.held_jobs().list()) out.push(job_json(j));
@@ -1302,6 +1319,21 @@ int m_reject_job(sd_bus_message* m, void* u, sd_bus_error* e) {
     });
 }
 
+int m_send_report(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        const char* title = nullptr;
+        const char* body = nullptr;
+        int r = sd_bus_message_read(m, "ss", &title, &body);
+        std::vector<std::string> targets;
+        if (r >= 0) r = sd_bus_message_enter_container(m, 'a', "s");
+        const char* t = nullptr;
+        while (r >= 0 && (r = sd_bus_message_read_basic(m, 's', &t)) > 0) targets.emplace_back(t);
+        if (r >= 0) r = sd_bus_message_exit_container(m);
+        if (r < 0) return sd_bus_error_setf(e, error::invalid_argument, "malformed SendReport call: %s", std::strerror(-r));
+        return reply(m, e, s.send_report(c, title, body, targets));
+    });
+}
+
 // Answered later by the print gate's workers (a scan may take a while).
 int m_check_print_job(sd_bus_message* m, void* u, sd_bus_error* e) {
     return guarded(m, u, e, [&](Impl& s, const Caller&) { return s.daemon.print_gate().handle_check_print_job(m, e); });
@@ -1353,6 +1385,8 @@ const sd_bus_vtable k_vtable[] = {
     SD_BUS_METHOD_WITH_NAMES("CheckPrintJobDocuments", "a{ss}ah", SD_BUS_PARAM(job) SD_BUS_PARAM(documents), "sss",
                              SD_BUS_PARAM(action) SD_BUS_PARAM(reason) SD_BUS_PARAM(hold_id), m_check_print_job,
                              k_flags),
+    SD_BUS_METHOD_WITH_NAMES("SendReport", "ssas", SD_BUS_PARAM(title) SD_BUS_PARAM(body) SD_BUS_PARAM(targets), "s",
+                             SD_BUS_PARAM(message), m_send_report, k_flags),
     SD_BUS_VTABLE_END,
 };
 

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "custguard/common/json_string.hpp"
 #include "custguard/common/policy_files.hpp"
 #include "daemon/notify/bulk.hpp"
 #include "daemon/notify/digest.hpp"
@@ -133,9 +134,10 @@ struct Notifier::Impl {
 
     // --- intake -------------------------------------------------------------------------
 
-    void enqueue(const Config& cfg, const std::string& target_name, std::string_view kind, const Rendered& r) {
+    // Returns the messages queued.
+    std::size_t enqueue(const Config& cfg, const std::string& target_name, std::string_view kind, const Rendered& r) {
         auto t = cfg.targets.find(target_name);
-        if (t == cfg.targets.end()) return;
+        if (t == cfg.targets.end()) return 0;
         std::vector<Message> out;
         if (!t->second.mail.empty()) {
             Message m;
@@ -185,6 +187,7 @@ struct Notifier::Impl {
         if (overflow && host.lost)
             host.lost("notify", overflow, fmt::format("notification queue full ({} messages) for target {}",
                                                       options.queue_max, target_name));
+        return queued;
     }
 
     std::vector<std::string> alert_targets(const Config& cfg, const ev::Record& r) {
@@ -549,6 +552,31 @@ NotifyCounters Notifier::counters() const {
     std::lock_guard lock(impl_->q_mu);
     c.queued = impl_->queue->size();
     return c;
+}
+
+tl::expected<std::size_t, std::string> Notifier::send_report(const std::vector<std::string>& targets,
+                                                            const std::string& subject, const std::string& text) {
+    Impl& i = *impl_;
+    const auto cfg = i.snapshot();
+    const auto& names = targets.empty() ? cfg->print_notify : targets;
+    if (names.empty())
+        return tl::unexpected(std::string("no notify target: name one (--notify-target) or set [print] notify"));
+    for (const auto& n : names)
+        if (!cfg->targets.count(n)) {
+            std::vector<std::string> known;
+            for (const auto& [name, _] : cfg->targets) known.push_back(name);
+            return tl::unexpected(fmt::format("unknown notify target '{}'; the policy has: {}", n,
+                                              known.empty() ? std::string("(none)") : join(known, ", ")));
+        }
+    Rendered r;
+    r.subject = subject;
+    r.text = text;
+    r.json = "{\"type\":\"report\",\"host\":" + common::json_string(i.options.host) +
+             ",\"subject\":" + common::json_string(subject) + ",\"text\":" + common::json_string(text) + "}";
+    std::size_t queued = 0;
+    for (const auto& n : names) queued += i.enqueue(*cfg, n, "report", r);
+    if (queued == 0) return tl::unexpected(std::string("no message was queued: the notification queue is full (see custguardctl status)"));
+    return queued;
 }
 
 void Notifier::send_digests_now() {

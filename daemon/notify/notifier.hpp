@@ -108,6 +108,14 @@ public:
 
     // Queue every non-empty digest now instead of at its schedule.
     void send_digests_now();
+
+    // A report made outside the daemon (`custguardctl discover --notify`: the weekly
+    // survey) for `targets`, or the [print] notify targets when none are named: one mail
+    // and/or webhook message per target, through the durable queue like alerts (not
+    // rate-limited: the caller is an administrator). Returns the messages queued; errors
+    // name unknown targets, or say that no target is configured. Thread-safe.
+    tl::expected<std::size_t, std::string> send_report(const std::vector<std::string>& targets,
+                                                       const std::string& subject, const std::string& text);
     // Tests and shutdown: wait until the inbox is processed (and, if `delivered`, the
     // queue is empty). false on timeout.
     bool wait_idle(std::chrono::milliseconds timeout, bool delivered = false);

@@ -1,0 +1,378 @@
+// `custguardctl discover` end to end: a tree with customer data in some folders, none in
+// others and one zone; the incremental store across runs; the JSON shape; the priority it
+// runs at; what the walk must not enter.
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "custguard/common/policy_files.hpp"
+#include "custguard/discover/db.hpp"
+#include "custguard/discover/survey.hpp"
+#include "daemon/dbus/json.hpp"
+#include "scan/pdf_builder.hpp"
+#include "scan/test_support.hpp"
+#include "support/support.hpp"
+
+namespace fs = std::filesystem;
+using custguard::dbus::Json;
+
+namespace {
+
+const std::string kCard = scan_test::luhn_complete("411111111111111");
+const std::string kMyNumber = scan_test::my_number_complete("12345678901");
+
+// `n` customers: each line a card, an e-mail address and a phone number (3 hits). The
+// fields are separated by ", ": the card detector wants a blank before a number.
+std::string customers(int n, int seed = 0) {
+    std::string s = "name, card, mail, phone\n";
+    for (int i = 0; i < n; ++i)
+        s += "customer" + std::to_string(i) + ", " + kCard + ", user" + std::to_string(seed * 1000 + i) +
+             "@example.co.jp, 03-1234-" + std::to_string(1000 + i) + "\n";
+    return s;
+}
+
+struct Tree {
+    cgtest::TempDir dir{"cgdiscover"};
+    fs::path root() const { return dir.path() / "share"; }
+    fs::path db() const { return dir.path() / "discover.db"; }
+    fs::path policy() const { return dir.path() / "policy.toml"; }
+
+    Tree() {
+        for (auto sub : {"sales", "sales/2024", "hr", "public", "customers", "docs"}) fs::create_directories(root() / sub);
+        // sales: 3 files, 10 + 5 + 1 customers; sales/2024: 1 file.
+        cgtest::spit(root() / "sales/list.csv", customers(10, 1));
+        cgtest::spit(root() / "sales/export.txt", customers(5, 2));
+        cgtest::spit(root() / "sales/one.txt", customers(1, 3));
+        cgtest::spit(root() / "sales/2024/q1.csv", customers(2, 4));
+        // hr: My Number and sensitive words, 1 file.
+        cgtest::spit(root() / "hr/staff.txt", "マイナンバー " + kMyNumber + "\nmail hr@example.co.jp\n電話 03-5555-1234\n");
+        // public: no customer data, and a file below the threshold (2 hits).
+        cgtest::spit(root() / "public/minutes.txt", "Meeting at 10:00 about the new printer.\n");
+        cgtest::spit(root() / "public/contact.txt", "support@example.co.jp 03-1111-2222\n");
+        // the zone: 2 files with customer data, counted apart.
+        cgtest::spit(root() / "customers/a.csv", customers(20, 5));
+        cgtest::spit(root() / "customers/b.csv", customers(3, 6));
+        // docs: a PDF (the sandboxed reader) with a card and two addresses (3 hits).
+        cgtest::spit(root() / "docs/statement.pdf",
+                     scan_test::one_page_pdf(scan_test::kHelvetica,
+                                             "BT /F2 11 Tf 14 TL 60 780 Td\n(Card " + kCard +
+                                                 ") Tj T*\n(mail pdf1@example.co.jp pdf2@example.co.jp) Tj T*\nET\n"));
+        write_policy("threshold = 3\n");
+    }
+
+    void write_policy(const std::string& print) {
+        cgtest::spit(policy(), "[[zone]]\nname = \"customers\"\npaths = [\"" + root().string() +
+                                   "/customers\"]\nallow_users = [\"root\"]\n\n[print]\n" + print);
+    }
+
+    cgtest::RunResult run(std::vector<std::string> extra = {}) const {
+        std::vector<std::string> argv = {CG_CUSTGUARDCTL, "discover", "--json", "--db", db().string(), "--policy",
+                                         policy().string()};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        if (std::find(extra.begin(), extra.end(), "--") == extra.end()) argv.push_back(root().string());
+        return cgtest::run(argv);
+    }
+
+    Json survey(std::vector<std::string> extra = {}) const {
+        auto r = run(std::move(extra));
+        INFO(r.err);
+        REQUIRE(r.rc == 0);
+        auto j = Json::parse(r.out);
+        INFO(r.out);
+        REQUIRE(j);
+        return *j;
+    }
+};
+
+std::int64_t counter(const Json& j, const char* name) { return j["counters"][name].as_int(-1); }
+
+const Json* folder(const Json& j, const fs::path& path) {
+    for (const auto& f : j["outside_zones"].as_array())
+        if (f["folder"].as_string() == path.string()) return &f;
+    return nullptr;
+}
+
+// A file's mtime one second later, as an editor saving it would leave it.
+void touch(const fs::path& p) {
+    struct stat st;
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    times[1].tv_sec += 1;
+    REQUIRE(::utimensat(AT_FDCWD, p.c_str(), times, 0) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("the report lists folders with customer data outside zones, largest first, with files and categories") {
+    Tree t;
+    const auto j = t.survey();
+    CHECK(counter(j, "files") == 10);
+    CHECK(counter(j, "scanned") == 10);
+    CHECK(counter(j, "sandboxed") >= 1);  // the PDF went to the reader
+    const auto& outside = j["outside_zones"].as_array();
+    REQUIRE(outside.size() == 4);
+    // Largest first: sales (16 customers, 48 hits), sales/2024 (6), then hr and docs (3
+    // hits each).
+    CHECK(outside[0]["folder"].as_string() == (t.root() / "sales").string());
+    CHECK(outside[1]["folder"].as_string() == (t.root() / "sales/2024").string());
+    const auto* sales = folder(j, t.root() / "sales");
+    REQUIRE(sales);
+    CHECK((*sales)["files"].as_int() == 3);
+    CHECK((*sales)["persons_estimate"].as_int() == 48);
+    CHECK((*sales)["categories"]["payment_cards"].as_int() == 16);
+    CHECK((*sales)["categories"]["contact"].as_int() == 32);
+    CHECK((*sales)["categories"]["my_number"].as_int() == 0);
+    const auto* hr = folder(j, t.root() / "hr");
+    REQUIRE(hr);
+    CHECK((*hr)["files"].as_int() == 1);
+    CHECK((*hr)["categories"]["my_number"].as_int() == 1);
+    CHECK((*hr)["categories"]["contact"].as_int() == 2);
+    const auto* docs = folder(j, t.root() / "docs");
+    REQUIRE(docs);  // found by the sandboxed reader
+    CHECK((*docs)["categories"]["payment_cards"].as_int() == 1);
+    CHECK((*docs)["categories"]["contact"].as_int() == 2);
+    // No data, or below the threshold: not listed. The zone: counted apart.
+    CHECK(!folder(j, t.root() / "public"));
+    CHECK(!folder(j, t.root() / "customers"));
+    CHECK(j["outside_files"].as_int() == 6);
+    CHECK(j["inside_zones"]["files"].as_int() == 2);
+    CHECK(j["inside_zones"]["zones"]["customers"].as_int() == 2);
+}
+
+TEST_CASE("the policy snippet parses with the policy loader and makes exactly the outside folders zones") {
+    Tree t;
+    const auto j = t.survey();
+    const auto snippet = j["policy_snippet"].as_string();
+    REQUIRE(!snippet.empty());
+    // As an administrator would: the snippet as a drop-in beside the policy.
+    fs::create_directories(t.dir.path() / "policy.d");
+    cgtest::spit(t.dir.path() / "policy.d/50-discovered.toml", snippet);
+    auto loaded = custguard::common::load_policy(t.policy(), std::nullopt, custguard::common::now_seconds());
+    if (!loaded)
+        for (const auto& d : loaded.error()) UNSCOPED_INFO(d.format());
+    REQUIRE(loaded);
+    std::vector<std::string> zone_paths;
+    for (const auto& z : loaded->policy.zones)
+        if (z.name != "customers")
+            for (const auto& p : z.paths) zone_paths.push_back(p.path);
+    std::sort(zone_paths.begin(), zone_paths.end());
+    // sales/2024 joins sales (a zone covers its tree).
+    CHECK(zone_paths == std::vector<std::string>{(t.root() / "docs").string(), (t.root() / "hr").string(),
+                                                 (t.root() / "sales").string()});
+    // And custguardctl policy check agrees.
+    auto check = cgtest::run({CG_CUSTGUARDCTL, "policy", "check", t.policy().string()});
+    INFO(check.out << check.err);
+    CHECK(check.rc == 0);
+}
+
+TEST_CASE("a second run rescans exactly the file that changed") {
+    Tree t;
+    // More files, so "exactly one" means something.
+    for (int i = 0; i < 40; ++i) cgtest::spit(t.root() / "public" / ("note" + std::to_string(i) + ".txt"), "nothing here " + std::to_string(i) + "\n");
+    auto first = t.survey();
+    CHECK(counter(first, "scanned") == 50);
+    auto second = t.survey();
+    CHECK(counter(second, "scanned") == 0);
+    CHECK(counter(second, "unchanged") == 50);
+    touch(t.root() / "public/note7.txt");
+    auto third = t.survey();
+    CHECK(counter(third, "scanned") == 1);
+    CHECK(counter(third, "unchanged") == 49);
+    // Content changed in place (same size, mtime kept): ctime still tells.
+    {
+        struct stat st;
+        REQUIRE(::stat((t.root() / "hr/staff.txt").c_str(), &st) == 0);
+        std::ofstream(t.root() / "hr/staff.txt", std::ios::in | std::ios::out) << "x";
+        struct timespec times[2] = {st.st_atim, st.st_mtim};
+        REQUIRE(::utimensat(AT_FDCWD, (t.root() / "hr/staff.txt").c_str(), times, 0) == 0);
+    }
+    auto fourth = t.survey();
+    CHECK(counter(fourth, "scanned") == 1);
+    // The report is the same from the store as from a full scan.
+    CHECK(third["outside_zones"].dump() == first["outside_zones"].dump());
+    auto forced = t.survey({"--rescan"});
+    CHECK(counter(forced, "scanned") == 50);
+}
+
+TEST_CASE("a changed detector configuration rescans every file and a changed threshold rescans none") {
+    Tree t;
+    t.survey();
+    t.write_policy("threshold = 50\n");
+    auto higher = t.survey();
+    CHECK(counter(higher, "scanned") == 0);
+    // Files are judged one by one: no file outside the zone has 50 hits, a.csv (60) has.
+    CHECK(higher["outside_zones"].as_array().empty());
+    CHECK(higher["inside_zones"]["files"].as_int() == 1);
+    t.write_policy("detectors = [\"credit_card\", \"email\"]\n");
+    auto fewer = t.survey();
+    CHECK(counter(fewer, "scanned") == 10);
+    const auto* hr = folder(fewer, t.root() / "hr");
+    CHECK(!hr);  // 1 e-mail address is below the threshold without my_number and jp_phone
+    t.write_policy("keywords = [\"顧客\", \"氏名\"]\n");
+    CHECK(counter(t.survey(), "scanned") == 10);
+}
+
+TEST_CASE("a deleted file is dropped from the store and from the report") {
+    Tree t;
+    t.survey();
+    fs::remove(t.root() / "hr/staff.txt");
+    auto j = t.survey();
+    CHECK(counter(j, "removed") == 1);
+    CHECK(counter(j, "files") == 9);
+    CHECK(!folder(j, t.root() / "hr"));
+    auto db = custguard::discover::Database::open(t.db().string());
+    REQUIRE(db);
+    auto st = db->prepare("SELECT count(*) FROM files");
+    REQUIRE(st);
+    REQUIRE(st->step().value());
+    CHECK(st->int64(0) == 9);
+    st->reset();  // ends the read transaction: the next query sees the next run
+    // A survey of another tree keeps what it did not walk.
+    cgtest::TempDir other("cgdiscover-other");
+    cgtest::spit(other.path() / "x.txt", "x\n");
+    auto o = cgtest::run({CG_CUSTGUARDCTL, "discover", "--json", "--db", t.db().string(), "--policy", t.policy().string(),
+                          other.path().string()});
+    REQUIRE(o.rc == 0);
+    CHECK(counter(*Json::parse(o.out), "removed") == 0);
+    auto again = db->prepare("SELECT count(*) FROM files");
+    REQUIRE(again->step().value());
+    CHECK(again->int64(0) == 10);
+}
+
+TEST_CASE("the JSON report (--json) has a stable shape") {
+    Tree t;
+    const auto j = t.survey();
+    CHECK(j["version"].as_int() == 1);
+    REQUIRE(j["roots"].as_array().size() == 1);
+    CHECK(j["roots"].as_array()[0].as_string() == t.root().string());
+    CHECK(j["threshold"].as_int() == 3);
+    CHECK(j["fingerprint"].is_string());
+    for (auto key : {"files", "scanned", "unchanged", "removed", "unreadable", "bytes_scanned", "in_process", "sandboxed",
+                     "skipped"})
+        CHECK(j["counters"][key].is_int());
+    CHECK(j["persons_basis"].as_string() == "detector hits");
+    for (const auto& f : j["outside_zones"].as_array()) {
+        CHECK(f["folder"].is_string());
+        CHECK(f["files"].is_int());
+        CHECK(f["persons_estimate"].is_int());
+        std::vector<std::string> keys;
+        for (const auto& [k, _] : f["categories"].as_object()) keys.push_back(k);
+        CHECK(keys == std::vector<std::string>{"sensitive", "payment_cards", "my_number", "contact"});
+        CHECK(f["detectors"].is_object());
+    }
+    CHECK(j["inside_zones"]["files"].is_int());
+    CHECK(j["unreadable"].is_array());
+    CHECK(j["warnings"].is_array());
+    CHECK(j["policy_snippet"].is_string());
+}
+
+TEST_CASE("the survey runs at idle I/O priority and nice 19") {
+    Tree t;
+    const auto j = t.survey();
+    CHECK(j["io_priority_class"].as_int() == 3);  // IOPRIO_CLASS_IDLE, read back with ioprio_get
+    CHECK(j["nice"].as_int() == 19);
+    // The library call itself, read back independently in /proc.
+    std::thread([] {
+        REQUIRE(custguard::discover::lower_priority());
+        CHECK(custguard::discover::io_priority_class() == 3);
+        const auto stat = cgtest::slurp("/proc/self/task/" + std::to_string(::syscall(SYS_gettid)) + "/stat");
+        // Field 19 (nice) follows the command in parentheses.
+        auto rest = stat.substr(stat.rfind(')') + 2);
+        std::istringstream in(rest);
+        std::string field;
+        for (int i = 3; i <= 19; ++i) in >> field;
+        CHECK(field == "19");
+    }).join();
+}
+
+TEST_CASE("the walk follows no symbolic link and stays on one file system unless asked") {
+    Tree t;
+    cgtest::TempDir outside("cgdiscover-link");
+    cgtest::spit(outside.path() / "leak.csv", customers(50, 9));
+    fs::create_directory_symlink(outside.path(), t.root() / "public/link");
+    fs::create_symlink(outside.path() / "leak.csv", t.root() / "public/leak.csv");
+    fs::create_directories(t.root() / "mnt");
+    REQUIRE(::mount("tmpfs", (t.root() / "mnt").c_str(), "tmpfs", 0, "size=4m") == 0);
+    struct Unmount {
+        fs::path p;
+        ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+    } unmount{t.root() / "mnt"};
+    cgtest::spit(t.root() / "mnt/other.csv", customers(4, 8));
+    auto j = t.survey();
+    CHECK(counter(j, "files") == 10);
+    CHECK(counter(j, "skipped") == 1);
+    CHECK(!folder(j, outside.path()));
+    CHECK(!folder(j, t.root() / "mnt"));
+    CHECK(j["warnings"].dump().find("another file system") != std::string::npos);
+    auto crossed = t.survey({"--cross-filesystems"});
+    CHECK(counter(crossed, "files") == 11);
+    CHECK(folder(crossed, t.root() / "mnt"));
+}
+
+TEST_CASE("legacy encodings go to the reader, images are unreadable with a reason") {
+    Tree t;
+    // CP932 (Shift_JIS) customer list: not UTF-8, decoded in the sandbox.
+    cgtest::spit(t.root() / "public/sjis.csv",
+                 "\x8c\xda\x8b\x71, " + kCard + ", sjis@example.co.jp, 03-2222-3333\n");  // 顧客
+    cgtest::spit(t.root() / "public/photo.png", std::string("\x89PNG\r\n\x1a\n", 8) + std::string(64, '\0'));
+    auto j = t.survey();
+    const auto* pub = folder(j, t.root() / "public");
+    REQUIRE(pub);
+    CHECK((*pub)["files"].as_int() == 1);
+    CHECK(counter(j, "unreadable") == 1);
+    REQUIRE(j["unreadable"].as_array().size() == 1);
+    CHECK(j["unreadable"].as_array()[0]["path"].as_string() == (t.root() / "public/photo.png").string());
+    CHECK(j["unreadable"].as_array()[0]["reason"].as_string().find("image") != std::string::npos);
+}
+
+TEST_CASE("overlapping PATHs are walked once") {
+    Tree t;
+    // Sorted, "share-x" falls between "share" and "share/sales": each nested root must
+    // still be recognised as inside "share".
+    fs::create_directories(t.dir.path() / "share-x");
+    cgtest::spit(t.dir.path() / "share-x" / "one.txt", "x\n");
+    auto j = t.survey({"--", t.root().string(), (t.dir.path() / "share-x").string(), (t.root() / "sales").string(),
+                       (t.root() / "sales/2024").string()});
+    CHECK(counter(j, "files") == 11);
+    CHECK(j["roots"].as_array().size() == 2);
+}
+
+TEST_CASE("a store of another schema version is refused with what to do") {
+    Tree t;
+    {
+        auto db = custguard::discover::Database::open(t.db().string());
+        REQUIRE(db);
+        REQUIRE(db->exec("PRAGMA user_version=99"));
+    }
+    auto r = t.run();
+    CHECK(r.rc == 1);
+    CHECK(r.err.find("schema version 99") != std::string::npos);
+    CHECK(r.err.find("remove the file") != std::string::npos);
+    // And the store is readable by its owner only: it names the files with customer data.
+    fs::remove(t.db());
+    REQUIRE(t.run().rc == 0);
+    struct stat st;
+    REQUIRE(::stat(t.db().c_str(), &st) == 0);
+    CHECK((st.st_mode & 0077) == 0);
+}
+
+TEST_CASE("the text report names the folders and the progress bar stays off a non-terminal") {
+    Tree t;
+    auto r = cgtest::run({CG_CUSTGUARDCTL, "discover", "--db", t.db().string(), "--policy", t.policy().string(),
+                          t.root().string()});
+    REQUIRE(r.rc == 0);
+    CHECK(r.err.empty());
+    CHECK(r.out.find("customer data OUTSIDE zones") != std::string::npos);
+    CHECK(r.out.find((t.root() / "sales").string()) != std::string::npos);
+    CHECK(r.out.find("payment cards 16, contact data 32") != std::string::npos);
+    CHECK(r.out.find("customer data inside zones: 2 files (customers 2)") != std::string::npos);
+    CHECK(r.out.find("[[zone]]") != std::string::npos);
+}
