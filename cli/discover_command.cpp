@@ -10,6 +10,7 @@
 #include "cli/ctl.hpp"
 #include "custguard/common/policy_files.hpp"
 #include "custguard/discover/survey.hpp"
+#include "custguard/edm/attach.hpp"
 #include "daemon/dbus/api.hpp"
 #include "daemon/dbus/bus_ptr.hpp"
 
@@ -115,6 +116,7 @@ int run_discover(const DiscoverOptions& options, std::ostream& out, std::ostream
     survey.cross_filesystems = options.cross_filesystems;
     std::vector<std::string> detectors, keywords;
     std::uint32_t proximity = 40;
+    std::vector<policy::EdmIndex> edm_tables;
     if (options.policy_given || std::filesystem::exists(options.policy)) {
         auto loaded = common::load_policy(options.policy, std::nullopt, common::now_seconds());
         if (!loaded) {
@@ -123,10 +125,13 @@ int run_discover(const DiscoverOptions& options, std::ostream& out, std::ostream
             return k_exit_usage;
         }
         const auto& p = loaded->policy;
-        detectors = p.print.detectors;
+        // What the watcher looks for, so that the survey and the watcher agree: [watch]
+        // detectors and threshold, else the [print] ones.
+        detectors = p.watch.detectors.empty() ? p.print.detectors : p.watch.detectors;
         keywords = p.print.keywords;
         proximity = p.print.keyword_proximity;
-        survey.threshold = p.print.threshold;
+        survey.threshold = p.watch.threshold.value_or(p.print.threshold);
+        edm_tables = p.edm;
         survey.sandbox.timeout = std::chrono::seconds(p.print.scan_timeout_seconds);
         survey.sandbox.memory = std::uint64_t{p.print.scan_memory_mb} << 20;
         for (const auto& z : p.zones) {
@@ -138,6 +143,10 @@ int run_discover(const DiscoverOptions& options, std::ostream& out, std::ostream
     if (!config) {
         err << "custguardctl discover: " << config.error() << " — fix [print] in the policy\n";
         return k_exit_usage;
+    }
+    if (auto attached = edm::attach_edm_matchers(*config, edm_tables, "[watch]/[print]"); !attached) {
+        err << "custguardctl discover: " << attached.error() << '\n';
+        return k_exit_failed;
     }
     if (auto platform = scan::platform_supported(); !platform) {
         err << "custguardctl discover: " << platform.error() << "; run the survey on another machine\n";

@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
     discover->add_option("PATH", discover_options.paths, "Directories (or files) to survey")->required();
     discover->add_option("--db", discover_options.db, "Survey store (SQLite), kept between runs")->capture_default_str();
     discover->add_option("--policy", discover_options.policy,
-                         "Zones, and threshold, detectors and keywords from [print], from this policy")
+                         "Zones, EDM indexes, and threshold, detectors and keywords from [watch] (else [print]), from this policy")
         ->capture_default_str();
     discover->add_flag("--json", discover_options.json, "Print JSON for scripts");
     discover->add_flag("--rescan", discover_options.rescan, "Scan every file, changed or not");

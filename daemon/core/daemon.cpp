@@ -1,5 +1,5 @@
 #include "daemon/core/daemon.hpp"
-#include "daemon/edm_matchers.hpp"
+#include "custguard/edm/attach.hpp"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -509,6 +509,10 @@ tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::stri
         if (!r) return tl::unexpected(r.error());
         watch_warnings = std::move(*r);
     }
+    if (loaded.policy.watch.enabled && enforcer_->name() == "bpf-lsm")
+        watch_warnings.push_back("[watch] does not recognise exact copies of zone files under the bpf-lsm enforcer "
+                                 "(custguardd's own reads of zone files are decided like anyone's): finds are judged by "
+                                 "their content, and on_customer_data = \"protect\" puts them under protect_as");
     if (loaded.policy.watch.enabled && loaded.policy.watch.on_customer_data == policy::WatchAction::protect &&
         enforcer_->name() == "none")
         watch_warnings.push_back("[watch] on_customer_data = \"protect\" cannot protect files without an enforcer "
@@ -710,10 +714,11 @@ tl::expected<watch::WatchScope, std::string> Daemon::watch_scope(const policy::P
     s.threshold = p.watch.threshold.value_or(p.print.threshold);
     auto cfg = scan::ScannerConfig::from_names(s.detectors, p.print.keywords, p.print.keyword_proximity);
     if (!cfg) return tl::unexpected("[watch] detectors/keywords: " + cfg.error());
-    if (auto attached = attach_edm_matchers(*cfg, p.edm, "[watch]"); !attached) return tl::unexpected(attached.error());
+    if (auto attached = custguard::edm::attach_edm_matchers(*cfg, p.edm, "[watch]"); !attached) return tl::unexpected(attached.error());
     s.scanner = std::move(*cfg);
     s.scan_timeout = std::chrono::seconds(p.print.scan_timeout_seconds);
     s.scan_memory = std::uint64_t{p.print.scan_memory_mb} << 20;
+    s.recognise_copies = enforcer_->name() != "bpf-lsm";
     return s;
 }
 

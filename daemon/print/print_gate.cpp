@@ -16,7 +16,7 @@
 #include <cups/ipp.h>
 
 #include "custguard/common/nss.hpp"
-#include "daemon/edm_matchers.hpp"
+#include "custguard/edm/attach.hpp"
 #include "custguard/scan/document.hpp"
 #include "custguard/scan/sandbox.hpp"
 #include "custguard/scan/scanner.hpp"
@@ -119,7 +119,7 @@ void PrintGate::stop() {
 tl::expected<void, std::string> PrintGate::apply(const policy::PrintPolicy& print, const std::vector<policy::EdmIndex>& edm) {
     auto config = scan::ScannerConfig::from_names(print.detectors, print.keywords, print.keyword_proximity);
     if (!config) return tl::unexpected("[print] detectors/keywords: " + config.error());
-    if (auto attached = custguard::daemon::attach_edm_matchers(*config, edm, "[print]"); !attached) return tl::unexpected(attached.error());
+    if (auto attached = custguard::edm::attach_edm_matchers(*config, edm, "[print]"); !attached) return tl::unexpected(attached.error());
     auto scanner = scan::Scanner::create(std::move(*config));
     auto next = std::make_shared<Config>();
     next->print = print;

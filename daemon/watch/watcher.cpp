@@ -319,6 +319,7 @@ struct Watcher::Impl {
 
     // The zone whose file has exactly these bytes, or "".
     std::string copy_of(int fd, const struct stat& st, const WatchScope& s) {
+        if (!s.recognise_copies) return {};
         if (st.st_size <= 0 || static_cast<std::uint64_t>(st.st_size) > options.max_hash_bytes) return {};
         if (!index_valid || Clock::now() - index_at > options.index_ttl) build_index(s);
         auto [lo, hi] = by_size.equal_range(static_cast<std::uint64_t>(st.st_size));

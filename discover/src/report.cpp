@@ -131,8 +131,10 @@ std::string format_text(const SurveyResult& result, const std::string& snippet) 
         out += "no customer data outside zones (threshold " + std::to_string(result.threshold) + " hits)\n";
     } else {
         out += "\ncustomer data OUTSIDE zones (threshold " + std::to_string(result.threshold) +
-               " hits; \"hits\" counts detector hits, an estimate of persons until exact matching):\n";
-        std::snprintf(line, sizeof line, "%8s %10s  %-40s %s\n", "files", "hits", "categories (hits)", "folder");
+               (result.exact ? " hits; \"persons\" counts distinct customers of the CRM (exact matching)):\n"
+                             : " hits; \"hits\" counts detector hits, an estimate of persons without exact matching):\n");
+        std::snprintf(line, sizeof line, "%8s %10s  %-40s %s\n", "files", result.exact ? "persons" : "hits",
+                      "categories (hits)", "folder");
         out += line;
         for (const auto& f : result.outside) {
             std::string cats;
@@ -140,8 +142,8 @@ std::string format_text(const SurveyResult& result, const std::string& snippet) 
                 if (auto it = f.categories.find(std::string(name)); it != f.categories.end())
                     cats += (cats.empty() ? "" : ", ") + std::string(category_label(name)) + " " + number(it->second);
             if (cats.empty()) cats = "keywords only";
-            std::snprintf(line, sizeof line, "%8s %10s  %-40s ", number(f.files).c_str(), number(f.hits).c_str(),
-                          cats.c_str());
+            std::snprintf(line, sizeof line, "%8s %10s  %-40s ", number(f.files).c_str(),
+                          number(result.exact ? f.persons : f.hits).c_str(), cats.c_str());
             out += line + escape_text(f.folder) + "\n";
         }
     }
@@ -176,11 +178,11 @@ std::string format_json(const SurveyResult& result, const std::string& snippet) 
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.3f", result.seconds);
     out += ",\"seconds\":" + std::string(secs);
-    out += ",\"persons_basis\":\"detector hits\",\"outside_zones\":[";
+    out += std::string(",\"persons_basis\":\"") + (result.exact ? "exact matching" : "detector hits") + "\",\"outside_zones\":[";
     for (std::size_t i = 0; i < result.outside.size(); ++i) {
         const auto& f = result.outside[i];
         out += std::string(i ? "," : "") + "{\"folder\":" + json_string(f.folder) + ",\"files\":" + std::to_string(f.files) +
-               ",\"persons_estimate\":" + std::to_string(f.hits) + ",\"categories\":{";
+               ",\"persons_estimate\":" + std::to_string(result.exact ? f.persons : f.hits) + ",\"categories\":{";
         for (std::size_t k = 0; k < std::size(k_category_names); ++k) {
             auto it = f.categories.find(std::string(k_category_names[k]));
             out += (k ? "," : "") + json_string(k_category_names[k]) + ":" +

@@ -562,6 +562,7 @@ void Survey::report() {
             for (const auto& [detector, n] : found) {
                 if (!n) continue;
                 f.detectors[detector] += n;
+                if (detector.starts_with(scan::edm_prefix)) f.persons += n;
                 if (auto c = category_of(detector); !c.empty()) {
                     f.categories[std::string(c)] += n;
                     f.hits += n;
@@ -575,12 +576,13 @@ void Survey::report() {
         result_.outside.push_back(std::move(f));
     }
     std::stable_sort(result_.outside.begin(), result_.outside.end(), [](const FolderReport& a, const FolderReport& b) {
-        return std::tie(b.hits, b.files) < std::tie(a.hits, a.files);
+        return std::tie(b.persons, b.hits, b.files) < std::tie(a.persons, a.hits, a.files);
     });
 }
 
 tl::expected<SurveyResult, std::string> Survey::run() {
     result_.fingerprint = detector_fingerprint(options_.scanner);
+    result_.exact = !options_.scanner.edm.empty();
     result_.threshold = std::max<std::uint64_t>(1, options_.threshold);
     // Real paths, each tree once (a root inside another is walked with it).
     for (const auto& r : options_.roots) {

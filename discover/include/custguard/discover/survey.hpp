@@ -93,7 +93,8 @@ struct Counters {
 struct FolderReport {
     std::string folder;
     std::uint64_t files = 0;  // files with customer data (hits >= threshold)
-    std::uint64_t hits = 0;   // detector hits in categories: the persons estimate until EDM
+    std::uint64_t hits = 0;   // detector hits in categories: the persons estimate without EDM
+    std::uint64_t persons = 0;  // customers found by exact matching (edm:NAME detectors)
     std::map<std::string, std::uint64_t> categories;  // category -> hits
     std::map<std::string, std::uint64_t> detectors;   // detector name -> hits
     std::uint32_t uid = 0, gid = 0;                    // owner of the folder (for the snippet)
@@ -109,7 +110,8 @@ struct SurveyResult {
     std::string fingerprint;
     std::uint64_t threshold = 0;
     Counters counters;
-    std::vector<FolderReport> outside;  // largest (hits, then files) first
+    bool exact = false;  // edm:NAME detectors ran: FolderReport::persons counts customers
+    std::vector<FolderReport> outside;  // largest (persons, hits, then files) first
     std::uint64_t outside_files = 0;
     std::uint64_t inside_files = 0;                   // customer-data files inside zones
     std::map<std::string, std::uint64_t> inside_zones;  // zone -> files

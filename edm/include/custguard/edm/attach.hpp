@@ -1,5 +1,5 @@
 // Opens the EDM indexes a scanner configuration names ("edm:NAME" detectors) from the
-// policy's [edm.NAME] tables, for the print gate and the watcher alike. A missing,
+// policy's [edm.NAME] tables, for the print gate, the watcher and discover alike. A missing,
 // damaged or foreign index is an error that refuses the start or reload: a detector is
 // never silently left out.
 #pragma once
@@ -15,7 +15,7 @@
 #include "custguard/policy/policy.hpp"
 #include "custguard/scan/scanner.hpp"
 
-namespace custguard::daemon {
+namespace custguard::edm {
 
 // `list` names where the detectors were configured, e.g. "[print]".
 inline tl::expected<void, std::string> attach_edm_matchers(scan::ScannerConfig& config,
@@ -36,4 +36,4 @@ inline tl::expected<void, std::string> attach_edm_matchers(scan::ScannerConfig& 
     return {};
 }
 
-}  // namespace custguard::daemon
+}  // namespace custguard::edm
