@@ -17,6 +17,8 @@
 #include "custguard/discover/db.hpp"
 #include "custguard/discover/survey.hpp"
 #include "daemon/dbus/json.hpp"
+#include "edm/crm.hpp"
+#include "scan/office_documents.hpp"
 #include "scan/pdf_builder.hpp"
 #include "scan/test_support.hpp"
 #include "support/support.hpp"
@@ -375,4 +377,52 @@ TEST_CASE("the text report names the folders and the progress bar stays off a no
     CHECK(r.out.find("payment cards 16, contact data 32") != std::string::npos);
     CHECK(r.out.find("customer data inside zones: 2 files (customers 2)") != std::string::npos);
     CHECK(r.out.find("[[zone]]") != std::string::npos);
+}
+
+// Issue 17: the survey reads the formats customers use (through the sandboxed reader) and,
+// with an edm: detector, counts distinct customers of the CRM rather than hits.
+TEST_CASE("Office files and archives are surveyed, and an edm: detector counts distinct CRM customers") {
+    Tree t;
+    const auto crm = custguard::edm::testing::make_crm(200);
+    cgtest::spit(t.dir.path() / "crm.toml", custguard::edm::testing::schema_toml);
+    cgtest::spit(t.dir.path() / "crm.csv", custguard::edm::testing::make_csv(crm));
+    const fs::path index = t.dir.path() / "edm" / "crm.edm";
+    auto built = cgtest::run({CG_CUSTGUARDCTL, "edm", "build", "--schema", (t.dir.path() / "crm.toml").string(),
+                              "--output", index.string(), (t.dir.path() / "crm.csv").string()});
+    INFO(built.out << built.err);
+    REQUIRE(built.rc == 0);
+
+    // 7 customers of the CRM in an xlsx, 5 in a zip, none (only patterns) in the rest.
+    fs::create_directories(t.root() / "exports");
+    std::string shared, rows;
+    for (std::size_t i = 0; i < 7; ++i) {
+        const auto& c = crm[i * 3];
+        shared += "<si><t>" + c.name + " " + c.phone + " " + c.address + "</t></si>";
+        rows += "<row r=\"" + std::to_string(i + 1) + "\"><c t=\"s\"><v>" + std::to_string(i) + "</v></c></row>";
+    }
+    cgtest::spit(t.root() / "exports/crm.xlsx", scan_test::xlsx(shared, rows));
+    std::vector<std::size_t> picks = {100, 110, 120, 130, 140};
+    cgtest::spit(t.root() / "exports/mail.zip",
+                 scan_test::ZipBuilder().add("list.txt", custguard::edm::testing::make_document(crm, picks)).bytes());
+
+    t.write_policy("threshold = 3\ndetectors = [\"credit_card\", \"email\", \"jp_phone\", \"edm:crm\"]\n\n[edm.crm]\nindex = \"" +
+                   index.string() + "\"\n");
+    auto j = t.survey();
+    CHECK(j["persons_basis"].as_string() == "exact matching");
+    const auto* exports = folder(j, t.root() / "exports");
+    REQUIRE(exports);
+    CHECK((*exports)["files"].as_int() == 2);
+    CHECK((*exports)["persons_estimate"].as_int() == 12);
+    CHECK((*exports)["detectors"]["edm:crm"].as_int() == 12);
+    // Pattern-only folders still count hits, and no distinct customers.
+    const auto* sales = folder(j, t.root() / "sales");
+    REQUIRE(sales);
+    CHECK((*sales)["persons_estimate"].as_int() == 0);
+    CHECK(counter(j, "sandboxed") >= 3);  // the xlsx, the zip and the PDF
+
+    // An index that is not there refuses the survey rather than leaving the detector out.
+    fs::remove(index);
+    auto r = t.run({"--rescan"});
+    CHECK(r.rc != 0);
+    CHECK(r.err.find("[edm.crm]") != std::string::npos);
 }
