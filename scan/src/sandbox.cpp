@@ -18,6 +18,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <utility>
 
 #include "custguard/edm/edm.hpp"
@@ -156,6 +159,45 @@ tl::expected<Fd, std::string> reopen(int fd) {
     return copy;
 }
 
+// The compiled patterns of a configuration in a sealed memfd, compiled once per process
+// and configuration (Scanner::serialized_patterns): the reader then loads them instead of
+// compiling its own, which every start would otherwise cost. A few configurations are
+// kept (print gate, watcher, a reload's new ones); launches hold their own reference.
+tl::expected<std::shared_ptr<const Fd>, std::string> compiled_patterns(const ScannerConfig& config) {
+    std::string key;
+    for (auto d : config.detectors) key += std::string(to_string(d)) + ',';
+    key += '\n';
+    for (const auto& k : config.keywords) key += k + '\n';
+    static std::mutex mutex;
+    static std::map<std::string, std::shared_ptr<const Fd>> cache;
+    {
+        std::lock_guard lock(mutex);
+        if (auto it = cache.find(key); it != cache.end()) return it->second;
+    }
+    ScannerConfig patterns_only = config;
+    patterns_only.edm.clear();  // matched outside Hyperscan: not part of the patterns
+    auto scanner = Scanner::create(std::move(patterns_only));
+    if (!scanner) return tl::unexpected(scanner.error());
+    auto bytes = scanner->serialized_patterns();
+    if (!bytes) return tl::unexpected(bytes.error());
+    auto fd = std::make_shared<Fd>(::memfd_create("custguard-patterns", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (fd->get() < 0) return tl::unexpected(errno_text("memfd_create"));
+    for (std::size_t done = 0; done < bytes->size();) {
+        const ssize_t w = ::write(fd->get(), bytes->data() + done, bytes->size() - done);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return tl::unexpected(errno_text("cannot write the compiled patterns"));
+        }
+        done += static_cast<std::size_t>(w);
+    }
+    if (::fcntl(fd->get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0)
+        return tl::unexpected(errno_text("cannot seal the compiled patterns"));
+    std::lock_guard lock(mutex);
+    if (cache.size() >= 8) cache.clear();
+    cache.emplace(key, fd);
+    return std::shared_ptr<const Fd>(fd);
+}
+
 std::vector<std::string> helper_argv(const std::string& helper, const ScannerConfig& config,
                                      std::string_view mime_hint, const SandboxOptions& options) {
     // Ghostscript gets most of the time, so its own timeout can still say what happened.
@@ -174,6 +216,8 @@ std::vector<std::string> helper_argv(const std::string& helper, const ScannerCon
         argv.insert(argv.end(), {"--detector", std::string(edm_prefix) + config.edm[i].name, "--edm",
                                  config.edm[i].name + "=" + std::to_string(3 + i)});
     for (const auto& k : config.keywords) argv.insert(argv.end(), {"--keyword", k});
+    // The compiled patterns follow the EDM indexes (ChildPlan::inherited).
+    argv.insert(argv.end(), {"--patterns", std::to_string(3 + config.edm.size())});
     return argv;
 }
 
@@ -181,8 +225,9 @@ std::vector<std::string> helper_argv(const std::string& helper, const ScannerCon
 // multi-threaded, so nothing may allocate or take a lock there.
 struct ChildPlan {
     int document, out, err;
-    std::array<int, frame::max_edm_detectors> edm;  // sealed memfds, to become 3, 4, ...
-    std::size_t edm_count;
+    // Sealed memfds, to become 3, 4, ...: the EDM indexes, then the compiled patterns.
+    std::array<int, frame::max_edm_detectors + 1> inherited;
+    std::size_t inherited_count;
     std::vector<char*> argv, envp;
     int uid, gid;
     rlimit as, cpu, fsize, nofile, nproc, core;
@@ -200,12 +245,13 @@ struct ChildPlan {
     }
     if (::dup2(p.document, 0) < 0 || ::dup2(p.out, 1) < 0 || ::dup2(p.err, 2) < 0) ::_exit(kSetupFailed);
     // Above the targets first, so that no dup2 overwrites a descriptor still to be moved.
-    int moved[frame::max_edm_detectors];
-    for (std::size_t i = 0; i < p.edm_count; ++i)
-        if ((moved[i] = ::fcntl(p.edm[i], F_DUPFD, static_cast<int>(3 + frame::max_edm_detectors))) < 0) ::_exit(kSetupFailed);
-    for (std::size_t i = 0; i < p.edm_count; ++i)
+    int moved[frame::max_edm_detectors + 1];
+    for (std::size_t i = 0; i < p.inherited_count; ++i)
+        if ((moved[i] = ::fcntl(p.inherited[i], F_DUPFD, static_cast<int>(3 + frame::max_edm_detectors + 1))) < 0)
+            ::_exit(kSetupFailed);
+    for (std::size_t i = 0; i < p.inherited_count; ++i)
         if (::dup2(moved[i], static_cast<int>(3 + i)) < 0) ::_exit(kSetupFailed);
-    ::close_range(static_cast<unsigned>(3 + p.edm_count), ~0U, 0);
+    ::close_range(static_cast<unsigned>(3 + p.inherited_count), ~0U, 0);
     // The bounding set first (that needs CAP_SETPCAP); a caller without it has nothing to drop.
     const bool privileged = ::geteuid() == 0;
     for (int cap = 0;; ++cap) {
@@ -265,6 +311,8 @@ tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& conf
     for (const auto& e : config.edm)
         if (!e.matcher || e.matcher->sealed_fd() < 0)
             return unexpected("detector edm:" + e.name + " has no index opened from its file for the reader");
+    auto patterns = compiled_patterns(config);
+    if (!patterns) return unexpected(patterns.error());
     auto document = reopen(fd);
     if (!document) return unexpected(document.error());
     int out_pipe[2], err_pipe[2];
@@ -283,7 +331,7 @@ tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& conf
                    out_write.get(),
                    err_write.get(),
                    {},
-                   config.edm.size(),
+                   config.edm.size() + 1,
                    {},
                    {},
                    options.uid,
@@ -297,7 +345,8 @@ tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& conf
                    options.uid >= 0,
                    {static_cast<unsigned short>(program->size()), const_cast<sock_filter*>(program->data())},
                    ::getpid()};
-    for (std::size_t i = 0; i < config.edm.size(); ++i) plan.edm[i] = config.edm[i].matcher->sealed_fd();
+    for (std::size_t i = 0; i < config.edm.size(); ++i) plan.inherited[i] = config.edm[i].matcher->sealed_fd();
+    plan.inherited[config.edm.size()] = (*patterns)->get();
     for (auto& a : args) plan.argv.push_back(a.data());
     plan.argv.push_back(nullptr);
     for (auto& e : env) plan.envp.push_back(e.data());

@@ -3,6 +3,7 @@
 #include <hs/hs.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -63,6 +64,15 @@ std::string hex_escape(std::string_view literal) {
     return out;
 }
 
+// 16 hex digits (FNV-1a 64) and a newline: which patterns a serialised database holds.
+std::string fingerprint_of(std::string_view text) {
+    std::uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+    std::string out = "cgpat1:";
+    for (int shift = 60; shift >= 0; shift -= 4) out += "0123456789abcdef"[(h >> shift) & 15];
+    return out + '\n';
+}
+
 struct DatabaseDeleter {
     void operator()(hs_database_t* db) const { hs_free_database(db); }
 };
@@ -77,7 +87,20 @@ struct Scanner::Database {
     std::vector<std::uint64_t> keyword_chars;
     std::vector<std::size_t> sensitive_bytes;  // normalised term lengths
     bool digits = false, email = false, postal = false, keywords = false;
+    std::string fingerprint;  // of the compiled patterns (serialized_patterns)
 };
+
+tl::expected<std::string, std::string> Scanner::serialized_patterns() const {
+    if (!db_->db) return std::string();
+    char* bytes = nullptr;
+    std::size_t length = 0;
+    if (hs_serialize_database(db_->db.get(), &bytes, &length) != HS_SUCCESS)
+        return tl::unexpected(std::string("cannot serialise the scanner patterns"));
+    std::string out = db_->fingerprint;
+    out.append(bytes, length);
+    std::free(bytes);  // Hyperscan's default allocator
+    return out;
+}
 
 void Scanner::ScratchDeleter::operator()(hs_scratch* s) const { hs_free_scratch(s); }
 
@@ -147,7 +170,9 @@ tl::expected<void, std::string> platform_supported() {
     return {};
 }
 
-tl::expected<Scanner, std::string> Scanner::create(ScannerConfig config) {
+tl::expected<Scanner, std::string> Scanner::create(ScannerConfig config) { return create(std::move(config), {}); }
+
+tl::expected<Scanner, std::string> Scanner::create(ScannerConfig config, std::string_view serialized) {
     auto db = std::make_shared<Database>();
     std::vector<std::string> patterns;
     std::vector<unsigned> ids, flags;
@@ -205,7 +230,16 @@ tl::expected<Scanner, std::string> Scanner::create(ScannerConfig config) {
         for (const auto& p : patterns) cpatterns.push_back(p.c_str());
         hs_database_t* raw = nullptr;
         hs_compile_error_t* error = nullptr;
-        if (hs_compile_multi(cpatterns.data(), flags.data(), ids.data(),
+        // The fingerprint of exactly these patterns, ids and flags heads the serialised form.
+        std::string print;
+        for (std::size_t i = 0; i < patterns.size(); ++i)
+            print += std::to_string(ids[i]) + ':' + std::to_string(flags[i]) + ':' + patterns[i] + '\n';
+        db->fingerprint = fingerprint_of(print);
+        if (serialized.size() > db->fingerprint.size() && serialized.starts_with(db->fingerprint)) {
+            serialized.remove_prefix(db->fingerprint.size());
+            if (hs_deserialize_database(serialized.data(), serialized.size(), &raw) != HS_SUCCESS) raw = nullptr;
+        }
+        if (!raw && hs_compile_multi(cpatterns.data(), flags.data(), ids.data(),
                              static_cast<unsigned>(cpatterns.size()), HS_MODE_BLOCK, nullptr, &raw,
                              &error) != HS_SUCCESS) {
             std::string message = "cannot compile the scanner patterns: ";

@@ -35,6 +35,7 @@ struct Arguments {
     std::vector<std::string> detectors, keywords;
     std::vector<std::pair<std::string, int>> edm;  // NAME of edm:NAME, inherited descriptor
     std::uint32_t keyword_proximity = 40;
+    int patterns = -1;  // inherited descriptor of the compiled patterns (Scanner::serialized_patterns)
     scan::ExtractOptions extract;
 };
 
@@ -60,6 +61,7 @@ bool parse(int argc, char** argv, Arguments& a) {
             if (eq == std::string_view::npos || !number(value + eq + 1, n) || n < 3 || n > 64) return false;
             a.edm.emplace_back(std::string(v.substr(0, eq)), static_cast<int>(n));
         }
+        else if (key == "--patterns" && number(value, n) && n >= 3 && n <= 64) a.patterns = static_cast<int>(n);
         else if (key == "--keyword-proximity" && number(value, n) && n <= 0xFFFFFFFFu) a.keyword_proximity = static_cast<std::uint32_t>(n);
         else if (key == "--ghostscript") a.extract.ghostscript = value;
         else if (key == "--gs-timeout-ms" && number(value, n)) a.extract.timeout = std::chrono::milliseconds(n);
@@ -93,6 +95,28 @@ bool may_need_ghostscript(const std::string& mime) {
     return scan::sniff(head, mime) == scan::DocType::postscript;
 }
 
+// The compiled patterns the launcher handed us (bounded; "" when there are none or they
+// cannot be read: the scanner then compiles its own, slower but the same).
+std::string read_patterns(int fd) {
+    std::string bytes;
+    if (fd < 0) return bytes;
+    constexpr std::size_t kMax = std::size_t{64} << 20;
+    char buf[65536];
+    for (off_t at = 0;;) {
+        const ssize_t n = ::pread(fd, buf, sizeof buf, at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (bytes.size() + static_cast<std::size_t>(n) > kMax) {
+            bytes.clear();
+            break;
+        }
+        bytes.append(buf, static_cast<std::size_t>(n));
+        at += n;
+    }
+    ::close(fd);
+    return bytes;
+}
+
 int run(const Arguments& a) {
     if (!may_need_ghostscript(a.mime))
         if (auto r = custguard::scan::detail::forbid_new_processes(); !r) {
@@ -111,7 +135,7 @@ int run(const Arguments& a) {
     }
     if (!config) {
         result = tl::unexpected("detectors/keywords: " + config.error());
-    } else if (auto scanner = scan::Scanner::create(std::move(*config)); !scanner) {
+    } else if (auto scanner = scan::Scanner::create(std::move(*config), read_patterns(a.patterns)); !scanner) {
         result = tl::unexpected(scanner.error());
     } else {
         result = scan::scan_file(*scanner, "-", a.mime, a.extract);

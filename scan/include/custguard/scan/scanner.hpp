@@ -75,6 +75,13 @@ tl::expected<void, std::string> platform_supported();
 class Scanner {
 public:
     static tl::expected<Scanner, std::string> create(ScannerConfig config);
+    // The same, with the compiled patterns of serialized_patterns() from a Scanner of the
+    // same detectors and keywords: the sandboxed reader starts for every document, and
+    // compiling every detector costs it ~30 ms. Patterns of another configuration (their
+    // fingerprint differs) or of another Hyperscan are compiled afresh instead.
+    static tl::expected<Scanner, std::string> create(ScannerConfig config, std::string_view serialized);
+    // The compiled patterns, serialised with their fingerprint; empty: no patterns.
+    tl::expected<std::string, std::string> serialized_patterns() const;
 
     Scanner(const Scanner& other);
     Scanner& operator=(const Scanner& other);
