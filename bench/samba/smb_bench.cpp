@@ -174,7 +174,8 @@ void write_file(const fs::path& path, std::size_t bytes, std::mt19937_64& rng) {
 
 // The shipped custguardd with its default flags but for the enforcer (fanotify on the host,
 // bpf-lsm in the VM) and the scratch places a benchmark needs: state directory, journald
-// namespace, no system bus (the control plane is not on the read path).
+// namespace, and the control plane on a private dbus-daemon (cgtest::PrivateBus, with the
+// shipped org.custguard1.conf), as a user's custguardd has it on the system bus.
 class Daemon {
 public:
     Daemon(std::vector<std::string> argv, std::vector<std::string> env, fs::path log)
@@ -187,7 +188,11 @@ public:
         // Under TCG in the VM loading the BPF programs alone takes seconds.
         const auto deadline = Clock::now() + 120s;
         // The last start-up step: everything else (enforcer, audit, tracker) runs by then.
-        while (cgtest::slurp(log_).find("control plane off") == std::string::npos) {
+        while (cgtest::slurp(log_).find("control plane on the bus") == std::string::npos) {
+            if (cgtest::slurp(log_).find("control plane off") != std::string::npos) {
+                stop();
+                throw std::runtime_error("custguardd did not reach its private bus:\n" + cgtest::slurp(log_));
+            }
             if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
                 pid_ = -1;
                 throw std::runtime_error("custguardd exited during start:\n" + cgtest::slurp(log_));
@@ -375,7 +380,8 @@ allow_programs = ["/usr/sbin/smbd"]
         const std::vector<std::string> daemon_argv = {CG_CUSTGUARDD, "--policy", policy.string(), "--state-dir",
                                                       (dir / "state").string(), "--enforcer", opt.enforcer,
                                                       "--journal-namespace", journald.name_space()};
-        const std::vector<std::string> daemon_env = {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir / "no-bus").string()};
+        const cgtest::PrivateBus bus(dir);
+        const std::vector<std::string> daemon_env = {bus.env()};
         auto add_daemon = [&](std::string name, std::vector<std::string> argv, std::size_t records) {
             auto daemon = std::make_unique<Daemon>(std::move(argv), daemon_env, dir / "custguardd.log");
             configs.push_back({std::move(name), std::move(daemon), false, {}, {}, records, {}});
@@ -468,8 +474,8 @@ allow_programs = ["/usr/sbin/smbd"]
             std::printf("# policy %s: the same with record_allowed = false in the zone\n", policy_no_records.c_str());
         for (const auto& c : configs)
             if (c.daemon) std::printf("# %s: %s\n", c.name.c_str(), joined(c.daemon->argv()).c_str());
-        std::printf("#   env DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s (no bus: control plane off)\n",
-                    (dir / "no-bus").c_str());
+        std::printf("#   env %s (a private dbus-daemon with the shipped org.custguard1.conf: control plane on)\n",
+                    bus.env().c_str());
         std::printf("# smbd: /usr/sbin/smbd --foreground --debug-stdout -s %s (in netns %s)\n",
                     (dir / "samba/smb.conf").c_str(), net.server_ns().c_str());
         std::printf("# files: ip netns exec %s /usr/bin/smbclient //%s/share -s %s -U %s%%*** -c "
