@@ -1,17 +1,22 @@
-// open+read+close cost with no enforcer, with custguard's fanotify enforcer and with
-// fapolicyd (equivalent deny rule on the same directory), for (a) files outside zones on
-// the zone's filesystem and (b) zone files read by an allowed user. Prints a table.
+// open+read+close cost with no enforcer, with custguard's fanotify enforcer (the class) and
+// with fapolicyd (equivalent deny rule on the same directory), for (a) files outside zones on
+// the zone's filesystem and (b) zone files read by an allowed user; then the same two cases
+// with the shipped custguardd in its default configuration (journald records, audit as
+// shipped, control plane on a private dbus-daemon) and 1, 100 and 10,000 zones on that
+// filesystem, as ratios to no enforcer. Prints tables.
 //
 // Runs in a private mount namespace on a private tmpfs; fapolicyd gets its config, rules,
 // database and run directory bind-mounted there, so the host's fapolicyd setup (and the
-// host's mounts) are not touched. Needs root.
+// host's mounts) are not touched. Needs root; creates the user cgfan-bench (kept).
 //
-//   bench_fanotify [--ops N] [--files N] [--rounds N] [--epochs N] [--no-fapolicyd]
+//   bench_fanotify [--quick] [--ops N] [--files N] [--rounds N] [--epochs N] [--zones 1,100,10000]
+//                  [--no-fapolicyd] [--no-custguardd]
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <grp.h>
 #include <sys/fanotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -26,11 +31,13 @@
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/bare_responder.hpp"
+#include "common/shipped_daemon.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 #include "support/exec_plan.hpp"
 
@@ -40,7 +47,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr uid_t bench_uid = 60001;  // the allowed user
+uid_t bench_uid = 60001;  // the allowed user (cgfan-bench, set in main)
+gid_t bench_gid = 60001;
+constexpr uid_t other_uid = 60009;  // in no allow list
 int ops = 10000;
 int files = 256;
 int rounds = 5;
@@ -67,7 +76,7 @@ double measure(const std::string& dir) {
     pid_t pid = ::fork();
     if (pid == 0) {
         ::close(p[0]);
-        if (::setresgid(bench_uid, bench_uid, bench_uid) || ::setresuid(bench_uid, bench_uid, bench_uid)) ::_exit(1);
+        if (::setgroups(0, nullptr) || ::setresgid(bench_gid, bench_gid, bench_gid) || ::setresuid(bench_uid, bench_uid, bench_uid)) ::_exit(1);
         char buf[4096];
         auto pass = [&](int n) {
             int failures = 0;
@@ -231,19 +240,153 @@ std::string cell(double base, double ovh, bool measured) {
     return b;
 }
 
+// Can `uid` open `path`? In a child (the daemon's threads are not in this process, but
+// the class's may be).
+bool can_open_as(uid_t uid, const std::string& path) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        if (::setgroups(0, nullptr) || ::setresgid(uid, uid, uid) || ::setresuid(uid, uid, uid)) ::_exit(3);
+        ::_exit(::open(path.c_str(), O_RDONLY | O_CLOEXEC) < 0 ? 1 : 0);
+    }
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+// The shipped custguardd (ShippedDaemon: default flags, journald, private bus) with 1, 100
+// and 10,000 zones on the measured filesystem: zone "customers" is `zone` (bench user
+// allowed), the others zones/g<i % 12>/z<i> (root allowed). Each epoch runs every zone
+// count, each followed by its own baseline; prints a table of ratios to no enforcer, beside
+// the fanotify floor and fapolicyd of the first part (same run). Throws nothing: returns 1
+// when a configuration did not run.
+int shipped(const std::string& work, const std::string& fs, const std::string& zone, const std::string& out,
+            const std::vector<int>& zone_counts, const Row& outside_row, const Row& zone_row) {
+    struct Config {
+        int zones;
+        std::string policy;
+        std::vector<double> out, in, none_out, none_in, start_ms;
+    };
+    std::vector<Config> configs;
+    for (int n : zone_counts) {
+        std::string text = "[daemon]\nenforcer = \"fanotify\"\n\n[[zone]]\nname = \"customers\"\npaths = [\"" + zone +
+                           "\"]\nsensitivity = \"personal\"\non_violation = \"deny\"\nallow_users = [\"cgfan-bench\"]\n";
+        for (int i = 1; i < n; ++i)
+            text += "\n[[zone]]\nname = \"z" + std::to_string(i) + "\"\npaths = [\"" + fs + "/zones/g" +
+                    std::to_string(i % 12) + "/z" + std::to_string(i) + "\"]\nallow_users = [\"root\"]\n";
+        const std::string policy = work + "/policy-" + std::to_string(n) + ".toml";
+        write_file(policy, text);
+        configs.push_back({n, policy, {}, {}, {}, {}, {}});
+    }
+    std::size_t allowed_records = 0;
+    try {
+        bench::ShippedDaemon daemon(work + "/custguardd");
+        for (int epoch = 0; epoch < epochs; ++epoch) {
+            for (auto& c : configs) {
+                c.start_ms.push_back(daemon.start(c.policy));
+                // It is in the path: a user not in the zone is refused, the allowed one reads.
+                if (can_open_as(other_uid, zone + "/f0") || !can_open_as(bench_uid, zone + "/f0"))
+                    throw std::runtime_error("custguardd with " + std::to_string(c.zones) +
+                                             " zones does not enforce the zone:\n" + cgtest::slurp(daemon.log()));
+                daemon.settle();
+                c.out.push_back(measure(out));
+                daemon.settle();
+                c.in.push_back(measure(zone));
+                if (!daemon.running())
+                    throw std::runtime_error("custguardd exited while measured:\n" + cgtest::slurp(daemon.log()));
+                daemon.stop();
+                if (!can_open_as(other_uid, zone + "/f0"))
+                    throw std::runtime_error("a zone file stays refused after custguardd stopped");
+                daemon.settle();  // journald done with the zone reads' records
+                c.none_out.push_back(measure(out));
+                c.none_in.push_back(measure(zone));
+            }
+            std::fprintf(stderr, "custguardd epoch %d/%d done\n", epoch + 1, epochs);
+        }
+        for (const auto& e : daemon.journald().read("CUSTGUARD_ZONE=customers"))
+            if (auto it = e.find("CUSTGUARD_DECISION"); it != e.end() && it->second == "allow") ++allowed_records;
+        if (allowed_records == 0) throw std::runtime_error("no allowed-read record reached the journal");
+        std::printf("\nshipped custguardd: %s --policy %s/policy-<zones>.toml (control plane on a private dbus-daemon, "
+                    "scratch journald; %zu allowed-read records in the journal)\n",
+                    CG_CUSTGUARDD, work.c_str(), allowed_records);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_fanotify: the shipped custguardd did not run: %s\n", e.what());
+        return 1;
+    }
+    // Ratio per epoch (configuration / its own baseline), median over epochs.
+    auto ratio = [](const std::vector<double>& cfg, const std::vector<double>& none) {
+        std::vector<double> r;
+        for (std::size_t i = 0; i < cfg.size(); ++i)
+            if (cfg[i] > 0 && none[i] > 0) r.push_back(cfg[i] / none[i]);
+        return median(r);
+    };
+    const double fs_floor_out = 1 + overhead(outside_row.floor[0], outside_row.none) / median(outside_row.none);
+    const double fs_floor_in = 1 + overhead(zone_row.floor[0], zone_row.none) / median(zone_row.none);
+    const double fap_in = overhead(zone_row.fapolicyd, zone_row.none);
+    const bool fap_measured = median(zone_row.fapolicyd) >= 0 && fap_in > 0;
+    char fap_text[32] = "n/a";
+    if (fap_measured) std::snprintf(fap_text, sizeof fap_text, "%.2fx", 1 + fap_in / median(zone_row.none));
+    std::printf("\nThe shipped custguardd, open+read(4 KiB)+close as the allowed user, %d epochs x best of %d rounds x %d ops;\n"
+                "us per operation (median over epochs) and the median over epochs of (custguardd / none measured right after).\n"
+                "Targets: outside <= 1.10x; 10,000 zones within 1.10x of 1 zone; zone-file overhead <= 1.0x fapolicyd's.\n"
+                "Same run: fanotify floor (fs mark, allows at once) outside %.2fx, zone files %.2fx; fapolicyd zone files %s.\n\n",
+                epochs, rounds, ops, fs_floor_out, fs_floor_in, fap_text);
+    std::printf("| zones | start ms | none outside | outside | ratio | target <= 1.10 | none zone | zone file | ratio | "
+                "overhead / fapolicyd's | target <= 1.0 |\n");
+    std::printf("|------:|---------:|-------------:|--------:|------:|:--------------:|----------:|----------:|------:|"
+                "-----------------------:|:-------------:|\n");
+    for (const auto& c : configs) {
+        const double ro = ratio(c.out, c.none_out), ri = ratio(c.in, c.none_in);
+        const double ovh = overhead(c.in, c.none_in);
+        char vs_fap[32] = "n/a", fap_met[16] = "n/a";
+        if (fap_measured) {
+            std::snprintf(vs_fap, sizeof vs_fap, "%.2f", std::max(ovh, 0.0) / fap_in);
+            std::snprintf(fap_met, sizeof fap_met, "%s", std::max(ovh, 0.0) / fap_in <= 1.0 ? "met" : "NOT met");
+        }
+        std::printf("| %5d | %8.0f | %12.2f | %7.2f | %5.2f | %-14s | %9.2f | %9.2f | %5.2f | %22s | %-13s |\n", c.zones,
+                    median(c.start_ms), median(c.none_out) / 1000, median(c.out) / 1000, ro, ro <= 1.10 ? "met" : "NOT met",
+                    median(c.none_in) / 1000, median(c.in) / 1000, ri, vs_fap, fap_met);
+    }
+    const Config* one = nullptr;
+    for (const auto& c : configs)
+        if (c.zones == 1) one = &c;
+    for (const auto& c : configs) {
+        if (!one || c.zones == 1) continue;
+        const double o = ratio(c.out, c.none_out) / ratio(one->out, one->none_out);
+        const double z = ratio(c.in, c.none_in) / ratio(one->in, one->none_in);
+        std::printf("%d zones against 1 zone: outside %.2fx, zone files %.2fx (target within 1.10x: %s)\n", c.zones, o, z,
+                    o <= 1.10 && z <= 1.10 ? "met" : "NOT met");
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool with_fapolicyd = true;
+    bool with_fapolicyd = true, with_custguardd = true;
+    std::vector<int> zone_counts = {1, 100, 10000};
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--ops" && i + 1 < argc) ops = std::atoi(argv[++i]);
+        if (a == "--quick") {
+            ops = 2000;
+            rounds = 3;
+            epochs = 3;
+        } else if (a == "--zones" && i + 1 < argc) {
+            zone_counts.clear();
+            for (std::string list = argv[++i]; !list.empty();) {
+                const auto comma = list.find(',');
+                zone_counts.push_back(std::max(1, std::atoi(list.substr(0, comma).c_str())));
+                list = comma == std::string::npos ? "" : list.substr(comma + 1);
+            }
+        } else if (a == "--no-custguardd") with_custguardd = false;
+        else if (a == "--ops" && i + 1 < argc) ops = std::atoi(argv[++i]);
         else if (a == "--files" && i + 1 < argc) files = std::atoi(argv[++i]);
         else if (a == "--rounds" && i + 1 < argc) rounds = std::atoi(argv[++i]);
         else if (a == "--epochs" && i + 1 < argc) epochs = std::atoi(argv[++i]);
         else if (a == "--no-fapolicyd") with_fapolicyd = false;
         else {
-            std::fprintf(stderr, "usage: bench_fanotify [--ops N] [--files N] [--rounds N] [--epochs N] [--no-fapolicyd]\n");
+            std::fprintf(stderr, "usage: bench_fanotify [--quick] [--ops N] [--files N] [--rounds N] [--epochs N]\n"
+                                 "                      [--zones 1,100,10000] [--no-fapolicyd] [--no-custguardd]\n"
+                                 "  --quick  --ops 2000 --rounds 3 --epochs 3 (a short run)\n");
             return 2;
         }
     }
@@ -251,6 +394,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench_fanotify: needs root\n");
         return 1;
     }
+    // A named user: the shipped daemon's policy lists users by name.
+    const cgtest::Cred user = cgtest::ensure_user("cgfan-bench");
+    bench_uid = user.uid;
+    bench_gid = user.gid;
     if (!sh("unshare", ::unshare(CLONE_NEWNS)) ||
         !sh("make / private", ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr)))
         return 1;
@@ -267,6 +414,16 @@ int main(int argc, char** argv) {
     for (int i = 0; i < files; ++i) {
         write_file(zone + "/f" + std::to_string(i), content);
         write_file(out + "/f" + std::to_string(i), content);
+    }
+    // The other zones of the shipped daemon's policies, on the same filesystem, all made
+    // up front so that every configuration meets the same tree: zones/g<i % 12>/z<i>.
+    const int max_zones = with_custguardd ? *std::max_element(zone_counts.begin(), zone_counts.end()) : 1;
+    ::mkdir((fs + "/zones").c_str(), 0755);
+    for (int g = 0; g < 12; ++g) ::mkdir((fs + "/zones/g" + std::to_string(g)).c_str(), 0755);
+    for (int i = 1; i < max_zones; ++i) {
+        const std::string z = fs + "/zones/g" + std::to_string(i % 12) + "/z" + std::to_string(i);
+        ::mkdir(z.c_str(), 0755);
+        write_file(z + "/c.txt", "customer");
     }
 
     Row rows[] = {{"(a) outside zones, same fs", out},
@@ -353,6 +510,8 @@ int main(int argc, char** argv) {
                     none / 1000.0, floors[0].c_str(), floors[1].c_str(), floors[2].c_str(), floors[3].c_str(),
                     floors[4].c_str(), cell(none, cgo, true).c_str(), cell(none, fpo, fap_measured).c_str(), ratio);
     }
+    int status = 0;
+    if (with_custguardd) status = shipped(work, fs, zone, out, zone_counts, rows[0], rows[1]);
     ::umount2(fs.c_str(), MNT_DETACH);
-    return 0;
+    return status;
 }

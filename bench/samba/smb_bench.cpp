@@ -1,7 +1,8 @@
 // SMB read throughput through a real smbd with and without custguardd (fanotify enforcer on
 // the host, bpf-lsm in the VM through tests/vm/cg-vm-run): smbclient in a client network
 // namespace reads, from a scratch smbd in a server namespace,
-// 1,000 files of 8 KiB (files/s) and one 512 MiB file (MB/s) out of a share that is one
+// 1,000 files of 8 KiB (files/s), one 512 MiB file (MB/s) and copies a folder of 1,000
+// files both ways (mget to the client, mput to a new folder in the share) out of a share that is one
 // zone whose policy lists the reader in allow_users and the client's address in
 // allow_clients, so every read is allowed. Configurations alternate in rounds on the same
 // smbd and share; prints median, spread and ratio. A benchmark (prints a table), not a test.
@@ -26,6 +27,8 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -52,12 +55,15 @@ struct Options {
     bool also_audit = false;
     bool also_no_records = false;
     bool floor = true;  // fanotify only: a turn with a bare listener
+    bool folder = true;  // the folder copies (mget, mput)
 };
 
 [[noreturn]] void usage(int status) {
     std::fprintf(status ? stderr : stdout,
-                 "usage: custguard_bench_samba [--enforcer fanotify|bpf-lsm] [--rounds N] [--files N] [--big-mib N]\n"
-                 "                             [--also-audit] [--also-no-record-allowed] [--no-floor]\n"
+                 "usage: custguard_bench_samba [--quick] [--enforcer fanotify|bpf-lsm] [--rounds N] [--files N]\n"
+                 "                             [--big-mib N] [--also-audit] [--also-no-record-allowed] [--no-floor]\n"
+                 "                             [--no-folder-copy]\n"
+                 "  --quick          --rounds 3 --big-mib 64 (a short run)\n"
                  "  --enforcer MODE  custguardd's enforcer: fanotify (default, the host) or bpf-lsm\n"
                  "                   (inside the VM: tests/vm/cg-vm-run -- custguard_bench_samba ...)\n"
                  "  --rounds N       interleaved rounds, order alternating (default 6)\n"
@@ -68,6 +74,8 @@ struct Options {
                  "                   (what recording every allowed read costs)\n"
                  "  --no-floor       fanotify: leave out the turn with a bare fanotify listener that allows\n"
                  "                   every open at once (the floor of any fanotify enforcer on this workload)\n"
+                 "  --no-folder-copy leave out the folder copies (smbclient mget of the N files to the client,\n"
+                 "                   mput of N files to a new folder in the share)\n"
                  "Root. Starts smbd and custguardd of its own; see bench/samba/README.md.\n");
     std::exit(status);
 }
@@ -87,6 +95,15 @@ Options parse(int argc, char** argv) {
         }
         if (a == "--no-floor") {
             o.floor = false;
+            continue;
+        }
+        if (a == "--no-folder-copy") {
+            o.folder = false;
+            continue;
+        }
+        if (a == "--quick") {
+            o.rounds = 3;
+            o.big_mib = 64;
             continue;
         }
         if (i + 1 >= argc) usage(2);
@@ -157,7 +174,8 @@ void write_file(const fs::path& path, std::size_t bytes, std::mt19937_64& rng) {
 
 // The shipped custguardd with its default flags but for the enforcer (fanotify on the host,
 // bpf-lsm in the VM) and the scratch places a benchmark needs: state directory, journald
-// namespace, no system bus (the control plane is not on the read path).
+// namespace, and the control plane on a private dbus-daemon (cgtest::PrivateBus, with the
+// shipped org.custguard1.conf), as a user's custguardd has it on the system bus.
 class Daemon {
 public:
     Daemon(std::vector<std::string> argv, std::vector<std::string> env, fs::path log)
@@ -170,7 +188,11 @@ public:
         // Under TCG in the VM loading the BPF programs alone takes seconds.
         const auto deadline = Clock::now() + 120s;
         // The last start-up step: everything else (enforcer, audit, tracker) runs by then.
-        while (cgtest::slurp(log_).find("control plane off") == std::string::npos) {
+        while (cgtest::slurp(log_).find("control plane on the bus") == std::string::npos) {
+            if (cgtest::slurp(log_).find("control plane off") != std::string::npos) {
+                stop();
+                throw std::runtime_error("custguardd did not reach its private bus:\n" + cgtest::slurp(log_));
+            }
             if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
                 pid_ = -1;
                 throw std::runtime_error("custguardd exited during start:\n" + cgtest::slurp(log_));
@@ -277,7 +299,7 @@ int main(int argc, char** argv) {
         const std::size_t file_bytes = static_cast<std::size_t>(opt.file_kib) * 1024;
         const std::size_t big_bytes = static_cast<std::size_t>(opt.big_mib) << 20;
         const std::string size_opt =
-            fmt::format("mode=0755,size={}m", opt.big_mib + opt.files * opt.file_kib / 1024 + 64);
+            fmt::format("mode=0755,size={}m", opt.big_mib + 2 * opt.files * opt.file_kib / 1024 + 64);
         if (::mount("cgsmb-bench", share.c_str(), "tmpfs", 0, size_opt.c_str()) != 0)
             throw std::runtime_error(std::string("mount tmpfs: ") + std::strerror(errno));
         mounted = true;
@@ -292,6 +314,19 @@ int main(int argc, char** argv) {
         }
         write_file(share / "big.bin", big_bytes, rng);
         const std::string big_cmds = "get big.bin /dev/null";
+        // The folder copies: mget of small/ into a fresh client directory (off the share's
+        // filesystem), and mput of a client folder of as many files into a new folder
+        // up/<turn> of the share (new files in the zone, written by the allowed reader).
+        const fs::path copy_to = dir / "copy-to", copy_from = dir / "copy-from";
+        fs::create_directories(copy_from);
+        for (int i = 0; i < opt.files; ++i) write_file(copy_from / fmt::format("p{:04}", i), file_bytes, rng);
+        fs::create_directories(share / "up");
+        const std::string get_folder_cmds =
+            "prompt off; recurse on; lcd " + copy_to.string() + "; cd small; mget *";
+        auto put_folder_cmds = [&](int turn) {
+            return fmt::format("prompt off; recurse on; lcd {}; mkdir up/u{}; cd up/u{}; mput *", copy_from.string(),
+                               turn, turn);
+        };
 
         // The VM's root is the host's, read-only: the users go to a copy of /etc. And
         // cg-vm-run mounts no cgroup filesystem, without which systemd-journald refuses to
@@ -304,6 +339,8 @@ int main(int argc, char** argv) {
                 throw std::runtime_error(std::string("mount cgroup2 on /sys/fs/cgroup: ") + std::strerror(errno));
         }
         cgsmb::TestUser reader("cgsmb-bench", "Bench-pw-1");
+        if (::chown((share / "up").c_str(), reader.uid(), static_cast<gid_t>(-1)) != 0)  // mput's folders go here
+            throw std::runtime_error(std::string("chown up: ") + std::strerror(errno));
         cgsmb::TestUser outsider("cgsmb-bench-x", "Bench-pw-2");  // proves the enforcer is in the path
         cgsmb::NetnsPair net("b" + std::to_string(::getpid()));
         ScratchJournald journald(custguard::events::testing::unique_namespace("smbbench"));
@@ -334,14 +371,17 @@ allow_programs = ["/usr/sbin/smbd"]
             std::vector<double> files_s, mb_s;
             std::size_t records = 0;  // allowed-read records a turn must leave in the journal
             std::vector<bool> valid;  // per round: every read succeeded and reached the journal
+            std::vector<double> get_s, put_s;  // folder copies, files/s
         };
-        const std::size_t expected_records = static_cast<std::size_t>(opt.files) + 1;
+        // Reads by smbd: the files, the large file and, with the folder copy, the files again.
+        const std::size_t expected_records = static_cast<std::size_t>(opt.files) * (opt.folder ? 2 : 1) + 1;
         std::vector<Config> configs;
         configs.push_back({"none", nullptr, false, {}, {}, 0, {}});
         const std::vector<std::string> daemon_argv = {CG_CUSTGUARDD, "--policy", policy.string(), "--state-dir",
                                                       (dir / "state").string(), "--enforcer", opt.enforcer,
                                                       "--journal-namespace", journald.name_space()};
-        const std::vector<std::string> daemon_env = {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir / "no-bus").string()};
+        const cgtest::PrivateBus bus(dir);
+        const std::vector<std::string> daemon_env = {bus.env()};
         auto add_daemon = [&](std::string name, std::vector<std::string> argv, std::size_t records) {
             auto daemon = std::make_unique<Daemon>(std::move(argv), daemon_env, dir / "custguardd.log");
             configs.push_back({std::move(name), std::move(daemon), false, {}, {}, records, {}});
@@ -376,12 +416,12 @@ allow_programs = ["/usr/sbin/smbd"]
             std::string failure;
         };
         int failures = 0;
-        auto timed = [&](const std::string& cmds, int expect_gets) {
+        auto timed = [&](const std::string& cmds, int expect_gets, const char* marker = "getting file") {
             const auto t0 = Clock::now();
             auto r = cgsmb::run(smbclient_argv(reader, cmds), {}, net.client_ns(), 600s);
             const std::chrono::duration<double> s = Clock::now() - t0;
             std::size_t gets = 0;
-            for (std::size_t at = 0; (at = r.output.find("getting file", at)) != std::string::npos; ++at) ++gets;
+            for (std::size_t at = 0; (at = r.output.find(marker, at)) != std::string::npos; ++at) ++gets;
             Timed out{s.count(), {}};
             if (r.status == 0 && r.output.find("NT_STATUS_") == std::string::npos &&
                 gets == static_cast<std::size_t>(expect_gets))
@@ -434,8 +474,8 @@ allow_programs = ["/usr/sbin/smbd"]
             std::printf("# policy %s: the same with record_allowed = false in the zone\n", policy_no_records.c_str());
         for (const auto& c : configs)
             if (c.daemon) std::printf("# %s: %s\n", c.name.c_str(), joined(c.daemon->argv()).c_str());
-        std::printf("#   env DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s (no bus: control plane off)\n",
-                    (dir / "no-bus").c_str());
+        std::printf("#   env %s (a private dbus-daemon with the shipped org.custguard1.conf: control plane on)\n",
+                    bus.env().c_str());
         std::printf("# smbd: /usr/sbin/smbd --foreground --debug-stdout -s %s (in netns %s)\n",
                     (dir / "samba/smb.conf").c_str(), net.server_ns().c_str());
         std::printf("# files: ip netns exec %s /usr/bin/smbclient //%s/share -s %s -U %s%%*** -c "
@@ -445,6 +485,12 @@ allow_programs = ["/usr/sbin/smbd"]
         std::printf("# large: ip netns exec %s /usr/bin/smbclient //%s/share -s %s -U %s%%*** -c '%s' (%d MiB)\n",
                     net.client_ns().c_str(), net.server_ip().c_str(), smbd.client_conf().c_str(), reader.name().c_str(),
                     big_cmds.c_str(), opt.big_mib);
+        if (opt.folder) {
+            std::printf("# folder mget: ... -c '%s' (%d files to the client, off the share)\n", get_folder_cmds.c_str(),
+                        opt.files);
+            std::printf("# folder mput: ... -c '%s' (%d new files in the share's zone, up/<turn> removed after the turn)\n",
+                        put_folder_cmds(0).c_str(), opt.files);
+        }
         std::printf(
             "# times are wall clock of the whole smbclient run (connect, session, reads); MB = 10^6 bytes;\n"
             "# before each timed run custguardd and journald are left to finish recording (no CPU for 300 ms);\n"
@@ -454,6 +500,24 @@ allow_programs = ["/usr/sbin/smbd"]
         // Warm-up: smbd, smbclient and the page cache, untimed.
         for (const auto& warm : {timed(small_cmds, opt.files), timed(big_cmds, 1)})
             if (!warm.failure.empty()) throw std::runtime_error("warm-up without custguardd: " + warm.failure);
+        int put_turn = 0;
+        // One folder copy each way, timed; the copies are removed afterwards (untimed).
+        auto folder_copies = [&]() -> std::pair<Timed, Timed> {
+            std::error_code ec;
+            fs::remove_all(copy_to, ec);
+            fs::create_directories(copy_to);
+            Timed get = timed(get_folder_cmds, opt.files);
+            const int turn = ++put_turn;
+            Timed put = timed(put_folder_cmds(turn), opt.files, "putting file");
+            return {get, put};
+        };
+        if (opt.folder) {
+            const auto [get, put] = folder_copies();
+            for (const Timed* warm : {&get, &put})
+                if (!warm->failure.empty()) throw std::runtime_error("warm-up without custguardd: " + warm->failure);
+            std::error_code ec;
+            fs::remove_all(share / "up" / fmt::format("u{}", put_turn), ec);
+        }
 
         // Allowed reads are recorded (record_allowed defaults to true): count them.
         struct Counts {
@@ -473,7 +537,8 @@ allow_programs = ["/usr/sbin/smbd"]
             return c;
         };
         int denials_seen = 0, guarded_runs = 0, journald_restarts = 0, outsider_reads = 0;
-        std::printf("\n%-6s %-14s %10s %10s   %-25s %-25s   %s\n", "round", "config", "files/s", "MB/s",
+        std::printf("\n%-6s %-14s %10s %10s %10s %10s   %-25s %-25s   %s\n", "round", "config", "files/s", "MB/s",
+                    "mget f/s", "mput f/s",
                     "CPU ms files: cg, journald", "CPU ms large: cg, journald", "allowed records; failures");
         for (int round = 0; round < opt.rounds; ++round) {
             // Forward in even rounds, backward in odd ones: each configuration runs as often
@@ -509,6 +574,11 @@ allow_programs = ["/usr/sbin/smbd"]
                 const double mbs = static_cast<double>(big_bytes) / 1e6 / big_run.seconds;
                 settle(recorders);
                 const double cg_big = cpu_ms(cg, cg0), jd_big = cpu_ms(journald.pid(), jd0);
+                Timed get_run, put_run;
+                if (opt.folder) {
+                    std::tie(get_run, put_run) = folder_copies();
+                    settle(recorders);
+                }
                 if (c.daemon) {
                     // The enforcer was in the path: a user not listed is refused.
                     ++guarded_runs;
@@ -537,6 +607,10 @@ allow_programs = ["/usr/sbin/smbd"]
                         throw std::runtime_error("without custguardd a user not in the zone cannot read: " + r.output);
                     ++outsider_reads;
                 }
+                if (opt.folder) {  // the uploaded folder, with nothing in the path any more
+                    std::error_code ec;
+                    fs::remove_all(share / "up" / fmt::format("u{}", put_turn), ec);
+                }
                 // Under a burst of records the scratch journald can stop reading its socket
                 // ("Got invalid event from epoll for datagram fd"); custguardd then runs
                 // without its journal. Such a turn is marked, left out of the summary, and
@@ -555,13 +629,17 @@ allow_programs = ["/usr/sbin/smbd"]
                         journald.start();
                     }
                 }
-                for (const Timed* t : {&files_run, &big_run})
+                for (const Timed* t : {&files_run, &big_run, static_cast<const Timed*>(&get_run), static_cast<const Timed*>(&put_run)})
                     if (!t->failure.empty()) records += (records.empty() ? "" : "; ") + t->failure;
-                c.valid.push_back(recorded && files_run.failure.empty() && big_run.failure.empty());
+                c.valid.push_back(recorded && files_run.failure.empty() && big_run.failure.empty() &&
+                                  get_run.failure.empty() && put_run.failure.empty());
                 c.files_s.push_back(files_per_s);
                 c.mb_s.push_back(mbs);
-                std::printf("%-6d %-14s %10.1f %10.1f   %8.0f %8.0f %8s %8.0f %8.0f   %s\n", round + 1,
-                            c.name.c_str(), files_per_s, mbs, cg_files, jd_files, "", cg_big, jd_big, records.c_str());
+                c.get_s.push_back(opt.folder ? opt.files / get_run.seconds : 0);
+                c.put_s.push_back(opt.folder ? opt.files / put_run.seconds : 0);
+                std::printf("%-6d %-14s %10.1f %10.1f %10.1f %10.1f   %8.0f %8.0f %8s %8.0f %8.0f   %s\n", round + 1,
+                            c.name.c_str(), files_per_s, mbs, c.get_s.back(), c.put_s.back(), cg_files, jd_files, "",
+                            cg_big, jd_big, records.c_str());
                 std::fflush(stdout);
             }
         }
@@ -602,6 +680,11 @@ allow_programs = ["/usr/sbin/smbd"]
         };
         block(fmt::format("{} x {} KiB files/s", opt.files, opt.file_kib), &Config::files_s, 0.97);
         block(fmt::format("{} MiB file MB/s", opt.big_mib), &Config::mb_s, 0.99);
+        // The folder copies: time at most 1.10x that of no enforcer, so files/s >= 1 / 1.10.
+        if (opt.folder) {
+            block(fmt::format("folder mget {} files/s", opt.files), &Config::get_s, 1 / 1.10);
+            block(fmt::format("folder mput {} files/s", opt.files), &Config::put_s, 1 / 1.10);
+        }
         std::printf("\nallowed-read records in the journal: %zu (%zu with CUSTGUARD_CLIENT=%s); "
                     "user not in the zone refused in %d of %d custguardd turns, and reads in %d of %d turns without\n",
                     total.allowed, total.with_client, net.client_ip().c_str(), denials_seen, guarded_runs,
