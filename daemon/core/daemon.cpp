@@ -1,5 +1,6 @@
 #include "daemon/core/daemon.hpp"
 #include "custguard/edm/attach.hpp"
+#include "custguard/scan/sandbox.hpp"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -715,6 +716,9 @@ tl::expected<watch::WatchScope, std::string> Daemon::watch_scope(const policy::P
     auto cfg = scan::ScannerConfig::from_names(s.detectors, p.print.keywords, p.print.keyword_proximity);
     if (!cfg) return tl::unexpected("[watch] detectors/keywords: " + cfg.error());
     if (auto attached = custguard::edm::attach_edm_matchers(*cfg, p.edm, "[watch]"); !attached) return tl::unexpected(attached.error());
+    if (p.watch.enabled && scan::platform_supported())
+        if (auto prepared = scan::prepare_sandboxed(*cfg); !prepared)
+            return tl::unexpected("[watch] cannot prepare the content scanner: " + prepared.error());
     s.scanner = std::move(*cfg);
     s.scan_timeout = std::chrono::seconds(p.print.scan_timeout_seconds);
     s.scan_memory = std::uint64_t{p.print.scan_memory_mb} << 20;

@@ -124,6 +124,9 @@ tl::expected<void, std::string> PrintGate::apply(const policy::PrintPolicy& prin
     auto next = std::make_shared<Config>();
     next->print = print;
     if (scanner) {
+        // Serialised now for the readers (scan::prepare_sandboxed), not at the first job.
+        if (auto prepared = scan::prepare_sandboxed(*scanner); !prepared)
+            return tl::unexpected("cannot prepare the content scanner: " + prepared.error());
         next->prototype = std::make_shared<const scan::Scanner>(std::move(*scanner));
     } else if (auto platform = scan::platform_supported(); !platform) {
         // The CPU cannot scan: enforcing files must not stop for the print gate, so every

@@ -167,8 +167,13 @@ struct Watcher::Impl {
         auto proc = enricher.process(pid, 0, 0);
         w.exe = proc.exe;
         w.client = proc.client;
-        if (w.client.empty() && options.samba && events::is_samba_program(options.enrich, proc.comm, proc.exe)) {
-            for (const auto& a : options.samba->served(pid).addresses) w.client += (w.client.empty() ? "" : ",") + a;
+        if (options.samba && events::is_samba_program(options.enrich, proc.comm, proc.exe)) {
+            if (w.client.empty())
+                for (const auto& a : options.samba->served(pid).addresses) w.client += (w.client.empty() ? "" : ",") + a;
+            // smbd takes its user's identity for each request and is root again between
+            // them: by the time the event is read its uid says nothing. The user it wrote
+            // for owns the file it created.
+            w.uid = st.st_uid;
         }
         if (proc.exited) {
             // Gone before we looked: the exec tracker knows its program, once it has read

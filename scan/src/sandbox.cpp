@@ -163,22 +163,19 @@ tl::expected<Fd, std::string> reopen(int fd) {
 // and configuration (Scanner::serialized_patterns): the reader then loads them instead of
 // compiling its own, which every start would otherwise cost. A few configurations are
 // kept (print gate, watcher, a reload's new ones); launches hold their own reference.
-tl::expected<std::shared_ptr<const Fd>, std::string> compiled_patterns(const ScannerConfig& config) {
+std::mutex patterns_mutex;
+std::map<std::string, std::shared_ptr<const Fd>> patterns_cache;
+
+std::string patterns_key(const ScannerConfig& config) {
     std::string key;
     for (auto d : config.detectors) key += std::string(to_string(d)) + ',';
     key += '\n';
     for (const auto& k : config.keywords) key += k + '\n';
-    static std::mutex mutex;
-    static std::map<std::string, std::shared_ptr<const Fd>> cache;
-    {
-        std::lock_guard lock(mutex);
-        if (auto it = cache.find(key); it != cache.end()) return it->second;
-    }
-    ScannerConfig patterns_only = config;
-    patterns_only.edm.clear();  // matched outside Hyperscan: not part of the patterns
-    auto scanner = Scanner::create(std::move(patterns_only));
-    if (!scanner) return tl::unexpected(scanner.error());
-    auto bytes = scanner->serialized_patterns();
+    return key;
+}
+
+tl::expected<std::shared_ptr<const Fd>, std::string> store_patterns(const Scanner& scanner) {
+    auto bytes = scanner.serialized_patterns();
     if (!bytes) return tl::unexpected(bytes.error());
     auto fd = std::make_shared<Fd>(::memfd_create("custguard-patterns", MFD_CLOEXEC | MFD_ALLOW_SEALING));
     if (fd->get() < 0) return tl::unexpected(errno_text("memfd_create"));
@@ -192,10 +189,22 @@ tl::expected<std::shared_ptr<const Fd>, std::string> compiled_patterns(const Sca
     }
     if (::fcntl(fd->get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0)
         return tl::unexpected(errno_text("cannot seal the compiled patterns"));
-    std::lock_guard lock(mutex);
-    if (cache.size() >= 8) cache.clear();
-    cache.emplace(key, fd);
+    std::lock_guard lock(patterns_mutex);
+    if (patterns_cache.size() >= 8) patterns_cache.clear();
+    patterns_cache.insert_or_assign(patterns_key(scanner.config()), fd);
     return std::shared_ptr<const Fd>(fd);
+}
+
+tl::expected<std::shared_ptr<const Fd>, std::string> compiled_patterns(const ScannerConfig& config) {
+    {
+        std::lock_guard lock(patterns_mutex);
+        if (auto it = patterns_cache.find(patterns_key(config)); it != patterns_cache.end()) return it->second;
+    }
+    ScannerConfig patterns_only = config;
+    patterns_only.edm.clear();  // matched outside Hyperscan: not part of the patterns
+    auto scanner = Scanner::create(std::move(patterns_only));
+    if (!scanner) return tl::unexpected(scanner.error());
+    return store_patterns(*scanner);
 }
 
 std::vector<std::string> helper_argv(const std::string& helper, const ScannerConfig& config,
@@ -295,6 +304,18 @@ std::string describe_signal(int sig, std::chrono::milliseconds cpu) {
 std::string default_helper() {
     const char* env = std::getenv("CUSTGUARD_EXTRACT_HELPER");
     return env && *env ? std::string(env) : std::string(CUSTGUARD_EXTRACT_HELPER);
+}
+
+tl::expected<void, std::string> prepare_sandboxed(const Scanner& scanner) {
+    auto stored = store_patterns(scanner);
+    if (!stored) return tl::unexpected(stored.error());
+    return {};
+}
+
+tl::expected<void, std::string> prepare_sandboxed(const ScannerConfig& config) {
+    auto patterns = compiled_patterns(config);
+    if (!patterns) return tl::unexpected(patterns.error());
+    return {};
 }
 
 tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& config, int fd,

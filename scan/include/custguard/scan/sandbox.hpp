@@ -54,6 +54,12 @@ inline constexpr std::string_view cancelled_suffix = "scan cancelled";
 // <libexecdir>/custguard/custguard-extract.
 std::string default_helper();
 
+// Compiles the patterns that scan_sandboxed() hands to every reader for this
+// configuration now (the Scanner overload reuses its compiled patterns), rather than at
+// the first document: a policy load then fails on them, and no document pays for them.
+tl::expected<void, std::string> prepare_sandboxed(const Scanner& scanner);
+tl::expected<void, std::string> prepare_sandboxed(const ScannerConfig& config);
+
 // Scans the document readable at `fd` (not closed, its offset not moved) with `config`
 // in the sandboxed helper.
 tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& config, int fd,
