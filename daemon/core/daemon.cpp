@@ -731,22 +731,17 @@ void Daemon::load_protected_files() {
     if (!text) return;  // none yet
     std::istringstream in(*text);
     for (std::string line; std::getline(in, line);) {
-        // zone \t st_dev \t ino \t path
-        std::vector<std::string> f;
-        for (std::size_t at = 0;;) {
-            auto tab = line.find('\t', at);
-            f.push_back(line.substr(at, tab == std::string::npos ? std::string::npos : tab - at));
-            if (tab == std::string::npos || f.size() == 4) {
-                if (tab != std::string::npos) f.back() = line.substr(at);
-                break;
-            }
-            at = tab + 1;
-        }
-        if (f.size() != 4) {
+        // zone \t st_dev \t ino \t path; the path is last and keeps any further tab.
+        constexpr auto none = std::string::npos;
+        const auto t1 = line.find('\t');
+        const auto t2 = t1 == none ? none : line.find('\t', t1 + 1);
+        const auto t3 = t2 == none ? none : line.find('\t', t2 + 1);
+        if (t3 == none) {
             spdlog::warn("watch: malformed line in {}: {}", (state_dir_ / "watch" / "protected").string(), line);
             continue;
         }
-        protected_files_.push_back({f[0], std::strtoull(f[1].c_str(), nullptr, 10), std::strtoull(f[2].c_str(), nullptr, 10), f[3]});
+        protected_files_.push_back({line.substr(0, t1), std::strtoull(line.c_str() + t1 + 1, nullptr, 10),
+                                    std::strtoull(line.c_str() + t2 + 1, nullptr, 10), line.substr(t3 + 1)});
     }
 }
 
