@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/cpu_ticks.hpp"
 #include "scratch_journald.hpp"
 #include "support/support.hpp"
 
@@ -71,9 +72,9 @@ public:
     // Waits (up to 10 s) until custguardd and journald used no CPU for 300 ms: records of
     // one measurement are written before the next starts, so none pays for another's.
     // CPU milliseconds used so far by custguardd (this start) and journald together.
-    double cpu_ms() const { return static_cast<double>(ticks(journald_.pid()) + ticks(pid_)) * 1000.0 / ::sysconf(_SC_CLK_TCK); }
+    double cpu_ms() const { return static_cast<double>(cpu_ticks(journald_.pid()) + cpu_ticks(pid_)) * 1000.0 / ::sysconf(_SC_CLK_TCK); }
     void settle() const {
-        auto total = [&] { return ticks(journald_.pid()) + ticks(pid_); };
+        auto total = [&] { return cpu_ticks(journald_.pid()) + cpu_ticks(pid_); };
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
         long last = total();
         for (int quiet = 0; quiet < 3 && std::chrono::steady_clock::now() < deadline;) {
@@ -93,21 +94,6 @@ public:
     std::string bus_env() const { return bus_->env(); }
 
 private:
-    // utime + stime of `pid` in clock ticks (0 when it is gone).
-    static long ticks(pid_t pid) {
-        std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-        std::string stat;
-        std::getline(in, stat);
-        const auto paren = stat.rfind(')');
-        if (pid <= 0 || paren == std::string::npos) return 0L;
-        std::istringstream fields(stat.substr(paren + 2));
-        std::string skip;
-        for (int i = 3; i < 14; ++i) fields >> skip;  // state .. cmajflt
-        long utime = 0, stime = 0;
-        fields >> utime >> stime;
-        return utime + stime;
-    }
-
     std::filesystem::path dir_;
     events::testing::ScratchJournald journald_;
     std::unique_ptr<cgtest::PrivateBus> bus_;

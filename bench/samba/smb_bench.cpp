@@ -34,6 +34,7 @@
 #include <fmt/format.h>
 
 #include "common/bare_responder.hpp"
+#include "common/cpu_ticks.hpp"
 #include "samba_fixture.hpp"
 #include "scratch_journald.hpp"
 #include "support/support.hpp"
@@ -41,6 +42,7 @@
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using custguard::bench::cpu_ticks;
 using custguard::events::testing::ScratchJournald;
 namespace cgbench = custguard::bench;
 
@@ -214,21 +216,6 @@ private:
     fs::path log_;
     pid_t pid_ = -1;
 };
-
-// utime + stime of process `pid` in clock ticks (0 when it is gone).
-long cpu_ticks(pid_t pid) {
-    std::ifstream in(fmt::format("/proc/{}/stat", pid));
-    std::string stat;
-    std::getline(in, stat);
-    const auto paren = stat.rfind(')');
-    if (paren == std::string::npos) return 0;
-    std::istringstream fields(stat.substr(paren + 2));
-    std::string skip;
-    for (int i = 3; i < 14; ++i) fields >> skip;  // state .. cmajflt
-    long utime = 0, stime = 0;
-    fields >> utime >> stime;
-    return utime + stime;
-}
 
 // Waits (up to 10 s) until `pids` used no CPU for 300 ms: custguardd and journald finish
 // recording the previous workload before the next is timed, so neither workload pays for

@@ -1,0 +1,29 @@
+// CPU time a process has used, for the benchmarks that report what custguardd and
+// journald spent on a workload.
+#pragma once
+
+#include <sys/types.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace custguard::bench {
+
+// utime + stime of process `pid` in clock ticks (0 when it is gone).
+inline long cpu_ticks(pid_t pid) {
+    if (pid <= 0) return 0;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    std::getline(in, stat);
+    const auto paren = stat.rfind(')');  // comm may hold blanks and parentheses
+    if (paren == std::string::npos) return 0;
+    std::istringstream fields(stat.substr(paren + 2));
+    std::string skip;
+    for (int i = 3; i < 14; ++i) fields >> skip;  // state .. cmajflt
+    long utime = 0, stime = 0;
+    fields >> utime >> stime;
+    return utime + stime;
+}
+
+}  // namespace custguard::bench
