@@ -22,6 +22,7 @@
 
 #include <openssl/evp.h>
 
+#include "custguard/scan/categories.hpp"
 #include "custguard/scan/findings.hpp"
 #include "daemon/fanotify/unique_fd.hpp"
 
@@ -30,20 +31,10 @@ namespace custguard::daemon::watch {
 
 using Clock = std::chrono::steady_clock;
 
-std::string_view category_of(std::string_view d) {
-    if (d == "credit_card") return "payment_card";
-    if (d == "my_number") return "my_number";
-    if (d == "email" || d == "jp_phone" || d == "jp_address") return "contact";
-    if (d == "sensitive") return "sensitive";  // 要配慮個人情報 terms (病歴, 犯罪歴 ...)
-    // keywords name the kind of a document (氏名, 住所 ...), not one category of data;
-    // an EDM detector counts customers, whose data may be of any category.
-    return {};
-}
-
 std::vector<std::string> categories(const std::vector<std::string>& detectors, bool sensitive) {
     std::set<std::string> out;
     for (const auto& d : detectors)
-        if (auto c = category_of(d); !c.empty()) out.emplace(c);
+        if (auto c = scan::category_of(d); !c.empty()) out.emplace(c);
     if (sensitive) out.emplace("sensitive");
     return {out.begin(), out.end()};
 }

@@ -59,11 +59,8 @@ struct WatcherOptions {
     std::shared_ptr<events::SambaClients> samba;
 };
 
-// Category of customer data a detector finds (CUSTGUARD_CATEGORIES): payment_card,
-// my_number or contact; "" for keywords. "sensitive" (要配慮) is added for copies of a
-// file of a sensitive zone.
-std::string_view category_of(std::string_view detector);
-// The sorted, unique categories of detector names, plus "sensitive" when `sensitive`.
+// The sorted, unique categories (scan/categories.hpp) of detector names
+// (CUSTGUARD_CATEGORIES), plus "sensitive" (要配慮) for a copy of a sensitive zone's file.
 std::vector<std::string> categories(const std::vector<std::string>& detectors, bool sensitive);
 
 // The files a watcher compares against and keeps out of: zone roots with their names,

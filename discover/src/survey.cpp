@@ -657,20 +657,6 @@ tl::expected<SurveyResult, std::string> Survey::run() {
 
 }  // namespace
 
-std::string_view category_of(std::string_view detector) {
-    for (const auto& c : k_categories)
-        if (c.detector == detector) return c.category;
-    return {};
-}
-
-std::string_view category_label(std::string_view category) {
-    if (category == "sensitive") return "要配慮 (sensitive)";
-    if (category == "payment_cards") return "payment cards";
-    if (category == "my_number") return "My Number";
-    if (category == "contact") return "contact data";
-    return category;
-}
-
 std::string detector_fingerprint(const scan::ScannerConfig& config) {
     std::vector<std::string> detectors;
     for (auto d : config.detectors) detectors.emplace_back(scan::to_string(d));

@@ -129,7 +129,7 @@ TEST_CASE("the report lists folders with customer data outside zones, largest fi
     REQUIRE(sales);
     CHECK((*sales)["files"].as_int() == 3);
     CHECK((*sales)["persons_estimate"].as_int() == 48);
-    CHECK((*sales)["categories"]["payment_cards"].as_int() == 16);
+    CHECK((*sales)["categories"]["payment_card"].as_int() == 16);
     CHECK((*sales)["categories"]["contact"].as_int() == 32);
     CHECK((*sales)["categories"]["my_number"].as_int() == 0);
     const auto* hr = folder(j, t.root() / "hr");
@@ -139,7 +139,7 @@ TEST_CASE("the report lists folders with customer data outside zones, largest fi
     CHECK((*hr)["categories"]["contact"].as_int() == 2);
     const auto* docs = folder(j, t.root() / "docs");
     REQUIRE(docs);  // found by the sandboxed reader
-    CHECK((*docs)["categories"]["payment_cards"].as_int() == 1);
+    CHECK((*docs)["categories"]["payment_card"].as_int() == 1);
     CHECK((*docs)["categories"]["contact"].as_int() == 2);
     // No data, or below the threshold: not listed. The zone: counted apart.
     CHECK(!folder(j, t.root() / "public"));
@@ -267,7 +267,7 @@ TEST_CASE("the JSON report (--json) has a stable shape") {
         CHECK(f["persons_estimate"].is_int());
         std::vector<std::string> keys;
         for (const auto& [k, _] : f["categories"].as_object()) keys.push_back(k);
-        CHECK(keys == std::vector<std::string>{"sensitive", "payment_cards", "my_number", "contact"});
+        CHECK(keys == std::vector<std::string>{"sensitive", "payment_card", "my_number", "contact"});
         CHECK(f["detectors"].is_object());
     }
     CHECK(j["inside_zones"]["files"].is_int());

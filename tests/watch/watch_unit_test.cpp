@@ -19,6 +19,7 @@ TEST_CASE("detectors map to the categories the regulator asks about", "[unit][wa
         {{"jp_address", "keywords"}, false, {"contact"}},  // keywords name no category
         {{}, true, {"sensitive"}},                         // a copy of a sensitive zone's file
         {{"keywords"}, false, {}},
+        {{"sensitive", "credit_card"}, false, {"payment_card", "sensitive"}},  // 要配慮 terms found in the file
     };
     for (const auto& r : rows) CHECK(daemon::watch::categories(r.detectors, r.sensitive_zone) == r.expected);
 }

@@ -19,27 +19,17 @@
 
 #include <tl/expected.hpp>
 
+#include "custguard/scan/categories.hpp"
 #include "custguard/scan/sandbox.hpp"
 #include "custguard/scan/scanner.hpp"
 
 namespace custguard::discover {
 
-// What the report groups detector hits into, by detector NAME, so detectors other parts
-// of custguard add (e.g. "sensitive") count as soon as they exist. keywords is no category:
-// a keyword is no customer's data.
-struct CategoryOf {
-    std::string_view detector;
-    std::string_view category;
-};
-inline constexpr CategoryOf k_categories[] = {
-    {"sensitive", "sensitive"},       {"credit_card", "payment_cards"}, {"my_number", "my_number"},
-    {"email", "contact"},             {"jp_phone", "contact"},          {"jp_address", "contact"},
-};
-// Report order; the labels the text report uses.
-inline constexpr std::string_view k_category_names[] = {"sensitive", "payment_cards", "my_number", "contact"};
-std::string_view category_label(std::string_view category);
-// The category of a detector name; empty when it has none.
-std::string_view category_of(std::string_view detector);
+// Detector hits are grouped by scan::category_of (custguard/scan/categories.hpp), by
+// detector NAME, so detectors other parts of custguard add count as soon as they exist.
+using scan::category_label;
+using scan::category_of;
+using scan::k_category_names;
 
 struct ZonePath {
     std::string zone;
