@@ -726,9 +726,26 @@ tl::expected<watch::WatchScope, std::string> Daemon::watch_scope(const policy::P
     return s;
 }
 
+namespace {
+// Bounds on the protected-file list: every protect adds a line, and the list is read at
+// every start, so neither may grow without limit.
+constexpr std::size_t k_max_protected_files = 100'000;
+constexpr std::uintmax_t k_max_protected_bytes = 64u << 20;
+}  // namespace
+
 void Daemon::load_protected_files() {
-    auto text = common::read_file(state_dir_ / "watch" / "protected");
-    if (!text) return;  // none yet
+    const auto file = state_dir_ / "watch" / "protected";
+    std::error_code ec;
+    const auto size = fs::file_size(file, ec);
+    if (ec) return;  // none yet
+    if (size > k_max_protected_bytes) {
+        spdlog::error("watch: {} is {} bytes, more than {}: its files are not protected; shorten it "
+                      "(one line a file: zone, device, inode, path) and restart",
+                      file.string(), size, k_max_protected_bytes);
+        return;
+    }
+    auto text = common::read_file(file);
+    if (!text) return;
     std::istringstream in(*text);
     for (std::string line; std::getline(in, line);) {
         // zone \t st_dev \t ino \t path; the path is last and keeps any further tab.
@@ -737,12 +754,30 @@ void Daemon::load_protected_files() {
         const auto t2 = t1 == none ? none : line.find('\t', t1 + 1);
         const auto t3 = t2 == none ? none : line.find('\t', t2 + 1);
         if (t3 == none) {
-            spdlog::warn("watch: malformed line in {}: {}", (state_dir_ / "watch" / "protected").string(), line);
+            spdlog::warn("watch: malformed line in {}: {}", file.string(), line);
             continue;
         }
-        protected_files_.push_back({line.substr(0, t1), std::strtoull(line.c_str() + t1 + 1, nullptr, 10),
-                                    std::strtoull(line.c_str() + t2 + 1, nullptr, 10), line.substr(t3 + 1)});
+        remember_protected({line.substr(0, t1), std::strtoull(line.c_str() + t1 + 1, nullptr, 10),
+                            std::strtoull(line.c_str() + t2 + 1, nullptr, 10), line.substr(t3 + 1)});
+        if (protected_files_.size() >= k_max_protected_files) {
+            spdlog::error("watch: {} lists more than {} files; the rest are not protected", file.string(),
+                          k_max_protected_files);
+            break;
+        }
     }
+}
+
+bool Daemon::remember_protected(policy::ProtectedFile f) {
+    // One entry an inode: a file found again (rewritten, or copied once more) moves to
+    // the zone of its latest find.
+    for (auto& p : protected_files_)
+        if (p.dev == f.dev && p.ino == f.ino) {
+            p = std::move(f);
+            return true;
+        }
+    if (protected_files_.size() >= k_max_protected_files) return false;
+    protected_files_.push_back(std::move(f));
+    return true;
 }
 
 void Daemon::save_protected_files() const {
@@ -776,10 +811,16 @@ void Daemon::on_find(watch::Find&& find) {
             // Path kept without tabs or newlines: one line a file in the state file.
             std::string path = f.path;
             std::replace_if(path.begin(), path.end(), [](char c) { return c == '\t' || c == '\n'; }, '?');
-            protected_files_.push_back({protect_zone, f.dev, f.ino, path});
-            save_protected_files();
-            policy_.protected_files = protected_files_;
-            compiled = policy::compile(policy_);
+            if (remember_protected({protect_zone, f.dev, f.ino, path})) {
+                save_protected_files();
+                policy_.protected_files = protected_files_;
+                compiled = policy::compile(policy_);
+            } else {
+                detail += std::string(detail.empty() ? "" : "; ") + "not protected: " +
+                          std::to_string(k_max_protected_files) +
+                          " files are protected already; make their folders zones (custguardctl discover)";
+                protect_zone.clear();
+            }
         }
     }
     if (compiled) {

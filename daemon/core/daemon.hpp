@@ -163,6 +163,8 @@ private:
     tl::expected<watch::WatchScope, std::string> watch_scope(const policy::Policy& policy) const;
     void load_protected_files();   // from <state>/watch/protected
     void save_protected_files() const;  // mutex_ held
+    // Adds or moves an inode's entry; false when the list is full. mutex_ held.
+    bool remember_protected(policy::ProtectedFile f);
 
     DaemonOptions options_;
     std::filesystem::path state_dir_;

@@ -96,6 +96,7 @@ public:
 
     fs::path data() const { return dir_ / "data"; }
     fs::path public_dir() const { return data() / "public"; }
+    fs::path protected_list() const { return dir_ / "state" / "watch" / "protected"; }
     fs::path zone_file(const char* name = "list.csv") const { return data() / "customers" / name; }
     std::string log() const { return cgtest::slurp(dir_ / "custguardd.log"); }
 
@@ -233,6 +234,31 @@ TEST_CASE("protection of a find survives a restart of custguardd", "[watch][host
     w.restart();
     CHECK(cgtest::read_as(u.bob, target) == EPERM);
     CHECK(cgtest::read_as(u.alice, target) == 0);
+}
+
+TEST_CASE("the protected-file list keeps one line an inode, skips damaged lines and still protects what it lists",
+          "[watch][host]") {
+    Watch w("on_customer_data = \"protect\"\n");
+    const auto& u = users();
+    const fs::path first = w.public_dir() / "first.csv";
+    REQUIRE(Watch::as(u.alice, "cp " + w.zone_file().string() + " " + first.string()).rc == 0);
+    std::chrono::milliseconds took{};
+    REQUIRE(w.wait_record(first, took));
+    // The list as an older custguardd, or a hand edit, could leave it: the same inode
+    // twice and a damaged line.
+    const std::string line = cgtest::slurp(w.protected_list());
+    REQUIRE(std::count(line.begin(), line.end(), '\n') == 1);
+    cgtest::spit(w.protected_list(), line + "not a line of the list\n" + line);
+    w.restart();
+    CHECK(cgtest::read_as(u.bob, first) == EPERM);
+    CHECK_THAT(w.log(), Catch::Contains("malformed line"));
+    // The next protect rewrites the list: the inode once, and the new find.
+    const fs::path second = w.public_dir() / "second.csv";
+    REQUIRE(Watch::as(u.alice, "cp " + w.zone_file().string() + " " + second.string()).rc == 0);
+    REQUIRE(w.wait_record(second, took));
+    const std::string list = cgtest::slurp(w.protected_list());
+    CHECK(std::count(list.begin(), list.end(), '\n') == 2);
+    CHECK_THAT(list, Catch::Contains(first.string()) && Catch::Contains(second.string()));
 }
 
 TEST_CASE("customer data that is no copy is recorded without CUSTGUARD_COPY_OF; protect_as protects it",
