@@ -1,6 +1,7 @@
 // The interface every enforcer (bpf-lsm, fanotify, none) implements.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -33,5 +34,8 @@ public:
     // fanotify descriptor); otherwise enforcement is left in place for the next daemon.
     virtual void stop(bool remove) = 0;
 };
+
+// Makes the enforcer a daemon runs; an error refuses the start.
+using EnforcerFactory = std::function<tl::expected<std::unique_ptr<Enforcer>, std::string>()>;
 
 }  // namespace custguard::daemon

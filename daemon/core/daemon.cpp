@@ -187,8 +187,34 @@ tl::expected<std::unique_ptr<Daemon>, std::string> Daemon::create(DaemonOptions 
     return d;
 }
 
+// Start-up in the order the pieces depend on each other; each step says what it needs.
 tl::expected<void, std::string> Daemon::start() {
     started_at_ = common::now_seconds();
+    if (auto r = open_state_dir(); !r) return r;
+    std::string digest;
+    auto loaded = load(std::nullopt, digest);
+    if (!loaded) return tl::unexpected("policy refused:\n" + join_diagnostics(loaded.error()));
+    for (const auto& w : loaded->warnings) spdlog::warn("{}", w.format());
+    if (auto r = load_state(); !r) return r;
+    auto enrich = start_pipeline();
+    if (!enrich) return tl::unexpected(enrich.error());
+    if (auto r = start_notifier(); !r) return r;
+    if (auto r = start_print_gate(); !r) return r;
+    auto retire = options_.enforcer_factory ? take_enforcer_from_factory()
+                                            : create_enforcer(options_.enforcer.value_or(loaded->policy.daemon.enforcer), *enrich);
+    if (!retire) return tl::unexpected(retire.error());
+    create_audit_observer();
+    if (auto r = start_enforcer(loaded->policy); !r) return r;
+    start_watcher(*enrich);
+    if (auto r = install(std::move(*loaded), digest); !r) return r;
+    retire_earlier_enforcement(*retire);
+    if (auto r = start_audit_observer(); !r) return r;
+    spdlog::info("enforcer {}: {}{}", enforcer_->name(), enforcer_reason_,
+                 adopted_ ? " (adopted enforcement left by the previous daemon)" : "");
+    return {};
+}
+
+tl::expected<void, std::string> Daemon::open_state_dir() {
     // The state directory may be set in the policy itself; learn it from a first read.
     if (options_.state_dir) {
         state_dir_ = *options_.state_dir;
@@ -202,19 +228,21 @@ tl::expected<void, std::string> Daemon::start() {
     std::error_code ec;
     fs::create_directories(state_dir_, ec);
     if (ec) return tl::unexpected(state_dir_.string() + ": cannot create the state directory: " + ec.message());
+    return {};
+}
 
-    std::string digest;
-    auto loaded = load(std::nullopt, digest);
-    if (!loaded) return tl::unexpected("policy refused:\n" + join_diagnostics(loaded.error()));
-    for (const auto& w : loaded->warnings) spdlog::warn("{}", w.format());
-    if (auto state_file = state_dir_ / "state.toml"; fs::exists(state_file)) {
-        auto text = common::read_file(state_file);
-        if (!text) return tl::unexpected(text.error());
-        auto parsed = policy::parse_state(state_file.string(), *text);
-        if (!parsed) return tl::unexpected("state refused:\n" + join_diagnostics(parsed.error()));
-        state_ = std::move(*parsed);
-    }
+tl::expected<void, std::string> Daemon::load_state() {
+    auto state_file = state_dir_ / "state.toml";
+    if (!fs::exists(state_file)) return {};
+    auto text = common::read_file(state_file);
+    if (!text) return tl::unexpected(text.error());
+    auto parsed = policy::parse_state(state_file.string(), *text);
+    if (!parsed) return tl::unexpected("state refused:\n" + join_diagnostics(parsed.error()));
+    state_ = std::move(*parsed);
+    return {};
+}
 
+tl::expected<events::EnrichConfig, std::string> Daemon::start_pipeline() {
     events::PipelineConfig pc;
     pc.state_dir = state_dir_;
     pc.journal = options_.journal;
@@ -226,113 +254,137 @@ tl::expected<void, std::string> Daemon::start() {
     // Before any enforcer decides: records then name the program that was current at the
     // decision, and allow_programs sees loader injection. Pinned beside the BPF-LSM
     // objects, which read its map; never removed with them.
-    auto tracker = exec::ExecTracker::start({.pin_dir = exec_pin_dir(options_.bpf_pin_dir)});
-    if (!tracker) {
-        // No bpf filesystem to pin to: run it unpinned (it then lives with this daemon).
-        exec_unpinned_reason_ = tracker.error();
-        tracker = exec::ExecTracker::start({.pin_dir = {}});
-    }
-    if (tracker) {
-        exec_tracker_ = std::move(*tracker);
-        pc.enrich.identities = exec_tracker_;
-        if (!exec_unpinned_reason_.empty())
-            spdlog::warn("exec tracker not pinned ({}): what it knows starts again with every daemon",
-                         exec_unpinned_reason_);
+    if (!options_.exec_tracker) {
+        exec_off_reason_ = "off (DaemonOptions::exec_tracker)";
     } else {
-        exec_off_reason_ = tracker.error();
-        spdlog::warn("exec tracker off: {}; records read the program from /proc after the decision",
-                     tracker.error());
+        auto tracker = exec::ExecTracker::start({.pin_dir = exec_pin_dir(options_.bpf_pin_dir)});
+        if (!tracker) {
+            // No bpf filesystem to pin to: run it unpinned (it then lives with this daemon).
+            exec_unpinned_reason_ = tracker.error();
+            tracker = exec::ExecTracker::start({.pin_dir = {}});
+        }
+        if (tracker) {
+            exec_tracker_ = std::move(*tracker);
+            pc.enrich.identities = exec_tracker_;
+            if (!exec_unpinned_reason_.empty())
+                spdlog::warn("exec tracker not pinned ({}): what it knows starts again with every daemon",
+                             exec_unpinned_reason_);
+        } else {
+            exec_off_reason_ = tracker.error();
+            spdlog::warn("exec tracker off: {}; records read the program from /proc after the decision",
+                         tracker.error());
+        }
     }
     auto pipeline = events::Pipeline::create(std::move(pc));
     if (!pipeline) return tl::unexpected("event pipeline: " + pipeline.error());
     pipeline_ = std::move(*pipeline);
+    return enrich_config;
+}
 
-    {
-        // Notifications: digests, alerts and bulk-read detection over every committed record.
-        notify::NotifierOptions no;
-        no.dir = state_dir_ / "notify";
-        notify::NotifierHost nh;
-        nh.submit = [this](events::Record&& r) { pipeline_->submit(std::move(r)); };
-        nh.lost = [this](std::string_view source, std::uint64_t n, std::string_view why) {
-            pipeline_->report_lost(source, n, why);
-        };
-        nh.revoke = [this](const notify::Revocation& r) {
-            std::lock_guard lock(mutex_);
-            revoke_requests_.push_back(r);
-        };
-        nh.revokes_clients = [this] { return revokes_clients_.load(std::memory_order_relaxed); };
-        // Opens carry no byte count: the size of the file opened stands in for it.
-        nh.file_size = [](const std::string& path) -> std::uint64_t {
-            struct stat st {};
-            return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-        };
-        auto n = notify::Notifier::create(std::move(no), std::move(nh));
-        if (!n) return tl::unexpected(n.error());
-        notifier_ = std::move(*n);
-        pipeline_->add_observer([n = notifier_.get()](const events::Record& r) { n->observe(r); });
-        pipeline_->add_observer([c = &client_reads_](const events::Record& r) { c->observe(r); });
-        // Cool-downs survive a restart: "zone<TAB>uid<TAB>until<TAB>user[<TAB>client]" lines
-        // (client: a client machine's cool-down).
-        if (auto text = common::read_file(state_dir_ / "notify" / "revoked")) {
-            std::istringstream in(*text);
-            std::string line;
-            while (std::getline(in, line)) {
-                notify::Revocation r;
-                std::istringstream f(line);
-                std::string uid, until;
-                if (std::getline(f, r.zone, '\t') && std::getline(f, uid, '\t') && std::getline(f, until, '\t')) {
-                    std::getline(f, r.user, '\t');
-                    std::getline(f, r.client);
-                    try {
-                        r.uid = static_cast<std::uint32_t>(std::stoul(uid));
-                        r.until = std::stoll(until);
-                    } catch (const std::exception&) {
-                        continue;
-                    }
-                    if (r.until > static_cast<std::int64_t>(started_at_)) revoked_.push_back(std::move(r));
-                }
+tl::expected<void, std::string> Daemon::start_notifier() {
+    // Notifications: digests, alerts and bulk-read detection over every committed record.
+    notify::NotifierOptions no;
+    no.dir = state_dir_ / "notify";
+    notify::NotifierHost nh;
+    nh.submit = [this](events::Record&& r) { pipeline_->submit(std::move(r)); };
+    nh.lost = [this](std::string_view source, std::uint64_t n, std::string_view why) {
+        pipeline_->report_lost(source, n, why);
+    };
+    nh.revoke = [this](const notify::Revocation& r) {
+        std::lock_guard lock(mutex_);
+        revoke_requests_.push_back(r);
+    };
+    nh.revokes_clients = [this] { return revokes_clients_.load(std::memory_order_relaxed); };
+    // Opens carry no byte count: the size of the file opened stands in for it.
+    nh.file_size = [](const std::string& path) -> std::uint64_t {
+        struct stat st {};
+        return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+    };
+    auto n = notify::Notifier::create(std::move(no), std::move(nh));
+    if (!n) return tl::unexpected(n.error());
+    notifier_ = std::move(*n);
+    pipeline_->add_observer([n = notifier_.get()](const events::Record& r) { n->observe(r); });
+    pipeline_->add_observer([c = &client_reads_](const events::Record& r) { c->observe(r); });
+    load_revocations();
+    return {};
+}
+
+void Daemon::load_revocations() {
+    // Cool-downs survive a restart: "zone<TAB>uid<TAB>until<TAB>user[<TAB>client]" lines
+    // (client: a client machine's cool-down); expired ones are dropped.
+    auto text = common::read_file(state_dir_ / "notify" / "revoked");
+    if (!text) return;
+    std::istringstream in(*text);
+    std::string line;
+    while (std::getline(in, line)) {
+        notify::Revocation r;
+        std::istringstream f(line);
+        std::string uid, until;
+        if (std::getline(f, r.zone, '\t') && std::getline(f, uid, '\t') && std::getline(f, until, '\t')) {
+            std::getline(f, r.user, '\t');
+            std::getline(f, r.client);
+            try {
+                r.uid = static_cast<std::uint32_t>(std::stoul(uid));
+                r.until = std::stoll(until);
+            } catch (const std::exception&) {
+                continue;
             }
+            if (r.until > static_cast<std::int64_t>(started_at_)) revoked_.push_back(std::move(r));
         }
     }
+}
 
-    {
-        // Held print jobs survive restarts: held until an administrator decides, decided once.
-        auto problems = held_jobs_.persist(state_dir_ / "print" / "held-jobs",
-                                           [](const std::string& m) { spdlog::error("{}", m); });
-        if (!problems) return tl::unexpected("held print jobs: " + problems.error());
-        for (const auto& p : *problems) spdlog::error("held print jobs: {}", p);
-        import_legacy_held_jobs();
-        // The print gate: documents are read by the sandboxed helper, as nobody when we
-        // are root (the sandbox then needs CAP_SETUID, CAP_SETGID and CAP_SETPCAP; without
-        // them every document fails to start and its job is held, never read as root).
-        print::GateHost host;
-        host.submit = [this](events::Record&& r) { pipeline_->submit(std::move(r)); };
-        host.held = &held_jobs_;
-        host.report = [](bool warning, const std::string& m) {
-            if (warning) spdlog::warn("{}", m);
-            else spdlog::info("{}", m);
-        };
-        print::GateOptions go;
-        if (::geteuid() == 0) go.sandbox.uid = go.sandbox.gid = 65534;
-        print_ = std::make_unique<print::PrintGate>(std::move(host), std::move(go));
-        held_jobs_.set_decision_handler([this](const HeldJob& j, JobDecision d, const std::string&, const std::string&) {
-            print_->on_decision(j, d);
-        });
-    }
+tl::expected<void, std::string> Daemon::start_print_gate() {
+    // Held print jobs survive restarts: held until an administrator decides, decided once.
+    auto problems = held_jobs_.persist(state_dir_ / "print" / "held-jobs",
+                                       [](const std::string& m) { spdlog::error("{}", m); });
+    if (!problems) return tl::unexpected("held print jobs: " + problems.error());
+    for (const auto& p : *problems) spdlog::error("held print jobs: {}", p);
+    import_legacy_held_jobs();
+    // The print gate: documents are read by the sandboxed helper, as nobody when we
+    // are root (the sandbox then needs CAP_SETUID, CAP_SETGID and CAP_SETPCAP; without
+    // them every document fails to start and its job is held, never read as root).
+    print::GateHost host;
+    host.submit = [this](events::Record&& r) { pipeline_->submit(std::move(r)); };
+    host.held = &held_jobs_;
+    host.report = [](bool warning, const std::string& m) {
+        if (warning) spdlog::warn("{}", m);
+        else spdlog::info("{}", m);
+    };
+    print::GateOptions go;
+    if (::geteuid() == 0) go.sandbox.uid = go.sandbox.gid = 65534;
+    print_ = std::make_unique<print::PrintGate>(std::move(host), std::move(go));
+    held_jobs_.set_decision_handler([this](const HeldJob& j, JobDecision d, const std::string&, const std::string&) {
+        print_->on_decision(j, d);
+    });
+    return {};
+}
 
-    auto choice = options_.enforcer.value_or(loaded->policy.daemon.enforcer);
+tl::expected<Daemon::Retire, std::string> Daemon::take_enforcer_from_factory() {
+    auto e = options_.enforcer_factory();
+    if (!e) return tl::unexpected(e.error());
+    enforcer_ = std::move(*e);
+    enforcer_reason_ = "given by DaemonOptions::enforcer_factory";
+    // What a fake claims to withdraw is what the real enforcer of its name can.
+    revokes_clients_.store(enforcer_->name() != "none", std::memory_order_relaxed);
+    return Retire{};
+}
+
+tl::expected<Daemon::Retire, std::string> Daemon::create_enforcer(policy::EnforcerChoice choice,
+                                                                  const events::EnrichConfig& enrich_config) {
     auto selection = select_enforcer(choice);
     if (!selection) return tl::unexpected(selection.error());
     enforcer_reason_ = selection->reason;
-    std::optional<UniqueFd> stale_fanotify;
+    Retire retire;
+    retire.chosen = selection->chosen;
     switch (selection->chosen) {
     case policy::EnforcerChoice::bpf_lsm:
         enforcer_ = std::make_unique<bpf_lsm::BpfLsmEnforcer>(bpf_lsm::Options{
             options_.bpf_pin_dir, "/proc/self/mountinfo", exec_pin_dir(options_.bpf_pin_dir) / "cg_exec_tasks"});
         // A fanotify group stored by an earlier run keeps enforcing until the BPF policy
-        // is in place; it is closed and dropped from the store after install() below.
+        // is in place; it is closed and dropped from the store once it is (retire_earlier_enforcement).
         if (auto listened = take_listened_fds(); listened)
-            stale_fanotify = take_named(*listened, fanotify_fd_name);
+            retire.stale_fanotify = take_named(*listened, fanotify_fd_name);
         // A client machine in its bulk-read cool-down is refused by cg_client_denies.
         revokes_clients_.store(true, std::memory_order_relaxed);
         break;
@@ -392,93 +444,104 @@ tl::expected<void, std::string> Daemon::start() {
         break;
     }
     }
+    return retire;
+}
+
+void Daemon::create_audit_observer() {
     const bool enforcing = enforcer_->name() != "none";
     if (options_.audit == AuditChoice::off) {
         audit_off_reason_ = "--no-audit";
-    } else if (options_.audit == AuditChoice::automatic && enforcing) {
+        return;
+    }
+    if (options_.audit == AuditChoice::automatic && enforcing) {
         // Beside an enforcer, which sees every open itself, audit only cross-checks it, and
         // its rules tax every system call of the machine and can stall the processes that
         // produce records (custguardd(8) AUDIT has the figures).
         audit_off_reason_ = "not needed beside the enforcer (--audit cross-checks it)";
-    } else {
-        // Without an enforcer audit is the sensor; with one it cross-checks it.
-        audit::ObserverOptions ao;
-        ao.mode = enforcer_->name() == "none" ? audit::ObserverMode::observe : audit::ObserverMode::cross_check;
-        ao.enforcer_name = std::string(enforcer_->name());
-        std::error_code canon_ec;
-        const fs::path canon = fs::weakly_canonical(state_dir_, canon_ec);
-        ao.instance = audit::instance_tag((canon_ec ? state_dir_ : canon).string());
-        audit_instance_ = ao.instance;
-        if (auto obs = audit::AuditObserver::create(std::move(ao)); obs) {
-            audit_ = std::move(*obs);
-        } else {
-            audit_off_reason_ = obs.error();
-            audit_warnings_.push_back("audit observer off: " + obs.error());
-            spdlog::warn("audit observer off: {}", obs.error());
-        }
+        return;
     }
+    // Without an enforcer audit is the sensor; with one it cross-checks it.
+    audit::ObserverOptions ao;
+    ao.mode = enforcing ? audit::ObserverMode::cross_check : audit::ObserverMode::observe;
+    ao.enforcer_name = std::string(enforcer_->name());
+    std::error_code canon_ec;
+    const fs::path canon = fs::weakly_canonical(state_dir_, canon_ec);
+    ao.instance = audit::instance_tag((canon_ec ? state_dir_ : canon).string());
+    audit_instance_ = ao.instance;
+    if (auto obs = audit::AuditObserver::create(std::move(ao)); obs) {
+        audit_ = std::move(*obs);
+    } else {
+        audit_off_reason_ = obs.error();
+        audit_warnings_.push_back("audit observer off: " + obs.error());
+        spdlog::warn("audit observer off: {}", obs.error());
+    }
+}
+
+tl::expected<void, std::string> Daemon::start_enforcer(const policy::Policy& about_to_apply) {
     EventHandler handler = pipeline_->handler();
     if (audit_)
         handler = [this, submit = std::move(handler)](AccessEvent&& ev) {
             audit_->observe_enforcer_event(ev);
             submit(std::move(ev));
         };
-    // Adopted programs decide (and report) before install() below: name their zones after
-    // the policy about to be applied, which is what a restart normally keeps (regression:
+    // Adopted programs decide (and report) before install(): name their zones after the
+    // policy about to be applied, which is what a restart normally keeps (regression:
     // records during adoption said zone#1).
     {
         std::vector<std::string> names;
-        for (const auto& z : loaded->policy.zones) names.push_back(z.name);
+        for (const auto& z : about_to_apply.zones) names.push_back(z.name);
         pipeline_->set_zone_names(std::move(names));
     }
     if (auto r = enforcer_->start(std::move(handler)); !r)
         return tl::unexpected(std::string(enforcer_->name()) + " enforcer: " + r.error());
     if (auto* b = dynamic_cast<bpf_lsm::BpfLsmEnforcer*>(enforcer_.get())) adopted_ = b->adopted();
     if (auto* f = dynamic_cast<FanotifyEnforcer*>(enforcer_.get())) adopted_ = f->adopted();
+    return {};
+}
 
-    {
-        // [watch]: its own notification group beside the enforcer's; the sandboxed reader
-        // runs as nobody when we are root, as the print gate's does.
-        load_protected_files();
-        watch::WatcherOptions wo;
-        if (::geteuid() == 0) wo.sandbox.uid = wo.sandbox.gid = 65534;
-        wo.enrich = enrich_config;
-        wo.enrich.identities = exec_tracker_;
-        wo.samba = samba_clients_ ? samba_clients_ : std::make_shared<events::SambaClients>(enrich_config);
-        watch::WatcherHost wh;
-        wh.found = [this](watch::Find&& f) { on_find(std::move(f)); };
-        wh.lost = [this](std::string_view source, std::uint64_t n, std::string_view why) {
-            pipeline_->report_lost(source, n, why);
-        };
-        wh.warning = [](const std::string& w) { spdlog::warn("{}", w); };
-        if (auto w = watch::Watcher::create(std::move(wo), std::move(wh)))
-            watcher_ = std::move(*w);
-        else
-            watcher_off_reason_ = w.error();
-    }
-    if (auto r = install(std::move(*loaded), digest); !r)
-        return tl::unexpected(r.error());
+void Daemon::start_watcher(const events::EnrichConfig& enrich_config) {
+    // [watch]: its own notification group beside the enforcer's; the sandboxed reader
+    // runs as nobody when we are root, as the print gate's does.
+    load_protected_files();
+    watch::WatcherOptions wo;
+    if (::geteuid() == 0) wo.sandbox.uid = wo.sandbox.gid = 65534;
+    wo.enrich = enrich_config;
+    wo.enrich.identities = exec_tracker_;
+    wo.samba = samba_clients_ ? samba_clients_ : std::make_shared<events::SambaClients>(enrich_config);
+    watch::WatcherHost wh;
+    wh.found = [this](watch::Find&& f) { on_find(std::move(f)); };
+    wh.lost = [this](std::string_view source, std::uint64_t n, std::string_view why) {
+        pipeline_->report_lost(source, n, why);
+    };
+    wh.warning = [](const std::string& w) { spdlog::warn("{}", w); };
+    if (auto w = watch::Watcher::create(std::move(wo), std::move(wh)))
+        watcher_ = std::move(*w);
+    else
+        watcher_off_reason_ = w.error();
+}
+
+void Daemon::retire_earlier_enforcement(Retire& retire) {
     // BPF programs pinned by an earlier bpf-lsm run would go on deciding beside fanotify
     // (with the old policy): they go once fanotify enforces, so there is no gap.
-    if (selection->chosen == policy::EnforcerChoice::fanotify) remove_bpf_pins();
-    if (stale_fanotify) {
-        stale_fanotify.reset();
+    if (retire.chosen == policy::EnforcerChoice::fanotify) remove_bpf_pins();
+    if (retire.stale_fanotify) {
+        retire.stale_fanotify.reset();
         (void)fd_store_remove(fanotify_fd_name);
     }
-    if (audit_) {
-        audit::ObserverCallbacks cb;
-        cb.record = [this](events::Record&& r) { pipeline_->submit(std::move(r)); };
-        cb.lost = [this](std::string_view source, std::uint64_t n, std::string_view reason) {
-            pipeline_->report_lost(source, n, reason);
-        };
-        cb.warning = [](const std::string& w) { spdlog::warn("{}", w); };
-        if (auto r = audit_->start(std::move(cb)); !r) return tl::unexpected("audit observer: " + r.error());
-        spdlog::info("audit observer: {}", audit_->mode() == audit::ObserverMode::observe
-                                               ? "observe-only, records every read of a zone file"
-                                               : "cross-checks the enforcer");
-    }
-    spdlog::info("enforcer {}: {}{}", enforcer_->name(), enforcer_reason_,
-                 adopted_ ? " (adopted enforcement left by the previous daemon)" : "");
+}
+
+tl::expected<void, std::string> Daemon::start_audit_observer() {
+    if (!audit_) return {};
+    audit::ObserverCallbacks cb;
+    cb.record = [this](events::Record&& r) { pipeline_->submit(std::move(r)); };
+    cb.lost = [this](std::string_view source, std::uint64_t n, std::string_view reason) {
+        pipeline_->report_lost(source, n, reason);
+    };
+    cb.warning = [](const std::string& w) { spdlog::warn("{}", w); };
+    if (auto r = audit_->start(std::move(cb)); !r) return tl::unexpected("audit observer: " + r.error());
+    spdlog::info("audit observer: {}", audit_->mode() == audit::ObserverMode::observe
+                                           ? "observe-only, records every read of a zone file"
+                                           : "cross-checks the enforcer");
     return {};
 }
 

@@ -25,6 +25,7 @@
 #include "daemon/audit/observer.hpp"
 #include "daemon/core/held_jobs.hpp"
 #include "daemon/enforcer.hpp"
+#include "daemon/fanotify/unique_fd.hpp"
 #include "daemon/notify/notifier.hpp"
 #include "daemon/watch/watcher.hpp"
 
@@ -58,6 +59,13 @@ struct DaemonOptions {
     // enforcer (custguardd(8) AUDIT says why); on (--audit): also cross-checks an
     // enforcer; off (--no-audit).
     AuditChoice audit = AuditChoice::automatic;
+    // The exec tracker (BPF): records name the program current at a decision. Off: they
+    // read it from /proc afterwards.
+    bool exec_tracker = true;
+    // Where the enforcer comes from. Unset: the one --enforcer / [daemon] enforcer selects
+    // (bpf-lsm, fanotify or none). Set (unit tests, with a fake): that enforcer, and the
+    // machine's enforcement (BPF pins, a stored fanotify group) is left alone.
+    EnforcerFactory enforcer_factory;
 };
 
 struct Status {
@@ -144,7 +152,28 @@ public:
 
 private:
     explicit Daemon(DaemonOptions options);
+    // What the start steps hand on: enforcement of an earlier daemon to retire once the
+    // new enforcer is in force.
+    struct Retire {
+        policy::EnforcerChoice chosen = policy::EnforcerChoice::none;
+        std::optional<UniqueFd> stale_fanotify;
+    };
     tl::expected<void, std::string> start();
+    // The start steps, in order.
+    tl::expected<void, std::string> open_state_dir();  // --state-dir, else [daemon] state_dir
+    tl::expected<void, std::string> load_state();      // <state>/state.toml
+    tl::expected<events::EnrichConfig, std::string> start_pipeline();  // exec tracker + records
+    tl::expected<void, std::string> start_notifier();  // and the cool-downs in force
+    void load_revocations();                           // <state>/notify/revoked
+    tl::expected<void, std::string> start_print_gate();  // and the held jobs
+    tl::expected<Retire, std::string> create_enforcer(policy::EnforcerChoice choice,
+                                                      const events::EnrichConfig& enrich_config);
+    tl::expected<Retire, std::string> take_enforcer_from_factory();
+    void create_audit_observer();  // the sensor without an enforcer; --audit cross-checks one
+    tl::expected<void, std::string> start_enforcer(const policy::Policy& about_to_apply);
+    void start_watcher(const events::EnrichConfig& enrich_config);
+    void retire_earlier_enforcement(Retire& retire);
+    tl::expected<void, std::string> start_audit_observer();
     // print/held.toml (before held-jobs) into the held-jobs store, once; then renamed.
     void import_legacy_held_jobs();
     // Reads the files once; `digest` describes exactly the bytes that were loaded.
