@@ -24,6 +24,7 @@
 
 #include <tl/expected.hpp>
 
+#include "custguard/common/unique_fd.hpp"
 #include "daemon/dbus/api.hpp"
 #include "daemon/dbus/bus_ptr.hpp"
 #include "daemon/print/cups_client.hpp"
@@ -38,23 +39,7 @@ constexpr int k_cancel = 5;
 constexpr const char* k_unreachable = "custguard: daemon unreachable, job held";
 constexpr std::uint64_t k_call_timeout_usec = 180ull * 1'000'000;  // Ghostscript may take a while
 
-class UniqueFd {
-public:
-    explicit UniqueFd(int fd = -1) : fd_(fd) {}
-    ~UniqueFd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    UniqueFd(UniqueFd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-    UniqueFd& operator=(UniqueFd&& o) noexcept {
-        std::swap(fd_, o.fd_);
-        return *this;
-    }
-    int get() const { return fd_; }
-    int release() { int f = fd_; fd_ = -1; return f; }
-
-private:
-    int fd_;
-};
+using custguard::common::UniqueFd;
 
 // One line for cupsd: newlines would start a new (unprefixed) message.
 std::string one_line(std::string s) {

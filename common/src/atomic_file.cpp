@@ -1,4 +1,5 @@
 #include "custguard/common/atomic_file.hpp"
+#include "custguard/common/unique_fd.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,17 +12,7 @@
 namespace custguard::common {
 namespace {
 
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() { if (fd_ >= 0) ::close(fd_); }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-    int release() { int f = fd_; fd_ = -1; return f; }
-private:
-    int fd_;
-};
+using Fd = UniqueFd;
 
 std::string fail(const std::filesystem::path& p, const char* what) {
     return p.string() + ": " + what + ": " + std::strerror(errno);

@@ -64,18 +64,6 @@ ListedRule describe(const audit_rule_data* r, std::size_t size) {
 
 }  // namespace
 
-Fd::~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-}
-
-Fd& Fd::operator=(Fd&& o) noexcept {
-    if (this != &o) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-}
-
 void RuleDataFree::operator()(audit_rule_data* r) const { audit_rule_free_data(r); }
 
 tl::expected<AuditControl, std::string> AuditControl::open() {

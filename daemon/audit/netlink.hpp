@@ -15,25 +15,13 @@
 
 #include <tl/expected.hpp>
 
+#include "custguard/common/unique_fd.hpp"
+
 struct audit_rule_data;
 
 namespace custguard::audit {
 
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) noexcept : fd_(fd) {}
-    ~Fd();
-    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    Fd& operator=(Fd&& o) noexcept;
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const noexcept { return fd_; }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-
-private:
-    int fd_ = -1;
-};
+using Fd = common::UniqueFd;
 
 struct RuleDataFree {
     void operator()(audit_rule_data* r) const;

@@ -1,4 +1,5 @@
 #include "daemon/audit/observer.hpp"
+#include "custguard/common/clock.hpp"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,11 +30,7 @@
 namespace custguard::audit {
 namespace {
 
-std::int64_t clock_ns(clockid_t clock) {
-    timespec ts{};
-    ::clock_gettime(clock, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
+using common::clock_ns;
 
 std::uint32_t to_cg_decision(policy::Action a) {
     switch (a) {

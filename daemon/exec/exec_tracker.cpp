@@ -1,4 +1,5 @@
 #include "daemon/exec/exec_tracker.hpp"
+#include "custguard/common/errno_text.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -36,7 +37,7 @@ namespace {
 
 using Error = tl::unexpected<std::string>;
 
-std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+using common::errno_text;
 
 constexpr const char* k_map_pin = "cg_exec_tasks";
 constexpr std::array<const char*, 5> k_link_pins = {"cg_exec_link_exec", "cg_exec_link_fork", "cg_exec_link_exit",

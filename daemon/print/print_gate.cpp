@@ -1,4 +1,5 @@
 #include "daemon/print/print_gate.hpp"
+#include "custguard/common/unique_fd.hpp"
 
 #include <fcntl.h>
 #include <sys/eventfd.h>
@@ -41,19 +42,7 @@ struct PrintGate::Pending {
 
 namespace {
 
-class UniqueFd {
-public:
-    explicit UniqueFd(int fd = -1) : fd_(fd) {}
-    ~UniqueFd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    UniqueFd& operator=(UniqueFd&&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
+using common::UniqueFd;
 
 // A user NSS does not know (or cannot look up) has no uid: decide() then says he is
 // unknown on this server.

@@ -1,4 +1,5 @@
 #include "subprocess.hpp"
+#include "custguard/common/unique_fd.hpp"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -22,28 +23,7 @@ namespace custguard::scan::detail {
 
 namespace {
 
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    Fd(Fd&& o) noexcept : fd_(o.release()) {}
-    Fd& operator=(Fd&& o) noexcept {
-        if (this != &o) reset(o.release());
-        return *this;
-    }
-    ~Fd() { reset(); }
-    int get() const { return fd_; }
-    int release() { return std::exchange(fd_, -1); }
-    void reset(int fd = -1) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = fd;
-    }
-
-private:
-    int fd_ = -1;
-};
+using Fd = common::UniqueFd;
 
 // Kills and reaps the child unless it was reaped normally.
 class Child {

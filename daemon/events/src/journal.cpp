@@ -79,18 +79,6 @@ std::string encode_native(const Record& record, std::string_view identifier) {
     return out;
 }
 
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = other.release();
-    }
-    return *this;
-}
-
-UniqueFd::~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-}
-
 tl::expected<JournalSocket, std::string> JournalSocket::open(std::string path) {
     sockaddr_un addr;
     socklen_t len;

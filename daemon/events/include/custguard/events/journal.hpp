@@ -13,6 +13,7 @@
 
 #include <tl/expected.hpp>
 
+#include "custguard/common/unique_fd.hpp"
 #include "custguard/events/record.hpp"
 
 namespace custguard::events {
@@ -28,23 +29,7 @@ std::string journal_socket_for_namespace(std::string_view name_space);
 // the length-prefixed binary form. Invalid field names are skipped.
 std::string encode_native(const Record& record, std::string_view identifier = syslog_identifier);
 
-// Owns one fd; closes it.
-class UniqueFd {
-public:
-    UniqueFd() = default;
-    explicit UniqueFd(int fd) : fd_(fd) {}
-    UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-    UniqueFd& operator=(UniqueFd&& other) noexcept;
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-    ~UniqueFd();
-    int get() const { return fd_; }
-    int release() { int fd = fd_; fd_ = -1; return fd; }
-    explicit operator bool() const { return fd_ >= 0; }
-
-private:
-    int fd_ = -1;
-};
+using common::UniqueFd;
 
 enum class SendStatus : std::uint8_t {
     sent,         // queued in journald's socket
