@@ -360,8 +360,9 @@ int storm_files(const std::string& work, const std::string& fs, const std::strin
                     start_ms, load0.c_str(), load1.c_str(), files, per_kind[0], per_kind[1], per_kind[2]);
         std::printf("| measure | value |\n|---|---:|\n");
         std::printf("| writing all files (s, wall) | %.2f |\n", write_s);
-        std::printf("| first write to last customer_data_found record (s) | %s |\n",
-                    last_s < 0 ? "not reached" : (std::to_string(static_cast<double>(last_record - closed[0]) / 1e6)).c_str());
+        if (last_s < 0) std::printf("| first write to last customer_data_found record (s) | not reached |\n");
+        else std::printf("| first write to last customer_data_found record (s) | %.2f |\n",
+                         static_cast<double>(last_record - closed[0]) / 1e6);
         std::printf("| last write to last record (s) | %.2f |\n",
                     last_record ? static_cast<double>(static_cast<std::int64_t>(last_record - closed.back())) / 1e6 : -1.0);
         std::printf("| until custguardd idle again (s) | %.2f |\n", busy_s);
