@@ -1,12 +1,14 @@
 // Survey benchmark. Prints a table; not a test.
 //
-//   discover_bench [--size MB (2048)] [--dir DIR (/var/tmp)] [--keep]
+//   discover_bench [--size MB (2048)] [--dir DIR (/var/tmp)] [--kinds text,csv,xlsx,pdf] [--keep]
 //
-// Generates a deterministic mixed tree of about SIZE MB in folders of 100 files:
+// Generates a deterministic mixed tree of about SIZE MB in folders of 100 files (shares of
+// the size: text 55%, csv 30%, xlsx 10%, pdf 5%; --kinds leaves kinds out, e.g. the PDFs,
+// whose reader takes most of the time):
 //   text/  UTF-8 prose (Japanese and English) with customer data in some lines, 256 KiB files
 //   csv/   customer lists (card, e-mail, phone, address), 64 KiB files
+//   xlsx/  workbooks of 300 customer rows (shared strings; ~20 KiB zipped)
 //   pdf/   one-page PDFs of the same rows (uncompressed content, ~4 KiB)
-// (xlsx: not yet, the extractor does not read Office files on this branch.)
 // Then, with a warm page cache and both at nice 19 / idle I/O (what the survey sets for
 // itself), measures wall and CPU seconds, MB/s and files/s (per wall and per CPU second) of
 //   (a) custguardctl discover --json over each part and the whole tree (fresh store),
@@ -30,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "scan/office_documents.hpp"
 #include "scan/pdf_builder.hpp"
 #include "support/exec_plan.hpp"
 
@@ -100,6 +103,19 @@ std::string pdf_file() {
                    digits(4) + "-" + digits(4) + ") Tj T*\n";
     }
     return scan_test::one_page_pdf(scan_test::kHelvetica, content + "ET\n");
+}
+
+std::string xlsx_file() {
+    std::string shared, rows;
+    for (int r = 0; r < 300; ++r) {
+        const std::string c = luhn_complete("4" + digits(14));
+        shared += "<si><t>顧客" + digits(5) + "</t></si><si><t>user" + digits(6) + "@example.co.jp</t></si><si><t>03-" +
+                  digits(4) + "-" + digits(4) + "</t></si>";
+        rows += "<row r=\"" + std::to_string(r + 1) + "\"><c t=\"s\"><v>" + std::to_string(3 * r) + "</v></c><c><v>" + c +
+                "</v></c><c t=\"s\"><v>" + std::to_string(3 * r + 1) + "</v></c><c t=\"s\"><v>" + std::to_string(3 * r + 2) +
+                "</v></c></row>";
+    }
+    return scan_test::xlsx(shared, rows);
 }
 
 struct Part {
@@ -176,13 +192,15 @@ int main(int argc, char** argv) {
     std::uint64_t size_mb = 2048;
     fs::path base = "/var/tmp";
     bool keep = false;
+    std::string kinds = "text,csv,xlsx,pdf";
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--size" && i + 1 < argc) size_mb = std::strtoull(argv[++i], nullptr, 10);
         else if (a == "--dir" && i + 1 < argc) base = argv[++i];
+        else if (a == "--kinds" && i + 1 < argc) kinds = argv[++i];
         else if (a == "--keep") keep = true;
         else {
-            std::fprintf(stderr, "usage: discover_bench [--size MB] [--dir DIR] [--keep]\n");
+            std::fprintf(stderr, "usage: discover_bench [--size MB] [--dir DIR] [--kinds text,csv,xlsx,pdf] [--keep]\n");
             return 2;
         }
     }
@@ -191,16 +209,21 @@ int main(int argc, char** argv) {
     const fs::path root = base / ("cg-discover-bench-" + std::to_string(::getpid()));
     const fs::path tree = root / "tree";
     const std::uint64_t total = size_mb << 20;
-    Part parts[3] = {{"text"}, {"csv"}, {"pdf"}};
-    const std::uint64_t share[3] = {total * 60 / 100, total * 35 / 100, total * 5 / 100};
+    constexpr int k_kinds = 4;
+    Part parts[k_kinds] = {{"text"}, {"csv"}, {"xlsx"}, {"pdf"}};
+    const char* const ext[k_kinds] = {".txt", ".csv", ".xlsx", ".pdf"};
+    const std::uint64_t percent[k_kinds] = {55, 30, 10, 5};
+    bool wanted[k_kinds] = {};
     std::vector<fs::path> files;
-    for (int k = 0; k < 3; ++k) {
+    for (int k = 0; k < k_kinds; ++k) {
+        wanted[k] = ("," + kinds + ",").find("," + parts[k].name + ",") != std::string::npos;
+        if (!wanted[k]) continue;
         auto& p = parts[k];
-        while (p.bytes < share[k]) {
+        while (p.bytes < total * percent[k] / 100) {
             const fs::path dir = tree / p.name / ("d" + std::to_string(p.files / 100));
             if (p.files % 100 == 0) fs::create_directories(dir);
-            const std::string body = k == 0 ? text_file(256 << 10) : k == 1 ? csv_file(64 << 10) : pdf_file();
-            const fs::path f = dir / ("f" + std::to_string(p.files) + (k == 0 ? ".txt" : k == 1 ? ".csv" : ".pdf"));
+            const std::string body = k == 0 ? text_file(256 << 10) : k == 1 ? csv_file(64 << 10) : k == 2 ? xlsx_file() : pdf_file();
+            const fs::path f = dir / ("f" + std::to_string(p.files) + ext[k]);
             std::ofstream(f, std::ios::binary) << body;
             files.push_back(f);
             ++p.files;
@@ -209,7 +232,6 @@ int main(int argc, char** argv) {
     }
     Part all{"all"};
     for (const auto& p : parts) all.files += p.files, all.bytes += p.bytes;
-    Part text_csv{"text+csv", parts[0].files + parts[1].files, parts[0].bytes + parts[1].bytes};
     const fs::path policy = root / "policy.toml";
     std::ofstream(policy) << "[print]\nthreshold = 3\n";
     const fs::path patterns = root / "patterns";
@@ -235,11 +257,11 @@ int main(int argc, char** argv) {
         return run(a);
     };
 
-    std::printf("tree: %.1f MB in %llu files (text %.1f MB / %llu, csv %.1f MB / %llu, pdf %.1f MB / %llu); "
-                "warm page cache; 2 scanning threads\n\n",
-                all.bytes / 1e6, (unsigned long long)all.files, parts[0].bytes / 1e6, (unsigned long long)parts[0].files,
-                parts[1].bytes / 1e6, (unsigned long long)parts[1].files, parts[2].bytes / 1e6,
-                (unsigned long long)parts[2].files);
+    std::printf("tree: %.1f MB in %llu files (", all.bytes / 1e6, (unsigned long long)all.files);
+    for (int k = 0; k < k_kinds; ++k)
+        std::printf("%s%s %.1f MB / %llu", k ? ", " : "", parts[k].name.c_str(), parts[k].bytes / 1e6,
+                    (unsigned long long)parts[k].files);
+    std::printf("); warm page cache; 2 scanning threads\n\n");
     // At nice 19 both get what other processes leave: on a busy machine wall time says more
     // about the load than about the tools, CPU time (user + sys, all threads and children)
     // does not.
@@ -249,15 +271,16 @@ int main(int argc, char** argv) {
     std::printf("%-34s %8s %8s %9s %10s %9s %10s\n", "", "wall s", "cpu s", "MB/s", "files/s", "MB/cpu-s",
                 "files/cpu-s");
     std::string out;
-    auto t_tc = discover(root / "tc.db", {tree / "text", tree / "csv"}, &out);
-    row("discover text+csv", text_csv, t_tc, "in process: " + json_counter(out, "in_process"));
-    auto rg_tc = rg({tree / "text", tree / "csv"});
-    row("rg -c text+csv", text_csv, rg_tc);
-    out.clear();
-    auto t_pdf = discover(root / "pdf.db", {tree / "pdf"}, &out);
-    row("discover pdf (sandboxed reader)", parts[2], t_pdf, "sandboxed: " + json_counter(out, "sandboxed"));
-    auto rg_pdf = rg({tree / "pdf"});
-    row("rg -c pdf (raw bytes, no parsing)", parts[2], rg_pdf);
+    Timing per_kind[k_kinds], rg_kind[k_kinds];
+    for (int k = 0; k < k_kinds; ++k) {
+        if (!wanted[k]) continue;
+        out.clear();
+        per_kind[k] = discover(root / (parts[k].name + ".db"), {tree / parts[k].name}, &out);
+        row("discover " + parts[k].name, parts[k], per_kind[k],
+            "in process " + json_counter(out, "in_process") + ", sandboxed " + json_counter(out, "sandboxed"));
+        rg_kind[k] = rg({tree / parts[k].name});
+        row("rg -c " + parts[k].name + (k >= 2 ? " (raw bytes)" : ""), parts[k], rg_kind[k]);
+    }
     out.clear();
     auto first = discover(root / "all.db", {tree}, &out);
     row("discover all (first run)", all, first, "scanned " + json_counter(out, "scanned"));
@@ -283,9 +306,11 @@ int main(int argc, char** argv) {
     std::snprintf(note, sizeof note, "scanned %s; %.1f%% of the first run", json_counter(out, "scanned").c_str(),
                   100.0 * third.wall / first.wall);
     row("discover all, nothing changed", all, third, note);
-    if (t_tc.ok && rg_tc.ok)
-        std::printf("\nratio rg / discover on text+csv: wall %.2f, cpu %.2f (target >= 1.00)\n", rg_tc.wall / t_tc.wall,
-                    rg_tc.cpu / t_tc.cpu);
+    std::printf("\n");
+    for (int k = 0; k < 2; ++k)
+        if (wanted[k] && per_kind[k].ok && rg_kind[k].ok)
+            std::printf("ratio rg / discover on %s: wall %.2f, cpu %.2f (target >= 1.00)\n", parts[k].name.c_str(),
+                        rg_kind[k].wall / per_kind[k].wall, rg_kind[k].cpu / per_kind[k].cpu);
     if (!keep) fs::remove_all(root);
     else std::printf("tree kept in %s\n", root.c_str());
     return 0;
