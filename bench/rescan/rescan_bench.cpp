@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,7 @@ struct Shared {
     std::atomic<std::uint64_t> denied{0};       // the hostile user's refused opens
     std::atomic<int> stop{0};
     std::uint64_t samples = 0;  // written by the reader before it exits
+    std::uint64_t refused = 0;  // allowed opens refused, by the reader
     std::uint32_t ns[max_samples];
 };
 
@@ -78,9 +80,12 @@ pid_t start_reader(Shared* sh, const std::vector<std::string>& paths, double sec
         const char* p = paths[x % paths.size()].c_str();
         const auto t0 = Clock::now();
         int fd = ::open(p, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) ::_exit(100 + errno);  // an allowed read refused: the figures would mean nothing
-        (void)!::read(fd, buf, sizeof buf);
-        ::close(fd);
+        if (fd >= 0) {
+            (void)!::read(fd, buf, sizeof buf);
+            ::close(fd);
+        } else {
+            ++sh->refused;  // answered without a decision (the enforcer's timeout): EPERM
+        }
         sh->ns[n++] = static_cast<std::uint32_t>(
             std::min<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count(),
                                    UINT32_MAX));
@@ -198,7 +203,7 @@ pid_t start_root_creator(Shared* sh, const std::string& drop, const std::string&
 struct Phase {
     std::vector<std::uint32_t> ns;
     double seconds = 0;
-    std::uint64_t creator_ops = 0, bypasses = 0, denied = 0;
+    std::uint64_t creator_ops = 0, bypasses = 0, denied = 0, refused = 0;
     daemon::FanotifyStats before{}, after{};
 };
 
@@ -263,11 +268,49 @@ int main(int argc, char** argv) {
     }
     const double gen_s = std::chrono::duration<double>(Clock::now() - g0).count();
 
+    auto* shm = static_cast<Shared*>(
+        ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    if (shm == MAP_FAILED) return sh("mmap", -1), 1;
+    daemon::FanotifyEnforcer* enforcer = nullptr;
+    auto run_phase = [&](bool attack, Phase& ph) {
+        new (shm) Shared();
+        if (enforcer) ph.before = enforcer->stats();
+        const auto t0 = Clock::now();
+        std::vector<pid_t> creators;
+        if (attack) {
+            for (int k = 0; k < user_creators; ++k) creators.push_back(start_user_creator(shm, drop, out, k));
+            creators.push_back(start_root_creator(shm, drop, out));
+            ::usleep(300'000);  // the storm is under way before the first measured open
+        }
+        pid_t reader = start_reader(shm, paths, seconds);
+        int st = 0;
+        ::waitpid(reader, &st, 0);
+        shm->stop.store(1);
+        for (pid_t p : creators) ::waitpid(p, nullptr, 0);
+        ph.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (enforcer) ph.after = enforcer->stats();
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            std::fprintf(stderr, "bench_rescan: the allowed reader failed (status %d)\n", st);
+            return false;
+        }
+        ph.refused = shm->refused;
+        ph.ns.assign(shm->ns, shm->ns + shm->samples);
+        ph.creator_ops = shm->creator_ops.load();
+        ph.bypasses = enforcer ? shm->bypasses.load() : 0;  // without one, every read is a "bypass"
+        ph.denied = shm->denied.load();
+        return true;
+    };
+    // The same two phases without any enforcer: how much the creators' load alone costs on
+    // this machine (they compete with the reader for the CPUs).
+    Phase none_quiet, none_hostile;
+    if (!run_phase(false, none_quiet) || !run_phase(true, none_hostile)) return 1;
+
     daemon::FanotifyOptions options;
     options.use_fd_store = false;
     auto e = daemon::FanotifyEnforcer::create(std::move(options));
     if (!e) return std::fprintf(stderr, "bench_rescan: %s\n", e.error().c_str()), 1;
     auto& enf = **e;
+    enforcer = &enf;
     std::atomic<std::uint64_t> records{0};
     if (auto r = enf.start([&](daemon::AccessEvent&&) { records.fetch_add(1); }); !r)
         return std::fprintf(stderr, "bench_rescan: %s\n", r.error().c_str()), 1;
@@ -283,41 +326,23 @@ int main(int argc, char** argv) {
     if (auto r = enf.apply(c); !r) return std::fprintf(stderr, "bench_rescan: %s\n", r.error().c_str()), 1;
     const double apply_s = std::chrono::duration<double>(Clock::now() - a0).count();
 
-    auto* shm = static_cast<Shared*>(
-        ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-    if (shm == MAP_FAILED) return sh("mmap", -1), 1;
 
+    {
+        char load[64] = {};
+        if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+            if (!std::fgets(load, sizeof load, f)) load[0] = 0;
+            std::fclose(f);
+        }
+        std::printf("load average: %s", load);
+    }
     std::printf("bench_rescan: %d zone files (tmpfs, %d per directory), made in %.1f s; apply() %.2f s; "
                 "%.0f s per phase, %d rounds, %d hostile user processes and one root process\n",
                 files, per_dir, gen_s, apply_s, seconds, rounds, user_creators);
     std::vector<Phase> quiet, hostile;
     for (int r = 0; r < 2 * rounds; ++r) {
         const bool attack = r % 2 == 1;
-        new (shm) Shared();
         Phase ph;
-        ph.before = enf.stats();
-        const auto t0 = Clock::now();
-        std::vector<pid_t> creators;
-        if (attack) {
-            for (int k = 0; k < user_creators; ++k) creators.push_back(start_user_creator(shm, drop, out, k));
-            creators.push_back(start_root_creator(shm, drop, out));
-            ::usleep(300'000);  // the storm is under way before the first measured open
-        }
-        pid_t reader = start_reader(shm, paths, seconds);
-        int st = 0;
-        ::waitpid(reader, &st, 0);
-        shm->stop.store(1);
-        for (pid_t p : creators) ::waitpid(p, nullptr, 0);
-        ph.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-        ph.after = enf.stats();
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-            std::fprintf(stderr, "bench_rescan: the allowed reader failed (exit %d, 100 + errno): an allowed open was refused\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-            return 1;
-        }
-        ph.ns.assign(shm->ns, shm->ns + shm->samples);
-        ph.creator_ops = shm->creator_ops.load();
-        ph.bypasses = shm->bypasses.load();
-        ph.denied = shm->denied.load();
+        if (!run_phase(attack, ph)) return 1;
         (attack ? hostile : quiet).push_back(std::move(ph));
     }
 
@@ -325,16 +350,19 @@ int main(int argc, char** argv) {
     for (auto& p : quiet) q_all.insert(q_all.end(), p.ns.begin(), p.ns.end());
     for (auto& p : hostile) h_all.insert(h_all.end(), p.ns.begin(), p.ns.end());
     const double q50 = pct(q_all, 0.5), q99 = pct(q_all, 0.99);
-    std::printf("\n| phase | round | opens | opens/s | p50 µs | p99 µs | max µs | hostile ops | walks | perm events | flushes | hostile refused | zone files read outside |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("\n| phase | round | opens | opens/s | allowed refused | p50 µs | p99 µs | max µs | hostile ops | walks | tree scans | entries scanned | perm events | flushes | hostile refused | zone files read outside |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < rounds; ++r) {
         for (const Phase* p : {&quiet[static_cast<std::size_t>(r)], &hostile[static_cast<std::size_t>(r)]}) {
-            std::printf("| %s | %d | %zu | %.0f | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %llu |\n",
+            std::printf("| %s | %d | %zu | %.0f | %llu | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %llu | %llu | %llu |\n",
                         p == &quiet[static_cast<std::size_t>(r)] ? "quiet" : "hostile", r + 1, p->ns.size(),
-                        static_cast<double>(p->ns.size()) / p->seconds, pct(p->ns, 0.5), pct(p->ns, 0.99),
+                        static_cast<double>(p->ns.size()) / p->seconds, static_cast<unsigned long long>(p->refused),
+                        pct(p->ns, 0.5), pct(p->ns, 0.99),
                         p->ns.empty() ? 0.0 : *std::max_element(p->ns.begin(), p->ns.end()) / 1000.0,
                         static_cast<unsigned long long>(p->creator_ops),
                         static_cast<unsigned long long>(p->after.walks - p->before.walks),
+                        static_cast<unsigned long long>(p->after.scans - p->before.scans),
+                        static_cast<unsigned long long>(p->after.scanned - p->before.scanned),
                         static_cast<unsigned long long>(p->after.permission_events - p->before.permission_events),
                         static_cast<unsigned long long>(p->after.flushes - p->before.flushes),
                         static_cast<unsigned long long>(p->denied), static_cast<unsigned long long>(p->bypasses));
@@ -344,6 +372,14 @@ int main(int argc, char** argv) {
     std::printf("\nall rounds: quiet p50 %.1f µs p99 %.1f µs; hostile p50 %.1f µs p99 %.1f µs; "
                 "ratio p50 %.2fx, p99 %.2fx (target <= 1.5x)\n",
                 q50, q99, h50, h99, q50 > 0 ? h50 / q50 : 0, q99 > 0 ? h99 / q99 : 0);
+    const double n50 = pct(none_quiet.ns, 0.5), n99 = pct(none_quiet.ns, 0.99), nh50 = pct(none_hostile.ns, 0.5),
+                 nh99 = pct(none_hostile.ns, 0.99);
+    std::printf("no enforcer: quiet p50 %.1f µs p99 %.1f µs; hostile p50 %.1f µs p99 %.1f µs; ratio p50 %.2fx, p99 %.2fx "
+                "(the creators' load alone)\n",
+                n50, n99, nh50, nh99, n50 > 0 ? nh50 / n50 : 0, n99 > 0 ? nh99 / n99 : 0);
+    std::printf("the enforcer's share under the creators (hostile with / without it) %.2fx p50, %.2fx p99; "
+                "in a quiet zone %.2fx p50, %.2fx p99\n",
+                nh50 > 0 ? h50 / nh50 : 0, nh99 > 0 ? h99 / nh99 : 0, n50 > 0 ? q50 / n50 : 0, n99 > 0 ? q99 / n99 : 0);
     std::uint64_t bypasses = 0;
     for (auto& p : hostile) bypasses += p.bypasses;
     std::printf("zone files the hostile user read through a name outside the zone: %llu (must be 0)\n",
