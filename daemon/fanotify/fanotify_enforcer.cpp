@@ -521,11 +521,16 @@ struct FanotifyEnforcer::Impl {
         for (;;) {
             index_cv.wait(lk, [&] { return stopping.load() || index_rebuild || !index_queue.empty(); });
             if (stopping.load()) return;
+            // Never policy_mutex under index_mutex: apply() takes them the other way round.
             std::shared_ptr<const ZoneTables> t;
+            lk.unlock();
             {
                 std::shared_lock pl(policy_mutex);
                 t = snapshot();
             }
+            lk.lock();
+            if (stopping.load()) return;
+            if (!index_rebuild && index_queue.empty()) continue;
             if (!t) {
                 index_queue.clear();
                 index_rebuild = index_overflowed = false;
@@ -1047,7 +1052,15 @@ struct FanotifyEnforcer::Impl {
 
     void handle_notification(const fanotify_event_metadata* md) {
         if (md->mask & FAN_Q_OVERFLOW) {
-            invalidate(true);  // we do not know what moved: start over
+            // We do not know what moved or was made: start over, the index with a rescan
+            // (incomplete until it ends).
+            {
+                std::lock_guard il(index_mutex);
+                index_rebuild = index_overflowed = true;
+                update_incomplete_locked();
+            }
+            index_cv.notify_one();
+            invalidate(true);
             return;
         }
         const fanotify_event_info_fid* dfid = nullptr;
