@@ -44,9 +44,12 @@ constexpr unsigned perm_group_flags =
     FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS | FAN_REPORT_TID;
 // FAN_REPORT_TARGET_FID (5.17): a rename also names the moved file by handle, so it is
 // found however often it moved on before we look.
-constexpr unsigned notify_group_flags =
-    FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID;
-constexpr unsigned notify_group_flags_old = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME;
+// Unlimited queue: an overflow loses what was created, so the zone index is rebuilt from a
+// scan; a user creating files faster than we read must not be able to cause that.
+constexpr unsigned notify_group_flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE |
+                                        FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID;
+constexpr unsigned notify_group_flags_old =
+    FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_REPORT_DFID_NAME;
 constexpr std::uint64_t notify_mask = FAN_RENAME | FAN_CREATE | FAN_ONDIR;
 constexpr std::size_t max_cache = 1u << 20;
 
@@ -1041,8 +1044,10 @@ struct FanotifyEnforcer::Impl {
                 break;
             }
             if (fds[1].revents) break;
-            std::lock_guard nl(notify_mutex);
+            // One read at a time under the lock: a worker that must see the queue drained
+            // waits for one batch, not for as long as a creator keeps it full.
             for (;;) {
+                std::lock_guard nl(notify_mutex);
                 ssize_t len = ::read(notify_fd.get(), buf, sizeof buf);
                 if (len <= 0) break;
                 handle_notifications(buf, static_cast<std::size_t>(len));
