@@ -12,7 +12,7 @@
 //
 // Needs root; everything lives in a private mount namespace and is gone at exit.
 //
-//   bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N]
+//   bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -94,7 +94,12 @@ pid_t start_reader(Shared* sh, const std::vector<std::string>& paths, double sec
     ::_exit(0);
 }
 
+// --no-creator-opens: the creators make and change files but open none, which tells the
+// load of their system calls apart from the permission events of their opens.
+bool creator_opens = true;
+
 void touch_open(Shared* sh, const char* path, bool zone_file) {
+    if (!creator_opens) return;
     int fd = ::open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     sh->creator_ops.fetch_add(1, std::memory_order_relaxed);
     if (fd >= 0) {
@@ -227,13 +232,15 @@ int main(int argc, char** argv) {
         else if (a == "--seconds" && i + 1 < argc) seconds = std::max(1.0, std::atof(argv[++i]));
         else if (a == "--rounds" && i + 1 < argc) rounds = std::max(1, std::atoi(argv[++i]));
         else if (a == "--creators" && i + 1 < argc) user_creators = std::max(1, std::atoi(argv[++i]));
+        else if (a == "--no-creator-opens") creator_opens = false;
         else {
             std::fprintf(stderr,
-                         "usage: bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N]\n"
+                         "usage: bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]\n"
                          "  --files N    zone files (default 200000)\n"
                          "  --seconds S  length of each phase (default 8)\n"
                          "  --rounds N   quiet/hostile pairs (default 2)\n"
-                         "  --creators N hostile user processes (default 4; one root process besides)\n");
+                         "  --creators N hostile user processes (default 4; one root process besides)\n"
+                         "  --no-creator-opens  the creators open nothing (their system calls' load alone)\n");
             return 2;
         }
     }

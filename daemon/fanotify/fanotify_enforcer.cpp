@@ -260,6 +260,7 @@ struct FanotifyEnforcer::Impl {
     // policy, the marks or the caches change, so no mark outlives the state it came from.
     mutable std::shared_mutex policy_mutex;
     std::shared_ptr<const ZoneTables> tables;
+    std::uint64_t tables_gen = 0;  // counts apply(): changes with `tables`, under the lock
     std::map<std::uint64_t, FsMark> marks;
     std::vector<std::string> warnings;
 
@@ -298,6 +299,8 @@ struct FanotifyEnforcer::Impl {
     // Held while the notify group is read and its events handled, by its thread or by a
     // worker that must see a rename before it answers.
     std::mutex notify_mutex;
+    std::unordered_map<std::uint64_t, std::uint32_t> dir_zones;  // see dir_zone(); under notify_mutex
+    std::uint64_t dir_zones_for = 0;                             // tables_gen it was filled under
     std::atomic<std::uint64_t> notifications{0};  // handled so far
 
     EventHandler handler;
@@ -965,10 +968,29 @@ struct FanotifyEnforcer::Impl {
         return {m, UniqueFd(::open_by_handle_at(m->whole.get(), fh, O_PATH | O_CLOEXEC))};
     }
 
+    // The zone of the directory a notification names, remembered by its handle (which
+    // carries the generation: a reused number is another key). Events are handled in queue
+    // order, and every directory rename clears it: an answer from the cache is what a walk
+    // would have given when the last rename before it was handled. Callers hold notify_mutex.
     std::optional<std::uint32_t> dir_zone(const fanotify_event_info_fid* fid, const ZoneTables& t) {
+        auto* fh = reinterpret_cast<const file_handle*>(fid->handle);
+        std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over fsid, type and handle
+        auto mix = [&](const void* p, std::size_t n) {
+            for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(p)[i]) * 0x100000001b3ull;
+        };
+        mix(&fid->fsid, sizeof fid->fsid);
+        mix(&fh->handle_type, sizeof fh->handle_type);
+        mix(fh->f_handle, std::min<unsigned>(fh->handle_bytes, MAX_HANDLE_SZ));
+        if (dir_zones_for != tables_gen || dir_zones.size() >= 65536) {  // callers hold policy_mutex
+            dir_zones.clear();
+            dir_zones_for = tables_gen;
+        }
+        if (auto it = dir_zones.find(h); it != dir_zones.end()) return it->second;
         auto [m, d] = open_fid_dir(fid);
         if (!d) return std::nullopt;
-        return walk_dir(std::move(d), m->dev, t);
+        auto z = walk_dir(std::move(d), m->dev, t);
+        if (z) dir_zones.emplace(h, *z);
+        return z;
     }
 
     void invalidate(bool flush_ignores) {
@@ -1059,6 +1081,7 @@ struct FanotifyEnforcer::Impl {
         if (md->mask & FAN_Q_OVERFLOW) {
             // We do not know what moved or was made: start over, the index with a rescan
             // (incomplete until it ends).
+            dir_zones.clear();
             {
                 std::lock_guard il(index_mutex);
                 index_rebuild = index_overflowed = true;
@@ -1096,6 +1119,7 @@ struct FanotifyEnforcer::Impl {
             t = snapshot();
             if (!t) return;
             if ((md->mask & FAN_RENAME) && old_dfid && new_dfid) {
+                if (md->mask & FAN_ONDIR) dir_zones.clear();  // any directory below may be elsewhere now
                 zsrc = dir_zone(old_dfid, *t);
                 zdst = dir_zone(new_dfid, *t);
                 if (zsrc && *zsrc != 0 && (!zdst || *zdst != *zsrc))
@@ -1424,6 +1448,7 @@ tl::expected<void, std::string> FanotifyEnforcer::apply(const policy::Compiled& 
     }
     m.marks = std::move(marks);
     m.tables = tables;
+    ++m.tables_gen;
     {
         std::lock_guard ck(m.cache_mutex);
         m.zone_cache.clear();
