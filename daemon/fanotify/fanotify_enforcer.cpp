@@ -418,7 +418,7 @@ struct FanotifyEnforcer::Impl {
             if (k.dev != dev) continue;
             c_scanned.fetch_add(1, std::memory_order_relaxed);
             if (S_ISDIR(st.st_mode)) {
-                if (t.root_zone(k)) continue;
+                if (t.root_zone(k)) continue;  // a nested zone: scanned with its own root
                 UniqueFd sub(::openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
                 if (sub) scan_tree(std::move(sub), zone, dev, t, out, depth + 1);
             } else if (!S_ISLNK(st.st_mode)) {
