@@ -15,8 +15,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -42,9 +44,12 @@ constexpr unsigned perm_group_flags =
     FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS | FAN_REPORT_TID;
 // FAN_REPORT_TARGET_FID (5.17): a rename also names the moved file by handle, so it is
 // found however often it moved on before we look.
-constexpr unsigned notify_group_flags =
-    FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID;
-constexpr unsigned notify_group_flags_old = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME;
+// Unlimited queue: an overflow loses what was created, so the zone index is rebuilt from a
+// scan; a user creating files faster than we read must not be able to cause that.
+constexpr unsigned notify_group_flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE |
+                                        FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID;
+constexpr unsigned notify_group_flags_old =
+    FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_REPORT_DFID_NAME;
 constexpr std::uint64_t notify_mask = FAN_RENAME | FAN_CREATE | FAN_ONDIR;
 constexpr std::size_t max_cache = 1u << 20;
 
@@ -207,6 +212,30 @@ struct DepartedFile {
     std::uint64_t handle = 0;
 };
 
+// The zone index: a file with a name in a zone, as a scan of the zone trees found it.
+struct IndexedFile {
+    std::uint64_t ino = 0;
+    std::uint64_t handle = 0;
+    std::uint32_t zone = 0;
+    bool linked = false;  // more than one link when scanned
+};
+// A change to the index since the scans, by event; zone 0: no longer in a zone.
+struct IndexChange {
+    std::uint32_t zone = 0;
+    std::uint64_t handle = 0;
+    std::uint64_t seq = 0;  // kept by a rescan that started before it
+};
+// A directory tree moved into a zone (`zone`: its name) or out of every zone (empty),
+// waiting for the indexer.
+struct TreeMove {
+    InodeKey key;
+    UniqueFd dir;  // O_PATH
+    std::string zone;
+};
+// Directory trees waiting for the indexer, beyond which a full rescan is cheaper (and
+// holds no descriptors).
+constexpr std::size_t max_tree_moves = 256;
+
 }  // namespace
 
 struct FanotifyEnforcer::Impl {
@@ -231,6 +260,7 @@ struct FanotifyEnforcer::Impl {
     // policy, the marks or the caches change, so no mark outlives the state it came from.
     mutable std::shared_mutex policy_mutex;
     std::shared_ptr<const ZoneTables> tables;
+    std::uint64_t tables_gen = 0;  // counts apply(): changes with `tables`, under the lock
     std::map<std::uint64_t, FsMark> marks;
     std::vector<std::string> warnings;
 
@@ -238,10 +268,26 @@ struct FanotifyEnforcer::Impl {
     std::mutex cache_mutex;
     // Entries carry the file's handle: a later file on the same number inherits nothing.
     std::unordered_map<InodeKey, KnownFile, InodeKeyHash> zone_cache;
-    // Multiply linked files inside zones, from scans; rescanned when a link is newer.
-    std::mutex linked_mutex;
-    std::unordered_map<InodeKey, KnownFile, InodeKeyHash> linked;
-    std::map<std::uint64_t, std::int64_t> scanned_at;  // dev -> CLOCK_REALTIME_COARSE ns
+    // The zone index: every non-directory file with a name in a zone, so that one with
+    // more than one link, opened by a name outside its zone, is placed by one lookup and
+    // no open ever scans a tree. A scan at apply() builds the base; the notify group keeps
+    // it current (files created in zones, moved into or out of them); trees moved into or
+    // out of zones are scanned by the indexer thread, off the open path.
+    mutable std::mutex index_mutex;
+    std::map<std::uint64_t, std::vector<IndexedFile>> index_base;  // per dev, sorted by ino
+    std::size_t index_base_size = 0;
+    std::unordered_map<InodeKey, IndexChange, InodeKeyHash> index_delta;
+    std::uint64_t index_seq = 0;
+    std::deque<TreeMove> index_queue;
+    bool index_rebuild = false;     // the delta outgrew the base, or moved trees overflowed
+    bool index_overflowed = false;  // ... and trees moved into zones are not indexed yet
+    unsigned index_busy = 0;        // trees being scanned into zones, apply()'s scan
+    std::condition_variable index_cv;
+    std::thread indexer;
+    // While trees moved into zones (or the whole zones, at apply()) are being indexed, a
+    // multiply linked file that walks outside every zone and that the index does not know
+    // may have its other name there: it is refused, not let through.
+    std::atomic<bool> index_incomplete{false};
     // Files and trees moved out of a zone by someone not allowed, or by a process gone
     // before it could be identified: fanotify cannot refuse a rename, so the inode keeps
     // its zone (by name, across reloads) until the daemon stops.
@@ -253,6 +299,8 @@ struct FanotifyEnforcer::Impl {
     // Held while the notify group is read and its events handled, by its thread or by a
     // worker that must see a rename before it answers.
     std::mutex notify_mutex;
+    std::unordered_map<std::uint64_t, std::uint32_t> dir_zones;  // see dir_zone(); under notify_mutex
+    std::uint64_t dir_zones_for = 0;                             // tables_gen it was filled under
     std::atomic<std::uint64_t> notifications{0};  // handled so far
 
     EventHandler handler;
@@ -265,7 +313,7 @@ struct FanotifyEnforcer::Impl {
 
     std::atomic<std::uint64_t> c_events{0}, c_dropped{0}, c_denied{0}, c_errors{0};
     std::atomic<std::uint64_t> c_perm{0}, c_ignores{0}, c_hits{0}, c_walks{0}, c_timeouts{0},
-        c_flushes{0}, c_stale{0};
+        c_flushes{0}, c_stale{0}, c_scans{0}, c_scanned{0};
 
     // ---- membership ---------------------------------------------------------------
 
@@ -352,18 +400,10 @@ struct FanotifyEnforcer::Impl {
         zone_cache[key] = {zone, handle};
     }
 
-    // Scans the zone trees on `dev` for files with more than one link.
-    void scan_linked(std::uint64_t dev, const ZoneTables& t,
-                     std::unordered_map<InodeKey, KnownFile, InodeKeyHash>& out) {
-        for (const auto& r : t.resolved_roots()) {
-            if (r.key.dev != dev || !r.is_dir || r.by_inode) continue;
-            UniqueFd d(::open(r.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-            if (d) scan_dir(std::move(d), r.zone_id, dev, t, out, 0);
-        }
-    }
-
-    void scan_dir(UniqueFd d, std::uint32_t zone, std::uint64_t dev, const ZoneTables& t,
-                  std::unordered_map<InodeKey, KnownFile, InodeKeyHash>& out, int depth) {
+    // The non-directory files under directory `d`, for the index, except nested zone trees
+    // (scanned with their own root). One fstatat and one name_to_handle_at per entry.
+    void scan_tree(UniqueFd d, std::uint32_t zone, std::uint64_t dev, const ZoneTables& t,
+                   std::vector<IndexedFile>& out, int depth) {
         if (depth > 256) return;
         int dfd = d.get();
         DIR* dir = ::fdopendir(d.release());
@@ -376,36 +416,164 @@ struct FanotifyEnforcer::Impl {
             if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
             InodeKey k{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
             if (k.dev != dev) continue;
+            c_scanned.fetch_add(1, std::memory_order_relaxed);
             if (S_ISDIR(st.st_mode)) {
                 if (t.root_zone(k)) continue;  // a nested zone: scanned with its own root
                 UniqueFd sub(::openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-                if (sub) scan_dir(std::move(sub), zone, dev, t, out, depth + 1);
-            } else if (!S_ISLNK(st.st_mode) && st.st_nlink > 1) {
-                out[k] = {zone, handle_of(dfd, e->d_name, 0)};
+                if (sub) scan_tree(std::move(sub), zone, dev, t, out, depth + 1);
+            } else if (!S_ISLNK(st.st_mode)) {
+                out.push_back({k.ino, handle_of(dfd, e->d_name, 0), zone, st.st_nlink > 1});
             }
         }
     }
 
-    std::uint32_t linked_zone(const InodeKey& key, std::uint64_t handle, const struct stat& st, const ZoneTables& t) {
-        std::lock_guard lk(linked_mutex);
-        auto known = [&]() -> std::optional<std::uint32_t> {
-            auto it = linked.find(key);
-            if (it == linked.end()) return std::nullopt;
-            if (it->second.handle && it->second.handle != handle) {
-                linked.erase(it);  // that file is gone; this one is judged afresh
-                return std::nullopt;
+    // Every zone tree on `dev`, sorted by inode number (one entry per inode).
+    std::vector<IndexedFile> scan_zones(std::uint64_t dev, const ZoneTables& t) {
+        c_scans.fetch_add(1, std::memory_order_relaxed);
+        std::vector<IndexedFile> out;
+        for (const auto& r : t.resolved_roots()) {
+            if (r.key.dev != dev || !r.is_dir || r.by_inode) continue;
+            UniqueFd d(::open(r.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            if (d) scan_tree(std::move(d), r.zone_id, dev, t, out, 0);
+        }
+        std::sort(out.begin(), out.end(), [](const IndexedFile& a, const IndexedFile& b) { return a.ino < b.ino; });
+        out.erase(std::unique(out.begin(), out.end(),
+                              [](const IndexedFile& a, const IndexedFile& b) { return a.ino == b.ino; }),
+                  out.end());
+        return out;
+    }
+
+    // The index's zone for this file (by handle: a later file on the number inherits
+    // nothing), 0 when it has no name in a zone. One hash lookup and one binary search.
+    std::uint32_t indexed_zone(const InodeKey& key, std::uint64_t handle) {
+        auto same = [&](std::uint64_t h) { return h == 0 || h == handle; };
+        std::lock_guard lk(index_mutex);
+        if (auto it = index_delta.find(key); it != index_delta.end()) {
+            if (same(it->second.handle)) return it->second.zone;
+            index_delta.erase(it);  // that file is gone
+        }
+        auto b = index_base.find(key.dev);
+        if (b == index_base.end()) return 0;
+        auto it = std::lower_bound(b->second.begin(), b->second.end(), key.ino,
+                                   [](const IndexedFile& f, std::uint64_t ino) { return f.ino < ino; });
+        return it != b->second.end() && it->ino == key.ino && same(it->handle) ? it->zone : 0;
+    }
+
+    // Callers hold index_mutex. Returns the zone the index gave the file before.
+    std::uint32_t index_set_locked(const InodeKey& key, std::uint64_t handle, std::uint32_t zone) {
+        std::uint32_t was = 0;
+        if (auto it = index_delta.find(key); it != index_delta.end()) {
+            if (it->second.handle == handle) was = it->second.zone;
+        } else if (auto b = index_base.find(key.dev); b != index_base.end()) {
+            auto f = std::lower_bound(b->second.begin(), b->second.end(), key.ino,
+                                      [](const IndexedFile& e, std::uint64_t ino) { return e.ino < ino; });
+            if (f != b->second.end() && f->ino == key.ino && f->handle == handle) was = f->zone;
+        }
+        index_delta[key] = {zone, handle, ++index_seq};
+        // Files created and deleted again leave entries behind: past the size of the base,
+        // a rescan (off the open path) starts the delta over. Amortized: one scan per as
+        // many changes as the zones hold files.
+        if (index_delta.size() > std::max<std::size_t>(65536, index_base_size) && !index_rebuild) {
+            index_rebuild = true;
+            index_cv.notify_one();
+        }
+        return was;
+    }
+
+    std::uint32_t index_set(const InodeKey& key, std::uint64_t handle, std::uint32_t zone) {
+        std::lock_guard lk(index_mutex);
+        return index_set_locked(key, handle, zone);
+    }
+
+    void update_incomplete_locked() {
+        index_incomplete.store(index_busy != 0 || index_overflowed ||
+                                   std::any_of(index_queue.begin(), index_queue.end(),
+                                               [](const TreeMove& m) { return !m.zone.empty(); }),
+                               std::memory_order_release);
+    }
+
+    // A directory tree moved into zone `zone` (by name), or out of every zone (empty): the
+    // indexer scans it. The same directory queued twice is scanned once, for where it went last.
+    void queue_tree(const InodeKey& key, UniqueFd dir, std::string zone) {
+        std::lock_guard lk(index_mutex);
+        auto it = std::find_if(index_queue.begin(), index_queue.end(), [&](const TreeMove& m) { return m.key == key; });
+        if (it != index_queue.end()) {
+            it->zone = std::move(zone);
+        } else if (index_queue.size() >= max_tree_moves) {
+            // More trees than worth scanning one by one: rescan everything instead.
+            index_overflowed |= !zone.empty() || std::any_of(index_queue.begin(), index_queue.end(),
+                                                             [](const TreeMove& m) { return !m.zone.empty(); });
+            index_queue.clear();
+            index_rebuild = true;
+        } else {
+            index_queue.push_back({key, std::move(dir), std::move(zone)});
+        }
+        update_incomplete_locked();
+        index_cv.notify_one();
+    }
+
+    // Replaces the base of `dev` with a scan that started at index_seq == `from`: changes
+    // made since are kept, older ones are in the scan (or gone). Callers hold index_mutex.
+    void install_base_locked(std::uint64_t dev, std::vector<IndexedFile> files, std::uint64_t from) {
+        auto& b = index_base[dev];
+        index_base_size -= b.size();
+        b = std::move(files);
+        index_base_size += b.size();
+        std::erase_if(index_delta, [&](const auto& kv) { return kv.first.dev == dev && kv.second.seq <= from; });
+    }
+
+    void index_loop() {
+        std::unique_lock lk(index_mutex);
+        for (;;) {
+            index_cv.wait(lk, [&] { return stopping.load() || index_rebuild || !index_queue.empty(); });
+            if (stopping.load()) return;
+            // Never policy_mutex under index_mutex: apply() takes them the other way round.
+            std::shared_ptr<const ZoneTables> t;
+            lk.unlock();
+            {
+                std::shared_lock pl(policy_mutex);
+                t = snapshot();
             }
-            return it->second.zone;
-        };
-        if (auto z = known()) return *z;
-        // link(2) updates the inode's ctime: a link made after the last scan began means
-        // the scan may have missed it.
-        std::int64_t ctime = std::int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec;
-        auto sc = scanned_at.find(key.dev);
-        if (sc != scanned_at.end() && ctime < sc->second) return 0;
-        scanned_at[key.dev] = clock_ns(CLOCK_REALTIME_COARSE) - 20'000'000;  // coarse ctime slack
-        scan_linked(key.dev, t, linked);
-        return known().value_or(0);
+            lk.lock();
+            if (stopping.load()) return;
+            if (!index_rebuild && index_queue.empty()) continue;
+            if (!t) {
+                index_queue.clear();
+                index_rebuild = index_overflowed = false;
+                update_incomplete_locked();
+                continue;
+            }
+            if (index_rebuild) {
+                index_rebuild = false;
+                const bool overflowed = std::exchange(index_overflowed, false);
+                if (overflowed) ++index_busy;
+                const std::uint64_t from = index_seq;
+                lk.unlock();
+                std::map<std::uint64_t, std::vector<IndexedFile>> scanned;
+                for (auto dev : t->devices()) scanned[dev] = scan_zones(dev, *t);
+                lk.lock();
+                for (auto& [dev, files] : scanned) install_base_locked(dev, std::move(files), from);
+                if (overflowed) --index_busy;
+                update_incomplete_locked();
+                continue;
+            }
+            TreeMove move = std::move(index_queue.front());
+            index_queue.pop_front();
+            const std::uint32_t zone = move.zone.empty() ? 0 : t->zone_id(move.zone);
+            if (zone) ++index_busy;
+            lk.unlock();
+            c_scans.fetch_add(1, std::memory_order_relaxed);
+            std::vector<IndexedFile> files;
+            if (UniqueFd d{::openat(move.dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)})
+                scan_tree(std::move(d), zone, move.key.dev, *t, files, 0);
+            lk.lock();
+            // Out of every zone: a file with another link may still have a name in its
+            // zone, so only singly linked files leave the index.
+            for (const auto& f : files)
+                if (zone || !f.linked) index_set_locked({move.key.dev, f.ino}, f.handle, zone);
+            if (zone) --index_busy;
+            update_incomplete_locked();
+        }
     }
 
     // The event's file reopened by its handle on the whole-filesystem mount: for a file
@@ -476,15 +644,19 @@ struct FanotifyEnforcer::Impl {
             if (!w) w = walk_reopened(evfd, key, t, r.path);
         }
         if (!w) {
-            // A multiply linked zone file is still known from the scans.
-            if (st.st_nlink > 1) r.zone = linked_zone(key, handle, st, t);
+            // A multiply linked zone file is still known from the index.
+            if (st.st_nlink > 1) r.zone = indexed_zone(key, handle);
             r.certain = r.zone != 0;
             return r;
         }
         r.zone = *w;
-        if (r.zone == 0 && st.st_nlink > 1) r.zone = linked_zone(key, handle, st, t);
-        if (r.zone) cache_zone(key, handle, r.zone);
         r.certain = true;
+        if (r.zone == 0 && st.st_nlink > 1) {
+            // Another of its names may be in a zone: the index knows, without a scan.
+            r.zone = indexed_zone(key, handle);
+            if (r.zone == 0 && index_incomplete.load(std::memory_order_acquire)) r.certain = false;
+        }
+        if (r.zone) cache_zone(key, handle, r.zone);
         return r;
     }
 
@@ -796,10 +968,29 @@ struct FanotifyEnforcer::Impl {
         return {m, UniqueFd(::open_by_handle_at(m->whole.get(), fh, O_PATH | O_CLOEXEC))};
     }
 
+    // The zone of the directory a notification names, remembered by its handle (which
+    // carries the generation: a reused number is another key). Events are handled in queue
+    // order, and every directory rename clears it: an answer from the cache is what a walk
+    // would have given when the last rename before it was handled. Callers hold notify_mutex.
     std::optional<std::uint32_t> dir_zone(const fanotify_event_info_fid* fid, const ZoneTables& t) {
+        auto* fh = reinterpret_cast<const file_handle*>(fid->handle);
+        std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over fsid, type and handle
+        auto mix = [&](const void* p, std::size_t n) {
+            for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(p)[i]) * 0x100000001b3ull;
+        };
+        mix(&fid->fsid, sizeof fid->fsid);
+        mix(&fh->handle_type, sizeof fh->handle_type);
+        mix(fh->f_handle, std::min<unsigned>(fh->handle_bytes, MAX_HANDLE_SZ));
+        if (dir_zones_for != tables_gen || dir_zones.size() >= 65536) {  // callers hold policy_mutex
+            dir_zones.clear();
+            dir_zones_for = tables_gen;
+        }
+        if (auto it = dir_zones.find(h); it != dir_zones.end()) return it->second;
         auto [m, d] = open_fid_dir(fid);
         if (!d) return std::nullopt;
-        return walk_dir(std::move(d), m->dev, t);
+        auto z = walk_dir(std::move(d), m->dev, t);
+        if (z) dir_zones.emplace(h, *z);
+        return z;
     }
 
     void invalidate(bool flush_ignores) {
@@ -810,6 +1001,24 @@ struct FanotifyEnforcer::Impl {
         }
         if (flush_ignores) {
             ::fanotify_mark(fan.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
+            c_flushes.fetch_add(1);
+        }
+    }
+
+    // invalidate() for one file whose zone changed (`fd`, O_PATH): its cached zone and its
+    // ignore mark go; every other file keeps both. Exclusive, so no decision made before
+    // the index changed places a mark after this.
+    void invalidate_file(const InodeKey& key, int fd) {
+        std::unique_lock lk(policy_mutex);
+        {
+            std::lock_guard ck(cache_mutex);
+            zone_cache.erase(key);
+        }
+        char path[48];
+        std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        const unsigned flags = FAN_MARK_REMOVE | (ignore_new_api.load() ? FAN_MARK_IGNORE : FAN_MARK_IGNORED_MASK);
+        if (::fanotify_mark(fan.get(), flags, FAN_OPEN_PERM, AT_FDCWD, path) != 0 && errno != ENOENT) {
+            ::fanotify_mark(fan.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);  // cannot tell: drop them all
             c_flushes.fetch_add(1);
         }
     }
@@ -857,8 +1066,10 @@ struct FanotifyEnforcer::Impl {
                 break;
             }
             if (fds[1].revents) break;
-            std::lock_guard nl(notify_mutex);
+            // One read at a time under the lock: a worker that must see the queue drained
+            // waits for one batch, not for as long as a creator keeps it full.
             for (;;) {
+                std::lock_guard nl(notify_mutex);
                 ssize_t len = ::read(notify_fd.get(), buf, sizeof buf);
                 if (len <= 0) break;
                 handle_notifications(buf, static_cast<std::size_t>(len));
@@ -868,7 +1079,16 @@ struct FanotifyEnforcer::Impl {
 
     void handle_notification(const fanotify_event_metadata* md) {
         if (md->mask & FAN_Q_OVERFLOW) {
-            invalidate(true);  // we do not know what moved: start over
+            // We do not know what moved or was made: start over, the index with a rescan
+            // (incomplete until it ends).
+            dir_zones.clear();
+            {
+                std::lock_guard il(index_mutex);
+                index_rebuild = index_overflowed = true;
+                update_incomplete_locked();
+            }
+            index_cv.notify_one();
+            invalidate(true);
             return;
         }
         const fanotify_event_info_fid* dfid = nullptr;
@@ -893,25 +1113,32 @@ struct FanotifyEnforcer::Impl {
         std::shared_ptr<const ZoneTables> t;
         std::optional<std::uint32_t> zsrc, zdst;
         std::optional<Departure> left;
+        std::optional<NamedFile> moved;  // a file (not a tree) that changed zones
         {
             std::shared_lock lk(policy_mutex);
             t = snapshot();
             if (!t) return;
             if ((md->mask & FAN_RENAME) && old_dfid && new_dfid) {
+                if (md->mask & FAN_ONDIR) dir_zones.clear();  // any directory below may be elsewhere now
                 zsrc = dir_zone(old_dfid, *t);
                 zdst = dir_zone(new_dfid, *t);
                 if (zsrc && *zsrc != 0 && (!zdst || *zdst != *zsrc))
                     left = left_zone(md, old_dfid, new_dfid, target, *zsrc, *t);
+                if (zsrc && zdst && *zsrc != *zdst) moved = reindex(new_dfid, target, *zdst, left && left->kept, *t);
             } else if ((md->mask & FAN_CREATE) && !(md->mask & FAN_ONDIR) && dfid) {
                 zdst = dir_zone(dfid, *t);
                 if (zdst && *zdst == 0) return;  // a new file outside every zone
-                // A new name in a zone: if it is a hard link of an existing inode, that
-                // inode may carry an ignore mark from its other name.
+                // A new name in a zone goes into the index. If it is a hard link of an
+                // inode the index did not place in this zone, that inode may carry an
+                // ignore mark from its other name.
                 if (zdst) {
                     if (auto f = moved_file(dfid, target)) {
-                        if (f->st.st_nlink <= 1 || S_ISDIR(f->st.st_mode)) return;
-                        std::lock_guard ll(linked_mutex);
-                        linked[f->key] = {*zdst, f->handle};
+                        if (S_ISDIR(f->st.st_mode)) return;
+                        const std::uint32_t was = index_set(f->key, f->handle, *zdst);
+                        if (f->st.st_nlink <= 1 || was == *zdst) return;
+                        lk.unlock();
+                        invalidate_file(f->key, f->fd.get());
+                        return;
                     }
                 }
                 lk.unlock();
@@ -922,9 +1149,13 @@ struct FanotifyEnforcer::Impl {
             }
         }
         bool unknown = !zsrc || !zdst;
-        // Kept in its zone: an ignore mark placed on it since the rename must go.
+        // Kept in its zone: an ignore mark placed on it since the rename must go. A move
+        // within one zone changes no inode's zone: nothing cached goes stale.
         const bool kept = left && left->kept;
-        if (unknown || *zsrc != 0 || *zdst != 0) invalidate(unknown || kept || *zdst != 0);
+        if (!unknown && moved)
+            invalidate_file(moved->key, moved->fd.get());
+        else if (unknown || *zsrc != *zdst)
+            invalidate(unknown || kept || *zdst != 0);
         if (left && handler) {
             handler(std::move(left->event));
             c_events.fetch_add(1, std::memory_order_relaxed);
@@ -935,7 +1166,27 @@ struct FanotifyEnforcer::Impl {
         struct stat st {};
         InodeKey key;
         std::uint64_t handle = 0;
+        UniqueFd fd;  // O_PATH
     };
+
+    // The index after a move from one zone to another or out of every zone (`zone` 0; `kept`:
+    // the mover was not allowed, the inode keeps its zone). A file is updated at once; a
+    // directory's tree goes to the indexer. Callers hold policy_mutex (shared).
+    // Returns the file when it is one (not a tree): only its own caches go stale.
+    std::optional<NamedFile> reindex(const fanotify_event_info_fid* to, const fanotify_event_info_fid* target,
+                                     std::uint32_t zone, bool kept, const ZoneTables& t) {
+        auto f = moved_file(to, target);
+        if (!f) return std::nullopt;  // gone already
+        if (S_ISDIR(f->st.st_mode)) {
+            // A zone root is indexed with its zone, wherever it is.
+            if (!t.root_zone(f->key) && (zone || !kept))
+                queue_tree(f->key, std::move(f->fd), zone ? t.zone_name(zone) : std::string());
+            return std::nullopt;
+        }
+        // A file with another link may still have a name in the zone it left.
+        if (zone || (!kept && f->st.st_nlink <= 1)) index_set(f->key, f->handle, zone);
+        return f;
+    }
 
     // The file an event is about: by its own handle where the group reports one (it may
     // have moved on since), else by the name in its directory.
@@ -955,8 +1206,10 @@ struct FanotifyEnforcer::Impl {
             UniqueFd d = open_fid_dir(dir).second;
             if (!d || ::fstatat(d.get(), name_of(dir), &f.st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
             f.handle = handle_of(d.get(), name_of(dir), 0);
+            fd = UniqueFd(::openat(d.get(), name_of(dir), O_PATH | O_NOFOLLOW | O_CLOEXEC));
         }
         f.key = {static_cast<std::uint64_t>(f.st.st_dev), static_cast<std::uint64_t>(f.st.st_ino)};
+        f.fd = std::move(fd);
         return f;
     }
 
@@ -1023,6 +1276,7 @@ struct FanotifyEnforcer::Impl {
         if (running) return;
         running = true;
         if (notify_fd) notifier = std::thread([this] { notify_loop(); });
+        indexer = std::thread([this] { index_loop(); });
         for (unsigned i = 0; i < std::max(1u, options.workers); ++i)
             workers.emplace_back([this] { worker_loop(); });
     }
@@ -1033,6 +1287,11 @@ struct FanotifyEnforcer::Impl {
         std::uint64_t one = 1;
         (void)!::write(stop_efd.get(), &one, sizeof one);
         if (notifier.joinable()) notifier.join();
+        {
+            std::lock_guard il(index_mutex);  // the indexer checks `stopping` under it
+        }
+        index_cv.notify_all();
+        if (indexer.joinable()) indexer.join();
         for (auto& w : workers) w.join();  // each answers what it has read before leaving
         workers.clear();
         running = false;
@@ -1157,14 +1416,6 @@ tl::expected<void, std::string> FanotifyEnforcer::apply(const policy::Compiled& 
     if (!built) return tl::unexpected(built.error());
     auto tables = std::make_shared<const ZoneTables>(std::move(*built));
 
-    // Multiply linked zone files, found before taking the lock (this reads directories).
-    std::unordered_map<InodeKey, KnownFile, InodeKeyHash> linked;
-    std::map<std::uint64_t, std::int64_t> scanned;
-    for (auto dev : tables->devices()) {
-        scanned[dev] = clock_ns(CLOCK_REALTIME_COARSE) - 20'000'000;
-        m.scan_linked(dev, *tables, linked);
-    }
-
     std::unique_lock lk(m.policy_mutex);
     m.warnings = std::move(warnings);
     auto wanted = tables->devices();
@@ -1197,18 +1448,42 @@ tl::expected<void, std::string> FanotifyEnforcer::apply(const policy::Compiled& 
     }
     m.marks = std::move(marks);
     m.tables = tables;
+    ++m.tables_gen;
     {
         std::lock_guard ck(m.cache_mutex);
         m.zone_cache.clear();
     }
+    // The index is rebuilt for these zones: what the notify group adds from now on is
+    // placed in them, and a scan begun after this point misses nothing it does not add.
+    std::uint64_t from = 0;
     {
-        std::lock_guard ll(m.linked_mutex);
-        m.linked = std::move(linked);
-        m.scanned_at = std::move(scanned);
+        std::lock_guard il(m.index_mutex);
+        from = m.index_seq;
+        ++m.index_busy;
+        m.update_incomplete_locked();
     }
     // Inodes ignored under the old policy may be zone files now.
     ::fanotify_mark(m.fan.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
     lk.unlock();
+    // Outside the lock: the notify group and the workers go on meanwhile (a multiply linked
+    // file outside every zone that the index does not know yet is refused until this ends).
+    std::map<std::uint64_t, std::vector<IndexedFile>> scanned;
+    for (auto dev : tables->devices()) scanned[dev] = m.scan_zones(dev, *tables);
+    {
+        std::lock_guard il(m.index_mutex);
+        for (auto it = m.index_base.begin(); it != m.index_base.end();) {
+            if (scanned.contains(it->first)) {
+                ++it;
+            } else {
+                m.index_base_size -= it->second.size();
+                std::erase_if(m.index_delta, [&](const auto& kv) { return kv.first.dev == it->first; });
+                it = m.index_base.erase(it);
+            }
+        }
+        for (auto& [dev, files] : scanned) m.install_base_locked(dev, std::move(files), from);
+        --m.index_busy;
+        m.update_incomplete_locked();
+    }
     if (m.started) m.launch();
     return {};
 }
@@ -1219,8 +1494,13 @@ SensorCounters FanotifyEnforcer::counters() const {
 
 FanotifyStats FanotifyEnforcer::stats() const {
     const auto& m = *impl_;
+    std::size_t indexed = 0;
+    {
+        std::lock_guard il(m.index_mutex);
+        indexed = m.index_base_size + m.index_delta.size();
+    }
     return {m.c_perm.load(), m.c_ignores.load(), m.c_hits.load(), m.c_walks.load(),
-            m.c_timeouts.load(), m.c_flushes.load(), m.c_stale.load()};
+            m.c_timeouts.load(), m.c_flushes.load(), m.c_stale.load(), m.c_scans.load(), m.c_scanned.load(), indexed};
 }
 
 void FanotifyEnforcer::stop(bool remove) {

@@ -75,6 +75,10 @@ struct FanotifyStats {
     std::uint64_t timeouts = 0;  // answered without a full decision (timeout, overload)
     std::uint64_t flushes = 0;   // ignore marks flushed after renames/links into zones
     std::uint64_t stale_answered = 0;  // events of a killed predecessor answered on adoption
+    std::uint64_t scans = 0;    // zone trees scanned for the index: at apply(), trees moved into
+                                // or out of zones, rescans when its changes outgrow it; never by an open
+    std::uint64_t scanned = 0;  // directory entries those scans visited
+    std::uint64_t indexed = 0;  // entries in the zone index now (files in zones, changes since the scans)
 };
 
 class FanotifyEnforcer final : public Enforcer {

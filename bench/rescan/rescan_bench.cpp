@@ -1,0 +1,399 @@
+// Allowed opens of a large zone while a hostile user creates links, FIFOs and device nodes,
+// renames and touches files inside the zone and outside it (issue 18, "no rescan storms").
+//
+// A private tmpfs holds a zone of --files files (200 per directory) and a directory outside
+// it; the real fanotify enforcer (the class custguardd runs) protects the zone, readable by
+// one user. That user opens, reads and closes random zone files for --seconds, first with
+// the zone quiet, then while hostile creators run: a user (links outside and inside the zone,
+// links of zone files made outside it, FIFOs, renames, chmod) and root (character device
+// nodes, linked). Prints p50/p99 per phase and their ratio to the quiet zone (target 1.5x),
+// the enforcer's counters, and how many zone files the hostile user read through a name
+// outside the zone (must be 0).
+//
+// Needs root; everything lives in a private mount namespace and is gone at exit.
+//
+//   bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "daemon/fanotify/fanotify_enforcer.hpp"
+
+using namespace custguard;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr uid_t reader_uid = 60001;   // allowed in the zone
+constexpr uid_t hostile_uid = 60009;  // in no allow list
+constexpr std::size_t max_samples = 4u << 20;
+constexpr int per_dir = 200;
+
+struct Shared {
+    std::atomic<std::uint64_t> creator_ops{0};  // system calls of the hostile creators
+    std::atomic<std::uint64_t> bypasses{0};     // zone files read through an outside link
+    std::atomic<std::uint64_t> denied{0};       // the hostile user's refused opens
+    std::atomic<int> stop{0};
+    std::uint64_t samples = 0;  // written by the reader before it exits
+    std::uint64_t refused = 0;  // allowed opens refused, by the reader
+    std::uint32_t ns[max_samples];
+};
+
+bool sh(const char* what, int rc) {
+    if (rc != 0) std::fprintf(stderr, "bench_rescan: %s failed: %s\n", what, std::strerror(errno));
+    return rc == 0;
+}
+
+bool become(uid_t uid) {
+    return ::setgroups(0, nullptr) == 0 && ::setresgid(uid, uid, uid) == 0 && ::setresuid(uid, uid, uid) == 0;
+}
+
+// As reader_uid: open+read+close of random zone files for `seconds`, one sample per open.
+// Paths are built before the fork: the enforcer's threads run in the parent.
+pid_t start_reader(Shared* sh, const std::vector<std::string>& paths, double seconds) {
+    pid_t pid = ::fork();
+    if (pid != 0) return pid;
+    if (!become(reader_uid)) ::_exit(1);
+    char buf[256];
+    std::uint64_t x = 0x9e3779b97f4a7c15ull ^ static_cast<std::uint64_t>(::getpid());
+    const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+    std::uint64_t n = 0;
+    while (n < max_samples && Clock::now() < end) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        const char* p = paths[x % paths.size()].c_str();
+        const auto t0 = Clock::now();
+        int fd = ::open(p, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            (void)!::read(fd, buf, sizeof buf);
+            ::close(fd);
+        } else {
+            ++sh->refused;  // answered without a decision (the enforcer's timeout): EPERM
+        }
+        sh->ns[n++] = static_cast<std::uint32_t>(
+            std::min<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count(),
+                                   UINT32_MAX));
+    }
+    sh->samples = n;
+    ::_exit(0);
+}
+
+// --no-creator-opens: the creators make and change files but open none, which tells the
+// load of their system calls apart from the permission events of their opens.
+bool creator_opens = true;
+
+void touch_open(Shared* sh, const char* path, bool zone_file) {
+    if (!creator_opens) return;
+    int fd = ::open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    sh->creator_ops.fetch_add(1, std::memory_order_relaxed);
+    if (fd >= 0) {
+        if (zone_file) sh->bypasses.fetch_add(1, std::memory_order_relaxed);
+        ::close(fd);
+    } else if (errno == EPERM) {
+        sh->denied.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
+// The hostile user: in a loop, with names made on the stack (no allocation after fork).
+pid_t start_user_creator(Shared* sh, const std::string& drop, const std::string& out, int k) {
+    pid_t pid = ::fork();
+    if (pid != 0) return pid;
+    if (!become(hostile_uid)) ::_exit(1);
+    ::umask(0);
+    // Each creator its own subdirectory on both sides.
+    char z[256], o[256];
+    std::snprintf(z, sizeof z, "%s/u%d", drop.c_str(), k);
+    std::snprintf(o, sizeof o, "%s/u%d", out.c_str(), k);
+    ::mkdir(z, 0755);
+    ::mkdir(o, 0755);
+    char a[512], b[512], c[512], d[512];
+    auto op = [&](int rc) { (void)rc; sh->creator_ops.fetch_add(1, std::memory_order_relaxed); };
+    for (std::uint64_t i = 0; !sh->stop.load(std::memory_order_relaxed); ++i) {
+        // A file outside every zone, linked there: the case that made each open rescan.
+        std::snprintf(a, sizeof a, "%s/h%llu", o, static_cast<unsigned long long>(i));
+        std::snprintf(b, sizeof b, "%s/h%llu.l", o, static_cast<unsigned long long>(i));
+        int fd = ::open(a, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd >= 0) ::close(fd);
+        op(0);
+        op(::link(a, b));
+        touch_open(sh, b, false);
+        // A zone file of its own, linked inside the zone and outside it, then opened by
+        // its outside name: must be refused.
+        std::snprintf(c, sizeof c, "%s/z%llu", z, static_cast<unsigned long long>(i));
+        std::snprintf(d, sizeof d, "%s/z%llu.l", z, static_cast<unsigned long long>(i));
+        fd = ::open(c, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            (void)!::write(fd, "secret\n", 7);
+            ::close(fd);
+        }
+        op(0);
+        op(::link(c, d));
+        std::snprintf(b, sizeof b, "%s/zl%llu", o, static_cast<unsigned long long>(i));
+        op(::link(c, b));
+        touch_open(sh, b, true);
+        // FIFOs on both sides, renames on both sides, ctime changes on linked files.
+        std::snprintf(b, sizeof b, "%s/p%llu", z, static_cast<unsigned long long>(i));
+        op(::mkfifo(b, 0666));
+        touch_open(sh, b, false);  // holds no data: refused or not, nothing leaks
+        std::snprintf(b, sizeof b, "%s/p%llu", o, static_cast<unsigned long long>(i));
+        op(::mkfifo(b, 0666));
+        std::snprintf(b, sizeof b, "%s/z%llu.m", z, static_cast<unsigned long long>(i));
+        op(::rename(d, b));
+        std::snprintf(d, sizeof d, "%s/h%llu.m", o, static_cast<unsigned long long>(i));
+        std::snprintf(b, sizeof b, "%s/h%llu.l", o, static_cast<unsigned long long>(i));
+        op(::rename(b, d));
+        op(::chmod(c, 0600));
+        op(::chmod(a, 0600));
+        touch_open(sh, a, false);
+        // Keep the trees from growing without bound: remove what was made 256 rounds ago.
+        if (i >= 256) {
+            const auto k = static_cast<unsigned long long>(i - 256);
+            const char* names[][2] = {{o, "h%llu"}, {o, "h%llu.m"}, {z, "z%llu"}, {z, "z%llu.m"},
+                                      {o, "zl%llu"}, {z, "p%llu"}, {o, "p%llu"}};
+            for (auto& [dir, fmt] : names) {
+                char name[64];
+                std::snprintf(name, sizeof name, fmt, k);
+                std::snprintf(a, sizeof a, "%s/%s", dir, name);
+                op(::unlink(a));
+            }
+        }
+    }
+    ::_exit(0);
+}
+
+// Root: character device nodes (the null device) in the zone and outside it, linked.
+pid_t start_root_creator(Shared* sh, const std::string& drop, const std::string& out) {
+    pid_t pid = ::fork();
+    if (pid != 0) return pid;
+    const char* z = drop.c_str();
+    const char* o = out.c_str();
+    char a[512], b[512];
+    auto op = [&](int rc) { (void)rc; sh->creator_ops.fetch_add(1, std::memory_order_relaxed); };
+    for (std::uint64_t i = 0; !sh->stop.load(std::memory_order_relaxed); ++i) {
+        std::snprintf(a, sizeof a, "%s/n%llu", z, static_cast<unsigned long long>(i % 512));
+        std::snprintf(b, sizeof b, "%s/n%llu", o, static_cast<unsigned long long>(i % 512));
+        ::unlink(a);
+        ::unlink(b);
+        op(::mknod(a, S_IFCHR | 0666, makedev(1, 3)));
+        op(::link(a, b));
+        touch_open(sh, b, false);  // root is in no allow list: refused, but no secret either
+        std::snprintf(a, sizeof a, "%s/c%llu", o, static_cast<unsigned long long>(i % 512));
+        std::snprintf(b, sizeof b, "%s/c%llu.l", o, static_cast<unsigned long long>(i % 512));
+        ::unlink(a);
+        ::unlink(b);
+        op(::mknod(a, S_IFCHR | 0666, makedev(1, 3)));
+        op(::link(a, b));
+        touch_open(sh, b, false);
+        ::usleep(200);  // root's share: the user's loop is the heavy one
+    }
+    ::_exit(0);
+}
+
+struct Phase {
+    std::vector<std::uint32_t> ns;
+    double seconds = 0;
+    std::uint64_t creator_ops = 0, bypasses = 0, denied = 0, refused = 0;
+    daemon::FanotifyStats before{}, after{};
+};
+
+double pct(std::vector<std::uint32_t> v, double p) {
+    if (v.empty()) return 0;
+    std::size_t k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return v[k] / 1000.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int files = 200000;
+    double seconds = 8;
+    int rounds = 2;
+    int user_creators = 4;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--files" && i + 1 < argc) files = std::max(per_dir, std::atoi(argv[++i]));
+        else if (a == "--seconds" && i + 1 < argc) seconds = std::max(1.0, std::atof(argv[++i]));
+        else if (a == "--rounds" && i + 1 < argc) rounds = std::max(1, std::atoi(argv[++i]));
+        else if (a == "--creators" && i + 1 < argc) user_creators = std::max(1, std::atoi(argv[++i]));
+        else if (a == "--no-creator-opens") creator_opens = false;
+        else {
+            std::fprintf(stderr,
+                         "usage: bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]\n"
+                         "  --files N    zone files (default 200000)\n"
+                         "  --seconds S  length of each phase (default 8)\n"
+                         "  --rounds N   quiet/hostile pairs (default 2)\n"
+                         "  --creators N hostile user processes (default 4; one root process besides)\n"
+                         "  --no-creator-opens  the creators open nothing (their system calls' load alone)\n");
+            return 2;
+        }
+    }
+    if (::geteuid() != 0) {
+        std::fprintf(stderr, "bench_rescan: needs root\n");
+        return 1;
+    }
+    if (!sh("unshare", ::unshare(CLONE_NEWNS)) ||
+        !sh("make / private", ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr)))
+        return 1;
+    char tmpl[] = "/tmp/cgrescan-bench.XXXXXX";
+    const std::string work = ::mkdtemp(tmpl);
+    ::chmod(work.c_str(), 0755);
+    const std::string fs = work + "/fs";
+    ::mkdir(fs.c_str(), 0755);
+    if (!sh("mount tmpfs", ::mount("tmpfs", fs.c_str(), "tmpfs", 0, "size=2g,nr_inodes=2m,mode=0755"))) return 1;
+    const std::string zone = fs + "/zone", drop = zone + "/drop", out = fs + "/out";
+    for (const auto& d : {zone, out, drop}) ::mkdir(d.c_str(), 0755);
+    ::chmod(drop.c_str(), 01777);  // the zone's shared folder: anyone may add files
+    ::chmod(out.c_str(), 01777);
+
+    const auto g0 = Clock::now();
+    std::vector<std::string> paths;
+    paths.reserve(static_cast<std::size_t>(files));
+    static const char content[] = "customer record\n";
+    for (int i = 0; i < files; ++i) {
+        if (i % per_dir == 0) ::mkdir((zone + "/d" + std::to_string(i / per_dir)).c_str(), 0755);
+        paths.push_back(zone + "/d" + std::to_string(i / per_dir) + "/f" + std::to_string(i % per_dir));
+        int fd = ::open(paths.back().c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd < 0 || ::write(fd, content, sizeof content - 1) < 0) return sh("create zone files", -1), 1;
+        ::close(fd);
+    }
+    const double gen_s = std::chrono::duration<double>(Clock::now() - g0).count();
+
+    auto* shm = static_cast<Shared*>(
+        ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    if (shm == MAP_FAILED) return sh("mmap", -1), 1;
+    daemon::FanotifyEnforcer* enforcer = nullptr;
+    auto run_phase = [&](bool attack, Phase& ph) {
+        new (shm) Shared();
+        if (enforcer) ph.before = enforcer->stats();
+        const auto t0 = Clock::now();
+        std::vector<pid_t> creators;
+        if (attack) {
+            for (int k = 0; k < user_creators; ++k) creators.push_back(start_user_creator(shm, drop, out, k));
+            creators.push_back(start_root_creator(shm, drop, out));
+            ::usleep(300'000);  // the storm is under way before the first measured open
+        }
+        pid_t reader = start_reader(shm, paths, seconds);
+        int st = 0;
+        ::waitpid(reader, &st, 0);
+        shm->stop.store(1);
+        for (pid_t p : creators) ::waitpid(p, nullptr, 0);
+        ph.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (enforcer) ph.after = enforcer->stats();
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            std::fprintf(stderr, "bench_rescan: the allowed reader failed (status %d)\n", st);
+            return false;
+        }
+        ph.refused = shm->refused;
+        ph.ns.assign(shm->ns, shm->ns + shm->samples);
+        ph.creator_ops = shm->creator_ops.load();
+        ph.bypasses = enforcer ? shm->bypasses.load() : 0;  // without one, every read is a "bypass"
+        ph.denied = shm->denied.load();
+        return true;
+    };
+    // The same two phases without any enforcer: how much the creators' load alone costs on
+    // this machine (they compete with the reader for the CPUs).
+    Phase none_quiet, none_hostile;
+    if (!run_phase(false, none_quiet) || !run_phase(true, none_hostile)) return 1;
+
+    daemon::FanotifyOptions options;
+    options.use_fd_store = false;
+    auto e = daemon::FanotifyEnforcer::create(std::move(options));
+    if (!e) return std::fprintf(stderr, "bench_rescan: %s\n", e.error().c_str()), 1;
+    auto& enf = **e;
+    enforcer = &enf;
+    std::atomic<std::uint64_t> records{0};
+    if (auto r = enf.start([&](daemon::AccessEvent&&) { records.fetch_add(1); }); !r)
+        return std::fprintf(stderr, "bench_rescan: %s\n", r.error().c_str()), 1;
+    policy::Compiled c;
+    policy::CompiledZone z;
+    z.id = 1;
+    z.name = "customers";
+    z.on_violation = policy::Violation::deny;
+    c.zones = {z};
+    c.roots = {{zone, 1}};
+    c.subjects = {{1, policy::SubjectKind::uid, reader_uid}};
+    const auto a0 = Clock::now();
+    if (auto r = enf.apply(c); !r) return std::fprintf(stderr, "bench_rescan: %s\n", r.error().c_str()), 1;
+    const double apply_s = std::chrono::duration<double>(Clock::now() - a0).count();
+
+
+    {
+        char load[64] = {};
+        if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+            if (!std::fgets(load, sizeof load, f)) load[0] = 0;
+            std::fclose(f);
+        }
+        std::printf("load average: %s", load);
+    }
+    std::printf("bench_rescan: %d zone files (tmpfs, %d per directory), made in %.1f s; apply() %.2f s; "
+                "%.0f s per phase, %d rounds, %d hostile user processes and one root process\n",
+                files, per_dir, gen_s, apply_s, seconds, rounds, user_creators);
+    std::vector<Phase> quiet, hostile;
+    for (int r = 0; r < 2 * rounds; ++r) {
+        const bool attack = r % 2 == 1;
+        Phase ph;
+        if (!run_phase(attack, ph)) return 1;
+        (attack ? hostile : quiet).push_back(std::move(ph));
+    }
+
+    std::vector<std::uint32_t> q_all, h_all;
+    for (auto& p : quiet) q_all.insert(q_all.end(), p.ns.begin(), p.ns.end());
+    for (auto& p : hostile) h_all.insert(h_all.end(), p.ns.begin(), p.ns.end());
+    const double q50 = pct(q_all, 0.5), q99 = pct(q_all, 0.99);
+    std::printf("\n| phase | round | opens | opens/s | allowed refused | p50 µs | p99 µs | max µs | hostile ops | walks | tree scans | entries scanned | perm events | flushes | hostile refused | zone files read outside |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int r = 0; r < rounds; ++r) {
+        for (const Phase* p : {&quiet[static_cast<std::size_t>(r)], &hostile[static_cast<std::size_t>(r)]}) {
+            std::printf("| %s | %d | %zu | %.0f | %llu | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %llu | %llu | %llu |\n",
+                        p == &quiet[static_cast<std::size_t>(r)] ? "quiet" : "hostile", r + 1, p->ns.size(),
+                        static_cast<double>(p->ns.size()) / p->seconds, static_cast<unsigned long long>(p->refused),
+                        pct(p->ns, 0.5), pct(p->ns, 0.99),
+                        p->ns.empty() ? 0.0 : *std::max_element(p->ns.begin(), p->ns.end()) / 1000.0,
+                        static_cast<unsigned long long>(p->creator_ops),
+                        static_cast<unsigned long long>(p->after.walks - p->before.walks),
+                        static_cast<unsigned long long>(p->after.scans - p->before.scans),
+                        static_cast<unsigned long long>(p->after.scanned - p->before.scanned),
+                        static_cast<unsigned long long>(p->after.permission_events - p->before.permission_events),
+                        static_cast<unsigned long long>(p->after.flushes - p->before.flushes),
+                        static_cast<unsigned long long>(p->denied), static_cast<unsigned long long>(p->bypasses));
+        }
+    }
+    const double h50 = pct(h_all, 0.5), h99 = pct(h_all, 0.99);
+    std::printf("\nall rounds: quiet p50 %.1f µs p99 %.1f µs; hostile p50 %.1f µs p99 %.1f µs; "
+                "ratio p50 %.2fx, p99 %.2fx (target <= 1.5x)\n",
+                q50, q99, h50, h99, q50 > 0 ? h50 / q50 : 0, q99 > 0 ? h99 / q99 : 0);
+    const double n50 = pct(none_quiet.ns, 0.5), n99 = pct(none_quiet.ns, 0.99), nh50 = pct(none_hostile.ns, 0.5),
+                 nh99 = pct(none_hostile.ns, 0.99);
+    std::printf("no enforcer: quiet p50 %.1f µs p99 %.1f µs; hostile p50 %.1f µs p99 %.1f µs; ratio p50 %.2fx, p99 %.2fx "
+                "(the creators' load alone)\n",
+                n50, n99, nh50, nh99, n50 > 0 ? nh50 / n50 : 0, n99 > 0 ? nh99 / n99 : 0);
+    std::printf("the enforcer's share under the creators (hostile with / without it) %.2fx p50, %.2fx p99; "
+                "in a quiet zone %.2fx p50, %.2fx p99\n",
+                nh50 > 0 ? h50 / nh50 : 0, nh99 > 0 ? h99 / nh99 : 0, n50 > 0 ? q50 / n50 : 0, n99 > 0 ? q99 / n99 : 0);
+    std::uint64_t bypasses = 0;
+    for (auto& p : hostile) bypasses += p.bypasses;
+    std::printf("zone files the hostile user read through a name outside the zone: %llu (must be 0)\n",
+                static_cast<unsigned long long>(bypasses));
+    enf.stop(true);
+    ::umount2(fs.c_str(), MNT_DETACH);
+    ::rmdir(fs.c_str());
+    ::rmdir(work.c_str());
+    return bypasses == 0 ? 0 : 3;
+}
