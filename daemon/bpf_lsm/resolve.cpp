@@ -1,5 +1,7 @@
 #include "resolve.hpp"
 
+#include "custguard/common/mountinfo.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -41,22 +43,6 @@ tl::expected<InodeId, std::string> inode_of(const std::string& path, const Mount
 
 namespace {
 
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape(std::string_view s)
-{
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '\\' && i + 3 < s.size() &&
-            s[i + 1] >= '0' && s[i + 1] <= '7') {
-            out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-            i += 3;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
-
 std::string canonical(const std::string& path)
 {
     char buf[PATH_MAX];
@@ -70,18 +56,9 @@ std::string canonical(const std::string& path)
 MountTable parse_mountinfo(std::string_view mountinfo)
 {
     MountTable t;
-    std::istringstream in{std::string(mountinfo)};
-    std::string line;
-    while (std::getline(in, line)) {
-        std::istringstream fields(line);
-        std::string id, parent, devno, root, mp;
-        if (!(fields >> id >> parent >> devno >> root >> mp))
-            continue;
-        unsigned major_no = 0, minor_no = 0;
-        if (std::sscanf(devno.c_str(), "%u:%u", &major_no, &minor_no) == 2)
-            t.dev_by_id[std::atoi(id.c_str())] =
-                (static_cast<std::uint64_t>(major_no) << 20) | minor_no;
-        t.points.push_back(unescape(mp));
+    for (auto& m : common::parse_mountinfo(mountinfo)) {
+        t.dev_by_id[m.id] = (static_cast<std::uint64_t>(m.major) << 20) | m.minor;
+        t.points.push_back(std::move(m.mount_point));
     }
     return t;
 }

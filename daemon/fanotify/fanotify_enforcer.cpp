@@ -28,6 +28,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "custguard/common/clock.hpp"
+#include "custguard/common/mountinfo.hpp"
 #include "daemon/fanotify/fd_store.hpp"
 #include "daemon/fanotify/task_info.hpp"
 #include "daemon/fanotify/zone_tables.hpp"
@@ -53,11 +55,7 @@ constexpr unsigned notify_group_flags_old =
 constexpr std::uint64_t notify_mask = FAN_RENAME | FAN_CREATE | FAN_ONDIR;
 constexpr std::size_t max_cache = 1u << 20;
 
-std::int64_t clock_ns(clockid_t id) {
-    timespec ts{};
-    ::clock_gettime(id, &ts);
-    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
+using common::clock_ns;
 
 // Events carry the kernel's dev_t (MAJOR << 20 | MINOR, as i_sb->s_dev), like the BPF
 // programs; stat(2) returns glibc's encoding.
@@ -104,55 +102,11 @@ std::string fd_path(int fd) {
     return std::string(buf, static_cast<std::size_t>(n));
 }
 
-// Unescapes the octal escapes of /proc/self/mountinfo ("\040" for a space).
-std::string unescape_mount(const std::string& s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '\\' && i + 3 < s.size()) {
-            int v = 0;
-            bool ok = true;
-            for (int k = 1; k <= 3; ++k) {
-                char c = s[i + k];
-                if (c < '0' || c > '7') ok = false;
-                v = v * 8 + (c - '0');
-            }
-            if (ok) {
-                out.push_back(static_cast<char>(v));
-                i += 3;
-                continue;
-            }
-        }
-        out.push_back(s[i]);
-    }
-    return out;
-}
-
-struct MountLine {
-    std::uint64_t dev = 0;
-    std::string root;
-    std::string mount_point;
-};
-
-std::vector<MountLine> read_mountinfo() {
-    std::vector<MountLine> out;
-    std::ifstream in("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        std::istringstream ls(line);
-        std::string id, parent, majmin, root, mp;
-        ls >> id >> parent >> majmin >> root >> mp;
-        unsigned maj = 0, min = 0;
-        if (std::sscanf(majmin.c_str(), "%u:%u", &maj, &min) != 2) continue;
-        out.push_back({static_cast<std::uint64_t>(makedev(maj, min)), unescape_mount(root), unescape_mount(mp)});
-    }
-    return out;
-}
-
 // A mount showing the whole filesystem `dev` (its root is the filesystem's root), so that
 // ".." walks reach every ancestor directory however the file was reached (bind mounts).
 UniqueFd open_whole_fs(std::uint64_t dev) {
-    for (const auto& m : read_mountinfo()) {
-        if (m.dev != dev || m.root != "/") continue;
+    for (const auto& m : common::read_mountinfo()) {
+        if (static_cast<std::uint64_t>(m.dev()) != dev || m.root != "/") continue;
         // Not O_PATH: open_by_handle_at refuses O_PATH mount descriptors.
         UniqueFd fd(::open(m.mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!fd) continue;
@@ -1330,8 +1284,8 @@ struct FanotifyEnforcer::Impl {
             if (notify_fd) ::fanotify_mark(notify_fd.get(), FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, notify_mask, ref, ".");
             return;
         }
-        for (const auto& ml : read_mountinfo()) {
-            if (ml.dev != dev) continue;
+        for (const auto& ml : common::read_mountinfo()) {
+            if (static_cast<std::uint64_t>(ml.dev()) != dev) continue;
             if (::fanotify_mark(fan.get(), FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, AT_FDCWD,
                                 ml.mount_point.c_str()) == 0)
                 return;
