@@ -64,6 +64,7 @@ struct Writer {
     std::uint32_t pid = 0;
     std::uint32_t uid = events::no_uid;
     std::string user, exe, client;
+    std::string client_unknown;  // an smbd whose client could not be established: why
     std::uint64_t exited_at_ns = 0;  // CLOCK_MONOTONIC when /proc no longer had it; 0: alive
 };
 
@@ -91,6 +92,16 @@ std::optional<std::uint32_t> fsuid_of(std::uint32_t pid) {
     }
     return std::nullopt;
 }
+
+std::string joined(const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& a : v) out += (out.empty() ? "" : ",") + a;
+    return out;
+}
+
+// How long after the last lookup of an smbd process its answer names the process's client
+// once it has exited. Pids come back only after the pid counter wraps (32768 by default).
+constexpr std::chrono::seconds recent_client_age{30};
 
 std::string hex(const unsigned char* p, unsigned n) {
     static const char* digits = "0123456789abcdef";
@@ -150,9 +161,11 @@ struct Watcher::Impl {
     std::map<std::tuple<std::uint64_t, std::uint64_t, std::int64_t>, std::string> hash_cache;
 
     // No reuse of what /proc said of a pid: the shell that created a file and the program
-    // it exec'd to write it share one.
+    // it exec'd to write it share one. No client search per event either: SambaClients
+    // (options.samba) answers that, cached per process.
     static events::EnrichConfig uncached(events::EnrichConfig c) {
         c.process_ttl = std::chrono::milliseconds(0);
+        c.samba_programs.clear();
         return c;
     }
     explicit Impl(WatcherOptions o, WatcherHost h)
@@ -166,16 +179,27 @@ struct Watcher::Impl {
         if (auto uid = fsuid_of(pid)) w.uid = *uid;
         auto proc = enricher.process(pid, 0, 0);
         w.exe = proc.exe;
-        w.client = proc.client;
-        if (options.samba && events::is_samba_program(options.enrich, proc.comm, proc.exe)) {
+        if (events::is_samba_program(options.enrich, proc.comm, proc.exe)) {
+            // Every client it serves (several with multichannel), looked up now; else what
+            // a lookup while it still held its connection said (the enforcer's, while smbd
+            // waited for an open; or ours at an earlier event): a short session's smbd
+            // closes its connection and exits right after its last write.
+            auto served = options.samba ? options.samba->served(pid) : events::ServedClients{{}, "no Samba client lookup"};
+            if (served.addresses.empty() && options.samba) {
+                if (auto recent = options.samba->recent(pid, recent_client_age); !recent.empty()) served.addresses = recent;
+            }
+            w.client = joined(served.addresses);
             if (w.client.empty())
-                for (const auto& a : options.samba->served(pid).addresses) w.client += (w.client.empty() ? "" : ",") + a;
+                w.client_unknown = "smbd " + std::to_string(pid) + ", when the write was reported: " + served.why;
             // smbd takes its user's identity for each request and is root again between
             // them: by the time the event is read its uid says nothing. The user it wrote
             // for owns the file it created.
             w.uid = st.st_uid;
         }
         if (proc.exited) {
+            // Its program is known at settle() (exec tracker); if it was smbd, the last
+            // lookup of it names its client.
+            if (options.samba) w.client = joined(options.samba->recent(pid, recent_client_age));
             // Gone before we looked: the exec tracker knows its program, once it has read
             // its own ring buffer (an exec just before the write may still wait there), so
             // it is asked when the file has settled, for this moment.
@@ -364,11 +388,19 @@ struct Watcher::Impl {
                 // The program it exec'd last is the one that held the file at its exit
                 // (a shell that opened a redirection, then exec'd the writer).
                 e.writer.exe = id->later_exe.empty() ? id->exe : id->later_exe;
+        if (e.writer.exited_at_ns) {
+            if (!events::is_samba_program(options.enrich, {}, e.writer.exe))
+                e.writer.client.clear();  // another process that had this pid was smbd
+            else if (e.writer.client.empty())
+                e.writer.client_unknown = "smbd " + std::to_string(e.writer.pid) +
+                                          " had exited before the write was reported, and no lookup of its connection was made while it lived";
+        }
         f.found.pid = e.writer.pid;
         f.found.uid = e.writer.uid;
         f.found.user = e.writer.user;
         f.found.exe = e.writer.exe;
         f.found.client = e.writer.client;
+        f.found.client_unknown = e.writer.client_unknown;
         f.found.copy_of = copy_of(fd.get(), st, s);
         scan::SandboxOptions sandbox = options.sandbox;
         sandbox.timeout = s.scan_timeout;
