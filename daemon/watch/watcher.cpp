@@ -13,7 +13,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -23,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "custguard/scan/findings.hpp"
+#include "daemon/fanotify/task_info.hpp"
 #include "daemon/fanotify/unique_fd.hpp"
 
 namespace custguard::daemon::watch {
@@ -82,17 +82,6 @@ std::string fd_path(int fd) {
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
-// fsuid of a live process, from /proc/PID/status ("Uid: real effective saved fs").
-std::optional<std::uint32_t> fsuid_of(std::uint32_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(in, line);) {
-        if (!line.starts_with("Uid:")) continue;
-        unsigned r = 0, e = 0, s = 0, f = 0;
-        if (std::sscanf(line.c_str() + 4, "%u %u %u %u", &r, &e, &s, &f) == 4) return f;
-    }
-    return std::nullopt;
-}
-
 std::string joined(const std::vector<std::string>& v) {
     std::string out;
     for (const auto& a : v) out += (out.empty() ? "" : ",") + a;
@@ -149,6 +138,7 @@ struct Watcher::Impl {
     // Thread-only state.
     std::map<Key, Pending> pending;
     events::Enricher enricher;
+    fan::TaskReader tasks;  // the writer's fsuid (one ioctl on a cached pidfd where the kernel has it)
     // The copy index: zone files by size, rebuilt when older than index_ttl.
     struct ZoneFile {
         std::string path, zone;
@@ -176,7 +166,8 @@ struct Watcher::Impl {
     Writer capture(std::uint32_t pid, const struct stat& st) {
         Writer w;
         w.pid = pid;
-        if (auto uid = fsuid_of(pid)) w.uid = *uid;
+        fan::TaskInfo task;
+        if (tasks.read(static_cast<pid_t>(pid), task)) w.uid = task.fsuid;
         auto proc = enricher.process(pid, 0, 0);
         w.exe = proc.exe;
         if (events::is_samba_program(options.enrich, proc.comm, proc.exe)) {
