@@ -66,6 +66,10 @@ struct Writer {
     std::string user, exe, client;
     std::string client_unknown;  // an smbd whose client could not be established: why
     std::uint64_t exited_at_ns = 0;  // CLOCK_MONOTONIC when /proc no longer had it; 0: alive
+    std::uint64_t seen_at_ns = 0;    // CLOCK_MONOTONIC of the capture
+    // Gone at this capture, but alive at an earlier one of the same file: exe is what /proc
+    // showed then (CLOCK_MONOTONIC of that capture).
+    std::uint64_t alive_at_ns = 0;
 };
 
 struct Pending {
@@ -166,6 +170,9 @@ struct Watcher::Impl {
     Writer capture(std::uint32_t pid, const struct stat& st) {
         Writer w;
         w.pid = pid;
+        timespec now{};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        w.seen_at_ns = static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(now.tv_nsec);
         fan::TaskInfo task;
         if (tasks.read(static_cast<pid_t>(pid), task)) w.uid = task.fsuid;
         auto proc = enricher.process(pid, 0, 0);
@@ -194,9 +201,7 @@ struct Watcher::Impl {
             // Gone before we looked: the exec tracker knows its program, once it has read
             // its own ring buffer (an exec just before the write may still wait there), so
             // it is asked when the file has settled, for this moment.
-            timespec ts{};
-            ::clock_gettime(CLOCK_MONOTONIC, &ts);
-            w.exited_at_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+            w.exited_at_ns = w.seen_at_ns;
         }
         // Gone before /proc was read: who it wrote as owns a file it created.
         if (w.uid == events::no_uid) w.uid = st.st_uid;
@@ -275,7 +280,16 @@ struct Watcher::Impl {
         e.path = path;
         e.last = now;
         if (md->pid > 0 && (e.writer.pid == 0 || (write && !e.writer_from_write))) {
-            e.writer = capture(static_cast<std::uint32_t>(md->pid), st);
+            Writer w = capture(static_cast<std::uint32_t>(md->pid), st);
+            // The same process, gone by the time its close was read (cp exits right after
+            // it): what /proc showed of it alive at the create is kept, and settle() asks
+            // the exec tracker only whether it exec'd another program since. The tracker
+            // alone left the program out once (test_watch "cp": an empty CUSTGUARD_EXE).
+            if (w.exited_at_ns && w.pid == e.writer.pid && !e.writer.exited_at_ns && !e.writer.exe.empty()) {
+                w.exe = e.writer.exe;
+                w.alive_at_ns = e.writer.seen_at_ns;
+            }
+            e.writer = std::move(w);
             e.writer_from_write = write;
         }
     }
@@ -374,11 +388,17 @@ struct Watcher::Impl {
         f.found.path = e.path;
         f.found.dev = k.dev;
         f.found.ino = k.ino;
-        if (e.writer.exited_at_ns && options.enrich.identities)
-            if (auto id = options.enrich.identities->identity_at(e.writer.pid, e.writer.exited_at_ns))
-                // The program it exec'd last is the one that held the file at its exit
-                // (a shell that opened a redirection, then exec'd the writer).
+        if (e.writer.exited_at_ns && options.enrich.identities) {
+            // The program it exec'd last is the one that held the file at its exit (a
+            // shell that opened a redirection, then exec'd the writer).
+            if (e.writer.alive_at_ns) {
+                if (auto id = options.enrich.identities->identity_at(e.writer.pid, e.writer.alive_at_ns);
+                    id && !id->later_exe.empty())
+                    e.writer.exe = id->later_exe;
+            } else if (auto id = options.enrich.identities->identity_at(e.writer.pid, e.writer.exited_at_ns)) {
                 e.writer.exe = id->later_exe.empty() ? id->exe : id->later_exe;
+            }
+        }
         if (e.writer.exited_at_ns) {
             if (!events::is_samba_program(options.enrich, {}, e.writer.exe))
                 e.writer.client.clear();  // another process that had this pid was smbd
