@@ -13,7 +13,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -24,6 +23,7 @@
 
 #include "custguard/scan/categories.hpp"
 #include "custguard/scan/findings.hpp"
+#include "daemon/fanotify/task_info.hpp"
 #include "daemon/fanotify/unique_fd.hpp"
 
 namespace custguard::daemon::watch {
@@ -55,7 +55,12 @@ struct Writer {
     std::uint32_t pid = 0;
     std::uint32_t uid = events::no_uid;
     std::string user, exe, client;
+    std::string client_unknown;  // an smbd whose client could not be established: why
     std::uint64_t exited_at_ns = 0;  // CLOCK_MONOTONIC when /proc no longer had it; 0: alive
+    std::uint64_t seen_at_ns = 0;    // CLOCK_MONOTONIC of the capture
+    // Gone at this capture, but alive at an earlier one of the same file: exe is what /proc
+    // showed then (CLOCK_MONOTONIC of that capture).
+    std::uint64_t alive_at_ns = 0;
 };
 
 struct Pending {
@@ -72,16 +77,15 @@ std::string fd_path(int fd) {
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
-// fsuid of a live process, from /proc/PID/status ("Uid: real effective saved fs").
-std::optional<std::uint32_t> fsuid_of(std::uint32_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(in, line);) {
-        if (!line.starts_with("Uid:")) continue;
-        unsigned r = 0, e = 0, s = 0, f = 0;
-        if (std::sscanf(line.c_str() + 4, "%u %u %u %u", &r, &e, &s, &f) == 4) return f;
-    }
-    return std::nullopt;
+std::string joined(const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& a : v) out += (out.empty() ? "" : ",") + a;
+    return out;
 }
+
+// How long after the last lookup of an smbd process its answer names the process's client
+// once it has exited. Pids come back only after the pid counter wraps (32768 by default).
+constexpr std::chrono::seconds recent_client_age{30};
 
 std::string hex(const unsigned char* p, unsigned n) {
     static const char* digits = "0123456789abcdef";
@@ -129,6 +133,7 @@ struct Watcher::Impl {
     // Thread-only state.
     std::map<Key, Pending> pending;
     events::Enricher enricher;
+    fan::TaskReader tasks;  // the writer's fsuid (one ioctl on a cached pidfd where the kernel has it)
     // The copy index: zone files by size, rebuilt when older than index_ttl.
     struct ZoneFile {
         std::string path, zone;
@@ -141,9 +146,11 @@ struct Watcher::Impl {
     std::map<std::tuple<std::uint64_t, std::uint64_t, std::int64_t>, std::string> hash_cache;
 
     // No reuse of what /proc said of a pid: the shell that created a file and the program
-    // it exec'd to write it share one.
+    // it exec'd to write it share one. No client search per event either: SambaClients
+    // (options.samba) answers that, cached per process.
     static events::EnrichConfig uncached(events::EnrichConfig c) {
         c.process_ttl = std::chrono::milliseconds(0);
+        c.samba_programs.clear();
         return c;
     }
     explicit Impl(WatcherOptions o, WatcherHost h)
@@ -154,25 +161,38 @@ struct Watcher::Impl {
     Writer capture(std::uint32_t pid, const struct stat& st) {
         Writer w;
         w.pid = pid;
-        if (auto uid = fsuid_of(pid)) w.uid = *uid;
+        timespec now{};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        w.seen_at_ns = static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(now.tv_nsec);
+        fan::TaskInfo task;
+        if (tasks.read(static_cast<pid_t>(pid), task)) w.uid = task.fsuid;
         auto proc = enricher.process(pid, 0, 0);
         w.exe = proc.exe;
-        w.client = proc.client;
-        if (options.samba && events::is_samba_program(options.enrich, proc.comm, proc.exe)) {
+        if (events::is_samba_program(options.enrich, proc.comm, proc.exe)) {
+            // Every client it serves (several with multichannel), looked up now; else what
+            // a lookup while it still held its connection said (the enforcer's, while smbd
+            // waited for an open; or ours at an earlier event): a short session's smbd
+            // closes its connection and exits right after its last write.
+            auto served = options.samba ? options.samba->served(pid) : events::ServedClients{{}, "no Samba client lookup"};
+            if (served.addresses.empty() && options.samba) {
+                if (auto recent = options.samba->recent(pid, recent_client_age); !recent.empty()) served.addresses = recent;
+            }
+            w.client = joined(served.addresses);
             if (w.client.empty())
-                for (const auto& a : options.samba->served(pid).addresses) w.client += (w.client.empty() ? "" : ",") + a;
+                w.client_unknown = "smbd " + std::to_string(pid) + ", when the write was reported: " + served.why;
             // smbd takes its user's identity for each request and is root again between
             // them: by the time the event is read its uid says nothing. The user it wrote
             // for owns the file it created.
             w.uid = st.st_uid;
         }
         if (proc.exited) {
+            // Its program is known at settle() (exec tracker); if it was smbd, the last
+            // lookup of it names its client.
+            if (options.samba) w.client = joined(options.samba->recent(pid, recent_client_age));
             // Gone before we looked: the exec tracker knows its program, once it has read
             // its own ring buffer (an exec just before the write may still wait there), so
             // it is asked when the file has settled, for this moment.
-            timespec ts{};
-            ::clock_gettime(CLOCK_MONOTONIC, &ts);
-            w.exited_at_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+            w.exited_at_ns = w.seen_at_ns;
         }
         // Gone before /proc was read: who it wrote as owns a file it created.
         if (w.uid == events::no_uid) w.uid = st.st_uid;
@@ -251,7 +271,16 @@ struct Watcher::Impl {
         e.path = path;
         e.last = now;
         if (md->pid > 0 && (e.writer.pid == 0 || (write && !e.writer_from_write))) {
-            e.writer = capture(static_cast<std::uint32_t>(md->pid), st);
+            Writer w = capture(static_cast<std::uint32_t>(md->pid), st);
+            // The same process, gone by the time its close was read (cp exits right after
+            // it): what /proc showed of it alive at the create is kept, and settle() asks
+            // the exec tracker only whether it exec'd another program since. The tracker
+            // alone left the program out once (test_watch "cp": an empty CUSTGUARD_EXE).
+            if (w.exited_at_ns && w.pid == e.writer.pid && !e.writer.exited_at_ns && !e.writer.exe.empty()) {
+                w.exe = e.writer.exe;
+                w.alive_at_ns = e.writer.seen_at_ns;
+            }
+            e.writer = std::move(w);
             e.writer_from_write = write;
         }
     }
@@ -350,16 +379,30 @@ struct Watcher::Impl {
         f.found.path = e.path;
         f.found.dev = k.dev;
         f.found.ino = k.ino;
-        if (e.writer.exited_at_ns && options.enrich.identities)
-            if (auto id = options.enrich.identities->identity_at(e.writer.pid, e.writer.exited_at_ns))
-                // The program it exec'd last is the one that held the file at its exit
-                // (a shell that opened a redirection, then exec'd the writer).
+        if (e.writer.exited_at_ns && options.enrich.identities) {
+            // The program it exec'd last is the one that held the file at its exit (a
+            // shell that opened a redirection, then exec'd the writer).
+            if (e.writer.alive_at_ns) {
+                if (auto id = options.enrich.identities->identity_at(e.writer.pid, e.writer.alive_at_ns);
+                    id && !id->later_exe.empty())
+                    e.writer.exe = id->later_exe;
+            } else if (auto id = options.enrich.identities->identity_at(e.writer.pid, e.writer.exited_at_ns)) {
                 e.writer.exe = id->later_exe.empty() ? id->exe : id->later_exe;
+            }
+        }
+        if (e.writer.exited_at_ns) {
+            if (!events::is_samba_program(options.enrich, {}, e.writer.exe))
+                e.writer.client.clear();  // another process that had this pid was smbd
+            else if (e.writer.client.empty())
+                e.writer.client_unknown = "smbd " + std::to_string(e.writer.pid) +
+                                          " had exited before the write was reported, and no lookup of its connection was made while it lived";
+        }
         f.found.pid = e.writer.pid;
         f.found.uid = e.writer.uid;
         f.found.user = e.writer.user;
         f.found.exe = e.writer.exe;
         f.found.client = e.writer.client;
+        f.found.client_unknown = e.writer.client_unknown;
         f.found.copy_of = copy_of(fd.get(), st, s);
         scan::SandboxOptions sandbox = options.sandbox;
         sandbox.timeout = s.scan_timeout;

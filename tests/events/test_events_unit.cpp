@@ -17,6 +17,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -395,6 +396,38 @@ TEST_CASE("SambaClients::served lists every client address of a process, also on
     auto gone = clients.served(0x7ffffff0u);
     CHECK(gone.addresses.empty());
     CHECK(gone.why.find("could not be read") != std::string::npos);
+}
+
+// The watcher reads its notifications after the fact: a short session's smbd has exited
+// by then, and what a lookup said while it lived is all there is (regression: the client
+// of files smbd wrote was left out).
+TEST_CASE("SambaClients::recent names what the last lookup of a process found, for a while after it exited",
+          "[unit]") {
+    std::uint32_t pid = 0;
+    std::optional<SambaClients> clients;
+    {
+        MultichannelSmbd smbd;
+        pid = static_cast<std::uint32_t>(smbd.pid);
+        clients.emplace(smbd.config());
+        CHECK(clients->recent(pid, 30s).empty());  // never looked up
+        smbd.next("127.0.0.2");
+        smbd.next("127.0.0.3");
+        CHECK(clients->served(pid).addresses.size() == 2);
+    }
+    CHECK(clients->served(pid).addresses.empty());  // gone: nothing more to look up
+    CHECK(clients->recent(pid, 30s) == std::vector<std::string>{"127.0.0.2", "127.0.0.3"});
+    std::this_thread::sleep_for(5ms);
+    CHECK(clients->recent(pid, 1ms).empty());  // too old
+    CHECK(clients->recent(pid + 1, 30s).empty());
+
+    // The BPF socket iterator's answers are remembered too.
+    EnrichConfig cfg;
+    cfg.held_sockets = [](std::uint32_t) {
+        return std::optional<std::vector<HeldTcpSocket>>{{{445, 1, "192.0.2.2"}, {445, 8, "192.0.2.9"}}};
+    };
+    SambaClients listed(cfg);
+    CHECK(listed.served(4242).addresses.size() == 2);
+    CHECK(listed.recent(4242, 30s) == std::vector<std::string>{"192.0.2.2", "192.0.2.9"});
 }
 
 // Regression: with a real smbd, records of short sessions had an empty CUSTGUARD_EXE and

@@ -68,4 +68,16 @@ TEST_CASE("customer_data_found records carry the writer, counts, categories and 
     CHECK(u.get(events::field::copy_of) == nullptr);
     CHECK(u.get(events::field::exe) == nullptr);
     CHECK_THAT(u.message, Catch::EndsWith("recorded (content not scanned: timeout)"));
+
+    // smbd wrote it and its client could not be established: no field, and the message
+    // says so (as access records do), never a silently missing client.
+    events::CustomerDataFound smb = f;
+    smb.client.clear();
+    smb.exe = "/usr/sbin/smbd";
+    smb.client_unknown = "smbd 99 had exited";
+    auto s = events::make_customer_data_found_record(smb);
+    CHECK(s.get(events::field::client) == nullptr);
+    CHECK_THAT(s.message, Catch::Contains("written by alice from a client that could not be established (smbd 99 had exited)"));
+    smb.client = "192.0.2.10,198.51.100.7";  // multichannel: every address it served
+    CHECK(*events::make_customer_data_found_record(smb).get(events::field::client) == "192.0.2.10,198.51.100.7");
 }

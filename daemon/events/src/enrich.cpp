@@ -339,6 +339,7 @@ std::string SambaClients::client(std::uint32_t tgid, std::string_view comm) {
                 read_link(fmt::format("{}/{}/fd/{}", config_.proc_root, tgid, it->second.fd));
             if (target == fmt::format("socket:[{}]", it->second.inode)) {
                 ++hits_;
+                remember(tgid, {it->second.address});
                 return it->second.address;
             }
             cache_.erase(it);
@@ -350,6 +351,7 @@ std::string SambaClients::client(std::uint32_t tgid, std::string_view comm) {
     if (peer.address.empty()) return {};
     if (cache_.size() >= config_.max_cached) cache_.clear();
     cache_[tgid] = peer;
+    remember(tgid, {peer.address});
     return peer.address;
 }
 
@@ -367,9 +369,11 @@ ServedClients SambaClients::served(std::uint32_t tgid) {
                     std::find(config_.samba_ports.begin(), config_.samba_ports.end(), s.local_port) !=
                         config_.samba_ports.end())
                     addresses.push_back(s.peer);
+            out = served_from(std::move(addresses));
             std::lock_guard lock(mutex_);
             ++listed_;
-            return served_from(std::move(addresses));
+            remember(tgid, out.addresses);
+            return out;
         }
     }
     const std::string base = fmt::format("{}/{}", config_.proc_root, tgid);
@@ -393,6 +397,7 @@ ServedClients SambaClients::served(std::uint32_t tgid) {
         std::lock_guard lock(mutex_);
         if (auto it = served_.find(tgid); it != served_.end() && it->second.inodes == inodes) {
             ++hits_;
+            remember(tgid, it->second.result.addresses);
             return it->second.result;
         }
     }
@@ -411,7 +416,21 @@ ServedClients SambaClients::served(std::uint32_t tgid) {
     ++lookups_;
     if (served_.size() >= config_.max_cached) served_.clear();
     served_[tgid] = {std::move(inodes), out};
+    remember(tgid, out.addresses);
     return out;
+}
+
+void SambaClients::remember(std::uint32_t tgid, const std::vector<std::string>& addresses) {
+    if (addresses.empty() || addresses.front().empty()) return;  // a closed session keeps what it had
+    if (recent_.size() >= config_.max_cached && !recent_.contains(tgid)) recent_.clear();
+    recent_[tgid] = {addresses, Clock::now()};
+}
+
+std::vector<std::string> SambaClients::recent(std::uint32_t tgid, std::chrono::milliseconds max_age) const {
+    std::lock_guard lock(mutex_);
+    auto it = recent_.find(tgid);
+    if (it == recent_.end() || Clock::now() - it->second.at > max_age) return {};
+    return it->second.addresses;
 }
 
 std::uint64_t SambaClients::lookups() const {

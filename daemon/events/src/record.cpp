@@ -145,7 +145,10 @@ Record make_customer_data_found_record(const CustomerDataFound& f, std::string_v
     r.set(field::action, f.action);
     r.message = fmt::format("customer data found outside zones: {} written by {}{}{}{}: {}{}",
                             f.path.empty() ? "?" : f.path, f.user.empty() ? "?" : f.user,
-                            f.client.empty() ? "" : fmt::format(" from {}", f.client),
+                            !f.client.empty()           ? fmt::format(" from {}", f.client)
+                            : !f.client_unknown.empty() ? fmt::format(" from a client that could not be established ({})",
+                                                                      f.client_unknown)
+                                                        : std::string(),
                             f.copy_of.empty() ? "" : fmt::format(", a copy of a file of zone {}", f.copy_of),
                             hits ? fmt::format(" ({} detector hits)", hits) : "", f.action,
                             detail.empty() ? "" : fmt::format(" ({})", detail));

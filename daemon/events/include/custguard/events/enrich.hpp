@@ -176,6 +176,12 @@ public:
     // TCP tables read again only when the set of sockets changed. A bound hit or an
     // unreadable table leaves the list empty.
     ServedClients served(std::uint32_t tgid);
+    // The addresses the last answer of client() or served() for process `tgid` named, if
+    // it was given within `max_age`; empty otherwise. No lookup: for a process that has
+    // exited since (a short SMB session's smbd is gone by the time a notification about
+    // what it wrote is read). Pids are reused only after the kernel's pid counter wraps;
+    // `max_age` bounds the chance that this answer was for an earlier process.
+    std::vector<std::string> recent(std::uint32_t tgid, std::chrono::milliseconds max_age) const;
     std::uint64_t lookups() const;  // full lookups
     std::uint64_t hits() const;     // answered from the cache
     std::uint64_t listed() const;   // served() answered by held_sockets
@@ -189,6 +195,12 @@ private:
         ServedClients result;
     };
     std::unordered_map<std::uint32_t, Served> served_;
+    struct Recent {
+        std::vector<std::string> addresses;
+        std::chrono::steady_clock::time_point at;
+    };
+    std::unordered_map<std::uint32_t, Recent> recent_;  // for recent()
+    void remember(std::uint32_t tgid, const std::vector<std::string>& addresses);  // mutex_ held
     std::uint64_t lookups_ = 0;
     std::uint64_t hits_ = 0;
     std::uint64_t listed_ = 0;

@@ -136,7 +136,9 @@ struct CustomerDataFound {
     std::string user;
     std::uint32_t pid = 0;
     std::string exe;
-    std::string client;   // the SMB client an smbd wrote it for
+    std::string client;   // the SMB client(s) an smbd wrote it for, comma-separated
+    // smbd wrote it and `client` is empty: why the client could not be established.
+    std::string client_unknown;
     std::map<std::string, std::uint32_t> detector_hits;  // names and counts only
     bool edm = false;           // an EDM detector was configured: persons is a count
     std::uint64_t persons = 0;  // distinct CRM customers found (EDM)
