@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <regex>
 #include <sstream>
@@ -211,6 +212,39 @@ TEST_CASE("report: leak-scope over two servers' journal files (systemd-journal-r
         CHECK(page.find("<script") == std::string::npos);
         CHECK(page.find("http://") == page.find("http://www.w3.org/2000/svg"));  // no external resources
     }
+    SECTION("the HTML report renders in a headless chromium and prints with its charts") {
+        const auto page = tmp.path() / "leak.html";
+        auto html = ctl(args({"report", "leak-scope", "--directory", dir.string(), "--output", page.string()}, "html"));
+        REQUIRE(html.rc == 0);
+        const auto pdf = tmp.path() / "leak.pdf";
+        auto browser = cgtest::run({"chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                                    "--user-data-dir=" + (tmp.path() / "chromium").string(), "--no-pdf-header-footer",
+                                    "--print-to-pdf=" + pdf.string(), "file://" + page.string()},
+                                   {}, std::nullopt, std::chrono::seconds(120));
+        INFO(browser.err);
+        REQUIRE(browser.rc == 0);
+        CHECK(browser.err.find("CONSOLE") == std::string::npos);  // no page errors, no failed resources
+        REQUIRE(fs::exists(pdf));
+        CHECK(fs::file_size(pdf) > 20'000);
+        auto text = cgtest::run({"pdftotext", "-layout", pdf.string(), "-"});
+        REQUIRE(text.rc == 0);
+        for (const char* part : {"Reads per day", "Reads per user", "Persons per file", "Timeline", "速報 Preliminary",
+                                 "2026-10-09", "/srv/share/public/list-copy.csv"}) {
+            INFO(part);
+            CHECK(text.out.find(part) != std::string::npos);
+        }
+        // The bars are drawn: pixels of their colour on the printed pages (50 dpi).
+        auto raster = cgtest::run({"pdftoppm", "-r", "50", pdf.string(), (tmp.path() / "page").string()});
+        REQUIRE(raster.rc == 0);
+        std::vector<std::string> count = {CG_PPM_COLOURS, "3465a4"};
+        for (const auto& e : fs::directory_iterator(tmp.path()))
+            if (e.path().extension() == ".ppm") count.push_back(e.path().string());
+        REQUIRE(count.size() > 2);
+        auto bars = cgtest::run(count);
+        INFO(bars.err);
+        REQUIRE(bars.rc == 0);
+        CHECK(std::stoul(bars.out) > 500);
+    }
     SECTION("access: per user, without deadlines") {
         auto access = ctl({"report", "access", "--directory", dir.string(), "--since", "2026-10-01", "--until",
                            "2026-11-01", "--format", "json"});
@@ -336,8 +370,14 @@ TEST_CASE("report: the real custguardd's records of a read, a denial and a copy 
         std::this_thread::sleep_for(100ms);
     }
 
+    // An absolute window: a relative one ("-1h") moves between the runs compared below.
+    char since[32];
+    const time_t hour_ago_in_tokyo = ::time(nullptr) - 3600 + 9 * 3600;  // ctl() runs with TZ=Asia/Tokyo
+    tm local{};
+    ::gmtime_r(&hour_ago_in_tokyo, &local);
+    std::strftime(since, sizeof since, "%Y-%m-%d %H:%M:%S", &local);
     const std::vector<std::string> base = {"report", "leak-scope", "--namespace", journald.name_space(),
-                                           "--since", "-1h", "--discovered-at", "today"};
+                                           "--since", since, "--discovered-at", "today"};
     auto run = [&](const std::string& format) {
         auto a = base;
         a.insert(a.end(), {"--format", format});
