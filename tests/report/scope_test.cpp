@@ -66,7 +66,7 @@ const Trigger& trigger(const Scope& s, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("report: the window is [since, until) in event time", "[report][unit]") {
+TEST_CASE("report: the window includes --since and excludes --until, in event time", "[report][unit]") {
     auto f = jst();
     f.since_usec = k_mon;
     f.until_usec = k_mon + 10 * k_hour;
@@ -135,7 +135,7 @@ TEST_CASE("report: persons are exact only from an EDM detector, else bounds with
     }
 }
 
-TEST_CASE("report: total persons lie between the largest file and the sum; exact only for one holder", "[report][unit]") {
+TEST_CASE("report: total persons lie between the largest file and the sum, exact only for one holder", "[report][unit]") {
     auto edm = [](const char* n) {
         return std::map<std::string, std::string>{{"CUSTGUARD_DETECTORS", std::string("edm:crm:") + n},
                                                   {"CUSTGUARD_PERSONS", n}};
