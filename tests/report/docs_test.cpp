@@ -62,6 +62,14 @@ TEST_CASE("report: custguardctl report --help matches custguardctl(8)", "[report
     CHECK(warnings.empty());
 }
 
+TEST_CASE("report: custguard.fleet(7) lints clean", "[report][unit][man]") {
+    int status = 0;
+    std::string warnings = capture("LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l " CG_FLEET_PAGE " 2>&1 >/dev/null", &status);
+    INFO(warnings);
+    CHECK(status == 0);
+    CHECK(warnings.empty());
+}
+
 TEST_CASE("report: bash completion offers the report verbs, options and formats", "[report][unit][man]") {
     std::string script =
         "source /usr/share/bash-completion/bash_completion 2>/dev/null; source " CG_COMPLETION "; "
