@@ -138,8 +138,10 @@ int run_report(const CLI::App& report, const ReportOptions& o, std::ostream& out
         rec.realtime_usec = usec;
         rec.cursor = entry_cursor(j->get());
         rec.hostname = entry_field(j->get(), "_HOSTNAME");
-        rec.fields = entry_fields(j->get());
-        rec.fields.erase("MESSAGE");  // the report is built from the structured fields only
+        // Only the fields the report reads (never MESSAGE): the records of the window stay in
+        // memory until the report is built.
+        for (auto& [key, value] : entry_fields(j->get()))
+            if (report::used_field(key)) rec.fields.emplace(key, std::move(value));
         records.push_back(std::move(rec));
     }
     if (r < 0) {

@@ -234,6 +234,18 @@ std::string local_time(std::uint64_t usec, const Filter& filter) {
            (off < 0 ? "-" : "+") + two(static_cast<unsigned>(a / 3600)) + ":" + two(static_cast<unsigned>(a / 60 % 60));
 }
 
+bool used_field(std::string_view key) {
+    static const std::set<std::string_view> used = {
+        "CUSTGUARD_EVENT",      "CUSTGUARD_DECISION",   "CUSTGUARD_USER",       "CUSTGUARD_UID",
+        "CUSTGUARD_AUID_USER",  "CUSTGUARD_CLIENT",     "CUSTGUARD_ZONE",       "CUSTGUARD_PATH",
+        "CUSTGUARD_COPY_OF",    "CUSTGUARD_TIME_USEC",  "CUSTGUARD_RUN",        "CUSTGUARD_SEQ",
+        "CUSTGUARD_ADMIN_ACTION", "CUSTGUARD_TARGET",   "CUSTGUARD_REPEATED",   "CUSTGUARD_SUPPRESSED",
+        "CUSTGUARD_PRINTER",    "CUSTGUARD_JOB",        "CUSTGUARD_TITLE",      "CUSTGUARD_PAGES",
+        "CUSTGUARD_DETECTORS",  "CUSTGUARD_HITS",       "CUSTGUARD_PERSONS",    "CUSTGUARD_CATEGORIES",
+        "CUSTGUARD_ACTION",     "CUSTGUARD_FILES",      "CUSTGUARD_WINDOW_SEC"};
+    return used.count(key) > 0;
+}
+
 Scope build_scope(std::vector<Record> records, const Filter& filter) {
     Scope s;
     s.filter = filter;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace custguard::report {
@@ -144,6 +145,10 @@ struct Scope {
     std::vector<std::string> cursors;                    // every record used, in timeline order
     std::uint64_t first_usec = 0, last_usec = 0;         // of the records used
 };
+
+// True for the CUSTGUARD_* fields build_scope reads; a reader may keep only these (a
+// report over millions of records holds them all in memory).
+bool used_field(std::string_view key);
 
 // Builds the model. Records may come in any order and from several servers; a record
 // written twice (same server, CUSTGUARD_RUN and CUSTGUARD_SEQ) counts once.
