@@ -169,6 +169,20 @@ TEST_CASE("report: leak-scope over two servers' journal files (systemd-journal-r
                               "      \"prints\": 1,\n      \"copies\": 1,\n      \"off_hours_reads\": 1") != std::string::npos);
         CHECK(access.out.find("\"deadlines\"") == std::string::npos);
     }
+    SECTION("access without --since and --until covers the previous calendar month") {
+        auto access = ctl({"report", "access", "--directory", dir.string(), "--format", "json"});
+        REQUIRE(access.rc == 0);
+        const time_t tokyo_now = ::time(nullptr) + 9 * 3600;  // ctl() runs with TZ=Asia/Tokyo
+        tm now{};
+        ::gmtime_r(&tokyo_now, &now);
+        int year = now.tm_year + 1900, month = now.tm_mon + 1;
+        int prev_year = month == 1 ? year - 1 : year, prev_month = month == 1 ? 12 : month - 1;
+        char since[64], until[64];
+        std::snprintf(since, sizeof since, "\"since\": \"%04d-%02d-01T00:00:00+09:00\"", prev_year, prev_month);
+        std::snprintf(until, sizeof until, "\"until\": \"%04d-%02d-01T00:00:00+09:00\"", year, month);
+        CHECK(access.out.find(since) != std::string::npos);
+        CHECK(access.out.find(until) != std::string::npos);
+    }
     SECTION("filters: --user bob, --client, --zone, --path") {
         auto bob = ctl(args({"report", "leak-scope", "--directory", dir.string(), "--user", "bob"}, "json"));
         CHECK(bob.out.find("\"reads\": 1,\n    \"denials\": 1,\n    \"prints\": 1,\n    \"copies_out_of_zones\": 1") !=
@@ -177,6 +191,12 @@ TEST_CASE("report: leak-scope over two servers' journal files (systemd-journal-r
         auto client = ctl(args({"report", "leak-scope", "--directory", dir.string(), "--client", "192.0.2.30"}, "json"));
         CHECK(client.out.find("\"reads\": 1,\n    \"denials\": 0,") != std::string::npos);
         CHECK(client.out.find("\"servers\": [\n    \"fs2\"\n  ]") != std::string::npos);
+        auto zone = ctl(args({"report", "leak-scope", "--directory", dir.string(), "--zone", "customers"}, "json"));
+        CHECK(zone.out.find("\"reads\": 4,\n    \"denials\": 1,\n    \"prints\": 0,\n    \"copies_out_of_zones\": 1") !=
+              std::string::npos);  // the print job names no zone
+        auto other = ctl(args({"report", "leak-scope", "--directory", dir.string(), "--zone", "hr"}, "json"));
+        CHECK(other.out.find("\"reads\": 0,\n    \"denials\": 0,\n    \"prints\": 0,\n    \"copies_out_of_zones\": 0") !=
+              std::string::npos);
         auto path = ctl(args({"report", "leak-scope", "--directory", dir.string(), "--path", "/srv/share/public/"}, "json"));
         CHECK(path.out.find("\"reads\": 0,\n    \"denials\": 0,\n    \"prints\": 0,\n    \"copies_out_of_zones\": 1") !=
               std::string::npos);

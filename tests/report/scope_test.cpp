@@ -285,6 +285,21 @@ TEST_CASE("report: filters, duplicates and servers", "[report][unit]") {
         CHECK(s.reads == 3);
         CHECK_FALSE(file(s, "/z/ab"));
     }
+    SECTION("zone: its files and the copies out of it") {
+        auto with_copy = rs;
+        with_copy.push_back(found(k_mon + 4, "/home/bob/a.csv", {{"CUSTGUARD_COPY_OF", "customers"}}));
+        with_copy.push_back(found(k_mon + 5, "/home/bob/b.csv", {{"CUSTGUARD_COPY_OF", "hr"}}));
+        with_copy.push_back(rec(k_mon + 6, {{"CUSTGUARD_EVENT", "access"}, {"CUSTGUARD_DECISION", "allow"},
+                                            {"CUSTGUARD_USER", "bob"}, {"CUSTGUARD_ZONE", "hr"}, {"CUSTGUARD_PATH", "/hr/x"}}));
+        auto f = jst();
+        f.zone = "customers";
+        auto s = build_scope(with_copy, f);
+        CHECK(s.reads == 4);
+        CHECK(s.copies == 1);
+        CHECK(file(s, "/home/bob/a.csv"));
+        CHECK_FALSE(file(s, "/home/bob/b.csv"));
+        CHECK_FALSE(file(s, "/hr/x"));
+    }
     SECTION("client") {
         auto f = jst();
         f.client = "198.51.100.9";
