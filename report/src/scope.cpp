@@ -263,6 +263,7 @@ Scope build_scope(std::vector<Record> records, const Filter& filter) {
     // Who decided a held job: admin_change print.approve|reject, whoever the filter names
     // (the approver is rarely the user under investigation).
     std::map<PrintKey, std::string> decided_by;
+    std::map<PrintKey, const Record*> decision_records;  // evidence only for jobs in the scope
     std::set<std::tuple<std::string, std::string, std::string>> seen;  // server, run, seq
     std::map<std::pair<std::string, std::string>, File> files;
     std::map<PrintKey, PrintJob> prints;
@@ -287,9 +288,11 @@ Scope build_scope(std::vector<Record> records, const Filter& filter) {
         if (event == "admin_change" && (action == "print.approve" || action == "print.reject")) {
             auto target = get(f, "CUSTGUARD_TARGET");
             auto colon = target.rfind(':');
-            if (colon != std::string::npos)
-                decided_by[{r.hostname, target.substr(0, colon), target.substr(colon + 1)}] = user_of(f);
-            used.push_back(&r);
+            if (colon != std::string::npos) {
+                PrintKey key{r.hostname, target.substr(0, colon), target.substr(colon + 1)};
+                decided_by[key] = user_of(f);
+                decision_records[key] = &r;
+            }
             continue;
         }
         if (!selected(r, t, filter)) continue;
@@ -424,7 +427,10 @@ Scope build_scope(std::vector<Record> records, const Filter& filter) {
         s.files.push_back(std::move(file));
     }
     for (auto& [key, p] : prints) {
-        if (auto it = decided_by.find(key); it != decided_by.end()) p.decided_by = it->second;
+        if (auto it = decided_by.find(key); it != decided_by.end()) {
+            p.decided_by = it->second;
+            used.push_back(decision_records.at(key));
+        }
         s.categories.insert(p.categories.begin(), p.categories.end());
         if (p.first_decision == "hold")
             s.indicators.push_back(Indicator{"held_print", p.server, p.user,

@@ -221,6 +221,14 @@ TEST_CASE("report: indicators of a possibly deliberate leak are listed", "[repor
     REQUIRE(sb.print_jobs.size() == 1);
     CHECK(sb.print_jobs[0].decided_by == "alice");
     CHECK_FALSE(file(sb, "/z/saturday"));
+    CHECK(std::find(sb.cursors.begin(), sb.cursors.end(), rs[8].cursor) != sb.cursors.end());
+
+    // An approval of a job outside the scope is no evidence of it.
+    auto carol = jst();
+    carol.user = "carol";
+    auto sc = build_scope(rs, carol);
+    CHECK(sc.print_jobs.empty());
+    CHECK(sc.cursors == std::vector<std::string>{rs[2].cursor});
 }
 
 TEST_CASE("report: deadlines count the day of discovery as day 1, across month and year ends", "[report][unit]") {
