@@ -28,11 +28,12 @@ _custguardctl() {
         [print]="held approve reject"
         [printer]="protect unprotect list"
         [edm]="build"
+        [report]="leak-scope access"
     )
-    local verbs="status policy zone user device grant print printer history events scan edm discover"
+    local verbs="status policy zone user device grant print printer history events scan edm discover report"
 
     case $prev in
-        --policy|--state-dir|-D|--directory|-p|--path|--schema|--key|--output)
+        --policy|--state-dir|-D|--directory|-p|--path|--schema|--key|--output|-o|--file)
             _custguardctl_files; return ;;
         -z|--zone)
             COMPREPLY=($(compgen -W "$(_custguardctl_zones)" -- "$cur")); return ;;
@@ -42,7 +43,9 @@ _custguardctl() {
             COMPREPLY=($(compgen -W "access print admin_change policy_reload lost zone_integrity sensor_mismatch bulk_read" -- "$cur")); return ;;
         -d|--duration)
             COMPREPLY=($(compgen -W "15m 30m 1h 2h 8h 1d" -- "$cur")); return ;;
-        -S|--since|-U|--until)
+        --format)
+            COMPREPLY=($(compgen -W "text json csv html" -- "$cur")); return ;;
+        -S|--since|-U|--until|--discovered-at)
             COMPREPLY=($(compgen -W "today yesterday now -1h -1d" -- "$cur")); return ;;
         --detectors)
             COMPREPLY=($(compgen -W "credit_card my_number email jp_phone jp_address keywords sensitive" -- "$cur")); return ;;
@@ -82,12 +85,15 @@ _custguardctl() {
             "scan "*) opts="--help --json --policy --threshold --detectors --keywords --keyword-proximity --mime-type" ;;
             "edm build") opts="--help --schema --key --output --encoding" ;;
             "discover "*) opts+=" --db --policy --rescan --cross-filesystems --notify --notify-target" ;;
+            "report leak-scope"|"report access")
+                opts="--help --since --until --user --client --zone --path --namespace --directory --file --format --output"
+                [[ $sub == leak-scope ]] && opts+=" --discovered-at" ;;
         esac
         COMPREPLY=($(compgen -W "$opts" -- "$cur")); return
     fi
 
     # A client machine (grant add|revoke --client): an address or a host name.
-    if [[ $verb == grant && ${words[cword-1]} == --client ]]; then
+    if [[ ($verb == grant || $verb == report) && ${words[cword-1]} == --client ]]; then
         COMPREPLY=($(compgen -A hostname -- "$cur")); return
     fi
 

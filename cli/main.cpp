@@ -8,6 +8,7 @@
 #include "cli/edm_command.hpp"
 #include "cli/discover_command.hpp"
 #include "cli/printer_command.hpp"
+#include "cli/report_command.hpp"
 #include "cli/scan_command.hpp"
 #include "custguard/common/policy_check.hpp"
 #include "custguard/common/policy_files.hpp"
@@ -118,6 +119,9 @@ int main(int argc, char** argv) {
     printer->add_subcommand("list", "List CUPS queues, their operation policies and whether custguard protects them")
         ->add_flag("--json", printer_json, "Print JSON for scripts");
 
+    custguard::cli::ReportOptions report_options;
+    auto* report = custguard::cli::add_report_commands(app, report_options);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -146,6 +150,7 @@ int main(int argc, char** argv) {
         discover_options.policy_given = discover->get_option("--policy")->count() > 0;
         return custguard::cli::run_discover(discover_options, std::cout, std::cerr);
     }
+    if (report->parsed()) return custguard::cli::run_report(*report, report_options, std::cout, std::cerr);
     if (auto rc = control.run()) return *rc;
     return k_exit_usage;
 }

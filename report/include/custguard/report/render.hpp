@@ -1,0 +1,25 @@
+// The reports as text, JSON, CSV or a self-contained HTML page, from the model of
+// scope.hpp. Output depends only on the model and the tool version: no clock, no host.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "custguard/report/scope.hpp"
+
+namespace custguard::report {
+
+enum class Kind { leak_scope, access };
+enum class Format { text, json, csv, html };
+
+std::optional<Format> parse_format(std::string_view name);
+
+std::string render_text(const Scope& s, Kind kind, std::string_view version);
+std::string render_json(const Scope& s, Kind kind, std::string_view version);
+std::string render_csv(const Scope& s, Kind kind);
+std::string render_html(const Scope& s, Kind kind, std::string_view version);
+
+std::string render(const Scope& s, Kind kind, Format format, std::string_view version);
+
+}  // namespace custguard::report

@@ -1,0 +1,107 @@
+#include "fleet_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "support/support.hpp"
+
+namespace fs = std::filesystem;
+
+namespace cgtest::report {
+
+namespace {
+
+// 2026-10-05 09:00 JST (a Monday), in microseconds.
+constexpr std::uint64_t k_t0 = 1791158400ull * 1'000'000;
+constexpr std::uint64_t k_min = 60ull * 1'000'000;
+
+struct Entry {
+    std::uint64_t t;
+    std::vector<std::pair<std::string, std::string>> fields;
+};
+
+// Journal export format (systemd.journal-export-formats(7)); every value here is text.
+std::string export_stream(const std::string& host, const std::string& boot, const std::vector<Entry>& entries) {
+    std::ostringstream o;
+    std::uint64_t mono = 1'000'000;
+    for (const auto& e : entries) {
+        o << "__REALTIME_TIMESTAMP=" << e.t << "\n__MONOTONIC_TIMESTAMP=" << mono++ << "\n_BOOT_ID=" << boot
+          << "\n_HOSTNAME=" << host << "\nSYSLOG_IDENTIFIER=custguardd\nMESSAGE=record text not used by reports\n";
+        for (const auto& [k, v] : e.fields) o << k << "=" << v << "\n";
+        o << "\n";
+    }
+    return o.str();
+}
+
+void write_journal(const fs::path& file, const std::string& stream) {
+    cgtest::spit(file.string() + ".export", stream);
+    auto r = cgtest::run({"/lib/systemd/systemd-journal-remote", "--output=" + file.string(), file.string() + ".export"});
+    INFO(r.err);
+    REQUIRE(r.rc == 0);
+    fs::remove(file.string() + ".export");
+}
+
+using F = std::vector<std::pair<std::string, std::string>>;
+
+F access(const char* decision, const char* user, const char* path, const char* client, int seq) {
+    return {{"CUSTGUARD_EVENT", "access"}, {"CUSTGUARD_DECISION", decision}, {"CUSTGUARD_USER", user},
+            {"CUSTGUARD_ZONE", "customers"}, {"CUSTGUARD_PATH", path}, {"CUSTGUARD_CLIENT", client},
+            {"CUSTGUARD_RUN", "r1"}, {"CUSTGUARD_SEQ", std::to_string(seq)}};
+}
+
+}  // namespace
+
+// Two servers' records of one incident.
+void write_fleet(const fs::path& dir) {
+    const std::string z = "/srv/share/customers/";
+    write_journal(dir / "fs1.journal",
+                  export_stream("fs1", "0123456789abcdef0123456789abcdef",
+                                {
+                                    {k_t0 - 6 * 24 * 60 * k_min, access("allow", "alice", (z + "old.csv").c_str(), "192.0.2.10", 1)},
+                                    {k_t0, access("allow", "alice", (z + "list.csv").c_str(), "192.0.2.10", 2)},
+                                    {k_t0 + 5 * k_min, access("allow", "alice", (z + "list.csv").c_str(), "192.0.2.10", 3)},
+                                    {k_t0 + 810 * k_min, access("audit", "bob", (z + "vip.csv").c_str(), "192.0.2.20", 4)},
+                                    {k_t0 + 811 * k_min, access("deny", "bob", (z + "secret.csv").c_str(), "192.0.2.20", 5)},
+                                    {k_t0 + 820 * k_min,
+                                     {{"CUSTGUARD_EVENT", "customer_data_found"}, {"CUSTGUARD_USER", "bob"},
+                                      {"CUSTGUARD_PATH", "/srv/share/public/list-copy.csv"},
+                                      {"CUSTGUARD_COPY_OF", "customers"}, {"CUSTGUARD_DETECTORS", "edm:crm:120,email:120"},
+                                      {"CUSTGUARD_PERSONS", "120"}, {"CUSTGUARD_CATEGORIES", "contact"},
+                                      {"CUSTGUARD_ACTION", "recorded"}, {"CUSTGUARD_RUN", "r1"}, {"CUSTGUARD_SEQ", "6"}}},
+                                    {k_t0 + 1500 * k_min,
+                                     {{"CUSTGUARD_EVENT", "print"}, {"CUSTGUARD_DECISION", "hold"}, {"CUSTGUARD_USER", "bob"},
+                                      {"CUSTGUARD_PRINTER", "office"}, {"CUSTGUARD_JOB", "7"}, {"CUSTGUARD_PAGES", "3"},
+                                      {"CUSTGUARD_TITLE", "list.csv"}, {"CUSTGUARD_CLIENT", "192.0.2.20"},
+                                      {"CUSTGUARD_DETECTORS", "credit_card:4,edm:crm:4"}, {"CUSTGUARD_PERSONS", "4"},
+                                      {"CUSTGUARD_RUN", "r1"}, {"CUSTGUARD_SEQ", "7"}}},
+                                    {k_t0 + 1530 * k_min,
+                                     {{"CUSTGUARD_EVENT", "admin_change"}, {"CUSTGUARD_ADMIN_ACTION", "print.approve"},
+                                      {"CUSTGUARD_USER", "alice"}, {"CUSTGUARD_TARGET", "office:7"},
+                                      {"CUSTGUARD_RUN", "r1"}, {"CUSTGUARD_SEQ", "8"}}},
+                                    {k_t0 + 1530 * k_min + 1,
+                                     {{"CUSTGUARD_EVENT", "print"}, {"CUSTGUARD_DECISION", "allow"}, {"CUSTGUARD_USER", "bob"},
+                                      {"CUSTGUARD_PRINTER", "office"}, {"CUSTGUARD_JOB", "7"},
+                                      {"CUSTGUARD_RUN", "r1"}, {"CUSTGUARD_SEQ", "9"}}},
+                                }));
+    auto carol = access("allow", "carol", (z + "list.csv").c_str(), "192.0.2.30", 3);
+    write_journal(dir / "fs2.journal",
+                  export_stream("fs2", "fedcba9876543210fedcba9876543210",
+                                {
+                                    {k_t0 + 1020 * k_min,
+                                     {{"CUSTGUARD_EVENT", "bulk_read"}, {"CUSTGUARD_USER", "bob"}, {"CUSTGUARD_FILES", "300"},
+                                      {"CUSTGUARD_WINDOW_SEC", "60"}, {"CUSTGUARD_ACTION", "notify"},
+                                      {"CUSTGUARD_RUN", "r2"}, {"CUSTGUARD_SEQ", "1"}}},
+                                    {k_t0 + 1560 * k_min,
+                                     {{"CUSTGUARD_EVENT", "policy_reload"}, {"CUSTGUARD_POLICY_RESULT", "accepted"},
+                                      {"CUSTGUARD_RUN", "r2"}, {"CUSTGUARD_SEQ", "2"}}},
+                                    {k_t0 + 1560 * k_min + 1, carol},
+                                    {k_t0 + 1560 * k_min + 2, carol},  // sent twice after a journald restart
+                                }));
+}
+
+}  // namespace cgtest::report
