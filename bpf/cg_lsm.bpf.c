@@ -864,6 +864,46 @@ static __always_inline void cg_count_unresolved(void)
 		__sync_fetch_and_add(&st->unresolved, 1);
 }
 
+#define CG_FMODE_WRITE 0x2
+#define CG_O_TRUNC 01000
+
+/*
+ * custguardd's own open of a zone file (see CG_CTL_SELF_TGID): its [watch] watcher reads
+ * zone files to recognise exact copies of them. Only a process with custguardd's tgid, its
+ * start time and its executable, so not a child it forks (the sandboxed reader, notify
+ * helpers, sendmail: each has a tgid of its own), nor a process given a recycled pid.
+ * Not while a tracer is or was attached, nor after a start with loader injection (the exec
+ * tracker's flags, as allow_programs strict): whoever controls custguardd's code would read
+ * through it. Reads only: opened for writing or with O_TRUNC, custguardd is decided like
+ * anyone. It never writes zone files, and an open that can change one could be made to
+ * rewrite zone data on someone else's behalf. Links and renames (cg_integrity) get no
+ * exemption for the same reason: moving a file out of a zone is how data leaves it.
+ */
+static __always_inline bool cg_own_read(struct cg_ctl_words *ctl, struct file *file)
+{
+	__u64 self = ctl->w[CG_CTL_SELF_TGID];
+	struct task_struct *task;
+	struct inode *exe_inode;
+	struct file *exe;
+
+	if (!self || (bpf_get_current_pid_tgid() >> 32) != self)
+		return false;
+	if ((file->f_mode & CG_FMODE_WRITE) || (file->f_flags & CG_O_TRUNC))
+		return false;
+	task = bpf_get_current_task_btf();
+	if (task->group_leader->start_boottime / (1000000000ULL / CG_USER_HZ) !=
+	    ctl->w[CG_CTL_SELF_START])
+		return false;
+	exe = task->mm ? task->mm->exe_file : NULL;
+	if (!exe)
+		return false;
+	exe_inode = exe->f_inode;
+	if (cg_inode_dev(exe_inode) != ctl->w[CG_CTL_SELF_EXE_DEV] ||
+	    exe_inode->i_ino != ctl->w[CG_CTL_SELF_EXE_INO])
+		return false;
+	return !cg_program_untrusted();
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(cg_file_open, struct file *file, int ret)
 {
@@ -949,7 +989,7 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	    ctl->w[CG_CTL_DIR_MOVES_TRACKED])
 		cg_dircache_fill(dinode, dird, d, zone_id, epoch, moves, seq, refresh);
 decide:
-	if (!zone_id)
+	if (!zone_id || cg_own_read(ctl, file))
 		return 0;
 	zones = bpf_map_lookup_elem(&cg_zones, &slot);
 	zone = zones ? bpf_map_lookup_elem(zones, &zone_id) : NULL;

@@ -18,8 +18,9 @@
  * 8: allow_clients (client map, smbd peers, cg_event.client)
  * 9: cg_clients values are struct cg_client (expiry of client grants), not __u8
  * 10: client machines' bulk-read cool-downs (cg_client_denies, CG_ZONE_CLIENT_DENIES)
+ * 11: custguardd's own reads of zone files (CG_CTL_SELF_*)
  */
-#define CG_ABI_VERSION 10
+#define CG_ABI_VERSION 11
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -107,8 +108,26 @@ enum cg_ctl {
 	 * invalidate it.
 	 */
 	CG_CTL_DIR_MOVES_TRACKED = CG_CTL_REFRESH + 2,
-	CG_CTL_MAX = CG_CTL_REFRESH + 3,
+	/*
+	 * custguardd itself, whose read-only opens of zone files are let through unrecorded:
+	 * its [watch] watcher hashes zone files to recognise copies (CUSTGUARD_COPY_OF). The
+	 * process is named by its tgid in the initial pid namespace AND its group leader's
+	 * start_boottime in USER_HZ ticks (as /proc/PID/stat's starttime), so a pid recycled
+	 * after custguardd exits does not match: user space writes these words only once a
+	 * tick has passed since its own start, and a later process starts after it exited.
+	 * Also its executable (kernel dev_t, inode), so that an exec in the process loses it.
+	 * 0 in CG_CTL_SELF_TGID: nobody. A torn update mixes two daemons' words and matches
+	 * neither.
+	 */
+	CG_CTL_SELF_TGID = CG_CTL_REFRESH + 3,
+	CG_CTL_SELF_START = CG_CTL_REFRESH + 4,
+	CG_CTL_SELF_EXE_DEV = CG_CTL_REFRESH + 5,
+	CG_CTL_SELF_EXE_INO = CG_CTL_REFRESH + 6,
+	CG_CTL_MAX = CG_CTL_REFRESH + 7,
 };
+
+/* Clock ticks of CG_CTL_SELF_START: the kernel's USER_HZ (x86, arm64), checked by user space. */
+#define CG_USER_HZ 100
 
 /*
  * The control words: the single value of the one-entry, mmap-able control array. A hook

@@ -6,7 +6,7 @@
 
 namespace {
 
-static_assert(CG_ABI_VERSION == 10);
+static_assert(CG_ABI_VERSION == 11);
 static_assert(sizeof(cg_inode_key) == 16);
 static_assert(offsetof(cg_inode_key, dev) == 0 && offsetof(cg_inode_key, ino) == 8);
 static_assert(sizeof(cg_zone_root) == 8);
@@ -40,7 +40,9 @@ static_assert(offsetof(cg_dir_zone, seq) == 0 && offsetof(cg_dir_zone, zone_id) 
               offsetof(cg_dir_zone, dir_moves) == 20 && offsetof(cg_dir_zone, refresh) == 24);
 static_assert(CG_DIRCACHE_SLOTS == 16384);
 static_assert(CG_CTL_REFRESH == 24 && CG_CTL_DIR_MOVES == 25 && CG_CTL_DIR_MOVES_TRACKED == 26 &&
-              CG_CTL_MAX == 27);
+              CG_CTL_SELF_TGID == 27 && CG_CTL_SELF_START == 28 && CG_CTL_SELF_EXE_DEV == 29 &&
+              CG_CTL_SELF_EXE_INO == 30 && CG_CTL_MAX == 31);
+static_assert(CG_USER_HZ == 100 && 1'000'000'000 % CG_USER_HZ == 0);
 static_assert(sizeof(cg_ctl_words) == CG_CTL_MAX * 8);
 static_assert(CG_ACTIVE_SLOT(CG_ACTIVE_MAKE(1, 7)) == 1 && CG_ACTIVE_EPOCH(CG_ACTIVE_MAKE(1, 7)) == 7);
 static_assert(CG_ACTIVE_SLOT(CG_ACTIVE_MAKE(CG_SLOT_NONE, 7)) == CG_SLOT_NONE);

@@ -29,6 +29,7 @@
 #include "clients.hpp"
 #include "custguard_abi.h"
 #include "resolve.hpp"
+#include "self.hpp"
 
 namespace custguard::daemon::bpf_lsm {
 
@@ -414,6 +415,23 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
         impl->ctl.set(CG_CTL_ABI, CG_ABI_VERSION);
     }
     sync_rt_offset(impl->ctl);
+    // Who may read zone files past the programs (see CG_CTL_SELF_TGID): this process or
+    // nobody, never an earlier daemon's words. The tgid goes last, so no hook pairs it
+    // with another process's start time or executable.
+    own_reads_error_.clear();
+    own_tgid_ = 0;
+    impl->ctl.set(CG_CTL_SELF_TGID, 0);
+    if (options_.own_reads) {
+        if (auto self = self_identity()) {
+            impl->ctl.set(CG_CTL_SELF_START, self->start_ticks);
+            impl->ctl.set(CG_CTL_SELF_EXE_DEV, self->exe_dev);
+            impl->ctl.set(CG_CTL_SELF_EXE_INO, self->exe_ino);
+            impl->ctl.set(CG_CTL_SELF_TGID, self->tgid);
+            own_tgid_ = self->tgid;
+        } else {
+            own_reads_error_ = self.error();
+        }
+    }
     impl->last_offset_sync_ns = clock_ns(CLOCK_MONOTONIC);
     impl->last_epoch_ns = impl->last_offset_sync_ns;
 
@@ -721,6 +739,10 @@ void BpfLsmEnforcer::stop(bool remove)
     stopping_ = true;
     if (poller_.joinable())
         poller_.join();
+    // Pinned programs outlive us: they let nobody through as custguardd meanwhile.
+    if (own_tgid_ && impl_->ctl.get(CG_CTL_SELF_TGID) == own_tgid_)
+        impl_->ctl.set(CG_CTL_SELF_TGID, 0);
+    own_tgid_ = 0;
     if (remove) {
         // Unpin, then drop our references: the last reference detaches the programs.
         for (const char* n : k_link_pins)

@@ -33,6 +33,10 @@ struct Options {
     // The exec tracker's map of loader-injection flags (daemon/exec), shared by its pin:
     // allow_programs refuses programs started with loader injection.
     std::filesystem::path exec_tasks_pin = "/sys/fs/bpf/custguard-exec/cg_exec_tasks";
+    // Let this process's own read-only opens of zone files through, unrecorded (custguardd:
+    // its [watch] watcher compares copies with zone files). Not its children; see
+    // cg_own_read in bpf/cg_lsm.bpf.c.
+    bool own_reads = false;
 };
 
 // Whether this kernel can run the enforcer: "bpf" in the active LSM list and BTF present.
@@ -64,6 +68,9 @@ public:
 
     // True when start() took over pinned objects of a previous daemon.
     bool adopted() const { return adopted_; }
+    // With Options::own_reads: why this process's reads of zone files are still decided
+    // like anyone's (the kernel could not be told who it is), or "" when they are let through.
+    const std::string& own_reads_error() const { return own_reads_error_; }
     tl::expected<KernelState, std::string> kernel_state() const;
 
 private:
@@ -79,6 +86,8 @@ private:
     std::atomic<std::uint64_t> errors_{0};
     std::mutex apply_mutex_;
     bool adopted_ = false;
+    std::string own_reads_error_;
+    std::uint32_t own_tgid_ = 0;
     bool attached_ = false;
     bool started_ = false;
 };

@@ -380,7 +380,8 @@ tl::expected<Daemon::Retire, std::string> Daemon::create_enforcer(policy::Enforc
     switch (selection->chosen) {
     case policy::EnforcerChoice::bpf_lsm:
         enforcer_ = std::make_unique<bpf_lsm::BpfLsmEnforcer>(bpf_lsm::Options{
-            options_.bpf_pin_dir, "/proc/self/mountinfo", exec_pin_dir(options_.bpf_pin_dir) / "cg_exec_tasks"});
+            options_.bpf_pin_dir, "/proc/self/mountinfo", exec_pin_dir(options_.bpf_pin_dir) / "cg_exec_tasks",
+            /*own_reads=*/true});
         // A fanotify group stored by an earlier run keeps enforcing until the BPF policy
         // is in place; it is closed and dropped from the store once it is (retire_earlier_enforcement).
         if (auto listened = take_listened_fds(); listened)
@@ -573,10 +574,12 @@ tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::stri
         if (!r) return tl::unexpected(r.error());
         watch_warnings = std::move(*r);
     }
-    if (loaded.policy.watch.enabled && enforcer_->name() == "bpf-lsm")
-        watch_warnings.push_back("[watch] does not recognise exact copies of zone files under the bpf-lsm enforcer "
-                                 "(custguardd's own reads of zone files are decided like anyone's): finds are judged by "
-                                 "their content, and on_customer_data = \"protect\" puts them under protect_as");
+    if (auto* b = dynamic_cast<bpf_lsm::BpfLsmEnforcer*>(enforcer_.get());
+        loaded.policy.watch.enabled && b && !b->own_reads_error().empty())
+        watch_warnings.push_back("[watch] does not recognise exact copies of zone files: the bpf-lsm enforcer cannot "
+                                 "let custguardd's own reads of zone files through (" + b->own_reads_error() +
+                                 "): finds are judged by their content, and on_customer_data = \"protect\" puts them "
+                                 "under protect_as");
     if (loaded.policy.watch.enabled && loaded.policy.watch.on_customer_data == policy::WatchAction::protect &&
         enforcer_->name() == "none")
         watch_warnings.push_back("[watch] on_customer_data = \"protect\" cannot protect files without an enforcer "
@@ -785,7 +788,8 @@ tl::expected<watch::WatchScope, std::string> Daemon::watch_scope(const policy::P
     s.scanner = std::move(*cfg);
     s.scan_timeout = std::chrono::seconds(p.print.scan_timeout_seconds);
     s.scan_memory = std::uint64_t{p.print.scan_memory_mb} << 20;
-    s.recognise_copies = enforcer_->name() != "bpf-lsm";
+    auto* bpf = dynamic_cast<bpf_lsm::BpfLsmEnforcer*>(enforcer_.get());
+    s.recognise_copies = !bpf || bpf->own_reads_error().empty();
     return s;
 }
 

@@ -78,8 +78,8 @@ struct WatchScope {
     std::chrono::milliseconds scan_timeout{30'000};
     std::uint64_t scan_memory = std::uint64_t{1} << 30;
     // Compare finds with zone files. Off where custguardd cannot read zone files itself
-    // (the bpf-lsm enforcer decides its opens like anyone's): finds are then judged by
-    // their content alone.
+    // (the bpf-lsm enforcer could not exempt its reads): finds are then judged by their
+    // content alone.
     bool recognise_copies = true;
 };
 

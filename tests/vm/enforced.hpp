@@ -27,7 +27,7 @@ struct Enforced {
     Events events;
     daemon::bpf_lsm::BpfLsmEnforcer enforcer;
 
-    explicit Enforced(const policy::Compiled& p)
+    explicit Enforced(const policy::Compiled& p, daemon::bpf_lsm::Options options = {}) : enforcer(std::move(options))
     {
         auto s = enforcer.start(events.handler());
         INFO(err_of(s));
