@@ -43,7 +43,7 @@ const std::vector<std::string> k_verbs = {
     "status", "policy check", "policy reload", "policy show", "zone list", "user allow", "user revoke",
     "user list", "device allow", "device revoke", "device list", "grant add", "grant list", "grant revoke",
     "print held", "print approve", "print reject", "printer protect", "printer unprotect", "printer list",
-    "history", "events", "scan", "edm build", "discover"};
+    "history", "events", "scan", "edm build", "discover", "report leak-scope", "report access"};
 
 }  // namespace
 
@@ -70,7 +70,7 @@ TEST_CASE("dbus: custguardctl --help matches custguardctl(8)", "[dbus][host][man
     }
     // Every top-level verb is in the page and the top-level help.
     std::string top = capture(CG_CUSTGUARDCTL " --help");
-    for (const char* v : {"status", "policy", "zone", "user", "device", "grant", "print", "printer", "history", "events", "scan", "edm", "discover"}) {
+    for (const char* v : {"status", "policy", "zone", "user", "device", "grant", "print", "printer", "history", "events", "scan", "edm", "discover", "report"}) {
         CHECK(top.find(std::string("  ") + v + " ") != std::string::npos);
         CHECK(man.find(v) != std::string::npos);
     }
@@ -97,7 +97,7 @@ TEST_CASE("dbus: bash completion knows every verb", "[dbus][host][man]") {
         "echo \"${COMPREPLY[*]}\"";
     std::string out = capture("bash -c '" + std::regex_replace(script, std::regex("'"), "'\\''") + "'", &status);
     INFO(out);
-    for (const char* v : {"status", "policy", "zone", "user", "device", "grant", "print", "printer", "history", "events", "scan", "discover"})
+    for (const char* v : {"status", "policy", "zone", "user", "device", "grant", "print", "printer", "history", "events", "scan", "discover", "report"})
         CHECK(out.find(v) != std::string::npos);
     CHECK(out.find("add list revoke") != std::string::npos);
 }
