@@ -129,6 +129,7 @@ struct Watcher::Impl {
     // Thread-only state.
     std::map<Key, Pending> pending;
     events::Enricher enricher;
+    scan::SandboxedReader reader;  // one sandboxed reader for many files, not one each
     // The copy index: zone files by size, rebuilt when older than index_ttl.
     struct ZoneFile {
         std::string path, zone;
@@ -365,7 +366,7 @@ struct Watcher::Impl {
         sandbox.timeout = s.scan_timeout;
         sandbox.memory = s.scan_memory;
         sandbox.cancel_fd = stop_fd.get();
-        auto scanned = scan::scan_sandboxed(s.scanner, fd.get(), {}, sandbox);
+        auto scanned = reader.scan(s.scanner, fd.get(), {}, sandbox);
         std::vector<std::string> found_detectors;
         std::uint64_t counted = 0;
         if (!scanned) f.unreadable = scanned.error();
