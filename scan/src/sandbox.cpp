@@ -650,6 +650,7 @@ tl::expected<DocumentScan, std::string> SandboxedReader::scan(const ScannerConfi
 
     Running& r = *running_;
     r.answer.clear();
+    if (r.err.get() >= 0) drain(r.err, r.err_tail, kErrorTail, true);  // the previous document's
     r.err_tail.clear();
     const auto start = std::chrono::steady_clock::now();
     const auto deadline = start + options.timeout;
