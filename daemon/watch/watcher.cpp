@@ -134,6 +134,7 @@ struct Watcher::Impl {
     std::map<Key, Pending> pending;
     events::Enricher enricher;
     fan::TaskReader tasks;  // the writer's fsuid (one ioctl on a cached pidfd where the kernel has it)
+    scan::SandboxedReader reader;  // one sandboxed reader for many files, not one each
     // The copy index: zone files by size, rebuilt when older than index_ttl.
     struct ZoneFile {
         std::string path, zone;
@@ -408,7 +409,7 @@ struct Watcher::Impl {
         sandbox.timeout = s.scan_timeout;
         sandbox.memory = s.scan_memory;
         sandbox.cancel_fd = stop_fd.get();
-        auto scanned = scan::scan_sandboxed(s.scanner, fd.get(), {}, sandbox);
+        auto scanned = reader.scan(s.scanner, fd.get(), {}, sandbox);
         std::vector<std::string> found_detectors;
         std::uint64_t counted = 0;
         if (!scanned) f.unreadable = scanned.error();

@@ -7,11 +7,12 @@
 //
 // Events are coalesced per inode and a file is scanned once it has been quiet for
 // `quiet` (capped at `settle_cap` after its first event), in the sandboxed reader
-// (scan_sandboxed), never in the daemon. Its writer (uid, user, exe, SMB client) is taken
-// when the event is read, while the writer is most likely still there; an smbd that has
-// exited by then (a session that ended right after its write) is named by the clients a
-// lookup found while it lived (SambaClients::recent), or the record says they are unknown.
-// A file whose bytes equal a zone file's (same size, then SHA-256) is a copy of that zone.
+// (a scan::SandboxedReader), never in the daemon. Its writer (uid, user, exe, SMB client)
+// is taken when the event is read, while the writer is most likely still there; an smbd
+// that has exited by then (a session that ended right after its write) is named by the
+// clients a lookup found while it lived (SambaClients::recent), or the record says they
+// are unknown. A file whose bytes equal a zone file's (same size, then SHA-256) is a copy
+// of that zone.
 #pragma once
 
 #include <sys/types.h>

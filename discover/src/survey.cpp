@@ -143,7 +143,8 @@ void set_identity(Scanned& s, const struct stat& st) {
 }
 
 // One file: UTF-8 text streamed in process, formats that need a parser in the sandbox.
-Scanned scan_one(scan::Scanner& scanner, const scan::SandboxOptions& sandbox, const Job& job, std::string& block) {
+Scanned scan_one(scan::Scanner& scanner, scan::SandboxedReader& reader, const scan::SandboxOptions& sandbox, const Job& job,
+                 std::string& block) {
     Scanned s;
     s.path = job.path;
     set_identity(s, job.st);
@@ -216,7 +217,7 @@ Scanned scan_one(scan::Scanner& scanner, const scan::SandboxOptions& sandbox, co
         return s;
     }
     s.sandboxed = true;
-    auto doc = scan::scan_sandboxed(scanner.config(), fd.get(), "", sandbox);
+    auto doc = reader.scan(scanner.config(), fd.get(), "", sandbox);
     if (!doc) {
         s.reason = "not scanned: " + doc.error();
         return s;
@@ -372,7 +373,8 @@ bool Survey::start_workers() {
                 result_.nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
             }
             std::string block;
-            while (auto job = queue_.pop()) queue_.done(scan_one(copy, options_.sandbox, *job, block));
+            scan::SandboxedReader reader;  // one sandboxed reader for many files, not one each
+            while (auto job = queue_.pop()) queue_.done(scan_one(copy, reader, options_.sandbox, *job, block));
         });
     }
     return true;

@@ -9,6 +9,8 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "custguard/edm/edm.hpp"
@@ -83,6 +86,7 @@ public:
         }
     }
     int pidfd() const { return pidfd_.get(); }
+    pid_t pid() const { return pid_; }
     // Before the reap, while the pid (and so the group id) cannot be reused.
     void kill() const {
         ::kill(-pid_, SIGKILL);
@@ -299,6 +303,173 @@ std::string describe_signal(int sig, std::chrono::milliseconds cpu) {
     }
 }
 
+
+// A reader started in its sandbox, its answer and error pipes read non-blocking.
+struct Started {
+    std::unique_ptr<Helper> child;
+    Fd out, err;
+    std::chrono::steady_clock::time_point start;
+};
+
+// CPU time of one document: a little above the wall clock, so that the timeout says it
+// better when both apply.
+std::chrono::seconds document_cpu(const SandboxOptions& options) {
+    return std::chrono::duration_cast<std::chrono::seconds>(options.timeout) + std::chrono::seconds(1);
+}
+
+tl::expected<std::string, std::string> usable_helper(const SandboxOptions& options) {
+    std::string helper = options.helper.empty() ? default_helper() : options.helper;
+    if (::access(helper.c_str(), X_OK) != 0)
+        return tl::unexpected("the document reader " + helper + " cannot be run (" + std::strerror(errno) +
+                              "): reinstall custguard, or set CUSTGUARD_EXTRACT_HELPER");
+    return helper;
+}
+
+// Starts the helper with `args` and `input` as its standard input, in the sandbox
+// (child_main), with `cpu_seconds` of CPU time.
+tl::expected<Started, std::string> start_reader(std::vector<std::string> args, const ScannerConfig& config,
+                                                const std::shared_ptr<const Fd>& patterns, const SandboxOptions& options,
+                                                int input, rlim_t cpu_seconds) {
+    using tl::unexpected;
+    const auto& program = base_program();
+    if (!program) return unexpected("cannot build the reader's seccomp filter: " + program.error());
+    int out_pipe[2], err_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0) return unexpected(errno_text("pipe"));
+    Fd out_read(out_pipe[0]), out_write(out_pipe[1]);
+    if (::pipe2(err_pipe, O_CLOEXEC) != 0) return unexpected(errno_text("pipe"));
+    Fd err_read(err_pipe[0]), err_write(err_pipe[1]);
+
+    const char* path = std::getenv("PATH");
+    std::vector<std::string> env = {std::string("PATH=") + (path ? path : "/usr/bin:/bin"), "LC_ALL=C.UTF-8"};
+    ChildPlan plan{input,
+                   out_write.get(),
+                   err_write.get(),
+                   {},
+                   config.edm.size() + 1,
+                   {},
+                   {},
+                   options.uid,
+                   options.gid,
+                   {options.memory + kLibraryAllowance, options.memory + kLibraryAllowance},
+                   {cpu_seconds, cpu_seconds + 1},
+                   {0, 0},
+                   {kMaxFiles, kMaxFiles},
+                   {kMaxProcesses, kMaxProcesses},
+                   {0, 0},
+                   options.uid >= 0,
+                   {static_cast<unsigned short>(program->size()), const_cast<sock_filter*>(program->data())},
+                   ::getpid()};
+    for (std::size_t i = 0; i < config.edm.size(); ++i) plan.inherited[i] = config.edm[i].matcher->sealed_fd();
+    plan.inherited[config.edm.size()] = patterns->get();
+    for (auto& a : args) plan.argv.push_back(a.data());
+    plan.argv.push_back(nullptr);
+    for (auto& e : env) plan.envp.push_back(e.data());
+    plan.envp.push_back(nullptr);
+
+    Started started{nullptr, Fd(), Fd(), std::chrono::steady_clock::now()};
+    const pid_t pid = ::fork();
+    if (pid < 0) return unexpected(errno_text("fork"));
+    if (pid == 0) child_main(plan);
+    started.child = std::make_unique<Helper>(pid);
+    if (started.child->pidfd() < 0) return unexpected(errno_text("pidfd_open"));
+    for (int f : {out_read.get(), err_read.get()}) ::fcntl(f, F_SETFL, ::fcntl(f, F_GETFL) | O_NONBLOCK);
+    started.out = std::move(out_read);
+    started.err = std::move(err_read);
+    return started;
+}
+
+// Checks what every launch needs and returns the compiled patterns to hand over.
+tl::expected<std::shared_ptr<const Fd>, std::string> launch_inputs(const ScannerConfig& config) {
+    if (config.edm.size() > frame::max_edm_detectors)
+        return tl::unexpected("more than " + std::to_string(frame::max_edm_detectors) + " edm: detectors");
+    for (const auto& e : config.edm)
+        if (!e.matcher || e.matcher->sealed_fd() < 0)
+            return tl::unexpected("detector edm:" + e.name + " has no index opened from its file for the reader");
+    return compiled_patterns(config);
+}
+
+// Appends what is readable on `f` to `into` (bounded to `max` bytes: `into` then holds
+// max + 1), closing `f` at its end.
+void drain(Fd& f, std::string& into, std::size_t max, bool keep_tail) {
+    char buf[16384];
+    for (;;) {
+        const ssize_t n = ::read(f.get(), buf, sizeof buf);
+        if (n > 0) {
+            into.append(buf, static_cast<std::size_t>(n));
+            if (into.size() > max) {
+                if (!keep_tail) {
+                    into.resize(max + 1);
+                    return;
+                }
+                into.erase(0, into.size() - max);
+            }
+            continue;
+        }
+        if (n == 0 || (errno != EINTR && errno != EAGAIN)) f.reset();
+        if (n < 0 && errno == EINTR) continue;
+        return;
+    }
+}
+
+// What a reader's exit while a document was pending says about that document; nullopt
+// when it exited normally (status 0), which the caller judges by the answer.
+std::optional<tl::expected<DocumentScan, std::string>> judge_exit(int status, bool answered, const std::string& err_tail,
+                                                                  std::chrono::milliseconds took,
+                                                                  const std::string& helper,
+                                                                  const SandboxOptions& options) {
+    using tl::unexpected;
+    if (WIFSIGNALED(status)) {
+        // Our own SIGKILL only follows the timeout; a SIGKILL here came from the kernel
+        // (CPU hard limit or the OOM killer). poppler aborts with "Out of memory".
+        if (WTERMSIG(status) == SIGABRT && last_line(err_tail).find("memory") != std::string::npos)
+            return failed_scan("reading it needed more memory than the limit of " + mib(options.memory));
+        return failed_scan(describe_signal(WTERMSIG(status), document_cpu(options)) + " after " + seconds(took));
+    }
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == kSetupFailed && !answered)
+        return unexpected("cannot start the document reader " + helper + " in its sandbox (as uid " +
+                          std::to_string(options.uid) + "): the daemon needs CAP_SETUID, CAP_SETGID and CAP_SETPCAP");
+    if (code == kExecFailed && !answered) return unexpected("cannot execute the document reader " + helper);
+    if (code == kOutOfMemory) return failed_scan("reading it needed more memory than the limit of " + mib(options.memory));
+    if (code != 0) {
+        const auto line = last_line(err_tail);
+        return failed_scan("the reader failed (exit status " + std::to_string(code) + (line.empty() ? "" : ": " + line) +
+                           ")");
+    }
+    return std::nullopt;
+}
+
+std::string timed_out_reason(const SandboxOptions& options) {
+    return "reading it took longer than " + seconds(options.timeout) + " (stopped)";
+}
+
+std::string too_large_reason() {
+    return "the reader's answer was larger than " + std::to_string(frame::max_frame_bytes) + " bytes";
+}
+
+// CPU seconds (user and system) that process `pid` has used; nullopt when unknown.
+std::optional<double> cpu_used(pid_t pid) {
+    Fd f(::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC));
+    if (f.get() < 0) return std::nullopt;
+    char buf[1024];
+    const ssize_t n = ::read(f.get(), buf, sizeof buf - 1);
+    if (n <= 0) return std::nullopt;
+    buf[n] = '\0';
+    const char* p = std::strrchr(buf, ')');  // after the command name, which may hold spaces
+    if (!p) return std::nullopt;
+    unsigned long long utime = 0, stime = 0;
+    // Fields 3..13 are skipped; 14 and 15 are utime and stime in clock ticks.
+    if (std::sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+        return std::nullopt;
+    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Answers of a batch reader: a 4-byte little-endian length, then that many bytes of a
+// frame (frame.hpp); length 0 says the document needs Ghostscript, which batch readers
+// may not start.
+constexpr std::size_t kLengthBytes = 4;
+constexpr std::size_t kMaxMimeBytes = 255;  // mirrors custguard-extract's request buffer
+
 }  // namespace
 
 std::string default_helper() {
@@ -321,91 +492,23 @@ tl::expected<void, std::string> prepare_sandboxed(const ScannerConfig& config) {
 tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& config, int fd,
                                                        std::string_view mime_hint, const SandboxOptions& options) {
     using tl::unexpected;
-    const std::string helper = options.helper.empty() ? default_helper() : options.helper;
-    if (::access(helper.c_str(), X_OK) != 0)
-        return unexpected("the document reader " + helper + " cannot be run (" + std::strerror(errno) +
-                          "): reinstall custguard, or set CUSTGUARD_EXTRACT_HELPER");
-    const auto& program = base_program();
-    if (!program) return unexpected("cannot build the reader's seccomp filter: " + program.error());
-    if (config.edm.size() > frame::max_edm_detectors)
-        return unexpected("more than " + std::to_string(frame::max_edm_detectors) + " edm: detectors");
-    for (const auto& e : config.edm)
-        if (!e.matcher || e.matcher->sealed_fd() < 0)
-            return unexpected("detector edm:" + e.name + " has no index opened from its file for the reader");
-    auto patterns = compiled_patterns(config);
+    auto helper = usable_helper(options);
+    if (!helper) return unexpected(helper.error());
+    auto patterns = launch_inputs(config);
     if (!patterns) return unexpected(patterns.error());
     auto document = reopen(fd);
     if (!document) return unexpected(document.error());
-    int out_pipe[2], err_pipe[2];
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0) return unexpected(errno_text("pipe"));
-    Fd out_read(out_pipe[0]), out_write(out_pipe[1]);
-    if (::pipe2(err_pipe, O_CLOEXEC) != 0) return unexpected(errno_text("pipe"));
-    Fd err_read(err_pipe[0]), err_write(err_pipe[1]);
-
-    auto args = helper_argv(helper, config, mime_hint, options);
-    const char* path = std::getenv("PATH");
-    std::vector<std::string> env = {std::string("PATH=") + (path ? path : "/usr/bin:/bin"), "LC_ALL=C.UTF-8"};
-    // CPU time a little above the wall clock: the timeout says it better when both apply.
-    const auto cpu = std::chrono::duration_cast<std::chrono::seconds>(options.timeout) + std::chrono::seconds(1);
-    const auto cpu_limit = static_cast<rlim_t>(cpu.count());
-    ChildPlan plan{document->get(),
-                   out_write.get(),
-                   err_write.get(),
-                   {},
-                   config.edm.size() + 1,
-                   {},
-                   {},
-                   options.uid,
-                   options.gid,
-                   {options.memory + kLibraryAllowance, options.memory + kLibraryAllowance},
-                   {cpu_limit, cpu_limit + 1},
-                   {0, 0},
-                   {kMaxFiles, kMaxFiles},
-                   {kMaxProcesses, kMaxProcesses},
-                   {0, 0},
-                   options.uid >= 0,
-                   {static_cast<unsigned short>(program->size()), const_cast<sock_filter*>(program->data())},
-                   ::getpid()};
-    for (std::size_t i = 0; i < config.edm.size(); ++i) plan.inherited[i] = config.edm[i].matcher->sealed_fd();
-    plan.inherited[config.edm.size()] = (*patterns)->get();
-    for (auto& a : args) plan.argv.push_back(a.data());
-    plan.argv.push_back(nullptr);
-    for (auto& e : env) plan.envp.push_back(e.data());
-    plan.envp.push_back(nullptr);
-
-    const auto start = std::chrono::steady_clock::now();
-    const pid_t pid = ::fork();
-    if (pid < 0) return unexpected(errno_text("fork"));
-    if (pid == 0) child_main(plan);
-    Helper child(pid);
-    out_write.reset();
-    err_write.reset();
+    auto started = start_reader(helper_argv(*helper, config, mime_hint, options), config, *patterns, options,
+                                document->get(), static_cast<rlim_t>(document_cpu(options).count()));
     document->reset();
-    if (child.pidfd() < 0) return unexpected(errno_text("pidfd_open"));
-    for (int f : {out_read.get(), err_read.get()}) ::fcntl(f, F_SETFL, ::fcntl(f, F_GETFL) | O_NONBLOCK);
+    if (!started) return unexpected(started.error());
+    Helper& child = *started->child;
+    Fd& out_read = started->out;
+    Fd& err_read = started->err;
 
     std::string output, err_tail;
     bool too_much = false, timed_out = false, exited = false;
-    const auto deadline = start + options.timeout;
-    char buf[16384];
-    auto drain = [&](Fd& f, bool is_out) {
-        for (;;) {
-            const ssize_t n = ::read(f.get(), buf, sizeof buf);
-            if (n > 0) {
-                if (is_out) {
-                    output.append(buf, static_cast<std::size_t>(std::min<ssize_t>(n, frame::max_frame_bytes + 1)));
-                    too_much = output.size() > frame::max_frame_bytes;
-                    if (too_much) return;
-                } else {
-                    err_tail.append(buf, static_cast<std::size_t>(n));
-                    if (err_tail.size() > kErrorTail) err_tail.erase(0, err_tail.size() - kErrorTail);
-                }
-                continue;
-            }
-            if (n == 0 || (errno != EINTR && errno != EAGAIN)) f.reset();
-            return;
-        }
-    };
+    const auto deadline = started->start + options.timeout;
     while (!exited && !too_much) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
@@ -421,37 +524,23 @@ tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& conf
             child.kill();
             return unexpected(std::string(cancelled_suffix));
         }
-        if (fds[1].revents) drain(out_read, true);
-        if (fds[2].revents) drain(err_read, false);
+        if (fds[1].revents) drain(out_read, output, frame::max_frame_bytes, false);
+        if (fds[2].revents) drain(err_read, err_tail, kErrorTail, true);
+        too_much = output.size() > frame::max_frame_bytes;
         exited = fds[0].revents != 0;
     }
     // Whatever is left in the group (a stray Ghostscript) goes with the helper.
     child.kill();
-    if (out_read.get() >= 0 && !too_much) drain(out_read, true);
-    if (err_read.get() >= 0) drain(err_read, false);
+    if (out_read.get() >= 0 && !too_much) drain(out_read, output, frame::max_frame_bytes, false);
+    if (err_read.get() >= 0) drain(err_read, err_tail, kErrorTail, true);
+    too_much = too_much || output.size() > frame::max_frame_bytes;
     const int status = child.reap();
-    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    const auto took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started->start);
 
-    if (timed_out) return failed_scan("reading it took longer than " + seconds(options.timeout) + " (stopped)");
-    if (too_much) return failed_scan("the reader's answer was larger than " + std::to_string(frame::max_frame_bytes) + " bytes");
-    if (WIFSIGNALED(status)) {
-        // Our own SIGKILL only follows the timeout; a SIGKILL here came from the kernel
-        // (CPU hard limit or the OOM killer). poppler aborts with "Out of memory".
-        if (WTERMSIG(status) == SIGABRT && last_line(err_tail).find("memory") != std::string::npos)
-            return failed_scan("reading it needed more memory than the limit of " + mib(options.memory));
-        return failed_scan(describe_signal(WTERMSIG(status), cpu) + " after " + seconds(took));
-    }
-    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (code == kSetupFailed && output.empty())
-        return unexpected("cannot start the document reader " + helper + " in its sandbox (as uid " +
-                          std::to_string(options.uid) + "): the daemon needs CAP_SETUID, CAP_SETGID and CAP_SETPCAP");
-    if (code == kExecFailed && output.empty()) return unexpected("cannot execute the document reader " + helper);
-    if (code == kOutOfMemory) return failed_scan("reading it needed more memory than the limit of " + mib(options.memory));
-    if (code != 0) {
-        const auto line = last_line(err_tail);
-        return failed_scan("the reader failed (exit status " + std::to_string(code) + (line.empty() ? "" : ": " + line) +
-                           ")");
-    }
+    if (timed_out) return failed_scan(timed_out_reason(options));
+    if (too_much) return failed_scan(too_large_reason());
+    if (auto judged = judge_exit(status, !output.empty(), err_tail, took, *helper, options)) return *judged;
     auto decoded = frame::decode(output);
     if (!decoded) return failed_scan("the reader's answer is malformed (" + decoded.error() + ")");
     return *decoded;
@@ -464,6 +553,169 @@ tl::expected<DocumentScan, std::string> scan_file_sandboxed(const ScannerConfig&
     auto result = scan_sandboxed(config, fd.get(), mime_hint, options);
     if (!result) return tl::unexpected("'" + path + "': " + result.error());
     return result;
+}
+
+struct SandboxedReader::Running {
+    std::unique_ptr<Helper> child;
+    Fd control, out, err;
+    std::string key;  // what it was started with: another key needs another reader
+    std::uint32_t documents = 0;
+    std::uint64_t input_bytes = 0;
+    std::string answer, err_tail;
+    pid_t pid = -1;
+};
+
+SandboxedReader::SandboxedReader() : SandboxedReader(Limits{}) {}
+SandboxedReader::SandboxedReader(Limits limits) : limits_(limits) {}
+SandboxedReader::~SandboxedReader() = default;  // ~Helper kills the group and reaps
+
+int SandboxedReader::reader_pid() const { return running_ ? running_->pid : -1; }
+
+tl::expected<DocumentScan, std::string> SandboxedReader::scan(const ScannerConfig& config, int fd,
+                                                              std::string_view mime_hint, const SandboxOptions& options) {
+    using tl::unexpected;
+    auto helper = usable_helper(options);
+    if (!helper) return unexpected(helper.error());
+    auto patterns = launch_inputs(config);
+    if (!patterns) return unexpected(patterns.error());
+    if (mime_hint.size() > kMaxMimeBytes) return scan_sandboxed(config, fd, mime_hint, options);
+    auto args = helper_argv(*helper, config, "", options);
+    args.insert(args.begin() + 1, "--batch");
+    // The launch: arguments, user, and the inherited descriptors (their inodes: a reload
+    // opens new ones, and a number may be reused for another).
+    std::string key = std::to_string(options.uid) + ' ' + std::to_string(options.gid) + '\n';
+    for (const auto& a : args) key += a + '\n';
+    auto add_inode = [&](int inherited) {
+        struct stat st {};
+        if (::fstat(inherited, &st) == 0) key += std::to_string(st.st_dev) + ':' + std::to_string(st.st_ino) + '\n';
+    };
+    for (const auto& e : config.edm) add_inode(e.matcher->sealed_fd());
+    add_inode((*patterns)->get());
+
+    auto document = reopen(fd);
+    if (!document) return unexpected(document.error());
+    struct stat st {};
+    const std::uint64_t size = ::fstat(document->get(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+
+    // A reader started for another configuration, or gone meanwhile (killed while idle),
+    // is replaced before the document is handed over.
+    if (running_) {
+        pollfd gone{running_->child->pidfd(), POLLIN, 0};
+        if (running_->key != key || ::poll(&gone, 1, 0) != 0) running_.reset();
+    }
+    const auto cpu = document_cpu(options);
+    for (int attempt = 0;; ++attempt) {
+        if (!running_) {
+            int pair[2];
+            if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
+                return unexpected(errno_text("socketpair"));
+            Fd ours(pair[0]), theirs(pair[1]);
+            // Twice one document's CPU time; retired once it has used one (below), so
+            // that every document still has its own.
+            auto started = start_reader(args, config, *patterns, options, theirs.get(),
+                                        static_cast<rlim_t>(2 * cpu.count()));
+            if (!started) return unexpected(started.error());
+            ++started_;
+            running_ = std::make_unique<Running>();
+            running_->pid = started->child->pid();
+            running_->child = std::move(started->child);
+            running_->out = std::move(started->out);
+            running_->err = std::move(started->err);
+            running_->control = std::move(ours);
+            running_->key = key;
+        }
+        char none = 0;
+        iovec iov{mime_hint.empty() ? &none : const_cast<char*>(mime_hint.data()), mime_hint.empty() ? 1 : mime_hint.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        const int doc_fd = document->get();
+        std::memcpy(CMSG_DATA(c), &doc_fd, sizeof doc_fd);
+        ssize_t sent;
+        while ((sent = ::sendmsg(running_->control.get(), &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {}
+        if (sent >= 0) break;
+        // The reader went between the check and the send; a fresh one that cannot take a
+        // request says why below.
+        if (attempt > 0) break;
+        running_.reset();
+    }
+    document->reset();
+
+    Running& r = *running_;
+    r.answer.clear();
+    if (r.err.get() >= 0) drain(r.err, r.err_tail, kErrorTail, true);  // the previous document's
+    r.err_tail.clear();
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = start + options.timeout;
+    bool exited = false, complete = false;
+    std::uint32_t length = 0;
+    while (!exited && !complete) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            running_.reset();  // kills and reaps; the next document gets a fresh reader
+            return failed_scan(timed_out_reason(options));
+        }
+        pollfd fds[4] = {{r.child->pidfd(), POLLIN, 0}, {r.out.get(), POLLIN, 0}, {r.err.get(), POLLIN, 0},
+                         {options.cancel_fd, POLLIN, 0}};
+        const int rc = ::poll(fds, 4, static_cast<int>(std::min<long long>(left.count(), 60'000)));
+        if (rc < 0 && errno != EINTR) {
+            running_.reset();
+            return unexpected(errno_text("poll"));
+        }
+        if (rc <= 0) continue;
+        if (fds[3].revents) {
+            running_.reset();
+            return unexpected(std::string(cancelled_suffix));
+        }
+        if (fds[1].revents) drain(r.out, r.answer, kLengthBytes + frame::max_frame_bytes, false);
+        if (fds[2].revents) drain(r.err, r.err_tail, kErrorTail, true);
+        exited = fds[0].revents != 0;
+        if (r.answer.size() >= kLengthBytes) {
+            const auto* b = reinterpret_cast<const unsigned char*>(r.answer.data());
+            length = b[0] | (b[1] << 8) | (b[2] << 16) | (std::uint32_t{b[3]} << 24);
+            if (length > frame::max_frame_bytes) {
+                running_.reset();
+                return failed_scan(too_large_reason());
+            }
+            complete = r.answer.size() >= kLengthBytes + length;
+        }
+    }
+    if (!complete) {
+        // Gone with the document pending: as a single-document reader's exit says.
+        r.child->kill();
+        if (r.out.get() >= 0) drain(r.out, r.answer, kLengthBytes + frame::max_frame_bytes, false);
+        if (r.err.get() >= 0) drain(r.err, r.err_tail, kErrorTail, true);
+        const int status = r.child->reap();
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+        auto judged = judge_exit(status, !r.answer.empty(), r.err_tail, took, *helper, options);
+        running_.reset();
+        if (judged) return *judged;
+        return failed_scan("the reader's answer is malformed (it ended without one)");
+    }
+    if (r.answer.size() != kLengthBytes + length) {  // more than one answer to one request
+        running_.reset();
+        return failed_scan("the reader's answer is malformed (more than one answer)");
+    }
+    if (length == 0) return scan_sandboxed(config, fd, mime_hint, options);  // needs Ghostscript
+    auto decoded = frame::decode(std::string_view(r.answer).substr(kLengthBytes));
+    if (!decoded) {
+        running_.reset();
+        return failed_scan("the reader's answer is malformed (" + decoded.error() + ")");
+    }
+    ++r.documents;
+    r.input_bytes += size;
+    const auto used = cpu_used(r.pid);
+    if (exited || r.documents >= limits_.max_documents || r.input_bytes >= limits_.max_input_bytes || !used ||
+        *used >= static_cast<double>(cpu.count()))
+        running_.reset();
+    return *decoded;
 }
 
 }  // namespace custguard::scan

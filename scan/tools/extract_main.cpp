@@ -5,13 +5,20 @@
 // further once it knows whether the document needs Ghostscript. Not for people: no
 // --help, arguments as the launcher writes them.
 //
+// With --batch first (SandboxedReader), standard input is a SOCK_SEQPACKET socket instead:
+// each message holds a document's MIME hint and, as SCM_RIGHTS, its descriptor; each is
+// answered with a 4-byte little-endian length and the frame (length 0: the document needs
+// Ghostscript, which a batch reader may not start). It ends when the socket does.
+//
 // Exit status: 0 result written (possibly an error result), 2 bad arguments, 3 out of
 // memory, 4 cannot write the result.
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <string>
 #include <string_view>
@@ -117,13 +124,7 @@ std::string read_patterns(int fd) {
     return bytes;
 }
 
-int run(const Arguments& a) {
-    if (!may_need_ghostscript(a.mime))
-        if (auto r = custguard::scan::detail::forbid_new_processes(); !r) {
-            std::fprintf(stderr, "custguard-extract: %s\n", r.error().c_str());
-            return kBadArguments;
-        }
-    scan::frame::Result result;
+tl::expected<scan::ScannerConfig, std::string> scanner_config(const Arguments& a) {
     auto config = scan::ScannerConfig::from_names(a.detectors, a.keywords, a.keyword_proximity);
     // The EDM indexes the launcher opened for us (we cannot open them: root-only files).
     for (const auto& [name, fd] : a.edm) {
@@ -133,8 +134,75 @@ int run(const Arguments& a) {
         if (!matcher) config = tl::unexpected("edm:" + name + ": " + matcher.error());
         else if (!config->set_matcher(name, *matcher)) config = tl::unexpected("edm:" + name + " is no detector");
     }
+    if (!config) return tl::unexpected("detectors/keywords: " + config.error());
+    return config;
+}
+
+// One scanner for every document: its compiled patterns are read-only while it scans,
+// and each scan starts from Scanner::begin().
+int run_batch(const Arguments& a) {
+    if (auto r = custguard::scan::detail::forbid_new_processes(); !r) {
+        std::fprintf(stderr, "custguard-extract: %s\n", r.error().c_str());
+        return kBadArguments;
+    }
+    const int requests = ::dup(STDIN_FILENO);
+    if (requests < 0) return kBadArguments;
+    ::close(STDIN_FILENO);
+    auto scanner = [&]() -> tl::expected<scan::Scanner, std::string> {
+        auto config = scanner_config(a);
+        if (!config) return tl::unexpected(config.error());
+        return scan::Scanner::create(std::move(*config), read_patterns(a.patterns));
+    }();
+    for (;;) {
+        char mime[256];
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+        iovec iov{mime, sizeof mime};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        const ssize_t n = ::recvmsg(requests, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0) return 0;  // the launcher is done
+        const cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+        if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)) ||
+            (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+            std::fprintf(stderr, "custguard-extract: malformed request\n");
+            return kBadArguments;
+        }
+        int document = -1;
+        std::memcpy(&document, CMSG_DATA(c), sizeof document);
+        if (document != STDIN_FILENO) {  // 0 is free between documents: the kernel may pick it
+            if (::dup2(document, STDIN_FILENO) < 0) return kBadArguments;
+            ::close(document);
+        }
+        const std::string hint(mime, ::strnlen(mime, static_cast<std::size_t>(n)));
+        std::string answer;
+        if (!may_need_ghostscript(hint)) {
+            scan::frame::Result result;
+            if (!scanner) result = tl::unexpected(scanner.error());
+            else result = scan::scan_file(*scanner, "-", hint, a.extract);
+            answer = scan::frame::encode(result);
+        }
+        ::close(STDIN_FILENO);
+        const auto size = static_cast<std::uint32_t>(answer.size());
+        const char length[4] = {static_cast<char>(size), static_cast<char>(size >> 8), static_cast<char>(size >> 16),
+                                static_cast<char>(size >> 24)};
+        if (!write_all(std::string_view(length, sizeof length)) || !write_all(answer)) return kCannotWrite;
+    }
+}
+
+int run(const Arguments& a) {
+    if (!may_need_ghostscript(a.mime))
+        if (auto r = custguard::scan::detail::forbid_new_processes(); !r) {
+            std::fprintf(stderr, "custguard-extract: %s\n", r.error().c_str());
+            return kBadArguments;
+        }
+    scan::frame::Result result;
+    auto config = scanner_config(a);
     if (!config) {
-        result = tl::unexpected("detectors/keywords: " + config.error());
+        result = tl::unexpected(config.error());
     } else if (auto scanner = scan::Scanner::create(std::move(*config), read_patterns(a.patterns)); !scanner) {
         result = tl::unexpected(scanner.error());
     } else {
@@ -147,12 +215,18 @@ int run(const Arguments& a) {
 
 int main(int argc, char** argv) {
     Arguments args;
+    const bool batch = argc > 1 && std::string_view(argv[1]) == "--batch";
+    if (batch) {
+        argv[1] = argv[0];
+        ++argv;
+        --argc;
+    }
     if (!parse(argc, argv, args)) {
         std::fprintf(stderr, "custguard-extract: bad arguments (started by something other than custguardd?)\n");
         return kBadArguments;
     }
     try {
-        return run(args);
+        return batch ? run_batch(args) : run(args);
     } catch (const std::bad_alloc&) {
         return kOutOfMemory;
     }

@@ -19,6 +19,8 @@
 #include <chrono>
 #include <cstdio>
 #include <future>
+#include <signal.h>
+#include <vector>
 #include <string>
 #include <thread>
 
@@ -54,6 +56,44 @@ scan::SandboxOptions options(std::chrono::milliseconds timeout, std::uint64_t me
 }
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Every field of a result, for "the batch reader says what a reader per document says".
+std::string describe(const tl::expected<scan::DocumentScan, std::string>& r) {
+    if (!r) return "error: " + r.error();
+    std::string s = std::string(scan::to_string(r->doc_type)) + " pages " + std::to_string(r->pages) + "/" +
+                    std::to_string(r->pages_without_text) + " readable " + std::to_string(r->readable) + " failed " +
+                    std::to_string(r->scan_failed) + " reason '" + r->reason + "' encoding '" + r->encoding +
+                    "' text " + std::to_string(r->text_bytes) + " members " + std::to_string(r->members) + "/" +
+                    std::to_string(r->members_without_text) + " persons " + std::to_string(r->findings.persons);
+    for (auto d : {scan::Detector::credit_card, scan::Detector::my_number, scan::Detector::email,
+                   scan::Detector::jp_phone, scan::Detector::jp_address})
+        s += " " + std::string(scan::to_string(d)) + "=" + std::to_string(r->findings.count(d));
+    return s;
+}
+
+struct Kind {
+    const char* name;
+    std::string bytes;
+};
+
+// The formats a watched share holds, an unreadable one and one for Ghostscript among them.
+std::vector<Kind> mixed_documents() {
+    const std::string customers = "顧客 山田太郎 taro@example.co.jp 090-1234-5678 東京都千代田区丸の内1-1-1\n";
+    return {
+        {"utf-8 text", customers + "hanako@example.jp\n"},
+        {"cp932 csv", scan_test::convert("名前,電話\n山田,03-1234-5678\n佐藤,jiro@example.jp\n", "CP932")},
+        {"xlsx", scan_test::xlsx("<si><t>taro@example.jp</t></si>",
+                                 "<row><c t=\"s\"><v>0</v></c><c><v>" + scan_test::my_number_complete("12345678901") +
+                                     "</v></c></row>")},
+        {"docx", scan_test::docx("<w:p><w:r><w:t>090-2222-3333 saburo@example.jp</w:t></w:r></w:p>", "", "")},
+        {"gzip", scan_test::gzip(customers)},
+        {"zip bomb", scan_test::ZipBuilder().add("a.csv", "x,y\n1,2\n").add_zeros("zeros.txt", 1024).bytes()},
+        {"pdf", cgscan::fanout_pdf(2, 2, "0 0 m 1 1 l S")},
+        {"postscript", "%!PS\n/Courier findfont 12 scalefont setfont 72 700 moveto (taro@example.jp) show showpage\n"},
+        {"empty", ""},
+    };
+}
+
 
 }  // namespace
 
@@ -291,4 +331,145 @@ TEST_CASE("an xlsx and a zip bomb through the sandbox", "[scan][sandbox][formats
     CHECK_FALSE(l->scan_failed);
     CHECK_THAT(l->reason, Catch::Contains("member 'zeros.txt'"));
     CHECK(liar_took < 5.0);
+}
+
+TEST_CASE("a batch of 100 mixed documents gives what 100 single-document readers give", "[scan][sandbox][batch]") {
+    const auto kinds = mixed_documents();
+    std::vector<std::unique_ptr<MemFd>> docs;
+    for (std::size_t i = 0; i < 100; ++i) docs.push_back(std::make_unique<MemFd>(kinds[i % kinds.size()].bytes));
+    const auto o = options(10s, 1024);
+    std::vector<std::string> single, batched;
+    for (const auto& d : docs) single.push_back(describe(scan::scan_sandboxed(config(), d->fd, {}, o)));
+    scan::SandboxedReader reader;
+    const auto start = Clock::now();
+    for (const auto& d : docs) {
+        batched.push_back(describe(reader.scan(config(), d->fd, {}, o)));
+        CHECK(cgscan::reader_pids(::getpid()).size() <= 1);  // the Ghostscript fallback is reaped
+    }
+    std::printf("100 documents in batch readers: %.2f s, %llu readers\n", seconds_since(start),
+                static_cast<unsigned long long>(reader.readers_started()));
+    for (std::size_t i = 0; i < docs.size(); ++i) {
+        INFO(kinds[i % kinds.size()].name << " #" << i);
+        CHECK(batched[i] == single[i]);
+    }
+    // State does not leak between documents: the first and a later copy of one read the same.
+    CHECK(batched[0] == batched[54]);
+    CHECK_THAT(batched[0], Catch::Contains("email=2"));
+    CHECK_THAT(batched[2], Catch::Contains("my_number=1"));
+    CHECK_THAT(batched[5], Catch::Contains("zip bomb"));
+    CHECK_THAT(batched[7], Catch::StartsWith("postscript"));
+    CHECK(reader.readers_started() == 2);  // 64 documents each; PostScript goes to a reader of its own
+}
+
+TEST_CASE("a document that hangs in a batch fails only itself", "[scan][sandbox][batch]") {
+    MemFd good("taro@example.jp 090-1234-5678\n"), bad(cgscan::time_bomb_pdf());
+    const auto o = options(2s, 1024);
+    const auto expected = describe(scan::scan_sandboxed(config(), good.fd, {}, o));
+    scan::SandboxedReader reader;
+    for (int i = 0; i < 3; ++i) CHECK(describe(reader.scan(config(), good.fd, {}, o)) == expected);
+    const auto start = Clock::now();
+    auto r = reader.scan(config(), bad.fd, {}, o);
+    const double took = seconds_since(start);
+    std::printf("time bomb in a batch: %.2f s: %s\n", took, describe(r).c_str());
+    REQUIRE(r);
+    CHECK_FALSE(r->readable);
+    CHECK(r->scan_failed);
+    CHECK_THAT(r->reason, Catch::Contains("reading it took longer than 2 s (stopped)"));  // as a reader of its own says
+    CHECK(took < 3.0);
+    CHECK(reader.reader_pid() == -1);  // killed and reaped with its document
+    CHECK(cgscan::reader_pids(::getpid()).empty());
+    for (int i = 0; i < 3; ++i) CHECK(describe(reader.scan(config(), good.fd, {}, o)) == expected);
+    CHECK(reader.readers_started() == 2);
+}
+
+TEST_CASE("a batch reader killed from outside is replaced", "[scan][sandbox][batch]") {
+    MemFd good("taro@example.jp\n");
+    const auto o = options(10s, 1024);
+    scan::SandboxedReader reader;
+    REQUIRE(reader.scan(config(), good.fd, {}, o)->readable);
+    SECTION("between documents: the next document does not notice") {
+        const pid_t first = reader.reader_pid();
+        REQUIRE(first > 0);
+        REQUIRE(::kill(first, SIGKILL) == 0);
+        std::this_thread::sleep_for(100ms);
+        auto r = reader.scan(config(), good.fd, {}, o);
+        REQUIRE(r);
+        CHECK(r->readable);
+        CHECK(r->findings.count(scan::Detector::email) == 1);
+        CHECK(reader.reader_pid() != first);
+        CHECK(reader.readers_started() == 2);
+    }
+    SECTION("while it reads a document: only that document fails") {
+        struct Case {
+            int signal;
+            const char* reason;
+        };
+        for (const auto& c : {Case{SIGKILL, "the reader was killed"}, Case{SIGSEGV, "the reader crashed (signal 11)"}}) {
+            INFO(c.reason);
+            MemFd slow(cgscan::time_bomb_pdf());
+            REQUIRE(reader.scan(config(), good.fd, {}, o)->readable);
+            const pid_t pid = reader.reader_pid();
+            REQUIRE(pid > 0);
+            auto killer = std::async(std::launch::async, [pid, &c] {
+                std::this_thread::sleep_for(300ms);
+                return ::kill(pid, c.signal);
+            });
+            auto r = reader.scan(config(), slow.fd, {}, o);
+            REQUIRE(killer.get() == 0);
+            REQUIRE(r);
+            CHECK(r->scan_failed);
+            CHECK_THAT(r->reason, Catch::Contains(c.reason));
+            auto next = reader.scan(config(), good.fd, {}, o);
+            REQUIRE(next);
+            CHECK(next->readable);
+            CHECK(reader.reader_pid() != pid);
+        }
+        CHECK(reader.readers_started() == 3);
+    }
+}
+
+TEST_CASE("a batch reader is retired after its documents, its input or a new configuration", "[scan][sandbox][batch]") {
+    const auto o = options(5s, 512);
+    SECTION("documents") {
+        MemFd doc("taro@example.jp\n");
+        scan::SandboxedReader reader(scan::SandboxedReader::Limits{5, std::uint64_t{1} << 30});
+        for (int i = 0; i < 12; ++i) REQUIRE(reader.scan(config(), doc.fd, {}, o)->readable);
+        CHECK(reader.readers_started() == 3);
+        CHECK(cgscan::reader_pids(::getpid()).size() == 1);
+    }
+    SECTION("input") {
+        MemFd doc(std::string(300 * 1024, 'a') + " taro@example.jp\n");
+        scan::SandboxedReader reader(scan::SandboxedReader::Limits{64, std::uint64_t{1} << 20});
+        for (int i = 0; i < 10; ++i) REQUIRE(reader.scan(config(), doc.fd, {}, o)->readable);
+        CHECK(reader.readers_started() == 3);  // 4 documents of 300 KiB pass 1 MiB
+    }
+    SECTION("configuration") {
+        MemFd doc("taro@example.jp 会員番号\n");
+        scan::SandboxedReader reader;
+        REQUIRE(reader.scan(config(), doc.fd, {}, o)->readable);
+        const std::vector<std::string> keywords = {"会員番号"};
+        auto with_keyword = *scan::ScannerConfig::from_names({}, keywords, 40);
+        REQUIRE(reader.scan(with_keyword, doc.fd, {}, o)->readable);
+        REQUIRE(reader.scan(with_keyword, doc.fd, {}, o)->readable);
+        CHECK(reader.readers_started() == 2);
+    }
+    SECTION("the batch reader has the single reader's sandbox, with twice one document's CPU time") {
+        MemFd doc("taro@example.jp\n");
+        scan::SandboxedReader reader;
+        REQUIRE(reader.scan(config(), doc.fd, {}, o)->readable);
+        const pid_t pid = reader.reader_pid();
+        REQUIRE(pid > 0);
+        auto status = cgscan::proc_status(pid);
+        const auto limits = cgscan::slurp_proc("/proc/" + std::to_string(pid) + "/limits");
+        CHECK(status["Uid"] == "65534\t65534\t65534\t65534");
+        CHECK(status["CapEff"] == "0000000000000000");
+        CHECK(status["CapBnd"] == "0000000000000000");
+        CHECK(status["NoNewPrivs"] == "1");
+        CHECK(std::stoi(status["Seccomp_filters"]) >= 2);  // the launcher's and its own (no processes)
+        INFO(limits);
+        CHECK_THAT(limits, Catch::Matches(R"([\s\S]*Max cpu time +12 +13 [\s\S]*)"));
+        CHECK_THAT(limits, Catch::Matches(R"([\s\S]*Max file size +0 +0 [\s\S]*)"));
+        CHECK_THAT(limits, Catch::Matches(R"([\s\S]*Max open files +64 +64 [\s\S]*)"));
+        CHECK_THAT(limits, Catch::Matches(R"([\s\S]*Max address space +603979776 +603979776 [\s\S]*)"));
+    }
 }

@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -68,5 +69,47 @@ tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& conf
 // The same for a path ("-": standard input), for `custguardctl scan`. Errors name the file.
 tl::expected<DocumentScan, std::string> scan_file_sandboxed(const ScannerConfig& config, const std::string& path,
                                                             std::string_view mime_hint, const SandboxOptions& options);
+
+// A reader that scans many documents, one after another, in one sandboxed custguard-extract
+// (`--batch`): the same sandbox as scan_sandboxed(), started once rather than per document,
+// whose start (dynamic loader, libraries, exec) costs about twenty times the scan of a
+// small file. Each document is sent as a descriptor over a socketpair (SCM_RIGHTS) and
+// answered in the single-document framing. Each keeps its own bounds:
+//   - its timeout: the reader is killed, only this document fails (with the reason
+//     scan_sandboxed() gives), and the next document gets a fresh reader;
+//   - a crash, a forbidden system call or a malformed answer fails only this document;
+//   - a reader is retired after max_documents documents, max_input_bytes of input, or
+//     once it has used the CPU time of one document's timeout (its RLIMIT_CPU is twice
+//     that), so that its address-space and CPU limits still bound what one document can do;
+//   - a document that needs Ghostscript (PostScript) goes to scan_sandboxed(): batch
+//     readers may not start processes.
+// One per thread: not thread-safe. The destructor kills and reaps the reader.
+class SandboxedReader {
+public:
+    struct Limits {
+        std::uint32_t max_documents = 64;
+        std::uint64_t max_input_bytes = std::uint64_t{256} << 20;
+    };
+    SandboxedReader();
+    explicit SandboxedReader(Limits limits);
+    SandboxedReader(const SandboxedReader&) = delete;
+    SandboxedReader& operator=(const SandboxedReader&) = delete;
+    ~SandboxedReader();
+
+    // As scan_sandboxed(). A configuration or options that differ from the running
+    // reader's (a policy reload) start a new reader.
+    tl::expected<DocumentScan, std::string> scan(const ScannerConfig& config, int fd, std::string_view mime_hint,
+                                                 const SandboxOptions& options);
+
+    // Readers started so far, and the running one's pid (-1: none); for tests and benchmarks.
+    std::uint64_t readers_started() const { return started_; }
+    int reader_pid() const;
+
+private:
+    struct Running;
+    std::unique_ptr<Running> running_;
+    Limits limits_;
+    std::uint64_t started_ = 0;
+};
 
 }  // namespace custguard::scan
