@@ -19,6 +19,7 @@
 #include <sstream>
 #include <optional>
 #include <thread>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <spdlog/logger.h>
@@ -572,6 +573,40 @@ TEST_CASE("JSON lines with the ECS mapping", "[unit]") {
     CHECK(line.starts_with("DENIED    "));
     CHECK(line.find("seq=5") != std::string::npos);
     CHECK(line.find('\n') == std::string::npos);
+}
+
+// Regression guard: the ECS table of custguard.journal(7) and export.cpp's table drift apart
+// silently (a SIEM mapping written from the man page then misses or misnames fields).
+TEST_CASE("the ECS table of custguard.journal(7) and the export's table agree, both ways", "[unit]") {
+    const std::string page = slurp(CUSTGUARD_SOURCE_DIR "/man/custguard.journal.7");
+    const auto section = page.find(".SH JSON LINES EXPORT");
+    REQUIRE(section != std::string::npos);
+    const auto ts = page.find(".TS\n", section);
+    const auto te = page.find(".TE\n", ts);
+    REQUIRE(ts != std::string::npos);
+    REQUIRE(te != std::string::npos);
+
+    // Rows "ecs.key<TAB>CUSTGUARD_FIELD" or "... (number)"; the other rows (event.kind,
+    // @timestamp from CUSTGUARD_TIME_USEC, ...) are not taken from one field as is.
+    const std::regex row(R"(^([a-z_.@]+)\t(CUSTGUARD_[A-Z0-9_]+)( \(number\))?$)");
+    std::set<std::tuple<std::string, std::string, bool>> in_page;
+    std::istringstream table(page.substr(ts, te - ts));
+    for (std::string l; std::getline(table, l);) {
+        std::smatch m;
+        if (std::regex_match(l, m, row)) in_page.emplace(m[2].str(), m[1].str(), m[3].matched);
+    }
+    std::set<std::tuple<std::string, std::string, bool>> in_code;
+    for (const auto& m : ecs_mappings()) in_code.emplace(std::string(m.journald), std::string(m.ecs), m.number);
+
+    REQUIRE(in_code.size() == ecs_mappings().size());
+    for (const auto& [field, key, number] : in_code) {
+        INFO("export.cpp maps " << field << " -> " << key << (number ? " (number)" : "") << "; the man page does not");
+        CHECK(in_page.contains({field, key, number}));
+    }
+    for (const auto& [field, key, number] : in_page) {
+        INFO("the man page maps " << field << " -> " << key << (number ? " (number)" : "") << "; export.cpp does not");
+        CHECK(in_code.contains({field, key, number}));
+    }
 }
 
 TEST_CASE("spool: bounded, ordered, persistent, torn tails cut off", "[unit]") {

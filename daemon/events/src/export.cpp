@@ -23,12 +23,6 @@ namespace {
 
 using common::append_json_string;
 
-struct EcsMapping {
-    std::string_view journald;
-    std::string_view ecs;
-    bool number;
-};
-
 // DESIGN.md fields and the pipeline's own, in the order of custguard.journal(7).
 constexpr EcsMapping ecs_table[] = {
     {"CUSTGUARD_EVENT", "custguard.event", false},
@@ -178,6 +172,8 @@ std::string_view level_name(int priority) {
 }
 
 }  // namespace
+
+std::span<const EcsMapping> ecs_mappings() { return ecs_table; }
 
 std::string ecs_name(std::string_view journald_field) {
     if (const auto* m = find_mapping(journald_field)) return std::string(m->ecs);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,17 @@ class logger;
 }
 
 namespace custguard::events {
+
+// One row of the journald -> ECS mapping; `number`: exported as a JSON number.
+struct EcsMapping {
+    std::string_view journald;
+    std::string_view ecs;
+    bool number;
+};
+
+// The whole mapping, in the order of custguard.journal(7)'s table (a unit test keeps the
+// two equal).
+std::span<const EcsMapping> ecs_mappings();
 
 // The ECS name of a journald field (CUSTGUARD_PATH -> file.path); unknown CUSTGUARD_X
 // fields map to custguard.x.
