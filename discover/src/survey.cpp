@@ -363,6 +363,12 @@ bool Survey::start_workers() {
         failure_ = "cannot build the scanner: " + scanner.error();
         return false;
     }
+    // The readers get these patterns serialised; without this each worker's first
+    // document for the sandbox compiles them all over again.
+    if (auto prepared = scan::prepare_sandboxed(*scanner); !prepared) {
+        failure_ = "cannot prepare the patterns for the document reader: " + prepared.error();
+        return false;
+    }
     for (unsigned i = 0; i < std::max(1u, options_.threads); ++i) {
         workers_.emplace_back([this, copy = *scanner]() mutable {
             if (options_.idle_priority) (void)lower_priority();
