@@ -15,6 +15,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <thread>
@@ -105,7 +106,18 @@ struct Run {
     long maxrss_kb = 0;
     int status = -1;
     std::uintmax_t output_bytes = 0;
+    std::uint64_t records = 0;  // evidence.records: the records the report used
 };
+
+// evidence.records of a JSON report: evidence is its last member (before the cursors).
+std::uint64_t records_used(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto ev = text.rfind("\"evidence\"");
+    const auto at = ev == std::string::npos ? ev : text.find("\"records\":", ev);
+    if (at == std::string::npos) return 0;
+    return std::strtoull(text.c_str() + at + 10, nullptr, 10);
+}
 
 Run report(const std::string& ns, const std::string& since, const std::string& out_path) {
     std::vector<std::string> args = {CG_CUSTGUARDCTL, "report", "leak-scope", "--namespace", ns, "--format", "json",
@@ -127,6 +139,7 @@ Run report(const std::string& ns, const std::string& since, const std::string& o
     run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     std::error_code ec;
     run.output_bytes = std::filesystem::file_size(out_path, ec);
+    if (!ec && run.status == 0) run.records = records_used(out_path);
     return run;
 }
 
@@ -167,6 +180,13 @@ int main(int argc, char** argv) {
         c << "[Journal]\nStorage=persistent\nRateLimitIntervalSec=0\nRateLimitBurst=0\nSystemMaxUse=50G\n"
              "SystemKeepFree=2G\nSystemMaxFileSize=1G\n";
     }
+    struct Remove {  // also on an early return; journald (below) stops first
+        std::string path;
+        ~Remove() {
+            std::error_code ec;
+            std::filesystem::remove_all(path, ec);
+        }
+    } remove_conf{conf};
     testing::ScratchJournald jd(ns);
     jd.start();
     auto sock = JournalSocket::open(jd.socket_path());
@@ -176,12 +196,13 @@ int main(int argc, char** argv) {
     }
     char tmpl[] = "/tmp/cg-bench-report-XXXXXX";
     const std::string out_dir = ::mkdtemp(tmpl);
+    Remove remove_out{out_dir};
     double load[3] = {};
     ::getloadavg(load, 3);
     fmt::print("bench_report: custguardctl report leak-scope --format json over journald namespace {} (load {:.1f})\n",
                ns, load[0]);
-    fmt::print("{:>12} {:>10} {:>14} {:>10} {:>10} {:>12} {:>8}\n", "journal", "gen rec/s", "window", "seconds",
-               "peak MB", "json MB", "exit");
+    fmt::print("{:>12} {:>10} {:>14} {:>10} {:>10} {:>12} {:>12} {:>6}\n", "journal", "gen rec/s", "window", "seconds",
+               "peak MB", "json MB", "records used", "exit");
     int rc = 0;
     std::uint64_t written = 0;
     for (auto size : sizes) {
@@ -204,22 +225,21 @@ int main(int argc, char** argv) {
         // The rate includes the pause at the window's boundary (about a second).
         const double gen = std::chrono::duration<double>(Clock::now() - t0).count();
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
-        auto print = [&](const std::string& what, const Run& r) {
-            fmt::print("{:>12} {:>10.0f} {:>14} {:>10.2f} {:>10.1f} {:>12.1f} {:>8}\n", size,
+        // Every generated record is one the report uses: a run that used another number did
+        // not measure what it claims, and fails the benchmark.
+        auto print = [&](const std::string& what, std::uint64_t expected, const Run& r) {
+            fmt::print("{:>12} {:>10.0f} {:>14} {:>10.2f} {:>10.1f} {:>12.1f} {:>12} {:>6}\n", size,
                        static_cast<double>(size - first) / gen, what, r.seconds, r.maxrss_kb / 1024.0, r.output_bytes / 1e6,
-                       r.status);
+                       r.records, r.status);
             std::fflush(stdout);
-            if (r.status != 0) rc = 1;
+            if (r.status != 0 || r.records != expected) rc = 1;
         };
-        if (size <= all_up_to) print(fmt::format("all {}", size), report(ns, "", out_dir + "/all.json"));
+        if (size <= all_up_to) print(fmt::format("all {}", size), size, report(ns, "", out_dir + "/all.json"));
         else fmt::print("{:>12} {:>10} {:>14} not timed (--all-up-to {})\n", size, "", "all", all_up_to);
         for (auto it = since.rbegin(); it != since.rend(); ++it)
-            print(fmt::format("last {}", size - it->first), report(ns, it->second, out_dir + "/window.json"));
+            print(fmt::format("last {}", size - it->first), size - it->first,
+                  report(ns, it->second, out_dir + "/window.json"));
     }
     fmt::print("target: 10,000,000 records <= 60 s and <= 200 MB; a window's time independent of the journal size\n");
-    std::error_code ec;
-    std::filesystem::remove_all(out_dir, ec);
-    jd.stop();
-    std::filesystem::remove(conf, ec);
     return rc;
 }
