@@ -1,0 +1,245 @@
+// `custguardctl report leak-scope --format json` over a journal of custguard records that
+// this program writes through a real journald (a scratch namespace instance): wall time and
+// peak RSS of the report, for the whole journal and for a window of the last records, at
+// each journal size. Target (issue 19): 10 million records in <= 60 s and <= 200 MB, time
+// growing with the records in the window, not with the journal.
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "custguard/events/journal.hpp"
+#include "custguard/events/record.hpp"
+#include "scratch_journald.hpp"
+
+extern char** environ;
+
+namespace {
+
+using namespace custguard::events;
+using Clock = std::chrono::steady_clock;
+
+std::vector<std::uint64_t> parse_list(const std::string& s) {
+    std::vector<std::uint64_t> out;
+    std::size_t start = 0;
+    while (start < s.size()) {
+        auto end = s.find(',', start);
+        if (end == std::string::npos) end = s.size();
+        out.push_back(std::stoull(s.substr(start, end - start)));
+        start = end + 1;
+    }
+    return out;
+}
+
+// Record i of a deterministic mix: reads of 20,000 files by 50 users from 20 clients; every
+// 100th a denial, every 5,000th a held print with detector hits, every 10,000th a copy
+// found outside the zones, every 20,000th a bulk read.
+Record make(std::uint64_t i) {
+    Record r;
+    const std::string user = fmt::format("user{:02}", i % 50);
+    const std::string client = fmt::format("10.0.0.{}", 10 + i % 20);
+    r.realtime_us = 0;
+    if (i % 20000 == 19999) {
+        r.kind = Kind::access_denied;
+        r.message = "bulk read";
+        r.set(field::event, "bulk_read").set(field::user, user).set(field::uid, 2000 + i % 50)
+            .set(field::files, 500).set(field::window, 60).set(field::action, "record");
+    } else if (i % 10000 == 9999) {
+        r.message = "customer data outside every zone";
+        r.set(field::event, "customer_data_found").set(field::user, user).set(field::uid, 2000 + i % 50)
+            .set(field::path, fmt::format("/srv/share/public/copy-{}.csv", i)).set(field::copy_of, "customers")
+            .set(field::detectors, "email:12,jp_phone:3").set(field::categories, "contact").set(field::action, "record");
+    } else if (i % 5000 == 4999) {
+        r.message = "print held";
+        r.set(field::event, "print").set(field::decision, "hold").set(field::user, user).set(field::uid, 2000 + i % 50)
+            .set(field::client, client).set(field::printer, "office").set(field::job, i).set(field::title, "list")
+            .set(field::pages, 3).set(field::detectors, "credit_card:4");
+    } else {
+        const bool deny = i % 100 == 50;
+        r.kind = deny ? Kind::access_denied : Kind::access_allowed;
+        r.message = deny ? "open refused" : "open allowed";
+        r.set(field::event, "access").set(field::decision, deny ? "deny" : "allow").set(field::zone, "customers")
+            .set(field::path, fmt::format("/srv/share/customers/{:03}/顧客台帳-{:05}.xlsx", i % 200, i % 20000))
+            .set(field::uid, 2000 + i % 50).set(field::user, user).set(field::client, client)
+            .set(field::exe, "/usr/sbin/smbd");
+    }
+    r.set(field::run, "bench").set(field::seq, i + 1);
+    return r;
+}
+
+// The local time text --since accepts ("2026-12-06 05:30:00").
+std::string local_text(std::time_t t) {
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char b[32];
+    std::strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S", &tm);
+    return b;
+}
+
+// Waits until journald has read every datagram, then for the next whole second: records
+// sent afterwards are received at or after the returned time, earlier ones before it.
+std::time_t boundary(const JournalSocket& sock) {
+    while (!sock.drained()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // journald writes what it read
+    const std::time_t next = std::time(nullptr) + 1;
+    while (std::time(nullptr) < next) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return next;
+}
+
+struct Run {
+    double seconds = 0;
+    long maxrss_kb = 0;
+    int status = -1;
+    std::uintmax_t output_bytes = 0;
+    std::uint64_t records = 0;  // evidence.records: the records the report used
+};
+
+// evidence.records of a JSON report: evidence is its last member (before the cursors).
+std::uint64_t records_used(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto ev = text.rfind("\"evidence\"");
+    const auto at = ev == std::string::npos ? ev : text.find("\"records\":", ev);
+    if (at == std::string::npos) return 0;
+    return std::strtoull(text.c_str() + at + 10, nullptr, 10);
+}
+
+Run report(const std::string& ns, const std::string& since, const std::string& out_path) {
+    std::vector<std::string> args = {CG_CUSTGUARDCTL, "report", "leak-scope", "--namespace", ns, "--format", "json",
+                                     "--output", out_path};
+    if (!since.empty()) args.insert(args.end(), {"--since", since});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    Run run;
+    const auto t0 = Clock::now();
+    pid_t pid = -1;
+    if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return run;
+    int status = 0;
+    rusage ru{};
+    // wait4: the peak RSS of this child alone (RUSAGE_CHILDREN would be the largest of all).
+    if (::wait4(pid, &status, 0, &ru) != pid) return run;
+    run.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    run.maxrss_kb = ru.ru_maxrss;
+    run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::error_code ec;
+    run.output_bytes = std::filesystem::file_size(out_path, ec);
+    if (!ec && run.status == 0) run.records = records_used(out_path);
+    return run;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::uint64_t> sizes = {100'000, 1'000'000};
+    std::vector<std::uint64_t> windows = {100'000};
+    // The whole-journal report holds every record of it in memory (about 3-4 KB each in
+    // the release build): above this size only the window is timed.
+    std::uint64_t all_up_to = 2'000'000;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if ((a == "--records" || a == "--window" || a == "--all-up-to") && i + 1 < argc) {
+            auto v = parse_list(argv[++i]);
+            if (a == "--records") sizes = v;
+            else if (a == "--window") windows = v;
+            else all_up_to = v.at(0);
+        } else {
+            std::fprintf(stderr,
+                         "usage: bench_report [--records N[,N...]] [--window N[,N...]] [--all-up-to N]\n"
+                         "  --records  journal sizes, ascending (default 100000,1000000; the issue's: 10000000)\n"
+                         "  --window   sizes of recent windows timed at each journal size (default 100000)\n"
+                         "  --all-up-to  time the whole journal only up to this size (default 2000000)\n");
+            return 2;
+        }
+    }
+    std::sort(sizes.begin(), sizes.end());
+    if (::geteuid() != 0) {
+        std::fprintf(stderr, "bench_report: needs root (starts a journald namespace instance)\n");
+        return 2;
+    }
+    const std::string ns = testing::unique_namespace("report");
+    // No rate limit and room for every record: journald's defaults would drop or vacuum some.
+    const std::string conf = fmt::format("/etc/systemd/journald@{}.conf", ns);
+    {
+        std::ofstream c(conf);
+        c << "[Journal]\nStorage=persistent\nRateLimitIntervalSec=0\nRateLimitBurst=0\nSystemMaxUse=50G\n"
+             "SystemKeepFree=2G\nSystemMaxFileSize=1G\n";
+    }
+    struct Remove {  // also on an early return; journald (below) stops first
+        std::string path;
+        ~Remove() {
+            std::error_code ec;
+            std::filesystem::remove_all(path, ec);
+        }
+    } remove_conf{conf};
+    testing::ScratchJournald jd(ns);
+    jd.start();
+    auto sock = JournalSocket::open(jd.socket_path());
+    if (!sock) {
+        std::fprintf(stderr, "bench_report: %s\n", sock.error().c_str());
+        return 1;
+    }
+    char tmpl[] = "/tmp/cg-bench-report-XXXXXX";
+    const std::string out_dir = ::mkdtemp(tmpl);
+    Remove remove_out{out_dir};
+    double load[3] = {};
+    ::getloadavg(load, 3);
+    fmt::print("bench_report: custguardctl report leak-scope --format json over journald namespace {} (load {:.1f})\n",
+               ns, load[0]);
+    fmt::print("{:>12} {:>10} {:>14} {:>10} {:>10} {:>12} {:>12} {:>6}\n", "journal", "gen rec/s", "window", "seconds",
+               "peak MB", "json MB", "records used", "exit");
+    int rc = 0;
+    std::uint64_t written = 0;
+    for (auto size : sizes) {
+        // Each window is the last W records: --since is the second after record size-W-1
+        // was received (the report's replay slack reads to the journal's end anyway).
+        std::map<std::uint64_t, std::string> since;  // first record -> --since
+        for (auto w : windows)
+            if (w < size && size - w >= written) since[size - w];
+        const std::uint64_t first = written;
+        const auto t0 = Clock::now();
+        for (; written < size; ++written) {
+            if (auto it = since.find(written); it != since.end()) it->second = local_text(boundary(*sock));
+            if (sock->send(encode_native(make(written)), 10000) != SendStatus::sent) {
+                std::fprintf(stderr, "bench_report: journald did not take record %llu\n",
+                             static_cast<unsigned long long>(written));
+                return 1;
+            }
+        }
+        while (!sock->drained()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        // The rate includes the pause at the window's boundary (about a second).
+        const double gen = std::chrono::duration<double>(Clock::now() - t0).count();
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        // Every generated record is one the report uses: a run that used another number did
+        // not measure what it claims, and fails the benchmark.
+        auto print = [&](const std::string& what, std::uint64_t expected, const Run& r) {
+            fmt::print("{:>12} {:>10.0f} {:>14} {:>10.2f} {:>10.1f} {:>12.1f} {:>12} {:>6}\n", size,
+                       static_cast<double>(size - first) / gen, what, r.seconds, r.maxrss_kb / 1024.0, r.output_bytes / 1e6,
+                       r.records, r.status);
+            std::fflush(stdout);
+            if (r.status != 0 || r.records != expected) rc = 1;
+        };
+        if (size <= all_up_to) print(fmt::format("all {}", size), size, report(ns, "", out_dir + "/all.json"));
+        else fmt::print("{:>12} {:>10} {:>14} not timed (--all-up-to {})\n", size, "", "all", all_up_to);
+        for (auto it = since.rbegin(); it != since.rend(); ++it)
+            print(fmt::format("last {}", size - it->first), size - it->first,
+                  report(ns, it->second, out_dir + "/window.json"));
+    }
+    fmt::print("target: 10,000,000 records <= 60 s and <= 200 MB; a window's time independent of the journal size\n");
+    return rc;
+}
