@@ -1,10 +1,10 @@
 // custguardctl --help must match custguardctl(8): every verb's description and every
 // option appear in the page, the page lints clean, and the bash completion knows the verbs.
-#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 
-#include <cstdio>
+#include "support/support.hpp"
+
 #include <regex>
 #include <set>
 #include <string>
@@ -12,32 +12,8 @@
 
 namespace {
 
-std::string capture(const std::string& cmd, int* status = nullptr) {
-    std::string out;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    REQUIRE(p);
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    int st = ::pclose(p);
-    if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return out;
-}
-
-std::string squeeze(const std::string& s) {
-    std::string out;
-    bool space = false;
-    for (char c : s) {
-        if (c == ' ' || c == '\n' || c == '\t') {
-            space = true;
-            continue;
-        }
-        if (space && !out.empty()) out += ' ';
-        space = false;
-        out += c;
-    }
-    return out;
-}
+using cgtest::shell_out;
+using cgtest::squeeze_space;
 
 const std::vector<std::string> k_verbs = {
     "status", "policy check", "policy reload", "policy show", "zone list", "user allow", "user revoke",
@@ -50,15 +26,15 @@ const std::vector<std::string> k_verbs = {
 TEST_CASE("dbus: custguardctl --help matches custguardctl(8)", "[dbus][host][man]") {
     int status = 0;
     // No hyphenation or adjustment in the page, and a wide line: one paragraph, one line.
-    std::string man = squeeze(capture("groff -man -Tascii -P-c -P-b -P-u -rLL=4000n " CG_MAN_PAGE " 2>/dev/null", &status));
+    std::string man = squeeze_space(shell_out("groff -man -Tascii -P-c -P-b -P-u -rLL=4000n " CG_MAN_PAGE " 2>/dev/null", &status));
     REQUIRE(status == 0);
     REQUIRE(man.size() > 1000);
 
     for (const auto& verb : k_verbs) {
-        std::string help = capture(std::string(CG_CUSTGUARDCTL " ") + verb + " --help", &status);
+        std::string help = shell_out(std::string(CG_CUSTGUARDCTL " ") + verb + " --help", &status);
         INFO("custguardctl " << verb << " --help:\n" << help);
         REQUIRE(status == 0);
-        auto description = squeeze(help.substr(0, help.find('\n')));
+        auto description = squeeze_space(help.substr(0, help.find('\n')));
         CHECK(man.find(description) != std::string::npos);
         std::regex option("--[a-z][a-z-]*");
         for (auto it = std::sregex_iterator(help.begin(), help.end(), option); it != std::sregex_iterator(); ++it) {
@@ -69,7 +45,7 @@ TEST_CASE("dbus: custguardctl --help matches custguardctl(8)", "[dbus][host][man
         }
     }
     // Every top-level verb is in the page and the top-level help.
-    std::string top = capture(CG_CUSTGUARDCTL " --help");
+    std::string top = shell_out(CG_CUSTGUARDCTL " --help");
     for (const char* v : {"status", "policy", "zone", "user", "device", "grant", "print", "printer", "history", "events", "scan", "edm", "discover", "report"}) {
         CHECK(top.find(std::string("  ") + v + " ") != std::string::npos);
         CHECK(man.find(v) != std::string::npos);
@@ -78,7 +54,7 @@ TEST_CASE("dbus: custguardctl --help matches custguardctl(8)", "[dbus][host][man
 
 TEST_CASE("dbus: custguardctl(8) lints clean", "[dbus][host][man]") {
     int status = 0;
-    std::string warnings = capture("LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l " CG_MAN_PAGE " 2>&1 >/dev/null", &status);
+    std::string warnings = shell_out("LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l " CG_MAN_PAGE " 2>&1 >/dev/null", &status);
     INFO(warnings);
     CHECK(status == 0);
     CHECK(warnings.empty());
@@ -86,7 +62,7 @@ TEST_CASE("dbus: custguardctl(8) lints clean", "[dbus][host][man]") {
 
 TEST_CASE("dbus: bash completion knows every verb", "[dbus][host][man]") {
     int status = 0;
-    capture("bash -n " CG_COMPLETION, &status);
+    shell_out("bash -n " CG_COMPLETION, &status);
     CHECK(status == 0);
     // Complete "custguardctl <TAB>" and "custguardctl grant <TAB>" with the real function.
     std::string script =
@@ -95,7 +71,7 @@ TEST_CASE("dbus: bash completion knows every verb", "[dbus][host][man]") {
         "echo \"${COMPREPLY[*]}\"; "
         "COMP_WORDS=(custguardctl grant ''); COMP_CWORD=2; COMP_LINE='custguardctl grant '; COMP_POINT=19; _custguardctl; "
         "echo \"${COMPREPLY[*]}\"";
-    std::string out = capture("bash -c '" + std::regex_replace(script, std::regex("'"), "'\\''") + "'", &status);
+    std::string out = shell_out("bash -c '" + std::regex_replace(script, std::regex("'"), "'\\''") + "'", &status);
     INFO(out);
     for (const char* v : {"status", "policy", "zone", "user", "device", "grant", "print", "printer", "history", "events", "scan", "discover", "report"})
         CHECK(out.find(v) != std::string::npos);

@@ -1,54 +1,29 @@
 // `custguardctl report … --help` must match custguardctl(8) (each verb's description and
 // every option appear in the page, the page lints clean) and the bash completion offers
 // the report verbs, their options and formats.
-#include <sys/wait.h>
-
 #include <catch2/catch.hpp>
 
-#include <cstdio>
+#include "support/support.hpp"
+
 #include <regex>
 #include <string>
 
 namespace {
 
-std::string capture(const std::string& cmd, int* status = nullptr) {
-    std::string out;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    REQUIRE(p);
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    int st = ::pclose(p);
-    if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return out;
-}
-
-std::string squeeze(const std::string& s) {
-    std::string out;
-    bool space = false;
-    for (char c : s) {
-        if (c == ' ' || c == '\n' || c == '\t') {
-            space = true;
-            continue;
-        }
-        if (space && !out.empty()) out += ' ';
-        space = false;
-        out += c;
-    }
-    return out;
-}
+using cgtest::shell_out;
+using cgtest::squeeze_space;
 
 }  // namespace
 
 TEST_CASE("report: custguardctl report --help matches custguardctl(8)", "[report][unit][man]") {
     int status = 0;
-    std::string man = squeeze(capture("groff -man -Tutf8 -P-c -P-b -P-u -rLL=4000n " CG_MAN_PAGE " 2>/dev/null", &status));
+    std::string man = squeeze_space(shell_out("groff -man -Tutf8 -P-c -P-b -P-u -rLL=4000n " CG_MAN_PAGE " 2>/dev/null", &status));
     REQUIRE(status == 0);
     for (const char* verb : {"report", "report leak-scope", "report access"}) {
-        std::string help = capture(std::string(CG_CUSTGUARDCTL " ") + verb + " --help", &status);
+        std::string help = shell_out(std::string(CG_CUSTGUARDCTL " ") + verb + " --help", &status);
         INFO("custguardctl " << verb << " --help:\n" << help);
         REQUIRE(status == 0);
-        if (std::string(verb) != "report") CHECK(man.find(squeeze(help.substr(0, help.find('\n')))) != std::string::npos);
+        if (std::string(verb) != "report") CHECK(man.find(squeeze_space(help.substr(0, help.find('\n')))) != std::string::npos);
         std::regex option("--[a-z][a-z-]*");
         for (auto it = std::sregex_iterator(help.begin(), help.end(), option); it != std::sregex_iterator(); ++it) {
             if (it->str() == "--help") continue;
@@ -56,7 +31,7 @@ TEST_CASE("report: custguardctl report --help matches custguardctl(8)", "[report
             CHECK(man.find(it->str()) != std::string::npos);
         }
     }
-    std::string warnings = capture("LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l " CG_MAN_PAGE " 2>&1 >/dev/null", &status);
+    std::string warnings = shell_out("LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l " CG_MAN_PAGE " 2>&1 >/dev/null", &status);
     INFO(warnings);
     CHECK(status == 0);
     CHECK(warnings.empty());
@@ -64,7 +39,7 @@ TEST_CASE("report: custguardctl report --help matches custguardctl(8)", "[report
 
 TEST_CASE("report: custguard.fleet(7) lints clean", "[report][unit][man]") {
     int status = 0;
-    std::string warnings = capture("LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l " CG_FLEET_PAGE " 2>&1 >/dev/null", &status);
+    std::string warnings = shell_out("LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l " CG_FLEET_PAGE " 2>&1 >/dev/null", &status);
     INFO(warnings);
     CHECK(status == 0);
     CHECK(warnings.empty());
@@ -78,7 +53,7 @@ TEST_CASE("report: bash completion offers the report verbs, options and formats"
         "COMP_WORDS=(custguardctl report leak-scope --); COMP_CWORD=3; _custguardctl; echo \"${COMPREPLY[*]}\"; "
         "COMP_WORDS=(custguardctl report access --format ''); COMP_CWORD=4; _custguardctl; echo \"${COMPREPLY[*]}\"";
     int status = 0;
-    std::string out = capture("bash -c '" + std::regex_replace(script, std::regex("'"), "'\\''") + "'", &status);
+    std::string out = shell_out("bash -c '" + std::regex_replace(script, std::regex("'"), "'\\''") + "'", &status);
     INFO(out);
     CHECK(status == 0);
     CHECK(out.find("discover report") != std::string::npos);

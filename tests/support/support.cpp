@@ -290,4 +290,25 @@ PrivateBus::PrivateBus(const fs::path& dir) : socket_(dir / "bus") {
 
 PrivateBus::~PrivateBus() { kill_and_reap(pid_); }
 
+std::string shell_out(const std::string& cmd, int* status) {
+    auto r = run({"/bin/sh", "-c", cmd});
+    if (status) *status = r.rc;
+    return r.out;
+}
+
+std::string squeeze_space(const std::string& s) {
+    std::string out;
+    bool space = false;
+    for (char c : s) {
+        if (c == ' ' || c == '\n' || c == '\t') {
+            space = true;
+            continue;
+        }
+        if (space && !out.empty()) out += ' ';
+        space = false;
+        out += c;
+    }
+    return out;
+}
+
 }  // namespace cgtest

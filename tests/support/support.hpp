@@ -73,6 +73,13 @@ RunResult run(const std::vector<std::string>& argv, const std::vector<std::strin
               const std::optional<Cred>& cred = std::nullopt,
               std::chrono::seconds timeout = std::chrono::seconds(60));
 
+// `/bin/sh -c cmd`'s standard output; its exit status (as run()'s rc) in *status.
+std::string shell_out(const std::string& cmd, int* status = nullptr);
+
+// Runs of spaces, tabs and newlines as one space, none at the ends: text compared across
+// the line breaks of a formatted man page.
+std::string squeeze_space(const std::string& s);
+
 // Starts argv in the background, stdout and stderr appended to `log`, NOTIFY_SOCKET unset.
 pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
             const std::filesystem::path& log);

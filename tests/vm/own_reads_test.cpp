@@ -39,18 +39,6 @@ namespace {
 
 const std::string k_pin_dir = "/sys/fs/bpf/custguard";
 
-// open + read + close in this process: 0 or the errno.
-int read_here(const std::string& path, int flags = O_RDONLY)
-{
-    int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    char buf[64];
-    int rc = ::read(fd, buf, sizeof buf) < 0 ? errno : 0;
-    ::close(fd);
-    return rc;
-}
-
 // Adds `delta` to control word `key` of the pinned control map (a recycled pid: same tgid,
 // another start time).
 void shift_ctl_word(std::uint32_t key, std::int64_t delta)

@@ -79,17 +79,20 @@ int run_as(const Creds& creds, const std::function<int()>& fn)
     return rc == 200 ? 2000 : rc;
 }
 
+int read_here(const std::string& path, int flags)
+{
+    int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    char buf[64];
+    int rc = ::read(fd, buf, sizeof buf) < 0 ? errno : 0;
+    ::close(fd);
+    return rc;
+}
+
 int try_read(const Creds& creds, const std::string& path)
 {
-    return run_as(creds, [&] {
-        int fd = ::open(path.c_str(), O_RDONLY);
-        if (fd < 0)
-            return errno;
-        char buf[64];
-        int rc = ::read(fd, buf, sizeof buf) < 0 ? errno : 0;
-        ::close(fd);
-        return rc;
-    });
+    return run_as(creds, [&] { return read_here(path); });
 }
 
 int exec_as(const Creds& creds, const std::vector<std::string>& argv)

@@ -2,6 +2,8 @@
 // made by forked children under other credentials, and an event collector.
 #pragma once
 
+#include <fcntl.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -35,7 +37,9 @@ inline constexpr std::uint32_t k_sales_gid = 2000;
 // (see tests/support/exec_plan.hpp).
 int run_as(const Creds& creds, const std::function<int()>& fn);
 
-// open(path, O_RDONLY) + read + close as `creds`: 0 or the errno.
+// open(path, flags) + read + close in this process: 0 or the errno.
+int read_here(const std::string& path, int flags = O_RDONLY);
+// The same with O_RDONLY in a child as `creds`.
 int try_read(const Creds& creds, const std::string& path);
 
 // Executes argv as `creds`; returns the exit status (or 1000 + signal).
