@@ -5,54 +5,18 @@
 
 #include "custguard/common/json_string.hpp"
 #include "custguard/common/text_escape.hpp"
-#include "json_writer.hpp"
+#include "custguard/common/json.hpp"
 
 namespace custguard::report {
 
-namespace detail {
-
-void JsonValue::dump_to(std::string& out, int depth) const {
-    auto indent = [&](int d) { out.append(static_cast<std::size_t>(d) * 2, ' '); };
-    if (std::holds_alternative<std::monostate>(v_)) out += "null";
-    else if (auto* b = std::get_if<bool>(&v_)) out += *b ? "true" : "false";
-    else if (auto* n = std::get_if<std::uint64_t>(&v_)) out += std::to_string(*n);
-    else if (auto* s = std::get_if<std::string>(&v_)) common::append_json_string(out, *s);
-    else if (auto* a = std::get_if<Array>(&v_)) {
-        if (a->empty()) {
-            out += "[]";
-            return;
-        }
-        out += "[\n";
-        for (std::size_t i = 0; i < a->size(); ++i) {
-            indent(depth + 1);
-            (*a)[i].dump_to(out, depth + 1);
-            out += i + 1 < a->size() ? ",\n" : "\n";
-        }
-        indent(depth);
-        out += ']';
-    } else if (auto* o = std::get_if<Object>(&v_)) {
-        if (o->empty()) {
-            out += "{}";
-            return;
-        }
-        out += "{\n";
-        for (std::size_t i = 0; i < o->size(); ++i) {
-            indent(depth + 1);
-            common::append_json_string(out, (*o)[i].first);
-            out += ": ";
-            (*o)[i].second.dump_to(out, depth + 1);
-            out += i + 1 < o->size() ? ",\n" : "\n";
-        }
-        indent(depth);
-        out += '}';
-    }
-}
-
-}  // namespace detail
 
 namespace {
 
-using detail::JsonValue;
+using JsonValue = common::Json;
+
+// An empty string as null: absent values stay visible as keys.
+JsonValue or_null(const std::string& s) { return s.empty() ? JsonValue() : JsonValue(s); }
+JsonValue or_null(std::optional<std::uint64_t> n) { return n ? JsonValue(*n) : JsonValue(); }
 using common::escape_text;
 
 const char* kind_name(Kind k) { return k == Kind::leak_scope ? "leak-scope" : "access"; }
@@ -73,7 +37,7 @@ std::string window_text(const Scope& s) {
 
 JsonValue persons_json(const Persons& p) {
     auto o = JsonValue::object();
-    o.set("min", JsonValue(p.min)).set("max", JsonValue(p.max));
+    o.set("min", JsonValue(p.min)).set("max", or_null(p.max));
     if (p.exact) o.set("exact", JsonValue(*p.exact));
     o.set("basis", p.basis);
     return o;
@@ -90,14 +54,14 @@ JsonValue file_json(const File& f, const Scope& s) {
     for (const auto& r : f.readers)
         readers.push(JsonValue::object()
                          .set("user", r.user)
-                         .set("client", JsonValue::or_null(r.client))
+                         .set("client", or_null(r.client))
                          .set("first", when(r.first_usec, s))
                          .set("last", when(r.last_usec, s))
                          .set("count", r.count));
     return JsonValue::object()
         .set("path", f.path)
         .set("server", f.server)
-        .set("zone", JsonValue::or_null(f.zone))
+        .set("zone", or_null(f.zone))
         .set("copy_out_of_zones", f.copy_out)
         .set("reads", f.reads)
         .set("denials", f.denials)
@@ -113,15 +77,15 @@ JsonValue print_json(const PrintJob& p, const Scope& s) {
         .set("printer", p.printer)
         .set("job", p.job)
         .set("user", p.user)
-        .set("client", JsonValue::or_null(p.client))
+        .set("client", or_null(p.client))
         .set("title", p.title)
         .set("pages", p.pages)
         .set("first", when(p.first_usec, s))
         .set("last", when(p.last_usec, s))
         .set("first_decision", p.first_decision)
         .set("final_decision", p.final_decision)
-        .set("approved_by", JsonValue::or_null(p.final_decision == "allow" ? p.decided_by : ""))
-        .set("decided_by", JsonValue::or_null(p.decided_by))
+        .set("approved_by", or_null(p.final_decision == "allow" ? p.decided_by : ""))
+        .set("decided_by", or_null(p.decided_by))
         .set("categories", strings(p.categories))
         .set("persons", persons_json(p.persons));
 }
@@ -130,30 +94,30 @@ JsonValue copy_json(const Copy& c, const Scope& s) {
     return JsonValue::object()
         .set("server", c.server)
         .set("path", c.path)
-        .set("copy_of", JsonValue::or_null(c.copy_of))
+        .set("copy_of", or_null(c.copy_of))
         .set("user", c.user)
-        .set("client", JsonValue::or_null(c.client))
+        .set("client", or_null(c.client))
         .set("time", when(c.time_usec, s))
-        .set("action", JsonValue::or_null(c.action))
+        .set("action", or_null(c.action))
         .set("categories", strings(c.categories))
         .set("persons", persons_json(c.persons));
 }
 
 JsonValue window_json(const Scope& s) {
     return JsonValue::object()
-        .set("since", JsonValue::or_null(s.filter.since_usec ? local_time(*s.filter.since_usec, s.filter) : ""))
-        .set("until", JsonValue::or_null(s.filter.until_usec ? local_time(*s.filter.until_usec, s.filter) : ""))
-        .set("first_record", JsonValue::or_null(when(s.first_usec, s)))
-        .set("last_record", JsonValue::or_null(when(s.last_usec, s)))
+        .set("since", or_null(s.filter.since_usec ? local_time(*s.filter.since_usec, s.filter) : ""))
+        .set("until", or_null(s.filter.until_usec ? local_time(*s.filter.until_usec, s.filter) : ""))
+        .set("first_record", or_null(when(s.first_usec, s)))
+        .set("last_record", or_null(when(s.last_usec, s)))
         .set("time_basis", "CUSTGUARD_TIME_USEC (when the event happened), else the journal's timestamp");
 }
 
 JsonValue filter_json(const Scope& s) {
     return JsonValue::object()
-        .set("user", JsonValue::or_null(s.filter.user))
-        .set("client", JsonValue::or_null(s.filter.client))
-        .set("zone", JsonValue::or_null(s.filter.zone))
-        .set("path", JsonValue::or_null(s.filter.path));
+        .set("user", or_null(s.filter.user))
+        .set("client", or_null(s.filter.client))
+        .set("zone", or_null(s.filter.zone))
+        .set("path", or_null(s.filter.path));
 }
 
 JsonValue evidence_json(const Scope& s, std::string_view version) {
@@ -258,14 +222,14 @@ std::string render_json(const Scope& s, Kind kind, std::string_view version) {
                               .set("time", when(t.time_usec, s))
                               .set("server", t.server)
                               .set("event", t.event)
-                              .set("decision", JsonValue::or_null(t.decision))
-                              .set("user", JsonValue::or_null(t.user))
-                              .set("client", JsonValue::or_null(t.client))
-                              .set("what", JsonValue::or_null(t.what)));
+                              .set("decision", or_null(t.decision))
+                              .set("user", or_null(t.user))
+                              .set("client", or_null(t.client))
+                              .set("what", or_null(t.what)));
         root.set("timeline", std::move(timeline));
     }
     root.set("evidence", evidence_json(s, version));
-    return root.dump();
+    return root.dump(2) + "\n";
 }
 
 namespace {

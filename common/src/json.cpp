@@ -1,11 +1,11 @@
-#include "daemon/dbus/json.hpp"
+#include "custguard/common/json.hpp"
 
 #include "custguard/common/json_string.hpp"
 
 #include <charconv>
 #include <cstdio>
 
-namespace custguard::dbus {
+namespace custguard::common {
 
 namespace {
 
@@ -297,4 +297,4 @@ void Json::dump_to(std::string& out, int indent, int depth) const {
 
 tl::expected<Json, std::string> Json::parse(std::string_view text) { return Parser(text).document(); }
 
-}  // namespace custguard::dbus
+}  // namespace custguard::common
