@@ -38,6 +38,7 @@
 
 #include "common/bare_responder.hpp"
 #include "common/shipped_daemon.hpp"
+#include "support/support.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 #include "support/exec_plan.hpp"
 
@@ -60,10 +61,7 @@ bool sh(const std::string& what, int rc) {
     return rc == 0;
 }
 
-void write_file(const std::string& path, const std::string& text, mode_t mode = 0644) {
-    std::ofstream(path) << text;
-    ::chmod(path.c_str(), mode);
-}
+using cgtest::spit;  // throws when a file cannot be written
 
 // ns per open+read+close of `dir`/f<i>, as `bench_uid` in a child; best of `rounds`.
 // The enforcer's threads run in this process: the paths are built before the fork, the
@@ -113,7 +111,7 @@ struct Fapolicyd {
     bool start(const std::string& work, const std::string& zone) {
         std::string etc = work + "/fap-etc", lib = work + "/fap-lib", run = work + "/fap-run";
         for (const auto& d : {etc, etc + "/rules.d", etc + "/trust.d", lib, run, run + "/fapolicyd"}) ::mkdir(d.c_str(), 0755);
-        write_file(etc + "/fapolicyd.conf",
+        spit(etc + "/fapolicyd.conf",
                    "permissive = 0\nnice_val = 0\nq_size = 640\nuid = root\ngid = root\n"
                    "do_stat_report = 0\ndetailed_report = 0\ndb_max_size = 50\nsubj_cache_size = 1549\n"
                    "obj_cache_size = 8191\nwatch_fs = tmpfs\ntrust = file\nintegrity = none\n"
@@ -122,10 +120,10 @@ struct Fapolicyd {
         // The equivalent of the custguard zone: only bench_uid may open files below `zone`.
         std::string rules = "allow perm=open uid=" + std::to_string(bench_uid) + " : dir=" + zone + "/\n" +
                             "deny perm=open all : dir=" + zone + "/\n" + "allow perm=any all : all\n";
-        write_file(etc + "/compiled.rules", rules);
-        write_file(etc + "/fapolicyd.rules", rules);
-        write_file(etc + "/fapolicyd.trust", "");
-        write_file(etc + "/trust.d/fapolicyd.trust", "");
+        spit(etc + "/compiled.rules", rules);
+        spit(etc + "/fapolicyd.rules", rules);
+        spit(etc + "/fapolicyd.trust", "");
+        spit(etc + "/trust.d/fapolicyd.trust", "");
         ::chown(lib.c_str(), 102, 105);
         ::chown((run + "/fapolicyd").c_str(), 102, 105);
         if (!sh("bind /etc/fapolicyd", ::mount(etc.c_str(), "/etc/fapolicyd", nullptr, MS_BIND, nullptr)) ||
@@ -274,7 +272,7 @@ int shipped(const std::string& work, const std::string& fs, const std::string& z
             text += "\n[[zone]]\nname = \"z" + std::to_string(i) + "\"\npaths = [\"" + fs + "/zones/g" +
                     std::to_string(i % 12) + "/z" + std::to_string(i) + "\"]\nallow_users = [\"root\"]\n";
         const std::string policy = work + "/policy-" + std::to_string(n) + ".toml";
-        write_file(policy, text);
+        spit(policy, text);
         configs.push_back({n, policy, {}, {}, {}, {}, {}});
     }
     std::size_t allowed_records = 0;
@@ -412,8 +410,8 @@ int main(int argc, char** argv) {
     ::mkdir(out.c_str(), 0755);
     std::string content(4096, 'x');
     for (int i = 0; i < files; ++i) {
-        write_file(zone + "/f" + std::to_string(i), content);
-        write_file(out + "/f" + std::to_string(i), content);
+        spit(zone + "/f" + std::to_string(i), content);
+        spit(out + "/f" + std::to_string(i), content);
     }
     // The other zones of the shipped daemon's policies, on the same filesystem, all made
     // up front so that every configuration meets the same tree: zones/g<i % 12>/z<i>.
@@ -423,7 +421,7 @@ int main(int argc, char** argv) {
     for (int i = 1; i < max_zones; ++i) {
         const std::string z = fs + "/zones/g" + std::to_string(i % 12) + "/z" + std::to_string(i);
         ::mkdir(z.c_str(), 0755);
-        write_file(z + "/c.txt", "customer");
+        spit(z + "/c.txt", "customer");
     }
 
     Row rows[] = {{"(a) outside zones, same fs", out},

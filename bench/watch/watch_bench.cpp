@@ -44,6 +44,7 @@
 
 #include "common/cpu_ticks.hpp"
 #include "common/shipped_daemon.hpp"
+#include "support/support.hpp"
 #include "scan/office_documents.hpp"
 
 using Clock = std::chrono::steady_clock;
@@ -59,10 +60,7 @@ int rounds = 3;
 int epochs = 1;
 int storm_rate = 1000;  // files per second written during the permission-path storm
 
-void write_file(const std::string& path, const std::string& text, mode_t mode = 0644) {
-    std::ofstream(path) << text;
-    ::chmod(path.c_str(), mode);
-}
+using cgtest::spit;  // throws when a file cannot be written
 
 // CPU ticks of `pid` including its children (the sandboxed readers): utime, stime, cutime
 // and cstime, and the utime and stime of children still running (a batch reader lives on
@@ -305,7 +303,7 @@ std::string policy_text(const std::string& fs, const std::string& zone, int zone
 // Part 1. Returns 1 when it did not run.
 int storm_files(const std::string& work, const std::string& fs, const std::string& zone, int files) {
     const std::string policy = work + "/policy-storm.toml";
-    write_file(policy, policy_text(fs, zone, 1, true));
+    spit(policy, policy_text(fs, zone, 1, true));
     const std::string dir = fs + "/public/storm-files";
     ::mkdir(dir.c_str(), 0755);
     std::vector<std::string> names, contents;
@@ -424,7 +422,7 @@ int permission_path(const std::string& work, const std::string& fs, const std::s
             for (int n : zone_counts)
                 for (bool watch : {false, true}) {
                     const std::string policy = work + "/policy-" + std::to_string(n) + (watch ? "-watch" : "") + ".toml";
-                    write_file(policy, policy_text(fs, zone, n, watch));
+                    spit(policy, policy_text(fs, zone, n, watch));
                     start_ms[{n, watch}].push_back(daemon.start(policy));
                     if (can_open_as(other_uid, zone + "/f0") || !can_open_as(bench_uid, zone + "/f0"))
                         throw std::runtime_error("custguardd with " + std::to_string(n) + " zones does not enforce:\n" +
@@ -573,8 +571,8 @@ int main(int argc, char** argv) {
     ::chmod(pub.c_str(), 01777);
     const std::string block(4096, 'x');
     for (int i = 0; i < read_files; ++i) {
-        write_file(zone + "/f" + std::to_string(i), block);
-        write_file(out + "/f" + std::to_string(i), block);
+        spit(zone + "/f" + std::to_string(i), block);
+        spit(out + "/f" + std::to_string(i), block);
     }
     const int max_zones = *std::max_element(zone_counts.begin(), zone_counts.end());
     ::mkdir((fs + "/zones").c_str(), 0755);
@@ -582,7 +580,7 @@ int main(int argc, char** argv) {
     for (int i = 1; i < max_zones; ++i) {
         const std::string z = fs + "/zones/g" + std::to_string(i % 12) + "/z" + std::to_string(i);
         ::mkdir(z.c_str(), 0755);
-        write_file(z + "/c.txt", "customer");
+        spit(z + "/c.txt", "customer");
     }
     std::printf("bench_watch: shipped custguardd %s (fanotify enforcer, default flags), reader %s; %ld CPUs; load %s\n",
                 CG_CUSTGUARDD, CG_EXTRACT_HELPER, ::sysconf(_SC_NPROCESSORS_ONLN), loadavg().c_str());
