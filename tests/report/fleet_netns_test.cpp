@@ -14,8 +14,6 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +33,7 @@
 #include "custguard/common/unique_fd.hpp"
 #include "fleet_fixture.hpp"
 #include "scratch_journald.hpp"
+#include "scratch_mounts.hpp"
 #include "support/support.hpp"
 
 namespace fs = std::filesystem;
@@ -47,12 +46,6 @@ namespace {
 const std::string k_collector_ip = "198.51.100.1";
 constexpr int k_port = 19532;  // journal-remote's port; the namespace is the test's own
 constexpr int k_servers = 3;
-
-bool private_mounts() {
-    static const bool ok = ::geteuid() == 0 && ::unshare(CLONE_NEWNS) == 0 &&
-                           ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
-    return ok;
-}
 
 // Runs `fn` on a thread of its own inside network namespace `netns` and, when `hostname`
 // is given, a new UTS namespace with that hostname: processes `fn` starts stay there
@@ -142,7 +135,7 @@ private:
 struct Server {
     std::string name;  // its hostname
     std::string netns;
-    fs::path root;     // its tmpfs
+    std::unique_ptr<cgtest::report::Tmpfs> root;  // unmounted last, after the daemon stopped
     std::unique_ptr<custguard::events::testing::ScratchJournald> journald;
     pid_t daemon = -1;
     fs::path log;
@@ -153,10 +146,9 @@ struct Server {
     ~Server() {
         cgtest::kill_and_reap(daemon);
         journald.reset();
-        if (!root.empty()) ::umount2(root.c_str(), MNT_DETACH);
     }
 
-    fs::path zone() const { return root / "customers"; }
+    fs::path zone() const { return root->path() / "customers"; }
     // Where the namespace's journald keeps its files (persistent when /var/log/journal exists).
     fs::path journal_dir() const {
         std::string id = cgtest::slurp("/etc/machine-id");
@@ -170,10 +162,7 @@ struct Server {
 };
 
 void start_server(Server& s, const fs::path& tmp, const std::string& allowed) {
-    s.root = tmp / s.name;
-    fs::create_directories(s.root);
-    if (::mount("cgfleet", s.root.c_str(), "tmpfs", 0, "mode=0755,size=8m") != 0)
-        throw std::runtime_error("tmpfs on " + s.root.string() + ": " + custguard::common::errno_text(errno));
+    s.root = std::make_unique<cgtest::report::Tmpfs>(tmp / s.name);
     fs::create_directories(s.zone());
     // No document is parsed by these tests: the files only need to be there.
     cgtest::spit(s.zone() / "list.csv", "customer_id,name\n1,synthetic\n");
@@ -237,7 +226,8 @@ void wait_reads(const Server& s, std::size_t n) {
 TEST_CASE("report: three servers in network namespaces, each with a real custguardd, upload to a collector "
           "that restarts: leak-scope over the collector names each record's server, nothing lost or twice",
           "[report][host][fleet]") {
-    REQUIRE(private_mounts());  // before any thread: the tmpfs mounts and netns bind mounts stay ours
+    // Before any thread: the tmpfs mounts and the netns bind mounts stay ours.
+    REQUIRE(cgtest::report::private_mounts());
     const auto started = std::chrono::steady_clock::now();
     const auto alice = cgtest::ensure_user("cgfleet-alice");
     const auto bob = cgtest::ensure_user("cgfleet-bob");

@@ -10,8 +10,6 @@
 // (both parsed). No value of the document appears in any format.
 #include <catch2/catch.hpp>
 
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,6 +20,7 @@
 
 #include "custguard/common/json.hpp"
 #include "print_fixture.hpp"
+#include "scratch_mounts.hpp"
 #include "test_support.hpp"  // tests/scan: check-digit generators
 
 namespace fs = std::filesystem;
@@ -31,12 +30,6 @@ using cgprint::accounts;
 using cgprint::contains;
 
 namespace {
-
-bool private_mounts() {
-    static const bool ok = ::geteuid() == 0 && ::unshare(CLONE_NEWNS) == 0 &&
-                           ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
-    return ok;
-}
 
 // Synthetic customer data with valid check digits (generated, never real people): card
 // numbers and a My Number, so the print is held and its categories are known.
@@ -84,16 +77,11 @@ std::int64_t days_of(const std::string& iso) {
 TEST_CASE("report: a zone file read, its customer data printed, held and approved, reported from the real "
           "daemon's journal",
           "[report][host][print]") {
-    REQUIRE(private_mounts());  // before the fixture's threads: the zone's tmpfs stays ours
+    // Before the fixture's threads: the zone's tmpfs stays ours.
+    REQUIRE(cgtest::report::private_mounts());
     cgtest::TempDir tmp("cgreport");
-    const fs::path zone_fs = tmp.path() / "data";
-    fs::create_directories(zone_fs);
-    REQUIRE(::mount("cgreport", zone_fs.c_str(), "tmpfs", 0, "mode=0755,size=8m") == 0);
-    struct Unmount {
-        fs::path p;
-        ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
-    } unmount{zone_fs};
-    const fs::path zone = zone_fs / "customers", list = zone / "list.csv";
+    const cgtest::report::Tmpfs zone_fs(tmp.path() / "data");
+    const fs::path zone = zone_fs.path() / "customers", list = zone / "list.csv";
     fs::create_directories(zone);
     cgtest::spit(list, customer_list());
 
