@@ -1,13 +1,41 @@
-// Two file servers' journals of one incident (fs1, fs2), written as journal files by
-// systemd-journal-remote from an export stream with fixed timestamps: the input of the
-// golden reports (report_host_test.cpp) and of the fleet test (fleet_host_test.cpp).
+// The fleet path of custguard.fleet(7) in tests: two file servers' journals of one incident
+// (fs1, fs2), written as journal files by systemd-journal-remote from an export stream with
+// fixed timestamps (the input of the golden reports, report_host_test.cpp, and of the
+// fleet tests); certificates for the collector and the servers; and the command lines of
+// the real systemd-journal-remote and systemd-journal-upload built from the shipped
+// journal-remote.conf and journal-upload.conf, each key passed as the option it stands for.
 #pragma once
 
 #include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
 
 namespace cgtest::report {
 
 // Writes DIR/fs1.journal and DIR/fs2.journal.
 void write_fleet(const std::filesystem::path& dir);
+
+// KEY=value lines of a shipped .conf, comments and sections left out.
+std::map<std::string, std::string> conf_keys(const std::filesystem::path& file);
+
+// In DIR: a CA (ca.crt, ca.key), the collector's certificate for the address
+// `collector_ip` (collector.crt, collector.key) and a client certificate per name in
+// `clients` (NAME.crt, NAME.key).
+void make_certificates(const std::filesystem::path& dir, const std::string& collector_ip,
+                       const std::vector<std::string>& clients);
+
+// systemd-journal-remote receiving on `listen` ("ADDRESS:PORT" or "PORT") into `output`,
+// with every key of `templates`/journal-remote.conf as its option; the shipped certificate
+// paths (/etc/custguard/fleet/) point into `certs`.
+std::vector<std::string> collector_argv(const std::filesystem::path& templates, const std::filesystem::path& certs,
+                                        const std::string& listen, const std::filesystem::path& output);
+
+// systemd-journal-upload --follow=no of `source` ("--file=..." or "--directory=...") for
+// server `name` (its certificate NAME.crt in `certs`) to `url`, remembering what it sent in
+// `state`, with every key of `templates`/journal-upload.conf as its option.
+std::vector<std::string> uploader_argv(const std::filesystem::path& templates, const std::filesystem::path& certs,
+                                       const std::string& name, const std::string& url, const std::string& source,
+                                       const std::filesystem::path& state);
 
 }  // namespace cgtest::report

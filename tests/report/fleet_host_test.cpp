@@ -12,8 +12,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <map>
 #include <regex>
 #include <thread>
 
@@ -23,76 +21,21 @@
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-namespace {
-
-// KEY=value lines of a shipped .conf, comments and sections left out.
-std::map<std::string, std::string> conf_keys(const fs::path& file) {
-    std::map<std::string, std::string> out;
-    std::ifstream in(file);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.empty() || line[0] == '#' || line[0] == '[') continue;
-        auto eq = line.find('=');
-        REQUIRE(eq != std::string::npos);
-        out[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-    return out;
-}
-
-// The shipped paths, moved to the test's directory.
-std::string local(const std::string& value, const fs::path& dir) {
-    return std::regex_replace(value, std::regex("^/etc/custguard/fleet/"), dir.string() + "/");
-}
-
-void openssl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"openssl"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = cgtest::run(argv);
-    INFO(r.err);
-    REQUIRE(r.rc == 0);
-}
-
-// A CA, the collector's certificate (for 127.0.0.1) and a client certificate per server.
-void make_certificates(const fs::path& d) {
-    openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", (d / "ca.key").string(), "-out",
-             (d / "ca.crt").string(), "-days", "2", "-subj", "/CN=custguard test CA"});
-    cgtest::spit(d / "ext.cnf", "[server]\nsubjectAltName=IP:127.0.0.1\n[client]\nextendedKeyUsage=clientAuth\n");
-    for (auto [name, ext] : {std::pair{"collector", "server"}, std::pair{"fs1", "client"}, std::pair{"fs2", "client"}}) {
-        openssl({"req", "-newkey", "rsa:2048", "-nodes", "-keyout", (d / (std::string(name) + ".key")).string(), "-out",
-                 (d / (std::string(name) + ".csr")).string(), "-subj", std::string("/CN=") + name});
-        openssl({"x509", "-req", "-in", (d / (std::string(name) + ".csr")).string(), "-CA", (d / "ca.crt").string(),
-                 "-CAkey", (d / "ca.key").string(), "-CAcreateserial", "-out", (d / (std::string(name) + ".crt")).string(),
-                 "-days", "2", "-extfile", (d / "ext.cnf").string(), "-extensions", ext});
-    }
-}
-
-}  // namespace
-
 TEST_CASE("report: two servers upload through the shipped journal-upload/journal-remote configuration, "
           "the collector restarts, the report over its directory equals the servers' own",
           "[report][host][fleet]") {
     cgtest::TempDir tmp("cgfleet");
     const fs::path d = tmp.path();
-    make_certificates(d);
+    cgtest::report::make_certificates(d, "127.0.0.1", {"fs1", "fs2"});
     const fs::path servers = d / "servers", collected = d / "collected";
     fs::create_directories(servers);
     fs::create_directories(collected);
     // The servers' journals: the fixture of report_host_test.cpp, by the same writer.
     cgtest::report::write_fleet(servers);
 
-    // journal-remote.conf: every key as the option it stands for (journal-remote.conf(5)).
-    const std::map<std::string, std::string> remote_options = {
-        {"Seal", "--seal="}, {"SplitMode", "--split-mode="}, {"ServerKeyFile", "--key="},
-        {"ServerCertificateFile", "--cert="}, {"TrustedCertificateFile", "--trust="}};
     const int port = cgtest::free_port();
-    std::vector<std::string> remote = {"/lib/systemd/systemd-journal-remote",
-                                       "--listen-https=127.0.0.1:" + std::to_string(port),
-                                       "--output=" + collected.string() + "/"};
-    for (const auto& [key, value] : conf_keys(CG_FLEET_DIR "/journal-remote.conf")) {
-        INFO("journal-remote.conf key " << key);
-        REQUIRE(remote_options.count(key));
-        remote.push_back(remote_options.at(key) + local(value, d));
-    }
+    const auto remote =
+        cgtest::report::collector_argv(CG_FLEET_DIR, d, "127.0.0.1:" + std::to_string(port), collected);
     auto start_collector = [&] {
         pid_t pid = cgtest::spawn(remote, {}, d / "remote.log");
         const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -104,25 +47,12 @@ TEST_CASE("report: two servers upload through the shipped journal-upload/journal
         }
         return pid;
     };
-
-    // journal-upload.conf likewise; the URL points at the test's collector.
-    const std::map<std::string, std::string> upload_options = {
-        {"URL", "--url="}, {"ServerKeyFile", "--key="}, {"ServerCertificateFile", "--cert="},
-        {"TrustedCertificateFile", "--trust="}};
     auto upload = [&](const std::string& server) {
-        std::vector<std::string> argv = {"/lib/systemd/systemd-journal-upload", "--follow=no",
-                                         "--save-state=" + (d / (server + ".state")).string(),
-                                         "--file=" + (servers / (server + ".journal")).string()};
-        for (const auto& [key, value] : conf_keys(CG_FLEET_DIR "/journal-upload.conf")) {
-            INFO("journal-upload.conf key " << key);
-            REQUIRE(upload_options.count(key));
-            std::string v = local(value, d);
-            if (key == "URL") v = "https://127.0.0.1:" + std::to_string(port);
-            if (key == "ServerKeyFile" || key == "ServerCertificateFile")
-                v = std::regex_replace(v, std::regex("/server\\."), "/" + server + ".");
-            argv.push_back(upload_options.at(key) + v);
-        }
-        auto r = cgtest::run(argv, {}, std::nullopt, 60s);
+        auto r = cgtest::run(cgtest::report::uploader_argv(CG_FLEET_DIR, d, server,
+                                                           "https://127.0.0.1:" + std::to_string(port),
+                                                           "--file=" + (servers / (server + ".journal")).string(),
+                                                           d / (server + ".state")),
+                             {}, std::nullopt, 60s);
         INFO(r.out << r.err);
         REQUIRE(r.rc == 0);
     };
@@ -159,7 +89,7 @@ TEST_CASE("report: two servers upload through the shipped journal-upload/journal
 
 TEST_CASE("report: the shipped rsyslog configuration passes rsyslogd's validation", "[report][host][fleet]") {
     cgtest::TempDir tmp("cgfleet");
-    make_certificates(tmp.path());
+    cgtest::report::make_certificates(tmp.path(), "127.0.0.1", {"fs1"});
     fs::copy_file(tmp.path() / "fs1.crt", tmp.path() / "server.crt");
     fs::copy_file(tmp.path() / "fs1.key", tmp.path() / "server.key");
     // rsyslog.conf sets the work directory; a drop-in alone does not.
