@@ -10,7 +10,7 @@
 // host's mounts) are not touched. Needs root; creates the user cgfan-bench (kept).
 //
 //   bench_fanotify [--quick] [--ops N] [--files N] [--rounds N] [--epochs N] [--zones 1,100,10000]
-//                  [--no-fapolicyd] [--no-custguardd]
+//                  [--no-fapolicyd] [--no-custguardd] [--worker-nice N]
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -55,6 +55,9 @@ int ops = 10000;
 int files = 256;
 int rounds = 5;
 int epochs = 5;
+// The enforcer class's answering threads (FanotifyOptions::worker_nice); the shipped
+// custguardd always runs its default.
+int worker_nice = daemon::FanotifyOptions{}.worker_nice;
 
 bool sh(const std::string& what, int rc) {
     if (rc != 0) std::fprintf(stderr, "bench_fanotify: %s failed: %s\n", what.c_str(), std::strerror(errno));
@@ -183,6 +186,7 @@ bool with_custguard(const std::string& zone, bool record_allowed, CustguardStats
     c.subjects.push_back({1, policy::SubjectKind::uid, bench_uid});
     daemon::FanotifyOptions o;
     o.use_fd_store = false;
+    o.worker_nice = worker_nice;
     auto e = daemon::FanotifyEnforcer::create(std::move(o));
     if (!e) {
         std::fprintf(stderr, "bench_fanotify: %s\n", e.error().c_str());
@@ -381,10 +385,13 @@ int main(int argc, char** argv) {
         else if (a == "--rounds" && i + 1 < argc) rounds = std::atoi(argv[++i]);
         else if (a == "--epochs" && i + 1 < argc) epochs = std::atoi(argv[++i]);
         else if (a == "--no-fapolicyd") with_fapolicyd = false;
+        else if (a == "--worker-nice" && i + 1 < argc) worker_nice = std::atoi(argv[++i]);
         else {
             std::fprintf(stderr, "usage: bench_fanotify [--quick] [--ops N] [--files N] [--rounds N] [--epochs N]\n"
-                                 "                      [--zones 1,100,10000] [--no-fapolicyd] [--no-custguardd]\n"
-                                 "  --quick  --ops 2000 --rounds 3 --epochs 3 (a short run)\n");
+                                 "                      [--zones 1,100,10000] [--no-fapolicyd] [--no-custguardd] [--worker-nice N]\n"
+                                 "  --quick  --ops 2000 --rounds 3 --epochs 3 (a short run)\n"
+                                 "  --worker-nice N  nice of the enforcer class's answering threads (default -10, as custguardd;\n"
+                                 "                   0: left alone)\n");
             return 2;
         }
     }

@@ -20,6 +20,7 @@
 #include <ctime>
 #include <deque>
 #include <fstream>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -42,18 +43,24 @@ using fan::ZoneTables;
 
 namespace {
 
+// Unlimited queue for permission events: each one holds its opener's thread until it is
+// answered, so the threads of the machine bound it; past a limit the kernel would allow
+// the open unanswered.
 constexpr unsigned perm_group_flags =
     FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS | FAN_REPORT_TID;
 // FAN_REPORT_TARGET_FID (5.17): a rename also names the moved file by handle, so it is
 // found however often it moved on before we look.
-// Unlimited queue: an overflow loses what was created, so the zone index is rebuilt from a
-// scan; a user creating files faster than we read must not be able to cause that.
-constexpr unsigned notify_group_flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE |
-                                        FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID;
-constexpr unsigned notify_group_flags_old =
-    FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_REPORT_DFID_NAME;
+// The kernel's limited queue (fs.fanotify.max_queued_events, 16,384 by default): nothing
+// holds a creator back, so a stalled reader would let an unlimited queue grow kernel memory
+// without bound. An overflow (FAN_Q_OVERFLOW) rebuilds the zone index from a scan, and
+// until that ends unknown multiply linked files are refused (handle_notification).
+constexpr unsigned notify_group_flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME |
+                                        FAN_REPORT_FID | FAN_REPORT_TARGET_FID;
+constexpr unsigned notify_group_flags_old = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME;
 constexpr std::uint64_t notify_mask = FAN_RENAME | FAN_CREATE | FAN_ONDIR;
 constexpr std::size_t max_cache = 1u << 20;
+// Files kept in their zone after notify-queue overflows (about 100 bytes each).
+constexpr std::size_t max_lost_kept = 1u << 18;
 
 using common::clock_ns;
 
@@ -217,6 +224,7 @@ struct FanotifyEnforcer::Impl {
     std::uint64_t tables_gen = 0;  // counts apply(): changes with `tables`, under the lock
     std::map<std::uint64_t, FsMark> marks;
     std::vector<std::string> warnings;
+    std::string priority_warning;  // from launch(): see FanotifyOptions::worker_nice
 
     // Inodes known to be in a zone (reached through a zone path, or a hard link of such).
     std::mutex cache_mutex;
@@ -235,6 +243,7 @@ struct FanotifyEnforcer::Impl {
     std::deque<TreeMove> index_queue;
     bool index_rebuild = false;     // the delta outgrew the base, or moved trees overflowed
     bool index_overflowed = false;  // ... and trees moved into zones are not indexed yet
+    bool index_lost_events = false;  // ... because the notify queue overflowed: see keep_lost_locked()
     unsigned index_busy = 0;        // trees being scanned into zones, apply()'s scan
     std::condition_variable index_cv;
     std::thread indexer;
@@ -267,7 +276,7 @@ struct FanotifyEnforcer::Impl {
 
     std::atomic<std::uint64_t> c_events{0}, c_dropped{0}, c_denied{0}, c_errors{0};
     std::atomic<std::uint64_t> c_perm{0}, c_ignores{0}, c_hits{0}, c_walks{0}, c_timeouts{0},
-        c_flushes{0}, c_stale{0}, c_scans{0}, c_scanned{0};
+        c_flushes{0}, c_stale{0}, c_scans{0}, c_scanned{0}, c_overflows{0}, c_kept_lost{0};
 
     // ---- membership ---------------------------------------------------------------
 
@@ -466,6 +475,38 @@ struct FanotifyEnforcer::Impl {
         index_cv.notify_one();
     }
 
+    // After a notify-queue overflow: a file that had a name in a zone before it (in the
+    // index, and not changed by an event handled since the rescan began at index_seq ==
+    // `from`) and that the rescan found in no zone was moved out, or deleted, while events
+    // were lost. Its mover cannot be judged: like an unknown mover's, the inode keeps its
+    // zone (departed). Deleted files among them cost an entry each (retired when their
+    // number is reused), up to max_lost_kept entries in all. Callers hold index_mutex.
+    void keep_lost_locked(const std::map<std::uint64_t, std::vector<IndexedFile>>& scanned, std::uint64_t from,
+                          const ZoneTables& t) {
+        std::vector<std::pair<InodeKey, DepartedFile>> lost;
+        for (const auto& [dev, files] : scanned) {
+            auto consider = [&](std::uint64_t ino, std::uint64_t handle, std::uint32_t zone) {
+                if (zone == 0) return;
+                auto f = std::lower_bound(files.begin(), files.end(), ino,
+                                          [](const IndexedFile& e, std::uint64_t i) { return e.ino < i; });
+                if (f != files.end() && f->ino == ino) return;  // still in a zone
+                lost.push_back({{dev, ino}, {t.zone_name(zone), handle}});
+            };
+            if (auto b = index_base.find(dev); b != index_base.end())
+                for (const auto& f : b->second)
+                    if (!index_delta.contains({dev, f.ino})) consider(f.ino, f.handle, f.zone);
+            for (const auto& [key, change] : index_delta)
+                if (key.dev == dev && change.seq <= from) consider(key.ino, change.handle, change.zone);
+        }
+        if (lost.empty()) return;
+        std::lock_guard dl(departed_mutex);
+        for (auto& [key, file] : lost) {
+            if (departed.size() >= max_lost_kept) break;
+            if (departed.try_emplace(key, std::move(file)).second) c_kept_lost.fetch_add(1, std::memory_order_relaxed);
+        }
+        any_departed.store(true, std::memory_order_release);
+    }
+
     // Replaces the base of `dev` with a scan that started at index_seq == `from`: changes
     // made since are kept, older ones are in the scan (or gone). Callers hold index_mutex.
     void install_base_locked(std::uint64_t dev, std::vector<IndexedFile> files, std::uint64_t from) {
@@ -493,19 +534,21 @@ struct FanotifyEnforcer::Impl {
             if (!index_rebuild && index_queue.empty()) continue;
             if (!t) {
                 index_queue.clear();
-                index_rebuild = index_overflowed = false;
+                index_rebuild = index_overflowed = index_lost_events = false;
                 update_incomplete_locked();
                 continue;
             }
             if (index_rebuild) {
                 index_rebuild = false;
                 const bool overflowed = std::exchange(index_overflowed, false);
+                const bool lost_events = std::exchange(index_lost_events, false);
                 if (overflowed) ++index_busy;
                 const std::uint64_t from = index_seq;
                 lk.unlock();
                 std::map<std::uint64_t, std::vector<IndexedFile>> scanned;
                 for (auto dev : t->devices()) scanned[dev] = scan_zones(dev, *t);
                 lk.lock();
+                if (lost_events) keep_lost_locked(scanned, from, *t);
                 for (auto& [dev, files] : scanned) install_base_locked(dev, std::move(files), from);
                 if (overflowed) --index_busy;
                 update_incomplete_locked();
@@ -1035,10 +1078,11 @@ struct FanotifyEnforcer::Impl {
         if (md->mask & FAN_Q_OVERFLOW) {
             // We do not know what moved or was made: start over, the index with a rescan
             // (incomplete until it ends).
+            c_overflows.fetch_add(1, std::memory_order_relaxed);
             dir_zones.clear();
             {
                 std::lock_guard il(index_mutex);
-                index_rebuild = index_overflowed = true;
+                index_rebuild = index_overflowed = index_lost_events = true;
                 update_incomplete_locked();
             }
             index_cv.notify_one();
@@ -1226,13 +1270,38 @@ struct FanotifyEnforcer::Impl {
         return d;
     }
 
+    // Run by each thread that answers permission events before its first read: see
+    // FanotifyOptions::worker_nice. Returns 0 or the errno of the refusal.
+    int prioritize() const {
+        if (options.worker_nice == 0) return 0;
+        // On Linux the nice value is a thread's own (PRIO_PROCESS with a thread id).
+        if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options.worker_nice) != 0) return errno;
+        return 0;
+    }
+
     void launch() {
         if (running) return;
         running = true;
-        if (notify_fd) notifier = std::thread([this] { notify_loop(); });
+        const unsigned n = std::max(1u, options.workers);
+        // Each answering thread sets its own priority; wait for them so that warnings()
+        // after this apply() already says whether it was refused.
+        std::latch ready(static_cast<std::ptrdiff_t>(n + (notify_fd ? 1 : 0)));
+        std::atomic<int> refused{0};
+        auto begin = [&] {
+            if (int e = prioritize()) refused.store(e);
+            ready.count_down();
+        };
+        if (notify_fd) notifier = std::thread([this, &begin] { begin(); notify_loop(); });
         indexer = std::thread([this] { index_loop(); });
-        for (unsigned i = 0; i < std::max(1u, options.workers); ++i)
-            workers.emplace_back([this] { worker_loop(); });
+        for (unsigned i = 0; i < n; ++i) workers.emplace_back([this, &begin] { begin(); worker_loop(); });
+        ready.wait();
+        if (int e = refused.load()) {
+            std::unique_lock lk(policy_mutex);
+            priority_warning = "the threads answering opens run at the daemon's priority: nice " +
+                               std::to_string(options.worker_nice) + " was refused (" + std::strerror(e) +
+                               "); give the service LimitNICE=" + std::to_string(options.worker_nice) +
+                               " or CAP_SYS_NICE";
+        }
     }
 
     void halt() {
@@ -1454,7 +1523,8 @@ FanotifyStats FanotifyEnforcer::stats() const {
         indexed = m.index_base_size + m.index_delta.size();
     }
     return {m.c_perm.load(), m.c_ignores.load(), m.c_hits.load(), m.c_walks.load(),
-            m.c_timeouts.load(), m.c_flushes.load(), m.c_stale.load(), m.c_scans.load(), m.c_scanned.load(), indexed};
+            m.c_timeouts.load(), m.c_flushes.load(), m.c_stale.load(), m.c_scans.load(), m.c_scanned.load(), indexed,
+            m.c_overflows.load(), m.c_kept_lost.load()};
 }
 
 void FanotifyEnforcer::stop(bool remove) {
@@ -1474,7 +1544,9 @@ bool FanotifyEnforcer::stored() const { return impl_->stored; }
 int FanotifyEnforcer::fd() const { return impl_->fan.get(); }
 std::vector<std::string> FanotifyEnforcer::warnings() const {
     std::shared_lock lk(impl_->policy_mutex);
-    return impl_->warnings;
+    auto w = impl_->warnings;
+    if (!impl_->priority_warning.empty()) w.push_back(impl_->priority_warning);
+    return w;
 }
 
 }  // namespace custguard::daemon

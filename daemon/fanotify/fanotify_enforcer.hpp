@@ -64,6 +64,14 @@ struct FanotifyOptions {
     // The threads of a process and whether any is traced (a BPF iterator), for
     // allow_programs; empty, or no answer: each thread's /proc status is read.
     fan::TaskReader::Threads threads;
+    // The threads that answer permission events (the workers, and the notify thread they
+    // may wait for) run at this nice value: every open on a marked filesystem waits for
+    // one of them, and users keeping the CPUs busy (creating files in a loop) must not keep
+    // them off it. A fair-share weight, not a real-time policy: a runaway thread still
+    // shares the CPUs with everything else. Needs CAP_SYS_NICE or RLIMIT_NICE (the unit's
+    // LimitNICE=); where refused they keep the process's nice and warnings() says so.
+    // 0: left alone.
+    int worker_nice = -10;
 };
 
 // Extra counters for status and the benchmark.
@@ -79,6 +87,8 @@ struct FanotifyStats {
                                 // or out of zones, rescans when its changes outgrow it; never by an open
     std::uint64_t scanned = 0;  // directory entries those scans visited
     std::uint64_t indexed = 0;  // entries in the zone index now (files in zones, changes since the scans)
+    std::uint64_t overflows = 0;  // notify-queue overflows, each followed by a rescan of the zones
+    std::uint64_t kept_lost = 0;  // files gone from their zone while events were lost: kept in it
 };
 
 class FanotifyEnforcer final : public Enforcer {

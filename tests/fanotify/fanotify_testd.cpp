@@ -1,12 +1,16 @@
 // A minimal daemon around the fanotify enforcer for the fd-store tests: adopts the stored
 // group if it was passed one, protects ZONE_DIR (only ALLOWED_UID may read), reports
 // READY=1 with STATUS=adopted|fresh, and stops on SIGTERM leaving enforcement in place.
+// It prints the enforcer's warnings, then its counters as one line to standard output, and
+// the counters again on each SIGUSR1 (overload_test.cpp stops it with SIGSTOP and reads
+// whether the zone index was rebuilt).
 //
 //   fanotify_testd ZONE_DIR ALLOWED_UID
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -24,6 +28,7 @@ int main(int argc, char** argv) {
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts
 
     daemon::FanotifyOptions options;
@@ -58,8 +63,18 @@ int main(int argc, char** argv) {
                          (enforcer->stored() ? " stored" : " unstored") + " stale=" +
                          std::to_string(enforcer->stats().stale_answered);
     sd_notify(0, status.c_str());
+    auto print_stats = [&] {
+        const auto s = enforcer->stats();
+        std::printf("stats scans=%llu overflows=%llu flushes=%llu indexed=%llu kept_lost=%llu\n",
+                    static_cast<unsigned long long>(s.scans), static_cast<unsigned long long>(s.overflows),
+                    static_cast<unsigned long long>(s.flushes), static_cast<unsigned long long>(s.indexed),
+                    static_cast<unsigned long long>(s.kept_lost));
+        std::fflush(stdout);
+    };
+    for (const auto& w : enforcer->warnings()) std::printf("warning: %s\n", w.c_str());
+    print_stats();
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGUSR1) print_stats();
     enforcer->stop(false);
     return 0;
 }

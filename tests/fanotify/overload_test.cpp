@@ -1,0 +1,228 @@
+// The fanotify enforcer under load, with a real fanotify_testd process around it.
+//
+// Its notify group's queue is the kernel's limited one (fs.fanotify.max_queued_events), so
+// a stalled daemon cannot grow kernel memory without bound. Its overflow must not weaken
+// enforcement: the zone index is rebuilt from a scan, ignore marks are flushed, and until
+// the scan ends an unknown multiply linked file is refused. Here a daemon stopped with
+// SIGSTOP misses the creation of more zone files than its queue holds; two files get a name
+// in the zone during that storm and a zone file is moved out of it. By their names outside
+// the zone all three stay refused to an outsider.
+//
+// The threads that answer opens run at nice -10; where that is refused, the enforcer says so.
+// (Allowed by RLIMIT_NICE alone, as the unit's LimitNICE= does without CAP_SYS_NICE, is
+// checked under systemd in tests/system/guest_test: raising that limit here would need
+// CAP_SYS_RESOURCE, which a test's environment may lack.)
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include <linux/capability.h>
+
+#include "sandbox.hpp"
+
+using namespace std::chrono_literals;
+using cgtest::Cred;
+
+namespace {
+
+const Cred alice{60001, 60001, {}};    // allowed in the zone
+const Cred mallory{60009, 60009, {}};  // in no allow list
+
+struct Counters {
+    unsigned long long scans = 0, overflows = 0, flushes = 0, indexed = 0, kept_lost = 0;
+};
+
+// fanotify_testd protecting `zone` for alice, its standard output in a file outside the
+// marked filesystem (read while the daemon is stopped). Stopped and reaped at the end.
+class Testd {
+public:
+    // `no_sys_nice`: started without CAP_SYS_NICE and with RLIMIT_NICE 0.
+    explicit Testd(const std::string& zone, bool no_sys_nice = false) {
+        char tmpl[] = "/tmp/cgfan-testd.XXXXXX";
+        int fd = ::mkstemp(tmpl);
+        REQUIRE(fd >= 0);
+        out_ = tmpl;
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::dup2(fd, 1);
+            ::close_range(3, ~0u, 0);
+            if (no_sys_nice) {
+                const rlimit rl{0, 0};
+                if (::prctl(PR_CAPBSET_DROP, CAP_SYS_NICE, 0, 0, 0) != 0 || ::setrlimit(RLIMIT_NICE, &rl) != 0)
+                    ::_exit(126);
+            }
+            ::execl(CG_FANOTIFY_TESTD, CG_FANOTIFY_TESTD, zone.c_str(), "60001", static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        ::close(fd);
+        for (int i = 0; i < 500 && !stats(); ++i) std::this_thread::sleep_for(10ms);
+        REQUIRE(stats());  // applied
+    }
+    Testd(const Testd&) = delete;
+    Testd& operator=(const Testd&) = delete;
+    ~Testd() {
+        ::kill(pid_, SIGCONT);
+        ::kill(pid_, SIGTERM);
+        ::waitpid(pid_, nullptr, 0);
+        ::unlink(out_.c_str());
+    }
+    pid_t pid() const { return pid_; }
+    std::vector<std::string> lines() const {
+        std::ifstream in(out_);
+        std::vector<std::string> v;
+        for (std::string l; std::getline(in, l);) v.push_back(l);
+        return v;
+    }
+    // The last counters it printed (at start, and on each SIGUSR1).
+    std::optional<Counters> stats() const {
+        std::optional<Counters> c;
+        for (const auto& l : lines()) {
+            Counters n;
+            if (std::sscanf(l.c_str(), "stats scans=%llu overflows=%llu flushes=%llu indexed=%llu kept_lost=%llu",
+                            &n.scans, &n.overflows, &n.flushes, &n.indexed, &n.kept_lost) == 5)
+                c = n;
+        }
+        return c;
+    }
+    char state() const { return field(0)[0]; }
+    // Its threads whose nice value is `nice`.
+    int threads_at_nice(int nice) const {
+        int n = 0;
+        for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task")) {
+            const std::string tid = e.path().filename();
+            if (field(16, tid) == std::to_string(nice)) ++n;
+        }
+        return n;
+    }
+
+private:
+    // Field `i` (0: the state) of /proc/PID[/task/TID]/stat after the command name.
+    std::string field(int i, const std::string& tid = {}) const {
+        std::ifstream in("/proc/" + std::to_string(pid_) + (tid.empty() ? "" : "/task/" + tid) + "/stat");
+        std::string all((std::istreambuf_iterator<char>(in)), {});
+        auto p = all.rfind(") ");
+        if (p == std::string::npos) return "?";
+        std::istringstream rest(all.substr(p + 2));
+        std::string f;
+        for (int k = 0; k <= i && rest >> f; ++k) {}
+        return f;
+    }
+    pid_t pid_ = -1;
+    std::string out_;
+};
+
+}  // namespace
+
+TEST_CASE("fanotify overflow: a notify-queue overflow rebuilds the zone index, and links made during it stay refused",
+          "[fanotify][host]") {
+    REQUIRE_ROOT();
+    cgtest::Tmpfs fs;
+    REQUIRE(fs.ok());
+    fs.mkdir("zone");
+    fs.mkdir("zone/drop", 01777);
+    fs.mkdir("out", 01777);
+    fs.write("zone/secret.txt");
+    fs.write("zone/moved.txt");
+    fs.write("out/pre.txt");
+    fs.write("out/plain.txt");
+
+    Testd daemon(fs.path("zone"));
+    std::optional<Counters> c = daemon.stats();
+    CHECK(c->overflows == 0);
+    const auto scans_at_start = c->scans;
+
+    // Before the storm, mallory reads a file outside every zone: it gets an ignore mark.
+    REQUIRE(cgtest::open_as(mallory, fs.path("out/pre.txt")) == 0);
+
+    unsigned long long limit = 0;
+    std::ifstream("/proc/sys/fs/fanotify/max_queued_events") >> limit;
+    REQUIRE(limit > 0);
+    const unsigned long long storm = limit + 1000;
+
+    REQUIRE(::kill(daemon.pid(), SIGSTOP) == 0);
+    for (int i = 0; i < 500 && daemon.state() != 'T'; ++i) std::this_thread::sleep_for(2ms);
+    REQUIRE(daemon.state() == 'T');
+    // Nothing here may open a file on the marked filesystem: it would wait for the daemon.
+    // Files made without an open raise no permission event.
+    char name[64];
+    unsigned long long made = 0;
+    for (unsigned long long i = 0; i < storm; ++i) {
+        std::snprintf(name, sizeof name, "zone/drop/s%llu", i);
+        made += ::mknod(fs.path(name).c_str(), S_IFREG | 0644, 0) == 0;
+    }
+    REQUIRE(made == storm);
+    // During the storm, past the queue's end: the ignored file gets a name in the zone,
+    // and a new zone file gets one outside it.
+    REQUIRE(::link(fs.path("out/pre.txt").c_str(), fs.path("zone/drop/pre.l").c_str()) == 0);
+    REQUIRE(::mknod(fs.path("zone/drop/new.txt").c_str(), S_IFREG | 0644, 0) == 0);
+    REQUIRE(::link(fs.path("zone/drop/new.txt").c_str(), fs.path("out/new_link").c_str()) == 0);
+    // A move out of the zone the daemon will never hear of: it cannot judge the mover.
+    REQUIRE(::rename(fs.path("zone/moved.txt").c_str(), fs.path("out/moved.txt").c_str()) == 0);
+    REQUIRE(::kill(daemon.pid(), SIGCONT) == 0);
+
+    // The overflow is read, and the rescan knows every file of the storm, also those whose
+    // creation the queue lost.
+    const unsigned long long files = storm + 3;  // secret.txt, the storm, pre.l, new.txt (not moved.txt)
+    for (int i = 0; i < 600; ++i) {
+        REQUIRE(::kill(daemon.pid(), SIGUSR1) == 0);
+        std::this_thread::sleep_for(50ms);
+        c = daemon.stats();
+        if (c && c->overflows >= 1 && c->indexed >= files && c->scans > scans_at_start && c->kept_lost >= 1) break;
+    }
+    REQUIRE(c);
+    INFO("queue limit " << limit << ", files made while stopped " << storm + 2 << ", scans " << c->scans
+                        << ", indexed " << c->indexed << ", flushes " << c->flushes << ", kept in their zone "
+                        << c->kept_lost);
+    CHECK(c->overflows >= 1);
+    CHECK(c->scans > scans_at_start);  // the rebuild
+    CHECK(c->indexed >= files);
+    CHECK(c->flushes >= 1);            // the ignore marks went with it
+    CHECK(c->kept_lost == 1);          // moved.txt
+
+    CHECK(cgtest::open_as(mallory, fs.path("out/pre.txt")) == EPERM);
+    CHECK(cgtest::open_as(mallory, fs.path("out/new_link")) == EPERM);
+    CHECK(cgtest::open_as(alice, fs.path("out/pre.txt")) == 0);
+    CHECK(cgtest::open_as(alice, fs.path("out/new_link")) == 0);
+    CHECK(cgtest::open_as(mallory, fs.path("out/moved.txt")) == EPERM);
+    CHECK(cgtest::open_as(alice, fs.path("out/moved.txt")) == 0);
+    CHECK(cgtest::open_as(mallory, fs.path("out/plain.txt")) == 0);  // not over-refusing
+    // And the index stays current afterwards.
+    REQUIRE(::mknod(fs.path("zone/drop/after.txt").c_str(), S_IFREG | 0644, 0) == 0);
+    REQUIRE(::link(fs.path("zone/drop/after.txt").c_str(), fs.path("out/after_link").c_str()) == 0);
+    CHECK(cgtest::open_as(mallory, fs.path("out/after_link")) == EPERM);
+}
+
+TEST_CASE("fanotify priority: the threads answering opens run at nice -10, and say so when refused",
+          "[fanotify][host]") {
+    REQUIRE_ROOT();
+    cgtest::Tmpfs fs;
+    REQUIRE(fs.ok());
+    fs.mkdir("zone");
+    fs.write("zone/secret.txt");
+    auto warned = [](const Testd& d) {
+        for (const auto& l : d.lines())
+            if (l.starts_with("warning: ") && l.find("LimitNICE=-10") != std::string::npos) return true;
+        return false;
+    };
+    {
+        Testd d(fs.path("zone"));
+        CHECK(d.threads_at_nice(-10) == 3);  // two workers, the notify thread
+        CHECK_FALSE(warned(d));
+        CHECK(cgtest::open_as(mallory, fs.path("zone/secret.txt")) == EPERM);
+        CHECK(cgtest::open_as(alice, fs.path("zone/secret.txt")) == 0);
+    }
+    {
+        Testd d(fs.path("zone"), /*no_sys_nice=*/true);
+        CHECK(d.threads_at_nice(-10) == 0);
+        CHECK(warned(d));
+        CHECK(cgtest::open_as(mallory, fs.path("zone/secret.txt")) == EPERM);  // enforcing all the same
+    }
+}
