@@ -552,7 +552,8 @@ struct ControlPlane::Impl {
                         caller.name, uid, options.admin_group, options.admin_group, caller.name)});
     }
 
-    void record_denied(sd_bus_message* m, const std::string& message) {
+    // `what`: the property a refused read asked for; else the method called.
+    void record_denied(sd_bus_message* m, const std::string& message, const char* what = nullptr) {
         sd_bus_creds* raw = nullptr;
         uid_t uid = static_cast<uid_t>(-1);
         if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID, &raw) >= 0) {
@@ -560,7 +561,7 @@ struct ControlPlane::Impl {
             sd_bus_creds_unref(raw);
         }
         std::string name = uid == static_cast<uid_t>(-1) ? "?" : caller_name(uid);
-        const char* member = sd_bus_message_get_member(m);
+        const char* member = what ? what : sd_bus_message_get_member(m);
         auto rec = events::make_admin_change_record(name, uid, "access_denied",
                                                     fmt::format("{}.{}", interface_name, member ? member : "?"),
                                                     message);
@@ -1574,14 +1575,15 @@ int m_check_print_job(sd_bus_message* m, void* u, sd_bus_error* e) {
 // current message is not a Properties call, sd-bus is composing PropertiesChanged for
 // publish() (signals reach only root and custguard-admin: org.custguard1.conf).
 template <typename Fn>
-int guarded_property(sd_bus* bus, sd_bus_message* reply, void* userdata, sd_bus_error* err, Fn&& fn) {
+int guarded_property(sd_bus* bus, const char* property, sd_bus_message* reply, void* userdata, sd_bus_error* err,
+                     Fn&& fn) {
     auto* self = static_cast<Impl*>(userdata);
     try {
         sd_bus_message* call = sd_bus_get_current_message(bus);
         if (call && sd_bus_message_is_method_call(call, "org.freedesktop.DBus.Properties", nullptr) > 0) {
             auto caller = self->authorize(call);
             if (!caller) {
-                self->record_denied(call, caller.error().message);
+                self->record_denied(call, caller.error().message, property);
                 return reply_failure(err, caller.error());
             }
         }
@@ -1591,36 +1593,36 @@ int guarded_property(sd_bus* bus, sd_bus_message* reply, void* userdata, sd_bus_
     }
 }
 
-int p_version(sd_bus* b, const char*, const char*, const char*, sd_bus_message* reply, void* u, sd_bus_error* e) {
-    return guarded_property(b, reply, u, e, [](Impl& s, sd_bus_message* r) {
+int p_version(sd_bus* b, const char*, const char*, const char* p, sd_bus_message* reply, void* u, sd_bus_error* e) {
+    return guarded_property(b, p, reply, u, e, [](Impl& s, sd_bus_message* r) {
         return sd_bus_message_append_basic(r, 's', s.daemon.status().version.c_str());
     });
 }
 
-int p_enforcer(sd_bus* b, const char*, const char*, const char*, sd_bus_message* reply, void* u, sd_bus_error* e) {
-    return guarded_property(b, reply, u, e, [](Impl& s, sd_bus_message* r) {
+int p_enforcer(sd_bus* b, const char*, const char*, const char* p, sd_bus_message* reply, void* u, sd_bus_error* e) {
+    return guarded_property(b, p, reply, u, e, [](Impl& s, sd_bus_message* r) {
         return sd_bus_message_append_basic(r, 's', s.daemon.status().enforcer.c_str());
     });
 }
 
-int p_zones(sd_bus* b, const char*, const char*, const char*, sd_bus_message* reply, void* u, sd_bus_error* e) {
-    return guarded_property(b, reply, u, e, [](Impl& s, sd_bus_message* r) {
+int p_zones(sd_bus* b, const char*, const char*, const char* p, sd_bus_message* reply, void* u, sd_bus_error* e) {
+    return guarded_property(b, p, reply, u, e, [](Impl& s, sd_bus_message* r) {
         std::vector<api::Zone> zones;
         for (const auto& z : s.daemon.current_policy().zones) zones.push_back(Impl::zone_value(z));
         return api::append(r, zones);
     });
 }
 
-int p_held_jobs(sd_bus* b, const char*, const char*, const char*, sd_bus_message* reply, void* u, sd_bus_error* e) {
-    return guarded_property(b, reply, u, e, [](Impl& s, sd_bus_message* r) {
+int p_held_jobs(sd_bus* b, const char*, const char*, const char* p, sd_bus_message* reply, void* u, sd_bus_error* e) {
+    return guarded_property(b, p, reply, u, e, [](Impl& s, sd_bus_message* r) {
         std::vector<api::HeldJob> jobs;
         for (const auto& j : s.daemon.held_jobs().list()) jobs.push_back(Impl::job_value(j));
         return api::append(r, jobs);
     });
 }
 
-int p_counters(sd_bus* b, const char*, const char*, const char*, sd_bus_message* reply, void* u, sd_bus_error* e) {
-    return guarded_property(b, reply, u, e, [](Impl& s, sd_bus_message* r) {
+int p_counters(sd_bus* b, const char*, const char*, const char* p, sd_bus_message* reply, void* u, sd_bus_error* e) {
+    return guarded_property(b, p, reply, u, e, [](Impl& s, sd_bus_message* r) {
         return api::append(r, Impl::counters_of(s.daemon.status(), s.daemon.held_jobs().list().size()));
     });
 }

@@ -377,5 +377,5 @@ TEST_CASE("dbus: a denied read is announced with Alert, to root and custguard-ad
         return err.name() == api::error::access_denied ? 0 : 2;
     });
     CHECK(rc == 0);
-    CHECK(f.wait_exported({"\"admin_action\":\"access_denied\"", "\"name\":\"cgdbus-user\"", "org.custguard1.Get"}));
+    CHECK(f.wait_exported({"\"admin_action\":\"access_denied\"", "\"name\":\"cgdbus-user\"", "org.custguard1.HeldJobs"}));
 }
