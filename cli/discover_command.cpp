@@ -1,4 +1,4 @@
-#include "cli/discover_command.hpp"
+#include "discover_command.hpp"
 
 #include <unistd.h>
 
@@ -7,12 +7,12 @@
 #include <filesystem>
 #include <ostream>
 
-#include "cli/ctl.hpp"
+#include "ctl.hpp"
+#include "custguard/api/client.hpp"
+#include "custguard/api/names.hpp"
 #include "custguard/common/policy_files.hpp"
 #include "custguard/discover/survey.hpp"
 #include "custguard/edm/attach.hpp"
-#include "daemon/dbus/api.hpp"
-#include "daemon/dbus/bus_ptr.hpp"
 
 namespace custguard::cli {
 
@@ -47,54 +47,35 @@ int send_report(const discover::SurveyResult& r, const std::string& text, const 
         const std::string tail = "\n... (cut; run custguardctl discover for the whole report)\n";
         body = cut_utf8(body, k_report_body_max - tail.size()) + tail;
     }
-    sd_bus* raw = nullptr;
-    if (int rc = sd_bus_open_system(&raw); rc < 0) {
-        err << "custguardctl discover: cannot connect to the system bus: " << std::strerror(-rc)
-            << " — the report was not sent; is dbus running?\n";
+    auto client = api::Client::connect_system();
+    if (!client) {
+        err << "custguardctl discover: " << client.error().message << " — the report was not sent\n";
         return k_exit_unreachable;
     }
-    dbus::BusPtr bus(raw);
-    sd_bus_message* msg = nullptr;
-    int rc = sd_bus_message_new_method_call(bus.get(), &msg, dbus::bus_name, dbus::object_path, dbus::interface_name,
-                                            "SendReport");
-    if (rc < 0) {
-        err << "custguardctl discover: " << std::strerror(-rc) << "\n";
-        return k_exit_failed;
-    }
-    dbus::MessagePtr m(msg);
-    if ((rc = sd_bus_message_append(m.get(), "ss", title.c_str(), body.c_str())) < 0 ||
-        (rc = sd_bus_message_open_container(m.get(), 'a', "s")) < 0) {
-        err << "custguardctl discover: " << std::strerror(-rc) << "\n";
-        return k_exit_failed;
-    }
-    for (const auto& t : targets)
-        if ((rc = sd_bus_message_append_basic(m.get(), 's', t.c_str())) < 0) break;
-    if (rc >= 0) rc = sd_bus_message_close_container(m.get());
-    if (rc < 0) {
-        err << "custguardctl discover: " << std::strerror(-rc) << "\n";
-        return k_exit_failed;
-    }
-    dbus::BusError error;
-    sd_bus_message* reply = nullptr;
-    rc = sd_bus_call(bus.get(), m.get(), 60'000'000, error.get(), &reply);
-    dbus::MessagePtr owned(reply);
-    if (rc < 0) {
-        const std::string name = error.name();
-        err << "custguardctl discover: the daemon did not take the report: "
-            << (error.get()->message ? error.get()->message : std::strerror(-rc));
-        if (name == dbus::error::access_denied) {
-            err << " — run as root or as a member of " << dbus::admin_group << "\n";
+    auto answer = client->call("SendReport", [&](sd_bus_message* m) {
+        int rc = sd_bus_message_append(m, "ss", title.c_str(), body.c_str());
+        if (rc >= 0) rc = sd_bus_message_open_container(m, 'a', "s");
+        for (const auto& t : targets)
+            if (rc >= 0) rc = sd_bus_message_append_basic(m, 's', t.c_str());
+        return rc < 0 ? rc : sd_bus_message_close_container(m);
+    });
+    if (!answer) {
+        const auto& e = answer.error();
+        err << "custguardctl discover: the daemon did not take the report: " << e.message;
+        if (e.denied()) {
+            err << " — run as root or as a member of " << api::admin_group << "\n";
             return k_exit_denied;
         }
-        if (name.starts_with("org.freedesktop.DBus.Error.")) {
+        if (!e.from_daemon()) {
             err << " — is custguardd running (systemctl status custguardd)?\n";
             return k_exit_unreachable;
         }
         err << "\n";
         return k_exit_failed;
     }
-    const char* answer = nullptr;
-    if (sd_bus_message_read_basic(reply, 's', &answer) >= 0 && answer) err << "custguardctl discover: " << answer << "\n";
+    const char* text_answer = nullptr;
+    if (sd_bus_message_read_basic(answer->get(), 's', &text_answer) > 0 && text_answer)
+        err << "custguardctl discover: " << text_answer << "\n";
     return k_exit_ok;
 }
 

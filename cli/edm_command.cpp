@@ -1,4 +1,4 @@
-#include "cli/edm_command.hpp"
+#include "edm_command.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

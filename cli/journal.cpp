@@ -1,4 +1,4 @@
-#include "cli/journal.hpp"
+#include "journal.hpp"
 
 #include <time.h>
 

@@ -4,12 +4,12 @@
 
 #include <iostream>
 
-#include "cli/ctl.hpp"
-#include "cli/edm_command.hpp"
-#include "cli/discover_command.hpp"
-#include "cli/printer_command.hpp"
-#include "cli/report_command.hpp"
-#include "cli/scan_command.hpp"
+#include "ctl.hpp"
+#include "edm_command.hpp"
+#include "discover_command.hpp"
+#include "printer_command.hpp"
+#include "report_command.hpp"
+#include "scan_command.hpp"
 #include "custguard/common/policy_check.hpp"
 #include "custguard/common/policy_files.hpp"
 

@@ -1,12 +1,12 @@
-#include "cli/printer_command.hpp"
+#include "printer_command.hpp"
 
 #include <chrono>
 #include <ostream>
 #include <thread>
 
-#include "daemon/dbus/json.hpp"
-#include "daemon/print/cups_client.hpp"
-#include "daemon/print/cups_policy.hpp"
+#include "custguard/common/json.hpp"
+#include "custguard/cups/cups_client.hpp"
+#include "custguard/cups/cups_policy.hpp"
 
 namespace custguard::cli {
 
@@ -151,11 +151,11 @@ int run_printer(const std::string& verb, const std::string& queue, bool json, st
         }
         auto conf = read_conf(*cups);
         if (json) {
-            dbus::Json arr = dbus::Json::array();
+            common::Json arr = common::Json::array();
             for (const auto& q : *queues) {
                 if (q.is_class) continue;
                 auto problem = trust_problem(q, conf);
-                arr.push(dbus::Json::object()
+                arr.push(common::Json::object()
                              .set("queue", q.name)
                              .set("protected", q.wrapped_by_custguard() && problem.empty())
                              .set("device_uri", q.device_uri)

@@ -1,4 +1,4 @@
-#include "cli/report_command.hpp"
+#include "report_command.hpp"
 
 #include <time.h>
 
@@ -8,8 +8,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "cli/ctl.hpp"
-#include "cli/journal.hpp"
+#include "ctl.hpp"
+#include "journal.hpp"
 #include "custguard/common/text_escape.hpp"
 #include "custguard/report/render.hpp"
 

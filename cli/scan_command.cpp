@@ -1,4 +1,4 @@
-#include "cli/scan_command.hpp"
+#include "scan_command.hpp"
 
 #include <unistd.h>
 

@@ -12,7 +12,6 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
-#include <systemd/sd-bus.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,10 +23,10 @@
 
 #include <tl/expected.hpp>
 
+#include "custguard/api/client.hpp"
+#include "custguard/api/names.hpp"
 #include "custguard/common/unique_fd.hpp"
-#include "daemon/dbus/api.hpp"
-#include "daemon/dbus/bus_ptr.hpp"
-#include "daemon/print/cups_client.hpp"
+#include "custguard/cups/cups_client.hpp"
 
 namespace {
 
@@ -40,6 +39,7 @@ constexpr const char* k_unreachable = "custguard: daemon unreachable, job held";
 constexpr std::uint64_t k_call_timeout_usec = 180ull * 1'000'000;  // Ghostscript may take a while
 
 using custguard::common::UniqueFd;
+namespace key = custguard::api::job_key;
 
 // One line for cupsd: newlines would start a new (unprefixed) message.
 std::string one_line(std::string s) {
@@ -141,39 +141,29 @@ struct CallFailure {
 
 tl::expected<Answer, CallFailure> ask_daemon(const std::vector<std::pair<std::string, std::string>>& attrs,
                                              const std::vector<int>& fds) {
-    namespace dbus = custguard::dbus;
-    sd_bus* raw = nullptr;
-    int r = sd_bus_open_system(&raw);  // honours DBUS_SYSTEM_BUS_ADDRESS
-    if (r < 0)
-        return tl::unexpected(CallFailure{"", std::string("cannot connect to the system bus: ") + std::strerror(-r)});
-    dbus::BusPtr bus(raw);
-    sd_bus_message* req_raw = nullptr;
-    r = sd_bus_message_new_method_call(bus.get(), &req_raw, dbus::bus_name, dbus::object_path, dbus::interface_name,
-                                       "CheckPrintJobDocuments");
-    if (r < 0) return tl::unexpected(CallFailure{"", std::string("cannot build the call: ") + std::strerror(-r)});
-    dbus::MessagePtr req(req_raw);
-    r = sd_bus_message_open_container(req.get(), 'a', "{ss}");
-    for (const auto& [k, v] : attrs)
-        if (r >= 0) r = sd_bus_message_append(req.get(), "{ss}", k.c_str(), v.c_str());
-    if (r >= 0) r = sd_bus_message_close_container(req.get());
-    if (r >= 0) r = sd_bus_message_open_container(req.get(), 'a', "h");
-    for (int fd : fds)
-        if (r >= 0) r = sd_bus_message_append(req.get(), "h", fd);
-    if (r >= 0) r = sd_bus_message_close_container(req.get());
-    if (r < 0) return tl::unexpected(CallFailure{"", std::string("cannot build the call: ") + std::strerror(-r)});
-    dbus::BusError err;
-    sd_bus_message* reply_raw = nullptr;
-    r = sd_bus_call(bus.get(), req.get(), k_call_timeout_usec, err.get(), &reply_raw);
-    dbus::MessagePtr reply(reply_raw);
-    if (r < 0) {
-        std::string name = err.name();
-        std::string message = err.message().empty() ? std::strerror(-r) : err.message();
+    namespace api = custguard::api;
+    auto client = api::Client::connect_system();
+    if (!client) return tl::unexpected(CallFailure{"", client.error().message});
+    auto reply = client->call(
+        "CheckPrintJobDocuments",
+        [&](sd_bus_message* m) {
+            int r = sd_bus_message_open_container(m, 'a', "{ss}");
+            for (const auto& [k, v] : attrs)
+                if (r >= 0) r = sd_bus_message_append(m, "{ss}", k.c_str(), v.c_str());
+            if (r >= 0) r = sd_bus_message_close_container(m);
+            if (r >= 0) r = sd_bus_message_open_container(m, 'a', "h");
+            for (int fd : fds)
+                if (r >= 0) r = sd_bus_message_append(m, "h", fd);
+            return r < 0 ? r : sd_bus_message_close_container(m);
+        },
+        k_call_timeout_usec);
+    if (!reply) {
         // Bus-level failures mean nobody answered; org.custguard1 errors are the daemon's.
-        if (name.rfind("org.custguard1.", 0) != 0) name.clear();
-        return tl::unexpected(CallFailure{name, message});
+        const auto& e = reply.error();
+        return tl::unexpected(CallFailure{e.from_daemon() ? e.name : "", e.message});
     }
     const char *action = nullptr, *reason = nullptr, *hold_id = nullptr;
-    r = sd_bus_message_read(reply.get(), "sss", &action, &reason, &hold_id);
+    int r = sd_bus_message_read(reply->get(), "sss", &action, &reason, &hold_id);
     if (r < 0) return tl::unexpected(CallFailure{"", std::string("malformed reply: ") + std::strerror(-r)});
     return Answer{action, reason, hold_id};
 }
@@ -262,15 +252,15 @@ int main(int argc, char** argv) {
 
     const std::string options = argv[5];
     std::vector<std::pair<std::string, std::string>> attrs = {
-        {"job", argv[1]},
-        {"user", argv[2]},
-        {"title", argv[3]},
-        {"copies", argv[4]},
-        {"printer", env_or("PRINTER", "")},
-        {"client", option_value(options, "job-originating-host-name")},
-        {"content_type", originals.empty() ? final_type : content_type},
-        {"device_uri", real_uri},
-        {"auth_user", env_or("AUTH_USERNAME", "")},
+        {key::job, argv[1]},
+        {key::user, argv[2]},
+        {key::title, argv[3]},
+        {key::copies, argv[4]},
+        {key::printer, env_or("PRINTER", "")},
+        {key::client, option_value(options, "job-originating-host-name")},
+        {key::content_type, originals.empty() ? final_type : content_type},
+        {key::device_uri, real_uri},
+        {key::auth_user, env_or("AUTH_USERNAME", "")},
     };
     std::fprintf(stderr, "INFO: custguard: checking the job\n");
     auto answer = ask_daemon(attrs, scan_fds);

@@ -17,6 +17,8 @@
 //   ListDevices(s kind, s zone)                   -> s devices (JSON array; "" = all)
 //   AddGrant(s zone, s user, x seconds, s reason) -> t expires_at (seconds since the epoch)
 //   ListGrants(s zone)                            -> s grants (JSON array)
+//   GetGrants(s zone)                             -> a(ssstsst) grants (typed: zone, user,
+//                                                    client, expires_at, reason, granted_by, granted_at)
 //   RevokeGrant(s zone, s user)                   -> s message
 //   AddClientGrant(s zone, s client, x seconds, s reason) -> t expires_at
 //   RevokeClientGrant(s zone, s client)           -> s message
@@ -28,6 +30,20 @@
 //   CheckPrintJob(a{ss} job, h document)          -> s action, s reason, s hold_id
 //   CheckPrintJobDocuments(a{ss} job, ah documents) -> the same for all documents of a job (the backend's)
 //     (the CUPS backend custguard(8) asks before a job prints; see daemon/print/)
+//
+// Properties (typed; api/include/custguard/api/types.hpp; read through
+// org.freedesktop.DBus.Properties by root and custguard-admin, like the methods):
+//
+//   Version s (constant), Enforcer s, Zones a(sasssasas), HeldJobs a(sssususta{su}),
+//   Counters a{st}
+//
+// PropertiesChanged carries the new values; the control plane compares them with what it
+// announced last after each of its methods and every k_publish_period_usec, which catches
+// changes made elsewhere (a print job held by the gate's workers, a reload on SIGHUP).
+// Signals: JobHeld((sssususta{su}) job) for each newly held job; Alert(s event, s zone,
+// s user, s message) for each committed record a page should show at once (k_alert_kinds).
+// The D-Bus policy lets only root and custguard-admin receive them. The interface is
+// api/org.custguard1.xml; tests/dbus checks it against Introspect.
 //
 // A zone argument is a zone name or an absolute path inside a zone (the innermost zone
 // holding it). kind is printer | client; printers take zone "". kind media is refused
@@ -43,6 +59,8 @@
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,26 +69,96 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <exception>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "custguard/api/bus_ptr.hpp"
+#include "custguard/api/json.hpp"
+#include "custguard/api/names.hpp"
+#include "custguard/api/types.hpp"
 #include "custguard/common/nss.hpp"
 #include "custguard/common/policy_files.hpp"
+#include "custguard/common/unique_fd.hpp"
 #include "custguard/events/record.hpp"
 #include "custguard/policy/load.hpp"
 #include "daemon/core/daemon.hpp"
-#include "daemon/dbus/api.hpp"
-#include "daemon/dbus/bus_ptr.hpp"
 #include "daemon/dbus/json.hpp"
 #include "daemon/print/print_gate.hpp"
 
 namespace custguard::dbus {
 
+namespace error = api::error;
+using api::bus_name;
+using api::BusError;
+using api::BusPtr;
+using api::CredsPtr;
+using api::interface_name;
+using api::MessagePtr;
+using api::object_path;
+using api::SlotPtr;
+
 namespace {
+
+// How often the properties are compared with what was announced (see the top).
+constexpr std::uint64_t k_publish_period_usec = 250'000;
+
+// Records announced with the Alert signal, and the event name each gets.
+constexpr std::pair<events::Kind, const char*> k_alert_kinds[] = {
+    {events::Kind::access_denied, "access_denied"},
+    {events::Kind::zone_integrity, "zone_integrity"},
+    {events::Kind::bulk_read, "bulk_read"},
+    {events::Kind::sensor_mismatch, "sensor_mismatch"},
+    {events::Kind::customer_data_found, "customer_data_found"},
+};
+
+struct Alert {
+    std::string event, zone, user, message;
+};
+
+// Alerts from the pipeline's writer thread to the event loop: a bounded queue and an
+// eventfd that wakes the loop. Shared with the pipeline observer, which may outlive the
+// control plane (the pipeline stops after it).
+struct AlertQueue {
+    static constexpr std::size_t k_max = 256;  // more while the loop is busy are dropped
+    std::mutex mutex;
+    std::deque<Alert> pending;
+    common::UniqueFd wake{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+
+    void push(Alert a) {
+        {
+            std::lock_guard lock(mutex);
+            if (pending.size() >= k_max) return;
+            pending.push_back(std::move(a));
+        }
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(wake.get(), &one, sizeof one);
+    }
+    std::deque<Alert> take() {
+        std::uint64_t count = 0;
+        [[maybe_unused]] auto n = ::read(wake.get(), &count, sizeof count);
+        std::lock_guard lock(mutex);
+        return std::exchange(pending, {});
+    }
+};
+
+struct EventSourceDeleter {
+    void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
+};
+using EventSourcePtr = std::unique_ptr<sd_event_source, EventSourceDeleter>;
+
+// What the properties show, as last announced.
+struct Published {
+    std::string enforcer;
+    std::vector<api::Zone> zones;
+    std::vector<api::HeldJob> held;
+    api::Counters counters;
+};
 
 constexpr std::int64_t k_max_grant_seconds = 30ll * 24 * 3600;
 
@@ -199,6 +287,7 @@ constexpr MethodLimits k_method_limits[] = {
     {"ListDevices", {{{"kind", k_kind_bytes}, {"zone", k_zone_bytes}}}},
     {"AddGrant", {{{"zone", k_zone_bytes}, {"user", k_user_bytes}, {"seconds"}, {"reason", k_reason_bytes}}}},
     {"ListGrants", {{{"zone", k_zone_bytes}}}},
+    {"GetGrants", {{{"zone", k_zone_bytes}}}},
     {"RevokeGrant", {{{"zone", k_zone_bytes}, {"user", k_user_bytes}}}},
     {"AddClientGrant", {{{"zone", k_zone_bytes}, {"client", k_device_bytes}, {"seconds"}, {"reason", k_reason_bytes}}}},
     {"RevokeClientGrant", {{{"zone", k_zone_bytes}, {"client", k_device_bytes}}}},
@@ -290,8 +379,135 @@ struct ControlPlane::Impl {
     ControlPlaneOptions options;
     BusPtr bus;
     SlotPtr slot;
+    std::shared_ptr<AlertQueue> alerts = std::make_shared<AlertQueue>();
+    EventSourcePtr publish_timer, alert_source;
+    std::optional<Published> announced;
 
     Impl(daemon::Daemon& d, ControlPlaneOptions o) : daemon(d), options(std::move(o)) {}
+
+    // ---- properties and signals ----------------------------------------------------------
+
+    static api::Zone zone_value(const policy::Zone& z) {
+        api::Zone out{z.name, {}, std::string(policy::to_string(z.sensitivity)),
+                      std::string(policy::to_string(z.on_violation)), {}, {}};
+        for (const auto& e : z.paths) out.paths.push_back(e.path);
+        for (const auto& u : z.allow_users) out.allow_users.push_back(u.spelled());
+        for (const auto& c : z.allow_clients) out.allow_clients.push_back(c.text);
+        return out;
+    }
+
+    static api::HeldJob job_value(const daemon::HeldJob& j) {
+        return {j.id, j.printer, j.user, j.uid, j.title, j.pages, j.client, j.held_at, j.detector_hits};
+    }
+
+    // The counters a page shows; custguard.dbus(7) lists them.
+    static api::Counters counters_of(const daemon::Status& s, std::size_t held) {
+        return {
+            {"sensor.events", s.sensor.events},
+            {"sensor.denied", s.sensor.denied},
+            {"sensor.dropped", s.sensor.dropped},
+            {"sensor.errors", s.sensor.errors},
+            {"records.written", s.pipeline.seq},
+            {"records.lost", s.pipeline.lost},
+            {"records.spool_pending", s.pipeline.spool_pending},
+            {"notify.sent", s.notify.sent},
+            {"notify.failed", s.notify.failed},
+            {"notify.alerts", s.notify.alerts},
+            {"notify.bulk_reads", s.notify.bulk_reads},
+            {"policy.reloads", s.reloads},
+            {"policy.reload_failures", s.reload_failures},
+            {"print.held", held},
+        };
+    }
+
+    Published current() {
+        const auto s = daemon.status();
+        Published p;
+        p.enforcer = s.enforcer;
+        for (const auto& z : daemon.current_policy().zones) p.zones.push_back(zone_value(z));
+        for (const auto& j : daemon.held_jobs().list()) p.held.push_back(job_value(j));
+        p.counters = counters_of(s, p.held.size());
+        return p;
+    }
+
+    void emit_job_held(const api::HeldJob& job) {
+        sd_bus_message* raw = nullptr;
+        if (sd_bus_message_new_signal(bus.get(), &raw, object_path, interface_name, api::signals::job_held) < 0) return;
+        MessagePtr m(raw);
+        if (api::append(m.get(), job) >= 0) sd_bus_send(bus.get(), m.get(), nullptr);
+    }
+
+    // Announce what changed since the last call: PropertiesChanged, and JobHeld for each
+    // job not held before. The first call only takes the baseline.
+    void publish() {
+        if (!bus) return;
+        Published now = current();
+        if (announced) {
+            for (const auto& j : now.held)
+                if (std::none_of(announced->held.begin(), announced->held.end(),
+                                 [&](const api::HeldJob& a) { return a.job == j.job; }))
+                    emit_job_held(j);
+            std::vector<const char*> changed;
+            if (now.enforcer != announced->enforcer) changed.push_back(api::property::enforcer);
+            if (now.zones != announced->zones) changed.push_back(api::property::zones);
+            if (now.held != announced->held) changed.push_back(api::property::held_jobs);
+            if (now.counters != announced->counters) changed.push_back(api::property::counters);
+            if (!changed.empty()) {
+                changed.push_back(nullptr);
+                sd_bus_emit_properties_changed_strv(bus.get(), object_path, interface_name,
+                                                    const_cast<char**>(changed.data()));
+            }
+        }
+        announced = std::move(now);
+    }
+
+    void emit_alerts() {
+        for (const auto& a : alerts->take()) {
+            sd_bus_emit_signal(bus.get(), object_path, interface_name, api::signals::alert, "ssss", a.event.c_str(),
+                               a.zone.c_str(), a.user.c_str(), a.message.c_str());
+        }
+    }
+
+    tl::expected<void, std::string> start_publishing(sd_event* event) {
+        publish();
+        sd_event_source* timer = nullptr;
+        int r = sd_event_add_time_relative(
+            event, &timer, CLOCK_MONOTONIC, k_publish_period_usec, 0,
+            [](sd_event_source* s, std::uint64_t, void* u) {
+                static_cast<Impl*>(u)->publish();
+                return sd_event_source_set_time_relative(s, k_publish_period_usec);
+            },
+            this);
+        if (r < 0) return tl::unexpected(fmt::format("cannot start the property timer: {}", std::strerror(-r)));
+        publish_timer.reset(timer);
+        if ((r = sd_event_source_set_enabled(timer, SD_EVENT_ON)) < 0)
+            return tl::unexpected(fmt::format("cannot start the property timer: {}", std::strerror(-r)));
+        if (alerts->wake.get() < 0) return tl::unexpected(fmt::format("cannot create an eventfd: {}", std::strerror(errno)));
+        sd_event_source* io = nullptr;
+        r = sd_event_add_io(
+            event, &io, alerts->wake.get(), EPOLLIN,
+            [](sd_event_source*, int, std::uint32_t, void* u) {
+                static_cast<Impl*>(u)->emit_alerts();
+                return 0;
+            },
+            this);
+        if (r < 0) return tl::unexpected(fmt::format("cannot watch for alerts: {}", std::strerror(-r)));
+        alert_source.reset(io);
+        daemon.pipeline().add_observer([queue = alerts](const events::Record& rec) { observe(*queue, rec); });
+        return {};
+    }
+
+    // Pipeline observer (writer thread): hands alert records to the loop.
+    static void observe(AlertQueue& queue, const events::Record& r) {
+        for (const auto& [kind, event] : k_alert_kinds) {
+            if (r.kind != kind) continue;
+            auto field = [&](std::string_view name) {
+                const std::string* v = r.get(name);
+                return v ? *v : std::string();
+            };
+            queue.push({event, field(events::field::zone), field(events::field::user), r.message});
+        }
+    }
 
     // ---- authorisation -----------------------------------------------------------------
 
@@ -336,7 +552,8 @@ struct ControlPlane::Impl {
                         caller.name, uid, options.admin_group, options.admin_group, caller.name)});
     }
 
-    void record_denied(sd_bus_message* m, const std::string& message) {
+    // `what`: the property a refused read asked for; else the method called.
+    void record_denied(sd_bus_message* m, const std::string& message, const char* what = nullptr) {
         sd_bus_creds* raw = nullptr;
         uid_t uid = static_cast<uid_t>(-1);
         if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID, &raw) >= 0) {
@@ -344,7 +561,7 @@ struct ControlPlane::Impl {
             sd_bus_creds_unref(raw);
         }
         std::string name = uid == static_cast<uid_t>(-1) ? "?" : caller_name(uid);
-        const char* member = sd_bus_message_get_member(m);
+        const char* member = what ? what : sd_bus_message_get_member(m);
         auto rec = events::make_admin_change_record(name, uid, "access_denied",
                                                     fmt::format("{}.{}", interface_name, member ? member : "?"),
                                                     message);
@@ -999,7 +1216,8 @@ struct ControlPlane::Impl {
         return expires;
     }
 
-    Result<Json> list_grants(const std::string& zone_arg) {
+    // The grants in force (GetGrants), of one zone or all.
+    Result<std::vector<api::Grant>> grants(const std::string& zone_arg) {
         std::string zname;
         if (!zone_arg.empty()) {
             auto p = daemon.current_policy();
@@ -1008,20 +1226,31 @@ struct ControlPlane::Impl {
             zname = (*z)->name;
         }
         auto now = common::now_seconds();
-        Json out = Json::array();
+        std::vector<api::Grant> out;
         for (const auto& g : daemon.current_state().grants) {
             if (!zname.empty() && g.zone != zname) continue;
             if (g.expires_at <= now) continue;  // expired; the prune timer removes it
+            out.push_back({g.zone, g.user, g.client, g.expires_at, g.reason, g.granted_by, g.granted_at});
+        }
+        return out;
+    }
+
+    // ListGrants: the same as a JSON document, with the seconds left.
+    Result<Json> list_grants(const std::string& zone_arg) {
+        auto gs = grants(zone_arg);
+        if (!gs) return tl::unexpected(gs.error());
+        auto now = common::now_seconds();
+        Json out = Json::array();
+        for (const auto& g : *gs)
             out.push(Json::object()
                          .set("zone", g.zone)
                          .set("user", g.user)
                          .set("client", g.client)
                          .set("expires_at", g.expires_at)
-                         .set("remaining_seconds", g.expires_at - now)
+                         .set("remaining_seconds", g.expires_at > now ? g.expires_at - now : 0)
                          .set("reason", g.reason)
                          .set("granted_by", g.granted_by)
                          .set("granted_at", g.granted_at));
-        }
         return out;
     }
 
@@ -1112,21 +1341,6 @@ struct ControlPlane::Impl {
         return fmt::format("grant of client {} in zone {} revoked", client, zname);
     }
 
-    static Json job_json(const daemon::HeldJob& j) {
-        Json hits = Json::object();
-        for (const auto& [name, n] : j.detector_hits) hits.set(name, n);
-        return Json::object()
-            .set("job", j.id)
-            .set("printer", j.printer)
-            .set("user", j.user)
-            .set("uid", j.uid)
-            .set("title", j.title)
-            .set("pages", j.pages)
-            .set("client", j.client)
-            .set("held_at", j.held_at)
-            .set("detector_hits", std::move(hits));
-    }
-
     // A report made by custguardctl (the discover survey) for the notify targets. The
     // title becomes a mail subject: one line, no control characters.
     Result<std::string> send_report(const Caller& caller, const std::string& title, const std::string& body,
@@ -1142,7 +1356,7 @@ struct ControlPlane::Impl {
 
     Result<Json> list_held_jobs() {
         Json out = Json::array();
-        for (const auto& j : daemon.held_jobs().list()) out.push(job_json(j));
+        for (const auto& j : daemon.held_jobs().list()) out.push(api::to_json(job_value(j)));
         return out;
     }
 
@@ -1193,7 +1407,9 @@ int guarded(sd_bus_message* m, void* userdata, sd_bus_error* err, Fn&& fn) {
             return reply_failure(err, caller.error());
         }
         if (auto bounded = check_argument_limits(m); !bounded) return reply_failure(err, bounded.error());
-        return fn(*self, *caller);
+        const int r = fn(*self, *caller);
+        self->publish();
+        return r;
     } catch (const std::exception& e) {
         return sd_bus_error_setf(err, error::failed, "internal error: %s; see the daemon's log", e.what());
     }
@@ -1299,6 +1515,22 @@ int m_list_grants(sd_bus_message* m, void* u, sd_bus_error* e) {
     return with_strings<1>(m, u, e, [](Impl& s, const Caller&, Args1 a) { return s.list_grants(a[0]); });
 }
 
+int m_get_grants(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller&) {
+        const char* zone = nullptr;
+        if (int r = sd_bus_message_read_basic(m, 's', &zone); r < 0) return sd_bus_error_set_errno(e, r);
+        auto gs = s.grants(zone);
+        if (!gs) return reply_failure(e, gs.error());
+        MessagePtr reply;
+        sd_bus_message* raw = nullptr;
+        int r = sd_bus_message_new_method_return(m, &raw);
+        reply.reset(raw);
+        if (r >= 0) r = api::append(reply.get(), *gs);
+        if (r >= 0) r = sd_bus_send(nullptr, reply.get(), nullptr);
+        return r;
+    });
+}
+
 int m_revoke_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
     return with_strings<2>(m, u, e, [](Impl& s, const Caller& c, Args2 a) { return s.revoke_grant(c, a[0], a[1]); });
 }
@@ -1339,6 +1571,62 @@ int m_check_print_job(sd_bus_message* m, void* u, sd_bus_error* e) {
     return guarded(m, u, e, [&](Impl& s, const Caller&) { return s.daemon.print_gate().handle_check_print_job(m, e); });
 }
 
+// Properties are read like methods are called: root and custguard-admin only. When the
+// current message is not a Properties call, sd-bus is composing PropertiesChanged for
+// publish() (signals reach only root and custguard-admin: org.custguard1.conf).
+template <typename Fn>
+int guarded_property(sd_bus* bus, const char* property, sd_bus_message* reply, void* userdata, sd_bus_error* err,
+                     Fn&& fn) {
+    auto* self = static_cast<Impl*>(userdata);
+    try {
+        sd_bus_message* call = sd_bus_get_current_message(bus);
+        if (call && sd_bus_message_is_method_call(call, "org.freedesktop.DBus.Properties", nullptr) > 0) {
+            auto caller = self->authorize(call);
+            if (!caller) {
+                self->record_denied(call, caller.error().message, property);
+                return reply_failure(err, caller.error());
+            }
+        }
+        return fn(*self, reply);
+    } catch (const std::exception& e) {
+        return sd_bus_error_setf(err, error::failed, "internal error: %s; see the daemon's log", e.what());
+    }
+}
+
+int p_version(sd_bus* b, const char*, const char*, const char* p, sd_bus_message* reply, void* u, sd_bus_error* e) {
+    return guarded_property(b, p, reply, u, e, [](Impl& s, sd_bus_message* r) {
+        return sd_bus_message_append_basic(r, 's', s.daemon.status().version.c_str());
+    });
+}
+
+int p_enforcer(sd_bus* b, const char*, const char*, const char* p, sd_bus_message* reply, void* u, sd_bus_error* e) {
+    return guarded_property(b, p, reply, u, e, [](Impl& s, sd_bus_message* r) {
+        return sd_bus_message_append_basic(r, 's', s.daemon.status().enforcer.c_str());
+    });
+}
+
+int p_zones(sd_bus* b, const char*, const char*, const char* p, sd_bus_message* reply, void* u, sd_bus_error* e) {
+    return guarded_property(b, p, reply, u, e, [](Impl& s, sd_bus_message* r) {
+        std::vector<api::Zone> zones;
+        for (const auto& z : s.daemon.current_policy().zones) zones.push_back(Impl::zone_value(z));
+        return api::append(r, zones);
+    });
+}
+
+int p_held_jobs(sd_bus* b, const char*, const char*, const char* p, sd_bus_message* reply, void* u, sd_bus_error* e) {
+    return guarded_property(b, p, reply, u, e, [](Impl& s, sd_bus_message* r) {
+        std::vector<api::HeldJob> jobs;
+        for (const auto& j : s.daemon.held_jobs().list()) jobs.push_back(Impl::job_value(j));
+        return api::append(r, jobs);
+    });
+}
+
+int p_counters(sd_bus* b, const char*, const char*, const char* p, sd_bus_message* reply, void* u, sd_bus_error* e) {
+    return guarded_property(b, p, reply, u, e, [](Impl& s, sd_bus_message* r) {
+        return api::append(r, Impl::counters_of(s.daemon.status(), s.daemon.held_jobs().list().size()));
+    });
+}
+
 // Every method changes state or reveals it, so none is privileged-free; the checks are in
 // guarded(). SD_BUS_VTABLE_UNPRIVILEGED tells sd-bus not to apply its own (capability
 // based) check, which would refuse group members before we could record the attempt.
@@ -1367,6 +1655,8 @@ const sd_bus_vtable k_vtable[] = {
                              SD_BUS_PARAM(zone) SD_BUS_PARAM(user) SD_BUS_PARAM(seconds) SD_BUS_PARAM(reason), "t",
                              SD_BUS_PARAM(expires_at), m_add_grant_of<&Impl::add_grant>, k_flags),
     SD_BUS_METHOD_WITH_NAMES("ListGrants", "s", SD_BUS_PARAM(zone), "s", SD_BUS_PARAM(grants), m_list_grants, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("GetGrants", "s", SD_BUS_PARAM(zone), "a(ssstsst)", SD_BUS_PARAM(grants), m_get_grants,
+                             k_flags),
     SD_BUS_METHOD_WITH_NAMES("RevokeGrant", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(user), "s", SD_BUS_PARAM(message),
                              m_revoke_grant, k_flags),
     SD_BUS_METHOD_WITH_NAMES("AddClientGrant", "ssxs",
@@ -1387,6 +1677,14 @@ const sd_bus_vtable k_vtable[] = {
                              k_flags),
     SD_BUS_METHOD_WITH_NAMES("SendReport", "ssas", SD_BUS_PARAM(title) SD_BUS_PARAM(body) SD_BUS_PARAM(targets), "s",
                              SD_BUS_PARAM(message), m_send_report, k_flags),
+    SD_BUS_PROPERTY("Version", "s", p_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Enforcer", "s", p_enforcer, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Zones", "a(sasssasas)", p_zones, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("HeldJobs", "a(sssususta{su})", p_held_jobs, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Counters", "a{st}", p_counters, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_SIGNAL_WITH_NAMES("JobHeld", "(sssususta{su})", SD_BUS_PARAM(job), 0),
+    SD_BUS_SIGNAL_WITH_NAMES("Alert", "ssss", SD_BUS_PARAM(event) SD_BUS_PARAM(zone) SD_BUS_PARAM(user)
+                             SD_BUS_PARAM(message), 0),
     SD_BUS_VTABLE_END,
 };
 
@@ -1437,6 +1735,7 @@ tl::expected<void, std::string> ControlPlane::start(sd_event* event) {
     if (r < 0) return tl::unexpected(fmt::format("cannot attach the bus to the event loop: {}", std::strerror(-r)));
     impl_->slot = std::move(slot_owner);
     impl_->bus = std::move(bus);
+    if (auto r = impl_->start_publishing(event); !r) return r;
     return {};
 }
 

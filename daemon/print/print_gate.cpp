@@ -21,9 +21,9 @@
 #include "custguard/scan/document.hpp"
 #include "custguard/scan/sandbox.hpp"
 #include "custguard/scan/scanner.hpp"
-#include "daemon/dbus/bus_ptr.hpp"
-#include "daemon/print/cups_client.hpp"
-#include "daemon/print/cups_policy.hpp"
+#include "custguard/api/bus_ptr.hpp"
+#include "custguard/cups/cups_client.hpp"
+#include "custguard/cups/cups_policy.hpp"
 #include "daemon/print/print_user.hpp"
 
 namespace custguard::print {
@@ -35,7 +35,7 @@ struct PrintGate::Config {
 };
 
 struct PrintGate::Pending {
-    dbus::MessagePtr message;
+    api::MessagePtr message;
     Outcome outcome;
     std::string error;  // set: reply with org.custguard1.Error.Failed
 };

@@ -25,11 +25,12 @@
 
 #include <tl/expected.hpp>
 
+#include "custguard/api/names.hpp"
+#include "custguard/cups/cups_client.hpp"
 #include "custguard/events/record.hpp"
 #include "custguard/policy/policy.hpp"
 #include "custguard/scan/sandbox.hpp"
 #include "daemon/core/held_jobs.hpp"
-#include "daemon/print/cups_client.hpp"
 #include "daemon/print/decide.hpp"
 
 #include <systemd/sd-bus.h>
@@ -62,17 +63,8 @@ struct Outcome {
     std::string hold_id;  // the held-jobs store id when action is hold
 };
 
-// Names and values of CheckPrintJob's a{ss} argument.
-namespace key {
-inline constexpr const char* job = "job";
-inline constexpr const char* printer = "printer";
-inline constexpr const char* user = "user";
-inline constexpr const char* title = "title";
-inline constexpr const char* copies = "copies";
-inline constexpr const char* client = "client";
-inline constexpr const char* content_type = "content_type";
-inline constexpr const char* auth_user = "auth_user";  // AUTH_USERNAME from cupsd, empty when none
-}  // namespace key
+// Names of CheckPrintJob's a{ss} argument: the API's (custguard/api/names.hpp).
+namespace key = api::job_key;
 
 class PrintGate {
 public:

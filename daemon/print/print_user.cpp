@@ -1,6 +1,6 @@
 #include "daemon/print/print_user.hpp"
 
-#include "daemon/print/cups_client.hpp"
+#include "custguard/cups/cups_client.hpp"
 
 namespace custguard::print {
 

@@ -2,6 +2,7 @@
 
 #include "support/exec_plan.hpp"
 
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -163,6 +164,30 @@ void Fixture::kill_daemon() {
 void Fixture::restart_daemon() {
     kill_and_reap(daemon_);
     start_daemon();
+}
+
+int as_user(const Cred& cred, const std::function<int()>& fn) {
+    if (cgtest::thread_count() != 1) throw std::logic_error("as_user: fork with other threads running");
+    pid_t child = ::fork();
+    if (child == 0) {
+        if (::setgroups(cred.groups.size(), cred.groups.data()) != 0 || ::setresgid(cred.gid, cred.gid, cred.gid) != 0 ||
+            ::setresuid(cred.uid, cred.uid, cred.uid) != 0)
+            ::_exit(120);
+        ::_exit(fn());
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+custguard::api::BusPtr Fixture::connect_bus() const {
+    sd_bus* raw = nullptr;
+    if (sd_bus_new(&raw) < 0) return nullptr;
+    custguard::api::BusPtr bus(raw);
+    if (sd_bus_set_address(raw, bus_address().c_str()) < 0 || sd_bus_set_bus_client(raw, 1) < 0 ||
+        sd_bus_negotiate_fds(raw, 1) < 0 || sd_bus_start(raw) < 0)
+        return nullptr;
+    return bus;
 }
 
 CtlResult Fixture::ctl(const std::vector<std::string>& args, const std::optional<Cred>& cred) const {

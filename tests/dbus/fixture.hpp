@@ -6,16 +6,28 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "custguard/api/bus_ptr.hpp"
 #include "scratch_journald.hpp"  // tests/events: a journald namespace instance
 #include "support/support.hpp"
+
+// Host tests need root in a private mount namespace; elsewhere they say so and return.
+#define REQUIRE_ROOT()                                                 \
+    do {                                                               \
+        if (!cgdbus::have_root()) {                                    \
+            WARN("skipped: needs root and a private mount namespace"); \
+            return;                                                    \
+        }                                                              \
+    } while (0)
 
 namespace cgdbus {
 
@@ -54,6 +66,9 @@ public:
     const std::string& journal_namespace() const;
     std::string daemon_log() const;
 
+    // A new connection to the private bus, as this process (root); null when it fails.
+    custguard::api::BusPtr connect_bus() const;
+
     // Runs custguardctl with `args` (as root when cred is empty).
     CtlResult ctl(const std::vector<std::string>& args, const std::optional<Cred>& cred = std::nullopt) const;
     // Starts custguardctl in the background, stdout and stderr to `out`; returns its pid.
@@ -89,5 +104,14 @@ private:
 };
 
 bool contains(const std::string& haystack, const std::string& needle);
+
+// Runs `fn` in a child process as `cred`; returns its exit status (0..255, or -1). `fn`
+// may allocate (sd-bus does): safe only while this process has no other thread (throws
+// otherwise).
+int as_user(const Cred& cred, const std::function<int()>& fn);
+
+// What the CUPS backend does, as root: CheckPrintJob(a{ss} job, h document) for printer
+// office-2f and user cgdbus-user -> (action, reason, hold_id). In control_plane_test.cpp.
+std::array<std::string, 3> check_print_job(const Fixture& f, const std::string& job, const std::string& file);
 
 }  // namespace cgdbus

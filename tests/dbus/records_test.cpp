@@ -21,7 +21,7 @@
 #include <sstream>
 #include <thread>
 
-#include "daemon/dbus/bus_ptr.hpp"
+#include "custguard/api/bus_ptr.hpp"
 #include "daemon/dbus/json.hpp"
 #include "fixture.hpp"
 #include "support/exec_plan.hpp"
@@ -35,14 +35,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-#define REQUIRE_ROOT()                                                 \
-    do {                                                               \
-        if (!cgdbus::have_root()) {                                    \
-            WARN("skipped: needs root and a private mount namespace"); \
-            return;                                                    \
-        }                                                              \
-    } while (0)
-
 std::string describe(const CtlResult& r) {
     return "rc=" + std::to_string(r.rc) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
 }
@@ -52,32 +44,6 @@ Json parse(const std::string& text) {
     INFO(text.substr(0, 2000));
     REQUIRE(j);
     return *j;
-}
-
-// Runs `fn` in a child process as `cred`; returns its exit status (0..255, or -1). `fn`
-// may allocate (sd-bus does): safe only while this process has no other thread.
-int as_user(const cgdbus::Cred& cred, const std::function<int()>& fn) {
-    REQUIRE(cgtest::thread_count() == 1);
-    pid_t child = ::fork();
-    if (child == 0) {
-        if (::setgroups(cred.groups.size(), cred.groups.data()) != 0 || ::setresgid(cred.gid, cred.gid, cred.gid) != 0 ||
-            ::setresuid(cred.uid, cred.uid, cred.uid) != 0)
-            ::_exit(120);
-        ::_exit(fn());
-    }
-    int status = 0;
-    ::waitpid(child, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-custguard::dbus::BusPtr connect_bus(const Fixture& f) {
-    sd_bus* raw = nullptr;
-    if (sd_bus_new(&raw) < 0) return nullptr;
-    custguard::dbus::BusPtr bus(raw);
-    if (sd_bus_set_address(raw, f.bus_address().c_str()) < 0 || sd_bus_set_bus_client(raw, 1) < 0 ||
-        sd_bus_negotiate_fds(raw, 1) < 0 || sd_bus_start(raw) < 0)
-        return nullptr;
-    return bus;
 }
 
 // Every record of the daemon's journal (custguardctl history --json), waiting until the
@@ -195,12 +161,12 @@ TEST_CASE("dbus records: a flood of refused bus calls by a non-admin ends as cou
     const auto& acc = accounts();
     constexpr int total = 2000;
     const auto started = std::chrono::steady_clock::now();
-    const int rc = as_user(acc.user, [&] {
-        auto bus = connect_bus(f);
+    const int rc = cgdbus::as_user(acc.user, [&] {
+        auto bus = f.connect_bus();
         if (!bus) return 121;
         for (int i = 0; i < total; ++i) {
             const char* member = i % 2 ? "GetStatus" : "ListGrants";
-            custguard::dbus::BusError err;
+            custguard::api::BusError err;
             sd_bus_message* reply = nullptr;
             int r = i % 2 ? sd_bus_call_method(bus.get(), "org.custguard1", "/org/custguard1", "org.custguard1", member,
                                                err.get(), &reply, "")
@@ -246,7 +212,7 @@ TEST_CASE("dbus records: a flood of refused bus calls by a non-admin ends as cou
 TEST_CASE("dbus records: over-long bus arguments are refused with InvalidArgument naming the bound", "[dbus][host]") {
     REQUIRE_ROOT();
     Fixture f;
-    auto bus = connect_bus(f);
+    auto bus = f.connect_bus();
     REQUIRE(bus);
     const std::string before = f.state_text();
     const std::string zone = "customers", user = "cgdbus-user";
@@ -296,9 +262,9 @@ TEST_CASE("dbus records: over-long bus arguments are refused with InvalidArgumen
         sd_bus_message* msg = nullptr;
         REQUIRE(sd_bus_message_new_method_call(bus.get(), &msg, "org.custguard1", "/org/custguard1", "org.custguard1",
                                                c.member.c_str()) >= 0);
-        custguard::dbus::MessagePtr m(msg);
+        custguard::api::MessagePtr m(msg);
         REQUIRE(c.append(m.get()) >= 0);
-        custguard::dbus::BusError err;
+        custguard::api::BusError err;
         sd_bus_message* reply = nullptr;
         int r = sd_bus_call(bus.get(), m.get(), 30'000'000, err.get(), &reply);
         if (reply) sd_bus_message_unref(reply);
@@ -312,18 +278,18 @@ TEST_CASE("dbus records: over-long bus arguments are refused with InvalidArgumen
     // per message (dbus-daemon's max_message_unix_fds), so such a call never reaches the
     // daemon; the daemon's own bound is the same for a bus configured higher.
     {
-        auto fresh = connect_bus(f);
+        auto fresh = f.connect_bus();
         REQUIRE(fresh);
         sd_bus_message* msg = nullptr;
         REQUIRE(sd_bus_message_new_method_call(fresh.get(), &msg, "org.custguard1", "/org/custguard1", "org.custguard1",
                                                "CheckPrintJobDocuments") >= 0);
-        custguard::dbus::MessagePtr m(msg);
+        custguard::api::MessagePtr m(msg);
         int r = sd_bus_message_append(m.get(), "a{ss}", 2, "job-id", "1", "printer", "secure-3f");
         if (r >= 0) r = sd_bus_message_open_container(m.get(), 'a', "h");
         for (int i = 0; r >= 0 && i < 17; ++i) r = sd_bus_message_append(m.get(), "h", devnull);
         if (r >= 0) r = sd_bus_message_close_container(m.get());
         REQUIRE(r >= 0);
-        custguard::dbus::BusError err;
+        custguard::api::BusError err;
         sd_bus_message* reply = nullptr;
         CHECK(sd_bus_call(fresh.get(), m.get(), 30'000'000, err.get(), &reply) < 0);
         if (reply) sd_bus_message_unref(reply);

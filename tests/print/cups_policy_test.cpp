@@ -2,7 +2,7 @@
 // cupsd 2.4 reads it), and the <Policy custguard> that printer protect installs.
 #include <catch2/catch.hpp>
 
-#include "daemon/print/cups_policy.hpp"
+#include "custguard/cups/cups_policy.hpp"
 
 using namespace custguard::print;
 

@@ -21,8 +21,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "daemon/print/cups_client.hpp"
-#include "daemon/print/cups_policy.hpp"
+#include "custguard/cups/cups_client.hpp"
+#include "custguard/cups/cups_policy.hpp"
 
 namespace cgprint {
 

@@ -1,4 +1,4 @@
-#include "daemon/print/cups_client.hpp"
+#include "custguard/cups/cups_client.hpp"
 
 #include <cups/ipp.h>
 #include <sys/mman.h>
@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "daemon/print/cups_policy.hpp"
+#include "custguard/cups/cups_policy.hpp"
 
 namespace custguard::print {
 

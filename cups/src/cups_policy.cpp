@@ -1,4 +1,4 @@
-#include "daemon/print/cups_policy.hpp"
+#include "custguard/cups/cups_policy.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-namespace custguard::dbus {
+namespace custguard::api {
 
 struct BusDeleter {
     void operator()(sd_bus* bus) const { sd_bus_flush_close_unref(bus); }
@@ -44,4 +44,4 @@ private:
     sd_bus_error error_ = SD_BUS_ERROR_NULL;
 };
 
-}  // namespace custguard::dbus
+}  // namespace custguard::api

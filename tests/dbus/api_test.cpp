@@ -1,0 +1,381 @@
+// The typed org.custguard1 API (issue 20) against the real custguardd on the private bus:
+// the shipped introspection file equals what the daemon exports, the typed properties read
+// through custguard_api's client, PropertiesChanged and JobHeld/Alert signals arrive when a
+// zone is added, a print job is held or a read is denied, and only root and
+// custguard-admin read properties (custguardd refuses others) and receive the signals
+// (the bus policy).
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "custguard/api/client.hpp"
+#include "custguard/api/names.hpp"
+#include "fixture.hpp"
+#include "support/exec_plan.hpp"
+
+using cgdbus::accounts;
+using cgdbus::Fixture;
+namespace api = custguard::api;
+using namespace std::chrono_literals;
+
+namespace {
+
+// ---- the introspection file ---------------------------------------------------------------
+
+// The members of `interface` in `xml`, one canonical line each, sorted: what a client can
+// rely on, without what does not matter (order, whitespace, comments, annotations).
+//   method Name(in s zone, out s message) | signal Name(s event) | property Name type access
+std::vector<std::string> members(const std::string& xml, const std::string& interface) {
+    const std::string open = "<interface name=\"" + interface + "\">";
+    const auto start = xml.find(open);
+    if (start == std::string::npos) return {};
+    std::string body = xml.substr(start + open.size(), xml.find("</interface>", start) - start - open.size());
+    body = std::regex_replace(body, std::regex("<!--[\\s\\S]*?-->"), "");
+    std::vector<std::string> out;
+    std::string current, args;
+    bool is_method = false;
+    const std::regex tag(R"(<(/?)(\w+)([^>]*?)(/?)>)");
+    const std::regex attr(R"re((\w+)="([^"]*)")re");
+    for (auto it = std::sregex_iterator(body.begin(), body.end(), tag); it != std::sregex_iterator(); ++it) {
+        const auto& t = *it;
+        const bool closing = t[1] == "/", self_closing = t[4] == "/";
+        const std::string name = t[2];
+        std::map<std::string, std::string> a;
+        const std::string attrs = t[3];
+        for (auto j = std::sregex_iterator(attrs.begin(), attrs.end(), attr); j != std::sregex_iterator(); ++j)
+            a[(*j)[1]] = (*j)[2];
+        auto finish = [&] {
+            if (!current.empty()) out.push_back(current + (current.rfind("property ", 0) == 0 ? "" : "(" + args + ")"));
+            current.clear();
+            args.clear();
+        };
+        if (name == "method" || name == "signal") {
+            if (closing) {
+                finish();
+                continue;
+            }
+            current = name + " " + a["name"];
+            is_method = name == "method";
+            if (self_closing) finish();
+        } else if (name == "property") {
+            if (closing) {
+                finish();
+                continue;
+            }
+            current = "property " + a["name"] + " " + a["type"] + " " + a["access"];
+            if (self_closing) finish();
+        } else if (name == "arg") {
+            std::string dir = is_method ? (a.count("direction") ? a["direction"] : "in") + " " : "";
+            args += (args.empty() ? "" : ", ") + dir + a["type"] + " " + a["name"];
+        }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string introspect(const Fixture& f) {
+    auto bus = f.connect_bus();
+    REQUIRE(bus);
+    api::BusError err;
+    sd_bus_message* reply = nullptr;
+    const int r = sd_bus_call_method(bus.get(), api::bus_name, api::object_path, "org.freedesktop.DBus.Introspectable",
+                                     "Introspect", err.get(), &reply, "");
+    INFO(err.name() << ": " << err.message());
+    REQUIRE(r >= 0);
+    api::MessagePtr owned(reply);
+    const char* xml = nullptr;
+    REQUIRE(sd_bus_message_read_basic(reply, 's', &xml) > 0);
+    return xml;
+}
+
+// ---- signals ---------------------------------------------------------------------------------
+
+// Collects one kind of signal from custguardd on its own connection.
+class SignalWatch {
+public:
+    SignalWatch(const Fixture& f, const char* interface, const char* member) : bus_(f.connect_bus()) {
+        REQUIRE(bus_);
+        sd_bus_slot* slot = nullptr;
+        REQUIRE(sd_bus_match_signal(bus_.get(), &slot, api::bus_name, api::object_path, interface, member,
+                                    &SignalWatch::on_signal, this) >= 0);
+        slot_.reset(slot);
+    }
+
+    // True once a signal for which `match` (reading the message) says true arrived.
+    bool wait(const std::function<bool(sd_bus_message*)>& match, std::chrono::milliseconds timeout = 10s) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        std::size_t checked = 0;
+        for (;;) {
+            while (sd_bus_process(bus_.get(), nullptr) > 0) {
+            }
+            for (; checked < seen_.size(); ++checked) {
+                sd_bus_message* m = seen_[checked].get();
+                sd_bus_message_rewind(m, 1);
+                if (match(m)) return true;
+            }
+            if (std::chrono::steady_clock::now() >= deadline) return false;
+            sd_bus_wait(bus_.get(), 100'000);
+        }
+    }
+
+private:
+    static int on_signal(sd_bus_message* m, void* self, sd_bus_error*) {
+        static_cast<SignalWatch*>(self)->seen_.emplace_back(sd_bus_message_ref(m));
+        return 0;
+    }
+
+    api::BusPtr bus_;
+    api::SlotPtr slot_;
+    std::vector<api::MessagePtr> seen_;
+};
+
+// PropertiesChanged of org.custguard1 naming `property`, whose new value satisfies `check`
+// (the message is positioned inside the variant).
+std::function<bool(sd_bus_message*)> changed(const std::string& property,
+                                             const std::function<bool(sd_bus_message*)>& check) {
+    return [=](sd_bus_message* m) {
+        const char* interface = nullptr;
+        if (sd_bus_message_read_basic(m, 's', &interface) <= 0 || std::string(interface) != api::interface_name)
+            return false;
+        if (sd_bus_message_enter_container(m, 'a', "{sv}") <= 0) return false;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+            const char* name = nullptr;
+            if (sd_bus_message_read_basic(m, 's', &name) <= 0) return false;
+            if (property != name) {
+                sd_bus_message_skip(m, "v");
+            } else {
+                const char* contents = nullptr;
+                if (sd_bus_message_peek_type(m, nullptr, &contents) <= 0 ||
+                    sd_bus_message_enter_container(m, 'v', contents) <= 0)
+                    return false;
+                return check(m);
+            }
+            sd_bus_message_exit_container(m);
+        }
+        return false;
+    };
+}
+
+// The api client on the fixture's bus (it connects to the system bus, which the tests
+// point at the private one).
+api::Client client(const Fixture& f) {
+    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", f.bus_address().c_str(), 1);
+    auto c = api::Client::connect_system();
+    REQUIRE(c);
+    return std::move(*c);
+}
+
+}  // namespace
+
+TEST_CASE("dbus: api/org.custguard1.xml equals the daemon's Introspect (order, annotations, comments aside)",
+          "[dbus][host][api]") {
+    REQUIRE_ROOT();
+    Fixture f;
+    const auto exported = members(introspect(f), api::interface_name);
+    const auto shipped = members(cgtest::slurp(CG_SOURCE_DIR "/api/org.custguard1.xml"), api::interface_name);
+    // The parser sees the members at all (else two empty lists would compare equal).
+    REQUIRE(exported.size() > 20);
+    CHECK(std::count(shipped.begin(), shipped.end(), "property HeldJobs a(sssususta{su}) read") == 1);
+    for (const auto& m : exported) {
+        INFO("exported by custguardd, missing in org.custguard1.xml: " << m);
+        CHECK(std::binary_search(shipped.begin(), shipped.end(), m));
+    }
+    for (const auto& m : shipped) {
+        INFO("in org.custguard1.xml, not exported by custguardd: " << m);
+        CHECK(std::binary_search(exported.begin(), exported.end(), m));
+    }
+}
+
+TEST_CASE("dbus: the normalisation of introspection data keeps what matters", "[dbus][api]") {
+    const std::string a = R"(<node><interface name="x"><method name="M"><arg name="z" type="s"/>
+        <arg name="r" type="t" direction="out"/></method><!-- <method name="Gone"/> -->
+        <property name="P" type="s" access="read"><annotation name="n" value="const"/></property>
+        <signal name="S"><arg type="s" name="e"/></signal></interface></node>)";
+    CHECK(members(a, "x") == std::vector<std::string>{"method M(in s z, out t r)", "property P s read", "signal S(s e)"});
+    // A changed direction, type or name is a difference.
+    std::string b = a;
+    b.replace(b.find("direction=\"out\""), 15, "direction=\"in\"");
+    CHECK(members(b, "x") != members(a, "x"));
+    CHECK(members(a, "y").empty());
+}
+
+TEST_CASE("dbus: typed properties and GetGrants through custguard_api's client", "[dbus][host][api]") {
+    REQUIRE_ROOT();
+    Fixture f;
+    auto c = client(f);
+    auto enforcer = c.enforcer();
+    REQUIRE(enforcer);
+    CHECK(*enforcer == "fanotify");
+    auto zones = c.zones();
+    REQUIRE(zones);
+    REQUIRE(zones->size() == 2);
+    const auto& customers = zones->front().name == "customers" ? zones->front() : zones->back();
+    CHECK(customers.name == "customers");
+    CHECK(customers.paths == std::vector<std::string>{(f.data() / "customers").string()});
+    CHECK(customers.sensitivity == "personal");
+    CHECK(customers.on_violation == "deny");
+    CHECK(customers.allow_users == std::vector<std::string>{"cgdbus-admin"});
+    CHECK(customers.allow_clients == std::vector<std::string>{"192.168.10.0/24"});
+    auto counters = c.counters();
+    REQUIRE(counters);
+    CHECK(counters->count("sensor.events") == 1);
+    CHECK(counters->at("print.held") == 0);
+    auto held = c.held_jobs();
+    REQUIRE(held);
+    CHECK(held->empty());
+
+    // A typed method: GetGrants answers a(ssstsst), the grant custguardctl just added.
+    auto add = f.ctl({"grant", "add", "customers", "cgdbus-reader", "--duration", "2h", "--reason", "ticket 9"});
+    INFO(add.out << add.err);
+    REQUIRE(add.rc == 0);
+    auto grants = c.grants("customers");
+    REQUIRE(grants);
+    REQUIRE(grants->size() == 1);
+    CHECK(grants->front().zone == "customers");
+    CHECK(grants->front().user == "cgdbus-reader");
+    CHECK(grants->front().client.empty());
+    CHECK(grants->front().reason == "ticket 9");
+    CHECK(grants->front().granted_by == "root");
+    const auto now = static_cast<std::uint64_t>(::time(nullptr));
+    CHECK(grants->front().expires_at > now + 7100);
+    CHECK(grants->front().expires_at <= now + 7200);
+    // Errors stay named: an unknown zone.
+    auto none = c.grants("nowhere");
+    REQUIRE_FALSE(none);
+    CHECK(none.error().name == api::error::unknown_zone);
+}
+
+TEST_CASE("dbus: a zone added by a reload is announced with PropertiesChanged(Zones)", "[dbus][host][api]") {
+    REQUIRE_ROOT();
+    Fixture f;
+    SignalWatch watch(f, "org.freedesktop.DBus.Properties", "PropertiesChanged");
+    std::filesystem::create_directories(f.data() / "archive");
+    cgtest::spit(f.policy_file(), cgtest::slurp(f.policy_file()) + "\n[[zone]]\nname = \"archive\"\npaths = [\"" +
+                                      (f.data() / "archive").string() + "\"]\nallow_users = [\"cgdbus-admin\"]\n");
+    auto reload = f.ctl({"policy", "reload"});
+    INFO(reload.out << reload.err);
+    REQUIRE(reload.rc == 0);
+    CHECK(watch.wait(changed(api::property::zones, [](sd_bus_message* m) {
+        std::vector<api::Zone> zones;
+        if (api::read(m, zones) < 0) return false;
+        return std::any_of(zones.begin(), zones.end(), [](const api::Zone& z) {
+            return z.name == "archive" && z.allow_users == std::vector<std::string>{"cgdbus-admin"};
+        });
+    })));
+    // custguardctl's zone table reads the same property.
+    auto list = f.ctl({"zone", "list", "--names"});
+    CHECK(list.rc == 0);
+    CHECK(cgdbus::contains(list.out, "archive\n"));
+}
+
+TEST_CASE("dbus: a held print job is announced with JobHeld and PropertiesChanged(HeldJobs)", "[dbus][host][api]") {
+    REQUIRE_ROOT();
+    Fixture f;
+    SignalWatch held(f, api::interface_name, api::signals::job_held);
+    SignalWatch props(f, "org.freedesktop.DBus.Properties", "PropertiesChanged");
+    auto [action, reason, hold_id] = cgdbus::check_print_job(f, "51", CG_SOURCE_DIR "/tests/scan/data/customer_utf8.txt");
+    INFO(reason);
+    REQUIRE(action == "hold");
+    const auto is_ours = [&](const api::HeldJob& j) {
+        return j.job == hold_id && j.printer == "office-2f" && j.user == "cgdbus-user" &&
+               j.title == "customer list 51" && !j.detector_hits.empty();
+    };
+    CHECK(held.wait([&](sd_bus_message* m) {
+        api::HeldJob j;
+        return api::read(m, j) > 0 && is_ours(j);
+    }));
+    CHECK(props.wait(changed(api::property::held_jobs, [&](sd_bus_message* m) {
+        std::vector<api::HeldJob> jobs;
+        return api::read(m, jobs) > 0 && jobs.size() == 1 && is_ours(jobs.front());
+    })));
+    auto jobs = client(f).held_jobs();
+    REQUIRE(jobs);
+    REQUIRE(jobs->size() == 1);
+    CHECK(is_ours(jobs->front()));
+    // custguardctl print held lists it from the property.
+    auto list = f.ctl({"print", "held"});
+    CHECK(list.rc == 0);
+    CHECK(cgdbus::contains(list.out, "customer list 51"));
+}
+
+TEST_CASE("dbus: a denied read is announced with Alert, to root and custguard-admin only", "[dbus][host][api]") {
+    REQUIRE_ROOT();
+    Fixture f;
+    const auto& acc = accounts();
+    SignalWatch alerts(f, api::interface_name, api::signals::alert);
+    // cgdbus-user subscribes too, in a child; the bus policy must not deliver to him.
+    const auto pipe_dir = f.dir() / "user-watch";
+    std::filesystem::create_directories(pipe_dir);
+    ::chmod(pipe_dir.c_str(), 0777);
+    const auto ready = pipe_dir / "ready";
+    REQUIRE(cgtest::thread_count() == 1);  // the child allocates (sd-bus)
+    pid_t watcher = ::fork();
+    if (watcher == 0) {
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(acc.user.gid, acc.user.gid, acc.user.gid) != 0 ||
+            ::setresuid(acc.user.uid, acc.user.uid, acc.user.uid) != 0)
+            ::_exit(120);
+        auto bus = f.connect_bus();
+        if (!bus) ::_exit(121);
+        int got = 0;
+        sd_bus_slot* slot = nullptr;
+        if (sd_bus_match_signal(bus.get(), &slot, nullptr, api::object_path, api::interface_name, api::signals::alert,
+                                [](sd_bus_message*, void* u, sd_bus_error*) {
+                                    ++*static_cast<int*>(u);
+                                    return 0;
+                                },
+                                &got) < 0)
+            ::_exit(122);
+        cgtest::spit(ready, "1");
+        const auto until = std::chrono::steady_clock::now() + 4s;
+        while (std::chrono::steady_clock::now() < until) {
+            while (sd_bus_process(bus.get(), nullptr) > 0) {
+            }
+            sd_bus_wait(bus.get(), 100'000);
+        }
+        ::_exit(got == 0 ? 0 : 1);
+    }
+    REQUIRE(watcher > 0);
+    for (int i = 0; i < 100 && !std::filesystem::exists(ready); ++i) std::this_thread::sleep_for(50ms);
+    REQUIRE(std::filesystem::exists(ready));
+
+    CHECK(Fixture::read_as(acc.user, f.data() / "customers" / "c1.txt") != 0);
+    CHECK(alerts.wait([](sd_bus_message* m) {
+        const char *event = nullptr, *zone = nullptr, *user = nullptr, *message = nullptr;
+        if (sd_bus_message_read(m, "ssss", &event, &zone, &user, &message) < 0) return false;
+        return std::string(event) == "access_denied" && std::string(zone) == "customers" &&
+               std::string(user) == "cgdbus-user" && !std::string(message).empty();
+    }));
+    int status = 0;
+    REQUIRE(::waitpid(watcher, &status, 0) == watcher);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);  // 1: the unprivileged user received an Alert
+
+    // Nor may he read the properties: custguardd refuses (and records) the read.
+    const int rc = cgdbus::as_user(acc.user, [&] {
+        auto bus = f.connect_bus();
+        if (!bus) return 10;
+        api::BusError err;
+        sd_bus_message* reply = nullptr;
+        int r = sd_bus_get_property(bus.get(), api::bus_name, api::object_path, api::interface_name,
+                                    api::property::held_jobs, err.get(), &reply, "a(sssususta{su})");
+        sd_bus_message_unref(reply);
+        if (r >= 0) return 1;
+        return err.name() == api::error::access_denied ? 0 : 2;
+    });
+    CHECK(rc == 0);
+    CHECK(f.wait_exported({"\"admin_action\":\"access_denied\"", "\"name\":\"cgdbus-user\"", "org.custguard1.HeldJobs"}));
+}
