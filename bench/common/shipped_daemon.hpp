@@ -3,13 +3,17 @@
 // dbus-daemon (tests/support PrivateBus, the shipped org.custguard1.conf) and a scratch
 // journald namespace; only the state directory is the benchmark's own. Ready once
 // `custguardctl status` answers over that bus; throws when it exits or does not answer.
-// Shared by bench/fanotify and bench/workload. Needs CG_CUSTGUARDD and CG_CUSTGUARDCTL.
+// Shared by bench/fanotify, bench/workload and bench/vm (in the VM, BPF LSM); bench/samba
+// uses its VM helpers. Needs CG_CUSTGUARDD and CG_CUSTGUARDCTL.
 #pragma once
 
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -25,17 +29,50 @@
 
 namespace custguard::bench {
 
+// Inside the VM of tests/vm/cg-vm-run (which sets CUSTGUARD_IN_VM)?
+inline bool in_vm() { return std::getenv("CUSTGUARD_IN_VM") != nullptr; }
+
+// cg-vm-run mounts no cgroup filesystem, without which systemd-journald refuses to start
+// ("Failed to acquire cgroup root path"): mounts cgroup2 there in the VM. Throws on failure.
+inline void prepare_vm_for_journald() {
+    if (!in_vm() || std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers")) return;
+    if (::mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, nullptr) != 0)
+        throw std::runtime_error(std::string("mount cgroup2 on /sys/fs/cgroup: ") + std::strerror(errno));
+}
+
+// custguardd with bpf-lsm leaves its programs pinned and enforcing when it stops (so that a
+// restart has no gap), and its exec tracker beside them: unpinned here, the last reference
+// goes and they detach, so a baseline measured next has nothing of custguard in the path.
+// Only for BPF LSM, which runs in the VM, whose bpf filesystem is the benchmark's alone.
+// Throws when a pin directory cannot be removed.
+inline void remove_bpf_pins() {
+    for (const char* dir : {"/sys/fs/bpf/custguard", "/sys/fs/bpf/custguard-exec"}) {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+        if (ec) throw std::runtime_error(std::string("cannot remove ") + dir + ": " + ec.message());
+    }
+}
+
 class ShippedDaemon {
 public:
     // `dir`: scratch directory for the bus, state and log (kept across starts).
-    explicit ShippedDaemon(std::filesystem::path dir)
+    // `bpf_lsm`: the policies choose bpf-lsm; stop() then removes its pinned programs.
+    explicit ShippedDaemon(std::filesystem::path dir, bool bpf_lsm = false)
         : dir_(std::move(dir)),
-          journald_(events::testing::unique_namespace("bench")) {
+          journald_(events::testing::unique_namespace("bench")),
+          bpf_lsm_(bpf_lsm) {
         std::filesystem::create_directories(dir_ / "state");
+        prepare_vm_for_journald();
         journald_.start();
         bus_ = std::make_unique<cgtest::PrivateBus>(dir_);
     }
-    ~ShippedDaemon() { stop(); }
+    ~ShippedDaemon() {
+        try {
+            stop();
+        } catch (const std::exception&) {
+            // A pin that cannot be removed: nothing more to do on the way out.
+        }
+    }
     ShippedDaemon(const ShippedDaemon&) = delete;
     ShippedDaemon& operator=(const ShippedDaemon&) = delete;
 
@@ -66,16 +103,21 @@ public:
         }
         return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     }
-    void stop() { cgtest::kill_and_reap(pid_); }
+    // Stops custguardd (SIGTERM, SIGKILL after 5 s); with bpf-lsm also removes its pins.
+    void stop() {
+        const bool ran = pid_ > 0;
+        cgtest::kill_and_reap(pid_);
+        if (ran && bpf_lsm_) remove_bpf_pins();
+    }
     bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
     pid_t pid() const { return pid_; }
-    // Waits (up to 10 s) until custguardd and journald used no CPU for 300 ms: records of
-    // one measurement are written before the next starts, so none pays for another's.
     // CPU milliseconds used so far by custguardd (this start) and journald together.
     double cpu_ms() const { return static_cast<double>(cpu_ticks(journald_.pid()) + cpu_ticks(pid_)) * 1000.0 / ::sysconf(_SC_CLK_TCK); }
-    void settle() const {
+    // Waits (up to `most`) until custguardd and journald used no CPU for 300 ms: records of
+    // one measurement are written before the next starts, so none pays for another's.
+    void settle(std::chrono::seconds most = std::chrono::seconds(10)) const {
         auto total = [&] { return cpu_ticks(journald_.pid()) + cpu_ticks(pid_); };
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        const auto deadline = std::chrono::steady_clock::now() + most;
         long last = total();
         for (int quiet = 0; quiet < 3 && std::chrono::steady_clock::now() < deadline;) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -97,6 +139,7 @@ private:
     std::filesystem::path dir_;
     events::testing::ScratchJournald journald_;
     std::unique_ptr<cgtest::PrivateBus> bus_;
+    bool bpf_lsm_ = false;
     pid_t pid_ = -1;
 };
 

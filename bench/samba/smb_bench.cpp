@@ -35,6 +35,7 @@
 
 #include "common/bare_responder.hpp"
 #include "common/cpu_ticks.hpp"
+#include "common/shipped_daemon.hpp"
 #include "samba_fixture.hpp"
 #include "scratch_journald.hpp"
 #include "support/support.hpp"
@@ -134,18 +135,6 @@ bool bpf_lsm_active() {
     std::string list;
     std::getline(in, list);
     return ("," + list + ",").find(",bpf,") != std::string::npos;
-}
-
-// custguardd --enforcer bpf-lsm leaves its programs pinned and enforcing when it stops (and
-// its exec tracker beside them): unpinned here, the last reference goes and they detach, so
-// the turns without custguardd have nothing of it in the path. Only for bpf-lsm, which runs
-// in the VM, whose bpf filesystem is this benchmark's alone.
-void remove_bpf_pins() {
-    for (const char* dir : {"/sys/fs/bpf/custguard", "/sys/fs/bpf/custguard-exec"}) {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-        if (ec) throw std::runtime_error(fmt::format("cannot remove {}: {}", dir, ec.message()));
-    }
 }
 
 std::string joined(const std::vector<std::string>& argv) {
@@ -255,7 +244,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "custguard_bench_samba: needs root (namespaces, users, fanotify)\n");
         return 2;
     }
-    const bool in_vm = std::getenv("CUSTGUARD_IN_VM") != nullptr;
+    const bool in_vm = cgbench::in_vm();
     if (opt.enforcer == "bpf-lsm" && !bpf_lsm_active()) {
         std::fprintf(stderr, "custguard_bench_samba: BPF LSM is not active here (/sys/kernel/security/lsm); run "
                              "it in the VM: tests/vm/cg-vm-run --smp 2 --mem 2048 --timeout 2400 -- %s --enforcer bpf-lsm "
@@ -315,16 +304,11 @@ int main(int argc, char** argv) {
                                turn, turn);
         };
 
-        // The VM's root is the host's, read-only: the users go to a copy of /etc. And
-        // cg-vm-run mounts no cgroup filesystem, without which systemd-journald refuses to
-        // start ("Failed to acquire cgroup root path").
+        // The VM's root is the host's, read-only: the users go to a copy of /etc; and
+        // journald needs a cgroup filesystem there (common/shipped_daemon.hpp).
         std::optional<cgsmb::WritableEtc> etc;
-        if (in_vm) {
-            etc.emplace(dir);
-            if (!fs::exists("/sys/fs/cgroup/cgroup.controllers") &&
-                ::mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, nullptr) != 0)
-                throw std::runtime_error(std::string("mount cgroup2 on /sys/fs/cgroup: ") + std::strerror(errno));
-        }
+        if (in_vm) etc.emplace(dir);
+        cgbench::prepare_vm_for_journald();
         cgsmb::TestUser reader("cgsmb-bench", "Bench-pw-1");
         if (::chown((share / "up").c_str(), reader.uid(), static_cast<gid_t>(-1)) != 0)  // mput's folders go here
             throw std::runtime_error(std::string("chown up: ") + std::strerror(errno));
@@ -576,7 +560,7 @@ allow_programs = ["/usr/sbin/smbd"]
                                                  c.daemon->log());
                     ++denials_seen;
                     c.daemon->stop();
-                    if (opt.enforcer == "bpf-lsm") remove_bpf_pins();
+                    if (opt.enforcer == "bpf-lsm") cgbench::remove_bpf_pins();
                 } else if (floor) {
                     // The listener was asked for every file read (smbd opens each once).
                     const std::uint64_t asked = floor->answered.load();

@@ -9,8 +9,11 @@
 // built on marks on the zone trees would pay here). Prints medians and ratios to none.
 // A benchmark, not a test: no pass/fail for the figures, but it fails when a configuration
 // did not run (custguardd does not enforce the zone, a listener answered nothing).
+// `--enforcer bpf-lsm` runs the same in the VM of tests/vm/cg-vm-run with BPF LSM: the
+// policy chooses bpf-lsm, and there are no fanotify floors.
 //
 //   custguard_bench_workload [--quick] [--files N] [--rounds N] [--tree DIR] [--no-floor]
+//                            [--enforcer fanotify|bpf-lsm]
 // Root; its own mount namespace; a tmpfs under /tmp. See bench/README.md.
 #include <dirent.h>
 #include <fcntl.h>
@@ -48,16 +51,20 @@ struct Options {
     int rounds = 5;
     std::string tree;  // a real tree to tar instead of generated files
     bool floor = true;
+    std::string enforcer = "fanotify";
 };
 
 [[noreturn]] void usage(int status) {
     std::fprintf(status ? stderr : stdout,
                  "usage: custguard_bench_workload [--quick] [--files N] [--rounds N] [--tree DIR] [--no-floor]\n"
+                 "                                [--enforcer fanotify|bpf-lsm]\n"
                  "  --files N   generated files in the tarball (default 10000, 100 directories, 0.5-16 KiB)\n"
                  "  --rounds N  interleaved rounds (default 5)\n"
                  "  --quick     --files 2000 --rounds 3\n"
                  "  --tree DIR  tar DIR (e.g. /usr/include) instead of generated files\n"
                  "  --no-floor  leave out the bare fanotify listeners\n"
+                 "  --enforcer MODE  the policy's enforcer: fanotify (default, the host) or bpf-lsm (in the VM:\n"
+                 "              tests/vm/cg-vm-run --mem 2048 -- custguard_bench_workload --enforcer bpf-lsm; no floors)\n"
                  "Root. See bench/README.md.\n");
     std::exit(status);
 }
@@ -121,6 +128,9 @@ int main(int argc, char** argv) {
             opt.rounds = 3;
         } else if (a == "--no-floor") {
             opt.floor = false;
+        } else if (i + 1 < argc && a == "--enforcer") {
+            opt.enforcer = argv[++i];
+            if (opt.enforcer != "fanotify" && opt.enforcer != "bpf-lsm") usage(2);
         } else if (i + 1 < argc && a == "--tree") {
             opt.tree = argv[++i];
         } else if (i + 1 < argc && (a == "--files" || a == "--rounds")) {
@@ -178,10 +188,11 @@ int main(int argc, char** argv) {
         fs::create_directories(zone);
         cgtest::spit(zone / "c.txt", "customer\n");
         const fs::path policy = work / "policy.toml";
-        cgtest::spit(policy, "[daemon]\nenforcer = \"fanotify\"\n\n[[zone]]\nname = \"customers\"\npaths = [\"" +
+        cgtest::spit(policy, "[daemon]\nenforcer = \"" + opt.enforcer + "\"\n\n[[zone]]\nname = \"customers\"\npaths = [\"" +
                                  zone.string() +
                                  "\"]\nsensitivity = \"personal\"\non_violation = \"deny\"\nallow_users = [\"root\"]\n");
-        ShippedDaemon daemon(work / "custguardd");
+        const bool bpf_lsm = opt.enforcer == "bpf-lsm";
+        ShippedDaemon daemon(work / "custguardd", bpf_lsm);
 
         enum class Kind { none, custguardd, floor_fs, floor_zone_dir };
         struct Config {
@@ -190,7 +201,7 @@ int main(int argc, char** argv) {
             std::vector<double> extract, read, total, cpu_ms;
         };
         std::vector<Config> configs = {{"none", Kind::none, {}, {}, {}}, {"custguardd", Kind::custguardd, {}, {}, {}}};
-        if (opt.floor) {
+        if (opt.floor && !bpf_lsm) {  // the floors are fanotify listeners
             configs.push_back({"floor: fs mark", Kind::floor_fs, {}, {}, {}});
             configs.push_back({"floor: zone-dir mark", Kind::floor_zone_dir, {}, {}, {}});
         }
@@ -203,9 +214,12 @@ int main(int argc, char** argv) {
             fs::create_directories(dest);
             std::unique_ptr<BareResponder> floor;
             if (c && c->kind == Kind::custguardd) {
-                daemon.start(policy);
+                daemon.start(policy, std::chrono::seconds(600));  // TCG: loading BPF takes long
                 if (can_open_as(other_uid, (zone / "c.txt").string()))
                     throw std::runtime_error("custguardd does not enforce the zone:\n" + cgtest::slurp(daemon.log()));
+                // Done starting (and recording the refusal) before the workload is timed: on
+                // the VM's one CPU its start-up work would otherwise land in the figures.
+                daemon.settle();
             } else if (c && (c->kind == Kind::floor_fs || c->kind == Kind::floor_zone_dir)) {
                 floor = std::make_unique<BareResponder>();
                 const auto mode = c->kind == Kind::floor_fs ? BareResponder::Mode::filesystem
@@ -232,6 +246,8 @@ int main(int argc, char** argv) {
                 if (!daemon.running())
                     throw std::runtime_error("custguardd exited during the workload:\n" + cgtest::slurp(daemon.log()));
                 daemon.stop();
+                if (!can_open_as(other_uid, (zone / "c.txt").string()))
+                    throw std::runtime_error("the zone file stays refused after custguardd stopped");
             } else if (floor) {
                 // In the path: the fs mark answered every read-back open; the zone-dir mark
                 // answers an open in the zone.
@@ -257,10 +273,11 @@ int main(int argc, char** argv) {
 
         std::printf("# custguard workload benchmark: extract %zu new files (tar -xf %s, of %s) into a fresh directory\n"
                     "# outside every zone on the zones' tmpfs, then read every file back; %d rounds, order alternating.\n"
-                    "# custguardd: %s --policy %s (one zone, %s, elsewhere on that tmpfs; control plane on a private\n"
-                    "# dbus-daemon, scratch journald). Load average at start %s (%ld CPUs, shared with other work).\n\n",
-                    expected, tarball.c_str(), tar_of.c_str(), opt.rounds, CG_CUSTGUARDD, policy.c_str(),
-                    zone.c_str(), loadavg().c_str(), ::sysconf(_SC_NPROCESSORS_ONLN));
+                    "# custguardd (%s): %s --policy %s (one zone, %s, elsewhere on that tmpfs; control plane on a\n"
+                    "# private dbus-daemon, scratch journald). Load average at start %s (%ld CPUs, %s).\n\n",
+                    expected, tarball.c_str(), tar_of.c_str(), opt.rounds, opt.enforcer.c_str(), CG_CUSTGUARDD,
+                    policy.c_str(), zone.c_str(), loadavg().c_str(), ::sysconf(_SC_NPROCESSORS_ONLN),
+                    custguard::bench::in_vm() ? "the guest's own, in the qemu VM under TCG" : "shared with other work");
         turn(nullptr);  // warm-up: tar, the page cache of the tarball, tmpfs
         std::printf("| round | config                 | extract s | read s | total s | cg+journald ms |\n"
                     "|------:|------------------------|----------:|-------:|--------:|---------------:|\n");
