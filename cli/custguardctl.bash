@@ -86,7 +86,7 @@ _custguardctl() {
             "edm build") opts="--help --schema --key --output --encoding" ;;
             "discover "*) opts+=" --db --policy --rescan --cross-filesystems --notify --notify-target" ;;
             "report leak-scope"|"report access")
-                opts="--help --since --until --user --client --zone --path --namespace --directory --file --format --output"
+                opts="--help --since --until --user --client --zone --path --namespace --directory --file --format --output --evidence --no-rescan --policy"
                 [[ $sub == leak-scope ]] && opts+=" --discovered-at" ;;
         esac
         COMPREPLY=($(compgen -W "$opts" -- "$cur")); return

@@ -50,18 +50,33 @@ std::optional<std::uint64_t> parse_time_usec(const std::string& text) {
     return std::nullopt;
 }
 
-std::map<std::string, std::string> entry_fields(sd_journal* j) {
-    std::map<std::string, std::string> out;
+namespace {
+
+template <class Map>
+void fill_fields(sd_journal* j, bool (*keep)(std::string_view key), Map& out) {
+    out.clear();
     const void* data = nullptr;
     size_t len = 0;
     SD_JOURNAL_FOREACH_DATA(j, data, len) {
         std::string_view kv(static_cast<const char*>(data), len);
         auto eq = kv.find('=');
-        if (eq == std::string_view::npos) continue;
-        auto key = kv.substr(0, eq);
-        if (key.rfind("CUSTGUARD_", 0) == 0 || key == "MESSAGE" || key == "MESSAGE_ID" || key == "PRIORITY")
-            out.emplace(std::string(key), std::string(kv.substr(eq + 1)));
+        if (eq == std::string_view::npos || !keep(kv.substr(0, eq))) continue;
+        out.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
     }
+}
+
+}  // namespace
+
+void entry_fields(sd_journal* j, bool (*keep)(std::string_view key), FieldMap& out) { fill_fields(j, keep, out); }
+
+std::map<std::string, std::string> entry_fields(sd_journal* j) {
+    std::map<std::string, std::string> out;
+    fill_fields(
+        j,
+        [](std::string_view key) {
+            return key.starts_with("CUSTGUARD_") || key == "MESSAGE" || key == "MESSAGE_ID" || key == "PRIORITY";
+        },
+        out);
     return out;
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <tl/expected.hpp>
@@ -30,8 +31,13 @@ struct JournalFilter {
 // "now", "-2h" / "2h ago", in local time; microseconds since the epoch.
 std::optional<std::uint64_t> parse_time_usec(const std::string& text);
 
+// Field name -> value; looked up by string_view without a copy.
+using FieldMap = std::map<std::string, std::string, std::less<>>;
+
 // The CUSTGUARD_* fields, MESSAGE, MESSAGE_ID and PRIORITY of the current entry.
 std::map<std::string, std::string> entry_fields(sd_journal* j);
+// The fields of the current entry whose names `keep` accepts, into `out` (cleared first).
+void entry_fields(sd_journal* j, bool (*keep)(std::string_view key), FieldMap& out);
 // One field of the current entry ("" when absent), e.g. _HOSTNAME.
 std::string entry_field(sd_journal* j, const char* name);
 // The current entry's cursor ("" when it has none).

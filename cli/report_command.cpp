@@ -1,8 +1,13 @@
 #include "report_command.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <ostream>
 
@@ -10,8 +15,13 @@
 
 #include "ctl.hpp"
 #include "journal.hpp"
+#include "custguard/common/errno_text.hpp"
+#include "custguard/common/policy_files.hpp"
 #include "custguard/common/text_escape.hpp"
+#include "custguard/common/unique_fd.hpp"
+#include "custguard/edm/attach.hpp"
 #include "custguard/report/render.hpp"
+#include "custguard/scan/sandbox.hpp"
 
 namespace custguard::cli {
 
@@ -49,6 +59,101 @@ std::pair<std::uint64_t, std::uint64_t> last_month() {
     return {static_cast<std::uint64_t>(mktime(&start)) * 1'000'000, static_cast<std::uint64_t>(mktime(&end)) * 1'000'000};
 }
 
+// Scans of today's files for files whose records hold no scan: only files on this host,
+// only in the sandboxed reader (documents are never parsed here, in a root process), with
+// the detectors the watcher uses ([watch], else [print]) and the policy's EDM indexes.
+class Rescanner {
+public:
+    static tl::expected<Rescanner, std::string> create(const std::string& policy_path, bool policy_given) {
+        Rescanner r;
+        std::vector<std::string> detectors, keywords;
+        std::uint32_t proximity = 40;
+        std::vector<policy::EdmIndex> edm_tables;
+        if (policy_given || std::filesystem::exists(policy_path)) {
+            auto loaded = common::load_policy(policy_path, std::nullopt, common::now_seconds());
+            if (!loaded) {
+                std::string message;
+                for (const auto& d : loaded.error()) message += d.format() + "\n";
+                return tl::unexpected(message + policy_path +
+                                      ": policy refused; fix it, name another with --policy, or give --no-rescan");
+            }
+            const auto& p = loaded->policy;
+            detectors = p.watch.detectors.empty() ? p.print.detectors : p.watch.detectors;
+            keywords = p.print.keywords;
+            proximity = p.print.keyword_proximity;
+            edm_tables = p.edm;
+            r.sandbox_.timeout = std::chrono::seconds(p.print.scan_timeout_seconds);
+            r.sandbox_.memory = std::uint64_t{p.print.scan_memory_mb} << 20;
+        }
+        auto config = scan::ScannerConfig::from_names(detectors, keywords, proximity);
+        if (!config) return tl::unexpected(config.error() + " — fix [watch]/[print] in the policy, or give --no-rescan");
+        if (auto attached = edm::attach_edm_matchers(*config, edm_tables, "[watch]/[print]"); !attached)
+            return tl::unexpected(attached.error() + "; or give --no-rescan");
+        if (auto platform = scan::platform_supported(); !platform)
+            return tl::unexpected(platform.error() + "; give --no-rescan, or run the report on another machine");
+        r.config_ = std::move(*config);
+        // As the daemon does: root reads documents as nobody, never as root.
+        if (::geteuid() == 0) r.sandbox_.uid = r.sandbox_.gid = 65534;
+        char host[256] = "";
+        ::gethostname(host, sizeof host - 1);
+        r.host_ = host;
+        r.reader_ = std::make_unique<scan::SandboxedReader>();
+        return r;
+    }
+
+    report::TodayScan operator()(const report::File& file) {
+        report::TodayScan none;
+        if (file.server != host_) {
+            none.note = "the file is on " + file.server +
+                        ", not on this host: run the report there, or scan the file with custguardctl scan";
+            return none;
+        }
+        common::UniqueFd fd(::open(file.path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+        struct stat st {};
+        if (!fd) {
+            const int e = errno;
+            none.note = e == ENOENT ? std::string("the file no longer exists on this host")
+                                    : "cannot open today's file: " + common::errno_text(e);
+            if (e == EPERM || e == EACCES)
+                none.note += " (custguardd's zone policy or the file's permissions refuse this user: run the report as "
+                             "a user allowed to read it)";
+            return none;
+        }
+        if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+            none.note = "today's file is not a regular file";
+            return none;
+        }
+        auto doc = reader_->scan(config_, fd.get(), {}, sandbox_);
+        if (!doc || !doc->readable) {
+            none.note = "today's file could not be scanned: " + (doc ? doc->reason : doc.error());
+            return none;
+        }
+        std::string detectors;
+        for (auto d : config_.detectors)
+            detectors += (detectors.empty() ? "" : ",") + std::string(scan::to_string(d)) + ":" +
+                         std::to_string(doc->findings.count(d));
+        for (const auto& e : doc->findings.edm)
+            detectors += (detectors.empty() ? "" : ",") + std::string(scan::edm_prefix) + e.name + ":" +
+                         std::to_string(e.persons);
+        std::optional<std::uint64_t> persons;
+        if (!config_.edm.empty()) persons = doc->findings.persons;
+        char mtime[32];
+        tm local{};
+        localtime_r(&st.st_mtim.tv_sec, &local);
+        std::strftime(mtime, sizeof mtime, "%Y-%m-%dT%H:%M:%S%z", &local);
+        return report::today_scan(detectors, persons,
+                                  "scanned when this report was made (" + std::to_string(st.st_size) +
+                                      " bytes, modified " + mtime + "); the file may have changed since the events");
+    }
+
+private:
+    Rescanner() = default;
+    scan::ScannerConfig config_;
+    scan::SandboxOptions sandbox_;
+    std::string host_;
+    std::unique_ptr<scan::SandboxedReader> reader_;
+};
+
 }  // namespace
 
 CLI::App* add_report_commands(CLI::App& app, ReportOptions& o) {
@@ -66,6 +171,15 @@ CLI::App* add_report_commands(CLI::App& app, ReportOptions& o) {
         sub->add_option("--file", o.files, "Read this journal file (repeatable)");
         sub->add_option("-f,--format", o.format, "text, json, csv or html")->capture_default_str();
         sub->add_option("-o,--output", o.output, "Write the report to FILE instead of standard output");
+        sub->add_option("--evidence", o.evidence,
+                        "Write the journal cursor of every record used to FILE, one a line, in the order the evidence "
+                        "hashes them");
+        auto* no_rescan = sub->add_flag(
+            "--no-rescan", o.no_rescan,
+            "Do not scan today's files for files whose records hold no scan (categories: not available)");
+        sub->add_option("--policy", o.policy, "Detectors, keywords and EDM indexes for scans of today's files")
+            ->capture_default_str()
+            ->excludes(no_rescan);
     };
     auto* leak = report->add_subcommand(
         "leak-scope", "Which files, persons, kinds of data, users, clients and destinations a suspected leak involves");
@@ -128,28 +242,56 @@ int run_report(const CLI::App& report, const ReportOptions& o, std::ostream& out
         err << verb << ": journal seek: " << std::strerror(-r) << '\n';
         return k_exit_failed;
     }
-    std::vector<report::Record> records;
+    // Rescans need the policy: a policy that does not load stops the report before the journal is read.
+    std::optional<Rescanner> rescanner;
+    if (!o.no_rescan) {
+        auto created = Rescanner::create(o.policy, sub->get_option("--policy")->count() > 0);
+        if (!created) {
+            err << verb << ": " << created.error() << '\n';  // policy diagnostics, one a line
+            return k_exit_usage;
+        }
+        rescanner = std::move(*created);
+    }
+    std::ofstream evidence;
+    report::ScopeBuilder::CursorSink sink;
+    if (!o.evidence.empty()) {
+        evidence.open(o.evidence, std::ios::binary | std::ios::trunc);
+        if (!evidence) {
+            err << verb << ": cannot write " << common::escape_text(o.evidence) << ": " << std::strerror(errno) << '\n';
+            return k_exit_failed;
+        }
+        sink = [&evidence](std::string_view cursor) { evidence << cursor << '\n'; };
+    }
+    // One record at a time: the model keeps aggregates, never the records.
+    report::ScopeBuilder builder(filter, sink);
+    report::Record rec;
     while ((r = sd_journal_next(j->get())) > 0) {
         std::uint64_t usec = 0;
         sd_journal_get_realtime_usec(j->get(), &usec);
         if (filter.since_usec && usec < *filter.since_usec) continue;
         if (filter.until_usec && usec >= *filter.until_usec + k_replay_slack_usec) break;
-        report::Record rec;
         rec.realtime_usec = usec;
         rec.cursor = entry_cursor(j->get());
         rec.hostname = entry_field(j->get(), "_HOSTNAME");
-        // Only the fields the report reads (never MESSAGE): the records of the window stay in
-        // memory until the report is built.
-        for (auto& [key, value] : entry_fields(j->get()))
-            if (report::used_field(key)) rec.fields.emplace(key, std::move(value));
-        records.push_back(std::move(rec));
+        entry_fields(j->get(), report::used_field, rec.fields);  // never MESSAGE
+        builder.add(rec);
     }
     if (r < 0) {
         err << verb << ": reading the journal: " << std::strerror(-r) << '\n';
         return k_exit_failed;
     }
 
-    auto scope = report::build_scope(std::move(records), filter);
+    report::ScopeBuilder::Rescan rescan;
+    if (rescanner) rescan = std::ref(*rescanner);
+    else rescan = [](const report::File&) { return report::TodayScan{false, {}, {}, "--no-rescan: today's files not scanned"}; };
+    auto scope = std::move(builder).finish(rescan);
+    if (evidence.is_open()) {
+        evidence.close();
+        if (!evidence) {
+            err << verb << ": cannot write " << common::escape_text(o.evidence) << ": " << std::strerror(errno) << '\n';
+            return k_exit_failed;
+        }
+    }
     auto text = report::render(scope, leak ? report::Kind::leak_scope : report::Kind::access, *format, CUSTGUARD_VERSION);
     if (o.output.empty()) {
         out << text;

@@ -1,7 +1,7 @@
 // `custguardctl report leak-scope --format json` over a journal of custguard records that
-// this program writes through a real journald (a scratch namespace instance): wall time and
-// peak RSS of the report, for the whole journal and for a window of the last records, at
-// each journal size. Target (issue 19): 10 million records in <= 60 s and <= 200 MB, time
+// this program writes through a real journald (a scratch namespace instance): wall and CPU
+// time and peak memory of the report (its own, and the journal pages it maps), for the whole
+// journal and for a window of the last records, at each journal size. Target (issue 19): 10 million records in <= 60 s and <= 200 MB, time
 // growing with the records in the window, not with the journal.
 #include <spawn.h>
 #include <sys/resource.h>
@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -102,25 +104,54 @@ std::time_t boundary(const JournalSocket& sock) {
 }
 
 struct Run {
-    double seconds = 0;
-    long maxrss_kb = 0;
+    double seconds = 0, cpu_seconds = 0;
+    // Peaks of the child's own memory (RssAnon) and of the journal files it maps
+    // (RssFile: page cache shared with journald, which sd-journal maps in 8 MiB windows),
+    // sampled from /proc every 20 ms. ru_maxrss is no use here: a spawned child starts
+    // with its parent's high-water mark.
+    long anon_kb = 0, file_kb = 0;
     int status = -1;
     std::uintmax_t output_bytes = 0;
     std::uint64_t records = 0;  // evidence.records: the records the report used
 };
 
-// evidence.records of a JSON report: evidence is its last member (before the cursors).
+// evidence.records of a JSON report, read in pieces (a report of the old format lists
+// every cursor after it: hundreds of MB this program must not hold).
 std::uint64_t records_used(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto ev = text.rfind("\"evidence\"");
-    const auto at = ev == std::string::npos ? ev : text.find("\"records\":", ev);
-    if (at == std::string::npos) return 0;
-    return std::strtoull(text.c_str() + at + 10, nullptr, 10);
+    const std::string key = "\"records\": ";
+    std::string window;
+    bool in_evidence = false;
+    char buf[1 << 16];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+        window.append(buf, static_cast<std::size_t>(in.gcount()));
+        if (!in_evidence) {
+            auto ev = window.find("\"evidence\": {");
+            if (ev != std::string::npos) in_evidence = true, window.erase(0, ev);
+        }
+        if (in_evidence) {
+            auto at = window.find(key);
+            if (at != std::string::npos && window.find_first_of(",\n", at + key.size()) != std::string::npos)
+                return std::strtoull(window.c_str() + at + key.size(), nullptr, 10);
+        }
+        if (window.size() > 64) window.erase(0, window.size() - 64);  // a key split across pieces
+    }
+    return 0;
 }
 
-Run report(const std::string& ns, const std::string& since, const std::string& out_path) {
-    std::vector<std::string> args = {CG_CUSTGUARDCTL, "report", "leak-scope", "--namespace", ns, "--format", "json",
+// RssAnon and RssFile of a process, in kB.
+std::pair<long, long> rss_kb(pid_t pid) {
+    std::ifstream status(fmt::format("/proc/{}/status", pid));
+    long anon = 0, file = 0;
+    for (std::string line; std::getline(status, line);) {
+        if (line.rfind("RssAnon:", 0) == 0) anon = std::strtol(line.c_str() + 8, nullptr, 10);
+        if (line.rfind("RssFile:", 0) == 0) file = std::strtol(line.c_str() + 8, nullptr, 10);
+    }
+    return {anon, file};
+}
+
+Run report(const std::string& ctl, const std::string& ns, const std::string& since, const std::string& out_path) {
+    std::vector<std::string> args = {ctl, "report", "leak-scope", "--namespace", ns, "--format", "json",
                                      "--output", out_path};
     if (!since.empty()) args.insert(args.end(), {"--since", since});
     std::vector<char*> argv;
@@ -132,10 +163,18 @@ Run report(const std::string& ns, const std::string& since, const std::string& o
     if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return run;
     int status = 0;
     rusage ru{};
-    // wait4: the peak RSS of this child alone (RUSAGE_CHILDREN would be the largest of all).
-    if (::wait4(pid, &status, 0, &ru) != pid) return run;
+    for (;;) {
+        const auto [anon, file] = rss_kb(pid);
+        run.anon_kb = std::max(run.anon_kb, anon);
+        run.file_kb = std::max(run.file_kb, file);
+        const pid_t done = ::wait4(pid, &status, WNOHANG, &ru);
+        if (done == pid) break;
+        if (done < 0) return run;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     run.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    run.maxrss_kb = ru.ru_maxrss;
+    run.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                      static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     std::error_code ec;
     run.output_bytes = std::filesystem::file_size(out_path, ec);
@@ -148,22 +187,31 @@ Run report(const std::string& ns, const std::string& since, const std::string& o
 int main(int argc, char** argv) {
     std::vector<std::uint64_t> sizes = {100'000, 1'000'000};
     std::vector<std::uint64_t> windows = {100'000};
-    // The whole-journal report holds every record of it in memory (about 3-4 KB each in
-    // the release build): above this size only the window is timed.
-    std::uint64_t all_up_to = 2'000'000;
+    // The whole journal is reported at every size unless this is lower.
+    std::uint64_t all_up_to = UINT64_MAX;
+    // Another custguardctl (an earlier build) timed on the same journal, for before/after
+    // figures from one run; only up to baseline_up_to records.
+    std::string baseline;
+    std::uint64_t baseline_up_to = 1'000'000;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if ((a == "--records" || a == "--window" || a == "--all-up-to") && i + 1 < argc) {
+        if ((a == "--records" || a == "--window" || a == "--all-up-to" || a == "--baseline-up-to") && i + 1 < argc) {
             auto v = parse_list(argv[++i]);
             if (a == "--records") sizes = v;
             else if (a == "--window") windows = v;
-            else all_up_to = v.at(0);
+            else if (a == "--all-up-to") all_up_to = v.at(0);
+            else baseline_up_to = v.at(0);
+        } else if (a == "--baseline" && i + 1 < argc) {
+            baseline = argv[++i];
         } else {
             std::fprintf(stderr,
                          "usage: bench_report [--records N[,N...]] [--window N[,N...]] [--all-up-to N]\n"
+                         "                    [--baseline CUSTGUARDCTL [--baseline-up-to N]]\n"
                          "  --records  journal sizes, ascending (default 100000,1000000; the issue's: 10000000)\n"
                          "  --window   sizes of recent windows timed at each journal size (default 100000)\n"
-                         "  --all-up-to  time the whole journal only up to this size (default 2000000)\n");
+                         "  --all-up-to  time the whole journal only up to this size (default: every size)\n"
+                         "  --baseline  also time this custguardctl (e.g. an earlier build) on the same journal,\n"
+                         "              at sizes up to --baseline-up-to (default 1000000)\n");
             return 2;
         }
     }
@@ -201,8 +249,8 @@ int main(int argc, char** argv) {
     ::getloadavg(load, 3);
     fmt::print("bench_report: custguardctl report leak-scope --format json over journald namespace {} (load {:.1f})\n",
                ns, load[0]);
-    fmt::print("{:>12} {:>10} {:>14} {:>10} {:>10} {:>12} {:>12} {:>6}\n", "journal", "gen rec/s", "window", "seconds",
-               "peak MB", "json MB", "records used", "exit");
+    fmt::print("{:>12} {:>10} {:>9} {:>14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>6}\n", "journal", "gen rec/s",
+               "ctl", "window", "seconds", "cpu s", "anon MB", "mapped MB", "json MB", "records used", "exit");
     int rc = 0;
     std::uint64_t written = 0;
     for (auto size : sizes) {
@@ -227,18 +275,25 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
         // Every generated record is one the report uses: a run that used another number did
         // not measure what it claims, and fails the benchmark.
-        auto print = [&](const std::string& what, std::uint64_t expected, const Run& r) {
-            fmt::print("{:>12} {:>10.0f} {:>14} {:>10.2f} {:>10.1f} {:>12.1f} {:>12} {:>6}\n", size,
-                       static_cast<double>(size - first) / gen, what, r.seconds, r.maxrss_kb / 1024.0, r.output_bytes / 1e6,
-                       r.records, r.status);
-            std::fflush(stdout);
-            if (r.status != 0 || r.records != expected) rc = 1;
-        };
-        if (size <= all_up_to) print(fmt::format("all {}", size), size, report(ns, "", out_dir + "/all.json"));
-        else fmt::print("{:>12} {:>10} {:>14} not timed (--all-up-to {})\n", size, "", "all", all_up_to);
-        for (auto it = since.rbegin(); it != since.rend(); ++it)
-            print(fmt::format("last {}", size - it->first), size - it->first,
-                  report(ns, it->second, out_dir + "/window.json"));
+        std::vector<std::pair<std::string, std::string>> ctls = {{"this", CG_CUSTGUARDCTL}};
+        if (!baseline.empty() && size <= baseline_up_to) ctls.emplace_back("baseline", baseline);
+        for (const auto& [label, ctl] : ctls) {
+            auto print = [&](const std::string& what, std::uint64_t expected, const Run& r) {
+                double load_now[3] = {};
+                ::getloadavg(load_now, 3);
+                fmt::print(
+                    "{:>12} {:>10.0f} {:>9} {:>14} {:>10.2f} {:>10.2f} {:>10.1f} {:>10.1f} {:>10.2f} {:>12} {:>6}  load {:.1f}\n",
+                    size, static_cast<double>(size - first) / gen, label, what, r.seconds, r.cpu_seconds,
+                    r.anon_kb / 1024.0, r.file_kb / 1024.0, r.output_bytes / 1e6, r.records, r.status, load_now[0]);
+                std::fflush(stdout);
+                if (r.status != 0 || r.records != expected) rc = 1;
+            };
+            if (size <= all_up_to) print(fmt::format("all {}", size), size, report(ctl, ns, "", out_dir + "/all.json"));
+            else fmt::print("{:>12} {:>10} {:>9} {:>14} not timed (--all-up-to {})\n", size, "", label, "all", all_up_to);
+            for (auto it = since.rbegin(); it != since.rend(); ++it)
+                print(fmt::format("last {}", size - it->first), size - it->first,
+                      report(ctl, ns, it->second, out_dir + "/window.json"));
+        }
     }
     fmt::print("target: 10,000,000 records <= 60 s and <= 200 MB; a window's time independent of the journal size\n");
     return rc;

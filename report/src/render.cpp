@@ -19,6 +19,7 @@ JsonValue or_null(const std::string& s) { return s.empty() ? JsonValue() : JsonV
 JsonValue or_null(std::optional<std::uint64_t> n) { return n ? JsonValue(*n) : JsonValue(); }
 using common::escape_text;
 
+
 const char* kind_name(Kind k) { return k == Kind::leak_scope ? "leak-scope" : "access"; }
 
 std::string join(const std::set<std::string>& items, const char* sep = ",") {
@@ -68,6 +69,7 @@ JsonValue file_json(const File& f, const Scope& s) {
         .set("readers", std::move(readers))
         .set("categories", strings(f.categories))
         .set("categories_basis", f.categories_basis)
+        .set("categories_note", or_null(f.categories_note))
         .set("persons", persons_json(f.persons));
 }
 
@@ -121,14 +123,44 @@ JsonValue filter_json(const Scope& s) {
 }
 
 JsonValue evidence_json(const Scope& s, std::string_view version) {
-    auto cursors = JsonValue::array();
-    for (const auto& c : s.cursors) cursors.push(c);
+    auto files = JsonValue::array();
+    for (const auto& e : s.evidence)
+        files.push(JsonValue::object()
+                       .set("file", e.file)
+                       .set("servers", strings(e.servers))
+                       .set("first", e.first)
+                       .set("last", e.last)
+                       .set("count", e.count)
+                       .set("late", e.late)
+                       .set("sha256", e.sha256));
     return JsonValue::object()
         .set("tool", "custguardctl")
         .set("version", std::string(version))
         .set("records", s.records)
         .set("duplicates_ignored", s.duplicates)
-        .set("cursors", std::move(cursors));
+        .set("hash", evidence_hash_text())
+        .set("files", std::move(files));
+}
+
+// `v` pretty-printed as it stands `depth` levels deep (its strings hold no raw newline).
+void append_at(std::string& out, const JsonValue& v, int depth) {
+    const std::string pad(static_cast<std::size_t>(depth) * 2, ' ');
+    for (char c : v.dump(2)) {
+        out += c;
+        if (c == '\n') out += pad;
+    }
+}
+
+// A top-level member's array, as Json::dump(2) writes it, one item's tree at a time.
+template <class T, class ToJson>
+void append_array(std::string& out, const std::vector<T>& items, ToJson to_json) {
+    out += '[';
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        out += i ? ",\n    " : "\n    ";
+        append_at(out, to_json(items[i]), 2);
+    }
+    if (!items.empty()) out += "\n  ";
+    out += ']';
 }
 
 JsonValue users_json(const Scope& s) {
@@ -146,6 +178,12 @@ JsonValue users_json(const Scope& s) {
 }
 
 }  // namespace
+
+const char* evidence_hash_text() {
+    return "SHA-256 over the cursors of the records used from each journal file (s=FILE), each followed by a newline, "
+           "in the file's order (late ones last); custguardctl report --evidence EVIDENCE writes them: "
+           "grep '^s=FILE;' EVIDENCE | sha256sum";
+}
 
 std::optional<Format> parse_format(std::string_view name) {
     if (name == "text") return Format::text;
@@ -216,31 +254,59 @@ std::string render_json(const Scope& s, Kind kind, std::string_view version) {
                                       .set("rule", s.deadlines->rule));
         else
             root.set("deadlines", JsonValue());
-        auto timeline = JsonValue::array();
-        for (const auto& t : s.timeline)
-            timeline.push(JsonValue::object()
-                              .set("time", when(t.time_usec, s))
-                              .set("server", t.server)
-                              .set("event", t.event)
-                              .set("decision", or_null(t.decision))
-                              .set("user", or_null(t.user))
-                              .set("client", or_null(t.client))
-                              .set("what", or_null(t.what)));
-        root.set("timeline", std::move(timeline));
+        root.set("timeline", JsonValue());        // written below, one entry at a time
+        root.set("reads_per_hour", JsonValue());  // likewise
     }
     root.set("evidence", evidence_json(s, version));
-    return root.dump(2) + "\n";
+    // As root.dump(2), but the long lists are written entry by entry rather than held as
+    // one JSON tree (a timeline of 100,000 denials).
+    std::string out = "{";
+    bool first = true;
+    for (const auto& [key, value] : root.as_object()) {
+        out += first ? "\n  " : ",\n  ";
+        first = false;
+        common::append_json_string(out, key);
+        out += ": ";
+        if (key == "timeline")
+            append_array(out, s.timeline, [&](const TimelineEntry& t) {
+                return JsonValue::object()
+                    .set("time", when(t.time_usec, s))
+                    .set("server", t.server)
+                    .set("event", t.event)
+                    .set("decision", or_null(t.decision))
+                    .set("user", or_null(t.user))
+                    .set("client", or_null(t.client))
+                    .set("what", or_null(t.what));
+            });
+        else if (key == "reads_per_hour")
+            append_array(out, s.hourly_reads, [&](const HourlyReads& h) {
+                return JsonValue::object()
+                    .set("hour", when(h.hour_usec, s))
+                    .set("server", h.server)
+                    .set("user", or_null(h.user))
+                    .set("reads", h.count);
+            });
+        else
+            append_at(out, value, 1);
+    }
+    return out + "\n}\n";
 }
 
 namespace {
 
 std::string persons_text(const Persons& p) {
     if (p.exact) return std::to_string(*p.exact) + " (exact, EDM index)";
-    if (p.basis == "none") return "unknown (no scan recorded with its events)";
+    if (p.basis == "none") return "unknown (no scan)";
     return std::to_string(p.min) + ".." + (p.max ? std::to_string(*p.max) : "?") + " (bounds from detector hits)";
 }
 
 }  // namespace
+
+std::string basis_text(const File& f) {
+    if (f.categories_basis == "recorded") return "scan recorded with the event";
+    if (f.categories_basis == "today") return "scan of today's file: " + escape_text(f.categories_note);
+    return "not available: " + escape_text(f.categories_note);
+}
 
 std::string render_text(const Scope& s, Kind kind, std::string_view version) {
     std::ostringstream o;
@@ -276,7 +342,7 @@ std::string render_text(const Scope& s, Kind kind, std::string_view version) {
         if (f.copy_out) o << "  [outside zones]";
         o << "\n    reads " << f.reads << ", denials " << f.denials << "\n";
         o << "    categories 種類: " << (f.categories.empty() ? "-" : join(f.categories, ", ")) << " ("
-          << (f.categories_basis == "recorded" ? "scan recorded with the event" : "no scan recorded") << ")\n";
+          << basis_text(f) << ")\n";
         o << "    persons 人数: " << persons_text(f.persons) << "\n";
         for (const auto& r : f.readers)
             o << "    " << e(r.user) << " from " << (r.client.empty() ? "(local)" : e(r.client)) << ": " << r.count
@@ -335,7 +401,13 @@ std::string render_text(const Scope& s, Kind kind, std::string_view version) {
     o << "\n証跡 Evidence\n";
     o << "  custguardctl " << version << ", " << s.records << " records";
     if (s.duplicates) o << " (" << s.duplicates << " repeated records ignored)";
-    o << "; their journal cursors: --format json (evidence.cursors)\n";
+    o << "\n";
+    for (const auto& ev : s.evidence) {
+        o << "  journal file " << e(ev.file) << " of " << e(join(ev.servers, ", ")) << ": " << ev.count << " cursors";
+        if (ev.late) o << " (" << ev.late << " late)";
+        o << ", sha256 " << ev.sha256 << "\n    first " << e(ev.first) << "\n    last  " << e(ev.last) << "\n";
+    }
+    o << "  " << evidence_hash_text() << "\n";
     return o.str();
 }
 
@@ -355,7 +427,7 @@ std::string csv_cell(const std::string& v) {
 
 std::string render_csv(const Scope& s, Kind) {
     std::string out =
-        "kind,server,path,zone,user,client,first,last,count,categories,persons_min,persons_max,persons_exact,"
+        "kind,server,path,zone,user,client,first,last,count,categories,categories_basis,persons_min,persons_max,persons_exact,"
         "persons_basis,detail\r\n";
     auto row = [&](std::initializer_list<std::string> cells) {
         bool first = true;
@@ -367,26 +439,27 @@ std::string render_csv(const Scope& s, Kind) {
         out += "\r\n";
     };
     auto n = [](std::optional<std::uint64_t> v) { return v ? std::to_string(*v) : std::string(); };
+    auto recorded = [](const Persons& p) { return std::string(p.basis == "none" ? "none" : "recorded"); };
     for (const auto& f : s.files) {
         std::string cats = join(f.categories);
         if (f.readers.empty())
-            row({f.copy_out ? "file_outside_zones" : "file", f.server, f.path, f.zone, "", "", "", "", "0", cats,
+            row({f.copy_out ? "file_outside_zones" : "file", f.server, f.path, f.zone, "", "", "", "", "0", cats, f.categories_basis,
                  std::to_string(f.persons.min), n(f.persons.max), n(f.persons.exact), f.persons.basis,
                  std::to_string(f.denials) + " denials"});
         for (const auto& r : f.readers)
             row({"read", f.server, f.path, f.zone, r.user, r.client, when(r.first_usec, s), when(r.last_usec, s),
-                 std::to_string(r.count), cats, std::to_string(f.persons.min), n(f.persons.max), n(f.persons.exact),
+                 std::to_string(r.count), cats, f.categories_basis, std::to_string(f.persons.min), n(f.persons.max), n(f.persons.exact),
                  f.persons.basis, std::to_string(f.denials) + " denials"});
     }
     for (const auto& p : s.print_jobs)
         row({"print", p.server, p.printer + ":" + p.job, "", p.user, p.client, when(p.first_usec, s),
-             when(p.last_usec, s), "1", join(p.categories), std::to_string(p.persons.min), n(p.persons.max),
+             when(p.last_usec, s), "1", join(p.categories), recorded(p.persons), std::to_string(p.persons.min), n(p.persons.max),
              n(p.persons.exact), p.persons.basis,
              p.first_decision + (p.final_decision != p.first_decision ? "->" + p.final_decision : "") +
                  (p.decided_by.empty() ? "" : " by " + p.decided_by)});
     for (const auto& c : s.copies_out)
         row({"copy", c.server, c.path, c.copy_of, c.user, c.client, when(c.time_usec, s), when(c.time_usec, s), "1",
-             join(c.categories), std::to_string(c.persons.min), n(c.persons.max), n(c.persons.exact), c.persons.basis,
+             join(c.categories), recorded(c.persons), std::to_string(c.persons.min), n(c.persons.max), n(c.persons.exact), c.persons.basis,
              c.action});
     return out;
 }

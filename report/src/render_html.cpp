@@ -2,6 +2,7 @@
 // inline SVG; Japanese headings with English alongside; print CSS for paper.
 #include <algorithm>
 #include <cstdio>
+#include <set>
 #include <sstream>
 
 #include "custguard/report/render.hpp"
@@ -73,13 +74,21 @@ std::string timeline_chart(const Scope& s) {
           << "<line x1=\"" << left << "\" y1=\"" << y + 9 << "\" x2=\"" << left + width << "\" y2=\"" << y + 9
           << "\" class=\"axis\"/>\n";
     }
-    for (const auto& t : s.timeline) {
-        auto lane = std::find(lanes.begin(), lanes.end(), t.event);
-        if (lane == lanes.end()) continue;
-        int y = 30 + static_cast<int>(lane - lanes.begin()) * lane_h;
-        int x = left + static_cast<int>(static_cast<double>(t.time_usec - lo) / static_cast<double>(hi - lo) * width);
-        o << "<circle cx=\"" << x << "\" cy=\"" << y + 9 << "\" r=\"4\" class=\"ev-" << t.event << "\"/>\n";
-    }
+    // One dot per lane and pixel column: the page stays small however many events there are.
+    std::set<std::pair<std::size_t, int>> dots;
+    auto dot = [&](const std::string& event, std::uint64_t t) {
+        auto lane = std::find(lanes.begin(), lanes.end(), event);
+        if (lane == lanes.end()) return;
+        const auto i = static_cast<std::size_t>(lane - lanes.begin());
+        const double at = static_cast<double>(std::clamp(t, lo, hi) - lo) / static_cast<double>(hi - lo);
+        const int x = left + static_cast<int>(at * width);
+        if (!dots.emplace(i, x).second) return;
+        o << "<circle cx=\"" << x << "\" cy=\"" << 30 + static_cast<int>(i) * lane_h + 9 << "\" r=\"4\" class=\"ev-"
+          << event << "\"/>\n";
+    };
+    for (const auto& t : s.timeline) dot(t.event, t.time_usec);
+    // Allowed reads are counted per hour: a dot at the hour (or the first record, if later).
+    for (const auto& r : s.hourly_reads) dot("access_allowed", std::max(r.hour_usec, lo));
     int y = 30 + static_cast<int>(lanes.size()) * lane_h + 12;
     o << "<text x=\"" << left << "\" y=\"" << y << "\">" << h(when(lo, s)) << "</text><text x=\"" << left + width
       << "\" y=\"" << y << "\" text-anchor=\"end\">" << h(when(s.last_usec, s)) << "</text>\n</svg></figure>\n";
@@ -88,7 +97,7 @@ std::string timeline_chart(const Scope& s) {
 
 std::string persons_cell(const Persons& p) {
     if (p.exact) return std::to_string(*p.exact) + " (EDM)";
-    if (p.basis == "none") return "? (未スキャン / no scan recorded)";
+    if (p.basis == "none") return "? (未スキャン / no scan)";
     return std::to_string(p.min) + "–" + (p.max ? std::to_string(*p.max) : "?");
 }
 
@@ -191,8 +200,10 @@ std::string render_html(const Scope& s, Kind kind, std::string_view version) {
               << h(when(r.first_usec, s)) << " – " << h(when(r.last_usec, s)) << "<br>";
         if (f.denials) o << "拒否 denials: " << f.denials;
         o << "</td><td>" << h(join(f.categories)) << " <span class=\"note\">("
-          << (f.categories_basis == "recorded" ? "記録時のスキャン scan recorded" : "未スキャン no scan recorded")
-          << ")</span></td><td>" << h(persons_cell(f.persons)) << "</td></tr>\n";
+          << (f.categories_basis == "recorded" ? "記録時のスキャン"
+              : f.categories_basis == "today"  ? "現在のファイルのスキャン"
+                                               : "スキャンなし")
+          << " " << h(basis_text(f)) << ")</span></td><td>" << h(persons_cell(f.persons)) << "</td></tr>\n";
     }
     o << "</table>\n";
 
@@ -221,8 +232,15 @@ std::string render_html(const Scope& s, Kind kind, std::string_view version) {
           << h(persons_cell(c.persons)) << "</td></tr>\n";
     o << "</table>\n";
 
-    o << "<h2>証跡 Evidence</h2>\n<p>custguardctl " << h(version) << ", " << s.records
-      << " records / 件; journal cursors: <code>--format json</code> (evidence.cursors).</p>\n</body>\n</html>\n";
+    o << "<h2>証跡 Evidence</h2>\n<p>custguardctl " << h(version) << ", " << s.records << " records / 件";
+    if (s.duplicates) o << " (" << s.duplicates << " 重複 repeated records ignored)";
+    o << ".</p>\n<table><tr><th>ジャーナルファイル Journal file</th><th>サーバ Servers</th><th>件数 Cursors</th>"
+         "<th>最初と最後 First and last cursor</th><th>SHA-256</th></tr>\n";
+    for (const auto& e : s.evidence)
+        o << "<tr><td>" << h(e.file) << "</td><td>" << h(join(e.servers)) << "</td><td>" << e.count << "</td><td><code>"
+          << h(e.first) << "</code><br><code>" << h(e.last) << "</code></td><td><code>" << h(e.sha256)
+          << "</code></td></tr>\n";
+    o << "</table>\n<p class=\"note\">" << h(evidence_hash_text()) << "</p>\n</body>\n</html>\n";
     return o.str();
 }
 

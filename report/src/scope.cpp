@@ -3,17 +3,21 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <iterator>
+#include <stdexcept>
 #include <tuple>
+
+#include <openssl/evp.h>
 
 namespace custguard::report {
 
 namespace {
 
-using Fields = std::map<std::string, std::string>;
+using Fields = std::map<std::string, std::string, std::less<>>;
 
 const std::string& get(const Fields& f, const char* key) {
     static const std::string empty;
-    auto it = f.find(key);
+    auto it = f.find(std::string_view(key));
     return it == f.end() ? empty : it->second;
 }
 
@@ -94,13 +98,12 @@ struct Scan {
     Persons persons;
 };
 
-// What the scan recorded with an event found: categories and persons. CUSTGUARD_PERSONS
-// counts distinct customers only when an edm: detector ran; detector hits alone bound the
+// What a scan found, from its fields: categories and persons. CUSTGUARD_PERSONS counts
+// distinct customers only when an edm: detector ran; detector hits alone bound the
 // persons from above (each person found is found through at least one hit).
-Scan scan_of(const Fields& f) {
+Scan scan_of(const std::string& detectors, const std::string& cats, const std::string& hits_text,
+             std::optional<std::uint64_t> persons) {
     Scan s;
-    const auto& cats = get(f, "CUSTGUARD_CATEGORIES");
-    const auto& detectors = get(f, "CUSTGUARD_DETECTORS");
     bool edm = false;
     std::uint64_t hits = 0;
     bool have_hits = false;
@@ -118,11 +121,10 @@ Scan scan_of(const Fields& f) {
             if (const char* c = category_of(name)) s.categories.insert(c);
     }
     for (const auto& c : split(cats, ',')) s.categories.insert(c);
-    if (auto h = number(get(f, "CUSTGUARD_HITS")); h && !edm) {
+    if (auto h = number(hits_text); h && !edm) {
         hits = *h;
         have_hits = true;
     }
-    auto persons = number(get(f, "CUSTGUARD_PERSONS"));
     if (edm && persons) {
         s.persons = Persons{*persons, *persons, *persons, "edm"};
     } else if (have_hits) {
@@ -132,6 +134,12 @@ Scan scan_of(const Fields& f) {
     }
     s.recorded = edm || have_hits || !cats.empty();
     return s;
+}
+
+// The scan recorded with an event.
+Scan scan_of(const Fields& f) {
+    return scan_of(get(f, "CUSTGUARD_DETECTORS"), get(f, "CUSTGUARD_CATEGORIES"), get(f, "CUSTGUARD_HITS"),
+                   number(get(f, "CUSTGUARD_PERSONS")));
 }
 
 std::string two(unsigned v) {
@@ -235,202 +243,440 @@ std::string local_time(std::uint64_t usec, const Filter& filter) {
 }
 
 bool used_field(std::string_view key) {
-    static const std::set<std::string_view> used = {
-        "CUSTGUARD_EVENT",      "CUSTGUARD_DECISION",   "CUSTGUARD_USER",       "CUSTGUARD_UID",
-        "CUSTGUARD_AUID_USER",  "CUSTGUARD_CLIENT",     "CUSTGUARD_ZONE",       "CUSTGUARD_PATH",
-        "CUSTGUARD_COPY_OF",    "CUSTGUARD_TIME_USEC",  "CUSTGUARD_RUN",        "CUSTGUARD_SEQ",
-        "CUSTGUARD_ADMIN_ACTION", "CUSTGUARD_TARGET",   "CUSTGUARD_REPEATED",   "CUSTGUARD_SUPPRESSED",
-        "CUSTGUARD_PRINTER",    "CUSTGUARD_JOB",        "CUSTGUARD_TITLE",      "CUSTGUARD_PAGES",
-        "CUSTGUARD_DETECTORS",  "CUSTGUARD_HITS",       "CUSTGUARD_PERSONS",    "CUSTGUARD_CATEGORIES",
-        "CUSTGUARD_ACTION",     "CUSTGUARD_FILES",      "CUSTGUARD_WINDOW_SEC"};
-    return used.count(key) > 0;
+    static constexpr std::string_view used[] = {
+        "CUSTGUARD_ACTION",     "CUSTGUARD_ADMIN_ACTION", "CUSTGUARD_AUID_USER", "CUSTGUARD_CATEGORIES",
+        "CUSTGUARD_CLIENT",     "CUSTGUARD_COPY_OF",      "CUSTGUARD_DECISION",  "CUSTGUARD_DETECTORS",
+        "CUSTGUARD_EVENT",      "CUSTGUARD_FILES",        "CUSTGUARD_HITS",      "CUSTGUARD_JOB",
+        "CUSTGUARD_PAGES",      "CUSTGUARD_PATH",         "CUSTGUARD_PERSONS",   "CUSTGUARD_PRINTER",
+        "CUSTGUARD_REPEATED",   "CUSTGUARD_RUN",          "CUSTGUARD_SEQ",       "CUSTGUARD_SUPPRESSED",
+        "CUSTGUARD_TARGET",     "CUSTGUARD_TIME_USEC",    "CUSTGUARD_TITLE",     "CUSTGUARD_UID",
+        "CUSTGUARD_USER",       "CUSTGUARD_WINDOW_SEC",   "CUSTGUARD_ZONE"};
+    static_assert(std::is_sorted(std::begin(used), std::end(used)));
+    return std::binary_search(std::begin(used), std::end(used), key);
 }
 
-Scope build_scope(std::vector<Record> records, const Filter& filter) {
-    Scope s;
-    s.filter = filter;
+TodayScan today_scan(const std::string& detectors, std::optional<std::uint64_t> edm_persons, std::string note) {
+    auto scan = scan_of(detectors, "", "", edm_persons);
+    return TodayScan{true, std::move(scan.categories), scan.persons, std::move(note)};
+}
 
-    // Journal order across servers is not event order: sort by event time, then server and
-    // cursor, so any order of the same records gives the same model.
-    std::vector<std::pair<std::uint64_t, Record*>> order;
-    order.reserve(records.size());
-    for (auto& r : records) order.emplace_back(event_time(r), &r);
-    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
-        return std::tie(a.first, a.second->hostname, a.second->cursor) <
-               std::tie(b.first, b.second->hostname, b.second->cursor);
-    });
+namespace {
 
-    // Who decided a held job: admin_change print.approve|reject, whoever the filter names
-    // (the approver is rarely the user under investigation).
-    std::map<PrintKey, std::string> decided_by;
-    std::map<PrintKey, const Record*> decision_records;  // evidence only for jobs in the scope
-    std::set<std::tuple<std::string, std::string, std::string>> seen;  // server, run, seq
-    std::map<std::pair<std::string, std::string>, File> files;
-    std::map<PrintKey, PrintJob> prints;
-    std::map<std::pair<std::string, std::string>, Indicator> off_hours_by_user, denials_by_user;
-    std::map<std::string, UserSummary> users;
-    std::map<std::string, std::set<std::pair<std::string, std::string>>> user_files;
-    std::vector<const Record*> used;
+// Which of two records of the same thing comes first: event time, then server and cursor,
+// so that "first" and "last" do not depend on the order the records are read in.
+struct At {
+    std::uint64_t time = 0;
+    std::string server, cursor;
+    auto operator<=>(const At&) const = default;
+};
 
-    for (auto& [t, rp] : order) {
-        const Record& r = *rp;
-        const auto& f = r.fields;
-        const auto& event = get(f, "CUSTGUARD_EVENT");
-        if (filter.since_usec && t < *filter.since_usec) continue;
-        if (filter.until_usec && t >= *filter.until_usec) continue;
-        const auto& run = get(f, "CUSTGUARD_RUN");
-        const auto& seq = get(f, "CUSTGUARD_SEQ");
-        if (!run.empty() && !seq.empty() && !seen.emplace(r.hostname, run, seq).second) {
-            ++s.duplicates;
-            continue;
-        }
-        const auto& action = get(f, "CUSTGUARD_ADMIN_ACTION");
-        if (event == "admin_change" && (action == "print.approve" || action == "print.reject")) {
-            auto target = get(f, "CUSTGUARD_TARGET");
-            auto colon = target.rfind(':');
-            if (colon != std::string::npos) {
-                PrintKey key{r.hostname, target.substr(0, colon), target.substr(colon + 1)};
-                decided_by[key] = user_of(f);
-                decision_records[key] = &r;
-            }
-            continue;
-        }
-        if (!selected(r, t, filter)) continue;
-        const auto& decision = get(f, "CUSTGUARD_DECISION");
-        const std::string user = user_of(f);
-        const auto& client = get(f, "CUSTGUARD_CLIENT");
-        const auto& path = get(f, "CUSTGUARD_PATH");
-        TimelineEntry te{t, r.hostname, event, decision, user, client, path};
-
-        if (event == "access" || event == "zone_integrity") {
-            bool denied = decision == "deny";
-            if (event == "zone_integrity" && !denied) {
-                te.event = "zone_integrity";
-            } else if (event == "access") {
-                te.event = denied ? "access_denied" : decision == "audit" ? "access_audited" : "access_allowed";
-            }
-            auto& file = files[{r.hostname, path}];
-            file.path = path;
-            file.server = r.hostname;
-            if (file.zone.empty()) file.zone = get(f, "CUSTGUARD_ZONE");
-            auto& us = users[user];
-            us.user = user;
-            if (denied) {
-                ++s.denials;
-                ++file.denials;
-                ++us.denials;
-                auto& ind = denials_by_user[{r.hostname, user}];
-                if (ind.count == 0) ind = Indicator{"earlier_denials", r.hostname, user, "", t, 0};
-                ++ind.count;
-            } else if (event == "access") {
-                ++s.reads;
-                ++file.reads;
-                ++us.reads;
-                user_files[user].insert({r.hostname, path});
-                ++s.reads_per_day[local_date(t, filter).iso()];
-                auto it = std::find_if(file.readers.begin(), file.readers.end(),
-                                       [&](const Reader& x) { return x.user == user && x.client == client; });
-                if (it == file.readers.end()) file.readers.push_back(Reader{user, client, t, t, 0}), it = file.readers.end() - 1;
-                it->last_usec = t;
-                ++it->count;
-                if (off_hours(t, filter)) {
-                    ++us.off_hours;
-                    auto& ind = off_hours_by_user[{r.hostname, user}];
-                    if (ind.count == 0) ind = Indicator{"off_hours", r.hostname, user, "", t, 0};
-                    ++ind.count;
+// Sequence numbers already seen, as disjoint closed ranges (start -> end): a run's records
+// come nearly in sequence, so this stays a handful of ranges however many records pass.
+class SeqRanges {
+public:
+    // False when `v` was seen already.
+    bool insert(std::uint64_t v) {
+        auto next = ranges_.upper_bound(v);
+        if (next != ranges_.begin()) {
+            auto prev = std::prev(next);
+            if (prev->second >= v) return false;
+            if (prev->second + 1 == v) {
+                prev->second = v;
+                if (next != ranges_.end() && next->first == v + 1) {
+                    prev->second = next->second;
+                    ranges_.erase(next);
                 }
+                return true;
             }
-        } else if (event == "repeated") {
-            if (get(f, "CUSTGUARD_REPEATED") != "access_denied" && get(f, "CUSTGUARD_REPEATED") != "zone_integrity")
-                continue;
-            std::uint64_t n = number(get(f, "CUSTGUARD_SUPPRESSED")).value_or(0);
-            s.denials += n;
-            auto& us = users[user];
-            us.user = user;
-            us.denials += n;
-            auto& ind = denials_by_user[{r.hostname, user}];
-            if (ind.count == 0) ind = Indicator{"earlier_denials", r.hostname, user, "", t, 0};
-            ind.count += n;
-            te.what = get(f, "CUSTGUARD_ZONE") + " x" + std::to_string(n);
-        } else if (event == "print") {
-            PrintKey key{r.hostname, get(f, "CUSTGUARD_PRINTER"), get(f, "CUSTGUARD_JOB")};
-            auto& p = prints[key];
-            if (p.first_decision.empty()) {
-                p.server = key.server;
-                p.printer = key.printer;
-                p.job = key.job;
-                p.user = user;
-                p.client = client;
-                p.title = get(f, "CUSTGUARD_TITLE");
-                p.first_usec = t;
-                p.first_decision = decision;
-                ++s.prints;
-                auto& us = users[user];
-                us.user = user;
-                ++us.prints;
-            }
-            p.last_usec = t;
-            p.final_decision = decision;
-            p.pages = std::max<std::uint64_t>(p.pages, number(get(f, "CUSTGUARD_PAGES")).value_or(0));
-            auto scan = scan_of(f);
-            if (scan.recorded) {
-                p.categories.insert(scan.categories.begin(), scan.categories.end());
-                p.persons = scan.persons;
-            } else if (p.persons.basis.empty()) {
-                p.persons = scan.persons;
-            }
-            te.what = key.printer + ":" + key.job;
-        } else if (event == "customer_data_found") {
-            auto scan = scan_of(f);
-            Copy c{r.hostname, path, get(f, "CUSTGUARD_COPY_OF"), user, client, get(f, "CUSTGUARD_ACTION"), t,
-                   scan.categories, scan.persons};
-            auto& file = files[{r.hostname, path}];
-            file.path = path;
-            file.server = r.hostname;
-            file.copy_out = true;
-            if (scan.recorded) {
-                file.categories = scan.categories;
-                file.categories_basis = "recorded";
-                file.persons = scan.persons;
-            }
-            ++s.copies;
-            auto& us = users[user];
-            us.user = user;
-            ++us.copies;
-            s.indicators.push_back(Indicator{"copy_out_of_zone", r.hostname, user,
-                                             c.copy_of.empty() ? "customer data outside every zone: " + path
-                                                               : "exact copy of a file of zone " + c.copy_of + ": " + path,
-                                             t, 1});
-            s.copies_out.push_back(std::move(c));
-        } else if (event == "bulk_read") {
-            s.indicators.push_back(Indicator{"bulk_read", r.hostname, user,
-                                             get(f, "CUSTGUARD_FILES") + " files within " + get(f, "CUSTGUARD_WINDOW_SEC") +
-                                                 " s (action " + get(f, "CUSTGUARD_ACTION") + ")",
-                                             t, number(get(f, "CUSTGUARD_FILES")).value_or(0)});
-        } else {
-            continue;  // policy reloads, lost records, admin changes: not part of a scope
         }
-        s.servers.insert(r.hostname);
-        s.timeline.push_back(std::move(te));
-        used.push_back(&r);
+        if (next != ranges_.end() && next->first == v + 1) {
+            const auto end = next->second;
+            ranges_.erase(next);
+            ranges_.emplace(v, end);
+            return true;
+        }
+        ranges_.emplace(v, v);
+        return true;
+    }
+    std::size_t size() const { return ranges_.size(); }
+
+private:
+    std::map<std::uint64_t, std::uint64_t> ranges_;
+};
+
+struct DigestCloser {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+
+// The cursors of one journal file, hashed in sequence-number order (see EvidenceFile).
+class EvidenceHash {
+public:
+    EvidenceHash() : ctx_(EVP_MD_CTX_new()) {
+        if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1)
+            throw std::runtime_error("SHA-256 is not available from libcrypto");
     }
 
-    // Files: read files have no scan in their records; say so.
-    for (auto& [key, file] : files) {
-        if (file.categories_basis.empty()) {
-            file.categories_basis = "none";
-            file.persons = Persons{0, std::nullopt, std::nullopt, "none"};
+    void add(std::uint64_t seq, std::string cursor, const ScopeBuilder::CursorSink& sink) {
+        if (count_ == 0 || seq < first_.first) first_ = {seq, cursor};
+        if (count_ == 0 || seq >= last_.first) last_ = {seq, cursor};
+        ++count_;
+        if (hashed_ && seq <= hashed_through_) {
+            late_.emplace_back(seq, std::move(cursor));
+            return;
         }
-        std::sort(file.readers.begin(), file.readers.end(),
-                  [](const Reader& a, const Reader& b) { return std::tie(a.user, a.client) < std::tie(b.user, b.client); });
+        held_.emplace(seq, std::move(cursor));
+        if (held_.size() > ScopeBuilder::k_reorder_window) hash_first(sink);
+    }
+
+    std::size_t held() const { return held_.size() + late_.size(); }
+
+    EvidenceFile finish(std::string file, std::set<std::string> servers, const ScopeBuilder::CursorSink& sink) {
+        while (!held_.empty()) hash_first(sink);
+        std::sort(late_.begin(), late_.end());
+        for (const auto& [seq, cursor] : late_) hash(cursor, sink);
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned len = 0;
+        EVP_DigestFinal_ex(ctx_.get(), md, &len);
+        static const char* digits = "0123456789abcdef";
+        std::string hex;
+        for (unsigned i = 0; i < len; ++i) hex += digits[md[i] >> 4], hex += digits[md[i] & 15];
+        return EvidenceFile{std::move(file), std::move(servers), first_.second, last_.second, count_, late_.size(), hex};
+    }
+
+private:
+    void hash_first(const ScopeBuilder::CursorSink& sink) {
+        auto it = held_.begin();
+        hashed_ = true;
+        hashed_through_ = it->first;
+        hash(it->second, sink);
+        held_.erase(it);
+    }
+    void hash(const std::string& cursor, const ScopeBuilder::CursorSink& sink) {
+        EVP_DigestUpdate(ctx_.get(), cursor.data(), cursor.size());
+        EVP_DigestUpdate(ctx_.get(), "\n", 1);
+        if (sink) sink(cursor);
+    }
+
+    std::unique_ptr<EVP_MD_CTX, DigestCloser> ctx_;
+    std::multimap<std::uint64_t, std::string> held_;
+    std::vector<std::pair<std::uint64_t, std::string>> late_;
+    bool hashed_ = false;
+    std::uint64_t hashed_through_ = 0;
+    std::uint64_t count_ = 0;
+    std::pair<std::uint64_t, std::string> first_, last_;
+};
+
+// "s=<seqnum id>;i=<seqnum, hex>;b=...": the journal file and the place in it.
+std::pair<std::string, std::optional<std::uint64_t>> cursor_place(std::string_view cursor) {
+    std::string file;
+    std::optional<std::uint64_t> seq;
+    std::size_t start = 0;
+    while (start < cursor.size()) {
+        auto end = cursor.find(';', start);
+        if (end == std::string_view::npos) end = cursor.size();
+        auto part = cursor.substr(start, end - start);
+        if (part.starts_with("s=")) file = std::string(part.substr(2));
+        if (part.starts_with("i=")) {
+            std::uint64_t v = 0;
+            auto [p, ec] = std::from_chars(part.data() + 2, part.data() + part.size(), v, 16);
+            if (ec == std::errc{} && p == part.data() + part.size()) seq = v;
+        }
+        start = end + 1;
+    }
+    return {file, seq};
+}
+
+struct FileAgg {
+    File file;
+    At zone_at;  // the zone of the first record
+    std::map<std::string, std::map<std::string, Reader, std::less<>>, std::less<>> readers;  // user -> client
+    std::optional<At> scan_at;  // the latest record with a scan
+};
+
+struct PrintAgg {
+    PrintJob job;
+    At first, last;
+    std::optional<At> scan_at;
+};
+
+struct Approval {
+    std::string decided_by;
+    At at;
+};
+
+struct Bucket {
+    std::uint64_t count = 0, first_usec = 0;
+};
+
+struct Count {
+    std::uint64_t count = 0, first_usec = 0;
+    void add(std::uint64_t n, std::uint64_t t) {
+        if (count == 0 && n == 0) return;
+        first_usec = count == 0 ? t : std::min(first_usec, t);
+        count += n;
+    }
+};
+
+}  // namespace
+
+struct ScopeBuilder::State {
+    Filter filter;
+    CursorSink sink;
+    // Keyed by strings the records already hold, looked up without copying them (a
+    // record's path, user and server are copied only when they are new).
+    template <class V>
+    using By = std::map<std::string, V, std::less<>>;
+    By<By<SeqRanges>> seen;  // server -> run
+    std::uint64_t duplicates = 0, reads = 0, denials = 0, copies = 0;
+    std::set<std::string> servers;
+    By<By<FileAgg>> files;  // server -> path
+    std::map<PrintKey, PrintAgg> prints;
+    std::map<PrintKey, Approval> approvals;  // the latest decision of a held job, any user
+    // Approvals of jobs not (yet) in the scope: evidence once their job is.
+    std::map<PrintKey, std::vector<std::pair<std::uint64_t, std::string>>> waiting;
+    std::vector<std::pair<At, Copy>> copies_out;
+    std::vector<Indicator> bulk_reads;
+    std::map<std::pair<std::string, std::string>, Count> denials_by_user;
+    std::map<std::string, UserSummary> users;
+    By<By<std::map<std::uint64_t, Bucket>>> hours;  // server -> user -> local hour
+    std::vector<TimelineEntry> timeline;
+    std::map<std::string, std::pair<EvidenceHash, std::set<std::string>>> evidence;  // file -> hash, servers
+    std::uint64_t unplaced = 0;  // cursors without a sequence number: hashed in arrival order
+    std::uint64_t first_usec = 0, last_usec = 0;
+    bool any_used = false;
+    // The UTC offset of the last quarter hour asked: time zones change on quarter hours.
+    std::int64_t offset_slot = -1, offset = 0;
+
+    std::int64_t offset_of(std::uint64_t usec) {
+        auto slot = static_cast<std::int64_t>(usec / (900 * 1'000'000ull));
+        if (slot != offset_slot) offset_slot = slot, offset = offset_at(filter, usec);
+        return offset;
+    }
+
+    void use(std::uint64_t t, const std::string& server, const std::string& cursor) {
+        auto [file, seq] = cursor_place(cursor);
+        auto& [hash, file_servers] = evidence[file];
+        file_servers.insert(server);
+        hash.add(seq ? *seq : unplaced++, cursor, sink);
+        first_usec = any_used ? std::min(first_usec, t) : t;
+        last_usec = any_used ? std::max(last_usec, t) : t;
+        any_used = true;
+    }
+
+    UserSummary& user(const std::string& name) {
+        auto [it, fresh] = users.try_emplace(name);
+        if (fresh) it->second.user = name;
+        return it->second;
+    }
+
+    FileAgg& file_of(const std::string& server, const std::string& path) {
+        return files.try_emplace(server).first->second.try_emplace(path).first->second;
+    }
+
+    void add(const Record& r);
+    Scope finish(const Rescan& rescan);
+};
+
+void ScopeBuilder::State::add(const Record& r) {
+    const auto& f = r.fields;
+    const std::uint64_t t = event_time(r);
+    if (filter.since_usec && t < *filter.since_usec) return;
+    if (filter.until_usec && t >= *filter.until_usec) return;
+    const auto& run = get(f, "CUSTGUARD_RUN");
+    const auto seq = number(get(f, "CUSTGUARD_SEQ"));
+    const bool duplicate =
+        !run.empty() && seq && !seen.try_emplace(r.hostname).first->second.try_emplace(run).first->second.insert(*seq);
+    if (duplicate) ++duplicates;
+    const auto& event = get(f, "CUSTGUARD_EVENT");
+
+    // Who decided a held job: admin_change print.approve|reject, whoever the filter names
+    // (the approver is rarely the user under investigation); evidence only for jobs in
+    // the scope.
+    const auto& action = get(f, "CUSTGUARD_ADMIN_ACTION");
+    if (event == "admin_change" && (action == "print.approve" || action == "print.reject")) {
+        const auto& target = get(f, "CUSTGUARD_TARGET");
+        auto colon = target.rfind(':');
+        if (colon == std::string::npos) return;
+        PrintKey key{r.hostname, target.substr(0, colon), target.substr(colon + 1)};
+        At at{t, r.hostname, r.cursor};
+        auto& a = approvals[key];
+        if (a.decided_by.empty() || a.at < at) a = Approval{user_of(f), at};
+        if (prints.contains(key)) use(t, r.hostname, r.cursor);
+        else waiting[key].emplace_back(t, r.cursor);
+        return;
+    }
+    if (!selected(r, t, filter)) return;
+    static const std::set<std::string, std::less<>> scoped = {"access", "zone_integrity", "repeated", "print",
+                                                              "customer_data_found", "bulk_read"};
+    if (!scoped.contains(event)) return;  // policy reloads, lost records, admin changes
+    if (event == "repeated" && get(f, "CUSTGUARD_REPEATED") != "access_denied" &&
+        get(f, "CUSTGUARD_REPEATED") != "zone_integrity")
+        return;
+    if (duplicate) {
+        use(t, r.hostname, r.cursor);
+        return;
+    }
+
+    const auto& decision = get(f, "CUSTGUARD_DECISION");
+    const std::string user = user_of(f);
+    const auto& client = get(f, "CUSTGUARD_CLIENT");
+    const auto& path = get(f, "CUSTGUARD_PATH");
+    auto at = [&] { return At{t, r.hostname, r.cursor}; };
+    auto earlier = [&](const At& a) { return std::tie(t, r.hostname, r.cursor) < std::tie(a.time, a.server, a.cursor); };
+    const char* timeline_event = nullptr;  // else the record's event
+    std::optional<std::string> what;       // else the record's path
+    bool in_timeline = true;
+    servers.insert(r.hostname);
+
+    if (event == "access" || event == "zone_integrity") {
+        const bool denied = decision == "deny";
+        if (event == "access") timeline_event = denied ? "access_denied" : decision == "audit" ? "access_audited" : "access_allowed";
+        auto& agg = file_of(r.hostname, path);
+        auto& file = agg.file;
+        const auto& zone = get(f, "CUSTGUARD_ZONE");
+        if (file.path.empty()) {
+            file.path = path;
+            file.server = r.hostname;
+            agg.zone_at = at();
+            file.zone = zone;
+        } else if (!zone.empty() && (file.zone.empty() || earlier(agg.zone_at))) {
+            agg.zone_at = at();
+            file.zone = zone;
+        }
+        auto& us = this->user(user);
+        if (denied) {
+            ++denials;
+            ++file.denials;
+            ++us.denials;
+            denials_by_user[{r.hostname, user}].add(1, t);
+        } else if (event == "access") {
+            ++reads;
+            ++file.reads;
+            ++us.reads;
+            auto& reader = agg.readers.try_emplace(user).first->second.try_emplace(client, Reader{user, client, t, t, 0}).first->second;
+            reader.first_usec = std::min(reader.first_usec, t);
+            reader.last_usec = std::max(reader.last_usec, t);
+            ++reader.count;
+            const std::int64_t off = offset_of(t);
+            const std::int64_t local = static_cast<std::int64_t>(t / 1'000'000) + off;
+            const std::int64_t hour = (local >= 0 ? local / 3600 : (local - 3599) / 3600) * 3600 - off;
+            auto& b = hours.try_emplace(r.hostname).first->second.try_emplace(user).first->second[static_cast<std::uint64_t>(hour) * 1'000'000];
+            b.first_usec = b.count == 0 ? t : std::min(b.first_usec, t);
+            ++b.count;
+            in_timeline = decision == "audit";
+        }
+    } else if (event == "repeated") {
+        std::uint64_t n = number(get(f, "CUSTGUARD_SUPPRESSED")).value_or(0);
+        denials += n;
+        this->user(user).denials += n;
+        denials_by_user[{r.hostname, user}].add(n, t);
+        what = get(f, "CUSTGUARD_ZONE") + " x" + std::to_string(n);
+    } else if (event == "print") {
+        PrintKey key{r.hostname, get(f, "CUSTGUARD_PRINTER"), get(f, "CUSTGUARD_JOB")};
+        auto [it, fresh] = prints.try_emplace(key);
+        auto& agg = it->second;
+        auto& p = agg.job;
+        if (fresh || earlier(agg.first)) {
+            agg.first = at();
+            p.server = key.server;
+            p.printer = key.printer;
+            p.job = key.job;
+            p.user = user;
+            p.client = client;
+            p.title = get(f, "CUSTGUARD_TITLE");
+            p.first_usec = t;
+            p.first_decision = decision;
+        }
+        if (fresh || !earlier(agg.last)) {
+            agg.last = at();
+            p.last_usec = t;
+            p.final_decision = decision;
+        }
+        p.pages = std::max<std::uint64_t>(p.pages, number(get(f, "CUSTGUARD_PAGES")).value_or(0));
+        auto scan = scan_of(f);
+        if (scan.recorded) {
+            p.categories.insert(scan.categories.begin(), scan.categories.end());
+            if (!agg.scan_at || !earlier(*agg.scan_at)) {
+                agg.scan_at = at();
+                p.persons = scan.persons;
+            }
+        } else if (p.persons.basis.empty()) {
+            p.persons = scan.persons;
+        }
+        if (fresh)
+            if (auto w = waiting.find(key); w != waiting.end()) {
+                for (const auto& [wt, cursor] : w->second) use(wt, r.hostname, cursor);
+                waiting.erase(w);
+            }
+        what = key.printer + ":" + key.job;
+    } else if (event == "customer_data_found") {
+        auto scan = scan_of(f);
+        copies_out.emplace_back(at(), Copy{r.hostname, path, get(f, "CUSTGUARD_COPY_OF"), user, client,
+                                         get(f, "CUSTGUARD_ACTION"), t, scan.categories, scan.persons});
+        auto& agg = file_of(r.hostname, path);
+        auto& file = agg.file;
+        if (file.path.empty()) agg.zone_at = at();
+        file.path = path;
+        file.server = r.hostname;
+        file.copy_out = true;
+        if (scan.recorded && (!agg.scan_at || !earlier(*agg.scan_at))) {
+            agg.scan_at = at();
+            file.categories = scan.categories;
+            file.categories_basis = "recorded";
+            file.persons = scan.persons;
+        }
+        ++copies;
+        ++this->user(user).copies;
+    } else {  // bulk_read
+        bulk_reads.push_back(Indicator{"bulk_read", r.hostname, user,
+                                       get(f, "CUSTGUARD_FILES") + " files within " + get(f, "CUSTGUARD_WINDOW_SEC") +
+                                           " s (action " + get(f, "CUSTGUARD_ACTION") + ")",
+                                       t, number(get(f, "CUSTGUARD_FILES")).value_or(0)});
+    }
+    if (in_timeline)
+        timeline.push_back(TimelineEntry{t, r.hostname, timeline_event ? timeline_event : event, decision, user, client,
+                                         what ? std::move(*what) : path});
+    use(t, r.hostname, r.cursor);
+}
+
+Scope ScopeBuilder::State::finish(const Rescan& rescan) {
+    Scope s;
+    s.filter = filter;
+    s.servers = std::move(servers);
+    s.duplicates = duplicates;
+    s.reads = reads;
+    s.denials = denials;
+    s.copies = copies;
+
+    // Files: a file whose events recorded no scan is scanned as it is today, when the
+    // caller can; otherwise the report says there is none, and why.
+    for (auto& [server, by_path] : files)
+    for (auto& [path, agg] : by_path) {
+        auto& file = agg.file;
+        if (file.categories_basis.empty()) {
+            TodayScan today;
+            today.note = "no scan recorded with its events";
+            if (rescan) today = rescan(file);
+            if (today.available) {
+                file.categories = std::move(today.categories);
+                file.persons = today.persons;
+                file.categories_basis = "today";
+            } else {
+                file.persons = Persons{0, std::nullopt, std::nullopt, "none"};
+                file.categories_basis = "none";
+            }
+            file.categories_note = std::move(today.note);
+        }
+        for (auto& [name, by_client] : agg.readers)
+            for (auto& [client, reader] : by_client) file.readers.push_back(std::move(reader));
         s.categories.insert(file.categories.begin(), file.categories.end());
         s.files.push_back(std::move(file));
     }
-    for (auto& [key, p] : prints) {
-        if (auto it = decided_by.find(key); it != decided_by.end()) {
-            p.decided_by = it->second;
-            used.push_back(decision_records.at(key));
-        }
+    for (auto& [key, agg] : prints) {
+        auto& p = agg.job;
+        if (auto it = approvals.find(key); it != approvals.end()) p.decided_by = it->second.decided_by;
+        ++s.prints;
+        ++user(p.user).prints;
         s.categories.insert(p.categories.begin(), p.categories.end());
         if (p.first_decision == "hold")
             s.indicators.push_back(Indicator{"held_print", p.server, p.user,
@@ -442,19 +688,50 @@ Scope build_scope(std::vector<Record> records, const Filter& filter) {
     std::sort(s.print_jobs.begin(), s.print_jobs.end(), [](const PrintJob& a, const PrintJob& b) {
         return std::tie(a.first_usec, a.server, a.printer, a.job) < std::tie(b.first_usec, b.server, b.printer, b.job);
     });
-    for (auto& [key, ind] : off_hours_by_user) {
-        ind.detail = std::to_string(ind.count) + " reads outside " + two(static_cast<unsigned>(filter.day_start)) +
-                     ":00-" + two(static_cast<unsigned>(filter.day_end)) + ":00 on weekdays or at weekends";
-        s.indicators.push_back(ind);
+    std::sort(copies_out.begin(), copies_out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [at, c] : copies_out) {
+        s.indicators.push_back(Indicator{"copy_out_of_zone", c.server, c.user,
+                                         c.copy_of.empty() ? "customer data outside every zone: " + c.path
+                                                           : "exact copy of a file of zone " + c.copy_of + ": " + c.path,
+                                         c.time_usec, 1});
+        s.copies_out.push_back(std::move(c));
     }
-    for (auto& [key, ind] : denials_by_user) {
-        ind.detail = std::to_string(ind.count) + " refused accesses";
-        s.indicators.push_back(ind);
-    }
+    s.indicators.insert(s.indicators.end(), bulk_reads.begin(), bulk_reads.end());
+
+    // Allowed reads per hour: the timeline's counts, reads per day, and off-hours reads
+    // (a local hour is off hours as a whole).
+    std::map<std::pair<std::string, std::string>, Count> off_hours_by_user;
+    for (const auto& [server, by_user] : hours)
+        for (const auto& [name, by_hour] : by_user)
+            for (const auto& [hour, b] : by_hour) {
+                s.hourly_reads.push_back(HourlyReads{hour, server, name, b.count});
+                s.reads_per_day[local_date(hour, filter).iso()] += b.count;
+                if (off_hours(hour, filter)) {
+                    user(name).off_hours += b.count;
+                    off_hours_by_user[{server, name}].add(b.count, b.first_usec);
+                }
+            }
+    std::sort(s.hourly_reads.begin(), s.hourly_reads.end(), [](const HourlyReads& a, const HourlyReads& b) {
+        return std::tie(a.hour_usec, a.server, a.user) < std::tie(b.hour_usec, b.server, b.user);
+    });
+    for (const auto& [key, c] : off_hours_by_user)
+        s.indicators.push_back(Indicator{"off_hours", key.first, key.second,
+                                         std::to_string(c.count) + " reads outside " +
+                                             two(static_cast<unsigned>(filter.day_start)) + ":00-" +
+                                             two(static_cast<unsigned>(filter.day_end)) +
+                                             ":00 on weekdays or at weekends",
+                                         c.first_usec, c.count});
+    for (const auto& [key, c] : denials_by_user)
+        s.indicators.push_back(Indicator{"earlier_denials", key.first, key.second,
+                                         std::to_string(c.count) + " refused accesses", c.first_usec, c.count});
     std::sort(s.indicators.begin(), s.indicators.end(), [](const Indicator& a, const Indicator& b) {
         return std::tie(a.time_usec, a.kind, a.server, a.user, a.detail) <
                std::tie(b.time_usec, b.kind, b.server, b.user, b.detail);
     });
+    // Files per user: the files they read (a user reading one file from two clients counts it once).
+    std::map<std::string, std::set<std::size_t>> user_files;
+    for (std::size_t i = 0; i < s.files.size(); ++i)
+        for (const auto& r : s.files[i].readers) user_files[r.user].insert(i);
     for (auto& [name, u] : users) {
         u.files = user_files[name].size();
         s.users.push_back(u);
@@ -481,18 +758,20 @@ Scope build_scope(std::vector<Record> records, const Filter& filter) {
     s.persons_basis =
         total.exact ? "exact: an EDM index counted the customers, and one file or job holds them all"
         : unknown   ? std::to_string(unknown) + " of " + std::to_string(items.size()) +
-                        " files or jobs have no scan recorded with their events (the upper bound is unknown); "
-                        "the lower bound is the largest count recorded"
+                        " files or jobs have no scan (recorded with their events or of today's file; the upper bound is "
+                        "unknown); the lower bound is the largest count found"
                     : "between the largest file or job and the sum over them (the same customer may be in several)";
 
+    std::size_t unscanned = 0;
+    for (const auto& f : s.files) unscanned += f.categories_basis == "none";
     auto data_trigger = [&](const char* name, std::initializer_list<const char*> cats, const std::string& what) {
         bool yes = std::any_of(cats.begin(), cats.end(), [&](const char* c) { return s.categories.count(c) > 0; });
-        std::size_t none = 0;
-        for (const auto& f : s.files) none += f.categories_basis == "none";
-        Trigger tr{name, yes ? "yes" : none ? "unknown" : "no", ""};
-        tr.basis = yes   ? what + " recorded in the scope"
-                   : none ? std::to_string(none) + " files without a scan recorded with their events; scan them"
-                          : "no " + what + " recorded in any file or job of the scope";
+        Trigger tr{name, yes ? "yes" : unscanned ? "unknown" : "no", ""};
+        tr.basis = yes         ? what + " found in the scope"
+                   : unscanned ? std::to_string(unscanned) +
+                                     " files without a scan (none recorded with their events, today's file not "
+                                     "available); scan them"
+                               : "no " + what + " found in any file or job of the scope";
         s.triggers.push_back(tr);
     };
     data_trigger("sensitive", {"sensitive"}, "要配慮個人情報 (sensitive)");
@@ -508,20 +787,56 @@ Scope build_scope(std::vector<Record> records, const Filter& filter) {
 
     if (filter.discovered_at_usec) s.deadlines = compute_deadlines(local_date(*filter.discovered_at_usec, filter));
 
-    std::stable_sort(used.begin(), used.end(), [&](const Record* a, const Record* b) {
-        return std::tie(a->hostname, a->cursor) < std::tie(b->hostname, b->cursor);
-    });
-    // Cursors in event order (timeline), then those of approvals; sorted above for ties.
-    std::vector<std::pair<std::uint64_t, const Record*>> by_time;
-    for (const auto* r : used) by_time.emplace_back(event_time(*r), r);
-    std::stable_sort(by_time.begin(), by_time.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (const auto& [t, r] : by_time) {
-        s.cursors.push_back(r->cursor);
-        if (s.first_usec == 0 || t < s.first_usec) s.first_usec = t;
-        s.last_usec = std::max(s.last_usec, t);
+    std::sort(timeline.begin(), timeline.end());
+    s.timeline = std::move(timeline);
+    for (auto& [file, entry] : evidence) {
+        auto& [hash, file_servers] = entry;
+        s.evidence.push_back(hash.finish(file, std::move(file_servers), sink));
+        s.records += s.evidence.back().count;
     }
-    s.records = used.size();
+    // By server first: file ids are random, and a collector's names mean nothing to a reader.
+    std::sort(s.evidence.begin(), s.evidence.end(), [](const EvidenceFile& a, const EvidenceFile& b) {
+        return std::tie(a.servers, a.file) < std::tie(b.servers, b.file);
+    });
+    s.first_usec = first_usec;
+    s.last_usec = last_usec;
     return s;
+}
+
+ScopeBuilder::ScopeBuilder(Filter filter, CursorSink sink) : state_(std::make_unique<State>()) {
+    state_->filter = std::move(filter);
+    state_->sink = std::move(sink);
+}
+ScopeBuilder::ScopeBuilder(ScopeBuilder&&) noexcept = default;
+ScopeBuilder& ScopeBuilder::operator=(ScopeBuilder&&) noexcept = default;
+ScopeBuilder::~ScopeBuilder() = default;
+
+void ScopeBuilder::add(const Record& record) { state_->add(record); }
+
+std::size_t ScopeBuilder::retained() const {
+    const auto& s = *state_;
+    std::size_t n = s.prints.size() + s.approvals.size() + s.copies_out.size() + s.bulk_reads.size() +
+                    s.denials_by_user.size() + s.users.size() + s.timeline.size();
+    for (const auto& [server, by_path] : s.files)
+        for (const auto& [path, agg] : by_path) {
+            ++n;
+            for (const auto& [name, by_client] : agg.readers) n += by_client.size();
+        }
+    for (const auto& [server, by_user] : s.hours)
+        for (const auto& [name, by_hour] : by_user) n += by_hour.size();
+    for (const auto& [key, w] : s.waiting) n += w.size();
+    for (const auto& [server, by_run] : s.seen)
+        for (const auto& [run, ranges] : by_run) n += ranges.size();
+    for (const auto& [file, entry] : s.evidence) n += entry.first.held();
+    return n;
+}
+
+Scope ScopeBuilder::finish(const Rescan& rescan) && { return state_->finish(rescan); }
+
+Scope build_scope(const std::vector<Record>& records, const Filter& filter) {
+    ScopeBuilder builder(filter);
+    for (const auto& r : records) builder.add(r);
+    return std::move(builder).finish();
 }
 
 }  // namespace custguard::report

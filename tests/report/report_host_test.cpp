@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -30,9 +31,10 @@ namespace {
 
 const std::string k_tz = "TZ=Asia/Tokyo";
 
+// The sandboxed reader of today's files (--no-rescan leaves it out) is the build's.
 cgtest::RunResult ctl(std::vector<std::string> args) {
     args.insert(args.begin(), CG_CUSTGUARDCTL);
-    return cgtest::run(args, {k_tz});
+    return cgtest::run(args, {k_tz, "CUSTGUARD_EXTRACT_HELPER=" CG_EXTRACT_HELPER});
 }
 
 // CG_UPDATE_GOLDEN=1 rewrites the golden files instead of comparing (review the diff).
@@ -43,8 +45,21 @@ void check_golden(const std::string& actual, const char* name) {
     CHECK(actual == cgtest::slurp(path));
 }
 
-std::string without_cursors(const std::string& json) {
-    return std::regex_replace(json, std::regex("\"s=[^\"]*\""), "\"CURSOR\"");
+// journal-remote draws new file ids (the cursors' s=) each run: cursors, file ids and the
+// hashes over the cursors are masked.
+std::string without_cursors(const std::string& report) {
+    auto out = std::regex_replace(report, std::regex("s=[0-9a-f]{32};[^\"\n]*"), "CURSOR");
+    out = std::regex_replace(out, std::regex("\\b[0-9a-f]{64}\\b"), "SHA256");
+    return std::regex_replace(out, std::regex("\\b[0-9a-f]{32}\\b"), "FILE");
+}
+
+// The evidence's files and hashes: ("file id", "sha256") in the JSON's order.
+std::vector<std::pair<std::string, std::string>> evidence_hashes(const std::string& json) {
+    std::vector<std::pair<std::string, std::string>> out;
+    const std::regex file("\"file\": \"([0-9a-f]+)\",[^}]*?\"sha256\": \"([0-9a-f]{64})\"");
+    for (auto it = std::sregex_iterator(json.begin(), json.end(), file); it != std::sregex_iterator(); ++it)
+        out.emplace_back((*it)[1], (*it)[2]);
+    return out;
 }
 
 }  // namespace
@@ -91,21 +106,37 @@ TEST_CASE("report: leak-scope over two servers' journal files (systemd-journal-r
              "\"preliminary\": \"2026-10-09\"",
              "\"final\": \"2026-11-05\"",
              "\"final_if_deliberate\": \"2026-12-07\"",  // day 60 is a Saturday
-             "\"records\": 10,\n    \"duplicates_ignored\": 1",
+             "\"records\": 11,\n    \"duplicates_ignored\": 1",  // the duplicate's cursor is evidence too
+             "\"categories_basis\": \"none\",\n      \"categories_note\": \"the file is on fs2, not on this host",
          })
         CHECK(j.find(expected) != std::string::npos);
     CHECK(j.find("old.csv") == std::string::npos);  // before --since
     CHECK(j.find("record text not used") == std::string::npos);
     CHECK(j.find("policy_reload") == std::string::npos);
-    // Every record used is named by its cursor.
-    const std::regex cursor("\"s=[0-9a-f]+;i=");
-    auto cursors = std::distance(std::sregex_iterator(j.begin(), j.end(), cursor), std::sregex_iterator());
-    CHECK(cursors == 10);
+    // Every record used is named by its cursor in --evidence, and the hash per journal file
+    // is checked by the shell, as custguardctl(8) says.
+    const auto evidence = tmp.path() / "evidence";
+    auto with_evidence = ctl(args({"report", "leak-scope", "--directory", dir.string(), "--evidence", evidence.string()}, "json"));
+    REQUIRE(with_evidence.rc == 0);
+    CHECK(with_evidence.out == json1.out);
+    const auto lines = cgtest::slurp(evidence);
+    CHECK(std::count(lines.begin(), lines.end(), '\n') == 11);
+    const auto hashes = evidence_hashes(j);
+    REQUIRE(hashes.size() == 2);  // fs1's file and fs2's
+    for (const auto& [file, sha] : hashes) {
+        INFO(file);
+        int status = -1;
+        auto sum = cgtest::shell_out("grep '^s=" + file + ";' " + evidence.string() + " | sha256sum", &status);
+        CHECK(status == 0);
+        CHECK(sum.substr(0, 64) == sha);
+    }
+    CHECK(j.find("\"count\": 8,\n        \"late\": 0,") != std::string::npos);  // fs1: 8 records in the window
+    CHECK(j.find("\"count\": 3,\n        \"late\": 0,") != std::string::npos);  // fs2: 2 reads (one twice), a bulk read
 
     SECTION("the text report is the golden one") {
         auto text = ctl(args({"report", "leak-scope", "--directory", dir.string()}, "text"));
         REQUIRE(text.rc == 0);
-        check_golden(text.out, "leak_scope.txt");
+        check_golden(without_cursors(text.out), "leak_scope.txt");
     }
     SECTION("the JSON report is the golden one (cursors masked: journal-remote draws new file ids)") {
         check_golden(without_cursors(j), "leak_scope.json");
@@ -113,7 +144,7 @@ TEST_CASE("report: leak-scope over two servers' journal files (systemd-journal-r
     SECTION("csv and html, also written with --output") {
         auto csv = ctl(args({"report", "leak-scope", "--directory", dir.string()}, "csv"));
         REQUIRE(csv.rc == 0);
-        CHECK(csv.out.rfind("kind,server,path,zone,user,client,first,last,count,", 0) == 0);
+        CHECK(csv.out.rfind("kind,server,path,zone,user,client,first,last,count,categories,categories_basis,", 0) == 0);
         CHECK(csv.out.find("read,fs1,/srv/share/customers/list.csv,customers,alice,192.0.2.10,") != std::string::npos);
         CHECK(csv.out.find("print,fs1,office:7,,bob,192.0.2.20,") != std::string::npos);
         const auto out = tmp.path() / "report.html";
@@ -263,15 +294,21 @@ TEST_CASE("report: the real custguardd's records of a read, a denial and a copy 
         fs::path p;
         ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
     } unmount{data};
-    const fs::path zone = data / "customers", pub = data / "public";
+    const fs::path zone = data / "customers", pub = data / "public", hr = data / "hr";
     fs::create_directories(zone);
+    fs::create_directories(hr);
     fs::create_directories(pub);
     fs::create_directories(tmp.path() / "state");
     ::chmod(pub.c_str(), 01777);
     const std::string document = customer_csv();
     cgtest::spit(zone / "list.csv", document);
+    cgtest::spit(hr / "staff.csv", document);
+    // root may read the customers zone (the report's scans of today's files run as root),
+    // not the hr zone.
     cgtest::spit(tmp.path() / "policy.toml",
                  "[daemon]\nenforcer = \"fanotify\"\n\n[[zone]]\nname = \"customers\"\npaths = [\"" + zone.string() +
+                     "\"]\nallow_users = [\"cgreport-alice\", \"root\"]\nrecord_allowed = true\n\n[[zone]]\nname = "
+                     "\"hr\"\npaths = [\"" + hr.string() +
                      "\"]\nallow_users = [\"cgreport-alice\"]\nrecord_allowed = true\n\n[watch]\npaths = [\"" +
                      pub.string() + "\"]\non_customer_data = \"record\"\n");
     custguard::events::testing::ScratchJournald journald(custguard::events::testing::unique_namespace("report"));
@@ -295,6 +332,7 @@ TEST_CASE("report: the real custguardd's records of a read, a denial and a copy 
     }
 
     CHECK(cgtest::read_as(alice, zone / "list.csv") == 0);
+    CHECK(cgtest::read_as(alice, hr / "staff.csv") == 0);
     const int refused = cgtest::read_as(bob, zone / "list.csv");
     CHECK((refused == EPERM || refused == EACCES));
     auto cp = cgtest::run({"/bin/cp", (zone / "list.csv").string(), (pub / "copy.csv").string()}, {}, alice);
@@ -311,8 +349,15 @@ TEST_CASE("report: the real custguardd's records of a read, a denial and a copy 
     tm local{};
     ::gmtime_r(&hour_ago_in_tokyo, &local);
     std::strftime(since, sizeof since, "%Y-%m-%d %H:%M:%S", &local);
+    // Until the next second: the reports' own reads of today's files (root's, recorded by
+    // custguardd like any other) fall after the window.
+    std::this_thread::sleep_for(1s);
+    char until[32];
+    const time_t now_in_tokyo = ::time(nullptr) + 9 * 3600;
+    ::gmtime_r(&now_in_tokyo, &local);
+    std::strftime(until, sizeof until, "%Y-%m-%d %H:%M:%S", &local);
     const std::vector<std::string> base = {"report", "leak-scope", "--namespace", journald.name_space(),
-                                           "--since", since, "--discovered-at", "today"};
+                                           "--since", since, "--until", until, "--discovered-at", "today"};
     auto run = [&](const std::string& format) {
         auto a = base;
         a.insert(a.end(), {"--format", format});
@@ -334,6 +379,39 @@ TEST_CASE("report: the real custguardd's records of a read, a denial and a copy 
     CHECK(json.find("\"path\": \"" + (pub / "copy.csv").string() + "\"") != std::string::npos);
     CHECK(run("json") == json);
 
+    // The zone file's read recorded no scan: the report scans today's file (in the
+    // sandboxed custguard-extract) and says so; --no-rescan says there is none.
+    const std::string list_entry = "\"path\": \"" + (zone / "list.csv").string() + "\"";
+    auto entry = [&](const std::string& report) {
+        auto at = report.find(list_entry);
+        REQUIRE(at != std::string::npos);
+        return report.substr(at, report.find("\n    }", at) - at);
+    };
+    const auto today = entry(json);
+    CHECK(today.find("\"categories\": [\n        \"contact\",\n        \"payment_card\"\n      ]") != std::string::npos);
+    CHECK(today.find("\"categories_basis\": \"today\"") != std::string::npos);
+    CHECK(today.find("\"categories_note\": \"scanned when this report was made (" + std::to_string(document.size()) +
+                     " bytes, modified ") != std::string::npos);
+    CHECK(today.find("\"basis\": \"detector_hits\"") != std::string::npos);
+    CHECK(json.find("\"financial_harm\": {\n      \"status\": \"yes\"") != std::string::npos);
+    // custguardd refuses root the hr zone: no scan, and the report says why.
+    {
+        const std::string staff = "\"path\": \"" + (hr / "staff.csv").string() + "\"";
+        const auto at = json.find(staff);
+        REQUIRE(at != std::string::npos);
+        const auto refused_scan = json.substr(at, json.find("\n    }", at) - at);
+        CHECK(refused_scan.find("\"categories\": [],\n      \"categories_basis\": \"none\",\n      \"categories_note\": "
+                                "\"cannot open today's file: Operation not permitted (custguardd's zone policy or the "
+                                "file's permissions refuse this user") != std::string::npos);
+    }
+    auto off = base;
+    off.insert(off.end(), {"--format", "json", "--no-rescan"});
+    auto no_rescan = ctl(off);
+    REQUIRE(no_rescan.rc == 0);
+    const auto none = entry(no_rescan.out);
+    CHECK(none.find("\"categories\": []") != std::string::npos);
+    CHECK(none.find("\"categories_basis\": \"none\",\n      \"categories_note\": \"--no-rescan") != std::string::npos);
+
     // No value of the document in any report: names, phone numbers, mail addresses, cards.
     for (const char* format : {"json", "text", "csv", "html"}) {
         auto out = run(format);
@@ -342,4 +420,10 @@ TEST_CASE("report: the real custguardd's records of a read, a denial and a copy 
             CHECK(out.find(needle) == std::string::npos);
         }
     }
+
+    // A file that is gone is not guessed at.
+    fs::remove(zone / "list.csv");
+    const auto gone = entry(run("json"));
+    CHECK(gone.find("\"categories_basis\": \"none\",\n      \"categories_note\": \"the file no longer exists on this host\"") !=
+          std::string::npos);
 }

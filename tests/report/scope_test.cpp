@@ -3,8 +3,12 @@
 // ends, duplicates, filters, and that any order of the same records renders identically.
 #include <catch2/catch.hpp>
 
+#include <openssl/evp.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <random>
+#include <sstream>
 
 #include "custguard/report/render.hpp"
 #include "custguard/report/scope.hpp"
@@ -33,7 +37,7 @@ Record rec(std::uint64_t t, std::map<std::string, std::string> fields, std::stri
     r.cursor = "s=test;i=" + std::to_string(++g_seq);
     fields.emplace("CUSTGUARD_RUN", "run1");
     fields.emplace("CUSTGUARD_SEQ", std::to_string(g_seq));
-    r.fields = std::move(fields);
+    r.fields.insert(fields.begin(), fields.end());
     return r;
 }
 
@@ -48,6 +52,15 @@ Record found(std::uint64_t t, const std::string& path, std::map<std::string, std
                                             {"CUSTGUARD_PATH", path}, {"CUSTGUARD_ACTION", "recorded"}};
     f.insert(scan.begin(), scan.end());
     return rec(t, f);
+}
+
+// The cursors of the evidence, in the order they are hashed.
+std::vector<std::string> evidence_of(const std::vector<Record>& records, const Filter& f) {
+    std::vector<std::string> cursors;
+    ScopeBuilder b(f, [&](std::string_view c) { cursors.emplace_back(c); });
+    for (const auto& r : records) b.add(r);
+    std::move(b).finish();
+    return cursors;
 }
 
 const File* file(const Scope& s, const std::string& path) {
@@ -94,7 +107,7 @@ TEST_CASE("report: the window includes --since and excludes --until, in event ti
     CHECK_FALSE(file(s, "/z/at_until"));
     CHECK_FALSE(file(s, "/z/early_event"));
     CHECK(local_time(k_mon, f) == "2026-10-05T09:00:00+09:00");
-    CHECK(s.cursors.size() == 3);
+    CHECK(s.records == 3);
 }
 
 TEST_CASE("report: persons are exact only from an EDM detector, else bounds with their basis", "[report][unit]") {
@@ -221,14 +234,15 @@ TEST_CASE("report: indicators of a possibly deliberate leak are listed", "[repor
     REQUIRE(sb.print_jobs.size() == 1);
     CHECK(sb.print_jobs[0].decided_by == "alice");
     CHECK_FALSE(file(sb, "/z/saturday"));
-    CHECK(std::find(sb.cursors.begin(), sb.cursors.end(), rs[8].cursor) != sb.cursors.end());
+    const auto bob_cursors = evidence_of(rs, bob);
+    CHECK(std::find(bob_cursors.begin(), bob_cursors.end(), rs[8].cursor) != bob_cursors.end());
 
     // An approval of a job outside the scope is no evidence of it.
     auto carol = jst();
     carol.user = "carol";
     auto sc = build_scope(rs, carol);
     CHECK(sc.print_jobs.empty());
-    CHECK(sc.cursors == std::vector<std::string>{rs[2].cursor});
+    CHECK(evidence_of(rs, carol) == std::vector<std::string>{rs[2].cursor});
 }
 
 TEST_CASE("report: deadlines count the day of discovery as day 1, across month and year ends", "[report][unit]") {
@@ -328,12 +342,26 @@ TEST_CASE("report: the same records in any order give byte-identical reports", "
     std::vector<Record> rs;
     for (int i = 0; i < 50; ++i)
         rs.push_back(read(k_mon + static_cast<std::uint64_t>(i % 7) * k_hour, i % 2 ? "bob" : "carol",
-                          "/z/f" + std::to_string(i % 5), "192.0.2." + std::to_string(i % 3), "allow"));
+                          "/z/f" + std::to_string(i % 5), "192.0.2." + std::to_string(i % 3), i % 11 ? "allow" : "deny"));
     rs.push_back(found(k_mon, "/p/a", {{"CUSTGUARD_DETECTORS", "edm:crm:3"}, {"CUSTGUARD_PERSONS", "3"}}));
+    rs.push_back(found(k_mon + 2 * k_hour, "/p/a", {{"CUSTGUARD_DETECTORS", "email:9"}}));  // a later scan of it
+    rs.push_back(rec(k_mon + k_hour, {{"CUSTGUARD_EVENT", "print"}, {"CUSTGUARD_DECISION", "hold"}, {"CUSTGUARD_USER", "bob"},
+                                      {"CUSTGUARD_PRINTER", "office"}, {"CUSTGUARD_JOB", "7"}, {"CUSTGUARD_TITLE", "a"}}));
+    rs.push_back(rec(k_mon + 2 * k_hour, {{"CUSTGUARD_EVENT", "admin_change"}, {"CUSTGUARD_ADMIN_ACTION", "print.approve"},
+                                          {"CUSTGUARD_USER", "alice"}, {"CUSTGUARD_TARGET", "office:7"}}));
+    rs.push_back(rec(k_mon + 2 * k_hour + 1, {{"CUSTGUARD_EVENT", "print"}, {"CUSTGUARD_DECISION", "allow"},
+                                              {"CUSTGUARD_USER", "bob"}, {"CUSTGUARD_PRINTER", "office"},
+                                              {"CUSTGUARD_JOB", "7"}, {"CUSTGUARD_DETECTORS", "credit_card:2"}}));
+    rs.push_back(rec(k_mon + 3 * k_hour, {{"CUSTGUARD_EVENT", "repeated"}, {"CUSTGUARD_REPEATED", "access_denied"},
+                                          {"CUSTGUARD_USER", "bob"}, {"CUSTGUARD_SUPPRESSED", "4"}}));
+    rs.push_back(rs[4]);  // reached the journal twice: the second copy has another cursor
+    rs.back().cursor = "s=test;i=" + std::to_string(++g_seq);
     rs[3].hostname = "fs2";
     auto f = jst();
     f.discovered_at_usec = k_mon;
     const auto s0 = build_scope(rs, f);
+    CHECK(s0.duplicates == 1);
+    CHECK(s0.records == rs.size());  // every record is evidence, the duplicate's copy too
     std::mt19937 rng(42);
     for (int round = 0; round < 5; ++round) {
         std::shuffle(rs.begin(), rs.end(), rng);
@@ -342,6 +370,158 @@ TEST_CASE("report: the same records in any order give byte-identical reports", "
             for (auto kind : {Kind::leak_scope, Kind::access})
                 REQUIRE(render(s, kind, format, "0.1.0") == render(s0, kind, format, "0.1.0"));
     }
+}
+
+namespace {
+
+std::string sha256_hex(const std::string& text) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    REQUIRE(EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr) == 1);
+    std::string hex;
+    for (unsigned i = 0; i < len; ++i) {
+        char b[3];
+        std::snprintf(b, sizeof b, "%02x", md[i]);
+        hex += b;
+    }
+    return hex;
+}
+
+}  // namespace
+
+TEST_CASE("report: journal files interleaved in any way give the same evidence, checkable by its cursors",
+          "[report][unit]") {
+    // Two journal files of two servers, each far longer than the reorder window, read in
+    // their own order but interleaved at random, as a reader of several files yields them.
+    std::vector<std::vector<Record>> files(2);
+    for (int i = 0; i < 3000; ++i)
+        for (int k = 0; k < 2; ++k) {
+            auto r = read(k_mon + static_cast<std::uint64_t>(i) * k_s, k ? "bob" : "carol", "/z/f" + std::to_string(i % 9),
+                          "192.0.2.1", i % 97 ? "allow" : "deny");
+            r.hostname = k ? "fs2" : "fs1";
+            char cursor[64];
+            std::snprintf(cursor, sizeof cursor, "s=%s;i=%x;b=0", k ? "bbbb" : "aaaa", i + 1);
+            r.cursor = cursor;
+            files[k].push_back(std::move(r));
+        }
+    auto f = jst();
+    auto interleaved = [&](unsigned seed, std::string& sunk) {
+        std::mt19937 rng(seed);
+        std::size_t at[2] = {0, 0};
+        ScopeBuilder b(f, [&](std::string_view c) { sunk.append(c).append("\n"); });
+        while (at[0] < files[0].size() || at[1] < files[1].size()) {
+            std::size_t k = at[0] == files[0].size() ? 1 : at[1] == files[1].size() ? 0 : rng() % 2;
+            b.add(files[k][at[k]++]);
+        }
+        return std::move(b).finish();
+    };
+    std::string sunk0, sunk1;
+    const auto s0 = interleaved(1, sunk0);
+    const auto s1 = interleaved(2, sunk1);
+    CHECK(render_json(s1, Kind::leak_scope, "0.1.0") == render_json(s0, Kind::leak_scope, "0.1.0"));
+    REQUIRE(s0.evidence.size() == 2);
+    for (const auto& e : s0.evidence) {
+        INFO(e.file);
+        CHECK(e.count == 3000);
+        CHECK(e.late == 0);
+        // What the sink wrote for this file, in its order: `grep '^s=FILE;' | sha256sum`.
+        std::string lines;
+        std::istringstream in(sunk0);
+        for (std::string line; std::getline(in, line);)
+            if (line.rfind("s=" + e.file + ";", 0) == 0) lines += line + "\n";
+        CHECK(sha256_hex(lines) == e.sha256);
+        CHECK(lines.substr(0, lines.find('\n')) == e.first);
+        CHECK(e.first == "s=" + e.file + ";i=1;b=0");
+        CHECK(e.last == "s=" + e.file + ";i=bb8;b=0");
+        CHECK(e.servers == std::set<std::string>{e.file == "aaaa" ? "fs1" : "fs2"});
+    }
+    CHECK(s0.evidence[0].sha256 != s0.evidence[1].sha256);
+
+    SECTION("a record read far out of its file's order is hashed last, and counted as late") {
+        std::string sunk;
+        ScopeBuilder b(f, [&](std::string_view c) { sunk.append(c).append("\n"); });
+        for (std::size_t i = 1; i < files[0].size(); ++i) b.add(files[0][i]);
+        b.add(files[0][0]);
+        auto s = std::move(b).finish();
+        REQUIRE(s.evidence.size() == 1);
+        CHECK(s.evidence[0].late == 1);
+        CHECK(s.evidence[0].first == files[0][0].cursor);
+        CHECK(sha256_hex(sunk) == s.evidence[0].sha256);
+        CHECK(sunk.substr(sunk.rfind('\n', sunk.size() - 2) + 1) == files[0][0].cursor + "\n");
+    }
+}
+
+TEST_CASE("report: the model's size does not grow with the records (1 million reads)", "[report][unit]") {
+    // One hour of reads of 100 files by 10 users from 3 clients, in journal order: what the
+    // builder holds is bounded by files, readers, users, hours and the reorder window.
+    auto f = jst();
+    ScopeBuilder b(f);
+    Record r;
+    r.hostname = "fs1";
+    r.fields = {{"CUSTGUARD_EVENT", "access"}, {"CUSTGUARD_DECISION", "allow"}, {"CUSTGUARD_ZONE", "customers"},
+                {"CUSTGUARD_RUN", "bench"}};
+    std::size_t at_100k = 0;
+    constexpr std::uint64_t n = 1'000'000;
+    for (std::uint64_t i = 0; i < n; ++i) {
+        r.realtime_usec = k_mon + i * 3000;  // 3 ms apart: 50 minutes
+        char cursor[48];
+        std::snprintf(cursor, sizeof cursor, "s=aaaa;i=%llx", static_cast<unsigned long long>(i + 1));
+        r.cursor = cursor;
+        r.fields["CUSTGUARD_SEQ"] = std::to_string(i + 1);
+        r.fields["CUSTGUARD_USER"] = "user" + std::to_string(i % 10);
+        r.fields["CUSTGUARD_CLIENT"] = "192.0.2." + std::to_string(i % 3);
+        r.fields["CUSTGUARD_PATH"] = "/z/f" + std::to_string(i % 100);
+        b.add(r);
+        if (i + 1 == 100'000) at_100k = b.retained();
+    }
+    const auto at_end = b.retained();
+    INFO("held after 100,000: " << at_100k << ", after 1,000,000: " << at_end);
+    // 100 files, 300 (file, user, client) readers (i % 100 fixes i % 10), 10 users, 10
+    // (hour, server, user) counts, 1 sequence range, 256 cursors held back.
+    CHECK(at_end <= 100 + 300 + 10 + 20 + 1 + ScopeBuilder::k_reorder_window);
+    CHECK(at_end == at_100k);
+    auto s = std::move(b).finish();
+    CHECK(s.reads == n);
+    CHECK(s.records == n);
+    CHECK(s.timeline.empty());  // allowed reads are counted, not listed
+    std::uint64_t hourly = 0;
+    for (const auto& h : s.hourly_reads) hourly += h.count;
+    CHECK(hourly == n);
+}
+
+TEST_CASE("report: files without a recorded scan take today's scan where there is one, and say which",
+          "[report][unit]") {
+    std::vector<Record> rs = {read(k_mon, "bob", "/z/here.csv"), read(k_mon + 1, "bob", "/z/gone.csv"),
+                              found(k_mon + 2, "/p/copy.csv", {{"CUSTGUARD_DETECTORS", "email:2"}})};
+    std::vector<std::string> asked;
+    ScopeBuilder b(jst());
+    for (const auto& r : rs) b.add(r);
+    // A fake of the sandboxed scan: which files are asked, and what their answers become.
+    auto s = std::move(b).finish([&](const File& f) {
+        asked.push_back(f.path);
+        if (f.path == "/z/here.csv") return today_scan("credit_card:3,email:0,edm:crm:12", 12, "scanned today");
+        return TodayScan{false, {}, {}, "the file no longer exists on this host"};
+    });
+    CHECK(asked == std::vector<std::string>{"/z/gone.csv", "/z/here.csv"});  // never the recorded one
+    const auto* here = file(s, "/z/here.csv");
+    REQUIRE(here);
+    CHECK(here->categories_basis == "today");
+    CHECK(here->categories == std::set<std::string>{"payment_card"});
+    CHECK(here->persons.exact == 12u);
+    CHECK(here->categories_note == "scanned today");
+    const auto* gone = file(s, "/z/gone.csv");
+    REQUIRE(gone);
+    CHECK(gone->categories_basis == "none");
+    CHECK(gone->categories_note == "the file no longer exists on this host");
+    CHECK_FALSE(gone->persons.max);
+    CHECK(file(s, "/p/copy.csv")->categories_basis == "recorded");
+    CHECK(trigger(s, "financial_harm").status == "yes");
+    CHECK(trigger(s, "sensitive").status == "unknown");  // gone.csv may hold some
+    auto text = render_text(s, Kind::leak_scope, "0.1.0");
+    CHECK(text.find("(scan of today's file: scanned today)") != std::string::npos);
+    CHECK(text.find("(not available: the file no longer exists on this host)") != std::string::npos);
+    auto json = render_json(s, Kind::leak_scope, "0.1.0");
+    CHECK(json.find("\"categories_basis\": \"today\",\n      \"categories_note\": \"scanned today\"") != std::string::npos);
 }
 
 TEST_CASE("report: file names cannot break the CSV, HTML or text", "[report][unit]") {
@@ -370,6 +550,6 @@ TEST_CASE("report: JSON keeps the names of issue 19", "[report][unit]") {
                             "\"zone\": \"customers\"", "\"readers\": [", "\"user\": \"bob\"", "\"client\": \"192.0.2.7\"",
                             "\"first\": \"2026-10-05T09:00:00+09:00\"", "\"last\": ", "\"count\": 1", "\"categories\": [",
                             "\"persons\": {", "\"min\": 3", "\"max\": 3", "\"exact\": 3", "\"preliminary\": \"2026-10-07\"",
-                            "\"final\": \"2026-11-03\"", "\"cursors\": [", "\"version\": \"0.1.0\""})
+                            "\"final\": \"2026-11-03\"", "\"sha256\": \"", "\"version\": \"0.1.0\""})
         CHECK(json.find(key) != std::string::npos);
 }

@@ -15,6 +15,12 @@ enum class Format { text, json, csv, html };
 
 std::optional<Format> parse_format(std::string_view name);
 
+// Where a file's categories and persons come from, in words: "scan recorded with the
+// event", "scan of today's file: ...", "not available: ...".
+std::string basis_text(const File& f);
+// How the evidence's SHA-256 is computed and checked.
+const char* evidence_hash_text();
+
 std::string render_text(const Scope& s, Kind kind, std::string_view version);
 std::string render_json(const Scope& s, Kind kind, std::string_view version);
 std::string render_csv(const Scope& s, Kind kind);

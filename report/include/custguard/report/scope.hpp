@@ -1,15 +1,19 @@
-// The leak-scope model behind `custguardctl report leak-scope` and `report access`: a pure
-// function from custguardd's journal records (field maps with their journal timestamp,
-// cursor and _HOSTNAME) and a filter to what a regulator's report needs: which files, read
-// by whom from which client and when, the kinds of data and persons in them, where the
-// data went next (prints, copies out of zones), the reporting triggers, the deadlines and
-// the evidence. No I/O, no clock: the caller reads the journal and names the time zone,
-// so the same records give the same model.
+// The leak-scope model behind `custguardctl report leak-scope` and `report access`: from
+// custguardd's journal records (field maps with their journal timestamp, cursor and
+// _HOSTNAME), fed one at a time, and a filter, to what a regulator's report needs: which
+// files, read by whom from which client and when, the kinds of data and persons in them,
+// where the data went next (prints, copies out of zones), the reporting triggers, the
+// deadlines and the evidence. No I/O, no clock: the caller reads the journal and names the
+// time zone, so the same records give the same model, in whatever order they come.
+// Streaming: what the builder keeps grows with the files, users, hours and events other
+// than allowed reads of the window, not with the records (10 million reads of 20,000
+// files fit in a few tens of MB).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -23,7 +27,7 @@ struct Record {
     std::uint64_t realtime_usec = 0;  // the journal's timestamp (when journald received it)
     std::string cursor;               // sd_journal_get_cursor
     std::string hostname;             // _HOSTNAME: the server the record came from
-    std::map<std::string, std::string> fields;  // CUSTGUARD_* (others are ignored)
+    std::map<std::string, std::string, std::less<>> fields;  // CUSTGUARD_* (others are ignored)
 };
 
 struct Filter {
@@ -58,10 +62,27 @@ struct File {
     std::vector<Reader> readers;  // allowed or audited reads, by (user, client)
     std::uint64_t reads = 0, denials = 0;
     std::set<std::string> categories;
-    std::string categories_basis;  // "recorded" (a scan recorded with the event) or "none"
+    // Where categories and persons come from: "recorded" (a scan recorded with an event of
+    // the file), "today" (a scan of the file as it is today: no event recorded one) or
+    // "none" (neither; categories_note says why, e.g. the file is on another server).
+    std::string categories_basis;
+    std::string categories_note;
     Persons persons;
     bool copy_out = false;  // found outside every zone (customer_data_found)
 };
+
+// A scan of a file as it is today, for a file no event of which recorded a scan. Not
+// available (a file on another server, gone, unreadable, rescans off): note says why.
+struct TodayScan {
+    bool available = false;
+    std::set<std::string> categories;
+    Persons persons;
+    std::string note;  // available: what was scanned; else why there is no scan
+};
+
+// A scan's findings in the journal's terms: CUSTGUARD_DETECTORS ("credit_card:3,email:0,
+// edm:crm:12") and, when an edm: detector ran, the distinct persons it found.
+TodayScan today_scan(const std::string& detectors, std::optional<std::uint64_t> edm_persons, std::string note);
 
 struct PrintJob {
     std::string server, printer, job, user, client, title;
@@ -118,6 +139,14 @@ Deadlines compute_deadlines(const Date& discovered);
 struct TimelineEntry {
     std::uint64_t time_usec = 0;
     std::string server, event, decision, user, client, what;
+    auto operator<=>(const TimelineEntry&) const = default;
+};
+
+// Allowed reads are not in the timeline: they are counted per local hour, server and user.
+struct HourlyReads {
+    std::uint64_t hour_usec = 0;  // the start of the local hour
+    std::string server, user;
+    std::uint64_t count = 0;
 };
 
 struct UserSummary {
@@ -125,10 +154,23 @@ struct UserSummary {
     std::uint64_t reads = 0, files = 0, denials = 0, prints = 0, copies = 0, off_hours = 0;
 };
 
+// The evidence of one journal file (its sequence number id, the "s=" of its cursors): the
+// cursors of the records the report used, hashed in the file's order (sequence numbers),
+// each followed by a newline: `grep '^s=FILE;' EVIDENCE | sha256sum` over what
+// ScopeBuilder's cursor sink wrote gives `sha256`.
+struct EvidenceFile {
+    std::string file;  // seqnum id
+    std::set<std::string> servers;
+    std::string first, last;  // cursors with the lowest and the highest sequence number
+    std::uint64_t count = 0;
+    std::uint64_t late = 0;  // hashed after the others: used only once a later record was read
+    std::string sha256;      // hex
+};
+
 struct Scope {
     Filter filter;
     std::set<std::string> servers;
-    std::uint64_t records = 0, duplicates = 0;
+    std::uint64_t records = 0, duplicates = 0;  // records: cursors in the evidence (duplicates too)
     std::uint64_t reads = 0, denials = 0, prints = 0, copies = 0;
     std::vector<File> files;          // by (server, path)
     std::vector<PrintJob> print_jobs; // by first time
@@ -141,18 +183,48 @@ struct Scope {
     std::optional<Deadlines> deadlines;
     std::map<std::string, std::uint64_t> reads_per_day;  // local date -> reads
     std::vector<UserSummary> users;                      // by user
-    std::vector<TimelineEntry> timeline;                 // by time
-    std::vector<std::string> cursors;                    // every record used, in timeline order
+    std::vector<TimelineEntry> timeline;                 // every event but allowed reads, by time
+    std::vector<HourlyReads> hourly_reads;               // by hour, server, user
+    std::vector<EvidenceFile> evidence;                  // by servers, then file
     std::uint64_t first_usec = 0, last_usec = 0;         // of the records used
 };
 
-// True for the CUSTGUARD_* fields build_scope reads; a reader may keep only these (a
-// report over millions of records holds them all in memory).
+// True for the CUSTGUARD_* fields the model reads; a reader passes only these.
 bool used_field(std::string_view key);
 
-// Builds the model. Records may come in any order and from several servers; a record
-// written twice (same server, CUSTGUARD_RUN and CUSTGUARD_SEQ) counts once.
-Scope build_scope(std::vector<Record> records, const Filter& filter);
+// Builds the model one record at a time. Records may come in any order and from several
+// servers and journal files, with one bound: the evidence hashes the cursors of each
+// journal file in that file's order, holding back the last k_reorder_window of them, so a
+// record that comes further out of its file's order than that is hashed at the end of its
+// file's list (counted in EvidenceFile::late). Journal readers yield each file in order.
+// A record written twice (same server, CUSTGUARD_RUN and CUSTGUARD_SEQ) counts once; both
+// cursors are evidence.
+class ScopeBuilder {
+public:
+    static constexpr std::size_t k_reorder_window = 256;
+    // Called with every cursor of the evidence in the order it is hashed (see EvidenceFile).
+    using CursorSink = std::function<void(std::string_view cursor)>;
+    // For files with no scan recorded: a scan of today's file, or why there is none.
+    using Rescan = std::function<TodayScan(const File&)>;
+
+    explicit ScopeBuilder(Filter filter, CursorSink sink = {});
+    ScopeBuilder(ScopeBuilder&&) noexcept;
+    ScopeBuilder& operator=(ScopeBuilder&&) noexcept;
+    ~ScopeBuilder();
+
+    void add(const Record& record);
+    // Entries held (files, readers, print jobs, copies, timeline events, hourly counts,
+    // duplicate ranges, cursors waiting to be hashed): the model's size, for tests.
+    std::size_t retained() const;
+    Scope finish(const Rescan& rescan = {}) &&;
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+// All records at once (tests, small inputs).
+Scope build_scope(const std::vector<Record>& records, const Filter& filter);
 
 // The local date of a time, with the filter's offset.
 Date local_date(std::uint64_t usec, const Filter& filter);
