@@ -283,6 +283,9 @@ private:
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point last_progress_{};
     std::optional<std::string> failure_;  // a store error: the survey stops
+    // The lookups of unchanged files share one read transaction until the next write: in
+    // WAL mode each statement on its own takes and drops a lock (two fcntl calls a file).
+    bool reading_ = false;
     std::vector<std::thread> workers_;
     std::mutex prio_mutex_;
 
@@ -301,6 +304,15 @@ private:
         options_.progress(Progress{result_.counters.files, queue_.finished(), bytes_, now - start_, done});
     }
     void flush(bool force);
+    bool end_read() {
+        if (!reading_) return true;
+        reading_ = false;
+        if (auto e = db_.exec("COMMIT"); !e) {
+            failure_ = e.error();
+            return false;
+        }
+        return true;
+    }
     void walk_root(const std::string& root);
     void walk_dir(int fd, std::string& path, dev_t dev, int depth);
     void file(const std::string& path, const struct stat& st);
@@ -349,6 +361,7 @@ void Survey::flush(bool force) {
     if (failure_) return;
     if (!force && pending_results_.size() < k_batch_results && pending_seen_.size() < k_batch_seen) return;
     if (pending_results_.empty() && pending_seen_.empty()) return;
+    if (!end_read()) return;
     auto tx = Transaction::begin(db_);
     if (!tx) {
         failure_ = tx.error();
@@ -381,6 +394,13 @@ void Survey::flush(bool force) {
 void Survey::file(const std::string& path, const struct stat& st) {
     ++result_.counters.files;
     if (!options_.rescan) {
+        if (!reading_) {
+            if (auto e = db_.exec("BEGIN"); !e) {
+                failure_ = e.error();
+                return;
+            }
+            reading_ = true;
+        }
         lookup_.bind(1, path);
         auto row = lookup_.step();
         if (!row) {
@@ -594,6 +614,7 @@ tl::expected<SurveyResult, std::string> Survey::run() {
     }
     for (auto& w : workers_) w.join();
     flush(true);
+    end_read();
     if (failure_) return tl::unexpected(*failure_);
 
     // Files not found by this run are gone (or now behind something the walk could not
