@@ -1,6 +1,7 @@
 // Survey benchmark. Prints a table; not a test.
 //
 //   discover_bench [--size MB (2048)] [--dir DIR (/var/tmp)] [--kinds text,csv,xlsx,pdf] [--keep]
+//                  [--runs N (1)] [--baseline CUSTGUARDCTL]
 //
 // Generates a deterministic mixed tree of about SIZE MB in folders of 100 files (shares of
 // the size: text 55%, csv 30%, xlsx 10%, pdf 5%; --kinds leaves kinds out, e.g. the PDFs,
@@ -16,12 +17,17 @@
 //       check digits, no PDF parsing: on PDFs it greps the raw bytes),
 //   (c) discover again after touching 1% of the files (mtime + 1 s), as % of (a), and
 //       once more with nothing changed.
+// --runs N measures each kind's rows N times, interleaved, and prints the medians: on a
+// shared machine the load changes between rows. --baseline names another custguardctl
+// (e.g. one built from main) measured in the same runs, so a change is compared with what
+// it replaces under the same load.
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -158,6 +164,22 @@ Timing run(const std::vector<std::string>& argv, std::string* out = nullptr) {
     return t;
 }
 
+// Medians of wall and CPU seconds; failed if any run failed.
+Timing median(std::vector<Timing> runs) {
+    Timing m;
+    m.ok = !runs.empty() && std::all_of(runs.begin(), runs.end(), [](const Timing& t) { return t.ok; });
+    if (!m.ok) return m;
+    const auto mid = [&](auto field) {
+        std::vector<double> v;
+        for (const auto& t : runs) v.push_back(t.*field);
+        std::sort(v.begin(), v.end());
+        return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+    };
+    m.wall = mid(&Timing::wall);
+    m.cpu = mid(&Timing::cpu);
+    return m;
+}
+
 std::vector<std::string> rg_patterns() {
     const std::string d = "[0-9０-９]";
     const std::string sep = "[ ()\\-－ー・‐‑‒–—―−（）　]";
@@ -193,14 +215,19 @@ int main(int argc, char** argv) {
     fs::path base = "/var/tmp";
     bool keep = false;
     std::string kinds = "text,csv,xlsx,pdf";
+    std::string baseline;
+    int runs = 1;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--size" && i + 1 < argc) size_mb = std::strtoull(argv[++i], nullptr, 10);
         else if (a == "--dir" && i + 1 < argc) base = argv[++i];
         else if (a == "--kinds" && i + 1 < argc) kinds = argv[++i];
         else if (a == "--keep") keep = true;
+        else if (a == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
+        else if (a == "--baseline" && i + 1 < argc) baseline = argv[++i];
         else {
-            std::fprintf(stderr, "usage: discover_bench [--size MB] [--dir DIR] [--kinds text,csv,xlsx,pdf] [--keep]\n");
+            std::fprintf(stderr, "usage: discover_bench [--size MB] [--dir DIR] [--kinds text,csv,xlsx,pdf] [--keep] "
+                                 "[--runs N] [--baseline CUSTGUARDCTL]\n");
             return 2;
         }
     }
@@ -243,8 +270,9 @@ int main(int argc, char** argv) {
     run({"rg", "-c", "--no-config", "-f", patterns.string(), tree.string()});
 
     const std::vector<std::string> idle = {"nice", "-n", "19", "ionice", "-c", "3"};
-    auto discover = [&](const fs::path& db, const std::vector<fs::path>& paths, std::string* out) {
-        std::vector<std::string> a = {CG_CUSTGUARDCTL, "discover", "--json", "--db", db.string(), "--policy",
+    auto discover = [&](const fs::path& db, const std::vector<fs::path>& paths, std::string* out,
+                        const std::string& ctl = CG_CUSTGUARDCTL) {
+        std::vector<std::string> a = {ctl, "discover", "--json", "--db", db.string(), "--policy",
                                       policy.string()};
         for (const auto& p : paths) a.push_back(p.string());
         return run(a, out);
@@ -261,7 +289,8 @@ int main(int argc, char** argv) {
     for (int k = 0; k < k_kinds; ++k)
         std::printf("%s%s %.1f MB / %llu", k ? ", " : "", parts[k].name.c_str(), parts[k].bytes / 1e6,
                     (unsigned long long)parts[k].files);
-    std::printf("); warm page cache; 2 scanning threads\n\n");
+    std::printf("); warm page cache; 2 scanning threads; medians of %d run%s\n\n", runs, runs == 1 ? "" : "s");
+    if (!baseline.empty()) std::printf("baseline: %s\n", baseline.c_str());
     // At nice 19 both get what other processes leave: on a busy machine wall time says more
     // about the load than about the tools, CPU time (user + sys, all threads and children)
     // does not.
@@ -271,14 +300,27 @@ int main(int argc, char** argv) {
     std::printf("%-34s %8s %8s %9s %10s %9s %10s\n", "", "wall s", "cpu s", "MB/s", "files/s", "MB/cpu-s",
                 "files/cpu-s");
     std::string out;
-    Timing per_kind[k_kinds], rg_kind[k_kinds];
+    Timing per_kind[k_kinds], rg_kind[k_kinds], base_kind[k_kinds];
     for (int k = 0; k < k_kinds; ++k) {
         if (!wanted[k]) continue;
-        out.clear();
-        per_kind[k] = discover(root / (parts[k].name + ".db"), {tree / parts[k].name}, &out);
+        std::vector<Timing> ours, theirs, grep;
+        for (int r = 0; r < runs; ++r) {
+            // A fresh store each time: every file is scanned.
+            const fs::path db = root / (parts[k].name + std::to_string(r) + ".db");
+            out.clear();
+            ours.push_back(discover(db, {tree / parts[k].name}, &out));
+            if (!baseline.empty()) theirs.push_back(discover(root / (parts[k].name + std::to_string(r) + ".base.db"),
+                                                             {tree / parts[k].name}, nullptr, baseline));
+            grep.push_back(rg({tree / parts[k].name}));
+        }
+        per_kind[k] = median(ours);
         row("discover " + parts[k].name, parts[k], per_kind[k],
             "in process " + json_counter(out, "in_process") + ", sandboxed " + json_counter(out, "sandboxed"));
-        rg_kind[k] = rg({tree / parts[k].name});
+        if (!baseline.empty()) {
+            base_kind[k] = median(theirs);
+            row("discover " + parts[k].name + " (baseline)", parts[k], base_kind[k]);
+        }
+        rg_kind[k] = median(grep);
         row("rg -c " + parts[k].name + (k >= 2 ? " (raw bytes)" : ""), parts[k], rg_kind[k]);
     }
     out.clear();
@@ -308,9 +350,16 @@ int main(int argc, char** argv) {
     row("discover all, nothing changed", all, third, note);
     std::printf("\n");
     for (int k = 0; k < 2; ++k)
-        if (wanted[k] && per_kind[k].ok && rg_kind[k].ok)
-            std::printf("ratio rg / discover on %s: wall %.2f, cpu %.2f (target >= 1.00)\n", parts[k].name.c_str(),
+        if (wanted[k] && per_kind[k].ok && rg_kind[k].ok) {
+            std::printf("ratio rg / discover on %s: wall %.2f, cpu %.2f (target >= 1.00)", parts[k].name.c_str(),
                         rg_kind[k].wall / per_kind[k].wall, rg_kind[k].cpu / per_kind[k].cpu);
+            if (base_kind[k].ok)
+                std::printf("; baseline: wall %.2f, cpu %.2f", rg_kind[k].wall / base_kind[k].wall,
+                            rg_kind[k].cpu / base_kind[k].cpu);
+            std::printf("\n");
+        }
+    if (std::ifstream l("/proc/loadavg"); l) std::getline(l, load);
+    std::printf("load average at end: %s\n", load.c_str());
     if (!keep) fs::remove_all(root);
     else std::printf("tree kept in %s\n", root.c_str());
     return 0;

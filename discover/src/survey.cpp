@@ -22,6 +22,7 @@
 #include "custguard/scan/document.hpp"
 #include "custguard/scan/extract.hpp"
 #include "custguard/scan/findings.hpp"
+#include "custguard/scan/utf8.hpp"
 
 namespace custguard::discover {
 
@@ -38,57 +39,6 @@ constexpr std::size_t k_batch_results = 128;     // scanned files per transactio
 constexpr std::size_t k_batch_seen = 4096;       // unchanged files per transaction
 
 std::int64_t ns(const struct timespec& t) { return std::int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec; }
-
-// Incremental UTF-8 check (RFC 3629: no overlongs, surrogates or code points above
-// U+10FFFF); pieces may split characters.
-class Utf8Check {
-public:
-    void feed(std::string_view s) {
-        const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-        const auto* end = p + s.size();
-        while (p < end && !bad_) {
-            if (need_ == 0) {
-                // ASCII runs, eight bytes at a time: text files are mostly ASCII.
-                while (end - p >= 8) {
-                    std::uint64_t w;
-                    std::memcpy(&w, p, 8);
-                    if (w & 0x8080808080808080ull) break;
-                    p += 8;
-                }
-                if (p == end) break;
-            }
-            const unsigned char c = *p++;
-            if (need_) {
-                if (c < lo_ || c > hi_) bad_ = true;
-                lo_ = 0x80, hi_ = 0xBF, --need_;
-            } else if (c < 0x80) {
-            } else if (c >= 0xC2 && c <= 0xDF) {
-                need_ = 1;
-            } else if (c == 0xE0) {
-                need_ = 2, lo_ = 0xA0;
-            } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-                need_ = 2;
-            } else if (c == 0xED) {
-                need_ = 2, hi_ = 0x9F;
-            } else if (c == 0xF0) {
-                need_ = 3, lo_ = 0x90;
-            } else if (c >= 0xF1 && c <= 0xF3) {
-                need_ = 3;
-            } else if (c == 0xF4) {
-                need_ = 3, hi_ = 0x8F;
-            } else {
-                bad_ = true;
-            }
-        }
-    }
-    bool failed() const { return bad_; }
-    bool complete() const { return !bad_ && need_ == 0; }
-
-private:
-    int need_ = 0;
-    unsigned char lo_ = 0x80, hi_ = 0xBF;
-    bool bad_ = false;
-};
 
 struct Job {
     std::string path;
@@ -176,7 +126,7 @@ Scanned scan_one(scan::Scanner& scanner, scan::SandboxedReader& reader, const sc
     const bool utf16 = head.starts_with("\xFF\xFE") || head.starts_with("\xFE\xFF");
     if (type == scan::DocType::text && !utf16) {
         s.doc_type = std::string(scan::to_string(type));
-        Utf8Check utf8;
+        scan::Utf8Validator utf8;
         scanner.begin();
         std::string_view piece = head;
         if (piece.starts_with("\xEF\xBB\xBF")) piece.remove_prefix(3);
@@ -333,6 +283,9 @@ private:
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point last_progress_{};
     std::optional<std::string> failure_;  // a store error: the survey stops
+    // The lookups of unchanged files share one read transaction until the next write: in
+    // WAL mode each statement on its own takes and drops a lock (two fcntl calls a file).
+    bool reading_ = false;
     std::vector<std::thread> workers_;
     std::mutex prio_mutex_;
 
@@ -351,6 +304,15 @@ private:
         options_.progress(Progress{result_.counters.files, queue_.finished(), bytes_, now - start_, done});
     }
     void flush(bool force);
+    bool end_read() {
+        if (!reading_) return true;
+        reading_ = false;
+        if (auto e = db_.exec("COMMIT"); !e) {
+            failure_ = e.error();
+            return false;
+        }
+        return true;
+    }
     void walk_root(const std::string& root);
     void walk_dir(int fd, std::string& path, dev_t dev, int depth);
     void file(const std::string& path, const struct stat& st);
@@ -399,6 +361,7 @@ void Survey::flush(bool force) {
     if (failure_) return;
     if (!force && pending_results_.size() < k_batch_results && pending_seen_.size() < k_batch_seen) return;
     if (pending_results_.empty() && pending_seen_.empty()) return;
+    if (!end_read()) return;
     auto tx = Transaction::begin(db_);
     if (!tx) {
         failure_ = tx.error();
@@ -431,6 +394,13 @@ void Survey::flush(bool force) {
 void Survey::file(const std::string& path, const struct stat& st) {
     ++result_.counters.files;
     if (!options_.rescan) {
+        if (!reading_) {
+            if (auto e = db_.exec("BEGIN"); !e) {
+                failure_ = e.error();
+                return;
+            }
+            reading_ = true;
+        }
         lookup_.bind(1, path);
         auto row = lookup_.step();
         if (!row) {
@@ -644,6 +614,7 @@ tl::expected<SurveyResult, std::string> Survey::run() {
     }
     for (auto& w : workers_) w.join();
     flush(true);
+    end_read();
     if (failure_) return tl::unexpected(*failure_);
 
     // Files not found by this run are gone (or now behind something the walk could not

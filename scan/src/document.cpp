@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "printer_language.hpp"
-#include "utf8.hpp"
+#include "custguard/scan/utf8.hpp"
 
 namespace custguard::scan {
 
@@ -92,7 +92,7 @@ tl::expected<DocumentScan, std::string> scan_file(Scanner& scanner, const std::s
     const bool text_start = sniff(block, mime_hint) == DocType::text && !block.starts_with("\xFF\xFE") &&
                             !block.starts_with("\xFE\xFF");
     if (text_start) {
-        detail::Utf8Validator utf8;
+        Utf8Validator utf8;
         DocumentScan d;
         d.doc_type = DocType::text;
         d.encoding = "utf-8";

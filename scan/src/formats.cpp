@@ -13,7 +13,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "utf8.hpp"
+#include "custguard/scan/utf8.hpp"
 
 namespace custguard::scan::detail {
 

@@ -4,7 +4,7 @@
 #include <bitset>
 #include <optional>
 
-#include "utf8.hpp"
+#include "custguard/scan/utf8.hpp"
 
 namespace custguard::scan::frame {
 
@@ -124,7 +124,7 @@ tl::expected<Result, std::string> decode(std::string_view in) {
         if (seen[tag]) return unexpected("record " + std::to_string(tag) + " twice");
         seen[tag] = true;
         auto need = [&](std::size_t n) { return len == n; };
-        auto text = [&](std::size_t max) { return len <= max && detail::valid_utf8(v); };
+        auto text = [&](std::size_t max) { return len <= max && valid_utf8(v); };
         switch (tag) {
         case tag_doc_type:
             if (!need(1) || !known_doc_type(static_cast<std::uint8_t>(v[0]))) return unexpected(std::string("bad doc_type"));
@@ -172,7 +172,7 @@ tl::expected<Result, std::string> decode(std::string_view in) {
             for (std::size_t i = static_cast<std::uint8_t>(v[0]); i > 0; --i) {
                 if (rest.empty()) return unexpected(std::string("bad edm"));
                 const std::size_t n = static_cast<std::uint8_t>(rest[0]);
-                if (n == 0 || n > max_edm_name || rest.size() < 1 + n + 8 || !detail::valid_utf8(rest.substr(1, n)))
+                if (n == 0 || n > max_edm_name || rest.size() < 1 + n + 8 || !valid_utf8(rest.substr(1, n)))
                     return unexpected(std::string("bad edm"));
                 const std::uint64_t persons = get_uint(rest.substr(1 + n), 8);
                 d.findings.edm.push_back({std::string(rest.substr(1, n)), persons});

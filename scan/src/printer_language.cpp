@@ -6,7 +6,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "utf8.hpp"
+#include "custguard/scan/utf8.hpp"
 
 namespace custguard::scan::detail {
 

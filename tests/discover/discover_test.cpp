@@ -335,6 +335,48 @@ TEST_CASE("legacy encodings go to the reader, images are unreadable with a reaso
     CHECK(j["unreadable"].as_array()[0]["reason"].as_string().find("image") != std::string::npos);
 }
 
+TEST_CASE("text longer than one read block: characters and numbers across the block boundary are found in process") {
+    // Regression guard for the streamed UTF-8 path: the survey reads 1 MiB blocks, checks
+    // them with the SIMD UTF-8 validator and feeds them to the scanner in pieces.
+    Tree t;
+    CHECK(counter(t.survey(), "scanned") == 10);  // the store holds the tree: the run below scans only big/
+    constexpr std::size_t block = 1 << 20;
+    for (auto sub : {"kana", "number", "invalid"}) fs::create_directories(t.root() / "big" / sub);
+    // One line of three-byte characters: the one at 1,048,575 spans the block boundary
+    // (and the scanner's chunks are cut inside such a line at character boundaries).
+    std::string kana;
+    const std::string words = "会議の日程と資料の置き場所を確認してください";
+    while (kana.size() < block + 64) kana += words;
+    cgtest::spit(t.root() / "big/kana/minutes.txt", kana + "\n" + customers(3, 7));
+    // A card number whose digits lie on both sides of the boundary.
+    const std::string line = "name, " + kCard + ", edge@example.co.jp, 03-1234-5678\n";
+    std::string ascii;
+    while (ascii.size() < block) ascii += "The quarterly report is due at the end of the month.\n";
+    ascii.resize(block - 6 - 8);  // the card's first 8 digits before the boundary
+    ascii.back() = '\n';
+    REQUIRE((ascii + line).substr(block - 8, 16) == kCard);
+    cgtest::spit(t.root() / "big/number/report.txt", ascii + line);
+    // Valid in the first block, not UTF-8 in the second: the whole file goes to the reader.
+    cgtest::spit(t.root() / "big/invalid/eucjp.txt", ascii + "\n" + customers(2, 8) + "\xb8\xdc\xb5\xd2\n");  // 顧客
+    const auto j = t.survey();
+    CHECK(counter(j, "scanned") == 3);
+    CHECK(counter(j, "in_process") == 2);
+    CHECK(counter(j, "sandboxed") == 1);  // eucjp.txt
+    const auto* kana_dir = folder(j, t.root() / "big/kana");
+    REQUIRE(kana_dir);
+    CHECK((*kana_dir)["detectors"]["credit_card"].as_int() == 3);
+    CHECK((*kana_dir)["detectors"]["email"].as_int() == 3);
+    CHECK((*kana_dir)["detectors"]["jp_phone"].as_int() == 3);
+    const auto* number = folder(j, t.root() / "big/number");
+    REQUIRE(number);
+    CHECK((*number)["detectors"]["credit_card"].as_int() == 1);
+    CHECK((*number)["detectors"]["email"].as_int() == 1);
+    CHECK((*number)["detectors"]["jp_phone"].as_int() == 1);
+    const auto* invalid = folder(j, t.root() / "big/invalid");
+    REQUIRE(invalid);  // decoded by the reader as EUC-JP, customers still counted
+    CHECK((*invalid)["detectors"]["credit_card"].as_int() == 2);
+}
+
 TEST_CASE("overlapping PATHs are walked once") {
     Tree t;
     // Sorted, "share-x" falls between "share" and "share/sales": each nested root must
