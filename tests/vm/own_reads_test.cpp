@@ -153,6 +153,7 @@ TEST_CASE("custguardd under BPF LSM recognises an exact copy made outside the zo
     CHECK(try_read(k_root, d.zone_file()) == EPERM);
     CHECK(try_read(k_zone_user, d.zone_file()) == 0);
 
+    d.start_reader("minutes.txt");
     const std::string copy = d.share() + "/list-copy.csv";
     REQUIRE(exec_as(k_zone_user, {"/usr/bin/cp", d.zone_file(), copy}) == 0);
     const auto copied = std::chrono::steady_clock::now();

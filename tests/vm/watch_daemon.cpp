@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <sstream>
+#include <vector>
 #include <thread>
 
 #include "bpf_lsm_enforcer.hpp"
@@ -27,6 +29,31 @@ std::string customer_csv(int rows, int seed)
             << seed << "x" << i << "@example.co.jp\n";
     return out.str();
 }
+
+namespace {
+
+// The CPU ticks of the child of `parent` running custguard-extract (the watcher's reader),
+// or -1 when there is none.
+long reader_ticks(pid_t parent)
+{
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        const std::string stat = cgtest::slurp(e.path() / "stat");
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos || stat.find("(custguard-extra)") == std::string::npos)
+            continue;
+        std::istringstream rest(stat.substr(close + 2));
+        std::string field;
+        std::vector<std::string> f;
+        while (rest >> field)
+            f.push_back(field);
+        // state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+        if (f.size() > 12 && std::stol(f[1]) == parent)
+            return std::stol(f[11]) + std::stol(f[12]);
+    }
+    return -1;
+}
+
+}  // namespace
 
 WatchDaemon::WatchDaemon(const std::string& name, const std::string& watch_settings)
     : dir_(fresh_dir(name)), data_(dir_ + "/data")
@@ -96,6 +123,22 @@ bool WatchDaemon::kill_and_remove_pins()
     const bool adopted = cleanup.adopted();
     cleanup.stop(true);
     return adopted;
+}
+
+void WatchDaemon::start_reader(const std::string& name)
+{
+    REQUIRE(exec_as(k_zone_user, {"/bin/sh", "-c", "echo 'meeting at ten, nothing else' > " + share() + "/" + name}) == 0);
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    long last = -1;
+    int still = 0;  // polls in a row without CPU used: idle, waiting for the next file
+    while (still < 5 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(100ms);
+        const long now = reader_ticks(pid_);
+        still = now >= 0 && now == last ? still + 1 : 0;
+        last = now;
+    }
+    INFO(log());
+    REQUIRE(still >= 5);
 }
 
 std::string WatchDaemon::log() const { return cgtest::slurp(dir_ + "/custguardd.log"); }

@@ -48,6 +48,12 @@ public:
     std::optional<common::Json> wait_record(const std::string& path,
                                             std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
+    // Writes `name` (no customer data) into the share as the zone's user and waits until
+    // the watcher's sandboxed reader has read it and is idle. The watcher keeps that reader
+    // for many files, as a server that has run a while has; its start took 0.6-1.5 s of a
+    // fresh daemon's first file under TCG, which the 2 s of the tests is not about.
+    void start_reader(const std::string& name);
+
     // Kills custguardd (SIGKILL) and removes its pinned programs; true when they outlived
     // it (a later enforcer adopted them), as they should.
     bool kill_and_remove_pins();
