@@ -8,7 +8,8 @@
  *    uid) in the ring buffer, and the task's entry in cg_exec_tasks (the loader-injection
  *    flags, read by the enforcers where allow_programs is checked);
  *  - sched_process_fork: a forked process runs its parent's program (and any code
- *    injected into it), so it inherits the parent's entry; user space gets a note;
+ *    injected into it), so it inherits the parent's entry; user space gets a note, and
+ *    for a child of smbd the client connections it holds from birth (cg_exec_peer);
  *  - sched_process_exit: the entry goes when the last thread of the process exits.
  *
  * Raw tracepoints and CO-RE reads only: this loads on kernels without BPF LSM or BPF
@@ -201,20 +202,114 @@ int BPF_PROG(cg_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	return 0;
 }
 
-static __always_inline void cg_note(__u32 kind, __u32 tgid, __u32 other)
+/* Returns the note's time stamp. */
+static __always_inline __u64 cg_note(__u32 kind, __u32 tgid, __u32 other)
 {
 	struct cg_exec_note *n = bpf_ringbuf_reserve(&cg_exec_events, sizeof(*n), 0);
+	__u64 ts_ns = bpf_ktime_get_ns();
 
 	if (!n) {
 		cg_count_drop();
-		return;
+		return ts_ns;
 	}
 	n->abi_version = CG_ABI_VERSION;
 	n->kind = kind;
-	n->ts_ns = bpf_ktime_get_ns();
+	n->ts_ns = ts_ns;
 	n->tgid = tgid;
 	n->other = other;
 	bpf_ringbuf_submit(n, 0);
+	return ts_ns;
+}
+
+#define CG_FORK_MAX_FDS 4096  /* descriptors of a forked smbd looked at */
+#define CG_S_IFMT 0170000
+#define CG_S_IFSOCK 0140000
+#define CG_AF_INET 2
+#define CG_AF_INET6 10
+#define CG_IPPROTO_TCP 6
+#define CG_TCP_CLOSE 7
+#define CG_TCP_LISTEN 10
+
+/* smbd, or "smbd[CLIENT]" as newer Samba names its connection processes (as user space's
+ * is_samba_program); comm is inherited at fork. */
+static __always_inline bool cg_samba_comm(struct task_struct *t)
+{
+	char comm[CG_COMM_LEN] = {};
+
+	BPF_CORE_READ_STR_INTO(&comm, t, comm);
+	return comm[0] == 's' && comm[1] == 'm' && comm[2] == 'b' && comm[3] == 'd' &&
+	       (comm[4] == 0 || comm[4] == '[');
+}
+
+struct cg_fork_fds {
+	struct file **fd;
+	__u64 ts_ns;
+	__u32 max_fds;
+	__u32 tgid;
+	__u32 ptgid;
+};
+
+static long cg_fork_fd(__u32 i, struct cg_fork_fds *s)
+{
+	struct file *file = NULL;
+	struct socket *sock;
+	struct cg_exec_peer *p;
+	struct sock *sk;
+	__u16 family;
+	__u8 state;
+
+	if (i >= s->max_fds)
+		return 1;
+	if (bpf_probe_read_kernel(&file, sizeof(file), s->fd + i) || !file)
+		return 0;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & CG_S_IFMT) != CG_S_IFSOCK)
+		return 0;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != CG_IPPROTO_TCP)
+		return 0;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if ((family != CG_AF_INET && family != CG_AF_INET6) || state == CG_TCP_LISTEN || state == CG_TCP_CLOSE)
+		return 0;
+	p = bpf_ringbuf_reserve(&cg_exec_events, sizeof(*p), 0);
+	if (!p) {
+		cg_count_drop();
+		return 0;
+	}
+	__builtin_memset(&p->socket, 0, sizeof(p->socket));
+	p->abi_version = CG_ABI_VERSION;
+	p->kind = CG_EXEC_PEER;
+	p->ts_ns = s->ts_ns;
+	p->tgid = s->tgid;
+	p->other = s->ptgid;
+	p->socket.family = family;
+	p->socket.local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	p->socket.state = state;
+	if (family == CG_AF_INET)
+		BPF_CORE_READ_INTO(&p->socket.peer, sk, __sk_common.skc_daddr);
+	else
+		BPF_CORE_READ_INTO(&p->socket.peer, sk, __sk_common.skc_v6_daddr);
+	bpf_ringbuf_submit(p, 0);
+	return 0;
+}
+
+/*
+ * The connections a child of smbd holds at birth: its parent accepted the client's
+ * connection and forked it to serve that client. Read here, in the fork, because a short
+ * session (connect, write, hang up) is over, and its process gone, before user space
+ * could look in /proc.
+ */
+static __always_inline void cg_fork_peers(struct task_struct *child, __u32 ctgid, __u32 ptgid, __u64 ts_ns)
+{
+	struct fdtable *fdt = BPF_CORE_READ(child, files, fdt);
+	struct cg_fork_fds s = { .ts_ns = ts_ns, .tgid = ctgid, .ptgid = ptgid };
+
+	if (!fdt)
+		return;
+	s.fd = BPF_CORE_READ(fdt, fd);
+	s.max_fds = BPF_CORE_READ(fdt, max_fds);
+	bpf_loop(CG_FORK_MAX_FDS, cg_fork_fd, &s, 0);
 }
 
 SEC("raw_tp/sched_process_fork")
@@ -222,6 +317,7 @@ int BPF_PROG(cg_fork, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ptgid = BPF_CORE_READ(parent, tgid), ctgid = BPF_CORE_READ(child, tgid);
 	struct cg_exec_task *task;
+	__u64 ts_ns;
 
 	if (ptgid == ctgid)
 		return 0; /* a new thread: same process */
@@ -234,7 +330,9 @@ int BPF_PROG(cg_fork, struct task_struct *parent, struct task_struct *child)
 		/* A parent from before the tracker: a stale entry of a reused pid must go. */
 		bpf_map_delete_elem(&cg_exec_tasks, &ctgid);
 	}
-	cg_note(CG_EXEC_FORK, ctgid, ptgid);
+	ts_ns = cg_note(CG_EXEC_FORK, ctgid, ptgid);
+	if (cg_samba_comm(child))
+		cg_fork_peers(child, ctgid, ptgid, ts_ns);
 	return 0;
 }
 

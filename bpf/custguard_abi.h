@@ -345,6 +345,7 @@ enum cg_exec_kind {
 	CG_EXEC_EXEC = 1, /* struct cg_exec_event */
 	CG_EXEC_FORK = 2, /* struct cg_exec_note: tgid forked from other */
 	CG_EXEC_EXIT = 3, /* struct cg_exec_note: the last thread of tgid exited */
+	CG_EXEC_PEER = 4, /* struct cg_exec_peer: a connection tgid held when forked */
 };
 
 struct cg_exec_note {
@@ -444,6 +445,23 @@ struct cg_held_socket {
 	__u8 state;
 	__u8 pad[3];
 	__u8 peer[16];
+};
+
+/*
+ * After the CG_EXEC_FORK note of a process forked by a Samba process (comm "smbd" or
+ * "smbd[..."): one record per connected TCP socket (not listening, not closed) the child
+ * holds at birth. smbd accepts a client's connection and forks the process that serves
+ * it, so this names the client of a session that is over before user space could look
+ * (a `put` that connects, writes and hangs up at once). ts_ns, tgid and other (the
+ * parent) are the fork note's.
+ */
+struct cg_exec_peer {
+	__u32 abi_version;
+	__u32 kind;
+	__u64 ts_ns;
+	__u32 tgid;
+	__u32 other;
+	struct cg_held_socket socket;
 };
 
 /* One thread of a process (cg_iter.bpf.c, iter/task): tid in the initial pid namespace. */

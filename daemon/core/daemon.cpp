@@ -509,6 +509,9 @@ void Daemon::start_watcher(const events::EnrichConfig& enrich_config) {
     wo.enrich = enrich_config;
     wo.enrich.identities = exec_tracker_;
     wo.samba = samba_clients_ ? samba_clients_ : std::make_shared<events::SambaClients>(enrich_config);
+    // The client of an smbd that served a session too short to be looked up while it
+    // lived: the exec tracker reads the connection in the fork that made that smbd.
+    if (exec_tracker_) exec_tracker_->report_samba_forks(wo.samba);
     watch::WatcherHost wh;
     wh.found = [this](watch::Find&& f) { on_find(std::move(f)); };
     wh.lost = [this](std::string_view source, std::uint64_t n, std::string_view why) {

@@ -35,5 +35,11 @@ static_assert(offsetof(cg_exec_event, ppid) == 20 && offsetof(cg_exec_event, uid
 static_assert(sizeof(cg_exec_event) == 56 + 2 * CG_COMM_LEN + CG_EXEC_PATH_LEN + CG_EXEC_ARGS_LEN);
 static_assert((CG_EXEC_ARGS_LEN & (CG_EXEC_ARGS_LEN - 1)) == 0, "cg_exec masks the argument length");
 static_assert(sizeof(cg_exec_stats) == 8);
+static_assert(offsetof(cg_exec_peer, abi_version) == offsetof(cg_exec_note, abi_version) &&
+              offsetof(cg_exec_peer, kind) == offsetof(cg_exec_note, kind) &&
+              offsetof(cg_exec_peer, ts_ns) == offsetof(cg_exec_note, ts_ns) &&
+              offsetof(cg_exec_peer, tgid) == offsetof(cg_exec_note, tgid) &&
+              offsetof(cg_exec_peer, other) == offsetof(cg_exec_note, other));
+static_assert(offsetof(cg_exec_peer, socket) == 24 && sizeof(cg_exec_peer) == 24 + sizeof(cg_held_socket));
 
 }  // namespace

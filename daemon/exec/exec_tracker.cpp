@@ -30,6 +30,7 @@
 #include "custguard_abi.h"
 #include "daemon/exec/loader_env.hpp"
 #include "daemon/fanotify/unique_fd.hpp"
+#include "daemon/held_socket.hpp"
 
 namespace custguard::daemon::exec {
 
@@ -155,6 +156,7 @@ struct ExecTracker::Impl {
     std::uint64_t last_ns = 0;
     std::size_t since_sweep = 0;
     Stats stats;
+    std::shared_ptr<events::SambaClients> samba;  // told of smbd forks and of exits
 
     static int on_record(void* ctx, void* data, std::size_t size) {
         static_cast<Impl*>(ctx)->handle(data, size);
@@ -172,6 +174,9 @@ struct ExecTracker::Impl {
             break;
         case CG_EXEC_FORK: on_fork(*note); break;
         case CG_EXEC_EXIT: on_exit(*note); break;
+        case CG_EXEC_PEER:
+            if (size >= sizeof(cg_exec_peer)) on_peer(*static_cast<const cg_exec_peer*>(data));
+            break;
         default: break;
         }
         if (++since_sweep >= 4096 || procs.size() > options.max_processes) sweep();
@@ -229,8 +234,14 @@ struct ExecTracker::Impl {
         push(n.tgid, std::move(e));
     }
 
+    void on_peer(const cg_exec_peer& p) {
+        ++stats.samba_peers;
+        if (samba) samba->held_at_fork(p.tgid, p.ts_ns, held_tcp_socket(p.socket));
+    }
+
     void on_exit(const cg_exec_note& n) {
         ++stats.exits;
+        if (samba) samba->exited(n.tgid);
         auto it = procs.find(n.tgid);
         if (it != procs.end() && !it->second.empty() && it->second.back().exit_ns == 0)
             it->second.back().exit_ns = n.ts_ns;
@@ -376,6 +387,11 @@ std::optional<events::ExecIdentity> ExecTracker::identity_at(std::uint32_t tgid,
         }
     }
     return out;
+}
+
+void ExecTracker::report_samba_forks(std::shared_ptr<events::SambaClients> clients) {
+    std::lock_guard lk(impl_->mutex);
+    impl_->samba = std::move(clients);
 }
 
 std::optional<std::uint32_t> ExecTracker::task_flags(std::uint32_t tgid) const {

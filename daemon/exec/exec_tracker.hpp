@@ -37,6 +37,7 @@ struct Stats {
     std::uint64_t execs = 0;
     std::uint64_t forks = 0;
     std::uint64_t exits = 0;
+    std::uint64_t samba_peers = 0;  // client connections of forked smbd processes
     std::uint64_t dropped = 0;   // records the kernel could not queue (ring buffer full)
     std::uint64_t answered = 0;  // identity_at() found the process
     std::uint64_t unknown = 0;   // identity_at() did not
@@ -51,6 +52,10 @@ public:
     ExecTracker& operator=(const ExecTracker&) = delete;
 
     std::optional<events::ExecIdentity> identity_at(std::uint32_t tgid, std::uint64_t mono_ns) override;
+
+    // Tells `clients` the client connections each child of smbd holds when it is forked,
+    // and every exit (SambaClients::held_at_fork, exited). Thread-safe; set once.
+    void report_samba_forks(std::shared_ptr<events::SambaClients> clients);
 
     // CG_TASK_* flags of process `tgid` since its last exec; nullopt when the process
     // started before the tracker. One map lookup; thread-safe.

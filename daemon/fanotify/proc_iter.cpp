@@ -1,7 +1,5 @@
 #include "daemon/fanotify/proc_iter.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -14,6 +12,7 @@
 #include "cg_iter.skel.h"
 #include "custguard_abi.h"
 #include "daemon/fanotify/unique_fd.hpp"
+#include "daemon/held_socket.hpp"
 
 namespace custguard::daemon::fan {
 
@@ -31,17 +30,6 @@ struct SkelDeleter {
 struct LinkDeleter {
     void operator()(bpf_link* l) const { bpf_link__destroy(l); }
 };
-
-std::string peer_text(const cg_held_socket& s) {
-    char text[INET6_ADDRSTRLEN] = {};
-    in6_addr a6{};
-    std::memcpy(&a6, s.peer, sizeof a6);
-    if (s.family == AF_INET6 && !IN6_IS_ADDR_V4MAPPED(&a6))
-        return ::inet_ntop(AF_INET6, &a6, text, sizeof text) ? text : "";
-    in_addr a4{};
-    std::memcpy(&a4, s.family == AF_INET ? s.peer : s.peer + 12, sizeof a4);
-    return ::inet_ntop(AF_INET, &a4, text, sizeof text) ? text : "";
-}
 
 // More records than the callers accept (4096 threads or TCP connections): reading stops
 // after one more, so a process cannot make each open read without end.
@@ -100,7 +88,7 @@ tl::expected<std::unique_ptr<ProcIter>, std::string> ProcIter::load() {
 std::optional<std::vector<events::HeldTcpSocket>> ProcIter::sockets(std::uint32_t tgid) const {
     std::vector<events::HeldTcpSocket> out;
     if (!run<cg_held_socket>(impl_->skel->progs.cg_task_sockets, tgid, [&](const cg_held_socket& s) {
-            out.push_back({s.local_port, s.state, peer_text(s)});
+            out.push_back(held_tcp_socket(s));
         }))
         return std::nullopt;
     return out;

@@ -391,12 +391,18 @@ struct Watcher::Impl {
                 e.writer.exe = id->later_exe.empty() ? id->exe : id->later_exe;
             }
         }
-        if (e.writer.exited_at_ns) {
-            if (!events::is_samba_program(options.enrich, {}, e.writer.exe))
-                e.writer.client.clear();  // another process that had this pid was smbd
-            else if (e.writer.client.empty())
+        if (e.writer.exited_at_ns && !events::is_samba_program(options.enrich, {}, e.writer.exe))
+            e.writer.client.clear();  // another process that had this pid was smbd
+        else if (e.writer.client.empty() && options.samba && events::is_samba_program(options.enrich, {}, e.writer.exe)) {
+            // The connection the exec tracker read when this smbd was forked (in its ring
+            // by now: identity_at() above read it, or its thread did while the file settled).
+            e.writer.client = joined(options.samba->recent(e.writer.pid, recent_client_age));
+            if (!e.writer.client.empty())
+                e.writer.client_unknown.clear();
+            else if (e.writer.exited_at_ns)
                 e.writer.client_unknown = "smbd " + std::to_string(e.writer.pid) +
-                                          " had exited before the write was reported, and no lookup of its connection was made while it lived";
+                                          " had exited before the write was reported, and neither its fork nor a lookup "
+                                          "while it lived named its connection";
         }
         f.found.pid = e.writer.pid;
         f.found.uid = e.writer.uid;

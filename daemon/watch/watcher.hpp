@@ -10,8 +10,8 @@
 // (a scan::SandboxedReader), never in the daemon. Its writer (uid, user, exe, SMB client)
 // is taken when the event is read, while the writer is most likely still there; an smbd
 // that has exited by then (a session that ended right after its write) is named by the
-// clients a lookup found while it lived (SambaClients::recent), or the record says they
-// are unknown. A file whose bytes equal a zone file's (same size, then SHA-256) is a copy
+// clients a lookup found while it lived, or the exec tracker read in the fork that made
+// it (SambaClients::recent), or the record says they are unknown. A file whose bytes equal a zone file's (same size, then SHA-256) is a copy
 // of that zone.
 #pragma once
 

@@ -431,6 +431,46 @@ TEST_CASE("SambaClients::recent names what the last lookup of a process found, f
     CHECK(listed.recent(4242, 30s) == std::vector<std::string>{"192.0.2.2", "192.0.2.9"});
 }
 
+// What the exec tracker read in the fork of an smbd (bpf/cg_exec.bpf.c, cg_exec_peer):
+// the client of a session that was over before anyone looked (a put that hangs up at once).
+TEST_CASE("SambaClients::held_at_fork names the client connections an smbd held from birth, once it has exited",
+          "[unit]") {
+    SambaClients clients;
+    const std::uint32_t pid = 0x7ffffff1u;  // no such process: nothing is looked up
+    struct Row {
+        const char* what;
+        HeldTcpSocket socket;
+        bool kept;
+    };
+    const Row rows[] = {
+        {"established on 445", {445, 1, "192.0.2.2"}, true},
+        {"closing (CLOSE_WAIT) on 139", {139, 8, "192.0.2.3"}, true},
+        {"another port", {8080, 1, "192.0.2.4"}, false},
+        {"listening", {445, 10, ""}, false},
+        {"no peer", {445, 1, ""}, false},
+    };
+    for (const auto& r : rows) {
+        INFO(r.what);
+        SambaClients one;
+        one.held_at_fork(pid, 100, r.socket);
+        CHECK(one.recent(pid, 30s) == (r.kept ? std::vector<std::string>{r.socket.peer} : std::vector<std::string>{}));
+    }
+    // The connections of one fork add up; a later fork of the same pid replaces them.
+    clients.held_at_fork(pid, 100, {445, 1, "192.0.2.9"});
+    clients.held_at_fork(pid, 100, {445, 1, "192.0.2.2"});
+    clients.held_at_fork(pid, 100, {445, 1, "192.0.2.2"});
+    CHECK(clients.recent(pid, 30s) == std::vector<std::string>{"192.0.2.2", "192.0.2.9"});
+    clients.held_at_fork(pid, 200, {445, 1, "192.0.2.5"});
+    CHECK(clients.recent(pid, 30s) == std::vector<std::string>{"192.0.2.5"});
+    // The age counts from the exit: the pid cannot come back before it.
+    std::this_thread::sleep_for(20ms);
+    CHECK(clients.recent(pid, 10ms).empty());
+    clients.exited(pid);
+    CHECK(clients.recent(pid, 10ms) == std::vector<std::string>{"192.0.2.5"});
+    clients.exited(pid + 1);  // never seen: nothing made up
+    CHECK(clients.recent(pid + 1, 30s).empty());
+}
+
 // Regression: with a real smbd, records of short sessions had an empty CUSTGUARD_EXE and
 // no CUSTGUARD_PROCESS_EXITED: the connection process was a zombie (exited, not yet reaped
 // by the main smbd), whose comm and status can still be read but not its exe.

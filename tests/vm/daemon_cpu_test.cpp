@@ -1,4 +1,4 @@
-// custguardd on a CPU without SSSE3 (cg-vm-run's default qemu64 model), where Hyperscan,
+// custguardd on a CPU without SSSE3 (cg-vm-run --cpu qemu64: the ctest vm.no_ssse3), where Hyperscan,
 // the print gate's scanner, cannot run. Regression: the daemon refused to start at all
 // ("Unsupported architecture"), so a server lost its file enforcement over printing.
 // Now it starts, says why content scanning is off, and every print document counts as
@@ -9,28 +9,17 @@
 #include <sys/wait.h>
 
 #include <chrono>
-#include <fstream>
 #include <string>
 #include <thread>
 
 #include "support/support.hpp"
+#include "vm_support.hpp"
 
-namespace {
+using custguard::vmtest::cpu_has_ssse3;
 
-bool cpu_has_ssse3()
+TEST_CASE("without SSSE3 the daemon starts and print content scanning is reported off", "[vm][no_ssse3]")
 {
-    std::ifstream in("/proc/cpuinfo");
-    for (std::string line; std::getline(in, line);)
-        if (line.rfind("flags", 0) == 0)
-            return (" " + line + " ").find(" ssse3 ") != std::string::npos;
-    return false;
-}
-
-}  // namespace
-
-TEST_CASE("without SSSE3 the daemon starts and print content scanning is reported off", "[vm]")
-{
-    REQUIRE_FALSE(cpu_has_ssse3());  // the premise: cg-vm-run's CPU model lacks it
+    REQUIRE_FALSE(cpu_has_ssse3());  // the premise: vm.no_ssse3 runs it on qemu64
     const std::string dir = "/tmp/cg-nossse3";
     ::mkdir(dir.c_str(), 0700);
     ::mkdir((dir + "/state").c_str(), 0700);
@@ -57,7 +46,7 @@ TEST_CASE("without SSSE3 the daemon starts and print content scanning is reporte
     CHECK(out.find("Unsupported architecture") == std::string::npos);
 }
 
-TEST_CASE("without SSSE3 custguardctl scan says what is missing", "[vm]")
+TEST_CASE("without SSSE3 custguardctl scan says what is missing", "[vm][no_ssse3]")
 {
     REQUIRE_FALSE(cpu_has_ssse3());
     const std::string dir = "/tmp/cg-nossse3-scan";

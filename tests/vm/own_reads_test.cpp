@@ -9,7 +9,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,7 +18,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -29,12 +27,11 @@
 #include "enforced.hpp"
 #include "support/support.hpp"
 #include "vm_support.hpp"
+#include "watch_daemon.hpp"
 
 using namespace custguard;
 using namespace custguard::vmtest;
 using namespace std::chrono_literals;
-using custguard::daemon::AccessEvent;
-using custguard::daemon::bpf_lsm::BpfLsmEnforcer;
 
 namespace {
 
@@ -52,15 +49,6 @@ void shift_ctl_word(std::uint32_t key, std::int64_t delta)
     w.w[key] += static_cast<std::uint64_t>(delta);
     REQUIRE(bpf_map_update_elem(ctl, &zero, &w, BPF_ANY) == 0);
     ::close(ctl);
-}
-
-std::string customer_csv(int rows)
-{
-    std::ostringstream out;
-    out << "customer_id,name,phone,mail\n";
-    for (int i = 0; i < rows; ++i)
-        out << 1000 + i << ",山田" << i << ",03-" << 5000 + i << "-" << 1000 + i << ",user" << i << "@example.co.jp\n";
-    return out.str();
 }
 
 }  // namespace
@@ -158,76 +146,21 @@ TEST_CASE("own reads: the enforcer's process reads zone files; its child, writes
 TEST_CASE("custguardd under BPF LSM recognises an exact copy made outside the zone and protects it by inode",
           "[vm][own_reads][watch]")
 {
-    const std::string dir = fresh_dir("watch-copies");
-    // The watcher's notification group needs a filesystem with an fsid (6.1's tmpfs has
-    // none): ext4 on a loop device, as on a file server.
-    const std::string img = dir + "/fs.img", data = dir + "/data";
-    {
-        int fd = ::open(img.c_str(), O_CREAT | O_WRONLY, 0600);
-        REQUIRE(fd >= 0);
-        REQUIRE(::ftruncate(fd, 64 << 20) == 0);
-        ::close(fd);
-    }
-    REQUIRE(exec_as(k_root, {"/usr/sbin/mkfs.ext4", "-q", "-F", img}) == 0);
-    make_dir(data, 0755);
-    REQUIRE(exec_as(k_root, {"/usr/bin/mount", "-t", "ext4", "-o", "loop", img, data}) == 0);
-    // Whatever fails below: custguardd gone, its pinned programs removed (they would keep
-    // enforcing for the next tests), the filesystem unmounted.
-    struct Teardown {
-        pid_t daemon = -1;
-        std::string mount;
-        ~Teardown()
-        {
-            if (daemon > 0)
-                kill9(daemon);
-            BpfLsmEnforcer cleanup;
-            if (cleanup.start([](AccessEvent&&) {}))
-                cleanup.stop(true);
-            ::umount2(mount.c_str(), MNT_DETACH);
-        }
-    } teardown{-1, data};
-    const std::string zone = data + "/customers", pub = data + "/public";
-    make_dir(zone, 0755);
-    make_dir(pub, 01777);
-    make_dir(dir + "/state", 0700);
-    const std::string zone_file = zone + "/list.csv";
-    write_file(zone_file, customer_csv(40));
-    // daemon (uid 1) is allowed in the zone, bin (uid 2) is not; both exist on Debian.
-    const Creds allowed{1, 1, {}}, outsider{2, 2, {}};
-    cgtest::spit(dir + "/policy.toml", "[[zone]]\nname = \"customers\"\npaths = [\"" + zone +
-                                           "\"]\nallow_users = [\"daemon\"]\n\n[watch]\npaths = [\"" + pub +
-                                           "\"]\non_customer_data = \"protect\"\n");
-    const std::string log = dir + "/custguardd.log";
-    cgtest::spit(log, "");
-    pid_t d = cgtest::spawn({CG_CUSTGUARDD, "--policy", dir + "/policy.toml", "--state-dir", dir + "/state",
-                             "--enforcer", "bpf-lsm", "--no-audit", "--no-journal",
-                             "--bus-address", "unix:path=/nonexistent", "--export", "jsonl:" + dir + "/records.jsonl"},
-                            {"CUSTGUARD_EXTRACT_HELPER=" CG_EXTRACT_HELPER}, log);
-    teardown.daemon = d;
-    bool up = false, exited = false;
-    for (int i = 0; i < 600 && !up && !exited; ++i) {
-        std::this_thread::sleep_for(100ms);
-        up = cgtest::slurp(log).find("control plane off") != std::string::npos;
-        exited = ::waitpid(d, nullptr, WNOHANG) == d;
-    }
-    INFO(cgtest::slurp(log));
-    if (exited)
-        teardown.daemon = -1;
-    REQUIRE_FALSE(exited);
-    REQUIRE(up);
-    CHECK(cgtest::slurp(log).find("does not recognise exact copies") == std::string::npos);
+    WatchDaemon d("watch-copies", "on_customer_data = \"protect\"\n");
+    CHECK(d.log().find("does not recognise exact copies") == std::string::npos);
 
     // Not custguardd: refused the zone file although root; the allowed user reads it.
-    CHECK(try_read(k_root, zone_file) == EPERM);
-    CHECK(try_read(allowed, zone_file) == 0);
+    CHECK(try_read(k_root, d.zone_file()) == EPERM);
+    CHECK(try_read(k_zone_user, d.zone_file()) == 0);
 
-    const std::string copy = pub + "/list-copy.csv";
-    REQUIRE(exec_as(allowed, {"/usr/bin/cp", zone_file, copy}) == 0);
+    d.start_reader("minutes.txt");
+    const std::string copy = d.share() + "/list-copy.csv";
+    REQUIRE(exec_as(k_zone_user, {"/usr/bin/cp", d.zone_file(), copy}) == 0);
     const auto copied = std::chrono::steady_clock::now();
     // Refused to the outsider once custguardd has put the copy under the zone's protection.
     std::optional<std::chrono::milliseconds> refused_after;
     while (!refused_after && std::chrono::steady_clock::now() - copied < 10s) {
-        if (try_read(outsider, copy) == EPERM)
+        if (try_read(k_outsider, copy) == EPERM)
             refused_after = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - copied);
         else
             std::this_thread::sleep_for(50ms);
@@ -236,38 +169,25 @@ TEST_CASE("custguardd under BPF LSM recognises an exact copy made outside the zo
     std::fprintf(stderr, "own_reads: the copy was refused to the outsider %lld ms after cp ended\n",
                  static_cast<long long>(refused_after->count()));
     CHECK(*refused_after < 2s);
-    CHECK(try_read(allowed, copy) == 0);
+    CHECK(try_read(k_zone_user, copy) == 0);
 
-    // The record, as custguardd renders it for --export (the journald record's fields in
-    // their ECS names, custguard.journal(7)): the guest's scratch journald stores nothing.
-    std::string found;
-    for (int i = 0; i < 100 && found.empty(); ++i) {
-        std::istringstream in(cgtest::slurp(dir + "/records.jsonl"));
-        for (std::string line; std::getline(in, line);)
-            if (line.find("\"event\":\"customer_data_found\"") != std::string::npos &&
-                line.find("\"path\":\"" + copy + "\"") != std::string::npos)
-                found = line;
-        if (found.empty())
-            std::this_thread::sleep_for(100ms);
-    }
-    INFO(cgtest::slurp(dir + "/records.jsonl"));
-    REQUIRE_FALSE(found.empty());
-    CHECK_THAT(found, Catch::Contains("\"copy_of\":\"customers\""));  // CUSTGUARD_COPY_OF
-    CHECK_THAT(found, Catch::Contains("\"action\":\"protected\""));   // CUSTGUARD_ACTION
-    CHECK_THAT(found, Catch::Contains("\"zone\":{\"name\":\"customers\"}"));
-    CHECK_THAT(found, Catch::Contains("\"user\":{\"id\":\"1\""));
-    CHECK_THAT(found, Catch::Contains("a copy of a file of zone customers: protected"));
+    const auto found = d.wait_record(copy);
+    INFO(d.records());
+    REQUIRE(found);
+    const common::Json& r = *found;
+    CHECK(r["custguard"]["copy_of"].as_string() == "customers");  // CUSTGUARD_COPY_OF
+    CHECK(r["custguard"]["action"].as_string() == "protected");   // CUSTGUARD_ACTION
+    CHECK(r["custguard"]["zone"]["name"].as_string() == "customers");
+    CHECK(r["user"]["id"].as_string() == "1");
+    // Its content is scanned too (cg-vm-run's CPU runs Hyperscan): 40 rows of contact data.
+    CHECK(r["custguard"]["detectors"].as_string() == "email:40,jp_phone:40");
+    CHECK_THAT(r["message"].as_string(), Catch::Contains("a copy of a file of zone customers (80 detector hits): protected"));
     // custguardd's own reads of the zone file were let through unrecorded, as under fanotify.
-    const std::string all = cgtest::slurp(dir + "/records.jsonl");
-    const std::string me = "\"pid\":" + std::to_string(d);
+    const std::string all = d.records();
+    const std::string me = "\"pid\":" + std::to_string(d.pid());
     CHECK(all.find(me + "}") == std::string::npos);
     CHECK(all.find(me + ",") == std::string::npos);
 
     // The pinned programs outlive a killed custguardd: adopted here, then removed.
-    kill9(d);
-    teardown.daemon = -1;
-    BpfLsmEnforcer cleanup;
-    REQUIRE(cleanup.start([](AccessEvent&&) {}));
-    CHECK(cleanup.adopted());
-    cleanup.stop(true);
+    CHECK(d.kill_and_remove_pins());
 }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include <fcntl.h>
@@ -219,5 +220,14 @@ void Events::clear()
 }
 
 std::int64_t realtime_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+bool cpu_has_ssse3()
+{
+    std::ifstream in("/proc/cpuinfo");
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("flags", 0) == 0)
+            return (" " + line + " ").find(" ssse3 ") != std::string::npos;
+    return false;
+}
 
 }  // namespace custguard::vmtest

@@ -83,4 +83,8 @@ private:
 
 std::int64_t realtime_s();
 
+// Whether the guest CPU has SSSE3, which Hyperscan (the content detectors) needs:
+// cg-vm-run's default model has it, qemu64 (vm.no_ssse3) has not.
+bool cpu_has_ssse3();
+
 }  // namespace custguard::vmtest

@@ -426,6 +426,29 @@ void SambaClients::remember(std::uint32_t tgid, const std::vector<std::string>& 
     recent_[tgid] = {addresses, Clock::now()};
 }
 
+void SambaClients::held_at_fork(std::uint32_t tgid, std::uint64_t fork_ns, const HeldTcpSocket& socket) {
+    if (!connected_state(socket.state) || socket.peer.empty() ||
+        std::find(config_.samba_ports.begin(), config_.samba_ports.end(), socket.local_port) == config_.samba_ports.end())
+        return;
+    std::lock_guard lock(mutex_);
+    auto it = recent_.find(tgid);
+    if (it != recent_.end() && it->second.fork_ns == fork_ns) {
+        auto& a = it->second.addresses;
+        if (std::find(a.begin(), a.end(), socket.peer) == a.end()) {
+            a.push_back(socket.peer);
+            std::sort(a.begin(), a.end());
+        }
+        return;
+    }
+    remember(tgid, {socket.peer});
+    recent_[tgid].fork_ns = fork_ns;
+}
+
+void SambaClients::exited(std::uint32_t tgid) {
+    std::lock_guard lock(mutex_);
+    if (auto it = recent_.find(tgid); it != recent_.end()) it->second.at = Clock::now();
+}
+
 std::vector<std::string> SambaClients::recent(std::uint32_t tgid, std::chrono::milliseconds max_age) const {
     std::lock_guard lock(mutex_);
     auto it = recent_.find(tgid);

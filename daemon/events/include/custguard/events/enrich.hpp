@@ -182,6 +182,16 @@ public:
     // what it wrote is read). Pids are reused only after the kernel's pid counter wraps;
     // `max_age` bounds the chance that this answer was for an earlier process.
     std::vector<std::string> recent(std::uint32_t tgid, std::chrono::milliseconds max_age) const;
+    // A TCP connection process `tgid` held when it was forked (the exec tracker reads them
+    // in the fork of a Samba process: smbd accepts a client's connection and forks the
+    // process that serves it). One on a Samba port is remembered for recent() as a lookup's
+    // answer would be; the connections of one fork (`fork_ns`) add up. No lookup happens:
+    // a session that connects, writes and hangs up at once has its smbd gone before anyone
+    // could look.
+    void held_at_fork(std::uint32_t tgid, std::uint64_t fork_ns, const HeldTcpSocket& socket);
+    // Process `tgid` has exited: the age recent() checks counts from now, since its pid
+    // cannot come back before.
+    void exited(std::uint32_t tgid);
     std::uint64_t lookups() const;  // full lookups
     std::uint64_t hits() const;     // answered from the cache
     std::uint64_t listed() const;   // served() answered by held_sockets
@@ -198,6 +208,7 @@ private:
     struct Recent {
         std::vector<std::string> addresses;
         std::chrono::steady_clock::time_point at;
+        std::uint64_t fork_ns = 0;  // held_at_fork's fork; 0: a lookup's answer
     };
     std::unordered_map<std::uint32_t, Recent> recent_;  // for recent()
     void remember(std::uint32_t tgid, const std::vector<std::string>& addresses);  // mutex_ held
