@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -58,7 +59,9 @@ std::string customer_csv(int rows, int seed) {
 
 class Watch {
 public:
-    explicit Watch(const std::string& watch_table) {
+    // public_own_fs: the watched folder on a tmpfs of its own, where the enforcer (which
+    // watches the zones' filesystem) has no marks: writes there need no answer from it.
+    explicit Watch(const std::string& watch_table, bool public_own_fs = false) {
         if (!private_mounts()) throw std::runtime_error("needs root and a private mount namespace");
         users();
         char tmpl[] = "/tmp/cgwatch.XXXXXX";
@@ -69,6 +72,16 @@ public:
         if (::mount("cgwatch", data().c_str(), "tmpfs", 0, "mode=0755,size=64m") != 0)
             throw std::runtime_error("mount tmpfs failed");
         fs::create_directories(data() / "customers");
+        if (public_own_fs) {
+            // <dir>/outside/{public,staging}: staging is on the same filesystem (mv renames)
+            // and not watched.
+            fs::create_directories(dir_ / "outside");
+            if (::mount("cgwatch-outside", (dir_ / "outside").c_str(), "tmpfs", 0, "mode=0755,size=16m") != 0)
+                throw std::runtime_error("mount tmpfs failed");
+            public_ = dir_ / "outside" / "public";
+            fs::create_directories(dir_ / "outside" / "staging");
+            ::chmod((dir_ / "outside" / "staging").c_str(), 01777);
+        }
         fs::create_directories(public_dir());
         fs::create_directories(data() / "staging");
         fs::create_directories(dir_ / "state");
@@ -89,13 +102,14 @@ public:
     ~Watch() {
         cgtest::kill_and_reap(daemon_);
         journald_.reset();
+        if (!public_.empty()) ::umount2((dir_ / "outside").c_str(), MNT_DETACH);
         ::umount2(data().c_str(), MNT_DETACH);
         std::error_code ec;
         fs::remove_all(dir_, ec);
     }
 
     fs::path data() const { return dir_ / "data"; }
-    fs::path public_dir() const { return data() / "public"; }
+    fs::path public_dir() const { return public_.empty() ? data() / "public" : public_; }
     fs::path protected_list() const { return dir_ / "state" / "watch" / "protected"; }
     fs::path zone_file(const char* name = "list.csv") const { return data() / "customers" / name; }
     std::string log() const { return cgtest::slurp(dir_ / "custguardd.log"); }
@@ -123,6 +137,10 @@ public:
         cgtest::kill_and_reap(daemon_);
         start();
     }
+    // SIGSTOP/SIGCONT: the writers of the events queued meanwhile have exited (and been
+    // reaped) by the time the watcher reads them.
+    void pause() const { ::kill(daemon_, SIGSTOP); }
+    void resume() const { ::kill(daemon_, SIGCONT); }
 
     // The customer_data_found records of `path` (reads of it are recorded too).
     std::vector<JournalEntry> records(const fs::path& path) const {
@@ -152,6 +170,7 @@ public:
 
 private:
     fs::path dir_;
+    fs::path public_;  // set when the watched folder has a filesystem of its own
     pid_t daemon_ = -1;
     std::unique_ptr<ScratchJournald> journald_;
 };
@@ -219,6 +238,43 @@ TEST_CASE("a copy of a zone file written outside the zone is recorded within 2 s
             fs::rename(way.target, way.target + ".renamed");
             CHECK(cgtest::read_as(u.bob, way.target + ".renamed") == EPERM);
             CHECK(w.records(way.target).size() == 1);
+        }
+    }
+}
+
+// Regression (CI, "rename into the share"): the writer had exited before its event was
+// read, and the record named no program. The exec tracker knows every program that ran.
+TEST_CASE("a writer that exited before the watcher read its event is named by the exec tracker", "[watch][host]") {
+    Watch w("on_customer_data = \"record\"\n", true);
+    const auto& u = users();
+    // Outside the zones' filesystem too: the stopped enforcer would hold opens there.
+    const std::string pub = w.public_dir().string();
+    const std::string staging = (w.public_dir().parent_path() / "staging").string();
+    const std::string src = staging + "/rows.csv";
+    cgtest::spit(src, customer_csv(30, 5));
+    ::chmod(src.c_str(), 0644);
+    struct Way {
+        const char* name;
+        std::string target;
+        std::string script;
+        std::string exe;
+    };
+    const Way ways[] = {
+        {"cp", pub + "/late-cp.csv", "cp " + src + " " + pub + "/late-cp.csv", "cp"},
+        {"mv", pub + "/late-mv.csv", "cp " + src + " " + staging + "/y.csv && mv " + staging + "/y.csv " + pub + "/late-mv.csv", "mv"},
+        {"shell redirection", pub + "/late-redirect.csv", "cat " + src + " > " + pub + "/late-redirect.csv; true", "dash"},
+    };
+    for (const auto& way : ways) {
+        DYNAMIC_SECTION(way.name) {
+            w.pause();
+            const auto r = Watch::as(u.alice, way.script);  // run, exited and reaped while custguardd is stopped
+            w.resume();
+            REQUIRE(r.rc == 0);
+            std::chrono::milliseconds took{};
+            auto rec = w.wait_record(way.target, took);
+            REQUIRE(rec);
+            CHECK(field(*rec, "CUSTGUARD_UID") == std::to_string(u.alice.uid));
+            CHECK_THAT(fs::path(field(*rec, "CUSTGUARD_EXE")).filename().string(), Catch::StartsWith(way.exe));
         }
     }
 }
