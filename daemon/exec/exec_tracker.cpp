@@ -294,6 +294,19 @@ struct ExecTracker::Impl {
         if (ring) ring_buffer__consume(ring.get());
     }
 
+    // stats, with the records the kernel could not queue (per-CPU counters).
+    Stats with_drops() const {
+        Stats s = stats;
+        if (skel) {
+            const int ncpu = libbpf_num_possible_cpus();
+            std::vector<cg_exec_stats> per_cpu(ncpu > 0 ? static_cast<std::size_t>(ncpu) : 1);
+            const std::uint32_t zero = 0;
+            if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.cg_exec_stats), &zero, per_cpu.data()) == 0)
+                for (const auto& c : per_cpu) s.dropped += c.dropped;
+        }
+        return s;
+    }
+
     void loop() {
         pollfd fds[2] = {{ring_buffer__epoll_fd(ring.get()), POLLIN, 0}, {stop_efd.get(), POLLIN, 0}};
         while (!stopping.load()) {
@@ -389,6 +402,27 @@ std::optional<events::ExecIdentity> ExecTracker::identity_at(std::uint32_t tgid,
     return out;
 }
 
+std::string ExecTracker::why_unknown(std::uint32_t tgid, std::uint64_t mono_ns) {
+    std::lock_guard lk(impl_->mutex);
+    impl_->drain();
+    const Impl::Entry* e = impl_->entry_at(tgid, mono_ns);
+    if (e && e->identity) return {};
+    const Stats s = impl_->with_drops();
+    std::string why = "pid " + std::to_string(tgid);
+    auto it = impl_->procs.find(tgid);
+    if (it == impl_->procs.end()) {
+        why += ": no exec, fork or exit of it seen";
+    } else {
+        why += ": its entries (start, exit ns; the lookup was at " + std::to_string(mono_ns) + "):";
+        for (const Impl::Entry& x : it->second)
+            why += std::string(" ") + (x.exec ? "exec" : "fork") + "@" + std::to_string(x.start_ns) +
+                   (x.exit_ns ? "/exit@" + std::to_string(x.exit_ns) : "") + (x.identity ? "" : "(no program)");
+    }
+    return why + " (tracker: " + std::to_string(s.execs) + " execs, " + std::to_string(s.forks) + " forks, " +
+           std::to_string(s.exits) + " exits, " + std::to_string(impl_->procs.size()) + " processes known, " +
+           std::to_string(s.dropped) + " records lost)";
+}
+
 void ExecTracker::report_samba_forks(std::shared_ptr<events::SambaClients> clients) {
     std::lock_guard lk(impl_->mutex);
     impl_->samba = std::move(clients);
@@ -403,15 +437,7 @@ std::optional<std::uint32_t> ExecTracker::task_flags(std::uint32_t tgid) const {
 
 Stats ExecTracker::stats() const {
     std::lock_guard lk(impl_->mutex);
-    Stats s = impl_->stats;
-    if (impl_->skel) {
-        const int ncpu = libbpf_num_possible_cpus();
-        std::vector<cg_exec_stats> per_cpu(ncpu > 0 ? static_cast<std::size_t>(ncpu) : 1);
-        const std::uint32_t zero = 0;
-        if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.cg_exec_stats), &zero, per_cpu.data()) == 0)
-            for (const auto& c : per_cpu) s.dropped += c.dropped;
-    }
-    return s;
+    return impl_->with_drops();
 }
 
 void ExecTracker::stop(bool remove) {

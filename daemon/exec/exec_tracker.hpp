@@ -52,6 +52,7 @@ public:
     ExecTracker& operator=(const ExecTracker&) = delete;
 
     std::optional<events::ExecIdentity> identity_at(std::uint32_t tgid, std::uint64_t mono_ns) override;
+    std::string why_unknown(std::uint32_t tgid, std::uint64_t mono_ns) override;
 
     // Tells `clients` the client connections each child of smbd holds when it is forked,
     // and every exit (SambaClients::held_at_fork, exited). Thread-safe; set once.

@@ -194,6 +194,10 @@ struct Watcher::Impl {
             // its own ring buffer (an exec just before the write may still wait there), so
             // it is asked when the file has settled, for this moment.
             w.exited_at_ns = w.seen_at_ns;
+            // Asked now as well: what it answers now stands if settle() learns nothing.
+            if (options.enrich.identities)
+                if (auto id = options.enrich.identities->identity_at(pid, w.exited_at_ns))
+                    w.exe = id->later_exe.empty() ? id->exe : id->later_exe;
         }
         // Gone before /proc was read: who it wrote as owns a file it created.
         if (w.uid == events::no_uid) w.uid = st.st_uid;
@@ -391,6 +395,9 @@ struct Watcher::Impl {
                 e.writer.exe = id->later_exe.empty() ? id->exe : id->later_exe;
             }
         }
+        if (e.writer.exited_at_ns && e.writer.exe.empty() && options.enrich.identities && host.warning)
+            host.warning("watch: the program that wrote " + e.path + " is unknown: " +
+                         options.enrich.identities->why_unknown(e.writer.pid, e.writer.exited_at_ns));
         if (e.writer.exited_at_ns && !events::is_samba_program(options.enrich, {}, e.writer.exe))
             e.writer.client.clear();  // another process that had this pid was smbd
         else if (e.writer.client.empty() && options.samba && events::is_samba_program(options.enrich, {}, e.writer.exe)) {

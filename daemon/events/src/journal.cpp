@@ -201,9 +201,10 @@ tl::expected<bool, std::string> Spool::append(std::string_view datagram) {
     iovec iov[2] = {{&len, 4}, {const_cast<char*>(datagram.data()), datagram.size()}};
     ssize_t n = ::pwritev(fd_.get(), iov, 2, static_cast<off_t>(end_offset_));
     if (n != static_cast<ssize_t>(frame)) {
-        // Leave no half frame behind.
-        (void)::ftruncate(fd_.get(), static_cast<off_t>(end_offset_));
-        return tl::make_unexpected(errno_text("write spool"));
+        std::string why = n < 0 ? errno_text("write spool") : fmt::format("write spool: {} of {} bytes written", n, frame);
+        // Leave no half frame behind; one that stays is cut at the next open (read_at).
+        if (::ftruncate(fd_.get(), static_cast<off_t>(end_offset_)) != 0) why += "; " + errno_text("truncate spool");
+        return tl::make_unexpected(why);
     }
     end_offset_ += frame;
     ++pending_records_;
@@ -231,7 +232,8 @@ tl::expected<std::optional<Spool::Frame>, std::string> Spool::read_at(std::uint6
     if (!read_cached(cursor, &len, 4) || len > spool_max_frame || cursor + 4 + len > end_offset_) {
         corrupt_bytes_ += end_offset_ - cursor;
         end_offset_ = cursor;
-        (void)::ftruncate(fd_.get(), static_cast<off_t>(cursor));
+        // A cut that fails (a read-only disk) is made again here at the next open.
+        (void)!::ftruncate(fd_.get(), static_cast<off_t>(cursor));
         cache_.clear();
         return std::optional<Frame>{};
     }

@@ -44,6 +44,8 @@ class IdentitySource {
 public:
     virtual ~IdentitySource() = default;
     virtual std::optional<ExecIdentity> identity_at(std::uint32_t tgid, std::uint64_t mono_ns) = 0;
+    // Why identity_at(tgid, mono_ns) knows nothing, for a diagnostic ("" if it does).
+    virtual std::string why_unknown(std::uint32_t /*tgid*/, std::uint64_t /*mono_ns*/) { return {}; }
 };
 
 // A TCP socket a process holds, as a kernel iterator reports it (EnrichConfig::held_sockets).
