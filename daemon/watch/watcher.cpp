@@ -67,7 +67,18 @@ struct Pending {
     std::string path;
     Writer writer;
     bool writer_from_write = false;  // from a FAN_CLOSE_WRITE (better than a create/rename)
-    Clock::time_point first, last;
+    // Only FAN_MODIFY so far: written through a descriptor that stays open. Scanned when
+    // its writes pause, but an inode rescanned that way waits for `not_before`.
+    bool modified_only = true;
+    Clock::time_point first, last, not_before;
+};
+
+// Rescans of an inode written through a descriptor that stays open (a log, or a file
+// filled after its first scan): each one that follows another waits twice as long, from
+// WatcherOptions::reopen_rescan up to reopen_rescan_max; a close starts again.
+struct Rescan {
+    Clock::time_point at;
+    std::chrono::milliseconds wait{};
 };
 
 std::string fd_path(int fd) {
@@ -132,6 +143,7 @@ struct Watcher::Impl {
 
     // Thread-only state.
     std::map<Key, Pending> pending;
+    std::map<Key, Rescan> rescans;
     events::Enricher enricher;
     fan::TaskReader tasks;  // the writer's fsuid (one ioctl on a cached pidfd where the kernel has it)
     scan::SandboxedReader reader;  // one sandboxed reader for many files, not one each
@@ -270,11 +282,13 @@ struct Watcher::Impl {
             }
             Pending np;
             np.first = now;
+            if (auto r = rescans.find(k); r != rescans.end()) np.not_before = r->second.at + r->second.wait;
             it = pending.emplace(k, std::move(np)).first;
         }
         Pending& e = it->second;
         e.path = path;
         e.last = now;
+        if (md->mask & (FAN_CLOSE_WRITE | FAN_CREATE | FAN_MOVED_TO)) e.modified_only = false;
         if (md->pid > 0 && (e.writer.pid == 0 || (write && !e.writer_from_write))) {
             Writer w = capture(static_cast<std::uint32_t>(md->pid), st);
             // The same process, gone by the time its close was read (cp exits right after
@@ -374,7 +388,27 @@ struct Watcher::Impl {
 
     // --- scans -------------------------------------------------------------------------
 
+    // When a pending file is scanned: once quiet (at the latest settle_cap after its first
+    // event); a file only written through an open descriptor not before its rescan is due.
+    Clock::time_point due(const Pending& e) const {
+        const auto t = std::min(e.last + options.quiet, e.first + options.settle_cap);
+        return e.modified_only ? std::max(t, e.not_before) : t;
+    }
+
+    void note_rescan(const Key& k, const Pending& e, Clock::time_point now) {
+        if (!e.modified_only) {
+            rescans.erase(k);
+            return;
+        }
+        if (rescans.size() >= options.max_pending)
+            std::erase_if(rescans, [&](const auto& kv) { return now - kv.second.at > options.reopen_rescan_max; });
+        if (rescans.size() >= options.max_pending) rescans.clear();
+        auto [it, fresh] = rescans.try_emplace(k, Rescan{now, options.reopen_rescan});
+        if (!fresh) it->second = {now, std::min(it->second.wait * 2, std::chrono::milliseconds(options.reopen_rescan_max))};
+    }
+
     void settle(const Key& k, Pending&& e, const WatchScope& s) {
+        note_rescan(k, e, Clock::now());
         UniqueFd fd(::open(e.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
         struct stat st {};
         if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return;
@@ -466,9 +500,9 @@ struct Watcher::Impl {
             int timeout = -1;
             const auto now = Clock::now();
             for (const auto& [k, e] : pending) {
-                auto due = std::min(e.last + options.quiet, e.first + options.settle_cap);
+                const auto at = due(e);
                 int ms = static_cast<int>(std::max<std::int64_t>(
-                    0, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count() + 1));
+                    0, std::chrono::duration_cast<std::chrono::milliseconds>(at - now).count() + 1));
                 timeout = timeout < 0 ? ms : std::min(timeout, ms);
             }
             pollfd pfd[2] = {{fan.get(), POLLIN, 0}, {stop_fd.get(), POLLIN, 0}};
@@ -504,7 +538,7 @@ struct Watcher::Impl {
             }
             const auto t = Clock::now();
             for (auto it = pending.begin(); it != pending.end();) {
-                if (t < it->second.last + options.quiet && t < it->second.first + options.settle_cap) {
+                if (t < due(it->second)) {
                     ++it;
                     continue;
                 }
@@ -540,7 +574,8 @@ tl::expected<std::unique_ptr<Watcher>, std::string> Watcher::create(WatcherOptio
 tl::expected<std::vector<std::string>, std::string> Watcher::apply(WatchScope scope) {
     Impl& m = *impl_;
     std::vector<std::string> warnings;
-    constexpr std::uint64_t mask = FAN_CLOSE_WRITE | FAN_CREATE | FAN_MOVED_TO;
+    // FAN_MODIFY: a file filled through a descriptor that stays open has no close to report.
+    constexpr std::uint64_t mask = FAN_CLOSE_WRITE | FAN_CREATE | FAN_MOVED_TO | FAN_MODIFY;
     std::vector<std::string> targets;
     if (scope.watch.enabled) {
         if (!scope.watch.paths.empty())

@@ -1,9 +1,11 @@
 // The [watch] watcher: finds customer data written outside every zone.
 //
 // A fanotify NOTIFICATION group (FAN_CLASS_NOTIF, FID reporting) marks whole filesystems
-// for FAN_CLOSE_WRITE, FAN_CREATE and FAN_MOVED_TO. It is a group of its own beside the
-// enforcer's permission group, so the read path gets no event and no extra work from it:
-// writes are reported after the fact and nobody waits for the watcher.
+// for FAN_CLOSE_WRITE, FAN_CREATE, FAN_MOVED_TO and FAN_MODIFY (a file filled through a
+// descriptor that stays open has no close; its rescans back off, see WatcherOptions). It
+// is a group of its own beside the enforcer's permission group, so the read path gets no
+// event and no extra work from it: writes are reported after the fact and nobody waits
+// for the watcher.
 //
 // Events are coalesced per inode and a file is scanned once it has been quiet for
 // `quiet` (capped at `settle_cap` after its first event), in the sandboxed reader
@@ -51,6 +53,10 @@ struct WatcherHost {
 struct WatcherOptions {
     std::chrono::milliseconds quiet{500};         // a file is scanned after this long without writes
     std::chrono::milliseconds settle_cap{5000};   // ... but at most this long after its first event
+    // A file written through a descriptor that stays open (FAN_MODIFY, no close) is
+    // rescanned after this long, then twice as long each time, up to the maximum.
+    std::chrono::milliseconds reopen_rescan{2000};
+    std::chrono::seconds reopen_rescan_max{300};
     std::size_t max_pending = 65536;              // files waiting to settle
     std::size_t max_zone_files = 200000;          // bound of the copy index
     std::chrono::seconds index_ttl{30};           // the copy index is rebuilt when older

@@ -284,6 +284,72 @@ TEST_CASE("a writer that exited before the watcher read its event is named by th
     }
 }
 
+// Regression (hostile route): a file created empty, left until its scan found nothing, then
+// filled with customer data through a descriptor that stays open, gave no FAN_CLOSE_WRITE
+// and was never scanned again; anyone could read it as long as the writer kept it open.
+TEST_CASE("a file filled later through a descriptor kept open is scanned once its writes stop, before any close",
+          "[watch][host]") {
+    Watch w("on_customer_data = \"protect\"\n");
+    const auto& u = users();
+    const fs::path target = w.public_dir() / "held-open.csv";
+    const fs::path pidfile = w.public_dir() / "writer.pid";
+    const std::string python =
+        "import os, sys, time\n"
+        "rows = open(sys.argv[1], 'rb').read()\n"
+        "f = open(sys.argv[2], 'wb')\n"  // created empty
+        "open(sys.argv[3], 'w').write(str(os.getpid()))\n"
+        "time.sleep(2)\n"  // well past the watcher's quiet time: the empty file is settled
+        "f.write(rows); f.flush()\n"
+        "time.sleep(30)\n";  // kept open; the test ends it
+    REQUIRE(cgtest::run({"/bin/sh", "-c", "python3 -c \"$0\" \"$@\" >/dev/null 2>&1 &", python, w.zone_file().string(),
+                         target.string(), pidfile.string()},
+                        {}, u.alice)
+                .rc == 0);
+    std::chrono::milliseconds took{};
+    auto rec = w.wait_record(target, took, 8s);
+    pid_t writer = 0;
+    try {
+        writer = std::stoi(cgtest::slurp(pidfile));
+    } catch (const std::exception&) {
+    }
+    const bool writer_alive = writer > 0 && ::kill(writer, 0) == 0;
+    if (writer > 0) ::kill(writer, SIGKILL);
+    REQUIRE(rec);
+    INFO("record " << took.count() << " ms after the writer started");
+    CHECK(writer_alive);  // found while the descriptor was still open
+    CHECK(took < 4500ms);  // 2 s before the write, then within the 2 s the copies get
+    CHECK(field(*rec, "CUSTGUARD_COPY_OF") == "customers");
+    CHECK(field(*rec, "CUSTGUARD_ACTION") == "protected");
+    CHECK_THAT(fs::path(field(*rec, "CUSTGUARD_EXE")).filename().string(), Catch::StartsWith("python3"));
+    CHECK(cgtest::read_as(u.bob, target) == EPERM);
+}
+
+// A log kept open and written every second must not be scanned every second (FAN_MODIFY
+// settles after 500 ms): rescans of one inode written through an open descriptor wait
+// 2 s, then 4 s, 8 s… (WatcherOptions::reopen_rescan).
+TEST_CASE("a file written every second through a descriptor kept open is rescanned with growing pauses",
+          "[watch][host]") {
+    Watch w("on_customer_data = \"record\"\n");
+    const auto& u = users();
+    const fs::path target = w.public_dir() / "growing.csv";
+    const std::string python =
+        "import sys, time\n"
+        "rows = open(sys.argv[1], 'rb').read()\n"
+        "f = open(sys.argv[2], 'wb')\n"
+        "f.write(rows); f.flush()\n"
+        "for i in range(12):\n"
+        "    time.sleep(1); f.write(rows); f.flush()\n";
+    REQUIRE(cgtest::run({"/bin/sh", "-c", "python3 -c \"$0\" \"$@\"", python, w.zone_file().string(), target.string()},
+                        {}, u.alice)
+                .rc == 0);
+    std::this_thread::sleep_for(1500ms);  // the close's scan, after the last write
+    const auto found = w.records(target);
+    // Every second without the pauses (12 or 13); with them: the create's, 2 s, 4 s and
+    // 8 s later, and the close's.
+    CHECK(found.size() >= 3);
+    CHECK(found.size() <= 6);
+}
+
 TEST_CASE("protection of a find survives a restart of custguardd", "[watch][host]") {
     Watch w("on_customer_data = \"protect\"\n");
     const auto& u = users();
