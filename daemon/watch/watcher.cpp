@@ -65,6 +65,11 @@ struct Writer {
 
 struct Pending {
     std::string path;
+    // Where it was last named: its directory's file handle, on the filesystem `fsid`, and
+    // its name there. Opened that way, a path longer than PATH_MAX is no obstacle.
+    std::pair<int, int> fsid{};
+    std::vector<unsigned char> dir_handle;  // struct file_handle, header included
+    std::string name;
     Writer writer;
     bool writer_from_write = false;  // from a FAN_CLOSE_WRITE (better than a create/rename)
     // Only FAN_MODIFY so far: written through a descriptor that stays open. Scanned when
@@ -86,6 +91,60 @@ std::string fd_path(int fd) {
     std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t n = ::readlink(link, buf, sizeof buf);
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+// The name of the directory `child` (its stat) in directory `parent`, or "". By inode
+// number first; a mount point shows its own inode only to fstatat.
+std::string name_in(int parent, const struct stat& child) {
+    constexpr std::size_t max_entries = 1'000'000;
+    for (int pass = 0; pass < 2; ++pass) {
+        UniqueFd dup(::openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        DIR* d = dup ? ::fdopendir(dup.get()) : nullptr;
+        if (!d) return {};
+        (void)dup.release();
+        std::string found;
+        std::size_t n = 0;
+        while (dirent* e = ::readdir(d)) {
+            if (++n > max_entries) break;
+            if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
+            if (pass == 0 && e->d_ino != child.st_ino) continue;
+            if (pass == 1 && e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
+            struct stat st {};
+            if (::fstatat(::dirfd(d), e->d_name, &st, 0) == 0 && st.st_dev == child.st_dev && st.st_ino == child.st_ino) {
+                found = e->d_name;
+                break;
+            }
+        }
+        ::closedir(d);
+        if (!found.empty()) return found;
+    }
+    return {};
+}
+
+// The path of directory `dir`. /proc names a directory only while its path fits in a page
+// (PATH_MAX): a deeper one (made with relative mkdir and chdir) is named by walking up
+// with "..", finding each directory's name in its parent, until /proc names an ancestor.
+std::string dir_path(int dir) {
+    if (std::string p = fd_path(dir); !p.empty()) return p;
+    constexpr int max_levels = 4096;
+    std::vector<std::string> names;
+    UniqueFd cur(::fcntl(dir, F_DUPFD_CLOEXEC, 0));
+    for (int level = 0; cur && level < max_levels; ++level) {
+        struct stat st {};
+        if (::fstat(cur.get(), &st) != 0) return {};
+        UniqueFd parent(::openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!parent) return {};
+        std::string name = name_in(parent.get(), st);
+        if (name.empty()) return {};
+        names.push_back(std::move(name));
+        if (std::string p = fd_path(parent.get()); !p.empty() && p.front() == '/') {
+            if (p == "/") p.clear();
+            for (auto it = names.rbegin(); it != names.rend(); ++it) p += "/" + *it;
+            return p;
+        }
+        cur = std::move(parent);
+    }
+    return {};
 }
 
 std::string joined(const std::vector<std::string>& v) {
@@ -256,21 +315,85 @@ struct Watcher::Impl {
                     auto it = mounts.find({fid->fsid.val[0], fid->fsid.val[1]});
                     if (it != mounts.end()) mount_fd = it->second.get();
                 }
-                if (mount_fd >= 0) handle_name(mount_fd, handle, name, md, *s, now);
+                if (mount_fd >= 0) handle_name({fid->fsid.val[0], fid->fsid.val[1]}, mount_fd, handle, name, md, *s, now);
             }
             p += hdr->len;
         }
     }
 
-    void handle_name(int mount_fd, file_handle* handle, const char* name, const fanotify_event_metadata* md,
-                     const WatchScope& s, Clock::time_point now) {
+    void handle_name(std::pair<int, int> fsid, int mount_fd, file_handle* handle, const char* name,
+                     const fanotify_event_metadata* md, const WatchScope& s, Clock::time_point now) {
         UniqueFd dir(::open_by_handle_at(mount_fd, handle, O_PATH | O_DIRECTORY | O_CLOEXEC));
         if (!dir) return;  // the directory is gone already
         struct stat st {};
-        if (::fstatat(dir.get(), name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) return;
-        const std::string d = fd_path(dir.get());
-        if (d.empty() || d.front() != '/') return;
+        if (::fstatat(dir.get(), name, &st, AT_SYMLINK_NOFOLLOW) != 0) return;
+        const bool moved_dir = S_ISDIR(st.st_mode) && (md->mask & FAN_MOVED_TO);
+        if (!S_ISREG(st.st_mode) && !moved_dir) return;
+        const std::string d = dir_path(dir.get());
+        if (d.empty() || d.front() != '/') {
+            if (host.lost) host.lost("watch", 1, std::string("the directory of ") + name + " could not be named; it was not scanned");
+            return;
+        }
         const std::string path = d == "/" ? "/" + std::string(name) : d + "/" + name;
+        if (moved_dir)
+            moved_tree(fsid, dir.get(), name, path, md, s, now);
+        else
+            enqueue(fsid, handle, name, st, path, md, s, now);
+    }
+
+    // A directory moved in (from outside the watched trees, where its files were written
+    // unseen): each regular file in it, as if it had been moved in on its own. Bounded.
+    void moved_tree(std::pair<int, int> fsid, int parent, const char* name, const std::string& path,
+                    const fanotify_event_metadata* md, const WatchScope& s, Clock::time_point now) {
+        constexpr std::size_t max_files = 100'000;
+        constexpr std::size_t max_depth = 256;
+        struct Level {
+            UniqueFd fd;
+            std::string path;
+            std::size_t depth;
+        };
+        std::vector<Level> todo;
+        todo.push_back({UniqueFd(::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)), path, 0});
+        std::size_t files = 0;
+        while (!todo.empty()) {
+            Level lv = std::move(todo.back());
+            todo.pop_back();
+            if (!lv.fd) continue;
+            // The directory's handle names its files in their pending entries.
+            alignas(file_handle) unsigned char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+            auto* fh = reinterpret_cast<file_handle*>(buf);
+            fh->handle_bytes = MAX_HANDLE_SZ;
+            int mount_id = 0;
+            if (::name_to_handle_at(lv.fd.get(), "", fh, &mount_id, AT_EMPTY_PATH) != 0) continue;
+            UniqueFd dup(::openat(lv.fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            DIR* dp = dup ? ::fdopendir(dup.get()) : nullptr;
+            if (!dp) continue;
+            (void)dup.release();
+            while (dirent* e = ::readdir(dp)) {
+                if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
+                struct stat st {};
+                if (::fstatat(::dirfd(dp), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+                const std::string p = lv.path + "/" + e->d_name;
+                if (S_ISDIR(st.st_mode) && lv.depth + 1 < max_depth) {
+                    todo.push_back({UniqueFd(::openat(::dirfd(dp), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)),
+                                    p, lv.depth + 1});
+                } else if (S_ISREG(st.st_mode)) {
+                    if (++files > max_files) {
+                        if (host.lost)
+                            host.lost("watch", 1, "a folder moved into " + path + " holds more than " +
+                                                      std::to_string(max_files) + " files; the rest were not scanned");
+                        ::closedir(dp);
+                        return;
+                    }
+                    enqueue(fsid, fh, e->d_name, st, p, md, s, now);
+                }
+            }
+            ::closedir(dp);
+        }
+    }
+
+    void enqueue(std::pair<int, int> fsid, const file_handle* handle, const char* name, const struct stat& st,
+                 const std::string& path, const fanotify_event_metadata* md, const WatchScope& s, Clock::time_point now) {
         const Key k{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
         if (!watched(path, s) || !outside_zones(path, k)) return;
         auto it = pending.find(k);
@@ -287,6 +410,10 @@ struct Watcher::Impl {
         }
         Pending& e = it->second;
         e.path = path;
+        e.fsid = fsid;
+        const auto* h = reinterpret_cast<const unsigned char*>(handle);
+        e.dir_handle.assign(h, h + sizeof(file_handle) + handle->handle_bytes);
+        e.name = name;
         e.last = now;
         if (md->mask & (FAN_CLOSE_WRITE | FAN_CREATE | FAN_MOVED_TO)) e.modified_only = false;
         if (md->pid > 0 && (e.writer.pid == 0 || (write && !e.writer_from_write))) {
@@ -407,9 +534,25 @@ struct Watcher::Impl {
         if (!fresh) it->second = {now, std::min(it->second.wait * 2, std::chrono::milliseconds(options.reopen_rescan_max))};
     }
 
+    // The file of a pending entry, by its directory's handle (a path may be longer than
+    // PATH_MAX), else by path (the filesystem is no longer watched).
+    UniqueFd open_pending(const Pending& e) {
+        constexpr int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+        {
+            std::lock_guard lk(mu);
+            if (auto m = mounts.find(e.fsid); m != mounts.end() && !e.dir_handle.empty()) {
+                std::vector<unsigned char> h = e.dir_handle;  // open_by_handle_at wants it writable
+                UniqueFd dir(::open_by_handle_at(m->second.get(), reinterpret_cast<file_handle*>(h.data()),
+                                                 O_PATH | O_DIRECTORY | O_CLOEXEC));
+                return dir ? UniqueFd(::openat(dir.get(), e.name.c_str(), flags)) : UniqueFd();
+            }
+        }
+        return UniqueFd(::open(e.path.c_str(), flags));
+    }
+
     void settle(const Key& k, Pending&& e, const WatchScope& s) {
         note_rescan(k, e, Clock::now());
-        UniqueFd fd(::open(e.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+        UniqueFd fd = open_pending(e);
         struct stat st {};
         if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return;
         if (static_cast<std::uint64_t>(st.st_dev) != k.dev || static_cast<std::uint64_t>(st.st_ino) != k.ino) return;
@@ -575,7 +718,8 @@ tl::expected<std::vector<std::string>, std::string> Watcher::apply(WatchScope sc
     Impl& m = *impl_;
     std::vector<std::string> warnings;
     // FAN_MODIFY: a file filled through a descriptor that stays open has no close to report.
-    constexpr std::uint64_t mask = FAN_CLOSE_WRITE | FAN_CREATE | FAN_MOVED_TO | FAN_MODIFY;
+    // FAN_ONDIR: a folder moved in has files nobody saw written (moved_tree).
+    constexpr std::uint64_t mask = FAN_CLOSE_WRITE | FAN_CREATE | FAN_MOVED_TO | FAN_MODIFY | FAN_ONDIR;
     std::vector<std::string> targets;
     if (scope.watch.enabled) {
         if (!scope.watch.paths.empty())

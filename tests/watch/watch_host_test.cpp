@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
 #include <filesystem>
 #include <optional>
 #include <sstream>
@@ -348,6 +349,68 @@ TEST_CASE("a file written every second through a descriptor kept open is rescann
     // 8 s later, and the close's.
     CHECK(found.size() >= 3);
     CHECK(found.size() <= 6);
+}
+
+// Regression (hostile route): a copy written below a directory whose path is longer than
+// PATH_MAX (made with relative mkdir and cd, read back the same way) was never scanned:
+// the watcher named files by /proc/self/fd paths and opened them by path.
+TEST_CASE("a copy below a path longer than PATH_MAX is found, recorded with its whole path and protected",
+          "[watch][host]") {
+    // The share on a filesystem without zones: the fanotify enforcer refuses any open it
+    // cannot name on the zones' filesystem (past PATH_MAX too); BPF LSM decides by dentry.
+    Watch w("on_customer_data = \"protect\"\n", true);
+    const auto& u = users();
+    const std::string level(200, 'd');
+    constexpr int depth = 25;  // 25 x 201 bytes below the share: longer than 4096
+    // bash changes directory step by step (dash's cd gives up past PATH_MAX).
+    auto bash_as = [](const cgtest::Cred& who, const std::string& script) {
+        return cgtest::run({"/bin/bash", "-c", script}, {}, who);
+    };
+    std::string down = "cd " + w.public_dir().string();
+    for (int i = 0; i < depth; ++i) down += " && mkdir -p " + level + " && cd " + level;
+    const auto made = bash_as(u.alice, down + " && cp " + w.zone_file().string() + " deep.csv");
+    INFO(made.err);
+    REQUIRE(made.rc == 0);
+    std::string deep = w.public_dir().string();
+    for (int i = 0; i < depth; ++i) deep += "/" + level;
+    deep += "/deep.csv";
+    REQUIRE(deep.size() > PATH_MAX);
+    std::chrono::milliseconds took{};
+    auto rec = w.wait_record(deep, took);
+    REQUIRE(rec);
+    CHECK(took < 2s);
+    CHECK(field(*rec, "CUSTGUARD_COPY_OF") == "customers");
+    CHECK(field(*rec, "CUSTGUARD_ACTION") == "protected");
+    // Read the way it was written: relative steps.
+    std::string walk = "cd " + w.public_dir().string();
+    for (int i = 0; i < depth; ++i) walk += " && cd " + level;
+    CHECK(bash_as(u.bob, walk + " && cat deep.csv > /dev/null").rc != 0);
+    CHECK(bash_as(u.alice, walk + " && cat deep.csv > /dev/null").rc == 0);
+}
+
+// Regression (hostile route): copies made in a folder outside the watched trees, then the
+// folder moved into the share in one rename: only the folder had an event, and the files
+// in it were never scanned.
+TEST_CASE("a folder moved into the share from outside the watched trees is scanned file by file", "[watch][host]") {
+    Watch w("on_customer_data = \"protect\"\n");
+    const auto& u = users();
+    const std::string staging = (w.data() / "staging" / "folder").string();
+    REQUIRE(Watch::as(u.alice, "mkdir -p " + staging + "/sub && cp " + w.zone_file().string() + " " + staging +
+                                   "/a.csv && cp " + w.zone_file("big.csv").string() + " " + staging + "/sub/b.csv")
+                .rc == 0);
+    std::this_thread::sleep_for(1s);  // written and settled where nobody watches
+    REQUIRE(Watch::as(u.alice, "mv " + staging + " " + (w.public_dir() / "folder").string()).rc == 0);
+    for (const fs::path& moved : {w.public_dir() / "folder" / "a.csv", w.public_dir() / "folder" / "sub" / "b.csv"}) {
+        INFO(moved);
+        std::chrono::milliseconds took{};
+        auto rec = w.wait_record(moved, took);
+        REQUIRE(rec);
+        CHECK(took < 2s);
+        CHECK(field(*rec, "CUSTGUARD_COPY_OF") == "customers");
+        CHECK(field(*rec, "CUSTGUARD_ACTION") == "protected");
+        CHECK_THAT(fs::path(field(*rec, "CUSTGUARD_EXE")).filename().string(), Catch::StartsWith("mv"));
+        CHECK(cgtest::read_as(u.bob, moved) == EPERM);
+    }
 }
 
 TEST_CASE("protection of a find survives a restart of custguardd", "[watch][host]") {
