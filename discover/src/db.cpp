@@ -2,6 +2,9 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 namespace custguard::discover {
 
@@ -41,6 +44,11 @@ Statement& Statement::bind(int index, std::string_view value) {
     return *this;
 }
 
+Statement& Statement::bind_blob(int index, std::string_view value) {
+    sqlite3_bind_blob(stmt_.get(), index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+    return *this;
+}
+
 tl::expected<bool, std::string> Statement::step() {
     const int r = sqlite3_step(stmt_.get());
     if (r == SQLITE_ROW) return true;
@@ -57,6 +65,24 @@ std::string_view Statement::text(int column) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), column));
     return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), column)))
              : std::string_view{};
+}
+
+std::string_view Statement::blob(int column) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_.get(), column));
+    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), column)))
+             : std::string_view{};
+}
+
+bool Database::private_to_owner() const {
+    for (const auto& file : {path_, path_ + "-wal"}) {
+        struct stat st;
+        if (::stat(file.c_str(), &st) != 0) {
+            if (errno == ENOENT && file != path_) continue;
+            return false;
+        }
+        if (st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) return false;
+    }
+    return true;
 }
 
 std::string Database::error(std::string_view what) const {

@@ -292,6 +292,7 @@ private:
     // The scanner is compiled and the threads started at the first file to scan, so a
     // survey that finds nothing changed costs only the walk.
     bool start_workers();
+    tl::expected<scan::Scanner, std::string> build_scanner();
 
     void warn(std::string w) {
         if (result_.warnings.size() < k_max_listed) result_.warnings.push_back(std::move(w));
@@ -319,8 +320,36 @@ private:
     void report();
 };
 
+// The compiled patterns are kept in the store (meta 'patterns', with the fingerprint of
+// the patterns they were compiled from): compiling every detector costs ~30 ms of CPU, a
+// fifth of a run that finds 1% of 8,000 files changed. A serialised Hyperscan database is
+// trusted code-like input, so it is only taken from a store no other user can have written.
+tl::expected<scan::Scanner, std::string> Survey::build_scanner() {
+    std::string cached;
+    const bool trusted = db_.private_to_owner();
+    if (trusted) {
+        auto get = db_.prepare("SELECT value FROM meta WHERE key = 'patterns'");
+        if (!get) return tl::unexpected(get.error());
+        auto row = get->step();
+        if (!row) return tl::unexpected(row.error());
+        if (*row) cached = std::string(get->blob(0));
+        get->reset();
+    }
+    auto scanner = scan::Scanner::create(options_.scanner, cached);
+    if (!scanner) return scanner;
+    if (!trusted) return scanner;
+    auto patterns = scanner->serialized_patterns();
+    if (!patterns) return tl::unexpected(patterns.error());
+    if (*patterns == cached) return scanner;
+    if (!end_read()) return tl::unexpected(*failure_);
+    auto put = db_.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('patterns', ?1)");
+    if (!put) return tl::unexpected(put.error());
+    if (auto r = put->bind_blob(1, *patterns).step(); !r) return tl::unexpected(r.error());
+    return scanner;
+}
+
 bool Survey::start_workers() {
-    auto scanner = scan::Scanner::create(options_.scanner);
+    auto scanner = build_scanner();
     if (!scanner) {
         failure_ = "cannot build the scanner: " + scanner.error();
         return false;

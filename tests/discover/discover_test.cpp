@@ -408,6 +408,69 @@ TEST_CASE("a store of another schema version is refused with what to do") {
     CHECK((st.st_mode & 0077) == 0);
 }
 
+namespace {
+
+std::string stored_patterns(const fs::path& db_path) {
+    auto db = custguard::discover::Database::open(db_path.string());
+    REQUIRE(db);
+    auto get = db->prepare("SELECT value FROM meta WHERE key = 'patterns'");
+    REQUIRE(get);
+    auto row = get->step();
+    REQUIRE(row);
+    std::string out = *row ? std::string(get->blob(0)) : std::string();
+    get->reset();
+    return out;
+}
+
+void store_patterns(const fs::path& db_path, const std::string& blob) {
+    auto db = custguard::discover::Database::open(db_path.string());
+    REQUIRE(db);
+    auto put = db->prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('patterns', ?1)");
+    REQUIRE(put);
+    REQUIRE(put->bind_blob(1, blob).step());
+}
+
+}  // namespace
+
+// Guards the pattern cache of the store: runs after the first do not compile the patterns
+// again, and a serialised database is only taken from a store no other user can write.
+TEST_CASE("the compiled patterns are kept in the store, and only a private store is trusted with them") {
+    Tree t;
+    const auto first = t.survey();
+    const std::string cached = stored_patterns(t.db());
+    REQUIRE(cached.starts_with("cgpat1:"));
+    const auto header = cached.substr(0, cached.find('\n') + 1);
+
+    // Patterns of an e-mail-only configuration under the full configuration's fingerprint:
+    // a survey that takes them finds no card, phone or My Number.
+    Tree mail;
+    mail.write_policy("threshold = 3\ndetectors = [\"email\"]\n");
+    mail.survey();
+    const std::string mail_patterns = stored_patterns(mail.db());
+    REQUIRE(mail_patterns.starts_with("cgpat1:"));
+    const std::string forged = header + mail_patterns.substr(mail_patterns.find('\n') + 1);
+    store_patterns(t.db(), forged);
+
+    SECTION("a private store: the stored patterns are used") {
+        const auto again = t.survey({"--rescan"});
+        CHECK(counter(again, "scanned") == 10);
+        CHECK(again["outside_zones"].dump() != first["outside_zones"].dump());
+        CHECK(stored_patterns(t.db()) == forged);
+    }
+    SECTION("a store others may write: compiled afresh, nothing read or written") {
+        REQUIRE(::chmod(t.db().c_str(), 0620) == 0);
+        const auto again = t.survey({"--rescan"});
+        CHECK(again["outside_zones"].dump() == first["outside_zones"].dump());
+        CHECK(stored_patterns(t.db()) == forged);
+    }
+    SECTION("patterns that do not load (damaged) are compiled afresh and replaced") {
+        store_patterns(t.db(), header + "damaged");
+        const auto again = t.survey({"--rescan"});
+        CHECK(again["outside_zones"].dump() == first["outside_zones"].dump());
+        CHECK(stored_patterns(t.db()) == cached);
+    }
+}
+
 TEST_CASE("the text report names the folders and the progress bar stays off a non-terminal") {
     Tree t;
     auto r = cgtest::run({CG_CUSTGUARDCTL, "discover", "--db", t.db().string(), "--policy", t.policy().string(),
