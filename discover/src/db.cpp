@@ -24,7 +24,7 @@ CREATE TABLE files(
     reason TEXT NOT NULL,        -- why not readable; empty when readable
     doc_type TEXT NOT NULL,
     findings TEXT NOT NULL,      -- "credit_card=2 email=1": detector names and counts
-    seen INTEGER NOT NULL        -- last run that found the file
+    seen INTEGER NOT NULL        -- last run that scanned the file
 ) WITHOUT ROWID;
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 )sql";

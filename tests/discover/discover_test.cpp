@@ -249,6 +249,40 @@ TEST_CASE("a deleted file is dropped from the store and from the report") {
     CHECK(again->int64(0) == 10);
 }
 
+// Guards the cost of incremental runs: unchanged files are not written back to the store
+// (marking each one rewrote the whole store every run), yet files gone are still dropped.
+TEST_CASE("a run writes only the files it scanned to the store, and still drops the ones gone") {
+    Tree t;
+    t.survey();
+    const auto rows_of_run = [&] {
+        auto db = custguard::discover::Database::open(t.db().string());
+        REQUIRE(db);
+        auto st = db->prepare("SELECT count(*), (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'run') FROM files "
+                              "WHERE seen = (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'run')");
+        REQUIRE(st);
+        REQUIRE(st->step().value());
+        const auto n = st->int64(0);
+        st->reset();
+        return n;
+    };
+    CHECK(rows_of_run() == 10);
+    touch(t.root() / "public/minutes.txt");
+    fs::remove(t.root() / "sales/one.txt");
+    const auto j = t.survey();
+    CHECK(counter(j, "scanned") == 1);
+    CHECK(counter(j, "unchanged") == 8);
+    CHECK(counter(j, "removed") == 1);
+    CHECK(rows_of_run() == 1);
+    auto db = custguard::discover::Database::open(t.db().string());
+    REQUIRE(db);
+    auto st = db->prepare("SELECT count(*) FROM files");
+    REQUIRE(st);
+    REQUIRE(st->step().value());
+    CHECK(st->int64(0) == 9);
+    st->reset();
+    CHECK(counter(t.survey(), "removed") == 0);
+}
+
 TEST_CASE("the JSON report (--json) has a stable shape") {
     Tree t;
     const auto j = t.survey();
