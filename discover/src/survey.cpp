@@ -200,14 +200,17 @@ public:
         if (jobs_.empty()) return std::nullopt;
         Job j = std::move(jobs_.front());
         jobs_.pop_front();
-        space_.notify_one();
+        // The walking thread is woken when half the queue is free or a batch of results
+        // waits, not for every file: each wake-up is a futex call and a context switch,
+        // two per file before.
+        if (jobs_.size() == k_queue_max / 2) space_.notify_one();
         return j;
     }
     void done(Scanned s) {
         std::lock_guard lock(mutex_);
         results_.push_back(std::move(s));
         ++finished_;
-        space_.notify_one();
+        if (results_.size() >= k_batch_results || jobs_.size() < k_queue_max / 2) space_.notify_one();
     }
     std::vector<Scanned> take() {
         std::lock_guard lock(mutex_);
