@@ -102,6 +102,11 @@ tl::expected<Database, std::string> Database::open(const std::string& path) {
                               (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(r)) +
                               " — check that its directory exists and is writable, or name another with --db");
     sqlite3_busy_timeout(raw, 10'000);
+    // The WAL is kept at close, not checkpointed into the store: a checkpoint syncs the WAL
+    // and the store, and the next run's first write syncs the WAL header again; four
+    // fdatasync calls took 20-120 ms of a 0.3 s run that found 1% changed on a busy disk.
+    // SQLite still checkpoints once the WAL holds 1,000 pages.
+    sqlite3_db_config(raw, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
     if (auto e = db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !e) return tl::unexpected(e.error());
     auto version = db.prepare("PRAGMA user_version");
     if (!version) return tl::unexpected(version.error());
