@@ -111,6 +111,18 @@ void touch(const fs::path& p) {
     REQUIRE(::utimensat(AT_FDCWD, p.c_str(), times, 0) == 0);
 }
 
+// The first column of the first row of `sql` on the store.
+std::int64_t store_count(const fs::path& db_path, const char* sql) {
+    auto db = custguard::discover::Database::open(db_path.string());
+    REQUIRE(db);
+    auto st = db->prepare(sql);
+    REQUIRE(st);
+    REQUIRE(st->step().value());
+    const auto n = st->int64(0);
+    st->reset();
+    return n;
+}
+
 }  // namespace
 
 TEST_CASE("the report lists folders with customer data outside zones, largest first, with files and categories") {
@@ -230,13 +242,7 @@ TEST_CASE("a deleted file is dropped from the store and from the report") {
     CHECK(counter(j, "removed") == 1);
     CHECK(counter(j, "files") == 9);
     CHECK(!folder(j, t.root() / "hr"));
-    auto db = custguard::discover::Database::open(t.db().string());
-    REQUIRE(db);
-    auto st = db->prepare("SELECT count(*) FROM files");
-    REQUIRE(st);
-    REQUIRE(st->step().value());
-    CHECK(st->int64(0) == 9);
-    st->reset();  // ends the read transaction: the next query sees the next run
+    CHECK(store_count(t.db(), "SELECT count(*) FROM files") == 9);
     // A survey of another tree keeps what it did not walk.
     cgtest::TempDir other("cgdiscover-other");
     cgtest::spit(other.path() / "x.txt", "x\n");
@@ -244,9 +250,7 @@ TEST_CASE("a deleted file is dropped from the store and from the report") {
                           other.path().string()});
     REQUIRE(o.rc == 0);
     CHECK(counter(*Json::parse(o.out), "removed") == 0);
-    auto again = db->prepare("SELECT count(*) FROM files");
-    REQUIRE(again->step().value());
-    CHECK(again->int64(0) == 10);
+    CHECK(store_count(t.db(), "SELECT count(*) FROM files") == 10);
 }
 
 // Guards the cost of incremental runs: unchanged files are not written back to the store
@@ -255,15 +259,8 @@ TEST_CASE("a run writes only the files it scanned to the store, and still drops 
     Tree t;
     t.survey();
     const auto rows_of_run = [&] {
-        auto db = custguard::discover::Database::open(t.db().string());
-        REQUIRE(db);
-        auto st = db->prepare("SELECT count(*), (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'run') FROM files "
-                              "WHERE seen = (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'run')");
-        REQUIRE(st);
-        REQUIRE(st->step().value());
-        const auto n = st->int64(0);
-        st->reset();
-        return n;
+        return store_count(t.db(), "SELECT count(*) FROM files WHERE seen = "
+                                   "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'run')");
     };
     CHECK(rows_of_run() == 10);
     touch(t.root() / "public/minutes.txt");
@@ -273,13 +270,7 @@ TEST_CASE("a run writes only the files it scanned to the store, and still drops 
     CHECK(counter(j, "unchanged") == 8);
     CHECK(counter(j, "removed") == 1);
     CHECK(rows_of_run() == 1);
-    auto db = custguard::discover::Database::open(t.db().string());
-    REQUIRE(db);
-    auto st = db->prepare("SELECT count(*) FROM files");
-    REQUIRE(st);
-    REQUIRE(st->step().value());
-    CHECK(st->int64(0) == 9);
-    st->reset();
+    CHECK(store_count(t.db(), "SELECT count(*) FROM files") == 9);
     CHECK(counter(t.survey(), "removed") == 0);
 }
 
