@@ -2,6 +2,9 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 namespace custguard::discover {
 
@@ -21,7 +24,7 @@ CREATE TABLE files(
     reason TEXT NOT NULL,        -- why not readable; empty when readable
     doc_type TEXT NOT NULL,
     findings TEXT NOT NULL,      -- "credit_card=2 email=1": detector names and counts
-    seen INTEGER NOT NULL        -- last run that found the file
+    seen INTEGER NOT NULL        -- last run that scanned the file
 ) WITHOUT ROWID;
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 )sql";
@@ -38,6 +41,11 @@ Statement& Statement::bind(int index, std::int64_t value) {
 
 Statement& Statement::bind(int index, std::string_view value) {
     sqlite3_bind_text(stmt_.get(), index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+    return *this;
+}
+
+Statement& Statement::bind_blob(int index, std::string_view value) {
+    sqlite3_bind_blob(stmt_.get(), index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
     return *this;
 }
 
@@ -59,6 +67,24 @@ std::string_view Statement::text(int column) const {
              : std::string_view{};
 }
 
+std::string_view Statement::blob(int column) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_.get(), column));
+    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), column)))
+             : std::string_view{};
+}
+
+bool Database::private_to_owner() const {
+    for (const auto& file : {path_, path_ + "-wal"}) {
+        struct stat st;
+        if (::stat(file.c_str(), &st) != 0) {
+            if (errno == ENOENT && file != path_) continue;
+            return false;
+        }
+        if (st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) return false;
+    }
+    return true;
+}
+
 std::string Database::error(std::string_view what) const {
     return std::string(what) + " '" + path_ + "': " + sqlite3_errmsg(db_.get());
 }
@@ -76,6 +102,11 @@ tl::expected<Database, std::string> Database::open(const std::string& path) {
                               (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(r)) +
                               " — check that its directory exists and is writable, or name another with --db");
     sqlite3_busy_timeout(raw, 10'000);
+    // The WAL is kept at close, not checkpointed into the store: a checkpoint syncs the WAL
+    // and the store, and the next run's first write syncs the WAL header again; four
+    // fdatasync calls took 20-120 ms of a 0.3 s run that found 1% changed on a busy disk.
+    // SQLite still checkpoints once the WAL holds 1,000 pages.
+    sqlite3_db_config(raw, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
     if (auto e = db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !e) return tl::unexpected(e.error());
     auto version = db.prepare("PRAGMA user_version");
     if (!version) return tl::unexpected(version.error());

@@ -111,6 +111,18 @@ void touch(const fs::path& p) {
     REQUIRE(::utimensat(AT_FDCWD, p.c_str(), times, 0) == 0);
 }
 
+// The first column of the first row of `sql` on the store.
+std::int64_t store_count(const fs::path& db_path, const char* sql) {
+    auto db = custguard::discover::Database::open(db_path.string());
+    REQUIRE(db);
+    auto st = db->prepare(sql);
+    REQUIRE(st);
+    REQUIRE(st->step().value());
+    const auto n = st->int64(0);
+    st->reset();
+    return n;
+}
+
 }  // namespace
 
 TEST_CASE("the report lists folders with customer data outside zones, largest first, with files and categories") {
@@ -230,13 +242,7 @@ TEST_CASE("a deleted file is dropped from the store and from the report") {
     CHECK(counter(j, "removed") == 1);
     CHECK(counter(j, "files") == 9);
     CHECK(!folder(j, t.root() / "hr"));
-    auto db = custguard::discover::Database::open(t.db().string());
-    REQUIRE(db);
-    auto st = db->prepare("SELECT count(*) FROM files");
-    REQUIRE(st);
-    REQUIRE(st->step().value());
-    CHECK(st->int64(0) == 9);
-    st->reset();  // ends the read transaction: the next query sees the next run
+    CHECK(store_count(t.db(), "SELECT count(*) FROM files") == 9);
     // A survey of another tree keeps what it did not walk.
     cgtest::TempDir other("cgdiscover-other");
     cgtest::spit(other.path() / "x.txt", "x\n");
@@ -244,9 +250,28 @@ TEST_CASE("a deleted file is dropped from the store and from the report") {
                           other.path().string()});
     REQUIRE(o.rc == 0);
     CHECK(counter(*Json::parse(o.out), "removed") == 0);
-    auto again = db->prepare("SELECT count(*) FROM files");
-    REQUIRE(again->step().value());
-    CHECK(again->int64(0) == 10);
+    CHECK(store_count(t.db(), "SELECT count(*) FROM files") == 10);
+}
+
+// Guards the cost of incremental runs: unchanged files are not written back to the store
+// (marking each one rewrote the whole store every run), yet files gone are still dropped.
+TEST_CASE("a run writes only the files it scanned to the store, and still drops the ones gone") {
+    Tree t;
+    t.survey();
+    const auto rows_of_run = [&] {
+        return store_count(t.db(), "SELECT count(*) FROM files WHERE seen = "
+                                   "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'run')");
+    };
+    CHECK(rows_of_run() == 10);
+    touch(t.root() / "public/minutes.txt");
+    fs::remove(t.root() / "sales/one.txt");
+    const auto j = t.survey();
+    CHECK(counter(j, "scanned") == 1);
+    CHECK(counter(j, "unchanged") == 8);
+    CHECK(counter(j, "removed") == 1);
+    CHECK(rows_of_run() == 1);
+    CHECK(store_count(t.db(), "SELECT count(*) FROM files") == 9);
+    CHECK(counter(t.survey(), "removed") == 0);
 }
 
 TEST_CASE("the JSON report (--json) has a stable shape") {
@@ -406,6 +431,69 @@ TEST_CASE("a store of another schema version is refused with what to do") {
     struct stat st;
     REQUIRE(::stat(t.db().c_str(), &st) == 0);
     CHECK((st.st_mode & 0077) == 0);
+}
+
+namespace {
+
+std::string stored_patterns(const fs::path& db_path) {
+    auto db = custguard::discover::Database::open(db_path.string());
+    REQUIRE(db);
+    auto get = db->prepare("SELECT value FROM meta WHERE key = 'patterns'");
+    REQUIRE(get);
+    auto row = get->step();
+    REQUIRE(row);
+    std::string out = *row ? std::string(get->blob(0)) : std::string();
+    get->reset();
+    return out;
+}
+
+void store_patterns(const fs::path& db_path, const std::string& blob) {
+    auto db = custguard::discover::Database::open(db_path.string());
+    REQUIRE(db);
+    auto put = db->prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('patterns', ?1)");
+    REQUIRE(put);
+    REQUIRE(put->bind_blob(1, blob).step());
+}
+
+}  // namespace
+
+// Guards the pattern cache of the store: runs after the first do not compile the patterns
+// again, and a serialised database is only taken from a store no other user can write.
+TEST_CASE("the compiled patterns are kept in the store, and only a private store is trusted with them") {
+    Tree t;
+    const auto first = t.survey();
+    const std::string cached = stored_patterns(t.db());
+    REQUIRE(cached.starts_with("cgpat1:"));
+    const auto header = cached.substr(0, cached.find('\n') + 1);
+
+    // Patterns of an e-mail-only configuration under the full configuration's fingerprint:
+    // a survey that takes them finds no card, phone or My Number.
+    Tree mail;
+    mail.write_policy("threshold = 3\ndetectors = [\"email\"]\n");
+    mail.survey();
+    const std::string mail_patterns = stored_patterns(mail.db());
+    REQUIRE(mail_patterns.starts_with("cgpat1:"));
+    const std::string forged = header + mail_patterns.substr(mail_patterns.find('\n') + 1);
+    store_patterns(t.db(), forged);
+
+    SECTION("a private store: the stored patterns are used") {
+        const auto again = t.survey({"--rescan"});
+        CHECK(counter(again, "scanned") == 10);
+        CHECK(again["outside_zones"].dump() != first["outside_zones"].dump());
+        CHECK(stored_patterns(t.db()) == forged);
+    }
+    SECTION("a store others may write: compiled afresh, nothing read or written") {
+        REQUIRE(::chmod(t.db().c_str(), 0620) == 0);
+        const auto again = t.survey({"--rescan"});
+        CHECK(again["outside_zones"].dump() == first["outside_zones"].dump());
+        CHECK(stored_patterns(t.db()) == forged);
+    }
+    SECTION("patterns that do not load (damaged) are compiled afresh and replaced") {
+        store_patterns(t.db(), header + "damaged");
+        const auto again = t.survey({"--rescan"});
+        CHECK(again["outside_zones"].dump() == first["outside_zones"].dump());
+        CHECK(stored_patterns(t.db()) == cached);
+    }
 }
 
 TEST_CASE("the text report names the folders and the progress bar stays off a non-terminal") {

@@ -89,6 +89,42 @@ TEST_CASE("normalisation maps full-width forms and keeps Japanese words", "[scan
     CHECK(count_code_points("顧客a") == 3);
 }
 
+// Guards the vector paths of the normaliser (16 and 32 bytes at a time, copying as they
+// go): a sequence at any offset of long text, in ASCII or Japanese, comes out as the
+// byte-at-a-time path (short input) maps it on its own.
+TEST_CASE("normalisation of long text equals the byte-at-a-time mapping at every offset", "[scan][normalize]") {
+    const std::vector<std::string> pieces = {
+        "\u3000", "1ー2", "1・2", "1\u00b72", "a\u00a0b", "1\u00ad2", "1 2", "1  2", "1\n2", "1\r\n2", "1 \n\n2",
+        "1\t2", "1 x", "12, 34 yen", "\x01", "\x0b", "\x1f", "ｔａｒｏ＠ｅｘ．ｊｐ", "〶", "〒", "1\u20102", "1\u22122",
+        "a\u2000b", "1\u20242", "\ufeff", "\u2060", "1\ufe0f", "１ ２", "１\u3000２", "４１１１\n１１１１", "1ｰ2",
+        "1･2", "\u200b", "\u202e", "1\u200b\n2", "\xe3", "\xef\xbc", "9 \xef\xbc\x99",
+    };
+    const std::string japanese = "本日の会議では新製品の販売計画について検討しました。";
+    for (const bool ja : {false, true}) {
+        std::string filler;
+        while (filler.size() < 160) filler += ja ? japanese : std::string("The quarterly report is due. ");
+        for (const auto& piece : pieces) {
+            const std::string mapped = normalize(piece);
+            // Cut at character boundaries (the filler has no digits: the piece's context stays).
+            const auto boundary = [&](std::size_t k) {
+                while (k > 0 && (static_cast<unsigned char>(filler[k]) & 0xC0) == 0x80) --k;
+                return k;
+            };
+            // The piece at every offset from the start, and at every distance from the end.
+            for (std::size_t k = 0; k < 80; ++k) {
+                const std::string prefix = filler.substr(0, boundary(k)), suffix = filler.substr(boundary(k), 90);
+                INFO("piece '" << piece << "' " << prefix.size() << " bytes from the start" << (ja ? " in Japanese" : " in ASCII"));
+                CHECK(normalize(prefix + piece + suffix) == prefix + mapped + suffix);
+            }
+            for (std::size_t k = 0; k < 80; ++k) {
+                const std::string prefix = filler.substr(0, boundary(70)), suffix = filler.substr(0, boundary(k));
+                INFO("piece '" << piece << "' " << suffix.size() << " bytes from the end" << (ja ? " in Japanese" : " in ASCII"));
+                CHECK(normalize(prefix + piece + suffix) == prefix + mapped + suffix);
+            }
+        }
+    }
+}
+
 TEST_CASE("detectors find synthetic customer data", "[scan][detectors]") {
     const std::vector<Case> cases = {
         // credit_card

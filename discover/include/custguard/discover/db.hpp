@@ -26,6 +26,7 @@ public:
 
     Statement& bind(int index, std::int64_t value);
     Statement& bind(int index, std::string_view value);
+    Statement& bind_blob(int index, std::string_view value);
     // true: a row is ready (read it with the column accessors); false: done. Resets the
     // statement when done or on error, so it can be bound and stepped again.
     tl::expected<bool, std::string> step();
@@ -33,6 +34,7 @@ public:
 
     std::int64_t int64(int column) const;
     std::string_view text(int column) const;
+    std::string_view blob(int column) const;
 
 private:
     struct Finalize {
@@ -52,6 +54,9 @@ public:
     // Rows changed by the last INSERT, UPDATE or DELETE.
     std::int64_t changes() const;
     const std::string& path() const { return path_; }
+    // Whether only this process's user can have written the store: the file (and its WAL,
+    // if any) owned by the effective user, writable by no group or other.
+    bool private_to_owner() const;
 
 private:
     struct Close {
