@@ -157,6 +157,7 @@ struct Job {
 };
 
 struct ZoneLookup {
+    std::uint64_t epoch = 0;  // Impl::file_epoch before the lookup: see invalidate_file()
     std::uint32_t zone = 0;
     bool certain = false;  // false: membership could not be established
     bool walked = false;   // decided from the file's ancestry now, not from what was known
@@ -265,6 +266,9 @@ struct FanotifyEnforcer::Impl {
     std::unordered_map<std::uint64_t, std::uint32_t> dir_zones;  // see dir_zone(); under notify_mutex
     std::uint64_t dir_zones_for = 0;                             // tables_gen it was filled under
     std::atomic<std::uint64_t> notifications{0};  // handled so far
+    // Counts invalidate_file(): a decision that began before one and placed an ignore mark
+    // or a cached zone after it takes them back (see there).
+    std::atomic<std::uint64_t> file_epoch{0};
 
     EventHandler handler;
     bool started = false;
@@ -356,11 +360,15 @@ struct FanotifyEnforcer::Impl {
     }
 
     // Only files with a handle are cached: without one a reused number could not be told.
-    void cache_zone(const InodeKey& key, std::uint64_t handle, std::uint32_t zone) {
+    // `epoch`: file_epoch before the zone was looked up; if a file's zone changed since,
+    // the zone may be that file's old one and is not kept (invalidate_file() erases under
+    // the same mutex after moving the epoch, so one of the two sees the other).
+    void cache_zone(const InodeKey& key, std::uint64_t handle, std::uint32_t zone, std::uint64_t epoch) {
         if (!handle) return;
         std::lock_guard lk(cache_mutex);
         if (zone_cache.size() >= max_cache) zone_cache.clear();
-        zone_cache[key] = {zone, handle};
+        if (file_epoch.load() == epoch)
+            zone_cache[key] = {zone, handle};
     }
 
     // The non-directory files under directory `d`, for the index, except nested zone trees
@@ -618,6 +626,7 @@ struct FanotifyEnforcer::Impl {
     // the file's real ancestry worked: the caller refuses such a file.
     ZoneLookup zone_of(int evfd, const InodeKey& key, const struct stat& st, const ZoneTables& t) {
         ZoneLookup r;
+        r.epoch = file_epoch.load();
         if ((r.zone = t.root_zone(key)) || (r.zone = departed_zone(key, evfd, t))) {
             r.certain = true;
             return r;
@@ -653,7 +662,7 @@ struct FanotifyEnforcer::Impl {
             r.zone = indexed_zone(key, handle);
             if (r.zone == 0 && index_incomplete.load(std::memory_order_acquire)) r.certain = false;
         }
-        if (r.zone) cache_zone(key, handle, r.zone);
+        if (r.zone) cache_zone(key, handle, r.zone, r.epoch);
         return r;
     }
 
@@ -760,7 +769,12 @@ struct FanotifyEnforcer::Impl {
             // Before the answer, so the opener's next open already skips us; under the
             // shared lock, so a rename into a zone flushes after this.
             // Not on a file without a name: linked into a zone later, it must reach us.
-            if (zl.certain && m && m->notify && st.st_nlink > 0) add_ignore_mark(evfd.get());
+            if (zl.certain && m && m->notify && st.st_nlink > 0) {
+                add_ignore_mark(evfd.get());
+                // A file's zone changed while this was decided (invalidate_file() does not
+                // wait for decisions): the mark may stand on a file of a zone now.
+                if (file_epoch.load() != zl.epoch) remove_ignore_mark(evfd.get());
+            }
             respond(evfd.get(), true);
             return;
         }
@@ -1002,15 +1016,9 @@ struct FanotifyEnforcer::Impl {
         }
     }
 
-    // invalidate() for one file whose zone changed (`fd`, O_PATH): its cached zone and its
-    // ignore mark go; every other file keeps both. Exclusive, so no decision made before
-    // the index changed places a mark after this.
-    void invalidate_file(const InodeKey& key, int fd) {
-        std::unique_lock lk(policy_mutex);
-        {
-            std::lock_guard ck(cache_mutex);
-            zone_cache.erase(key);
-        }
+    // The ignore mark of file `fd` (O_PATH or open) goes; when that fails for another
+    // reason than there being none, every ignore mark goes.
+    void remove_ignore_mark(int fd) {
         char path[48];
         std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
         const unsigned flags = FAN_MARK_REMOVE | (ignore_new_api.load() ? FAN_MARK_IGNORE : FAN_MARK_IGNORED_MASK);
@@ -1018,6 +1026,22 @@ struct FanotifyEnforcer::Impl {
             ::fanotify_mark(fan.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);  // cannot tell: drop them all
             c_flushes.fetch_add(1);
         }
+    }
+
+    // invalidate() for one file whose zone changed (`fd`, O_PATH), called after the index
+    // has its new zone: its cached zone and its ignore mark go; every other file keeps
+    // both. It does not wait for decisions in progress (a creator linking its new files
+    // into a zone made this hundreds of times a second, and each exclusive lock stalled
+    // every worker). Instead file_epoch moves first: a decision that looked the zone up
+    // before (from the old index) and places its mark or cache entry after the removal
+    // sees the new epoch afterwards and takes them back (handle(), cache_zone()).
+    void invalidate_file(const InodeKey& key, int fd) {
+        file_epoch.fetch_add(1);
+        {
+            std::lock_guard ck(cache_mutex);
+            zone_cache.erase(key);
+        }
+        remove_ignore_mark(fd);
     }
 
     // Reads and handles whatever the notify group holds now.

@@ -4,10 +4,14 @@
 // a newly linked file walked every zone tree (0.55 s with 200,000 files).
 #include <catch2/catch.hpp>
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <atomic>
 #include <cstdio>
+#include <new>
+#include <thread>
 
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 #include "sandbox.hpp"
@@ -175,4 +179,74 @@ TEST_CASE("fanotify rescan: a tree moved into a zone is indexed off the open pat
     REQUIRE(::link(env.fs.path("zone/tree/sub/late.txt").c_str(), env.fs.path("out/late_link").c_str()) == 0);
     CHECK(cgtest::open_as(mallory, env.fs.path("out/late_link")) == EPERM);
     CHECK(env.enforcer->stats().scans == scanned.scans);
+}
+
+// A file's zone changes (a link into a zone) while the workers are deciding opens of it by
+// its outside name: the notify thread takes the file's ignore mark away without waiting
+// for those decisions (no exclusive lock: a creator made hundreds of such changes a second
+// and each lock stalled every worker, see bench/rescan). A decision that looked the file
+// up before the change and placed its mark after the removal must take the mark back, or
+// the outside name would read the zone file from then on.
+TEST_CASE("fanotify rescan: a file linked into a zone while its outside name is opened in a loop is refused by that "
+          "name afterwards (no stale ignore mark)",
+          "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    constexpr int files = 120;
+    struct Shared {
+        std::atomic<int> stop{0};
+        std::atomic<int> opened{0};
+    };
+    auto* shared = static_cast<Shared*>(
+        ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    REQUIRE(shared != MAP_FAILED);
+    int leaked = 0, failed = 0;
+    for (int i = 0; i < files; ++i) {
+        const std::string out = env.fs.path("out/drop/r" + std::to_string(i)),
+                          in = env.fs.path("zone/drop/r" + std::to_string(i));
+        env.fs.write("out/drop/r" + std::to_string(i));
+        REQUIRE(::chown(out.c_str(), mallory.uid, mallory.gid) == 0);
+        new (shared) Shared();
+        const char* path = out.c_str();
+        // mallory opens her file by its outside name until told to stop.
+        std::thread opener([&] {
+            cgtest::run_as(mallory, [&] {
+                while (!shared->stop.load()) {
+                    int f = ::open(path, O_RDONLY | O_CLOEXEC);
+                    if (f >= 0) shared->opened.fetch_add(1), ::close(f);
+                }
+                return 0;
+            });
+        });
+        // Linked into the zone after a varying number of opens, while they go on.
+        while (shared->opened.load() < 1 + i % 7) std::this_thread::yield();
+        const int linked = ::link(out.c_str(), in.c_str());
+        std::this_thread::sleep_for(std::chrono::microseconds(200 * (i % 5)));
+        shared->stop = 1;
+        opener.join();
+        REQUIRE(linked == 0);
+        // Refused within 2 s (once the notify thread has handled the link), then every time.
+        const int r = cgtest::run_as(mallory, [&] {
+            bool refused = false;
+            for (int k = 0; k < 400 && !refused; ++k) {
+                int f = ::open(path, O_RDONLY | O_CLOEXEC);
+                if (f < 0 && errno == EPERM) refused = true;
+                else if (f >= 0) ::close(f), ::usleep(5000);
+                else return 2;
+            }
+            int after = 0;
+            for (int k = 0; k < 20; ++k) {
+                int f = ::open(path, O_RDONLY | O_CLOEXEC);
+                if (f >= 0) ++after, ::close(f);
+            }
+            return refused && after == 0 ? 0 : 1;
+        });
+        leaked += r == 1;
+        failed += r != 0 && r != 1;
+    }
+    ::munmap(shared, sizeof(Shared));
+    CHECK(failed == 0);
+    CHECK(leaked == 0);
+    // The zone's user still reads it by its outside name.
+    CHECK(cgtest::open_as(alice, env.fs.path("out/drop/r0")) == 0);
 }
