@@ -179,7 +179,12 @@ int main(int argc, char** argv) {
         const double self_cpu_s = secs(self0.ru_utime, self1.ru_utime) + secs(self0.ru_stime, self1.ru_stime);
 
         const Stats a = stats(to_row), b = stats(to_done), c = stats(to_held);
-        std::printf("cockpit page latency, %d rounds (debug or release: the build this binary is from)\n", rounds);
+#ifdef NDEBUG
+        const char* build = "release";
+#else
+        const char* build = "debug (sanitizers)";
+#endif
+        std::printf("cockpit page latency, %d rounds, %s build of custguardd and the backend\n", rounds, build);
         std::printf("load average before: %s, after: %s\n\n", load_before.c_str(), loadavg().c_str());
         std::printf("| path | median ms | p90 ms | max ms | target | met |\n|---|---:|---:|---:|---:|---|\n");
         std::printf("| JobHeld signal -> row on the page | %.0f | %.0f | %.0f | 1000 | %s |\n", a.median, a.p90, a.max,
