@@ -10,6 +10,7 @@ one command per line, one answer per line, "ok [values]" or "error <what>".
   row_text JOB          the text of the job's row
   allow ZONE USER       allow USER in ZONE with the zone form
   wait_text ID TEXT MS  wait until the element's text contains TEXT
+  table_row ID TEXT MS  wait for a row of table ID containing TEXT; ok <its text>
   approve JOB TEXT      click Approve (TEXT typed as the comment); ok <Date.now() at the click>
   reject JOB TEXT       click Reject with reason TEXT
   wait_gone JOB MS      wait until the row is gone
@@ -108,6 +109,15 @@ class Page:
             element, text, ms = args[0], " ".join(args[1:-1]), int(args[-1])
             self.wait(ms, lambda: text in self.driver.find_element(By.ID, element).text, f"{text!r} in #{element}")
             return ""
+        if name == "table_row":
+            table, text, ms = args[0], " ".join(args[1:-1]), int(args[-1])
+
+            def find():
+                for tr in self.driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr"):
+                    if text in tr.text:
+                        return tr.text.replace("\n", " ")
+                return None
+            return self.wait(ms, find, f"a row with {text!r} in #{table}")
         if name in ("approve", "reject"):
             return self.decide(args[0], " ".join(args[1:]), name)
         if name == "wait_gone":

@@ -110,10 +110,12 @@ std::string PageAgent::ask(const std::string& command, std::chrono::seconds time
 }
 
 const std::string& customer_list() {
-    static const std::string text = "Customer list (synthetic)\nTaro Yamada  card " +
-                                    scan_test::luhn_complete("453201511283366") + "\nHanako Suzuki  card " +
-                                    scan_test::luhn_complete("555555555555444") + "\nMy Number " +
-                                    scan_test::my_number_complete("31415926535") + "\n";
+    // Three detectors, so the page shows several categories with their counts.
+    static const std::string text = "Held-print test list (synthetic)\n"
+                                    "Jiro Tanaka, card " + scan_test::luhn_complete("401288888888188") + "\n"
+                                    "Yoko Sato, card " + scan_test::luhn_complete("520082828282821") + "\n"
+                                    "Jiro Tanaka, My Number " + scan_test::my_number_complete("27182818284") + "\n"
+                                    "Yoko Sato, mail yoko.sato@example.co.jp\n";
     return text;
 }
 

@@ -65,8 +65,8 @@ struct Scene {
     PageAgent page;
 };
 
-// Synthetic customer data with valid check digits (two card numbers and a My Number): a
-// job holding it is held.
+// Synthetic customer data with valid check digits (two card numbers, a My Number, a mail
+// address): a job holding it is held.
 const std::string& customer_list();
 // Where screenshots and the agent's log go (created).
 std::filesystem::path artefacts();
