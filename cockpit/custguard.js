@@ -43,7 +43,7 @@ function show_error(ex) {
 
 function clear_error() { $("error").hidden = true; }
 
-function time_text(ms) { return new Date(ms).toLocaleString(); }
+function time_text(ms) { return new Date(ms).toLocaleString(cockpit.language); }
 
 function call(method, signature, args) {
     return client.call(PATH, IFACE, method, args, { type: signature });
