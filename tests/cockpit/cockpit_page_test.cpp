@@ -56,6 +56,16 @@ TEST_CASE("cockpit page: a held job appears without reload, is approved and prin
     CHECK(s.print.wait_state(id, cgprint::k_completed).state == cgprint::k_completed);
     CHECK(s.print.office().wait_job(1, 10s) == cgcockpit::customer_list());
 
+    // A second job, rejected with a reason: cancelled, nothing printed.
+    const int second = s.print.lp("office", s.print.document("list2.txt", cgcockpit::customer_list()), "again",
+                                  accounts().other);
+    REQUIRE(s.print.wait_settled(second).state == cgprint::k_held);
+    page.ask("wait_row " + std::to_string(second) + " 10000");
+    page.ask("reject " + std::to_string(second) + " not for this printer");
+    page.ask("wait_gone " + std::to_string(second) + " 10000");
+    CHECK(s.print.wait_state(second, cgprint::k_canceled).state == cgprint::k_canceled);
+    CHECK(s.print.office().received().size() == 1);
+
     // History: the allowed read and the refusal, as charts.
     const std::string bars = page.ask("history");
     INFO("bars (reads per day, per user, denials per day), rows: " << bars);
