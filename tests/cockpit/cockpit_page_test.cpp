@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 using cgprint::accounts;
 using cgprint::contains;
 
-TEST_CASE("cockpit page: a held job appears without reload, is approved and printed; history, zones, Japanese",
+TEST_CASE("cockpit page: a held job appears without reload and prints once approved, history charts, zones, Japanese",
           "[cockpit][host][print]") {
     // Before any thread: the zone's tmpfs stays in this process's mount namespace.
     REQUIRE(cgtest::report::private_mounts());
