@@ -24,7 +24,7 @@ one command per line, one answer per line, "ok [values]" or "error <what>".
 import sys
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -48,7 +48,9 @@ class Page:
 
     def wait(self, ms, predicate, what):
         try:
-            return WebDriverWait(self.driver, ms / 1000, poll_frequency=0.01).until(lambda d: predicate())
+            # The page replaces table rows when data arrives: a row read meanwhile is asked again.
+            return WebDriverWait(self.driver, ms / 1000, poll_frequency=0.01,
+                                 ignored_exceptions=[StaleElementReferenceException]).until(lambda d: predicate())
         except TimeoutException:
             raise RuntimeError(f"{what} not within {ms} ms")
 
