@@ -162,7 +162,8 @@ int main(int argc, char** argv) {
                     break;
                 }
                 if (st.state == cgprint::k_canceled || now_ms() - clicked > 30'000)
-                    throw std::runtime_error("job " + job + " did not complete: " + st.message);
+                    throw std::runtime_error("job " + job + " did not complete: " + st.message +
+                                             "; the page says: " + s.page.ask("text error"));
                 std::this_thread::sleep_for(5ms);
             }
             to_held.push_back(static_cast<double>(*held_at - submitted));
