@@ -119,6 +119,8 @@ public:
     policy::Policy current_policy() const;
     policy::State current_state() const;
     const std::filesystem::path& state_dir() const { return state_dir_; }
+    // The journald namespace the records go to ("" = the system journal); GetHistory reads it.
+    const std::string& journal_namespace() const { return options_.journal_namespace; }
 
     // Replace the CLI-managed state: validated by loading policy + new state; on success
     // persisted atomically and applied, else nothing changes. Used by the control plane.

@@ -19,6 +19,8 @@
 //   ListGrants(s zone)                            -> s grants (JSON array)
 //   GetGrants(s zone)                             -> a(ssstsst) grants (typed: zone, user,
 //                                                    client, expires_at, reason, granted_by, granted_at)
+//   GetHistory(s zone, s user, s client, s event, t since_usec, t until_usec, u limit)
+//                                                 -> a(tssssss) rows, b truncated (history.hpp)
 //   RevokeGrant(s zone, s user)                   -> s message
 //   AddClientGrant(s zone, s client, x seconds, s reason) -> t expires_at
 //   RevokeClientGrant(s zone, s client)           -> s message
@@ -88,6 +90,7 @@
 #include "custguard/events/record.hpp"
 #include "custguard/policy/load.hpp"
 #include "daemon/core/daemon.hpp"
+#include "daemon/dbus/history.hpp"
 #include "daemon/dbus/json.hpp"
 #include "daemon/print/print_gate.hpp"
 
@@ -1531,6 +1534,20 @@ int m_get_grants(sd_bus_message* m, void* u, sd_bus_error* e) {
     });
 }
 
+int m_get_history(sd_bus_message* m, void* u, sd_bus_error* e) {  // history.hpp
+    return guarded(m, u, e, [&](Impl& s, const Caller&) {
+        auto f = history::read_filter(m);
+        if (!f) return reply_failure(e, {error::invalid_argument, f.error()});
+        auto rows = history::query(s.daemon.journal_namespace(), *f);
+        if (!rows) return reply_failure(e, {error::failed, rows.error()});
+        sd_bus_message* raw = nullptr;
+        int r = sd_bus_message_new_method_return(m, &raw);
+        MessagePtr reply(raw);
+        if (r >= 0) r = history::append(reply.get(), *rows);
+        return r < 0 ? r : sd_bus_send(nullptr, reply.get(), nullptr);
+    });
+}
+
 int m_revoke_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
     return with_strings<2>(m, u, e, [](Impl& s, const Caller& c, Args2 a) { return s.revoke_grant(c, a[0], a[1]); });
 }
@@ -1657,6 +1674,9 @@ const sd_bus_vtable k_vtable[] = {
     SD_BUS_METHOD_WITH_NAMES("ListGrants", "s", SD_BUS_PARAM(zone), "s", SD_BUS_PARAM(grants), m_list_grants, k_flags),
     SD_BUS_METHOD_WITH_NAMES("GetGrants", "s", SD_BUS_PARAM(zone), "a(ssstsst)", SD_BUS_PARAM(grants), m_get_grants,
                              k_flags),
+    SD_BUS_METHOD_WITH_NAMES("GetHistory", "ssssttu", SD_BUS_PARAM(zone) SD_BUS_PARAM(user) SD_BUS_PARAM(client)
+                             SD_BUS_PARAM(event) SD_BUS_PARAM(since_usec) SD_BUS_PARAM(until_usec) SD_BUS_PARAM(limit),
+                             "a(tssssss)b", SD_BUS_PARAM(rows) SD_BUS_PARAM(truncated), m_get_history, k_flags),
     SD_BUS_METHOD_WITH_NAMES("RevokeGrant", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(user), "s", SD_BUS_PARAM(message),
                              m_revoke_grant, k_flags),
     SD_BUS_METHOD_WITH_NAMES("AddClientGrant", "ssxs",
