@@ -294,7 +294,9 @@ TEST_CASE("report: over 50,000 records the journal is reopened and every record 
     CHECK(whole.out.find("\"reads\": " + std::to_string(n1 + n2) + ",") != std::string::npos);
     CHECK(whole.out.find("\"records\": " + std::to_string(n1 + n2) + ",\n    \"duplicates_ignored\": 0") !=
           std::string::npos);
-    CHECK(cursors(evidence) == all);
+    const auto used_whole = cursors(evidence);
+    CHECK(used_whole.size() == all.size());
+    CHECK((used_whole == all));  // not printed when it fails: 80,001 cursors
     const int opens_whole = opens();
 
     // A window from second 10,000: the records from then on, each once.
