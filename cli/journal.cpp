@@ -50,51 +50,20 @@ std::optional<std::uint64_t> parse_time_usec(const std::string& text) {
     return std::nullopt;
 }
 
-namespace {
-
-template <class Map>
-void fill_fields(sd_journal* j, bool (*keep)(std::string_view key), Map& out) {
-    out.clear();
-    const void* data = nullptr;
-    size_t len = 0;
-    SD_JOURNAL_FOREACH_DATA(j, data, len) {
-        std::string_view kv(static_cast<const char*>(data), len);
-        auto eq = kv.find('=');
-        if (eq == std::string_view::npos || !keep(kv.substr(0, eq))) continue;
-        out.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
-    }
-}
-
-}  // namespace
-
-void entry_fields(sd_journal* j, bool (*keep)(std::string_view key), FieldMap& out) { fill_fields(j, keep, out); }
-
 std::map<std::string, std::string> entry_fields(sd_journal* j) {
     std::map<std::string, std::string> out;
-    fill_fields(
-        j,
-        [](std::string_view key) {
-            return key.starts_with("CUSTGUARD_") || key == "MESSAGE" || key == "MESSAGE_ID" || key == "PRIORITY";
-        },
-        out);
+    for_each_field(j, [&](std::string_view key, std::string_view value) {
+        if (key.starts_with("CUSTGUARD_") || key == "MESSAGE" || key == "MESSAGE_ID" || key == "PRIORITY")
+            out.emplace(std::string(key), std::string(value));
+    });
     return out;
 }
 
-std::string entry_field(sd_journal* j, const char* name) {
-    const void* data = nullptr;
-    size_t len = 0;
-    if (sd_journal_get_data(j, name, &data, &len) < 0) return {};
-    std::string_view kv(static_cast<const char*>(data), len);
-    auto eq = kv.find('=');
-    return eq == std::string_view::npos ? std::string() : std::string(kv.substr(eq + 1));
-}
-
-std::string entry_cursor(sd_journal* j) {
+void entry_cursor(sd_journal* j, std::string& out) {
     char* cursor = nullptr;
-    if (sd_journal_get_cursor(j, &cursor) < 0 || !cursor) return {};
-    std::string out(cursor);
+    if (sd_journal_get_cursor(j, &cursor) < 0 || !cursor) return out.clear();
+    out.assign(cursor);
     std::free(cursor);
-    return out;
 }
 
 tl::expected<JournalPtr, std::string> open_journal(const std::string& name_space, const std::string& directory,

@@ -5,7 +5,9 @@
 
 #include <systemd/sd-journal.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,17 +33,56 @@ struct JournalFilter {
 // "now", "-2h" / "2h ago", in local time; microseconds since the epoch.
 std::optional<std::uint64_t> parse_time_usec(const std::string& text);
 
-// Field name -> value; looked up by string_view without a copy.
-using FieldMap = std::map<std::string, std::string, std::less<>>;
 
 // The CUSTGUARD_* fields, MESSAGE, MESSAGE_ID and PRIORITY of the current entry.
 std::map<std::string, std::string> entry_fields(sd_journal* j);
-// The fields of the current entry whose names `keep` accepts, into `out` (cleared first).
-void entry_fields(sd_journal* j, bool (*keep)(std::string_view key), FieldMap& out);
-// One field of the current entry ("" when absent), e.g. _HOSTNAME.
-std::string entry_field(sd_journal* j, const char* name);
-// The current entry's cursor ("" when it has none).
-std::string entry_cursor(sd_journal* j);
+// Calls f(name, value) for each field of the current entry, in the entry's order.
+template <class F>
+void for_each_field(sd_journal* j, F&& f) {
+    const void* data = nullptr;
+    size_t len = 0;
+    SD_JOURNAL_FOREACH_DATA(j, data, len) {
+        std::string_view kv(static_cast<const char*>(data), len);
+        if (auto eq = kv.find('='); eq != std::string_view::npos) f(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+}
+
+// The current entry's cursor into `out` ("" when it has none), reusing its buffer.
+void entry_cursor(sd_journal* j, std::string& out);
+
+// Reads the current entry's fields whose names `keep` accepts, its _HOSTNAME and its
+// cursor in one pass over the entry's data, into storage reused from entry to entry (the
+// report reads millions of entries: no lookup per field, no allocation once warm).
+// FieldMap: a std::map from field name to value, looked up by std::string_view.
+template <class FieldMap>
+class EntryReader {
+public:
+    explicit EntryReader(bool (*keep)(std::string_view key)) : keep_(keep) {}
+    // `fields` holds the entry's fields only; hostname and cursor are "" when it has none.
+    void read(sd_journal* j, FieldMap& fields, std::string& hostname, std::string& cursor) {
+        // Entries of one program mostly carry the same fields: values are assigned in place
+        // (their strings' buffers reused), fields the entry lacks are erased afterwards.
+        seen_.clear();
+        hostname.clear();
+        for_each_field(j, [&](std::string_view key, std::string_view value) {
+            if (key == "_HOSTNAME") return hostname.assign(value), void();
+            if (!keep_(key)) return;
+            auto it = fields.find(key);
+            if (it == fields.end()) it = fields.emplace(std::string(key), std::string()).first;
+            else if (std::find(seen_.begin(), seen_.end(), it) != seen_.end()) return;  // repeated: the first counts
+            it->second.assign(value);
+            seen_.push_back(it);
+        });
+        if (seen_.size() != fields.size())
+            for (auto it = fields.begin(); it != fields.end();)
+                it = std::find(seen_.begin(), seen_.end(), it) == seen_.end() ? fields.erase(it) : std::next(it);
+        entry_cursor(j, cursor);
+    }
+
+private:
+    bool (*keep_)(std::string_view key);
+    std::vector<typename FieldMap::iterator> seen_;  // the fields of the current entry
+};
 
 // The first of `files`, `directory`, `name_space` that is given, else the local journal.
 tl::expected<JournalPtr, std::string> open_journal(const std::string& name_space, const std::string& directory,

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <ostream>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +17,7 @@
 #include "ctl.hpp"
 #include "journal.hpp"
 #include "custguard/common/errno_text.hpp"
+#include "custguard/common/nss.hpp"
 #include "custguard/common/policy_files.hpp"
 #include "custguard/common/text_escape.hpp"
 #include "custguard/common/unique_fd.hpp"
@@ -31,6 +33,12 @@ namespace {
 // records; records received up to this long after --until are read so that such events
 // in the window are not missed. Windows are selected by event time (CUSTGUARD_TIME_USEC).
 constexpr std::uint64_t k_replay_slack_usec = 24ull * 3600 * 1'000'000;
+
+// sd-journal maps the journal files in 8 MiB windows and keeps up to 64 of them mapped
+// until the journal is closed: their pages count in the report's RSS (hundreds of MB over
+// a journal of millions of records). Closing and reopening the journal every this many
+// records, and going on after the last record's cursor, unmaps them.
+constexpr std::uint64_t k_reopen_every = 50'000, k_reopen_retry = 1'000;
 
 const char* const k_time_forms =
     "write a date (2026-10-01), a date and time (\"2026-10-01 09:00\" or 2026-10-01T09:00:00, local time), today, "
@@ -57,6 +65,19 @@ std::pair<std::uint64_t, std::uint64_t> last_month() {
     start = end;
     start.tm_mon -= 1;
     return {static_cast<std::uint64_t>(mktime(&start)) * 1'000'000, static_cast<std::uint64_t>(mktime(&end)) * 1'000'000};
+}
+
+// The journal opened again as `o` names it and placed on the entry of `cursor` (the last
+// one read), so that its next entry is the one that followed; false, and `j` untouched,
+// when it cannot be (the journal changed meanwhile: rotated and vacuumed, or unreadable).
+bool reopen_at(JournalPtr& j, const ReportOptions& o, const std::string& cursor) {
+    auto fresh = open_journal(o.name_space, o.directory, o.files);
+    if (!fresh || add_matches(fresh->get(), JournalFilter{}) < 0 ||
+        sd_journal_seek_cursor(fresh->get(), cursor.c_str()) < 0 || sd_journal_next(fresh->get()) <= 0 ||
+        sd_journal_test_cursor(fresh->get(), cursor.c_str()) <= 0)
+        return false;
+    j = std::move(*fresh);
+    return true;
 }
 
 // Scans of today's files for files whose records hold no scan: only files on this host,
@@ -94,6 +115,8 @@ public:
         r.config_ = std::move(*config);
         // As the daemon does: root reads documents as nobody, never as root.
         if (::geteuid() == 0) r.sandbox_.uid = r.sandbox_.gid = 65534;
+        auto me = common::nss::user_by_uid(::geteuid());
+        r.user_ = me && *me ? (*me)->name : "uid " + std::to_string(::geteuid());
         char host[256] = "";
         ::gethostname(host, sizeof host - 1);
         r.host_ = host;
@@ -108,15 +131,32 @@ public:
                         ", not on this host: run the report there, or scan the file with custguardctl scan";
             return none;
         }
+        const std::string what_to_do =
+            "run the report as a user the zone allows and who may read the journal (a member of the group "
+            "systemd-journal or adm), or give --no-rescan";
+        if (auto refused = refused_zones_.find(file.zone); !file.zone.empty() && refused != refused_zones_.end()) {
+            none.note = "not scanned: custguardd refused " + user_ + " " + refused->second + " of zone " + file.zone +
+                        " during this report, so no other file of the zone is tried (each refusal is recorded as a "
+                        "denial); " + what_to_do;
+            return none;
+        }
+        // Opened here, as the report's user: custguardd decides as for any other reader, and
+        // records the access. A zone that does not allow this user refuses it (EPERM).
         common::UniqueFd fd(::open(file.path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
         struct stat st {};
         if (!fd) {
             const int e = errno;
+            if (e == EPERM && !file.zone.empty()) {
+                refused_zones_.emplace(file.zone, file.path);
+                none.note = "not scanned: custguardd refused " + user_ + " today's file (zone " + file.zone +
+                            " does not allow " + user_ + "; the refusal is recorded as a denial); " + what_to_do;
+                return none;
+            }
             none.note = e == ENOENT ? std::string("the file no longer exists on this host")
                                     : "cannot open today's file: " + common::errno_text(e);
             if (e == EPERM || e == EACCES)
-                none.note += " (custguardd's zone policy or the file's permissions refuse this user: run the report as "
-                             "a user allowed to read it)";
+                none.note += " (the file's permissions or custguardd's zone policy refuse " + user_ + "; " +
+                             what_to_do + ")";
             return none;
         }
         if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -151,6 +191,9 @@ private:
     scan::ScannerConfig config_;
     scan::SandboxOptions sandbox_;
     std::string host_;
+    std::string user_;  // who the report runs as, for the notes
+    // Zones custguardd refused this user a file of, and that file: one refusal per zone.
+    std::map<std::string, std::string> refused_zones_;
     std::unique_ptr<scan::SandboxedReader> reader_;
 };
 
@@ -265,22 +308,21 @@ int run_report(const CLI::App& report, const ReportOptions& o, std::ostream& out
     // One record at a time: the model keeps aggregates, never the records.
     report::ScopeBuilder builder(filter, sink);
     report::Record rec;
+    EntryReader<report::Fields> reader(report::used_field);
+    std::uint64_t since_open = 0;
     while ((r = sd_journal_next(j->get())) > 0) {
         std::uint64_t usec = 0;
         sd_journal_get_realtime_usec(j->get(), &usec);
         if (filter.since_usec && usec < *filter.since_usec) continue;
         if (filter.until_usec && usec >= *filter.until_usec + k_replay_slack_usec) break;
         rec.realtime_usec = usec;
-        rec.cursor = entry_cursor(j->get());
-        rec.hostname = entry_field(j->get(), "_HOSTNAME");
-        entry_fields(j->get(), report::used_field, rec.fields);  // never MESSAGE
+        reader.read(j->get(), rec.fields, rec.hostname, rec.cursor);  // never MESSAGE
         builder.add(rec);
+        if (++since_open < k_reopen_every || rec.cursor.empty()) continue;
+        // When the journal cannot be placed on this record again, the open one goes on
+        // (its mapped pages stay) and the next try comes a few records later.
+        since_open = reopen_at(*j, o, rec.cursor) ? 0 : k_reopen_every - k_reopen_retry;
     }
-    if (r < 0) {
-        err << verb << ": reading the journal: " << std::strerror(-r) << '\n';
-        return k_exit_failed;
-    }
-
     report::ScopeBuilder::Rescan rescan;
     if (rescanner) rescan = std::ref(*rescanner);
     else rescan = [](const report::File&) { return report::TodayScan{false, {}, {}, "--no-rescan: today's files not scanned"}; };
@@ -292,13 +334,13 @@ int run_report(const CLI::App& report, const ReportOptions& o, std::ostream& out
             return k_exit_failed;
         }
     }
-    auto text = report::render(scope, leak ? report::Kind::leak_scope : report::Kind::access, *format, CUSTGUARD_VERSION);
+    const auto kind = leak ? report::Kind::leak_scope : report::Kind::access;
     if (o.output.empty()) {
-        out << text;
+        report::render(scope, kind, *format, CUSTGUARD_VERSION, out);
         return k_exit_ok;
     }
     std::ofstream file(o.output, std::ios::binary | std::ios::trunc);
-    file << text;
+    report::render(scope, kind, *format, CUSTGUARD_VERSION, file);
     file.close();
     if (!file) {
         err << verb << ": cannot write " << common::escape_text(o.output) << ": " << std::strerror(errno) << '\n';

@@ -1,6 +1,7 @@
 #include "custguard/report/render.hpp"
 
 #include <algorithm>
+#include <ostream>
 #include <sstream>
 
 #include "custguard/common/json_string.hpp"
@@ -151,16 +152,28 @@ void append_at(std::string& out, const JsonValue& v, int depth) {
     }
 }
 
+// Text on its way to a stream, handed over in pieces so that a long report is never held whole.
+struct Piecewise {
+    std::string text;
+    std::ostream& to;
+    void hand_over(std::size_t at_least = 1 << 16) {
+        if (text.size() < at_least) return;
+        to.write(text.data(), static_cast<std::streamsize>(text.size()));
+        text.clear();
+    }
+};
+
 // A top-level member's array, as Json::dump(2) writes it, one item's tree at a time.
 template <class T, class ToJson>
-void append_array(std::string& out, const std::vector<T>& items, ToJson to_json) {
-    out += '[';
+void append_array(Piecewise& out, const std::vector<T>& items, ToJson to_json) {
+    out.text += '[';
     for (std::size_t i = 0; i < items.size(); ++i) {
-        out += i ? ",\n    " : "\n    ";
-        append_at(out, to_json(items[i]), 2);
+        out.text += i ? ",\n    " : "\n    ";
+        append_at(out.text, to_json(items[i]), 2);
+        out.hand_over();
     }
-    if (!items.empty()) out += "\n  ";
-    out += ']';
+    if (!items.empty()) out.text += "\n  ";
+    out.text += ']';
 }
 
 JsonValue users_json(const Scope& s) {
@@ -194,6 +207,12 @@ std::optional<Format> parse_format(std::string_view name) {
 }
 
 std::string render_json(const Scope& s, Kind kind, std::string_view version) {
+    std::ostringstream out;
+    write_json(s, kind, version, out);
+    return std::move(out).str();
+}
+
+void write_json(const Scope& s, Kind kind, std::string_view version, std::ostream& to) {
     auto root = JsonValue::object();
     root.set("report", kind_name(kind));
     root.set("window", window_json(s));
@@ -205,9 +224,7 @@ std::string render_json(const Scope& s, Kind kind, std::string_view version) {
                             .set("prints", s.prints)
                             .set("copies_out_of_zones", s.copies));
     if (kind == Kind::access) root.set("users", users_json(s));
-    auto files = JsonValue::array();
-    for (const auto& f : s.files) files.push(file_json(f, s));
-    root.set("files", std::move(files));
+    root.set("files", JsonValue());  // written below, one entry at a time
     auto prints = JsonValue::array();
     for (const auto& p : s.print_jobs) prints.push(print_json(p, s));
     auto copies = JsonValue::array();
@@ -259,15 +276,17 @@ std::string render_json(const Scope& s, Kind kind, std::string_view version) {
     }
     root.set("evidence", evidence_json(s, version));
     // As root.dump(2), but the long lists are written entry by entry rather than held as
-    // one JSON tree (a timeline of 100,000 denials).
-    std::string out = "{";
+    // one JSON tree (a timeline of 100,000 denials, 20,000 files).
+    Piecewise out{"{", to};
     bool first = true;
     for (const auto& [key, value] : root.as_object()) {
-        out += first ? "\n  " : ",\n  ";
+        out.text += first ? "\n  " : ",\n  ";
         first = false;
-        common::append_json_string(out, key);
-        out += ": ";
-        if (key == "timeline")
+        common::append_json_string(out.text, key);
+        out.text += ": ";
+        if (key == "files")
+            append_array(out, s.files, [&](const File& f) { return file_json(f, s); });
+        else if (key == "timeline")
             append_array(out, s.timeline, [&](const TimelineEntry& t) {
                 return JsonValue::object()
                     .set("time", when(t.time_usec, s))
@@ -287,9 +306,10 @@ std::string render_json(const Scope& s, Kind kind, std::string_view version) {
                     .set("reads", h.count);
             });
         else
-            append_at(out, value, 1);
+            append_at(out.text, value, 1);
     }
-    return out + "\n}\n";
+    out.text += "\n}\n";
+    out.hand_over(0);
 }
 
 namespace {
@@ -462,6 +482,11 @@ std::string render_csv(const Scope& s, Kind) {
              join(c.categories), recorded(c.persons), std::to_string(c.persons.min), n(c.persons.max), n(c.persons.exact), c.persons.basis,
              c.action});
     return out;
+}
+
+void render(const Scope& s, Kind kind, Format format, std::string_view version, std::ostream& out) {
+    if (format == Format::json) write_json(s, kind, version, out);
+    else out << render(s, kind, format, version);
 }
 
 std::string render(const Scope& s, Kind kind, Format format, std::string_view version) {

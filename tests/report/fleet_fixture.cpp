@@ -58,6 +58,19 @@ F access(const char* decision, const char* user, const char* path, const char* c
 
 }  // namespace
 
+void write_reads(const fs::path& file, const std::string& host, const std::string& boot, std::uint64_t count,
+                 std::uint64_t offset) {
+    std::vector<Entry> entries;
+    entries.reserve(count);
+    for (std::uint64_t i = 0; i < count; ++i) {
+        const auto path = "/srv/share/customers/f" + std::to_string(i % 100) + ".csv";
+        const auto user = "user" + std::to_string(i % 10);
+        auto fields = access("allow", user.c_str(), path.c_str(), "192.0.2.10", static_cast<int>(i + 1));
+        entries.push_back({k_t0 + (2 * i + offset) * 1'000'000, std::move(fields)});
+    }
+    write_journal(file, export_stream(host, boot, entries));
+}
+
 // Two servers' records of one incident.
 void write_fleet(const fs::path& dir) {
     const std::string z = "/srv/share/customers/";

@@ -6,6 +6,7 @@
 // journal-remote.conf and journal-upload.conf, each key passed as the option it stands for.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -15,6 +16,12 @@ namespace cgtest::report {
 
 // Writes DIR/fs1.journal and DIR/fs2.journal.
 void write_fleet(const std::filesystem::path& dir);
+
+// Writes FILE: `count` allowed reads of server `host` in boot `boot` (32 hex digits), one
+// every two seconds from 2026-10-05 09:00 JST plus `offset` seconds (files with offsets 0
+// and 1 interleave), of 100 files by 10 users.
+void write_reads(const std::filesystem::path& file, const std::string& host, const std::string& boot,
+                 std::uint64_t count, std::uint64_t offset);
 
 // KEY=value lines of a shipped .conf, comments and sections left out.
 std::map<std::string, std::string> conf_keys(const std::filesystem::path& file);

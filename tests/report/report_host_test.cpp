@@ -7,9 +7,11 @@
 //   report names them, and no value of the customer document appears in any format.
 #include <catch2/catch.hpp>
 
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include <ctime>
 #include <filesystem>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -32,9 +35,9 @@ namespace {
 const std::string k_tz = "TZ=Asia/Tokyo";
 
 // The sandboxed reader of today's files (--no-rescan leaves it out) is the build's.
-cgtest::RunResult ctl(std::vector<std::string> args) {
+cgtest::RunResult ctl(std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(60)) {
     args.insert(args.begin(), CG_CUSTGUARDCTL);
-    return cgtest::run(args, {k_tz, "CUSTGUARD_EXTRACT_HELPER=" CG_EXTRACT_HELPER});
+    return cgtest::run(args, {k_tz, "CUSTGUARD_EXTRACT_HELPER=" CG_EXTRACT_HELPER}, std::nullopt, timeout);
 }
 
 // CG_UPDATE_GOLDEN=1 rewrites the golden files instead of comparing (review the diff).
@@ -234,6 +237,93 @@ TEST_CASE("report: leak-scope over two servers' journal files (systemd-journal-r
     }
 }
 
+// Regression test of the reopening (custguardctl(8): the report closes and reopens the
+// journal every 50,000 records and goes on after the last record's cursor): a record
+// skipped or read twice at a reopen changes the evidence.
+TEST_CASE("report: over 50,000 records the journal is reopened and every record is used once", "[report][host]") {
+    cgtest::TempDir tmp("cgreport");
+    const fs::path dir = tmp.path() / "remote";
+    fs::create_directories(dir);
+    constexpr std::uint64_t n1 = 40'000, n2 = 40'001;  // interleaved: one reopen, at 50,000 records
+    cgtest::report::write_reads(dir / "fs1.journal", "fs1", "89abcdef0123456789abcdef01234561", n1, 0);
+    cgtest::report::write_reads(dir / "fs2.journal", "fs2", "89abcdef0123456789abcdef01234562", n2, 1);
+    // Opens of fs1.journal by the reports below: more when the report reopens the journal.
+    const int watch = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    REQUIRE(watch >= 0);
+    REQUIRE(::inotify_add_watch(watch, dir.c_str(), IN_OPEN) >= 0);
+    auto opens = [&] {
+        int n = 0;
+        alignas(inotify_event) char buf[4096];
+        for (ssize_t got; (got = ::read(watch, buf, sizeof buf)) > 0;)
+            for (char* p = buf; p < buf + got;) {
+                const auto* e = reinterpret_cast<const inotify_event*>(p);
+                n += e->len > 0 && std::string(e->name) == "fs1.journal";
+                p += sizeof(inotify_event) + e->len;
+            }
+        return n;
+    };
+
+    // The cursors of every record, walked in one pass by sd-journal.
+    std::multiset<std::string> all;
+    {
+        sd_journal* j = nullptr;
+        REQUIRE(sd_journal_open_directory(&j, dir.c_str(), 0) == 0);
+        while (sd_journal_next(j) > 0) {
+            char* c = nullptr;
+            REQUIRE(sd_journal_get_cursor(j, &c) == 0);
+            all.insert(c);
+            std::free(c);
+        }
+        sd_journal_close(j);
+    }
+    REQUIRE(all.size() == n1 + n2);
+    opens();  // the walk's
+
+    auto cursors = [](const fs::path& file) {
+        std::multiset<std::string> out;
+        std::istringstream in(cgtest::slurp(file));
+        for (std::string line; std::getline(in, line);) out.insert(line);
+        return out;
+    };
+    const auto evidence = tmp.path() / "evidence";
+    auto whole = ctl({"report", "leak-scope", "--directory", dir.string(), "--format", "json", "--no-rescan",
+                      "--evidence", evidence.string()},
+                     300s);  // a debug build (sanitizers) on a loaded machine
+    INFO(whole.err);
+    REQUIRE(whole.rc == 0);
+    CHECK(whole.out.find("\"reads\": " + std::to_string(n1 + n2) + ",") != std::string::npos);
+    CHECK(whole.out.find("\"records\": " + std::to_string(n1 + n2) + ",\n    \"duplicates_ignored\": 0") !=
+          std::string::npos);
+    const auto used_whole = cursors(evidence);
+    CHECK(used_whole.size() == all.size());
+    CHECK((used_whole == all));  // not printed when it fails: 80,001 cursors
+    const int opens_whole = opens();
+
+    // A window from second 10,000: the records from then on, each once.
+    auto window = ctl({"report", "leak-scope", "--directory", dir.string(), "--format", "json", "--no-rescan",
+                       "--since", "2026-10-05 11:46:40", "--evidence", evidence.string()},
+                      300s);
+    INFO(window.err);
+    REQUIRE(window.rc == 0);
+    const auto used = cursors(evidence);
+    const std::uint64_t expected = (n1 - 5'000) + (n2 - 5'000);  // from second 10,000 on (TZ=Asia/Tokyo)
+    CHECK(used.size() == expected);
+    CHECK(std::set<std::string>(used.begin(), used.end()).size() == expected);
+    CHECK(std::includes(all.begin(), all.end(), used.begin(), used.end()));
+    const int opens_window = opens();
+    // The last 20,001 records (from second 60,000): no reopening, the opens of one pass.
+    auto last = ctl({"report", "leak-scope", "--directory", dir.string(), "--format", "json", "--no-rescan",
+                     "--since", "2026-10-06 01:40:00"},
+                    300s);
+    REQUIRE(last.rc == 0);
+    const int opens_once = opens();
+    INFO("opens of fs1.journal: whole " << opens_whole << ", window " << opens_window << ", last " << opens_once);
+    CHECK(opens_once >= 1);
+    CHECK(opens_whole >= 2 * opens_once);   // 80,001 records: reopened at 50,000
+    CHECK(opens_window >= 2 * opens_once);  // 70,001 records: likewise
+    ::close(watch);
+}
+
 TEST_CASE("report: usage errors say what to write", "[report][host]") {
     struct Case {
         std::vector<std::string> args;
@@ -303,6 +393,7 @@ TEST_CASE("report: the real custguardd's records of a read, a denial and a copy 
     const std::string document = customer_csv();
     cgtest::spit(zone / "list.csv", document);
     cgtest::spit(hr / "staff.csv", document);
+    cgtest::spit(hr / "staff2.csv", document);
     // root may read the customers zone (the report's scans of today's files run as root),
     // not the hr zone.
     cgtest::spit(tmp.path() / "policy.toml",
@@ -333,6 +424,7 @@ TEST_CASE("report: the real custguardd's records of a read, a denial and a copy 
 
     CHECK(cgtest::read_as(alice, zone / "list.csv") == 0);
     CHECK(cgtest::read_as(alice, hr / "staff.csv") == 0);
+    CHECK(cgtest::read_as(alice, hr / "staff2.csv") == 0);
     const int refused = cgtest::read_as(bob, zone / "list.csv");
     CHECK((refused == EPERM || refused == EACCES));
     auto cp = cgtest::run({"/bin/cp", (zone / "list.csv").string(), (pub / "copy.csv").string()}, {}, alice);
@@ -394,15 +486,36 @@ TEST_CASE("report: the real custguardd's records of a read, a denial and a copy 
                      " bytes, modified ") != std::string::npos);
     CHECK(today.find("\"basis\": \"detector_hits\"") != std::string::npos);
     CHECK(json.find("\"financial_harm\": {\n      \"status\": \"yes\"") != std::string::npos);
-    // custguardd refuses root the hr zone: no scan, and the report says why.
+    // custguardd refuses root the hr zone: no scan, the report says why and what to do,
+    // and tries no other file of the zone (each try is a recorded denial).
     {
-        const std::string staff = "\"path\": \"" + (hr / "staff.csv").string() + "\"";
-        const auto at = json.find(staff);
-        REQUIRE(at != std::string::npos);
-        const auto refused_scan = json.substr(at, json.find("\n    }", at) - at);
-        CHECK(refused_scan.find("\"categories\": [],\n      \"categories_basis\": \"none\",\n      \"categories_note\": "
-                                "\"cannot open today's file: Operation not permitted (custguardd's zone policy or the "
-                                "file's permissions refuse this user") != std::string::npos);
+        auto refused_note = [&](const fs::path& file) {
+            const std::string staff = "\"path\": \"" + file.string() + "\"";
+            const auto at = json.find(staff);
+            REQUIRE(at != std::string::npos);
+            const auto entry = json.substr(at, json.find("\n    }", at) - at);
+            CHECK(entry.find("\"categories\": [],\n      \"categories_basis\": \"none\",") != std::string::npos);
+            const std::string key = "\"categories_note\": \"";
+            const auto note = entry.find(key);
+            REQUIRE(note != std::string::npos);
+            return entry.substr(note + key.size(), entry.find('"', note + key.size()) - note - key.size());
+        };
+        const std::string what_to_do =
+            "run the report as a user the zone allows and who may read the journal (a member of the group "
+            "systemd-journal or adm), or give --no-rescan";
+        CHECK(refused_note(hr / "staff.csv") ==
+              "not scanned: custguardd refused root today's file (zone hr does not allow root; the refusal is recorded "
+              "as a denial); " + what_to_do);
+        CHECK(refused_note(hr / "staff2.csv") ==
+              "not scanned: custguardd refused root " + (hr / "staff.csv").string() +
+                  " of zone hr during this report, so no other file of the zone is tried (each refusal is recorded as "
+                  "a denial); " + what_to_do);
+        // The refusal was custguardd's, and recorded: root's denied open of the first file.
+        bool recorded = false;
+        for (const auto& e : journald.read("CUSTGUARD_PATH=" + (hr / "staff.csv").string()))
+            recorded |= e.count("CUSTGUARD_UID") && e.at("CUSTGUARD_UID") == "0" && e.count("CUSTGUARD_DECISION") &&
+                        e.at("CUSTGUARD_DECISION") == "deny";
+        CHECK(recorded);
     }
     auto off = base;
     off.insert(off.end(), {"--format", "json", "--no-rescan"});

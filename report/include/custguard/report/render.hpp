@@ -2,6 +2,7 @@
 // scope.hpp. Output depends only on the model and the tool version: no clock, no host.
 #pragma once
 
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,5 +28,9 @@ std::string render_csv(const Scope& s, Kind kind);
 std::string render_html(const Scope& s, Kind kind, std::string_view version);
 
 std::string render(const Scope& s, Kind kind, Format format, std::string_view version);
+// The same, written to `out`; JSON in pieces as it is made (a report of 20,000 files is
+// never held whole).
+void render(const Scope& s, Kind kind, Format format, std::string_view version, std::ostream& out);
+void write_json(const Scope& s, Kind kind, std::string_view version, std::ostream& out);
 
 }  // namespace custguard::report
