@@ -234,6 +234,7 @@ TEST_CASE("dbus: typed properties and GetGrants through custguard_api's client",
     REQUIRE(counters);
     CHECK(counters->count("sensor.events") == 1);
     CHECK(counters->at("print.held") == 0);
+    CHECK(counters->count("alerts.dropped") == 1);
     auto held = c.held_jobs();
     REQUIRE(held);
     CHECK(held->empty());

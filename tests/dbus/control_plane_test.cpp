@@ -787,7 +787,8 @@ TEST_CASE("dbus: JSON round trip", "[dbus][host]") {
     CHECK_FALSE(Json::parse("\"unterminated"));
 }
 
-std::array<std::string, 3> cgdbus::check_print_job(const Fixture& f, const std::string& job, const std::string& file) {
+std::array<std::string, 3> cgdbus::check_print_job(const Fixture& f, const std::string& job, const std::string& file,
+                                                   const std::string& user) {
     auto bus = f.connect_bus();
     REQUIRE(bus);
     sd_bus* raw = bus.get();
@@ -797,7 +798,7 @@ std::array<std::string, 3> cgdbus::check_print_job(const Fixture& f, const std::
     custguard::api::MessagePtr msg(m);
     REQUIRE(sd_bus_message_open_container(m, 'a', "{ss}") >= 0);
     for (auto [k, v] : std::vector<std::pair<const char*, std::string>>{
-             {"job", job}, {"printer", "office-2f"}, {"user", "cgdbus-user"}, {"title", "customer list " + job},
+             {"job", job}, {"printer", "office-2f"}, {"user", user}, {"title", "customer list " + job},
              {"content_type", "text/plain"}, {"client", "10.0.0.5"}})
         REQUIRE(sd_bus_message_append(m, "{ss}", k, v.c_str()) >= 0);
     REQUIRE(sd_bus_message_close_container(m) >= 0);
