@@ -21,28 +21,20 @@
 #include "daemon/core/held_jobs.hpp"
 #include "custguard/api/bus_ptr.hpp"
 #include "daemon/dbus/json.hpp"
+#include "checks.hpp"
 #include "fixture.hpp"
 #include "support/exec_plan.hpp"
 
 using cgdbus::accounts;
 using cgdbus::contains;
+using cgdbus::describe;
+using cgdbus::parse;
 using cgdbus::CtlResult;
 using cgdbus::Fixture;
 using custguard::dbus::Json;
 using namespace std::chrono_literals;
 
 namespace {
-
-Json parse(const std::string& text) {
-    auto j = Json::parse(text);
-    INFO(text);
-    REQUIRE(j);
-    return *j;
-}
-
-std::string describe(const CtlResult& r) {
-    return "rc=" + std::to_string(r.rc) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
 
 // Runs a command expected to fail with a named error and exit code 1, and checks that the
 // state file did not change.

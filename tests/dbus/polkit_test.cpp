@@ -17,10 +17,13 @@
 #include <thread>
 
 #include "daemon/dbus/json.hpp"
+#include "checks.hpp"
 #include "fixture.hpp"
 
 using cgdbus::accounts;
 using cgdbus::contains;
+using cgdbus::describe;
+using cgdbus::parse;
 using cgdbus::CtlResult;
 using cgdbus::Fixture;
 using custguard::dbus::Json;
@@ -31,17 +34,6 @@ namespace {
 
 constexpr const char* k_polkit_bus_policy = "/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf";
 constexpr const char* k_denied = "org.custguard1.Error.AccessDenied";
-
-std::string describe(const CtlResult& r) {
-    return "rc=" + std::to_string(r.rc) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
-
-Json parse(const std::string& text) {
-    auto j = Json::parse(text);
-    INFO(text);
-    REQUIRE(j);
-    return *j;
-}
 
 // polkit's three directories replaced by ones holding `files` (source, directory, name).
 class PolkitFiles {
