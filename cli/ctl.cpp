@@ -310,6 +310,10 @@ struct ControlCommands::Impl {
                                 s["pipeline"]["lost"].as_string() + " lost, " +
                                 s["pipeline"]["repeats_counted"].as_string() + " repeated refusals counted"},
                 {"started", format_time(static_cast<std::uint64_t>(s["started_at"].as_int()))},
+                {"alert signals dropped", s["alerts_dropped"].as_string()},
+                {"authorization", s["authorization"]["mode"].as_string() == "polkit"
+                                      ? "polkit"
+                                      : "fallback: " + s["authorization"]["reason"].as_string()},
             };
             if (!s["notify"].is_null()) {
                 const Json& n = s["notify"];

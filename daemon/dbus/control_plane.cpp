@@ -34,7 +34,7 @@
 //     (the CUPS backend custguard(8) asks before a job prints; see daemon/print/)
 //
 // Properties (typed; api/include/custguard/api/types.hpp; read through
-// org.freedesktop.DBus.Properties by root and custguard-admin, like the methods):
+// org.freedesktop.DBus.Properties by those polkit allows, like the methods):
 //
 //   Version s (constant), Enforcer s, Zones a(sasssasas), HeldJobs a(sssususta{su}),
 //   Counters a{st}
@@ -50,6 +50,12 @@
 // A zone argument is a zone name or an absolute path inside a zone (the innermost zone
 // holding it). kind is printer | client; printers take zone "". kind media is refused
 // (policy::k_media_not_enforced).
+//
+// Authorisation: each method needs the polkit action k_method_actions names (properties:
+// read-status, HeldJobs read-history), asked with the details of its arguments; root is
+// always allowed; when polkitd is not on the bus, root and the admin group only. A
+// refusal is AccessDenied naming the action; refusals and changes are recorded with the
+// caller's uid, user, bus name, action and who decided (custguard.polkit(7)).
 //
 // Errors: org.custguard1.Error.{AccessDenied, InvalidArgument, UnknownZone, UnknownUser,
 // NotFound, PolicyRefused, Failed}; each message says what to do.
@@ -67,6 +73,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -92,6 +99,7 @@
 #include "daemon/core/daemon.hpp"
 #include "daemon/dbus/history.hpp"
 #include "daemon/dbus/json.hpp"
+#include "daemon/dbus/polkit.hpp"
 #include "daemon/print/print_gate.hpp"
 
 namespace custguard::dbus {
@@ -131,12 +139,18 @@ struct AlertQueue {
     static constexpr std::size_t k_max = 256;  // more while the loop is busy are dropped
     std::mutex mutex;
     std::deque<Alert> pending;
+    // Alerts not announced because the queue was full (Counters "alerts.dropped", status);
+    // the records themselves are in the journal.
+    std::atomic<std::uint64_t> dropped{0};
     common::UniqueFd wake{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
 
     void push(Alert a) {
         {
             std::lock_guard lock(mutex);
-            if (pending.size() >= k_max) return;
+            if (pending.size() >= k_max) {
+                dropped.fetch_add(1, std::memory_order_relaxed);
+                return;
+            }
             pending.push_back(std::move(a));
         }
         const std::uint64_t one = 1;
@@ -178,9 +192,13 @@ tl::unexpected<Failure> fail(const char* name, std::string message) {
     return tl::unexpected(Failure{name, std::move(message)});
 }
 
+// Who called, and how the call was decided; admin records carry all of it.
 struct Caller {
-    uid_t uid = 0;
-    std::string name;  // user name, or the uid as text
+    uid_t uid = static_cast<uid_t>(-1);
+    std::string name = "?";  // user name, or the uid as text
+    std::string bus_name;    // the caller's unique bus name (:1.42)
+    std::string action;      // the polkit action the call needs
+    std::string authority;   // root | polkit | group <admin group> (polkitd not on the bus)
 };
 
 // The caller's name for messages and records; the uid as text when NSS does not know it.
@@ -301,6 +319,50 @@ constexpr MethodLimits k_method_limits[] = {
     {"SendReport", {{{"title", k_report_title_bytes}, {"body", k_report_body_bytes}, {"targets", k_user_bytes, k_report_targets}}}},
 };
 
+// ---- polkit actions ----------------------------------------------------------------------
+
+// The action each method needs, and the polkit details its leading string arguments
+// become ("" = not passed). custguard.polkit(7) documents this table; a method not in it
+// needs manage-policy. ApproveJob and RejectJob pass more details: see job_details().
+struct MethodAction {
+    std::string_view member;
+    const char* action;
+    std::array<std::string_view, 3> details;
+};
+
+constexpr MethodAction k_method_actions[] = {
+    {"GetStatus", api::action::read_status, {}},
+    {"CheckPolicy", api::action::read_status, {}},
+    {"ShowPolicy", api::action::read_status, {}},
+    {"ListZones", api::action::read_status, {}},
+    {"ListUsers", api::action::read_status, {"zone"}},
+    {"ListDevices", api::action::read_status, {"kind", "zone"}},
+    {"ListGrants", api::action::read_status, {"zone"}},
+    {"GetGrants", api::action::read_status, {"zone"}},
+    {"ListHeldJobs", api::action::read_history, {}},
+    {"GetHistory", api::action::read_history, {"zone", "user", "client"}},
+    {"ApproveJob", api::action::approve_print, {"job"}},
+    {"RejectJob", api::action::approve_print, {"job"}},
+    {"AllowUser", api::action::manage_zones, {"zone", "user"}},
+    {"RevokeUser", api::action::manage_zones, {"zone", "user"}},
+    {"AllowDevice", api::action::manage_zones, {"kind", "zone", "device"}},
+    {"RevokeDevice", api::action::manage_zones, {"kind", "zone", "device"}},
+    {"AddGrant", api::action::manage_zones, {"zone", "user"}},
+    {"RevokeGrant", api::action::manage_zones, {"zone", "user"}},
+    {"AddClientGrant", api::action::manage_zones, {"zone", "client"}},
+    {"RevokeClientGrant", api::action::manage_zones, {"zone", "client"}},
+    {"ReloadPolicy", api::action::manage_policy, {}},
+    {"CheckPrintJob", api::action::check_print, {}},
+    {"CheckPrintJobDocuments", api::action::check_print, {}},
+    {"SendReport", api::action::send_report, {}},
+};
+
+// What a call asks polkit.
+struct Request {
+    std::string action;
+    PolkitDetails details;
+};
+
 // Checks the value at the read position (a string, or a container of them) against `limit`.
 Result<void> check_value(sd_bus_message* m, std::string_view member, const ArgLimit& limit) {
     auto malformed = [&](int r) {
@@ -385,6 +447,7 @@ struct ControlPlane::Impl {
     std::shared_ptr<AlertQueue> alerts = std::make_shared<AlertQueue>();
     EventSourcePtr publish_timer, alert_source;
     std::optional<Published> announced;
+    PolkitAuthority polkit;
 
     Impl(daemon::Daemon& d, ControlPlaneOptions o) : daemon(d), options(std::move(o)) {}
 
@@ -404,7 +467,7 @@ struct ControlPlane::Impl {
     }
 
     // The counters a page shows; custguard.dbus(7) lists them.
-    static api::Counters counters_of(const daemon::Status& s, std::size_t held) {
+    static api::Counters counters_of(const daemon::Status& s, std::size_t held, std::uint64_t alerts_dropped) {
         return {
             {"sensor.events", s.sensor.events},
             {"sensor.denied", s.sensor.denied},
@@ -420,6 +483,7 @@ struct ControlPlane::Impl {
             {"policy.reloads", s.reloads},
             {"policy.reload_failures", s.reload_failures},
             {"print.held", held},
+            {"alerts.dropped", alerts_dropped},
         };
     }
 
@@ -429,7 +493,7 @@ struct ControlPlane::Impl {
         p.enforcer = s.enforcer;
         for (const auto& z : daemon.current_policy().zones) p.zones.push_back(zone_value(z));
         for (const auto& j : daemon.held_jobs().list()) p.held.push_back(job_value(j));
-        p.counters = counters_of(s, p.held.size());
+        p.counters = counters_of(s, p.held.size(), alerts->dropped.load(std::memory_order_relaxed));
         return p;
     }
 
@@ -514,12 +578,74 @@ struct ControlPlane::Impl {
 
     // ---- authorisation -----------------------------------------------------------------
 
-    // Root, or a member of the admin group. The uid comes from the bus (dbus-daemon took it
-    // from SO_PEERCRED at connect time); supplementary groups from the bus when it reports
-    // them, else from the user database (as dbus-daemon's own <policy group=...> does).
-    // No SD_BUS_CREDS_AUGMENT: values read from /proc/PID could belong to another process
-    // by the time we read them.
-    Result<Caller> authorize(sd_bus_message* m) {
+    // The zones whose allow_users name `user` or one of its groups, joined by ',' (zone
+    // names cannot hold one): the "zone" detail of ApproveJob and RejectJob.
+    std::string zones_of_user(const std::string& user) {
+        auto pw = common::nss::user_by_name(user);
+        if (!pw || !*pw) return {};
+        auto groups = common::nss::supplementary_groups((*pw)->name, (*pw)->gid);
+        std::vector<std::string> out;
+        for (const auto& z : daemon.current_policy().zones)
+            for (const auto& p : z.allow_users) {
+                const bool member =
+                    p.kind == policy::Principal::Kind::user
+                        ? p.name == user
+                        : groups && std::find(groups->begin(), groups->end(), p.id) != groups->end();
+                if (member) {
+                    out.push_back(z.name);
+                    break;
+                }
+            }
+        return join(out, ",");
+    }
+
+    // The action `m` needs, with the details a rule may read. Arguments are within their
+    // bounds (check_argument_limits ran); the message is rewound for the method.
+    Request request_of(sd_bus_message* m) {
+        const char* member_c = sd_bus_message_get_member(m);
+        const std::string_view member = member_c ? member_c : "";
+        const MethodAction* entry = nullptr;
+        for (const auto& a : k_method_actions)
+            if (a.member == member) entry = &a;
+        if (!entry) return {api::action::manage_policy, {}};
+        Request req{entry->action, {}};
+        const auto policy = daemon.current_policy();
+        for (std::string_view key : entry->details) {
+            if (key.empty()) break;
+            char type = 0;
+            const char* v = nullptr;
+            if (sd_bus_message_peek_type(m, &type, nullptr) <= 0 || type != 's' ||
+                sd_bus_message_read_basic(m, 's', &v) < 0 || !v)
+                break;
+            std::string value = v;
+            if (key == "zone" && !value.empty())
+                if (auto z = resolve_zone(policy, value)) value = (*z)->name;
+            req.details.emplace_back(key, value);
+            if (key == "job") job_details(value, req.details);
+        }
+        sd_bus_message_rewind(m, 1);
+        return req;
+    }
+
+    // A held job's printer, owner and zones (the owner's; see zones_of_user) as details.
+    void job_details(const std::string& id, PolkitDetails& details) {
+        for (const auto& j : daemon.held_jobs().list())
+            if (j.id == id) {
+                details.emplace_back("printer", j.printer);
+                details.emplace_back("user", j.user);
+                details.emplace_back("zone", zones_of_user(j.user));
+                return;
+            }
+    }
+
+    // The caller's uid comes from the bus (dbus-daemon took it from SO_PEERCRED at connect
+    // time). No SD_BUS_CREDS_AUGMENT: values read from /proc/PID could belong to another
+    // process by the time we read them. Root may do everything; others as polkit says, or,
+    // when polkitd is not on the bus, when in the admin group (today's rule).
+    Result<Caller> authorize(sd_bus_message* m, const Request& req, Caller& caller) {
+        caller.action = req.action;
+        const char* sender = sd_bus_message_get_sender(m);
+        caller.bus_name = sender ? sender : "";
         sd_bus_creds* raw = nullptr;
         int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS,
                                           &raw);
@@ -528,8 +654,36 @@ struct ControlPlane::Impl {
         uid_t uid = 0;
         if (sd_bus_creds_get_euid(raw, &uid) < 0 && sd_bus_creds_get_uid(raw, &uid) < 0)
             return fail(error::access_denied, "the bus did not report the caller's uid; refusing");
-        Caller caller{uid, caller_name(uid)};
-        if (uid == 0) return caller;
+        caller.uid = uid;
+        caller.name = caller_name(uid);
+        if (uid == 0) {
+            caller.authority = "root";
+            return caller;
+        }
+        if (!caller.bus_name.empty()) {
+            auto answer = polkit.check(bus.get(), caller.bus_name, req.action, req.details);
+            switch (answer.kind) {
+            case PolkitAnswer::Kind::allowed: caller.authority = "polkit"; return caller;
+            case PolkitAnswer::Kind::denied:
+                caller.authority = "polkit";
+                return fail(error::access_denied,
+                            fmt::format("{} (uid {}) is not authorized for {}{}; an administrator may allow it "
+                                        "with a polkit rule (custguard.polkit(7)) or 'usermod -aG {} {}'",
+                                        caller.name, uid, req.action,
+                                        answer.detail == "challenge" ? " (polkit asked for authentication, which "
+                                                                       "custguardd does not offer)"
+                                                                     : "",
+                                        options.admin_group, caller.name));
+            case PolkitAnswer::Kind::failed:
+                caller.authority = "polkit";
+                return fail(error::access_denied,
+                            fmt::format("cannot ask polkit whether {} may {}: {}; refusing (see custguardd(8), "
+                                        "AUTHORIZATION)",
+                                        caller.name, req.action, answer.detail));
+            case PolkitAnswer::Kind::absent: break;
+            }
+        }
+        caller.authority = "group " + options.admin_group;
         // A group with thousands of members does not fit a fixed buffer; nss.hpp grows it,
         // and a lookup that fails says so instead of passing for "no such group".
         auto admin = common::nss::group_by_name(options.admin_group);
@@ -548,30 +702,33 @@ struct ControlPlane::Impl {
             }
         }
         if (member) return caller;
-        return tl::unexpected(Failure{
-            error::access_denied,
-            fmt::format("{} (uid {}) may not manage custguard: only root and members of group '{}' may; "
-                        "ask an administrator to run 'usermod -aG {} {}' or use sudo",
-                        caller.name, uid, options.admin_group, options.admin_group, caller.name)});
+        return fail(error::access_denied,
+                    fmt::format("{} (uid {}) is not authorized for {}: polkitd is not running, and then only root "
+                                "and members of group '{}' may; ask an administrator to run 'usermod -aG {} {}' "
+                                "or use sudo",
+                                caller.name, uid, req.action, options.admin_group, options.admin_group,
+                                caller.name));
     }
 
-    // `what`: the property a refused read asked for; else the method called.
-    void record_denied(sd_bus_message* m, const std::string& message, const char* what = nullptr) {
-        sd_bus_creds* raw = nullptr;
-        uid_t uid = static_cast<uid_t>(-1);
-        if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID, &raw) >= 0) {
-            if (sd_bus_creds_get_euid(raw, &uid) < 0) sd_bus_creds_get_uid(raw, &uid);
-            sd_bus_creds_unref(raw);
-        }
-        std::string name = uid == static_cast<uid_t>(-1) ? "?" : caller_name(uid);
+    // Who asked, for what, and how it was decided: set on every admin record.
+    static void set_caller_fields(events::Record& rec, const Caller& caller) {
+        rec.set("CUSTGUARD_BUS_NAME", caller.bus_name.empty() ? "?" : caller.bus_name);
+        rec.set("CUSTGUARD_POLKIT_ACTION", caller.action);
+        rec.set("CUSTGUARD_AUTHORIZED_BY", caller.authority.empty() ? "none" : caller.authority);
+    }
+
+    // `what`: the property a refused read asked for (or GetAll); else the method called.
+    void record_denied(sd_bus_message* m, const Caller& caller, const std::string& message,
+                       const char* what = nullptr) {
         const char* member = what ? what : sd_bus_message_get_member(m);
-        auto rec = events::make_admin_change_record(name, uid, "access_denied",
+        auto rec = events::make_admin_change_record(caller.name, caller.uid, "access_denied",
                                                     fmt::format("{}.{}", interface_name, member ? member : "?"),
                                                     message);
+        set_caller_fields(rec, caller);
         rec.set(events::field::decision, "deny");
         // A caller can be refused as often as he calls: past a few records per window the
         // pipeline counts his refusals into one `repeated` record (custguard.journal(7)).
-        rec.repeat_key = fmt::format("bus:{}", uid);
+        rec.repeat_key = fmt::format("bus:{}", caller.uid);
         daemon.pipeline().submit(std::move(rec));
     }
 
@@ -579,6 +736,7 @@ struct ControlPlane::Impl {
                        std::string_view detail, std::string_view zone, std::string_view before,
                        std::string_view after, std::string_view client = {}) {
         auto rec = events::make_admin_change_record(caller.name, caller.uid, action, target, detail);
+        set_caller_fields(rec, caller);
         rec.set(events::field::zone, zone);
         if (!client.empty()) rec.set(events::field::client, client);
         rec.set("CUSTGUARD_BEFORE", before.empty() ? "none" : before);
@@ -798,7 +956,19 @@ struct ControlPlane::Impl {
             .set("revoked", std::move(revoked))  // bulk-read cool-downs in force
             .set("zone_clients", std::move(zone_clients))
             .set("client_reads_since", s.client_reads_since)
+            .set("authorization", authorization_json())
+            .set("alerts_dropped", alerts->dropped.load(std::memory_order_relaxed))
             .set("warnings", strings_json(s.warnings));
+    }
+
+    // Who decides calls now: polkit, or (polkitd not on the bus) root and the admin group.
+    Json authorization_json() {
+        const std::string why = PolkitAuthority::probe(bus.get());
+        return Json::object()
+            .set("mode", why.empty() ? "polkit" : "fallback")
+            .set("fallback_group", options.admin_group)
+            .set("reason", why.empty() ? "" : "polkitd is not on the bus (" + why +
+                                                  "); only root and members of group " + options.admin_group + " may call");
     }
 
     Result<std::pair<bool, Json>> check_policy() {
@@ -1404,12 +1574,14 @@ template <typename Fn>
 int guarded(sd_bus_message* m, void* userdata, sd_bus_error* err, Fn&& fn) {
     auto* self = static_cast<Impl*>(userdata);
     try {
-        auto caller = self->authorize(m);
+        // Bounds first: the arguments become polkit details.
+        if (auto bounded = check_argument_limits(m); !bounded) return reply_failure(err, bounded.error());
+        Caller who;
+        auto caller = self->authorize(m, self->request_of(m), who);
         if (!caller) {
-            self->record_denied(m, caller.error().message);
+            self->record_denied(m, who, caller.error().message);
             return reply_failure(err, caller.error());
         }
-        if (auto bounded = check_argument_limits(m); !bounded) return reply_failure(err, bounded.error());
         const int r = fn(*self, *caller);
         self->publish();
         return r;
@@ -1588,9 +1760,10 @@ int m_check_print_job(sd_bus_message* m, void* u, sd_bus_error* e) {
     return guarded(m, u, e, [&](Impl& s, const Caller&) { return s.daemon.print_gate().handle_check_print_job(m, e); });
 }
 
-// Properties are read like methods are called: root and custguard-admin only. When the
-// current message is not a Properties call, sd-bus is composing PropertiesChanged for
-// publish() (signals reach only root and custguard-admin: org.custguard1.conf).
+// Properties are read like methods are called: HeldJobs needs read-history, the others
+// read-status. When the current message is not a Properties call, sd-bus is composing
+// PropertiesChanged for publish() (signals reach only root and custguard-admin:
+// org.custguard1.conf). A refused GetAll is recorded as GetAll.
 template <typename Fn>
 int guarded_property(sd_bus* bus, const char* property, sd_bus_message* reply, void* userdata, sd_bus_error* err,
                      Fn&& fn) {
@@ -1598,9 +1771,13 @@ int guarded_property(sd_bus* bus, const char* property, sd_bus_message* reply, v
     try {
         sd_bus_message* call = sd_bus_get_current_message(bus);
         if (call && sd_bus_message_is_method_call(call, "org.freedesktop.DBus.Properties", nullptr) > 0) {
-            auto caller = self->authorize(call);
+            const bool history = std::string_view(property) == api::property::held_jobs;
+            Caller who;
+            auto caller = self->authorize(
+                call, Request{history ? api::action::read_history : api::action::read_status, {}}, who);
             if (!caller) {
-                self->record_denied(call, caller.error().message, property);
+                const bool all = sd_bus_message_is_method_call(call, nullptr, "GetAll") > 0;
+                self->record_denied(call, who, caller.error().message, all ? "GetAll" : property);
                 return reply_failure(err, caller.error());
             }
         }
@@ -1640,7 +1817,8 @@ int p_held_jobs(sd_bus* b, const char*, const char*, const char* p, sd_bus_messa
 
 int p_counters(sd_bus* b, const char*, const char*, const char* p, sd_bus_message* reply, void* u, sd_bus_error* e) {
     return guarded_property(b, p, reply, u, e, [](Impl& s, sd_bus_message* r) {
-        return api::append(r, Impl::counters_of(s.daemon.status(), s.daemon.held_jobs().list().size()));
+        return api::append(r, Impl::counters_of(s.daemon.status(), s.daemon.held_jobs().list().size(),
+                                                s.alerts->dropped.load(std::memory_order_relaxed)));
     });
 }
 

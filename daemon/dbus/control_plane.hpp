@@ -1,5 +1,6 @@
 // custguardd's control plane: the org.custguard1 object on the system bus. Every method
-// checks the caller (root or group custguard-admin), every change is validated, persisted
+// and property read asks polkit whether the caller may (polkit.hpp; root and group
+// custguard-admin when polkitd is not on the bus), every change is validated, persisted
 // through Daemon::update_state and recorded as an admin event. Runs on the daemon's
 // sd-event loop; the methods and their signatures are listed in control_plane.cpp and
 // documented in custguardctl(8).
@@ -21,7 +22,7 @@ namespace custguard::dbus {
 struct ControlPlaneOptions {
     // Bus to connect to; empty: the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured).
     std::string address;
-    // Who may call; a test can point this at another group.
+    // Who may call when polkitd is not on the bus; a test can point this at another group.
     std::string admin_group = "custguard-admin";
 };
 

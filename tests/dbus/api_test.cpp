@@ -234,6 +234,7 @@ TEST_CASE("dbus: typed properties and GetGrants through custguard_api's client",
     REQUIRE(counters);
     CHECK(counters->count("sensor.events") == 1);
     CHECK(counters->at("print.held") == 0);
+    CHECK(counters->count("alerts.dropped") == 1);
     auto held = c.held_jobs();
     REQUIRE(held);
     CHECK(held->empty());
@@ -377,5 +378,20 @@ TEST_CASE("dbus: a denied read is announced with Alert, to root and custguard-ad
         return err.name() == api::error::access_denied ? 0 : 2;
     });
     CHECK(rc == 0);
-    CHECK(f.wait_exported({"\"admin_action\":\"access_denied\"", "\"name\":\"cgdbus-user\"", "org.custguard1.HeldJobs"}));
+    CHECK(f.wait_exported({"\"admin_action\":\"access_denied\"", "\"name\":\"cgdbus-user\"", "org.custguard1.HeldJobs",
+                           "\"polkit_action\":\"org.custguard1.read-history\""}));
+    // A refused GetAll is recorded as GetAll (it used to be recorded under its first property).
+    const int all = cgdbus::as_user(acc.user, [&] {
+        auto bus = f.connect_bus();
+        if (!bus) return 10;
+        api::BusError err;
+        sd_bus_message* reply = nullptr;
+        int r = sd_bus_call_method(bus.get(), api::bus_name, api::object_path, "org.freedesktop.DBus.Properties",
+                                   "GetAll", err.get(), &reply, "s", api::interface_name);
+        sd_bus_message_unref(reply);
+        if (r >= 0) return 1;
+        return err.name() == api::error::access_denied ? 0 : 2;
+    });
+    CHECK(all == 0);
+    CHECK(f.wait_exported({"\"admin_action\":\"access_denied\"", "\"name\":\"cgdbus-user\"", "org.custguard1.GetAll"}));
 }

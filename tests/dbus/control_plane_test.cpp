@@ -21,28 +21,20 @@
 #include "daemon/core/held_jobs.hpp"
 #include "custguard/api/bus_ptr.hpp"
 #include "daemon/dbus/json.hpp"
+#include "checks.hpp"
 #include "fixture.hpp"
 #include "support/exec_plan.hpp"
 
 using cgdbus::accounts;
 using cgdbus::contains;
+using cgdbus::describe;
+using cgdbus::parse;
 using cgdbus::CtlResult;
 using cgdbus::Fixture;
 using custguard::dbus::Json;
 using namespace std::chrono_literals;
 
 namespace {
-
-Json parse(const std::string& text) {
-    auto j = Json::parse(text);
-    INFO(text);
-    REQUIRE(j);
-    return *j;
-}
-
-std::string describe(const CtlResult& r) {
-    return "rc=" + std::to_string(r.rc) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
 
 // Runs a command expected to fail with a named error and exit code 1, and checks that the
 // state file did not change.
@@ -787,7 +779,8 @@ TEST_CASE("dbus: JSON round trip", "[dbus][host]") {
     CHECK_FALSE(Json::parse("\"unterminated"));
 }
 
-std::array<std::string, 3> cgdbus::check_print_job(const Fixture& f, const std::string& job, const std::string& file) {
+std::array<std::string, 3> cgdbus::check_print_job(const Fixture& f, const std::string& job, const std::string& file,
+                                                   const std::string& user) {
     auto bus = f.connect_bus();
     REQUIRE(bus);
     sd_bus* raw = bus.get();
@@ -797,7 +790,7 @@ std::array<std::string, 3> cgdbus::check_print_job(const Fixture& f, const std::
     custguard::api::MessagePtr msg(m);
     REQUIRE(sd_bus_message_open_container(m, 'a', "{ss}") >= 0);
     for (auto [k, v] : std::vector<std::pair<const char*, std::string>>{
-             {"job", job}, {"printer", "office-2f"}, {"user", "cgdbus-user"}, {"title", "customer list " + job},
+             {"job", job}, {"printer", "office-2f"}, {"user", user}, {"title", "customer list " + job},
              {"content_type", "text/plain"}, {"client", "10.0.0.5"}})
         REQUIRE(sd_bus_message_append(m, "{ss}", k, v.c_str()) >= 0);
     REQUIRE(sd_bus_message_close_container(m) >= 0);

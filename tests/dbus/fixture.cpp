@@ -62,7 +62,7 @@ Fixture::Fixture(Options options) : options_(options) {
             journald_ = std::make_unique<custguard::events::testing::ScratchJournald>(ns_);
             journald_->start();
         }
-        if (options_.start_bus) bus_ = std::make_unique<cgtest::PrivateBus>(dir_);
+        if (options_.start_bus) bus_ = std::make_unique<cgtest::PrivateBus>(dir_, options_.bus_includes);
         start_daemon();
     } catch (...) {
         // The destructor does not run for a half-built object: leave no processes behind.

@@ -51,6 +51,7 @@ public:
         bool start_bus = true;
         bool start_journald = true;
         std::vector<std::string> daemon_args;  // more custguardd flags
+        std::vector<std::filesystem::path> bus_includes;  // more bus policy files
     };
     Fixture();
     explicit Fixture(Options options);
@@ -111,7 +112,8 @@ bool contains(const std::string& haystack, const std::string& needle);
 int as_user(const Cred& cred, const std::function<int()>& fn);
 
 // What the CUPS backend does, as root: CheckPrintJob(a{ss} job, h document) for printer
-// office-2f and user cgdbus-user -> (action, reason, hold_id). In control_plane_test.cpp.
-std::array<std::string, 3> check_print_job(const Fixture& f, const std::string& job, const std::string& file);
+// office-2f and `user` -> (action, reason, hold_id). In control_plane_test.cpp.
+std::array<std::string, 3> check_print_job(const Fixture& f, const std::string& job, const std::string& file,
+                                           const std::string& user = "cgdbus-user");
 
 }  // namespace cgdbus

@@ -23,28 +23,20 @@
 
 #include "custguard/api/bus_ptr.hpp"
 #include "daemon/dbus/json.hpp"
+#include "checks.hpp"
 #include "fixture.hpp"
 #include "support/exec_plan.hpp"
 
 using cgdbus::accounts;
 using cgdbus::contains;
+using cgdbus::describe;
+using cgdbus::parse;
 using cgdbus::CtlResult;
 using cgdbus::Fixture;
 using custguard::dbus::Json;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string describe(const CtlResult& r) {
-    return "rc=" + std::to_string(r.rc) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
-
-Json parse(const std::string& text) {
-    auto j = Json::parse(text);
-    INFO(text.substr(0, 2000));
-    REQUIRE(j);
-    return *j;
-}
 
 // Every record of the daemon's journal (custguardctl history --json), waiting until the
 // number of records stops growing.

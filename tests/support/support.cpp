@@ -248,8 +248,10 @@ bool can_connect(const fs::path& unix_socket) {
     return ok;
 }
 
-PrivateBus::PrivateBus(const fs::path& dir) : socket_(dir / "bus") {
+PrivateBus::PrivateBus(const fs::path& dir, const std::vector<fs::path>& includes) : socket_(dir / "bus") {
     const fs::path config = dir / "bus.conf";
+    std::string more;
+    for (const auto& i : includes) more += "  <include>" + i.string() + "</include>\n";
     spit(config,
          "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
          " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
@@ -271,7 +273,8 @@ PrivateBus::PrivateBus(const fs::path& dir) : socket_(dir / "bus") {
          "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
          "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
          "  </policy>\n"
-         "  <include>" CG_DBUS_POLICY "</include>\n"
+         "  <include>" CG_DBUS_POLICY "</include>\n" +
+             more +
          "</busconfig>\n");
     const fs::path log = dir / "dbus.log";
     pid_ = spawn({"dbus-daemon", "--config-file=" + config.string(), "--nofork", "--nopidfile"}, {}, log);

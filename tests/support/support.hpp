@@ -96,10 +96,11 @@ bool can_connect(int tcp_port);
 bool can_connect(const std::filesystem::path& unix_socket);
 
 // A dbus-daemon of type system listening on dir/bus, with Debian's system.conf reduced to
-// what a test needs plus the shipped systemd/org.custguard1.conf; log in dir/dbus.log.
+// what a test needs plus the shipped systemd/org.custguard1.conf and `includes` (more bus
+// policy files, such as polkitd's); log in dir/dbus.log.
 class PrivateBus {
 public:
-    explicit PrivateBus(const std::filesystem::path& dir);
+    explicit PrivateBus(const std::filesystem::path& dir, const std::vector<std::filesystem::path>& includes = {});
     ~PrivateBus();
     PrivateBus(const PrivateBus&) = delete;
     PrivateBus& operator=(const PrivateBus&) = delete;

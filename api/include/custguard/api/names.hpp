@@ -8,8 +8,21 @@ namespace custguard::api {
 inline constexpr const char* bus_name = "org.custguard1";
 inline constexpr const char* object_path = "/org/custguard1";
 inline constexpr const char* interface_name = "org.custguard1";
-// Members of this group (and root) may call every method.
+// Members of this group (and root) may call every method: the shipped polkit rule
+// (polkit/60-custguard-admin.rules), and custguardd's own check when polkitd is not on the bus.
 inline constexpr const char* admin_group = "custguard-admin";
+
+// polkit actions (polkit/org.custguard1.policy); custguard.polkit(7) maps each method and
+// property to one of them.
+namespace action {
+inline constexpr const char* read_status = "org.custguard1.read-status";
+inline constexpr const char* read_history = "org.custguard1.read-history";
+inline constexpr const char* approve_print = "org.custguard1.approve-print";
+inline constexpr const char* manage_zones = "org.custguard1.manage-zones";
+inline constexpr const char* manage_policy = "org.custguard1.manage-policy";
+inline constexpr const char* check_print = "org.custguard1.check-print";
+inline constexpr const char* send_report = "org.custguard1.send-report";
+}  // namespace action
 
 namespace error {
 inline constexpr const char* access_denied = "org.custguard1.Error.AccessDenied";
