@@ -75,6 +75,18 @@ bool eventually(const std::function<bool()>& done, std::chrono::milliseconds tim
     }
 }
 
+// A fresh directory under /tmp/cgvm with a zone directory `zone` holding the file `f`.
+struct ZoneFile {
+    std::string zone, file;
+};
+ZoneFile zone_with_file(const std::string& name)
+{
+    const auto dir = fresh_dir(name);
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "name,phone\n");
+    return {dir + "/zone", dir + "/zone/f"};
+}
+
 std::uint64_t reads_of(const std::vector<AccessEvent>& records)
 {
     std::uint64_t n = 0;
@@ -89,11 +101,9 @@ TEST_CASE("allowed reads: one record per process and file within the interval, t
           "rest, also after the process exited",
           "[vm][read_repeats]")
 {
-    const auto dir = fresh_dir("read_repeats");
-    make_dir(dir + "/zone");
-    write_file(dir + "/zone/customers.csv", "name,phone\n");
-    const std::string file = dir + "/zone/customers.csv";
-    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}), short_interval());
+    const ZoneFile zf = zone_with_file("read_repeats");
+    const std::string file = zf.file;
+    Enforced e(make_policy({ZoneSpec{{zf.zone}, {k_alice.uid}}}), short_interval());
 
     const auto t0 = std::chrono::steady_clock::now();
     REQUIRE(reads_in_one_process(k_alice, file, 10) == 0);
@@ -151,11 +161,9 @@ TEST_CASE("allowed reads: one record per process and file within the interval, t
 TEST_CASE("allowed reads: a read after the interval is recorded again, and every read is counted",
           "[vm][read_repeats]")
 {
-    const auto dir = fresh_dir("read_repeats_later");
-    make_dir(dir + "/zone");
-    write_file(dir + "/zone/f", "x");
-    const std::string file = dir + "/zone/f";
-    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}), short_interval());
+    const ZoneFile zf = zone_with_file("read_repeats_later");
+    const std::string file = zf.file;
+    Enforced e(make_policy({ZoneSpec{{zf.zone}, {k_alice.uid}}}), short_interval());
 
     // Five reads, a pause longer than the interval, two more: 7 reads in one process.
     const long pause_ms = std::chrono::duration_cast<std::chrono::milliseconds>(k_interval).count() + 1500;
@@ -242,12 +250,10 @@ TEST_CASE("allowed reads: refusals, audited opens and writes are recorded every 
 
 TEST_CASE("allowed reads: stopping the enforcer records what was counted", "[vm][read_repeats]")
 {
-    const auto dir = fresh_dir("read_repeats_stop");
-    make_dir(dir + "/zone");
-    write_file(dir + "/zone/f", "x");
-    const std::string file = dir + "/zone/f";
+    const ZoneFile zf = zone_with_file("read_repeats_stop");
+    const std::string file = zf.file;
     // The daemon's interval: only the stop can record the count within this test.
-    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}));
+    Enforced e(make_policy({ZoneSpec{{zf.zone}, {k_alice.uid}}}));
 
     REQUIRE(reads_in_one_process(k_alice, file, 6) == 0);
     REQUIRE(eventually([&] { return !by_process(e.events, file, k_alice.uid).empty(); }));
