@@ -156,6 +156,26 @@ struct {
 	__type(value, struct cg_stats);
 } cg_stats SEC(".maps");
 
+/* Allowed reads, once per process, file and interval (see struct cg_read). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CG_MAX_READS);
+	__type(key, struct cg_read_key);
+	__type(value, struct cg_read);
+} cg_reads SEC(".maps");
+
+/*
+ * A new key's value is built here, then copied into cg_reads: it is too large for the
+ * stack, and only map values and the stack can be inserted.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cg_read);
+} cg_read_scratch SEC(".maps");
+
 /* Who is asking, read once per hook from the current task's credentials. */
 struct cg_subject {
 	__u32 fsuid;
@@ -808,7 +828,7 @@ static __always_inline struct cg_event *cg_event_start(__u32 kind, struct cg_sub
 	ev->decision = decision;
 	ev->rule = rule;
 	ev->open_flags = 0;
-	ev->_pad = 0;
+	ev->repeats = 0;
 	ev->dev = cg_inode_dev(inode);
 	ev->ino = inode->i_ino;
 	ev->exe_dev = s->exe_dev;
@@ -904,6 +924,85 @@ static __always_inline bool cg_own_read(struct cg_ctl_words *ctl, struct file *f
 	return !cg_program_untrusted();
 }
 
+/*
+ * The cg_reads key of an allowed open, or false when the open is not a read that may be
+ * counted instead of recorded (opened for writing or truncation: each is recorded, as
+ * it can change the file; or no interval set).
+ */
+static __always_inline bool cg_read_key(struct cg_ctl_words *ctl, struct file *file,
+					struct cg_subject *s, __u32 zone_id, __u32 rule,
+					struct inode *inode, __u64 dev, struct cg_read_key *k)
+{
+	struct task_struct *task;
+
+	if (!ctl->w[CG_CTL_READ_INTERVAL])
+		return false;
+	if ((file->f_mode & CG_FMODE_WRITE) || (file->f_flags & CG_O_TRUNC))
+		return false;
+	task = bpf_get_current_task_btf();
+	k->dev = dev;
+	k->ino = inode->i_ino;
+	k->exe_dev = s->exe_dev;
+	k->exe_ino = s->exe_ino;
+	k->start_ns = task->group_leader->start_boottime;
+	k->tgid = bpf_get_current_pid_tgid() >> 32;
+	k->uid = s->fsuid;
+	k->gid = s->fsgid;
+	k->zone_id = zone_id;
+	k->rule = rule;
+	k->_pad = 0;
+	return true;
+}
+
+/*
+ * A read within the interval of its key's last record: counted, not recorded. Otherwise
+ * returns the key's value (NULL: none) for cg_read_recorded.
+ */
+static __always_inline bool cg_read_counted(struct cg_ctl_words *ctl, struct cg_read_key *k,
+					    __u64 now, struct cg_read **v)
+{
+	struct cg_read *r = bpf_map_lookup_elem(&cg_reads, k);
+	struct cg_stats *st;
+
+	*v = r;
+	if (!r || now - CG_READ_ONCE(r->recorded_ns) >= ctl->w[CG_CTL_READ_INTERVAL])
+		return false;
+	__sync_fetch_and_add(&r->pending, 1);
+	r->last_ns = now;
+	st = cg_stats_get();
+	if (st)
+		__sync_fetch_and_add(&st->reads_folded, 1);
+	return true;
+}
+
+/*
+ * The open's record ev is about to go out: it takes what its key counted since the last
+ * record (an atomic exchange, as the sweep takes it), and starts a new interval; a new
+ * key is inserted with ev as its stored record. A full map or a racing insert of the same
+ * key leaves this open recorded on its own, which loses nothing.
+ */
+static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_read *v,
+					     struct cg_event *ev, __u64 now)
+{
+	struct cg_read *r;
+	__u32 zero = 0;
+
+	if (v) {
+		ev->repeats = __sync_lock_test_and_set(&v->pending, 0);
+		v->recorded_ns = now;
+		return;
+	}
+	r = bpf_map_lookup_elem(&cg_read_scratch, &zero);
+	if (!r)
+		return;
+	r->recorded_ns = now;
+	r->last_ns = now;
+	r->pending = 0;
+	r->_pad = 0;
+	__builtin_memcpy(&r->ev, ev, sizeof(r->ev));
+	bpf_map_update_elem(&cg_reads, k, r, BPF_NOEXIST);
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(cg_file_open, struct file *file, int ret)
 {
@@ -918,9 +1017,11 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	struct cg_zone_root *own;
 	struct cg_zone *zone;
 	struct cg_event *ev;
-	__u64 active, dev, rt_offset;
+	__u64 active, dev, rt_offset, now = 0;
 	__s64 cached;
-	bool resolved, is_dir;
+	bool resolved, is_dir, counted = false;
+	struct cg_read_key rk;
+	struct cg_read *rv = NULL;
 
 	if (ret)
 		return ret;
@@ -998,8 +1099,16 @@ decide:
 	rt_offset = ctl->w[CG_CTL_RT_OFFSET];
 	cg_subject_read(&s);
 	decision = cg_decide(slot, zone_id, zflags, &s, rt_offset, &rule);
-	if (decision == CG_DECISION_ALLOW && !(zflags & CG_ZONE_RECORD_ALLOWED))
-		return 0;
+	if (decision == CG_DECISION_ALLOW) {
+		if (!(zflags & CG_ZONE_RECORD_ALLOWED))
+			return 0;
+		counted = cg_read_key(ctl, file, &s, zone_id, rule, inode, dev, &rk);
+		if (counted) {
+			now = bpf_ktime_get_ns();
+			if (cg_read_counted(ctl, &rk, now, &rv))
+				return 0;
+		}
+	}
 	goto record;
 unresolved:
 	/* On a filesystem with zones, a file of unknown membership is refused. */
@@ -1014,9 +1123,69 @@ record:
 		ev->open_flags = file->f_flags;
 		if (bpf_d_path((struct path *)&file->f_path, ev->path, sizeof(ev->path)) < 0)
 			ev->path[0] = 0;
+		if (counted) {
+			ev->ts_ns = now;
+			cg_read_recorded(&rk, rv, ev, now);
+		}
 		bpf_ringbuf_submit(ev, cg_wakeup_flags(decision));
 	}
 	return cg_verdict(decision);
+}
+
+/* See struct cg_read: records what cg_reads counted, for keys whose interval is over. */
+struct cg_sweep {
+	__u64 now;
+	__u64 interval;
+	__u64 all;
+	__u64 recorded;
+};
+
+static long cg_sweep_one(struct bpf_map *map, struct cg_read_key *k, struct cg_read *v,
+			 struct cg_sweep *c)
+{
+	struct cg_event *ev;
+	__u32 n;
+
+	if (!c->all && c->now - CG_READ_ONCE(v->recorded_ns) < c->interval)
+		return 0;
+	n = CG_READ_ONCE(v->pending) ? __sync_lock_test_and_set(&v->pending, 0) : 0;
+	if (!n) {
+		/* Quiet for two intervals: an open still deciding within the first is long done. */
+		if (c->now - CG_READ_ONCE(v->recorded_ns) >= 2 * c->interval)
+			bpf_map_delete_elem(map, k);
+		return 0;
+	}
+	ev = bpf_ringbuf_reserve(&cg_events, sizeof(*ev), 0);
+	if (!ev) {
+		/* The ring is full: keep the count for the next sweep and stop this one. */
+		__sync_fetch_and_add(&v->pending, n);
+		return 1;
+	}
+	__builtin_memcpy(ev, &v->ev, sizeof(*ev));
+	ev->ts_ns = v->last_ns;
+	ev->repeats = n - 1;
+	bpf_ringbuf_submit(ev, 0);
+	c->recorded++;
+	return 0;
+}
+
+/*
+ * Run by user space with BPF_PROG_TEST_RUN, never attached. Returns how many records it
+ * made; the control word gives the interval, ctx[CG_SWEEP_ALL] flushes every key.
+ */
+SEC("raw_tp")
+int cg_read_sweep(__u64 *ctx)
+{
+	struct cg_ctl_words *ctl = cg_ctl_words();
+	struct cg_sweep c = {};
+
+	if (!ctl)
+		return 0;
+	c.now = bpf_ktime_get_ns();
+	c.interval = ctl->w[CG_CTL_READ_INTERVAL];
+	c.all = ctx[CG_SWEEP_ALL];
+	bpf_for_each_map_elem(&cg_reads, cg_sweep_one, &c, 0);
+	return c.recorded;
 }
 
 /*

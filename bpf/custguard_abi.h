@@ -19,8 +19,10 @@
  * 9: cg_clients values are struct cg_client (expiry of client grants), not __u8
  * 10: client machines' bulk-read cool-downs (cg_client_denies, CG_ZONE_CLIENT_DENIES)
  * 11: custguardd's own reads of zone files (CG_CTL_SELF_*)
+ * 12: allowed reads recorded once per process, file and interval (cg_reads,
+ *     cg_event.repeats, CG_CTL_READ_INTERVAL, cg_stats.reads_folded)
  */
-#define CG_ABI_VERSION 11
+#define CG_ABI_VERSION 12
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -123,7 +125,13 @@ enum cg_ctl {
 	CG_CTL_SELF_START = CG_CTL_REFRESH + 4,
 	CG_CTL_SELF_EXE_DEV = CG_CTL_REFRESH + 5,
 	CG_CTL_SELF_EXE_INO = CG_CTL_REFRESH + 6,
-	CG_CTL_MAX = CG_CTL_REFRESH + 7,
+	/*
+	 * The interval of allowed reads in ns (struct cg_read): within it, a process's
+	 * further read-only opens of a file it was recorded opening only count. 0: every
+	 * allowed open is recorded.
+	 */
+	CG_CTL_READ_INTERVAL = CG_CTL_REFRESH + 7,
+	CG_CTL_MAX = CG_CTL_REFRESH + 8,
 };
 
 /* Clock ticks of CG_CTL_SELF_START: the kernel's USER_HZ (x86, arm64), checked by user space. */
@@ -264,7 +272,12 @@ struct cg_event {
 	__u32 decision;   /* enum cg_decision */
 	__u32 rule;       /* enum cg_rule */
 	__u32 open_flags; /* file->f_flags */
-	__u32 _pad;
+	/*
+	 * Allowed reads only: how many more read-only opens of this file by this process
+	 * (same user, zone, rule and program) this record stands for, made after the
+	 * previous record of them and up to this one (struct cg_read). 0 otherwise.
+	 */
+	__u32 repeats;
 	__u64 dev;        /* of the file */
 	__u64 ino;
 	__u64 exe_dev;    /* of the executable */
@@ -299,6 +312,55 @@ struct cg_stats {
 	__u64 dircache_fills;
 	/* Directory cache entries cleared because their directory inode was freed. */
 	__u64 dircache_retired;
+	/* Allowed reads counted in cg_reads instead of recorded one by one. */
+	__u64 reads_folded;
+};
+
+/*
+ * ---- Allowed reads, once per process, file and interval ----
+ * Map cg_reads (hash, not preallocated, pinned): what lsm/file_open recorded last for a
+ * process reading a zone file. A read-only open that the zone's record_allowed would
+ * record, made within CG_CTL_READ_INTERVAL of that record with the same key, is only
+ * counted (pending) instead of being put into the ring buffer with its path. Two routes
+ * record what was counted, so every read is in the history:
+ *  - the next open of the key after the interval: its record carries the count in
+ *    cg_event.repeats;
+ *  - the sweep (raw_tp cg_read_sweep, run by user space through BPF_PROG_TEST_RUN every
+ *    second and at stop): for each key whose interval is over (every key at stop), a
+ *    copy of the key's stored record, timed at the last counted open, with repeats =
+ *    pending - 1. A process that exited or stopped reading is flushed this way.
+ * Both take pending with an atomic exchange, so an open is counted exactly once. The
+ * sweep deletes a key with nothing pending two intervals after its record. When the map
+ * is full, reads of new keys are recorded one by one (nothing is lost).
+ */
+#define CG_MAX_READS 65536
+
+struct cg_read_key {
+	__u64 dev;         /* kernel dev_t of the file */
+	__u64 ino;
+	__u64 exe_dev;     /* of the executable */
+	__u64 exe_ino;
+	__u64 start_ns;    /* group leader's start_boottime: a recycled pid is another key */
+	__u32 tgid;
+	__u32 uid;         /* fsuid */
+	__u32 gid;         /* fsgid */
+	__u32 zone_id;
+	__u32 rule;        /* enum cg_rule of the allow */
+	__u32 _pad;
+};
+
+struct cg_read {
+	__u64 recorded_ns; /* bpf_ktime_get_ns() of the key's last record from lsm/file_open */
+	__u64 last_ns;     /* of the last counted open */
+	__u32 pending;     /* opens counted since and not yet recorded */
+	__u32 _pad;
+	struct cg_event ev; /* the key's first record: what the sweep records again */
+};
+
+/* BPF_PROG_TEST_RUN context of cg_read_sweep (raw_tp: an array of __u64). */
+enum cg_sweep_arg {
+	CG_SWEEP_ALL = 0,  /* non-zero: flush every key, whatever its interval (stop) */
+	CG_SWEEP_ARGS = 1,
 };
 
 /*

@@ -6,7 +6,7 @@
 
 namespace {
 
-static_assert(CG_ABI_VERSION == 11);
+static_assert(CG_ABI_VERSION == 12);
 static_assert(sizeof(cg_inode_key) == 16);
 static_assert(offsetof(cg_inode_key, dev) == 0 && offsetof(cg_inode_key, ino) == 8);
 static_assert(sizeof(cg_zone_root) == 8);
@@ -32,8 +32,9 @@ static_assert(sizeof(cg_client_deny_key) == 20);
 static_assert(offsetof(cg_client_deny_key, zone_id) == 0 && offsetof(cg_client_deny_key, addr) == 4);
 static_assert(CG_ZONE_CLIENTS == 32 && CG_ZONE_CLIENT_DENIES == 64);
 static_assert(offsetof(cg_program_key, dev) == 8 && offsetof(cg_program_key, ino) == 16);
-static_assert(sizeof(cg_stats) == 48);
-static_assert(offsetof(cg_stats, dircache_fills) == 32 && offsetof(cg_stats, dircache_retired) == 40);
+static_assert(sizeof(cg_stats) == 56);
+static_assert(offsetof(cg_stats, dircache_fills) == 32 && offsetof(cg_stats, dircache_retired) == 40 &&
+              offsetof(cg_stats, reads_folded) == 48);
 static_assert(sizeof(cg_dir_zone) == 32);
 static_assert(offsetof(cg_dir_zone, seq) == 0 && offsetof(cg_dir_zone, zone_id) == 4 &&
               offsetof(cg_dir_zone, inode) == 8 && offsetof(cg_dir_zone, epoch) == 16 &&
@@ -41,7 +42,7 @@ static_assert(offsetof(cg_dir_zone, seq) == 0 && offsetof(cg_dir_zone, zone_id) 
 static_assert(CG_DIRCACHE_SLOTS == 16384);
 static_assert(CG_CTL_REFRESH == 24 && CG_CTL_DIR_MOVES == 25 && CG_CTL_DIR_MOVES_TRACKED == 26 &&
               CG_CTL_SELF_TGID == 27 && CG_CTL_SELF_START == 28 && CG_CTL_SELF_EXE_DEV == 29 &&
-              CG_CTL_SELF_EXE_INO == 30 && CG_CTL_MAX == 31);
+              CG_CTL_SELF_EXE_INO == 30 && CG_CTL_READ_INTERVAL == 31 && CG_CTL_MAX == 32);
 static_assert(CG_USER_HZ == 100 && 1'000'000'000 % CG_USER_HZ == 0);
 static_assert(sizeof(cg_ctl_words) == CG_CTL_MAX * 8);
 static_assert(CG_ACTIVE_SLOT(CG_ACTIVE_MAKE(1, 7)) == 1 && CG_ACTIVE_EPOCH(CG_ACTIVE_MAKE(1, 7)) == 7);
@@ -59,6 +60,7 @@ static_assert(offsetof(cg_event, zone_id) == 36);
 static_assert(offsetof(cg_event, decision) == 40);
 static_assert(offsetof(cg_event, rule) == 44);
 static_assert(offsetof(cg_event, open_flags) == 48);
+static_assert(offsetof(cg_event, repeats) == 52);
 static_assert(offsetof(cg_event, dev) == 56);
 static_assert(offsetof(cg_event, ino) == 64);
 static_assert(offsetof(cg_event, exe_dev) == 72);
@@ -68,5 +70,16 @@ static_assert(offsetof(cg_event, path) == 88 + CG_COMM_LEN);
 static_assert(offsetof(cg_event, client) == 88 + CG_COMM_LEN + CG_PATH_LEN);
 static_assert(sizeof(cg_event) == 88 + CG_COMM_LEN + CG_PATH_LEN + 16);
 static_assert(sizeof(cg_event) % 8 == 0);
+
+static_assert(sizeof(cg_read_key) == 64);
+static_assert(offsetof(cg_read_key, dev) == 0 && offsetof(cg_read_key, ino) == 8 &&
+              offsetof(cg_read_key, exe_dev) == 16 && offsetof(cg_read_key, exe_ino) == 24 &&
+              offsetof(cg_read_key, start_ns) == 32 && offsetof(cg_read_key, tgid) == 40 &&
+              offsetof(cg_read_key, uid) == 44 && offsetof(cg_read_key, gid) == 48 &&
+              offsetof(cg_read_key, zone_id) == 52 && offsetof(cg_read_key, rule) == 56);
+static_assert(offsetof(cg_read, recorded_ns) == 0 && offsetof(cg_read, last_ns) == 8 &&
+              offsetof(cg_read, pending) == 16 && offsetof(cg_read, ev) == 24);
+static_assert(sizeof(cg_read) == 24 + sizeof(cg_event));
+static_assert(CG_SWEEP_ALL == 0 && CG_SWEEP_ARGS == 1);
 
 }  // namespace

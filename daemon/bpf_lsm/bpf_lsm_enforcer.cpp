@@ -79,9 +79,9 @@ struct RingDeleter {
 };
 
 // Names under the pin directory.
-constexpr std::array<const char*, 14> k_map_pins = {
+constexpr std::array<const char*, 15> k_map_pins = {
     "roots", "zones", "devs", "subjects", "grants", "programs", "ctl", "events", "stats", "denies", "dircache",
-    "clients", "smb_peers", "client_denies"};
+    "clients", "smb_peers", "client_denies", "reads"};
 // The directory-cache invalidators first: the open hook caches only once they run. The
 // smbd peer recorder before the open hook, which reads what it records.
 constexpr std::array<const char*, 6> k_link_pins = {
@@ -94,13 +94,16 @@ std::array<bpf_map*, k_map_pins.size()> skel_maps(cg_lsm* s)
             s->maps.cg_subjects, s->maps.cg_grants, s->maps.cg_programs,
             s->maps.cg_ctl,   s->maps.cg_events,   s->maps.cg_stats,
             s->maps.cg_denies, s->maps.cg_dircache, s->maps.cg_clients,
-            s->maps.cg_smb_peers, s->maps.cg_client_denies};
+            s->maps.cg_smb_peers, s->maps.cg_client_denies, s->maps.cg_reads};
 }
 
 // How often the directory-cache refresh counter (CG_CTL_REFRESH) moves: an entry older
 // than this is refilled, so a wrapped 32-bit directory-move counter (2^32 moves) cannot make
 // an ancient entry look current.
 constexpr std::int64_t k_epoch_refresh_ns = 600'000'000'000;
+// How often cg_read_sweep records what cg_reads counted for keys whose interval is over:
+// a counted read reaches the history at most this long after its interval.
+constexpr std::int64_t k_read_sweep_ns = 1'000'000'000;
 
 std::array<bpf_program*, k_link_pins.size()> skel_progs(cg_lsm* s)
 {
@@ -313,6 +316,7 @@ struct BpfLsmEnforcer::Impl {
     std::unique_ptr<ring_buffer, RingDeleter> ring;
     std::int64_t last_offset_sync_ns = 0;
     std::int64_t last_epoch_ns = 0;
+    std::int64_t last_sweep_ns = 0;
 
     int map_fd(std::size_t i) const { return bpf_map__fd(skel_maps(skel.get())[i]); }
     CtlWords ctl;
@@ -334,6 +338,16 @@ struct BpfLsmEnforcer::Impl {
         }
         ctl.set(CG_CTL_DIR_MOVES_TRACKED, 1);
         return {};
+    }
+
+    // Records what cg_reads counted (see struct cg_read): for keys whose interval is
+    // over, or for every key. False when the kernel refused to run the sweep.
+    bool sweep_reads(bool all) const
+    {
+        std::array<std::uint64_t, CG_SWEEP_ARGS> args{};
+        args[CG_SWEEP_ALL] = all ? 1 : 0;
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = args.data(), .ctx_size_in = sizeof(args));
+        return bpf_prog_test_run_opts(bpf_program__fd(skel->progs.cg_read_sweep), &opts) == 0;
     }
 
     // Pins the links over those of a previous daemon, which then detach.
@@ -432,8 +446,11 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
             own_reads_error_ = self.error();
         }
     }
+    // Also over an adopted map: this daemon's interval is the one in force.
+    impl->ctl.set(CG_CTL_READ_INTERVAL, static_cast<std::uint64_t>(options_.read_interval.count()));
     impl->last_offset_sync_ns = clock_ns(CLOCK_MONOTONIC);
     impl->last_epoch_ns = impl->last_offset_sync_ns;
+    impl->last_sweep_ns = impl->last_offset_sync_ns;
 
     impl->ring.reset(ring_buffer__new(
         bpf_map__fd(impl->skel->maps.cg_events),
@@ -502,8 +519,16 @@ void BpfLsmEnforcer::poll_loop()
             impl_->last_epoch_ns = now;
             impl_->ctl.set(CG_CTL_REFRESH, impl_->ctl.get(CG_CTL_REFRESH) + 1);
         }
+        if (now - impl_->last_sweep_ns >= k_read_sweep_ns) {
+            impl_->last_sweep_ns = now;
+            if (!impl_->sweep_reads(false))
+                errors_.fetch_add(1, std::memory_order_relaxed);
+        }
     }
-    // Deliver what is already queued before stopping.
+    // Record every counted read, then deliver what is queued before stopping. Reads
+    // counted after this wait in the pinned map for the next daemon's sweep.
+    if (!impl_->sweep_reads(true))
+        errors_.fetch_add(1, std::memory_order_relaxed);
     ring_buffer__consume(impl_->ring.get());
 }
 
@@ -725,6 +750,7 @@ tl::expected<KernelState, std::string> BpfLsmEnforcer::kernel_state() const
             for (const auto& st : per_cpu) {
                 s.dircache_fills += st.dircache_fills;
                 s.dircache_retired += st.dircache_retired;
+                s.reads_folded += st.reads_folded;
             }
     }
     s.generation = ctl.get(CG_CTL_GENERATION);

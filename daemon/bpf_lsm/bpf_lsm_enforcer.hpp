@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -37,6 +38,10 @@ struct Options {
     // its [watch] watcher compares copies with zone files). Not its children; see
     // cg_own_read in bpf/cg_lsm.bpf.c.
     bool own_reads = false;
+    // Allowed reads are recorded once per process, file and interval; the record after
+    // the interval (or the sweep) carries how many more reads it stands for (struct
+    // cg_read, CUSTGUARD_REPEATS in custguard.journal(7)). 0: every read is recorded.
+    std::chrono::nanoseconds read_interval = std::chrono::seconds(60);
 };
 
 // Whether this kernel can run the enforcer: "bpf" in the active LSM list and BTF present.
@@ -49,6 +54,7 @@ struct KernelState {
     std::uint64_t cache_epoch = 0;  // directory-cache epoch (moves with every apply)
     std::uint64_t dircache_fills = 0;    // directory-cache entries written (misses cached)
     std::uint64_t dircache_retired = 0;  // entries cleared because their directory was freed
+    std::uint64_t reads_folded = 0;      // allowed reads counted in cg_reads, not recorded alone
     std::uint64_t generation = 0;   // policies applied since the maps were created
     std::uint64_t abi = 0;
 };

@@ -555,19 +555,21 @@ void ScopeBuilder::State::add(const Record& r) {
             ++us.denials;
             denials_by_user[{r.hostname, user}].add(1, t);
         } else if (event == "access") {
-            ++reads;
-            ++file.reads;
-            ++us.reads;
+            // A record of the bpf-lsm enforcer may stand for more reads (custguard.journal(7)).
+            const std::uint64_t n = 1 + number(get(f, "CUSTGUARD_REPEATS")).value_or(0);
+            reads += n;
+            file.reads += n;
+            us.reads += n;
             auto& reader = agg.readers.try_emplace(user).first->second.try_emplace(client, Reader{user, client, t, t, 0}).first->second;
             reader.first_usec = std::min(reader.first_usec, t);
             reader.last_usec = std::max(reader.last_usec, t);
-            ++reader.count;
+            reader.count += n;
             const std::int64_t off = offset_of(t);
             const std::int64_t local = static_cast<std::int64_t>(t / 1'000'000) + off;
             const std::int64_t hour = (local >= 0 ? local / 3600 : (local - 3599) / 3600) * 3600 - off;
             auto& b = hours.try_emplace(r.hostname).first->second.try_emplace(user).first->second[static_cast<std::uint64_t>(hour) * 1'000'000];
             b.first_usec = b.count == 0 ? t : std::min(b.first_usec, t);
-            ++b.count;
+            b.count += n;
             in_timeline = decision == "audit";
         }
     } else if (event == "repeated") {

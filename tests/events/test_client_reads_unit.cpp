@@ -80,6 +80,18 @@ TEST_CASE("client reads: only reads let through with a client address count", "[
     }
 }
 
+TEST_CASE("client reads: a record that stands for more reads (CUSTGUARD_REPEATS) counts them all",
+          "[events][client_reads]") {
+    TokyoTime tz;
+    const std::int64_t t = k_before_midnight - 60 * k_s;
+    ev::ClientReads reads;
+    reads.observe(read_record(ev::Kind::access_allowed, "customers", "192.0.2.10", t));
+    auto folded = read_record(ev::Kind::access_allowed, "customers", "192.0.2.10", t + 30 * k_s);
+    folded.set(ev::field::repeats, std::uint64_t{41});
+    reads.observe(folded);
+    CHECK(render(reads.today(t)) == "customers 192.0.2.10 43\n");
+}
+
 TEST_CASE("client reads: counted per zone and client, reset at local midnight", "[events][client_reads]") {
     TokyoTime tz;
     ev::ClientReads reads;

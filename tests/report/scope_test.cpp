@@ -336,6 +336,18 @@ TEST_CASE("report: filters, duplicates and servers", "[report][unit]") {
         CHECK(s.files[0].readers[0].count == 2);
         CHECK(s.files[0].readers[0].last_usec == k_mon + 5 * k_s);
     }
+    SECTION("a record of the bpf-lsm enforcer counts the reads it stands for (CUSTGUARD_REPEATS)") {
+        std::vector<Record> folded = {read(k_mon, "bob", "/z/a"), read(k_mon + 61 * k_s, "bob", "/z/a")};
+        folded.back().fields["CUSTGUARD_REPEATS"] = "41";
+        auto s = build_scope(folded, jst());
+        CHECK(s.reads == 43);
+        REQUIRE(file(s, "/z/a"));
+        CHECK(file(s, "/z/a")->reads == 43);
+        REQUIRE(s.files[0].readers.size() == 1);
+        CHECK(s.files[0].readers[0].count == 43);
+        REQUIRE(s.hourly_reads.size() == 1);
+        CHECK(s.hourly_reads[0].count == 43);
+    }
 }
 
 TEST_CASE("report: the same records in any order give byte-identical reports", "[report][unit]") {

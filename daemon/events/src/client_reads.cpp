@@ -1,5 +1,7 @@
 #include "custguard/events/client_reads.hpp"
 
+#include <cstdlib>
+
 #include <time.h>
 
 namespace custguard::events {
@@ -33,7 +35,10 @@ void ClientReads::observe(const Record& r) {
     auto key = std::make_pair(*zone, *client);
     auto it = counts_.find(key);
     if (it == counts_.end() && counts_.size() >= k_max_pairs) key.second = k_other_clients;
-    ++counts_[key];
+    // A record of the bpf-lsm enforcer may stand for more reads (custguard.journal(7)).
+    std::uint64_t n = 1;
+    if (const std::string* rep = r.get(field::repeats)) n += std::strtoull(rep->c_str(), nullptr, 10);
+    counts_[key] += n;
 }
 
 std::vector<ClientReads::Entry> ClientReads::today(std::int64_t now_us) const {

@@ -696,6 +696,7 @@ Record Enricher::enrich(const daemon::AccessEvent& event, std::span<const std::s
         }
     }
     r.add(field::sensor, sensor_name(event.sensor));
+    if (raw.repeats) r.add(field::repeats, raw.repeats);
     if (raw.ino) {
         r.add(field::inode, raw.ino);
         r.add(field::device, device_text(raw.dev));

@@ -54,6 +54,7 @@ constexpr EcsMapping ecs_table[] = {
     {"CUSTGUARD_FILES", "custguard.files", true},
     {"CUSTGUARD_WINDOW_SEC", "custguard.window_sec", true},
     {"CUSTGUARD_HITS", "custguard.hits", true},
+    {"CUSTGUARD_REPEATS", "custguard.repeats", true},
     {"CUSTGUARD_PAGES", "custguard.pages", true},
     {"CUSTGUARD_ZONES", "custguard.zones", true},
     {"CUSTGUARD_ERRORS", "custguard.errors", true},

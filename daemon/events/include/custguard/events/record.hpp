@@ -46,6 +46,7 @@ inline constexpr std::string_view operation = "CUSTGUARD_OPERATION";
 inline constexpr std::string_view access = "CUSTGUARD_ACCESS";
 inline constexpr std::string_view rule = "CUSTGUARD_RULE";
 inline constexpr std::string_view sensor = "CUSTGUARD_SENSOR";
+inline constexpr std::string_view repeats = "CUSTGUARD_REPEATS";  // more reads an allowed read stands for
 inline constexpr std::string_view inode = "CUSTGUARD_INODE";
 inline constexpr std::string_view device = "CUSTGUARD_DEVICE";
 inline constexpr std::string_view printer = "CUSTGUARD_PRINTER";

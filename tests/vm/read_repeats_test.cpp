@@ -1,0 +1,267 @@
+// Allowed reads recorded once per process, file and interval (struct cg_read in
+// bpf/custguard_abi.h, CUSTGUARD_REPEATS in custguard.journal(7)): a process's repeated
+// reads of a zone file give one record at once and one record that counts the rest, so
+// the history still holds every read; refusals and writes are recorded every time.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <thread>
+
+#include <fcntl.h>
+#include <time.h>
+
+#include "enforced.hpp"
+#include "vm_support.hpp"
+
+using namespace custguard;
+using namespace custguard::vmtest;
+using custguard::daemon::AccessEvent;
+
+namespace {
+
+// Short, so that a test sees intervals end; the daemon's is 60 s.
+constexpr auto k_interval = std::chrono::seconds(2);
+
+daemon::bpf_lsm::Options short_interval()
+{
+    daemon::bpf_lsm::Options o;
+    o.read_interval = k_interval;
+    return o;
+}
+
+// `n` opens with `flags` + read + close of `path` in one child as `who`, with `pause_ms`
+// between open number `pause_after` and the next.
+int reads_in_one_process(const Creds& who, const std::string& path, int n, int flags = O_RDONLY,
+                         int pause_after = -1, long pause_ms = 0)
+{
+    return run_as(who, [&]() -> int {
+        for (int i = 0; i < n; ++i) {
+            if (int r = read_here(path, flags))
+                return r;
+            if (i == pause_after) {
+                timespec ts{pause_ms / 1000, (pause_ms % 1000) * 1'000'000};
+                ::nanosleep(&ts, nullptr);
+            }
+        }
+        return 0;
+    });
+}
+
+// The records of `path` by `uid`, per process.
+std::map<std::uint32_t, std::vector<AccessEvent>> by_process(Events& events, const std::string& path,
+                                                             std::uint32_t uid)
+{
+    std::map<std::uint32_t, std::vector<AccessEvent>> out;
+    for (auto& ev : events.snapshot())
+        if (ev.raw.kind == CG_EV_OPEN && ev.path == path && ev.raw.uid == uid)
+            out[ev.raw.tgid].push_back(ev);
+    return out;
+}
+
+// Polls `done` (which looks at the records as a whole) until it holds or `timeout` passes.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = std::chrono::seconds(5))
+{
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (done())
+            return true;
+        if (std::chrono::steady_clock::now() > end)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+}
+
+// A fresh directory under /tmp/cgvm with a zone directory `zone` holding the file `f`.
+struct ZoneFile {
+    std::string zone, file;
+};
+ZoneFile zone_with_file(const std::string& name)
+{
+    const auto dir = fresh_dir(name);
+    make_dir(dir + "/zone");
+    write_file(dir + "/zone/f", "name,phone\n");
+    return {dir + "/zone", dir + "/zone/f"};
+}
+
+std::uint64_t reads_of(const std::vector<AccessEvent>& records)
+{
+    std::uint64_t n = 0;
+    for (const auto& ev : records)
+        n += 1 + ev.raw.repeats;
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("allowed reads: one record per process and file within the interval, then one that counts the "
+          "rest, also after the process exited",
+          "[vm][read_repeats]")
+{
+    const ZoneFile zf = zone_with_file("read_repeats");
+    const std::string file = zf.file;
+    Enforced e(make_policy({ZoneSpec{{zf.zone}, {k_alice.uid}}}), short_interval());
+
+    const auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(reads_in_one_process(k_alice, file, 10) == 0);
+    REQUIRE(reads_in_one_process(k_alice, file, 3) == 0);
+    // Within the interval: one record per process, each for its first read alone.
+    REQUIRE(eventually([&] { return by_process(e.events, file, k_alice.uid).size() == 2; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (std::chrono::steady_clock::now() - t0 < k_interval) {
+        auto early = by_process(e.events, file, k_alice.uid);
+        REQUIRE(early.size() == 2);
+        for (auto& [tgid, records] : early) {
+            CHECK(records.size() == 1);
+            CHECK(records.front().raw.repeats == 0);
+            CHECK(records.front().raw.decision == CG_DECISION_ALLOW);
+        }
+    } else {
+        WARN("the VM was too slow to look within the " << k_interval.count() << " s interval");
+    }
+    // Both processes have exited; the sweep records what they counted after the interval.
+    REQUIRE(eventually(
+        [&] {
+            auto all = by_process(e.events, file, k_alice.uid);
+            std::uint64_t total = 0;
+            for (auto& [tgid, records] : all)
+                total += reads_of(records);
+            return total >= 13;
+        },
+        std::chrono::seconds(15)));
+    auto all = by_process(e.events, file, k_alice.uid);
+    REQUIRE(all.size() == 2);
+    std::vector<std::uint64_t> counts;
+    for (auto& [tgid, records] : all) {
+        INFO("tgid " << tgid);
+        CHECK(records.size() == 2);  // the first read, then the rest in one record
+        if (records.size() != 2)
+            continue;
+        counts.push_back(reads_of(records));
+        const auto& first = records[0];
+        const auto& rest = records[1];
+        CHECK(rest.path == first.path);
+        CHECK(rest.raw.ino == first.raw.ino);
+        CHECK(rest.raw.decision == CG_DECISION_ALLOW);
+        CHECK(rest.raw.rule == CG_RULE_USER);
+        // Timed at the last counted read, which came after the first.
+        CHECK(rest.raw.ts_ns >= first.raw.ts_ns);
+    }
+    std::sort(counts.begin(), counts.end());
+    CHECK(counts == std::vector<std::uint64_t>{3, 10});
+    auto ks = e.enforcer.kernel_state();
+    REQUIRE(ks);
+    CHECK(ks->reads_folded == 11);  // 9 + 2 reads counted instead of recorded
+    CHECK(e.enforcer.counters().dropped == 0);
+}
+
+TEST_CASE("allowed reads: a read after the interval is recorded again, and every read is counted",
+          "[vm][read_repeats]")
+{
+    const ZoneFile zf = zone_with_file("read_repeats_later");
+    const std::string file = zf.file;
+    Enforced e(make_policy({ZoneSpec{{zf.zone}, {k_alice.uid}}}), short_interval());
+
+    // Five reads, a pause longer than the interval, two more: 7 reads in one process.
+    const long pause_ms = std::chrono::duration_cast<std::chrono::milliseconds>(k_interval).count() + 1500;
+    REQUIRE(reads_in_one_process(k_alice, file, 7, O_RDONLY, 4, pause_ms) == 0);
+    REQUIRE(eventually(
+        [&] {
+            auto all = by_process(e.events, file, k_alice.uid);
+            return all.size() == 1 && reads_of(all.begin()->second) >= 7;
+        },
+        std::chrono::seconds(15)));
+    auto all = by_process(e.events, file, k_alice.uid);
+    REQUIRE(all.size() == 1);
+    const auto& records = all.begin()->second;
+    CHECK(reads_of(records) == 7);
+    // The first read; the read after the pause (its own record, not a count); and the
+    // sweep's counts of the four and of the one (the sweep may be first to the four).
+    REQUIRE(records.size() >= 3);
+    CHECK(records.size() <= 4);
+    CHECK(records.front().raw.repeats == 0);
+    const auto pause_ns = static_cast<std::uint64_t>(pause_ms) * 1'000'000;
+    bool recorded_after_pause = false;
+    for (const auto& ev : records)
+        recorded_after_pause = recorded_after_pause || ev.raw.ts_ns >= records.front().raw.ts_ns + pause_ns;
+    CHECK(recorded_after_pause);
+}
+
+TEST_CASE("allowed reads: refusals, audited opens and writes are recorded every time", "[vm][read_repeats]")
+{
+    const auto dir = fresh_dir("read_repeats_deny");
+    make_dir(dir + "/deny");
+    make_dir(dir + "/audit");
+    write_file(dir + "/deny/f", "x", 0666);
+    write_file(dir + "/audit/f", "x");
+    ZoneSpec deny{{dir + "/deny"}, {k_alice.uid}};
+    ZoneSpec audit{{dir + "/audit"}, {k_alice.uid}, {}, {}, policy::Violation::audit, true};
+    Enforced e(make_policy({deny, audit}), short_interval());
+
+    const std::string denied = dir + "/deny/f";
+    // One process refused five times (it goes on after each refusal).
+    CHECK(run_as(k_bob, [&] {
+              int refused = 0;
+              for (int i = 0; i < 5; ++i)
+                  refused += read_here(denied) == EPERM;
+              return refused == 5 ? 0 : 1;
+          }) == 0);
+    CHECK(reads_in_one_process(k_bob, dir + "/audit/f", 5) == 0);
+    CHECK(reads_in_one_process(k_alice, denied, 4, O_RDWR) == 0);
+    REQUIRE(eventually(
+        [&] {
+            auto w = by_process(e.events, denied, k_alice.uid);
+            return !w.empty() && w.begin()->second.size() == 4;
+        },
+        std::chrono::seconds(10)));
+    // Past the interval: nothing was held back to be counted.
+    std::this_thread::sleep_for(k_interval + std::chrono::milliseconds(1500));
+    std::size_t denials = 0;
+    auto refusals = by_process(e.events, denied, k_bob.uid);
+    CHECK(refusals.size() == 1);
+    for (auto& [tgid, records] : refusals)
+        for (const auto& ev : records) {
+            CHECK(ev.raw.decision == CG_DECISION_DENY);
+            CHECK(ev.raw.repeats == 0);
+            ++denials;
+        }
+    CHECK(denials == 5);
+    auto audited = by_process(e.events, dir + "/audit/f", k_bob.uid);
+    REQUIRE(audited.size() == 1);
+    CHECK(audited.begin()->second.size() == 5);
+    for (const auto& ev : audited.begin()->second) {
+        CHECK(ev.raw.decision == CG_DECISION_AUDIT);
+        CHECK(ev.raw.repeats == 0);
+    }
+    auto writes = by_process(e.events, denied, k_alice.uid);
+    REQUIRE(writes.size() == 1);
+    CHECK(writes.begin()->second.size() == 4);
+    for (const auto& ev : writes.begin()->second) {
+        CHECK((ev.raw.open_flags & O_ACCMODE) == O_RDWR);
+        CHECK(ev.raw.repeats == 0);
+    }
+    auto ks = e.enforcer.kernel_state();
+    REQUIRE(ks);
+    CHECK(ks->reads_folded == 0);
+}
+
+TEST_CASE("allowed reads: stopping the enforcer records what was counted", "[vm][read_repeats]")
+{
+    const ZoneFile zf = zone_with_file("read_repeats_stop");
+    const std::string file = zf.file;
+    // The daemon's interval: only the stop can record the count within this test.
+    Enforced e(make_policy({ZoneSpec{{zf.zone}, {k_alice.uid}}}));
+
+    REQUIRE(reads_in_one_process(k_alice, file, 6) == 0);
+    REQUIRE(eventually([&] { return !by_process(e.events, file, k_alice.uid).empty(); }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    CHECK(reads_of(by_process(e.events, file, k_alice.uid).begin()->second) == 1);
+    e.enforcer.stop(true);
+    auto all = by_process(e.events, file, k_alice.uid);
+    REQUIRE(all.size() == 1);
+    CHECK(all.begin()->second.size() == 2);
+    CHECK(reads_of(all.begin()->second) == 6);
+}
