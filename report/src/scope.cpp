@@ -249,7 +249,7 @@ bool used_field(std::string_view key) {
     static constexpr std::string_view used[] = {
         "ACTION", "ADMIN_ACTION", "AUID_USER", "CATEGORIES", "CLIENT",    "COPY_OF",    "DECISION",
         "DETECTORS", "EVENT",     "FILES",     "HITS",       "JOB",       "PAGES",      "PATH",
-        "PERSONS",  "PRINTER",    "REPEATED",  "RUN",        "SEQ",       "SUPPRESSED", "TARGET",
+        "PERSONS",  "PRINTER",    "REPEATED",  "REPEATS",   "RUN",        "SEQ",       "SUPPRESSED", "TARGET",
         "TIME_USEC", "TITLE",     "UID",       "USER",       "WINDOW_SEC", "ZONE"};
     static_assert(std::is_sorted(std::begin(used), std::end(used)));
     return key.starts_with(prefix) &&

@@ -339,6 +339,7 @@ TEST_CASE("report: filters, duplicates and servers", "[report][unit]") {
     SECTION("a record of the bpf-lsm enforcer counts the reads it stands for (CUSTGUARD_REPEATS)") {
         std::vector<Record> folded = {read(k_mon, "bob", "/z/a"), read(k_mon + 61 * k_s, "bob", "/z/a")};
         folded.back().fields["CUSTGUARD_REPEATS"] = "41";
+        CHECK(used_field("CUSTGUARD_REPEATS"));  // the CLI passes it on (it reads only used fields)
         auto s = build_scope(folded, jst());
         CHECK(s.reads == 43);
         REQUIRE(file(s, "/z/a"));
