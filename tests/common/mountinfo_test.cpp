@@ -8,7 +8,7 @@
 using custguard::common::parse_mountinfo;
 using custguard::common::unescape_mountinfo;
 
-TEST_CASE("mountinfo escapes are undone for space, tab, newline and backslash; other text is kept", "[unit][common]") {
+TEST_CASE("mountinfo escapes are undone for space, tab, newline and backslash, other text is kept", "[unit][common]") {
     struct Row {
         const char* in;
         const char* out;
@@ -28,7 +28,7 @@ TEST_CASE("mountinfo escapes are undone for space, tab, newline and backslash; o
     }
 }
 
-TEST_CASE("mountinfo lines give id, parent, device, root and mount point; damaged lines are skipped", "[unit][common]") {
+TEST_CASE("mountinfo lines give id, parent, device, root and mount point, damaged lines are skipped", "[unit][common]") {
     const auto m = parse_mountinfo(
         "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n"
         "35 22 0:31 /subvol/@home /home rw shared:20 - btrfs /dev/sda1 rw\n"

@@ -127,7 +127,7 @@ bool has_subject(const policy::Compiled& c, std::uint32_t zone, std::uint32_t ui
 
 }  // namespace
 
-TEST_CASE("reload hands the new policy to the enforcer; a refused policy or a failing enforcer leaves the old one",
+TEST_CASE("reload hands the new policy to the enforcer, a refused policy or a failing enforcer leaves the old one",
           "[unit][daemon]") {
     Scratch s;
     auto d = s.start();
@@ -186,7 +186,7 @@ TEST_CASE("a grant reaches the enforcer with its expiry, is pruned when it expir
     CHECK_THAT(s.records(), Catch::Contains("admin_change") && Catch::Contains("nobody"));
 }
 
-TEST_CASE("a bulk-read cool-down is a deny row until it ends, across a restart; client cool-downs need an enforcer "
+TEST_CASE("a bulk-read cool-down is a deny row until it ends, across a restart, client cool-downs need an enforcer "
           "that can withdraw them",
           "[unit][daemon]") {
     Scratch s;

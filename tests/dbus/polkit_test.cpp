@@ -128,7 +128,7 @@ void expect_not_authorized(const Fixture& f, std::vector<std::string> args, cons
 
 }  // namespace
 
-TEST_CASE("polkit: a zone's manager approves its held prints only; root and custguard-admin keep every right; "
+TEST_CASE("polkit: a zone's manager approves its held prints only, root and custguard-admin keep every right, "
           "each answer is recorded with the caller",
           "[dbus][polkit][host]") {
     REQUIRE_ROOT();

@@ -152,7 +152,7 @@ TEST_CASE("fanotify rescan: links, FIFOs and device nodes made in a loop never m
     CHECK(after.indexed >= before.indexed + 2 * rounds);  // the new zone files, each once
 }
 
-TEST_CASE("fanotify rescan: a tree moved into a zone is indexed off the open path; its files linked outside are refused",
+TEST_CASE("fanotify rescan: a tree moved into a zone is indexed off the open path, its files linked outside are refused",
           "[fanotify][host]") {
     REQUIRE_ROOT();
     Env env;

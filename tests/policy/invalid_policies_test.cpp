@@ -230,7 +230,7 @@ TEST_CASE("allow_media is refused with its reason, whatever it lists", "[policy]
 }
 
 // `policy check --no-resolve` (configuration management checks on a build host).
-TEST_CASE("without required names an unknown user or group is a warning at its value; everything else still refuses",
+TEST_CASE("without required names an unknown user or group is a warning at its value, everything else still refuses",
           "[policy][invalid]") {
     auto load = [](const std::string& text) {
         custguard::policy::LoadInput in;

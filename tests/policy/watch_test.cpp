@@ -42,7 +42,7 @@ const Case k_invalid[] = {
 
 }  // namespace
 
-TEST_CASE("[watch] refuses every wrong value at its position", "[policy][watch]") {
+TEST_CASE("the watch table refuses every wrong value at its position", "[policy][watch]") {
     for (const auto& c : k_invalid) {
         DYNAMIC_SECTION(c.name) {
             auto r = load_text(std::string(ZONES) + "[watch]\n" + c.watch);
@@ -57,13 +57,13 @@ TEST_CASE("[watch] refuses every wrong value at its position", "[policy][watch]"
     }
 }
 
-TEST_CASE("[watch] without zones or paths watches nothing and says so", "[policy][watch]") {
+TEST_CASE("the watch table without zones or paths watches nothing and says so", "[policy][watch]") {
     auto r = load_text("[watch]\non_customer_data = \"record\"\n");
     REQUIRE_FALSE(r);
     CHECK_THAT(r.error().front().message, Catch::Contains("nothing is watched"));
 }
 
-TEST_CASE("[watch] values are read as written; unset ones stay unset for the [print] defaults", "[policy][watch]") {
+TEST_CASE("the watch table's values are read as written, unset ones stay unset for the [print] defaults", "[policy][watch]") {
     auto r = load_text(std::string(ZONES) +
                        "[watch]\npaths = [\"/srv/share/public\", \"/home\"]\non_customer_data = \"protect\"\n"
                        "protect_as = \"customers\"\ndetectors = [\"email\", \"jp_phone\"]\nthreshold = 5\n"
@@ -99,7 +99,7 @@ TEST_CASE("a drop-in's [watch] paths replace the main file's", "[policy][watch]"
     CHECK(r->policy.watch.paths[0].path == "/srv/b");
 }
 
-TEST_CASE("protected files compile into inode roots of their zone; unknown zones and repeats drop out",
+TEST_CASE("protected files compile into inode roots of their zone, unknown zones and repeats drop out",
           "[policy][watch][compile]") {
     auto r = load_text(std::string(ZONES) + "[[zone]]\nname = \"medical\"\npaths = [\"/srv/m\"]\nallow_users = [\"bob\"]\n");
     REQUIRE(r);

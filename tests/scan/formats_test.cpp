@@ -249,7 +249,7 @@ TEST_CASE("hostile and damaged containers are unreadable with a reason, quickly"
     }
 }
 
-TEST_CASE("a container of pictures only has no text; a mail with only pictures attached has its body",
+TEST_CASE("a container of pictures only has no text, a mail with only pictures attached has its body",
           "[scan][formats]") {
     auto pictures = scan_document(scanner(), ZipBuilder().add("a.png", "\x89PNG 1").add("b.jpg", "\xFF\xD8\xFF 2").bytes());
     REQUIRE(pictures);

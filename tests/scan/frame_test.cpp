@@ -54,7 +54,7 @@ TEST_CASE("a result survives the framing unchanged", "[scan][frame]") {
     CHECK(error->error() == "Ghostscript ('gs') not found");
 }
 
-TEST_CASE("a container's type and members survive the framing; a document without them reads 0", "[scan][frame][formats]") {
+TEST_CASE("a container's type and members survive the framing, a document without them reads 0", "[scan][frame][formats]") {
     auto zip = sample();
     zip.doc_type = scan::DocType::eml;  // the last type: the frame carries all of them
     zip.members = 70'000;

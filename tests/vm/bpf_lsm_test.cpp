@@ -106,7 +106,7 @@ TEST_CASE("the enforcer probe names missing capabilities instead of blaming the 
     CHECK(out.find("trampoline") == std::string::npos);
 }
 
-TEST_CASE("users: allowed, denied and audited; events carry the fields", "[vm]")
+TEST_CASE("users: allowed, denied and audited, events carry the fields", "[vm]")
 {
     const auto dir = fresh_dir("users");
     make_dir(dir + "/deny");
@@ -630,7 +630,7 @@ TEST_CASE("filesystems mounted below a zone directory are covered", "[vm]")
         ::umount((dir + "/zone/mnt" + std::to_string(i)).c_str());
 }
 
-TEST_CASE("stop(true) removes enforcement and pins; stop(false) keeps them", "[vm]")
+TEST_CASE("stop(true) removes enforcement and pins, stop(false) keeps them", "[vm]")
 {
     const auto dir = fresh_dir("stop");
     make_dir(dir + "/zone");

@@ -70,7 +70,7 @@ TEST_CASE("client_keys: IPv4 rows become IPv4-mapped IPv6 prefixes behind the zo
     }
 }
 
-TEST_CASE("client_keys: one key per row, in order; no rows, no keys", "[unit]")
+TEST_CASE("client_keys: one key per row, in order, no rows, no keys", "[unit]")
 {
     policy::Compiled compiled;
     CHECK(client_keys(compiled).empty());

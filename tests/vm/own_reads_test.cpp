@@ -53,7 +53,7 @@ void shift_ctl_word(std::uint32_t key, std::int64_t delta)
 
 }  // namespace
 
-TEST_CASE("own reads: the enforcer's process reads zone files; its child, writes, renames, a tracer, another start "
+TEST_CASE("own reads: the enforcer's process reads zone files, its child, writes, renames, a tracer, another start "
           "time or executable do not",
           "[vm][own_reads]")
 {

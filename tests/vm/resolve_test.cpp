@@ -56,7 +56,7 @@ TEST_CASE("resolve_roots adds filesystems mounted below a zone", "[unit]")
         CHECK(x.zone_id == 7);
 }
 
-TEST_CASE("files protected by [watch] become file roots keyed by the kernel's dev; zone roots keep their zone", "[unit]")
+TEST_CASE("files protected by [watch] become file roots keyed by the kernel's dev, zone roots keep their zone", "[unit]")
 {
     const std::uint64_t st_dev = makedev(259, 3);
     const std::uint64_t kdev = (259ull << 20) | 3;

@@ -44,7 +44,7 @@ TEST_CASE("starttime is field 22 of /proc/PID/stat, counted after the command na
     }
 }
 
-TEST_CASE("this process named as the kernel sees it: tgid, start tick, executable; returned a tick after its start",
+TEST_CASE("this process named as the kernel sees it: tgid, start tick, executable, returned a tick after its start",
           "[unit][bpf_lsm]")
 {
     auto self = self_identity();

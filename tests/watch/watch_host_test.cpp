@@ -276,7 +276,7 @@ TEST_CASE("the protected-file list keeps one line an inode, skips damaged lines 
     CHECK_THAT(list, Catch::Contains(first.string()) && Catch::Contains(second.string()));
 }
 
-TEST_CASE("customer data that is no copy is recorded without CUSTGUARD_COPY_OF; protect_as protects it",
+TEST_CASE("customer data that is no copy is recorded without CUSTGUARD_COPY_OF, protect_as protects it",
           "[watch][host]") {
     Watch w("on_customer_data = \"protect\"\nprotect_as = \"customers\"\n");
     const auto& u = users();
@@ -295,7 +295,7 @@ TEST_CASE("customer data that is no copy is recorded without CUSTGUARD_COPY_OF; 
     CHECK(cgtest::read_as(u.bob, target) == EPERM);
 }
 
-TEST_CASE("record only: a find is recorded and nothing is protected; a file without customer data gives no record",
+TEST_CASE("record only: a find is recorded and nothing is protected, a file without customer data gives no record",
           "[watch][host]") {
     Watch w("on_customer_data = \"record\"\n");
     const auto& u = users();
