@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -203,6 +204,16 @@ struct Watcher::Impl {
     // Thread-only state.
     std::map<Key, Pending> pending;
     std::map<Key, Rescan> rescans;
+    // The last name in the watched trees of recently seen files: a file can be written
+    // through another name (a hard link outside, the O_TMPFILE descriptor it was linked
+    // from), and the event then names that one. Bounded: the oldest is forgotten first.
+    struct Named {
+        std::string path, name;
+        std::pair<int, int> fsid;
+        std::vector<unsigned char> dir_handle;
+    };
+    std::map<Key, Named> named;
+    std::deque<Key> named_order;
     events::Enricher enricher;
     fan::TaskReader tasks;  // the writer's fsuid (one ioctl on a cached pidfd where the kernel has it)
     scan::SandboxedReader reader;  // one sandboxed reader for many files, not one each
@@ -302,6 +313,20 @@ struct Watcher::Impl {
             s = scope;
         }
         if (!s) return;
+        // The file's own handle (FAN_REPORT_FID), reported beside its directory and name.
+        const file_handle* object = nullptr;
+        std::pair<int, int> object_fsid{};
+        for (const char* q = p; q + sizeof(fanotify_event_info_header) <= end;) {
+            const auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(q);
+            if (hdr->len == 0 || q + hdr->len > end) break;
+            if (hdr->info_type == FAN_EVENT_INFO_TYPE_FID) {
+                const auto* fid = reinterpret_cast<const fanotify_event_info_fid*>(q);
+                object = reinterpret_cast<const file_handle*>(fid->handle);
+                object_fsid = {fid->fsid.val[0], fid->fsid.val[1]};
+            }
+            q += hdr->len;
+        }
+        bool named_event = false;
         while (p + sizeof(fanotify_event_info_header) <= end) {
             const auto* hdr = reinterpret_cast<const fanotify_event_info_header*>(p);
             if (hdr->len == 0 || p + hdr->len > end) break;
@@ -315,18 +340,40 @@ struct Watcher::Impl {
                     auto it = mounts.find({fid->fsid.val[0], fid->fsid.val[1]});
                     if (it != mounts.end()) mount_fd = it->second.get();
                 }
-                if (mount_fd >= 0) handle_name({fid->fsid.val[0], fid->fsid.val[1]}, mount_fd, handle, name, md, *s, now);
+                named_event = true;
+                if (mount_fd >= 0)
+                    handle_name({fid->fsid.val[0], fid->fsid.val[1]}, mount_fd, handle, name, object, md, *s, now);
             }
             p += hdr->len;
+        }
+        if (!named_event && object && !(md->mask & (FAN_CREATE | FAN_MOVED_TO))) {
+            // Reported without a name (a file with none left in its directory): by its handle.
+            int mount_fd = -1;
+            {
+                std::lock_guard lk(mu);
+                if (auto it = mounts.find(object_fsid); it != mounts.end()) mount_fd = it->second.get();
+            }
+            struct stat st {};
+            if (mount_fd >= 0)
+                if (UniqueFd f = open_object(mount_fd, object); f && ::fstat(f.get(), &st) == 0 && S_ISREG(st.st_mode))
+                    by_other_name(st, md, *s, now);
         }
     }
 
     void handle_name(std::pair<int, int> fsid, int mount_fd, file_handle* handle, const char* name,
-                     const fanotify_event_metadata* md, const WatchScope& s, Clock::time_point now) {
+                     const file_handle* object, const fanotify_event_metadata* md, const WatchScope& s,
+                     Clock::time_point now) {
         UniqueFd dir(::open_by_handle_at(mount_fd, handle, O_PATH | O_DIRECTORY | O_CLOEXEC));
         if (!dir) return;  // the directory is gone already
         struct stat st {};
-        if (::fstatat(dir.get(), name, &st, AT_SYMLINK_NOFOLLOW) != 0) return;
+        if (::fstatat(dir.get(), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            // No such name: an O_TMPFILE file ("#inode") written after it was linked
+            // elsewhere. Its own handle says which file it is.
+            if (object && !(md->mask & (FAN_CREATE | FAN_MOVED_TO)))
+                if (UniqueFd f = open_object(mount_fd, object); f && ::fstat(f.get(), &st) == 0 && S_ISREG(st.st_mode))
+                    by_other_name(st, md, s, now);
+            return;
+        }
         const bool moved_dir = S_ISDIR(st.st_mode) && (md->mask & FAN_MOVED_TO);
         if (!S_ISREG(st.st_mode) && !moved_dir) return;
         const std::string d = dir_path(dir.get());
@@ -337,8 +384,39 @@ struct Watcher::Impl {
         const std::string path = d == "/" ? "/" + std::string(name) : d + "/" + name;
         if (moved_dir)
             moved_tree(fsid, dir.get(), name, path, md, s, now);
+        else if (!watched(path, s))
+            by_other_name(st, md, s, now);
         else
             enqueue(fsid, handle, name, st, path, md, s, now);
+    }
+
+    UniqueFd open_object(int mount_fd, const file_handle* object) {
+        std::vector<unsigned char> h(reinterpret_cast<const unsigned char*>(object),
+                                     reinterpret_cast<const unsigned char*>(object) + sizeof(file_handle) +
+                                         object->handle_bytes);
+        return UniqueFd(::open_by_handle_at(mount_fd, reinterpret_cast<file_handle*>(h.data()), O_PATH | O_CLOEXEC));
+    }
+
+    // A file written under a name outside the watched trees that has a name inside them.
+    void by_other_name(const struct stat& st, const fanotify_event_metadata* md, const WatchScope& s,
+                       Clock::time_point now) {
+        auto it = named.find({static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)});
+        if (it == named.end()) return;
+        const Named n = it->second;  // enqueue() refreshes the entry
+        enqueue(n.fsid, reinterpret_cast<const file_handle*>(n.dir_handle.data()), n.name.c_str(), st, n.path, md, s,
+                now);
+    }
+
+    void remember_name(const Key& k, const Pending& e) {
+        constexpr std::size_t max_named = 16384;
+        auto [it, fresh] = named.try_emplace(k);
+        it->second = {e.path, e.name, e.fsid, e.dir_handle};
+        if (!fresh) return;
+        named_order.push_back(k);
+        while (named_order.size() > max_named) {
+            named.erase(named_order.front());
+            named_order.pop_front();
+        }
     }
 
     // A directory moved in (from outside the watched trees, where its files were written
@@ -415,6 +493,7 @@ struct Watcher::Impl {
         e.dir_handle.assign(h, h + sizeof(file_handle) + handle->handle_bytes);
         e.name = name;
         e.last = now;
+        remember_name(k, e);
         if (md->mask & (FAN_CLOSE_WRITE | FAN_CREATE | FAN_MOVED_TO)) e.modified_only = false;
         if (md->pid > 0 && (e.writer.pid == 0 || (write && !e.writer_from_write))) {
             Writer w = capture(static_cast<std::uint32_t>(md->pid), st);
@@ -701,10 +780,12 @@ Watcher::~Watcher() { stop(); }
 
 tl::expected<std::unique_ptr<Watcher>, std::string> Watcher::create(WatcherOptions options, WatcherHost host) {
     auto impl = std::make_unique<Impl>(std::move(options), std::move(host));
-    impl->fan = UniqueFd(::fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_CLOEXEC | FAN_NONBLOCK,
+    // FAN_REPORT_FID too: a file written through a name that no longer exists (an O_TMPFILE
+    // descriptor) is known by its own handle.
+    impl->fan = UniqueFd(::fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_CLOEXEC | FAN_NONBLOCK,
                                          O_RDONLY | O_LARGEFILE | O_CLOEXEC));
     if (!impl->fan)
-        return tl::unexpected(std::string("watch: fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME) failed: ") +
+        return tl::unexpected(std::string("watch: fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_REPORT_FID) failed: ") +
                               std::strerror(errno) + " (needs Linux 5.9 and CAP_SYS_ADMIN)");
     impl->stop_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!impl->stop_fd) return tl::unexpected(std::string("watch: eventfd: ") + std::strerror(errno));

@@ -2,7 +2,9 @@
 //
 // A fanotify NOTIFICATION group (FAN_CLASS_NOTIF, FID reporting) marks whole filesystems
 // for FAN_CLOSE_WRITE, FAN_CREATE, FAN_MOVED_TO and FAN_MODIFY (a file filled through a
-// descriptor that stays open has no close; its rescans back off, see WatcherOptions). It
+// descriptor that stays open has no close; its rescans back off, see WatcherOptions), with
+// file handles of the directory and of the file (FAN_REPORT_FID: a file written through a
+// name outside the watched trees is known by the name it was last seen with inside). It
 // is a group of its own beside the enforcer's permission group, so the read path gets no
 // event and no extra work from it: writes are reported after the fact and nobody waits
 // for the watcher.

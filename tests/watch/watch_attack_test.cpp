@@ -115,13 +115,9 @@ const Route routes[] = {
      "mkdir -p \"$3/ns-mnt\" && unshare -Urm sh -c 'mount --bind \"$2\" \"$3/ns-mnt\" && cp \"$1\" \"$3/ns-mnt/ns.csv\"' sh "
      "\"$@\"",
      true},
-};
-
-// Routes that get customer data into the share unseen: each names its hole.
-const Route holes[] = {
-    // HOLE: writes through the O_TMPFILE descriptor are reported under the unwatched folder
-    // the file was made in (its first dentry stays there), so the watcher drops them as out of
-    // scope, although the inode has a name in the share.
+    // Regression (was a hole): writes through the O_TMPFILE descriptor are reported under the
+    // unwatched folder the file was made in, by a name that does not exist; the watcher now
+    // knows the file by its own handle and the name it saw it get in the share.
     {"O_TMPFILE outside, linked into the share empty, filled afterwards", "tmpfile-late.csv", "python3",
      "import os, sys, time\nd = open(sys.argv[1], 'rb').read()\n" + linkat_py +
          "fd = os.open(sys.argv[3], os.O_TMPFILE | os.O_RDWR, 0o644)\n"
@@ -129,13 +125,17 @@ const Route holes[] = {
      "time.sleep(2)\n"  // the empty file settled and was scanned
      "os.write(fd, d)\nos.close(fd)\n",
      true},
-    // HOLE: the watcher decides by the path the event names (the unwatched folder), not by the
-    // inode, which also has a name in the share: writes by the outside name are never scanned.
+    // Regression (was a hole): writes by a name outside the watched trees of a file that also
+    // has a name in the share are scanned under the share's name.
     {"hard link of an empty file, filled afterwards by its name outside", "hardlink-late.csv", "python3",
      "import os, sys, time\nd = open(sys.argv[1], 'rb').read()\nopen(sys.argv[3] + '/hl2.csv', 'wb').close()\n"
      "os.link(sys.argv[3] + '/hl2.csv', sys.argv[2] + '/hardlink-late.csv')\ntime.sleep(2)\n"
      "f = open(sys.argv[3] + '/hl2.csv', 'r+b'); f.write(d); f.close()\n",
      true},
+};
+
+// Routes that get customer data into the share unseen: each names its hole.
+const Route holes[] = {
     // HOLE: stores into a shared mapping give no fanotify event (no FAN_MODIFY), and the
     // mapping holds the file open: its close comes only when the mapping goes.
     {"shared mmap written after the create settled, mapping kept", "mmap-kept.csv", "python3",
