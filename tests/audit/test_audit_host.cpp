@@ -819,7 +819,7 @@ std::size_t wait_rules(const std::string& prefix, std::size_t want, std::chrono:
 }  // namespace
 
 TEST_CASE("10,000 zones: a bounded number of rules, a stop removes its own only, a restart after SIGKILL its stale "
-          "ones, a second instance keeps its own; reads under a shared root are decided by path",
+          "ones, a second instance keeps its own, reads under a shared root are decided by path",
           "[audit][host]") {
     REQUIRE_ROOT();
     // A tmpfs: creating and removing 10,000 directories on the shared disk took half a
