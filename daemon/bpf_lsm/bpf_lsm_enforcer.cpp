@@ -26,6 +26,10 @@
 #include <bpf/libbpf.h>
 
 #include "cg_lsm.skel.h"
+#include "custguard/common/clock.hpp"
+#include "custguard/common/errno_text.hpp"
+#include "custguard/common/unique_fd.hpp"
+#include "daemon/bpf_pin.hpp"
 #include "clients.hpp"
 #include "custguard_abi.h"
 #include "resolve.hpp"
@@ -35,38 +39,12 @@ namespace custguard::daemon::bpf_lsm {
 
 namespace {
 
+using common::clock_ns;
+using common::errno_text;
+using common::UniqueFd;
 using Error = tl::unexpected<std::string>;
 
-std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
-
-// RAII for the C handles.
-class UniqueFd {
-public:
-    UniqueFd() = default;
-    explicit UniqueFd(int fd) : fd_(fd) {}
-    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    UniqueFd& operator=(UniqueFd&& o) noexcept
-    {
-        if (this != &o) {
-            reset();
-            fd_ = std::exchange(o.fd_, -1);
-        }
-        return *this;
-    }
-    ~UniqueFd() { reset(); }
-    int get() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
-    void reset()
-    {
-        if (fd_ >= 0)
-            ::close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    int fd_ = -1;
-};
-
+// RAII for the C handles (file descriptors: common::UniqueFd).
 struct SkelDeleter {
     void operator()(cg_lsm* s) const { cg_lsm__destroy(s); }
 };
@@ -109,13 +87,6 @@ std::array<bpf_program*, k_link_pins.size()> skel_progs(cg_lsm* s)
 {
     return {s->progs.cg_dir_moved, s->progs.cg_dir_freed, s->progs.cg_smb_recv,
             s->progs.cg_file_open, s->progs.cg_inode_link, s->progs.cg_inode_rename};
-}
-
-std::int64_t clock_ns(clockid_t id)
-{
-    timespec ts{};
-    ::clock_gettime(id, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 // The control words (struct cg_ctl_words), mapped from the mmap-able control map: single
@@ -179,25 +150,6 @@ std::uint64_t pinned_abi(int fd)
 void set_active(const CtlWords& ctl, std::uint32_t slot)
 {
     ctl.set(CG_CTL_ACTIVE, CG_ACTIVE_MAKE(slot, CG_ACTIVE_EPOCH(ctl.get(CG_CTL_ACTIVE)) + 1));
-}
-
-// Pins `fd` at dir/name atomically: pin under a temporary name, then rename over any
-// previous pin, so the name never vanishes (a pinned link must not detach in between).
-tl::expected<void, std::string> pin_replace(const std::filesystem::path& dir, const char* name,
-                                            int fd)
-{
-    const auto final_path = dir / name;
-    // bpffs refuses dots in names (reserved for iterators).
-    const auto tmp_path = dir / (std::string(name) + "_new");
-    ::unlink(tmp_path.c_str());
-    if (bpf_obj_pin(fd, tmp_path.c_str()) != 0)
-        return Error("pinning " + tmp_path.string() + ": " + errno_text(errno));
-    if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
-        int err = errno;
-        ::unlink(tmp_path.c_str());
-        return Error("renaming the pin " + final_path.string() + ": " + errno_text(err));
-    }
-    return {};
 }
 
 // One fresh inner map, sized to its rows: per-open cost of a hash lookup does not depend

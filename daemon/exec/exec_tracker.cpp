@@ -30,6 +30,7 @@
 #include "custguard_abi.h"
 #include "daemon/exec/loader_env.hpp"
 #include "daemon/fanotify/unique_fd.hpp"
+#include "daemon/bpf_pin.hpp"
 #include "daemon/held_socket.hpp"
 
 namespace custguard::daemon::exec {
@@ -78,21 +79,6 @@ bool bpf_lsm_active() {
     if (n <= 0) return false;
     std::string list = "," + std::string(buf, static_cast<std::size_t>(n)) + ",";
     return list.find(",bpf,") != std::string::npos;
-}
-
-// As bpf_lsm's: pin under a temporary name, then rename over the old pin, so a pinned
-// link never detaches in between.
-tl::expected<void, std::string> pin_replace(const std::filesystem::path& dir, const char* name, int fd) {
-    const auto final_path = dir / name;
-    const auto tmp_path = dir / (std::string(name) + "_new");
-    ::unlink(tmp_path.c_str());
-    if (bpf_obj_pin(fd, tmp_path.c_str()) != 0) return Error("pinning " + tmp_path.string() + ": " + errno_text(errno));
-    if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
-        int err = errno;
-        ::unlink(tmp_path.c_str());
-        return Error("renaming the pin " + final_path.string() + ": " + errno_text(err));
-    }
-    return {};
 }
 
 // Flags for the processes that started before the programs were attached (services
