@@ -337,7 +337,11 @@ int main(int argc, char** argv) {
             keep = argv[++i];
         } else if ((a == "--fleet" || a == "--fleet-records") && i + 1 < argc) {
             const auto v = std::strtoull(argv[++i], nullptr, 10);
-            if (a == "--fleet") fleet = static_cast<unsigned>(std::clamp<unsigned long long>(v, 2, 99));
+            if (a == "--fleet" && (v < 2 || v > 99)) {
+                std::fprintf(stderr, "bench_report: --fleet %s: give 2 to 99 servers\n", argv[i]);
+                return 2;
+            }
+            if (a == "--fleet") fleet = static_cast<unsigned>(v);
             else fleet_records = v;
         } else {
             std::fprintf(stderr,
@@ -360,6 +364,11 @@ int main(int argc, char** argv) {
     std::sort(sizes.begin(), sizes.end());
     if (::geteuid() != 0) {
         std::fprintf(stderr, "bench_report: needs root (starts a journald namespace instance)\n");
+        return 2;
+    }
+    if (fleet > 0 && fleet_records < fleet) {
+        std::fprintf(stderr, "bench_report: --fleet-records %llu: at least one record per server\n",
+                     static_cast<unsigned long long>(fleet_records));
         return 2;
     }
     if (fleet > 0 && !records_given) {
