@@ -59,28 +59,60 @@ class EntryReader {
 public:
     explicit EntryReader(bool (*keep)(std::string_view key)) : keep_(keep) {}
     // `fields` holds the entry's fields only; hostname and cursor are "" when it has none.
+    // The same `fields` must be passed every time (the reader remembers places in it).
     void read(sd_journal* j, FieldMap& fields, std::string& hostname, std::string& cursor) {
-        // Entries of one program mostly carry the same fields: values are assigned in place
-        // (their strings' buffers reused), fields the entry lacks are erased afterwards.
+        // Entries of one program mostly carry the same fields in the same order: what the
+        // field at each position was last time (skipped, _HOSTNAME, or its place in
+        // `fields`) is remembered, so a field named as last time needs no lookup. Values are
+        // assigned in place (their strings' buffers reused); fields the entry lacks are
+        // erased afterwards.
         seen_.clear();
         hostname.clear();
-        for_each_field(j, [&](std::string_view key, std::string_view value) {
-            if (key == "_HOSTNAME") return hostname.assign(value), void();
-            if (!keep_(key)) return;
-            auto it = fields.find(key);
-            if (it == fields.end()) it = fields.emplace(std::string(key), std::string()).first;
-            else if (std::find(seen_.begin(), seen_.end(), it) != seen_.end()) return;  // repeated: the first counts
-            it->second.assign(value);
-            seen_.push_back(it);
-        });
-        if (seen_.size() != fields.size())
+        std::size_t position = 0;
+        const void* data = nullptr;
+        size_t len = 0;
+        SD_JOURNAL_FOREACH_DATA(j, data, len) {
+            const std::string_view kv(static_cast<const char*>(data), len);
+            if (position == layout_.size()) layout_.emplace_back();
+            auto& slot = layout_[position++];
+            const auto n = slot.key.size();
+            if (!(n > 0 && kv.size() > n && kv[n] == '=' && kv.starts_with(slot.key))) {
+                const auto eq = kv.find('=');
+                if (eq == std::string_view::npos) {
+                    slot.key.clear();
+                    continue;
+                }
+                const auto key = kv.substr(0, eq);
+                slot.key.assign(key);
+                slot.what = key == "_HOSTNAME" ? Slot::hostname : keep_(key) ? Slot::field : Slot::skip;
+                if (slot.what == Slot::field) {
+                    slot.it = fields.find(key);
+                    if (slot.it == fields.end()) slot.it = fields.emplace(std::string(key), std::string()).first;
+                }
+            }
+            const auto value = kv.substr(slot.key.size() + 1);
+            if (slot.what == Slot::hostname) hostname.assign(value);
+            if (slot.what != Slot::field) continue;
+            if (std::find(seen_.begin(), seen_.end(), slot.it) != seen_.end()) continue;  // repeated: the first counts
+            slot.it->second.assign(value);
+            seen_.push_back(slot.it);
+        }
+        if (seen_.size() != fields.size()) {
             for (auto it = fields.begin(); it != fields.end();)
                 it = std::find(seen_.begin(), seen_.end(), it) == seen_.end() ? fields.erase(it) : std::next(it);
+            layout_.clear();  // some remembered places were erased
+        }
         entry_cursor(j, cursor);
     }
 
 private:
+    struct Slot {
+        enum What { skip, hostname, field } what = skip;
+        std::string key;
+        typename FieldMap::iterator it{};
+    };
     bool (*keep_)(std::string_view key);
+    std::vector<Slot> layout_;                        // the last entry's fields, by position
     std::vector<typename FieldMap::iterator> seen_;  // the fields of the current entry
 };
 

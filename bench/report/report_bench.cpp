@@ -11,9 +11,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <systemd/sd-id128.h>
 
 #include "custguard/events/journal.hpp"
 #include "custguard/events/record.hpp"
@@ -152,9 +155,12 @@ std::pair<long, long> rss_kb(pid_t pid) {
     return {anon, file};
 }
 
-Run report(const std::string& ctl, const std::string& ns, const std::string& since, const std::string& out_path) {
-    std::vector<std::string> args = {ctl, "report", "leak-scope", "--namespace", ns, "--format", "json",
-                                     "--output", out_path};
+// `source`: where the journal is, as custguardctl's options ({"--namespace", NS} or
+// {"--directory", DIR}).
+Run report(const std::string& ctl, const std::vector<std::string>& source, const std::string& since,
+           const std::string& out_path) {
+    std::vector<std::string> args = {ctl, "report", "leak-scope", "--format", "json", "--output", out_path};
+    args.insert(args.begin() + 3, source.begin(), source.end());
     if (!since.empty()) args.insert(args.end(), {"--since", since});
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -185,6 +191,120 @@ Run report(const std::string& ctl, const std::string& ns, const std::string& sin
     return run;
 }
 
+// The top-level "servers" of a JSON report (near its start, before the files).
+std::vector<std::string> servers_named(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::string head(1 << 16, '\0');
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<std::size_t>(in.gcount()));
+    std::vector<std::string> out;
+    auto at = head.find("\"servers\": [");
+    auto end = at == std::string::npos ? at : head.find(']', at);
+    if (end == std::string::npos) return out;
+    for (auto q = head.find('"', at + 12); q < end; q = head.find('"', q + 1)) {
+        auto close = head.find('"', q + 1);
+        out.push_back(head.substr(q + 1, close - q - 1));
+        q = close;
+    }
+    return out;
+}
+
+// A collector's journal directory as systemd-journal-remote writes it: `servers` journal
+// files (remote-fsNN.journal), each from its server's export stream (the format
+// systemd-journal-upload sends, systemd.journal-export-formats(7)) with its own _HOSTNAME
+// and boot id. Record i of the benchmark's mix goes to server i % servers, one per
+// millisecond from `start_usec`. False (and a message) when journal-remote failed.
+bool write_collector(const std::string& dir, unsigned servers, std::uint64_t records, std::uint64_t start_usec) {
+    std::filesystem::create_directories(dir);
+    for (unsigned h = 0; h < servers; ++h) {
+        const std::string host = fmt::format("fs{:02}", h + 1);
+        const std::string command =
+            fmt::format("/lib/systemd/systemd-journal-remote --output={0}/remote-{1}.journal - 2>{0}/{1}.log", dir, host);
+        FILE* pipe = ::popen(command.c_str(), "w");
+        if (!pipe) return std::fprintf(stderr, "bench_report: %s: %s\n", command.c_str(), std::strerror(errno)), false;
+        std::string entry;
+        for (std::uint64_t i = h; i < records; i += servers) {
+            entry = fmt::format("__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID={:032x}\n_HOSTNAME={}\n",
+                                start_usec + i * 1000, i + 1, h + 1, host);
+            entry += encode_native(make(i));
+            entry += '\n';  // an empty line ends the entry
+            std::fwrite(entry.data(), 1, entry.size(), pipe);
+        }
+        if (const int status = ::pclose(pipe); status != 0) {
+            std::ifstream log(fmt::format("{}/{}.log", dir, host));
+            const std::string messages{std::istreambuf_iterator<char>(log), {}};
+            std::fprintf(stderr, "bench_report: %s exited with status %d:\n%s", command.c_str(), status, messages.c_str());
+            return false;
+        }
+        std::filesystem::remove(fmt::format("{}/{}.log", dir, host));
+    }
+    return true;
+}
+
+// The fleet figure: the same records as one server's journal file and as a collector of
+// `servers` servers' files, `report leak-scope --directory` over each; every server must be
+// named in the report and every record used.
+int fleet_run(unsigned servers, std::uint64_t records, const std::string& ctl, const std::string& out_dir) {
+    double load[3] = {};
+    ::getloadavg(load, 3);
+    fmt::print("bench_report --fleet: {} records from {} servers in one collector directory (systemd-journal-remote), "
+               "against the same records from 1 server (load {:.1f})\n",
+               records, servers, load[0]);
+    fmt::print("{:>8} {:>10} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>8} {:>6}\n", "servers",
+               "records", "write s", "seconds", "cpu s", "peak RSS", "anon MB", "mapped MB", "json MB", "records used",
+               "named", "exit");
+    // A day ago: inside any window a report takes by default.
+    const std::uint64_t start = (static_cast<std::uint64_t>(std::time(nullptr)) - 86'400) * 1'000'000;
+    int rc = 0;
+    double cpu_one = 0;
+    for (unsigned n : {1u, servers}) {
+        const std::string dir = fmt::format("{}/collector-{}", out_dir, n);
+        const auto t0 = Clock::now();
+        if (!write_collector(dir, n, records, start)) return 1;
+        const double write_s = std::chrono::duration<double>(Clock::now() - t0).count();
+        const std::string json = out_dir + "/fleet.json";
+        const Run r = report(ctl, {"--directory", dir}, "", json);
+        const auto named = servers_named(json);
+        unsigned expected_named = 0;
+        for (unsigned h = 0; h < n; ++h)
+            expected_named += std::find(named.begin(), named.end(), fmt::format("fs{:02}", h + 1)) != named.end();
+        ::getloadavg(load, 3);
+        fmt::print("{:>8} {:>10} {:>12.1f} {:>10.2f} {:>10.2f} {:>10.1f} {:>10.1f} {:>10.1f} {:>10.2f} {:>12} {:>8} {:>6}  "
+                   "load {:.1f}\n",
+                   n, records, write_s, r.seconds, r.cpu_seconds, r.maxrss_kb / 1024.0, r.anon_kb / 1024.0,
+                   r.file_kb / 1024.0, r.output_bytes / 1e6, r.records, fmt::format("{}/{}", expected_named, n),
+                   r.status, load[0]);
+        std::fflush(stdout);
+        if (r.status != 0 || r.records != records || expected_named != n || named.size() != n) rc = 1;
+        if (n == 1) cpu_one = r.cpu_seconds;
+        else if (cpu_one > 0) fmt::print("CPU of {} servers / 1 server, same records: {:.2f}x\n", n, r.cpu_seconds / cpu_one);
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+    return rc;
+}
+
+// Hard links of the namespace's journal files in `dir`: journald writes no more to them
+// (every record is in), and marks them offline when it stops, through the same inodes.
+bool keep_journal(const std::string& ns, const std::string& dir) {
+    sd_id128_t id;
+    char text[SD_ID128_STRING_MAX];
+    if (sd_id128_get_machine(&id) < 0) return std::fprintf(stderr, "bench_report: no machine id\n"), false;
+    const std::filesystem::path from = fmt::format("/var/log/journal/{}.{}", sd_id128_to_string(id, text), ns);
+    std::error_code ec;
+    if (!std::filesystem::create_directory(dir, ec)) {
+        std::fprintf(stderr, "bench_report: --keep %s: %s\n", dir.c_str(), ec ? ec.message().c_str() : "exists");
+        return false;
+    }
+    for (const auto& e : std::filesystem::directory_iterator(from, ec)) {
+        std::filesystem::create_hard_link(e.path(), std::filesystem::path(dir) / e.path().filename(), ec);
+        if (ec) break;
+    }
+    if (ec) std::fprintf(stderr, "bench_report: --keep %s: %s\n", dir.c_str(), ec.message().c_str());
+    else fmt::print("journal kept in {} (hard links of {})\n", dir, from.string());
+    return !ec;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,25 +316,48 @@ int main(int argc, char** argv) {
     // figures from one run; only up to baseline_up_to records.
     std::string baseline;
     std::uint64_t baseline_up_to = 1'000'000;
+    // Where to keep the generated journal (hard links of its files), for runs of the report
+    // by hand (e.g. under /usr/bin/time -v) without generating it again.
+    std::string keep;
+    // The fleet figure: a collector of this many servers' journals (0: not run).
+    unsigned fleet = 0;
+    std::uint64_t fleet_records = 1'000'000;
+    bool records_given = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if ((a == "--records" || a == "--window" || a == "--all-up-to" || a == "--baseline-up-to") && i + 1 < argc) {
             auto v = parse_list(argv[++i]);
-            if (a == "--records") sizes = v;
+            if (a == "--records") sizes = v, records_given = true;
             else if (a == "--window") windows = v;
             else if (a == "--all-up-to") all_up_to = v.at(0);
             else baseline_up_to = v.at(0);
         } else if (a == "--baseline" && i + 1 < argc) {
             baseline = argv[++i];
+        } else if (a == "--keep" && i + 1 < argc) {
+            keep = argv[++i];
+        } else if ((a == "--fleet" || a == "--fleet-records") && i + 1 < argc) {
+            const auto v = std::strtoull(argv[++i], nullptr, 10);
+            if (a == "--fleet" && (v < 2 || v > 99)) {
+                std::fprintf(stderr, "bench_report: --fleet %s: give 2 to 99 servers\n", argv[i]);
+                return 2;
+            }
+            if (a == "--fleet") fleet = static_cast<unsigned>(v);
+            else fleet_records = v;
         } else {
             std::fprintf(stderr,
                          "usage: bench_report [--records N[,N...]] [--window N[,N...]] [--all-up-to N]\n"
-                         "                    [--baseline CUSTGUARDCTL [--baseline-up-to N]]\n"
+                         "                    [--baseline CUSTGUARDCTL [--baseline-up-to N]] [--keep DIR]\n"
+                         "                    [--fleet SERVERS [--fleet-records N]]\n"
                          "  --records  journal sizes, ascending (default 100000,1000000; the issue's: 10000000)\n"
                          "  --window   sizes of recent windows timed at each journal size (default 100000)\n"
                          "  --all-up-to  time the whole journal only up to this size (default: every size)\n"
                          "  --baseline  also time this custguardctl (e.g. an earlier build) on the same journal,\n"
-                         "              at sizes up to --baseline-up-to (default 1000000)\n");
+                         "              at sizes up to --baseline-up-to (default 1000000)\n"
+                         "  --keep     hard-link the journal files of the largest size into DIR (made; must not\n"
+                         "             exist), for `report leak-scope --directory DIR` by hand\n"
+                         "  --fleet    also a collector directory of SERVERS (2-99) servers' journal files written by\n"
+                         "             systemd-journal-remote, --fleet-records records in all (default 1000000),\n"
+                         "             against the same records from one server; alone unless --records is given\n");
             return 2;
         }
     }
@@ -222,6 +365,19 @@ int main(int argc, char** argv) {
     if (::geteuid() != 0) {
         std::fprintf(stderr, "bench_report: needs root (starts a journald namespace instance)\n");
         return 2;
+    }
+    if (fleet > 0 && fleet_records < fleet) {
+        std::fprintf(stderr, "bench_report: --fleet-records %llu: at least one record per server\n",
+                     static_cast<unsigned long long>(fleet_records));
+        return 2;
+    }
+    if (fleet > 0 && !records_given) {
+        char fleet_tmpl[] = "/var/tmp/cg-bench-fleet-XXXXXX";  // GBs for millions of records: not tmpfs
+        const std::string dir = ::mkdtemp(fleet_tmpl);
+        const int rc = fleet_run(fleet, fleet_records, CG_CUSTGUARDCTL, dir);
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+        return rc;
     }
     const std::string ns = testing::unique_namespace("report");
     // No rate limit and room for every record: journald's defaults would drop or vacuum some.
@@ -277,6 +433,7 @@ int main(int argc, char** argv) {
         // The rate includes the pause at the window's boundary (about a second).
         const double gen = std::chrono::duration<double>(Clock::now() - t0).count();
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        if (!keep.empty() && size == sizes.back() && !keep_journal(ns, keep)) return 1;
         // Every generated record is one the report uses: a run that used another number did
         // not measure what it claims, and fails the benchmark.
         std::vector<std::pair<std::string, std::string>> ctls = {{"this", CG_CUSTGUARDCTL}};
@@ -294,11 +451,11 @@ int main(int argc, char** argv) {
                 std::fflush(stdout);
                 if (r.status != 0 || r.records != expected) rc = 1;
             };
-            if (size <= all_up_to) print(fmt::format("all {}", size), size, report(ctl, ns, "", out_dir + "/all.json"));
+            if (size <= all_up_to) print(fmt::format("all {}", size), size, report(ctl, {"--namespace", ns}, "", out_dir + "/all.json"));
             else fmt::print("{:>12} {:>10} {:>9} {:>14} not timed (--all-up-to {})\n", size, "", label, "all", all_up_to);
             for (auto it = since.rbegin(); it != since.rend(); ++it)
                 print(fmt::format("last {}", size - it->first), size - it->first,
-                      report(ctl, ns, it->second, out_dir + "/window.json"));
+                      report(ctl, {"--namespace", ns}, it->second, out_dir + "/window.json"));
         }
     }
     rusage self{};
@@ -306,5 +463,6 @@ int main(int argc, char** argv) {
     fmt::print("peak RSS (MB): ru_maxrss of each report, never below this program's own peak of {:.1f} MB\n",
                self.ru_maxrss / 1024.0);
     fmt::print("target: 10,000,000 records <= 60 s and <= 200 MB; a window's time independent of the journal size\n");
+    if (fleet > 0 && fleet_run(fleet, fleet_records, CG_CUSTGUARDCTL, out_dir) != 0) rc = 1;
     return rc;
 }

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <deque>
 #include <cstdio>
 #include <iterator>
 #include <stdexcept>
 #include <tuple>
-#include <unordered_map>
 
 #include <openssl/evp.h>
 
@@ -317,22 +317,22 @@ public:
             throw std::runtime_error("SHA-256 is not available from libcrypto");
     }
 
-    void add(std::uint64_t seq, std::string cursor, const ScopeBuilder::CursorSink& sink) {
-        if (count_ == 0 || seq < first_.first) first_ = {seq, cursor};
-        if (count_ == 0 || seq >= last_.first) last_ = {seq, cursor};
+    void add(std::uint64_t seq, std::string_view cursor, const ScopeBuilder::CursorSink& sink) {
+        if (count_ == 0 || seq < first_.first) first_.first = seq, first_.second.assign(cursor);
+        if (count_ == 0 || seq >= last_.first) last_.first = seq, last_.second.assign(cursor);
         ++count_;
         if (hashed_ && seq <= hashed_through_) {
-            late_.emplace_back(seq, std::move(cursor));
+            late_.emplace_back(seq, std::string(cursor));
             return;
         }
-        held_.emplace(seq, std::move(cursor));
-        if (held_.size() > ScopeBuilder::k_reorder_window) hash_first(sink);
+        hold(seq, cursor);
+        if (held_ > ScopeBuilder::k_reorder_window) hash_first(sink);
     }
 
-    std::size_t held() const { return held_.size() + late_.size(); }
+    std::size_t held() const { return held_ + late_.size(); }
 
     EvidenceFile finish(std::string file, std::set<std::string> servers, const ScopeBuilder::CursorSink& sink) {
-        while (!held_.empty()) hash_first(sink);
+        while (held_ > 0) hash_first(sink);
         std::sort(late_.begin(), late_.end());
         for (const auto& [seq, cursor] : late_) hash(cursor, sink);
         unsigned char md[EVP_MAX_MD_SIZE];
@@ -345,12 +345,41 @@ public:
     }
 
 private:
+    struct Held {
+        std::uint64_t seq = 0;
+        std::string cursor;
+    };
+    Held& slot(std::size_t i) { return ring_[(head_ + i) % ring_.size()]; }
+
+    // The held cursors are a ring sorted by sequence number, equal numbers in arrival
+    // order. Records come almost always in order, so a new one goes at the end; its slot's
+    // string is reused, so holding a cursor allocates nothing once the ring is full.
+    void hold(std::uint64_t seq, std::string_view cursor) {
+        if (held_ == ring_.size()) {
+            std::vector<Held> bigger(std::max<std::size_t>(8, ring_.size() * 2));
+            for (std::size_t i = 0; i < held_; ++i) bigger[i] = std::move(slot(i));
+            ring_ = std::move(bigger);
+            head_ = 0;
+        }
+        auto* last = &slot(held_);
+        last->seq = seq;
+        last->cursor.assign(cursor);
+        for (std::size_t i = held_; i > 0 && slot(i - 1).seq > seq; --i) {
+            auto& before = slot(i - 1);
+            std::swap(before.seq, last->seq);
+            before.cursor.swap(last->cursor);
+            last = &before;
+        }
+        ++held_;
+    }
+
     void hash_first(const ScopeBuilder::CursorSink& sink) {
-        auto it = held_.begin();
+        auto& first = slot(0);
         hashed_ = true;
-        hashed_through_ = it->first;
-        hash(it->second, sink);
-        held_.erase(it);
+        hashed_through_ = first.seq;
+        hash(first.cursor, sink);
+        head_ = (head_ + 1) % ring_.size();
+        --held_;
     }
     void hash(const std::string& cursor, const ScopeBuilder::CursorSink& sink) {
         EVP_DigestUpdate(ctx_.get(), cursor.data(), cursor.size());
@@ -359,7 +388,8 @@ private:
     }
 
     std::unique_ptr<EVP_MD_CTX, DigestCloser> ctx_;
-    std::multimap<std::uint64_t, std::string> held_;
+    std::vector<Held> ring_;
+    std::size_t head_ = 0, held_ = 0;
     std::vector<std::pair<std::uint64_t, std::string>> late_;
     bool hashed_ = false;
     std::uint64_t hashed_through_ = 0;
@@ -392,6 +422,52 @@ struct FileAgg {
     At zone_at;  // the zone of the first record
     std::map<std::string, std::map<std::string, Reader, std::less<>>, std::less<>> readers;  // user -> client
     std::optional<At> scan_at;  // the latest record with a scan
+};
+
+// The files of one server by path. A report reads millions of records of thousands of
+// files in no useful order, so each lookup is a walk through memory the cache does not
+// hold: a table of (hash, file) probed in place touches one slot and the file's path,
+// where a node-based hash map also walks its bucket's chain. Files are kept in a deque
+// (stable addresses), in the order they were first seen; finish() sorts them.
+class FilesByPath {
+public:
+    using Entry = std::pair<const std::string, FileAgg>;
+
+    FileAgg& operator[](const std::string& path) {
+        if ((all_.size() + 1) * 2 > slots_.size()) grow();
+        const std::size_t h = std::hash<std::string_view>{}(path);
+        for (std::size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+            auto& slot = slots_[i];
+            if (!slot.entry) {
+                slot = {h, &all_.emplace_back(std::piecewise_construct, std::forward_as_tuple(path), std::forward_as_tuple())};
+                return slot.entry->second;
+            }
+            if (slot.hash == h && slot.entry->first == path) return slot.entry->second;
+        }
+    }
+    auto begin() { return all_.begin(); }
+    auto end() { return all_.end(); }
+    auto begin() const { return all_.begin(); }
+    auto end() const { return all_.end(); }
+
+private:
+    struct Slot {
+        std::size_t hash = 0;
+        Entry* entry = nullptr;
+    };
+    void grow() {
+        std::vector<Slot> bigger(std::max<std::size_t>(64, slots_.size() * 2));  // a power of two
+        for (const auto& slot : slots_) {
+            if (!slot.entry) continue;
+            std::size_t i = slot.hash & (bigger.size() - 1);
+            while (bigger[i].entry) i = (i + 1) & (bigger.size() - 1);
+            bigger[i] = slot;
+        }
+        slots_ = std::move(bigger);
+    }
+
+    std::deque<Entry> all_;
+    std::vector<Slot> slots_;
 };
 
 struct PrintAgg {
@@ -431,8 +507,8 @@ struct ScopeBuilder::State {
     std::uint64_t duplicates = 0, reads = 0, denials = 0, copies = 0;
     std::set<std::string> servers;
     // server -> path; unordered: paths share long prefixes, which made a tree's comparisons
-    // a tenth of the report's time. finish() sorts them.
-    By<std::unordered_map<std::string, FileAgg>> files;
+    // a tenth of the report's time.
+    By<FilesByPath> files;
     std::map<PrintKey, PrintAgg> prints;
     std::map<PrintKey, Approval> approvals;  // the latest decision of a held job, any user
     // Approvals of jobs not (yet) in the scope: evidence once their job is.
@@ -444,6 +520,8 @@ struct ScopeBuilder::State {
     By<By<std::map<std::uint64_t, Bucket>>> hours;  // server -> user -> local hour
     std::vector<TimelineEntry> timeline;
     By<std::pair<EvidenceHash, std::set<std::string>>> evidence;  // file -> hash, servers
+    decltype(evidence)::iterator last_evidence = evidence.end();  // of the last record used
+    const std::string* last_server = nullptr;                      // in last_evidence's servers
     std::uint64_t unplaced = 0;  // cursors without a sequence number: hashed in arrival order
     std::uint64_t first_usec = 0, last_usec = 0;
     bool any_used = false;
@@ -458,10 +536,14 @@ struct ScopeBuilder::State {
 
     void use(std::uint64_t t, const std::string& server, const std::string& cursor) {
         auto [file, seq] = cursor_place(cursor);
-        auto it = evidence.find(file);
-        if (it == evidence.end()) it = evidence.try_emplace(std::string(file)).first;
-        auto& [hash, file_servers] = it->second;
-        file_servers.insert(server);
+        // Consecutive records mostly come from one journal file and server.
+        if (last_evidence == evidence.end() || last_evidence->first != file) {
+            last_evidence = evidence.find(file);
+            if (last_evidence == evidence.end()) last_evidence = evidence.try_emplace(std::string(file)).first;
+            last_server = nullptr;
+        }
+        auto& [hash, file_servers] = last_evidence->second;
+        if (!last_server || *last_server != server) last_server = &*file_servers.insert(server).first;
         hash.add(seq ? *seq : unplaced++, cursor, sink);
         first_usec = any_used ? std::min(first_usec, t) : t;
         last_usec = any_used ? std::max(last_usec, t) : t;
@@ -475,7 +557,7 @@ struct ScopeBuilder::State {
     }
 
     FileAgg& file_of(const std::string& server, const std::string& path) {
-        return files.try_emplace(server).first->second.try_emplace(path).first->second;
+        return files.try_emplace(server).first->second[path];
     }
 
     void add(const Record& r);

@@ -450,6 +450,24 @@ TEST_CASE("report: journal files interleaved in any way give the same evidence, 
     }
     CHECK(s0.evidence[0].sha256 != s0.evidence[1].sha256);
 
+    SECTION("records out of their file's order by less than the reorder window are hashed in sequence order") {
+        // Blocks of 100 records reversed: each one is held among later ones and must be
+        // sorted in before them (guards the evidence's ring of held cursors).
+        std::string sunk;
+        ScopeBuilder b(f, [&](std::string_view c) { sunk.append(c).append("\n"); });
+        for (std::size_t block = 0; block < files[0].size(); block += 100)
+            for (std::size_t i = std::min(block + 100, files[0].size()); i-- > block;) b.add(files[0][i]);
+        auto s = std::move(b).finish();
+        REQUIRE(s.evidence.size() == 1);
+        CHECK(s.evidence[0].late == 0);
+        std::string in_order;
+        for (const auto& r : files[0]) in_order += r.cursor + "\n";
+        CHECK(sunk == in_order);
+        CHECK(sha256_hex(in_order) == s.evidence[0].sha256);
+        CHECK(s.evidence[0].first == files[0].front().cursor);
+        CHECK(s.evidence[0].last == files[0].back().cursor);
+    }
+
     SECTION("a record read far out of its file's order is hashed last, and counted as late") {
         std::string sunk;
         ScopeBuilder b(f, [&](std::string_view c) { sunk.append(c).append("\n"); });
