@@ -125,7 +125,7 @@ bool PolkitAuthority::defer_call(sd_bus_message* m, const std::string& action, c
     api::CredsPtr creds(raw_creds);
     uid_t uid = 1;
     if (sd_bus_creds_get_euid(raw_creds, &uid) < 0 && sd_bus_creds_get_uid(raw_creds, &uid) < 0) return false;
-    if (uid == 0) return false;  // root is never asked about
+    if (uid == 0 || rerunning_) return false;  // root is never asked about
     const std::string key = key_of(sender, action, details);
     if (arrived_.count(key)) return false;
     const std::uint64_t now = monotonic_usec();
@@ -157,7 +157,11 @@ int PolkitAuthority::on_reply(sd_bus_message* reply, void* asked_v, sd_bus_error
     sd_bus_message* m = asked->call.get();
     sd_bus_error error = SD_BUS_ERROR_NULL;
     int r = sd_bus_message_rewind(m, 1);
-    if (r >= 0) r = asked->handler(m, asked->userdata, &error);
+    if (r >= 0) {
+        asked->self->rerunning_ = true;
+        r = asked->handler(m, asked->userdata, &error);
+        asked->self->rerunning_ = false;
+    }
     // As sd-bus does after a method handler: an error set or returned is the reply.
     if (sd_bus_error_is_set(&error))
         sd_bus_reply_method_error(m, &error);

@@ -71,6 +71,9 @@ private:
     std::uint64_t ttl_usec_;
     std::map<std::string, Cached> cache_;
     std::map<std::string, PolkitAnswer> arrived_;  // for deferred calls, each used once
+    // A deferred call runs again now: were its details different this time (the job was
+    // decided meanwhile), check() asks the usual way rather than deferring it twice.
+    bool rerunning_ = false;
 };
 
 }  // namespace custguard::dbus
