@@ -75,6 +75,12 @@ std::uint64_t now_seconds() { return static_cast<std::uint64_t>(::time(nullptr))
 // and a job it gives up on would be held as "daemon unreachable" and scanned again.
 constexpr std::chrono::seconds kJobScanBudget{150};
 
+// An approved job still processing in CUPS (the backend run that held it is ending) is
+// released once CUPS holds it: asked again after 20 ms, doubling up to 1 s, for 60 s.
+constexpr std::chrono::seconds kReleaseWait{60};
+constexpr std::chrono::milliseconds kReleaseRetry{20};
+constexpr std::chrono::milliseconds kReleaseRetryMax{1000};
+
 }  // namespace
 
 PrintGate::PrintGate(GateHost host, GateOptions options) : host_(std::move(host)), options_(std::move(options)) {
@@ -246,12 +252,33 @@ void PrintGate::post(std::function<void()> task) {
     queue_cv_.notify_one();
 }
 
+void PrintGate::post_after(std::chrono::milliseconds delay, std::function<void()> task) {
+    {
+        std::lock_guard lock(queue_mutex_);
+        delayed_.emplace(std::chrono::steady_clock::now() + delay, std::move(task));
+    }
+    queue_cv_.notify_one();
+}
+
 void PrintGate::worker_loop() {
     for (;;) {
         std::function<void()> task;
         {
             std::unique_lock lock(queue_mutex_);
-            queue_cv_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
+            for (;;) {
+                const auto now = std::chrono::steady_clock::now();
+                while (!delayed_.empty() && delayed_.begin()->first <= now) {
+                    tasks_.push_back(std::move(delayed_.begin()->second));
+                    delayed_.erase(delayed_.begin());
+                }
+                if (stopping_ || !tasks_.empty()) break;
+                if (delayed_.empty()) {
+                    queue_cv_.wait(lock);
+                } else {
+                    const auto due = delayed_.begin()->first;  // a copy: another worker may take the task meanwhile
+                    queue_cv_.wait_until(lock, due);
+                }
+            }
             if (tasks_.empty()) return;  // stopping
             task = std::move(tasks_.front());
             tasks_.pop_front();
@@ -272,7 +299,7 @@ void PrintGate::worker_loop() {
 
 void PrintGate::wait_idle() {
     std::unique_lock lock(queue_mutex_);
-    idle_cv_.wait(lock, [&] { return tasks_.empty() && busy_ == 0; });
+    idle_cv_.wait(lock, [&] { return tasks_.empty() && delayed_.empty() && busy_ == 0; });
 }
 
 void PrintGate::attach(sd_bus_message* m) {
@@ -400,16 +427,48 @@ void PrintGate::on_decision(const daemon::HeldJob& job, daemon::JobDecision deci
     } catch (const std::exception&) {
         return;
     }
-    post([this, id, approve, printer = job.printer] {
+    if (approve) {
+        post([this, id, printer = job.printer, give_up = std::chrono::steady_clock::now() + kReleaseWait] {
+            release_approved(id, printer, give_up, kReleaseRetry);
+        });
+        return;
+    }
+    post([this, id, printer = job.printer] {
         auto cups = CupsClient::connect();
-        tl::expected<void, std::string> r =
-            cups ? (approve ? cups->release_job(id) : cups->cancel_job(id)) : tl::unexpected(cups.error());
-        if (r && !approve && host_.held) host_.held->forget(std::to_string(id));
+        tl::expected<void, std::string> r = cups ? cups->cancel_job(id) : tl::unexpected(cups.error());
+        if (r && host_.held) host_.held->forget(std::to_string(id));
         if (!r && host_.report)
-            host_.report(true, "print job " + std::to_string(id) + " on " + printer + ": cannot " +
-                                   (approve ? "release" : "cancel") + " it in CUPS: " + r.error() +
-                                   "; tried again at the next start or policy reload");
+            host_.report(true, "print job " + std::to_string(id) + " on " + printer + ": cannot cancel it in CUPS: " +
+                                   r.error() + "; tried again at the next start or policy reload");
     });
+}
+
+// JobHeld goes out when the hold is decided, before the backend has answered cupsd; an
+// administrator (the page shows the job within milliseconds) can approve while that backend
+// run is still ending. CUPS then refuses Release-Job (the job is processing, not held) and,
+// once the backend exits, holds the job for good: so while the job is processing and its
+// approval unused, ask again later. Pending or a used approval: its next backend run
+// prints it (or did). On a worker.
+void PrintGate::release_approved(int id, const std::string& printer, std::chrono::steady_clock::time_point give_up,
+                                 std::chrono::milliseconds retry) {
+    auto cups = CupsClient::connect();
+    tl::expected<void, std::string> r = cups ? cups->release_job(id) : tl::unexpected(cups.error());
+    if (r) return;
+    if (cups) {
+        const auto entry = host_.held ? host_.held->find(std::to_string(id)) : std::nullopt;
+        const bool unused = entry && entry->decision == daemon::JobDecision::approved;
+        const auto state = cups->job(id);
+        if (!unused || (state && state->state == IPP_JSTATE_PENDING)) return;
+        if (state && state->state == IPP_JSTATE_PROCESSING && std::chrono::steady_clock::now() < give_up) {
+            post_after(retry, [this, id, printer, give_up, retry] {
+                release_approved(id, printer, give_up, std::min(2 * retry, kReleaseRetryMax));
+            });
+            return;
+        }
+    }
+    if (host_.report)
+        host_.report(true, "print job " + std::to_string(id) + " on " + printer + ": cannot release it in CUPS: " +
+                               r.error() + "; tried again at the next start or policy reload");
 }
 
 void PrintGate::reconcile_held(CupsClient& cups, const std::vector<CupsJob>& active,

@@ -12,10 +12,12 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -98,8 +100,10 @@ public:
 
     // The held-jobs store's decision handler, called once the decision is written:
     // approval releases the job in CUPS (its next backend run gets "allow"); rejection
-    // cancels it and then drops it from the store. What fails here is retried by the next
-    // check_cups (start, policy reload).
+    // cancels it and then drops it from the store. An approval that arrives while the
+    // backend run that held the job is still ending (CUPS refuses to release a job that is
+    // not held yet) is tried again until CUPS holds it, for at most kReleaseWait. What fails
+    // here is retried by the next check_cups (start, policy reload).
     void on_decision(const daemon::HeldJob& job, daemon::JobDecision decision);
 
     // In the background: list CUPS queues (unprotected ones become warnings: not wrapped
@@ -120,6 +124,10 @@ private:
     struct Config;
     struct Pending;
     void post(std::function<void()> task);
+    // Runs `task` on a worker once `delay` has passed, without holding a worker meanwhile.
+    void post_after(std::chrono::milliseconds delay, std::function<void()> task);
+    void release_approved(int id, const std::string& printer, std::chrono::steady_clock::time_point give_up,
+                          std::chrono::milliseconds retry);
     void worker_loop();
     void attach(sd_bus_message* m);
     void deliver();
@@ -141,6 +149,7 @@ private:
     std::condition_variable queue_cv_;
     std::condition_variable idle_cv_;
     std::deque<std::function<void()>> tasks_;
+    std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> delayed_;
     unsigned busy_ = 0;
     bool stopping_ = false;
     std::vector<std::thread> threads_;

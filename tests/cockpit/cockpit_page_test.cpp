@@ -1,8 +1,9 @@
 // custguard's Cockpit page in a real browser, against real components: see CMakeLists.txt.
-// Guards issue 20, point 3: held jobs arrive by signal without a reload and show no
-// document content; approving prints the job; the history charts are drawn from
-// GetHistory; a zone change shows who made it; the content security policy holds; the
-// page speaks Japanese.
+// Guards issue 20, point 3: a manager logs in on Cockpit's login page with a password
+// (PAM, cockpit-session) and a wrong password is refused there; held jobs arrive by signal
+// without a reload and show no document content; approving prints the job; the history
+// charts are drawn from GetHistory; a zone change shows who made it; the content security
+// policy holds; the page speaks Japanese.
 #include <catch2/catch.hpp>
 
 #include <cerrno>
@@ -15,7 +16,7 @@ using namespace std::chrono_literals;
 using cgprint::accounts;
 using cgprint::contains;
 
-TEST_CASE("cockpit page: a held job appears without reload and prints once approved, history charts, zones, Japanese",
+TEST_CASE("cockpit page: login with a password through PAM, a held job appears without reload and prints once approved, history charts, zones, Japanese",
           "[cockpit][host][print]") {
     // Before any thread: the zone's tmpfs stays in this process's mount namespace.
     REQUIRE(cgtest::report::private_mounts());
@@ -91,4 +92,9 @@ TEST_CASE("cockpit page: a held job appears without reload and prints once appro
     page.ask("lang ja");
     CHECK(page.ask("text held-title") == "保留中の印刷ジョブ");
     page.ask("screenshot " + (shots / "japanese.png").string());
+
+    // The login was PAM's: the same account with a wrong password is refused.
+    CHECK_THROWS_WITH(page.ask("login " + s.ws.login_url() + " " + s.admin.cred.name + " not-" + s.admin.password),
+                      Catch::Contains("Wrong user name or password"));
+    page.ask("screenshot " + (shots / "login-refused.png").string());
 }

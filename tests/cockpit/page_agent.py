@@ -4,6 +4,8 @@
 tests/cockpit and bench/cockpit start it and speak a line protocol on its stdin/stdout:
 one command per line, one answer per line, "ok [values]" or "error <what>".
 
+  login URL USER PASS   log in on Cockpit's login page (PAM); ok once the shell is loaded,
+                        error <the login page's message> when it is refused
   open URL              load the page, wait until it has read the daemon (body data-ready)
   wait_row JOB MS       wait for the held job's row; ok <Date.now() when it was added>
   first_row MS          wait for any held job's row; ok <job> <Date.now() when it was added>
@@ -69,6 +71,24 @@ class Page:
         if error:
             raise RuntimeError("the page shows an error: " + error)
 
+    def login(self, url, user, password):
+        self.driver.delete_all_cookies()
+        self.driver.get(url)
+        self.wait(30000, lambda: self.driver.find_elements(By.ID, "login-user-input"), "the login page")
+        self.driver.find_element(By.ID, "login-user-input").send_keys(user)
+        self.driver.find_element(By.ID, "login-password-input").send_keys(password)
+        self.driver.find_element(By.ID, "login-button").click()
+
+        def outcome():
+            if self.driver.get_cookie("cockpit") and not self.driver.find_elements(By.ID, "login-user-input"):
+                return "in"
+            message = self.js("const e = document.getElementById('login-error-message');"
+                              "return e && e.offsetParent !== null ? e.textContent : '';")
+            return message or None
+        result = self.wait(60000, outcome, "the login's outcome")
+        if result != "in":
+            raise RuntimeError("login refused: " + result)
+
     def row(self, job):
         return self.js("return document.querySelector('#held tr[data-job=\"' + CSS.escape(arguments[0]) + '\"]');",
                        job)
@@ -86,6 +106,9 @@ class Page:
     def command(self, line):
         name, _, rest = line.partition(" ")
         args = rest.split(" ") if rest else []
+        if name == "login":
+            self.login(args[0], args[1], args[2])
+            return ""
         if name == "open":
             self.url = args[0]
             self.load()

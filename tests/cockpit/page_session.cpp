@@ -1,11 +1,13 @@
 #include "page_session.hpp"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <random>
 #include <stdexcept>
 #include <thread>
 
@@ -18,23 +20,29 @@ using namespace std::chrono_literals;
 
 namespace cgcockpit {
 
-CockpitWs::CockpitWs(const cgtest::Cred& user, const std::string& bus_address, const fs::path& page_dir) {
-    const fs::path share = dir_.path() / "share";
-    fs::create_directories(share / "cockpit");
-    fs::copy(page_dir, share / "cockpit" / "custguard", fs::copy_options::recursive);
-    const fs::path home = dir_.path() / "home";
-    fs::create_directories(home);
-    if (::chown(home.c_str(), user.uid, user.gid) != 0) throw std::runtime_error("chown " + home.string());
+CockpitWs::CockpitWs(const cgtest::Cred& user, const fs::path& bus_socket, const fs::path& page_dir) {
+    const fs::path pages = dir_.path() / "pages";
+    fs::create_directories(pages);
+    fs::copy(page_dir, pages / "custguard", fs::copy_options::recursive);
+    const passwd* pw = ::getpwuid(user.uid);
+    if (!pw || std::string_view(pw->pw_dir).rfind("/home/", 0) != 0)
+        throw std::runtime_error("the home of " + user.name + " is not under /home (see useradd(8) HOME)");
     port_ = cgtest::free_port();
-    // --local-session: the bridge is cockpit-ws's own child, with its user and environment
-    // (no PAM login; the page runs as `user`, whose groups custguardd checks).
-    pid_ = cgtest::spawn({"setpriv", "--reuid=" + std::to_string(user.uid), "--regid=" + std::to_string(user.gid),
-                          "--init-groups", "/usr/lib/cockpit/cockpit-ws", "--no-tls", "--address=127.0.0.1",
-                          "--port=" + std::to_string(port_), "--local-session=cockpit-bridge"},
-                         {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_address, "XDG_DATA_DIRS=" + share.string() + ":/usr/share",
-                          "HOME=" + home.string(), "XDG_RUNTIME_DIR=" + home.string(), "XDG_CONFIG_HOME=" + home.string(),
-                          "USER=" + user.name, "LANG=C.UTF-8"},
-                         dir_.path() / "cockpit-ws.log");
+    // --kill-child: cockpit-ws is the pid namespace's init; when the test stops unshare,
+    // the kernel ends everything the login started.
+    const std::string script = R"(set -e
+mount -t overlay overlay -o "lowerdir=$1:/usr/share/cockpit" /usr/share/cockpit
+mount -t tmpfs -o mode=0755 tmpfs /run/dbus
+touch /run/dbus/system_bus_socket
+mount --bind "$2" /run/dbus/system_bus_socket
+mount -t tmpfs -o mode=0755 tmpfs /home
+install -d -m 0700 -o "$3" -g "$4" "$5"
+exec /usr/lib/cockpit/cockpit-ws --no-tls --address=127.0.0.1 --port="$6"
+)";
+    pid_ = cgtest::spawn({"unshare", "--mount", "--propagation=private", "--pid", "--fork", "--mount-proc",
+                          "--kill-child=SIGKILL", "/bin/sh", "-c", script, "sh", pages.string(), bus_socket.string(),
+                          std::to_string(user.uid), std::to_string(user.gid), pw->pw_dir, std::to_string(port_)},
+                         {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}, dir_.path() / "cockpit-ws.log");
     const auto deadline = std::chrono::steady_clock::now() + 15s;
     while (!cgtest::can_connect(port_)) {
         if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
@@ -47,6 +55,8 @@ CockpitWs::CockpitWs(const cgtest::Cred& user, const std::string& bus_address, c
 }
 
 CockpitWs::~CockpitWs() { cgtest::kill_and_reap(pid_); }
+
+std::string CockpitWs::login_url() const { return fmt::format("http://127.0.0.1:{}/", port_); }
 
 std::string CockpitWs::page_url() const {
     return fmt::format("http://127.0.0.1:{}/cockpit/@localhost/custguard/index.html", port_);
@@ -109,6 +119,18 @@ std::string PageAgent::ask(const std::string& command, std::chrono::seconds time
     throw std::runtime_error(fmt::format("'{}': {}", command, answer));
 }
 
+LoginUser login_user(const std::string& name, const std::vector<std::string>& groups) {
+    LoginUser u{cgtest::ensure_user(name, groups), {}};
+    std::random_device rd;
+    const char* alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    for (int i = 0; i < 20; ++i) u.password += alphabet[rd() % 56];
+    if (cgtest::run({"usermod", "--shell", "/bin/sh", name}).rc != 0)
+        throw std::runtime_error("usermod --shell /bin/sh " + name + " failed");
+    auto set = cgtest::run({"sh", "-c", "printf '%s:%s\\n' \"$0\" \"$1\" | chpasswd", name, u.password});
+    if (set.rc != 0) throw std::runtime_error("chpasswd for " + name + " failed: " + set.err);
+    return u;
+}
+
 const std::string& customer_list() {
     // Three detectors, so the page shows several categories with their counts.
     static const std::string text = "Held-print test list (synthetic)\n"
@@ -146,9 +168,10 @@ std::string scene_policy(const fs::path& zone_file) {
 Scene::Scene()
     : zone_file(make_zone(zone_fs.path())),
       print(scene_policy(zone_file), /*journal=*/true),
-      admin(cgtest::ensure_user("cgcockpit-admin", {"custguard-admin"})),
-      ws(admin, print.bus_address(), CG_PAGE_DIR),
+      admin(login_user("cgcockpit-admin", {"custguard-admin"})),
+      ws(admin.cred, print.dir() / "bus", CG_PAGE_DIR),
       page(CG_PAGE_AGENT, artefacts() / "page_agent.log") {
+    page.ask("login " + ws.login_url() + " " + admin.cred.name + " " + admin.password, 90s);
     page.ask("open " + ws.page_url(), 90s);
 }
 

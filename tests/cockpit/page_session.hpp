@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "print_fixture.hpp"   // tests/print
 #include "scratch_mounts.hpp"  // tests/report
@@ -14,15 +15,20 @@
 
 namespace cgcockpit {
 
-// cockpit-ws on 127.0.0.1 with a local session: its cockpit-bridge runs as `user` (the
-// logged-in user of the page), reaches `bus_address` as the system bus and finds the page
-// in a copy of `page_dir` (the build's staged share/cockpit/custguard).
+// Debian's cockpit-ws on 127.0.0.1 as it runs on a server: a browser logs in on its login
+// page, cockpit-ws runs cockpit-session, which checks the password with PAM (service
+// "cockpit") and starts cockpit-bridge as that user through the user's login shell. It runs
+// in namespaces of its own (mount and pid, so the PAM session's ssh-agent and the bridge's
+// session bus go with it): there the system bus (/run/dbus/system_bus_socket) is
+// `bus_socket`, /usr/share/cockpit also holds a copy of `page_dir` (the build's staged
+// share/cockpit/custguard), and /home is a tmpfs with the user's home.
 class CockpitWs {
 public:
-    CockpitWs(const cgtest::Cred& user, const std::string& bus_address, const std::filesystem::path& page_dir);
+    CockpitWs(const cgtest::Cred& user, const std::filesystem::path& bus_socket, const std::filesystem::path& page_dir);
     ~CockpitWs();
     CockpitWs(const CockpitWs&) = delete;
     CockpitWs& operator=(const CockpitWs&) = delete;
+    std::string login_url() const;
     std::string page_url() const;
     std::string log() const;
 
@@ -31,6 +37,15 @@ private:
     int port_ = 0;
     pid_t pid_ = -1;
 };
+
+// A local account that logs in with a password, as a manager does: a login shell (Cockpit
+// starts the bridge through it; nologin refuses) and a new random password each run, set
+// with chpasswd.
+struct LoginUser {
+    cgtest::Cred cred;
+    std::string password;
+};
+LoginUser login_user(const std::string& name, const std::vector<std::string>& groups);
 
 // page_agent.py as a child; ask() sends one command and returns the answer after "ok",
 // throwing with the agent's "error" text (and its stderr log) otherwise.
@@ -52,15 +67,15 @@ private:
 // The scene of the test and the benchmark, in this order: a zone "customers" on a tmpfs of
 // its own (the fanotify enforcer marks whole filesystems; call private_mounts() first)
 // that only cgprint-other may read; the print gate holding customer data on every queue
-// for anyone not in %cgprint-customers; cockpit-ws as cgcockpit-admin (custguard-admin);
-// the page agent with the page open.
+// for anyone not in %cgprint-customers; cockpit-ws; the page agent logged in on the
+// login page as cgcockpit-admin (custguard-admin) with its password, the page open.
 struct Scene {
     Scene();
     cgtest::TempDir tmp{"cgcockpit-zone"};
     cgtest::report::Tmpfs zone_fs{tmp.path() / "data"};
     std::filesystem::path zone_file;  // customers/list.csv
     cgprint::PrintFixture print;
-    cgtest::Cred admin;
+    LoginUser admin;
     CockpitWs ws;
     PageAgent page;
 };

@@ -14,6 +14,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "daemon/dbus/json.hpp"
@@ -220,4 +222,53 @@ TEST_CASE("polkit: a zone's manager approves its held prints only, root and cust
     CHECK(f.wait_exported({"\"admin_action\":\"print.approve\"", "root checked", "\"authorized_by\":\"root\"",
                            "\"polkit_action\":\"org.custguard1.approve-print\""}));
     CHECK(f.wait_exported({"\"admin_action\":\"policy.reload\"", "\"authorized_by\":\"root\""}));
+}
+
+// Regression (issue 20): custguardd asked polkitd synchronously on its bus thread, so one
+// caller's slow answer (up to the 3 s timeout) held up every other caller.
+TEST_CASE("polkit: a slow polkitd does not hold up another caller's GetStatus", "[dbus][polkit][host]") {
+    REQUIRE_ROOT();
+    const auto slow = cgtest::ensure_user("cgpolkit-slow");
+    Fixture f(Fixture::Options{.bus_includes = {k_polkit_bus_policy}});
+    // polkitd takes 4 s to decide one question: a rule that runs sleep (polkit.spawn).
+    const fs::path rule = f.dir() / "40-slow.rules";
+    cgtest::spit(rule, "polkit.addRule(function(action, subject) {\n"
+                       "    if (action.id == \"org.custguard1.manage-policy\" && subject.user == \"cgpolkit-slow\") {\n"
+                       "        polkit.spawn([\"/bin/sleep\", \"4\"]);\n"
+                       "        return polkit.Result.NO;\n"
+                       "    }\n"
+                       "    return polkit.Result.NOT_HANDLED;\n"
+                       "});\n");
+    PolkitFiles files(f.dir(), {{CG_SOURCE_DIR "/polkit/org.custguard1.policy", PolkitFiles::k_actions,
+                                 "org.custguard1.policy"},
+                                {rule, PolkitFiles::k_local_rules, "40-slow.rules"}});
+    Polkitd polkitd(f);
+    INFO("polkitd.log:\n" << cgtest::slurp(f.dir() / "polkitd.log"));
+    REQUIRE(wait_mode(f, "polkit"));
+
+    CtlResult reload;
+    std::thread slow_call([&] { reload = f.ctl({"policy", "reload", "--json"}, slow); });
+    // polkitd is deciding once its sleep runs.
+    const auto sleeping = [] {
+        for (const auto& e : fs::directory_iterator("/proc")) {
+            std::ifstream in(e.path() / "cmdline");
+            const std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+            if (cmdline == std::string("/bin/sleep\0" "4\0", 13)) return true;
+        }
+        return false;
+    };
+    bool deciding = false;
+    for (auto deadline = std::chrono::steady_clock::now() + 10s; !deciding && std::chrono::steady_clock::now() < deadline;)
+        if (!(deciding = sleeping())) std::this_thread::sleep_for(10ms);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto status = f.ctl({"status"});  // root: custguardd asks nobody
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    const bool still_deciding = sleeping();
+    slow_call.join();
+    INFO(describe(status) << "\nGetStatus took " << took.count() << " ms; the slow call: " << describe(reload));
+    REQUIRE(deciding);
+    CHECK(status.rc == 0);
+    CHECK(still_deciding);  // answered while the other caller still waited for polkitd
+    CHECK(took < 1500ms);
+    CHECK(reload.rc != 0);  // refused: polkitd's "no", or no answer within custguardd's 3 s
 }

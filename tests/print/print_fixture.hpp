@@ -25,7 +25,7 @@
 namespace cgprint {
 
 // IPP job-state values (RFC 8011 5.3.7) the tests wait for.
-constexpr int k_held = 4, k_canceled = 7, k_completed = 9;
+constexpr int k_held = 4, k_processing = 5, k_canceled = 7, k_completed = 9;
 
 using Cred = cgtest::Cred;
 using RunResult = cgtest::RunResult;
@@ -116,6 +116,7 @@ public:
     void stop_daemon();
     // SIGKILL: no clean-up of any kind, as in a crash or the OOM killer.
     void kill_daemon();
+    pid_t daemon_pid() const { return daemon_; }
     std::string daemon_log() const;
     std::string cupsd_log() const;
 
