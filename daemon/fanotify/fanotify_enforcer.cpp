@@ -1029,8 +1029,9 @@ struct FanotifyEnforcer::Impl {
 
     // The zone of the directory a notification names, from dir_cache (by its handle) or a
     // walk. Events are handled in queue order and every directory rename clears the cache,
-    // so an answer from it is what a walk would have given when the last rename before it
-    // was handled. Callers hold notify_mutex and policy_mutex (shared).
+    // so an answer from it is one a walk gave after the last rename before it was handled
+    // (as a walk now would: the workers' entries come from the tree as it is, like ours).
+    // Callers hold notify_mutex and policy_mutex (shared).
     std::optional<std::uint32_t> dir_zone(const fanotify_event_info_fid* fid, const ZoneTables& t) {
         const FsMark* m = nullptr;
         for (const auto& [dev, mk] : marks)
