@@ -8,12 +8,14 @@
 // links of zone files made outside it, FIFOs, renames, chmod) and root (character device
 // nodes, linked). Prints p50/p99 per phase and their ratio to the quiet zone (target 1.5x),
 // the enforcer's counters, and how many zone files the hostile user read through a name
-// outside the zone (must be 0).
+// outside the zone (must be 0). The same phases with the floor (a bare fanotify group that
+// allows every open at once, bench/common/bare_responder.hpp) show what any fanotify
+// enforcer's round trip alone gives on this machine under the same creators.
 //
 // Needs root; everything lives in a private mount namespace and is gone at exit.
 //
 //   bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]
-//                [--worker-nice N]
+//                [--worker-nice N] [--no-floor]
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -36,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bare_responder.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 
 using namespace custguard;
@@ -236,6 +239,7 @@ int main(int argc, char** argv) {
     double seconds = 8;
     int rounds = 2;
     int user_creators = 4;
+    bool floor = true;
     daemon::FanotifyOptions options;
     options.use_fd_store = false;
     for (int i = 1; i < argc; ++i) {
@@ -246,16 +250,18 @@ int main(int argc, char** argv) {
         else if (a == "--creators" && i + 1 < argc) user_creators = std::max(1, std::atoi(argv[++i]));
         else if (a == "--no-creator-opens") creator_opens = false;
         else if (a == "--worker-nice" && i + 1 < argc) options.worker_nice = std::atoi(argv[++i]);
+        else if (a == "--no-floor") floor = false;
         else {
             std::fprintf(stderr,
                          "usage: bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]\n"
-                         "                    [--worker-nice N]\n"
+                         "                    [--worker-nice N] [--no-floor]\n"
                          "  --files N    zone files (default 200000)\n"
                          "  --seconds S  length of each phase (default 8)\n"
                          "  --rounds N   quiet/hostile pairs (default 2)\n"
                          "  --creators N hostile user processes (default 4; one root process besides)\n"
                          "  --no-creator-opens  the creators open nothing (their system calls' load alone)\n"
-                         "  --worker-nice N  nice of the enforcer's answering threads (default: the daemon's, -10; 0: left alone)\n");
+                         "  --worker-nice N  nice of the enforcer's answering threads (default: the daemon's, -10; 0: left alone)\n"
+                         "  --no-floor   leave out the phases with a bare fanotify group answering every open at once\n");
             return 2;
         }
     }
@@ -330,6 +336,26 @@ int main(int argc, char** argv) {
     if (!run_phase(false, none_quiet) || !run_phase(true, none_hostile)) return 1;
 
     const int worker_nice = options.worker_nice;
+    // The floor: a filesystem mark whose listener allows every open at once, its thread at
+    // the enforcer's nice (a new thread inherits its creator's; the creators and the reader,
+    // forked after, get the main thread's nice back).
+    std::vector<Phase> floor_quiet, floor_hostile;
+    std::uint64_t floor_answered = 0;
+    if (floor) {
+        const int own = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+        ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), worker_nice);
+        bench::BareResponder bare;
+        const bool started = bare.start(bench::BareResponder::Mode::filesystem, fs);
+        ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), own);
+        if (!started) return std::fprintf(stderr, "bench_rescan: the floor's fanotify group: %s\n", std::strerror(errno)), 1;
+        for (int r = 0; r < 2 * rounds; ++r) {
+            Phase ph;
+            if (!run_phase(r % 2 == 1, ph)) return 1;
+            (r % 2 == 1 ? floor_hostile : floor_quiet).push_back(std::move(ph));
+        }
+        floor_answered = bare.answered.load();
+        if (floor_answered == 0) return std::fprintf(stderr, "bench_rescan: the floor answered no open\n"), 1;
+    }
     auto e = daemon::FanotifyEnforcer::create(std::move(options));
     if (!e) return std::fprintf(stderr, "bench_rescan: %s\n", e.error().c_str()), 1;
     auto& enf = **e;
@@ -375,17 +401,18 @@ int main(int argc, char** argv) {
     for (auto& p : quiet) q_all.insert(q_all.end(), p.ns.begin(), p.ns.end());
     for (auto& p : hostile) h_all.insert(h_all.end(), p.ns.begin(), p.ns.end());
     const double q50 = pct(q_all, 0.5), q99 = pct(q_all, 0.99);
-    std::printf("\n| phase | round | opens | opens/s | allowed refused | p50 µs | p99 µs | max µs | hostile ops | walks | tree scans | entries scanned | perm events | enforcer CPU s | flushes | hostile refused | zone files read outside |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("\n| phase | round | opens | opens/s | allowed refused | p50 µs | p99 µs | max µs | hostile ops | walks | directory cache hits | tree scans | entries scanned | perm events | enforcer CPU s | flushes | hostile refused | zone files read outside |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < rounds; ++r) {
         for (const Phase* p : {&quiet[static_cast<std::size_t>(r)], &hostile[static_cast<std::size_t>(r)]}) {
-            std::printf("| %s | %d | %zu | %.0f | %llu | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %.2f | %llu | %llu | %llu |\n",
+            std::printf("| %s | %d | %zu | %.0f | %llu | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %llu | %.2f | %llu | %llu | %llu |\n",
                         p == &quiet[static_cast<std::size_t>(r)] ? "quiet" : "hostile", r + 1, p->ns.size(),
                         static_cast<double>(p->ns.size()) / p->seconds, static_cast<unsigned long long>(p->refused),
                         pct(p->ns, 0.5), pct(p->ns, 0.99),
                         p->ns.empty() ? 0.0 : *std::max_element(p->ns.begin(), p->ns.end()) / 1000.0,
                         static_cast<unsigned long long>(p->creator_ops),
                         static_cast<unsigned long long>(p->after.walks - p->before.walks),
+                        static_cast<unsigned long long>(p->after.dir_hits - p->before.dir_hits),
                         static_cast<unsigned long long>(p->after.scans - p->before.scans),
                         static_cast<unsigned long long>(p->after.scanned - p->before.scanned),
                         static_cast<unsigned long long>(p->after.permission_events - p->before.permission_events),
@@ -405,6 +432,17 @@ int main(int argc, char** argv) {
     std::printf("the enforcer's share under the creators (hostile with / without it) %.2fx p50, %.2fx p99; "
                 "in a quiet zone %.2fx p50, %.2fx p99\n",
                 nh50 > 0 ? h50 / nh50 : 0, nh99 > 0 ? h99 / nh99 : 0, n50 > 0 ? q50 / n50 : 0, n99 > 0 ? q99 / n99 : 0);
+    if (floor) {
+        std::vector<std::uint32_t> fq, fh;
+        for (auto& p : floor_quiet) fq.insert(fq.end(), p.ns.begin(), p.ns.end());
+        for (auto& p : floor_hostile) fh.insert(fh.end(), p.ns.begin(), p.ns.end());
+        const double f50 = pct(fq, 0.5), f99 = pct(fq, 0.99), fh50 = pct(fh, 0.5), fh99 = pct(fh, 0.99);
+        std::printf("floor (a bare fanotify group allowing every open at once, nice %d; %llu opens answered): "
+                    "quiet p50 %.1f µs p99 %.1f µs; hostile p50 %.1f µs p99 %.1f µs; ratio p50 %.2fx, p99 %.2fx\n",
+                    worker_nice, static_cast<unsigned long long>(floor_answered), f50, f99, fh50, fh99,
+                    f50 > 0 ? fh50 / f50 : 0, f99 > 0 ? fh99 / f99 : 0);
+        std::printf("the enforcer over the floor: quiet p50 +%.1f µs, hostile p50 +%.1f µs\n", q50 - f50, h50 - fh50);
+    }
     std::uint64_t bypasses = 0;
     for (auto& p : hostile) bypasses += p.bypasses;
     std::printf("zone files the hostile user read through a name outside the zone: %llu (must be 0)\n",

@@ -59,6 +59,7 @@ constexpr unsigned notify_group_flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONB
 constexpr unsigned notify_group_flags_old = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME;
 constexpr std::uint64_t notify_mask = FAN_RENAME | FAN_CREATE | FAN_ONDIR;
 constexpr std::size_t max_cache = 1u << 20;
+constexpr std::size_t max_dir_cache = 1u << 16;
 // Files kept in their zone after notify-queue overflows (about 100 bytes each).
 constexpr std::size_t max_lost_kept = 1u << 18;
 
@@ -91,13 +92,16 @@ union FileHandle {
     file_handle* get() { return &fh; }
 };
 
+std::uint64_t hash_handle(const file_handle& h) {
+    std::uint64_t v = 0xcbf29ce484222325ull ^ static_cast<std::uint32_t>(h.handle_type);  // FNV-1a
+    const unsigned char* bytes = h.f_handle;  // a flexible array: bounded by handle_bytes
+    for (unsigned i = 0; i < std::min<unsigned>(h.handle_bytes, MAX_HANDLE_SZ); ++i) v = (v ^ bytes[i]) * 0x100000001b3ull;
+    return v | 1;  // never 0
+}
+
 std::uint64_t handle_of(int fd, const char* name = "", int flags = AT_EMPTY_PATH) {
     FileHandle fh{};
-    if (!fh.make(fd, name, flags)) return 0;
-    const file_handle& h = *fh.get();
-    std::uint64_t v = 0xcbf29ce484222325ull ^ static_cast<std::uint32_t>(h.handle_type);  // FNV-1a
-    for (unsigned i = 0; i < h.handle_bytes; ++i) v = (v ^ h.f_handle[i]) * 0x100000001b3ull;
-    return v | 1;  // never 0
+    return fh.make(fd, name, flags) ? hash_handle(*fh.get()) : 0;
 }
 
 std::string fd_path(int fd) {
@@ -222,7 +226,6 @@ struct FanotifyEnforcer::Impl {
     // policy, the marks or the caches change, so no mark outlives the state it came from.
     mutable std::shared_mutex policy_mutex;
     std::shared_ptr<const ZoneTables> tables;
-    std::uint64_t tables_gen = 0;  // counts apply(): changes with `tables`, under the lock
     std::map<std::uint64_t, FsMark> marks;
     std::vector<std::string> warnings;
     std::string priority_warning;  // from launch(): see FanotifyOptions::worker_nice
@@ -231,6 +234,15 @@ struct FanotifyEnforcer::Impl {
     std::mutex cache_mutex;
     // Entries carry the file's handle: a later file on the same number inherits nothing.
     std::unordered_map<InodeKey, KnownFile, InodeKeyHash> zone_cache;
+    // The zone of each directory walked, keyed by (dev, hash of its handle): a handle
+    // carries the generation, so a directory made later on a reused number is another key.
+    // A directory's ancestry on its filesystem is one chain however it is reached (no hard
+    // links of directories; walks start on the whole-filesystem mount), and only a rename
+    // of a directory (or a lost notification, or apply()) changes it: forget_dirs() then.
+    // Shared by the workers (a zone file's open needs no walk) and the notify thread.
+    std::mutex dir_mutex;
+    std::unordered_map<InodeKey, std::uint32_t, InodeKeyHash> dir_cache;
+    std::uint64_t dir_epoch = 0;  // under dir_mutex: moves with every forget_dirs()
     // The zone index: every non-directory file with a name in a zone, so that one with
     // more than one link, opened by a name outside its zone, is placed by one lookup and
     // no open ever scans a tree. A scan at apply() builds the base; the notify group keeps
@@ -263,8 +275,6 @@ struct FanotifyEnforcer::Impl {
     // Held while the notify group is read and its events handled, by its thread or by a
     // worker that must see a rename before it answers.
     std::mutex notify_mutex;
-    std::unordered_map<std::uint64_t, std::uint32_t> dir_zones;  // see dir_zone(); under notify_mutex
-    std::uint64_t dir_zones_for = 0;                             // tables_gen it was filled under
     std::atomic<std::uint64_t> notifications{0};  // handled so far
     // Counts invalidate_file(): a decision that began before one and placed an ignore mark
     // or a cached zone after it takes them back (see there).
@@ -279,7 +289,7 @@ struct FanotifyEnforcer::Impl {
     std::vector<std::thread> workers;
 
     std::atomic<std::uint64_t> c_events{0}, c_dropped{0}, c_denied{0}, c_errors{0};
-    std::atomic<std::uint64_t> c_perm{0}, c_ignores{0}, c_hits{0}, c_walks{0}, c_timeouts{0},
+    std::atomic<std::uint64_t> c_perm{0}, c_ignores{0}, c_hits{0}, c_dir_hits{0}, c_walks{0}, c_timeouts{0},
         c_flushes{0}, c_stale{0}, c_scans{0}, c_scanned{0}, c_overflows{0}, c_kept_lost{0};
 
     // ---- membership ---------------------------------------------------------------
@@ -327,14 +337,50 @@ struct FanotifyEnforcer::Impl {
         return std::nullopt;
     }
 
-    // Reopens directory `d` on the whole-filesystem mount, if there is one.
-    UniqueFd reconnect(UniqueFd d, std::uint64_t dev) {
+    // A directory's zone as last walked. `epoch` gets what a walk's result must be stored
+    // with (cache_dir): a walk that overlapped a forget_dirs() may have seen the old tree.
+    std::optional<std::uint32_t> cached_dir(const InodeKey& k, std::uint64_t& epoch) {
+        std::lock_guard lk(dir_mutex);
+        epoch = dir_epoch;
+        auto it = dir_cache.find(k);
+        if (it == dir_cache.end()) return std::nullopt;
+        c_dir_hits.fetch_add(1, std::memory_order_relaxed);
+        return it->second;
+    }
+
+    void cache_dir(const InodeKey& k, std::uint32_t zone, std::uint64_t epoch) {
+        std::lock_guard lk(dir_mutex);
+        if (dir_epoch != epoch) return;
+        if (dir_cache.size() >= max_dir_cache) dir_cache.clear();
+        dir_cache.emplace(k, zone);
+    }
+
+    // A directory was renamed (any directory below it may have another zone now), the
+    // notify queue lost events, or the policy changed.
+    void forget_dirs() {
+        std::lock_guard lk(dir_mutex);
+        ++dir_epoch;
+        dir_cache.clear();
+    }
+
+    // The zone of directory `d` on filesystem `dev`: from dir_cache, else by a walk from `d`
+    // reopened on the whole-filesystem mount (so that a bind mount of a sub-directory walks
+    // on to its real ancestors). Only such walks are cached, and only where the notify
+    // group sees the renames that would make them stale.
+    std::optional<std::uint32_t> dir_zone_of(UniqueFd d, std::uint64_t dev, const ZoneTables& t) {
         const FsMark* m = mark_for(dev);
-        if (!m || !m->whole) return d;
         FileHandle h{};
-        if (!h.make(d.get())) return d;
+        if (!m || !m->whole || !h.make(d.get())) return walk_dir(std::move(d), dev, t);
+        const InodeKey dk{dev, hash_handle(*h.get())};
+        std::uint64_t epoch = 0;
+        if (m->notify)
+            if (auto z = cached_dir(dk, epoch)) return z;
         UniqueFd r(::open_by_handle_at(m->whole.get(), h.get(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-        return r ? std::move(r) : std::move(d);
+        if (!r) return walk_dir(std::move(d), dev, t);
+        d.reset();
+        auto z = walk_dir(std::move(r), dev, t);
+        if (z && m->notify) cache_dir(dk, *z, epoch);
+        return z;
     }
 
     std::optional<std::uint32_t> walk_file(const std::string& path, const InodeKey& key, const ZoneTables& t) {
@@ -347,7 +393,7 @@ struct FanotifyEnforcer::Impl {
         // The name may have been renamed since the open: only trust a match.
         auto ck = key_of(d.get(), base.c_str(), 0);
         if (!ck || *ck != key) return std::nullopt;
-        return walk_dir(reconnect(std::move(d), key.dev), key.dev, t);
+        return dir_zone_of(std::move(d), key.dev, t);
     }
 
     std::uint32_t cached_zone(const InodeKey& key, std::uint64_t handle) {
@@ -567,7 +613,6 @@ struct FanotifyEnforcer::Impl {
             const std::uint32_t zone = move.zone.empty() ? 0 : t->zone_id(move.zone);
             if (zone) ++index_busy;
             lk.unlock();
-            c_scans.fetch_add(1, std::memory_order_relaxed);
             std::vector<IndexedFile> files;
             if (UniqueFd d{::openat(move.dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)})
                 scan_tree(std::move(d), zone, move.key.dev, *t, files, 0);
@@ -578,6 +623,9 @@ struct FanotifyEnforcer::Impl {
                 if (zone || !f.linked) index_set_locked({move.key.dev, f.ino}, f.handle, zone);
             if (zone) --index_busy;
             update_incomplete_locked();
+            // Counted once its files are in the index: a reader of stats() that sees the
+            // count move sees the whole scan (rescan_test waits for it).
+            c_scans.fetch_add(1, std::memory_order_relaxed);
         }
     }
 
@@ -618,7 +666,7 @@ struct FanotifyEnforcer::Impl {
         if (!d) return std::nullopt;
         auto dk = key_of(d.get());
         if (!dk || dk->dev != key.dev) return std::nullopt;
-        return walk_dir(reconnect(std::move(d), key.dev), key.dev, t);
+        return dir_zone_of(std::move(d), key.dev, t);
     }
 
     // Membership from the inode: known roots and departed files, then what was learnt of
@@ -979,28 +1027,23 @@ struct FanotifyEnforcer::Impl {
         return {m, UniqueFd(::open_by_handle_at(m->whole.get(), fh, O_PATH | O_CLOEXEC))};
     }
 
-    // The zone of the directory a notification names, remembered by its handle (which
-    // carries the generation: a reused number is another key). Events are handled in queue
-    // order, and every directory rename clears it: an answer from the cache is what a walk
-    // would have given when the last rename before it was handled. Callers hold notify_mutex.
+    // The zone of the directory a notification names, from dir_cache (by its handle) or a
+    // walk. Events are handled in queue order and every directory rename clears the cache,
+    // so an answer from it is one a walk gave after the last rename before it was handled
+    // (as a walk now would: the workers' entries come from the tree as it is, like ours).
+    // Callers hold notify_mutex and policy_mutex (shared).
     std::optional<std::uint32_t> dir_zone(const fanotify_event_info_fid* fid, const ZoneTables& t) {
-        auto* fh = reinterpret_cast<const file_handle*>(fid->handle);
-        std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over fsid, type and handle
-        auto mix = [&](const void* p, std::size_t n) {
-            for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(p)[i]) * 0x100000001b3ull;
-        };
-        mix(&fid->fsid, sizeof fid->fsid);
-        mix(&fh->handle_type, sizeof fh->handle_type);
-        mix(fh->f_handle, std::min<unsigned>(fh->handle_bytes, MAX_HANDLE_SZ));
-        if (dir_zones_for != tables_gen || dir_zones.size() >= 65536) {  // callers hold policy_mutex
-            dir_zones.clear();
-            dir_zones_for = tables_gen;
-        }
-        if (auto it = dir_zones.find(h); it != dir_zones.end()) return it->second;
-        auto [m, d] = open_fid_dir(fid);
+        const FsMark* m = nullptr;
+        for (const auto& [dev, mk] : marks)
+            if (std::memcmp(&mk.fsid, &fid->fsid, sizeof mk.fsid) == 0) m = &mk;
+        if (!m) return std::nullopt;
+        const InodeKey dk{m->dev, hash_handle(*reinterpret_cast<const file_handle*>(fid->handle))};
+        std::uint64_t epoch = 0;
+        if (auto z = cached_dir(dk, epoch)) return z;
+        auto d = open_fid_dir(fid).second;
         if (!d) return std::nullopt;
         auto z = walk_dir(std::move(d), m->dev, t);
-        if (z) dir_zones.emplace(h, *z);
+        if (z && m->notify) cache_dir(dk, *z, epoch);
         return z;
     }
 
@@ -1103,7 +1146,7 @@ struct FanotifyEnforcer::Impl {
             // We do not know what moved or was made: start over, the index with a rescan
             // (incomplete until it ends).
             c_overflows.fetch_add(1, std::memory_order_relaxed);
-            dir_zones.clear();
+            forget_dirs();
             {
                 std::lock_guard il(index_mutex);
                 index_rebuild = index_overflowed = index_lost_events = true;
@@ -1141,12 +1184,15 @@ struct FanotifyEnforcer::Impl {
             t = snapshot();
             if (!t) return;
             if ((md->mask & FAN_RENAME) && old_dfid && new_dfid) {
-                if (md->mask & FAN_ONDIR) dir_zones.clear();  // any directory below may be elsewhere now
+                // Any directory below may be elsewhere now. Forgotten again once the mover
+                // is judged: a walk in between did not see the tree kept in its zone.
+                if (md->mask & FAN_ONDIR) forget_dirs();
                 zsrc = dir_zone(old_dfid, *t);
                 zdst = dir_zone(new_dfid, *t);
                 if (zsrc && *zsrc != 0 && (!zdst || *zdst != *zsrc))
                     left = left_zone(md, old_dfid, new_dfid, target, *zsrc, *t);
                 if (zsrc && zdst && *zsrc != *zdst) moved = reindex(new_dfid, target, *zdst, left && left->kept, *t);
+                if (md->mask & FAN_ONDIR) forget_dirs();
             } else if ((md->mask & FAN_CREATE) && !(md->mask & FAN_ONDIR) && dfid) {
                 zdst = dir_zone(dfid, *t);
                 if (zdst && *zdst == 0) return;  // a new file outside every zone
@@ -1495,11 +1541,11 @@ tl::expected<void, std::string> FanotifyEnforcer::apply(const policy::Compiled& 
     }
     m.marks = std::move(marks);
     m.tables = tables;
-    ++m.tables_gen;
     {
         std::lock_guard ck(m.cache_mutex);
         m.zone_cache.clear();
     }
+    m.forget_dirs();
     // The index is rebuilt for these zones: what the notify group adds from now on is
     // placed in them, and a scan begun after this point misses nothing it does not add.
     std::uint64_t from = 0;
@@ -1548,7 +1594,7 @@ FanotifyStats FanotifyEnforcer::stats() const {
     }
     return {m.c_perm.load(), m.c_ignores.load(), m.c_hits.load(), m.c_walks.load(),
             m.c_timeouts.load(), m.c_flushes.load(), m.c_stale.load(), m.c_scans.load(), m.c_scanned.load(), indexed,
-            m.c_overflows.load(), m.c_kept_lost.load()};
+            m.c_overflows.load(), m.c_kept_lost.load(), m.c_dir_hits.load()};
 }
 
 void FanotifyEnforcer::stop(bool remove) {

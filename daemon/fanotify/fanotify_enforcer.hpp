@@ -89,6 +89,7 @@ struct FanotifyStats {
     std::uint64_t indexed = 0;  // entries in the zone index now (files in zones, changes since the scans)
     std::uint64_t overflows = 0;  // notify-queue overflows, each followed by a rescan of the zones
     std::uint64_t kept_lost = 0;  // files gone from their zone while events were lost: kept in it
+    std::uint64_t dir_hits = 0;   // directories placed from the directory cache, without a walk
 };
 
 class FanotifyEnforcer final : public Enforcer {

@@ -439,6 +439,75 @@ TEST_CASE("fanotify enforcer: bind mounts", "[fanotify][host]") {
     ::rmdir(sub.c_str());
 }
 
+// A zone file's open is placed from the directory cache (no walk); a rename of any
+// directory must make it forget, or a file below a directory moved into a zone would be
+// let through by the directory's old zone (and one moved out refused). Each section first
+// proves the cache answered (dir_hits), then opens a file never opened before, which has
+// no cached zone or ignore mark of its own: only the directory cache can place it (files
+// are made with mknod: creating one with open(2) would be an open the enforcer decides).
+// apply() forgetting it is guarded by "policy changes apply atomically ..." below.
+TEST_CASE("fanotify enforcer: the directory cache forgets a directory's zone when a directory above it is renamed",
+          "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    auto dir_hits = [&] { return env.enforcer->stats().dir_hits; };
+    auto make = [&](std::initializer_list<const char*> files) {
+        for (auto f : files) REQUIRE(::mknod(env.fs.path(f).c_str(), S_IFREG | 0644, 0) == 0);
+    };
+    SECTION("a tree moved into a zone: a file two levels below its top is refused") {
+        env.fs.mkdir("out/t");
+        env.fs.mkdir("out/t/u");
+        make({"out/t/u/f1", "out/t/u/f2", "out/t/u/f3"});
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/t/u/f1")) == 0);
+        const auto hits = dir_hits();
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/t/u/f2")) == 0);
+        CHECK(dir_hits() > hits);  // placed by the cache: out/t/u was not walked again
+        REQUIRE(::rename(env.fs.path("out/t").c_str(), env.fs.path("zone/t").c_str()) == 0);
+        std::this_thread::sleep_for(200ms);  // the rename is seen asynchronously
+        CHECK(cgtest::open_as(mallory, env.fs.path("zone/t/u/f3")) == EPERM);
+        CHECK(cgtest::open_as(alice, env.fs.path("zone/t/u/f3")) == 0);
+    }
+    SECTION("a tree moved out of every zone by an allowed user: a file below it leaves the zone") {
+        env.fs.mkdir("zone/v");
+        env.fs.mkdir("zone/v/w");
+        ::chmod(env.fs.path("zone/v").c_str(), 0777);  // moving a directory rewrites its ".."
+        make({"zone/v/w/g1", "zone/v/w/g2", "zone/v/w/g3"});
+        CHECK(cgtest::open_as(alice, env.fs.path("zone/v/w/g1")) == 0);
+        const auto hits = dir_hits();
+        CHECK(cgtest::open_as(mallory, env.fs.path("zone/v/w/g2")) == EPERM);
+        CHECK(dir_hits() > hits);
+        pid_t pid = 0;
+        const int rc = cgtest::run_as(alice, [&] {
+            const int r = ::rename(env.fs.path("zone/v").c_str(), env.fs.path("out/v").c_str()) == 0 ? 0 : errno;
+            std::this_thread::sleep_for(500ms);  // still there to be identified as the mover
+            return r;
+        }, &pid);
+        REQUIRE(rc == 0);
+        REQUIRE(env.events.for_process(pid));
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/v/w/g3")) == 0);
+    }
+    SECTION("a zone directory reached through a bind mount and by its own name has one zone") {
+        char t[] = "/tmp/cgfan-bind.XXXXXX";
+        const std::string bound = ::mkdtemp(t);
+        REQUIRE(env.fs.bind(env.fs.path("zone/sub/deep"), bound));
+        // An outside directory mounted over a path in the zone stays outside.
+        env.fs.mkdir("zone/sub/mnt");
+        REQUIRE(env.fs.bind(env.fs.path("out/dir"), env.fs.path("zone/sub/mnt")));
+        make({"zone/sub/deep/e1.txt", "zone/sub/deep/e2.txt", "out/dir/f2.txt"});
+        CHECK(cgtest::open_as(mallory, bound + "/d.txt") == EPERM);
+        const auto hits = dir_hits();
+        CHECK(cgtest::open_as(mallory, env.fs.path("zone/sub/deep/e1.txt")) == EPERM);
+        CHECK(cgtest::open_as(mallory, bound + "/e2.txt") == EPERM);
+        CHECK(dir_hits() >= hits + 2);
+        CHECK(cgtest::open_as(alice, bound + "/e2.txt") == 0);
+        CHECK(cgtest::open_as(mallory, env.fs.path("zone/sub/mnt/f.txt")) == 0);
+        CHECK(cgtest::open_as(mallory, env.fs.path("out/dir/f2.txt")) == 0);
+        ::umount2(env.fs.path("zone/sub/mnt").c_str(), MNT_DETACH);
+        ::umount2(bound.c_str(), MNT_DETACH);
+        ::rmdir(bound.c_str());
+    }
+}
+
 TEST_CASE("fanotify enforcer: policy changes apply atomically and drop ignore marks", "[fanotify][host]") {
     REQUIRE_ROOT();
     Env env;
