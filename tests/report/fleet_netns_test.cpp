@@ -138,24 +138,26 @@ private:
     std::vector<std::string> servers_;
 };
 
-// Starts `argv` and waits until something listens on `port` in network namespace `netns`.
-pid_t start_listening(const std::string& netns, const std::vector<std::string>& argv, int port, const fs::path& log) {
-    pid_t pid = cgtest::spawn(argv, {}, log);
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    for (bool up = false; !up;) {
-        in_namespaces(netns, "", [&] { up = cgtest::can_connect(port); });
-        INFO(cgtest::slurp(log));
-        REQUIRE(::waitpid(pid, nullptr, WNOHANG) == 0);
-        REQUIRE(std::chrono::steady_clock::now() < deadline);
-        if (!up) std::this_thread::sleep_for(50ms);
-    }
-    return pid;
-}
-
+// A process the test started, stopped when the test leaves, REQUIREs included.
 struct Child {
     pid_t pid = -1;
     ~Child() { cgtest::kill_and_reap(pid); }
 };
+
+// Starts `argv` as `child` and waits until something listens on `port` in network
+// namespace `netns`.
+void start_listening(Child& child, const std::string& netns, const std::vector<std::string>& argv, int port,
+                     const fs::path& log) {
+    child.pid = cgtest::spawn(argv, {}, log);
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (bool up = false; !up;) {
+        in_namespaces(netns, "", [&] { up = cgtest::can_connect(port); });
+        INFO(cgtest::slurp(log));
+        REQUIRE(::waitpid(child.pid, nullptr, WNOHANG) == 0);
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        if (!up) std::this_thread::sleep_for(50ms);
+    }
+}
 
 // The collector in its namespace as the shipped files run it: stunnel on the fleet's port
 // (stunnel-collector.conf, only the certificate paths moved into `dir`) and
@@ -166,13 +168,13 @@ public:
     Collector(std::string netns, const fs::path& dir, const fs::path& output)
         : netns_(std::move(netns)), dir_(dir), remote_(in_netns(cgtest::report::collector_argv(
                                                     CG_FLEET_DIR, cgtest::report::shipped_backend(CG_FLEET_DIR), output))) {
-        proxy_.pid = start_listening(
-            netns_, in_netns(cgtest::report::proxy_argv(CG_FLEET_DIR, dir_, "", "", dir_ / "stunnel.conf")), k_port,
-            proxy_log_path());
+        start_listening(proxy_, netns_,
+                        in_netns(cgtest::report::proxy_argv(CG_FLEET_DIR, dir_, "", "", dir_ / "stunnel.conf")), k_port,
+                        proxy_log_path());
         start_remote();
     }
     // journal-remote alone restarts; the proxy stays.
-    void start_remote() { remote_pid_.pid = start_listening(netns_, remote_, backend_port(), dir_ / "remote.log"); }
+    void start_remote() { start_listening(remote_pid_, netns_, remote_, backend_port(), dir_ / "remote.log"); }
     void stop_remote() { cgtest::kill_and_reap(remote_pid_.pid); }
     std::string proxy_log() const { return cgtest::slurp(proxy_log_path()); }
     static int backend_port() {
