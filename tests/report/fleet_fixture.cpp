@@ -173,20 +173,56 @@ void make_certificates(const fs::path& d, const std::string& collector_ip, const
     }
 }
 
-std::vector<std::string> collector_argv(const fs::path& templates, const fs::path& certs, const std::string& listen,
-                                        const fs::path& output) {
-    // journal-remote.conf(5): each key and the option it stands for.
-    static const std::map<std::string, std::string> options = {
-        {"Seal", "--seal="}, {"SplitMode", "--split-mode="}, {"ServerKeyFile", "--key="},
-        {"ServerCertificateFile", "--cert="}, {"TrustedCertificateFile", "--trust="}};
-    std::vector<std::string> argv = {"/lib/systemd/systemd-journal-remote", "--listen-https=" + listen,
-                                     "--output=" + output.string() + "/"};
+std::string shipped_backend(const fs::path& templates) {
+    const auto listen = conf_keys(templates / "journal-remote.socket.conf").at("ListenStream");
+    INFO("journal-remote.socket.conf ListenStream=" << listen);
+    REQUIRE(listen.rfind("127.0.0.1:", 0) == 0);  // the loopback address alone
+    return listen;
+}
+
+std::vector<std::string> collector_argv(const fs::path& templates, const std::string& backend, const fs::path& output) {
+    // journal-remote.conf(5): each key and the option it stands for; the certificate keys
+    // are not among them, since they would go unused over plain HTTP.
+    static const std::map<std::string, std::string> options = {{"Seal", "--seal="}, {"SplitMode", "--split-mode="}};
+    std::vector<std::string> argv = {"/usr/bin/systemd-socket-activate", "--listen=" + backend};
+    std::istringstream exec(conf_keys(templates / "journal-remote.service.conf").at("ExecStart"));
+    bool http_on_socket = false;
+    for (std::string word; exec >> word;) {
+        if (word.rfind("--output=", 0) == 0) word = "--output=" + output.string() + "/";
+        http_on_socket |= word == "--listen-http=-3";
+        argv.push_back(word);
+    }
+    // Plain HTTP on the socket systemd passes (fd 3): TLS is the proxy's.
+    REQUIRE(http_on_socket);
     for (const auto& [key, value] : conf_keys(templates / "journal-remote.conf")) {
         INFO("journal-remote.conf key " << key);
         REQUIRE(options.count(key));
-        argv.push_back(options.at(key) + local(value, certs));
+        argv.push_back(options.at(key) + value);
     }
     return argv;
+}
+
+std::vector<std::string> proxy_argv(const fs::path& templates, const fs::path& certs, const std::string& accept,
+                                    const std::string& connect, const fs::path& conf) {
+    std::ifstream in(templates / "stunnel-collector.conf");
+    REQUIRE(in);
+    std::string out, line;
+    std::map<std::string, std::string> keys;
+    while (std::getline(in, line)) {
+        auto eq = line.find(" = ");
+        if (!line.empty() && line[0] != ';' && line[0] != '[' && eq != std::string::npos) {
+            const auto key = line.substr(0, eq);
+            keys[key] = line.substr(eq + 3);
+            line = key + " = " + local(keys[key], certs);
+            if (key == "accept" && !accept.empty()) line = key + " = " + accept;
+            if (key == "connect" && !connect.empty()) line = key + " = " + connect;
+        }
+        out += line + "\n";
+    }
+    // The proxy forwards to the socket journal-remote listens on.
+    CHECK(keys["connect"] == shipped_backend(templates));
+    cgtest::spit(conf, out);
+    return {"/usr/bin/stunnel4", conf.string()};
 }
 
 std::vector<std::string> uploader_argv(const fs::path& templates, const fs::path& certs, const std::string& name,

@@ -2,8 +2,9 @@
 // (fs1, fs2), written as journal files by systemd-journal-remote from an export stream with
 // fixed timestamps (the input of the golden reports, report_host_test.cpp, and of the
 // fleet tests); certificates for the collector and the servers; and the command lines of
-// the real systemd-journal-remote and systemd-journal-upload built from the shipped
-// journal-remote.conf and journal-upload.conf, each key passed as the option it stands for.
+// the real stunnel, systemd-journal-remote and systemd-journal-upload built from the
+// shipped stunnel-collector.conf, journal-remote drop-ins, journal-remote.conf and
+// journal-upload.conf, each key passed as the option it stands for.
 #pragma once
 
 #include <cstdint>
@@ -32,11 +33,24 @@ std::map<std::string, std::string> conf_keys(const std::filesystem::path& file);
 void make_certificates(const std::filesystem::path& dir, const std::string& collector_ip,
                        const std::vector<std::string>& clients);
 
-// systemd-journal-remote receiving on `listen` ("ADDRESS:PORT" or "PORT") into `output`,
-// with every key of `templates`/journal-remote.conf as its option; the shipped certificate
-// paths (/etc/custguard/fleet/) point into `certs`.
-std::vector<std::string> collector_argv(const std::filesystem::path& templates, const std::filesystem::path& certs,
-                                        const std::string& listen, const std::filesystem::path& output);
+// The collector as the shipped files run it. systemd-journal-remote: a listening socket
+// on `backend` ("127.0.0.1:PORT"; systemd-socket-activate stands for
+// systemd-journal-remote.socket with journal-remote.socket.conf), the ExecStart of
+// journal-remote.service.conf writing into `output`, every key of journal-remote.conf as
+// its option.
+std::vector<std::string> collector_argv(const std::filesystem::path& templates, const std::string& backend,
+                                        const std::filesystem::path& output);
+
+// The loopback address journal-remote.socket.conf listens on, which stunnel-collector.conf
+// connects to (required to be the same).
+std::string shipped_backend(const std::filesystem::path& templates);
+
+// stunnel as stunnel@custguard-fleet.service runs it: the shipped stunnel-collector.conf
+// written to `conf` with its certificate paths (/etc/custguard/fleet/) pointing into
+// `certs` and, when not empty, `accept` and `connect` in place of the shipped addresses.
+std::vector<std::string> proxy_argv(const std::filesystem::path& templates, const std::filesystem::path& certs,
+                                    const std::string& accept, const std::string& connect,
+                                    const std::filesystem::path& conf);
 
 // systemd-journal-upload --follow=no of `source` ("--file=..." or "--directory=...") for
 // server `name` (its certificate NAME.crt in `certs`) to `url`, remembering what it sent in

@@ -1,7 +1,9 @@
 // The fleet path of custguard.fleet(7) with the shipped configuration (host, root): two
 // file servers' journals are uploaded by the real systemd-journal-upload over HTTPS (a
 // client certificate each, the collector's certificate checked against the CA) to the
-// real systemd-journal-remote, which is restarted between the uploads; each key of the
+// real stunnel (stunnel-collector.conf: client certificates of the CA required), which
+// forwards them to the real systemd-journal-remote on a loopback port, as the shipped
+// drop-ins run it; journal-remote is restarted between the uploads. Each key of the
 // shipped journal-upload.conf / journal-remote.conf is passed as the option it stands
 // for. The report over the collector's directory must equal the report over the
 // servers' own journals up to the evidence, which names the journal files read (nothing
@@ -34,27 +36,37 @@ TEST_CASE("report: two servers upload through the shipped journal-upload/journal
     // The servers' journals: the fixture of report_host_test.cpp, by the same writer.
     cgtest::report::write_fleet(servers);
 
-    const int port = cgtest::free_port();
-    const auto remote =
-        cgtest::report::collector_argv(CG_FLEET_DIR, d, "127.0.0.1:" + std::to_string(port), collected);
-    auto start_collector = [&] {
-        pid_t pid = cgtest::spawn(remote, {}, d / "remote.log");
+    // The proxy on `port`, journal-remote behind it on `backend` (the test's free ports in
+    // place of the shipped 19532 and 127.0.0.1:19533).
+    const int port = cgtest::free_port(), backend_port = cgtest::free_port();
+    const std::string backend = "127.0.0.1:" + std::to_string(backend_port);
+    const auto remote = cgtest::report::collector_argv(CG_FLEET_DIR, backend, collected);
+    auto start = [&](const std::vector<std::string>& argv, int listening, const fs::path& log) {
+        pid_t pid = cgtest::spawn(argv, {}, log);
         const auto deadline = std::chrono::steady_clock::now() + 10s;
-        while (!cgtest::can_connect(port)) {
-            INFO(cgtest::slurp(d / "remote.log"));
+        while (!cgtest::can_connect(listening)) {
+            INFO(cgtest::slurp(log));
             REQUIRE(::waitpid(pid, nullptr, WNOHANG) == 0);
             REQUIRE(std::chrono::steady_clock::now() < deadline);
             std::this_thread::sleep_for(50ms);
         }
         return pid;
     };
+    auto start_collector = [&] { return start(remote, backend_port, d / "remote.log"); };
+    pid_t proxy = start(cgtest::report::proxy_argv(CG_FLEET_DIR, d, "127.0.0.1:" + std::to_string(port), backend,
+                                                   d / "stunnel.conf"),
+                        port, d / "proxy.log");
+    struct Stop {
+        pid_t& pid;
+        ~Stop() { cgtest::kill_and_reap(pid); }
+    } stop_proxy{proxy};
     auto upload = [&](const std::string& server) {
         auto r = cgtest::run(cgtest::report::uploader_argv(CG_FLEET_DIR, d, server,
                                                            "https://127.0.0.1:" + std::to_string(port),
                                                            "--file=" + (servers / (server + ".journal")).string(),
                                                            d / (server + ".state")),
                              {}, std::nullopt, 60s);
-        INFO(r.out << r.err);
+        INFO(r.out << r.err << cgtest::slurp(d / "proxy.log"));
         REQUIRE(r.rc == 0);
     };
 

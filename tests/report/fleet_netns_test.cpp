@@ -1,6 +1,8 @@
 // The fleet of custguard.fleet(7) with a real custguardd on every server (host, root): a
-// collector in a network namespace of its own runs systemd-journal-remote over HTTPS (the
-// shipped journal-remote.conf); three file servers, each in a network namespace and a UTS
+// collector in a network namespace of its own runs the shipped collector: stunnel
+// (stunnel-collector.conf) on the fleet's port, requiring a client certificate of the
+// fleet's CA, in front of systemd-journal-remote on the loopback address (the shipped
+// journal-remote drop-ins and journal-remote.conf). Three file servers, each in a network namespace and a UTS
 // namespace of its own (the hostname is the server's name), are joined to it through a
 // bridge in the collector's namespace. Each server has its own tmpfs holding a zone, its
 // own scratch journald namespace and its own custguardd (fanotify enforcer), and uploads
@@ -9,7 +11,8 @@
 // collector holds every record of every server (nothing lost), `report leak-scope
 // --directory` over it counts each read once (nothing twice) and names each record's
 // server. The assertions are on the meaning of the JSON (window, servers, files, readers,
-// summary), not on its layout.
+// summary), not on its layout. A second case: uploads without a client certificate, with
+// one of another CA, or around the proxy leave nothing at the collector.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -18,6 +21,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <map>
@@ -27,6 +31,10 @@
 #include <stdexcept>
 #include <thread>
 #include <tuple>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include "custguard/common/errno_text.hpp"
 #include "custguard/common/json.hpp"
@@ -44,7 +52,7 @@ namespace {
 
 // TEST-NET-2 (RFC 5737): these addresses exist only inside the test's namespaces.
 const std::string k_collector_ip = "198.51.100.1";
-constexpr int k_port = 19532;  // journal-remote's port; the namespace is the test's own
+constexpr int k_port = 19532;  // the fleet's port (stunnel-collector.conf); the namespace is the test's own
 constexpr int k_servers = 3;
 
 // Runs `fn` on a thread of its own inside network namespace `netns` and, when `hostname`
@@ -128,6 +136,63 @@ private:
     }
     std::string prefix_;
     std::vector<std::string> servers_;
+};
+
+// A process the test started, stopped when the test leaves, REQUIREs included.
+struct Child {
+    pid_t pid = -1;
+    ~Child() { cgtest::kill_and_reap(pid); }
+};
+
+// Starts `argv` as `child` and waits until something listens on `port` in network
+// namespace `netns`.
+void start_listening(Child& child, const std::string& netns, const std::vector<std::string>& argv, int port,
+                     const fs::path& log) {
+    child.pid = cgtest::spawn(argv, {}, log);
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (bool up = false; !up;) {
+        in_namespaces(netns, "", [&] { up = cgtest::can_connect(port); });
+        INFO(cgtest::slurp(log));
+        REQUIRE(::waitpid(child.pid, nullptr, WNOHANG) == 0);
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        if (!up) std::this_thread::sleep_for(50ms);
+    }
+}
+
+// The collector in its namespace as the shipped files run it: stunnel on the fleet's port
+// (stunnel-collector.conf, only the certificate paths moved into `dir`) and
+// systemd-journal-remote behind it on the loopback address of journal-remote.socket.conf,
+// writing into `output`. `ip netns exec` execs the program, so each pid is the program's.
+class Collector {
+public:
+    Collector(std::string netns, const fs::path& dir, const fs::path& output)
+        : netns_(std::move(netns)), dir_(dir), remote_(in_netns(cgtest::report::collector_argv(
+                                                    CG_FLEET_DIR, cgtest::report::shipped_backend(CG_FLEET_DIR), output))) {
+        start_listening(proxy_, netns_,
+                        in_netns(cgtest::report::proxy_argv(CG_FLEET_DIR, dir_, "", "", dir_ / "stunnel.conf")), k_port,
+                        proxy_log_path());
+        start_remote();
+    }
+    // journal-remote alone restarts; the proxy stays.
+    void start_remote() { start_listening(remote_pid_, netns_, remote_, backend_port(), dir_ / "remote.log"); }
+    void stop_remote() { cgtest::kill_and_reap(remote_pid_.pid); }
+    std::string proxy_log() const { return cgtest::slurp(proxy_log_path()); }
+    static int backend_port() {
+        const auto backend = cgtest::report::shipped_backend(CG_FLEET_DIR);
+        return std::stoi(backend.substr(backend.rfind(':') + 1));
+    }
+
+private:
+    std::vector<std::string> in_netns(const std::vector<std::string>& argv) const {
+        std::vector<std::string> out = {"/usr/sbin/ip", "netns", "exec", netns_};
+        out.insert(out.end(), argv.begin(), argv.end());
+        return out;
+    }
+    fs::path proxy_log_path() const { return dir_ / "proxy.log"; }
+    std::string netns_;
+    fs::path dir_;
+    std::vector<std::string> remote_;
+    Child proxy_, remote_pid_;  // destroyed first: journal-remote, then the proxy
 };
 
 // One file server: its tmpfs (the zone "customers" and its files), its journald namespace
@@ -223,8 +288,9 @@ void wait_reads(const Server& s, std::size_t n) {
 
 }  // namespace
 
-TEST_CASE("report: three servers in network namespaces, each with a real custguardd, upload to a collector "
-          "that restarts: leak-scope over the collector names each record's server, nothing lost or twice",
+TEST_CASE("report: three servers in network namespaces, each with a real custguardd, upload through the "
+          "collector's TLS proxy to a journal-remote that restarts: leak-scope over the collector names each "
+          "record's server, nothing lost or twice",
           "[report][host][fleet]") {
     // Before any thread: the tmpfs mounts and the netns bind mounts stay ours.
     REQUIRE(cgtest::report::private_mounts());
@@ -240,29 +306,7 @@ TEST_CASE("report: three servers in network namespaces, each with a real custgua
     for (int i = 1; i <= k_servers; ++i) names.push_back("cgfleet-fs" + std::to_string(i));
     cgtest::report::make_certificates(d, k_collector_ip, names);
 
-    // The collector, in its namespace: `ip netns exec` execs the program, so the pid is its.
-    const auto remote = [&] {
-        auto argv = cgtest::report::collector_argv(CG_FLEET_DIR, d, std::to_string(k_port), collected);
-        argv.insert(argv.begin(), {"/usr/sbin/ip", "netns", "exec", net.collector()});
-        return argv;
-    }();
-    auto start_collector = [&] {
-        pid_t pid = cgtest::spawn(remote, {}, d / "remote.log");
-        const auto deadline = std::chrono::steady_clock::now() + 10s;
-        for (bool up = false; !up;) {
-            in_namespaces(net.collector(), "", [&] { up = cgtest::can_connect(k_port); });
-            INFO(cgtest::slurp(d / "remote.log"));
-            REQUIRE(::waitpid(pid, nullptr, WNOHANG) == 0);
-            REQUIRE(std::chrono::steady_clock::now() < deadline);
-            if (!up) std::this_thread::sleep_for(50ms);
-        }
-        return pid;
-    };
-    pid_t collector = start_collector();
-    struct StopCollector {
-        pid_t& pid;
-        ~StopCollector() { cgtest::kill_and_reap(pid); }
-    } stop_collector{collector};
+    Collector collector(net.collector(), d, collected);
 
     std::vector<std::unique_ptr<Server>> servers;
     for (int i = 1; i <= k_servers; ++i) {
@@ -293,12 +337,13 @@ TEST_CASE("report: three servers in network namespaces, each with a real custgua
         }
         wait_reads(s, static_cast<std::size_t>(i + (i == 1)));
         auto r = upload(s);
-        INFO(s.name << ": " << r.out << r.err);
+        INFO(s.name << ": " << r.out << r.err << collector.proxy_log());
         REQUIRE(r.rc == 0);
     }
 
-    // The collector goes down; the servers keep recording and cannot upload.
-    cgtest::kill_and_reap(collector);
+    // journal-remote goes down behind the proxy; the servers keep recording and cannot
+    // upload (the proxy admits them, then finds nothing to forward to).
+    collector.stop_remote();
     for (auto& sp : servers) {
         REQUIRE(cgtest::read_as(alice, sp->zone() / "orders.csv") == 0);
         auto r = upload(*sp);
@@ -306,7 +351,7 @@ TEST_CASE("report: three servers in network namespaces, each with a real custgua
         CHECK(r.rc != 0);
     }
     // It comes back; each uploader continues from its saved state.
-    collector = start_collector();
+    collector.start_remote();
     for (int i = 1; i <= k_servers; ++i) {
         auto& s = *servers[i - 1];
         wait_reads(s, static_cast<std::size_t>(i + (i == 1) + 1));
@@ -314,7 +359,7 @@ TEST_CASE("report: three servers in network namespaces, each with a real custgua
         INFO(s.name << ": " << r.out << r.err);
         REQUIRE(r.rc == 0);
     }
-    cgtest::kill_and_reap(collector);
+    collector.stop_remote();
 
     // Nothing lost: every record of every server's own journal is at the collector, under
     // that server's name.
@@ -372,4 +417,70 @@ TEST_CASE("report: three servers in network namespaces, each with a real custgua
     }
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     WARN("fleet of " << k_servers << " servers: " << took.count() << " ms; records the uploaders sent twice: " << resent);
+}
+
+TEST_CASE("report: the collector's TLS proxy admits only file servers with a client certificate of the fleet's "
+          "CA: uploads with no certificate, another CA's, or around the proxy leave nothing at the collector",
+          "[report][host][fleet]") {
+    REQUIRE(cgtest::report::private_mounts());
+    cgtest::TempDir tmp("cgfleet");
+    const fs::path d = tmp.path(), collected = d / "collected", other = d / "other";
+    fs::create_directories(collected);
+    fs::create_directories(other);
+    cgtest::report::make_certificates(d, k_collector_ip, {"cgfleet-member"});
+    // Another CA, whose client certificate looks like the fleet's in all but its signer.
+    cgtest::report::make_certificates(other, k_collector_ip, {"cgfleet-intruder"});
+
+    struct Case {
+        const char* what;
+        std::string host;  // the uploaded records' _HOSTNAME
+        std::string url;
+        fs::path certs;    // where the uploader's NAME.crt and NAME.key are
+        bool certificate;  // whether it presents one
+        bool admitted;
+    };
+    const std::string https = "https://" + k_collector_ip + ":" + std::to_string(k_port);
+    const std::vector<Case> cases = {
+        {"a client certificate of the fleet's CA", "cgfleet-member", https, d, true, true},
+        {"no client certificate", "cgfleet-anonymous", https, d, false, false},
+        {"a client certificate of another CA", "cgfleet-intruder", https, other, true, false},
+        {"plain HTTP to journal-remote's own port, around the proxy", "cgfleet-around",
+         "http://" + k_collector_ip + ":" + std::to_string(Collector::backend_port()), d, false, false},
+    };
+    FleetNet net(static_cast<int>(cases.size()));
+    Collector collector(net.collector(), d, collected);
+
+    constexpr std::uint64_t k_records = 5;
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        const auto& c = cases[i];
+        const fs::path journal = d / (c.host + ".journal");
+        cgtest::report::write_reads(journal, c.host, fmt::format("{:032x}", i + 1), k_records, 0);
+        auto up = cgtest::report::uploader_argv(CG_FLEET_DIR, c.certs, c.host, c.url, "--file=" + journal.string(),
+                                                d / (c.host + ".state"));
+        for (auto& a : up) {
+            if (!c.certificate && (a.rfind("--key=", 0) == 0 || a.rfind("--cert=", 0) == 0))
+                a = a.substr(0, a.find('=') + 1) + "-";
+            // Every uploader checks the collector against the fleet's CA: the refusal is the collector's.
+            if (a.rfind("--trust=", 0) == 0) a = "--trust=" + (d / "ca.crt").string();
+        }
+        std::vector<std::string> argv = {"/usr/sbin/ip", "netns", "exec", net.server(static_cast<int>(i) + 1)};
+        argv.insert(argv.end(), up.begin(), up.end());
+        auto r = cgtest::run(argv, {}, std::nullopt, 30s);
+        INFO(c.what << ": " << r.out << r.err << collector.proxy_log());
+        CHECK((r.rc == 0) == c.admitted);
+    }
+    collector.stop_remote();
+
+    std::map<std::string, std::uint64_t> arrived;  // _HOSTNAME -> records at the collector
+    for (const auto& [key, n] : records({"--directory=" + collected.string()})) arrived[std::get<0>(key)] += 1;
+    for (const auto& c : cases) {
+        INFO(c.what);
+        CHECK(arrived[c.host] == (c.admitted ? k_records : 0));
+    }
+    // The proxy, not journal-remote, refused: it says why (OpenSSL's words).
+    const auto log = collector.proxy_log();
+    INFO(log);
+    CHECK(log.find("Certificate accepted at depth=0: CN=cgfleet-member") != std::string::npos);
+    CHECK(log.find("peer did not return a certificate") != std::string::npos);
+    CHECK(log.find("Rejected by CERT at depth=0: CN=cgfleet-intruder") != std::string::npos);
 }
