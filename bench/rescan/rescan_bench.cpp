@@ -14,8 +14,12 @@
 //
 // Needs root; everything lives in a private mount namespace and is gone at exit.
 //
+// --split-cpus runs the creators on the last CPU and everything else (the reader, the
+// enforcer's threads, the floor) on the others: what is left of the ratio is then what
+// the creators' file system activity costs a decision, not their share of the CPUs.
+//
 //   bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]
-//                [--worker-nice N] [--no-floor]
+//                [--worker-nice N] [--no-floor] [--split-cpus]
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -99,6 +103,17 @@ pid_t start_reader(Shared* sh, const std::vector<std::string>& paths, double sec
     ::_exit(0);
 }
 
+// --split-cpus: the CPU the creators run on (-1: anywhere).
+int creator_cpu = -1;
+
+void to_creator_cpu() {
+    if (creator_cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(creator_cpu, &set);
+    if (::sched_setaffinity(0, sizeof set, &set) != 0) ::_exit(1);
+}
+
 // --no-creator-opens: the creators make and change files but open none, which tells the
 // load of their system calls apart from the permission events of their opens.
 bool creator_opens = true;
@@ -119,6 +134,7 @@ void touch_open(Shared* sh, const char* path, bool zone_file) {
 pid_t start_user_creator(Shared* sh, const std::string& drop, const std::string& out, int k) {
     pid_t pid = ::fork();
     if (pid != 0) return pid;
+    to_creator_cpu();
     if (!become(hostile_uid)) ::_exit(1);
     ::umask(0);
     // Each creator its own subdirectory on both sides.
@@ -186,6 +202,7 @@ pid_t start_user_creator(Shared* sh, const std::string& drop, const std::string&
 pid_t start_root_creator(Shared* sh, const std::string& drop, const std::string& out) {
     pid_t pid = ::fork();
     if (pid != 0) return pid;
+    to_creator_cpu();
     const char* z = drop.c_str();
     const char* o = out.c_str();
     char a[512], b[512];
@@ -240,6 +257,7 @@ int main(int argc, char** argv) {
     int rounds = 2;
     int user_creators = 4;
     bool floor = true;
+    bool split_cpus = false;
     daemon::FanotifyOptions options;
     options.use_fd_store = false;
     for (int i = 1; i < argc; ++i) {
@@ -251,23 +269,42 @@ int main(int argc, char** argv) {
         else if (a == "--no-creator-opens") creator_opens = false;
         else if (a == "--worker-nice" && i + 1 < argc) options.worker_nice = std::atoi(argv[++i]);
         else if (a == "--no-floor") floor = false;
+        else if (a == "--split-cpus") split_cpus = true;
         else {
             std::fprintf(stderr,
                          "usage: bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]\n"
-                         "                    [--worker-nice N] [--no-floor]\n"
+                         "                    [--worker-nice N] [--no-floor] [--split-cpus]\n"
                          "  --files N    zone files (default 200000)\n"
                          "  --seconds S  length of each phase (default 8)\n"
                          "  --rounds N   quiet/hostile pairs (default 2)\n"
                          "  --creators N hostile user processes (default 4; one root process besides)\n"
                          "  --no-creator-opens  the creators open nothing (their system calls' load alone)\n"
                          "  --worker-nice N  nice of the enforcer's answering threads (default: the daemon's, -10; 0: left alone)\n"
-                         "  --no-floor   leave out the phases with a bare fanotify group answering every open at once\n");
+                         "  --no-floor   leave out the phases with a bare fanotify group answering every open at once\n"
+                         "  --split-cpus the creators on the last CPU, the reader and the enforcer on the others\n");
             return 2;
         }
     }
     if (::geteuid() != 0) {
         std::fprintf(stderr, "bench_rescan: needs root\n");
         return 1;
+    }
+    if (split_cpus) {
+        // Before any thread starts: the enforcer's threads and the reader inherit it.
+        cpu_set_t all, rest;
+        CPU_ZERO(&rest);
+        if (::sched_getaffinity(0, sizeof all, &all) != 0) return sh("sched_getaffinity", -1), 1;
+        for (int c = 0; c < CPU_SETSIZE; ++c)
+            if (CPU_ISSET(c, &all)) creator_cpu = c;
+        for (int c = 0; c < creator_cpu; ++c)
+            if (CPU_ISSET(c, &all)) CPU_SET(c, &rest);
+        if (CPU_COUNT(&rest) == 0) {
+            std::fprintf(stderr, "bench_rescan: --split-cpus needs at least 2 CPUs\n");
+            return 2;
+        }
+        if (!sh("sched_setaffinity", ::sched_setaffinity(0, sizeof rest, &rest))) return 1;
+        std::printf("CPUs: creators on CPU %d, the reader and the enforcer on the other %d\n", creator_cpu,
+                    CPU_COUNT(&rest));
     }
     if (!sh("unshare", ::unshare(CLONE_NEWNS)) ||
         !sh("make / private", ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr)))
