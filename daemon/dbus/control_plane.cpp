@@ -49,9 +49,12 @@
 // announced last, so a change is announced once and no change never. Counters change
 // with every event; they are compared once per k_counters_period_usec and announced at
 // most that often.
-// Signals: JobHeld((sssususta{su}) job) for each newly held job; Alert(s event, s zone,
-// s user, s message) for each committed record a page should show at once (k_alert_kinds).
-// The D-Bus policy lets only root and custguard-admin receive them. The interface is
+// Signals: JobHeld((sssususta{su}) job) for each newly held job, unicast to each
+// connection that called Subscribe() (read-history) and may decide the job (approve-print
+// with ApproveJob's details), so that a zone's manager gets the jobs of the zone; Alert(s
+// event, s zone, s user, s message) for each committed record a page should show at once
+// (k_alert_kinds), broadcast. The D-Bus policy lets everyone receive JobHeld (custguardd
+// addresses it) and only root and custguard-admin the broadcast ones. The interface is
 // api/org.custguard1.xml; tests/dbus checks it against Introspect.
 //
 // A zone argument is a zone name or an absolute path inside a zone (the innermost zone
@@ -86,6 +89,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -361,6 +365,7 @@ constexpr MethodAction k_method_actions[] = {
     {"ListGrants", api::action::read_status, {"zone"}},
     {"GetGrants", api::action::read_status, {"zone"}},
     {"ListHeldJobs", api::action::read_history, {"zone"}},
+    {"Subscribe", api::action::read_history, {}},
     {"GetHistory", api::action::read_history, {"zone", "user", "client"}},
     {"ApproveJob", api::action::approve_print, {"job"}},
     {"RejectJob", api::action::approve_print, {"job"}},
@@ -467,6 +472,14 @@ struct ControlPlane::Impl {
     SlotPtr slot;
     std::shared_ptr<AlertQueue> alerts = std::make_shared<AlertQueue>();
     EventSourcePtr counters_timer, settle_timer, alert_source;
+    // JobHeld subscribers by unique bus name; dropped when their connection closes.
+    struct Subscriber {
+        uid_t uid;
+        bool by_group;  // subscribed by the admin-group fallback (polkitd not on the bus)
+    };
+    static constexpr std::size_t k_max_subscribers = 256;
+    std::map<std::string, Subscriber> subscribers;
+    SlotPtr owner_changes;
     std::size_t settle_step = 0;  // next entry of k_settle_usec
     std::optional<Published> announced;
     PolkitAuthority polkit;
@@ -519,11 +532,46 @@ struct ControlPlane::Impl {
         return p;
     }
 
+    // JobHeld goes to each subscriber (Subscribe) who may decide the job: unicast, since a
+    // broadcast reaches whoever the bus policy lets receive it, and the bus policy cannot
+    // tell a zone's manager from another. Asked like ApproveJob would be (job_details).
     void emit_job_held(const api::HeldJob& job) {
-        sd_bus_message* raw = nullptr;
-        if (sd_bus_message_new_signal(bus.get(), &raw, object_path, interface_name, api::signals::job_held) < 0) return;
-        MessagePtr m(raw);
-        if (api::append(m.get(), job) >= 0) sd_bus_send(bus.get(), m.get(), nullptr);
+        PolkitDetails details{{"job", job.job}};
+        job_details(job.job, details);
+        for (const auto& [name, sub] : subscribers) {
+            bool allowed = sub.uid == 0;
+            if (!allowed) {
+                const auto answer = polkit.check(bus.get(), name, api::action::approve_print, details);
+                allowed = answer.kind == PolkitAnswer::Kind::allowed ||
+                          (answer.kind == PolkitAnswer::Kind::absent && sub.by_group);
+            }
+            if (!allowed) continue;
+            sd_bus_message* raw = nullptr;
+            if (sd_bus_message_new_signal(bus.get(), &raw, object_path, interface_name, api::signals::job_held) < 0)
+                return;
+            MessagePtr m(raw);
+            if (sd_bus_message_set_destination(m.get(), name.c_str()) >= 0 && api::append(m.get(), job) >= 0)
+                sd_bus_send(bus.get(), m.get(), nullptr);
+        }
+    }
+
+    // Subscribe: JobHeld for the caller's connection until it leaves the bus.
+    Result<void> subscribe(const Caller& caller) {
+        if (caller.bus_name.empty()) return fail(error::failed, "the bus did not name the caller's connection");
+        if (!subscribers.count(caller.bus_name) && subscribers.size() >= k_max_subscribers)
+            return fail(error::failed, fmt::format("{} connections are subscribed already, the most custguardd keeps; "
+                                                   "try again when one has closed",
+                                                   k_max_subscribers));
+        subscribers[caller.bus_name] = Subscriber{caller.uid, caller.authority.rfind("group ", 0) == 0};
+        return {};
+    }
+
+    // NameOwnerChanged: a subscriber's connection closed.
+    static int on_name_owner_changed(sd_bus_message* m, void* u, sd_bus_error*) {
+        const char *name = nullptr, *old_owner = nullptr, *new_owner = nullptr;
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) >= 0 && new_owner && !*new_owner)
+            static_cast<Impl*>(u)->subscribers.erase(name);
+        return 0;
     }
 
     // Announce what changed since the last call: PropertiesChanged (Counters only when
@@ -1808,6 +1856,14 @@ int m_revoke_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
     return with_strings<2>(m, u, e, [](Impl& s, const Caller& c, Args2 a) { return s.revoke_grant(c, a[0], a[1]); });
 }
 
+int m_subscribe(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        auto r = s.subscribe(c);
+        if (!r) return reply_failure(e, r.error());
+        return sd_bus_reply_method_return(m, "");
+    });
+}
+
 int m_list_held_jobs(sd_bus_message* m, void* u, sd_bus_error* e) {
     return guarded(m, u, e, [&](Impl& s, const Caller&) {
         const char* zone = nullptr;
@@ -1953,6 +2009,7 @@ const sd_bus_vtable k_vtable[] = {
     SD_BUS_METHOD_WITH_NAMES("RevokeClientGrant", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(client), "s",
                              SD_BUS_PARAM(message), m_revoke_client_grant, k_flags),
     SD_BUS_METHOD_WITH_NAMES("ListHeldJobs", "s", SD_BUS_PARAM(zone), "a(sssususta{su})", SD_BUS_PARAM(jobs), m_list_held_jobs, k_flags),
+    SD_BUS_METHOD("Subscribe", "", "", m_subscribe, k_flags),
     SD_BUS_METHOD_WITH_NAMES("ApproveJob", "ss", SD_BUS_PARAM(job) SD_BUS_PARAM(comment), "s", SD_BUS_PARAM(message),
                              m_approve_job, k_flags),
     SD_BUS_METHOD_WITH_NAMES("RejectJob", "ss", SD_BUS_PARAM(job) SD_BUS_PARAM(reason), "s", SD_BUS_PARAM(message),
@@ -2019,6 +2076,11 @@ tl::expected<void, std::string> ControlPlane::start(sd_event* event) {
         return tl::unexpected(fmt::format("cannot own the bus name {}: {} (another custguardd running, or the "
                                           "D-Bus policy org.custguard1.conf not installed?)",
                                           bus_name, std::strerror(-r)));
+    sd_bus_slot* owners = nullptr;
+    r = sd_bus_match_signal(bus.get(), &owners, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                            "NameOwnerChanged", &Impl::on_name_owner_changed, impl_.get());
+    if (r < 0) return tl::unexpected(fmt::format("cannot follow the bus's connections: {}", std::strerror(-r)));
+    impl_->owner_changes.reset(owners);
     r = sd_bus_attach_event(bus.get(), event, SD_EVENT_PRIORITY_NORMAL);
     if (r < 0) return tl::unexpected(fmt::format("cannot attach the bus to the event loop: {}", std::strerror(-r)));
     impl_->slot = std::move(slot_owner);

@@ -118,6 +118,17 @@ public:
         slot_.reset(slot);
     }
 
+    // Subscribe (JobHeld is sent to subscribers only).
+    void subscribe() {
+        api::BusError err;
+        sd_bus_message* reply = nullptr;
+        const int r = sd_bus_call_method(bus_.get(), api::bus_name, api::object_path, api::interface_name,
+                                         api::signals::subscribe, err.get(), &reply, "");
+        sd_bus_message_unref(reply);
+        INFO(err.name() << ": " << err.message());
+        REQUIRE(r >= 0);
+    }
+
     // True once a signal for which `match` (reading the message) says true arrived.
     bool wait(const std::function<bool(sd_bus_message*)>& match, std::chrono::milliseconds timeout = 10s) {
         const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -309,6 +320,8 @@ TEST_CASE("dbus: a held print job is announced with JobHeld and PropertiesChange
     REQUIRE_ROOT();
     Fixture f;
     SignalWatch held(f, api::interface_name, api::signals::job_held);
+    held.subscribe();
+    SignalWatch unsubscribed(f, api::interface_name, api::signals::job_held);  // matches, never subscribed
     SignalWatch props(f, "org.freedesktop.DBus.Properties", "PropertiesChanged");
     auto [action, reason, hold_id] = cgdbus::check_print_job(f, "51", CG_SOURCE_DIR "/tests/scan/data/customer_utf8.txt");
     INFO(reason);
@@ -329,6 +342,8 @@ TEST_CASE("dbus: a held print job is announced with JobHeld and PropertiesChange
     REQUIRE(jobs);
     REQUIRE(jobs->size() == 1);
     CHECK(is_ours(jobs->front()));
+    // JobHeld is not broadcast: a connection that did not subscribe gets none.
+    CHECK(unsubscribed.count([](sd_bus_message*) { return true; }, 500ms) == 0);
     // custguardctl print held lists it from the property.
     auto list = f.ctl({"print", "held"});
     CHECK(list.rc == 0);
