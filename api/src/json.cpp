@@ -144,9 +144,9 @@ int read_json(sd_bus_message* m, Json& out) {
         if ((r = sd_bus_message_enter_container(m, 'v', contents)) < 0 || (r = read_json(m, out)) < 0) return r;
         return sd_bus_message_exit_container(m);
     }
-    case 'a': case 'r': {
+    case 'a': case 'r': case 'e': {
         if ((r = sd_bus_message_enter_container(m, type, contents)) < 0) return r;
-        // A dict with string keys is an object; any other array or struct an array.
+        // A dict with string keys is an object; any other array, struct or dict entry an array.
         const bool object = type == 'a' && contents && contents[0] == '{' && contents[1] == 's';
         Json value = object ? Json::object() : Json::array();
         while ((r = sd_bus_message_at_end(m, 0)) == 0) {

@@ -1828,14 +1828,20 @@ int m_list_grants(sd_bus_message* m, void* u, sd_bus_error* e) {
     return with_strings<1>(m, u, e, [](Impl& s, const Caller&, Args1 a) { return s.list_grants(a[0]); });
 }
 
-int m_get_grants(sd_bus_message* m, void* u, sd_bus_error* e) {
+// One zone argument in, a typed list out (api::append).
+template <typename Fn>
+int with_zone_list(sd_bus_message* m, void* u, sd_bus_error* e, Fn&& fn) {
     return guarded(m, u, e, [&](Impl& s, const Caller&) {
         const char* zone = nullptr;
         if (int r = sd_bus_message_read_basic(m, 's', &zone); r < 0) return sd_bus_error_set_errno(e, r);
-        auto gs = s.grants(zone);
-        if (!gs) return reply_failure(e, gs.error());
-        return reply_with(m, [&](sd_bus_message* out) { return api::append(out, *gs); });
+        auto list = fn(s, zone);
+        if (!list) return reply_failure(e, list.error());
+        return reply_with(m, [&](sd_bus_message* out) { return api::append(out, *list); });
     });
+}
+
+int m_get_grants(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return with_zone_list(m, u, e, [](Impl& s, const char* zone) { return s.grants(zone); });
 }
 
 int m_get_history(sd_bus_message* m, void* u, sd_bus_error* e) {  // history.hpp
@@ -1865,13 +1871,7 @@ int m_subscribe(sd_bus_message* m, void* u, sd_bus_error* e) {
 }
 
 int m_list_held_jobs(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return guarded(m, u, e, [&](Impl& s, const Caller&) {
-        const char* zone = nullptr;
-        if (int r = sd_bus_message_read_basic(m, 's', &zone); r < 0) return sd_bus_error_set_errno(e, r);
-        auto jobs = s.list_held_jobs(zone);
-        if (!jobs) return reply_failure(e, jobs.error());
-        return reply_with(m, [&](sd_bus_message* out) { return api::append(out, *jobs); });
-    });
+    return with_zone_list(m, u, e, [](Impl& s, const char* zone) { return s.list_held_jobs(zone); });
 }
 
 int m_approve_job(sd_bus_message* m, void* u, sd_bus_error* e) {
