@@ -160,12 +160,12 @@ tl::expected<std::string, CallError> read_string(sd_bus_message* m) {
     return std::string(s ? s : "");
 }
 
+// A typed document (a{sv}, aa{sv}) as the JSON custguardctl --json prints (api/json.hpp).
 tl::expected<Json, CallError> read_json(sd_bus_message* m) {
-    auto s = read_string(m);
-    if (!s) return tl::unexpected(s.error());
-    auto j = Json::parse(*s);
-    if (!j) return tl::unexpected(CallError{k_exit_failed, "", "malformed reply from custguardd: " + j.error()});
-    return *j;
+    Json j;
+    if (int r = api::read_json(m, j); r < 0)
+        return tl::unexpected(CallError{k_exit_failed, "", std::string("malformed reply from custguardd: ") + std::strerror(-r)});
+    return j;
 }
 
 // ---- journal ----------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ struct ControlCommands::Impl {
         return k_exit_ok;
     }
 
-    // Calls a method returning one JSON string; prints it with --json or hands it to `render`.
+    // Calls a method returning a typed document; prints it as JSON with --json or hands it to `render`.
     template <typename Render>
     int json_call(tl::expected<api::MessagePtr, CallError> reply, Render&& render) {
         if (!reply) return report(reply.error(), json);
@@ -389,11 +389,10 @@ struct ControlCommands::Impl {
         auto reply = call("CheckPolicy");
         if (!reply) return report(reply.error(), json);
         int valid = 0;
-        const char* text = nullptr;
-        if (int r = sd_bus_message_read(reply->get(), "bs", &valid, &text); r < 0)
+        if (int r = sd_bus_message_read_basic(reply->get(), 'b', &valid); r <= 0)
             return report({k_exit_failed, "", "malformed reply"}, json);
-        auto diags = Json::parse(text ? text : "[]");
-        if (!diags) return report({k_exit_failed, "", diags.error()}, json);
+        auto diags = read_json(reply->get());
+        if (!diags) return report(diags.error(), json);
         if (json) {
             std::cout << Json::object().set("valid", static_cast<bool>(valid)).set("diagnostics", *diags).dump(2) << '\n';
         } else {
@@ -598,9 +597,9 @@ struct ControlCommands::Impl {
         return k_exit_ok;
     }
 
-    // From the typed HeldJobs property; --json prints the same fields as JSON.
+    // From the typed ListHeldJobs; --json prints the same fields as JSON.
     int do_print_held() {
-        auto jobs = classified(bus->held_jobs());
+        auto jobs = classified(bus->held_jobs(zone));
         if (!jobs) return report(jobs.error(), json);
         if (json) {
             Json out = Json::array();
@@ -790,6 +789,7 @@ ControlCommands::ControlCommands(CLI::App& app, CLI::App& policy) : impl_(std::m
     auto* print = app.add_subcommand("print", "Print jobs held for a decision");
     print->require_subcommand(1);
     d.print_held = print->add_subcommand("held", "List the held print jobs");
+    d.print_held->add_option("ZONE", d.zone, "Only jobs of users allowed in this zone (name or path)");
     json_flag(d.print_held);
     d.print_approve = print->add_subcommand("approve", "Release a held print job to its printer");
     d.print_approve->add_option("JOB", d.job, "Job id (see print held)")->required();

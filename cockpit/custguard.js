@@ -1,6 +1,6 @@
 // custguard's Cockpit page. Everything goes through org.custguard1 on the system bus with
 // cockpit.dbus, as the logged-in user; custguardd decides what that user may see and do
-// (custguard.dbus(7)). Held jobs arrive by signal (JobHeld, PropertiesChanged), not by
+// (custguard.dbus(7)). Held jobs arrive by signal (JobHeld after Subscribe, PropertiesChanged), not by
 // polling. Only the DOM API is used to build the page (textContent, never innerHTML), so
 // names from the bus cannot inject markup; charts are SVG drawn here.
 "use strict";
@@ -269,11 +269,12 @@ function start() {
         ev.preventDefault();
         load_history();
     });
-    // Subscribe first, then read: a job held in between is in one or the other.
+    // Subscribe first, then read: a job held in between is in one or the other. JobHeld is
+    // sent only to connections that called Subscribe, and only the jobs this user may decide.
     client.subscribe({ path: PATH, interface: IFACE, member: "JobHeld" }, (path, iface, signal, [job]) => add_held(job));
     client.subscribe({ path: PATH, interface: PROPS, member: "PropertiesChanged" }, on_properties_changed);
     Promise.all([
-        get_property("HeldJobs").then(set_held),
+        call("Subscribe", "", []).then(() => get_property("HeldJobs")).then(set_held),
         get_property("Zones").then(set_zones),
         load_grants(),
         load_changes(),

@@ -124,6 +124,10 @@ tl::expected<std::vector<HeldJob>, CallError> Client::held_jobs() {
     return read_value<std::vector<HeldJob>>(get_property(property::held_jobs, (std::string("a") + held_job_signature).c_str()));
 }
 
+tl::expected<std::vector<HeldJob>, CallError> Client::held_jobs(const std::string& zone) {
+    return read_value<std::vector<HeldJob>>(call_strings("ListHeldJobs", {zone}));
+}
+
 tl::expected<std::vector<Grant>, CallError> Client::grants(const std::string& zone) {
     return read_value<std::vector<Grant>>(call_strings("GetGrants", {zone}));
 }

@@ -56,6 +56,10 @@ public:
             r = sd_bus_add_match(raw, nullptr,
                                  "type='signal',sender='org.custguard1',interface='org.custguard1',member='JobHeld'",
                                  &HeldSignals::on_signal, this);
+        // JobHeld is sent only to connections that called Subscribe (custguard.dbus(7)).
+        if (r >= 0)
+            r = sd_bus_call_method(raw, "org.custguard1", "/org/custguard1", "org.custguard1", "Subscribe", nullptr,
+                                   nullptr, "");
         if (r < 0) throw std::runtime_error(std::string("JobHeld subscription: ") + std::strerror(-r));
         thread_ = std::thread([this] {
             while (!stop_) {

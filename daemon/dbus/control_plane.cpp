@@ -1,22 +1,23 @@
 // The org.custguard1 service.
 //
-// Methods (interface org.custguard1, object /org/custguard1). "JSON" results are UTF-8
-// JSON documents whose shape is documented in custguardctl(8); custguardctl --json prints
-// them as they are.
+// Methods (interface org.custguard1, object /org/custguard1). Results are typed values;
+// documents (status, policy, lists) are a{sv} / aa{sv} built from the JSON objects
+// custguardctl --json prints (api/json.hpp maps them; custguard.dbus(7) lists the keys),
+// so custguardctl rebuilds the same JSON from the typed reply.
 //
-//   GetStatus()                                   -> s status (JSON object)
-//   CheckPolicy()                                 -> b valid, s diagnostics (JSON array)
-//   ReloadPolicy()                                -> s warnings (JSON array); PolicyRefused
-//   ShowPolicy()                                  -> s policy (JSON object, with origins)
-//   ListZones()                                   -> s zones (JSON array)
+//   GetStatus()                                   -> a{sv} status
+//   CheckPolicy()                                 -> b valid, aa{sv} diagnostics
+//   ReloadPolicy()                                -> aa{sv} warnings; PolicyRefused
+//   ShowPolicy()                                  -> a{sv} policy (with origins)
+//   ListZones()                                   -> aa{sv} zones
 //   AllowUser(s zone, s user)                     -> s message
 //   RevokeUser(s zone, s user)                    -> s message
-//   ListUsers(s zone)                             -> s users (JSON array; zone "" = all)
+//   ListUsers(s zone)                             -> aa{sv} users (zone "" = all)
 //   AllowDevice(s kind, s zone, s value)          -> s message
 //   RevokeDevice(s kind, s zone, s value)         -> s message
-//   ListDevices(s kind, s zone)                   -> s devices (JSON array; "" = all)
+//   ListDevices(s kind, s zone)                   -> aa{sv} devices ("" = all)
 //   AddGrant(s zone, s user, x seconds, s reason) -> t expires_at (seconds since the epoch)
-//   ListGrants(s zone)                            -> s grants (JSON array)
+//   ListGrants(s zone)                            -> aa{sv} grants (with remaining_seconds)
 //   GetGrants(s zone)                             -> a(ssstsst) grants (typed: zone, user,
 //                                                    client, expires_at, reason, granted_by, granted_at)
 //   GetHistory(s zone, s user, s client, s event, t since_usec, t until_usec, u limit)
@@ -26,7 +27,8 @@
 //   RevokeClientGrant(s zone, s client)           -> s message
 //     (a client machine counts as listed in the zone's allow_clients until expires_at;
 //     ListGrants lists both kinds, a client grant with "client" set and "user" "")
-//   ListHeldJobs()                                -> s jobs (JSON array)
+//   ListHeldJobs(s zone)                          -> a(sssususta{su}) jobs (of owners who may read
+//                                                    the zone; "" = all)
 //   ApproveJob(s job, s comment)                  -> s message
 //   RejectJob(s job, s reason)                    -> s message
 //   CheckPrintJob(a{ss} job, h document)          -> s action, s reason, s hold_id
@@ -39,12 +41,20 @@
 //   Version s (constant), Enforcer s, Zones a(sasssasas), HeldJobs a(sssususta{su}),
 //   Counters a{st}
 //
-// PropertiesChanged carries the new values; the control plane compares them with what it
-// announced last after each of its methods and every k_publish_period_usec, which catches
-// changes made elsewhere (a print job held by the gate's workers, a reload on SIGHUP).
-// Signals: JobHeld((sssususta{su}) job) for each newly held job; Alert(s event, s zone,
-// s user, s message) for each committed record a page should show at once (k_alert_kinds).
-// The D-Bus policy lets only root and custguard-admin receive them. The interface is
+// PropertiesChanged carries the new values, sent when something changes them: after each
+// of this plane's methods, and when the pipeline commits a record of a change made
+// elsewhere (k_change_kinds: a job held by the gate's workers, a reload on SIGHUP, an
+// expired grant), then again k_settle_usec later, since the gate records a hold just
+// before it stores the job. Enforcer, Zones and HeldJobs are compared with what was
+// announced last, so a change is announced once and no change never. Counters change
+// with every event; they are compared once per k_counters_period_usec and announced at
+// most that often.
+// Signals: JobHeld((sssususta{su}) job) for each newly held job, unicast to each
+// connection that called Subscribe() (read-history) and may decide the job (approve-print
+// with ApproveJob's details), so that a zone's manager gets the jobs of the zone; Alert(s
+// event, s zone, s user, s message) for each committed record a page should show at once
+// (k_alert_kinds), broadcast. The D-Bus policy lets everyone receive JobHeld (custguardd
+// addresses it) and only root and custguard-admin the broadcast ones. The interface is
 // api/org.custguard1.xml; tests/dbus checks it against Introspect.
 //
 // A zone argument is a zone name or an absolute path inside a zone (the innermost zone
@@ -79,6 +89,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -116,8 +127,13 @@ using api::SlotPtr;
 
 namespace {
 
-// How often the properties are compared with what was announced (see the top).
-constexpr std::uint64_t k_publish_period_usec = 250'000;
+// When properties are compared with what was announced (see the top).
+constexpr std::uint64_t k_settle_usec[] = {100'000, 1'000'000};
+constexpr std::uint64_t k_counters_period_usec = 1'000'000;
+
+// Records of changes to what the properties show, made outside this plane's methods.
+constexpr events::Kind k_change_kinds[] = {events::Kind::print, events::Kind::admin_change,
+                                           events::Kind::policy_reload};
 
 // Records announced with the Alert signal, and the event name each gets.
 constexpr std::pair<events::Kind, const char*> k_alert_kinds[] = {
@@ -142,7 +158,15 @@ struct AlertQueue {
     // Alerts not announced because the queue was full (Counters "alerts.dropped", status);
     // the records themselves are in the journal.
     std::atomic<std::uint64_t> dropped{0};
+    // A change record was committed (k_change_kinds): the loop compares the properties.
+    std::atomic<bool> changed{false};
     common::UniqueFd wake{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+
+    void push_change() {
+        changed.store(true, std::memory_order_release);
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(wake.get(), &one, sizeof one);
+    }
 
     void push(Alert a) {
         {
@@ -308,6 +332,7 @@ constexpr MethodLimits k_method_limits[] = {
     {"ListDevices", {{{"kind", k_kind_bytes}, {"zone", k_zone_bytes}}}},
     {"AddGrant", {{{"zone", k_zone_bytes}, {"user", k_user_bytes}, {"seconds"}, {"reason", k_reason_bytes}}}},
     {"ListGrants", {{{"zone", k_zone_bytes}}}},
+    {"ListHeldJobs", {{{"zone", k_zone_bytes}}}},
     {"GetGrants", {{{"zone", k_zone_bytes}}}},
     {"RevokeGrant", {{{"zone", k_zone_bytes}, {"user", k_user_bytes}}}},
     {"AddClientGrant", {{{"zone", k_zone_bytes}, {"client", k_device_bytes}, {"seconds"}, {"reason", k_reason_bytes}}}},
@@ -339,7 +364,8 @@ constexpr MethodAction k_method_actions[] = {
     {"ListDevices", api::action::read_status, {"kind", "zone"}},
     {"ListGrants", api::action::read_status, {"zone"}},
     {"GetGrants", api::action::read_status, {"zone"}},
-    {"ListHeldJobs", api::action::read_history, {}},
+    {"ListHeldJobs", api::action::read_history, {"zone"}},
+    {"Subscribe", api::action::read_history, {}},
     {"GetHistory", api::action::read_history, {"zone", "user", "client"}},
     {"ApproveJob", api::action::approve_print, {"job"}},
     {"RejectJob", api::action::approve_print, {"job"}},
@@ -445,7 +471,16 @@ struct ControlPlane::Impl {
     BusPtr bus;
     SlotPtr slot;
     std::shared_ptr<AlertQueue> alerts = std::make_shared<AlertQueue>();
-    EventSourcePtr publish_timer, alert_source;
+    EventSourcePtr counters_timer, settle_timer, alert_source;
+    // JobHeld subscribers by unique bus name; dropped when their connection closes.
+    struct Subscriber {
+        uid_t uid;
+        bool by_group;  // subscribed by the admin-group fallback (polkitd not on the bus)
+    };
+    static constexpr std::size_t k_max_subscribers = 256;
+    std::map<std::string, Subscriber> subscribers;
+    SlotPtr owner_changes;
+    std::size_t settle_step = 0;  // next entry of k_settle_usec
     std::optional<Published> announced;
     PolkitAuthority polkit;
 
@@ -497,16 +532,52 @@ struct ControlPlane::Impl {
         return p;
     }
 
+    // JobHeld goes to each subscriber (Subscribe) who may decide the job: unicast, since a
+    // broadcast reaches whoever the bus policy lets receive it, and the bus policy cannot
+    // tell a zone's manager from another. Asked like ApproveJob would be (job_details).
     void emit_job_held(const api::HeldJob& job) {
-        sd_bus_message* raw = nullptr;
-        if (sd_bus_message_new_signal(bus.get(), &raw, object_path, interface_name, api::signals::job_held) < 0) return;
-        MessagePtr m(raw);
-        if (api::append(m.get(), job) >= 0) sd_bus_send(bus.get(), m.get(), nullptr);
+        PolkitDetails details{{"job", job.job}};
+        job_details(job.job, details);
+        for (const auto& [name, sub] : subscribers) {
+            bool allowed = sub.uid == 0;
+            if (!allowed) {
+                const auto answer = polkit.check(bus.get(), name, api::action::approve_print, details);
+                allowed = answer.kind == PolkitAnswer::Kind::allowed ||
+                          (answer.kind == PolkitAnswer::Kind::absent && sub.by_group);
+            }
+            if (!allowed) continue;
+            sd_bus_message* raw = nullptr;
+            if (sd_bus_message_new_signal(bus.get(), &raw, object_path, interface_name, api::signals::job_held) < 0)
+                return;
+            MessagePtr m(raw);
+            if (sd_bus_message_set_destination(m.get(), name.c_str()) >= 0 && api::append(m.get(), job) >= 0)
+                sd_bus_send(bus.get(), m.get(), nullptr);
+        }
     }
 
-    // Announce what changed since the last call: PropertiesChanged, and JobHeld for each
-    // job not held before. The first call only takes the baseline.
-    void publish() {
+    // Subscribe: JobHeld for the caller's connection until it leaves the bus.
+    Result<void> subscribe(const Caller& caller) {
+        if (caller.bus_name.empty()) return fail(error::failed, "the bus did not name the caller's connection");
+        if (!subscribers.count(caller.bus_name) && subscribers.size() >= k_max_subscribers)
+            return fail(error::failed, fmt::format("{} connections are subscribed already, the most custguardd keeps; "
+                                                   "try again when one has closed",
+                                                   k_max_subscribers));
+        subscribers[caller.bus_name] = Subscriber{caller.uid, caller.authority.rfind("group ", 0) == 0};
+        return {};
+    }
+
+    // NameOwnerChanged: a subscriber's connection closed.
+    static int on_name_owner_changed(sd_bus_message* m, void* u, sd_bus_error*) {
+        const char *name = nullptr, *old_owner = nullptr, *new_owner = nullptr;
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) >= 0 && new_owner && !*new_owner)
+            static_cast<Impl*>(u)->subscribers.erase(name);
+        return 0;
+    }
+
+    // Announce what changed since the last call: PropertiesChanged (Counters only when
+    // `counters`), and JobHeld for each job not held before. The first call only takes
+    // the baseline.
+    void publish(bool counters = false) {
         if (!bus) return;
         Published now = current();
         if (announced) {
@@ -518,7 +589,8 @@ struct ControlPlane::Impl {
             if (now.enforcer != announced->enforcer) changed.push_back(api::property::enforcer);
             if (now.zones != announced->zones) changed.push_back(api::property::zones);
             if (now.held != announced->held) changed.push_back(api::property::held_jobs);
-            if (now.counters != announced->counters) changed.push_back(api::property::counters);
+            if (counters && now.counters != announced->counters) changed.push_back(api::property::counters);
+            if (!counters) now.counters = std::move(announced->counters);
             if (!changed.empty()) {
                 changed.push_back(nullptr);
                 sd_bus_emit_properties_changed_strv(bus.get(), object_path, interface_name,
@@ -528,27 +600,57 @@ struct ControlPlane::Impl {
         announced = std::move(now);
     }
 
+    // A change record arrived: compare now, and again after each k_settle_usec.
+    void publish_change() {
+        publish();
+        settle_step = 0;
+        arm_settle();
+    }
+
+    void arm_settle() {
+        if (!settle_timer || settle_step >= std::size(k_settle_usec)) return;
+        const std::uint64_t delay = k_settle_usec[settle_step] - (settle_step ? k_settle_usec[settle_step - 1] : 0);
+        if (sd_event_source_set_time_relative(settle_timer.get(), delay) >= 0)
+            sd_event_source_set_enabled(settle_timer.get(), SD_EVENT_ONESHOT);
+    }
+
     void emit_alerts() {
         for (const auto& a : alerts->take()) {
             sd_bus_emit_signal(bus.get(), object_path, interface_name, api::signals::alert, "ssss", a.event.c_str(),
                                a.zone.c_str(), a.user.c_str(), a.message.c_str());
         }
+        if (alerts->changed.exchange(false, std::memory_order_acq_rel)) publish_change();
     }
 
     tl::expected<void, std::string> start_publishing(sd_event* event) {
-        publish();
+        publish(true);
+        auto failed = [](const char* what, int r) {
+            return tl::unexpected(fmt::format("cannot start the {} timer: {}", what, std::strerror(-r)));
+        };
         sd_event_source* timer = nullptr;
         int r = sd_event_add_time_relative(
-            event, &timer, CLOCK_MONOTONIC, k_publish_period_usec, 0,
+            event, &timer, CLOCK_MONOTONIC, k_counters_period_usec, 0,
             [](sd_event_source* s, std::uint64_t, void* u) {
-                static_cast<Impl*>(u)->publish();
-                return sd_event_source_set_time_relative(s, k_publish_period_usec);
+                static_cast<Impl*>(u)->publish(true);
+                return sd_event_source_set_time_relative(s, k_counters_period_usec);
             },
             this);
-        if (r < 0) return tl::unexpected(fmt::format("cannot start the property timer: {}", std::strerror(-r)));
-        publish_timer.reset(timer);
-        if ((r = sd_event_source_set_enabled(timer, SD_EVENT_ON)) < 0)
-            return tl::unexpected(fmt::format("cannot start the property timer: {}", std::strerror(-r)));
+        if (r < 0) return failed("counters", r);
+        counters_timer.reset(timer);
+        if ((r = sd_event_source_set_enabled(timer, SD_EVENT_ON)) < 0) return failed("counters", r);
+        r = sd_event_add_time_relative(
+            event, &timer, CLOCK_MONOTONIC, k_settle_usec[0], 0,
+            [](sd_event_source*, std::uint64_t, void* u) {
+                auto* self = static_cast<Impl*>(u);
+                self->publish();
+                ++self->settle_step;
+                self->arm_settle();
+                return 0;
+            },
+            this);
+        if (r < 0) return failed("settle", r);
+        settle_timer.reset(timer);
+        if ((r = sd_event_source_set_enabled(timer, SD_EVENT_OFF)) < 0) return failed("settle", r);
         if (alerts->wake.get() < 0) return tl::unexpected(fmt::format("cannot create an eventfd: {}", std::strerror(errno)));
         sd_event_source* io = nullptr;
         r = sd_event_add_io(
@@ -564,8 +666,10 @@ struct ControlPlane::Impl {
         return {};
     }
 
-    // Pipeline observer (writer thread): hands alert records to the loop.
+    // Pipeline observer (writer thread): hands alert and change records to the loop.
     static void observe(AlertQueue& queue, const events::Record& r) {
+        if (std::find(std::begin(k_change_kinds), std::end(k_change_kinds), r.kind) != std::end(k_change_kinds))
+            queue.push_change();
         for (const auto& [kind, event] : k_alert_kinds) {
             if (r.kind != kind) continue;
             auto field = [&](std::string_view name) {
@@ -1527,10 +1631,30 @@ struct ControlPlane::Impl {
         return fmt::format("report queued for delivery ({} {})", *queued, *queued == 1 ? "message" : "messages");
     }
 
-    Result<Json> list_held_jobs() {
-        Json out = Json::array();
-        for (const auto& j : daemon.held_jobs().list()) out.push(api::to_json(job_value(j)));
+    // The held jobs whose owner may read `zone_arg` (zones_of_user, as polkit's "zone"
+    // detail of ApproveJob); "" = all.
+    Result<std::vector<api::HeldJob>> list_held_jobs(const std::string& zone_arg) {
+        std::string zname;
+        if (!zone_arg.empty()) {
+            const auto policy = daemon.current_policy();
+            auto zone = resolve_zone(policy, zone_arg);
+            if (!zone) return tl::unexpected(zone.error());
+            zname = (*zone)->name;
+        }
+        std::vector<api::HeldJob> out;
+        for (const auto& j : daemon.held_jobs().list())
+            if (zname.empty() || in_list(zones_of_user(j.user), zname)) out.push_back(job_value(j));
         return out;
+    }
+
+    // `name` is one of the ','-joined `list` (zone names hold no ',').
+    static bool in_list(std::string_view list, std::string_view name) {
+        for (std::size_t start = 0; start <= list.size();) {
+            const auto end = std::min(list.find(',', start), list.size());
+            if (list.substr(start, end - start) == name) return true;
+            start = end + 1;
+        }
+        return false;
     }
 
     Result<std::string> decide_job(const Caller& caller, const std::string& id, const std::string& comment,
@@ -1597,9 +1721,19 @@ int reply(sd_bus_message* m, sd_bus_error* err, const Result<std::string>& r) {
     return sd_bus_reply_method_return(m, "s", r->c_str());
 }
 
+// A value sent typed (api/json.hpp): an object as a{sv}, a list of objects as aa{sv}.
+template <typename Append>
+int reply_with(sd_bus_message* m, Append&& append) {
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    MessagePtr reply(raw);
+    if (r >= 0) r = append(reply.get());
+    return r < 0 ? r : sd_bus_send(nullptr, reply.get(), nullptr);
+}
+
 int reply(sd_bus_message* m, sd_bus_error* err, const Result<Json>& r) {
     if (!r) return reply_failure(err, r.error());
-    return sd_bus_reply_method_return(m, "s", r->dump().c_str());
+    return reply_with(m, [&](sd_bus_message* out) { return api::append_json(out, *r, r->is_array() ? "a{sv}" : ""); });
 }
 
 // The shape of most methods: N string arguments in, a string or JSON text out.
@@ -1626,7 +1760,11 @@ int m_check_policy(sd_bus_message* m, void* u, sd_bus_error* e) {
     return guarded(m, u, e, [&](Impl& s, const Caller&) {
         auto r = s.check_policy();
         if (!r) return reply_failure(e, r.error());
-        return sd_bus_reply_method_return(m, "bs", static_cast<int>(r->first), r->second.dump().c_str());
+        return reply_with(m, [&](sd_bus_message* out) {
+            const int valid = r->first;
+            int q = sd_bus_message_append_basic(out, 'b', &valid);
+            return q < 0 ? q : api::append_json(out, r->second, "a{sv}");
+        });
     });
 }
 
@@ -1692,20 +1830,20 @@ int m_list_grants(sd_bus_message* m, void* u, sd_bus_error* e) {
     return with_strings<1>(m, u, e, [](Impl& s, const Caller&, Args1 a) { return s.list_grants(a[0]); });
 }
 
-int m_get_grants(sd_bus_message* m, void* u, sd_bus_error* e) {
+// One zone argument in, a typed list out (api::append).
+template <typename Fn>
+int with_zone_list(sd_bus_message* m, void* u, sd_bus_error* e, Fn&& fn) {
     return guarded(m, u, e, [&](Impl& s, const Caller&) {
         const char* zone = nullptr;
         if (int r = sd_bus_message_read_basic(m, 's', &zone); r < 0) return sd_bus_error_set_errno(e, r);
-        auto gs = s.grants(zone);
-        if (!gs) return reply_failure(e, gs.error());
-        MessagePtr reply;
-        sd_bus_message* raw = nullptr;
-        int r = sd_bus_message_new_method_return(m, &raw);
-        reply.reset(raw);
-        if (r >= 0) r = api::append(reply.get(), *gs);
-        if (r >= 0) r = sd_bus_send(nullptr, reply.get(), nullptr);
-        return r;
+        auto list = fn(s, zone);
+        if (!list) return reply_failure(e, list.error());
+        return reply_with(m, [&](sd_bus_message* out) { return api::append(out, *list); });
     });
+}
+
+int m_get_grants(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return with_zone_list(m, u, e, [](Impl& s, const char* zone) { return s.grants(zone); });
 }
 
 int m_get_history(sd_bus_message* m, void* u, sd_bus_error* e) {  // history.hpp
@@ -1726,8 +1864,16 @@ int m_revoke_grant(sd_bus_message* m, void* u, sd_bus_error* e) {
     return with_strings<2>(m, u, e, [](Impl& s, const Caller& c, Args2 a) { return s.revoke_grant(c, a[0], a[1]); });
 }
 
+int m_subscribe(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return guarded(m, u, e, [&](Impl& s, const Caller& c) {
+        auto r = s.subscribe(c);
+        if (!r) return reply_failure(e, r.error());
+        return sd_bus_reply_method_return(m, "");
+    });
+}
+
 int m_list_held_jobs(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return with_strings<0>(m, u, e, [](Impl& s, const Caller&, Args0) { return s.list_held_jobs(); });
+    return with_zone_list(m, u, e, [](Impl& s, const char* zone) { return s.list_held_jobs(zone); });
 }
 
 int m_approve_job(sd_bus_message* m, void* u, sd_bus_error* e) {
@@ -1831,27 +1977,27 @@ constexpr auto k_flags = SD_BUS_VTABLE_UNPRIVILEGED;
 
 const sd_bus_vtable k_vtable[] = {
     SD_BUS_VTABLE_START(0),
-    SD_BUS_METHOD_WITH_NAMES("GetStatus", "", , "s", SD_BUS_PARAM(status), m_get_status, k_flags),
-    SD_BUS_METHOD_WITH_NAMES("CheckPolicy", "", , "bs", SD_BUS_PARAM(valid) SD_BUS_PARAM(diagnostics),
+    SD_BUS_METHOD_WITH_NAMES("GetStatus", "", , "a{sv}", SD_BUS_PARAM(status), m_get_status, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("CheckPolicy", "", , "baa{sv}", SD_BUS_PARAM(valid) SD_BUS_PARAM(diagnostics),
                              m_check_policy, k_flags),
-    SD_BUS_METHOD_WITH_NAMES("ReloadPolicy", "", , "s", SD_BUS_PARAM(warnings), m_reload_policy, k_flags),
-    SD_BUS_METHOD_WITH_NAMES("ShowPolicy", "", , "s", SD_BUS_PARAM(policy), m_show_policy, k_flags),
-    SD_BUS_METHOD_WITH_NAMES("ListZones", "", , "s", SD_BUS_PARAM(zones), m_list_zones, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ReloadPolicy", "", , "aa{sv}", SD_BUS_PARAM(warnings), m_reload_policy, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ShowPolicy", "", , "a{sv}", SD_BUS_PARAM(policy), m_show_policy, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ListZones", "", , "aa{sv}", SD_BUS_PARAM(zones), m_list_zones, k_flags),
     SD_BUS_METHOD_WITH_NAMES("AllowUser", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(user), "s", SD_BUS_PARAM(message),
                              m_allow_user, k_flags),
     SD_BUS_METHOD_WITH_NAMES("RevokeUser", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(user), "s", SD_BUS_PARAM(message),
                              m_revoke_user, k_flags),
-    SD_BUS_METHOD_WITH_NAMES("ListUsers", "s", SD_BUS_PARAM(zone), "s", SD_BUS_PARAM(users), m_list_users, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ListUsers", "s", SD_BUS_PARAM(zone), "aa{sv}", SD_BUS_PARAM(users), m_list_users, k_flags),
     SD_BUS_METHOD_WITH_NAMES("AllowDevice", "sss", SD_BUS_PARAM(kind) SD_BUS_PARAM(zone) SD_BUS_PARAM(value), "s",
                              SD_BUS_PARAM(message), m_allow_device, k_flags),
     SD_BUS_METHOD_WITH_NAMES("RevokeDevice", "sss", SD_BUS_PARAM(kind) SD_BUS_PARAM(zone) SD_BUS_PARAM(value), "s",
                              SD_BUS_PARAM(message), m_revoke_device, k_flags),
-    SD_BUS_METHOD_WITH_NAMES("ListDevices", "ss", SD_BUS_PARAM(kind) SD_BUS_PARAM(zone), "s", SD_BUS_PARAM(devices),
+    SD_BUS_METHOD_WITH_NAMES("ListDevices", "ss", SD_BUS_PARAM(kind) SD_BUS_PARAM(zone), "aa{sv}", SD_BUS_PARAM(devices),
                              m_list_devices, k_flags),
     SD_BUS_METHOD_WITH_NAMES("AddGrant", "ssxs",
                              SD_BUS_PARAM(zone) SD_BUS_PARAM(user) SD_BUS_PARAM(seconds) SD_BUS_PARAM(reason), "t",
                              SD_BUS_PARAM(expires_at), m_add_grant_of<&Impl::add_grant>, k_flags),
-    SD_BUS_METHOD_WITH_NAMES("ListGrants", "s", SD_BUS_PARAM(zone), "s", SD_BUS_PARAM(grants), m_list_grants, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ListGrants", "s", SD_BUS_PARAM(zone), "aa{sv}", SD_BUS_PARAM(grants), m_list_grants, k_flags),
     SD_BUS_METHOD_WITH_NAMES("GetGrants", "s", SD_BUS_PARAM(zone), "a(ssstsst)", SD_BUS_PARAM(grants), m_get_grants,
                              k_flags),
     SD_BUS_METHOD_WITH_NAMES("GetHistory", "ssssttu", SD_BUS_PARAM(zone) SD_BUS_PARAM(user) SD_BUS_PARAM(client)
@@ -1864,7 +2010,8 @@ const sd_bus_vtable k_vtable[] = {
                              SD_BUS_PARAM(expires_at), m_add_grant_of<&Impl::add_client_grant>, k_flags),
     SD_BUS_METHOD_WITH_NAMES("RevokeClientGrant", "ss", SD_BUS_PARAM(zone) SD_BUS_PARAM(client), "s",
                              SD_BUS_PARAM(message), m_revoke_client_grant, k_flags),
-    SD_BUS_METHOD_WITH_NAMES("ListHeldJobs", "", , "s", SD_BUS_PARAM(jobs), m_list_held_jobs, k_flags),
+    SD_BUS_METHOD_WITH_NAMES("ListHeldJobs", "s", SD_BUS_PARAM(zone), "a(sssususta{su})", SD_BUS_PARAM(jobs), m_list_held_jobs, k_flags),
+    SD_BUS_METHOD("Subscribe", "", "", m_subscribe, k_flags),
     SD_BUS_METHOD_WITH_NAMES("ApproveJob", "ss", SD_BUS_PARAM(job) SD_BUS_PARAM(comment), "s", SD_BUS_PARAM(message),
                              m_approve_job, k_flags),
     SD_BUS_METHOD_WITH_NAMES("RejectJob", "ss", SD_BUS_PARAM(job) SD_BUS_PARAM(reason), "s", SD_BUS_PARAM(message),
@@ -1931,6 +2078,11 @@ tl::expected<void, std::string> ControlPlane::start(sd_event* event) {
         return tl::unexpected(fmt::format("cannot own the bus name {}: {} (another custguardd running, or the "
                                           "D-Bus policy org.custguard1.conf not installed?)",
                                           bus_name, std::strerror(-r)));
+    sd_bus_slot* owners = nullptr;
+    r = sd_bus_match_signal(bus.get(), &owners, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                            "NameOwnerChanged", &Impl::on_name_owner_changed, impl_.get());
+    if (r < 0) return tl::unexpected(fmt::format("cannot follow the bus's connections: {}", std::strerror(-r)));
+    impl_->owner_changes.reset(owners);
     r = sd_bus_attach_event(bus.get(), event, SD_EVENT_PRIORITY_NORMAL);
     if (r < 0) return tl::unexpected(fmt::format("cannot attach the bus to the event loop: {}", std::strerror(-r)));
     impl_->slot = std::move(slot_owner);

@@ -6,8 +6,11 @@
 // /etc/polkit-1/rules.d: the test mounts directories holding only the shipped files over
 // them, in this process's private mount namespace (have_root()), so nothing on the host
 // changes and the host's own rules play no part.
+#include <grp.h>
 #include <pwd.h>
+#include <sys/wait.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -20,6 +23,7 @@
 
 #include "daemon/dbus/json.hpp"
 #include "checks.hpp"
+#include "support/exec_plan.hpp"
 #include "fixture.hpp"
 
 using cgdbus::accounts;
@@ -128,6 +132,80 @@ void expect_not_authorized(const Fixture& f, std::vector<std::string> args, cons
     CHECK(contains(j["message"].as_string(), action));
 }
 
+// A child that connects as `cred`, calls Subscribe and writes what it gets to a file:
+// "subscribed" or "refused NAME", then "JOB USER" per JobHeld, for 8 s or until told to stop.
+class JobHeldListener {
+public:
+    JobHeldListener(const Fixture& f, const cgtest::Cred& cred, const std::string& name)
+        : out_(f.dir() / "jobheld" / name), stop_(f.dir() / "jobheld" / (name + ".stop")) {
+        fs::create_directories(out_.parent_path());
+        ::chmod(out_.parent_path().c_str(), 0777);  // the child writes as `cred`
+        REQUIRE(cgtest::thread_count() == 1);  // the child allocates (sd-bus)
+        pid_ = ::fork();
+        if (pid_ == 0) ::_exit(run(f, cred));
+        REQUIRE(pid_ > 0);
+        for (int i = 0; i < 200 && !fs::exists(out_); ++i) std::this_thread::sleep_for(50ms);
+        REQUIRE(fs::exists(out_));
+    }
+    ~JobHeldListener() {
+        if (pid_ > 0) cgtest::kill_and_reap(pid_);
+    }
+    JobHeldListener(const JobHeldListener&) = delete;
+    JobHeldListener& operator=(const JobHeldListener&) = delete;
+
+    // Waits 1 s for late signals, stops the child; what it wrote.
+    std::string finish() {
+        std::this_thread::sleep_for(1s);
+        cgtest::spit(stop_, "1");
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+        return cgtest::slurp(out_);
+    }
+
+private:
+    int run(const Fixture& f, const cgtest::Cred& cred) {
+        if (::setgroups(cred.groups.size(), cred.groups.data()) != 0 || ::setresgid(cred.gid, cred.gid, cred.gid) != 0 ||
+            ::setresuid(cred.uid, cred.uid, cred.uid) != 0)
+            return 120;
+        auto bus = f.connect_bus();
+        if (!bus) return 121;
+        std::string text;
+        sd_bus_slot* slot = nullptr;
+        if (sd_bus_match_signal(bus.get(), &slot, nullptr, "/org/custguard1", "org.custguard1", "JobHeld",
+                                [](sd_bus_message* m, void* u, sd_bus_error*) {
+                                    const char *job = nullptr, *printer = nullptr, *user = nullptr;
+                                    if (sd_bus_message_enter_container(m, 'r', "sssususta{su}") > 0 &&
+                                        sd_bus_message_read(m, "sss", &job, &printer, &user) >= 0)
+                                        *static_cast<std::string*>(u) += std::string(job) + " " + user + "\n";
+                                    return 0;
+                                },
+                                &text) < 0)
+            return 122;
+        sd_bus_error err = SD_BUS_ERROR_NULL;
+        sd_bus_message* reply = nullptr;
+        text = sd_bus_call_method(bus.get(), "org.custguard1", "/org/custguard1", "org.custguard1", "Subscribe", &err,
+                                  &reply, "") >= 0
+                   ? "subscribed\n"
+                   : std::string("refused ") + (err.name ? err.name : "?") + "\n";
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&err);
+        cgtest::spit(out_, text);
+        const auto until = std::chrono::steady_clock::now() + 20s;
+        while (std::chrono::steady_clock::now() < until && !fs::exists(stop_)) {
+            while (sd_bus_process(bus.get(), nullptr) > 0) {
+            }
+            cgtest::spit(out_, text);
+            sd_bus_wait(bus.get(), 100'000);
+        }
+        cgtest::spit(out_, text);
+        return 0;
+    }
+
+    fs::path out_, stop_;
+    pid_t pid_ = -1;
+};
+
 }  // namespace
 
 TEST_CASE("polkit: a zone's manager approves its held prints only, root and custguard-admin keep every right, "
@@ -160,6 +238,8 @@ TEST_CASE("polkit: a zone's manager approves its held prints only, root and cust
     REQUIRE(f.ctl({"user", "allow", "customers", "cgpolkit-clerk"}).rc == 0);
     REQUIRE(f.ctl({"user", "allow", "medical", "cgpolkit-nurse"}).rc == 0);
     const std::string doc = CG_SOURCE_DIR "/tests/scan/data/customer_utf8.txt";
+    // The manager, and a user in no rule, subscribe to JobHeld (in children, as themselves).
+    JobHeldListener manager_jobs(f, manager, "manager"), plain_jobs(f, plain, "plain");
     for (auto [job, user] : {std::pair{"61", "cgpolkit-clerk"}, {"62", "cgpolkit-nurse"}, {"63", "cgpolkit-nurse"}}) {
         auto [action, reason, hold] = cgdbus::check_print_job(f, job, doc, user);
         INFO(reason);
@@ -167,6 +247,16 @@ TEST_CASE("polkit: a zone's manager approves its held prints only, root and cust
     }
     const std::string clerk_job = held_job_of(f, "cgpolkit-clerk");
     const std::string nurse_job = held_job_of(f, "cgpolkit-nurse");
+    // The manager of customers received the clerk's job, not the nurse's two (medical); the
+    // plain user could not subscribe.
+    CHECK(manager_jobs.finish() == "subscribed\n" + clerk_job + " cgpolkit-clerk\n");
+    CHECK(contains(plain_jobs.finish(), "refused org.custguard1.Error.AccessDenied"));
+    // ListHeldJobs with the manager's zone lists the clerk's job only.
+    auto zone_jobs = f.ctl({"print", "held", "customers", "--json"}, manager);
+    INFO(describe(zone_jobs));
+    REQUIRE(zone_jobs.rc == 0);
+    REQUIRE(parse(zone_jobs.out).as_array().size() == 1);
+    CHECK(parse(zone_jobs.out).as_array().front()["job"].as_string() == clerk_job);
 
     // The manager of customers lists held jobs, approves the clerk's, and nothing else.
     auto held = f.ctl({"print", "held"}, manager);

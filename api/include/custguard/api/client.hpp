@@ -52,6 +52,9 @@ public:
     tl::expected<std::vector<HeldJob>, CallError> held_jobs();
     tl::expected<Counters, CallError> counters();
 
+    // ListHeldJobs: the held jobs of owners allowed in `zone` ("" = all, as HeldJobs).
+    tl::expected<std::vector<HeldJob>, CallError> held_jobs(const std::string& zone);
+
     // GetGrants: the grants in force, of one zone ("" = all).
     tl::expected<std::vector<Grant>, CallError> grants(const std::string& zone);
 

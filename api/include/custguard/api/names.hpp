@@ -45,7 +45,9 @@ inline constexpr const char* counters = "Counters";   // a{st}: counter name -> 
 
 // Signals of org.custguard1.
 namespace signals {
-inline constexpr const char* job_held = "JobHeld";  // (held job): a print job newly held
+inline constexpr const char* job_held = "JobHeld";  // (held job): a print job newly held; to subscribers
+// The method that asks for JobHeld (unicast to the caller's connection while it may decide the job).
+inline constexpr const char* subscribe = "Subscribe";
 inline constexpr const char* alert = "Alert";        // s kind, s zone, s user, s message
 }  // namespace signals
 
