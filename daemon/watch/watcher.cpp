@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -49,9 +50,10 @@ bool path_within(std::string_view path, std::string_view root) {
     return path == root || (path.size() > root.size() && path.starts_with(root) && path[root.size()] == '/');
 }
 
-bool holds_for_writing(pid_t pid, std::uint64_t dev, std::uint64_t ino, const HoldLimits& limits) {
-    if (pid <= 0) return false;
+std::optional<HeldFiles> files_held_for_writing(pid_t pid, const HoldLimits& limits) {
+    if (pid <= 0) return std::nullopt;
     const std::string proc = "/proc/" + std::to_string(pid);
+    HeldFiles held;
     // Shared mappings: "start-end perms offset major:minor inode path", numbers in hex but
     // the inode.
     if (UniqueFd maps(::open((proc + "/maps").c_str(), O_RDONLY | O_CLOEXEC)); maps) {
@@ -62,7 +64,10 @@ bool holds_for_writing(pid_t pid, std::uint64_t dev, std::uint64_t ino, const Ho
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) break;
             text.append(buf, static_cast<std::size_t>(n));
-            if (text.size() > limits.max_maps_bytes) return true;
+            if (text.size() > limits.max_maps_bytes) {
+                held.beyond_limits = true;
+                return held;
+            }
         }
         std::size_t at = 0;
         while (at < text.size()) {
@@ -75,23 +80,25 @@ bool holds_for_writing(pid_t pid, std::uint64_t dev, std::uint64_t ino, const Ho
             unsigned major_no = 0, minor_no = 0;
             if (std::sscanf(line.c_str(), "%*s %7s %llx %x:%x %llu", perms, &offset, &major_no, &minor_no, &inode) != 5)
                 continue;
-            if (perms[3] == 's' && inode == ino && makedev(major_no, minor_no) == dev) return true;
+            if (perms[3] == 's' && inode != 0) held.files.insert({makedev(major_no, minor_no), inode});
         }
     }
-    // Descriptors open for writing.
+    // Regular files open for writing.
     UniqueFd fds(::open((proc + "/fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fds) return false;  // gone
+    if (!fds) return std::nullopt;  // gone
     DIR* d = ::fdopendir(fds.get());
-    if (!d) return false;
+    if (!d) return std::nullopt;
     (void)fds.release();  // closedir() closes it
     std::unique_ptr<DIR, int (*)(DIR*)> dir(d, ::closedir);
     std::size_t seen = 0;
     while (const dirent* entry = ::readdir(d)) {
         if (entry->d_name[0] == '.') continue;
-        if (++seen > limits.max_fds) return true;
+        if (++seen > limits.max_fds) {
+            held.beyond_limits = true;
+            return held;
+        }
         struct stat st {};
-        if (::fstatat(::dirfd(d), entry->d_name, &st, 0) != 0) continue;  // follows the link to the file
-        if (static_cast<std::uint64_t>(st.st_dev) != dev || static_cast<std::uint64_t>(st.st_ino) != ino) continue;
+        if (::fstatat(::dirfd(d), entry->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;  // follows the link
         UniqueFd info(::open((proc + "/fdinfo/" + entry->d_name).c_str(), O_RDONLY | O_CLOEXEC));
         char text[512];
         const ssize_t n = info ? ::read(info.get(), text, sizeof text - 1) : -1;
@@ -100,9 +107,17 @@ bool holds_for_writing(pid_t pid, std::uint64_t dev, std::uint64_t ino, const Ho
         const char* flags = std::strstr(text, "flags:");
         if (!flags) continue;
         const unsigned long value = std::strtoul(flags + 6, nullptr, 8);
-        if ((value & O_ACCMODE) != O_RDONLY) return true;
+        if ((value & O_ACCMODE) != O_RDONLY)
+            held.files.insert({static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)});
     }
-    return false;
+    return held;
+}
+
+bool HeldFiles::holds(std::uint64_t dev, std::uint64_t ino) const { return beyond_limits || files.contains({dev, ino}); }
+
+bool holds_for_writing(pid_t pid, std::uint64_t dev, std::uint64_t ino, const HoldLimits& limits) {
+    const auto held = files_held_for_writing(pid, limits);
+    return held && held->holds(dev, ino);
 }
 
 namespace {
@@ -268,6 +283,11 @@ struct Watcher::Impl {
     // entry in `rescans` is due, so stores into a shared mapping, which no event reports,
     // are found. At most WatcherOptions::max_held.
     std::map<Key, Pending> held;
+    // What each writer held when last asked: files settle in bursts from one writer, and
+    // reading its /proc once per burst rather than once per file keeps the check cheap
+    // (bench_watch). A snapshot is used for kHeldSnapshotAge at most.
+    static constexpr std::chrono::milliseconds kHeldSnapshotAge{50};
+    std::map<pid_t, std::pair<Clock::time_point, std::optional<HeldFiles>>> held_snapshots;
     // The last name in the watched trees of recently seen files: a file can be written
     // through another name (a hard link outside, the O_TMPFILE descriptor it was linked
     // from), and the event then names that one. Bounded: the oldest is forgotten first.
@@ -695,8 +715,19 @@ struct Watcher::Impl {
 
     // After a settle: while the writer still holds the file, it is rescanned on the back-off
     // of `rescans` (the first time reopen_rescan after this settle).
+    bool writer_holds(const Key& k, std::uint32_t writer, Clock::time_point now) {
+        const auto pid = static_cast<pid_t>(writer);
+        if (pid <= 0) return false;
+        auto it = held_snapshots.find(pid);
+        if (it == held_snapshots.end() || now - it->second.first > kHeldSnapshotAge) {
+            std::erase_if(held_snapshots, [&](const auto& kv) { return now - kv.second.first > kHeldSnapshotAge; });
+            it = held_snapshots.insert_or_assign(pid, std::pair{now, files_held_for_writing(pid)}).first;
+        }
+        return it->second.second && it->second.second->holds(k.dev, k.ino);
+    }
+
     void note_held(const Key& k, const Pending& e, Clock::time_point now) {
-        if (!holds_for_writing(static_cast<pid_t>(e.writer.pid), k.dev, k.ino)) {
+        if (!writer_holds(k, e.writer.pid, now)) {
             held.erase(k);
             return;
         }

@@ -25,6 +25,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -107,6 +109,15 @@ struct HoldLimits {
     std::size_t max_maps_bytes = std::size_t{4} << 20;
 };
 bool holds_for_writing(pid_t pid, std::uint64_t dev, std::uint64_t ino, const HoldLimits& limits = {});
+
+// The same for every file at once: (st_dev, st_ino) of the regular files `pid` holds so;
+// nullopt when the process is gone.
+struct HeldFiles {
+    std::set<std::pair<std::uint64_t, std::uint64_t>> files;
+    bool beyond_limits = false;  // stopped looking: every file counts as held
+    bool holds(std::uint64_t dev, std::uint64_t ino) const;
+};
+std::optional<HeldFiles> files_held_for_writing(pid_t pid, const HoldLimits& limits = {});
 
 // Whether `path` is `root` or lies below it.
 bool path_within(std::string_view path, std::string_view root);
