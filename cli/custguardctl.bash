@@ -51,6 +51,8 @@ _custguardctl() {
             COMPREPLY=($(compgen -W "credit_card my_number email jp_phone jp_address keywords sensitive" -- "$cur")); return ;;
         --encoding)
             COMPREPLY=($(compgen -W "utf-8 cp932" -- "$cur")); return ;;
+        --mode)
+            COMPREPLY=($(compgen -W "print disk" -- "$cur")); return ;;
         -r|--reason|-c|--comment|-n|--limit|--lines|--threshold|--keywords|--keyword-proximity|--mime-type|--namespace)
             return ;;
     esac
@@ -82,7 +84,7 @@ _custguardctl() {
             "print reject") opts+=" --reason" ;;
             "history "*) opts+=" --user --zone --path --event --since --until --limit --namespace --directory" ;;
             "events "*) opts+=" --follow --lines --user --zone --path --event --namespace --directory" ;;
-            "scan "*) opts="--help --json --policy --threshold --detectors --keywords --keyword-proximity --mime-type" ;;
+            "scan "*) opts="--help --json --policy --threshold --detectors --keywords --keyword-proximity --mime-type --mode" ;;
             "edm build") opts="--help --schema --key --output --encoding" ;;
             "discover "*) opts+=" --db --policy --rescan --cross-filesystems --notify --notify-target" ;;
             "report leak-scope"|"report access")

@@ -75,6 +75,11 @@ int main(int argc, char** argv) {
     scan->add_option("--keyword-proximity", scan_options.keyword_proximity, "Characters between two keyword hits");
     scan->add_option("--mime-type", scan_options.mime_type, "Document type hint, e.g. application/pdf");
     scan->add_flag("--json", scan_options.json, "Print JSON for scripts");
+    scan->add_option("--mode", scan_options.mode,
+                     "print: judge as a print job (control codes make text unreadable); disk: as the watcher and "
+                     "discover read files on disk (NULs and control codes separate text)")
+        ->check(CLI::IsMember({"print", "disk"}))
+        ->capture_default_str();
 
     auto* edm = app.add_subcommand("edm", "Exact customer matching: build an index from a CRM export (runs locally as root)");
     edm->require_subcommand(1);

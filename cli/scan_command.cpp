@@ -82,6 +82,8 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
     }
     scan::SandboxOptions sandbox;
     sandbox.extract.ghostscript = options.ghostscript;
+    const bool on_disk = options.mode == "disk";
+    if (on_disk) sandbox.extract.mode = scan::ScanMode::file_on_disk;
     sandbox.timeout = options.timeout;
     sandbox.memory = options.memory;
     // As the daemon does: root reads documents as nobody, never as root.
@@ -98,7 +100,10 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
             r.error = doc.error() + " — check the path and your permissions (try sudo), or install what is named";
         } else {
             r.doc = std::move(*doc);
-            if (!r.doc.readable) {
+            if (!r.doc.readable && on_disk) {
+                r.error = "'" + file + "': cannot be read: " + r.doc.reason +
+                          " — the watcher and discover report such files as unreadable; check it by hand";
+            } else if (!r.doc.readable) {
                 r.error = "'" + file + "': cannot be judged faithfully: " + r.doc.reason +
                           "; print jobs like it follow [print] unreadable = \"" + options.unreadable_action +
                           "\" — check the document by hand";
@@ -127,6 +132,7 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
             out << ",\"doc_type\":" << json_string(scan::to_string(r.doc.doc_type)) << ",\"pages\":" << r.doc.pages
                 << ",\"members\":" << r.doc.members << ",\"members_without_text\":" << r.doc.members_without_text
                 << ",\"readable\":" << (r.doc.readable ? "true" : "false");
+            if (on_disk) out << ",\"encoding\":" << json_string(r.doc.encoding);
             if (r.error) {
                 out << ",\"error\":" << json_string(*r.error) << "}";
                 continue;
@@ -148,12 +154,15 @@ int run_scan(const ScanOptions& options, std::ostream& out, std::ostream& err) {
                 continue;
             }
             if (r.error) {
-                out << escape_text(r.file) << ": " << scan::to_string(r.doc.doc_type) << ": UNREADABLE (" << r.doc.reason
-                    << "); [print] unreadable = \"" << options.unreadable_action << "\" applies\n";
+                out << escape_text(r.file) << ": " << scan::to_string(r.doc.doc_type) << ": UNREADABLE (" << r.doc.reason;
+                if (on_disk) out << ")\n";
+                else out << "); [print] unreadable = \"" << options.unreadable_action << "\" applies\n";
                 continue;
             }
             // File names come from users: no forged lines or terminal escapes.
             out << escape_text(r.file) << ": " << scan::to_string(r.doc.doc_type);
+            // On disk, how the text was read: a file read past NULs or control codes says so.
+            if (on_disk && !r.doc.encoding.empty()) out << " (" << r.doc.encoding << ")";
             if (r.doc.pages) out << ", " << count(r.doc.pages, page_unit(r.doc.doc_type));
             if (r.doc.pages_without_text) out << " (" << r.doc.pages_without_text << " without text)";
             if (r.doc.members) out << ", " << count(r.doc.members, "member");

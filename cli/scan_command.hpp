@@ -25,6 +25,7 @@ struct ScanOptions {
     std::string unreadable_action = "hold"; // [print] unreadable, only named in messages
     std::string mime_type;                  // optional hint, e.g. "application/pdf"
     bool json = false;
+    std::string mode = "print";             // print: as the print gate reads; disk: as the watcher and discover
     std::string ghostscript = "gs";
     std::chrono::milliseconds timeout{30'000};  // [print] scan_timeout
     std::uint64_t memory = std::uint64_t{1} << 30;  // [print] scan_memory_mb

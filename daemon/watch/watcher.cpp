@@ -7,15 +7,20 @@
 #include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -43,6 +48,76 @@ std::vector<std::string> categories(const std::vector<std::string>& detectors, b
 bool path_within(std::string_view path, std::string_view root) {
     if (root == "/") return !path.empty() && path.front() == '/';
     return path == root || (path.size() > root.size() && path.starts_with(root) && path[root.size()] == '/');
+}
+
+std::optional<HeldFiles> files_held_for_writing(pid_t pid, const HoldLimits& limits) {
+    if (pid <= 0) return std::nullopt;
+    const std::string proc = "/proc/" + std::to_string(pid);
+    HeldFiles held;
+    // Shared mappings: "start-end perms offset major:minor inode path", numbers in hex but
+    // the inode.
+    if (UniqueFd maps(::open((proc + "/maps").c_str(), O_RDONLY | O_CLOEXEC)); maps) {
+        std::string text;
+        char buf[65536];
+        for (;;) {
+            const ssize_t n = ::read(maps.get(), buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            text.append(buf, static_cast<std::size_t>(n));
+            if (text.size() > limits.max_maps_bytes) {
+                held.beyond_limits = true;
+                return held;
+            }
+        }
+        std::size_t at = 0;
+        while (at < text.size()) {
+            std::size_t end = text.find('\n', at);
+            if (end == std::string::npos) end = text.size();
+            const std::string line = text.substr(at, end - at);
+            at = end + 1;
+            char perms[8] = {};
+            unsigned long long offset = 0, inode = 0;
+            unsigned major_no = 0, minor_no = 0;
+            if (std::sscanf(line.c_str(), "%*s %7s %llx %x:%x %llu", perms, &offset, &major_no, &minor_no, &inode) != 5)
+                continue;
+            if (perms[3] == 's' && inode != 0) held.files.insert({makedev(major_no, minor_no), inode});
+        }
+    }
+    // Regular files open for writing.
+    UniqueFd fds(::open((proc + "/fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fds) return std::nullopt;  // gone
+    DIR* d = ::fdopendir(fds.get());
+    if (!d) return std::nullopt;
+    (void)fds.release();  // closedir() closes it
+    std::unique_ptr<DIR, int (*)(DIR*)> dir(d, ::closedir);
+    std::size_t seen = 0;
+    while (const dirent* entry = ::readdir(d)) {
+        if (entry->d_name[0] == '.') continue;
+        if (++seen > limits.max_fds) {
+            held.beyond_limits = true;
+            return held;
+        }
+        struct stat st {};
+        if (::fstatat(::dirfd(d), entry->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;  // follows the link
+        UniqueFd info(::open((proc + "/fdinfo/" + entry->d_name).c_str(), O_RDONLY | O_CLOEXEC));
+        char text[512];
+        const ssize_t n = info ? ::read(info.get(), text, sizeof text - 1) : -1;
+        if (n <= 0) continue;
+        text[n] = '\0';
+        const char* flags = std::strstr(text, "flags:");
+        if (!flags) continue;
+        const unsigned long value = std::strtoul(flags + 6, nullptr, 8);
+        if ((value & O_ACCMODE) != O_RDONLY)
+            held.files.insert({static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)});
+    }
+    return held;
+}
+
+bool HeldFiles::holds(std::uint64_t dev, std::uint64_t ino) const { return beyond_limits || files.contains({dev, ino}); }
+
+bool holds_for_writing(pid_t pid, std::uint64_t dev, std::uint64_t ino, const HoldLimits& limits) {
+    const auto held = files_held_for_writing(pid, limits);
+    return held && held->holds(dev, ino);
 }
 
 namespace {
@@ -204,6 +279,15 @@ struct Watcher::Impl {
     // Thread-only state.
     std::map<Key, Pending> pending;
     std::map<Key, Rescan> rescans;
+    // Settled files their writer still holds (holds_for_writing): enqueued again when their
+    // entry in `rescans` is due, so stores into a shared mapping, which no event reports,
+    // are found. At most WatcherOptions::max_held.
+    std::map<Key, Pending> held;
+    // What each writer held when last asked: files settle in bursts from one writer, and
+    // reading its /proc once per burst rather than once per file keeps the check cheap
+    // (bench_watch). A snapshot is used for kHeldSnapshotAge at most.
+    static constexpr std::chrono::milliseconds kHeldSnapshotAge{50};
+    std::map<pid_t, std::pair<Clock::time_point, std::optional<HeldFiles>>> held_snapshots;
     // The last name in the watched trees of recently seen files: a file can be written
     // through another name (a hard link outside, the O_TMPFILE descriptor it was linked
     // from), and the event then names that one. Bounded: the oldest is forgotten first.
@@ -629,12 +713,80 @@ struct Watcher::Impl {
         return UniqueFd(::open(e.path.c_str(), flags));
     }
 
+    // After a settle: while the writer still holds the file, it is rescanned on the back-off
+    // of `rescans` (the first time reopen_rescan after this settle).
+    bool writer_holds(const Key& k, std::uint32_t writer, Clock::time_point now) {
+        const auto pid = static_cast<pid_t>(writer);
+        if (pid <= 0) return false;
+        auto it = held_snapshots.find(pid);
+        if (it == held_snapshots.end() || now - it->second.first > kHeldSnapshotAge) {
+            std::erase_if(held_snapshots, [&](const auto& kv) { return now - kv.second.first > kHeldSnapshotAge; });
+            it = held_snapshots.insert_or_assign(pid, std::pair{now, files_held_for_writing(pid)}).first;
+        }
+        return it->second.second && it->second.second->holds(k.dev, k.ino);
+    }
+
+    void note_held(const Key& k, const Pending& e, Clock::time_point now) {
+        if (!writer_holds(k, e.writer.pid, now)) {
+            held.erase(k);
+            return;
+        }
+        if (!held.contains(k) && held.size() >= options.max_held) {
+            if (host.lost)
+                host.lost("watch", 1, "too many files held open for writing or mapped; " + e.path +
+                                          " is not rescanned while its writer holds it");
+            return;
+        }
+        held.insert_or_assign(k, e);
+        rescans.try_emplace(k, Rescan{now, options.reopen_rescan});
+    }
+
+    // Held files whose rescan is due go back to `pending` (due at once); those with an event
+    // pending meanwhile are decided by that event's settle.
+    void requeue_held(Clock::time_point now) {
+        for (auto it = held.begin(); it != held.end();) {
+            if (now < held_due(it->first)) {
+                ++it;
+                continue;
+            }
+            const Key k = it->first;
+            Pending e = std::move(it->second);
+            it = held.erase(it);
+            if (pending.contains(k)) continue;
+            {
+                std::lock_guard lk(mu);
+                if (protected_set.contains(k)) continue;  // nobody else reads it now
+            }
+            if (pending.size() >= options.max_pending) {
+                if (host.lost) host.lost("watch", 1, "too many files waiting to be scanned; " + e.path + " was not rescanned");
+                continue;
+            }
+            e.first = e.last = now - options.quiet;
+            e.not_before = now;
+            e.modified_only = true;  // its settle doubles the wait
+            pending.emplace(k, std::move(e));
+        }
+    }
+
+    Clock::time_point held_due(const Key& k) const {
+        const auto r = rescans.find(k);
+        return r == rescans.end() ? Clock::time_point{} : r->second.at + r->second.wait;
+    }
+
     void settle(const Key& k, Pending&& e, const WatchScope& s) {
-        note_rescan(k, e, Clock::now());
+        const auto now = Clock::now();
+        note_rescan(k, e, now);
         UniqueFd fd = open_pending(e);
         struct stat st {};
-        if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return;
-        if (static_cast<std::uint64_t>(st.st_dev) != k.dev || static_cast<std::uint64_t>(st.st_ino) != k.ino) return;
+        if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+            held.erase(k);
+            return;
+        }
+        if (static_cast<std::uint64_t>(st.st_dev) != k.dev || static_cast<std::uint64_t>(st.st_ino) != k.ino) {
+            held.erase(k);
+            return;
+        }
+        note_held(k, e, now);
         if (st.st_size == 0) return;
         Find f;
         f.found.path = e.path;
@@ -678,6 +830,7 @@ struct Watcher::Impl {
         sandbox.timeout = s.scan_timeout;
         sandbox.memory = s.scan_memory;
         sandbox.cancel_fd = stop_fd.get();
+        sandbox.extract.mode = scan::ScanMode::file_on_disk;
         auto scanned = reader.scan(s.scanner, fd.get(), {}, sandbox);
         std::vector<std::string> found_detectors;
         std::uint64_t counted = 0;
@@ -721,12 +874,13 @@ struct Watcher::Impl {
         while (!stopping.load()) {
             int timeout = -1;
             const auto now = Clock::now();
-            for (const auto& [k, e] : pending) {
-                const auto at = due(e);
+            const auto wait_until = [&](Clock::time_point at) {
                 int ms = static_cast<int>(std::max<std::int64_t>(
                     0, std::chrono::duration_cast<std::chrono::milliseconds>(at - now).count() + 1));
                 timeout = timeout < 0 ? ms : std::min(timeout, ms);
-            }
+            };
+            for (const auto& [k, e] : pending) wait_until(due(e));
+            for (const auto& [k, e] : held) wait_until(held_due(k));
             pollfd pfd[2] = {{fan.get(), POLLIN, 0}, {stop_fd.get(), POLLIN, 0}};
             int r = ::poll(pfd, 2, timeout);
             if (r < 0 && errno != EINTR) break;
@@ -759,6 +913,7 @@ struct Watcher::Impl {
                 s = scope;
             }
             const auto t = Clock::now();
+            requeue_held(t);
             for (auto it = pending.begin(); it != pending.end();) {
                 if (t < due(it->second)) {
                     ++it;

@@ -25,6 +25,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +61,11 @@ struct WatcherOptions {
     // rescanned after this long, then twice as long each time, up to the maximum.
     std::chrono::milliseconds reopen_rescan{2000};
     std::chrono::seconds reopen_rescan_max{300};
+    // A file that settles while its writer still holds it open for writing or mapped shared
+    // (stores into a shared mapping give no fanotify event at all) is rescanned on the same
+    // back-off for as long as the writer holds it. At most this many such files at a time;
+    // more are reported lost.
+    std::size_t max_held = 1024;
     std::size_t max_pending = 65536;              // files waiting to settle
     std::size_t max_zone_files = 200000;          // bound of the copy index
     std::chrono::seconds index_ttl{30};           // the copy index is rebuilt when older
@@ -91,6 +98,26 @@ struct WatchScope {
     // content alone.
     bool recognise_copies = true;
 };
+
+// Whether process `pid` holds file (dev, ino) so that it can change it without an event: a
+// shared mapping of it (/proc/PID/maps; a read-only one can be made writable with mprotect
+// when the file was opened for writing) or a descriptor open for writing (/proc/PID/fd and
+// fdinfo). Bounded: beyond `max_fds` descriptors or `max_maps_bytes` of maps it stops
+// looking and answers yes (the rescans it causes are bounded by the back-off).
+struct HoldLimits {
+    std::size_t max_fds = 4096;
+    std::size_t max_maps_bytes = std::size_t{4} << 20;
+};
+bool holds_for_writing(pid_t pid, std::uint64_t dev, std::uint64_t ino, const HoldLimits& limits = {});
+
+// The same for every file at once: (st_dev, st_ino) of the regular files `pid` holds so;
+// nullopt when the process is gone.
+struct HeldFiles {
+    std::set<std::pair<std::uint64_t, std::uint64_t>> files;
+    bool beyond_limits = false;  // stopped looking: every file counts as held
+    bool holds(std::uint64_t dev, std::uint64_t ino) const;
+};
+std::optional<HeldFiles> files_held_for_writing(pid_t pid, const HoldLimits& limits = {});
 
 // Whether `path` is `root` or lies below it.
 bool path_within(std::string_view path, std::string_view root);

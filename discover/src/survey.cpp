@@ -160,11 +160,7 @@ Scanned scan_one(scan::Scanner& scanner, scan::SandboxedReader& reader, const sc
         s.doc_type = std::string(scan::to_string(type));
         s.reason = "image (no text to scan)";
         return s;
-    } else if (type == scan::DocType::unknown) {
-        // extract() dispatches on the same sniff(): the reader would say the same.
-        s.reason = "unknown format (no text to scan)";
-        return s;
-    }
+    }  // unknown formats too: the reader reads the text runs a file on disk holds
     s.sandboxed = true;
     auto doc = reader.scan(scanner.config(), fd.get(), "", sandbox);
     if (!doc) {
@@ -372,7 +368,10 @@ bool Survey::start_workers() {
             }
             std::string block;
             scan::SandboxedReader reader;  // one sandboxed reader for many files, not one each
-            while (auto job = queue_.pop()) queue_.done(scan_one(copy, reader, options_.sandbox, *job, block));
+            // A survey reads files on disk: text behind NULs and control codes is read, not refused.
+            scan::SandboxOptions sandbox = options_.sandbox;
+            sandbox.extract.mode = scan::ScanMode::file_on_disk;
+            while (auto job = queue_.pop()) queue_.done(scan_one(copy, reader, sandbox, *job, block));
         });
     }
     return true;

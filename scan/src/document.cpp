@@ -93,6 +93,7 @@ tl::expected<DocumentScan, std::string> scan_file(Scanner& scanner, const std::s
                             !block.starts_with("\xFE\xFF");
     if (text_start) {
         Utf8Validator utf8;
+        bool controls = false;
         DocumentScan d;
         d.doc_type = DocType::text;
         d.encoding = "utf-8";
@@ -107,6 +108,10 @@ tl::expected<DocumentScan, std::string> scan_file(Scanner& scanner, const std::s
             if (utf8.failed()) break;
             if (auto why = detail::control_problem(piece, d.text_bytes, prev)) {
                 scanner.begin();
+                if (options.mode == ScanMode::file_on_disk) {
+                    controls = true;  // read past them: extract() below
+                    break;
+                }
                 d.reason = std::move(*why);
                 return d;
             }
@@ -123,7 +128,7 @@ tl::expected<DocumentScan, std::string> scan_file(Scanner& scanner, const std::s
             block.resize(*got);
             piece = block;
         }
-        if (!utf8.failed() && utf8.complete()) {
+        if (!controls && !utf8.failed() && utf8.complete()) {
             auto findings = scanner.finish();
             if (!findings) return tl::unexpected("'" + path + "': " + findings.error());
             if (ended_with_ff && d.pages > 1) --d.pages;  // a trailing form feed opens no page
@@ -131,7 +136,8 @@ tl::expected<DocumentScan, std::string> scan_file(Scanner& scanner, const std::s
             d.findings = *findings;
             return d;
         }
-        // Not UTF-8 after all (EUC-JP, Shift_JIS, ...): decode the whole file below.
+        // Not UTF-8 after all (EUC-JP, Shift_JIS, ...), or on disk with control codes: decode
+        // the whole file below.
         scanner.begin();
         if (seekable) {
             if (::lseek(fd.get(), 0, SEEK_SET) < 0) return fail(std::strerror(errno));

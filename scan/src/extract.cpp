@@ -140,11 +140,151 @@ bool has_visible_text(std::string_view s) {
     });
 }
 
+// --- files on disk: text behind NULs and control codes -------------------------------
+//
+// ScanMode::file_on_disk only: the print gate keeps calling such text unreadable.
+
+bool layout(unsigned char c) { return c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+bool control(unsigned char c) { return c < 0x20 && !layout(c); }
+
+// UTF-16 without a byte order mark (Windows "Unicode" text saved by a program that writes
+// none): in many pairs one byte is NUL (ASCII, digits) and the other not, always the same
+// one, and such pairs come in runs (words, numbers). A NUL put every 4 (or 6, ...) bytes
+// also falls on one side, but never in two pairs in a row. Pairs that are both NUL (a
+// sparse gap) are not counted. Returns the iconv name, or nullptr.
+const char* utf16_without_bom(std::string_view s) {
+    constexpr std::size_t kEnough = 32 * 1024;  // counted pairs
+    std::size_t le = 0, be = 0, le_runs = 0, be_runs = 0, counted = 0;
+    bool last_le = false, last_be = false;
+    for (std::size_t i = 0; i + 1 < s.size() && counted < kEnough; i += 2) {
+        const bool a = s[i] == '\0', b = s[i + 1] == '\0';
+        if (a && b) continue;
+        ++counted;
+        const bool is_le = !a && b, is_be = a && !b;
+        le += is_le;
+        be += is_be;
+        le_runs += is_le && last_le;
+        be_runs += is_be && last_be;
+        last_le = is_le;
+        last_be = is_be;
+    }
+    if (counted < 4) return nullptr;
+    if (le * 4 >= counted && be * 20 <= le && le_runs * 2 >= le) return "UTF-16LE";
+    if (be * 4 >= counted && le * 20 <= be && be_runs * 2 >= be) return "UTF-16BE";
+    return nullptr;
+}
+
+// NULs and control codes as separators. A run of one to three NULs between two other bytes
+// is dropped: it is what UTF-16 and UTF-32 put beside ASCII, and what is put every few bytes
+// to break a number up (a reader strips it with `tr -d '\0'`). A longer NUL run (a sparse
+// gap, padding) and any other control code but tab, newline, carriage return and form feed
+// becomes one newline, so no detector match spans it (none at the start). One pass; never
+// longer than the input.
+std::string separate_controls(std::string_view s, std::size_t& separated) {
+    std::string out;
+    out.reserve(std::min<std::size_t>(s.size(), std::size_t{1} << 20));
+    const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+    for (std::size_t i = 0; i < s.size();) {
+        if (!control(b[i]) && b[i] != 0) {
+            const std::size_t start = i;
+            while (i < s.size() && !control(b[i]) && b[i] != 0) ++i;
+            out.append(s.substr(start, i - start));
+            continue;
+        }
+        std::size_t j = i + 1;
+        if (b[i] == 0) j = std::min(s.find_first_not_of('\0', i), s.size());
+        const bool dropped = b[i] == 0 && j - i <= 3 && i > 0 && j < s.size() && !control(b[i - 1]) && !control(b[j]);
+        if (!dropped) {
+            ++separated;
+            if (!out.empty() && out.back() != '\n') out += '\n';
+        }
+        i = j;
+    }
+    return out;
+}
+
+// Binary bytes with text in them: the valid UTF-8 sequences, each invalid byte a separator.
+std::string utf8_runs(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const std::size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        if (len && i + len <= s.size() && valid_utf8(s.substr(i, len))) {
+            out.append(s.substr(i, len));
+            i += len;
+        } else {
+            if (out.empty() || out.back() != '\n') out += '\n';
+            ++i;
+        }
+    }
+    return out;
+}
+
+// C1 controls (U+0080..U+009F) of decoded text as separators.
+void separate_c1(std::string& text, std::size_t& separated) {
+    for (std::size_t i = 0; i + 1 < text.size(); ++i)
+        if (static_cast<unsigned char>(text[i]) == 0xC2 && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+            static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
+            text[i] = ' ';
+            text[i + 1] = '\n';
+            ++separated;
+        }
+}
+
+// A file on disk that is no clean text and of no other known format: the text it holds,
+// read past NULs and control codes. Always readable (unless its text exceeds
+// max_text_bytes); the encoding says how it was read. Work and text are linear in the
+// bytes: decoding makes at most 3 bytes of UTF-8 of each byte left (CP932 half-width kana).
+Extracted extract_salvaged(std::string_view bytes, const ExtractOptions& options) {
+    std::size_t separated = 0;
+    std::string text, encoding;
+    if (const char* utf16 = utf16_without_bom(bytes)) {
+        if (auto t = detail::convert_to_utf8(utf16, bytes.substr(0, bytes.size() & ~std::size_t{1}))) {
+            text = separate_controls(*t, separated);
+            encoding = std::string_view(utf16) == "UTF-16LE" ? "utf-16le without BOM" : "utf-16be without BOM";
+        }
+    }
+    if (encoding.empty()) {
+        std::string raw = separate_controls(bytes, separated);
+        // Legacy encodings after the controls are gone: their bytes are all 0x20 or above.
+        if (valid_utf8(raw)) {
+            text = std::move(raw);
+            encoding = "utf-8";
+        } else if (auto euc = detail::convert_to_utf8("EUC-JP", raw)) {
+            text = std::move(*euc);
+            encoding = "euc-jp";
+        } else if (auto sjis = detail::convert_to_utf8("CP932", raw)) {
+            text = std::move(*sjis);
+            encoding = "cp932";
+        } else {
+            text = utf8_runs(raw);
+            encoding = "text runs in binary";
+        }
+    }
+    separate_c1(text, separated);
+    if (separated) encoding += ", controls as separators";
+    if (text.size() > options.max_text_bytes) return unreadable(DocType::text, truncated(options));
+    Extracted e;
+    e.doc_type = DocType::text;
+    if (const auto separator = detail::csv_separator(text)) {
+        e.doc_type = *separator == ',' ? DocType::csv : DocType::tsv;
+        text = detail::csv_to_text(text, *separator);
+    }
+    e.encoding = std::move(encoding);
+    e.pages = count_pages(text);
+    e.text = std::move(text);
+    e.readable = true;
+    return e;
+}
+
 // `owned`, when given, holds the same bytes and may be moved from (saves a copy of
 // large UTF-8 files read by extract_file).
 Extracted extract_text(std::string_view bytes, const ExtractOptions& options, std::string* owned = nullptr) {
     Extracted e;
     e.doc_type = DocType::text;
+    const std::string_view whole = bytes;
+    const bool on_disk = options.mode == ScanMode::file_on_disk;
     const bool bom = starts_with(bytes, "\xEF\xBB\xBF");
     if (bom) bytes.remove_prefix(3);
     std::optional<std::string> text;
@@ -152,7 +292,7 @@ Extracted extract_text(std::string_view bytes, const ExtractOptions& options, st
         text = detail::convert_to_utf8("UTF-16", bytes);  // the BOM picks the byte order
         e.encoding = "utf-16";
     } else if (valid_utf8(bytes)) {
-        if (owned) {
+        if (owned && !on_disk) {  // on disk `whole` may be read again below
             text = std::move(*owned);
             if (bom) text->erase(0, 3);
         } else {
@@ -165,8 +305,14 @@ Extracted extract_text(std::string_view bytes, const ExtractOptions& options, st
     } else if ((text = detail::convert_to_utf8("CP932", bytes))) {
         e.encoding = "cp932";
     }
-    if (!text) return unreadable(DocType::text, "text in an unknown character encoding");
-    if (auto why = detail::control_problem(*text)) return unreadable(DocType::text, std::move(*why));
+    if (!text) {
+        if (on_disk) return extract_salvaged(whole, options);
+        return unreadable(DocType::text, "text in an unknown character encoding");
+    }
+    if (auto why = detail::control_problem(*text)) {
+        if (on_disk) return extract_salvaged(whole, options);
+        return unreadable(DocType::text, std::move(*why));
+    }
     if (text->size() > options.max_text_bytes) return unreadable(DocType::text, truncated(options));
     // After decoding, so UTF-16 tables (Excel's "Unicode text") are found too.
     if (const auto separator = detail::csv_separator(*text)) {
@@ -303,6 +449,8 @@ tl::expected<Extracted, std::string> extract_postscript(std::string_view bytes, 
 
 }  // namespace
 
+std::string_view to_string(ScanMode m) { return m == ScanMode::file_on_disk ? "disk" : "print"; }
+
 std::string_view to_string(DocType t) {
     switch (t) {
     case DocType::text: return "text";
@@ -390,6 +538,7 @@ tl::expected<Extracted, std::string> extract_impl(std::string_view bytes, std::s
     if (starts_with(bytes, "\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1"))
         return unreadable(DocType::unknown, "legacy Office file (.xls, .doc, .ppt) or Office file with a password "
                                             "(OLE2): not read; save it as xlsx/docx/pptx without a password");
+    if (options.mode == ScanMode::file_on_disk) return extract_salvaged(bytes, options);
     return unreadable(DocType::unknown, detail::unknown_format_reason(bytes));
 }
 

@@ -218,6 +218,7 @@ std::vector<std::string> helper_argv(const std::string& helper, const ScannerCon
     std::vector<std::string> argv = {helper,
                                      "--format", std::to_string(frame::version),
                                      "--mime-type", std::string(mime_hint),
+                                     "--mode", std::string(to_string(options.extract.mode)),
                                      "--keyword-proximity", std::to_string(config.keyword_proximity),
                                      "--ghostscript", options.extract.ghostscript,
                                      "--gs-timeout-ms", std::to_string(gs_timeout.count()),

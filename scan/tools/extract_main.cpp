@@ -70,6 +70,8 @@ bool parse(int argc, char** argv, Arguments& a) {
         }
         else if (key == "--patterns" && number(value, n) && n >= 3 && n <= 64) a.patterns = static_cast<int>(n);
         else if (key == "--keyword-proximity" && number(value, n) && n <= 0xFFFFFFFFu) a.keyword_proximity = static_cast<std::uint32_t>(n);
+        else if (key == "--mode" && (std::string_view(value) == "print" || std::string_view(value) == "disk"))
+            a.extract.mode = std::string_view(value) == "disk" ? scan::ScanMode::file_on_disk : scan::ScanMode::print_job;
         else if (key == "--ghostscript") a.extract.ghostscript = value;
         else if (key == "--gs-timeout-ms" && number(value, n)) a.extract.timeout = std::chrono::milliseconds(n);
         else if (key == "--max-text-bytes" && number(value, n)) a.extract.max_text_bytes = n;

@@ -360,6 +360,21 @@ TEST_CASE("legacy encodings go to the reader, images are unreadable with a reaso
     CHECK(j["unreadable"].as_array()[0]["reason"].as_string().find("image") != std::string::npos);
 }
 
+// Regression (issue 17, hostile routes): a NUL byte in front of a CSV, or the NUL gap of a
+// sparse file, made the file "unknown format" and the survey passed it by. Files on disk
+// are read past NULs (ScanMode::file_on_disk); only the image stays unreadable.
+TEST_CASE("a customer list behind a NUL byte or a sparse gap is found") {
+    Tree t;
+    cgtest::spit(t.root() / "public/nul.csv", std::string(1, '\0') + customers(3, 21));
+    cgtest::spit(t.root() / "public/gap.txt", "minutes\n" + std::string(65536, '\0') + customers(3, 22));
+    cgtest::spit(t.root() / "public/photo.png", std::string("\x89PNG\r\n\x1a\n", 8) + std::string(64, '\0'));
+    auto j = t.survey();
+    const auto* pub = folder(j, t.root() / "public");
+    REQUIRE(pub);
+    CHECK((*pub)["files"].as_int() == 2);
+    CHECK(counter(j, "unreadable") == 1);
+}
+
 TEST_CASE("text longer than one read block: characters and numbers across the block boundary are found in process") {
     // Regression guard for the streamed UTF-8 path: the survey reads 1 MiB blocks, checks
     // them with the SIMD UTF-8 validator and feeds them to the scanner in pieces.

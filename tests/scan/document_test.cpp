@@ -24,19 +24,7 @@ Scanner& default_scanner() {
     return *scanner;
 }
 
-// A temporary file removed at scope exit.
-struct TempFile {
-    std::string path;
-    explicit TempFile(const std::string& contents) {
-        char tmpl[] = "/tmp/custguard-scan-test-XXXXXX";
-        const int fd = ::mkstemp(tmpl);
-        REQUIRE(fd >= 0);
-        ::close(fd);
-        path = tmpl;
-        std::ofstream(path, std::ios::binary) << contents;
-    }
-    ~TempFile() { std::remove(path.c_str()); }
-};
+using scan_test::TempFile;
 
 std::string mixed_text(std::size_t lines) {
     std::mt19937_64 rng(99);

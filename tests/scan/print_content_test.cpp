@@ -49,18 +49,7 @@ DocumentScan scan_bytes(const std::string& bytes, const ExtractOptions& options 
     return *d;
 }
 
-struct TempFile {
-    std::string path;
-    explicit TempFile(const std::string& contents) {
-        char tmpl[] = "/tmp/custguard-print-content-XXXXXX";
-        const int fd = ::mkstemp(tmpl);
-        REQUIRE(fd >= 0);
-        ::close(fd);
-        path = tmpl;
-        std::ofstream(path, std::ios::binary) << contents;
-    }
-    ~TempFile() { std::remove(path.c_str()); }
-};
+using scan_test::TempFile;
 
 // A page of Helvetica (/F2) text lines.
 std::string text_content(const std::vector<std::string>& lines) {

@@ -1,8 +1,14 @@
 // Independent check-digit generators for synthetic test data (not the library's code, so
-// a wrong validator fails the tests).
+// a wrong validator fails the tests), and a temporary file.
 #pragma once
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <random>
+#include <stdexcept>
 #include <string>
 
 namespace scan_test {
@@ -70,5 +76,21 @@ inline std::string group(const std::string& d, const std::string& sep, std::init
     }
     return out;
 }
+
+// A temporary file with `contents`, removed at scope exit.
+struct TempFile {
+    std::string path;
+    explicit TempFile(const std::string& contents) {
+        char tmpl[] = "/tmp/custguard-scan-test-XXXXXX";
+        const int fd = ::mkstemp(tmpl);
+        if (fd < 0) throw std::runtime_error("mkstemp failed");
+        ::close(fd);
+        path = tmpl;
+        std::ofstream(path, std::ios::binary) << contents;
+    }
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
+    ~TempFile() { std::remove(path.c_str()); }
+};
 
 }  // namespace scan_test

@@ -181,4 +181,17 @@ inline std::string field(const JournalEntry& e, const char* name) {
     return it == e.end() ? std::string() : it->second;
 }
 
+// Kills the background writer whose pid a test program wrote to `pidfile` (none: nothing to
+// do); whether it was still running.
+inline bool end_writer(const fs::path& pidfile) {
+    pid_t writer = 0;
+    try {
+        writer = std::stoi(cgtest::slurp(pidfile));
+    } catch (const std::exception&) {
+    }
+    const bool alive = writer > 0 && ::kill(writer, 0) == 0;
+    if (writer > 0) ::kill(writer, SIGKILL);
+    return alive;
+}
+
 }  // namespace cgwatch

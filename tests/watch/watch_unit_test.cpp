@@ -1,6 +1,15 @@
-// [watch] pieces that need no root: categories of detectors, paths within trees, and the
-// customer_data_found record (names and counts only, fields absent when unknown).
+// [watch] pieces that need no root: categories of detectors, paths within trees, the
+// customer_data_found record (names and counts only, fields absent when unknown), and
+// which files a process holds for writing (this test process's own /proc).
 #include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
 
 #include "custguard/events/record.hpp"
 #include "daemon/watch/watcher.hpp"
@@ -80,4 +89,53 @@ TEST_CASE("customer_data_found records carry the writer, counts, categories and 
     CHECK_THAT(s.message, Catch::Contains("written by alice from a client that could not be established (smbd 99 had exited)"));
     smb.client = "192.0.2.10,198.51.100.7";  // multichannel: every address it served
     CHECK(*events::make_customer_data_found_record(smb).get(events::field::client) == "192.0.2.10,198.51.100.7");
+}
+
+// The watcher keeps rescanning a settled file while its writer holds it this way: stores
+// into a shared mapping give no fanotify event.
+TEST_CASE("a file is held for writing while mapped shared or open for writing, not when read", "[unit][watch]") {
+    char path[] = "/tmp/custguard-held-XXXXXX";
+    const int made = ::mkstemp(path);
+    REQUIRE(made >= 0);
+    REQUIRE(::ftruncate(made, 4096) == 0);
+    struct stat st {};
+    REQUIRE(::fstat(made, &st) == 0);
+    ::close(made);
+    const auto dev = static_cast<std::uint64_t>(st.st_dev), ino = static_cast<std::uint64_t>(st.st_ino);
+    const pid_t self = ::getpid();
+    const auto held = [&] { return daemon::watch::holds_for_writing(self, dev, ino); };
+    CHECK_FALSE(held());
+
+    const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
+    REQUIRE(ro >= 0);
+    CHECK_FALSE(held());  // open for reading only
+    void* priv = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, ro, 0);
+    REQUIRE(priv != MAP_FAILED);
+    CHECK_FALSE(held());  // a private mapping's stores never reach the file
+    ::munmap(priv, 4096);
+    ::close(ro);
+
+    const int rw = ::open(path, O_RDWR | O_CLOEXEC);
+    REQUIRE(rw >= 0);
+    CHECK(held());  // a descriptor open for writing
+    void* shared = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
+    REQUIRE(shared != MAP_FAILED);
+    ::close(rw);
+    CHECK(held());  // the mapping alone, its descriptor closed
+    ::munmap(shared, 4096);
+    CHECK_FALSE(held());
+
+    SECTION("bounded: past the limits it answers yes rather than look further") {
+        const int extra = ::open(path, O_RDONLY | O_CLOEXEC);
+        REQUIRE(extra >= 0);
+        daemon::watch::HoldLimits few;
+        few.max_fds = 1;  // this process has more descriptors than that
+        CHECK(daemon::watch::holds_for_writing(self, dev, ino, few));
+        few = {};
+        few.max_maps_bytes = 16;
+        CHECK(daemon::watch::holds_for_writing(self, dev, ino, few));
+        ::close(extra);
+    }
+    CHECK_FALSE(daemon::watch::holds_for_writing(0, dev, ino));
+    ::unlink(path);
 }

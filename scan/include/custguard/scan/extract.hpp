@@ -50,7 +50,18 @@ struct Extracted {
     std::uint32_t members_without_text = 0;
 };
 
+// Where the bytes are going. A print job goes to a printer, which acts on control codes
+// (ESC starts PCL, NUL and backspace change what prints): text holding them is unreadable
+// and [print] unreadable decides. A file on disk (the watcher, discover, `custguardctl
+// scan --mode disk`) is read by programs that skip them, and a NUL is what an attacker puts
+// in front of a CSV to hide it: runs of NUL and other control codes separate text instead,
+// and bytes of no known format are read as the text runs they hold (see extract_salvaged
+// in extract.cpp for the rules and bounds).
+enum class ScanMode : std::uint8_t { print_job, file_on_disk };
+std::string_view to_string(ScanMode);
+
 struct ExtractOptions {
+    ScanMode mode = ScanMode::print_job;
     std::string ghostscript = "gs";  // path or name in PATH; empty: PostScript is unreadable
     std::chrono::milliseconds timeout{30'000};
     std::size_t max_text_bytes = std::size_t{256} << 20;

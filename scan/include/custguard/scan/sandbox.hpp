@@ -43,7 +43,7 @@ struct SandboxOptions {
     // What reading one document may use: RLIMIT_AS of Ghostscript, and of the helper plus
     // 64 MiB for the libraries it maps at start (ICU's data alone is 30 MiB).
     std::uint64_t memory = std::uint64_t{1} << 30;
-    ExtractOptions extract;  // passed on (ghostscript, max_text_bytes); its ids and limits are ignored
+    ExtractOptions extract;  // passed on (mode, ghostscript, max_text_bytes); its ids and limits are ignored
     // When this descriptor becomes readable, the helper is killed at once and the scan
     // returns an error ending in cancelled_suffix (the daemon is stopping). -1: none.
     int cancel_fd = -1;
