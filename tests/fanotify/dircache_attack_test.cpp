@@ -5,6 +5,7 @@
 // on a reused number, mounts over a zone in a user namespace, renames racing opens, a
 // policy that moves a zone, and the overload path that answers without a drain.
 // Each case opens a file that the cache has placed before; none may pass its zone.
+// One case is [!mayfail]: a gap of overload answers older than the cache (see there).
 #include <catch2/catch.hpp>
 
 #include <linux/fs.h>
@@ -353,12 +354,13 @@ TEST_CASE("dircache attack: a policy that moves the zone's root forgets every ca
     CHECK(cgtest::open_as(mallory, env.fs.path("zone/a/b/s1")) == EPERM);
 }
 
+namespace {
+
 // Root moves a tree in and out of the zone in a loop (root is not allowed in it: the tree
 // stays in its zone wherever it goes) while the user opens its files under both names.
-TEST_CASE("dircache attack: a tree moved in a loop while its files are opened never leaves its zone",
-          "[fanotify][host]") {
-    REQUIRE_ROOT();
-    Env<cgtest::Tmpfs> env;
+// Returns the opens that got through.
+int race_moves_and_opens(FanotifyOptions options) {
+    Env<cgtest::Tmpfs> env(std::move(options));
     env.tree("zone/T/u/v", {"s"});
     const std::string in = env.fs.path("zone/T"), out = env.fs.path("out/T");
     const std::string in_file = in + "/u/v/s", out_file = out + "/u/v/s";
@@ -389,28 +391,37 @@ TEST_CASE("dircache attack: a tree moved in a loop while its files are opened ne
     }
     stop = true;
     mover.join();
-    INFO(moves.load() << " moves, " << tries << " opens");
+    UNSCOPED_INFO(moves.load() << " moves, " << tries << " opens, " << opened << " got through");
     CHECK(moves.load() > 100);
-    CHECK(opened == 0);
+    return opened;
 }
+
+}  // namespace
+
+TEST_CASE("dircache attack: a tree moved in a loop while its files are opened never leaves its zone",
+          "[fanotify][host]") {
+    REQUIRE_ROOT();
+    CHECK(race_moves_and_opens({}) == 0);
+}
+
+namespace {
 
 // Overload (more unanswered events than max_queue) answers without /proc and without
 // handling the notify queue first. A tree moved into the zone and opened at once, while
 // the notify thread works through a backlog of creates, must not be answered from the
-// directory cache's entry made before the move.
-TEST_CASE("dircache attack: overload answers never use a directory's zone from before a rename", "[fanotify][host]") {
-    REQUIRE_ROOT();
+// directory cache's entry made before the move. Returns the opens that got through.
+int overload_move_and_open(const char* from_dir, const char* to_dir, const Cred& warmer) {
     FanotifyOptions o;
     o.max_queue = 0;  // every event is answered at once
     Env<cgtest::Tmpfs> env(std::move(o));
     env.tree("out/flood", {});
     int leaked = 0;
     for (int round = 0; round < 20; ++round) {
-        const std::string n = std::to_string(round);
-        env.tree("out/t" + n + "/a", {"f0", "f1"});
-        REQUIRE(cgtest::open_as(mallory, env.fs.path("out/t" + n + "/a/f0")) == 0);  // cached: outside
-        const std::string flood = env.fs.path("out/flood/" + n + "-"), from = env.fs.path("out/t" + n),
-                          to = env.fs.path("zone/t" + n), file = to + "/a/f1";
+        const std::string n = std::to_string(round), from_rel = std::string(from_dir) + "/t" + n;
+        env.tree(from_rel + "/a", {"f0", "f1"});
+        REQUIRE(cgtest::open_as(warmer, env.fs.path(from_rel + "/a/w0")) != 100);  // placed in the cache
+        const std::string flood = env.fs.path("out/flood/" + n + "-"), from = env.fs.path(from_rel),
+                          to = env.fs.path(std::string(to_dir) + "/t" + n), file = to + "/a/f1";
         std::vector<std::string> names;
         for (int i = 0; i < 2000; ++i) names.push_back(flood + std::to_string(i));
         const int rc = cgtest::run_as(mallory, [&] {
@@ -421,5 +432,30 @@ TEST_CASE("dircache attack: overload answers never use a directory's zone from b
         REQUIRE(rc != 100);
         leaked += rc == 0;
     }
-    CHECK(leaked == 0);
+    return leaked;
+}
+
+}  // namespace
+
+TEST_CASE("dircache attack: overload answers never use a directory's zone from before a rename", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    CHECK(overload_move_and_open("out", "zone", mallory) == 0);
+}
+
+// HOLE (open, not the directory cache's: the same before it): an overload answer walks
+// the tree as it is, and a tree just moved out of its zone by a user not allowed in it is
+// outside until the notify thread judges the mover; answer_quickly() does not wait for
+// that, so its files are allowed in between.
+TEST_CASE("dircache attack: under overload, a tree moved out of its zone by a disallowed user and opened at once stays in it",
+          "[fanotify][host][!mayfail]") {
+    REQUIRE_ROOT();
+    CHECK(overload_move_and_open("zone", "out", alice) == 0);
+}
+
+TEST_CASE("dircache attack: under overload, a tree moved in a loop while its files are opened never leaves its zone",
+          "[fanotify][host]") {
+    REQUIRE_ROOT();
+    FanotifyOptions o;
+    o.max_queue = 0;  // every event is answered at once
+    CHECK(race_moves_and_opens(std::move(o)) == 0);
 }
