@@ -10,21 +10,17 @@
 
 #include <linux/fs.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #include <atomic>
 #include <functional>
 
 #include "daemon/fanotify/fanotify_enforcer.hpp"
-#include "sandbox.hpp"
+#include "enforced.hpp"
 
-using namespace custguard;
 using namespace std::chrono_literals;
 using cgtest::Cred;
-using cgtest::Via;
-using daemon::FanotifyEnforcer;
-using daemon::FanotifyOptions;
+using custguard::daemon::FanotifyOptions;
 
 namespace {
 
@@ -32,33 +28,22 @@ const Cred alice{60001, 60001, {}};    // allowed in "customers"
 const Cred mallory{60009, 60009, {}};  // allowed nowhere
 const Cred root{0, 0, {}};             // a mover not allowed in the zone either
 
-// Zone 1 "customers" at FS/<customers_root>, alice only.
+// Zone 1 "customers" at FS/<root>, alice only.
 template <class Fs>
-policy::Compiled zones(const Fs& fs, const char* customers_root = "zone") {
-    policy::Compiled c;
-    c.zones = {cgtest::zone(1, "customers", policy::Violation::deny, true)};
-    c.roots = {{fs.path(customers_root), 1}};
-    c.subjects = {{1, policy::SubjectKind::uid, alice.uid}};
-    return c;
+custguard::policy::Compiled zones(const Fs& fs, const char* root = "zone") {
+    return cgtest::one_zone(fs, alice.uid, root);
 }
 
 template <class Fs>
 struct Env {
     Fs fs;
     cgtest::Collector events;
-    std::unique_ptr<FanotifyEnforcer> enforcer;
+    std::unique_ptr<custguard::daemon::FanotifyEnforcer> enforcer;
 
     explicit Env(FanotifyOptions options = {}) {
         REQUIRE(fs.ok());
         for (auto d : {"zone", "out"}) fs.mkdir(d, 0777);
-        options.use_fd_store = false;
-        auto e = FanotifyEnforcer::create(std::move(options));
-        REQUIRE(e);
-        enforcer = std::move(*e);
-        REQUIRE(enforcer->start(events.handler()));
-        auto r = enforcer->apply(zones(fs));
-        INFO((r ? "" : r.error()));
-        REQUIRE(r);
+        enforcer = cgtest::start_enforcer(events, zones(fs), std::move(options));
     }
     ~Env() {
         if (enforcer) enforcer->stop(true);
@@ -94,30 +79,10 @@ int rename_as(const Cred& who, const std::string& from, const std::string& to, u
     }, pid);
 }
 
-bool write_file(const char* path, const std::string& text) {
-    int fd = ::open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ::close(fd);
-    return ok;
-}
-
-constexpr int no_userns = 200, no_map = 201, no_mount = 202;
-
-// As `unshare -Urm` by `who`: `setup` (system calls only), then `act`.
-int in_userns(const Cred& who, const std::function<bool()>& setup, const std::function<int()>& act) {
-    const std::string deny = "deny", uid_map = "0 " + std::to_string(who.uid) + " 1\n",
-                      gid_map = "0 " + std::to_string(who.gid) + " 1\n";
-    return cgtest::run_as(who, [&] {
-        ::prctl(PR_SET_DUMPABLE, 1);
-        if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return no_userns;
-        if (!write_file("/proc/self/setgroups", deny) || !write_file("/proc/self/uid_map", uid_map) ||
-            !write_file("/proc/self/gid_map", gid_map))
-            return no_map;
-        if (!setup()) return no_mount;
-        return act();
-    });
-}
+using cgtest::no_map;
+using cgtest::no_mount;
+using cgtest::no_userns;
+using cgtest::run_in_userns;
 
 }  // namespace
 
@@ -311,23 +276,23 @@ TEST_CASE("dircache attack: mounts and renames through other mounts do not split
     for (const auto& r : routes) {
         INFO(r.label);
         const std::string path = r.path;
-        int got = in_userns(mallory, r.setup, [&] { return cgtest::open_read(path, Via::open); });
+        int got = run_in_userns(mallory, r.setup, [&] { return cgtest::open_read(path, cgtest::Via::open); });
         REQUIRE(got != no_userns);
         REQUIRE(got != no_map);
         REQUIRE(got != no_mount);
         CHECK(got == r.expect);
         // Twice: the second answer comes from the cache.
-        CHECK(in_userns(mallory, r.setup, [&] { return cgtest::open_read(path, Via::open); }) == r.expect);
+        CHECK(run_in_userns(mallory, r.setup, [&] { return cgtest::open_read(path, cgtest::Via::open); }) == r.expect);
     }
     // A tree renamed into the zone inside the user's namespace, through her bind mount of
     // the filesystem: the same filesystem, the same rename events.
     env.tree("out/ns/a", {"f0", "f1"});
     REQUIRE(cgtest::open_as(mallory, fs.path("out/ns/a/f0")) == 0);
     const std::string root_dir = fs.path(), from = m + "/out/ns", to = m + "/zone/ns", f1 = fs.path("zone/ns/a/f1");
-    CHECK(in_userns(mallory, [&] { return ::mount(root_dir.c_str(), m.c_str(), nullptr, MS_BIND, nullptr) == 0; },
+    CHECK(run_in_userns(mallory, [&] { return ::mount(root_dir.c_str(), m.c_str(), nullptr, MS_BIND, nullptr) == 0; },
                     [&] {
                         if (::rename(from.c_str(), to.c_str()) != 0) return 100;
-                        return cgtest::open_read(f1, Via::open);
+                        return cgtest::open_read(f1, cgtest::Via::open);
                     }) == EPERM);
     // The same by root on a second mount of the filesystem in this namespace.
     env.tree("out/rt/a", {"f0", "f1"});
@@ -427,7 +392,7 @@ int overload_move_and_open(const char* from_dir, const char* to_dir, const Cred&
         const int rc = cgtest::run_as(mallory, [&] {
             for (const auto& f : names) ::mknod(f.c_str(), S_IFREG | 0644, 0);  // a backlog of FAN_CREATE
             if (::rename(from.c_str(), to.c_str()) != 0) return 100;
-            return cgtest::open_read(file, Via::open);
+            return cgtest::open_read(file, cgtest::Via::open);
         });
         REQUIRE(rc != 100);
         leaked += rc == 0;
