@@ -3,7 +3,8 @@
 // directories renamed above a cached one (into and out of a zone, several levels up,
 // exchanged, with a whiteout, through another mount), directories removed and made again
 // on a reused number, mounts over a zone in a user namespace, renames racing opens, a
-// policy that moves a zone, and the overload path that answers without a drain.
+// policy that moves a zone, a rename lost in a notify-queue overflow, and the overload
+// path that answers without handling the notify queue first.
 // Each case opens a file that the cache has placed before; none may pass its zone.
 // One case is [!mayfail]: a gap of overload answers older than the cache (see there).
 #include <catch2/catch.hpp>
@@ -17,6 +18,7 @@
 
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 #include "enforced.hpp"
+#include "testd.hpp"
 
 using namespace std::chrono_literals;
 using cgtest::Cred;
@@ -423,4 +425,53 @@ TEST_CASE("dircache attack: under overload, a tree moved in a loop while its fil
     FanotifyOptions o;
     o.max_queue = 0;  // every event is answered at once
     CHECK(race_moves_and_opens(std::move(o)) == 0);
+}
+
+// A notify-queue overflow: a fanotify_testd that placed a directory outside every zone is
+// stopped, more events than its queue holds are made, and the directory's tree is moved
+// into the zone past the queue's end (the rename is lost). Once it runs again, a file in
+// the tree is refused: the overflow, read before any "outside" answer, clears the cache.
+TEST_CASE("dircache attack: a rename lost in a notify-queue overflow leaves no stale directory zone",
+          "[fanotify][host]") {
+    REQUIRE_ROOT();
+    cgtest::Tmpfs fs;
+    REQUIRE(fs.ok());
+    fs.mkdir("zone", 01777);
+    fs.mkdir("out", 01777);
+    fs.mkdir("out/storm", 01777);
+    for (auto d : {"out/t", "out/t/a"}) fs.mkdir(d, 0777);
+    for (auto f : {"out/t/a/w0", "out/t/a/w1", "out/t/a/f1"})
+        REQUIRE(::mknod(fs.path(f).c_str(), S_IFREG | 0644, 0) == 0);
+    cgtest::Testd daemon(fs.path("zone"));
+    const auto before = daemon.stats();
+    REQUIRE(before);
+    REQUIRE(cgtest::open_as(mallory, fs.path("out/t/a/w0")) == 0);  // out/t/a placed: outside
+    REQUIRE(cgtest::open_as(mallory, fs.path("out/t/a/w1")) == 0);
+
+    unsigned long long limit = 0;
+    std::ifstream("/proc/sys/fs/fanotify/max_queued_events") >> limit;
+    REQUIRE(limit > 0);
+    REQUIRE(::kill(daemon.pid(), SIGSTOP) == 0);
+    for (int i = 0; i < 500 && daemon.state() != 'T'; ++i) std::this_thread::sleep_for(2ms);
+    REQUIRE(daemon.state() == 'T');
+    // No open on the marked filesystem until SIGCONT: it would wait for the daemon.
+    char name[64];
+    unsigned long long made = 0;
+    for (unsigned long long i = 0; i < limit + 1000; ++i) {
+        std::snprintf(name, sizeof name, "out/storm/s%llu", i);
+        made += ::mknod(fs.path(name).c_str(), S_IFREG | 0644, 0) == 0;
+    }
+    REQUIRE(made == limit + 1000);
+    REQUIRE(::rename(fs.path("out/t").c_str(), fs.path("zone/t").c_str()) == 0);
+    REQUIRE(::kill(daemon.pid(), SIGCONT) == 0);
+    CHECK(cgtest::open_as(mallory, fs.path("zone/t/a/f1")) == EPERM);
+    CHECK(cgtest::open_as(alice, fs.path("zone/t/a/f1")) == 0);
+    std::optional<cgtest::Counters> c;
+    for (int i = 0; i < 100 && !(c && c->overflows > before->overflows); ++i) {
+        REQUIRE(::kill(daemon.pid(), SIGUSR1) == 0);
+        std::this_thread::sleep_for(50ms);
+        c = daemon.stats();
+    }
+    REQUIRE(c);
+    CHECK(c->overflows > before->overflows);  // else no event was lost, and this proves nothing
 }
