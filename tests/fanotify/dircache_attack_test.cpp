@@ -326,11 +326,12 @@ namespace {
 // Root moves a tree in and out of the zone in a loop (root is not allowed in it: the tree
 // stays in its zone wherever it goes) while the user opens its files under both names.
 // Returns the opens that got through.
-int race_moves_and_opens(FanotifyOptions options) {
+// `moved`: the directory moved, as in zone/T/u/v; `below`: the rest of the path to s.
+int race_moves_and_opens(FanotifyOptions options, const std::string& moved, const std::string& below) {
     Env<cgtest::Tmpfs> env(std::move(options));
     env.tree("zone/T/u/v", {"s"});
-    const std::string in = env.fs.path("zone/T"), out = env.fs.path("out/T");
-    const std::string in_file = in + "/u/v/s", out_file = out + "/u/v/s";
+    const std::string in = env.fs.path("zone/" + moved), out = env.fs.path("out/X");
+    const std::string in_file = in + below + "/s", out_file = out + below + "/s";
     std::atomic<bool> stop{false};
     std::atomic<int> moves{0};
     std::thread mover([&] {
@@ -368,7 +369,10 @@ int race_moves_and_opens(FanotifyOptions options) {
 TEST_CASE("dircache attack: a tree moved in a loop while its files are opened never leaves its zone",
           "[fanotify][host]") {
     REQUIRE_ROOT();
-    CHECK(race_moves_and_opens({}) == 0);
+    for (auto [moved, below] : {std::pair{"T", "/u/v"}, std::pair{"T/u", "/v"}}) {
+        INFO("moved: zone/" << moved);
+        CHECK(race_moves_and_opens({}, moved, below) == 0);
+    }
 }
 
 namespace {
@@ -424,7 +428,7 @@ TEST_CASE("dircache attack: under overload, a tree moved in a loop while its fil
     REQUIRE_ROOT();
     FanotifyOptions o;
     o.max_queue = 0;  // every event is answered at once
-    CHECK(race_moves_and_opens(std::move(o)) == 0);
+    CHECK(race_moves_and_opens(std::move(o), "T", "/u/v") == 0);
 }
 
 // A notify-queue overflow: a fanotify_testd that placed a directory outside every zone is
