@@ -366,15 +366,20 @@ struct FanotifyEnforcer::Impl {
     // The zone of directory `d` on filesystem `dev`: from dir_cache, else by a walk from `d`
     // reopened on the whole-filesystem mount (so that a bind mount of a sub-directory walks
     // on to its real ancestors). Only such walks are cached, and only where the notify
-    // group sees the renames that would make them stale.
-    std::optional<std::uint32_t> dir_zone_of(UniqueFd d, std::uint64_t dev, const ZoneTables& t) {
+    // group sees the renames that would make them stale. `cached` false: walk (see
+    // answer_quickly), though the walk's result is still stored.
+    std::optional<std::uint32_t> dir_zone_of(UniqueFd d, std::uint64_t dev, const ZoneTables& t, bool cached) {
         const FsMark* m = mark_for(dev);
         FileHandle h{};
         if (!m || !m->whole || !h.make(d.get())) return walk_dir(std::move(d), dev, t);
         const InodeKey dk{dev, hash_handle(*h.get())};
         std::uint64_t epoch = 0;
-        if (m->notify)
+        if (m->notify && cached) {
             if (auto z = cached_dir(dk, epoch)) return z;
+        } else if (m->notify) {
+            std::lock_guard lk(dir_mutex);
+            epoch = dir_epoch;
+        }
         UniqueFd r(::open_by_handle_at(m->whole.get(), h.get(), O_PATH | O_DIRECTORY | O_CLOEXEC));
         if (!r) return walk_dir(std::move(d), dev, t);
         d.reset();
@@ -383,7 +388,8 @@ struct FanotifyEnforcer::Impl {
         return z;
     }
 
-    std::optional<std::uint32_t> walk_file(const std::string& path, const InodeKey& key, const ZoneTables& t) {
+    std::optional<std::uint32_t> walk_file(const std::string& path, const InodeKey& key, const ZoneTables& t,
+                                           bool cached) {
         if (path.empty() || path[0] != '/') return std::nullopt;
         std::size_t slash = path.rfind('/');
         std::string dir = slash == 0 ? "/" : path.substr(0, slash);
@@ -393,7 +399,7 @@ struct FanotifyEnforcer::Impl {
         // The name may have been renamed since the open: only trust a match.
         auto ck = key_of(d.get(), base.c_str(), 0);
         if (!ck || *ck != key) return std::nullopt;
-        return dir_zone_of(std::move(d), key.dev, t);
+        return dir_zone_of(std::move(d), key.dev, t, cached);
     }
 
     std::uint32_t cached_zone(const InodeKey& key, std::uint64_t handle) {
@@ -632,7 +638,8 @@ struct FanotifyEnforcer::Impl {
     // The event's file reopened by its handle on the whole-filesystem mount: for a file
     // opened in another mount namespace (a user's own bind or overlay mount) the kernel
     // hands back the dentry the opener used, whose ancestry is the real one, named in ours.
-    std::optional<std::uint32_t> walk_reopened(int evfd, const InodeKey& key, const ZoneTables& t, std::string& path) {
+    std::optional<std::uint32_t> walk_reopened(int evfd, const InodeKey& key, const ZoneTables& t, std::string& path,
+                                               bool cached = true) {
         const FsMark* m = mark_for(key.dev);
         if (!m || !m->whole) return std::nullopt;
         FileHandle h{};
@@ -640,7 +647,7 @@ struct FanotifyEnforcer::Impl {
         UniqueFd f(::open_by_handle_at(m->whole.get(), h.get(), O_PATH | O_CLOEXEC));
         if (!f) return std::nullopt;
         std::string p = fd_path(f.get());
-        auto w = walk_file(p, key, t);
+        auto w = walk_file(p, key, t, cached);
         if (w) path = std::move(p);  // the opener's name does not exist here; this one does
         return w;
     }
@@ -657,7 +664,8 @@ struct FanotifyEnforcer::Impl {
 
     // A deleted file (or an O_TMPFILE) keeps the directory it was last in: the kernel names
     // it "DIR/NAME (deleted)". Only a directory on the file's own filesystem counts.
-    std::optional<std::uint32_t> walk_deleted(const std::string& path, const InodeKey& key, const ZoneTables& t) {
+    std::optional<std::uint32_t> walk_deleted(const std::string& path, const InodeKey& key, const ZoneTables& t,
+                                              bool cached) {
         constexpr std::string_view suffix = " (deleted)";
         if (path.empty() || path[0] != '/' || !path.ends_with(suffix)) return std::nullopt;
         std::size_t slash = path.rfind('/', path.size() - suffix.size());
@@ -666,13 +674,15 @@ struct FanotifyEnforcer::Impl {
         if (!d) return std::nullopt;
         auto dk = key_of(d.get());
         if (!dk || dk->dev != key.dev) return std::nullopt;
-        return dir_zone_of(std::move(d), key.dev, t);
+        return dir_zone_of(std::move(d), key.dev, t, cached);
     }
 
     // Membership from the inode: known roots and departed files, then what was learnt of
     // this very file (by handle), then its ancestry. `certain` is false when no route to
     // the file's real ancestry worked: the caller refuses such a file.
-    ZoneLookup zone_of(int evfd, const InodeKey& key, const struct stat& st, const ZoneTables& t) {
+    // `dir_cache` false: every directory is walked (answer_quickly: see there).
+    ZoneLookup zone_of(int evfd, const InodeKey& key, const struct stat& st, const ZoneTables& t,
+                       bool dir_cache = true) {
         ZoneLookup r;
         r.epoch = file_epoch.load();
         if ((r.zone = t.root_zone(key)) || (r.zone = departed_zone(key, evfd, t))) {
@@ -689,13 +699,13 @@ struct FanotifyEnforcer::Impl {
         r.walked = true;
         std::optional<std::uint32_t> w;
         if (st.st_nlink == 0) {
-            w = walk_deleted(r.path, key, t);
+            w = walk_deleted(r.path, key, t, dir_cache);
             // An empty file without a name holds nothing to protect: it is an O_TMPFILE
             // being created (overlayfs makes them in mounts no namespace shows).
             if (!w && st.st_size == 0) w = 0;
         } else {
-            w = walk_file(r.path, key, t);
-            if (!w) w = walk_reopened(evfd, key, t, r.path);
+            w = walk_file(r.path, key, t, dir_cache);
+            if (!w) w = walk_reopened(evfd, key, t, r.path, dir_cache);
         }
         if (!w) {
             // A multiply linked zone file is still known from the index.
@@ -770,7 +780,10 @@ struct FanotifyEnforcer::Impl {
         bool zone = false;
         if (t && ::fstat(evfd.get(), &st) == 0 && !S_ISDIR(st.st_mode)) {
             InodeKey key{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
-            auto zl = zone_of(evfd.get(), key, st, *t);
+            // Without the directory cache: this answer handles no pending rename first (as
+            // handle() does for "outside every zone"), so a directory's entry from before a
+            // move into a zone would let its files through; a walk sees the tree as it is.
+            auto zl = zone_of(evfd.get(), key, st, *t, false);
             zone = zl.zone != 0 || !zl.certain;
         }
         respond(evfd.get(), !zone);

@@ -10,7 +10,7 @@
 
 #include "daemon/fanotify/enforcer_select.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
-#include "sandbox.hpp"
+#include "enforced.hpp"
 
 using namespace custguard;
 using namespace std::chrono_literals;
@@ -71,14 +71,7 @@ struct Env {
             fs.write(f);
         // A hard link made before the policy: the scan must find it.
         REQUIRE(::link(fs.path("zone/pre.txt").c_str(), fs.path("out/pre_link").c_str()) == 0);
-        options.use_fd_store = false;
-        auto e = FanotifyEnforcer::create(std::move(options));
-        REQUIRE(e);
-        enforcer = std::move(*e);
-        REQUIRE(enforcer->start(events.handler()));
-        auto r = enforcer->apply(make_policy(fs));
-        INFO((r ? "" : r.error()));
-        REQUIRE(r);
+        enforcer = cgtest::start_enforcer(events, make_policy(fs), std::move(options));
     }
     ~Env() {
         if (enforcer) enforcer->stop(true);

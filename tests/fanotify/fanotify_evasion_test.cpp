@@ -5,14 +5,13 @@
 #include <catch2/catch.hpp>
 
 #include <sys/mount.h>
-#include <sys/prctl.h>
 
 #include <ctime>
 #include <functional>
 #include <set>
 
 #include "daemon/fanotify/fanotify_enforcer.hpp"
-#include "sandbox.hpp"
+#include "enforced.hpp"
 
 using namespace custguard;
 using cgtest::Cred;
@@ -25,15 +24,7 @@ namespace {
 const Cred alice{60001, 60001, {}};
 const Cred mallory{60009, 60009, {}};
 
-// Zone 1 "customers" at FS/zone: deny, record allowed, alice only.
-template <class Fs>
-policy::Compiled one_zone(const Fs& fs) {
-    policy::Compiled c;
-    c.zones = {cgtest::zone(1, "customers", policy::Violation::deny, true)};
-    c.roots = {{fs.path("zone"), 1}};
-    c.subjects = {{1, policy::SubjectKind::uid, alice.uid}};
-    return c;
-}
+using cgtest::one_zone;  // zone 1 "customers" at FS/zone, alice only
 
 template <class Fs>
 struct Env {
@@ -45,54 +36,22 @@ struct Env {
         REQUIRE(fs.ok());
         for (auto d : {"zone", "zone/sub", "out", "out/empty"}) fs.mkdir(d, 0777);
         for (auto f : {"zone/a.txt", "zone/sub/b.txt", "out/c.txt"}) fs.write(f);
-        FanotifyOptions options;
-        options.use_fd_store = false;
-        auto e = FanotifyEnforcer::create(std::move(options));
-        REQUIRE(e);
-        enforcer = std::move(*e);
-        REQUIRE(enforcer->start(events.handler()));
-        auto r = enforcer->apply(one_zone(fs));
-        INFO((r ? "" : r.error()));
-        REQUIRE(r);
+        enforcer = cgtest::start_enforcer(events, one_zone(fs));
     }
     ~Env() {
         if (enforcer) enforcer->stop(true);
     }
 };
 
-// Exit codes of a namespace child that never got to open: a refusal to build the route is
-// a test failure, never a pass.
-constexpr int no_userns = 200, no_map = 201, no_mount = 202;
+using cgtest::no_map;
+using cgtest::no_mount;
+using cgtest::no_userns;
 
-bool write_file(const char* path, const std::string& text) {
-    int fd = ::open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ::close(fd);
-    return ok;
-}
-
-// In a child as `who`: a new user and mount namespace (as `unshare -Urm`), the mounts
-// `setup` makes there, then an open of `path`. Returns 0, an errno, or one of the codes above.
-// `setup` runs in the child: it only makes system calls on strings built beforehand.
+// In a child as `who`: a new user and mount namespace, the mounts `setup` makes there,
+// then an open of `path`.
 int open_in_userns(const Cred& who, const std::function<bool()>& setup, const std::string& path,
                    pid_t* pid = nullptr) {
-    // run_as sets real, effective and saved ids to who's: root in the namespace maps to them.
-    const std::string deny = "deny", uid_map = "0 " + std::to_string(who.uid) + " 1\n",
-                      gid_map = "0 " + std::to_string(who.gid) + " 1\n";
-    return cgtest::run_as(
-        who,
-        [&] {
-        // setresuid made us non-dumpable, which leaves /proc/self/*_map owned by root.
-        ::prctl(PR_SET_DUMPABLE, 1);
-        if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return no_userns;
-        if (!write_file("/proc/self/setgroups", deny) || !write_file("/proc/self/uid_map", uid_map) ||
-            !write_file("/proc/self/gid_map", gid_map))
-            return no_map;
-        if (!setup()) return no_mount;
-        return cgtest::open_read(path, Via::open);
-        },
-        pid);
+    return cgtest::run_in_userns(who, setup, [&] { return cgtest::open_read(path, Via::open); }, pid);
 }
 
 bool bind_mount(const std::string& from, const std::string& to) {
