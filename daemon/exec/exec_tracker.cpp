@@ -1,5 +1,6 @@
 #include "daemon/exec/exec_tracker.hpp"
 #include "custguard/common/errno_text.hpp"
+#include "custguard/common/unique_dir.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -85,9 +86,9 @@ bool bpf_lsm_active() {
 // started before custguardd): from /proc, their best witness. Entries the tracker made
 // meanwhile are kept (BPF_NOEXIST); untainted processes need none.
 void seed_running(int map_fd) {
-    std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), ::closedir);
+    common::UniqueDir proc = common::UniqueDir::from_fd(::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!proc) return;
-    while (dirent* e = ::readdir(proc.get())) {
+    while (dirent* e = proc.next()) {
         std::uint32_t tgid = 0;
         const char* p = e->d_name;
         for (; *p >= '0' && *p <= '9'; ++p) tgid = tgid * 10 + static_cast<std::uint32_t>(*p - '0');

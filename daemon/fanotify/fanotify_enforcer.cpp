@@ -31,6 +31,7 @@
 
 #include "custguard/common/clock.hpp"
 #include "custguard/common/mountinfo.hpp"
+#include "custguard/common/unique_dir.hpp"
 #include "daemon/fanotify/fd_store.hpp"
 #include "daemon/fanotify/task_info.hpp"
 #include "daemon/fanotify/zone_tables.hpp"
@@ -64,6 +65,7 @@ constexpr std::size_t max_dir_cache = 1u << 16;
 constexpr std::size_t max_lost_kept = 1u << 18;
 
 using common::clock_ns;
+using common::UniqueDir;
 
 // Events carry the kernel's dev_t (MAJOR << 20 | MINOR, as i_sb->s_dev), like the BPF
 // programs; stat(2) returns glibc's encoding.
@@ -428,13 +430,10 @@ struct FanotifyEnforcer::Impl {
     void scan_tree(UniqueFd d, std::uint32_t zone, std::uint64_t dev, const ZoneTables& t,
                    std::vector<IndexedFile>& out, int depth) {
         if (depth > 256) return;
-        int dfd = d.get();
-        DIR* dir = ::fdopendir(d.release());
+        UniqueDir dir = UniqueDir::from_fd(d.release());
         if (!dir) return;
-        std::unique_ptr<DIR, int (*)(DIR*)> guard(dir, ::closedir);
-        while (dirent* e = ::readdir(dir)) {
-            if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0)))
-                continue;
+        const int dfd = dir.fd();
+        while (dirent* e = dir.next()) {
             struct stat st {};
             if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
             InodeKey k{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};

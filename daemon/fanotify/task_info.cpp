@@ -18,6 +18,7 @@
 
 #include "daemon/exec/loader_env.hpp"
 #include "daemon/fanotify/unique_fd.hpp"
+#include "custguard/common/unique_dir.hpp"
 
 namespace custguard::daemon::fan {
 
@@ -317,14 +318,13 @@ std::uint32_t TaskReader::program_trust(pid_t tid, std::uint32_t tgid) {
     }
     char dir[48];
     std::snprintf(dir, sizeof dir, "/proc/%u/task", tgid);
-    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir), ::closedir);
+    common::UniqueDir d = common::UniqueDir::from_fd(::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!d) return CG_RULE_PROGRAM_TRACED;
     bool saw_opener = false;
     std::size_t threads = 0;
-    while (dirent* e = ::readdir(d.get())) {
-        if (e->d_name[0] == '.') continue;
+    while (dirent* e = d.next()) {
         if (++threads > max_threads) return CG_RULE_PROGRAM_TRACED;
-        UniqueFd tdir(::openat(::dirfd(d.get()), e->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        UniqueFd tdir(::openat(d.fd(), e->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC));
         char status[4096];
         ssize_t n = tdir ? read_small(tdir.get(), "status", status, sizeof status) : -1;
         if (n <= 0) continue;  // exited meanwhile

@@ -31,11 +31,13 @@
 #include "custguard/scan/findings.hpp"
 #include "daemon/fanotify/task_info.hpp"
 #include "daemon/fanotify/unique_fd.hpp"
+#include "custguard/common/unique_dir.hpp"
 
 namespace custguard::daemon::watch {
 
 
 using Clock = std::chrono::steady_clock;
+using common::UniqueDir;
 
 std::vector<std::string> categories(const std::vector<std::string>& detectors, bool sensitive) {
     std::set<std::string> out;
@@ -84,21 +86,16 @@ std::optional<HeldFiles> files_held_for_writing(pid_t pid, const HoldLimits& lim
         }
     }
     // Regular files open for writing.
-    UniqueFd fds(::open((proc + "/fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fds) return std::nullopt;  // gone
-    DIR* d = ::fdopendir(fds.get());
-    if (!d) return std::nullopt;
-    (void)fds.release();  // closedir() closes it
-    std::unique_ptr<DIR, int (*)(DIR*)> dir(d, ::closedir);
+    UniqueDir dir = UniqueDir::from_fd(::open((proc + "/fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) return std::nullopt;  // gone
     std::size_t seen = 0;
-    while (const dirent* entry = ::readdir(d)) {
-        if (entry->d_name[0] == '.') continue;
+    while (const dirent* entry = dir.next()) {
         if (++seen > limits.max_fds) {
             held.beyond_limits = true;
             return held;
         }
         struct stat st {};
-        if (::fstatat(::dirfd(d), entry->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;  // follows the link
+        if (::fstatat(dir.fd(), entry->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;  // follows the link
         UniqueFd info(::open((proc + "/fdinfo/" + entry->d_name).c_str(), O_RDONLY | O_CLOEXEC));
         char text[512];
         const ssize_t n = info ? ::read(info.get(), text, sizeof text - 1) : -1;
@@ -174,24 +171,21 @@ std::string fd_path(int fd) {
 std::string name_in(int parent, const struct stat& child) {
     constexpr std::size_t max_entries = 1'000'000;
     for (int pass = 0; pass < 2; ++pass) {
-        UniqueFd dup(::openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        DIR* d = dup ? ::fdopendir(dup.get()) : nullptr;
+        // `parent` may be an O_PATH descriptor, which cannot be read: opened again.
+        UniqueDir d = UniqueDir::from_fd(::openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!d) return {};
-        (void)dup.release();
         std::string found;
         std::size_t n = 0;
-        while (dirent* e = ::readdir(d)) {
+        while (dirent* e = d.next()) {
             if (++n > max_entries) break;
-            if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
             if (pass == 0 && e->d_ino != child.st_ino) continue;
             if (pass == 1 && e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
             struct stat st {};
-            if (::fstatat(::dirfd(d), e->d_name, &st, 0) == 0 && st.st_dev == child.st_dev && st.st_ino == child.st_ino) {
+            if (::fstatat(d.fd(), e->d_name, &st, 0) == 0 && st.st_dev == child.st_dev && st.st_ino == child.st_ino) {
                 found = e->d_name;
                 break;
             }
         }
-        ::closedir(d);
         if (!found.empty()) return found;
     }
     return {};
@@ -527,30 +521,25 @@ struct Watcher::Impl {
             fh->handle_bytes = MAX_HANDLE_SZ;
             int mount_id = 0;
             if (::name_to_handle_at(lv.fd.get(), "", fh, &mount_id, AT_EMPTY_PATH) != 0) continue;
-            UniqueFd dup(::openat(lv.fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-            DIR* dp = dup ? ::fdopendir(dup.get()) : nullptr;
+            UniqueDir dp = UniqueDir::from_fd(lv.fd.release());
             if (!dp) continue;
-            (void)dup.release();
-            while (dirent* e = ::readdir(dp)) {
-                if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
+            while (dirent* e = dp.next()) {
                 struct stat st {};
-                if (::fstatat(::dirfd(dp), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+                if (::fstatat(dp.fd(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
                 const std::string p = lv.path + "/" + e->d_name;
                 if (S_ISDIR(st.st_mode) && lv.depth + 1 < max_depth) {
-                    todo.push_back({UniqueFd(::openat(::dirfd(dp), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)),
+                    todo.push_back({UniqueFd(::openat(dp.fd(), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)),
                                     p, lv.depth + 1});
                 } else if (S_ISREG(st.st_mode)) {
                     if (++files > max_files) {
                         if (host.lost)
                             host.lost("watch", 1, "a folder moved into " + path + " holds more than " +
                                                       std::to_string(max_files) + " files; the rest were not scanned");
-                        ::closedir(dp);
                         return;
                     }
                     enqueue(fsid, fh, e->d_name, st, p, md, s, now);
                 }
             }
-            ::closedir(dp);
         }
     }
 
@@ -601,21 +590,15 @@ struct Watcher::Impl {
         std::size_t n = 0;
         std::function<void(int, const std::string&, const std::string&, int)> walk =
             [&](int dfd, const std::string& dir, const std::string& zone, int depth) {
-                if (depth > 64) return;
-                DIR* dp = ::fdopendir(dfd);
-                if (!dp) {
-                    ::close(dfd);
-                    return;
-                }
-                while (dirent* e = ::readdir(dp)) {
+                UniqueDir dp = UniqueDir::from_fd(dfd);
+                if (!dp || depth > 64) return;
+                while (dirent* e = dp.next()) {
                     if (n >= options.max_zone_files) break;
-                    if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
                     struct stat st {};
-                    if (::fstatat(::dirfd(dp), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+                    if (::fstatat(dp.fd(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
                     const std::string p = dir + "/" + e->d_name;
                     if (S_ISDIR(st.st_mode)) {
-                        int sub = ::openat(::dirfd(dp), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (sub >= 0) walk(sub, p, zone, depth + 1);
+                        walk(::openat(dp.fd(), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), p, zone, depth + 1);
                     } else if (S_ISREG(st.st_mode) && st.st_size > 0) {
                         by_size.emplace(static_cast<std::uint64_t>(st.st_size),
                                         ZoneFile{p, zone, {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)},
@@ -623,7 +606,6 @@ struct Watcher::Impl {
                         ++n;
                     }
                 }
-                ::closedir(dp);
             };
         // Deeper roots first: a file in a nested zone belongs to the nested zone.
         auto roots = s.zone_roots;

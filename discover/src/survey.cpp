@@ -23,6 +23,7 @@
 #include "custguard/scan/extract.hpp"
 #include "custguard/scan/findings.hpp"
 #include "custguard/scan/utf8.hpp"
+#include "custguard/common/unique_dir.hpp"
 
 namespace custguard::discover {
 
@@ -450,23 +451,20 @@ void Survey::file(const std::string& path, const struct stat& st) {
 }
 
 void Survey::walk_dir(int fd, std::string& path, dev_t dev, int depth) {
-    DIR* dir = ::fdopendir(fd);
+    common::UniqueDir dir = common::UniqueDir::from_fd(fd);
     if (!dir) {
-        ::close(fd);
         warn("cannot list '" + path + "': " + std::strerror(errno));
         return;
     }
-    std::unique_ptr<DIR, int (*)(DIR*)> guard(dir, ::closedir);
     const std::size_t base = path.size();
     while (!failure_) {
         errno = 0;
-        const dirent* e = ::readdir(dir);
+        const dirent* e = dir.next();
         if (!e) {
             if (errno) warn("cannot list '" + path + "': " + std::strerror(errno));
             break;
         }
         const std::string_view name = e->d_name;
-        if (name == "." || name == "..") continue;
         if (path != "/") path += '/';
         path += name;
         struct stat st;
@@ -474,7 +472,7 @@ void Survey::walk_dir(int fd, std::string& path, dev_t dev, int depth) {
             ++result_.counters.skipped;
             warn("'" + path.substr(0, 200) + "...': path longer than " + std::to_string(k_max_path) +
                  " bytes, not surveyed");
-        } else if (::fstatat(::dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        } else if (::fstatat(dir.fd(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             if (errno != ENOENT) warn("cannot stat '" + path + "': " + std::strerror(errno));
         } else if (S_ISREG(st.st_mode)) {
             file(path, st);
@@ -486,7 +484,7 @@ void Survey::walk_dir(int fd, std::string& path, dev_t dev, int depth) {
                 ++result_.counters.skipped;
                 warn("'" + path + "': deeper than " + std::to_string(k_max_depth) + " levels, not surveyed");
             } else {
-                const int sub = ::openat(::dirfd(dir), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                const int sub = ::openat(dir.fd(), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (sub < 0)
                     warn("cannot open '" + path + "': " + std::strerror(errno));
                 else

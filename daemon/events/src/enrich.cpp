@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "custguard/common/nss.hpp"
+#include "custguard/common/unique_dir.hpp"
 
 namespace custguard::events {
 
@@ -275,12 +276,12 @@ enum class FdScan { done, unreadable, too_many };
 // holds, until it returns false. Stops after max_fds entries of /proc/PID/fd.
 template <typename OnSocket>
 FdScan scan_socket_fds(const std::string& base, std::size_t max_fds, OnSocket&& on_socket) {
-    DIR* dir = ::opendir((base + "/fd").c_str());
+    common::UniqueDir dir =
+        common::UniqueDir::from_fd(::open((base + "/fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir) return FdScan::unreadable;
     std::size_t scanned = 0;
     FdScan result = FdScan::done;
-    while (dirent* entry = ::readdir(dir)) {
-        if (entry->d_name[0] == '.') continue;
+    while (dirent* entry = dir.next()) {
         if (++scanned > max_fds) {
             result = FdScan::too_many;
             break;
@@ -293,7 +294,6 @@ FdScan scan_socket_fds(const std::string& base, std::size_t max_fds, OnSocket&& 
         parse_number(std::string_view(entry->d_name), fd);
         if (!on_socket(fd, inode)) break;
     }
-    ::closedir(dir);
     return result;
 }
 
