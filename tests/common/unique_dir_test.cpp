@@ -2,7 +2,6 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +9,7 @@
 #include <string>
 
 #include "custguard/common/unique_dir.hpp"
+#include "support/support.hpp"
 
 using custguard::common::UniqueDir;
 
@@ -17,25 +17,12 @@ namespace {
 
 bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1 || errno != EBADF; }
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/cg-unique-dir.XXXXXX";
-        REQUIRE(::mkdtemp(tmpl));
-        path = tmpl;
-    }
-    ~TempDir() {
-        for (const char* n : {"a", "b", "plain"}) ::unlink((path + "/" + n).c_str());
-        ::rmdir(path.c_str());
-    }
-};
-
 }  // namespace
 
 TEST_CASE("UniqueDir lists the entries without . and .., and closes its descriptor once", "[unit][common]") {
-    TempDir t;
-    for (const char* n : {"a", "b"}) ::close(::open((t.path + "/" + n).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-    const int fd = ::open(t.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const cgtest::TempDir t("cg-unique-dir");
+    for (const char* n : {"a", "b"}) cgtest::spit(t.path() / n, "");
+    const int fd = ::open(t.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     REQUIRE(fd >= 0);
     std::set<std::string> names;
     {
@@ -52,8 +39,8 @@ TEST_CASE("UniqueDir lists the entries without . and .., and closes its descript
 }
 
 TEST_CASE("UniqueDir::from_fd closes a descriptor that is no directory, and takes -1 as empty", "[unit][common]") {
-    TempDir t;
-    const int fd = ::open((t.path + "/plain").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    const cgtest::TempDir t("cg-unique-dir");
+    const int fd = ::open((t.path() / "plain").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
     REQUIRE(fd >= 0);
     CHECK_FALSE(UniqueDir::from_fd(fd));
     CHECK_FALSE(is_open(fd));  // not leaked
