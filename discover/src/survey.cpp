@@ -24,10 +24,13 @@
 #include "custguard/scan/findings.hpp"
 #include "custguard/scan/utf8.hpp"
 #include "custguard/common/unique_dir.hpp"
+#include "custguard/common/unique_fd.hpp"
 
 namespace custguard::discover {
 
 namespace {
+
+using common::UniqueFd;
 
 // <linux/ioprio.h> is not in every libc's headers; the ABI is stable.
 constexpr int k_ioprio_who_process = 1;
@@ -54,20 +57,6 @@ struct Scanned {
     std::string findings;
     bool in_process = false;
     bool sandboxed = false;
-};
-
-class FileDescriptor {
-public:
-    explicit FileDescriptor(int fd) : fd_(fd) {}
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-    ~FileDescriptor() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-
-private:
-    int fd_;
 };
 
 tl::expected<std::size_t, std::string> pread_full(int fd, char* buf, std::size_t size, off_t offset) {
@@ -107,7 +96,7 @@ Scanned scan_one(scan::Scanner& scanner, scan::SandboxedReader& reader, const sc
         s.reason = std::string("cannot open: ") + std::strerror(errno);
         return s;
     }
-    FileDescriptor fd(raw);
+    UniqueFd fd(raw);
     struct stat st;
     if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
         s.reason = "replaced by something other than a regular file while surveyed";

@@ -9,10 +9,13 @@
 
 #include "printer_language.hpp"
 #include "custguard/scan/utf8.hpp"
+#include "custguard/common/unique_fd.hpp"
 
 namespace custguard::scan {
 
 namespace {
+
+using common::UniqueFd;
 
 DocumentScan from_extracted(const Extracted& e) {
     DocumentScan d;
@@ -27,20 +30,6 @@ DocumentScan from_extracted(const Extracted& e) {
     d.members_without_text = e.members_without_text;
     return d;
 }
-
-class FileDescriptor {
-public:
-    explicit FileDescriptor(int fd) : fd_(fd) {}
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-    ~FileDescriptor() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
 
 // Reads up to buf.size() bytes (less only at end of file).
 tl::expected<std::size_t, std::string> read_full(int fd, char* buf, std::size_t size) {
@@ -77,7 +66,7 @@ tl::expected<DocumentScan, std::string> scan_file(Scanner& scanner, const std::s
                                                   std::string_view mime_hint, const ExtractOptions& options) {
     const int raw = path == "-" ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (raw < 0) return tl::unexpected("cannot open '" + path + "': " + std::strerror(errno));
-    FileDescriptor fd(raw);
+    UniqueFd fd(raw);
     auto fail = [&](const std::string& what) {
         return tl::unexpected("cannot read '" + path + "': " + what);
     };

@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "custguard/edm/edm.hpp"
+#include "custguard/common/unique_fd.hpp"
 #include "frame.hpp"
 #include "seccomp_filter.hpp"
 
@@ -37,6 +38,8 @@
 namespace custguard::scan {
 
 namespace {
+
+using common::UniqueFd;
 
 // Exit statuses of the helper (see scan/tools/extract_main.cpp) and of the child before exec.
 constexpr int kSetupFailed = 126;  // the child could not drop privileges or load the filter
@@ -51,27 +54,6 @@ constexpr int kNice = 10;
 // Unicode data for exact customer matching alone is 30 MiB): added to SandboxOptions::memory
 // so that a small limit still leaves the document its budget.
 constexpr rlim_t kLibraryAllowance = rlim_t{64} << 20;  // scans yield the CPU to file servers and to custguardd itself
-
-class Fd {
-public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    Fd& operator=(Fd&& o) noexcept {
-        if (this != &o) reset(std::exchange(o.fd_, -1));
-        return *this;
-    }
-    ~Fd() { reset(); }
-    int get() const { return fd_; }
-    void reset(int fd = -1) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = fd;
-    }
-
-private:
-    int fd_;
-};
 
 // Kills the helper's process group and reaps the helper unless it was reaped already.
 class Helper {
@@ -101,7 +83,7 @@ public:
 
 private:
     pid_t pid_;
-    Fd pidfd_;
+    UniqueFd pidfd_;
 };
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
@@ -137,10 +119,10 @@ const tl::expected<std::vector<sock_filter>, std::string>& base_program() {
 
 // A descriptor of the document with its own offset, at the start, that the helper can
 // read: a fresh open of the same file, or (for pipes and sockets) a copy in a memfd.
-tl::expected<Fd, std::string> reopen(int fd) {
-    Fd fresh(::open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC));
+tl::expected<UniqueFd, std::string> reopen(int fd) {
+    UniqueFd fresh(::open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC));
     if (fresh.get() >= 0 && ::lseek(fresh.get(), 0, SEEK_SET) == 0) return fresh;
-    Fd copy(::memfd_create("custguard-document", MFD_CLOEXEC));
+    UniqueFd copy(::memfd_create("custguard-document", MFD_CLOEXEC));
     if (copy.get() < 0) return tl::unexpected(errno_text("memfd_create"));
     char buf[65536];
     for (;;) {
@@ -168,7 +150,7 @@ tl::expected<Fd, std::string> reopen(int fd) {
 // compiling its own, which every start would otherwise cost. A few configurations are
 // kept (print gate, watcher, a reload's new ones); launches hold their own reference.
 std::mutex patterns_mutex;
-std::map<std::string, std::shared_ptr<const Fd>> patterns_cache;
+std::map<std::string, std::shared_ptr<const UniqueFd>> patterns_cache;
 
 std::string patterns_key(const ScannerConfig& config) {
     std::string key;
@@ -178,10 +160,10 @@ std::string patterns_key(const ScannerConfig& config) {
     return key;
 }
 
-tl::expected<std::shared_ptr<const Fd>, std::string> store_patterns(const Scanner& scanner) {
+tl::expected<std::shared_ptr<const UniqueFd>, std::string> store_patterns(const Scanner& scanner) {
     auto bytes = scanner.serialized_patterns();
     if (!bytes) return tl::unexpected(bytes.error());
-    auto fd = std::make_shared<Fd>(::memfd_create("custguard-patterns", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    auto fd = std::make_shared<UniqueFd>(::memfd_create("custguard-patterns", MFD_CLOEXEC | MFD_ALLOW_SEALING));
     if (fd->get() < 0) return tl::unexpected(errno_text("memfd_create"));
     for (std::size_t done = 0; done < bytes->size();) {
         const ssize_t w = ::write(fd->get(), bytes->data() + done, bytes->size() - done);
@@ -196,10 +178,10 @@ tl::expected<std::shared_ptr<const Fd>, std::string> store_patterns(const Scanne
     std::lock_guard lock(patterns_mutex);
     if (patterns_cache.size() >= 8) patterns_cache.clear();
     patterns_cache.insert_or_assign(patterns_key(scanner.config()), fd);
-    return std::shared_ptr<const Fd>(fd);
+    return std::shared_ptr<const UniqueFd>(fd);
 }
 
-tl::expected<std::shared_ptr<const Fd>, std::string> compiled_patterns(const ScannerConfig& config) {
+tl::expected<std::shared_ptr<const UniqueFd>, std::string> compiled_patterns(const ScannerConfig& config) {
     {
         std::lock_guard lock(patterns_mutex);
         if (auto it = patterns_cache.find(patterns_key(config)); it != patterns_cache.end()) return it->second;
@@ -308,7 +290,7 @@ std::string describe_signal(int sig, std::chrono::milliseconds cpu) {
 // A reader started in its sandbox, its answer and error pipes read non-blocking.
 struct Started {
     std::unique_ptr<Helper> child;
-    Fd out, err;
+    UniqueFd out, err;
     std::chrono::steady_clock::time_point start;
 };
 
@@ -329,16 +311,16 @@ tl::expected<std::string, std::string> usable_helper(const SandboxOptions& optio
 // Starts the helper with `args` and `input` as its standard input, in the sandbox
 // (child_main), with `cpu_seconds` of CPU time.
 tl::expected<Started, std::string> start_reader(std::vector<std::string> args, const ScannerConfig& config,
-                                                const std::shared_ptr<const Fd>& patterns, const SandboxOptions& options,
+                                                const std::shared_ptr<const UniqueFd>& patterns, const SandboxOptions& options,
                                                 int input, rlim_t cpu_seconds) {
     using tl::unexpected;
     const auto& program = base_program();
     if (!program) return unexpected("cannot build the reader's seccomp filter: " + program.error());
     int out_pipe[2], err_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0) return unexpected(errno_text("pipe"));
-    Fd out_read(out_pipe[0]), out_write(out_pipe[1]);
+    UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
     if (::pipe2(err_pipe, O_CLOEXEC) != 0) return unexpected(errno_text("pipe"));
-    Fd err_read(err_pipe[0]), err_write(err_pipe[1]);
+    UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
 
     const char* path = std::getenv("PATH");
     std::vector<std::string> env = {std::string("PATH=") + (path ? path : "/usr/bin:/bin"), "LC_ALL=C.UTF-8"};
@@ -367,7 +349,7 @@ tl::expected<Started, std::string> start_reader(std::vector<std::string> args, c
     for (auto& e : env) plan.envp.push_back(e.data());
     plan.envp.push_back(nullptr);
 
-    Started started{nullptr, Fd(), Fd(), std::chrono::steady_clock::now()};
+    Started started{nullptr, UniqueFd(), UniqueFd(), std::chrono::steady_clock::now()};
     const pid_t pid = ::fork();
     if (pid < 0) return unexpected(errno_text("fork"));
     if (pid == 0) child_main(plan);
@@ -380,7 +362,7 @@ tl::expected<Started, std::string> start_reader(std::vector<std::string> args, c
 }
 
 // Checks what every launch needs and returns the compiled patterns to hand over.
-tl::expected<std::shared_ptr<const Fd>, std::string> launch_inputs(const ScannerConfig& config) {
+tl::expected<std::shared_ptr<const UniqueFd>, std::string> launch_inputs(const ScannerConfig& config) {
     if (config.edm.size() > frame::max_edm_detectors)
         return tl::unexpected("more than " + std::to_string(frame::max_edm_detectors) + " edm: detectors");
     for (const auto& e : config.edm)
@@ -391,7 +373,7 @@ tl::expected<std::shared_ptr<const Fd>, std::string> launch_inputs(const Scanner
 
 // Appends what is readable on `f` to `into` (bounded to `max` bytes: `into` then holds
 // max + 1), closing `f` at its end.
-void drain(Fd& f, std::string& into, std::size_t max, bool keep_tail) {
+void drain(UniqueFd& f, std::string& into, std::size_t max, bool keep_tail) {
     char buf[16384];
     for (;;) {
         const ssize_t n = ::read(f.get(), buf, sizeof buf);
@@ -450,7 +432,7 @@ std::string too_large_reason() {
 
 // CPU seconds (user and system) that process `pid` has used; nullopt when unknown.
 std::optional<double> cpu_used(pid_t pid) {
-    Fd f(::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd f(::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC));
     if (f.get() < 0) return std::nullopt;
     char buf[1024];
     const ssize_t n = ::read(f.get(), buf, sizeof buf - 1);
@@ -504,8 +486,8 @@ tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& conf
     document->reset();
     if (!started) return unexpected(started.error());
     Helper& child = *started->child;
-    Fd& out_read = started->out;
-    Fd& err_read = started->err;
+    UniqueFd& out_read = started->out;
+    UniqueFd& err_read = started->err;
 
     std::string output, err_tail;
     bool too_much = false, timed_out = false, exited = false;
@@ -549,7 +531,7 @@ tl::expected<DocumentScan, std::string> scan_sandboxed(const ScannerConfig& conf
 
 tl::expected<DocumentScan, std::string> scan_file_sandboxed(const ScannerConfig& config, const std::string& path,
                                                             std::string_view mime_hint, const SandboxOptions& options) {
-    Fd fd(path == "-" ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(path == "-" ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return tl::unexpected("cannot open '" + path + "': " + std::strerror(errno));
     auto result = scan_sandboxed(config, fd.get(), mime_hint, options);
     if (!result) return tl::unexpected("'" + path + "': " + result.error());
@@ -558,7 +540,7 @@ tl::expected<DocumentScan, std::string> scan_file_sandboxed(const ScannerConfig&
 
 struct SandboxedReader::Running {
     std::unique_ptr<Helper> child;
-    Fd control, out, err;
+    UniqueFd control, out, err;
     std::string key;  // what it was started with: another key needs another reader
     std::uint32_t documents = 0;
     std::uint64_t input_bytes = 0;
@@ -610,7 +592,7 @@ tl::expected<DocumentScan, std::string> SandboxedReader::scan(const ScannerConfi
             int pair[2];
             if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
                 return unexpected(errno_text("socketpair"));
-            Fd ours(pair[0]), theirs(pair[1]);
+            UniqueFd ours(pair[0]), theirs(pair[1]);
             // Twice one document's CPU time; retired once it has used one (below), so
             // that every document still has its own.
             auto started = start_reader(args, config, *patterns, options, theirs.get(),

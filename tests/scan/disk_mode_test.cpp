@@ -112,7 +112,7 @@ DocumentScan scan_bytes(const std::string& bytes, ScanMode mode) {
 
 }  // namespace
 
-TEST_CASE("files on disk are read past NULs and control codes; print jobs with them stay unreadable",
+TEST_CASE("files on disk are read past NULs and control codes, while print jobs with them stay unreadable",
           "[scan][disk-mode]") {
     for (const auto& c : cases()) {
         INFO(c.name);
