@@ -119,8 +119,12 @@ std::string PageAgent::ask(const std::string& command, std::chrono::seconds time
     throw std::runtime_error(fmt::format("'{}': {}", command, answer));
 }
 
+LoginUser::~LoginUser() {
+    if (!cred.name.empty()) (void)cgtest::run({"usermod", "--lock", "--shell", "/usr/sbin/nologin", cred.name});
+}
+
 LoginUser login_user(const std::string& name, const std::vector<std::string>& groups) {
-    LoginUser u{cgtest::ensure_user(name, groups), {}};
+    LoginUser u(cgtest::ensure_user(name, groups), {});
     std::random_device rd;
     const char* alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     for (int i = 0; i < 20; ++i) u.password += alphabet[rd() % 56];

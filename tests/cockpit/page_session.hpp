@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "print_fixture.hpp"   // tests/print
@@ -40,8 +41,15 @@ private:
 
 // A local account that logs in with a password, as a manager does: a login shell (Cockpit
 // starts the bridge through it; nologin refuses) and a new random password each run, set
-// with chpasswd.
+// with chpasswd. Locked again when the test is done (password locked, nologin), so no
+// account of custguard-admin with a password outlives the test on the machine.
 struct LoginUser {
+    LoginUser(cgtest::Cred c, std::string pw) : cred(std::move(c)), password(std::move(pw)) {}
+    LoginUser(LoginUser&& o) noexcept : cred(std::move(o.cred)), password(std::move(o.password)) { o.cred.name.clear(); }
+    LoginUser(const LoginUser&) = delete;
+    LoginUser& operator=(const LoginUser&) = delete;
+    LoginUser& operator=(LoginUser&&) = delete;
+    ~LoginUser();
     cgtest::Cred cred;
     std::string password;
 };
