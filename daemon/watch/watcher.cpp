@@ -358,6 +358,11 @@ struct Watcher::Impl {
             if (options.enrich.identities)
                 if (auto id = options.enrich.identities->identity_at(pid, w.exited_at_ns))
                     w.exe = id->later_exe.empty() ? id->exe : id->later_exe;
+        } else if (w.exe.empty() && options.enrich.identities) {
+            // Alive by /proc, yet its exe link did not read (test_watch "4 KiB pieces", once
+            // in six quiet runs, at the writer's close): the exec tracker knows its program.
+            if (auto id = options.enrich.identities->identity_at(pid, w.seen_at_ns))
+                w.exe = id->later_exe.empty() ? id->exe : id->later_exe;
         }
         // Gone before /proc was read: who it wrote as owns a file it created.
         if (w.uid == events::no_uid) w.uid = st.st_uid;
@@ -577,6 +582,8 @@ struct Watcher::Impl {
             if (w.exited_at_ns && w.pid == e.writer.pid && !e.writer.exited_at_ns && !e.writer.exe.empty()) {
                 w.exe = e.writer.exe;
                 w.alive_at_ns = e.writer.seen_at_ns;
+            } else if (w.exe.empty() && w.pid == e.writer.pid) {
+                w.exe = e.writer.exe;  // never a known program replaced by none
             }
             e.writer = std::move(w);
             e.writer_from_write = write;
