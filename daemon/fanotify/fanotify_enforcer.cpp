@@ -1028,15 +1028,21 @@ struct FanotifyEnforcer::Impl {
             handle(job, reader);
     }
 
-    // The directory a DFID record names, opened on its filesystem's whole mount, and that
-    // filesystem's mark; no fd when it is not ours or is gone.
-    std::pair<const FsMark*, UniqueFd> open_fid_dir(const fanotify_event_info_fid* fid) {
+    // The mark of the filesystem an event's handle is on, by its fsid.
+    const FsMark* mark_of(const fanotify_event_info_fid* fid) const {
         const FsMark* m = nullptr;
         for (const auto& [dev, mk] : marks)
             if (std::memcmp(&mk.fsid, &fid->fsid, sizeof mk.fsid) == 0) m = &mk;
-        if (!m) return {nullptr, UniqueFd()};
+        return m;
+    }
+
+    // What an event's handle names (the directory of a DFID record, or the file itself),
+    // opened on its filesystem's whole mount; no fd when it is not ours or is gone.
+    UniqueFd open_fid(const fanotify_event_info_fid* fid) {
+        const FsMark* m = mark_of(fid);
+        if (!m) return UniqueFd();
         auto* fh = reinterpret_cast<file_handle*>(const_cast<unsigned char*>(fid->handle));
-        return {m, UniqueFd(::open_by_handle_at(m->whole.get(), fh, O_PATH | O_CLOEXEC))};
+        return UniqueFd(::open_by_handle_at(m->whole.get(), fh, O_PATH | O_CLOEXEC));
     }
 
     // The zone of the directory a notification names, from dir_cache (by its handle) or a
@@ -1045,14 +1051,12 @@ struct FanotifyEnforcer::Impl {
     // (as a walk now would: the workers' entries come from the tree as it is, like ours).
     // Callers hold notify_mutex and policy_mutex (shared).
     std::optional<std::uint32_t> dir_zone(const fanotify_event_info_fid* fid, const ZoneTables& t) {
-        const FsMark* m = nullptr;
-        for (const auto& [dev, mk] : marks)
-            if (std::memcmp(&mk.fsid, &fid->fsid, sizeof mk.fsid) == 0) m = &mk;
+        const FsMark* m = mark_of(fid);
         if (!m) return std::nullopt;
         const InodeKey dk{m->dev, hash_handle(*reinterpret_cast<const file_handle*>(fid->handle))};
         std::uint64_t epoch = 0;
         if (auto z = cached_dir(dk, epoch)) return z;
-        auto d = open_fid_dir(fid).second;
+        UniqueFd d = open_fid(fid);
         if (!d) return std::nullopt;
         auto z = walk_dir(std::move(d), m->dev, t);
         if (z && m->notify) cache_dir(dk, *z, epoch);
@@ -1274,16 +1278,11 @@ struct FanotifyEnforcer::Impl {
         NamedFile f;
         UniqueFd fd;
         if (target) {
-            const FsMark* m = nullptr;
-            for (const auto& [dev, mk] : marks)
-                if (std::memcmp(&mk.fsid, &target->fsid, sizeof mk.fsid) == 0) m = &mk;
-            if (!m) return std::nullopt;
-            auto* fh = reinterpret_cast<file_handle*>(const_cast<unsigned char*>(target->handle));
-            fd = UniqueFd(::open_by_handle_at(m->whole.get(), fh, O_PATH | O_CLOEXEC));
+            fd = open_fid(target);
             if (!fd || ::fstat(fd.get(), &f.st) != 0) return std::nullopt;
             f.handle = handle_of(fd.get());
         } else {
-            UniqueFd d = open_fid_dir(dir).second;
+            UniqueFd d = open_fid(dir);
             if (!d || ::fstatat(d.get(), name_of(dir), &f.st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
             f.handle = handle_of(d.get(), name_of(dir), 0);
             fd = UniqueFd(::openat(d.get(), name_of(dir), O_PATH | O_NOFOLLOW | O_CLOEXEC));
