@@ -1701,9 +1701,10 @@ int guarded(sd_bus_message* m, void* userdata, sd_bus_error* err, Fn&& fn) {
         // Bounds first: the arguments become polkit details.
         if (auto bounded = check_argument_limits(m); !bounded) return reply_failure(err, bounded.error());
         // polkit's answer not at hand: asked without blocking the bus; this runs again with it.
-        if (const Request req = self->request_of(m); self->polkit.defer_call(m, req.action, req.details)) return 1;
+        const Request req = self->request_of(m);
+        if (self->polkit.defer_call(m, req.action, req.details)) return 1;
         Caller who;
-        auto caller = self->authorize(m, self->request_of(m), who);
+        auto caller = self->authorize(m, req, who);
         if (!caller) {
             self->record_denied(m, who, caller.error().message);
             return reply_failure(err, caller.error());

@@ -9,7 +9,6 @@
 #include <systemd/sd-bus.h>
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <string>
 #include <utility>
