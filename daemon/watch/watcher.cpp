@@ -112,10 +112,6 @@ std::optional<HeldFiles> files_held_for_writing(pid_t pid, const HoldLimits& lim
 
 bool HeldFiles::holds(std::uint64_t dev, std::uint64_t ino) const { return beyond_limits || files.contains({dev, ino}); }
 
-bool holds_for_writing(pid_t pid, std::uint64_t dev, std::uint64_t ino, const HoldLimits& limits) {
-    const auto held = files_held_for_writing(pid, limits);
-    return held && held->holds(dev, ino);
-}
 
 namespace {
 
@@ -273,7 +269,7 @@ struct Watcher::Impl {
     // Thread-only state.
     std::map<Key, Pending> pending;
     std::map<Key, Rescan> rescans;
-    // Settled files their writer still holds (holds_for_writing): enqueued again when their
+    // Settled files their writer still holds (files_held_for_writing): enqueued again when their
     // entry in `rescans` is due, so stores into a shared mapping, which no event reports,
     // are found. At most WatcherOptions::max_held.
     std::map<Key, Pending> held;
@@ -354,16 +350,13 @@ struct Watcher::Impl {
             // its own ring buffer (an exec just before the write may still wait there), so
             // it is asked when the file has settled, for this moment.
             w.exited_at_ns = w.seen_at_ns;
-            // Asked now as well: what it answers now stands if settle() learns nothing.
-            if (options.enrich.identities)
-                if (auto id = options.enrich.identities->identity_at(pid, w.exited_at_ns))
-                    w.exe = id->later_exe.empty() ? id->exe : id->later_exe;
-        } else if (w.exe.empty() && options.enrich.identities) {
-            // Alive by /proc, yet its exe link did not read (test_watch "4 KiB pieces", once
-            // in six quiet runs, at the writer's close): the exec tracker knows its program.
+        }
+        // Gone, or alive by /proc yet its exe link did not read (test_watch "4 KiB pieces",
+        // once in six quiet runs, at the writer's close): the exec tracker knows its
+        // program, asked now; for one gone, what it answers stands if settle() learns nothing.
+        if ((proc.exited || w.exe.empty()) && options.enrich.identities)
             if (auto id = options.enrich.identities->identity_at(pid, w.seen_at_ns))
                 w.exe = id->later_exe.empty() ? id->exe : id->later_exe;
-        }
         // Gone before /proc was read: who it wrote as owns a file it created.
         if (w.uid == events::no_uid) w.uid = st.st_uid;
         if (w.uid != events::no_uid) w.user = enricher.user_name(w.uid);

@@ -99,19 +99,16 @@ struct WatchScope {
     bool recognise_copies = true;
 };
 
-// Whether process `pid` holds file (dev, ino) so that it can change it without an event: a
-// shared mapping of it (/proc/PID/maps; a read-only one can be made writable with mprotect
-// when the file was opened for writing) or a descriptor open for writing (/proc/PID/fd and
-// fdinfo). Bounded: beyond `max_fds` descriptors or `max_maps_bytes` of maps it stops
-// looking and answers yes (the rescans it causes are bounded by the back-off).
+// The files process `pid` holds so that it can change them without an event: shared
+// mappings (/proc/PID/maps; a read-only one can be made writable with mprotect when the
+// file was opened for writing) and descriptors open for writing (/proc/PID/fd and fdinfo),
+// as (st_dev, st_ino) of regular files; nullopt when the process is gone. Bounded: beyond
+// `max_fds` descriptors or `max_maps_bytes` of maps it stops looking and every file counts
+// as held (the rescans that causes are bounded by the back-off).
 struct HoldLimits {
     std::size_t max_fds = 4096;
     std::size_t max_maps_bytes = std::size_t{4} << 20;
 };
-bool holds_for_writing(pid_t pid, std::uint64_t dev, std::uint64_t ino, const HoldLimits& limits = {});
-
-// The same for every file at once: (st_dev, st_ino) of the regular files `pid` holds so;
-// nullopt when the process is gone.
 struct HeldFiles {
     std::set<std::pair<std::uint64_t, std::uint64_t>> files;
     bool beyond_limits = false;  // stopped looking: every file counts as held

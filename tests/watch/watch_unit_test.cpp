@@ -103,7 +103,11 @@ TEST_CASE("a file is held for writing while mapped shared or open for writing, n
     ::close(made);
     const auto dev = static_cast<std::uint64_t>(st.st_dev), ino = static_cast<std::uint64_t>(st.st_ino);
     const pid_t self = ::getpid();
-    const auto held = [&] { return daemon::watch::holds_for_writing(self, dev, ino); };
+    const auto holds = [&](pid_t pid, const daemon::watch::HoldLimits& limits = {}) {
+        const auto files = daemon::watch::files_held_for_writing(pid, limits);
+        return files && files->holds(dev, ino);
+    };
+    const auto held = [&] { return holds(self); };
     CHECK_FALSE(held());
 
     const int ro = ::open(path, O_RDONLY | O_CLOEXEC);
@@ -130,12 +134,12 @@ TEST_CASE("a file is held for writing while mapped shared or open for writing, n
         REQUIRE(extra >= 0);
         daemon::watch::HoldLimits few;
         few.max_fds = 1;  // this process has more descriptors than that
-        CHECK(daemon::watch::holds_for_writing(self, dev, ino, few));
+        CHECK(holds(self, few));
         few = {};
         few.max_maps_bytes = 16;
-        CHECK(daemon::watch::holds_for_writing(self, dev, ino, few));
+        CHECK(holds(self, few));
         ::close(extra);
     }
-    CHECK_FALSE(daemon::watch::holds_for_writing(0, dev, ino));
+    CHECK_FALSE(holds(0));
     ::unlink(path);
 }
