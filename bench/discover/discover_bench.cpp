@@ -1,15 +1,18 @@
 // Survey benchmark. Prints a table; not a test.
 //
-//   discover_bench [--size MB (2048)] [--dir DIR (/var/tmp)] [--kinds text,csv,xlsx,pdf] [--keep]
-//                  [--runs N (1)] [--baseline CUSTGUARDCTL]
+//   discover_bench [--size MB (2048)] [--dir DIR (/var/tmp)] [--kinds text,csv,xlsx,pdf[,binary]]
+//                  [--keep] [--runs N (1)] [--baseline CUSTGUARDCTL]
 //
 // Generates a deterministic mixed tree of about SIZE MB in folders of 100 files (shares of
 // the size: text 55%, csv 30%, xlsx 10%, pdf 5%; --kinds leaves kinds out, e.g. the PDFs,
-// whose reader takes most of the time):
+// whose reader takes most of the time; binary, 20% more, only when named):
 //   text/  UTF-8 prose (Japanese and English) with customer data in some lines, 256 KiB files
 //   csv/   customer lists (card, e-mail, phone, address), 64 KiB files
 //   xlsx/  workbooks of 300 customer rows (shared strings; ~20 KiB zipped)
 //   pdf/   one-page PDFs of the same rows (uncompressed content, ~4 KiB)
+//   binary/ copies of this machine's shared libraries (/usr/lib/x86_64-linux-gnu, by name):
+//          no format discover knows, so each goes to the sandboxed reader, which reads
+//          text behind NULs on disk; rg stops at a file's first NUL
 // Then, with a warm page cache and both at nice 19 / idle I/O (what the survey sets for
 // itself), measures wall and CPU seconds, MB/s and files/s (per wall and per CPU second) of
 //   (a) custguardctl discover --json over each part and the whole tree (fresh store),
@@ -216,6 +219,8 @@ int main(int argc, char** argv) {
     fs::path base = "/var/tmp";
     bool keep = false;
     std::string kinds = "text,csv,xlsx,pdf";
+    const char* const usage = "usage: discover_bench [--size MB] [--dir DIR] [--kinds text,csv,xlsx,pdf,binary] [--keep] "
+                              "[--runs N] [--baseline CUSTGUARDCTL]\n";
     std::string baseline;
     int runs = 1;
     for (int i = 1; i < argc; ++i) {
@@ -227,8 +232,7 @@ int main(int argc, char** argv) {
         else if (a == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
         else if (a == "--baseline" && i + 1 < argc) baseline = argv[++i];
         else {
-            std::fprintf(stderr, "usage: discover_bench [--size MB] [--dir DIR] [--kinds text,csv,xlsx,pdf] [--keep] "
-                                 "[--runs N] [--baseline CUSTGUARDCTL]\n");
+            std::fprintf(stderr, "%s", usage);
             return 2;
         }
     }
@@ -237,20 +241,36 @@ int main(int argc, char** argv) {
     const fs::path root = base / ("cg-discover-bench-" + std::to_string(::getpid()));
     const fs::path tree = root / "tree";
     const std::uint64_t total = size_mb << 20;
-    constexpr int k_kinds = 4;
-    Part parts[k_kinds] = {{"text"}, {"csv"}, {"xlsx"}, {"pdf"}};
-    const char* const ext[k_kinds] = {".txt", ".csv", ".xlsx", ".pdf"};
-    const std::uint64_t percent[k_kinds] = {55, 30, 10, 5};
+    constexpr int k_kinds = 5;
+    constexpr int k_binary = 4;
+    Part parts[k_kinds] = {{"text"}, {"csv"}, {"xlsx"}, {"pdf"}, {"binary"}};
+    const char* const ext[k_kinds] = {".txt", ".csv", ".xlsx", ".pdf", ".so"};
+    const std::uint64_t percent[k_kinds] = {55, 30, 10, 5, 20};
     bool wanted[k_kinds] = {};
+    std::vector<fs::path> libraries;
+    for (const auto& e : fs::directory_iterator("/usr/lib/x86_64-linux-gnu", fs::directory_options::skip_permission_denied))
+        if (e.is_regular_file() && !e.is_symlink() && e.path().filename().string().find(".so") != std::string::npos)
+            libraries.push_back(e.path());
+    std::sort(libraries.begin(), libraries.end());
     std::vector<fs::path> files;
     for (int k = 0; k < k_kinds; ++k) {
         wanted[k] = ("," + kinds + ",").find("," + parts[k].name + ",") != std::string::npos;
         if (!wanted[k]) continue;
+        if (k == k_binary && libraries.empty()) {
+            std::fprintf(stderr, "discover_bench: no shared libraries in /usr/lib/x86_64-linux-gnu for --kinds binary\n");
+            return 2;
+        }
         auto& p = parts[k];
         while (p.bytes < total * percent[k] / 100) {
             const fs::path dir = tree / p.name / ("d" + std::to_string(p.files / 100));
             if (p.files % 100 == 0) fs::create_directories(dir);
-            const std::string body = k == 0 ? text_file(256 << 10) : k == 1 ? csv_file(64 << 10) : k == 2 ? xlsx_file() : pdf_file();
+            std::string body;
+            if (k == k_binary) {
+                std::ifstream in(libraries[p.files % libraries.size()], std::ios::binary);
+                body.assign(std::istreambuf_iterator<char>(in), {});
+            } else {
+                body = k == 0 ? text_file(256 << 10) : k == 1 ? csv_file(64 << 10) : k == 2 ? xlsx_file() : pdf_file();
+            }
             const fs::path f = dir / ("f" + std::to_string(p.files) + ext[k]);
             std::ofstream(f, std::ios::binary) << body;
             files.push_back(f);
@@ -287,9 +307,10 @@ int main(int argc, char** argv) {
     };
 
     std::printf("tree: %.1f MB in %llu files (", all.bytes / 1e6, (unsigned long long)all.files);
-    for (int k = 0; k < k_kinds; ++k)
-        std::printf("%s%s %.1f MB / %llu", k ? ", " : "", parts[k].name.c_str(), parts[k].bytes / 1e6,
-                    (unsigned long long)parts[k].files);
+    for (int k = 0, shown = 0; k < k_kinds; ++k)
+        if (wanted[k])
+            std::printf("%s%s %.1f MB / %llu", shown++ ? ", " : "", parts[k].name.c_str(), parts[k].bytes / 1e6,
+                        (unsigned long long)parts[k].files);
     std::printf("); warm page cache; 2 scanning threads; medians of %d run%s\n\n", runs, runs == 1 ? "" : "s");
     if (!baseline.empty()) std::printf("baseline: %s\n", baseline.c_str());
     // At nice 19 both get what other processes leave: on a busy machine wall time says more
@@ -322,7 +343,8 @@ int main(int argc, char** argv) {
             row("discover " + parts[k].name + " (baseline)", parts[k], base_kind[k]);
         }
         rg_kind[k] = median(grep);
-        row("rg -c " + parts[k].name + (k >= 2 ? " (raw bytes)" : ""), parts[k], rg_kind[k]);
+        row("rg -c " + parts[k].name + (k >= 2 ? " (raw bytes)" : ""), parts[k], rg_kind[k],
+            k == k_binary ? "stops at each file's first NUL" : "");
         if (runs > 1 && k < 2) {
             // Each run's ratio, for "N runs in a row" claims.
             std::string each = "  rg cpu / discover cpu, each run:";
