@@ -393,10 +393,12 @@ struct Overload {
     int leaked = 0;
 
     Overload() { env.tree("out/flood", {}); }
-    ~Overload() {
+    // Before the checks: how often the overload answers waited, and refused.
+    custguard::daemon::FanotifyStats report() {
         const auto s = env.enforcer->stats();
-        UNSCOPED_INFO("overload answers " << s.timeouts << ", waited for the notify thread " << s.quick_waits
-                                          << ", refused as not caught up " << s.quick_refused);
+        UNSCOPED_INFO(leaked << " of 20 opens allowed; overload answers " << s.timeouts << ", waited for the notify thread "
+                             << s.quick_waits << ", refused as not caught up " << s.quick_refused);
+        return s;
     }
     // `act` runs as `who` after the backlog; it returns 100 when its setup step failed,
     // else the result of its open.
@@ -428,6 +430,7 @@ int overload_move_and_open(const char* from_dir, const char* to_dir, const Cred&
             return cgtest::open_read(file, cgtest::Via::open);
         });
     }
+    o.report();
     return o.leaked;
 }
 
@@ -449,7 +452,8 @@ TEST_CASE("dircache attack: under overload, a tree moved out of its zone by a di
 
 // Not every overload answer refuses: alice, allowed in the zone, takes a tree out of it and
 // opens a file in it at once. Outside every zone once the notify thread has judged her the
-// mover, it is allowed (an overload answer refuses every zone file, hers too).
+// mover, it is allowed (an overload answer refuses every zone file, hers too), unless the
+// notify thread did not catch up in time.
 TEST_CASE("dircache attack: under overload, a tree taken out by an allowed user is readable at once", "[fanotify][host]") {
     REQUIRE_ROOT();
     Overload o;
@@ -462,7 +466,11 @@ TEST_CASE("dircache attack: under overload, a tree taken out by an allowed user 
             return cgtest::open_read(to + "/a/f1", cgtest::Via::open);
         }, alice);
     }
-    CHECK(o.leaked == 20);  // every open allowed
+    // An open is refused only when the notify thread lagged more than max_catch_up (50 ms)
+    // behind: rare (1 round in 100-200 on a loaded 2-core machine under ASan).
+    const auto s = o.report();
+    CHECK(o.leaked + s.quick_refused == 20);
+    CHECK(o.leaked >= 10);
 }
 
 // The same gap for single files: a zone file moved out by mallory, and a file made in the
@@ -488,6 +496,7 @@ TEST_CASE("dircache attack: under overload, a zone file moved or linked out and 
                 return cgtest::open_read(out, cgtest::Via::open);
             });
         }
+        o.report();
         CHECK(o.leaked == 0);
     }
 }
