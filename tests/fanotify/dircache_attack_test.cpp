@@ -443,7 +443,7 @@ TEST_CASE("dircache attack: overload answers never use a directory's zone from b
 
 // Overload answers walk the tree as it is; a tree just moved out of its zone by a user not
 // allowed in it is outside until the notify thread judges the mover. Before answers waited
-// for the notify thread (catch_up()), 1-11 of 20 opens got through here.
+// for the notify thread (catch_up()), 1-12 of 20 opens got through here.
 TEST_CASE("dircache attack: under overload, a tree moved out of its zone by a disallowed user and opened at once stays in it",
           "[fanotify][host]") {
     REQUIRE_ROOT();
