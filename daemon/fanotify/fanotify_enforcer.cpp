@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -63,6 +64,18 @@ constexpr std::size_t max_cache = 1u << 20;
 constexpr std::size_t max_dir_cache = 1u << 16;
 // Files kept in their zone after notify-queue overflows (about 100 bytes each).
 constexpr std::size_t max_lost_kept = 1u << 18;
+// How long an overload answer waits for the notify thread to handle what was queued
+// before it (see answer_quickly); past that, a file outside every zone is refused.
+constexpr std::chrono::milliseconds max_catch_up{50};
+
+// The length of the notification at `off` in a batch read from the notify group; 0 when
+// none (the end, or a malformed record: the batch ends there).
+std::uint32_t notification_len(const char* buf, std::size_t len, std::size_t off) {
+    if (off + sizeof(fanotify_event_metadata) > len) return 0;
+    std::uint32_t ev_len = 0;
+    std::memcpy(&ev_len, buf + off, sizeof ev_len);
+    return ev_len < sizeof(fanotify_event_metadata) || off + ev_len > len ? 0 : ev_len;
+}
 
 using common::clock_ns;
 using common::UniqueDir;
@@ -278,6 +291,15 @@ struct FanotifyEnforcer::Impl {
     // worker that must see a rename before it answers.
     std::mutex notify_mutex;
     std::atomic<std::uint64_t> notifications{0};  // handled so far
+    // Read from the group so far (handled or in the reader's hands), and odd while a read
+    // is under way: with FIONREAD they say how many notifications were queued before a
+    // given moment (notify_horizon()).
+    std::atomic<std::uint64_t> notify_read{0};
+    std::atomic<std::uint64_t> notify_reading{0};
+    // Overload answers waiting for `notifications` to reach their horizon.
+    std::mutex catch_up_mutex;
+    std::condition_variable catch_up_cv;
+    std::atomic<unsigned> catch_up_waiters{0};
     // Counts invalidate_file(): a decision that began before one and placed an ignore mark
     // or a cached zone after it takes them back (see there).
     std::atomic<std::uint64_t> file_epoch{0};
@@ -292,7 +314,8 @@ struct FanotifyEnforcer::Impl {
 
     std::atomic<std::uint64_t> c_events{0}, c_dropped{0}, c_denied{0}, c_errors{0};
     std::atomic<std::uint64_t> c_perm{0}, c_ignores{0}, c_hits{0}, c_dir_hits{0}, c_walks{0}, c_timeouts{0},
-        c_flushes{0}, c_stale{0}, c_scans{0}, c_scanned{0}, c_overflows{0}, c_kept_lost{0};
+        c_flushes{0}, c_stale{0}, c_scans{0}, c_scanned{0}, c_overflows{0}, c_kept_lost{0}, c_quick_waits{0},
+        c_quick_refused{0};
 
     // ---- membership ---------------------------------------------------------------
 
@@ -770,6 +793,14 @@ struct FanotifyEnforcer::Impl {
     std::shared_ptr<const ZoneTables> snapshot() const { return tables; }
 
     // Answer without asking /proc: deny zone files, allow the rest (no ignore mark).
+    // "Outside every zone" comes from a walk of the tree as it is now, which a rename or
+    // link not yet handled by the notify thread may contradict (a tree moved out of its
+    // zone by someone not allowed in it stays in it, but only once its mover is judged).
+    // The normal path drains the notify group first; this one must not wait that long,
+    // but the notification of a rename is queued before rename() returns, so the events
+    // that matter are the ones queued before the walk. It waits (at most max_catch_up)
+    // until the notify thread has handled those, walks again if it handled any, and
+    // refuses the open when the notify thread did not get that far in time.
     void answer_quickly(const Job& job) {
         c_timeouts.fetch_add(1, std::memory_order_relaxed);
         UniqueFd evfd(job.fd);
@@ -779,13 +810,67 @@ struct FanotifyEnforcer::Impl {
         bool zone = false;
         if (t && ::fstat(evfd.get(), &st) == 0 && !S_ISDIR(st.st_mode)) {
             InodeKey key{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
-            // Without the directory cache: this answer handles no pending rename first (as
-            // handle() does for "outside every zone"), so a directory's entry from before a
-            // move into a zone would let its files through; a walk sees the tree as it is.
+            const std::uint64_t handled = notifications.load();
+            // Without the directory cache: a walk sees a tree moved into a zone as it is,
+            // even between the move and the queueing of its notification (see below).
             auto zl = zone_of(evfd.get(), key, st, *t, false);
             zone = zl.zone != 0 || !zl.certain;
+            if (!zone && notify_fd) {
+                lk.unlock();  // the notify thread may need policy_mutex exclusively
+                const bool caught_up = catch_up();
+                lk.lock();
+                t = snapshot();
+                if (!caught_up) {
+                    c_quick_refused.fetch_add(1, std::memory_order_relaxed);
+                    zone = true;
+                } else if (t && notifications.load() != handled) {
+                    zl = zone_of(evfd.get(), key, st, *t, false);
+                    zone = zl.zone != 0 || !zl.certain;
+                }
+            }
         }
         respond(evfd.get(), !zone);
+    }
+
+    // How many notifications will have been handled once every one queued before this
+    // call is: those read from the group so far plus those still queued (FIONREAD counts
+    // FAN_EVENT_METADATA_LEN per queued event). A read under way (odd notify_reading) has
+    // taken events off the queue without counting them yet: tried again. nullopt: the
+    // reads never paused, or FIONREAD failed.
+    std::optional<std::uint64_t> notify_horizon() {
+        for (int i = 0; i < 64; ++i) {
+            const std::uint64_t s = notify_reading.load();
+            if (s & 1) {
+                std::this_thread::yield();
+                continue;
+            }
+            // poll() tells an empty queue in O(1); FIONREAD walks the queue (at most
+            // fs.fanotify.max_queued_events entries).
+            pollfd p{notify_fd.get(), POLLIN, 0};
+            int queued = 0;
+            if (::poll(&p, 1, 0) < 0) return std::nullopt;
+            if ((p.revents & POLLIN) && (::ioctl(notify_fd.get(), FIONREAD, &queued) != 0 || queued < 0))
+                return std::nullopt;
+            const std::uint64_t read = notify_read.load();
+            if (notify_reading.load() == s) return read + static_cast<std::uint64_t>(queued) / FAN_EVENT_METADATA_LEN;
+        }
+        return std::nullopt;
+    }
+
+    // Waits (at most max_catch_up) until every notification queued before the call is
+    // handled. False: it was not.
+    bool catch_up() {
+        const auto horizon = notify_horizon();
+        if (!horizon) return false;
+        if (notifications.load() >= *horizon) return true;
+        c_quick_waits.fetch_add(1, std::memory_order_relaxed);
+        std::unique_lock l(catch_up_mutex);
+        catch_up_waiters.fetch_add(1);
+        const bool done = catch_up_cv.wait_for(l, max_catch_up, [&] {
+            return notifications.load() >= *horizon || stopping.load();
+        });
+        catch_up_waiters.fetch_sub(1);
+        return done && notifications.load() >= *horizon;
     }
 
     void handle(const Job& job, fan::TaskReader& reader) {
@@ -1109,20 +1194,30 @@ struct FanotifyEnforcer::Impl {
         std::lock_guard nl(notify_mutex);
         alignas(fanotify_event_metadata) static thread_local char buf[64 * 1024];
         for (;;) {
-            ssize_t len = ::read(notify_fd.get(), buf, sizeof buf);
+            ssize_t len = read_notifications(buf, sizeof buf);
             if (len <= 0) break;
             handle_notifications(buf, static_cast<std::size_t>(len));
         }
+    }
+
+    // One read of the notify group, its notifications counted in notify_read before they
+    // are handled (see notify_horizon()). Callers hold notify_mutex.
+    ssize_t read_notifications(char* buf, std::size_t size) {
+        notify_reading.fetch_add(1);  // odd: events may be off the queue and not counted yet
+        const ssize_t len = ::read(notify_fd.get(), buf, size);
+        std::uint64_t n = 0;
+        if (len > 0)
+            for (std::size_t off = 0, l = 0; (l = notification_len(buf, static_cast<std::size_t>(len), off)); off += l) ++n;
+        notify_read.fetch_add(n);
+        notify_reading.fetch_add(1);
+        return len;
     }
 
     void handle_notifications(const char* buf, std::size_t len) {
         // Events with names are padded to 4 bytes only: copy each to an aligned buffer
         // before reading its 64-bit mask.
         alignas(fanotify_event_metadata) char ev[4096];
-        for (std::size_t off = 0; off + sizeof(fanotify_event_metadata) <= len;) {
-            std::uint32_t ev_len = 0;
-            std::memcpy(&ev_len, buf + off, sizeof ev_len);
-            if (ev_len < sizeof(fanotify_event_metadata) || off + ev_len > len) break;
+        for (std::size_t off = 0, ev_len = 0; (ev_len = notification_len(buf, len, off)); off += ev_len) {
             fanotify_event_metadata md;
             std::memcpy(&md, buf + off, sizeof md);
             if (md.fd >= 0) ::close(md.fd);
@@ -1132,8 +1227,14 @@ struct FanotifyEnforcer::Impl {
             } else {
                 invalidate(true);  // cannot happen (names are short): be safe
             }
-            notifications.fetch_add(1, std::memory_order_release);
-            off += ev_len;
+            notifications.fetch_add(1);
+        }
+        // Overload answers waiting for these (catch_up()). notifications and
+        // catch_up_waiters are sequentially consistent: a waiter that counted itself after
+        // this load saw the new count before it slept.
+        if (catch_up_waiters.load()) {
+            std::lock_guard l(catch_up_mutex);
+            catch_up_cv.notify_all();
         }
     }
 
@@ -1150,7 +1251,7 @@ struct FanotifyEnforcer::Impl {
             // waits for one batch, not for as long as a creator keeps it full.
             for (;;) {
                 std::lock_guard nl(notify_mutex);
-                ssize_t len = ::read(notify_fd.get(), buf, sizeof buf);
+                ssize_t len = read_notifications(buf, sizeof buf);
                 if (len <= 0) break;
                 handle_notifications(buf, static_cast<std::size_t>(len));
             }
@@ -1605,7 +1706,8 @@ FanotifyStats FanotifyEnforcer::stats() const {
     }
     return {m.c_perm.load(), m.c_ignores.load(), m.c_hits.load(), m.c_walks.load(),
             m.c_timeouts.load(), m.c_flushes.load(), m.c_stale.load(), m.c_scans.load(), m.c_scanned.load(), indexed,
-            m.c_overflows.load(), m.c_kept_lost.load(), m.c_dir_hits.load()};
+            m.c_overflows.load(), m.c_kept_lost.load(), m.c_dir_hits.load(), m.c_quick_waits.load(),
+            m.c_quick_refused.load()};
 }
 
 void FanotifyEnforcer::stop(bool remove) {

@@ -90,6 +90,8 @@ struct FanotifyStats {
     std::uint64_t overflows = 0;  // notify-queue overflows, each followed by a rescan of the zones
     std::uint64_t kept_lost = 0;  // files gone from their zone while events were lost: kept in it
     std::uint64_t dir_hits = 0;   // directories placed from the directory cache, without a walk
+    std::uint64_t quick_waits = 0;    // overload answers "outside" that waited for the notify thread
+    std::uint64_t quick_refused = 0;  // ... and refused the open: it did not catch up in time
 };
 
 class FanotifyEnforcer final : public Enforcer {
