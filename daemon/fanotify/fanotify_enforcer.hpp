@@ -90,6 +90,8 @@ struct FanotifyStats {
     std::uint64_t overflows = 0;  // notify-queue overflows, each followed by a rescan of the zones
     std::uint64_t kept_lost = 0;  // files gone from their zone while events were lost: kept in it
     std::uint64_t dir_hits = 0;   // directories placed from the directory cache, without a walk
+    std::uint64_t notify_events = 0;  // notifications read (renames, links and creates; a directory
+                                      // outside every zone reports its first creates only)
 };
 
 class FanotifyEnforcer final : public Enforcer {
