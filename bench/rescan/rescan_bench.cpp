@@ -19,7 +19,7 @@
 // the creators' file system activity costs a decision, not their share of the CPUs.
 //
 //   bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]
-//                [--worker-nice N] [--no-floor] [--split-cpus]
+//                [--worker-nice N] [--no-floor] [--split-cpus] [--creator-rate N]
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -40,6 +40,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/bare_responder.hpp"
@@ -114,6 +115,19 @@ void to_creator_cpu() {
     if (::sched_setaffinity(0, sizeof set, &set) != 0) ::_exit(1);
 }
 
+// --creator-rate N: each user creator runs at most N rounds a second (0: as fast as it can).
+// Creators that run flat out go as fast as the enforcer answers them: a cheaper decision
+// brings more of them, and the ratio then compares different loads. At a fixed rate both
+// enforcers face the same one.
+double creator_rate = 0;
+
+// Sleeps until round `i` of a creator that started at `t0` is due (--creator-rate).
+void pace(const Clock::time_point& t0, std::uint64_t i) {
+    if (creator_rate <= 0) return;
+    std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(static_cast<double>(i) / creator_rate)));
+}
+
 // --no-creator-opens: the creators make and change files but open none, which tells the
 // load of their system calls apart from the permission events of their opens.
 bool creator_opens = true;
@@ -145,7 +159,9 @@ pid_t start_user_creator(Shared* sh, const std::string& drop, const std::string&
     ::mkdir(o, 0755);
     char a[512], b[512], c[512], d[512];
     auto op = [&](int rc) { (void)rc; sh->creator_ops.fetch_add(1, std::memory_order_relaxed); };
+    const auto t0 = Clock::now();
     for (std::uint64_t i = 0; !sh->stop.load(std::memory_order_relaxed); ++i) {
+        pace(t0, i);
         // A file outside every zone, linked there: the case that made each open rescan.
         std::snprintf(a, sizeof a, "%s/h%llu", o, static_cast<unsigned long long>(i));
         std::snprintf(b, sizeof b, "%s/h%llu.l", o, static_cast<unsigned long long>(i));
@@ -270,10 +286,11 @@ int main(int argc, char** argv) {
         else if (a == "--worker-nice" && i + 1 < argc) options.worker_nice = std::atoi(argv[++i]);
         else if (a == "--no-floor") floor = false;
         else if (a == "--split-cpus") split_cpus = true;
+        else if (a == "--creator-rate" && i + 1 < argc) creator_rate = std::max(0.0, std::atof(argv[++i]));
         else {
             std::fprintf(stderr,
                          "usage: bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]\n"
-                         "                    [--worker-nice N] [--no-floor] [--split-cpus]\n"
+                         "                    [--worker-nice N] [--no-floor] [--split-cpus] [--creator-rate N]\n"
                          "  --files N    zone files (default 200000)\n"
                          "  --seconds S  length of each phase (default 8)\n"
                          "  --rounds N   quiet/hostile pairs (default 2)\n"
@@ -281,7 +298,8 @@ int main(int argc, char** argv) {
                          "  --no-creator-opens  the creators open nothing (their system calls' load alone)\n"
                          "  --worker-nice N  nice of the enforcer's answering threads (default: the daemon's, -10; 0: left alone)\n"
                          "  --no-floor   leave out the phases with a bare fanotify group answering every open at once\n"
-                         "  --split-cpus the creators on the last CPU, the reader and the enforcer on the others\n");
+                         "  --split-cpus the creators on the last CPU, the reader and the enforcer on the others\n"
+                         "  --creator-rate N  each user creator runs at most N rounds a second (default 0: flat out)\n");
             return 2;
         }
     }
@@ -425,6 +443,7 @@ int main(int argc, char** argv) {
                 "%.0f s per phase, %d rounds, %d hostile user processes and one root process\n",
                 files, per_dir, gen_s, apply_s, seconds, rounds, user_creators);
     std::printf("enforcer threads answering opens: nice %d\n", worker_nice);
+    if (creator_rate > 0) std::printf("user creators paced: at most %.0f rounds a second each\n", creator_rate);
     for (const auto& w : enf.warnings()) std::printf("warning: %s\n", w.c_str());
     std::vector<Phase> quiet, hostile;
     for (int r = 0; r < 2 * rounds; ++r) {
@@ -438,11 +457,11 @@ int main(int argc, char** argv) {
     for (auto& p : quiet) q_all.insert(q_all.end(), p.ns.begin(), p.ns.end());
     for (auto& p : hostile) h_all.insert(h_all.end(), p.ns.begin(), p.ns.end());
     const double q50 = pct(q_all, 0.5), q99 = pct(q_all, 0.99);
-    std::printf("\n| phase | round | opens | opens/s | allowed refused | p50 µs | p99 µs | max µs | hostile ops | walks | directory cache hits | tree scans | entries scanned | perm events | enforcer CPU s | flushes | hostile refused | zone files read outside |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("\n| phase | round | opens | opens/s | allowed refused | p50 µs | p99 µs | max µs | hostile ops | walks | directory cache hits | tree scans | entries scanned | perm events | notify events | enforcer CPU s | flushes | hostile refused | zone files read outside |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < rounds; ++r) {
         for (const Phase* p : {&quiet[static_cast<std::size_t>(r)], &hostile[static_cast<std::size_t>(r)]}) {
-            std::printf("| %s | %d | %zu | %.0f | %llu | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %llu | %.2f | %llu | %llu | %llu |\n",
+            std::printf("| %s | %d | %zu | %.0f | %llu | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %llu | %llu | %.2f | %llu | %llu | %llu |\n",
                         p == &quiet[static_cast<std::size_t>(r)] ? "quiet" : "hostile", r + 1, p->ns.size(),
                         static_cast<double>(p->ns.size()) / p->seconds, static_cast<unsigned long long>(p->refused),
                         pct(p->ns, 0.5), pct(p->ns, 0.99),
@@ -453,6 +472,7 @@ int main(int argc, char** argv) {
                         static_cast<unsigned long long>(p->after.scans - p->before.scans),
                         static_cast<unsigned long long>(p->after.scanned - p->before.scanned),
                         static_cast<unsigned long long>(p->after.permission_events - p->before.permission_events),
+                        static_cast<unsigned long long>(p->after.notify_events - p->before.notify_events),
                         p->enforcer_cpu_s, static_cast<unsigned long long>(p->after.flushes - p->before.flushes),
                         static_cast<unsigned long long>(p->denied), static_cast<unsigned long long>(p->bypasses));
         }

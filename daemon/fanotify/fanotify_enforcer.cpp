@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -119,14 +120,33 @@ std::uint64_t handle_of(int fd, const char* name = "", int flags = AT_EMPTY_PATH
     return fh.make(fd, name, flags) ? hash_handle(*fh.get()) : 0;
 }
 
-std::string fd_path(int fd) {
-    char link[48];
-    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    char buf[PATH_MAX];
-    ssize_t n = ::readlink(link, buf, sizeof buf);
-    if (n <= 0) return {};
-    return std::string(buf, static_cast<std::size_t>(n));
-}
+// This process's descriptors by name in /proc/self/fd, opened once: a readlink of
+// "/proc/self/fd/N" looked up four names for each event (a third of its cost).
+struct ProcFds {
+    UniqueFd dir{::open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC)};
+    struct Name {
+        int dir = AT_FDCWD;
+        char name[32];
+    };
+    // `fd` as a name for *at() calls; "/proc/self/fd/N" where the directory did not open.
+    Name name(int fd) const {
+        Name n;
+        if (dir) {
+            n.dir = dir.get();
+            std::snprintf(n.name, sizeof n.name, "%d", fd);
+        } else {
+            std::snprintf(n.name, sizeof n.name, "/proc/self/fd/%d", fd);
+        }
+        return n;
+    }
+    std::string path(int fd) const {
+        const Name n = name(fd);
+        char buf[PATH_MAX];
+        ssize_t len = ::readlinkat(n.dir, n.name, buf, sizeof buf);
+        if (len <= 0) return {};
+        return std::string(buf, static_cast<std::size_t>(len));
+    }
+};
 
 // A mount showing the whole filesystem `dev` (its root is the filesystem's root), so that
 // ".." walks reach every ancestor directory however the file was reached (bind mounts).
@@ -176,7 +196,7 @@ struct Job {
 };
 
 struct ZoneLookup {
-    std::uint64_t epoch = 0;  // Impl::file_epoch before the lookup: see invalidate_file()
+    std::uint64_t epoch = 0;  // Impl::file_epoch(key) before the lookup: see invalidate_file()
     std::uint32_t zone = 0;
     bool certain = false;  // false: membership could not be established
     bool walked = false;   // decided from the file's ancestry now, not from what was known
@@ -232,10 +252,15 @@ struct FanotifyEnforcer::Impl {
     UniqueFd fan;
     UniqueFd notify_fd;
     UniqueFd stop_efd;
+    ProcFds proc_fds;
     bool adopted = false;
     bool report_tid = true;
     bool stored = false;
     std::atomic<bool> ignore_new_api{true};  // FAN_MARK_IGNORE (6.0); else the old ignored mask
+    // Directories whose creates the notify group ignores (ignore_creates_in()), since the
+    // last forget_dirs().
+    std::atomic<std::size_t> create_ignores{0};
+    static constexpr std::size_t max_create_ignores = 8192;
 
     // Held shared while a worker decides and places an ignore mark; exclusively while the
     // policy, the marks or the caches change, so no mark outlives the state it came from.
@@ -300,9 +325,46 @@ struct FanotifyEnforcer::Impl {
     std::mutex catch_up_mutex;
     std::condition_variable catch_up_cv;
     std::atomic<unsigned> catch_up_waiters{0};
-    // Counts invalidate_file(): a decision that began before one and placed an ignore mark
-    // or a cached zone after it takes them back (see there).
-    std::atomic<std::uint64_t> file_epoch{0};
+    // Count invalidate_file() per slot of the inode's hash: a decision about a file that
+    // began before one and placed an ignore mark or a cached zone after it takes them back
+    // (see there). Per slot, not one counter: a creator linking new files into a zone
+    // moved a single counter thousands of times a second, and every outside file decided
+    // meanwhile lost the ignore mark it had just been given (and came back to us on its
+    // next open). A file sharing a slot with a changed one only loses its mark.
+    static constexpr std::size_t file_epoch_slots = 1024;
+    std::array<std::atomic<std::uint64_t>, file_epoch_slots> file_epochs{};
+    std::atomic<std::uint64_t>& file_epoch(const InodeKey& key) {
+        return file_epochs[InodeKeyHash{}(key) % file_epoch_slots];
+    }
+    // What can give a file that walked outside every zone a zone, besides its own
+    // file_epoch (index_set_locked(), invalidate_file()): a directory rename
+    // (forget_dirs()), a flush (invalidate(): every rename that changes an inode's zone,
+    // or keeps a tree in its zone, ends with it or with invalidate_file()), the index
+    // becoming incomplete. Moved after the change is visible. A worker that handled the
+    // notify queue before answering "outside" looks again only if this or its file's
+    // epoch moved meanwhile, not after every notification: creators made thousands of
+    // new files outside zones a second, and each one made every such answer look twice.
+    std::atomic<std::uint64_t> zone_epoch{0};
+    // Inodes that may carry an ignore mark of ours, one bit per hash: invalidate_file()
+    // skips the removal (a system call failing with ENOENT) for a file that never got one,
+    // as a new file in a zone linked elsewhere at once. Set before the mark is placed;
+    // cleared only right after a flush of every ignore mark, under policy_mutex held
+    // exclusively (marks are placed under it shared). A worker that sets a bit after
+    // invalidate_file() read it clear sees that call's file_epoch and takes its mark back.
+    static constexpr std::size_t marked_bits = std::size_t{1} << 18;
+    std::array<std::atomic<std::uint64_t>, marked_bits / 64> marked{};
+    void note_marked(const InodeKey& key) {
+        const std::size_t b = InodeKeyHash{}(key) % marked_bits;
+        marked[b / 64].fetch_or(std::uint64_t{1} << (b % 64));
+    }
+    bool maybe_marked(const InodeKey& key) const {
+        const std::size_t b = InodeKeyHash{}(key) % marked_bits;
+        return (marked[b / 64].load() >> (b % 64)) & 1;
+    }
+    // Callers hold policy_mutex exclusively and have just flushed the ignore marks.
+    void forget_marked() {
+        for (auto& w : marked) w.store(0);
+    }
 
     EventHandler handler;
     bool started = false;
@@ -315,7 +377,7 @@ struct FanotifyEnforcer::Impl {
     std::atomic<std::uint64_t> c_events{0}, c_dropped{0}, c_denied{0}, c_errors{0};
     std::atomic<std::uint64_t> c_perm{0}, c_ignores{0}, c_hits{0}, c_dir_hits{0}, c_walks{0}, c_timeouts{0},
         c_flushes{0}, c_stale{0}, c_scans{0}, c_scanned{0}, c_overflows{0}, c_kept_lost{0}, c_quick_waits{0},
-        c_quick_refused{0};
+        c_quick_refused{0}, c_notify{0};
 
     // ---- membership ---------------------------------------------------------------
 
@@ -383,9 +445,47 @@ struct FanotifyEnforcer::Impl {
     // A directory was renamed (any directory below it may have another zone now), the
     // notify queue lost events, or the policy changed.
     void forget_dirs() {
-        std::lock_guard lk(dir_mutex);
-        ++dir_epoch;
-        dir_cache.clear();
+        {
+            std::lock_guard lk(dir_mutex);
+            ++dir_epoch;
+            dir_cache.clear();
+        }
+        forget_create_ignores();
+        zone_epoch.fetch_add(1);
+    }
+
+    // The notify group's ignore marks on directories outside every zone (see
+    // ignore_creates_in()) go with every forget_dirs(): a directory moved (or a policy
+    // changed) may be in a zone now.
+    void forget_create_ignores() {
+        if (create_ignores.exchange(0) == 0 || !notify_fd) return;
+        ::fanotify_mark(notify_fd.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
+    }
+
+    // Directory `dir` (a create's DFID) is outside every zone: the notify group stops
+    // reporting creates in it, which handle_notification() would drop anyway (a user making
+    // files in a loop made the notify thread read and drop thousands a second, on the
+    // openers' CPUs). Only creates: renames out of and into it are still reported. What
+    // makes "outside" stale is a directory rename or a new policy, and both go through
+    // forget_dirs(), which removes these marks; it cannot run between the directory's
+    // judgment and this mark (the caller holds notify_mutex and policy_mutex shared, and
+    // the other callers of forget_dirs() hold one of them exclusively). A create in it
+    // between a rename into a zone and that removal is lost, but the moved tree is scanned
+    // for the index after the removal, and the rename flushed the perm ignore marks.
+    // FAN_EVENT_ON_CHILD and FAN_ONDIR are what the kernel requires of a directory's
+    // ignore mark: creates are events of the directory itself, so it ignores nothing
+    // more, and the group has no events of children. Evictable, and at most
+    // max_create_ignores between forget_dirs() (the group's marks count against root's
+    // fs.fanotify.max_user_marks): past it they are dropped and placed again.
+    void ignore_creates_in(const fanotify_event_info_fid* dir) {
+        if (!ignore_new_api.load()) return;
+        UniqueFd d = open_fid(dir);  // O_PATH: an open would be a permission event of ours
+        if (!d) return;
+        if (create_ignores.load() >= max_create_ignores) forget_create_ignores();
+        const auto n = proc_fds.name(d.get());
+        if (::fanotify_mark(notify_fd.get(), FAN_MARK_ADD | FAN_MARK_IGNORE_SURV | FAN_MARK_EVICTABLE,
+                            FAN_CREATE | FAN_ONDIR | FAN_EVENT_ON_CHILD, n.dir, n.name) == 0)
+            create_ignores.fetch_add(1);
     }
 
     // The zone of directory `d` on filesystem `dev`: from dir_cache, else by a walk from `d`
@@ -437,14 +537,14 @@ struct FanotifyEnforcer::Impl {
     }
 
     // Only files with a handle are cached: without one a reused number could not be told.
-    // `epoch`: file_epoch before the zone was looked up; if a file's zone changed since,
+    // `epoch`: file_epoch(key) before the zone was looked up; if the file's zone changed since,
     // the zone may be that file's old one and is not kept (invalidate_file() erases under
     // the same mutex after moving the epoch, so one of the two sees the other).
     void cache_zone(const InodeKey& key, std::uint64_t handle, std::uint32_t zone, std::uint64_t epoch) {
         if (!handle) return;
         std::lock_guard lk(cache_mutex);
         if (zone_cache.size() >= max_cache) zone_cache.clear();
-        if (file_epoch.load() == epoch)
+        if (file_epoch(key).load() == epoch)
             zone_cache[key] = {zone, handle};
     }
 
@@ -515,6 +615,7 @@ struct FanotifyEnforcer::Impl {
             if (f != b->second.end() && f->ino == key.ino && f->handle == handle) was = f->zone;
         }
         index_delta[key] = {zone, handle, ++index_seq};
+        file_epoch(key).fetch_add(1);  // a decision that looked the file up before looks again
         // Files created and deleted again leave entries behind: past the size of the base,
         // a rescan (off the open path) starts the delta over. Amortized: one scan per as
         // many changes as the zones hold files.
@@ -531,10 +632,11 @@ struct FanotifyEnforcer::Impl {
     }
 
     void update_incomplete_locked() {
-        index_incomplete.store(index_busy != 0 || index_overflowed ||
-                                   std::any_of(index_queue.begin(), index_queue.end(),
-                                               [](const TreeMove& m) { return !m.zone.empty(); }),
-                               std::memory_order_release);
+        const bool incomplete = index_busy != 0 || index_overflowed ||
+                                std::any_of(index_queue.begin(), index_queue.end(),
+                                            [](const TreeMove& m) { return !m.zone.empty(); });
+        index_incomplete.store(incomplete, std::memory_order_release);
+        if (incomplete) zone_epoch.fetch_add(1);
     }
 
     // A directory tree moved into zone `zone` (by name), or out of every zone (empty): the
@@ -668,7 +770,7 @@ struct FanotifyEnforcer::Impl {
         if (!h.make(evfd)) return std::nullopt;
         UniqueFd f(::open_by_handle_at(m->whole.get(), h.get(), O_PATH | O_CLOEXEC));
         if (!f) return std::nullopt;
-        std::string p = fd_path(f.get());
+        std::string p = proc_fds.path(f.get());
         auto w = walk_file(p, key, t, cached);
         if (w) path = std::move(p);  // the opener's name does not exist here; this one does
         return w;
@@ -677,7 +779,7 @@ struct FanotifyEnforcer::Impl {
     // The path a record names: the opener's where it names this file here too, else the
     // file's name on the whole filesystem (opened through another namespace's mount).
     std::string record_path(int evfd, const InodeKey& key, const ZoneTables& t) {
-        std::string p = fd_path(evfd);
+        std::string p = proc_fds.path(evfd);
         if (key_of(AT_FDCWD, p.c_str(), 0) == key) return p;
         std::string canonical;
         if (walk_reopened(evfd, key, t, canonical) && !canonical.empty()) return canonical;
@@ -706,7 +808,7 @@ struct FanotifyEnforcer::Impl {
     ZoneLookup zone_of(int evfd, const InodeKey& key, const struct stat& st, const ZoneTables& t,
                        bool dir_cache = true) {
         ZoneLookup r;
-        r.epoch = file_epoch.load();
+        r.epoch = file_epoch(key).load();
         if ((r.zone = t.root_zone(key)) || (r.zone = departed_zone(key, evfd, t))) {
             r.certain = true;
             return r;
@@ -717,7 +819,7 @@ struct FanotifyEnforcer::Impl {
             r.certain = true;
             return r;
         }
-        r.path = fd_path(evfd);
+        r.path = proc_fds.path(evfd);
         r.walked = true;
         std::optional<std::uint32_t> w;
         if (st.st_nlink == 0) {
@@ -888,15 +990,16 @@ struct FanotifyEnforcer::Impl {
             return;
         }
         InodeKey key{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
-        const std::uint64_t handled = notifications.load(std::memory_order_acquire);
+        const std::uint64_t zones_before = zone_epoch.load();
         ZoneLookup zl = zone_of(evfd.get(), key, st, *t);
         if (zl.zone == 0 && zl.walked && notify_fd) {
             // A rename out of a zone just before this open may still wait in the notify
             // group, or be in the notify thread's hands: judge it first, so the file keeps
-            // its zone under its new name.
+            // its zone under its new name. Looked up again only when what was handled can
+            // have changed this file's zone (see zone_epoch).
             lk.unlock();
             drain_notifications();
-            const bool moved = notifications.load(std::memory_order_acquire) != handled;
+            const bool moved = zone_epoch.load() != zones_before || file_epoch(key).load() != zl.epoch;
             lk.lock();
             t = snapshot();
             if (!t) {
@@ -915,10 +1018,11 @@ struct FanotifyEnforcer::Impl {
             // shared lock, so a rename into a zone flushes after this.
             // Not on a file without a name: linked into a zone later, it must reach us.
             if (zl.certain && m && m->notify && st.st_nlink > 0) {
+                note_marked(key);
                 add_ignore_mark(evfd.get());
                 // A file's zone changed while this was decided (invalidate_file() does not
                 // wait for decisions): the mark may stand on a file of a zone now.
-                if (file_epoch.load() != zl.epoch) remove_ignore_mark(evfd.get());
+                if (file_epoch(key).load() != zl.epoch) remove_ignore_mark(evfd.get());
             }
             respond(evfd.get(), true);
             return;
@@ -1156,17 +1260,18 @@ struct FanotifyEnforcer::Impl {
         }
         if (flush_ignores) {
             ::fanotify_mark(fan.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
+            forget_marked();
             c_flushes.fetch_add(1);
         }
+        zone_epoch.fetch_add(1);
     }
 
     // The ignore mark of file `fd` (O_PATH or open) goes; when that fails for another
     // reason than there being none, every ignore mark goes.
     void remove_ignore_mark(int fd) {
-        char path[48];
-        std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        const auto n = proc_fds.name(fd);
         const unsigned flags = FAN_MARK_REMOVE | (ignore_new_api.load() ? FAN_MARK_IGNORE : FAN_MARK_IGNORED_MASK);
-        if (::fanotify_mark(fan.get(), flags, FAN_OPEN_PERM, AT_FDCWD, path) != 0 && errno != ENOENT) {
+        if (::fanotify_mark(fan.get(), flags, FAN_OPEN_PERM, n.dir, n.name) != 0 && errno != ENOENT) {
             ::fanotify_mark(fan.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);  // cannot tell: drop them all
             c_flushes.fetch_add(1);
         }
@@ -1180,12 +1285,12 @@ struct FanotifyEnforcer::Impl {
     // before (from the old index) and places its mark or cache entry after the removal
     // sees the new epoch afterwards and takes them back (handle(), cache_zone()).
     void invalidate_file(const InodeKey& key, int fd) {
-        file_epoch.fetch_add(1);
+        file_epoch(key).fetch_add(1);
         {
             std::lock_guard ck(cache_mutex);
             zone_cache.erase(key);
         }
-        remove_ignore_mark(fd);
+        if (maybe_marked(key)) remove_ignore_mark(fd);
     }
 
     // Reads and handles whatever the notify group holds now.
@@ -1228,6 +1333,7 @@ struct FanotifyEnforcer::Impl {
                 invalidate(true);  // cannot happen (names are short): be safe
             }
             notifications.fetch_add(1);
+            c_notify.fetch_add(1, std::memory_order_relaxed);
         }
         // Overload answers waiting for these (catch_up()). notifications and
         // catch_up_waiters are sequentially consistent: a waiter that counted itself after
@@ -1312,7 +1418,10 @@ struct FanotifyEnforcer::Impl {
                 if (md->mask & FAN_ONDIR) forget_dirs();
             } else if ((md->mask & FAN_CREATE) && !(md->mask & FAN_ONDIR) && dfid) {
                 zdst = dir_zone(dfid, *t);
-                if (zdst && *zdst == 0) return;  // a new file outside every zone
+                if (zdst && *zdst == 0) {  // a new file outside every zone
+                    ignore_creates_in(dfid);
+                    return;
+                }
                 // A new name in a zone goes into the index. If it is a hard link of an
                 // inode the index did not place in this zone, that inode may carry an
                 // ignore mark from its other name.
@@ -1669,6 +1778,7 @@ tl::expected<void, std::string> FanotifyEnforcer::apply(const policy::Compiled& 
     }
     // Inodes ignored under the old policy may be zone files now.
     ::fanotify_mark(m.fan.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
+    m.forget_marked();
     lk.unlock();
     // Outside the lock: the notify group and the workers go on meanwhile (a multiply linked
     // file outside every zone that the index does not know yet is refused until this ends).
@@ -1707,7 +1817,7 @@ FanotifyStats FanotifyEnforcer::stats() const {
     return {m.c_perm.load(), m.c_ignores.load(), m.c_hits.load(), m.c_walks.load(),
             m.c_timeouts.load(), m.c_flushes.load(), m.c_stale.load(), m.c_scans.load(), m.c_scanned.load(), indexed,
             m.c_overflows.load(), m.c_kept_lost.load(), m.c_dir_hits.load(), m.c_quick_waits.load(),
-            m.c_quick_refused.load()};
+            m.c_quick_refused.load(), m.c_notify.load()};
 }
 
 void FanotifyEnforcer::stop(bool remove) {
