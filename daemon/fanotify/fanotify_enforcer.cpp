@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -272,6 +273,26 @@ struct FanotifyEnforcer::Impl {
     bool index_rebuild = false;     // the delta outgrew the base, or moved trees overflowed
     bool index_overflowed = false;  // ... and trees moved into zones are not indexed yet
     bool index_lost_events = false;  // ... because the notify queue overflowed: see keep_lost_locked()
+    // From a notify-queue overflow until the rescan after the last one is installed: a file
+    // the index had in a zone that now walks outside every zone may have been moved out
+    // while events were lost, by a mover nobody can judge. It keeps its zone meanwhile,
+    // as keep_lost_locked() then keeps it for good; an "outside" answer in between would
+    // place an ignore mark that outlives that decision.
+    std::atomic<bool> index_lost{false};
+    // One bit per hash of a file handle the index ever gave a zone: a new name outside
+    // every zone whose handle has no bit is no link of a zone file (linked_out() makes no
+    // system call for it). Never cleared: a stale bit costs an fstat, a cleared one racing
+    // a link would let the link pass unjudged.
+    static constexpr std::size_t zone_handle_bits = std::size_t{1} << 20;
+    std::array<std::atomic<std::uint64_t>, zone_handle_bits / 64> zone_handles{};
+    void note_zone_handle(std::uint64_t handle) {
+        const std::size_t b = handle % zone_handle_bits;
+        zone_handles[b / 64].fetch_or(std::uint64_t{1} << (b % 64), std::memory_order_relaxed);
+    }
+    bool maybe_zone_handle(std::uint64_t handle) const {
+        const std::size_t b = handle % zone_handle_bits;
+        return (zone_handles[b / 64].load(std::memory_order_relaxed) >> (b % 64)) & 1;
+    }
     unsigned index_busy = 0;        // trees being scanned into zones, apply()'s scan
     std::condition_variable index_cv;
     std::thread indexer;
@@ -514,6 +535,7 @@ struct FanotifyEnforcer::Impl {
                                       [](const IndexedFile& e, std::uint64_t ino) { return e.ino < ino; });
             if (f != b->second.end() && f->ino == key.ino && f->handle == handle) was = f->zone;
         }
+        if (zone) note_zone_handle(handle);
         index_delta[key] = {zone, handle, ++index_seq};
         // Files created and deleted again leave entries behind: past the size of the base,
         // a rescan (off the open path) starts the delta over. Amortized: one scan per as
@@ -592,6 +614,8 @@ struct FanotifyEnforcer::Impl {
     // Replaces the base of `dev` with a scan that started at index_seq == `from`: changes
     // made since are kept, older ones are in the scan (or gone). Callers hold index_mutex.
     void install_base_locked(std::uint64_t dev, std::vector<IndexedFile> files, std::uint64_t from) {
+        for (const auto& f : files)
+            if (f.zone) note_zone_handle(f.handle);
         auto& b = index_base[dev];
         index_base_size -= b.size();
         b = std::move(files);
@@ -617,6 +641,7 @@ struct FanotifyEnforcer::Impl {
             if (!t) {
                 index_queue.clear();
                 index_rebuild = index_overflowed = index_lost_events = false;
+                index_lost.store(false);
                 update_incomplete_locked();
                 continue;
             }
@@ -632,6 +657,8 @@ struct FanotifyEnforcer::Impl {
                 lk.lock();
                 if (lost_events) keep_lost_locked(scanned, from, *t);
                 for (auto& [dev, files] : scanned) install_base_locked(dev, std::move(files), from);
+                // Another overflow since this scan began is rescanned first.
+                if (lost_events && !index_lost_events) index_lost.store(false);
                 if (overflowed) --index_busy;
                 update_incomplete_locked();
                 continue;
@@ -737,8 +764,9 @@ struct FanotifyEnforcer::Impl {
         }
         r.zone = *w;
         r.certain = true;
-        if (r.zone == 0 && st.st_nlink > 1) {
-            // Another of its names may be in a zone: the index knows, without a scan.
+        if (r.zone == 0 && (st.st_nlink > 1 || index_lost.load())) {
+            // Another of its names may be in a zone: the index knows, without a scan. Or
+            // events were lost: it may have been moved out unseen (see index_lost).
             r.zone = indexed_zone(key, handle);
             if (r.zone == 0 && index_incomplete.load(std::memory_order_acquire)) r.certain = false;
         }
@@ -1267,6 +1295,7 @@ struct FanotifyEnforcer::Impl {
             {
                 std::lock_guard il(index_mutex);
                 index_rebuild = index_overflowed = index_lost_events = true;
+                index_lost.store(true);
                 update_incomplete_locked();
             }
             index_cv.notify_one();
@@ -1312,7 +1341,18 @@ struct FanotifyEnforcer::Impl {
                 if (md->mask & FAN_ONDIR) forget_dirs();
             } else if ((md->mask & FAN_CREATE) && !(md->mask & FAN_ONDIR) && dfid) {
                 zdst = dir_zone(dfid, *t);
-                if (zdst && *zdst == 0) return;  // a new file outside every zone
+                if (zdst && *zdst == 0) {
+                    // A new name outside every zone: a new file, or a hard link of a zone
+                    // file (see linked_out()).
+                    left = linked_out(md, dfid, target, *t);
+                    if (!left) return;
+                    lk.unlock();
+                    if (handler) {
+                        handler(std::move(left->event));
+                        c_events.fetch_add(1, std::memory_order_relaxed);
+                    }
+                    return;
+                }
                 // A new name in a zone goes into the index. If it is a hard link of an
                 // inode the index did not place in this zone, that inode may carry an
                 // ignore mark from its other name.
@@ -1413,8 +1453,41 @@ struct FanotifyEnforcer::Impl {
                                        std::uint32_t zone, const ZoneTables& t) {
         auto f = moved_file(to, target);
         if (!f) return std::nullopt;  // deleted meanwhile (or moved on, on kernels before 5.17)
-        const InodeKey key = f->key;
-        if (t.root_zone(key)) return std::nullopt;  // a zone root keeps its zone wherever it goes
+        if (t.root_zone(f->key)) return std::nullopt;  // a zone root keeps its zone wherever it goes
+        return judge_departure(md, CG_EV_RENAME, name_of(from), name_of(to), *f, zone, t);
+    }
+
+    // A hard link of a zone file made outside every zone: fanotify cannot refuse it, as the
+    // BPF-LSM enforcer does for a linker not allowed in the zone, so its linker is judged
+    // as a mover is: one not allowed leaves the inode in its zone (departed), whatever
+    // then happens to its zone name (unlinked, or another file renamed over it: no rename
+    // of this inode is ever reported). Without it, a link out and an unlink of the zone
+    // name moved a zone file out unseen ("overload attack: a zone file linked out ..." in
+    // overload_attack_test.cpp). A new file (one link) costs an open by handle and an fstat.
+    std::optional<Departure> linked_out(const fanotify_event_metadata* md, const fanotify_event_info_fid* dir,
+                                        const fanotify_event_info_fid* target, const ZoneTables& t) {
+        if (!target) return std::nullopt;  // kernels before 5.17: the multiply linked rule still holds
+        // The file's handle as the event reports it is the one name_to_handle_at() gives
+        // (both encode the inode alone), so it is hashed as the index's are.
+        if (!maybe_zone_handle(hash_handle(*reinterpret_cast<const file_handle*>(target->handle)))) return std::nullopt;
+        // Its link count says nothing here: the zone name may be unlinked already.
+        NamedFile f;
+        f.fd = open_fid(target);
+        if (!f.fd || ::fstat(f.fd.get(), &f.st) != 0 || !S_ISREG(f.st.st_mode)) return std::nullopt;
+        f.key = {static_cast<std::uint64_t>(f.st.st_dev), static_cast<std::uint64_t>(f.st.st_ino)};
+        f.handle = handle_of(f.fd.get());
+        std::uint32_t zone = t.root_zone(f.key);
+        if (!zone) zone = indexed_zone(f.key, f.handle);
+        if (!zone) return std::nullopt;
+        return judge_departure(md, CG_EV_LINK, "", name_of(dir), f, zone, t);
+    }
+
+    // The mover (renamer or linker, md->pid) of file `f` out of `zone`, judged: an allowed
+    // (or audit-zone) one takes it out; one not allowed, or gone before it could be read,
+    // leaves the inode in its zone (departed). The record, "<from>\0<to>", says which.
+    Departure judge_departure(const fanotify_event_metadata* md, decltype(cg_event::kind) kind, const char* from,
+                              const char* to, const NamedFile& f, std::uint32_t zone, const ZoneTables& t) {
+        const InodeKey key = f.key;
         fan::TaskInfo task;
         bool known = md->pid > 0 && notify_reader.read(md->pid, task, true).has_value();
         // smbd switches to each client's credentials only for the request and is root in
@@ -1434,21 +1507,21 @@ struct FanotifyEnforcer::Impl {
         d.kept = v.decision == CG_DECISION_DENY;
         if (d.kept) {
             std::lock_guard lk(departed_mutex);
-            departed[key] = {t.zone_name(zone), f->handle};
+            departed[key] = {t.zone_name(zone), f.handle};
             any_departed.store(true, std::memory_order_release);
         }
         AccessEvent& ev = d.event;
         ev.sensor = Sensor::fanotify;
         ev.realtime_ns = clock_ns(CLOCK_REALTIME);
-        ev.raw = make_raw(CG_EV_RENAME, task, v, key, clock_ns(CLOCK_MONOTONIC));
+        ev.raw = make_raw(kind, task, v, key, clock_ns(CLOCK_MONOTONIC));
         cg_event& raw = ev.raw;
-        if (d.kept) raw.decision = CG_DECISION_AUDIT;  // it was moved all the same
+        if (d.kept) raw.decision = CG_DECISION_AUDIT;  // it was moved (or linked) all the same
         // As the BPF-LSM enforcer writes it: "<source name>\0<new name>".
         constexpr std::size_t half = sizeof raw.path / 2;
-        const std::size_t n = ::strnlen(name_of(from), half - 1);
-        std::memcpy(raw.path, name_of(from), n);
-        const std::size_t m = ::strnlen(name_of(to), half - 1);
-        std::memcpy(raw.path + n + 1, name_of(to), m);
+        const std::size_t n = ::strnlen(from, half - 1);
+        std::memcpy(raw.path, from, n);
+        const std::size_t m = ::strnlen(to, half - 1);
+        std::memcpy(raw.path + n + 1, to, m);
         return d;
     }
 
