@@ -257,10 +257,6 @@ struct FanotifyEnforcer::Impl {
     bool report_tid = true;
     bool stored = false;
     std::atomic<bool> ignore_new_api{true};  // FAN_MARK_IGNORE (6.0); else the old ignored mask
-    // Directories whose creates the notify group ignores (ignore_creates_in()), since the
-    // last forget_dirs().
-    std::atomic<std::size_t> create_ignores{0};
-    static constexpr std::size_t max_create_ignores = 8192;
 
     // Held shared while a worker decides and places an ignore mark; exclusively while the
     // policy, the marks or the caches change, so no mark outlives the state it came from.
@@ -297,6 +293,26 @@ struct FanotifyEnforcer::Impl {
     bool index_rebuild = false;     // the delta outgrew the base, or moved trees overflowed
     bool index_overflowed = false;  // ... and trees moved into zones are not indexed yet
     bool index_lost_events = false;  // ... because the notify queue overflowed: see keep_lost_locked()
+    // From a notify-queue overflow until the rescan after the last one is installed: a file
+    // the index had in a zone that now walks outside every zone may have been moved out
+    // while events were lost, by a mover nobody can judge. It keeps its zone meanwhile,
+    // as keep_lost_locked() then keeps it for good; an "outside" answer in between would
+    // place an ignore mark that outlives that decision.
+    std::atomic<bool> index_lost{false};
+    // One bit per hash of a file handle the index ever gave a zone: a new name outside
+    // every zone whose handle has no bit is no link of a zone file (linked_out() makes no
+    // system call for it). Never cleared: a stale bit costs an fstat, a cleared one racing
+    // a link would let the link pass unjudged.
+    static constexpr std::size_t zone_handle_bits = std::size_t{1} << 20;
+    std::array<std::atomic<std::uint64_t>, zone_handle_bits / 64> zone_handles{};
+    void note_zone_handle(std::uint64_t handle) {
+        const std::size_t b = handle % zone_handle_bits;
+        zone_handles[b / 64].fetch_or(std::uint64_t{1} << (b % 64), std::memory_order_relaxed);
+    }
+    bool maybe_zone_handle(std::uint64_t handle) const {
+        const std::size_t b = handle % zone_handle_bits;
+        return (zone_handles[b / 64].load(std::memory_order_relaxed) >> (b % 64)) & 1;
+    }
     unsigned index_busy = 0;        // trees being scanned into zones, apply()'s scan
     std::condition_variable index_cv;
     std::thread indexer;
@@ -450,42 +466,7 @@ struct FanotifyEnforcer::Impl {
             ++dir_epoch;
             dir_cache.clear();
         }
-        forget_create_ignores();
         zone_epoch.fetch_add(1);
-    }
-
-    // The notify group's ignore marks on directories outside every zone (see
-    // ignore_creates_in()) go with every forget_dirs(): a directory moved (or a policy
-    // changed) may be in a zone now.
-    void forget_create_ignores() {
-        if (create_ignores.exchange(0) == 0 || !notify_fd) return;
-        ::fanotify_mark(notify_fd.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
-    }
-
-    // Directory `dir` (a create's DFID) is outside every zone: the notify group stops
-    // reporting creates in it, which handle_notification() would drop anyway (a user making
-    // files in a loop made the notify thread read and drop thousands a second, on the
-    // openers' CPUs). Only creates: renames out of and into it are still reported. What
-    // makes "outside" stale is a directory rename or a new policy, and both go through
-    // forget_dirs(), which removes these marks; it cannot run between the directory's
-    // judgment and this mark (the caller holds notify_mutex and policy_mutex shared, and
-    // the other callers of forget_dirs() hold one of them exclusively). A create in it
-    // between a rename into a zone and that removal is lost, but the moved tree is scanned
-    // for the index after the removal, and the rename flushed the perm ignore marks.
-    // FAN_EVENT_ON_CHILD and FAN_ONDIR are what the kernel requires of a directory's
-    // ignore mark: creates are events of the directory itself, so it ignores nothing
-    // more, and the group has no events of children. Evictable, and at most
-    // max_create_ignores between forget_dirs() (the group's marks count against root's
-    // fs.fanotify.max_user_marks): past it they are dropped and placed again.
-    void ignore_creates_in(const fanotify_event_info_fid* dir) {
-        if (!ignore_new_api.load()) return;
-        UniqueFd d = open_fid(dir);  // O_PATH: an open would be a permission event of ours
-        if (!d) return;
-        if (create_ignores.load() >= max_create_ignores) forget_create_ignores();
-        const auto n = proc_fds.name(d.get());
-        if (::fanotify_mark(notify_fd.get(), FAN_MARK_ADD | FAN_MARK_IGNORE_SURV | FAN_MARK_EVICTABLE,
-                            FAN_CREATE | FAN_ONDIR | FAN_EVENT_ON_CHILD, n.dir, n.name) == 0)
-            create_ignores.fetch_add(1);
     }
 
     // The zone of directory `d` on filesystem `dev`: from dir_cache, else by a walk from `d`
@@ -614,6 +595,7 @@ struct FanotifyEnforcer::Impl {
                                       [](const IndexedFile& e, std::uint64_t ino) { return e.ino < ino; });
             if (f != b->second.end() && f->ino == key.ino && f->handle == handle) was = f->zone;
         }
+        if (zone) note_zone_handle(handle);
         index_delta[key] = {zone, handle, ++index_seq};
         file_epoch(key).fetch_add(1);  // a decision that looked the file up before looks again
         // Files created and deleted again leave entries behind: past the size of the base,
@@ -694,6 +676,8 @@ struct FanotifyEnforcer::Impl {
     // Replaces the base of `dev` with a scan that started at index_seq == `from`: changes
     // made since are kept, older ones are in the scan (or gone). Callers hold index_mutex.
     void install_base_locked(std::uint64_t dev, std::vector<IndexedFile> files, std::uint64_t from) {
+        for (const auto& f : files)
+            if (f.zone) note_zone_handle(f.handle);
         auto& b = index_base[dev];
         index_base_size -= b.size();
         b = std::move(files);
@@ -719,6 +703,7 @@ struct FanotifyEnforcer::Impl {
             if (!t) {
                 index_queue.clear();
                 index_rebuild = index_overflowed = index_lost_events = false;
+                index_lost.store(false);
                 update_incomplete_locked();
                 continue;
             }
@@ -734,6 +719,8 @@ struct FanotifyEnforcer::Impl {
                 lk.lock();
                 if (lost_events) keep_lost_locked(scanned, from, *t);
                 for (auto& [dev, files] : scanned) install_base_locked(dev, std::move(files), from);
+                // Another overflow since this scan began is rescanned first.
+                if (lost_events && !index_lost_events) index_lost.store(false);
                 if (overflowed) --index_busy;
                 update_incomplete_locked();
                 continue;
@@ -839,8 +826,9 @@ struct FanotifyEnforcer::Impl {
         }
         r.zone = *w;
         r.certain = true;
-        if (r.zone == 0 && st.st_nlink > 1) {
-            // Another of its names may be in a zone: the index knows, without a scan.
+        if (r.zone == 0 && (st.st_nlink > 1 || index_lost.load())) {
+            // Another of its names may be in a zone: the index knows, without a scan. Or
+            // events were lost: it may have been moved out unseen (see index_lost).
             r.zone = indexed_zone(key, handle);
             if (r.zone == 0 && index_incomplete.load(std::memory_order_acquire)) r.certain = false;
         }
@@ -1373,6 +1361,7 @@ struct FanotifyEnforcer::Impl {
             {
                 std::lock_guard il(index_mutex);
                 index_rebuild = index_overflowed = index_lost_events = true;
+                index_lost.store(true);
                 update_incomplete_locked();
             }
             index_cv.notify_one();
@@ -1418,8 +1407,20 @@ struct FanotifyEnforcer::Impl {
                 if (md->mask & FAN_ONDIR) forget_dirs();
             } else if ((md->mask & FAN_CREATE) && !(md->mask & FAN_ONDIR) && dfid) {
                 zdst = dir_zone(dfid, *t);
-                if (zdst && *zdst == 0) {  // a new file outside every zone
-                    ignore_creates_in(dfid);
+                if (zdst && *zdst == 0) {
+                    // A new name outside every zone: a new file, or a hard link of a zone
+                    // file (see linked_out()).
+                    NamedFile f;
+                    left = linked_out(md, dfid, target, *t, f);
+                    if (!left) return;
+                    lk.unlock();
+                    // Kept in its zone: an outside answer given since the link (its epoch
+                    // unmoved) must look again, and an ignore mark placed meanwhile must go.
+                    if (left->kept) invalidate_file(f.key, f.fd.get());
+                    if (handler) {
+                        handler(std::move(left->event));
+                        c_events.fetch_add(1, std::memory_order_relaxed);
+                    }
                     return;
                 }
                 // A new name in a zone goes into the index. If it is a hard link of an
@@ -1522,8 +1523,40 @@ struct FanotifyEnforcer::Impl {
                                        std::uint32_t zone, const ZoneTables& t) {
         auto f = moved_file(to, target);
         if (!f) return std::nullopt;  // deleted meanwhile (or moved on, on kernels before 5.17)
-        const InodeKey key = f->key;
-        if (t.root_zone(key)) return std::nullopt;  // a zone root keeps its zone wherever it goes
+        if (t.root_zone(f->key)) return std::nullopt;  // a zone root keeps its zone wherever it goes
+        return judge_departure(md, CG_EV_RENAME, name_of(from), name_of(to), *f, zone, t);
+    }
+
+    // A hard link of a zone file made outside every zone: fanotify cannot refuse it, as the
+    // BPF-LSM enforcer does for a linker not allowed in the zone, so its linker is judged
+    // as a mover is: one not allowed leaves the inode in its zone (departed), whatever
+    // then happens to its zone name (unlinked, or another file renamed over it: no rename
+    // of this inode is ever reported). Without it, a link out and an unlink of the zone
+    // name moved a zone file out unseen ("overload attack: a zone file linked out ..." in
+    // overload_attack_test.cpp). A new file (one link) costs an open by handle and an fstat.
+    std::optional<Departure> linked_out(const fanotify_event_metadata* md, const fanotify_event_info_fid* dir,
+                                        const fanotify_event_info_fid* target, const ZoneTables& t, NamedFile& f) {
+        if (!target) return std::nullopt;  // kernels before 5.17: the multiply linked rule still holds
+        // The file's handle as the event reports it is the one name_to_handle_at() gives
+        // (both encode the inode alone), so it is hashed as the index's are.
+        if (!maybe_zone_handle(hash_handle(*reinterpret_cast<const file_handle*>(target->handle)))) return std::nullopt;
+        // Its link count says nothing here: the zone name may be unlinked already.
+        f.fd = open_fid(target);
+        if (!f.fd || ::fstat(f.fd.get(), &f.st) != 0 || !S_ISREG(f.st.st_mode)) return std::nullopt;
+        f.key = {static_cast<std::uint64_t>(f.st.st_dev), static_cast<std::uint64_t>(f.st.st_ino)};
+        f.handle = handle_of(f.fd.get());
+        std::uint32_t zone = t.root_zone(f.key);
+        if (!zone) zone = indexed_zone(f.key, f.handle);
+        if (!zone) return std::nullopt;
+        return judge_departure(md, CG_EV_LINK, "", name_of(dir), f, zone, t);
+    }
+
+    // The mover (renamer or linker, md->pid) of file `f` out of `zone`, judged: an allowed
+    // (or audit-zone) one takes it out; one not allowed, or gone before it could be read,
+    // leaves the inode in its zone (departed). The record, "<from>\0<to>", says which.
+    Departure judge_departure(const fanotify_event_metadata* md, decltype(cg_event::kind) kind, const char* from,
+                              const char* to, const NamedFile& f, std::uint32_t zone, const ZoneTables& t) {
+        const InodeKey key = f.key;
         fan::TaskInfo task;
         bool known = md->pid > 0 && notify_reader.read(md->pid, task, true).has_value();
         // smbd switches to each client's credentials only for the request and is root in
@@ -1543,21 +1576,21 @@ struct FanotifyEnforcer::Impl {
         d.kept = v.decision == CG_DECISION_DENY;
         if (d.kept) {
             std::lock_guard lk(departed_mutex);
-            departed[key] = {t.zone_name(zone), f->handle};
+            departed[key] = {t.zone_name(zone), f.handle};
             any_departed.store(true, std::memory_order_release);
         }
         AccessEvent& ev = d.event;
         ev.sensor = Sensor::fanotify;
         ev.realtime_ns = clock_ns(CLOCK_REALTIME);
-        ev.raw = make_raw(CG_EV_RENAME, task, v, key, clock_ns(CLOCK_MONOTONIC));
+        ev.raw = make_raw(kind, task, v, key, clock_ns(CLOCK_MONOTONIC));
         cg_event& raw = ev.raw;
-        if (d.kept) raw.decision = CG_DECISION_AUDIT;  // it was moved all the same
+        if (d.kept) raw.decision = CG_DECISION_AUDIT;  // it was moved (or linked) all the same
         // As the BPF-LSM enforcer writes it: "<source name>\0<new name>".
         constexpr std::size_t half = sizeof raw.path / 2;
-        const std::size_t n = ::strnlen(name_of(from), half - 1);
-        std::memcpy(raw.path, name_of(from), n);
-        const std::size_t m = ::strnlen(name_of(to), half - 1);
-        std::memcpy(raw.path + n + 1, name_of(to), m);
+        const std::size_t n = ::strnlen(from, half - 1);
+        std::memcpy(raw.path, from, n);
+        const std::size_t m = ::strnlen(to, half - 1);
+        std::memcpy(raw.path + n + 1, to, m);
         return d;
     }
 

@@ -92,8 +92,7 @@ struct FanotifyStats {
     std::uint64_t dir_hits = 0;   // directories placed from the directory cache, without a walk
     std::uint64_t quick_waits = 0;    // overload answers "outside" that waited for the notify thread
     std::uint64_t quick_refused = 0;  // ... and refused the open: it did not catch up in time
-    std::uint64_t notify_events = 0;  // notifications read (renames, links and creates; a directory
-                                      // outside every zone reports its first creates only)
+    std::uint64_t notify_events = 0;  // notifications read (renames, links and creates)
 };
 
 class FanotifyEnforcer final : public Enforcer {
