@@ -147,6 +147,24 @@ const std::vector<Route>& holding_routes() {
          [](auto& fs, auto& n) { return make_file(fs, "zone/l" + n); },
          [](auto& fs, auto& n) { return ::link(fs.path("zone/l" + n).c_str(), fs.path("out/l" + n).c_str()) == 0; },
          [](auto& fs, auto& n) { return fs.path("out/l" + n); }},
+        // A directory outside every zone (a create in it handled first), moved into the zone
+        // by mallory, a new file made in it and linked out at once, opened by its outside
+        // name: the zone index must learn of the new file although its directory was
+        // outside (a notify group that stops reporting creates in outside directories must
+        // report them again once the directory moved).
+        {"a directory moved into the zone, a new file in it linked out", mallory,
+         [](auto& fs, auto& n) {
+             fs.mkdir("out/c" + n, 0777);
+             const bool made = make_file(fs, "out/c" + n + "/seed");
+             std::this_thread::sleep_for(20ms);  // the seed's create handled
+             return made;
+         },
+         [](auto& fs, auto& n) {
+             const std::string dir = fs.path("zone/c" + n), f = dir + "/f";
+             return ::rename(fs.path("out/c" + n).c_str(), dir.c_str()) == 0 && ::mknod(f.c_str(), S_IFREG | 0644, 0) == 0 &&
+                    ::link(f.c_str(), fs.path("out/c" + n + "-f").c_str()) == 0;
+         },
+         [](auto& fs, auto& n) { return fs.path("out/c" + n + "-f"); }},
         {"a zone file renamed out through mallory's bind mount in her own user+mount namespace", mallory,
          [](auto& fs, auto& n) { return make_file(fs, "zone/b" + n); },
          [](auto& fs, auto& n) {
@@ -160,7 +178,7 @@ const std::vector<Route>& holding_routes() {
 
 }  // namespace
 
-TEST_CASE("overload attack: exchanges, renames far up and hard links out of a zone keep the file in it",
+TEST_CASE("overload attack: exchanges, renames far up, bind mounts and hard links out of a zone keep the file in it",
           "[fanotify][host]") {
     REQUIRE_ROOT();
     for (const auto& r : holding_routes()) {
