@@ -314,3 +314,45 @@ TEST_CASE("overload attack: under overload, a zone file moved out while the noti
     CHECK(o.run(r, "zone/flood") == 0);
     CHECK(o.enforcer->stats().overflows > 0);  // else nothing was lost, and this proves nothing
 }
+
+// Policy reloads racing overload answers: apply() swaps the zone tables, flushes the ignore
+// marks and rebuilds the zone index (incomplete meanwhile) while mallory opens a zone file
+// by its zone name and a multiply linked one by its outside name, every answer an
+// overload answer. Each reload alternates the policy with one that adds a second zone.
+TEST_CASE("overload attack: opens racing policy reloads under overload are refused", "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Overloaded o;
+    auto& fs = o.fs;
+    fs.mkdir("out/other", 0777);
+    REQUIRE(make_file(fs, "zone/q"));
+    REQUIRE(make_file(fs, "zone/p"));
+    REQUIRE(::link(fs.path("zone/p").c_str(), fs.path("out/p-link").c_str()) == 0);
+    const auto one = cgtest::one_zone(fs, alice.uid);
+    auto two = one;
+    two.zones.push_back(cgtest::zone(2, "other", custguard::policy::Violation::deny, true));
+    two.roots.push_back({fs.path("out/other"), 2});
+    std::atomic<bool> done{false};
+    std::atomic<int> reloads{0}, failed{0};
+    std::thread reloader([&] {
+        while (!done.load()) {
+            failed += !o.enforcer->apply(reloads % 2 ? one : two);
+            ++reloads;
+        }
+    });
+    const std::string q = fs.path("zone/q"), link = fs.path("out/p-link");
+    const int through = cgtest::run_as(mallory, [&] {
+        int n = 0;
+        for (int i = 0; i < 300; ++i)
+            n += (cgtest::open_read(q, cgtest::Via::open) == 0) + (cgtest::open_read(link, cgtest::Via::open) == 0);
+        return n;
+    });
+    done = true;
+    reloader.join();
+    const auto s = o.enforcer->stats();
+    report(std::ostringstream() << "policy reloads: " << through << " of 600 opens got through during " << reloads.load()
+                                << " reloads; overload answers " << s.timeouts << ", refused as not caught up "
+                                << s.quick_refused);
+    CHECK(failed.load() == 0);
+    CHECK(reloads.load() > 1);
+    CHECK(through == 0);
+}
