@@ -1,8 +1,10 @@
 // The fanotify enforcer's overload answers (answer_quickly: no /proc, every directory
 // walked, "outside every zone" only after the notify thread caught up with what was
 // queued before the walk) against a user who tries to read a zone file through them:
-// an exchange, a rename several levels up, a hard link out, a link out whose zone name is
-// then removed (a move without FAN_RENAME), and a rename lost in a notify-queue overflow.
+// an exchange, a rename several levels up, a rename through a bind mount in a user
+// namespace, hard links out, a directory moved into the zone, policy reloads, a link out
+// whose zone name is then removed (a move without FAN_RENAME), and renames lost in a
+// notify-queue overflow (with and without overload).
 // Each route runs in rounds (they are races); a route that gets through is [!mayfail]
 // and names the hole and the counts seen.
 #include <catch2/catch.hpp>
@@ -121,7 +123,7 @@ struct Overloaded {
             through += rc == 0;
         }
         const auto s = enforcer->stats();
-        report(std::ostringstream() << r.name << ": " << through << " of " << rounds << " opens got through; overload answers "
+        report(std::ostringstream() << r.name << " (backlog in " << flood_dir << "): " << through << " of " << rounds << " opens got through; overload answers "
                              << s.timeouts << ", waited " << s.quick_waits << ", refused as not caught up "
                              << s.quick_refused << ", overflows " << s.overflows);
         return through;
@@ -130,6 +132,8 @@ struct Overloaded {
 
 // Routes the overload path must hold. Root acts where mallory could not (it is allowed
 // nowhere in the zone, so its moves keep the file in it); the opener is always mallory.
+// Seen: 0 of 12 through on every row in 5 runs (waited 0-7, refused 0-2 per row), main at
+// 0d23ff6 and main + wt/fan-newfile.
 const std::vector<Route>& holding_routes() {
     static const std::vector<Route> v{
         {"RENAME_EXCHANGE of a zone file with an outside one", root,
@@ -181,11 +185,14 @@ const std::vector<Route>& holding_routes() {
 TEST_CASE("overload attack: exchanges, renames far up, bind mounts and hard links out of a zone keep the file in it",
           "[fanotify][host]") {
     REQUIRE_ROOT();
-    for (const auto& r : holding_routes()) {
-        INFO(r.name);
-        Overloaded o;
-        CHECK(o.run(r) == 0);
-    }
+    // Creates outside every zone cost the notify thread little; creates in the zone are
+    // indexed (a handle opened each), a longer queue for catch_up() to wait for.
+    for (const auto& r : holding_routes())
+        for (const char* flood : {"out/flood", "zone/flood"}) {
+            INFO(r.name << ", backlog in " << flood);
+            Overloaded o;
+            CHECK(o.run(r, flood) == 0);
+        }
 }
 
 // A move without FAN_RENAME: a zone file linked out, its zone name then removed (unlinked,
