@@ -26,9 +26,11 @@ using custguard::daemon::FanotifyOptions;
 
 namespace {
 
-const Cred alice{60001, 60001, {}};    // allowed in "customers"
-const Cred mallory{60009, 60009, {}};  // allowed nowhere
-const Cred root{0, 0, {}};             // moves things; not allowed in the zone either
+// alice is allowed in "customers", mallory nowhere; root moves things, not allowed in the
+// zone either.
+using cgtest::alice;
+using cgtest::mallory;
+const Cred root{0, 0, {}};
 
 constexpr int rounds = 12;
 
@@ -268,12 +270,9 @@ LostMove lost_moves(bool open_at_once) {
     cgtest::Testd daemon(fs.path("zone"));
     const auto before = daemon.stats();
     REQUIRE(before);
-    unsigned long long limit = 0;
-    std::ifstream("/proc/sys/fs/fanotify/max_queued_events") >> limit;
+    const unsigned long long limit = cgtest::max_queued_events();
     REQUIRE(limit > 0);
-    REQUIRE(::kill(daemon.pid(), SIGSTOP) == 0);
-    for (int i = 0; i < 500 && daemon.state() != 'T'; ++i) std::this_thread::sleep_for(2ms);
-    REQUIRE(daemon.state() == 'T');
+    daemon.pause();
     char name[64];
     for (unsigned long long i = 0; i < limit + 20000; ++i) {
         std::snprintf(name, sizeof name, "zone/storm/s%llu", i);
@@ -293,12 +292,7 @@ LostMove lost_moves(bool open_at_once) {
     };
     REQUIRE(::kill(daemon.pid(), SIGCONT) == 0);
     LostMove r{open_at_once, open_at_once ? opens() : 0, 0};
-    std::optional<cgtest::Counters> c;
-    for (int i = 0; i < 200 && !(c && c->kept_lost > before->kept_lost); ++i) {
-        REQUIRE(::kill(daemon.pid(), SIGUSR1) == 0);
-        std::this_thread::sleep_for(50ms);
-        c = daemon.stats();
-    }
+    const auto c = daemon.stats_when([&](const cgtest::Counters& n) { return n.kept_lost > before->kept_lost; });
     REQUIRE(c);
     r.after_rescan = opens();
     report(std::ostringstream() << (open_at_once ? "opened at once: " : "not opened before the rescan: ") << r.at_once
