@@ -534,12 +534,9 @@ TEST_CASE("dircache attack: a rename lost in a notify-queue overflow leaves no s
     REQUIRE(cgtest::open_as(mallory, fs.path("out/t/a/w0")) == 0);  // out/t/a placed: outside
     REQUIRE(cgtest::open_as(mallory, fs.path("out/t/a/w1")) == 0);
 
-    unsigned long long limit = 0;
-    std::ifstream("/proc/sys/fs/fanotify/max_queued_events") >> limit;
+    const unsigned long long limit = cgtest::max_queued_events();
     REQUIRE(limit > 0);
-    REQUIRE(::kill(daemon.pid(), SIGSTOP) == 0);
-    for (int i = 0; i < 500 && daemon.state() != 'T'; ++i) std::this_thread::sleep_for(2ms);
-    REQUIRE(daemon.state() == 'T');
+    daemon.pause();
     // No open on the marked filesystem until SIGCONT: it would wait for the daemon.
     char name[64];
     unsigned long long made = 0;
@@ -552,12 +549,7 @@ TEST_CASE("dircache attack: a rename lost in a notify-queue overflow leaves no s
     REQUIRE(::kill(daemon.pid(), SIGCONT) == 0);
     CHECK(cgtest::open_as(mallory, fs.path("zone/t/a/f1")) == EPERM);
     CHECK(cgtest::open_as(alice, fs.path("zone/t/a/f1")) == 0);
-    std::optional<cgtest::Counters> c;
-    for (int i = 0; i < 100 && !(c && c->overflows > before->overflows); ++i) {
-        REQUIRE(::kill(daemon.pid(), SIGUSR1) == 0);
-        std::this_thread::sleep_for(50ms);
-        c = daemon.stats();
-    }
+    const auto c = daemon.stats_when([&](const cgtest::Counters& n) { return n.overflows > before->overflows; });
     REQUIRE(c);
     CHECK(c->overflows > before->overflows);  // else no event was lost, and this proves nothing
 }

@@ -13,6 +13,10 @@
 
 namespace cgtest {
 
+// The users of one_zone(): alice allowed, mallory allowed nowhere.
+inline const Cred alice{60001, 60001, {}};
+inline const Cred mallory{60009, 60009, {}};
+
 // Zone 1 "customers" at FS/<root>: deny, record allowed, `allowed` (alice in the tests) only.
 template <class Fs>
 custguard::policy::Compiled one_zone(const Fs& fs, uid_t allowed = 60001, const char* root = "zone") {

@@ -28,6 +28,13 @@ struct Counters {
 
 // fanotify_testd protecting `zone` for alice, its standard output in a file outside the
 // marked filesystem (read while the daemon is stopped). Stopped and reaped at the end.
+// fs.fanotify.max_queued_events: the notify queue of a group made now.
+inline unsigned long long max_queued_events() {
+    unsigned long long limit = 0;
+    std::ifstream("/proc/sys/fs/fanotify/max_queued_events") >> limit;
+    return limit;
+}
+
 class Testd {
 public:
     // `no_sys_nice`: started without CAP_SYS_NICE and with RLIMIT_NICE 0.
@@ -79,6 +86,24 @@ public:
         return c;
     }
     char state() const { return field(0)[0]; }
+    // Stopped with SIGSTOP: its groups queue events unread until SIGCONT.
+    void pause() const {
+        REQUIRE(::kill(pid_, SIGSTOP) == 0);
+        for (int i = 0; i < 500 && state() != 'T'; ++i) std::this_thread::sleep_for(2ms);
+        REQUIRE(state() == 'T');
+    }
+    // Its counters once `ready` holds for them (asked for with SIGUSR1; at most 10 s), else
+    // the last ones printed.
+    template <class Pred>
+    std::optional<Counters> stats_when(Pred ready) const {
+        std::optional<Counters> c;
+        for (int i = 0; i < 200 && !(c && ready(*c)); ++i) {
+            REQUIRE(::kill(pid_, SIGUSR1) == 0);
+            std::this_thread::sleep_for(50ms);
+            c = stats();
+        }
+        return c;
+    }
     // Its threads whose nice value is `nice`.
     int threads_at_nice(int nice) const {
         int n = 0;
