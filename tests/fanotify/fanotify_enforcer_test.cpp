@@ -222,6 +222,44 @@ TEST_CASE("fanotify enforcer: program rows match the executable by inode", "[fan
     CHECK(denied->raw.rule == CG_RULE_NOT_ALLOWED);
 }
 
+// A link out of a zone and an unlink of the zone name move a file without FAN_RENAME. The
+// linker is judged at the link's create as a mover is: mallory (not allowed, linking a
+// world-writable zone file) leaves it in its zone, and her link is recorded (CG_EV_LINK,
+// audit: it was made all the same); alice's (allowed) link is recorded as allowed.
+TEST_CASE("fanotify enforcer: a zone file linked out and unlinked by a user not allowed in its zone stays in it",
+          "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    // Made without an open (which would leave the zone in the enforcer's cache, and hide
+    // the route): indexed from their creates.
+    const mode_t mask = ::umask(0);
+    for (auto f : {"zone/la.txt", "zone/lm.txt"}) REQUIRE(::mknod(env.fs.path(f).c_str(), S_IFREG | 0666, 0) == 0);
+    ::umask(mask);
+    std::this_thread::sleep_for(200ms);
+    auto move_by_link = [&](const cgtest::Cred& who, const std::string& from, const std::string& to) {
+        return cgtest::run_as(who, [&] {
+            if (::link(from.c_str(), to.c_str()) != 0) return errno;
+            // Alive while its link is judged: a linker gone by then counts as not allowed.
+            std::this_thread::sleep_for(300ms);
+            return ::unlink(from.c_str()) == 0 ? 0 : errno;
+        });
+    };
+    REQUIRE(move_by_link(alice, env.fs.path("zone/la.txt"), env.fs.path("out/la.txt")) == 0);
+    REQUIRE(move_by_link(mallory, env.fs.path("zone/lm.txt"), env.fs.path("out/lm.txt")) == 0);
+    std::this_thread::sleep_for(200ms);
+    CHECK(cgtest::open_as(mallory, env.fs.path("out/lm.txt")) == EPERM);
+    CHECK(cgtest::open_as(mallory, env.fs.path("out/lm.txt")) == EPERM);  // no ignore mark either
+    CHECK(cgtest::open_as(alice, env.fs.path("out/lm.txt")) == 0);
+    auto link = env.events.find([](const daemon::AccessEvent& e) { return e.raw.kind == CG_EV_LINK && e.raw.uid == 60009; });
+    REQUIRE(link);
+    CHECK(link->raw.decision == CG_DECISION_AUDIT);
+    CHECK(link->raw.rule == CG_RULE_NOT_ALLOWED);
+    CHECK(std::string(link->raw.path + std::strlen(link->raw.path) + 1) == "lm.txt");
+    auto allowed = env.events.find([](const daemon::AccessEvent& e) { return e.raw.kind == CG_EV_LINK && e.raw.uid == 60001; });
+    REQUIRE(allowed);
+    CHECK(allowed->raw.decision == CG_DECISION_ALLOW);
+}
+
 TEST_CASE("fanotify enforcer: files outside zones reach user space once per inode", "[fanotify][host]") {
     REQUIRE_ROOT();
     Env env;
