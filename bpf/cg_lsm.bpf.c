@@ -38,13 +38,6 @@ struct cg_inner_roots {
 	__uint(value_size, sizeof(struct cg_zone_root));
 };
 
-struct cg_inner_zones {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(struct cg_zone));
-};
-
 struct cg_inner_devs {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
@@ -104,7 +97,6 @@ struct cg_inner_client_denies {
 	} name SEC(".maps")
 
 CG_OUTER(cg_roots, cg_inner_roots);
-CG_OUTER(cg_zones, cg_inner_zones);
 CG_OUTER(cg_devs, cg_inner_devs);
 CG_OUTER(cg_subjects, cg_inner_subjects);
 CG_OUTER(cg_grants, cg_inner_grants);
@@ -255,9 +247,10 @@ static __always_inline bool cg_dev_has_zones(struct cg_ctl_words *ctl, __u32 slo
 #define CG_LOAD_PROBED(p, field) BPF_CORE_READ(p, field)
 
 /*
- * Zone of a dentry: the nearest ancestor (itself included) that is a zone root. Walking
- * d_parent of the dentry, not the path, is what makes symlinks, bind mounts and
- * /proc/<pid>/fd reopens land on the same answer: they all resolve to this dentry.
+ * Zone of a dentry, and that zone's flags in *zflags: the nearest ancestor (itself
+ * included) that is a zone root. Walking d_parent of the dentry, not the path, is what
+ * makes symlinks, bind mounts and /proc/<pid>/fd reopens land on the same answer: they
+ * all resolve to this dentry.
  * Mount points inside a zone are covered by user space, which adds the root of every
  * filesystem mounted below a zone path as a root of that zone.
  *
@@ -273,7 +266,7 @@ static __always_inline bool cg_dev_has_zones(struct cg_ctl_words *ctl, __u32 slo
  */
 #define CG_DEFINE_ZONE_WALK(name, LOAD)						\
 static __always_inline __u32 name(void *roots, struct dentry *d, __u64 dev,	\
-				  bool *resolved)					\
+				  __u32 *zflags, bool *resolved)			\
 {										\
 	struct cg_inode_key key = { .dev = dev };				\
 	struct cg_zone_root *r;							\
@@ -281,6 +274,7 @@ static __always_inline __u32 name(void *roots, struct dentry *d, __u64 dev,	\
 	struct inode *inode;							\
 										\
 	*resolved = false;							\
+	*zflags = 0;								\
 	for (int i = 0; i < CG_MAX_DEPTH; i++) {				\
 		inode = LOAD(d, d_inode);					\
 		if (!inode)							\
@@ -289,6 +283,7 @@ static __always_inline __u32 name(void *roots, struct dentry *d, __u64 dev,	\
 		r = bpf_map_lookup_elem(roots, &key);				\
 		if (r) {							\
 			*resolved = true;					\
+			*zflags = r->flags;					\
 			return r->zone_id;					\
 		}								\
 		parent = LOAD(d, d_parent);					\
@@ -365,29 +360,33 @@ static __always_inline struct cg_dir_zone *cg_dircache_slot(__u64 id)
 }
 
 /*
- * The cached zone of the directory of identity `id` (cg_dir_ident), or -1. Seqcount read:
+ * The cached zone of the directory of identity `id` (cg_dir_ident) and its flags, or
+ * false on a miss. Seqcount read:
  * on x86 loads are not reordered with loads and the JIT keeps program order, so a
  * compiler barrier is all a reader needs (as the kernel's own smp_rmb() on x86). Other
  * architectures never fill.
  */
-static __always_inline __s64 cg_dircache_get(__u64 id, __u32 epoch, __u32 moves,
-					     __u32 refresh)
+static __always_inline bool cg_dircache_get(__u64 id, __u32 epoch, __u32 moves, __u32 refresh,
+					    __u32 *zone_id, __u32 *zflags)
 {
 	struct cg_dir_zone *e = cg_dircache_slot(id);
-	__u32 seq, zone_id;
+	__u32 seq, z, f;
 
 	if (!e)
-		return -1;
+		return false;
 	seq = CG_READ_ONCE(e->seq);
 	cg_barrier();
 	if ((seq & 1) || e->inode != id || e->epoch != epoch || e->dir_moves != moves ||
 	    e->refresh != refresh)
-		return -1;
-	zone_id = e->zone_id;
+		return false;
+	z = e->zone_id;
+	f = e->zone_flags;
 	cg_barrier();
 	if (CG_READ_ONCE(e->seq) != seq)
-		return -1;
-	return zone_id;
+		return false;
+	*zone_id = z;
+	*zflags = f;
+	return true;
 }
 
 /* Takes slot `e`, whose sequence was read as `s`, for writing: false if a writer has it. */
@@ -427,8 +426,8 @@ static __always_inline bool cg_dircache_clear(struct cg_dir_zone *e, __u64 id)
  * sees the other), and RCU keeps the memory from reuse until this program has returned.
  */
 static __always_inline void cg_dircache_fill(struct inode *dir, struct dentry *dird,
-					     struct dentry *d, __u32 zone_id, __u32 epoch,
-					     __u32 moves, __u32 seq, __u32 refresh)
+					     struct dentry *d, __u32 zone_id, __u32 zflags,
+					     __u32 epoch, __u32 moves, __u32 seq, __u32 refresh)
 {
 	__u64 id = cg_dir_ident(dir);
 	struct cg_dir_zone *e = cg_dircache_slot(id);
@@ -441,6 +440,7 @@ static __always_inline void cg_dircache_fill(struct inode *dir, struct dentry *d
 	if (!cg_dircache_claim(e, s))
 		return; /* another writer owns the slot */
 	e->zone_id = zone_id;
+	e->zone_flags = zflags;
 	e->epoch = epoch;
 	e->dir_moves = moves;
 	e->refresh = refresh;
@@ -481,17 +481,17 @@ static __always_inline void cg_dircache_fill(struct inode *dir, struct dentry *d
  */
 static __always_inline __u32 cg_backing_zone(void *roots, struct inode *inode, bool is_dir,
 					    __u64 dev, __u32 epoch, __u32 moves, __u32 refresh,
-					    bool *resolved)
+					    __u32 *zflags, bool *resolved)
 {
 	__u64 alias_off = bpf_core_field_offset(struct dentry, d_u.d_alias);
 	struct hlist_node *n = BPF_CORE_READ(inode, i_dentry.first), *next;
 	__u64 inode_id = cg_dir_ident(inode), inode_addr, same, dinode;
 	struct dentry *a, *dir;
-	__u32 zone_id = 0, z;
-	__s64 cached;
+	__u32 zone_id = 0, z, f;
 	bool ok;
 
 	*resolved = false;
+	*zflags = 0;
 	if (!n)
 		return 0;
 	cg_opaque(inode_id);
@@ -515,19 +515,18 @@ static __always_inline __u32 cg_backing_zone(void *roots, struct inode *inode, b
 		 * cg_opaque keeps the compiler from folding that back into pointer arithmetic
 		 * (it knows `same` equals inode, not that inode_addr does).
 		 */
-		cached = dinode ? cg_dircache_get(dinode - inode_addr + inode_id, epoch, moves,
-						  refresh) : -1;
-		if (cached >= 0) {
-			z = cached;
-		} else {
-			z = cg_zone_walk_probed(roots, dir, dev, &ok);
+		if (!dinode || !cg_dircache_get(dinode - inode_addr + inode_id, epoch, moves,
+						refresh, &z, &f)) {
+			z = cg_zone_walk_probed(roots, dir, dev, &f, &ok);
 			if (!ok)
 				return 0;
 		}
 		if (z && zone_id && z != zone_id)
 			return 0;
-		if (z)
+		if (z) {
 			zone_id = z;
+			*zflags = f;
+		}
 		if (!next) {
 			*resolved = true;
 			return zone_id;
@@ -537,18 +536,18 @@ static __always_inline __u32 cg_backing_zone(void *roots, struct inode *inode, b
 	return 0;
 }
 
-static __always_inline void cg_subject_read(struct cg_subject *s)
+/* Direct BTF loads, no helper calls: this runs for every decided open. */
+static __always_inline void cg_subject_read(struct task_struct *task, struct cg_subject *s)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	const struct cred *cred = task->cred;
 	struct file *exe;
 
-	s->fsuid = BPF_CORE_READ(cred, fsuid.val);
-	s->fsgid = BPF_CORE_READ(cred, fsgid.val);
-	s->groups = BPF_CORE_READ(cred, group_info);
+	s->fsuid = cred->fsuid.val;
+	s->fsgid = cred->fsgid.val;
+	s->groups = cred->group_info;
 	s->loginuid = 0xffffffff;
 	if (bpf_core_field_exists(task->loginuid))
-		s->loginuid = BPF_CORE_READ(task, loginuid.val);
+		s->loginuid = task->loginuid.val;
 	s->exe_dev = 0;
 	s->exe_ino = 0;
 	exe = task->mm ? task->mm->exe_file : NULL;
@@ -694,7 +693,7 @@ static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 	bool allowed = false;
 
 	/* A deny row in force overrides every allow below; same clock as grants. */
-	denies = bpf_map_lookup_elem(&cg_denies, &slot);
+	denies = (zflags & CG_ZONE_DENIES) ? bpf_map_lookup_elem(&cg_denies, &slot) : NULL;
 	deny = denies ? bpf_map_lookup_elem(denies, &dk) : NULL;
 	if (deny && (bpf_ktime_get_boot_ns() + rt_offset) / 1000000000ULL < deny->expires_at) {
 		*rule = CG_RULE_REVOKED;
@@ -899,18 +898,18 @@ static __always_inline void cg_count_unresolved(void)
  * rewrite zone data on someone else's behalf. Links and renames (cg_integrity) get no
  * exemption for the same reason: moving a file out of a zone is how data leaves it.
  */
-static __always_inline bool cg_own_read(struct cg_ctl_words *ctl, struct file *file)
+static __always_inline bool cg_own_read(struct cg_ctl_words *ctl, struct task_struct *task,
+					struct file *file)
 {
 	__u64 self = ctl->w[CG_CTL_SELF_TGID];
-	struct task_struct *task;
 	struct inode *exe_inode;
 	struct file *exe;
 
-	if (!self || (bpf_get_current_pid_tgid() >> 32) != self)
+	/* task->tgid: bpf_get_current_pid_tgid's upper half, without the helper call. */
+	if (!self || (__u32)task->tgid != self)
 		return false;
 	if ((file->f_mode & CG_FMODE_WRITE) || (file->f_flags & CG_O_TRUNC))
 		return false;
-	task = bpf_get_current_task_btf();
 	if (task->group_leader->start_boottime / (1000000000ULL / CG_USER_HZ) !=
 	    ctl->w[CG_CTL_SELF_START])
 		return false;
@@ -929,23 +928,21 @@ static __always_inline bool cg_own_read(struct cg_ctl_words *ctl, struct file *f
  * counted instead of recorded (opened for writing or truncation: each is recorded, as
  * it can change the file; or no interval set).
  */
-static __always_inline bool cg_read_key(struct cg_ctl_words *ctl, struct file *file,
-					struct cg_subject *s, __u32 zone_id, __u32 rule,
-					struct inode *inode, __u64 dev, struct cg_read_key *k)
+static __always_inline bool cg_read_key(struct cg_ctl_words *ctl, struct task_struct *task,
+					struct file *file, struct cg_subject *s, __u32 zone_id,
+					__u32 rule, struct inode *inode, __u64 dev,
+					struct cg_read_key *k)
 {
-	struct task_struct *task;
-
 	if (!ctl->w[CG_CTL_READ_INTERVAL])
 		return false;
 	if ((file->f_mode & CG_FMODE_WRITE) || (file->f_flags & CG_O_TRUNC))
 		return false;
-	task = bpf_get_current_task_btf();
 	k->dev = dev;
 	k->ino = inode->i_ino;
 	k->exe_dev = s->exe_dev;
 	k->exe_ino = s->exe_ino;
 	k->start_ns = task->group_leader->start_boottime;
-	k->tgid = bpf_get_current_pid_tgid() >> 32;
+	k->tgid = task->tgid;
 	k->uid = s->fsuid;
 	k->gid = s->fsgid;
 	k->zone_id = zone_id;
@@ -956,23 +953,37 @@ static __always_inline bool cg_read_key(struct cg_ctl_words *ctl, struct file *f
 
 /*
  * A read within the interval of its key's last record: counted, not recorded. Otherwise
- * returns the key's value (NULL: none) for cg_read_recorded.
+ * returns the key's value (NULL: none) for cg_read_recorded. The clock is read only for
+ * a key that exists. cg_stats.reads_folded moves when a count is taken (cg_reads_taken),
+ * not here: this path, taken by every repeated read, stays one lookup and a clock read.
  */
 static __always_inline bool cg_read_counted(struct cg_ctl_words *ctl, struct cg_read_key *k,
-					    __u64 now, struct cg_read **v)
+					    struct cg_read **v)
 {
 	struct cg_read *r = bpf_map_lookup_elem(&cg_reads, k);
-	struct cg_stats *st;
+	__u64 now;
 
 	*v = r;
-	if (!r || now - CG_READ_ONCE(r->recorded_ns) >= ctl->w[CG_CTL_READ_INTERVAL])
+	if (!r)
+		return false;
+	now = bpf_ktime_get_ns();
+	if (now - CG_READ_ONCE(r->recorded_ns) >= ctl->w[CG_CTL_READ_INTERVAL])
 		return false;
 	__sync_fetch_and_add(&r->pending, 1);
 	r->last_ns = now;
+	return true;
+}
+
+/* `n` counted reads were taken into a record (cg_stats.reads_folded). */
+static __always_inline void cg_reads_taken(__u32 n)
+{
+	struct cg_stats *st;
+
+	if (!n)
+		return;
 	st = cg_stats_get();
 	if (st)
-		__sync_fetch_and_add(&st->reads_folded, 1);
-	return true;
+		__sync_fetch_and_add(&st->reads_folded, n);
 }
 
 /*
@@ -990,6 +1001,7 @@ static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_re
 	if (v) {
 		ev->repeats = __sync_lock_test_and_set(&v->pending, 0);
 		v->recorded_ns = now;
+		cg_reads_taken(ev->repeats);
 		return;
 	}
 	r = bpf_map_lookup_elem(&cg_read_scratch, &zero);
@@ -1008,17 +1020,16 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 {
 	struct inode *inode = file->f_inode, *dinode = inode;
 	struct dentry *d = file->f_path.dentry, *dird = d;
-	__u32 slot, epoch, seq, refresh, zone_id = 0, zflags, decision, rule = CG_RULE_OUTSIDE;
+	__u32 slot, epoch, seq, refresh, zone_id = 0, zflags = 0, decision, rule = CG_RULE_OUTSIDE;
 	__u64 moves;
 	bool cacheable = true;
-	void *roots, *zones;
+	void *roots;
 	struct cg_ctl_words *ctl;
 	struct cg_subject s = {};
 	struct cg_zone_root *own;
-	struct cg_zone *zone;
+	struct task_struct *task;
 	struct cg_event *ev;
-	__u64 active, dev, rt_offset, now = 0;
-	__s64 cached;
+	__u64 active, dev, rt_offset;
 	bool resolved, is_dir, counted = false;
 	struct cg_read_key rk;
 	struct cg_read *rv = NULL;
@@ -1043,7 +1054,8 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	/*
 	 * Membership = the opened inode's own root entry (single-file zones), else the zone
 	 * of the directory holding the opened dentry: the directory cache answers that in
-	 * one lookup, a miss walks the ancestors. The move counter is read before d_parent.
+	 * one lookup, a miss walks the ancestors. Either gives the zone's flags with it. The
+	 * move counter is read before d_parent.
 	 */
 	moves = CG_READ_ONCE(ctl->w[CG_CTL_DIR_MOVES]);
 	refresh = CG_READ_ONCE(ctl->w[CG_CTL_REFRESH]);
@@ -1054,13 +1066,14 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 		own = bpf_map_lookup_elem(roots, &self);
 		if (own) {
 			zone_id = own->zone_id;
+			zflags = own->flags;
 			goto decide;
 		}
 	}
 	if (d->d_inode != inode) {
 		/* A backing file (see cg_backing_zone): its path is not its own. */
 		zone_id = cg_backing_zone(roots, inode, is_dir, dev, epoch, moves, refresh,
-					  &resolved);
+					  &zflags, &resolved);
 		if (!resolved)
 			goto unresolved;
 		goto decide;
@@ -1074,46 +1087,39 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 		}
 		dinode = dird->d_inode;
 	}
-	if (cacheable && dinode) {
-		cached = cg_dircache_get(cg_dir_ident(dinode), epoch, moves, refresh);
-		if (cached >= 0) {
-			zone_id = cached;
-			goto decide;
-		}
-	}
+	if (cacheable && dinode &&
+	    cg_dircache_get(cg_dir_ident(dinode), epoch, moves, refresh, &zone_id, &zflags))
+		goto decide;
 	/* Only a miss pays for rename_lock: a fill needs a walk over an unchanging tree. */
 	seq = cg_rename_seq();
-	zone_id = cg_zone_walk(roots, dird, dev, &resolved);
+	zone_id = cg_zone_walk(roots, dird, dev, &zflags, &resolved);
 	if (!resolved)
 		goto unresolved;
 	if (cacheable && dinode && !(seq & 1) && cg_fs_cacheable(dinode) &&
 	    ctl->w[CG_CTL_DIR_MOVES_TRACKED])
-		cg_dircache_fill(dinode, dird, d, zone_id, epoch, moves, seq, refresh);
+		cg_dircache_fill(dinode, dird, d, zone_id, zflags, epoch, moves, seq, refresh);
 decide:
-	if (!zone_id || cg_own_read(ctl, file))
+	if (!zone_id)
 		return 0;
-	zones = bpf_map_lookup_elem(&cg_zones, &slot);
-	zone = zones ? bpf_map_lookup_elem(zones, &zone_id) : NULL;
-	/* A root without zone settings is a loader bug: protect rather than leak. */
-	zflags = zone ? zone->flags : 0;
+	/* Everything below reads the current task: one helper call, then plain loads. */
+	task = bpf_get_current_task_btf();
+	if (cg_own_read(ctl, task, file))
+		return 0;
 	rt_offset = ctl->w[CG_CTL_RT_OFFSET];
-	cg_subject_read(&s);
+	cg_subject_read(task, &s);
 	decision = cg_decide(slot, zone_id, zflags, &s, rt_offset, &rule);
 	if (decision == CG_DECISION_ALLOW) {
 		if (!(zflags & CG_ZONE_RECORD_ALLOWED))
 			return 0;
-		counted = cg_read_key(ctl, file, &s, zone_id, rule, inode, dev, &rk);
-		if (counted) {
-			now = bpf_ktime_get_ns();
-			if (cg_read_counted(ctl, &rk, now, &rv))
-				return 0;
-		}
+		counted = cg_read_key(ctl, task, file, &s, zone_id, rule, inode, dev, &rk);
+		if (counted && cg_read_counted(ctl, &rk, &rv))
+			return 0;
 	}
 	goto record;
 unresolved:
 	/* On a filesystem with zones, a file of unknown membership is refused. */
 	cg_count_unresolved();
-	cg_subject_read(&s);
+	cg_subject_read(bpf_get_current_task_btf(), &s);
 	zone_id = 0;
 	decision = CG_DECISION_DENY;
 	rule = CG_RULE_ZONE_UNKNOWN;
@@ -1123,10 +1129,8 @@ record:
 		ev->open_flags = file->f_flags;
 		if (bpf_d_path((struct path *)&file->f_path, ev->path, sizeof(ev->path)) < 0)
 			ev->path[0] = 0;
-		if (counted) {
-			ev->ts_ns = now;
-			cg_read_recorded(&rk, rv, ev, now);
-		}
+		if (counted)
+			cg_read_recorded(&rk, rv, ev, ev->ts_ns);
 		bpf_ringbuf_submit(ev, cg_wakeup_flags(decision));
 	}
 	return cg_verdict(decision);
@@ -1165,6 +1169,7 @@ static long cg_sweep_one(struct bpf_map *map, struct cg_read_key *k, struct cg_r
 	ev->ts_ns = v->last_ns;
 	ev->repeats = n - 1;
 	bpf_ringbuf_submit(ev, 0);
+	cg_reads_taken(n);
 	c->recorded++;
 	return 0;
 }
@@ -1197,13 +1202,12 @@ int cg_read_sweep(__u64 *ctx)
  */
 static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct dentry *dst)
 {
-	__u32 slot, zone_id, dst_zone, zflags, decision, rule = CG_RULE_OUTSIDE;
+	__u32 slot, zone_id, dst_zone, zflags, dst_flags, decision, rule = CG_RULE_OUTSIDE;
 	struct inode *inode = src->d_inode;
 	struct dentry *dst_dir = dst->d_parent;
-	void *roots, *zones;
+	void *roots;
 	struct cg_ctl_words *ctl;
 	struct cg_subject s = {};
-	struct cg_zone *zone;
 	struct cg_event *ev;
 	__u64 dev, dst_dev;
 	bool resolved;
@@ -1222,7 +1226,7 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 	roots = bpf_map_lookup_elem(&cg_roots, &slot);
 	if (!roots)
 		return 0;
-	zone_id = cg_zone_walk(roots, src, dev, &resolved);
+	zone_id = cg_zone_walk(roots, src, dev, &zflags, &resolved);
 	if (!resolved)
 		goto unresolved;
 	if (!zone_id)
@@ -1231,7 +1235,7 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 	dst_dev = dst_dir && dst_dir->d_inode ? cg_inode_dev(dst_dir->d_inode) : 0;
 	dst_zone = 0;
 	if (dst_dir) {
-		dst_zone = cg_zone_walk(roots, dst_dir, dst_dev, &resolved);
+		dst_zone = cg_zone_walk(roots, dst_dir, dst_dev, &dst_flags, &resolved);
 		if (!resolved)
 			goto unresolved;
 	}
@@ -1243,16 +1247,13 @@ static __always_inline int cg_integrity(__u32 kind, struct dentry *src, struct d
 		if (kind == CG_EV_RENAME && bpf_map_lookup_elem(roots, &self))
 			return 0;
 	}
-	zones = bpf_map_lookup_elem(&cg_zones, &slot);
-	zone = zones ? bpf_map_lookup_elem(zones, &zone_id) : NULL;
-	zflags = zone ? zone->flags : 0;
-	cg_subject_read(&s);
+	cg_subject_read(bpf_get_current_task_btf(), &s);
 	decision = cg_decide(slot, zone_id, zflags, &s, ctl->w[CG_CTL_RT_OFFSET], &rule);
 	goto record;
 unresolved:
 	/* Where the source or the destination cannot be placed, the move is refused. */
 	cg_count_unresolved();
-	cg_subject_read(&s);
+	cg_subject_read(bpf_get_current_task_btf(), &s);
 	zone_id = 0;
 	decision = CG_DECISION_DENY;
 	rule = CG_RULE_ZONE_UNKNOWN;

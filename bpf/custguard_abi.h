@@ -21,8 +21,10 @@
  * 11: custguardd's own reads of zone files (CG_CTL_SELF_*)
  * 12: allowed reads recorded once per process, file and interval (cg_reads,
  *     cg_event.repeats, CG_CTL_READ_INTERVAL, cg_stats.reads_folded)
+ * 13: a zone's flags in its roots' values and in directory-cache entries (the zones
+ *     map is gone); CG_ZONE_DENIES; cg_stats.reads_folded moves when counts are recorded
  */
-#define CG_ABI_VERSION 12
+#define CG_ABI_VERSION 13
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -66,6 +68,8 @@ enum cg_event_kind {
 #define CG_ZONE_RECORD_ALLOWED (1u << 1)
 #define CG_ZONE_SENSITIVE (1u << 2)
 #define CG_ZONE_PROGRAMS (1u << 3) /* allow_programs must match too */
+/* The zone has deny rows (cg_denies): only such zones pay for looking the opener up there. */
+#define CG_ZONE_DENIES (1u << 7)
 
 /*
  * Policy generations. Every policy table is an inner map of a two-slot array-of-maps; the
@@ -188,10 +192,15 @@ struct cg_dir_zone {
 	__u32 epoch;
 	__u32 dir_moves;  /* ctl[CG_CTL_DIR_MOVES] before the walk */
 	__u32 refresh;    /* ctl[CG_CTL_REFRESH] at fill time */
-	__u32 _pad;
+	__u32 zone_flags; /* of zone_id in the epoch's generation (struct cg_zone_root) */
 };
 
-/* Map: zone roots, (dev, ino) of a file or directory -> zone id. */
+/*
+ * Map: zone roots, (dev, ino) of a file or directory -> zone id and that zone's flags.
+ * The flags ride with every root (and from there into the directory cache) so that an
+ * open finds its zone's settings in the lookup that found the zone: a generation's
+ * flags never change, and a new generation moves the cache epoch.
+ */
 struct cg_inode_key {
 	__u64 dev;  /* kernel dev_t: (major << 20) | minor, not the glibc st_dev encoding */
 	__u64 ino;
@@ -199,13 +208,7 @@ struct cg_inode_key {
 
 struct cg_zone_root {
 	__u32 zone_id;
-	__u32 _pad;
-};
-
-/* Map: zone id -> settings. */
-struct cg_zone {
-	__u32 flags;
-	__u32 _pad;
+	__u32 flags;      /* CG_ZONE_* of zone_id */
 };
 
 /* Map: dev -> number of roots on that filesystem: opens elsewhere exit after one lookup. */
@@ -312,7 +315,10 @@ struct cg_stats {
 	__u64 dircache_fills;
 	/* Directory cache entries cleared because their directory inode was freed. */
 	__u64 dircache_retired;
-	/* Allowed reads counted in cg_reads instead of recorded one by one. */
+	/*
+	 * Allowed reads counted in cg_reads instead of recorded one by one, added when
+	 * their count goes out in a record (cg_event.repeats, the sweep's record).
+	 */
 	__u64 reads_folded;
 };
 

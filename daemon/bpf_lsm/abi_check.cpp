@@ -6,11 +6,11 @@
 
 namespace {
 
-static_assert(CG_ABI_VERSION == 12);
+static_assert(CG_ABI_VERSION == 13);
 static_assert(sizeof(cg_inode_key) == 16);
 static_assert(offsetof(cg_inode_key, dev) == 0 && offsetof(cg_inode_key, ino) == 8);
 static_assert(sizeof(cg_zone_root) == 8);
-static_assert(sizeof(cg_zone) == 8);
+static_assert(offsetof(cg_zone_root, zone_id) == 0 && offsetof(cg_zone_root, flags) == 4);
 static_assert(sizeof(cg_dev_count) == 8);
 static_assert(sizeof(cg_subject_key) == 16);
 static_assert(offsetof(cg_subject_key, zone_id) == 0 && offsetof(cg_subject_key, kind) == 4 &&
@@ -30,7 +30,7 @@ static_assert(offsetof(cg_client_key, zone_id) == 4 && offsetof(cg_client_key, a
 static_assert(sizeof(cg_smb_peers) == 8 + CG_MAX_PEERS * 16);
 static_assert(sizeof(cg_client_deny_key) == 20);
 static_assert(offsetof(cg_client_deny_key, zone_id) == 0 && offsetof(cg_client_deny_key, addr) == 4);
-static_assert(CG_ZONE_CLIENTS == 32 && CG_ZONE_CLIENT_DENIES == 64);
+static_assert(CG_ZONE_CLIENTS == 32 && CG_ZONE_CLIENT_DENIES == 64 && CG_ZONE_DENIES == 128);
 static_assert(offsetof(cg_program_key, dev) == 8 && offsetof(cg_program_key, ino) == 16);
 static_assert(sizeof(cg_stats) == 56);
 static_assert(offsetof(cg_stats, dircache_fills) == 32 && offsetof(cg_stats, dircache_retired) == 40 &&
@@ -38,7 +38,8 @@ static_assert(offsetof(cg_stats, dircache_fills) == 32 && offsetof(cg_stats, dir
 static_assert(sizeof(cg_dir_zone) == 32);
 static_assert(offsetof(cg_dir_zone, seq) == 0 && offsetof(cg_dir_zone, zone_id) == 4 &&
               offsetof(cg_dir_zone, inode) == 8 && offsetof(cg_dir_zone, epoch) == 16 &&
-              offsetof(cg_dir_zone, dir_moves) == 20 && offsetof(cg_dir_zone, refresh) == 24);
+              offsetof(cg_dir_zone, dir_moves) == 20 && offsetof(cg_dir_zone, refresh) == 24 &&
+              offsetof(cg_dir_zone, zone_flags) == 28);
 static_assert(CG_DIRCACHE_SLOTS == 16384);
 static_assert(CG_CTL_REFRESH == 24 && CG_CTL_DIR_MOVES == 25 && CG_CTL_DIR_MOVES_TRACKED == 26 &&
               CG_CTL_SELF_TGID == 27 && CG_CTL_SELF_START == 28 && CG_CTL_SELF_EXE_DEV == 29 &&

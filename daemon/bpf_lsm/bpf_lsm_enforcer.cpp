@@ -10,6 +10,8 @@
 #include <ctime>
 #include <fstream>
 #include <sstream>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -57,9 +59,14 @@ struct RingDeleter {
 };
 
 // Names under the pin directory.
-constexpr std::array<const char*, 15> k_map_pins = {
-    "roots", "zones", "devs", "subjects", "grants", "programs", "ctl", "events", "stats", "denies", "dircache",
+constexpr std::array<const char*, 14> k_map_pins = {
+    "roots", "devs", "subjects", "grants", "programs", "ctl", "events", "stats", "denies", "dircache",
     "clients", "smb_peers", "client_denies", "reads"};
+// Pins of earlier ABI versions that this one no longer makes (ABI 13 folded "zones" into
+// "roots"): removed with the rest, so that a replaced pin directory holds only ours.
+constexpr std::array<const char*, 1> k_retired_pins = {"zones"};
+constexpr std::size_t k_ctl_pin = 5;
+static_assert(std::string_view(k_map_pins[k_ctl_pin]) == "ctl");
 // The directory-cache invalidators first: the open hook caches only once they run. The
 // smbd peer recorder before the open hook, which reads what it records.
 constexpr std::array<const char*, 6> k_link_pins = {
@@ -68,7 +75,7 @@ constexpr std::array<const char*, 6> k_link_pins = {
 
 std::array<bpf_map*, k_map_pins.size()> skel_maps(cg_lsm* s)
 {
-    return {s->maps.cg_roots, s->maps.cg_zones,    s->maps.cg_devs,
+    return {s->maps.cg_roots,    s->maps.cg_devs,
             s->maps.cg_subjects, s->maps.cg_grants, s->maps.cg_programs,
             s->maps.cg_ctl,   s->maps.cg_events,   s->maps.cg_stats,
             s->maps.cg_denies, s->maps.cg_dircache, s->maps.cg_clients,
@@ -359,7 +366,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
         adopt = adopt && pinned[i];
     }
     if (adopt) {
-        adopt = pinned_abi(pinned[6].get()) == CG_ABI_VERSION;
+        adopt = pinned_abi(pinned[k_ctl_pin].get()) == CG_ABI_VERSION;
     }
     if (adopt) {
         auto maps = skel_maps(impl->skel.get());
@@ -513,8 +520,6 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
 
     auto m_roots = make_inner("cg_roots_in", sizeof(cg_inode_key), sizeof(cg_zone_root),
                               roots->size());
-    auto m_zones = make_inner("cg_zones_in", sizeof(std::uint32_t), sizeof(cg_zone),
-                              compiled.zones.size());
     auto m_devs = make_inner("cg_devs_in", sizeof(std::uint64_t), sizeof(cg_dev_count),
                              roots->size());
     auto m_subjects = make_inner("cg_subj_in", sizeof(cg_subject_key), 1, compiled.subjects.size());
@@ -528,36 +533,43 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
     const auto client_denies = client_deny_entries(compiled);
     auto m_client_denies = make_inner("cg_cdenies_in", sizeof(cg_client_deny_key), sizeof(cg_deny),
                                       client_denies.size());
-    for (auto* m : {&m_roots, &m_zones, &m_devs, &m_subjects, &m_grants, &m_programs, &m_denies, &m_clients,
+    for (auto* m : {&m_roots, &m_devs, &m_subjects, &m_grants, &m_programs, &m_denies, &m_clients,
                     &m_client_denies})
         if (!*m)
             return Error("bpf-lsm: " + m->error());
 
+    // Each zone's flags go with its roots (struct cg_zone_root). A root of a zone the
+    // policy does not define is a compiler bug: flags 0, which denies violations.
+    std::unordered_map<std::uint32_t, std::uint32_t> zone_flags;
     for (const auto& z : compiled.zones) {
-        cg_zone v{};
+        std::uint32_t f = 0;
         if (z.on_violation == policy::Violation::audit)
-            v.flags |= CG_ZONE_VIOLATION_AUDIT;
+            f |= CG_ZONE_VIOLATION_AUDIT;
         if (z.record_allowed)
-            v.flags |= CG_ZONE_RECORD_ALLOWED;
+            f |= CG_ZONE_RECORD_ALLOWED;
         if (z.sensitivity == policy::Sensitivity::sensitive)
-            v.flags |= CG_ZONE_SENSITIVE;
+            f |= CG_ZONE_SENSITIVE;
         if (z.programs_required)
-            v.flags |= CG_ZONE_PROGRAMS;
+            f |= CG_ZONE_PROGRAMS;
         if (!z.programs_strict)
-            v.flags |= CG_ZONE_PROGRAMS_LAX;
+            f |= CG_ZONE_PROGRAMS_LAX;
         if (z.clients_required)
-            v.flags |= CG_ZONE_CLIENTS;
-        // Only zones with a client's cool-down pay for looking an smbd's peers up in them.
+            f |= CG_ZONE_CLIENTS;
+        // Only zones with deny rows (a user's or a client's cool-down) pay for looking
+        // the opener up in them.
+        if (std::any_of(compiled.denies.begin(), compiled.denies.end(),
+                        [&](const auto& d) { return d.zone_id == z.id; }))
+            f |= CG_ZONE_DENIES;
         if (std::any_of(client_denies.begin(), client_denies.end(),
                         [&](const ClientDenyEntry& d) { return d.key.zone_id == z.id; }))
-            v.flags |= CG_ZONE_CLIENT_DENIES;
-        if (auto r = put(*m_zones, "zones", z.id, v); !r)
-            return Error("bpf-lsm: " + r.error());
+            f |= CG_ZONE_CLIENT_DENIES;
+        zone_flags[z.id] = f;
     }
     std::vector<std::pair<std::uint64_t, std::uint32_t>> devs;
     for (const auto& r : *roots) {
         cg_inode_key k{r.inode.dev, r.inode.ino};
-        cg_zone_root v{r.zone_id, 0};
+        const auto f = zone_flags.find(r.zone_id);
+        cg_zone_root v{r.zone_id, f == zone_flags.end() ? 0 : f->second};
         if (auto e = put(*m_roots, "roots", k, v); !e)
             return Error("bpf-lsm: " + e.error());
         bool seen = false;
@@ -611,9 +623,8 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
     // Install into the idle slot, then flip: one 8-byte array store switches every table.
     const CtlWords& ctl = impl_->ctl;
     const std::uint32_t slot = CG_ACTIVE_SLOT(ctl.get(CG_CTL_ACTIVE)) == 0 ? 1 : 0;
-    const std::array<std::pair<int, const UniqueFd*>, 9> outer = {{
+    const std::array<std::pair<int, const UniqueFd*>, 8> outer = {{
         {bpf_map__fd(impl_->skel->maps.cg_roots), &*m_roots},
-        {bpf_map__fd(impl_->skel->maps.cg_zones), &*m_zones},
         {bpf_map__fd(impl_->skel->maps.cg_devs), &*m_devs},
         {bpf_map__fd(impl_->skel->maps.cg_subjects), &*m_subjects},
         {bpf_map__fd(impl_->skel->maps.cg_grants), &*m_grants},
@@ -656,6 +667,8 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
         for (std::size_t i = 0; i < k_map_pins.size(); ++i)
             if (auto r = pin_replace(options_.pin_dir, k_map_pins[i], impl_->map_fd(i)); !r)
                 return Error("bpf-lsm: " + r.error());
+        for (const char* n : k_retired_pins)
+            ::unlink((options_.pin_dir / n).c_str());
         if (auto r = impl_->pin_links(options_.pin_dir); !r)
             return Error("bpf-lsm: " + r.error());
         attached_ = true;
@@ -726,6 +739,8 @@ void BpfLsmEnforcer::stop(bool remove)
         for (const char* n : k_link_pins)
             ::unlink((options_.pin_dir / n).c_str());
         for (const char* n : k_map_pins)
+            ::unlink((options_.pin_dir / n).c_str());
+        for (const char* n : k_retired_pins)
             ::unlink((options_.pin_dir / n).c_str());
         ::rmdir(options_.pin_dir.c_str());
     }

@@ -54,7 +54,7 @@ struct KernelState {
     std::uint64_t cache_epoch = 0;  // directory-cache epoch (moves with every apply)
     std::uint64_t dircache_fills = 0;    // directory-cache entries written (misses cached)
     std::uint64_t dircache_retired = 0;  // entries cleared because their directory was freed
-    std::uint64_t reads_folded = 0;      // allowed reads counted in cg_reads, not recorded alone
+    std::uint64_t reads_folded = 0;      // allowed reads counted in cg_reads, once their count is recorded
     std::uint64_t generation = 0;   // policies applied since the maps were created
     std::uint64_t abi = 0;
 };
