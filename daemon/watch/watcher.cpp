@@ -278,6 +278,7 @@ struct Watcher::Impl {
     WatcherHost host;
     UniqueFd fan;
     UniqueFd stop_fd;
+    UniqueFd wake_fd;  // apply(): the thread may be waiting without a timeout, and the sweep starts now
     std::thread thread;
     std::atomic<bool> stopping{false};
 
@@ -323,6 +324,10 @@ struct Watcher::Impl {
     Clock::time_point next_sweep{};
     std::string maps_text;
     std::vector<SharedMapping> mappings;
+    // Processes whose maps passed SweepLimits::max_process_maps_bytes: read again only after
+    // kTooLargeAgain (reading 4 MiB of maps costs the kernel about 50 ms).
+    static constexpr std::chrono::seconds kTooLargeAgain{60};
+    std::map<pid_t, Clock::time_point> too_large;
     std::set<std::uint64_t> watched_devs;  // st_dev of the marked filesystems (under mu)
     // The last name in the watched trees of recently seen files: a file can be written
     // through another name (a hard link outside, the O_TMPFILE descriptor it was linked
@@ -1087,6 +1092,10 @@ struct Watcher::Impl {
         }
     }
 
+    // Reading a process's maps (and its map_files) waits for its memory-map lock, as the
+    // held-file check does: a process stuck in a page fault (a hung NFS server) while
+    // another of its threads waits to change its mappings stalls this thread until the
+    // fault ends. Not bounded here.
     void sweep(const WatchScope& s, Clock::time_point now) {
         if (scope_changed.exchange(false)) sweep_ignored.clear();
         std::set<std::uint64_t> devs;
@@ -1108,6 +1117,8 @@ struct Watcher::Impl {
         std::sort(sweep_pids.begin(), sweep_pids.end());
         std::rotate(sweep_pids.begin(), std::upper_bound(sweep_pids.begin(), sweep_pids.end(), sweep_after),
                     sweep_pids.end());
+        std::erase_if(too_large, [&](const auto& kv) { return now >= kv.second; });
+        if (too_large.size() > 4096) too_large.clear();
         const SweepLimits& lim = options.sweep;
         std::size_t done = 0, bytes = 0;
         bool complete = true;
@@ -1122,13 +1133,16 @@ struct Watcher::Impl {
             }
             ++done;
             sweep_after = pid;
+            if (too_large.contains(pid)) continue;  // reported when it was read
             mappings.clear();
             const MapsRead r = read_shared_mappings(pid, lim.max_process_maps_bytes, maps_text, mappings);
             bytes += maps_text.size();
             if (r == MapsRead::too_large) {
+                too_large.emplace(pid, now + kTooLargeAgain);
                 lost(1, "process " + std::to_string(pid) + " has more than " +
                             std::to_string(lim.max_process_maps_bytes >> 20) +
-                            " MiB of memory mappings; the files it maps shared are not followed");
+                            " MiB of memory mappings; the files it maps shared are not followed (its maps are read "
+                            "again in a minute)");
                 continue;
             }
             for (const auto& m : mappings)
@@ -1154,10 +1168,14 @@ struct Watcher::Impl {
                 return scope && !watched_devs.empty();
             }();
             if (sweeping) wait_until(next_sweep);
-            pollfd pfd[2] = {{fan.get(), POLLIN, 0}, {stop_fd.get(), POLLIN, 0}};
-            int r = ::poll(pfd, 2, timeout);
+            pollfd pfd[3] = {{fan.get(), POLLIN, 0}, {stop_fd.get(), POLLIN, 0}, {wake_fd.get(), POLLIN, 0}};
+            int r = ::poll(pfd, 3, timeout);
             if (r < 0 && errno != EINTR) break;
             if (pfd[1].revents) break;
+            if (pfd[2].revents & POLLIN) {
+                std::uint64_t n = 0;
+                (void)!::read(wake_fd.get(), &n, sizeof n);
+            }
             if (pfd[0].revents & POLLIN) {
                 for (;;) {
                     ssize_t n = ::read(fan.get(), buf.data(), buf.size());
@@ -1220,7 +1238,8 @@ tl::expected<std::unique_ptr<Watcher>, std::string> Watcher::create(WatcherOptio
         return tl::unexpected(std::string("watch: fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_REPORT_FID) failed: ") +
                               std::strerror(errno) + " (needs Linux 5.9 and CAP_SYS_ADMIN)");
     impl->stop_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!impl->stop_fd) return tl::unexpected(std::string("watch: eventfd: ") + std::strerror(errno));
+    impl->wake_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!impl->stop_fd || !impl->wake_fd) return tl::unexpected(std::string("watch: eventfd: ") + std::strerror(errno));
     Impl* raw = impl.get();
     auto w = std::unique_ptr<Watcher>(new Watcher(std::move(impl)));
     raw->thread = std::thread([raw] { raw->run(); });
@@ -1282,6 +1301,8 @@ tl::expected<std::vector<std::string>, std::string> Watcher::apply(WatchScope sc
     m.protected_set = std::move(prot);
     m.index_valid = false;  // zones may have changed: the thread rebuilds it when it next needs it
     m.scope = scope.watch.enabled ? std::make_shared<const WatchScope>(std::move(scope)) : nullptr;
+    std::uint64_t one = 1;
+    (void)!::write(m.wake_fd.get(), &one, sizeof one);
     return warnings;
 }
 

@@ -64,7 +64,7 @@ struct WatcherHost {
 struct SweepLimits {
     std::size_t max_processes = 32768;                      // processes whose maps are read
     std::size_t max_maps_bytes = std::size_t{64} << 20;     // of maps text, all processes
-    std::size_t max_process_maps_bytes = std::size_t{4} << 20;  // of one process's maps
+    std::size_t max_process_maps_bytes = std::size_t{4} << 20;  // of one process's maps (else read again after 60 s)
     std::size_t max_files = 1024;                           // mapped files followed at a time
     // Bytes hashed to compare mapped files with their last scan; a file not compared for
     // want of it is compared at a later sweep (the longest unchecked first), and a file

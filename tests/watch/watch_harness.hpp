@@ -132,7 +132,9 @@ public:
             if (log().find("control plane off") != std::string::npos) return;
             std::this_thread::sleep_for(50ms);
         }
-        throw std::runtime_error("custguardd did not come up:\n" + log());
+        // Not left running: a throw from the constructor runs no destructor.
+        cgtest::kill_and_reap(daemon_);
+        throw std::runtime_error("custguardd did not come up in 15 s:\n" + log());
     }
     void restart() {
         cgtest::kill_and_reap(daemon_);
