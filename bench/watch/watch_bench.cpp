@@ -12,8 +12,13 @@
 // Exits 1 when a configuration did not run (custguardd exited, did not enforce, or records
 // are missing). Needs root; creates the user cgfan-bench (kept).
 //
+//   3. with --idle SECONDS (instead of 1 and 2): custguardd's CPU on an idle machine with
+//      [watch] off and on, processes added up to --idle-processes (the sweep of shared
+//      mappings reads every process's maps).
+//
 //   bench_watch [--files N] [--zones 1,100,10000] [--ops N] [--rounds N] [--epochs N]
 //               [--storm-rate FILES_PER_S] [--no-storm-files] [--no-permission]
+//               [--idle SECONDS [--idle-processes N]]
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
@@ -523,8 +528,76 @@ std::vector<int> parse_list(const std::string& s) {
 
 }  // namespace
 
+// CPU time of every thread of `pid` in ns (schedstat: exact, where /proc/PID/stat counts
+// 10 ms ticks, too coarse for an idle daemon's few milliseconds every 2 s).
+std::uint64_t runtime_ns(pid_t pid) {
+    std::uint64_t sum = 0;
+    std::error_code ec;
+    for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+        std::ifstream in(t.path() / "schedstat");
+        std::uint64_t ns = 0;
+        if (in >> ns) sum += ns;
+    }
+    return sum;
+}
+
+// Part 3 (--idle): custguardd's CPU on an idle machine, [watch] on and off, with sleeping
+// python3 processes added until /proc lists `processes` (the sweep of shared mappings
+// reads every process's maps each 2 s). Returns 1 when it did not run.
+int idle_cost(const std::string& work, const std::string& fs, const std::string& zone, int seconds, int processes) {
+    const auto count = [] {
+        int n = 0;
+        for (const auto& e : std::filesystem::directory_iterator("/proc"))
+            n += e.path().filename().string().find_first_not_of("0123456789") == std::string::npos;
+        return n;
+    };
+    std::vector<pid_t> sleepers;
+    const int before = count();
+    for (int i = before; i < processes; ++i) {
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            ::execl("/usr/bin/python3", "python3", "-c", "import time; time.sleep(100000)", static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        if (pid > 0) sleepers.push_back(pid);
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // the interpreters are up
+    int status = 0;
+    std::printf("\nidle: custguardd CPU (its own and its readers'), %d s each, %d processes (%zu python3 sleepers added)\n",
+                seconds, count(), sleepers.size());
+    std::printf("| [watch] | CPU s (ticks, with readers) | CPU s (schedstat, threads) | schedstat s per hour | load before | load after |\n"
+                "|---|---:|---:|---:|---|---|\n");
+    for (const bool watch : {false, true}) {
+        try {
+            const std::string policy = work + "/policy-idle.toml";
+            spit(policy, policy_text(fs, zone, 1, watch));
+            custguard::bench::ShippedDaemon daemon(work + "/custguardd-idle");
+            daemon.start(policy);
+            daemon.settle();
+            std::this_thread::sleep_for(std::chrono::seconds(3));  // the sweep's first look at every file
+            const std::string load0 = loadavg();
+            const long cg0 = cpu_ticks_with_children(daemon.pid());
+            const std::uint64_t ns0 = runtime_ns(daemon.pid());
+            std::this_thread::sleep_for(std::chrono::seconds(seconds));
+            const long cg1 = cpu_ticks_with_children(daemon.pid());
+            const std::uint64_t ns1 = runtime_ns(daemon.pid());
+            if (!daemon.running()) throw std::runtime_error("custguardd exited:\n" + cgtest::slurp(daemon.log()));
+            const double exact = static_cast<double>(ns1 - ns0) / 1e9;
+            std::printf("| %s | %.2f | %.3f | %.2f | %s | %s |\n", watch ? "on" : "off", ticks_s(cg1 - cg0), exact,
+                        exact * 3600.0 / seconds, load0.c_str(), loadavg().c_str());
+        } catch (const std::exception& e) {
+            std::printf("| %s | did not run: %s | | | | |\n", watch ? "on" : "off", e.what());
+            status = 1;
+        }
+    }
+    for (const pid_t pid : sleepers) ::kill(pid, SIGKILL);
+    for (const pid_t pid : sleepers) ::waitpid(pid, nullptr, 0);
+    return status;
+}
+
 int main(int argc, char** argv) {
     int files = 500;
+    int idle_seconds = 0, idle_processes = 300;
     bool with_storm_files = true, with_permission = true;
     std::vector<int> zone_counts = {1, 100, 10000};
     for (int i = 1; i < argc; ++i) {
@@ -537,11 +610,15 @@ int main(int argc, char** argv) {
         else if (a == "--storm-rate" && i + 1 < argc) storm_rate = std::max(1, std::atoi(argv[++i]));
         else if (a == "--no-storm-files") with_storm_files = false;
         else if (a == "--no-permission") with_permission = false;
+        else if (a == "--idle" && i + 1 < argc) idle_seconds = std::max(1, std::atoi(argv[++i]));
+        else if (a == "--idle-processes" && i + 1 < argc) idle_processes = std::atoi(argv[++i]);
         else {
             std::fprintf(stderr,
                          "usage: bench_watch [--files N] [--zones 1,100,10000] [--ops N] [--rounds N] [--epochs N]\n"
                          "                   [--storm-rate FILES_PER_S] [--no-storm-files] [--no-permission]\n"
-                         "  defaults: --files 500 --ops 5000 --rounds 3 --epochs 1 --storm-rate 1000 (the issue's run: --files 10000)\n");
+                         "                   [--idle SECONDS [--idle-processes N]]\n"
+                         "  defaults: --files 500 --ops 5000 --rounds 3 --epochs 1 --storm-rate 1000 (the issue's run: --files 10000)\n"
+                         "  --idle: only custguardd's CPU at idle, [watch] off and on, with N processes (default 300)\n");
             return 2;
         }
     }
@@ -585,8 +662,12 @@ int main(int argc, char** argv) {
     std::printf("bench_watch: shipped custguardd %s (fanotify enforcer, default flags), reader %s; %ld CPUs; load %s\n",
                 CG_CUSTGUARDD, CG_EXTRACT_HELPER, ::sysconf(_SC_NPROCESSORS_ONLN), loadavg().c_str());
     int status = 0;
-    if (with_storm_files) status |= storm_files(work, fs, zone, files);
-    if (with_permission) status |= permission_path(work, fs, zone, out, zone_counts);
+    if (idle_seconds > 0) {
+        status |= idle_cost(work, fs, zone, idle_seconds, idle_processes);
+    } else {
+        if (with_storm_files) status |= storm_files(work, fs, zone, files);
+        if (with_permission) status |= permission_path(work, fs, zone, out, zone_counts);
+    }
     ::umount2(fs.c_str(), MNT_DETACH);
     std::error_code ec;
     std::filesystem::remove_all(work, ec);

@@ -52,39 +52,60 @@ bool path_within(std::string_view path, std::string_view root) {
     return path == root || (path.size() > root.size() && path.starts_with(root) && path[root.size()] == '/');
 }
 
+MapsRead read_shared_mappings(pid_t pid, std::size_t max_bytes, std::string& text, std::vector<SharedMapping>& out) {
+    char path[48];
+    std::snprintf(path, sizeof path, "/proc/%d/maps", static_cast<int>(pid));
+    UniqueFd maps(::open(path, O_RDONLY | O_CLOEXEC));
+    if (!maps) return MapsRead::gone;
+    text.clear();
+    constexpr std::size_t chunk = 65536;
+    for (;;) {
+        const std::size_t had = text.size();
+        text.resize(had + chunk);
+        const ssize_t n = ::read(maps.get(), text.data() + had, chunk);
+        text.resize(had + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && had == 0) return MapsRead::gone;  // ESRCH: exited since the open
+        if (n <= 0) break;
+        if (text.size() > max_bytes) return MapsRead::too_large;
+    }
+    // "start-end perms offset major:minor inode path", numbers in hex but the inode. Most
+    // mappings are private: only lines whose perms end in 's' are parsed.
+    for (std::size_t at = 0; at < text.size();) {
+        std::size_t end = text.find('\n', at);
+        if (end == std::string::npos) end = text.size();
+        const std::size_t space = text.find(' ', at);
+        if (space != std::string::npos && space + 5 < end && text[space + 4] == 's') {
+            char line[160];
+            const std::size_t len = std::min(end - at, sizeof line - 1);
+            std::memcpy(line, text.data() + at, len);
+            line[len] = '\0';
+            unsigned long long start = 0, stop = 0, offset = 0, inode = 0;
+            char perms[8] = {};
+            unsigned major_no = 0, minor_no = 0;
+            if (std::sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &start, &stop, perms, &offset, &major_no, &minor_no,
+                            &inode) == 7 &&
+                inode != 0)
+                out.push_back({start, stop, makedev(major_no, minor_no), inode, perms[1] == 'w'});
+        }
+        at = end + 1;
+    }
+    return MapsRead::ok;
+}
+
 std::optional<HeldFiles> files_held_for_writing(pid_t pid, const HoldLimits& limits) {
     if (pid <= 0) return std::nullopt;
     const std::string proc = "/proc/" + std::to_string(pid);
     HeldFiles held;
-    // Shared mappings: "start-end perms offset major:minor inode path", numbers in hex but
-    // the inode.
-    if (UniqueFd maps(::open((proc + "/maps").c_str(), O_RDONLY | O_CLOEXEC)); maps) {
-        std::string text;
-        char buf[65536];
-        for (;;) {
-            const ssize_t n = ::read(maps.get(), buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            text.append(buf, static_cast<std::size_t>(n));
-            if (text.size() > limits.max_maps_bytes) {
-                held.beyond_limits = true;
-                return held;
-            }
-        }
-        std::size_t at = 0;
-        while (at < text.size()) {
-            std::size_t end = text.find('\n', at);
-            if (end == std::string::npos) end = text.size();
-            const std::string line = text.substr(at, end - at);
-            at = end + 1;
-            char perms[8] = {};
-            unsigned long long offset = 0, inode = 0;
-            unsigned major_no = 0, minor_no = 0;
-            if (std::sscanf(line.c_str(), "%*s %7s %llx %x:%x %llu", perms, &offset, &major_no, &minor_no, &inode) != 5)
-                continue;
-            if (perms[3] == 's' && inode != 0) held.files.insert({makedev(major_no, minor_no), inode});
-        }
+    // Shared mappings, writable or not: a read-only one can be made writable with mprotect
+    // when the file was opened for writing.
+    std::string text;
+    std::vector<SharedMapping> mappings;
+    if (read_shared_mappings(pid, limits.max_maps_bytes, text, mappings) == MapsRead::too_large) {
+        held.beyond_limits = true;
+        return held;
     }
+    for (const auto& m : mappings) held.files.insert({m.dev, m.ino});
     // Regular files open for writing.
     UniqueDir dir = UniqueDir::from_fd(::open((proc + "/fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir) return std::nullopt;  // gone
@@ -257,6 +278,7 @@ struct Watcher::Impl {
     WatcherHost host;
     UniqueFd fan;
     UniqueFd stop_fd;
+    UniqueFd wake_fd;  // apply(): the thread may be waiting without a timeout, and the sweep starts now
     std::thread thread;
     std::atomic<bool> stopping{false};
 
@@ -278,6 +300,35 @@ struct Watcher::Impl {
     // (bench_watch). A snapshot is used for kHeldSnapshotAge at most.
     static constexpr std::chrono::milliseconds kHeldSnapshotAge{50};
     std::map<pid_t, std::pair<Clock::time_point, std::optional<HeldFiles>>> held_snapshots;
+    // The sweep (WatcherOptions::sweep_interval): files outside zones that a process maps
+    // shared and can store into, whoever it is. A stored file is found by its bytes: each
+    // sweep compares them (SHA-256) with those of its last scan.
+    struct Swept {
+        pid_t pid = 0;                     // a process that maps it: the writer of its records
+        std::uint64_t start = 0, end = 0;  // that mapping (/proc/PID/map_files names it)
+        std::string path;
+        std::string digest;                // SHA-256 at its last scan
+        bool dirty = true;                 // its bytes differ from its last scan's
+        // A file found changed again and again is rescanned after 2 s, 4 s ... 5 min (the
+        // back-off of held files); one unchanged for longer than the gap, at once.
+        std::chrono::milliseconds gap{};
+        Clock::time_point scanned{}, next_allowed{}, changed{}, checked{};
+        std::uint64_t seen = 0;            // the sweep that last found it mapped
+    };
+    std::map<Key, Swept> swept;
+    std::set<Key> sweep_ignored;  // mapped on a watched filesystem, but not watched or in a zone
+    std::atomic<bool> scope_changed{false};
+    std::vector<pid_t> sweep_pids;
+    pid_t sweep_after = 0;  // each sweep starts after the last process the one before read
+    std::uint64_t sweep_generation = 0;
+    Clock::time_point next_sweep{};
+    std::string maps_text;
+    std::vector<SharedMapping> mappings;
+    // Processes whose maps passed SweepLimits::max_process_maps_bytes: read again only after
+    // kTooLargeAgain (reading 4 MiB of maps costs the kernel about 50 ms).
+    static constexpr std::chrono::seconds kTooLargeAgain{60};
+    std::map<pid_t, Clock::time_point> too_large;
+    std::set<std::uint64_t> watched_devs;  // st_dev of the marked filesystems (under mu)
     // The last name in the watched trees of recently seen files: a file can be written
     // through another name (a hard link outside, the O_TMPFILE descriptor it was linked
     // from), and the event then names that one. Bounded: the oldest is forgotten first.
@@ -545,6 +596,8 @@ struct Watcher::Impl {
                  const std::string& path, const fanotify_event_metadata* md, const WatchScope& s, Clock::time_point now) {
         const Key k{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
         if (!watched(path, s) || !outside_zones(path, k)) return;
+        sweep_ignored.erase(k);
+        if (auto sw = swept.find(k); sw != swept.end()) sw->second.path = path;  // renamed in the watched trees
         auto it = pending.find(k);
         const bool write = (md->mask & FAN_CLOSE_WRITE) != 0;
         if (it == pending.end()) {
@@ -768,6 +821,7 @@ struct Watcher::Impl {
             held.erase(k);
             return;
         }
+        if (auto sw = swept.find(k); sw != swept.end()) swept_scanned(sw->second, fd.get(), st, now);
         note_held(k, e, now);
         if (st.st_size == 0) return;
         Find f;
@@ -851,6 +905,252 @@ struct Watcher::Impl {
         if (host.found) host.found(std::move(f));
     }
 
+    // --- the sweep of shared mappings ----------------------------------------------------
+
+    void lost(std::uint64_t n, const std::string& why) {
+        if (host.lost) host.lost("watch", n, why);
+    }
+
+    // The file of process `pid`'s mapping start-end (/proc/PID/map_files), if it is still key
+    // `k`: opened O_PATH, or for reading.
+    static UniqueFd open_mapped(pid_t pid, std::uint64_t start, std::uint64_t end, const Key& k, int flags,
+                                struct stat& st) {
+        char link[96];
+        std::snprintf(link, sizeof link, "/proc/%d/map_files/%llx-%llx", static_cast<int>(pid),
+                      static_cast<unsigned long long>(start), static_cast<unsigned long long>(end));
+        UniqueFd f(::open(link, flags | O_CLOEXEC));
+        if (!f || ::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_dev) != k.dev ||
+            static_cast<std::uint64_t>(st.st_ino) != k.ino)
+            return {};
+        return f;
+    }
+
+    // The path of a mapped file as this daemon sees it: its handle opened on the mount the
+    // watcher marked (the mapping may have been made in another mount namespace).
+    std::string name_mapped(int mapped) {
+        alignas(file_handle) unsigned char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+        auto* fh = reinterpret_cast<file_handle*>(buf);
+        fh->handle_bytes = MAX_HANDLE_SZ;
+        int mount_id = 0;
+        struct statfs sfs {};
+        if (::name_to_handle_at(mapped, "", fh, &mount_id, AT_EMPTY_PATH) != 0 || ::fstatfs(mapped, &sfs) != 0) return {};
+        std::lock_guard lk(mu);
+        auto m = mounts.find({sfs.f_fsid.__val[0], sfs.f_fsid.__val[1]});
+        if (m == mounts.end()) return {};
+        UniqueFd f(::open_by_handle_at(m->second.get(), fh, O_PATH | O_CLOEXEC));
+        std::string path = f ? fd_path(f.get()) : std::string();
+        return path.starts_with('/') && !path.ends_with(" (deleted)") ? path : std::string();
+    }
+
+    // One shared mapping of a file on a watched filesystem, seen in process `pid`.
+    void sweep_mapping(pid_t pid, const SharedMapping& m, const WatchScope& s, Clock::time_point now) {
+        const Key k{m.dev, m.ino};
+        if (auto it = swept.find(k); it != swept.end()) {
+            if (it->second.seen != sweep_generation) {
+                it->second.pid = pid;
+                it->second.start = m.start;
+                it->second.end = m.end;
+                it->second.seen = sweep_generation;
+            }
+            return;
+        }
+        if (sweep_ignored.contains(k)) return;
+        struct stat st {};
+        UniqueFd f = open_mapped(pid, m.start, m.end, k, O_PATH, st);
+        if (!f || st.st_nlink == 0) return;  // gone, or without a name nobody else can open
+        if (!m.writable) {
+            // Read-only now; writable by mprotect only when the file was opened for writing,
+            // which the mode of its map_files link shows.
+            struct stat link {};
+            char name[96];
+            std::snprintf(name, sizeof name, "/proc/%d/map_files/%llx-%llx", static_cast<int>(pid),
+                          static_cast<unsigned long long>(m.start), static_cast<unsigned long long>(m.end));
+            if (::lstat(name, &link) != 0 || !(link.st_mode & S_IWUSR)) return;
+        }
+        const std::string path = name_mapped(f.get());
+        if (path.empty()) {
+            lost(1, "a file process " + std::to_string(pid) + " maps shared could not be named; it is not followed");
+            return;
+        }
+        if (!watched(path, s) || !outside_zones(path, k)) {
+            if (sweep_ignored.size() >= 65536) sweep_ignored.clear();
+            sweep_ignored.insert(k);
+            return;
+        }
+        if (swept.size() >= options.sweep.max_files) {
+            lost(1, "more than " + std::to_string(options.sweep.max_files) +
+                        " files outside zones are mapped shared and writable; " + path +
+                        " (process " + std::to_string(pid) + ") is not followed");
+            return;
+        }
+        Swept w;
+        w.pid = pid;
+        w.start = m.start;
+        w.end = m.end;
+        w.path = path;
+        w.gap = options.reopen_rescan;
+        w.changed = now;
+        w.seen = sweep_generation;
+        swept.emplace(k, std::move(w));
+    }
+
+    // A swept file is scanned (settle(), before the scan reads it: a store after this hash
+    // is a change at the next sweep).
+    void swept_scanned(Swept& w, int fd, const struct stat& st, Clock::time_point now) {
+        const bool first = w.scanned == Clock::time_point{};
+        w.digest = static_cast<std::uint64_t>(st.st_size) <= options.sweep.max_hash_bytes ? sha256_fd(fd) : std::string();
+        w.dirty = false;
+        w.scanned = w.checked = now;
+        if (first) return;  // found mapped: the next change is scanned at once
+        w.next_allowed = now + w.gap;
+        w.gap = std::min(w.gap * 2, std::chrono::milliseconds(options.reopen_rescan_max));
+    }
+
+    void enqueue_swept(const Key& k, const Swept& w, const struct stat& st, Clock::time_point now) {
+        if (pending.size() >= options.max_pending) {
+            lost(1, "too many files waiting to be scanned; " + w.path + " was not");
+            return;
+        }
+        Pending e;
+        e.path = w.path;
+        if (auto n = named.find(k); n != named.end() && n->second.path == w.path) {
+            e.fsid = n->second.fsid;
+            e.dir_handle = n->second.dir_handle;
+            e.name = n->second.name;
+        } else {
+            e.name = w.path.substr(w.path.rfind('/') + 1);  // opened by path (open_pending)
+        }
+        e.writer = capture(static_cast<std::uint32_t>(w.pid), st);
+        // As a write through a descriptor kept open: the back-off of held files (its writer
+        // maps it) goes on from where it is rather than starting again.
+        e.modified_only = true;
+        e.first = e.last = e.not_before = now;
+        pending.emplace(k, std::move(e));
+    }
+
+    // The files followed: compared with their last scan (within the hash budget, the
+    // longest unchecked first), enqueued when changed, dropped when no process maps them
+    // (after a last comparison). `complete`: every process was read this sweep.
+    void check_swept(const WatchScope& s, Clock::time_point now, bool complete) {
+        std::vector<std::pair<Clock::time_point, Key>> order;
+        order.reserve(swept.size());
+        for (const auto& [k, w] : swept) order.emplace_back(w.checked, k);
+        std::sort(order.begin(), order.end());
+        std::uint64_t budget = options.sweep.max_hash_bytes;
+        for (const auto& [checked, k] : order) {
+            auto it = swept.find(k);
+            Swept& w = it->second;
+            const bool mapped = w.seen == sweep_generation;
+            if (!mapped && !complete) continue;  // its process may be one this sweep left out
+            bool now_protected = false;
+            {
+                std::lock_guard lk(mu);
+                now_protected = protected_set.contains(k);
+            }
+            if (now_protected) {  // a find put under a zone: the enforcers guard it now
+                sweep_ignored.insert(k);
+                swept.erase(it);
+                continue;
+            }
+            struct stat st {};
+            UniqueFd f = mapped ? open_mapped(w.pid, w.start, w.end, k, O_RDONLY | O_NONBLOCK, st)
+                                : UniqueFd(::open(w.path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+            if (!mapped && f &&
+                (::fstat(f.get(), &st) != 0 || static_cast<std::uint64_t>(st.st_dev) != k.dev ||
+                 static_cast<std::uint64_t>(st.st_ino) != k.ino))
+                f.reset();
+            if (!f) {
+                swept.erase(it);  // gone or renamed: a mapping still there is found again
+                continue;
+            }
+            const bool busy = pending.contains(k);
+            if (!w.dirty && !busy) {
+                const auto size = static_cast<std::uint64_t>(st.st_size);
+                if (size <= options.sweep.max_hash_bytes && size <= budget) {
+                    budget -= size;
+                    w.checked = now;
+                    if (sha256_fd(f.get()) != w.digest) {
+                        w.dirty = true;
+                        w.changed = now;
+                    } else if (now - w.changed > w.gap) {
+                        w.gap = options.reopen_rescan;  // quiet for longer than its gap
+                        w.next_allowed = w.scanned;
+                    }
+                }
+            }
+            if (w.dirty && !busy && (now >= w.next_allowed || !mapped)) {
+                // Renamed meanwhile (into a zone, out of the watched trees): named again.
+                if (std::string path = mapped ? name_mapped(f.get()) : std::string(); !path.empty()) w.path = std::move(path);
+                if (!watched(w.path, s) || !outside_zones(w.path, k)) {
+                    sweep_ignored.insert(k);
+                    swept.erase(it);
+                    continue;
+                }
+                enqueue_swept(k, w, st, now);
+            }
+            if (!mapped) swept.erase(it);
+        }
+    }
+
+    // Reading a process's maps (and its map_files) waits for its memory-map lock, as the
+    // held-file check does: a process stuck in a page fault (a hung NFS server) while
+    // another of its threads waits to change its mappings stalls this thread until the
+    // fault ends. Not bounded here.
+    void sweep(const WatchScope& s, Clock::time_point now) {
+        if (scope_changed.exchange(false)) sweep_ignored.clear();
+        std::set<std::uint64_t> devs;
+        {
+            std::lock_guard lk(mu);
+            devs = watched_devs;
+        }
+        if (devs.empty()) return;
+        ++sweep_generation;
+        sweep_pids.clear();
+        UniqueDir proc = UniqueDir::from_fd(::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!proc) return;
+        const pid_t self = ::getpid();
+        while (const dirent* d = proc.next()) {
+            char* tail = nullptr;
+            const long pid = std::strtol(d->d_name, &tail, 10);
+            if (*tail == '\0' && pid > 0 && pid != self) sweep_pids.push_back(static_cast<pid_t>(pid));
+        }
+        std::sort(sweep_pids.begin(), sweep_pids.end());
+        std::rotate(sweep_pids.begin(), std::upper_bound(sweep_pids.begin(), sweep_pids.end(), sweep_after),
+                    sweep_pids.end());
+        std::erase_if(too_large, [&](const auto& kv) { return now >= kv.second; });
+        if (too_large.size() > 4096) too_large.clear();
+        const SweepLimits& lim = options.sweep;
+        std::size_t done = 0, bytes = 0;
+        bool complete = true;
+        for (const pid_t pid : sweep_pids) {
+            if (done >= lim.max_processes || bytes >= lim.max_maps_bytes) {
+                complete = false;
+                lost(sweep_pids.size() - done,
+                     "the sweep of shared mappings read " + std::to_string(done) + " processes and " +
+                         std::to_string(bytes >> 20) + " MiB of their maps (its bounds); the mappings of the others "
+                         "are read first at the next sweep");
+                break;
+            }
+            ++done;
+            sweep_after = pid;
+            if (too_large.contains(pid)) continue;  // reported when it was read
+            mappings.clear();
+            const MapsRead r = read_shared_mappings(pid, lim.max_process_maps_bytes, maps_text, mappings);
+            bytes += maps_text.size();
+            if (r == MapsRead::too_large) {
+                too_large.emplace(pid, now + kTooLargeAgain);
+                lost(1, "process " + std::to_string(pid) + " has more than " +
+                            std::to_string(lim.max_process_maps_bytes >> 20) +
+                            " MiB of memory mappings; the files it maps shared are not followed (its maps are read "
+                            "again in a minute)");
+                continue;
+            }
+            for (const auto& m : mappings)
+                if (devs.contains(m.dev)) sweep_mapping(pid, m, s, now);
+        }
+        check_swept(s, now, complete);
+    }
+
     void run() {
         std::vector<char> buf(64 * 1024);
         while (!stopping.load()) {
@@ -863,10 +1163,19 @@ struct Watcher::Impl {
             };
             for (const auto& [k, e] : pending) wait_until(due(e));
             for (const auto& [k, e] : held) wait_until(held_due(k));
-            pollfd pfd[2] = {{fan.get(), POLLIN, 0}, {stop_fd.get(), POLLIN, 0}};
-            int r = ::poll(pfd, 2, timeout);
+            const bool sweeping = options.sweep_interval.count() > 0 && [&] {
+                std::lock_guard lk(mu);
+                return scope && !watched_devs.empty();
+            }();
+            if (sweeping) wait_until(next_sweep);
+            pollfd pfd[3] = {{fan.get(), POLLIN, 0}, {stop_fd.get(), POLLIN, 0}, {wake_fd.get(), POLLIN, 0}};
+            int r = ::poll(pfd, 3, timeout);
             if (r < 0 && errno != EINTR) break;
             if (pfd[1].revents) break;
+            if (pfd[2].revents & POLLIN) {
+                std::uint64_t n = 0;
+                (void)!::read(wake_fd.get(), &n, sizeof n);
+            }
             if (pfd[0].revents & POLLIN) {
                 for (;;) {
                     ssize_t n = ::read(fan.get(), buf.data(), buf.size());
@@ -895,6 +1204,10 @@ struct Watcher::Impl {
                 s = scope;
             }
             const auto t = Clock::now();
+            if (sweeping && s && t >= next_sweep) {
+                sweep(*s, t);
+                next_sweep = t + options.sweep_interval;
+            }
             requeue_held(t);
             for (auto it = pending.begin(); it != pending.end();) {
                 if (t < due(it->second)) {
@@ -925,7 +1238,8 @@ tl::expected<std::unique_ptr<Watcher>, std::string> Watcher::create(WatcherOptio
         return tl::unexpected(std::string("watch: fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_REPORT_FID) failed: ") +
                               std::strerror(errno) + " (needs Linux 5.9 and CAP_SYS_ADMIN)");
     impl->stop_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!impl->stop_fd) return tl::unexpected(std::string("watch: eventfd: ") + std::strerror(errno));
+    impl->wake_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!impl->stop_fd || !impl->wake_fd) return tl::unexpected(std::string("watch: eventfd: ") + std::strerror(errno));
     Impl* raw = impl.get();
     auto w = std::unique_ptr<Watcher>(new Watcher(std::move(impl)));
     raw->thread = std::thread([raw] { raw->run(); });
@@ -978,11 +1292,17 @@ tl::expected<std::vector<std::string>, std::string> Watcher::apply(WatchScope sc
     for (auto& [fsid, fd] : m.mounts)
         if (!mounts.contains(fsid))
             ::fanotify_mark(m.fan.get(), FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, mask, fd.get(), nullptr);
+    m.watched_devs.clear();
+    for (const auto& [fsid, fd] : mounts)
+        if (struct stat st {}; ::fstat(fd.get(), &st) == 0) m.watched_devs.insert(static_cast<std::uint64_t>(st.st_dev));
     m.mounts = std::move(mounts);
+    m.scope_changed = true;
     m.zone_root_paths = std::move(zone_roots);
     m.protected_set = std::move(prot);
     m.index_valid = false;  // zones may have changed: the thread rebuilds it when it next needs it
     m.scope = scope.watch.enabled ? std::make_shared<const WatchScope>(std::move(scope)) : nullptr;
+    std::uint64_t one = 1;
+    (void)!::write(m.wake_fd.get(), &one, sizeof one);
     return warnings;
 }
 

@@ -15,7 +15,12 @@
 // is taken when the event is read, while the writer is most likely still there; an smbd
 // that has exited by then (a session that ended right after its write) is named by the
 // clients a lookup found while it lived, or the exec tracker read in the fork that made
-// it (SambaClients::recent), or the record says they are unknown. A file whose bytes equal a zone file's (same size, then SHA-256) is a copy
+// it (SambaClients::recent), or the record says they are unknown.
+//
+// Stores into a shared mapping give no event at all. A file its writer still maps (or
+// holds open for writing) when it settles is rescanned on a back-off; and a sweep of every
+// process's shared mappings (WatcherOptions::sweep_interval) finds files mapped writable
+// by processes no event names, and scans them when their bytes change. A file whose bytes equal a zone file's (same size, then SHA-256) is a copy
 // of that zone.
 #pragma once
 
@@ -54,6 +59,19 @@ struct WatcherHost {
     std::function<void(const std::string&)> warning;
 };
 
+// Bounds of one sweep (WatcherOptions::sweep_interval); when one is hit the rest is
+// reported lost, and the next sweep starts with the processes this one left out.
+struct SweepLimits {
+    std::size_t max_processes = 32768;                      // processes whose maps are read
+    std::size_t max_maps_bytes = std::size_t{64} << 20;     // of maps text, all processes
+    std::size_t max_process_maps_bytes = std::size_t{4} << 20;  // of one process's maps (else read again after 60 s)
+    std::size_t max_files = 1024;                           // mapped files followed at a time
+    // Bytes hashed to compare mapped files with their last scan; a file not compared for
+    // want of it is compared at a later sweep (the longest unchecked first), and a file
+    // larger than this is rescanned on the back-off of held files only.
+    std::uint64_t max_hash_bytes = std::uint64_t{64} << 20;
+};
+
 struct WatcherOptions {
     std::chrono::milliseconds quiet{500};         // a file is scanned after this long without writes
     std::chrono::milliseconds settle_cap{5000};   // ... but at most this long after its first event
@@ -66,6 +84,16 @@ struct WatcherOptions {
     // back-off for as long as the writer holds it. At most this many such files at a time;
     // more are reported lost.
     std::size_t max_held = 1024;
+    // The sweep: every `sweep_interval` the shared mappings of every process
+    // (/proc/PID/maps) are read for regular files on the watched filesystems that the
+    // process can store into (mapped writable, or opened for writing so that mprotect can
+    // make the mapping writable). Such a file outside zones is scanned when first seen and
+    // whenever its bytes (SHA-256) differ from those of its last scan, and once more when no
+    // process maps it any longer; so stores by a process no event names (one that opened an
+    // existing file, mapped it and closed the descriptor, or got the descriptor from
+    // another process) are found within an interval plus `quiet`. 0: no sweep.
+    std::chrono::milliseconds sweep_interval{2000};
+    SweepLimits sweep;
     std::size_t max_pending = 65536;              // files waiting to settle
     std::size_t max_zone_files = 200000;          // bound of the copy index
     std::chrono::seconds index_ttl{30};           // the copy index is rebuilt when older
@@ -98,6 +126,17 @@ struct WatchScope {
     // content alone.
     bool recognise_copies = true;
 };
+
+// The shared mappings of files in /proc/PID/maps ("start-end perms offset major:minor
+// inode path"). The one reader of maps, for held files and for the sweep.
+struct SharedMapping {
+    std::uint64_t start = 0, end = 0, dev = 0, ino = 0;
+    bool writable = false;  // mapped writable now (perms "rw-s")
+};
+enum class MapsRead { ok, gone, too_large };
+// Appends to `out`; `text` is a buffer kept between calls. Stops with too_large once the
+// maps text passes `max_bytes` (`out` then holds nothing of this process).
+MapsRead read_shared_mappings(pid_t pid, std::size_t max_bytes, std::string& text, std::vector<SharedMapping>& out);
 
 // The files process `pid` holds so that it can change them without an event: shared
 // mappings (/proc/PID/maps; a read-only one can be made writable with mprotect when the

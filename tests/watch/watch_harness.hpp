@@ -132,7 +132,9 @@ public:
             if (log().find("control plane off") != std::string::npos) return;
             std::this_thread::sleep_for(50ms);
         }
-        throw std::runtime_error("custguardd did not come up:\n" + log());
+        // Not left running: a throw from the constructor runs no destructor.
+        cgtest::kill_and_reap(daemon_);
+        throw std::runtime_error("custguardd did not come up in 15 s:\n" + log());
     }
     void restart() {
         cgtest::kill_and_reap(daemon_);
@@ -150,6 +152,8 @@ public:
             if (e.count("CUSTGUARD_EVENT") && e.at("CUSTGUARD_EVENT") == "customer_data_found") out.push_back(std::move(e));
         return out;
     }
+    // The records of events the daemon could not follow.
+    std::vector<JournalEntry> lost_records() const { return journald_->read("CUSTGUARD_EVENT=lost"); }
     // The first customer_data_found record of `path` within `timeout`, and how long after
     // the call it came.
     std::optional<JournalEntry> wait_record(const fs::path& path, std::chrono::milliseconds& took,
@@ -180,6 +184,16 @@ inline std::string field(const JournalEntry& e, const char* name) {
     auto it = e.find(name);
     return it == e.end() ? std::string() : it->second;
 }
+
+// map_shared(fd, n): a shared writable mapping through libc, returning its address (store
+// with ctypes.memmove). Python's mmap module keeps a duplicate of the descriptor open,
+// which would make "descriptor closed, mapping kept" untrue.
+inline const std::string mmap_py =
+    "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.mmap.restype = ctypes.c_void_p\n"
+    "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n"
+    "libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]\n"
+    "def map_shared(fd, n):\n    p = libc.mmap(None, n, 3, 1, fd, 0)\n"
+    "    if p is None or p == ctypes.c_void_p(-1).value: raise OSError(ctypes.get_errno(), 'mmap')\n    return p\n";
 
 // Kills the background writer whose pid a test program wrote to `pidfile` (none: nothing to
 // do); whether it was still running.

@@ -354,3 +354,71 @@ TEST_CASE("a file written in many pieces is scanned once, after it settles", "[w
     std::this_thread::sleep_for(1500ms);
     CHECK(w.records(target).size() == 1);
 }
+
+// The sweep of shared mappings is bounded (SweepLimits): a process with more than 4 MiB of
+// maps is not read further, and at most 1,024 mapped files are followed. What a bound
+// leaves out is recorded as lost (source watch), and the watcher goes on: a file mapped
+// and written through the mapping by another process is found afterwards (while the
+// process with many mappings still runs; once the one with many files has ended).
+TEST_CASE("the sweep of shared mappings records what its bounds leave out as lost and goes on", "[watch][host]") {
+    struct Bound {
+        const char* name;
+        std::string program;  // $1 the share, $2 a file for its pid
+        const char* reason;   // in CUSTGUARD_LOST_REASON
+        bool check_while_running;
+    };
+    const Bound bounds[] = {
+        {"a process with more than 4 MiB of maps: 20,000 mappings of a file with a long name",
+         "import os, sys, time\n" + mmap_py + "fd = os.open(sys.argv[1] + '/' + 'm' * 200, os.O_RDWR | os.O_CREAT, 0o644)\n"
+         "os.ftruncate(fd, 4096)\nms = [map_shared(fd, 4096) for i in range(20000)]\nos.close(fd)\n"
+         "open(sys.argv[2], 'w').write(str(os.getpid()))\ntime.sleep(60)\n",
+         "MiB of memory mappings", true},
+        {"more mapped files than the sweep follows: 1,100",
+         "import os, sys, time\n" + mmap_py + "os.mkdir(sys.argv[1] + '/many')\nfor i in range(1100):\n"
+         "    fd = os.open('%s/many/f%d' % (sys.argv[1], i), os.O_RDWR | os.O_CREAT, 0o644)\n"
+         "    os.ftruncate(fd, 4096)\n    map_shared(fd, 4096)\n    os.close(fd)\n"
+         "open(sys.argv[2], 'w').write(str(os.getpid()))\ntime.sleep(60)\n",
+         "are mapped shared and writable", false},
+    };
+    const auto& u = users();
+    const std::string alive =
+        "import os, sys, time\n" + mmap_py + "d = open(sys.argv[1], 'rb').read()\nt = sys.argv[2]\n"
+        "open(t, 'wb').write(b'x' * len(d))\ntime.sleep(1)\nfd = os.open(t, os.O_RDWR)\nm = map_shared(fd, len(d))\n"
+        "os.close(fd)\nopen(sys.argv[3], 'w').write(str(os.getpid()))\ntime.sleep(1)\nctypes.memmove(m, d, len(d))\n"
+        "time.sleep(60)\n";
+    for (const auto& bound : bounds) {
+        DYNAMIC_SECTION(bound.name) {
+            Watch w("on_customer_data = \"record\"\n");
+            const fs::path pidfile = w.data() / "staging" / "bound.pid";
+            const fs::path alive_pid = w.data() / "staging" / "alive.pid";
+            REQUIRE(cgtest::run({"/bin/sh", "-c", "python3 -c \"$0\" \"$@\" >/dev/null 2>&1 &", bound.program,
+                                 w.public_dir().string(), pidfile.string()},
+                                {}, u.alice)
+                        .rc == 0);
+            std::optional<JournalEntry> lost;
+            const auto t0 = std::chrono::steady_clock::now();
+            while (!lost && std::chrono::steady_clock::now() - t0 < 20s) {
+                for (auto& e : w.lost_records())
+                    if (field(e, "CUSTGUARD_LOST_SOURCE") == "watch" &&
+                        field(e, "CUSTGUARD_LOST_REASON").find(bound.reason) != std::string::npos)
+                        lost = std::move(e);
+                std::this_thread::sleep_for(100ms);
+            }
+            INFO(w.log());
+            CHECK(lost);
+            if (!bound.check_while_running) CHECK(end_writer(pidfile));
+            const fs::path target = w.public_dir() / "alive.csv";
+            REQUIRE(cgtest::run({"/bin/sh", "-c", "python3 -c \"$0\" \"$@\" >/dev/null 2>&1 &", alive,
+                                 w.zone_file().string(), target.string(), alive_pid.string()},
+                                {}, u.alice)
+                        .rc == 0);
+            std::chrono::milliseconds took{};
+            auto rec = w.wait_record(target, took, 10s);
+            CHECK(end_writer(alive_pid));  // found while its mapping was kept
+            if (bound.check_while_running) CHECK(end_writer(pidfile));
+            REQUIRE(rec);
+            CHECK(field(*rec, "CUSTGUARD_COPY_OF") == "customers");
+            CHECK(took < 8s);  // stores at 2 s, then a sweep (2 s) and the settle
+        }
+    }
+}

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -141,5 +142,54 @@ TEST_CASE("a file is held for writing while mapped shared or open for writing, n
         ::close(extra);
     }
     CHECK_FALSE(holds(0));
+    ::unlink(path);
+}
+
+// The one reader of /proc/PID/maps (held files and the sweep of shared mappings): which
+// mappings of this process it lists, and that it stops at its bound.
+TEST_CASE("read_shared_mappings lists shared file mappings with their range and whether they are writable now",
+          "[unit][watch]") {
+    char path[] = "/tmp/custguard-maps-XXXXXX";
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(::ftruncate(fd, 4 * 4096) == 0);
+    struct stat st {};
+    REQUIRE(::fstat(fd, &st) == 0);
+    struct Row {
+        const char* name;
+        int prot, flags;
+        bool listed, writable;
+    };
+    const Row rows[] = {
+        {"shared, read and write", PROT_READ | PROT_WRITE, MAP_SHARED, true, true},
+        {"shared, read only (mprotect could make it writable)", PROT_READ, MAP_SHARED, true, false},
+        {"private, read and write (copy on write: never reaches the file)", PROT_READ | PROT_WRITE, MAP_PRIVATE, false,
+         false},
+    };
+    std::string text;
+    for (const auto& row : rows) {
+        INFO(row.name);
+        void* at = ::mmap(nullptr, 2 * 4096, row.prot, row.flags, fd, 4096);
+        REQUIRE(at != MAP_FAILED);
+        std::vector<daemon::watch::SharedMapping> out;
+        REQUIRE(daemon::watch::read_shared_mappings(::getpid(), std::size_t{16} << 20, text, out) ==
+                daemon::watch::MapsRead::ok);
+        const auto start = reinterpret_cast<std::uint64_t>(at);
+        const auto it = std::find_if(out.begin(), out.end(), [&](const auto& m) { return m.start == start; });
+        CHECK((it != out.end()) == row.listed);
+        if (it != out.end()) {
+            CHECK(it->end == start + 2 * 4096);
+            CHECK(it->dev == static_cast<std::uint64_t>(st.st_dev));
+            CHECK(it->ino == static_cast<std::uint64_t>(st.st_ino));
+            CHECK(it->writable == row.writable);
+        }
+        ::munmap(at, 2 * 4096);
+    }
+    std::vector<daemon::watch::SharedMapping> out;
+    CHECK(daemon::watch::read_shared_mappings(::getpid(), 64, text, out) == daemon::watch::MapsRead::too_large);
+    CHECK(out.empty());
+    CHECK(daemon::watch::read_shared_mappings(0x7ffffff0, std::size_t{16} << 20, text, out) ==
+          daemon::watch::MapsRead::gone);
+    ::close(fd);
     ::unlink(path);
 }
