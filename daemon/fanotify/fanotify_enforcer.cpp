@@ -108,6 +108,21 @@ union FileHandle {
     file_handle* get() { return &fh; }
 };
 
+// A set of 64-bit hashes as N bits, shared between threads: test() may answer yes for a
+// hash never set (another one on its bit), never no for one set since the last clear().
+template <std::size_t N>
+class HashBits {
+public:
+    void set(std::uint64_t h) { words_[(h % N) / 64].fetch_or(std::uint64_t{1} << (h % N % 64)); }
+    bool test(std::uint64_t h) const { return (words_[(h % N) / 64].load() >> (h % N % 64)) & 1; }
+    void clear() {
+        for (auto& w : words_) w.store(0);
+    }
+
+private:
+    std::array<std::atomic<std::uint64_t>, N / 64> words_{};
+};
+
 std::uint64_t hash_handle(const file_handle& h) {
     std::uint64_t v = 0xcbf29ce484222325ull ^ static_cast<std::uint32_t>(h.handle_type);  // FNV-1a
     const unsigned char* bytes = h.f_handle;  // a flexible array: bounded by handle_bytes
@@ -303,16 +318,7 @@ struct FanotifyEnforcer::Impl {
     // every zone whose handle has no bit is no link of a zone file (linked_out() makes no
     // system call for it). Never cleared: a stale bit costs an fstat, a cleared one racing
     // a link would let the link pass unjudged.
-    static constexpr std::size_t zone_handle_bits = std::size_t{1} << 20;
-    std::array<std::atomic<std::uint64_t>, zone_handle_bits / 64> zone_handles{};
-    void note_zone_handle(std::uint64_t handle) {
-        const std::size_t b = handle % zone_handle_bits;
-        zone_handles[b / 64].fetch_or(std::uint64_t{1} << (b % 64), std::memory_order_relaxed);
-    }
-    bool maybe_zone_handle(std::uint64_t handle) const {
-        const std::size_t b = handle % zone_handle_bits;
-        return (zone_handles[b / 64].load(std::memory_order_relaxed) >> (b % 64)) & 1;
-    }
+    HashBits<std::size_t{1} << 20> zone_handles;
     unsigned index_busy = 0;        // trees being scanned into zones, apply()'s scan
     std::condition_variable index_cv;
     std::thread indexer;
@@ -367,20 +373,9 @@ struct FanotifyEnforcer::Impl {
     // cleared only right after a flush of every ignore mark, under policy_mutex held
     // exclusively (marks are placed under it shared). A worker that sets a bit after
     // invalidate_file() read it clear sees that call's file_epoch and takes its mark back.
-    static constexpr std::size_t marked_bits = std::size_t{1} << 18;
-    std::array<std::atomic<std::uint64_t>, marked_bits / 64> marked{};
-    void note_marked(const InodeKey& key) {
-        const std::size_t b = InodeKeyHash{}(key) % marked_bits;
-        marked[b / 64].fetch_or(std::uint64_t{1} << (b % 64));
-    }
-    bool maybe_marked(const InodeKey& key) const {
-        const std::size_t b = InodeKeyHash{}(key) % marked_bits;
-        return (marked[b / 64].load() >> (b % 64)) & 1;
-    }
-    // Callers hold policy_mutex exclusively and have just flushed the ignore marks.
-    void forget_marked() {
-        for (auto& w : marked) w.store(0);
-    }
+    // Callers of marked.clear() hold policy_mutex exclusively and have just flushed the
+    // ignore marks.
+    HashBits<std::size_t{1} << 18> marked;
 
     EventHandler handler;
     bool started = false;
@@ -393,7 +388,7 @@ struct FanotifyEnforcer::Impl {
     std::atomic<std::uint64_t> c_events{0}, c_dropped{0}, c_denied{0}, c_errors{0};
     std::atomic<std::uint64_t> c_perm{0}, c_ignores{0}, c_hits{0}, c_dir_hits{0}, c_walks{0}, c_timeouts{0},
         c_flushes{0}, c_stale{0}, c_scans{0}, c_scanned{0}, c_overflows{0}, c_kept_lost{0}, c_quick_waits{0},
-        c_quick_refused{0}, c_notify{0};
+        c_quick_refused{0};
 
     // ---- membership ---------------------------------------------------------------
 
@@ -595,7 +590,7 @@ struct FanotifyEnforcer::Impl {
                                       [](const IndexedFile& e, std::uint64_t ino) { return e.ino < ino; });
             if (f != b->second.end() && f->ino == key.ino && f->handle == handle) was = f->zone;
         }
-        if (zone) note_zone_handle(handle);
+        if (zone) zone_handles.set(handle);
         index_delta[key] = {zone, handle, ++index_seq};
         file_epoch(key).fetch_add(1);  // a decision that looked the file up before looks again
         // Files created and deleted again leave entries behind: past the size of the base,
@@ -677,7 +672,7 @@ struct FanotifyEnforcer::Impl {
     // made since are kept, older ones are in the scan (or gone). Callers hold index_mutex.
     void install_base_locked(std::uint64_t dev, std::vector<IndexedFile> files, std::uint64_t from) {
         for (const auto& f : files)
-            if (f.zone) note_zone_handle(f.handle);
+            if (f.zone) zone_handles.set(f.handle);
         auto& b = index_base[dev];
         index_base_size -= b.size();
         b = std::move(files);
@@ -1006,7 +1001,7 @@ struct FanotifyEnforcer::Impl {
             // shared lock, so a rename into a zone flushes after this.
             // Not on a file without a name: linked into a zone later, it must reach us.
             if (zl.certain && m && m->notify && st.st_nlink > 0) {
-                note_marked(key);
+                marked.set(InodeKeyHash{}(key));
                 add_ignore_mark(evfd.get());
                 // A file's zone changed while this was decided (invalidate_file() does not
                 // wait for decisions): the mark may stand on a file of a zone now.
@@ -1248,7 +1243,7 @@ struct FanotifyEnforcer::Impl {
         }
         if (flush_ignores) {
             ::fanotify_mark(fan.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
-            forget_marked();
+            marked.clear();
             c_flushes.fetch_add(1);
         }
         zone_epoch.fetch_add(1);
@@ -1278,7 +1273,7 @@ struct FanotifyEnforcer::Impl {
             std::lock_guard ck(cache_mutex);
             zone_cache.erase(key);
         }
-        if (maybe_marked(key)) remove_ignore_mark(fd);
+        if (marked.test(InodeKeyHash{}(key))) remove_ignore_mark(fd);
     }
 
     // Reads and handles whatever the notify group holds now.
@@ -1321,7 +1316,6 @@ struct FanotifyEnforcer::Impl {
                 invalidate(true);  // cannot happen (names are short): be safe
             }
             notifications.fetch_add(1);
-            c_notify.fetch_add(1, std::memory_order_relaxed);
         }
         // Overload answers waiting for these (catch_up()). notifications and
         // catch_up_waiters are sequentially consistent: a waiter that counted itself after
@@ -1539,12 +1533,11 @@ struct FanotifyEnforcer::Impl {
         if (!target) return std::nullopt;  // kernels before 5.17: the multiply linked rule still holds
         // The file's handle as the event reports it is the one name_to_handle_at() gives
         // (both encode the inode alone), so it is hashed as the index's are.
-        if (!maybe_zone_handle(hash_handle(*reinterpret_cast<const file_handle*>(target->handle)))) return std::nullopt;
+        if (!zone_handles.test(hash_handle(*reinterpret_cast<const file_handle*>(target->handle)))) return std::nullopt;
         // Its link count says nothing here: the zone name may be unlinked already.
-        f.fd = open_fid(target);
-        if (!f.fd || ::fstat(f.fd.get(), &f.st) != 0 || !S_ISREG(f.st.st_mode)) return std::nullopt;
-        f.key = {static_cast<std::uint64_t>(f.st.st_dev), static_cast<std::uint64_t>(f.st.st_ino)};
-        f.handle = handle_of(f.fd.get());
+        auto named = moved_file(dir, target);
+        if (!named || !S_ISREG(named->st.st_mode)) return std::nullopt;
+        f = std::move(*named);
         std::uint32_t zone = t.root_zone(f.key);
         if (!zone) zone = indexed_zone(f.key, f.handle);
         if (!zone) return std::nullopt;
@@ -1811,7 +1804,7 @@ tl::expected<void, std::string> FanotifyEnforcer::apply(const policy::Compiled& 
     }
     // Inodes ignored under the old policy may be zone files now.
     ::fanotify_mark(m.fan.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
-    m.forget_marked();
+    m.marked.clear();
     lk.unlock();
     // Outside the lock: the notify group and the workers go on meanwhile (a multiply linked
     // file outside every zone that the index does not know yet is refused until this ends).
@@ -1850,7 +1843,7 @@ FanotifyStats FanotifyEnforcer::stats() const {
     return {m.c_perm.load(), m.c_ignores.load(), m.c_hits.load(), m.c_walks.load(),
             m.c_timeouts.load(), m.c_flushes.load(), m.c_stale.load(), m.c_scans.load(), m.c_scanned.load(), indexed,
             m.c_overflows.load(), m.c_kept_lost.load(), m.c_dir_hits.load(), m.c_quick_waits.load(),
-            m.c_quick_refused.load(), m.c_notify.load()};
+            m.c_quick_refused.load(), m.notifications.load()};
 }
 
 void FanotifyEnforcer::stop(bool remove) {
