@@ -958,7 +958,25 @@ struct FanotifyEnforcer::Impl {
         return done && notifications.load() >= *horizon;
     }
 
-    void handle(const Job& job, fan::TaskReader& reader) {
+    // An event decided "outside every zone" from a fresh walk, waiting for the notify
+    // group to be drained before it is answered (see handle()).
+    struct Deferred {
+        UniqueFd evfd;
+        Job job;
+        struct stat st {};
+        InodeKey key;
+        ZoneLookup zl;
+        std::uint64_t zones_before = 0;  // zone_epoch before the lookup
+    };
+
+    // Decides one event, except one that walked outside every zone: a rename out of a zone
+    // just before this open may still wait in the notify group, or be in the notify
+    // thread's hands, and must be judged first (so the file keeps its zone under its new
+    // name). Such an event is returned, to be answered by conclude() after a drain: the
+    // worker answers the rest of its batch first (zone files, cached answers: nothing to
+    // wait for), so one opener's burst of new files does not hold up another's open behind
+    // the drains it needs, and one drain serves every such event of the batch.
+    std::optional<Deferred> handle(const Job& job, fan::TaskReader& reader) {
         UniqueFd evfd(job.fd);
         std::shared_lock lk(policy_mutex);
         auto t = snapshot();
@@ -966,33 +984,40 @@ struct FanotifyEnforcer::Impl {
         if (!t || ::fstat(evfd.get(), &st) != 0) {
             if (t) c_errors.fetch_add(1, std::memory_order_relaxed);
             respond(evfd.get(), true);
-            return;
+            return std::nullopt;
         }
         if (S_ISDIR(st.st_mode)) {
             respond(evfd.get(), true);
-            return;
+            return std::nullopt;
         }
         InodeKey key{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
         const std::uint64_t zones_before = zone_epoch.load();
         ZoneLookup zl = zone_of(evfd.get(), key, st, *t);
-        if (zl.zone == 0 && zl.walked && notify_fd) {
-            // A rename out of a zone just before this open may still wait in the notify
-            // group, or be in the notify thread's hands: judge it first, so the file keeps
-            // its zone under its new name. Looked up again only when what was handled can
-            // have changed this file's zone (see zone_epoch).
-            lk.unlock();
-            drain_notifications();
-            const bool moved = zone_epoch.load() != zones_before || file_epoch(key).load() != zl.epoch;
-            lk.lock();
-            t = snapshot();
-            if (!t) {
-                respond(evfd.get(), true);
-                return;
-            }
-            if (moved) zl = zone_of(evfd.get(), key, st, *t);
+        if (zl.zone == 0 && zl.walked && notify_fd) return Deferred{std::move(evfd), job, st, key, std::move(zl), zones_before};
+        decide(std::move(evfd), job, key, st, std::move(zl), *t, lk, reader);
+        return std::nullopt;
+    }
+
+    // Answers a deferred event once the notify group was drained after its lookup. Looked
+    // up again only when what was handled can have changed this file's zone (see zone_epoch).
+    void conclude(Deferred d, fan::TaskReader& reader) {
+        const bool moved = zone_epoch.load() != d.zones_before || file_epoch(d.key).load() != d.zl.epoch;
+        std::shared_lock lk(policy_mutex);
+        auto t = snapshot();
+        if (!t) {
+            respond(d.evfd.get(), true);
+            return;
         }
+        if (moved) d.zl = zone_of(d.evfd.get(), d.key, d.st, *t);
+        decide(std::move(d.evfd), d.job, d.key, d.st, std::move(d.zl), *t, lk, reader);
+    }
+
+    // The answer to an open whose zone is known (`zl`); `lk` holds policy_mutex shared,
+    // `t` is its snapshot.
+    void decide(UniqueFd evfd, const Job& job, const InodeKey& key, const struct stat& st, ZoneLookup zl,
+                const ZoneTables& t, std::shared_lock<std::shared_mutex>& lk, fan::TaskReader& reader) {
         if (!zl.certain) {
-            refuse_unknown(evfd.get(), job, key, std::move(zl.path), *t, reader);
+            refuse_unknown(evfd.get(), job, key, std::move(zl.path), t, reader);
             return;
         }
         if (zl.zone == 0) {
@@ -1027,30 +1052,30 @@ struct FanotifyEnforcer::Impl {
         }
         fan::Subject subject{task.fsuid, task.gids, task.exe,
                              static_cast<std::uint64_t>(job.real_ns / 1'000'000'000)};
-        fan::Verdict v = t->decide(zl.zone, subject);
+        fan::Verdict v = t.decide(zl.zone, subject);
         // Groups rank before grants; reading them costs, so only when they could matter.
-        if ((v.rule == CG_RULE_NOT_ALLOWED || v.rule == CG_RULE_GRANT) && t->zone_has_groups(zl.zone)) {
+        if ((v.rule == CG_RULE_NOT_ALLOWED || v.rule == CG_RULE_GRANT) && t.zone_has_groups(zl.zone)) {
             if (auto r = reader.read_groups(job.pid, task); !r) {
                 c_errors.fetch_add(1, std::memory_order_relaxed);
                 respond(evfd.get(), false);
                 return;
             }
             subject.gids = task.gids;
-            v = t->decide(zl.zone, subject);
+            v = t.decide(zl.zone, subject);
         }
         // allow_programs vouches for a program only while it runs its own code.
-        if (v.decision == CG_DECISION_ALLOW && t->zone_requires_programs(zl.zone) &&
+        if (v.decision == CG_DECISION_ALLOW && t.zone_requires_programs(zl.zone) &&
             (subject.untrusted = reader.program_trust(job.pid, task.tgid)))
-            v = t->decide(zl.zone, subject);
+            v = t.decide(zl.zone, subject);
         const std::string_view comm(task.comm, ::strnlen(task.comm, sizeof task.comm));
         // allow_clients: asked only here, for opens in such zones that everything else allows.
         std::optional<RemoteClients> remote;
-        if (v.decision == CG_DECISION_ALLOW && t->zone_checks_clients(zl.zone)) {
+        if (v.decision == CG_DECISION_ALLOW && t.zone_checks_clients(zl.zone)) {
             remote = options.remote_clients ? options.remote_clients(task.tgid, comm) : RemoteClients{};
             if (remote) {
                 subject.remote = true;
                 subject.clients = remote->addresses;
-                v = t->decide(zl.zone, subject);
+                v = t.decide(zl.zone, subject);
             }
         }
         std::uint32_t flags = v.record ? reader.open_flags(job.pid) : 0;
@@ -1060,8 +1085,8 @@ struct FanotifyEnforcer::Impl {
             // allow_clients), else the first one served.
             const std::uint64_t now = subject.now;
             auto refused = [&](const auto& a) {
-                return t->client_revoked(zl.zone, a, now) ||
-                       (t->zone_requires_clients(zl.zone) && !t->client_allowed(zl.zone, a, now));
+                return t.client_revoked(zl.zone, a, now) ||
+                       (t.zone_requires_clients(zl.zone) && !t.client_allowed(zl.zone, a, now));
             };
             auto named = std::find_if(remote->addresses.begin(), remote->addresses.end(), refused);
             if (named == remote->addresses.end()) named = remote->addresses.begin();
@@ -1072,7 +1097,7 @@ struct FanotifyEnforcer::Impl {
         respond(evfd.get(), v.decision != CG_DECISION_DENY);
         if (!v.record) return;
         // Still under the lock: naming the file may reopen it on a marked filesystem.
-        std::string path = zl.path.empty() ? record_path(evfd.get(), key, *t) : std::move(zl.path);
+        std::string path = zl.path.empty() ? record_path(evfd.get(), key, t) : std::move(zl.path);
         lk.unlock();
 
         AccessEvent ev;
@@ -1127,6 +1152,8 @@ struct FanotifyEnforcer::Impl {
         fan::TaskReader reader(128, options.exec_flags, options.threads);
         constexpr std::size_t batch = 16;
         alignas(fanotify_event_metadata) char buf[batch * sizeof(fanotify_event_metadata)];
+        std::vector<Deferred> deferred;
+        deferred.reserve(batch);
         // EPOLLEXCLUSIVE: an event wakes one idle worker, not all of them.
         UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
         epoll_event in{};
@@ -1171,33 +1198,47 @@ struct FanotifyEnforcer::Impl {
                 for (auto* m = md; FAN_EVENT_OK(m, rest); m = FAN_EVENT_NEXT(m, rest)) ++n;
                 pending.fetch_add(n);
                 bool full = static_cast<std::size_t>(len) + sizeof(fanotify_event_metadata) > sizeof buf;
+                // Events that wait for the notify drain go last (see handle()).
+                deferred.clear();
                 for (; FAN_EVENT_OK(md, len); md = FAN_EVENT_NEXT(md, len)) {
-                    process(md, Job{md->fd, md->pid, now, mono, real}, reader);
-                    pending.fetch_sub(1);
+                    if (auto d = process(md, Job{md->fd, md->pid, now, mono, real}, reader))
+                        deferred.push_back(std::move(*d));
+                    else
+                        pending.fetch_sub(1);
+                }
+                if (!deferred.empty()) {
+                    drain_notifications();
+                    for (auto& d : deferred) {
+                        conclude(std::move(d), reader);
+                        pending.fetch_sub(1);
+                    }
                 }
                 if (!full) break;  // drained when we read: wait again rather than read EAGAIN
             }
         }
     }
 
-    void process(const fanotify_event_metadata* md, const Job& job, fan::TaskReader& reader) {
+    // Answers one event read from the group, or returns it to be answered after a drain
+    // of the notify group (see handle()).
+    std::optional<Deferred> process(const fanotify_event_metadata* md, const Job& job, fan::TaskReader& reader) {
         if (md->vers != FANOTIFY_METADATA_VERSION) {
             c_errors.fetch_add(1);
             if (md->fd >= 0) ::close(md->fd);
-            return;
+            return std::nullopt;
         }
         if (md->mask & FAN_Q_OVERFLOW) c_dropped.fetch_add(1);
-        if (md->fd < 0) return;
+        if (md->fd < 0) return std::nullopt;
         if (!(md->mask & FAN_OPEN_PERM)) {
             ::close(md->fd);
-            return;
+            return std::nullopt;
         }
         c_perm.fetch_add(1, std::memory_order_relaxed);
         if (pending.load() > options.max_queue ||
-            std::chrono::steady_clock::now() - job.read_at > options.decision_timeout)
+            std::chrono::steady_clock::now() - job.read_at > options.decision_timeout) {
             answer_quickly(job);
-        else
-            handle(job, reader);
+            return std::nullopt;
+        }
+        return handle(job, reader);
     }
 
     // The mark of the filesystem an event's handle is on, by its fsid.
