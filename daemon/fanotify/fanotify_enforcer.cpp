@@ -1000,9 +1000,12 @@ struct FanotifyEnforcer::Impl {
 
     // Answers a deferred event once the notify group was drained after its lookup. Looked
     // up again only when what was handled can have changed this file's zone (see zone_epoch).
+    // The epochs are read under the lock: an apply() between their reading and the lock
+    // (it moves zone_epoch and flushes the ignore marks under the lock) would leave an
+    // answer of the old policy's lookup, and its ignore mark, on a file of the new one.
     void conclude(Deferred d, fan::TaskReader& reader) {
-        const bool moved = zone_epoch.load() != d.zones_before || file_epoch(d.key).load() != d.zl.epoch;
         std::shared_lock lk(policy_mutex);
+        const bool moved = zone_epoch.load() != d.zones_before || file_epoch(d.key).load() != d.zl.epoch;
         auto t = snapshot();
         if (!t) {
             respond(d.evfd.get(), true);
