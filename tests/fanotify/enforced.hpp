@@ -4,6 +4,7 @@
 
 #include <sys/prctl.h>
 
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -38,6 +39,22 @@ inline std::unique_ptr<custguard::daemon::FanotifyEnforcer> start_enforcer(
     auto r = enforcer->apply(policy);
     INFO((r ? "" : r.error()));
     REQUIRE(r);
+    return enforcer;
+}
+
+// start_enforcer() with fs.fanotify.max_queued_events at `notify_queue` while it starts
+// (its notify group keeps that limit), restored at once; 0: unchanged.
+inline std::unique_ptr<custguard::daemon::FanotifyEnforcer> start_enforcer(
+    Collector& events, const custguard::policy::Compiled& policy, custguard::daemon::FanotifyOptions options,
+    unsigned notify_queue) {
+    if (!notify_queue) return start_enforcer(events, policy, std::move(options));
+    const char* sysctl = "/proc/sys/fs/fanotify/max_queued_events";
+    std::string saved;
+    std::ifstream(sysctl) >> saved;
+    REQUIRE(!saved.empty());
+    std::ofstream(sysctl) << notify_queue;
+    auto enforcer = start_enforcer(events, policy, std::move(options));
+    std::ofstream(sysctl) << saved;
     return enforcer;
 }
 

@@ -16,7 +16,6 @@
 #include <sys/syscall.h>
 
 #include <atomic>
-#include <fstream>
 #include <functional>
 #include <sstream>
 #include <thread>
@@ -80,15 +79,7 @@ struct Env {
         two = one;
         two.zones.push_back(cgtest::zone(2, "other", custguard::policy::Violation::deny, true));
         two.roots.push_back({fs.path("out/other"), 2});
-        const char* sysctl = "/proc/sys/fs/fanotify/max_queued_events";
-        std::string saved;
-        if (notify_queue) {
-            std::ifstream(sysctl) >> saved;
-            REQUIRE(!saved.empty());
-            std::ofstream(sysctl) << notify_queue;
-        }
-        enforcer = cgtest::start_enforcer(events, one, FanotifyOptions{});
-        if (notify_queue) std::ofstream(sysctl) << saved;
+        enforcer = cgtest::start_enforcer(events, one, FanotifyOptions{}, notify_queue);
     }
     ~Env() { enforcer->stop(true); }
 

@@ -13,7 +13,6 @@
 #include <sys/mount.h>
 #include <sys/syscall.h>
 
-#include <fstream>
 #include <functional>
 #include <sstream>
 
@@ -84,15 +83,7 @@ struct Overloaded {
     explicit Overloaded(bool overload = true, unsigned notify_queue = 0) {
         REQUIRE(fs.ok());
         for (auto d : {"zone", "out", "out/flood", "zone/flood"}) fs.mkdir(d, 0777);
-        const char* sysctl = "/proc/sys/fs/fanotify/max_queued_events";
-        std::string saved;
-        if (notify_queue) {
-            std::ifstream(sysctl) >> saved;
-            REQUIRE(!saved.empty());
-            std::ofstream(sysctl) << notify_queue;
-        }
-        enforcer = cgtest::start_enforcer(events, cgtest::one_zone(fs, alice.uid), options(overload));
-        if (notify_queue) std::ofstream(sysctl) << saved;
+        enforcer = cgtest::start_enforcer(events, cgtest::one_zone(fs, alice.uid), options(overload), notify_queue);
     }
     ~Overloaded() { enforcer->stop(true); }
 
