@@ -953,24 +953,25 @@ static __always_inline bool cg_read_key(struct cg_ctl_words *ctl, struct task_st
 
 /*
  * A read within the interval of its key's last record: counted, not recorded. Otherwise
- * returns the key's value (NULL: none) for cg_read_recorded. The clock is read only for
- * a key that exists. cg_stats.reads_folded moves when a count is taken (cg_reads_taken),
- * not here: this path, taken by every repeated read, stays one lookup and a clock read.
+ * returns the key's value (NULL: none) for cg_read_recorded. The clock (jiffies, see
+ * struct cg_read) is read only for a key that exists. cg_stats.reads_folded moves when
+ * a count is taken (cg_reads_taken), not here: this path, taken by every repeated read,
+ * stays one lookup, a load of jiffies and an atomic add.
  */
 static __always_inline bool cg_read_counted(struct cg_ctl_words *ctl, struct cg_read_key *k,
 					    struct cg_read **v)
 {
 	struct cg_read *r = bpf_map_lookup_elem(&cg_reads, k);
-	__u64 now;
+	__u64 now_j;
 
 	*v = r;
 	if (!r)
 		return false;
-	now = bpf_ktime_get_ns();
-	if (now - CG_READ_ONCE(r->recorded_ns) >= ctl->w[CG_CTL_READ_INTERVAL])
+	now_j = bpf_jiffies64();
+	if (now_j - CG_READ_ONCE(r->recorded_j) >= ctl->w[CG_CTL_READ_INTERVAL])
 		return false;
 	__sync_fetch_and_add(&r->pending, 1);
-	r->last_ns = now;
+	r->last_j = now_j;
 	return true;
 }
 
@@ -995,12 +996,14 @@ static __always_inline void cg_reads_taken(__u32 n)
 static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_read *v,
 					     struct cg_event *ev, __u64 now)
 {
+	__u64 now_j = bpf_jiffies64();
 	struct cg_read *r;
 	__u32 zero = 0;
 
 	if (v) {
 		ev->repeats = __sync_lock_test_and_set(&v->pending, 0);
 		v->recorded_ns = now;
+		v->recorded_j = now_j;
 		cg_reads_taken(ev->repeats);
 		return;
 	}
@@ -1008,7 +1011,8 @@ static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_re
 	if (!r)
 		return;
 	r->recorded_ns = now;
-	r->last_ns = now;
+	r->recorded_j = now_j;
+	r->last_j = now_j;
 	r->pending = 0;
 	r->_pad = 0;
 	__builtin_memcpy(&r->ev, ev, sizeof(r->ev));
@@ -1138,24 +1142,41 @@ record:
 
 /* See struct cg_read: records what cg_reads counted, for keys whose interval is over. */
 struct cg_sweep {
-	__u64 now;
-	__u64 interval;
+	__u64 now_ns;
+	__u64 now_j;
+	__u64 interval_j;
+	__u64 tick_ns;
 	__u64 all;
 	__u64 recorded;
 };
 
+/*
+ * CLOCK_MONOTONIC of the tick in which jiffies read `j`, from the sweep's own pair of
+ * clocks: within one tick of the open, and kept between the key's last record and now.
+ */
+static __always_inline __u64 cg_jiffies_ns(struct cg_sweep *c, __u64 j, __u64 recorded_ns)
+{
+	__u64 back = j < c->now_j ? (c->now_j - j) * c->tick_ns : 0;
+	__u64 ns = back < c->now_ns ? c->now_ns - back : 0;
+
+	return ns < recorded_ns ? recorded_ns : ns;
+}
+
 static long cg_sweep_one(struct bpf_map *map, struct cg_read_key *k, struct cg_read *v,
 			 struct cg_sweep *c)
 {
+	__u64 recorded_j = CG_READ_ONCE(v->recorded_j);
+	/* A record made since this sweep read the clock is new, not 2^64 ticks old. */
+	__u64 age_j = recorded_j < c->now_j ? c->now_j - recorded_j : 0;
 	struct cg_event *ev;
 	__u32 n;
 
-	if (!c->all && c->now - CG_READ_ONCE(v->recorded_ns) < c->interval)
+	if (!c->all && age_j < c->interval_j)
 		return 0;
 	n = CG_READ_ONCE(v->pending) ? __sync_lock_test_and_set(&v->pending, 0) : 0;
 	if (!n) {
 		/* Quiet for two intervals: an open still deciding within the first is long done. */
-		if (c->now - CG_READ_ONCE(v->recorded_ns) >= 2 * c->interval)
+		if (age_j >= 2 * c->interval_j)
 			bpf_map_delete_elem(map, k);
 		return 0;
 	}
@@ -1166,7 +1187,7 @@ static long cg_sweep_one(struct bpf_map *map, struct cg_read_key *k, struct cg_r
 		return 1;
 	}
 	__builtin_memcpy(ev, &v->ev, sizeof(*ev));
-	ev->ts_ns = v->last_ns;
+	ev->ts_ns = cg_jiffies_ns(c, CG_READ_ONCE(v->last_j), CG_READ_ONCE(v->recorded_ns));
 	ev->repeats = n - 1;
 	bpf_ringbuf_submit(ev, 0);
 	cg_reads_taken(n);
@@ -1186,8 +1207,10 @@ int cg_read_sweep(__u64 *ctx)
 
 	if (!ctl)
 		return 0;
-	c.now = bpf_ktime_get_ns();
-	c.interval = ctl->w[CG_CTL_READ_INTERVAL];
+	c.now_ns = bpf_ktime_get_ns();
+	c.now_j = bpf_jiffies64();
+	c.interval_j = ctl->w[CG_CTL_READ_INTERVAL];
+	c.tick_ns = ctl->w[CG_CTL_TICK_NS];
 	c.all = ctx[CG_SWEEP_ALL];
 	bpf_for_each_map_elem(&cg_reads, cg_sweep_one, &c, 0);
 	return c.recorded;

@@ -44,6 +44,14 @@ struct Options {
     std::chrono::nanoseconds read_interval = std::chrono::seconds(60);
 };
 
+// CG_CTL_READ_INTERVAL for `interval`: whole jiffies of `tick_ns` ns (the kernel's
+// TICK_NSEC), rounded up so that no configured interval shrinks; 0 stays 0 (every read
+// recorded).
+std::uint64_t read_interval_ticks(std::chrono::nanoseconds interval, std::uint64_t tick_ns);
+
+// The kernel's jiffy in ns: clock_getres(CLOCK_MONOTONIC_COARSE), which reports TICK_NSEC.
+std::uint64_t kernel_tick_ns();
+
 // Whether this kernel can run the enforcer: "bpf" in the active LSM list and BTF present.
 // The error says what is missing (for `status` and for the automatic enforcer choice).
 tl::expected<void, std::string> probe();

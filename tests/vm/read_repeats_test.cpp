@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <thread>
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <time.h>
 
+#include "custguard/common/clock.hpp"
 #include "enforced.hpp"
 #include "vm_support.hpp"
 
@@ -264,4 +266,35 @@ TEST_CASE("allowed reads: stopping the enforcer records what was counted", "[vm]
     REQUIRE(all.size() == 1);
     CHECK(all.begin()->second.size() == 2);
     CHECK(reads_of(all.begin()->second) == 6);
+}
+
+TEST_CASE("allowed reads: the sweep's record is timed at the last counted read, within one jiffy",
+          "[vm][read_repeats]")
+{
+    // Guards the jiffies clock of cg_reads (ABI 14): the sweep turns the last counted
+    // read's jiffy into CLOCK_MONOTONIC; a record timed at the key's first record, or a
+    // tick count taken for ns, falls outside these bounds.
+    const ZoneFile zf = zone_with_file("read_repeats_time");
+    const std::string file = zf.file;
+    Enforced e(make_policy({ZoneSpec{{zf.zone}, {k_alice.uid}}}), short_interval());
+    const auto tick = static_cast<std::int64_t>(daemon::bpf_lsm::kernel_tick_ns());
+
+    // The first read, 800 ms, then two counted reads; the last is before `after`.
+    REQUIRE(reads_in_one_process(k_alice, file, 3, O_RDONLY, 0, 800) == 0);
+    const std::int64_t after = common::clock_ns(CLOCK_MONOTONIC);
+    REQUIRE(eventually(
+        [&] {
+            auto all = by_process(e.events, file, k_alice.uid);
+            return all.size() == 1 && reads_of(all.begin()->second) >= 3;
+        },
+        std::chrono::seconds(15)));
+    const auto records = by_process(e.events, file, k_alice.uid).begin()->second;
+    REQUIRE(records.size() == 2);
+    CHECK(records[1].raw.repeats == 1);
+    const auto first = static_cast<std::int64_t>(records[0].raw.ts_ns);
+    const auto rest = static_cast<std::int64_t>(records[1].raw.ts_ns);
+    INFO("first record " << first << " ns, counted " << rest << " ns, reader done " << after << " ns, tick "
+                         << tick << " ns");
+    CHECK(rest >= first + 800'000'000 - tick);
+    CHECK(rest <= after + tick);
 }
