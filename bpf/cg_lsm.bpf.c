@@ -924,52 +924,76 @@ static __always_inline bool cg_own_read(struct cg_ctl_words *ctl, struct task_st
 }
 
 /*
- * The cg_reads key of an allowed open, or false when the open is not a read that may be
- * counted instead of recorded (opened for writing or truncation: each is recorded, as
- * it can change the file; or no interval set).
+ * The cg_reads key and reader of an allowed open, or false when the open is not a read
+ * that may be counted instead of recorded (opened for writing or truncation: each is
+ * recorded, as it can change the file; or no interval set).
  */
 static __always_inline bool cg_read_key(struct cg_ctl_words *ctl, struct task_struct *task,
 					struct file *file, struct cg_subject *s, __u32 zone_id,
 					__u32 rule, struct inode *inode, __u64 dev,
-					struct cg_read_key *k)
+					struct cg_read_key *k, struct cg_read_who *w)
 {
 	if (!ctl->w[CG_CTL_READ_INTERVAL])
 		return false;
 	if ((file->f_mode & CG_FMODE_WRITE) || (file->f_flags & CG_O_TRUNC))
 		return false;
-	k->dev = dev;
 	k->ino = inode->i_ino;
-	k->exe_dev = s->exe_dev;
-	k->exe_ino = s->exe_ino;
-	k->start_ns = task->group_leader->start_boottime;
+	k->dev = dev;
 	k->tgid = task->tgid;
-	k->uid = s->fsuid;
-	k->gid = s->fsgid;
-	k->zone_id = zone_id;
-	k->rule = rule;
-	k->_pad = 0;
+	w->exe_dev = s->exe_dev;
+	w->exe_ino = s->exe_ino;
+	w->start_ns = task->group_leader->start_boottime;
+	w->uid = s->fsuid;
+	w->gid = s->fsgid;
+	w->zone_id = zone_id;
+	w->rule = rule;
 	return true;
 }
 
+/* Whether two readers are the same (struct cg_read_who: 5 words, compared branch-free). */
+static __always_inline bool cg_read_same(const struct cg_read_who *a, const struct cg_read_who *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return !((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]));
+}
+
+/* Outcome of cg_read_counted for an open that is recorded. */
+enum cg_read_state {
+	CG_READ_NEW = 0,       /* no key: the record makes one */
+	CG_READ_DUE = 1,       /* the key's interval is over: the record takes its count */
+	CG_READ_COLLIDED = 2,  /* the key names another reader: recorded on its own */
+};
+
 /*
- * A read within the interval of its key's last record: counted, not recorded. Otherwise
- * returns the key's value (NULL: none) for cg_read_recorded. The clock (jiffies, see
- * struct cg_read) is read only for a key that exists. cg_stats.reads_folded moves when
- * a count is taken (cg_reads_taken), not here: this path, taken by every repeated read,
- * stays one lookup, a load of jiffies and an atomic add.
+ * A read within the interval of its key's last record by the same reader: counted, not
+ * recorded. Otherwise says why (enum cg_read_state) and returns the key's value for a
+ * due key. The clock (jiffies, see struct cg_read) is read only for a key that exists.
+ * cg_stats.reads_folded moves when a count is taken (cg_reads_taken), not here: this
+ * path, taken by every repeated read, stays one lookup, a compare, a load of jiffies
+ * and an atomic add.
  */
 static __always_inline bool cg_read_counted(struct cg_ctl_words *ctl, struct cg_read_key *k,
-					    struct cg_read **v)
+					    struct cg_read_who *w, struct cg_read **v,
+					    enum cg_read_state *state)
 {
 	struct cg_read *r = bpf_map_lookup_elem(&cg_reads, k);
 	__u64 now_j;
 
-	*v = r;
+	*v = NULL;
+	*state = CG_READ_NEW;
 	if (!r)
 		return false;
-	now_j = bpf_jiffies64();
-	if (now_j - CG_READ_ONCE(r->recorded_j) >= ctl->w[CG_CTL_READ_INTERVAL])
+	if (!cg_read_same(&r->who, w)) {
+		*state = CG_READ_COLLIDED;
 		return false;
+	}
+	now_j = bpf_jiffies64();
+	if (now_j - CG_READ_ONCE(r->recorded_j) >= ctl->w[CG_CTL_READ_INTERVAL]) {
+		*v = r;
+		*state = CG_READ_DUE;
+		return false;
+	}
 	__sync_fetch_and_add(&r->pending, 1);
 	r->last_j = now_j;
 	return true;
@@ -988,18 +1012,27 @@ static __always_inline void cg_reads_taken(__u32 n)
 }
 
 /*
- * The open's record ev is about to go out: it takes what its key counted since the last
- * record (an atomic exchange, as the sweep takes it), and starts a new interval; a new
- * key is inserted with ev as its stored record. A full map or a racing insert of the same
- * key leaves this open recorded on its own, which loses nothing.
+ * The open's record ev is about to go out: a due key's count goes with it (an atomic
+ * exchange, as the sweep takes it) and starts a new interval; a new key is inserted with
+ * ev as its stored record. A full map or a racing insert of the same key leaves this
+ * open recorded on its own, which loses nothing; so does a collision.
  */
-static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_read *v,
+static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_read_who *w,
+					     struct cg_read *v, enum cg_read_state state,
 					     struct cg_event *ev, __u64 now)
 {
-	__u64 now_j = bpf_jiffies64();
+	__u64 now_j;
 	struct cg_read *r;
+	struct cg_stats *st;
 	__u32 zero = 0;
 
+	if (state == CG_READ_COLLIDED) {
+		st = cg_stats_get();
+		if (st)
+			__sync_fetch_and_add(&st->read_collisions, 1);
+		return;
+	}
+	now_j = bpf_jiffies64();
 	if (v) {
 		ev->repeats = __sync_lock_test_and_set(&v->pending, 0);
 		v->recorded_ns = now;
@@ -1015,6 +1048,7 @@ static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_re
 	r->last_j = now_j;
 	r->pending = 0;
 	r->_pad = 0;
+	__builtin_memcpy(&r->who, w, sizeof(r->who));
 	__builtin_memcpy(&r->ev, ev, sizeof(r->ev));
 	bpf_map_update_elem(&cg_reads, k, r, BPF_NOEXIST);
 }
@@ -1036,7 +1070,9 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	__u64 active, dev, rt_offset;
 	bool resolved, is_dir, counted = false;
 	struct cg_read_key rk;
+	struct cg_read_who rw;
 	struct cg_read *rv = NULL;
+	enum cg_read_state rstate = CG_READ_NEW;
 
 	if (ret)
 		return ret;
@@ -1115,8 +1151,8 @@ decide:
 	if (decision == CG_DECISION_ALLOW) {
 		if (!(zflags & CG_ZONE_RECORD_ALLOWED))
 			return 0;
-		counted = cg_read_key(ctl, task, file, &s, zone_id, rule, inode, dev, &rk);
-		if (counted && cg_read_counted(ctl, &rk, &rv))
+		counted = cg_read_key(ctl, task, file, &s, zone_id, rule, inode, dev, &rk, &rw);
+		if (counted && cg_read_counted(ctl, &rk, &rw, &rv, &rstate))
 			return 0;
 	}
 	goto record;
@@ -1134,7 +1170,7 @@ record:
 		if (bpf_d_path((struct path *)&file->f_path, ev->path, sizeof(ev->path)) < 0)
 			ev->path[0] = 0;
 		if (counted)
-			cg_read_recorded(&rk, rv, ev, ev->ts_ns);
+			cg_read_recorded(&rk, &rw, rv, rstate, ev, ev->ts_ns);
 		bpf_ringbuf_submit(ev, cg_wakeup_flags(decision));
 	}
 	return cg_verdict(decision);

@@ -25,7 +25,8 @@
  *     map is gone); CG_ZONE_DENIES; cg_stats.reads_folded moves when counts are recorded
  * 14: cg_reads times its intervals in jiffies (bpf_jiffies64, a load, instead of a
  *     clocksource read per counted open): CG_CTL_READ_INTERVAL in ticks, CG_CTL_TICK_NS,
- *     struct cg_read's recorded_j and last_j
+ *     struct cg_read's recorded_j and last_j; a 16-byte cg_read_key (file, tgid) with
+ *     the rest (struct cg_read_who) compared in the value; cg_stats.read_collisions
  */
 #define CG_ABI_VERSION 14
 
@@ -329,6 +330,8 @@ struct cg_stats {
 	 * their count goes out in a record (cg_event.repeats, the sweep's record).
 	 */
 	__u64 reads_folded;
+	/* Allowed reads recorded on their own because their cg_reads key names someone else. */
+	__u64 read_collisions;
 };
 
 /*
@@ -357,18 +360,29 @@ struct cg_stats {
  */
 #define CG_MAX_READS 65536
 
+/*
+ * The hash key is the file and the process (16 bytes: jhash and the bucket's compare
+ * cover a quarter of the former 64-byte key); who read it with what (struct
+ * cg_read_who) is kept in the value and compared after the lookup. A key whose value
+ * names someone else (the process ran another program, changed its fsuid or fsgid, the
+ * zone or rule changed, or a recycled tgid within two intervals) is a collision: that
+ * open is recorded on its own, never counted into the other's record
+ * (cg_stats.read_collisions).
+ */
 struct cg_read_key {
-	__u64 dev;         /* kernel dev_t of the file */
 	__u64 ino;
+	__u32 dev;         /* kernel dev_t of the file (32 bits in the kernel) */
+	__u32 tgid;
+};
+
+struct cg_read_who {
 	__u64 exe_dev;     /* of the executable */
 	__u64 exe_ino;
-	__u64 start_ns;    /* group leader's start_boottime: a recycled pid is another key */
-	__u32 tgid;
+	__u64 start_ns;    /* group leader's start_boottime: a recycled pid is someone else */
 	__u32 uid;         /* fsuid */
 	__u32 gid;         /* fsgid */
 	__u32 zone_id;
 	__u32 rule;        /* enum cg_rule of the allow */
-	__u32 _pad;
 };
 
 struct cg_read {
@@ -377,6 +391,7 @@ struct cg_read {
 	__u64 last_j;      /* of the last counted open */
 	__u32 pending;     /* opens counted since and not yet recorded */
 	__u32 _pad;
+	struct cg_read_who who; /* set when the key is made, never changed */
 	struct cg_event ev; /* the key's first record: what the sweep records again */
 };
 

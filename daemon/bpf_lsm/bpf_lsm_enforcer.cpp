@@ -734,6 +734,7 @@ tl::expected<KernelState, std::string> BpfLsmEnforcer::kernel_state() const
                 s.dircache_fills += st.dircache_fills;
                 s.dircache_retired += st.dircache_retired;
                 s.reads_folded += st.reads_folded;
+                s.read_collisions += st.read_collisions;
             }
     }
     s.generation = ctl.get(CG_CTL_GENERATION);

@@ -63,6 +63,7 @@ struct KernelState {
     std::uint64_t dircache_fills = 0;    // directory-cache entries written (misses cached)
     std::uint64_t dircache_retired = 0;  // entries cleared because their directory was freed
     std::uint64_t reads_folded = 0;      // allowed reads counted in cg_reads, once their count is recorded
+    std::uint64_t read_collisions = 0;   // allowed reads recorded on their own: their cg_reads key named someone else
     std::uint64_t generation = 0;   // policies applied since the maps were created
     std::uint64_t abi = 0;
 };
