@@ -924,53 +924,78 @@ static __always_inline bool cg_own_read(struct cg_ctl_words *ctl, struct task_st
 }
 
 /*
- * The cg_reads key of an allowed open, or false when the open is not a read that may be
- * counted instead of recorded (opened for writing or truncation: each is recorded, as
- * it can change the file; or no interval set).
+ * The cg_reads key and reader of an allowed open, or false when the open is not a read
+ * that may be counted instead of recorded (opened for writing or truncation: each is
+ * recorded, as it can change the file; or no interval set).
  */
 static __always_inline bool cg_read_key(struct cg_ctl_words *ctl, struct task_struct *task,
 					struct file *file, struct cg_subject *s, __u32 zone_id,
 					__u32 rule, struct inode *inode, __u64 dev,
-					struct cg_read_key *k)
+					struct cg_read_key *k, struct cg_read_who *w)
 {
 	if (!ctl->w[CG_CTL_READ_INTERVAL])
 		return false;
 	if ((file->f_mode & CG_FMODE_WRITE) || (file->f_flags & CG_O_TRUNC))
 		return false;
-	k->dev = dev;
 	k->ino = inode->i_ino;
-	k->exe_dev = s->exe_dev;
-	k->exe_ino = s->exe_ino;
-	k->start_ns = task->group_leader->start_boottime;
+	k->dev = dev;
 	k->tgid = task->tgid;
-	k->uid = s->fsuid;
-	k->gid = s->fsgid;
-	k->zone_id = zone_id;
-	k->rule = rule;
-	k->_pad = 0;
+	w->exe_dev = s->exe_dev;
+	w->exe_ino = s->exe_ino;
+	w->start_ns = task->group_leader->start_boottime;
+	w->uid = s->fsuid;
+	w->gid = s->fsgid;
+	w->zone_id = zone_id;
+	w->rule = rule;
 	return true;
 }
 
+/* Whether two readers are the same (struct cg_read_who: 5 words, compared branch-free). */
+static __always_inline bool cg_read_same(const struct cg_read_who *a, const struct cg_read_who *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return !((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]));
+}
+
+/* Outcome of cg_read_counted for an open that is recorded. */
+enum cg_read_state {
+	CG_READ_NEW = 0,       /* no key: the record makes one */
+	CG_READ_DUE = 1,       /* the key's interval is over: the record takes its count */
+	CG_READ_COLLIDED = 2,  /* the key names another reader: recorded on its own */
+};
+
 /*
- * A read within the interval of its key's last record: counted, not recorded. Otherwise
- * returns the key's value (NULL: none) for cg_read_recorded. The clock is read only for
- * a key that exists. cg_stats.reads_folded moves when a count is taken (cg_reads_taken),
- * not here: this path, taken by every repeated read, stays one lookup and a clock read.
+ * A read within the interval of its key's last record by the same reader: counted, not
+ * recorded. Otherwise says why (enum cg_read_state) and returns the key's value for a
+ * due key. The clock (jiffies, see struct cg_read) is read only for a key that exists.
+ * cg_stats.reads_folded moves when a count is taken (cg_reads_taken), not here: this
+ * path, taken by every repeated read, stays one lookup, a compare, a load of jiffies
+ * and an atomic add.
  */
 static __always_inline bool cg_read_counted(struct cg_ctl_words *ctl, struct cg_read_key *k,
-					    struct cg_read **v)
+					    struct cg_read_who *w, struct cg_read **v,
+					    enum cg_read_state *state)
 {
 	struct cg_read *r = bpf_map_lookup_elem(&cg_reads, k);
-	__u64 now;
+	__u64 now_j;
 
-	*v = r;
+	*v = NULL;
+	*state = CG_READ_NEW;
 	if (!r)
 		return false;
-	now = bpf_ktime_get_ns();
-	if (now - CG_READ_ONCE(r->recorded_ns) >= ctl->w[CG_CTL_READ_INTERVAL])
+	if (!cg_read_same(&r->who, w)) {
+		*state = CG_READ_COLLIDED;
 		return false;
+	}
+	now_j = bpf_jiffies64();
+	if (now_j - CG_READ_ONCE(r->recorded_j) >= ctl->w[CG_CTL_READ_INTERVAL]) {
+		*v = r;
+		*state = CG_READ_DUE;
+		return false;
+	}
 	__sync_fetch_and_add(&r->pending, 1);
-	r->last_ns = now;
+	r->last_j = now_j;
 	return true;
 }
 
@@ -987,20 +1012,31 @@ static __always_inline void cg_reads_taken(__u32 n)
 }
 
 /*
- * The open's record ev is about to go out: it takes what its key counted since the last
- * record (an atomic exchange, as the sweep takes it), and starts a new interval; a new
- * key is inserted with ev as its stored record. A full map or a racing insert of the same
- * key leaves this open recorded on its own, which loses nothing.
+ * The open's record ev is about to go out: a due key's count goes with it (an atomic
+ * exchange, as the sweep takes it) and starts a new interval; a new key is inserted with
+ * ev as its stored record. A full map or a racing insert of the same key leaves this
+ * open recorded on its own, which loses nothing; so does a collision.
  */
-static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_read *v,
+static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_read_who *w,
+					     struct cg_read *v, enum cg_read_state state,
 					     struct cg_event *ev, __u64 now)
 {
+	__u64 now_j;
 	struct cg_read *r;
+	struct cg_stats *st;
 	__u32 zero = 0;
 
+	if (state == CG_READ_COLLIDED) {
+		st = cg_stats_get();
+		if (st)
+			__sync_fetch_and_add(&st->read_collisions, 1);
+		return;
+	}
+	now_j = bpf_jiffies64();
 	if (v) {
 		ev->repeats = __sync_lock_test_and_set(&v->pending, 0);
 		v->recorded_ns = now;
+		v->recorded_j = now_j;
 		cg_reads_taken(ev->repeats);
 		return;
 	}
@@ -1008,9 +1044,11 @@ static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_re
 	if (!r)
 		return;
 	r->recorded_ns = now;
-	r->last_ns = now;
+	r->recorded_j = now_j;
+	r->last_j = now_j;
 	r->pending = 0;
 	r->_pad = 0;
+	__builtin_memcpy(&r->who, w, sizeof(r->who));
 	__builtin_memcpy(&r->ev, ev, sizeof(r->ev));
 	bpf_map_update_elem(&cg_reads, k, r, BPF_NOEXIST);
 }
@@ -1032,7 +1070,9 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	__u64 active, dev, rt_offset;
 	bool resolved, is_dir, counted = false;
 	struct cg_read_key rk;
+	struct cg_read_who rw;
 	struct cg_read *rv = NULL;
+	enum cg_read_state rstate = CG_READ_NEW;
 
 	if (ret)
 		return ret;
@@ -1111,8 +1151,8 @@ decide:
 	if (decision == CG_DECISION_ALLOW) {
 		if (!(zflags & CG_ZONE_RECORD_ALLOWED))
 			return 0;
-		counted = cg_read_key(ctl, task, file, &s, zone_id, rule, inode, dev, &rk);
-		if (counted && cg_read_counted(ctl, &rk, &rv))
+		counted = cg_read_key(ctl, task, file, &s, zone_id, rule, inode, dev, &rk, &rw);
+		if (counted && cg_read_counted(ctl, &rk, &rw, &rv, &rstate))
 			return 0;
 	}
 	goto record;
@@ -1130,7 +1170,7 @@ record:
 		if (bpf_d_path((struct path *)&file->f_path, ev->path, sizeof(ev->path)) < 0)
 			ev->path[0] = 0;
 		if (counted)
-			cg_read_recorded(&rk, rv, ev, ev->ts_ns);
+			cg_read_recorded(&rk, &rw, rv, rstate, ev, ev->ts_ns);
 		bpf_ringbuf_submit(ev, cg_wakeup_flags(decision));
 	}
 	return cg_verdict(decision);
@@ -1138,24 +1178,41 @@ record:
 
 /* See struct cg_read: records what cg_reads counted, for keys whose interval is over. */
 struct cg_sweep {
-	__u64 now;
-	__u64 interval;
+	__u64 now_ns;
+	__u64 now_j;
+	__u64 interval_j;
+	__u64 tick_ns;
 	__u64 all;
 	__u64 recorded;
 };
 
+/*
+ * CLOCK_MONOTONIC of the tick in which jiffies read `j`, from the sweep's own pair of
+ * clocks: within one tick of the open, and kept between the key's last record and now.
+ */
+static __always_inline __u64 cg_jiffies_ns(struct cg_sweep *c, __u64 j, __u64 recorded_ns)
+{
+	__u64 back = j < c->now_j ? (c->now_j - j) * c->tick_ns : 0;
+	__u64 ns = back < c->now_ns ? c->now_ns - back : 0;
+
+	return ns < recorded_ns ? recorded_ns : ns;
+}
+
 static long cg_sweep_one(struct bpf_map *map, struct cg_read_key *k, struct cg_read *v,
 			 struct cg_sweep *c)
 {
+	__u64 recorded_j = CG_READ_ONCE(v->recorded_j);
+	/* A record made since this sweep read the clock is new, not 2^64 ticks old. */
+	__u64 age_j = recorded_j < c->now_j ? c->now_j - recorded_j : 0;
 	struct cg_event *ev;
 	__u32 n;
 
-	if (!c->all && c->now - CG_READ_ONCE(v->recorded_ns) < c->interval)
+	if (!c->all && age_j < c->interval_j)
 		return 0;
 	n = CG_READ_ONCE(v->pending) ? __sync_lock_test_and_set(&v->pending, 0) : 0;
 	if (!n) {
 		/* Quiet for two intervals: an open still deciding within the first is long done. */
-		if (c->now - CG_READ_ONCE(v->recorded_ns) >= 2 * c->interval)
+		if (age_j >= 2 * c->interval_j)
 			bpf_map_delete_elem(map, k);
 		return 0;
 	}
@@ -1166,7 +1223,7 @@ static long cg_sweep_one(struct bpf_map *map, struct cg_read_key *k, struct cg_r
 		return 1;
 	}
 	__builtin_memcpy(ev, &v->ev, sizeof(*ev));
-	ev->ts_ns = v->last_ns;
+	ev->ts_ns = cg_jiffies_ns(c, CG_READ_ONCE(v->last_j), CG_READ_ONCE(v->recorded_ns));
 	ev->repeats = n - 1;
 	bpf_ringbuf_submit(ev, 0);
 	cg_reads_taken(n);
@@ -1186,8 +1243,10 @@ int cg_read_sweep(__u64 *ctx)
 
 	if (!ctl)
 		return 0;
-	c.now = bpf_ktime_get_ns();
-	c.interval = ctl->w[CG_CTL_READ_INTERVAL];
+	c.now_ns = bpf_ktime_get_ns();
+	c.now_j = bpf_jiffies64();
+	c.interval_j = ctl->w[CG_CTL_READ_INTERVAL];
+	c.tick_ns = ctl->w[CG_CTL_TICK_NS];
 	c.all = ctx[CG_SWEEP_ALL];
 	bpf_for_each_map_elem(&cg_reads, cg_sweep_one, &c, 0);
 	return c.recorded;

@@ -23,8 +23,12 @@
  *     cg_event.repeats, CG_CTL_READ_INTERVAL, cg_stats.reads_folded)
  * 13: a zone's flags in its roots' values and in directory-cache entries (the zones
  *     map is gone); CG_ZONE_DENIES; cg_stats.reads_folded moves when counts are recorded
+ * 14: cg_reads times its intervals in jiffies (bpf_jiffies64, a load, instead of a
+ *     clocksource read per counted open): CG_CTL_READ_INTERVAL in ticks, CG_CTL_TICK_NS,
+ *     struct cg_read's recorded_j and last_j; a 16-byte cg_read_key (file, tgid) with
+ *     the rest (struct cg_read_who) compared in the value; cg_stats.read_collisions
  */
-#define CG_ABI_VERSION 13
+#define CG_ABI_VERSION 14
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -130,12 +134,18 @@ enum cg_ctl {
 	CG_CTL_SELF_EXE_DEV = CG_CTL_REFRESH + 5,
 	CG_CTL_SELF_EXE_INO = CG_CTL_REFRESH + 6,
 	/*
-	 * The interval of allowed reads in ns (struct cg_read): within it, a process's
+	 * The interval of allowed reads in jiffies (struct cg_read): within it, a process's
 	 * further read-only opens of a file it was recorded opening only count. 0: every
-	 * allowed open is recorded.
+	 * allowed open is recorded. User space writes the configured interval rounded up to
+	 * whole ticks of CG_CTL_TICK_NS.
 	 */
 	CG_CTL_READ_INTERVAL = CG_CTL_REFRESH + 7,
-	CG_CTL_MAX = CG_CTL_REFRESH + 8,
+	/*
+	 * The length of a jiffy in ns (user space: clock_getres(CLOCK_MONOTONIC_COARSE), the
+	 * kernel's TICK_NSEC): the sweep turns the jiffies of a counted open into a time.
+	 */
+	CG_CTL_TICK_NS = CG_CTL_REFRESH + 8,
+	CG_CTL_MAX = CG_CTL_REFRESH + 9,
 };
 
 /* Clock ticks of CG_CTL_SELF_START: the kernel's USER_HZ (x86, arm64), checked by user space. */
@@ -320,6 +330,8 @@ struct cg_stats {
 	 * their count goes out in a record (cg_event.repeats, the sweep's record).
 	 */
 	__u64 reads_folded;
+	/* Allowed reads recorded on their own because their cg_reads key names someone else. */
+	__u64 read_collisions;
 };
 
 /*
@@ -338,28 +350,48 @@ struct cg_stats {
  * Both take pending with an atomic exchange, so an open is counted exactly once. The
  * sweep deletes a key with nothing pending two intervals after its record. When the map
  * is full, reads of new keys are recorded one by one (nothing is lost).
+ * Intervals are counted in jiffies (bpf_jiffies64: a load; bpf_ktime_get_ns reads the
+ * clocksource, and bpf_ktime_get_coarse_ns is refused to LSM programs by 6.1), by the
+ * open and by the sweep alike, so both see the same end: an open is counted while fewer
+ * than CG_CTL_READ_INTERVAL ticks have passed since its key's record, which holds the
+ * configured interval to within one tick. The sweep's record is timed at the last
+ * counted open's jiffy, turned into CLOCK_MONOTONIC with CG_CTL_TICK_NS: within one
+ * tick of the open (4 ms at HZ=250), never before the key's last record.
  */
 #define CG_MAX_READS 65536
 
+/*
+ * The hash key is the file and the process (16 bytes: jhash and the bucket's compare
+ * cover a quarter of the former 64-byte key); who read it with what (struct
+ * cg_read_who) is kept in the value and compared after the lookup. A key whose value
+ * names someone else (the process ran another program, changed its fsuid or fsgid, the
+ * zone or rule changed, or a recycled tgid within two intervals) is a collision: that
+ * open is recorded on its own, never counted into the other's record
+ * (cg_stats.read_collisions).
+ */
 struct cg_read_key {
-	__u64 dev;         /* kernel dev_t of the file */
 	__u64 ino;
+	__u32 dev;         /* kernel dev_t of the file (32 bits in the kernel) */
+	__u32 tgid;
+};
+
+struct cg_read_who {
 	__u64 exe_dev;     /* of the executable */
 	__u64 exe_ino;
-	__u64 start_ns;    /* group leader's start_boottime: a recycled pid is another key */
-	__u32 tgid;
+	__u64 start_ns;    /* group leader's start_boottime: a recycled pid is someone else */
 	__u32 uid;         /* fsuid */
 	__u32 gid;         /* fsgid */
 	__u32 zone_id;
 	__u32 rule;        /* enum cg_rule of the allow */
-	__u32 _pad;
 };
 
 struct cg_read {
-	__u64 recorded_ns; /* bpf_ktime_get_ns() of the key's last record from lsm/file_open */
-	__u64 last_ns;     /* of the last counted open */
+	__u64 recorded_ns; /* cg_event.ts_ns of the key's last record from lsm/file_open */
+	__u64 recorded_j;  /* bpf_jiffies64() of that record */
+	__u64 last_j;      /* of the last counted open */
 	__u32 pending;     /* opens counted since and not yet recorded */
 	__u32 _pad;
+	struct cg_read_who who; /* set when the key is made, never changed */
 	struct cg_event ev; /* the key's first record: what the sweep records again */
 };
 

@@ -6,7 +6,7 @@
 
 namespace {
 
-static_assert(CG_ABI_VERSION == 13);
+static_assert(CG_ABI_VERSION == 14);
 static_assert(sizeof(cg_inode_key) == 16);
 static_assert(offsetof(cg_inode_key, dev) == 0 && offsetof(cg_inode_key, ino) == 8);
 static_assert(sizeof(cg_zone_root) == 8);
@@ -32,9 +32,9 @@ static_assert(sizeof(cg_client_deny_key) == 20);
 static_assert(offsetof(cg_client_deny_key, zone_id) == 0 && offsetof(cg_client_deny_key, addr) == 4);
 static_assert(CG_ZONE_CLIENTS == 32 && CG_ZONE_CLIENT_DENIES == 64 && CG_ZONE_DENIES == 128);
 static_assert(offsetof(cg_program_key, dev) == 8 && offsetof(cg_program_key, ino) == 16);
-static_assert(sizeof(cg_stats) == 56);
+static_assert(sizeof(cg_stats) == 64);
 static_assert(offsetof(cg_stats, dircache_fills) == 32 && offsetof(cg_stats, dircache_retired) == 40 &&
-              offsetof(cg_stats, reads_folded) == 48);
+              offsetof(cg_stats, reads_folded) == 48 && offsetof(cg_stats, read_collisions) == 56);
 static_assert(sizeof(cg_dir_zone) == 32);
 static_assert(offsetof(cg_dir_zone, seq) == 0 && offsetof(cg_dir_zone, zone_id) == 4 &&
               offsetof(cg_dir_zone, inode) == 8 && offsetof(cg_dir_zone, epoch) == 16 &&
@@ -43,7 +43,8 @@ static_assert(offsetof(cg_dir_zone, seq) == 0 && offsetof(cg_dir_zone, zone_id) 
 static_assert(CG_DIRCACHE_SLOTS == 16384);
 static_assert(CG_CTL_REFRESH == 24 && CG_CTL_DIR_MOVES == 25 && CG_CTL_DIR_MOVES_TRACKED == 26 &&
               CG_CTL_SELF_TGID == 27 && CG_CTL_SELF_START == 28 && CG_CTL_SELF_EXE_DEV == 29 &&
-              CG_CTL_SELF_EXE_INO == 30 && CG_CTL_READ_INTERVAL == 31 && CG_CTL_MAX == 32);
+              CG_CTL_SELF_EXE_INO == 30 && CG_CTL_READ_INTERVAL == 31 && CG_CTL_TICK_NS == 32 &&
+              CG_CTL_MAX == 33);
 static_assert(CG_USER_HZ == 100 && 1'000'000'000 % CG_USER_HZ == 0);
 static_assert(sizeof(cg_ctl_words) == CG_CTL_MAX * 8);
 static_assert(CG_ACTIVE_SLOT(CG_ACTIVE_MAKE(1, 7)) == 1 && CG_ACTIVE_EPOCH(CG_ACTIVE_MAKE(1, 7)) == 7);
@@ -72,15 +73,18 @@ static_assert(offsetof(cg_event, client) == 88 + CG_COMM_LEN + CG_PATH_LEN);
 static_assert(sizeof(cg_event) == 88 + CG_COMM_LEN + CG_PATH_LEN + 16);
 static_assert(sizeof(cg_event) % 8 == 0);
 
-static_assert(sizeof(cg_read_key) == 64);
-static_assert(offsetof(cg_read_key, dev) == 0 && offsetof(cg_read_key, ino) == 8 &&
-              offsetof(cg_read_key, exe_dev) == 16 && offsetof(cg_read_key, exe_ino) == 24 &&
-              offsetof(cg_read_key, start_ns) == 32 && offsetof(cg_read_key, tgid) == 40 &&
-              offsetof(cg_read_key, uid) == 44 && offsetof(cg_read_key, gid) == 48 &&
-              offsetof(cg_read_key, zone_id) == 52 && offsetof(cg_read_key, rule) == 56);
-static_assert(offsetof(cg_read, recorded_ns) == 0 && offsetof(cg_read, last_ns) == 8 &&
-              offsetof(cg_read, pending) == 16 && offsetof(cg_read, ev) == 24);
-static_assert(sizeof(cg_read) == 24 + sizeof(cg_event));
+static_assert(sizeof(cg_read_key) == 16);
+static_assert(offsetof(cg_read_key, ino) == 0 && offsetof(cg_read_key, dev) == 8 &&
+              offsetof(cg_read_key, tgid) == 12);
+static_assert(sizeof(cg_read_who) == 40);
+static_assert(offsetof(cg_read_who, exe_dev) == 0 && offsetof(cg_read_who, exe_ino) == 8 &&
+              offsetof(cg_read_who, start_ns) == 16 && offsetof(cg_read_who, uid) == 24 &&
+              offsetof(cg_read_who, gid) == 28 && offsetof(cg_read_who, zone_id) == 32 &&
+              offsetof(cg_read_who, rule) == 36);
+static_assert(offsetof(cg_read, recorded_ns) == 0 && offsetof(cg_read, recorded_j) == 8 &&
+              offsetof(cg_read, last_j) == 16 && offsetof(cg_read, pending) == 24 &&
+              offsetof(cg_read, who) == 32 && offsetof(cg_read, ev) == 72);
+static_assert(sizeof(cg_read) == 72 + sizeof(cg_event));
 static_assert(CG_SWEEP_ALL == 0 && CG_SWEEP_ARGS == 1);
 
 }  // namespace

@@ -252,6 +252,22 @@ tl::expected<std::string, std::string> read_text(const std::filesystem::path& p)
 
 }  // namespace
 
+std::uint64_t read_interval_ticks(std::chrono::nanoseconds interval, std::uint64_t tick_ns)
+{
+    if (interval.count() <= 0)
+        return 0;
+    const auto ns = static_cast<std::uint64_t>(interval.count());
+    return ns / tick_ns + (ns % tick_ns != 0);
+}
+
+std::uint64_t kernel_tick_ns()
+{
+    timespec res{};
+    ::clock_getres(CLOCK_MONOTONIC_COARSE, &res);
+    const auto ns = static_cast<std::uint64_t>(res.tv_sec) * 1'000'000'000 + static_cast<std::uint64_t>(res.tv_nsec);
+    return std::max<std::uint64_t>(ns, 1);
+}
+
 tl::expected<void, std::string> probe()
 {
     auto lsm = read_text("/sys/kernel/security/lsm");
@@ -406,7 +422,9 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
         }
     }
     // Also over an adopted map: this daemon's interval is the one in force.
-    impl->ctl.set(CG_CTL_READ_INTERVAL, static_cast<std::uint64_t>(options_.read_interval.count()));
+    const std::uint64_t tick_ns = kernel_tick_ns();
+    impl->ctl.set(CG_CTL_TICK_NS, tick_ns);
+    impl->ctl.set(CG_CTL_READ_INTERVAL, read_interval_ticks(options_.read_interval, tick_ns));
     impl->last_offset_sync_ns = clock_ns(CLOCK_MONOTONIC);
     impl->last_epoch_ns = impl->last_offset_sync_ns;
     impl->last_sweep_ns = impl->last_offset_sync_ns;
@@ -716,6 +734,7 @@ tl::expected<KernelState, std::string> BpfLsmEnforcer::kernel_state() const
                 s.dircache_fills += st.dircache_fills;
                 s.dircache_retired += st.dircache_retired;
                 s.reads_folded += st.reads_folded;
+                s.read_collisions += st.read_collisions;
             }
     }
     s.generation = ctl.get(CG_CTL_GENERATION);

@@ -44,6 +44,14 @@ struct Options {
     std::chrono::nanoseconds read_interval = std::chrono::seconds(60);
 };
 
+// CG_CTL_READ_INTERVAL for `interval`: whole jiffies of `tick_ns` ns (the kernel's
+// TICK_NSEC), rounded up so that no configured interval shrinks; 0 stays 0 (every read
+// recorded).
+std::uint64_t read_interval_ticks(std::chrono::nanoseconds interval, std::uint64_t tick_ns);
+
+// The kernel's jiffy in ns: clock_getres(CLOCK_MONOTONIC_COARSE), which reports TICK_NSEC.
+std::uint64_t kernel_tick_ns();
+
 // Whether this kernel can run the enforcer: "bpf" in the active LSM list and BTF present.
 // The error says what is missing (for `status` and for the automatic enforcer choice).
 tl::expected<void, std::string> probe();
@@ -55,6 +63,7 @@ struct KernelState {
     std::uint64_t dircache_fills = 0;    // directory-cache entries written (misses cached)
     std::uint64_t dircache_retired = 0;  // entries cleared because their directory was freed
     std::uint64_t reads_folded = 0;      // allowed reads counted in cg_reads, once their count is recorded
+    std::uint64_t read_collisions = 0;   // allowed reads recorded on their own: their cg_reads key named someone else
     std::uint64_t generation = 0;   // policies applied since the maps were created
     std::uint64_t abi = 0;
 };

@@ -7,13 +7,17 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <thread>
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
+#include "custguard/common/clock.hpp"
 #include "enforced.hpp"
 #include "vm_support.hpp"
 
@@ -264,4 +268,84 @@ TEST_CASE("allowed reads: stopping the enforcer records what was counted", "[vm]
     REQUIRE(all.size() == 1);
     CHECK(all.begin()->second.size() == 2);
     CHECK(reads_of(all.begin()->second) == 6);
+}
+
+TEST_CASE("allowed reads: the sweep's record is timed at the last counted read, within one jiffy",
+          "[vm][read_repeats]")
+{
+    // Guards the jiffies clock of cg_reads (ABI 14): the sweep turns the last counted
+    // read's jiffy into CLOCK_MONOTONIC; a record timed at the key's first record, or a
+    // tick count taken for ns, falls outside these bounds.
+    const ZoneFile zf = zone_with_file("read_repeats_time");
+    const std::string file = zf.file;
+    Enforced e(make_policy({ZoneSpec{{zf.zone}, {k_alice.uid}}}), short_interval());
+    const auto tick = static_cast<std::int64_t>(daemon::bpf_lsm::kernel_tick_ns());
+
+    // The first read, 800 ms, then two counted reads; the last is before `after`.
+    REQUIRE(reads_in_one_process(k_alice, file, 3, O_RDONLY, 0, 800) == 0);
+    const std::int64_t after = common::clock_ns(CLOCK_MONOTONIC);
+    REQUIRE(eventually(
+        [&] {
+            auto all = by_process(e.events, file, k_alice.uid);
+            return all.size() == 1 && reads_of(all.begin()->second) >= 3;
+        },
+        std::chrono::seconds(15)));
+    const auto records = by_process(e.events, file, k_alice.uid).begin()->second;
+    REQUIRE(records.size() == 2);
+    CHECK(records[1].raw.repeats == 1);
+    const auto first = static_cast<std::int64_t>(records[0].raw.ts_ns);
+    const auto rest = static_cast<std::int64_t>(records[1].raw.ts_ns);
+    INFO("first record " << first << " ns, counted " << rest << " ns, reader done " << after << " ns, tick "
+                         << tick << " ns");
+    CHECK(rest >= first + 800'000'000 - tick);
+    CHECK(rest <= after + tick);
+}
+
+TEST_CASE("allowed reads: a process that runs another program keeps its file's key but is recorded apart",
+          "[vm][read_repeats]")
+{
+    // Guards the 16-byte cg_reads key (file, tgid; ABI 14): the reader in the value is
+    // compared after the lookup. After exec the tgid and file are the same, the program
+    // is not: its reads are never counted into the first program's record.
+    const ZoneFile zf = zone_with_file("read_repeats_exec");
+    const std::string file = zf.file;
+    Enforced e(make_policy({ZoneSpec{{zf.zone}, {k_alice.uid}}}), short_interval());
+    struct stat sh {};
+    REQUIRE(::stat("/bin/sh", &sh) == 0);
+
+    const std::string script = "read x < \"$1\"; read x < \"$1\"; read x < \"$1\"";
+    const char* argv[] = {"sh", "-c", script.c_str(), "sh", file.c_str(), nullptr};
+    REQUIRE(run_as(k_alice, [&]() -> int {
+                if (int r = read_here(file))
+                    return r;
+                ::execv("/bin/sh", const_cast<char* const*>(argv));
+                return 127;
+            }) == 0);
+    // Past the interval, so that the sweep has recorded anything counted.
+    REQUIRE(eventually(
+        [&] {
+            auto all = by_process(e.events, file, k_alice.uid);
+            return all.size() == 1 && reads_of(all.begin()->second) >= 4;
+        },
+        std::chrono::seconds(15)));
+    std::this_thread::sleep_for(k_interval + std::chrono::milliseconds(1500));
+    auto all = by_process(e.events, file, k_alice.uid);
+    REQUIRE(all.size() == 1);
+    std::uint64_t by_sh = 0, by_test = 0;
+    std::size_t sh_records = 0;
+    for (const auto& ev : all.begin()->second) {
+        if (ev.raw.exe_ino == sh.st_ino) {
+            by_sh += 1 + ev.raw.repeats;
+            ++sh_records;
+        } else {
+            by_test += 1 + ev.raw.repeats;
+        }
+    }
+    CHECK(by_test == 1);
+    CHECK(by_sh == 3);
+    CHECK(sh_records == 3);  // each one a collision with the first program's key
+    auto ks = e.enforcer.kernel_state();
+    REQUIRE(ks);
+    CHECK(ks->read_collisions == 3);
+    CHECK(ks->reads_folded == 0);
 }
