@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -112,7 +113,7 @@ public:
     bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
     pid_t pid() const { return pid_; }
     // CPU milliseconds used so far by custguardd (this start) and journald together.
-    double cpu_ms() const { return static_cast<double>(cpu_ticks(journald_.pid()) + cpu_ticks(pid_)) * 1000.0 / ::sysconf(_SC_CLK_TCK); }
+    double cpu_ms() const { return (std::max(0.0, cpu_ns(journald_.pid())) + std::max(0.0, cpu_ns(pid_))) / 1e6; }
     // Waits (up to `most`) until custguardd and journald used no CPU for 300 ms: records of
     // one measurement are written before the next starts, so none pays for another's.
     void settle(std::chrono::seconds most = std::chrono::seconds(10)) const {
