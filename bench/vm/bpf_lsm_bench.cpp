@@ -19,7 +19,6 @@
 // Figures and which targets are met: bench/README.md, "vm".
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <ctime>
 #include <fstream>
 #include <cerrno>
@@ -183,7 +182,7 @@ struct ShippedOptions {
     int batches = 10;
     int iterations = 200;
     int stat_batches = 20, stat_iterations = 100;  // per case, with BPF stats on
-    double cpu_s = 1.5;  // per case, seconds of opens over which custguardd's CPU is taken
+    int cpu_pairs = 6;  // per case, windows of opens between windows without, for custguardd's CPU
 };
 
 // Run time per run of the program behind the pinned link `link_pin` while `path` is opened:
@@ -234,14 +233,43 @@ std::vector<Shipped> run_shipped(const std::string& base, const std::vector<Case
     const auto daemon_cpu_ns = [&] { return daemon.cpu_ms() * 1e6; };
     std::uint64_t zone_opens = 0;  // opens of the zone's files while custguardd ran: the journal must count them
     const auto zone_path = [](const std::string& p) { return p.find("/zones/") != std::string::npos; };
-    // Best of `batches` batches per case, one case after the other, custguardd and journald
-    // left to finish recording between cases: on the VM's one CPU the records of the zone
-    // files would otherwise land in the next case's figures (the outside ones). With
-    // custguardd (`sh`), then: its and journald's CPU over `cpu_s` seconds of opens, less
-    // their idle rate over that time, per open (long enough that their periodic work, the
-    // read sweep every second, averages out); and its file_open program's run time.
-    auto measure = [&](std::vector<std::vector<double>>& wall, std::vector<std::vector<double>>& cpu, Shipped* sh,
-                       double idle_rate) {
+    // custguardd's and journald's CPU per open of `path`: 1 s windows without opens and with
+    // opens alternate (`cpu_pairs` of the latter, each between two of the former); per
+    // window of opens, their CPU less the mean rate of the two windows beside it over its
+    // duration, per open; the median. Paired this way, their periodic work (the read
+    // sweep every second, more with more zones) and drift in the VM's speed cancel out.
+    const auto daemon_ns_per_open = [&](const std::string& path) {
+        const auto window = [&](bool opens, std::uint64_t& ops) {
+            const double c0 = daemon_cpu_ns();
+            const auto t0 = std::chrono::steady_clock::now();
+            double elapsed = 0;
+            do {
+                if (opens) {
+                    (void)ns_per_op(path, opt.iterations);
+                    ops += static_cast<std::uint64_t>(opt.iterations);
+                } else {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                }
+                elapsed = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+            } while (elapsed < 1e9);
+            return std::pair{daemon_cpu_ns() - c0, elapsed};
+        };
+        std::vector<double> per_open;
+        std::uint64_t none = 0;
+        auto before = window(false, none);
+        for (int i = 0; i < opt.cpu_pairs; ++i) {
+            std::uint64_t ops = 0;
+            const auto busy = window(true, ops);
+            const auto after = window(false, none);
+            const double idle_rate = (before.first / before.second + after.first / after.second) / 2;
+            per_open.push_back((busy.first - idle_rate * busy.second) / static_cast<double>(ops));
+            if (zone_path(path))
+                zone_opens += ops;
+            before = after;
+        }
+        return median(per_open);
+    };
+    auto measure = [&](std::vector<std::vector<double>>& wall, std::vector<std::vector<double>>& cpu, Shipped* sh) {
         for (std::size_t k = 0; k < cases.size(); ++k) {
             const bool zone = zone_path(cases[k].path);
             double w = 1e18, c = 1e18;
@@ -256,17 +284,7 @@ std::vector<Shipped> run_shipped(const std::string& base, const std::vector<Case
             if (!sh)
                 continue;
             zone_opens += zone ? static_cast<std::uint64_t>(opt.batches * opt.iterations) : 0;
-            const double d0 = daemon_cpu_ns();
-            const auto t0 = std::chrono::steady_clock::now();
-            std::uint64_t ops = 0;
-            double elapsed_ns = 0;
-            while (elapsed_ns < opt.cpu_s * 1e9) {
-                (void)ns_per_op(cases[k].path, opt.iterations);
-                ops += static_cast<std::uint64_t>(opt.iterations);
-                elapsed_ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
-            }
-            sh->daemon_ns[k].push_back((daemon_cpu_ns() - d0 - idle_rate * elapsed_ns) / static_cast<double>(ops));
-            zone_opens += zone ? ops : 0;
+            sh->daemon_ns[k].push_back(daemon_ns_per_open(cases[k].path));
             daemon.settle(std::chrono::seconds(120));
             sh->prog_ns[k].push_back(prog_ns_per_run(file_open_link, cases[k].path, opt.stat_batches, opt.stat_iterations));
             zone_opens += zone ? static_cast<std::uint64_t>(1 + opt.stat_batches * opt.stat_iterations) : 0;
@@ -283,30 +301,17 @@ std::vector<Shipped> run_shipped(const std::string& base, const std::vector<Case
                                          " zones does not enforce the zone:\n" + cgtest::slurp(daemon.log()));
             ++zone_opens;
             daemon.settle(std::chrono::seconds(120));
-            // Their background work: CPU per second in which nothing is opened, once two
-            // consecutive seconds agree (within 20 %, or 0.2 % of a CPU): custguardd goes on
-            // working for a while after it answers and after settle() sees 300 ms without a
-            // clock tick of CPU (at most a minute).
-            double idle_rate = -1;
-            for (int sec = 0; sec < 60; ++sec) {
-                const double i0 = daemon_cpu_ns();
-                std::this_thread::sleep_for(std::chrono::seconds(1));
-                const double rate = (daemon_cpu_ns() - i0) / 1e9;
-                if (idle_rate >= 0 && std::abs(rate - idle_rate) <= std::max(0.2 * idle_rate, 0.002)) {
-                    idle_rate = (rate + idle_rate) / 2;
-                    break;
-                }
-                idle_rate = rate;
-            }
+            // Their periodic work while nothing is opened (and custguardd done starting).
+            const double idle_rate = daemon.idle_rate();
             sh.idle_pct.push_back(100 * idle_rate);
-            measure(sh.wall, sh.cpu, &sh, idle_rate);
+            measure(sh.wall, sh.cpu, &sh);
             if (!daemon.running())
                 throw std::runtime_error("custguardd exited while measured:\n" + cgtest::slurp(daemon.log()));
             daemon.stop();  // and its pinned programs removed
             if (vmtest::try_read(k_outsider, zone_file) != 0)
                 throw std::runtime_error("a zone file stays refused after custguardd stopped");
             daemon.settle(std::chrono::seconds(120));  // journald done with its records
-            measure(sh.none_wall, sh.none_cpu, nullptr, 0);
+            measure(sh.none_wall, sh.none_cpu, nullptr);
             std::fprintf(stderr, "custguardd %d zones, epoch %d/%d: started in %.1f s\n", sh.zones, epoch + 1,
                          opt.epochs, sh.start_s.back());
         }
@@ -653,12 +658,12 @@ int main(int argc, char** argv)
     std::printf("\nThe shipped custguardd (bpf-lsm, default flags), open+read(128 B)+close as root (allowed in the zone), "
                 "%d epoch%s, zone counts interleaved.\nComposed ns/op = none (first part, best batch) + fixed cost of a BPF "
                 "LSM program run (first part: empty program - none, median over rounds and cases) + custguardd's file_open "
-                "run time (BPF stats, median of %d batches x %d opens) + custguardd's and journald's CPU per open (over "
-                "%.1f s of opens, less their idle rate; negative: less than the idle rate's noise, counted as 0); medians "
-                "over epochs.\nRaw: median over epochs of (best of %d batches x %d ops with custguardd / the same with no "
+                "run time (BPF stats, median of %d batches x %d opens) + custguardd's and journald's CPU per open (median "
+                "of %d 1 s windows of opens, each less the rate of the windows without opens beside it; negative: within "
+                "the noise, counted as 0); medians over epochs.\nRaw: median over epochs of (best of %d batches x %d ops with custguardd / the same with no "
                 "enforcer right after it); it drifts, see bench/README.md \"vm\".\n\n",
                 shipped_opt.epochs, shipped_opt.epochs == 1 ? "" : "s", shipped_opt.stat_batches,
-                shipped_opt.stat_iterations, shipped_opt.cpu_s, shipped_opt.batches, shipped_opt.iterations);
+                shipped_opt.stat_iterations, shipped_opt.cpu_pairs, shipped_opt.batches, shipped_opt.iterations);
     std::printf("| case | zones | start s | none ns | + fixed BPF ns | + file_open ns | + custguardd & journald CPU ns | "
                 "composed ns | **composed ratio** | raw custguardd ns | raw none after ns | raw ratio | raw reader CPU "
                 "ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");

@@ -35,7 +35,6 @@
 #include <random>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/bare_responder.hpp"
@@ -271,11 +270,7 @@ int main(int argc, char** argv) {
                 // Done starting (and recording the refusal) before the workload is timed: on
                 // the VM's one CPU its start-up work would otherwise land in the figures.
                 daemon.settle();
-                if (bpf_lsm) {
-                    const double i0 = daemon.cpu_ms();
-                    std::this_thread::sleep_for(std::chrono::seconds(1));
-                    idle_rate = (daemon.cpu_ms() - i0) / 1000;
-                }
+                if (bpf_lsm) idle_rate = daemon.idle_rate();
             } else if (c && (c->kind == Kind::floor_fs || c->kind == Kind::floor_zone_dir)) {
                 floor = std::make_unique<BareResponder>();
                 const auto mode = c->kind == Kind::floor_fs ? BareResponder::Mode::filesystem
@@ -302,9 +297,9 @@ int main(int argc, char** argv) {
             stats.reset();
             double cpu = 0;
             if (cg) {
-                daemon.settle();  // done with the workload: its CPU for it, less its idle rate while settling
-                const double settle_ms = std::chrono::duration<double, std::milli>(Clock::now() - t2).count();
-                cpu = std::max(0.0, daemon.cpu_ms() - cpu0 - idle_rate * settle_ms);
+                daemon.settle();  // done with the workload: its CPU for it, less its idle rate meanwhile
+                const double window_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+                cpu = std::max(0.0, daemon.cpu_ms() - cpu0 - idle_rate * window_ms);
                 if (!daemon.running())
                     throw std::runtime_error("custguardd exited during the workload:\n" + cgtest::slurp(daemon.log()));
                 daemon.stop();
