@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <time.h>
 
 #include <fstream>
 #include <sstream>
@@ -24,6 +25,15 @@ inline long cpu_ticks(pid_t pid) {
     long utime = 0, stime = 0;
     fields >> utime >> stime;
     return utime + stime;
+}
+
+// CPU nanoseconds process `pid` (all its threads) has used: the kernel's process CPU clock,
+// for work too short for cpu_ticks' 10 ms ticks. -1 when it is gone.
+inline double cpu_ns(pid_t pid) {
+    clockid_t clock{};
+    timespec ts{};
+    if (pid <= 0 || ::clock_getcpuclockid(pid, &clock) != 0 || ::clock_gettime(clock, &ts) != 0) return -1;
+    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
 
 }  // namespace custguard::bench
