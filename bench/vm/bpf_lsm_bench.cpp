@@ -43,6 +43,7 @@
 #include "bpf_lsm_enforcer.hpp"
 #include "cg_null.skel.h"
 #include "common/bpf_stats.hpp"
+#include "common/open_loop.hpp"
 #include "common/shipped_daemon.hpp"
 #include "vm_support.hpp"
 
@@ -56,35 +57,7 @@ struct Case {
     std::string path;
 };
 
-double thread_cpu_ns()
-{
-    timespec ts{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
-}
-
-// Wall ns per open+read+close of `path`; `cpu_ns`, when given, gets this thread's CPU ns
-// per operation (what the reader itself paid, without the daemon's work on the same CPU).
-double ns_per_op(const std::string& path, int iterations, double* cpu_ns = nullptr)
-{
-    char buf[256];
-    const double c0 = cpu_ns ? thread_cpu_ns() : 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < iterations; ++i) {
-        int fd = ::open(path.c_str(), O_RDONLY);
-        if (fd < 0) {
-            std::fprintf(stderr, "open %s: %s\n", path.c_str(), std::strerror(errno));
-            std::exit(1);
-        }
-        if (::read(fd, buf, sizeof buf) < 0)
-            std::exit(1);
-        ::close(fd);
-    }
-    const auto t1 = std::chrono::steady_clock::now();
-    if (cpu_ns)
-        *cpu_ns = (thread_cpu_ns() - c0) / iterations;
-    return std::chrono::duration<double, std::nano>(t1 - t0).count() / iterations;
-}
+using bench::ns_per_op;
 
 // Run time of the attached file_open program itself (kernel BPF stats: run_time_ns and
 // run_cnt), reached through the pinned link: isolates the program from the open path,
@@ -351,9 +324,8 @@ double epoch_ratio(const std::vector<double>& cfg, const std::vector<double>& no
 
 const char* met(bool ok) { return ok ? "met" : "NOT met"; }
 
-}  // namespace
-
-int main(int argc, char** argv)
+// The benchmark; exits 1 with a message when an open it times fails (ns_per_op throws).
+int run(int argc, char** argv)
 {
     bool baseline_only = false, with_custguardd = true;
     int rounds = 12;
@@ -745,4 +717,16 @@ int main(int argc, char** argv)
     std::printf("run time %.0f s; load average at end %s (the guest's)\n",
                 static_cast<double>(std::time(nullptr)) - t_start, loadavg().c_str());
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "custguard_bench_bpf_lsm: %s\n", e.what());
+        return 1;
+    }
 }

@@ -39,6 +39,7 @@
 
 #include "common/bare_responder.hpp"
 #include "common/bpf_stats.hpp"
+#include "common/open_loop.hpp"
 #include "common/shipped_daemon.hpp"
 #include "cg_null.skel.h"
 
@@ -121,18 +122,8 @@ double median(std::vector<double> v) {
 
 // Wall ns per open+read+close of `path`, best of 10 batches of 200.
 double open_ns(const std::string& path) {
-    char buf[256];
     double best = 1e18;
-    for (int b = 0; b < 10; ++b) {
-        const auto t0 = Clock::now();
-        for (int i = 0; i < 200; ++i) {
-            const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-            if (fd < 0) throw std::runtime_error("open " + path + ": " + std::strerror(errno));
-            if (::read(fd, buf, sizeof buf) < 0) throw std::runtime_error("read " + path + ": " + std::strerror(errno));
-            ::close(fd);
-        }
-        best = std::min(best, std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / 200);
-    }
+    for (int b = 0; b < 10; ++b) best = std::min(best, custguard::bench::ns_per_op(path, 200));
     return best;
 }
 
