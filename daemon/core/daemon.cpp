@@ -611,6 +611,7 @@ tl::expected<void, std::string> Daemon::install(policy::Loaded loaded, std::stri
     if (auto* f = dynamic_cast<FanotifyEnforcer*>(enforcer_.get()))
         for (auto& w : f->warnings()) warnings_.push_back(w);
     policy_ = std::move(loaded.policy);
+    ++policy_generation_;
     digest_ = std::move(digest);
     loaded_at_ = common::now_seconds();
     return {};
@@ -749,6 +750,7 @@ void Daemon::refresh_client_hosts() {
         for (std::size_t z = 0; z < policy_.zones.size() && z < next.zones.size(); ++z)
             policy_.zones[z].allow_clients = next.zones[z].allow_clients;
         policy_.client_grants = next.client_grants;
+        ++policy_generation_;
         compiled = policy::compile(policy_);
     }
     if (auto r = enforcer_->apply(compiled); !r)
@@ -884,6 +886,7 @@ void Daemon::on_find(watch::Find&& find) {
             if (remember_protected({protect_zone, f.dev, f.ino, path})) {
                 save_protected_files();
                 policy_.protected_files = protected_files_;
+                ++policy_generation_;
                 compiled = policy::compile(policy_);
             } else {
                 detail += std::string(detail.empty() ? "" : "; ") + "not protected: " +
@@ -971,6 +974,7 @@ void Daemon::apply_revocations(std::uint64_t now) {
         });
         if (added.empty() && lifted.empty()) return;
         add_cooldown_denies(policy_, now);
+        ++policy_generation_;
         compiled = policy::compile(policy_);
         if (audit_) observed = policy_;
         save_revocations();
@@ -1012,7 +1016,6 @@ Status Daemon::status() const {
     s.policy_loaded_at = loaded_at_;
     s.reloads = reloads_;
     s.reload_failures = reload_failures_;
-    for (const auto& z : policy_.zones) s.zones.push_back(z.name);
     s.warnings = warnings_;
     s.warnings.insert(s.warnings.end(), host_warnings_.begin(), host_warnings_.end());
     if (exec_tracker_ && !exec_unpinned_reason_.empty())
@@ -1055,6 +1058,11 @@ Status Daemon::status() const {
 policy::Policy Daemon::current_policy() const {
     std::lock_guard lock(mutex_);
     return policy_;
+}
+
+std::uint64_t Daemon::policy_generation() const {
+    std::lock_guard lock(mutex_);
+    return policy_generation_;
 }
 
 policy::State Daemon::current_state() const {

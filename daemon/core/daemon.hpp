@@ -78,7 +78,6 @@ struct Status {
     std::uint64_t policy_loaded_at = 0;  // seconds since the epoch
     std::uint32_t reloads = 0;
     std::uint32_t reload_failures = 0;
-    std::vector<std::string> zones;
     std::uint64_t started_at = 0;
     SensorCounters sensor;
     events::PipelineCounters pipeline;
@@ -117,6 +116,10 @@ public:
     Status status() const;
     // The effective merged policy, each entry with its origin (policy show).
     policy::Policy current_policy() const;
+    // Changes with every change of current_policy(): the control plane's periodic check
+    // builds its Zones property again only then (a copy of 10,000 zones a second was most
+    // of an idle daemon's CPU).
+    std::uint64_t policy_generation() const;
     policy::State current_state() const;
     const std::filesystem::path& state_dir() const { return state_dir_; }
     // The journald namespace the records go to ("" = the system journal); GetHistory reads it.
@@ -217,6 +220,7 @@ private:
 
     mutable std::mutex mutex_;  // guards what follows (the control plane reads it)
     policy::Policy policy_;  // as loaded, with the cool-downs in force as denies
+    std::uint64_t policy_generation_ = 0;  // +1 with every change of policy_
     policy::State state_;
     std::string digest_;
     std::uint64_t loaded_at_ = 0;

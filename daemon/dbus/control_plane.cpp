@@ -46,7 +46,8 @@
 // elsewhere (k_change_kinds: a job held by the gate's workers, a reload on SIGHUP, an
 // expired grant), then again k_settle_usec later, since the gate records a hold just
 // before it stores the job. Enforcer, Zones and HeldJobs are compared with what was
-// announced last, so a change is announced once and no change never. Counters change
+// announced last, so a change is announced once and no change never (Zones are built and
+// compared only when the policy changed since: its generation). Counters change
 // with every event; they are compared once per k_counters_period_usec and announced at
 // most that often.
 // Signals: JobHeld((sssususta{su}) job) for each newly held job, unicast to each
@@ -91,6 +92,7 @@
 #include <deque>
 #include <map>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -196,7 +198,9 @@ using EventSourcePtr = std::unique_ptr<sd_event_source, EventSourceDeleter>;
 // What the properties show, as last announced.
 struct Published {
     std::string enforcer;
-    std::vector<api::Zone> zones;
+    // Built again only when the policy's generation changed: shared with the last announced.
+    std::uint64_t policy_generation = 0;
+    std::shared_ptr<const std::vector<api::Zone>> zones;
     std::vector<api::HeldJob> held;
     api::Counters counters;
 };
@@ -526,7 +530,15 @@ struct ControlPlane::Impl {
         const auto s = daemon.status();
         Published p;
         p.enforcer = s.enforcer;
-        for (const auto& z : daemon.current_policy().zones) p.zones.push_back(zone_value(z));
+        // The generation before the zones: a change in between is seen again next time.
+        p.policy_generation = daemon.policy_generation();
+        if (announced && announced->zones && announced->policy_generation == p.policy_generation) {
+            p.zones = announced->zones;
+        } else {
+            auto zones = std::make_shared<std::vector<api::Zone>>();
+            for (const auto& z : daemon.current_policy().zones) zones->push_back(zone_value(z));
+            p.zones = std::move(zones);
+        }
         for (const auto& j : daemon.held_jobs().list()) p.held.push_back(job_value(j));
         p.counters = counters_of(s, p.held.size(), alerts->dropped.load(std::memory_order_relaxed));
         return p;
@@ -587,7 +599,8 @@ struct ControlPlane::Impl {
                     emit_job_held(j);
             std::vector<const char*> changed;
             if (now.enforcer != announced->enforcer) changed.push_back(api::property::enforcer);
-            if (now.zones != announced->zones) changed.push_back(api::property::zones);
+            if (now.zones != announced->zones && *now.zones != *announced->zones)
+                changed.push_back(api::property::zones);
             if (now.held != announced->held) changed.push_back(api::property::held_jobs);
             if (counters && now.counters != announced->counters) changed.push_back(api::property::counters);
             if (!counters) now.counters = std::move(announced->counters);
@@ -1024,8 +1037,9 @@ struct ControlPlane::Impl {
         auto state = daemon.current_state();
         // Per zone of the policy in force: the clients it allows and the reads each client
         // made since client_reads_since (reads of zones no longer in the policy are not shown).
-        Json zone_clients = Json::array();
+        Json zone_clients = Json::array(), zone_names = Json::array();
         for (const auto& z : daemon.current_policy().zones) {
+            zone_names.push(z.name);
             Json allowed = Json::array(), reads = Json::array();
             for (const auto& c : z.allow_clients) allowed.push(c.text);
             for (const auto& e : s.client_reads)
@@ -1046,7 +1060,7 @@ struct ControlPlane::Impl {
             .set("started_at", s.started_at)
             .set("reloads", s.reloads)
             .set("reload_failures", s.reload_failures)
-            .set("zones", strings_json(s.zones))
+            .set("zones", std::move(zone_names))
             .set("state_dir", daemon.state_dir().string())
             .set("state_users", state.users.size())
             .set("state_devices", state.devices.size())
