@@ -42,6 +42,7 @@
 
 #include "bpf_lsm_enforcer.hpp"
 #include "cg_null.skel.h"
+#include "common/bpf_fixed_cost.hpp"
 #include "common/bpf_stats.hpp"
 #include "common/open_loop.hpp"
 #include "common/shipped_daemon.hpp"
@@ -592,6 +593,14 @@ int run(int argc, char** argv)
         {"zone file (allowed, recorded)", cases[2].path},
         {"zone file 5 dirs deep (recorded)", cases[3].path},
     };
+    // The kernel's fixed cost of a BPF LSM program run, before custguardd attaches its own.
+    bench::FixedCost fixed;
+    try {
+        fixed = bench::bpf_fixed_cost(cases[1].path);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "custguard_bench_bpf_lsm: %s\n", e.what());
+        return 1;
+    }
     std::vector<Shipped> shipped;
     try {
         shipped = run_shipped(base, shipped_cases, shipped_opt);
@@ -602,7 +611,8 @@ int run(int argc, char** argv)
     // The composed figure, per case and zone count: the no-enforcer time of the first part
     // (interleaved with the class, so measured in the same state of the VM), plus what the
     // shipped custguardd adds, each term measured on its own: the kernel's fixed cost of any
-    // BPF LSM program on file_open (the empty program's paired ratio to none, first part),
+    // BPF LSM program on file_open (bench::bpf_fixed_cost: the empty program against none in
+    // short alternating batches),
     // the run time of custguardd's own file_open program (BPF stats, while it ran with that
     // zone count) and the CPU custguardd and journald spent per operation (all of it on the
     // reader's CPU, as on the VM's one CPU). The raw wall ratio (custguardd / none right after
@@ -611,15 +621,15 @@ int run(int argc, char** argv)
     struct Composed {
         double none, fixed, prog, daemon, total;
     };
-    // The kernel's fixed cost per run of a BPF LSM program does not depend on the file: the
-    // median over every round and case of (empty program - none), round-best batches.
+    // The first part's estimate, printed beside for comparison: the median over every round
+    // and case of (empty program - none), round-best batches (rounds seconds apart).
     std::vector<double> fixed_pairs;
     for (std::size_t c = 0; c < shipped_cases.size(); ++c) {
         const auto n = round_bests(none[c], batches), e = round_bests(empty[c], batches);
         for (std::size_t r = 0; r < std::min(n.size(), e.size()); ++r)
             fixed_pairs.push_back(e[r] - n[r]);
     }
-    const double fixed_ns = std::max(0.0, median(fixed_pairs));
+    const double fixed_ns = std::max(0.0, fixed.ns);
     const auto composed = [&](const Shipped& sh, std::size_t c) {
         Composed f{};
         f.none = best(none[c]);
@@ -631,12 +641,15 @@ int run(int argc, char** argv)
     };
     std::printf("\nThe shipped custguardd (bpf-lsm, default flags), open+read(128 B)+close as root (allowed in the zone), "
                 "%d epoch%s, zone counts interleaved.\nComposed ns/op = none (first part, best batch) + fixed cost of a BPF "
-                "LSM program run (first part: empty program - none, median over rounds and cases) + custguardd's file_open "
+                "LSM program run (the empty program - none, median of %d pairs of adjacent batches of %d opens, attached "
+                "and detached in turn: %.0f ns, IQR %.0f-%.0f, %.0f ms an attach or detach; the first part's rounds gave "
+                "%.0f) + custguardd's file_open "
                 "run time (BPF stats, median of %d batches x %d opens) + custguardd's and journald's CPU per open (median "
                 "of %d 1 s windows of opens, each less the rate of the windows without opens beside it; negative: within "
                 "the noise, counted as 0); medians over epochs.\nRaw: median over epochs of (best of %d batches x %d ops with custguardd / the same with no "
                 "enforcer right after it); it drifts, see bench/README.md \"vm\".\n\n",
-                shipped_opt.epochs, shipped_opt.epochs == 1 ? "" : "s", shipped_opt.stat_batches,
+                shipped_opt.epochs, shipped_opt.epochs == 1 ? "" : "s", fixed.pairs, fixed.ops, fixed.ns, fixed.p25, fixed.p75,
+                fixed.switch_ms, median(fixed_pairs), shipped_opt.stat_batches,
                 shipped_opt.stat_iterations, shipped_opt.cpu_pairs, shipped_opt.batches, shipped_opt.iterations);
     std::printf("| case | zones | start s | none ns | + fixed BPF ns | + file_open ns | + custguardd & journald CPU ns | "
                 "composed ns | **composed ratio** | raw custguardd ns | raw none after ns | raw ratio | raw reader CPU "

@@ -38,10 +38,9 @@
 #include <vector>
 
 #include "common/bare_responder.hpp"
+#include "common/bpf_fixed_cost.hpp"
 #include "common/bpf_stats.hpp"
-#include "common/open_loop.hpp"
 #include "common/shipped_daemon.hpp"
-#include "cg_null.skel.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -118,32 +117,6 @@ double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     const std::size_t n = v.size();
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// Wall ns per open+read+close of `path`, best of 10 batches of 200.
-double open_ns(const std::string& path) {
-    double best = 1e18;
-    for (int b = 0; b < 10; ++b) best = std::min(best, custguard::bench::ns_per_op(path, 200));
-    return best;
-}
-
-// BPF LSM: what the kernel adds to each run of any BPF LSM program (trampoline entry and
-// exit), which the BPF stats' run time leaves out: an empty lsm/file_open program against
-// none, in 16 interleaved pairs of batches; median of (empty - none), ns, not below 0.
-double bpf_fixed_ns(const std::string& path) {
-    std::vector<double> added;
-    for (int r = 0; r < 16; ++r) {
-        const double none = open_ns(path);
-        cg_null* prog = cg_null__open_and_load();
-        if (!prog || cg_null__attach(prog) != 0) {
-            cg_null__destroy(prog);
-            throw std::runtime_error("cannot load the empty BPF LSM program");
-        }
-        const double empty = open_ns(path);
-        cg_null__destroy(prog);
-        added.push_back(empty - none);
-    }
-    return std::max(0.0, median(added));
 }
 
 }  // namespace
@@ -245,9 +218,11 @@ int main(int argc, char** argv) {
         const std::string k_pins = "/sys/fs/bpf/custguard";  // custguardd's pinned links (bpf-lsm)
         // BPF LSM: the fixed cost per program run, measured before anything else runs.
         double fixed_ns = 0;
+        custguard::bench::FixedCost fixed;
         if (bpf_lsm) {
             cgtest::spit(data / "probe", std::string(128, 'x'));
-            fixed_ns = bpf_fixed_ns((data / "probe").string());
+            fixed = custguard::bench::bpf_fixed_cost((data / "probe").string());
+            fixed_ns = std::max(0.0, fixed.ns);
         }
         // One turn: extract into a fresh directory outside the zone, read it all back.
         auto turn = [&](Config* c) {
@@ -371,9 +346,10 @@ int main(int argc, char** argv) {
             const double composed = median(none.total) + median(added_s), r = composed / median(none.total);
             std::printf("\nComposed (the figure the target is judged on): none's median total + custguardd's programs' run "
                         "time (BPF stats) + their runs x the fixed cost of a BPF LSM program run (%.0f ns: empty\n"
-                        "program against none, median of 16 pairs) + custguardd and journald CPU; medians over rounds; per "
+                        "program against none, median of %d pairs of adjacent batches of %d opens, attached and detached in "
+                        "turn; IQR %.0f-%.0f) + custguardd and journald CPU; medians over rounds; per "
                         "round = range of the same sum per round / none's total of that round.\n\n",
-                        fixed_ns);
+                        fixed_ns, fixed.pairs, fixed.ops, fixed.p25, fixed.p75);
             std::printf("| none s | + programs ms | runs | + fixed ms | + cg+journald CPU ms | composed s | ratio | per round "
                         "| target <= 1.10 | idle CPU %% |\n"
                         "|-------:|--------------:|-----:|-----------:|--------------------:|-----------:|------:|-----------|"

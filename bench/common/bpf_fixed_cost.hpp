@@ -1,0 +1,69 @@
+// The kernel's fixed cost per run of any BPF LSM program on file_open (trampoline entry
+// and exit), which the BPF stats' run time leaves out: the term the VM benchmarks (bench/vm,
+// bench/workload with --enforcer bpf-lsm) add to custguardd's program run time. Needs the
+// cg_null skeleton (bpf/cg_null.bpf.c) and root in the VM.
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cg_null.skel.h"
+#include "common/open_loop.hpp"
+
+namespace custguard::bench {
+
+struct FixedCost {
+    double ns = 0;          // median over pairs of (empty program - none), ns per open; may be < 0
+    double p25 = 0, p75 = 0;  // its interquartile range
+    int pairs = 0, ops = 0;
+    double switch_ms = 0;   // median time of one attach or detach
+};
+
+// Many short batches of `ops` opens of `path`, alternately with the empty program attached
+// and with none, `pairs` pairs of adjacent batches; the median of (empty - none) over the
+// pairs. The program is loaded once and its link attached and detached in turn (one switch
+// per pair; order none-empty, then empty-none, so linear drift cancels over two pairs), so
+// the two sides of a pair are milliseconds apart: under TCG a figure taken from separate
+// rounds (seconds apart) moved by 119-1,254 ns between runs, more than it measures. The
+// first opens after each switch are not timed (the new trampoline is translated then).
+// Throws when the program cannot be loaded or attached, or an open fails.
+inline FixedCost bpf_fixed_cost(const std::string& path, int pairs = 200, int ops = 500) {
+    std::unique_ptr<cg_null, decltype(&cg_null__destroy)> prog(cg_null__open_and_load(), &cg_null__destroy);
+    if (!prog) throw std::runtime_error("cannot load the empty BPF LSM program (bpf/cg_null.bpf.c)");
+    std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> link(nullptr, &bpf_link__destroy);
+    std::vector<double> switch_ms;
+    const auto set = [&](bool attached) {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (attached) {
+            link.reset(bpf_program__attach(prog->progs.cg_null_file_open));
+            if (!link) throw std::runtime_error("cannot attach the empty BPF LSM program");
+        } else {
+            link.reset();
+        }
+        switch_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        (void)ns_per_op(path, 20);
+    };
+    (void)ns_per_op(path, ops);
+    std::vector<double> added;
+    for (int i = 0; i < pairs; ++i) {
+        const bool empty_first = i % 2 == 1;  // attached since the last pair
+        const double first = ns_per_op(path, ops);
+        set(!empty_first);
+        const double second = ns_per_op(path, ops);
+        added.push_back(empty_first ? first - second : second - first);
+    }
+    link.reset();
+    const auto at = [](std::vector<double> v, double q) {
+        std::sort(v.begin(), v.end());
+        return v.empty() ? 0.0 : v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
+    };
+    return {at(added, 0.5), at(added, 0.25), at(added, 0.75), pairs, ops, at(switch_ms, 0.5)};
+}
+
+}  // namespace custguard::bench
