@@ -146,6 +146,9 @@ struct Shipped {
     // [case][epoch]: run time per run of custguardd's own file_open program (kernel BPF
     // stats), and CPU custguardd and journald spent per operation of the case's batches.
     std::vector<std::vector<double>> prog_ns, daemon_ns;
+    // [case][epoch]: runs of that program per batch beyond the batch's own opens (others'
+    // opens in the batch, custguardd's and journald's among them), median over batches.
+    std::vector<std::vector<double>> other_runs;
     // Per epoch: start time; custguardd + journald CPU while nothing was opened, % of one CPU.
     std::vector<double> start_s, idle_pct;
 };
@@ -165,19 +168,24 @@ struct ShippedOptions {
 // the median over `batches` batches of `n` opens (BPF stats on only meanwhile: they add two
 // clock reads per run), after one open that fills the directory cache. The median, because
 // the guest's clock runs on while the host deschedules the VM: a batch that straddles that
-// takes milliseconds more. -1 when the program did not run.
-double prog_ns_per_run(const std::string& link_pin, const std::string& path, int batches, int n)
+// takes milliseconds more. -1 when the program did not run. `other_runs` gets the median
+// number of runs per batch beyond its `n` opens: other processes' opens, which the figure
+// includes.
+double prog_ns_per_run(const std::string& link_pin, const std::string& path, int batches, int n, double& other_runs)
 {
     const bench::StatsOn stats;
     (void)ns_per_op(path, 1);
-    std::vector<double> per_run;
+    std::vector<double> per_run, others;
     for (int i = 0; i < batches; ++i) {
         const auto a = prog_stats(link_pin);
         (void)ns_per_op(path, n);
         const auto b = prog_stats(link_pin);
-        if (b.runs > a.runs)
+        if (b.runs > a.runs) {
             per_run.push_back(static_cast<double>(b.ns - a.ns) / static_cast<double>(b.runs - a.runs));
+            others.push_back(static_cast<double>(b.runs - a.runs) - n);
+        }
     }
+    other_runs = others.empty() ? -1 : median(others);
     return per_run.empty() ? -1 : median(per_run);
 }
 
@@ -199,7 +207,7 @@ std::vector<Shipped> run_shipped(const std::string& base, const std::vector<Case
         }
         sh.policy = base + "/policy-" + std::to_string(n) + ".toml";
         cgtest::spit(sh.policy, text);
-        for (auto* v : {&sh.wall, &sh.cpu, &sh.none_wall, &sh.none_cpu, &sh.prog_ns, &sh.daemon_ns})
+        for (auto* v : {&sh.wall, &sh.cpu, &sh.none_wall, &sh.none_cpu, &sh.prog_ns, &sh.daemon_ns, &sh.other_runs})
             v->assign(cases.size(), {});
         out.push_back(std::move(sh));
     }
@@ -262,7 +270,10 @@ std::vector<Shipped> run_shipped(const std::string& base, const std::vector<Case
             zone_opens += zone ? static_cast<std::uint64_t>(opt.batches * opt.iterations) : 0;
             sh->daemon_ns[k].push_back(daemon_ns_per_open(cases[k].path));
             daemon.settle(std::chrono::seconds(120));
-            sh->prog_ns[k].push_back(prog_ns_per_run(file_open_link, cases[k].path, opt.stat_batches, opt.stat_iterations));
+            double others = 0;
+            sh->prog_ns[k].push_back(
+                prog_ns_per_run(file_open_link, cases[k].path, opt.stat_batches, opt.stat_iterations, others));
+            sh->other_runs[k].push_back(others);
             zone_opens += zone ? static_cast<std::uint64_t>(1 + opt.stat_batches * opt.stat_iterations) : 0;
             daemon.settle(std::chrono::seconds(120));
         }
@@ -641,24 +652,27 @@ int run(int argc, char** argv)
     };
     std::printf("\nThe shipped custguardd (bpf-lsm, default flags), open+read(128 B)+close as root (allowed in the zone), "
                 "%d epoch%s, zone counts interleaved.\nComposed ns/op = none (first part, best batch) + fixed cost of a BPF "
-                "LSM program run (the empty program - none, median of %d pairs of adjacent batches of %d opens, attached "
-                "and detached in turn: %.0f ns, IQR %.0f-%.0f, %.0f ms an attach or detach; the first part's rounds gave "
+                "LSM program run (the empty program - none, median of %d pairs of adjacent sides, each the best of %d batches of %d opens, "
+                "attached and detached in turn: %.0f ns, IQR %.0f-%.0f, %.0f ms an attach or detach; the first part's rounds gave "
                 "%.0f) + custguardd's file_open "
                 "run time (BPF stats, median of %d batches x %d opens) + custguardd's and journald's CPU per open (median "
                 "of %d 1 s windows of opens, each less the rate of the windows without opens beside it; negative: within "
                 "the noise, counted as 0); medians over epochs.\nRaw: median over epochs of (best of %d batches x %d ops with custguardd / the same with no "
                 "enforcer right after it); it drifts, see bench/README.md \"vm\".\n\n",
-                shipped_opt.epochs, shipped_opt.epochs == 1 ? "" : "s", fixed.pairs, fixed.ops, fixed.ns, fixed.p25, fixed.p75,
-                fixed.switch_ms, median(fixed_pairs), shipped_opt.stat_batches,
+                shipped_opt.epochs, shipped_opt.epochs == 1 ? "" : "s", fixed.pairs, fixed.batches, fixed.ops,
+                fixed.ns, fixed.p25, fixed.p75, fixed.switch_ms, median(fixed_pairs), shipped_opt.stat_batches,
                 shipped_opt.stat_iterations, shipped_opt.cpu_pairs, shipped_opt.batches, shipped_opt.iterations);
-    std::printf("| case | zones | start s | none ns | + fixed BPF ns | + file_open ns | + custguardd & journald CPU ns | "
-                "composed ns | **composed ratio** | raw custguardd ns | raw none after ns | raw ratio | raw reader CPU "
-                "ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("| case | zones | start s | none ns | + fixed BPF ns | + file_open ns | others' runs / %d | "
+                "+ custguardd & journald CPU ns | composed ns | **composed ratio** | raw custguardd ns | raw none after "
+                "ns | raw ratio | raw reader CPU ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                "---:|\n", shipped_opt.stat_iterations);
     for (std::size_t c = 0; c < shipped_cases.size(); ++c)
         for (const auto& sh : shipped) {
             const Composed f = composed(sh, c);
-            std::printf("| %s | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f | **%.3f** | %.0f | %.0f | %.3f | %.3f |\n",
-                        shipped_cases[c].name, sh.zones, median(sh.start_s), f.none, f.fixed, f.prog, f.daemon, f.total,
+            std::printf("| %s | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | **%.3f** | %.0f | %.0f | %.3f | "
+                        "%.3f |\n",
+                        shipped_cases[c].name, sh.zones, median(sh.start_s), f.none, f.fixed, f.prog,
+                        median(sh.other_runs[c]), f.daemon, f.total,
                         f.total / f.none, median(sh.wall[c]), median(sh.none_wall[c]),
                         epoch_ratio(sh.wall[c], sh.none_wall[c]), epoch_ratio(sh.cpu[c], sh.none_cpu[c]));
         }

@@ -346,10 +346,10 @@ int main(int argc, char** argv) {
             const double composed = median(none.total) + median(added_s), r = composed / median(none.total);
             std::printf("\nComposed (the figure the target is judged on): none's median total + custguardd's programs' run "
                         "time (BPF stats) + their runs x the fixed cost of a BPF LSM program run (%.0f ns: empty\n"
-                        "program against none, median of %d pairs of adjacent batches of %d opens, attached and detached in "
-                        "turn; IQR %.0f-%.0f) + custguardd and journald CPU; medians over rounds; per "
+                        "program against none, median of %d pairs of adjacent sides, each the best of %d batches of %d opens, "
+                        "attached and detached in turn; IQR %.0f-%.0f) + custguardd and journald CPU; medians over rounds; per "
                         "round = range of the same sum per round / none's total of that round.\n\n",
-                        fixed_ns, fixed.pairs, fixed.ops, fixed.p25, fixed.p75);
+                        fixed_ns, fixed.pairs, fixed.batches, fixed.ops, fixed.p25, fixed.p75);
             std::printf("| none s | + programs ms | runs | + fixed ms | + cg+journald CPU ms | composed s | ratio | per round "
                         "| target <= 1.10 | idle CPU %% |\n"
                         "|-------:|--------------:|-----:|-----------:|--------------------:|-----------:|------:|-----------|"
