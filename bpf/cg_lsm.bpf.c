@@ -1088,14 +1088,13 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	dev = cg_inode_dev(inode);
 	if (!cg_dev_has_zones(ctl, slot, dev))
 		return 0;
-	roots = bpf_map_lookup_elem(&cg_roots, &slot);
-	if (!roots)
-		return 0;
 	/*
 	 * Membership = the opened inode's own root entry (single-file zones), else the zone
 	 * of the directory holding the opened dentry: the directory cache answers that in
 	 * one lookup, a miss walks the ancestors. Either gives the zone's flags with it. The
-	 * move counter is read before d_parent.
+	 * move counter is read before d_parent. The roots table is looked up only by what
+	 * reads it, not on a cache hit: user space installs a slot's tables before it makes
+	 * the slot active and never removes them, so a slot with zone devs has its roots.
 	 */
 	moves = CG_READ_ONCE(ctl->w[CG_CTL_DIR_MOVES]);
 	refresh = CG_READ_ONCE(ctl->w[CG_CTL_REFRESH]);
@@ -1103,6 +1102,9 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	if (!is_dir && cg_ctl_slot(ctl, CG_CTL_FILE_ROOTS, slot)) {
 		struct cg_inode_key self = { .dev = dev, .ino = inode->i_ino };
 
+		roots = bpf_map_lookup_elem(&cg_roots, &slot);
+		if (!roots)
+			return 0;
 		own = bpf_map_lookup_elem(roots, &self);
 		if (own) {
 			zone_id = own->zone_id;
@@ -1112,6 +1114,9 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	}
 	if (d->d_inode != inode) {
 		/* A backing file (see cg_backing_zone): its path is not its own. */
+		roots = bpf_map_lookup_elem(&cg_roots, &slot);
+		if (!roots)
+			return 0;
 		zone_id = cg_backing_zone(roots, inode, is_dir, dev, epoch, moves, refresh,
 					  &zflags, &resolved);
 		if (!resolved)
@@ -1131,6 +1136,9 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	    cg_dircache_get(cg_dir_ident(dinode), epoch, moves, refresh, &zone_id, &zflags))
 		goto decide;
 	/* Only a miss pays for rename_lock: a fill needs a walk over an unchanging tree. */
+	roots = bpf_map_lookup_elem(&cg_roots, &slot);
+	if (!roots)
+		return 0;
 	seq = cg_rename_seq();
 	zone_id = cg_zone_walk(roots, dird, dev, &zflags, &resolved);
 	if (!resolved)
