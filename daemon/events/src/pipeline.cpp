@@ -48,7 +48,7 @@ constexpr std::size_t max_inflight = 4096;
 // up to 64 ms, to forget what it has read (records sent again if journald dies: the fewer
 // the better). A fixed 2 ms woke the writer hundreds of times a second while a slow journald
 // caught up: under the VM's TCG that was the writer's main cost, more than its records
-// (perf during custguard_bench_samba). flush() wakes the writer itself every 5 ms.
+// (perf during custguard_bench_samba). A flush() may wait one poll longer (64 ms at most).
 constexpr std::chrono::milliseconds first_inflight_poll{2};
 constexpr std::chrono::milliseconds max_inflight_poll{64};
 constexpr std::size_t batch_size = 64;
