@@ -26,21 +26,11 @@
 #include <vector>
 
 #include "common/cpu_ticks.hpp"
+#include "common/vm_journald.hpp"
 #include "scratch_journald.hpp"
 #include "support/support.hpp"
 
 namespace custguard::bench {
-
-// Inside the VM of tests/vm/cg-vm-run (which sets CUSTGUARD_IN_VM)?
-inline bool in_vm() { return std::getenv("CUSTGUARD_IN_VM") != nullptr; }
-
-// cg-vm-run mounts no cgroup filesystem, without which systemd-journald refuses to start
-// ("Failed to acquire cgroup root path"): mounts cgroup2 there in the VM. Throws on failure.
-inline void prepare_vm_for_journald() {
-    if (!in_vm() || std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers")) return;
-    if (::mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, nullptr) != 0)
-        throw std::runtime_error(std::string("mount cgroup2 on /sys/fs/cgroup: ") + std::strerror(errno));
-}
 
 // custguardd with bpf-lsm leaves its programs pinned and enforcing when it stops (so that a
 // restart has no gap), and its exec tracker beside them: unpinned here, the last reference

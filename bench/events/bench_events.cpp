@@ -1,8 +1,11 @@
-// custguard_bench_events [--events N]: a burst of N recorded opens through the event
-// pipeline into a real systemd-journald (a private namespace instance), against a
-// baseline of the same number of pre-encoded records sent raw to the same journald.
+// custguard_bench_events [--events N] [--pace-us U]: a burst of N recorded opens through
+// the event pipeline into a real systemd-journald (a private namespace instance), against
+// a baseline of the same number of pre-encoded records sent raw to the same journald.
 // Prints a table: wall time, records in the journal, lost (0 or accounted for in `lost`
 // records), CPU seconds and peak RSS of this process (= the pipeline), journald's CPU.
+// --pace-us U: one event (or raw record) every U microseconds instead of a burst, as an
+// SMB client's reads come: each record then wakes the pipeline's threads and journald on
+// its own, which a burst shares out. Runs in the VM of tests/vm/cg-vm-run too.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -23,6 +26,7 @@
 
 #include "custguard/events/journal.hpp"
 #include "custguard/events/pipeline.hpp"
+#include "common/vm_journald.hpp"
 #include "scratch_journald.hpp"
 #include "support/exec_plan.hpp"
 
@@ -137,8 +141,18 @@ struct Row {
 
 int main(int argc, char** argv) {
     std::uint64_t n = 100000;
-    for (int i = 1; i + 1 < argc; ++i)
-        if (std::string(argv[i]) == "--events") n = std::stoull(argv[i + 1]);
+    std::chrono::microseconds pace{0};
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--events" && i + 1 < argc) {
+            n = std::stoull(argv[++i]);
+        } else if (arg == "--pace-us" && i + 1 < argc) {
+            pace = std::chrono::microseconds(std::stoull(argv[++i]));
+        } else {
+            std::fprintf(stderr, "usage: custguard_bench_events [--events N] [--pace-us U]\n");
+            return 2;
+        }
+    }
     if (::geteuid() != 0) {
         std::fprintf(stderr, "custguard_bench_events: needs root (starts a journald namespace instance)\n");
         return 2;
@@ -146,6 +160,7 @@ int main(int argc, char** argv) {
     char tmpl[] = "/tmp/cgev-bench-XXXXXX";
     const std::string state = ::mkdtemp(tmpl);
     testing::ScratchJournald jd(testing::unique_namespace("bench"));
+    custguard::bench::prepare_vm_for_journald();  // in the VM: journald needs cgroup2
     jd.start();
 
     // Baseline: the same number of typical records, encoded up front, sent raw.
@@ -172,8 +187,10 @@ int main(int argc, char** argv) {
             }
             const double jd0 = cpu_seconds_of(jd_pid), cpu0 = cpu_seconds_self();
             const auto t0 = Clock::now();
-            for (const auto& d : datagrams)
+            for (const auto& d : datagrams) {
                 if (sock->send(d, 10000) != SendStatus::sent) ++out.failed;
+                if (pace.count() > 0) std::this_thread::sleep_for(pace);
+            }
             while (!sock->drained()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
             out.wall = std::chrono::duration<double>(Clock::now() - t0).count();
             out.cpu = cpu_seconds_self() - cpu0;
@@ -213,6 +230,7 @@ int main(int argc, char** argv) {
                     ::kill(jd_pid, SIGCONT);
                 }
                 (*p)->submit(event(i));
+                if (pace.count() > 0) std::this_thread::sleep_for(pace);
             }
             auto flushed = (*p)->flush(std::chrono::minutes(5));
             out.wall = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -282,6 +300,10 @@ int main(int argc, char** argv) {
                     r.cpu * 1e6 / static_cast<double>(r.events), r.rss_mb > 0 ? fmt::format("{:.1f}", r.rss_mb).c_str() : "-",
                     r.journald_cpu);
     };
+    if (pace.count() > 0)
+        std::printf("one event (baseline: one record) every %lld us\n\n", static_cast<long long>(pace.count()));
+    else
+        std::printf("events in a burst\n\n");
     std::printf("| %-52s | %7s | %7s | %8s | %10s | %-18s | %6s | %7s | %6s | %7s |\n", "run", "events", "wall s",
                 "events/s", "in journal", "lost", "CPU s", "CPU us/ev", "RSS MB", "jd CPU s");
     std::printf("|%s|\n", std::string(160, '-').c_str());

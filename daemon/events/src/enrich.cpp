@@ -545,21 +545,31 @@ ProcessInfo Enricher::read_process(std::uint32_t tgid) {
         if (auto pc = read_bounded(fmt::format("{}/{}/comm", config_.proc_root, info.ppid), 64))
             info.parent_comm = trim_newline(std::move(*pc));
     }
-    if (is_samba_program(config_, info.comm, info.exe)) {
-        ++stats_.client_lookups;
-        info.client = find_tcp_peer(config_, tgid, config_.samba_ports);
-    }
     return info;
 }
 
+void Enricher::find_client(std::uint32_t tgid, ProcessInfo& info) {
+    if (!is_samba_program(config_, info.comm, info.exe)) return;
+    ++stats_.client_lookups;
+    info.client = find_tcp_peer(config_, tgid, config_.samba_ports);
+}
+
 ProcessInfo Enricher::process(std::uint32_t tgid, std::uint64_t exe_dev, std::uint64_t exe_ino) {
+    return lookup(tgid, exe_dev, exe_ino, true);
+}
+
+ProcessInfo Enricher::lookup(std::uint32_t tgid, std::uint64_t exe_dev, std::uint64_t exe_ino, bool with_client) {
     const auto now = Clock::now();
     if (auto it = processes_.find(tgid); it != processes_.end()) {
-        const CachedProcess& c = it->second;
+        CachedProcess& c = it->second;
         // A different executable means exec() or a reused pid: read again.
         bool same_exe = (exe_ino == 0 && exe_dev == 0) || (c.exe_dev == exe_dev && c.exe_ino == exe_ino);
         if (same_exe && now - c.at < config_.process_ttl) {
             ++stats_.process_cache_hits;
+            if (with_client && !c.client_searched) {
+                find_client(tgid, c.info);
+                c.client_searched = true;
+            }
             return c.info;
         }
     }
@@ -569,11 +579,12 @@ ProcessInfo Enricher::process(std::uint32_t tgid, std::uint64_t exe_dev, std::ui
         ++stats_.exited;
         return info;  // nothing to cache
     }
+    if (with_client) find_client(tgid, info);
     if (processes_.size() >= config_.max_cached) {
         std::erase_if(processes_, [&](const auto& kv) { return now - kv.second.at >= config_.process_ttl; });
         if (processes_.size() >= config_.max_cached) processes_.clear();
     }
-    processes_[tgid] = CachedProcess{info, exe_dev, exe_ino, now};
+    processes_[tgid] = CachedProcess{info, exe_dev, exe_ino, now, with_client};
     return info;
 }
 
@@ -649,10 +660,11 @@ Record Enricher::enrich(const daemon::AccessEvent& event, std::span<const std::s
         zone = zone_names[raw.zone_id - 1];
     else if (raw.zone_id != 0)
         zone = fmt::format("zone#{}", raw.zone_id);  // policy reloaded in between
-    ProcessInfo proc = process(raw.tgid, raw.exe_dev, raw.exe_ino);
-    identify(proc, raw);
     // The sensor's lookup, made while the open waited for its answer, wins: by now a short
-    // SMB session may be over and its smbd gone.
+    // SMB session may be over and its smbd gone. It also spares a search of smbd's
+    // descriptors and TCP tables (bpf-lsm and fanotify name the client of every smbd open).
+    ProcessInfo proc = lookup(raw.tgid, raw.exe_dev, raw.exe_ino, event.client.empty());
+    identify(proc, raw);
     if (!event.client.empty()) proc.client = event.client;
     // The sensor's comm is the one at the decision; /proc's may be a later program's.
     std::string comm(raw.comm, ::strnlen(raw.comm, sizeof raw.comm));

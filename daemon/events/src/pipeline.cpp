@@ -44,6 +44,13 @@ struct LostNote {
 // Unconfirmed direct sends kept while journald may still discard them; the kernel's
 // datagram queue limit (net.unix.max_dgram_qlen) keeps this short in practice.
 constexpr std::size_t max_inflight = 4096;
+// While journald has not read all we sent, the writer looks again after 2 ms, then 4, 8 ...
+// up to 64 ms, to forget what it has read (records sent again if journald dies: the fewer
+// the better). A fixed 2 ms woke the writer hundreds of times a second while a slow journald
+// caught up: under the VM's TCG that was the writer's main cost, more than its records
+// (perf during custguard_bench_samba). A flush() may wait one poll longer (64 ms at most).
+constexpr std::chrono::milliseconds first_inflight_poll{2};
+constexpr std::chrono::milliseconds max_inflight_poll{64};
 constexpr std::size_t batch_size = 64;
 // Every datagram queued at journald occupies at least its length plus an sk_buff.
 constexpr std::uint64_t skb_overhead_min = 256;
@@ -108,6 +115,7 @@ struct Pipeline::Impl {
     Clock::time_point last_sync{};
     bool spool_dirty = false;
     std::deque<std::string> inflight;
+    std::chrono::milliseconds inflight_poll = first_inflight_poll;  // next wait while inflight
     std::uint64_t seq = 0;
     std::uint64_t drops_reported = 0;
     std::uint64_t corrupt_reported = 0;
@@ -247,6 +255,7 @@ struct Pipeline::Impl {
             return;
         }
         inflight.push_back(datagram);
+        inflight_poll = first_inflight_poll;
         // journald reads in order, so the unread records are the newest ones, and each
         // occupies at least its length plus an sk_buff of kernel memory. Once the newest
         // records alone would exceed `unread`, everything older has certainly been read.
@@ -577,11 +586,12 @@ struct Pipeline::Impl {
             maintenance();
             {
                 std::unique_lock lock(rec_mu);
-                auto wait = config.journal && reachable && !spool->empty()
-                                ? std::chrono::milliseconds(replay_cursor >= spool->end() ? 1 : 0)
-                            : !inflight.empty()                                  ? std::chrono::milliseconds(2)
-                            : config.journal && !reachable                       ? config.retry_interval
-                                                                                 : std::chrono::milliseconds(200);
+                const bool replaying = config.journal && reachable && !spool->empty();
+                auto wait = replaying ? std::chrono::milliseconds(replay_cursor >= spool->end() ? 1 : 0)
+                            : !inflight.empty()            ? inflight_poll
+                            : config.journal && !reachable ? config.retry_interval
+                                                           : std::chrono::milliseconds(200);
+                if (!replaying && !inflight.empty()) inflight_poll = std::min(inflight_poll * 2, max_inflight_poll);
                 if (auto due = record_repeats.next_due())
                     wait = std::min(wait, std::max(std::chrono::milliseconds(1),
                                                    std::chrono::duration_cast<std::chrono::milliseconds>(

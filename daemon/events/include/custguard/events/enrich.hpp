@@ -126,12 +126,17 @@ private:
         std::uint64_t exe_dev = 0;
         std::uint64_t exe_ino = 0;
         std::chrono::steady_clock::time_point at;
+        bool client_searched = false;  // find_client ran (info.client is its answer)
     };
     struct CachedName {
         std::string name;
         std::chrono::steady_clock::time_point at;
     };
     ProcessInfo read_process(std::uint32_t tgid);
+    // process(), searching a Samba process's client only `with_client` (cached either way).
+    ProcessInfo lookup(std::uint32_t tgid, std::uint64_t exe_dev, std::uint64_t exe_ino, bool with_client);
+    // A Samba process's client connection (find_tcp_peer) into info.client.
+    void find_client(std::uint32_t tgid, ProcessInfo& info);
     // Replaces what /proc said with the identity current at the decision (see
     // EnrichConfig::identities), or marks a program read from /proc that is not the
     // decided one.
