@@ -1529,7 +1529,8 @@ struct FanotifyEnforcer::Impl {
         if (target) {
             fd = open_fid(target);
             if (!fd || ::fstat(fd.get(), &f.st) != 0) return std::nullopt;
-            f.handle = handle_of(fd.get());
+            // The one name_to_handle_at() gives (see linked_out()): no need to ask again.
+            f.handle = hash_handle(*reinterpret_cast<const file_handle*>(target->handle));
         } else {
             UniqueFd d = open_fid(dir);
             if (!d || ::fstatat(d.get(), name_of(dir), &f.st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
@@ -1595,7 +1596,9 @@ struct FanotifyEnforcer::Impl {
                               const char* to, const NamedFile& f, std::uint32_t zone, const ZoneTables& t) {
         const InodeKey key = f.key;
         fan::TaskInfo task;
-        bool known = md->pid > 0 && notify_reader.read(md->pid, task, true).has_value();
+        // Without the supplementary groups first, as decide() reads an opener: /proc/PID/status
+        // was most of the cost of a creator's links out (a pidfd ioctl gives the rest).
+        bool known = md->pid > 0 && notify_reader.read(md->pid, task).has_value();
         // smbd switches to each client's credentials only for the request and is root in
         // between: read after the move, its identity is not the mover's.
         if (known && std::string_view(task.comm, ::strnlen(task.comm, sizeof task.comm)) == "smbd") known = false;
@@ -1603,7 +1606,14 @@ struct FanotifyEnforcer::Impl {
         if (known) {
             fan::Subject subject{task.fsuid, task.gids, task.exe, static_cast<std::uint64_t>(std::time(nullptr))};
             v = t.decide(zone, subject);
-        } else {
+            // Groups rank before grants; read only when a %group row could decide.
+            if ((v.rule == CG_RULE_NOT_ALLOWED || v.rule == CG_RULE_GRANT) && t.zone_has_groups(zone)) {
+                known = notify_reader.read_groups(md->pid, task).has_value();
+                subject.gids = task.gids;
+                if (known) v = t.decide(zone, subject);
+            }
+        }
+        if (!known) {
             task = {};  // an unknown mover: no credentials, executable or name
             task.tgid = static_cast<std::uint32_t>(md->pid);
             task.fsuid = task.fsgid = 4294967295u;
