@@ -280,6 +280,7 @@ struct FanotifyEnforcer::Impl {
     std::map<std::uint64_t, FsMark> marks;
     std::vector<std::string> warnings;
     std::string priority_warning;  // from launch(): see FanotifyOptions::worker_nice
+    int process_nice = 0;          // the nice of the thread that started the others
 
     // Inodes known to be in a zone (reached through a zone path, or a hard link of such).
     std::mutex cache_mutex;
@@ -1157,6 +1158,8 @@ struct FanotifyEnforcer::Impl {
         alignas(fanotify_event_metadata) char buf[batch * sizeof(fanotify_event_metadata)];
         std::vector<Deferred> deferred;
         deferred.reserve(batch);
+        const int answering = own_nice();  // set by launch()
+        const int draining = options.notify_nice ? options.notify_nice : process_nice;
         // EPOLLEXCLUSIVE: an event wakes one idle worker, not all of them.
         UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
         epoll_event in{};
@@ -1210,11 +1213,17 @@ struct FanotifyEnforcer::Impl {
                         pending.fetch_sub(1);
                 }
                 if (!deferred.empty()) {
+                    // The drain and these answers serve the opens of new files outside
+                    // every zone (a creator's): at notify_nice, so that the other worker
+                    // (at worker_nice) answers everyone else's opens first. Only ever
+                    // lower: back to `answering` is allowed since it was allowed once.
+                    if (draining > answering) renice(draining);
                     drain_notifications();
                     for (auto& d : deferred) {
                         conclude(std::move(d), reader);
                         pending.fetch_sub(1);
                     }
+                    if (draining > answering) renice(answering);
                 }
                 if (!full) break;  // drained when we read: wait again rather than read EAGAIN
             }
@@ -1641,36 +1650,46 @@ struct FanotifyEnforcer::Impl {
         return d;
     }
 
-    // Run by each thread that answers permission events before its first read: see
-    // FanotifyOptions::worker_nice. Returns 0 or the errno of the refusal.
-    int prioritize() const {
-        if (options.worker_nice == 0) return 0;
-        // On Linux the nice value is a thread's own (PRIO_PROCESS with a thread id).
-        if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options.worker_nice) != 0) return errno;
+    // The calling thread's nice value (on Linux a thread's own: PRIO_PROCESS with a thread
+    // id). Returns 0 or the errno of the refusal.
+    static int renice(int nice) {
+        if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice) != 0) return errno;
         return 0;
+    }
+    static int own_nice() {
+        errno = 0;
+        const int n = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+        return errno ? 0 : n;
     }
 
     void launch() {
         if (running) return;
         running = true;
         const unsigned n = std::max(1u, options.workers);
-        // Each answering thread sets its own priority; wait for them so that warnings()
-        // after this apply() already says whether it was refused.
+        // Each thread sets its own priority (see FanotifyOptions::worker_nice, notify_nice;
+        // 0: the process's); wait for them so that warnings() after this apply() already
+        // says whether it was refused.
         std::latch ready(static_cast<std::ptrdiff_t>(n + (notify_fd ? 1 : 0)));
-        std::atomic<int> refused{0};
-        auto begin = [&] {
-            if (int e = prioritize()) refused.store(e);
+        std::atomic<int> refused{0}, refused_nice{0};
+        process_nice = own_nice();
+        auto begin = [&](int nice) {
+            if (nice != 0 && nice != own_nice())
+                if (int e = renice(nice)) {
+                    refused.store(e);
+                    refused_nice.store(nice);
+                }
             ready.count_down();
         };
-        if (notify_fd) notifier = std::thread([this, &begin] { begin(); notify_loop(); });
+        if (notify_fd) notifier = std::thread([this, &begin] { begin(options.notify_nice); notify_loop(); });
         indexer = std::thread([this] { index_loop(); });
-        for (unsigned i = 0; i < n; ++i) workers.emplace_back([this, &begin] { begin(); worker_loop(); });
+        for (unsigned i = 0; i < n; ++i)
+            workers.emplace_back([this, &begin] { begin(options.worker_nice); worker_loop(); });
         ready.wait();
         if (int e = refused.load()) {
             std::unique_lock lk(policy_mutex);
-            priority_warning = "the threads answering opens run at the daemon's priority: nice " +
-                               std::to_string(options.worker_nice) + " was refused (" + std::strerror(e) +
-                               "); give the service LimitNICE=" + std::to_string(options.worker_nice) +
+            const std::string nice = std::to_string(refused_nice.load());
+            priority_warning = "the threads answering opens run at the daemon's priority: nice " + nice +
+                               " was refused (" + std::strerror(e) + "); give the service LimitNICE=" + nice +
                                " or CAP_SYS_NICE";
         }
     }

@@ -72,6 +72,12 @@ struct FanotifyOptions {
     // LimitNICE=); where refused they keep the process's nice and warnings() says so.
     // 0: left alone.
     int worker_nice = -10;
+    // The work that users' creates, links and renames cause runs at this nice value: the
+    // notify thread, and a worker while it drains the notify group for the opens of new
+    // files outside every zone (and answers them). At worker_nice it ran ahead of every
+    // other open: a user creating files in a loop took the CPU of the opens it did not
+    // serve (bench/rescan). 0: the process's nice.
+    int notify_nice = 0;
 };
 
 // Extra counters for status and the benchmark.
