@@ -1158,8 +1158,12 @@ struct FanotifyEnforcer::Impl {
         alignas(fanotify_event_metadata) char buf[batch * sizeof(fanotify_event_metadata)];
         std::vector<Deferred> deferred;
         deferred.reserve(batch);
-        const int answering = own_nice();  // set by launch()
+        // Lowered for drains (see below) only where it was raised at launch(): that proved
+        // it may go back (RLIMIT_NICE or CAP_SYS_NICE, whatever its nice now), where a
+        // thread left at the process's nice may not return from a higher one.
+        const int answering = own_nice();
         const int draining = options.notify_nice ? options.notify_nice : process_nice;
+        const bool lower = answering < process_nice && draining > answering;
         // EPOLLEXCLUSIVE: an event wakes one idle worker, not all of them.
         UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
         epoll_event in{};
@@ -1215,15 +1219,14 @@ struct FanotifyEnforcer::Impl {
                 if (!deferred.empty()) {
                     // The drain and these answers serve the opens of new files outside
                     // every zone (a creator's): at notify_nice, so that the other worker
-                    // (at worker_nice) answers everyone else's opens first. Only ever
-                    // lower: back to `answering` is allowed since it was allowed once.
-                    if (draining > answering) renice(draining);
+                    // (at worker_nice) answers everyone else's opens first.
+                    if (lower) renice(draining);
                     drain_notifications();
                     for (auto& d : deferred) {
                         conclude(std::move(d), reader);
                         pending.fetch_sub(1);
                     }
-                    if (draining > answering) renice(answering);
+                    if (lower) renice(answering);
                 }
                 if (!full) break;  // drained when we read: wait again rather than read EAGAIN
             }

@@ -9,10 +9,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <ctime>
-#include <filesystem>
-#include <map>
 #include <mutex>
-#include <sstream>
 
 #include "daemon/fanotify/enforcer_select.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
@@ -114,25 +111,6 @@ std::uint32_t self_loginuid() {
     std::uint64_t v = 4294967295u;
     in >> v;
     return static_cast<std::uint32_t>(v);
-}
-
-// This process's threads and their nice values (field 19 of /proc/self/task/TID/stat).
-std::map<pid_t, int> thread_nices() {
-    std::map<pid_t, int> out;
-    for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
-        std::ifstream in(e.path() / "stat");
-        std::string stat;
-        std::getline(in, stat);
-        const auto close = stat.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream fields(stat.substr(close + 2));  // from field 3, the state
-        std::string f;
-        for (int i = 3; i < 19 && fields >> f; ++i) {
-        }
-        int nice = 0;
-        if (fields >> nice) out[std::stoi(e.path().filename().string())] = nice;
-    }
-    return out;
 }
 
 }  // namespace
@@ -292,35 +270,6 @@ TEST_CASE("fanotify enforcer: a zone file linked out and unlinked by a user not 
     CHECK(by_group->raw.decision == CG_DECISION_ALLOW);
     CHECK(by_group->raw.rule == CG_RULE_GROUP);
     CHECK(cgtest::open_as(mallory, env.fs.path("out/lg.txt")) == 0);  // out of the zone
-}
-
-TEST_CASE("fanotify enforcer: the notify work runs at notify_nice, the answers at worker_nice", "[fanotify][host]") {
-    REQUIRE_ROOT();
-    const auto before = thread_nices();
-    FanotifyOptions o;
-    o.worker_nice = -10;
-    o.notify_nice = 7;
-    Env env(std::move(o));
-    // New files outside every zone, each opened once: every first open waits for a drain of
-    // the notify group, which its worker does at notify_nice, then goes back.
-    const auto marks = env.enforcer->stats().ignore_marks;
-    const std::string dir = env.fs.path("out");
-    REQUIRE(cgtest::run_as(mallory, [&] {
-                for (int i = 0; i < 50; ++i) {
-                    const std::string f = dir + "/nice" + std::to_string(i);
-                    int fd = ::open(f.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
-                    if (fd < 0) return 1;
-                    ::close(fd);
-                }
-                return 0;
-            }) == 0);
-    CHECK(env.enforcer->stats().ignore_marks - marks >= 50);  // each answered after a drain
-    CHECK(env.enforcer->warnings().empty());
-    std::map<int, int> count;  // nice -> threads the enforcer started
-    for (const auto& [tid, nice] : thread_nices())
-        if (!before.contains(tid)) ++count[nice];
-    CHECK(count[-10] == 2);  // the workers, back from their drains
-    CHECK(count[7] == 1);    // the notify thread
 }
 
 TEST_CASE("fanotify enforcer: files outside zones reach user space once per inode", "[fanotify][host]") {
