@@ -298,8 +298,8 @@ int main(int argc, char** argv) {
                          "  --creators N hostile user processes (default 4; one root process besides)\n"
                          "  --no-creator-opens  the creators open nothing (their system calls' load alone)\n"
                          "  --worker-nice N  nice of the enforcer's answering threads (default: the daemon's, -10; 0: left alone)\n"
-                         "  --notify-nice N  nice of the work creates, links and renames cause (default: the daemon's, 0: left alone;\n"
-                         "               -10: as before, at the answering threads' nice)\n"
+                         "  --notify-nice N  nice of the notify thread (the work creates, links and renames cause;\n"
+                         "               default: the daemon's, -10; 0: left alone)\n"
                          "  --no-floor   leave out the phases with a bare fanotify group answering every open at once\n"
                          "  --split-cpus the creators on the last CPU, the reader and the enforcer on the others\n"
                          "  --creator-rate N  each user creator runs at most N rounds a second (default 0: flat out)\n");

@@ -280,7 +280,6 @@ struct FanotifyEnforcer::Impl {
     std::map<std::uint64_t, FsMark> marks;
     std::vector<std::string> warnings;
     std::string priority_warning;  // from launch(): see FanotifyOptions::worker_nice
-    int process_nice = 0;          // the nice of the thread that started the others
 
     // Inodes known to be in a zone (reached through a zone path, or a hard link of such).
     std::mutex cache_mutex;
@@ -1158,12 +1157,6 @@ struct FanotifyEnforcer::Impl {
         alignas(fanotify_event_metadata) char buf[batch * sizeof(fanotify_event_metadata)];
         std::vector<Deferred> deferred;
         deferred.reserve(batch);
-        // Lowered for drains (see below) only where it was raised at launch(): that proved
-        // it may go back (RLIMIT_NICE or CAP_SYS_NICE, whatever its nice now), where a
-        // thread left at the process's nice may not return from a higher one.
-        const int answering = own_nice();
-        const int draining = options.notify_nice ? options.notify_nice : process_nice;
-        const bool lower = answering < process_nice && draining > answering;
         // EPOLLEXCLUSIVE: an event wakes one idle worker, not all of them.
         UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
         epoll_event in{};
@@ -1217,16 +1210,11 @@ struct FanotifyEnforcer::Impl {
                         pending.fetch_sub(1);
                 }
                 if (!deferred.empty()) {
-                    // The drain and these answers serve the opens of new files outside
-                    // every zone (a creator's): at notify_nice, so that the other worker
-                    // (at worker_nice) answers everyone else's opens first.
-                    if (lower) renice(draining);
                     drain_notifications();
                     for (auto& d : deferred) {
                         conclude(std::move(d), reader);
                         pending.fetch_sub(1);
                     }
-                    if (lower) renice(answering);
                 }
                 if (!full) break;  // drained when we read: wait again rather than read EAGAIN
             }
@@ -1674,7 +1662,6 @@ struct FanotifyEnforcer::Impl {
         // says whether it was refused.
         std::latch ready(static_cast<std::ptrdiff_t>(n + (notify_fd ? 1 : 0)));
         std::atomic<int> refused{0}, refused_nice{0};
-        process_nice = own_nice();
         auto begin = [&](int nice) {
             if (nice != 0 && nice != own_nice())
                 if (int e = renice(nice)) {

@@ -134,7 +134,7 @@ TEST_CASE("fanotify priority: the threads answering opens run at nice -10, the n
         CHECK(cgtest::open_as(mallory, fs.path("zone/secret.txt")) == EPERM);
         CHECK(cgtest::open_as(alice, fs.path("zone/secret.txt")) == 0);
         // New files outside every zone: each first open waits for a drain of the notify
-        // group, which its worker does at nice 7 and then goes back to -10.
+        // group, which its worker does itself at -10; the notify thread stays at 7.
         const std::string out = fs.path("out");
         REQUIRE(cgtest::run_as(mallory, [&] {
                     for (int i = 0; i < 50; ++i) {
