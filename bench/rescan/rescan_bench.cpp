@@ -19,7 +19,7 @@
 // the creators' file system activity costs a decision, not their share of the CPUs.
 //
 //   bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]
-//                [--worker-nice N] [--no-floor] [--split-cpus] [--creator-rate N]
+//                [--worker-nice N] [--notify-nice N] [--no-floor] [--split-cpus] [--creator-rate N]
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -284,19 +284,22 @@ int main(int argc, char** argv) {
         else if (a == "--creators" && i + 1 < argc) user_creators = std::max(1, std::atoi(argv[++i]));
         else if (a == "--no-creator-opens") creator_opens = false;
         else if (a == "--worker-nice" && i + 1 < argc) options.worker_nice = std::atoi(argv[++i]);
+        else if (a == "--notify-nice" && i + 1 < argc) options.notify_nice = std::atoi(argv[++i]);
         else if (a == "--no-floor") floor = false;
         else if (a == "--split-cpus") split_cpus = true;
         else if (a == "--creator-rate" && i + 1 < argc) creator_rate = std::max(0.0, std::atof(argv[++i]));
         else {
             std::fprintf(stderr,
                          "usage: bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]\n"
-                         "                    [--worker-nice N] [--no-floor] [--split-cpus] [--creator-rate N]\n"
+                         "                    [--worker-nice N] [--notify-nice N] [--no-floor] [--split-cpus] [--creator-rate N]\n"
                          "  --files N    zone files (default 200000)\n"
                          "  --seconds S  length of each phase (default 8)\n"
                          "  --rounds N   quiet/hostile pairs (default 2)\n"
                          "  --creators N hostile user processes (default 4; one root process besides)\n"
                          "  --no-creator-opens  the creators open nothing (their system calls' load alone)\n"
                          "  --worker-nice N  nice of the enforcer's answering threads (default: the daemon's, -10; 0: left alone)\n"
+                         "  --notify-nice N  nice of the notify thread (the work creates, links and renames cause;\n"
+                         "               default: the daemon's, -10; 0: left alone)\n"
                          "  --no-floor   leave out the phases with a bare fanotify group answering every open at once\n"
                          "  --split-cpus the creators on the last CPU, the reader and the enforcer on the others\n"
                          "  --creator-rate N  each user creator runs at most N rounds a second (default 0: flat out)\n");
@@ -390,7 +393,7 @@ int main(int argc, char** argv) {
     Phase none_quiet, none_hostile;
     if (!run_phase(false, none_quiet) || !run_phase(true, none_hostile)) return 1;
 
-    const int worker_nice = options.worker_nice;
+    const int worker_nice = options.worker_nice, notify_nice = options.notify_nice;
     // The floor: a filesystem mark whose listener allows every open at once, its thread at
     // the enforcer's nice (a new thread inherits its creator's; the creators and the reader,
     // forked after, get the main thread's nice back).
@@ -442,7 +445,7 @@ int main(int argc, char** argv) {
     std::printf("bench_rescan: %d zone files (tmpfs, %d per directory), made in %.1f s; apply() %.2f s; "
                 "%.0f s per phase, %d rounds, %d hostile user processes and one root process\n",
                 files, per_dir, gen_s, apply_s, seconds, rounds, user_creators);
-    std::printf("enforcer threads answering opens: nice %d\n", worker_nice);
+    std::printf("enforcer threads answering opens: nice %d; notify work: nice %d\n", worker_nice, notify_nice);
     if (creator_rate > 0) std::printf("user creators paced: at most %.0f rounds a second each\n", creator_rate);
     for (const auto& w : enf.warnings()) std::printf("warning: %s\n", w.c_str());
     std::vector<Phase> quiet, hostile;
@@ -457,11 +460,11 @@ int main(int argc, char** argv) {
     for (auto& p : quiet) q_all.insert(q_all.end(), p.ns.begin(), p.ns.end());
     for (auto& p : hostile) h_all.insert(h_all.end(), p.ns.begin(), p.ns.end());
     const double q50 = pct(q_all, 0.5), q99 = pct(q_all, 0.99);
-    std::printf("\n| phase | round | opens | opens/s | allowed refused | p50 µs | p99 µs | max µs | hostile ops | walks | directory cache hits | tree scans | entries scanned | perm events | notify events | enforcer CPU s | flushes | hostile refused | zone files read outside |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("\n| phase | round | opens | opens/s | allowed refused | p50 µs | p99 µs | max µs | hostile ops | walks | directory cache hits | tree scans | entries scanned | perm events | notify events | enforcer CPU s | flushes | overload answers | refused for lag | hostile refused | zone files read outside |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < rounds; ++r) {
         for (const Phase* p : {&quiet[static_cast<std::size_t>(r)], &hostile[static_cast<std::size_t>(r)]}) {
-            std::printf("| %s | %d | %zu | %.0f | %llu | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %llu | %llu | %.2f | %llu | %llu | %llu |\n",
+            std::printf("| %s | %d | %zu | %.0f | %llu | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %llu | %llu | %.2f | %llu | %llu | %llu | %llu | %llu |\n",
                         p == &quiet[static_cast<std::size_t>(r)] ? "quiet" : "hostile", r + 1, p->ns.size(),
                         static_cast<double>(p->ns.size()) / p->seconds, static_cast<unsigned long long>(p->refused),
                         pct(p->ns, 0.5), pct(p->ns, 0.99),
@@ -474,6 +477,8 @@ int main(int argc, char** argv) {
                         static_cast<unsigned long long>(p->after.permission_events - p->before.permission_events),
                         static_cast<unsigned long long>(p->after.notify_events - p->before.notify_events),
                         p->enforcer_cpu_s, static_cast<unsigned long long>(p->after.flushes - p->before.flushes),
+                        static_cast<unsigned long long>(p->after.timeouts - p->before.timeouts),
+                        static_cast<unsigned long long>(p->after.quick_refused - p->before.quick_refused),
                         static_cast<unsigned long long>(p->denied), static_cast<unsigned long long>(p->bypasses));
         }
     }

@@ -1529,7 +1529,8 @@ struct FanotifyEnforcer::Impl {
         if (target) {
             fd = open_fid(target);
             if (!fd || ::fstat(fd.get(), &f.st) != 0) return std::nullopt;
-            f.handle = handle_of(fd.get());
+            // The one name_to_handle_at() gives (see linked_out()): no need to ask again.
+            f.handle = hash_handle(*reinterpret_cast<const file_handle*>(target->handle));
         } else {
             UniqueFd d = open_fid(dir);
             if (!d || ::fstatat(d.get(), name_of(dir), &f.st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
@@ -1595,7 +1596,9 @@ struct FanotifyEnforcer::Impl {
                               const char* to, const NamedFile& f, std::uint32_t zone, const ZoneTables& t) {
         const InodeKey key = f.key;
         fan::TaskInfo task;
-        bool known = md->pid > 0 && notify_reader.read(md->pid, task, true).has_value();
+        // Without the supplementary groups first, as decide() reads an opener: /proc/PID/status
+        // was most of the cost of a creator's links out (a pidfd ioctl gives the rest).
+        bool known = md->pid > 0 && notify_reader.read(md->pid, task).has_value();
         // smbd switches to each client's credentials only for the request and is root in
         // between: read after the move, its identity is not the mover's.
         if (known && std::string_view(task.comm, ::strnlen(task.comm, sizeof task.comm)) == "smbd") known = false;
@@ -1603,7 +1606,14 @@ struct FanotifyEnforcer::Impl {
         if (known) {
             fan::Subject subject{task.fsuid, task.gids, task.exe, static_cast<std::uint64_t>(std::time(nullptr))};
             v = t.decide(zone, subject);
-        } else {
+            // Groups rank before grants; read only when a %group row could decide.
+            if ((v.rule == CG_RULE_NOT_ALLOWED || v.rule == CG_RULE_GRANT) && t.zone_has_groups(zone)) {
+                known = notify_reader.read_groups(md->pid, task).has_value();
+                subject.gids = task.gids;
+                if (known) v = t.decide(zone, subject);
+            }
+        }
+        if (!known) {
             task = {};  // an unknown mover: no credentials, executable or name
             task.tgid = static_cast<std::uint32_t>(md->pid);
             task.fsuid = task.fsgid = 4294967295u;
@@ -1631,36 +1641,45 @@ struct FanotifyEnforcer::Impl {
         return d;
     }
 
-    // Run by each thread that answers permission events before its first read: see
-    // FanotifyOptions::worker_nice. Returns 0 or the errno of the refusal.
-    int prioritize() const {
-        if (options.worker_nice == 0) return 0;
-        // On Linux the nice value is a thread's own (PRIO_PROCESS with a thread id).
-        if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options.worker_nice) != 0) return errno;
+    // The calling thread's nice value (on Linux a thread's own: PRIO_PROCESS with a thread
+    // id). Returns 0 or the errno of the refusal.
+    static int renice(int nice) {
+        if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice) != 0) return errno;
         return 0;
+    }
+    static int own_nice() {
+        errno = 0;
+        const int n = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+        return errno ? 0 : n;
     }
 
     void launch() {
         if (running) return;
         running = true;
         const unsigned n = std::max(1u, options.workers);
-        // Each answering thread sets its own priority; wait for them so that warnings()
-        // after this apply() already says whether it was refused.
+        // Each thread sets its own priority (see FanotifyOptions::worker_nice, notify_nice;
+        // 0: the process's); wait for them so that warnings() after this apply() already
+        // says whether it was refused.
         std::latch ready(static_cast<std::ptrdiff_t>(n + (notify_fd ? 1 : 0)));
-        std::atomic<int> refused{0};
-        auto begin = [&] {
-            if (int e = prioritize()) refused.store(e);
+        std::atomic<int> refused{0}, refused_nice{0};
+        auto begin = [&](int nice) {
+            if (nice != 0 && nice != own_nice())
+                if (int e = renice(nice)) {
+                    refused.store(e);
+                    refused_nice.store(nice);
+                }
             ready.count_down();
         };
-        if (notify_fd) notifier = std::thread([this, &begin] { begin(); notify_loop(); });
+        if (notify_fd) notifier = std::thread([this, &begin] { begin(options.notify_nice); notify_loop(); });
         indexer = std::thread([this] { index_loop(); });
-        for (unsigned i = 0; i < n; ++i) workers.emplace_back([this, &begin] { begin(); worker_loop(); });
+        for (unsigned i = 0; i < n; ++i)
+            workers.emplace_back([this, &begin] { begin(options.worker_nice); worker_loop(); });
         ready.wait();
         if (int e = refused.load()) {
             std::unique_lock lk(policy_mutex);
-            priority_warning = "the threads answering opens run at the daemon's priority: nice " +
-                               std::to_string(options.worker_nice) + " was refused (" + std::strerror(e) +
-                               "); give the service LimitNICE=" + std::to_string(options.worker_nice) +
+            const std::string nice = std::to_string(refused_nice.load());
+            priority_warning = "the threads answering opens run at the daemon's priority: nice " + nice +
+                               " was refused (" + std::strerror(e) + "); give the service LimitNICE=" + nice +
                                " or CAP_SYS_NICE";
         }
     }

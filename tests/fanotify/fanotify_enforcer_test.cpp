@@ -236,7 +236,8 @@ TEST_CASE("fanotify enforcer: a zone file linked out and unlinked by a user not 
     // Made without an open (which would leave the zone in the enforcer's cache, and hide
     // the route): indexed from their creates.
     const mode_t mask = ::umask(0);
-    for (auto f : {"zone/la.txt", "zone/lm.txt"}) REQUIRE(::mknod(env.fs.path(f).c_str(), S_IFREG | 0666, 0) == 0);
+    for (auto f : {"zone/la.txt", "zone/lm.txt", "zone/lg.txt"})
+        REQUIRE(::mknod(env.fs.path(f).c_str(), S_IFREG | 0666, 0) == 0);
     ::umask(mask);
     std::this_thread::sleep_for(200ms);
     auto move_by_link = [&](const cgtest::Cred& who, const std::string& from, const std::string& to) {
@@ -249,6 +250,9 @@ TEST_CASE("fanotify enforcer: a zone file linked out and unlinked by a user not 
     };
     REQUIRE(move_by_link(alice, env.fs.path("zone/la.txt"), env.fs.path("out/la.txt")) == 0);
     REQUIRE(move_by_link(mallory, env.fs.path("zone/lm.txt"), env.fs.path("out/lm.txt")) == 0);
+    // Allowed only through a supplementary group: the linker's groups are read only when a
+    // %group row could decide (guards that read: without it she counts as not allowed).
+    REQUIRE(move_by_link(sales_member, env.fs.path("zone/lg.txt"), env.fs.path("out/lg.txt")) == 0);
     std::this_thread::sleep_for(200ms);
     CHECK(cgtest::open_as(mallory, env.fs.path("out/lm.txt")) == EPERM);
     CHECK(cgtest::open_as(mallory, env.fs.path("out/lm.txt")) == EPERM);  // no ignore mark either
@@ -261,6 +265,11 @@ TEST_CASE("fanotify enforcer: a zone file linked out and unlinked by a user not 
     auto allowed = env.events.find([](const daemon::AccessEvent& e) { return e.raw.kind == CG_EV_LINK && e.raw.uid == 60001; });
     REQUIRE(allowed);
     CHECK(allowed->raw.decision == CG_DECISION_ALLOW);
+    auto by_group = env.events.find([](const daemon::AccessEvent& e) { return e.raw.kind == CG_EV_LINK && e.raw.uid == 60011; });
+    REQUIRE(by_group);
+    CHECK(by_group->raw.decision == CG_DECISION_ALLOW);
+    CHECK(by_group->raw.rule == CG_RULE_GROUP);
+    CHECK(cgtest::open_as(mallory, env.fs.path("out/lg.txt")) == 0);  // out of the zone
 }
 
 TEST_CASE("fanotify enforcer: files outside zones reach user space once per inode", "[fanotify][host]") {

@@ -5,7 +5,7 @@
 // the counters again on each SIGUSR1 (overload_test.cpp stops it with SIGSTOP and reads
 // whether the zone index was rebuilt).
 //
-//   fanotify_testd ZONE_DIR ALLOWED_UID
+//   fanotify_testd ZONE_DIR ALLOWED_UID [NOTIFY_NICE]
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
@@ -20,8 +20,8 @@
 using namespace custguard;
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::fprintf(stderr, "usage: fanotify_testd ZONE_DIR ALLOWED_UID\n");
+    if (argc != 3 && argc != 4) {
+        std::fprintf(stderr, "usage: fanotify_testd ZONE_DIR ALLOWED_UID [NOTIFY_NICE]\n");
         return 2;
     }
     sigset_t set;
@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts
 
     daemon::FanotifyOptions options;
+    if (argc == 4) options.notify_nice = std::atoi(argv[3]);
     auto passed = daemon::take_listened_fds();
     if (!passed) {
         std::fprintf(stderr, "fanotify_testd: %s\n", passed.error().c_str());

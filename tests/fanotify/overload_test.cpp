@@ -112,12 +112,14 @@ TEST_CASE("fanotify overflow: a notify-queue overflow rebuilds the zone index, a
     CHECK(cgtest::open_as(mallory, fs.path("out/after_link")) == EPERM);
 }
 
-TEST_CASE("fanotify priority: the threads answering opens run at nice -10, and say so when refused",
+TEST_CASE("fanotify priority: the threads answering opens run at nice -10, the notify work at notify_nice, and say so when refused",
           "[fanotify][host]") {
     REQUIRE_ROOT();
     cgtest::Tmpfs fs;
     REQUIRE(fs.ok());
     fs.mkdir("zone");
+    fs.mkdir("out");
+    ::chmod(fs.path("out").c_str(), 0777);
     fs.write("zone/secret.txt");
     auto warned = [](const Testd& d) {
         for (const auto& l : d.lines())
@@ -125,11 +127,26 @@ TEST_CASE("fanotify priority: the threads answering opens run at nice -10, and s
         return false;
     };
     {
-        Testd d(fs.path("zone"));
-        CHECK(d.threads_at_nice(-10) == 3);  // two workers, the notify thread
+        Testd d(fs.path("zone"), false, 7);
+        CHECK(d.threads_at_nice(-10) == 2);  // the two workers
+        CHECK(d.threads_at_nice(7) == 1);    // the notify thread
         CHECK_FALSE(warned(d));
         CHECK(cgtest::open_as(mallory, fs.path("zone/secret.txt")) == EPERM);
         CHECK(cgtest::open_as(alice, fs.path("zone/secret.txt")) == 0);
+        // New files outside every zone: each first open waits for a drain of the notify
+        // group, which its worker does itself at -10; the notify thread stays at 7.
+        const std::string out = fs.path("out");
+        REQUIRE(cgtest::run_as(mallory, [&] {
+                    for (int i = 0; i < 50; ++i) {
+                        const std::string f = out + "/new" + std::to_string(i);
+                        int fd = ::open(f.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+                        if (fd < 0) return 1;
+                        ::close(fd);
+                    }
+                    return 0;
+                }) == 0);
+        CHECK(d.threads_at_nice(-10) == 2);
+        CHECK(d.threads_at_nice(7) == 1);
     }
     {
         Testd d(fs.path("zone"), /*no_sys_nice=*/true);

@@ -38,7 +38,8 @@ inline unsigned long long max_queued_events() {
 class Testd {
 public:
     // `no_sys_nice`: started without CAP_SYS_NICE and with RLIMIT_NICE 0.
-    explicit Testd(const std::string& zone, bool no_sys_nice = false) {
+    // notify_nice: FanotifyOptions::notify_nice (0: its default).
+    explicit Testd(const std::string& zone, bool no_sys_nice = false, int notify_nice = 0) {
         char tmpl[] = "/tmp/cgfan-testd.XXXXXX";
         int fd = ::mkstemp(tmpl);
         REQUIRE(fd >= 0);
@@ -52,7 +53,9 @@ public:
                 if (::prctl(PR_CAPBSET_DROP, CAP_SYS_NICE, 0, 0, 0) != 0 || ::setrlimit(RLIMIT_NICE, &rl) != 0)
                     ::_exit(126);
             }
-            ::execl(CG_FANOTIFY_TESTD, CG_FANOTIFY_TESTD, zone.c_str(), "60001", static_cast<char*>(nullptr));
+            const std::string nice = std::to_string(notify_nice);
+            ::execl(CG_FANOTIFY_TESTD, CG_FANOTIFY_TESTD, zone.c_str(), "60001", notify_nice ? nice.c_str() : nullptr,
+                    static_cast<char*>(nullptr));
             ::_exit(127);
         }
         ::close(fd);
