@@ -38,12 +38,17 @@ constexpr int rounds = 12;
 
 using Fs = cgtest::Tmpfs;
 using Names = std::function<std::vector<std::string>(Fs&, const std::string&)>;
+using Step = std::function<bool()>;
 
 struct Route {
     const char* name;
     Cred actor;  // makes the step
     std::function<bool(Fs&, const std::string&)> setup;  // as root, before the round
-    std::function<bool(Fs&, const std::string&)> step;   // as `actor`, amid mallory's burst
+    // As `actor`, amid mallory's burst, in a child forked from this process while the
+    // enforcer's threads run: the step is built here and the child only makes system calls
+    // (an allocation there can hang on an allocator lock held at the fork; GCC 12's ASan
+    // does not take its allocator's locks around fork()).
+    std::function<Step(Fs&, const std::string&)> step;
     Names burst;        // opened by mallory in turn before, during and just after the step
     bool burst_counts;  // every open of the burst that succeeds got through (the names are zone files throughout)
     Names after;        // opened by mallory once the step was judged: each success got through
@@ -54,6 +59,18 @@ struct Route {
 
 int renameat2(const std::string& from, const std::string& to, unsigned flags) {
     return ::syscall(SYS_renameat2, AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags) == 0 ? 0 : errno;
+}
+
+Step renames(std::string from, std::string to) {
+    return [from = std::move(from), to = std::move(to)] { return ::rename(from.c_str(), to.c_str()) == 0; };
+}
+
+Step links(std::string from, std::string to) {
+    return [from = std::move(from), to = std::move(to)] { return ::link(from.c_str(), to.c_str()) == 0; };
+}
+
+Step exchanges(std::string a, std::string b) {
+    return [a = std::move(a), b = std::move(b)] { return renameat2(a, b, RENAME_EXCHANGE) == 0; };
 }
 
 bool make_file(Fs& fs, const std::string& rel, uid_t owner = 0) {
@@ -141,7 +158,8 @@ struct Env {
                 }
             });
             std::this_thread::sleep_for(5ms);
-            const int stepped = cgtest::run_as(r.actor, [&] { return r.step(fs, tag) ? 0 : 100; });
+            const Step step = r.step(fs, tag);
+            const int stepped = cgtest::run_as(r.actor, [&] { return step() ? 0 : 100; });
             REQUIRE(make_file(fs, "out/done" + tag));
             opener.join();
             flooder.join();
@@ -193,19 +211,20 @@ const std::vector<Route>& routes() {
     static const std::vector<Route> v{
         {"a zone file renamed out by root while mallory opens its new name", root,
          [](auto& fs, auto& n) { return make_file(fs, "zone/s" + n); },
-         [](auto& fs, auto& n) { return ::rename(fs.path("zone/s" + n).c_str(), fs.path("out/s" + n).c_str()) == 0; },
+         [](auto& fs, auto& n) { return renames(fs.path("zone/s" + n), fs.path("out/s" + n)); },
          [](auto& fs, auto& n) { return names({fs.path("out/s" + n)}); }, true,
          [](auto& fs, auto& n) { return names({fs.path("out/s" + n)}); }},
         {"a zone file hard-linked out by root while mallory opens the link", root,
          [](auto& fs, auto& n) { return make_file(fs, "zone/l" + n); },
-         [](auto& fs, auto& n) { return ::link(fs.path("zone/l" + n).c_str(), fs.path("out/l" + n).c_str()) == 0; },
+         [](auto& fs, auto& n) { return links(fs.path("zone/l" + n), fs.path("out/l" + n)); },
          [](auto& fs, auto& n) { return names({fs.path("out/l" + n)}); }, true,
          [](auto& fs, auto& n) { return names({fs.path("out/l" + n), fs.path("zone/l" + n)}); }},
         {"a zone file linked out by root and its zone name unlinked (a move without FAN_RENAME)", root,
          [](auto& fs, auto& n) { return make_file(fs, "zone/u" + n); },
          [](auto& fs, auto& n) {
-             const std::string in = fs.path("zone/u" + n), out = fs.path("out/u" + n);
-             return ::link(in.c_str(), out.c_str()) == 0 && ::unlink(in.c_str()) == 0;
+             return Step([in = fs.path("zone/u" + n), out = fs.path("out/u" + n)] {
+                 return ::link(in.c_str(), out.c_str()) == 0 && ::unlink(in.c_str()) == 0;
+             });
          },
          [](auto& fs, auto& n) { return names({fs.path("out/u" + n)}); }, true,
          [](auto& fs, auto& n) { return names({fs.path("out/u" + n)}); }},
@@ -213,17 +232,17 @@ const std::vector<Route>& routes() {
          [](auto& fs, auto& n) {
              return make_file(fs, "zone/p" + n) && ::link(fs.path("zone/p" + n).c_str(), fs.path("out/p" + n).c_str()) == 0;
          },
-         [](auto&, auto&) { return true; },
+         [](auto&, auto&) { return Step([] { return true; }); },
          [](auto& fs, auto& n) { return names({fs.path("out/p" + n), fs.path("zone/p" + n)}); }, true,
          [](auto& fs, auto& n) { return names({fs.path("out/p" + n), fs.path("zone/p" + n)}); }},
         {"an outside file mallory keeps opening (ignore marked) renamed into the zone by root", root,
          [](auto& fs, auto& n) { return make_file(fs, "out/g" + n); },
-         [](auto& fs, auto& n) { return ::rename(fs.path("out/g" + n).c_str(), fs.path("zone/g" + n).c_str()) == 0; },
+         [](auto& fs, auto& n) { return renames(fs.path("out/g" + n), fs.path("zone/g" + n)); },
          [](auto& fs, auto& n) { return names({fs.path("out/g" + n)}); }, false,
          [](auto& fs, auto& n) { return names({fs.path("zone/g" + n)}); }},
         {"an outside file mallory keeps opening hard-linked into the zone by root", root,
          [](auto& fs, auto& n) { return make_file(fs, "out/h" + n); },
-         [](auto& fs, auto& n) { return ::link(fs.path("out/h" + n).c_str(), fs.path("zone/h" + n).c_str()) == 0; },
+         [](auto& fs, auto& n) { return links(fs.path("out/h" + n), fs.path("zone/h" + n)); },
          [](auto& fs, auto& n) { return names({fs.path("out/h" + n)}); }, false,
          [](auto& fs, auto& n) { return names({fs.path("zone/h" + n), fs.path("out/h" + n)}); }},
         {"an outside directory whose file mallory keeps opening renamed into the zone by root", root,
@@ -231,17 +250,17 @@ const std::vector<Route>& routes() {
              fs.mkdir("out/d" + n, 0777);
              return make_file(fs, "out/d" + n + "/f");
          },
-         [](auto& fs, auto& n) { return ::rename(fs.path("out/d" + n).c_str(), fs.path("zone/d" + n).c_str()) == 0; },
+         [](auto& fs, auto& n) { return renames(fs.path("out/d" + n), fs.path("zone/d" + n)); },
          [](auto& fs, auto& n) { return names({fs.path("out/d" + n + "/f")}); }, false,
          [](auto& fs, auto& n) { return names({fs.path("zone/d" + n + "/f")}); }},
         {"RENAME_EXCHANGE of a zone file with the outside file mallory keeps opening", root,
          [](auto& fs, auto& n) { return make_file(fs, "zone/x" + n) && make_file(fs, "out/y" + n); },
-         [](auto& fs, auto& n) { return renameat2(fs.path("zone/x" + n), fs.path("out/y" + n), RENAME_EXCHANGE) == 0; },
+         [](auto& fs, auto& n) { return exchanges(fs.path("zone/x" + n), fs.path("out/y" + n)); },
          [](auto& fs, auto& n) { return names({fs.path("out/y" + n)}); }, false,
          [](auto& fs, auto& n) { return names({fs.path("out/y" + n), fs.path("zone/x" + n)}); }},
         {"a zone file renamed out by root, the new files opened by alice (another opener)", root,
          [](auto& fs, auto& n) { return make_file(fs, "zone/a" + n); },
-         [](auto& fs, auto& n) { return ::rename(fs.path("zone/a" + n).c_str(), fs.path("out/a" + n).c_str()) == 0; },
+         [](auto& fs, auto& n) { return renames(fs.path("zone/a" + n), fs.path("out/a" + n)); },
          [](auto& fs, auto& n) { return names({fs.path("out/a" + n)}); }, true,
          [](auto& fs, auto& n) { return names({fs.path("out/a" + n)}); }, F::outside_opens, alice},
         {"policy reloads: a zone file renamed out by root, a linked one opened by both names", root,
@@ -249,13 +268,13 @@ const std::vector<Route>& routes() {
              return make_file(fs, "zone/r" + n) && make_file(fs, "zone/q" + n) &&
                     ::link(fs.path("zone/q" + n).c_str(), fs.path("out/q" + n).c_str()) == 0;
          },
-         [](auto& fs, auto& n) { return ::rename(fs.path("zone/r" + n).c_str(), fs.path("out/r" + n).c_str()) == 0; },
+         [](auto& fs, auto& n) { return renames(fs.path("zone/r" + n), fs.path("out/r" + n)); },
          [](auto& fs, auto& n) { return names({fs.path("out/r" + n), fs.path("out/q" + n), fs.path("zone/q" + n)}); },
          true, [](auto& fs, auto& n) { return names({fs.path("out/r" + n), fs.path("out/q" + n)}); }, F::outside_opens,
          mallory, true},
         {"policy reloads: an outside file mallory keeps opening renamed into the zone by root", root,
          [](auto& fs, auto& n) { return make_file(fs, "out/k" + n); },
-         [](auto& fs, auto& n) { return ::rename(fs.path("out/k" + n).c_str(), fs.path("zone/k" + n).c_str()) == 0; },
+         [](auto& fs, auto& n) { return renames(fs.path("out/k" + n), fs.path("zone/k" + n)); },
          [](auto& fs, auto& n) { return names({fs.path("out/k" + n)}); }, false,
          [](auto& fs, auto& n) { return names({fs.path("zone/k" + n)}); }, F::outside_opens, mallory, true},
     };
@@ -267,7 +286,7 @@ const std::vector<Route>& routes() {
 Route own_file_linked_in() {
     return {"her own outside file that mallory keeps opening, hard-linked into the zone by herself", mallory,
             [](auto& fs, auto& n) { return make_file(fs, "out/m" + n, mallory.uid); },
-            [](auto& fs, auto& n) { return ::link(fs.path("out/m" + n).c_str(), fs.path("zone/m" + n).c_str()) == 0; },
+            [](auto& fs, auto& n) { return links(fs.path("out/m" + n), fs.path("zone/m" + n)); },
             [](auto& fs, auto& n) { return names({fs.path("out/m" + n)}); }, false,
             [](auto& fs, auto& n) { return names({fs.path("zone/m" + n), fs.path("out/m" + n)}); }};
 }
@@ -298,7 +317,7 @@ TEST_CASE("fair attack: a zone file moved out while the notify queue overflows i
     REQUIRE_ROOT();
     const Route r{"a zone file renamed out by root during an overflow of a 256-event notify queue", root,
                   [](auto& fs, auto& n) { return make_file(fs, "zone/o" + n); },
-                  [](auto& fs, auto& n) { return ::rename(fs.path("zone/o" + n).c_str(), fs.path("out/o" + n).c_str()) == 0; },
+                  [](auto& fs, auto& n) { return renames(fs.path("zone/o" + n), fs.path("out/o" + n)); },
                   [](auto& fs, auto& n) { return names({fs.path("out/o" + n)}); }, true,
                   [](auto& fs, auto& n) { return names({fs.path("out/o" + n)}); }, Route::Flood::zone_creates};
     Env env(256);
