@@ -376,7 +376,15 @@ struct Watcher::Impl {
         if (tasks.read(static_cast<pid_t>(pid), task)) w.uid = task.fsuid;
         auto proc = enricher.process(pid, 0, 0);
         w.exe = proc.exe;
-        if (events::is_samba_program(options.enrich, proc.comm, proc.exe)) {
+        // Gone, or alive by /proc yet its exe link did not read (test_watch "4 KiB pieces",
+        // once in six quiet runs, at the writer's close): the exec tracker knows its
+        // program, asked now; for one gone, what it answers stands if settle() learns nothing.
+        // Before the Samba test: an smbd that exited between the uid read above (root
+        // between requests) and its exe link would otherwise pass for a root writer.
+        if ((proc.exited || w.exe.empty()) && options.enrich.identities)
+            if (auto id = options.enrich.identities->identity_at(pid, w.seen_at_ns))
+                w.exe = id->later_exe.empty() ? id->exe : id->later_exe;
+        if (events::is_samba_program(options.enrich, proc.comm, w.exe)) {
             // Every client it serves (several with multichannel), looked up now; else what
             // a lookup while it still held its connection said (the enforcer's, while smbd
             // waited for an open; or ours at an earlier event): a short session's smbd
@@ -402,12 +410,6 @@ struct Watcher::Impl {
             // it is asked when the file has settled, for this moment.
             w.exited_at_ns = w.seen_at_ns;
         }
-        // Gone, or alive by /proc yet its exe link did not read (test_watch "4 KiB pieces",
-        // once in six quiet runs, at the writer's close): the exec tracker knows its
-        // program, asked now; for one gone, what it answers stands if settle() learns nothing.
-        if ((proc.exited || w.exe.empty()) && options.enrich.identities)
-            if (auto id = options.enrich.identities->identity_at(pid, w.seen_at_ns))
-                w.exe = id->later_exe.empty() ? id->exe : id->later_exe;
         // Gone before /proc was read: who it wrote as owns a file it created.
         if (w.uid == events::no_uid) w.uid = st.st_uid;
         if (w.uid != events::no_uid) w.user = enricher.user_name(w.uid);
@@ -854,6 +856,13 @@ struct Watcher::Impl {
                 e.writer.client_unknown = "smbd " + std::to_string(e.writer.pid) +
                                           " had exited before the write was reported, and neither its fork nor a lookup "
                                           "while it lived named its connection";
+        }
+        // An smbd known only now (gone before capture() read its exe) was root when its uid
+        // was read, between requests: the user it wrote for owns the file (see capture()).
+        if (e.writer.exited_at_ns && events::is_samba_program(options.enrich, {}, e.writer.exe) &&
+            e.writer.uid != static_cast<std::uint32_t>(st.st_uid)) {
+            e.writer.uid = st.st_uid;
+            e.writer.user = enricher.user_name(e.writer.uid);
         }
         f.found.pid = e.writer.pid;
         f.found.uid = e.writer.uid;
