@@ -605,13 +605,7 @@ int run(int argc, char** argv)
         {"zone file 5 dirs deep (recorded)", cases[3].path},
     };
     // The kernel's fixed cost of a BPF LSM program run, before custguardd attaches its own.
-    bench::FixedCost fixed;
-    try {
-        fixed = bench::bpf_fixed_cost(cases[1].path);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "custguard_bench_bpf_lsm: %s\n", e.what());
-        return 1;
-    }
+    const bench::FixedCost fixed = bench::bpf_fixed_cost(cases[1].path);  // throws: main() reports it
     std::vector<Shipped> shipped;
     try {
         shipped = run_shipped(base, shipped_cases, shipped_opt);

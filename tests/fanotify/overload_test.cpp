@@ -18,6 +18,8 @@
 
 #include <fstream>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "testd.hpp"
 
@@ -135,10 +137,10 @@ TEST_CASE("fanotify priority: the threads answering opens run at nice -10, the n
         CHECK(cgtest::open_as(alice, fs.path("zone/secret.txt")) == 0);
         // New files outside every zone: each first open waits for a drain of the notify
         // group, which its worker does itself at -10; the notify thread stays at 7.
-        const std::string out = fs.path("out");
+        std::vector<std::string> created;  // named here: the child only makes system calls
+        for (int i = 0; i < 50; ++i) created.push_back(fs.path("out/new" + std::to_string(i)));
         REQUIRE(cgtest::run_as(mallory, [&] {
-                    for (int i = 0; i < 50; ++i) {
-                        const std::string f = out + "/new" + std::to_string(i);
+                    for (const auto& f : created) {
                         int fd = ::open(f.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
                         if (fd < 0) return 1;
                         ::close(fd);

@@ -44,6 +44,7 @@ public:
         int fd = ::mkstemp(tmpl);
         REQUIRE(fd >= 0);
         out_ = tmpl;
+        const std::string nice = std::to_string(notify_nice);  // before the fork: the child only makes system calls
         pid_ = ::fork();
         if (pid_ == 0) {
             ::dup2(fd, 1);
@@ -53,7 +54,6 @@ public:
                 if (::prctl(PR_CAPBSET_DROP, CAP_SYS_NICE, 0, 0, 0) != 0 || ::setrlimit(RLIMIT_NICE, &rl) != 0)
                     ::_exit(126);
             }
-            const std::string nice = std::to_string(notify_nice);
             ::execl(CG_FANOTIFY_TESTD, CG_FANOTIFY_TESTD, zone.c_str(), "60001", notify_nice ? nice.c_str() : nullptr,
                     static_cast<char*>(nullptr));
             ::_exit(127);
