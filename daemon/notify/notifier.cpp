@@ -79,6 +79,97 @@ struct Config {
     std::string from;
 };
 
+// The notify targets whose digest counts `r` under the name `zone`, or null.
+const std::vector<std::string>* digest_targets(const Config& cfg, const ev::Record& r, std::string_view& zone) {
+    if (r.kind == ev::Kind::print) {
+        zone = print_zone;
+        return &cfg.print_notify;
+    }
+    if (r.kind == ev::Kind::access_allowed || r.kind == ev::Kind::access_audited || r.kind == ev::Kind::access_denied ||
+        r.kind == ev::Kind::zone_integrity || r.kind == ev::Kind::bulk_read || r.kind == ev::Kind::repeated) {
+        const std::string* z = r.get(ev::field::zone);
+        if (!z) return nullptr;
+        auto it = cfg.zones.find(*z);
+        if (it == cfg.zones.end()) return nullptr;
+        zone = *z;
+        return &it->second.notify;
+    }
+    return nullptr;
+}
+
+std::vector<std::string> alert_targets(const Config& cfg, const ev::Record& r) {
+    const std::string* zone_name = r.get(ev::field::zone);
+    const Config::ZoneInfo* zone = nullptr;
+    if (zone_name) {
+        auto it = cfg.zones.find(*zone_name);
+        if (it != cfg.zones.end()) zone = &it->second;
+    }
+    std::vector<std::string> out;
+    auto add = [&](const std::vector<std::string>& v) {
+        for (const auto& s : v)
+            if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+    };
+    switch (r.kind) {
+    case ev::Kind::access_denied:
+    case ev::Kind::access_audited:
+        // Not-allowed reads in a sensitive zone: at once. Elsewhere the digest tells.
+        if (zone && zone->sensitivity == policy::Sensitivity::sensitive) add(zone->notify);
+        break;
+    case ev::Kind::zone_integrity:
+        if (zone) add(zone->notify);
+        break;
+    case ev::Kind::print: {
+        const std::string* d = r.get(ev::field::decision);
+        if (d && (*d == "deny" || *d == "hold")) add(cfg.print_notify);
+        break;
+    }
+    case ev::Kind::customer_data_found: {
+        // [watch] on_customer_data = notify or protect: a copy tells its zone's targets,
+        // and every find the watch's own.
+        const std::string* action = r.get(ev::field::action);
+        if (!action || *action == "recorded") break;
+        if (const std::string* copy = r.get(ev::field::copy_of))
+            if (auto it = cfg.zones.find(*copy); it != cfg.zones.end()) add(it->second.notify);
+        add(cfg.watch_notify);
+        break;
+    }
+    case ev::Kind::bulk_read:
+    case ev::Kind::sensor_mismatch:
+        add(cfg.bulk.notify);
+        if (zone) add(zone->notify);
+        if (out.empty() && r.kind == ev::Kind::sensor_mismatch)
+            for (const auto& [name, _] : cfg.targets) out.push_back(name);
+        break;
+    default: break;
+    }
+    return out;
+}
+
+// Whether a read counts towards the [bulk] limits (BulkDetector::observe).
+bool bulk_candidate(const ev::Record& r) {
+    if (r.kind != ev::Kind::access_allowed && r.kind != ev::Kind::access_audited) return false;
+    if (const std::string* a = r.get(ev::field::access); a && *a == "write") return false;
+    return r.get(ev::field::zone) && r.get(ev::field::path) && r.get(ev::field::uid);
+}
+
+// What the intake thread must do with a record: nothing (no target would hear of it and
+// no [bulk] limit counts it: not queued at all); add it to a digest (queued without a
+// wake-up: the thread looks at its inbox every tick, the digest schedule's resolution);
+// or look at once (an alert, or a [bulk] count that may take access away).
+enum class Need { none, digest, now };
+
+Need need_of(const Config& cfg, const ev::Record& r) {
+    const bool bulk_on = cfg.bulk.max_files > 0 || cfg.bulk.max_bytes > 0;
+    if (bulk_on && bulk_candidate(r)) return Need::now;
+    for (const auto& t : alert_targets(cfg, r))
+        if (cfg.targets.count(t)) return Need::now;
+    std::string_view zone;
+    if (const auto* targets = digest_targets(cfg, r, zone))
+        for (const auto& t : *targets)
+            if (cfg.targets.count(t)) return Need::digest;
+    return Need::none;
+}
+
 }  // namespace
 
 struct Notifier::Impl {
@@ -95,6 +186,8 @@ struct Notifier::Impl {
     std::deque<ev::Record> inbox;
     bool intake_busy = false;
     std::atomic<std::uint64_t> inbox_dropped{0};
+    std::atomic<std::uint64_t> ignored{0};
+    std::uint64_t intake_batches = 0;
     std::uint64_t inbox_dropped_reported = 0;
     std::atomic<bool> digests_now{false};
 
@@ -190,54 +283,6 @@ struct Notifier::Impl {
         return queued;
     }
 
-    std::vector<std::string> alert_targets(const Config& cfg, const ev::Record& r) {
-        const std::string* zone_name = r.get(ev::field::zone);
-        const Config::ZoneInfo* zone = nullptr;
-        if (zone_name) {
-            auto it = cfg.zones.find(*zone_name);
-            if (it != cfg.zones.end()) zone = &it->second;
-        }
-        std::vector<std::string> out;
-        auto add = [&](const std::vector<std::string>& v) {
-            for (const auto& s : v)
-                if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
-        };
-        switch (r.kind) {
-        case ev::Kind::access_denied:
-        case ev::Kind::access_audited:
-            // Not-allowed reads in a sensitive zone: at once. Elsewhere the digest tells.
-            if (zone && zone->sensitivity == policy::Sensitivity::sensitive) add(zone->notify);
-            break;
-        case ev::Kind::zone_integrity:
-            if (zone) add(zone->notify);
-            break;
-        case ev::Kind::print: {
-            const std::string* d = r.get(ev::field::decision);
-            if (d && (*d == "deny" || *d == "hold")) add(cfg.print_notify);
-            break;
-        }
-        case ev::Kind::customer_data_found: {
-            // [watch] on_customer_data = notify or protect: a copy tells its zone's targets,
-            // and every find the watch's own.
-            const std::string* action = r.get(ev::field::action);
-            if (!action || *action == "recorded") break;
-            if (const std::string* copy = r.get(ev::field::copy_of))
-                if (auto it = cfg.zones.find(*copy); it != cfg.zones.end()) add(it->second.notify);
-            add(cfg.watch_notify);
-            break;
-        }
-        case ev::Kind::bulk_read:
-        case ev::Kind::sensor_mismatch:
-            add(cfg.bulk.notify);
-            if (zone) add(zone->notify);
-            if (out.empty() && r.kind == ev::Kind::sensor_mismatch)
-                for (const auto& [name, _] : cfg.targets) out.push_back(name);
-            break;
-        default: break;
-        }
-        return out;
-    }
-
     void alert(const Config& cfg, const ev::Record& r) {
         for (const auto& target : alert_targets(cfg, r)) {
             if (!cfg.targets.count(target)) continue;
@@ -258,34 +303,18 @@ struct Notifier::Impl {
     }
 
     void digest_add(const Config& cfg, const ev::Record& r) {
-        std::string zone;
-        const std::vector<std::string>* targets = nullptr;
-        if (r.kind == ev::Kind::print) {
-            zone = print_zone;
-            targets = &cfg.print_notify;
-        } else if (r.kind == ev::Kind::access_allowed || r.kind == ev::Kind::access_audited ||
-                   r.kind == ev::Kind::access_denied || r.kind == ev::Kind::zone_integrity ||
-                   r.kind == ev::Kind::bulk_read || r.kind == ev::Kind::repeated) {
-            const std::string* z = r.get(ev::field::zone);
-            if (!z) return;
-            auto it = cfg.zones.find(*z);
-            if (it == cfg.zones.end()) return;
-            zone = *z;
-            targets = &it->second.notify;
-        } else {
-            return;
-        }
+        std::string_view zone;
+        const std::vector<std::string>* targets = digest_targets(cfg, r, zone);
+        if (!targets) return;
         for (const auto& t : *targets)
-            if (cfg.targets.count(t)) target_state[t].zones[zone].add(r);
+            if (cfg.targets.count(t)) target_state[t].zones[std::string(zone)].add(r);
     }
 
     void detect_bulk(const Config& cfg, const ev::Record& r) {
-        if (r.kind != ev::Kind::access_allowed && r.kind != ev::Kind::access_audited) return;
-        if (const std::string* a = r.get(ev::field::access); a && *a == "write") return;
+        if (!bulk_candidate(r)) return;
         const std::string* zone = r.get(ev::field::zone);
         const std::string* path = r.get(ev::field::path);
         const std::string* uid_text = r.get(ev::field::uid);
-        if (!zone || !path || !uid_text) return;
         std::uint32_t uid = 0;
         try {
             uid = static_cast<std::uint32_t>(std::stoul(*uid_text));
@@ -358,6 +387,7 @@ struct Notifier::Impl {
                 // in this batch or an earlier one, so the forced digest includes it.
                 force_digests = digests_now.exchange(false);
                 intake_busy = true;
+                if (!batch.empty()) ++intake_batches;
             }
             auto cfg = snapshot();
             if (const auto g = config_generation.load(); g != bulk_generation) {
@@ -533,13 +563,23 @@ std::vector<std::string> Notifier::apply(const policy::Policy& p) {
 
 void Notifier::observe(const events::Record& record) {
     Impl& i = *impl_;
+    Need need = Need::none;
+    {
+        std::lock_guard lock(i.config_mu);
+        need = need_of(*i.config, record);
+    }
+    if (need == Need::none) {
+        i.ignored.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
     std::lock_guard lock(i.in_mu);
     if (i.inbox.size() >= i.options.inbox_max) {
         i.inbox_dropped.fetch_add(1);
         return;
     }
     i.inbox.push_back(record);
-    i.in_cv.notify_one();
+    // A digest's records wait for the tick, unless they would fill the inbox before it.
+    if (need == Need::now || i.inbox.size() >= i.options.inbox_max / 2) i.in_cv.notify_one();
 }
 
 NotifyCounters Notifier::counters() const {
@@ -549,6 +589,11 @@ NotifyCounters Notifier::counters() const {
         c = impl_->counters;
     }
     c.inbox_dropped = impl_->inbox_dropped.load();
+    c.ignored = impl_->ignored.load();
+    {
+        std::lock_guard lock(impl_->in_mu);
+        c.intake_batches = impl_->intake_batches;
+    }
     std::lock_guard lock(impl_->q_mu);
     c.queued = impl_->queue->size();
     return c;

@@ -81,6 +81,8 @@ struct NotifyCounters {
     std::uint64_t retries = 0;     // attempts after a failure
     std::uint64_t overflow = 0;    // messages refused because the queue was full (reported lost)
     std::uint64_t inbox_dropped = 0;  // records not examined (inbox full; reported lost)
+    std::uint64_t ignored = 0;     // records no notification or [bulk] limit concerns: not queued
+    std::uint64_t intake_batches = 0;  // times the intake thread took records from its inbox
     std::uint64_t replayed = 0;    // messages found in the queue at start
     std::uint64_t corrupt = 0;     // unreadable queue files removed at start
     std::uint64_t alerts = 0;      // alerts queued

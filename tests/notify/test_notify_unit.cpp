@@ -488,3 +488,71 @@ TEST_CASE("stopping queues the digests collected so far for the next start", "[n
         if (m.kind == "digest" && m.body.find("/srv/c/kept") != std::string::npos) ++digests;
     CHECK(digests == 2);  // mgr: mail and webhook
 }
+
+TEST_CASE("records no notification concerns are not queued, and a digest's records do not wake the intake thread",
+          "[notify][unit]") {
+    NotifierOptions o;
+    o.tick = 3s;  // the digest schedule's resolution: a digest's records wait for it
+    FakeNotifier f(o);
+    auto p = make_policy();
+    policy::Zone quiet;
+    quiet.name = "archive";  // no notify targets
+    p.zones.push_back(quiet);
+    f.n->apply(p);
+    REQUIRE(f.n->wait_idle(5s));
+    const auto before = f.n->counters().intake_batches;
+
+    // Reads in a zone without targets, and outside every zone: nothing to do, never queued.
+    for (int i = 0; i < 200; ++i) {
+        f.n->observe(access(ev::Kind::access_allowed, "archive", "alice", "1000", "/srv/a/" + std::to_string(i)));
+        f.n->observe(access(ev::Kind::access_allowed, "", "alice", "1000", "/tmp/" + std::to_string(i)));
+    }
+    // Reads for the customers digest, spread over much less than a tick: one or two batches.
+    for (int i = 0; i < 50; ++i) {
+        f.n->observe(access(ev::Kind::access_allowed, "customers", "alice", "1000", "/srv/c/" + std::to_string(i)));
+        std::this_thread::sleep_for(2ms);
+    }
+    auto c = f.n->counters();
+    CHECK(c.ignored == 400);
+    CHECK(c.intake_batches - before <= 2);
+    // Nothing is lost: the digest holds all 50 reads (and no archive one).
+    f.n->send_digests_now();
+    REQUIRE(f.n->wait_idle(5s, true));
+    std::vector<Message> digests;
+    for (const auto& m : f.got())
+        if (m.kind == "digest" && m.channel == Channel::mail) digests.push_back(m);
+    REQUIRE(digests.size() == 1);
+    CHECK(digests[0].subject.find("50 件 / events") != std::string::npos);
+    CHECK(digests[0].body.find("alice (1000): 50 ファイル / files, 50 回 / opens") != std::string::npos);
+    CHECK(f.n->counters().alerts == 0);
+
+    // An alert still goes at once, without waiting for the tick (nor for wait_idle, which
+    // wakes the thread itself).
+    const auto t0 = std::chrono::steady_clock::now();
+    f.n->observe(access(ev::Kind::access_denied, "medical", "bob", "1001", "/srv/m/x"));
+    while (f.n->counters().alerts < 3 && std::chrono::steady_clock::now() - t0 < 2s) std::this_thread::sleep_for(5ms);
+    CHECK(f.n->counters().alerts == 3);
+}
+
+TEST_CASE("with [bulk] limits every read in a zone is counted, whatever the zone's targets", "[notify][unit]") {
+    FakeNotifier f;
+    auto p = make_policy();
+    policy::Zone quiet;
+    quiet.name = "archive";  // no notify targets: only [bulk] counts its reads
+    p.zones.push_back(quiet);
+    p.bulk.max_files = 3;
+    p.bulk.window_seconds = 60;
+    f.n->apply(p);
+    const std::int64_t now_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    for (int i = 0; i < 4; ++i)
+        f.n->observe(access(ev::Kind::access_allowed, "archive", "alice", "1000", "/srv/a/" + std::to_string(i), now_us + i));
+    REQUIRE(f.n->wait_idle(5s, true));
+    const auto c = f.n->counters();
+    CHECK(c.ignored == 0);
+    CHECK(c.bulk_reads == 1);
+    std::lock_guard lock(f.mu);
+    REQUIRE(f.submitted.size() == 1);
+    CHECK(f.submitted[0].kind == ev::Kind::bulk_read);
+    CHECK(*f.submitted[0].get(ev::field::files) == "4");
+}
