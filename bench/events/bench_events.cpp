@@ -6,6 +6,10 @@
 // --pace-us U: one event (or raw record) every U microseconds instead of a burst, as an
 // SMB client's reads come: each record then wakes the pipeline's threads and journald on
 // its own, which a burst shares out. Runs in the VM of tests/vm/cg-vm-run too.
+// Two more rows put custguardd's notifier on the pipeline as its observer, as the daemon
+// does: once for a zone without notify targets (the default: no record is its business),
+// once for a zone with a digest target; "csw/ev" is the process's voluntary context
+// switches per event (the sleeping submitter's own included), the threads' wake-ups.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -26,6 +30,7 @@
 
 #include "custguard/events/journal.hpp"
 #include "custguard/events/pipeline.hpp"
+#include "daemon/notify/notifier.hpp"
 #include "common/vm_journald.hpp"
 #include "scratch_journald.hpp"
 #include "support/exec_plan.hpp"
@@ -39,6 +44,12 @@ double cpu_seconds_self() {
     rusage ru{};
     ::getrusage(RUSAGE_SELF, &ru);
     return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+long voluntary_switches_self() {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_nvcsw;
 }
 
 double cpu_seconds_of(pid_t pid) {
@@ -120,6 +131,7 @@ struct PhaseResult {
     double cpu = 0;
     double rss_mb = 0;
     double journald_cpu = 0;
+    double switches = 0;
     std::uint64_t failed = 0;
     std::uint64_t submitted = 0, dropped = 0, written = 0, spooled = 0, replayed = 0, lost = 0, seq = 0;
     char run_id[40] = {};
@@ -135,6 +147,7 @@ struct Row {
     double cpu = 0;
     double rss_mb = 0;
     double journald_cpu = 0;
+    double switches = -1;  // voluntary context switches of the process; -1: not measured
 };
 
 }  // namespace
@@ -207,16 +220,42 @@ int main(int argc, char** argv) {
     // The pipeline: enrichment (this process stands in for smbd), numbering, journald.
     // With `outage`, journald is frozen (SIGSTOP) for a second in the middle of the burst:
     // records go to the spool and are replayed when it continues.
-    auto run_pipeline = [&](bool outage) {
+    enum class Notify { none, no_targets, digest };
+    auto run_pipeline = [&](bool outage, Notify notify = Notify::none) {
         return in_child<PhaseResult>([&] {
             PhaseResult out;
             PipelineConfig cfg;
-            cfg.state_dir = state + (outage ? "/outage" : "/plain");
+            cfg.state_dir = state + (outage ? "/outage" : "/plain") + std::to_string(static_cast<int>(notify));
             cfg.journal_socket = socket_path;
             cfg.send_timeout_ms = 200;
             auto p = Pipeline::create(cfg);
             if (!p) std::exit(1);
             (*p)->set_zone_names({"customers"});
+            std::unique_ptr<custguard::notify::Notifier> notifier;
+            if (notify != Notify::none) {
+                custguard::notify::NotifierOptions no;
+                no.dir = cfg.state_dir / "notify";
+                no.host = "bench";
+                custguard::notify::NotifierHost nh;
+                nh.deliver = [](const custguard::notify::Message&) -> tl::expected<void, std::string> { return {}; };
+                auto created = custguard::notify::Notifier::create(no, std::move(nh));
+                if (!created) std::exit(1);
+                notifier = std::move(*created);
+                custguard::policy::Policy pol;
+                custguard::policy::Zone z;
+                z.name = "customers";
+                if (notify == Notify::digest) {
+                    z.notify = {"mgr"};
+                    custguard::policy::NotifyTarget t;
+                    t.name = "mgr";
+                    t.mail = {"manager@example.co.jp"};
+                    pol.notify_targets.push_back(t);
+                }
+                pol.zones.push_back(z);
+                notifier->apply(pol);
+                (*p)->add_observer([n = notifier.get()](const Record& r) { n->observe(r); });
+            }
+            const long csw0 = voluntary_switches_self();
             const double jd0 = cpu_seconds_of(jd_pid), cpu0 = cpu_seconds_self();
             const auto t0 = Clock::now();
             Clock::time_point stopped_at;
@@ -233,8 +272,10 @@ int main(int argc, char** argv) {
                 if (pace.count() > 0) std::this_thread::sleep_for(pace);
             }
             auto flushed = (*p)->flush(std::chrono::minutes(5));
+            if (notifier && !notifier->wait_idle(std::chrono::minutes(1))) std::exit(1);
             out.wall = std::chrono::duration<double>(Clock::now() - t0).count();
             out.cpu = cpu_seconds_self() - cpu0;
+            out.switches = static_cast<double>(voluntary_switches_self() - csw0);
             out.journald_cpu = cpu_seconds_of(jd_pid) - jd0;
             out.rss_mb = static_cast<double>(status_kb("VmHWM:")) / 1024.0;
             const auto c = (*p)->counters();
@@ -253,6 +294,8 @@ int main(int argc, char** argv) {
     };
     const PhaseResult plain = run_pipeline(false);
     const PhaseResult outage = run_pipeline(true);
+    const PhaseResult quiet_notifier = run_pipeline(false, Notify::no_targets);
+    const PhaseResult digest_notifier = run_pipeline(false, Notify::digest);
 
     // Read back (only now: the children must not inherit a big parent).
     base.in_journal = jd.read("CUSTGUARD_RUN=baseline").size();
@@ -285,6 +328,7 @@ int main(int argc, char** argv) {
         out.cpu = r.cpu;
         out.journald_cpu = r.journald_cpu;
         out.rss_mb = r.rss_mb;
+        out.switches = r.switches;
         out.in_journal = k.access;
         out.lost = fmt::format("{} ({})", k.lost, k.access + k.lost == n ? "accounted" : "UNACCOUNTED");
         return out;
@@ -292,24 +336,30 @@ int main(int argc, char** argv) {
     const Check plain_check = check(plain), outage_check = check(outage);
     const Row pipe = row("pipeline: submit(AccessEvent) -> enrich -> journald", plain, plain_check);
     const Row pipe_outage = row("same, journald frozen 1 s mid-burst (spool+replay)", outage, outage_check);
+    const Check quiet_check = check(quiet_notifier), digest_check = check(digest_notifier);
+    const Row pipe_quiet = row("same + notifier, zone without notify targets", quiet_notifier, quiet_check);
+    const Row pipe_digest = row("same + notifier, zone with a digest target", digest_notifier, digest_check);
 
     auto print_row = [](const Row& r) {
-        std::printf("| %-52s | %7llu | %7.2f | %8.0f | %10llu | %-18s | %6.2f | %7.1f | %6s | %7.2f |\n", r.name.c_str(),
+        std::printf("| %-52s | %7llu | %7.2f | %8.0f | %10llu | %-18s | %6.2f | %7.1f | %6s | %7.2f | %6s |\n", r.name.c_str(),
                     static_cast<unsigned long long>(r.events), r.wall, r.events / r.wall,
                     static_cast<unsigned long long>(r.in_journal), r.lost.c_str(), r.cpu,
                     r.cpu * 1e6 / static_cast<double>(r.events), r.rss_mb > 0 ? fmt::format("{:.1f}", r.rss_mb).c_str() : "-",
-                    r.journald_cpu);
+                    r.journald_cpu,
+                    r.switches >= 0 ? fmt::format("{:.2f}", r.switches / static_cast<double>(r.events)).c_str() : "-");
     };
     if (pace.count() > 0)
         std::printf("one event (baseline: one record) every %lld us\n\n", static_cast<long long>(pace.count()));
     else
         std::printf("events in a burst\n\n");
-    std::printf("| %-52s | %7s | %7s | %8s | %10s | %-18s | %6s | %7s | %6s | %7s |\n", "run", "events", "wall s",
-                "events/s", "in journal", "lost", "CPU s", "CPU us/ev", "RSS MB", "jd CPU s");
-    std::printf("|%s|\n", std::string(160, '-').c_str());
+    std::printf("| %-52s | %7s | %7s | %8s | %10s | %-18s | %6s | %7s | %6s | %7s | %6s |\n", "run", "events", "wall s",
+                "events/s", "in journal", "lost", "CPU s", "CPU us/ev", "RSS MB", "jd CPU s", "csw/ev");
+    std::printf("|%s|\n", std::string(169, '-').c_str());
     print_row(base);
     print_row(pipe);
     print_row(pipe_outage);
+    print_row(pipe_quiet);
+    print_row(pipe_digest);
     std::printf("\nratio pipeline/baseline: wall %.2fx, process CPU %.2fx\n", pipe.wall / base.wall,
                 pipe.cpu / std::max(base.cpu, 1e-9));
     for (const auto& [name, r, k] : {std::tuple{"pipeline", plain, plain_check}, std::tuple{"outage", outage, outage_check}})
@@ -325,6 +375,7 @@ int main(int argc, char** argv) {
     std::error_code ec;
     std::filesystem::remove_all(state, ec);
     const bool ok = plain_check.access + plain_check.lost == n && outage_check.access + outage_check.lost == n &&
+                    quiet_check.access + quiet_check.lost == n && digest_check.access + digest_check.lost == n &&
                     plain_check.gaps == 0 && outage_check.gaps == 0 && rss_ok;
     return ok ? 0 : 1;
 }
