@@ -103,7 +103,11 @@ public:
     // (an unreadable password file) are returned as warnings; the rest still applies.
     std::vector<std::string> apply(const policy::Policy& policy);
 
-    // Pipeline observer: never blocks (a full inbox drops and counts).
+    // Pipeline observer: never blocks (a full inbox drops and counts). A record that no
+    // notify target would hear of and no [bulk] limit counts is not queued (counted in
+    // `ignored`); one only a digest needs is queued without waking the intake thread, which
+    // takes it at its next tick (the digest schedule's resolution) or when the inbox is
+    // half full; alerts and [bulk] counts wake it at once.
     void observe(const events::Record& record);
 
     NotifyCounters counters() const;
