@@ -292,6 +292,18 @@ struct BpfLsmEnforcer::Impl {
     std::int64_t last_offset_sync_ns = 0;
     std::int64_t last_epoch_ns = 0;
     std::int64_t last_sweep_ns = 0;
+    // Whether cg_reads may hold a key (so that the sweep has work), and when the poller
+    // last received a record. A key is made only together with an open's record, which
+    // this poller receives; its reads are counted only within one interval of a record of
+    // the key; the sweep records the count after that interval and deletes the key two
+    // intervals after its record. So two intervals and a sweep after the last record
+    // received, the map is empty unless a full ring made the sweep keep a count: emptiness
+    // is then checked once (one walk of the buckets) before the sweep stops running, and
+    // the next record received starts it again. Over an adopted map (keys and counts of a
+    // previous daemon) it starts running.
+    bool reads_maybe = true;
+    std::int64_t last_record_ns = 0;
+    std::int64_t read_interval_ns = 0;
 
     int map_fd(std::size_t i) const { return bpf_map__fd(skel_maps(skel.get())[i]); }
     CtlWords ctl;
@@ -323,6 +335,16 @@ struct BpfLsmEnforcer::Impl {
         args[CG_SWEEP_ALL] = all ? 1 : 0;
         LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = args.data(), .ctx_size_in = sizeof(args));
         return bpf_prog_test_run_opts(bpf_program__fd(skel->progs.cg_read_sweep), &opts) == 0;
+    }
+
+    // Whether the sweep can stop running: nothing received for two intervals and a sweep,
+    // and cg_reads has no key.
+    bool reads_quiet(std::int64_t now) const
+    {
+        if (now - last_record_ns < 2 * read_interval_ns + k_read_sweep_ns)
+            return false;
+        cg_read_key key{};
+        return bpf_map_get_next_key(bpf_map__fd(skel->maps.cg_reads), nullptr, &key) != 0 && errno == ENOENT;
     }
 
     // Pins the links over those of a previous daemon, which then detach.
@@ -424,10 +446,13 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
     // Also over an adopted map: this daemon's interval is the one in force.
     const std::uint64_t tick_ns = kernel_tick_ns();
     impl->ctl.set(CG_CTL_TICK_NS, tick_ns);
-    impl->ctl.set(CG_CTL_READ_INTERVAL, read_interval_ticks(options_.read_interval, tick_ns));
+    const std::uint64_t interval_ticks = read_interval_ticks(options_.read_interval, tick_ns);
+    impl->ctl.set(CG_CTL_READ_INTERVAL, interval_ticks);
+    impl->read_interval_ns = static_cast<std::int64_t>(interval_ticks * tick_ns);
     impl->last_offset_sync_ns = clock_ns(CLOCK_MONOTONIC);
     impl->last_epoch_ns = impl->last_offset_sync_ns;
     impl->last_sweep_ns = impl->last_offset_sync_ns;
+    impl->last_record_ns = impl->last_offset_sync_ns;
 
     impl->ring.reset(ring_buffer__new(
         bpf_map__fd(impl->skel->maps.cg_events),
@@ -484,10 +509,17 @@ void BpfLsmEnforcer::poll_loop()
             errors_.fetch_add(1, std::memory_order_relaxed);
         // Recorded allowed reads are queued without a wakeup (see cg_wakeup_flags):
         // poll() only drains rings that signalled, so drain explicitly.
-        if (n == 0 && ring_buffer__consume(impl_->ring.get()) < 0)
-            errors_.fetch_add(1, std::memory_order_relaxed);
-        // Keep the kernel's view of the wall clock current (NTP steps, settimeofday).
+        if (n == 0) {
+            n = ring_buffer__consume(impl_->ring.get());
+            if (n < 0)
+                errors_.fetch_add(1, std::memory_order_relaxed);
+        }
         const auto now = clock_ns(CLOCK_MONOTONIC);
+        if (n > 0) {
+            impl_->last_record_ns = now;
+            impl_->reads_maybe = true;
+        }
+        // Keep the kernel's view of the wall clock current (NTP steps, settimeofday).
         if (now - impl_->last_offset_sync_ns > 5'000'000'000) {
             impl_->last_offset_sync_ns = now;
             sync_rt_offset(impl_->ctl);
@@ -496,10 +528,13 @@ void BpfLsmEnforcer::poll_loop()
             impl_->last_epoch_ns = now;
             impl_->ctl.set(CG_CTL_REFRESH, impl_->ctl.get(CG_CTL_REFRESH) + 1);
         }
-        if (now - impl_->last_sweep_ns >= k_read_sweep_ns) {
+        if (impl_->reads_maybe && now - impl_->last_sweep_ns >= k_read_sweep_ns) {
             impl_->last_sweep_ns = now;
+            read_sweeps_.fetch_add(1, std::memory_order_relaxed);
             if (!impl_->sweep_reads(false))
                 errors_.fetch_add(1, std::memory_order_relaxed);
+            else if (impl_->reads_quiet(now))
+                impl_->reads_maybe = false;
         }
     }
     // Record every counted read, then deliver what is queued before stopping. Reads

@@ -87,6 +87,9 @@ public:
     // like anyone's (the kernel could not be told who it is), or "" when they are let through.
     const std::string& own_reads_error() const { return own_reads_error_; }
     tl::expected<KernelState, std::string> kernel_state() const;
+    // Runs of cg_read_sweep by the poller (not the one at stop): it runs once a second
+    // while cg_reads may hold a key, and not while nothing was read (tests).
+    std::uint64_t read_sweeps() const { return read_sweeps_.load(); }
 
 private:
     struct Impl;
@@ -99,6 +102,7 @@ private:
     std::atomic<bool> stopping_{false};
     std::atomic<std::uint64_t> delivered_{0};
     std::atomic<std::uint64_t> errors_{0};
+    std::atomic<std::uint64_t> read_sweeps_{0};
     std::mutex apply_mutex_;
     bool adopted_ = false;
     std::string own_reads_error_;

@@ -349,3 +349,40 @@ TEST_CASE("allowed reads: a process that runs another program keeps its file's k
     CHECK(ks->read_collisions == 3);
     CHECK(ks->reads_folded == 0);
 }
+
+TEST_CASE("allowed reads: the sweep runs only while cg_reads may hold a key, and again after a read",
+          "[vm][read_repeats]")
+{
+    // Guards the poller's skipping of cg_read_sweep (a walk of all 65,536 buckets) once two
+    // intervals and a sweep have passed without a record and the map is empty: an idle
+    // daemon made one walk a second before.
+    const ZoneFile zf = zone_with_file("read_repeats_idle");
+    const std::string file = zf.file;
+    Enforced e(make_policy({ZoneSpec{{zf.zone}, {k_alice.uid}}}), short_interval());
+
+    // Whatever an earlier case left in the pinned map is recorded and deleted first.
+    auto quiet = [&] {
+        const auto before = e.enforcer.read_sweeps();
+        std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+        return e.enforcer.read_sweeps() == before;
+    };
+    REQUIRE(eventually(quiet, std::chrono::seconds(30)));
+    const auto idle = e.enforcer.read_sweeps();
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    CHECK(e.enforcer.read_sweeps() == idle);
+
+    // A read starts it again: the counted reads still reach the history through the sweep.
+    REQUIRE(reads_in_one_process(k_alice, file, 5) == 0);
+    REQUIRE(eventually(
+        [&] {
+            auto all = by_process(e.events, file, k_alice.uid);
+            return all.size() == 1 && reads_of(all.begin()->second) >= 5;
+        },
+        std::chrono::seconds(15)));
+    CHECK(e.enforcer.read_sweeps() > idle);
+    const auto records = by_process(e.events, file, k_alice.uid).begin()->second;
+    CHECK(records.size() == 2);
+    CHECK(reads_of(records) == 5);
+    // And it stops once more when the key is gone.
+    CHECK(eventually(quiet, std::chrono::seconds(30)));
+}
