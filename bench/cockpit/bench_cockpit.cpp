@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bench/common/cpu_ticks.hpp"
+#include "bench/common/stats.hpp"
 #include "custguard/api/bus_ptr.hpp"
 #include "page_session.hpp"
 
@@ -118,10 +119,9 @@ struct Stats {
     double median, p90, max;
 };
 
-Stats stats(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<std::size_t>(q * (v.size() - 1) + 0.5))]; };
-    return {at(0.5), at(0.9), v.back()};
+Stats stats(const std::vector<double>& v) {
+    using custguard::bench::quantile;
+    return {quantile(v, 0.5), quantile(v, 0.9), quantile(v, 1.0)};
 }
 
 }  // namespace

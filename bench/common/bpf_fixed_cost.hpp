@@ -15,6 +15,7 @@
 
 #include "cg_null.skel.h"
 #include "common/open_loop.hpp"
+#include "common/stats.hpp"
 
 namespace custguard::bench {
 
@@ -67,11 +68,9 @@ inline FixedCost bpf_fixed_cost(const std::string& path, int pairs = 150, int ba
         added.push_back(empty_first ? first - second : second - first);
     }
     link.reset();
-    const auto at = [](std::vector<double> v, double q) {
-        std::sort(v.begin(), v.end());
-        return v.empty() ? 0.0 : v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
-    };
-    return {at(added, 0.5), at(added, 0.25), at(added, 0.75), pairs, batches, ops, at(switch_ms, 0.5)};
+    // Nearest-rank quantiles: the median pair's own difference.
+    return {quantile(added, 0.5), quantile(added, 0.25), quantile(added, 0.75), pairs, batches, ops,
+            quantile(switch_ms, 0.5)};
 }
 
 }  // namespace custguard::bench

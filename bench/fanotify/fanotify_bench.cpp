@@ -38,6 +38,7 @@
 
 #include "common/bare_responder.hpp"
 #include "common/shipped_daemon.hpp"
+#include "common/stats.hpp"
 #include "support/support.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 #include "support/exec_plan.hpp"
@@ -218,11 +219,11 @@ struct Row {
     std::vector<double> none, floor[BareResponder::k_modes], custguard, fapolicyd;
 };
 
+// The median of the measured values: a negative one stands for a configuration not measured
+// in that epoch (fapolicyd missing), -1 when none was.
 double median(std::vector<double> v) {
     v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return x < 0; }), v.end());
-    if (v.empty()) return -1;
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+    return bench::median(std::move(v));
 }
 
 // Median over epochs of (config - none of the same epoch).

@@ -20,6 +20,7 @@
 
 #include "support/exec_plan.hpp"
 #include "support/support.hpp"
+#include "common/stats.hpp"
 
 namespace fs = std::filesystem;
 using cgtest::spawn;
@@ -61,10 +62,7 @@ std::string postscript(int pages, bool customer) {
     return ps + "%%EOF\n";
 }
 
-double percentile(std::vector<double> v, double p) {
-    std::sort(v.begin(), v.end());
-    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * (v.size() - 1) + 0.5))];
-}
+using custguard::bench::quantile;
 
 }  // namespace
 
@@ -147,11 +145,11 @@ int main(int argc, char** argv) {
             gate.push_back(ms);
             status = rc;
         }
-        double added = percentile(gate, 0.5) - percentile(base, 0.5);
+        double added = quantile(gate, 0.5) - quantile(base, 0.5);
         bool is_pdf20 = d.name.rfind("20-page PDF", 0) == 0;
         std::printf("| %s | %.0f KB | %s | %.1f | %.1f | %.1f | %.1f | %s |\n", d.name.c_str(),
                     fs::file_size(d.path) / 1024.0, status == 0 ? "allow (printed)" : status == 3 ? "hold" : "other",
-                    percentile(base, 0.5), percentile(gate, 0.5), percentile(gate, 0.95), added,
+                    quantile(base, 0.5), quantile(gate, 0.5), quantile(gate, 0.95), added,
                     is_pdf20 ? (added <= 150 ? "<= 150 ms: met" : "<= 150 ms: MISSED") : "-");
     }
     stop();

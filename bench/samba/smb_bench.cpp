@@ -36,6 +36,7 @@
 #include "common/bare_responder.hpp"
 #include "common/cpu_ticks.hpp"
 #include "common/shipped_daemon.hpp"
+#include "common/stats.hpp"
 #include "samba_fixture.hpp"
 #include "scratch_journald.hpp"
 #include "support/support.hpp"
@@ -229,11 +230,10 @@ struct Stats {
     double median, min, max;
 };
 
-Stats stats(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    const double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    return {median, v.front(), v.back()};
+Stats stats(const std::vector<double>& v) {
+    if (v.empty()) return {-1, -1, -1};
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    return {custguard::bench::median(v), *lo, *hi};
 }
 
 }  // namespace

@@ -30,6 +30,7 @@
 #include "custguard/scan/extract.hpp"
 #include "custguard/scan/scanner.hpp"
 #include "support/exec_plan.hpp"
+#include "common/stats.hpp"
 
 using namespace custguard::scan;
 using Clock = std::chrono::steady_clock;
@@ -293,8 +294,8 @@ int main(int argc, char** argv) {
             if (!doc) result = doc.error();
             else result = std::to_string(doc->pages) + " pages, " + std::to_string(doc->findings.total()) + " hits";
         }
-        std::sort(ms.begin(), ms.end());
-        std::printf("%-50s %10.1f %10.1f %10.1f  %s%s\n", name, ms[ms.size() / 2], ms[ms.size() * 95 / 100], ms.back(),
+        using custguard::bench::quantile;
+        std::printf("%-50s %10.1f %10.1f %10.1f  %s%s\n", name, quantile(ms, 0.5), quantile(ms, 0.95), quantile(ms, 1.0),
                     result.c_str(), std::string(name).ends_with(".pdf") ? " (target <= 150 ms)" : "");
     }
     return 0;

@@ -44,6 +44,7 @@
 #include "cg_null.skel.h"
 #include "common/bpf_fixed_cost.hpp"
 #include "common/bpf_stats.hpp"
+#include "common/stats.hpp"
 #include "common/open_loop.hpp"
 #include "common/shipped_daemon.hpp"
 #include "vm_support.hpp"
@@ -58,6 +59,7 @@ struct Case {
     std::string path;
 };
 
+using bench::median;
 using bench::ns_per_op;
 
 // Run time of the attached file_open program itself (kernel BPF stats: run_time_ns and
@@ -90,14 +92,13 @@ std::vector<double> paired_ratios(const std::vector<double>& a, const std::vecto
 }
 
 // "median (p25-p75)" of v.
-std::string spread(std::vector<double> v)
+std::string spread(const std::vector<double>& v)
 {
     if (v.empty())
         return "-";
-    std::sort(v.begin(), v.end());
-    const auto at = [&](double q) { return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5)]; };
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%.3f (%.3f-%.3f)", at(0.5), at(0.25), at(0.75));
+    std::snprintf(buf, sizeof buf, "%.3f (%.3f-%.3f)", bench::quantile(v, 0.5), bench::quantile(v, 0.25),
+                  bench::quantile(v, 0.75));
     return buf;
 }
 
@@ -117,13 +118,6 @@ policy::Compiled zones_policy(const std::string& base, int n, bool record)
     return vmtest::make_policy(specs);
 }
 
-double median(std::vector<double> v)
-{
-    if (v.empty())
-        return -1;
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 std::string loadavg()
 {

@@ -49,6 +49,7 @@
 
 #include "common/cpu_ticks.hpp"
 #include "common/shipped_daemon.hpp"
+#include "common/stats.hpp"
 #include "support/support.hpp"
 #include "scan/office_documents.hpp"
 
@@ -155,16 +156,8 @@ std::string content_of(int kind) {
     return out;
 }
 
-double median(std::vector<double> v) {
-    if (v.empty()) return -1;
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-double percentile(std::vector<double> v, double p) {
-    if (v.empty()) return -1;
-    std::sort(v.begin(), v.end());
-    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
-}
+using custguard::bench::median;
+using custguard::bench::quantile;
 
 // customer_data_found records in the namespace: path -> journal receive time (us, realtime).
 std::map<std::string, std::uint64_t> finds(const std::string& name_space) {
@@ -392,8 +385,8 @@ int storm_files(const std::string& work, const std::string& fs, const std::strin
         std::printf("| journald CPU s | %.2f |\n", ticks_s(jd1 - jd0));
         std::printf("| records: found / expected (missing; false finds in text) | %zu / %d (%d; %d) |\n", lat_ms.size(),
                     expected, missing, false_finds);
-        std::printf("| latency close -> record p50 / p95 / max (ms) | %.0f / %.0f / %.0f |\n", percentile(lat_ms, 0.5),
-                    percentile(lat_ms, 0.95), percentile(lat_ms, 1.0));
+        std::printf("| latency close -> record p50 / p95 / max (ms) | %.0f / %.0f / %.0f |\n", quantile(lat_ms, 0.5),
+                    quantile(lat_ms, 0.95), quantile(lat_ms, 1.0));
         if (log.find("overflow") != std::string::npos || log.find("not scanned") != std::string::npos)
             std::printf("custguardd reported lost events:\n%s\n", log.c_str());
         daemon.stop();

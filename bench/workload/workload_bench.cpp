@@ -41,11 +41,13 @@
 #include "common/bpf_fixed_cost.hpp"
 #include "common/bpf_stats.hpp"
 #include "common/shipped_daemon.hpp"
+#include "common/stats.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using custguard::bench::BareResponder;
 using custguard::bench::ShippedDaemon;
+using custguard::bench::median;
 
 namespace {
 
@@ -111,12 +113,6 @@ bool can_open_as(uid_t uid, const std::string& path) {
     int st = 0;
     ::waitpid(pid, &st, 0);
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 }  // namespace
