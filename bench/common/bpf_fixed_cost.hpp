@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cg_null.skel.h"
+#include "common/bpf_stats.hpp"
 #include "common/open_loop.hpp"
 #include "common/stats.hpp"
 
@@ -24,6 +25,12 @@ struct FixedCost {
     double p25 = 0, p75 = 0;  // its interquartile range
     int pairs = 0, batches = 0, ops = 0;
     double switch_ms = 0;  // median time of one attach or detach
+    // The empty program's run time per run under BPF stats (median of `floor_batches`
+    // batches): what the stats count beyond a program's body (the clock reads and the
+    // trampoline between them). The stats run time of a program less this is what its body
+    // adds to the fixed cost above, which already holds the empty program's own run.
+    double stats_floor_ns = 0;
+    int floor_batches = 0, floor_ops = 0;
 };
 
 // Many short sides, alternately with the empty program attached and with none: `pairs`
@@ -37,7 +44,8 @@ struct FixedCost {
 // opens gave pairs differing by -4.8 to +7.1 us (IQR). The first opens after each switch are
 // not timed (the new trampoline is translated then). Throws when the program cannot be
 // loaded or attached, or an open fails.
-inline FixedCost bpf_fixed_cost(const std::string& path, int pairs = 150, int batches = 8, int ops = 100) {
+inline FixedCost bpf_fixed_cost(const std::string& path, int pairs = 150, int batches = 8, int ops = 100,
+                                int floor_batches = 20, int floor_ops = 2000) {
     std::unique_ptr<cg_null, decltype(&cg_null__destroy)> prog(cg_null__open_and_load(), &cg_null__destroy);
     if (!prog) throw std::runtime_error("cannot load the empty BPF LSM program (bpf/cg_null.bpf.c)");
     std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> link(nullptr, &bpf_link__destroy);
@@ -67,10 +75,24 @@ inline FixedCost bpf_fixed_cost(const std::string& path, int pairs = 150, int ba
         const double second = side();
         added.push_back(empty_first ? first - second : second - first);
     }
+    if (!link) set(true);
+    std::vector<double> floor;
+    {
+        const StatsOn stats;
+        const int fd = bpf_program__fd(prog->progs.cg_null_file_open);
+        for (int b = 0; b < floor_batches; ++b) {
+            const ProgStats before = prog_fd_stats(fd);
+            (void)ns_per_op(path, floor_ops);
+            const ProgStats after = prog_fd_stats(fd);
+            if (after.runs > before.runs)
+                floor.push_back(static_cast<double>(after.ns - before.ns) / static_cast<double>(after.runs - before.runs));
+        }
+    }
     link.reset();
+    if (floor.empty()) throw std::runtime_error("the empty BPF LSM program did not run with BPF stats on");
     // Nearest-rank quantiles: the median pair's own difference.
     return {quantile(added, 0.5), quantile(added, 0.25), quantile(added, 0.75), pairs, batches, ops,
-            quantile(switch_ms, 0.5)};
+            quantile(switch_ms, 0.5), median(floor), floor_batches, floor_ops};
 }
 
 }  // namespace custguard::bench

@@ -21,6 +21,18 @@ struct ProgStats {
     std::uint64_t runs = 0;
 };
 
+// The stats of the program `prog_fd` (zeros when they cannot be read).
+inline ProgStats prog_fd_stats(int prog_fd) {
+    ProgStats out;
+    bpf_prog_info pi{};
+    std::uint32_t plen = sizeof pi;
+    if (bpf_obj_get_info_by_fd(prog_fd, &pi, &plen) == 0) {
+        out.ns = pi.run_time_ns;
+        out.runs = pi.run_cnt;
+    }
+    return out;
+}
+
 // The stats of the program behind the link pinned at `link_pin` (zeros when there is none).
 inline ProgStats prog_stats(const std::string& link_pin) {
     ProgStats out;
@@ -31,12 +43,7 @@ inline ProgStats prog_stats(const std::string& link_pin) {
     if (bpf_obj_get_info_by_fd(link, &li, &len) == 0) {
         int prog = bpf_prog_get_fd_by_id(li.prog_id);
         if (prog >= 0) {
-            bpf_prog_info pi{};
-            std::uint32_t plen = sizeof pi;
-            if (bpf_obj_get_info_by_fd(prog, &pi, &plen) == 0) {
-                out.ns = pi.run_time_ns;
-                out.runs = pi.run_cnt;
-            }
+            out = prog_fd_stats(prog);
             ::close(prog);
         }
     }
