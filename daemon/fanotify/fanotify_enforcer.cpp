@@ -1921,6 +1921,17 @@ void FanotifyEnforcer::stop(bool remove) {
     m.notify_fd.reset();
 }
 
+bool FanotifyEnforcer::wait_notifications(std::chrono::milliseconds timeout) {
+    auto& m = *impl_;
+    const auto horizon = m.notify_horizon();
+    if (!horizon) return false;
+    std::unique_lock l(m.catch_up_mutex);
+    m.catch_up_waiters.fetch_add(1);
+    const bool done = m.catch_up_cv.wait_for(l, timeout, [&] { return m.notifications.load() >= *horizon; });
+    m.catch_up_waiters.fetch_sub(1);
+    return done;
+}
+
 bool FanotifyEnforcer::adopted() const { return impl_->adopted; }
 bool FanotifyEnforcer::stored() const { return impl_->stored; }
 int FanotifyEnforcer::fd() const { return impl_->fan.get(); }

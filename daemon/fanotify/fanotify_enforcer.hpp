@@ -122,6 +122,11 @@ public:
     void stop(bool remove) override;
 
     FanotifyStats stats() const;
+    // Waits (at most `timeout`) until every notification queued before the call has been
+    // handled (renames and links judged, the index and ignore marks updated). For tests,
+    // which otherwise cannot tell the design's window before a link is handled from a
+    // notify thread that is merely behind on a loaded host. False on timeout.
+    bool wait_notifications(std::chrono::milliseconds timeout);
     bool adopted() const;         // the group came from the fd store
     bool stored() const;          // the group is in the fd store
     std::vector<std::string> warnings() const;  // from the last apply(): unresolved paths, ...
