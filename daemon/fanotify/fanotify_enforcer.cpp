@@ -949,13 +949,19 @@ struct FanotifyEnforcer::Impl {
         if (!horizon) return false;
         if (notifications.load() >= *horizon) return true;
         c_quick_waits.fetch_add(1, std::memory_order_relaxed);
+        return wait_handled(*horizon, max_catch_up);
+    }
+
+    // Waits (at most `timeout`, or until stopping) until `horizon` notifications are
+    // handled. False: they were not.
+    bool wait_handled(std::uint64_t horizon, std::chrono::milliseconds timeout) {
         std::unique_lock l(catch_up_mutex);
         catch_up_waiters.fetch_add(1);
-        const bool done = catch_up_cv.wait_for(l, max_catch_up, [&] {
-            return notifications.load() >= *horizon || stopping.load();
+        const bool done = catch_up_cv.wait_for(l, timeout, [&] {
+            return notifications.load() >= horizon || stopping.load();
         });
         catch_up_waiters.fetch_sub(1);
-        return done && notifications.load() >= *horizon;
+        return done && notifications.load() >= horizon;
     }
 
     // An event decided "outside every zone" from a fresh walk, waiting for the notify
@@ -1922,14 +1928,8 @@ void FanotifyEnforcer::stop(bool remove) {
 }
 
 bool FanotifyEnforcer::wait_notifications(std::chrono::milliseconds timeout) {
-    auto& m = *impl_;
-    const auto horizon = m.notify_horizon();
-    if (!horizon) return false;
-    std::unique_lock l(m.catch_up_mutex);
-    m.catch_up_waiters.fetch_add(1);
-    const bool done = m.catch_up_cv.wait_for(l, timeout, [&] { return m.notifications.load() >= *horizon; });
-    m.catch_up_waiters.fetch_sub(1);
-    return done;
+    const auto horizon = impl_->notify_horizon();
+    return horizon && impl_->wait_handled(*horizon, timeout);
 }
 
 bool FanotifyEnforcer::adopted() const { return impl_->adopted; }
