@@ -563,11 +563,7 @@ std::vector<std::string> Notifier::apply(const policy::Policy& p) {
 
 void Notifier::observe(const events::Record& record) {
     Impl& i = *impl_;
-    Need need = Need::none;
-    {
-        std::lock_guard lock(i.config_mu);
-        need = need_of(*i.config, record);
-    }
+    const Need need = need_of(*i.snapshot(), record);
     if (need == Need::none) {
         i.ignored.fetch_add(1, std::memory_order_relaxed);
         return;
