@@ -79,14 +79,10 @@ inline FixedCost bpf_fixed_cost(const std::string& path, int pairs = 150, int ba
     std::vector<double> floor;
     {
         const StatsOn stats;
-        const int fd = bpf_program__fd(prog->progs.cg_null_file_open);
-        for (int b = 0; b < floor_batches; ++b) {
-            const ProgStats before = prog_fd_stats(fd);
-            (void)ns_per_op(path, floor_ops);
-            const ProgStats after = prog_fd_stats(fd);
-            if (after.runs > before.runs)
-                floor.push_back(static_cast<double>(after.ns - before.ns) / static_cast<double>(after.runs - before.runs));
-        }
+        const auto read = [fd = bpf_program__fd(prog->progs.cg_null_file_open)] { return prog_fd_stats(fd); };
+        for (int b = 0; b < floor_batches; ++b)
+            if (const ProgStats s = batch_stats(read, path, floor_ops); s.runs)
+                floor.push_back(s.ns_per_run());
     }
     link.reset();
     if (floor.empty()) throw std::runtime_error("the empty BPF LSM program did not run with BPF stats on");

@@ -14,11 +14,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/open_loop.hpp"
+
 namespace custguard::bench {
 
 struct ProgStats {
     std::uint64_t ns = 0;
     std::uint64_t runs = 0;
+    double ns_per_run() const { return static_cast<double>(ns) / static_cast<double>(runs); }
 };
 
 // The stats of the program `prog_fd` (zeros when they cannot be read).
@@ -64,6 +67,17 @@ inline ProgStats pinned_links_stats(const std::string& dir) {
     }
     ::closedir(d);
     return sum;
+}
+
+// What a program ran during `n` opens of `path`: the difference of `read()` (its
+// ProgStats) after and before. Zeros when it did not run (or was replaced meanwhile).
+template <class Read>
+ProgStats batch_stats(const Read& read, const std::string& path, int n) {
+    const ProgStats a = read();
+    (void)ns_per_op(path, n);
+    const ProgStats b = read();
+    if (b.runs <= a.runs) return {};
+    return {b.ns - a.ns, b.runs - a.runs};
 }
 
 // BPF run-time stats on for its lifetime (they add two clock reads per program run).

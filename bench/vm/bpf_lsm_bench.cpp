@@ -170,13 +170,11 @@ double prog_ns_per_run(const std::string& link_pin, const std::string& path, int
     const bench::StatsOn stats;
     (void)ns_per_op(path, 1);
     std::vector<double> per_run, others;
+    const auto read = [&] { return prog_stats(link_pin); };
     for (int i = 0; i < batches; ++i) {
-        const auto a = prog_stats(link_pin);
-        (void)ns_per_op(path, n);
-        const auto b = prog_stats(link_pin);
-        if (b.runs > a.runs) {
-            per_run.push_back(static_cast<double>(b.ns - a.ns) / static_cast<double>(b.runs - a.runs));
-            others.push_back(static_cast<double>(b.runs - a.runs) - n);
+        if (const auto s = bench::batch_stats(read, path, n); s.runs) {
+            per_run.push_back(s.ns_per_run());
+            others.push_back(static_cast<double>(s.runs) - n);
         }
     }
     other_runs = others.empty() ? -1 : median(others);
@@ -562,14 +560,11 @@ int run(int argc, char** argv)
                     std::fprintf(stderr, "cannot start the enforcer for the stats run\n");
                     return 1;
                 }
+                const auto read = [] { return prog_stats("/sys/fs/bpf/custguard/link_file_open"); };
                 for (std::size_t c = 0; c < cases.size(); ++c) {
                     (void)ns_per_op(cases[c].path, 1);  // fill the directory cache
-                    const auto a = prog_stats("/sys/fs/bpf/custguard/link_file_open");
-                    (void)ns_per_op(cases[c].path, iterations * 10);
-                    const auto b = prog_stats("/sys/fs/bpf/custguard/link_file_open");
-                    if (b.runs > a.runs)
-                        run_ns[which][c].push_back(static_cast<double>(b.ns - a.ns) /
-                                                   static_cast<double>(b.runs - a.runs));
+                    if (const auto s = bench::batch_stats(read, cases[c].path, iterations * 10); s.runs)
+                        run_ns[which][c].push_back(s.ns_per_run());
                 }
                 enf.stop(true);
             }
