@@ -323,6 +323,9 @@ struct ControlCommands::Impl {
                 rows.push_back({"alerts", n["alerts"].as_string() + " queued, " + n["alerts_suppressed"].as_string() +
                                               " held back by the rate limit; " + n["digests"].as_string() + " digests; " +
                                               n["bulk_reads"].as_string() + " bulk reads"});
+                rows.push_back({"notify intake", n["intake_batches"].as_string() + " batches taken, " + n["ignored"].as_string() +
+                                                     " records no target or [bulk] limit concerns, " +
+                                                     n["inbox_dropped"].as_string() + " dropped with the inbox full"});
                 if (!n["last_error"].as_string().empty()) rows.push_back({"notify error", n["last_error"].as_string()});
             }
             if (const Json& a = s["audit"]; !a.is_null()) {

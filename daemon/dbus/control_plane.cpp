@@ -1002,6 +1002,8 @@ struct ControlPlane::Impl {
                           .set("retries", s.notify.retries)
                           .set("overflow", s.notify.overflow)
                           .set("inbox_dropped", s.notify.inbox_dropped)
+                          .set("ignored", s.notify.ignored)
+                          .set("intake_batches", s.notify.intake_batches)
                           .set("alerts", s.notify.alerts)
                           .set("alerts_suppressed", s.notify.alerts_suppressed)
                           .set("digests", s.notify.digests)

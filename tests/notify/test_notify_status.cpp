@@ -52,6 +52,11 @@ TEST_CASE("custguardctl status lists a bulk-read cool-down and the notification 
     const auto js = f.ctl({"status", "--json"});
     CHECK(contains(js.out, "\"revoked\""));
     CHECK(contains(js.out, "\"bulk_reads\": 1"));
+    // The notifier's intake: with [bulk] limits every read wakes it, so it took batches.
+    CHECK(contains(st.out, "notify intake: "));
+    CHECK(contains(js.out, "\"intake_batches\": "));
+    CHECK(!contains(js.out, "\"intake_batches\": 0"));
+    CHECK(contains(js.out, "\"ignored\": "));
     const int during = cgdbus::Fixture::read_as(acc.reader, f.data() / "customers" / "c4.txt");
     CHECK((during == EPERM || during == EACCES));
 }
