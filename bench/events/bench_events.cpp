@@ -1,4 +1,4 @@
-// custguard_bench_events [--events N] [--pace-us U]: a burst of N recorded opens through
+// custguard_bench_events [--events N] [--pace-us U] [--shapes]: a burst of N recorded opens through
 // the event pipeline into a real systemd-journald (a private namespace instance), against
 // a baseline of the same number of pre-encoded records sent raw to the same journald.
 // Prints a table: wall time, records in the journal, lost (0 or accounted for in `lost`
@@ -10,16 +10,22 @@
 // does: once for a zone without notify targets (the default: no record is its business),
 // once for a zone with a digest target; "csw/ev" is the process's voluntary context
 // switches per event (the sleeping submitter's own included), the threads' wake-ups.
+// --shapes: instead, what one record costs journald by its shape. The record custguardd
+// writes for an allowed read by smbd (enriched as the pipeline does it, this process in
+// smbd's place) is sent raw, N times, then the same less fields (see shapes()), each to the
+// same journald in turn, two rounds; prints journald's CPU per record of each shape.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <signal.h>
 #include <tuple>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -27,7 +33,9 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "custguard/events/enrich.hpp"
 #include "custguard/events/journal.hpp"
 #include "custguard/events/pipeline.hpp"
 #include "daemon/notify/notifier.hpp"
@@ -150,19 +158,148 @@ struct Row {
     double switches = -1;  // voluntary context switches of the process; -1: not measured
 };
 
+// journald's CPU since `since` once it has read every datagram and stopped working on them.
+double journald_cpu_until_idle(pid_t jd_pid, const JournalSocket& sock, double since) {
+    while (!sock.drained()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    double last = -1, now = cpu_seconds_of(jd_pid);
+    while (now != last) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        last = now;
+        now = cpu_seconds_of(jd_pid);
+    }
+    return now - since;
+}
+
+// The fields of DESIGN.md's journald contract (kept by every shape but "MESSAGE only").
+constexpr std::string_view contract_fields[] = {
+    field::event, field::decision, field::zone, field::path,     field::uid,      field::user,      field::auid,
+    field::pid,   field::exe,      field::client, field::printer, field::job,     field::detectors, field::seq};
+
+bool in_contract(std::string_view name) {
+    return std::find(std::begin(contract_fields), std::end(contract_fields), name) != std::end(contract_fields);
+}
+
+// Shapes of one record, each sent `n` times to journald; journald's CPU per record of each.
+// The record is the pipeline's own for an allowed read through smbd: Enricher::enrich, then
+// the fields commit() adds (time, run, sequence number). Fields the shape leaves out:
+// - "no MESSAGE": MESSAGE (journald then forwards nothing to syslog either);
+// - "no same-valued extras": the fields beyond the contract whose value is the same in
+//   every record (one data object in the journal each, which every entry links to);
+// - "no unique extras": the fields beyond the contract whose value differs per record (a
+//   new data object per entry each);
+// - "DESIGN.md fields only", "MESSAGE only": what the names say.
+int shapes(std::uint64_t n) {
+    testing::ScratchJournald jd(testing::unique_namespace("shapes"));
+    custguard::bench::prepare_vm_for_journald();
+    jd.start();
+    Enricher enricher;
+    const std::vector<std::string> zones = {"customers"};
+    auto record = [&](std::uint64_t i) {
+        custguard::daemon::AccessEvent ev = event(i);
+        ev.raw.uid = 1000;
+        ev.raw.loginuid = 1000;
+        ev.sensor = custguard::daemon::Sensor::bpf_lsm;
+        ev.client = "192.168.10.21";
+        Record r = enricher.enrich(ev, zones);
+        r.set(field::time_usec, static_cast<std::uint64_t>(r.realtime_us));
+        r.set(field::run, "5f0c3a9d2b7e4c1a8e6d0b9f3a2c1d4e");
+        r.set(field::seq, i + 1);
+        return r;
+    };
+    // Which fields beyond the contract repeat their value from one record to the next.
+    const Record first = record(0), second = record(1);
+    std::set<std::string> same_valued, unique;
+    for (const auto& f : first.fields) {
+        if (in_contract(f.name)) continue;
+        const std::string* other = second.get(f.name);
+        (other && *other == f.value ? same_valued : unique).insert(f.name);
+    }
+    struct Shape {
+        std::string name;
+        std::function<std::string(Record)> encode;
+        std::size_t fields = 0, bytes = 0;
+        std::vector<double> us;
+    };
+    auto without = [](std::set<std::string> drop) {
+        return [drop = std::move(drop)](Record r) {
+            std::erase_if(r.fields, [&](const Field& f) { return drop.contains(f.name); });
+            return encode_native(r);
+        };
+    };
+    std::vector<Shape> shapes;
+    shapes.push_back({"as custguardd writes it", [](Record r) { return encode_native(r); }});
+    shapes.push_back({"no MESSAGE", [](Record r) {
+                          std::string d = encode_native(r);
+                          const auto at = d.find("\nMESSAGE=");  // escaped: one line
+                          d.erase(at + 1, d.find('\n', at + 1) - at);
+                          return d;
+                      }});
+    shapes.push_back({fmt::format("no same-valued extras ({})", same_valued.size()), without(same_valued)});
+    shapes.push_back({fmt::format("no unique extras ({})", unique.size()), without(unique)});
+    std::set<std::string> extras = same_valued;
+    extras.insert(unique.begin(), unique.end());
+    shapes.push_back({"DESIGN.md fields only", without(extras)});
+    shapes.push_back({"MESSAGE only", [](Record r) {
+                          r.fields.clear();
+                          return encode_native(r);
+                      }});
+    auto sock = JournalSocket::open(jd.socket_path());
+    if (!sock) {
+        std::fprintf(stderr, "%s\n", sock.error().c_str());
+        return 1;
+    }
+    std::vector<std::string> datagrams;
+    for (std::uint64_t i = 0; i < 2000; ++i) datagrams.push_back(encode_native(record(1000000 + i)));  // warm-up
+    for (const auto& d : datagrams) (void)sock->send(d, 10000);
+    (void)journald_cpu_until_idle(jd.pid(), *sock, 0);
+    std::uint64_t next = 0;
+    for (int round = 0; round < 2; ++round) {
+        for (auto& s : shapes) {
+            datagrams.clear();
+            for (std::uint64_t i = 0; i < n; ++i) datagrams.push_back(s.encode(record(next++)));
+            s.bytes = datagrams.front().size();
+            s.fields = static_cast<std::size_t>(std::count(datagrams.front().begin(), datagrams.front().end(), '\n'));
+            const double cpu0 = cpu_seconds_of(jd.pid());
+            std::uint64_t failed = 0;
+            for (const auto& d : datagrams)
+                if (sock->send(d, 10000) != SendStatus::sent) ++failed;
+            if (failed) std::fprintf(stderr, "%s: %llu sends failed\n", s.name.c_str(), static_cast<unsigned long long>(failed));
+            s.us.push_back(journald_cpu_until_idle(jd.pid(), *sock, cpu0) * 1e6 / static_cast<double>(n));
+        }
+    }
+    std::printf("journald's CPU per record by the record's shape (%llu records per shape and round, 2 rounds)\n",
+                static_cast<unsigned long long>(n));
+    std::printf("same-valued extras: %s\nunique extras: %s\n\n", fmt::format("{}", fmt::join(same_valued, " ")).c_str(),
+                fmt::format("{}", fmt::join(unique, " ")).c_str());
+    std::printf("| %-34s | %6s | %5s | %17s | %9s |\n", "shape", "fields", "bytes", "jd CPU us/record", "of first");
+    std::printf("|%s|\n", std::string(86, '-').c_str());
+    const double full = std::min(shapes.front().us[0], shapes.front().us[1]);
+    for (const auto& s : shapes) {
+        const double best = std::min(s.us[0], s.us[1]);
+        std::printf("| %-34s | %6zu | %5zu | %7.1f (%7.1f) | %8.0f%% |\n", s.name.c_str(), s.fields, s.bytes, best,
+                    std::max(s.us[0], s.us[1]), 100.0 * best / full);
+    }
+    std::printf("(jd CPU: the lower round, the other in parentheses; fields: of the datagram, with MESSAGE_ID, "
+                "PRIORITY, SYSLOG_IDENTIFIER)\n");
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::uint64_t n = 100000;
     std::chrono::microseconds pace{0};
+    bool by_shape = false;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--events" && i + 1 < argc) {
             n = std::stoull(argv[++i]);
         } else if (arg == "--pace-us" && i + 1 < argc) {
             pace = std::chrono::microseconds(std::stoull(argv[++i]));
+        } else if (arg == "--shapes") {
+            by_shape = true;
         } else {
-            std::fprintf(stderr, "usage: custguard_bench_events [--events N] [--pace-us U]\n");
+            std::fprintf(stderr, "usage: custguard_bench_events [--events N] [--pace-us U] [--shapes]\n");
             return 2;
         }
     }
@@ -170,6 +307,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "custguard_bench_events: needs root (starts a journald namespace instance)\n");
         return 2;
     }
+    if (by_shape) return shapes(n);
     char tmpl[] = "/tmp/cgev-bench-XXXXXX";
     const std::string state = ::mkdtemp(tmpl);
     testing::ScratchJournald jd(testing::unique_namespace("bench"));

@@ -44,12 +44,17 @@ struct LostNote {
 // Unconfirmed direct sends kept while journald may still discard them; the kernel's
 // datagram queue limit (net.unix.max_dgram_qlen) keeps this short in practice.
 constexpr std::size_t max_inflight = 4096;
-// While journald has not read all we sent, the writer looks again after 2 ms, then 4, 8 ...
-// up to 64 ms, to forget what it has read (records sent again if journald dies: the fewer
+// While journald has not read all we sent, the writer looks again after 20 ms, then 40, then
+// every 64 ms, to forget what it has read (records sent again if journald dies: the fewer
 // the better). A fixed 2 ms woke the writer hundreds of times a second while a slow journald
 // caught up: under the VM's TCG that was the writer's main cost, more than its records
-// (perf during custguard_bench_samba). A flush() may wait one poll longer (64 ms at most).
-constexpr std::chrono::milliseconds first_inflight_poll{2};
+// (perf during custguard_bench_samba). A first look after 2 ms still woke it once more per
+// record whenever records came 2 ms or more apart (an SMB client reading files: about
+// 2.5 ms under TCG), since on one CPU journald reads a record only after the writer sleeps;
+// records that come within 20 ms of each other now wake it once each, and the next record's
+// send does the look (journald read the older ones by then). A flush() may wait one poll
+// longer (64 ms at most).
+constexpr std::chrono::milliseconds first_inflight_poll{20};
 constexpr std::chrono::milliseconds max_inflight_poll{64};
 constexpr std::size_t batch_size = 64;
 // Every datagram queued at journald occupies at least its length plus an sk_buff.
@@ -157,6 +162,9 @@ struct Pipeline::Impl {
                 return false;
         }
         rec_q.push_back(std::move(q));
+        // Woken while we still held rec_mu, the writer would block on it at once: a second
+        // switch per record.
+        lock.unlock();
         rec_not_empty.notify_one();
         return true;
     }
@@ -687,6 +695,7 @@ bool Pipeline::submit(daemon::AccessEvent&& event) {
     }
     i.in_q.push(std::move(event));
     i.accepted.fetch_add(1);
+    lock.unlock();  // as in push_record: the enricher need not wait for in_mu once woken
     i.in_not_empty.notify_one();
     return true;
 }
