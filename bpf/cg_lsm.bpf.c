@@ -1193,9 +1193,8 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 	bool resolved, is_dir, counted = false;
 	struct cg_read_key rk;
 	struct cg_read_who rw;
-	/* Set by cg_read_counted, read only after it (no stores on the counted path). */
-	struct cg_read *rv;
-	enum cg_read_state rstate;
+	struct cg_read *rv = NULL;
+	enum cg_read_state rstate = CG_READ_NEW;
 
 	if (ret)
 		return ret;
