@@ -168,15 +168,20 @@ struct {
 	__type(value, struct cg_read);
 } cg_read_scratch SEC(".maps");
 
+/* The front of cg_reads for repeated reads (see struct cg_read_slot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CG_READ_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cg_read_slot);
+} cg_read_slots SEC(".maps");
+
 /* Who is asking, read once per hook from the current task's credentials. */
 struct cg_subject {
 	__u32 fsuid;
 	__u32 fsgid;
-	__u32 loginuid;
-	__u32 _pad;
 	__u64 exe_dev;
 	__u64 exe_ino;
-	struct group_info *groups;
 	/* The client to record (struct cg_event.client); all zero: none. */
 	__u8 client[16];
 };
@@ -536,7 +541,24 @@ static __always_inline __u32 cg_backing_zone(void *roots, struct inode *inode, b
 	return 0;
 }
 
-/* Direct BTF loads, no helper calls: this runs for every decided open. */
+/*
+ * The audit loginuid of the current task, for records only (4294967295 when unset or not
+ * built in): a decision does not read it, so a counted read does not load it.
+ */
+static __always_inline __u32 cg_loginuid(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if (bpf_core_field_exists(task->loginuid))
+		return task->loginuid.val;
+	return 0xffffffff;
+}
+
+/*
+ * Direct BTF loads, no helper calls: this runs for every decided open. Only what a
+ * decision or a counted read compares (cg_loginuid and the supplementary groups are
+ * loaded where needed).
+ */
 static __always_inline void cg_subject_read(struct task_struct *task, struct cg_subject *s)
 {
 	const struct cred *cred = task->cred;
@@ -544,10 +566,6 @@ static __always_inline void cg_subject_read(struct task_struct *task, struct cg_
 
 	s->fsuid = cred->fsuid.val;
 	s->fsgid = cred->fsgid.val;
-	s->groups = cred->group_info;
-	s->loginuid = 0xffffffff;
-	if (bpf_core_field_exists(task->loginuid))
-		s->loginuid = task->loginuid.val;
 	s->exe_dev = 0;
 	s->exe_ino = 0;
 	exe = task->mm ? task->mm->exe_file : NULL;
@@ -684,7 +702,7 @@ static __always_inline bool cg_client_revoked(__u32 slot, __u32 zone_id, __u64 n
 static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 				       struct cg_subject *s, __u64 rt_offset, __u32 *rule)
 {
-	struct cg_subject_key sk = { .zone_id = zone_id };
+	struct cg_subject_key sk = { .zone_kind = CG_SUBJECT_ZONE_KIND(zone_id, CG_SUBJECT_UID) };
 	struct cg_grant_key gk = { .zone_id = zone_id, .uid = s->fsuid };
 	struct cg_deny_key dk = { .zone_id = zone_id, .uid = s->fsuid };
 	void *subjects, *grants, *programs, *denies;
@@ -701,20 +719,22 @@ static __always_inline __u32 cg_decide(__u32 slot, __u32 zone_id, __u32 zflags,
 	}
 	subjects = bpf_map_lookup_elem(&cg_subjects, &slot);
 	if (subjects) {
-		sk.kind = CG_SUBJECT_UID;
 		sk.id = s->fsuid;
 		if (bpf_map_lookup_elem(subjects, &sk)) {
 			allowed = true;
 			*rule = CG_RULE_USER;
 		}
-		sk.kind = CG_SUBJECT_GID;
+		sk.zone_kind = CG_SUBJECT_ZONE_KIND(zone_id, CG_SUBJECT_GID);
 		sk.id = s->fsgid;
 		if (!allowed && bpf_map_lookup_elem(subjects, &sk)) {
 			allowed = true;
 			*rule = CG_RULE_GROUP;
 		}
-		/* Copied out: a CO-RE access through s-> would relocate our own struct. */
-		struct group_info *gi = s->groups;
+		/*
+		 * The supplementary groups are loaded only here: each BTF load is a checked
+		 * load, and most allowed opens match by fsuid or fsgid.
+		 */
+		struct group_info *gi = allowed ? NULL : bpf_get_current_task_btf()->cred->group_info;
 
 		if (!allowed && gi) {
 			int n = BPF_CORE_READ(gi, ngroups);
@@ -822,7 +842,7 @@ static __always_inline struct cg_event *cg_event_start(__u32 kind, struct cg_sub
 	ev->tgid = id >> 32;
 	ev->uid = s->fsuid;
 	ev->gid = s->fsgid;
-	ev->loginuid = s->loginuid;
+	ev->loginuid = cg_loginuid();
 	ev->zone_id = zone_id;
 	ev->decision = decision;
 	ev->rule = rule;
@@ -899,14 +919,13 @@ static __always_inline void cg_count_unresolved(void)
  * exemption for the same reason: moving a file out of a zone is how data leaves it.
  */
 static __always_inline bool cg_own_read(struct cg_ctl_words *ctl, struct task_struct *task,
-					struct file *file)
+					__u32 tgid, struct file *file)
 {
 	__u64 self = ctl->w[CG_CTL_SELF_TGID];
 	struct inode *exe_inode;
 	struct file *exe;
 
-	/* task->tgid: bpf_get_current_pid_tgid's upper half, without the helper call. */
-	if (!self || (__u32)task->tgid != self)
+	if (!self || tgid != self)
 		return false;
 	if ((file->f_mode & CG_FMODE_WRITE) || (file->f_flags & CG_O_TRUNC))
 		return false;
@@ -928,7 +947,7 @@ static __always_inline bool cg_own_read(struct cg_ctl_words *ctl, struct task_st
  * that may be counted instead of recorded (opened for writing or truncation: each is
  * recorded, as it can change the file; or no interval set).
  */
-static __always_inline bool cg_read_key(struct cg_ctl_words *ctl, struct task_struct *task,
+static __always_inline bool cg_read_key(struct cg_ctl_words *ctl, struct task_struct *task, __u32 tgid,
 					struct file *file, struct cg_subject *s, __u32 zone_id,
 					__u32 rule, struct inode *inode, __u64 dev,
 					struct cg_read_key *k, struct cg_read_who *w)
@@ -939,7 +958,7 @@ static __always_inline bool cg_read_key(struct cg_ctl_words *ctl, struct task_st
 		return false;
 	k->ino = inode->i_ino;
 	k->dev = dev;
-	k->tgid = task->tgid;
+	k->tgid = tgid;
 	w->exe_dev = s->exe_dev;
 	w->exe_ino = s->exe_ino;
 	w->start_ns = task->group_leader->start_boottime;
@@ -956,6 +975,105 @@ static __always_inline bool cg_read_same(const struct cg_read_who *a, const stru
 	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
 
 	return !((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]));
+}
+
+/* The slot of key k in cg_read_slots. */
+static __always_inline struct cg_read_slot *cg_read_slot_of(const struct cg_read_key *k)
+{
+	__u32 i = cg_read_slot_index(k);
+
+	return bpf_map_lookup_elem(&cg_read_slots, &i);
+}
+
+/* Whether slot e holds key k; read under a sequence the caller checks afterwards. */
+static __always_inline bool cg_read_slot_key(const struct cg_read_slot *e, const struct cg_read_key *k)
+{
+	const __u64 *x = (const __u64 *)&e->key, *y = (const __u64 *)k;
+
+	return !((x[0] ^ y[0]) | (x[1] ^ y[1]));
+}
+
+/* Whether slot e holds key k of reader w (7 words, compared branch-free). */
+static __always_inline bool cg_read_slot_holds(const struct cg_read_slot *e, const struct cg_read_key *k,
+					       const struct cg_read_who *w)
+{
+	const __u64 *a = (const __u64 *)&e->key, *b = (const __u64 *)k;
+	const __u64 *x = (const __u64 *)&e->who, *y = (const __u64 *)w;
+
+	return !((a[0] ^ b[0]) | (a[1] ^ b[1]) | (x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
+		 (x[3] ^ y[3]) | (x[4] ^ y[4]));
+}
+
+#define CG_READ_SLOT_COUNT 0xffffffffULL /* the count's bits of cg_read_slot.state */
+
+/*
+ * A repeated read counted in its key's slot: the slot holds the key and reader and the
+ * key's record is less than an interval old. The count is a compare-and-swap of the
+ * state read before the compare, so it fails (and the open goes on to cg_reads) if a
+ * writer claimed the slot meanwhile or another open counted first. x86 keeps loads in
+ * order; the barrier keeps the compiler from moving the compare before the state's load.
+ * last_j is stored before the count: a taker that takes this count reads it after.
+ */
+static __always_inline bool cg_read_front(struct cg_ctl_words *ctl, struct cg_read_key *k,
+					  struct cg_read_who *w)
+{
+	struct cg_read_slot *e = cg_read_slot_of(k);
+	__u64 s, now_j;
+
+	if (!e)
+		return false;
+	s = CG_READ_ONCE(e->state);
+	cg_barrier();
+	/* A writer owns the slot, or the count would carry into the sequence. */
+	if ((s & CG_READ_SLOT_SEQ) || (__u32)s == (__u32)CG_READ_SLOT_COUNT ||
+	    !cg_read_slot_holds(e, k, w))
+		return false;
+	now_j = bpf_jiffies64();
+	if (now_j - e->recorded_j >= ctl->w[CG_CTL_READ_INTERVAL])
+		return false;
+	e->last_j = now_j;
+	return __sync_val_compare_and_swap(&e->state, s, s + 1) == s;
+}
+
+/*
+ * The open that records key k (new or due, recorded at recorded_j) takes the count its
+ * slot holds for it, and puts the key into the slot for its next reads: when the slot
+ * holds it already or nothing counted, and cg_reads, looked up while the slot is owned,
+ * still has the key with this reader (the sweep deletes keys only while it owns their
+ * slot). Returns the count taken. A slot owned by someone else is left as it is: a count
+ * of this key in it stays for the sweep.
+ */
+static __always_inline __u32 cg_read_slot_fill(struct cg_read_key *k, struct cg_read_who *w,
+					       __u64 recorded_j)
+{
+	struct cg_read_slot *e = cg_read_slot_of(k);
+	struct cg_read *r;
+	bool held;
+	__u64 s;
+
+	if (!e)
+		return 0;
+	s = CG_READ_ONCE(e->state);
+	cg_barrier();
+	if (s & CG_READ_SLOT_SEQ)
+		return 0;
+	held = cg_read_slot_holds(e, k, w);
+	if (!held && (s & CG_READ_SLOT_COUNT))
+		return 0; /* another key's count waits for its record */
+	/* Claimed with the count cleared: this key's if held, else there was none. */
+	if (__sync_val_compare_and_swap(&e->state, s, (s & ~CG_READ_SLOT_COUNT) + CG_READ_SLOT_SEQ) != s)
+		return 0;
+	r = bpf_map_lookup_elem(&cg_reads, k);
+	if (r && cg_read_same(&r->who, w)) {
+		__builtin_memcpy(&e->key, k, sizeof(e->key));
+		__builtin_memcpy(&e->who, w, sizeof(e->who));
+		e->recorded_j = recorded_j;
+		e->last_j = recorded_j;
+	} else {
+		e->who.rule = 0; /* empty */
+	}
+	__sync_fetch_and_add(&e->state, CG_READ_SLOT_SEQ);
+	return held ? (__u32)s : 0;
 }
 
 /* Outcome of cg_read_counted for an open that is recorded. */
@@ -1037,6 +1155,7 @@ static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_re
 		ev->repeats = __sync_lock_test_and_set(&v->pending, 0);
 		v->recorded_ns = now;
 		v->recorded_j = now_j;
+		ev->repeats += cg_read_slot_fill(k, w, now_j);
 		cg_reads_taken(ev->repeats);
 		return;
 	}
@@ -1050,7 +1169,10 @@ static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_re
 	r->_pad = 0;
 	__builtin_memcpy(&r->who, w, sizeof(r->who));
 	__builtin_memcpy(&r->ev, ev, sizeof(r->ev));
-	bpf_map_update_elem(&cg_reads, k, r, BPF_NOEXIST);
+	if (bpf_map_update_elem(&cg_reads, k, r, BPF_NOEXIST))
+		return;
+	ev->repeats = cg_read_slot_fill(k, w, now_j);
+	cg_reads_taken(ev->repeats);
 }
 
 SEC("lsm/file_open")
@@ -1058,7 +1180,7 @@ int BPF_PROG(cg_file_open, struct file *file, int ret)
 {
 	struct inode *inode = file->f_inode, *dinode = inode;
 	struct dentry *d = file->f_path.dentry, *dird = d;
-	__u32 slot, epoch, seq, refresh, zone_id = 0, zflags = 0, decision, rule = CG_RULE_OUTSIDE;
+	__u32 slot, epoch, seq, refresh, zone_id = 0, zflags = 0, decision, rule = CG_RULE_OUTSIDE, tgid;
 	__u64 moves;
 	bool cacheable = true;
 	void *roots;
@@ -1151,7 +1273,9 @@ decide:
 		return 0;
 	/* Everything below reads the current task: one helper call, then plain loads. */
 	task = bpf_get_current_task_btf();
-	if (cg_own_read(ctl, task, file))
+	/* task->tgid: bpf_get_current_pid_tgid's upper half, without the helper call. */
+	tgid = task->tgid;
+	if (cg_own_read(ctl, task, tgid, file))
 		return 0;
 	rt_offset = ctl->w[CG_CTL_RT_OFFSET];
 	cg_subject_read(task, &s);
@@ -1159,8 +1283,9 @@ decide:
 	if (decision == CG_DECISION_ALLOW) {
 		if (!(zflags & CG_ZONE_RECORD_ALLOWED))
 			return 0;
-		counted = cg_read_key(ctl, task, file, &s, zone_id, rule, inode, dev, &rk, &rw);
-		if (counted && cg_read_counted(ctl, &rk, &rw, &rv, &rstate))
+		counted = cg_read_key(ctl, task, tgid, file, &s, zone_id, rule, inode, dev, &rk, &rw);
+		if (counted && (cg_read_front(ctl, &rk, &rw) ||
+				cg_read_counted(ctl, &rk, &rw, &rv, &rstate)))
 			return 0;
 	}
 	goto record;
@@ -1206,32 +1331,97 @@ static __always_inline __u64 cg_jiffies_ns(struct cg_sweep *c, __u64 j, __u64 re
 	return ns < recorded_ns ? recorded_ns : ns;
 }
 
+/*
+ * The count of key k (reader w) in its slot, taken by the sweep (the sequence is kept:
+ * only the count changes), and in *last_j the slot's last counted jiffy. 0 when the slot
+ * holds another key or a writer owns it: a count of k left there waits for the next sweep,
+ * as k, still due, is not deleted while its slot holds a count (cg_read_retire).
+ */
+static __always_inline __u32 cg_read_slot_take(struct cg_read_key *k, struct cg_read_who *w,
+					       __u64 *last_j)
+{
+	struct cg_read_slot *e = cg_read_slot_of(k);
+	__u64 s;
+
+	if (!e)
+		return 0;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		s = CG_READ_ONCE(e->state);
+		cg_barrier();
+		if ((s & CG_READ_SLOT_SEQ) || !(s & CG_READ_SLOT_COUNT) || !cg_read_slot_holds(e, k, w))
+			return 0;
+		if (__sync_val_compare_and_swap(&e->state, s, s & ~CG_READ_SLOT_COUNT) == s) {
+			*last_j = CG_READ_ONCE(e->last_j);
+			return (__u32)s;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Deletes quiet key k from cg_reads, owning its slot meanwhile, and empties the slot if
+ * it holds k; so no open puts k into its slot between (cg_read_slot_fill looks k up while
+ * it owns the slot). Leaves k for the next sweep when the slot is busy or holds a count
+ * of k made since this sweep took it.
+ */
+static __always_inline void cg_read_retire(struct bpf_map *map, struct cg_read_key *k)
+{
+	struct cg_read_slot *e = cg_read_slot_of(k);
+	bool held;
+	__u64 s;
+
+	if (!e)
+		return;
+	s = CG_READ_ONCE(e->state);
+	cg_barrier();
+	if (s & CG_READ_SLOT_SEQ)
+		return;
+	held = cg_read_slot_key(e, k);
+	if (held && (s & CG_READ_SLOT_COUNT))
+		return;
+	if (__sync_val_compare_and_swap(&e->state, s, s + CG_READ_SLOT_SEQ) != s)
+		return;
+	bpf_map_delete_elem(map, k);
+	if (held)
+		e->who.rule = 0; /* empty */
+	__sync_fetch_and_add(&e->state, CG_READ_SLOT_SEQ);
+}
+
 static long cg_sweep_one(struct bpf_map *map, struct cg_read_key *k, struct cg_read *v,
 			 struct cg_sweep *c)
 {
 	__u64 recorded_j = CG_READ_ONCE(v->recorded_j);
 	/* A record made since this sweep read the clock is new, not 2^64 ticks old. */
 	__u64 age_j = recorded_j < c->now_j ? c->now_j - recorded_j : 0;
+	__u64 last_j = CG_READ_ONCE(v->last_j), slot_j = 0;
 	struct cg_event *ev;
-	__u32 n;
+	__u32 n, in_slot;
 
 	if (!c->all && age_j < c->interval_j)
 		return 0;
 	n = CG_READ_ONCE(v->pending) ? __sync_lock_test_and_set(&v->pending, 0) : 0;
+	in_slot = cg_read_slot_take(k, &v->who, &slot_j);
+	if (in_slot) {
+		n += in_slot;
+		if (slot_j > last_j)
+			last_j = slot_j;
+	}
 	if (!n) {
 		/* Quiet for two intervals: an open still deciding within the first is long done. */
 		if (age_j >= 2 * c->interval_j)
-			bpf_map_delete_elem(map, k);
+			cg_read_retire(map, k);
 		return 0;
 	}
 	ev = bpf_ringbuf_reserve(&cg_events, sizeof(*ev), 0);
 	if (!ev) {
 		/* The ring is full: keep the count for the next sweep and stop this one. */
+		if (last_j > CG_READ_ONCE(v->last_j))
+			v->last_j = last_j;
 		__sync_fetch_and_add(&v->pending, n);
 		return 1;
 	}
 	__builtin_memcpy(ev, &v->ev, sizeof(*ev));
-	ev->ts_ns = cg_jiffies_ns(c, CG_READ_ONCE(v->last_j), CG_READ_ONCE(v->recorded_ns));
+	ev->ts_ns = cg_jiffies_ns(c, last_j, CG_READ_ONCE(v->recorded_ns));
 	ev->repeats = n - 1;
 	bpf_ringbuf_submit(ev, 0);
 	cg_reads_taken(n);

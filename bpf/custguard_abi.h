@@ -27,8 +27,10 @@
  *     clocksource read per counted open): CG_CTL_READ_INTERVAL in ticks, CG_CTL_TICK_NS,
  *     struct cg_read's recorded_j and last_j; a 16-byte cg_read_key (file, tgid) with
  *     the rest (struct cg_read_who) compared in the value; cg_stats.read_collisions
+ * 15: repeated reads are counted in a direct-mapped array in front of cg_reads
+ *     (cg_read_slots, struct cg_read_slot); an 8-byte cg_subject_key (zone_kind, id)
  */
-#define CG_ABI_VERSION 14
+#define CG_ABI_VERSION 15
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -227,14 +229,17 @@ struct cg_dev_count {
 	__u32 _pad;
 };
 
-/* Map: (zone, kind, id) -> present (__u8 1). kind: 0 uid, 1 gid. */
+/*
+ * Map: (zone, kind, id) -> present (__u8 1). kind: 0 uid, 1 gid. 8 bytes, zone and kind in
+ * one word (CG_SUBJECT_ZONE_KIND): jhash and the bucket's compare cover half the former
+ * 16-byte key on every decided open.
+ */
 #define CG_SUBJECT_UID 0
 #define CG_SUBJECT_GID 1
+#define CG_SUBJECT_ZONE_KIND(zone_id, kind) (((__u32)(zone_id) << 1) | (__u32)(kind))
 struct cg_subject_key {
-	__u32 zone_id;
-	__u32 kind;
+	__u32 zone_kind; /* CG_SUBJECT_ZONE_KIND(zone_id, kind) */
 	__u32 id;
-	__u32 _pad;
 };
 
 /* Map: (zone, uid) -> expiry in CLOCK_REALTIME seconds. */
@@ -347,7 +352,8 @@ struct cg_stats {
  *    second and at stop): for each key whose interval is over (every key at stop), a
  *    copy of the key's stored record, timed at the last counted open, with repeats =
  *    pending - 1. A process that exited or stopped reading is flushed this way.
- * Both take pending with an atomic exchange, so an open is counted exactly once. The
+ * Both take pending with an atomic exchange, and the key's count in its slot of
+ * cg_read_slots with a compare-and-swap, so an open is counted exactly once. The
  * sweep deletes a key with nothing pending two intervals after its record. When the map
  * is full, reads of new keys are recorded one by one (nothing is lost).
  * Intervals are counted in jiffies (bpf_jiffies64: a load; bpf_ktime_get_ns reads the
@@ -394,6 +400,46 @@ struct cg_read {
 	struct cg_read_who who; /* set when the key is made, never changed */
 	struct cg_event ev; /* the key's first record: what the sweep records again */
 };
+
+/*
+ * Map cg_read_slots (array, pinned): the front of cg_reads for repeated reads. A key
+ * (struct cg_read_key) has one slot, at a multiplicative hash of its words; the slot holds
+ * the key, its reader and a copy of its recorded_j once an open recorded it, and then the
+ * key's further reads within the interval are counted in the slot's state: an inlined
+ * array lookup, seven compared words and a compare-and-swap instead of a hash lookup.
+ * Keys whose slot holds another key count in cg_reads as before.
+ * state: high 32 bits a sequence, odd while a writer owns the slot; low 32 bits the
+ * key's opens counted there and not yet recorded. A reader counts with a compare-and-swap
+ * of the state it read before comparing the key, so a count lands only in a slot that held
+ * that key throughout. Writers claim the slot (sequence to odd) with a compare-and-swap:
+ *  - the open that records a key (new or due) takes the slot's count of that key into its
+ *    record, and puts the key into the slot if the slot holds it already or holds nothing
+ *    counted, and cg_reads still has the key;
+ *  - the sweep takes a due key's count from its slot with its pending in cg_reads, and
+ *    deletes a quiet key only while it owns the key's slot, emptying the slot with it.
+ * So a slot holds a key only while cg_reads has it, and the sweep, which walks cg_reads,
+ * finds every count. An empty slot has rule 0 (CG_RULE_OUTSIDE), which no allowed reader has.
+ */
+#define CG_READ_SLOT_BITS 14
+#define CG_READ_SLOTS (1u << CG_READ_SLOT_BITS)
+#define CG_READ_SLOT_SEQ (1ULL << 32)   /* one step of the sequence in state */
+
+struct cg_read_slot {
+	__u64 state;            /* sequence << 32 | pending */
+	struct cg_read_key key;
+	struct cg_read_who who;
+	__u64 recorded_j;       /* the key's recorded_j when the slot was filled */
+	__u64 last_j;           /* bpf_jiffies64() of the last open counted here */
+};
+
+/* The slot of a key: a multiplicative hash of its two words (tests pick colliding keys). */
+static inline __u32 cg_read_slot_index(const struct cg_read_key *k)
+{
+	__u64 lo = k->ino, hi = ((__u64)k->tgid << 32) | k->dev;
+
+	return (__u32)((((lo * 0x9E3779B97F4A7C15ULL) ^ hi) * 0x9E3779B97F4A7C15ULL) >>
+		       (64 - CG_READ_SLOT_BITS));
+}
 
 /* BPF_PROG_TEST_RUN context of cg_read_sweep (raw_tp: an array of __u64). */
 enum cg_sweep_arg {

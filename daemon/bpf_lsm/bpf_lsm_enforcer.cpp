@@ -59,9 +59,9 @@ struct RingDeleter {
 };
 
 // Names under the pin directory.
-constexpr std::array<const char*, 14> k_map_pins = {
+constexpr std::array<const char*, 15> k_map_pins = {
     "roots", "devs", "subjects", "grants", "programs", "ctl", "events", "stats", "denies", "dircache",
-    "clients", "smb_peers", "client_denies", "reads"};
+    "clients", "smb_peers", "client_denies", "reads", "read_slots"};
 // Pins of earlier ABI versions that this one no longer makes (ABI 13 folded "zones" into
 // "roots"): removed with the rest, so that a replaced pin directory holds only ours.
 constexpr std::array<const char*, 1> k_retired_pins = {"zones"};
@@ -79,7 +79,8 @@ std::array<bpf_map*, k_map_pins.size()> skel_maps(cg_lsm* s)
             s->maps.cg_subjects, s->maps.cg_grants, s->maps.cg_programs,
             s->maps.cg_ctl,   s->maps.cg_events,   s->maps.cg_stats,
             s->maps.cg_denies, s->maps.cg_dircache, s->maps.cg_clients,
-            s->maps.cg_smb_peers, s->maps.cg_client_denies, s->maps.cg_reads};
+            s->maps.cg_smb_peers, s->maps.cg_client_denies, s->maps.cg_reads,
+            s->maps.cg_read_slots};
 }
 
 // How often the directory-cache refresh counter (CG_CTL_REFRESH) moves: an entry older
@@ -643,7 +644,7 @@ tl::expected<void, std::string> BpfLsmEnforcer::apply(const policy::Compiled& co
     for (const auto& s : compiled.subjects) {
         const std::uint32_t kind =
             s.kind == policy::SubjectKind::uid ? CG_SUBJECT_UID : CG_SUBJECT_GID;
-        cg_subject_key k{s.zone_id, kind, s.id, 0};
+        cg_subject_key k{CG_SUBJECT_ZONE_KIND(s.zone_id, kind), s.id};
         if (auto e = put(*m_subjects, "subjects", k, one); !e)
             return Error("bpf-lsm: " + e.error());
     }

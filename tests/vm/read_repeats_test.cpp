@@ -13,9 +13,14 @@
 #include <thread>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <time.h>
+
+#include <atomic>
 
 #include "custguard/common/clock.hpp"
 #include "enforced.hpp"
@@ -98,6 +103,58 @@ std::uint64_t reads_of(const std::vector<AccessEvent>& records)
         n += 1 + ev.raw.repeats;
     return n;
 }
+
+// A reader thread of a forked child: made with clone() on a static stack and reading with
+// raw system calls, so that the child neither allocates nor shares glibc's thread state.
+struct ReaderThread {
+    const char* path = nullptr;
+    int bursts = 0;
+    int per_burst = 0;
+    long pause_ms = 0;
+    std::atomic<int> failed{0};
+    std::atomic<int> done{0};
+};
+alignas(64) char g_reader_stack[256 * 1024];
+
+void read_bursts(ReaderThread& t)
+{
+    char buf[64];
+    for (int b = 0; b < t.bursts; ++b) {
+        for (int i = 0; i < t.per_burst; ++i) {
+            const long fd = ::syscall(SYS_openat, AT_FDCWD, t.path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || ::syscall(SYS_read, fd, buf, sizeof buf) < 0)
+                t.failed.store(1);
+            if (fd >= 0)
+                ::syscall(SYS_close, fd);
+        }
+        const timespec ts{t.pause_ms / 1000, (t.pause_ms % 1000) * 1'000'000};
+        ::syscall(SYS_nanosleep, &ts, nullptr);
+    }
+}
+
+int reader_thread(void* arg)
+{
+    auto& t = *static_cast<ReaderThread*>(arg);
+    read_bursts(t);
+    t.done.store(1);
+    return 0;
+}
+
+// The cg_read_slots index of (path, this process), as lsm/file_open computes it.
+bool read_slot_of(const char* path, std::uint32_t& slot)
+{
+    struct stat st {};
+    if (::stat(path, &st) != 0)
+        return false;
+    cg_read_key k{};
+    k.ino = st.st_ino;
+    k.dev = (major(st.st_dev) << 20) | minor(st.st_dev);
+    k.tgid = static_cast<std::uint32_t>(::getpid());
+    slot = cg_read_slot_index(&k);
+    return true;
+}
+
+std::int32_t g_slot_owner[CG_READ_SLOTS];
 
 }  // namespace
 
@@ -385,4 +442,132 @@ TEST_CASE("allowed reads: the sweep runs only while cg_reads may hold a key, and
     CHECK(reads_of(records) == 5);
     // And it stops once more when the key is gone.
     CHECK(eventually(quiet, std::chrono::seconds(30)));
+}
+
+TEST_CASE("allowed reads: two threads of one process counting one file on two CPUs, across intervals and "
+          "sweeps, lose no read",
+          "[vm][read_repeats]")
+{
+    // Guards the slots in front of cg_reads (ABI 15): both threads count into the same
+    // slot with compare-and-swaps while records and the sweep take its count.
+    if (::sysconf(_SC_NPROCESSORS_ONLN) < 2)
+        WARN("one CPU: the two threads take turns instead of racing");
+    const ZoneFile zf = zone_with_file("read_repeats_threads");
+    const std::string file = zf.file;
+    Enforced e(make_policy({ZoneSpec{{zf.zone}, {k_alice.uid}}}), short_interval());
+
+    constexpr int bursts = 5, per_burst = 1500;
+    static ReaderThread other, self;
+    for (ReaderThread* t : {&other, &self}) {
+        t->path = file.c_str();
+        t->bursts = bursts;
+        t->per_burst = per_burst;
+        t->pause_ms = 700;  // 5 bursts span the 2 s interval twice and several sweeps
+        t->failed = 0;
+        t->done = 0;
+    }
+    REQUIRE(run_as(k_alice, [&]() -> int {
+                const int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+                if (::clone(reader_thread, g_reader_stack + sizeof g_reader_stack, flags, &other) < 0)
+                    return 3;
+                read_bursts(self);
+                while (!other.done.load())
+                    ::sched_yield();
+                return other.failed.load() || self.failed.load() ? 4 : 0;
+            }) == 0);
+    constexpr std::uint64_t total = 2 * bursts * per_burst;
+    REQUIRE(eventually(
+        [&] {
+            auto all = by_process(e.events, file, k_alice.uid);
+            return all.size() == 1 && reads_of(all.begin()->second) >= total;
+        },
+        std::chrono::seconds(20)));
+    // Past another interval and sweep: nothing more comes.
+    std::this_thread::sleep_for(k_interval + std::chrono::milliseconds(1500));
+    auto all = by_process(e.events, file, k_alice.uid);
+    REQUIRE(all.size() == 1);
+    const auto& records = all.begin()->second;
+    CHECK(reads_of(records) == total);
+    CHECK(records.size() < 20);  // counted, not recorded one by one
+    auto ks = e.enforcer.kernel_state();
+    REQUIRE(ks);
+    // Every read but the records' own first ones, plus one per sweep record (its count).
+    CHECK(ks->reads_folded >= total - records.size());
+    CHECK(ks->reads_folded <= total);
+    CHECK(e.enforcer.counters().dropped == 0);
+}
+
+TEST_CASE("allowed reads: two files of one process in one slot are both counted, each to its own records",
+          "[vm][read_repeats]")
+{
+    // Guards the slots in front of cg_reads (ABI 15): the second key of a slot that holds
+    // the first one's count counts in cg_reads; after the sweep took that count the
+    // second key's record takes the slot over; every read of each file reaches a record
+    // of that file.
+    const auto dir = fresh_dir("read_repeats_slot");
+    make_dir(dir + "/zone");
+    // Enough files that two of them share a slot of 16,384 for any process (all but surely).
+    std::vector<std::string> files;
+    for (int i = 0; i < 1000; ++i) {
+        files.push_back(dir + "/zone/f" + std::to_string(i));
+        write_file(files.back(), "x");
+    }
+    Enforced e(make_policy({ZoneSpec{{dir + "/zone"}, {k_alice.uid}}}), short_interval());
+
+    const long pause_ms = std::chrono::duration_cast<std::chrono::milliseconds>(k_interval).count() + 1500;
+    const int rc = run_as(k_alice, [&]() -> int {
+        std::uint32_t slot = 0;
+        int a = -1, b = -1;
+        for (auto& owner : g_slot_owner)
+            owner = -1;
+        for (int i = 0; i < static_cast<int>(files.size()) && b < 0; ++i) {
+            if (!read_slot_of(files[i].c_str(), slot))
+                return 5;
+            if (g_slot_owner[slot] >= 0) {
+                a = g_slot_owner[slot];
+                b = i;
+            }
+            g_slot_owner[slot] = i;
+        }
+        if (b < 0)
+            return 3;
+        const std::string& fa = files[a];
+        const std::string& fb = files[b];
+        // a holds the slot with a count when b is first read; b counts in cg_reads.
+        for (const std::string* f : {&fa, &fa, &fb, &fb, &fa, &fa, &fb, &fb})
+            if (int r = read_here(*f))
+                return r;
+        // After the interval and the sweep: b's record finds the slot's count taken.
+        const timespec ts{pause_ms / 1000, (pause_ms % 1000) * 1'000'000};
+        ::nanosleep(&ts, nullptr);
+        for (const std::string* f : {&fb, &fb, &fb, &fa, &fa, &fa})
+            if (int r = read_here(*f))
+                return r;
+        return 0;
+    });
+    REQUIRE(rc == 0);
+    auto read_files = [&] {
+        std::map<std::string, std::uint64_t> out;
+        for (auto& ev : e.events.snapshot())
+            if (ev.raw.kind == CG_EV_OPEN && ev.raw.uid == k_alice.uid)
+                out[ev.path] += 1 + ev.raw.repeats;
+        return out;
+    };
+    REQUIRE(eventually(
+        [&] {
+            auto n = read_files();
+            return n.size() == 2 && n.begin()->second >= 7 && n.rbegin()->second >= 7;
+        },
+        std::chrono::seconds(20)));
+    std::this_thread::sleep_for(k_interval + std::chrono::milliseconds(1500));
+    auto n = read_files();
+    REQUIRE(n.size() == 2);
+    for (auto& [path, reads] : n) {
+        INFO(path);
+        CHECK(reads == 7);
+    }
+    auto ks = e.enforcer.kernel_state();
+    REQUIRE(ks);
+    CHECK(ks->read_collisions == 0);
+    CHECK(e.enforcer.counters().dropped == 0);
 }
