@@ -1007,6 +1007,19 @@ static __always_inline bool cg_read_slot_holds(const struct cg_read_slot *e, con
 #define CG_READ_SLOT_COUNT 0xffffffffULL /* the count's bits of cg_read_slot.state */
 
 /*
+ * Whether keys go into cg_read_slots. A counting open compares the slot's key after one
+ * plain load of the state, and a writer gives the slot back with an atomic add that
+ * orders nothing on arm64 (STADD): only x86 keeps those loads and stores in order (as for
+ * the directory cache, cg_rename_seq). Elsewhere no slot is ever filled and every repeated
+ * read counts in cg_reads; the sweep's take and retire see empty slots.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define CG_READ_SLOTS_USED 1
+#else
+#define CG_READ_SLOTS_USED 0
+#endif
+
+/*
  * A repeated read counted in its key's slot: the slot holds the key and reader and the
  * key's record is less than an interval old. The count is a compare-and-swap of the
  * state read before the compare, so it fails (and the open goes on to cg_reads) if a
@@ -1017,9 +1030,12 @@ static __always_inline bool cg_read_slot_holds(const struct cg_read_slot *e, con
 static __always_inline bool cg_read_front(struct cg_ctl_words *ctl, struct cg_read_key *k,
 					  struct cg_read_who *w)
 {
-	struct cg_read_slot *e = cg_read_slot_of(k);
+	struct cg_read_slot *e;
 	__u64 s, now_j;
 
+	if (!CG_READ_SLOTS_USED)
+		return false;
+	e = cg_read_slot_of(k);
 	if (!e)
 		return false;
 	s = CG_READ_ONCE(e->state);
@@ -1046,11 +1062,14 @@ static __always_inline bool cg_read_front(struct cg_ctl_words *ctl, struct cg_re
 static __always_inline __u32 cg_read_slot_fill(struct cg_read_key *k, struct cg_read_who *w,
 					       __u64 recorded_j)
 {
-	struct cg_read_slot *e = cg_read_slot_of(k);
+	struct cg_read_slot *e;
 	struct cg_read *r;
 	bool held;
 	__u64 s;
 
+	if (!CG_READ_SLOTS_USED)
+		return 0;
+	e = cg_read_slot_of(k);
 	if (!e)
 		return 0;
 	s = CG_READ_ONCE(e->state);
