@@ -333,7 +333,7 @@ TEST_CASE("allowed reads race: processes whose keys share slots, with records an
     CHECK(dropped == 0);
 }
 
-// A known limit (daemon/bpf_lsm/README.md, "Restarts"): for the time the adopting daemon's
+// A known limit (daemon/bpf_lsm/README.md, "Known limits"): for the time the adopting daemon's
 // programs and the pinned ones both run, an open is counted (or recorded) by each, so the
 // records may hold more opens than were made. What this guards is that none is lost.
 TEST_CASE("allowed reads race: a daemon restart that adopts the pinned maps while processes read loses "
