@@ -348,14 +348,22 @@ TEST_CASE("dbus: an idle custguardd with 10,000 zones does not rebuild them ever
     }), 120s));
     std::this_thread::sleep_for(2s);  // the settle comparisons after the reload's record
     const pid_t pid = f.daemon_pid();
-    const double before = thread_run_ns(pid, pid);
-    std::this_thread::sleep_for(8s);
-    const double after = thread_run_ns(pid, pid);
-    REQUIRE(before >= 0);
-    REQUIRE(after >= 0);
-    // Rebuilt every second it took about 7 ms a second on an idle host; now well below 1.
-    INFO("main loop of custguardd ran " << (after - before) / 1e6 << " ms in 8 s");
-    CHECK(after - before < 10e6);
+    // The quietest of three 3 s windows: rebuilt every second, the zones took about 7 ms a
+    // second on an idle host, in every window; what else the loop does now and then (up to
+    // about 15 ms at a time in the debug build) falls into one window, not all three.
+    double quietest = -1;
+    std::string windows;
+    for (int w = 0; w < 3; ++w) {
+        const double before = thread_run_ns(pid, pid);
+        std::this_thread::sleep_for(3s);
+        const double after = thread_run_ns(pid, pid);
+        REQUIRE(before >= 0);
+        REQUIRE(after >= 0);
+        windows += std::to_string((after - before) / 1e6) + " ms; ";
+        if (quietest < 0 || after - before < quietest) quietest = after - before;
+    }
+    INFO("main loop of custguardd per 3 s window: " << windows);
+    CHECK(quietest < 8e6);
 }
 
 TEST_CASE("dbus: a held print job is announced with JobHeld and PropertiesChanged(HeldJobs)", "[dbus][host][api]") {
