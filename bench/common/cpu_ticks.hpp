@@ -5,9 +5,12 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace custguard::bench {
 
@@ -34,6 +37,25 @@ inline double cpu_ns(pid_t pid) {
     timespec ts{};
     if (pid <= 0 || ::clock_getcpuclockid(pid, &clock) != 0 || ::clock_gettime(clock, &ts) != 0) return -1;
     return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+// Waits (up to `most`) until the processes `pids` used no CPU for 300 ms (no new clock tick
+// in three looks 100 ms apart): what they do for one measurement (records written, journald
+// done with them) ends before the next starts, so none pays for another's.
+inline void settle(const std::vector<pid_t>& pids, std::chrono::milliseconds most = std::chrono::seconds(10)) {
+    auto total = [&] {
+        long t = 0;
+        for (pid_t p : pids) t += cpu_ticks(p);
+        return t;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + most;
+    long last = total();
+    for (int quiet = 0; quiet < 3 && std::chrono::steady_clock::now() < deadline;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        const long now = total();
+        quiet = now == last ? quiet + 1 : 0;
+        last = now;
+    }
 }
 
 }  // namespace custguard::bench

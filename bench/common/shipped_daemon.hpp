@@ -107,17 +107,7 @@ public:
     double cpu_ms() const { return (std::max(0.0, cpu_ns(journald_.pid())) + std::max(0.0, cpu_ns(pid_))) / 1e6; }
     // Waits (up to `most`) until custguardd and journald used no CPU for 300 ms: records of
     // one measurement are written before the next starts, so none pays for another's.
-    void settle(std::chrono::seconds most = std::chrono::seconds(10)) const {
-        auto total = [&] { return cpu_ticks(journald_.pid()) + cpu_ticks(pid_); };
-        const auto deadline = std::chrono::steady_clock::now() + most;
-        long last = total();
-        for (int quiet = 0; quiet < 3 && std::chrono::steady_clock::now() < deadline;) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            const long now = total();
-            quiet = now == last ? quiet + 1 : 0;
-            last = now;
-        }
-    }
+    void settle(std::chrono::seconds most = std::chrono::seconds(10)) const { bench::settle({journald_.pid(), pid_}, most); }
     // CPU ms per ms that custguardd and journald use while nothing happens (their periodic
     // work), once two consecutive seconds agree within 20 % or 0.2 % of a CPU: custguardd
     // goes on working for a while after it answers, and after settle() sees no 10 ms tick

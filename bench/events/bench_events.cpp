@@ -39,6 +39,7 @@
 #include "custguard/events/journal.hpp"
 #include "custguard/events/pipeline.hpp"
 #include "daemon/notify/notifier.hpp"
+#include "common/cpu_ticks.hpp"
 #include "common/vm_journald.hpp"
 #include "scratch_journald.hpp"
 #include "support/exec_plan.hpp"
@@ -61,21 +62,7 @@ long voluntary_switches_self() {
 }
 
 double cpu_seconds_of(pid_t pid) {
-    std::ifstream in(fmt::format("/proc/{}/stat", pid));
-    std::string stat((std::istreambuf_iterator<char>(in)), {});
-    auto close = stat.rfind(')');
-    if (close == std::string::npos) return 0;
-    std::istringstream rest(stat.substr(close + 2));
-    std::string field;
-    unsigned long long utime = 0, stime = 0;
-    for (int i = 3; rest >> field; ++i) {
-        if (i == 14) utime = std::stoull(field);
-        if (i == 15) {
-            stime = std::stoull(field);
-            break;
-        }
-    }
-    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    return static_cast<double>(custguard::bench::cpu_ticks(pid)) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 long status_kb(const char* key) {
@@ -161,13 +148,8 @@ struct Row {
 // journald's CPU since `since` once it has read every datagram and stopped working on them.
 double journald_cpu_until_idle(pid_t jd_pid, const JournalSocket& sock, double since) {
     while (!sock.drained()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    double last = -1, now = cpu_seconds_of(jd_pid);
-    while (now != last) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        last = now;
-        now = cpu_seconds_of(jd_pid);
-    }
-    return now - since;
+    custguard::bench::settle({jd_pid});
+    return cpu_seconds_of(jd_pid) - since;
 }
 
 // The fields of DESIGN.md's journald contract (kept by every shape but "MESSAGE only").

@@ -45,6 +45,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using custguard::bench::cpu_ticks;
+using custguard::bench::settle;
 using custguard::events::testing::ScratchJournald;
 namespace cgbench = custguard::bench;
 
@@ -206,25 +207,6 @@ private:
     fs::path log_;
     pid_t pid_ = -1;
 };
-
-// Waits (up to 10 s) until `pids` used no CPU for 300 ms: custguardd and journald finish
-// recording the previous workload before the next is timed, so neither workload pays for
-// the other's records.
-void settle(const std::vector<pid_t>& pids) {
-    auto total = [&] {
-        long t = 0;
-        for (pid_t p : pids) t += cpu_ticks(p);
-        return t;
-    };
-    const auto deadline = Clock::now() + 10s;
-    long last = total();
-    for (int quiet = 0; quiet < 3 && Clock::now() < deadline;) {
-        std::this_thread::sleep_for(100ms);
-        const long now = total();
-        quiet = now == last ? quiet + 1 : 0;
-        last = now;
-    }
-}
 
 struct Stats {
     double median, min, max;
