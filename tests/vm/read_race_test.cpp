@@ -21,7 +21,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <time.h>
@@ -29,6 +28,7 @@
 #include <bpf/bpf.h>
 
 #include "enforced.hpp"
+#include "resolve.hpp"
 #include "vm_support.hpp"
 
 using namespace custguard;
@@ -167,7 +167,7 @@ std::string make_files(ReadPlan& p, std::vector<std::string>& paths, const std::
         REQUIRE(::stat(paths[static_cast<std::size_t>(i)].c_str(), &st) == 0);
         p.paths[i] = paths[static_cast<std::size_t>(i)].c_str();
         p.keys[i].ino = st.st_ino;
-        p.keys[i].dev = (major(st.st_dev) << 20) | minor(st.st_dev);
+        p.keys[i].dev = daemon::bpf_lsm::kernel_dev(st.st_dev);
     }
     return dir + "/zone";
 }

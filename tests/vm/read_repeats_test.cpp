@@ -16,7 +16,6 @@
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -24,6 +23,7 @@
 
 #include "custguard/common/clock.hpp"
 #include "enforced.hpp"
+#include "resolve.hpp"
 #include "vm_support.hpp"
 
 using namespace custguard;
@@ -148,7 +148,7 @@ bool read_slot_of(const char* path, std::uint32_t& slot)
         return false;
     cg_read_key k{};
     k.ino = st.st_ino;
-    k.dev = (major(st.st_dev) << 20) | minor(st.st_dev);
+    k.dev = daemon::bpf_lsm::kernel_dev(st.st_dev);
     k.tgid = static_cast<std::uint32_t>(::getpid());
     slot = cg_read_slot_index(&k);
     return true;
