@@ -27,6 +27,18 @@
 char LICENSE[] SEC("license") = "GPL";
 
 /*
+ * Whether the CPU keeps loads in order with loads, and stores with stores (x86). The
+ * directory cache (cg_rename_seq) and cg_read_slots rely on that with compiler barriers
+ * only; other architectures would need real barriers on their read sides, so there both
+ * stay off.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define CG_ORDERED_CPU 1
+#else
+#define CG_ORDERED_CPU 0
+#endif
+
+/*
  * Inner map templates: the loader creates one inner map per table and generation. Sizes
  * instead of BTF types: clang emits only forward declarations for types used solely
  * here, and libbpf cannot size those.
@@ -314,7 +326,7 @@ CG_DEFINE_ZONE_WALK(cg_zone_walk_probed, CG_LOAD_PROBED)
  */
 static __always_inline __u32 cg_rename_seq(void)
 {
-#if defined(__TARGET_ARCH_x86)
+#if CG_ORDERED_CPU
 	const seqlock_t *lock = (const seqlock_t *)&rename_lock;
 	__u32 seq;
 
@@ -1007,25 +1019,15 @@ static __always_inline bool cg_read_slot_holds(const struct cg_read_slot *e, con
 #define CG_READ_SLOT_COUNT 0xffffffffULL /* the count's bits of cg_read_slot.state */
 
 /*
- * Whether keys go into cg_read_slots. A counting open compares the slot's key after one
- * plain load of the state, and a writer gives the slot back with an atomic add that
- * orders nothing on arm64 (STADD): only x86 keeps those loads and stores in order (as for
- * the directory cache, cg_rename_seq). Elsewhere no slot is ever filled and every repeated
- * read counts in cg_reads; the sweep's take and retire see empty slots.
- */
-#if defined(__TARGET_ARCH_x86)
-#define CG_READ_SLOTS_USED 1
-#else
-#define CG_READ_SLOTS_USED 0
-#endif
-
-/*
  * A repeated read counted in its key's slot: the slot holds the key and reader and the
  * key's record is less than an interval old. The count is a compare-and-swap of the
  * state read before the compare, so it fails (and the open goes on to cg_reads) if a
  * writer claimed the slot meanwhile or another open counted first. x86 keeps loads in
  * order; the barrier keeps the compiler from moving the compare before the state's load.
  * last_j is stored before the count: a taker that takes this count reads it after.
+ * Only on an ordered CPU (CG_ORDERED_CPU): a writer gives the slot back with an atomic
+ * add that orders nothing on arm64 (STADD). Elsewhere no slot is ever filled and every
+ * repeated read counts in cg_reads; the sweep's take and retire see empty slots.
  */
 static __always_inline bool cg_read_front(struct cg_ctl_words *ctl, struct cg_read_key *k,
 					  struct cg_read_who *w)
@@ -1033,7 +1035,7 @@ static __always_inline bool cg_read_front(struct cg_ctl_words *ctl, struct cg_re
 	struct cg_read_slot *e;
 	__u64 s, now_j;
 
-	if (!CG_READ_SLOTS_USED)
+	if (!CG_ORDERED_CPU)
 		return false;
 	e = cg_read_slot_of(k);
 	if (!e)
@@ -1067,7 +1069,7 @@ static __always_inline __u32 cg_read_slot_fill(struct cg_read_key *k, struct cg_
 	bool held;
 	__u64 s;
 
-	if (!CG_READ_SLOTS_USED)
+	if (!CG_ORDERED_CPU)
 		return 0;
 	e = cg_read_slot_of(k);
 	if (!e)
