@@ -1020,17 +1020,19 @@ static __always_inline bool cg_read_slot_holds(const struct cg_read_slot *e, con
 
 /*
  * A repeated read counted in its key's slot: the slot holds the key and reader and the
- * key's record is less than an interval old. The count is a compare-and-swap of the
- * state read before the compare, so it fails (and the open goes on to cg_reads) if a
- * writer claimed the slot meanwhile or another open counted first. x86 keeps loads in
- * order; the barrier keeps the compiler from moving the compare before the state's load.
- * last_j is stored before the count: a taker that takes this count reads it after.
+ * key's record is less than an interval old; with same_policy, the slot was also filled
+ * under the policy in force now (`active`, see struct cg_read_slot). The count is a
+ * compare-and-swap of the state read before the compare, so it fails (and the open goes
+ * on to cg_reads) if a writer claimed the slot meanwhile or another open counted first.
+ * x86 keeps loads in order; the barrier keeps the compiler from moving the compare before
+ * the state's load. last_j is stored before the count: a taker that takes this count
+ * reads it after.
  * Only on an ordered CPU (CG_ORDERED_CPU): a writer gives the slot back with an atomic
  * add that orders nothing on arm64 (STADD). Elsewhere no slot is ever filled and every
  * repeated read counts in cg_reads; the sweep's take and retire see empty slots.
  */
 static __always_inline bool cg_read_front(struct cg_ctl_words *ctl, struct cg_read_key *k,
-					  struct cg_read_who *w)
+					  struct cg_read_who *w, __u64 active, bool same_policy)
 {
 	struct cg_read_slot *e;
 	__u64 s, now_j;
@@ -1044,7 +1046,7 @@ static __always_inline bool cg_read_front(struct cg_ctl_words *ctl, struct cg_re
 	cg_barrier();
 	/* A writer owns the slot, or the count would carry into the sequence. */
 	if ((s & CG_READ_SLOT_SEQ) || (__u32)s == (__u32)CG_READ_SLOT_COUNT ||
-	    !cg_read_slot_holds(e, k, w))
+	    !cg_read_slot_holds(e, k, w) || (same_policy && e->active != active))
 		return false;
 	now_j = bpf_jiffies64();
 	if (now_j - e->recorded_j >= ctl->w[CG_CTL_READ_INTERVAL])
@@ -1062,7 +1064,7 @@ static __always_inline bool cg_read_front(struct cg_ctl_words *ctl, struct cg_re
  * of this key in it stays for the sweep.
  */
 static __always_inline __u32 cg_read_slot_fill(struct cg_read_key *k, struct cg_read_who *w,
-					       __u64 recorded_j)
+					       __u64 recorded_j, __u64 active)
 {
 	struct cg_read_slot *e;
 	struct cg_read *r;
@@ -1090,6 +1092,7 @@ static __always_inline __u32 cg_read_slot_fill(struct cg_read_key *k, struct cg_
 		__builtin_memcpy(&e->who, w, sizeof(e->who));
 		e->recorded_j = recorded_j;
 		e->last_j = recorded_j;
+		e->active = active;
 	} else {
 		e->who.rule = 0; /* empty */
 	}
@@ -1158,7 +1161,7 @@ static __always_inline void cg_reads_taken(__u32 n)
  */
 static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_read_who *w,
 					     struct cg_read *v, enum cg_read_state state,
-					     struct cg_event *ev, __u64 now)
+					     struct cg_event *ev, __u64 now, __u64 active)
 {
 	__u64 now_j;
 	struct cg_read *r;
@@ -1176,7 +1179,7 @@ static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_re
 		ev->repeats = __sync_lock_test_and_set(&v->pending, 0);
 		v->recorded_ns = now;
 		v->recorded_j = now_j;
-		ev->repeats += cg_read_slot_fill(k, w, now_j);
+		ev->repeats += cg_read_slot_fill(k, w, now_j, active);
 		cg_reads_taken(ev->repeats);
 		return;
 	}
@@ -1192,7 +1195,7 @@ static __always_inline void cg_read_recorded(struct cg_read_key *k, struct cg_re
 	__builtin_memcpy(&r->ev, ev, sizeof(r->ev));
 	if (bpf_map_update_elem(&cg_reads, k, r, BPF_NOEXIST))
 		return;
-	ev->repeats = cg_read_slot_fill(k, w, now_j);
+	ev->repeats = cg_read_slot_fill(k, w, now_j, active);
 	cg_reads_taken(ev->repeats);
 }
 
@@ -1300,12 +1303,21 @@ decide:
 		return 0;
 	rt_offset = ctl->w[CG_CTL_RT_OFFSET];
 	cg_subject_read(task, &s);
+	/*
+	 * A repeated read by a user the zone names, in a zone decided by its tables alone,
+	 * whose slot was filled under this policy: the subjects row that allowed it then
+	 * allows it now, so it is counted without cg_decide (see struct cg_read_slot).
+	 */
+	if ((zflags & (CG_ZONE_RECORD_ALLOWED | CG_ZONE_DECIDED_EACH)) == CG_ZONE_RECORD_ALLOWED &&
+	    cg_read_key(ctl, task, tgid, file, &s, zone_id, CG_RULE_USER, inode, dev, &rk, &rw) &&
+	    cg_read_front(ctl, &rk, &rw, active, true))
+		return 0;
 	decision = cg_decide(slot, zone_id, zflags, &s, rt_offset, &rule);
 	if (decision == CG_DECISION_ALLOW) {
 		if (!(zflags & CG_ZONE_RECORD_ALLOWED))
 			return 0;
 		counted = cg_read_key(ctl, task, tgid, file, &s, zone_id, rule, inode, dev, &rk, &rw);
-		if (counted && (cg_read_front(ctl, &rk, &rw) ||
+		if (counted && (cg_read_front(ctl, &rk, &rw, active, false) ||
 				cg_read_counted(ctl, &rk, &rw, &rv, &rstate)))
 			return 0;
 	}
@@ -1324,7 +1336,7 @@ record:
 		if (bpf_d_path((struct path *)&file->f_path, ev->path, sizeof(ev->path)) < 0)
 			ev->path[0] = 0;
 		if (counted)
-			cg_read_recorded(&rk, &rw, rv, rstate, ev, ev->ts_ns);
+			cg_read_recorded(&rk, &rw, rv, rstate, ev, ev->ts_ns, active);
 		bpf_ringbuf_submit(ev, cg_wakeup_flags(decision));
 	}
 	return cg_verdict(decision);

@@ -29,8 +29,10 @@
  *     the rest (struct cg_read_who) compared in the value; cg_stats.read_collisions
  * 15: repeated reads are counted in a direct-mapped array in front of cg_reads
  *     (cg_read_slots, struct cg_read_slot); an 8-byte cg_subject_key (zone_kind, id)
+ * 16: struct cg_read_slot.active: a repeated read by a named user under the policy that
+ *     filled its slot is counted without a decision
  */
-#define CG_ABI_VERSION 15
+#define CG_ABI_VERSION 16
 
 #define CG_COMM_LEN 16
 #define CG_PATH_LEN 256
@@ -419,6 +421,11 @@ struct cg_read {
  *    deletes a quiet key only while it owns the key's slot, emptying the slot with it.
  * So a slot holds a key only while cg_reads has it, and the sweep, which walks cg_reads,
  * finds every count. An empty slot has rule 0 (CG_RULE_OUTSIDE), which no allowed reader has.
+ * A slot also keeps the CG_CTL_ACTIVE word (policy slot and epoch) of the decision that
+ * filled it. Every policy apply moves that word, so while it is unchanged the tables that
+ * decided are the same: a read by the same fsuid in the same zone, allowed as a named user
+ * (CG_RULE_USER) in a zone whose decisions depend on nothing else (no deny rows, program
+ * list or client machines: CG_ZONE_DECIDED_EACH), is counted before cg_decide runs.
  */
 #define CG_READ_SLOT_BITS 14
 #define CG_READ_SLOTS (1u << CG_READ_SLOT_BITS)
@@ -430,6 +437,7 @@ struct cg_read_slot {
 	struct cg_read_who who;
 	__u64 recorded_j;       /* the key's recorded_j when the slot was filled */
 	__u64 last_j;           /* bpf_jiffies64() of the last open counted here */
+	__u64 active;           /* ctl[CG_CTL_ACTIVE] of the decision that filled the slot */
 };
 
 /* The slot of a key: a multiplicative hash of its two words (tests pick colliding keys). */
@@ -618,6 +626,13 @@ struct cg_thread_state {
 
 /* zone_flags bit: the zone has client deny rows; an smbd's peers are looked up in them */
 #define CG_ZONE_CLIENT_DENIES (1u << 6)
+
+/*
+ * The zone flags under which a decision reads more than the policy tables and the reader's
+ * fsuid, fsgid and program: a clock (deny rows), tracers (allow_programs) or the smbd's
+ * client machines. Reads in such zones are decided every time (see struct cg_read_slot).
+ */
+#define CG_ZONE_DECIDED_EACH (CG_ZONE_DENIES | CG_ZONE_PROGRAMS | CG_ZONE_CLIENTS | CG_ZONE_CLIENT_DENIES)
 
 /*
  * Map cg_client_denies (per generation, hash): a client machine's bulk-read cool-down,

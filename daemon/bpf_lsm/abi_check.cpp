@@ -6,7 +6,7 @@
 
 namespace {
 
-static_assert(CG_ABI_VERSION == 15);
+static_assert(CG_ABI_VERSION == 16);
 static_assert(sizeof(cg_inode_key) == 16);
 static_assert(offsetof(cg_inode_key, dev) == 0 && offsetof(cg_inode_key, ino) == 8);
 static_assert(sizeof(cg_zone_root) == 8);
@@ -85,10 +85,10 @@ static_assert(offsetof(cg_read, recorded_ns) == 0 && offsetof(cg_read, recorded_
               offsetof(cg_read, last_j) == 16 && offsetof(cg_read, pending) == 24 &&
               offsetof(cg_read, who) == 32 && offsetof(cg_read, ev) == 72);
 static_assert(sizeof(cg_read) == 72 + sizeof(cg_event));
-static_assert(sizeof(cg_read_slot) == 80);
+static_assert(sizeof(cg_read_slot) == 88);
 static_assert(offsetof(cg_read_slot, state) == 0 && offsetof(cg_read_slot, key) == 8 &&
               offsetof(cg_read_slot, who) == 24 && offsetof(cg_read_slot, recorded_j) == 64 &&
-              offsetof(cg_read_slot, last_j) == 72);
+              offsetof(cg_read_slot, last_j) == 72 && offsetof(cg_read_slot, active) == 80);
 static_assert(CG_READ_SLOTS == 16384 && CG_READ_SLOT_SEQ == 1ULL << 32);
 static_assert(CG_SWEEP_ALL == 0 && CG_SWEEP_ARGS == 1);
 

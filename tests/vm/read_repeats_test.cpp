@@ -8,18 +8,26 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <thread>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
+#include <sys/fsuid.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <time.h>
 
 #include <atomic>
+#include <filesystem>
+
+#include <bpf/bpf.h>
 
 #include "custguard/common/clock.hpp"
 #include "enforced.hpp"
@@ -570,4 +578,145 @@ TEST_CASE("allowed reads: two files of one process in one slot are both counted,
     REQUIRE(ks);
     CHECK(ks->read_collisions == 0);
     CHECK(e.enforcer.counters().dropped == 0);
+}
+
+namespace {
+
+// The count in the pinned cg_read_slots slot of (path, pid) while it holds that key and a
+// reader with `rule`; -1 when it holds something else.
+long slot_count(const std::string& path, pid_t pid, std::uint32_t rule)
+{
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        return -1;
+    cg_read_key k{};
+    k.ino = st.st_ino;
+    k.dev = daemon::bpf_lsm::kernel_dev(st.st_dev);
+    k.tgid = static_cast<std::uint32_t>(pid);
+    std::uint32_t i = cg_read_slot_index(&k);
+    cg_read_slot e{};
+    const int fd = bpf_obj_get("/sys/fs/bpf/custguard/read_slots");
+    const bool got = fd >= 0 && bpf_map_lookup_elem(fd, &i, &e) == 0;
+    if (fd >= 0)
+        ::close(fd);
+    if (!got || std::memcmp(&e.key, &k, sizeof k) != 0 || e.who.rule != rule)
+        return -1;
+    return static_cast<long>(e.state & 0xffffffff);
+}
+
+}  // namespace
+
+TEST_CASE("allowed reads: a reader counted in its slot is decided again after any change that can refuse it "
+          "(policy, deny row, program list, tracer, fsuid)",
+          "[vm][read_repeats]")
+{
+    // Guards the slot's shortcut past cg_decide (ABI 16): it holds only under the policy
+    // that filled the slot, for the same fsuid, in zones decided by their tables alone.
+    const ZoneFile zf = zone_with_file("read_slot_policy");
+    const std::string file = zf.file;
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe");
+    const auto now = realtime_s();
+    const ZoneSpec named{{zf.zone}, {k_alice.uid}};
+    ZoneSpec this_program = named;
+    this_program.programs = {self};
+
+    enum class Change { apply, trace, fsuid };
+    struct Case {
+        const char* label;
+        ZoneSpec before;
+        Change change;
+        std::function<policy::Compiled()> after;  // for Change::apply
+        int read;                                 // the read's errno after the change
+        std::uint32_t rule;
+    };
+    const std::vector<Case> cases = {
+        {"the same policy applied again", named, Change::apply, [&] { return make_policy({named}); }, 0,
+         CG_RULE_USER},
+        {"a policy that names another user", named, Change::apply,
+         [&] { return make_policy({ZoneSpec{{zf.zone}, {k_bob.uid}}}); }, EPERM, CG_RULE_NOT_ALLOWED},
+        {"a deny row for the reader (bulk-read cool-down)", named, Change::apply,
+         [&] {
+             auto p = make_policy({named});
+             p.denies = {{1, k_alice.uid, static_cast<std::uint64_t>(now + 3600)}};
+             return p;
+         },
+         EPERM, CG_RULE_REVOKED},
+        {"a program list without the reader's program", named, Change::apply,
+         [&] {
+             ZoneSpec z = named;
+             z.programs = {"/usr/bin/cat"};
+             return make_policy({z});
+         },
+         EPERM, CG_RULE_PROGRAM},
+        {"a tracer attached to the allowed program", this_program, Change::trace, {}, EPERM,
+         CG_RULE_PROGRAM_TRACED},
+        {"the reader's fsuid moved to a user the zone does not name", named, Change::fsuid, {}, EPERM,
+         CG_RULE_NOT_ALLOWED},
+    };
+    constexpr int k_before = 5;
+    for (const auto& c : cases) {
+        INFO(c.label);
+        // The daemon's interval: no record or sweep takes the slot's count meanwhile.
+        Enforced e(make_policy({c.before}));
+        int ready[2], go[2];
+        REQUIRE(::pipe2(ready, O_CLOEXEC) == 0);
+        REQUIRE(::pipe2(go, O_CLOEXEC) == 0);
+        const bool as_root = c.change == Change::fsuid;  // setfsuid needs CAP_SETUID
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::alarm(60);
+            if (as_root) {
+                ::setfsgid(k_alice.gid);
+                ::setfsuid(k_alice.uid);
+            } else if (::setgroups(0, nullptr) != 0 || ::setresgid(k_alice.gid, k_alice.gid, k_alice.gid) != 0 ||
+                       ::setresuid(k_alice.uid, k_alice.uid, k_alice.uid) != 0) {
+                ::_exit(120);
+            }
+            for (int i = 0; i < k_before; ++i)
+                if (read_here(file) != 0)
+                    ::_exit(121);
+            char b = 'r';
+            if (::write(ready[1], &b, 1) != 1 || ::read(go[0], &b, 1) != 1)
+                ::_exit(122);
+            if (as_root)
+                ::setfsuid(k_bob.uid);
+            ::_exit(read_here(file));
+        }
+        ::close(ready[1]);
+        ::close(go[0]);
+        char b = 0;
+        REQUIRE(::read(ready[0], &b, 1) == 1);
+        // The reads after the first were counted in the slot, the path the change must end.
+        CHECK(slot_count(file, pid, CG_RULE_USER) == k_before - 1);
+        switch (c.change) {
+        case Change::apply: {
+            auto a = e.enforcer.apply(c.after());
+            INFO(err_of(a));
+            REQUIRE(a);
+            break;
+        }
+        case Change::trace:
+            REQUIRE(::ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) == 0);
+            break;
+        case Change::fsuid:
+            break;
+        }
+        REQUIRE(::write(go[1], &b, 1) == 1);
+        int st = 0;
+        REQUIRE(::waitpid(pid, &st, 0) == pid);
+        ::close(ready[0]);
+        ::close(go[1]);
+        REQUIRE(WIFEXITED(st));
+        CHECK(WEXITSTATUS(st) == c.read);
+        if (c.read != 0) {
+            CHECK(e.events.wait_for([&](const AccessEvent& ev) {
+                return ev.raw.tgid == static_cast<std::uint32_t>(pid) && ev.raw.decision == CG_DECISION_DENY &&
+                       ev.raw.rule == c.rule && ev.path == file;
+            }));
+        } else {
+            // Allowed and counted, not recorded: every read is still in the key's counts.
+            CHECK(slot_count(file, pid, CG_RULE_USER) == k_before);
+        }
+    }
 }
