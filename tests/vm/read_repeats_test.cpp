@@ -11,7 +11,10 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <fcntl.h>
 #include <grp.h>
@@ -607,61 +610,91 @@ long slot_count(const std::string& path, pid_t pid, std::uint32_t rule)
 }  // namespace
 
 TEST_CASE("allowed reads: a reader counted in its slot is decided again after any change that can refuse it "
-          "(policy, deny row, program list, tracer, fsuid)",
+          "(policy, deny row, program list, tracer, fsuid, an audited zone, another zone's name of the file, "
+          "a new daemon)",
           "[vm][read_repeats]")
 {
     // Guards the slot's shortcut past cg_decide (ABI 16): it holds only under the policy
-    // that filled the slot, for the same fsuid, in zones decided by their tables alone.
+    // that filled the slot, for the same fsuid, in the same zone, in zones decided by their
+    // tables alone.
     const ZoneFile zf = zone_with_file("read_slot_policy");
     const std::string file = zf.file;
+    // The file's second name, in a zone of its own (made before anything is enforced: a
+    // link out of a zone is decided like an open).
+    const std::string other_zone = zf.zone.substr(0, zf.zone.rfind('/')) + "/other";
+    const std::string other_name = other_zone + "/f";
+    make_dir(other_zone);
+    REQUIRE(::link(file.c_str(), other_name.c_str()) == 0);
     const std::string self = std::filesystem::read_symlink("/proc/self/exe");
     const auto now = realtime_s();
     const ZoneSpec named{{zf.zone}, {k_alice.uid}};
     ZoneSpec this_program = named;
     this_program.programs = {self};
+    const ZoneSpec other_named{{other_zone}, {k_bob.uid}};
 
-    enum class Change { apply, trace, fsuid };
+    // none: only the read after the change differs (another name of the file). restart:
+    // the daemon stops keeping its pins and a new one adopts them and applies `after`.
+    enum class Change { none, apply, restart, trace, fsuid };
     struct Case {
         const char* label;
-        ZoneSpec before;
+        std::vector<ZoneSpec> before;
         Change change;
-        std::function<policy::Compiled()> after;  // for Change::apply
-        int read;                                 // the read's errno after the change
+        std::function<policy::Compiled()> after;  // for Change::apply and restart
+        const std::string& read_path;             // of the read after the change
+        int read;                                 // its errno
+        std::uint32_t decision;                   // and its record's (none: counted)
         std::uint32_t rule;
     };
     const std::vector<Case> cases = {
-        {"the same policy applied again", named, Change::apply, [&] { return make_policy({named}); }, 0,
-         CG_RULE_USER},
-        {"a policy that names another user", named, Change::apply,
-         [&] { return make_policy({ZoneSpec{{zf.zone}, {k_bob.uid}}}); }, EPERM, CG_RULE_NOT_ALLOWED},
-        {"a deny row for the reader (bulk-read cool-down)", named, Change::apply,
+        {"the same policy applied again", {named}, Change::apply, [&] { return make_policy({named}); }, file, 0,
+         CG_DECISION_ALLOW, CG_RULE_USER},
+        {"a policy that names another user", {named}, Change::apply,
+         [&] { return make_policy({ZoneSpec{{zf.zone}, {k_bob.uid}}}); }, file, EPERM, CG_DECISION_DENY,
+         CG_RULE_NOT_ALLOWED},
+        // The read goes through either way: only its record says the policy moved.
+        {"a policy that names another user and audits violations", {named}, Change::apply,
+         [&] {
+             return make_policy({ZoneSpec{{zf.zone}, {k_bob.uid}, {}, {}, policy::Violation::audit, true}});
+         },
+         file, 0, CG_DECISION_AUDIT, CG_RULE_NOT_ALLOWED},
+        {"a deny row for the reader (bulk-read cool-down)", {named}, Change::apply,
          [&] {
              auto p = make_policy({named});
              p.denies = {{1, k_alice.uid, static_cast<std::uint64_t>(now + 3600)}};
              return p;
          },
-         EPERM, CG_RULE_REVOKED},
-        {"a program list without the reader's program", named, Change::apply,
+         file, EPERM, CG_DECISION_DENY, CG_RULE_REVOKED},
+        {"a program list without the reader's program", {named}, Change::apply,
          [&] {
              ZoneSpec z = named;
              z.programs = {"/usr/bin/cat"};
              return make_policy({z});
          },
-         EPERM, CG_RULE_PROGRAM},
-        {"a tracer attached to the allowed program", this_program, Change::trace, {}, EPERM,
-         CG_RULE_PROGRAM_TRACED},
-        {"the reader's fsuid moved to a user the zone does not name", named, Change::fsuid, {}, EPERM,
+         file, EPERM, CG_DECISION_DENY, CG_RULE_PROGRAM},
+        {"a tracer attached to the allowed program", {this_program}, Change::trace, {}, file, EPERM,
+         CG_DECISION_DENY, CG_RULE_PROGRAM_TRACED},
+        {"the reader's fsuid moved to a user the zone does not name", {named}, Change::fsuid, {}, file, EPERM,
+         CG_DECISION_DENY, CG_RULE_NOT_ALLOWED},
+        // Same inode, tgid and reader: only the zone of the name opened differs.
+        {"the file's name in a zone that does not name the reader", {named, other_named}, Change::none, {},
+         other_name, EPERM, CG_DECISION_DENY, CG_RULE_NOT_ALLOWED},
+        // The new daemon's first policy must not reuse the active word of the old one's.
+        {"a new daemon over the pinned maps, with a policy that names another user", {named}, Change::restart,
+         [&] { return make_policy({ZoneSpec{{zf.zone}, {k_bob.uid}}}); }, file, EPERM, CG_DECISION_DENY,
          CG_RULE_NOT_ALLOWED},
     };
     constexpr int k_before = 5;
     for (const auto& c : cases) {
         INFO(c.label);
         // The daemon's interval: no record or sweep takes the slot's count meanwhile.
-        Enforced e(make_policy({c.before}));
+        Enforced e(make_policy(c.before));
+        Events next_events;
+        std::optional<daemon::bpf_lsm::BpfLsmEnforcer> next;  // Change::restart's daemon
         int ready[2], go[2];
         REQUIRE(::pipe2(ready, O_CLOEXEC) == 0);
         REQUIRE(::pipe2(go, O_CLOEXEC) == 0);
         const bool as_root = c.change == Change::fsuid;  // setfsuid needs CAP_SETUID
+        const char* read_path = c.read_path.c_str();
         const pid_t pid = ::fork();
         REQUIRE(pid >= 0);
         if (pid == 0) {
@@ -681,7 +714,7 @@ TEST_CASE("allowed reads: a reader counted in its slot is decided again after an
                 ::_exit(122);
             if (as_root)
                 ::setfsuid(k_bob.uid);
-            ::_exit(read_here(file));
+            ::_exit(read_here(read_path));
         }
         ::close(ready[1]);
         ::close(go[0]);
@@ -696,9 +729,23 @@ TEST_CASE("allowed reads: a reader counted in its slot is decided again after an
             REQUIRE(a);
             break;
         }
+        case Change::restart: {
+            // Its stop records the slot's count and leaves the slot holding the reader.
+            e.enforcer.stop(false);
+            next.emplace();
+            auto s = next->start(next_events.handler());
+            INFO(err_of(s));
+            REQUIRE(s);
+            REQUIRE(next->adopted());
+            auto a = next->apply(c.after());
+            INFO(err_of(a));
+            REQUIRE(a);
+            break;
+        }
         case Change::trace:
             REQUIRE(::ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) == 0);
             break;
+        case Change::none:
         case Change::fsuid:
             break;
         }
@@ -709,14 +756,17 @@ TEST_CASE("allowed reads: a reader counted in its slot is decided again after an
         ::close(go[1]);
         REQUIRE(WIFEXITED(st));
         CHECK(WEXITSTATUS(st) == c.read);
-        if (c.read != 0) {
-            CHECK(e.events.wait_for([&](const AccessEvent& ev) {
-                return ev.raw.tgid == static_cast<std::uint32_t>(pid) && ev.raw.decision == CG_DECISION_DENY &&
-                       ev.raw.rule == c.rule && ev.path == file;
+        if (c.decision != CG_DECISION_ALLOW) {
+            Events& events = next ? next_events : e.events;
+            CHECK(events.wait_for([&](const AccessEvent& ev) {
+                return ev.raw.tgid == static_cast<std::uint32_t>(pid) && ev.raw.decision == c.decision &&
+                       ev.raw.rule == c.rule && ev.path == c.read_path;
             }));
         } else {
             // Allowed and counted, not recorded: every read is still in the key's counts.
             CHECK(slot_count(file, pid, CG_RULE_USER) == k_before);
         }
+        if (next)
+            next->stop(true);
     }
 }
