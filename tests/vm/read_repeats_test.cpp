@@ -610,8 +610,8 @@ long slot_count(const std::string& path, pid_t pid, std::uint32_t rule)
 }  // namespace
 
 TEST_CASE("allowed reads: a reader counted in its slot is decided again after any change that can refuse it "
-          "(policy, deny row, program list, tracer, fsuid, an audited zone, another zone's name of the file, "
-          "a new daemon)",
+          "(policy, deny row, program list, tracer, fsuid, supplementary groups, an audited zone, another zone's "
+          "name of the file, a new daemon)",
           "[vm][read_repeats]")
 {
     // Guards the slot's shortcut past cg_decide (ABI 16): it holds only under the policy
@@ -631,10 +631,14 @@ TEST_CASE("allowed reads: a reader counted in its slot is decided again after an
     ZoneSpec this_program = named;
     this_program.programs = {self};
     const ZoneSpec other_named{{other_zone}, {k_bob.uid}};
+    const ZoneSpec sales{{zf.zone}, {}, {k_sales_gid}};
 
     // none: only the read after the change differs (another name of the file). restart:
     // the daemon stops keeping its pins and a new one adopts them and applies `after`.
-    enum class Change { none, apply, restart, trace, fsuid };
+    // groups: the reader, allowed by a supplementary group, leaves it (same fsuid and
+    // fsgid: only the decision sees the groups, which is why a GROUP reader is decided
+    // every time).
+    enum class Change { none, apply, restart, trace, fsuid, groups };
     struct Case {
         const char* label;
         std::vector<ZoneSpec> before;
@@ -675,6 +679,8 @@ TEST_CASE("allowed reads: a reader counted in its slot is decided again after an
          CG_DECISION_DENY, CG_RULE_PROGRAM_TRACED},
         {"the reader's fsuid moved to a user the zone does not name", {named}, Change::fsuid, {}, file, EPERM,
          CG_DECISION_DENY, CG_RULE_NOT_ALLOWED},
+        {"the reader left the supplementary group the zone names", {sales}, Change::groups, {}, file, EPERM,
+         CG_DECISION_DENY, CG_RULE_NOT_ALLOWED},
         // Same inode, tgid and reader: only the zone of the name opened differs.
         {"the file's name in a zone that does not name the reader", {named, other_named}, Change::none, {},
          other_name, EPERM, CG_DECISION_DENY, CG_RULE_NOT_ALLOWED},
@@ -693,13 +699,18 @@ TEST_CASE("allowed reads: a reader counted in its slot is decided again after an
         int ready[2], go[2];
         REQUIRE(::pipe2(ready, O_CLOEXEC) == 0);
         REQUIRE(::pipe2(go, O_CLOEXEC) == 0);
-        const bool as_root = c.change == Change::fsuid;  // setfsuid needs CAP_SETUID
+        // setfsuid needs CAP_SETUID, setgroups CAP_SETGID (kept: setfsuid drops file capabilities only)
+        const bool as_root = c.change == Change::fsuid || c.change == Change::groups;
+        const gid_t sales_gid = k_sales_gid;
+        const std::uint32_t slot_rule = c.change == Change::groups ? CG_RULE_GROUP : CG_RULE_USER;
         const char* read_path = c.read_path.c_str();
         const pid_t pid = ::fork();
         REQUIRE(pid >= 0);
         if (pid == 0) {
             ::alarm(60);
             if (as_root) {
+                if (c.change == Change::groups && ::setgroups(1, &sales_gid) != 0)
+                    ::_exit(123);
                 ::setfsgid(k_alice.gid);
                 ::setfsuid(k_alice.uid);
             } else if (::setgroups(0, nullptr) != 0 || ::setresgid(k_alice.gid, k_alice.gid, k_alice.gid) != 0 ||
@@ -712,8 +723,10 @@ TEST_CASE("allowed reads: a reader counted in its slot is decided again after an
             char b = 'r';
             if (::write(ready[1], &b, 1) != 1 || ::read(go[0], &b, 1) != 1)
                 ::_exit(122);
-            if (as_root)
+            if (c.change == Change::fsuid)
                 ::setfsuid(k_bob.uid);
+            if (c.change == Change::groups && ::setgroups(0, nullptr) != 0)
+                ::_exit(124);
             ::_exit(read_here(read_path));
         }
         ::close(ready[1]);
@@ -721,7 +734,7 @@ TEST_CASE("allowed reads: a reader counted in its slot is decided again after an
         char b = 0;
         REQUIRE(::read(ready[0], &b, 1) == 1);
         // The reads after the first were counted in the slot, the path the change must end.
-        CHECK(slot_count(file, pid, CG_RULE_USER) == k_before - 1);
+        CHECK(slot_count(file, pid, slot_rule) == k_before - 1);
         switch (c.change) {
         case Change::apply: {
             auto a = e.enforcer.apply(c.after());
@@ -747,6 +760,7 @@ TEST_CASE("allowed reads: a reader counted in its slot is decided again after an
             break;
         case Change::none:
         case Change::fsuid:
+        case Change::groups:
             break;
         }
         REQUIRE(::write(go[1], &b, 1) == 1);
@@ -764,7 +778,7 @@ TEST_CASE("allowed reads: a reader counted in its slot is decided again after an
             }));
         } else {
             // Allowed and counted, not recorded: every read is still in the key's counts.
-            CHECK(slot_count(file, pid, CG_RULE_USER) == k_before);
+            CHECK(slot_count(file, pid, slot_rule) == k_before);
         }
         if (next)
             next->stop(true);
