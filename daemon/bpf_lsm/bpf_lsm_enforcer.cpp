@@ -160,6 +160,50 @@ void set_active(const CtlWords& ctl, std::uint32_t slot)
     ctl.set(CG_CTL_ACTIVE, CG_ACTIVE_MAKE(slot, CG_ACTIVE_EPOCH(ctl.get(CG_CTL_ACTIVE)) + 1));
 }
 
+// Every value of the array map `fd` (max_entries n), in batches: `f(value)` for each.
+template <typename V, typename F>
+tl::expected<void, std::string> each_array_value(int fd, const char* what, F&& f)
+{
+    constexpr std::uint32_t k_batch = 1024;
+    std::vector<std::uint32_t> keys(k_batch);
+    std::vector<V> values(k_batch);
+    std::uint32_t in = 0, out = 0;
+    for (bool first = true;; first = false) {
+        std::uint32_t count = k_batch;
+        const int r = bpf_map_lookup_batch(fd, first ? nullptr : &in, &out, keys.data(), values.data(), &count,
+                                           nullptr);
+        const int err = r < 0 ? errno : 0;
+        for (std::uint32_t i = 0; i < count && i < k_batch; ++i)
+            f(values[i]);
+        if (err == ENOENT)
+            return {};
+        if (err != 0)
+            return tl::unexpected(std::string("bpf-lsm: reading the pinned ") + what + ": " + errno_text(err));
+        in = out;
+    }
+}
+
+// An adopted pin set is moved past every epoch its caches hold. Pins are replaced map by
+// map (pin_replace), so a daemon that died midway leaves one set's control map beside
+// another's directory cache and read slots, whose entries may carry epochs this control
+// map has not reached yet: its later applies would reuse them, and an entry filled under
+// another policy would match (the read slots' shortcut past cg_decide, the cache's zone).
+tl::expected<void, std::string> raise_epoch_past_caches(const CtlWords& ctl, int dircache_fd, int slots_fd)
+{
+    const std::uint64_t active = ctl.get(CG_CTL_ACTIVE);
+    std::uint32_t top = CG_ACTIVE_EPOCH(active);
+    if (auto r = each_array_value<cg_dir_zone>(dircache_fd, "directory cache",
+                                               [&](const cg_dir_zone& e) { top = std::max(top, e.epoch); });
+        !r)
+        return r;
+    if (auto r = each_array_value<cg_read_slot>(
+            slots_fd, "read slots", [&](const cg_read_slot& e) { top = std::max(top, CG_ACTIVE_EPOCH(e.active)); });
+        !r)
+        return r;
+    ctl.set(CG_CTL_ACTIVE, CG_ACTIVE_MAKE(CG_ACTIVE_SLOT(active), top + 1));
+    return {};
+}
+
 // One fresh inner map, sized to its rows: per-open cost of a hash lookup does not depend
 // on the map size.
 tl::expected<UniqueFd, std::string> make_inner(const char* name, std::uint32_t key_size,
@@ -425,6 +469,10 @@ tl::expected<void, std::string> BpfLsmEnforcer::start(EventHandler handler)
         // Nothing is enforced from these maps until the first apply() attaches them.
         impl->ctl.set(CG_CTL_ACTIVE, CG_SLOT_NONE);
         impl->ctl.set(CG_CTL_ABI, CG_ABI_VERSION);
+    } else if (auto r = raise_epoch_past_caches(impl->ctl, bpf_map__fd(impl->skel->maps.cg_dircache),
+                                                bpf_map__fd(impl->skel->maps.cg_read_slots));
+               !r) {
+        return Error(r.error());
     }
     sync_rt_offset(impl->ctl);
     // Who may read zone files past the programs (see CG_CTL_SELF_TGID): this process or

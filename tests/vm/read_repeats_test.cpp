@@ -784,3 +784,67 @@ TEST_CASE("allowed reads: a reader counted in its slot is decided again after an
             next->stop(true);
     }
 }
+
+TEST_CASE("adoption: a pin set whose caches hold epochs its control map has not reached (a daemon that died "
+          "while replacing its pins) is moved past them",
+          "[vm][read_repeats]")
+{
+    // Guards raise_epoch_past_caches: without it the adopting daemon's applies would count
+    // up to an epoch a slot or a directory-cache entry of the other set was filled under,
+    // and that entry would match under another policy.
+    const ZoneFile zf = zone_with_file("read_slot_mixed_pins");
+    const auto policy = make_policy({ZoneSpec{{zf.zone}, {k_alice.uid}}});
+    Events events;
+    std::uint64_t epoch = 0;
+    {
+        daemon::bpf_lsm::BpfLsmEnforcer first;
+        auto s = first.start(events.handler());
+        INFO(err_of(s));
+        REQUIRE(s);
+        auto a = first.apply(policy);
+        INFO(err_of(a));
+        REQUIRE(a);
+        auto ks = first.kernel_state();
+        REQUIRE(ks);
+        epoch = ks->cache_epoch;
+        first.stop(false);  // the pins stay, as after a crash
+    }
+    // Entries of another set, filled 1,000 and 2,000 applies later than this control map.
+    {
+        const int slots = bpf_obj_get("/sys/fs/bpf/custguard/read_slots");
+        const int dircache = bpf_obj_get("/sys/fs/bpf/custguard/dircache");
+        REQUIRE(slots >= 0);
+        REQUIRE(dircache >= 0);
+        cg_read_slot e{};
+        e.who.rule = CG_RULE_USER;
+        e.active = CG_ACTIVE_MAKE(0, epoch + 1000);
+        cg_dir_zone d{};
+        d.inode = 1;
+        d.epoch = static_cast<std::uint32_t>(epoch + 2000);
+        const std::uint32_t i = 7, j = 9;
+        CHECK(bpf_map_update_elem(slots, &i, &e, BPF_ANY) == 0);
+        CHECK(bpf_map_update_elem(dircache, &j, &d, BPF_ANY) == 0);
+        ::close(slots);
+        ::close(dircache);
+    }
+    daemon::bpf_lsm::BpfLsmEnforcer second;
+    struct Removing {
+        daemon::bpf_lsm::BpfLsmEnforcer& e;
+        ~Removing() { e.stop(true); }
+    } remove_second{second};
+    auto s = second.start(events.handler());
+    INFO(err_of(s));
+    REQUIRE(s);
+    CHECK(second.adopted());
+    auto ks = second.kernel_state();
+    REQUIRE(ks);
+    CHECK(ks->cache_epoch > epoch + 2000);
+    auto a = second.apply(policy);
+    INFO(err_of(a));
+    REQUIRE(a);
+    ks = second.kernel_state();
+    REQUIRE(ks);
+    CHECK(ks->cache_epoch > epoch + 2001);
+    CHECK(try_read(k_alice, zf.file) == 0);
+    CHECK(try_read(k_bob, zf.file) == EPERM);
+}
