@@ -160,7 +160,7 @@ void set_active(const CtlWords& ctl, std::uint32_t slot)
     ctl.set(CG_CTL_ACTIVE, CG_ACTIVE_MAKE(slot, CG_ACTIVE_EPOCH(ctl.get(CG_CTL_ACTIVE)) + 1));
 }
 
-// Every value of the array map `fd` (max_entries n), in batches: `f(value)` for each.
+// Every value of the array map `fd`, read in batches: `f(value)` for each.
 template <typename V, typename F>
 tl::expected<void, std::string> each_array_value(int fd, const char* what, F&& f)
 {
