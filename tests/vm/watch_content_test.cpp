@@ -172,7 +172,10 @@ TEST_CASE("custguardd under BPF LSM scans documents written outside zones: custo
         REQUIRE(refused_after);
         std::fprintf(stderr, "watch content (%s): refused to the outsider %lld ms after the write\n", doc.what,
                      static_cast<long long>(refused_after->count()));
-        CHECK(*refused_after < 2s);  // as tests/watch allows for the record
+        // tests/watch holds the watcher to 2 s on the host. Under TCG the sandboxed reader's
+        // xlsx extraction alone took 0.7 s in a quiet VM and 2.3 s beside another VM (a
+        // clean-clone check), so here the bound only catches a watcher that stalls.
+        CHECK(*refused_after < 5s);
         CHECK(try_read(k_zone_user, dst) == 0);
         REQUIRE(found);
         const common::Json& r = *found;
