@@ -23,18 +23,32 @@ std::string err_of(const tl::expected<T, std::string>& e)
     return e ? std::string() : e.error();
 }
 
+// Starts `e` with `events`' handler and applies `p`, as the daemon does; the test stops
+// where either fails.
+inline void start_and_apply(daemon::bpf_lsm::BpfLsmEnforcer& e, Events& events, const policy::Compiled& p)
+{
+    auto s = e.start(events.handler());
+    INFO(err_of(s));
+    REQUIRE(s);
+    auto a = e.apply(p);
+    INFO(err_of(a));
+    REQUIRE(a);
+}
+
+// Removes what an enforcer pinned when its scope ends, also when a test stops early; after
+// a stop(false), which leaves the pins for the next enforcer, it does nothing.
+struct RemovedAtExit {
+    daemon::bpf_lsm::BpfLsmEnforcer& e;
+    ~RemovedAtExit() { e.stop(true); }
+};
+
 struct Enforced {
     Events events;
     daemon::bpf_lsm::BpfLsmEnforcer enforcer;
 
     explicit Enforced(const policy::Compiled& p, daemon::bpf_lsm::Options options = {}) : enforcer(std::move(options))
     {
-        auto s = enforcer.start(events.handler());
-        INFO(err_of(s));
-        REQUIRE(s);
-        auto a = enforcer.apply(p);
-        INFO(err_of(a));
-        REQUIRE(a);
+        start_and_apply(enforcer, events, p);
     }
     ~Enforced() { enforcer.stop(true); }
 };

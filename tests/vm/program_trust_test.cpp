@@ -16,6 +16,7 @@
 
 #include "bpf_lsm_enforcer.hpp"
 #include "daemon/exec/exec_tracker.hpp"
+#include "enforced.hpp"
 #include "vm_support.hpp"
 
 using namespace custguard;
@@ -37,12 +38,7 @@ struct Tracked {
         INFO((t ? "" : t.error()));
         REQUIRE(t);
         tracker = *t;
-        auto s = enforcer.start(events.handler());
-        INFO((s ? "" : s.error()));
-        REQUIRE(s);
-        auto a = enforcer.apply(p);
-        INFO((a ? "" : a.error()));
-        REQUIRE(a);
+        start_and_apply(enforcer, events, p);
     }
     ~Tracked()
     {

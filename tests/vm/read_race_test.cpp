@@ -364,11 +364,6 @@ TEST_CASE("allowed reads race: a daemon restart that adopts the pinned maps whil
     p->children = 2;
     p->rounds = 0;
     p->pause_us = 0;
-    // Removes what an enforcer pinned if the test stops early (stop(false) left the pins).
-    struct Removing {
-        daemon::bpf_lsm::BpfLsmEnforcer& e;
-        ~Removing() { e.stop(true); }
-    };
     int readers_rc = -1;
     std::thread readers([&] { readers_rc = run_as(k_alice, [&] { return run_readers(*p.plan, false, false); }); });
     struct Finish {
@@ -385,13 +380,8 @@ TEST_CASE("allowed reads race: a daemon restart that adopts the pinned maps whil
 
     {
         daemon::bpf_lsm::BpfLsmEnforcer first(o);
-        const Removing remove_first{first};
-        auto s = first.start(events.handler());
-        INFO(err_of(s));
-        REQUIRE(s);
-        auto a = first.apply(policy);
-        INFO(err_of(a));
-        REQUIRE(a);
+        const RemovedAtExit remove_first{first};
+        start_and_apply(first, events, policy);
         p->go.store(1);
         std::this_thread::sleep_for(std::chrono::milliseconds(1500));
         phase("first running");
@@ -403,7 +393,7 @@ TEST_CASE("allowed reads race: a daemon restart that adopts the pinned maps whil
     std::this_thread::sleep_for(std::chrono::milliseconds(700));
     phase("no daemon");
     daemon::bpf_lsm::BpfLsmEnforcer second(o);
-    const Removing remove_second{second};
+    const RemovedAtExit remove_second{second};
     auto s = second.start(events.handler());
     INFO(err_of(s));
     REQUIRE(s);

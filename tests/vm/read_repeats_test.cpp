@@ -798,12 +798,8 @@ TEST_CASE("adoption: a pin set whose caches hold epochs its control map has not 
     std::uint64_t epoch = 0;
     {
         daemon::bpf_lsm::BpfLsmEnforcer first;
-        auto s = first.start(events.handler());
-        INFO(err_of(s));
-        REQUIRE(s);
-        auto a = first.apply(policy);
-        INFO(err_of(a));
-        REQUIRE(a);
+        const RemovedAtExit remove_first{first};  // after stop(false) below: nothing
+        start_and_apply(first, events, policy);
         auto ks = first.kernel_state();
         REQUIRE(ks);
         epoch = ks->cache_epoch;
@@ -828,10 +824,7 @@ TEST_CASE("adoption: a pin set whose caches hold epochs its control map has not 
         ::close(dircache);
     }
     daemon::bpf_lsm::BpfLsmEnforcer second;
-    struct Removing {
-        daemon::bpf_lsm::BpfLsmEnforcer& e;
-        ~Removing() { e.stop(true); }
-    } remove_second{second};
+    const RemovedAtExit remove_second{second};
     auto s = second.start(events.handler());
     INFO(err_of(s));
     REQUIRE(s);
