@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -477,6 +478,7 @@ TEST_CASE("allowed reads: two threads of one process counting one file on two CP
         t->failed = 0;
         t->done = 0;
     }
+    const auto t0 = std::chrono::steady_clock::now();
     REQUIRE(run_as(k_alice, [&]() -> int {
                 const int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
                 if (::clone(reader_thread, g_reader_stack + sizeof g_reader_stack, flags, &other) < 0)
@@ -499,7 +501,14 @@ TEST_CASE("allowed reads: two threads of one process counting one file on two CP
     REQUIRE(all.size() == 1);
     const auto& records = all.begin()->second;
     CHECK(reads_of(records) == total);
-    CHECK(records.size() < 20);  // counted, not recorded one by one
+    // Counted, not recorded one by one: at most a first read's record and one that counts
+    // the rest per interval the reads and the last sweep spanned. The bound follows the
+    // time taken: a slow VM stretches the bursts over more intervals (20 records in a
+    // clean-clone check beside the host layer).
+    const auto intervals = (std::chrono::steady_clock::now() - t0) / k_interval + 1;
+    std::fprintf(stderr, "allowed reads, two threads: %zu records over %lld intervals of %lld s\n", records.size(),
+                 static_cast<long long>(intervals), static_cast<long long>(k_interval.count()));
+    CHECK(records.size() <= 2 * static_cast<std::size_t>(intervals));
     auto ks = e.enforcer.kernel_state();
     REQUIRE(ks);
     // Every read but the records' own first ones, plus one per sweep record (its count).
