@@ -20,6 +20,7 @@
 //
 //   bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]
 //                [--worker-nice N] [--notify-nice N] [--no-floor] [--split-cpus] [--creator-rate N]
+//                [--hogs N]
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -144,6 +145,19 @@ void touch_open(Shared* sh, const char* path, bool zone_file) {
     }
 }
 
+// A new file: opened (O_CREAT) and written, or with --no-creator-opens made by mknod()
+// (no open, so no permission event: only the notifications of its name).
+void make_file(const char* path, const char* text) {
+    if (!creator_opens) {
+        (void)::mknod(path, S_IFREG | 0644, 0);
+        return;
+    }
+    int fd = ::open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    if (text) (void)!::write(fd, text, std::strlen(text));
+    ::close(fd);
+}
+
 // The hostile user: in a loop, with names made on the stack (no allocation after fork).
 pid_t start_user_creator(Shared* sh, const std::string& drop, const std::string& out, int k) {
     pid_t pid = ::fork();
@@ -165,8 +179,7 @@ pid_t start_user_creator(Shared* sh, const std::string& drop, const std::string&
         // A file outside every zone, linked there: the case that made each open rescan.
         std::snprintf(a, sizeof a, "%s/h%llu", o, static_cast<unsigned long long>(i));
         std::snprintf(b, sizeof b, "%s/h%llu.l", o, static_cast<unsigned long long>(i));
-        int fd = ::open(a, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-        if (fd >= 0) ::close(fd);
+        make_file(a, nullptr);
         op(0);
         op(::link(a, b));
         touch_open(sh, b, false);
@@ -174,11 +187,7 @@ pid_t start_user_creator(Shared* sh, const std::string& drop, const std::string&
         // its outside name: must be refused.
         std::snprintf(c, sizeof c, "%s/z%llu", z, static_cast<unsigned long long>(i));
         std::snprintf(d, sizeof d, "%s/z%llu.l", z, static_cast<unsigned long long>(i));
-        fd = ::open(c, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            (void)!::write(fd, "secret\n", 7);
-            ::close(fd);
-        }
+        make_file(c, "secret\n");
         op(0);
         op(::link(c, d));
         std::snprintf(b, sizeof b, "%s/zl%llu", o, static_cast<unsigned long long>(i));
@@ -243,6 +252,23 @@ pid_t start_root_creator(Shared* sh, const std::string& drop, const std::string&
     ::_exit(0);
 }
 
+// --hogs N: the hostile user also keeps N programs busy on every CPU (no file system
+// activity): opens parked for a heavy user must still be answered (max_park), not left to a
+// thread these programs keep off the CPUs.
+int hogs = 0;
+
+pid_t start_hog(Shared* sh) {
+    pid_t pid = ::fork();
+    if (pid != 0) return pid;
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int c = 0; c < CPU_SETSIZE; ++c) CPU_SET(c, &all);
+    ::sched_setaffinity(0, sizeof all, &all);
+    if (!become(hostile_uid)) ::_exit(1);
+    while (!sh->stop.load(std::memory_order_relaxed)) {}
+    ::_exit(0);
+}
+
 struct Phase {
     std::vector<std::uint32_t> ns;
     double seconds = 0;
@@ -288,10 +314,12 @@ int main(int argc, char** argv) {
         else if (a == "--no-floor") floor = false;
         else if (a == "--split-cpus") split_cpus = true;
         else if (a == "--creator-rate" && i + 1 < argc) creator_rate = std::max(0.0, std::atof(argv[++i]));
+        else if (a == "--hogs" && i + 1 < argc) hogs = std::max(0, std::atoi(argv[++i]));
         else {
             std::fprintf(stderr,
                          "usage: bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]\n"
                          "                    [--worker-nice N] [--notify-nice N] [--no-floor] [--split-cpus] [--creator-rate N]\n"
+                         "                    [--hogs N]\n"
                          "  --files N    zone files (default 200000)\n"
                          "  --seconds S  length of each phase (default 8)\n"
                          "  --rounds N   quiet/hostile pairs (default 2)\n"
@@ -302,7 +330,8 @@ int main(int argc, char** argv) {
                          "               default: the daemon's, -10; 0: left alone)\n"
                          "  --no-floor   leave out the phases with a bare fanotify group answering every open at once\n"
                          "  --split-cpus the creators on the last CPU, the reader and the enforcer on the others\n"
-                         "  --creator-rate N  each user creator runs at most N rounds a second (default 0: flat out)\n");
+                         "  --creator-rate N  each user creator runs at most N rounds a second (default 0: flat out)\n"
+                         "  --hogs N     the hostile user also runs N busy loops on any CPU (default 0)\n");
             return 2;
         }
     }
@@ -367,6 +396,7 @@ int main(int argc, char** argv) {
         if (attack) {
             for (int k = 0; k < user_creators; ++k) creators.push_back(start_user_creator(shm, drop, out, k));
             creators.push_back(start_root_creator(shm, drop, out));
+            for (int k = 0; k < hogs; ++k) creators.push_back(start_hog(shm));
             ::usleep(300'000);  // the storm is under way before the first measured open
         }
         pid_t reader = start_reader(shm, paths, seconds);
@@ -460,11 +490,11 @@ int main(int argc, char** argv) {
     for (auto& p : quiet) q_all.insert(q_all.end(), p.ns.begin(), p.ns.end());
     for (auto& p : hostile) h_all.insert(h_all.end(), p.ns.begin(), p.ns.end());
     const double q50 = pct(q_all, 0.5), q99 = pct(q_all, 0.99);
-    std::printf("\n| phase | round | opens | opens/s | allowed refused | p50 µs | p99 µs | max µs | hostile ops | walks | directory cache hits | tree scans | entries scanned | perm events | notify events | enforcer CPU s | flushes | overload answers | refused for lag | hostile refused | zone files read outside |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("\n| phase | round | opens | opens/s | allowed refused | p50 µs | p99 µs | max µs | hostile ops | walks | directory cache hits | tree scans | entries scanned | perm events | notify events | enforcer CPU s | flushes | overload answers | refused for lag | parked | parked late | hostile refused | zone files read outside |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < rounds; ++r) {
         for (const Phase* p : {&quiet[static_cast<std::size_t>(r)], &hostile[static_cast<std::size_t>(r)]}) {
-            std::printf("| %s | %d | %zu | %.0f | %llu | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %llu | %llu | %.2f | %llu | %llu | %llu | %llu | %llu |\n",
+            std::printf("| %s | %d | %zu | %.0f | %llu | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %llu | %llu | %.2f | %llu | %llu | %llu | %llu | %llu | %llu | %llu |\n",
                         p == &quiet[static_cast<std::size_t>(r)] ? "quiet" : "hostile", r + 1, p->ns.size(),
                         static_cast<double>(p->ns.size()) / p->seconds, static_cast<unsigned long long>(p->refused),
                         pct(p->ns, 0.5), pct(p->ns, 0.99),
@@ -479,6 +509,8 @@ int main(int argc, char** argv) {
                         p->enforcer_cpu_s, static_cast<unsigned long long>(p->after.flushes - p->before.flushes),
                         static_cast<unsigned long long>(p->after.timeouts - p->before.timeouts),
                         static_cast<unsigned long long>(p->after.quick_refused - p->before.quick_refused),
+                        static_cast<unsigned long long>(p->after.parked - p->before.parked),
+                        static_cast<unsigned long long>(p->after.parked_late - p->before.parked_late),
                         static_cast<unsigned long long>(p->denied), static_cast<unsigned long long>(p->bypasses));
         }
     }

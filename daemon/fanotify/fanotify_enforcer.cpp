@@ -36,6 +36,7 @@
 #include "custguard/common/unique_dir.hpp"
 #include "daemon/fanotify/fd_store.hpp"
 #include "daemon/fanotify/task_info.hpp"
+#include "daemon/fanotify/user_shares.hpp"
 #include "daemon/fanotify/zone_tables.hpp"
 
 namespace custguard::daemon {
@@ -68,6 +69,16 @@ constexpr std::size_t max_lost_kept = 1u << 18;
 // How long an overload answer waits for the notify thread to handle what was queued
 // before it (see answer_quickly); past that, a file outside every zone is refused.
 constexpr std::chrono::milliseconds max_catch_up{50};
+// A parked open (see park()) waits at most this long for the workers to have nothing in
+// hand; then the lane answers it anyway, at the workers' priority.
+constexpr std::chrono::milliseconds max_park{20};
+// Parked opens each hold a descriptor of the file opened: past this many, a heavy user's
+// opens are answered by the workers like everyone's.
+constexpr std::size_t max_parked = 256;
+// The lane's nice value: it runs when nothing else wants the CPU, so answering a heavy
+// user's opens never delays a decision of the workers (at worker_nice), nor the users'
+// own programs; max_park bounds what that costs the heavy user.
+constexpr int lane_nice = 19;
 // No notification is longer: its header (24 bytes), a rename's two directory records with
 // names and the file's own record (each at most 12 + 8 + MAX_HANDLE_SZ bytes, plus a name
 // of at most NAME_MAX + 1) come to about 1,000.
@@ -389,10 +400,32 @@ struct FanotifyEnforcer::Impl {
     std::thread notifier;
     std::vector<std::thread> workers;
 
+    // Fair share between users (see park()). Events counted per user, under shares_mutex.
+    std::mutex shares_mutex;
+    fan::UserShares shares;
+    // The owner of a recent process, by its id (see owner_of()).
+    struct OwnerSlot {
+        std::atomic<std::uint64_t> pid_uid{0};  // pid << 32 | uid
+        std::atomic<std::int64_t> at_ns{0};
+    };
+    std::array<OwnerSlot, 256> owners{};
+    // Opens of heavy users, answered by the lane thread in their order.
+    std::mutex lane_mutex;
+    std::condition_variable lane_cv;  // an open parked, or lane_stop
+    std::condition_variable gate_cv;  // the workers answered what they had read
+    std::deque<Job> parked;
+    std::atomic<std::size_t> parked_n{0};  // parked and not answered yet (counted in `pending`)
+    std::atomic<bool> lane_waiting{false};
+    std::atomic<pid_t> lane_tid{0};
+    std::atomic<std::int64_t> lane_job{0};  // read_at of the open the lane answers (steady ticks); 0: none
+    std::atomic<bool> lane_raised{false};   // a worker raised its priority for that open
+    bool lane_stop = false;  // under lane_mutex: the workers are gone, answer the rest and leave
+    std::thread lane;
+
     std::atomic<std::uint64_t> c_events{0}, c_dropped{0}, c_denied{0}, c_errors{0};
     std::atomic<std::uint64_t> c_perm{0}, c_ignores{0}, c_hits{0}, c_dir_hits{0}, c_walks{0}, c_timeouts{0},
         c_flushes{0}, c_stale{0}, c_scans{0}, c_scanned{0}, c_overflows{0}, c_kept_lost{0}, c_quick_waits{0},
-        c_quick_refused{0};
+        c_quick_refused{0}, c_parked{0}, c_park_late{0};
 
     // ---- membership ---------------------------------------------------------------
 
@@ -1196,14 +1229,15 @@ struct FanotifyEnforcer::Impl {
             bool stop = false;
             if (ep) {
                 epoll_event got[2];
-                int n = ::epoll_wait(ep.get(), got, 2, -1);
+                // Parked opens: wake when one is due, to answer it if the lane did not (take_overdue()).
+                int n = ::epoll_wait(ep.get(), got, 2, park_timeout_ms());
                 if (n < 0 && errno != EINTR) {
                     c_errors.fetch_add(1);
                     break;
                 }
                 for (int i = 0; i < n; ++i) stop |= got[i].data.fd == stop_efd.get();
             } else {
-                if (::poll(fds, 2, -1) < 0) {
+                if (::poll(fds, 2, park_timeout_ms()) < 0) {
                     if (errno == EINTR) continue;
                     c_errors.fetch_add(1);
                     break;
@@ -1225,10 +1259,8 @@ struct FanotifyEnforcer::Impl {
                 // Events that wait for the notify drain go last (see handle()).
                 deferred.clear();
                 for (; FAN_EVENT_OK(md, len); md = FAN_EVENT_NEXT(md, len)) {
-                    if (auto d = process(md, Job{md->fd, md->pid, now, mono, real}, reader))
-                        deferred.push_back(std::move(*d));
-                    else
-                        pending.fetch_sub(1);
+                    Taken r = process(md, Job{md->fd, md->pid, now, mono, real}, reader, deferred);
+                    if (r == Taken::answered) pending.fetch_sub(1);
                 }
                 if (!deferred.empty()) {
                     drain_notifications();
@@ -1237,32 +1269,179 @@ struct FanotifyEnforcer::Impl {
                         pending.fetch_sub(1);
                     }
                 }
+                if (lane_waiting.load()) {
+                    std::lock_guard l(lane_mutex);
+                    gate_cv.notify_one();
+                }
+                take_overdue(reader);
                 if (!full) break;  // drained when we read: wait again rather than read EAGAIN
             }
+            take_overdue(reader);
         }
     }
 
-    // Answers one event read from the group, or returns it to be answered after a drain
-    // of the notify group (see handle()).
-    std::optional<Deferred> process(const fanotify_event_metadata* md, const Job& job, fan::TaskReader& reader) {
+    enum class Taken {
+        answered,  // answered now
+        deferred,  // in `deferred`, to be answered after a drain of the notify group (see handle())
+        parked,    // the lane answers it (see park())
+    };
+
+    // Answers one event read from the group, or sets it aside.
+    Taken process(const fanotify_event_metadata* md, const Job& job, fan::TaskReader& reader,
+                  std::vector<Deferred>& deferred) {
         if (md->vers != FANOTIFY_METADATA_VERSION) {
             c_errors.fetch_add(1);
             if (md->fd >= 0) ::close(md->fd);
-            return std::nullopt;
+            return Taken::answered;
         }
         if (md->mask & FAN_Q_OVERFLOW) c_dropped.fetch_add(1);
-        if (md->fd < 0) return std::nullopt;
+        if (md->fd < 0) return Taken::answered;
         if (!(md->mask & FAN_OPEN_PERM)) {
             ::close(md->fd);
-            return std::nullopt;
+            return Taken::answered;
         }
         c_perm.fetch_add(1, std::memory_order_relaxed);
         if (pending.load() > options.max_queue ||
             std::chrono::steady_clock::now() - job.read_at > options.decision_timeout) {
             answer_quickly(job);
-            return std::nullopt;
+            return Taken::answered;
         }
-        return handle(job, reader);
+        if (charge(owner_of(job.pid)) && park(job)) return Taken::parked;
+        if (auto d = handle(job, reader)) {
+            deferred.push_back(std::move(*d));
+            return Taken::deferred;
+        }
+        return Taken::answered;
+    }
+
+    // ---- fair share ---------------------------------------------------------------
+    //
+    // Each permission event and notification is work for the enforcer, and a user creating,
+    // linking and renaming files in a loop made so much that everyone else's opens waited
+    // behind it (5x as long; bench/rescan). The work is counted per user (UserShares). An
+    // open of a user making more than twice the work of the least busy other active user,
+    // read while the workers have other opens in hand, is parked: the lane thread answers
+    // it, in order and by the same decision, at nice 19 and only once the workers have
+    // nothing else in hand. So the heavy user's opens wait for everyone else's, and its
+    // loop slows down, instead of everyone waiting for it. Parked opens wait at most about
+    // max_park: then a worker answers those still parked, and raises the lane's priority
+    // for the one it has in hand (programs of any user keeping the CPUs busy would
+    // otherwise hold them at nice 19).
+
+    // The owner of process (or thread) `pid`: the owner of /proc/PID, its effective uid
+    // (root for a process that is not dumpable, such as a set-user-ID program). Kept a
+    // second per slot: a reused pid or a changed uid in that second only misplaces a count.
+    std::uint32_t owner_of(pid_t pid) {
+        const std::int64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
+        OwnerSlot& slot = owners[static_cast<std::uint32_t>(pid) % owners.size()];
+        const std::uint64_t pu = slot.pid_uid.load(std::memory_order_relaxed);
+        if (pu >> 32 == static_cast<std::uint32_t>(pid) && now - slot.at_ns.load(std::memory_order_relaxed) < 1'000'000'000)
+            return static_cast<std::uint32_t>(pu);
+        char path[32];
+        std::snprintf(path, sizeof path, "/proc/%d", static_cast<int>(pid));
+        struct stat st {};
+        if (::stat(path, &st) != 0) return fan::UserShares::no_user;
+        slot.pid_uid.store(std::uint64_t{static_cast<std::uint32_t>(pid)} << 32 | st.st_uid, std::memory_order_relaxed);
+        slot.at_ns.store(now, std::memory_order_relaxed);
+        return st.st_uid;
+    }
+
+    // Counts one event of `uid`; true when that user is heavy now.
+    bool charge(std::uint32_t uid) {
+        if (uid == fan::UserShares::no_user) return false;
+        const auto now = static_cast<std::uint64_t>(clock_ns(CLOCK_MONOTONIC_COARSE));
+        std::lock_guard l(shares_mutex);
+        return shares.charge(uid, now);
+    }
+
+    // Hands an open of a heavy user to the lane when the workers have others' opens in
+    // hand (`pending` counts this one, and the parked); false: the caller answers it.
+    bool park(const Job& job) {
+        {
+            std::lock_guard l(lane_mutex);
+            if (pending.load() <= parked_n.load() + 1 || parked.size() >= max_parked) return false;
+            parked.push_back(job);
+            parked_n.fetch_add(1);
+        }
+        lane_cv.notify_one();
+        return true;
+    }
+
+    void lane_loop() {
+        lane_tid.store(::gettid());
+        fan::TaskReader reader(128, options.exec_flags, options.threads);
+        std::unique_lock l(lane_mutex);
+        for (;;) {
+            lane_cv.wait(l, [&] { return !parked.empty() || lane_stop; });
+            if (parked.empty()) return;
+            // Events read by the workers and not answered yet: `pending` less the parked.
+            auto idle = [&] { return lane_stop || pending.load() <= parked_n.load(); };
+            if (!idle()) {
+                lane_waiting.store(true);
+                gate_cv.wait_until(l, parked.front().read_at + max_park, idle);
+                lane_waiting.store(false);
+            }
+            if (parked.empty()) continue;  // the workers took them (take_overdue())
+            const Job job = parked.front();
+            parked.pop_front();
+            lane_job.store(job.read_at.time_since_epoch().count());
+            l.unlock();
+            answer_parked(job, reader);
+            lane_job.store(0);
+            // Back to nice 19 if a worker raised it (checked, not remembered: a raise may
+            // land after the flag was cleared; it then lasts one open more).
+            lane_raised.store(false);
+            if (own_nice() != lane_nice) renice(lane_nice);
+            l.lock();
+        }
+    }
+
+    void answer_parked(const Job& job, fan::TaskReader& reader) {
+        if (auto d = handle(job, reader)) {
+            // As a worker's deferred event, after the notify group was drained; but by
+            // waiting for the notify thread, not by holding notify_mutex itself.
+            if (!catch_up()) drain_notifications();
+            conclude(std::move(*d), reader);
+        }
+        c_parked.fetch_add(1, std::memory_order_relaxed);
+        parked_n.fetch_sub(1);
+        pending.fetch_sub(1);
+    }
+
+    // How long a worker may sleep before a parked open is due (take_overdue()); -1: none.
+    int park_timeout_ms() {
+        if (parked_n.load() == 0) return -1;
+        using namespace std::chrono;
+        auto oldest = steady_clock::time_point(steady_clock::duration(lane_job.load()));
+        {
+            std::lock_guard l(lane_mutex);
+            if (!parked.empty() && (lane_job.load() == 0 || parked.front().read_at < oldest))
+                oldest = parked.front().read_at;
+        }
+        const auto left = duration_cast<milliseconds>(oldest + max_park - steady_clock::now()).count();
+        return static_cast<int>(std::clamp<std::int64_t>(left + 1, 1, max_park.count()));
+    }
+
+    // Run by the workers: answers the parked opens that waited max_park, and raises the
+    // lane to worker_nice while it holds one that did (see "fair share").
+    void take_overdue(fan::TaskReader& reader) {
+        if (parked_n.load() == 0) return;
+        const auto now = std::chrono::steady_clock::now();
+        const std::int64_t held = lane_job.load();
+        if (held && now - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(held)) >= max_park &&
+            !lane_raised.exchange(true)) {
+            c_park_late.fetch_add(1, std::memory_order_relaxed);
+            ::setpriority(PRIO_PROCESS, static_cast<id_t>(lane_tid.load()), own_nice());  // refused: it stays at 19
+        }
+        for (;;) {
+            std::unique_lock l(lane_mutex);
+            if (parked.empty() || std::chrono::steady_clock::now() - parked.front().read_at < max_park) return;
+            const Job job = parked.front();
+            parked.pop_front();
+            l.unlock();
+            c_park_late.fetch_add(1, std::memory_order_relaxed);
+            answer_parked(job, reader);
+        }
     }
 
     // The mark of the filesystem an event's handle is on, by its fsid.
@@ -1424,6 +1603,7 @@ struct FanotifyEnforcer::Impl {
     }
 
     void handle_notification(const fanotify_event_metadata* md) {
+        if (md->pid > 0) charge(owner_of(md->pid));  // the work it makes counts toward its user's share
         if (md->mask & FAN_Q_OVERFLOW) {
             // We do not know what moved or was made: start over, the index with a rescan
             // (incomplete until it ends).
@@ -1693,7 +1873,7 @@ struct FanotifyEnforcer::Impl {
         // Each thread sets its own priority (see FanotifyOptions::worker_nice, notify_nice;
         // 0: the process's); wait for them so that warnings() after this apply() already
         // says whether it was refused.
-        std::latch ready(static_cast<std::ptrdiff_t>(n + (notify_fd ? 1 : 0)));
+        std::latch ready(static_cast<std::ptrdiff_t>(n + 1 + (notify_fd ? 1 : 0)));
         std::atomic<int> refused{0}, refused_nice{0};
         auto begin = [&](int nice) {
             if (nice != 0 && nice != own_nice())
@@ -1707,6 +1887,7 @@ struct FanotifyEnforcer::Impl {
         indexer = std::thread([this] { index_loop(); });
         for (unsigned i = 0; i < n; ++i)
             workers.emplace_back([this, &begin] { begin(options.worker_nice); worker_loop(); });
+        lane = std::thread([this, &begin] { begin(lane_nice); lane_loop(); });
         ready.wait();
         if (int e = refused.load()) {
             std::unique_lock lk(policy_mutex);
@@ -1730,6 +1911,14 @@ struct FanotifyEnforcer::Impl {
         if (indexer.joinable()) indexer.join();
         for (auto& w : workers) w.join();  // each answers what it has read before leaving
         workers.clear();
+        {
+            std::lock_guard l(lane_mutex);
+            lane_stop = true;
+        }
+        lane_cv.notify_one();
+        gate_cv.notify_one();
+        lane.join();  // answers every parked open first
+        lane_stop = false;
         running = false;
     }
 
@@ -1939,7 +2128,7 @@ FanotifyStats FanotifyEnforcer::stats() const {
     return {m.c_perm.load(), m.c_ignores.load(), m.c_hits.load(), m.c_walks.load(),
             m.c_timeouts.load(), m.c_flushes.load(), m.c_stale.load(), m.c_scans.load(), m.c_scanned.load(), indexed,
             m.c_overflows.load(), m.c_kept_lost.load(), m.c_dir_hits.load(), m.c_quick_waits.load(),
-            m.c_quick_refused.load(), m.notifications.load()};
+            m.c_quick_refused.load(), m.notifications.load(), m.c_parked.load(), m.c_park_late.load(), m.parked_n.load()};
 }
 
 void FanotifyEnforcer::stop(bool remove) {

@@ -101,6 +101,9 @@ struct FanotifyStats {
     std::uint64_t quick_waits = 0;    // overload answers "outside" that waited for the notify thread
     std::uint64_t quick_refused = 0;  // ... and refused the open: it did not catch up in time
     std::uint64_t notify_events = 0;  // notifications read (renames, links and creates)
+    std::uint64_t parked = 0;       // opens of users making far more work than another, answered after the rest
+    std::uint64_t parked_late = 0;  // ... of them answered at max_park, the workers still busy
+    std::uint64_t parked_now = 0;   // parked and not answered yet (none once stop() returned)
 };
 
 class FanotifyEnforcer final : public Enforcer {

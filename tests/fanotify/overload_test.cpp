@@ -132,6 +132,7 @@ TEST_CASE("fanotify priority: the threads answering opens run at nice -10, the n
         Testd d(fs.path("zone"), false, 7);
         CHECK(d.threads_at_nice(-10) == 2);  // the two workers
         CHECK(d.threads_at_nice(7) == 1);    // the notify thread
+        CHECK(d.threads_at_nice(19) == 1);   // the lane for heavy users' opens (fair share)
         CHECK_FALSE(warned(d));
         CHECK(cgtest::open_as(mallory, fs.path("zone/secret.txt")) == EPERM);
         CHECK(cgtest::open_as(alice, fs.path("zone/secret.txt")) == 0);
