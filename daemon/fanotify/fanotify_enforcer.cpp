@@ -1422,6 +1422,26 @@ struct FanotifyEnforcer::Impl {
         return static_cast<int>(std::clamp<std::int64_t>(left + 1, 1, max_park.count()));
     }
 
+    // Raises the lane to the caller's nice for the open it answers now (it goes back to 19
+    // after it); false when it answers none or was raised already. Refused: it stays at 19.
+    bool raise_lane() {
+        if (!lane_job.load() || lane_raised.exchange(true)) return false;
+        ::setpriority(PRIO_PROCESS, static_cast<id_t>(lane_tid.load()), own_nice());
+        return true;
+    }
+
+    // Takes policy_mutex exclusively. The lane holds it shared while it answers an open,
+    // at nice 19: a caller that would wait raises it first, or programs keeping the CPUs
+    // busy would hold the notify thread (and apply()) behind it for as long as they like.
+    std::unique_lock<std::shared_mutex> lock_policy() {
+        std::unique_lock lk(policy_mutex, std::try_to_lock);
+        if (!lk.owns_lock()) {
+            raise_lane();
+            lk.lock();
+        }
+        return lk;
+    }
+
     // Run by the workers: answers the parked opens that waited max_park, and raises the
     // lane to worker_nice while it holds one that did (see "fair share").
     void take_overdue(fan::TaskReader& reader) {
@@ -1429,10 +1449,8 @@ struct FanotifyEnforcer::Impl {
         const auto now = std::chrono::steady_clock::now();
         const std::int64_t held = lane_job.load();
         if (held && now - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(held)) >= max_park &&
-            !lane_raised.exchange(true)) {
+            raise_lane())
             c_park_late.fetch_add(1, std::memory_order_relaxed);
-            ::setpriority(PRIO_PROCESS, static_cast<id_t>(lane_tid.load()), own_nice());  // refused: it stays at 19
-        }
         for (;;) {
             std::unique_lock l(lane_mutex);
             if (parked.empty() || std::chrono::steady_clock::now() - parked.front().read_at < max_park) return;
@@ -1480,7 +1498,7 @@ struct FanotifyEnforcer::Impl {
     }
 
     void invalidate(bool flush_ignores) {
-        std::unique_lock lk(policy_mutex);
+        auto lk = lock_policy();
         {
             std::lock_guard ck(cache_mutex);
             zone_cache.clear();
@@ -2041,7 +2059,7 @@ tl::expected<void, std::string> FanotifyEnforcer::apply(const policy::Compiled& 
     if (!built) return tl::unexpected(built.error());
     auto tables = std::make_shared<const ZoneTables>(std::move(*built));
 
-    std::unique_lock lk(m.policy_mutex);
+    auto lk = m.lock_policy();
     m.warnings = std::move(warnings);
     auto wanted = tables->devices();
     std::map<std::uint64_t, Impl::FsMark> marks;
