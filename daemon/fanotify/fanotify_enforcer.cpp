@@ -1400,7 +1400,16 @@ struct FanotifyEnforcer::Impl {
         if (auto d = handle(job, reader)) {
             // As a worker's deferred event, after the notify group was drained; but by
             // waiting for the notify thread, not by holding notify_mutex itself.
-            if (!catch_up()) drain_notifications();
+            if (!catch_up()) {
+                // The lane drains at the workers' nice (back to 19 after this open): at 19 it
+                // would hold notify_mutex, so the notify thread and every worker's drain,
+                // behind the busy programs of any user.
+                if (::gettid() == lane_tid.load()) {
+                    lane_raised.store(true);
+                    (void)renice(options.worker_nice);  // refused: it drains at 19
+                }
+                drain_notifications();
+            }
             conclude(std::move(*d), reader);
         }
         c_parked.fetch_add(1, std::memory_order_relaxed);
@@ -1424,8 +1433,10 @@ struct FanotifyEnforcer::Impl {
 
     // Raises the lane to the caller's nice for the open it answers now (it goes back to 19
     // after it); false when it answers none or was raised already. Refused: it stays at 19.
+    // Not from the lane itself (its fallback drain reaching invalidate()): that would only
+    // mark it raised, at 19, and keep the workers from raising it for this open.
     bool raise_lane() {
-        if (!lane_job.load() || lane_raised.exchange(true)) return false;
+        if (::gettid() == lane_tid.load() || !lane_job.load() || lane_raised.exchange(true)) return false;
         ::setpriority(PRIO_PROCESS, static_cast<id_t>(lane_tid.load()), own_nice());
         return true;
     }
