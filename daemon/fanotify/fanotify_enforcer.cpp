@@ -1412,6 +1412,10 @@ struct FanotifyEnforcer::Impl {
             }
             conclude(std::move(*d), reader);
         }
+        parked_answered();
+    }
+
+    void parked_answered() {
         c_parked.fetch_add(1, std::memory_order_relaxed);
         parked_n.fetch_sub(1);
         pending.fetch_sub(1);
@@ -1462,14 +1466,28 @@ struct FanotifyEnforcer::Impl {
         if (held && now - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(held)) >= max_park &&
             raise_lane())
             c_park_late.fetch_add(1, std::memory_order_relaxed);
+        // As a batch of the worker's own: every overdue open looked up, then one drain of the
+        // notify group for those outside every zone, by the worker itself. One catch_up()
+        // each (answer_parked()) made a worker wait for the notify thread once per open,
+        // for as long as a creator kept it behind, while everyone else's opens queued.
+        std::vector<Deferred> later;
         for (;;) {
             std::unique_lock l(lane_mutex);
-            if (parked.empty() || std::chrono::steady_clock::now() - parked.front().read_at < max_park) return;
+            if (parked.empty() || std::chrono::steady_clock::now() - parked.front().read_at < max_park) break;
             const Job job = parked.front();
             parked.pop_front();
             l.unlock();
             c_park_late.fetch_add(1, std::memory_order_relaxed);
-            answer_parked(job, reader);
+            if (auto d = handle(job, reader))
+                later.push_back(std::move(*d));
+            else
+                parked_answered();
+        }
+        if (later.empty()) return;
+        drain_notifications();
+        for (auto& d : later) {
+            conclude(std::move(d), reader);
+            parked_answered();
         }
     }
 
