@@ -1329,7 +1329,8 @@ struct FanotifyEnforcer::Impl {
     // otherwise hold them at nice 19).
 
     // The owner of process (or thread) `pid`: the owner of /proc/PID, its effective uid
-    // (root for a process that is not dumpable, such as a set-user-ID program). Kept a
+    // (a process that is not dumpable too: the kernel gives root only the entries in that
+    // directory, such as fd/). Kept a
     // second per slot: a reused pid or a changed uid in that second only misplaces a count.
     std::uint32_t owner_of(pid_t pid) {
         const std::int64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
