@@ -1397,6 +1397,7 @@ struct FanotifyEnforcer::Impl {
         }
     }
 
+    // Run by the lane (the workers take overdue opens as a batch: take_overdue()).
     void answer_parked(const Job& job, fan::TaskReader& reader) {
         if (auto d = handle(job, reader)) {
             // As a worker's deferred event, after the notify group was drained; but by
@@ -1405,10 +1406,8 @@ struct FanotifyEnforcer::Impl {
                 // The lane drains at the workers' nice (back to 19 after this open): at 19 it
                 // would hold notify_mutex, so the notify thread and every worker's drain,
                 // behind the busy programs of any user.
-                if (::gettid() == lane_tid.load()) {
-                    lane_raised.store(true);
-                    (void)renice(options.worker_nice);  // refused: it drains at 19
-                }
+                lane_raised.store(true);
+                (void)renice(options.worker_nice);  // refused: it drains at 19
                 drain_notifications();
             }
             conclude(std::move(*d), reader);
