@@ -1329,7 +1329,8 @@ struct FanotifyEnforcer::Impl {
     // otherwise hold them at nice 19).
 
     // The owner of process (or thread) `pid`: the owner of /proc/PID, its effective uid
-    // (root for a process that is not dumpable, such as a set-user-ID program). Kept a
+    // (a process that is not dumpable too: the kernel gives root only the entries in that
+    // directory, such as fd/). Kept a
     // second per slot: a reused pid or a changed uid in that second only misplaces a count.
     std::uint32_t owner_of(pid_t pid) {
         const std::int64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
@@ -1396,13 +1397,25 @@ struct FanotifyEnforcer::Impl {
         }
     }
 
+    // Run by the lane (the workers take overdue opens as a batch: take_overdue()).
     void answer_parked(const Job& job, fan::TaskReader& reader) {
         if (auto d = handle(job, reader)) {
             // As a worker's deferred event, after the notify group was drained; but by
             // waiting for the notify thread, not by holding notify_mutex itself.
-            if (!catch_up()) drain_notifications();
+            if (!catch_up()) {
+                // The lane drains at the workers' nice (back to 19 after this open): at 19 it
+                // would hold notify_mutex, so the notify thread and every worker's drain,
+                // behind the busy programs of any user.
+                lane_raised.store(true);
+                (void)renice(options.worker_nice);  // refused: it drains at 19
+                drain_notifications();
+            }
             conclude(std::move(*d), reader);
         }
+        parked_answered();
+    }
+
+    void parked_answered() {
         c_parked.fetch_add(1, std::memory_order_relaxed);
         parked_n.fetch_sub(1);
         pending.fetch_sub(1);
@@ -1424,8 +1437,10 @@ struct FanotifyEnforcer::Impl {
 
     // Raises the lane to the caller's nice for the open it answers now (it goes back to 19
     // after it); false when it answers none or was raised already. Refused: it stays at 19.
+    // Not from the lane itself (its fallback drain reaching invalidate()): that would only
+    // mark it raised, at 19, and keep the workers from raising it for this open.
     bool raise_lane() {
-        if (!lane_job.load() || lane_raised.exchange(true)) return false;
+        if (::gettid() == lane_tid.load() || !lane_job.load() || lane_raised.exchange(true)) return false;
         ::setpriority(PRIO_PROCESS, static_cast<id_t>(lane_tid.load()), own_nice());
         return true;
     }
@@ -1451,14 +1466,28 @@ struct FanotifyEnforcer::Impl {
         if (held && now - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(held)) >= max_park &&
             raise_lane())
             c_park_late.fetch_add(1, std::memory_order_relaxed);
+        // As a batch of the worker's own: every overdue open looked up, then one drain of the
+        // notify group for those outside every zone, by the worker itself. One catch_up()
+        // each (answer_parked()) made a worker wait for the notify thread once per open,
+        // for as long as a creator kept it behind, while everyone else's opens queued.
+        std::vector<Deferred> later;
         for (;;) {
             std::unique_lock l(lane_mutex);
-            if (parked.empty() || std::chrono::steady_clock::now() - parked.front().read_at < max_park) return;
+            if (parked.empty() || std::chrono::steady_clock::now() - parked.front().read_at < max_park) break;
             const Job job = parked.front();
             parked.pop_front();
             l.unlock();
             c_park_late.fetch_add(1, std::memory_order_relaxed);
-            answer_parked(job, reader);
+            if (auto d = handle(job, reader))
+                later.push_back(std::move(*d));
+            else
+                parked_answered();
+        }
+        if (later.empty()) return;
+        drain_notifications();
+        for (auto& d : later) {
+            conclude(std::move(d), reader);
+            parked_answered();
         }
     }
 

@@ -12,6 +12,7 @@
 // a loop meanwhile, one runs with a 256-event notify queue that overflows in each round.
 #include <catch2/catch.hpp>
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -98,7 +99,48 @@ struct Env {
         two.roots.push_back({fs.path("out/other"), 2});
         enforcer = cgtest::start_enforcer(events, one, FanotifyOptions{}, notify_queue);
     }
-    ~Env() { enforcer->stop(true); }
+    ~Env() {
+        if (light.joinable()) {
+            light_stop->store(1);
+            light.join();
+            for (auto& t : hog_threads) t.join();
+            ::munmap(light_stop, sizeof *light_stop);
+        }
+        enforcer->stop(true);
+    }
+
+    // A light user beside mallory: alice reads a zone file about 400 times a second (16
+    // events in the fair share's 40 ms, above its 8), so that mallory's flood makes her the
+    // heavy user and her opens are parked (fanotify_enforcer.cpp, "fair share"). Alone,
+    // mallory is never heavy: the routes would not reach the parked answers.
+    void start_light_user(int hogs = 0) {
+        void* m = ::mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        REQUIRE(m != MAP_FAILED);
+        light_stop = new (m) std::atomic<int>(0);
+        REQUIRE(make_file(fs, "zone/light", alice.uid));
+        light_path = fs.path("zone/light");
+        for (int k = 0; k < hogs; ++k)
+            hog_threads.emplace_back([this] {
+                cgtest::run_as(mallory, [this] {
+                    while (!light_stop->load(std::memory_order_relaxed)) {}
+                    return 0;
+                });
+            });
+        light = std::thread([this] {
+            cgtest::run_as(alice, [this] {
+                while (!light_stop->load()) {
+                    const int fd = ::open(light_path.c_str(), O_RDONLY | O_CLOEXEC);
+                    if (fd >= 0) ::close(fd);
+                    ::usleep(2500);
+                }
+                return 0;
+            });
+        });
+    }
+    std::atomic<int>* light_stop = nullptr;
+    std::string light_path;
+    std::thread light;
+    std::vector<std::thread> hog_threads;  // mallory's busy programs (start_light_user())
 
     // Opens that got through in `rounds` rounds of the route.
     int run(const Route& r) {
@@ -194,7 +236,7 @@ struct Env {
                                                        << " rounds (burst opens refused " << burst_refused
                                                        << ", late opens refused " << refused << late_through.str() << "); reloads "
                                                        << reloads.load() << ", overflows " << s.overflows << ", flushes "
-                                                       << s.flushes)
+                                                       << s.flushes << ", parked " << s.parked)
                                      .str();
         std::printf("%s\n", line.c_str());
         UNSCOPED_INFO(line);
@@ -297,6 +339,42 @@ TEST_CASE("fair attack: set-aside outside answers never let a zone file through 
         Env env;
         CHECK(env.run(r) == 0);
     }
+}
+
+// The same routes with mallory's opens parked (a light user beside her): answered by the
+// lane at nice 19 or by a worker at max_park, after catch_up() instead of a drain.
+TEST_CASE("fair attack: parked opens of the flooder never let a zone file through nor keep an ignore mark on one",
+          "[fanotify][host][attack]") {
+    REQUIRE_ROOT();
+    std::uint64_t parked = 0;
+    for (const auto& r : routes()) {
+        INFO(r.name);
+        Env env;
+        env.start_light_user();
+        CHECK(env.run(r) == 0);
+        parked += env.enforcer->stats().parked;
+    }
+    WARN("parked " << parked << " opens over the routes");
+    CHECK(parked > 0);  // else the parked answers were never reached, and this proves nothing
+}
+
+// And with mallory keeping every CPU busy: the lane, at nice 19, rarely runs; workers take
+// her parked opens at max_park and raise it for the one it holds.
+TEST_CASE("fair attack: parked opens of a flooder keeping the CPUs busy never let a zone file through",
+          "[fanotify][host][attack]") {
+    REQUIRE_ROOT();
+    const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    std::uint64_t parked = 0, late = 0;
+    for (const auto& r : routes()) {
+        INFO(r.name);
+        Env env;
+        env.start_light_user(2 * cpus);
+        CHECK(env.run(r) == 0);
+        parked += env.enforcer->stats().parked;
+        late += env.enforcer->stats().parked_late;
+    }
+    WARN("parked " << parked << " opens over the routes, " << late << " at max_park");
+    CHECK(parked > 0);
 }
 
 TEST_CASE("fair attack: her own file linked into the zone by mallory keeps no ignore mark", "[fanotify][host]") {
