@@ -1319,8 +1319,9 @@ struct FanotifyEnforcer::Impl {
     // Each permission event and notification is work for the enforcer, and a user creating,
     // linking and renaming files in a loop made so much that everyone else's opens waited
     // behind it (5x as long; bench/rescan). The work is counted per user (UserShares). An
-    // open of a user making more than twice the work of the least busy other active user,
-    // read while the workers have other opens in hand, is parked: the lane thread answers
+    // open of a user making more than twice the work of the least busy other active user
+    // and at least their mean (UserShares), read while the workers have other opens in
+    // hand, is parked: the lane thread answers
     // it, in order and by the same decision, at nice 19 and only once the workers have
     // nothing else in hand. So the heavy user's opens wait for everyone else's, and its
     // loop slows down, instead of everyone waiting for it. Parked opens wait at most about

@@ -220,9 +220,12 @@ TEST_CASE("fair share: parked opens are answered while their user keeps every CP
     WARN("with " << 2 * cpus << " busy programs: parked " << s.parked << " (" << s.parked_late
                  << " at max_park), her slowest open " << env.sh->mallory_max_ns / 1000 << " µs");
     CHECK(parked >= 200);
-    // max_park is 20 ms; the bound leaves room for a loaded machine, not for an open left
-    // to a thread the busy programs keep off the CPUs.
-    CHECK(env.sh->mallory_max_ns < 1'000'000'000L);
+    // The lane at 19 is slow beside the busy programs: workers took opens after max_park
+    // (20 ms), or raised the lane (59-124 of 335-492 here).
+    CHECK(s.parked_late > 0);
+    // A gross bound: 28-36 ms here, once 724 ms on a loaded host; an open left to the lane
+    // alone would still be answered, only late, so a hang is what this catches.
+    CHECK(env.sh->mallory_max_ns < 3'000'000'000L);
     env.check_decisions();
 }
 

@@ -29,7 +29,7 @@ bool run(const std::vector<Burst>& bursts) {
 
 }  // namespace
 
-TEST_CASE("user shares: a user is heavy only beside another active user with less than half its events", "[unit]") {
+TEST_CASE("user shares: a user is heavy only beside another active user with less than half its events, and at or above the mean", "[unit]") {
     struct Row {
         const char* what;
         std::vector<Burst> bursts;
@@ -50,7 +50,14 @@ TEST_CASE("user shares: a user is heavy only beside another active user with les
         {"the other's events two windows back are gone", {{2, 20, 0}, {1, 41, 2 * w}}, false},
         {"its own events of the window before count", {{1, 30, 0}, {2, 20, w}, {1, 11, w}}, true},
         {"a gap of a window forgets its own", {{1, 1000, 0}, {2, 20, 2 * w}, {1, 30, 2 * w}}, false},
-        {"compared with the least busy of several", {{2, 100, 0}, {3, 20, 0}, {1, 41, 0}}, true},
+        {"compared with the least busy of several", {{2, 100, 0}, {3, 20, 0}, {1, 41, 0}}, false},
+        {"more than twice the least, below the mean", {{2, 70, 0}, {3, 20, 0}, {1, 41, 0}}, false},
+        {"more than twice the least, at the mean", {{2, 62, 0}, {3, 20, 0}, {1, 41, 0}}, true},
+        {"more than twice the least and above the mean", {{2, 40, 0}, {3, 20, 0}, {1, 41, 0}}, true},
+        {"beside a user making nearly all the work (notifications) and a light one",
+         {{2, 10000, 0}, {3, 20, 0}, {1, 1000, 0}},
+         false},
+        {"that user itself", {{1, 1000, 0}, {3, 20, 0}, {2, 10000, 0}}, true},
     };
     for (const auto& r : rows) {
         INFO(r.what);
