@@ -10,7 +10,6 @@
 // to max_park. The fair share must slow the user making the work, not her victim.
 #include <catch2/catch.hpp>
 
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -19,8 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/fanotify/fanotify_enforcer.hpp"
-#include "enforced.hpp"
+#include "fair_share_env.hpp"
 
 using namespace std::chrono_literals;
 using cgtest::alice;
@@ -41,62 +39,12 @@ struct Shared {
     std::atomic<long> eve_opens{0};
 };
 
-long now_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1'000'000'000L + ts.tv_nsec;
-}
+using cgtest::fair::note_max;
+using cgtest::fair::now_ns;
 
-void note_max(std::atomic<long>& max, long v) {
-    long m = max.load();
-    while (v > m && !max.compare_exchange_weak(m, v)) {}
-}
-
-struct Env {
-    cgtest::Tmpfs fs;
-    cgtest::Collector events;
-    std::unique_ptr<custguard::daemon::FanotifyEnforcer> enforcer;
-    Shared* sh = nullptr;
-    std::vector<std::string> zone;
-    std::vector<std::string> out;  // one directory per creator, and eve's last
-    std::vector<std::thread> children;
-    std::vector<int> status;
-    std::size_t spawned = 0;
-
-    Env() {
-        REQUIRE(fs.ok());
-        fs.mkdir("zone");
-        fs.mkdir("out", 0777);
-        for (int i = 0; i < zone_files; ++i) {
-            fs.write("zone/f" + std::to_string(i));
-            zone.push_back(fs.path("zone/f" + std::to_string(i)));
-        }
-        for (int k = 0; k <= creators; ++k) {
-            fs.mkdir("out/d" + std::to_string(k), 0777);
-            out.push_back(fs.path("out/d" + std::to_string(k)));
-        }
-        void* m = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        REQUIRE(m != MAP_FAILED);
-        sh = new (m) Shared();
-        enforcer = cgtest::start_enforcer(events, cgtest::one_zone(fs, alice.uid), {});
-        status.resize(64);
-    }
-    ~Env() {
-        stop_children();
-        if (enforcer) enforcer->stop(true);
-        ::munmap(sh, sizeof(Shared));
-    }
-
-    void spawn(const cgtest::Cred& who, std::function<int()> fn) {
-        const std::size_t i = spawned++;
-        REQUIRE(i < status.size());
-        children.emplace_back([this, who, fn = std::move(fn), i] { status[i] = cgtest::run_as(who, fn); });
-    }
-    void stop_children() {
-        sh->stop.store(1);
-        for (auto& t : children) t.join();
-        children.clear();
-    }
+// Folders out/d0 .. out/d<creators-1> for mallory's creators, out/d<creators> for eve.
+struct Env : cgtest::fair::Env<Shared> {
+    Env() : cgtest::fair::Env<Shared>(zone_files, creators + 1) {}
 
     // alice reads zone files in a loop, one at a time.
     void start_alice() {
@@ -207,7 +155,7 @@ TEST_CASE("fair share attack: a light user and a creator with busy programs cann
                                    << " opens; parked " << s.parked - p2 << ", " << s.parked_late
                                    << " at max_park in all, slowest " << max_with / 1000 << " µs)");
     CHECK(env.sh->alice_refused == 0);
-    for (std::size_t i = 0; i < env.spawned; ++i) CHECK(env.status[i] == 0);
+    env.check_children();
     // Neither eve (the least busy) nor mallory (no opens) has an open to park: every parked
     // open is alice's, the victim's. Without the mean in "heavy" and with 20 ms windows:
     // 70-367 in 2 s (alice made 7,158-15,225 opens, against 18,755-29,424 with parking
@@ -292,7 +240,7 @@ TEST_CASE("fair share attack: a flood of parked opens does not hold another user
                                    << p2.quick_refused - p1.quick_refused);
     ::munmap(m, sizeof(std::atomic<long>));
     CHECK(env.sh->alice_refused == 0);
-    for (std::size_t i = 0; i < env.spawned; ++i) CHECK(env.status[i] == 0);
+    env.check_children();
     // A gross bound (the slowest open varies 40-540 ms on a loaded 2-CPU host, with or
     // without parking): an open of alice's held behind mallory's parked ones for good.
     CHECK(max_flooded < 1'000'000'000L);

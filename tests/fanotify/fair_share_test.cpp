@@ -8,17 +8,13 @@
 // a stop answers every parked open before it returns.
 #include <catch2/catch.hpp>
 
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <thread>
-#include <vector>
 
-#include "daemon/fanotify/fanotify_enforcer.hpp"
-#include "enforced.hpp"
+#include "fair_share_env.hpp"
 
 using namespace std::chrono_literals;
 using cgtest::alice;
@@ -38,62 +34,11 @@ struct Shared {
     std::atomic<long> mallory_max_ns{0};                     // her slowest open
 };
 
-long now_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1'000'000'000L + ts.tv_nsec;
-}
+using cgtest::fair::note_max;
+using cgtest::fair::now_ns;
 
-void note_max(std::atomic<long>& max, long v) {
-    long m = max.load();
-    while (v > m && !max.compare_exchange_weak(m, v)) {}
-}
-
-struct Env {
-    cgtest::Tmpfs fs;
-    cgtest::Collector events;
-    std::unique_ptr<custguard::daemon::FanotifyEnforcer> enforcer;
-    Shared* sh = nullptr;
-    std::vector<std::string> zone;                     // zone files
-    std::vector<std::string> out;                      // one directory per flooder
-    std::vector<std::thread> children;
-    std::vector<int> status;  // of each child spawned, in order
-    std::size_t spawned = 0;
-
-    Env() {
-        REQUIRE(fs.ok());
-        fs.mkdir("zone");
-        fs.mkdir("out", 0777);
-        for (int i = 0; i < zone_files; ++i) {
-            fs.write("zone/f" + std::to_string(i));
-            zone.push_back(fs.path("zone/f" + std::to_string(i)));
-        }
-        for (int k = 0; k < flooders; ++k) {
-            fs.mkdir("out/m" + std::to_string(k), 0777);
-            out.push_back(fs.path("out/m" + std::to_string(k)));
-        }
-        void* m = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        REQUIRE(m != MAP_FAILED);
-        sh = new (m) Shared();
-        enforcer = cgtest::start_enforcer(events, cgtest::one_zone(fs, alice.uid), {});
-        status.resize(2 * flooders + 16);
-    }
-    ~Env() {
-        stop_children();
-        if (enforcer) enforcer->stop(true);
-        ::munmap(sh, sizeof(Shared));
-    }
-
-    void spawn(const cgtest::Cred& who, std::function<int()> fn) {
-        const std::size_t i = spawned++;
-        REQUIRE(i < status.size());
-        children.emplace_back([this, who, fn = std::move(fn), i] { status[i] = cgtest::run_as(who, fn); });
-    }
-    void stop_children() {
-        sh->stop.store(1);
-        for (auto& t : children) t.join();
-        children.clear();
-    }
+struct Env : cgtest::fair::Env<Shared> {
+    Env() : cgtest::fair::Env<Shared>(zone_files, flooders) {}
 
     // alice reads zone files in a loop until stopped.
     void start_alice() {
@@ -180,7 +125,7 @@ struct Env {
         CHECK(static_cast<std::uint64_t>(sh->outside_refused) <= s.quick_refused);
         CHECK(sh->zone_opens > 0);
         CHECK(sh->zone_through == 0);
-        for (std::size_t i = 0; i < spawned; ++i) CHECK(status[i] == 0);
+        check_children();
     }
 };
 
@@ -241,5 +186,5 @@ TEST_CASE("fair share: a stop answers every parked open before it returns", "[fa
     CHECK(env.enforcer->stats().parked_now == 0);
     env.enforcer.reset();
     env.stop_children();
-    for (std::size_t i = 0; i < env.spawned; ++i) CHECK(env.status[i] == 0);
+    env.check_children();
 }
