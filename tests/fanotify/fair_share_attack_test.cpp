@@ -83,14 +83,6 @@ struct Env : cgtest::fair::Env<Shared> {
         }
     }
 
-    void start_hogs(int n) {
-        for (int k = 0; k < n; ++k)
-            spawn(mallory, [this] {
-                while (!sh->stop.load(std::memory_order_relaxed)) {}
-                return 0;
-            });
-    }
-
     // eve, while eve_on: makes a new file and opens it (a walk, then a drain of the notify
     // group mallory keeps full), about 300 times a second: a light user (600 events a
     // second, 60 per 100 ms).

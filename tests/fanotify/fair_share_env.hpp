@@ -80,6 +80,14 @@ struct Env {
         for (auto& t : children) t.join();
         children.clear();
     }
+    // mallory keeps `n` programs busy (no file system activity), on any CPU, at nice 0.
+    void start_hogs(int n) {
+        for (int k = 0; k < n; ++k)
+            spawn(mallory, [this] {
+                while (!sh->stop.load(std::memory_order_relaxed)) {}
+                return 0;
+            });
+    }
     // Every child ended on its own with status 0.
     void check_children() const {
         for (std::size_t i = 0; i < spawned; ++i) CHECK(status[i] == 0);

@@ -95,15 +95,6 @@ struct Env : cgtest::fair::Env<Shared> {
         }
     }
 
-    // mallory keeps `n` programs busy (no file system activity), on any CPU, at nice 0.
-    void start_hogs(int n) {
-        for (int k = 0; k < n; ++k)
-            spawn(mallory, [this] {
-                while (!sh->stop.load(std::memory_order_relaxed)) {}
-                return 0;
-            });
-    }
-
     // Waits (at most `limit`) until the enforcer has parked `n` opens.
     std::uint64_t wait_parked(std::uint64_t n, std::chrono::milliseconds limit) {
         const auto until = std::chrono::steady_clock::now() + limit;
