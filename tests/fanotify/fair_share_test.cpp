@@ -122,7 +122,7 @@ struct Env : cgtest::fair::Env<Shared> {
 
 }  // namespace
 
-TEST_CASE("fair share: a user flooding the enforcer has her opens parked and decided as before; alone, nobody is parked",
+TEST_CASE("fair share: a user flooding the enforcer has her opens parked and decided as before, and a user alone none",
           "[fanotify][host]") {
     REQUIRE_ROOT();
     Env env;
