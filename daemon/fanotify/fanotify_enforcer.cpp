@@ -1321,9 +1321,8 @@ struct FanotifyEnforcer::Impl {
     // behind it (5x as long; bench/rescan). The work is counted per user (UserShares). An
     // open of a user making more than twice the work of the least busy other active user
     // and at least their mean (UserShares), read while the workers have other opens in
-    // hand, is parked: the lane thread answers
-    // it, in order and by the same decision, at nice 19 and only once the workers have
-    // nothing else in hand. So the heavy user's opens wait for everyone else's, and its
+    // hand, is parked: the lane thread answers it, in order and by the same decision, at
+    // nice 19 and only once the workers have nothing else in hand. So the heavy user's opens wait for everyone else's, and its
     // loop slows down, instead of everyone waiting for it. Parked opens wait at most about
     // max_park: then a worker answers those still parked, and raises the lane's priority
     // for the one it has in hand (programs of any user keeping the CPUs busy would
@@ -1331,8 +1330,8 @@ struct FanotifyEnforcer::Impl {
 
     // The owner of process (or thread) `pid`: the owner of /proc/PID, its effective uid
     // (a process that is not dumpable too: the kernel gives root only the entries in that
-    // directory, such as fd/). Kept a
-    // second per slot: a reused pid or a changed uid in that second only misplaces a count.
+    // directory, such as fd/). Kept a second per slot: a reused pid or a changed uid in
+    // that second only misplaces a count.
     std::uint32_t owner_of(pid_t pid) {
         const std::int64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
         OwnerSlot& slot = owners[static_cast<std::uint32_t>(pid) % owners.size()];
