@@ -490,11 +490,11 @@ int main(int argc, char** argv) {
     for (auto& p : quiet) q_all.insert(q_all.end(), p.ns.begin(), p.ns.end());
     for (auto& p : hostile) h_all.insert(h_all.end(), p.ns.begin(), p.ns.end());
     const double q50 = pct(q_all, 0.5), q99 = pct(q_all, 0.99);
-    std::printf("\n| phase | round | opens | opens/s | allowed refused | p50 µs | p99 µs | max µs | hostile ops | walks | directory cache hits | tree scans | entries scanned | perm events | notify events | enforcer CPU s | flushes | overload answers | refused for lag | parked | parked late | hostile refused | zone files read outside |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("\n| phase | round | opens | opens/s | allowed refused | p50 µs | p99 µs | max µs | hostile ops | walks | directory cache hits | tree scans | entries scanned | perm events | notify events | enforcer CPU s | flushes | overload answers | refused for lag | parked | parked late | kept departed (end) | hostile refused | zone files read outside |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < rounds; ++r) {
         for (const Phase* p : {&quiet[static_cast<std::size_t>(r)], &hostile[static_cast<std::size_t>(r)]}) {
-            std::printf("| %s | %d | %zu | %.0f | %llu | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %llu | %llu | %.2f | %llu | %llu | %llu | %llu | %llu | %llu | %llu |\n",
+            std::printf("| %s | %d | %zu | %.0f | %llu | %.1f | %.1f | %.1f | %llu | %llu | %llu | %llu | %llu | %llu | %llu | %.2f | %llu | %llu | %llu | %llu | %llu | %llu | %llu | %llu |\n",
                         p == &quiet[static_cast<std::size_t>(r)] ? "quiet" : "hostile", r + 1, p->ns.size(),
                         static_cast<double>(p->ns.size()) / p->seconds, static_cast<unsigned long long>(p->refused),
                         pct(p->ns, 0.5), pct(p->ns, 0.99),
@@ -511,6 +511,7 @@ int main(int argc, char** argv) {
                         static_cast<unsigned long long>(p->after.quick_refused - p->before.quick_refused),
                         static_cast<unsigned long long>(p->after.parked - p->before.parked),
                         static_cast<unsigned long long>(p->after.parked_late - p->before.parked_late),
+                        static_cast<unsigned long long>(p->after.departed),
                         static_cast<unsigned long long>(p->denied), static_cast<unsigned long long>(p->bypasses));
         }
     }

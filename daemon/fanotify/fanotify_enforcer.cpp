@@ -66,6 +66,11 @@ constexpr std::size_t max_cache = 1u << 20;
 constexpr std::size_t max_dir_cache = 1u << 16;
 // Files kept in their zone after notify-queue overflows (about 100 bytes each).
 constexpr std::size_t max_lost_kept = 1u << 18;
+// Files kept in their zone after a move out (departed) are looked up on every open, and a
+// user may link zone files out and delete them as fast as she likes: past this many
+// entries (and past twice what the last sweep left), the indexer retires those whose file
+// is gone (sweep_departed()). Amortized: one handle lookup per entry added.
+constexpr std::size_t departed_sweep_min = 4096;
 // How long an overload answer waits for the notify thread to handle what was queued
 // before it (see answer_quickly); past that, a file outside every zone is refused.
 constexpr std::chrono::milliseconds max_catch_up{50};
@@ -148,6 +153,25 @@ std::uint64_t hash_handle(const file_handle& h) {
 std::uint64_t handle_of(int fd, const char* name = "", int flags = AT_EMPTY_PATH) {
     FileHandle fh{};
     return fh.make(fd, name, flags) ? hash_handle(*fh.get()) : 0;
+}
+
+// A file handle kept as a string: its type, then its bytes. Empty when it has none.
+std::string pack_handle(int fd) {
+    FileHandle fh{};
+    if (!fh.make(fd)) return {};
+    std::string s(sizeof fh.fh.handle_type + fh.fh.handle_bytes, '\0');
+    std::memcpy(s.data(), &fh.fh.handle_type, sizeof fh.fh.handle_type);
+    std::memcpy(s.data() + sizeof fh.fh.handle_type, fh.fh.f_handle, fh.fh.handle_bytes);
+    return s;
+}
+
+// pack_handle() undone; false for a string it did not make.
+bool unpack_handle(const std::string& s, FileHandle& fh) {
+    if (s.size() < sizeof fh.fh.handle_type || s.size() - sizeof fh.fh.handle_type > MAX_HANDLE_SZ) return false;
+    std::memcpy(&fh.fh.handle_type, s.data(), sizeof fh.fh.handle_type);
+    fh.fh.handle_bytes = static_cast<unsigned>(s.size() - sizeof fh.fh.handle_type);
+    std::memcpy(fh.fh.f_handle, s.data() + sizeof fh.fh.handle_type, fh.fh.handle_bytes);
+    return true;
 }
 
 // This process's descriptors by name in /proc/self/fd, opened once: a readlink of
@@ -241,6 +265,10 @@ struct KnownFile {
 struct DepartedFile {
     std::string zone;
     std::uint64_t handle = 0;
+    // The file's handle, packed (see pack_handle()): a sweep retires the entry once it
+    // names no file. Empty for files kept after lost events (only their hash is known):
+    // those are bounded by max_lost_kept instead.
+    std::string fh;
 };
 
 // The zone index: a file with a name in a zone, as a scan of the zone trees found it.
@@ -344,9 +372,11 @@ struct FanotifyEnforcer::Impl {
     // Files and trees moved out of a zone by someone not allowed, or by a process gone
     // before it could be identified: fanotify cannot refuse a rename, so the inode keeps
     // its zone (by name, across reloads) until the daemon stops.
-    std::mutex departed_mutex;
+    mutable std::mutex departed_mutex;
     std::unordered_map<InodeKey, DepartedFile, InodeKeyHash> departed;
     std::atomic<bool> any_departed{false};
+    std::size_t departed_sweep_at = departed_sweep_min;  // under departed_mutex
+    bool departed_sweep = false;  // under index_mutex: the indexer is to sweep
     fan::TaskReader notify_reader;  // whoever holds notify_mutex
     const std::uint32_t self_tgid = static_cast<std::uint32_t>(::getpid());
     // Held while the notify group is read and its events handled, by its thread or by a
@@ -425,7 +455,7 @@ struct FanotifyEnforcer::Impl {
     std::atomic<std::uint64_t> c_events{0}, c_dropped{0}, c_denied{0}, c_errors{0};
     std::atomic<std::uint64_t> c_perm{0}, c_ignores{0}, c_hits{0}, c_dir_hits{0}, c_walks{0}, c_timeouts{0},
         c_flushes{0}, c_stale{0}, c_scans{0}, c_scanned{0}, c_overflows{0}, c_kept_lost{0}, c_quick_waits{0},
-        c_quick_refused{0}, c_parked{0}, c_park_late{0};
+        c_quick_refused{0}, c_parked{0}, c_park_late{0}, c_departed_swept{0};
 
     // ---- membership ---------------------------------------------------------------
 
@@ -717,11 +747,55 @@ struct FanotifyEnforcer::Impl {
         std::erase_if(index_delta, [&](const auto& kv) { return kv.first.dev == dev && kv.second.seq <= from; });
     }
 
+    // Retires the departed entries whose file is gone (its handle opens nothing: ESTALE),
+    // off the open path; the table is locked only to copy it and to erase. An entry
+    // replaced meanwhile (another handle) stays. Run by the indexer.
+    void sweep_departed() {
+        std::vector<std::pair<InodeKey, DepartedFile>> entries;
+        {
+            std::lock_guard dl(departed_mutex);
+            entries.reserve(departed.size());
+            for (const auto& e : departed)
+                if (!e.second.fh.empty()) entries.push_back(e);
+        }
+        // The filesystems' whole mounts, duplicated: apply() may replace the marks meanwhile.
+        std::map<std::uint64_t, UniqueFd> mounts;
+        {
+            std::shared_lock pl(policy_mutex);
+            for (const auto& [key, file] : entries)
+                if (!mounts.contains(key.dev))
+                    if (const FsMark* m = mark_for(key.dev); m && m->whole)
+                        mounts.emplace(key.dev, UniqueFd(::fcntl(m->whole.get(), F_DUPFD_CLOEXEC, 0)));
+        }
+        std::vector<std::pair<InodeKey, std::uint64_t>> gone;
+        for (const auto& [key, file] : entries) {
+            auto m = mounts.find(key.dev);
+            FileHandle fh{};
+            if (m == mounts.end() || !m->second || !unpack_handle(file.fh, fh)) continue;
+            UniqueFd f(::open_by_handle_at(m->second.get(), fh.get(), O_PATH | O_CLOEXEC));
+            if (!f && errno == ESTALE) gone.emplace_back(key, file.handle);
+        }
+        std::lock_guard dl(departed_mutex);
+        for (const auto& [key, handle] : gone)
+            if (auto it = departed.find(key); it != departed.end() && it->second.handle == handle) {
+                departed.erase(it);
+                c_departed_swept.fetch_add(1, std::memory_order_relaxed);
+            }
+        departed_sweep_at = std::max(departed_sweep_min, 2 * departed.size());
+    }
+
     void index_loop() {
         std::unique_lock lk(index_mutex);
         for (;;) {
-            index_cv.wait(lk, [&] { return stopping.load() || index_rebuild || !index_queue.empty(); });
+            index_cv.wait(lk, [&] { return stopping.load() || index_rebuild || departed_sweep || !index_queue.empty(); });
             if (stopping.load()) return;
+            if (departed_sweep) {
+                departed_sweep = false;
+                lk.unlock();
+                sweep_departed();
+                lk.lock();
+                continue;
+            }
             // Never policy_mutex under index_mutex: apply() takes them the other way round.
             std::shared_ptr<const ZoneTables> t;
             lk.unlock();
@@ -1882,9 +1956,20 @@ struct FanotifyEnforcer::Impl {
         Departure d;
         d.kept = v.decision == CG_DECISION_DENY;
         if (d.kept) {
-            std::lock_guard lk(departed_mutex);
-            departed[key] = {t.zone_name(zone), f.handle};
-            any_departed.store(true, std::memory_order_release);
+            bool sweep = false;
+            {
+                std::string fh = pack_handle(f.fd.get());
+                std::lock_guard lk(departed_mutex);
+                departed[key] = {t.zone_name(zone), f.handle, std::move(fh)};
+                any_departed.store(true, std::memory_order_release);
+                sweep = departed.size() >= departed_sweep_at;
+                if (sweep) departed_sweep_at = std::numeric_limits<std::size_t>::max();  // until the sweep ends
+            }
+            if (sweep) {
+                std::lock_guard il(index_mutex);
+                departed_sweep = true;
+                index_cv.notify_one();
+            }
         }
         AccessEvent& ev = d.event;
         ev.sensor = Sensor::fanotify;
@@ -2167,15 +2252,20 @@ SensorCounters FanotifyEnforcer::counters() const {
 
 FanotifyStats FanotifyEnforcer::stats() const {
     const auto& m = *impl_;
-    std::size_t indexed = 0;
+    std::size_t indexed = 0, departed = 0;
     {
         std::lock_guard il(m.index_mutex);
         indexed = m.index_base_size + m.index_delta.size();
     }
+    {
+        std::lock_guard dl(m.departed_mutex);
+        departed = m.departed.size();
+    }
     return {m.c_perm.load(), m.c_ignores.load(), m.c_hits.load(), m.c_walks.load(),
             m.c_timeouts.load(), m.c_flushes.load(), m.c_stale.load(), m.c_scans.load(), m.c_scanned.load(), indexed,
             m.c_overflows.load(), m.c_kept_lost.load(), m.c_dir_hits.load(), m.c_quick_waits.load(),
-            m.c_quick_refused.load(), m.notifications.load(), m.c_parked.load(), m.c_park_late.load(), m.parked_n.load()};
+            m.c_quick_refused.load(), m.notifications.load(), m.c_parked.load(), m.c_park_late.load(), m.parked_n.load(),
+            departed, m.c_departed_swept.load()};
 }
 
 void FanotifyEnforcer::stop(bool remove) {

@@ -272,6 +272,67 @@ TEST_CASE("fanotify enforcer: a zone file linked out and unlinked by a user not 
     CHECK(cgtest::open_as(mallory, env.fs.path("out/lg.txt")) == 0);  // out of the zone
 }
 
+// Guards the departed table against growing without bound: each zone file a user not
+// allowed links out is kept in its zone by an entry (looked up on every open), and she can
+// delete it at once and make the next. Entries of deleted files are retired by a sweep of
+// the indexer; those of files that still exist stay, and keep theirs in the zone.
+TEST_CASE("fanotify enforcer: entries of departed zone files are retired once deleted, and live ones kept",
+          "[fanotify][host]") {
+    REQUIRE_ROOT();
+    Env env;
+    const std::string zone = env.fs.path("zone"), out = env.fs.path("out");
+    auto link_out = [&](const std::string& prefix, int from, int to) {
+        return cgtest::run_as(mallory, [&] {
+            for (int i = from; i < to; ++i) {
+                const std::string z = zone + "/" + prefix + std::to_string(i), o = out + "/" + prefix + std::to_string(i);
+                if (::mknod(z.c_str(), S_IFREG | 0666, 0) != 0 || ::link(z.c_str(), o.c_str()) != 0) return errno;
+            }
+            return 0;
+        });
+    };
+    auto unlink_all = [&](const std::string& prefix, int from, int to, bool outside_too) {
+        for (int i = from; i < to; ++i) {
+            ::unlink((zone + "/" + prefix + std::to_string(i)).c_str());
+            if (outside_too) ::unlink((out + "/" + prefix + std::to_string(i)).c_str());
+        }
+    };
+    // Waits until the notify thread has handled every link (its count stops moving).
+    auto settle = [&] {
+        std::uint64_t last = ~0ull;
+        for (int i = 0; i < 200; ++i) {
+            const auto now = env.enforcer->stats().notify_events;
+            if (now == last) break;
+            last = now;
+            std::this_thread::sleep_for(100ms);
+        }
+        return env.enforcer->stats().departed;
+    };
+    // Live: linked out, zone names unlinked.
+    constexpr int live = 50;
+    REQUIRE(link_out("k", 0, live) == 0);
+    REQUIRE(settle() >= live);
+    unlink_all("k", 0, live, false);
+    // Churn: 13 rounds of 1,000 links out, each judged before both names go.
+    constexpr int batch = 1000, rounds = 13;
+    std::uint64_t most = 0;
+    for (int r = 0; r < rounds; ++r) {
+        REQUIRE(link_out("c", r * batch, (r + 1) * batch) == 0);
+        most = std::max(most, settle());
+        unlink_all("c", r * batch, (r + 1) * batch, true);
+    }
+    std::this_thread::sleep_for(300ms);  // the last sweep, if one is under way
+    const auto st = env.enforcer->stats();
+    INFO("departed now " << st.departed << ", swept " << st.departed_swept << ", most seen " << most);
+    // Without sweeps the table would hold every one of the 13,050 entries.
+    CHECK(st.departed_swept >= 4096);
+    CHECK(st.departed <= 8192 + batch);
+    for (int i = 0; i < live; ++i) {
+        INFO("live departed file k" << i);
+        CHECK(cgtest::open_as(mallory, out + "/k" + std::to_string(i)) == EPERM);
+    }
+    CHECK(cgtest::open_as(alice, out + "/k0") == 0);
+}
+
 TEST_CASE("fanotify enforcer: files outside zones reach user space once per inode", "[fanotify][host]") {
     REQUIRE_ROOT();
     Env env;
