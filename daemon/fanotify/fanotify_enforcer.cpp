@@ -447,7 +447,7 @@ struct FanotifyEnforcer::Impl {
     std::atomic<std::size_t> parked_n{0};  // parked and not answered yet (counted in `pending`)
     std::atomic<bool> lane_waiting{false};
     std::atomic<pid_t> lane_tid{0};
-    std::atomic<std::int64_t> lane_job{0};  // read_at of the open the lane answers (steady ticks); 0: none
+    std::atomic<std::int64_t> lane_job{0};  // read_at of the open the lane answers (ticks()); 0: none
     std::atomic<bool> lane_raised{false};   // a worker raised its priority for that open
     bool lane_stop = false;  // under lane_mutex: the workers are gone, answer the rest and leave
     std::thread lane;
@@ -650,15 +650,17 @@ struct FanotifyEnforcer::Impl {
     // Callers hold index_mutex. Returns the zone the index gave the file before.
     std::uint32_t index_set_locked(const InodeKey& key, std::uint64_t handle, std::uint32_t zone) {
         std::uint32_t was = 0;
-        if (auto it = index_delta.find(key); it != index_delta.end()) {
-            if (it->second.handle == handle) was = it->second.zone;
+        // One hash lookup: under a creator this table is large, and each costs cache misses.
+        auto [change, fresh] = index_delta.try_emplace(key);
+        if (!fresh) {
+            if (change->second.handle == handle) was = change->second.zone;
         } else if (auto b = index_base.find(key.dev); b != index_base.end()) {
             auto f = std::lower_bound(b->second.begin(), b->second.end(), key.ino,
                                       [](const IndexedFile& e, std::uint64_t ino) { return e.ino < ino; });
             if (f != b->second.end() && f->ino == key.ino && f->handle == handle) was = f->zone;
         }
         if (zone) zone_handles.set(handle);
-        index_delta[key] = {zone, handle, ++index_seq};
+        change->second = {zone, handle, ++index_seq};
         file_epoch(key).fetch_add(1);  // a decision that looked the file up before looks again
         // Files created and deleted again leave entries behind: past the size of the base,
         // a rescan (off the open path) starts the delta over. Amortized: one scan per as
@@ -1336,13 +1338,7 @@ struct FanotifyEnforcer::Impl {
                     Taken r = process(md, Job{md->fd, md->pid, now, mono, real}, reader, deferred);
                     if (r == Taken::answered) pending.fetch_sub(1);
                 }
-                if (!deferred.empty()) {
-                    drain_notifications();
-                    for (auto& d : deferred) {
-                        conclude(std::move(d), reader);
-                        pending.fetch_sub(1);
-                    }
-                }
+                conclude_drained(deferred, reader, [&] { pending.fetch_sub(1); });
                 if (lane_waiting.load()) {
                     std::lock_guard l(lane_mutex);
                     gate_cv.notify_one();
@@ -1459,7 +1455,7 @@ struct FanotifyEnforcer::Impl {
             if (parked.empty()) continue;  // the workers took them (take_overdue())
             const Job job = parked.front();
             parked.pop_front();
-            lane_job.store(job.read_at.time_since_epoch().count());
+            lane_job.store(ticks(job.read_at));
             l.unlock();
             answer_parked(job, reader);
             lane_job.store(0);
@@ -1495,11 +1491,17 @@ struct FanotifyEnforcer::Impl {
         pending.fetch_sub(1);
     }
 
+    // A Job's read_at as lane_job holds it (an atomic needs an integer), and back.
+    static std::int64_t ticks(std::chrono::steady_clock::time_point t) { return t.time_since_epoch().count(); }
+    static std::chrono::steady_clock::time_point from_ticks(std::int64_t n) {
+        return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(n));
+    }
+
     // How long a worker may sleep before a parked open is due (take_overdue()); -1: none.
     int park_timeout_ms() {
         if (parked_n.load() == 0) return -1;
         using namespace std::chrono;
-        auto oldest = steady_clock::time_point(steady_clock::duration(lane_job.load()));
+        auto oldest = from_ticks(lane_job.load());
         {
             std::lock_guard l(lane_mutex);
             if (!parked.empty() && (lane_job.load() == 0 || parked.front().read_at < oldest))
@@ -1537,8 +1539,7 @@ struct FanotifyEnforcer::Impl {
         if (parked_n.load() == 0) return;
         const auto now = std::chrono::steady_clock::now();
         const std::int64_t held = lane_job.load();
-        if (held && now - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(held)) >= max_park &&
-            raise_lane())
+        if (held && now - from_ticks(held) >= max_park && raise_lane())
             c_park_late.fetch_add(1, std::memory_order_relaxed);
         // As a batch of the worker's own: every overdue open looked up, then one drain of the
         // notify group for those outside every zone, by the worker itself. One catch_up()
@@ -1557,12 +1558,20 @@ struct FanotifyEnforcer::Impl {
             else
                 parked_answered();
         }
-        if (later.empty()) return;
+        conclude_drained(later, reader, [&] { parked_answered(); });
+    }
+
+    // Answers the opens a worker set aside for the notify drain (see handle()): one drain
+    // for the batch, then each concluded; `done` after each, for the caller's counts.
+    template <class Done>
+    void conclude_drained(std::vector<Deferred>& batch, fan::TaskReader& reader, Done done) {
+        if (batch.empty()) return;
         drain_notifications();
-        for (auto& d : later) {
+        for (auto& d : batch) {
             conclude(std::move(d), reader);
-            parked_answered();
+            done();
         }
+        batch.clear();
     }
 
     // The mark of the filesystem an event's handle is on, by its fsid.
