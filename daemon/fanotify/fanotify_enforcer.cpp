@@ -2016,7 +2016,9 @@ struct FanotifyEnforcer::Impl {
         // says whether it was refused.
         std::latch ready(static_cast<std::ptrdiff_t>(n + 1 + (notify_fd ? 1 : 0)));
         std::atomic<int> refused{0}, refused_nice{0};
-        auto begin = [&](int nice) {
+        // Named (at most 15 characters) so that top -H, ps -L and perf tell them apart.
+        auto begin = [&](int nice, const char* name) {
+            ::pthread_setname_np(::pthread_self(), name);
             if (nice != 0 && nice != own_nice())
                 if (int e = renice(nice)) {
                     refused.store(e);
@@ -2024,11 +2026,15 @@ struct FanotifyEnforcer::Impl {
                 }
             ready.count_down();
         };
-        if (notify_fd) notifier = std::thread([this, &begin] { begin(options.notify_nice); notify_loop(); });
-        indexer = std::thread([this] { index_loop(); });
+        if (notify_fd)
+            notifier = std::thread([this, &begin] { begin(options.notify_nice, "cg-fan-notify"); notify_loop(); });
+        indexer = std::thread([this] {
+            ::pthread_setname_np(::pthread_self(), "cg-fan-index");
+            index_loop();
+        });
         for (unsigned i = 0; i < n; ++i)
-            workers.emplace_back([this, &begin] { begin(options.worker_nice); worker_loop(); });
-        lane = std::thread([this, &begin] { begin(lane_nice); lane_loop(); });
+            workers.emplace_back([this, &begin] { begin(options.worker_nice, "cg-fan-worker"); worker_loop(); });
+        lane = std::thread([this, &begin] { begin(lane_nice, "cg-fan-lane"); lane_loop(); });
         ready.wait();
         if (int e = refused.load()) {
             std::unique_lock lk(policy_mutex);
