@@ -750,32 +750,39 @@ struct FanotifyEnforcer::Impl {
     }
 
     // Retires the departed entries whose file is gone (its handle opens nothing: ESTALE),
-    // off the open path; the table is locked only to copy it and to erase. An entry
-    // replaced meanwhile (another handle) stays. Run by the indexer.
+    // off the open path; the table is locked only to copy the handles (every open looks
+    // it up) and to erase. An entry replaced meanwhile (another handle) stays. Run by the
+    // indexer.
     void sweep_departed() {
-        std::vector<std::pair<InodeKey, DepartedFile>> entries;
+        struct Entry {
+            InodeKey key;
+            std::uint64_t handle;
+            std::string fh;
+        };
+        std::vector<Entry> entries;
         {
             std::lock_guard dl(departed_mutex);
             entries.reserve(departed.size());
-            for (const auto& e : departed)
-                if (!e.second.fh.empty()) entries.push_back(e);
+            for (const auto& [key, file] : departed)
+                if (!file.fh.empty()) entries.push_back({key, file.handle, file.fh});
         }
         // The filesystems' whole mounts, duplicated: apply() may replace the marks meanwhile.
         std::map<std::uint64_t, UniqueFd> mounts;
         {
             std::shared_lock pl(policy_mutex);
-            for (const auto& [key, file] : entries)
-                if (!mounts.contains(key.dev))
-                    if (const FsMark* m = mark_for(key.dev); m && m->whole)
-                        mounts.emplace(key.dev, UniqueFd(::fcntl(m->whole.get(), F_DUPFD_CLOEXEC, 0)));
+            for (const auto& e : entries)
+                if (!mounts.contains(e.key.dev))
+                    if (const FsMark* m = mark_for(e.key.dev); m && m->whole)
+                        mounts.emplace(e.key.dev, UniqueFd(::fcntl(m->whole.get(), F_DUPFD_CLOEXEC, 0)));
         }
         std::vector<std::pair<InodeKey, std::uint64_t>> gone;
-        for (const auto& [key, file] : entries) {
-            auto m = mounts.find(key.dev);
+        for (const auto& e : entries) {
+            if (stopping.load()) break;  // what was found is still retired below
+            auto m = mounts.find(e.key.dev);
             FileHandle fh{};
-            if (m == mounts.end() || !m->second || !unpack_handle(file.fh, fh)) continue;
+            if (m == mounts.end() || !m->second || !unpack_handle(e.fh, fh)) continue;
             UniqueFd f(::open_by_handle_at(m->second.get(), fh.get(), O_PATH | O_CLOEXEC));
-            if (!f && errno == ESTALE) gone.emplace_back(key, file.handle);
+            if (!f && errno == ESTALE) gone.emplace_back(e.key, e.handle);
         }
         std::lock_guard dl(departed_mutex);
         for (const auto& [key, handle] : gone)
@@ -791,7 +798,9 @@ struct FanotifyEnforcer::Impl {
         for (;;) {
             index_cv.wait(lk, [&] { return stopping.load() || index_rebuild || departed_sweep || !index_queue.empty(); });
             if (stopping.load()) return;
-            if (departed_sweep) {
+            // After the rescans and moved trees: those close windows (index_incomplete);
+            // a sweep only gives memory back.
+            if (departed_sweep && !index_rebuild && index_queue.empty()) {
                 departed_sweep = false;
                 lk.unlock();
                 sweep_departed();
