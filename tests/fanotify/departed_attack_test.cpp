@@ -2,9 +2,10 @@
 // handle opens no file any more are retired) against a user who moved or linked zone files
 // out and wants to read one once the sweep has forgotten it: the file held only by an O_PATH
 // descriptor (all names gone), by a descriptor in flight in a unix socket, re-linked from
-// /proc/self/fd, renamed about, reached through a bind mount in a user namespace; each one
-// tried all along while thousands of other departed files are created and deleted around
-// it, so that sweeps run while she tries.
+// /proc/self/fd, renamed about, reached through a bind or overlay mount in a user namespace,
+// held by a bind mount of the file itself once nameless; each one tried all along while
+// thousands of other departed files are created and deleted around it, so that sweeps run
+// while she tries.
 // Each route is a row; an open that reads the file is one through, and none may pass.
 // Not a row: open_by_handle_at(), which the kernel refuses her (EPERM on 6.18 even for her
 // own file through her own bind mount in her user namespace), and which would be an open
@@ -41,7 +42,7 @@ struct Env {
 
     Env() {
         REQUIRE(fs.ok());
-        for (auto d : {"zone", "out", "mnt"}) fs.mkdir(d, 0777);
+        for (auto d : {"zone", "out", "mnt", "empty"}) fs.mkdir(d, 0777);
         enforcer = cgtest::start_enforcer(events, cgtest::one_zone(fs), {});
     }
     ~Env() {
@@ -73,6 +74,7 @@ struct Paths {
     const char* held;    // "/proc/self/fd/<held_fd>"
     const char* uid_map;
     const char* gid_map;
+    const char* overlay;  // options of an overlay whose lower layer is the outside directory
 };
 
 
@@ -148,6 +150,11 @@ int recv_fd(int sock) {
 int unlink_zone(const Paths& p) { return err(::unlink(p.zone) == 0); }
 int unlink_both(const Paths& p) { return err(::unlink(p.zone) == 0 && ::unlink(p.out) == 0); }
 int bind_out(const Paths& p) { return err(::mount(p.outdir, p.mnt, nullptr, MS_BIND, nullptr) == 0); }
+// The file itself bound over out2 (a file of hers), the mount holding it once nameless.
+int bind_file(const Paths& p) {
+    return err(::mknod(p.out2, S_IFREG | 0644, 0) == 0 && ::mount(p.out, p.out2, nullptr, MS_BIND, nullptr) == 0);
+}
+int overlay_out(const Paths& p) { return err(::mount("overlay", p.mnt, "overlay", 0, p.overlay) == 0); }
 // Every name unlinked, the file held only in flight in a unix socket (sock_in to sock_out).
 int in_flight(const Paths&) {
     int sv[2];
@@ -215,6 +222,10 @@ const Route routes[] = {
      steps<link_out, hold_out, unlink_both>, link_back_and_read, ENOENT},
     {"linked out, zone name unlinked, read through a bind mount in her user namespace",
      steps<link_out, unlink_zone, own_userns, bind_out>, read_via_mnt},
+    {"linked out, bound over a file of hers in her user namespace, every name unlinked, read through the mount",
+     steps<link_out, own_userns, bind_file, unlink_both>, read_out2},
+    {"linked out, zone name unlinked, read through an overlay in her user namespace (outside as the lower layer)",
+     steps<link_out, unlink_zone, own_userns, overlay_out>, read_via_mnt},
 };
 
 // A route's child, as mallory: prepares, reports on `ready` (one byte: the errno, 0 when
@@ -260,13 +271,13 @@ TEST_CASE("departed attack: no zone file linked or moved out is readable while s
     const std::string uid_map = "0 " + std::to_string(mallory.uid) + " 1\n",
                       gid_map = "0 " + std::to_string(mallory.gid) + " 1\n",
                       held = "/proc/self/fd/" + std::to_string(held_fd), outdir = env.fs.path("out"),
-                      mnt = env.fs.path("mnt");
+                      mnt = env.fs.path("mnt"), overlay = "lowerdir=" + outdir + ":" + env.fs.path("empty");
     for (std::size_t i = 0; i < n; ++i) {
         const std::string r = "r" + std::to_string(i);
         strs[i] = {env.fs.path("zone/" + r), env.fs.path("out/" + r), env.fs.path("out/" + r + "b"),
                    env.fs.path("mnt/" + r)};
         paths[i] = {strs[i][0].c_str(), strs[i][1].c_str(), strs[i][2].c_str(), mnt.c_str(),
-                    strs[i][3].c_str(), outdir.c_str(), held.c_str(), uid_map.c_str(), gid_map.c_str()};
+                    strs[i][3].c_str(), outdir.c_str(), held.c_str(), uid_map.c_str(), gid_map.c_str(), overlay.c_str()};
         // Written by root before mallory moves it: what she must not read.
         env.fs.write("zone/" + r);
         ::chmod(strs[i][0].c_str(), 0666);
