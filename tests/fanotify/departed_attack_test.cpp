@@ -266,7 +266,7 @@ TEST_CASE("departed attack: no zone file linked or moved out is readable while s
     Env env;
     constexpr std::size_t n = std::size(routes);
     // Every path of every route, built before any fork.
-    std::vector<std::array<std::string, 8>> strs(n);
+    std::vector<std::array<std::string, 4>> strs(n);
     std::vector<Paths> paths(n);
     const std::string uid_map = "0 " + std::to_string(mallory.uid) + " 1\n",
                       gid_map = "0 " + std::to_string(mallory.gid) + " 1\n",
