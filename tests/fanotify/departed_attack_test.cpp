@@ -113,33 +113,35 @@ int own_userns(const Paths& p) {
     return err(::unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0 && write_to("/proc/self/setgroups", "deny") &&
                write_to("/proc/self/uid_map", p.uid_map) && write_to("/proc/self/gid_map", p.gid_map));
 }
-bool send_fd(int sock, int fd) {
+// A one-byte message with room for one descriptor (SCM_RIGHTS), on the stack: the
+// children that pass descriptors must not allocate.
+struct FdMessage {
     char byte = 0;
     iovec iov{&byte, 1};
     alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
     msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctl;
-    m.msg_controllen = sizeof ctl;
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    FdMessage() {
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = ctl;
+        m.msg_controllen = sizeof ctl;
+    }
+    FdMessage(const FdMessage&) = delete;  // m points into it
+    FdMessage& operator=(const FdMessage&) = delete;
+};
+bool send_fd(int sock, int fd) {
+    FdMessage f;
+    cmsghdr* c = CMSG_FIRSTHDR(&f.m);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    return ::sendmsg(sock, &m, 0) == 1;
+    return ::sendmsg(sock, &f.m, 0) == 1;
 }
 int recv_fd(int sock) {
-    char byte = 0;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctl;
-    m.msg_controllen = sizeof ctl;
-    if (::recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != 1) return -1;
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    FdMessage f;
+    if (::recvmsg(sock, &f.m, MSG_CMSG_CLOEXEC) != 1) return -1;
+    cmsghdr* c = CMSG_FIRSTHDR(&f.m);
     if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
     int fd = -1;
     std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
