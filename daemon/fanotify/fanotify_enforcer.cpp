@@ -374,7 +374,8 @@ struct FanotifyEnforcer::Impl {
     std::atomic<bool> index_incomplete{false};
     // Files and trees moved out of a zone by someone not allowed, or by a process gone
     // before it could be identified: fanotify cannot refuse a rename, so the inode keeps
-    // its zone (by name, across reloads) until the daemon stops.
+    // its zone (by name, across reloads) until the daemon stops or the file is deleted
+    // (sweep_departed()).
     mutable std::mutex departed_mutex;
     std::unordered_map<InodeKey, DepartedFile, InodeKeyHash> departed;
     std::atomic<bool> any_departed{false};
