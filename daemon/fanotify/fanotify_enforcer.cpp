@@ -1067,44 +1067,47 @@ struct FanotifyEnforcer::Impl {
     // How many notifications will have been handled once every one queued before this
     // call is: those read from the group so far plus those still queued (FIONREAD counts
     // FAN_EVENT_METADATA_LEN per queued event). A read under way (odd notify_reading) has
-    // taken events off the queue without counting them yet: tried again. nullopt: the
-    // reads never paused, or FIONREAD failed.
-    std::optional<std::uint64_t> notify_horizon() {
-        for (int i = 0; i < 64; ++i) {
+    // taken events off the queue without counting them yet: tried again once it ends, until
+    // `deadline`. Under a creator the notify thread reads back to back, and one read of a
+    // full buffer outlasted 64 yields: a fixed number of tries then gave up, refusing an
+    // outside open (answer_quickly()) that a wait of well under a millisecond would have
+    // let through. nullopt: past the deadline, or poll/FIONREAD failed.
+    std::optional<std::uint64_t> notify_horizon(std::chrono::steady_clock::time_point deadline) {
+        for (;;) {
             const std::uint64_t s = notify_reading.load();
-            if (s & 1) {
-                std::this_thread::yield();
-                continue;
+            if (!(s & 1)) {
+                // poll() tells an empty queue in O(1); FIONREAD walks the queue (at most
+                // fs.fanotify.max_queued_events entries).
+                pollfd p{notify_fd.get(), POLLIN, 0};
+                int queued = 0;
+                if (::poll(&p, 1, 0) < 0) return std::nullopt;
+                if ((p.revents & POLLIN) && (::ioctl(notify_fd.get(), FIONREAD, &queued) != 0 || queued < 0))
+                    return std::nullopt;
+                const std::uint64_t read = notify_read.load();
+                if (notify_reading.load() == s) return read + static_cast<std::uint64_t>(queued) / FAN_EVENT_METADATA_LEN;
             }
-            // poll() tells an empty queue in O(1); FIONREAD walks the queue (at most
-            // fs.fanotify.max_queued_events entries).
-            pollfd p{notify_fd.get(), POLLIN, 0};
-            int queued = 0;
-            if (::poll(&p, 1, 0) < 0) return std::nullopt;
-            if ((p.revents & POLLIN) && (::ioctl(notify_fd.get(), FIONREAD, &queued) != 0 || queued < 0))
-                return std::nullopt;
-            const std::uint64_t read = notify_read.load();
-            if (notify_reading.load() == s) return read + static_cast<std::uint64_t>(queued) / FAN_EVENT_METADATA_LEN;
+            if (stopping.load() || std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+            std::this_thread::yield();
         }
-        return std::nullopt;
     }
 
     // Waits (at most max_catch_up) until every notification queued before the call is
     // handled. False: it was not.
     bool catch_up() {
-        const auto horizon = notify_horizon();
+        const auto deadline = std::chrono::steady_clock::now() + max_catch_up;
+        const auto horizon = notify_horizon(deadline);
         if (!horizon) return false;
         if (notifications.load() >= *horizon) return true;
         c_quick_waits.fetch_add(1, std::memory_order_relaxed);
-        return wait_handled(*horizon, max_catch_up);
+        return wait_handled(*horizon, deadline);
     }
 
-    // Waits (at most `timeout`, or until stopping) until `horizon` notifications are
+    // Waits (until `deadline`, or until stopping) until `horizon` notifications are
     // handled. False: they were not.
-    bool wait_handled(std::uint64_t horizon, std::chrono::milliseconds timeout) {
+    bool wait_handled(std::uint64_t horizon, std::chrono::steady_clock::time_point deadline) {
         std::unique_lock l(catch_up_mutex);
         catch_up_waiters.fetch_add(1);
-        const bool done = catch_up_cv.wait_for(l, timeout, [&] {
+        const bool done = catch_up_cv.wait_until(l, deadline, [&] {
             return notifications.load() >= horizon || stopping.load();
         });
         catch_up_waiters.fetch_sub(1);
@@ -2319,8 +2322,9 @@ void FanotifyEnforcer::stop(bool remove) {
 }
 
 bool FanotifyEnforcer::wait_notifications(std::chrono::milliseconds timeout) {
-    const auto horizon = impl_->notify_horizon();
-    return horizon && impl_->wait_handled(*horizon, timeout);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto horizon = impl_->notify_horizon(deadline);
+    return horizon && impl_->wait_handled(*horizon, deadline);
 }
 
 bool FanotifyEnforcer::adopted() const { return impl_->adopted; }

@@ -48,16 +48,8 @@ struct Env {
     ~Env() {
         if (enforcer) enforcer->stop(true);
     }
-    // Waits until the notify thread has handled what was queued (its count stops moving).
-    void settle() const {
-        std::uint64_t last = ~0ull;
-        for (int i = 0; i < 200; ++i) {
-            const auto now = enforcer->stats().notify_events;
-            if (now == last) return;
-            last = now;
-            std::this_thread::sleep_for(100ms);
-        }
-    }
+    // Waits until the notify thread has handled what was queued.
+    void settle() const { REQUIRE(enforcer->wait_notifications(20s)); }
 };
 
 // Descriptor numbers in a route's child, fixed so that every path is built before fork.
