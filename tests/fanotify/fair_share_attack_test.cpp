@@ -30,13 +30,14 @@ namespace {
 const cgtest::Cred eve{60010, 60010, {}};
 
 constexpr int zone_files = 100;
-constexpr int creators = 2;
+constexpr int creators = 4;
 
 struct Shared {
     std::atomic<int> stop{0};
     std::atomic<int> eve_on{0};
     std::atomic<long> alice_opens{0}, alice_refused{0}, alice_max_ns{0};
     std::atomic<long> eve_opens{0};
+    std::atomic<long> mallory_made{0};
 };
 
 using cgtest::fair::note_max;
@@ -72,7 +73,7 @@ struct Env : cgtest::fair::Env<Shared> {
                 char path[512];
                 for (long i = 0; !sh->stop.load(std::memory_order_relaxed); ++i) {
                     std::snprintf(path, sizeof path, "%s/n%ld", dir, i);
-                    (void)::mknod(path, S_IFREG | 0644, 0);
+                    if (::mknod(path, S_IFREG | 0644, 0) == 0) sh->mallory_made.fetch_add(1, std::memory_order_relaxed);
                     if (i >= 64) {
                         std::snprintf(path, sizeof path, "%s/n%ld", dir, i - 64);
                         ::unlink(path);
@@ -135,8 +136,10 @@ TEST_CASE("fair share attack: a light user and a creator with busy programs cann
     const long a1 = env.sh->alice_opens.load();
     const auto p2 = env.enforcer->stats().parked;
     const long e1 = env.sh->eve_opens.load();
+    const long m1 = env.sh->mallory_made.load();
     std::this_thread::sleep_for(2s);
     const long with_eve = env.sh->alice_opens.load() - a1;
+    const long made = env.sh->mallory_made.load() - m1;
     const long eve_opens = env.sh->eve_opens.load() - e1;
     const auto s = env.enforcer->stats();
     const long max_with = env.sh->alice_max_ns.load();
@@ -145,7 +148,8 @@ TEST_CASE("fair share attack: a light user and a creator with busy programs cann
     WARN("alice's opens in 2 s: " << alone << " without eve (parked " << p1 - p0 << ", slowest "
                                    << max_alone / 1000 << " µs), " << with_eve << " with eve (" << eve_opens
                                    << " opens; parked " << s.parked - p2 << ", " << s.parked_late
-                                   << " at max_park in all, slowest " << max_with / 1000 << " µs)");
+                                   << " at max_park in all, slowest " << max_with / 1000 << " µs); mallory made "
+                                   << made << " files");
     CHECK(env.sh->alice_refused == 0);
     env.check_children();
     // Neither eve (the least busy) nor mallory (no opens) has an open to park: every parked
@@ -155,6 +159,11 @@ TEST_CASE("fair share attack: a light user and a creator with busy programs cann
     // Parking only the busiest user left 0-19 (mallory's creators kept off the CPUs a
     // moment make fewer events than alice), but parked the bench's reader.
     CHECK(s.parked - p2 < 50);
+    // What the bound assumes: mallory makes most of the work. A creator making about
+    // twice alice's events is at the mean with her, and the rule counts her heavy (two
+    // creating processes on a fresh 2-core host: 1.7-1.9x, 17-179 parked; see "Fair share"
+    // in daemon/fanotify/README.md). Four made 3-8x.
+    CHECK(made > 2 * with_eve);
 }
 
 namespace {
