@@ -105,6 +105,16 @@ std::string format_duration(std::uint64_t s) {
     return std::to_string(s) + "s";
 }
 
+// The fanotify enforcer's answers without a full decision and its rescans; nothing when
+// there were none (and always under BPF LSM).
+std::string overload_text(const Json& sensor) {
+    const std::int64_t overload = sensor["overload"].as_int(), refused = sensor["overload_refused"].as_int(),
+                       rescans = sensor["rescans"].as_int();
+    if (overload == 0 && rescans == 0) return {};
+    return ", " + std::to_string(overload) + " answered in overload (" + std::to_string(refused) + " refused), " +
+           std::to_string(rescans) + " rescans";
+}
+
 std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
     std::string out;
     for (const auto& s : v) out += (out.empty() ? "" : std::string(sep)) + s;
@@ -303,7 +313,7 @@ struct ControlCommands::Impl {
                               s["state_devices"].as_string() + " devices, " + s["grants"].as_string() + " grants"},
                 {"held print jobs", s["held_jobs"].as_string()},
                 {"sensor", s["sensor"]["events"].as_string() + " events, " + s["sensor"]["denied"].as_string() +
-                               " denied, " + s["sensor"]["dropped"].as_string() + " dropped"},
+                               " denied, " + s["sensor"]["dropped"].as_string() + " dropped" + overload_text(s["sensor"])},
                 {"records", s["pipeline"]["seq"].as_string() + " written, journal " +
                                 (s["pipeline"]["journal_reachable"].as_bool() ? "reachable" : "NOT reachable") + ", " +
                                 s["pipeline"]["spool_pending"].as_string() + " spooled, " +

@@ -35,6 +35,10 @@ struct SensorCounters {
     std::uint64_t dropped = 0;  // events lost before delivery (ring buffer full, ...)
     std::uint64_t denied = 0;
     std::uint64_t errors = 0;
+    // fanotify only (0 under BPF LSM, which decides every open in the kernel):
+    std::uint64_t overload = 0;          // opens answered without a full decision, the enforcer behind
+    std::uint64_t overload_refused = 0;  // of those, refused (zone files, and files it could not place)
+    std::uint64_t rescans = 0;           // notify-queue overflows, each followed by a rescan of the zones
 };
 
 }  // namespace custguard::daemon

@@ -512,6 +512,9 @@ struct ControlPlane::Impl {
             {"sensor.denied", s.sensor.denied},
             {"sensor.dropped", s.sensor.dropped},
             {"sensor.errors", s.sensor.errors},
+            {"sensor.overload", s.sensor.overload},
+            {"sensor.overload_refused", s.sensor.overload_refused},
+            {"sensor.rescans", s.sensor.rescans},
             {"records.written", s.pipeline.seq},
             {"records.lost", s.pipeline.lost},
             {"records.spool_pending", s.pipeline.spool_pending},
@@ -993,7 +996,10 @@ struct ControlPlane::Impl {
                           .set("events", s.sensor.events)
                           .set("dropped", s.sensor.dropped)
                           .set("denied", s.sensor.denied)
-                          .set("errors", s.sensor.errors);
+                          .set("errors", s.sensor.errors)
+                          .set("overload", s.sensor.overload)
+                          .set("overload_refused", s.sensor.overload_refused)
+                          .set("rescans", s.sensor.rescans);
         Json notify = Json::object()
                           .set("queued", s.notify.queued)
                           .set("enqueued", s.notify.enqueued)

@@ -459,7 +459,7 @@ struct FanotifyEnforcer::Impl {
     std::atomic<std::uint64_t> c_events{0}, c_dropped{0}, c_denied{0}, c_errors{0};
     std::atomic<std::uint64_t> c_perm{0}, c_ignores{0}, c_hits{0}, c_dir_hits{0}, c_walks{0}, c_timeouts{0},
         c_flushes{0}, c_stale{0}, c_scans{0}, c_scanned{0}, c_overflows{0}, c_kept_lost{0}, c_quick_waits{0},
-        c_quick_refused{0}, c_parked{0}, c_park_late{0}, c_departed_swept{0};
+        c_quick_refused{0}, c_overload_refused{0}, c_parked{0}, c_park_late{0}, c_departed_swept{0};
 
     // ---- membership ---------------------------------------------------------------
 
@@ -1061,6 +1061,7 @@ struct FanotifyEnforcer::Impl {
                 }
             }
         }
+        if (zone) c_overload_refused.fetch_add(1, std::memory_order_relaxed);
         respond(evfd.get(), !zone);
     }
 
@@ -2288,7 +2289,12 @@ tl::expected<void, std::string> FanotifyEnforcer::apply(const policy::Compiled& 
 }
 
 SensorCounters FanotifyEnforcer::counters() const {
-    return {impl_->c_events.load(), impl_->c_dropped.load(), impl_->c_denied.load(), impl_->c_errors.load()};
+    const auto& m = *impl_;
+    SensorCounters c{m.c_events.load(), m.c_dropped.load(), m.c_denied.load(), m.c_errors.load()};
+    c.overload = m.c_timeouts.load();
+    c.overload_refused = m.c_overload_refused.load();
+    c.rescans = m.c_overflows.load();
+    return c;
 }
 
 FanotifyStats FanotifyEnforcer::stats() const {

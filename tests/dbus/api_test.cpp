@@ -267,6 +267,10 @@ TEST_CASE("dbus: typed properties and GetGrants through custguard_api's client",
     auto counters = c.counters();
     REQUIRE(counters);
     CHECK(counters->count("sensor.events") == 1);
+    // The fanotify enforcer's answers in overload and rescans (custguard.dbus(7)); none here.
+    CHECK(counters->at("sensor.overload") == 0);
+    CHECK(counters->at("sensor.overload_refused") == 0);
+    CHECK(counters->at("sensor.rescans") == 0);
     CHECK(counters->at("print.held") == 0);
     CHECK(counters->count("alerts.dropped") == 1);
     auto held = c.held_jobs();

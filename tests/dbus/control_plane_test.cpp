@@ -77,9 +77,15 @@ TEST_CASE("dbus: every verb end to end as root", "[dbus][host]") {
         // Beside an enforcer audit is off by default, and status says how to turn it on.
         CHECK(s["audit"]["mode"].as_string() == "off");
         CHECK(contains(s["audit"]["off_reason"].as_string(), "--audit"));
+        // The fanotify enforcer's answers in overload and rescans: none on a quiet daemon,
+        // and the text leaves them out until there is one.
+        CHECK(s["sensor"]["overload"].as_int(-1) == 0);
+        CHECK(s["sensor"]["overload_refused"].as_int(-1) == 0);
+        CHECK(s["sensor"]["rescans"].as_int(-1) == 0);
         auto t = f.ctl({"status"});
         CHECK(t.rc == 0);
         CHECK(contains(t.out, "enforcer:"));
+        CHECK(!contains(t.out, "in overload"));
         CHECK(contains(t.out, "off: not needed beside the enforcer"));
         CHECK(contains(t.out, "customers, medical"));
         // Per zone: the clients it allows (policy and state) and today's reads per client

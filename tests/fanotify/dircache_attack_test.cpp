@@ -391,13 +391,22 @@ struct Overload {
     }
     Env<cgtest::Tmpfs> env{options()};
     int allowed = 0;
+    std::uint64_t refused = 0;  // overload answers that refused (the counters status shows)
 
     Overload() { env.tree("out/flood", {}); }
-    // Before the checks: how often the overload answers waited, and refused.
+    // Before the checks: how often the overload answers waited, and refused. What
+    // `custguardctl status` shows of them (the enforcer's counters) is checked against the
+    // stats here.
     custguard::daemon::FanotifyStats report() {
         const auto s = env.enforcer->stats();
+        const auto c = env.enforcer->counters();
         UNSCOPED_INFO(allowed << " of 20 opens allowed; overload answers " << s.timeouts << ", waited for the notify thread "
-                             << s.quick_waits << ", refused as not caught up " << s.quick_refused);
+                             << s.quick_waits << ", refused as not caught up " << s.quick_refused
+                             << "; counters: overload " << c.overload << ", refused " << c.overload_refused);
+        CHECK(c.overload == s.timeouts);
+        CHECK(c.overload >= 20);  // every open is answered in overload here
+        CHECK(c.rescans == s.overflows);
+        refused = c.overload_refused;
         return s;
     }
     // `act` runs as `who` after the backlog; it returns 100 when its setup step failed,
@@ -431,6 +440,7 @@ int overload_move_and_open(const char* from_dir, const char* to_dir, const Cred&
         });
     }
     o.report();
+    CHECK(o.refused >= static_cast<std::uint64_t>(20 - o.allowed));  // each refusal of the rounds is counted
     return o.allowed;
 }
 
@@ -471,6 +481,7 @@ TEST_CASE("dircache attack: under overload, a tree taken out by an allowed user 
     const auto s = o.report();
     CHECK(o.allowed + s.quick_refused == 20);
     CHECK(o.allowed >= 10);
+    CHECK(o.refused == s.quick_refused);  // only those, none of alice's opens outside
 }
 
 // The same gap for single files: a zone file moved out by mallory, and a file made in the
