@@ -13,6 +13,13 @@ namespace custguard::daemon {
 enum class Sensor : std::uint8_t { bpf_lsm, fanotify, audit };
 std::string_view to_string(Sensor);
 
+// What the pipeline's flood bound for refusals (events/repeat.hpp) said of a denied
+// access that its sensor asked about before describing it (Pipeline::admit()). A flood of
+// one user's refusals is counted into one `repeated` record, so a `counted` denial need
+// not be described: the sensor skips naming the file, reading the open's flags and looking
+// up the client, and costs the machine less while someone floods it.
+enum class Admission : std::uint8_t { not_asked, first, written, counted };
+
 // One decided operation on a zone file, before enrichment. `raw` has the same contents
 // whichever enforcer produced it; `path` is the full path where user space knows a
 // longer one than raw.path can hold.
@@ -24,10 +31,15 @@ struct AccessEvent {
     // The Samba client address, when the sensor looked it up while the access waited for
     // its answer (fanotify); "" = the pipeline looks it up when it enriches the event.
     std::string client;
+    // Set when the sensor asked (DenialAdmitter); then the pipeline does not ask again.
+    Admission admission = Admission::not_asked;
 };
 
 // Called from sensor threads; must be thread-safe and must not block for long.
 using EventHandler = std::function<void(AccessEvent&&)>;
+// Asked from sensor threads before a denied access is described (raw filled in, path
+// not yet): thread-safe, quick. The answer goes into AccessEvent::admission.
+using DenialAdmitter = std::function<Admission(const AccessEvent&)>;
 
 // Counters a sensor reports for `custguardctl status` and lost-event records.
 struct SensorCounters {

@@ -3,6 +3,7 @@
 // use of both, without journald (export only).
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -221,6 +222,126 @@ TEST_CASE("pipeline: a flood of denials is counted while allowed reads are all w
     }
     CHECK(denied == 5);
     CHECK(allowed == 20);
+    CHECK(repeated == 1);
+    std::filesystem::remove_all(dir);
+}
+
+// Regression guard for the sensors' shortcut (Pipeline::admit, FanotifyOptions::admit_denial):
+// a sensor asks before it describes a denial, the pipeline keeps that answer (one bound for
+// asked and unasked events alike), and a counted event is not enriched, so a flood costs
+// no /proc reads in the pipeline either.
+TEST_CASE("pipeline: a sensor asking admit() first gets the flood bound's answer, and counted events are not enriched",
+          "[unit]") {
+    char tmpl[] = "/tmp/cgev-admit-XXXXXX";
+    const std::filesystem::path dir = ::mkdtemp(tmpl);
+    PipelineConfig c;
+    c.journal = false;
+    c.state_dir = dir;
+    c.jsonl_path = dir / "events.jsonl";
+    c.repeats = {.burst = 3, .window = 60s, .max_keys = 64};
+    auto p = Pipeline::create(std::move(c));
+    REQUIRE(p);
+    (*p)->set_zone_names({"customers"});
+    // A process already gone: enriching its event counts processes_exited, once per event.
+    const pid_t gone = ::fork();
+    if (gone == 0) ::_exit(0);
+    REQUIRE(::waitpid(gone, nullptr, 0) == gone);
+    using custguard::daemon::Admission;
+    auto event = [&](std::uint32_t decision) {
+        custguard::daemon::AccessEvent ev;
+        ev.raw.abi_version = CG_ABI_VERSION;
+        ev.raw.kind = CG_EV_OPEN;
+        ev.raw.pid = ev.raw.tgid = static_cast<std::uint32_t>(gone);
+        ev.raw.uid = 60001;
+        ev.raw.loginuid = 0xffffffffu;
+        ev.raw.zone_id = 1;
+        ev.raw.decision = decision;
+        ev.raw.rule = decision == CG_DECISION_DENY ? CG_RULE_NOT_ALLOWED : CG_RULE_USER;
+        ev.realtime_ns = 1'700'000'000'000'000'000;
+        return ev;
+    };
+    std::vector<Admission> answers;
+    for (int i = 0; i < 10; ++i) {
+        auto ev = event(CG_DECISION_DENY);
+        ev.admission = (*p)->admit(ev);
+        answers.push_back(ev.admission);
+        if (ev.admission != Admission::counted) ev.path = "/srv/customers/a.csv";  // described
+        REQUIRE((*p)->submit(std::move(ev)));
+    }
+    const std::vector<Admission> expected = {Admission::first,   Admission::written, Admission::written,
+                                             Admission::counted, Admission::counted, Admission::counted,
+                                             Admission::counted, Admission::counted, Admission::counted,
+                                             Admission::counted};
+    CHECK(answers == expected);
+    // Not asked (another sensor): the enricher admits it against the same window.
+    auto unasked = event(CG_DECISION_DENY);
+    unasked.path = "/srv/customers/a.csv";
+    REQUIRE((*p)->submit(std::move(unasked)));
+    // The access history is never counted away.
+    for (int i = 0; i < 4; ++i) {
+        auto ev = event(CG_DECISION_ALLOW);
+        CHECK((*p)->admit(ev) == Admission::written);
+        ev.admission = Admission::written;
+        ev.path = "/srv/customers/a.csv";
+        REQUIRE((*p)->submit(std::move(ev)));
+    }
+    REQUIRE((*p)->flush(10s));
+    const auto counters = (*p)->counters();
+    CHECK(counters.repeats_counted == 8);
+    CHECK(counters.repeats_pending == 8);
+    CHECK(counters.processes_exited == 3 + 4);  // the described denials and the allowed reads
+    (*p)->stop();
+    CHECK((*p)->counters().repeat_records == 1);
+    std::ifstream in(dir / "events.jsonl");
+    std::size_t denied = 0, allowed = 0, repeated = 0;
+    for (std::string line; std::getline(in, line);) {
+        INFO(line);
+        if (line.find("\"action\":\"repeated\"") != std::string::npos) {
+            ++repeated;
+            CHECK(line.find("\"count\":\"11\"") != std::string::npos);
+        } else if (line.find("\"action\":\"access_denied\"") != std::string::npos) {
+            ++denied;
+            CHECK(line.find("/srv/customers/a.csv") != std::string::npos);
+        } else if (line.find("\"action\":\"access_allowed\"") != std::string::npos) {
+            ++allowed;
+        }
+    }
+    CHECK(denied == 3);
+    CHECK(allowed == 4);
+    CHECK(repeated == 1);
+    std::filesystem::remove_all(dir);
+}
+
+// The writer's limiter (records with a repeat_key: refused D-Bus calls) has the configured
+// bound too, not only the one access events share with the sensors.
+TEST_CASE("pipeline: the configured flood bound applies to records with a repeat key", "[unit]") {
+    char tmpl[] = "/tmp/cgev-bound-XXXXXX";
+    const std::filesystem::path dir = ::mkdtemp(tmpl);
+    PipelineConfig c;
+    c.journal = false;
+    c.state_dir = dir;
+    c.jsonl_path = dir / "events.jsonl";
+    c.repeats = {.burst = 2, .window = 60s, .max_keys = 64};
+    auto p = Pipeline::create(std::move(c));
+    REQUIRE(p);
+    for (int i = 0; i < 6; ++i) {
+        Record r = denial("60002", "customers");
+        r.repeat_key = "bus:60002";
+        REQUIRE((*p)->submit(std::move(r)));
+    }
+    (*p)->stop();
+    std::ifstream in(dir / "events.jsonl");
+    std::size_t written = 0, repeated = 0;
+    for (std::string line; std::getline(in, line);) {
+        INFO(line);
+        if (line.find("\"action\":\"repeated\"") != std::string::npos) {
+            ++repeated;
+            CHECK(line.find("\"count\":\"6\"") != std::string::npos);
+        } else if (line.find("\"action\":\"access_denied\"") != std::string::npos) {
+            ++written;
+        }
+    }
+    CHECK(written == 2);
     CHECK(repeated == 1);
     std::filesystem::remove_all(dir);
 }

@@ -63,6 +63,8 @@ constexpr std::uint64_t skb_overhead_min = 256;
 }  // namespace
 
 struct Pipeline::Impl {
+    // First: members below are made from it (the repeat limiters).
+    explicit Impl(PipelineConfig c) : config(std::move(c)) {}
     PipelineConfig config;
     std::string run_id = random_run_id();
 
@@ -138,8 +140,11 @@ struct Pipeline::Impl {
     std::uint64_t enrich_exited = 0;
 
     // Repeated refusals: access events are limited before enrichment (a flood must not
-    // cost /proc reads), records with a repeat_key on the writer thread.
-    std::atomic<std::uint64_t> enrich_repeats_counted{0}, enrich_repeats_pending{0};
+    // cost /proc reads), records with a repeat_key on the writer thread. Denied accesses
+    // are admitted by the sensor that asks (admit(), before it describes the access) or
+    // else by the enricher, under access_repeats_mu either way.
+    mutable std::mutex access_repeats_mu;
+    RepeatLimiter access_repeats{config.repeats};
     RepeatLimiter record_repeats{config.repeats};
 
     std::thread enricher_thread, writer_thread;
@@ -176,20 +181,38 @@ struct Pipeline::Impl {
         return fmt::format("{}:{}:{}:{}", ev.raw.uid, ev.raw.zone_id, ev.raw.rule, ev.raw.kind);
     }
 
+    daemon::Admission admit(const daemon::AccessEvent& ev) {
+        auto key = repeat_key(ev);
+        if (!key) return daemon::Admission::written;
+        std::lock_guard lock(access_repeats_mu);
+        switch (access_repeats.admit(*key, Clock::now(), ev.realtime_ns / 1000)) {
+        case RepeatLimiter::Admit::first: return daemon::Admission::first;
+        case RepeatLimiter::Admit::written: return daemon::Admission::written;
+        case RepeatLimiter::Admit::counted: break;
+        }
+        return daemon::Admission::counted;
+    }
+
     void enricher_loop() {
         Enricher enricher(config.enrich);
-        RepeatLimiter repeats(config.repeats);
         std::vector<daemon::AccessEvent> batch;
         auto emit_repeats = [&](bool all) {
-            for (auto& r : repeats.take_due(Clock::now(), all))
-                push_record({std::move(r), false}, std::chrono::milliseconds(-1));
-            enrich_repeats_pending = repeats.pending();
+            std::vector<Record> due;
+            {
+                std::lock_guard lock(access_repeats_mu);
+                due = access_repeats.take_due(Clock::now(), all);
+            }
+            for (auto& r : due) push_record({std::move(r), false}, std::chrono::milliseconds(-1));
+        };
+        auto next_due = [&] {
+            std::lock_guard lock(access_repeats_mu);
+            return access_repeats.next_due();
         };
         for (;;) {
             {
                 std::unique_lock lock(in_mu);
                 auto ready = [&] { return !in_q.empty() || stopping; };
-                if (auto due = repeats.next_due())
+                if (auto due = next_due())
                     in_not_empty.wait_until(lock, *due, ready);
                 else
                     in_not_empty.wait(lock, ready);
@@ -205,15 +228,24 @@ struct Pipeline::Impl {
             const auto now = Clock::now();
             for (auto& ev : batch) {
                 auto key = repeat_key(ev);
-                auto admit = key ? repeats.admit(*key, now, ev.realtime_ns / 1000) : RepeatLimiter::Admit::written;
-                if (admit == RepeatLimiter::Admit::counted) {
-                    enrich_repeats_counted.fetch_add(1);
-                    enrich_repeats_pending.fetch_add(1);
+                auto admission = ev.admission;
+                if (admission == daemon::Admission::not_asked) {
+                    std::lock_guard lock(access_repeats_mu);
+                    switch (key ? access_repeats.admit(*key, now, ev.realtime_ns / 1000) : RepeatLimiter::Admit::written) {
+                    case RepeatLimiter::Admit::first: admission = daemon::Admission::first; break;
+                    case RepeatLimiter::Admit::written: admission = daemon::Admission::written; break;
+                    case RepeatLimiter::Admit::counted: admission = daemon::Admission::counted; break;
+                    }
+                }
+                if (admission == daemon::Admission::counted) {
                     completed.fetch_add(1);  // accounted for in the key's `repeated` record
                     continue;
                 }
                 Record r = enricher.enrich(ev, *names);
-                if (admit == RepeatLimiter::Admit::first) repeats.describe(*key, r);
+                if (admission == daemon::Admission::first && key) {
+                    std::lock_guard lock(access_repeats_mu);
+                    access_repeats.describe(*key, r);
+                }
                 push_record({std::move(r), true}, std::chrono::milliseconds(-1));
             }
             batch.clear();
@@ -649,8 +681,7 @@ struct Pipeline::Impl {
 Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 tl::expected<std::unique_ptr<Pipeline>, std::string> Pipeline::create(PipelineConfig config) {
-    auto impl = std::make_unique<Impl>();
-    impl->config = std::move(config);
+    auto impl = std::make_unique<Impl>(std::move(config));
     Impl& i = *impl;
     if (i.config.journal) {
         auto sock = JournalSocket::open(i.config.journal_socket);
@@ -668,7 +699,6 @@ tl::expected<std::unique_ptr<Pipeline>, std::string> Pipeline::create(PipelineCo
         i.jsonl.emplace(std::move(*w));
     }
     i.in_q.slots.resize(std::max<std::size_t>(i.config.input_capacity, 1));
-    i.record_repeats = RepeatLimiter(i.config.repeats);
     i.counters.run_id = i.run_id;
     i.publish();
     i.enricher_thread = std::thread([&i] { i.enricher_loop(); });
@@ -686,6 +716,14 @@ void Pipeline::set_zone_names(std::vector<std::string> names) {
 
 bool Pipeline::submit(daemon::AccessEvent&& event) {
     Impl& i = *impl_;
+    if (event.admission == daemon::Admission::counted) {
+        // Already counted into its key's `repeated` record (admit()): nothing to enrich or
+        // write, and a flood does not fill the queue (nor is it lost as well when full).
+        if (i.stopping) return false;
+        i.accepted.fetch_add(1);
+        i.completed.fetch_add(1);
+        return true;
+    }
     std::unique_lock lock(i.in_mu);
     if (i.stopping) return false;
     if (i.in_q.size() >= i.config.input_capacity &&
@@ -715,6 +753,12 @@ daemon::EventHandler Pipeline::handler() {
     return [this](daemon::AccessEvent&& ev) { submit(std::move(ev)); };
 }
 
+daemon::Admission Pipeline::admit(const daemon::AccessEvent& event) { return impl_->admit(event); }
+
+daemon::DenialAdmitter Pipeline::admitter() {
+    return [this](const daemon::AccessEvent& ev) { return admit(ev); };
+}
+
 void Pipeline::report_lost(std::string_view source, std::uint64_t count, std::string_view reason) {
     impl_->note_lost(std::string(source), count, reason);
     impl_->requests.fetch_add(1);
@@ -728,8 +772,9 @@ PipelineCounters Pipeline::counters() const {
     c.submitted = impl_->accepted.load();
     c.dropped_queue_full = impl_->dropped.load();
     c.processes_exited = impl_->enrich_exited;
-    c.repeats_counted += impl_->enrich_repeats_counted.load();
-    c.repeats_pending += impl_->enrich_repeats_pending.load();
+    std::lock_guard repeats_lock(impl_->access_repeats_mu);
+    c.repeats_counted += impl_->access_repeats.counted_total();
+    c.repeats_pending += impl_->access_repeats.pending();
     return c;
 }
 

@@ -112,6 +112,12 @@ public:
     bool submit(Record&& record);
     // Adapter for Enforcer/sensor APIs.
     daemon::EventHandler handler();
+    // A denied access, before its sensor describes it: whether its record will be written
+    // (first/written) or only counted into its key's `repeated` record (counted). The
+    // sensor then submits the event with AccessEvent::admission set; a counted one needs
+    // no path, flags or client. Anything but a denial: written. Thread-safe.
+    daemon::Admission admit(const daemon::AccessEvent& event);
+    daemon::DenialAdmitter admitter();
 
     // Events lost before they reached us (kernel ring buffer drops, ...): written as a
     // `lost` record. Pass the increase since the last call, not the running total.
