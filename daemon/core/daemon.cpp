@@ -405,6 +405,8 @@ tl::expected<Daemon::Retire, std::string> Daemon::create_enforcer(policy::Enforc
         auto clients = std::make_shared<events::SambaClients>(clients_config);
         samba_clients_ = clients;  // the watcher names an smbd writer's client with it too
         fo.pending_client = [clients](std::uint32_t tgid, std::string_view comm) { return clients->client(tgid, comm); };
+        // A flood of refusals costs the workers no /proc reads (the pipeline outlives the enforcer).
+        fo.admit_denial = pipeline_->admitter();
         // allow_clients: a process running a Samba program (by comm, or by executable for
         // one that renamed itself) serves remote clients; it must show which.
         fo.remote_clients = [clients, enrich_config](std::uint32_t tgid,

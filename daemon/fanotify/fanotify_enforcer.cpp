@@ -1238,7 +1238,17 @@ struct FanotifyEnforcer::Impl {
                 v = t.decide(zl.zone, subject);
             }
         }
-        std::uint32_t flags = v.record ? reader.open_flags(job.pid) : 0;
+        AccessEvent ev;
+        if (v.record) {
+            ev.sensor = Sensor::fanotify;
+            ev.realtime_ns = job.real_ns;
+            ev.raw = make_raw(CG_EV_OPEN, task, v, key, job.mono_ns);
+            if (report_tid) ev.raw.pid = static_cast<std::uint32_t>(job.pid);
+            if (v.decision == CG_DECISION_DENY && options.admit_denial) ev.admission = options.admit_denial(ev);
+        }
+        // A denial only counted into its `repeated` record is not described (admit_denial).
+        const bool describe = v.record && ev.admission != Admission::counted;
+        std::uint32_t flags = describe ? reader.open_flags(job.pid) : 0;
         std::string client;
         if (remote) {
             // The record names an address that was refused (in its cool-down, or not in
@@ -1251,21 +1261,16 @@ struct FanotifyEnforcer::Impl {
             auto named = std::find_if(remote->addresses.begin(), remote->addresses.end(), refused);
             if (named == remote->addresses.end()) named = remote->addresses.begin();
             if (named != remote->addresses.end()) client = policy::to_string(*named);
-        } else if (v.record && options.pending_client) {
+        } else if (describe && options.pending_client) {
             client = options.pending_client(task.tgid, comm);
         }
         respond(evfd.get(), v.decision != CG_DECISION_DENY);
         if (!v.record) return;
         // Still under the lock: naming the file may reopen it on a marked filesystem.
-        std::string path = zl.path.empty() ? record_path(evfd.get(), key, t) : std::move(zl.path);
+        std::string path = !zl.path.empty() ? std::move(zl.path) : describe ? record_path(evfd.get(), key, t) : "";
         lk.unlock();
 
-        AccessEvent ev;
-        ev.sensor = Sensor::fanotify;
-        ev.realtime_ns = job.real_ns;
-        ev.raw = make_raw(CG_EV_OPEN, task, v, key, job.mono_ns);
         cg_event& raw = ev.raw;
-        if (report_tid) raw.pid = static_cast<std::uint32_t>(job.pid);
         raw.open_flags = flags;
         ev.path = std::move(path);
         std::size_t n = std::min(ev.path.size(), sizeof raw.path - 1);

@@ -51,6 +51,11 @@ struct FanotifyOptions {
     // connection is certainly open, which it may no longer be when the pipeline enriches
     // the event. Empty: no lookup.
     std::function<std::string(std::uint32_t tgid, std::string_view comm)> pending_client;
+    // Asked for every recorded denial before it is described (Pipeline::admit): a denial
+    // that will only be counted into a `repeated` record is handed over without its path,
+    // open flags or client, which cost a worker three /proc reads while the flooder's open
+    // waits and everyone else's opens queue behind it. Empty: every denial is described.
+    DenialAdmitter admit_denial;
     // Asked only for opens that users and programs allow in a zone with allow_clients:
     // whether the opener is a Samba server process and which client addresses it serves
     // (every one, see SambaClients::served). nullopt: not a Samba process, a local read,

@@ -203,6 +203,76 @@ TEST_CASE("fanotify enforcer: decision matrix", "[fanotify][host]") {
     CHECK(counters.denied >= 10);
 }
 
+// Regression guard for the flood bound's shortcut (FanotifyOptions::admit_denial): a denial
+// the pipeline will only count is refused all the same and carries what the count and the
+// audit cross-check use (uid, zone, rule, file), but not its flags, client or path (unless
+// the zone walk had it), which are three /proc reads per open; the first of a key is described in full, and allowed
+// opens are never asked about.
+TEST_CASE("fanotify enforcer: a denial the flood bound only counts is refused but not described",
+          "[fanotify][host]") {
+    REQUIRE_ROOT();
+    struct Asked {
+        std::mutex mutex;
+        std::vector<std::uint32_t> uids;
+        bool named = false;  // a file named before it was asked (Catch2 cannot check on other threads)
+    };
+    auto asked = std::make_shared<Asked>();
+    FanotifyOptions options;
+    // As a pipeline whose flood bound is spent for mallory's key and not for root's.
+    options.admit_denial = [asked](const daemon::AccessEvent& ev) {
+        std::lock_guard lk(asked->mutex);
+        asked->uids.push_back(ev.raw.uid);
+        asked->named = asked->named || !ev.path.empty() || ev.raw.path[0] != '\0';
+        return ev.raw.uid == mallory.uid ? daemon::Admission::counted : daemon::Admission::first;
+    };
+    options.pending_client = [](std::uint32_t, std::string_view) { return std::string("192.0.2.9"); };
+    Env env(std::move(options));
+    struct stat file {};
+    REQUIRE(::stat(env.fs.path("zone/a.txt").c_str(), &file) == 0);
+
+    const struct {
+        const char* label;
+        Cred cred;
+        int expect_errno;
+        daemon::Admission admission;
+        cg_decision decision;
+    } cases[] = {
+        {"counted denial", mallory, EPERM, daemon::Admission::counted, CG_DECISION_DENY},
+        {"first denial of a key", root, EPERM, daemon::Admission::first, CG_DECISION_DENY},
+        {"allowed open, not asked", alice, 0, daemon::Admission::not_asked, CG_DECISION_ALLOW},
+    };
+    for (const auto& c : cases) {
+        INFO(c.label);
+        pid_t pid = 0;
+        CHECK(cgtest::open_as(c.cred, env.fs.path("zone/a.txt"), Via::open, &pid) == c.expect_errno);
+        auto ev = env.events.for_process(pid);
+        REQUIRE(ev);
+        CHECK(ev->admission == c.admission);
+        CHECK(ev->raw.decision == c.decision);
+        CHECK(ev->raw.uid == c.cred.uid);
+        CHECK(ev->raw.zone_id == 1);
+        CHECK(ev->raw.rule == (c.decision == CG_DECISION_DENY ? CG_RULE_NOT_ALLOWED : CG_RULE_USER));
+        CHECK(ev->raw.dev == kdev(file.st_dev));
+        CHECK(ev->raw.ino == static_cast<std::uint64_t>(file.st_ino));
+        CHECK(ev->raw.tgid == static_cast<std::uint32_t>(pid));
+        if (c.admission == daemon::Admission::counted) {
+            // Named only when the zone walk already had the name (free), and then rightly.
+            if (!ev->path.empty()) CHECK(ev->path == env.fs.path("zone/a.txt"));
+            CHECK(ev->raw.open_flags == 0);
+            CHECK(ev->client.empty());
+        } else {
+            CHECK(ev->path == env.fs.path("zone/a.txt"));
+            CHECK(std::string(ev->raw.path) == ev->path);
+            CHECK((ev->raw.open_flags & O_ACCMODE) == O_RDONLY);
+            CHECK((ev->raw.open_flags & 0100000) != 0);  // the kernel's O_LARGEFILE (x86-64)
+            CHECK(ev->client == "192.0.2.9");
+        }
+    }
+    std::lock_guard lk(asked->mutex);
+    CHECK(asked->uids == std::vector<std::uint32_t>{mallory.uid, root.uid});
+    CHECK_FALSE(asked->named);
+}
+
 TEST_CASE("fanotify enforcer: program rows match the executable by inode", "[fanotify][host]") {
     REQUIRE_ROOT();
     Env env;
