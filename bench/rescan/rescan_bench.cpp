@@ -14,13 +14,18 @@
 //
 // Needs root; everything lives in a private mount namespace and is gone at exit.
 //
+// The enforcer hands its records to the event pipeline custguardd runs (journal off), which
+// also tells it which denials only its flood bound counts (Pipeline::admit), as in the
+// daemon; --no-pipeline counts the records in a plain handler instead, and every denial
+// is described.
+//
 // --split-cpus runs the creators on the last CPU and everything else (the reader, the
 // enforcer's threads, the floor) on the others: what is left of the ratio is then what
 // the creators' file system activity costs a decision, not their share of the CPUs.
 //
 //   bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]
 //                [--worker-nice N] [--notify-nice N] [--no-floor] [--split-cpus] [--creator-rate N]
-//                [--hogs N]
+//                [--hogs N] [--no-pipeline]
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -45,6 +50,7 @@
 #include <vector>
 
 #include "common/bare_responder.hpp"
+#include "custguard/events/pipeline.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 
 using namespace custguard;
@@ -300,6 +306,7 @@ int main(int argc, char** argv) {
     int user_creators = 4;
     bool floor = true;
     bool split_cpus = false;
+    bool with_pipeline = true;
     daemon::FanotifyOptions options;
     options.use_fd_store = false;
     for (int i = 1; i < argc; ++i) {
@@ -309,6 +316,7 @@ int main(int argc, char** argv) {
         else if (a == "--rounds" && i + 1 < argc) rounds = std::max(1, std::atoi(argv[++i]));
         else if (a == "--creators" && i + 1 < argc) user_creators = std::max(1, std::atoi(argv[++i]));
         else if (a == "--no-creator-opens") creator_opens = false;
+        else if (a == "--no-pipeline") with_pipeline = false;
         else if (a == "--worker-nice" && i + 1 < argc) options.worker_nice = std::atoi(argv[++i]);
         else if (a == "--notify-nice" && i + 1 < argc) options.notify_nice = std::atoi(argv[++i]);
         else if (a == "--no-floor") floor = false;
@@ -319,7 +327,7 @@ int main(int argc, char** argv) {
             std::fprintf(stderr,
                          "usage: bench_rescan [--files N] [--seconds S] [--rounds N] [--creators N] [--no-creator-opens]\n"
                          "                    [--worker-nice N] [--notify-nice N] [--no-floor] [--split-cpus] [--creator-rate N]\n"
-                         "                    [--hogs N]\n"
+                         "                    [--hogs N] [--no-pipeline]\n"
                          "  --files N    zone files (default 200000)\n"
                          "  --seconds S  length of each phase (default 8)\n"
                          "  --rounds N   quiet/hostile pairs (default 2)\n"
@@ -331,7 +339,9 @@ int main(int argc, char** argv) {
                          "  --no-floor   leave out the phases with a bare fanotify group answering every open at once\n"
                          "  --split-cpus the creators on the last CPU, the reader and the enforcer on the others\n"
                          "  --creator-rate N  each user creator runs at most N rounds a second (default 0: flat out)\n"
-                         "  --hogs N     the hostile user also runs N busy loops on any CPU (default 0)\n");
+                         "  --hogs N     the hostile user also runs N busy loops on any CPU (default 0)\n"
+                         "  --no-pipeline  records go to a counter, not custguardd's event pipeline, and every\n"
+                         "               denial is described (no flood bound asked)\n");
             return 2;
         }
     }
@@ -444,12 +454,26 @@ int main(int argc, char** argv) {
         floor_answered = bare.answered.load();
         if (floor_answered == 0) return std::fprintf(stderr, "bench_rescan: the floor answered no open\n"), 1;
     }
+    // Made here, after the CPUs are split: its threads run where the enforcer's do.
+    std::unique_ptr<events::Pipeline> pipeline;
+    std::atomic<std::uint64_t> records{0};
+    daemon::EventHandler handler = [&](daemon::AccessEvent&&) { records.fetch_add(1); };
+    if (with_pipeline) {
+        events::PipelineConfig pc;
+        pc.journal = false;
+        pc.state_dir = work;
+        auto p = events::Pipeline::create(std::move(pc));
+        if (!p) return std::fprintf(stderr, "bench_rescan: %s\n", p.error().c_str()), 1;
+        pipeline = std::move(*p);
+        pipeline->set_zone_names({"customers"});
+        handler = pipeline->handler();
+        options.admit_denial = pipeline->admitter();
+    }
     auto e = daemon::FanotifyEnforcer::create(std::move(options));
     if (!e) return std::fprintf(stderr, "bench_rescan: %s\n", e.error().c_str()), 1;
     auto& enf = **e;
     enforcer = &enf;
-    std::atomic<std::uint64_t> records{0};
-    if (auto r = enf.start([&](daemon::AccessEvent&&) { records.fetch_add(1); }); !r)
+    if (auto r = enf.start(std::move(handler)); !r)
         return std::fprintf(stderr, "bench_rescan: %s\n", r.error().c_str()), 1;
     policy::Compiled c;
     policy::CompiledZone z;
@@ -543,6 +567,17 @@ int main(int argc, char** argv) {
     std::printf("zone files the hostile user read through a name outside the zone: %llu (must be 0)\n",
                 static_cast<unsigned long long>(bypasses));
     enf.stop(true);
+    if (pipeline) {
+        pipeline->stop();
+        const auto pc = pipeline->counters();
+        std::printf("event pipeline: %llu records, of them %llu `repeated`; %llu denials counted, not described; "
+                    "%llu lost\n",
+                    static_cast<unsigned long long>(pc.seq), static_cast<unsigned long long>(pc.repeat_records),
+                    static_cast<unsigned long long>(pc.repeats_counted), static_cast<unsigned long long>(pc.lost));
+    } else {
+        std::printf("records (no pipeline, every denial described): %llu\n",
+                    static_cast<unsigned long long>(records.load()));
+    }
     ::umount2(fs.c_str(), MNT_DETACH);
     ::rmdir(fs.c_str());
     ::rmdir(work.c_str());
