@@ -141,6 +141,10 @@ public:
     // ones in the enforcer (as deny rows) and the audit observer. run() calls it every second.
     void apply_revocations(std::uint64_t now);
 
+    // The enforcer's losses since the last call as `lost` records: events it dropped, and
+    // (fanotify) opens it refused unrecorded in overload. run() calls it every second.
+    void poll_sensor_losses();
+
     // Called by run() with the event loop once it exists, before READY=1: the control
     // plane attaches its bus connection there.
     void set_loop_hook(std::function<void(sd_event*)> hook) { loop_hook_ = std::move(hook); }
@@ -185,7 +189,6 @@ private:
     tl::expected<policy::Loaded, policy::Diagnostics> load(const std::optional<policy::State>& state_override,
                                                            std::string& digest) const;
     tl::expected<void, std::string> install(policy::Loaded loaded, std::string digest);
-    void poll_sensor_losses();
     // Sets policy.denies to the cool-downs in force: they override every allow of the user
     // in the zone, %group rows included. mutex_ held.
     void add_cooldown_denies(policy::Policy& policy, std::uint64_t now) const;
@@ -230,6 +233,7 @@ private:
     std::vector<std::string> warnings_;
     std::vector<std::string> host_warnings_;  // allow_clients host names that do not resolve
     std::uint64_t reported_drops_ = 0;
+    std::uint64_t reported_overload_refused_ = 0;
 
     std::vector<notify::Revocation> revoked_;  // bulk-read cool-downs in force (persisted in <state>/notify/revoked)
     // The enforcer can take a client machine's access away (fanotify, bpf-lsm): read by the

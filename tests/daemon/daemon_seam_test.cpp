@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -29,6 +30,7 @@ struct Installed {
     std::mutex mutex;
     std::vector<policy::Compiled> applied;
     bool refuse_next = false;  // the next apply() fails, as a full BPF map would
+    daemon::SensorCounters counters;  // what the fake reports
 
     policy::Compiled last() {
         std::lock_guard lk(mutex);
@@ -55,7 +57,10 @@ public:
         seen_->applied.push_back(c);
         return {};
     }
-    daemon::SensorCounters counters() const override { return {}; }
+    daemon::SensorCounters counters() const override {
+        std::lock_guard lk(seen_->mutex);
+        return seen_->counters;
+    }
     void stop(bool) override {}
 
 private:
@@ -223,6 +228,46 @@ TEST_CASE("a bulk-read cool-down is a deny row until it ends, across a restart, 
     CHECK(d->status().revoked.size() == 1);
     CHECK(s.seen->last().denies.size() == 1);
     CHECK_THAT(slurp(s.dir / "state" / "notify" / "revoked"), !Catch::Contains("192.0.2.7"));
+}
+
+// Regression guard: opens the fanotify enforcer refused in overload had no record at all
+// (only the status counters said so).
+TEST_CASE("an enforcer's dropped events and opens refused in overload become lost records, each counted once",
+          "[unit][daemon]") {
+    Scratch s;
+    auto d = s.start();
+    auto report = [&](std::uint64_t dropped, std::uint64_t overload_refused) {
+        {
+            std::lock_guard lk(s.seen->mutex);
+            s.seen->counters.dropped = dropped;
+            s.seen->counters.overload = overload_refused * 2;
+            s.seen->counters.overload_refused = overload_refused;
+        }
+        d->poll_sensor_losses();
+        REQUIRE(d->pipeline().flush(std::chrono::seconds(10)));
+    };
+    report(0, 0);
+    report(3, 5);
+    report(3, 5);  // nothing new: no record
+    report(4, 12);
+    // source -> the counts of its lost records, in order
+    std::map<std::string, std::vector<std::uint64_t>> lost;
+    std::istringstream in(s.records());
+    for (std::string line; std::getline(in, line);) {
+        if (line.find("\"action\":\"lost\"") == std::string::npos) continue;
+        INFO(line);
+        auto field = [&](const std::string& name) {
+            const auto at = line.find("\"" + name + "\":");
+            REQUIRE(at != std::string::npos);
+            auto v = line.substr(at + name.size() + 3);
+            if (!v.empty() && v[0] == '"') v = v.substr(1);
+            return v.substr(0, v.find_first_of("\",}"));
+        };
+        lost[field("lost_source")].push_back(std::stoull(field("lost")));
+        if (field("lost_source") == "fanotify-overload") CHECK_THAT(line, Catch::Contains("refused unrecorded"));
+    }
+    CHECK(lost["fanotify"] == std::vector<std::uint64_t>{3, 1});
+    CHECK(lost["fanotify-overload"] == std::vector<std::uint64_t>{5, 7});
 }
 
 TEST_CASE("an enforcer that cannot be made refuses the start with its reason", "[unit][daemon]") {
