@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -343,5 +344,63 @@ TEST_CASE("pipeline: the configured flood bound applies to records with a repeat
     }
     CHECK(written == 2);
     CHECK(repeated == 1);
+    std::filesystem::remove_all(dir);
+}
+
+// PipelineConfig::linger: events that come close together do not wake the enricher (and
+// the writer behind it) each; one alone is taken at once, and a batch's worth, flush() and
+// stop() end the gathering. A linger of 10 s makes each of these unmistakable.
+TEST_CASE("pipeline: the enricher gathers events before it writes them, until a batch's worth, flush() or stop()",
+          "[unit]") {
+    char tmpl[] = "/tmp/cgev-linger-XXXXXX";
+    const std::filesystem::path dir = ::mkdtemp(tmpl);
+    PipelineConfig c;
+    c.journal = false;
+    c.state_dir = dir;
+    c.jsonl_path = dir / "events.jsonl";
+    c.linger = 10s;
+    auto p = Pipeline::create(std::move(c));
+    REQUIRE(p);
+    (*p)->set_zone_names({"customers"});
+    auto allowed = [] {
+        custguard::daemon::AccessEvent ev;
+        ev.raw.abi_version = CG_ABI_VERSION;
+        ev.raw.kind = CG_EV_OPEN;
+        ev.raw.pid = ev.raw.tgid = static_cast<std::uint32_t>(::getpid());
+        ev.raw.uid = 60001;
+        ev.raw.loginuid = 0xffffffffu;
+        ev.raw.zone_id = 1;
+        ev.raw.decision = CG_DECISION_ALLOW;
+        ev.raw.rule = CG_RULE_USER;
+        ev.path = "/srv/customers/a.csv";
+        ev.realtime_ns = 1'700'000'000'000'000'000;
+        return ev;
+    };
+    auto written_after = [&](std::chrono::milliseconds wait) {
+        std::this_thread::sleep_for(wait);
+        return (*p)->counters().seq;
+    };
+    // The first event in 10 s: taken at once.
+    REQUIRE((*p)->submit(allowed()));
+    CHECK(written_after(300ms) == 1);
+    // The next, less than 10 s after the last batch: gathered, not yet written.
+    REQUIRE((*p)->submit(allowed()));
+    CHECK(written_after(300ms) == 1);
+    // A batch's worth (16) is written without waiting out the 10 s.
+    for (int i = 1; i < 16; ++i) REQUIRE((*p)->submit(allowed()));
+    CHECK(written_after(1s) == 17);
+    REQUIRE((*p)->submit(allowed()));
+    CHECK(written_after(300ms) == 17);
+    CHECK((*p)->flush(5s));  // flush() ends the gathering
+    CHECK((*p)->counters().seq == 18);
+    REQUIRE((*p)->submit(allowed()));
+    const auto t0 = std::chrono::steady_clock::now();
+    (*p)->stop();  // so does stop()
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+    CHECK((*p)->counters().seq == 19);
+    std::ifstream in(dir / "events.jsonl");
+    std::size_t lines = 0;
+    for (std::string line; std::getline(in, line);) lines += line.find("\"action\":\"access_allowed\"") != std::string::npos;
+    CHECK(lines == 19);
     std::filesystem::remove_all(dir);
 }
