@@ -267,7 +267,9 @@ TEST_CASE("pipeline: a sensor asking admit() first gets the flood bound's answer
         ev.admission = (*p)->admit(ev);
         answers.push_back(ev.admission);
         if (ev.admission != Admission::counted) ev.path = "/srv/customers/a.csv";  // described
-        REQUIRE((*p)->submit(std::move(ev)));
+        // The first is lost on its way (a full queue): the `repeated` record still gets
+        // the key's fields, from a written one.
+        if (i > 0) REQUIRE((*p)->submit(std::move(ev)));
     }
     const std::vector<Admission> expected = {Admission::first,   Admission::written, Admission::written,
                                              Admission::counted, Admission::counted, Admission::counted,
@@ -290,7 +292,7 @@ TEST_CASE("pipeline: a sensor asking admit() first gets the flood bound's answer
     const auto counters = (*p)->counters();
     CHECK(counters.repeats_counted == 8);
     CHECK(counters.repeats_pending == 8);
-    CHECK(counters.processes_exited == 3 + 4);  // the described denials and the allowed reads
+    CHECK(counters.processes_exited == 2 + 4);  // the described denials and the allowed reads
     (*p)->stop();
     CHECK((*p)->counters().repeat_records == 1);
     std::ifstream in(dir / "events.jsonl");
@@ -300,6 +302,8 @@ TEST_CASE("pipeline: a sensor asking admit() first gets the flood bound's answer
         if (line.find("\"action\":\"repeated\"") != std::string::npos) {
             ++repeated;
             CHECK(line.find("\"count\":\"11\"") != std::string::npos);
+            CHECK(line.find("\"zone\":{\"id\":1,\"name\":\"customers\"}") != std::string::npos);
+            CHECK(line.find("\"rule\":\"not_allowed\"") != std::string::npos);
         } else if (line.find("\"action\":\"access_denied\"") != std::string::npos) {
             ++denied;
             CHECK(line.find("/srv/customers/a.csv") != std::string::npos);
@@ -307,7 +311,7 @@ TEST_CASE("pipeline: a sensor asking admit() first gets the flood bound's answer
             ++allowed;
         }
     }
-    CHECK(denied == 3);
+    CHECK(denied == 2);
     CHECK(allowed == 4);
     CHECK(repeated == 1);
     std::filesystem::remove_all(dir);

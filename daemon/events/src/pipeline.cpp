@@ -262,7 +262,10 @@ struct Pipeline::Impl {
                     continue;
                 }
                 Record r = enricher.enrich(ev, *names);
-                if (admission == daemon::Admission::first && key) {
+                // The written ones too (at most `burst` a window): a sensor's `first` may have
+                // been dropped with the queue full, and the `repeated` record needs the
+                // key's fields from one of them.
+                if ((admission == daemon::Admission::first || admission == daemon::Admission::written) && key) {
                     std::lock_guard lock(access_repeats_mu);
                     access_repeats.describe(*key, r);
                 }
