@@ -638,28 +638,48 @@ std::string Enricher::cached_name(std::unordered_map<std::uint32_t, CachedName>&
 std::string Enricher::user_name(std::uint32_t uid) { return cached_name(users_, uid, false); }
 std::string Enricher::group_name(std::uint32_t gid) { return cached_name(groups_, gid, true); }
 
+namespace {
+
+Kind kind_of(const cg_event& raw) {
+    if (raw.kind != CG_EV_OPEN) return Kind::zone_integrity;
+    if (raw.decision == CG_DECISION_DENY) return Kind::access_denied;
+    if (raw.decision == CG_DECISION_AUDIT) return Kind::access_audited;
+    return Kind::access_allowed;
+}
+
+std::string zone_name(std::uint32_t zone_id, std::span<const std::string> zone_names) {
+    if (zone_id >= 1 && zone_id <= zone_names.size()) return zone_names[zone_id - 1];
+    if (zone_id != 0) return fmt::format("zone#{}", zone_id);  // policy reloaded in between
+    return {};
+}
+
+}  // namespace
+
+Record describe_key(const daemon::AccessEvent& event, std::span<const std::string> zone_names) {
+    const cg_event& raw = event.raw;
+    Record r;
+    r.kind = kind_of(raw);
+    r.add(field::event, info(r.kind).name);
+    r.add(field::decision, decision_name(raw.decision));
+    r.add(field::operation, operation_name(raw.kind));
+    r.add(field::zone, zone_name(raw.zone_id, zone_names));
+    if (raw.zone_id) r.add(field::zone_id, raw.zone_id);
+    r.add(field::uid, raw.uid);
+    r.add(field::rule, rule_name(raw.rule));
+    return r;
+}
+
 Record Enricher::enrich(const daemon::AccessEvent& event, std::span<const std::string> zone_names) {
     const cg_event& raw = event.raw;
     Record r;
     const bool open = raw.kind == CG_EV_OPEN;
-    if (!open)
-        r.kind = Kind::zone_integrity;
-    else if (raw.decision == CG_DECISION_DENY)
-        r.kind = Kind::access_denied;
-    else if (raw.decision == CG_DECISION_AUDIT)
-        r.kind = Kind::access_audited;
-    else
-        r.kind = Kind::access_allowed;
+    r.kind = kind_of(raw);
     r.realtime_us = event.realtime_ns / 1000;
 
     const std::string path = !event.path.empty()
                                  ? event.path
                                  : std::string(raw.path, ::strnlen(raw.path, sizeof raw.path));
-    std::string zone;
-    if (raw.zone_id >= 1 && raw.zone_id <= zone_names.size())
-        zone = zone_names[raw.zone_id - 1];
-    else if (raw.zone_id != 0)
-        zone = fmt::format("zone#{}", raw.zone_id);  // policy reloaded in between
+    const std::string zone = zone_name(raw.zone_id, zone_names);
     // The sensor's lookup, made while the open waited for its answer, wins: by now a short
     // SMB session may be over and its smbd gone. It also spares a search of smbd's
     // descriptors and TCP tables (bpf-lsm and fanotify name the client of every smbd open).

@@ -150,6 +150,8 @@ struct Pipeline::Impl {
     // are admitted by the sensor that asks (admit(), before it describes the access) or
     // else by the enricher, under access_repeats_mu either way.
     bool enricher_lingering = false;  // in_mu: gathering a batch (PipelineConfig::linger)
+    // Events that end the gathering: at most what the input queue holds.
+    std::size_t linger_target() const { return std::min(linger_batch, config.input_capacity); }
     int flushing = 0;                 // in_mu: flush() calls waiting, which end the gathering
     mutable std::mutex access_repeats_mu;
     RepeatLimiter access_repeats{config.repeats};
@@ -192,9 +194,19 @@ struct Pipeline::Impl {
     daemon::Admission admit(const daemon::AccessEvent& ev) {
         auto key = repeat_key(ev);
         if (!key) return daemon::Admission::written;
+        std::shared_ptr<const std::vector<std::string>> names;
+        {
+            std::lock_guard lock(zones_mu);
+            names = zones;
+        }
         std::lock_guard lock(access_repeats_mu);
         switch (access_repeats.admit(*key, Clock::now(), ev.realtime_ns / 1000)) {
-        case RepeatLimiter::Admit::first: return daemon::Admission::first;
+        case RepeatLimiter::Admit::first:
+            // Described from the event at once: the event may yet be dropped on a full
+            // queue, and the `repeated` record must still say whose refusals it counts.
+            // The enricher's record of it (or of a later written one) adds the names.
+            access_repeats.describe(*key, describe_key(ev, *names));
+            return daemon::Admission::first;
         case RepeatLimiter::Admit::written: return daemon::Admission::written;
         case RepeatLimiter::Admit::counted: break;
         }
@@ -227,17 +239,18 @@ struct Pipeline::Impl {
                     in_not_empty.wait(lock, ready);
                 if (in_q.empty() && stopping) break;
                 // Gather a batch (PipelineConfig::linger; submit() does not wake us meanwhile)
-                // when events come closer than that: one alone is taken at once, since
-                // gathering costs a wake-up of its own when nothing else comes.
-                if (!stopping && flushing == 0 && in_q.size() < linger_batch && config.linger.count() > 0 &&
+                // when the last one was taken less than that ago: an event after a pause is
+                // taken at once, since gathering costs a wake-up of its own when nothing
+                // else comes.
+                if (!stopping && flushing == 0 && in_q.size() < linger_target() && config.linger.count() > 0 &&
                     Clock::now() - last_batch < config.linger) {
                     enricher_lingering = true;
                     in_not_empty.wait_for(lock, config.linger,
-                                          [&] { return in_q.size() >= linger_batch || stopping || flushing > 0; });
+                                          [&] { return in_q.size() >= linger_target() || stopping || flushing > 0; });
                     enricher_lingering = false;
                 }
                 while (!in_q.empty() && batch.size() < batch_size) batch.push_back(in_q.pop());
-                last_batch = Clock::now();
+                if (!batch.empty()) last_batch = Clock::now();
                 in_not_full.notify_all();
             }
             std::shared_ptr<const std::vector<std::string>> names;
@@ -746,6 +759,9 @@ void Pipeline::set_zone_names(std::vector<std::string> names) {
 
 bool Pipeline::submit(daemon::AccessEvent&& event) {
     Impl& i = *impl_;
+    // Only a denial can be counted away: the access history never is.
+    if (event.admission == daemon::Admission::counted && event.raw.decision != CG_DECISION_DENY)
+        event.admission = daemon::Admission::not_asked;
     if (event.admission == daemon::Admission::counted) {
         // Already counted into its key's `repeated` record (admit()): nothing to enrich or
         // write, and a flood does not fill the queue (nor is it lost as well when full).
@@ -764,7 +780,7 @@ bool Pipeline::submit(daemon::AccessEvent&& event) {
     i.in_q.push(std::move(event));
     i.accepted.fetch_add(1);
     // A lingering enricher is woken only by a full batch (or its timeout, or stop()).
-    const bool wake = !i.enricher_lingering || i.in_q.size() >= linger_batch;
+    const bool wake = !i.enricher_lingering || i.in_q.size() >= i.linger_target();
     lock.unlock();  // as in push_record: the enricher need not wait for in_mu once woken
     if (wake) i.in_not_empty.notify_one();
     return true;

@@ -105,6 +105,10 @@ struct EnrichStats {
     std::uint64_t from_exec = 0;        // identities taken from the exec tracker
 };
 
+// What identifies an access event's key for the flood bound (kind, decision, operation,
+// zone, uid, rule), from the event alone: no /proc reads, no name lookups. Thread-safe.
+Record describe_key(const daemon::AccessEvent& event, std::span<const std::string> zone_names);
+
 // Not thread-safe: the pipeline owns one per worker thread.
 class Enricher {
 public:

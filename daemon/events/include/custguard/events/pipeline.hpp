@@ -54,9 +54,9 @@ struct PipelineConfig {
     // How long submit() may wait for room before it drops (and counts) an event. Sensors
     // must not block for long; a few ms of backpressure under a burst beats a loss.
     std::chrono::milliseconds submit_wait{50};
-    // When events come less than this apart, the enricher gathers them for up to this long
-    // after the first of a batch (unless a batch's worth arrives sooner) before it enriches
-    // them and hands them to the writer. Opens decided one at a time would otherwise wake
+    // When an event comes less than this after the enricher took its last batch, the
+    // enricher gathers for up to this long (unless 16 events, or the whole input queue,
+    // arrive sooner) before it enriches them and hands them to the writer. Opens decided one at a time would otherwise wake
     // it, and the writer behind it, once per open: two switches per open on CPUs the
     // openers share. Records reach journald up to this much later; flush() and stop() end
     // the gathering at once. 0: no gathering.
