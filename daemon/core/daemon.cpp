@@ -161,6 +161,7 @@ Daemon::~Daemon() {
     print_.reset();  // joins its workers before the pipeline they submit to stops
     if (audit_) audit_->stop(true);
     if (enforcer_) enforcer_->stop(false);
+    if (enforcer_ && pipeline_) poll_sensor_losses();  // since the last second's tick
     if (pipeline_) pipeline_->stop();
     if (exec_tracker_) exec_tracker_->stop(false);  // after the pipeline: it enriches from it
     if (notifier_) notifier_->stop();  // after the pipeline: it observes every record
@@ -1164,6 +1165,7 @@ int Daemon::run() {
     spdlog::info("stopping; enforcement stays in place for the next daemon");
     if (audit_) audit_->stop(true);  // clean shutdown: our audit rules go
     enforcer_->stop(false);
+    poll_sensor_losses();  // since the last second's tick
     pipeline_->stop();
     if (exec_tracker_) exec_tracker_->stop(false);
     notifier_->stop();

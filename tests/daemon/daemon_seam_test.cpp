@@ -232,7 +232,8 @@ TEST_CASE("a bulk-read cool-down is a deny row until it ends, across a restart, 
 
 // Regression guard: opens the fanotify enforcer refused in overload had no record at all
 // (only the status counters said so).
-TEST_CASE("an enforcer's dropped events and opens refused in overload become lost records, each counted once",
+TEST_CASE("an enforcer's dropped events and opens refused in overload become lost records, each counted once, "
+          "the last ones at stop",
           "[unit][daemon]") {
     Scratch s;
     auto d = s.start();
@@ -250,6 +251,11 @@ TEST_CASE("an enforcer's dropped events and opens refused in overload become los
     report(3, 5);
     report(3, 5);  // nothing new: no record
     report(4, 12);
+    {
+        std::lock_guard lk(s.seen->mutex);
+        s.seen->counters.overload_refused = 15;
+    }
+    d.reset();  // a stop reports what came since the last tick
     // source -> the counts of its lost records, in order
     std::map<std::string, std::vector<std::uint64_t>> lost;
     std::istringstream in(s.records());
@@ -267,7 +273,7 @@ TEST_CASE("an enforcer's dropped events and opens refused in overload become los
         if (field("lost_source") == "fanotify-overload") CHECK_THAT(line, Catch::Contains("refused unrecorded"));
     }
     CHECK(lost["fanotify"] == std::vector<std::uint64_t>{3, 1});
-    CHECK(lost["fanotify-overload"] == std::vector<std::uint64_t>{5, 7});
+    CHECK(lost["fanotify-overload"] == std::vector<std::uint64_t>{5, 7, 3});
 }
 
 TEST_CASE("an enforcer that cannot be made refuses the start with its reason", "[unit][daemon]") {
