@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "common/one_zone.hpp"
 #include "custguard/events/pipeline.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 
@@ -66,15 +67,8 @@ bool run(const std::string& zone, const std::string& file, bool shortcut, int op
     auto& enforcer = **e;
     if (auto r = enforcer.start(pipeline.handler()); !r)
         return std::fprintf(stderr, "bench_flood: %s\n", r.error().c_str()), false;
-    policy::Compiled c;
-    policy::CompiledZone z;
-    z.id = 1;
-    z.name = "customers";
-    z.on_violation = policy::Violation::deny;
-    c.zones = {z};
-    c.roots = {{zone, 1}};
-    c.subjects = {{1, policy::SubjectKind::uid, allowed_uid}};
-    if (auto r = enforcer.apply(c); !r) return std::fprintf(stderr, "bench_flood: %s\n", r.error().c_str()), false;
+    if (auto r = enforcer.apply(bench::one_zone_policy(zone, allowed_uid)); !r)
+        return std::fprintf(stderr, "bench_flood: %s\n", r.error().c_str()), false;
 
     const double cpu0 = cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();

@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "common/bare_responder.hpp"
+#include "common/one_zone.hpp"
 #include "custguard/events/pipeline.hpp"
 #include "daemon/fanotify/fanotify_enforcer.hpp"
 
@@ -475,16 +476,9 @@ int main(int argc, char** argv) {
     enforcer = &enf;
     if (auto r = enf.start(std::move(handler)); !r)
         return std::fprintf(stderr, "bench_rescan: %s\n", r.error().c_str()), 1;
-    policy::Compiled c;
-    policy::CompiledZone z;
-    z.id = 1;
-    z.name = "customers";
-    z.on_violation = policy::Violation::deny;
-    c.zones = {z};
-    c.roots = {{zone, 1}};
-    c.subjects = {{1, policy::SubjectKind::uid, reader_uid}};
     const auto a0 = Clock::now();
-    if (auto r = enf.apply(c); !r) return std::fprintf(stderr, "bench_rescan: %s\n", r.error().c_str()), 1;
+    if (auto r = enf.apply(bench::one_zone_policy(zone, reader_uid)); !r)
+        return std::fprintf(stderr, "bench_rescan: %s\n", r.error().c_str()), 1;
     const double apply_s = std::chrono::duration<double>(Clock::now() - a0).count();
 
 
