@@ -9,6 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
 #include <sstream>
 #include <thread>
 
@@ -52,14 +55,44 @@ custguard::daemon::AccessEvent access_event(std::uint32_t decision, std::uint32_
     return ev;
 }
 
-// A pipeline without journald, exporting to <dir>/events.jsonl.
-PipelineConfig export_only(const std::filesystem::path& dir) {
-    PipelineConfig c;
-    c.journal = false;
-    c.state_dir = dir;
-    c.jsonl_path = dir / "events.jsonl";
-    return c;
-}
+// A pipeline without journald that exports to events.jsonl in a scratch directory, removed
+// at the end; `tune` adjusts its config.
+struct ScratchPipeline {
+    std::filesystem::path dir;
+    std::unique_ptr<Pipeline> p;
+
+    explicit ScratchPipeline(const std::function<void(PipelineConfig&)>& tune) {
+        char tmpl[] = "/tmp/cgev-pipeline-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl));
+        dir = tmpl;
+        PipelineConfig c;
+        c.journal = false;
+        c.state_dir = dir;
+        c.jsonl_path = dir / "events.jsonl";
+        tune(c);
+        auto made = Pipeline::create(std::move(c));
+        REQUIRE(made);
+        p = std::move(*made);
+        p->set_zone_names({"customers"});
+    }
+    ~ScratchPipeline() {
+        p.reset();
+        std::filesystem::remove_all(dir);
+    }
+    Pipeline* operator->() const { return p.get(); }
+    // The exported lines by event.action (access_denied, access_allowed, repeated, ...).
+    std::map<std::string, std::vector<std::string>> lines() const {
+        std::map<std::string, std::vector<std::string>> out;
+        std::ifstream in(dir / "events.jsonl");
+        for (std::string line; std::getline(in, line);) {
+            const auto at = line.find("\"action\":\"");
+            if (at == std::string::npos) continue;
+            const auto from = at + 10;
+            out[line.substr(from, line.find('"', from) - from)].push_back(line);
+        }
+        return out;
+    }
+};
 
 }  // namespace
 
@@ -200,39 +233,22 @@ TEST_CASE("MESSAGE and console lines escape what a file name holds while the pat
 }
 
 TEST_CASE("pipeline: a flood of denials is counted while allowed reads are all written", "[unit]") {
-    char tmpl[] = "/tmp/cgev-repeat-XXXXXX";
-    const std::filesystem::path dir = ::mkdtemp(tmpl);
-    PipelineConfig c = export_only(dir);
-    c.repeats = {.burst = 5, .window = 60s, .max_keys = 64};
-    auto p = Pipeline::create(std::move(c));
-    REQUIRE(p);
-    (*p)->set_zone_names({"customers"});
+    ScratchPipeline p([](PipelineConfig& c) { c.repeats = {.burst = 5, .window = 60s, .max_keys = 64}; });
     for (int i = 0; i < 2000; ++i) {
-        REQUIRE((*p)->submit(access_event(CG_DECISION_DENY, 60001)));
-        if (i % 100 == 50) REQUIRE((*p)->submit(access_event(CG_DECISION_ALLOW, 60002)));
+        REQUIRE(p->submit(access_event(CG_DECISION_DENY, 60001)));
+        if (i % 100 == 50) REQUIRE(p->submit(access_event(CG_DECISION_ALLOW, 60002)));
     }
-    REQUIRE((*p)->flush(10s));
-    CHECK((*p)->counters().repeats_counted == 1995);
-    CHECK((*p)->counters().repeats_pending == 1995);
-    (*p)->stop();
-    CHECK((*p)->counters().repeats_pending == 0);
-    CHECK((*p)->counters().repeat_records == 1);
-    std::ifstream in(dir / "events.jsonl");
-    std::size_t denied = 0, allowed = 0, repeated = 0;
-    for (std::string line; std::getline(in, line);) {
-        if (line.find("\"action\":\"repeated\"") != std::string::npos) {
-            ++repeated;
-            CHECK(line.find("1995") != std::string::npos);
-        } else if (line.find("\"action\":\"access_denied\"") != std::string::npos) {
-            ++denied;
-        } else if (line.find("\"action\":\"access_allowed\"") != std::string::npos) {
-            ++allowed;
-        }
-    }
-    CHECK(denied == 5);
-    CHECK(allowed == 20);
-    CHECK(repeated == 1);
-    std::filesystem::remove_all(dir);
+    REQUIRE(p->flush(10s));
+    CHECK(p->counters().repeats_counted == 1995);
+    CHECK(p->counters().repeats_pending == 1995);
+    p->stop();
+    CHECK(p->counters().repeats_pending == 0);
+    CHECK(p->counters().repeat_records == 1);
+    auto lines = p.lines();
+    CHECK(lines["access_denied"].size() == 5);
+    CHECK(lines["access_allowed"].size() == 20);
+    REQUIRE(lines["repeated"].size() == 1);
+    CHECK_THAT(lines["repeated"][0], Catch::Contains("1995"));
 }
 
 // Regression guard for the sensors' shortcut (Pipeline::admit, FanotifyOptions::admit_denial):
@@ -241,13 +257,7 @@ TEST_CASE("pipeline: a flood of denials is counted while allowed reads are all w
 // no /proc reads in the pipeline either.
 TEST_CASE("pipeline: a sensor asking admit() first gets the flood bound's answer, and counted events are not enriched",
           "[unit]") {
-    char tmpl[] = "/tmp/cgev-admit-XXXXXX";
-    const std::filesystem::path dir = ::mkdtemp(tmpl);
-    PipelineConfig c = export_only(dir);
-    c.repeats = {.burst = 3, .window = 60s, .max_keys = 64};
-    auto p = Pipeline::create(std::move(c));
-    REQUIRE(p);
-    (*p)->set_zone_names({"customers"});
+    ScratchPipeline p([](PipelineConfig& c) { c.repeats = {.burst = 3, .window = 60s, .max_keys = 64}; });
     // A process already gone: enriching its event counts processes_exited, once per event.
     const pid_t gone = ::fork();
     if (gone == 0) ::_exit(0);
@@ -261,12 +271,12 @@ TEST_CASE("pipeline: a sensor asking admit() first gets the flood bound's answer
     std::vector<Admission> answers;
     for (int i = 0; i < 10; ++i) {
         auto ev = event(CG_DECISION_DENY);
-        ev.admission = (*p)->admit(ev);
+        ev.admission = p->admit(ev);
         answers.push_back(ev.admission);
         if (ev.admission != Admission::counted) ev.path = "/srv/customers/a.csv";  // described
         // The described ones are lost on their way (a full queue): the `repeated` record
         // still says whose refusals it counts (admit() describes the key).
-        if (ev.admission == Admission::counted) REQUIRE((*p)->submit(std::move(ev)));
+        if (ev.admission == Admission::counted) REQUIRE(p->submit(std::move(ev)));
     }
     const std::vector<Admission> expected = {Admission::first,   Admission::written, Admission::written,
                                              Admission::counted, Admission::counted, Admission::counted,
@@ -276,73 +286,47 @@ TEST_CASE("pipeline: a sensor asking admit() first gets the flood bound's answer
     // Not asked (another sensor): the enricher admits it against the same window.
     auto unasked = event(CG_DECISION_DENY);
     unasked.path = "/srv/customers/a.csv";
-    REQUIRE((*p)->submit(std::move(unasked)));
+    REQUIRE(p->submit(std::move(unasked)));
     // The access history is never counted away, not even when a sensor says so.
     for (int i = 0; i < 4; ++i) {
         auto ev = event(CG_DECISION_ALLOW);
-        CHECK((*p)->admit(ev) == Admission::written);
+        CHECK(p->admit(ev) == Admission::written);
         ev.admission = i == 3 ? Admission::counted : Admission::written;
         ev.path = "/srv/customers/a.csv";
-        REQUIRE((*p)->submit(std::move(ev)));
+        REQUIRE(p->submit(std::move(ev)));
     }
-    REQUIRE((*p)->flush(10s));
-    const auto counters = (*p)->counters();
+    REQUIRE(p->flush(10s));
+    const auto counters = p->counters();
     CHECK(counters.repeats_counted == 8);
     CHECK(counters.repeats_pending == 8);
     CHECK(counters.processes_exited == 4);  // the allowed reads only: every denial submitted was counted
-    (*p)->stop();
-    CHECK((*p)->counters().repeat_records == 1);
-    std::ifstream in(dir / "events.jsonl");
-    std::size_t denied = 0, allowed = 0, repeated = 0;
-    for (std::string line; std::getline(in, line);) {
-        INFO(line);
-        if (line.find("\"action\":\"repeated\"") != std::string::npos) {
-            ++repeated;
-            CHECK(line.find("\"count\":\"11\"") != std::string::npos);
-            CHECK(line.find("\"zone\":{\"id\":1,\"name\":\"customers\"}") != std::string::npos);
-            CHECK(line.find("\"rule\":\"not_allowed\"") != std::string::npos);
-        } else if (line.find("\"action\":\"access_denied\"") != std::string::npos) {
-            ++denied;
-            CHECK(line.find("/srv/customers/a.csv") != std::string::npos);
-        } else if (line.find("\"action\":\"access_allowed\"") != std::string::npos) {
-            ++allowed;
-        }
-    }
-    CHECK(denied == 0);
-    CHECK(allowed == 4);
-    CHECK(repeated == 1);
-    std::filesystem::remove_all(dir);
+    p->stop();
+    CHECK(p->counters().repeat_records == 1);
+    auto lines = p.lines();
+    CHECK(lines["access_denied"].empty());
+    CHECK(lines["access_allowed"].size() == 4);
+    REQUIRE(lines["repeated"].size() == 1);
+    const std::string& summary = lines["repeated"][0];
+    INFO(summary);
+    CHECK_THAT(summary, Catch::Contains("\"count\":\"11\""));
+    CHECK_THAT(summary, Catch::Contains("\"zone\":{\"id\":1,\"name\":\"customers\"}"));
+    CHECK_THAT(summary, Catch::Contains("\"rule\":\"not_allowed\""));
 }
 
 // The writer's limiter (records with a repeat_key: refused D-Bus calls) has the configured
 // bound too, not only the one access events share with the sensors.
 TEST_CASE("pipeline: the configured flood bound applies to records with a repeat key", "[unit]") {
-    char tmpl[] = "/tmp/cgev-bound-XXXXXX";
-    const std::filesystem::path dir = ::mkdtemp(tmpl);
-    PipelineConfig c = export_only(dir);
-    c.repeats = {.burst = 2, .window = 60s, .max_keys = 64};
-    auto p = Pipeline::create(std::move(c));
-    REQUIRE(p);
+    ScratchPipeline p([](PipelineConfig& c) { c.repeats = {.burst = 2, .window = 60s, .max_keys = 64}; });
     for (int i = 0; i < 6; ++i) {
         Record r = denial("60002", "customers");
         r.repeat_key = "bus:60002";
-        REQUIRE((*p)->submit(std::move(r)));
+        REQUIRE(p->submit(std::move(r)));
     }
-    (*p)->stop();
-    std::ifstream in(dir / "events.jsonl");
-    std::size_t written = 0, repeated = 0;
-    for (std::string line; std::getline(in, line);) {
-        INFO(line);
-        if (line.find("\"action\":\"repeated\"") != std::string::npos) {
-            ++repeated;
-            CHECK(line.find("\"count\":\"6\"") != std::string::npos);
-        } else if (line.find("\"action\":\"access_denied\"") != std::string::npos) {
-            ++written;
-        }
-    }
-    CHECK(written == 2);
-    CHECK(repeated == 1);
-    std::filesystem::remove_all(dir);
+    p->stop();
+    auto lines = p.lines();
+    CHECK(lines["access_denied"].size() == 2);
+    REQUIRE(lines["repeated"].size() == 1);
+    CHECK_THAT(lines["repeated"][0], Catch::Contains("\"count\":\"6\""));
 }
 
 // PipelineConfig::linger: events that come close together do not wake the enricher (and
@@ -350,39 +334,29 @@ TEST_CASE("pipeline: the configured flood bound applies to records with a repeat
 // stop() end the gathering. A linger of 10 s makes each of these unmistakable.
 TEST_CASE("pipeline: the enricher gathers events before it writes them, until a batch's worth, flush() or stop()",
           "[unit]") {
-    char tmpl[] = "/tmp/cgev-linger-XXXXXX";
-    const std::filesystem::path dir = ::mkdtemp(tmpl);
-    PipelineConfig c = export_only(dir);
-    c.linger = 10s;
-    auto p = Pipeline::create(std::move(c));
-    REQUIRE(p);
-    (*p)->set_zone_names({"customers"});
+    ScratchPipeline p([](PipelineConfig& c) { c.linger = 10s; });
     auto allowed = [] { return access_event(CG_DECISION_ALLOW, 60001); };
     auto written_after = [&](std::chrono::milliseconds wait) {
         std::this_thread::sleep_for(wait);
-        return (*p)->counters().seq;
+        return p->counters().seq;
     };
     // The first event in 10 s: taken at once.
-    REQUIRE((*p)->submit(allowed()));
+    REQUIRE(p->submit(allowed()));
     CHECK(written_after(300ms) == 1);
     // The next, less than 10 s after the last batch: gathered, not yet written.
-    REQUIRE((*p)->submit(allowed()));
+    REQUIRE(p->submit(allowed()));
     CHECK(written_after(300ms) == 1);
     // A batch's worth (16) is written without waiting out the 10 s.
-    for (int i = 1; i < 16; ++i) REQUIRE((*p)->submit(allowed()));
+    for (int i = 1; i < 16; ++i) REQUIRE(p->submit(allowed()));
     CHECK(written_after(1s) == 17);
-    REQUIRE((*p)->submit(allowed()));
+    REQUIRE(p->submit(allowed()));
     CHECK(written_after(300ms) == 17);
-    CHECK((*p)->flush(5s));  // flush() ends the gathering
-    CHECK((*p)->counters().seq == 18);
-    REQUIRE((*p)->submit(allowed()));
+    CHECK(p->flush(5s));  // flush() ends the gathering
+    CHECK(p->counters().seq == 18);
+    REQUIRE(p->submit(allowed()));
     const auto t0 = std::chrono::steady_clock::now();
-    (*p)->stop();  // so does stop()
+    p->stop();  // so does stop()
     CHECK(std::chrono::steady_clock::now() - t0 < 5s);
-    CHECK((*p)->counters().seq == 19);
-    std::ifstream in(dir / "events.jsonl");
-    std::size_t lines = 0;
-    for (std::string line; std::getline(in, line);) lines += line.find("\"action\":\"access_allowed\"") != std::string::npos;
-    CHECK(lines == 19);
-    std::filesystem::remove_all(dir);
+    CHECK(p->counters().seq == 19);
+    CHECK(p.lines()["access_allowed"].size() == 19);
 }
