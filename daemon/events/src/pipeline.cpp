@@ -149,13 +149,15 @@ struct Pipeline::Impl {
     // cost /proc reads), records with a repeat_key on the writer thread. Denied accesses
     // are admitted by the sensor that asks (admit(), before it describes the access) or
     // else by the enricher, under access_repeats_mu either way.
-    bool enricher_lingering = false;  // in_mu: gathering a batch (PipelineConfig::linger)
-    // Events that end the gathering: at most what the input queue holds.
-    std::size_t linger_target() const { return std::min(linger_batch, config.input_capacity); }
-    int flushing = 0;                 // in_mu: flush() calls waiting, which end the gathering
     mutable std::mutex access_repeats_mu;
     RepeatLimiter access_repeats{config.repeats};
     RepeatLimiter record_repeats{config.repeats};
+
+    // Gathering (PipelineConfig::linger).
+    bool enricher_lingering = false;  // in_mu: gathering a batch
+    int flushing = 0;                 // in_mu: flush() calls waiting, which end the gathering
+    // Events that end the gathering: at most what the input queue holds.
+    std::size_t linger_target() const { return std::min(linger_batch, config.input_capacity); }
 
     std::thread enricher_thread, writer_thread;
     bool stopped = false;
@@ -191,26 +193,33 @@ struct Pipeline::Impl {
         return fmt::format("{}:{}:{}:{}", ev.raw.uid, ev.raw.zone_id, ev.raw.rule, ev.raw.kind);
     }
 
-    daemon::Admission admit(const daemon::AccessEvent& ev) {
-        auto key = repeat_key(ev);
-        if (!key) return daemon::Admission::written;
-        std::shared_ptr<const std::vector<std::string>> names;
-        {
-            std::lock_guard lock(zones_mu);
-            names = zones;
-        }
-        std::lock_guard lock(access_repeats_mu);
-        switch (access_repeats.admit(*key, Clock::now(), ev.realtime_ns / 1000)) {
-        case RepeatLimiter::Admit::first:
-            // Described from the event at once: the event may yet be dropped on a full
-            // queue, and the `repeated` record must still say whose refusals it counts.
-            // The enricher's record of it (or of a later written one) adds the names.
-            access_repeats.describe(*key, describe_key(ev, *names));
-            return daemon::Admission::first;
+    // The flood bound's answer for a denial's key; access_repeats_mu held.
+    daemon::Admission admit_locked(const std::string& key, Clock::time_point now, std::int64_t realtime_us) {
+        switch (access_repeats.admit(key, now, realtime_us)) {
+        case RepeatLimiter::Admit::first: return daemon::Admission::first;
         case RepeatLimiter::Admit::written: return daemon::Admission::written;
         case RepeatLimiter::Admit::counted: break;
         }
         return daemon::Admission::counted;
+    }
+
+    daemon::Admission admit(const daemon::AccessEvent& ev) {
+        auto key = repeat_key(ev);
+        if (!key) return daemon::Admission::written;
+        std::lock_guard lock(access_repeats_mu);
+        const auto admission = admit_locked(*key, Clock::now(), ev.realtime_ns / 1000);
+        if (admission == daemon::Admission::first) {
+            // Described from the event at once: the event may yet be dropped on a full
+            // queue, and the `repeated` record must still say whose refusals it counts.
+            // The enricher's record of it (or of a later written one) adds the names.
+            std::shared_ptr<const std::vector<std::string>> names;
+            {
+                std::lock_guard zones_lock(zones_mu);  // a leaf: nothing is locked under it
+                names = zones;
+            }
+            access_repeats.describe(*key, describe_key(ev, *names));
+        }
+        return admission;
     }
 
     void enricher_loop() {
@@ -264,11 +273,7 @@ struct Pipeline::Impl {
                 auto admission = ev.admission;
                 if (admission == daemon::Admission::not_asked) {
                     std::lock_guard lock(access_repeats_mu);
-                    switch (key ? access_repeats.admit(*key, now, ev.realtime_ns / 1000) : RepeatLimiter::Admit::written) {
-                    case RepeatLimiter::Admit::first: admission = daemon::Admission::first; break;
-                    case RepeatLimiter::Admit::written: admission = daemon::Admission::written; break;
-                    case RepeatLimiter::Admit::counted: admission = daemon::Admission::counted; break;
-                    }
+                    admission = key ? admit_locked(*key, now, ev.realtime_ns / 1000) : daemon::Admission::written;
                 }
                 if (admission == daemon::Admission::counted) {
                     completed.fetch_add(1);  // accounted for in the key's `repeated` record
@@ -276,8 +281,8 @@ struct Pipeline::Impl {
                 }
                 Record r = enricher.enrich(ev, *names);
                 // The written ones too (at most `burst` a window): a sensor's `first` may have
-                // been dropped with the queue full, and the `repeated` record needs the
-                // key's fields from one of them.
+                // been dropped with the queue full, and admit() described the key without
+                // the user's name, which one of them brings.
                 if ((admission == daemon::Admission::first || admission == daemon::Admission::written) && key) {
                     std::lock_guard lock(access_repeats_mu);
                     access_repeats.describe(*key, r);
